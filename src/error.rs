@@ -1,0 +1,186 @@
+//! The one error type of geocrm.
+//!
+//! Every variant carries the context a user needs to act: the file and byte offset of
+//! corruption, the CSV line and column of a bad row, the field of a bad record. PII never
+//! appears in an error: record ids and field names do, field values do not.
+
+use std::path::PathBuf;
+
+/// Shorthand for `Result<T, geocrm::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in geocrm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A latitude/longitude pair outside WGS84 ranges or not finite.
+    #[error("invalid coordinate (lat {lat}, lon {lon}): {reason}")]
+    InvalidCoordinate {
+        /// The latitude given.
+        lat: f64,
+        /// The longitude given.
+        lon: f64,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A polygon or multipolygon that cannot be used for queries.
+    #[error("invalid polygon: {reason}")]
+    InvalidPolygon {
+        /// What is wrong and where (polygon, ring and vertex numbers).
+        reason: String,
+    },
+    /// GeoJSON input that is not a Polygon, MultiPolygon, Feature or FeatureCollection of them.
+    #[error("invalid GeoJSON: {reason}")]
+    InvalidGeoJson {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A bad row in a CSV import.
+    #[error("line {line}, column {column}: {reason}")]
+    Csv {
+        /// 1-based line number in the file (the header is line 1).
+        line: u64,
+        /// Column name (or number when the header itself is bad).
+        column: String,
+        /// Why the row was rejected.
+        reason: String,
+    },
+    /// An operating-system I/O error, with the path and the operation that failed.
+    #[error("I/O error during {op} on {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operation (open, write, fsync, rename, …).
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file whose bytes fail validation: bad magic, checksum, length or structure.
+    #[error("corrupt file {} at byte offset {offset}: {reason}", file.display())]
+    Corrupt {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte offset of the first damaged structure.
+        offset: u64,
+        /// What failed.
+        reason: String,
+    },
+    /// A file written by a format version this build does not read.
+    #[error("{} has format version {found}; this build reads version {supported}", file.display())]
+    UnsupportedVersion {
+        /// The file.
+        file: PathBuf,
+        /// Version found in the file.
+        found: u16,
+        /// Version this build understands.
+        supported: u16,
+    },
+    /// Another process (or another `Database` in this process) holds the write lock.
+    #[error("database {} is locked by another writer; close it first", path.display())]
+    Locked {
+        /// The database directory.
+        path: PathBuf,
+    },
+    /// A previous write or fsync failed; the database refuses writes until it is reopened.
+    #[error(
+        "database refuses writes after an earlier failure ({reason}); reopen it to recover from the log"
+    )]
+    Poisoned {
+        /// The failure that poisoned the database.
+        reason: String,
+    },
+    /// No collection of that name.
+    #[error("no collection named {name:?}")]
+    UnknownCollection {
+        /// The name asked for.
+        name: String,
+    },
+    /// `create_collection` with a name that exists.
+    #[error("collection {name:?} already exists")]
+    CollectionExists {
+        /// The name.
+        name: String,
+    },
+    /// A record or schema that does not fit its collection.
+    #[error("record {id:?}, field {field:?}: {reason}")]
+    InvalidRecord {
+        /// Record id (empty when the id itself is the problem).
+        id: String,
+        /// The field at fault.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// A schema that cannot be created.
+    #[error("invalid schema: {reason}")]
+    InvalidSchema {
+        /// Why.
+        reason: String,
+    },
+    /// A `--where` filter that does not parse or names unknown fields.
+    #[error("invalid filter {expr:?} at character {position}: {reason}")]
+    InvalidFilter {
+        /// The filter text.
+        expr: String,
+        /// 0-based character position of the problem.
+        position: usize,
+        /// Why.
+        reason: String,
+    },
+    /// An argument out of its range (k = 0, H3 resolution 16, negative radius…).
+    #[error("invalid argument {name}: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// PII was requested but no key was supplied.
+    #[error("reading PII needs a key: open the database with a key provider (GEOCRM_KEY or --key-file)")]
+    MissingKey,
+    /// The supplied key is not the database's master key.
+    #[error("the supplied key is not this database's master key")]
+    WrongKey,
+    /// A key file or key string that cannot be used.
+    #[error("invalid key: {reason}")]
+    InvalidKey {
+        /// Why.
+        reason: String,
+    },
+    /// A sealed PII value failed authentication (moved, tampered with, or wrong key).
+    #[error("cannot decrypt field {field:?} of record {id:?} in {collection:?}: authentication failed")]
+    Decrypt {
+        /// Collection.
+        collection: String,
+        /// Record id.
+        id: String,
+        /// Field name.
+        field: String,
+    },
+    /// The record has been erased; its PII is unrecoverable.
+    #[error("record {id:?} in {collection:?} was erased")]
+    Erased {
+        /// Collection.
+        collection: String,
+        /// Record id.
+        id: String,
+    },
+}
+
+impl Error {
+    /// Builds an [`Error::Io`] from an `io::Error`, the path and the operation.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), op, source }
+    }
+
+    /// Builds an [`Error::Corrupt`].
+    pub fn corrupt(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+        Error::Corrupt { file: file.into(), offset, reason: reason.into() }
+    }
+
+    /// Builds an [`Error::InvalidArgument`].
+    pub fn invalid_argument(name: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument { name, reason: reason.into() }
+    }
+}

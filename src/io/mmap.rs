@@ -1,0 +1,42 @@
+//! The one home of `unsafe` in geocrm: read-only memory maps of immutable files.
+//!
+//! Only files that are published atomically and never modified afterwards (checkpoint
+//! index files) are mapped. Every consumer treats the mapped bytes as untrusted input and
+//! validates magic, version, lengths, offsets and checksums through checked slice access
+//! before using them; nothing here reinterprets bytes as typed values.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// A read-only mapping of a whole file. Empty files are represented without a mapping
+/// (mapping zero bytes is an error on some platforms).
+#[derive(Debug)]
+pub(crate) struct ReadOnlyMap {
+    map: Option<memmap2::Mmap>,
+}
+
+impl ReadOnlyMap {
+    pub(crate) fn new(file: &File, path: &Path) -> Result<Self> {
+        let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+        if len == 0 {
+            return Ok(ReadOnlyMap { map: None });
+        }
+        // SAFETY: memmap2 requires that the file is not modified or truncated while mapped,
+        // or reads through the map may observe changes or fault (SIGBUS). geocrm maps only
+        // index files that it published atomically (temp file + fsync + rename) and never
+        // writes, truncates or reuses afterwards; they are deleted only once no reader holds
+        // a map (deletion of a mapped file keeps the inode alive on Unix). The map is
+        // read-only and its contents are validated as untrusted bytes before use.
+        let map = unsafe { memmap2::MmapOptions::new().map(file) }.map_err(|e| Error::io("mmap", path, e))?;
+        Ok(ReadOnlyMap { map: Some(map) })
+    }
+}
+
+impl AsRef<[u8]> for ReadOnlyMap {
+    fn as_ref(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+}

@@ -1,0 +1,164 @@
+//! [`RealFs`]: the operating system's file system.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{DirLock, FileSystem, MappedBytes, ReadableFile, WritableFile};
+use crate::error::{Error, Result};
+
+/// The real file system. Durability calls are real `fsync`/`fdatasync`; [`FileSystem::map`]
+/// is a read-only memory map (see [`super::mmap`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealFs;
+
+#[derive(Debug)]
+struct RealWritable {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl WritableFile for RealWritable {
+    fn write_all(&mut self, buf: &[u8]) -> Result<()> {
+        // Count what did land even on failure so `len` stays truthful.
+        let mut rest = buf;
+        while !rest.is_empty() {
+            match self.file.write(rest) {
+                Ok(0) => {
+                    return Err(Error::io(
+                        "write",
+                        &self.path,
+                        std::io::Error::new(std::io::ErrorKind::WriteZero, "wrote zero bytes"),
+                    ))
+                }
+                Ok(n) => {
+                    self.len += n as u64;
+                    rest = rest.get(n..).unwrap_or_default();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("write", &self.path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.file.sync_data().map_err(|e| Error::io("fsync", &self.path, e))
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+#[derive(Debug)]
+struct RealReadable {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl ReadableFile for RealReadable {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.file.read_exact_at(buf, offset).map_err(|e| Error::io("read", &self.path, e))
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+#[derive(Debug)]
+struct RealLock {
+    _file: File,
+}
+
+impl DirLock for RealLock {}
+
+impl FileSystem for RealFs {
+    fn create_dir_all(&self, path: &Path) -> Result<()> {
+        fs::create_dir_all(path).map_err(|e| Error::io("create directory", path, e))
+    }
+
+    fn list_dir(&self, path: &Path) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(path).map_err(|e| Error::io("list directory", path, e))? {
+            let entry = entry.map_err(|e| Error::io("list directory", path, e))?;
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn create_new(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::io("create", path, e))?;
+        Ok(Box::new(RealWritable { file, path: path.to_owned(), len: 0 }))
+    }
+
+    fn open_append(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+        let file = OpenOptions::new().append(true).open(path).map_err(|e| Error::io("open", path, e))?;
+        let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+        Ok(Box::new(RealWritable { file, path: path.to_owned(), len }))
+    }
+
+    fn open_read(&self, path: &Path) -> Result<Box<dyn ReadableFile>> {
+        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+        Ok(Box::new(RealReadable { file, path: path.to_owned(), len }))
+    }
+
+    fn read(&self, path: &Path) -> Result<Vec<u8>> {
+        fs::read(path).map_err(|e| Error::io("read", path, e))
+    }
+
+    fn map(&self, path: &Path) -> Result<MappedBytes> {
+        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+        Ok(Arc::new(super::mmap::ReadOnlyMap::new(&file, path)?))
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> Result<()> {
+        let file = OpenOptions::new().write(true).open(path).map_err(|e| Error::io("open", path, e))?;
+        file.set_len(len).map_err(|e| Error::io("truncate", path, e))?;
+        file.sync_all().map_err(|e| Error::io("fsync", path, e))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        fs::rename(from, to).map_err(|e| Error::io("rename", from, e))
+    }
+
+    fn remove_file(&self, path: &Path) -> Result<()> {
+        fs::remove_file(path).map_err(|e| Error::io("remove", path, e))
+    }
+
+    fn sync_dir(&self, path: &Path) -> Result<()> {
+        File::open(path).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", path, e))
+    }
+
+    fn lock_dir(&self, dir: &Path) -> Result<Box<dyn DirLock>> {
+        let path = dir.join("LOCK");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open lock file", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(RealLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_owned() }),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+        }
+    }
+}

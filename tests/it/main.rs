@@ -1,0 +1,2 @@
+//! Integration tests, compiled into one binary.
+#![allow(clippy::unwrap_used, missing_docs)]
