@@ -7,6 +7,7 @@
 //! [`FileSystem::map`], which is an mmap on `RealFs` and a shared buffer in memory.
 
 mod atomic;
+mod mem;
 mod mmap;
 mod real;
 
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use atomic::write_atomic;
+pub use mem::{CrashMode, FaultPlan, MemFs, OpKind};
 pub use real::RealFs;
 
 use crate::error::Result;
