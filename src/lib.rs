@@ -8,6 +8,7 @@ pub mod codec;
 pub mod error;
 pub mod geo;
 pub mod io;
+pub mod log;
 
 pub use error::{Error, Result};
 pub use geo::LatLon;

@@ -1,0 +1,225 @@
+//! Reading the log back: segment order, frame validation and the torn-tail rule.
+
+use std::path::Path;
+
+use super::segment::{
+    parse_segment_name, segment_name, FramePrefix, SegmentHeader, FRAME_PREFIX_LEN, MIN_FRAME_LEN,
+    SEGMENT_HEADER_LEN,
+};
+use super::{FramePos, RecoveryReport, ReplayedFrame, ReplayedTxn, TruncatedTail, FIRST_LSN};
+use crate::codec::{read4, read8, read_frame, FrameRead, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
+use crate::error::{Error, Result};
+use crate::io::FileSystem;
+
+/// What a scan of the whole log found.
+#[derive(Debug)]
+pub(crate) struct LogScan {
+    /// Counts, next LSN and the tail to cut (not yet cut).
+    pub(crate) report: RecoveryReport,
+    /// Segment numbers, oldest first.
+    pub(crate) segments: Vec<u64>,
+}
+
+/// Replays every segment of `log_dir` in order, calling `on_txn` for each complete
+/// transaction, and decides what to do with the newest segment's tail (see the module
+/// documentation of [`crate::log`]). Nothing is modified.
+pub(crate) fn scan(
+    fs: &dyn FileSystem,
+    log_dir: &Path,
+    db_id: &[u8; 16],
+    on_txn: &mut dyn FnMut(ReplayedTxn) -> Result<()>,
+) -> Result<LogScan> {
+    let mut segments: Vec<u64> = fs.list_dir(log_dir)?.iter().filter_map(|n| parse_segment_name(n)).collect();
+    segments.sort_unstable();
+    let mut report = RecoveryReport {
+        segments: segments.len() as u64,
+        transactions: 0,
+        frames: 0,
+        next_lsn: FIRST_LSN,
+        truncated: None,
+    };
+    let mut previous: Option<u64> = None;
+    for (i, &number) in segments.iter().enumerate() {
+        let path = log_dir.join(segment_name(number));
+        if let Some(prev) = previous.filter(|&p| p.checked_add(1) != Some(number)) {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                format!("segments after {prev} and before {number} are missing"),
+            ));
+        }
+        previous = Some(number);
+        let buf = fs.read(&path)?;
+        let header = SegmentHeader::parse(&buf, &path, number, db_id)?;
+        if i > 0 && header.first_lsn != report.next_lsn {
+            let reason = format!(
+                "segment starts at LSN {} but the previous segment ends at LSN {}",
+                header.first_lsn, report.next_lsn
+            );
+            return Err(Error::corrupt(&path, 0, reason));
+        }
+        let seg = scan_segment(&buf, &header, on_txn)?;
+        report.transactions += seg.txns;
+        report.frames += seg.frames;
+        report.next_lsn = seg.next_lsn;
+        let Some(torn) = seg.torn else { continue };
+        if i + 1 < segments.len() {
+            return Err(Error::corrupt(
+                &path,
+                torn.bad as u64,
+                format!("{} in a sealed segment", torn.reason),
+            ));
+        }
+        if let Some((at, durable)) = acknowledged_after(&buf, torn.bad, torn.lsn) {
+            let reason = format!(
+                "{}, yet the valid frame at offset {at} records that bytes up to {durable} were durable",
+                torn.reason
+            );
+            return Err(Error::corrupt(&path, torn.bad as u64, reason));
+        }
+        report.truncated = Some(TruncatedTail {
+            file: path,
+            offset: torn.keep as u64,
+            bytes_dropped: (buf.len() - torn.keep) as u64,
+        });
+    }
+    Ok(LogScan { report, segments })
+}
+
+/// The result of replaying one segment.
+struct SegmentScan {
+    txns: u64,
+    frames: u64,
+    /// The LSN after the last complete transaction.
+    next_lsn: u64,
+    torn: Option<Torn>,
+}
+
+/// Where a segment stops being a sequence of complete transactions.
+struct Torn {
+    /// Offset of the first invalid frame, or of the incomplete transaction at the end.
+    bad: usize,
+    /// Offset to truncate to: the start of the transaction `bad` falls in.
+    keep: usize,
+    /// The LSN the frame at `bad` should have started with.
+    lsn: u64,
+    reason: String,
+}
+
+fn scan_segment(
+    buf: &[u8],
+    header: &SegmentHeader,
+    on_txn: &mut dyn FnMut(ReplayedTxn) -> Result<()>,
+) -> Result<SegmentScan> {
+    let mut out = SegmentScan { txns: 0, frames: 0, next_lsn: header.first_lsn, torn: None };
+    let mut at = SEGMENT_HEADER_LEN;
+    let mut lsn = header.first_lsn;
+    let mut txn_start = at;
+    let mut pending = Vec::new();
+    while at < buf.len() {
+        let frame = match check_frame(buf, at, lsn) {
+            Ok(frame) => frame,
+            Err(reason) => {
+                out.torn = Some(Torn { bad: at, keep: txn_start, lsn, reason });
+                return Ok(out);
+            }
+        };
+        if !frame.prefix.more && frame.next_lsn == out.next_lsn {
+            let reason = "transaction without operations".to_owned();
+            out.torn = Some(Torn { bad: at, keep: txn_start, lsn, reason });
+            return Ok(out);
+        }
+        let pos = FramePos { segment: header.number, offset: at as u64, len: frame.len as u32 };
+        let (first_lsn, op_count) = (frame.prefix.first_lsn, frame.prefix.op_count);
+        pending.push(ReplayedFrame { pos, first_lsn, op_count, body: frame.body.to_vec() });
+        at += frame.len;
+        lsn = frame.next_lsn;
+        if !frame.prefix.more {
+            let frames = std::mem::take(&mut pending);
+            out.txns += 1;
+            out.frames += frames.len() as u64;
+            on_txn(ReplayedTxn { first_lsn: out.next_lsn, next_lsn: lsn, frames })?;
+            out.next_lsn = lsn;
+            txn_start = at;
+        }
+    }
+    if !pending.is_empty() {
+        let reason = "the segment ends inside a transaction".to_owned();
+        out.torn = Some(Torn { bad: txn_start, keep: txn_start, lsn: out.next_lsn, reason });
+    }
+    Ok(out)
+}
+
+/// A frame that passed every check.
+struct Frame<'a> {
+    /// Whole frame length, header included.
+    len: usize,
+    prefix: FramePrefix,
+    body: &'a [u8],
+    /// `first_lsn + op_count`.
+    next_lsn: u64,
+}
+
+/// Validates the frame at offset `at` of a segment's bytes: length, checksum, prefix,
+/// LSN continuity (`expected_lsn`) and a durable offset between the header and `at`.
+fn check_frame(buf: &[u8], at: usize, expected_lsn: u64) -> Result<Frame<'_>, String> {
+    let (payload, len) = match read_frame(buf.get(at..).unwrap_or_default()) {
+        FrameRead::Valid { payload, frame_len } => (payload, frame_len),
+        FrameRead::Truncated => return Err("truncated frame".into()),
+        FrameRead::BadLength(n) => return Err(format!("frame declares {n} payload bytes, over the limit")),
+        FrameRead::BadChecksum => return Err("frame checksum mismatch".into()),
+    };
+    let (prefix, body) = FramePrefix::decode_payload(payload)?;
+    if prefix.first_lsn != expected_lsn {
+        return Err(format!("frame starts at LSN {} where {expected_lsn} was expected", prefix.first_lsn));
+    }
+    let next_lsn = prefix
+        .first_lsn
+        .checked_add(u64::from(prefix.op_count))
+        .ok_or_else(|| "frame LSN range overflows".to_owned())?;
+    let durable = prefix.durable_offset;
+    if durable < SEGMENT_HEADER_LEN as u64 || durable > at as u64 {
+        return Err(format!("frame records durable offset {durable}, impossible at offset {at}"));
+    }
+    Ok(Frame { len, prefix, body, next_lsn })
+}
+
+/// Looks past the first invalid frame at `bad` for a valid frame whose durable offset is
+/// beyond `bad`: proof that the bytes at `bad` had been acknowledged as durable. Returns
+/// that frame's offset and durable offset.
+///
+/// Every offset is a candidate, so cheap plausibility checks come before the checksum:
+/// a length that fits, a durable offset in `(bad, candidate]`, known flags, and a first LSN
+/// no lower than `lsn` and no higher than the frames in between could have consumed.
+fn acknowledged_after(buf: &[u8], bad: usize, lsn: u64) -> Option<(usize, u64)> {
+    let u64_at = |at: usize| read8(buf, at).map(u64::from_le_bytes);
+    let mut at = bad + 1;
+    while at + MIN_FRAME_LEN <= buf.len() {
+        let candidate = at;
+        at += 1;
+        let Some(len) = read4(buf, candidate).map(u32::from_le_bytes) else { break };
+        let payload_at = candidate + FRAME_HEADER_LEN;
+        if len > MAX_FRAME_PAYLOAD
+            || payload_at + len as usize > buf.len()
+            || (len as usize) < FRAME_PREFIX_LEN
+        {
+            continue;
+        }
+        let Some(durable) = u64_at(payload_at + 12) else { continue };
+        if durable <= bad as u64 || durable > candidate as u64 {
+            continue;
+        }
+        if buf.get(payload_at + 20).is_none_or(|flags| flags & !1 != 0) {
+            continue;
+        }
+        let window = (((candidate - bad) / MIN_FRAME_LEN) as u64 + 1).saturating_mul(u64::from(u32::MAX));
+        let Some(first_lsn) = u64_at(payload_at) else { continue };
+        if first_lsn < lsn || first_lsn - lsn > window {
+            continue;
+        }
+        if matches!(read_frame(buf.get(candidate..).unwrap_or_default()), FrameRead::Valid { .. }) {
+            return Some((candidate, durable));
+        }
+    }
+    None
+}

@@ -1,0 +1,298 @@
+//! [`Log`]: opening (with replay and tail repair), appending, syncing, re-reading frames.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::replay::{self, LogScan};
+use super::segment::{
+    segment_name, FramePrefix, SegmentHeader, MAX_BODY_LEN, MIN_FRAME_LEN, SEGMENT_HEADER_LEN,
+};
+use super::{FramePos, LogConfig, RecoveryReport, ReplayedTxn, TxnReceipt, FIRST_LSN, LOG_DIR};
+use crate::codec::{encode_frame, read_frame, FrameRead, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
+use crate::error::{Error, Result};
+use crate::io::{write_atomic, FileSystem, WritableFile};
+
+/// The append-only log of one database: the source of truth.
+///
+/// One writer appends transactions to the newest segment; see the [module
+/// documentation](super) for the format and the recovery rules.
+///
+/// ```
+/// use std::{path::Path, sync::Arc};
+/// use geocrm::io::MemFs;
+/// use geocrm::log::{Log, LogConfig};
+/// # fn main() -> geocrm::Result<()> {
+/// let fs = Arc::new(MemFs::new());
+/// let db = Path::new("/db");
+/// let (mut log, _) = Log::open(fs.clone(), db, [1; 16], LogConfig::default(), &mut |_| Ok(()))?;
+/// let receipt = log.append_txn(&[(b"put a", 1), (b"put b", 1)])?;
+/// log.sync()?; // now the transaction is durable
+/// assert_eq!((receipt.first_lsn, receipt.next_lsn), (1, 3));
+/// assert_eq!(log.read_frame_at(receipt.positions[1])?, b"put b");
+/// drop(log);
+///
+/// let mut seen = Vec::new();
+/// let (_log, report) = Log::open(fs, db, [1; 16], LogConfig::default(), &mut |txn| {
+///     seen.push(txn.first_lsn);
+///     Ok(())
+/// })?;
+/// assert_eq!((seen, report.next_lsn), (vec![1], 3));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Log {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    db_id: [u8; 16],
+    config: LogConfig,
+    first_segment: u64,
+    current: u64,
+    file: Box<dyn WritableFile>,
+    next_lsn: u64,
+    /// Offset in the current segment up to which it is known to be synced.
+    durable_offset: u64,
+    /// The LSN after the last transaction known to be synced.
+    durable_lsn: u64,
+    poisoned: Option<String>,
+}
+
+fn create_segment(fs: &dyn FileSystem, log_dir: &Path, header: &SegmentHeader) -> Result<()> {
+    write_atomic(fs, log_dir, &segment_name(header.number), &header.encode())
+}
+
+impl Log {
+    /// Opens the log in `dir/log/`, creating it with its first segment if there is none;
+    /// otherwise replays every segment in order, calling `on_txn` for each complete
+    /// transaction in LSN order, cuts a torn tail off the newest segment, syncs it, and opens
+    /// it for appending.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for damage to acknowledged data (see the module documentation),
+    /// [`Error::UnsupportedVersion`] for a newer segment format, [`Error::Io`], or any error
+    /// `on_txn` returns. On error `on_txn` may already have seen some transactions; discard
+    /// what it built.
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        db_id: [u8; 16],
+        config: LogConfig,
+        on_txn: &mut dyn FnMut(ReplayedTxn) -> Result<()>,
+    ) -> Result<(Log, RecoveryReport)> {
+        let log_dir = dir.join(LOG_DIR);
+        if !fs.exists(&log_dir) {
+            fs.create_dir_all(&log_dir)?;
+            fs.sync_dir(dir)?;
+        }
+        let LogScan { mut report, segments } = replay::scan(&*fs, &log_dir, &db_id, on_txn)?;
+        let (first_segment, current) = match (segments.first(), segments.last()) {
+            (Some(&first), Some(&last)) => (first, last),
+            _ => {
+                create_segment(&*fs, &log_dir, &SegmentHeader { number: 1, first_lsn: FIRST_LSN, db_id })?;
+                report.segments = 1;
+                (1, 1)
+            }
+        };
+        if let Some(tail) = &report.truncated {
+            fs.truncate(&tail.file, tail.offset)?;
+        }
+        let mut file = fs.open_append(&log_dir.join(segment_name(current)))?;
+        // The replayed bytes need not be durable yet (reopened after a failed write, without
+        // a crash): make them so before any new frame records them as durable.
+        file.sync()?;
+        let durable_offset = file.len();
+        let log = Log {
+            fs,
+            dir: log_dir,
+            db_id,
+            config,
+            first_segment,
+            current,
+            file,
+            next_lsn: report.next_lsn,
+            durable_offset,
+            durable_lsn: report.next_lsn,
+            poisoned: None,
+        };
+        Ok((log, report))
+    }
+
+    /// Appends one transaction: each `(body, op_count)` becomes one frame whose operations
+    /// take the next `op_count` LSNs; every frame but the last carries the MORE flag. All
+    /// frames go to the file in one write, in the current segment (a transaction never spans
+    /// segments; if the segment has outgrown [`LogConfig::segment_bytes`], it is synced and a
+    /// new one started first). Does **not** sync: call [`Log::sync`] before acknowledging.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for no frames, no operations in all, a body over
+    /// [`super::MAX_BODY_LEN`] bytes or an exhausted LSN space (the log stays usable);
+    /// [`Error::Io`] from a write, sync or segment creation, after which the log is poisoned;
+    /// [`Error::Poisoned`] once poisoned.
+    pub fn append_txn(&mut self, ops: &[(&[u8], u32)]) -> Result<TxnReceipt> {
+        self.check_poisoned()?;
+        if ops.is_empty() {
+            return Err(Error::invalid_argument("ops", "a transaction needs at least one frame"));
+        }
+        if let Some((i, (body, _))) = ops.iter().enumerate().find(|(_, (body, _))| body.len() > MAX_BODY_LEN)
+        {
+            let reason = format!("body {i} has {} bytes; a frame holds at most {MAX_BODY_LEN}", body.len());
+            return Err(Error::invalid_argument("ops", reason));
+        }
+        let total: u64 = ops.iter().map(|(_, n)| u64::from(*n)).sum();
+        if total == 0 {
+            // Every transaction advances the LSN, so a sealed segment cut at a transaction
+            // boundary never goes unnoticed: the next segment's first LSN would not match.
+            return Err(Error::invalid_argument("ops", "a transaction needs at least one operation"));
+        }
+        if self.next_lsn.checked_add(total).is_none() {
+            return Err(Error::invalid_argument("ops", "the log's LSN space is exhausted"));
+        }
+        if self.file.len() > self.config.segment_bytes && self.file.len() > SEGMENT_HEADER_LEN as u64 {
+            self.roll_over()?;
+        }
+        let start = self.file.len();
+        let mut frames = Vec::with_capacity(ops.iter().map(|(b, _)| b.len() + MIN_FRAME_LEN).sum());
+        let mut payload = Vec::new();
+        let mut positions = Vec::with_capacity(ops.len());
+        let mut lsn = self.next_lsn;
+        for (i, (body, op_count)) in ops.iter().enumerate() {
+            let offset = frames.len();
+            payload.clear();
+            let more = i + 1 < ops.len();
+            let prefix = FramePrefix {
+                first_lsn: lsn,
+                op_count: *op_count,
+                durable_offset: self.durable_offset,
+                more,
+            };
+            prefix.encode_payload(body, &mut payload);
+            encode_frame(&payload, &mut frames);
+            let len = (frames.len() - offset) as u32;
+            positions.push(FramePos { segment: self.current, offset: start + offset as u64, len });
+            lsn += u64::from(*op_count);
+        }
+        if let Err(e) = self.file.write_all(&frames) {
+            return Err(self.poison(e));
+        }
+        let receipt = TxnReceipt { first_lsn: self.next_lsn, next_lsn: lsn, positions };
+        self.next_lsn = lsn;
+        Ok(receipt)
+    }
+
+    /// Makes every appended transaction durable (fdatasync of the current segment).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the sync fails, after which the log is poisoned (a failed fsync is
+    /// never retried: the kernel may have dropped the dirty pages); [`Error::Poisoned`] once
+    /// poisoned.
+    pub fn sync(&mut self) -> Result<()> {
+        self.check_poisoned()?;
+        let len = self.file.len();
+        if len != self.durable_offset {
+            if let Err(e) = self.file.sync() {
+                return Err(self.poison(e));
+            }
+            self.durable_offset = len;
+        }
+        self.durable_lsn = self.next_lsn;
+        Ok(())
+    }
+
+    /// Syncs the current segment and starts the next one at the next LSN.
+    fn roll_over(&mut self) -> Result<()> {
+        self.sync()?;
+        let header = SegmentHeader { number: self.current + 1, first_lsn: self.next_lsn, db_id: self.db_id };
+        let opened = create_segment(&*self.fs, &self.dir, &header)
+            .and_then(|()| self.fs.open_append(&self.dir.join(segment_name(header.number))));
+        match opened {
+            Ok(file) => {
+                self.file = file;
+                self.current = header.number;
+                self.durable_offset = SEGMENT_HEADER_LEN as u64;
+                Ok(())
+            }
+            Err(e) => Err(self.poison(e)),
+        }
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(reason) => Err(Error::Poisoned { reason: reason.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&mut self, error: Error) -> Error {
+        self.poisoned = Some(error.to_string());
+        error
+    }
+
+    /// Re-reads the frame at `pos` (from a [`TxnReceipt`] or a replay) and returns its body
+    /// after checking its checksum, its length and that it starts where `pos` says.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a position no frame can have; [`Error::Corrupt`] if the
+    /// bytes there are not a valid frame; [`Error::Io`].
+    pub fn read_frame_at(&self, pos: FramePos) -> Result<Vec<u8>> {
+        let len = pos.len as usize;
+        if !(self.first_segment..=self.current).contains(&pos.segment)
+            || !(MIN_FRAME_LEN..=FRAME_HEADER_LEN + MAX_FRAME_PAYLOAD as usize).contains(&len)
+            || pos.offset < SEGMENT_HEADER_LEN as u64
+        {
+            return Err(Error::invalid_argument("pos", format!("no frame can be at {pos:?}")));
+        }
+        let path = self.dir.join(segment_name(pos.segment));
+        let file = self.fs.open_read(&path)?;
+        if pos.offset.checked_add(u64::from(pos.len)).is_none_or(|end| end > file.len()) {
+            return Err(Error::corrupt(&path, pos.offset, "frame extends past the end of the segment"));
+        }
+        let mut buf = vec![0; len];
+        file.read_exact_at(&mut buf, pos.offset)?;
+        let bad = |reason: String| Error::corrupt(&path, pos.offset, reason);
+        match read_frame(&buf) {
+            FrameRead::Valid { payload, frame_len } if frame_len == len => {
+                FramePrefix::decode_payload(payload).map(|(_, body)| body.to_vec()).map_err(bad)
+            }
+            FrameRead::Valid { frame_len, .. } => {
+                Err(bad(format!("frame is {frame_len} bytes long, not {len} as recorded")))
+            }
+            _ => Err(bad("frame checksum or length mismatch".into())),
+        }
+    }
+
+    /// The LSN the next appended operation will get.
+    #[must_use]
+    pub fn next_lsn(&self) -> u64 {
+        self.next_lsn
+    }
+
+    /// The LSN after the last transaction known to be durable (synced).
+    #[must_use]
+    pub fn durable_lsn(&self) -> u64 {
+        self.durable_lsn
+    }
+
+    /// Whether an earlier write or sync failed; a poisoned log refuses appends and syncs.
+    #[must_use]
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    /// Paths of the live segments, oldest first.
+    #[must_use]
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        (self.first_segment..=self.current).map(|n| self.dir.join(segment_name(n))).collect()
+    }
+
+    /// The number of the segment being appended to.
+    #[must_use]
+    pub fn current_segment(&self) -> u64 {
+        self.current
+    }
+
+    /// The length in bytes of the segment being appended to.
+    #[must_use]
+    pub fn current_segment_len(&self) -> u64 {
+        self.file.len()
+    }
+}
