@@ -1,35 +1,7 @@
 //! [`MemFs`]: an in-memory [`FileSystem`] for tests, with fault injection and simulated
 //! power loss.
 //!
-//! # Model
-//! * Files are inodes with contents and a *durable length*: the prefix made durable by the
-//!   last [`WritableFile::sync`] (or by [`FileSystem::truncate`], which syncs). Writes only
-//!   append, so the durable contents are always a prefix of the current contents.
-//! * Names map paths to inodes. Creations, renames and removals change the live namespace at
-//!   once but become durable only when [`FileSystem::sync_dir`] is called on a directory they
-//!   touch; until then they wait in an ordered list of pending directory operations.
-//! * Directories themselves ([`FileSystem::create_dir_all`]) are durable at once.
-//! * [`MemFs::crash_image`] builds what a disk could hold after power loss; see [`CrashMode`].
-//! * Paths are compared literally (no `.`/`..` or symlink resolution).
-//!
-//! A `MemFs` is a shared handle: clones see and change the same file system.
-//!
-//! ```
-//! use std::path::Path;
-//! use geocrm::io::{CrashMode, FileSystem, MemFs};
-//! # fn main() -> geocrm::Result<()> {
-//! let fs = MemFs::new();
-//! fs.create_dir_all(Path::new("/db"))?;
-//! let mut f = fs.create_new(Path::new("/db/a"))?;
-//! f.write_all(b"durable")?;
-//! f.sync()?;
-//! f.write_all(b" lost")?;
-//! fs.sync_dir(Path::new("/db"))?;
-//! let after = fs.crash_image(7, CrashMode::SyncedOnly);
-//! assert_eq!(after.read_all(Path::new("/db/a")).as_deref(), Some(&b"durable"[..]));
-//! # Ok(())
-//! # }
-//! ```
+//! The model is documented on [`MemFs`].
 
 mod crash;
 mod fault;
@@ -146,7 +118,41 @@ impl State {
     }
 }
 
-/// An in-memory file system for tests; see the [module documentation](self).
+/// An in-memory file system for tests, with fault injection ([`FaultPlan`]) and simulated
+/// power loss ([`MemFs::crash_image`]).
+///
+/// # Model
+/// * Files are inodes with contents and a *durable length*: the prefix made durable by the
+///   last [`WritableFile::sync`] (or by [`FileSystem::truncate`], which syncs). Writes only
+///   append, so the durable contents are always a prefix of the current contents.
+/// * Names map paths to inodes. Creations, renames and removals change the live namespace at
+///   once but become durable only when [`FileSystem::sync_dir`] is called on a directory they
+///   touch; until then they wait in an ordered list of pending directory operations.
+/// * Directories themselves ([`FileSystem::create_dir_all`]) are durable at once.
+/// * [`MemFs::crash_image`] builds what a disk could hold after power loss; see [`CrashMode`].
+/// * An operation failed by the [`FaultPlan`] changes nothing, except that a short or
+///   disk-full write appends the bytes that fit; a failed sync makes nothing newly durable.
+/// * [`MemFs::write_raw`] replaces a file durably, bypassing counters and faults.
+/// * Paths are compared literally (no `.`/`..` or symlink resolution).
+///
+/// A `MemFs` is a shared handle: clones see and change the same file system.
+///
+/// ```
+/// use std::path::Path;
+/// use geocrm::io::{CrashMode, FileSystem, MemFs};
+/// # fn main() -> geocrm::Result<()> {
+/// let fs = MemFs::new();
+/// fs.create_dir_all(Path::new("/db"))?;
+/// let mut f = fs.create_new(Path::new("/db/a"))?;
+/// f.write_all(b"durable")?;
+/// f.sync()?;
+/// f.write_all(b" lost")?;
+/// fs.sync_dir(Path::new("/db"))?;
+/// let after = fs.crash_image(7, CrashMode::SyncedOnly);
+/// assert_eq!(after.read_all(Path::new("/db/a")).as_deref(), Some(&b"durable"[..]));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct MemFs {
     state: Arc<Mutex<State>>,
