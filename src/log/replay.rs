@@ -3,11 +3,10 @@
 use std::path::Path;
 
 use super::segment::{
-    parse_segment_name, segment_name, FramePrefix, SegmentHeader, FRAME_PREFIX_LEN, MIN_FRAME_LEN,
-    SEGMENT_HEADER_LEN,
+    parse_segment_name, segment_name, FramePrefix, SegmentHeader, MIN_FRAME_LEN, SEGMENT_HEADER_LEN,
 };
 use super::{FramePos, RecoveryReport, ReplayedFrame, ReplayedTxn, TruncatedTail, FIRST_LSN};
-use crate::codec::{read4, read8, read_frame, FrameRead, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
+use crate::codec::{read4, read_frame, FrameRead, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
 
@@ -169,7 +168,7 @@ fn check_frame(buf: &[u8], at: usize, expected_lsn: u64) -> Result<Frame<'_>, St
         FrameRead::BadLength(n) => return Err(format!("frame declares {n} payload bytes, over the limit")),
         FrameRead::BadChecksum => return Err("frame checksum mismatch".into()),
     };
-    let (prefix, body) = FramePrefix::decode_payload(payload)?;
+    let (prefix, body) = FramePrefix::decode_payload(payload).map_err(|e| e.to_string())?;
     if prefix.first_lsn != expected_lsn {
         return Err(format!("frame starts at LSN {} where {expected_lsn} was expected", prefix.first_lsn));
     }
@@ -192,33 +191,28 @@ fn check_frame(buf: &[u8], at: usize, expected_lsn: u64) -> Result<Frame<'_>, St
 /// a length that fits, a durable offset in `(bad, candidate]`, known flags, and a first LSN
 /// no lower than `lsn` and no higher than the frames in between could have consumed.
 fn acknowledged_after(buf: &[u8], bad: usize, lsn: u64) -> Option<(usize, u64)> {
-    let u64_at = |at: usize| read8(buf, at).map(u64::from_le_bytes);
     let mut at = bad + 1;
     while at + MIN_FRAME_LEN <= buf.len() {
         let candidate = at;
         at += 1;
         let Some(len) = read4(buf, candidate).map(u32::from_le_bytes) else { break };
         let payload_at = candidate + FRAME_HEADER_LEN;
+        let Some(payload) = buf.get(payload_at..payload_at + len.min(MAX_FRAME_PAYLOAD) as usize) else {
+            continue;
+        };
+        let Ok((prefix, _)) = FramePrefix::decode_payload(payload) else { continue };
         if len > MAX_FRAME_PAYLOAD
-            || payload_at + len as usize > buf.len()
-            || (len as usize) < FRAME_PREFIX_LEN
+            || prefix.durable_offset <= bad as u64
+            || prefix.durable_offset > candidate as u64
         {
             continue;
         }
-        let Some(durable) = u64_at(payload_at + 12) else { continue };
-        if durable <= bad as u64 || durable > candidate as u64 {
-            continue;
-        }
-        if buf.get(payload_at + 20).is_none_or(|flags| flags & !1 != 0) {
-            continue;
-        }
         let window = (((candidate - bad) / MIN_FRAME_LEN) as u64 + 1).saturating_mul(u64::from(u32::MAX));
-        let Some(first_lsn) = u64_at(payload_at) else { continue };
-        if first_lsn < lsn || first_lsn - lsn > window {
+        if prefix.first_lsn < lsn || prefix.first_lsn - lsn > window {
             continue;
         }
         if matches!(read_frame(buf.get(candidate..).unwrap_or_default()), FrameRead::Valid { .. }) {
-            return Some((candidate, durable));
+            return Some((candidate, prefix.durable_offset));
         }
     }
     None

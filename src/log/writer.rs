@@ -251,7 +251,9 @@ impl Log {
         let bad = |reason: String| Error::corrupt(&path, pos.offset, reason);
         match read_frame(&buf) {
             FrameRead::Valid { payload, frame_len } if frame_len == len => {
-                FramePrefix::decode_payload(payload).map(|(_, body)| body.to_vec()).map_err(bad)
+                FramePrefix::decode_payload(payload)
+                    .map(|(_, body)| body.to_vec())
+                    .map_err(|e| bad(e.to_string()))
             }
             FrameRead::Valid { frame_len, .. } => {
                 Err(bad(format!("frame is {frame_len} bytes long, not {len} as recorded")))

@@ -146,9 +146,11 @@ impl Faults {
             faults.counts.get(i).copied().unwrap_or(0) - faults.base.get(i).copied().unwrap_or(0)
         };
         let (own, any) = (rel(self, kind), rel(self, OpKind::Any));
-        let hit = self.plan.faults.iter().find(|f| {
-            (f.kind == kind && f.hits(own)) || (f.kind == OpKind::Any && kind != OpKind::Any && f.hits(any))
-        });
+        let hit = self
+            .plan
+            .faults
+            .iter()
+            .find(|f| (f.kind == kind && f.hits(own)) || (f.kind == OpKind::Any && f.hits(any)));
         let verdict =
             hit.map(|f| Injected { index: if f.kind == OpKind::Any { any } else { own }, short: f.short });
         for k in [kind, OpKind::Any] {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{io_err, OpKind, State};
+use super::{injected, io_err, OpKind, State};
 use crate::error::Result;
 use crate::io::{DirLock, ReadableFile, WritableFile};
 
@@ -22,11 +22,8 @@ impl WritableFile for MemWritable {
         let (mut keep, mut err) = match st.faults.check(OpKind::Write) {
             None => (buf.len(), None),
             Some(hit) => {
-                let msg = format!("injected fault: Write #{}", hit.index);
-                (
-                    hit.short.unwrap_or(0).min(buf.len()),
-                    Some(io_err("write", &self.path, std::io::ErrorKind::Other, msg)),
-                )
+                let keep = hit.short.unwrap_or(0).min(buf.len());
+                (keep, Some(injected(OpKind::Write, hit.index, "write", &self.path)))
             }
         };
         let granted = st.faults.take_budget(keep);

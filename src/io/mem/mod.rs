@@ -79,6 +79,11 @@ fn io_err(op: &'static str, path: &Path, kind: std::io::ErrorKind, msg: String) 
     Error::io(op, path, std::io::Error::new(kind, msg))
 }
 
+/// The error of an operation the fault plan fails.
+fn injected(kind: OpKind, index: u64, op: &'static str, path: &Path) -> Error {
+    io_err(op, path, std::io::ErrorKind::Other, format!("injected fault: {kind:?} #{index}"))
+}
+
 fn not_found(op: &'static str, path: &Path) -> Error {
     io_err(op, path, std::io::ErrorKind::NotFound, "no such file or directory".into())
 }
@@ -88,12 +93,7 @@ impl State {
     fn fault(&mut self, kind: OpKind, op: &'static str, path: &Path) -> Result<()> {
         match self.faults.check(kind) {
             None => Ok(()),
-            Some(hit) => Err(io_err(
-                op,
-                path,
-                std::io::ErrorKind::Other,
-                format!("injected fault: {kind:?} #{}", hit.index),
-            )),
+            Some(hit) => Err(injected(kind, hit.index, op, path)),
         }
     }
 
