@@ -238,3 +238,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn overlapping_polygons_count_separately() {
+    let a = Polygon::new(rect(0.0, 0.0, 2.0, 2.0), vec![]).unwrap();
+    let b = Polygon::new(rect(1.0, 1.0, 3.0, 3.0), vec![rect(2.2, 2.2, 2.8, 2.8)]).unwrap();
+    let mp = MultiPolygon::new(vec![a, b]).unwrap();
+    let region = PreparedRegion::new(&mp);
+    let mut r = rng(9);
+    let polys = rings_of_multi(&mp);
+    let all: Vec<Ring> = polys.iter().flatten().cloned().collect();
+    for pt in probe_points(&mut r, &all, [-0.5, -0.5, 3.5, 3.5], 5_000, true) {
+        let want = brute_multi(&polys, pt);
+        assert_eq!(mp.contains(ll(pt)), want, "{pt:?}");
+        assert_eq!(region.contains(ll(pt)), want, "{pt:?}");
+    }
+    assert!(region.contains(ll([1.5, 1.5])), "inside both");
+    assert_eq!(region.classify_box(&BoundingBox::new(1.2, 1.2, 1.8, 1.8).unwrap()), Relation::Inside);
+    assert_eq!(region.classify_box(&BoundingBox::new(2.3, 2.3, 2.7, 2.7).unwrap()), Relation::Outside);
+}
