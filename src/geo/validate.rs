@@ -208,9 +208,37 @@ fn check_nesting(rings: &[Vec<Pt>]) -> Result<(), Reason> {
             })
         })
         .collect();
+    if holes.is_empty() {
+        return Ok(());
+    }
+    // Strips of exterior edges, so each hole costs a few edges rather than the whole ring.
+    let segs: Vec<Seg> = exterior
+        .windows(2)
+        .filter_map(|w| match w {
+            [a, b] => Some(Seg { a: *a, b: *b, group: 0, index: 0 }),
+            _ => None,
+        })
+        .collect();
+    let bounds =
+        exterior.iter().fold([f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], |b, p| {
+            [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])]
+        });
+    let strips = EdgeGrid::build(&segs, bounds, segs.len(), 8 * segs.len() + 4096, true);
+    let inside_exterior = |p: Pt| {
+        let mut inside = false;
+        for &i in strips.cell(0, strips.ys.index(p[1])) {
+            let Some(s) = segs.get(i as usize) else { continue };
+            match edge_hit(p, s.a, s.b) {
+                Hit::Boundary => return false,
+                Hit::Cross => inside = !inside,
+                Hit::Miss => {}
+            }
+        }
+        inside
+    };
     for (h, hole) in holes.iter().enumerate() {
         let Some(&p) = hole.first() else { continue };
-        if inside_ring(exterior, p) != Some(true) {
+        if !inside_exterior(p) {
             return Err(format!(
                 "{} lies outside the exterior ring (its vertex 0 {} is not inside it); a hole must lie inside its polygon's exterior",
                 ring_name(h + 1),

@@ -184,6 +184,7 @@ fn big_rings_validate_fast_and_catch_one_crossing() {
     let t = Instant::now();
     let p = Polygon::new(ring.clone(), vec![]).unwrap();
     let took = t.elapsed();
+    eprintln!("validating 50k vertices took {took:?}");
     assert!(took.as_secs_f64() < 2.0, "validating 50k vertices took {took:?}");
     assert_eq!(p.edge_count(), 50_000);
     // Swap two neighbouring vertices of a smooth ring: a bow-tie.
@@ -245,4 +246,33 @@ fn multipolygon_is_any_and_bbox_is_union() {
     assert!(mp.contains(ll([0.75, 0.75])) && mp.contains(ll([2.0, 1.5])) && mp.contains(ll([-49.5, -9.5])));
     assert!(!mp.contains(ll([2.0, 0.25])));
     check_against_brute(&mp, 11, 2000, true);
+}
+
+#[test]
+fn many_holes_validate_fast() {
+    let mut r = rng(21);
+    let ext = country(&mut r, [0.0, 0.0], 20_000, 40.0);
+    // A 40 x 40 lattice of small square lakes well inside the smallest radius (~24°).
+    let holes: Vec<Ring> = (0..1600)
+        .map(|k| {
+            let (x, y) = (-15.0 + (k % 40) as f64 * 0.75, -15.0 + (k / 40) as f64 * 0.75);
+            rect(x, y, x + 0.5, y + 0.5)
+        })
+        .collect();
+    let t = Instant::now();
+    let p = Polygon::new(ext, holes).unwrap();
+    let took = t.elapsed();
+    eprintln!("20k-vertex exterior with 1600 holes took {took:?}");
+    assert!(took.as_secs_f64() < 2.0, "20k-vertex exterior with 1600 holes took {took:?}");
+    assert!(
+        !p.contains(ll([-14.75, -14.75]))
+            && p.contains(ll([-14.4, -14.4]))
+            && p.contains(ll([-14.5, -14.75]))
+    );
+    let rings = rings_of(&p);
+    let mut pts: Vec<[f64; 2]> = rings[1..].iter().flatten().copied().collect();
+    pts.extend((0..2000).map(|_| [r.gen_range(-20.0..20.0), r.gen_range(-20.0..20.0)]));
+    for pt in pts {
+        assert_eq!(p.contains(ll(pt)), brute_covers(&rings, pt), "{pt:?}");
+    }
 }
