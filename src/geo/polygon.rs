@@ -168,7 +168,9 @@ impl MultiPolygon {
         &self.polygons
     }
 
-    /// The union of the polygons' bounding boxes.
+    /// The union of the polygons' bounding boxes ([`BoundingBox::union`]): when polygons
+    /// lie on both sides of ±180° (Fiji, say), the shorter way round crosses the
+    /// antimeridian, so the box may have `west > east`.
     #[must_use]
     pub fn bbox(&self) -> BoundingBox {
         self.bbox
