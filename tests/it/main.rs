@@ -1,4 +1,5 @@
 //! Integration tests, compiled into one binary.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod geo;
 mod log;

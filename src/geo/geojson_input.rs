@@ -1,0 +1,189 @@
+//! Reading regions from GeoJSON text.
+
+use serde_json::{Map, Value};
+
+use super::{MultiPolygon, Polygon};
+use crate::error::{Error, Result};
+
+/// Parses GeoJSON text into one [`MultiPolygon`].
+///
+/// Accepted: a `Polygon`, a `MultiPolygon`, a `Feature` whose geometry is one of those, a
+/// `FeatureCollection` of such features, or a `GeometryCollection` of such geometries
+/// (collections may nest); all polygons are merged into one multipolygon. Positions are
+/// `[lon, lat]`; a third value (altitude) is ignored. Rings are validated as by
+/// [`Polygon::new`].
+///
+/// ```
+/// use geocrm::{geo::parse_geojson, LatLon};
+/// let region = parse_geojson(r#"{"type": "Feature", "properties": {"name": "A"},
+///   "geometry": {"type": "Polygon", "coordinates": [[[0,0],[4,0],[4,4],[0,4],[0,0]]]}}"#)?;
+/// assert!(region.contains(LatLon::new(2.0, 2.0)?));
+/// assert!(parse_geojson(r#"{"type": "Point", "coordinates": [1, 2]}"#).is_err());
+/// # Ok::<(), geocrm::Error>(())
+/// ```
+///
+/// # Errors
+/// - [`Error::InvalidGeoJson`] for malformed JSON (with line and column), unsupported
+///   types (Point, LineString, …), a feature without geometry, an empty collection, or
+///   malformed coordinates; the reason names the feature, polygon, ring and position.
+/// - [`Error::InvalidPolygon`] for rings that fail validation, prefixed the same way.
+pub fn parse_geojson(text: &str) -> Result<MultiPolygon> {
+    let value: Value = serde_json::from_str(text).map_err(|e| Error::InvalidGeoJson {
+        reason: format!("not valid JSON at line {}, column {}: {e}", e.line(), e.column()),
+    })?;
+    let mut polygons = Vec::new();
+    collect(&value, "", &mut polygons)?;
+    MultiPolygon::new(polygons).map_err(|_| bad("the input holds no polygon"))
+}
+
+fn bad(reason: impl Into<String>) -> Error {
+    Error::InvalidGeoJson { reason: reason.into() }
+}
+
+/// `where_` is a prefix like `"feature 3: "` or `""` at the top level.
+fn collect(value: &Value, where_: &str, out: &mut Vec<Polygon>) -> Result<()> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| bad(format!("{where_}expected a GeoJSON object, found {}", kind(value))))?;
+    let ty = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad(format!("{where_}the object has no \"type\" string member")))?;
+    match ty {
+        "Polygon" => {
+            let rings = coordinates(obj, where_)?;
+            out.push(polygon(rings, where_)?);
+        }
+        "MultiPolygon" => {
+            let polys = coordinates(obj, where_)?.as_array().ok_or_else(|| {
+                bad(format!("{where_}MultiPolygon coordinates must be an array of polygons"))
+            })?;
+            if polys.is_empty() {
+                return Err(bad(format!("{where_}the MultiPolygon has no polygons")));
+            }
+            for (i, p) in polys.iter().enumerate() {
+                out.push(polygon(p, &format!("{where_}polygon {i}: "))?);
+            }
+        }
+        "Feature" => match obj.get("geometry") {
+            None | Some(Value::Null) => {
+                return Err(bad(format!(
+                    "{where_}the Feature has no geometry; give it a Polygon or MultiPolygon geometry"
+                )))
+            }
+            Some(g) => collect(g, where_, out)?,
+        },
+        "FeatureCollection" => {
+            let features = member_array(obj, "features", where_)?;
+            if features.is_empty() {
+                return Err(bad(format!("{where_}the FeatureCollection has no features")));
+            }
+            for (i, f) in features.iter().enumerate() {
+                if f.get("type").and_then(Value::as_str) != Some("Feature") {
+                    return Err(bad(format!(
+                        "{where_}feature {i}: a FeatureCollection member must be a Feature"
+                    )));
+                }
+                collect(f, &format!("{where_}feature {i}: "), out)?;
+            }
+        }
+        "GeometryCollection" => {
+            let geometries = member_array(obj, "geometries", where_)?;
+            if geometries.is_empty() {
+                return Err(bad(format!("{where_}the GeometryCollection has no geometries")));
+            }
+            for (i, g) in geometries.iter().enumerate() {
+                collect(g, &format!("{where_}geometry {i}: "), out)?;
+            }
+        }
+        other => {
+            return Err(bad(format!(
+                "{where_}a {other} is not a region; only Polygon and MultiPolygon geometries \
+                 (bare, in a Feature, FeatureCollection or GeometryCollection) are accepted"
+            )))
+        }
+    }
+    Ok(())
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn coordinates<'a>(obj: &'a Map<String, Value>, where_: &str) -> Result<&'a Value> {
+    obj.get("coordinates").ok_or_else(|| bad(format!("{where_}the geometry has no \"coordinates\" member")))
+}
+
+fn member_array<'a>(obj: &'a Map<String, Value>, name: &str, where_: &str) -> Result<&'a Vec<Value>> {
+    obj.get(name).and_then(Value::as_array).ok_or_else(|| bad(format!("{where_}\"{name}\" must be an array")))
+}
+
+/// One polygon's coordinates: an array of rings, each an array of positions.
+fn polygon(value: &Value, where_: &str) -> Result<Polygon> {
+    let rings = value.as_array().ok_or_else(|| {
+        bad(format!("{where_}polygon coordinates must be an array of rings, found {}", kind(value)))
+    })?;
+    let Some((exterior, holes)) = rings.split_first() else {
+        return Err(bad(format!("{where_}the polygon has no rings")));
+    };
+    let exterior = ring(exterior, where_, 0)?;
+    let holes = holes.iter().enumerate().map(|(j, r)| ring(r, where_, j + 1)).collect::<Result<Vec<_>>>()?;
+    Polygon::with_context(exterior, holes, where_)
+}
+
+fn ring(value: &Value, where_: &str, j: usize) -> Result<Vec<[f64; 2]>> {
+    let positions = value.as_array().ok_or_else(|| {
+        bad(format!("{where_}ring {j} must be an array of positions, found {}", kind(value)))
+    })?;
+    positions
+        .iter()
+        .enumerate()
+        .map(|(k, p)| match p.as_array().map(Vec::as_slice) {
+            Some([lon, lat, ..]) => match (lon.as_f64(), lat.as_f64()) {
+                (Some(lon), Some(lat)) => Ok([lon, lat]),
+                _ => Err(bad(format!("{where_}ring {j}, position {k}: [lon, lat] must be numbers"))),
+            },
+            _ => Err(bad(format!(
+                "{where_}ring {j}, position {k}: a position must be an array [lon, lat], found {}",
+                if p.is_array() { "a shorter array" } else { kind(p) }
+            ))),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn altitude_is_ignored_and_nesting_is_reported() {
+        let mp = parse_geojson(r#"{"type": "Polygon", "coordinates": [[[0,0,5],[1,0,5],[1,1,5],[0,0,5]]]}"#)
+            .unwrap();
+        assert_eq!(mp.polygons()[0].exterior()[1], [1.0, 0.0]);
+        let nested = r#"{"type": "GeometryCollection", "geometries": [
+            {"type": "GeometryCollection", "geometries": [{"type": "MultiPoint", "coordinates": []}]}]}"#;
+        let Err(Error::InvalidGeoJson { reason }) = parse_geojson(nested) else { panic!("accepted") };
+        assert!(reason.starts_with("geometry 0: geometry 0: a MultiPoint"), "{reason}");
+    }
+
+    #[test]
+    fn member_types_are_checked() {
+        let r = parse_geojson(r#"{"type": "FeatureCollection", "features": {}}"#);
+        assert!(
+            matches!(r, Err(Error::InvalidGeoJson { ref reason }) if reason.contains("\"features\" must be an array"))
+        );
+        let r = parse_geojson(
+            r#"{"type": "FeatureCollection", "features": [{"type": "Polygon", "coordinates": []}]}"#,
+        );
+        assert!(
+            matches!(r, Err(Error::InvalidGeoJson { ref reason }) if reason.contains("must be a Feature"))
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! Polygon validation: ring shape, simplicity (via a grid of edges) and hole nesting.
+//!
+//! Errors are plain reasons; [`super::Polygon`] wraps them in `Error::InvalidPolygon`.
+//! Vertex numbers in messages are positions in the ring as given (0-based).
+
+use super::grid::{edge_hit, orient, segments_touch, EdgeGrid, Hit, Pt, Seg};
+
+type Reason = String;
+
+fn ring_name(j: usize) -> String {
+    if j == 0 {
+        "ring 0 (the exterior)".to_string()
+    } else {
+        format!("ring {j} (hole {})", j - 1)
+    }
+}
+
+fn fmt_pt(p: Pt) -> String {
+    format!("[{}, {}]", p[0], p[1])
+}
+
+/// Checks every rule of [`super::Polygon`]; returns the cleaned rings (consecutive
+/// duplicates removed).
+pub(crate) fn validate_polygon(raw: Vec<Vec<Pt>>) -> Result<Vec<Vec<Pt>>, Reason> {
+    let mut rings = Vec::with_capacity(raw.len());
+    let mut origins = Vec::with_capacity(raw.len());
+    for (j, ring) in raw.iter().enumerate() {
+        let (clean, origin) = clean_ring(j, ring)?;
+        rings.push(clean);
+        origins.push(origin);
+    }
+    check_crossings(&rings, &origins)?;
+    check_nesting(&rings)?;
+    Ok(rings)
+}
+
+/// Coordinates, closure, length, duplicates, area and spikes of one ring.
+fn clean_ring(j: usize, ring: &[Pt]) -> Result<(Vec<Pt>, Vec<usize>), Reason> {
+    let name = ring_name(j);
+    if ring.len() < 4 {
+        return Err(format!(
+            "{name} has {} positions; a ring needs at least 4 (3 corners, then the first repeated to close it)",
+            ring.len()
+        ));
+    }
+    for (k, p) in ring.iter().enumerate() {
+        let [lon, lat] = *p;
+        if !lon.is_finite() || !lat.is_finite() {
+            return Err(format!("{name}, vertex {k}: {} is not a pair of finite numbers", fmt_pt(*p)));
+        }
+        if !(-180.0..=180.0).contains(&lon) {
+            return Err(format!(
+                "{name}, vertex {k}: longitude {lon} is outside [-180, 180]; positions are [lon, lat]"
+            ));
+        }
+        if !(-90.0..=90.0).contains(&lat) {
+            return Err(format!(
+                "{name}, vertex {k}: latitude {lat} is outside [-90, 90]; positions are [lon, lat], check the order"
+            ));
+        }
+    }
+    let (first, last) = match (ring.first(), ring.last()) {
+        (Some(f), Some(l)) => (*f, *l),
+        _ => return Err(format!("{name} is empty")),
+    };
+    if first != last {
+        return Err(format!(
+            "{name} is not closed: its first position {} differs from its last {}; repeat the first position at the end",
+            fmt_pt(first),
+            fmt_pt(last)
+        ));
+    }
+    let mut clean: Vec<Pt> = Vec::with_capacity(ring.len());
+    let mut origin = Vec::with_capacity(ring.len());
+    for (k, p) in ring.iter().enumerate() {
+        if clean.last() != Some(p) {
+            clean.push([p[0] + 0.0, p[1] + 0.0]);
+            origin.push(k);
+        }
+    }
+    if clean.len() < 4 {
+        return Err(format!(
+            "{name} has only {} distinct corners once repeated consecutive positions are removed; a ring needs at least 3",
+            clean.len() - 1
+        ));
+    }
+    let (o0, o1) = (clean[0], clean[1]);
+    if clean.iter().all(|&p| orient(o0, o1, p) == 0.0) {
+        return Err(format!("{name} has zero area (all its vertices lie on one line); remove or fix it"));
+    }
+    let n = clean.len() - 1; // edges; clean[n] == clean[0]
+    for i in 0..n {
+        let prev = clean[(i + n - 1) % n];
+        let v = clean[i];
+        let next = clean[i + 1];
+        let dot = (prev[0] - v[0]) * (next[0] - v[0]) + (prev[1] - v[1]) * (next[1] - v[1]);
+        if orient(prev, v, next) == 0.0 && dot > 0.0 {
+            return Err(format!(
+                "{name} touches itself at vertex {} {}: the edges on either side of it run back over each other (a spike); remove the spike",
+                origin[i],
+                fmt_pt(v)
+            ));
+        }
+    }
+    Ok((clean, origin))
+}
+
+/// No two edges of the polygon may meet, except adjacent edges of one ring at their shared
+/// vertex (spikes were rejected by [`clean_ring`]).
+fn check_crossings(rings: &[Vec<Pt>], origins: &[Vec<usize>]) -> Result<(), Reason> {
+    let mut segs = Vec::new();
+    let mut bounds = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+    for (j, ring) in rings.iter().enumerate() {
+        for (k, w) in ring.windows(2).enumerate() {
+            if let [a, b] = w {
+                segs.push(Seg { a: *a, b: *b, group: j as u32, index: k as u32 });
+                bounds = [bounds[0].min(a[0]), bounds[1].min(a[1]), bounds[2].max(a[0]), bounds[3].max(a[1])];
+            }
+        }
+    }
+    let e = segs.len();
+    let grid = EdgeGrid::build(&segs, bounds, e, 16 * e + 1024, false);
+    let ranges: Vec<[usize; 4]> = segs.iter().map(|s| grid.range(s.bounds())).collect();
+    for r in 0..grid.ys.n {
+        for c in 0..grid.xs.n {
+            let cell = grid.cell(c, r);
+            for (x, &si) in cell.iter().enumerate() {
+                for &ti in cell.get(x + 1..).unwrap_or(&[]) {
+                    let (si, ti) = (si as usize, ti as usize);
+                    let (Some(s), Some(t), Some(rs), Some(rt)) =
+                        (segs.get(si), segs.get(ti), ranges.get(si), ranges.get(ti))
+                    else {
+                        continue;
+                    };
+                    // Test each pair once: in the first cell both boxes share.
+                    if c != rs[0].max(rt[0]) || r != rs[1].max(rt[1]) {
+                        continue;
+                    }
+                    if adjacent(s, t, rings) || !segments_touch(s.a, s.b, t.a, t.b) {
+                        continue;
+                    }
+                    return Err(crossing_reason(s, t, origins));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn adjacent(s: &Seg, t: &Seg, rings: &[Vec<Pt>]) -> bool {
+    if s.group != t.group {
+        return false;
+    }
+    let n = rings.get(s.group as usize).map_or(0, |r| r.len().saturating_sub(1)) as u32;
+    let (lo, hi) = (s.index.min(t.index), s.index.max(t.index));
+    hi - lo == 1 || (lo == 0 && hi + 1 == n)
+}
+
+fn crossing_reason(s: &Seg, t: &Seg, origins: &[Vec<usize>]) -> Reason {
+    let vertex = |seg: &Seg| {
+        let o = origins.get(seg.group as usize);
+        let from = o.and_then(|o| o.get(seg.index as usize)).copied().unwrap_or(0);
+        let to = o.and_then(|o| o.get(seg.index as usize + 1)).copied().unwrap_or(0);
+        format!("the edge from vertex {from} {} to vertex {to} {}", fmt_pt(seg.a), fmt_pt(seg.b))
+    };
+    let (first, second) = if (s.group, s.index) <= (t.group, t.index) { (s, t) } else { (t, s) };
+    if first.group == second.group {
+        format!(
+            "{} crosses or touches itself: {} meets {}; a ring must be simple (no bow-tie or figure-eight): split it into separate polygons",
+            ring_name(first.group as usize),
+            vertex(first),
+            vertex(second)
+        )
+    } else {
+        format!(
+            "{} touches or crosses {}: {} of the first meets {} of the second; holes must lie strictly inside the exterior and must not touch any other ring",
+            ring_name(first.group as usize),
+            ring_name(second.group as usize),
+            vertex(first),
+            vertex(second)
+        )
+    }
+}
+
+/// Even-odd test of `p` against one ring; `None` when `p` is on it.
+fn inside_ring(ring: &[Pt], p: Pt) -> Option<bool> {
+    let mut inside = false;
+    for w in ring.windows(2) {
+        if let [a, b] = w {
+            match edge_hit(p, *a, *b) {
+                Hit::Boundary => return None,
+                Hit::Cross => inside = !inside,
+                Hit::Miss => {}
+            }
+        }
+    }
+    Some(inside)
+}
+
+/// With no rings touching, one vertex per hole decides where the whole hole is.
+fn check_nesting(rings: &[Vec<Pt>]) -> Result<(), Reason> {
+    let Some((exterior, holes)) = rings.split_first() else { return Ok(()) };
+    let boxes: Vec<[f64; 4]> = holes
+        .iter()
+        .map(|h| {
+            h.iter().fold([f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], |b, p| {
+                [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])]
+            })
+        })
+        .collect();
+    if holes.is_empty() {
+        return Ok(());
+    }
+    // Strips of exterior edges, so each hole costs a few edges rather than the whole ring.
+    let segs: Vec<Seg> = exterior
+        .windows(2)
+        .filter_map(|w| match w {
+            [a, b] => Some(Seg { a: *a, b: *b, group: 0, index: 0 }),
+            _ => None,
+        })
+        .collect();
+    let bounds =
+        exterior.iter().fold([f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], |b, p| {
+            [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])]
+        });
+    let strips = EdgeGrid::build(&segs, bounds, segs.len(), 8 * segs.len() + 4096, true);
+    let inside_exterior = |p: Pt| {
+        let mut inside = false;
+        for &i in strips.cell(0, strips.ys.index(p[1])) {
+            let Some(s) = segs.get(i as usize) else { continue };
+            match edge_hit(p, s.a, s.b) {
+                Hit::Boundary => return false,
+                Hit::Cross => inside = !inside,
+                Hit::Miss => {}
+            }
+        }
+        inside
+    };
+    for (h, hole) in holes.iter().enumerate() {
+        let Some(&p) = hole.first() else { continue };
+        if !inside_exterior(p) {
+            return Err(format!(
+                "{} lies outside the exterior ring (its vertex 0 {} is not inside it); a hole must lie inside its polygon's exterior",
+                ring_name(h + 1),
+                fmt_pt(p)
+            ));
+        }
+        for (g, other) in holes.iter().enumerate() {
+            let Some(b) = boxes.get(g) else { continue };
+            if g == h || p[0] < b[0] || p[0] > b[2] || p[1] < b[1] || p[1] > b[3] {
+                continue;
+            }
+            if inside_ring(other, p) != Some(false) {
+                return Err(format!(
+                    "{} lies inside {}; holes must not nest (make the inner ring a separate polygon)",
+                    ring_name(h + 1),
+                    ring_name(g + 1)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn square() -> Vec<Pt> {
+        vec![[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0], [0.0, 0.0]]
+    }
+
+    #[test]
+    fn vertex_numbers_refer_to_the_input() {
+        // Duplicates at 1 and 2 shift the cleaned indices; messages must not.
+        let ring = vec![[0.0, 0.0], [2.0, 2.0], [2.0, 2.0], [2.0, 2.0], [2.0, 0.0], [0.0, 2.0], [0.0, 0.0]];
+        let msg = validate_polygon(vec![ring]).unwrap_err();
+        assert!(msg.contains("vertex 4 [2, 0] to vertex 5 [0, 2]"), "{msg}");
+    }
+
+    #[test]
+    fn clean_rings_are_returned() {
+        let rings = validate_polygon(vec![square()]).unwrap();
+        assert_eq!(rings, vec![square()]);
+        let mut dup = square();
+        dup.insert(2, [4.0, 0.0]);
+        assert_eq!(validate_polygon(vec![dup]).unwrap(), vec![square()]);
+    }
+
+    #[test]
+    fn triangle_and_adjacent_edges_are_fine() {
+        assert!(validate_polygon(vec![vec![[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]]).is_ok());
+        // Collinear consecutive edges going on (not back) are fine.
+        let ring = vec![[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 0.0]];
+        assert!(validate_polygon(vec![ring]).is_ok());
+    }
+
+    #[test]
+    fn hole_checks() {
+        let hole = vec![[1.0, 1.0], [2.0, 1.0], [2.0, 2.0], [1.0, 1.0]];
+        assert!(validate_polygon(vec![square(), hole.clone()]).is_ok());
+        let msg = validate_polygon(vec![square(), hole.clone(), hole]).unwrap_err();
+        assert!(msg.contains("touches or crosses"), "{msg}");
+    }
+}
