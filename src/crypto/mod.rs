@@ -8,7 +8,7 @@
 //! * every record has its own random **data key**; each PII field is [`seal`]ed under it with
 //!   XChaCha20-Poly1305, bound to the database, collection, record, field and key id;
 //! * data keys are stored only **wrapped** (encrypted under a key-encryption key derived from
-//!   the master key) in the keystore file, separate from the append-only log, so erasing
+//!   the master key) in the [`Keystore`] file, separate from the append-only log, so erasing
 //!   a record destroys its key and makes every copy of its ciphertext unreadable;
 //! * equality lookups on PII use a [`BlindIndexKey`]: an HMAC of the normalized value.
 //!
@@ -19,6 +19,7 @@ mod derive;
 mod envelope;
 mod kdf;
 mod key;
+mod keystore;
 mod normalize;
 mod sealed;
 
@@ -26,5 +27,6 @@ pub use blind::BlindIndexKey;
 pub use envelope::{open, seal, sealed_key_id, DataKey, FieldContext, ENVELOPE_OVERHEAD, ENVELOPE_VERSION};
 pub use kdf::KdfParams;
 pub use key::{KeyFile, KeyProvider, MasterKey, Passphrase, RawKey};
+pub use keystore::{Keystore, KEYSTORE_FILE};
 pub use normalize::{normalize_email, normalize_phone};
 pub use sealed::{Pii, Sealed};
