@@ -23,7 +23,7 @@
 
 use std::path::Path;
 
-use crate::codec::{read4, read8};
+use crate::codec::{read4, read8, read_frame, FrameRead};
 use crate::crypto::kdf::{KdfParams, KDF_ENCODED_LEN};
 use crate::error::{Error, Result};
 
@@ -159,6 +159,13 @@ pub(crate) fn decode_batch(payload: &[u8]) -> std::result::Result<Vec<Entry<'_>>
         return Err((at, format!("{} trailing bytes after {count} entries", payload.len() - at)));
     }
     Ok(entries)
+}
+
+/// Whether `rest`, which starts with a frame that runs past the end of the file, is a torn
+/// append: a prefix of one frame. A damaged length in an earlier frame also runs past the
+/// end, but then whole valid frames follow it; finding one means damage, not a tear.
+pub(crate) fn is_torn_tail(rest: &[u8]) -> bool {
+    (1..rest.len()).all(|p| !matches!(rest.get(p..).map(read_frame), Some(FrameRead::Valid { .. })))
 }
 
 fn take<'a>(bytes: &'a [u8], at: &mut usize, n: usize) -> Option<&'a [u8]> {

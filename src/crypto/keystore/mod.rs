@@ -7,7 +7,8 @@
 //! **Durability protocol.** [`Keystore::add_keys`] appends one frame without syncing; the
 //! caller must [`Keystore::sync`] it *before* committing the log records that use the keys.
 //! A crash can therefore tear only a frame whose keys no acknowledged record uses, and
-//! [`Keystore::open`] drops such a torn final frame. Every other damage is an error.
+//! [`Keystore::open`] drops such a torn final frame (one that runs past the end of the file
+//! with no whole frame inside the remaining bytes). Every other damage is an error.
 //!
 //! Erasure caveat: a rewrite replaces the file atomically, but the old file's blocks are
 //! freed, not overwritten; on storage that keeps old blocks, erasure is as strong as the
@@ -22,7 +23,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use self::format::{decode_batch, Header, HEADER_LEN, WRAPPED_LEN};
+use self::format::{decode_batch, is_torn_tail, Header, HEADER_LEN, WRAPPED_LEN};
 use self::wrap::Kek;
 use super::derive::{key_check_matches, key_check_value};
 use super::envelope::DataKey;
@@ -168,6 +169,11 @@ impl Keystore {
                 FrameRead::Valid { payload, frame_len } => {
                     ks.load_batch(payload, at)?;
                     at += frame_len;
+                }
+                FrameRead::Truncated if !is_torn_tail(rest) => {
+                    let reason =
+                        "frame runs past the end of the file but valid frames follow (damaged length)";
+                    return Err(Error::corrupt(&ks.path, at as u64, reason));
                 }
                 FrameRead::Truncated => {
                     ks.fs.truncate(&ks.path, at as u64)?;

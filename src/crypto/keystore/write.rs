@@ -221,3 +221,29 @@ fn flush(batch: &mut Vec<Entry<'_>>, file: &mut Vec<u8>) {
     encode_batch(batch.drain(..), &mut payload);
     encode_frame(&payload, file);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::io::RealFs;
+
+    #[test]
+    fn after_rotation_the_old_kek_unwraps_nothing_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (MasterKey::from_bytes([1; 32]), MasterKey::from_bytes([2; 32]));
+        let kdf = KdfParams::argon2id([0; 16], 64, 1, 1).unwrap();
+        let mut ks = Keystore::create(Arc::new(RealFs), dir.path(), [5; 16], &old, kdf).unwrap();
+        ks.add_keys(&[("c", "a"), ("c", "b"), ("d", "a")]).unwrap();
+        ks.rotate(&old, &new, kdf).unwrap();
+        let reread = Keystore::open(Arc::new(RealFs), dir.path(), [5; 16], None).unwrap();
+        let (old_kek, new_kek) = (Kek::derive(&old, &[5; 16]), Kek::derive(&new, &[5; 16]));
+        let entries: Vec<Entry<'_>> = all_entries(&reread.slots).collect();
+        assert_eq!(entries.len(), 3);
+        for e in entries {
+            assert!(old_kek.unwrap(e.collection, e.record_id, e.key_id, e.wrapped).is_none());
+            assert!(new_kek.unwrap(e.collection, e.record_id, e.key_id, e.wrapped).is_some());
+        }
+    }
+}
