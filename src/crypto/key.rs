@@ -93,7 +93,9 @@ impl fmt::Debug for RawKey {
 
 impl KeyProvider for RawKey {
     fn master_key(&self, _kdf: &KdfParams) -> Result<MasterKey> {
-        Ok(MasterKey(Box::new(*self.0.bytes())))
+        let mut key = Box::new([0u8; 32]);
+        key.copy_from_slice(self.0.bytes());
+        Ok(MasterKey(key))
     }
 }
 

@@ -107,3 +107,14 @@ fn blind_index_of_normalized_values() {
     let other_db = BlindIndexKey::derive(&master(1), &[0; 16]);
     assert_ne!(a, other_db.blind_value("email", "grace@navy.mil"));
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Keystore>();
+    send_sync::<MasterKey>();
+    send_sync::<DataKey>();
+    send_sync::<BlindIndexKey>();
+    send_sync::<Pii>();
+    send_sync::<Box<dyn geocrm::crypto::KeyProvider>>();
+}
