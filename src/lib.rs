@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod codec;
+pub mod crypto;
 pub mod error;
 pub mod geo;
 pub mod io;

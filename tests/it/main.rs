@@ -1,5 +1,6 @@
 //! Integration tests, compiled into one binary.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod crypto;
 mod geo;
 mod log;

@@ -1,0 +1,312 @@
+//! The keystore file `DIR/keystore`: every record's data key, wrapped under the master key.
+//!
+//! It is separate from the append-only log because erasure must destroy a key: the log keeps
+//! ciphertext forever, the keystore forgets the key ([`Keystore::remove_keys`] rewrites the
+//! file without it), and the ciphertext becomes unreadable.
+//!
+//! **Durability protocol.** [`Keystore::add_keys`] appends one frame without syncing; the
+//! caller must [`Keystore::sync`] it *before* committing the log records that use the keys.
+//! A crash can therefore tear only a frame whose keys no acknowledged record uses, and
+//! [`Keystore::open`] drops such a torn final frame (one that runs past the end of the file
+//! with no whole frame inside the remaining bytes). Every other damage is an error.
+//!
+//! Erasure caveat: a rewrite replaces the file atomically, but the old file's blocks are
+//! freed, not overwritten; on storage that keeps old blocks, erasure is as strong as the
+//! file system's reuse of freed blocks.
+
+mod format;
+mod wrap;
+mod write;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use self::format::{decode_batch, is_torn_tail, Header, HEADER_LEN, WRAPPED_LEN};
+use self::wrap::Kek;
+use super::derive::{key_check_matches, key_check_value};
+use super::envelope::DataKey;
+use super::kdf::KdfParams;
+use super::key::MasterKey;
+use crate::codec::{read_frame, FrameRead};
+use crate::error::{Error, Result};
+use crate::io::{write_atomic, FileSystem, WritableFile};
+
+/// Name of the keystore file inside the database directory.
+pub const KEYSTORE_FILE: &str = "keystore";
+
+/// Target payload size of frames written by a whole-file rewrite.
+const REWRITE_FRAME_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    key_id: u64,
+    wrapped: [u8; WRAPPED_LEN],
+}
+
+/// Wrapped keys by collection, then record id (collection names stored once).
+type Slots = HashMap<Box<str>, HashMap<Box<str>, Slot>>;
+
+/// The open keystore: wrapped data keys in memory, unwrapped on demand.
+///
+/// Opened with a master key it is *unlocked* and can issue and unwrap keys; opened without
+/// one it can still answer [`Keystore::contains`] / [`Keystore::key_id`] and erase keys.
+///
+/// ```
+/// use std::sync::Arc;
+/// use geocrm::crypto::{KdfParams, Keystore, MasterKey};
+/// use geocrm::io::RealFs;
+/// let dir = tempfile::tempdir()?;
+/// let master = MasterKey::from_bytes([7; 32]);
+/// let mut ks = Keystore::create(Arc::new(RealFs), dir.path(), [1; 16], &master, KdfParams::new_random())?;
+/// let issued = ks.add_keys(&[("customers", "c-1")])?;
+/// ks.sync()?;
+/// let (key_id, _data_key) = ks.data_key("customers", "c-1")?.expect("present");
+/// assert_eq!(key_id, issued[0].0);
+/// let reopened = Keystore::open(Arc::new(RealFs), dir.path(), [1; 16], None)?;
+/// assert!(reopened.contains("customers", "c-1"));
+/// assert!(reopened.data_key("customers", "c-1").is_err()); // MissingKey
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Keystore {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    path: PathBuf,
+    header: Header,
+    kek: Option<Kek>,
+    slots: Slots,
+    len: usize,
+    appender: Option<Box<dyn WritableFile>>,
+    poisoned: Option<String>,
+    dropped_tail: u64,
+}
+
+impl fmt::Debug for Keystore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keystore")
+            .field("path", &self.path)
+            .field("keys", &self.len)
+            .field("unlocked", &self.kek.is_some())
+            .field("poisoned", &self.poisoned.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keystore {
+    /// Creates `dir/keystore` for a new database, published atomically. The keystore is
+    /// unlocked with `master`; `kdf` is stored for [`super::Passphrase`] providers.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file already exists (it is never overwritten) or cannot be
+    /// written.
+    pub fn create(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        db_id: [u8; 16],
+        master: &MasterKey,
+        kdf: KdfParams,
+    ) -> Result<Keystore> {
+        let path = dir.join(KEYSTORE_FILE);
+        if fs.exists(&path) {
+            let exists = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "keystore already exists");
+            return Err(Error::io("create keystore", path, exists));
+        }
+        let header = Header { db_id, next_key_id: 1, kdf, key_check: key_check_value(master, &db_id) };
+        write_atomic(&*fs, dir, KEYSTORE_FILE, &header.encode())?;
+        Ok(Keystore {
+            fs,
+            dir: dir.to_owned(),
+            path,
+            header,
+            kek: Some(Kek::derive(master, &db_id)),
+            slots: Slots::new(),
+            len: 0,
+            appender: None,
+            poisoned: None,
+            dropped_tail: 0,
+        })
+    }
+
+    /// Opens and validates `dir/keystore`. With `master` it checks the key and unlocks.
+    /// A torn final frame (cut short by a crash during an unsynced append) is dropped and
+    /// the file truncated; call this only while holding the database's write lock.
+    ///
+    /// # Errors
+    /// [`Error::WrongKey`] when `master` is not this database's key;
+    /// [`Error::UnsupportedVersion`]; [`Error::Corrupt`] with the offset of a bad header,
+    /// frame or entry, or when the file belongs to another `db_id`; [`Error::Io`].
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        db_id: [u8; 16],
+        master: Option<&MasterKey>,
+    ) -> Result<Keystore> {
+        let path = dir.join(KEYSTORE_FILE);
+        let bytes = fs.read(&path)?;
+        let header = Header::decode(&bytes, &path)?;
+        if header.db_id != db_id {
+            return Err(Error::corrupt(&path, 10, "keystore belongs to another database (db_id mismatch)"));
+        }
+        let mut ks = Keystore {
+            fs,
+            dir: dir.to_owned(),
+            path,
+            header,
+            kek: None,
+            slots: Slots::new(),
+            len: 0,
+            appender: None,
+            poisoned: None,
+            dropped_tail: 0,
+        };
+        if let Some(master) = master {
+            ks.unlock(master)?;
+        }
+        let mut at = HEADER_LEN;
+        while let Some(rest) = bytes.get(at..).filter(|r| !r.is_empty()) {
+            match read_frame(rest) {
+                FrameRead::Valid { payload, frame_len } => {
+                    ks.load_batch(payload, at)?;
+                    at += frame_len;
+                }
+                FrameRead::Truncated if !is_torn_tail(rest) => {
+                    let reason =
+                        "frame runs past the end of the file but valid frames follow (damaged length)";
+                    return Err(Error::corrupt(&ks.path, at as u64, reason));
+                }
+                FrameRead::Truncated => {
+                    ks.fs.truncate(&ks.path, at as u64)?;
+                    ks.dropped_tail = rest.len() as u64;
+                    break;
+                }
+                FrameRead::BadLength(n) => {
+                    return Err(Error::corrupt(&ks.path, at as u64, format!("frame declares {n} bytes")))
+                }
+                FrameRead::BadChecksum => {
+                    return Err(Error::corrupt(&ks.path, at as u64, "frame checksum mismatch"))
+                }
+            }
+        }
+        Ok(ks)
+    }
+
+    fn load_batch(&mut self, payload: &[u8], frame_at: usize) -> Result<()> {
+        let payload_at = (frame_at + crate::codec::FRAME_HEADER_LEN) as u64;
+        let entries = decode_batch(payload)
+            .map_err(|(off, reason)| Error::corrupt(&self.path, payload_at + off as u64, reason))?;
+        for e in entries {
+            let Some(next) = e.key_id.checked_add(1) else {
+                return Err(Error::corrupt(&self.path, payload_at, "key id overflow"));
+            };
+            if !insert(
+                &mut self.slots,
+                e.collection,
+                e.record_id,
+                Slot { key_id: e.key_id, wrapped: *e.wrapped },
+            ) {
+                let reason = format!("two keys for record {:?} in {:?}", e.record_id, e.collection);
+                return Err(Error::corrupt(&self.path, payload_at, reason));
+            }
+            self.len += 1;
+            self.header.next_key_id = self.header.next_key_id.max(next);
+        }
+        Ok(())
+    }
+
+    /// Checks `master` against the header's key-check value and unlocks the keystore.
+    ///
+    /// # Errors
+    /// [`Error::WrongKey`].
+    pub fn unlock(&mut self, master: &MasterKey) -> Result<()> {
+        if !key_check_matches(master, &self.header.db_id, &self.header.key_check) {
+            return Err(Error::WrongKey);
+        }
+        self.kek = Some(Kek::derive(master, &self.header.db_id));
+        Ok(())
+    }
+
+    /// Whether a verified master key is loaded.
+    #[must_use]
+    pub fn is_unlocked(&self) -> bool {
+        self.kek.is_some()
+    }
+
+    /// The passphrase KDF parameters stored in the header.
+    #[must_use]
+    pub fn kdf_params(&self) -> &KdfParams {
+        &self.header.kdf
+    }
+
+    /// Bytes of a torn final frame that [`Keystore::open`] dropped (0 normally).
+    #[must_use]
+    pub fn dropped_tail_bytes(&self) -> u64 {
+        self.dropped_tail
+    }
+
+    /// Whether the record has a key.
+    #[must_use]
+    pub fn contains(&self, collection: &str, id: &str) -> bool {
+        self.slot(collection, id).is_some()
+    }
+
+    /// The record's key id, if it has a key.
+    #[must_use]
+    pub fn key_id(&self, collection: &str, id: &str) -> Option<u64> {
+        self.slot(collection, id).map(|s| s.key_id)
+    }
+
+    /// Number of keys.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no keys.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn slot(&self, collection: &str, id: &str) -> Option<&Slot> {
+        self.slots.get(collection)?.get(id)
+    }
+
+    fn kek(&self) -> Result<&Kek> {
+        self.kek.as_ref().ok_or(Error::MissingKey)
+    }
+
+    fn unwrap_slot(&self, kek: &Kek, collection: &str, id: &str, slot: &Slot) -> Result<DataKey> {
+        kek.unwrap(collection, id, slot.key_id, &slot.wrapped).ok_or_else(|| {
+            let reason = format!(
+                "wrapped key {} of record {id:?} in {collection:?} fails authentication",
+                slot.key_id
+            );
+            Error::corrupt(&self.path, 0, reason)
+        })
+    }
+
+    /// Unwraps the record's data key: `Ok(None)` when it has none (never had, or erased).
+    ///
+    /// # Errors
+    /// [`Error::MissingKey`] when opened without a key; [`Error::Corrupt`] when the wrapped
+    /// key fails authentication.
+    pub fn data_key(&self, collection: &str, id: &str) -> Result<Option<(u64, DataKey)>> {
+        let kek = self.kek()?;
+        let Some(slot) = self.slot(collection, id) else { return Ok(None) };
+        Ok(Some((slot.key_id, self.unwrap_slot(kek, collection, id, slot)?)))
+    }
+}
+
+/// Inserts unless present; returns whether it was inserted.
+fn insert(slots: &mut Slots, collection: &str, id: &str, slot: Slot) -> bool {
+    let records = match slots.get_mut(collection) {
+        Some(records) => records,
+        None => slots.entry(collection.into()).or_default(),
+    };
+    if records.contains_key(id) {
+        return false;
+    }
+    records.insert(id.into(), slot);
+    true
+}

@@ -1,0 +1,249 @@
+//! The keystore's writes: appending new keys, syncing, and atomic whole-file rewrites for
+//! erasure and master-key rotation. After any failed write the keystore is poisoned.
+
+use std::collections::HashSet;
+
+use super::format::{encode_batch, entry_len, Entry, Header};
+use super::wrap::Kek;
+use super::{insert, Keystore, Slot, Slots, KEYSTORE_FILE, REWRITE_FRAME_BYTES};
+use crate::codec::{encode_frame, MAX_FRAME_PAYLOAD};
+use crate::crypto::derive::{key_check_matches, key_check_value};
+use crate::crypto::envelope::DataKey;
+use crate::crypto::kdf::KdfParams;
+use crate::crypto::key::MasterKey;
+use crate::error::{Error, Result};
+use crate::io::write_atomic;
+
+impl Keystore {
+    fn check_writable(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(reason) => Err(Error::Poisoned { reason: reason.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result {
+            self.poisoned = Some(format!("keystore write failed: {e}"));
+            self.appender = None;
+        }
+        result
+    }
+
+    /// Issues data keys for records, in order: a record that already has a key gets its
+    /// existing key back; the others get fresh random keys with new, increasing key ids,
+    /// appended to the file as **one** frame. Not synced: call [`Keystore::sync`] before
+    /// committing anything that uses the keys.
+    ///
+    /// # Errors
+    /// [`Error::MissingKey`] when locked; [`Error::Poisoned`] after an earlier failed write;
+    /// [`Error::InvalidArgument`] for names over 4 GiB or a batch over the 64 MiB frame
+    /// limit; [`Error::Io`] (which poisons the keystore).
+    pub fn add_keys(&mut self, entries: &[(&str, &str)]) -> Result<Vec<(u64, DataKey)>> {
+        self.check_writable()?;
+        let kek = self.kek()?;
+        let mut issued: Vec<(u64, DataKey)> = Vec::with_capacity(entries.len());
+        let mut fresh: Slots = Slots::new();
+        let mut fresh_list: Vec<(usize, Slot)> = Vec::new();
+        let mut payload_len = 4usize;
+        let mut next = self.header.next_key_id;
+        for (i, &(collection, id)) in entries.iter().enumerate() {
+            if u32::try_from(collection.len().max(id.len())).is_err() {
+                return Err(Error::invalid_argument("entries", "collection name or record id over 4 GiB"));
+            }
+            let existing = self.slot(collection, id).or_else(|| fresh.get(collection)?.get(id)).copied();
+            if let Some(slot) = existing {
+                issued.push((slot.key_id, self.unwrap_slot(kek, collection, id, &slot)?));
+                continue;
+            }
+            let key_id = next;
+            next =
+                next.checked_add(1).ok_or_else(|| Error::invalid_argument("entries", "key ids exhausted"))?;
+            let dk = DataKey::generate();
+            let slot = Slot { key_id, wrapped: kek.wrap(collection, id, key_id, &dk) };
+            insert(&mut fresh, collection, id, slot);
+            fresh_list.push((i, slot));
+            payload_len += entry_len(collection, id);
+            issued.push((key_id, dk));
+        }
+        if fresh_list.is_empty() {
+            return Ok(issued);
+        }
+        if payload_len > MAX_FRAME_PAYLOAD as usize {
+            return Err(Error::invalid_argument("entries", "batch exceeds the 64 MiB frame limit; split it"));
+        }
+        let mut payload = Vec::with_capacity(payload_len);
+        let batch = fresh_list.iter().filter_map(|(i, slot)| {
+            let &(collection, record_id) = entries.get(*i)?;
+            Some(Entry { key_id: slot.key_id, collection, record_id, wrapped: &slot.wrapped })
+        });
+        encode_batch(batch.collect::<Vec<_>>().into_iter(), &mut payload);
+        let mut frame = Vec::with_capacity(payload.len() + 8);
+        encode_frame(&payload, &mut frame);
+        let written = self.append(&frame);
+        self.poison(written)?;
+        for (i, slot) in fresh_list {
+            if let Some(&(collection, id)) = entries.get(i) {
+                insert(&mut self.slots, collection, id, slot);
+                self.len += 1;
+            }
+        }
+        self.header.next_key_id = next;
+        Ok(issued)
+    }
+
+    fn append(&mut self, frame: &[u8]) -> Result<()> {
+        let appender = match &mut self.appender {
+            Some(a) => a,
+            None => self.appender.insert(self.fs.open_append(&self.path)?),
+        };
+        appender.write_all(frame)
+    }
+
+    /// Makes appended keys durable. Must precede the log commit that uses them.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`]; [`Error::Io`] (which poisons the keystore).
+    pub fn sync(&mut self) -> Result<()> {
+        self.check_writable()?;
+        let synced = match &mut self.appender {
+            Some(appender) => appender.sync(),
+            None => Ok(()),
+        };
+        self.poison(synced)
+    }
+
+    /// Erases the keys of these records (absent ones are ignored) by atomically rewriting
+    /// the whole file without them: afterwards their wrapped bytes appear nowhere in it.
+    /// Works without the master key. Returns how many keys were removed.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`]; [`Error::Io`] (which poisons the keystore; the old file, with
+    /// the keys, may still be in place).
+    pub fn remove_keys(&mut self, entries: &[(&str, &str)]) -> Result<usize> {
+        self.check_writable()?;
+        let doomed: HashSet<(&str, &str)> =
+            entries.iter().copied().filter(|(c, id)| self.contains(c, id)).collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let kept = all_entries(&self.slots).filter(|e| !doomed.contains(&(e.collection, e.record_id)));
+        let file = encode_file(&self.header, kept);
+        let published = self.publish(&file);
+        self.poison(published)?;
+        for (collection, id) in &doomed {
+            if let Some(records) = self.slots.get_mut(*collection) {
+                records.remove(*id);
+                if records.is_empty() {
+                    self.slots.remove(*collection);
+                }
+            }
+        }
+        self.len -= doomed.len();
+        Ok(doomed.len())
+    }
+
+    /// Re-wraps every data key under `new` (with `new_kdf` stored for passphrases) and
+    /// atomically rewrites the file. Afterwards `old` gets [`Error::WrongKey`] and unwraps
+    /// nothing in the new file; the keystore stays unlocked with `new`.
+    ///
+    /// # Errors
+    /// [`Error::WrongKey`] when `old` is not the current key; [`Error::Poisoned`];
+    /// [`Error::Corrupt`] when a wrapped key fails authentication; [`Error::Io`] (which
+    /// poisons the keystore; the file is then either wholly old or wholly new).
+    pub fn rotate(&mut self, old: &MasterKey, new: &MasterKey, new_kdf: KdfParams) -> Result<()> {
+        self.check_writable()?;
+        let db_id = self.header.db_id;
+        if !key_check_matches(old, &db_id, &self.header.key_check) {
+            return Err(Error::WrongKey);
+        }
+        let (old_kek, new_kek) = (Kek::derive(old, &db_id), Kek::derive(new, &db_id));
+        let mut slots = self.slots.clone();
+        for (collection, records) in &mut slots {
+            for (id, slot) in records.iter_mut() {
+                let dk = self.unwrap_slot(&old_kek, collection, id, slot)?;
+                slot.wrapped = new_kek.wrap(collection, id, slot.key_id, &dk);
+            }
+        }
+        let header = Header { kdf: new_kdf, key_check: key_check_value(new, &db_id), ..self.header.clone() };
+        let file = encode_file(&header, all_entries(&slots));
+        let published = self.publish(&file);
+        self.poison(published)?;
+        self.header = header;
+        self.slots = slots;
+        self.kek = Some(new_kek);
+        Ok(())
+    }
+
+    /// Atomically replaces the file and drops the append handle, which refers to the
+    /// replaced file.
+    fn publish(&mut self, file: &[u8]) -> Result<()> {
+        self.appender = None;
+        write_atomic(&*self.fs, &self.dir, KEYSTORE_FILE, file)
+    }
+}
+
+fn all_entries(slots: &Slots) -> impl Iterator<Item = Entry<'_>> {
+    slots.iter().flat_map(|(collection, records)| {
+        records.iter().map(move |(id, s)| Entry {
+            key_id: s.key_id,
+            collection,
+            record_id: id,
+            wrapped: &s.wrapped,
+        })
+    })
+}
+
+/// The whole file: `header`, then the entries in key-id order in frames of about 1 MiB.
+fn encode_file<'a>(header: &Header, entries: impl Iterator<Item = Entry<'a>>) -> Vec<u8> {
+    let mut all: Vec<Entry<'a>> = entries.collect();
+    all.sort_unstable_by_key(|e| e.key_id);
+    let mut file = header.encode();
+    let mut batch: Vec<Entry<'a>> = Vec::new();
+    let mut size = 4;
+    for e in all {
+        let len = entry_len(e.collection, e.record_id);
+        if !batch.is_empty() && size + len > REWRITE_FRAME_BYTES {
+            flush(&mut batch, &mut file);
+            size = 4;
+        }
+        size += len;
+        batch.push(e);
+    }
+    if !batch.is_empty() {
+        flush(&mut batch, &mut file);
+    }
+    file
+}
+
+fn flush(batch: &mut Vec<Entry<'_>>, file: &mut Vec<u8>) {
+    let mut payload = Vec::new();
+    encode_batch(batch.drain(..), &mut payload);
+    encode_frame(&payload, file);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::io::RealFs;
+
+    #[test]
+    fn after_rotation_the_old_kek_unwraps_nothing_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (MasterKey::from_bytes([1; 32]), MasterKey::from_bytes([2; 32]));
+        let kdf = KdfParams::argon2id([0; 16], 64, 1, 1).unwrap();
+        let mut ks = Keystore::create(Arc::new(RealFs), dir.path(), [5; 16], &old, kdf).unwrap();
+        ks.add_keys(&[("c", "a"), ("c", "b"), ("d", "a")]).unwrap();
+        ks.rotate(&old, &new, kdf).unwrap();
+        let reread = Keystore::open(Arc::new(RealFs), dir.path(), [5; 16], None).unwrap();
+        let (old_kek, new_kek) = (Kek::derive(&old, &[5; 16]), Kek::derive(&new, &[5; 16]));
+        let entries: Vec<Entry<'_>> = all_entries(&reread.slots).collect();
+        assert_eq!(entries.len(), 3);
+        for e in entries {
+            assert!(old_kek.unwrap(e.collection, e.record_id, e.key_id, e.wrapped).is_none());
+            assert!(new_kek.unwrap(e.collection, e.record_id, e.key_id, e.wrapped).is_some());
+        }
+    }
+}

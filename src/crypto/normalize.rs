@@ -1,0 +1,156 @@
+//! Normalization and validation of e-mail addresses and phone numbers before blind
+//! indexing. Errors name the field, never the value.
+
+use crate::error::{Error, Result};
+
+fn invalid(field: &str, reason: &str) -> Error {
+    Error::InvalidRecord { id: String::new(), field: field.to_owned(), reason: reason.to_owned() }
+}
+
+/// Trims and lowercases an e-mail address and checks its basic shape: exactly one `@`, a
+/// non-empty local part, a domain with a dot and no empty labels, no whitespace or control
+/// characters, at most 254 bytes.
+///
+/// ```
+/// use geocrm::crypto::normalize_email;
+/// assert_eq!(normalize_email("  Ada.Lovelace@Example.ORG\n")?, "ada.lovelace@example.org");
+/// assert!(normalize_email("ada@localhost").is_err());
+/// # Ok::<(), geocrm::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidRecord`] with field `"email"` and an empty id for the caller to fill in.
+pub fn normalize_email(raw: &str) -> Result<String> {
+    let email = raw.trim().to_lowercase();
+    let err = |reason| Err(invalid("email", reason));
+    if email.is_empty() {
+        return err("e-mail address is empty");
+    }
+    if email.len() > 254 {
+        return err("e-mail address is longer than 254 bytes");
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return err("e-mail address contains whitespace or control characters");
+    }
+    let mut parts = email.split('@');
+    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
+        return err("e-mail address must contain exactly one '@'");
+    };
+    if local.is_empty() {
+        return err("e-mail address has an empty local part");
+    }
+    if !domain.contains('.') {
+        return err("e-mail domain must contain a dot");
+    }
+    if domain.split('.').any(str::is_empty) {
+        return err("e-mail domain has an empty label");
+    }
+    Ok(email)
+}
+
+/// Normalizes a phone number to E.164: removes whitespace, `-`, `.`, `(` and `)`; the rest
+/// must be `+` followed by 8 to 15 digits, the first non-zero.
+///
+/// ```
+/// use geocrm::crypto::normalize_phone;
+/// assert_eq!(normalize_phone("+44 (20) 7946-0958")?, "+442079460958");
+/// assert!(normalize_phone("020 7946 0958").is_err()); // no country code
+/// # Ok::<(), geocrm::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidRecord`] with field `"phone"` and an empty id for the caller to fill in.
+pub fn normalize_phone(raw: &str) -> Result<String> {
+    let phone: String =
+        raw.chars().filter(|c| !(c.is_whitespace() || matches!(c, '-' | '.' | '(' | ')'))).collect();
+    let err = |reason| Err(invalid("phone", reason));
+    let Some(digits) = phone.strip_prefix('+') else {
+        return err("phone number must start with '+' and a country code (E.164)");
+    };
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return err("phone number may contain only digits after '+'");
+    }
+    if !(8..=15).contains(&digits.len()) {
+        return err("phone number must have 8 to 15 digits after '+'");
+    }
+    if digits.starts_with('0') {
+        return err("country code cannot start with 0");
+    }
+    Ok(phone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        for (raw, want) in [
+            ("a@b.co", "a@b.co"),
+            (" Ada@Example.COM\t", "ada@example.com"),
+            ("first.last+tag@sub.example.co.uk", "first.last+tag@sub.example.co.uk"),
+            ("ÉMILE@exämple.fr", "émile@exämple.fr"),
+        ] {
+            assert_eq!(normalize_email(raw).unwrap(), want, "{raw}");
+        }
+        for bad in [
+            "",
+            "   ",
+            "plain",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "a@@b.co",
+            "a@b@c.co",
+            "a b@c.co",
+            "a@b .co",
+            "a@.co",
+            "a@b.",
+            "a@b..co",
+            "a\u{0}@b.co",
+        ] {
+            let e = normalize_email(bad).unwrap_err();
+            match &e {
+                Error::InvalidRecord { id, field, reason } => {
+                    assert!(id.is_empty() && field == "email");
+                    assert!(bad.trim().is_empty() || !reason.contains(bad.trim()), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(normalize_email(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn phones() {
+        for (raw, want) in [
+            ("+14155552671", "+14155552671"),
+            ("+1 (415) 555-2671", "+14155552671"),
+            (" +44 20.7946.0958 ", "+442079460958"),
+            ("+12345678", "+12345678"),
+            ("+123456789012345", "+123456789012345"),
+        ] {
+            assert_eq!(normalize_phone(raw).unwrap(), want, "{raw}");
+        }
+        for bad in [
+            "",
+            "14155552671",
+            "+1234567",
+            "+1234567890123456",
+            "+0441234567",
+            "+1415555267a",
+            "++14155552671",
+            "+1 415 555 2671 ext 3",
+            "+",
+            "+١٢٣٤٥٦٧٨٩",
+            "0044 20 7946 0958",
+        ] {
+            let e = normalize_phone(bad).unwrap_err();
+            let Error::InvalidRecord { id, field, reason } = &e else { panic!("{e:?}") };
+            assert!(id.is_empty() && field == "phone");
+            for needle in ["4155", "2345", "7946", "ext"] {
+                assert!(!reason.contains(needle), "{reason}");
+            }
+        }
+    }
+}
