@@ -1,0 +1,8 @@
+//! The data model: collection schemas and records.
+
+mod record;
+mod schema;
+
+pub use record::{validate_id, Record, MAX_ID_LEN};
+pub(crate) use schema::validate_name;
+pub use schema::{FieldKind, Schema, MAX_FIELDS_PER_KIND};

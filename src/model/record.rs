@@ -1,0 +1,88 @@
+//! A customer record as the host writes it.
+
+use crate::crypto::Pii;
+use crate::error::{Error, Result};
+use crate::geo::LatLon;
+
+/// Longest record id, in bytes.
+pub const MAX_ID_LEN: usize = 256;
+
+/// A record to upsert: a host-chosen id, a location, attributes and PII.
+///
+/// ```
+/// use geocrm::{LatLon, Record};
+/// let r = Record::new("C-000123", LatLon::new(52.52, 13.405)?)
+///     .number("lifetime_value", 1830.0)
+///     .category("tier", "gold")
+///     .pii("name", "Ada Lovelace");
+/// assert_eq!(r.id(), "C-000123");
+/// // PII never shows in Debug output:
+/// assert!(!format!("{r:?}").contains("Lovelace"));
+/// # Ok::<(), geocrm::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub(crate) id: String,
+    pub(crate) location: LatLon,
+    pub(crate) numbers: Vec<(String, f64)>,
+    pub(crate) categories: Vec<(String, String)>,
+    pub(crate) pii: Vec<(String, Pii)>,
+}
+
+impl Record {
+    /// A record with an id and a location and no attributes.
+    #[must_use]
+    pub fn new(id: impl Into<String>, location: LatLon) -> Self {
+        Record { id: id.into(), location, numbers: Vec::new(), categories: Vec::new(), pii: Vec::new() }
+    }
+
+    /// Sets a number attribute (must be finite; checked on upsert).
+    #[must_use]
+    pub fn number(mut self, field: impl Into<String>, value: f64) -> Self {
+        self.numbers.push((field.into(), value));
+        self
+    }
+
+    /// Sets a category attribute.
+    #[must_use]
+    pub fn category(mut self, field: impl Into<String>, value: impl Into<String>) -> Self {
+        self.categories.push((field.into(), value.into()));
+        self
+    }
+
+    /// Sets a PII field; it is sealed before it reaches the log.
+    #[must_use]
+    pub fn pii(mut self, field: impl Into<String>, value: impl Into<String>) -> Self {
+        self.pii.push((field.into(), Pii::new(value)));
+        self
+    }
+
+    /// The record id.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The location.
+    #[must_use]
+    pub fn location(&self) -> LatLon {
+        self.location
+    }
+}
+
+/// Checks a record id: 1–256 bytes, no control characters.
+///
+/// # Errors
+/// [`Error::InvalidRecord`] with field `id`.
+pub fn validate_id(id: &str) -> Result<()> {
+    let reason = if id.is_empty() {
+        "the id is empty"
+    } else if id.len() > MAX_ID_LEN {
+        "the id is longer than 256 bytes"
+    } else if id.chars().any(char::is_control) {
+        "the id contains control characters"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidRecord { id: id.chars().take(64).collect(), field: "id".into(), reason: reason.into() })
+}

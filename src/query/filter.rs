@@ -1,0 +1,241 @@
+//! Attribute filters: built in Rust or parsed from `--where` text, then compiled against a
+//! collection's schema so matching a row is a few array lookups.
+
+use std::ops::Bound;
+
+use crate::error::{Error, Result};
+use crate::model::{FieldKind, Schema};
+
+/// A predicate over a record's public attributes. A predicate on an attribute the record
+/// does not have is false (so `not` of it is true).
+///
+/// ```
+/// use geocrm::Filter;
+/// let f = Filter::eq("tier", "gold").and(Filter::at_least("lifetime_value", 1000.0));
+/// assert_eq!(f, Filter::parse("tier = 'gold' and lifetime_value >= 1000")?);
+/// # Ok::<(), geocrm::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// Matches every record.
+    All,
+    /// Category equals one of the values.
+    In {
+        /// Category field.
+        field: String,
+        /// Accepted values.
+        values: Vec<String>,
+    },
+    /// Number within bounds.
+    Range {
+        /// Number field.
+        field: String,
+        /// Lower bound.
+        min: Bound<f64>,
+        /// Upper bound.
+        max: Bound<f64>,
+    },
+    /// All of the parts.
+    And(Vec<Filter>),
+    /// Any of the parts.
+    Or(Vec<Filter>),
+    /// The opposite.
+    Not(Box<Filter>),
+}
+
+impl Filter {
+    /// Category `field` equals `value`.
+    #[must_use]
+    pub fn eq(field: impl Into<String>, value: impl Into<String>) -> Filter {
+        Filter::In { field: field.into(), values: vec![value.into()] }
+    }
+
+    /// Category `field` is one of `values`.
+    #[must_use]
+    pub fn one_of<I, S>(field: impl Into<String>, values: I) -> Filter
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Filter::In { field: field.into(), values: values.into_iter().map(Into::into).collect() }
+    }
+
+    /// Number `field` ≥ `min`.
+    #[must_use]
+    pub fn at_least(field: impl Into<String>, min: f64) -> Filter {
+        Filter::Range { field: field.into(), min: Bound::Included(min), max: Bound::Unbounded }
+    }
+
+    /// Number `field` ≤ `max`.
+    #[must_use]
+    pub fn at_most(field: impl Into<String>, max: f64) -> Filter {
+        Filter::Range { field: field.into(), min: Bound::Unbounded, max: Bound::Included(max) }
+    }
+
+    /// Number `field` within `min..=max`.
+    #[must_use]
+    pub fn between(field: impl Into<String>, min: f64, max: f64) -> Filter {
+        Filter::Range { field: field.into(), min: Bound::Included(min), max: Bound::Included(max) }
+    }
+
+    /// Both this and `other`.
+    #[must_use]
+    pub fn and(self, other: Filter) -> Filter {
+        match (self, other) {
+            (Filter::All, f) | (f, Filter::All) => f,
+            (Filter::And(mut a), Filter::And(b)) => {
+                a.extend(b);
+                Filter::And(a)
+            }
+            (Filter::And(mut a), f) => {
+                a.push(f);
+                Filter::And(a)
+            }
+            (f, g) => Filter::And(vec![f, g]),
+        }
+    }
+
+    /// Parses `--where` text, e.g. `tier in ('gold', 'silver') and not lifetime_value < 10`.
+    ///
+    /// Grammar: `or := and ('or' and)*`, `and := not ('and' not)*`, `not := 'not' not | atom`,
+    /// `atom := '(' or ')' | field ('='|'!='|'<'|'<='|'>'|'>=') value |
+    /// field 'in' '(' value (',' value)* ')' | field 'between' number 'and' number`.
+    /// Values are numbers, 'quoted' or "quoted" strings, or bare words.
+    ///
+    /// # Errors
+    /// [`Error::InvalidFilter`] with the character position.
+    pub fn parse(expr: &str) -> Result<Filter> {
+        super::filter_parse::parse(expr)
+    }
+
+    /// Resolves field names against a schema.
+    ///
+    /// # Errors
+    /// [`Error::InvalidFilter`] for unknown fields, PII fields (not filterable: they are
+    /// encrypted) and a range on a category or an equality on a number.
+    pub fn compile(&self, schema: &Schema, categories: &dyn CategoryCodes) -> Result<CompiledFilter> {
+        Ok(CompiledFilter { node: compile_node(self, schema, categories)? })
+    }
+}
+
+/// Looks up the code of a category value (a dictionary per category field).
+pub trait CategoryCodes {
+    /// The code of `value` in category field number `field`, if that value was ever seen.
+    fn code(&self, field: usize, value: &str) -> Option<u32>;
+}
+
+/// A filter bound to a schema: fields are positions, category values are codes.
+#[derive(Debug, Clone)]
+pub struct CompiledFilter {
+    node: Node,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    All,
+    Codes { field: usize, codes: Vec<u32> },
+    Range { field: usize, min: Bound<f64>, max: Bound<f64> },
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+}
+
+/// The value of a category code for "no value".
+pub const MISSING_CODE: u32 = u32::MAX;
+
+impl CompiledFilter {
+    /// A filter that matches everything.
+    #[must_use]
+    pub fn all() -> Self {
+        CompiledFilter { node: Node::All }
+    }
+
+    /// Whether the filter is [`Filter::All`] (lets queries skip attribute access).
+    #[must_use]
+    pub fn is_all(&self) -> bool {
+        matches!(self.node, Node::All)
+    }
+
+    /// Whether a row with these attributes matches. Missing numbers are NaN, missing
+    /// categories are [`MISSING_CODE`].
+    #[must_use]
+    pub fn matches(&self, numbers: &dyn Fn(usize) -> f64, categories: &dyn Fn(usize) -> u32) -> bool {
+        eval(&self.node, numbers, categories)
+    }
+}
+
+fn eval(node: &Node, numbers: &dyn Fn(usize) -> f64, categories: &dyn Fn(usize) -> u32) -> bool {
+    match node {
+        Node::All => true,
+        Node::Codes { field, codes } => {
+            let code = categories(*field);
+            code != MISSING_CODE && codes.contains(&code)
+        }
+        Node::Range { field, min, max } => {
+            let v = numbers(*field);
+            !v.is_nan() && std::ops::RangeBounds::contains(&(*min, *max), &v)
+        }
+        Node::And(parts) => parts.iter().all(|p| eval(p, numbers, categories)),
+        Node::Or(parts) => parts.iter().any(|p| eval(p, numbers, categories)),
+        Node::Not(inner) => !eval(inner, numbers, categories),
+    }
+}
+
+fn filter_error(field: &str, reason: String) -> Error {
+    Error::InvalidFilter { expr: field.to_owned(), position: 0, reason }
+}
+
+fn compile_node(f: &Filter, schema: &Schema, cats: &dyn CategoryCodes) -> Result<Node> {
+    let lookup = |field: &str, want: FieldKind| -> Result<usize> {
+        match schema.field(field) {
+            Some((kind, i)) if kind == want => Ok(i),
+            Some((FieldKind::Pii, _)) => Err(filter_error(
+                field,
+                format!("{field:?} is a PII field; PII is encrypted and cannot be filtered"),
+            )),
+            Some((FieldKind::Number, _)) => Err(filter_error(
+                field,
+                format!("{field:?} is a number field; use <, <=, >, >=, between or = with a number"),
+            )),
+            Some((FieldKind::Category, _)) => {
+                Err(filter_error(field, format!("{field:?} is a category field; use = or in with strings")))
+            }
+            None => Err(filter_error(field, format!("unknown field {field:?}"))),
+        }
+    };
+    Ok(match f {
+        Filter::All => Node::All,
+        Filter::In { field, values } if matches!(schema.field(field), Some((FieldKind::Number, _))) => {
+            // `ltv = 10` or `ltv in (10, 20)` on a number field: exact values.
+            let i = lookup(field, FieldKind::Number)?;
+            let mut parts = Vec::with_capacity(values.len());
+            for v in values {
+                let x: f64 = v.trim().parse().ok().filter(|x: &f64| x.is_finite()).ok_or_else(|| {
+                    filter_error(field, format!("{field:?} is a number field and {v:?} is not a number"))
+                })?;
+                parts.push(Node::Range { field: i, min: Bound::Included(x), max: Bound::Included(x) });
+            }
+            Node::Or(parts)
+        }
+        Filter::In { field, values } => {
+            let i = lookup(field, FieldKind::Category)?;
+            // Values never seen have no code: they match nothing.
+            let codes = values.iter().filter_map(|v| cats.code(i, v)).collect();
+            Node::Codes { field: i, codes }
+        }
+        Filter::Range { field, min, max } => {
+            let bad = |b: &Bound<f64>| matches!(b, Bound::Included(v) | Bound::Excluded(v) if v.is_nan());
+            if bad(min) || bad(max) {
+                return Err(filter_error(field, "a range bound is NaN".into()));
+            }
+            Node::Range { field: lookup(field, FieldKind::Number)?, min: *min, max: *max }
+        }
+        Filter::And(parts) => {
+            Node::And(parts.iter().map(|p| compile_node(p, schema, cats)).collect::<Result<_>>()?)
+        }
+        Filter::Or(parts) => {
+            Node::Or(parts.iter().map(|p| compile_node(p, schema, cats)).collect::<Result<_>>()?)
+        }
+        Filter::Not(inner) => Node::Not(Box::new(compile_node(inner, schema, cats)?)),
+    })
+}

@@ -1,0 +1,10 @@
+//! Queries: filters, nearest-k, area scans and aggregations.
+
+mod aggregate;
+mod filter;
+mod filter_parse;
+mod spatial;
+
+pub use aggregate::{Collector, FieldStats, Group, GroupBy, GroupKey};
+pub use filter::{CategoryCodes, CompiledFilter, Filter, MISSING_CODE};
+pub use spatial::{nearest, scan, Neighbor, Scope};
