@@ -41,6 +41,9 @@ impl LatLon {
         }
     }
 
+    /// The point at latitude 0, longitude 0.
+    pub const ORIGIN: LatLon = LatLon { lat: 0.0, lon: 0.0 };
+
     /// Latitude in degrees.
     #[must_use]
     pub fn lat(self) -> f64 {

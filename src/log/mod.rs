@@ -90,6 +90,31 @@ pub use writer::Log;
 use crate::error::Result;
 use crate::io::FileSystem;
 
+/// Path of segment number `number` inside the log directory `log_dir`.
+#[must_use]
+pub fn segment_path(log_dir: &Path, number: u64) -> PathBuf {
+    log_dir.join(segment::segment_name(number))
+}
+
+/// Validates one whole frame read back from a segment (length, checksum, prefix) and
+/// returns its body.
+///
+/// # Errors
+/// A message saying what does not match; callers wrap it into [`crate::Error::Corrupt`].
+pub fn frame_body(frame: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    match crate::codec::read_frame(frame) {
+        crate::codec::FrameRead::Valid { payload, frame_len } if frame_len == frame.len() => {
+            segment::FramePrefix::decode_payload(payload)
+                .map(|(_, body)| body.to_vec())
+                .map_err(|e| e.to_string())
+        }
+        crate::codec::FrameRead::Valid { frame_len, .. } => {
+            Err(format!("frame is {frame_len} bytes long, not {} as recorded", frame.len()))
+        }
+        _ => Err("frame checksum or length mismatch".into()),
+    }
+}
+
 /// The name of the log's directory inside the database directory.
 pub const LOG_DIR: &str = "log";
 

@@ -8,7 +8,7 @@ use super::segment::{
     segment_name, FramePrefix, SegmentHeader, MAX_BODY_LEN, MIN_FRAME_LEN, SEGMENT_HEADER_LEN,
 };
 use super::{FramePos, LogConfig, RecoveryReport, ReplayedTxn, TxnReceipt, FIRST_LSN, LOG_DIR};
-use crate::codec::{encode_frame, read_frame, FrameRead, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
+use crate::codec::{encode_frame, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
 use crate::error::{Error, Result};
 use crate::io::{write_atomic, FileSystem, WritableFile};
 
@@ -248,18 +248,7 @@ impl Log {
         }
         let mut buf = vec![0; len];
         file.read_exact_at(&mut buf, pos.offset)?;
-        let bad = |reason: String| Error::corrupt(&path, pos.offset, reason);
-        match read_frame(&buf) {
-            FrameRead::Valid { payload, frame_len } if frame_len == len => {
-                FramePrefix::decode_payload(payload)
-                    .map(|(_, body)| body.to_vec())
-                    .map_err(|e| bad(e.to_string()))
-            }
-            FrameRead::Valid { frame_len, .. } => {
-                Err(bad(format!("frame is {frame_len} bytes long, not {len} as recorded")))
-            }
-            _ => Err(bad("frame checksum or length mismatch".into())),
-        }
+        super::frame_body(&buf).map_err(|reason| Error::corrupt(&path, pos.offset, reason))
     }
 
     /// The LSN the next appended operation will get.

@@ -1,0 +1,171 @@
+//! The in-memory table: rows in a slab, an id map, and an `rstar` tree over unit vectors.
+//!
+//! Holds every live record until checkpoints exist, and afterwards the records written since
+//! the last checkpoint. Replay inserts rows without touching the tree and bulk-loads it once
+//! at the end ([`MemoryTable::finish_bulk`]), which is much faster than one insert per row.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rstar::primitives::GeomWithData;
+use rstar::{RTree, AABB};
+
+use crate::geo::{Aabb3, LatLon};
+
+/// Where a record's full operation lives in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpPointer {
+    /// Segment number.
+    pub segment: u64,
+    /// Byte offset of the frame in the segment.
+    pub offset: u64,
+    /// Frame length.
+    pub len: u32,
+    /// Index of the operation within the frame body.
+    pub index: u32,
+}
+
+/// One live record's public, indexed data.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Record id.
+    pub id: Arc<str>,
+    /// Location.
+    pub location: LatLon,
+    /// H3 cell at resolution 15, as a raw `u64`.
+    pub cell: u64,
+    /// Number attributes in schema order; NaN where absent.
+    pub numbers: Box<[f64]>,
+    /// Category codes in schema order; [`crate::query::MISSING_CODE`] where absent.
+    pub categories: Box<[u32]>,
+    /// Where the full record (with sealed PII) is in the log.
+    pub pointer: OpPointer,
+    /// Log sequence number of the write that produced this row.
+    pub lsn: u64,
+}
+
+type TreePoint = GeomWithData<[f64; 3], u32>;
+
+/// Rows plus their spatial index.
+#[derive(Debug, Default)]
+pub struct MemoryTable {
+    rows: Vec<Option<Row>>,
+    free: Vec<u32>,
+    by_id: HashMap<Arc<str>, u32>,
+    tree: RTree<TreePoint>,
+    bulk: bool,
+}
+
+impl MemoryTable {
+    /// An empty table.
+    #[must_use]
+    pub fn new() -> Self {
+        MemoryTable::default()
+    }
+
+    /// Starts a bulk phase: rows are stored but the tree is only rebuilt by
+    /// [`MemoryTable::finish_bulk`].
+    pub fn begin_bulk(&mut self) {
+        self.bulk = true;
+    }
+
+    /// Ends a bulk phase by bulk-loading the tree from every live row.
+    pub fn finish_bulk(&mut self) {
+        let points = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, row)| {
+                Some(TreePoint::new(row.as_ref()?.location.to_unit_vector(), slot_u32(slot)))
+            })
+            .collect();
+        self.tree = RTree::bulk_load(points);
+        self.bulk = false;
+    }
+
+    /// Number of live rows.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether there are no rows.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Inserts or replaces the row with `row.id`; returns the replaced row.
+    pub fn upsert(&mut self, row: Row) -> Option<Row> {
+        let unit = row.location.to_unit_vector();
+        if let Some(&slot) = self.by_id.get(&row.id) {
+            let old = self.rows.get_mut(slot as usize)?.replace(row);
+            if let (Some(old), false) = (&old, self.bulk) {
+                self.tree.remove(&TreePoint::new(old.location.to_unit_vector(), slot));
+                self.tree.insert(TreePoint::new(unit, slot));
+            }
+            return old;
+        }
+        let slot = if let Some(slot) = self.free.pop() {
+            if let Some(cell) = self.rows.get_mut(slot as usize) {
+                *cell = Some(row.clone());
+            }
+            slot
+        } else {
+            self.rows.push(Some(row.clone()));
+            slot_u32(self.rows.len() - 1)
+        };
+        self.by_id.insert(row.id, slot);
+        if !self.bulk {
+            self.tree.insert(TreePoint::new(unit, slot));
+        }
+        None
+    }
+
+    /// Removes the row with this id; returns it.
+    pub fn remove(&mut self, id: &str) -> Option<Row> {
+        let slot = self.by_id.remove(id)?;
+        let old = self.rows.get_mut(slot as usize)?.take()?;
+        if !self.bulk {
+            self.tree.remove(&TreePoint::new(old.location.to_unit_vector(), slot));
+        }
+        self.free.push(slot);
+        Some(old)
+    }
+
+    /// The row with this id.
+    #[must_use]
+    pub fn get(&self, id: &str) -> Option<&Row> {
+        self.row(*self.by_id.get(id)?)
+    }
+
+    /// The row in a slot.
+    #[must_use]
+    pub fn row(&self, slot: u32) -> Option<&Row> {
+        self.rows.get(slot as usize)?.as_ref()
+    }
+
+    /// Every live row, in no particular order.
+    pub fn rows(&self) -> impl Iterator<Item = &Row> {
+        self.rows.iter().flatten()
+    }
+
+    /// Slots in increasing chord distance from a unit vector, with the squared chord.
+    pub fn nearest_iter(&self, unit: [f64; 3]) -> impl Iterator<Item = (u32, f64)> + '_ {
+        self.tree.nearest_neighbor_iter_with_distance_2(&unit).map(|(p, d2)| (p.data, d2))
+    }
+
+    /// Slots whose unit vector is within a squared chord distance of `unit`.
+    pub fn within_chord2(&self, unit: [f64; 3], chord2: f64) -> impl Iterator<Item = u32> + '_ {
+        self.tree.locate_within_distance(unit, chord2).map(|p| p.data)
+    }
+
+    /// Slots whose unit vector lies in a 3D box.
+    pub fn in_box(&self, b: &Aabb3) -> impl Iterator<Item = u32> + '_ {
+        self.tree.locate_in_envelope(&AABB::from_corners(b.min, b.max)).map(|p| p.data)
+    }
+}
+
+fn slot_u32(slot: usize) -> u32 {
+    u32::try_from(slot).unwrap_or(u32::MAX)
+}

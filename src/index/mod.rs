@@ -1,0 +1,5 @@
+//! Spatial and attribute indexes.
+
+pub mod memory;
+
+pub use memory::{MemoryTable, OpPointer, Row};
