@@ -1,0 +1,41 @@
+//! Opening the keystore with the host's key provider.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::crypto::{KdfParams, KeyProvider, Keystore, MasterKey, KEYSTORE_FILE};
+use crate::error::Result;
+use crate::io::FileSystem;
+
+/// Opens the keystore and derives and checks the master key. With a key and no keystore
+/// yet, creates one bound to that key; without a key the keystore (if any) opens locked:
+/// location queries work, PII reads and writes fail with [`crate::Error::MissingKey`].
+pub(crate) fn open_keystore(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    db_id: [u8; 16],
+    provider: Option<&dyn KeyProvider>,
+) -> Result<(Option<Keystore>, Option<MasterKey>)> {
+    let exists = fs.exists(&dir.join(KEYSTORE_FILE));
+    match (exists, provider) {
+        (true, provider) => {
+            let mut keystore = Keystore::open(fs.clone(), dir, db_id, None)?;
+            let master = match provider {
+                Some(p) => {
+                    let master = p.master_key(keystore.kdf_params())?;
+                    keystore.unlock(&master)?;
+                    Some(master)
+                }
+                None => None,
+            };
+            Ok((Some(keystore), master))
+        }
+        (false, Some(p)) => {
+            let kdf = KdfParams::new_random();
+            let master = p.master_key(&kdf)?;
+            let keystore = Keystore::create(fs.clone(), dir, db_id, &master, kdf)?;
+            Ok((Some(keystore), Some(master)))
+        }
+        (false, None) => Ok((None, None)),
+    }
+}

@@ -1,0 +1,70 @@
+//! The `MANIFEST` file: the database id and (later) the live checkpoint, replaced atomically.
+//!
+//! Layout: `magic b"GEOCRMMF" | version u16 LE | frame(bincode(Manifest))`.
+
+use std::path::Path;
+
+use bincode::{Decode, Encode};
+
+use crate::codec::{self, FrameRead};
+use crate::error::{Error, Result};
+use crate::io::{write_atomic, FileSystem};
+
+/// File name inside the database directory.
+pub(crate) const MANIFEST_NAME: &str = "MANIFEST";
+const MAGIC: &[u8; 8] = b"GEOCRMMF";
+/// Manifest format version written by this build.
+pub(crate) const MANIFEST_VERSION: u16 = 1;
+
+/// What the manifest records.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub(crate) struct Manifest {
+    /// Random id given to the database at creation; bound into every file and ciphertext.
+    pub db_id: [u8; 16],
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_unix_ms: u64,
+}
+
+impl Manifest {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        let payload = codec::encode(self).map_err(|e| Error::invalid_argument("manifest", e))?;
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
+        codec::encode_frame(&payload, &mut out);
+        Ok(out)
+    }
+
+    pub(crate) fn decode(bytes: &[u8], file: &Path) -> Result<Manifest> {
+        if bytes.get(..8) != Some(MAGIC.as_slice()) {
+            return Err(Error::corrupt(file, 0, "not a geocrm manifest (bad magic)"));
+        }
+        let version = bytes.get(8..10).map_or(0, |v| u16::from_le_bytes([v[0], v[1]]));
+        if version != MANIFEST_VERSION {
+            return Err(Error::UnsupportedVersion {
+                file: file.to_owned(),
+                found: version,
+                supported: MANIFEST_VERSION,
+            });
+        }
+        let rest = bytes.get(10..).unwrap_or_default();
+        match codec::read_frame(rest) {
+            FrameRead::Valid { payload, frame_len } if frame_len == rest.len() => {
+                codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))
+            }
+            FrameRead::Valid { .. } => Err(Error::corrupt(file, 10, "trailing bytes after the manifest")),
+            other => Err(Error::corrupt(file, 10, format!("manifest frame is damaged ({other:?})"))),
+        }
+    }
+
+    pub(crate) fn load(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Manifest>> {
+        let path = dir.join(MANIFEST_NAME);
+        if !fs.exists(&path) {
+            return Ok(None);
+        }
+        Manifest::decode(&fs.read(&path)?, &path).map(Some)
+    }
+
+    pub(crate) fn store(&self, fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+        write_atomic(fs, dir, MANIFEST_NAME, &self.encode()?)
+    }
+}

@@ -1,0 +1,247 @@
+//! The database: a directory holding the log, the keystore and the manifest, opened by one
+//! writer process at a time and read by many threads.
+
+mod keys;
+mod manifest;
+mod ops;
+mod options;
+mod read;
+mod state;
+mod write;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+pub use options::{Durability, Options};
+pub use read::{CollectionReader, Hit, Snapshot, StoredView};
+pub use write::{CommitReceipt, WriteBatch};
+
+use self::manifest::Manifest;
+use self::state::State;
+use crate::crypto::{Keystore, MasterKey};
+use crate::error::{Error, Result};
+use crate::io::{DirLock, FileSystem};
+use crate::log::{Log, LogConfig, RecoveryReport};
+
+/// An open geocrm database.
+///
+/// ```
+/// use geocrm::{Database, Filter, LatLon, Options, Record, Schema, crypto::RawKey};
+/// let dir = tempfile::tempdir()?;
+/// let db = Database::open(dir.path(), Options::new().key(RawKey::new([42; 32])))?;
+/// db.create_collection("customers", Schema::crm().number("ltv").category("tier"))?;
+/// let mut batch = db.begin_write();
+/// batch.upsert("customers", Record::new("C-1", LatLon::new(48.8566, 2.3522)?)
+///     .number("ltv", 1200.0).category("tier", "gold").pii("name", "Ada"))?;
+/// batch.upsert("customers", Record::new("C-2", LatLon::new(51.5074, -0.1278)?)
+///     .number("ltv", 80.0).category("tier", "bronze"))?;
+/// batch.commit()?;
+///
+/// let snap = db.read();
+/// let customers = snap.collection("customers")?;
+/// let near = customers.nearest(LatLon::new(48.0, 2.0)?, 1, &Filter::All)?;
+/// assert_eq!(near[0].id, "C-1");
+/// let gold = customers.nearest(LatLon::new(51.0, 0.0)?, 5, &Filter::eq("tier", "gold"))?;
+/// assert_eq!(gold.len(), 1);
+/// assert_eq!(customers.reveal("C-1")?["name"].expose(), "Ada");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+/// Shared state behind a [`Database`] handle.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) db_id: [u8; 16],
+    pub(crate) durability: Durability,
+    pub(crate) master: Option<MasterKey>,
+    pub(crate) state: RwLock<State>,
+    pub(crate) writer: Mutex<Writer>,
+    pub(crate) queue: Mutex<CommitQueue>,
+    pub(crate) queue_cv: Condvar,
+    pub(crate) segments: read::SegmentReaders,
+    pub(crate) recovery: RecoveryReport,
+    _lock: Box<dyn DirLock>,
+}
+
+/// What only the writer touches.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub(crate) log: Log,
+    pub(crate) keystore: Option<Keystore>,
+    /// Set by the first failed write or fsync; every later write is refused.
+    pub(crate) poisoned: Option<String>,
+}
+
+/// Batches waiting for the leader, and results waiting for their committers.
+#[derive(Debug, Default)]
+pub(crate) struct CommitQueue {
+    pub(crate) next_ticket: u64,
+    pub(crate) waiting: Vec<write::Waiting>,
+    pub(crate) done: HashMap<u64, Result<CommitReceipt>>,
+    pub(crate) leader: bool,
+}
+
+impl Database {
+    /// Opens (or creates) the database in `dir`, replaying its log.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when another writer has it open; [`Error::Corrupt`] naming the file
+    /// and offset of damaged acknowledged data; [`Error::WrongKey`] for a key that is not
+    /// this database's; [`Error::Io`].
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
+        let dir = dir.as_ref().to_owned();
+        let fs = options.fs.clone();
+        if !fs.exists(&dir) {
+            if !options.create {
+                return Err(Error::io(
+                    "open database",
+                    &dir,
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+                ));
+            }
+            fs.create_dir_all(&dir)?;
+        }
+        let lock = fs.lock_dir(&dir)?;
+        let manifest = match Manifest::load(fs.as_ref(), &dir)? {
+            Some(m) => m,
+            None => create_manifest(fs.as_ref(), &dir, options.create)?,
+        };
+        let db_id = manifest.db_id;
+
+        let (keystore, master) = keys::open_keystore(&fs, &dir, db_id, options.key.as_deref())?;
+
+        let mut state = State::default();
+        let log_dir = dir.join("log");
+        let config = LogConfig::default().with_segment_bytes(options.segment_bytes);
+        state.replaying = true;
+        let (log, recovery) = Log::open(fs.clone(), &dir, db_id, config, &mut |txn| {
+            read::replay_txn(&mut state, &log_dir, txn)
+        })?;
+        state.replaying = false;
+        for c in state.collections.values_mut() {
+            c.table.finish_bulk();
+        }
+        state.next_lsn = log.next_lsn();
+
+        let inner = Inner {
+            segments: read::SegmentReaders::new(fs.clone(), log_dir),
+            dir,
+            db_id,
+            durability: options.durability,
+            master,
+            state: RwLock::new(state),
+            writer: Mutex::new(Writer { log, keystore, poisoned: None }),
+            queue: Mutex::new(CommitQueue::default()),
+            queue_cv: Condvar::new(),
+            recovery,
+            _lock: lock,
+        };
+        Ok(Database { inner: Arc::new(inner) })
+    }
+
+    /// Starts a batch of writes.
+    #[must_use]
+    pub fn begin_write(&self) -> WriteBatch<'_> {
+        WriteBatch::new(self)
+    }
+
+    /// Creates a collection (a one-operation batch).
+    ///
+    /// # Errors
+    /// As [`WriteBatch::create_collection`] and [`WriteBatch::commit`].
+    pub fn create_collection(&self, name: &str, schema: Schema) -> Result<CommitReceipt> {
+        let mut batch = self.begin_write();
+        batch.create_collection(name, schema)?;
+        batch.commit()
+    }
+
+    /// A consistent view for queries. Commits wait for open snapshots only while they
+    /// apply (never during their fsync); keep snapshots short-lived.
+    #[must_use]
+    pub fn read(&self) -> Snapshot<'_> {
+        Snapshot::new(&self.inner)
+    }
+
+    /// Makes every committed write durable (needed only with
+    /// [`Durability::NoSyncBulkLoad`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Poisoned`]; a failed sync poisons the database.
+    pub fn sync(&self) -> Result<()> {
+        let mut w = self.inner.writer.lock();
+        if let Some(reason) = &w.poisoned {
+            return Err(Error::Poisoned { reason: reason.clone() });
+        }
+        let result = w.keystore.as_mut().map_or(Ok(()), Keystore::sync).and_then(|()| w.log.sync());
+        if let Err(e) = &result {
+            w.poisoned.get_or_insert_with(|| e.to_string());
+        }
+        result
+    }
+
+    /// What recovery did when the database was opened (e.g. a torn log tail it cut off).
+    #[must_use]
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.recovery
+    }
+
+    /// The database directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The LSN the next write will get.
+    #[must_use]
+    pub fn next_lsn(&self) -> u64 {
+        self.inner.state.read().next_lsn
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing makes NoSyncBulkLoad writes durable; failures are ignored here because
+        // nothing was promised for them (call `sync` to see errors).
+        if self.durability == Durability::NoSyncBulkLoad {
+            let w = self.writer.get_mut();
+            if w.poisoned.is_none() {
+                let _ = w.keystore.as_mut().map_or(Ok(()), Keystore::sync).and_then(|()| w.log.sync());
+            }
+        }
+    }
+}
+
+use crate::model::Schema;
+
+fn create_manifest(fs: &dyn FileSystem, dir: &Path, create: bool) -> Result<Manifest> {
+    if !create {
+        return Err(Error::corrupt(
+            dir.join(manifest::MANIFEST_NAME),
+            0,
+            "no MANIFEST: not a geocrm database",
+        ));
+    }
+    if fs.exists(&dir.join("log")) {
+        return Err(Error::corrupt(
+            dir.join(manifest::MANIFEST_NAME),
+            0,
+            "the log exists but MANIFEST is missing; refusing to create a new database over it",
+        ));
+    }
+    let mut db_id = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut db_id);
+    let created_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let m = Manifest { db_id, created_unix_ms };
+    m.store(fs, dir)?;
+    Ok(m)
+}

@@ -1,0 +1,113 @@
+//! How to open a database.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::crypto::KeyProvider;
+use crate::io::{FileSystem, RealFs};
+
+/// When a commit becomes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `commit()` returns after the log (and keystore) are fsynced. Commits from several
+    /// threads that arrive while an fsync is running share the next one (group commit).
+    #[default]
+    FsyncEachCommit,
+    /// Like `FsyncEachCommit`, but the thread that performs the fsync first waits up to this
+    /// long for more commits to join it: higher throughput for many concurrent writers,
+    /// higher latency for each.
+    GroupCommit {
+        /// Longest wait before the shared fsync.
+        max_wait: std::time::Duration,
+    },
+    /// Bulk loading: commits are written but not fsynced; `Database::sync` (or a checkpoint,
+    /// or closing) makes them durable. A crash may lose commits since the last sync, never
+    /// earlier ones, and never leaves a half commit.
+    NoSyncBulkLoad,
+}
+
+/// Options for [`crate::Database::open`].
+///
+/// ```
+/// use geocrm::{Durability, Options, crypto::RawKey};
+/// let options = Options::new()
+///     .key(RawKey::new([7; 32]))
+///     .durability(Durability::NoSyncBulkLoad);
+/// # let _ = options;
+/// ```
+#[derive(Clone)]
+pub struct Options {
+    pub(crate) durability: Durability,
+    pub(crate) key: Option<Arc<dyn KeyProvider>>,
+    pub(crate) fs: Arc<dyn FileSystem>,
+    pub(crate) segment_bytes: u64,
+    pub(crate) create: bool,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("durability", &self.durability)
+            .field("key", &self.key.as_ref().map(|_| "<key provider>"))
+            .field("fs", &self.fs)
+            .field("segment_bytes", &self.segment_bytes)
+            .field("create", &self.create)
+            .finish()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::default(),
+            key: None,
+            fs: Arc::new(RealFs),
+            segment_bytes: 64 << 20,
+            create: true,
+        }
+    }
+}
+
+impl Options {
+    /// Defaults: fsync each commit, no key, the real file system, create if missing.
+    #[must_use]
+    pub fn new() -> Self {
+        Options::default()
+    }
+
+    /// The master key source. Without one, location and aggregation queries work and PII
+    /// reads and PII writes fail with [`crate::Error::MissingKey`].
+    #[must_use]
+    pub fn key(mut self, provider: impl KeyProvider + 'static) -> Self {
+        self.key = Some(Arc::new(provider));
+        self
+    }
+
+    /// The durability of commits.
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The file system (tests pass an in-memory, fault-injecting one).
+    #[must_use]
+    pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = fs;
+        self
+    }
+
+    /// Size at which the log starts a new segment file (default 64 MiB).
+    #[must_use]
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes.max(4096);
+        self
+    }
+
+    /// Whether to create the database when the directory has none (default true).
+    #[must_use]
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+}

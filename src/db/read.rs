@@ -1,0 +1,393 @@
+//! The read side: snapshots, per-collection query handles, point reads from the log, and
+//! log replay into the state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use h3o::Resolution;
+use parking_lot::{Mutex, RwLockReadGuard};
+use serde::Serialize;
+
+use super::ops::{decode_body, decode_one, LogOp, StoredRecord};
+use super::state::{CollectionState, State};
+use super::Inner;
+use crate::crypto::{self, FieldContext, Pii, Sealed};
+use crate::error::{Error, Result};
+use crate::geo::{BoundingBox, LatLon, PreparedRegion};
+use crate::index::{OpPointer, Row};
+use crate::io::{FileSystem, ReadableFile};
+use crate::log::ReplayedTxn;
+use crate::model::{FieldKind, Schema};
+use crate::query::{self, Collector, CompiledFilter, Filter, Group, GroupBy, Neighbor, Scope};
+
+/// Largest `k` a nearest query accepts.
+pub const MAX_K: usize = 1_000_000;
+
+/// A consistent read view of the whole database.
+#[derive(Debug)]
+pub struct Snapshot<'db> {
+    inner: &'db Inner,
+    state: RwLockReadGuard<'db, State>,
+}
+
+impl<'db> Snapshot<'db> {
+    pub(crate) fn new(inner: &'db Inner) -> Self {
+        Snapshot { inner, state: inner.state.read() }
+    }
+
+    /// Names of all collections.
+    #[must_use]
+    pub fn collection_names(&self) -> Vec<String> {
+        self.state.collections.keys().cloned().collect()
+    }
+
+    /// A query handle on one collection.
+    ///
+    /// # Errors
+    /// [`Error::UnknownCollection`].
+    pub fn collection(&self, name: &str) -> Result<CollectionReader<'_>> {
+        let (name, c) = self
+            .state
+            .collections
+            .get_key_value(name)
+            .ok_or_else(|| Error::UnknownCollection { name: name.to_owned() })?;
+        Ok(CollectionReader { inner: self.inner, name, c })
+    }
+}
+
+/// A record found by an area query.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// Record id.
+    pub id: String,
+    /// Its location.
+    #[serde(skip)]
+    pub location: LatLon,
+}
+
+/// A record as stored: public attributes in the clear, PII sealed.
+#[derive(Debug, Clone)]
+pub struct StoredView {
+    /// Record id.
+    pub id: String,
+    /// Location.
+    pub location: LatLon,
+    /// Number attributes that are set.
+    pub numbers: BTreeMap<String, f64>,
+    /// Category attributes that are set.
+    pub categories: BTreeMap<String, String>,
+    /// Sealed PII fields that are set (decrypt with [`CollectionReader::reveal`]).
+    pub pii: BTreeMap<String, Sealed>,
+    /// LSN of the write that produced this version.
+    pub lsn: u64,
+}
+
+/// Queries on one collection within a [`Snapshot`].
+#[derive(Debug)]
+pub struct CollectionReader<'s> {
+    inner: &'s Inner,
+    name: &'s str,
+    c: &'s CollectionState,
+}
+
+impl CollectionReader<'_> {
+    /// Number of live records.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.c.table.len()
+    }
+
+    /// Whether the collection is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.c.table.is_empty()
+    }
+
+    /// The collection's schema.
+    #[must_use]
+    pub fn schema(&self) -> &Schema {
+        &self.c.schema
+    }
+
+    fn compile(&self, filter: &Filter) -> Result<CompiledFilter> {
+        filter.compile(&self.c.schema, &self.c.dict)
+    }
+
+    /// The `k` records nearest to `at` by great-circle distance that match `filter`,
+    /// nearest first (ties by id).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for k = 0 or k > [`MAX_K`]; [`Error::InvalidFilter`].
+    pub fn nearest(&self, at: LatLon, k: usize, filter: &Filter) -> Result<Vec<Neighbor>> {
+        if k == 0 || k > MAX_K {
+            return Err(Error::invalid_argument("k", format!("must be 1..={MAX_K}, got {k}")));
+        }
+        let f = self.compile(filter)?;
+        Ok(query::nearest(&self.c.table, at, k, &f)
+            .into_iter()
+            .map(|(d, r)| Neighbor { id: r.id.to_string(), location: r.location, distance_m: d })
+            .collect())
+    }
+
+    /// Every matching record within `metres` of `center`, nearest first (ties by id).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a negative or non-finite radius; [`Error::InvalidFilter`].
+    pub fn within_radius(&self, center: LatLon, metres: f64, filter: &Filter) -> Result<Vec<Neighbor>> {
+        check_radius(metres)?;
+        let f = self.compile(filter)?;
+        let mut out = Vec::new();
+        query::scan(&self.c.table, Scope::Radius { center, metres }, &f, |r| {
+            out.push(Neighbor {
+                id: r.id.to_string(),
+                location: r.location,
+                distance_m: crate::geo::haversine_m(center, r.location),
+            });
+        });
+        out.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Every matching record inside a bounding box, by id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidFilter`].
+    pub fn within_bbox(&self, bbox: &BoundingBox, filter: &Filter) -> Result<Vec<Hit>> {
+        self.hits(Scope::BBox(bbox), filter)
+    }
+
+    /// Every matching record covered by a prepared (multi)polygon, by id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidFilter`].
+    pub fn within_region(&self, region: &PreparedRegion, filter: &Filter) -> Result<Vec<Hit>> {
+        self.hits(Scope::Region(region), filter)
+    }
+
+    /// Counts matching records in a scope.
+    ///
+    /// # Errors
+    /// [`Error::InvalidFilter`]; [`Error::InvalidArgument`] for a bad radius.
+    pub fn count(&self, scope: Scope<'_>, filter: &Filter) -> Result<u64> {
+        check_scope(&scope)?;
+        let f = self.compile(filter)?;
+        let mut n = 0u64;
+        query::scan(&self.c.table, scope, &f, |_| n += 1);
+        Ok(n)
+    }
+
+    fn hits(&self, scope: Scope<'_>, filter: &Filter) -> Result<Vec<Hit>> {
+        let f = self.compile(filter)?;
+        let mut out = Vec::new();
+        query::scan(&self.c.table, scope, &f, |r| {
+            out.push(Hit { id: r.id.to_string(), location: r.location })
+        });
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Count, and sum/avg/min/max of the number `fields`, over matching records in `scope`,
+    /// grouped as asked; groups sorted by key.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an H3 resolution above 15, a field that is not a
+    /// number attribute or a grouping field that is not a category; [`Error::InvalidFilter`].
+    pub fn aggregate(
+        &self,
+        scope: Scope<'_>,
+        group_by: &GroupBy,
+        fields: &[&str],
+        filter: &Filter,
+    ) -> Result<Vec<Group>> {
+        check_scope(&scope)?;
+        let f = self.compile(filter)?;
+        let positions = fields
+            .iter()
+            .map(|name| match self.c.schema.field(name) {
+                Some((FieldKind::Number, i)) => Ok(i),
+                _ => Err(Error::invalid_argument("field", format!("{name:?} is not a number attribute"))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (h3, category) = match group_by {
+            GroupBy::Nothing => (None, None),
+            GroupBy::H3(res) => (
+                Some(Resolution::try_from(*res).map_err(|_| {
+                    Error::invalid_argument("resolution", format!("H3 resolution {res} is not 0-15"))
+                })?),
+                None,
+            ),
+            GroupBy::Category(name) => match self.c.schema.field(name) {
+                Some((FieldKind::Category, i)) => (None, Some(i)),
+                _ => {
+                    return Err(Error::invalid_argument(
+                        "group_by",
+                        format!("{name:?} is not a category attribute"),
+                    ))
+                }
+            },
+        };
+        let mut collector = Collector::new(h3, category, positions);
+        query::scan(&self.c.table, scope, &f, |r| collector.add(r));
+        let field = category.unwrap_or(0);
+        Ok(collector.finish(|code| self.c.dict.value(field, code).map(str::to_owned)))
+    }
+
+    /// The stored record (PII sealed), read back from the log.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Corrupt`] when the log cannot be read back.
+    pub fn get(&self, id: &str) -> Result<Option<StoredView>> {
+        let Some(row) = self.c.table.get(id) else { return Ok(None) };
+        let stored = self.stored(row)?;
+        let s = &self.c.schema;
+        let named = |names: &[String]| names.to_vec();
+        let numbers = named(s.number_fields())
+            .into_iter()
+            .zip(stored.numbers)
+            .filter_map(|(n, v)| Some((n, v?)))
+            .collect();
+        let categories = named(s.category_fields())
+            .into_iter()
+            .zip(stored.categories)
+            .filter_map(|(n, v)| Some((n, v?)))
+            .collect();
+        let pii = named(s.pii_fields())
+            .into_iter()
+            .zip(stored.pii)
+            .filter_map(|(n, v)| Some((n, Sealed::from_bytes(v?))))
+            .collect();
+        Ok(Some(StoredView {
+            id: id.to_owned(),
+            location: row.location,
+            numbers,
+            categories,
+            pii,
+            lsn: row.lsn,
+        }))
+    }
+
+    /// Decrypts every PII field of a record.
+    ///
+    /// # Errors
+    /// [`Error::MissingKey`] without a key; [`Error::Decrypt`] when a field fails
+    /// authentication; [`Error::InvalidRecord`] when the id is unknown.
+    pub fn reveal(&self, id: &str) -> Result<BTreeMap<String, Pii>> {
+        if self.inner.master.is_none() {
+            return Err(Error::MissingKey);
+        }
+        let row = self.c.table.get(id).ok_or_else(|| Error::InvalidRecord {
+            id: id.to_owned(),
+            field: "id".into(),
+            reason: format!("no such record in {:?}", self.name),
+        })?;
+        let stored = self.stored(row)?;
+        let mut out = BTreeMap::new();
+        let Some(key_id) = stored.key_id else { return Ok(out) };
+        let data_key = {
+            let w = self.inner.writer.lock();
+            let ks = w.keystore.as_ref().ok_or(Error::MissingKey)?;
+            ks.data_key(self.name, id)?
+        };
+        let Some((_, data_key)) = data_key.filter(|(k, _)| *k == key_id) else {
+            return Err(Error::Erased { collection: self.name.to_owned(), id: id.to_owned() });
+        };
+        for (field, sealed) in self.c.schema.pii_fields().iter().zip(&stored.pii) {
+            let Some(bytes) = sealed else { continue };
+            let ctx =
+                FieldContext { db_id: self.inner.db_id, collection: self.name, record_id: id, field, key_id };
+            let value = crypto::open(&data_key, &ctx, &Sealed::from_bytes(bytes.clone())).map_err(|_| {
+                Error::Decrypt { collection: self.name.to_owned(), id: id.to_owned(), field: field.clone() }
+            })?;
+            out.insert(field.clone(), value);
+        }
+        Ok(out)
+    }
+
+    fn stored(&self, row: &Row) -> Result<StoredRecord> {
+        let body = self.inner.segments.read_body(row.pointer)?;
+        match decode_one(&body, row.pointer.index) {
+            Ok(LogOp::Upsert(r)) if r.id == *row.id => Ok(r),
+            Ok(_) => Err(Error::corrupt(
+                self.inner.segments.path(row.pointer.segment),
+                row.pointer.offset,
+                "the log operation an index points to is not this record",
+            )),
+            Err(e) => {
+                Err(Error::corrupt(self.inner.segments.path(row.pointer.segment), row.pointer.offset, e))
+            }
+        }
+    }
+}
+
+fn check_radius(metres: f64) -> Result<()> {
+    if metres.is_finite() && metres >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid_argument("metres", format!("radius must be a finite number ≥ 0, got {metres}")))
+    }
+}
+
+fn check_scope(scope: &Scope<'_>) -> Result<()> {
+    match scope {
+        Scope::Radius { metres, .. } => check_radius(*metres),
+        _ => Ok(()),
+    }
+}
+
+/// Open segment files for point reads, shared by all readers.
+#[derive(Debug)]
+pub(crate) struct SegmentReaders {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    open: Mutex<HashMap<u64, Arc<dyn ReadableFile>>>,
+}
+
+impl SegmentReaders {
+    pub(crate) fn new(fs: Arc<dyn FileSystem>, dir: PathBuf) -> Self {
+        SegmentReaders { fs, dir, open: Mutex::new(HashMap::new()) }
+    }
+
+    pub(crate) fn path(&self, segment: u64) -> PathBuf {
+        crate::log::segment_path(&self.dir, segment)
+    }
+
+    /// Reads and validates one frame and returns its body.
+    pub(crate) fn read_body(&self, p: OpPointer) -> Result<Vec<u8>> {
+        let file = {
+            let mut open = self.open.lock();
+            match open.get(&p.segment) {
+                Some(f) if f.len() >= p.offset + u64::from(p.len) => f.clone(),
+                _ => {
+                    let f: Arc<dyn ReadableFile> = Arc::from(self.fs.open_read(&self.path(p.segment))?);
+                    open.insert(p.segment, f.clone());
+                    f
+                }
+            }
+        };
+        let mut frame = vec![0u8; p.len as usize];
+        file.read_exact_at(&mut frame, p.offset)?;
+        crate::log::frame_body(&frame)
+            .map_err(|reason| Error::corrupt(self.path(p.segment), p.offset, reason))
+    }
+}
+
+/// Applies one replayed transaction; malformed contents are corruption at the frame.
+pub(crate) fn replay_txn(state: &mut State, log_dir: &Path, txn: ReplayedTxn) -> Result<()> {
+    let mut lsn = txn.first_lsn;
+    for frame in txn.frames {
+        let corrupt = |reason: String| {
+            Error::corrupt(crate::log::segment_path(log_dir, frame.pos.segment), frame.pos.offset, reason)
+        };
+        let ops = decode_body(&frame.body, frame.op_count).map_err(corrupt)?;
+        for (index, op) in (0u32..).zip(ops) {
+            state.check(&op).map_err(corrupt)?;
+            let pointer =
+                OpPointer { segment: frame.pos.segment, offset: frame.pos.offset, len: frame.pos.len, index };
+            state.apply(&op, pointer, lsn);
+            lsn += 1;
+        }
+    }
+    state.next_lsn = lsn;
+    Ok(())
+}

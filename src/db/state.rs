@@ -1,0 +1,160 @@
+//! The in-memory state rebuilt from the log: collections, their category dictionaries and
+//! tables. Replay and commit apply operations through the same code.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use h3o::CellIndex;
+
+use super::ops::{LogOp, StoredRecord};
+use crate::geo::LatLon;
+use crate::index::{MemoryTable, OpPointer, Row};
+use crate::model::{validate_id, validate_name, Schema};
+use crate::query::{CategoryCodes, MISSING_CODE};
+
+/// Category value ↔ code dictionaries, one per category field. Codes are dense, stable and
+/// only grow.
+#[derive(Debug, Default)]
+pub(crate) struct CategoryDict {
+    values: Vec<Vec<Arc<str>>>,
+    codes: Vec<HashMap<Arc<str>, u32>>,
+}
+
+impl CategoryDict {
+    fn new(fields: usize) -> Self {
+        CategoryDict { values: vec![Vec::new(); fields], codes: vec![HashMap::new(); fields] }
+    }
+
+    fn intern(&mut self, field: usize, value: &str) -> u32 {
+        let (Some(values), Some(codes)) = (self.values.get_mut(field), self.codes.get_mut(field)) else {
+            return MISSING_CODE;
+        };
+        if let Some(&code) = codes.get(value) {
+            return code;
+        }
+        let code = u32::try_from(values.len()).unwrap_or(MISSING_CODE);
+        let value: Arc<str> = value.into();
+        values.push(value.clone());
+        codes.insert(value, code);
+        code
+    }
+
+    /// The value of a code.
+    pub(crate) fn value(&self, field: usize, code: u32) -> Option<&str> {
+        self.values.get(field)?.get(code as usize).map(AsRef::as_ref)
+    }
+}
+
+impl CategoryCodes for CategoryDict {
+    fn code(&self, field: usize, value: &str) -> Option<u32> {
+        self.codes.get(field)?.get(value).copied()
+    }
+}
+
+/// One collection in memory.
+#[derive(Debug)]
+pub(crate) struct CollectionState {
+    pub schema: Schema,
+    pub dict: CategoryDict,
+    pub table: MemoryTable,
+}
+
+/// Every collection, and the next log sequence number.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub collections: BTreeMap<String, CollectionState>,
+    pub next_lsn: u64,
+    /// Set during replay: new tables defer their tree to one bulk load.
+    pub replaying: bool,
+}
+
+impl State {
+    /// Checks that an operation is well-formed against the current state. Replay turns a
+    /// failure into [`crate::Error::Corrupt`]; the write path never produces one.
+    pub(crate) fn check(&self, op: &LogOp) -> Result<(), String> {
+        match op {
+            LogOp::CreateCollection { name, schema } => {
+                validate_name(name).map_err(|e| e.to_string())?;
+                schema.validate().map_err(|e| e.to_string())?;
+                if self.collections.contains_key(name) {
+                    return Err(format!("collection {name:?} created twice"));
+                }
+            }
+            LogOp::Upsert(r) => self.check_record(r)?,
+            LogOp::Delete { collection, id } => {
+                if !self.collections.contains_key(collection) {
+                    return Err(format!("delete in unknown collection {collection:?}"));
+                }
+                validate_id(id).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_record(&self, r: &StoredRecord) -> Result<(), String> {
+        let c = self
+            .collections
+            .get(&r.collection)
+            .ok_or_else(|| format!("unknown collection {:?}", r.collection))?;
+        validate_id(&r.id).map_err(|e| e.to_string())?;
+        LatLon::new(r.lat, r.lon).map_err(|e| e.to_string())?;
+        let cell = CellIndex::try_from(r.cell).map_err(|e| format!("record {:?}: bad H3 cell: {e}", r.id))?;
+        if cell.resolution() != h3o::Resolution::Fifteen {
+            return Err(format!("record {:?}: H3 cell is not at resolution 15", r.id));
+        }
+        let s = &c.schema;
+        if r.numbers.len() != s.number_fields().len()
+            || r.categories.len() != s.category_fields().len()
+            || r.pii.len() != s.pii_fields().len()
+        {
+            return Err(format!("record {:?} does not match its collection's schema", r.id));
+        }
+        if r.numbers.iter().flatten().any(|v| !v.is_finite()) {
+            return Err(format!("record {:?} has a non-finite number", r.id));
+        }
+        if r.pii.iter().any(Option::is_some) && r.key_id.is_none() {
+            return Err(format!("record {:?} has sealed PII but no key id", r.id));
+        }
+        Ok(())
+    }
+
+    /// Applies a checked operation.
+    pub(crate) fn apply(&mut self, op: &LogOp, pointer: OpPointer, lsn: u64) {
+        match op {
+            LogOp::CreateCollection { name, schema } => {
+                let dict = CategoryDict::new(schema.category_fields().len());
+                let mut table = MemoryTable::new();
+                if self.replaying {
+                    table.begin_bulk();
+                }
+                self.collections
+                    .insert(name.clone(), CollectionState { schema: schema.clone(), dict, table });
+            }
+            LogOp::Upsert(r) => {
+                let Some(c) = self.collections.get_mut(&r.collection) else { return };
+                let Ok(location) = LatLon::new(r.lat, r.lon) else { return };
+                let categories = r
+                    .categories
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| v.as_deref().map_or(MISSING_CODE, |v| c.dict.intern(i, v)))
+                    .collect();
+                let numbers = r.numbers.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+                c.table.upsert(Row {
+                    id: r.id.as_str().into(),
+                    location,
+                    cell: r.cell,
+                    numbers,
+                    categories,
+                    pointer,
+                    lsn,
+                });
+            }
+            LogOp::Delete { collection, id } => {
+                if let Some(c) = self.collections.get_mut(collection) {
+                    c.table.remove(id);
+                }
+            }
+        }
+    }
+}

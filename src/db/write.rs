@@ -1,0 +1,421 @@
+//! The write path: batches are validated when built, then committed through a queue where
+//! one thread (the leader) writes every waiting batch, fsyncs once, and applies them all —
+//! group commit. Readers never wait for the fsync: the state lock is taken only to apply.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use h3o::{LatLng, Resolution};
+
+use super::ops::{encode_bodies, LogOp, StoredRecord};
+use super::{Database, Durability, Inner};
+use crate::crypto::{self, FieldContext, Pii};
+use crate::error::{Error, Result};
+use crate::index::OpPointer;
+use crate::model::{validate_id, validate_name, FieldKind, Record, Schema};
+
+/// What a successful commit wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitReceipt {
+    /// LSN of the first operation (equal to `next_lsn` for an empty batch).
+    pub first_lsn: u64,
+    /// One past the LSN of the last operation.
+    pub next_lsn: u64,
+}
+
+/// A set of writes committed atomically: after a crash either all of them are there or none.
+///
+/// ```
+/// use geocrm::{Database, LatLon, Options, Record, Schema, crypto::RawKey};
+/// let dir = tempfile::tempdir()?;
+/// let db = Database::open(dir.path(), Options::new().key(RawKey::new([1; 32])))?;
+/// let mut batch = db.begin_write();
+/// batch.create_collection("customers", Schema::crm().category("tier"))?;
+/// batch.upsert("customers", Record::new("C-1", LatLon::new(48.85, 2.35)?).category("tier", "gold"))?;
+/// batch.upsert("customers", Record::new("C-2", LatLon::new(45.76, 4.83)?).pii("name", "Ada"))?;
+/// batch.delete("customers", "C-1")?;
+/// let receipt = batch.commit()?; // durable when this returns
+/// assert_eq!(receipt.next_lsn - receipt.first_lsn, 4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct WriteBatch<'db> {
+    db: &'db Database,
+    ops: Vec<PendingOp>,
+    created: Vec<(String, Schema)>,
+}
+
+#[derive(Debug)]
+pub(crate) enum PendingOp {
+    Create { name: String, schema: Schema },
+    Upsert { record: StoredRecord, pii: Vec<Option<Pii>> },
+    Delete { collection: String, id: String },
+}
+
+impl<'db> WriteBatch<'db> {
+    pub(crate) fn new(db: &'db Database) -> Self {
+        WriteBatch { db, ops: Vec::new(), created: Vec::new() }
+    }
+
+    /// Number of operations in the batch.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Creates a collection.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSchema`] for a bad name or schema, [`Error::CollectionExists`].
+    pub fn create_collection(&mut self, name: &str, schema: Schema) -> Result<&mut Self> {
+        validate_name(name)?;
+        schema.validate()?;
+        if self.schema_of(name).is_some() {
+            return Err(Error::CollectionExists { name: name.to_owned() });
+        }
+        self.created.push((name.to_owned(), schema.clone()));
+        self.ops.push(PendingOp::Create { name: name.to_owned(), schema });
+        Ok(self)
+    }
+
+    /// Inserts or replaces a whole record (a move is an upsert with a new location).
+    ///
+    /// # Errors
+    /// [`Error::UnknownCollection`]; [`Error::InvalidRecord`] for a bad id, an unknown field,
+    /// a value of the wrong kind, a non-finite number or a field set twice;
+    /// [`Error::MissingKey`] when the record has PII and the database has no key.
+    pub fn upsert(&mut self, collection: &str, record: Record) -> Result<&mut Self> {
+        let schema =
+            self.schema_of(collection).ok_or_else(|| Error::UnknownCollection { name: collection.into() })?;
+        let (stored, pii) = to_stored(collection, &schema, record)?;
+        if pii.iter().any(Option::is_some) && self.db.inner.master.is_none() {
+            return Err(Error::MissingKey);
+        }
+        self.ops.push(PendingOp::Upsert { record: stored, pii });
+        Ok(self)
+    }
+
+    /// Deletes a record (deleting an absent id is not an error).
+    ///
+    /// # Errors
+    /// [`Error::UnknownCollection`], [`Error::InvalidRecord`] for a bad id.
+    pub fn delete(&mut self, collection: &str, id: &str) -> Result<&mut Self> {
+        if self.schema_of(collection).is_none() {
+            return Err(Error::UnknownCollection { name: collection.into() });
+        }
+        validate_id(id)?;
+        self.ops.push(PendingOp::Delete { collection: collection.to_owned(), id: id.to_owned() });
+        Ok(self)
+    }
+
+    /// Writes the batch to the log; returns once it is as durable as the database's
+    /// [`Durability`] promises, and visible to readers.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Poisoned`] when the log cannot be written; the database
+    /// then refuses further writes until reopened. A batch whose commit failed may or may
+    /// not be present after reopening; a batch whose commit succeeded always is.
+    pub fn commit(self) -> Result<CommitReceipt> {
+        self.db.inner.commit(self.ops)
+    }
+
+    fn schema_of(&self, collection: &str) -> Option<Schema> {
+        if let Some((_, s)) = self.created.iter().find(|(n, _)| n == collection) {
+            return Some(s.clone());
+        }
+        self.db.inner.state.read().collections.get(collection).map(|c| c.schema.clone())
+    }
+}
+
+fn record_error(id: &str, field: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidRecord { id: id.to_owned(), field: field.to_owned(), reason: reason.into() }
+}
+
+/// Checks a record against a schema and lays its fields out in schema order.
+fn to_stored(collection: &str, schema: &Schema, r: Record) -> Result<(StoredRecord, Vec<Option<Pii>>)> {
+    validate_id(&r.id)?;
+    let mut numbers = vec![None; schema.number_fields().len()];
+    let mut categories = vec![None; schema.category_fields().len()];
+    let mut pii: Vec<Option<Pii>> = vec![None; schema.pii_fields().len()];
+    let kind_of = |field: &str| -> Result<(FieldKind, usize)> {
+        schema
+            .field(field)
+            .ok_or_else(|| record_error(&r.id, field, "no such field in the collection's schema"))
+    };
+    let twice = |field: &str| record_error(&r.id, field, "set twice in one record");
+    let wrong =
+        |field: &str, kind: FieldKind| record_error(&r.id, field, format!("this field is a {kind:?} field"));
+    for (field, v) in &r.numbers {
+        match kind_of(field)? {
+            (FieldKind::Number, i) => {
+                if !v.is_finite() {
+                    return Err(record_error(&r.id, field, "numbers must be finite"));
+                }
+                let slot = numbers.get_mut(i).ok_or_else(|| twice(field))?;
+                if slot.replace(*v).is_some() {
+                    return Err(twice(field));
+                }
+            }
+            (kind, _) => return Err(wrong(field, kind)),
+        }
+    }
+    for (field, v) in &r.categories {
+        match kind_of(field)? {
+            (FieldKind::Category, i) => {
+                let slot = categories.get_mut(i).ok_or_else(|| twice(field))?;
+                if slot.replace(v.clone()).is_some() {
+                    return Err(twice(field));
+                }
+            }
+            (kind, _) => return Err(wrong(field, kind)),
+        }
+    }
+    for (field, v) in &r.pii {
+        match kind_of(field)? {
+            (FieldKind::Pii, i) => {
+                let slot = pii.get_mut(i).ok_or_else(|| twice(field))?;
+                if slot.replace(v.clone()).is_some() {
+                    return Err(twice(field));
+                }
+            }
+            (kind, _) => return Err(wrong(field, kind)),
+        }
+    }
+    let cell = LatLng::new(r.location.lat(), r.location.lon())
+        .map_err(|e| record_error(&r.id, "location", e.to_string()))?
+        .to_cell(Resolution::Fifteen);
+    let stored = StoredRecord {
+        collection: collection.to_owned(),
+        id: r.id,
+        lat: r.location.lat(),
+        lon: r.location.lon(),
+        cell: u64::from(cell),
+        numbers,
+        categories,
+        key_id: None,
+        pii: Vec::new(),
+    };
+    Ok((stored, pii))
+}
+
+/// A batch waiting in the commit queue.
+#[derive(Debug)]
+pub(crate) struct Waiting {
+    pub ticket: u64,
+    pub ops: Vec<PendingOp>,
+}
+
+impl Inner {
+    fn commit(&self, ops: Vec<PendingOp>) -> Result<CommitReceipt> {
+        let mut q = self.queue.lock();
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.waiting.push(Waiting { ticket, ops });
+        loop {
+            if let Some(result) = q.done.remove(&ticket) {
+                return result;
+            }
+            if q.leader {
+                self.queue_cv.wait(&mut q);
+                continue;
+            }
+            q.leader = true;
+            if let Durability::GroupCommit { max_wait } = self.durability {
+                let deadline = Instant::now() + max_wait;
+                while Instant::now() < deadline {
+                    if self.queue_cv.wait_until(&mut q, deadline).timed_out() {
+                        break;
+                    }
+                }
+            }
+            let round = std::mem::take(&mut q.waiting);
+            drop(q);
+            let results = self.commit_round(round);
+            q = self.queue.lock();
+            q.done.extend(results);
+            q.leader = false;
+            self.queue_cv.notify_all();
+        }
+    }
+
+    /// Writes, syncs and applies one round of batches. Called by the leader only.
+    fn commit_round(&self, round: Vec<Waiting>) -> Vec<(u64, Result<CommitReceipt>)> {
+        let mut w = self.writer.lock();
+        let mut results = Vec::with_capacity(round.len());
+        let mut written = Vec::new();
+        for batch in round {
+            if let Some(reason) = &w.poisoned {
+                results.push((batch.ticket, Err(Error::Poisoned { reason: reason.clone() })));
+                continue;
+            }
+            match self.write_batch(&mut w, batch.ops) {
+                Ok(done) => written.push((batch.ticket, done)),
+                Err(e @ (Error::Io { .. } | Error::Poisoned { .. })) => {
+                    w.poisoned.get_or_insert_with(|| e.to_string());
+                    results.push((batch.ticket, Err(e)));
+                }
+                Err(e) => results.push((batch.ticket, Err(e))),
+            }
+        }
+        let synced = match (&w.poisoned, self.durability) {
+            (Some(reason), _) => Err(Error::Poisoned { reason: reason.clone() }),
+            (None, Durability::NoSyncBulkLoad) => Ok(()),
+            (None, _) if written.is_empty() => Ok(()),
+            (None, _) => w.log.sync(),
+        };
+        if let Err(e) = synced {
+            w.poisoned.get_or_insert_with(|| e.to_string());
+            let reason = e.to_string();
+            results.extend(
+                written.into_iter().map(|(t, _)| (t, Err(Error::Poisoned { reason: reason.clone() }))),
+            );
+            return results;
+        }
+        let mut state = self.state.write();
+        for (ticket, (receipt, ops)) in written {
+            for (lsn, (op, pointer)) in (receipt.first_lsn..).zip(ops) {
+                state.apply(&op, pointer, lsn);
+            }
+            state.next_lsn = receipt.next_lsn;
+            results.push((ticket, Ok(receipt)));
+        }
+        drop(state);
+        results
+    }
+
+    /// Seals PII, checks the batch against the state, appends it to the log (no sync).
+    #[allow(clippy::type_complexity)]
+    fn write_batch(
+        &self,
+        w: &mut super::Writer,
+        pending: Vec<PendingOp>,
+    ) -> Result<(CommitReceipt, Vec<(LogOp, OpPointer)>)> {
+        let ops = self.seal_batch(w, pending)?;
+        {
+            // Check against the state plus the batch's own earlier operations.
+            let state = self.state.read();
+            let mut created = HashSet::new();
+            for op in &ops {
+                if let LogOp::CreateCollection { name, .. } = op {
+                    if state.collections.contains_key(name) || !created.insert(name.clone()) {
+                        return Err(Error::CollectionExists { name: name.clone() });
+                    }
+                }
+            }
+        }
+        if ops.is_empty() {
+            let next = w.log.next_lsn();
+            return Ok((CommitReceipt { first_lsn: next, next_lsn: next }, Vec::new()));
+        }
+        let bodies = encode_bodies(&ops).map_err(|e| Error::invalid_argument("batch", e))?;
+        let frames: Vec<(&[u8], u32)> = bodies.iter().map(|(b, n)| (b.as_slice(), *n)).collect();
+        let receipt = w.log.append_txn(&frames)?;
+        let mut pointers = Vec::with_capacity(ops.len());
+        for (pos, (_, count)) in receipt.positions.iter().zip(&bodies) {
+            for index in 0..*count {
+                pointers.push(OpPointer { segment: pos.segment, offset: pos.offset, len: pos.len, index });
+            }
+        }
+        let commit = CommitReceipt { first_lsn: receipt.first_lsn, next_lsn: receipt.next_lsn };
+        Ok((commit, ops.into_iter().zip(pointers).collect()))
+    }
+
+    /// Turns pending operations into log operations, creating data keys for records that
+    /// have PII and none yet (synced to the keystore before the log frame is written).
+    fn seal_batch(&self, w: &mut super::Writer, pending: Vec<PendingOp>) -> Result<Vec<LogOp>> {
+        let needs_key: Vec<(String, String)> = pending
+            .iter()
+            .filter_map(|op| match op {
+                PendingOp::Upsert { record, pii } if pii.iter().any(Option::is_some) => {
+                    Some((record.collection.clone(), record.id.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        if !needs_key.is_empty() {
+            let keystore = w.keystore.as_mut().ok_or(Error::MissingKey)?;
+            let mut seen = HashSet::new();
+            let new: Vec<(&str, &str)> = needs_key
+                .iter()
+                .filter(|(c, id)| !keystore.contains(c, id) && seen.insert((c.as_str(), id.as_str())))
+                .map(|(c, id)| (c.as_str(), id.as_str()))
+                .collect();
+            if !new.is_empty() {
+                keystore.add_keys(&new)?;
+                keystore.sync()?;
+            }
+        }
+        let mut batch_schemas: HashMap<String, Schema> = HashMap::new();
+        let mut ops = Vec::with_capacity(pending.len());
+        for op in pending {
+            ops.push(match op {
+                PendingOp::Create { name, schema } => {
+                    batch_schemas.insert(name.clone(), schema.clone());
+                    LogOp::CreateCollection { name, schema }
+                }
+                PendingOp::Delete { collection, id } => LogOp::Delete { collection, id },
+                PendingOp::Upsert { mut record, pii } => {
+                    if pii.iter().any(Option::is_some) {
+                        let names = match batch_schemas.get(&record.collection) {
+                            Some(s) => s.pii_fields().to_vec(),
+                            None => self
+                                .state
+                                .read()
+                                .collections
+                                .get(&record.collection)
+                                .map(|c| c.schema.pii_fields().to_vec())
+                                .ok_or_else(|| Error::UnknownCollection {
+                                    name: record.collection.clone(),
+                                })?,
+                        };
+                        self.seal_record(w, &mut record, &pii, &names)?;
+                    } else {
+                        record.pii = vec![None; pii.len()];
+                    }
+                    LogOp::Upsert(record)
+                }
+            });
+        }
+        Ok(ops)
+    }
+
+    fn seal_record(
+        &self,
+        w: &super::Writer,
+        record: &mut StoredRecord,
+        pii: &[Option<Pii>],
+        names: &[String],
+    ) -> Result<()> {
+        let keystore = w.keystore.as_ref().ok_or(Error::MissingKey)?;
+        let (key_id, data_key) =
+            keystore.data_key(&record.collection, &record.id)?.ok_or_else(|| Error::Decrypt {
+                collection: record.collection.clone(),
+                id: record.id.clone(),
+                field: "(data key)".into(),
+            })?;
+        record.key_id = Some(key_id);
+        record.pii = pii
+            .iter()
+            .zip(names)
+            .map(|(value, field)| {
+                value.as_ref().map(|v| {
+                    let ctx = FieldContext {
+                        db_id: self.db_id,
+                        collection: &record.collection,
+                        record_id: &record.id,
+                        field,
+                        key_id,
+                    };
+                    crypto::seal(&data_key, &ctx, v.expose()).as_bytes().to_vec()
+                })
+            })
+            .collect();
+        Ok(())
+    }
+}
