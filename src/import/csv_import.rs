@@ -1,0 +1,303 @@
+//! CSV import: a header row with `id`, `lat`, `lon`; PII columns named by the caller;
+//! numeric columns become number attributes, the rest categories.
+//!
+//! Atomic by default: every row is parsed and validated before anything is written, and the
+//! first bad row aborts the import with `line N, column C: why`. With `skip_invalid`, good
+//! rows are imported and bad ones are reported (line, id, column, reason — never the row's
+//! contents, which may hold PII).
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use super::limit::{LineLimit, MAX_LINE_BYTES, TOO_LONG};
+use crate::db::Database;
+use crate::error::{Error, Result};
+use crate::geo::LatLon;
+use crate::model::{FieldKind, Record, Schema};
+
+/// How to import.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Columns holding PII (sealed, never stored in plaintext).
+    pub pii: Vec<String>,
+    /// Columns to import as numbers even if their first value is not numeric.
+    pub numbers: Vec<String>,
+    /// Columns to import as categories even if their first value is numeric.
+    pub categories: Vec<String>,
+    /// Import good rows and report bad ones instead of aborting.
+    pub skip_invalid: bool,
+    /// Records per commit; the import is one transaction per commit (default: all rows in
+    /// one transaction, so a crash leaves all or nothing).
+    pub batch_size: Option<usize>,
+}
+
+/// A row that was not imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// 1-based line in the file.
+    pub line: u64,
+    /// The row's id when it had one.
+    pub id: String,
+    /// The column at fault.
+    pub column: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default)]
+pub struct ImportReport {
+    /// Records written.
+    pub imported: u64,
+    /// Rows skipped (only with `skip_invalid`).
+    pub rejected: Vec<Rejected>,
+    /// Whether the collection was created by this import.
+    pub created_collection: bool,
+}
+
+struct Columns {
+    id: usize,
+    lat: usize,
+    lon: usize,
+    /// (column index, field name, kind) for every other column.
+    fields: Vec<(usize, String, FieldKind)>,
+}
+
+/// Imports CSV from `input` into `collection`, creating it from the header when missing.
+/// `progress` is called with the number of rows read so far.
+///
+/// # Errors
+/// [`Error::Csv`] naming line and column for a bad header or (without `skip_invalid`) a bad
+/// row; nothing is written then. Write errors as for [`crate::WriteBatch::commit`].
+///
+/// ```
+/// use geocrm::{Database, Options, crypto::RawKey, import::{import_csv, ImportOptions}};
+/// let dir = tempfile::tempdir()?;
+/// let db = Database::open(dir.path(), Options::new().key(RawKey::new([3; 32])))?;
+/// let csv = "id,lat,lon,name,tier,ltv\nC-1,48.85,2.35,Ada,gold,120.5\nC-2,45.76,4.83,Bob,silver,80\n";
+/// let opts = ImportOptions { pii: vec!["name".into()], ..ImportOptions::default() };
+/// let report = import_csv(&db, "customers", csv.as_bytes(), &opts, &mut |_| {})?;
+/// assert_eq!(report.imported, 2);
+/// let bad = "id,lat,lon,name,tier,ltv\nC-3,95,2.35,Cy,gold,1\n";
+/// let err = import_csv(&db, "customers", bad.as_bytes(), &opts, &mut |_| {}).unwrap_err();
+/// assert_eq!(err.to_string(), "line 2, column lat: latitude must be within [-90, 90]");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn import_csv(
+    db: &Database,
+    collection: &str,
+    input: impl Read,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportReport> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(LineLimit::new(input, MAX_LINE_BYTES));
+    let header: Vec<String> =
+        reader.headers().map_err(|e| csv_error(&e, "header"))?.iter().map(str::to_owned).collect();
+    let mut rows = Vec::new();
+    for (n, result) in reader.records().enumerate() {
+        let record = result.map_err(|e| csv_error(&e, "-"))?;
+        let line = record.position().map_or(n as u64 + 2, csv::Position::line);
+        rows.push((line, record));
+        if n % 65_536 == 0 {
+            progress(n as u64);
+        }
+    }
+    progress(rows.len() as u64);
+
+    let existing = db.read().collection(collection).ok().map(|c| c.schema().clone());
+    let columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
+    let mut report = ImportReport::default();
+    let mut records = Vec::with_capacity(rows.len());
+    for (line, row) in &rows {
+        match to_record(&columns, *line, row) {
+            Ok(r) => records.push(r),
+            Err(rej) if options.skip_invalid => report.rejected.push(rej),
+            Err(rej) => {
+                return Err(Error::Csv { line: rej.line, column: rej.column, reason: rej.reason });
+            }
+        }
+    }
+    drop(rows);
+
+    let batch_size = options.batch_size.unwrap_or(usize::MAX).max(1);
+    let mut batch = db.begin_write();
+    if existing.is_none() {
+        let mut schema = Schema::new();
+        for (_, name, kind) in &columns.fields {
+            schema = match kind {
+                FieldKind::Pii => schema.pii(name),
+                FieldKind::Number => schema.number(name),
+                FieldKind::Category => schema.category(name),
+            };
+        }
+        batch.create_collection(collection, schema).map_err(|e| header_error(&e.to_string()))?;
+        report.created_collection = true;
+    }
+    for record in records {
+        if batch.len() >= batch_size {
+            std::mem::replace(&mut batch, db.begin_write()).commit()?;
+        }
+        let id = record.id().to_owned();
+        if let Err(e) = batch.upsert(collection, record) {
+            // Schema checks were done per column; what is left is record-level (e.g. a
+            // PII write without a key).
+            if options.skip_invalid && matches!(e, Error::InvalidRecord { .. }) {
+                report.rejected.push(Rejected { line: 0, id, column: "-".into(), reason: e.to_string() });
+                continue;
+            }
+            return Err(e);
+        }
+        report.imported += 1;
+    }
+    batch.commit()?;
+    Ok(report)
+}
+
+fn header_error(reason: &str) -> Error {
+    Error::Csv { line: 1, column: "header".into(), reason: reason.to_owned() }
+}
+
+fn csv_error(e: &csv::Error, column: &str) -> Error {
+    let line = e.position().map_or(0, csv::Position::line);
+    let reason = match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("wrong number of columns: expected {expected_len}, found {len}")
+        }
+        csv::ErrorKind::Utf8 { err, .. } => format!("field {} is not valid UTF-8", err.field() + 1),
+        csv::ErrorKind::Io(io) if io.to_string().starts_with(TOO_LONG) => {
+            let line = io.to_string().rsplit(':').next().and_then(|l| l.parse().ok()).unwrap_or(line);
+            return Error::Csv {
+                line,
+                column: "-".into(),
+                reason: format!("line is longer than {MAX_LINE_BYTES} bytes"),
+            };
+        }
+        _ => e.to_string(),
+    };
+    let column = if matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. }) { "-" } else { column };
+    Error::Csv { line, column: column.to_owned(), reason }
+}
+
+fn resolve_columns(
+    header: &[String],
+    rows: &[(u64, csv::StringRecord)],
+    options: &ImportOptions,
+    existing: Option<&Schema>,
+) -> Result<Columns> {
+    let mut seen = HashSet::new();
+    for h in header {
+        if !seen.insert(h.as_str()) {
+            return Err(header_error(&format!("column {h:?} appears twice")));
+        }
+    }
+    let find = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| header_error(&format!("required column {name:?} is missing")))
+    };
+    let (id, lat, lon) = (find("id")?, find("lat")?, find("lon")?);
+    for named in options.pii.iter().chain(&options.numbers).chain(&options.categories) {
+        if !header.contains(named) {
+            return Err(header_error(&format!("column {named:?} named in the options is not in the header")));
+        }
+    }
+    let mut fields = Vec::new();
+    for (i, name) in header.iter().enumerate() {
+        if [id, lat, lon].contains(&i) {
+            continue;
+        }
+        let kind = if let Some(schema) = existing {
+            match schema.field(name) {
+                Some((kind, _)) => kind,
+                None => {
+                    return Err(header_error(&format!(
+                        "column {name:?} is not a field of the existing collection"
+                    )))
+                }
+            }
+        } else if options.pii.contains(name) {
+            FieldKind::Pii
+        } else if options.numbers.contains(name) {
+            FieldKind::Number
+        } else if options.categories.contains(name) {
+            FieldKind::Category
+        } else {
+            let first = rows.iter().filter_map(|(_, r)| r.get(i)).find(|v| !v.trim().is_empty());
+            if first.is_some_and(|v| v.trim().parse::<f64>().is_ok_and(f64::is_finite)) {
+                FieldKind::Number
+            } else {
+                FieldKind::Category
+            }
+        };
+        fields.push((i, name.clone(), kind));
+    }
+    Ok(Columns { id, lat, lon, fields })
+}
+
+fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, Rejected> {
+    let get = |i: usize| row.get(i).unwrap_or("");
+    let id = get(c.id).trim().to_owned();
+    let reject =
+        |column: &str, reason: String| Rejected { line, id: id.clone(), column: column.to_owned(), reason };
+    if id.is_empty() {
+        return Err(reject("id", "the id is missing".into()));
+    }
+    if let Err(e) = crate::model::validate_id(&id) {
+        return Err(reject("id", strip_context(&e)));
+    }
+    let coord = |i: usize, name: &str| -> Result<f64, Rejected> {
+        let text = get(i).trim();
+        if text.is_empty() {
+            return Err(reject(name, format!("{name} is missing")));
+        }
+        text.parse::<f64>().map_err(|_| reject(name, format!("{text:?} is not a number")))
+    };
+    let (lat, lon) = (coord(c.lat, "lat")?, coord(c.lon, "lon")?);
+    let location = LatLon::new(lat, lon).map_err(|e| {
+        let column = if matches!(&e, Error::InvalidCoordinate { reason, .. } if reason.starts_with("longitude")) {
+            "lon"
+        } else {
+            "lat"
+        };
+        let reason = match e {
+            Error::InvalidCoordinate { reason, .. } => reason.to_owned(),
+            other => other.to_string(),
+        };
+        reject(column, reason)
+    })?;
+    let mut record = Record::new(id.clone(), location);
+    for (i, name, kind) in &c.fields {
+        let raw = get(*i);
+        if raw.trim().is_empty() {
+            continue;
+        }
+        record = match kind {
+            FieldKind::Pii => record.pii(name, raw),
+            FieldKind::Category => record.category(name, raw),
+            FieldKind::Number => {
+                let text = raw.trim();
+                match text.parse::<f64>() {
+                    Ok(v) if v.is_finite() => record.number(name, v),
+                    _ => {
+                        return Err(reject(
+                            name,
+                            format!("{text:?} is not a finite number (name the column in categories to import it as text)"),
+                        ))
+                    }
+                }
+            }
+        };
+    }
+    Ok(record)
+}
+
+fn strip_context(e: &Error) -> String {
+    match e {
+        Error::InvalidRecord { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}

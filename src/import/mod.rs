@@ -1,0 +1,7 @@
+//! Bulk import of customer records from CSV.
+
+mod csv_import;
+mod limit;
+
+pub use csv_import::{import_csv, ImportOptions, ImportReport, Rejected};
+pub use limit::MAX_LINE_BYTES;
