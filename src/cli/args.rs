@@ -1,0 +1,191 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// geocrm: an embedded spatial database for customer records.
+#[derive(Debug, Parser)]
+#[command(name = "geocrm", version, about, long_about = None)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every database command takes.
+#[derive(Debug, Args, Clone)]
+pub struct DbArgs {
+    /// Database directory.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Collection name.
+    #[arg(long, default_value = "customers")]
+    pub collection: String,
+    /// File holding the 32-byte master key (raw or 64 hex characters); otherwise the
+    /// GEOCRM_KEY environment variable (64 hex characters) is used when set.
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a synthetic CRM dataset, import it into a temporary database and run every
+    /// query type with timings.
+    Demo {
+        /// Customers to generate.
+        #[arg(long, default_value_t = 200_000)]
+        records: usize,
+        /// Random seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Import customers from a CSV file with a header row (id, lat, lon required).
+    Import {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The CSV file.
+        file: PathBuf,
+        /// Comma-separated PII columns (sealed, never stored in plaintext).
+        #[arg(long, value_delimiter = ',')]
+        pii: Vec<String>,
+        /// Comma-separated columns to force to number attributes.
+        #[arg(long, value_delimiter = ',')]
+        numbers: Vec<String>,
+        /// Comma-separated columns to force to category attributes.
+        #[arg(long, value_delimiter = ',')]
+        categories: Vec<String>,
+        /// Import the good rows and write the rejected ones (line, id, column, reason) to
+        /// this CSV file instead of aborting.
+        #[arg(long, value_name = "REJECTS.csv")]
+        skip_invalid: Option<PathBuf>,
+    },
+    /// The k nearest customers by great-circle distance.
+    Near {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Latitude.
+        #[arg(long, allow_negative_numbers = true)]
+        lat: f64,
+        /// Longitude.
+        #[arg(long, allow_negative_numbers = true)]
+        lon: f64,
+        /// How many.
+        #[arg(short = 'k', long, default_value_t = 10)]
+        k: usize,
+        /// Attribute filter, e.g. "tier in ('gold','platinum') and lifetime_value >= 1000".
+        #[arg(long = "where")]
+        filter: Option<String>,
+    },
+    /// Customers within a radius.
+    Radius {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Latitude of the centre.
+        #[arg(long, allow_negative_numbers = true)]
+        lat: f64,
+        /// Longitude of the centre.
+        #[arg(long, allow_negative_numbers = true)]
+        lon: f64,
+        /// Radius in metres.
+        #[arg(long)]
+        meters: f64,
+        /// Attribute filter.
+        #[arg(long = "where")]
+        filter: Option<String>,
+        /// Print only the count.
+        #[arg(long)]
+        count: bool,
+    },
+    /// Customers inside a bounding box (west > east crosses the antimeridian).
+    Bbox {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Southern latitude.
+        #[arg(long, allow_negative_numbers = true)]
+        south: f64,
+        /// Western longitude.
+        #[arg(long, allow_negative_numbers = true)]
+        west: f64,
+        /// Northern latitude.
+        #[arg(long, allow_negative_numbers = true)]
+        north: f64,
+        /// Eastern longitude.
+        #[arg(long, allow_negative_numbers = true)]
+        east: f64,
+        /// Attribute filter.
+        #[arg(long = "where")]
+        filter: Option<String>,
+        /// Print only the count.
+        #[arg(long)]
+        count: bool,
+    },
+    /// Customers inside a GeoJSON Polygon, MultiPolygon, Feature or FeatureCollection.
+    Within {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The GeoJSON file.
+        #[arg(long)]
+        geojson: PathBuf,
+        /// Attribute filter.
+        #[arg(long = "where")]
+        filter: Option<String>,
+        /// Print only the count.
+        #[arg(long)]
+        count: bool,
+    },
+    /// Count, sum, avg, min and max grouped by H3 cell or category.
+    Agg {
+        #[command(flatten)]
+        db: DbArgs,
+        /// `h3:RES` (0-15), `attr:NAME` (a category) or `all`.
+        #[arg(long)]
+        by: String,
+        /// Number fields to sum.
+        #[arg(long)]
+        sum: Vec<String>,
+        /// Number fields to average.
+        #[arg(long)]
+        avg: Vec<String>,
+        /// Number fields to take the minimum of.
+        #[arg(long)]
+        min: Vec<String>,
+        /// Number fields to take the maximum of.
+        #[arg(long)]
+        max: Vec<String>,
+        /// Only customers inside this GeoJSON (multi)polygon.
+        #[arg(long)]
+        within: Option<PathBuf>,
+        /// Attribute filter.
+        #[arg(long = "where")]
+        filter: Option<String>,
+    },
+    /// One customer: public fields, and PII when a key is given with --reveal.
+    Get {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Record id.
+        #[arg(long)]
+        id: String,
+        /// Decrypt and print PII (needs the key).
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Delete one customer.
+    Delete {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Record id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Collections, record counts, log size and recovery information.
+    Stats {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}

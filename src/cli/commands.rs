@@ -1,0 +1,346 @@
+//! Running each subcommand.
+
+use std::fs::File;
+use std::io::{self, BufReader, IsTerminal, Write};
+use std::path::Path;
+
+use geocrm::crypto::{KeyFile, RawKey};
+use geocrm::geo::{parse_geojson, BoundingBox, PreparedRegion};
+use geocrm::import::{import_csv, ImportOptions};
+use geocrm::query::{GroupBy, Scope};
+use geocrm::{Database, Error, Filter, LatLon, Options, Result};
+use serde_json::{json, Map, Value};
+
+use super::args::{Command, DbArgs};
+
+/// Opens the database; with `with_key`, the key from --key-file or GEOCRM_KEY (if any).
+fn open(args: &DbArgs, with_key: bool) -> Result<Database> {
+    let mut options = Options::new().create_if_missing(false);
+    if with_key {
+        if let Some(path) = &args.key_file {
+            options = options.key(KeyFile::new(path));
+        } else if let Ok(hex) = std::env::var("GEOCRM_KEY") {
+            options = options.key(RawKey::from_hex(hex.trim())?);
+        }
+    }
+    Database::open(&args.db, options)
+}
+
+fn filter(text: Option<&String>) -> Result<Filter> {
+    text.map_or(Ok(Filter::All), |t| Filter::parse(t))
+}
+
+fn point(lat: f64, lon: f64) -> Result<LatLon> {
+    LatLon::new(lat, lon)
+}
+
+fn region(path: &Path) -> Result<PreparedRegion> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read GeoJSON", path, e))?;
+    Ok(PreparedRegion::new(&parse_geojson(&text)?))
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// Runs a command other than `demo`.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Demo { records, seed } => super::demo::run(records, seed),
+        Command::Import { db, file, pii, numbers, categories, skip_invalid } => import(
+            &db,
+            &file,
+            ImportOptions {
+                pii,
+                numbers,
+                categories,
+                skip_invalid: skip_invalid.is_some(),
+                batch_size: None,
+            },
+            skip_invalid.as_deref(),
+        ),
+        Command::Near { db, lat, lon, k, filter: f } => {
+            let database = open(&db, false)?;
+            let snap = database.read();
+            let hits = snap.collection(&db.collection)?.nearest(point(lat, lon)?, k, &filter(f.as_ref())?)?;
+            if db.json {
+                let rows: Vec<Value> = hits
+                    .iter()
+                    .map(|h| json!({"id": h.id, "lat": h.location.lat(), "lon": h.location.lon(), "distance_m": h.distance_m}))
+                    .collect();
+                print_json(&Value::Array(rows));
+            } else {
+                for h in hits {
+                    println!(
+                        "{:<20} {:>10.5} {:>11.5} {:>12.1} m",
+                        h.id,
+                        h.location.lat(),
+                        h.location.lon(),
+                        h.distance_m
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Radius { db, lat, lon, meters, filter: f, count } => {
+            let database = open(&db, false)?;
+            let snap = database.read();
+            let hits = snap.collection(&db.collection)?.within_radius(
+                point(lat, lon)?,
+                meters,
+                &filter(f.as_ref())?,
+            )?;
+            print_ids(&db, count, hits.into_iter().map(|h| h.id).collect());
+            Ok(())
+        }
+        Command::Bbox { db, south, west, north, east, filter: f, count } => {
+            let database = open(&db, false)?;
+            let snap = database.read();
+            let bbox = BoundingBox::new(south, west, north, east)?;
+            let hits = snap.collection(&db.collection)?.within_bbox(&bbox, &filter(f.as_ref())?)?;
+            print_ids(&db, count, hits.into_iter().map(|h| h.id).collect());
+            Ok(())
+        }
+        Command::Within { db, geojson, filter: f, count } => {
+            let region = region(&geojson)?;
+            let database = open(&db, false)?;
+            let snap = database.read();
+            let hits = snap.collection(&db.collection)?.within_region(&region, &filter(f.as_ref())?)?;
+            print_ids(&db, count, hits.into_iter().map(|h| h.id).collect());
+            Ok(())
+        }
+        Command::Agg { db, by, sum, avg, min, max, within, filter: f } => {
+            agg(&db, &by, [sum, avg, min, max], within.as_deref(), f.as_ref())
+        }
+        Command::Get { db, id, reveal } => get(&db, &id, reveal),
+        Command::Delete { db, id } => {
+            let database = open(&db, false)?;
+            let existed = database.read().collection(&db.collection)?.get(&id)?.is_some();
+            let mut batch = database.begin_write();
+            batch.delete(&db.collection, &id)?;
+            let receipt = batch.commit()?;
+            if db.json {
+                print_json(&json!({"id": id, "deleted": existed, "lsn": receipt.first_lsn}));
+            } else {
+                println!(
+                    "{}",
+                    if existed { format!("deleted {id}") } else { format!("{id} was not present") }
+                );
+            }
+            Ok(())
+        }
+        Command::Stats { db } => stats(&db),
+    }
+}
+
+fn print_ids(db: &DbArgs, count: bool, ids: Vec<String>) {
+    match (count, db.json) {
+        (true, true) => print_json(&json!({"count": ids.len()})),
+        (true, false) => println!("{}", ids.len()),
+        (false, true) => print_json(&json!(ids)),
+        (false, false) => ids.iter().for_each(|id| println!("{id}")),
+    }
+}
+
+fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Path>) -> Result<()> {
+    let database = match open(db, true) {
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            let mut o = Options::new();
+            if let Some(path) = &db.key_file {
+                o = o.key(KeyFile::new(path));
+            } else if let Ok(hex) = std::env::var("GEOCRM_KEY") {
+                o = o.key(RawKey::from_hex(hex.trim())?);
+            }
+            Database::open(&db.db, o)?
+        }
+        other => other?,
+    };
+    let input = File::open(file).map_err(|e| Error::io("open CSV", file, e))?;
+    let bar = if io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message("reading rows");
+        Some(bar)
+    } else {
+        None
+    };
+    let started = std::time::Instant::now();
+    let report = import_csv(&database, &db.collection, BufReader::new(input), &options, &mut |n| {
+        if let Some(b) = &bar {
+            b.set_position(n);
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if let Some(path) = rejects {
+        let mut w = csv::Writer::from_path(path)
+            .map_err(|e| Error::io("create rejects file", path, io::Error::other(e)))?;
+        let io_err = |e: csv::Error| Error::io("write rejects file", path, io::Error::other(e));
+        w.write_record(["line", "id", "column", "reason"]).map_err(io_err)?;
+        for r in &report.rejected {
+            w.write_record([r.line.to_string(), r.id.clone(), r.column.clone(), r.reason.clone()])
+                .map_err(io_err)?;
+        }
+        w.flush().map_err(|e| Error::io("write rejects file", path, e))?;
+    }
+    if db.json {
+        print_json(
+            &json!({"imported": report.imported, "rejected": report.rejected.len(), "created_collection": report.created_collection}),
+        );
+    } else {
+        println!(
+            "imported {} records into {:?} in {:.2?}{}",
+            report.imported,
+            db.collection,
+            started.elapsed(),
+            if report.rejected.is_empty() {
+                String::new()
+            } else {
+                format!(", rejected {}", report.rejected.len())
+            }
+        );
+    }
+    Ok(())
+}
+
+fn agg(
+    db: &DbArgs,
+    by: &str,
+    lists: [Vec<String>; 4],
+    within: Option<&Path>,
+    f: Option<&String>,
+) -> Result<()> {
+    let group_by = match by.split_once(':') {
+        Some(("h3", res)) => GroupBy::H3(res.parse().map_err(|_| {
+            Error::invalid_argument("by", format!("h3 resolution {res:?} is not a number 0-15"))
+        })?),
+        Some(("attr", name)) => GroupBy::Category(name.to_owned()),
+        None if by == "all" => GroupBy::Nothing,
+        _ => return Err(Error::invalid_argument("by", format!("{by:?}: use h3:RES, attr:NAME or all"))),
+    };
+    let region = within.map(region).transpose()?;
+    let scope = region.as_ref().map_or(Scope::All, Scope::Region);
+    let [sum, avg, min, max] = lists;
+    let mut fields: Vec<&str> = Vec::new();
+    for name in sum.iter().chain(&avg).chain(&min).chain(&max) {
+        if !fields.contains(&name.as_str()) {
+            fields.push(name);
+        }
+    }
+    let database = open(db, false)?;
+    let snap = database.read();
+    let groups = snap.collection(&db.collection)?.aggregate(scope, &group_by, &fields, &filter(f)?)?;
+    let mut rows = Vec::with_capacity(groups.len());
+    for g in &groups {
+        let mut row = Map::new();
+        row.insert("key".into(), serde_json::to_value(&g.key).unwrap_or(Value::Null));
+        row.insert("count".into(), json!(g.count));
+        for (kind, names) in [("sum", &sum), ("avg", &avg), ("min", &min), ("max", &max)] {
+            for name in names {
+                let Some(i) = fields.iter().position(|f| f == name) else { continue };
+                let Some(s) = g.fields.get(i) else { continue };
+                let v = match kind {
+                    "sum" => json!(s.sum),
+                    "avg" => json!(s.avg()),
+                    "min" => json!(s.min),
+                    _ => json!(s.max),
+                };
+                row.insert(format!("{kind}_{name}"), v);
+            }
+        }
+        rows.push(Value::Object(row));
+    }
+    if db.json {
+        print_json(&Value::Array(rows));
+    } else {
+        for row in rows {
+            let key = match row.get("key") {
+                Some(Value::String(s)) => s.clone(),
+                _ => "(none)".into(),
+            };
+            let rest: Vec<String> = row
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| *k != "key")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            println!("{key:<20} {}", rest.join("  "));
+        }
+    }
+    Ok(())
+}
+
+fn get(db: &DbArgs, id: &str, reveal: bool) -> Result<()> {
+    let database = open(db, reveal)?;
+    let snap = database.read();
+    let c = snap.collection(&db.collection)?;
+    let Some(view) = c.get(id)? else {
+        return Err(Error::InvalidRecord {
+            id: id.to_owned(),
+            field: "id".into(),
+            reason: "no such record".into(),
+        });
+    };
+    let pii: Map<String, Value> = if reveal {
+        c.reveal(id)?.into_iter().map(|(k, v)| (k, Value::String(v.expose().to_owned()))).collect()
+    } else {
+        view.pii.keys().map(|k| (k.clone(), Value::String("<sealed>".into()))).collect()
+    };
+    let out = json!({
+        "id": view.id,
+        "lat": view.location.lat(),
+        "lon": view.location.lon(),
+        "numbers": view.numbers,
+        "categories": view.categories,
+        "pii": pii,
+        "lsn": view.lsn,
+    });
+    if db.json {
+        print_json(&out);
+    } else {
+        let mut stdout = io::stdout().lock();
+        for (k, v) in out.as_object().into_iter().flatten() {
+            let _ = writeln!(stdout, "{k:<12} {v}");
+        }
+    }
+    Ok(())
+}
+
+fn stats(db: &DbArgs) -> Result<()> {
+    let database = open(db, false)?;
+    let snap = database.read();
+    let mut collections = Map::new();
+    for name in snap.collection_names() {
+        let c = snap.collection(&name)?;
+        let s = c.schema();
+        collections.insert(
+            name.clone(),
+            json!({
+                "records": c.len(),
+                "pii_fields": s.pii_fields(),
+                "number_fields": s.number_fields(),
+                "category_fields": s.category_fields(),
+            }),
+        );
+    }
+    let report = database.recovery_report();
+    let out = json!({
+        "collections": collections,
+        "next_lsn": database.next_lsn(),
+        "log": {
+            "segments": report.segments,
+            "truncated_tail_bytes": report.truncated.as_ref().map_or(0, |t| t.bytes_dropped),
+        },
+    });
+    if db.json {
+        print_json(&out);
+    } else {
+        println!("database {}", db.db.display());
+        for (name, c) in &collections {
+            println!("  {name:<20} {} records", c["records"]);
+        }
+        println!("  next LSN {}; log segments {}", database.next_lsn(), report.segments);
+    }
+    Ok(())
+}

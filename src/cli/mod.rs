@@ -1,0 +1,5 @@
+//! The command-line interface: arguments, commands and the demo.
+
+pub mod args;
+pub mod commands;
+pub mod demo;
