@@ -1,6 +1,10 @@
 //! Integration tests, compiled into one binary.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod brute;
 mod crypto;
+mod db;
 mod geo;
 mod log;
+mod model;
+mod queries;

@@ -1,0 +1,301 @@
+//! Database-level behaviour: durability across reopen, torn tails, corruption, locking,
+//! keys, bad input, and no plaintext PII on disk.
+
+use std::path::{Path, PathBuf};
+
+use geocrm::{crypto::RawKey, Database, Error, Filter, LatLon, Options, Record, Schema};
+
+const KEY: [u8; 32] = [0x5a; 32];
+
+fn opts() -> Options {
+    Options::new().key(RawKey::new(KEY))
+}
+
+fn rec(i: usize) -> Record {
+    Record::new(format!("C-{i:04}"), LatLon::new(45.0 + i as f64 * 0.001, 5.0 - i as f64 * 0.002).unwrap())
+        .number("ltv", i as f64)
+        .category("tier", if i.is_multiple_of(2) { "gold" } else { "silver" })
+        .pii("name", format!("Person Number{i:04}"))
+        .pii("phone", format!("+3361234{i:04}"))
+}
+
+fn schema() -> Schema {
+    Schema::crm().number("ltv").category("tier")
+}
+
+fn segment(dir: &Path) -> PathBuf {
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    segs.pop().unwrap()
+}
+
+fn ids(db: &Database) -> Vec<String> {
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    c.within_radius(LatLon::new(45.0, 5.0).unwrap(), 2e7, &Filter::All)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.join("log")).unwrap();
+    for entry in walk(from) {
+        let rel = entry.strip_prefix(from).unwrap();
+        if rel.to_str() == Some("LOCK") {
+            continue;
+        }
+        std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
+        std::fs::copy(&entry, to.join(rel)).unwrap();
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn writes_survive_reopen_and_moves_and_deletes_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path(), opts()).unwrap();
+        db.create_collection("c", schema()).unwrap();
+        for i in 0..20 {
+            let mut b = db.begin_write();
+            b.upsert("c", rec(i)).unwrap();
+            b.commit().unwrap();
+        }
+        let mut b = db.begin_write();
+        b.upsert("c", Record::new("C-0003", LatLon::new(-33.9, 151.2).unwrap())).unwrap();
+        b.delete("c", "C-0004").unwrap();
+        b.commit().unwrap();
+    }
+    let db = Database::open(dir.path(), opts()).unwrap();
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    assert_eq!(c.len(), 19);
+    let moved = c.get("C-0003").unwrap().unwrap();
+    assert_eq!(moved.location, LatLon::new(-33.9, 151.2).unwrap());
+    assert!(moved.pii.is_empty() && moved.numbers.is_empty(), "upsert replaces the whole record");
+    assert!(c.get("C-0004").unwrap().is_none());
+    let near = c.nearest(LatLon::new(-33.0, 151.0).unwrap(), 1, &Filter::All).unwrap();
+    assert_eq!(near[0].id, "C-0003");
+    assert_eq!(c.reveal("C-0007").unwrap()["name"].expose(), "Person Number0007");
+}
+
+#[test]
+fn cutting_the_log_anywhere_in_its_last_frames_keeps_exactly_the_complete_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ends = Vec::new();
+    {
+        let db = Database::open(dir.path(), opts()).unwrap();
+        db.create_collection("c", schema()).unwrap();
+        ends.push(std::fs::metadata(segment(dir.path())).unwrap().len());
+        for i in 0..4 {
+            let mut b = db.begin_write();
+            b.upsert("c", rec(i)).unwrap();
+            b.commit().unwrap();
+            ends.push(std::fs::metadata(segment(dir.path())).unwrap().len());
+        }
+    }
+    let full = std::fs::read(segment(dir.path())).unwrap();
+    let start = ends[1] as usize; // every byte of the last three commits
+    for cut in start..=full.len() {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), copy.path());
+        let seg = segment(copy.path());
+        std::fs::write(&seg, &full[..cut]).unwrap();
+        let db = Database::open(copy.path(), opts()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        let complete = ends.iter().filter(|&&e| e as usize <= cut).count() - 1;
+        let want: Vec<String> = (0..complete).map(|i| format!("C-{i:04}")).collect();
+        assert_eq!(ids(&db), want, "cut at byte {cut}");
+        // Writing after recovery works and survives another reopen.
+        let mut b = db.begin_write();
+        b.upsert("c", rec(99)).unwrap();
+        b.commit().unwrap();
+        drop(db);
+        let db = Database::open(copy.path(), opts()).unwrap();
+        assert_eq!(ids(&db).len(), complete + 1, "cut at byte {cut}, after rewrite");
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_an_earlier_frame_is_corruption_naming_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ends = Vec::new();
+    {
+        let db = Database::open(dir.path(), opts()).unwrap();
+        db.create_collection("c", schema()).unwrap();
+        for i in 0..3 {
+            ends.push(std::fs::metadata(segment(dir.path())).unwrap().len());
+            let mut b = db.begin_write();
+            b.upsert("c", rec(i)).unwrap();
+            b.commit().unwrap();
+        }
+    }
+    let full = std::fs::read(segment(dir.path())).unwrap();
+    // Flip every byte of the first record's frame (followed by acknowledged frames).
+    for at in ends[0] as usize..ends[1] as usize {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), copy.path());
+        let mut bad = full.clone();
+        bad[at] ^= 0x40;
+        std::fs::write(segment(copy.path()), &bad).unwrap();
+        match Database::open(copy.path(), opts()) {
+            Err(Error::Corrupt { file, offset, .. }) => {
+                assert!(file.ends_with(segment(copy.path()).file_name().unwrap()), "{file:?}");
+                assert_eq!(offset, ends[0], "flip at {at}");
+            }
+            Err(other) => panic!("flip at {at}: expected Corrupt, got {other}"),
+            Ok(_) => panic!("flip at {at}: opened a damaged log"),
+        }
+    }
+}
+
+#[test]
+fn a_second_writer_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let _db = Database::open(dir.path(), opts()).unwrap();
+    let err = Database::open(dir.path(), opts()).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("locked"));
+}
+
+#[test]
+fn no_plaintext_pii_in_any_file() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path(), opts()).unwrap();
+        db.create_collection("c", schema()).unwrap();
+        let mut b = db.begin_write();
+        for i in 0..200 {
+            b.upsert("c", rec(i)).unwrap();
+        }
+        b.commit().unwrap();
+        let mut b = db.begin_write();
+        b.upsert("c", rec(5).pii("address", "17 Secret Garden Lane")).unwrap();
+        b.commit().unwrap();
+    }
+    let needles: Vec<String> = (0..200)
+        .flat_map(|i| [format!("Number{i:04}"), format!("+3361234{i:04}")])
+        .chain(["Secret Garden".to_owned()])
+        .collect();
+    for file in walk(dir.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        for n in &needles {
+            assert!(memchr::memmem::find(&bytes, n.as_bytes()).is_none(), "{n:?} in plaintext in {file:?}");
+        }
+    }
+}
+
+#[test]
+fn keys_missing_or_wrong_fail_pii_but_not_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path(), opts()).unwrap();
+        db.create_collection("c", schema()).unwrap();
+        let mut b = db.begin_write();
+        b.upsert("c", rec(1)).unwrap();
+        b.commit().unwrap();
+    }
+    let db = Database::open(dir.path(), Options::new()).unwrap();
+    {
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        assert_eq!(c.nearest(LatLon::new(45.0, 5.0).unwrap(), 1, &Filter::All).unwrap()[0].id, "C-0001");
+        assert!(matches!(c.reveal("C-0001"), Err(Error::MissingKey)));
+        let view = c.get("C-0001").unwrap().unwrap();
+        assert!(!format!("{view:?}").contains("Person"));
+    }
+    let mut b = db.begin_write();
+    assert!(matches!(b.upsert("c", rec(2)), Err(Error::MissingKey)));
+    b.upsert("c", Record::new("no-pii", LatLon::new(1.0, 1.0).unwrap())).unwrap();
+    b.commit().unwrap();
+    drop(db);
+    let wrong = Database::open(dir.path(), Options::new().key(RawKey::new([1; 32])));
+    assert!(matches!(wrong, Err(Error::WrongKey)), "{wrong:?}");
+}
+
+#[test]
+fn bad_records_are_clear_errors_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), opts()).unwrap();
+    db.create_collection("c", schema()).unwrap();
+    let p = LatLon::new(1.0, 1.0).unwrap();
+    let mut b = db.begin_write();
+    let cases = [
+        Record::new("", p),
+        Record::new("x".repeat(300), p),
+        Record::new("bad\nid", p),
+        Record::new("a", p).number("nope", 1.0),
+        Record::new("a", p).number("ltv", f64::NAN),
+        Record::new("a", p).number("ltv", f64::INFINITY),
+        Record::new("a", p).number("tier", 1.0),
+        Record::new("a", p).category("ltv", "x"),
+        Record::new("a", p).pii("ltv", "x"),
+        Record::new("a", p).number("ltv", 1.0).number("ltv", 2.0),
+    ];
+    for (i, r) in cases.into_iter().enumerate() {
+        let err = b.upsert("c", r).unwrap_err();
+        assert!(matches!(err, Error::InvalidRecord { .. }), "case {i}: {err}");
+    }
+    assert!(matches!(b.upsert("nope", Record::new("a", p)), Err(Error::UnknownCollection { .. })));
+    assert!(b.is_empty());
+    b.commit().unwrap();
+    assert!(matches!(db.create_collection("c", schema()), Err(Error::CollectionExists { .. })));
+    assert!(matches!(db.create_collection("bad name", schema()), Err(Error::InvalidSchema { .. })));
+    assert!(matches!(
+        db.create_collection("d", Schema::new().number("x").category("x")),
+        Err(Error::InvalidSchema { .. })
+    ));
+    for (lat, lon) in [(f64::NAN, 0.0), (0.0, f64::INFINITY), (90.5, 0.0), (0.0, -180.5)] {
+        assert!(matches!(LatLon::new(lat, lon), Err(Error::InvalidCoordinate { .. })));
+    }
+    assert_eq!(db.read().collection("c").unwrap().len(), 0);
+}
+
+#[test]
+fn concurrent_committers_all_land_and_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), opts()).unwrap();
+    db.create_collection("c", schema()).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let db = db.clone();
+            s.spawn(move || {
+                for i in 0..50 {
+                    let mut b = db.begin_write();
+                    b.upsert("c", rec(t * 1000 + i)).unwrap();
+                    b.commit().unwrap();
+                }
+            });
+        }
+        let db = db.clone();
+        s.spawn(move || {
+            for _ in 0..200 {
+                let snap = db.read();
+                let n = snap.collection("c").unwrap().len();
+                assert!(n <= 200);
+            }
+        });
+    });
+    drop(db);
+    let db = Database::open(dir.path(), opts()).unwrap();
+    assert_eq!(db.read().collection("c").unwrap().len(), 200);
+}

@@ -1,0 +1,128 @@
+//! Model-based test: random sequences of upsert / delete / commit / reopen against a
+//! `BTreeMap` model; after every commit and reopen, every query must answer exactly as the
+//! model's brute force does.
+//!
+//! `GEOCRM_MODEL_CASES` sets the number of sequences (default 48).
+
+use geocrm::{Database, Durability, Filter, LatLon, Options, Record, Schema};
+use proptest::prelude::*;
+
+use super::brute::{Model, M};
+use super::queries::brute_nearest;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Upsert { id: u8, lat: f64, lon: f64, ltv: Option<u16>, tier: Option<u8> },
+    Delete { id: u8 },
+    Commit,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let coord = prop_oneof![
+        (-90.0..=90.0f64, -180.0..=180.0f64),
+        (Just(0.0), prop_oneof![Just(180.0), Just(-180.0), Just(179.999)]),
+        (prop_oneof![Just(90.0), Just(-90.0)], -180.0..=180.0f64),
+        Just((10.0, 10.0)),
+    ];
+    prop_oneof![
+        6 => (0u8..24, coord, proptest::option::of(0u16..1000), proptest::option::of(0u8..3))
+            .prop_map(|(id, (lat, lon), ltv, tier)| Op::Upsert { id, lat, lon, ltv, tier }),
+        2 => (0u8..24).prop_map(|id| Op::Delete { id }),
+        2 => Just(Op::Commit),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+fn open(dir: &std::path::Path) -> Database {
+    Database::open(dir, Options::new().durability(Durability::NoSyncBulkLoad)).unwrap()
+}
+
+fn check(db: &Database, model: &Model) {
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    assert_eq!(c.len(), model.len());
+    for (id, m) in model {
+        let got = c.get(id).unwrap().unwrap();
+        assert_eq!(got.location, LatLon::new(m.lat, m.lon).unwrap(), "{id}");
+        assert_eq!(got.numbers.get("ltv").copied(), m.ltv);
+        assert_eq!(got.categories.get("tier"), m.tier.as_ref());
+    }
+    for at in [(0.0, 179.9), (89.0, 0.0), (10.0, 10.0), (-45.0, -60.0)] {
+        for (k, f, text) in [(3, 0, ""), (30, 1, "tier = 'gold'")] {
+            let got: Vec<(String, f64)> = c
+                .nearest(LatLon::new(at.0, at.1).unwrap(), k, &Filter::parse(text).unwrap())
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.id, h.distance_m))
+                .collect();
+            let filtered: Model = model
+                .iter()
+                .filter(|(_, m)| f == 0 || m.tier.as_deref() == Some("gold"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            assert_eq!(got, brute_nearest(&filtered, at, k, 0));
+        }
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("GEOCRM_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_operation_sequences_match_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = open(dir.path());
+        db.create_collection("c", Schema::new().number("ltv").category("tier")).unwrap();
+        let mut model = Model::new();
+        let mut pending = model.clone();
+        let mut batch: Vec<Op> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Upsert { .. } | Op::Delete { .. } => {
+                    match &op {
+                        Op::Upsert { id, lat, lon, ltv, tier } => {
+                            let tier = tier.map(|t| ["bronze", "silver", "gold"][t as usize].to_owned());
+                            pending.insert(format!("id{id}"), M { lat: *lat, lon: *lon, ltv: ltv.map(f64::from), tier });
+                        }
+                        Op::Delete { id } => {
+                            pending.remove(&format!("id{id}"));
+                        }
+                        _ => unreachable!(),
+                    }
+                    batch.push(op);
+                }
+                Op::Commit => {
+                    let mut b = db.begin_write();
+                    for op in batch.drain(..) {
+                        match op {
+                            Op::Upsert { id, lat, lon, ltv, tier } => {
+                                let mut r = Record::new(format!("id{id}"), LatLon::new(lat, lon).unwrap());
+                                if let Some(v) = ltv { r = r.number("ltv", f64::from(v)); }
+                                if let Some(t) = tier { r = r.category("tier", ["bronze", "silver", "gold"][t as usize]); }
+                                b.upsert("c", r).unwrap();
+                            }
+                            Op::Delete { id } => { b.delete("c", &format!("id{id}")).unwrap(); }
+                            _ => unreachable!(),
+                        }
+                    }
+                    b.commit().unwrap();
+                    model = pending.clone();
+                    check(&db, &model);
+                }
+                Op::Reopen => {
+                    // Uncommitted operations are dropped.
+                    batch.clear();
+                    pending = model.clone();
+                    drop(db);
+                    db = open(dir.path());
+                    check(&db, &model);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! Every query checked against the brute force of `brute.rs` on random and adversarial data.
+
+use geocrm::geo::{haversine_m, BoundingBox, MultiPolygon, Polygon, PreparedRegion};
+use geocrm::query::{GroupBy, GroupKey, Scope};
+use geocrm::{crypto::RawKey, Database, Filter, LatLon, Options, Record, Schema};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::brute::{self, Model, M};
+
+fn schema() -> Schema {
+    Schema::new().pii("name").number("ltv").category("tier")
+}
+
+const TIERS: [&str; 3] = ["bronze", "silver", "gold"];
+
+/// Random points with adversarial ones mixed in: antimeridian, poles, exact duplicates.
+fn random_model(rng: &mut ChaCha8Rng, n: usize) -> Model {
+    let mut m = Model::new();
+    for i in 0..n {
+        let (lat, lon) = match i % 10 {
+            0 => (rng.gen_range(-89.9..89.9), if rng.gen() { 180.0 } else { -180.0 }),
+            1 => (rng.gen_range(-10.0..10.0), rng.gen_range(179.0..=180.0)),
+            2 => (rng.gen_range(-10.0..10.0), rng.gen_range(-180.0..=-179.0)),
+            3 => (if rng.gen() { 90.0 } else { rng.gen_range(88.0..=90.0) }, rng.gen_range(-180.0..=180.0)),
+            4 => (if rng.gen() { -90.0 } else { rng.gen_range(-90.0..-88.0) }, rng.gen_range(-180.0..=180.0)),
+            5 => (48.85, 2.35), // many exact duplicates
+            6 => (rng.gen_range(48.0..49.5), rng.gen_range(1.5..3.5)),
+            _ => (rng.gen_range(-90.0..=90.0), rng.gen_range(-180.0..=180.0)),
+        };
+        let ltv = (i % 7 != 0).then(|| (rng.gen_range(0.0..1000.0f64) * 100.0).round() / 100.0);
+        let tier = (i % 5 != 0).then(|| TIERS[rng.gen_range(0..3)].to_owned());
+        m.insert(format!("r{i:05}"), M { lat, lon, ltv, tier });
+    }
+    m
+}
+
+fn record(id: &str, r: &M) -> Record {
+    let mut rec = Record::new(id, LatLon::new(r.lat, r.lon).unwrap());
+    if let Some(v) = r.ltv {
+        rec = rec.number("ltv", v);
+    }
+    if let Some(t) = &r.tier {
+        rec = rec.category("tier", t.clone());
+    }
+    rec
+}
+
+pub fn load(model: &Model) -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::new().key(RawKey::new([9; 32]))).unwrap();
+    db.create_collection("c", schema()).unwrap();
+    let mut batch = db.begin_write();
+    for (id, r) in model {
+        batch.upsert("c", record(id, r)).unwrap();
+    }
+    batch.commit().unwrap();
+    (dir, db)
+}
+
+fn filter_matches(f: usize, r: &M) -> bool {
+    match f {
+        0 => true,
+        1 => r.tier.as_deref() == Some("gold"),
+        2 => r.ltv.is_some_and(|v| (100.0..=500.0).contains(&v)),
+        _ => r.tier.as_deref().is_some_and(|t| t != "bronze") && !r.ltv.is_some_and(|v| v < 300.0),
+    }
+}
+
+fn filter(f: usize) -> Filter {
+    Filter::parse(
+        ["", "tier = 'gold'", "ltv between 100 and 500", "tier in (silver, gold) and not ltv < 300"][f],
+    )
+    .unwrap()
+}
+
+/// Brute-force nearest-k: (distance, id) ascending.
+pub fn brute_nearest(model: &Model, at: (f64, f64), k: usize, f: usize) -> Vec<(String, f64)> {
+    let p = LatLon::new(at.0, at.1).unwrap();
+    let mut all: Vec<(String, f64)> = model
+        .iter()
+        .filter(|(_, r)| filter_matches(f, r))
+        .map(|(id, r)| (id.clone(), haversine_m(p, LatLon::new(r.lat, r.lon).unwrap())))
+        .collect();
+    all.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
+
+fn random_query_point(rng: &mut ChaCha8Rng) -> (f64, f64) {
+    match rng.gen_range(0..5) {
+        0 => (rng.gen_range(-5.0..5.0), if rng.gen() { 179.99 } else { -179.99 }),
+        1 => (rng.gen_range(89.0..=90.0), rng.gen_range(-180.0..=180.0)),
+        2 => (48.85, 2.35),
+        _ => (rng.gen_range(-90.0..=90.0), rng.gen_range(-180.0..=180.0)),
+    }
+}
+
+#[test]
+fn library_haversine_agrees_with_an_independent_formula() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for _ in 0..100_000 {
+        let a = (rng.gen_range(-90.0..=90.0), rng.gen_range(-180.0..=180.0));
+        let b = (rng.gen_range(-90.0..=90.0), rng.gen_range(-180.0..=180.0));
+        let lib = haversine_m(LatLon::new(a.0, a.1).unwrap(), LatLon::new(b.0, b.1).unwrap());
+        assert!((lib - brute::distance(a, b)).abs() < 1e-6, "{a:?} {b:?}");
+    }
+}
+
+#[test]
+fn nearest_matches_brute_force_with_and_without_filters() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let model = random_model(&mut rng, 3000);
+    let (_dir, db) = load(&model);
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    for q in 0..400 {
+        let at = random_query_point(&mut rng);
+        let k = [1, 2, 10, 57, 5000][q % 5];
+        let f = q % 4;
+        let got: Vec<(String, f64)> = c
+            .nearest(LatLon::new(at.0, at.1).unwrap(), k, &filter(f))
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.id, h.distance_m))
+            .collect();
+        assert_eq!(got, brute_nearest(&model, at, k, f), "query {q} at {at:?} k={k} filter {f}");
+    }
+}
+
+#[test]
+fn radius_matches_brute_force() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let model = random_model(&mut rng, 3000);
+    let (_dir, db) = load(&model);
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    for q in 0..300 {
+        let at = random_query_point(&mut rng);
+        let metres = [0.0, 10.0, 5_000.0, 300_000.0, 3_000_000.0, 20_015_087.0, 3e7][q % 7];
+        let f = q % 4;
+        let got: Vec<String> = c
+            .within_radius(LatLon::new(at.0, at.1).unwrap(), metres, &filter(f))
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        let want: Vec<String> = brute_nearest(&model, at, usize::MAX, f)
+            .into_iter()
+            .filter(|(_, d)| *d <= metres)
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(got, want, "query {q} at {at:?} r={metres} filter {f}");
+    }
+}
+
+#[test]
+fn bbox_matches_brute_force_including_antimeridian_boxes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let model = random_model(&mut rng, 3000);
+    let (_dir, db) = load(&model);
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    for q in 0..300 {
+        let s = rng.gen_range(-90.0..90.0);
+        let n = rng.gen_range(s..=90.0);
+        let (w, e) = match q % 3 {
+            0 => (rng.gen_range(100.0..180.0), rng.gen_range(-180.0..-100.0)), // crosses
+            _ => {
+                let w = rng.gen_range(-180.0..180.0);
+                (w, rng.gen_range(w..=180.0))
+            }
+        };
+        let bbox = BoundingBox::new(s, w, n, e).unwrap();
+        let f = q % 4;
+        let got: Vec<String> = c.within_bbox(&bbox, &filter(f)).unwrap().into_iter().map(|h| h.id).collect();
+        let inside_lon = |lon: f64| if w <= e { lon >= w && lon <= e } else { lon >= w || lon <= e };
+        let want: Vec<String> = model
+            .iter()
+            .filter(|(_, r)| r.lat >= s && r.lat <= n && inside_lon(r.lon) && filter_matches(f, r))
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert_eq!(got, want, "box {s},{w},{n},{e} filter {f}");
+    }
+}
+
+fn star(rng: &mut ChaCha8Rng, c: (f64, f64), r: f64, n: usize) -> Vec<[f64; 2]> {
+    let mut ring: Vec<[f64; 2]> = (0..n)
+        .map(|i| {
+            let a = std::f64::consts::TAU * i as f64 / n as f64;
+            let rr = r * rng.gen_range(0.4..1.0);
+            [(c.1 + rr * a.cos()).clamp(-180.0, 180.0), (c.0 + rr * a.sin()).clamp(-90.0, 90.0)]
+        })
+        .collect();
+    ring.push(ring[0]);
+    ring
+}
+
+#[test]
+fn polygons_with_holes_and_multipolygons_match_brute_force() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut model = random_model(&mut rng, 2000);
+    // Points exactly on a vertex and an edge of the square polygon below.
+    for (i, (lat, lon)) in [(48.0, 1.0), (48.5, 1.0), (49.0, 2.0), (48.0, 4.0)].into_iter().enumerate() {
+        model.insert(format!("edge{i}"), M { lat, lon, ltv: None, tier: None });
+    }
+    let (_dir, db) = load(&model);
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    let square: brute::Rings = vec![
+        vec![[1.0, 48.0], [4.0, 48.0], [4.0, 49.0], [1.0, 49.0], [1.0, 48.0]],
+        vec![[2.0, 48.4], [3.0, 48.4], [3.0, 48.8], [2.0, 48.8], [2.0, 48.4]],
+    ];
+    let mut cases: Vec<Vec<brute::Rings>> = vec![vec![square]];
+    for _ in 0..40 {
+        let n = rng.gen_range(1..4);
+        let polys = (0..n)
+            .map(|_| {
+                let centre = (rng.gen_range(-55.0..55.0), rng.gen_range(-145.0..145.0));
+                let r = rng.gen_range(0.5..30.0);
+                let n = rng.gen_range(3..60);
+                vec![star(&mut rng, centre, r, n)]
+            })
+            .collect();
+        cases.push(polys);
+    }
+    // A polygon touching the antimeridian and one reaching a pole.
+    cases.push(vec![vec![vec![
+        [170.0, -10.0],
+        [180.0, -10.0],
+        [180.0, 10.0],
+        [170.0, 10.0],
+        [170.0, -10.0],
+    ]]]);
+    cases.push(vec![vec![vec![
+        [-180.0, 80.0],
+        [180.0, 80.0],
+        [180.0, 90.0],
+        [-180.0, 90.0],
+        [-180.0, 80.0],
+    ]]]);
+    for (ci, polys) in cases.iter().enumerate() {
+        let mp = MultiPolygon::new(
+            polys.iter().map(|rings| Polygon::new(rings[0].clone(), rings[1..].to_vec()).unwrap()).collect(),
+        )
+        .unwrap();
+        let region = PreparedRegion::new(&mp);
+        for f in 0..4 {
+            let got: Vec<String> =
+                c.within_region(&region, &filter(f)).unwrap().into_iter().map(|h| h.id).collect();
+            let want: Vec<String> = model
+                .iter()
+                .filter(|(_, r)| brute::multi_covers(polys, [r.lon, r.lat]) && filter_matches(f, r))
+                .map(|(id, _)| id.clone())
+                .collect();
+            assert_eq!(got, want, "case {ci} filter {f}");
+            assert_eq!(c.count(Scope::Region(&region), &filter(f)).unwrap(), want.len() as u64);
+        }
+    }
+}
+
+#[test]
+fn aggregations_match_brute_force() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let model = random_model(&mut rng, 3000);
+    let (_dir, db) = load(&model);
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    let paris = LatLon::new(48.85, 2.35).unwrap();
+    for (si, scope) in
+        [Scope::All, Scope::Radius { center: paris, metres: 100_000.0 }].into_iter().enumerate()
+    {
+        for res in [0u8, 3, 5, 8, 15] {
+            for f in 0..4 {
+                let groups = c.aggregate(scope, &GroupBy::H3(res), &["ltv"], &filter(f)).unwrap();
+                let mut want: std::collections::BTreeMap<String, (u64, u64, f64, f64, f64)> =
+                    Default::default();
+                for r in model.values() {
+                    let in_scope =
+                        si == 0 || brute::distance((48.85, 2.35), (r.lat, r.lon)) <= 100_000.0 + 1e-6;
+                    if !in_scope || !filter_matches(f, r) {
+                        continue;
+                    }
+                    let e = want.entry(brute::h3_parent(r.lat, r.lon, res)).or_insert((
+                        0,
+                        0,
+                        0.0,
+                        f64::MAX,
+                        f64::MIN,
+                    ));
+                    e.0 += 1;
+                    if let Some(v) = r.ltv {
+                        e.1 += 1;
+                        e.2 += v;
+                        e.3 = e.3.min(v);
+                        e.4 = e.4.max(v);
+                    }
+                }
+                assert_eq!(groups.len(), want.len(), "res {res} filter {f} scope {si}");
+                for g in &groups {
+                    let GroupKey::Cell(cell) = g.key else { panic!("H3 group keyed {:?}", g.key) };
+                    let w = want[&cell.to_string()];
+                    let s = g.fields[0];
+                    assert_eq!((g.count, s.count), (w.0, w.1));
+                    assert!((s.sum - w.2).abs() <= 1e-9 * w.2.abs().max(1.0));
+                    if w.1 > 0 {
+                        assert_eq!((s.min, s.max), (Some(w.3), Some(w.4)));
+                    }
+                }
+            }
+        }
+    }
+    // Group by category, including records without one.
+    let groups = c.aggregate(Scope::All, &GroupBy::Category("tier".into()), &["ltv"], &Filter::All).unwrap();
+    let count = |t: Option<&str>| model.values().filter(|r| r.tier.as_deref() == t).count() as u64;
+    for g in &groups {
+        let want = match &g.key {
+            GroupKey::Category(t) => count(Some(t)),
+            GroupKey::Missing => count(None),
+            other => panic!("unexpected key {other:?}"),
+        };
+        assert_eq!(g.count, want, "{:?}", g.key);
+    }
+    assert_eq!(groups.iter().map(|g| g.count).sum::<u64>(), model.len() as u64);
+}
+
+#[test]
+fn empty_database_and_k_larger_than_collection() {
+    let (_dir, db) = load(&Model::new());
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    let p = LatLon::new(0.0, 0.0).unwrap();
+    assert!(c.nearest(p, 10, &Filter::All).unwrap().is_empty());
+    assert!(c.within_radius(p, 1e7, &Filter::All).unwrap().is_empty());
+    assert!(c.aggregate(Scope::All, &GroupBy::H3(5), &["ltv"], &Filter::All).unwrap().is_empty());
+    drop(snap);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let model = random_model(&mut rng, 5);
+    let (_dir, db) = load(&model);
+    let snap = db.read();
+    let hits = snap.collection("c").unwrap().nearest(p, 1000, &Filter::All).unwrap();
+    assert_eq!(hits.len(), 5);
+}
+
+#[test]
+fn bad_query_arguments_are_clear_errors() {
+    let (_dir, db) = load(&Model::new());
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    let p = LatLon::new(0.0, 0.0).unwrap();
+    assert!(matches!(c.nearest(p, 0, &Filter::All), Err(geocrm::Error::InvalidArgument { name: "k", .. })));
+    assert!(matches!(c.within_radius(p, -1.0, &Filter::All), Err(geocrm::Error::InvalidArgument { .. })));
+    assert!(matches!(c.within_radius(p, f64::NAN, &Filter::All), Err(geocrm::Error::InvalidArgument { .. })));
+    assert!(matches!(c.nearest(p, 1, &Filter::eq("nope", "x")), Err(geocrm::Error::InvalidFilter { .. })));
+    assert!(matches!(c.nearest(p, 1, &Filter::eq("name", "x")), Err(geocrm::Error::InvalidFilter { .. })));
+    assert!(matches!(
+        c.nearest(p, 1, &Filter::at_least("tier", 1.0)),
+        Err(geocrm::Error::InvalidFilter { .. })
+    ));
+    assert!(matches!(
+        c.aggregate(Scope::All, &GroupBy::H3(16), &[], &Filter::All),
+        Err(geocrm::Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        c.aggregate(Scope::All, &GroupBy::Nothing, &["tier"], &Filter::All),
+        Err(geocrm::Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(snap.collection("missing"), Err(geocrm::Error::UnknownCollection { .. })));
+}
