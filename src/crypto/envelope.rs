@@ -19,7 +19,6 @@ use std::fmt;
 
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
-use rand::rngs::OsRng;
 use rand::RngCore;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -49,7 +48,7 @@ impl DataKey {
     #[must_use]
     pub fn generate() -> Self {
         let mut key = Box::new([0u8; 32]);
-        OsRng.fill_bytes(key.as_mut_slice());
+        rand::thread_rng().fill_bytes(key.as_mut_slice());
         DataKey(key)
     }
 
@@ -131,7 +130,7 @@ impl FieldContext<'_> {
 #[must_use]
 pub fn seal(dk: &DataKey, ctx: &FieldContext<'_>, plaintext: &str) -> Sealed {
     let mut nonce = [0u8; 24];
-    OsRng.fill_bytes(&mut nonce);
+    rand::thread_rng().fill_bytes(&mut nonce);
     let mut out = Vec::with_capacity(ENVELOPE_OVERHEAD + plaintext.len());
     out.push(ENVELOPE_VERSION);
     out.extend_from_slice(&ctx.key_id.to_le_bytes());

@@ -64,6 +64,9 @@ pub(crate) struct Inner {
     pub(crate) master: Option<MasterKey>,
     pub(crate) state: RwLock<State>,
     pub(crate) writer: Mutex<Writer>,
+    /// Wrapped data keys. Write-locked only while the leader adds keys in memory; syncs and
+    /// reads (`reveal`) share it, so readers never wait for an fsync or the writer.
+    pub(crate) keystore: RwLock<Option<Keystore>>,
     pub(crate) queue: Mutex<CommitQueue>,
     pub(crate) queue_cv: Condvar,
     pub(crate) segments: read::SegmentReaders,
@@ -75,7 +78,6 @@ pub(crate) struct Inner {
 #[derive(Debug)]
 pub(crate) struct Writer {
     pub(crate) log: Log,
-    pub(crate) keystore: Option<Keystore>,
     /// Set by the first failed write or fsync; every later write is refused.
     pub(crate) poisoned: Option<String>,
 }
@@ -138,7 +140,8 @@ impl Database {
             durability: options.durability,
             master,
             state: RwLock::new(state),
-            writer: Mutex::new(Writer { log, keystore, poisoned: None }),
+            writer: Mutex::new(Writer { log, poisoned: None }),
+            keystore: RwLock::new(keystore),
             queue: Mutex::new(CommitQueue::default()),
             queue_cv: Condvar::new(),
             recovery,
@@ -180,7 +183,8 @@ impl Database {
         if let Some(reason) = &w.poisoned {
             return Err(Error::Poisoned { reason: reason.clone() });
         }
-        let result = w.keystore.as_mut().map_or(Ok(()), Keystore::sync).and_then(|()| w.log.sync());
+        let result =
+            self.inner.keystore.read().as_ref().map_or(Ok(()), Keystore::sync).and_then(|()| w.log.sync());
         if let Err(e) = &result {
             w.poisoned.get_or_insert_with(|| e.to_string());
         }
@@ -211,9 +215,10 @@ impl Drop for Inner {
         // Closing makes NoSyncBulkLoad writes durable; failures are ignored here because
         // nothing was promised for them (call `sync` to see errors).
         if self.durability == Durability::NoSyncBulkLoad {
+            let keystore = self.keystore.get_mut();
             let w = self.writer.get_mut();
             if w.poisoned.is_none() {
-                let _ = w.keystore.as_mut().map_or(Ok(()), Keystore::sync).and_then(|()| w.log.sync());
+                let _ = keystore.as_ref().map_or(Ok(()), Keystore::sync).and_then(|()| w.log.sync());
             }
         }
     }

@@ -285,9 +285,8 @@ impl CollectionReader<'_> {
         let mut out = BTreeMap::new();
         let Some(key_id) = stored.key_id else { return Ok(out) };
         let data_key = {
-            let w = self.inner.writer.lock();
-            let ks = w.keystore.as_ref().ok_or(Error::MissingKey)?;
-            ks.data_key(self.name, id)?
+            let keystore = self.inner.keystore.read();
+            keystore.as_ref().ok_or(Error::MissingKey)?.data_key(self.name, id)?
         };
         let Some((_, data_key)) = data_key.filter(|(k, _)| *k == key_id) else {
             return Err(Error::Erased { collection: self.name.to_owned(), id: id.to_owned() });

@@ -3,6 +3,7 @@
 //! group commit. Readers never wait for the fsync: the state lock is taken only to apply.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use h3o::{LatLng, Resolution};
@@ -42,7 +43,8 @@ pub struct CommitReceipt {
 pub struct WriteBatch<'db> {
     db: &'db Database,
     ops: Vec<PendingOp>,
-    created: Vec<(String, Schema)>,
+    /// Schemas of collections this batch touches (created here or read once from the state).
+    schemas: HashMap<String, Arc<Schema>>,
 }
 
 #[derive(Debug)]
@@ -54,7 +56,7 @@ pub(crate) enum PendingOp {
 
 impl<'db> WriteBatch<'db> {
     pub(crate) fn new(db: &'db Database) -> Self {
-        WriteBatch { db, ops: Vec::new(), created: Vec::new() }
+        WriteBatch { db, ops: Vec::new(), schemas: HashMap::new() }
     }
 
     /// Number of operations in the batch.
@@ -79,7 +81,7 @@ impl<'db> WriteBatch<'db> {
         if self.schema_of(name).is_some() {
             return Err(Error::CollectionExists { name: name.to_owned() });
         }
-        self.created.push((name.to_owned(), schema.clone()));
+        self.schemas.insert(name.to_owned(), Arc::new(schema.clone()));
         self.ops.push(PendingOp::Create { name: name.to_owned(), schema });
         Ok(self)
     }
@@ -125,11 +127,13 @@ impl<'db> WriteBatch<'db> {
         self.db.inner.commit(self.ops)
     }
 
-    fn schema_of(&self, collection: &str) -> Option<Schema> {
-        if let Some((_, s)) = self.created.iter().find(|(n, _)| n == collection) {
+    fn schema_of(&mut self, collection: &str) -> Option<Arc<Schema>> {
+        if let Some(s) = self.schemas.get(collection) {
             return Some(s.clone());
         }
-        self.db.inner.state.read().collections.get(collection).map(|c| c.schema.clone())
+        let schema = self.db.inner.state.read().collections.get(collection).map(|c| c.schema.clone())?;
+        self.schemas.insert(collection.to_owned(), schema.clone());
+        Some(schema)
     }
 }
 
@@ -279,9 +283,7 @@ impl Inner {
         }
         let mut state = self.state.write();
         for (ticket, (receipt, ops)) in written {
-            for (lsn, (op, pointer)) in (receipt.first_lsn..).zip(ops) {
-                state.apply(&op, pointer, lsn);
-            }
+            state.apply_all(ops, receipt.first_lsn);
             state.next_lsn = receipt.next_lsn;
             results.push((ticket, Ok(receipt)));
         }
@@ -296,7 +298,7 @@ impl Inner {
         w: &mut super::Writer,
         pending: Vec<PendingOp>,
     ) -> Result<(CommitReceipt, Vec<(LogOp, OpPointer)>)> {
-        let ops = self.seal_batch(w, pending)?;
+        let ops = self.seal_batch(pending)?;
         {
             // Check against the state plus the batch's own earlier operations.
             let state = self.state.read();
@@ -326,83 +328,111 @@ impl Inner {
         Ok((commit, ops.into_iter().zip(pointers).collect()))
     }
 
-    /// Turns pending operations into log operations, creating data keys for records that
-    /// have PII and none yet (synced to the keystore before the log frame is written).
-    fn seal_batch(&self, w: &mut super::Writer, pending: Vec<PendingOp>) -> Result<Vec<LogOp>> {
-        let needs_key: Vec<(String, String)> = pending
+    /// Turns pending operations into log operations. Records with PII get their data key
+    /// (created, appended to the keystore and synced before the log frame that uses it, for
+    /// records that have none yet) and their fields sealed.
+    fn seal_batch(&self, pending: Vec<PendingOp>) -> Result<Vec<LogOp>> {
+        let needs_key: Vec<(&str, &str)> = pending
             .iter()
             .filter_map(|op| match op {
                 PendingOp::Upsert { record, pii } if pii.iter().any(Option::is_some) => {
-                    Some((record.collection.clone(), record.id.clone()))
+                    Some((record.collection.as_str(), record.id.as_str()))
                 }
                 _ => None,
             })
             .collect();
+        let mut keys = Vec::with_capacity(needs_key.len());
         if !needs_key.is_empty() {
-            let keystore = w.keystore.as_mut().ok_or(Error::MissingKey)?;
-            let mut seen = HashSet::new();
-            let new: Vec<(&str, &str)> = needs_key
-                .iter()
-                .filter(|(c, id)| !keystore.contains(c, id) && seen.insert((c.as_str(), id.as_str())))
-                .map(|(c, id)| (c.as_str(), id.as_str()))
-                .collect();
-            if !new.is_empty() {
-                keystore.add_keys(&new)?;
-                keystore.sync()?;
+            let added = {
+                let mut guard = self.keystore.write();
+                let keystore = guard.as_mut().ok_or(Error::MissingKey)?;
+                let before = keystore.len();
+                for chunk in needs_key.chunks(KEY_CHUNK) {
+                    keys.extend(keystore.add_keys(chunk)?);
+                }
+                keystore.len() != before
+            };
+            if added {
+                self.keystore.read().as_ref().ok_or(Error::MissingKey)?.sync()?;
             }
         }
-        let mut batch_schemas: HashMap<String, Schema> = HashMap::new();
+        let mut keys = keys.into_iter();
+        let mut schemas: HashMap<String, Arc<Schema>> = HashMap::new();
+        let mut jobs: Vec<SealJob> = Vec::new();
         let mut ops = Vec::with_capacity(pending.len());
         for op in pending {
             ops.push(match op {
                 PendingOp::Create { name, schema } => {
-                    batch_schemas.insert(name.clone(), schema.clone());
+                    schemas.insert(name.clone(), Arc::new(schema.clone()));
                     LogOp::CreateCollection { name, schema }
                 }
                 PendingOp::Delete { collection, id } => LogOp::Delete { collection, id },
                 PendingOp::Upsert { mut record, pii } => {
+                    record.pii = vec![None; pii.len()];
                     if pii.iter().any(Option::is_some) {
-                        let names = match batch_schemas.get(&record.collection) {
-                            Some(s) => s.pii_fields().to_vec(),
-                            None => self
+                        let key = keys.next().ok_or(Error::MissingKey)?;
+                        if !schemas.contains_key(&record.collection) {
+                            let schema = self
                                 .state
                                 .read()
                                 .collections
                                 .get(&record.collection)
-                                .map(|c| c.schema.pii_fields().to_vec())
+                                .map(|c| c.schema.clone())
                                 .ok_or_else(|| Error::UnknownCollection {
                                     name: record.collection.clone(),
-                                })?,
-                        };
-                        self.seal_record(w, &mut record, &pii, &names)?;
-                    } else {
-                        record.pii = vec![None; pii.len()];
+                                })?;
+                            schemas.insert(record.collection.clone(), schema);
+                        }
+                        let schema = schemas.get(&record.collection).cloned().unwrap_or_default();
+                        jobs.push(SealJob { op: ops.len(), pii, key, schema });
                     }
                     LogOp::Upsert(record)
                 }
             });
         }
+        self.seal_all(&mut ops, jobs);
         Ok(ops)
     }
 
-    fn seal_record(
-        &self,
-        w: &super::Writer,
-        record: &mut StoredRecord,
-        pii: &[Option<Pii>],
-        names: &[String],
-    ) -> Result<()> {
-        let keystore = w.keystore.as_ref().ok_or(Error::MissingKey)?;
-        let (key_id, data_key) =
-            keystore.data_key(&record.collection, &record.id)?.ok_or_else(|| Error::Decrypt {
-                collection: record.collection.clone(),
-                id: record.id.clone(),
-                field: "(data key)".into(),
-            })?;
-        record.key_id = Some(key_id);
-        record.pii = pii
+    /// Seals every job's PII into its operation, on all cores for large batches.
+    fn seal_all(&self, ops: &mut [LogOp], jobs: Vec<SealJob>) {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let sealed: Vec<SealedRecord> = if jobs.len() < PARALLEL_SEAL_MIN || threads < 2
+        {
+            jobs.iter().map(|job| self.seal_job(ops, job)).collect()
+        } else {
+            let ops: &[LogOp] = ops;
+            let chunk = jobs.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = jobs
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope
+                            .spawn(move || part.iter().map(|job| self.seal_job(ops, job)).collect::<Vec<_>>())
+                    })
+                    .collect();
+                // A panic while sealing must not silently drop PII: re-raise it.
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                    .collect()
+            })
+        };
+        for (index, key_id, pii) in sealed {
+            if let Some(LogOp::Upsert(record)) = ops.get_mut(index) {
+                record.key_id = Some(key_id);
+                record.pii = pii;
+            }
+        }
+    }
+
+    fn seal_job(&self, ops: &[LogOp], job: &SealJob) -> SealedRecord {
+        let (key_id, data_key) = &job.key;
+        let Some(LogOp::Upsert(record)) = ops.get(job.op) else { return (job.op, *key_id, Vec::new()) };
+        let sealed = job
+            .pii
             .iter()
-            .zip(names)
+            .zip(job.schema.pii_fields())
             .map(|(value, field)| {
                 value.as_ref().map(|v| {
                     let ctx = FieldContext {
@@ -410,12 +440,30 @@ impl Inner {
                         collection: &record.collection,
                         record_id: &record.id,
                         field,
-                        key_id,
+                        key_id: *key_id,
                     };
-                    crypto::seal(&data_key, &ctx, v.expose()).as_bytes().to_vec()
+                    crypto::seal(data_key, &ctx, v.expose()).into_bytes()
                 })
             })
             .collect();
-        Ok(())
+        (job.op, *key_id, sealed)
     }
 }
+
+/// A sealed record: operation index, key id, envelopes in schema order.
+type SealedRecord = (usize, u64, Vec<Option<Vec<u8>>>);
+
+/// One record's PII waiting to be sealed.
+struct SealJob {
+    op: usize,
+    pii: Vec<Option<Pii>>,
+    key: (u64, crate::crypto::DataKey),
+    schema: Arc<Schema>,
+}
+
+/// Batches with at least this many records to seal use every core.
+const PARALLEL_SEAL_MIN: usize = 2048;
+
+/// Records per keystore frame when a batch creates many data keys (keeps frames far below
+/// the 64 MiB limit).
+const KEY_CHUNK: usize = 65_536;

@@ -77,8 +77,9 @@ pub struct Keystore {
     kek: Option<Kek>,
     slots: Slots,
     len: usize,
-    appender: Option<Box<dyn WritableFile>>,
-    poisoned: Option<String>,
+    /// Append handle; behind a lock so `sync` can run while readers hold `&Keystore`.
+    appender: parking_lot::Mutex<Option<Box<dyn WritableFile>>>,
+    poisoned: parking_lot::Mutex<Option<String>>,
     dropped_tail: u64,
 }
 
@@ -88,7 +89,7 @@ impl fmt::Debug for Keystore {
             .field("path", &self.path)
             .field("keys", &self.len)
             .field("unlocked", &self.kek.is_some())
-            .field("poisoned", &self.poisoned.is_some())
+            .field("poisoned", &self.poisoned.lock().is_some())
             .finish_non_exhaustive()
     }
 }
@@ -122,8 +123,8 @@ impl Keystore {
             kek: Some(Kek::derive(master, &db_id)),
             slots: Slots::new(),
             len: 0,
-            appender: None,
-            poisoned: None,
+            appender: parking_lot::Mutex::new(None),
+            poisoned: parking_lot::Mutex::new(None),
             dropped_tail: 0,
         })
     }
@@ -156,8 +157,8 @@ impl Keystore {
             kek: None,
             slots: Slots::new(),
             len: 0,
-            appender: None,
-            poisoned: None,
+            appender: parking_lot::Mutex::new(None),
+            poisoned: parking_lot::Mutex::new(None),
             dropped_tail: 0,
         };
         if let Some(master) = master {

@@ -9,7 +9,6 @@ use std::fmt;
 
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
-use rand::rngs::OsRng;
 use rand::RngCore;
 use zeroize::Zeroize;
 
@@ -60,7 +59,7 @@ impl Kek {
         let mut out = [0u8; WRAPPED_LEN];
         let (nonce, rest) = out.split_at_mut(24);
         let (body, tag_out) = rest.split_at_mut(32);
-        OsRng.fill_bytes(nonce);
+        rand::thread_rng().fill_bytes(nonce);
         body.copy_from_slice(dk.bytes());
         let aad = self.aad(collection, record_id, key_id);
         match self.cipher.encrypt_in_place_detached(XNonce::from_slice(nonce), &aad, body) {

@@ -16,16 +16,16 @@ use crate::io::write_atomic;
 
 impl Keystore {
     fn check_writable(&self) -> Result<()> {
-        match &self.poisoned {
+        match &*self.poisoned.lock() {
             Some(reason) => Err(Error::Poisoned { reason: reason.clone() }),
             None => Ok(()),
         }
     }
 
-    fn poison<T>(&mut self, result: Result<T>) -> Result<T> {
+    fn poison<T>(&self, result: Result<T>) -> Result<T> {
         if let Err(e) = &result {
-            self.poisoned = Some(format!("keystore write failed: {e}"));
-            self.appender = None;
+            *self.poisoned.lock() = Some(format!("keystore write failed: {e}"));
+            *self.appender.lock() = None;
         }
         result
     }
@@ -93,20 +93,22 @@ impl Keystore {
     }
 
     fn append(&mut self, frame: &[u8]) -> Result<()> {
-        let appender = match &mut self.appender {
+        let appender = self.appender.get_mut();
+        let appender = match appender {
             Some(a) => a,
-            None => self.appender.insert(self.fs.open_append(&self.path)?),
+            None => appender.insert(self.fs.open_append(&self.path)?),
         };
         appender.write_all(frame)
     }
 
-    /// Makes appended keys durable. Must precede the log commit that uses them.
+    /// Makes appended keys durable. Must precede the log commit that uses them. Takes
+    /// `&self` so readers sharing the keystore are not blocked while the fsync runs.
     ///
     /// # Errors
     /// [`Error::Poisoned`]; [`Error::Io`] (which poisons the keystore).
-    pub fn sync(&mut self) -> Result<()> {
+    pub fn sync(&self) -> Result<()> {
         self.check_writable()?;
-        let synced = match &mut self.appender {
+        let synced = match &mut *self.appender.lock() {
             Some(appender) => appender.sync(),
             None => Ok(()),
         };
@@ -178,7 +180,7 @@ impl Keystore {
     /// Atomically replaces the file and drops the append handle, which refers to the
     /// replaced file.
     fn publish(&mut self, file: &[u8]) -> Result<()> {
-        self.appender = None;
+        *self.appender.get_mut() = None;
         write_atomic(&*self.fs, &self.dir, KEYSTORE_FILE, file)
     }
 }
