@@ -3,8 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::state::State;
 use crate::crypto::{KdfParams, KeyProvider, Keystore, MasterKey, KEYSTORE_FILE};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::FileSystem;
 
 /// Opens the keystore and derives and checks the master key. With a key and no keystore
@@ -38,4 +39,30 @@ pub(crate) fn open_keystore(
         }
         (false, None) => Ok((None, None)),
     }
+}
+
+/// Checks that every live record with sealed PII still has its data key. A keystore torn
+/// tail is dropped at open; if it held a key an acknowledged record uses, that is damage to
+/// acknowledged data, not a torn append, and must not pass silently.
+pub(crate) fn check_keys_present(state: &State, keystore: Option<&Keystore>, dir: &Path) -> Result<()> {
+    let path = dir.join(KEYSTORE_FILE);
+    for (name, c) in &state.collections {
+        for row in c.table.rows() {
+            let Some(key_id) = row.key_id else { continue };
+            let found = keystore.and_then(|k| k.key_id(name, &row.id));
+            if found != Some(key_id) {
+                let offset = keystore.map_or(0, |k| k.dropped_tail_bytes());
+                return Err(Error::corrupt(
+                    path,
+                    offset,
+                    format!(
+                        "record {:?} in {name:?} uses data key {key_id}, which the keystore does not hold \
+                         (found {found:?}); its PII cannot be decrypted",
+                        &*row.id
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }

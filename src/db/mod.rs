@@ -132,6 +132,7 @@ impl Database {
             c.table.finish_bulk();
         }
         state.next_lsn = log.next_lsn();
+        keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
 
         let inner = Inner {
             segments: read::SegmentReaders::new(fs.clone(), log_dir),

@@ -182,6 +182,7 @@ impl State {
                     categories,
                     pointer,
                     lsn,
+                    key_id: r.key_id,
                 });
             }
             LogOp::Delete { collection, id } => {

@@ -42,6 +42,8 @@ pub struct Row {
     pub pointer: OpPointer,
     /// Log sequence number of the write that produced this row.
     pub lsn: u64,
+    /// Id of the record's data key in the keystore, when it has sealed PII.
+    pub key_id: Option<u64>,
 }
 
 type TreePoint = GeomWithData<[f64; 3], u32>;

@@ -161,9 +161,10 @@ pub(crate) fn decode_batch(payload: &[u8]) -> std::result::Result<Vec<Entry<'_>>
     Ok(entries)
 }
 
-/// Whether `rest`, which starts with a frame that runs past the end of the file, is a torn
-/// append: a prefix of one frame. A damaged length in an earlier frame also runs past the
-/// end, but then whole valid frames follow it; finding one means damage, not a tear.
+/// Whether `rest`, which starts with an invalid frame, is a torn append: no whole valid
+/// frame starts anywhere after its first byte. Damage to an earlier frame (a flipped length
+/// or payload byte) leaves whole valid frames after it; finding one means damage, not a
+/// tear.
 pub(crate) fn is_torn_tail(rest: &[u8]) -> bool {
     (1..rest.len()).all(|p| !matches!(rest.get(p..).map(read_frame), Some(FrameRead::Valid { .. })))
 }

@@ -171,15 +171,22 @@ impl Keystore {
                     ks.load_batch(payload, at)?;
                     at += frame_len;
                 }
-                FrameRead::Truncated if !is_torn_tail(rest) => {
-                    let reason =
-                        "frame runs past the end of the file but valid frames follow (damaged length)";
-                    return Err(Error::corrupt(&ks.path, at as u64, reason));
-                }
-                FrameRead::Truncated => {
+                FrameRead::Truncated | FrameRead::BadLength(_) | FrameRead::BadChecksum
+                    if is_torn_tail(rest) =>
+                {
+                    // An invalid frame with no valid frame after it: an append that never
+                    // completed (keys are synced one frame at a time, before any log
+                    // record uses them). The database cross-checks that every key its log
+                    // references survived, so a dropped frame that held acknowledged keys
+                    // is still reported.
                     ks.fs.truncate(&ks.path, at as u64)?;
                     ks.dropped_tail = rest.len() as u64;
                     break;
+                }
+                FrameRead::Truncated => {
+                    let reason =
+                        "frame runs past the end of the file but valid frames follow (damaged length)";
+                    return Err(Error::corrupt(&ks.path, at as u64, reason));
                 }
                 FrameRead::BadLength(n) => {
                     return Err(Error::corrupt(&ks.path, at as u64, format!("frame declares {n} bytes")))

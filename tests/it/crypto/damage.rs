@@ -86,8 +86,10 @@ fn every_byte_flip_is_an_error_or_drops_only_the_last_frame() {
                     Err(Error::Corrupt { .. } | Error::UnsupportedVersion { .. }) => {}
                     Err(e) => panic!("byte {i} ^ {mask:#x}: unexpected {e:?}"),
                     Ok(ks) => {
-                        // Only a flip of the last frame's length can pass as a torn tail.
-                        assert!((last_start..last_start + 4).contains(&i), "byte {i} ^ {mask:#x} accepted");
+                        // Only damage confined to the last frame can pass as a torn tail (as in
+                        // the log); the database cross-checks that every key its log uses
+                        // survived, so a dropped acknowledged key is still reported there.
+                        assert!(i >= last_start, "byte {i} ^ {mask:#x} accepted");
                         assert_prefix(&ks, keys_before_last, 5);
                         assert_eq!(ks.dropped_tail_bytes(), (whole.len() - last_start) as u64);
                         recovered += 1;
@@ -96,7 +98,7 @@ fn every_byte_flip_is_an_error_or_drops_only_the_last_frame() {
             }
         }
     }
-    assert!(recovered > 0, "some length flips look like a torn tail");
+    assert!(recovered > 0, "damage to the last frame looks like a torn tail");
 }
 
 #[test]
