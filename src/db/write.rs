@@ -276,9 +276,12 @@ impl Inner {
         if let Err(e) = synced {
             w.poisoned.get_or_insert_with(|| e.to_string());
             let reason = e.to_string();
-            results.extend(
-                written.into_iter().map(|(t, _)| (t, Err(Error::Poisoned { reason: reason.clone() }))),
-            );
+            // The first batch of the round gets the real error, the others are refused.
+            let mut first = Some(e);
+            for (ticket, _) in written {
+                let err = first.take().unwrap_or_else(|| Error::Poisoned { reason: reason.clone() });
+                results.push((ticket, Err(err)));
+            }
             return results;
         }
         let mut state = self.state.write();
@@ -343,17 +346,19 @@ impl Inner {
             .collect();
         let mut keys = Vec::with_capacity(needs_key.len());
         if !needs_key.is_empty() {
-            let added = {
-                let mut guard = self.keystore.write();
-                let keystore = guard.as_mut().ok_or(Error::MissingKey)?;
-                let before = keystore.len();
-                for chunk in needs_key.chunks(KEY_CHUNK) {
+            // One frame per chunk, each synced before the next is written, so at most one
+            // keystore frame is ever unsynced (what makes its torn-tail rule sound).
+            for chunk in needs_key.chunks(KEY_CHUNK) {
+                let added = {
+                    let mut guard = self.keystore.write();
+                    let keystore = guard.as_mut().ok_or(Error::MissingKey)?;
+                    let before = keystore.len();
                     keys.extend(keystore.add_keys(chunk)?);
+                    keystore.len() != before
+                };
+                if added {
+                    self.keystore.read().as_ref().ok_or(Error::MissingKey)?.sync()?;
                 }
-                keystore.len() != before
-            };
-            if added {
-                self.keystore.read().as_ref().ok_or(Error::MissingKey)?.sync()?;
             }
         }
         let mut keys = keys.into_iter();
@@ -397,8 +402,7 @@ impl Inner {
     /// Seals every job's PII into its operation, on all cores for large batches.
     fn seal_all(&self, ops: &mut [LogOp], jobs: Vec<SealJob>) {
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let sealed: Vec<SealedRecord> = if jobs.len() < PARALLEL_SEAL_MIN || threads < 2
-        {
+        let sealed: Vec<SealedRecord> = if jobs.len() < PARALLEL_SEAL_MIN || threads < 2 {
             jobs.iter().map(|job| self.seal_job(ops, job)).collect()
         } else {
             let ops: &[LogOp] = ops;

@@ -1,0 +1,175 @@
+//! Database-level crash and fault tests on the in-memory file system: power-loss images
+//! taken during a workload, and a fault injected at every I/O step of a workload (log,
+//! keystore, manifest). After each, reopening must succeed and hold exactly the acknowledged
+//! commits — plus, at most, the one commit whose outcome was an error — never half a commit.
+//!
+//! `GEOCRM_CRASH_ROUNDS` multiplies the number of power-loss images (default 1).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use geocrm::crypto::RawKey;
+use geocrm::io::{CrashMode, FaultPlan, MemFs, OpKind};
+use geocrm::{Database, Error, Filter, LatLon, Options, Record, Schema};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const DIR: &str = "/db";
+
+/// id → (lat, lon, name)
+type State = BTreeMap<String, (f64, f64, Option<String>)>;
+
+fn options(fs: &MemFs) -> Options {
+    Options::new().key(RawKey::new([3; 32])).file_system(Arc::new(fs.clone())).segment_bytes(8 * 1024)
+}
+
+fn read_state(db: &Database) -> State {
+    let snap = db.read();
+    let Ok(c) = snap.collection("c") else { return State::new() };
+    let mut out = State::new();
+    for hit in c.within_radius(LatLon::new(0.0, 0.0).unwrap(), 3e7, &Filter::All).unwrap() {
+        let pii = c.reveal(&hit.id).unwrap();
+        let name = pii.get("name").map(|p| p.expose().to_owned());
+        out.insert(hit.id, (hit.location.lat(), hit.location.lon(), name));
+    }
+    out
+}
+
+/// One random commit: a few upserts (some with PII) and deletes. Returns the state it
+/// leads to if it is acknowledged.
+fn random_commit(db: &Database, rng: &mut ChaCha8Rng, before: &State) -> (Result<(), Error>, State) {
+    let mut after = before.clone();
+    let mut batch = db.begin_write();
+    for _ in 0..rng.gen_range(1..5) {
+        let id = format!("id{}", rng.gen_range(0..12));
+        if rng.gen_bool(0.2) {
+            batch.delete("c", &id).unwrap();
+            after.remove(&id);
+        } else {
+            let (lat, lon) = (rng.gen_range(-89.0..89.0), rng.gen_range(-179.0..179.0));
+            let mut r = Record::new(id.clone(), LatLon::new(lat, lon).unwrap());
+            let name = rng.gen_bool(0.6).then(|| format!("secret-name-{}", rng.gen_range(0..1000)));
+            if let Some(n) = &name {
+                r = r.pii("name", n.clone());
+            }
+            batch.upsert("c", r).unwrap();
+            after.insert(id, (lat, lon, name));
+        }
+    }
+    (batch.commit().map(|_| ()), after)
+}
+
+fn setup(fs: &MemFs) -> Database {
+    let db = Database::open(Path::new(DIR), options(fs)).unwrap();
+    db.create_collection("c", Schema::new().pii("name")).unwrap();
+    db
+}
+
+#[test]
+fn power_loss_images_keep_every_acknowledged_commit() {
+    let rounds: u64 = std::env::var("GEOCRM_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let mut images = 0u64;
+    for seed in 0..(12 * rounds) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let fs = MemFs::new();
+        let db = setup(&fs);
+        let mut acked = State::new();
+        for step in 0..40 {
+            let (result, after) = random_commit(&db, &mut rng, &acked);
+            result.unwrap();
+            acked = after;
+            // Crash images of the synced state at this point, in every mode.
+            if step % 4 == 0 {
+                for (m, mode) in CrashMode::ALL.into_iter().enumerate() {
+                    let image = fs.crash_image(seed * 1000 + step * 10 + m as u64, mode);
+                    let reopened = Database::open(Path::new(DIR), options(&image))
+                        .unwrap_or_else(|e| panic!("seed {seed} step {step} {mode:?}: {e}"));
+                    assert_eq!(read_state(&reopened), acked, "seed {seed} step {step} {mode:?}");
+                    images += 1;
+                }
+            }
+        }
+    }
+    assert!(images >= 360, "ran {images} images");
+}
+
+/// Runs a fixed workload with a fault at counted operation `n`; returns the acknowledged
+/// state, the state the failing commit would have produced, and whether a fault fired.
+fn workload_with_fault(n: u64, kind: OpKind) -> (MemFs, State, Option<State>, bool) {
+    let fs = MemFs::new();
+    let db = setup(&fs);
+    fs.set_faults(FaultPlan::new().fail_once(kind, n));
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let mut acked = State::new();
+    let mut in_doubt = None;
+    let mut failed = false;
+    for _ in 0..12 {
+        let (result, after) = random_commit(&db, &mut rng, &acked);
+        match result {
+            Ok(()) => {
+                assert!(!failed, "a commit succeeded after a failure poisoned the database");
+                acked = after;
+            }
+            Err(e) => {
+                if !failed {
+                    in_doubt = Some(after);
+                } else {
+                    assert!(matches!(e, Error::Poisoned { .. }), "after a failure, writes are refused: {e}");
+                }
+                failed = true;
+            }
+        }
+    }
+    drop(db);
+    (fs, acked, in_doubt, failed)
+}
+
+#[test]
+fn a_fault_at_every_io_step_loses_nothing_acknowledged() {
+    let mut cases = 0;
+    for kind in [OpKind::Any, OpKind::Sync, OpKind::Write] {
+        let mut n = 0;
+        loop {
+            let (fs, acked, in_doubt, failed) = workload_with_fault(n, kind);
+            if !failed {
+                break; // n is past the workload's last operation of this kind
+            }
+            for (m, mode) in CrashMode::ALL.into_iter().enumerate() {
+                let image = fs.crash_image(n * 7 + m as u64, mode);
+                let db = Database::open(Path::new(DIR), options(&image))
+                    .unwrap_or_else(|e| panic!("{kind:?} fault at {n}, {mode:?}: reopen failed: {e}"));
+                let got = read_state(&db);
+                assert!(
+                    got == acked || Some(&got) == in_doubt.as_ref(),
+                    "{kind:?} fault at {n}, {mode:?}: recovered state is neither the acknowledged one nor it plus the failed commit"
+                );
+                cases += 1;
+            }
+            n += 1;
+        }
+    }
+    assert!(cases > 50, "only {cases} cases ran");
+}
+
+#[test]
+fn a_failed_fsync_poisons_until_reopen_and_is_never_retried_into_success() {
+    let fs = MemFs::new();
+    let db = setup(&fs);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (ok, acked) = random_commit(&db, &mut rng, &State::new());
+    ok.unwrap();
+    fs.set_faults(FaultPlan::new().fail_once(OpKind::Sync, 0));
+    let (failed, _) = random_commit(&db, &mut rng, &acked);
+    assert!(matches!(failed, Err(Error::Io { .. })), "{failed:?}");
+    // The fault was one-shot; the database must still refuse rather than retry.
+    let (refused, _) = random_commit(&db, &mut rng, &acked);
+    assert!(matches!(refused, Err(Error::Poisoned { .. })), "{refused:?}");
+    assert!(matches!(db.sync(), Err(Error::Poisoned { .. })));
+    // Reads keep working.
+    assert_eq!(read_state(&db), acked);
+    drop(db);
+    let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
+    let (ok, _) = random_commit(&db, &mut rng, &acked);
+    ok.unwrap();
+}
