@@ -188,4 +188,15 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Test support for the kill -9 suite: commits numbered records forever, printing
+    /// `ack N` after commit N returns (durable). Not for production use.
+    #[command(hide = true)]
+    StressWriter {
+        /// Database directory.
+        #[arg(long)]
+        db: std::path::PathBuf,
+        /// Stop after this many commits (default: run until killed).
+        #[arg(long)]
+        commits: Option<u64>,
+    },
 }

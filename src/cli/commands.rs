@@ -130,6 +130,7 @@ pub fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Stats { db } => stats(&db),
+        Command::StressWriter { db, commits } => super::stress::run(&db, commits),
     }
 }
 

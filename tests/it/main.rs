@@ -6,6 +6,7 @@ mod crash;
 mod crypto;
 mod db;
 mod geo;
+mod kill9;
 mod log;
 mod model;
 mod queries;
