@@ -5,6 +5,7 @@ mod keys;
 mod manifest;
 mod ops;
 mod options;
+mod privacy;
 mod read;
 mod state;
 mod write;
@@ -17,6 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 pub use options::{Durability, Options};
+pub use privacy::ErasureReceipt;
 pub use read::{CollectionReader, Hit, Snapshot, StoredView};
 pub use write::{CommitReceipt, WriteBatch};
 
@@ -61,7 +63,8 @@ pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
     pub(crate) db_id: [u8; 16],
     pub(crate) durability: Durability,
-    pub(crate) master: Option<MasterKey>,
+    /// The master key, when the host supplied one (replaced by key rotation).
+    pub(crate) master: Mutex<Option<MasterKey>>,
     pub(crate) state: RwLock<State>,
     pub(crate) writer: Mutex<Writer>,
     /// Wrapped data keys. Write-locked only while the leader adds keys in memory; syncs and
@@ -111,7 +114,7 @@ impl Database {
             }
             fs.create_dir_all(&dir)?;
         }
-        let lock = fs.lock_dir(&dir)?;
+        let lock = lock_with_wait(fs.as_ref(), &dir, options.lock_wait)?;
         let manifest = match Manifest::load(fs.as_ref(), &dir)? {
             Some(m) => m,
             None => create_manifest(fs.as_ref(), &dir, options.create)?,
@@ -132,6 +135,8 @@ impl Database {
             c.table.finish_bulk();
         }
         state.next_lsn = log.next_lsn();
+        let erased = std::mem::take(&mut state.erased_keys);
+        let keystore = keys::finish_erasures(keystore, &erased)?;
         keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
 
         let inner = Inner {
@@ -139,7 +144,7 @@ impl Database {
             dir,
             db_id,
             durability: options.durability,
-            master,
+            master: Mutex::new(master),
             state: RwLock::new(state),
             writer: Mutex::new(Writer { log, poisoned: None }),
             keystore: RwLock::new(keystore),
@@ -168,7 +173,9 @@ impl Database {
     }
 
     /// A consistent view for queries. Commits wait for open snapshots only while they
-    /// apply (never during their fsync); keep snapshots short-lived.
+    /// apply (never during their fsync); keep snapshots short-lived, and never commit (or
+    /// erase, or rotate keys) on a thread that still holds a snapshot: the commit would wait
+    /// for that thread's own snapshot forever.
     #[must_use]
     pub fn read(&self) -> Snapshot<'_> {
         Snapshot::new(&self.inner)
@@ -226,6 +233,21 @@ impl Drop for Inner {
 }
 
 use crate::model::Schema;
+
+/// Takes the directory lock, retrying for up to `wait` while another holder has it: a
+/// lock released a moment ago can still be held by a child process forked by another thread
+/// until that child execs (it shares the open file description).
+fn lock_with_wait(fs: &dyn FileSystem, dir: &Path, wait: std::time::Duration) -> Result<Box<dyn DirLock>> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match fs.lock_dir(dir) {
+            Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
 
 fn create_manifest(fs: &dyn FileSystem, dir: &Path, create: bool) -> Result<Manifest> {
     if !create {

@@ -28,6 +28,16 @@ pub(crate) enum LogOp {
         /// Record id.
         id: String,
     },
+    /// Right to erasure: remove a record and destroy its data key. Recovery uses `key_id` to
+    /// finish an erasure interrupted between this tombstone and the keystore rewrite.
+    Erase {
+        /// Collection name.
+        collection: String,
+        /// Record id.
+        id: String,
+        /// The data key destroyed with the record, if it had one.
+        key_id: Option<u64>,
+    },
 }
 
 /// A record as it is stored in the log: public data in the clear, PII sealed.

@@ -42,6 +42,7 @@ pub struct Options {
     pub(crate) fs: Arc<dyn FileSystem>,
     pub(crate) segment_bytes: u64,
     pub(crate) create: bool,
+    pub(crate) lock_wait: std::time::Duration,
 }
 
 impl fmt::Debug for Options {
@@ -52,6 +53,7 @@ impl fmt::Debug for Options {
             .field("fs", &self.fs)
             .field("segment_bytes", &self.segment_bytes)
             .field("create", &self.create)
+            .field("lock_wait", &self.lock_wait)
             .finish()
     }
 }
@@ -64,6 +66,7 @@ impl Default for Options {
             fs: Arc::new(RealFs),
             segment_bytes: 64 << 20,
             create: true,
+            lock_wait: std::time::Duration::from_millis(500),
         }
     }
 }
@@ -101,6 +104,14 @@ impl Options {
     #[must_use]
     pub fn segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes.max(4096);
+        self
+    }
+
+    /// How long `open` waits for another writer to release the directory lock before
+    /// failing with [`crate::Error::Locked`] (default 500 ms).
+    #[must_use]
+    pub fn lock_wait(mut self, wait: std::time::Duration) -> Self {
+        self.lock_wait = wait;
         self
     }
 

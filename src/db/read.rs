@@ -273,7 +273,7 @@ impl CollectionReader<'_> {
     /// [`Error::MissingKey`] without a key; [`Error::Decrypt`] when a field fails
     /// authentication; [`Error::InvalidRecord`] when the id is unknown.
     pub fn reveal(&self, id: &str) -> Result<BTreeMap<String, Pii>> {
-        if self.inner.master.is_none() {
+        if self.inner.master.lock().is_none() {
             return Err(Error::MissingKey);
         }
         let row = self.c.table.get(id).ok_or_else(|| Error::InvalidRecord {

@@ -69,6 +69,10 @@ pub(crate) struct State {
     pub next_lsn: u64,
     /// Set during replay: new tables defer their tree to one bulk load.
     pub replaying: bool,
+    /// Data keys named by erasure tombstones since the last drain: (collection, id, key id).
+    /// The write path destroys them after the tombstone is durable; open finishes any an
+    /// interruption left behind.
+    pub erased_keys: Vec<(String, String, u64)>,
 }
 
 impl State {
@@ -84,7 +88,7 @@ impl State {
                 }
             }
             LogOp::Upsert(r) => self.check_record(r)?,
-            LogOp::Delete { collection, id } => {
+            LogOp::Delete { collection, id } | LogOp::Erase { collection, id, .. } => {
                 if !self.collections.contains_key(collection) {
                     return Err(format!("delete in unknown collection {collection:?}"));
                 }
@@ -126,7 +130,10 @@ impl State {
     pub(crate) fn apply_all(&mut self, ops: Vec<(LogOp, OpPointer)>, first_lsn: u64) {
         let mut per_collection: HashMap<&str, usize> = HashMap::new();
         for (op, _) in &ops {
-            if let LogOp::Upsert(StoredRecord { collection, .. }) | LogOp::Delete { collection, .. } = op {
+            if let LogOp::Upsert(StoredRecord { collection, .. })
+            | LogOp::Delete { collection, .. }
+            | LogOp::Erase { collection, .. } = op
+            {
                 *per_collection.entry(collection.as_str()).or_default() += 1;
             }
         }
@@ -188,6 +195,14 @@ impl State {
             LogOp::Delete { collection, id } => {
                 if let Some(c) = self.collections.get_mut(collection) {
                     c.table.remove(id);
+                }
+            }
+            LogOp::Erase { collection, id, key_id } => {
+                if let Some(c) = self.collections.get_mut(collection) {
+                    c.table.remove(id);
+                }
+                if let Some(key_id) = key_id {
+                    self.erased_keys.push((collection.clone(), id.clone(), *key_id));
                 }
             }
         }

@@ -52,6 +52,7 @@ pub(crate) enum PendingOp {
     Create { name: String, schema: Schema },
     Upsert { record: StoredRecord, pii: Vec<Option<Pii>> },
     Delete { collection: String, id: String },
+    Erase { collection: String, id: String },
 }
 
 impl<'db> WriteBatch<'db> {
@@ -96,7 +97,7 @@ impl<'db> WriteBatch<'db> {
         let schema =
             self.schema_of(collection).ok_or_else(|| Error::UnknownCollection { name: collection.into() })?;
         let (stored, pii) = to_stored(collection, &schema, record)?;
-        if pii.iter().any(Option::is_some) && self.db.inner.master.is_none() {
+        if pii.iter().any(Option::is_some) && self.db.inner.master.lock().is_none() {
             return Err(Error::MissingKey);
         }
         self.ops.push(PendingOp::Upsert { record: stored, pii });
@@ -125,6 +126,11 @@ impl<'db> WriteBatch<'db> {
     /// not be present after reopening; a batch whose commit succeeded always is.
     pub fn commit(self) -> Result<CommitReceipt> {
         self.db.inner.commit(self.ops)
+    }
+
+    /// Adds an already-validated operation (used by erasure).
+    pub(crate) fn push(&mut self, op: PendingOp) {
+        self.ops.push(op);
     }
 
     fn schema_of(&mut self, collection: &str) -> Option<Arc<Schema>> {
@@ -285,13 +291,44 @@ impl Inner {
             return results;
         }
         let mut state = self.state.write();
+        let mut erased = Vec::new();
         for (ticket, (receipt, ops)) in written {
             state.apply_all(ops, receipt.first_lsn);
+            erased.append(&mut state.erased_keys);
             state.next_lsn = receipt.next_lsn;
             results.push((ticket, Ok(receipt)));
         }
         drop(state);
+        if !erased.is_empty() {
+            // The tombstones are durable: now destroy the keys. A failure here poisons the
+            // database; reopening finishes the erasure from the tombstones.
+            if let Err(e) = self.destroy_keys(&erased) {
+                w.poisoned.get_or_insert_with(|| e.to_string());
+                let reason = e.to_string();
+                for (_, result) in &mut results {
+                    if result.is_ok() {
+                        *result = Err(Error::Poisoned { reason: reason.clone() });
+                    }
+                }
+            }
+        }
         results
+    }
+
+    /// Removes the data keys of erased records from the keystore (one atomic rewrite), unless
+    /// a later write gave the record a new key.
+    pub(crate) fn destroy_keys(&self, erased: &[(String, String, u64)]) -> Result<()> {
+        let mut guard = self.keystore.write();
+        let Some(keystore) = guard.as_mut() else { return Ok(()) };
+        let doomed: Vec<(&str, &str)> = erased
+            .iter()
+            .filter(|(c, id, k)| keystore.key_id(c, id) == Some(*k))
+            .map(|(c, id, _)| (c.as_str(), id.as_str()))
+            .collect();
+        if !doomed.is_empty() {
+            keystore.remove_keys(&doomed)?;
+        }
+        Ok(())
     }
 
     /// Seals PII, checks the batch against the state, appends it to the log (no sync).
@@ -372,6 +409,12 @@ impl Inner {
                     LogOp::CreateCollection { name, schema }
                 }
                 PendingOp::Delete { collection, id } => LogOp::Delete { collection, id },
+                PendingOp::Erase { collection, id } => {
+                    // Runs under the writer lock: no other batch can reuse this key before
+                    // it is destroyed at the end of the round.
+                    let key_id = self.keystore.read().as_ref().and_then(|k| k.key_id(&collection, &id));
+                    LogOp::Erase { collection, id, key_id }
+                }
                 PendingOp::Upsert { mut record, pii } => {
                     record.pii = vec![None; pii.len()];
                     if pii.iter().any(Option::is_some) {

@@ -9,4 +9,5 @@ mod geo;
 mod kill9;
 mod log;
 mod model;
+mod privacy;
 mod queries;

@@ -1,0 +1,138 @@
+//! Privacy operations: right to erasure, master-key rotation, subject access export.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::write::PendingOp;
+use super::{Database, WriteBatch};
+use crate::crypto::{KdfParams, KeyProvider};
+use crate::error::{Error, Result};
+use crate::model::validate_id;
+
+/// Proof of an erasure, for the data controller's records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErasureReceipt {
+    /// Collection.
+    pub collection: String,
+    /// Record id.
+    pub id: String,
+    /// LSN of the erasure tombstone in the log.
+    pub lsn: u64,
+    /// When the erasure became durable, milliseconds since the Unix epoch.
+    pub erased_at_unix_ms: u64,
+    /// Whether a live record was found.
+    pub existed: bool,
+    /// What was removed: location, H3 cell, attributes, PII fields, the data key.
+    pub removed: Vec<String>,
+}
+
+impl Database {
+    /// Erases a record: a durable tombstone, removal from every index, and destruction of its
+    /// data key, after which no key — including the master key — decrypts its PII. The
+    /// sealed PII stays in the log as unreadable ciphertext until compaction rewrites it.
+    ///
+    /// ```
+    /// use geocrm::{crypto::RawKey, Database, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new().key(RawKey::new([4; 32])))?;
+    /// db.create_collection("customers", Schema::crm())?;
+    /// let mut b = db.begin_write();
+    /// b.upsert("customers", Record::new("C-9", LatLon::new(1.0, 2.0)?).pii("name", "Eve"))?;
+    /// b.commit()?;
+    /// let receipt = db.erase("customers", "C-9")?;
+    /// assert!(receipt.existed && receipt.removed.contains(&"data key".to_string()));
+    /// assert!(db.read().collection("customers")?.get("C-9")?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnknownCollection`], [`Error::InvalidRecord`] for a bad id, and write errors
+    /// as for [`WriteBatch::commit`]. If the key cannot be destroyed after the tombstone is
+    /// durable, the database is poisoned and reopening finishes the erasure.
+    pub fn erase(&self, collection: &str, id: &str) -> Result<ErasureReceipt> {
+        validate_id(id)?;
+        let mut removed = Vec::new();
+        let existed = {
+            let snap = self.read();
+            let c = snap.collection(collection)?;
+            match c.get(id)? {
+                Some(view) => {
+                    removed.extend(["location".to_owned(), "H3 cell".to_owned()]);
+                    removed.extend(
+                        view.numbers.keys().chain(view.categories.keys()).map(|k| format!("attribute {k}")),
+                    );
+                    removed.extend(view.pii.keys().map(|k| format!("PII field {k}")));
+                    true
+                }
+                None => false,
+            }
+        };
+        let had_key = self.inner.keystore.read().as_ref().is_some_and(|k| k.contains(collection, id));
+        if had_key {
+            removed.push("data key".to_owned());
+        }
+        let mut batch = WriteBatch::new(self);
+        batch.push(PendingOp::Erase { collection: collection.to_owned(), id: id.to_owned() });
+        let receipt = batch.commit()?;
+        let erased_at_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Ok(ErasureReceipt {
+            collection: collection.to_owned(),
+            id: id.to_owned(),
+            lsn: receipt.first_lsn,
+            erased_at_unix_ms,
+            existed,
+            removed,
+        })
+    }
+
+    /// Re-wraps every data key under a new master key (one atomic keystore rewrite, no log
+    /// rewrite). Afterwards the old master key opens nothing in this database; keep no copy
+    /// of it. A backup of the old keystore file still opens with the old key — destroy both.
+    ///
+    /// # Errors
+    /// [`Error::MissingKey`] when the database was opened without a key; errors of the new
+    /// key provider; [`Error::Io`].
+    pub fn rotate_master_key(&self, new: &dyn KeyProvider) -> Result<()> {
+        let _writer = self.inner.writer.lock(); // no keys are added while rotating
+        let mut master = self.inner.master.lock();
+        let old = master.as_ref().ok_or(Error::MissingKey)?;
+        let kdf = KdfParams::new_random();
+        let new_master = new.master_key(&kdf)?;
+        self.inner.keystore.write().as_mut().ok_or(Error::MissingKey)?.rotate(old, &new_master, kdf)?;
+        *master = Some(new_master);
+        Ok(())
+    }
+
+    /// Everything stored about one customer, PII decrypted, as JSON (subject access).
+    ///
+    /// # Errors
+    /// [`Error::MissingKey`] without a key; [`Error::InvalidRecord`] when there is no such
+    /// record; decryption and I/O errors.
+    pub fn export_subject(&self, collection: &str, id: &str) -> Result<Value> {
+        let snap = self.read();
+        let c = snap.collection(collection)?;
+        let view = c.get(id)?.ok_or_else(|| Error::InvalidRecord {
+            id: id.to_owned(),
+            field: "id".into(),
+            reason: format!("no such record in {collection:?}"),
+        })?;
+        let pii: serde_json::Map<String, Value> =
+            c.reveal(id)?.into_iter().map(|(k, v)| (k, Value::String(v.expose().to_owned()))).collect();
+        let cell = h3o::LatLng::new(view.location.lat(), view.location.lon())
+            .map(|ll| ll.to_cell(h3o::Resolution::Fifteen).to_string())
+            .unwrap_or_default();
+        Ok(json!({
+            "collection": collection,
+            "id": view.id,
+            "location": {"lat": view.location.lat(), "lon": view.location.lon(), "h3_cell": cell},
+            "numbers": view.numbers,
+            "categories": view.categories,
+            "pii": pii,
+            "lsn": view.lsn,
+        }))
+    }
+}

@@ -1,0 +1,154 @@
+//! Right to erasure, key rotation and subject access at the database level.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use geocrm::crypto::RawKey;
+use geocrm::io::{CrashMode, FaultPlan, MemFs, OpKind};
+use geocrm::{Database, Error, LatLon, Options, Record, Schema};
+
+fn walk(dir: &Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(std::fs::read(&p).unwrap());
+        }
+    }
+    out
+}
+
+fn seed(db: &Database) {
+    db.create_collection("c", Schema::crm().number("ltv")).unwrap();
+    let mut b = db.begin_write();
+    for i in 0..20 {
+        b.upsert(
+            "c",
+            Record::new(format!("C{i}"), LatLon::new(10.0 + f64::from(i) * 0.01, 20.0).unwrap())
+                .number("ltv", f64::from(i))
+                .pii("name", format!("Person {i}"))
+                .pii("email", format!("p{i}@example.com")),
+        )
+        .unwrap();
+    }
+    b.commit().unwrap();
+}
+
+#[test]
+fn erase_removes_the_record_and_its_key_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = [8u8; 32];
+    let keystore_before;
+    {
+        let db = Database::open(dir.path(), Options::new().key(RawKey::new(key))).unwrap();
+        seed(&db);
+        keystore_before = std::fs::read(dir.path().join("keystore")).unwrap();
+        let receipt = db.erase("c", "C3").unwrap();
+        assert!(receipt.existed);
+        for what in ["location", "H3 cell", "attribute ltv", "PII field name", "PII field email", "data key"]
+        {
+            assert!(receipt.removed.iter().any(|r| r == what), "receipt lacks {what}: {:?}", receipt.removed);
+        }
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        assert!(c.get("C3").unwrap().is_none());
+        assert_eq!(c.len(), 19);
+        assert!(c.nearest(LatLon::new(10.03, 20.0).unwrap(), 1, &geocrm::Filter::All).unwrap()[0].id != "C3");
+        assert_eq!(c.reveal("C4").unwrap()["name"].expose(), "Person 4");
+        drop(snap); // a commit waits for open snapshots: never commit while holding one
+        let again = db.erase("c", "C3").unwrap();
+        assert!(!again.existed && again.removed.is_empty());
+    }
+    // The erased key's wrapped bytes are in no file any more: the keystore shrank by one
+    // entry, and reopening with the master key cannot recover the record.
+    let keystore_after = std::fs::read(dir.path().join("keystore")).unwrap();
+    assert!(keystore_after.len() < keystore_before.len());
+    let db = Database::open(dir.path(), Options::new().key(RawKey::new(key))).unwrap();
+    assert!(db.read().collection("c").unwrap().get("C3").unwrap().is_none());
+    // Re-creating the id gets a fresh key and works.
+    let mut b = db.begin_write();
+    b.upsert("c", Record::new("C3", LatLon::new(0.0, 0.0).unwrap()).pii("name", "New Person")).unwrap();
+    b.commit().unwrap();
+    assert_eq!(db.read().collection("c").unwrap().reveal("C3").unwrap()["name"].expose(), "New Person");
+    for bytes in walk(dir.path()) {
+        assert!(memchr::memmem::find(&bytes, b"Person 3").is_none());
+    }
+}
+
+#[test]
+fn an_erasure_interrupted_before_the_key_is_destroyed_is_finished_at_open() {
+    let fs = MemFs::new();
+    let opts = |fs: &MemFs| Options::new().key(RawKey::new([2; 32])).file_system(Arc::new(fs.clone()));
+    let db = Database::open(Path::new("/db"), opts(&fs)).unwrap();
+    seed(&db);
+    // Fail the keystore rewrite's rename: the tombstone is durable, the key not yet gone.
+    fs.set_faults(FaultPlan::new().fail_from(OpKind::Rename, 0));
+    let err = db.erase("c", "C5").unwrap_err();
+    assert!(matches!(err, Error::Io { .. } | Error::Poisoned { .. }), "{err}");
+    drop(db);
+    let image = fs.crash_image(1, CrashMode::SyncedOnly);
+    let db = Database::open(Path::new("/db"), opts(&image)).unwrap();
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    assert!(c.get("C5").unwrap().is_none(), "the tombstone survived");
+    assert_eq!(c.len(), 19);
+    drop(snap);
+    drop(db);
+    // The key is gone from the keystore file itself.
+    let ks = geocrm::crypto::Keystore::open(Arc::new(image.clone()), Path::new("/db"), db_id(&image), None)
+        .unwrap();
+    assert!(!ks.contains("c", "C5"));
+    assert!(ks.contains("c", "C6"));
+}
+
+fn db_id(fs: &MemFs) -> [u8; 16] {
+    // The database id sits in every segment header at bytes 28..44.
+    let seg = fs.read_all(Path::new("/db/log/000000000001.seg")).unwrap();
+    seg[28..44].try_into().unwrap()
+}
+
+#[test]
+fn rotation_rewraps_keys_and_retires_the_old_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path(), Options::new().key(RawKey::new([1; 32]))).unwrap();
+        seed(&db);
+        db.rotate_master_key(&RawKey::new([2; 32])).unwrap();
+        // Same handle keeps working with the new key.
+        assert_eq!(db.read().collection("c").unwrap().reveal("C1").unwrap()["name"].expose(), "Person 1");
+        let mut b = db.begin_write();
+        b.upsert("c", Record::new("after", LatLon::new(0.0, 0.0).unwrap()).pii("name", "After Rotation"))
+            .unwrap();
+        b.commit().unwrap();
+    }
+    let old = Database::open(dir.path(), Options::new().key(RawKey::new([1; 32])));
+    assert!(matches!(old, Err(Error::WrongKey)), "{old:?}");
+    let db = Database::open(dir.path(), Options::new().key(RawKey::new([2; 32]))).unwrap();
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    assert_eq!(c.reveal("C7").unwrap()["email"].expose(), "p7@example.com");
+    assert_eq!(c.reveal("after").unwrap()["name"].expose(), "After Rotation");
+    drop(snap);
+    let keyless = Database::open(tempfile::tempdir().unwrap().path(), Options::new()).unwrap();
+    assert!(matches!(keyless.rotate_master_key(&RawKey::new([3; 32])), Err(Error::MissingKey)));
+}
+
+#[test]
+fn subject_export_returns_everything_decrypted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::new().key(RawKey::new([5; 32]))).unwrap();
+    seed(&db);
+    let v = db.export_subject("c", "C2").unwrap();
+    assert_eq!(v["id"], "C2");
+    assert_eq!(v["pii"]["name"], "Person 2");
+    assert_eq!(v["pii"]["email"], "p2@example.com");
+    assert_eq!(v["numbers"]["ltv"], 2.0);
+    assert_eq!(v["location"]["lat"], 10.02);
+    assert_eq!(v["location"]["h3_cell"].as_str().unwrap().len(), 15);
+    assert!(matches!(db.export_subject("c", "nope"), Err(Error::InvalidRecord { .. })));
+    drop(db);
+    let keyless = Database::open(dir.path(), Options::new()).unwrap();
+    assert!(matches!(keyless.export_subject("c", "C2"), Err(Error::MissingKey)));
+}
