@@ -10,6 +10,9 @@ mod read;
 mod state;
 mod write;
 
+#[cfg(test)]
+mod format_tests;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,225 @@
+//! Golden checks of the on-disk formats described in `FORMAT.md`: exact bytes of the
+//! MANIFEST, of `LogOp` encodings, of a frame body and of a first log segment, and an
+//! independent re-derivation (HKDF, AAD layouts) that unwraps a data key from the keystore
+//! file and opens a PII envelope read from the log. A failure here means a format changed:
+//! bump the file's version and update `FORMAT.md`.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::Mac;
+
+use super::manifest::Manifest;
+use super::ops::{decode_body, encode_bodies, LogOp, StoredRecord};
+use crate::codec;
+use crate::crypto::RawKey;
+use crate::io::MemFs;
+use crate::log::{Log, LogConfig};
+use crate::model::Schema;
+use crate::{Database, LatLon, Options, Record};
+
+/// Parses space-separated hex.
+fn unhex(s: &str) -> Vec<u8> {
+    s.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()).collect()
+}
+
+const DB_ID: [u8; 16] = *b"0123456789abcdef";
+/// H3 cell of (48.8566, 2.3522) at resolution 15.
+const PARIS_CELL: u64 = 0x08f1_fb46_6255_50c3;
+
+fn paris() -> StoredRecord {
+    StoredRecord {
+        collection: "c".into(),
+        id: "C-1".into(),
+        lat: 48.8566,
+        lon: 2.3522,
+        cell: PARIS_CELL,
+        numbers: vec![Some(1830.0), None],
+        categories: vec![Some("gold".into())],
+        key_id: None,
+        pii: vec![None],
+    }
+}
+
+fn assert_encodes<T>(value: &T, hex: &str)
+where
+    T: bincode::Encode + bincode::Decode<()> + PartialEq + std::fmt::Debug,
+{
+    let bytes = codec::encode(value).unwrap();
+    assert_eq!(bytes, unhex(hex), "{value:?}");
+    assert_eq!(&codec::decode::<T>(&bytes).unwrap(), value);
+}
+
+#[test]
+fn paris_cell_is_what_h3o_computes() {
+    let cell = h3o::LatLng::new(48.8566, 2.3522).unwrap().to_cell(h3o::Resolution::Fifteen);
+    assert_eq!(u64::from(cell), PARIS_CELL);
+}
+
+#[test]
+fn manifest_file_bytes() {
+    let m = Manifest { db_id: DB_ID, created_unix_ms: 1_700_000_000_000 };
+    let file = unhex(
+        "47 45 4f 43 52 4d 4d 46 01 00 19 00 00 00 0f 18 15 b2 \
+         30 31 32 33 34 35 36 37 38 39 61 62 63 64 65 66 fd 00 68 e5 cf 8b 01 00 00",
+    );
+    assert_eq!(m.encode().unwrap(), file);
+    assert_eq!(Manifest::decode(&file, Path::new("MANIFEST")).unwrap(), m);
+}
+
+#[test]
+fn log_op_encodings() {
+    let schema = Schema::new().pii("name").number("ltv").number("visits").category("tier");
+    assert_encodes(
+        &LogOp::CreateCollection { name: "c".into(), schema },
+        "00 01 63 01 04 6e 61 6d 65 02 03 6c 74 76 06 76 69 73 69 74 73 01 04 74 69 65 72",
+    );
+    assert_encodes(
+        &LogOp::Upsert(paris()),
+        "01 01 63 03 43 2d 31 76 e0 9c 11 a5 6d 48 40 a8 35 cd 3b 4e d1 02 40 \
+         fd c3 50 55 62 46 fb f1 08 02 01 00 00 00 00 00 98 9c 40 00 01 01 04 67 6f 6c 64 00 01 00",
+    );
+    let sealed = StoredRecord {
+        id: "C-2".into(),
+        numbers: vec![],
+        categories: vec![],
+        key_id: Some(300),
+        pii: vec![Some(vec![1, 2, 3]), None],
+        ..paris()
+    };
+    assert_encodes(
+        &LogOp::Upsert(sealed),
+        "01 01 63 03 43 2d 32 76 e0 9c 11 a5 6d 48 40 a8 35 cd 3b 4e d1 02 40 \
+         fd c3 50 55 62 46 fb f1 08 00 00 01 fb 2c 01 02 01 03 01 02 03 00",
+    );
+    assert_encodes(&LogOp::Delete { collection: "c".into(), id: "C-1".into() }, "02 01 63 03 43 2d 31");
+    // Variant indexes above 2 are not LogOps.
+    assert!(codec::decode::<LogOp>(&[3]).is_err());
+}
+
+#[test]
+fn frame_body_bytes() {
+    let ops = [LogOp::Upsert(paris()), LogOp::Delete { collection: "c".into(), id: "C-1".into() }];
+    let bodies = encode_bodies(&ops).unwrap();
+    let body = unhex(
+        "35 00 00 00 01 01 63 03 43 2d 31 76 e0 9c 11 a5 6d 48 40 a8 35 cd 3b 4e d1 02 40 \
+         fd c3 50 55 62 46 fb f1 08 02 01 00 00 00 00 00 98 9c 40 00 01 01 04 67 6f 6c 64 00 01 00 \
+         07 00 00 00 02 01 63 03 43 2d 31",
+    );
+    assert_eq!(bodies, vec![(body.clone(), 2)]);
+    assert_eq!(decode_body(&body, 2).unwrap(), ops);
+}
+
+#[test]
+fn first_segment_bytes() {
+    let fs = MemFs::new();
+    let (mut log, _) =
+        Log::open(Arc::new(fs.clone()), Path::new("/db"), DB_ID, LogConfig::default(), &mut |_| Ok(()))
+            .unwrap();
+    let (body, n) =
+        encode_bodies(&[LogOp::Delete { collection: "c".into(), id: "C-1".into() }]).unwrap().remove(0);
+    log.append_txn(&[(&body, n)]).unwrap();
+    log.sync().unwrap();
+    let segment = unhex(
+        "47 45 4f 43 52 4d 4c 47 01 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 \
+         30 31 32 33 34 35 36 37 38 39 61 62 63 64 65 66 9f 53 00 60 \
+         20 00 00 00 bf f7 77 43 01 00 00 00 00 00 00 00 01 00 00 00 30 00 00 00 00 00 00 00 00 \
+         07 00 00 00 02 01 63 03 43 2d 31",
+    );
+    assert_eq!(fs.read_all(Path::new("/db/log/000000000001.seg")).unwrap(), segment);
+}
+
+/// HKDF-SHA256(ikm = master, salt = db_id, info = label), 32 bytes.
+fn hkdf(master: &[u8; 32], db_id: &[u8; 16], label: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(db_id), master).expand(label, &mut out).unwrap();
+    out
+}
+
+/// `u64 LE length | bytes`.
+fn lp(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Builds a database with one sealed field, then re-derives every key and associated data
+/// from the documented layouts alone.
+#[test]
+fn keystore_and_envelope_follow_the_documented_derivations() {
+    let master = [0x5a; 32];
+    let fs = MemFs::new();
+    let opts = Options::new().key(RawKey::new(master)).file_system(Arc::new(fs.clone()));
+    let db = Database::open("/db", opts).unwrap();
+    db.create_collection("c", Schema::new().pii("name")).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", Record::new("C-1", LatLon::new(1.0, 2.0).unwrap()).pii("name", "Ada")).unwrap();
+    b.commit().unwrap();
+    drop(db);
+
+    // MANIFEST: the database id is the first 16 bytes of the bincode payload at offset 18.
+    let manifest = fs.read_all(Path::new("/db/MANIFEST")).unwrap();
+    let db_id: [u8; 16] = manifest[18..34].try_into().unwrap();
+
+    // Keystore header: 99 bytes, CRC over 0..95, key-check value at 63.
+    let ks = fs.read_all(Path::new("/db/keystore")).unwrap();
+    assert_eq!(&ks[..10], b"GEOCRMKS\x01\x00");
+    assert_eq!(ks[10..26], db_id);
+    assert_eq!(ks[26..34], 1u64.to_le_bytes(), "next key id is written at creation only");
+    assert_eq!(ks[34], 1, "Argon2id v0x13");
+    assert_eq!(ks[51..63], unhex("00 00 01 00 03 00 00 00 01 00 00 00")[..], "64 MiB, t=3, p=1");
+    let kc_key = hkdf(&master, &db_id, b"geocrm key check v1");
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&kc_key).unwrap();
+    mac.update(b"geocrm key check v1");
+    mac.update(&db_id);
+    assert_eq!(ks[63..95], mac.finalize().into_bytes()[..]);
+    assert_eq!(ks[95..99], crc32fast::hash(&ks[..95]).to_le_bytes());
+
+    // One frame holding one entry: count 1, key id 1, "c", "C-1", wrapped [72].
+    let frame = &ks[99..];
+    let len = u32::from_le_bytes(frame[..4].try_into().unwrap()) as usize;
+    assert_eq!(frame.len(), 8 + len);
+    let payload = &frame[8..];
+    assert_eq!(payload.len(), 4 + 8 + 4 + 1 + 4 + 3 + 72);
+    let entry = unhex("01 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 63 03 00 00 00 43 2d 31");
+    assert_eq!(payload[..24], entry[..], "count 1 | key id 1 | len 1 \"c\" | len 3 \"C-1\"");
+    let wrapped = &payload[payload.len() - 72..];
+    let kek = XChaCha20Poly1305::new_from_slice(&hkdf(&master, &db_id, b"geocrm kek v1")).unwrap();
+    let mut wrap_aad = vec![1u8];
+    wrap_aad.extend_from_slice(&db_id);
+    lp(&mut wrap_aad, "c");
+    lp(&mut wrap_aad, "C-1");
+    wrap_aad.extend_from_slice(&1u64.to_le_bytes());
+    let data_key = kek
+        .decrypt(XNonce::from_slice(&wrapped[..24]), Payload { msg: &wrapped[24..], aad: &wrap_aad })
+        .unwrap();
+
+    // The log: segment 1, first transaction creates the collection, second is the upsert.
+    let seg = fs.read_all(Path::new("/db/log/000000000001.seg")).unwrap();
+    let first_len = u32::from_le_bytes(seg[48..52].try_into().unwrap()) as usize;
+    let second = 48 + 8 + first_len;
+    let second_len = u32::from_le_bytes(seg[second..second + 4].try_into().unwrap()) as usize;
+    let payload = &seg[second + 8..second + 8 + second_len];
+    assert_eq!(payload[..8], 2u64.to_le_bytes(), "LSN 2");
+    let LogOp::Upsert(rec) = decode_body(&payload[21..], 1).unwrap().remove(0) else {
+        panic!("not an upsert")
+    };
+    assert_eq!(rec.key_id, Some(1));
+    let envelope = rec.pii[0].clone().unwrap();
+    assert_eq!(envelope.len(), 1 + 8 + 24 + 3 + 16);
+    assert_eq!(envelope[0], 1);
+    assert_eq!(envelope[1..9], 1u64.to_le_bytes());
+    let mut aad = vec![1u8];
+    aad.extend_from_slice(&db_id);
+    lp(&mut aad, "c");
+    lp(&mut aad, "C-1");
+    lp(&mut aad, "name");
+    aad.extend_from_slice(&1u64.to_le_bytes());
+    let cipher = XChaCha20Poly1305::new_from_slice(&data_key).unwrap();
+    let plain = cipher
+        .decrypt(XNonce::from_slice(&envelope[9..33]), Payload { msg: &envelope[33..], aad: &aad })
+        .unwrap();
+    assert_eq!(plain, b"Ada");
+}
