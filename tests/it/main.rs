@@ -2,9 +2,11 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod brute;
+mod cli;
 mod crypto;
 mod db;
 mod geo;
+mod import;
 mod log;
 mod model;
 mod queries;
