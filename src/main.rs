@@ -14,7 +14,11 @@ fn main() -> ExitCode {
             let mut message = format!("error: {e}");
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
-                message.push_str(&format!("\n  caused by: {s}"));
+                // Most errors already end with their cause's text; don't print it twice.
+                let cause = s.to_string();
+                if !message.ends_with(&cause) {
+                    message.push_str(&format!("\n  caused by: {cause}"));
+                }
                 source = s.source();
             }
             eprintln!("{message}");

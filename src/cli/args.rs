@@ -92,7 +92,7 @@ pub enum Command {
         #[arg(long, allow_negative_numbers = true)]
         lon: f64,
         /// Radius in metres.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         meters: f64,
         /// Attribute filter.
         #[arg(long = "where")]

@@ -15,7 +15,11 @@ use super::args::{Command, DbArgs};
 
 /// Opens the database; with `with_key`, the key from --key-file or GEOCRM_KEY (if any).
 fn open(args: &DbArgs, with_key: bool) -> Result<Database> {
-    let mut options = Options::new().create_if_missing(false);
+    open_or_create(args, with_key, false)
+}
+
+fn open_or_create(args: &DbArgs, with_key: bool, create: bool) -> Result<Database> {
+    let mut options = Options::new().create_if_missing(create);
     if with_key {
         if let Some(path) = &args.key_file {
             options = options.key(KeyFile::new(path));
@@ -144,19 +148,11 @@ fn print_ids(db: &DbArgs, count: bool, ids: Vec<String>) {
 }
 
 fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Path>) -> Result<()> {
-    let database = match open(db, true) {
-        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            let mut o = Options::new();
-            if let Some(path) = &db.key_file {
-                o = o.key(KeyFile::new(path));
-            } else if let Ok(hex) = std::env::var("GEOCRM_KEY") {
-                o = o.key(RawKey::from_hex(hex.trim())?);
-            }
-            Database::open(&db.db, o)?
-        }
-        other => other?,
-    };
+    // Open the input first: a missing file must not leave a new, empty database behind.
     let input = File::open(file).map_err(|e| Error::io("open CSV", file, e))?;
+    // Create the database in a missing or empty directory; anything else must be one.
+    let create = !db.db.exists() || std::fs::read_dir(&db.db).is_ok_and(|mut d| d.next().is_none());
+    let database = open_or_create(db, true, create)?;
     let bar = if io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_message("reading rows");

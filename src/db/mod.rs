@@ -219,6 +219,11 @@ impl Database {
     pub fn next_lsn(&self) -> u64 {
         self.inner.state.read().next_lsn
     }
+
+    /// Whether the database was opened with a master key (needed to write or read PII).
+    pub(crate) fn has_key(&self) -> bool {
+        self.inner.master.lock().is_some()
+    }
 }
 
 impl Drop for Inner {

@@ -96,9 +96,23 @@ pub fn import_csv(
         .from_reader(LineLimit::new(input, MAX_LINE_BYTES));
     let header: Vec<String> =
         reader.headers().map_err(|e| csv_error(&e, "header"))?.iter().map(str::to_owned).collect();
+    if header.is_empty() {
+        return Err(header_error("the file is empty (expected a header with id, lat, lon)"));
+    }
+    let mut report = ImportReport::default();
     let mut rows = Vec::new();
     for (n, result) in reader.records().enumerate() {
-        let record = result.map_err(|e| csv_error(&e, "-"))?;
+        let record = match result {
+            Ok(record) => record,
+            // The reader has consumed the whole bad row, so it can go on with the next.
+            Err(e) if options.skip_invalid && row_error_is_recoverable(&e) => {
+                if let Error::Csv { line, column, reason } = csv_error(&e, "-") {
+                    report.rejected.push(Rejected { line, id: String::new(), column, reason });
+                }
+                continue;
+            }
+            Err(e) => return Err(csv_error(&e, "-")),
+        };
         let line = record.position().map_or(n as u64 + 2, csv::Position::line);
         rows.push((line, record));
         if n % 65_536 == 0 {
@@ -109,7 +123,6 @@ pub fn import_csv(
 
     let existing = db.read().collection(collection).ok().map(|c| c.schema().clone());
     let columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
-    let mut report = ImportReport::default();
     let mut records = Vec::with_capacity(rows.len());
     for (line, row) in &rows {
         match to_record(&columns, *line, row) {
@@ -121,6 +134,12 @@ pub fn import_csv(
         }
     }
     drop(rows);
+    report.rejected.sort_by_key(|r| r.line);
+    // Checked before the first commit: with `batch_size`, finding it at the first PII row
+    // would leave the batches before it committed.
+    if !db.has_key() && records.iter().any(|r| !r.pii.is_empty()) {
+        return Err(Error::MissingKey);
+    }
 
     let batch_size = options.batch_size.unwrap_or(usize::MAX).max(1);
     let mut batch = db.begin_write();
@@ -158,6 +177,11 @@ pub fn import_csv(
 
 fn header_error(reason: &str) -> Error {
     Error::Csv { line: 1, column: "header".into(), reason: reason.to_owned() }
+}
+
+/// A row with the wrong number of fields or bad UTF-8: the reader can skip it.
+fn row_error_is_recoverable(e: &csv::Error) -> bool {
+    matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. })
 }
 
 fn csv_error(e: &csv::Error, column: &str) -> Error {
@@ -210,21 +234,34 @@ fn resolve_columns(
         if [id, lat, lon].contains(&i) {
             continue;
         }
+        let asked = if options.pii.contains(name) {
+            Some(FieldKind::Pii)
+        } else if options.numbers.contains(name) {
+            Some(FieldKind::Number)
+        } else if options.categories.contains(name) {
+            Some(FieldKind::Category)
+        } else {
+            None
+        };
         let kind = if let Some(schema) = existing {
-            match schema.field(name) {
-                Some((kind, _)) => kind,
-                None => {
+            match (schema.field(name), asked) {
+                // Never silently store a column named as PII as a plaintext attribute.
+                (Some((kind, _)), Some(asked)) if kind != asked => {
+                    return Err(header_error(&format!(
+                        "column {name:?} is a {} field of the existing collection, not {}",
+                        kind_name(kind),
+                        kind_name(asked)
+                    )))
+                }
+                (Some((kind, _)), _) => kind,
+                (None, _) => {
                     return Err(header_error(&format!(
                         "column {name:?} is not a field of the existing collection"
                     )))
                 }
             }
-        } else if options.pii.contains(name) {
-            FieldKind::Pii
-        } else if options.numbers.contains(name) {
-            FieldKind::Number
-        } else if options.categories.contains(name) {
-            FieldKind::Category
+        } else if let Some(asked) = asked {
+            asked
         } else {
             let first = rows.iter().filter_map(|(_, r)| r.get(i)).find(|v| !v.trim().is_empty());
             if first.is_some_and(|v| v.trim().parse::<f64>().is_ok_and(f64::is_finite)) {
@@ -236,6 +273,14 @@ fn resolve_columns(
         fields.push((i, name.clone(), kind));
     }
     Ok(Columns { id, lat, lon, fields })
+}
+
+fn kind_name(kind: FieldKind) -> &'static str {
+    match kind {
+        FieldKind::Pii => "pii",
+        FieldKind::Number => "number",
+        FieldKind::Category => "category",
+    }
 }
 
 fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, Rejected> {
@@ -254,7 +299,12 @@ fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, 
         if text.is_empty() {
             return Err(reject(name, format!("{name} is missing")));
         }
-        text.parse::<f64>().map_err(|_| reject(name, format!("{text:?} is not a number")))
+        match text.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            // Checked here, not by LatLon::new, so the error names the right column.
+            Ok(_) => Err(reject(name, "coordinates must be finite numbers".into())),
+            Err(_) => Err(reject(name, format!("{text:?} is not a number"))),
+        }
     };
     let (lat, lon) = (coord(c.lat, "lat")?, coord(c.lon, "lon")?);
     let location = LatLon::new(lat, lon).map_err(|e| {

@@ -44,7 +44,9 @@ pub(super) fn parse(expr: &str) -> Result<Filter> {
     Ok(f)
 }
 
+/// `position` is a byte offset into `expr`; the error reports it in characters.
 fn err(expr: &str, position: usize, reason: &str) -> Error {
+    let position = expr.get(..position).map_or(position, |s| s.chars().count());
     Error::InvalidFilter { expr: expr.to_owned(), position, reason: reason.to_owned() }
 }
 
@@ -302,6 +304,7 @@ mod tests {
             ("a ~ 1", 2),
             ("a in (1,", 8),
             ("'open", 0),
+            ("c = 'é' x", 8),
         ] {
             match parse(text) {
                 Err(Error::InvalidFilter { position, .. }) => assert_eq!(position, pos, "{text}"),

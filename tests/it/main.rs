@@ -2,10 +2,12 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod brute;
+mod cli;
 mod crash;
 mod crypto;
 mod db;
 mod geo;
+mod import;
 mod kill9;
 mod log;
 mod model;

@@ -1,0 +1,309 @@
+//! Bad input to the CLI: each case exits non-zero with a clear message on stderr and leaves
+//! the database as it was.
+
+use geocrm::{Database, Options};
+use serde_json::json;
+
+use super::{all_files, contains, fail, ok, run_at, Env, HEADER, PII_ARG};
+
+const GOOD: &str = "G-1,48.8,2.3,Gina,+33 6 00 00 00 01,gina@example.org,1 Rue Haute,10,1,gold\n";
+
+/// A bad row's CSV line, built from the good one with `field` replaced.
+fn bad_row(id: &str, field: usize, value: &str) -> String {
+    let mut f: Vec<String> = GOOD.trim_end().split(',').map(str::to_owned).collect();
+    f[0] = id.to_owned();
+    f[3] = format!("Secret Name {id}");
+    f[field] = value.to_owned();
+    format!("{}\n", f.join(","))
+}
+
+/// Imports `csv` (expected to fail) and returns stderr.
+fn import_fails(env: &Env, csv: &[u8], extra: &[&str]) -> String {
+    let path = env.file("bad.csv", csv);
+    let mut args = vec![path.to_str().unwrap(), "--pii", PII_ARG];
+    args.extend(extra);
+    fail(&env.run(true, "import", &args))
+}
+
+/// Each bad file, imported into a fresh database and into one holding the fixture: the
+/// message is exact and nothing is imported.
+fn check_rejected(cases: &[(&str, Vec<u8>, String)]) {
+    let loaded = Env::new();
+    loaded.import_fixture();
+    for (what, csv, message) in cases {
+        let fresh = Env::new();
+        for env in [&fresh, &loaded] {
+            let err = import_fails(env, csv, &[]);
+            assert_eq!(err.trim(), format!("error: {message}"), "{what}");
+            assert!(!err.contains("Secret Name"), "{what}: PII in the message");
+            if env.db.exists() {
+                let expected = if std::ptr::eq(env, &loaded) { Some(60) } else { None };
+                assert_eq!(env.records(), expected, "{what}: something was imported");
+            }
+        }
+        for id in ["G-1", "B-1"] {
+            assert!(loaded.fail("get", &["--id", id]).contains("no such record"), "{what}");
+        }
+    }
+}
+
+fn with_header(rows: &str) -> Vec<u8> {
+    format!("{HEADER}\n{rows}").into_bytes()
+}
+
+#[test]
+fn bad_rows_abort_the_whole_import() {
+    let row = |field, value| with_header(&format!("{GOOD}{}", bad_row("B-1", field, value)));
+    let fin = "coordinates must be finite numbers";
+    let cases = vec![
+        ("number", row(7, "12x"), "line 3, column ltv: \"12x\" is not a finite number (name the column in categories to import it as text)".to_owned()),
+        ("inf number", row(8, "inf"), "line 3, column visits: \"inf\" is not a finite number (name the column in categories to import it as text)".to_owned()),
+        ("lat 91", row(1, "91"), "line 3, column lat: latitude must be within [-90, 90]".to_owned()),
+        ("lon -200", row(2, "-200"), "line 3, column lon: longitude must be within [-180, 180]".to_owned()),
+        ("lat NaN", row(1, "NaN"), format!("line 3, column lat: {fin}")),
+        ("lon NaN", row(2, "NaN"), format!("line 3, column lon: {fin}")),
+        ("lat inf", row(1, "inf"), format!("line 3, column lat: {fin}")),
+        ("lon -inf", row(2, "-inf"), format!("line 3, column lon: {fin}")),
+        ("lat text", row(1, "north"), "line 3, column lat: \"north\" is not a number".to_owned()),
+        ("lon missing", row(2, " "), "line 3, column lon: lon is missing".to_owned()),
+        ("missing id", row(0, ""), "line 3, column id: the id is missing".to_owned()),
+        (
+            "column count",
+            with_header(&format!("{GOOD}B-1,48.8,2.3,Secret Name B-1,x,y,z,1,2\n")),
+            "line 3, column -: wrong number of columns: expected 10, found 9".to_owned(),
+        ),
+        (
+            // A quoted field spanning two lines moves the bad row to line 5.
+            "line numbers count quoted newlines",
+            with_header(&format!(
+                "Q-1,48.8,2.3,Quinn,+33,q@example.org,\"a\nb\",1,2,gold\n{GOOD}{}",
+                bad_row("B-1", 1, "-95")
+            )),
+            "line 5, column lat: latitude must be within [-90, 90]".to_owned(),
+        ),
+    ];
+    check_rejected(&cases);
+}
+
+#[test]
+fn bad_headers_and_files_abort() {
+    let non_utf8 =
+        [with_header(GOOD), b"B-1,48.8,2.3,Secret Name \xff\xfe B-1,a,b,c,1,2,gold\n".to_vec()].concat();
+    let cases = vec![
+        ("non-UTF-8", non_utf8, "line 3, column -: field 4 is not valid UTF-8".to_owned()),
+        (
+            "missing lat",
+            format!("id,latitude,lon\n{}", "B-1,1,2\n").into_bytes(),
+            "line 1, column header: required column \"lat\" is missing".to_owned(),
+        ),
+        (
+            "duplicate column",
+            b"id,lat,lon,name,tier,tier\nB-1,1,2,Secret Name B-1,a,b\n".to_vec(),
+            "line 1, column header: column \"tier\" appears twice".to_owned(),
+        ),
+        (
+            "empty file",
+            Vec::new(),
+            "line 1, column header: the file is empty (expected a header with id, lat, lon)".to_owned(),
+        ),
+    ];
+    check_rejected(&cases);
+
+    let env = Env::new();
+    let csv = env.file("ok.csv", with_header(GOOD));
+    let err = fail(&env.run(true, "import", &[csv.to_str().unwrap(), "--pii", "name,ssn"]));
+    assert_eq!(
+        err.trim(),
+        "error: line 1, column header: column \"ssn\" named in the options is not in the header"
+    );
+    let env = Env::new();
+    let missing = env.dir.path().join("nope.csv");
+    let err = fail(&env.run(true, "import", &[missing.to_str().unwrap()]));
+    assert!(err.contains("open CSV") && err.contains("nope.csv") && err.contains("No such file"), "{err}");
+    assert_eq!(err.lines().count(), 1, "the cause is not repeated: {err}");
+    assert!(!env.db.exists(), "a failed import must not leave a new database behind");
+}
+
+#[test]
+fn a_line_over_one_mib_is_refused_without_exhausting_memory() {
+    let env = Env::new();
+    env.import_fixture();
+    let mut csv = with_header(GOOD);
+    csv.extend(std::iter::repeat_n(b'x', 2 << 20));
+    let started = std::time::Instant::now();
+    let err = import_fails(&env, &csv, &[]);
+    assert_eq!(err.trim(), "error: line 3, column -: line is longer than 1048576 bytes");
+    assert!(started.elapsed().as_secs() < 30);
+    assert_eq!(env.records(), Some(60));
+    // The same as the header line.
+    let err = import_fails(&Env::new(), &vec![b'y'; 2 << 20], &[]);
+    assert_eq!(err.trim(), "error: line 1, column -: line is longer than 1048576 bytes");
+}
+
+#[test]
+fn skip_invalid_imports_good_rows_and_reports_bad_ones_without_their_contents() {
+    let env = Env::new();
+    let rows = [
+        GOOD.to_owned(),
+        bad_row("B-1", 7, "lots"),
+        bad_row("B-2", 1, "91"),
+        bad_row("", 2, "2.5"),
+        "B-4,48.8,2.3,Secret Name B-4,x\n".to_owned(),
+        bad_row("G-2", 1, "48.9"),
+        bad_row("B-5", 2, "NaN"),
+    ]
+    .concat();
+    let non_utf8 = b"B-6,48.8,2.3,Secret Name \xff B-6,a,b,c,1,2,gold\n";
+    let csv = env.file("mixed.csv", [with_header(&rows), non_utf8.to_vec()].concat());
+    let rejects = env.dir.path().join("rejects.csv");
+    let args =
+        [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", rejects.to_str().unwrap(), "--json"];
+    let out: serde_json::Value = serde_json::from_str(&ok(&env.run(true, "import", &args))).unwrap();
+    assert_eq!(out, json!({"imported": 2, "rejected": 6, "created_collection": true}));
+    assert_eq!(env.records(), Some(2));
+    env.ok("get", &["--id", "G-2"]);
+    let text = std::fs::read(&rejects).unwrap();
+    let expected = "line,id,column,reason\n\
+        3,B-1,ltv,\"\"\"lots\"\" is not a finite number (name the column in categories to import it as text)\"\n\
+        4,B-2,lat,\"latitude must be within [-90, 90]\"\n\
+        5,,id,the id is missing\n\
+        6,,-,\"wrong number of columns: expected 10, found 5\"\n\
+        8,B-5,lon,coordinates must be finite numbers\n\
+        9,,-,field 4 is not valid UTF-8\n";
+    assert_eq!(String::from_utf8(text.clone()).unwrap(), expected);
+    assert!(!contains(&text, "Secret Name"));
+    assert!(!contains(&text, "gina@example.org"));
+}
+
+#[test]
+fn importing_pii_needs_the_key_and_nothing_is_written_without_it() {
+    let env = Env::new();
+    let csv = env.file("c.csv", with_header(&format!("{GOOD}{}", bad_row("G-2", 1, "48.9"))));
+    let err = fail(&env.run(false, "import", &[csv.to_str().unwrap(), "--pii", PII_ARG]));
+    assert!(err.contains("key") && err.contains("GEOCRM_KEY"), "{err}");
+    if env.db.exists() {
+        assert_eq!(env.records(), None);
+    }
+    // Without PII columns no key is needed.
+    let plain = env.file("p.csv", "id,lat,lon,tier\nP-1,1,2,gold\n");
+    ok(&env.run(false, "import", &[plain.to_str().unwrap(), "--collection", "plain"]));
+}
+
+#[test]
+fn existing_collection_rejects_foreign_columns_and_kind_changes() {
+    let env = Env::new();
+    env.import_fixture();
+    let csv = env.file("extra.csv", format!("{HEADER},vip\n{},yes\n", GOOD.trim_end()));
+    let err = fail(&env.run(true, "import", &[csv.to_str().unwrap(), "--pii", PII_ARG]));
+    assert_eq!(
+        err.trim(),
+        "error: line 1, column header: column \"vip\" is not a field of the existing collection"
+    );
+    assert_eq!(env.records(), Some(60));
+
+    // A collection created without --pii holds `note` as a category; a later import that
+    // names `note` as PII must not store it in plaintext.
+    let first = env.file("n1.csv", "id,lat,lon,note\nN-1,1,2,harmless\n");
+    ok(&env.run(true, "import", &[first.to_str().unwrap(), "--collection", "notes"]));
+    let second = env.file("n2.csv", "id,lat,lon,note\nN-2,1,2,Secret Note Value\n");
+    let err =
+        fail(&env.run(true, "import", &[second.to_str().unwrap(), "--collection", "notes", "--pii", "note"]));
+    assert_eq!(
+        err.trim(),
+        "error: line 1, column header: column \"note\" is a category field of the existing collection, not pii"
+    );
+    for f in all_files(&env.db) {
+        assert!(!contains(&std::fs::read(&f).unwrap(), "Secret Note Value"), "{}", f.display());
+    }
+}
+
+#[test]
+fn import_into_an_existing_empty_directory() {
+    let env = Env::new();
+    std::fs::create_dir(&env.db).unwrap();
+    let csv = env.file("c.csv", with_header(GOOD));
+    ok(&env.run(true, "import", &[csv.to_str().unwrap(), "--pii", PII_ARG]));
+    assert_eq!(env.records(), Some(1));
+}
+
+#[test]
+fn bad_query_arguments() {
+    let env = Env::new();
+    env.import_fixture();
+    let at = ["--lat", "48.85", "--lon", "2.35"];
+    let near = |extra: &[&str]| env.fail("near", &[&at[..], extra].concat());
+    let err = near(&["--where", "tier == 'gold'"]);
+    assert!(err.contains("invalid filter \"tier == 'gold'\" at character 6"), "{err}");
+    let err = near(&["--where", "tier = 'gold' and and"]);
+    assert!(err.contains("at character 21") && err.contains("found the end"), "{err}");
+    // Positions count characters, not bytes.
+    let err = near(&["--where", "tier = 'Zürich' oops"]);
+    assert!(err.contains("at character 16"), "{err}");
+    let err = near(&["--where", "nosuch = 1"]);
+    assert!(err.contains("nosuch"), "{err}");
+    let err = near(&["--where", "name = 'Ada'"]);
+    assert!(err.contains("name"), "{err}");
+    let err = near(&["-k", "0"]);
+    assert!(err.contains("invalid argument k"), "{err}");
+    let err = env.fail("near", &["--lat", "91", "--lon", "0"]);
+    assert!(err.contains("latitude must be within [-90, 90]"), "{err}");
+    for meters in [&["--meters", "-5"][..], &["--meters=-5"][..]] {
+        let err = env.fail("radius", &[&at[..], meters].concat());
+        assert!(err.contains("radius must be a finite number ≥ 0, got -5"), "{err}");
+    }
+    let err = env.fail("agg", &["--by", "h3:16"]);
+    assert!(err.contains("H3 resolution 16 is not 0-15"), "{err}");
+    let err = env.fail("agg", &["--by", "h3:x"]);
+    assert!(err.contains("\"x\" is not a number 0-15"), "{err}");
+    let err = env.fail("agg", &["--by", "attr:ltv"]);
+    assert!(err.contains("\"ltv\" is not a category attribute"), "{err}");
+    let err = env.fail("agg", &["--by", "all", "--sum", "tier"]);
+    assert!(err.contains("\"tier\" is not a number attribute"), "{err}");
+
+    let line = env.file("line.geojson", r#"{"type": "LineString", "coordinates": [[0,0],[1,1]]}"#);
+    let broken = env.file("broken.geojson", "{\"type\": \"Polygon\", \"coordinates\": [[[0,0],[1,");
+    for cmd in ["within", "agg"] {
+        let flag = if cmd == "within" { "--geojson" } else { "--within" };
+        let mut args = vec![flag, line.to_str().unwrap()];
+        if cmd == "agg" {
+            args.extend(["--by", "all"]);
+        }
+        let err = env.fail(cmd, &args);
+        assert!(err.contains("invalid GeoJSON") && err.contains("LineString"), "{err}");
+        args[1] = broken.to_str().unwrap();
+        let err = env.fail(cmd, &args);
+        assert!(err.contains("invalid GeoJSON: not valid JSON at line 1"), "{err}");
+    }
+    assert_eq!(env.records(), Some(60));
+}
+
+#[test]
+fn queries_on_a_missing_directory_do_not_create_it() {
+    let env = Env::new();
+    for (cmd, args) in [
+        ("near", &["--lat", "1", "--lon", "2"][..]),
+        ("stats", &[][..]),
+        ("get", &["--id", "C-1"][..]),
+        ("delete", &["--id", "C-1"][..]),
+    ] {
+        let err = env.fail(cmd, args);
+        assert!(err.contains("no such directory") && err.contains("crm.db"), "{cmd}: {err}");
+        assert!(!env.db.exists(), "{cmd} created the database directory");
+    }
+}
+
+#[test]
+fn a_locked_database_is_reported_as_locked() {
+    let env = Env::new();
+    env.import_fixture();
+    let held = Database::open(&env.db, Options::new()).unwrap();
+    for (cmd, args) in [("near", &["--lat", "1", "--lon", "2"][..]), ("stats", &[][..])] {
+        let err = env.fail(cmd, args);
+        assert!(err.contains("locked"), "{cmd}: {err}");
+    }
+    let csv = env.file("c.csv", with_header(GOOD));
+    let err = fail(&run_at(&env.db, true, "import", &[csv.to_str().unwrap(), "--pii", PII_ARG]));
+    assert!(err.contains("locked"), "{err}");
+    drop(held);
+    assert_eq!(env.records(), Some(60));
+}

@@ -1,0 +1,376 @@
+//! Every CLI query on the imported fixture, compared with a brute force; all of them run
+//! without a key although the data holds PII.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::{all_files, contains, Env, Row, KEY};
+use crate::brute::{distance, h3_parent, polygon_covers, Rings};
+
+fn ids(v: &Value) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect()
+}
+
+/// serde_json parses long decimals (17 significant digits) to within one ulp, not exactly
+/// (its `float_roundtrip` feature is off); the CLI prints them exactly.
+fn same(a: &Value, b: f64) -> bool {
+    let a = a.as_f64().unwrap();
+    (a - b).abs() <= f64::EPSILON * b.abs()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// Filters used with `--where`, and the same predicate in Rust.
+type Pred = fn(&Row) -> bool;
+
+fn filters() -> Vec<(&'static str, Pred)> {
+    vec![
+        ("", |_| true),
+        ("tier = 'gold'", |r| r.tier == Some("gold")),
+        ("tier in ('gold','silver') and ltv >= 500", |r| {
+            matches!(r.tier, Some("gold" | "silver")) && r.ltv.is_some_and(|v| v >= 500.0)
+        }),
+        // A predicate on a missing attribute is false, so `not` of it is true.
+        ("visits between 3 and 10 or not tier = 'bronze'", |r| {
+            (3.0..=10.0).contains(&r.visits) || r.tier != Some("bronze")
+        }),
+    ]
+}
+
+fn with_where<'a>(base: &[&'a str], w: &'a str) -> Vec<&'a str> {
+    let mut a = base.to_vec();
+    if !w.is_empty() {
+        a.extend(["--where", w]);
+    }
+    a
+}
+
+#[test]
+fn near_matches_brute_force_with_filters() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    for (lat, lon) in [(48.85, 2.35), (-15.0, 179.9), (0.0, 0.0), (89.0, -120.0)] {
+        for (w, pred) in filters() {
+            let mut want: Vec<(f64, &Row)> =
+                rows.iter().filter(|r| pred(r)).map(|r| (distance((lat, lon), (r.lat, r.lon)), r)).collect();
+            want.sort_by(|a, b| a.0.total_cmp(&b.0));
+            for k in [1usize, 7, 100] {
+                let (lat_s, lon_s, k_s) = (lat.to_string(), lon.to_string(), k.to_string());
+                let args = with_where(&["--lat", &lat_s, "--lon", &lon_s, "-k", &k_s], w);
+                let got = env.json("near", &args);
+                let got = got.as_array().unwrap();
+                assert_eq!(got.len(), k.min(want.len()), "k={k} where={w:?}");
+                for (g, (d, r)) in got.iter().zip(&want) {
+                    let keys: Vec<&String> = g.as_object().unwrap().keys().collect();
+                    assert_eq!(keys, ["distance_m", "id", "lat", "lon"]);
+                    assert_eq!(g["id"], r.id.as_str(), "at ({lat}, {lon}) k={k} where={w:?}");
+                    assert!(
+                        same(&g["lat"], r.lat) && same(&g["lon"], r.lon),
+                        "{g} vs ({}, {})",
+                        r.lat,
+                        r.lon
+                    );
+                    let got_d = g["distance_m"].as_f64().unwrap();
+                    assert!((got_d - d).abs() < 1e-6, "{}: {got_d} vs {d}", r.id);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn radius_ids_nearest_first_and_count() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    let at = (48.85, 2.35);
+    for metres in [0.0, 5_000.0, 20_000.0, 1_000_000.0, 30_000_000.0] {
+        for (w, pred) in filters() {
+            let mut want: Vec<(f64, String)> = rows
+                .iter()
+                .filter(|r| pred(r))
+                .map(|r| (distance(at, (r.lat, r.lon)), r.id.clone()))
+                .filter(|(d, _)| *d <= metres)
+                .collect();
+            assert!(rows.iter().all(|r| (distance(at, (r.lat, r.lon)) - metres).abs() > 0.01));
+            want.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let want: Vec<String> = want.into_iter().map(|(_, id)| id).collect();
+            let m = metres.to_string();
+            let args = with_where(&["--lat", "48.85", "--lon", "2.35", "--meters", &m], w);
+            assert_eq!(ids(&env.json("radius", &args)), want, "{metres} m, where {w:?}");
+            let mut args = args.clone();
+            args.push("--count");
+            assert_eq!(env.json("radius", &args), json!({"count": want.len()}));
+        }
+    }
+}
+
+#[test]
+fn bbox_plain_and_across_the_antimeridian() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    for (s, w, n, e) in [(48.7, 2.1, 49.0, 2.5), (-30.0, 170.0, 0.0, -170.0), (-90.0, -180.0, 90.0, 180.0)] {
+        let want: Vec<String> = rows
+            .iter()
+            .filter(|r| {
+                let lon_in = if w <= e { r.lon >= w && r.lon <= e } else { r.lon >= w || r.lon <= e };
+                r.lat >= s && r.lat <= n && lon_in
+            })
+            .map(|r| r.id.clone())
+            .collect();
+        assert!(!want.is_empty());
+        let (s, w, n, e) = (s.to_string(), w.to_string(), n.to_string(), e.to_string());
+        let args = ["--south", &s, "--west", &w, "--north", &n, "--east", &e];
+        assert_eq!(sorted(ids(&env.json("bbox", &args))), want);
+        let mut args = args.to_vec();
+        args.push("--count");
+        assert_eq!(env.json("bbox", &args), json!({"count": want.len()}));
+    }
+}
+
+/// Polygons as [lon, lat] rings; the first has a hole.
+fn paris_polygons() -> Vec<Rings> {
+    vec![
+        vec![
+            vec![[2.0, 48.6], [2.45, 48.6], [2.45, 49.1], [2.0, 49.1], [2.0, 48.6]],
+            vec![[2.1, 48.7], [2.3, 48.7], [2.3, 48.9], [2.1, 48.9], [2.1, 48.7]],
+        ],
+        vec![vec![[2.5, 48.6], [2.7, 48.6], [2.7, 49.1], [2.5, 48.6]]],
+    ]
+}
+
+fn polygon_json(p: &Rings) -> Value {
+    json!({"type": "Polygon", "coordinates": p})
+}
+
+#[test]
+fn within_every_geojson_kind() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    let polys = paris_polygons();
+    let inside = |set: &[Rings]| -> Vec<String> {
+        rows.iter()
+            .filter(|r| set.iter().any(|p| polygon_covers(p, [r.lon, r.lat])))
+            .map(|r| r.id.clone())
+            .collect()
+    };
+    let feature = |p: &Rings| json!({"type": "Feature", "properties": {"n": 1}, "geometry": polygon_json(p)});
+    let cases = [
+        ("polygon", polygon_json(&polys[0]), inside(&polys[..1])),
+        ("multi", json!({"type": "MultiPolygon", "coordinates": polys}), inside(&polys)),
+        ("feature", feature(&polys[1]), inside(&polys[1..])),
+        (
+            "collection",
+            json!({"type": "FeatureCollection", "features": [feature(&polys[0]), feature(&polys[1])]}),
+            inside(&polys),
+        ),
+    ];
+    for (name, geo, want) in cases {
+        assert!(want.len() >= 3, "{name}: the fixture should put points inside");
+        let path = env.file(&format!("{name}.geojson"), geo.to_string());
+        let p = path.to_str().unwrap();
+        assert_eq!(sorted(ids(&env.json("within", &["--geojson", p]))), want, "{name}");
+        assert_eq!(env.json("within", &["--geojson", p, "--count"]), json!({"count": want.len()}));
+        let gold: Vec<String> = want
+            .iter()
+            .filter(|id| rows.iter().any(|r| &r.id == *id && r.tier == Some("gold")))
+            .cloned()
+            .collect();
+        let got = env.json("within", &["--geojson", p, "--where", "tier = 'gold'"]);
+        assert_eq!(sorted(ids(&got)), gold, "{name} gold");
+    }
+}
+
+/// Brute-force groups: key -> (count, sum ltv, n ltv, min ltv, max ltv, sum visits).
+type Stats = (u64, f64, u64, Option<f64>, Option<f64>, f64);
+
+fn brute_groups<'a>(
+    rows: impl Iterator<Item = &'a Row>,
+    key: impl Fn(&Row) -> Value,
+) -> BTreeMap<String, Stats> {
+    let mut out: BTreeMap<String, Stats> = BTreeMap::new();
+    for r in rows {
+        let g = out.entry(key(r).to_string()).or_insert((0, 0.0, 0, None, None, 0.0));
+        g.0 += 1;
+        g.5 += r.visits;
+        if let Some(v) = r.ltv {
+            g.1 += v;
+            g.2 += 1;
+            g.3 = Some(g.3.map_or(v, |m: f64| m.min(v)));
+            g.4 = Some(g.4.map_or(v, |m: f64| m.max(v)));
+        }
+    }
+    out
+}
+
+fn check_groups(got: &Value, want: &BTreeMap<String, Stats>) {
+    let got = got.as_array().unwrap();
+    assert_eq!(got.len(), want.len(), "groups: {got:?}");
+    for g in got {
+        let (count, sum, n, min, max, visits) = want[&g["key"].to_string()];
+        let close = |a: &Value, b: f64| (a.as_f64().unwrap() - b).abs() <= 1e-9 * b.abs().max(1.0);
+        assert_eq!(g["count"], count, "{g}");
+        assert!(close(&g["sum_ltv"], sum), "{g} sum {sum}");
+        assert!(close(&g["sum_visits"], visits), "{g} visits {visits}");
+        #[allow(clippy::cast_precision_loss)]
+        let avg = (n > 0).then(|| sum / n as f64);
+        match avg {
+            Some(a) => assert!(close(&g["avg_ltv"], a), "{g} avg {a}"),
+            None => assert_eq!(g["avg_ltv"], Value::Null),
+        }
+        for (got, want) in [(&g["min_ltv"], min), (&g["max_ltv"], max)] {
+            match want {
+                Some(w) => assert!(same(got, w), "{g}: {w}"),
+                None => assert_eq!(*got, Value::Null, "{g}"),
+            }
+        }
+    }
+}
+
+const AGG_FIELDS: [&str; 10] =
+    ["--sum", "ltv", "--sum", "visits", "--avg", "ltv", "--min", "ltv", "--max", "ltv"];
+
+#[test]
+fn agg_by_h3_matches_h3o_parents() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    for res in [0u8, 5, 9] {
+        let by = format!("h3:{res}");
+        let mut args = vec!["--by", by.as_str()];
+        args.extend(AGG_FIELDS);
+        let got = env.json("agg", &args);
+        for g in got.as_array().unwrap() {
+            let key = g["key"].as_str().unwrap();
+            assert!(key.len() == 15 && key.chars().all(|c| c.is_ascii_hexdigit()), "{key}");
+        }
+        check_groups(&got, &brute_groups(rows.iter(), |r| json!(h3_parent(r.lat, r.lon, res))));
+    }
+}
+
+#[test]
+fn agg_by_category_all_and_within() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    let mut args = vec!["--by", "attr:tier"];
+    args.extend(AGG_FIELDS);
+    let got = env.json("agg", &args);
+    check_groups(&got, &brute_groups(rows.iter(), |r| json!(r.tier)));
+    assert!(
+        got.as_array().unwrap().iter().any(|g| g["key"].is_null()),
+        "rows without a tier group under null"
+    );
+
+    let mut args = vec!["--by", "all", "--where", "ltv > 1000"];
+    args.extend(AGG_FIELDS);
+    let big = rows.iter().filter(|r| r.ltv.is_some_and(|v| v > 1000.0));
+    check_groups(&env.json("agg", &args), &brute_groups(big, |_| json!("all")));
+
+    let polys = paris_polygons();
+    let path = env.file("multi.geojson", json!({"type": "MultiPolygon", "coordinates": polys}).to_string());
+    let mut args = vec!["--by", "attr:tier", "--within", path.to_str().unwrap()];
+    args.extend(AGG_FIELDS);
+    let inside = rows.iter().filter(|r| polys.iter().any(|p| polygon_covers(p, [r.lon, r.lat])));
+    check_groups(&env.json("agg", &args), &brute_groups(inside, |r| json!(r.tier)));
+}
+
+#[test]
+fn get_sealed_then_revealed_with_the_key_only() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    let r = &rows[8]; // has ltv and tier
+    let sealed = env.json("get", &["--id", &r.id]);
+    assert!(sealed["lsn"].is_u64());
+    assert!(same(&sealed["lat"], r.lat) && same(&sealed["lon"], r.lon), "{sealed}");
+    let expect = |pii: [&str; 4]| {
+        json!({
+            "id": r.id, "lat": sealed["lat"], "lon": sealed["lon"], "lsn": sealed["lsn"],
+            "numbers": {"ltv": r.ltv.unwrap(), "visits": r.visits},
+            "categories": {"tier": r.tier.unwrap()},
+            "pii": {"name": pii[0], "phone": pii[1], "email": pii[2], "address": pii[3]},
+        })
+    };
+    assert_eq!(sealed, expect(["<sealed>"; 4]));
+    let revealed = serde_json::from_str::<Value>(&super::ok(&env.run(
+        true,
+        "get",
+        &["--id", &r.id, "--reveal", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(revealed, expect([&r.pii[0], &r.pii[1], &r.pii[2], &r.pii[3]]));
+    // The key can also come from a file.
+    let key_file = env.file("master.key", KEY);
+    let from_file = env.json("get", &["--id", &r.id, "--reveal", "--key-file", key_file.to_str().unwrap()]);
+    assert_eq!(from_file, revealed);
+    let wrong = env.file("wrong.key", "11".repeat(32));
+    let err = env.fail("get", &["--id", &r.id, "--reveal", "--key-file", wrong.to_str().unwrap()]);
+    assert!(err.contains("not this database's master key"), "{err}");
+
+    let err = env.fail("get", &["--id", &r.id, "--reveal"]);
+    assert!(err.contains("key") && err.contains("GEOCRM_KEY"), "{err}");
+    for v in &r.pii {
+        assert!(!err.contains(v.as_str()));
+    }
+    let err = env.fail("get", &["--id", "C-9999"]);
+    assert!(err.contains("C-9999") && err.contains("no such record"), "{err}");
+}
+
+#[test]
+fn delete_removes_from_every_query() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    let nearest = env.json("near", &["--lat", "48.85", "--lon", "2.35", "-k", "1"]);
+    let id = nearest[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(env.ok("delete", &["--id", &id]).trim(), format!("deleted {id}"));
+    assert_eq!(env.records(), Some(59));
+    let err = env.fail("get", &["--id", &id]);
+    assert!(err.contains("no such record"), "{err}");
+    let after = env.json("near", &["--lat", "48.85", "--lon", "2.35", "-k", "100"]);
+    assert_eq!(after.as_array().unwrap().len(), 59);
+    assert!(after.as_array().unwrap().iter().all(|h| h["id"] != id.as_str()));
+    let all =
+        env.json("bbox", &["--south", "-90", "--west", "-180", "--north", "90", "--east", "180", "--count"]);
+    assert_eq!(all, json!({"count": 59}));
+    // Deleting again is not an error, and says so.
+    assert_eq!(env.ok("delete", &["--id", &id]).trim(), format!("{id} was not present"));
+    assert_eq!(env.records(), Some(rows.len() as u64 - 1));
+}
+
+#[test]
+fn stats_shape() {
+    let env = Env::new();
+    env.import_fixture();
+    let s = env.json("stats", &[]);
+    assert_eq!(
+        s["collections"],
+        json!({"customers": {
+            "records": 60,
+            "pii_fields": ["name", "phone", "email", "address"],
+            "number_fields": ["ltv", "visits"],
+            "category_fields": ["tier"],
+        }})
+    );
+    assert!(s["next_lsn"].as_u64().unwrap() >= 61, "{s}");
+    assert_eq!(s["log"]["truncated_tail_bytes"], 0);
+}
+
+#[test]
+fn no_plaintext_pii_in_the_database_directory() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    let files = all_files(&env.db);
+    assert!(files.len() >= 3, "{files:?}");
+    let bytes: Vec<(std::path::PathBuf, Vec<u8>)> =
+        files.into_iter().map(|f| (f.clone(), std::fs::read(&f).unwrap())).collect();
+    // The scan itself works: ids and category values are stored in plaintext.
+    assert!(bytes.iter().any(|(_, b)| contains(b, &rows[1].id)));
+    for r in &rows {
+        for v in &r.pii {
+            for (f, b) in &bytes {
+                assert!(!contains(b, v), "{v:?} in plaintext in {}", f.display());
+            }
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! `geocrm::import::import_csv` edge cases the CLI tests do not reach: CSV quoting, empty
+//! cells, kind inference and overrides, duplicate ids, batch sizes.
+
+use std::collections::BTreeMap;
+
+use geocrm::crypto::RawKey;
+use geocrm::import::{import_csv, ImportOptions, ImportReport, Rejected};
+use geocrm::model::FieldKind;
+use geocrm::{Database, Error, Options};
+
+fn open(key: bool) -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let options = if key { Options::new().key(RawKey::new([5; 32])) } else { Options::new() };
+    let db = Database::open(dir.path(), options).unwrap();
+    (dir, db)
+}
+
+fn import(db: &Database, csv: &str, options: &ImportOptions) -> geocrm::Result<ImportReport> {
+    import_csv(db, "c", csv.as_bytes(), options, &mut |_| {})
+}
+
+fn pii(cols: &[&str]) -> ImportOptions {
+    ImportOptions { pii: cols.iter().map(|s| (*s).to_owned()).collect(), ..ImportOptions::default() }
+}
+
+fn kinds(db: &Database) -> BTreeMap<String, FieldKind> {
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    let s = c.schema();
+    let mut out = BTreeMap::new();
+    for name in s.pii_fields().iter().chain(s.number_fields()).chain(s.category_fields()) {
+        out.insert(name.clone(), s.field(name).unwrap().0);
+    }
+    out
+}
+
+fn numbers(db: &Database, id: &str) -> BTreeMap<String, f64> {
+    db.read().collection("c").unwrap().get(id).unwrap().unwrap().numbers
+}
+
+fn categories(db: &Database, id: &str) -> BTreeMap<String, String> {
+    db.read().collection("c").unwrap().get(id).unwrap().unwrap().categories
+}
+
+fn csv_err(result: geocrm::Result<ImportReport>) -> (u64, String, String) {
+    match result {
+        Err(Error::Csv { line, column, reason }) => (line, column, reason),
+        other => panic!("expected a CSV error, got {other:?}"),
+    }
+}
+
+#[test]
+fn quoted_fields_with_commas_quotes_and_newlines() {
+    let (_dir, db) = open(true);
+    let csv = "id,lat,lon,name,address,city\n\
+        A,1,2,\"Lovelace, Ada\",\"1 Main St\nFlat \"\"B\"\"\",\"Paris, France\"\n\
+        \"B,2\",3,4,Bob,\"\",\"Lyon\r\nEst\"\n";
+    let report = import(&db, csv, &pii(&["name", "address"])).unwrap();
+    assert_eq!(report.imported, 2);
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    let a = c.reveal("A").unwrap();
+    assert_eq!(a["name"].expose(), "Lovelace, Ada");
+    assert_eq!(a["address"].expose(), "1 Main St\nFlat \"B\"");
+    assert_eq!(categories(&db, "A")["city"], "Paris, France");
+    // An id may contain a comma when quoted; an empty PII cell is no field at all.
+    let b = c.reveal("B,2").unwrap();
+    assert_eq!(b.keys().collect::<Vec<_>>(), ["name"]);
+    assert_eq!(categories(&db, "B,2")["city"], "Lyon\r\nEst");
+    assert_eq!(c.get("B,2").unwrap().unwrap().location.lat(), 3.0);
+}
+
+#[test]
+fn line_numbers_after_multi_line_fields() {
+    let (_dir, db) = open(true);
+    let csv = "id,lat,lon,note\nA,1,2,\"x\ny\nz\"\nB,1,2,ok\nC,1,200,ok\n";
+    assert_eq!(
+        csv_err(import(&db, csv, &ImportOptions::default())),
+        (6, "lon".into(), "longitude must be within [-180, 180]".into())
+    );
+    assert!(db.read().collection("c").is_err(), "nothing may be created");
+}
+
+#[test]
+fn empty_numeric_cells_are_missing_attributes() {
+    let (_dir, db) = open(false);
+    let csv = "id,lat,lon,ltv,visits\nA,1,2,,3\nB,1,2,  ,\nC,1,2,7.5,0\n";
+    let report = import(&db, csv, &ImportOptions::default()).unwrap();
+    assert_eq!(report.imported, 3);
+    assert_eq!(
+        kinds(&db),
+        BTreeMap::from([("ltv".into(), FieldKind::Number), ("visits".into(), FieldKind::Number)])
+    );
+    assert_eq!(numbers(&db, "A"), BTreeMap::from([("visits".into(), 3.0)]));
+    assert_eq!(numbers(&db, "B"), BTreeMap::new());
+    assert_eq!(numbers(&db, "C"), BTreeMap::from([("ltv".into(), 7.5), ("visits".into(), 0.0)]));
+    // A filter on a missing attribute is false, not zero.
+    let snap = db.read();
+    let hits = snap
+        .collection("c")
+        .unwrap()
+        .nearest(geocrm::LatLon::new(1.0, 2.0).unwrap(), 10, &geocrm::Filter::parse("ltv < 100").unwrap())
+        .unwrap();
+    assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["C"]);
+}
+
+#[test]
+fn kind_inference_uses_the_first_non_empty_value() {
+    let (_dir, db) = open(false);
+    let csv = "id,lat,lon,late,word,nan,expo,spaced,zip\n\
+        A,1,2,,hello,NaN,1e3, 42 ,01234\n\
+        B,1,2,5,12,7,2,1,75001\n";
+    import(&db, csv, &ImportOptions::default()).unwrap();
+    let k = kinds(&db);
+    assert_eq!(k["late"], FieldKind::Number, "an empty first cell is skipped");
+    assert_eq!(k["word"], FieldKind::Category);
+    assert_eq!(k["nan"], FieldKind::Category, "NaN is not a number attribute");
+    assert_eq!(k["expo"], FieldKind::Number);
+    assert_eq!(k["spaced"], FieldKind::Number);
+    assert_eq!(k["zip"], FieldKind::Number, "leading zeros still parse: use categories to keep them");
+    assert_eq!(
+        numbers(&db, "A"),
+        BTreeMap::from([("expo".into(), 1000.0), ("spaced".into(), 42.0), ("zip".into(), 1234.0)])
+    );
+    assert_eq!(
+        categories(&db, "B"),
+        BTreeMap::from([("nan".into(), "7".into()), ("word".into(), "12".into())])
+    );
+
+    // A later non-numeric value in a column inferred as a number is an error naming it.
+    let (_dir2, db2) = open(false);
+    let err =
+        csv_err(import(&db2, "id,lat,lon,score\nA,1,2,10\nB,1,2,\nC,1,2,high\n", &ImportOptions::default()));
+    assert_eq!((err.0, err.1.as_str()), (4, "score"));
+    assert!(err.2.starts_with("\"high\" is not a finite number"), "{}", err.2);
+}
+
+#[test]
+fn numbers_and_categories_overrides() {
+    let (_dir, db) = open(false);
+    let options = ImportOptions {
+        numbers: vec!["amount".into()],
+        categories: vec!["zip".into()],
+        ..ImportOptions::default()
+    };
+    // `amount` starts with "n/a"? No: forced numbers must still parse.
+    let bad = "id,lat,lon,zip,amount\nA,1,2,01234,n/a\n";
+    let err = csv_err(import(&db, bad, &options));
+    assert_eq!((err.0, err.1.as_str()), (2, "amount"));
+    let csv = "id,lat,lon,zip,amount\nA,1,2,01234,\nB,1,2,75001,12.5\n";
+    import(&db, csv, &options).unwrap();
+    assert_eq!(
+        kinds(&db),
+        BTreeMap::from([("amount".into(), FieldKind::Number), ("zip".into(), FieldKind::Category)])
+    );
+    assert_eq!(categories(&db, "A")["zip"], "01234");
+    assert_eq!(numbers(&db, "B")["amount"], 12.5);
+
+    let (_dir2, db2) = open(false);
+    let unknown = ImportOptions { categories: vec!["nope".into()], ..ImportOptions::default() };
+    let err = csv_err(import(&db2, "id,lat,lon\nA,1,2\n", &unknown));
+    assert_eq!(err, (1, "header".into(), "column \"nope\" named in the options is not in the header".into()));
+}
+
+#[test]
+fn duplicate_ids_in_one_file_last_wins() {
+    let (_dir, db) = open(true);
+    let csv = "id,lat,lon,name,tier,ltv\nA,1,2,First,gold,1\nB,5,5,Bee,silver,2\nA,3,4,Second,,9\n";
+    let report = import(&db, csv, &pii(&["name"])).unwrap();
+    assert_eq!(report.imported, 3, "rows written (the second A replaces the first)");
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    assert_eq!(c.len(), 2);
+    let a = c.get("A").unwrap().unwrap();
+    assert_eq!((a.location.lat(), a.location.lon()), (3.0, 4.0));
+    assert_eq!(a.categories, BTreeMap::new(), "the last row had no tier");
+    assert_eq!(a.numbers, BTreeMap::from([("ltv".into(), 9.0)]));
+    assert_eq!(c.reveal("A").unwrap()["name"].expose(), "Second");
+    // The old location is gone from the index.
+    let near = c.nearest(geocrm::LatLon::new(1.0, 2.0).unwrap(), 3, &geocrm::Filter::All).unwrap();
+    assert_eq!(near.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["A", "B"]);
+    assert_eq!(near[0].location.lat(), 3.0);
+}
+
+#[test]
+fn batch_size_splits_commits_and_stays_all_or_nothing_on_bad_rows() {
+    for batch in [Some(0), Some(1), Some(2), Some(7), None] {
+        let (_dir, db) = open(false);
+        let options = ImportOptions { batch_size: batch, ..ImportOptions::default() };
+        let bad = "id,lat,lon,v\nA,1,2,1\nB,1,2,2\nC,1,2,3\nD,1,2,x\n";
+        assert_eq!(csv_err(import(&db, bad, &options)).0, 5, "{batch:?}");
+        assert!(db.read().collection("c").is_err(), "{batch:?}: nothing may be written");
+        let good: String = (0..5).map(|i| format!("R{i},1,{i},{i}\n")).collect();
+        let before = db.next_lsn();
+        let report = import(&db, &format!("id,lat,lon,v\n{good}"), &options).unwrap();
+        assert_eq!(report.imported, 5, "{batch:?}");
+        assert_eq!(db.read().collection("c").unwrap().len(), 5, "{batch:?}");
+        assert_eq!(db.next_lsn(), before + 6, "{batch:?}: one create and five upserts");
+        drop(db);
+        let db = Database::open(_dir.path(), Options::new()).unwrap();
+        assert_eq!(db.read().collection("c").unwrap().len(), 5, "{batch:?} after reopening");
+    }
+}
+
+#[test]
+fn pii_without_a_key_writes_nothing_even_in_small_batches() {
+    let (_dir, db) = open(false);
+    // The first rows have no PII; the third does. With batch_size 1 the first rows must
+    // not be committed before the missing key is noticed.
+    let csv = "id,lat,lon,name\nA,1,2,\nB,1,2,\nC,1,2,Carol\n";
+    for batch in [None, Some(1)] {
+        let options = ImportOptions { batch_size: batch, ..pii(&["name"]) };
+        let result = import(&db, csv, &options);
+        assert!(matches!(result, Err(Error::MissingKey)), "{batch:?}: {result:?}");
+        assert!(db.read().collection("c").is_err(), "{batch:?}: nothing may be written");
+    }
+}
+
+#[test]
+fn skip_invalid_reports_and_header_errors_still_abort() {
+    let (_dir, db) = open(false);
+    let options = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
+    let csv = "id,lat,lon,v\nA,1,2,1\nB,x,2,2\nC,1,2,\n,1,2,3\nE,1,2,3,4\nF,1,2,inf\n";
+    let report = import(&db, csv, &options).unwrap();
+    assert_eq!(report.imported, 2);
+    let r = |line, id: &str, column: &str, reason: &str| Rejected {
+        line,
+        id: id.into(),
+        column: column.into(),
+        reason: reason.into(),
+    };
+    let too_many = "wrong number of columns: expected 4, found 5";
+    let inf = "\"inf\" is not a finite number (name the column in categories to import it as text)";
+    assert_eq!(
+        report.rejected,
+        [
+            r(3, "B", "lat", "\"x\" is not a number"),
+            r(5, "", "id", "the id is missing"),
+            r(6, "", "-", too_many),
+            r(7, "F", "v", inf),
+        ]
+    );
+    let err = csv_err(import(&db, "id,lon\nA,1\n", &options));
+    assert_eq!(err, (1, "header".into(), "required column \"lat\" is missing".into()));
+}
+
+#[test]
+fn header_only_creates_an_empty_collection_and_bom_is_ignored() {
+    let (_dir, db) = open(false);
+    let report = import(&db, "\u{feff}id,lat,lon,tier\n", &ImportOptions::default()).unwrap();
+    assert_eq!((report.imported, report.created_collection), (0, true));
+    assert_eq!(kinds(&db), BTreeMap::from([("tier".into(), FieldKind::Category)]));
+    let again = import(&db, "id,lat,lon,tier\nA,1,2,gold\n", &ImportOptions::default()).unwrap();
+    assert_eq!((again.imported, again.created_collection), (1, false));
+}
