@@ -7,6 +7,7 @@
 pub mod codec;
 pub mod error;
 pub mod geo;
+pub mod index;
 pub mod io;
 
 pub use error::{Error, Result};

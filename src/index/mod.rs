@@ -1,0 +1,3 @@
+//! Spatial indexes.
+
+pub mod packed;
