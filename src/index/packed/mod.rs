@@ -13,6 +13,7 @@ mod build;
 pub mod cells;
 pub mod format;
 mod invariants;
+mod knn;
 mod query;
 
 use std::ops::Range;
@@ -63,7 +64,7 @@ pub enum Coverage {
 ///
 /// let view = PackedRTreeRef::try_new(&file)?; // validated, zero-copy
 /// let near = view.nearest(LatLon::new(50.0, 1.0)?, 2, &mut |_row| true);
-/// assert_eq!(near.iter().map(|&(_, row)| row).collect::<Vec<_>>(), [1, 0]);
+/// assert_eq!(near.iter().map(|&(_, row)| row).collect::<Vec<_>>(), [0, 1]); // Paris, then London
 /// let mut found = Vec::new();
 /// view.within_radius(LatLon::new(48.85, 2.35)?, 10_000.0, &mut |row, _metres| found.push(row));
 /// assert_eq!(found, [0]);
@@ -175,9 +176,23 @@ fn f64_at(b: &[u8], at: usize) -> f64 {
     }
 }
 
-/// Reads a 24-byte node box as f64 `[min x, min y, min z, max x, max y, max z]`.
+/// Reads the first three f32 of `b` as f64; NaN when too short.
+#[inline]
+fn f32x3(b: &[u8]) -> [f64; 3] {
+    match b.as_chunks::<4>().0 {
+        [x, y, z, ..] => [x, y, z].map(|w| f64::from(f32::from_le_bytes(*w))),
+        _ => [f64::NAN; 3],
+    }
+}
+
+/// Reads a 24-byte node box as f64 `[min x, min y, min z, max x, max y, max z]`; NaN when
+/// too short.
+#[inline]
 fn aabb_of(chunk: &[u8]) -> [f64; 6] {
-    [0, 4, 8, 12, 16, 20].map(|at| f64::from(f32_at(chunk, at)))
+    match chunk.as_chunks::<4>().0 {
+        [a, b, c, d, e, f, ..] => [a, b, c, d, e, f].map(|w| f64::from(f32::from_le_bytes(*w))),
+        _ => [f64::NAN; 6],
+    }
 }
 
 impl<'a> PackedRTreeRef<'a> {

@@ -1,13 +1,10 @@
 //! Queries: exact k-nearest, exact radius, and lon/lat box traversal.
 #![deny(clippy::indexing_slicing)]
 
-use std::cell::RefCell;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::ops::Range;
 
-use super::format::{AABB_LEN, UNIT_LEN};
-use super::{aabb_of, f32_at, Coverage, LonLatBox, PackedRTreeRef};
+use super::format::UNIT_LEN;
+use super::{aabb_of, f32x3, Coverage, LonLatBox, PackedRTreeRef};
 use crate::geo::{haversine_m, metres_to_chord, LatLon, EARTH_RADIUS_M};
 
 /// Bound on how far a stored f32 unit vector is from the f64 one: each component moves by
@@ -15,11 +12,17 @@ use crate::geo::{haversine_m, metres_to_chord, LatLon, EARTH_RADIUS_M};
 pub(crate) const UNIT_MARGIN: f64 = 1.1e-7;
 
 /// Allowance, in metres, for the difference between a haversine distance and the distance
-/// derived from the chord between f64 unit vectors (rounding in both; largest near the
-/// antipode, where `asin` is ill-conditioned: about 1e-8 rad there).
-fn slack(metres: f64) -> f64 {
-    1e-6 + 1e-8 * metres.abs()
+/// derived from the chord between f64 unit vectors. Rounding errors are ~1e-15 relative,
+/// except within a few tens of km of the antipode, where `asin(√h)` with `h ≈ 1` turns an
+/// error of a few ulp in `h` into up to 4e-8 rad (0.25 m); `2e-8·d` covers that there.
+pub(crate) fn slack(metres: f64) -> f64 {
+    1e-6 + 2e-8 * metres.abs()
 }
+
+/// Allowance on the unit sphere for comparing two rows by chord instead of haversine: a row
+/// whose haversine is ≤ another's has a chord at most this much larger (twice the 4e-8 rad
+/// haversine error near the antipode, rounded up; chords are 1-Lipschitz in arc length).
+pub(crate) const CHORD_SLACK: f64 = 1e-7;
 
 /// A squared chord such that a row whose squared chord to the query exceeds it is surely
 /// farther than `metres` by haversine. `+∞` when nothing can be excluded.
@@ -34,10 +37,20 @@ fn chord2_beyond(metres: f64) -> f64 {
 
 /// Squared distance from `q` to an axis-aligned box: a lower bound on the squared chord to
 /// any unit vector inside it.
-fn min_d2(q: [f64; 3], b: [f64; 6]) -> f64 {
+#[inline]
+pub(crate) fn min_d2(q: [f64; 3], b: [f64; 6]) -> f64 {
     let [qx, qy, qz] = q;
     let [x0, y0, z0, x1, y1, z1] = b;
-    let gap = |v: f64, lo: f64, hi: f64| (lo - v).max(v - hi).max(0.0);
+    // Plain selects (not f64::max) compile to bare maxsd; a NaN box gives 0, never a panic.
+    let gap = |v: f64, lo: f64, hi: f64| {
+        let (a, b) = (lo - v, v - hi);
+        let m = if a > b { a } else { b };
+        if m > 0.0 {
+            m
+        } else {
+            0.0
+        }
+    };
     let (dx, dy, dz) = (gap(qx, x0, x1), gap(qy, y0, y1), gap(qz, z0, z1));
     dx * dx + dy * dy + dz * dz
 }
@@ -51,131 +64,16 @@ fn max_d2(q: [f64; 3], b: [f64; 6]) -> f64 {
     dx * dx + dy * dy + dz * dz
 }
 
-/// A lower bound on the squared chord from `q` to the exact unit vector of a row whose
-/// stored f32 unit vector is the 12 bytes `u`.
-fn row_lower_d2(q: [f64; 3], u: &[u8]) -> f64 {
-    let [qx, qy, qz] = q;
-    let (dx, dy, dz) =
-        (qx - f64::from(f32_at(u, 0)), qy - f64::from(f32_at(u, 4)), qz - f64::from(f32_at(u, 8)));
-    let c = (dx * dx + dy * dy + dz * dz).sqrt() - UNIT_MARGIN;
-    if c > 0.0 {
-        c * c
-    } else {
-        0.0
-    }
-}
-
-/// Heap entry: squared-chord lower bound in the high 64 bits (non-negative floats order as
-/// their bits), then a tag (0 = row, `l + 1` = node at level `l`) and an index.
-fn entry(key: f64, tag: usize, index: usize) -> Reverse<u128> {
-    Reverse((u128::from(key.to_bits()) << 64) | ((tag as u128) << 32) | (index as u32 as u128))
-}
-
-/// Reusable per-thread buffers so a query allocates only its answer.
-#[derive(Default)]
-struct Scratch {
-    heap: BinaryHeap<Reverse<u128>>,
-    best: BinaryHeap<u64>,
-}
-
-thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+/// Squared distance from `q` to the stored f32 unit vector `u` (12 bytes). The row's
+/// exact chord is within [`UNIT_MARGIN`] of its square root.
+#[inline]
+pub(crate) fn f32_d2(q: [f64; 3], u: &[u8]) -> f64 {
+    let ([qx, qy, qz], [x, y, z]) = (q, f32x3(u));
+    let (dx, dy, dz) = (qx - x, qy - y, qz - z);
+    dx * dx + dy * dy + dz * dz
 }
 
 impl PackedRTreeRef<'_> {
-    /// The exact great-circle `k` nearest rows to `at` among those `accept` returns `true`
-    /// for, as `(haversine_m(at, location(row)), row)` sorted by distance then row.
-    ///
-    /// Every accepted row at a distance ≤ the `k`-th smallest is returned, so more than `k`
-    /// rows come back when several tie at the boundary; fewer when fewer rows are accepted.
-    /// `accept` is called at most once per row, only for rows that may be among the nearest,
-    /// in roughly increasing distance. `k = 0` returns nothing.
-    pub fn nearest(&self, at: LatLon, k: usize, accept: &mut dyn FnMut(u32) -> bool) -> Vec<(f64, u32)> {
-        if k == 0 || self.is_empty() {
-            return Vec::new();
-        }
-        let done =
-            SCRATCH.try_with(|cell| cell.try_borrow_mut().ok().map(|mut s| self.knn(&mut s, at, k, accept)));
-        match done {
-            Ok(Some(found)) => found,
-            // Re-entered from `accept`, or during thread teardown.
-            _ => self.knn(&mut Scratch::default(), at, k, accept),
-        }
-    }
-
-    fn knn(
-        &self,
-        s: &mut Scratch,
-        at: LatLon,
-        k: usize,
-        accept: &mut dyn FnMut(u32) -> bool,
-    ) -> Vec<(f64, u32)> {
-        let Scratch { heap, best } = s;
-        heap.clear();
-        best.clear();
-        let q = at.to_unit_vector();
-        let mut found = Vec::new();
-        let (mut kth, mut thr) = (f64::INFINITY, f64::INFINITY);
-        let top = self.layout.levels.saturating_sub(1);
-        heap.push(entry(0.0, top + 1, self.level(top).0));
-        while let Some(Reverse(e)) = heap.pop() {
-            if f64::from_bits((e >> 64) as u64) > thr {
-                break;
-            }
-            let (tag, index) = (((e >> 32) as u32) as usize, (e as u32) as usize);
-            if tag == 0 {
-                let row = index as u32;
-                if !accept(row) {
-                    continue;
-                }
-                let Some(p) = self.location(row) else { continue };
-                let d = haversine_m(at, p);
-                if d > kth {
-                    continue;
-                }
-                found.push((d, row));
-                if best.len() == k {
-                    best.pop();
-                }
-                best.push(d.to_bits());
-                if best.len() == k {
-                    kth = best.peek().map_or(f64::INFINITY, |&b| f64::from_bits(b));
-                    thr = chord2_beyond(kth);
-                    if found.len() >= 2 * k + 64 {
-                        found.retain(|&(d, _)| d <= kth);
-                    }
-                }
-            } else if tag == 1 {
-                let rows = self.children(0, index);
-                let units = self.units(rows.start, rows.end);
-                for (row, u) in rows.zip(units.chunks_exact(UNIT_LEN)) {
-                    let lb = row_lower_d2(q, u);
-                    if lb <= thr {
-                        heap.push(entry(lb, 0, row));
-                    }
-                }
-            } else {
-                let kids = self.children(tag - 1, index);
-                let boxes = self.aabbs(kids.start, kids.end);
-                for (child, b) in kids.zip(boxes.chunks_exact(AABB_LEN)) {
-                    let lb = min_d2(q, aabb_of(b));
-                    if lb <= thr {
-                        heap.push(entry(lb, tag - 1, child));
-                    }
-                }
-            }
-        }
-        if heap.capacity() > 1 << 16 {
-            *heap = BinaryHeap::new();
-        }
-        if best.capacity() > 1 << 16 {
-            *best = BinaryHeap::new();
-        }
-        found.retain(|&(d, _)| d <= kth);
-        found.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        found
-    }
-
     /// Calls `visit(row, haversine_m(at, location(row)))` for every row within `metres` of
     /// `at` (distance ≤ `metres`, exactly), in increasing row order. Nothing for a negative
     /// or NaN radius.
@@ -185,13 +83,14 @@ impl PackedRTreeRef<'_> {
         }
         let q = at.to_unit_vector();
         let outer = chord2_beyond(metres);
+        let outer_row = (outer.sqrt() + UNIT_MARGIN).powi(2);
         // Nodes whose farthest corner is inside this chord are taken whole (no f32 test).
         let inner = metres_to_chord(metres - slack(metres)).powi(2);
         let mut emit = |rows: Range<u32>, test: bool| {
             let units = if test { self.units(rows.start as usize, rows.end as usize) } else { &[] };
             let mut units = units.chunks_exact(UNIT_LEN);
             for row in rows {
-                if test && !units.next().is_some_and(|u| row_lower_d2(q, u) <= outer) {
+                if test && !units.next().is_some_and(|u| f32_d2(q, u) <= outer_row) {
                     continue;
                 }
                 if let Some(p) = self.location(row) {

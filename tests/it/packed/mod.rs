@@ -1,10 +1,9 @@
 //! Packed R-tree: answers against brute force, byte-level robustness, the H3 cell column,
-//! and (ignored) timings.
+//! (timings: `cargo run --release --example rtree_timing`).
 
 mod bytes;
 mod cells;
 mod queries;
-mod timing;
 
 use geocrm::LatLon;
 use rand::{Rng, SeedableRng};
