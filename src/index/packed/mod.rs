@@ -4,7 +4,7 @@
 //! Rows are points given in the caller's order (the database sorts them by H3 cell first;
 //! [`hilbert_order`] gives a good order for standalone use). Leaves are consecutive groups
 //! of 16 rows and every upper level groups 16 nodes, so the tree stores no pointers: see
-//! [`format`] for every byte. [`PackedRTree`] builds and owns the bytes;
+//! [`format`](mod@format) for every byte. [`PackedRTree`] builds and owns the bytes;
 //! [`PackedRTreeRef`] validates any `&[u8]` (a `Vec`, a file read into memory, a memory map)
 //! and queries it without copying.
 #![deny(clippy::indexing_slicing)]
