@@ -11,5 +11,6 @@ mod import;
 mod kill9;
 mod log;
 mod model;
+mod packed;
 mod privacy;
 mod queries;
