@@ -8,9 +8,10 @@ use crate::crypto::{KdfParams, KeyProvider, Keystore, MasterKey, KEYSTORE_FILE};
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
 
-/// Opens the keystore and derives and checks the master key. With a key and no keystore
-/// yet, creates one bound to that key; without a key the keystore (if any) opens locked:
-/// location queries work, PII reads and writes fail with [`crate::Error::MissingKey`].
+/// Opens an existing keystore and derives and checks the master key. Without a key the
+/// keystore opens locked: location queries work, PII reads and writes fail with
+/// [`crate::Error::MissingKey`]. A missing keystore is created by [`create_keystore`] only
+/// after replay, so a deleted keystore is reported, not silently replaced.
 pub(crate) fn open_keystore(
     fs: &Arc<dyn FileSystem>,
     dir: &Path,
@@ -31,14 +32,22 @@ pub(crate) fn open_keystore(
             };
             Ok((Some(keystore), master))
         }
-        (false, Some(p)) => {
-            let kdf = KdfParams::new_random();
-            let master = p.master_key(&kdf)?;
-            let keystore = Keystore::create(fs.clone(), dir, db_id, &master, kdf)?;
-            Ok((Some(keystore), Some(master)))
-        }
-        (false, None) => Ok((None, None)),
+        // Created only after replay has shown no record needs an existing keystore.
+        (false, _) => Ok((None, None)),
     }
+}
+
+/// Creates the keystore for a database that has none yet, bound to the host's key.
+pub(crate) fn create_keystore(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    db_id: [u8; 16],
+    provider: &dyn KeyProvider,
+) -> Result<(Option<Keystore>, Option<MasterKey>)> {
+    let kdf = KdfParams::new_random();
+    let master = provider.master_key(&kdf)?;
+    let keystore = Keystore::create(fs.clone(), dir, db_id, &master, kdf)?;
+    Ok((Some(keystore), Some(master)))
 }
 
 /// Checks that every live record with sealed PII still has its data key. A keystore torn

@@ -23,7 +23,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 pub use options::{Durability, Options};
 pub use privacy::ErasureReceipt;
 pub use read::{CollectionReader, Hit, Snapshot, StoredView};
-pub use write::{CommitReceipt, WriteBatch};
+pub use write::{CommitReceipt, WriteBatch, MAX_CATEGORY_BYTES, MAX_PII_BYTES};
 
 use self::manifest::Manifest;
 use self::state::State;
@@ -116,6 +116,10 @@ impl Database {
                 ));
             }
             fs.create_dir_all(&dir)?;
+            // Make the new directory's entry durable in its parent.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs.sync_dir(parent)?;
+            }
         }
         let lock = lock_with_wait(fs.as_ref(), &dir, options.lock_wait)?;
         let manifest = match Manifest::load(fs.as_ref(), &dir)? {
@@ -141,6 +145,10 @@ impl Database {
         let erased = std::mem::take(&mut state.erased_keys);
         let keystore = keys::finish_erasures(keystore, &erased)?;
         keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
+        let (keystore, master) = match (keystore, options.key.as_deref()) {
+            (None, Some(provider)) => keys::create_keystore(&fs, &dir, db_id, provider)?,
+            (keystore, _) => (keystore, master),
+        };
 
         let inner = Inner {
             segments: read::SegmentReaders::new(fs.clone(), log_dir),

@@ -143,6 +143,12 @@ impl<'db> WriteBatch<'db> {
     }
 }
 
+/// Longest category value, in bytes. With at most 64 fields of each kind this bounds an
+/// encoded record far below the 64 MiB frame and decode limits.
+pub const MAX_CATEGORY_BYTES: usize = 4 << 10;
+/// Longest PII value, in bytes (before sealing).
+pub const MAX_PII_BYTES: usize = 64 << 10;
+
 fn record_error(id: &str, field: &str, reason: impl Into<String>) -> Error {
     Error::InvalidRecord { id: id.to_owned(), field: field.to_owned(), reason: reason.into() }
 }
@@ -176,6 +182,13 @@ fn to_stored(collection: &str, schema: &Schema, r: Record) -> Result<(StoredReco
         }
     }
     for (field, v) in &r.categories {
+        if v.len() > MAX_CATEGORY_BYTES {
+            return Err(record_error(
+                &r.id,
+                field,
+                format!("category values are limited to {MAX_CATEGORY_BYTES} bytes"),
+            ));
+        }
         match kind_of(field)? {
             (FieldKind::Category, i) => {
                 let slot = categories.get_mut(i).ok_or_else(|| twice(field))?;
@@ -187,6 +200,13 @@ fn to_stored(collection: &str, schema: &Schema, r: Record) -> Result<(StoredReco
         }
     }
     for (field, v) in &r.pii {
+        if v.expose().len() > MAX_PII_BYTES {
+            return Err(record_error(
+                &r.id,
+                field,
+                format!("PII values are limited to {MAX_PII_BYTES} bytes"),
+            ));
+        }
         match kind_of(field)? {
             (FieldKind::Pii, i) => {
                 let slot = pii.get_mut(i).ok_or_else(|| twice(field))?;

@@ -299,3 +299,42 @@ fn concurrent_committers_all_land_and_share_fsyncs() {
     let db = Database::open(dir.path(), opts()).unwrap();
     assert_eq!(db.read().collection("c").unwrap().len(), 200);
 }
+
+#[test]
+fn oversized_values_are_refused_so_every_commit_stays_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), opts()).unwrap();
+    db.create_collection("c", schema()).unwrap();
+    let p = LatLon::new(1.0, 1.0).unwrap();
+    let mut b = db.begin_write();
+    let big_cat = Record::new("a", p).category("tier", "x".repeat(4097));
+    assert!(matches!(b.upsert("c", big_cat), Err(Error::InvalidRecord { .. })));
+    let big_pii = Record::new("a", p).pii("name", "x".repeat(65_537));
+    assert!(matches!(b.upsert("c", big_pii), Err(Error::InvalidRecord { .. })));
+    // The largest accepted record commits and reopens.
+    let mut r = Record::new("max", p).category("tier", "t".repeat(4096));
+    for f in ["name", "phone", "email", "address"] {
+        r = r.pii(f, "p".repeat(65_536));
+    }
+    b.upsert("c", r).unwrap();
+    b.commit().unwrap();
+    drop(db);
+    let db = Database::open(dir.path(), opts()).unwrap();
+    assert_eq!(db.read().collection("c").unwrap().reveal("max").unwrap()["address"].expose().len(), 65_536);
+}
+
+#[test]
+fn a_deleted_keystore_is_reported_not_silently_recreated() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path(), opts()).unwrap();
+        db.create_collection("c", schema()).unwrap();
+        let mut b = db.begin_write();
+        b.upsert("c", rec(1)).unwrap();
+        b.commit().unwrap();
+    }
+    std::fs::remove_file(dir.path().join("keystore")).unwrap();
+    let err = Database::open(dir.path(), opts()).unwrap_err();
+    assert!(matches!(&err, Error::Corrupt { file, .. } if file.ends_with("keystore")), "{err}");
+    assert!(!dir.path().join("keystore").exists(), "no new keystore was created");
+}
