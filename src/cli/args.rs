@@ -188,6 +188,22 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Right to erasure: remove a customer and destroy its data key; prints the receipt.
+    Erase {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Record id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Subject access: everything stored about one customer, PII decrypted (needs the key).
+    ExportSubject {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Record id.
+        #[arg(long)]
+        id: String,
+    },
     /// Test support for the kill -9 suite: commits numbered records forever, printing
     /// `ack N` after commit N returns (durable). Not for production use.
     #[command(hide = true)]

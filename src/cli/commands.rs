@@ -134,6 +134,23 @@ pub fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Stats { db } => stats(&db),
+        Command::Erase { db, id } => {
+            let database = open(&db, true)?;
+            let receipt = database.erase(&db.collection, &id)?;
+            if db.json {
+                print_json(&serde_json::to_value(&receipt).unwrap_or(Value::Null));
+            } else if receipt.existed {
+                println!("erased {id} at LSN {}: removed {}", receipt.lsn, receipt.removed.join(", "));
+            } else {
+                println!("{id} was not present; tombstone written at LSN {}", receipt.lsn);
+            }
+            Ok(())
+        }
+        Command::ExportSubject { db, id } => {
+            let database = open(&db, true)?;
+            print_json(&database.export_subject(&db.collection, &id)?);
+            Ok(())
+        }
         Command::StressWriter { db, commits } => super::stress::run(&db, commits),
     }
 }
