@@ -76,21 +76,28 @@ pub(crate) fn check_keys_present(state: &State, keystore: Option<&Keystore>, dir
     Ok(())
 }
 
-/// Finishes erasures a crash interrupted: destroys every key an erasure tombstone names that
-/// the keystore still holds for the same record and key id.
+/// Finishes erasures a crash interrupted (see [`destroy_erased_keys`]).
 pub(crate) fn finish_erasures(
     mut keystore: Option<Keystore>,
     erased: &[(String, String, u64)],
 ) -> Result<Option<Keystore>> {
     if let Some(ks) = keystore.as_mut() {
-        let doomed: Vec<(&str, &str)> = erased
-            .iter()
-            .filter(|(c, id, k)| ks.key_id(c, id) == Some(*k))
-            .map(|(c, id, _)| (c.as_str(), id.as_str()))
-            .collect();
-        if !doomed.is_empty() {
-            ks.remove_keys(&doomed)?;
-        }
+        destroy_erased_keys(ks, erased)?;
     }
     Ok(keystore)
+}
+
+/// Destroys every key an erasure tombstone names that the keystore still holds for the same
+/// record and key id (a later write may have given the record a new key, which stays), in
+/// one atomic keystore rewrite.
+pub(crate) fn destroy_erased_keys(keystore: &mut Keystore, erased: &[(String, String, u64)]) -> Result<()> {
+    let doomed: Vec<(&str, &str)> = erased
+        .iter()
+        .filter(|(c, id, k)| keystore.key_id(c, id) == Some(*k))
+        .map(|(c, id, _)| (c.as_str(), id.as_str()))
+        .collect();
+    if !doomed.is_empty() {
+        keystore.remove_keys(&doomed)?;
+    }
+    Ok(())
 }

@@ -153,51 +153,48 @@ fn record_error(id: &str, field: &str, reason: impl Into<String>) -> Error {
     Error::InvalidRecord { id: id.to_owned(), field: field.to_owned(), reason: reason.into() }
 }
 
+/// Puts `value` into the slot of `field`, which must be a field of kind `want` set only once.
+fn place<T>(
+    schema: &Schema,
+    id: &str,
+    field: &str,
+    want: FieldKind,
+    slots: &mut [Option<T>],
+    value: T,
+) -> Result<()> {
+    match schema.field(field) {
+        None => Err(record_error(id, field, "no such field in the collection's schema")),
+        Some((kind, _)) if kind != want => {
+            Err(record_error(id, field, format!("this field is a {kind:?} field")))
+        }
+        Some((_, i)) => match slots.get_mut(i) {
+            Some(slot) if slot.is_none() => {
+                *slot = Some(value);
+                Ok(())
+            }
+            _ => Err(record_error(id, field, "set twice in one record")),
+        },
+    }
+}
+
 /// Checks a record against a schema and lays its fields out in schema order.
 fn to_stored(collection: &str, schema: &Schema, r: Record) -> Result<(StoredRecord, Vec<Option<Pii>>)> {
     validate_id(&r.id)?;
     let mut numbers = vec![None; schema.number_fields().len()];
     let mut categories = vec![None; schema.category_fields().len()];
     let mut pii: Vec<Option<Pii>> = vec![None; schema.pii_fields().len()];
-    let kind_of = |field: &str| -> Result<(FieldKind, usize)> {
-        schema
-            .field(field)
-            .ok_or_else(|| record_error(&r.id, field, "no such field in the collection's schema"))
-    };
-    let twice = |field: &str| record_error(&r.id, field, "set twice in one record");
-    let wrong =
-        |field: &str, kind: FieldKind| record_error(&r.id, field, format!("this field is a {kind:?} field"));
     for (field, v) in &r.numbers {
-        match kind_of(field)? {
-            (FieldKind::Number, i) => {
-                if !v.is_finite() {
-                    return Err(record_error(&r.id, field, "numbers must be finite"));
-                }
-                let slot = numbers.get_mut(i).ok_or_else(|| twice(field))?;
-                if slot.replace(*v).is_some() {
-                    return Err(twice(field));
-                }
-            }
-            (kind, _) => return Err(wrong(field, kind)),
+        if !v.is_finite() {
+            return Err(record_error(&r.id, field, "numbers must be finite"));
         }
+        place(schema, &r.id, field, FieldKind::Number, &mut numbers, *v)?;
     }
     for (field, v) in &r.categories {
         if v.len() > MAX_CATEGORY_BYTES {
-            return Err(record_error(
-                &r.id,
-                field,
-                format!("category values are limited to {MAX_CATEGORY_BYTES} bytes"),
-            ));
+            let reason = format!("category values are limited to {MAX_CATEGORY_BYTES} bytes");
+            return Err(record_error(&r.id, field, reason));
         }
-        match kind_of(field)? {
-            (FieldKind::Category, i) => {
-                let slot = categories.get_mut(i).ok_or_else(|| twice(field))?;
-                if slot.replace(v.clone()).is_some() {
-                    return Err(twice(field));
-                }
-            }
-            (kind, _) => return Err(wrong(field, kind)),
-        }
+        place(schema, &r.id, field, FieldKind::Category, &mut categories, v.clone())?;
     }
     for (field, v) in &r.pii {
         if v.expose().len() > MAX_PII_BYTES {
@@ -207,15 +204,7 @@ fn to_stored(collection: &str, schema: &Schema, r: Record) -> Result<(StoredReco
                 format!("PII values are limited to {MAX_PII_BYTES} bytes"),
             ));
         }
-        match kind_of(field)? {
-            (FieldKind::Pii, i) => {
-                let slot = pii.get_mut(i).ok_or_else(|| twice(field))?;
-                if slot.replace(v.clone()).is_some() {
-                    return Err(twice(field));
-                }
-            }
-            (kind, _) => return Err(wrong(field, kind)),
-        }
+        place(schema, &r.id, field, FieldKind::Pii, &mut pii, v.clone())?;
     }
     let cell = LatLng::new(r.location.lat(), r.location.lon())
         .map_err(|e| record_error(&r.id, "location", e.to_string()))?
@@ -338,17 +327,10 @@ impl Inner {
     /// Removes the data keys of erased records from the keystore (one atomic rewrite), unless
     /// a later write gave the record a new key.
     pub(crate) fn destroy_keys(&self, erased: &[(String, String, u64)]) -> Result<()> {
-        let mut guard = self.keystore.write();
-        let Some(keystore) = guard.as_mut() else { return Ok(()) };
-        let doomed: Vec<(&str, &str)> = erased
-            .iter()
-            .filter(|(c, id, k)| keystore.key_id(c, id) == Some(*k))
-            .map(|(c, id, _)| (c.as_str(), id.as_str()))
-            .collect();
-        if !doomed.is_empty() {
-            keystore.remove_keys(&doomed)?;
+        match self.keystore.write().as_mut() {
+            Some(keystore) => super::keys::destroy_erased_keys(keystore, erased),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Seals PII, checks the batch against the state, appends it to the log (no sync).

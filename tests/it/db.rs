@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::cli::all_files;
 use geocrm::{crypto::RawKey, Database, Error, Filter, LatLon, Options, Record, Schema};
 
 const KEY: [u8; 32] = [0x5a; 32];
@@ -47,7 +48,7 @@ fn ids(db: &Database) -> Vec<String> {
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to.join("log")).unwrap();
-    for entry in walk(from) {
+    for entry in all_files(from) {
         let rel = entry.strip_prefix(from).unwrap();
         if rel.to_str() == Some("LOCK") {
             continue;
@@ -55,19 +56,6 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
         std::fs::copy(&entry, to.join(rel)).unwrap();
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
@@ -196,7 +184,7 @@ fn no_plaintext_pii_in_any_file() {
         .flat_map(|i| [format!("Number{i:04}"), format!("+3361234{i:04}")])
         .chain(["Secret Garden".to_owned()])
         .collect();
-    for file in walk(dir.path()) {
+    for file in all_files(dir.path()) {
         let bytes = std::fs::read(&file).unwrap();
         for n in &needles {
             assert!(memchr::memmem::find(&bytes, n.as_bytes()).is_none(), "{n:?} in plaintext in {file:?}");

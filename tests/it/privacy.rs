@@ -7,19 +7,6 @@ use geocrm::crypto::RawKey;
 use geocrm::io::{CrashMode, FaultPlan, MemFs, OpKind};
 use geocrm::{Database, Error, LatLon, Options, Record, Schema};
 
-fn walk(dir: &Path) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(std::fs::read(&p).unwrap());
-        }
-    }
-    out
-}
-
 fn seed(db: &Database) {
     db.create_collection("c", Schema::crm().number("ltv")).unwrap();
     let mut b = db.begin_write();
@@ -72,7 +59,7 @@ fn erase_removes_the_record_and_its_key_for_good() {
     b.upsert("c", Record::new("C3", LatLon::new(0.0, 0.0).unwrap()).pii("name", "New Person")).unwrap();
     b.commit().unwrap();
     assert_eq!(db.read().collection("c").unwrap().reveal("C3").unwrap()["name"].expose(), "New Person");
-    for bytes in walk(dir.path()) {
+    for bytes in super::cli::all_files(dir.path()).into_iter().map(|f| std::fs::read(f).unwrap()) {
         assert!(memchr::memmem::find(&bytes, b"Person 3").is_none());
     }
 }
