@@ -22,7 +22,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 pub use options::{Durability, Options};
 pub use privacy::ErasureReceipt;
-pub use read::{CollectionReader, Hit, Snapshot, StoredView};
+pub use read::{CollectionReader, Hit, Snapshot, StoredView, MAX_K};
 pub use write::{CommitReceipt, WriteBatch, MAX_CATEGORY_BYTES, MAX_PII_BYTES};
 
 use self::manifest::Manifest;
