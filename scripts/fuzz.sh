@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target of geocrm for SECONDS each (default 30), one after another.
+#
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+#
+# Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). Each target runs
+# with libFuzzer's -max_total_time=SECONDS -rss_limit_mb=2048 -timeout=1 and
+# -print_final_stats=1; the script prints, per target, the executions run (libFuzzer's
+# final stat::number_of_executed_units), executions per second, and whether it found
+# anything. Inputs start from the committed seeds in fuzz/seeds/<target>/ (regenerate them
+# with `cargo run --manifest-path fuzz/Cargo.toml --example make_corpus`) and the working
+# corpus in fuzz/corpus/<target>/, where new inputs go (git-ignored). Crashes, timeouts and
+# out-of-memory inputs land in fuzz/artifacts/<target>/ (git-ignored); commit a minimized
+# copy (`cargo +nightly fuzz tmin TARGET ARTIFACT`) to fuzz/seeds/<target>/ after fixing.
+# Logs are in fuzz/target/fuzz-logs/<target>.log. Exits non-zero if any target failed.
+# Not part of CI: fuzzing is run by hand.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+seconds="${1:-30}"
+shift || true
+if [ "$#" -gt 0 ]; then
+    targets=("$@")
+else
+    targets=(log_replay keystore_open csv_import geojson filter database_open)
+fi
+
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "cargo-fuzz on nightly is needed: rustup toolchain install nightly && cargo install cargo-fuzz" >&2
+    exit 2
+fi
+
+logs=fuzz/target/fuzz-logs
+mkdir -p "$logs"
+cargo +nightly fuzz build || exit 2
+
+status=0
+printf '%-15s %12s %10s  %s\n' target executions exec/s result
+for t in "${targets[@]}"; do
+    mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t"
+    cargo +nightly fuzz run "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
+        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=1 -print_final_stats=1 \
+        >"$logs/$t.log" 2>&1
+    rc=$?
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$t.log" | tail -1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$logs/$t.log" | tail -1)
+    result=ok
+    if [ "$rc" -ne 0 ]; then
+        result="FAILED (exit $rc): $(grep -m1 -E '^(==[0-9]+== ?ERROR|SUMMARY|thread .* panicked)' "$logs/$t.log")"
+        status=1
+    fi
+    printf '%-15s %12s %10s  %s\n' "$t" "${execs:-?}" "${rate:-?}" "$result"
+done
+exit "$status"
