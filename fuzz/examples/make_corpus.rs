@@ -49,6 +49,9 @@ fn log_seeds() -> Res<()> {
     drop(log);
     let seg = read(&fs, &segment_path(&log_dir, 1))?;
     write_seed("log_replay", "one-segment", &log_replay_input(&[&seg]))?;
+    let mut fixed = log_replay_input(&[&seg]);
+    fixed[0] |= 8; // the target fixes checksums, so mutated frames reach the checks behind them
+    write_seed("log_replay", "fix-crcs", &fixed)?;
 
     // The same with the last transaction torn off half way.
     let torn = &seg[..seg.len() - 7];
@@ -88,6 +91,7 @@ fn log_seeds() -> Res<()> {
     let (_, db_segment) = database_files(false)?;
     let mut input = vec![1, 0, 0, 1];
     input.extend_from_slice(&db_segment[SEGMENT_HEADER_LEN..]);
+    input[0] |= 8;
     write_seed("log_replay", "database-frames", &input)?;
     Ok(())
 }
@@ -156,7 +160,8 @@ fn database_seeds() -> Res<()> {
         let (fs, segment) = database_files(with_key)?;
         let manifest = read(&fs, &db_dir().join("MANIFEST"))?;
         let keystore = if with_key { read(&fs, &db_dir().join(KEYSTORE_FILE))? } else { Vec::new() };
-        let flags = if with_key { 7 } else { 4 };
+        // Bit 3: the target fixes checksums, so mutations reach the operation decoder.
+        let flags = if with_key { 15 } else { 12 };
         let files = DbFiles { flags, manifest: &manifest, keystore: &keystore, segment: &segment };
         write_seed("database_open", name, &files.encode())?;
         if with_key {

@@ -1,4 +1,5 @@
-//! Arbitrary bytes as the keystore file → `Keystore::open` without and with the master key.
+//! Arbitrary bytes as the keystore file (as given, then with its checksums fixed) →
+//! `Keystore::open` without and with the master key.
 //! No panic, hang or huge allocation; `Err` is fine. An unlocked keystore must accept a
 //! new key that survives reopening.
 #![no_main]
@@ -7,7 +8,7 @@ use std::sync::Arc;
 
 use geocrm::crypto::{Keystore, MasterKey, KEYSTORE_FILE};
 use geocrm::io::{FileSystem, MemFs};
-use geocrm_fuzz::{db_dir, DB_ID, MASTER};
+use geocrm_fuzz::{db_dir, fix_keystore_crcs, DB_ID, MASTER};
 use libfuzzer_sys::fuzz_target;
 
 fn fresh(input: &[u8]) -> Arc<MemFs> {
@@ -18,6 +19,16 @@ fn fresh(input: &[u8]) -> Arc<MemFs> {
 }
 
 fuzz_target!(|input: &[u8]| {
+    // As given, and with every checksum fixed so mutations reach the entry decoder.
+    check(input);
+    let mut fixed = input.to_vec();
+    fix_keystore_crcs(&mut fixed);
+    if fixed != input {
+        check(&fixed);
+    }
+});
+
+fn check(input: &[u8]) {
     let master = MasterKey::from_bytes(MASTER);
 
     let locked = Keystore::open(fresh(input), db_dir(), DB_ID, None);
@@ -52,4 +63,4 @@ fuzz_target!(|input: &[u8]| {
     assert_eq!(again.len(), before + 1);
     let (key_id, _) = again.data_key("fuzz", "new-record").expect("unwrap").expect("present");
     assert_eq!(key_id, issued[0].0);
-});
+}

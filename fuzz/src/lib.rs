@@ -29,6 +29,48 @@ pub fn segment_header(number: u64, first_lsn: u64, db_id: [u8; 16]) -> Vec<u8> {
     out
 }
 
+/// Rewrites the CRC of every codec frame (`len u32 | crc u32 | payload`) laid back to back
+/// from offset `at`, as far as the declared lengths fit, so mutated payloads get past the
+/// checksum and reach the decoders behind it.
+pub fn fix_frame_crcs(bytes: &mut [u8], mut at: usize) {
+    while let Some(len) = bytes.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes) {
+        let end = at + 8 + len as usize;
+        if len > geocrm::codec::MAX_FRAME_PAYLOAD || end > bytes.len() {
+            return;
+        }
+        let mut h = crc32fast::Hasher::new();
+        h.update(&bytes[at..at + 4]);
+        h.update(&bytes[at + 8..end]);
+        bytes[at + 4..at + 8].copy_from_slice(&h.finalize().to_le_bytes());
+        at = end;
+    }
+}
+
+/// Rewrites the CRC-32 at `crc_at` to cover `bytes[..crc_at]`, when the file is long enough.
+pub fn fix_header_crc(bytes: &mut [u8], crc_at: usize) {
+    if bytes.len() >= crc_at + 4 {
+        let crc = crc32fast::hash(&bytes[..crc_at]);
+        bytes[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// Makes every checksum of a log segment match: the header's and the frames'.
+pub fn fix_segment_crcs(seg: &mut [u8]) {
+    fix_header_crc(seg, 44);
+    fix_frame_crcs(seg, geocrm::log::SEGMENT_HEADER_LEN);
+}
+
+/// Makes every checksum of a keystore file match: the 99-byte header's and the frames'.
+pub fn fix_keystore_crcs(ks: &mut [u8]) {
+    fix_header_crc(ks, 95);
+    fix_frame_crcs(ks, 99);
+}
+
+/// Makes the checksum of a MANIFEST's frame match.
+pub fn fix_manifest_crc(manifest: &mut [u8]) {
+    fix_frame_crcs(manifest, 10);
+}
+
 /// `log_replay` input:
 ///
 /// `mode u8 | split u16 LE | lsn u8 | data…`
@@ -37,7 +79,8 @@ pub fn segment_header(number: u64, first_lsn: u64, db_id: [u8; 16]) -> Vec<u8> {
 ///   newest segment;
 /// * mode bit 1: two segments: `data[..split]` is segment 1 and `data[split..]` segment 2
 ///   (`split` is clamped to the data); otherwise `data` is segment 1 alone;
-/// * mode bit 2: (two segments only) prepend a valid header with first LSN 1 to segment 1.
+/// * mode bit 2: (two segments only) prepend a valid header with first LSN 1 to segment 1;
+/// * mode bit 3: fix every checksum ([`fix_segment_crcs`]) after the above.
 ///
 /// Returns the segment files' contents, oldest first.
 #[must_use]
@@ -68,6 +111,11 @@ pub fn log_replay_segments(input: &[u8]) -> Vec<Vec<u8>> {
             let mut with_header = segment_header(number, lsn, DB_ID);
             with_header.append(newest);
             *newest = with_header;
+        }
+    }
+    if mode & 8 != 0 {
+        for seg in &mut segments {
+            fix_segment_crcs(seg);
         }
     }
     segments
@@ -101,7 +149,8 @@ pub fn log_replay_input(segments: &[&[u8]]) -> Vec<u8> {
 ///
 /// * flags bit 0: open with the master key [`MASTER`];
 /// * flags bit 1: write the keystore part as `DIR/keystore` (else no keystore file);
-/// * flags bit 2: write the rest as `DIR/log/000000000001.seg` (else no log directory).
+/// * flags bit 2: write the rest as `DIR/log/000000000001.seg` (else no log directory);
+/// * flags bit 3: fix every checksum in the three files first.
 ///
 /// Missing bytes read as empty parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
