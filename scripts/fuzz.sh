@@ -9,9 +9,10 @@
 # final stat::number_of_executed_units), executions per second, and whether it found
 # anything. Inputs start from the committed seeds in fuzz/seeds/<target>/ (regenerate them
 # with `cargo run --manifest-path fuzz/Cargo.toml --example make_corpus`) and the working
-# corpus in fuzz/corpus/<target>/, where new inputs go (git-ignored). Crashes, timeouts and
-# out-of-memory inputs land in fuzz/artifacts/<target>/ (git-ignored); commit a minimized
-# copy (`cargo +nightly fuzz tmin TARGET ARTIFACT`) to fuzz/seeds/<target>/ after fixing.
+# corpus in fuzz/corpus/<target>/, where new inputs go (git-ignored); fuzz/dicts/<target>.dict,
+# if present, is passed as a libFuzzer dictionary. Crashes, timeouts and out-of-memory
+# inputs land in fuzz/artifacts/<target>/ (git-ignored); after fixing, commit a minimized
+# copy (`cargo +nightly fuzz tmin TARGET ARTIFACT`) to fuzz/seeds/<target>/.
 # Logs are in fuzz/target/fuzz-logs/<target>.log. Exits non-zero if any target failed.
 # Not part of CI: fuzzing is run by hand.
 set -uo pipefail
@@ -38,8 +39,12 @@ status=0
 printf '%-15s %12s %10s  %s\n' target executions exec/s result
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t"
+    dict=()
+    if [ -f "fuzz/dicts/$t.dict" ]; then
+        dict=(-dict="fuzz/dicts/$t.dict")
+    fi
     cargo +nightly fuzz run "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
-        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=1 -print_final_stats=1 \
+        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=1 -print_final_stats=1 "${dict[@]}" \
         >"$logs/$t.log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$t.log" | tail -1)
