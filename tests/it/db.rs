@@ -20,6 +20,17 @@ fn rec(i: usize) -> Record {
         .pii("phone", format!("+3361234{i:04}"))
 }
 
+/// A closed database holding collection `c` with record `C-0001` (with PII).
+fn closed_db_with_one_record() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), opts()).unwrap();
+    db.create_collection("c", schema()).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", rec(1)).unwrap();
+    b.commit().unwrap();
+    dir
+}
+
 fn schema() -> Schema {
     Schema::crm().number("ltv").category("tier")
 }
@@ -194,14 +205,7 @@ fn no_plaintext_pii_in_any_file() {
 
 #[test]
 fn keys_missing_or_wrong_fail_pii_but_not_locations() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let db = Database::open(dir.path(), opts()).unwrap();
-        db.create_collection("c", schema()).unwrap();
-        let mut b = db.begin_write();
-        b.upsert("c", rec(1)).unwrap();
-        b.commit().unwrap();
-    }
+    let dir = closed_db_with_one_record();
     let db = Database::open(dir.path(), Options::new()).unwrap();
     {
         let snap = db.read();
@@ -313,14 +317,7 @@ fn oversized_values_are_refused_so_every_commit_stays_readable() {
 
 #[test]
 fn a_deleted_keystore_is_reported_not_silently_recreated() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let db = Database::open(dir.path(), opts()).unwrap();
-        db.create_collection("c", schema()).unwrap();
-        let mut b = db.begin_write();
-        b.upsert("c", rec(1)).unwrap();
-        b.commit().unwrap();
-    }
+    let dir = closed_db_with_one_record();
     std::fs::remove_file(dir.path().join("keystore")).unwrap();
     let err = Database::open(dir.path(), opts()).unwrap_err();
     assert!(matches!(&err, Error::Corrupt { file, .. } if file.ends_with("keystore")), "{err}");
