@@ -241,22 +241,9 @@ impl CollectionReader<'_> {
         let Some(row) = self.c.table.get(id) else { return Ok(None) };
         let stored = self.stored(row)?;
         let s = &self.c.schema;
-        let named = |names: &[String]| names.to_vec();
-        let numbers = named(s.number_fields())
-            .into_iter()
-            .zip(stored.numbers)
-            .filter_map(|(n, v)| Some((n, v?)))
-            .collect();
-        let categories = named(s.category_fields())
-            .into_iter()
-            .zip(stored.categories)
-            .filter_map(|(n, v)| Some((n, v?)))
-            .collect();
-        let pii = named(s.pii_fields())
-            .into_iter()
-            .zip(stored.pii)
-            .filter_map(|(n, v)| Some((n, Sealed::from_bytes(v?))))
-            .collect();
+        let numbers = set_fields(s.number_fields(), stored.numbers, |v| v);
+        let categories = set_fields(s.category_fields(), stored.categories, |v| v);
+        let pii = set_fields(s.pii_fields(), stored.pii, Sealed::from_bytes);
         Ok(Some(StoredView {
             id: id.to_owned(),
             location: row.location,
@@ -317,6 +304,11 @@ impl CollectionReader<'_> {
             }
         }
     }
+}
+
+/// The fields that are set, by name, in schema order of `names`.
+fn set_fields<T, U>(names: &[String], values: Vec<Option<T>>, f: impl Fn(T) -> U) -> BTreeMap<String, U> {
+    names.iter().zip(values).filter_map(|(n, v)| Some((n.clone(), f(v?)))).collect()
 }
 
 fn check_radius(metres: f64) -> Result<()> {

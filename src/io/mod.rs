@@ -12,7 +12,7 @@ mod mmap;
 mod real;
 
 use std::fmt::Debug;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 pub use atomic::write_atomic;
@@ -128,10 +128,4 @@ pub trait FileSystem: Send + Sync + Debug + 'static {
     /// # Errors
     /// [`crate::Error::Locked`] when another holder has it; [`crate::Error::Io`] otherwise.
     fn lock_dir(&self, dir: &Path) -> Result<Box<dyn DirLock>>;
-}
-
-/// Joins a directory and a file name.
-#[must_use]
-pub fn join(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }
