@@ -301,8 +301,12 @@ impl Inner {
         }
         let mut state = self.state.write();
         let mut erased = Vec::new();
+        let mut erasing = Vec::new();
         for (ticket, (receipt, ops)) in written {
             state.apply_all(ops, receipt.first_lsn);
+            if !state.erased_keys.is_empty() {
+                erasing.push(ticket);
+            }
             erased.append(&mut state.erased_keys);
             state.next_lsn = receipt.next_lsn;
             results.push((ticket, Ok(receipt)));
@@ -310,12 +314,13 @@ impl Inner {
         drop(state);
         if !erased.is_empty() {
             // The tombstones are durable: now destroy the keys. A failure here poisons the
-            // database; reopening finishes the erasure from the tombstones.
+            // database and fails the erasing batches (reopening finishes the erasure from the
+            // tombstones); other batches of the round are durable and applied, so they stay Ok.
             if let Err(e) = self.destroy_keys(&erased) {
                 w.poisoned.get_or_insert_with(|| e.to_string());
                 let reason = e.to_string();
-                for (_, result) in &mut results {
-                    if result.is_ok() {
+                for (ticket, result) in &mut results {
+                    if erasing.contains(ticket) {
                         *result = Err(Error::Poisoned { reason: reason.clone() });
                     }
                 }
