@@ -60,15 +60,40 @@ fn paris_cell_is_what_h3o_computes() {
 }
 
 #[test]
-fn manifest_file_bytes() {
-    let m = Manifest { db_id: DB_ID, created_unix_ms: 1_700_000_000_000 };
+fn manifest_v1_file_still_decodes() {
+    let m = Manifest { db_id: DB_ID, created_unix_ms: 1_700_000_000_000, checkpoint: None, log_floor: 0 };
     let file = unhex(
         "47 45 4f 43 52 4d 4d 46 01 00 19 00 00 00 0f 18 15 b2 \
          30 31 32 33 34 35 36 37 38 39 61 62 63 64 65 66 fd 00 68 e5 cf 8b 01 00 00",
     );
-    assert_eq!(m.encode().unwrap(), file);
     assert_eq!(Manifest::decode(&file, Path::new("MANIFEST")).unwrap(), m);
 }
+
+#[test]
+fn manifest_v2_file_bytes() {
+    let checkpoint = super::manifest::CheckpointRecord {
+        lsn: 7,
+        segment: 2,
+        created_unix_ms: 1_700_000_000_001,
+        files: vec![("c".into(), "0000000000000007-0000.ckpt".into())],
+    };
+    let m = Manifest {
+        db_id: DB_ID,
+        created_unix_ms: 1_700_000_000_000,
+        checkpoint: Some(checkpoint),
+        log_floor: 1,
+    };
+    let file = m.encode().unwrap();
+    assert_eq!(file, unhex(MANIFEST_V2));
+    assert_eq!(Manifest::decode(&file, Path::new("MANIFEST")).unwrap(), m);
+}
+
+/// magic, version 2, frame length 0x44, CRC, then bincode: db id, created (varint u64 0xfd +
+/// 8 bytes), Some, lsn 7, segment 2, created, one file ("c", name), log floor 1.
+const MANIFEST_V2: &str = "47 45 4f 43 52 4d 4d 46 02 00 44 00 00 00 23 1b 64 dc \
+    30 31 32 33 34 35 36 37 38 39 61 62 63 64 65 66 fd 00 68 e5 cf 8b 01 00 00 \
+    01 07 02 fd 01 68 e5 cf 8b 01 00 00 01 01 63 1a \
+    30 30 30 30 30 30 30 30 30 30 30 30 30 30 30 37 2d 30 30 30 30 2e 63 6b 70 74 01";
 
 #[test]
 fn log_op_encodings() {

@@ -1,6 +1,8 @@
-//! The `MANIFEST` file: the database id and (later) the live checkpoint, replaced atomically.
+//! The `MANIFEST` file: the database id, the live checkpoint and the log floor, replaced
+//! atomically.
 //!
-//! Layout: `magic b"GEOCRMMF" | version u16 LE | frame(bincode(Manifest))`.
+//! Layout: `magic b"GEOCRMMF" | version u16 LE | frame(bincode(Manifest))`. Version 1 (no
+//! checkpoint) is still read; this build writes version 2.
 
 use std::path::Path;
 
@@ -14,7 +16,14 @@ use crate::io::{write_atomic, FileSystem};
 pub(crate) const MANIFEST_NAME: &str = "MANIFEST";
 const MAGIC: &[u8; 8] = b"GEOCRMMF";
 /// Manifest format version written by this build.
-pub(crate) const MANIFEST_VERSION: u16 = 1;
+pub(crate) const MANIFEST_VERSION: u16 = 2;
+
+/// Version 1: before checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+struct ManifestV1 {
+    db_id: [u8; 16],
+    created_unix_ms: u64,
+}
 
 /// What the manifest records.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -23,6 +32,24 @@ pub(crate) struct Manifest {
     pub db_id: [u8; 16],
     /// Creation time, milliseconds since the Unix epoch.
     pub created_unix_ms: u64,
+    /// The live checkpoint, if one was taken.
+    pub checkpoint: Option<CheckpointRecord>,
+    /// Segments below this number are not part of the database (compaction rewrote them);
+    /// open deletes any left behind. 0 or 1 when nothing was compacted.
+    pub log_floor: u64,
+}
+
+/// The live checkpoint named by the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub(crate) struct CheckpointRecord {
+    /// Every operation below this LSN is in the checkpoint files.
+    pub lsn: u64,
+    /// Replay starts at this segment, which starts at `lsn`.
+    pub segment: u64,
+    /// When it was published, milliseconds since the Unix epoch.
+    pub created_unix_ms: u64,
+    /// One file per collection, in `DIR/index/`: (collection, file name).
+    pub files: Vec<(String, String)>,
 }
 
 impl Manifest {
@@ -39,7 +66,7 @@ impl Manifest {
             return Err(Error::corrupt(file, 0, "not a geocrm manifest (bad magic)"));
         }
         let version = bytes.get(8..10).map_or(0, |v| u16::from_le_bytes([v[0], v[1]]));
-        if version != MANIFEST_VERSION {
+        if version != MANIFEST_VERSION && version != 1 {
             return Err(Error::UnsupportedVersion {
                 file: file.to_owned(),
                 found: version,
@@ -48,6 +75,10 @@ impl Manifest {
         }
         let rest = bytes.get(10..).unwrap_or_default();
         match codec::read_frame(rest) {
+            FrameRead::Valid { payload, frame_len } if frame_len == rest.len() && version == 1 => {
+                let v1: ManifestV1 = codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))?;
+                Ok(Manifest { db_id: v1.db_id, created_unix_ms: v1.created_unix_ms, checkpoint: None, log_floor: 0 })
+            }
             FrameRead::Valid { payload, frame_len } if frame_len == rest.len() => {
                 codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))
             }

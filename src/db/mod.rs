@@ -1,6 +1,7 @@
 //! The database: a directory holding the log, the keystore and the manifest, opened by one
 //! writer process at a time and read by many threads.
 
+mod checkpoint;
 mod keys;
 mod manifest;
 mod ops;
@@ -20,7 +21,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-pub use options::{Durability, Options};
+pub use checkpoint::{CheckpointReport, INDEX_DIR};
+pub use options::{Durability, Options, DEFAULT_CHECKPOINT_AFTER_OPS};
 pub use privacy::ErasureReceipt;
 pub use read::{CollectionReader, Hit, Snapshot, StoredView, MAX_K};
 pub use write::{CommitReceipt, WriteBatch, MAX_CATEGORY_BYTES, MAX_PII_BYTES};
@@ -77,6 +79,14 @@ pub(crate) struct Inner {
     pub(crate) queue_cv: Condvar,
     pub(crate) segments: read::SegmentReaders,
     pub(crate) recovery: RecoveryReport,
+    pub(crate) fs: Arc<dyn FileSystem>,
+    /// The manifest as last published (rewritten by checkpoints, under the writer lock).
+    pub(crate) manifest: Mutex<Manifest>,
+    pub(crate) checkpoint_after_ops: Option<u64>,
+    /// Why open could not use the manifest's checkpoint and replayed the log instead.
+    pub(crate) checkpoint_rejected: Option<String>,
+    /// The last automatic checkpoint's failure, if it failed.
+    pub(crate) auto_checkpoint_error: Mutex<Option<String>>,
     _lock: Box<dyn DirLock>,
 }
 
@@ -130,11 +140,14 @@ impl Database {
 
         let (keystore, master) = keys::open_keystore(&fs, &dir, db_id, options.key.as_deref())?;
 
-        let mut state = State::default();
+        let checkpoint::Loaded { mut state, start, rejected } = checkpoint::load(fs.as_ref(), &dir, &manifest);
         let log_dir = dir.join("log");
         let config = LogConfig::default().with_segment_bytes(options.segment_bytes);
         state.replaying = true;
-        let (log, recovery) = Log::open(fs.clone(), &dir, db_id, config, &mut |txn| {
+        for c in state.collections.values_mut() {
+            c.table.begin_bulk();
+        }
+        let (mut log, recovery) = Log::open_from(fs.clone(), &dir, db_id, config, start, &mut |txn| {
             read::replay_txn(&mut state, &log_dir, txn)
         })?;
         state.replaying = false;
@@ -142,6 +155,14 @@ impl Database {
             c.table.finish_bulk();
         }
         state.next_lsn = log.next_lsn();
+        // Leftovers of an interrupted checkpoint or compaction (best effort).
+        let named = manifest.checkpoint.as_ref().map(|c| c.files.clone()).unwrap_or_default();
+        if rejected.is_none() {
+            checkpoint::remove_unnamed_files(fs.as_ref(), &dir.join(INDEX_DIR), &named);
+        }
+        if manifest.log_floor > 1 {
+            log.remove_segments_below(manifest.log_floor)?;
+        }
         let erased = std::mem::take(&mut state.erased_keys);
         let keystore = keys::finish_erasures(keystore, &erased)?;
         keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
@@ -162,6 +183,11 @@ impl Database {
             queue: Mutex::new(CommitQueue::default()),
             queue_cv: Condvar::new(),
             recovery,
+            fs: fs.clone(),
+            manifest: Mutex::new(manifest),
+            checkpoint_after_ops: options.checkpoint_after_ops,
+            checkpoint_rejected: rejected,
+            auto_checkpoint_error: Mutex::new(None),
             _lock: lock,
         };
         Ok(Database { inner: Arc::new(inner) })
@@ -208,6 +234,52 @@ impl Database {
             w.poisoned.get_or_insert_with(|| e.to_string());
         }
         result
+    }
+
+    /// Writes every live record into memory-mapped checkpoint files, so the next open
+    /// replays only what is written after this (and queries read the packed R-tree and
+    /// columns instead of the in-memory table). Commits wait while it runs; readers do not.
+    /// A no-op when nothing was written since the last checkpoint.
+    ///
+    /// ```
+    /// use geocrm::{Database, Filter, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// db.create_collection("shops", Schema::new().number("sales"))?;
+    /// let mut batch = db.begin_write();
+    /// batch.upsert("shops", Record::new("S-1", LatLon::new(45.76, 4.83)?).number("sales", 10.0))?;
+    /// batch.commit()?;
+    /// let report = db.checkpoint()?;
+    /// assert_eq!(report.rows, 1);
+    /// drop(db);
+    /// let db = Database::open(dir.path(), Options::new())?; // maps the checkpoint, replays nothing
+    /// let near = db.read().collection("shops")?.nearest(LatLon::new(45.0, 4.0)?, 1, &Filter::All)?;
+    /// assert_eq!(near[0].id, "S-1");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] (a failure before the manifest is published leaves the previous
+    /// checkpoint in force; a failure of the log poisons the database); [`Error::Poisoned`].
+    pub fn checkpoint(&self) -> Result<CheckpointReport> {
+        self.inner.checkpoint(false)
+    }
+
+    /// Rewrites the log keeping only live records — dropping superseded, deleted and erased
+    /// ones, so erased customers' ciphertext leaves the disk — then checkpoints and deletes
+    /// the old segments.
+    ///
+    /// # Errors
+    /// As [`Database::checkpoint`]; [`Error::Corrupt`] if a live record cannot be read back.
+    pub fn compact(&self) -> Result<CheckpointReport> {
+        self.inner.checkpoint(true)
+    }
+
+    /// Why the checkpoint named by the manifest could not be used at open (the state was
+    /// rebuilt from the log instead), if that happened.
+    #[must_use]
+    pub fn checkpoint_rejected(&self) -> Option<&str> {
+        self.inner.checkpoint_rejected.as_deref()
     }
 
     /// What recovery did when the database was opened (e.g. a torn log tail it cut off).
@@ -285,7 +357,7 @@ fn create_manifest(fs: &dyn FileSystem, dir: &Path, create: bool) -> Result<Mani
     let created_unix_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let m = Manifest { db_id, created_unix_ms };
+    let m = Manifest { db_id, created_unix_ms, checkpoint: None, log_floor: 0 };
     m.store(fs, dir)?;
     Ok(m)
 }

@@ -38,6 +38,14 @@ pub(crate) enum LogOp {
         /// The data key destroyed with the record, if it had one.
         key_id: Option<u64>,
     },
+    /// Written by compaction: the collection exists with this schema (created if missing,
+    /// checked if present), so the compacted log replays on its own or on top of the old one.
+    EnsureCollection {
+        /// Collection name.
+        name: String,
+        /// Declared fields.
+        schema: Schema,
+    },
 }
 
 /// A record as it is stored in the log: public data in the clear, PII sealed.

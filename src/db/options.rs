@@ -26,6 +26,9 @@ pub enum Durability {
     NoSyncBulkLoad,
 }
 
+/// Default of [`Options::checkpoint_after_ops`].
+pub const DEFAULT_CHECKPOINT_AFTER_OPS: u64 = 100_000;
+
 /// Options for [`crate::Database::open`].
 ///
 /// ```
@@ -43,6 +46,7 @@ pub struct Options {
     pub(crate) segment_bytes: u64,
     pub(crate) create: bool,
     pub(crate) lock_wait: std::time::Duration,
+    pub(crate) checkpoint_after_ops: Option<u64>,
 }
 
 impl fmt::Debug for Options {
@@ -54,6 +58,7 @@ impl fmt::Debug for Options {
             .field("segment_bytes", &self.segment_bytes)
             .field("create", &self.create)
             .field("lock_wait", &self.lock_wait)
+            .field("checkpoint_after_ops", &self.checkpoint_after_ops)
             .finish()
     }
 }
@@ -67,6 +72,7 @@ impl Default for Options {
             segment_bytes: 64 << 20,
             create: true,
             lock_wait: std::time::Duration::from_millis(500),
+            checkpoint_after_ops: Some(DEFAULT_CHECKPOINT_AFTER_OPS),
         }
     }
 }
@@ -112,6 +118,17 @@ impl Options {
     #[must_use]
     pub fn lock_wait(mut self, wait: std::time::Duration) -> Self {
         self.lock_wait = wait;
+        self
+    }
+
+    /// Automatic checkpoints: after a commit that brings the operations logged since the
+    /// last checkpoint to `ops` or more, the committing thread writes a checkpoint before
+    /// returning (default 100,000; `None` turns automatic checkpoints off — call
+    /// [`crate::Database::checkpoint`] yourself). This bounds both the in-memory table and
+    /// the log tail that opening replays.
+    #[must_use]
+    pub fn checkpoint_after_ops(mut self, ops: Option<u64>) -> Self {
+        self.checkpoint_after_ops = ops.map(|n| n.max(1));
         self
     }
 

@@ -15,7 +15,7 @@ use super::Inner;
 use crate::crypto::{self, FieldContext, Pii, Sealed};
 use crate::error::{Error, Result};
 use crate::geo::{BoundingBox, LatLon, PreparedRegion};
-use crate::index::{OpPointer, Row};
+use crate::index::{OpPointer, RowRef, TableView};
 use crate::io::{FileSystem, ReadableFile};
 use crate::log::ReplayedTxn;
 use crate::model::{FieldKind, Schema};
@@ -95,13 +95,17 @@ impl CollectionReader<'_> {
     /// Number of live records.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.c.table.len()
+        self.view().len()
     }
 
     /// Whether the collection is empty.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.c.table.is_empty()
+        self.view().is_empty()
+    }
+
+    fn view(&self) -> TableView<'_> {
+        self.c.view()
     }
 
     /// The collection's schema.
@@ -124,9 +128,9 @@ impl CollectionReader<'_> {
             return Err(Error::invalid_argument("k", format!("must be 1..={MAX_K}, got {k}")));
         }
         let f = self.compile(filter)?;
-        Ok(query::nearest(&self.c.table, at, k, &f)
+        Ok(query::nearest(self.view(), at, k, &f)
             .into_iter()
-            .map(|(d, r)| Neighbor { id: r.id.to_string(), location: r.location, distance_m: d })
+            .map(|(d, r)| Neighbor { id: r.id().to_owned(), location: r.location(), distance_m: d })
             .collect())
     }
 
@@ -138,11 +142,12 @@ impl CollectionReader<'_> {
         check_radius(metres)?;
         let f = self.compile(filter)?;
         let mut out = Vec::new();
-        query::scan(&self.c.table, Scope::Radius { center, metres }, &f, |r| {
+        query::scan(self.view(), Scope::Radius { center, metres }, &f, |r| {
+            let location = r.location();
             out.push(Neighbor {
-                id: r.id.to_string(),
-                location: r.location,
-                distance_m: crate::geo::haversine_m(center, r.location),
+                id: r.id().to_owned(),
+                location,
+                distance_m: crate::geo::haversine_m(center, location),
             });
         });
         out.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m).then_with(|| a.id.cmp(&b.id)));
@@ -172,17 +177,13 @@ impl CollectionReader<'_> {
     pub fn count(&self, scope: Scope<'_>, filter: &Filter) -> Result<u64> {
         check_scope(&scope)?;
         let f = self.compile(filter)?;
-        let mut n = 0u64;
-        query::scan(&self.c.table, scope, &f, |_| n += 1);
-        Ok(n)
+        Ok(query::count(self.view(), scope, &f))
     }
 
     fn hits(&self, scope: Scope<'_>, filter: &Filter) -> Result<Vec<Hit>> {
         let f = self.compile(filter)?;
         let mut out = Vec::new();
-        query::scan(&self.c.table, scope, &f, |r| {
-            out.push(Hit { id: r.id.to_string(), location: r.location })
-        });
+        query::scan(self.view(), scope, &f, |r| out.push(Hit { id: r.id().to_owned(), location: r.location() }));
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
@@ -228,7 +229,24 @@ impl CollectionReader<'_> {
             },
         };
         let mut collector = Collector::new(h3, category, positions);
-        query::scan(&self.c.table, scope, &f, |r| collector.add(r));
+        match (scope, self.c.base.as_ref(), collector.h3_resolution()) {
+            (Scope::All, Some(base), Some(res)) => {
+                // Rows are in cell order: each run of one ancestor is one group, no per-row
+                // H3 arithmetic.
+                let checkpoint = &base.checkpoint;
+                for (parent, rows) in checkpoint.cells().group_runs(res.into()) {
+                    for row in rows {
+                        let r = RowRef::Base(checkpoint, row);
+                        if base.visible(row) && query::row_matches(&f, r) {
+                            collector.add_keyed(parent, r);
+                        }
+                    }
+                }
+                let tail = TableView { tail: &self.c.table, base: None };
+                query::scan(tail, scope, &f, |r| collector.add(r));
+            }
+            _ => query::scan(self.view(), scope, &f, |r| collector.add(r)),
+        }
         let field = category.unwrap_or(0);
         Ok(collector.finish(|code| self.c.dict.value(field, code).map(str::to_owned)))
     }
@@ -238,19 +256,19 @@ impl CollectionReader<'_> {
     /// # Errors
     /// [`Error::Io`] or [`Error::Corrupt`] when the log cannot be read back.
     pub fn get(&self, id: &str) -> Result<Option<StoredView>> {
-        let Some(row) = self.c.table.get(id) else { return Ok(None) };
-        let stored = self.stored(row)?;
+        let Some(row) = self.view().get(id) else { return Ok(None) };
+        let (stored, lsn) = self.stored(row)?;
         let s = &self.c.schema;
         let numbers = set_fields(s.number_fields(), stored.numbers, |v| v);
         let categories = set_fields(s.category_fields(), stored.categories, |v| v);
         let pii = set_fields(s.pii_fields(), stored.pii, Sealed::from_bytes);
         Ok(Some(StoredView {
             id: id.to_owned(),
-            location: row.location,
+            location: row.location(),
             numbers,
             categories,
             pii,
-            lsn: row.lsn,
+            lsn,
         }))
     }
 
@@ -263,12 +281,12 @@ impl CollectionReader<'_> {
         if self.inner.master.lock().is_none() {
             return Err(Error::MissingKey);
         }
-        let row = self.c.table.get(id).ok_or_else(|| Error::InvalidRecord {
+        let row = self.view().get(id).ok_or_else(|| Error::InvalidRecord {
             id: id.to_owned(),
             field: "id".into(),
             reason: format!("no such record in {:?}", self.name),
         })?;
-        let stored = self.stored(row)?;
+        let (stored, _) = self.stored(row)?;
         let mut out = BTreeMap::new();
         let Some(key_id) = stored.key_id else { return Ok(out) };
         let data_key = {
@@ -290,18 +308,19 @@ impl CollectionReader<'_> {
         Ok(out)
     }
 
-    fn stored(&self, row: &Row) -> Result<StoredRecord> {
-        let body = self.inner.segments.read_body(row.pointer)?;
-        match decode_one(&body, row.pointer.index) {
-            Ok(LogOp::Upsert(r)) if r.id == *row.id => Ok(r),
+    /// The record's operation read back from the log, with its LSN.
+    fn stored(&self, row: RowRef<'_>) -> Result<(StoredRecord, u64)> {
+        let pointer = row.pointer();
+        let (body, first_lsn) = self.inner.segments.read_body(pointer)?;
+        let path = || self.inner.segments.path(pointer.segment);
+        match decode_one(&body, pointer.index) {
+            Ok(LogOp::Upsert(r)) if r.id == row.id() => Ok((r, first_lsn + u64::from(pointer.index))),
             Ok(_) => Err(Error::corrupt(
-                self.inner.segments.path(row.pointer.segment),
-                row.pointer.offset,
+                path(),
+                pointer.offset,
                 "the log operation an index points to is not this record",
             )),
-            Err(e) => {
-                Err(Error::corrupt(self.inner.segments.path(row.pointer.segment), row.pointer.offset, e))
-            }
+            Err(e) => Err(Error::corrupt(path(), pointer.offset, e)),
         }
     }
 }
@@ -339,12 +358,18 @@ impl SegmentReaders {
         SegmentReaders { fs, dir, open: Mutex::new(HashMap::new()) }
     }
 
+    /// Drops cached handles of segments below `segment` (deleted by compaction).
+    pub(crate) fn forget_below(&self, segment: u64) {
+        self.open.lock().retain(|&n, _| n >= segment);
+    }
+
     pub(crate) fn path(&self, segment: u64) -> PathBuf {
         crate::log::segment_path(&self.dir, segment)
     }
 
-    /// Reads and validates one frame and returns its body.
-    pub(crate) fn read_body(&self, p: OpPointer) -> Result<Vec<u8>> {
+    /// Reads and validates one frame and returns its body and the LSN of its first
+    /// operation.
+    pub(crate) fn read_body(&self, p: OpPointer) -> Result<(Vec<u8>, u64)> {
         let file = {
             let mut open = self.open.lock();
             match open.get(&p.segment) {
@@ -358,7 +383,7 @@ impl SegmentReaders {
         };
         let mut frame = vec![0u8; p.len as usize];
         file.read_exact_at(&mut frame, p.offset)?;
-        crate::log::frame_body(&frame)
+        crate::log::frame_body_with_lsn(&frame)
             .map_err(|reason| Error::corrupt(self.path(p.segment), p.offset, reason))
     }
 }

@@ -8,7 +8,7 @@ use h3o::CellIndex;
 
 use super::ops::{LogOp, StoredRecord};
 use crate::geo::LatLon;
-use crate::index::{MemoryTable, OpPointer, Row};
+use crate::index::{BaseRows, MemoryTable, OpPointer, Row, TableView};
 use crate::model::{validate_id, validate_name, Schema};
 use crate::query::{CategoryCodes, MISSING_CODE};
 
@@ -23,6 +23,22 @@ pub(crate) struct CategoryDict {
 impl CategoryDict {
     fn new(fields: usize) -> Self {
         CategoryDict { values: vec![Vec::new(); fields], codes: vec![HashMap::new(); fields] }
+    }
+
+    /// A dictionary holding `values` (by code, per field), as a checkpoint stores it.
+    pub(crate) fn from_values(values: &[Vec<String>]) -> Self {
+        let mut dict = CategoryDict::new(values.len());
+        for (field, list) in values.iter().enumerate() {
+            for v in list {
+                dict.intern(field, v);
+            }
+        }
+        dict
+    }
+
+    /// Every value by code, per field.
+    pub(crate) fn to_values(&self) -> Vec<Vec<String>> {
+        self.values.iter().map(|list| list.iter().map(|v| v.to_string()).collect()).collect()
     }
 
     fn intern(&mut self, field: usize, value: &str) -> u32 {
@@ -51,12 +67,32 @@ impl CategoryCodes for CategoryDict {
     }
 }
 
-/// One collection in memory.
+/// One collection: its checkpoint rows (if any) and the in-memory table of later writes.
 #[derive(Debug)]
 pub(crate) struct CollectionState {
     pub schema: Arc<Schema>,
     pub dict: CategoryDict,
+    /// Writes since the checkpoint.
     pub table: MemoryTable,
+    /// The mapped checkpoint and the rows of it replaced or removed since.
+    pub base: Option<BaseRows>,
+}
+
+impl CollectionState {
+    /// The rows as queries see them.
+    pub(crate) fn view(&self) -> TableView<'_> {
+        TableView { tail: &self.table, base: self.base.as_ref() }
+    }
+
+    /// Hides the checkpoint's row for `id`, if it has a visible one.
+    fn hide_base(&mut self, id: &str) {
+        if let Some(base) = &mut self.base {
+            if let Some(row) = base.checkpoint.find(id) {
+                let rows = base.checkpoint.len();
+                base.hidden.hide(row, rows);
+            }
+        }
+    }
 }
 
 /// Operations on one collection in one commit from which applying rebuilds its tree in bulk.
@@ -67,6 +103,8 @@ const BULK_APPLY_MIN: usize = 4096;
 pub(crate) struct State {
     pub collections: BTreeMap<String, CollectionState>,
     pub next_lsn: u64,
+    /// LSN of the checkpoint the collections' base rows come from (0 without one).
+    pub checkpoint_lsn: u64,
     /// Set during replay: new tables defer their tree to one bulk load.
     pub replaying: bool,
     /// Data keys named by erasure tombstones since the last drain: (collection, id, key id).
@@ -85,6 +123,13 @@ impl State {
                 schema.validate().map_err(|e| e.to_string())?;
                 if self.collections.contains_key(name) {
                     return Err(format!("collection {name:?} created twice"));
+                }
+            }
+            LogOp::EnsureCollection { name, schema } => {
+                validate_name(name).map_err(|e| e.to_string())?;
+                schema.validate().map_err(|e| e.to_string())?;
+                if self.collections.get(name).is_some_and(|c| *c.schema != *schema) {
+                    return Err(format!("collection {name:?} restated with a different schema"));
                 }
             }
             LogOp::Upsert(r) => self.check_record(r)?,
@@ -162,14 +207,17 @@ impl State {
     /// Applies a checked operation.
     pub(crate) fn apply(&mut self, op: &LogOp, pointer: OpPointer, lsn: u64) {
         match op {
-            LogOp::CreateCollection { name, schema } => {
+            LogOp::EnsureCollection { name, .. } if self.collections.contains_key(name) => {}
+            LogOp::CreateCollection { name, schema } | LogOp::EnsureCollection { name, schema } => {
                 let dict = CategoryDict::new(schema.category_fields().len());
                 let mut table = MemoryTable::new();
                 if self.replaying {
                     table.begin_bulk();
                 }
-                self.collections
-                    .insert(name.clone(), CollectionState { schema: Arc::new(schema.clone()), dict, table });
+                self.collections.insert(
+                    name.clone(),
+                    CollectionState { schema: Arc::new(schema.clone()), dict, table, base: None },
+                );
             }
             LogOp::Upsert(r) => {
                 let Some(c) = self.collections.get_mut(&r.collection) else { return };
@@ -181,6 +229,7 @@ impl State {
                     .map(|(i, v)| v.as_deref().map_or(MISSING_CODE, |v| c.dict.intern(i, v)))
                     .collect();
                 let numbers = r.numbers.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+                c.hide_base(&r.id);
                 c.table.upsert(Row {
                     id: r.id.as_str().into(),
                     location,
@@ -195,11 +244,13 @@ impl State {
             LogOp::Delete { collection, id } => {
                 if let Some(c) = self.collections.get_mut(collection) {
                     c.table.remove(id);
+                    c.hide_base(id);
                 }
             }
             LogOp::Erase { collection, id, key_id } => {
                 if let Some(c) = self.collections.get_mut(collection) {
                     c.table.remove(id);
+                    c.hide_base(id);
                 }
                 if let Some(key_id) = key_id {
                     self.erased_keys.push((collection.clone(), id.clone(), *key_id));

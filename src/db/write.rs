@@ -260,6 +260,12 @@ impl Inner {
             q.done.extend(results);
             q.leader = false;
             self.queue_cv.notify_all();
+            if self.checkpoint_due() {
+                drop(q);
+                let failed = self.checkpoint(false).err().map(|e| e.to_string());
+                *self.auto_checkpoint_error.lock() = failed;
+                q = self.queue.lock();
+            }
         }
     }
 

@@ -201,6 +201,16 @@ impl PreparedRegion {
         }
     }
 
+    /// How a longitude/latitude rectangle (`west ≤ east`, not wrapping; corners may lie
+    /// slightly outside ±180/±90) relates to the region, as [`classify_box`](Self::classify_box).
+    #[must_use]
+    pub fn classify_lonlat(&self, west: f64, south: f64, east: f64, north: f64) -> Relation {
+        if !(west <= east && south <= north) {
+            return Relation::Partial;
+        }
+        self.classify_rect([west, south, east, north])
+    }
+
     fn classify_rect(&self, q: [f64; 4]) -> Relation {
         let b = &self.bounds;
         if q[2] < b[0] || q[0] > b[2] || q[3] < b[1] || q[1] > b[3] {

@@ -102,10 +102,18 @@ pub fn segment_path(log_dir: &Path, number: u64) -> PathBuf {
 /// # Errors
 /// A message saying what does not match; callers wrap it into [`crate::Error::Corrupt`].
 pub fn frame_body(frame: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    frame_body_with_lsn(frame).map(|(body, _)| body)
+}
+
+/// As [`frame_body`], also returning the LSN of the frame's first operation.
+///
+/// # Errors
+/// As [`frame_body`].
+pub fn frame_body_with_lsn(frame: &[u8]) -> std::result::Result<(Vec<u8>, u64), String> {
     match crate::codec::read_frame(frame) {
         crate::codec::FrameRead::Valid { payload, frame_len } if frame_len == frame.len() => {
             segment::FramePrefix::decode_payload(payload)
-                .map(|(_, body)| body.to_vec())
+                .map(|(prefix, body)| (body.to_vec(), prefix.first_lsn))
                 .map_err(|e| e.to_string())
         }
         crate::codec::FrameRead::Valid { frame_len, .. } => {
@@ -233,5 +241,14 @@ pub fn verify(fs: &dyn FileSystem, dir: &Path, db_id: [u8; 16]) -> Result<Verify
             RecoveryReport { segments: 0, transactions: 0, frames: 0, next_lsn: FIRST_LSN, truncated: None };
         return Ok(report);
     }
-    Ok(replay::scan(fs, &log_dir, &db_id, &mut |_| Ok(()))?.report)
+    Ok(replay::scan(fs, &log_dir, &db_id, None, &mut |_| Ok(()))?.report)
+}
+
+/// Where [`Log::open_from`] starts replaying: a checkpoint holds everything before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogStart {
+    /// First segment to replay; older segments are kept for point reads but not scanned.
+    pub segment: u64,
+    /// The LSN that segment must start at, when known (the checkpoint's LSN).
+    pub first_lsn: Option<u64>,
 }

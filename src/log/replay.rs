@@ -5,7 +5,7 @@ use std::path::Path;
 use super::segment::{
     parse_segment_name, segment_name, FramePrefix, SegmentHeader, MIN_FRAME_LEN, SEGMENT_HEADER_LEN,
 };
-use super::{FramePos, RecoveryReport, ReplayedFrame, ReplayedTxn, TruncatedTail, FIRST_LSN};
+use super::{FramePos, LogStart, RecoveryReport, ReplayedFrame, ReplayedTxn, TruncatedTail, FIRST_LSN};
 use crate::codec::{read4, read_frame, FrameRead, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
@@ -15,8 +15,10 @@ use crate::io::FileSystem;
 pub(crate) struct LogScan {
     /// Counts, next LSN and the tail to cut (not yet cut).
     pub(crate) report: RecoveryReport,
-    /// Segment numbers, oldest first.
+    /// Segment numbers replayed, oldest first.
     pub(crate) segments: Vec<u64>,
+    /// Every segment number in the directory, oldest first.
+    pub(crate) all: Vec<u64>,
 }
 
 /// Replays every segment of `log_dir` in order, calling `on_txn` for each complete
@@ -26,10 +28,22 @@ pub(crate) fn scan(
     fs: &dyn FileSystem,
     log_dir: &Path,
     db_id: &[u8; 16],
+    start: Option<LogStart>,
     on_txn: &mut dyn FnMut(ReplayedTxn) -> Result<()>,
 ) -> Result<LogScan> {
-    let mut segments: Vec<u64> = fs.list_dir(log_dir)?.iter().filter_map(|n| parse_segment_name(n)).collect();
-    segments.sort_unstable();
+    let mut all: Vec<u64> = fs.list_dir(log_dir)?.iter().filter_map(|n| parse_segment_name(n)).collect();
+    all.sort_unstable();
+    let segments: Vec<u64> = match start {
+        None => all.clone(),
+        Some(s) => {
+            let from: Vec<u64> = all.iter().copied().filter(|&n| n >= s.segment).collect();
+            if from.first() != Some(&s.segment) {
+                let path = log_dir.join(segment_name(s.segment));
+                return Err(Error::corrupt(path, 0, "the segment the manifest starts replay at is missing"));
+            }
+            from
+        }
+    };
     let mut report = RecoveryReport {
         segments: segments.len() as u64,
         transactions: 0,
@@ -50,6 +64,15 @@ pub(crate) fn scan(
         previous = Some(number);
         let buf = fs.read(&path)?;
         let header = SegmentHeader::parse(&buf, &path, number, db_id)?;
+        if let Some(expected) = start.and_then(|s| s.first_lsn).filter(|_| i == 0) {
+            if header.first_lsn != expected {
+                let reason = format!(
+                    "segment starts at LSN {} but the checkpoint ends at LSN {expected}",
+                    header.first_lsn
+                );
+                return Err(Error::corrupt(&path, 0, reason));
+            }
+        }
         if i > 0 && header.first_lsn != report.next_lsn {
             let reason = format!(
                 "segment starts at LSN {} but the previous segment ends at LSN {}",
@@ -82,7 +105,7 @@ pub(crate) fn scan(
             bytes_dropped: (buf.len() - torn.keep) as u64,
         });
     }
-    Ok(LogScan { report, segments })
+    Ok(LogScan { report, segments, all })
 }
 
 /// The result of replaying one segment.

@@ -7,7 +7,7 @@ use super::replay::{self, LogScan};
 use super::segment::{
     segment_name, FramePrefix, SegmentHeader, MAX_BODY_LEN, MIN_FRAME_LEN, SEGMENT_HEADER_LEN,
 };
-use super::{FramePos, LogConfig, RecoveryReport, ReplayedTxn, TxnReceipt, FIRST_LSN, LOG_DIR};
+use super::{FramePos, LogConfig, LogStart, RecoveryReport, ReplayedTxn, TxnReceipt, FIRST_LSN, LOG_DIR};
 use crate::codec::{encode_frame, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
 use crate::error::{Error, Result};
 use crate::io::{write_atomic, FileSystem, WritableFile};
@@ -79,13 +79,30 @@ impl Log {
         config: LogConfig,
         on_txn: &mut dyn FnMut(ReplayedTxn) -> Result<()>,
     ) -> Result<(Log, RecoveryReport)> {
+        Log::open_from(fs, dir, db_id, config, None, on_txn)
+    }
+
+    /// As [`Log::open`], but replays only from `start` on (segments before it are left
+    /// alone: a checkpoint holds what they contain).
+    ///
+    /// # Errors
+    /// As [`Log::open`]; also [`Error::Corrupt`] when the start segment is missing or does
+    /// not begin at the expected LSN.
+    pub fn open_from(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        db_id: [u8; 16],
+        config: LogConfig,
+        start: Option<LogStart>,
+        on_txn: &mut dyn FnMut(ReplayedTxn) -> Result<()>,
+    ) -> Result<(Log, RecoveryReport)> {
         let log_dir = dir.join(LOG_DIR);
         if !fs.exists(&log_dir) {
             fs.create_dir_all(&log_dir)?;
             fs.sync_dir(dir)?;
         }
-        let LogScan { mut report, segments } = replay::scan(&*fs, &log_dir, &db_id, on_txn)?;
-        let (first_segment, current) = match (segments.first(), segments.last()) {
+        let LogScan { mut report, segments, all } = replay::scan(&*fs, &log_dir, &db_id, start, on_txn)?;
+        let (first_segment, current) = match (all.first(), segments.last()) {
             (Some(&first), Some(&last)) => (first, last),
             _ => {
                 create_segment(&*fs, &log_dir, &SegmentHeader { number: 1, first_lsn: FIRST_LSN, db_id })?;
@@ -196,6 +213,40 @@ impl Log {
         }
         self.durable_lsn = self.next_lsn;
         Ok(())
+    }
+
+    /// Syncs the current segment and starts the next one at the next LSN, unless the
+    /// current one holds no frame yet; returns the number of the segment now appended to,
+    /// whose first LSN is [`Log::next_lsn`]. A checkpoint calls this so that replay can
+    /// start at a segment boundary.
+    ///
+    /// # Errors
+    /// As [`Log::sync`]; a failure poisons the log.
+    pub fn roll(&mut self) -> Result<u64> {
+        self.check_poisoned()?;
+        if self.file.len() > SEGMENT_HEADER_LEN as u64 {
+            self.roll_over()?;
+        } else {
+            self.sync()?;
+        }
+        Ok(self.current)
+    }
+
+    /// Deletes every segment numbered below `segment` (oldest first, then a directory
+    /// sync). Used after compaction has published a checkpoint that needs none of them.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; segments already deleted stay deleted (a later call finishes the job).
+    pub fn remove_segments_below(&mut self, segment: u64) -> Result<()> {
+        let below = segment.min(self.current);
+        for n in self.first_segment..below {
+            let path = self.dir.join(segment_name(n));
+            if self.fs.exists(&path) {
+                self.fs.remove_file(&path)?;
+            }
+            self.first_segment = n + 1;
+        }
+        self.fs.sync_dir(&self.dir)
     }
 
     /// Syncs the current segment and starts the next one at the next LSN.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use h3o::{CellIndex, Resolution};
 use serde::Serialize;
 
-use crate::index::Row;
+use crate::index::RowRef;
 
 /// How to group rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,19 +131,33 @@ impl Collector {
     }
 
     /// Adds one row.
-    pub fn add(&mut self, row: &Row) {
+    pub fn add(&mut self, row: RowRef<'_>) {
         let key = match self.key_of {
             KeyOf::Nothing => 0,
             KeyOf::H3(res) => {
-                CellIndex::try_from(row.cell).ok().and_then(|c| c.parent(res)).map_or(0, u64::from)
+                CellIndex::try_from(row.cell()).ok().and_then(|c| c.parent(res)).map_or(0, u64::from)
             }
-            KeyOf::Category(c) => u64::from(row.categories.get(c).copied().unwrap_or(super::MISSING_CODE)),
+            KeyOf::Category(c) => u64::from(row.category(c)),
         };
+        self.add_keyed(key, row);
+    }
+
+    /// The H3 resolution rows are grouped by, if any.
+    pub(crate) fn h3_resolution(&self) -> Option<Resolution> {
+        match self.key_of {
+            KeyOf::H3(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Adds one row whose group key (the raw H3 ancestor, category code, or 0) the caller
+    /// already knows — e.g. from a run of the cell column.
+    pub(crate) fn add_keyed(&mut self, key: u64, row: RowRef<'_>) {
         let n = self.fields.len();
         let (count, stats) = self.groups.entry(key).or_insert_with(|| (0, vec![FieldStats::EMPTY; n]));
         *count += 1;
         for (slot, &f) in stats.iter_mut().zip(&self.fields) {
-            let v = row.numbers.get(f).copied().unwrap_or(f64::NAN);
+            let v = row.number(f);
             if !v.is_nan() {
                 slot.add(v);
             }

@@ -7,4 +7,5 @@ mod spatial;
 
 pub use aggregate::{Collector, FieldStats, Group, GroupBy, GroupKey};
 pub use filter::{CategoryCodes, CompiledFilter, Filter, MISSING_CODE};
-pub use spatial::{nearest, scan, Neighbor, Scope};
+pub(crate) use spatial::row_matches;
+pub use spatial::{count, nearest, scan, Neighbor, Scope};

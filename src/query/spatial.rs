@@ -1,6 +1,7 @@
-//! Spatial queries over a [`MemoryTable`]: nearest-k, and a scan of every row inside a
-//! scope (radius, bounding box, polygon) that radius/bbox/polygon queries and aggregations
-//! share.
+//! Spatial queries over a [`TableView`] — a checkpoint's rows (packed R-tree, read from the
+//! mapping) merged with the in-memory table of recent writes: nearest-k, and a scan of every
+//! row inside a scope (radius, bounding box, polygon) that radius/bbox/polygon queries and
+//! aggregations share.
 //!
 //! The tree prunes with unit-vector (chord) geometry; every final decision uses the exact
 //! predicate on the stored latitude/longitude: [`haversine_m`] for distances,
@@ -11,7 +12,11 @@ use std::collections::BinaryHeap;
 
 use super::filter::CompiledFilter;
 use crate::geo::{chord_to_metres, haversine_m, metres_to_chord, BoundingBox, LatLon, PreparedRegion};
-use crate::index::{MemoryTable, Row};
+use std::ops::Range;
+
+use crate::geo::Relation;
+use crate::index::packed::{Coverage, LonLatBox};
+use crate::index::{BaseRows, MemoryTable, Row, RowRef, TableView};
 
 /// Where to look.
 #[derive(Debug, Clone, Copy)]
@@ -48,11 +53,12 @@ fn slack(metres: f64) -> f64 {
     1e-6 + metres * 1e-9
 }
 
-pub(crate) fn row_matches(filter: &CompiledFilter, row: &Row) -> bool {
-    filter.is_all()
-        || filter.matches(&|i| row.numbers.get(i).copied().unwrap_or(f64::NAN), &|i| {
-            row.categories.get(i).copied().unwrap_or(super::MISSING_CODE)
-        })
+pub(crate) fn row_matches(filter: &CompiledFilter, row: RowRef<'_>) -> bool {
+    filter.is_all() || filter.matches(&|i| row.number(i), &|i| row.category(i))
+}
+
+fn base_matches(filter: &CompiledFilter, base: &BaseRows, row: u32) -> bool {
+    base.visible(row) && row_matches(filter, RowRef::Base(&base.checkpoint, row))
 }
 
 #[derive(Debug)]
@@ -80,13 +86,25 @@ impl Ord for Candidate<'_> {
 
 /// The `k` matching rows nearest to `at`, ordered by (distance, id).
 #[must_use]
-pub fn nearest<'t>(
-    table: &'t MemoryTable,
-    at: LatLon,
-    k: usize,
-    filter: &CompiledFilter,
-) -> Vec<(f64, &'t Row)> {
+pub fn nearest<'t>(view: TableView<'t>, at: LatLon, k: usize, filter: &CompiledFilter) -> Vec<(f64, RowRef<'t>)> {
+    let mut out: Vec<(f64, RowRef<'t>)> =
+        nearest_in_tail(view.tail, at, k, filter).into_iter().map(|(d, r)| (d, RowRef::Tail(r))).collect();
+    if let Some(base) = view.base {
+        // Ties at the k-th distance all come back, so the merge below breaks them by id.
+        let found = base.checkpoint.tree().nearest(at, k, &mut |row| base_matches(filter, base, row));
+        out.extend(found.into_iter().map(|(d, row)| (d, RowRef::Base(&base.checkpoint, row))));
+        out.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id().cmp(b.1.id())));
+        out.truncate(k);
+    }
+    out
+}
+
+/// The `k` matching rows of the in-memory table nearest to `at`, by (distance, id).
+fn nearest_in_tail<'t>(table: &'t MemoryTable, at: LatLon, k: usize, filter: &CompiledFilter) -> Vec<(f64, &'t Row)> {
     let mut best: BinaryHeap<Candidate<'t>> = BinaryHeap::with_capacity(k + 1);
+    if table.is_empty() {
+        return Vec::new();
+    }
     for (slot, chord2) in table.nearest_iter(at.to_unit_vector()) {
         if best.len() == k {
             let worst = best.peek().map_or(f64::INFINITY, |c| c.distance);
@@ -95,7 +113,7 @@ pub fn nearest<'t>(
             }
         }
         let Some(row) = table.row(slot) else { continue };
-        if !row_matches(filter, row) {
+        if !row_matches(filter, RowRef::Tail(row)) {
             continue;
         }
         best.push(Candidate { distance: haversine_m(at, row.location), row });
@@ -108,21 +126,113 @@ pub fn nearest<'t>(
     out
 }
 
-/// Calls `visit` once for every matching row inside `scope`.
-pub fn scan<'t>(
-    table: &'t MemoryTable,
-    scope: Scope<'_>,
-    filter: &CompiledFilter,
-    mut visit: impl FnMut(&'t Row),
-) {
+/// Calls `visit` once for every matching row inside `scope`: checkpoint rows first (in
+/// cell order), then the tail.
+pub fn scan<'t>(view: TableView<'t>, scope: Scope<'_>, filter: &CompiledFilter, mut visit: impl FnMut(RowRef<'t>)) {
+    if let Some(base) = view.base {
+        scan_base_ranges(base, scope, &mut |rows, tested| {
+            for row in rows {
+                if base_matches(filter, base, row) && (!tested || inside_scope(scope, RowRef::Base(&base.checkpoint, row))) {
+                    visit(RowRef::Base(&base.checkpoint, row));
+                }
+            }
+        });
+    }
+    scan_tail(view.tail, scope, filter, |r| visit(RowRef::Tail(r)));
+}
+
+/// Counts matching rows in `scope`; ranges of checkpoint rows known to be inside are
+/// counted without touching each row when nothing needs a per-row check.
+#[must_use]
+pub fn count(view: TableView<'_>, scope: Scope<'_>, filter: &CompiledFilter) -> u64 {
+    let mut n = 0u64;
+    if let Some(base) = view.base {
+        let per_row = !filter.is_all() || !base.hidden.is_empty();
+        scan_base_ranges(base, scope, &mut |rows, tested| {
+            if !tested && !per_row {
+                n += u64::from(rows.end - rows.start);
+                return;
+            }
+            for row in rows {
+                if base_matches(filter, base, row) && (!tested || inside_scope(scope, RowRef::Base(&base.checkpoint, row))) {
+                    n += 1;
+                }
+            }
+        });
+    }
+    scan_tail(view.tail, scope, filter, |_| n += 1);
+    n
+}
+
+fn inside_scope(scope: Scope<'_>, row: RowRef<'_>) -> bool {
+    match scope {
+        Scope::All => true,
+        Scope::Radius { center, metres } => haversine_m(center, row.location()) <= metres,
+        Scope::BBox(b) => b.contains(row.location()),
+        Scope::Region(r) => r.contains(row.location()),
+    }
+}
+
+/// Hands `visit` ranges of checkpoint rows that may be in `scope`, with `true` when each row
+/// must still be tested against the scope (hidden rows and filters are the caller's job).
+fn scan_base_ranges(base: &BaseRows, scope: Scope<'_>, visit: &mut dyn FnMut(Range<u32>, bool)) {
+    let tree = base.checkpoint.tree();
+    match scope {
+        Scope::All => visit(0..tree.len() as u32, false),
+        Scope::Radius { center, metres } => {
+            // The tree's radius search is exact: its rows need no second test.
+            let mut rows = Vec::new();
+            tree.within_radius(center, metres, &mut |row, _| rows.push(row));
+            for row in rows {
+                visit(row..row + 1, false);
+            }
+        }
+        Scope::BBox(b) => {
+            let intervals = b.lon_intervals();
+            let (south, north) = (b.south(), b.north());
+            tree.visit_lonlat(
+                &mut |n: LonLatBox| {
+                    if n.north < south || n.south > north {
+                        return Coverage::Outside;
+                    }
+                    let lat_in = n.south >= south && n.north <= north;
+                    let mut any = false;
+                    for [w, e] in &intervals {
+                        if n.east < *w || n.west > *e {
+                            continue;
+                        }
+                        if lat_in && n.west >= *w && n.east <= *e {
+                            return Coverage::Inside;
+                        }
+                        any = true;
+                    }
+                    if any {
+                        Coverage::Partial
+                    } else {
+                        Coverage::Outside
+                    }
+                },
+                &mut |rows, inside| visit(rows, !inside),
+            );
+        }
+        Scope::Region(r) => tree.visit_lonlat(
+            &mut |n: LonLatBox| match r.classify_lonlat(n.west, n.south, n.east, n.north) {
+                Relation::Inside => Coverage::Inside,
+                Relation::Outside => Coverage::Outside,
+                Relation::Partial => Coverage::Partial,
+            },
+            &mut |rows, inside| visit(rows, !inside),
+        ),
+    }
+}
+
+/// Calls `visit` once for every matching row of the in-memory table inside `scope`.
+fn scan_tail<'t>(table: &'t MemoryTable, scope: Scope<'_>, filter: &CompiledFilter, mut visit: impl FnMut(&'t Row)) {
+    if table.is_empty() {
+        return;
+    }
     let mut emit = |row: &'t Row| {
-        let inside = match scope {
-            Scope::All => true,
-            Scope::Radius { center, metres } => haversine_m(center, row.location) <= metres,
-            Scope::BBox(b) => b.contains(row.location),
-            Scope::Region(r) => r.contains(row.location),
-        };
-        if inside && row_matches(filter, row) {
+        if inside_scope(scope, RowRef::Tail(row)) && row_matches(filter, RowRef::Tail(row)) {
             visit(row);
         }
     };

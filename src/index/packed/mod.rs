@@ -218,6 +218,16 @@ impl<'a> PackedRTreeRef<'a> {
         Ok(PackedRTreeRef { bytes, layout: format::validate(bytes, false)? })
     }
 
+    /// A view of bytes already validated with this `layout`.
+    pub(crate) fn from_validated(bytes: &'a [u8], layout: Layout) -> Self {
+        PackedRTreeRef { bytes, layout }
+    }
+
+    /// The validated layout.
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
     /// The bytes viewed.
     #[must_use]
     pub fn as_bytes(&self) -> &'a [u8] {

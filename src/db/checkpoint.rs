@@ -1,0 +1,383 @@
+//! Checkpoints and compaction: writing every live row into immutable, memory-mapped index
+//! files named by the manifest, so that opening replays only the log written since.
+//!
+//! Both run under the writer lock (commits wait; readers do not, except for the moment the
+//! new files are swapped in). Steps of a checkpoint, each crash-safe:
+//!
+//! 1. sync the keystore, then roll the log to a fresh segment `S` whose first LSN `L` is the
+//!    checkpoint's LSN (the old segments are synced and sealed);
+//! 2. gather every live row under a read lock, sort by H3 cell, and publish one file per
+//!    collection in `DIR/index/` (temp file, fsync, rename, directory fsync);
+//! 3. publish a new `MANIFEST` naming the files, `L` and `S` the same way — the commit point:
+//!    a crash before it leaves the old manifest (the new files are orphans, removed later),
+//!    after it the new one;
+//! 4. map the files and swap them in, emptying the in-memory table;
+//! 5. delete files the manifest no longer names.
+//!
+//! Compaction first rolls the log to a segment `F`, re-writes every live record's operation
+//! (and an `EnsureCollection` per collection) from the old segments into `F` and after,
+//! syncs, then checkpoints with the rows pointing at their new copies and `log_floor = F`
+//! in the manifest, and finally deletes the segments below `F`. The re-written operations
+//! are ordinary upserts of identical records, so a crash at any step replays to the same
+//! state, with or without them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::manifest::{CheckpointRecord, Manifest};
+use super::ops::{decode_one, encode_bodies, LogOp};
+use super::state::{CategoryDict, CollectionState, State};
+use super::{Inner, Writer};
+use crate::crypto::Keystore;
+use crate::error::{Error, Result};
+use crate::geo::LatLon;
+use crate::index::checkpoint::{self, Checkpoint, CheckpointMeta, CheckpointRow, Verify};
+use crate::index::{BaseRows, HiddenRows, MemoryTable, OpPointer};
+use crate::io::FileSystem;
+use crate::log::LogStart;
+
+/// Directory of checkpoint files inside the database directory.
+pub const INDEX_DIR: &str = "index";
+
+/// Operations re-written per transaction by compaction.
+const COMPACT_CHUNK: usize = 8192;
+
+/// What a checkpoint (or a compaction) did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct CheckpointReport {
+    /// Every operation below this LSN is in the checkpoint.
+    pub lsn: u64,
+    /// Replay starts at this log segment.
+    pub segment: u64,
+    /// Live rows written, all collections.
+    pub rows: u64,
+    /// Bytes of checkpoint files written.
+    pub bytes: u64,
+    /// File names in `DIR/index/`, one per collection.
+    pub files: Vec<String>,
+    /// Whether nothing had changed since the last checkpoint (nothing was written).
+    pub unchanged: bool,
+    /// Compaction only: log segments deleted.
+    pub segments_removed: u64,
+    /// Wall time, milliseconds.
+    pub elapsed_ms: f64,
+}
+
+/// One collection's live rows, gathered for a checkpoint (flat, to keep allocations few).
+struct Gathered {
+    meta: CheckpointMeta,
+    ids: String,
+    id_ends: Vec<usize>,
+    locations: Vec<LatLon>,
+    cells: Vec<u64>,
+    pointers: Vec<OpPointer>,
+    numbers: Vec<f64>,
+    categories: Vec<u32>,
+}
+
+impl Gathered {
+    fn of(name: &str, c: &CollectionState) -> Gathered {
+        let view = c.view();
+        let n = view.len();
+        let (f, k) = (c.schema.number_fields().len(), c.schema.category_fields().len());
+        let mut g = Gathered {
+            meta: CheckpointMeta {
+                collection: name.to_owned(),
+                schema: (*c.schema).clone(),
+                dictionary: c.dict.to_values(),
+            },
+            ids: String::with_capacity(n * 12),
+            id_ends: Vec::with_capacity(n),
+            locations: Vec::with_capacity(n),
+            cells: Vec::with_capacity(n),
+            pointers: Vec::with_capacity(n),
+            numbers: Vec::with_capacity(n * f),
+            categories: Vec::with_capacity(n * k),
+        };
+        for r in view.rows() {
+            g.ids.push_str(r.id());
+            g.id_ends.push(g.ids.len());
+            g.locations.push(r.location());
+            g.cells.push(r.cell());
+            g.pointers.push(r.pointer());
+            g.numbers.extend((0..f).map(|i| r.number(i)));
+            g.categories.extend((0..k).map(|i| r.category(i)));
+        }
+        g
+    }
+
+    fn len(&self) -> usize {
+        self.id_ends.len()
+    }
+
+    fn id(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.id_ends.get(i - 1).copied().unwrap_or(0) };
+        self.ids.get(start..self.id_ends.get(i).copied().unwrap_or(start)).unwrap_or_default()
+    }
+
+    fn rows(&self) -> Vec<CheckpointRow<'_>> {
+        let (f, k) = (self.meta.schema.number_fields().len(), self.meta.schema.category_fields().len());
+        (0..self.len())
+            .map(|i| CheckpointRow {
+                id: self.id(i),
+                location: self.locations.get(i).copied().unwrap_or(LatLon::ORIGIN),
+                cell: self.cells.get(i).copied().unwrap_or(0),
+                pointer: self.pointers.get(i).copied().unwrap_or(OpPointer { segment: 0, offset: 0, len: 0, index: 0 }),
+                numbers: self.numbers.get(i * f..(i + 1) * f).unwrap_or_default(),
+                categories: self.categories.get(i * k..(i + 1) * k).unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Runs `f` on the writer's log; an I/O failure poisons the database.
+fn logged<T>(w: &mut Writer, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
+    let result = f(w);
+    if let Err(e @ (Error::Io { .. } | Error::Poisoned { .. })) = &result {
+        w.poisoned.get_or_insert_with(|| e.to_string());
+    }
+    result
+}
+
+impl Inner {
+    /// Writes a checkpoint (and with `compact`, first re-writes the log keeping only live
+    /// records). See the module documentation for the steps.
+    pub(crate) fn checkpoint(&self, compact: bool) -> Result<CheckpointReport> {
+        let started = Instant::now();
+        let mut w = self.writer.lock();
+        if let Some(reason) = &w.poisoned {
+            return Err(Error::Poisoned { reason: reason.clone() });
+        }
+        // Records in the checkpoint must have durable data keys (NoSyncBulkLoad defers it).
+        logged(&mut w, |_| self.keystore.read().as_ref().map_or(Ok(()), Keystore::sync))?;
+        let (current_lsn, checkpoint_lsn) = {
+            let state = self.state.read();
+            (state.next_lsn, state.checkpoint_lsn)
+        };
+        let old = self.manifest.lock().clone();
+        if let (false, Some(record)) = (compact, &old.checkpoint) {
+            if current_lsn == checkpoint_lsn {
+                return Ok(CheckpointReport {
+                    lsn: record.lsn,
+                    segment: record.segment,
+                    rows: 0,
+                    bytes: 0,
+                    files: record.files.iter().map(|(_, f)| f.clone()).collect(),
+                    unchanged: true,
+                    segments_removed: 0,
+                    elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+                });
+            }
+        }
+        let mut gathered: Vec<Gathered> = {
+            let state = self.state.read();
+            state.collections.iter().map(|(name, c)| Gathered::of(name, c)).collect()
+        };
+        let mut floor = None;
+        if compact {
+            let first = logged(&mut w, |w| w.log.roll())?;
+            self.rewrite_live(&mut w, &mut gathered)?;
+            logged(&mut w, |w| w.log.sync())?;
+            floor = Some(first);
+        }
+        let segment = logged(&mut w, |w| w.log.roll())?;
+        let lsn = w.log.next_lsn();
+        let fs = &*self.fs;
+        let index_dir = self.dir.join(INDEX_DIR);
+        if !fs.exists(&index_dir) {
+            fs.create_dir_all(&index_dir)?;
+            fs.sync_dir(&self.dir)?;
+        }
+        let mut files = Vec::with_capacity(gathered.len());
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        for (i, g) in gathered.iter().enumerate() {
+            let file = checkpoint::build(lsn, &g.meta, g.rows())?;
+            let name = format!("{lsn:016}-{i:04}.ckpt");
+            crate::io::write_atomic(fs, &index_dir, &name, &file)?;
+            rows += g.len() as u64;
+            bytes += file.len() as u64;
+            files.push((g.meta.collection.clone(), name));
+        }
+        let record = CheckpointRecord { lsn, segment, created_unix_ms: now_ms(), files: files.clone() };
+        let manifest = Manifest { checkpoint: Some(record), log_floor: floor.unwrap_or(old.log_floor), ..old };
+        manifest.store(fs, &self.dir)?;
+        *self.manifest.lock() = manifest;
+        // Committed. Map the new files; if that fails, the in-memory state (still correct)
+        // stays, and the next open uses the new files.
+        let mut bases = Vec::with_capacity(files.len());
+        for (collection, name) in &files {
+            let path = index_dir.join(name);
+            let checkpoint = Checkpoint::open(fs.map(&path)?, &path, Verify::StructureOnly)?;
+            bases.push((collection.clone(), checkpoint));
+        }
+        {
+            let mut state = self.state.write();
+            for (collection, checkpoint) in bases {
+                if let Some(c) = state.collections.get_mut(&collection) {
+                    c.base = Some(BaseRows { checkpoint: Arc::new(checkpoint), hidden: HiddenRows::default() });
+                    c.table = MemoryTable::new();
+                }
+            }
+            state.checkpoint_lsn = lsn;
+        }
+        remove_unnamed_files(fs, &index_dir, &files);
+        let mut segments_removed = 0;
+        if let Some(floor) = floor {
+            let before = w.log.segment_paths().len();
+            logged(&mut w, |w| w.log.remove_segments_below(floor))?;
+            segments_removed = (before - w.log.segment_paths().len()) as u64;
+            self.segments.forget_below(floor);
+        }
+        Ok(CheckpointReport {
+            lsn,
+            segment,
+            rows,
+            bytes,
+            files: files.into_iter().map(|(_, f)| f).collect(),
+            unchanged: false,
+            segments_removed,
+            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    /// Compaction's first half: appends a copy of every live record's operation (read from
+    /// the old segments in log order) and updates `gathered`'s pointers to the copies.
+    fn rewrite_live(&self, w: &mut Writer, gathered: &mut [Gathered]) -> Result<()> {
+        for g in gathered.iter_mut() {
+            let mut ops = vec![LogOp::EnsureCollection {
+                name: g.meta.collection.clone(),
+                schema: g.meta.schema.clone(),
+            }];
+            let mut owners: Vec<Option<usize>> = vec![None];
+            let mut order: Vec<usize> = (0..g.len()).collect();
+            order.sort_unstable_by_key(|&i| {
+                g.pointers.get(i).map(|p| (p.segment, p.offset, p.index)).unwrap_or_default()
+            });
+            let mut frame: Option<(u64, u64, Vec<u8>)> = None;
+            for i in order {
+                let Some(&p) = g.pointers.get(i) else { continue };
+                if frame.as_ref().is_none_or(|(s, o, _)| (*s, *o) != (p.segment, p.offset)) {
+                    frame = Some((p.segment, p.offset, self.segments.read_body(p)?.0));
+                }
+                let body = frame.as_ref().map_or(&[][..], |(_, _, b)| b.as_slice());
+                let corrupt = |reason: String| Error::corrupt(self.segments.path(p.segment), p.offset, reason);
+                match decode_one(body, p.index).map_err(corrupt)? {
+                    LogOp::Upsert(r) if r.id == g.id(i) => ops.push(LogOp::Upsert(r)),
+                    _ => return Err(corrupt("the log operation an index points to is not this record".into())),
+                }
+                owners.push(Some(i));
+                if ops.len() >= COMPACT_CHUNK {
+                    self.append_copies(w, &mut ops, &mut owners, &mut g.pointers)?;
+                }
+            }
+            self.append_copies(w, &mut ops, &mut owners, &mut g.pointers)?;
+        }
+        Ok(())
+    }
+
+    /// Appends `ops` as one transaction and points each owner row at its copy.
+    fn append_copies(
+        &self,
+        w: &mut Writer,
+        ops: &mut Vec<LogOp>,
+        owners: &mut Vec<Option<usize>>,
+        pointers: &mut [OpPointer],
+    ) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let bodies = encode_bodies(ops).map_err(|e| Error::invalid_argument("compaction", e))?;
+        let refs: Vec<(&[u8], u32)> = bodies.iter().map(|(b, n)| (b.as_slice(), *n)).collect();
+        let receipt = logged(w, |w| w.log.append_txn(&refs))?;
+        let mut owner = owners.iter();
+        for ((_, count), pos) in bodies.iter().zip(&receipt.positions) {
+            for index in 0..*count {
+                if let Some(Some(i)) = owner.next() {
+                    if let Some(p) = pointers.get_mut(*i) {
+                        *p = OpPointer { segment: pos.segment, offset: pos.offset, len: pos.len, index };
+                    }
+                }
+            }
+        }
+        ops.clear();
+        owners.clear();
+        Ok(())
+    }
+
+    /// Whether the operations since the last checkpoint call for an automatic one.
+    pub(crate) fn checkpoint_due(&self) -> bool {
+        let Some(after) = self.checkpoint_after_ops else { return false };
+        let state = self.state.read();
+        state.next_lsn.saturating_sub(state.checkpoint_lsn.max(1)) >= after
+    }
+}
+
+/// Deletes everything in `DIR/index/` the manifest does not name (orphans of an interrupted
+/// checkpoint, files of replaced ones). Best effort: a leftover is removed next time.
+pub(crate) fn remove_unnamed_files(fs: &dyn FileSystem, index_dir: &Path, named: &[(String, String)]) {
+    let Ok(names) = fs.list_dir(index_dir) else { return };
+    let mut removed = false;
+    for name in names {
+        if !named.iter().any(|(_, f)| *f == name) {
+            removed |= fs.remove_file(&index_dir.join(&name)).is_ok();
+        }
+    }
+    if removed {
+        let _ = fs.sync_dir(index_dir);
+    }
+}
+
+/// What open found in the manifest's checkpoint.
+pub(crate) struct Loaded {
+    pub state: State,
+    pub start: Option<LogStart>,
+    /// Why the checkpoint was not used (replay rebuilt everything from the log instead).
+    pub rejected: Option<String>,
+}
+
+/// Maps and validates the manifest's checkpoint files into a state, or — if any is damaged
+/// — falls back to an empty state replayed from the log floor.
+pub(crate) fn load(fs: &dyn FileSystem, dir: &Path, manifest: &Manifest) -> Loaded {
+    let from_floor = (manifest.log_floor > 1).then_some(LogStart { segment: manifest.log_floor, first_lsn: None });
+    let Some(record) = &manifest.checkpoint else {
+        return Loaded { state: State::default(), start: from_floor, rejected: None };
+    };
+    match load_files(fs, dir, record) {
+        Ok(state) => Loaded {
+            state,
+            start: Some(LogStart { segment: record.segment, first_lsn: Some(record.lsn) }),
+            rejected: None,
+        },
+        Err(e) => Loaded { state: State::default(), start: from_floor, rejected: Some(e.to_string()) },
+    }
+}
+
+fn load_files(fs: &dyn FileSystem, dir: &Path, record: &CheckpointRecord) -> Result<State> {
+    let mut state = State { checkpoint_lsn: record.lsn, next_lsn: record.lsn, ..State::default() };
+    for (collection, name) in &record.files {
+        let path: PathBuf = dir.join(INDEX_DIR).join(name);
+        let checkpoint = Checkpoint::open(fs.map(&path)?, &path, Verify::Checksums)?;
+        if checkpoint.meta().collection != *collection || checkpoint.lsn() != record.lsn {
+            return Err(Error::corrupt(&path, 0, "checkpoint file does not match the manifest"));
+        }
+        let meta = checkpoint.meta();
+        let c = CollectionState {
+            schema: Arc::new(meta.schema.clone()),
+            dict: CategoryDict::from_values(&meta.dictionary),
+            table: MemoryTable::new(),
+            base: Some(BaseRows { checkpoint: Arc::new(checkpoint), hidden: HiddenRows::default() }),
+        };
+        if state.collections.insert(collection.clone(), c).is_some() {
+            return Err(Error::corrupt(&path, 0, "the manifest names a collection twice"));
+        }
+    }
+    Ok(state)
+}

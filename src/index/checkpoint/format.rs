@@ -1,0 +1,222 @@
+//! Byte layout of a checkpoint file, and its validation.
+//!
+//! A checkpoint file holds one collection's live rows as of a log sequence number, sorted by
+//! (H3 cell at resolution 15, id). Every integer and float is little-endian; every section
+//! starts at a multiple of 8. `N` is the row count, `F` the number of number fields and `C`
+//! the number of category fields of the collection's schema.
+//!
+//! # Header (256 bytes)
+//!
+//! | offset | size | field |
+//! | ---: | ---: | --- |
+//! | 0 | 8 | magic `b"GEOCRMCP"` |
+//! | 8 | 2 | format version, u16 = 1 |
+//! | 10 | 2 | flags, u16 = 0 |
+//! | 12 | 4 | section count, u32 = 9 |
+//! | 16 | 8 | LSN, u64: the checkpoint holds every operation below it |
+//! | 24 | 8 | row count `N`, u64 (at most `u32::MAX`) |
+//! | 32 | 4 | `F`, u32 |
+//! | 36 | 4 | `C`, u32 |
+//! | 40 | 144 | section table: 9 × (offset u64, length u64) |
+//! | 184 | 36 | 9 × CRC-32 (IEEE) of each section's bytes, u32 |
+//! | 220 | 8 | file length, u64 |
+//! | 228 | 4 | CRC-32 of header bytes `0..228` |
+//! | 232 | 24 | zero |
+//!
+//! # Sections, in file order
+//!
+//! | # | name | length | contents |
+//! | ---: | --- | --- | --- |
+//! | 0 | meta | any (≤ 64 MiB) | bincode 2 (standard config) of `{collection: String, schema: Schema, dictionary: Vec<Vec<String>>}`: the category values by code, per category field |
+//! | 1 | tree | as its header says | a packed R-tree file (see the `packed` module) over the rows' locations, row `i` = checkpoint row `i` |
+//! | 2 | cells | 8·N | H3 cell (resolution 15) per row, u64, ascending |
+//! | 3 | id offsets | 4·(N+1) | start of each row's id in the id bytes, u32, non-decreasing, first 0, last = length of section 4 |
+//! | 4 | id bytes | any (< 4 GiB) | the ids, UTF-8, back to back |
+//! | 5 | id order | 4·N | row numbers (u32) sorted by id bytes, for lookups by id |
+//! | 6 | pointers | 20·N | per row, where its operation is in the log: segment u32, offset u64, frame length u32, operation index in the frame u32 |
+//! | 7 | numbers | 8·F·N | column-major: field 0 of every row, then field 1…; f64, NaN where unset |
+//! | 8 | categories | 4·C·N | column-major; u32 codes into the dictionary, `u32::MAX` where unset |
+//!
+//! Sections follow each other in this order, each at the first multiple of 8 after the
+//! previous one's end (zero padding), the first at 256; the file ends at the last section's
+//! end.
+#![deny(clippy::indexing_slicing)]
+
+use std::ops::Range;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// The eight bytes every checkpoint file starts with.
+pub const MAGIC: [u8; 8] = *b"GEOCRMCP";
+/// The format version this build writes and reads.
+pub const VERSION: u16 = 1;
+/// Header length in bytes.
+pub const HEADER_LEN: usize = 256;
+/// Number of sections.
+pub const SECTIONS: usize = 9;
+/// Bytes per row in the pointer section.
+pub const POINTER_LEN: usize = 20;
+
+pub(crate) const META: usize = 0;
+pub(crate) const TREE: usize = 1;
+pub(crate) const CELLS: usize = 2;
+pub(crate) const ID_OFFSETS: usize = 3;
+pub(crate) const ID_BYTES: usize = 4;
+pub(crate) const ID_ORDER: usize = 5;
+pub(crate) const POINTERS: usize = 6;
+pub(crate) const NUMBERS: usize = 7;
+pub(crate) const CATEGORIES: usize = 8;
+
+const TABLE_AT: usize = 40;
+const CRCS_AT: usize = 184;
+const FILE_LEN_AT: usize = 220;
+const HEADER_CRC_AT: usize = 228;
+
+/// Largest meta section accepted.
+pub(crate) const MAX_META: usize = 64 << 20;
+
+/// Header fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub lsn: u64,
+    pub rows: usize,
+    pub numbers: usize,
+    pub categories: usize,
+    pub sections: [Range<usize>; SECTIONS],
+}
+
+fn pad8(x: usize) -> usize {
+    x.div_ceil(8) * 8
+}
+
+fn read_u64(b: &[u8], at: usize) -> u64 {
+    match b.get(at..at + 8) {
+        Some(&[a, b, c, d, e, f, g, h]) => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+        _ => 0,
+    }
+}
+
+fn read_u32(b: &[u8], at: usize) -> u32 {
+    match b.get(at..at + 4) {
+        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+        _ => 0,
+    }
+}
+
+fn read_u16(b: &[u8], at: usize) -> u16 {
+    match b.get(at..at + 2) {
+        Some(&[a, b]) => u16::from_le_bytes([a, b]),
+        _ => 0,
+    }
+}
+
+/// Expected length of the fixed-size sections for `rows`, `f` and `c` (None for variable
+/// sections); `None` overall on overflow.
+fn fixed_len(section: usize, rows: usize, f: usize, c: usize) -> Option<Option<usize>> {
+    Some(match section {
+        CELLS => Some(rows.checked_mul(8)?),
+        ID_OFFSETS => Some(rows.checked_add(1)?.checked_mul(4)?),
+        ID_ORDER => Some(rows.checked_mul(4)?),
+        POINTERS => Some(rows.checked_mul(POINTER_LEN)?),
+        NUMBERS => Some(rows.checked_mul(f)?.checked_mul(8)?),
+        CATEGORIES => Some(rows.checked_mul(c)?.checked_mul(4)?),
+        _ => None,
+    })
+}
+
+/// Assembles a file from its header fields and section contents.
+pub(crate) fn assemble(lsn: u64, rows: usize, f: usize, c: usize, sections: &[&[u8]; SECTIONS]) -> Vec<u8> {
+    let total = sections.iter().fold(HEADER_LEN, |at, s| pad8(at) + s.len());
+    let mut out = vec![0u8; HEADER_LEN];
+    out.reserve(total + 8 - HEADER_LEN);
+    let mut table = Vec::with_capacity(SECTIONS);
+    for s in sections {
+        out.resize(pad8(out.len()), 0);
+        table.push((out.len() as u64, s.len() as u64, crc32fast::hash(s)));
+        out.extend_from_slice(s);
+    }
+    let file_len = out.len() as u64;
+    let mut h = Vec::with_capacity(HEADER_LEN);
+    h.extend_from_slice(&MAGIC);
+    h.extend_from_slice(&VERSION.to_le_bytes());
+    h.extend_from_slice(&0u16.to_le_bytes());
+    h.extend_from_slice(&(SECTIONS as u32).to_le_bytes());
+    h.extend_from_slice(&lsn.to_le_bytes());
+    h.extend_from_slice(&(rows as u64).to_le_bytes());
+    h.extend_from_slice(&(f as u32).to_le_bytes());
+    h.extend_from_slice(&(c as u32).to_le_bytes());
+    for (offset, len, _) in &table {
+        h.extend_from_slice(&offset.to_le_bytes());
+        h.extend_from_slice(&len.to_le_bytes());
+    }
+    for (_, _, crc) in &table {
+        h.extend_from_slice(&crc.to_le_bytes());
+    }
+    h.extend_from_slice(&file_len.to_le_bytes());
+    let crc = crc32fast::hash(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    h.resize(HEADER_LEN, 0);
+    if let Some(head) = out.get_mut(..HEADER_LEN) {
+        head.copy_from_slice(&h);
+    }
+    out
+}
+
+/// Validates the header and the section table against the file length, and (with
+/// `check_crc`) every section's checksum. Does not look inside sections.
+pub(crate) fn validate(bytes: &[u8], path: &Path, check_crc: bool) -> Result<Header> {
+    let corrupt = |at: usize, reason: String| Error::corrupt(path, at as u64, reason);
+    if bytes.len() < HEADER_LEN {
+        return Err(corrupt(bytes.len(), format!("{} bytes is shorter than the header", bytes.len())));
+    }
+    if bytes.get(..8) != Some(&MAGIC[..]) {
+        return Err(corrupt(0, "bad magic: not a geocrm checkpoint".into()));
+    }
+    let version = read_u16(bytes, 8);
+    if version != VERSION {
+        return Err(Error::UnsupportedVersion { file: path.to_owned(), found: version, supported: VERSION });
+    }
+    if crc32fast::hash(bytes.get(..HEADER_CRC_AT).unwrap_or_default()) != read_u32(bytes, HEADER_CRC_AT) {
+        return Err(corrupt(HEADER_CRC_AT, "header checksum mismatch".into()));
+    }
+    if read_u16(bytes, 10) != 0 || read_u32(bytes, 12) != SECTIONS as u32 {
+        return Err(corrupt(10, "unknown flags or section count".into()));
+    }
+    let file_len = read_u64(bytes, FILE_LEN_AT);
+    if file_len != bytes.len() as u64 {
+        return Err(corrupt(FILE_LEN_AT, format!("file is {} bytes, header says {file_len}", bytes.len())));
+    }
+    let rows = read_u64(bytes, 24);
+    if rows > u64::from(u32::MAX) {
+        return Err(corrupt(24, format!("row count {rows} is beyond the format's limit")));
+    }
+    let rows = rows as usize;
+    let (f, c) = (read_u32(bytes, 32) as usize, read_u32(bytes, 36) as usize);
+    let mut sections: [Range<usize>; SECTIONS] = std::array::from_fn(|_| 0..0);
+    let mut expected_at = HEADER_LEN;
+    for (i, range) in sections.iter_mut().enumerate() {
+        let at = TABLE_AT + 16 * i;
+        let (offset, len) = (read_u64(bytes, at), read_u64(bytes, at + 8));
+        let end = offset.checked_add(len).filter(|&e| e <= file_len);
+        let Some(end) = end.filter(|_| offset == expected_at as u64) else {
+            return Err(corrupt(at, format!("section {i} at {offset} (+{len}) is out of place")));
+        };
+        let fixed = fixed_len(i, rows, f, c).ok_or_else(|| corrupt(24, "section sizes overflow".into()))?;
+        if fixed.is_some_and(|n| n as u64 != len) || (i == META && len as usize > MAX_META) {
+            return Err(corrupt(at, format!("section {i} is {len} bytes, which does not fit {rows} rows")));
+        }
+        *range = offset as usize..end as usize;
+        expected_at = pad8(end as usize);
+        if check_crc {
+            let crc = crc32fast::hash(bytes.get(range.clone()).unwrap_or_default());
+            if crc != read_u32(bytes, CRCS_AT + 4 * i) {
+                return Err(corrupt(offset as usize, format!("section {i} checksum mismatch")));
+            }
+        }
+    }
+    if sections.last().map_or(0, |r| r.end) as u64 != file_len {
+        return Err(corrupt(FILE_LEN_AT, "bytes after the last section".into()));
+    }
+    Ok(Header { lsn: read_u64(bytes, 16), rows, numbers: f, categories: c, sections })
+}

@@ -1,0 +1,352 @@
+//! Checkpoint files: one collection's live rows as of an LSN, in one immutable file that
+//! queries read straight from a memory map — a packed R-tree, the H3 cell column, ids with a
+//! sorted lookup order, each row's log position, and the attribute columns, all in the same
+//! row order (by H3 cell). See [`format`] for every byte.
+#![deny(clippy::indexing_slicing)]
+
+pub mod format;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use bincode::{Decode, Encode};
+
+use super::packed::{CellColumn, PackedRTree, PackedRTreeRef};
+use super::OpPointer;
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::geo::LatLon;
+use crate::io::MappedBytes;
+use crate::model::Schema;
+use format::{
+    Header, CATEGORIES, CELLS, ID_BYTES, ID_OFFSETS, ID_ORDER, META, NUMBERS, POINTERS, POINTER_LEN, TREE,
+};
+
+/// What a checkpoint records besides its rows: the collection, its schema and its category
+/// dictionaries (values by code, per category field).
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct CheckpointMeta {
+    /// Collection name.
+    pub collection: String,
+    /// The collection's schema.
+    pub schema: Schema,
+    /// Category values by code, one list per category field.
+    pub dictionary: Vec<Vec<String>>,
+}
+
+/// One row handed to [`build`].
+#[derive(Debug, Clone)]
+pub struct CheckpointRow<'a> {
+    /// Record id.
+    pub id: &'a str,
+    /// Location.
+    pub location: LatLon,
+    /// H3 cell at resolution 15.
+    pub cell: u64,
+    /// Where the record's operation is in the log.
+    pub pointer: OpPointer,
+    /// Number attributes in schema order (NaN where unset).
+    pub numbers: &'a [f64],
+    /// Category codes in schema order.
+    pub categories: &'a [u32],
+}
+
+fn too_big(what: &str) -> Error {
+    Error::invalid_argument("checkpoint", format!("{what} exceeds the checkpoint format's limits"))
+}
+
+/// Serializes a checkpoint of `rows` (any order: they are sorted by (cell, id) here).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when the rows do not fit the format (more than `u32::MAX` rows,
+/// 4 GiB of ids, a log segment number above `u32::MAX`) or do not match the schema.
+pub fn build(lsn: u64, meta: &CheckpointMeta, mut rows: Vec<CheckpointRow<'_>>) -> Result<Vec<u8>> {
+    let n = rows.len();
+    let (f, c) = (meta.schema.number_fields().len(), meta.schema.category_fields().len());
+    if u32::try_from(n).is_err() {
+        return Err(too_big("the row count"));
+    }
+    if rows.iter().any(|r| r.numbers.len() != f || r.categories.len() != c) {
+        return Err(Error::invalid_argument("checkpoint", "a row does not match the schema"));
+    }
+    rows.sort_unstable_by(|a, b| a.cell.cmp(&b.cell).then_with(|| a.id.cmp(b.id)));
+    let meta_bytes = codec::encode(meta).map_err(|e| Error::invalid_argument("checkpoint", e))?;
+    let points: Vec<LatLon> = rows.iter().map(|r| r.location).collect();
+    let tree = PackedRTree::try_build(&points)?;
+    let cells: Vec<u8> = rows.iter().flat_map(|r| r.cell.to_le_bytes()).collect();
+    let mut offsets = Vec::with_capacity(4 * (n + 1));
+    let mut ids = Vec::new();
+    for r in &rows {
+        offsets.extend_from_slice(&u32::try_from(ids.len()).map_err(|_| too_big("the id bytes"))?.to_le_bytes());
+        ids.extend_from_slice(r.id.as_bytes());
+    }
+    offsets.extend_from_slice(&u32::try_from(ids.len()).map_err(|_| too_big("the id bytes"))?.to_le_bytes());
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let id = |i: u32| rows.get(i as usize).map_or("", |r| r.id);
+        id(a).cmp(id(b))
+    });
+    let order: Vec<u8> = order.iter().flat_map(|i| i.to_le_bytes()).collect();
+    let mut pointers = Vec::with_capacity(POINTER_LEN * n);
+    for r in &rows {
+        let p = r.pointer;
+        pointers.extend_from_slice(&u32::try_from(p.segment).map_err(|_| too_big("a segment number"))?.to_le_bytes());
+        pointers.extend_from_slice(&p.offset.to_le_bytes());
+        pointers.extend_from_slice(&p.len.to_le_bytes());
+        pointers.extend_from_slice(&p.index.to_le_bytes());
+    }
+    let mut numbers = Vec::with_capacity(8 * f * n);
+    for i in 0..f {
+        for r in &rows {
+            numbers.extend_from_slice(&r.numbers.get(i).copied().unwrap_or(f64::NAN).to_le_bytes());
+        }
+    }
+    let mut categories = Vec::with_capacity(4 * c * n);
+    for i in 0..c {
+        for r in &rows {
+            categories.extend_from_slice(&r.categories.get(i).copied().unwrap_or(u32::MAX).to_le_bytes());
+        }
+    }
+    let sections: [&[u8]; format::SECTIONS] =
+        [&meta_bytes, tree.as_bytes(), &cells, &offsets, &ids, &order, &pointers, &numbers, &categories];
+    Ok(format::assemble(lsn, n, f, c, &sections))
+}
+
+/// A validated checkpoint file, read from a mapping (or any bytes).
+pub struct Checkpoint {
+    bytes: MappedBytes,
+    path: PathBuf,
+    header: Header,
+    meta: CheckpointMeta,
+    tree: crate::index::packed::format::Layout,
+    cell_res: u8,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("path", &self.path)
+            .field("lsn", &self.header.lsn)
+            .field("rows", &self.header.rows)
+            .field("bytes", &self.file_len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What happens to damage that validation does not look for (the body checksums).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// Check every section's CRC-32 (one pass over the file).
+    Checksums,
+    /// Check only the structure: queries stay in bounds, but flipped bits give wrong answers.
+    StructureOnly,
+}
+
+impl Checkpoint {
+    /// Validates `bytes` — header, section table, every section's checksum (with
+    /// [`Verify::Checksums`]), the meta section, the packed R-tree's structure, the cell
+    /// column's order, the id offsets and the id order's range — and wraps them. `path` names
+    /// the file in errors.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the file and the offset of the first bad structure;
+    /// [`Error::UnsupportedVersion`].
+    pub fn open(bytes: MappedBytes, path: &Path, verify: Verify) -> Result<Checkpoint> {
+        let b: &[u8] = (*bytes).as_ref();
+        let header = format::validate(b, path, verify == Verify::Checksums)?;
+        let section = |i: usize| b.get(header.sections.get(i).cloned().unwrap_or(0..0)).unwrap_or_default();
+        let at = |i: usize| header.sections.get(i).map_or(0, |r| r.start) as u64;
+        let meta: CheckpointMeta =
+            codec::decode(section(META)).map_err(|e| Error::corrupt(path, at(META), e))?;
+        let s = &meta.schema;
+        if s.number_fields().len() != header.numbers
+            || s.category_fields().len() != header.categories
+            || meta.dictionary.len() != header.categories
+        {
+            return Err(Error::corrupt(path, at(META), "schema does not match the header's field counts"));
+        }
+        let tree = PackedRTreeRef::try_new_unchecked_crc(section(TREE)).map_err(|e| relocate(e, path, at(TREE)))?;
+        if tree.len() != header.rows {
+            return Err(Error::corrupt(path, at(TREE), "the R-tree's row count differs from the header's"));
+        }
+        let tree = tree.layout();
+        let cells = CellColumn::try_new(section(CELLS), header.rows).map_err(|e| relocate(e, path, at(CELLS)))?;
+        if header.rows > 0 && cells.resolution() != 15 {
+            return Err(Error::corrupt(path, at(CELLS), "cells are not at resolution 15"));
+        }
+        let cell_res = cells.resolution();
+        let ids_len = section(ID_BYTES).len() as u64;
+        let mut prev = 0u32;
+        for (i, w) in section(ID_OFFSETS).chunks_exact(4).enumerate() {
+            let v = u32_at(w, 0);
+            let last = i == header.rows;
+            if v < prev || (i == 0 && v != 0) || u64::from(v) > ids_len || (last && u64::from(v) != ids_len) {
+                return Err(Error::corrupt(path, at(ID_OFFSETS) + 4 * i as u64, "id offsets out of order"));
+            }
+            prev = v;
+        }
+        if let Some(i) = section(ID_ORDER).chunks_exact(4).position(|w| u32_at(w, 0) as usize >= header.rows) {
+            return Err(Error::corrupt(path, at(ID_ORDER) + 4 * i as u64, "id order names a row past the end"));
+        }
+        Ok(Checkpoint { bytes, path: path.to_owned(), header, meta, tree, cell_res })
+    }
+
+    fn section(&self, i: usize) -> &[u8] {
+        let b: &[u8] = (*self.bytes).as_ref();
+        b.get(self.header.sections.get(i).cloned().unwrap_or(0..0)).unwrap_or_default()
+    }
+
+    /// The file this checkpoint was read from.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size of the file in bytes.
+    #[must_use]
+    pub fn file_len(&self) -> usize {
+        (*self.bytes).as_ref().len()
+    }
+
+    /// The LSN below which every operation is included.
+    #[must_use]
+    pub fn lsn(&self) -> u64 {
+        self.header.lsn
+    }
+
+    /// Number of rows.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.header.rows
+    }
+
+    /// Whether there are no rows.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.header.rows == 0
+    }
+
+    /// Collection, schema and category dictionaries.
+    #[must_use]
+    pub fn meta(&self) -> &CheckpointMeta {
+        &self.meta
+    }
+
+    /// The packed R-tree over the rows.
+    #[must_use]
+    pub fn tree(&self) -> PackedRTreeRef<'_> {
+        // Validated in `open`.
+        PackedRTreeRef::from_validated(self.section(TREE), self.tree)
+    }
+
+    /// The H3 cell column (resolution 15, ascending).
+    #[must_use]
+    pub fn cells(&self) -> CellColumn<'_> {
+        // Validated in `open`.
+        CellColumn::from_validated(self.section(CELLS), self.header.rows as u32, self.cell_res)
+    }
+
+    /// The location of `row`.
+    #[must_use]
+    pub fn location(&self, row: u32) -> Option<LatLon> {
+        self.tree().location(row)
+    }
+
+    /// The H3 cell of `row`.
+    #[must_use]
+    pub fn cell(&self, row: u32) -> u64 {
+        u64_at(self.section(CELLS), row as usize * 8)
+    }
+
+    /// The id of `row` (empty if the bytes are not UTF-8, which a checksum-verified file
+    /// never has).
+    #[must_use]
+    pub fn id(&self, row: u32) -> &str {
+        let offsets = self.section(ID_OFFSETS);
+        let (a, b) = (u32_at(offsets, row as usize * 4) as usize, u32_at(offsets, row as usize * 4 + 4) as usize);
+        self.section(ID_BYTES).get(a..b).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or_default()
+    }
+
+    /// The row holding `id`, by binary search over the id order.
+    #[must_use]
+    pub fn find(&self, id: &str) -> Option<u32> {
+        let order = self.section(ID_ORDER);
+        let (mut lo, mut hi) = (0usize, self.header.rows);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let row = u32_at(order, mid * 4);
+            match self.id(row).cmp(id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(row),
+            }
+        }
+        None
+    }
+
+    /// Where `row`'s operation is in the log.
+    #[must_use]
+    pub fn pointer(&self, row: u32) -> OpPointer {
+        let p = self.section(POINTERS);
+        let at = row as usize * POINTER_LEN;
+        OpPointer {
+            segment: u64::from(u32_at(p, at)),
+            offset: u64_at(p, at + 4),
+            len: u32_at(p, at + 12),
+            index: u32_at(p, at + 16),
+        }
+    }
+
+    /// Number field `field` of `row` (NaN where unset).
+    #[must_use]
+    pub fn number(&self, field: usize, row: u32) -> f64 {
+        f64::from_bits(u64_at(self.section(NUMBERS), (field * self.header.rows + row as usize) * 8))
+    }
+
+    /// The whole column of number field `field`, 8 bytes per row.
+    #[must_use]
+    pub fn number_column(&self, field: usize) -> &[u8] {
+        let n = self.header.rows * 8;
+        self.section(NUMBERS).get(field * n..(field + 1) * n).unwrap_or_default()
+    }
+
+    /// Category code of field `field` of `row` (`u32::MAX` where unset).
+    #[must_use]
+    pub fn category(&self, field: usize, row: u32) -> u32 {
+        let v = self.section(CATEGORIES).get((field * self.header.rows + row as usize) * 4..);
+        v.map_or(u32::MAX, |s| u32_at(s, 0))
+    }
+
+    /// Byte ranges of the sections, for reports.
+    #[must_use]
+    pub fn section_lens(&self) -> [usize; format::SECTIONS] {
+        std::array::from_fn(|i| self.header.sections.get(i).map_or(0, Range::len))
+    }
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    match b.get(at..at.wrapping_add(8)) {
+        Some(&[a, b, c, d, e, f, g, h]) => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+        _ => u64::MAX,
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    match b.get(at..at.wrapping_add(4)) {
+        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+        _ => u32::MAX,
+    }
+}
+
+/// Re-labels an error from a section's own validation with the checkpoint file and offset.
+fn relocate(e: Error, path: &Path, base: u64) -> Error {
+    match e {
+        Error::Corrupt { offset, reason, file } => {
+            Error::corrupt(path, base + offset, format!("{}: {reason}", file.display()))
+        }
+        Error::UnsupportedVersion { found, supported, .. } => {
+            Error::UnsupportedVersion { file: path.to_owned(), found, supported }
+        }
+        other => other,
+    }
+}
