@@ -126,7 +126,12 @@ impl Gathered {
                 id: self.id(i),
                 location: self.locations.get(i).copied().unwrap_or(LatLon::ORIGIN),
                 cell: self.cells.get(i).copied().unwrap_or(0),
-                pointer: self.pointers.get(i).copied().unwrap_or(OpPointer { segment: 0, offset: 0, len: 0, index: 0 }),
+                pointer: self.pointers.get(i).copied().unwrap_or(OpPointer {
+                    segment: 0,
+                    offset: 0,
+                    len: 0,
+                    index: 0,
+                }),
                 numbers: self.numbers.get(i * f..(i + 1) * f).unwrap_or_default(),
                 categories: self.categories.get(i * k..(i + 1) * k).unwrap_or_default(),
             })
@@ -135,7 +140,9 @@ impl Gathered {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Runs `f` on the writer's log; an I/O failure poisons the database.
@@ -207,7 +214,8 @@ impl Inner {
             files.push((g.meta.collection.clone(), name));
         }
         let record = CheckpointRecord { lsn, segment, created_unix_ms: now_ms(), files: files.clone() };
-        let manifest = Manifest { checkpoint: Some(record), log_floor: floor.unwrap_or(old.log_floor), ..old };
+        let manifest =
+            Manifest { checkpoint: Some(record), log_floor: floor.unwrap_or(old.log_floor), ..old };
         manifest.store(fs, &self.dir)?;
         *self.manifest.lock() = manifest;
         // Committed. Map the new files; if that fails, the in-memory state (still correct)
@@ -222,7 +230,8 @@ impl Inner {
             let mut state = self.state.write();
             for (collection, checkpoint) in bases {
                 if let Some(c) = state.collections.get_mut(&collection) {
-                    c.base = Some(BaseRows { checkpoint: Arc::new(checkpoint), hidden: HiddenRows::default() });
+                    c.base =
+                        Some(BaseRows { checkpoint: Arc::new(checkpoint), hidden: HiddenRows::default() });
                     c.table = MemoryTable::new();
                 }
             }
@@ -268,10 +277,13 @@ impl Inner {
                     frame = Some((p.segment, p.offset, self.segments.read_body(p)?.0));
                 }
                 let body = frame.as_ref().map_or(&[][..], |(_, _, b)| b.as_slice());
-                let corrupt = |reason: String| Error::corrupt(self.segments.path(p.segment), p.offset, reason);
+                let corrupt =
+                    |reason: String| Error::corrupt(self.segments.path(p.segment), p.offset, reason);
                 match decode_one(body, p.index).map_err(corrupt)? {
                     LogOp::Upsert(r) if r.id == g.id(i) => ops.push(LogOp::Upsert(r)),
-                    _ => return Err(corrupt("the log operation an index points to is not this record".into())),
+                    _ => {
+                        return Err(corrupt("the log operation an index points to is not this record".into()))
+                    }
                 }
                 owners.push(Some(i));
                 if ops.len() >= COMPACT_CHUNK {
@@ -346,7 +358,8 @@ pub(crate) struct Loaded {
 /// Maps and validates the manifest's checkpoint files into a state, or — if any is damaged
 /// — falls back to an empty state replayed from the log floor.
 pub(crate) fn load(fs: &dyn FileSystem, dir: &Path, manifest: &Manifest) -> Loaded {
-    let from_floor = (manifest.log_floor > 1).then_some(LogStart { segment: manifest.log_floor, first_lsn: None });
+    let from_floor =
+        (manifest.log_floor > 1).then_some(LogStart { segment: manifest.log_floor, first_lsn: None });
     let Some(record) = &manifest.checkpoint else {
         return Loaded { state: State::default(), start: from_floor, rejected: None };
     };

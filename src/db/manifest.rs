@@ -77,7 +77,12 @@ impl Manifest {
         match codec::read_frame(rest) {
             FrameRead::Valid { payload, frame_len } if frame_len == rest.len() && version == 1 => {
                 let v1: ManifestV1 = codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))?;
-                Ok(Manifest { db_id: v1.db_id, created_unix_ms: v1.created_unix_ms, checkpoint: None, log_floor: 0 })
+                Ok(Manifest {
+                    db_id: v1.db_id,
+                    created_unix_ms: v1.created_unix_ms,
+                    checkpoint: None,
+                    log_floor: 0,
+                })
             }
             FrameRead::Valid { payload, frame_len } if frame_len == rest.len() => {
                 codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))

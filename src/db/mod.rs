@@ -140,7 +140,8 @@ impl Database {
 
         let (keystore, master) = keys::open_keystore(&fs, &dir, db_id, options.key.as_deref())?;
 
-        let checkpoint::Loaded { mut state, start, rejected } = checkpoint::load(fs.as_ref(), &dir, &manifest);
+        let checkpoint::Loaded { mut state, start, rejected } =
+            checkpoint::load(fs.as_ref(), &dir, &manifest);
         let log_dir = dir.join("log");
         let config = LogConfig::default().with_segment_bytes(options.segment_bytes);
         state.replaying = true;

@@ -183,7 +183,9 @@ impl CollectionReader<'_> {
     fn hits(&self, scope: Scope<'_>, filter: &Filter) -> Result<Vec<Hit>> {
         let f = self.compile(filter)?;
         let mut out = Vec::new();
-        query::scan(self.view(), scope, &f, |r| out.push(Hit { id: r.id().to_owned(), location: r.location() }));
+        query::scan(self.view(), scope, &f, |r| {
+            out.push(Hit { id: r.id().to_owned(), location: r.location() })
+        });
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
@@ -262,14 +264,7 @@ impl CollectionReader<'_> {
         let numbers = set_fields(s.number_fields(), stored.numbers, |v| v);
         let categories = set_fields(s.category_fields(), stored.categories, |v| v);
         let pii = set_fields(s.pii_fields(), stored.pii, Sealed::from_bytes);
-        Ok(Some(StoredView {
-            id: id.to_owned(),
-            location: row.location(),
-            numbers,
-            categories,
-            pii,
-            lsn,
-        }))
+        Ok(Some(StoredView { id: id.to_owned(), location: row.location(), numbers, categories, pii, lsn }))
     }
 
     /// Decrypts every PII field of a record.

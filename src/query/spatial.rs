@@ -86,7 +86,12 @@ impl Ord for Candidate<'_> {
 
 /// The `k` matching rows nearest to `at`, ordered by (distance, id).
 #[must_use]
-pub fn nearest<'t>(view: TableView<'t>, at: LatLon, k: usize, filter: &CompiledFilter) -> Vec<(f64, RowRef<'t>)> {
+pub fn nearest<'t>(
+    view: TableView<'t>,
+    at: LatLon,
+    k: usize,
+    filter: &CompiledFilter,
+) -> Vec<(f64, RowRef<'t>)> {
     let mut out: Vec<(f64, RowRef<'t>)> =
         nearest_in_tail(view.tail, at, k, filter).into_iter().map(|(d, r)| (d, RowRef::Tail(r))).collect();
     if let Some(base) = view.base {
@@ -100,7 +105,12 @@ pub fn nearest<'t>(view: TableView<'t>, at: LatLon, k: usize, filter: &CompiledF
 }
 
 /// The `k` matching rows of the in-memory table nearest to `at`, by (distance, id).
-fn nearest_in_tail<'t>(table: &'t MemoryTable, at: LatLon, k: usize, filter: &CompiledFilter) -> Vec<(f64, &'t Row)> {
+fn nearest_in_tail<'t>(
+    table: &'t MemoryTable,
+    at: LatLon,
+    k: usize,
+    filter: &CompiledFilter,
+) -> Vec<(f64, &'t Row)> {
     let mut best: BinaryHeap<Candidate<'t>> = BinaryHeap::with_capacity(k + 1);
     if table.is_empty() {
         return Vec::new();
@@ -128,11 +138,18 @@ fn nearest_in_tail<'t>(table: &'t MemoryTable, at: LatLon, k: usize, filter: &Co
 
 /// Calls `visit` once for every matching row inside `scope`: checkpoint rows first (in
 /// cell order), then the tail.
-pub fn scan<'t>(view: TableView<'t>, scope: Scope<'_>, filter: &CompiledFilter, mut visit: impl FnMut(RowRef<'t>)) {
+pub fn scan<'t>(
+    view: TableView<'t>,
+    scope: Scope<'_>,
+    filter: &CompiledFilter,
+    mut visit: impl FnMut(RowRef<'t>),
+) {
     if let Some(base) = view.base {
         scan_base_ranges(base, scope, &mut |rows, tested| {
             for row in rows {
-                if base_matches(filter, base, row) && (!tested || inside_scope(scope, RowRef::Base(&base.checkpoint, row))) {
+                if base_matches(filter, base, row)
+                    && (!tested || inside_scope(scope, RowRef::Base(&base.checkpoint, row)))
+                {
                     visit(RowRef::Base(&base.checkpoint, row));
                 }
             }
@@ -154,7 +171,9 @@ pub fn count(view: TableView<'_>, scope: Scope<'_>, filter: &CompiledFilter) -> 
                 return;
             }
             for row in rows {
-                if base_matches(filter, base, row) && (!tested || inside_scope(scope, RowRef::Base(&base.checkpoint, row))) {
+                if base_matches(filter, base, row)
+                    && (!tested || inside_scope(scope, RowRef::Base(&base.checkpoint, row)))
+                {
                     n += 1;
                 }
             }
@@ -227,7 +246,12 @@ fn scan_base_ranges(base: &BaseRows, scope: Scope<'_>, visit: &mut dyn FnMut(Ran
 }
 
 /// Calls `visit` once for every matching row of the in-memory table inside `scope`.
-fn scan_tail<'t>(table: &'t MemoryTable, scope: Scope<'_>, filter: &CompiledFilter, mut visit: impl FnMut(&'t Row)) {
+fn scan_tail<'t>(
+    table: &'t MemoryTable,
+    scope: Scope<'_>,
+    filter: &CompiledFilter,
+    mut visit: impl FnMut(&'t Row),
+) {
     if table.is_empty() {
         return;
     }

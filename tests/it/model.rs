@@ -1,5 +1,5 @@
-//! Model-based test: random sequences of upsert / delete / commit / reopen against a
-//! `BTreeMap` model; after every commit and reopen, every query must answer exactly as the
+//! Model-based test: random sequences of upsert / delete / commit / checkpoint / compact /
+//! reopen against a `BTreeMap` model; after every commit and reopen, every query must answer exactly as the
 //! model's brute force does.
 //!
 //! `GEOCRM_MODEL_CASES` sets the number of sequences (default 48).
@@ -16,6 +16,8 @@ enum Op {
     Delete { id: u8 },
     Commit,
     Reopen,
+    Checkpoint,
+    Compact,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -31,11 +33,15 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u8..24).prop_map(|id| Op::Delete { id }),
         2 => Just(Op::Commit),
         1 => Just(Op::Reopen),
+        1 => Just(Op::Checkpoint),
+        1 => Just(Op::Compact),
     ]
 }
 
 fn open(dir: &std::path::Path) -> Database {
-    Database::open(dir, Options::new().durability(Durability::NoSyncBulkLoad)).unwrap()
+    let db = Database::open(dir, Options::new().durability(Durability::NoSyncBulkLoad)).unwrap();
+    assert!(db.checkpoint_rejected().is_none());
+    db
 }
 
 fn check(db: &Database, model: &Model) {
@@ -112,6 +118,14 @@ proptest! {
                     }
                     b.commit().unwrap();
                     model = pending.clone();
+                    check(&db, &model);
+                }
+                Op::Checkpoint => {
+                    db.checkpoint().unwrap();
+                    check(&db, &model);
+                }
+                Op::Compact => {
+                    db.compact().unwrap();
                     check(&db, &model);
                 }
                 Op::Reopen => {

@@ -47,14 +47,74 @@ fn record(id: &str, r: &M) -> Record {
 }
 
 pub fn load(model: &Model) -> (tempfile::TempDir, Database) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), Options::new().key(RawKey::new([9; 32]))).unwrap();
-    db.create_collection("c", schema()).unwrap();
+    load_as(model, Layout::Tail)
+}
+
+/// Where the rows of a loaded database live; every query test runs on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Only in the in-memory table (no checkpoint).
+    Tail,
+    /// All in a checkpoint, reopened (so read from the mapped file).
+    Checkpointed,
+    /// 60% in a checkpoint; the rest, re-upserts of some checkpoint rows and deletes +
+    /// re-inserts of others in the in-memory table (so checkpoint rows are hidden).
+    Mixed,
+    /// As `Mixed`, then compacted and reopened.
+    Compacted,
+}
+
+impl Layout {
+    pub const ALL: [Layout; 4] = [Layout::Tail, Layout::Checkpointed, Layout::Mixed, Layout::Compacted];
+}
+
+fn commit_all<'a>(db: &Database, rows: impl Iterator<Item = (&'a String, &'a M)>) {
     let mut batch = db.begin_write();
-    for (id, r) in model {
+    for (id, r) in rows {
         batch.upsert("c", record(id, r)).unwrap();
     }
-    batch.commit().unwrap();
+    if !batch.is_empty() {
+        batch.commit().unwrap();
+    }
+}
+
+pub fn load_as(model: &Model, layout: Layout) -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options::new().key(RawKey::new([9; 32])).checkpoint_after_ops(None);
+    let db = Database::open(dir.path(), options()).unwrap();
+    db.create_collection("c", schema()).unwrap();
+    match layout {
+        Layout::Tail => commit_all(&db, model.iter()),
+        Layout::Checkpointed => {
+            commit_all(&db, model.iter());
+            db.checkpoint().unwrap();
+        }
+        Layout::Mixed | Layout::Compacted => {
+            let cut = model.len() * 6 / 10;
+            commit_all(&db, model.iter().take(cut));
+            db.checkpoint().unwrap();
+            commit_all(&db, model.iter().skip(cut));
+            // Same values again: the checkpoint rows are hidden, the tail answers.
+            commit_all(&db, model.iter().take(cut).step_by(10));
+            let mut batch = db.begin_write();
+            for (id, _) in model.iter().take(cut).skip(1).step_by(10) {
+                batch.delete("c", id).unwrap();
+            }
+            if !batch.is_empty() {
+                batch.commit().unwrap();
+            }
+            commit_all(&db, model.iter().take(cut).skip(1).step_by(10));
+            if layout == Layout::Compacted {
+                db.compact().unwrap();
+            }
+        }
+    }
+    if layout != Layout::Tail && layout != Layout::Mixed {
+        drop(db);
+        let db = Database::open(dir.path(), options()).unwrap();
+        assert!(db.checkpoint_rejected().is_none());
+        return (dir, db);
+    }
     (dir, db)
 }
 
@@ -111,20 +171,22 @@ fn library_haversine_agrees_with_an_independent_formula() {
 fn nearest_matches_brute_force_with_and_without_filters() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let model = random_model(&mut rng, 3000);
-    let (_dir, db) = load(&model);
-    let snap = db.read();
-    let c = snap.collection("c").unwrap();
-    for q in 0..400 {
-        let at = random_query_point(&mut rng);
-        let k = [1, 2, 10, 57, 5000][q % 5];
-        let f = q % 4;
-        let got: Vec<(String, f64)> = c
-            .nearest(LatLon::new(at.0, at.1).unwrap(), k, &filter(f))
-            .unwrap()
-            .into_iter()
-            .map(|h| (h.id, h.distance_m))
-            .collect();
-        assert_eq!(got, brute_nearest(&model, at, k, f), "query {q} at {at:?} k={k} filter {f}");
+    for layout in Layout::ALL {
+        let (_dir, db) = load_as(&model, layout);
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        for q in 0..400 {
+            let at = random_query_point(&mut rng);
+            let k = [1, 2, 10, 57, 5000][q % 5];
+            let f = q % 4;
+            let got: Vec<(String, f64)> = c
+                .nearest(LatLon::new(at.0, at.1).unwrap(), k, &filter(f))
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.id, h.distance_m))
+                .collect();
+            assert_eq!(got, brute_nearest(&model, at, k, f), "query {q} at {at:?} k={k} filter {f}");
+        }
     }
 }
 
@@ -132,25 +194,27 @@ fn nearest_matches_brute_force_with_and_without_filters() {
 fn radius_matches_brute_force() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let model = random_model(&mut rng, 3000);
-    let (_dir, db) = load(&model);
-    let snap = db.read();
-    let c = snap.collection("c").unwrap();
-    for q in 0..300 {
-        let at = random_query_point(&mut rng);
-        let metres = [0.0, 10.0, 5_000.0, 300_000.0, 3_000_000.0, 20_015_087.0, 3e7][q % 7];
-        let f = q % 4;
-        let got: Vec<String> = c
-            .within_radius(LatLon::new(at.0, at.1).unwrap(), metres, &filter(f))
-            .unwrap()
-            .into_iter()
-            .map(|h| h.id)
-            .collect();
-        let want: Vec<String> = brute_nearest(&model, at, usize::MAX, f)
-            .into_iter()
-            .filter(|(_, d)| *d <= metres)
-            .map(|(id, _)| id)
-            .collect();
-        assert_eq!(got, want, "query {q} at {at:?} r={metres} filter {f}");
+    for layout in Layout::ALL {
+        let (_dir, db) = load_as(&model, layout);
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        for q in 0..300 {
+            let at = random_query_point(&mut rng);
+            let metres = [0.0, 10.0, 5_000.0, 300_000.0, 3_000_000.0, 20_015_087.0, 3e7][q % 7];
+            let f = q % 4;
+            let got: Vec<String> = c
+                .within_radius(LatLon::new(at.0, at.1).unwrap(), metres, &filter(f))
+                .unwrap()
+                .into_iter()
+                .map(|h| h.id)
+                .collect();
+            let want: Vec<String> = brute_nearest(&model, at, usize::MAX, f)
+                .into_iter()
+                .filter(|(_, d)| *d <= metres)
+                .map(|(id, _)| id)
+                .collect();
+            assert_eq!(got, want, "query {q} at {at:?} r={metres} filter {f}");
+        }
     }
 }
 
@@ -158,29 +222,32 @@ fn radius_matches_brute_force() {
 fn bbox_matches_brute_force_including_antimeridian_boxes() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let model = random_model(&mut rng, 3000);
-    let (_dir, db) = load(&model);
-    let snap = db.read();
-    let c = snap.collection("c").unwrap();
-    for q in 0..300 {
-        let s = rng.gen_range(-90.0..90.0);
-        let n = rng.gen_range(s..=90.0);
-        let (w, e) = match q % 3 {
-            0 => (rng.gen_range(100.0..180.0), rng.gen_range(-180.0..-100.0)), // crosses
-            _ => {
-                let w = rng.gen_range(-180.0..180.0);
-                (w, rng.gen_range(w..=180.0))
-            }
-        };
-        let bbox = BoundingBox::new(s, w, n, e).unwrap();
-        let f = q % 4;
-        let got: Vec<String> = c.within_bbox(&bbox, &filter(f)).unwrap().into_iter().map(|h| h.id).collect();
-        let inside_lon = |lon: f64| if w <= e { lon >= w && lon <= e } else { lon >= w || lon <= e };
-        let want: Vec<String> = model
-            .iter()
-            .filter(|(_, r)| r.lat >= s && r.lat <= n && inside_lon(r.lon) && filter_matches(f, r))
-            .map(|(id, _)| id.clone())
-            .collect();
-        assert_eq!(got, want, "box {s},{w},{n},{e} filter {f}");
+    for layout in Layout::ALL {
+        let (_dir, db) = load_as(&model, layout);
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        for q in 0..300 {
+            let s = rng.gen_range(-90.0..90.0);
+            let n = rng.gen_range(s..=90.0);
+            let (w, e) = match q % 3 {
+                0 => (rng.gen_range(100.0..180.0), rng.gen_range(-180.0..-100.0)), // crosses
+                _ => {
+                    let w = rng.gen_range(-180.0..180.0);
+                    (w, rng.gen_range(w..=180.0))
+                }
+            };
+            let bbox = BoundingBox::new(s, w, n, e).unwrap();
+            let f = q % 4;
+            let got: Vec<String> =
+                c.within_bbox(&bbox, &filter(f)).unwrap().into_iter().map(|h| h.id).collect();
+            let inside_lon = |lon: f64| if w <= e { lon >= w && lon <= e } else { lon >= w || lon <= e };
+            let want: Vec<String> = model
+                .iter()
+                .filter(|(_, r)| r.lat >= s && r.lat <= n && inside_lon(r.lon) && filter_matches(f, r))
+                .map(|(id, _)| id.clone())
+                .collect();
+            assert_eq!(got, want, "box {s},{w},{n},{e} filter {f}");
+        }
     }
 }
 
@@ -204,57 +271,62 @@ fn polygons_with_holes_and_multipolygons_match_brute_force() {
     for (i, (lat, lon)) in [(48.0, 1.0), (48.5, 1.0), (49.0, 2.0), (48.0, 4.0)].into_iter().enumerate() {
         model.insert(format!("edge{i}"), M { lat, lon, ltv: None, tier: None });
     }
-    let (_dir, db) = load(&model);
-    let snap = db.read();
-    let c = snap.collection("c").unwrap();
-    let square: brute::Rings = vec![
-        vec![[1.0, 48.0], [4.0, 48.0], [4.0, 49.0], [1.0, 49.0], [1.0, 48.0]],
-        vec![[2.0, 48.4], [3.0, 48.4], [3.0, 48.8], [2.0, 48.8], [2.0, 48.4]],
-    ];
-    let mut cases: Vec<Vec<brute::Rings>> = vec![vec![square]];
-    for _ in 0..40 {
-        let n = rng.gen_range(1..4);
-        let polys = (0..n)
-            .map(|_| {
-                let centre = (rng.gen_range(-55.0..55.0), rng.gen_range(-145.0..145.0));
-                let r = rng.gen_range(0.5..30.0);
-                let n = rng.gen_range(3..60);
-                vec![star(&mut rng, centre, r, n)]
-            })
-            .collect();
-        cases.push(polys);
-    }
-    // A polygon touching the antimeridian and one reaching a pole.
-    cases.push(vec![vec![vec![
-        [170.0, -10.0],
-        [180.0, -10.0],
-        [180.0, 10.0],
-        [170.0, 10.0],
-        [170.0, -10.0],
-    ]]]);
-    cases.push(vec![vec![vec![
-        [-180.0, 80.0],
-        [180.0, 80.0],
-        [180.0, 90.0],
-        [-180.0, 90.0],
-        [-180.0, 80.0],
-    ]]]);
-    for (ci, polys) in cases.iter().enumerate() {
-        let mp = MultiPolygon::new(
-            polys.iter().map(|rings| Polygon::new(rings[0].clone(), rings[1..].to_vec()).unwrap()).collect(),
-        )
-        .unwrap();
-        let region = PreparedRegion::new(&mp);
-        for f in 0..4 {
-            let got: Vec<String> =
-                c.within_region(&region, &filter(f)).unwrap().into_iter().map(|h| h.id).collect();
-            let want: Vec<String> = model
-                .iter()
-                .filter(|(_, r)| brute::multi_covers(polys, [r.lon, r.lat]) && filter_matches(f, r))
-                .map(|(id, _)| id.clone())
+    for layout in Layout::ALL {
+        let (_dir, db) = load_as(&model, layout);
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        let square: brute::Rings = vec![
+            vec![[1.0, 48.0], [4.0, 48.0], [4.0, 49.0], [1.0, 49.0], [1.0, 48.0]],
+            vec![[2.0, 48.4], [3.0, 48.4], [3.0, 48.8], [2.0, 48.8], [2.0, 48.4]],
+        ];
+        let mut cases: Vec<Vec<brute::Rings>> = vec![vec![square]];
+        for _ in 0..40 {
+            let n = rng.gen_range(1..4);
+            let polys = (0..n)
+                .map(|_| {
+                    let centre = (rng.gen_range(-55.0..55.0), rng.gen_range(-145.0..145.0));
+                    let r = rng.gen_range(0.5..30.0);
+                    let n = rng.gen_range(3..60);
+                    vec![star(&mut rng, centre, r, n)]
+                })
                 .collect();
-            assert_eq!(got, want, "case {ci} filter {f}");
-            assert_eq!(c.count(Scope::Region(&region), &filter(f)).unwrap(), want.len() as u64);
+            cases.push(polys);
+        }
+        // A polygon touching the antimeridian and one reaching a pole.
+        cases.push(vec![vec![vec![
+            [170.0, -10.0],
+            [180.0, -10.0],
+            [180.0, 10.0],
+            [170.0, 10.0],
+            [170.0, -10.0],
+        ]]]);
+        cases.push(vec![vec![vec![
+            [-180.0, 80.0],
+            [180.0, 80.0],
+            [180.0, 90.0],
+            [-180.0, 90.0],
+            [-180.0, 80.0],
+        ]]]);
+        for (ci, polys) in cases.iter().enumerate() {
+            let mp = MultiPolygon::new(
+                polys
+                    .iter()
+                    .map(|rings| Polygon::new(rings[0].clone(), rings[1..].to_vec()).unwrap())
+                    .collect(),
+            )
+            .unwrap();
+            let region = PreparedRegion::new(&mp);
+            for f in 0..4 {
+                let got: Vec<String> =
+                    c.within_region(&region, &filter(f)).unwrap().into_iter().map(|h| h.id).collect();
+                let want: Vec<String> = model
+                    .iter()
+                    .filter(|(_, r)| brute::multi_covers(polys, [r.lon, r.lat]) && filter_matches(f, r))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                assert_eq!(got, want, "case {ci} filter {f}");
+                assert_eq!(c.count(Scope::Region(&region), &filter(f)).unwrap(), want.len() as u64);
+            }
         }
     }
 }
@@ -263,65 +335,68 @@ fn polygons_with_holes_and_multipolygons_match_brute_force() {
 fn aggregations_match_brute_force() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let model = random_model(&mut rng, 3000);
-    let (_dir, db) = load(&model);
-    let snap = db.read();
-    let c = snap.collection("c").unwrap();
-    let paris = LatLon::new(48.85, 2.35).unwrap();
-    for (si, scope) in
-        [Scope::All, Scope::Radius { center: paris, metres: 100_000.0 }].into_iter().enumerate()
-    {
-        for res in [0u8, 3, 5, 8, 15] {
-            for f in 0..4 {
-                let groups = c.aggregate(scope, &GroupBy::H3(res), &["ltv"], &filter(f)).unwrap();
-                let mut want: std::collections::BTreeMap<String, (u64, u64, f64, f64, f64)> =
-                    Default::default();
-                for r in model.values() {
-                    let in_scope =
-                        si == 0 || brute::distance((48.85, 2.35), (r.lat, r.lon)) <= 100_000.0 + 1e-6;
-                    if !in_scope || !filter_matches(f, r) {
-                        continue;
+    for layout in Layout::ALL {
+        let (_dir, db) = load_as(&model, layout);
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        let paris = LatLon::new(48.85, 2.35).unwrap();
+        for (si, scope) in
+            [Scope::All, Scope::Radius { center: paris, metres: 100_000.0 }].into_iter().enumerate()
+        {
+            for res in [0u8, 3, 5, 8, 15] {
+                for f in 0..4 {
+                    let groups = c.aggregate(scope, &GroupBy::H3(res), &["ltv"], &filter(f)).unwrap();
+                    let mut want: std::collections::BTreeMap<String, (u64, u64, f64, f64, f64)> =
+                        Default::default();
+                    for r in model.values() {
+                        let in_scope =
+                            si == 0 || brute::distance((48.85, 2.35), (r.lat, r.lon)) <= 100_000.0 + 1e-6;
+                        if !in_scope || !filter_matches(f, r) {
+                            continue;
+                        }
+                        let e = want.entry(brute::h3_parent(r.lat, r.lon, res)).or_insert((
+                            0,
+                            0,
+                            0.0,
+                            f64::MAX,
+                            f64::MIN,
+                        ));
+                        e.0 += 1;
+                        if let Some(v) = r.ltv {
+                            e.1 += 1;
+                            e.2 += v;
+                            e.3 = e.3.min(v);
+                            e.4 = e.4.max(v);
+                        }
                     }
-                    let e = want.entry(brute::h3_parent(r.lat, r.lon, res)).or_insert((
-                        0,
-                        0,
-                        0.0,
-                        f64::MAX,
-                        f64::MIN,
-                    ));
-                    e.0 += 1;
-                    if let Some(v) = r.ltv {
-                        e.1 += 1;
-                        e.2 += v;
-                        e.3 = e.3.min(v);
-                        e.4 = e.4.max(v);
-                    }
-                }
-                assert_eq!(groups.len(), want.len(), "res {res} filter {f} scope {si}");
-                for g in &groups {
-                    let GroupKey::Cell(cell) = g.key else { panic!("H3 group keyed {:?}", g.key) };
-                    let w = want[&cell.to_string()];
-                    let s = g.fields[0];
-                    assert_eq!((g.count, s.count), (w.0, w.1));
-                    assert!((s.sum - w.2).abs() <= 1e-9 * w.2.abs().max(1.0));
-                    if w.1 > 0 {
-                        assert_eq!((s.min, s.max), (Some(w.3), Some(w.4)));
+                    assert_eq!(groups.len(), want.len(), "res {res} filter {f} scope {si}");
+                    for g in &groups {
+                        let GroupKey::Cell(cell) = g.key else { panic!("H3 group keyed {:?}", g.key) };
+                        let w = want[&cell.to_string()];
+                        let s = g.fields[0];
+                        assert_eq!((g.count, s.count), (w.0, w.1));
+                        assert!((s.sum - w.2).abs() <= 1e-9 * w.2.abs().max(1.0));
+                        if w.1 > 0 {
+                            assert_eq!((s.min, s.max), (Some(w.3), Some(w.4)));
+                        }
                     }
                 }
             }
         }
+        // Group by category, including records without one.
+        let groups =
+            c.aggregate(Scope::All, &GroupBy::Category("tier".into()), &["ltv"], &Filter::All).unwrap();
+        let count = |t: Option<&str>| model.values().filter(|r| r.tier.as_deref() == t).count() as u64;
+        for g in &groups {
+            let want = match &g.key {
+                GroupKey::Category(t) => count(Some(t)),
+                GroupKey::Missing => count(None),
+                other => panic!("unexpected key {other:?}"),
+            };
+            assert_eq!(g.count, want, "{:?}", g.key);
+        }
+        assert_eq!(groups.iter().map(|g| g.count).sum::<u64>(), model.len() as u64);
     }
-    // Group by category, including records without one.
-    let groups = c.aggregate(Scope::All, &GroupBy::Category("tier".into()), &["ltv"], &Filter::All).unwrap();
-    let count = |t: Option<&str>| model.values().filter(|r| r.tier.as_deref() == t).count() as u64;
-    for g in &groups {
-        let want = match &g.key {
-            GroupKey::Category(t) => count(Some(t)),
-            GroupKey::Missing => count(None),
-            other => panic!("unexpected key {other:?}"),
-        };
-        assert_eq!(g.count, want, "{:?}", g.key);
-    }
-    assert_eq!(groups.iter().map(|g| g.count).sum::<u64>(), model.len() as u64);
 }
 
 #[test]
@@ -336,10 +411,12 @@ fn empty_database_and_k_larger_than_collection() {
     drop(snap);
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let model = random_model(&mut rng, 5);
-    let (_dir, db) = load(&model);
-    let snap = db.read();
-    let hits = snap.collection("c").unwrap().nearest(p, 1000, &Filter::All).unwrap();
-    assert_eq!(hits.len(), 5);
+    for layout in Layout::ALL {
+        let (_dir, db) = load_as(&model, layout);
+        let snap = db.read();
+        let hits = snap.collection("c").unwrap().nearest(p, 1000, &Filter::All).unwrap();
+        assert_eq!(hits.len(), 5);
+    }
 }
 
 #[test]

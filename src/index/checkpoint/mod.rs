@@ -77,7 +77,8 @@ pub fn build(lsn: u64, meta: &CheckpointMeta, mut rows: Vec<CheckpointRow<'_>>) 
     let mut offsets = Vec::with_capacity(4 * (n + 1));
     let mut ids = Vec::new();
     for r in &rows {
-        offsets.extend_from_slice(&u32::try_from(ids.len()).map_err(|_| too_big("the id bytes"))?.to_le_bytes());
+        offsets
+            .extend_from_slice(&u32::try_from(ids.len()).map_err(|_| too_big("the id bytes"))?.to_le_bytes());
         ids.extend_from_slice(r.id.as_bytes());
     }
     offsets.extend_from_slice(&u32::try_from(ids.len()).map_err(|_| too_big("the id bytes"))?.to_le_bytes());
@@ -90,7 +91,9 @@ pub fn build(lsn: u64, meta: &CheckpointMeta, mut rows: Vec<CheckpointRow<'_>>) 
     let mut pointers = Vec::with_capacity(POINTER_LEN * n);
     for r in &rows {
         let p = r.pointer;
-        pointers.extend_from_slice(&u32::try_from(p.segment).map_err(|_| too_big("a segment number"))?.to_le_bytes());
+        pointers.extend_from_slice(
+            &u32::try_from(p.segment).map_err(|_| too_big("a segment number"))?.to_le_bytes(),
+        );
         pointers.extend_from_slice(&p.offset.to_le_bytes());
         pointers.extend_from_slice(&p.len.to_le_bytes());
         pointers.extend_from_slice(&p.index.to_le_bytes());
@@ -165,12 +168,14 @@ impl Checkpoint {
         {
             return Err(Error::corrupt(path, at(META), "schema does not match the header's field counts"));
         }
-        let tree = PackedRTreeRef::try_new_unchecked_crc(section(TREE)).map_err(|e| relocate(e, path, at(TREE)))?;
+        let tree =
+            PackedRTreeRef::try_new_unchecked_crc(section(TREE)).map_err(|e| relocate(e, path, at(TREE)))?;
         if tree.len() != header.rows {
             return Err(Error::corrupt(path, at(TREE), "the R-tree's row count differs from the header's"));
         }
         let tree = tree.layout();
-        let cells = CellColumn::try_new(section(CELLS), header.rows).map_err(|e| relocate(e, path, at(CELLS)))?;
+        let cells =
+            CellColumn::try_new(section(CELLS), header.rows).map_err(|e| relocate(e, path, at(CELLS)))?;
         if header.rows > 0 && cells.resolution() != 15 {
             return Err(Error::corrupt(path, at(CELLS), "cells are not at resolution 15"));
         }
@@ -185,8 +190,13 @@ impl Checkpoint {
             }
             prev = v;
         }
-        if let Some(i) = section(ID_ORDER).chunks_exact(4).position(|w| u32_at(w, 0) as usize >= header.rows) {
-            return Err(Error::corrupt(path, at(ID_ORDER) + 4 * i as u64, "id order names a row past the end"));
+        if let Some(i) = section(ID_ORDER).chunks_exact(4).position(|w| u32_at(w, 0) as usize >= header.rows)
+        {
+            return Err(Error::corrupt(
+                path,
+                at(ID_ORDER) + 4 * i as u64,
+                "id order names a row past the end",
+            ));
         }
         Ok(Checkpoint { bytes, path: path.to_owned(), header, meta, tree, cell_res })
     }
@@ -263,7 +273,8 @@ impl Checkpoint {
     #[must_use]
     pub fn id(&self, row: u32) -> &str {
         let offsets = self.section(ID_OFFSETS);
-        let (a, b) = (u32_at(offsets, row as usize * 4) as usize, u32_at(offsets, row as usize * 4 + 4) as usize);
+        let (a, b) =
+            (u32_at(offsets, row as usize * 4) as usize, u32_at(offsets, row as usize * 4 + 4) as usize);
         self.section(ID_BYTES).get(a..b).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or_default()
     }
 
