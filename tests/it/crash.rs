@@ -15,16 +15,16 @@ use geocrm::{Database, Error, Filter, LatLon, Options, Record, Schema};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-const DIR: &str = "/db";
+pub const DIR: &str = "/db";
 
 /// id → (lat, lon, name)
-type State = BTreeMap<String, (f64, f64, Option<String>)>;
+pub type State = BTreeMap<String, (f64, f64, Option<String>)>;
 
-fn options(fs: &MemFs) -> Options {
+pub fn options(fs: &MemFs) -> Options {
     Options::new().key(RawKey::new([3; 32])).file_system(Arc::new(fs.clone())).segment_bytes(8 * 1024)
 }
 
-fn read_state(db: &Database) -> State {
+pub fn read_state(db: &Database) -> State {
     let snap = db.read();
     let Ok(c) = snap.collection("c") else { return State::new() };
     let mut out = State::new();
@@ -38,7 +38,7 @@ fn read_state(db: &Database) -> State {
 
 /// One random commit: a few upserts (some with PII) and deletes. Returns the state it
 /// leads to if it is acknowledged.
-fn random_commit(db: &Database, rng: &mut ChaCha8Rng, before: &State) -> (Result<(), Error>, State) {
+pub fn random_commit(db: &Database, rng: &mut ChaCha8Rng, before: &State) -> (Result<(), Error>, State) {
     let mut after = before.clone();
     let mut batch = db.begin_write();
     for _ in 0..rng.gen_range(1..5) {
@@ -60,7 +60,7 @@ fn random_commit(db: &Database, rng: &mut ChaCha8Rng, before: &State) -> (Result
     (batch.commit().map(|_| ()), after)
 }
 
-fn setup(fs: &MemFs) -> Database {
+pub fn setup(fs: &MemFs) -> Database {
     let db = Database::open(Path::new(DIR), options(fs)).unwrap();
     db.create_collection("c", Schema::new().pii("name")).unwrap();
     db

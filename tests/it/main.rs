@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod brute;
+mod checkpoint;
 mod cli;
 mod crash;
 mod crypto;

@@ -194,7 +194,11 @@ pub(crate) fn validate(bytes: &[u8], path: &Path, check_crc: bool) -> Result<Hea
     let rows = rows as usize;
     let (f, c) = (read_u32(bytes, 32) as usize, read_u32(bytes, 36) as usize);
     let mut sections: [Range<usize>; SECTIONS] = std::array::from_fn(|_| 0..0);
+    if bytes.get(HEADER_CRC_AT + 4..HEADER_LEN).is_some_and(|pad| pad.iter().any(|&b| b != 0)) {
+        return Err(corrupt(HEADER_CRC_AT + 4, "reserved header bytes are not zero".into()));
+    }
     let mut expected_at = HEADER_LEN;
+    let mut prev_end = HEADER_LEN;
     for (i, range) in sections.iter_mut().enumerate() {
         let at = TABLE_AT + 16 * i;
         let (offset, len) = (read_u64(bytes, at), read_u64(bytes, at + 8));
@@ -206,7 +210,11 @@ pub(crate) fn validate(bytes: &[u8], path: &Path, check_crc: bool) -> Result<Hea
         if fixed.is_some_and(|n| n as u64 != len) || (i == META && len as usize > MAX_META) {
             return Err(corrupt(at, format!("section {i} is {len} bytes, which does not fit {rows} rows")));
         }
+        if bytes.get(prev_end..offset as usize).is_some_and(|pad| pad.iter().any(|&b| b != 0)) {
+            return Err(corrupt(prev_end, format!("padding before section {i} is not zero")));
+        }
         *range = offset as usize..end as usize;
+        prev_end = end as usize;
         expected_at = pad8(end as usize);
         if check_crc {
             let crc = crc32fast::hash(bytes.get(range.clone()).unwrap_or_default());
@@ -215,7 +223,7 @@ pub(crate) fn validate(bytes: &[u8], path: &Path, check_crc: bool) -> Result<Hea
             }
         }
     }
-    if sections.last().map_or(0, |r| r.end) as u64 != file_len {
+    if sections.last().map_or(0, |r| r.end) as u64 != file_len && prev_end as u64 != file_len {
         return Err(corrupt(FILE_LEN_AT, "bytes after the last section".into()));
     }
     Ok(Header { lsn: read_u64(bytes, 16), rows, numbers: f, categories: c, sections })

@@ -1,0 +1,288 @@
+//! Checkpoints and compaction: crash and fault injection at every I/O step of their
+//! publication, damaged checkpoint files (an error or a rebuild from the log, never a
+//! panic), reopening without replay, and cleanup of replaced files.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use geocrm::index::checkpoint::{Checkpoint, Verify};
+use geocrm::io::{CrashMode, FaultPlan, MappedBytes, MemFs, OpKind};
+use geocrm::{Database, Error, Filter, LatLon, Options, Record, Schema};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::crash::{options, random_commit, read_state, setup, State, DIR};
+
+/// Commits, a checkpoint after commit 3, a compaction after commit 7, with a fault
+/// (`fail_once` or, with `stop`, every operation from the `n`-th on — a crash there).
+fn workload(n: u64, kind: OpKind, stop: bool) -> (MemFs, State, Option<State>, bool) {
+    let fs = MemFs::new();
+    let db = setup(&fs);
+    let plan = if stop { FaultPlan::new().fail_from(kind, n) } else { FaultPlan::new().fail_once(kind, n) };
+    fs.set_faults(plan);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let (mut acked, mut in_doubt, mut fired) = (State::new(), None, false);
+    let mut poisoned = false;
+    for step in 0..10 {
+        let (result, after) = random_commit(&db, &mut rng, &acked);
+        match result {
+            Ok(()) => {
+                assert!(!poisoned, "a commit succeeded after a failed one");
+                acked = after;
+            }
+            Err(e) => {
+                if !poisoned {
+                    in_doubt = Some(after);
+                } else {
+                    assert!(matches!(e, Error::Poisoned { .. }), "after a failure, writes are refused: {e}");
+                }
+                poisoned = true;
+                fired = true;
+            }
+        }
+        let maintenance = match step {
+            3 => Some(db.checkpoint().map(|_| ())),
+            7 => Some(db.compact().map(|_| ())),
+            _ => None,
+        };
+        if let Some(Err(_)) = maintenance {
+            fired = true;
+        }
+        // A failed checkpoint leaves the database answering as before.
+        if !poisoned {
+            assert_eq!(read_state(&db), acked, "fault {kind:?} at {n}: state changed by a failed checkpoint");
+        }
+    }
+    drop(db);
+    (fs, acked, in_doubt, fired)
+}
+
+#[test]
+fn a_fault_or_crash_at_every_step_of_checkpoint_and_compaction_loses_nothing() {
+    let mut cases = 0;
+    for (kind, stop) in
+        [(OpKind::Any, false), (OpKind::Any, true), (OpKind::Sync, false), (OpKind::Rename, false)]
+    {
+        let mut n = 0;
+        loop {
+            let (fs, acked, in_doubt, fired) = workload(n, kind, stop);
+            if !fired {
+                break;
+            }
+            for (m, mode) in CrashMode::ALL.into_iter().enumerate() {
+                let image = fs.crash_image(n * 5 + m as u64, mode);
+                let db = Database::open(Path::new(DIR), options(&image))
+                    .unwrap_or_else(|e| panic!("{kind:?} {stop} at {n}, {mode:?}: reopen failed: {e}"));
+                assert_eq!(db.checkpoint_rejected(), None, "{kind:?} {stop} at {n}, {mode:?}");
+                let got = read_state(&db);
+                assert!(
+                    got == acked || Some(&got) == in_doubt.as_ref(),
+                    "{kind:?} {stop} at {n}, {mode:?}: recovered state is neither the acknowledged one nor it plus the failed commit"
+                );
+                // And it stays usable: one more commit, checkpoint, reopen.
+                let (result, after) = random_commit(&db, &mut ChaCha8Rng::seed_from_u64(n), &got);
+                result.unwrap();
+                db.checkpoint().unwrap();
+                drop(db);
+                let db = Database::open(Path::new(DIR), options(&image)).unwrap();
+                assert_eq!(read_state(&db), after);
+                cases += 1;
+            }
+            n += 1;
+        }
+    }
+    assert!(cases > 300, "only {cases} cases ran");
+}
+
+#[test]
+fn power_loss_images_during_checkpoints_and_compactions() {
+    let mut images = 0;
+    for seed in 0..6u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(100 + seed);
+        let fs = MemFs::new();
+        let db = setup(&fs);
+        let mut acked = State::new();
+        for step in 0..24u64 {
+            let (result, after) = random_commit(&db, &mut rng, &acked);
+            result.unwrap();
+            acked = after;
+            match rng.gen_range(0..6) {
+                0 => drop(db.checkpoint().unwrap()),
+                1 => drop(db.compact().unwrap()),
+                _ => {}
+            }
+            for (m, mode) in CrashMode::ALL.into_iter().enumerate() {
+                let image = fs.crash_image(seed * 1000 + step * 10 + m as u64, mode);
+                let db = Database::open(Path::new(DIR), options(&image))
+                    .unwrap_or_else(|e| panic!("seed {seed} step {step} {mode:?}: {e}"));
+                assert_eq!(db.checkpoint_rejected(), None);
+                assert_eq!(read_state(&db), acked, "seed {seed} step {step} {mode:?}");
+                images += 1;
+            }
+        }
+    }
+    assert_eq!(images, 6 * 24 * 3);
+}
+
+fn small_db(fs: &MemFs) -> (Database, State) {
+    let db = setup(fs);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut acked = State::new();
+    for _ in 0..6 {
+        let (result, after) = random_commit(&db, &mut rng, &acked);
+        result.unwrap();
+        acked = after;
+    }
+    (db, acked)
+}
+
+fn checkpoint_file(fs: &MemFs) -> std::path::PathBuf {
+    fs.list_files()
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "ckpt"))
+        .expect("a checkpoint file")
+}
+
+#[test]
+fn every_truncation_and_byte_flip_of_a_checkpoint_is_an_error_or_a_rebuild() {
+    let fs = MemFs::new();
+    let (db, acked) = small_db(&fs);
+    db.checkpoint().unwrap();
+    drop(db);
+    let path = checkpoint_file(&fs);
+    let good = fs.read_all(&path).unwrap();
+    let open = |bytes: Vec<u8>| {
+        let bytes: MappedBytes = Arc::new(bytes);
+        Checkpoint::open(bytes, &path, Verify::Checksums)
+    };
+    assert!(open(good.clone()).is_ok());
+    for cut in 0..good.len() {
+        let err = open(good[..cut].to_vec()).expect_err("a truncated checkpoint must not open");
+        assert!(matches!(err, Error::Corrupt { .. }), "cut {cut}: {err}");
+    }
+    for at in 0..good.len() {
+        let mut bad = good.clone();
+        bad[at] ^= 0x5a;
+        let err = open(bad.clone()).expect_err("every byte is checked: checksums, or zero padding");
+        assert!(
+            matches!(err, Error::Corrupt { .. } | Error::UnsupportedVersion { .. }),
+            "flip at {at}: {err}"
+        );
+        // Structure-only validation must not panic either; queries stay in bounds.
+        if let Ok(c) = Checkpoint::open(Arc::new(bad.clone()), &path, Verify::StructureOnly) {
+            let _ = c.tree().nearest(LatLon::new(1.0, 2.0).unwrap(), 3, &mut |_| true);
+            for row in 0..c.len() as u32 {
+                let _ = (c.id(row), c.location(row), c.pointer(row), c.find(c.id(row)));
+            }
+        }
+    }
+    // Through the database: a damaged file is rejected and the state rebuilt from the log.
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    fs.write_raw(&path, &bad);
+    let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
+    assert!(
+        db.checkpoint_rejected().is_some_and(|r| r.contains("checksum") || r.contains("padding")),
+        "{:?}",
+        db.checkpoint_rejected()
+    );
+    assert_eq!(read_state(&db), acked);
+    // The next checkpoint replaces the damaged file.
+    db.checkpoint().unwrap();
+    drop(db);
+    let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
+    assert_eq!(db.checkpoint_rejected(), None);
+    assert_eq!(read_state(&db), acked);
+}
+
+#[test]
+fn a_damaged_checkpoint_after_compaction_is_rebuilt_from_the_compacted_log() {
+    let fs = MemFs::new();
+    let (db, acked) = small_db(&fs);
+    db.compact().unwrap();
+    let (result, acked) = random_commit(&db, &mut ChaCha8Rng::seed_from_u64(9), &acked);
+    result.unwrap();
+    drop(db);
+    let path = checkpoint_file(&fs);
+    fs.write_raw(&path, b"garbage");
+    let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
+    assert!(db.checkpoint_rejected().is_some());
+    assert_eq!(read_state(&db), acked);
+}
+
+#[test]
+fn reopening_after_a_checkpoint_replays_nothing_and_old_files_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let db = open();
+    db.create_collection("c", Schema::new().number("v")).unwrap();
+    for round in 0..3 {
+        let mut b = db.begin_write();
+        for i in 0..500 {
+            let p = LatLon::new(f64::from(i % 90), f64::from(i % 180)).unwrap();
+            b.upsert("c", Record::new(format!("r{i}"), p).number("v", f64::from(round))).unwrap();
+        }
+        b.commit().unwrap();
+        let report = db.checkpoint().unwrap();
+        assert_eq!((report.rows, report.unchanged), (500, false));
+        assert!(db.checkpoint().unwrap().unchanged, "nothing changed since");
+    }
+    drop(db);
+    let files = std::fs::read_dir(dir.path().join("index")).unwrap().count();
+    assert_eq!(files, 1, "replaced checkpoint files are deleted");
+    let db = open();
+    assert_eq!(db.recovery_report().transactions, 0, "nothing to replay after a checkpoint");
+    let c = db.read();
+    let c = c.collection("c").unwrap();
+    assert_eq!(c.len(), 500);
+    assert_eq!(c.get("r7").unwrap().unwrap().numbers["v"], 2.0);
+    drop(c);
+}
+
+#[test]
+fn compaction_drops_superseded_deleted_and_erased_records_from_the_log() {
+    use geocrm::crypto::RawKey;
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options::new().key(RawKey::new([1; 32])).checkpoint_after_ops(None).segment_bytes(4096);
+    let db = Database::open(dir.path(), options()).unwrap();
+    db.create_collection("c", Schema::new().pii("name")).unwrap();
+    for version in 0..5 {
+        let mut b = db.begin_write();
+        for i in 0..200 {
+            let p = LatLon::new(10.0, f64::from(i) / 10.0).unwrap();
+            b.upsert("c", Record::new(format!("r{i}"), p).pii("name", format!("Name {i} v{version}")))
+                .unwrap();
+        }
+        b.commit().unwrap();
+    }
+    let mut b = db.begin_write();
+    for i in 0..50 {
+        b.delete("c", &format!("r{i}")).unwrap();
+    }
+    b.commit().unwrap();
+    db.erase("c", "r60").unwrap();
+    let log_bytes = |d: &Path| -> u64 {
+        std::fs::read_dir(d.join("log")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+    };
+    let before = log_bytes(dir.path());
+    let report = db.compact().unwrap();
+    assert!(report.segments_removed > 0);
+    let after = log_bytes(dir.path());
+    assert!(after * 3 < before, "log went from {before} to {after} bytes");
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    assert_eq!(c.len(), 149);
+    assert_eq!(c.reveal("r61").unwrap()["name"].expose(), "Name 61 v4");
+    assert!(c.get("r60").unwrap().is_none() && c.get("r10").unwrap().is_none());
+    drop(snap);
+    drop(db);
+    let db = Database::open(dir.path(), options()).unwrap();
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    assert_eq!(c.len(), 149);
+    assert_eq!(c.reveal("r199").unwrap()["name"].expose(), "Name 199 v4");
+    // Compaction re-wrote the record: its version now comes from the compacted log.
+    assert!(c.get("r199").unwrap().unwrap().lsn > 1000);
+    assert!(c.within_radius(LatLon::new(10.0, 6.0).unwrap(), 1.0, &Filter::All).unwrap().is_empty());
+}
