@@ -183,6 +183,24 @@ pub enum Command {
         #[arg(long)]
         id: String,
     },
+    /// Write every live record into memory-mapped checkpoint files now, so the next open
+    /// replays nothing.
+    Checkpoint {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Rewrite the log keeping only live records (superseded, deleted and erased ones go,
+    /// ciphertext included), then checkpoint.
+    Compact {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Check every file of the database (log, checkpoints, manifest, keystore); exits with
+    /// status 1 if anything is wrong.
+    Verify {
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Collections, record counts, log size and recovery information.
     Stats {
         #[command(flatten)]

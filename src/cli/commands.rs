@@ -134,6 +134,9 @@ pub fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Stats { db } => stats(&db),
+        Command::Checkpoint { db } => maintain(&db, false),
+        Command::Compact { db } => maintain(&db, true),
+        Command::Verify { db } => verify(&db),
         Command::Erase { db, id } => {
             let database = open(&db, true)?;
             let receipt = database.erase(&db.collection, &id)?;
@@ -324,10 +327,12 @@ fn get(db: &DbArgs, id: &str, reveal: bool) -> Result<()> {
 fn stats(db: &DbArgs) -> Result<()> {
     let database = open(db, false)?;
     let snap = database.read();
+    let stats = database.stats();
     let mut collections = Map::new();
     for name in snap.collection_names() {
         let c = snap.collection(&name)?;
         let s = c.schema();
+        let st = stats.collections.get(&name);
         collections.insert(
             name.clone(),
             json!({
@@ -335,26 +340,103 @@ fn stats(db: &DbArgs) -> Result<()> {
                 "pii_fields": s.pii_fields(),
                 "number_fields": s.number_fields(),
                 "category_fields": s.category_fields(),
+                "checkpoint_rows": st.map_or(0, |s| s.checkpoint_rows),
+                "hidden_rows": st.map_or(0, |s| s.hidden_rows),
+                "memory_rows": st.map_or(0, |s| s.memory_rows),
+                "checkpoint_bytes": st.map_or(0, |s| s.checkpoint_bytes),
             }),
         );
     }
-    let report = database.recovery_report();
+    drop(snap);
     let out = json!({
         "collections": collections,
-        "next_lsn": database.next_lsn(),
+        "next_lsn": stats.next_lsn,
+        "ops_since_checkpoint": stats.ops_since_checkpoint,
+        "checkpoint": stats.checkpoint,
         "log": {
-            "segments": report.segments,
-            "truncated_tail_bytes": report.truncated.as_ref().map_or(0, |t| t.bytes_dropped),
+            "segments": stats.log_segments,
+            "bytes": stats.log_bytes,
+            "floor": stats.log_floor,
+            "truncated_tail_bytes": stats.truncated_tail_bytes,
         },
+        "checkpoint_rejected": stats.checkpoint_rejected,
+        "auto_checkpoint_error": stats.auto_checkpoint_error,
     });
     if db.json {
         print_json(&out);
     } else {
         println!("database {}", db.db.display());
-        for (name, c) in &collections {
-            println!("  {name:<20} {} records", c["records"]);
+        for (name, c) in &stats.collections {
+            println!(
+                "  {name:<20} {} records ({} in the checkpoint, {} hidden, {} in memory; checkpoint file {} bytes)",
+                c.records, c.checkpoint_rows, c.hidden_rows, c.memory_rows, c.checkpoint_bytes
+            );
         }
-        println!("  next LSN {}; log segments {}", database.next_lsn(), report.segments);
+        match &stats.checkpoint {
+            Some(c) => println!(
+                "  checkpoint at LSN {} ({:.1} s old), replay starts at segment {}",
+                c.lsn,
+                c.age_ms as f64 / 1e3,
+                c.segment
+            ),
+            None => println!("  no checkpoint yet"),
+        }
+        println!(
+            "  next LSN {}; {} operations since the checkpoint; log {} segments, {} bytes",
+            stats.next_lsn, stats.ops_since_checkpoint, stats.log_segments, stats.log_bytes
+        );
+        if let Some(reason) = &stats.checkpoint_rejected {
+            println!("  WARNING: the checkpoint was not usable and the log was replayed: {reason}");
+        }
     }
     Ok(())
+}
+
+fn maintain(db: &DbArgs, compact: bool) -> Result<()> {
+    let database = open(db, false)?;
+    let report = if compact { database.compact()? } else { database.checkpoint()? };
+    if db.json {
+        print_json(&serde_json::to_value(&report).unwrap_or_default());
+    } else if report.unchanged {
+        println!("nothing changed since the checkpoint at LSN {}", report.lsn);
+    } else {
+        println!(
+            "{} {} rows at LSN {} into {} bytes in {:.0} ms{}",
+            if compact { "compacted;" } else { "checkpointed" },
+            report.rows,
+            report.lsn,
+            report.bytes,
+            report.elapsed_ms,
+            if compact {
+                format!("; {} log segments removed", report.segments_removed)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+fn verify(db: &DbArgs) -> Result<()> {
+    let database = open(db, false)?;
+    let report = database.verify()?;
+    if db.json {
+        print_json(&serde_json::to_value(&report).unwrap_or_default());
+    } else {
+        for f in &report.files {
+            match &f.problem {
+                None => println!("ok       {:<12} {:>12} bytes  {}", f.kind, f.bytes, f.path.display()),
+                Some(p) => {
+                    println!("DAMAGED  {:<12} {:>12} bytes  {}: {p}", f.kind, f.bytes, f.path.display())
+                }
+            }
+        }
+        println!("{} checkpoint rows checked against the log", report.rows_checked);
+    }
+    if report.is_ok() {
+        Ok(())
+    } else {
+        let damaged = report.files.iter().filter(|f| f.problem.is_some()).count();
+        Err(Error::corrupt(&db.db, 0, format!("{damaged} damaged file(s); see the report above")))
+    }
 }

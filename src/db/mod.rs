@@ -2,6 +2,7 @@
 //! writer process at a time and read by many threads.
 
 mod checkpoint;
+mod inspect;
 mod keys;
 mod manifest;
 mod ops;
@@ -22,6 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 pub use checkpoint::{CheckpointReport, INDEX_DIR};
+pub use inspect::{CheckpointStats, CollectionStats, DatabaseStats, FileCheck, VerifyReport};
 pub use options::{Durability, Options, DEFAULT_CHECKPOINT_AFTER_OPS};
 pub use privacy::ErasureReceipt;
 pub use read::{CollectionReader, Hit, Snapshot, StoredView, MAX_K};

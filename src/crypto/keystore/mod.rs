@@ -129,6 +129,37 @@ impl Keystore {
         })
     }
 
+    /// Re-reads the file and checks its header and every frame (checksums, entries) without
+    /// changing anything; a torn final frame is not a problem (open drops it).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] with the offset of the first bad structure; [`Error::Io`].
+    pub fn verify(&self) -> Result<()> {
+        let bytes = self.fs.read(&self.path)?;
+        let header = Header::decode(&bytes, &self.path)?;
+        if header.db_id != self.header.db_id {
+            return Err(Error::corrupt(
+                &self.path,
+                10,
+                "keystore belongs to another database (db_id mismatch)",
+            ));
+        }
+        let mut at = HEADER_LEN;
+        while let Some(rest) = bytes.get(at..).filter(|r| !r.is_empty()) {
+            match read_frame(rest) {
+                FrameRead::Valid { payload, frame_len } => {
+                    format::decode_batch(payload).map_err(|(offset, reason)| {
+                        Error::corrupt(&self.path, (at + offset) as u64, reason)
+                    })?;
+                    at += frame_len;
+                }
+                _ if is_torn_tail(rest) => break,
+                other => return Err(Error::corrupt(&self.path, at as u64, format!("bad frame ({other:?})"))),
+            }
+        }
+        Ok(())
+    }
+
     /// Opens and validates `dir/keystore`. With `master` it checks the key and unlocks.
     /// A torn final frame (cut short by a crash during an unsynced append) is dropped and
     /// the file truncated; call this only while holding the database's write lock.

@@ -3,6 +3,7 @@
 //! kind rejected with a clear message and nothing written (`errors`).
 
 mod errors;
+mod maintenance;
 mod privacy;
 mod queries;
 

@@ -1,0 +1,278 @@
+//! What `geocrm stats` and `geocrm verify` report: sizes, rows, LSNs, checkpoint age, and a
+//! check of every file of the database.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::checkpoint::INDEX_DIR;
+use super::ops::{decode_one, LogOp};
+use super::Database;
+use crate::error::{Error, Result};
+use crate::index::checkpoint::{Checkpoint, Verify};
+use crate::io::FileSystem;
+
+/// One collection in [`DatabaseStats`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CollectionStats {
+    /// Live records.
+    pub records: u64,
+    /// Rows in the checkpoint file (live or hidden).
+    pub checkpoint_rows: u64,
+    /// Checkpoint rows replaced or removed since the checkpoint.
+    pub hidden_rows: u64,
+    /// Rows in the in-memory table (written since the checkpoint).
+    pub memory_rows: u64,
+    /// Size of the checkpoint file in bytes.
+    pub checkpoint_bytes: u64,
+}
+
+/// The live checkpoint in [`DatabaseStats`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CheckpointStats {
+    /// Every operation below this LSN is in it.
+    pub lsn: u64,
+    /// Replay starts at this segment.
+    pub segment: u64,
+    /// When it was published, milliseconds since the Unix epoch.
+    pub created_unix_ms: u64,
+    /// Its age at the time of the call, milliseconds.
+    pub age_ms: u64,
+    /// Its files in `DIR/index/`.
+    pub files: Vec<String>,
+}
+
+/// Sizes, rows, LSNs and checkpoint age of an open database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct DatabaseStats {
+    /// Per collection.
+    pub collections: BTreeMap<String, CollectionStats>,
+    /// The LSN the next write gets.
+    pub next_lsn: u64,
+    /// Operations logged since the checkpoint (what the next open replays).
+    pub ops_since_checkpoint: u64,
+    /// The live checkpoint.
+    pub checkpoint: Option<CheckpointStats>,
+    /// Log segment files.
+    pub log_segments: u64,
+    /// Their total size in bytes.
+    pub log_bytes: u64,
+    /// Segments below this were removed by compaction.
+    pub log_floor: u64,
+    /// Bytes of the torn tail cut off at open.
+    pub truncated_tail_bytes: u64,
+    /// Why the manifest's checkpoint was not used at open, if it was not.
+    pub checkpoint_rejected: Option<String>,
+    /// The last automatic checkpoint's error, if it failed.
+    pub auto_checkpoint_error: Option<String>,
+}
+
+/// One checked file in a [`VerifyReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct FileCheck {
+    /// The file.
+    pub path: PathBuf,
+    /// What it is: `log segment`, `checkpoint`, `manifest`, `keystore`.
+    pub kind: String,
+    /// Its size.
+    pub bytes: u64,
+    /// `None` when it is sound, else what is wrong.
+    pub problem: Option<String>,
+}
+
+/// The result of [`Database::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Every file checked.
+    pub files: Vec<FileCheck>,
+    /// Checkpoint rows checked against the log record they point to.
+    pub rows_checked: u64,
+}
+
+impl VerifyReport {
+    /// Whether every file is sound.
+    #[must_use]
+    pub fn is_ok(&self) -> bool {
+        self.files.iter().all(|f| f.problem.is_none())
+    }
+}
+
+fn file_len(fs: &dyn FileSystem, path: &std::path::Path) -> u64 {
+    fs.open_read(path).map_or(0, |f| f.len())
+}
+
+impl Database {
+    /// Sizes, rows, LSNs and the checkpoint's age.
+    #[must_use]
+    pub fn stats(&self) -> DatabaseStats {
+        let inner = &self.inner;
+        let manifest = inner.manifest.lock().clone();
+        let (collections, next_lsn, checkpoint_lsn) = {
+            let state = inner.state.read();
+            let collections = state
+                .collections
+                .iter()
+                .map(|(name, c)| {
+                    let (checkpoint_rows, hidden_rows, checkpoint_bytes) =
+                        c.base.as_ref().map_or((0, 0, 0), |b| {
+                            (b.checkpoint.len() as u64, b.hidden.len() as u64, b.checkpoint.file_len() as u64)
+                        });
+                    let stats = CollectionStats {
+                        records: c.view().len() as u64,
+                        checkpoint_rows,
+                        hidden_rows,
+                        memory_rows: c.table.len() as u64,
+                        checkpoint_bytes,
+                    };
+                    (name.clone(), stats)
+                })
+                .collect();
+            (collections, state.next_lsn, state.checkpoint_lsn)
+        };
+        let segments = inner.writer.lock().log.segment_paths();
+        let now = super::checkpoint::now_ms();
+        DatabaseStats {
+            collections,
+            next_lsn,
+            ops_since_checkpoint: next_lsn.saturating_sub(checkpoint_lsn.max(1)),
+            checkpoint: manifest.checkpoint.map(|c| CheckpointStats {
+                lsn: c.lsn,
+                segment: c.segment,
+                created_unix_ms: c.created_unix_ms,
+                age_ms: now.saturating_sub(c.created_unix_ms),
+                files: c.files.into_iter().map(|(_, f)| f).collect(),
+            }),
+            log_segments: segments.len() as u64,
+            log_bytes: segments.iter().map(|p| file_len(&*inner.fs, p)).sum(),
+            log_floor: manifest.log_floor,
+            truncated_tail_bytes: inner.recovery.truncated.as_ref().map_or(0, |t| t.bytes_dropped),
+            checkpoint_rejected: inner.checkpoint_rejected.clone(),
+            auto_checkpoint_error: inner.auto_checkpoint_error.lock().clone(),
+        }
+    }
+
+    /// Checks every file: each log segment (frames, checksums, LSN continuity, the torn-tail
+    /// rule), each checkpoint file (checksums, structure, id order, and every row against
+    /// the log record it points to), the manifest and the keystore. Commits wait while it
+    /// runs. Reports problems instead of stopping at the first.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a directory cannot be listed.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let inner = &self.inner;
+        let fs = &*inner.fs;
+        let _writer = inner.writer.lock();
+        let mut files = Vec::new();
+        let manifest_path = inner.dir.join(super::manifest::MANIFEST_NAME);
+        let manifest = super::manifest::Manifest::load(fs, &inner.dir);
+        files.push(FileCheck {
+            bytes: file_len(fs, &manifest_path),
+            path: manifest_path,
+            kind: "manifest".into(),
+            problem: manifest.as_ref().err().map(ToString::to_string),
+        });
+        let keystore_path = inner.dir.join(crate::crypto::KEYSTORE_FILE);
+        if fs.exists(&keystore_path) {
+            let problem = inner.keystore.read().as_ref().map_or(Ok(()), |k| k.verify()).err();
+            files.push(FileCheck {
+                bytes: file_len(fs, &keystore_path),
+                path: keystore_path,
+                kind: "keystore".into(),
+                problem: problem.map(|e| e.to_string()),
+            });
+        }
+        let log_dir = inner.dir.join(crate::log::LOG_DIR);
+        let log = crate::log::verify(fs, &inner.dir, inner.db_id);
+        let mut segments: Vec<String> = fs.list_dir(&log_dir)?;
+        segments.retain(|n| n.ends_with(".seg"));
+        for name in segments {
+            let path = log_dir.join(&name);
+            let problem = match &log {
+                Err(Error::Corrupt { file, offset, reason }) if *file == path => {
+                    Some(format!("at offset {offset}: {reason}"))
+                }
+                Err(e) if !matches!(e, Error::Corrupt { .. }) => Some(e.to_string()),
+                _ => None,
+            };
+            files.push(FileCheck { bytes: file_len(fs, &path), path, kind: "log segment".into(), problem });
+        }
+        let mut rows_checked = 0;
+        if let Ok(Some(m)) = &manifest {
+            for (collection, name) in m.checkpoint.iter().flat_map(|c| &c.files) {
+                let path = inner.dir.join(INDEX_DIR).join(name);
+                let checked = fs
+                    .map(&path)
+                    .and_then(|bytes| Checkpoint::open(bytes, &path, Verify::Checksums))
+                    .and_then(|c| self.check_rows(collection, &c).map(|n| rows_checked += n));
+                files.push(FileCheck {
+                    bytes: file_len(fs, &path),
+                    path,
+                    kind: "checkpoint".into(),
+                    problem: checked.err().map(|e| e.to_string()),
+                });
+            }
+        }
+        Ok(VerifyReport { files, rows_checked })
+    }
+
+    /// Checks a checkpoint's id order and every row against its log record.
+    fn check_rows(&self, collection: &str, c: &Checkpoint) -> Result<u64> {
+        let bad = |row: u32, what: &str| {
+            Error::corrupt(c.path(), 0, format!("row {row} ({:?}): {what}", c.id(row)))
+        };
+        if c.meta().collection != collection {
+            return Err(Error::corrupt(c.path(), 0, "the file holds another collection"));
+        }
+        let n = c.len() as u32;
+        let mut seen = vec![false; c.len()];
+        for row in 0..n {
+            let found = c.find(c.id(row)).ok_or_else(|| bad(row, "not found by its id"))?;
+            if found != row || std::mem::replace(&mut seen[row as usize], true) {
+                return Err(bad(row, "the id order is wrong or an id appears twice"));
+            }
+        }
+        let mut order: Vec<u32> = (0..n).collect();
+        order.sort_unstable_by_key(|&r| {
+            let p = c.pointer(r);
+            (p.segment, p.offset, p.index)
+        });
+        let (f, k) = (c.meta().schema.number_fields().len(), c.meta().schema.category_fields().len());
+        let mut frame: Option<(u64, u64, Vec<u8>)> = None;
+        for row in order {
+            let p = c.pointer(row);
+            if frame.as_ref().is_none_or(|(s, o, _)| (*s, *o) != (p.segment, p.offset)) {
+                frame = Some((p.segment, p.offset, self.inner.segments.read_body(p)?.0));
+            }
+            let body = frame.as_ref().map_or(&[][..], |(_, _, b)| b.as_slice());
+            let Ok(LogOp::Upsert(r)) = decode_one(body, p.index) else {
+                return Err(bad(row, "its log pointer does not lead to an upsert"));
+            };
+            let same_numbers = (0..f).all(|i| {
+                let (a, b) = (c.number(i, row), r.numbers.get(i).copied().flatten().unwrap_or(f64::NAN));
+                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+            });
+            let same_categories = (0..k).all(|i| {
+                let code = c.category(i, row);
+                let value = c.meta().dictionary.get(i).and_then(|d| d.get(code as usize));
+                value.map(String::as_str) == r.categories.get(i).and_then(|v| v.as_deref())
+            });
+            let location = c.location(row).map(|l| (l.lat(), l.lon()));
+            if r.id != c.id(row)
+                || r.collection != collection
+                || location != Some((r.lat, r.lon))
+                || r.cell != c.cell(row)
+                || !same_numbers
+                || !same_categories
+            {
+                return Err(bad(row, "differs from the log record it points to"));
+            }
+        }
+        Ok(u64::from(n))
+    }
+}
