@@ -59,7 +59,37 @@ fn main() {
         }
         return;
     }
-    let (sort, order) = best_of(3, || hilbert_order(&raw));
+    let (sort, order) = if std::env::var("ORDER").is_ok_and(|o| o == "h3") {
+        // The order checkpoints use: by resolution-15 H3 cell.
+        best_of(1, || {
+            let mut keyed: Vec<(u64, u32)> = raw
+                .iter()
+                .zip(0u32..)
+                .map(|(p, i)| {
+                    let cell = h3o::LatLng::new(p.lat(), p.lon()).unwrap().to_cell(h3o::Resolution::Fifteen);
+                    (u64::from(cell), i)
+                })
+                .collect();
+            keyed.sort_unstable();
+            keyed.into_iter().map(|(_, i)| i).collect::<Vec<u32>>()
+        })
+    } else if let Some(r0) = std::env::var("ORDER")
+        .ok()
+        .and_then(|o| o.strip_prefix("h3hilbert").map(|r| r.parse::<u8>().unwrap()))
+    {
+        // Hilbert order within each H3 cell at resolution r0, cells in H3 order.
+        best_of(1, || {
+            let res = h3o::Resolution::try_from(r0).unwrap();
+            let mut order = hilbert_order(&raw);
+            order.sort_by_key(|&i| {
+                let p = raw[i as usize];
+                u64::from(h3o::LatLng::new(p.lat(), p.lon()).unwrap().to_cell(res))
+            });
+            order
+        })
+    } else {
+        best_of(3, || hilbert_order(&raw))
+    };
     let pts: Vec<LatLon> = order.iter().map(|&i| raw[i as usize]).collect();
     let (build, tree) = best_of(5, || PackedRTree::build(&pts));
     let bytes = tree.as_bytes();

@@ -184,6 +184,8 @@ impl Inner {
                 });
             }
         }
+        let trace = std::env::var_os("GEOCRM_TRACE").is_some();
+        let t0 = Instant::now();
         let mut gathered: Vec<Gathered> = {
             let state = self.state.read();
             state.collections.iter().map(|(name, c)| Gathered::of(name, c)).collect()
@@ -195,7 +197,13 @@ impl Inner {
             logged(&mut w, |w| w.log.sync())?;
             floor = Some(first);
         }
+        if trace {
+            eprintln!("gathered {:?}", t0.elapsed());
+        }
         let segment = logged(&mut w, |w| w.log.roll())?;
+        if trace {
+            eprintln!("rolled {:?}", t0.elapsed());
+        }
         let lsn = w.log.next_lsn();
         let fs = &*self.fs;
         let index_dir = self.dir.join(INDEX_DIR);
@@ -207,8 +215,14 @@ impl Inner {
         let (mut rows, mut bytes) = (0u64, 0u64);
         for (i, g) in gathered.iter().enumerate() {
             let file = checkpoint::build(lsn, &g.meta, g.rows())?;
+            if trace {
+                eprintln!("built {:?}", t0.elapsed());
+            }
             let name = format!("{lsn:016}-{i:04}.ckpt");
             crate::io::write_atomic(fs, &index_dir, &name, &file)?;
+            if trace {
+                eprintln!("written {:?}", t0.elapsed());
+            }
             rows += g.len() as u64;
             bytes += file.len() as u64;
             files.push((g.meta.collection.clone(), name));
@@ -226,18 +240,30 @@ impl Inner {
             let checkpoint = Checkpoint::open(fs.map(&path)?, &path, Verify::StructureOnly)?;
             bases.push((collection.clone(), checkpoint));
         }
+        if trace {
+            eprintln!("mapped {:?}", t0.elapsed());
+        }
+        let mut replaced = Vec::with_capacity(bases.len());
         {
             let mut state = self.state.write();
             for (collection, checkpoint) in bases {
                 if let Some(c) = state.collections.get_mut(&collection) {
-                    c.base =
-                        Some(BaseRows { checkpoint: Arc::new(checkpoint), hidden: HiddenRows::default() });
-                    c.table = MemoryTable::new();
+                    let base = BaseRows { checkpoint: Arc::new(checkpoint), hidden: HiddenRows::default() };
+                    replaced.push((c.base.replace(base), std::mem::take(&mut c.table)));
                 }
             }
             state.checkpoint_lsn = lsn;
         }
+        // Freeing a large in-memory table takes a while: not under the lock, and not on the
+        // committing thread.
+        let _ = std::thread::Builder::new().name("geocrm-free".into()).spawn(move || drop(replaced));
+        if trace {
+            eprintln!("swapped {:?}", t0.elapsed());
+        }
         remove_unnamed_files(fs, &index_dir, &files);
+        if trace {
+            eprintln!("cleaned {:?}", t0.elapsed());
+        }
         let mut segments_removed = 0;
         if let Some(floor) = floor {
             let before = w.log.segment_paths().len();

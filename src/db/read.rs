@@ -231,24 +231,7 @@ impl CollectionReader<'_> {
             },
         };
         let mut collector = Collector::new(h3, category, positions);
-        match (scope, self.c.base.as_ref(), collector.h3_resolution()) {
-            (Scope::All, Some(base), Some(res)) => {
-                // Rows are in cell order: each run of one ancestor is one group, no per-row
-                // H3 arithmetic.
-                let checkpoint = &base.checkpoint;
-                for (parent, rows) in checkpoint.cells().group_runs(res.into()) {
-                    for row in rows {
-                        let r = RowRef::Base(checkpoint, row);
-                        if base.visible(row) && query::row_matches(&f, r) {
-                            collector.add_keyed(parent, r);
-                        }
-                    }
-                }
-                let tail = TableView { tail: &self.c.table, base: None };
-                query::scan(tail, scope, &f, |r| collector.add(r));
-            }
-            _ => query::scan(self.view(), scope, &f, |r| collector.add(r)),
-        }
+        query::scan(self.view(), scope, &f, |r| collector.add(r));
         let field = category.unwrap_or(0);
         Ok(collector.finish(|code| self.c.dict.value(field, code).map(str::to_owned)))
     }

@@ -108,7 +108,21 @@ pub struct Group {
 pub struct Collector {
     key_of: KeyOf,
     fields: Vec<usize>,
-    groups: HashMap<u64, (u64, Vec<FieldStats>)>,
+    groups: Vec<(u64, u64, Vec<FieldStats>)>,
+    slots: HashMap<u64, usize>,
+    /// The last key and its slot: rows come in spatial order, so neighbours mostly share
+    /// a group and skip the hash lookup.
+    last: Option<(u64, usize)>,
+}
+
+/// The raw index of the resolution-`res` ancestor of a valid resolution-15 H3 cell: the
+/// resolution field set to `res` and the digits finer than `res` set to 7 (what H3 defines
+/// a parent to be), by bit arithmetic alone.
+#[inline]
+fn ancestor(cell: u64, res: u8) -> u64 {
+    let res = res.min(15);
+    let finer = (1u64 << (3 * u32::from(15 - res))) - 1;
+    (cell & !(0xF << 52) & !finer) | (u64::from(res) << 52) | finer
 }
 
 #[derive(Debug)]
@@ -127,39 +141,41 @@ impl Collector {
             (None, Some(c)) => KeyOf::Category(c),
             (None, None) => KeyOf::Nothing,
         };
-        Collector { key_of, fields, groups: HashMap::new() }
+        Collector { key_of, fields, groups: Vec::new(), slots: HashMap::new(), last: None }
     }
 
     /// Adds one row.
     pub fn add(&mut self, row: RowRef<'_>) {
         let key = match self.key_of {
             KeyOf::Nothing => 0,
-            KeyOf::H3(res) => {
-                CellIndex::try_from(row.cell()).ok().and_then(|c| c.parent(res)).map_or(0, u64::from)
-            }
+            KeyOf::H3(res) => ancestor(row.cell(), res.into()),
             KeyOf::Category(c) => u64::from(row.category(c)),
         };
         self.add_keyed(key, row);
     }
 
-    /// The H3 resolution rows are grouped by, if any.
-    pub(crate) fn h3_resolution(&self) -> Option<Resolution> {
-        match self.key_of {
-            KeyOf::H3(r) => Some(r),
-            _ => None,
-        }
-    }
-
     /// Adds one row whose group key (the raw H3 ancestor, category code, or 0) the caller
-    /// already knows — e.g. from a run of the cell column.
+    /// already knows.
     pub(crate) fn add_keyed(&mut self, key: u64, row: RowRef<'_>) {
-        let n = self.fields.len();
-        let (count, stats) = self.groups.entry(key).or_insert_with(|| (0, vec![FieldStats::EMPTY; n]));
+        let slot = match self.last {
+            Some((k, slot)) if k == key => slot,
+            _ => {
+                let n = self.fields.len();
+                let groups = &mut self.groups;
+                let slot = *self.slots.entry(key).or_insert_with(|| {
+                    groups.push((key, 0, vec![FieldStats::EMPTY; n]));
+                    groups.len() - 1
+                });
+                self.last = Some((key, slot));
+                slot
+            }
+        };
+        let Some((_, count, stats)) = self.groups.get_mut(slot) else { return };
         *count += 1;
-        for (slot, &f) in stats.iter_mut().zip(&self.fields) {
+        for (s, &f) in stats.iter_mut().zip(&self.fields) {
             let v = row.number(f);
             if !v.is_nan() {
-                slot.add(v);
+                s.add(v);
             }
         }
     }
@@ -169,7 +185,7 @@ impl Collector {
         let mut out: Vec<Group> = self
             .groups
             .into_iter()
-            .map(|(key, (count, fields))| {
+            .map(|(key, count, fields)| {
                 let key = match self.key_of {
                     KeyOf::Nothing => GroupKey::All,
                     KeyOf::H3(_) => CellIndex::try_from(key).map_or(GroupKey::Missing, GroupKey::Cell),

@@ -7,5 +7,4 @@ mod spatial;
 
 pub use aggregate::{Collector, FieldStats, Group, GroupBy, GroupKey};
 pub use filter::{CategoryCodes, CompiledFilter, Filter, MISSING_CODE};
-pub(crate) use spatial::row_matches;
 pub use spatial::{count, nearest, scan, Neighbor, Scope};

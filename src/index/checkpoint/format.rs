@@ -1,7 +1,7 @@
 //! Byte layout of a checkpoint file, and its validation.
 //!
-//! A checkpoint file holds one collection's live rows as of a log sequence number, sorted by
-//! (H3 cell at resolution 15, id). Every integer and float is little-endian; every section
+//! A checkpoint file holds one collection's live rows as of a log sequence number, in the
+//! order of [`hilbert_order`](crate::index::packed::hilbert_order) of their locations. Every integer and float is little-endian; every section
 //! starts at a multiple of 8. `N` is the row count, `F` the number of number fields and `C`
 //! the number of category fields of the collection's schema.
 //!
@@ -29,7 +29,7 @@
 //! | ---: | --- | --- | --- |
 //! | 0 | meta | any (≤ 64 MiB) | bincode 2 (standard config) of `{collection: String, schema: Schema, dictionary: Vec<Vec<String>>}`: the category values by code, per category field |
 //! | 1 | tree | as its header says | a packed R-tree file (see the `packed` module) over the rows' locations, row `i` = checkpoint row `i` |
-//! | 2 | cells | 8·N | H3 cell (resolution 15) per row, u64, ascending |
+//! | 2 | cells | 8·N | H3 cell (resolution 15) per row, u64 (its top 12 bits are `0x08F`) |
 //! | 3 | id offsets | 4·(N+1) | start of each row's id in the id bytes, u32, non-decreasing, first 0, last = length of section 4 |
 //! | 4 | id bytes | any (< 4 GiB) | the ids, UTF-8, back to back |
 //! | 5 | id order | 4·N | row numbers (u32) sorted by id bytes, for lookups by id |

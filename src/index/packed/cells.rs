@@ -76,11 +76,6 @@ impl<'a> CellColumn<'a> {
         Ok(CellColumn { res: ((first & RES_MASK) >> RES_SHIFT) as u8, ..column })
     }
 
-    /// A view of bytes already validated by [`CellColumn::try_new`].
-    pub(crate) fn from_validated(bytes: &'a [u8], rows: u32, res: u8) -> Self {
-        CellColumn { bytes, rows, res }
-    }
-
     /// Number of rows.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -350,6 +350,10 @@ fn stats_shape() {
             "pii_fields": ["name", "phone", "email", "address"],
             "number_fields": ["ltv", "visits"],
             "category_fields": ["tier"],
+            "checkpoint_rows": 0,
+            "hidden_rows": 0,
+            "memory_rows": 60,
+            "checkpoint_bytes": 0,
         }})
     );
     assert!(s["next_lsn"].as_u64().unwrap() >= 61, "{s}");
