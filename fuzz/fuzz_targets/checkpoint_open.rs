@@ -1,0 +1,38 @@
+//! Arbitrary bytes as a checkpoint file, and as a packed R-tree on its own: opening is an
+//! `Err` or a view whose every accessor and query stays in bounds. No panic, hang or huge
+//! allocation. Also with structure-only validation (no checksums), where damaged values
+//! must still never panic.
+#![no_main]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use geocrm::index::checkpoint::{Checkpoint, Verify};
+use geocrm::index::packed::PackedRTreeRef;
+use geocrm::io::MappedBytes;
+use geocrm::LatLon;
+use libfuzzer_sys::fuzz_target;
+
+fn exercise(c: &Checkpoint) {
+    let at = LatLon::new(10.0, 20.0).expect("valid point");
+    let _ = c.tree().nearest(at, 5, &mut |_| true);
+    c.tree().within_radius(at, 1e6, &mut |_, _| {});
+    for row in 0..(c.len() as u32).min(64) {
+        let id = c.id(row).to_owned();
+        let _ = (c.location(row), c.cell(row), c.pointer(row), c.find(&id));
+        let _ = (c.number(0, row), c.category(0, row));
+    }
+}
+
+fuzz_target!(|input: &[u8]| {
+    let path = Path::new("fuzz.ckpt");
+    for verify in [Verify::Checksums, Verify::StructureOnly] {
+        let bytes: MappedBytes = Arc::new(input.to_vec());
+        if let Ok(c) = Checkpoint::open(bytes, path, verify) {
+            exercise(&c);
+        }
+    }
+    if let Ok(tree) = PackedRTreeRef::try_new_unchecked_crc(input) {
+        let _ = tree.nearest(LatLon::new(-45.0, 170.0).expect("valid point"), 3, &mut |_| true);
+    }
+});
