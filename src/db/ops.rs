@@ -75,6 +75,10 @@ pub(crate) struct StoredRecord {
 /// point read of one operation never reads much.
 pub(crate) const TARGET_BODY_BYTES: usize = 64 << 10;
 
+/// Most operations in one body, so an operation's index fits the u16 of a checkpoint's
+/// log pointer.
+pub(crate) const MAX_OPS_PER_BODY: u32 = u16::MAX as u32;
+
 /// Encodes operations into frame bodies of about [`TARGET_BODY_BYTES`], returning each body
 /// with its operation count.
 pub(crate) fn encode_bodies(ops: &[LogOp]) -> Result<Vec<(Vec<u8>, u32)>, String> {
@@ -84,7 +88,7 @@ pub(crate) fn encode_bodies(ops: &[LogOp]) -> Result<Vec<(Vec<u8>, u32)>, String
     for op in ops {
         let bytes = codec::encode(op)?;
         let len = u32::try_from(bytes.len()).map_err(|_| "operation larger than 4 GiB".to_owned())?;
-        if count > 0 && body.len() + bytes.len() + 4 > TARGET_BODY_BYTES {
+        if count > 0 && (body.len() + bytes.len() + 4 > TARGET_BODY_BYTES || count == MAX_OPS_PER_BODY) {
             bodies.push((std::mem::take(&mut body), count));
             count = 0;
         }

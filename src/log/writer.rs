@@ -12,6 +12,10 @@ use crate::codec::{encode_frame, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
 use crate::error::{Error, Result};
 use crate::io::{write_atomic, FileSystem, WritableFile};
 
+/// Every frame of a segment lies below this offset (a checkpoint stores frame offsets as
+/// u32): the writer starts a new segment rather than cross it.
+const MAX_SEGMENT_OFFSET: u64 = u32::MAX as u64;
+
 /// The append-only log of one database: the source of truth.
 ///
 /// One writer appends transactions to the newest segment; see the [module
@@ -164,7 +168,13 @@ impl Log {
         if self.next_lsn.checked_add(total).is_none() {
             return Err(Error::invalid_argument("ops", "the log's LSN space is exhausted"));
         }
-        if self.file.len() > self.config.segment_bytes && self.file.len() > SEGMENT_HEADER_LEN as u64 {
+        let txn_bytes: u64 = ops.iter().map(|(b, _)| (b.len() + MIN_FRAME_LEN) as u64).sum();
+        if txn_bytes > MAX_SEGMENT_OFFSET - SEGMENT_HEADER_LEN as u64 {
+            return Err(Error::invalid_argument("ops", "a transaction holds at most 4 GiB"));
+        }
+        let full =
+            self.file.len() > self.config.segment_bytes || self.file.len() + txn_bytes > MAX_SEGMENT_OFFSET;
+        if full && self.file.len() > SEGMENT_HEADER_LEN as u64 {
             self.roll_over()?;
         }
         let start = self.file.len();

@@ -33,7 +33,7 @@
 //! | 3 | id offsets | 4·(N+1) | start of each row's id in the id bytes, u32, non-decreasing, first 0, last = length of section 4 |
 //! | 4 | id bytes | any (< 4 GiB) | the ids, UTF-8, back to back |
 //! | 5 | id order | 4·N | row numbers (u32) sorted by id bytes, for lookups by id |
-//! | 6 | pointers | 20·N | per row, where its operation is in the log: segment u32, offset u64, frame length u32, operation index in the frame u32 |
+//! | 6 | pointers | 14·N | per row, where its operation is in the log: segment u32, frame offset u32, frame length u32, operation index in the frame u16 |
 //! | 7 | numbers | 8·F·N | column-major: field 0 of every row, then field 1…; f64, NaN where unset |
 //! | 8 | categories | 4·C·N | column-major; u32 codes into the dictionary, `u32::MAX` where unset |
 //!
@@ -56,7 +56,7 @@ pub const HEADER_LEN: usize = 256;
 /// Number of sections.
 pub const SECTIONS: usize = 9;
 /// Bytes per row in the pointer section.
-pub const POINTER_LEN: usize = 20;
+pub const POINTER_LEN: usize = 14;
 
 pub(crate) const META: usize = 0;
 pub(crate) const TREE: usize = 1;

@@ -61,7 +61,7 @@ fn too_big(what: &str) -> Error {
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when the rows do not fit the format (more than `u32::MAX` rows,
-/// 4 GiB of ids, a log segment number above `u32::MAX`) or do not match the schema.
+/// 4 GiB of ids, a log position beyond the pointer's fields) or do not match the schema.
 pub fn build(lsn: u64, meta: &CheckpointMeta, rows: Vec<CheckpointRow<'_>>) -> Result<Vec<u8>> {
     let n = rows.len();
     let (f, c) = (meta.schema.number_fields().len(), meta.schema.category_fields().len());
@@ -108,9 +108,11 @@ pub fn build(lsn: u64, meta: &CheckpointMeta, rows: Vec<CheckpointRow<'_>>) -> R
         pointers.extend_from_slice(
             &u32::try_from(p.segment).map_err(|_| too_big("a segment number"))?.to_le_bytes(),
         );
-        pointers.extend_from_slice(&p.offset.to_le_bytes());
+        let offset = u32::try_from(p.offset).map_err(|_| too_big("a segment offset"))?;
+        let index = u16::try_from(p.index).map_err(|_| too_big("an operation index"))?;
+        pointers.extend_from_slice(&offset.to_le_bytes());
         pointers.extend_from_slice(&p.len.to_le_bytes());
-        pointers.extend_from_slice(&p.index.to_le_bytes());
+        pointers.extend_from_slice(&index.to_le_bytes());
     }
     let mut numbers = Vec::with_capacity(8 * f * n);
     for i in 0..f {
@@ -313,9 +315,9 @@ impl Checkpoint {
         let at = row as usize * POINTER_LEN;
         OpPointer {
             segment: u64::from(u32_at(p, at)),
-            offset: u64_at(p, at + 4),
-            len: u32_at(p, at + 12),
-            index: u32_at(p, at + 16),
+            offset: u64::from(u32_at(p, at + 4)),
+            len: u32_at(p, at + 8),
+            index: u32::from(u16_at(p, at + 12)),
         }
     }
 
@@ -350,6 +352,13 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     match b.get(at..at.wrapping_add(8)) {
         Some(&[a, b, c, d, e, f, g, h]) => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
         _ => u64::MAX,
+    }
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    match b.get(at..at.wrapping_add(2)) {
+        Some(&[a, b]) => u16::from_le_bytes([a, b]),
+        _ => u16::MAX,
     }
 }
 
