@@ -37,6 +37,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let people = customers(n, 42, dist);
     let dir = tempfile::tempdir()?;
+    // KEEP_DIR=path keeps the database there (for `reopen_probe`).
+    let keep = std::env::var("KEEP_DIR").ok();
+    let dir = match &keep {
+        Some(path) => tempfile::TempDir::new_in({
+            std::fs::create_dir_all(path)?;
+            path
+        })?,
+        None => dir,
+    };
     let options = || Options::new().durability(Durability::NoSyncBulkLoad).checkpoint_after_ops(None);
     let db = Database::open(dir.path(), options())?;
     db.create_collection("customers", Customer::schema())?;
@@ -100,5 +109,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "rstar unit-vector nearest-10 {rnear:.2?} (geocrm is {:.2}x)",
         rnear.as_secs_f64() / near.as_secs_f64()
     );
+    drop(snap);
+    drop(db);
+    if keep.is_some() {
+        println!("kept {}", dir.keep().display());
+    }
     Ok(())
 }

@@ -184,8 +184,6 @@ impl Inner {
                 });
             }
         }
-        let trace = std::env::var_os("GEOCRM_TRACE").is_some();
-        let t0 = Instant::now();
         let mut gathered: Vec<Gathered> = {
             let state = self.state.read();
             state.collections.iter().map(|(name, c)| Gathered::of(name, c)).collect()
@@ -197,13 +195,7 @@ impl Inner {
             logged(&mut w, |w| w.log.sync())?;
             floor = Some(first);
         }
-        if trace {
-            eprintln!("gathered {:?}", t0.elapsed());
-        }
         let segment = logged(&mut w, |w| w.log.roll())?;
-        if trace {
-            eprintln!("rolled {:?}", t0.elapsed());
-        }
         let lsn = w.log.next_lsn();
         let fs = &*self.fs;
         let index_dir = self.dir.join(INDEX_DIR);
@@ -215,14 +207,8 @@ impl Inner {
         let (mut rows, mut bytes) = (0u64, 0u64);
         for (i, g) in gathered.iter().enumerate() {
             let file = checkpoint::build(lsn, &g.meta, g.rows())?;
-            if trace {
-                eprintln!("built {:?}", t0.elapsed());
-            }
             let name = format!("{lsn:016}-{i:04}.ckpt");
             crate::io::write_atomic(fs, &index_dir, &name, &file)?;
-            if trace {
-                eprintln!("written {:?}", t0.elapsed());
-            }
             rows += g.len() as u64;
             bytes += file.len() as u64;
             files.push((g.meta.collection.clone(), name));
@@ -240,9 +226,6 @@ impl Inner {
             let checkpoint = Checkpoint::open(fs.map(&path)?, &path, Verify::StructureOnly)?;
             bases.push((collection.clone(), checkpoint));
         }
-        if trace {
-            eprintln!("mapped {:?}", t0.elapsed());
-        }
         let mut replaced = Vec::with_capacity(bases.len());
         {
             let mut state = self.state.write();
@@ -257,13 +240,7 @@ impl Inner {
         // Freeing a large in-memory table takes a while: not under the lock, and not on the
         // committing thread.
         let _ = std::thread::Builder::new().name("geocrm-free".into()).spawn(move || drop(replaced));
-        if trace {
-            eprintln!("swapped {:?}", t0.elapsed());
-        }
         remove_unnamed_files(fs, &index_dir, &files);
-        if trace {
-            eprintln!("cleaned {:?}", t0.elapsed());
-        }
         let mut segments_removed = 0;
         if let Some(floor) = floor {
             let before = w.log.segment_paths().len();
@@ -383,13 +360,13 @@ pub(crate) struct Loaded {
 
 /// Maps and validates the manifest's checkpoint files into a state, or — if any is damaged
 /// — falls back to an empty state replayed from the log floor.
-pub(crate) fn load(fs: &dyn FileSystem, dir: &Path, manifest: &Manifest) -> Loaded {
+pub(crate) fn load(fs: &dyn FileSystem, dir: &Path, manifest: &Manifest, verify: Verify) -> Loaded {
     let from_floor =
         (manifest.log_floor > 1).then_some(LogStart { segment: manifest.log_floor, first_lsn: None });
     let Some(record) = &manifest.checkpoint else {
         return Loaded { state: State::default(), start: from_floor, rejected: None };
     };
-    match load_files(fs, dir, record) {
+    match load_files(fs, dir, record, verify) {
         Ok(state) => Loaded {
             state,
             start: Some(LogStart { segment: record.segment, first_lsn: Some(record.lsn) }),
@@ -399,11 +376,11 @@ pub(crate) fn load(fs: &dyn FileSystem, dir: &Path, manifest: &Manifest) -> Load
     }
 }
 
-fn load_files(fs: &dyn FileSystem, dir: &Path, record: &CheckpointRecord) -> Result<State> {
+fn load_files(fs: &dyn FileSystem, dir: &Path, record: &CheckpointRecord, verify: Verify) -> Result<State> {
     let mut state = State { checkpoint_lsn: record.lsn, next_lsn: record.lsn, ..State::default() };
     for (collection, name) in &record.files {
         let path: PathBuf = dir.join(INDEX_DIR).join(name);
-        let checkpoint = Checkpoint::open(fs.map(&path)?, &path, Verify::Checksums)?;
+        let checkpoint = Checkpoint::open(fs.map(&path)?, &path, verify)?;
         if checkpoint.meta().collection != *collection || checkpoint.lsn() != record.lsn {
             return Err(Error::corrupt(&path, 0, "checkpoint file does not match the manifest"));
         }

@@ -134,6 +134,11 @@ impl Database {
             }
         }
         let lock = lock_with_wait(fs.as_ref(), &dir, options.lock_wait)?;
+        let verify = if options.checkpoint_checksums {
+            crate::index::checkpoint::Verify::Checksums
+        } else {
+            crate::index::checkpoint::Verify::StructureOnly
+        };
         let manifest = match Manifest::load(fs.as_ref(), &dir)? {
             Some(m) => m,
             None => create_manifest(fs.as_ref(), &dir, options.create)?,
@@ -143,7 +148,7 @@ impl Database {
         let (keystore, master) = keys::open_keystore(&fs, &dir, db_id, options.key.as_deref())?;
 
         let checkpoint::Loaded { mut state, start, rejected } =
-            checkpoint::load(fs.as_ref(), &dir, &manifest);
+            checkpoint::load(fs.as_ref(), &dir, &manifest, verify);
         let log_dir = dir.join("log");
         let config = LogConfig::default().with_segment_bytes(options.segment_bytes);
         state.replaying = true;

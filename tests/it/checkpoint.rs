@@ -237,7 +237,6 @@ fn reopening_after_a_checkpoint_replays_nothing_and_old_files_go() {
     let c = c.collection("c").unwrap();
     assert_eq!(c.len(), 500);
     assert_eq!(c.get("r7").unwrap().unwrap().numbers["v"], 2.0);
-    drop(c);
 }
 
 #[test]
