@@ -4,6 +4,7 @@
 mod brute;
 mod checkpoint;
 mod cli;
+mod concurrency;
 mod crash;
 mod crypto;
 mod db;

@@ -1,0 +1,105 @@
+//! One writer, several readers and a thread taking checkpoints and compactions, for a bounded
+//! time: a reader never sees half of a commit (every record of a commit carries its number,
+//! and the sum over all records is consistent inside one snapshot), answers never go
+//! backwards, readers keep answering during checkpoints and compactions, nothing deadlocks.
+//!
+//! `GEOCRM_SOAK_SECS` sets the duration (default 3 s).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use geocrm::query::{GroupBy, Scope};
+use geocrm::{Database, Durability, Filter, LatLon, Options, Record, Schema};
+
+const GROUP: usize = 12;
+
+fn soak_secs() -> u64 {
+    std::env::var("GEOCRM_SOAK_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(3)
+}
+
+#[test]
+fn readers_never_see_half_a_commit_during_checkpoints_and_compactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::new()
+        .durability(Durability::GroupCommit { max_wait: Duration::from_micros(200) })
+        .checkpoint_after_ops(Some(500));
+    let db = Database::open(dir.path(), options).unwrap();
+    db.create_collection("c", Schema::new().number("v")).unwrap();
+    let points: Vec<LatLon> =
+        (0..GROUP).map(|i| LatLon::new(-60.0 + 10.0 * i as f64, -170.0 + 29.0 * i as f64).unwrap()).collect();
+    let commit = |v: u64| {
+        let mut b = db.begin_write();
+        for (i, p) in points.iter().enumerate() {
+            b.upsert("c", Record::new(format!("g{i}"), *p).number("v", v as f64)).unwrap();
+        }
+        b.commit().unwrap();
+    };
+    commit(0);
+    let stop = AtomicBool::new(false);
+    let committed = AtomicU64::new(0);
+    let (reads, maintenance) = (AtomicU64::new(0), AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(soak_secs());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut v = 0;
+            while Instant::now() < deadline {
+                v += 1;
+                commit(v);
+                committed.store(v, Ordering::SeqCst);
+            }
+            stop.store(true, Ordering::SeqCst);
+        });
+        s.spawn(|| {
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                if n % 4 == 0 {
+                    db.compact().unwrap()
+                } else {
+                    db.checkpoint().unwrap()
+                };
+                maintenance.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        for r in 0..3 {
+            let (db, points, stop, reads, committed) = (&db, &points, &stop, &reads, &committed);
+            s.spawn(move || {
+                let mut last = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let floor = committed.load(Ordering::SeqCst);
+                    let snap = db.read();
+                    let c = snap.collection("c").unwrap();
+                    assert_eq!(c.len(), GROUP);
+                    let seen: Vec<u64> = (0..GROUP)
+                        .map(|i| c.get(&format!("g{i}")).unwrap().unwrap().numbers["v"] as u64)
+                        .collect();
+                    let v = seen[0];
+                    assert!(seen.iter().all(|&x| x == v), "reader {r} saw half a commit: {seen:?}");
+                    assert!(
+                        v >= last && v >= floor,
+                        "reader {r} went backwards: {v} after {last} (floor {floor})"
+                    );
+                    last = v;
+                    let sum = c.aggregate(Scope::All, &GroupBy::Nothing, &["v"], &Filter::All).unwrap();
+                    assert_eq!(
+                        sum[0].fields[0].sum,
+                        (v * GROUP as u64) as f64,
+                        "reader {r}: sum inside one snapshot"
+                    );
+                    let near = c.nearest(points[r], 1, &Filter::parse(&format!("v = {v}")).unwrap()).unwrap();
+                    assert_eq!(near[0].id, format!("g{r}"));
+                    drop(snap);
+                    reads.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let (v, reads, maintenance) =
+        (committed.load(Ordering::SeqCst), reads.into_inner(), maintenance.into_inner());
+    assert!(v > 10 && reads > 10 && maintenance > 2, "commits {v}, reads {reads}, checkpoints {maintenance}");
+    drop(db);
+    let db = Database::open(dir.path(), Options::new()).unwrap();
+    assert_eq!(db.read().collection("c").unwrap().get("g3").unwrap().unwrap().numbers["v"] as u64, v);
+}
