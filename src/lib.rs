@@ -33,6 +33,7 @@
 #![deny(missing_docs, unsafe_code, clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod audit;
 pub mod codec;
 pub mod crypto;
 pub mod dataset;

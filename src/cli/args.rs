@@ -29,6 +29,9 @@ pub struct DbArgs {
     /// Print machine-readable JSON.
     #[arg(long)]
     pub json: bool,
+    /// Who is reading PII, for the audit log (default: GEOCRM_ACTOR, else the OS user).
+    #[arg(long)]
+    pub actor: Option<String>,
 }
 
 /// Subcommands.
@@ -203,6 +206,11 @@ pub enum Command {
         /// Record id.
         #[arg(long)]
         id: String,
+    },
+    /// The audit log of PII reads: who revealed or exported which records' fields, when.
+    Audit {
+        #[command(flatten)]
+        db: DbArgs,
     },
     /// Test support for the kill -9 suite: commits numbered records forever, printing
     /// `ack N` after commit N returns (durable). Not for production use.

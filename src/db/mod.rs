@@ -77,6 +77,8 @@ pub(crate) struct Inner {
     pub(crate) queue_cv: Condvar,
     pub(crate) segments: read::SegmentReaders,
     pub(crate) recovery: RecoveryReport,
+    /// The audit log of PII reads.
+    pub(crate) audit: crate::audit::AuditLog,
     _lock: Box<dyn DirLock>,
 }
 
@@ -150,6 +152,7 @@ impl Database {
             (keystore, _) => (keystore, master),
         };
 
+        let audit = crate::audit::AuditLog::open(fs.clone(), &dir, db_id, options.audit, &options.actor)?;
         let inner = Inner {
             segments: read::SegmentReaders::new(fs.clone(), log_dir),
             dir,
@@ -162,6 +165,7 @@ impl Database {
             queue: Mutex::new(CommitQueue::default()),
             queue_cv: Condvar::new(),
             recovery,
+            audit,
             _lock: lock,
         };
         Ok(Database { inner: Arc::new(inner) })

@@ -43,6 +43,8 @@ pub struct Options {
     pub(crate) segment_bytes: u64,
     pub(crate) create: bool,
     pub(crate) lock_wait: std::time::Duration,
+    pub(crate) audit: bool,
+    pub(crate) actor: String,
 }
 
 impl fmt::Debug for Options {
@@ -54,6 +56,8 @@ impl fmt::Debug for Options {
             .field("segment_bytes", &self.segment_bytes)
             .field("create", &self.create)
             .field("lock_wait", &self.lock_wait)
+            .field("audit", &self.audit)
+            .field("actor", &self.actor)
             .finish()
     }
 }
@@ -67,6 +71,8 @@ impl Default for Options {
             segment_bytes: 64 << 20,
             create: true,
             lock_wait: std::time::Duration::from_millis(500),
+            audit: true,
+            actor: default_actor(),
         }
     }
 }
@@ -115,10 +121,50 @@ impl Options {
         self
     }
 
+    /// Whether to record PII reads in the audit log `DIR/audit.log` (default true): every
+    /// [`crate::CollectionReader::reveal`], [`crate::Database::export_subject`] and
+    /// [`crate::CollectionReader::duplicates`] appends and fsyncs an entry naming the actor,
+    /// time, collection, ids and fields (never values) before returning PII. Read it with
+    /// [`crate::Database::audit_entries`].
+    ///
+    /// ```
+    /// use geocrm::Options;
+    /// let quiet = Options::new().audit(false); // e.g. for a batch job audited elsewhere
+    /// # let _ = quiet;
+    /// ```
+    #[must_use]
+    pub fn audit(mut self, on: bool) -> Self {
+        self.audit = on;
+        self
+    }
+
+    /// Who is reading PII through this handle, as recorded in the audit log (default: the
+    /// `USER` or `USERNAME` environment variable, else `"unknown"`). Use the end user or
+    /// service name your application authenticated.
+    ///
+    /// ```
+    /// use geocrm::Options;
+    /// let options = Options::new().actor("support-agent-17");
+    /// # let _ = options;
+    /// ```
+    #[must_use]
+    pub fn actor(mut self, name: impl Into<String>) -> Self {
+        self.actor = name.into();
+        self
+    }
+
     /// Whether to create the database when the directory has none (default true).
     #[must_use]
     pub fn create_if_missing(mut self, create: bool) -> Self {
         self.create = create;
         self
     }
+}
+
+/// The default audit actor: the operating-system user name, when the environment says it.
+fn default_actor() -> String {
+    ["USER", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned())
 }

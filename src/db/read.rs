@@ -254,7 +254,8 @@ impl CollectionReader<'_> {
         }))
     }
 
-    /// Decrypts every PII field of a record.
+    /// Decrypts every PII field of a record. Recorded in the audit log (ids and field
+    /// names, never values) before the values are returned, unless auditing is off.
     ///
     /// # Errors
     /// [`Error::MissingKey`] without a key; [`Error::Decrypt`] when a field fails
@@ -287,6 +288,7 @@ impl CollectionReader<'_> {
             })?;
             out.insert(field.clone(), value);
         }
+        self.inner.audit_reveal(self.name, id, &out)?;
         Ok(out)
     }
 

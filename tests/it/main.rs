@@ -13,4 +13,5 @@ mod log;
 mod model;
 mod packed;
 mod privacy;
+mod privacy_ext;
 mod queries;
