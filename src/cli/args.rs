@@ -56,6 +56,14 @@ pub enum Command {
         /// Comma-separated PII columns (sealed, never stored in plaintext).
         #[arg(long, value_delimiter = ',')]
         pii: Vec<String>,
+        /// Comma-separated PII columns holding phone numbers: validated, normalized to
+        /// E.164 and blind-indexed (implies --pii for them).
+        #[arg(long, value_delimiter = ',')]
+        phone: Vec<String>,
+        /// Comma-separated PII columns holding e-mail addresses: validated, normalized and
+        /// blind-indexed (implies --pii for them).
+        #[arg(long, value_delimiter = ',')]
+        email: Vec<String>,
         /// Comma-separated columns to force to number attributes.
         #[arg(long, value_delimiter = ',')]
         numbers: Vec<String>,

@@ -54,11 +54,13 @@ pub(crate) fn print_json(v: &Value) {
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Demo { records, seed } => super::demo::run(records, seed),
-        Command::Import { db, file, pii, numbers, categories, skip_invalid } => import(
+        Command::Import { db, file, pii, phone, email, numbers, categories, skip_invalid } => import(
             &db,
             &file,
             ImportOptions {
                 pii,
+                phones: phone,
+                emails: email,
                 numbers,
                 categories,
                 skip_invalid: skip_invalid.is_some(),

@@ -75,8 +75,23 @@ fn log_op_encodings() {
     let schema = Schema::new().pii("name").number("ltv").number("visits").category("tier");
     assert_encodes(
         &LogOp::CreateCollection { name: "c".into(), schema },
-        "00 01 63 01 04 6e 61 6d 65 02 03 6c 74 76 06 76 69 73 69 74 73 01 04 74 69 65 72",
+        "00 01 63 01 04 6e 61 6d 65 02 03 6c 74 76 06 76 69 73 69 74 73 01 04 74 69 65 72 01 00",
     );
+    // A schema written before PII kinds existed (no kind list) reads with text PII fields.
+    let old = unhex("00 01 63 01 04 6e 61 6d 65 02 03 6c 74 76 06 76 69 73 69 74 73 01 04 74 69 65 72");
+    let LogOp::CreateCollection { schema, .. } = codec::decode::<LogOp>(&old).unwrap() else { panic!() };
+    assert_eq!(schema, Schema::new().pii("name").number("ltv").number("visits").category("tier"));
+    // Kinds: 0 text, 1 phone, 2 email.
+    let crm = Schema::crm();
+    assert_encodes(
+        &LogOp::CreateCollection { name: "c".into(), schema: crm },
+        "00 01 63 04 04 6e 61 6d 65 05 70 68 6f 6e 65 05 65 6d 61 69 6c 07 61 64 64 72 65 73 73          00 00 04 00 01 02 00",
+    );
+    for bad in ["02 00", "01 03", "01 00 00"] {
+        let mut bytes = old.clone();
+        bytes.extend(unhex(bad));
+        assert!(codec::decode::<LogOp>(&bytes).is_err(), "{bad}");
+    }
     assert_encodes(
         &LogOp::Upsert(paris()),
         "01 01 63 03 43 2d 31 76 e0 9c 11 a5 6d 48 40 a8 35 cd 3b 4e d1 02 40 \

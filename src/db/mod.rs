@@ -1,6 +1,7 @@
 //! The database: a directory holding the log, the keystore and the manifest, opened by one
 //! writer process at a time and read by many threads.
 
+mod blind;
 mod keys;
 mod manifest;
 mod ops;

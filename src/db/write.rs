@@ -204,7 +204,8 @@ fn to_stored(collection: &str, schema: &Schema, r: Record) -> Result<(StoredReco
                 format!("PII values are limited to {MAX_PII_BYTES} bytes"),
             ));
         }
-        place(schema, &r.id, field, FieldKind::Pii, &mut pii, v.clone())?;
+        let v = super::blind::normalize_pii(schema, &r.id, field, v)?;
+        place(schema, &r.id, field, FieldKind::Pii, &mut pii, v)?;
     }
     let cell = LatLng::new(r.location.lat(), r.location.lon())
         .map_err(|e| record_error(&r.id, "location", e.to_string()))?

@@ -59,3 +59,62 @@ fn audit_lists_reveals_and_exports_with_actor_ids_and_fields_only() {
         }
     }
 }
+
+#[test]
+fn import_validates_phone_and_email_columns_with_line_and_column_never_the_value() {
+    let header = "id,lat,lon,name,phone,email";
+    let csv = format!(
+        "{header}\n\
+         G-1,48.8,2.3,Gina,+33 6 12 34 56 78,Gina@Example.org\n\
+         B-1,48.8,2.3,Bob,06 12 34 99 88,bob@example.org\n\
+         B-2,48.8,2.3,Bea,+33 6 12 34 77 66,bea-at-example.org\n\
+         G-2,48.8,2.3,Gus,,gus@example.org\n"
+    );
+    let env = Env::new();
+    let file = env.file("people.csv", &csv);
+    let path = file.to_str().unwrap();
+    let err = super::fail(&env.run(
+        true,
+        "import",
+        &[path, "--pii", "name", "--phone", "phone", "--email", "email"],
+    ));
+    assert_eq!(
+        err.trim(),
+        "error: line 3, column phone: phone number must start with '+' and a country code (E.164)"
+    );
+    assert!(!env.db.join("log").exists() || env.records().is_none_or(|n| n == 0), "nothing imported");
+    let rejects = env.dir.path().join("rejects.csv");
+    let args = [
+        path,
+        "--pii",
+        "name",
+        "--phone",
+        "phone",
+        "--email",
+        "email",
+        "--skip-invalid",
+        rejects.to_str().unwrap(),
+        "--json",
+    ];
+    let out: Value = serde_json::from_str(&ok(&env.run(true, "import", &args))).unwrap();
+    assert_eq!(out, serde_json::json!({"imported": 2, "rejected": 2, "created_collection": true}));
+    let text = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(
+        text,
+        "line,id,column,reason\n\
+         3,B-1,phone,phone number must start with '+' and a country code (E.164)\n\
+         4,B-2,email,e-mail address must contain exactly one '@'\n"
+    );
+    for value in ["06 12 34 99 88", "0612349988", "bea-at-example", "99 88"] {
+        assert!(!text.contains(value) && !err.contains(value), "{value} echoed");
+    }
+    // Stored normalized; the collection remembers the kinds (a second import validates
+    // without --phone/--email).
+    let got = ok(&env.run(true, "get", &["--id", "G-1", "--reveal", "--json"]));
+    let got: Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(got["pii"]["phone"], "+33612345678");
+    assert_eq!(got["pii"]["email"], "gina@example.org");
+    let more = env.file("more.csv", format!("{header}\nB-3,48.8,2.3,Bo,+1 (555) 0100 x7,b3@example.org\n"));
+    let err = super::fail(&env.run(true, "import", &[more.to_str().unwrap(), "--pii", "name,phone,email"]));
+    assert_eq!(err.trim(), "error: line 2, column phone: phone number may contain only digits after '+'");
+}
