@@ -47,7 +47,10 @@ pub mod log;
 pub mod model;
 pub mod query;
 
-pub use db::{CollectionReader, CommitReceipt, Database, Durability, Options, Snapshot, WriteBatch};
+pub use db::{
+    CollectionReader, CommitReceipt, Database, DuplicateGroup, DuplicateReason, Durability, Options,
+    Snapshot, WriteBatch,
+};
 pub use error::{Error, Result};
 pub use geo::LatLon;
 pub use model::{Record, Schema};

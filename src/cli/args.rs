@@ -220,6 +220,24 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Records that look like the same customer: same phone, same e-mail, or same name
+    /// within 50 m (needs the key; recorded in the audit log).
+    Duplicates {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Ids of customers with a phone number or e-mail address (exact match after
+    /// normalization, through the blind index; needs the key).
+    Find {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Phone number (E.164, spaces and punctuation allowed).
+        #[arg(long, conflicts_with = "email", required_unless_present = "email")]
+        phone: Option<String>,
+        /// E-mail address.
+        #[arg(long)]
+        email: Option<String>,
+    },
     /// Test support for the kill -9 suite: commits numbered records forever, printing
     /// `ack N` after commit N returns (durable). Not for production use.
     #[command(hide = true)]

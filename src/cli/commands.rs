@@ -157,6 +157,8 @@ pub fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Audit { db } => super::privacy::audit(&db),
+        Command::Duplicates { db } => super::privacy::duplicates(&db),
+        Command::Find { db, phone, email } => super::privacy::find(&db, phone.as_deref(), email.as_deref()),
         Command::StressWriter { db, commits } => super::stress::run(&db, commits),
     }
 }

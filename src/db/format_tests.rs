@@ -41,6 +41,7 @@ fn paris() -> StoredRecord {
         categories: vec![Some("gold".into())],
         key_id: None,
         pii: vec![None],
+        blind: vec![],
     }
 }
 
@@ -110,6 +111,24 @@ fn log_op_encodings() {
         "01 01 63 03 43 2d 32 76 e0 9c 11 a5 6d 48 40 a8 35 cd 3b 4e d1 02 40 \
          fd c3 50 55 62 46 fb f1 08 00 00 01 fb 2c 01 02 01 03 01 02 03 00",
     );
+    // Field 10: 2 slots, Some + 32 raw bytes, None.
+    let mut blind = vec![0x02, 0x01];
+    blind.extend([0xab; 32]);
+    blind.push(0x00);
+    let with_blind = StoredRecord {
+        id: "C-2".into(),
+        numbers: vec![],
+        categories: vec![],
+        key_id: Some(300),
+        pii: vec![Some(vec![1, 2, 3]), None],
+        blind: vec![Some([0xab; 32]), None],
+        ..paris()
+    };
+    let bytes = codec::encode(&LogOp::Upsert(with_blind.clone())).unwrap();
+    let without =
+        codec::encode(&LogOp::Upsert(StoredRecord { blind: vec![], ..with_blind.clone() })).unwrap();
+    assert_eq!(bytes, [without, blind].concat());
+    assert_eq!(codec::decode::<LogOp>(&bytes).unwrap(), LogOp::Upsert(with_blind));
     assert_encodes(&LogOp::Delete { collection: "c".into(), id: "C-1".into() }, "02 01 63 03 43 2d 31");
     // Variant indexes above 2 are not LogOps.
     assert!(codec::decode::<LogOp>(&[3]).is_err());

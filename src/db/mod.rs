@@ -2,12 +2,14 @@
 //! writer process at a time and read by many threads.
 
 mod blind;
+mod duplicates;
 mod keys;
 mod manifest;
 mod ops;
 mod options;
 mod privacy;
 mod read;
+mod record_codec;
 mod state;
 mod write;
 
@@ -21,6 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+pub use duplicates::{DuplicateGroup, DuplicateReason, DUPLICATE_NAME_RADIUS_M};
 pub use options::{Durability, Options};
 pub use privacy::ErasureReceipt;
 pub use read::{CollectionReader, Hit, Snapshot, StoredView, MAX_K};

@@ -86,9 +86,9 @@ pub struct StoredView {
 /// Queries on one collection within a [`Snapshot`].
 #[derive(Debug)]
 pub struct CollectionReader<'s> {
-    inner: &'s Inner,
-    name: &'s str,
-    c: &'s CollectionState,
+    pub(super) inner: &'s Inner,
+    pub(super) name: &'s str,
+    pub(super) c: &'s CollectionState,
 }
 
 impl CollectionReader<'_> {

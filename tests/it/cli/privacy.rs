@@ -1,4 +1,5 @@
-//! `geocrm erase`, `geocrm export-subject` and `geocrm audit`.
+//! `geocrm erase`, `export-subject`, `audit`, `find` and `duplicates`, and phone/e-mail
+//! validation in `import`.
 
 use serde_json::Value;
 
@@ -109,7 +110,7 @@ fn import_validates_phone_and_email_columns_with_line_and_column_never_the_value
         assert!(!text.contains(value) && !err.contains(value), "{value} echoed");
     }
     // Stored normalized; the collection remembers the kinds (a second import validates
-    // without --phone/--email).
+    // without --phone/--email), and lookups work from the CLI.
     let got = ok(&env.run(true, "get", &["--id", "G-1", "--reveal", "--json"]));
     let got: Value = serde_json::from_str(&got).unwrap();
     assert_eq!(got["pii"]["phone"], "+33612345678");
@@ -117,4 +118,39 @@ fn import_validates_phone_and_email_columns_with_line_and_column_never_the_value
     let more = env.file("more.csv", format!("{header}\nB-3,48.8,2.3,Bo,+1 (555) 0100 x7,b3@example.org\n"));
     let err = super::fail(&env.run(true, "import", &[more.to_str().unwrap(), "--pii", "name,phone,email"]));
     assert_eq!(err.trim(), "error: line 2, column phone: phone number may contain only digits after '+'");
+    let found = ok(&env.run(true, "find", &["--phone", "+33 612 345 678"]));
+    assert_eq!(found.trim(), "G-1");
+    let found = ok(&env.run(true, "find", &["--email", "GINA@example.org", "--json"]));
+    assert_eq!(serde_json::from_str::<Value>(&found).unwrap(), serde_json::json!(["G-1"]));
+}
+
+#[test]
+fn duplicates_command_reports_groups() {
+    let csv = "id,lat,lon,name,phone,email\n\
+               A,48.8,2.3,Ada Lovelace,+33 6 12 34 56 78,a@example.org\n\
+               B,10.0,2.3,Someone,+33612345678,b@example.org\n\
+               C,30.0,2.3,Alan Turing,,c@example.org\n\
+               D,30.0001,2.3,alan turing,,C@Example.org\n";
+    let env = Env::new();
+    let file = env.file("people.csv", csv);
+    ok(&env.run(
+        true,
+        "import",
+        &[file.to_str().unwrap(), "--pii", "name", "--phone", "phone", "--email", "email"],
+    ));
+    let out = ok(&env.run(true, "duplicates", &["--json", "--actor", "dedup"]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        serde_json::json!([
+            {"reason": "same_phone", "ids": ["A", "B"]},
+            {"reason": "same_email", "ids": ["C", "D"]},
+            {"reason": "same_name_nearby", "ids": ["C", "D"]},
+        ])
+    );
+    let text = ok(&env.run(true, "duplicates", &[]));
+    assert_eq!(text.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(), ["same_phone", "A", "B"]);
+    assert!(env.fail("duplicates", &[]).contains("key"), "needs the key");
+    let audit = env.json("audit", &[]);
+    assert_eq!(audit[0]["action"], "duplicates");
+    assert_eq!(audit[0]["actor"], "dedup");
 }
