@@ -27,9 +27,10 @@
 //!
 //! Module map: [`db`] (open, write, read), [`log`] (segments, frames, recovery), [`index`]
 //! (in-memory tree), [`query`] (filters, nearest, scans, aggregations), [`geo`] (coordinates,
-//! distance, boxes, polygons, GeoJSON), [`crypto`] (keys, envelopes, keystore), [`io`] (the
-//! file-system seam), [`codec`] (frames, bincode), [`import`] (CSV), [`dataset`] (synthetic
-//! data).
+//! distance, boxes, polygons, GeoJSON), [`crypto`] (keys, envelopes, keystore), [`audit`]
+//! (the audit log of PII reads), [`io`] (the file-system seam), [`codec`] (frames, bincode),
+//! [`import`] (CSV), [`dataset`] (synthetic data). What is protected and what is not:
+//! `PRIVACY.md`.
 #![deny(missing_docs, unsafe_code, clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 

@@ -91,7 +91,9 @@ impl<'db> WriteBatch<'db> {
     ///
     /// # Errors
     /// [`Error::UnknownCollection`]; [`Error::InvalidRecord`] for a bad id, an unknown field,
-    /// a value of the wrong kind, a non-finite number or a field set twice;
+    /// a value of the wrong kind, a non-finite number, a field set twice, or a phone number
+    /// or e-mail address that does not validate (the error names the record and field and
+    /// gives a reason, never the value);
     /// [`Error::MissingKey`] when the record has PII and the database has no key.
     pub fn upsert(&mut self, collection: &str, record: Record) -> Result<&mut Self> {
         let schema =
