@@ -39,10 +39,15 @@ thread_local! {
 
 /// Runs `f` with reveals on this thread recorded as `action` (for reads built on `reveal`).
 pub(crate) fn recorded_as<T>(action: AuditAction, f: impl FnOnce() -> T) -> T {
-    let before = ACTION.with(|a| a.replace(action));
-    let out = f();
-    ACTION.with(|a| a.set(before));
-    out
+    /// Restores the previous action even if `f` panics.
+    struct Restore(AuditAction);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ACTION.with(|a| a.set(self.0));
+        }
+    }
+    let _restore = Restore(ACTION.with(|a| a.replace(action)));
+    f()
 }
 
 /// The database's audit log: the file, and the appender when auditing is on.
@@ -77,8 +82,7 @@ impl AuditLog {
         let mut log = AuditLog { fs, path, db_id, actor: actor.to_owned(), writer: None };
         if enabled {
             if log.fs.exists(&log.path) {
-                let (_, valid_len) = log.scan()?;
-                let len = log.fs.read(&log.path)?.len();
+                let (_, valid_len, len) = log.scan()?;
                 if valid_len < len {
                     log.fs.truncate(&log.path, valid_len as u64)?;
                 }
@@ -97,11 +101,12 @@ impl AuditLog {
         if !self.fs.exists(&self.path) {
             return Ok(Vec::new());
         }
-        self.scan().map(|(entries, _)| entries)
+        self.scan().map(|(entries, _, _)| entries)
     }
 
-    /// Reads and validates the whole file: its entries and the length of its valid prefix.
-    fn scan(&self) -> Result<(Vec<AuditEntry>, usize)> {
+    /// Reads and validates the whole file: its entries, the length of its valid prefix and
+    /// the file's length.
+    fn scan(&self) -> Result<(Vec<AuditEntry>, usize, usize)> {
         let bytes = self.fs.read(&self.path)?;
         format::check_header(&bytes, &self.path, &self.db_id)?;
         let mut entries = Vec::new();
@@ -121,7 +126,7 @@ impl AuditLog {
                 FrameRead::BadChecksum => return Err(corrupt("frame checksum mismatch".into())),
             }
         }
-        Ok((entries, at))
+        Ok((entries, at, bytes.len()))
     }
 
     /// Records a read of `fields` of records `ids` (as the thread's current action, see
@@ -167,5 +172,19 @@ impl AuditLog {
             w.poisoned = Some(e.to_string());
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_as_restores_the_action_even_after_a_panic() {
+        assert_eq!(recorded_as(AuditAction::Export, || ACTION.with(Cell::get)), AuditAction::Export);
+        assert_eq!(ACTION.with(Cell::get), AuditAction::Reveal);
+        let result = std::panic::catch_unwind(|| recorded_as(AuditAction::Duplicates, || panic!("boom")));
+        assert!(result.is_err());
+        assert_eq!(ACTION.with(Cell::get), AuditAction::Reveal);
     }
 }
