@@ -27,12 +27,14 @@
 //!
 //! Module map: [`db`] (open, write, read), [`log`] (segments, frames, recovery), [`index`]
 //! (in-memory tree), [`query`] (filters, nearest, scans, aggregations), [`geo`] (coordinates,
-//! distance, boxes, polygons, GeoJSON), [`crypto`] (keys, envelopes, keystore), [`io`] (the
-//! file-system seam), [`codec`] (frames, bincode), [`import`] (CSV), [`dataset`] (synthetic
-//! data).
+//! distance, boxes, polygons, GeoJSON), [`crypto`] (keys, envelopes, keystore), [`audit`]
+//! (the audit log of PII reads), [`io`] (the file-system seam), [`codec`] (frames, bincode),
+//! [`import`] (CSV), [`dataset`] (synthetic data). What is protected and what is not:
+//! `PRIVACY.md`.
 #![deny(missing_docs, unsafe_code, clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod audit;
 pub mod codec;
 pub mod crypto;
 pub mod dataset;
@@ -46,7 +48,10 @@ pub mod log;
 pub mod model;
 pub mod query;
 
-pub use db::{CollectionReader, CommitReceipt, Database, Durability, Options, Snapshot, WriteBatch};
+pub use db::{
+    CollectionReader, CommitReceipt, Database, DuplicateGroup, DuplicateReason, Durability, Options,
+    Snapshot, WriteBatch,
+};
 pub use error::{Error, Result};
 pub use geo::LatLon;
 pub use model::{Record, Schema};

@@ -24,6 +24,8 @@ fuzz_target!(|input: &[u8]| {
         categories: if mode & 4 != 0 { vec!["tier".into()] } else { Vec::new() },
         skip_invalid: mode & 8 != 0,
         batch_size: (mode & 16 != 0).then_some(2),
+        phones: if mode & 32 != 0 { vec!["phone".into()] } else { Vec::new() },
+        emails: if mode & 64 != 0 { vec!["email".into()] } else { Vec::new() },
     };
     let fs = Arc::new(MemFs::new());
     let db = Database::open(db_dir(), options(&fs)).expect("open a new database");

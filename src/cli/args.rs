@@ -29,6 +29,9 @@ pub struct DbArgs {
     /// Print machine-readable JSON.
     #[arg(long)]
     pub json: bool,
+    /// Who is reading PII, for the audit log (default: GEOCRM_ACTOR, else the OS user).
+    #[arg(long)]
+    pub actor: Option<String>,
 }
 
 /// Subcommands.
@@ -53,6 +56,14 @@ pub enum Command {
         /// Comma-separated PII columns (sealed, never stored in plaintext).
         #[arg(long, value_delimiter = ',')]
         pii: Vec<String>,
+        /// Comma-separated PII columns holding phone numbers: validated, normalized to
+        /// E.164 and blind-indexed (implies --pii for them).
+        #[arg(long, value_delimiter = ',')]
+        phone: Vec<String>,
+        /// Comma-separated PII columns holding e-mail addresses: validated, normalized and
+        /// blind-indexed (implies --pii for them).
+        #[arg(long, value_delimiter = ',')]
+        email: Vec<String>,
         /// Comma-separated columns to force to number attributes.
         #[arg(long, value_delimiter = ',')]
         numbers: Vec<String>,
@@ -221,6 +232,29 @@ pub enum Command {
         /// Record id.
         #[arg(long)]
         id: String,
+    },
+    /// The audit log of PII reads: who revealed or exported which records' fields, when.
+    Audit {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Records that look like the same customer: same phone, same e-mail, or same name
+    /// within 50 m (needs the key; recorded in the audit log).
+    Duplicates {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Ids of customers with a phone number or e-mail address (exact match after
+    /// normalization, through the blind index; needs the key).
+    Find {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Phone number (E.164, spaces and punctuation allowed).
+        #[arg(long, conflicts_with = "email", required_unless_present = "email")]
+        phone: Option<String>,
+        /// E-mail address.
+        #[arg(long)]
+        email: Option<String>,
     },
     /// Test support for the kill -9 suite: commits numbered records forever, printing
     /// `ack N` after commit N returns (durable). Not for production use.

@@ -14,12 +14,15 @@ use serde_json::{json, Map, Value};
 use super::args::{Command, DbArgs};
 
 /// Opens the database; with `with_key`, the key from --key-file or GEOCRM_KEY (if any).
-fn open(args: &DbArgs, with_key: bool) -> Result<Database> {
+pub(crate) fn open(args: &DbArgs, with_key: bool) -> Result<Database> {
     open_or_create(args, with_key, false)
 }
 
 fn open_or_create(args: &DbArgs, with_key: bool, create: bool) -> Result<Database> {
     let mut options = Options::new().create_if_missing(create);
+    if let Some(actor) = args.actor.clone().or_else(|| std::env::var("GEOCRM_ACTOR").ok()) {
+        options = options.actor(actor);
+    }
     if with_key {
         if let Some(path) = &args.key_file {
             options = options.key(KeyFile::new(path));
@@ -43,7 +46,7 @@ fn region(path: &Path) -> Result<PreparedRegion> {
     Ok(PreparedRegion::new(&parse_geojson(&text)?))
 }
 
-fn print_json(v: &Value) {
+pub(crate) fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
@@ -51,11 +54,13 @@ fn print_json(v: &Value) {
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Demo { records, seed } => super::demo::run(records, seed),
-        Command::Import { db, file, pii, numbers, categories, skip_invalid } => import(
+        Command::Import { db, file, pii, phone, email, numbers, categories, skip_invalid } => import(
             &db,
             &file,
             ImportOptions {
                 pii,
+                phones: phone,
+                emails: email,
                 numbers,
                 categories,
                 skip_invalid: skip_invalid.is_some(),
@@ -154,6 +159,9 @@ pub fn run(command: Command) -> Result<()> {
             print_json(&database.export_subject(&db.collection, &id)?);
             Ok(())
         }
+        Command::Audit { db } => super::privacy::audit(&db),
+        Command::Duplicates { db } => super::privacy::duplicates(&db),
+        Command::Find { db, phone, email } => super::privacy::find(&db, phone.as_deref(), email.as_deref()),
         Command::StressWriter { db, commits } => super::stress::run(&db, commits),
     }
 }

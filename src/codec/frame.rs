@@ -69,6 +69,14 @@ pub fn read_frame(bytes: &[u8]) -> FrameRead<'_> {
     }
 }
 
+/// Whether `rest` — bytes from an invalid frame to the end of a file — is a torn append:
+/// no valid frame starts at any later offset. Appends are synced one frame at a time, so
+/// only the final frame can be torn; an invalid frame followed by a valid one is damage.
+#[must_use]
+pub fn is_torn_tail(rest: &[u8]) -> bool {
+    (1..rest.len()).all(|p| !matches!(rest.get(p..).map(read_frame), Some(FrameRead::Valid { .. })))
+}
+
 /// Reads four bytes at `at`, or `None` past the end.
 #[must_use]
 pub fn read4(bytes: &[u8], at: usize) -> Option<[u8; 4]> {

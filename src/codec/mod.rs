@@ -2,7 +2,9 @@
 
 mod frame;
 
-pub use frame::{encode_frame, read4, read8, read_frame, FrameRead, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
+pub use frame::{
+    encode_frame, is_torn_tail, read4, read8, read_frame, FrameRead, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD,
+};
 
 /// The bincode configuration of every structured payload: little-endian, variable-length
 /// integers (bincode 2 `standard()`), and a decode limit equal to the frame limit so a

@@ -6,7 +6,8 @@ use std::fmt;
 use hmac::Mac;
 use zeroize::Zeroize;
 
-use super::derive::{hmac, subkey, Aad, LABEL_BLIND};
+use super::derive::{hmac, subkey, subkey_of, Aad, LABEL_BLIND};
+use super::envelope::DataKey;
 use super::key::MasterKey;
 
 /// The key of blind indexes: HKDF-SHA256(master, salt = db_id, info = "geocrm blind index v1").
@@ -27,6 +28,17 @@ impl BlindIndexKey {
     #[must_use]
     pub fn derive(master: &MasterKey, db_id: &[u8; 16]) -> Self {
         let key = subkey(master, db_id, LABEL_BLIND);
+        let mut boxed = Box::new([0u8; 32]);
+        boxed.copy_from_slice(key.as_slice());
+        BlindIndexKey(boxed)
+    }
+
+    /// Derives the blind-index key of database `db_id` from a random root key. The
+    /// database keeps that root in its keystore, wrapped like a data key (FORMAT.md §7.5),
+    /// so blind values survive master-key rotation.
+    #[must_use]
+    pub(crate) fn from_root(root: &DataKey, db_id: &[u8; 16]) -> Self {
+        let key = subkey_of(root.bytes(), db_id, LABEL_BLIND);
         let mut boxed = Box::new([0u8; 32]);
         boxed.copy_from_slice(key.as_slice());
         BlindIndexKey(boxed)

@@ -20,7 +20,12 @@ pub(crate) const LABEL_BLIND: &[u8] = b"geocrm blind index v1";
 
 /// HKDF-SHA256(ikm = master, salt = db_id, info = label) → 32 bytes.
 pub(crate) fn subkey(master: &MasterKey, db_id: &[u8; 16], label: &[u8]) -> Zeroizing<[u8; 32]> {
-    let hk = Hkdf::<Sha256>::new(Some(db_id), master.bytes());
+    subkey_of(master.bytes(), db_id, label)
+}
+
+/// HKDF-SHA256(ikm = key, salt = db_id, info = label) → 32 bytes, for any 32-byte root key.
+pub(crate) fn subkey_of(ikm: &[u8; 32], db_id: &[u8; 16], label: &[u8]) -> Zeroizing<[u8; 32]> {
+    let hk = Hkdf::<Sha256>::new(Some(db_id), ikm);
     let mut okm = Zeroizing::new([0u8; 32]);
     // 32 bytes is far below HKDF-SHA256's 8160-byte limit, so expand cannot fail.
     if hk.expand(label, okm.as_mut()).is_err() {

@@ -52,6 +52,13 @@ impl DataKey {
         DataKey(key)
     }
 
+    /// A second handle on the same key (heap to heap, no stack copy).
+    pub(crate) fn duplicate(&self) -> Self {
+        let mut key = Box::new([0u8; 32]);
+        key.copy_from_slice(self.0.as_slice());
+        DataKey(key)
+    }
+
     pub(crate) fn from_boxed(key: Box<[u8; 32]>) -> Self {
         DataKey(key)
     }

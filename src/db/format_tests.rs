@@ -41,6 +41,7 @@ fn paris() -> StoredRecord {
         categories: vec![Some("gold".into())],
         key_id: None,
         pii: vec![None],
+        blind: vec![],
     }
 }
 
@@ -100,8 +101,23 @@ fn log_op_encodings() {
     let schema = Schema::new().pii("name").number("ltv").number("visits").category("tier");
     assert_encodes(
         &LogOp::CreateCollection { name: "c".into(), schema },
-        "00 01 63 01 04 6e 61 6d 65 02 03 6c 74 76 06 76 69 73 69 74 73 01 04 74 69 65 72",
+        "00 01 63 01 04 6e 61 6d 65 02 03 6c 74 76 06 76 69 73 69 74 73 01 04 74 69 65 72 01 00",
     );
+    // A schema written before PII kinds existed (no kind list) reads with text PII fields.
+    let old = unhex("00 01 63 01 04 6e 61 6d 65 02 03 6c 74 76 06 76 69 73 69 74 73 01 04 74 69 65 72");
+    let LogOp::CreateCollection { schema, .. } = codec::decode::<LogOp>(&old).unwrap() else { panic!() };
+    assert_eq!(schema, Schema::new().pii("name").number("ltv").number("visits").category("tier"));
+    // Kinds: 0 text, 1 phone, 2 email.
+    let crm = Schema::crm();
+    assert_encodes(
+        &LogOp::CreateCollection { name: "c".into(), schema: crm },
+        "00 01 63 04 04 6e 61 6d 65 05 70 68 6f 6e 65 05 65 6d 61 69 6c 07 61 64 64 72 65 73 73          00 00 04 00 01 02 00",
+    );
+    for bad in ["02 00", "01 03", "01 00 00"] {
+        let mut bytes = old.clone();
+        bytes.extend(unhex(bad));
+        assert!(codec::decode::<LogOp>(&bytes).is_err(), "{bad}");
+    }
     assert_encodes(
         &LogOp::Upsert(paris()),
         "01 01 63 03 43 2d 31 76 e0 9c 11 a5 6d 48 40 a8 35 cd 3b 4e d1 02 40 \
@@ -120,6 +136,24 @@ fn log_op_encodings() {
         "01 01 63 03 43 2d 32 76 e0 9c 11 a5 6d 48 40 a8 35 cd 3b 4e d1 02 40 \
          fd c3 50 55 62 46 fb f1 08 00 00 01 fb 2c 01 02 01 03 01 02 03 00",
     );
+    // Field 10: 2 slots, Some + 32 raw bytes, None.
+    let mut blind = vec![0x02, 0x01];
+    blind.extend([0xab; 32]);
+    blind.push(0x00);
+    let with_blind = StoredRecord {
+        id: "C-2".into(),
+        numbers: vec![],
+        categories: vec![],
+        key_id: Some(300),
+        pii: vec![Some(vec![1, 2, 3]), None],
+        blind: vec![Some([0xab; 32]), None],
+        ..paris()
+    };
+    let bytes = codec::encode(&LogOp::Upsert(with_blind.clone())).unwrap();
+    let without =
+        codec::encode(&LogOp::Upsert(StoredRecord { blind: vec![], ..with_blind.clone() })).unwrap();
+    assert_eq!(bytes, [without, blind].concat());
+    assert_eq!(codec::decode::<LogOp>(&bytes).unwrap(), LogOp::Upsert(with_blind));
     assert_encodes(&LogOp::Delete { collection: "c".into(), id: "C-1".into() }, "02 01 63 03 43 2d 31");
     // Variant indexes above 2 are not LogOps.
     assert!(codec::decode::<LogOp>(&[3]).is_err());

@@ -3,12 +3,15 @@
 
 mod checkpoint;
 mod inspect;
+mod blind;
+mod duplicates;
 mod keys;
 mod manifest;
 mod ops;
 mod options;
 mod privacy;
 mod read;
+mod record_codec;
 mod state;
 mod write;
 
@@ -25,6 +28,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 pub use checkpoint::{CheckpointReport, INDEX_DIR};
 pub use inspect::{CheckpointStats, CollectionStats, DatabaseStats, FileCheck, VerifyReport};
 pub use options::{Durability, Options, DEFAULT_CHECKPOINT_AFTER_OPS};
+pub use duplicates::{DuplicateGroup, DuplicateReason, DUPLICATE_NAME_RADIUS_M};
 pub use privacy::ErasureReceipt;
 pub use read::{CollectionReader, Hit, Snapshot, StoredView, MAX_K};
 pub use write::{CommitReceipt, WriteBatch, MAX_CATEGORY_BYTES, MAX_PII_BYTES};
@@ -89,6 +93,8 @@ pub(crate) struct Inner {
     pub(crate) checkpoint_rejected: Option<String>,
     /// The last automatic checkpoint's failure, if it failed.
     pub(crate) auto_checkpoint_error: Mutex<Option<String>>,
+    /// The audit log of PII reads.
+    pub(crate) audit: crate::audit::AuditLog,
     _lock: Box<dyn DirLock>,
 }
 
@@ -179,6 +185,7 @@ impl Database {
             (keystore, _) => (keystore, master),
         };
 
+        let audit = crate::audit::AuditLog::open(fs.clone(), &dir, db_id, options.audit, &options.actor)?;
         let inner = Inner {
             segments: read::SegmentReaders::new(fs.clone(), log_dir),
             dir,
@@ -196,6 +203,7 @@ impl Database {
             checkpoint_after_ops: options.checkpoint_after_ops,
             checkpoint_rejected: rejected,
             auto_checkpoint_error: Mutex::new(None),
+            audit,
             _lock: lock,
         };
         Ok(Database { inner: Arc::new(inner) })

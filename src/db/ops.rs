@@ -48,8 +48,9 @@ pub(crate) enum LogOp {
     },
 }
 
-/// A record as it is stored in the log: public data in the clear, PII sealed.
-#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+/// A record as it is stored in the log: public data in the clear, PII sealed. Encoded by
+/// hand (`record_codec.rs`) so records written before `blind` existed still decode.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StoredRecord {
     /// Collection name.
     pub collection: String,
@@ -69,6 +70,9 @@ pub(crate) struct StoredRecord {
     pub key_id: Option<u64>,
     /// Sealed PII envelopes in schema order.
     pub pii: Vec<Option<Vec<u8>>>,
+    /// Blind-index values (HMAC of the normalized value) of phone and e-mail PII slots, in
+    /// schema order; empty for records written before blind indexes, or without PII.
+    pub blind: Vec<Option<[u8; 32]>>,
 }
 
 /// Largest body the database puts in one frame before starting another (64 KiB), so a

@@ -48,6 +48,8 @@ pub struct Options {
     pub(crate) lock_wait: std::time::Duration,
     pub(crate) checkpoint_after_ops: Option<u64>,
     pub(crate) checkpoint_checksums: bool,
+    pub(crate) audit: bool,
+    pub(crate) actor: String,
 }
 
 impl fmt::Debug for Options {
@@ -61,6 +63,8 @@ impl fmt::Debug for Options {
             .field("lock_wait", &self.lock_wait)
             .field("checkpoint_after_ops", &self.checkpoint_after_ops)
             .field("checkpoint_checksums", &self.checkpoint_checksums)
+            .field("audit", &self.audit)
+            .field("actor", &self.actor)
             .finish()
     }
 }
@@ -76,6 +80,8 @@ impl Default for Options {
             lock_wait: std::time::Duration::from_millis(500),
             checkpoint_after_ops: Some(DEFAULT_CHECKPOINT_AFTER_OPS),
             checkpoint_checksums: true,
+            audit: true,
+            actor: default_actor(),
         }
     }
 }
@@ -146,10 +152,50 @@ impl Options {
         self
     }
 
+    /// Whether to record PII reads in the audit log `DIR/audit.log` (default true): every
+    /// [`crate::CollectionReader::reveal`], [`crate::Database::export_subject`] and
+    /// [`crate::CollectionReader::duplicates`] appends and fsyncs an entry naming the actor,
+    /// time, collection, ids and fields (never values) before returning PII. Read it with
+    /// [`crate::Database::audit_entries`].
+    ///
+    /// ```
+    /// use geocrm::Options;
+    /// let quiet = Options::new().audit(false); // e.g. for a batch job audited elsewhere
+    /// # let _ = quiet;
+    /// ```
+    #[must_use]
+    pub fn audit(mut self, on: bool) -> Self {
+        self.audit = on;
+        self
+    }
+
+    /// Who is reading PII through this handle, as recorded in the audit log (default: the
+    /// `USER` or `USERNAME` environment variable, else `"unknown"`). Use the end user or
+    /// service name your application authenticated.
+    ///
+    /// ```
+    /// use geocrm::Options;
+    /// let options = Options::new().actor("support-agent-17");
+    /// # let _ = options;
+    /// ```
+    #[must_use]
+    pub fn actor(mut self, name: impl Into<String>) -> Self {
+        self.actor = name.into();
+        self
+    }
+
     /// Whether to create the database when the directory has none (default true).
     #[must_use]
     pub fn create_if_missing(mut self, create: bool) -> Self {
         self.create = create;
         self
     }
+}
+
+/// The default audit actor: the operating-system user name, when the environment says it.
+fn default_actor() -> String {
+    ["USER", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned())
 }

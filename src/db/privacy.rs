@@ -5,8 +5,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use std::collections::BTreeMap;
+
 use super::write::PendingOp;
-use super::{Database, WriteBatch};
+use super::{Database, Inner, WriteBatch};
+use crate::audit::{AuditAction, AuditEntry};
+use crate::crypto::Pii;
 use crate::crypto::{KdfParams, KeyProvider};
 use crate::error::{Error, Result};
 use crate::model::validate_id;
@@ -108,6 +112,7 @@ impl Database {
     }
 
     /// Everything stored about one customer, PII decrypted, as JSON (subject access).
+    /// Recorded in the audit log as an `export` entry.
     ///
     /// # Errors
     /// [`Error::MissingKey`] without a key; [`Error::InvalidRecord`] when there is no such
@@ -120,8 +125,10 @@ impl Database {
             field: "id".into(),
             reason: format!("no such record in {collection:?}"),
         })?;
+        // Audited as one `Export` entry (not a `Reveal`).
+        let revealed = crate::audit::recorded_as(AuditAction::Export, || c.reveal(id))?;
         let pii: serde_json::Map<String, Value> =
-            c.reveal(id)?.into_iter().map(|(k, v)| (k, Value::String(v.expose().to_owned()))).collect();
+            revealed.into_iter().map(|(k, v)| (k, Value::String(v.expose().to_owned()))).collect();
         let cell = h3o::LatLng::new(view.location.lat(), view.location.lon())
             .map(|ll| ll.to_cell(h3o::Resolution::Fifteen).to_string())
             .unwrap_or_default();
@@ -134,5 +141,49 @@ impl Database {
             "pii": pii,
             "lsn": view.lsn,
         }))
+    }
+}
+
+impl Database {
+    /// Every entry of the audit log of PII reads (`DIR/audit.log`), oldest first; empty when
+    /// the database has never been opened with auditing on. Needs no key: entries hold
+    /// actors, times, collections, ids and field names, never PII values.
+    ///
+    /// ```
+    /// use geocrm::{audit::AuditAction, crypto::RawKey, Database, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new().key(RawKey::new([6; 32])).actor("alice"))?;
+    /// db.create_collection("customers", Schema::crm())?;
+    /// let mut b = db.begin_write();
+    /// b.upsert("customers", Record::new("C-1", LatLon::new(1.0, 2.0)?).pii("name", "Ada"))?;
+    /// b.commit()?;
+    /// db.read().collection("customers")?.reveal("C-1")?;
+    /// let entries = db.audit_entries()?;
+    /// assert_eq!((entries[0].actor.as_str(), entries[0].action), ("alice", AuditAction::Reveal));
+    /// assert_eq!((entries[0].ids.clone(), entries[0].fields.clone()), (vec!["C-1".to_owned()], vec!["name".to_owned()]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the file and offset of damage (a torn final frame is
+    /// skipped); [`Error::UnsupportedVersion`]; [`Error::Io`].
+    pub fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
+        self.inner.audit.entries()
+    }
+}
+
+impl Inner {
+    /// Records a reveal of `fields` of record `id` (nothing when no field was revealed).
+    pub(crate) fn audit_reveal(
+        &self,
+        collection: &str,
+        id: &str,
+        fields: &BTreeMap<String, Pii>,
+    ) -> Result<()> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+        self.audit.record(None, collection, &[id], &names)
     }
 }

@@ -86,9 +86,9 @@ pub struct StoredView {
 /// Queries on one collection within a [`Snapshot`].
 #[derive(Debug)]
 pub struct CollectionReader<'s> {
-    inner: &'s Inner,
-    name: &'s str,
-    c: &'s CollectionState,
+    pub(super) inner: &'s Inner,
+    pub(super) name: &'s str,
+    pub(super) c: &'s CollectionState,
 }
 
 impl CollectionReader<'_> {
@@ -250,7 +250,8 @@ impl CollectionReader<'_> {
         Ok(Some(StoredView { id: id.to_owned(), location: row.location(), numbers, categories, pii, lsn }))
     }
 
-    /// Decrypts every PII field of a record.
+    /// Decrypts every PII field of a record. Recorded in the audit log (ids and field
+    /// names, never values) before the values are returned, unless auditing is off.
     ///
     /// # Errors
     /// [`Error::MissingKey`] without a key; [`Error::Decrypt`] when a field fails
@@ -283,6 +284,7 @@ impl CollectionReader<'_> {
             })?;
             out.insert(field.clone(), value);
         }
+        self.inner.audit_reveal(self.name, id, &out)?;
         Ok(out)
     }
 

@@ -10,7 +10,7 @@ use h3o::{LatLng, Resolution};
 
 use super::ops::{encode_bodies, LogOp, StoredRecord};
 use super::{Database, Durability, Inner};
-use crate::crypto::{self, FieldContext, Pii};
+use crate::crypto::{self, BlindIndexKey, FieldContext, Pii};
 use crate::error::{Error, Result};
 use crate::index::OpPointer;
 use crate::model::{validate_id, validate_name, FieldKind, Record, Schema};
@@ -91,7 +91,9 @@ impl<'db> WriteBatch<'db> {
     ///
     /// # Errors
     /// [`Error::UnknownCollection`]; [`Error::InvalidRecord`] for a bad id, an unknown field,
-    /// a value of the wrong kind, a non-finite number or a field set twice;
+    /// a value of the wrong kind, a non-finite number, a field set twice, or a phone number
+    /// or e-mail address that does not validate (the error names the record and field and
+    /// gives a reason, never the value);
     /// [`Error::MissingKey`] when the record has PII and the database has no key.
     pub fn upsert(&mut self, collection: &str, record: Record) -> Result<&mut Self> {
         let schema =
@@ -204,7 +206,8 @@ fn to_stored(collection: &str, schema: &Schema, r: Record) -> Result<(StoredReco
                 format!("PII values are limited to {MAX_PII_BYTES} bytes"),
             ));
         }
-        place(schema, &r.id, field, FieldKind::Pii, &mut pii, v.clone())?;
+        let v = super::blind::normalize_pii(schema, &r.id, field, v)?;
+        place(schema, &r.id, field, FieldKind::Pii, &mut pii, v)?;
     }
     let cell = LatLng::new(r.location.lat(), r.location.lon())
         .map_err(|e| record_error(&r.id, "location", e.to_string()))?
@@ -219,6 +222,7 @@ fn to_stored(collection: &str, schema: &Schema, r: Record) -> Result<(StoredReco
         categories,
         key_id: None,
         pii: Vec::new(),
+        blind: Vec::new(),
     };
     Ok((stored, pii))
 }
@@ -451,15 +455,20 @@ impl Inner {
                 }
             });
         }
-        self.seal_all(&mut ops, jobs);
+        let blind = if jobs.iter().any(|job| super::blind::has_blind_fields(&job.schema, &job.pii)) {
+            Some(self.blind_key(true)?.ok_or(Error::MissingKey)?)
+        } else {
+            None
+        };
+        self.seal_all(&mut ops, jobs, blind.as_ref());
         Ok(ops)
     }
 
     /// Seals every job's PII into its operation, on all cores for large batches.
-    fn seal_all(&self, ops: &mut [LogOp], jobs: Vec<SealJob>) {
+    fn seal_all(&self, ops: &mut [LogOp], jobs: Vec<SealJob>, blind: Option<&BlindIndexKey>) {
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let sealed: Vec<SealedRecord> = if jobs.len() < PARALLEL_SEAL_MIN || threads < 2 {
-            jobs.iter().map(|job| self.seal_job(ops, job)).collect()
+            jobs.iter().map(|job| self.seal_job(ops, job, blind)).collect()
         } else {
             let ops: &[LogOp] = ops;
             let chunk = jobs.len().div_ceil(threads);
@@ -467,8 +476,9 @@ impl Inner {
                 let handles: Vec<_> = jobs
                     .chunks(chunk)
                     .map(|part| {
-                        scope
-                            .spawn(move || part.iter().map(|job| self.seal_job(ops, job)).collect::<Vec<_>>())
+                        scope.spawn(move || {
+                            part.iter().map(|job| self.seal_job(ops, job, blind)).collect::<Vec<_>>()
+                        })
                     })
                     .collect();
                 // A panic while sealing must not silently drop PII: re-raise it.
@@ -478,17 +488,20 @@ impl Inner {
                     .collect()
             })
         };
-        for (index, key_id, pii) in sealed {
+        for (index, key_id, pii, blind) in sealed {
             if let Some(LogOp::Upsert(record)) = ops.get_mut(index) {
                 record.key_id = Some(key_id);
                 record.pii = pii;
+                record.blind = blind;
             }
         }
     }
 
-    fn seal_job(&self, ops: &[LogOp], job: &SealJob) -> SealedRecord {
+    fn seal_job(&self, ops: &[LogOp], job: &SealJob, blind: Option<&BlindIndexKey>) -> SealedRecord {
         let (key_id, data_key) = &job.key;
-        let Some(LogOp::Upsert(record)) = ops.get(job.op) else { return (job.op, *key_id, Vec::new()) };
+        let Some(LogOp::Upsert(record)) = ops.get(job.op) else {
+            return (job.op, *key_id, Vec::new(), Vec::new());
+        };
         let sealed = job
             .pii
             .iter()
@@ -506,12 +519,13 @@ impl Inner {
                 })
             })
             .collect();
-        (job.op, *key_id, sealed)
+        let blind = blind.map_or_else(Vec::new, |key| super::blind::blind_slots(key, &job.schema, &job.pii));
+        (job.op, *key_id, sealed, blind)
     }
 }
 
-/// A sealed record: operation index, key id, envelopes in schema order.
-type SealedRecord = (usize, u64, Vec<Option<Vec<u8>>>);
+/// A sealed record: operation index, key id, envelopes and blind values in schema order.
+type SealedRecord = (usize, u64, Vec<Option<Vec<u8>>>, Vec<Option<[u8; 32]>>);
 
 /// One record's PII waiting to be sealed.
 struct SealJob {

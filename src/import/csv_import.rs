@@ -1,6 +1,10 @@
 //! CSV import: a header row with `id`, `lat`, `lon`; PII columns named by the caller;
 //! numeric columns become number attributes, the rest categories.
 //!
+//! Phone and e-mail columns (`phones`, `emails`, or PII fields of those kinds in an existing
+//! collection) are validated per row: a bad value is reported with its line and column and a
+//! reason, never the value.
+//!
 //! Atomic by default: every row is parsed and validated before anything is written, and the
 //! first bad row aborts the import with `line N, column C: why`. With `skip_invalid`, good
 //! rows are imported and bad ones are reported (line, id, column, reason — never the row's
@@ -10,16 +14,23 @@ use std::collections::HashSet;
 use std::io::Read;
 
 use super::limit::{LineLimit, MAX_LINE_BYTES, TOO_LONG};
+use crate::crypto::{normalize_email, normalize_phone};
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::geo::LatLon;
-use crate::model::{FieldKind, Record, Schema};
+use crate::model::{FieldKind, PiiKind, Record, Schema};
 
 /// How to import.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
     /// Columns holding PII (sealed, never stored in plaintext).
     pub pii: Vec<String>,
+    /// PII columns holding phone numbers: validated, normalized to E.164 and blind-indexed
+    /// (need not be repeated in `pii`).
+    pub phones: Vec<String>,
+    /// PII columns holding e-mail addresses: validated, normalized and blind-indexed (need
+    /// not be repeated in `pii`).
+    pub emails: Vec<String>,
     /// Columns to import as numbers even if their first value is not numeric.
     pub numbers: Vec<String>,
     /// Columns to import as categories even if their first value is numeric.
@@ -59,8 +70,8 @@ struct Columns {
     id: usize,
     lat: usize,
     lon: usize,
-    /// (column index, field name, kind) for every other column.
-    fields: Vec<(usize, String, FieldKind)>,
+    /// (column index, field name, kind, PII kind) for every other column.
+    fields: Vec<(usize, String, FieldKind, PiiKind)>,
 }
 
 /// Imports CSV from `input` into `collection`, creating it from the header when missing.
@@ -145,9 +156,9 @@ pub fn import_csv(
     let mut batch = db.begin_write();
     if existing.is_none() {
         let mut schema = Schema::new();
-        for (_, name, kind) in &columns.fields {
+        for (_, name, kind, pii_kind) in &columns.fields {
             schema = match kind {
-                FieldKind::Pii => schema.pii(name),
+                FieldKind::Pii => schema.pii_of_kind(name, *pii_kind),
                 FieldKind::Number => schema.number(name),
                 FieldKind::Category => schema.category(name),
             };
@@ -224,7 +235,8 @@ fn resolve_columns(
             .ok_or_else(|| header_error(&format!("required column {name:?} is missing")))
     };
     let (id, lat, lon) = (find("id")?, find("lat")?, find("lon")?);
-    for named in options.pii.iter().chain(&options.numbers).chain(&options.categories) {
+    let named = options.pii.iter().chain(&options.phones).chain(&options.emails);
+    for named in named.chain(&options.numbers).chain(&options.categories) {
         if !header.contains(named) {
             return Err(header_error(&format!("column {named:?} named in the options is not in the header")));
         }
@@ -234,7 +246,16 @@ fn resolve_columns(
         if [id, lat, lon].contains(&i) {
             continue;
         }
-        let asked = if options.pii.contains(name) {
+        let asked_pii = if options.phones.contains(name) {
+            Some(PiiKind::Phone)
+        } else if options.emails.contains(name) {
+            Some(PiiKind::Email)
+        } else if options.pii.contains(name) {
+            Some(PiiKind::Text)
+        } else {
+            None
+        };
+        let asked = if asked_pii.is_some() {
             Some(FieldKind::Pii)
         } else if options.numbers.contains(name) {
             Some(FieldKind::Number)
@@ -270,9 +291,31 @@ fn resolve_columns(
                 FieldKind::Category
             }
         };
-        fields.push((i, name.clone(), kind));
+        let pii_kind = match existing {
+            Some(schema) => {
+                let have = schema.pii_kind(name).unwrap_or_default();
+                // A column named as a phone or e-mail must be one in the existing collection.
+                if asked_pii.is_some_and(|k| k != PiiKind::Text && k != have) {
+                    return Err(header_error(&format!(
+                        "column {name:?} is a {} PII field of the existing collection",
+                        pii_kind_name(have)
+                    )));
+                }
+                have
+            }
+            None => asked_pii.unwrap_or_default(),
+        };
+        fields.push((i, name.clone(), kind, pii_kind));
     }
     Ok(Columns { id, lat, lon, fields })
+}
+
+fn pii_kind_name(kind: PiiKind) -> &'static str {
+    match kind {
+        PiiKind::Text => "text",
+        PiiKind::Phone => "phone",
+        PiiKind::Email => "email",
+    }
 }
 
 fn kind_name(kind: FieldKind) -> &'static str {
@@ -320,13 +363,25 @@ fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, 
         reject(column, reason)
     })?;
     let mut record = Record::new(id.clone(), location);
-    for (i, name, kind) in &c.fields {
+    for (i, name, kind, pii_kind) in &c.fields {
         let raw = get(*i);
         if raw.trim().is_empty() {
             continue;
         }
         record = match kind {
-            FieldKind::Pii => record.pii(name, raw),
+            FieldKind::Pii => {
+                // Checked here so the error has a line and column; the reason never
+                // contains the value.
+                let checked = match pii_kind {
+                    PiiKind::Phone => normalize_phone(raw).map(drop),
+                    PiiKind::Email => normalize_email(raw).map(drop),
+                    PiiKind::Text => Ok(()),
+                };
+                if let Err(e) = checked {
+                    return Err(reject(name, strip_context(&e)));
+                }
+                record.pii(name, raw)
+            }
             FieldKind::Category => record.category(name, raw),
             FieldKind::Number => {
                 let text = raw.trim();

@@ -8,8 +8,10 @@ use crate::error::{Error, Result};
 /// The first eight bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"GEOCRMLG";
 
-/// The segment format version this build writes and reads.
-pub const SEGMENT_VERSION: u16 = 1;
+/// The segment format version this build writes (it reads 1 too: version 2 added the
+/// optional trailing `Schema.pii_kinds`, `StoredRecord.blind` and the `EnsureCollection`
+/// operation, none of which a version-1 segment contains).
+pub const SEGMENT_VERSION: u16 = 2;
 
 /// Length of the segment header in bytes; the first frame starts here.
 pub const SEGMENT_HEADER_LEN: usize = 48;

@@ -5,4 +5,4 @@ mod schema;
 
 pub use record::{validate_id, Record, MAX_ID_LEN};
 pub(crate) use schema::validate_name;
-pub use schema::{FieldKind, Schema, MAX_FIELDS_PER_KIND};
+pub use schema::{FieldKind, PiiKind, Schema, MAX_FIELDS_PER_KIND};

@@ -15,4 +15,5 @@ mod log;
 mod model;
 mod packed;
 mod privacy;
+mod privacy_ext;
 mod queries;

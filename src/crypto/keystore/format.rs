@@ -23,7 +23,7 @@
 
 use std::path::Path;
 
-use crate::codec::{read4, read8, read_frame, FrameRead};
+use crate::codec::{read4, read8};
 use crate::crypto::kdf::{KdfParams, KDF_ENCODED_LEN};
 use crate::error::{Error, Result};
 
@@ -166,7 +166,7 @@ pub(crate) fn decode_batch(payload: &[u8]) -> std::result::Result<Vec<Entry<'_>>
 /// or payload byte) leaves whole valid frames after it; finding one means damage, not a
 /// tear.
 pub(crate) fn is_torn_tail(rest: &[u8]) -> bool {
-    (1..rest.len()).all(|p| !matches!(rest.get(p..).map(read_frame), Some(FrameRead::Valid { .. })))
+    crate::codec::is_torn_tail(rest)
 }
 
 fn take<'a>(bytes: &'a [u8], at: &mut usize, n: usize) -> Option<&'a [u8]> {

@@ -1,9 +1,9 @@
 //! The keystore's writes: appending new keys, syncing, and atomic whole-file rewrites for
 //! erasure and master-key rotation. After any failed write the keystore is poisoned.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use super::format::{encode_batch, entry_len, Entry, Header};
+use super::format::{encode_batch, entry_len, Entry, Header, WRAPPED_LEN};
 use super::wrap::Kek;
 use super::{insert, Keystore, Slot, Slots, KEYSTORE_FILE, REWRITE_FRAME_BYTES};
 use crate::codec::{encode_frame, MAX_FRAME_PAYLOAD};
@@ -13,6 +13,46 @@ use crate::crypto::kdf::KdfParams;
 use crate::crypto::key::MasterKey;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
+
+/// What `add_keys` does for one entry.
+enum Planned {
+    /// The record has this key already.
+    Existing(Slot),
+    /// The record gets new key number n of the batch.
+    Fresh(usize),
+}
+
+/// Batches with at least this many new keys generate and wrap them on every core.
+const PARALLEL_WRAP_MIN: usize = 4096;
+
+/// Generates a data key for each `(entry index, key id)` and wraps it, in order.
+fn generate_and_wrap(
+    kek: &Kek,
+    entries: &[(&str, &str)],
+    fresh: &[(usize, u64)],
+) -> Vec<(u64, Option<DataKey>, [u8; WRAPPED_LEN])> {
+    let one = |&(i, key_id): &(usize, u64)| {
+        let (collection, id) = entries.get(i).copied().unwrap_or_default();
+        let dk = DataKey::generate();
+        let wrapped = kek.wrap(collection, id, key_id, &dk);
+        (key_id, Some(dk), wrapped)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if fresh.len() < PARALLEL_WRAP_MIN || threads < 2 {
+        return fresh.iter().map(one).collect();
+    }
+    let chunk = fresh.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = fresh
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    })
+}
 
 impl Keystore {
     fn check_writable(&self) -> Result<()> {
@@ -42,49 +82,82 @@ impl Keystore {
     pub fn add_keys(&mut self, entries: &[(&str, &str)]) -> Result<Vec<(u64, DataKey)>> {
         self.check_writable()?;
         let kek = self.kek()?;
-        let mut issued: Vec<(u64, DataKey)> = Vec::with_capacity(entries.len());
-        let mut fresh: Slots = Slots::new();
-        let mut fresh_list: Vec<(usize, Slot)> = Vec::new();
+        // Pass 1 (serial, no cryptography): which entries have a key, which need a new one
+        // (an id repeated within the batch shares the first one's), and the new key ids.
+        let mut plan: Vec<Planned> = Vec::with_capacity(entries.len());
+        let mut fresh_index: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut fresh_list: Vec<(usize, u64)> = Vec::new();
         let mut payload_len = 4usize;
         let mut next = self.header.next_key_id;
         for (i, &(collection, id)) in entries.iter().enumerate() {
             if u32::try_from(collection.len().max(id.len())).is_err() {
                 return Err(Error::invalid_argument("entries", "collection name or record id over 4 GiB"));
             }
-            let existing = self.slot(collection, id).or_else(|| fresh.get(collection)?.get(id)).copied();
-            if let Some(slot) = existing {
-                issued.push((slot.key_id, self.unwrap_slot(kek, collection, id, &slot)?));
+            if let Some(slot) = self.slot(collection, id) {
+                plan.push(Planned::Existing(*slot));
+                continue;
+            }
+            if let Some(&n) = fresh_index.get(&(collection, id)) {
+                plan.push(Planned::Fresh(n));
                 continue;
             }
             let key_id = next;
             next =
                 next.checked_add(1).ok_or_else(|| Error::invalid_argument("entries", "key ids exhausted"))?;
-            let dk = DataKey::generate();
-            let slot = Slot { key_id, wrapped: kek.wrap(collection, id, key_id, &dk) };
-            insert(&mut fresh, collection, id, slot);
-            fresh_list.push((i, slot));
+            fresh_index.insert((collection, id), fresh_list.len());
+            plan.push(Planned::Fresh(fresh_list.len()));
+            fresh_list.push((i, key_id));
             payload_len += entry_len(collection, id);
-            issued.push((key_id, dk));
+        }
+        drop(fresh_index);
+        if payload_len > MAX_FRAME_PAYLOAD as usize {
+            return Err(Error::invalid_argument("entries", "batch exceeds the 64 MiB frame limit; split it"));
+        }
+        // Pass 2: generate and wrap the new keys, on every core for large batches.
+        let mut fresh = generate_and_wrap(kek, entries, &fresh_list);
+        // A new key is moved to its last user; an id repeated in the batch gets copies.
+        let mut uses = vec![0u32; fresh.len()];
+        for p in &plan {
+            if let Planned::Fresh(n) = p {
+                if let Some(u) = uses.get_mut(*n) {
+                    *u += 1;
+                }
+            }
+        }
+        let mut issued: Vec<(u64, DataKey)> = Vec::with_capacity(entries.len());
+        for (p, &(collection, id)) in plan.iter().zip(entries) {
+            issued.push(match p {
+                Planned::Existing(slot) => (slot.key_id, self.unwrap_slot(kek, collection, id, slot)?),
+                Planned::Fresh(n) => {
+                    let (Some((key_id, dk, _)), Some(left)) = (fresh.get_mut(*n), uses.get_mut(*n)) else {
+                        return Err(Error::MissingKey);
+                    };
+                    *left -= 1;
+                    let dk = if *left == 0 { dk.take() } else { dk.as_ref().map(DataKey::duplicate) };
+                    (*key_id, dk.ok_or(Error::MissingKey)?)
+                }
+            });
         }
         if fresh_list.is_empty() {
             return Ok(issued);
         }
-        if payload_len > MAX_FRAME_PAYLOAD as usize {
-            return Err(Error::invalid_argument("entries", "batch exceeds the 64 MiB frame limit; split it"));
-        }
         let mut payload = Vec::with_capacity(payload_len);
-        let batch = fresh_list.iter().filter_map(|(i, slot)| {
+        let batch = fresh_list.iter().zip(&fresh).filter_map(|((i, _), (key_id, _, wrapped))| {
             let &(collection, record_id) = entries.get(*i)?;
-            Some(Entry { key_id: slot.key_id, collection, record_id, wrapped: &slot.wrapped })
+            Some(Entry { key_id: *key_id, collection, record_id, wrapped })
         });
         encode_batch(batch.collect::<Vec<_>>().into_iter(), &mut payload);
         let mut frame = Vec::with_capacity(payload.len() + 8);
         encode_frame(&payload, &mut frame);
         let written = self.append(&frame);
         self.poison(written)?;
-        for (i, slot) in fresh_list {
-            if let Some(&(collection, id)) = entries.get(i) {
-                insert(&mut self.slots, collection, id, slot);
+        if let Some(&(collection, _)) = entries.first() {
+            // One growth instead of many rehashes of a large collection's map.
+            self.slots.entry(collection.into()).or_default().reserve(fresh_list.len());
+        }
+        for ((i, _), (key_id, _, wrapped)) in fresh_list.iter().zip(fresh) {
+            if let Some(&(collection, id)) = entries.get(*i) {
+                insert(&mut self.slots, collection, id, Slot { key_id, wrapped });
                 self.len += 1;
             }
         }

@@ -1,4 +1,5 @@
-//! `geocrm erase` and `geocrm export-subject`.
+//! `geocrm erase`, `export-subject`, `audit`, `find` and `duplicates`, and phone/e-mail
+//! validation in `import`.
 
 use serde_json::Value;
 
@@ -26,4 +27,130 @@ fn export_subject_then_erase_leaves_no_way_back() {
     // The keystore no longer holds the record's id (its entry was rewritten away).
     let keystore = std::fs::read(env.db.join("keystore")).unwrap();
     assert!(!contains(&keystore, &r.id));
+}
+
+#[test]
+fn audit_lists_reveals_and_exports_with_actor_ids_and_fields_only() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    assert_eq!(env.json("audit", &[]), serde_json::json!([]), "imports are not audited");
+    ok(&env.run(true, "get", &["--id", &rows[1].id, "--reveal", "--actor", "alice"]));
+    ok(&env.run(true, "export-subject", &["--id", &rows[2].id, "--actor", "bob"]));
+    ok(&env.run(true, "get", &["--id", &rows[3].id])); // sealed: not a PII read
+    let entries = env.json("audit", &[]);
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    for (e, (actor, action, row)) in
+        entries.iter().zip([("alice", "reveal", &rows[1]), ("bob", "export", &rows[2])])
+    {
+        assert_eq!(e["actor"], actor);
+        assert_eq!(e["action"], action);
+        assert_eq!(e["collection"], "customers");
+        assert_eq!(e["ids"], serde_json::json!([row.id]));
+        assert_eq!(e["fields"], serde_json::json!(["address", "email", "name", "phone"]));
+        assert!(e["unix_ms"].as_u64().unwrap() > 1_700_000_000_000);
+    }
+    let text = env.ok("audit", &[]);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("alice") && text.contains(&rows[1].id) && text.contains("reveal"), "{text}");
+    let file = std::fs::read(env.db.join("audit.log")).unwrap();
+    for row in &rows[1..3] {
+        for value in &row.pii {
+            assert!(!text.contains(value.as_str()) && !contains(&file, value), "PII in the audit log");
+        }
+    }
+}
+
+#[test]
+fn import_validates_phone_and_email_columns_with_line_and_column_never_the_value() {
+    let header = "id,lat,lon,name,phone,email";
+    let csv = format!(
+        "{header}\n\
+         G-1,48.8,2.3,Gina,+33 6 12 34 56 78,Gina@Example.org\n\
+         B-1,48.8,2.3,Bob,06 12 34 99 88,bob@example.org\n\
+         B-2,48.8,2.3,Bea,+33 6 12 34 77 66,bea-at-example.org\n\
+         G-2,48.8,2.3,Gus,,gus@example.org\n"
+    );
+    let env = Env::new();
+    let file = env.file("people.csv", &csv);
+    let path = file.to_str().unwrap();
+    let err = super::fail(&env.run(
+        true,
+        "import",
+        &[path, "--pii", "name", "--phone", "phone", "--email", "email"],
+    ));
+    assert_eq!(
+        err.trim(),
+        "error: line 3, column phone: phone number must start with '+' and a country code (E.164)"
+    );
+    assert!(!env.db.join("log").exists() || env.records().is_none_or(|n| n == 0), "nothing imported");
+    let rejects = env.dir.path().join("rejects.csv");
+    let args = [
+        path,
+        "--pii",
+        "name",
+        "--phone",
+        "phone",
+        "--email",
+        "email",
+        "--skip-invalid",
+        rejects.to_str().unwrap(),
+        "--json",
+    ];
+    let out: Value = serde_json::from_str(&ok(&env.run(true, "import", &args))).unwrap();
+    assert_eq!(out, serde_json::json!({"imported": 2, "rejected": 2, "created_collection": true}));
+    let text = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(
+        text,
+        "line,id,column,reason\n\
+         3,B-1,phone,phone number must start with '+' and a country code (E.164)\n\
+         4,B-2,email,e-mail address must contain exactly one '@'\n"
+    );
+    for value in ["06 12 34 99 88", "0612349988", "bea-at-example", "99 88"] {
+        assert!(!text.contains(value) && !err.contains(value), "{value} echoed");
+    }
+    // Stored normalized; the collection remembers the kinds (a second import validates
+    // without --phone/--email), and lookups work from the CLI.
+    let got = ok(&env.run(true, "get", &["--id", "G-1", "--reveal", "--json"]));
+    let got: Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(got["pii"]["phone"], "+33612345678");
+    assert_eq!(got["pii"]["email"], "gina@example.org");
+    let more = env.file("more.csv", format!("{header}\nB-3,48.8,2.3,Bo,+1 (555) 0100 x7,b3@example.org\n"));
+    let err = super::fail(&env.run(true, "import", &[more.to_str().unwrap(), "--pii", "name,phone,email"]));
+    assert_eq!(err.trim(), "error: line 2, column phone: phone number may contain only digits after '+'");
+    let found = ok(&env.run(true, "find", &["--phone", "+33 612 345 678"]));
+    assert_eq!(found.trim(), "G-1");
+    let found = ok(&env.run(true, "find", &["--email", "GINA@example.org", "--json"]));
+    assert_eq!(serde_json::from_str::<Value>(&found).unwrap(), serde_json::json!(["G-1"]));
+}
+
+#[test]
+fn duplicates_command_reports_groups() {
+    let csv = "id,lat,lon,name,phone,email\n\
+               A,48.8,2.3,Ada Lovelace,+33 6 12 34 56 78,a@example.org\n\
+               B,10.0,2.3,Someone,+33612345678,b@example.org\n\
+               C,30.0,2.3,Alan Turing,,c@example.org\n\
+               D,30.0001,2.3,alan turing,,C@Example.org\n";
+    let env = Env::new();
+    let file = env.file("people.csv", csv);
+    ok(&env.run(
+        true,
+        "import",
+        &[file.to_str().unwrap(), "--pii", "name", "--phone", "phone", "--email", "email"],
+    ));
+    let out = ok(&env.run(true, "duplicates", &["--json", "--actor", "dedup"]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        serde_json::json!([
+            {"reason": "same_phone", "ids": ["A", "B"]},
+            {"reason": "same_email", "ids": ["C", "D"]},
+            {"reason": "same_name_nearby", "ids": ["C", "D"]},
+        ])
+    );
+    let text = ok(&env.run(true, "duplicates", &[]));
+    assert_eq!(text.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(), ["same_phone", "A", "B"]);
+    assert!(env.fail("duplicates", &[]).contains("key"), "needs the key");
+    let audit = env.json("audit", &[]);
+    assert_eq!(audit[0]["action"], "duplicates");
+    assert_eq!(audit[0]["actor"], "dedup");
 }

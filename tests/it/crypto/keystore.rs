@@ -207,3 +207,33 @@ fn passphrase_databases_open_then_unlock() {
     ks.unlock(&key).unwrap();
     assert!(ks.data_key("c", "r0").unwrap().is_some());
 }
+
+#[test]
+fn a_large_batch_wraps_in_parallel_and_repeated_ids_share_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = master(1);
+    let mut ks = Keystore::create(fs(), dir.path(), DB, &key, small_kdf()).unwrap();
+    ks.add_keys(&[("c", "old")]).unwrap();
+    // 10,000 entries (above the parallel threshold), every id twice, and one existing id.
+    let ids: Vec<String> = (0..5_000).map(|i| format!("r-{i}")).collect();
+    let mut entries: Vec<(&str, &str)> = ids.iter().map(|id| ("c", id.as_str())).collect();
+    entries.extend(ids.iter().rev().map(|id| ("c", id.as_str())));
+    entries.push(("c", "old"));
+    let keys = ks.add_keys(&entries).unwrap();
+    ks.sync().unwrap();
+    assert_eq!(ks.len(), 5_001);
+    for (i, (key_id, dk)) in keys.iter().take(5_000).enumerate() {
+        let (twin_id, twin) = &keys[10_000 - 1 - i];
+        assert_eq!(key_id, twin_id);
+        assert!(same_key(dk, twin));
+        assert_eq!(*key_id, 2 + i as u64, "ids follow the batch order");
+    }
+    assert_eq!(keys[10_000].0, 1);
+    drop(ks);
+    let ks = Keystore::open(fs(), dir.path(), DB, Some(&key)).unwrap();
+    for (i, (key_id, dk)) in keys.iter().take(5_000).enumerate() {
+        let (stored_id, stored) = ks.data_key("c", &ids[i]).unwrap().unwrap();
+        assert_eq!(stored_id, *key_id);
+        assert!(same_key(dk, &stored));
+    }
+}

@@ -1,0 +1,167 @@
+//! Bytes of the audit log (FORMAT.md §9.1): a 30-byte header, then one checksummed frame
+//! per entry whose payload is `bincode(EntryRecord)`.
+
+use std::path::Path;
+
+use bincode::{Decode, Encode};
+use serde::Serialize;
+
+use crate::codec::{self, read4};
+use crate::error::{Error, Result};
+
+/// Magic bytes at offset 0.
+pub(crate) const MAGIC: &[u8; 8] = b"GEOCRMAU";
+/// Format version at offset 8.
+pub(crate) const VERSION: u16 = 1;
+/// Header length: magic 8, version 2, db_id 16, CRC-32 4.
+pub(crate) const HEADER_LEN: usize = 30;
+
+/// What released PII.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AuditAction {
+    /// [`crate::CollectionReader::reveal`]: PII fields of one record decrypted.
+    Reveal,
+    /// [`crate::Database::export_subject`]: everything about one record, PII decrypted.
+    Export,
+    /// [`crate::CollectionReader::duplicates`]: names decrypted and compared; the entry lists
+    /// the ids it reported.
+    Duplicates,
+}
+
+impl AuditAction {
+    fn tag(self) -> u8 {
+        match self {
+            AuditAction::Reveal => 1,
+            AuditAction::Export => 2,
+            AuditAction::Duplicates => 3,
+        }
+    }
+
+    fn from_tag(tag: u8) -> Option<Self> {
+        [AuditAction::Reveal, AuditAction::Export, AuditAction::Duplicates]
+            .into_iter()
+            .find(|a| a.tag() == tag)
+    }
+}
+
+/// One read of PII: who, when, what kind of read, which records and fields — never values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// When, in milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    /// Who: the name given with [`crate::Options::actor`].
+    pub actor: String,
+    /// What kind of read.
+    pub action: AuditAction,
+    /// Collection.
+    pub collection: String,
+    /// Record ids whose PII was read.
+    pub ids: Vec<String>,
+    /// PII field names read.
+    pub fields: Vec<String>,
+}
+
+/// The encoded form of an entry.
+#[derive(Encode, Decode)]
+struct EntryRecord {
+    unix_ms: u64,
+    actor: String,
+    action: u8,
+    collection: String,
+    ids: Vec<String>,
+    fields: Vec<String>,
+}
+
+pub(crate) fn encode_entry(e: &AuditEntry) -> Result<Vec<u8>> {
+    let record = EntryRecord {
+        unix_ms: e.unix_ms,
+        actor: e.actor.clone(),
+        action: e.action.tag(),
+        collection: e.collection.clone(),
+        ids: e.ids.clone(),
+        fields: e.fields.clone(),
+    };
+    codec::encode(&record).map_err(|reason| Error::invalid_argument("audit entry", reason))
+}
+
+pub(crate) fn decode_entry(payload: &[u8]) -> Result<AuditEntry, String> {
+    let r: EntryRecord = codec::decode(payload)?;
+    let action =
+        AuditAction::from_tag(r.action).ok_or_else(|| format!("unknown audit action {}", r.action))?;
+    Ok(AuditEntry {
+        unix_ms: r.unix_ms,
+        actor: r.actor,
+        action,
+        collection: r.collection,
+        ids: r.ids,
+        fields: r.fields,
+    })
+}
+
+pub(crate) fn encode_header(db_id: &[u8; 16]) -> Vec<u8> {
+    let mut h = Vec::with_capacity(HEADER_LEN);
+    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(&VERSION.to_le_bytes());
+    h.extend_from_slice(db_id);
+    let crc = crc32fast::hash(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Checks the header: magic, version, CRC, database id.
+pub(crate) fn check_header(bytes: &[u8], path: &Path, db_id: &[u8; 16]) -> Result<()> {
+    if bytes.get(..8) != Some(MAGIC.as_slice()) {
+        return Err(Error::corrupt(path, 0, "not a geocrm audit log (bad magic)"));
+    }
+    let version = bytes.get(8..10).and_then(|v| v.try_into().ok()).map(u16::from_le_bytes);
+    match version {
+        Some(VERSION) => {}
+        Some(found) => {
+            return Err(Error::UnsupportedVersion { file: path.to_owned(), found, supported: VERSION })
+        }
+        None => return Err(Error::corrupt(path, 8, "audit log header is cut short")),
+    }
+    let (Some(head), Some(crc)) = (bytes.get(..HEADER_LEN - 4), read4(bytes, HEADER_LEN - 4)) else {
+        return Err(Error::corrupt(path, 0, "audit log header is cut short"));
+    };
+    if crc32fast::hash(head) != u32::from_le_bytes(crc) {
+        return Err(Error::corrupt(path, 0, "audit log header checksum mismatch"));
+    }
+    if bytes.get(10..26) != Some(db_id.as_slice()) {
+        return Err(Error::corrupt(path, 10, "audit log belongs to another database (db_id mismatch)"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_header_checks() {
+        let e = AuditEntry {
+            unix_ms: 1_700_000_000_000,
+            actor: "alice".into(),
+            action: AuditAction::Export,
+            collection: "customers".into(),
+            ids: vec!["C-1".into()],
+            fields: vec!["name".into(), "phone".into()],
+        };
+        assert_eq!(decode_entry(&encode_entry(&e).unwrap()).unwrap(), e);
+        let h = encode_header(&[3; 16]);
+        assert_eq!(h.len(), HEADER_LEN);
+        let p = Path::new("audit.log");
+        check_header(&h, p, &[3; 16]).unwrap();
+        assert!(matches!(check_header(&h, p, &[4; 16]), Err(Error::Corrupt { offset: 10, .. })));
+        for i in 0..HEADER_LEN {
+            let mut bad = h.clone();
+            bad[i] ^= 0x20;
+            assert!(check_header(&bad, p, &[3; 16]).is_err(), "flip at {i}");
+        }
+        for cut in 0..HEADER_LEN {
+            assert!(check_header(&h[..cut], p, &[3; 16]).is_err(), "cut at {cut}");
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The audit log of PII reads: `DIR/audit.log`, append-only and checksummed.
+//!
+//! Every read that releases PII — [`crate::CollectionReader::reveal`],
+//! [`crate::Database::export_subject`], [`crate::CollectionReader::duplicates`] — appends one
+//! [`AuditEntry`] (actor, time, action, collection, record ids, field names; never values)
+//! and fsyncs it **before** the PII is returned. If the entry cannot be written the read
+//! fails and the audit log refuses further entries until the database is reopened (fail
+//! closed: no unaudited PII). On by default; [`crate::Options::audit`] turns it off.
+//!
+//! Recovery follows the keystore's rule: an invalid final frame with no valid frame after
+//! it is a torn append and is cut at open; anything else is [`crate::Error::Corrupt`] naming
+//! the file and offset. Byte layout: FORMAT.md §9.1.
+
+mod format;
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+pub use format::{AuditAction, AuditEntry};
+
+use crate::codec::{encode_frame, is_torn_tail, read_frame, FrameRead, MAX_FRAME_PAYLOAD};
+use crate::error::{Error, Result};
+use crate::io::{write_atomic, FileSystem, WritableFile};
+
+/// Name of the audit log inside the database directory.
+pub const AUDIT_FILE: &str = "audit.log";
+
+/// Most ids one entry lists; a larger read is recorded as several entries.
+const IDS_PER_ENTRY: usize = 10_000;
+
+thread_local! {
+    /// The action `reveal` records on this thread (export runs `reveal` as `Export`).
+    static ACTION: Cell<AuditAction> = const { Cell::new(AuditAction::Reveal) };
+}
+
+/// Runs `f` with reveals on this thread recorded as `action` (for reads built on `reveal`).
+pub(crate) fn recorded_as<T>(action: AuditAction, f: impl FnOnce() -> T) -> T {
+    /// Restores the previous action even if `f` panics.
+    struct Restore(AuditAction);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ACTION.with(|a| a.set(self.0));
+        }
+    }
+    let _restore = Restore(ACTION.with(|a| a.replace(action)));
+    f()
+}
+
+/// The database's audit log: the file, and the appender when auditing is on.
+#[derive(Debug)]
+pub(crate) struct AuditLog {
+    fs: Arc<dyn FileSystem>,
+    path: PathBuf,
+    db_id: [u8; 16],
+    actor: String,
+    writer: Option<Mutex<Appender>>,
+}
+
+#[derive(Debug)]
+struct Appender {
+    file: Option<Box<dyn WritableFile>>,
+    poisoned: Option<String>,
+}
+
+impl AuditLog {
+    /// Opens the audit log of database `db_id` in `dir`. With `enabled`, creates it if
+    /// missing (atomically), validates it, cuts a torn final frame and opens it for
+    /// appending; call only while holding the database's write lock. Without, nothing is
+    /// read or written until [`Self::entries`].
+    pub(crate) fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        db_id: [u8; 16],
+        enabled: bool,
+        actor: &str,
+    ) -> Result<AuditLog> {
+        let path = dir.join(AUDIT_FILE);
+        let mut log = AuditLog { fs, path, db_id, actor: actor.to_owned(), writer: None };
+        if enabled {
+            if log.fs.exists(&log.path) {
+                let (_, valid_len, len) = log.scan()?;
+                if valid_len < len {
+                    log.fs.truncate(&log.path, valid_len as u64)?;
+                }
+            } else {
+                write_atomic(&*log.fs, dir, AUDIT_FILE, &format::encode_header(&db_id))?;
+            }
+            let file = log.fs.open_append(&log.path)?;
+            log.writer = Some(Mutex::new(Appender { file: Some(file), poisoned: None }));
+        }
+        Ok(log)
+    }
+
+    /// Every entry, oldest first; an empty list when the file does not exist. A torn final
+    /// frame (possible only for a log not opened for writing) is ignored.
+    pub(crate) fn entries(&self) -> Result<Vec<AuditEntry>> {
+        if !self.fs.exists(&self.path) {
+            return Ok(Vec::new());
+        }
+        self.scan().map(|(entries, _, _)| entries)
+    }
+
+    /// Reads and validates the whole file: its entries, the length of its valid prefix and
+    /// the file's length.
+    fn scan(&self) -> Result<(Vec<AuditEntry>, usize, usize)> {
+        let bytes = self.fs.read(&self.path)?;
+        format::check_header(&bytes, &self.path, &self.db_id)?;
+        let mut entries = Vec::new();
+        let mut at = format::HEADER_LEN;
+        while let Some(rest) = bytes.get(at..).filter(|r| !r.is_empty()) {
+            let corrupt = |reason: String| Error::corrupt(&self.path, at as u64, reason);
+            match read_frame(rest) {
+                FrameRead::Valid { payload, frame_len } => {
+                    entries.push(format::decode_entry(payload).map_err(corrupt)?);
+                    at += frame_len;
+                }
+                _ if is_torn_tail(rest) => break,
+                FrameRead::Truncated => {
+                    return Err(corrupt("frame runs past the end of the file but valid frames follow".into()))
+                }
+                FrameRead::BadLength(n) => return Err(corrupt(format!("frame declares {n} bytes"))),
+                FrameRead::BadChecksum => return Err(corrupt("frame checksum mismatch".into())),
+            }
+        }
+        Ok((entries, at, bytes.len()))
+    }
+
+    /// Records a read of `fields` of records `ids` (as the thread's current action, see
+    /// [`recorded_as`], unless `action` is given), durably. A no-op when auditing is off.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] after an earlier failure; [`Error::Io`] (which poisons the log).
+    pub(crate) fn record(
+        &self,
+        action: Option<AuditAction>,
+        collection: &str,
+        ids: &[&str],
+        fields: &[&str],
+    ) -> Result<()> {
+        let Some(writer) = &self.writer else { return Ok(()) };
+        let action = action.unwrap_or_else(|| ACTION.with(Cell::get));
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut frames = Vec::new();
+        for chunk in ids.chunks(IDS_PER_ENTRY).chain(ids.is_empty().then_some(&[][..])) {
+            let entry = AuditEntry {
+                unix_ms,
+                actor: self.actor.clone(),
+                action,
+                collection: collection.to_owned(),
+                ids: chunk.iter().map(|s| (*s).to_owned()).collect(),
+                fields: fields.iter().map(|s| (*s).to_owned()).collect(),
+            };
+            let payload = format::encode_entry(&entry)?;
+            if payload.len() > MAX_FRAME_PAYLOAD as usize {
+                return Err(Error::invalid_argument("audit entry", "larger than the frame limit"));
+            }
+            encode_frame(&payload, &mut frames);
+        }
+        let mut w = writer.lock();
+        if let Some(reason) = &w.poisoned {
+            return Err(Error::Poisoned { reason: format!("audit log: {reason}") });
+        }
+        let file = w.file.as_mut().ok_or_else(|| Error::Poisoned { reason: "audit log closed".into() })?;
+        let result = file.write_all(&frames).and_then(|()| file.sync());
+        if let Err(e) = &result {
+            w.poisoned = Some(e.to_string());
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_as_restores_the_action_even_after_a_panic() {
+        assert_eq!(recorded_as(AuditAction::Export, || ACTION.with(Cell::get)), AuditAction::Export);
+        assert_eq!(ACTION.with(Cell::get), AuditAction::Reveal);
+        let result = std::panic::catch_unwind(|| recorded_as(AuditAction::Duplicates, || panic!("boom")));
+        assert!(result.is_err());
+        assert_eq!(ACTION.with(Cell::get), AuditAction::Reveal);
+    }
+}

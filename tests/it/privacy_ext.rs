@@ -1,0 +1,280 @@
+//! Validation of phone and e-mail PII at the door, the audit log of PII reads, blind-index
+//! lookups and the duplicates report.
+
+use std::sync::Arc;
+
+use geocrm::audit::AuditAction;
+use geocrm::crypto::RawKey;
+use geocrm::io::{FaultPlan, MemFs, OpKind};
+use geocrm::{Database, DuplicateReason, Error, LatLon, Options, Record, Schema};
+
+const PHONE: &str = "+33 1 42 68 53 00";
+const PHONE_E164: &str = "+33142685300";
+
+fn open(dir: &std::path::Path, options: Options) -> Database {
+    Database::open(dir, options.key(RawKey::new([9; 32]))).unwrap()
+}
+
+fn person(id: &str, lat: f64) -> Record {
+    Record::new(id, LatLon::new(lat, 2.35).unwrap())
+}
+
+/// Whether `needle` occurs in any file under `dir`.
+fn in_any_file(dir: &std::path::Path, needle: &str) -> Option<std::path::PathBuf> {
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if memchr::memmem::find(&std::fs::read(&p).unwrap(), needle.as_bytes()).is_some() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn bad_phones_and_emails_are_refused_naming_record_and_field_not_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), Options::new());
+    db.create_collection("c", Schema::crm().pii_email("work_email")).unwrap();
+    let cases = [
+        ("phone", "0142685300"),        // no country code
+        ("phone", "+33 1 42 68 53 0x"), // a letter
+        ("phone", "+0331426853"),       // country code 0
+        ("email", "ada.lovelace"),
+        ("email", "ada lovelace@example.org"),
+        ("work_email", "ada@@example.org"),
+    ];
+    for (field, value) in cases {
+        let mut b = db.begin_write();
+        let err = b.upsert("c", person("C-7", 48.0).pii(field, value)).unwrap_err();
+        let Error::InvalidRecord { id, field: f, reason } = &err else { panic!("{err:?}") };
+        assert_eq!((id.as_str(), f.as_str()), ("C-7", field));
+        let text = format!("{err} {err:?} {reason}");
+        for part in value.split(|c: char| !c.is_alphanumeric()).filter(|p| p.len() >= 4) {
+            assert!(!text.contains(part), "{text:?} echoes {part:?} of the value");
+        }
+        assert!(b.is_empty(), "a refused record is not queued");
+    }
+    // Text PII is not validated; a phone in a text field stays as given.
+    let mut b = db.begin_write();
+    b.upsert("c", person("C-8", 48.0).pii("name", "0142685300")).unwrap();
+    b.commit().unwrap();
+}
+
+#[test]
+fn phones_and_emails_are_stored_normalized_and_found_by_blind_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), Options::new());
+    db.create_collection("c", Schema::crm().pii_phone("mobile")).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", person("A", 48.0).pii("phone", PHONE).pii("email", " Ada@Example.ORG ")).unwrap();
+    b.upsert("c", person("B", 49.0).pii("mobile", "+33.1.42.68.53.00")).unwrap();
+    b.upsert("c", person("C", 50.0).pii("phone", "+442079460958").pii("name", "Ada")).unwrap();
+    b.upsert("c", person("D", 51.0)).unwrap();
+    b.commit().unwrap();
+    let check = |db: &Database| {
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        let pii = c.reveal("A").unwrap();
+        assert_eq!(pii["phone"].expose(), PHONE_E164);
+        assert_eq!(pii["email"].expose(), "ada@example.org");
+        assert_eq!(c.find_by_phone("+33 (1) 42-68-53-00").unwrap(), ["A", "B"]);
+        assert_eq!(c.find_by_phone("+44 20 7946 0958").unwrap(), ["C"]);
+        assert!(c.find_by_phone("+15555550100").unwrap().is_empty());
+        assert_eq!(c.find_by_email("ADA@example.org").unwrap(), ["A"]);
+        let err = c.find_by_phone("01 42 68 53 00").unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument { name: "phone", .. }), "{err:?}");
+        assert!(!err.to_string().contains("42 68"), "{err}");
+    };
+    check(&db);
+    drop(db);
+    let db = open(dir.path(), Options::new());
+    check(&db);
+    // Neither normalized nor raw values appear in any file; blind values do not either in
+    // any file but the log (they are in the log by design).
+    drop(db);
+    for needle in [PHONE_E164, PHONE, "ada@example.org", "Ada@Example"] {
+        assert_eq!(in_any_file(dir.path(), needle), None, "{needle}");
+    }
+}
+
+#[test]
+fn blind_values_survive_key_rotation_and_deleted_records_are_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), Options::new());
+    db.create_collection("c", Schema::crm()).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", person("A", 48.0).pii("phone", PHONE)).unwrap();
+    b.upsert("c", person("B", 48.0).pii("phone", PHONE)).unwrap();
+    b.commit().unwrap();
+    db.rotate_master_key(&RawKey::new([10; 32])).unwrap();
+    assert_eq!(db.read().collection("c").unwrap().find_by_phone(PHONE).unwrap(), ["A", "B"]);
+    // Written after the rotation: same blind value as before it.
+    let mut b = db.begin_write();
+    b.upsert("c", person("E", 48.0).pii("phone", PHONE_E164)).unwrap();
+    b.delete("c", "A").unwrap();
+    b.commit().unwrap();
+    db.erase("c", "B").unwrap();
+    drop(db);
+    let db = Database::open(dir.path(), Options::new().key(RawKey::new([10; 32]))).unwrap();
+    assert_eq!(db.read().collection("c").unwrap().find_by_phone(PHONE).unwrap(), ["E"]);
+    // Without the key: no lookups.
+    drop(db);
+    let db = Database::open(dir.path(), Options::new()).unwrap();
+    let err = db.read().collection("c").unwrap().find_by_phone(PHONE).unwrap_err();
+    assert!(matches!(err, Error::MissingKey), "{err:?}");
+}
+
+#[test]
+fn duplicates_report_groups_phone_email_and_nearby_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), Options::new().actor("dedup-job"));
+    db.create_collection("c", Schema::crm()).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", person("P1", 48.0).pii("phone", PHONE)).unwrap();
+    b.upsert("c", person("P2", 10.0).pii("phone", PHONE_E164)).unwrap();
+    b.upsert("c", person("E1", 48.0).pii("email", "x@y.org")).unwrap();
+    b.upsert("c", person("E2", 11.0).pii("email", "X@Y.ORG")).unwrap();
+    // Same name 22 m apart: duplicates. Same name 2 km away: not.
+    b.upsert("c", person("N1", 30.0).pii("name", "Grace Hopper")).unwrap();
+    b.upsert("c", person("N2", 30.0002).pii("name", "grace  HOPPER")).unwrap();
+    b.upsert("c", person("N3", 30.02).pii("name", "Grace Hopper")).unwrap();
+    b.upsert("c", person("N4", 30.0).pii("name", "Grace Murray")).unwrap();
+    b.commit().unwrap();
+    let groups = db.read().collection("c").unwrap().duplicates().unwrap();
+    let got: Vec<(DuplicateReason, Vec<&str>)> =
+        groups.iter().map(|g| (g.reason, g.ids.iter().map(String::as_str).collect())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (DuplicateReason::SamePhone, vec!["P1", "P2"]),
+            (DuplicateReason::SameEmail, vec!["E1", "E2"]),
+            (DuplicateReason::SameNameNearby, vec!["N1", "N2"]),
+        ]
+    );
+    let audit = db.audit_entries().unwrap();
+    let last = audit.last().unwrap();
+    assert_eq!((last.action, last.actor.as_str()), (AuditAction::Duplicates, "dedup-job"));
+    assert_eq!(last.ids, ["E1", "E2", "N1", "N2", "P1", "P2"]);
+    assert_eq!(last.fields, ["email", "name", "phone"]);
+}
+
+#[test]
+fn reveals_and_exports_are_audited_without_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), Options::new().actor("agent-17"));
+    db.create_collection("c", Schema::crm()).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", person("A", 48.0).pii("name", "Zebulon Quartermaine").pii("phone", PHONE)).unwrap();
+    b.upsert("c", person("B", 48.0)).unwrap();
+    b.commit().unwrap();
+    assert!(db.audit_entries().unwrap().is_empty(), "writes are not audited");
+    db.read().collection("c").unwrap().reveal("A").unwrap();
+    db.export_subject("c", "A").unwrap();
+    db.read().collection("c").unwrap().reveal("B").unwrap(); // no PII: nothing revealed
+    let entries = db.audit_entries().unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0].action, AuditAction::Reveal);
+    assert_eq!(entries[1].action, AuditAction::Export);
+    for e in &entries {
+        assert_eq!((e.actor.as_str(), e.collection.as_str()), ("agent-17", "c"));
+        assert_eq!(e.ids, ["A"]);
+        assert_eq!(e.fields, ["name", "phone"]);
+        assert!(e.unix_ms > 1_700_000_000_000);
+    }
+    drop(db);
+    let audit = std::fs::read(dir.path().join("audit.log")).unwrap();
+    for needle in ["Zebulon", "Quartermaine", PHONE_E164, "42685300"] {
+        assert!(memchr::memmem::find(&audit, needle.as_bytes()).is_none(), "{needle} in the audit log");
+    }
+    // Entries persist across reopen, and reopening without a key can still read them.
+    let db = Database::open(dir.path(), Options::new()).unwrap();
+    assert_eq!(db.audit_entries().unwrap().len(), 2);
+}
+
+#[test]
+fn audit_off_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), Options::new().audit(false));
+    db.create_collection("c", Schema::crm()).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", person("A", 48.0).pii("name", "Ada")).unwrap();
+    b.commit().unwrap();
+    db.read().collection("c").unwrap().reveal("A").unwrap();
+    db.export_subject("c", "A").unwrap();
+    assert!(db.audit_entries().unwrap().is_empty());
+    assert!(!dir.path().join("audit.log").exists());
+}
+
+/// A database with two audited reveals; returns the audit file's bytes and the offset where
+/// the second entry's frame starts.
+fn two_entries(dir: &std::path::Path) -> (Vec<u8>, usize) {
+    let db = open(dir, Options::new());
+    db.create_collection("c", Schema::crm()).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", person("A", 48.0).pii("name", "Ada")).unwrap();
+    b.commit().unwrap();
+    db.read().collection("c").unwrap().reveal("A").unwrap();
+    let one = std::fs::read(dir.join("audit.log")).unwrap().len();
+    db.read().collection("c").unwrap().reveal("A").unwrap();
+    drop(db);
+    (std::fs::read(dir.join("audit.log")).unwrap(), one)
+}
+
+#[test]
+fn a_torn_audit_tail_is_cut_and_damage_is_corrupt_with_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, second) = two_entries(dir.path());
+    let path = dir.path().join("audit.log");
+    // Every cut inside the second frame: one entry survives, and new entries follow it.
+    for cut in second..bytes.len() {
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        let db = open(dir.path(), Options::new());
+        assert_eq!(db.audit_entries().unwrap().len(), 1, "cut at {cut}");
+        assert_eq!(std::fs::read(&path).unwrap().len(), second, "the torn tail is truncated");
+        db.read().collection("c").unwrap().reveal("A").unwrap();
+        assert_eq!(db.audit_entries().unwrap().len(), 2);
+    }
+    // A flipped byte in the first frame (a valid frame follows): Corrupt naming file and offset.
+    for at in [30, 35, 40, second - 1] {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x01;
+        std::fs::write(&path, &bad).unwrap();
+        let err = Database::open(dir.path(), Options::new().key(RawKey::new([9; 32]))).unwrap_err();
+        match err {
+            Error::Corrupt { file, offset, .. } => {
+                assert_eq!((file, offset), (path.clone(), 30), "flip at {at}")
+            }
+            other => panic!("flip at {at}: {other:?}"),
+        }
+    }
+    // Header damage, and a file of another database.
+    let mut bad = bytes.clone();
+    bad[12] ^= 0x01;
+    std::fs::write(&path, &bad).unwrap();
+    assert!(matches!(Database::open(dir.path(), Options::new()), Err(Error::Corrupt { offset: 0, .. })));
+}
+
+#[test]
+fn a_failed_audit_write_fails_the_reveal_and_every_later_one() {
+    let fs = Arc::new(MemFs::new());
+    let dir = std::path::Path::new("/db");
+    let options = || Options::new().key(RawKey::new([9; 32])).file_system(fs.clone());
+    let db = Database::open(dir, options()).unwrap();
+    db.create_collection("c", Schema::crm()).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", person("A", 48.0).pii("name", "Ada")).unwrap();
+    b.commit().unwrap();
+    fs.set_faults(FaultPlan::new().fail_once(OpKind::Sync, 0));
+    assert!(db.read().collection("c").unwrap().reveal("A").is_err(), "no PII without its audit entry");
+    fs.clear_faults();
+    let err = db.read().collection("c").unwrap().reveal("A").unwrap_err();
+    assert!(matches!(err, Error::Poisoned { .. }), "{err:?}");
+    drop(db);
+    let db = Database::open(dir, options()).unwrap();
+    db.read().collection("c").unwrap().reveal("A").unwrap();
+}
