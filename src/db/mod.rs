@@ -1,10 +1,10 @@
 //! The database: a directory holding the log, the keystore and the manifest, opened by one
 //! writer process at a time and read by many threads.
 
-mod checkpoint;
-mod inspect;
 mod blind;
+mod checkpoint;
 mod duplicates;
+mod inspect;
 mod keys;
 mod manifest;
 mod ops;
@@ -26,9 +26,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 pub use checkpoint::{CheckpointReport, INDEX_DIR};
+pub use duplicates::{DuplicateGroup, DuplicateReason, DUPLICATE_NAME_RADIUS_M};
 pub use inspect::{CheckpointStats, CollectionStats, DatabaseStats, FileCheck, VerifyReport};
 pub use options::{Durability, Options, DEFAULT_CHECKPOINT_AFTER_OPS};
-pub use duplicates::{DuplicateGroup, DuplicateReason, DUPLICATE_NAME_RADIUS_M};
 pub use privacy::ErasureReceipt;
 pub use read::{CollectionReader, Hit, Snapshot, StoredView, MAX_K};
 pub use write::{CommitReceipt, WriteBatch, MAX_CATEGORY_BYTES, MAX_PII_BYTES};

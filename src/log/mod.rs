@@ -15,7 +15,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `GEOCRMLG` |
-//! | 8 | 2 | format version, u16 = 1 |
+//! | 8 | 2 | format version, u16 = 2 (1 is read too) |
 //! | 10 | 2 | flags, u16 = 0 (reserved; any other value is corruption) |
 //! | 12 | 8 | segment number, u64 (must match the file name) |
 //! | 20 | 8 | first LSN, u64: the next LSN when the segment was created |

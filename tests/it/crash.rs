@@ -21,7 +21,11 @@ pub const DIR: &str = "/db";
 pub type State = BTreeMap<String, (f64, f64, Option<String>)>;
 
 pub fn options(fs: &MemFs) -> Options {
-    Options::new().key(RawKey::new([3; 32])).file_system(Arc::new(fs.clone())).segment_bytes(8 * 1024)
+    Options::new()
+        .key(RawKey::new([3; 32]))
+        .file_system(Arc::new(fs.clone()))
+        .segment_bytes(8 * 1024)
+        .audit(false)
 }
 
 pub fn read_state(db: &Database) -> State {

@@ -142,23 +142,27 @@ fn header_problems_are_reported() {
     let (fs, _, _) = synced_log(14, 3, LogConfig::default());
     let path = seg_path(1);
     let full = fs.read_all(&path).unwrap();
-    assert_eq!(full[..48], header(1, 1, ID, 1)[..]);
+    assert_eq!(full[..48], header(1, 1, ID, 2)[..]);
     for at in (0..48).filter(|at| !(8..10).contains(at)) {
         let mut bad = full.clone();
         bad[at] ^= 0x10;
         assert_corrupt_at(open(&planted(&fs, &path, &bad)), &path, 0, &format!("header byte {at}"));
     }
-    let mut v2 = header(1, 1, ID, 2);
-    v2.extend_from_slice(&full[48..]);
-    let err = open(&planted(&fs, &path, &v2)).err().unwrap();
-    assert!(matches!(err, Error::UnsupportedVersion { found: 2, supported: 1, .. }), "{err}");
-    let mut foreign = header(1, 1, [0xEE; 16], 1);
+    let mut v3 = header(1, 1, ID, 3);
+    v3.extend_from_slice(&full[48..]);
+    let err = open(&planted(&fs, &path, &v3)).err().unwrap();
+    assert!(matches!(err, Error::UnsupportedVersion { found: 3, supported: 2, .. }), "{err}");
+    // Version 1 segments (before the optional trailing fields) still open.
+    let mut v1 = header(1, 1, ID, 1);
+    v1.extend_from_slice(&full[48..]);
+    assert!(open(&planted(&fs, &path, &v1)).is_ok());
+    let mut foreign = header(1, 1, [0xEE; 16], 2);
     foreign.extend_from_slice(&full[48..]);
     let err = open(&planted(&fs, &path, &foreign)).err().unwrap();
     assert!(err.to_string().contains("another database"), "{err}");
     assert_corrupt_at(open(&planted(&fs, &path, &full[..30])), &path, 0, "short header");
     assert_corrupt_at(open(&planted(&fs, &path, b"")), &path, 0, "empty file");
-    let mut misnamed = header(2, 1, ID, 1);
+    let mut misnamed = header(2, 1, ID, 2);
     misnamed.extend_from_slice(&full[48..]);
     assert_corrupt_at(open(&planted(&fs, &path, &misnamed)), &path, 0, "number mismatch");
 }
@@ -174,7 +178,7 @@ fn segments_must_be_consecutive_and_continue_the_lsns() {
 
     let second = fs.read_all(&seg_path(2)).unwrap();
     let first_lsn = u64::from_le_bytes(second[20..28].try_into().unwrap());
-    let mut shifted = header(2, first_lsn + 1, ID, 1);
+    let mut shifted = header(2, first_lsn + 1, ID, 2);
     shifted.extend_from_slice(&second[48..]);
     assert_corrupt_at(open_with(&planted(&fs, &seg_path(2), &shifted), config), &seg_path(2), 0, "LSN gap");
 

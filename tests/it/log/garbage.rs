@@ -107,7 +107,7 @@ fn frame(first_lsn: u64, op_count: u32, durable: u64, more: bool, body: &[u8]) -
 fn frames_are_laid_out_as_documented() {
     let (fs, txns, receipts) = synced_log(26, 3, LogConfig::default());
     let bytes = fs.read_all(&seg_path(1)).unwrap();
-    let mut expected = header(1, 1, ID, 1);
+    let mut expected = header(1, 1, ID, 2);
     let mut durable = 48;
     for (txn, receipt) in txns.iter().zip(&receipts) {
         let mut lsn = receipt.first_lsn;
