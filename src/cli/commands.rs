@@ -51,6 +51,7 @@ fn print_json(v: &Value) {
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Demo { records, seed } => super::demo::run(records, seed),
+        Command::Bench { args } => super::bench::run(&args),
         Command::Import { db, file, pii, numbers, categories, skip_invalid } => import(
             &db,
             &file,
