@@ -18,12 +18,12 @@ pub const POLYGONS: [(&str, &str, &str); 3] = [
         include_str!("../../../data/polygons/paris_approx.geojson"),
     ),
     (
-        "polygon count: China (14,115 vertices)",
+        "polygon count: China (14,110 vertices)",
         "china_ne10m.geojson",
         include_str!("../../../data/polygons/china_ne10m.geojson"),
     ),
     (
-        "polygon count: France + overseas (21 parts, 4,622 vertices)",
+        "polygon count: France + overseas (21 parts, 4,620 vertices)",
         "france_ne10m.geojson",
         include_str!("../../../data/polygons/france_ne10m.geojson"),
     ),

@@ -81,14 +81,18 @@ pub fn fmt_us(us: f64) -> String {
     }
 }
 
-/// A ratio printed with two significant figures (`2.1×`, `15×`).
+/// A ratio printed with about two significant figures (`2.1×`, `15×`, `0.46×`).
 pub fn fmt_ratio(r: f64) -> String {
     if !r.is_finite() {
         "?".into()
-    } else if r < 10.0 {
-        format!("{r:.1}×")
-    } else {
+    } else if r >= 10.0 {
         format!("{r:.0}×")
+    } else if r >= 1.0 {
+        format!("{r:.1}×")
+    } else if r >= 0.1 {
+        format!("{r:.2}×")
+    } else {
+        format!("{r:.3}×")
     }
 }
 
@@ -151,5 +155,7 @@ mod tests {
         assert_eq!(fmt_us(3_000_000.0), "3.00 s");
         assert_eq!(fmt_ratio(2.14), "2.1×");
         assert_eq!(fmt_ratio(15.4), "15×");
+        assert_eq!(fmt_ratio(0.456), "0.46×");
+        assert_eq!(fmt_ratio(0.0456), "0.046×");
     }
 }

@@ -240,8 +240,8 @@ fn brute_budget(quick: bool) -> Budget {
     Budget { time: Duration::from_millis(300), min_reps: 1, max_reps: if quick { 1 } else { 5 } }
 }
 
-fn progress(json: bool, what: &str) {
-    let _ = json;
+/// Progress goes to stderr, so `--json` output on stdout stays clean.
+fn progress(what: &str) {
     eprintln!("bench: {what}");
 }
 
@@ -262,7 +262,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     let mut first_data = None;
     for &(dist, name) in datasets {
-        progress(args.json, &format!("{name}: generating {} records", args.records));
+        progress(&format!("{name}: generating {} records", args.records));
         let data = Data::new(customers(args.records, args.seed, dist));
         rows.extend(run_dataset(args, name, dist, &data, &regions, &mut notes)?);
         first_data.get_or_insert(data);
@@ -314,7 +314,7 @@ fn run_dataset(
     }
     let mut rows = Vec::new();
     let mut build = Row::new(format!("index build ({n} records)"), name);
-    progress(args.json, &format!("{name}: loading geocrm"));
+    progress(&format!("{name}: loading geocrm"));
     let (dir, db, took) = load(data)?;
     build.set(Engine::Geocrm, Outcome::Timed(Stats::once(took)));
     let t = Instant::now();
@@ -323,19 +323,19 @@ fn run_dataset(
     let t = Instant::now();
     let rstar = Rstar::build(data);
     build.set(Engine::Rstar, Outcome::Timed(Stats::once(t.elapsed())));
-    let mut backends: Vec<(Engine, Box<dyn Backend + '_>)> = Vec::new();
-    let column = CellColumn::try_new(&packed.cells, n)?;
-    backends.push((Engine::Packed, Box::new(Packed { data: &packed, column })));
-    backends.push((Engine::Rstar, Box::new(rstar)));
     #[cfg(feature = "peers")]
     let peer_set = {
-        progress(args.json, &format!("{name}: building peers"));
+        progress(&format!("{name}: building peers"));
         let set = peers::PeerSet::build(data)?;
         for (e, s) in set.build_times() {
             build.set(e, Outcome::Timed(s));
         }
         set
     };
+    let mut backends: Vec<(Engine, Box<dyn Backend + '_>)> = Vec::new();
+    let column = CellColumn::try_new(&packed.cells, n)?;
+    backends.push((Engine::Packed, Box::new(Packed { data: &packed, column })));
+    backends.push((Engine::Rstar, Box::new(rstar)));
     #[cfg(feature = "peers")]
     backends.extend(peer_set.backends(data)?);
     backends.push((Engine::Brute, Box::new(Brute { data })));
@@ -358,7 +358,7 @@ fn run_dataset(
         queries.push((format!("H3 res {res}: count + sum, all records"), Query::H3(res)));
     }
     for (op, q) in &queries {
-        progress(args.json, &format!("{name}: {op}"));
+        progress(&format!("{name}: {op}"));
         let mut row = Row::new(op.clone(), name);
         let varied = matches!(q, Query::Nearest { .. } | Query::Radius { .. } | Query::BBox { .. });
         let sample = if varied { CHECK_SAMPLE } else { 1 };
@@ -411,7 +411,7 @@ fn run_dataset(
     let want =
         db.read().collection("customers")?.count(geocrm::query::Scope::BBox(&boxes[0]), &Filter::All)?;
     drop(db);
-    progress(args.json, &format!("{name}: reopen"));
+    progress(&format!("{name}: reopen"));
     let mut row = Row::new("reopen + first query (bbox count)", name);
     let (stats, got) = durable::reopen_first_query(dir.path(), &boxes[0], if args.quick { 1 } else { 3 })?;
     if got != want {
@@ -439,7 +439,7 @@ fn run_dataset(
 fn run_durable(args: &BenchArgs, data: &Data, notes: &mut Vec<String>) -> Result<Vec<Row>> {
     let b = durable::ingest_budget(args.quick);
     let mut rows = Vec::new();
-    progress(args.json, "durable ingest");
+    progress("durable ingest");
     let mut row =
         Row::new(format!("durable ingest, fsync per commit of {}: µs/record", durable::BATCH), "any");
     row.set(Engine::Geocrm, Outcome::Timed(durable::ingest(data, Durability::FsyncEachCommit, 1, b)?));
@@ -454,7 +454,7 @@ fn run_durable(args: &BenchArgs, data: &Data, notes: &mut Vec<String>) -> Result
     let group = Durability::GroupCommit { max_wait: Duration::from_micros(500) };
     row.set(Engine::Geocrm, Outcome::Timed(durable::ingest(data, group, threads, b)?));
     rows.push(row);
-    progress(args.json, "PII");
+    progress("PII");
     let (seal, open) = durable::pii(data, budget(args.quick))?;
     let mut row = Row::new("PII seal, one field (XChaCha20-Poly1305)", "any");
     row.set(Engine::Geocrm, Outcome::Timed(seal));
