@@ -120,8 +120,12 @@ impl Backend for Kiddo<'_> {
             Query::Radius { metres, points } => {
                 let at = points.at(i);
                 let c = metres_to_chord(metres + slack(*metres));
-                let hits =
-                    self.tree.query(&at.to_unit_vector()).within::<SquaredEuclidean<f64>>(c * c).unsorted().execute();
+                let hits = self
+                    .tree
+                    .query(&at.to_unit_vector())
+                    .within::<SquaredEuclidean<f64>>(c * c)
+                    .unsorted()
+                    .execute();
                 let n = hits
                     .iter()
                     .filter(|h| haversine_m(at, self.data.locs[h.item as usize]) <= *metres)
