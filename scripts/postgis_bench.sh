@@ -50,7 +50,7 @@ chmod -R a+rX "$WORK/data"
 if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; then
   echo "== installing PostgreSQL and PostGIS (apt)" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgis >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-postgis >/dev/null
 fi
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 echo "== starting a private cluster ($PGBIN) on 127.0.0.1:$PORT" >&2
