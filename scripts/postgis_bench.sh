@@ -8,7 +8,10 @@
 # 2. PostgreSQL and PostGIS are installed from the distribution's packages (apt) if missing;
 # 3. a private cluster is created in a temporary directory and started on 127.0.0.1 only
 #    (port 54329, trust authentication for local connections, removed at exit);
-# 4. the CSV files are loaded, GiST indexes built (timed), and every query runs in ONE
+# 4. the CSV files are loaded, GiST indexes built (timed), PostGIS's answers to the first 20
+#    query points of each operation (and to each polygon) are checked against geocrm's
+#    (`expected_<dataset>.csv`; a disagreement prints a warning and the cell reads WRONG), and
+#    every query runs in ONE
 #    connection inside PL/pgSQL loops (plans are prepared once), each query timed on its own
 #    with clock_timestamp(): median and p90 over the same query points geocrm used;
 # 5. a Markdown table with a PostGIS column (median and ratio to geocrm) is printed and, with
@@ -65,6 +68,7 @@ cat >"$WORK/bench.sql" <<'SQL'
 CREATE EXTENSION IF NOT EXISTS postgis;
 CREATE TABLE results(dataset text, operation text, median_us float8, p90_us float8);
 CREATE TABLE polygons(name text PRIMARY KEY, geom geometry);
+CREATE TABLE got(dataset text, operation text, q int, value text);
 
 -- Times `sql` (a query taking $1 lat, $2 lon, $3..$6 south/west/north/east) once per query
 -- point, in this one connection; EXECUTE … USING keeps one plan per statement text.
@@ -101,6 +105,8 @@ CREATE TABLE c_$ds(id int, lat float8, lon float8, tier text, lifetime_value flo
 \\copy c_$ds FROM '$WORK/data/customers_$ds.csv' WITH (FORMAT csv, HEADER true)
 CREATE TABLE queries_$ds(q int, lat float8, lon float8, south float8, west float8, north float8, east float8);
 \\copy queries_$ds FROM '$WORK/data/queries_$ds.csv' WITH (FORMAT csv, HEADER true)
+CREATE TABLE expected_$ds(operation text, q int, value text);
+\\copy expected_$ds FROM '$WORK/data/expected_$ds.csv' WITH (FORMAT csv, HEADER true)
 ALTER TABLE c_$ds ADD COLUMN geog geography(Point, 4326), ADD COLUMN geom geometry(Point, 4326);
 UPDATE c_$ds SET geom = ST_SetSRID(ST_MakePoint(lon, lat), 4326), geog = ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography;
 DO \$\$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN
@@ -110,6 +116,19 @@ DO \$\$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN
     extract(epoch FROM clock_timestamp() - t0) * 1e6, extract(epoch FROM clock_timestamp() - t0) * 1e6);
 END \$\$;
 VACUUM ANALYZE c_$ds;
+-- PostGIS's answers to the queries geocrm answered (checked by the report below).
+INSERT INTO got SELECT '$ds', e.operation, e.q, CASE
+    WHEN e.operation LIKE 'nearest-%' THEN (SELECT round(max(ST_Distance(s.geog, p.g, false))::numeric, 3)::text
+      FROM (SELECT geog FROM c_$ds WHERE e.operation NOT LIKE '%gold%' OR tier = 'gold'
+            ORDER BY geog <-> p.g LIMIT substring(e.operation FROM 'nearest-([0-9]+)')::int) s)
+    WHEN e.operation = 'radius 2 km count' THEN (SELECT count(*) FROM c_$ds WHERE ST_DWithin(geog, p.g, 2000, false))::text
+    WHEN e.operation = 'bbox 50 km count' THEN (SELECT count(*) FROM c_$ds WHERE
+      ST_Covers(ST_MakeEnvelope(qq.west, qq.south, CASE WHEN qq.west <= qq.east THEN qq.east ELSE 180 END, qq.north, 4326), geom)
+      OR (qq.west > qq.east AND ST_Covers(ST_MakeEnvelope(-180, qq.south, qq.east, qq.north, 4326), geom)))::text
+    END
+  FROM expected_$ds e JOIN queries_$ds qq ON qq.q = e.q,
+       LATERAL (SELECT ST_SetSRID(ST_MakePoint(qq.lon, qq.lat), 4326)::geography AS g) p
+  WHERE e.operation NOT LIKE 'polygon count%';
 SELECT time_each('$ds', 'nearest-1', 'SELECT count(*) FROM (SELECT id FROM c_$ds ORDER BY geog <-> ST_SetSRID(ST_MakePoint(\$2, \$1), 4326)::geography LIMIT 1) s', $REPS);
 SELECT time_each('$ds', 'nearest-10', 'SELECT count(*) FROM (SELECT id FROM c_$ds ORDER BY geog <-> ST_SetSRID(ST_MakePoint(\$2, \$1), 4326)::geography LIMIT 10) s', $REPS);
 SELECT time_each('$ds', 'nearest-100', 'SELECT count(*) FROM (SELECT id FROM c_$ds ORDER BY geog <-> ST_SetSRID(ST_MakePoint(\$2, \$1), 4326)::geography LIMIT 100) s', $REPS);
@@ -132,19 +151,38 @@ PY
 done
 for ds in uniform clustered; do
   cat >>"$WORK/bench.sql" <<SQL
+INSERT INTO got SELECT '$ds', e.operation, e.q, (SELECT count(*) FROM c_$ds c, polygons p WHERE p.name = CASE
+    WHEN e.operation LIKE '%Paris%' THEN 'paris_approx' WHEN e.operation LIKE '%China%' THEN 'china_ne10m'
+    ELSE 'france_ne10m' END AND ST_Covers(p.geom, c.geom))::text
+  FROM expected_$ds e WHERE e.operation LIKE 'polygon count%';
 SELECT time_once('$ds', 'polygon count: Paris (city, 29 vertices)', 'SELECT count(*) FROM c_$ds c, polygons p WHERE p.name = ''paris_approx'' AND ST_Covers(p.geom, c.geom)', 20);
 SELECT time_once('$ds', 'polygon count: China (14,110 vertices)', 'SELECT count(*) FROM c_$ds c, polygons p WHERE p.name = ''china_ne10m'' AND ST_Covers(p.geom, c.geom)', 5);
 SELECT time_once('$ds', 'polygon count: France + overseas (21 parts, 4,620 vertices)', 'SELECT count(*) FROM c_$ds c, polygons p WHERE p.name = ''france_ne10m'' AND ST_Covers(p.geom, c.geom)', 5);
 SQL
 done
 echo "\\copy results TO '$WORK/postgis.csv' WITH (FORMAT csv, HEADER true)" >>"$WORK/bench.sql"
+echo "\\copy got TO '$WORK/got.csv' WITH (FORMAT csv, HEADER true)" >>"$WORK/bench.sql"
 
 echo "== loading and querying PostGIS (one connection)" >&2
 "${PSQL[@]}" -f "$WORK/bench.sql" >/dev/null
 
-python3 - "$WORK/geocrm.json" "$WORK/postgis.csv" "$("${PSQL[@]}" -Atc 'SELECT postgis_full_version()' | cut -c1-60)" >"$WORK/table.md" <<'PY'
+python3 - "$WORK/geocrm.json" "$WORK/postgis.csv" "$("${PSQL[@]}" -Atc 'SELECT postgis_full_version()' | cut -c1-60)" "$WORK/data" "$WORK/got.csv" >"$WORK/table.md" <<'PY'
 import csv, json, sys
 g = json.load(open(sys.argv[1]))
+# PostGIS's answers against geocrm's: counts equal, k-th neighbour distances within 1 cm.
+wrong = {}
+got = {(r["dataset"], r["operation"], r["q"]): r["value"] for r in csv.DictReader(open(sys.argv[5]))}
+for ds in ("uniform", "clustered"):
+    for e in csv.DictReader(open(f"{sys.argv[4]}/expected_{ds}.csv")):
+        mine, theirs = e["value"], got.get((ds, e["operation"], e["q"]))
+        same = theirs is not None and (mine == theirs if "." not in mine
+                                       else abs(float(mine) - float(theirs or "nan")) <= 0.01 + 1e-7 * float(mine))
+        if not same:
+            wrong.setdefault((ds, e["operation"]), f"query {e['q']}: PostGIS {theirs}, geocrm {mine}")
+checked = sum(1 for ds in ("uniform", "clustered") for _ in csv.DictReader(open(f"{sys.argv[4]}/expected_{ds}.csv")))
+print(f"checked {checked} PostGIS answers against geocrm's: {len(wrong)} operations disagree", file=sys.stderr)
+for (ds, op), why in wrong.items():
+    print(f"WARNING: {ds} / {op}: PostGIS disagrees with geocrm: {why}", file=sys.stderr)
 pg = {(r["dataset"], r["operation"]): float(r["median_us"]) for r in csv.DictReader(open(sys.argv[2]))}
 geo = {(r["dataset"], r["operation"]): r["median_us"] for r in g["rows"] if r["engine"] == "geocrm"}
 def fmt(us):
@@ -154,7 +192,8 @@ print("| dataset | operation | geocrm | PostGIS |\n|---|---|---:|---:|")
 for (ds, op), us in pg.items():
     mine = next((v for (d, o), v in geo.items() if d == ds and o.split(" (")[0] == op.split(" (")[0]), None)
     ratio = f" ({us / mine:.1f}×)" if mine else ""
-    print(f"| {ds} | {op} | {fmt(mine) if mine else 'n/a'} | {fmt(us)}{ratio} |")
+    cell = f"WRONG ({fmt(us)})" if (ds, op) in wrong else f"{fmt(us)}{ratio}"
+    print(f"| {ds} | {op} | {fmt(mine) if mine else 'n/a'} | {cell} |")
 print("| both | H3 aggregation | see table | n/a (needs h3-pg) |")
 PY
 cat "$WORK/table.md"

@@ -61,6 +61,20 @@ fn io<'p>(what: &'static str, path: &'p Path) -> impl Fn(std::io::Error) -> Erro
     move |e| Error::io(what, path, e)
 }
 
+/// Writes `expected_<dataset>.csv` (operation, q, value): geocrm's answer to query `q` of
+/// each operation (a count, or the distance in metres of the k-th nearest neighbour).
+pub fn export_expected(dir: &Path, dataset: &str, answers: &[(String, usize, String)]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io("create export directory", dir))?;
+    let path = dir.join(format!("expected_{dataset}.csv"));
+    let csv_err = |e: csv::Error| Error::io("write", &path, std::io::Error::other(e));
+    let mut w = csv::Writer::from_path(&path).map_err(csv_err)?;
+    w.write_record(["operation", "q", "value"]).map_err(csv_err)?;
+    for (op, q, value) in answers {
+        w.write_record([op.as_str(), &q.to_string(), value.as_str()]).map_err(csv_err)?;
+    }
+    w.flush().map_err(io("write", &path))
+}
+
 /// Writes `customers_<dataset>.csv` (id, lat, lon, tier, lifetime_value),
 /// `queries_<dataset>.csv` (query number, lat, lon; each bbox query is the 50 km box centred
 /// on its point) and the polygon fixtures into `dir`.

@@ -357,6 +357,9 @@ fn run_dataset(
     for res in [5, 8] {
         queries.push((format!("H3 res {res}: count + sum, all records"), Query::H3(res)));
     }
+    if let Some(dir) = &args.export_csv {
+        fixtures::export_expected(dir, name, &expected_answers(&mut geocrm, &queries))?;
+    }
     for (op, q) in &queries {
         progress(&format!("{name}: {op}"));
         let mut row = Row::new(op.clone(), name);
@@ -434,6 +437,31 @@ fn run_dataset(
     }
     rows.push(row);
     Ok(rows)
+}
+
+/// geocrm's answers for other tools to check theirs against: (operation, query number,
+/// count or distance in metres of the k-th neighbour).
+fn expected_answers(
+    geocrm: &mut Geocrm<'_>,
+    queries: &[(String, Query<'_>)],
+) -> Vec<(String, usize, String)> {
+    let mut out = Vec::new();
+    for (op, q) in queries {
+        let n = match q {
+            Query::Nearest { .. } | Query::Radius { .. } | Query::BBox { .. } => CHECK_SAMPLE,
+            Query::Region(_) => 1,
+            Query::H3(_) => 0,
+        };
+        for i in 0..n {
+            let value = match geocrm.answer(q, i) {
+                Some(Answer::Count(c)) => c.to_string(),
+                Some(Answer::Dists(d)) => d.last().map_or_else(String::new, |x| format!("{x:.3}")),
+                _ => continue,
+            };
+            out.push((op.clone(), i, value));
+        }
+    }
+    out
 }
 
 fn run_durable(args: &BenchArgs, data: &Data, notes: &mut Vec<String>) -> Result<Vec<Row>> {
