@@ -1,6 +1,6 @@
 //! `geocrm bench --quick --json` end to end: the JSON report parses, geocrm and rstar have
 //! rows for every query, geocrm's ratios are 1, no peer disagrees with geocrm, and
-//! `--export-csv` writes the dataset, the query points and the polygons.
+//! `--export-csv` writes the dataset, the query points, geocrm's answers and the polygons.
 
 use std::process::Command;
 
@@ -47,7 +47,9 @@ fn quick_json_report_has_checked_rows_for_geocrm_and_rstar() {
             3
         );
     }
-    for file in ["customers_uniform.csv", "queries_clustered.csv", "china_ne10m.geojson"] {
+    for file in
+        ["customers_uniform.csv", "queries_clustered.csv", "expected_uniform.csv", "china_ne10m.geojson"]
+    {
         assert!(export.path().join(file).is_file(), "{file} not exported");
     }
     let csv = std::fs::read_to_string(export.path().join("customers_clustered.csv")).unwrap();
