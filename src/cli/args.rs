@@ -47,6 +47,12 @@ pub enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Benchmark geocrm beside its peers (rstar, brute force; kiddo, geo-index and SQLite
+    /// R*Tree with the `peers` feature) on seeded data: one Markdown table of ratios.
+    Bench {
+        #[command(flatten)]
+        args: super::bench::BenchArgs,
+    },
     /// Import customers from a CSV file with a header row (id, lat, lon required).
     Import {
         #[command(flatten)]

@@ -54,6 +54,7 @@ pub(crate) fn print_json(v: &Value) {
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Demo { records, seed } => super::demo::run(records, seed),
+        Command::Bench { args } => super::bench::run(&args),
         Command::Import { db, file, pii, phone, email, numbers, categories, skip_invalid } => import(
             &db,
             &file,

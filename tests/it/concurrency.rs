@@ -6,7 +6,6 @@
 //! `GEOCRM_SOAK_SECS` sets the duration (default 3 s).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use geocrm::query::{GroupBy, Scope};
