@@ -53,7 +53,7 @@ fn readers_never_see_half_a_commit_during_checkpoints_and_compactions() {
             let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) {
                 n += 1;
-                if n % 4 == 0 {
+                if n.is_multiple_of(4) {
                     db.compact().unwrap()
                 } else {
                     db.checkpoint().unwrap()
