@@ -14,12 +14,28 @@ use crate::error::Result;
 /// [`crate::Error::Io`] from any step; the temporary file may be left behind and is
 /// overwritten by the next publication.
 pub fn write_atomic(fs: &dyn FileSystem, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    write_atomic_parts(fs, dir, name, &mut std::iter::once(bytes))
+}
+
+/// As [`write_atomic`], with the file's bytes given as consecutive pieces (written in order,
+/// without being copied into one buffer first).
+///
+/// # Errors
+/// As [`write_atomic`].
+pub fn write_atomic_parts<'a>(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    name: &str,
+    parts: &mut dyn Iterator<Item = &'a [u8]>,
+) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     if fs.exists(&tmp) {
         fs.remove_file(&tmp)?;
     }
     let mut file = fs.create_new(&tmp)?;
-    file.write_all(bytes)?;
+    for part in parts {
+        file.write_all(part)?;
+    }
     file.sync()?;
     drop(file);
     fs.rename(&tmp, &dir.join(name))?;

@@ -15,7 +15,7 @@ use std::fmt::Debug;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use atomic::write_atomic;
+pub use atomic::{write_atomic, write_atomic_parts};
 pub use mem::{CrashMode, FaultPlan, MemFs, OpKind};
 pub use real::RealFs;
 

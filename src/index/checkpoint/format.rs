@@ -125,18 +125,23 @@ fn fixed_len(section: usize, rows: usize, f: usize, c: usize) -> Option<Option<u
     })
 }
 
-/// Assembles a file from its header fields and section contents.
-pub(crate) fn assemble(lsn: u64, rows: usize, f: usize, c: usize, sections: &[&[u8]; SECTIONS]) -> Vec<u8> {
-    let total = sections.iter().fold(HEADER_LEN, |at, s| pad8(at) + s.len());
-    let mut out = vec![0u8; HEADER_LEN];
-    out.reserve(total + 8 - HEADER_LEN);
+/// The header of a file with these sections, and the zero padding before each section.
+pub(crate) fn header(
+    lsn: u64,
+    rows: usize,
+    f: usize,
+    c: usize,
+    sections: &[Vec<u8>; SECTIONS],
+) -> (Vec<u8>, Vec<usize>) {
+    let mut at = HEADER_LEN;
     let mut table = Vec::with_capacity(SECTIONS);
+    let mut pads = Vec::with_capacity(SECTIONS);
     for s in sections {
-        out.resize(pad8(out.len()), 0);
-        table.push((out.len() as u64, s.len() as u64, crc32fast::hash(s)));
-        out.extend_from_slice(s);
+        let start = pad8(at);
+        pads.push(start - at);
+        table.push((start as u64, s.len() as u64, crc32fast::hash(s)));
+        at = start + s.len();
     }
-    let file_len = out.len() as u64;
     let mut h = Vec::with_capacity(HEADER_LEN);
     h.extend_from_slice(&MAGIC);
     h.extend_from_slice(&VERSION.to_le_bytes());
@@ -153,14 +158,11 @@ pub(crate) fn assemble(lsn: u64, rows: usize, f: usize, c: usize, sections: &[&[
     for (_, _, crc) in &table {
         h.extend_from_slice(&crc.to_le_bytes());
     }
-    h.extend_from_slice(&file_len.to_le_bytes());
+    h.extend_from_slice(&(at as u64).to_le_bytes());
     let crc = crc32fast::hash(&h);
     h.extend_from_slice(&crc.to_le_bytes());
     h.resize(HEADER_LEN, 0);
-    if let Some(head) = out.get_mut(..HEADER_LEN) {
-        head.copy_from_slice(&h);
-    }
-    out
+    (h, pads)
 }
 
 /// Validates the header and the section table against the file length, and (with

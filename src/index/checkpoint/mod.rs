@@ -57,78 +57,181 @@ fn too_big(what: &str) -> Error {
     Error::invalid_argument("checkpoint", format!("{what} exceeds the checkpoint format's limits"))
 }
 
-/// Serializes a checkpoint of `rows` (any order: they are put in Hilbert order here).
+/// Rows handed to [`build_parts`]: anything that can produce row `i` of `len()` on demand
+/// (so a caller's columns need not be copied into a `Vec` of rows first).
+pub trait RowSource: Sync {
+    /// Number of rows.
+    fn len(&self) -> usize;
+    /// Whether there are no rows.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Row `i` (`i < len()`).
+    fn row(&self, i: usize) -> CheckpointRow<'_>;
+    /// Whether the rows are already in [`hilbert_order`] (then it is not computed again).
+    fn in_hilbert_order(&self) -> bool {
+        false
+    }
+}
+
+impl RowSource for Vec<CheckpointRow<'_>> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn row(&self, i: usize) -> CheckpointRow<'_> {
+        self.get(i).cloned().unwrap_or(CheckpointRow {
+            id: "",
+            location: LatLon::ORIGIN,
+            cell: 0,
+            pointer: OpPointer { segment: 0, offset: 0, len: 0, index: 0 },
+            numbers: &[],
+            categories: &[],
+        })
+    }
+}
+
+/// A serialized checkpoint as the pieces of its file, in order (header, then each section
+/// after its zero padding), so it can be written without one contiguous copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointParts {
+    header: Vec<u8>,
+    sections: Vec<(usize, Vec<u8>)>,
+}
+
+const ZEROS: [u8; 8] = [0; 8];
+
+impl CheckpointParts {
+    /// The file's bytes as consecutive slices.
+    pub fn slices(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(self.header.as_slice()).chain(
+            self.sections.iter().flat_map(|(pad, s)| [ZEROS.get(..*pad).unwrap_or_default(), s.as_slice()]),
+        )
+    }
+
+    /// Total length in bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.slices().map(<[u8]>::len).sum()
+    }
+
+    /// Whether the file is empty (never: the header is 256 bytes).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The whole file in one buffer.
+    #[must_use]
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        self.slices().for_each(|s| out.extend_from_slice(s));
+        out
+    }
+}
+
+/// Serializes a checkpoint of `rows` (any order: they are put in Hilbert order here) into
+/// one buffer. See [`build_parts`].
+///
+/// # Errors
+/// As [`build_parts`].
+pub fn build(lsn: u64, meta: &CheckpointMeta, rows: Vec<CheckpointRow<'_>>) -> Result<Vec<u8>> {
+    Ok(build_parts(lsn, meta, &rows)?.to_vec())
+}
+
+/// Serializes a checkpoint of `rows` (any order: they are put in Hilbert order here). The id
+/// lookup order is sorted on a second thread while this one builds the tree and columns.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when the rows do not fit the format (more than `u32::MAX` rows,
 /// 4 GiB of ids, a log position beyond the pointer's fields) or do not match the schema.
-pub fn build(lsn: u64, meta: &CheckpointMeta, rows: Vec<CheckpointRow<'_>>) -> Result<Vec<u8>> {
+pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Result<CheckpointParts> {
     let n = rows.len();
     let (f, c) = (meta.schema.number_fields().len(), meta.schema.category_fields().len());
     if u32::try_from(n).is_err() {
         return Err(too_big("the row count"));
     }
-    if rows.iter().any(|r| r.numbers.len() != f || r.categories.len() != c) {
+    if (0..n).map(|i| rows.row(i)).any(|r| r.numbers.len() != f || r.categories.len() != c) {
         return Err(Error::invalid_argument("checkpoint", "a row does not match the schema"));
     }
     let meta_bytes = codec::encode(meta).map_err(|e| Error::invalid_argument("checkpoint", e))?;
-    let unordered: Vec<LatLon> = rows.iter().map(|r| r.location).collect();
-    let rows: Vec<CheckpointRow<'_>> =
-        hilbert_order(&unordered).iter().filter_map(|&i| rows.get(i as usize).cloned()).collect();
-    let points: Vec<LatLon> = rows.iter().map(|r| r.location).collect();
-    let tree = PackedRTree::try_build(&points)?;
-    let cells: Vec<u8> = rows.iter().flat_map(|r| r.cell.to_le_bytes()).collect();
-    let mut offsets = Vec::with_capacity(4 * (n + 1));
-    let mut ids = Vec::new();
-    for r in &rows {
+    std::thread::scope(|scope| {
+        let by_id = scope.spawn(|| id_order(rows));
+        let order: Vec<u32> = if rows.in_hilbert_order() {
+            (0..n as u32).collect()
+        } else {
+            hilbert_order(&(0..n).map(|i| rows.row(i).location).collect::<Vec<_>>())
+        };
+        let row = |k: usize| rows.row(order.get(k).copied().unwrap_or(0) as usize);
+        let points: Vec<LatLon> = (0..n).map(|k| row(k).location).collect();
+        let tree = PackedRTree::try_build(&points)?.into_bytes();
+        drop(points);
+        let cells: Vec<u8> = (0..n).flat_map(|k| row(k).cell.to_le_bytes()).collect();
+        let mut offsets = Vec::with_capacity(4 * (n + 1));
+        let mut ids = Vec::new();
+        let mut pointers = Vec::with_capacity(POINTER_LEN * n);
+        for k in 0..n {
+            let r = row(k);
+            offsets.extend_from_slice(
+                &u32::try_from(ids.len()).map_err(|_| too_big("the id bytes"))?.to_le_bytes(),
+            );
+            ids.extend_from_slice(r.id.as_bytes());
+            let p = r.pointer;
+            let segment = u32::try_from(p.segment).map_err(|_| too_big("a segment number"))?;
+            let offset = u32::try_from(p.offset).map_err(|_| too_big("a segment offset"))?;
+            let index = u16::try_from(p.index).map_err(|_| too_big("an operation index"))?;
+            pointers.extend_from_slice(&segment.to_le_bytes());
+            pointers.extend_from_slice(&offset.to_le_bytes());
+            pointers.extend_from_slice(&p.len.to_le_bytes());
+            pointers.extend_from_slice(&index.to_le_bytes());
+        }
         offsets
             .extend_from_slice(&u32::try_from(ids.len()).map_err(|_| too_big("the id bytes"))?.to_le_bytes());
-        ids.extend_from_slice(r.id.as_bytes());
-    }
-    offsets.extend_from_slice(&u32::try_from(ids.len()).map_err(|_| too_big("the id bytes"))?.to_le_bytes());
-    // Sorted by an 8-byte big-endian prefix first (one integer compare settles most pairs),
-    // then by the whole id.
-    let mut keyed: Vec<(u64, &str, u32)> = rows
-        .iter()
-        .zip(0u32..)
-        .map(|(r, i)| {
+        let mut numbers = Vec::with_capacity(8 * f * n);
+        for i in 0..f {
+            numbers.extend(
+                (0..n).flat_map(|k| row(k).numbers.get(i).copied().unwrap_or(f64::NAN).to_le_bytes()),
+            );
+        }
+        let mut categories = Vec::with_capacity(4 * c * n);
+        for i in 0..c {
+            categories.extend(
+                (0..n).flat_map(|k| row(k).categories.get(i).copied().unwrap_or(u32::MAX).to_le_bytes()),
+            );
+        }
+        // The id order was computed over the caller's row numbers: map them to file rows.
+        let mut file_row = vec![0u32; n];
+        for (k, &i) in order.iter().enumerate() {
+            if let Some(slot) = file_row.get_mut(i as usize) {
+                *slot = k as u32;
+            }
+        }
+        let by_id = by_id.join().unwrap_or_default();
+        let order: Vec<u8> = by_id
+            .iter()
+            .flat_map(|&i| file_row.get(i as usize).copied().unwrap_or(0).to_le_bytes())
+            .collect();
+        let sections = [meta_bytes, tree, cells, offsets, ids, order, pointers, numbers, categories];
+        let (header, pads) = format::header(lsn, n, f, c, &sections);
+        Ok(CheckpointParts { header, sections: pads.into_iter().zip(sections).collect() })
+    })
+}
+
+/// Row numbers (the source's) sorted by id: by an 8-byte big-endian prefix first (one integer
+/// compare settles most pairs), then by the whole id.
+fn id_order(rows: &dyn RowSource) -> Vec<u32> {
+    let mut keyed: Vec<(u64, &str, u32)> = (0..rows.len())
+        .map(|i| {
+            let id = rows.row(i).id;
             let mut prefix = [0u8; 8];
-            for (p, b) in prefix.iter_mut().zip(r.id.as_bytes()) {
+            for (p, b) in prefix.iter_mut().zip(id.as_bytes()) {
                 *p = *b;
             }
-            (u64::from_be_bytes(prefix), r.id, i)
+            (u64::from_be_bytes(prefix), id, i as u32)
         })
         .collect();
     keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-    let order: Vec<u32> = keyed.into_iter().map(|(_, _, i)| i).collect();
-    let order: Vec<u8> = order.iter().flat_map(|i| i.to_le_bytes()).collect();
-    let mut pointers = Vec::with_capacity(POINTER_LEN * n);
-    for r in &rows {
-        let p = r.pointer;
-        pointers.extend_from_slice(
-            &u32::try_from(p.segment).map_err(|_| too_big("a segment number"))?.to_le_bytes(),
-        );
-        let offset = u32::try_from(p.offset).map_err(|_| too_big("a segment offset"))?;
-        let index = u16::try_from(p.index).map_err(|_| too_big("an operation index"))?;
-        pointers.extend_from_slice(&offset.to_le_bytes());
-        pointers.extend_from_slice(&p.len.to_le_bytes());
-        pointers.extend_from_slice(&index.to_le_bytes());
-    }
-    let mut numbers = Vec::with_capacity(8 * f * n);
-    for i in 0..f {
-        for r in &rows {
-            numbers.extend_from_slice(&r.numbers.get(i).copied().unwrap_or(f64::NAN).to_le_bytes());
-        }
-    }
-    let mut categories = Vec::with_capacity(4 * c * n);
-    for i in 0..c {
-        for r in &rows {
-            categories.extend_from_slice(&r.categories.get(i).copied().unwrap_or(u32::MAX).to_le_bytes());
-        }
-    }
-    let sections: [&[u8]; format::SECTIONS] =
-        [&meta_bytes, tree.as_bytes(), &cells, &offsets, &ids, &order, &pointers, &numbers, &categories];
-    Ok(format::assemble(lsn, n, f, c, &sections))
+    keyed.into_iter().map(|(_, _, i)| i).collect()
 }
 
 /// A validated checkpoint file, read from a mapping (or any bytes).
