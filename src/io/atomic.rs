@@ -22,11 +22,11 @@ pub fn write_atomic(fs: &dyn FileSystem, dir: &Path, name: &str, bytes: &[u8]) -
 ///
 /// # Errors
 /// As [`write_atomic`].
-pub fn write_atomic_parts<'a>(
+pub fn write_atomic_parts(
     fs: &dyn FileSystem,
     dir: &Path,
     name: &str,
-    parts: &mut dyn Iterator<Item = &'a [u8]>,
+    parts: &mut dyn Iterator<Item = &[u8]>,
 ) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     if fs.exists(&tmp) {
