@@ -85,6 +85,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let snap = db.read();
     let c = snap.collection("customers")?;
+    if std::env::var_os("HOT").is_some() {
+        // For profilers: nearest-10 only, for a while.
+        let t = Instant::now();
+        for _ in 0..200 {
+            for p in &points {
+                std::hint::black_box(c.nearest(*p, 10, &Filter::All).unwrap());
+            }
+        }
+        println!("mean nearest-10 through the database {:.2?}", t.elapsed() / (200 * points.len() as u32));
+        let file = std::fs::read_dir(dir.path().join("index"))?.next().ok_or("no checkpoint file")??.path();
+        let bytes: geocrm::io::MappedBytes = std::sync::Arc::new(std::fs::read(&file)?);
+        let ckpt = geocrm::index::checkpoint::Checkpoint::open(
+            bytes,
+            &file,
+            geocrm::index::checkpoint::Verify::Checksums,
+        )?;
+        let tree = ckpt.tree();
+        let t = Instant::now();
+        for _ in 0..200 {
+            for p in &points {
+                std::hint::black_box(tree.nearest(*p, 10, &mut |_| true));
+            }
+        }
+        println!(
+            "mean nearest-10 on the checkpoint's tree alone {:.2?}",
+            t.elapsed() / (200 * points.len() as u32)
+        );
+        return Ok(());
+    }
     let near = time(points.len(), |i| c.nearest(points[i], 10, &Filter::All).unwrap());
     let gold = Filter::parse("tier = 'gold'")?;
     let near_f = time(points.len(), |i| c.nearest(points[i], 10, &gold).unwrap());

@@ -2,6 +2,7 @@
 //! category, collected in one pass over the rows in scope.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use h3o::{CellIndex, Resolution};
 use serde::Serialize;
@@ -108,11 +109,36 @@ pub struct Group {
 pub struct Collector {
     key_of: KeyOf,
     fields: Vec<usize>,
-    groups: Vec<(u64, u64, Vec<FieldStats>)>,
-    slots: HashMap<u64, usize>,
+    /// (key, count) per group, and its field statistics at `stats[slot * fields.len()..]`.
+    groups: Vec<(u64, u64)>,
+    stats: Vec<FieldStats>,
+    slots: HashMap<u64, usize, BuildHasherDefault<KeyHasher>>,
     /// The last key and its slot: rows come in spatial order, so neighbours mostly share
     /// a group and skip the hash lookup.
     last: Option<(u64, usize)>,
+}
+
+/// A hasher for group keys (H3 indexes, category codes): one multiply and a fold. Keys are
+/// not attacker-chosen in a way that matters here, and SipHash dominated aggregations with
+/// many groups.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        let m = u128::from(self.0 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
 }
 
 /// The raw index of the resolution-`res` ancestor of a valid resolution-15 H3 cell: the
@@ -141,7 +167,14 @@ impl Collector {
             (None, Some(c)) => KeyOf::Category(c),
             (None, None) => KeyOf::Nothing,
         };
-        Collector { key_of, fields, groups: Vec::new(), slots: HashMap::new(), last: None }
+        Collector {
+            key_of,
+            fields,
+            groups: Vec::new(),
+            stats: Vec::new(),
+            slots: HashMap::default(),
+            last: None,
+        }
     }
 
     /// Adds one row.
@@ -157,21 +190,24 @@ impl Collector {
     /// Adds one row whose group key (the raw H3 ancestor, category code, or 0) the caller
     /// already knows.
     pub(crate) fn add_keyed(&mut self, key: u64, row: RowRef<'_>) {
+        let n = self.fields.len();
         let slot = match self.last {
             Some((k, slot)) if k == key => slot,
             _ => {
-                let n = self.fields.len();
-                let groups = &mut self.groups;
+                let (groups, stats) = (&mut self.groups, &mut self.stats);
                 let slot = *self.slots.entry(key).or_insert_with(|| {
-                    groups.push((key, 0, vec![FieldStats::EMPTY; n]));
+                    groups.push((key, 0));
+                    stats.extend(std::iter::repeat_n(FieldStats::EMPTY, n));
                     groups.len() - 1
                 });
                 self.last = Some((key, slot));
                 slot
             }
         };
-        let Some((_, count, stats)) = self.groups.get_mut(slot) else { return };
-        *count += 1;
+        if let Some((_, count)) = self.groups.get_mut(slot) {
+            *count += 1;
+        }
+        let stats = self.stats.get_mut(slot * n..(slot + 1) * n).unwrap_or_default();
         for (s, &f) in stats.iter_mut().zip(&self.fields) {
             let v = row.number(f);
             if !v.is_nan() {
@@ -182,10 +218,14 @@ impl Collector {
 
     /// Finishes into groups sorted by key; `category_name` turns codes into values.
     pub(crate) fn finish(self, category_name: impl Fn(u32) -> Option<String>) -> Vec<Group> {
+        let n = self.fields.len();
+        let stats = self.stats;
         let mut out: Vec<Group> = self
             .groups
             .into_iter()
-            .map(|(key, count, fields)| {
+            .enumerate()
+            .map(|(slot, (key, count))| {
+                let fields = stats.get(slot * n..(slot + 1) * n).unwrap_or_default().to_vec();
                 let key = match self.key_of {
                     KeyOf::Nothing => GroupKey::All,
                     KeyOf::H3(_) => CellIndex::try_from(key).map_or(GroupKey::Missing, GroupKey::Cell),
@@ -197,7 +237,7 @@ impl Collector {
                 Group { key, count, fields }
             })
             .collect();
-        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         out
     }
 }

@@ -96,9 +96,20 @@ pub fn nearest<'t>(
         nearest_in_tail(view.tail, at, k, filter).into_iter().map(|(d, r)| (d, RowRef::Tail(r))).collect();
     if let Some(base) = view.base {
         // Ties at the k-th distance all come back, so the merge below breaks them by id.
-        let found = base.checkpoint.tree().nearest(at, k, &mut |row| base_matches(filter, base, row));
+        let tree = base.checkpoint.tree();
+        let found = if filter.is_all() && base.hidden.is_empty() {
+            tree.nearest(at, k, &mut |_| true)
+        } else {
+            tree.nearest(at, k, &mut |row| base_matches(filter, base, row))
+        };
+        // The tree's answer is sorted by (distance, row); with no tail rows and no equal
+        // distances that is already (distance, id) order.
+        let ties = found.windows(2).any(|w| w.first().map(|a| a.0) == w.get(1).map(|b| b.0));
+        let sorted = out.is_empty() && !ties;
         out.extend(found.into_iter().map(|(d, row)| (d, RowRef::Base(&base.checkpoint, row))));
-        out.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id().cmp(b.1.id())));
+        if !sorted {
+            out.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id().cmp(b.1.id())));
+        }
         out.truncate(k);
     }
     out
@@ -111,10 +122,10 @@ fn nearest_in_tail<'t>(
     k: usize,
     filter: &CompiledFilter,
 ) -> Vec<(f64, &'t Row)> {
-    let mut best: BinaryHeap<Candidate<'t>> = BinaryHeap::with_capacity(k + 1);
     if table.is_empty() {
         return Vec::new();
     }
+    let mut best: BinaryHeap<Candidate<'t>> = BinaryHeap::with_capacity(k + 1);
     for (slot, chord2) in table.nearest_iter(at.to_unit_vector()) {
         if best.len() == k {
             let worst = best.peek().map_or(f64::INFINITY, |c| c.distance);
