@@ -10,6 +10,7 @@ mod crash;
 mod crypto;
 mod db;
 mod geo;
+mod golden;
 mod import;
 mod kill9;
 mod log;
