@@ -4,6 +4,8 @@
 //! from there: commit `N` upserts records `wN-0 … wN-k` (k = N mod 3, the first with PII) and
 //! moves record `moving` to a location derived from N. After each commit returns it prints
 //! `ack N` and flushes, so the parent knows exactly which commits were acknowledged.
+//! Automatic checkpoints run every 40 logged operations and every 25th commit compacts the
+//! log, so kills also land during checkpoint and compaction steps.
 
 use std::io::Write;
 use std::path::Path;
@@ -24,7 +26,7 @@ pub fn moving_location(n: u64) -> (f64, f64) {
 
 /// Runs the writer.
 pub fn run(dir: &Path, commits: Option<u64>) -> Result<()> {
-    let db = Database::open(dir, Options::new().key(RawKey::new(STRESS_KEY)))?;
+    let db = Database::open(dir, Options::new().key(RawKey::new(STRESS_KEY)).checkpoint_after_ops(Some(40)))?;
     if db.read().collection("stress").is_err() {
         db.create_collection("stress", Schema::new().pii("name").number("n"))?;
     }
@@ -54,6 +56,9 @@ pub fn run(dir: &Path, commits: Option<u64>) -> Result<()> {
         writeln!(out, "ack {n}")
             .and_then(|()| out.flush())
             .map_err(|e| Error::io("write ack", "stdout", e))?;
+        if (n + 1).is_multiple_of(25) {
+            db.compact()?;
+        }
         n += 1;
     }
     Ok(())
