@@ -136,6 +136,43 @@ impl BoundingBox {
         }
     }
 
+    /// How a longitude/latitude rectangle (`west ≤ east`, not wrapping) relates to this box:
+    /// [`Relation::Inside`] when every point of it is in the box, [`Relation::Outside`] when
+    /// none is, else [`Relation::Partial`]. Longitudes compare as numbers, as in
+    /// [`BoundingBox::contains`]. Used to classify index nodes.
+    ///
+    /// ```
+    /// use geocrm::geo::{BoundingBox, Relation};
+    /// let pacific = BoundingBox::new(-10.0, 170.0, 10.0, -170.0)?; // crosses the antimeridian
+    /// assert_eq!(pacific.classify_lonlat(172.0, -1.0, 175.0, 1.0), Relation::Inside);
+    /// assert_eq!(pacific.classify_lonlat(0.0, -1.0, 5.0, 1.0), Relation::Outside);
+    /// assert_eq!(pacific.classify_lonlat(165.0, -1.0, 175.0, 1.0), Relation::Partial);
+    /// # Ok::<(), geocrm::Error>(())
+    /// ```
+    #[must_use]
+    pub fn classify_lonlat(&self, west: f64, south: f64, east: f64, north: f64) -> super::Relation {
+        use super::Relation;
+        if north < self.south() || south > self.north() {
+            return Relation::Outside;
+        }
+        let lat_inside = south >= self.south() && north <= self.north();
+        let mut overlaps = false;
+        for [w, e] in self.lon_intervals() {
+            if east < w || west > e {
+                continue;
+            }
+            if lat_inside && west >= w && east <= e {
+                return Relation::Inside;
+            }
+            overlaps = true;
+        }
+        if overlaps {
+            Relation::Partial
+        } else {
+            Relation::Outside
+        }
+    }
+
     /// Whether the point is inside the box, edges included.
     #[must_use]
     pub fn contains(&self, p: LatLon) -> bool {

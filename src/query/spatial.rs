@@ -217,42 +217,22 @@ fn scan_base_ranges(base: &BaseRows, scope: Scope<'_>, visit: &mut dyn FnMut(Ran
                 visit(row..row + 1, false);
             }
         }
-        Scope::BBox(b) => {
-            let intervals = b.lon_intervals();
-            let (south, north) = (b.south(), b.north());
-            tree.visit_lonlat(
-                &mut |n: LonLatBox| {
-                    if n.north < south || n.south > north {
-                        return Coverage::Outside;
-                    }
-                    let lat_in = n.south >= south && n.north <= north;
-                    let mut any = false;
-                    for [w, e] in &intervals {
-                        if n.east < *w || n.west > *e {
-                            continue;
-                        }
-                        if lat_in && n.west >= *w && n.east <= *e {
-                            return Coverage::Inside;
-                        }
-                        any = true;
-                    }
-                    if any {
-                        Coverage::Partial
-                    } else {
-                        Coverage::Outside
-                    }
-                },
-                &mut |rows, inside| visit(rows, !inside),
-            );
-        }
-        Scope::Region(r) => tree.visit_lonlat(
-            &mut |n: LonLatBox| match r.classify_lonlat(n.west, n.south, n.east, n.north) {
-                Relation::Inside => Coverage::Inside,
-                Relation::Outside => Coverage::Outside,
-                Relation::Partial => Coverage::Partial,
-            },
+        Scope::BBox(b) => tree.visit_lonlat(
+            &mut |n: LonLatBox| coverage(b.classify_lonlat(n.west, n.south, n.east, n.north)),
             &mut |rows, inside| visit(rows, !inside),
         ),
+        Scope::Region(r) => tree.visit_lonlat(
+            &mut |n: LonLatBox| coverage(r.classify_lonlat(n.west, n.south, n.east, n.north)),
+            &mut |rows, inside| visit(rows, !inside),
+        ),
+    }
+}
+
+fn coverage(relation: Relation) -> Coverage {
+    match relation {
+        Relation::Inside => Coverage::Inside,
+        Relation::Outside => Coverage::Outside,
+        Relation::Partial => Coverage::Partial,
     }
 }
 

@@ -126,24 +126,10 @@ fn lonlat_to_bbox(b: LonLatBox) -> Option<BoundingBox> {
 
 /// How a lat/lon box relates to a node box.
 pub fn classify_bbox(q: &BoundingBox, b: LonLatBox) -> Coverage {
-    if b.north < q.south() || b.south > q.north() {
-        return Coverage::Outside;
-    }
-    let lat_inside = b.south >= q.south() && b.north <= q.north();
-    let mut overlaps = false;
-    for [w, e] in q.lon_intervals() {
-        if b.east < w || b.west > e {
-            continue;
-        }
-        if lat_inside && b.west >= w && b.east <= e {
-            return Coverage::Inside;
-        }
-        overlaps = true;
-    }
-    if overlaps {
-        Coverage::Partial
-    } else {
-        Coverage::Outside
+    match q.classify_lonlat(b.west, b.south, b.east, b.north) {
+        geocrm::geo::Relation::Inside => Coverage::Inside,
+        geocrm::geo::Relation::Outside => Coverage::Outside,
+        geocrm::geo::Relation::Partial => Coverage::Partial,
     }
 }
 
