@@ -38,7 +38,7 @@ fn customer_with_ltv(i: u32, ltv: f64) -> Record {
     let mut r = Record::new(format!("C-{i:03}"), LatLon::new(lat, lon).expect("valid"))
         .number("ltv", ltv)
         .category("tier", ["bronze", "silver", "gold"][(i % 3) as usize]);
-    if i % 4 != 0 {
+    if !i.is_multiple_of(4) {
         r = r.pii("name", format!("Name {i}")).pii("phone", format!("+3361234{i:04}"));
     }
     r
