@@ -139,3 +139,84 @@ fn subject_export_returns_everything_decrypted() {
     let keyless = Database::open(dir.path(), Options::new()).unwrap();
     assert!(matches!(keyless.export_subject("c", "C2"), Err(Error::MissingKey)));
 }
+
+fn all_file_bytes(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((e.path(), std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn assert_no_plaintext(dir: &Path, values: &[String], stage: &str) {
+    let files = all_file_bytes(dir);
+    assert!(files.len() >= 4, "{stage}: {files:?}");
+    for (file, bytes) in &files {
+        for v in values {
+            assert!(
+                memchr::memmem::find(bytes, v.as_bytes()).is_none(),
+                "{stage}: {v:?} in plaintext in {file:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_plaintext_pii_after_writes_updates_erasure_rotation_checkpoints_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let options =
+        |k: u8| Options::new().key(RawKey::new([k; 32])).checkpoint_after_ops(None).segment_bytes(4096);
+    let db = Database::open(dir.path(), options(5)).unwrap();
+    seed(&db);
+    let mut pii: Vec<String> =
+        (0..20).flat_map(|i| [format!("Person {i}"), format!("p{i}@example.com")]).collect();
+    assert_no_plaintext(dir.path(), &pii, "after writes");
+    let mut b = db.begin_write();
+    for i in 0..10 {
+        let r = Record::new(format!("C{i}"), LatLon::new(11.0, 21.0).unwrap())
+            .pii("name", format!("Renamed Person {i}"))
+            .pii("phone", format!("+4420794600{i:02}"));
+        b.upsert("c", r).unwrap();
+        pii.extend([format!("Renamed Person {i}"), format!("+4420794600{i:02}"), format!("794600{i:02}")]);
+    }
+    b.commit().unwrap();
+    db.checkpoint().unwrap();
+    assert_no_plaintext(dir.path(), &pii, "after updates and a checkpoint");
+    assert_eq!(db.read().collection("c").unwrap().reveal("C15").unwrap()["name"].expose(), "Person 15");
+    db.erase("c", "C12").unwrap();
+    db.rotate_master_key(&RawKey::new([6; 32])).unwrap();
+    let mut b = db.begin_write();
+    b.delete("c", "C13").unwrap();
+    b.commit().unwrap();
+    assert_no_plaintext(dir.path(), &pii, "after erasure, rotation and a delete");
+    let report = db.compact().unwrap();
+    assert!(report.segments_removed > 0);
+    assert_no_plaintext(dir.path(), &pii, "after compaction");
+    // The erased and deleted records left the log and the checkpoint entirely (ids included);
+    // only the audit log, which names ids read, may mention them.
+    for (file, bytes) in all_file_bytes(dir.path()) {
+        if file.starts_with(dir.path().join("log")) || file.starts_with(dir.path().join("index")) {
+            for gone in ["C12", "C13"] {
+                assert!(memchr::memmem::find(&bytes, gone.as_bytes()).is_none(), "{gone} still in {file:?}");
+            }
+        }
+    }
+    drop(db);
+    let db = Database::open(dir.path(), options(6)).unwrap();
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    assert_eq!(c.len(), 18);
+    assert_eq!(c.reveal("C4").unwrap()["name"].expose(), "Renamed Person 4");
+    assert!(c.reveal("C12").is_err() && c.get("C12").unwrap().is_none());
+    drop(snap);
+    drop(db);
+    assert!(matches!(Database::open(dir.path(), options(5)), Err(Error::WrongKey)));
+}
