@@ -137,8 +137,9 @@ impl BoundingBox {
     }
 
     /// How a longitude/latitude rectangle (`west ≤ east`, not wrapping) relates to this box:
-    /// [`Relation::Inside`] when every point of it is in the box, [`Relation::Outside`] when
-    /// none is, else [`Relation::Partial`]. Longitudes compare as numbers, as in
+    /// [`Inside`](super::Relation::Inside) when every point of it is in the box,
+    /// [`Outside`](super::Relation::Outside) when none is, else
+    /// [`Partial`](super::Relation::Partial). Longitudes compare as numbers, as in
     /// [`BoundingBox::contains`]. Used to classify index nodes.
     ///
     /// ```

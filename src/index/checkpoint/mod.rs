@@ -3,7 +3,7 @@
 //! sorted lookup order, each row's log position, and the attribute columns, all in the same
 //! row order: along a Hilbert curve, which keeps the tree's nodes compact (ordering rows by
 //! H3 cell instead doubled nearest-k latency in measurements, because H3's index order
-//! jumps between distant cells at coarse resolutions). See [`format`] for every byte.
+//! jumps between distant cells at coarse resolutions). See [`format`](mod@format) for every byte.
 #![deny(clippy::indexing_slicing)]
 
 pub mod format;
