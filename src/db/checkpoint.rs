@@ -272,6 +272,8 @@ impl Inner {
                 }
             }
             state.checkpoint_lsn = lsn;
+            // Compaction appended copies: the log is ahead of the last commit.
+            state.next_lsn = state.next_lsn.max(lsn);
         }
         // Freeing a large in-memory table takes a while: not under the lock, and not on the
         // committing thread.

@@ -267,6 +267,8 @@ fn compaction_drops_superseded_deleted_and_erased_records_from_the_log() {
     let before = log_bytes(dir.path());
     let report = db.compact().unwrap();
     assert!(report.segments_removed > 0);
+    assert_eq!(db.next_lsn(), report.lsn, "the LSN after compaction's copies");
+    assert!(db.checkpoint().unwrap().unchanged, "nothing was written since the compaction");
     let after = log_bytes(dir.path());
     assert!(after * 3 < before, "log went from {before} to {after} bytes");
     let snap = db.read();
