@@ -368,7 +368,11 @@ impl Inner {
     /// Whether the operations since the last checkpoint call for an automatic one.
     pub(crate) fn checkpoint_due(&self) -> bool {
         let Some(after) = self.checkpoint_after_ops else { return false };
+        let retry_at = self.auto_checkpoint_error.lock().as_ref().map_or(0, |(_, lsn)| *lsn);
         let state = self.state.read();
+        if state.next_lsn < retry_at {
+            return false;
+        }
         state.next_lsn.saturating_sub(state.checkpoint_lsn.max(1)) >= after
     }
 }

@@ -92,7 +92,9 @@ pub(crate) struct Inner {
     /// Why open could not use the manifest's checkpoint and replayed the log instead.
     pub(crate) checkpoint_rejected: Option<String>,
     /// The last automatic checkpoint's failure, if it failed.
-    pub(crate) auto_checkpoint_error: Mutex<Option<String>>,
+    /// The last automatic checkpoint's failure, with the LSN before which no automatic
+    /// checkpoint is tried again (so a failing disk is not hit on every commit).
+    pub(crate) auto_checkpoint_error: Mutex<Option<(String, u64)>>,
     /// The audit log of PII reads.
     pub(crate) audit: crate::audit::AuditLog,
     _lock: Box<dyn DirLock>,

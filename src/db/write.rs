@@ -266,7 +266,11 @@ impl Inner {
             self.queue_cv.notify_all();
             if self.checkpoint_due() {
                 drop(q);
-                let failed = self.checkpoint(false).err().map(|e| e.to_string());
+                let failed = self.checkpoint(false).err().map(|e| {
+                    let retry =
+                        self.state.read().next_lsn.saturating_add(self.checkpoint_after_ops.unwrap_or(0));
+                    (e.to_string(), retry)
+                });
                 *self.auto_checkpoint_error.lock() = failed;
                 q = self.queue.lock();
             }

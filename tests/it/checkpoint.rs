@@ -287,3 +287,32 @@ fn compaction_drops_superseded_deleted_and_erased_records_from_the_log() {
     assert!(c.get("r199").unwrap().unwrap().lsn > 1000);
     assert!(c.within_radius(LatLon::new(10.0, 6.0).unwrap(), 1.0, &Filter::All).unwrap().is_empty());
 }
+
+#[test]
+fn automatic_checkpoints_follow_the_operation_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::new().checkpoint_after_ops(Some(50))).unwrap();
+    db.create_collection("c", Schema::new()).unwrap();
+    let commit = |from: u32| {
+        let mut b = db.begin_write();
+        for i in from..from + 30 {
+            b.upsert("c", Record::new(format!("r{i}"), LatLon::new(1.0, f64::from(i) / 100.0).unwrap()))
+                .unwrap();
+        }
+        b.commit().unwrap();
+    };
+    commit(0);
+    assert!(db.stats().checkpoint.is_none(), "31 operations: no checkpoint yet");
+    commit(30);
+    let stats = db.stats();
+    assert!(stats.checkpoint.is_some(), "61 operations: the committing thread checkpointed");
+    assert_eq!((stats.collections["c"].checkpoint_rows, stats.collections["c"].memory_rows), (60, 0));
+    assert_eq!(stats.auto_checkpoint_error, None);
+    commit(60);
+    let stats = db.stats();
+    assert_eq!((stats.collections["c"].checkpoint_rows, stats.collections["c"].memory_rows), (60, 30));
+    drop(db);
+    let db = Database::open(dir.path(), Options::new()).unwrap();
+    assert_eq!(db.recovery_report().transactions, 1, "only the commit after the checkpoint replays");
+    assert_eq!(db.read().collection("c").unwrap().len(), 90);
+}
