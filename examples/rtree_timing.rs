@@ -5,6 +5,9 @@
 //! (interleaved, then in separate passes, then with the same 200 queries repeated so the
 //! caches are hot), rstar plus the haversine of its 10 results (what a caller needs to get
 //! metres), and a 50 km radius query. `HOT=1` runs only a hot nearest loop, for profilers.
+//! `ORDER=h3` orders the rows by resolution-15 H3 cell instead of along the Hilbert curve, and
+//! `ORDER=h3hilbertR` by H3 cell at resolution R then Hilbert: the measurement behind the
+//! checkpoint's choice of Hilbert order (H3-major orders about double nearest-k latency).
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
