@@ -179,7 +179,10 @@ impl Database {
         });
         let keystore_path = inner.dir.join(crate::crypto::KEYSTORE_FILE);
         if fs.exists(&keystore_path) {
-            let problem = inner.keystore.read().as_ref().map_or(Ok(()), |k| k.verify()).err();
+            let problem = inner
+                .ensure_keystore()
+                .and_then(|()| inner.keystore.read().as_ref().map_or(Ok(()), |k| k.verify()))
+                .err();
             files.push(FileCheck {
                 bytes: file_len(fs, &keystore_path),
                 path: keystore_path,

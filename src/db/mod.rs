@@ -95,6 +95,8 @@ pub(crate) struct Inner {
     /// The last automatic checkpoint's failure, with the LSN before which no automatic
     /// checkpoint is tried again (so a failing disk is not hit on every commit).
     pub(crate) auto_checkpoint_error: Mutex<Option<(String, u64)>>,
+    /// Opened without a key: the keystore file exists but is read only when first needed.
+    pub(crate) keystore_deferred: std::sync::atomic::AtomicBool,
     /// The audit log of PII reads.
     pub(crate) audit: crate::audit::AuditLog,
     _lock: Box<dyn DirLock>,
@@ -153,7 +155,15 @@ impl Database {
         };
         let db_id = manifest.db_id;
 
-        let (keystore, master) = keys::open_keystore(&fs, &dir, db_id, options.key.as_deref())?;
+        // Without a key, the keystore's entries are needed only to finish or perform an
+        // erasure and to check replayed records' keys: loading a large keystore can take far
+        // longer than mapping the checkpoint, so it waits until then (`ensure_keystore`).
+        let defer_keystore = options.key.is_none() && fs.exists(&dir.join(crate::crypto::KEYSTORE_FILE));
+        let (keystore, master) = if defer_keystore {
+            (None, None)
+        } else {
+            keys::open_keystore(&fs, &dir, db_id, options.key.as_deref())?
+        };
 
         let checkpoint::Loaded { mut state, start, rejected } =
             checkpoint::load(fs.as_ref(), &dir, &manifest, verify);
@@ -180,6 +190,13 @@ impl Database {
             log.remove_segments_below(manifest.log_floor)?;
         }
         let erased = std::mem::take(&mut state.erased_keys);
+        let tail_needs_keys = !erased.is_empty()
+            || state.collections.values().any(|c| c.table.rows().any(|r| r.key_id.is_some()));
+        let (keystore, keystore_deferred) = if defer_keystore && tail_needs_keys {
+            (keys::open_keystore(&fs, &dir, db_id, None)?.0, false)
+        } else {
+            (keystore, defer_keystore)
+        };
         let keystore = keys::finish_erasures(keystore, &erased)?;
         keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
         let (keystore, master) = match (keystore, options.key.as_deref()) {
@@ -205,6 +222,7 @@ impl Database {
             checkpoint_after_ops: options.checkpoint_after_ops,
             checkpoint_rejected: rejected,
             auto_checkpoint_error: Mutex::new(None),
+            keystore_deferred: std::sync::atomic::AtomicBool::new(keystore_deferred),
             audit,
             _lock: lock,
         };
@@ -321,6 +339,21 @@ impl Database {
     /// Whether the database was opened with a master key (needed to write or read PII).
     pub(crate) fn has_key(&self) -> bool {
         self.inner.master.lock().is_some()
+    }
+}
+
+impl Inner {
+    /// Reads the keystore now if opening deferred it (no key was given).
+    pub(crate) fn ensure_keystore(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.keystore_deferred.load(Ordering::Acquire) {
+            let mut guard = self.keystore.write();
+            if guard.is_none() && self.keystore_deferred.load(Ordering::Acquire) {
+                *guard = keys::open_keystore(&self.fs, &self.dir, self.db_id, None)?.0;
+            }
+            self.keystore_deferred.store(false, Ordering::Release);
+        }
+        Ok(())
     }
 }
 

@@ -57,6 +57,7 @@ impl Database {
     /// durable, the database is poisoned and reopening finishes the erasure.
     pub fn erase(&self, collection: &str, id: &str) -> Result<ErasureReceipt> {
         validate_id(id)?;
+        self.inner.ensure_keystore()?;
         let mut removed = Vec::new();
         let existed = {
             let snap = self.read();

@@ -220,3 +220,26 @@ fn no_plaintext_pii_after_writes_updates_erasure_rotation_checkpoints_and_compac
     drop(db);
     assert!(matches!(Database::open(dir.path(), options(5)), Err(Error::WrongKey)));
 }
+
+#[test]
+fn a_keyless_open_reads_the_keystore_only_when_an_erasure_needs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path(), Options::new().key(RawKey::new([4; 32]))).unwrap();
+        seed(&db);
+    }
+    let db = Database::open(dir.path(), Options::new()).unwrap();
+    assert_eq!(db.read().collection("c").unwrap().len(), 20, "location reads need no keystore");
+    let receipt = db.erase("c", "C5").unwrap();
+    assert!(receipt.removed.iter().any(|r| r == "data key"), "{:?}", receipt.removed);
+    assert!(db.verify().unwrap().is_ok());
+    drop(db);
+    let db = Database::open(dir.path(), Options::new().key(RawKey::new([4; 32]))).unwrap();
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    assert!(c.get("C5").unwrap().is_none() && c.reveal("C5").is_err());
+    assert_eq!(c.reveal("C6").unwrap()["name"].expose(), "Person 6");
+    let keystore = std::fs::read(dir.path().join("keystore")).unwrap();
+    assert!(memchr::memmem::find(&keystore, b"C6").is_some(), "entries name their record");
+    assert!(memchr::memmem::find(&keystore, b"C5").is_none(), "the erased record's key entry is gone");
+}
