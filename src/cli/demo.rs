@@ -84,23 +84,6 @@ pub fn run(records: usize, seed: u64) -> Result<()> {
         report.bytes as f64 / records.max(1) as f64,
         fmt(d)
     );
-    drop(db);
-    let t = Instant::now();
-    let db = Database::open(dir.path(), Options::new().create_if_missing(false))?;
-    let first = db.read().collection("customers")?.nearest(p(48.8566, 2.3522)?, 10, &Filter::All)?;
-    println!(
-        "reopened from the memory-mapped checkpoint, without the key, + first nearest-10 ({} hits): {}",
-        first.len(),
-        fmt(t.elapsed())
-    );
-    drop(db);
-    let t = Instant::now();
-    let db = Database::open(dir.path(), options())?;
-    println!(
-        "reopened with the key (loads the keystore's {records} wrapped data keys): {}",
-        fmt(t.elapsed())
-    );
-
     let snap = db.read();
     let c = snap.collection("customers")?;
 
@@ -191,6 +174,24 @@ pub fn run(records: usize, seed: u64) -> Result<()> {
         "scanned every byte of the database directory for {} customers' phones, e-mails and addresses: {leaks} plaintext hits",
         sample.len()
     );
+    section("reopen");
+    drop(db);
+    let t = Instant::now();
+    let db = Database::open(dir.path(), Options::new().create_if_missing(false))?;
+    let first = db.read().collection("customers")?.nearest(p(48.8566, 2.3522)?, 10, &Filter::All)?;
+    println!(
+        "reopened from the memory-mapped checkpoint, without the key, + first nearest-10 ({} hits): {}",
+        first.len(),
+        fmt(t.elapsed())
+    );
+    drop(db);
+    let t = Instant::now();
+    let db = Database::open(dir.path(), options())?;
+    println!(
+        "reopened with the key (reads the keystore's {records} wrapped data keys): {}",
+        fmt(t.elapsed())
+    );
+    drop(db);
     println!("\nThe temporary database is removed on exit. Try `geocrm --help` for the CLI.");
     Ok(())
 }
