@@ -16,9 +16,7 @@
 //! in-memory map from blind value to ids would make them O(1) once the checkpoint work
 //! settles where rows live.
 
-use std::collections::BTreeMap;
-
-use super::ops::{decode_one, LogOp, StoredRecord};
+use super::ops::{LogOp, StoredRecord};
 use super::read::CollectionReader;
 use super::Inner;
 use crate::crypto::{normalize_email, normalize_phone, BlindIndexKey, Pii};
@@ -174,27 +172,17 @@ impl CollectionReader<'_> {
     /// Calls `f` with every live record as stored in the log, reading each log frame once.
     /// The one place the blind-index and duplicate scans read rows: O(n).
     pub(crate) fn for_each_live(&self, mut f: impl FnMut(&StoredRecord) -> Result<()>) -> Result<()> {
-        let mut by_frame: BTreeMap<(u64, u64), Vec<(OpPointer, &str)>> = BTreeMap::new();
-        for row in self.c.view().rows() {
-            let pointer = row.pointer();
-            by_frame.entry((pointer.segment, pointer.offset)).or_default().push((pointer, row.id()));
-        }
-        for ops in by_frame.values() {
-            let Some((first, _)) = ops.first() else { continue };
-            let (body, _) = self.inner.segments.read_body(*first)?;
-            for (pointer, id) in ops {
-                let corrupt = |reason: String| {
-                    Error::corrupt(self.inner.segments.path(pointer.segment), pointer.offset, reason)
-                };
-                match decode_one(&body, pointer.index).map_err(corrupt)? {
-                    LogOp::Upsert(r) if r.id == *id => f(&r)?,
-                    _ => {
-                        return Err(corrupt("the log operation an index points to is not this record".into()))
-                    }
-                }
+        let rows: Vec<(OpPointer, &str)> =
+            self.c.view().rows().map(|row| (row.pointer(), row.id())).collect();
+        self.inner.segments.for_each_op(rows, |pointer, id, op| {
+            let corrupt = |reason: String| {
+                Error::corrupt(self.inner.segments.path(pointer.segment), pointer.offset, reason)
+            };
+            match op.map_err(corrupt)? {
+                LogOp::Upsert(r) if r.id == id => f(&r),
+                _ => Err(corrupt("the log operation an index points to is not this record".into())),
             }
-        }
-        Ok(())
+        })
     }
 }
 

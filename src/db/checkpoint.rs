@@ -28,7 +28,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::manifest::{CheckpointRecord, Manifest};
-use super::ops::{decode_one, encode_bodies, LogOp};
+use super::ops::{encode_bodies, LogOp};
 use super::state::{CategoryDict, CollectionState, State};
 use super::{Inner, Writer};
 use crate::crypto::Keystore;
@@ -307,20 +307,15 @@ impl Inner {
                 schema: g.meta.schema.clone(),
             }];
             let mut owners: Vec<Option<usize>> = vec![None];
-            let mut order: Vec<usize> = (0..g.len()).collect();
-            order.sort_unstable_by_key(|&i| {
-                g.pointers.get(i).map(|p| (p.segment, p.offset, p.index)).unwrap_or_default()
-            });
-            let mut frame: Option<(u64, u64, Vec<u8>)> = None;
-            for i in order {
-                let Some(&p) = g.pointers.get(i) else { continue };
-                if frame.as_ref().is_none_or(|(s, o, _)| (*s, *o) != (p.segment, p.offset)) {
-                    frame = Some((p.segment, p.offset, self.segments.read_body(p)?.0));
-                }
-                let body = frame.as_ref().map_or(&[][..], |(_, _, b)| b.as_slice());
+            let rows: Vec<(OpPointer, usize)> =
+                g.pointers.iter().copied().enumerate().map(|(i, p)| (p, i)).collect();
+            // The copies' positions, written back once every record is copied (the ids are
+            // read from `g` meanwhile).
+            let mut moved = g.pointers.clone();
+            self.segments.for_each_op(rows, |p, i, op| {
                 let corrupt =
                     |reason: String| Error::corrupt(self.segments.path(p.segment), p.offset, reason);
-                match decode_one(body, p.index).map_err(corrupt)? {
+                match op.map_err(corrupt)? {
                     LogOp::Upsert(r) if r.id == g.id(i) => ops.push(LogOp::Upsert(r)),
                     _ => {
                         return Err(corrupt("the log operation an index points to is not this record".into()))
@@ -328,10 +323,12 @@ impl Inner {
                 }
                 owners.push(Some(i));
                 if ops.len() >= COMPACT_CHUNK {
-                    self.append_copies(w, &mut ops, &mut owners, &mut g.pointers)?;
+                    self.append_copies(w, &mut ops, &mut owners, &mut moved)?;
                 }
-            }
-            self.append_copies(w, &mut ops, &mut owners, &mut g.pointers)?;
+                Ok(())
+            })?;
+            self.append_copies(w, &mut ops, &mut owners, &mut moved)?;
+            g.pointers = moved;
         }
         Ok(())
     }

@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::checkpoint::INDEX_DIR;
-use super::ops::{decode_one, LogOp};
+use super::ops::LogOp;
 use super::Database;
 use crate::error::{Error, Result};
 use crate::index::checkpoint::{Checkpoint, Verify};
+use crate::index::OpPointer;
 use crate::io::FileSystem;
 
 /// One collection in [`DatabaseStats`].
@@ -240,20 +241,10 @@ impl Database {
                 return Err(bad(row, "the id order is wrong or an id appears twice"));
             }
         }
-        let mut order: Vec<u32> = (0..n).collect();
-        order.sort_unstable_by_key(|&r| {
-            let p = c.pointer(r);
-            (p.segment, p.offset, p.index)
-        });
         let (f, k) = (c.meta().schema.number_fields().len(), c.meta().schema.category_fields().len());
-        let mut frame: Option<(u64, u64, Vec<u8>)> = None;
-        for row in order {
-            let p = c.pointer(row);
-            if frame.as_ref().is_none_or(|(s, o, _)| (*s, *o) != (p.segment, p.offset)) {
-                frame = Some((p.segment, p.offset, self.inner.segments.read_body(p)?.0));
-            }
-            let body = frame.as_ref().map_or(&[][..], |(_, _, b)| b.as_slice());
-            let Ok(LogOp::Upsert(r)) = decode_one(body, p.index) else {
+        let rows: Vec<(OpPointer, u32)> = (0..n).map(|row| (c.pointer(row), row)).collect();
+        self.inner.segments.for_each_op(rows, |_, row, op| {
+            let Ok(LogOp::Upsert(r)) = op else {
                 return Err(bad(row, "its log pointer does not lead to an upsert"));
             };
             let same_numbers = (0..f).all(|i| {
@@ -275,7 +266,8 @@ impl Database {
             {
                 return Err(bad(row, "differs from the log record it points to"));
             }
-        }
+            Ok(())
+        })?;
         Ok(u64::from(n))
     }
 }

@@ -338,6 +338,29 @@ impl SegmentReaders {
         SegmentReaders { fs, dir, open: Mutex::new(HashMap::new()) }
     }
 
+    /// Decodes the operation each of `items` points to, in log order, reading each frame
+    /// once, and hands `f` the pointer, the caller's tag and the decoded operation (or why it
+    /// did not decode). For scans over many records: compaction, verify, blind-index lookups.
+    ///
+    /// # Errors
+    /// What reading a frame returns ([`Error::Io`], [`Error::Corrupt`]), or what `f` returns.
+    pub(crate) fn for_each_op<T>(
+        &self,
+        mut items: Vec<(OpPointer, T)>,
+        mut f: impl FnMut(OpPointer, T, std::result::Result<LogOp, String>) -> Result<()>,
+    ) -> Result<()> {
+        items.sort_unstable_by_key(|(p, _)| (p.segment, p.offset, p.index));
+        let mut frame: Option<(u64, u64, Vec<u8>)> = None;
+        for (p, tag) in items {
+            if frame.as_ref().is_none_or(|(s, o, _)| (*s, *o) != (p.segment, p.offset)) {
+                frame = Some((p.segment, p.offset, self.read_body(p)?.0));
+            }
+            let body = frame.as_ref().map_or(&[][..], |(_, _, b)| b.as_slice());
+            f(p, tag, decode_one(body, p.index))?;
+        }
+        Ok(())
+    }
+
     /// Drops cached handles of segments below `segment` (deleted by compaction).
     pub(crate) fn forget_below(&self, segment: u64) {
         self.open.lock().retain(|&n, _| n >= segment);
