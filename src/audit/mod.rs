@@ -20,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
+pub(crate) use format::HEADER_LEN;
 pub use format::{AuditAction, AuditEntry};
 
 use crate::codec::{encode_frame, is_torn_tail, read_frame, FrameRead, MAX_FRAME_PAYLOAD};

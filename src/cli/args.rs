@@ -218,6 +218,17 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Salvage a database that refuses to open because acknowledged data is damaged: cut
+    /// damaged files to their valid prefix, rebuild a lost manifest or segment header, and
+    /// report every byte range and record dropped. Copy the directory first to keep the
+    /// damaged bytes.
+    Repair {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Only report what would be done (works on an in-memory copy; nothing changes).
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Collections, record counts, log size and recovery information.
     Stats {
         #[command(flatten)]

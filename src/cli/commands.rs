@@ -19,6 +19,10 @@ pub(crate) fn open(args: &DbArgs, with_key: bool) -> Result<Database> {
 }
 
 fn open_or_create(args: &DbArgs, with_key: bool, create: bool) -> Result<Database> {
+    Database::open(&args.db, options(args, with_key, create)?)
+}
+
+fn options(args: &DbArgs, with_key: bool, create: bool) -> Result<Options> {
     let mut options = Options::new().create_if_missing(create);
     if let Some(actor) = args.actor.clone().or_else(|| std::env::var("GEOCRM_ACTOR").ok()) {
         options = options.actor(actor);
@@ -30,7 +34,7 @@ fn open_or_create(args: &DbArgs, with_key: bool, create: bool) -> Result<Databas
             options = options.key(RawKey::from_hex(hex.trim())?);
         }
     }
-    Database::open(&args.db, options)
+    Ok(options)
 }
 
 fn filter(text: Option<&String>) -> Result<Filter> {
@@ -143,6 +147,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Checkpoint { db } => maintain(&db, false),
         Command::Compact { db } => maintain(&db, true),
         Command::Verify { db } => verify(&db),
+        Command::Repair { db, dry_run } => repair(&db, dry_run),
         Command::Erase { db, id } => {
             let database = open(&db, true)?;
             let receipt = database.erase(&db.collection, &id)?;
@@ -423,6 +428,26 @@ fn maintain(db: &DbArgs, compact: bool) -> Result<()> {
             }
         );
     }
+    Ok(())
+}
+
+fn repair(db: &DbArgs, dry_run: bool) -> Result<()> {
+    let options = options(db, true, false)?;
+    let report =
+        if dry_run { Database::repair_dry_run(&db.db, options)? } else { Database::repair(&db.db, options)? };
+    if db.json {
+        print_json(&serde_json::to_value(&report).unwrap_or_default());
+        return Ok(());
+    }
+    let verb = if dry_run { "would" } else { "did" };
+    if report.is_clean() {
+        println!("nothing to repair: the database opens as it is");
+    }
+    for action in &report.actions {
+        println!("{verb}: {action}");
+    }
+    let records: Vec<String> = report.records.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    println!("log continues at LSN {}; live records: {}", report.next_lsn, records.join(", "));
     Ok(())
 }
 

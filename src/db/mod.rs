@@ -12,6 +12,7 @@ mod options;
 mod privacy;
 mod read;
 mod record_codec;
+mod repair;
 mod state;
 mod write;
 
@@ -31,6 +32,7 @@ pub use inspect::{CheckpointStats, CollectionStats, DatabaseStats, FileCheck, Ve
 pub use options::{Durability, Options, DEFAULT_CHECKPOINT_AFTER_OPS};
 pub use privacy::ErasureReceipt;
 pub use read::{CollectionReader, Hit, Snapshot, StoredView, MAX_K};
+pub use repair::{RepairAction, RepairReport};
 pub use write::{CommitReceipt, WriteBatch, MAX_CATEGORY_BYTES, MAX_PII_BYTES};
 
 use self::manifest::Manifest;
@@ -198,7 +200,9 @@ impl Database {
             (keystore, defer_keystore)
         };
         let keystore = keys::finish_erasures(keystore, &erased)?;
-        keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
+        if !options.repair {
+            keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
+        }
         let (keystore, master) = match (keystore, options.key.as_deref()) {
             (None, Some(provider)) => keys::create_keystore(&fs, &dir, db_id, provider)?,
             (keystore, _) => (keystore, master),

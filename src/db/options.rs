@@ -50,6 +50,9 @@ pub struct Options {
     pub(crate) checkpoint_checksums: bool,
     pub(crate) audit: bool,
     pub(crate) actor: String,
+    /// Set by [`crate::Database::repair`]: open even when live records' data keys are
+    /// missing (repair re-writes those records without PII).
+    pub(crate) repair: bool,
 }
 
 impl fmt::Debug for Options {
@@ -65,6 +68,7 @@ impl fmt::Debug for Options {
             .field("checkpoint_checksums", &self.checkpoint_checksums)
             .field("audit", &self.audit)
             .field("actor", &self.actor)
+            .field("repair", &self.repair)
             .finish()
     }
 }
@@ -82,6 +86,7 @@ impl Default for Options {
             checkpoint_checksums: true,
             audit: true,
             actor: default_actor(),
+            repair: false,
         }
     }
 }

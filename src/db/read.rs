@@ -289,7 +289,7 @@ impl CollectionReader<'_> {
     }
 
     /// The record's operation read back from the log, with its LSN.
-    fn stored(&self, row: RowRef<'_>) -> Result<(StoredRecord, u64)> {
+    pub(super) fn stored(&self, row: RowRef<'_>) -> Result<(StoredRecord, u64)> {
         let pointer = row.pointer();
         let (body, first_lsn) = self.inner.segments.read_body(pointer)?;
         let path = || self.inner.segments.path(pointer.segment);

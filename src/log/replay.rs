@@ -240,3 +240,14 @@ fn acknowledged_after(buf: &[u8], bad: usize, lsn: u64) -> Option<(usize, u64)> 
     }
     None
 }
+
+/// The first LSN recorded by the frame right after a segment's header, if that frame is
+/// valid: lets `repair` rebuild a damaged segment header from the frames it introduces.
+pub(crate) fn first_frame_lsn(segment: &[u8]) -> Option<u64> {
+    match read_frame(segment.get(SEGMENT_HEADER_LEN..)?) {
+        FrameRead::Valid { payload, .. } => {
+            FramePrefix::decode_payload(payload).ok().map(|(p, _)| p.first_lsn)
+        }
+        _ => None,
+    }
+}

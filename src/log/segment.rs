@@ -66,6 +66,16 @@ impl SegmentHeader {
         out
     }
 
+    /// The database id of a header whose magic and checksum are intact, whatever its
+    /// number and version: `repair` uses it to rebuild a lost manifest.
+    pub(crate) fn peek_db_id(bytes: &[u8]) -> Option<[u8; 16]> {
+        let header = bytes.get(..SEGMENT_HEADER_LEN)?;
+        let stored_crc = read4(header, 44).map(u32::from_le_bytes)?;
+        (header.get(..8) == Some(&SEGMENT_MAGIC[..]) && crc32fast::hash(header.get(..44)?) == stored_crc)
+            .then(|| header.get(28..44).and_then(|b| b.try_into().ok()))
+            .flatten()
+    }
+
     /// Validates the header at the start of `bytes`, which were read from segment file
     /// `file` named for segment `number` of database `db_id`.
     pub(crate) fn parse(bytes: &[u8], file: &Path, number: u64, db_id: &[u8; 16]) -> Result<Self> {

@@ -15,6 +15,8 @@
 //! file system's reuse of freed blocks.
 
 mod format;
+
+pub(crate) use format::HEADER_LEN;
 mod wrap;
 mod write;
 
@@ -23,7 +25,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use self::format::{decode_batch, is_torn_tail, Header, HEADER_LEN, WRAPPED_LEN};
+use self::format::{decode_batch, is_torn_tail, Header, WRAPPED_LEN};
 use self::wrap::Kek;
 use super::derive::{key_check_matches, key_check_value};
 use super::envelope::DataKey;
@@ -348,4 +350,10 @@ fn insert(slots: &mut Slots, collection: &str, id: &str, slot: Slot) -> bool {
     }
     records.insert(id.into(), slot);
     true
+}
+
+/// The database id in a keystore header that is intact (magic, version, checksum):
+/// `repair` uses it to rebuild a lost manifest.
+pub(crate) fn peek_db_id(bytes: &[u8]) -> Option<[u8; 16]> {
+    Header::decode(bytes, Path::new(KEYSTORE_FILE)).ok().map(|h| h.db_id)
 }

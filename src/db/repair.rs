@@ -1,0 +1,573 @@
+//! `repair`: salvaging a database that refuses to open because acknowledged data is damaged.
+//!
+//! Opening never guesses: a torn, unsynced tail is cut, but damage to bytes that were
+//! acknowledged is [`Error::Corrupt`], naming file and offset. [`Database::repair`] is the
+//! explicit, reported step after that: it opens the database, and each time opening fails
+//! on a damaged file it salvages that file and tries again, recording what it dropped.
+//!
+//! | damage | what repair does |
+//! |---|---|
+//! | `MANIFEST` unreadable or missing while the log exists | rebuilds it from the segment headers (database id) with no checkpoint, so the whole log is replayed |
+//! | a segment header | rewrites it from its file name, the database id and the first frame's LSN; without a valid first frame, removes the segment (and every later one) |
+//! | a frame in a segment (checksum, length, LSN, an operation that does not decode) | cuts the segment at that frame and removes every later segment: the log keeps its longest valid prefix, with no holes |
+//! | a missing segment, or one that does not continue the LSNs | removes it and every later segment; recreates an empty start segment for a checkpoint whose segment is gone |
+//! | a checkpoint file | opening already rebuilds from the log; repair then writes a fresh checkpoint |
+//! | a keystore frame | cuts the keystore at that frame; records whose data key went with it are re-written without PII (their PII is unrecoverable) |
+//! | the audit log | cuts it at the damaged frame (a damaged header: the file is removed and started again) |
+//! | a live record whose log record cannot be read back | re-written from its checkpoint row (location and attributes), without PII |
+//! | damage in segments a checkpoint covers (open does not replay them) | found by [`Database::verify`]; the database is compacted, so those segments go |
+//!
+//! Not repaired (an error): a damaged keystore header or a keystore of another database (no
+//! key could be unwrapped; restore the file from a backup), the wrong key, files of a newer
+//! format version. Repair modifies the files in place and keeps no copy of what it drops:
+//! copy the directory first if you want the damaged bytes, or see what would happen with
+//! [`Database::repair_dry_run`], which works on an in-memory copy.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::manifest::{Manifest, MANIFEST_NAME};
+use super::{Database, Options};
+use crate::audit::AUDIT_FILE;
+use crate::crypto::KEYSTORE_FILE;
+use crate::error::{Error, Result};
+use crate::io::{write_atomic, FileSystem, MemFs};
+use crate::log::{first_frame_lsn, parse_segment_name, segment_path, SegmentHeader, LOG_DIR};
+use crate::model::Record;
+
+/// More salvage steps than any real damage needs: each step shrinks or removes a file, so
+/// the loop ends long before this; the bound only guards against a repair bug.
+const MAX_STEPS: usize = 10_000;
+
+/// What [`Database::repair`] did (or, for a dry run, would do).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct RepairReport {
+    /// Whether this was [`Database::repair_dry_run`] (nothing on disk changed).
+    pub dry_run: bool,
+    /// Every salvage step, in order; empty when the database opened as it was.
+    pub actions: Vec<RepairAction>,
+    /// The LSN the repaired log continues at.
+    pub next_lsn: u64,
+    /// Live records per collection after the repair.
+    pub records: Vec<(String, u64)>,
+}
+
+impl RepairReport {
+    /// Whether the database needed no repair.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.actions.is_empty()
+    }
+}
+
+/// One salvage step of [`Database::repair`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RepairAction {
+    /// The manifest was rebuilt; the log is replayed from its oldest segment.
+    ManifestRebuilt {
+        /// Why the old one could not be used.
+        reason: String,
+    },
+    /// A segment header was rewritten from the file name, database id and first frame.
+    SegmentHeaderRebuilt {
+        /// The segment.
+        file: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A segment was cut at a damaged frame; the bytes from `offset` on were dropped.
+    LogCut {
+        /// The segment.
+        file: PathBuf,
+        /// Where it now ends.
+        offset: u64,
+        /// Bytes dropped.
+        bytes_dropped: u64,
+        /// What was wrong at `offset`.
+        reason: String,
+    },
+    /// A segment was removed whole (it followed the damage, or its header was unusable).
+    SegmentRemoved {
+        /// The segment.
+        file: PathBuf,
+        /// Its size.
+        bytes: u64,
+        /// Why.
+        reason: String,
+    },
+    /// An empty segment was created where a checkpoint expects replay to start.
+    SegmentCreated {
+        /// The segment.
+        file: PathBuf,
+        /// The LSN it starts at (the checkpoint's).
+        first_lsn: u64,
+    },
+    /// The keystore was cut at a damaged frame; keys after `offset` were lost.
+    KeystoreCut {
+        /// The keystore file.
+        file: PathBuf,
+        /// Where it now ends.
+        offset: u64,
+        /// Bytes dropped.
+        bytes_dropped: u64,
+        /// What was wrong at `offset`.
+        reason: String,
+    },
+    /// The audit log was cut at a damaged frame (entries after it were lost).
+    AuditCut {
+        /// The audit log.
+        file: PathBuf,
+        /// Where it now ends.
+        offset: u64,
+        /// Bytes dropped.
+        bytes_dropped: u64,
+        /// What was wrong at `offset`.
+        reason: String,
+    },
+    /// The audit log's header was damaged: the file was removed and started again.
+    AuditRestarted {
+        /// The audit log.
+        file: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The checkpoint was unusable; the state was rebuilt from the log and a new
+    /// checkpoint written.
+    CheckpointRebuilt {
+        /// Why the old one was rejected.
+        reason: String,
+    },
+    /// Damage the log replay does not read (segments a checkpoint covers) was found by
+    /// verification; the database was compacted, which rewrites every live record and
+    /// deletes those segments.
+    Compacted {
+        /// What verification found.
+        reason: String,
+    },
+    /// Live records whose PII could not be kept (their data key or their log record was
+    /// lost) were re-written with their location and attributes only.
+    PiiDropped {
+        /// The collection.
+        collection: String,
+        /// The records, in id order.
+        ids: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for RepairAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RepairAction::ManifestRebuilt { reason } => {
+                write!(f, "rebuilt MANIFEST ({reason}); the whole log is replayed")
+            }
+            RepairAction::SegmentHeaderRebuilt { file, reason } => {
+                write!(f, "rebuilt the header of {} ({reason})", file.display())
+            }
+            RepairAction::LogCut { file, offset, bytes_dropped, reason } => write!(
+                f,
+                "cut {} at byte {offset} ({reason}); dropped {bytes_dropped} bytes of transactions",
+                file.display()
+            ),
+            RepairAction::SegmentRemoved { file, bytes, reason } => {
+                write!(f, "removed {} ({bytes} bytes): {reason}", file.display())
+            }
+            RepairAction::SegmentCreated { file, first_lsn } => {
+                write!(f, "created empty {} starting at LSN {first_lsn}", file.display())
+            }
+            RepairAction::KeystoreCut { file, offset, bytes_dropped, reason } => write!(
+                f,
+                "cut {} at byte {offset} ({reason}); dropped {bytes_dropped} bytes of wrapped keys",
+                file.display()
+            ),
+            RepairAction::AuditCut { file, offset, bytes_dropped, reason } => write!(
+                f,
+                "cut {} at byte {offset} ({reason}); dropped {bytes_dropped} bytes of audit entries",
+                file.display()
+            ),
+            RepairAction::AuditRestarted { file, reason } => {
+                write!(f, "started {} again ({reason}); its entries were lost", file.display())
+            }
+            RepairAction::CheckpointRebuilt { reason } => {
+                write!(f, "checkpoint rejected ({reason}); rebuilt from the log and written again")
+            }
+            RepairAction::Compacted { reason } => {
+                write!(f, "compacted the log to drop damaged segments a checkpoint covered ({reason})")
+            }
+            RepairAction::PiiDropped { collection, ids } => write!(
+                f,
+                "{} record(s) in {collection:?} kept without PII (data key or log record lost): {}",
+                ids.len(),
+                ids.join(", ")
+            ),
+        }
+    }
+}
+
+impl Database {
+    /// Salvages a database that [`Database::open`] refuses with [`Error::Corrupt`]: drops
+    /// the damaged part of each file (see the [module documentation](self) for what is done
+    /// to which file), reopens, and returns the opened database's report of every step. A
+    /// database that opens cleanly is left as it is (an empty report). Hold no other handle
+    /// on the directory.
+    ///
+    /// ```
+    /// use geocrm::{Database, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// db.create_collection("c", Schema::new())?;
+    /// let mut batch = db.begin_write();
+    /// batch.upsert("c", Record::new("a", LatLon::new(1.0, 2.0)?))?;
+    /// batch.commit()?;
+    /// drop(db);
+    /// std::fs::remove_file(dir.path().join("MANIFEST"))?; // a lost manifest
+    /// assert!(Database::open(dir.path(), Options::new()).is_err());
+    /// let report = Database::repair(dir.path(), Options::new())?;
+    /// assert_eq!(report.actions.len(), 1);
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// assert!(db.read().collection("c")?.get("a")?.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for damage repair does not salvage (a keystore header, no segment
+    /// with a readable header when the manifest is lost); [`Error::WrongKey`];
+    /// [`Error::UnsupportedVersion`]; [`Error::Locked`]; [`Error::Io`].
+    pub fn repair(dir: impl AsRef<Path>, options: Options) -> Result<RepairReport> {
+        repair_in(dir.as_ref(), options, false)
+    }
+
+    /// What [`Database::repair`] would do, worked out on an in-memory copy of the
+    /// directory: nothing on disk changes. The copy holds the whole database in memory.
+    ///
+    /// # Errors
+    /// As [`Database::repair`].
+    pub fn repair_dry_run(dir: impl AsRef<Path>, options: Options) -> Result<RepairReport> {
+        let dir = dir.as_ref();
+        let real = options.fs.clone();
+        // Keep the directory locked while it is copied, so the copy is consistent.
+        let _lock = super::lock_with_wait(real.as_ref(), dir, options.lock_wait)?;
+        let mem = MemFs::new();
+        copy_tree(real.as_ref(), &mem, dir, 0)?;
+        let options = Options { fs: Arc::new(mem), ..options };
+        repair_in(dir, options, true)
+    }
+}
+
+fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport> {
+    let fs = options.fs.clone();
+    if !fs.exists(dir) {
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory");
+        return Err(Error::io("repair database", dir, missing));
+    }
+    let options = Options { create: false, repair: true, ..options };
+    let mut actions = Vec::new();
+    for _ in 0..MAX_STEPS {
+        match Database::open(dir, options.clone()) {
+            Ok(db) => {
+                finish(&db, &mut actions)?;
+                let snap = db.read();
+                let records = snap
+                    .collection_names()
+                    .into_iter()
+                    .map(|name| {
+                        let len = snap.collection(&name).map_or(0, |c| c.len() as u64);
+                        (name, len)
+                    })
+                    .collect();
+                return Ok(RepairReport { dry_run, actions, next_lsn: db.next_lsn(), records });
+            }
+            Err(Error::Corrupt { file, offset, reason }) => {
+                let _lock = super::lock_with_wait(fs.as_ref(), dir, options.lock_wait)?;
+                let step = salvage(fs.as_ref(), dir, &file, offset, &reason)?;
+                actions.extend(step);
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Err(Error::corrupt(dir, 0, format!("repair gave up after {MAX_STEPS} steps")))
+}
+
+/// After a successful open: a new checkpoint for a rejected one, and records whose PII is
+/// lost re-written without it.
+fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
+    if let Some(reason) = db.checkpoint_rejected() {
+        actions.push(RepairAction::CheckpointRebuilt { reason: reason.to_owned() });
+    }
+    db.inner.ensure_keystore()?;
+    let mut rewrites: Vec<(String, Vec<Record>)> = Vec::new();
+    {
+        let snap = db.read();
+        let keystore = db.inner.keystore.read();
+        for name in snap.collection_names() {
+            let reader = snap.collection(&name)?;
+            let mut lost = Vec::new();
+            for row in reader.c.view().rows() {
+                let intact = match reader.stored(row) {
+                    Ok((stored, _)) => stored.key_id.is_none_or(|k| {
+                        keystore.as_ref().and_then(|ks| ks.key_id(&name, &stored.id)) == Some(k)
+                    }),
+                    Err(Error::Corrupt { .. }) => false,
+                    Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => false,
+                    Err(other) => return Err(other),
+                };
+                if !intact {
+                    lost.push(record_from_row(reader.c, row)?);
+                }
+            }
+            if !lost.is_empty() {
+                lost.sort_by(|a, b| a.id().cmp(b.id()));
+                rewrites.push((name, lost));
+            }
+        }
+    }
+    for (collection, records) in rewrites {
+        let ids = records.iter().map(|r| r.id().to_owned()).collect();
+        for chunk in records.chunks(10_000) {
+            let mut batch = db.begin_write();
+            for r in chunk {
+                batch.upsert(&collection, r.clone())?;
+            }
+            batch.commit()?;
+        }
+        actions.push(RepairAction::PiiDropped { collection, ids });
+    }
+    if db.checkpoint_rejected().is_some()
+        || actions.iter().any(|a| matches!(a, RepairAction::PiiDropped { .. }))
+    {
+        db.checkpoint()?;
+    }
+    // Segments the checkpoint covers are not replayed at open; damage there shows only in
+    // `verify`. Compaction rewrites every live record and deletes those segments.
+    let problems = verify_problems(db)?;
+    if !problems.is_empty() {
+        db.compact()?;
+        actions.push(RepairAction::Compacted { reason: problems.join("; ") });
+        let left = verify_problems(db)?;
+        if !left.is_empty() {
+            let reason = format!("still damaged after repair: {}", left.join("; "));
+            return Err(Error::corrupt(&db.inner.dir, 0, reason));
+        }
+    }
+    Ok(())
+}
+
+/// Every problem [`Database::verify`] reports, as "file: problem".
+fn verify_problems(db: &Database) -> Result<Vec<String>> {
+    let report = db.verify()?;
+    Ok(report
+        .files
+        .into_iter()
+        .filter_map(|f| f.problem.map(|p| format!("{}: {p}", f.path.display())))
+        .collect())
+}
+
+/// A record with the location and attributes an index row holds, and no PII.
+fn record_from_row(c: &super::state::CollectionState, row: crate::index::view::RowRef<'_>) -> Result<Record> {
+    let mut record = Record::new(row.id(), row.location());
+    for (i, field) in c.schema.number_fields().iter().enumerate() {
+        let v = row.number(i);
+        if !v.is_nan() {
+            record = record.number(field.clone(), v);
+        }
+    }
+    for (i, field) in c.schema.category_fields().iter().enumerate() {
+        if let Some(value) = c.dict.value(i, row.category(i)) {
+            record = record.category(field.clone(), value);
+        }
+    }
+    Ok(record)
+}
+
+/// One salvage step for the damage `Database::open` reported at `file`/`offset`.
+fn salvage(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    file: &Path,
+    offset: u64,
+    reason: &str,
+) -> Result<Vec<RepairAction>> {
+    let log_dir = dir.join(LOG_DIR);
+    let refuse =
+        |what: &str| Err(Error::corrupt(file, offset, format!("{reason}; repair cannot salvage {what}")));
+    if file == dir.join(MANIFEST_NAME) || file == dir {
+        return rebuild_manifest(fs, dir, reason);
+    }
+    if file == dir.join(KEYSTORE_FILE) {
+        if offset < crate::crypto::KEYSTORE_HEADER_LEN as u64 {
+            return refuse("a damaged keystore header: restore the keystore from a backup");
+        }
+        let bytes_dropped = cut(fs, file, offset)?;
+        return Ok(vec![RepairAction::KeystoreCut {
+            file: file.to_owned(),
+            offset,
+            bytes_dropped,
+            reason: reason.to_owned(),
+        }]);
+    }
+    if file == dir.join(AUDIT_FILE) {
+        if offset < crate::audit::HEADER_LEN as u64 {
+            fs.remove_file(file)?;
+            fs.sync_dir(dir)?;
+            return Ok(vec![RepairAction::AuditRestarted {
+                file: file.to_owned(),
+                reason: reason.to_owned(),
+            }]);
+        }
+        let bytes_dropped = cut(fs, file, offset)?;
+        return Ok(vec![RepairAction::AuditCut {
+            file: file.to_owned(),
+            offset,
+            bytes_dropped,
+            reason: reason.to_owned(),
+        }]);
+    }
+    let segment = file
+        .parent()
+        .filter(|p| *p == log_dir)
+        .and_then(|_| file.file_name()?.to_str())
+        .and_then(parse_segment_name);
+    match segment {
+        Some(number) => salvage_segment(fs, dir, number, offset, reason),
+        None => refuse("this file"),
+    }
+}
+
+fn salvage_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    number: u64,
+    offset: u64,
+    reason: &str,
+) -> Result<Vec<RepairAction>> {
+    let log_dir = dir.join(LOG_DIR);
+    let path = segment_path(&log_dir, number);
+    let manifest =
+        Manifest::load(fs, dir)?.ok_or_else(|| Error::corrupt(dir.join(MANIFEST_NAME), 0, "missing"))?;
+    let mut actions = Vec::new();
+    if !fs.exists(&path) {
+        // Only the segment a checkpoint starts replay at is looked for by number.
+        let Some(record) = manifest.checkpoint.as_ref().filter(|c| c.segment == number) else {
+            return Err(Error::corrupt(&path, offset, format!("{reason}; repair cannot salvage this")));
+        };
+        let header = SegmentHeader { number, first_lsn: record.lsn, db_id: manifest.db_id };
+        actions.extend(remove_segments_from(fs, &log_dir, number + 1, "follows a missing segment")?);
+        write_atomic(fs, &log_dir, &segment_file_name(&path), &header.encode())?;
+        actions.push(RepairAction::SegmentCreated { file: path, first_lsn: record.lsn });
+        return Ok(actions);
+    }
+    let bytes = fs.read(&path)?;
+    let header_ok = SegmentHeader::parse(&bytes, &path, number, &manifest.db_id).is_ok();
+    if !header_ok {
+        if let Some(first_lsn) = first_frame_lsn(&bytes) {
+            let mut fixed = SegmentHeader { number, first_lsn, db_id: manifest.db_id }.encode();
+            fixed.extend_from_slice(bytes.get(fixed.len()..).unwrap_or_default());
+            write_atomic(fs, &log_dir, &segment_file_name(&path), &fixed)?;
+            actions.push(RepairAction::SegmentHeaderRebuilt { file: path, reason: reason.to_owned() });
+            return Ok(actions);
+        }
+        return remove_segments_from(fs, &log_dir, number, reason);
+    }
+    if offset < crate::log::SEGMENT_HEADER_LEN as u64 {
+        // The header is sound, so the segment does not continue the log (a gap or an LSN
+        // that does not follow): it and everything after it go.
+        return remove_segments_from(fs, &log_dir, number, reason);
+    }
+    actions.extend(remove_segments_from(fs, &log_dir, number + 1, "follows damage in an earlier segment")?);
+    let bytes_dropped = cut(fs, &path, offset)?;
+    actions.push(RepairAction::LogCut { file: path, offset, bytes_dropped, reason: reason.to_owned() });
+    Ok(actions)
+}
+
+fn segment_file_name(path: &Path) -> String {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned()
+}
+
+/// Removes segment `from` and every later one, newest first (so a crash midway leaves a
+/// prefix of the log).
+fn remove_segments_from(
+    fs: &dyn FileSystem,
+    log_dir: &Path,
+    from: u64,
+    reason: &str,
+) -> Result<Vec<RepairAction>> {
+    let mut numbers: Vec<u64> = fs.list_dir(log_dir)?.iter().filter_map(|n| parse_segment_name(n)).collect();
+    numbers.retain(|&n| n >= from);
+    numbers.sort_unstable_by(|a, b| b.cmp(a));
+    let mut actions = Vec::new();
+    for n in numbers {
+        let file = segment_path(log_dir, n);
+        let bytes = fs.open_read(&file).map_or(0, |f| f.len());
+        fs.remove_file(&file)?;
+        actions.push(RepairAction::SegmentRemoved { file, bytes, reason: reason.to_owned() });
+    }
+    fs.sync_dir(log_dir)?;
+    actions.reverse();
+    Ok(actions)
+}
+
+/// Truncates `file` to `offset` and syncs it; returns the bytes dropped.
+fn cut(fs: &dyn FileSystem, file: &Path, offset: u64) -> Result<u64> {
+    let len = fs.open_read(file)?.len();
+    fs.truncate(file, offset.min(len))?;
+    fs.open_append(file)?.sync()?;
+    Ok(len.saturating_sub(offset))
+}
+
+/// A new manifest without a checkpoint, its database id read from the first segment
+/// header (or the keystore's) that is intact.
+fn rebuild_manifest(fs: &dyn FileSystem, dir: &Path, reason: &str) -> Result<Vec<RepairAction>> {
+    let log_dir = dir.join(LOG_DIR);
+    let path = dir.join(MANIFEST_NAME);
+    if let Ok(bytes) = fs.read(&path) {
+        // A newer manifest version is not damage: never overwrite it.
+        if let Err(e @ Error::UnsupportedVersion { .. }) = Manifest::decode(&bytes, &path) {
+            return Err(e);
+        }
+    }
+    let mut numbers: Vec<u64> = if fs.exists(&log_dir) {
+        fs.list_dir(&log_dir)?.iter().filter_map(|n| parse_segment_name(n)).collect()
+    } else {
+        Vec::new()
+    };
+    numbers.sort_unstable();
+    let db_id = numbers
+        .iter()
+        .find_map(|&n| fs.read(&segment_path(&log_dir, n)).ok().and_then(|b| SegmentHeader::peek_db_id(&b)))
+        .or_else(|| fs.read(&dir.join(KEYSTORE_FILE)).ok().and_then(|b| crate::crypto::keystore_db_id(&b)))
+        .ok_or_else(|| {
+            Error::corrupt(
+                &path,
+                0,
+                format!("{reason}; repair cannot rebuild it: no log segment or keystore header is intact"),
+            )
+        })?;
+    let created_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let log_floor = numbers.first().copied().filter(|&n| n > 1).unwrap_or(0);
+    Manifest { db_id, created_unix_ms, checkpoint: None, log_floor }.store(fs, dir)?;
+    Ok(vec![RepairAction::ManifestRebuilt { reason: reason.to_owned() }])
+}
+
+/// Copies the database files under `from` (top level, `log/`, `index/`) into `to`.
+fn copy_tree(from: &dyn FileSystem, to: &MemFs, dir: &Path, depth: usize) -> Result<()> {
+    to.create_dir_all(dir)?;
+    for name in from.list_dir(dir)? {
+        let path = dir.join(&name);
+        if depth == 0 && (name == LOG_DIR || name == super::INDEX_DIR) {
+            copy_tree(from, to, &path, depth + 1)?;
+            continue;
+        }
+        // Anything else that is not a readable file (a lock file, a directory) is skipped.
+        let Ok(bytes) = from.read(&path) else { continue };
+        let mut file = to.create_new(&path)?;
+        file.write_all(&bytes)?;
+        file.sync()?;
+    }
+    Ok(())
+}
