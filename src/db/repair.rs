@@ -14,6 +14,7 @@
 //! | a checkpoint file | opening already rebuilds from the log; repair then writes a fresh checkpoint |
 //! | a keystore frame | cuts the keystore at that frame; records whose data key went with it are re-written without PII (their PII is unrecoverable) |
 //! | the audit log | cuts it at the damaged frame (a damaged header: the file is removed and started again) |
+//! | a live record without its data key, the keystore intact | it had been erased and the cut took its tombstone (keys are destroyed only after a durable tombstone): deleted again, never resurrected |
 //! | a live record whose log record cannot be read back | re-written from its checkpoint row (location and attributes), without PII |
 //! | damage in segments a checkpoint covers (open does not replay them) | found by [`Database::verify`]; the database is compacted, so those segments go |
 //!
@@ -149,6 +150,14 @@ pub enum RepairAction {
         /// What verification found.
         reason: String,
     },
+    /// Records that had been erased (their data key was destroyed) came back because the
+    /// log cut took their erasure tombstone; they were deleted again.
+    ErasedAgain {
+        /// The collection.
+        collection: String,
+        /// The records, in id order.
+        ids: Vec<String>,
+    },
     /// Live records whose PII could not be kept (their data key or their log record was
     /// lost) were re-written with their location and attributes only.
     PiiDropped {
@@ -198,6 +207,12 @@ impl std::fmt::Display for RepairAction {
             RepairAction::Compacted { reason } => {
                 write!(f, "compacted the log to drop damaged segments a checkpoint covered ({reason})")
             }
+            RepairAction::ErasedAgain { collection, ids } => write!(
+                f,
+                "{} erased record(s) in {collection:?} whose tombstone the cut dropped deleted again: {}",
+                ids.len(),
+                ids.join(", ")
+            ),
             RepairAction::PiiDropped { collection, ids } => write!(
                 f,
                 "{} record(s) in {collection:?} kept without PII (data key or log record lost): {}",
@@ -299,34 +314,63 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
         actions.push(RepairAction::CheckpointRebuilt { reason: reason.to_owned() });
     }
     db.inner.ensure_keystore()?;
-    let mut rewrites: Vec<(String, Vec<Record>)> = Vec::new();
+    // Keys are synced before any log record uses them and destroyed only after an erasure's
+    // tombstone is durable. So when the keystore was not cut, a live record without its key
+    // was erased and the cut took its tombstone: it is erased again, never resurrected.
+    let dropped_tail =
+        db.inner.keystore.read().as_ref().map_or(0, crate::crypto::Keystore::dropped_tail_bytes);
+    let keystore_cut =
+        dropped_tail > 0 || actions.iter().any(|a| matches!(a, RepairAction::KeystoreCut { .. }));
+    let mut rewrites: Vec<(String, Vec<Record>, Vec<String>)> = Vec::new();
     {
         let snap = db.read();
         let keystore = db.inner.keystore.read();
         for name in snap.collection_names() {
             let reader = snap.collection(&name)?;
-            let mut lost = Vec::new();
+            let (mut lost, mut erased) = (Vec::new(), Vec::new());
             for row in reader.c.view().rows() {
-                let intact = match reader.stored(row) {
-                    Ok((stored, _)) => stored.key_id.is_none_or(|k| {
-                        keystore.as_ref().and_then(|ks| ks.key_id(&name, &stored.id)) == Some(k)
-                    }),
-                    Err(Error::Corrupt { .. }) => false,
-                    Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => false,
+                match reader.stored(row) {
+                    Ok((stored, _)) => {
+                        let held = keystore.as_ref().and_then(|ks| ks.key_id(&name, &stored.id));
+                        match stored.key_id {
+                            Some(k) if held != Some(k) && !keystore_cut => erased.push(stored.id),
+                            Some(k) if held != Some(k) => lost.push(record_from_row(reader.c, row)?),
+                            _ => {}
+                        }
+                    }
+                    Err(Error::Corrupt { .. }) => lost.push(record_from_row(reader.c, row)?),
+                    Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                        lost.push(record_from_row(reader.c, row)?);
+                    }
                     Err(other) => return Err(other),
-                };
-                if !intact {
-                    lost.push(record_from_row(reader.c, row)?);
                 }
             }
-            if !lost.is_empty() {
+            if !lost.is_empty() || !erased.is_empty() {
                 lost.sort_by(|a, b| a.id().cmp(b.id()));
-                rewrites.push((name, lost));
+                erased.sort();
+                rewrites.push((name, lost, erased));
             }
         }
     }
-    for (collection, records) in rewrites {
-        let ids = records.iter().map(|r| r.id().to_owned()).collect();
+    if dropped_tail > 0 && !rewrites.is_empty() {
+        // Opening dropped the keystore's final frame as torn, yet live records used its keys.
+        let file = db.inner.dir.join(KEYSTORE_FILE);
+        let offset = db.inner.fs.open_read(&file).map_or(0, |f| f.len());
+        let reason = "the final frame was damaged, and it held keys of live records".to_owned();
+        actions.push(RepairAction::KeystoreCut { file, offset, bytes_dropped: dropped_tail, reason });
+    }
+    for (collection, records, erased) in rewrites {
+        for chunk in erased.chunks(10_000) {
+            let mut batch = db.begin_write();
+            for id in chunk {
+                batch.delete(&collection, id)?;
+            }
+            batch.commit()?;
+        }
+        if !erased.is_empty() {
+            actions.push(RepairAction::ErasedAgain { collection: collection.clone(), ids: erased });
+        }
+        let ids: Vec<String> = records.iter().map(|r| r.id().to_owned()).collect();
         for chunk in records.chunks(10_000) {
             let mut batch = db.begin_write();
             for r in chunk {
@@ -334,10 +378,14 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
             }
             batch.commit()?;
         }
-        actions.push(RepairAction::PiiDropped { collection, ids });
+        if !ids.is_empty() {
+            actions.push(RepairAction::PiiDropped { collection, ids });
+        }
     }
     if db.checkpoint_rejected().is_some()
-        || actions.iter().any(|a| matches!(a, RepairAction::PiiDropped { .. }))
+        || actions
+            .iter()
+            .any(|a| matches!(a, RepairAction::PiiDropped { .. } | RepairAction::ErasedAgain { .. }))
     {
         db.checkpoint()?;
     }

@@ -430,3 +430,47 @@ fn the_cli_repairs_and_reports() {
     let (ok, _, err) = run(&["verify"]);
     assert!(ok, "{err}");
 }
+
+#[test]
+fn an_erasure_whose_tombstone_a_cut_drops_stays_erased() {
+    let fs = MemFs::new();
+    build(&fs);
+    let db = Database::open(DIR, options(&fs)).unwrap();
+    let lens =
+        |fs: &MemFs| segments(fs).into_iter().map(|p| (fs.file_len(&p).unwrap(), p)).collect::<Vec<_>>();
+    let old = lens(&fs);
+    db.erase("c", "r25").unwrap();
+    // The tombstone starts where the log ended: in the last segment, or a new one it rolled to.
+    let (before, seg) = lens(&fs)
+        .into_iter()
+        .find(|(len, p)| old.iter().all(|(l, q)| q != p || l < len))
+        .map(|(_, p)| (old.iter().find(|(_, q)| q == &p).map_or(48, |(l, _)| *l), p))
+        .unwrap();
+    let mut batch = db.begin_write();
+    batch.upsert("c", Record::new("after", LatLon::new(2.0, 2.0).unwrap())).unwrap();
+    batch.commit().unwrap();
+    drop(db);
+    // The erasure's checkpoint covers the tombstone; with that checkpoint damaged too, open
+    // replays from the log floor and meets the damaged tombstone.
+    let mut bytes = fs.read_all(&seg).unwrap();
+    bytes[before as usize + 30] ^= 0x02; // inside the tombstone's frame
+    fs.write_raw(&seg, &bytes);
+    for ckpt in fs.list_files().into_iter().filter(|p| p.extension().is_some_and(|e| e == "ckpt")) {
+        let mut bytes = fs.read_all(&ckpt).unwrap();
+        bytes[300] ^= 0x01;
+        fs.write_raw(&ckpt, &bytes);
+    }
+    assert!(Database::open(DIR, options(&fs)).is_err());
+    let report = repair(&fs).unwrap();
+    assert!(
+        report.actions.iter().any(|a| matches!(a, RepairAction::ErasedAgain { ids, .. } if ids == &["r25"])),
+        "{:?}",
+        report.actions
+    );
+    assert!(dropped_ids(&report.actions).is_empty(), "{:?}", report.actions);
+    let db = Database::open(DIR, options(&fs)).unwrap();
+    let c = db.read();
+    let c = c.collection("c").unwrap();
+    assert!(c.get("r25").unwrap().is_none(), "the erased record came back");
+    assert!(c.get("r24").unwrap().is_some() && c.get("after").unwrap().is_none());
+}
