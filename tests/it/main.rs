@@ -19,3 +19,4 @@ mod packed;
 mod privacy;
 mod privacy_ext;
 mod queries;
+mod recovery_faults;
