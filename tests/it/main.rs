@@ -1,6 +1,7 @@
 //! Integration tests, compiled into one binary.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod bad_input;
 mod bench;
 mod brute;
 mod checkpoint;
@@ -19,4 +20,5 @@ mod packed;
 mod privacy;
 mod privacy_ext;
 mod queries;
+mod recovery_faults;
 mod repair;
