@@ -145,6 +145,11 @@ impl Database {
                 fs.sync_dir(parent)?;
             }
         }
+        if !options.create && !fs.exists(&dir.join(manifest::MANIFEST_NAME)) {
+            // Refused before the lock file is created: a failed open leaves the directory
+            // as it was (the CLI creates databases only in empty directories).
+            return Err(not_a_database(&dir));
+        }
         let lock = lock_with_wait(fs.as_ref(), &dir, options.lock_wait)?;
         let verify = if options.checkpoint_checksums {
             crate::index::checkpoint::Verify::Checksums
@@ -392,13 +397,13 @@ fn lock_with_wait(fs: &dyn FileSystem, dir: &Path, wait: std::time::Duration) ->
     }
 }
 
+fn not_a_database(dir: &Path) -> Error {
+    Error::corrupt(dir.join(manifest::MANIFEST_NAME), 0, "no MANIFEST: not a geocrm database")
+}
+
 fn create_manifest(fs: &dyn FileSystem, dir: &Path, create: bool) -> Result<Manifest> {
     if !create {
-        return Err(Error::corrupt(
-            dir.join(manifest::MANIFEST_NAME),
-            0,
-            "no MANIFEST: not a geocrm database",
-        ));
+        return Err(not_a_database(dir));
     }
     if fs.exists(&dir.join("log")) {
         return Err(Error::corrupt(

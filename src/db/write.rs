@@ -327,10 +327,16 @@ impl Inner {
         }
         drop(state);
         if !erased.is_empty() {
-            // The tombstones are durable: now destroy the keys. A failure here poisons the
+            // Once the tombstones are durable, destroy the keys. A failure here poisons the
             // database and fails the erasing batches (reopening finishes the erasure from the
             // tombstones); other batches of the round are durable and applied, so they stay Ok.
-            if let Err(e) = self.destroy_keys(&erased) {
+            // In bulk-load mode nothing was synced yet: the tombstones must be durable before
+            // a key is destroyed, or a power loss would bring the record back without its key.
+            let tombstones_durable = match self.durability {
+                Durability::NoSyncBulkLoad => w.log.sync(),
+                _ => Ok(()),
+            };
+            if let Err(e) = tombstones_durable.and_then(|()| self.destroy_keys(&erased)) {
                 w.poisoned.get_or_insert_with(|| e.to_string());
                 let reason = e.to_string();
                 for (ticket, result) in &mut results {

@@ -65,9 +65,6 @@ fn an_empty_directory_is_refused_without_create_and_becomes_a_database_with_it()
 /// The CLI's `import` creates a database only in a missing or empty directory. A refused
 /// open must not leave the directory non-empty, or the user's next import is refused too.
 #[test]
-#[ignore = "bug: a refused open leaves DIR/LOCK behind (RealFs::lock_dir in src/io/real.rs creates it \
-            before Database::open finds no MANIFEST), so `geocrm stats --db EMPTY` followed by \
-            `geocrm import x.csv --db EMPTY` fails with \"not a geocrm database\""]
 fn a_refused_open_leaves_an_empty_directory_empty() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("empty");

@@ -322,9 +322,6 @@ fn a_fault_at_every_step_of_an_erasure_leaves_the_record_whole_or_gone() {
 /// durable, or a crash leaves a live record whose PII no key can open and the database
 /// refuses to open (`check_keys_present`).
 #[test]
-#[ignore = "bug: in NoSyncBulkLoad mode Inner::commit_round (src/db/write.rs) destroys an erased record's \
-            data key before the tombstone is synced; after power loss the record is back without its key \
-            and Database::open fails with Corrupt (keystore does not hold the key)"]
 fn an_erasure_in_bulk_load_mode_is_whole_or_gone_after_power_loss() {
     let fs = MemFs::new();
     let options = |fs: &MemFs| opts(fs, KEY).durability(Durability::NoSyncBulkLoad);
