@@ -17,11 +17,10 @@
 
 use std::fmt;
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use zeroize::{Zeroize, Zeroizing};
 
+use super::aead;
 use super::derive::Aad;
 use super::sealed::{Pii, Sealed};
 use crate::codec::read8;
@@ -30,7 +29,7 @@ use crate::error::{Error, Result};
 /// Version byte of the envelope format.
 pub const ENVELOPE_VERSION: u8 = 1;
 const HEADER_LEN: usize = 1 + 8 + 24;
-const TAG_LEN: usize = 16;
+const TAG_LEN: usize = aead::TAG_LEN;
 /// Bytes an envelope adds to its plaintext: version, key id, nonce and tag (49).
 pub const ENVELOPE_OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 
@@ -65,10 +64,6 @@ impl DataKey {
 
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.0
-    }
-
-    fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new(Key::from_slice(self.0.as_slice()))
     }
 }
 
@@ -144,16 +139,8 @@ pub fn seal(dk: &DataKey, ctx: &FieldContext<'_>, plaintext: &str) -> Sealed {
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext.as_bytes());
     let body = out.get_mut(HEADER_LEN..).unwrap_or_default();
-    match dk.cipher().encrypt_in_place_detached(XNonce::from_slice(&nonce), &ctx.aad(), body) {
-        Ok(tag) => out.extend_from_slice(&tag),
-        Err(_) => {
-            // Only plaintexts over 256 GiB are refused. Never emit them: a header-only
-            // envelope is too short to open, so the caller gets Error::Decrypt, not garbage.
-            debug_assert!(false, "XChaCha20-Poly1305 refused a {}-byte plaintext", plaintext.len());
-            out.zeroize();
-            out = vec![ENVELOPE_VERSION];
-        }
-    }
+    let tag = aead::seal_in_place(dk.bytes(), &nonce, &ctx.aad(), body);
+    out.extend_from_slice(&tag);
     Sealed::from_bytes(out)
 }
 
@@ -172,15 +159,13 @@ pub fn open(dk: &DataKey, ctx: &FieldContext<'_>, sealed: &Sealed) -> Result<Pii
     if read8(bytes, 1).map(u64::from_le_bytes) != Some(ctx.key_id) {
         return Err(ctx.decrypt_error());
     }
-    let (Some(nonce), Some(body), Some(tag)) =
-        (bytes.get(9..HEADER_LEN), bytes.get(HEADER_LEN..body_end), bytes.get(body_end..))
-    else {
+    let nonce: Option<&[u8; aead::NONCE_LEN]> = bytes.get(9..HEADER_LEN).and_then(|n| n.try_into().ok());
+    let tag: Option<&[u8; TAG_LEN]> = bytes.get(body_end..).and_then(|t| t.try_into().ok());
+    let (Some(nonce), Some(body), Some(tag)) = (nonce, bytes.get(HEADER_LEN..body_end), tag) else {
         return Err(ctx.decrypt_error());
     };
     let mut buf = Zeroizing::new(body.to_vec());
-    dk.cipher()
-        .decrypt_in_place_detached(XNonce::from_slice(nonce), &ctx.aad(), &mut buf, Tag::from_slice(tag))
-        .map_err(|_| ctx.decrypt_error())?;
+    aead::open_in_place(dk.bytes(), nonce, &ctx.aad(), &mut buf, tag).map_err(|_| ctx.decrypt_error())?;
     match String::from_utf8(std::mem::take(&mut *buf)) {
         Ok(text) => Ok(Pii::new(text)),
         Err(e) => {
@@ -239,9 +224,8 @@ mod tests {
         // Re-encrypt invalid UTF-8 under the same key/context by hand.
         let mut bytes = sealed.as_bytes()[..HEADER_LEN].to_vec();
         bytes.extend_from_slice(&[0xff, 0xfe]);
-        let nonce = XNonce::clone_from_slice(&bytes[9..HEADER_LEN]);
-        let tag =
-            dk.cipher().encrypt_in_place_detached(&nonce, &CTX.aad(), &mut bytes[HEADER_LEN..]).unwrap();
+        let nonce: [u8; 24] = bytes[9..HEADER_LEN].try_into().unwrap();
+        let tag = aead::seal_in_place(dk.bytes(), &nonce, &CTX.aad(), &mut bytes[HEADER_LEN..]);
         bytes.extend_from_slice(&tag);
         assert!(matches!(open(&dk, &CTX, &Sealed::from_bytes(bytes)), Err(Error::Decrypt { .. })));
     }

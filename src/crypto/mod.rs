@@ -14,6 +14,7 @@
 //!
 //! Secrets are zeroized on drop and never appear in `Debug` output or errors.
 
+mod aead;
 mod blind;
 mod derive;
 mod envelope;

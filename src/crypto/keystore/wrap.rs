@@ -7,12 +7,11 @@
 
 use std::fmt;
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
 use rand::RngCore;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::format::WRAPPED_LEN;
+use crate::crypto::aead;
 use crate::crypto::derive::{subkey, Aad, LABEL_KEK};
 use crate::crypto::envelope::DataKey;
 use crate::crypto::key::MasterKey;
@@ -22,7 +21,7 @@ const WRAP_AAD_VERSION: u8 = 1;
 
 /// The key-encryption key of one database. Zeroized on drop (by the cipher).
 pub(crate) struct Kek {
-    cipher: XChaCha20Poly1305,
+    key: Zeroizing<[u8; 32]>,
     db_id: [u8; 16],
 }
 
@@ -34,8 +33,7 @@ impl fmt::Debug for Kek {
 
 impl Kek {
     pub(crate) fn derive(master: &MasterKey, db_id: &[u8; 16]) -> Kek {
-        let key = subkey(master, db_id, LABEL_KEK);
-        Kek { cipher: XChaCha20Poly1305::new(Key::from_slice(key.as_slice())), db_id: *db_id }
+        Kek { key: subkey(master, db_id, LABEL_KEK), db_id: *db_id }
     }
 
     fn aad(&self, collection: &str, record_id: &str, key_id: u64) -> Vec<u8> {
@@ -57,16 +55,14 @@ impl Kek {
         dk: &DataKey,
     ) -> [u8; WRAPPED_LEN] {
         let mut out = [0u8; WRAPPED_LEN];
-        let (nonce, rest) = out.split_at_mut(24);
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let (nonce_out, rest) = out.split_at_mut(aead::NONCE_LEN);
         let (body, tag_out) = rest.split_at_mut(32);
-        rand::thread_rng().fill_bytes(nonce);
+        nonce_out.copy_from_slice(&nonce);
         body.copy_from_slice(dk.bytes());
         let aad = self.aad(collection, record_id, key_id);
-        match self.cipher.encrypt_in_place_detached(XNonce::from_slice(nonce), &aad, body) {
-            Ok(tag) => tag_out.copy_from_slice(&tag),
-            // Cannot happen for 32 bytes; never leave the key in the clear.
-            Err(_) => body.zeroize(),
-        }
+        tag_out.copy_from_slice(&aead::seal_in_place(&self.key, &nonce, &aad, body));
         out
     }
 
@@ -78,18 +74,17 @@ impl Kek {
         key_id: u64,
         wrapped: &[u8; WRAPPED_LEN],
     ) -> Option<DataKey> {
-        let (nonce, rest) = wrapped.split_at(24);
+        let (nonce, rest) = wrapped.split_at(aead::NONCE_LEN);
         let (body, tag) = rest.split_at(32);
+        let (Ok(nonce), Ok(tag)) =
+            (<&[u8; aead::NONCE_LEN]>::try_from(nonce), <&[u8; aead::TAG_LEN]>::try_from(tag))
+        else {
+            return None;
+        };
         let mut key = Box::new([0u8; 32]);
         key.copy_from_slice(body);
         let aad = self.aad(collection, record_id, key_id);
-        let outcome = self.cipher.decrypt_in_place_detached(
-            XNonce::from_slice(nonce),
-            &aad,
-            key.as_mut_slice(),
-            Tag::from_slice(tag),
-        );
-        match outcome {
+        match aead::open_in_place(&self.key, nonce, &aad, key.as_mut_slice(), tag) {
             Ok(()) => Some(DataKey::from_boxed(key)),
             Err(_) => {
                 key.zeroize();
