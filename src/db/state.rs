@@ -185,7 +185,9 @@ impl State {
         let bulk: Vec<String> = per_collection
             .into_iter()
             .filter(|(name, n)| {
-                self.collections.get(*name).is_some_and(|c| *n >= BULK_APPLY_MIN.max(c.table.len() / 8))
+                // A collection created by this very transaction (an import) starts empty.
+                let len = self.collections.get(*name).map_or(0, |c| c.table.len());
+                *n >= BULK_APPLY_MIN.max(len / 8)
             })
             .map(|(name, _)| name.to_owned())
             .collect();
@@ -196,6 +198,13 @@ impl State {
         }
         for (lsn, (op, pointer)) in (first_lsn..).zip(ops) {
             self.apply(&op, pointer, lsn);
+            if let LogOp::CreateCollection { name, .. } | LogOp::EnsureCollection { name, .. } = &op {
+                if bulk.contains(name) {
+                    if let Some(c) = self.collections.get_mut(name) {
+                        c.table.begin_bulk();
+                    }
+                }
+            }
         }
         for name in &bulk {
             if let Some(c) = self.collections.get_mut(name) {
