@@ -3,7 +3,8 @@
 //!
 //! `cargo run --release --example csv_import_timing -- [N] [ROUNDS]` (default 1,000,000
 //! records, 3 rounds; each round imports both files into fresh databases with the default
-//! options — fsync at each 100,000-record commit, automatic checkpoints — and prints the
+//! options — one transaction per file, as `geocrm import` does (`BATCH=N` commits every N
+//! records), automatic checkpoints — and prints the
 //! medians and their ratio). `ONLY=pii` or `ONLY=plain` runs one side, for profiling.
 use std::time::{Duration, Instant};
 
@@ -49,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pii: if with_pii { vec!["name".into(), "address".into()] } else { Vec::new() },
         phones: if with_pii { vec!["phone".into()] } else { Vec::new() },
         emails: if with_pii { vec!["email".into()] } else { Vec::new() },
-        batch_size: Some(100_000),
+        batch_size: std::env::var("BATCH").ok().and_then(|b| b.parse().ok()),
         ..ImportOptions::default()
     };
     let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];

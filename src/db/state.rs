@@ -17,12 +17,12 @@ use crate::query::{CategoryCodes, MISSING_CODE};
 #[derive(Debug, Default)]
 pub(crate) struct CategoryDict {
     values: Vec<Vec<Arc<str>>>,
-    codes: Vec<HashMap<Arc<str>, u32>>,
+    codes: Vec<HashMap<Arc<str>, u32, ahash::RandomState>>,
 }
 
 impl CategoryDict {
     fn new(fields: usize) -> Self {
-        CategoryDict { values: vec![Vec::new(); fields], codes: vec![HashMap::new(); fields] }
+        CategoryDict { values: vec![Vec::new(); fields], codes: vec![HashMap::default(); fields] }
     }
 
     /// A dictionary holding `values` (by code, per field), as a checkpoint stores it.

@@ -48,7 +48,7 @@ struct Slot {
 }
 
 /// Wrapped keys by collection, then record id (collection names stored once).
-type Slots = HashMap<Box<str>, HashMap<Box<str>, Slot>>;
+type Slots = HashMap<Box<str>, HashMap<Box<str>, Slot, ahash::RandomState>, ahash::RandomState>;
 
 /// The open keystore: wrapped data keys in memory, unwrapped on demand.
 ///
@@ -123,7 +123,7 @@ impl Keystore {
             path,
             header,
             kek: Some(Kek::derive(master, &db_id)),
-            slots: Slots::new(),
+            slots: Slots::default(),
             len: 0,
             appender: parking_lot::Mutex::new(None),
             poisoned: parking_lot::Mutex::new(None),
@@ -188,7 +188,7 @@ impl Keystore {
             path,
             header,
             kek: None,
-            slots: Slots::new(),
+            slots: Slots::default(),
             len: 0,
             appender: parking_lot::Mutex::new(None),
             poisoned: parking_lot::Mutex::new(None),
