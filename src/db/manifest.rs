@@ -65,8 +65,13 @@ impl Manifest {
         if bytes.get(..8) != Some(MAGIC.as_slice()) {
             return Err(Error::corrupt(file, 0, "not a geocrm manifest (bad magic)"));
         }
-        let version = bytes.get(8..10).map_or(0, |v| u16::from_le_bytes([v[0], v[1]]));
-        if version != MANIFEST_VERSION && version != 1 {
+        let Some(version) = bytes.get(8..10).map(|v| u16::from_le_bytes([v[0], v[1]])) else {
+            return Err(Error::corrupt(file, 8, "manifest is cut short before its version"));
+        };
+        if version == 0 {
+            return Err(Error::corrupt(file, 8, "manifest format version 0 does not exist"));
+        }
+        if version > MANIFEST_VERSION {
             return Err(Error::UnsupportedVersion {
                 file: file.to_owned(),
                 found: version,
