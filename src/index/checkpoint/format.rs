@@ -172,53 +172,54 @@ const PARALLEL_CRC_MIN: usize = 4 << 20;
 /// boundary or inside a section (CRC-32 of the parts combined), one half per thread: on the
 /// two-core machine this halves the checksum part of reopening a million-record database.
 fn section_crcs(bytes: &[u8], sections: &[Range<usize>; SECTIONS]) -> [u32; SECTIONS] {
-    let part = |r: &Range<usize>| bytes.get(r.clone()).unwrap_or_default();
-    let total: usize = sections.iter().map(ExactSizeIterator::len).sum();
-    if total < PARALLEL_CRC_MIN {
-        return std::array::from_fn(|i| crc32fast::hash(part(&sections[i])));
-    }
-    // The split point, as (section, offset inside it): the second thread hashes from there on.
-    let half = total / 2;
-    let mut seen = 0;
-    let (split_section, split_at) = sections
-        .iter()
-        .enumerate()
-        .find_map(|(i, r)| {
-            let found = (seen + r.len() > half).then_some((i, r.start + (half - seen)));
-            seen += r.len();
-            found
-        })
-        .unwrap_or((SECTIONS - 1, sections[SECTIONS - 1].end));
     let hasher_of = |r: Range<usize>| {
         let mut h = crc32fast::Hasher::new();
         h.update(bytes.get(r).unwrap_or_default());
         h
     };
-    let (first, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| {
-            let split = &sections[split_section];
-            let mut tail = vec![hasher_of(split_at..split.end)];
-            tail.extend(sections[split_section + 1..].iter().map(|r| hasher_of(r.clone())));
-            tail
-        });
-        let split = &sections[split_section];
-        let mut head: Vec<crc32fast::Hasher> =
-            sections[..split_section].iter().map(|r| hasher_of(r.clone())).collect();
-        head.push(hasher_of(split.start..split_at));
-        (head, second.join().unwrap_or_default())
-    });
-    let mut out = [0u32; SECTIONS];
-    let mut second = second.into_iter();
-    for (i, mut h) in first.into_iter().enumerate() {
-        if i == split_section {
-            if let Some(rest) = second.next() {
-                h.combine(&rest);
+    let total: usize = sections.iter().map(ExactSizeIterator::len).sum();
+    // Each section's bytes as (section, range) pieces; the piece holding the midpoint is cut
+    // in two, and the pieces from the cut on go to the second thread.
+    let mut pieces: Vec<(usize, Range<usize>)> = Vec::with_capacity(SECTIONS + 1);
+    let mut cut = if total < PARALLEL_CRC_MIN { usize::MAX } else { total / 2 };
+    let mut second_from = SECTIONS + 1;
+    for (i, r) in sections.iter().enumerate() {
+        if cut < r.len() {
+            pieces.push((i, r.start..r.start + cut));
+            second_from = pieces.len();
+            pieces.push((i, r.start + cut..r.end));
+            cut = usize::MAX;
+        } else {
+            pieces.push((i, r.clone()));
+            cut = cut.saturating_sub(r.len());
+        }
+    }
+    let (head, tail) = pieces.split_at(second_from.min(pieces.len()));
+    let hash_all = |ps: &[(usize, Range<usize>)]| -> Vec<(usize, crc32fast::Hasher)> {
+        ps.iter().map(|(i, r)| (*i, hasher_of(r.clone()))).collect()
+    };
+    let (head, tail) = if tail.is_empty() {
+        (hash_all(head), Vec::new())
+    } else {
+        std::thread::scope(|scope| {
+            let second = scope.spawn(|| hash_all(tail));
+            let first = hash_all(head);
+            // A panic cannot happen; if it did, the missing checksums would read as damage.
+            (first, second.join().unwrap_or_default())
+        })
+    };
+    let mut hashers: Vec<Option<crc32fast::Hasher>> = (0..SECTIONS).map(|_| None).collect();
+    for (i, h) in head.into_iter().chain(tail) {
+        if let Some(slot) = hashers.get_mut(i) {
+            match slot {
+                Some(before) => before.combine(&h),
+                None => *slot = Some(h),
             }
         }
-        out[i] = h.finalize();
     }
-    for (i, h) in second.enumerate() {
-        out[split_section + 1 + i] = h.finalize();
+    let mut out = [0u32; SECTIONS];
+    for (o, h) in out.iter_mut().zip(hashers) {
+        *o = h.map_or(0, crc32fast::Hasher::finalize);
     }
     out
 }
@@ -292,6 +293,7 @@ pub(crate) fn validate(bytes: &[u8], path: &Path, check_crc: bool) -> Result<Hea
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
