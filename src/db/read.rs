@@ -399,7 +399,7 @@ pub(crate) fn replay_txn(state: &mut State, log_dir: &Path, txn: ReplayedTxn) ->
             Error::corrupt(crate::log::segment_path(log_dir, frame.pos.segment), frame.pos.offset, reason)
         };
         let ops = decode_body(&frame.body, frame.op_count).map_err(corrupt)?;
-        for (index, op) in (0u32..).zip(ops) {
+        for (op, index) in ops.into_iter().zip(0u32..) {
             state.check(&op).map_err(corrupt)?;
             let pointer =
                 OpPointer { segment: frame.pos.segment, offset: frame.pos.offset, len: frame.pos.len, index };

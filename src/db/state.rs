@@ -196,7 +196,9 @@ impl State {
                 c.table.begin_bulk();
             }
         }
-        for (lsn, (op, pointer)) in (first_lsn..).zip(ops) {
+        // The operations drive the zip: polling the LSN range past the last operation would
+        // overflow when the log's LSN space ends exactly there.
+        for ((op, pointer), lsn) in ops.into_iter().zip(first_lsn..) {
             self.apply(&op, pointer, lsn);
             if let LogOp::CreateCollection { name, .. } | LogOp::EnsureCollection { name, .. } = &op {
                 if bulk.contains(name) {

@@ -464,3 +464,38 @@ fn a_database_held_by_another_process_is_locked_and_left_unchanged() {
     assert!(c.get("X-1").unwrap().is_none(), "the refused import landed");
     assert_eq!(c.len(), 2);
 }
+
+/// A log whose LSN space ends right after a commit (a segment header claiming LSNs near
+/// 2⁶⁴, as the `database_open` fuzz target found): that commit applies (no overflow in
+/// applying it), the next one is refused with a clear error, and reopening works.
+#[test]
+fn a_log_at_the_end_of_its_lsn_space_refuses_writes_cleanly() {
+    let fs = MemFs::new();
+    let options = || Options::new().file_system(Arc::new(fs.clone()));
+    let db = Database::open("/db", options()).unwrap();
+    drop(db);
+    let seg = std::path::Path::new("/db/log/000000000001.seg");
+    let mut header = fs.read_all(seg).unwrap();
+    assert_eq!(header.len(), 48, "an empty first segment");
+    // first_lsn at bytes 20..28, CRC-32 of bytes 0..44 at 44..48 (FORMAT.md §4.1).
+    header[20..28].copy_from_slice(&(u64::MAX - 3).to_le_bytes());
+    let crc = crc32fast::hash(&header[..44]);
+    header[44..48].copy_from_slice(&crc.to_le_bytes());
+    fs.write_raw(seg, &header);
+
+    let db = Database::open("/db", options()).unwrap();
+    assert_eq!(db.next_lsn(), u64::MAX - 3);
+    let mut batch = db.begin_write();
+    batch.create_collection("c", Schema::new()).unwrap();
+    batch.upsert("c", Record::new("a", LatLon::new(1.0, 2.0).unwrap())).unwrap();
+    batch.upsert("c", Record::new("b", LatLon::new(3.0, 4.0).unwrap())).unwrap();
+    batch.commit().unwrap(); // LSNs MAX-3 ..= MAX-1: the space ends exactly here
+    assert_eq!(db.next_lsn(), u64::MAX);
+    let mut batch = db.begin_write();
+    batch.upsert("c", Record::new("c", LatLon::new(5.0, 6.0).unwrap())).unwrap();
+    let err = batch.commit().unwrap_err();
+    assert!(err.to_string().contains("LSN space is exhausted"), "{err}");
+    drop(db);
+    let db = Database::open("/db", options()).unwrap();
+    assert_eq!(db.read().collection("c").unwrap().len(), 2);
+}
