@@ -442,7 +442,7 @@ fn salvage(
     let log_dir = dir.join(LOG_DIR);
     let refuse =
         |what: &str| Err(Error::corrupt(file, offset, format!("{reason}; repair cannot salvage {what}")));
-    if file == dir.join(MANIFEST_NAME) || file == dir {
+    if file == dir.join(MANIFEST_NAME) {
         return rebuild_manifest(fs, dir, reason);
     }
     if file == dir.join(KEYSTORE_FILE) {

@@ -513,3 +513,20 @@ fn every_cut_and_bit_flip_of_the_manifest_is_refused_and_repaired() {
     assert_eq!(repaired + newer, images.len());
     assert!(newer <= 16, "only version-byte flips read as a newer version ({newer})");
 }
+
+#[test]
+fn repair_needs_no_key() {
+    let fs = MemFs::new();
+    build(&fs);
+    let path = Path::new(DIR).join("keystore");
+    let mut bytes = fs.read_all(&path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    fs.write_raw(&path, &bytes);
+    let keyless = Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None);
+    let report = Database::repair(DIR, keyless).unwrap();
+    let dropped = dropped_ids(&report.actions);
+    assert!(!dropped.is_empty(), "{:?}", report.actions);
+    let db = Database::open(DIR, options(&fs)).unwrap();
+    assert_eq!(check_prefix(&db, &dropped, "keyless repair"), COMMITS);
+}
