@@ -225,10 +225,14 @@ impl std::fmt::Display for RepairAction {
 
 impl Database {
     /// Salvages a database that [`Database::open`] refuses with [`Error::Corrupt`]: drops
-    /// the damaged part of each file (see the [module documentation](self) for what is done
-    /// to which file), reopens, and returns the opened database's report of every step. A
+    /// the damaged part of each file, reopens, and returns the report of every step (one
+    /// [`RepairAction`] each). A lost or damaged MANIFEST or segment header is rebuilt; a
+    /// damaged frame cuts its segment there and removes the later ones (the log keeps its
+    /// longest valid prefix, no holes); a damaged keystore frame cuts the keystore and the
+    /// records whose keys went with it are kept without PII; damage under the checkpoint is
+    /// compacted away; an erased record whose tombstone a cut dropped is deleted again. A
     /// database that opens cleanly is left as it is (an empty report). Hold no other handle
-    /// on the directory.
+    /// on the directory; FORMAT.md §1.1 lists what is written to which file.
     ///
     /// ```
     /// use geocrm::{Database, LatLon, Options, Record, Schema};
