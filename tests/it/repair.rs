@@ -249,15 +249,20 @@ fn a_missing_segment_drops_it_and_everything_after() {
     assert!(kept > 8 && kept < COMMITS, "kept {kept}");
 }
 
-#[test]
-fn a_damaged_keystore_frame_costs_only_the_pii_of_its_records() {
-    let fs = MemFs::new();
-    build(&fs);
+/// Damages a frame in the middle of the keystore (not its header, not its last frame).
+fn flip_a_byte_mid_keystore(fs: &MemFs) {
     let path = Path::new(DIR).join("keystore");
     let mut bytes = fs.read_all(&path).unwrap();
     let at = bytes.len() / 2;
     bytes[at] ^= 0x01;
     fs.write_raw(&path, &bytes);
+}
+
+#[test]
+fn a_damaged_keystore_frame_costs_only_the_pii_of_its_records() {
+    let fs = MemFs::new();
+    build(&fs);
+    flip_a_byte_mid_keystore(&fs);
     assert!(Database::open(DIR, options(&fs)).is_err());
     let report = repair(&fs).unwrap();
     assert!(matches!(report.actions.first(), Some(RepairAction::KeystoreCut { .. })), "{:?}", report.actions);
@@ -518,11 +523,7 @@ fn every_cut_and_bit_flip_of_the_manifest_is_refused_and_repaired() {
 fn repair_needs_no_key() {
     let fs = MemFs::new();
     build(&fs);
-    let path = Path::new(DIR).join("keystore");
-    let mut bytes = fs.read_all(&path).unwrap();
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x01;
-    fs.write_raw(&path, &bytes);
+    flip_a_byte_mid_keystore(&fs);
     let keyless = Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None);
     let report = Database::repair(DIR, keyless).unwrap();
     let dropped = dropped_ids(&report.actions);
