@@ -70,21 +70,13 @@ pub(crate) fn open_in_place(
     tag: &[u8; TAG_LEN],
 ) -> Result<(), Unauthentic> {
     let (k, n) = one_time_key(key, nonce);
-    let mut joined = Vec::with_capacity(buf.len() + TAG_LEN);
-    joined.extend_from_slice(buf);
-    joined.extend_from_slice(tag);
-    let result = match k.open_in_place(n, Aad::from(aad), &mut joined) {
-        Ok(plain) => {
-            buf.copy_from_slice(plain);
-            Ok(())
-        }
+    match k.open_in_place_separate_tag(n, Aad::from(aad), Tag::from(*tag), buf, 0..) {
+        Ok(_) => Ok(()),
         Err(_) => {
             buf.zeroize();
             Err(Unauthentic)
         }
-    };
-    joined.zeroize();
-    result
+    }
 }
 
 #[cfg(test)]
