@@ -3,7 +3,8 @@
 mod frame;
 
 pub use frame::{
-    encode_frame, is_torn_tail, read4, read8, read_frame, FrameRead, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD,
+    encode_frame, encode_frame_parts, is_torn_tail, read4, read8, read_frame, FrameRead, FRAME_HEADER_LEN,
+    MAX_FRAME_PAYLOAD,
 };
 
 /// The bincode configuration of every structured payload: little-endian, variable-length
@@ -20,6 +21,24 @@ pub fn bincode_config() -> impl bincode::config::Config {
 /// Never for geocrm's own types in practice; an encoding error is reported as a message.
 pub fn encode<T: bincode::Encode>(value: &T) -> Result<Vec<u8>, String> {
     bincode::encode_to_vec(value, bincode_config()).map_err(|e| e.to_string())
+}
+
+/// Appends the encoding of a value with [`bincode_config`] to `out` (no intermediate
+/// buffer); returns the number of bytes appended.
+///
+/// # Errors
+/// As [`encode`]; on error `out` may hold a partial encoding after its old length.
+pub(crate) fn encode_into<T: bincode::Encode>(value: &T, out: &mut Vec<u8>) -> Result<usize, String> {
+    struct Append<'a>(&'a mut Vec<u8>);
+    impl bincode::enc::write::Writer for Append<'_> {
+        fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+            self.0.extend_from_slice(bytes);
+            Ok(())
+        }
+    }
+    let before = out.len();
+    bincode::encode_into_writer(value, Append(out), bincode_config()).map_err(|e| e.to_string())?;
+    Ok(out.len() - before)
 }
 
 /// How many bytes of memory bincode may reserve per input byte (see [`decode`]). A container

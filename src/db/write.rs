@@ -478,16 +478,24 @@ impl Inner {
     fn seal_all(&self, ops: &mut [LogOp], jobs: Vec<SealJob>, blind: Option<&BlindIndexKey>) {
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let sealed: Vec<SealedRecord> = if jobs.len() < PARALLEL_SEAL_MIN || threads < 2 {
-            jobs.iter().map(|job| self.seal_job(ops, job, blind)).collect()
+            jobs.into_iter().map(|job| self.seal_job(ops, job, blind)).collect()
         } else {
             let ops: &[LogOp] = ops;
             let chunk = jobs.len().div_ceil(threads);
+            let mut parts = Vec::with_capacity(threads);
+            let mut jobs = jobs;
+            while jobs.len() > chunk {
+                let rest = jobs.split_off(chunk);
+                parts.push(std::mem::replace(&mut jobs, rest));
+            }
+            parts.push(jobs);
             std::thread::scope(|scope| {
-                let handles: Vec<_> = jobs
-                    .chunks(chunk)
+                // Each thread owns its jobs, so the plaintext is zeroized and freed there too.
+                let handles: Vec<_> = parts
+                    .into_iter()
                     .map(|part| {
                         scope.spawn(move || {
-                            part.iter().map(|job| self.seal_job(ops, job, blind)).collect::<Vec<_>>()
+                            part.into_iter().map(|job| self.seal_job(ops, job, blind)).collect::<Vec<_>>()
                         })
                     })
                     .collect();
@@ -507,7 +515,7 @@ impl Inner {
         }
     }
 
-    fn seal_job(&self, ops: &[LogOp], job: &SealJob, blind: Option<&BlindIndexKey>) -> SealedRecord {
+    fn seal_job(&self, ops: &[LogOp], job: SealJob, blind: Option<&BlindIndexKey>) -> SealedRecord {
         let (key_id, data_key) = &job.key;
         let Some(LogOp::Upsert(record)) = ops.get(job.op) else {
             return (job.op, *key_id, Vec::new(), Vec::new());

@@ -137,12 +137,29 @@ pub(crate) struct FramePrefix {
 
 impl FramePrefix {
     /// Appends the prefix and then `body` to `out`: one frame payload.
+    #[cfg(test)]
     pub(crate) fn encode_payload(&self, body: &[u8], out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.first_lsn.to_le_bytes());
-        out.extend_from_slice(&self.op_count.to_le_bytes());
-        out.extend_from_slice(&self.durable_offset.to_le_bytes());
-        out.push(if self.more { FLAG_MORE } else { 0 });
+        out.extend_from_slice(&self.to_bytes());
         out.extend_from_slice(body);
+    }
+
+    /// The prefix's bytes: first LSN, operation count, durable offset, flags.
+    pub(crate) fn to_bytes(self) -> [u8; FRAME_PREFIX_LEN] {
+        let mut out = [0u8; FRAME_PREFIX_LEN];
+        let fields = [
+            &self.first_lsn.to_le_bytes()[..],
+            &self.op_count.to_le_bytes(),
+            &self.durable_offset.to_le_bytes(),
+            &[if self.more { FLAG_MORE } else { 0 }],
+        ];
+        let mut at = 0;
+        for field in fields {
+            if let Some(dst) = out.get_mut(at..at + field.len()) {
+                dst.copy_from_slice(field);
+            }
+            at += field.len();
+        }
+        out
     }
 
     /// Splits a checksummed payload into prefix and body.

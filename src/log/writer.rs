@@ -8,13 +8,15 @@ use super::segment::{
     segment_name, FramePrefix, SegmentHeader, MAX_BODY_LEN, MIN_FRAME_LEN, SEGMENT_HEADER_LEN,
 };
 use super::{FramePos, LogConfig, LogStart, RecoveryReport, ReplayedTxn, TxnReceipt, FIRST_LSN, LOG_DIR};
-use crate::codec::{encode_frame, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
+use crate::codec::{encode_frame_parts, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
 use crate::error::{Error, Result};
 use crate::io::{write_atomic, FileSystem, WritableFile};
 
 /// Every frame of a segment lies below this offset (a checkpoint stores frame offsets as
 /// u32): the writer starts a new segment rather than cross it.
 const MAX_SEGMENT_OFFSET: u64 = u32::MAX as u64;
+/// Bytes of frames buffered before a write during `append_txn`.
+const WRITE_CHUNK_BYTES: usize = 8 << 20;
 
 /// The append-only log of one database: the source of truth.
 ///
@@ -178,28 +180,31 @@ impl Log {
             self.roll_over()?;
         }
         let start = self.file.len();
-        let mut frames = Vec::with_capacity(ops.iter().map(|(b, _)| b.len() + MIN_FRAME_LEN).sum());
-        let mut payload = Vec::new();
+        // Frames go out through a bounded buffer: a large transaction is never copied
+        // whole into memory a second time. Nothing is synced here; `sync` makes it durable.
+        let mut frames = Vec::with_capacity(txn_bytes.min(WRITE_CHUNK_BYTES as u64) as usize);
+        let mut written = 0u64;
         let mut positions = Vec::with_capacity(ops.len());
         let mut lsn = self.next_lsn;
         for (i, (body, op_count)) in ops.iter().enumerate() {
-            let offset = frames.len();
-            payload.clear();
-            let more = i + 1 < ops.len();
             let prefix = FramePrefix {
                 first_lsn: lsn,
                 op_count: *op_count,
                 durable_offset: self.durable_offset,
-                more,
+                more: i + 1 < ops.len(),
             };
-            prefix.encode_payload(body, &mut payload);
-            encode_frame(&payload, &mut frames);
-            let len = (frames.len() - offset) as u32;
-            positions.push(FramePos { segment: self.current, offset: start + offset as u64, len });
+            let offset = written + frames.len() as u64;
+            encode_frame_parts(&[&prefix.to_bytes(), body], &mut frames);
+            let len = (written + frames.len() as u64 - offset) as u32;
+            positions.push(FramePos { segment: self.current, offset: start + offset, len });
             lsn += u64::from(*op_count);
-        }
-        if let Err(e) = self.file.write_all(&frames) {
-            return Err(self.poison(e));
+            if frames.len() >= WRITE_CHUNK_BYTES || i + 1 == ops.len() {
+                if let Err(e) = self.file.write_all(&frames) {
+                    return Err(self.poison(e));
+                }
+                written += frames.len() as u64;
+                frames.clear();
+            }
         }
         let receipt = TxnReceipt { first_lsn: self.next_lsn, next_lsn: lsn, positions };
         self.next_lsn = lsn;

@@ -48,7 +48,9 @@ struct Slot {
 }
 
 /// Wrapped keys by collection, then record id (collection names stored once).
-type Slots = HashMap<Box<str>, HashMap<Box<str>, Slot, ahash::RandomState>, ahash::RandomState>;
+/// One collection's keys by record id.
+type RecordSlots = HashMap<Box<str>, Slot, ahash::RandomState>;
+type Slots = HashMap<Box<str>, RecordSlots, ahash::RandomState>;
 
 /// The open keystore: wrapped data keys in memory, unwrapped on demand.
 ///

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::format::{encode_batch, entry_len, Entry, Header, WRAPPED_LEN};
 use super::wrap::Kek;
-use super::{insert, Keystore, Slot, Slots, KEYSTORE_FILE, REWRITE_FRAME_BYTES};
+use super::{Keystore, Slot, Slots, KEYSTORE_FILE, REWRITE_FRAME_BYTES};
 use crate::codec::{encode_frame, MAX_FRAME_PAYLOAD};
 use crate::crypto::derive::{key_check_matches, key_check_value};
 use crate::crypto::envelope::DataKey;
@@ -85,15 +85,26 @@ impl Keystore {
         // Pass 1 (serial, no cryptography): which entries have a key, which need a new one
         // (an id repeated within the batch shares the first one's), and the new key ids.
         let mut plan: Vec<Planned> = Vec::with_capacity(entries.len());
-        let mut fresh_index: HashMap<(&str, &str), usize> = HashMap::new();
-        let mut fresh_list: Vec<(usize, u64)> = Vec::new();
+        let mut fresh_index: HashMap<(&str, &str), usize, ahash::RandomState> =
+            HashMap::with_capacity_and_hasher(entries.len(), ahash::RandomState::new());
+        let mut fresh_list: Vec<(usize, u64)> = Vec::with_capacity(entries.len());
         let mut payload_len = 4usize;
         let mut next = self.header.next_key_id;
+        // Batches are usually of one collection: look its map up once, not per entry.
+        let mut last: Option<(&str, Option<&super::RecordSlots>)> = None;
         for (i, &(collection, id)) in entries.iter().enumerate() {
             if u32::try_from(collection.len().max(id.len())).is_err() {
                 return Err(Error::invalid_argument("entries", "collection name or record id over 4 GiB"));
             }
-            if let Some(slot) = self.slot(collection, id) {
+            let records = match last {
+                Some((name, records)) if name == collection => records,
+                _ => {
+                    let records = self.slots.get(collection);
+                    last = Some((collection, records));
+                    records
+                }
+            };
+            if let Some(slot) = records.and_then(|r| r.get(id)) {
                 plan.push(Planned::Existing(*slot));
                 continue;
             }
@@ -155,11 +166,18 @@ impl Keystore {
             // One growth instead of many rehashes of a large collection's map.
             self.slots.entry(collection.into()).or_default().reserve(fresh_list.len());
         }
+        let mut current: Option<(&str, &mut super::RecordSlots)> = None;
         for ((i, _), (key_id, _, wrapped)) in fresh_list.iter().zip(fresh) {
-            if let Some(&(collection, id)) = entries.get(*i) {
-                insert(&mut self.slots, collection, id, Slot { key_id, wrapped });
-                self.len += 1;
-            }
+            let Some(&(collection, id)) = entries.get(*i) else { continue };
+            let records = match current {
+                Some((name, records)) if name == collection => records,
+                _ => self.slots.entry(collection.into()).or_default(),
+            };
+            // Pass 1 found no key for (collection, id) and gave repeats the same fresh key,
+            // so this is a new entry.
+            records.insert(id.into(), Slot { key_id, wrapped });
+            current = Some((collection, records));
+            self.len += 1;
         }
         self.header.next_key_id = next;
         Ok(issued)
