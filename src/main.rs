@@ -6,6 +6,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The tool allocates with mimalloc (feature `mimalloc`, on by default): importing sealed PII
+/// makes millions of small allocations, where the system allocator was much slower.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::args::Cli::parse();
     match cli::commands::run(args.command) {
