@@ -1,17 +1,22 @@
 //! Checkpoints and compaction: writing every live row into immutable, memory-mapped index
 //! files named by the manifest, so that opening replays only the log written since.
 //!
-//! Both run under the writer lock (commits wait; readers do not, except for the moment the
-//! new files are swapped in). Steps of a checkpoint, each crash-safe:
+//! One runs at a time. A checkpoint holds the writer lock only for step 1 and steps 3–5:
+//! commits go on while it sorts and writes the files, and readers wait only for the moment
+//! the new files are swapped in. Compaction holds the writer lock throughout. Steps of a
+//! checkpoint, each crash-safe:
 //!
-//! 1. sync the keystore, then roll the log to a fresh segment `S` whose first LSN `L` is the
-//!    checkpoint's LSN (the old segments are synced and sealed);
-//! 2. gather every live row under a read lock, sort by H3 cell, and publish one file per
+//! 1. sync the keystore, gather every live row (the snapshot), then roll the log to a fresh
+//!    segment `S` whose first LSN `L` is the checkpoint's LSN (the old segments are synced
+//!    and sealed); from here until step 4 the state journals the ids that commits touch;
+//! 2. without the writer lock: sort the rows in Hilbert order and publish one file per
 //!    collection in `DIR/index/` (temp file, fsync, rename, directory fsync);
-//! 3. publish a new `MANIFEST` naming the files, `L` and `S` the same way — the commit point:
-//!    a crash before it leaves the old manifest (the new files are orphans, removed later),
-//!    after it the new one;
-//! 4. map the files and swap them in, emptying the in-memory table;
+//! 3. under the writer lock again: publish a new `MANIFEST` naming the files, `L` and `S`
+//!    the same way — the commit point: a crash before it leaves the old manifest (the new
+//!    files are orphans, removed later), after it the new one (opening replays from `S`,
+//!    which holds every commit made during step 2);
+//! 4. map the files and swap them in: the in-memory table keeps only rows written at or
+//!    after `L`, and the new files' rows of the journalled ids are hidden;
 //! 5. delete files the manifest no longer names.
 //!
 //! Compaction first rolls the log to a segment `F`, re-writes every live record's operation
@@ -29,7 +34,7 @@ use serde::Serialize;
 
 use super::manifest::{CheckpointRecord, Manifest};
 use super::ops::{encode_bodies, LogOp};
-use super::state::{CategoryDict, CollectionState, State};
+use super::state::{CategoryDict, CheckpointJournal, CollectionState, State};
 use super::{Inner, Writer};
 use crate::crypto::Keystore;
 use crate::error::{Error, Result};
@@ -189,10 +194,37 @@ fn logged<T>(w: &mut Writer, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result
     result
 }
 
+impl super::Database {
+    /// Starts an automatic checkpoint unless one is running: on its own thread, or on this
+    /// one (`Options::background_checkpoints(false)`, or when no thread can be started).
+    pub(crate) fn start_auto_checkpoint(&self) {
+        let mut slot = self.inner.auto_checkpoint.lock();
+        if slot.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        if let Some(finished) = slot.take() {
+            let _ = finished.join();
+        }
+        if self.inner.background_checkpoints {
+            let inner = Arc::clone(&self.inner);
+            let spawned = std::thread::Builder::new()
+                .name("geocrm-checkpoint".into())
+                .spawn(move || inner.auto_checkpoint());
+            if let Ok(handle) = spawned {
+                *slot = Some(handle);
+                return;
+            }
+        }
+        drop(slot);
+        self.inner.auto_checkpoint();
+    }
+}
+
 impl Inner {
     /// Writes a checkpoint (and with `compact`, first re-writes the log keeping only live
     /// records). See the module documentation for the steps.
     pub(crate) fn checkpoint(&self, compact: bool) -> Result<CheckpointReport> {
+        let _one_at_a_time = self.checkpointing.lock();
         let started = Instant::now();
         let mut w = self.writer.lock();
         if let Some(reason) = &w.poisoned {
@@ -204,8 +236,7 @@ impl Inner {
             let state = self.state.read();
             (state.next_lsn, state.checkpoint_lsn)
         };
-        let old = self.manifest.lock().clone();
-        if let (false, Some(record)) = (compact, &old.checkpoint) {
+        if let (false, Some(record)) = (compact, &self.manifest.lock().checkpoint) {
             if current_lsn == checkpoint_lsn {
                 return Ok(CheckpointReport {
                     lsn: record.lsn,
@@ -219,20 +250,72 @@ impl Inner {
                 });
             }
         }
+        // The snapshot: under the writer lock no commit can slip between it and `lsn`.
         let gathered = {
             let state = self.state.read();
             state.collections.iter().map(|(name, c)| Gathered::of(name, c)).collect::<Vec<_>>()
         };
-        let mut gathered: Vec<Gathered> = gathered.into_iter().map(Gathered::into_hilbert_order).collect();
-        let mut floor = None;
         if compact {
+            // Compaction re-writes the log: commits wait for all of it.
+            let mut gathered: Vec<Gathered> =
+                gathered.into_iter().map(Gathered::into_hilbert_order).collect();
             let first = logged(&mut w, |w| w.log.roll())?;
             self.rewrite_live(&mut w, &mut gathered)?;
             logged(&mut w, |w| w.log.sync())?;
-            floor = Some(first);
+            let segment = logged(&mut w, |w| w.log.roll())?;
+            let lsn = w.log.next_lsn();
+            let (files, rows, bytes) = self.write_files(lsn, &gathered)?;
+            drop(gathered);
+            let before = w.log.segment_paths().len();
+            self.install(&mut w, lsn, segment, Some(first), &files)?;
+            logged(&mut w, |w| w.log.remove_segments_below(first))?;
+            let segments_removed = (before - w.log.segment_paths().len()) as u64;
+            self.segments.forget_below(first);
+            return Ok(CheckpointReport {
+                lsn,
+                segment,
+                rows,
+                bytes,
+                files: files.into_iter().map(|(_, f)| f).collect(),
+                unchanged: false,
+                segments_removed,
+                elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+            });
         }
         let segment = logged(&mut w, |w| w.log.roll())?;
         let lsn = w.log.next_lsn();
+        // Sorting, building and writing the files runs without the writer lock: commits go
+        // on, and the journal notes which ids they touch so the new files can hide them.
+        self.state.write().building = Some(CheckpointJournal::default());
+        drop(w);
+        let built = (|| {
+            let gathered: Vec<Gathered> = gathered.into_iter().map(Gathered::into_hilbert_order).collect();
+            let (files, rows, bytes) = self.write_files(lsn, &gathered)?;
+            drop(gathered);
+            let mut w = self.writer.lock();
+            if let Some(reason) = &w.poisoned {
+                return Err(Error::Poisoned { reason: reason.clone() });
+            }
+            self.install(&mut w, lsn, segment, None, &files)?;
+            Ok((files, rows, bytes))
+        })();
+        let (files, rows, bytes) = built.inspect_err(|_| self.state.write().building = None)?;
+        Ok(CheckpointReport {
+            lsn,
+            segment,
+            rows,
+            bytes,
+            files: files.into_iter().map(|(_, f)| f).collect(),
+            unchanged: false,
+            segments_removed: 0,
+            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    /// Builds and publishes one checkpoint file per collection (step 2); returns the
+    /// (collection, file name) pairs, rows and bytes written.
+    #[allow(clippy::type_complexity)]
+    fn write_files(&self, lsn: u64, gathered: &[Gathered]) -> Result<(Vec<(String, String)>, u64, u64)> {
         let fs = &*self.fs;
         let index_dir = self.dir.join(INDEX_DIR);
         if !fs.exists(&index_dir) {
@@ -249,7 +332,24 @@ impl Inner {
             bytes += file.len() as u64;
             files.push((g.meta.collection.clone(), name));
         }
-        let record = CheckpointRecord { lsn, segment, created_unix_ms: now_ms(), files: files.clone() };
+        Ok((files, rows, bytes))
+    }
+
+    /// Steps 3 to 5, under the writer lock: publishes the manifest (the commit point), maps
+    /// the files and swaps them in, keeping in memory only what was written after `lsn` and
+    /// hiding the new files' rows of the ids the journal names; then deletes old files.
+    fn install(
+        &self,
+        _writer: &mut Writer,
+        lsn: u64,
+        segment: u64,
+        floor: Option<u64>,
+        files: &[(String, String)],
+    ) -> Result<()> {
+        let fs = &*self.fs;
+        let index_dir = self.dir.join(INDEX_DIR);
+        let old = self.manifest.lock().clone();
+        let record = CheckpointRecord { lsn, segment, created_unix_ms: now_ms(), files: files.to_vec() };
         let manifest =
             Manifest { checkpoint: Some(record), log_floor: floor.unwrap_or(old.log_floor), ..old };
         manifest.store(fs, &self.dir)?;
@@ -257,20 +357,39 @@ impl Inner {
         // Committed. Map the new files; if that fails, the in-memory state (still correct)
         // stays, and the next open uses the new files.
         let mut bases = Vec::with_capacity(files.len());
-        for (collection, name) in &files {
+        for (collection, name) in files {
             let path = index_dir.join(name);
             let checkpoint = Checkpoint::open(fs.map(&path)?, &path, Verify::StructureOnly)?;
             bases.push((collection.clone(), checkpoint));
         }
-        let mut replaced = Vec::with_capacity(bases.len());
+        // Prepared under a read lock (the writer lock keeps the state still): the rows
+        // written since `lsn`, and the new files' rows they (or deletions) replace.
+        let mut swaps = Vec::with_capacity(bases.len());
+        {
+            let state = self.state.read();
+            let journal = state.building.as_ref();
+            for (collection, checkpoint) in bases {
+                let Some(c) = state.collections.get(&collection) else { continue };
+                let mut hidden = HiddenRows::default();
+                let ids = journal.and_then(|j| j.touched.get(&collection)).map_or(&[][..], Vec::as_slice);
+                for id in ids {
+                    if let Some(row) = checkpoint.find(id) {
+                        hidden.hide(row, checkpoint.len());
+                    }
+                }
+                let newer = rows_since(&c.table, lsn);
+                swaps.push((collection, BaseRows { checkpoint: Arc::new(checkpoint), hidden }, newer));
+            }
+        }
+        let mut replaced = Vec::with_capacity(swaps.len());
         {
             let mut state = self.state.write();
-            for (collection, checkpoint) in bases {
+            for (collection, base, newer) in swaps {
                 if let Some(c) = state.collections.get_mut(&collection) {
-                    let base = BaseRows { checkpoint: Arc::new(checkpoint), hidden: HiddenRows::default() };
-                    replaced.push((c.base.replace(base), std::mem::take(&mut c.table)));
+                    replaced.push((c.base.replace(base), std::mem::replace(&mut c.table, newer)));
                 }
             }
+            state.building = None;
             state.checkpoint_lsn = lsn;
             // Compaction appended copies: the log is ahead of the last commit.
             state.next_lsn = state.next_lsn.max(lsn);
@@ -278,24 +397,8 @@ impl Inner {
         // Freeing a large in-memory table takes a while: not under the lock, and not on the
         // committing thread.
         let _ = std::thread::Builder::new().name("geocrm-free".into()).spawn(move || drop(replaced));
-        remove_unnamed_files(fs, &index_dir, &files);
-        let mut segments_removed = 0;
-        if let Some(floor) = floor {
-            let before = w.log.segment_paths().len();
-            logged(&mut w, |w| w.log.remove_segments_below(floor))?;
-            segments_removed = (before - w.log.segment_paths().len()) as u64;
-            self.segments.forget_below(floor);
-        }
-        Ok(CheckpointReport {
-            lsn,
-            segment,
-            rows,
-            bytes,
-            files: files.into_iter().map(|(_, f)| f).collect(),
-            unchanged: false,
-            segments_removed,
-            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
-        })
+        remove_unnamed_files(fs, &index_dir, files);
+        Ok(())
     }
 
     /// Compaction's first half: appends a copy of every live record's operation (read from
@@ -362,6 +465,15 @@ impl Inner {
         Ok(())
     }
 
+    /// Runs an automatic checkpoint, remembering its failure (and when to try again).
+    pub(crate) fn auto_checkpoint(&self) {
+        let failed = self.checkpoint(false).err().map(|e| {
+            let retry = self.state.read().next_lsn.saturating_add(self.checkpoint_after_ops.unwrap_or(0));
+            (e.to_string(), retry)
+        });
+        *self.auto_checkpoint_error.lock() = failed;
+    }
+
     /// Whether the operations since the last checkpoint call for an automatic one.
     pub(crate) fn checkpoint_due(&self) -> bool {
         let Some(after) = self.checkpoint_after_ops else { return false };
@@ -372,6 +484,17 @@ impl Inner {
         }
         state.next_lsn.saturating_sub(state.checkpoint_lsn.max(1)) >= after
     }
+}
+
+/// A memory table of the rows of `table` written at or after `lsn`.
+fn rows_since(table: &MemoryTable, lsn: u64) -> MemoryTable {
+    let mut newer = MemoryTable::new();
+    newer.begin_bulk();
+    for row in table.rows().filter(|r| r.lsn >= lsn) {
+        newer.upsert(row.clone());
+    }
+    newer.finish_bulk();
+    newer
 }
 
 /// Deletes everything in `DIR/index/` the manifest does not name (orphans of an interrupted

@@ -97,6 +97,13 @@ pub(crate) struct Inner {
     /// The last automatic checkpoint's failure, with the LSN before which no automatic
     /// checkpoint is tried again (so a failing disk is not hit on every commit).
     pub(crate) auto_checkpoint_error: Mutex<Option<(String, u64)>>,
+    /// Held for the whole of a checkpoint or compaction: one at a time.
+    pub(crate) checkpointing: Mutex<()>,
+    /// Automatic checkpoints run on their own thread (see `Options::background_checkpoints`).
+    pub(crate) background_checkpoints: bool,
+    /// The running (or last) automatic checkpoint's thread; joined before the last handle
+    /// closes the database.
+    pub(crate) auto_checkpoint: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Opened without a key: the keystore file exists but is read only when first needed.
     pub(crate) keystore_deferred: std::sync::atomic::AtomicBool,
     /// The audit log of PII reads.
@@ -231,6 +238,9 @@ impl Database {
             checkpoint_after_ops: options.checkpoint_after_ops,
             checkpoint_rejected: rejected,
             auto_checkpoint_error: Mutex::new(None),
+            checkpointing: Mutex::new(()),
+            background_checkpoints: options.background_checkpoints,
+            auto_checkpoint: Mutex::new(None),
             keystore_deferred: std::sync::atomic::AtomicBool::new(keystore_deferred),
             audit,
             _lock: lock,
@@ -363,6 +373,23 @@ impl Inner {
             self.keystore_deferred.store(false, Ordering::Release);
         }
         Ok(())
+    }
+}
+
+impl Drop for Database {
+    /// Waits for a running automatic checkpoint: once the last handle is gone the
+    /// directory is unlocked and can be opened again at once.
+    fn drop(&mut self) {
+        // Only the last handle waits (the checkpoint thread holds one more reference): a
+        // snapshot taken through another handle could hold what the checkpoint needs.
+        if Arc::strong_count(&self.inner) > 2 {
+            return;
+        }
+        let running = self.inner.auto_checkpoint.lock().take();
+        if let Some(handle) = running {
+            // A panic in the checkpoint thread was already contained there.
+            let _ = handle.join();
+        }
     }
 }
 

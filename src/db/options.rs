@@ -47,6 +47,7 @@ pub struct Options {
     pub(crate) create: bool,
     pub(crate) lock_wait: std::time::Duration,
     pub(crate) checkpoint_after_ops: Option<u64>,
+    pub(crate) background_checkpoints: bool,
     pub(crate) checkpoint_checksums: bool,
     pub(crate) audit: bool,
     pub(crate) actor: String,
@@ -65,6 +66,7 @@ impl fmt::Debug for Options {
             .field("create", &self.create)
             .field("lock_wait", &self.lock_wait)
             .field("checkpoint_after_ops", &self.checkpoint_after_ops)
+            .field("background_checkpoints", &self.background_checkpoints)
             .field("checkpoint_checksums", &self.checkpoint_checksums)
             .field("audit", &self.audit)
             .field("actor", &self.actor)
@@ -83,6 +85,7 @@ impl Default for Options {
             create: true,
             lock_wait: std::time::Duration::from_millis(500),
             checkpoint_after_ops: Some(DEFAULT_CHECKPOINT_AFTER_OPS),
+            background_checkpoints: true,
             checkpoint_checksums: true,
             audit: true,
             actor: default_actor(),
@@ -135,14 +138,25 @@ impl Options {
         self
     }
 
-    /// Automatic checkpoints: after a commit that brings the operations logged since the
-    /// last checkpoint to `ops` or more, the committing thread writes a checkpoint before
-    /// returning (default 100,000; `None` turns automatic checkpoints off — call
-    /// [`crate::Database::checkpoint`] yourself). This bounds both the in-memory table and
-    /// the log tail that opening replays.
+    /// Automatic checkpoints: a commit that brings the operations logged since the last
+    /// checkpoint to `ops` or more starts one (default 100,000; `None` turns automatic
+    /// checkpoints off — call [`crate::Database::checkpoint`] yourself). This bounds both
+    /// the in-memory table and the log tail that opening replays.
     #[must_use]
     pub fn checkpoint_after_ops(mut self, ops: Option<u64>) -> Self {
         self.checkpoint_after_ops = ops.map(|n| n.max(1));
+        self
+    }
+
+    /// Where automatic checkpoints run (default true: on a thread of their own, so the
+    /// commit that starts one returns at once). Either way a checkpoint holds the writer
+    /// lock only to take its snapshot and to swap the new files in: commits and readers go
+    /// on while it sorts and writes. Dropping the last [`crate::Database`] handle waits for
+    /// a running one. `false` runs it on the committing thread before `commit` returns
+    /// (deterministic, for tests that count I/O steps).
+    #[must_use]
+    pub fn background_checkpoints(mut self, background: bool) -> Self {
+        self.background_checkpoints = background;
         self
     }
 

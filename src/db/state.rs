@@ -111,6 +111,27 @@ pub(crate) struct State {
     /// The write path destroys them after the tombstone is durable; open finishes any an
     /// interruption left behind.
     pub erased_keys: Vec<(String, String, u64)>,
+    /// Set while a checkpoint is built from a snapshot taken at its LSN, outside the writer
+    /// lock: the ids that later operations touched, which the new checkpoint must hide.
+    pub building: Option<CheckpointJournal>,
+}
+
+/// The records written while a checkpoint is being built.
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointJournal {
+    /// Ids upserted, deleted or erased since the checkpoint's snapshot, per collection.
+    pub touched: HashMap<String, Vec<Arc<str>>>,
+}
+
+impl CheckpointJournal {
+    fn touch(&mut self, collection: &str, id: &str) {
+        match self.touched.get_mut(collection) {
+            Some(ids) => ids.push(id.into()),
+            None => {
+                self.touched.insert(collection.to_owned(), vec![id.into()]);
+            }
+        }
+    }
 }
 
 impl State {
@@ -217,6 +238,14 @@ impl State {
 
     /// Applies a checked operation.
     pub(crate) fn apply(&mut self, op: &LogOp, pointer: OpPointer, lsn: u64) {
+        if let Some(journal) = &mut self.building {
+            if let LogOp::Upsert(StoredRecord { collection, id, .. })
+            | LogOp::Delete { collection, id }
+            | LogOp::Erase { collection, id, .. } = op
+            {
+                journal.touch(collection, id);
+            }
+        }
         match op {
             LogOp::EnsureCollection { name, .. } if self.collections.contains_key(name) => {}
             LogOp::CreateCollection { name, schema } | LogOp::EnsureCollection { name, schema } => {

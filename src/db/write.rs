@@ -127,7 +127,11 @@ impl<'db> WriteBatch<'db> {
     /// then refuses further writes until reopened. A batch whose commit failed may or may
     /// not be present after reopening; a batch whose commit succeeded always is.
     pub fn commit(self) -> Result<CommitReceipt> {
-        self.db.inner.commit(self.ops)
+        let receipt = self.db.inner.commit(self.ops)?;
+        if self.db.inner.checkpoint_due() {
+            self.db.start_auto_checkpoint();
+        }
+        Ok(receipt)
     }
 
     /// Adds an already-validated operation (used by erasure).
@@ -264,16 +268,6 @@ impl Inner {
             q.done.extend(results);
             q.leader = false;
             self.queue_cv.notify_all();
-            if self.checkpoint_due() {
-                drop(q);
-                let failed = self.checkpoint(false).err().map(|e| {
-                    let retry =
-                        self.state.read().next_lsn.saturating_add(self.checkpoint_after_ops.unwrap_or(0));
-                    (e.to_string(), retry)
-                });
-                *self.auto_checkpoint_error.lock() = failed;
-                q = self.queue.lock();
-            }
         }
     }
 

@@ -291,7 +291,10 @@ fn compaction_drops_superseded_deleted_and_erased_records_from_the_log() {
 #[test]
 fn automatic_checkpoints_follow_the_operation_count() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), Options::new().checkpoint_after_ops(Some(50))).unwrap();
+    // On the committing thread, so the counts below are deterministic (the background
+    // default is tested with a held checkpoint above).
+    let options = Options::new().checkpoint_after_ops(Some(50)).background_checkpoints(false);
+    let db = Database::open(dir.path(), options).unwrap();
     db.create_collection("c", Schema::new()).unwrap();
     let commit = |from: u32| {
         let mut b = db.begin_write();
@@ -349,4 +352,186 @@ fn damage_anywhere_in_a_large_checkpoint_is_found() {
     }
     let db = Database::open(DIR, options(&fs)).unwrap();
     assert!(db.checkpoint_rejected().is_none());
+}
+
+/// Holds the first write of a checkpoint file (`*.ckpt.tmp`) until released, so a test can
+/// act while a checkpoint is being built.
+#[derive(Debug)]
+struct GatedFs {
+    inner: MemFs,
+    gate: Arc<Gate>,
+}
+
+#[derive(Debug, Default)]
+struct Gate {
+    /// (a checkpoint reached the gate, the gate is open)
+    state: std::sync::Mutex<(bool, bool)>,
+    cv: std::sync::Condvar,
+}
+
+impl Gate {
+    fn pass(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.0 = true;
+        self.cv.notify_all();
+        while !s.1 {
+            s = self.cv.wait(s).unwrap();
+        }
+    }
+    fn wait_until_reached(&self) {
+        let mut s = self.state.lock().unwrap();
+        while !s.0 {
+            s = self.cv.wait(s).unwrap();
+        }
+    }
+    fn open(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.cv.notify_all();
+    }
+}
+
+impl geocrm::io::FileSystem for GatedFs {
+    fn create_dir_all(&self, path: &Path) -> geocrm::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn list_dir(&self, path: &Path) -> geocrm::Result<Vec<String>> {
+        self.inner.list_dir(path)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.inner.exists(path)
+    }
+    fn create_new(&self, path: &Path) -> geocrm::Result<Box<dyn geocrm::io::WritableFile>> {
+        if path.to_string_lossy().ends_with(".ckpt.tmp") {
+            self.gate.pass();
+        }
+        self.inner.create_new(path)
+    }
+    fn open_append(&self, path: &Path) -> geocrm::Result<Box<dyn geocrm::io::WritableFile>> {
+        self.inner.open_append(path)
+    }
+    fn open_read(&self, path: &Path) -> geocrm::Result<Box<dyn geocrm::io::ReadableFile>> {
+        self.inner.open_read(path)
+    }
+    fn read(&self, path: &Path) -> geocrm::Result<Vec<u8>> {
+        self.inner.read(path)
+    }
+    fn map(&self, path: &Path) -> geocrm::Result<MappedBytes> {
+        self.inner.map(path)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> geocrm::Result<()> {
+        self.inner.truncate(path, len)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> geocrm::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> geocrm::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn sync_dir(&self, path: &Path) -> geocrm::Result<()> {
+        self.inner.sync_dir(path)
+    }
+    fn lock_dir(&self, dir: &Path) -> geocrm::Result<Box<dyn geocrm::io::DirLock>> {
+        self.inner.lock_dir(dir)
+    }
+}
+
+fn gated_options(fs: &MemFs, gate: &Arc<Gate>) -> Options {
+    options(fs).file_system(Arc::new(GatedFs { inner: fs.clone(), gate: gate.clone() }))
+}
+
+/// Runs `f` on another thread and fails the test if it has not finished within a minute
+/// (a commit or a read that waits for the held checkpoint would never finish).
+fn within_a_minute<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{what} waited for the checkpoint being built"))
+}
+
+#[test]
+fn commits_and_reads_go_on_while_a_checkpoint_is_built_and_it_hides_what_they_replaced() {
+    for seed in 0..12u64 {
+        let (fs, gate) = (MemFs::new(), Arc::new(Gate::default()));
+        let db =
+            Database::open(Path::new(DIR), gated_options(&fs, &gate).checkpoint_after_ops(None)).unwrap();
+        db.create_collection("c", Schema::new().pii("name")).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut acked = State::new();
+        for _ in 0..8 {
+            let (result, after) = random_commit(&db, &mut rng, &acked);
+            result.unwrap();
+            acked = after;
+        }
+        let snapshot_rows = acked.len() as u64;
+        let building = {
+            let db = db.clone();
+            std::thread::spawn(move || db.checkpoint())
+        };
+        gate.wait_until_reached();
+        // The checkpoint holds its snapshot; upserts, deletes and reads of the same ids go on.
+        let (db2, after) = within_a_minute("a commit", {
+            let (db, acked) = (db.clone(), acked.clone());
+            move || {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed + 1000);
+                let mut acked = acked;
+                for _ in 0..8 {
+                    let (result, after) = random_commit(&db, &mut rng, &acked);
+                    result.unwrap();
+                    acked = after;
+                }
+                (db, acked)
+            }
+        });
+        acked = after;
+        let seen = within_a_minute("a read", move || read_state(&db2));
+        assert_eq!(seen, acked, "seed {seed}: reads during the build");
+        gate.open();
+        let report = building.join().unwrap().unwrap();
+        assert_eq!(report.rows, snapshot_rows, "seed {seed}: the checkpoint holds its snapshot");
+        assert_eq!(read_state(&db), acked, "seed {seed}: after the swap");
+        drop(db);
+        let db = Database::open(Path::new(DIR), options(&fs).checkpoint_after_ops(None)).unwrap();
+        assert_eq!(db.checkpoint_rejected(), None);
+        assert_eq!(read_state(&db), acked, "seed {seed}: reopened (checkpoint + replayed tail)");
+        db.checkpoint().unwrap();
+        assert_eq!(read_state(&db), acked, "seed {seed}: next checkpoint");
+    }
+}
+
+#[test]
+fn an_automatic_checkpoint_runs_in_the_background_and_closing_waits_for_it() {
+    let (fs, gate) = (MemFs::new(), Arc::new(Gate::default()));
+    let db =
+        Database::open(Path::new(DIR), gated_options(&fs, &gate).checkpoint_after_ops(Some(20))).unwrap();
+    db.create_collection("c", Schema::new().pii("name")).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut acked = State::new();
+    // Every commit returns although the checkpoint the first ones started cannot finish.
+    let (db, acked_now) = within_a_minute("a commit that starts a checkpoint", move || {
+        for _ in 0..40 {
+            let (result, after) = random_commit(&db, &mut rng, &acked);
+            result.unwrap();
+            acked = after;
+        }
+        (db, acked)
+    });
+    gate.wait_until_reached();
+    assert_eq!(read_state(&db), acked_now);
+    let opener = {
+        let gate = gate.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            gate.open();
+        })
+    };
+    drop(db); // waits for the checkpoint, then unlocks the directory
+    opener.join().unwrap();
+    let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
+    assert!(
+        fs.list_files().iter().any(|p| p.extension().is_some_and(|e| e == "ckpt")),
+        "a checkpoint was published"
+    );
+    assert_eq!(read_state(&db), acked_now);
 }
