@@ -234,13 +234,14 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Right to erasure: remove a customer and destroy its data key; prints the receipt.
+    /// Right to erasure: remove customers and destroy their data keys (one commit, at most
+    /// one new checkpoint); prints a receipt per id.
     Erase {
         #[command(flatten)]
         db: DbArgs,
-        /// Record id.
-        #[arg(long)]
-        id: String,
+        /// Record id (repeat `--id` to erase several).
+        #[arg(long, required = true)]
+        id: Vec<String>,
     },
     /// Subject access: everything stored about one customer, PII decrypted (needs the key).
     ExportSubject {

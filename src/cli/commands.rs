@@ -150,13 +150,23 @@ pub fn run(command: Command) -> Result<()> {
         Command::Repair { db, dry_run } => repair(&db, dry_run),
         Command::Erase { db, id } => {
             let database = open(&db, true)?;
-            let receipt = database.erase(&db.collection, &id)?;
+            let ids: Vec<&str> = id.iter().map(String::as_str).collect();
+            let receipts = database.erase_many(&db.collection, &ids)?;
             if db.json {
-                print_json(&serde_json::to_value(&receipt).unwrap_or(Value::Null));
-            } else if receipt.existed {
-                println!("erased {id} at LSN {}: removed {}", receipt.lsn, receipt.removed.join(", "));
-            } else {
-                println!("{id} was not present; tombstone written at LSN {}", receipt.lsn);
+                // One id: the receipt itself; several: an array of them.
+                let value = match receipts.as_slice() {
+                    [one] => serde_json::to_value(one),
+                    all => serde_json::to_value(all),
+                };
+                print_json(&value.unwrap_or(Value::Null));
+                return Ok(());
+            }
+            for r in &receipts {
+                if r.existed {
+                    println!("erased {} at LSN {}: removed {}", r.id, r.lsn, r.removed.join(", "));
+                } else {
+                    println!("{} was not present; tombstone written at LSN {}", r.id, r.lsn);
+                }
             }
             Ok(())
         }

@@ -17,6 +17,7 @@ use crate::model::validate_id;
 
 /// Proof of an erasure, for the data controller's records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ErasureReceipt {
     /// Collection.
     pub collection: String,
@@ -28,14 +29,21 @@ pub struct ErasureReceipt {
     pub erased_at_unix_ms: u64,
     /// Whether a live record was found.
     pub existed: bool,
-    /// What was removed: location, H3 cell, attributes, PII fields, the data key.
+    /// What was removed: location, H3 cell, attributes, PII fields, the data key, the
+    /// index files' copy.
     pub removed: Vec<String>,
+    /// LSN of the checkpoint written without the record, when the index files held it.
+    pub checkpoint_lsn: Option<u64>,
 }
 
 impl Database {
     /// Erases a record: a durable tombstone, removal from every index, and destruction of its
-    /// data key, after which no key — including the master key — decrypts its PII. The
-    /// sealed PII stays in the log as unreadable ciphertext until compaction rewrites it.
+    /// data key, after which no key — including the master key — decrypts its PII. When the
+    /// record (any version of it) is in the checkpoint's index files, a new checkpoint is
+    /// written without it before this returns, so no index file holds its location, cell,
+    /// id or attributes any more. The sealed PII stays in the log as unreadable ciphertext
+    /// until compaction rewrites it. Erasing many records: [`Database::erase_many`] (one
+    /// commit, at most one checkpoint).
     ///
     /// ```
     /// use geocrm::{crypto::RawKey, Database, LatLon, Options, Record, Schema};
@@ -45,8 +53,10 @@ impl Database {
     /// let mut b = db.begin_write();
     /// b.upsert("customers", Record::new("C-9", LatLon::new(1.0, 2.0)?).pii("name", "Eve"))?;
     /// b.commit()?;
+    /// db.checkpoint()?; // C-9 is now in the memory-mapped index files
     /// let receipt = db.erase("customers", "C-9")?;
     /// assert!(receipt.existed && receipt.removed.contains(&"data key".to_string()));
+    /// assert!(receipt.checkpoint_lsn.is_some(), "the index files were rewritten without it");
     /// assert!(db.read().collection("customers")?.get("C-9")?.is_none());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -54,44 +64,88 @@ impl Database {
     /// # Errors
     /// [`Error::UnknownCollection`], [`Error::InvalidRecord`] for a bad id, and write errors
     /// as for [`WriteBatch::commit`]. If the key cannot be destroyed after the tombstone is
-    /// durable, the database is poisoned and reopening finishes the erasure.
+    /// durable, the database is poisoned and reopening finishes the erasure. If the new
+    /// checkpoint fails, the erasure itself (tombstone, key) stands and the error is
+    /// returned: the next checkpoint removes the record from the index files.
     pub fn erase(&self, collection: &str, id: &str) -> Result<ErasureReceipt> {
-        validate_id(id)?;
+        let mut receipts = self.erase_many(collection, &[id])?;
+        receipts.pop().ok_or_else(|| Error::invalid_argument("id", "nothing was erased"))
+    }
+
+    /// Erases several records of one collection in one commit (one keystore rewrite) and at
+    /// most one new checkpoint; one receipt per id, in order. See [`Database::erase`].
+    ///
+    /// # Errors
+    /// As [`Database::erase`]; a bad id fails the whole call before anything is written.
+    pub fn erase_many(&self, collection: &str, ids: &[&str]) -> Result<Vec<ErasureReceipt>> {
+        for id in ids {
+            validate_id(id)?;
+        }
         self.inner.ensure_keystore()?;
-        let mut removed = Vec::new();
-        let existed = {
+        let mut receipts = Vec::with_capacity(ids.len());
+        {
             let snap = self.read();
             let c = snap.collection(collection)?;
-            match c.get(id)? {
-                Some(view) => {
-                    removed.extend(["location".to_owned(), "H3 cell".to_owned()]);
-                    removed.extend(
-                        view.numbers.keys().chain(view.categories.keys()).map(|k| format!("attribute {k}")),
-                    );
-                    removed.extend(view.pii.keys().map(|k| format!("PII field {k}")));
-                    true
-                }
-                None => false,
+            for &id in ids {
+                let mut removed = Vec::new();
+                let existed = match c.get(id)? {
+                    Some(view) => {
+                        removed.extend(["location".to_owned(), "H3 cell".to_owned()]);
+                        removed.extend(
+                            view.numbers
+                                .keys()
+                                .chain(view.categories.keys())
+                                .map(|k| format!("attribute {k}")),
+                        );
+                        removed.extend(view.pii.keys().map(|k| format!("PII field {k}")));
+                        true
+                    }
+                    None => false,
+                };
+                receipts.push(ErasureReceipt {
+                    collection: collection.to_owned(),
+                    id: id.to_owned(),
+                    lsn: 0,
+                    erased_at_unix_ms: 0,
+                    existed,
+                    removed,
+                    checkpoint_lsn: None,
+                });
             }
+        }
+        // Whether any version of the record is in the checkpoint's files (even a hidden one).
+        let in_files: Vec<bool> = {
+            let state = self.inner.state.read();
+            let base = state.collections.get(collection).and_then(|c| c.base.as_ref());
+            ids.iter().map(|id| base.is_some_and(|b| b.checkpoint.find(id).is_some())).collect()
         };
-        let had_key = self.inner.keystore.read().as_ref().is_some_and(|k| k.contains(collection, id));
-        if had_key {
-            removed.push("data key".to_owned());
+        {
+            let keystore = self.inner.keystore.read();
+            for r in &mut receipts {
+                if keystore.as_ref().is_some_and(|k| k.contains(collection, &r.id)) {
+                    r.removed.push("data key".to_owned());
+                }
+            }
         }
         let mut batch = WriteBatch::new(self);
-        batch.push(PendingOp::Erase { collection: collection.to_owned(), id: id.to_owned() });
-        let receipt = batch.commit()?;
+        for &id in ids {
+            batch.push(PendingOp::Erase { collection: collection.to_owned(), id: id.to_owned() });
+        }
+        let commit = batch.commit()?;
         let erased_at_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        Ok(ErasureReceipt {
-            collection: collection.to_owned(),
-            id: id.to_owned(),
-            lsn: receipt.first_lsn,
-            erased_at_unix_ms,
-            existed,
-            removed,
-        })
+        for (r, lsn) in receipts.iter_mut().zip(commit.first_lsn..) {
+            (r.lsn, r.erased_at_unix_ms) = (lsn, erased_at_unix_ms);
+        }
+        if in_files.contains(&true) {
+            let report = self.inner.checkpoint(false)?;
+            for (r, _) in receipts.iter_mut().zip(&in_files).filter(|(_, &in_files)| in_files) {
+                r.removed.push("index files (rewritten by a new checkpoint)".to_owned());
+                r.checkpoint_lsn = Some(report.lsn);
+            }
+        }
+        Ok(receipts)
     }
 
     /// Re-wraps every data key under a new master key (one atomic keystore rewrite, no log

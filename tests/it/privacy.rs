@@ -245,3 +245,60 @@ fn a_keyless_open_reads_the_keystore_only_when_an_erasure_needs_it() {
     // The key entry was removed: the keystore shrank by one entry.
     assert!(std::fs::read(dir.path().join("keystore")).unwrap().len() < keystore_before);
 }
+
+/// Bytes of every file under `DIR/index/` that contain `needle`.
+fn index_files_holding(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    all_file_bytes(&dir.join("index"))
+        .into_iter()
+        .filter(|(_, bytes)| memchr::memmem::find(bytes, needle).is_some())
+        .map(|(path, _)| path)
+        .collect()
+}
+
+#[test]
+fn erasing_a_checkpointed_record_rewrites_the_index_files_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options::new().key(RawKey::new([6; 32])).checkpoint_after_ops(None);
+    let db = Database::open(dir.path(), options()).unwrap();
+    seed(&db);
+    // C3's location is a marker no other record has.
+    let mut b = db.begin_write();
+    b.upsert(
+        "c",
+        Record::new("C3", LatLon::new(-33.123_456_789, 151.987_654_321).unwrap()).pii("name", "Old"),
+    )
+    .unwrap();
+    b.commit().unwrap();
+    db.checkpoint().unwrap();
+    // A newer version of C4 lives in memory only; its older one stays (hidden) in the files.
+    let mut b = db.begin_write();
+    b.upsert("c", Record::new("C4", LatLon::new(1.0, 1.0).unwrap())).unwrap();
+    b.commit().unwrap();
+    let lat = (-33.123_456_789f64).to_le_bytes();
+    assert!(!index_files_holding(dir.path(), b"C3").is_empty(), "the test looks for the right bytes");
+    assert!(!index_files_holding(dir.path(), &lat).is_empty(), "locations are stored as f64");
+
+    let receipts = db.erase_many("c", &["C3", "C4", "nobody"]).unwrap();
+    assert_eq!(receipts.len(), 3);
+    let lsn = receipts[0].checkpoint_lsn.expect("C3 was in the index files");
+    assert_eq!(receipts[1].checkpoint_lsn, Some(lsn), "one checkpoint for the whole call");
+    assert!(receipts[0].removed.iter().any(|r| r.starts_with("index files")));
+    assert!(!receipts[2].existed && receipts[2].checkpoint_lsn.is_none());
+    assert_eq!(db.stats().checkpoint.map(|c| c.lsn), Some(lsn));
+    for needle in [&b"C3"[..], b"C4", &lat] {
+        assert_eq!(index_files_holding(dir.path(), needle), Vec::<std::path::PathBuf>::new());
+    }
+    // A record that only the memory table holds needs no checkpoint.
+    let mut b = db.begin_write();
+    b.upsert("c", Record::new("C99", LatLon::new(2.0, 2.0).unwrap())).unwrap();
+    b.commit().unwrap();
+    let receipt = db.erase("c", "C99").unwrap();
+    assert!(receipt.existed && receipt.checkpoint_lsn.is_none());
+    assert_eq!(db.stats().checkpoint.map(|c| c.lsn), Some(lsn));
+    drop(db);
+    let db = Database::open(dir.path(), options()).unwrap();
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    assert_eq!(c.len(), 18);
+    assert!(c.get("C3").unwrap().is_none() && c.get("C4").unwrap().is_none());
+}

@@ -27,6 +27,21 @@ fn export_subject_then_erase_leaves_no_way_back() {
     // The keystore no longer holds the record's id (its entry was rewritten away).
     let keystore = std::fs::read(env.db.join("keystore")).unwrap();
     assert!(!contains(&keystore, &r.id));
+
+    // Several ids: one receipt each, as an array; the text form has a line per id.
+    let (a, b) = (&rows[5].id, &rows[6].id);
+    let receipts: Value =
+        serde_json::from_str(&ok(&env.run(true, "erase", &["--id", a, "--id", b, "--json"]))).unwrap();
+    let receipts = receipts.as_array().unwrap();
+    assert_eq!(receipts.len(), 2);
+    assert_eq!(
+        (&receipts[0]["id"], &receipts[1]["id"]),
+        (&Value::from(a.as_str()), &Value::from(b.as_str()))
+    );
+    assert_eq!(env.records(), Some(57));
+    let text = ok(&env.run(true, "erase", &["--id", &rows[7].id, "--id", "nobody"]));
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("nobody was not present"), "{text}");
 }
 
 #[test]
