@@ -255,7 +255,7 @@ impl Inner {
             let state = self.state.read();
             state.collections.iter().map(|(name, c)| Gathered::of(name, c)).collect::<Vec<_>>()
         };
-        if compact {
+        let (lsn, segment, files, rows, bytes, segments_removed) = if compact {
             // Compaction re-writes the log: commits wait for all of it.
             let mut gathered: Vec<Gathered> =
                 gathered.into_iter().map(Gathered::into_hilbert_order).collect();
@@ -271,35 +271,29 @@ impl Inner {
             logged(&mut w, |w| w.log.remove_segments_below(first))?;
             let segments_removed = (before - w.log.segment_paths().len()) as u64;
             self.segments.forget_below(first);
-            return Ok(CheckpointReport {
-                lsn,
-                segment,
-                rows,
-                bytes,
-                files: files.into_iter().map(|(_, f)| f).collect(),
-                unchanged: false,
-                segments_removed,
-                elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
-            });
-        }
-        let segment = logged(&mut w, |w| w.log.roll())?;
-        let lsn = w.log.next_lsn();
-        // Sorting, building and writing the files runs without the writer lock: commits go
-        // on, and the journal notes which ids they touch so the new files can hide them.
-        self.state.write().building = Some(CheckpointJournal::default());
-        drop(w);
-        let built = (|| {
-            let gathered: Vec<Gathered> = gathered.into_iter().map(Gathered::into_hilbert_order).collect();
-            let (files, rows, bytes) = self.write_files(lsn, &gathered)?;
-            drop(gathered);
-            let mut w = self.writer.lock();
-            if let Some(reason) = &w.poisoned {
-                return Err(Error::Poisoned { reason: reason.clone() });
-            }
-            self.install(&mut w, lsn, segment, None, &files)?;
-            Ok((files, rows, bytes))
-        })();
-        let (files, rows, bytes) = built.inspect_err(|_| self.state.write().building = None)?;
+            (lsn, segment, files, rows, bytes, segments_removed)
+        } else {
+            let segment = logged(&mut w, |w| w.log.roll())?;
+            let lsn = w.log.next_lsn();
+            // Sorting, building and writing the files runs without the writer lock: commits
+            // go on, and the journal notes which ids they touch so the new files hide them.
+            self.state.write().building = Some(CheckpointJournal::default());
+            drop(w);
+            let built = (|| {
+                let gathered: Vec<Gathered> =
+                    gathered.into_iter().map(Gathered::into_hilbert_order).collect();
+                let (files, rows, bytes) = self.write_files(lsn, &gathered)?;
+                drop(gathered);
+                let mut w = self.writer.lock();
+                if let Some(reason) = &w.poisoned {
+                    return Err(Error::Poisoned { reason: reason.clone() });
+                }
+                self.install(&mut w, lsn, segment, None, &files)?;
+                Ok((files, rows, bytes))
+            })();
+            let (files, rows, bytes) = built.inspect_err(|_| self.state.write().building = None)?;
+            (lsn, segment, files, rows, bytes, 0)
+        };
         Ok(CheckpointReport {
             lsn,
             segment,
@@ -307,7 +301,7 @@ impl Inner {
             bytes,
             files: files.into_iter().map(|(_, f)| f).collect(),
             unchanged: false,
-            segments_removed: 0,
+            segments_removed,
             elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
         })
     }
