@@ -48,6 +48,8 @@ pub mod log;
 pub mod model;
 pub mod query;
 
+mod parallel;
+
 pub use db::{
     CollectionReader, CommitReceipt, Database, DuplicateGroup, DuplicateReason, Durability, Options,
     Snapshot, WriteBatch,

@@ -88,20 +88,11 @@ pub(crate) const MAX_OPS_PER_BODY: u32 = u16::MAX as u32;
 /// Large batches are encoded on every core, each thread a contiguous run of operations (so
 /// a body may end early at a run boundary; the log does not care where bodies end).
 pub(crate) fn encode_bodies(ops: &[LogOp]) -> Result<Vec<(Vec<u8>, u32)>, String> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if ops.len() < PARALLEL_ENCODE_MIN || threads < 2 {
-        return encode_run(ops);
+    let mut bodies = Vec::new();
+    for run in crate::parallel::chunks(ops, PARALLEL_ENCODE_MIN, encode_run) {
+        bodies.extend(run?);
     }
-    let chunk = ops.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = ops.chunks(chunk).map(|part| scope.spawn(move || encode_run(part))).collect();
-        let mut bodies = Vec::new();
-        for handle in handles {
-            // A panic while encoding is re-raised, never turned into a short batch.
-            bodies.extend(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
-        }
-        Ok(bodies)
-    })
+    Ok(bodies)
 }
 
 /// Batches of at least this many operations are encoded on every core.

@@ -106,6 +106,53 @@ impl<'db> WriteBatch<'db> {
         Ok(self)
     }
 
+    /// Inserts or replaces many records of one collection, each checked and laid out as
+    /// [`WriteBatch::upsert`] does, on every core for large inputs. Every good record is
+    /// added in order; the bad ones are left out and their errors returned with their
+    /// positions in `records` (commit or drop the batch accordingly).
+    ///
+    /// ```
+    /// use geocrm::{Database, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// db.create_collection("shops", Schema::new().number("sales"))?;
+    /// let mut batch = db.begin_write();
+    /// let records = vec![
+    ///     Record::new("S-1", LatLon::new(45.76, 4.83)?).number("sales", 10.0),
+    ///     Record::new("S-2", LatLon::new(45.75, 4.85)?).number("visits", 3.0), // no such field
+    /// ];
+    /// let rejected = batch.upsert_many("shops", records)?;
+    /// assert_eq!(rejected.len(), 1);
+    /// assert_eq!(rejected[0].0, 1);
+    /// batch.commit()?;
+    /// assert_eq!(db.read().collection("shops")?.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnknownCollection`] (nothing is added).
+    pub fn upsert_many(&mut self, collection: &str, records: Vec<Record>) -> Result<Vec<(usize, Error)>> {
+        let schema =
+            self.schema_of(collection).ok_or_else(|| Error::UnknownCollection { name: collection.into() })?;
+        let has_key = self.db.inner.master.lock().is_some();
+        let checked = crate::parallel::map_owned(records, PARALLEL_CHECK_MIN, |record| {
+            let (stored, pii) = to_stored(collection, &schema, record)?;
+            if pii.iter().any(Option::is_some) && !has_key {
+                return Err(Error::MissingKey);
+            }
+            Ok(PendingOp::Upsert { record: stored, pii })
+        });
+        let mut rejected = Vec::new();
+        self.ops.reserve(checked.len());
+        for (i, op) in checked.into_iter().enumerate() {
+            match op {
+                Ok(op) => self.ops.push(op),
+                Err(e) => rejected.push((i, e)),
+            }
+        }
+        Ok(rejected)
+    }
+
     /// Deletes a record (deleting an absent id is not an error).
     ///
     /// # Errors
@@ -470,35 +517,10 @@ impl Inner {
 
     /// Seals every job's PII into its operation, on all cores for large batches.
     fn seal_all(&self, ops: &mut [LogOp], jobs: Vec<SealJob>, blind: Option<&BlindIndexKey>) {
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let sealed: Vec<SealedRecord> = if jobs.len() < PARALLEL_SEAL_MIN || threads < 2 {
-            jobs.into_iter().map(|job| self.seal_job(ops, job, blind)).collect()
-        } else {
+        // Each thread owns its jobs, so the plaintext is zeroized and freed there too.
+        let sealed: Vec<SealedRecord> = {
             let ops: &[LogOp] = ops;
-            let chunk = jobs.len().div_ceil(threads);
-            let mut parts = Vec::with_capacity(threads);
-            let mut jobs = jobs;
-            while jobs.len() > chunk {
-                let rest = jobs.split_off(chunk);
-                parts.push(std::mem::replace(&mut jobs, rest));
-            }
-            parts.push(jobs);
-            std::thread::scope(|scope| {
-                // Each thread owns its jobs, so the plaintext is zeroized and freed there too.
-                let handles: Vec<_> = parts
-                    .into_iter()
-                    .map(|part| {
-                        scope.spawn(move || {
-                            part.into_iter().map(|job| self.seal_job(ops, job, blind)).collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                // A panic while sealing must not silently drop PII: re-raise it.
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                    .collect()
-            })
+            crate::parallel::map_owned(jobs, PARALLEL_SEAL_MIN, |job| self.seal_job(ops, job, blind))
         };
         for (index, key_id, pii, blind) in sealed {
             if let Some(LogOp::Upsert(record)) = ops.get_mut(index) {
@@ -549,6 +571,9 @@ struct SealJob {
 
 /// Batches with at least this many records to seal use every core.
 const PARALLEL_SEAL_MIN: usize = 2048;
+
+/// `upsert_many` inputs of at least this many records are checked on every core.
+const PARALLEL_CHECK_MIN: usize = 4096;
 
 /// Records per keystore frame when a batch creates many data keys (keeps frames far below
 /// the 64 MiB limit).

@@ -66,6 +66,9 @@ pub struct ImportReport {
     pub created_collection: bool,
 }
 
+/// Imports of at least this many rows convert them on every core.
+const PARALLEL_ROWS_MIN: usize = 4096;
+
 struct Columns {
     id: usize,
     lat: usize,
@@ -135,8 +138,11 @@ pub fn import_csv(
     let existing = db.read().collection(collection).ok().map(|c| c.schema().clone());
     let columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
     let mut records = Vec::with_capacity(rows.len());
-    for (line, row) in &rows {
-        match to_record(&columns, *line, row) {
+    let converted =
+        crate::parallel::map(&rows, PARALLEL_ROWS_MIN, |(line, row)| to_record(&columns, *line, row));
+    drop(rows);
+    for result in converted {
+        match result {
             Ok(r) => records.push(r),
             Err(rej) if options.skip_invalid => report.rejected.push(rej),
             Err(rej) => {
@@ -144,7 +150,6 @@ pub fn import_csv(
             }
         }
     }
-    drop(rows);
     report.rejected.sort_by_key(|r| r.line);
     // Checked before the first commit: with `batch_size`, finding it at the first PII row
     // would leave the batches before it committed.
@@ -166,21 +171,31 @@ pub fn import_csv(
         batch.create_collection(collection, schema).map_err(|e| header_error(&e.to_string()))?;
         report.created_collection = true;
     }
-    for record in records {
-        if batch.len() >= batch_size {
+    let total = records.len();
+    let mut records = records.into_iter();
+    let mut added = 0;
+    while added < total {
+        let room = batch_size.saturating_sub(batch.len());
+        if room == 0 {
             std::mem::replace(&mut batch, db.begin_write()).commit()?;
+            continue;
         }
-        let id = record.id().to_owned();
-        if let Err(e) = batch.upsert(collection, record) {
+        let chunk: Vec<Record> = records.by_ref().take(room).collect();
+        added += chunk.len();
+        let offered = chunk.len();
+        let rejected = batch.upsert_many(collection, chunk)?;
+        report.imported += (offered - rejected.len()) as u64;
+        for (_, e) in rejected {
             // Schema checks were done per column; what is left is record-level (e.g. a
             // PII write without a key).
-            if options.skip_invalid && matches!(e, Error::InvalidRecord { .. }) {
-                report.rejected.push(Rejected { line: 0, id, column: "-".into(), reason: e.to_string() });
-                continue;
+            match e {
+                Error::InvalidRecord { ref id, .. } if options.skip_invalid => {
+                    let (id, reason) = (id.clone(), e.to_string());
+                    report.rejected.push(Rejected { line: 0, id, column: "-".into(), reason });
+                }
+                e => return Err(e),
             }
-            return Err(e);
         }
-        report.imported += 1;
     }
     batch.commit()?;
     Ok(report)

@@ -37,21 +37,7 @@ fn generate_and_wrap(
         let wrapped = kek.wrap(collection, id, key_id, &dk);
         (key_id, Some(dk), wrapped)
     };
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if fresh.len() < PARALLEL_WRAP_MIN || threads < 2 {
-        return fresh.iter().map(one).collect();
-    }
-    let chunk = fresh.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = fresh
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect()
-    })
+    crate::parallel::map(fresh, PARALLEL_WRAP_MIN, one)
 }
 
 impl Keystore {

@@ -1,0 +1,84 @@
+//! Work split over the machine's cores: contiguous chunks, one thread each, results in input
+//! order. Small inputs stay on the calling thread. A panic in a worker is re-raised on the
+//! caller, never turned into a short result.
+
+use std::num::NonZero;
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZero::get)
+}
+
+/// `f` on contiguous chunks of `items`, one per core when there are at least `min` items
+/// (otherwise one call on all of them); the results in chunk order.
+pub(crate) fn chunks<T: Sync, R: Send>(items: &[T], min: usize, f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
+    let n = threads();
+    if items.len() < min.max(2) || n < 2 {
+        return vec![f(items)];
+    }
+    let size = items.len().div_ceil(n);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items.chunks(size).map(|part| scope.spawn(move || f(part))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    })
+}
+
+/// `f` on every item, on every core for at least `min` items; results in order.
+pub(crate) fn map<T: Sync, R: Send>(items: &[T], min: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    chunks(items, min, |part| part.iter().map(&f).collect::<Vec<_>>()).into_iter().flatten().collect()
+}
+
+/// Like [`map`], consuming the items: each thread owns (and drops) its chunk.
+pub(crate) fn map_owned<T: Send, R: Send>(items: Vec<T>, min: usize, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let n = threads();
+    if items.len() < min.max(2) || n < 2 {
+        return items.into_iter().map(f).collect();
+    }
+    let size = items.len().div_ceil(n);
+    let mut parts = Vec::with_capacity(n);
+    let mut rest = items;
+    while rest.len() > size {
+        let tail = rest.split_off(size);
+        parts.push(std::mem::replace(&mut rest, tail));
+    }
+    parts.push(rest);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || part.into_iter().map(f).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_keep_input_order_at_every_size() {
+        for n in [0usize, 1, 2, 3, 7, 100, 1001] {
+            let items: Vec<usize> = (0..n).collect();
+            let doubled: Vec<usize> = items.iter().map(|i| i * 2).collect();
+            assert_eq!(map(&items, 1, |i| i * 2), doubled);
+            assert_eq!(map_owned(items.clone(), 1, |i| i * 2), doubled);
+            assert_eq!(map(&items, usize::MAX, |i| i * 2), doubled);
+            let sums: usize = chunks(&items, 1, |part| part.iter().sum::<usize>()).into_iter().sum();
+            assert_eq!(sums, items.iter().sum::<usize>());
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "worker")]
+    fn a_worker_panic_reaches_the_caller() {
+        let items: Vec<u32> = (0..100).collect();
+        let _ = map(&items, 1, |&i| if i == 77 { panic!("worker") } else { i });
+    }
+}
