@@ -325,3 +325,58 @@ fn a_deleted_keystore_is_reported_not_silently_recreated() {
     assert!(matches!(&err, Error::Corrupt { file, .. } if file.ends_with("keystore")), "{err}");
     assert!(!dir.path().join("keystore").exists(), "no new keystore was created");
 }
+
+/// `upsert_many` (on every core above a few thousand records) accepts and rejects exactly
+/// what `upsert` one by one does, in order, and the committed state is the same.
+#[test]
+fn upsert_many_matches_upsert_one_by_one() {
+    let schema =
+        || Schema::new().number("ltv").category("tier").pii_of_kind("phone", geocrm::model::PiiKind::Phone);
+    let records = || {
+        (0..9_000usize)
+            .map(|i| {
+                let r = Record::new(format!("R{i}"), LatLon::new(10.0, (i % 360) as f64 - 179.5).unwrap());
+                match i % 997 {
+                    0 => r.number("ltv", f64::NAN),                     // not finite
+                    1 => r.number("visits", 1.0),                       // no such field
+                    2 => r.pii("phone", "not a phone"),                 // fails validation
+                    3 => r.category("tier", "a").category("tier", "b"), // set twice
+                    _ => r.number("ltv", i as f64).category("tier", if i % 3 == 0 { "gold" } else { "tin" }),
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let one = Database::open(a.path(), opts()).unwrap();
+    let many = Database::open(b.path(), opts()).unwrap();
+    one.create_collection("c", schema()).unwrap();
+    many.create_collection("c", schema()).unwrap();
+    let mut expected = Vec::new();
+    let mut batch = one.begin_write();
+    for (i, r) in records().into_iter().enumerate() {
+        if let Err(e) = batch.upsert("c", r) {
+            expected.push((i, e.to_string()));
+        }
+    }
+    batch.commit().unwrap();
+    let mut batch = many.begin_write();
+    let rejected = batch.upsert_many("c", records()).unwrap();
+    batch.commit().unwrap();
+    let rejected: Vec<(usize, String)> = rejected.into_iter().map(|(i, e)| (i, e.to_string())).collect();
+    assert_eq!(rejected, expected);
+    assert_eq!(expected.len(), 4 * 10, "every kind of bad record is there");
+    let ids = |db: &Database| {
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        let mut hits: Vec<(String, i64)> = c
+            .within_radius(LatLon::new(10.0, 0.0).unwrap(), 3e7, &Filter::All)
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.id, (h.location.lon() * 1e6) as i64))
+            .collect();
+        hits.sort();
+        hits
+    };
+    assert_eq!(ids(&one), ids(&many));
+    assert!(matches!(many.begin_write().upsert_many("nope", vec![]), Err(Error::UnknownCollection { .. })));
+}
