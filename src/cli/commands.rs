@@ -376,6 +376,7 @@ fn stats(db: &DbArgs) -> Result<()> {
         "collections": collections,
         "next_lsn": stats.next_lsn,
         "ops_since_checkpoint": stats.ops_since_checkpoint,
+        "log_bytes_since_checkpoint": stats.log_bytes_since_checkpoint,
         "checkpoint": stats.checkpoint,
         "log": {
             "segments": stats.log_segments,
@@ -406,8 +407,12 @@ fn stats(db: &DbArgs) -> Result<()> {
             None => println!("  no checkpoint yet"),
         }
         println!(
-            "  next LSN {}; {} operations since the checkpoint; log {} segments, {} bytes",
-            stats.next_lsn, stats.ops_since_checkpoint, stats.log_segments, stats.log_bytes
+            "  next LSN {}; {} operations ({} log bytes) since the checkpoint; log {} segments, {} bytes",
+            stats.next_lsn,
+            stats.ops_since_checkpoint,
+            stats.log_bytes_since_checkpoint,
+            stats.log_segments,
+            stats.log_bytes
         );
         if let Some(reason) = &stats.checkpoint_rejected {
             println!("  WARNING: the checkpoint was not usable and the log was replayed: {reason}");

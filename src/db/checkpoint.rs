@@ -27,6 +27,7 @@
 //! state, with or without them.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -264,10 +265,11 @@ impl Inner {
             logged(&mut w, |w| w.log.sync())?;
             let segment = logged(&mut w, |w| w.log.roll())?;
             let lsn = w.log.next_lsn();
+            let tail_at_roll = self.log_tail_bytes.load(Relaxed);
             let (files, rows, bytes) = self.write_files(lsn, &gathered)?;
             drop(gathered);
             let before = w.log.segment_paths().len();
-            self.install(&mut w, lsn, segment, Some(first), &files)?;
+            self.install(&mut w, lsn, segment, Some(first), &files, tail_at_roll)?;
             logged(&mut w, |w| w.log.remove_segments_below(first))?;
             let segments_removed = (before - w.log.segment_paths().len()) as u64;
             self.segments.forget_below(first);
@@ -275,6 +277,7 @@ impl Inner {
         } else {
             let segment = logged(&mut w, |w| w.log.roll())?;
             let lsn = w.log.next_lsn();
+            let tail_at_roll = self.log_tail_bytes.load(Relaxed);
             // Sorting, building and writing the files runs without the writer lock: commits
             // go on, and the journal notes which ids they touch so the new files hide them.
             self.state.write().building = Some(CheckpointJournal::default());
@@ -288,7 +291,7 @@ impl Inner {
                 if let Some(reason) = &w.poisoned {
                     return Err(Error::Poisoned { reason: reason.clone() });
                 }
-                self.install(&mut w, lsn, segment, None, &files)?;
+                self.install(&mut w, lsn, segment, None, &files, tail_at_roll)?;
                 Ok((files, rows, bytes))
             })();
             let (files, rows, bytes) = built.inspect_err(|_| self.state.write().building = None)?;
@@ -339,6 +342,7 @@ impl Inner {
         segment: u64,
         floor: Option<u64>,
         files: &[(String, String)],
+        tail_at_roll: u64,
     ) -> Result<()> {
         let fs = &*self.fs;
         let index_dir = self.dir.join(INDEX_DIR);
@@ -385,6 +389,9 @@ impl Inner {
             }
             state.building = None;
             state.checkpoint_lsn = lsn;
+            // Only what was appended since the roll is left for opening to replay.
+            let since = self.log_tail_bytes.load(Relaxed).saturating_sub(tail_at_roll);
+            self.log_tail_bytes.store(since, Relaxed);
             // Compaction appended copies: the log is ahead of the last commit.
             state.next_lsn = state.next_lsn.max(lsn);
         }
@@ -468,15 +475,18 @@ impl Inner {
         *self.auto_checkpoint_error.lock() = failed;
     }
 
-    /// Whether the operations since the last checkpoint call for an automatic one.
+    /// Whether the operations (or log bytes) since the last checkpoint call for an automatic
+    /// one.
     pub(crate) fn checkpoint_due(&self) -> bool {
         let Some(after) = self.checkpoint_after_ops else { return false };
+        let tail_full =
+            self.checkpoint_after_log_bytes.is_some_and(|bytes| self.log_tail_bytes.load(Relaxed) >= bytes);
         let retry_at = self.auto_checkpoint_error.lock().as_ref().map_or(0, |(_, lsn)| *lsn);
         let state = self.state.read();
         if state.next_lsn < retry_at {
             return false;
         }
-        state.next_lsn.saturating_sub(state.checkpoint_lsn.max(1)) >= after
+        tail_full || state.next_lsn.saturating_sub(state.checkpoint_lsn.max(1)) >= after
     }
 }
 

@@ -56,6 +56,8 @@ pub struct DatabaseStats {
     pub next_lsn: u64,
     /// Operations logged since the checkpoint (what the next open replays).
     pub ops_since_checkpoint: u64,
+    /// Log bytes written since the checkpoint (segment files from its segment on).
+    pub log_bytes_since_checkpoint: u64,
     /// The live checkpoint.
     pub checkpoint: Option<CheckpointStats>,
     /// Log segment files.
@@ -142,6 +144,7 @@ impl Database {
             collections,
             next_lsn,
             ops_since_checkpoint: next_lsn.saturating_sub(checkpoint_lsn.max(1)),
+            log_bytes_since_checkpoint: inner.log_tail_bytes.load(std::sync::atomic::Ordering::Relaxed),
             checkpoint: manifest.checkpoint.map(|c| CheckpointStats {
                 lsn: c.lsn,
                 segment: c.segment,

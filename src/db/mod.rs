@@ -91,6 +91,10 @@ pub(crate) struct Inner {
     /// The manifest as last published (rewritten by checkpoints, under the writer lock).
     pub(crate) manifest: Mutex<Manifest>,
     pub(crate) checkpoint_after_ops: Option<u64>,
+    pub(crate) checkpoint_after_log_bytes: Option<u64>,
+    /// Log bytes in the segments from the last checkpoint's segment on (what opening would
+    /// replay); changed under the writer lock only.
+    pub(crate) log_tail_bytes: std::sync::atomic::AtomicU64,
     /// Why open could not use the manifest's checkpoint and replayed the log instead.
     pub(crate) checkpoint_rejected: Option<String>,
     /// The last automatic checkpoint's failure, if it failed.
@@ -203,6 +207,16 @@ impl Database {
         if manifest.log_floor > 1 {
             log.remove_segments_below(manifest.log_floor)?;
         }
+        // What opening replayed: the segments from the checkpoint's (or the floor) on.
+        let log_tail_bytes: u64 = log
+            .segment_paths()
+            .iter()
+            .filter(|p| {
+                let number = p.file_name().and_then(|n| n.to_str()).and_then(crate::log::parse_segment_name);
+                number.is_some_and(|n| start.as_ref().is_none_or(|s| n >= s.segment))
+            })
+            .map(|p| fs.open_read(p).map_or(0, |f| f.len()))
+            .sum();
         let erased = std::mem::take(&mut state.erased_keys);
         let tail_needs_keys = !erased.is_empty()
             || state.collections.values().any(|c| c.table.rows().any(|r| r.key_id.is_some()));
@@ -236,6 +250,8 @@ impl Database {
             fs: fs.clone(),
             manifest: Mutex::new(manifest),
             checkpoint_after_ops: options.checkpoint_after_ops,
+            checkpoint_after_log_bytes: options.checkpoint_after_log_bytes,
+            log_tail_bytes: std::sync::atomic::AtomicU64::new(log_tail_bytes),
             checkpoint_rejected: rejected,
             auto_checkpoint_error: Mutex::new(None),
             checkpointing: Mutex::new(()),

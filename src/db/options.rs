@@ -29,6 +29,9 @@ pub enum Durability {
 /// Default of [`Options::checkpoint_after_ops`].
 pub const DEFAULT_CHECKPOINT_AFTER_OPS: u64 = 100_000;
 
+/// Default of [`Options::checkpoint_after_log_bytes`] (64 MiB).
+pub const DEFAULT_CHECKPOINT_AFTER_LOG_BYTES: u64 = 64 << 20;
+
 /// Options for [`crate::Database::open`].
 ///
 /// ```
@@ -47,6 +50,7 @@ pub struct Options {
     pub(crate) create: bool,
     pub(crate) lock_wait: std::time::Duration,
     pub(crate) checkpoint_after_ops: Option<u64>,
+    pub(crate) checkpoint_after_log_bytes: Option<u64>,
     pub(crate) background_checkpoints: bool,
     pub(crate) checkpoint_checksums: bool,
     pub(crate) audit: bool,
@@ -66,6 +70,7 @@ impl fmt::Debug for Options {
             .field("create", &self.create)
             .field("lock_wait", &self.lock_wait)
             .field("checkpoint_after_ops", &self.checkpoint_after_ops)
+            .field("checkpoint_after_log_bytes", &self.checkpoint_after_log_bytes)
             .field("background_checkpoints", &self.background_checkpoints)
             .field("checkpoint_checksums", &self.checkpoint_checksums)
             .field("audit", &self.audit)
@@ -85,6 +90,7 @@ impl Default for Options {
             create: true,
             lock_wait: std::time::Duration::from_millis(500),
             checkpoint_after_ops: Some(DEFAULT_CHECKPOINT_AFTER_OPS),
+            checkpoint_after_log_bytes: Some(DEFAULT_CHECKPOINT_AFTER_LOG_BYTES),
             background_checkpoints: true,
             checkpoint_checksums: true,
             audit: true,
@@ -140,11 +146,28 @@ impl Options {
 
     /// Automatic checkpoints: a commit that brings the operations logged since the last
     /// checkpoint to `ops` or more starts one (default 100,000; `None` turns automatic
-    /// checkpoints off — call [`crate::Database::checkpoint`] yourself). This bounds both
-    /// the in-memory table and the log tail that opening replays.
+    /// checkpoints off, whatever [`Options::checkpoint_after_log_bytes`] says — call
+    /// [`crate::Database::checkpoint`] yourself). This bounds the in-memory table.
     #[must_use]
     pub fn checkpoint_after_ops(mut self, ops: Option<u64>) -> Self {
         self.checkpoint_after_ops = ops.map(|n| n.max(1));
+        self
+    }
+
+    /// The second trigger of automatic checkpoints: a commit that brings the log bytes
+    /// written since the last checkpoint to `bytes` or more starts one, even with fewer
+    /// operations than [`Options::checkpoint_after_ops`] (default 64 MiB; `None`: operations
+    /// only). This bounds the log tail that opening replays when records are large (sealed
+    /// PII makes each one several hundred bytes).
+    ///
+    /// ```
+    /// use geocrm::Options;
+    /// let options = Options::new().checkpoint_after_ops(Some(1_000_000)).checkpoint_after_log_bytes(Some(16 << 20));
+    /// # let _ = options;
+    /// ```
+    #[must_use]
+    pub fn checkpoint_after_log_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.checkpoint_after_log_bytes = bytes.map(|n| n.max(1));
         self
     }
 

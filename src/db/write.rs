@@ -426,6 +426,8 @@ impl Inner {
         let bodies = encode_bodies(&ops).map_err(|e| Error::invalid_argument("batch", e))?;
         let frames: Vec<(&[u8], u32)> = bodies.iter().map(|(b, n)| (b.as_slice(), *n)).collect();
         let receipt = w.log.append_txn(&frames)?;
+        let appended: u64 = receipt.positions.iter().map(|p| u64::from(p.len)).sum();
+        self.log_tail_bytes.fetch_add(appended, std::sync::atomic::Ordering::Relaxed);
         let mut pointers = Vec::with_capacity(ops.len());
         for (pos, (_, count)) in receipt.positions.iter().zip(&bodies) {
             for index in 0..*count {

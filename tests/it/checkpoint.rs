@@ -535,3 +535,49 @@ fn an_automatic_checkpoint_runs_in_the_background_and_closing_waits_for_it() {
     );
     assert_eq!(read_state(&db), acked_now);
 }
+
+#[test]
+fn automatic_checkpoints_also_follow_the_log_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = |ops: Option<u64>| {
+        Options::new()
+            .checkpoint_after_ops(ops)
+            .checkpoint_after_log_bytes(Some(64 << 10))
+            .background_checkpoints(false)
+    };
+    let db = Database::open(dir.path(), options(Some(1_000_000))).unwrap();
+    db.create_collection("c", Schema::new().category("note")).unwrap();
+    // About 1 KiB per record: the byte trigger fires long before the operation count.
+    let commit = |db: &Database, from: u32, n: u32| {
+        let mut b = db.begin_write();
+        for i in from..from + n {
+            let r = Record::new(format!("r{i}"), LatLon::new(1.0, f64::from(i) / 1000.0).unwrap())
+                .category("note", "x".repeat(1000));
+            b.upsert("c", r).unwrap();
+        }
+        b.commit().unwrap();
+    };
+    commit(&db, 0, 20);
+    let stats = db.stats();
+    assert!(stats.checkpoint.is_none(), "about 20 KiB: no checkpoint yet");
+    assert!(
+        (20_000..64 << 10).contains(&stats.log_bytes_since_checkpoint),
+        "{}",
+        stats.log_bytes_since_checkpoint
+    );
+    commit(&db, 20, 50);
+    let stats = db.stats();
+    assert!(stats.checkpoint.is_some(), "about 70 KiB: checkpointed");
+    assert_eq!((stats.log_bytes_since_checkpoint, stats.collections["c"].checkpoint_rows), (0, 70));
+    commit(&db, 70, 30);
+    drop(db);
+    // Opening counts the tail it replayed; automatic checkpoints off means off.
+    let db = Database::open(dir.path(), options(None)).unwrap();
+    let tail = db.stats().log_bytes_since_checkpoint;
+    assert!((30_000..40_000).contains(&tail), "{tail}");
+    commit(&db, 100, 60);
+    let stats = db.stats();
+    assert!(stats.log_bytes_since_checkpoint > 64 << 10);
+    assert_eq!(stats.collections["c"].checkpoint_rows, 70, "no automatic checkpoint with ops = None");
+    assert_eq!(db.read().collection("c").unwrap().len(), 160);
+}
