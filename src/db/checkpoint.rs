@@ -6,11 +6,13 @@
 //! the new files are swapped in. Compaction holds the writer lock throughout. Steps of a
 //! checkpoint, each crash-safe:
 //!
-//! 1. sync the keystore, gather every live row (the snapshot), then roll the log to a fresh
+//! 1. sync the keystore, take the snapshot — a copy of each memory table's rows, and the
+//!    mapped checkpoint with a copy of its hidden-row bitset —, then roll the log to a fresh
 //!    segment `S` whose first LSN `L` is the checkpoint's LSN (the old segments are synced
 //!    and sealed); from here until step 4 the state journals the ids that commits touch;
-//! 2. without the writer lock: sort the rows in Hilbert order and publish one file per
-//!    collection in `DIR/index/` (temp file, fsync, rename, directory fsync);
+//! 2. without the writer lock: add the old checkpoint's visible rows, sort everything in
+//!    Hilbert order and publish one file per collection in `DIR/index/` (temp file, fsync,
+//!    rename, directory fsync);
 //! 3. under the writer lock again: publish a new `MANIFEST` naming the files, `L` and `S`
 //!    the same way — the commit point: a crash before it leaves the old manifest (the new
 //!    files are orphans, removed later), after it the new one (opening replays from `S`,
@@ -41,7 +43,7 @@ use crate::crypto::Keystore;
 use crate::error::{Error, Result};
 use crate::geo::LatLon;
 use crate::index::checkpoint::{self, Checkpoint, CheckpointMeta, CheckpointRow, RowSource, Verify};
-use crate::index::{BaseRows, HiddenRows, MemoryTable, OpPointer};
+use crate::index::{BaseRows, HiddenRows, MemoryTable, OpPointer, TableView};
 use crate::io::FileSystem;
 use crate::log::LogStart;
 
@@ -112,17 +114,44 @@ impl RowSource for Gathered {
     }
 }
 
+/// What a checkpoint takes of one collection under the writer lock: the memory table's rows
+/// copied (bounded by the automatic checkpoints), the mapped checkpoint shared.
+struct CollectionSnapshot {
+    /// The memory table's rows, flat.
+    gathered: Gathered,
+    /// The last checkpoint and a copy of its hidden rows; its visible rows are added
+    /// outside the lock.
+    base: Option<BaseRows>,
+}
+
+impl CollectionSnapshot {
+    fn of(name: &str, c: &CollectionState) -> Self {
+        let meta = CheckpointMeta {
+            collection: name.to_owned(),
+            schema: (*c.schema).clone(),
+            dictionary: c.dict.to_values(),
+        };
+        let base_rows = c.base.as_ref().map_or(0, |b| b.checkpoint.len() - b.hidden.len());
+        let mut gathered = Gathered::with_capacity(meta, c.table.len() + base_rows);
+        gathered.extend(TableView { tail: &c.table, base: None });
+        CollectionSnapshot { gathered, base: c.base.clone() }
+    }
+
+    /// Every live row: the copied memory rows and the checkpoint's visible rows.
+    fn into_gathered(self) -> Gathered {
+        let mut gathered = self.gathered;
+        if let Some(base) = &self.base {
+            gathered.extend(TableView { tail: &MemoryTable::new(), base: Some(base) });
+        }
+        gathered
+    }
+}
+
 impl Gathered {
-    fn of(name: &str, c: &CollectionState) -> Gathered {
-        let view = c.view();
-        let n = view.len();
-        let (f, k) = (c.schema.number_fields().len(), c.schema.category_fields().len());
-        let mut g = Gathered {
-            meta: CheckpointMeta {
-                collection: name.to_owned(),
-                schema: (*c.schema).clone(),
-                dictionary: c.dict.to_values(),
-            },
+    fn with_capacity(meta: CheckpointMeta, n: usize) -> Gathered {
+        let (f, k) = (meta.schema.number_fields().len(), meta.schema.category_fields().len());
+        Gathered {
+            meta,
             ids: String::with_capacity(n * 12),
             id_ends: Vec::with_capacity(n),
             locations: Vec::with_capacity(n),
@@ -130,17 +159,20 @@ impl Gathered {
             pointers: Vec::with_capacity(n),
             numbers: Vec::with_capacity(n * f),
             categories: Vec::with_capacity(n * k),
-        };
-        for r in view.rows() {
-            g.ids.push_str(r.id());
-            g.id_ends.push(g.ids.len());
-            g.locations.push(r.location());
-            g.cells.push(r.cell());
-            g.pointers.push(r.pointer());
-            g.numbers.extend((0..f).map(|i| r.number(i)));
-            g.categories.extend((0..k).map(|i| r.category(i)));
         }
-        g
+    }
+
+    fn extend(&mut self, view: TableView<'_>) {
+        let (f, k) = (self.meta.schema.number_fields().len(), self.meta.schema.category_fields().len());
+        for r in view.rows() {
+            self.ids.push_str(r.id());
+            self.id_ends.push(self.ids.len());
+            self.locations.push(r.location());
+            self.cells.push(r.cell());
+            self.pointers.push(r.pointer());
+            self.numbers.extend((0..f).map(|i| r.number(i)));
+            self.categories.extend((0..k).map(|i| r.category(i)));
+        }
     }
 
     /// Permutes every column into the checkpoint's row order, one tight gather per column
@@ -251,15 +283,17 @@ impl Inner {
                 });
             }
         }
-        // The snapshot: under the writer lock no commit can slip between it and `lsn`.
-        let gathered = {
+        // The snapshot: under the writer lock no commit can slip between it and `lsn`. It
+        // copies only the memory tables' rows (bounded by the automatic checkpoints) and
+        // shares the mapped checkpoint, whose rows are gathered after the lock is released.
+        let snapshot: Vec<CollectionSnapshot> = {
             let state = self.state.read();
-            state.collections.iter().map(|(name, c)| Gathered::of(name, c)).collect::<Vec<_>>()
+            state.collections.iter().map(|(name, c)| CollectionSnapshot::of(name, c)).collect()
         };
         let (lsn, segment, files, rows, bytes, segments_removed) = if compact {
             // Compaction re-writes the log: commits wait for all of it.
             let mut gathered: Vec<Gathered> =
-                gathered.into_iter().map(Gathered::into_hilbert_order).collect();
+                snapshot.into_iter().map(|s| s.into_gathered().into_hilbert_order()).collect();
             let first = logged(&mut w, |w| w.log.roll())?;
             self.rewrite_live(&mut w, &mut gathered)?;
             logged(&mut w, |w| w.log.sync())?;
@@ -284,7 +318,7 @@ impl Inner {
             drop(w);
             let built = (|| {
                 let gathered: Vec<Gathered> =
-                    gathered.into_iter().map(Gathered::into_hilbert_order).collect();
+                    snapshot.into_iter().map(|s| s.into_gathered().into_hilbert_order()).collect();
                 let (files, rows, bytes) = self.write_files(lsn, &gathered)?;
                 drop(gathered);
                 let mut w = self.writer.lock();
