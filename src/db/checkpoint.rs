@@ -30,6 +30,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
+
+use parking_lot::MutexGuard;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -111,6 +113,25 @@ impl RowSource for Gathered {
 
     fn in_hilbert_order(&self) -> bool {
         true
+    }
+}
+
+/// Why the last automatic checkpoint failed, and when the next one may be tried.
+#[derive(Debug)]
+pub(crate) struct AutoCheckpointError {
+    pub(crate) reason: String,
+    /// Not before this LSN …
+    pub(crate) retry_lsn: u64,
+    /// … or this many log bytes since the checkpoint.
+    pub(crate) retry_tail_bytes: u64,
+}
+
+/// Ends the checkpoint journal when dropped (on success `install` has already ended it).
+struct EndJournal<'a>(&'a parking_lot::RwLock<State>);
+
+impl Drop for EndJournal<'_> {
+    fn drop(&mut self) {
+        self.0.write().building = None;
     }
 }
 
@@ -257,7 +278,16 @@ impl Inner {
     /// Writes a checkpoint (and with `compact`, first re-writes the log keeping only live
     /// records). See the module documentation for the steps.
     pub(crate) fn checkpoint(&self, compact: bool) -> Result<CheckpointReport> {
-        let _one_at_a_time = self.checkpointing.lock();
+        let one_at_a_time = self.checkpointing.lock();
+        self.checkpoint_holding(&one_at_a_time, compact)
+    }
+
+    /// [`Inner::checkpoint`] for a caller that holds `checkpointing` already.
+    pub(crate) fn checkpoint_holding(
+        &self,
+        _one_at_a_time: &MutexGuard<'_, ()>,
+        compact: bool,
+    ) -> Result<CheckpointReport> {
         let started = Instant::now();
         let mut w = self.writer.lock();
         if let Some(reason) = &w.poisoned {
@@ -315,6 +345,8 @@ impl Inner {
             // Sorting, building and writing the files runs without the writer lock: commits
             // go on, and the journal notes which ids they touch so the new files hide them.
             self.state.write().building = Some(CheckpointJournal::default());
+            // Whatever happens from here (an error, even a panic), the journal ends with it.
+            let _journal = EndJournal(&self.state);
             drop(w);
             let built = (|| {
                 let gathered: Vec<Gathered> =
@@ -328,7 +360,7 @@ impl Inner {
                 self.install(&mut w, lsn, segment, None, &files, tail_at_roll)?;
                 Ok((files, rows, bytes))
             })();
-            let (files, rows, bytes) = built.inspect_err(|_| self.state.write().building = None)?;
+            let (files, rows, bytes) = built?;
             (lsn, segment, files, rows, bytes, 0)
         };
         Ok(CheckpointReport {
@@ -371,7 +403,7 @@ impl Inner {
     /// hiding the new files' rows of the ids the journal names; then deletes old files.
     fn install(
         &self,
-        _writer: &mut Writer,
+        writer: &mut Writer,
         lsn: u64,
         segment: u64,
         floor: Option<u64>,
@@ -386,13 +418,21 @@ impl Inner {
             Manifest { checkpoint: Some(record), log_floor: floor.unwrap_or(old.log_floor), ..old };
         manifest.store(fs, &self.dir)?;
         *self.manifest.lock() = manifest;
-        // Committed. Map the new files; if that fails, the in-memory state (still correct)
-        // stays, and the next open uses the new files.
+        // Committed. Map the new files. If that fails, the state no longer matches the
+        // manifest (after a compaction its pointers even name removed segments): poison, and
+        // the next open starts from the new files.
         let mut bases = Vec::with_capacity(files.len());
         for (collection, name) in files {
             let path = index_dir.join(name);
-            let checkpoint = Checkpoint::open(fs.map(&path)?, &path, Verify::StructureOnly)?;
-            bases.push((collection.clone(), checkpoint));
+            let mapped = fs.map(&path).and_then(|m| Checkpoint::open(m, &path, Verify::StructureOnly));
+            match mapped {
+                Ok(checkpoint) => bases.push((collection.clone(), checkpoint)),
+                Err(e) => {
+                    let reason = format!("a published checkpoint could not be mapped: {e}");
+                    writer.poisoned.get_or_insert(reason);
+                    return Err(e);
+                }
+            }
         }
         // Prepared under a read lock (the writer lock keeps the state still): the rows
         // written since `lsn`, and the new files' rows they (or deletions) replace.
@@ -485,6 +525,8 @@ impl Inner {
         let bodies = encode_bodies(ops).map_err(|e| Error::invalid_argument("compaction", e))?;
         let refs: Vec<(&[u8], u32)> = bodies.iter().map(|(b, n)| (b.as_slice(), *n)).collect();
         let receipt = logged(w, |w| w.log.append_txn(&refs))?;
+        let appended: u64 = receipt.positions.iter().map(|p| u64::from(p.len)).sum();
+        self.log_tail_bytes.fetch_add(appended, Relaxed);
         let mut owner = owners.iter();
         for ((_, count), pos) in bodies.iter().zip(&receipt.positions) {
             for index in 0..*count {
@@ -502,9 +544,26 @@ impl Inner {
 
     /// Runs an automatic checkpoint, remembering its failure (and when to try again).
     pub(crate) fn auto_checkpoint(&self) {
-        let failed = self.checkpoint(false).err().map(|e| {
-            let retry = self.state.read().next_lsn.saturating_add(self.checkpoint_after_ops.unwrap_or(0));
-            (e.to_string(), retry)
+        let one_at_a_time = self.checkpointing.lock();
+        // Another committer's automatic checkpoint may have run while this one waited.
+        if !self.checkpoint_due() {
+            return;
+        }
+        // A panic is reported like an error (the database stays usable), not lost with the
+        // background thread.
+        let run = || self.checkpoint_holding(&one_at_a_time, false);
+        let failed = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("the automatic checkpoint panicked".to_owned()),
+        };
+        let failed = failed.map(|reason| AutoCheckpointError {
+            reason,
+            retry_lsn: self.state.read().next_lsn.saturating_add(self.checkpoint_after_ops.unwrap_or(0)),
+            retry_tail_bytes: self
+                .log_tail_bytes
+                .load(Relaxed)
+                .saturating_add(self.checkpoint_after_log_bytes.unwrap_or(u64::MAX)),
         });
         *self.auto_checkpoint_error.lock() = failed;
     }
@@ -513,11 +572,12 @@ impl Inner {
     /// one.
     pub(crate) fn checkpoint_due(&self) -> bool {
         let Some(after) = self.checkpoint_after_ops else { return false };
-        let tail_full =
-            self.checkpoint_after_log_bytes.is_some_and(|bytes| self.log_tail_bytes.load(Relaxed) >= bytes);
-        let retry_at = self.auto_checkpoint_error.lock().as_ref().map_or(0, |(_, lsn)| *lsn);
+        let tail = self.log_tail_bytes.load(Relaxed);
+        let tail_full = self.checkpoint_after_log_bytes.is_some_and(|bytes| tail >= bytes);
+        let retry = self.auto_checkpoint_error.lock().as_ref().map(|e| (e.retry_lsn, e.retry_tail_bytes));
         let state = self.state.read();
-        if state.next_lsn < retry_at {
+        // After a failure, wait for another interval's worth of operations or log bytes.
+        if retry.is_some_and(|(lsn, bytes)| state.next_lsn < lsn && tail < bytes) {
             return false;
         }
         tail_full || state.next_lsn.saturating_sub(state.checkpoint_lsn.max(1)) >= after

@@ -157,7 +157,7 @@ impl Database {
             log_floor: manifest.log_floor,
             truncated_tail_bytes: inner.recovery.truncated.as_ref().map_or(0, |t| t.bytes_dropped),
             checkpoint_rejected: inner.checkpoint_rejected.clone(),
-            auto_checkpoint_error: inner.auto_checkpoint_error.lock().as_ref().map(|(e, _)| e.clone()),
+            auto_checkpoint_error: inner.auto_checkpoint_error.lock().as_ref().map(|e| e.reason.clone()),
         }
     }
 

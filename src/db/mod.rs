@@ -65,9 +65,18 @@ use crate::log::{Log, LogConfig, RecoveryReport};
 /// assert_eq!(customers.reveal("C-1")?["name"].expose(), "Ada");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Database {
     inner: Arc<Inner>,
+}
+
+impl Clone for Database {
+    /// Another handle on the same open database (cheap; counted, so that dropping the last
+    /// one waits for a running automatic checkpoint).
+    fn clone(&self) -> Self {
+        self.inner.handles.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Database { inner: Arc::clone(&self.inner) }
+    }
 }
 
 /// Shared state behind a [`Database`] handle.
@@ -100,7 +109,7 @@ pub(crate) struct Inner {
     /// The last automatic checkpoint's failure, if it failed.
     /// The last automatic checkpoint's failure, with the LSN before which no automatic
     /// checkpoint is tried again (so a failing disk is not hit on every commit).
-    pub(crate) auto_checkpoint_error: Mutex<Option<(String, u64)>>,
+    pub(crate) auto_checkpoint_error: Mutex<Option<checkpoint::AutoCheckpointError>>,
     /// Held for the whole of a checkpoint or compaction: one at a time.
     pub(crate) checkpointing: Mutex<()>,
     /// Automatic checkpoints run on their own thread (see `Options::background_checkpoints`).
@@ -108,6 +117,8 @@ pub(crate) struct Inner {
     /// The running (or last) automatic checkpoint's thread; joined before the last handle
     /// closes the database.
     pub(crate) auto_checkpoint: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Open `Database` handles (clones included).
+    pub(crate) handles: std::sync::atomic::AtomicUsize,
     /// Opened without a key: the keystore file exists but is read only when first needed.
     pub(crate) keystore_deferred: std::sync::atomic::AtomicBool,
     /// The audit log of PII reads.
@@ -257,6 +268,7 @@ impl Database {
             checkpointing: Mutex::new(()),
             background_checkpoints: options.background_checkpoints,
             auto_checkpoint: Mutex::new(None),
+            handles: std::sync::atomic::AtomicUsize::new(1),
             keystore_deferred: std::sync::atomic::AtomicBool::new(keystore_deferred),
             audit,
             _lock: lock,
@@ -396,9 +408,10 @@ impl Drop for Database {
     /// Waits for a running automatic checkpoint: once the last handle is gone the
     /// directory is unlocked and can be opened again at once.
     fn drop(&mut self) {
-        // Only the last handle waits (the checkpoint thread holds one more reference): a
-        // snapshot taken through another handle could hold what the checkpoint needs.
-        if Arc::strong_count(&self.inner) > 2 {
+        // Only the last handle waits: a snapshot taken through another handle could hold
+        // what the checkpoint needs. Snapshots borrow their handle, so the last one has none,
+        // and no new handle (hence no new checkpoint thread) can appear after it.
+        if self.inner.handles.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) != 1 {
             return;
         }
         let running = self.inner.auto_checkpoint.lock().take();

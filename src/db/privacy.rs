@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use std::collections::BTreeMap;
 
+use super::checkpoint::INDEX_DIR;
 use super::write::PendingOp;
 use super::{Database, Inner, WriteBatch};
 use crate::audit::{AuditAction, AuditEntry};
@@ -113,12 +114,6 @@ impl Database {
                 });
             }
         }
-        // Whether any version of the record is in the checkpoint's files (even a hidden one).
-        let in_files: Vec<bool> = {
-            let state = self.inner.state.read();
-            let base = state.collections.get(collection).and_then(|c| c.base.as_ref());
-            ids.iter().map(|id| base.is_some_and(|b| b.checkpoint.find(id).is_some())).collect()
-        };
         {
             let keystore = self.inner.keystore.read();
             for r in &mut receipts {
@@ -138,12 +133,28 @@ impl Database {
         for (r, lsn) in receipts.iter_mut().zip(commit.first_lsn..) {
             (r.lsn, r.erased_at_unix_ms) = (lsn, erased_at_unix_ms);
         }
+        // Which records any version of which (even a hidden one) is in the checkpoint's
+        // files. Decided after the tombstones, with no checkpoint running: one whose
+        // snapshot was taken before them has been published by now, and any later one
+        // cannot hold them.
+        let one_at_a_time = self.inner.checkpointing.lock();
+        let in_files: Vec<bool> = {
+            let state = self.inner.state.read();
+            let base = state.collections.get(collection).and_then(|c| c.base.as_ref());
+            ids.iter().map(|id| base.is_some_and(|b| b.checkpoint.find(id).is_some())).collect()
+        };
         if in_files.contains(&true) {
-            let report = self.inner.checkpoint(false)?;
+            let report = self.inner.checkpoint_holding(&one_at_a_time, false)?;
             for (r, _) in receipts.iter_mut().zip(&in_files).filter(|(_, &in_files)| in_files) {
                 r.removed.push("index files (rewritten by a new checkpoint)".to_owned());
                 r.checkpoint_lsn = Some(report.lsn);
             }
+        } else {
+            // Files of a checkpoint that failed before its manifest (orphans, which could
+            // hold the records) go now rather than at the next checkpoint.
+            let named =
+                self.inner.manifest.lock().checkpoint.as_ref().map(|c| c.files.clone()).unwrap_or_default();
+            super::checkpoint::remove_unnamed_files(&*self.inner.fs, &self.inner.dir.join(INDEX_DIR), &named);
         }
         Ok(receipts)
     }

@@ -485,6 +485,12 @@ fn commits_and_reads_go_on_while_a_checkpoint_is_built_and_it_hides_what_they_re
             }
         });
         acked = after;
+        // A collection created while the checkpoint is built has no file yet: it lives in
+        // memory and in the log tail.
+        let mut b = db2.begin_write();
+        b.create_collection("d", Schema::new().number("n")).unwrap();
+        b.upsert("d", Record::new("d1", LatLon::new(5.0, 5.0).unwrap()).number("n", 1.0)).unwrap();
+        b.commit().unwrap();
         let seen = within_a_minute("a read", move || read_state(&db2));
         assert_eq!(seen, acked, "seed {seed}: reads during the build");
         gate.open();
@@ -497,6 +503,8 @@ fn commits_and_reads_go_on_while_a_checkpoint_is_built_and_it_hides_what_they_re
         assert_eq!(read_state(&db), acked, "seed {seed}: reopened (checkpoint + replayed tail)");
         db.checkpoint().unwrap();
         assert_eq!(read_state(&db), acked, "seed {seed}: next checkpoint");
+        let d = db.read().collection("d").unwrap().get("d1").unwrap().unwrap();
+        assert_eq!(d.numbers.get("n"), Some(&1.0));
     }
 }
 
@@ -526,9 +534,12 @@ fn an_automatic_checkpoint_runs_in_the_background_and_closing_waits_for_it() {
             gate.open();
         })
     };
-    drop(db); // waits for the checkpoint, then unlocks the directory
+    let clone = db.clone();
+    drop(db); // not the last handle: returns at once
+    drop(clone); // the last one: waits for the checkpoint, then unlocks the directory
     opener.join().unwrap();
-    let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
+    // No waiting for the lock: it must be free already.
+    let db = Database::open(Path::new(DIR), options(&fs).lock_wait(std::time::Duration::ZERO)).unwrap();
     assert!(
         fs.list_files().iter().any(|p| p.extension().is_some_and(|e| e == "ckpt")),
         "a checkpoint was published"
@@ -580,4 +591,51 @@ fn automatic_checkpoints_also_follow_the_log_bytes() {
     assert!(stats.log_bytes_since_checkpoint > 64 << 10);
     assert_eq!(stats.collections["c"].checkpoint_rows, 70, "no automatic checkpoint with ops = None");
     assert_eq!(db.read().collection("c").unwrap().len(), 160);
+}
+
+/// Every file under the database directory that contains `needle`.
+fn files_holding(fs: &MemFs, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    fs.list_files()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "ckpt" || e == "tmp"))
+        .filter(|p| fs.read_all(p).is_some_and(|b| b.windows(needle.len()).any(|w| w == needle)))
+        .collect()
+}
+
+/// An erasure while a checkpoint whose snapshot holds the record is being built: `erase`
+/// returns only once no index file holds the record.
+#[test]
+fn an_erasure_during_a_checkpoint_build_leaves_no_index_file_holding_the_record() {
+    let (fs, gate) = (MemFs::new(), Arc::new(Gate::default()));
+    let db = Database::open(Path::new(DIR), gated_options(&fs, &gate).checkpoint_after_ops(None)).unwrap();
+    db.create_collection("c", Schema::new().pii("name")).unwrap();
+    let mut b = db.begin_write();
+    for i in 0..20 {
+        let r = Record::new(format!("keep{i}"), LatLon::new(1.0, f64::from(i)).unwrap());
+        b.upsert("c", r).unwrap();
+    }
+    // Only in memory: no checkpoint file holds it yet.
+    b.upsert("c", Record::new("erase-me-please", LatLon::new(2.0, 2.0).unwrap()).pii("name", "Eve")).unwrap();
+    b.commit().unwrap();
+    let building = {
+        let db = db.clone();
+        std::thread::spawn(move || db.checkpoint())
+    };
+    gate.wait_until_reached(); // its snapshot holds the record
+    let erasing = {
+        let db = db.clone();
+        std::thread::spawn(move || db.erase("c", "erase-me-please"))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    gate.open();
+    building.join().unwrap().unwrap();
+    let receipt = erasing.join().unwrap().unwrap();
+    assert!(receipt.existed);
+    assert!(receipt.checkpoint_lsn.is_some(), "the built checkpoint held it, so erase wrote another");
+    assert_eq!(files_holding(&fs, b"erase-me-please"), Vec::<std::path::PathBuf>::new());
+    assert!(!files_holding(&fs, b"keep7").is_empty(), "the scan looks at the right files");
+    drop(db);
+    let db = Database::open(Path::new(DIR), options(&fs).checkpoint_after_ops(None)).unwrap();
+    assert!(db.read().collection("c").unwrap().get("erase-me-please").unwrap().is_none());
+    assert_eq!(db.read().collection("c").unwrap().len(), 20);
 }
