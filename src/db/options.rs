@@ -177,6 +177,19 @@ impl Options {
     /// on while it sorts and writes. Dropping the last [`crate::Database`] handle waits for
     /// a running one. `false` runs it on the committing thread before `commit` returns
     /// (deterministic, for tests that count I/O steps).
+    ///
+    /// ```
+    /// use geocrm::{Database, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let options = Options::new().checkpoint_after_ops(Some(2)).background_checkpoints(false);
+    /// let db = Database::open(dir.path(), options)?;
+    /// db.create_collection("shops", Schema::new())?;
+    /// let mut b = db.begin_write();
+    /// b.upsert("shops", Record::new("S-1", LatLon::new(45.76, 4.83)?))?;
+    /// b.commit()?; // two operations logged: this commit writes the checkpoint before returning
+    /// assert!(db.stats().checkpoint.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn background_checkpoints(mut self, background: bool) -> Self {
         self.background_checkpoints = background;

@@ -76,6 +76,24 @@ impl Database {
     /// Erases several records of one collection in one commit (one keystore rewrite) and at
     /// most one new checkpoint; one receipt per id, in order. See [`Database::erase`].
     ///
+    /// ```
+    /// use geocrm::{crypto::RawKey, Database, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new().key(RawKey::new([4; 32])))?;
+    /// db.create_collection("customers", Schema::crm())?;
+    /// let mut b = db.begin_write();
+    /// for id in ["C-1", "C-2", "C-3"] {
+    ///     b.upsert("customers", Record::new(id, LatLon::new(1.0, 2.0)?).pii("name", "Eve"))?;
+    /// }
+    /// b.commit()?;
+    /// db.checkpoint()?;
+    /// let receipts = db.erase_many("customers", &["C-1", "C-3", "C-404"])?;
+    /// assert_eq!(receipts.iter().map(|r| r.existed).collect::<Vec<_>>(), [true, true, false]);
+    /// assert_eq!(receipts[0].checkpoint_lsn, receipts[1].checkpoint_lsn); // one checkpoint
+    /// assert_eq!(db.read().collection("customers")?.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// As [`Database::erase`]; a bad id fails the whole call before anything is written.
     pub fn erase_many(&self, collection: &str, ids: &[&str]) -> Result<Vec<ErasureReceipt>> {
