@@ -98,11 +98,8 @@ impl<'db> WriteBatch<'db> {
     pub fn upsert(&mut self, collection: &str, record: Record) -> Result<&mut Self> {
         let schema =
             self.schema_of(collection).ok_or_else(|| Error::UnknownCollection { name: collection.into() })?;
-        let (stored, pii) = to_stored(collection, &schema, record)?;
-        if pii.iter().any(Option::is_some) && self.db.inner.master.lock().is_none() {
-            return Err(Error::MissingKey);
-        }
-        self.ops.push(PendingOp::Upsert { record: stored, pii });
+        let has_key = self.db.inner.master.lock().is_some();
+        self.ops.push(checked_upsert(collection, &schema, has_key, record)?);
         Ok(self)
     }
 
@@ -136,11 +133,7 @@ impl<'db> WriteBatch<'db> {
             self.schema_of(collection).ok_or_else(|| Error::UnknownCollection { name: collection.into() })?;
         let has_key = self.db.inner.master.lock().is_some();
         let checked = crate::parallel::map_owned(records, PARALLEL_CHECK_MIN, |record| {
-            let (stored, pii) = to_stored(collection, &schema, record)?;
-            if pii.iter().any(Option::is_some) && !has_key {
-                return Err(Error::MissingKey);
-            }
-            Ok(PendingOp::Upsert { record: stored, pii })
+            checked_upsert(collection, &schema, has_key, record)
         });
         let mut rejected = Vec::new();
         self.ops.reserve(checked.len());
@@ -228,6 +221,16 @@ fn place<T>(
             _ => Err(record_error(id, field, "set twice in one record")),
         },
     }
+}
+
+/// The pending upsert of a record checked against its collection's schema; PII needs the
+/// database's key.
+fn checked_upsert(collection: &str, schema: &Schema, has_key: bool, record: Record) -> Result<PendingOp> {
+    let (stored, pii) = to_stored(collection, schema, record)?;
+    if pii.iter().any(Option::is_some) && !has_key {
+        return Err(Error::MissingKey);
+    }
+    Ok(PendingOp::Upsert { record: stored, pii })
 }
 
 /// Checks a record against a schema and lays its fields out in schema order.
