@@ -525,8 +525,7 @@ impl Inner {
         let bodies = encode_bodies(ops).map_err(|e| Error::invalid_argument("compaction", e))?;
         let refs: Vec<(&[u8], u32)> = bodies.iter().map(|(b, n)| (b.as_slice(), *n)).collect();
         let receipt = logged(w, |w| w.log.append_txn(&refs))?;
-        let appended: u64 = receipt.positions.iter().map(|p| u64::from(p.len)).sum();
-        self.log_tail_bytes.fetch_add(appended, Relaxed);
+        self.log_tail_bytes.fetch_add(receipt.bytes(), Relaxed);
         let mut owner = owners.iter();
         for ((_, count), pos) in bodies.iter().zip(&receipt.positions) {
             for index in 0..*count {

@@ -98,7 +98,7 @@ impl<'db> WriteBatch<'db> {
     pub fn upsert(&mut self, collection: &str, record: Record) -> Result<&mut Self> {
         let schema =
             self.schema_of(collection).ok_or_else(|| Error::UnknownCollection { name: collection.into() })?;
-        let has_key = self.db.inner.master.lock().is_some();
+        let has_key = || self.db.inner.master.lock().is_some();
         self.ops.push(checked_upsert(collection, &schema, has_key, record)?);
         Ok(self)
     }
@@ -133,7 +133,7 @@ impl<'db> WriteBatch<'db> {
             self.schema_of(collection).ok_or_else(|| Error::UnknownCollection { name: collection.into() })?;
         let has_key = self.db.inner.master.lock().is_some();
         let checked = crate::parallel::map_owned(records, PARALLEL_CHECK_MIN, |record| {
-            checked_upsert(collection, &schema, has_key, record)
+            checked_upsert(collection, &schema, || has_key, record)
         });
         let mut rejected = Vec::new();
         self.ops.reserve(checked.len());
@@ -224,10 +224,15 @@ fn place<T>(
 }
 
 /// The pending upsert of a record checked against its collection's schema; PII needs the
-/// database's key.
-fn checked_upsert(collection: &str, schema: &Schema, has_key: bool, record: Record) -> Result<PendingOp> {
+/// database's key (`has_key` is asked only for records with PII).
+fn checked_upsert(
+    collection: &str,
+    schema: &Schema,
+    has_key: impl FnOnce() -> bool,
+    record: Record,
+) -> Result<PendingOp> {
     let (stored, pii) = to_stored(collection, schema, record)?;
-    if pii.iter().any(Option::is_some) && !has_key {
+    if pii.iter().any(Option::is_some) && !has_key() {
         return Err(Error::MissingKey);
     }
     Ok(PendingOp::Upsert { record: stored, pii })
@@ -429,8 +434,7 @@ impl Inner {
         let bodies = encode_bodies(&ops).map_err(|e| Error::invalid_argument("batch", e))?;
         let frames: Vec<(&[u8], u32)> = bodies.iter().map(|(b, n)| (b.as_slice(), *n)).collect();
         let receipt = w.log.append_txn(&frames)?;
-        let appended: u64 = receipt.positions.iter().map(|p| u64::from(p.len)).sum();
-        self.log_tail_bytes.fetch_add(appended, std::sync::atomic::Ordering::Relaxed);
+        self.log_tail_bytes.fetch_add(receipt.bytes(), std::sync::atomic::Ordering::Relaxed);
         let mut pointers = Vec::with_capacity(ops.len());
         for (pos, (_, count)) in receipt.positions.iter().zip(&bodies) {
             for index in 0..*count {

@@ -178,6 +178,13 @@ pub struct TxnReceipt {
     pub positions: Vec<FramePos>,
 }
 
+impl TxnReceipt {
+    /// Bytes the transaction's frames take in the log.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.positions.iter().map(|p| u64::from(p.len)).sum()
+    }
+}
+
 /// One frame of a replayed transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayedFrame {
