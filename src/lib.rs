@@ -49,6 +49,7 @@ pub mod model;
 pub mod query;
 
 mod parallel;
+mod radix;
 
 pub use db::{
     CollectionReader, CommitReceipt, Database, DuplicateGroup, DuplicateReason, Durability, Options,

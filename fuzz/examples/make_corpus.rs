@@ -2,8 +2,10 @@
 //! binary seeds (log segments, keystores, database files) stay valid when formats change.
 //!
 //! ```text
-//! cargo run --manifest-path fuzz/Cargo.toml --example make_corpus
+//! cargo run --manifest-path fuzz/Cargo.toml --example make_corpus [TARGET...]
 //! ```
+//!
+//! With targets named, only their seeds are rewritten.
 //!
 //! Seeds whose names start with `gen-` are rewritten; other files (regression inputs of
 //! findings, hand-written seeds) are left alone. Keys, nonces and database ids are random,
@@ -172,6 +174,33 @@ fn database_seeds() -> Res<()> {
     Ok(())
 }
 
+/// Checkpoint files of 3 and 60 rows, written by a database.
+fn checkpoint_seeds() -> Res<()> {
+    for rows in [3u32, 60] {
+        let fs = Arc::new(MemFs::new());
+        let db = Database::open(db_dir(), Options::new().file_system(fs.clone()))?;
+        db.create_collection("customers", Schema::new().number("ltv").category("tier"))?;
+        let mut batch = db.begin_write();
+        for i in 0..rows {
+            let p = LatLon::new(-60.0 + f64::from(i * 37 % 120), -179.0 + f64::from(i * 53 % 358))?;
+            let r = Record::new(format!("C-{i}"), p)
+                .number("ltv", f64::from(i) * 10.0)
+                .category("tier", ["gold", "silver"][(i % 2) as usize]);
+            batch.upsert("customers", r)?;
+        }
+        batch.commit()?;
+        db.checkpoint()?;
+        drop(db);
+        let path = fs
+            .list_files()
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|e| e == "ckpt"))
+            .ok_or("no checkpoint file")?;
+        write_seed("checkpoint_open", &format!("{rows}-rows.ckpt"), &read(&fs, &path)?)?;
+    }
+    Ok(())
+}
+
 fn text_seeds() -> Res<()> {
     let csv: &[(&str, u8, &str)] = &[
         (
@@ -231,10 +260,19 @@ fn text_seeds() -> Res<()> {
 }
 
 fn main() -> Res<()> {
-    log_seeds()?;
-    keystore_seeds()?;
-    database_seeds()?;
-    text_seeds()?;
+    let wanted: Vec<String> = std::env::args().skip(1).collect();
+    let all: [(&[&str], fn() -> Res<()>); 5] = [
+        (&["log_replay"], log_seeds),
+        (&["keystore_open"], keystore_seeds),
+        (&["database_open"], database_seeds),
+        (&["checkpoint_open"], checkpoint_seeds),
+        (&["csv_import", "geojson", "filter"], text_seeds),
+    ];
+    for (targets, make) in all {
+        if wanted.is_empty() || targets.iter().any(|t| wanted.iter().any(|w| w == t)) {
+            make()?;
+        }
+    }
     println!("seeds written under {}", seeds_dir("").display());
     Ok(())
 }

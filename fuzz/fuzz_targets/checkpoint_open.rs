@@ -22,6 +22,11 @@ fn exercise(c: &Checkpoint) {
         let _ = (c.location(row), c.cell(row), c.pointer(row), c.find(&id));
         let _ = (c.number(0, row), c.category(0, row));
     }
+    // The cell order's entries are rows (validated < N): read what a group-by reads.
+    for w in c.cell_order().chunks_exact(4).take(64) {
+        let row = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        let _ = (c.cell(row), c.number(0, row));
+    }
 }
 
 fuzz_target!(|input: &[u8]| {

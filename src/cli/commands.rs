@@ -283,8 +283,8 @@ fn agg(
                 let v = match kind {
                     "sum" => json!(s.sum),
                     "avg" => json!(s.avg()),
-                    "min" => json!(s.min),
-                    _ => json!(s.max),
+                    "min" => json!(s.min()),
+                    _ => json!(s.max()),
                 };
                 row.insert(format!("{kind}_{name}"), v);
             }

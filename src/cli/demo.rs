@@ -145,8 +145,8 @@ pub fn run(records: usize, seed: u64) -> Result<()> {
             s.and_then(|s| s.avg()).unwrap_or(0.0)
         );
     }
-    let (mut groups, d) =
-        time(|| c.aggregate(Scope::All, &GroupBy::H3(5), &["lifetime_value"], &Filter::All))?;
+    let (groups, d) = time(|| c.aggregate(Scope::All, &GroupBy::H3(5), &["lifetime_value"], &Filter::All))?;
+    let mut groups: Vec<_> = groups.iter().collect();
     groups.sort_by_key(|g| std::cmp::Reverse(g.count));
     println!("H3 resolution-5 heatmap: {} cells ({}); busiest:", groups.len(), fmt(d));
     for g in groups.iter().take(5) {

@@ -100,12 +100,7 @@ impl RowSource for Gathered {
             id: self.id(i),
             location: self.locations.get(i).copied().unwrap_or(LatLon::ORIGIN),
             cell: self.cells.get(i).copied().unwrap_or(0),
-            pointer: self.pointers.get(i).copied().unwrap_or(OpPointer {
-                segment: 0,
-                offset: 0,
-                len: 0,
-                index: 0,
-            }),
+            pointer: self.pointers.get(i).copied().unwrap_or(OpPointer { segment: 0, offset: 0, index: 0 }),
             numbers: self.numbers.get(i * f..(i + 1) * f).unwrap_or_default(),
             categories: self.categories.get(i * k..(i + 1) * k).unwrap_or_default(),
         }
@@ -531,7 +526,7 @@ impl Inner {
             for index in 0..*count {
                 if let Some(Some(i)) = owner.next() {
                     if let Some(p) = pointers.get_mut(*i) {
-                        *p = OpPointer { segment: pos.segment, offset: pos.offset, len: pos.len, index };
+                        *p = OpPointer { segment: pos.segment, offset: pos.offset, index };
                     }
                 }
             }

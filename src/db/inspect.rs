@@ -228,7 +228,8 @@ impl Database {
         Ok(VerifyReport { files, rows_checked })
     }
 
-    /// Checks a checkpoint's id order and every row against its log record.
+    /// Checks a checkpoint's id order, its cell order (sorted by cell, each row once) and
+    /// every row against its log record.
     fn check_rows(&self, collection: &str, c: &Checkpoint) -> Result<u64> {
         let bad = |row: u32, what: &str| {
             Error::corrupt(c.path(), 0, format!("row {row} ({:?}): {what}", c.id(row)))
@@ -243,6 +244,17 @@ impl Database {
             if found != row || std::mem::replace(&mut seen[row as usize], true) {
                 return Err(bad(row, "the id order is wrong or an id appears twice"));
             }
+        }
+        seen.fill(false);
+        let mut prev: Option<(u64, u32)> = None;
+        for w in c.cell_order().chunks_exact(4) {
+            let row = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            let key = (c.cell(row), row);
+            if prev.is_some_and(|p| p >= key) || seen.get(row as usize).is_none_or(|&s| s) {
+                return Err(bad(row, "the cell order is not sorted by cell or names a row twice"));
+            }
+            seen[row as usize] = true;
+            prev = Some(key);
         }
         let (f, k) = (c.meta().schema.number_fields().len(), c.meta().schema.category_fields().len());
         let rows: Vec<(OpPointer, u32)> = (0..n).map(|row| (c.pointer(row), row)).collect();

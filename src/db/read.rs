@@ -19,7 +19,7 @@ use crate::index::{OpPointer, RowRef, TableView};
 use crate::io::{FileSystem, ReadableFile};
 use crate::log::ReplayedTxn;
 use crate::model::{FieldKind, Schema};
-use crate::query::{self, Collector, CompiledFilter, Filter, Group, GroupBy, Neighbor, Scope};
+use crate::query::{self, Collector, CompiledFilter, Filter, GroupBy, Groups, Neighbor, Scope};
 
 /// Largest `k` a nearest query accepts.
 pub const MAX_K: usize = 1_000_000;
@@ -202,7 +202,7 @@ impl CollectionReader<'_> {
         group_by: &GroupBy,
         fields: &[&str],
         filter: &Filter,
-    ) -> Result<Vec<Group>> {
+    ) -> Result<Groups> {
         check_scope(&scope)?;
         let f = self.compile(filter)?;
         let positions = fields
@@ -230,6 +230,9 @@ impl CollectionReader<'_> {
                 }
             },
         };
+        if let (Some(res), Scope::All) = (h3, scope) {
+            return Ok(query::all_by_cell(self.view(), res, &f, &positions));
+        }
         let mut collector = Collector::new(h3, category, positions);
         query::scan(self.view(), scope, &f, |r| collector.add(r));
         let field = category.unwrap_or(0);
@@ -370,24 +373,51 @@ impl SegmentReaders {
         crate::log::segment_path(&self.dir, segment)
     }
 
-    /// Reads and validates one frame and returns its body and the LSN of its first
-    /// operation.
-    pub(crate) fn read_body(&self, p: OpPointer) -> Result<(Vec<u8>, u64)> {
-        let file = {
-            let mut open = self.open.lock();
-            match open.get(&p.segment) {
-                Some(f) if f.len() >= p.offset + u64::from(p.len) => f.clone(),
-                _ => {
-                    let f: Arc<dyn ReadableFile> = Arc::from(self.fs.open_read(&self.path(p.segment))?);
-                    open.insert(p.segment, f.clone());
-                    f
-                }
+    /// A handle on `segment` that was at least `end` bytes long when opened (the cached one,
+    /// or a fresh one when the segment has grown since).
+    fn file_reaching(&self, segment: u64, end: u64) -> Result<Arc<dyn ReadableFile>> {
+        let mut open = self.open.lock();
+        match open.get(&segment) {
+            Some(f) if f.len() >= end => Ok(f.clone()),
+            _ => {
+                let f: Arc<dyn ReadableFile> = Arc::from(self.fs.open_read(&self.path(segment))?);
+                open.insert(segment, f.clone());
+                Ok(f)
             }
-        };
-        let mut frame = vec![0u8; p.len as usize];
+        }
+    }
+
+    /// Reads and validates the frame at `p` and returns its body and the LSN of its first
+    /// operation. The frame's header gives its length: the first read takes up to 4 KiB
+    /// (small frames in one read), a second one the rest.
+    pub(crate) fn read_body(&self, p: OpPointer) -> Result<(Vec<u8>, u64)> {
+        const FIRST_READ: u64 = 4096;
+        let header = crate::codec::FRAME_HEADER_LEN as u64;
+        let corrupt = |reason: String| Error::corrupt(self.path(p.segment), p.offset, reason);
+        let file = self.file_reaching(p.segment, p.offset.saturating_add(header))?;
+        let available = file.len().saturating_sub(p.offset);
+        if available < header {
+            return Err(corrupt(format!("no frame: the segment ends {available} bytes after this offset")));
+        }
+        let mut frame = vec![0u8; available.min(FIRST_READ) as usize];
         file.read_exact_at(&mut frame, p.offset)?;
-        crate::log::frame_body_with_lsn(&frame)
-            .map_err(|reason| Error::corrupt(self.path(p.segment), p.offset, reason))
+        let payload = match frame.get(..4) {
+            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+            _ => 0,
+        };
+        if payload > crate::codec::MAX_FRAME_PAYLOAD {
+            return Err(corrupt(format!("frame length {payload} is beyond the format's limit")));
+        }
+        let len = header + u64::from(payload);
+        if len <= frame.len() as u64 {
+            frame.truncate(len as usize);
+        } else {
+            let first = frame.len();
+            frame.resize(len as usize, 0);
+            let file = self.file_reaching(p.segment, p.offset + len)?;
+            file.read_exact_at(frame.get_mut(first..).unwrap_or_default(), p.offset + first as u64)?;
+        }
+        crate::log::frame_body_with_lsn(&frame).map_err(corrupt)
     }
 }
 
@@ -401,8 +431,7 @@ pub(crate) fn replay_txn(state: &mut State, log_dir: &Path, txn: ReplayedTxn) ->
         let ops = decode_body(&frame.body, frame.op_count).map_err(corrupt)?;
         for (op, index) in ops.into_iter().zip(0u32..) {
             state.check(&op).map_err(corrupt)?;
-            let pointer =
-                OpPointer { segment: frame.pos.segment, offset: frame.pos.offset, len: frame.pos.len, index };
+            let pointer = OpPointer { segment: frame.pos.segment, offset: frame.pos.offset, index };
             state.apply(&op, pointer, lsn);
             lsn += 1;
         }

@@ -438,7 +438,7 @@ impl Inner {
         let mut pointers = Vec::with_capacity(ops.len());
         for (pos, (_, count)) in receipt.positions.iter().zip(&bodies) {
             for index in 0..*count {
-                pointers.push(OpPointer { segment: pos.segment, offset: pos.offset, len: pos.len, index });
+                pointers.push(OpPointer { segment: pos.segment, offset: pos.offset, index });
             }
         }
         let commit = CommitReceipt { first_lsn: receipt.first_lsn, next_lsn: receipt.next_lsn };

@@ -19,8 +19,6 @@ pub struct OpPointer {
     pub segment: u64,
     /// Byte offset of the frame in the segment.
     pub offset: u64,
-    /// Frame length.
-    pub len: u32,
     /// Index of the operation within the frame body.
     pub index: u32,
 }

@@ -47,21 +47,34 @@ impl Serialize for GroupKey {
     }
 }
 
-/// Statistics of one number attribute over a group's records that have it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// Statistics of one number attribute over a group's records that have it (32 bytes: an
+/// aggregation can hold millions of these).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FieldStats {
     /// Records with a value.
     pub count: u64,
     /// Sum of values (0 when none).
     pub sum: f64,
-    /// Smallest value (`None` when none).
-    pub min: Option<f64>,
-    /// Largest value (`None` when none).
-    pub max: Option<f64>,
+    /// Smallest value, +∞ when none.
+    min: f64,
+    /// Largest value, −∞ when none.
+    max: f64,
 }
 
 impl FieldStats {
-    const EMPTY: FieldStats = FieldStats { count: 0, sum: 0.0, min: None, max: None };
+    const EMPTY: FieldStats = FieldStats { count: 0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY };
+
+    /// Smallest value, `None` when there are none.
+    #[must_use]
+    pub fn min(&self) -> Option<f64> {
+        (self.count > 0).then_some(self.min)
+    }
+
+    /// Largest value, `None` when there are none.
+    #[must_use]
+    pub fn max(&self) -> Option<f64> {
+        (self.count > 0).then_some(self.max)
+    }
 
     /// Mean of the values, `None` when there are none.
     #[must_use]
@@ -70,38 +83,269 @@ impl FieldStats {
         (self.count > 0).then(|| self.sum / self.count as f64)
     }
 
+    #[inline]
     fn add(&mut self, v: f64) {
         self.count += 1;
         self.sum += v;
-        self.min = Some(self.min.map_or(v, |m| m.min(v)));
-        self.max = Some(self.max.map_or(v, |m| m.max(v)));
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
     }
 
     /// Combines two partial statistics (for merging per-segment collectors).
     #[must_use]
     pub fn merge(self, o: FieldStats) -> FieldStats {
-        let pick = |a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64| match (a, b) {
-            (Some(x), Some(y)) => Some(f(x, y)),
-            (x, y) => x.or(y),
-        };
         FieldStats {
             count: self.count + o.count,
             sum: self.sum + o.sum,
-            min: pick(self.min, o.min, f64::min),
-            max: pick(self.max, o.max, f64::max),
+            min: self.min.min(o.min),
+            max: self.max.max(o.max),
         }
     }
 }
 
-/// One group of an aggregation result.
+impl Serialize for FieldStats {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("FieldStats", 4)?;
+        out.serialize_field("count", &self.count)?;
+        out.serialize_field("sum", &self.sum)?;
+        out.serialize_field("min", &self.min())?;
+        out.serialize_field("max", &self.max())?;
+        out.end()
+    }
+}
+
+/// One group of an aggregation result, borrowed from its [`Groups`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Group {
+pub struct Group<'a> {
     /// The group key.
     pub key: GroupKey,
     /// Records in the group.
     pub count: u64,
     /// Statistics per requested number field, in request order.
-    pub fields: Vec<FieldStats>,
+    pub fields: &'a [FieldStats],
+}
+
+/// The keys of an aggregation's groups: raw H3 indexes (made [`GroupKey::Cell`]s when read),
+/// or the keys themselves.
+#[derive(Debug, Clone, PartialEq)]
+enum Keys {
+    Cells(Vec<u64>),
+    Labels(Vec<GroupKey>),
+}
+
+/// The result of an aggregation: its groups in key order, stored column by column, so that a
+/// million groups (an H3 heatmap of spread-out records) are a few vectors rather than a
+/// million allocations.
+///
+/// ```
+/// use geocrm::query::{GroupBy, GroupKey, Scope};
+/// use geocrm::{Database, Filter, LatLon, Options, Record};
+/// use geocrm::model::Schema;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let db = Database::open(dir.path(), Options::new())?;
+/// db.create_collection("shops", Schema::new().number("sales"))?;
+/// let mut batch = db.begin_write();
+/// for (id, lat, sales) in [("a", 48.85, 10.0), ("b", 48.8501, 5.0), ("c", 40.0, 1.0)] {
+///     batch.upsert("shops", Record::new(id, LatLon::new(lat, 2.35)?).number("sales", sales))?;
+/// }
+/// batch.commit()?;
+/// let read = db.read();
+/// let groups = read.collection("shops")?.aggregate(Scope::All, &GroupBy::H3(4), &["sales"], &Filter::All)?;
+/// assert_eq!(groups.len(), 2);
+/// let biggest = groups.iter().max_by_key(|g| g.count).unwrap();
+/// assert!(matches!(biggest.key, GroupKey::Cell(_)));
+/// assert_eq!((biggest.count, biggest.fields[0].sum), (2, 15.0));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Groups {
+    keys: Keys,
+    counts: Vec<u64>,
+    /// `width` statistics per group.
+    stats: Vec<FieldStats>,
+    width: usize,
+}
+
+impl Groups {
+    fn cells(width: usize) -> Self {
+        Groups { keys: Keys::Cells(Vec::new()), counts: Vec::new(), stats: Vec::new(), width }
+    }
+
+    /// Number of groups.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Whether there are no groups.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// Group `i` (in key order).
+    #[must_use]
+    pub fn get(&self, i: usize) -> Option<Group<'_>> {
+        let count = *self.counts.get(i)?;
+        let key = match &self.keys {
+            // A raw index that is not a valid cell can only come from a damaged file.
+            Keys::Cells(cells) => {
+                CellIndex::try_from(*cells.get(i)?).map_or(GroupKey::Missing, GroupKey::Cell)
+            }
+            Keys::Labels(labels) => labels.get(i)?.clone(),
+        };
+        let fields = self.stats.get(i * self.width..(i + 1) * self.width).unwrap_or_default();
+        Some(Group { key, count, fields })
+    }
+
+    /// The groups in key order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Group<'_>> + DoubleEndedIterator + '_ {
+        (0..self.len())
+            .map(|i| self.get(i).unwrap_or(Group { key: GroupKey::Missing, count: 0, fields: &[] }))
+    }
+
+    /// Appends a group with raw H3 key `key` after the last (keys ascend), or adds to the
+    /// last one when it has this key.
+    fn push_cell(&mut self, key: u64, count: u64, stats: &[FieldStats]) {
+        if let Keys::Cells(cells) = &mut self.keys {
+            if cells.last() == Some(&key) {
+                if let (Some(c), Some(last)) =
+                    (self.counts.last_mut(), self.stats.len().checked_sub(self.width))
+                {
+                    *c += count;
+                    for (s, &o) in self.stats.iter_mut().skip(last).zip(stats) {
+                        *s = s.merge(o);
+                    }
+                }
+                return;
+            }
+            cells.push(key);
+            self.counts.push(count);
+            self.stats.extend_from_slice(stats);
+        }
+    }
+
+    /// Appends `other`'s groups (all with keys at or above this one's last; a shared first
+    /// key is merged into one group).
+    pub(crate) fn append_cells(&mut self, other: &Groups) {
+        let Keys::Cells(cells) = &other.keys else { return };
+        for (i, &key) in cells.iter().enumerate() {
+            let stats = other.stats.get(i * self.width..(i + 1) * self.width).unwrap_or_default();
+            self.push_cell(key, other.counts.get(i).copied().unwrap_or(0), stats);
+        }
+    }
+
+    /// Merges two H3 results, each in key order, into one in key order.
+    pub(crate) fn merge_cells(a: Groups, b: Groups) -> Groups {
+        if b.is_empty() {
+            return a;
+        }
+        if a.is_empty() {
+            return b;
+        }
+        let (Keys::Cells(ka), Keys::Cells(kb)) = (&a.keys, &b.keys) else { return a };
+        let mut out = Groups::cells(a.width);
+        let (mut i, mut j) = (0, 0);
+        fn group(g: &Groups, i: usize) -> (u64, &[FieldStats]) {
+            (
+                g.counts.get(i).copied().unwrap_or(0),
+                g.stats.get(i * g.width..(i + 1) * g.width).unwrap_or_default(),
+            )
+        }
+        while i < ka.len() || j < kb.len() {
+            let take_a = match (ka.get(i), kb.get(j)) {
+                (Some(x), Some(y)) => x <= y,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            let (key, (count, stats)) = if take_a {
+                i += 1;
+                (ka.get(i - 1).copied().unwrap_or(0), group(&a, i - 1))
+            } else {
+                j += 1;
+                (kb.get(j - 1).copied().unwrap_or(0), group(&b, j - 1))
+            };
+            out.push_cell(key, count, stats);
+        }
+        out
+    }
+}
+
+impl<'a> IntoIterator for &'a Groups {
+    type Item = Group<'a>;
+    type IntoIter = Box<dyn DoubleEndedIterator<Item = Group<'a>> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// The groups of [`Groups::cells`]-keyed aggregation over rows visited in (cell, row) order:
+/// consecutive rows with one ancestor form one group.
+#[derive(Debug)]
+pub(crate) struct CellRuns {
+    res: u8,
+    fields: Vec<usize>,
+    out: Groups,
+    /// The open group: key, count, statistics.
+    key: Option<u64>,
+    count: u64,
+    stats: Vec<FieldStats>,
+}
+
+impl CellRuns {
+    /// Runs over at most `rows` rows (the output's capacity: room that is never written to
+    /// is never touched, and growing by copies cost more than the rest of the walk).
+    pub(crate) fn new(res: Resolution, fields: &[usize], rows: usize) -> Self {
+        let mut out = Groups::cells(fields.len());
+        if let Keys::Cells(cells) = &mut out.keys {
+            cells.reserve_exact(rows);
+        }
+        out.counts.reserve_exact(rows);
+        out.stats.reserve_exact(rows * fields.len());
+        CellRuns {
+            res: res.into(),
+            fields: fields.to_vec(),
+            out,
+            key: None,
+            count: 0,
+            stats: vec![FieldStats::EMPTY; fields.len()],
+        }
+    }
+
+    /// Adds a row whose resolution-15 cell is `cell`; `number(f)` reads number field `f`.
+    #[inline]
+    pub(crate) fn add(&mut self, cell: u64, number: impl Fn(usize) -> f64) {
+        let key = ancestor(cell, self.res);
+        if self.key != Some(key) {
+            self.close();
+            self.key = Some(key);
+        }
+        self.count += 1;
+        for (s, &f) in self.stats.iter_mut().zip(&self.fields) {
+            let v = number(f);
+            if !v.is_nan() {
+                s.add(v);
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.out.push_cell(key, self.count, &self.stats);
+            self.count = 0;
+            self.stats.fill(FieldStats::EMPTY);
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Groups {
+        self.close();
+        self.out
+    }
 }
 
 /// Accumulates rows into groups; collectors over different row sets merge.
@@ -272,7 +516,7 @@ impl Collector {
         }
         let n = self.fields.len();
         let mut spilled = std::mem::take(&mut self.spilled);
-        radix_sort_by_key(&mut spilled);
+        crate::radix::sort_by_key(&mut spilled);
         let runs_of = std::mem::take(&mut self.spilled_runs);
         let values = std::mem::take(&mut self.spilled_values);
         let mut runs = spilled.chunk_by(|a, b| a.0 == b.0);
@@ -308,78 +552,39 @@ impl Collector {
     }
 
     /// Finishes into groups sorted by key; `category_name` turns codes into values.
-    pub(crate) fn finish(mut self, category_name: impl Fn(u32) -> Option<String>) -> Vec<Group> {
+    pub(crate) fn finish(mut self, category_name: impl Fn(u32) -> Option<String>) -> Groups {
         self.fold_spilled();
         let n = self.fields.len();
-        let stats = self.stats;
-        let key_of = self.key_of;
-        // H3 keys order as their raw values: sort (key, slot) pairs, not whole groups.
         let mut order: Vec<(u64, u32)> =
             self.groups.iter().enumerate().map(|(slot, &(key, _))| (key, slot as u32)).collect();
-        let presorted = matches!(key_of, KeyOf::H3(_));
-        if presorted {
-            radix_sort_by_key(&mut order);
+        let mut out =
+            Groups { keys: Keys::Labels(Vec::new()), counts: Vec::new(), stats: Vec::new(), width: n };
+        if let KeyOf::H3(_) = self.key_of {
+            // H3 keys order as their raw values.
+            crate::radix::sort_by_key(&mut order);
+            out.keys = Keys::Cells(order.iter().map(|&(key, _)| key).collect());
+        } else {
+            let key_of = |key: u64| match self.key_of {
+                KeyOf::Category(_) => u32::try_from(key)
+                    .ok()
+                    .and_then(&category_name)
+                    .map_or(GroupKey::Missing, GroupKey::Category),
+                _ => GroupKey::All,
+            };
+            let mut labelled: Vec<(GroupKey, u32)> =
+                order.iter().map(|&(key, slot)| (key_of(key), slot)).collect();
+            labelled.sort_unstable();
+            order = labelled.iter().map(|&(_, slot)| (0, slot)).collect();
+            out.keys = Keys::Labels(labelled.into_iter().map(|(key, _)| key).collect());
         }
-        let mut out: Vec<Group> = order
-            .into_iter()
-            .filter_map(|(key, slot)| {
-                let slot = slot as usize;
-                let &(_, count) = self.groups.get(slot)?;
-                let fields = stats.get(slot * n..(slot + 1) * n).unwrap_or_default().to_vec();
-                let key = match key_of {
-                    KeyOf::Nothing => GroupKey::All,
-                    KeyOf::H3(_) => CellIndex::try_from(key).map_or(GroupKey::Missing, GroupKey::Cell),
-                    KeyOf::Category(_) => u32::try_from(key)
-                        .ok()
-                        .and_then(&category_name)
-                        .map_or(GroupKey::Missing, GroupKey::Category),
-                };
-                Some(Group { key, count, fields })
-            })
-            .collect();
-        // Category names (and the rare invalid cell, `Missing`) need the full key order.
-        if !presorted || out.iter().any(|g| g.key == GroupKey::Missing) {
-            out.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        out.counts =
+            order.iter().map(|&(_, slot)| self.groups.get(slot as usize).map_or(0, |g| g.1)).collect();
+        out.stats = Vec::with_capacity(order.len() * n);
+        for &(_, slot) in &order {
+            let slot = slot as usize;
+            out.stats.extend_from_slice(self.stats.get(slot * n..(slot + 1) * n).unwrap_or_default());
         }
         out
-    }
-}
-
-/// Sorts `(key, payload)` pairs by key, stably: least-significant-digit radix sort, 11 bits
-/// per pass, over only the bits in which the keys differ (22 bits for H3 resolution 5).
-fn radix_sort_by_key(items: &mut Vec<(u64, u32)>) {
-    const BITS: u32 = 11;
-    const MASK: u64 = (1 << BITS) - 1;
-    let Some(&(first, _)) = items.first() else { return };
-    let differ = items.iter().fold(0u64, |acc, &(k, _)| acc | (k ^ first));
-    if differ == 0 {
-        return;
-    }
-    let (low, high) = (differ.trailing_zeros(), 64 - differ.leading_zeros());
-    let mut scratch = vec![(0u64, 0u32); items.len()];
-    let mut shift = low;
-    while shift < high {
-        let digit = |k: u64| ((k >> shift) & MASK) as usize;
-        let mut starts = vec![0usize; 1 << BITS];
-        for &(k, _) in items.iter() {
-            if let Some(c) = starts.get_mut(digit(k)) {
-                *c += 1;
-            }
-        }
-        let mut at = 0;
-        for c in &mut starts {
-            (*c, at) = (at, at + *c);
-        }
-        for &item in items.iter() {
-            if let Some(c) = starts.get_mut(digit(item.0)) {
-                if let Some(slot) = scratch.get_mut(*c) {
-                    *slot = item;
-                }
-                *c += 1;
-            }
-        }
-        std::mem::swap(items, &mut scratch);
-        shift += BITS;
     }
 }
 
@@ -413,7 +618,7 @@ mod tests {
                     cell: u64::from(cell),
                     numbers: vec![value, f64::from(u32::try_from(i).unwrap())].into(),
                     categories: Vec::new().into(),
-                    pointer: OpPointer { segment: 1, offset: 0, len: 0, index: 0 },
+                    pointer: OpPointer { segment: 1, offset: 0, index: 0 },
                     lsn: 1,
                     key_id: None,
                 }
@@ -454,21 +659,6 @@ mod tests {
                 .collect();
             let want: Vec<(u64, u64, f64)> = brute.into_iter().map(|(k, (n, s))| (k, n, s)).collect();
             assert_eq!(got, want, "seed {seed}, res {res}");
-        }
-    }
-
-    #[test]
-    fn radix_sort_is_a_stable_sort_by_key() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
-        for n in [0usize, 1, 2, 100, 10_000] {
-            let mut items: Vec<(u64, u32)> = (0..n)
-                .map(|i| (rng.gen::<u64>() >> rng.gen_range(0..64), u32::try_from(i).unwrap()))
-                .collect();
-            items.extend(items.clone().iter().map(|&(k, i)| (k, i + 1_000_000)));
-            let mut expected = items.clone();
-            expected.sort_by_key(|&(k, _)| k); // stable
-            radix_sort_by_key(&mut items);
-            assert_eq!(items, expected, "n = {n}");
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Queries: filters, nearest-k, area scans and aggregations.
 
 mod aggregate;
+mod cell_groups;
 mod filter;
 mod filter_parse;
 mod spatial;
 
-pub use aggregate::{Collector, FieldStats, Group, GroupBy, GroupKey};
+pub use aggregate::{Collector, FieldStats, Group, GroupBy, GroupKey, Groups};
+pub(crate) use cell_groups::all_by_cell;
 pub use filter::{CategoryCodes, CompiledFilter, Filter, MISSING_CODE};
 pub use spatial::{count, nearest, scan, Neighbor, Scope};

@@ -83,7 +83,7 @@ fn readers_never_see_half_a_commit_during_checkpoints_and_compactions() {
                     last = v;
                     let sum = c.aggregate(Scope::All, &GroupBy::Nothing, &["v"], &Filter::All).unwrap();
                     assert_eq!(
-                        sum[0].fields[0].sum,
+                        sum.get(0).expect("one group").fields[0].sum,
                         (v * GROUP as u64) as f64,
                         "reader {r}: sum inside one snapshot"
                     );

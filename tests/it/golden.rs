@@ -1,9 +1,15 @@
 //! Golden files: a small database written by this format version is committed under
-//! `tests/golden/db-v2/` (MANIFEST v2, log segments v2, checkpoint files v1, keystore v1,
-//! audit log v1) with the answers it gave in `tests/golden/db-v2.expected.json`. Opening a
+//! `tests/golden/db-ckpt-v2/` (MANIFEST v2, log segments v2, checkpoint files v2, keystore
+//! v1, audit log v1) with the answers it gave in `tests/golden/db-ckpt-v2.expected.json`. Opening a
 //! copy must give exactly those answers, byte for byte, forever: a format change that breaks
 //! old databases fails here and must be deliberate (a new version, a reader for the old one,
 //! a new golden directory — FORMAT.md §10).
+//!
+//! The previous generation, `tests/golden/db-v2/`, has checkpoint files v1 (no cell order,
+//! 14-byte log pointers). A checkpoint is a cache of the log: this build refuses the old
+//! file, names it and its version, and rebuilds the same state from the log — the answers
+//! it gave, byte for byte (`tests/golden/db-v2.expected.json`; it was written in another order,
+//! before erasures wrote checkpoints, so its LSNs differ from the new one's).
 //!
 //! The database has two collections; `customers` holds a checkpoint plus a log tail after it
 //! (upserts replacing checkpoint rows, deletes, an erasure), so both the mapped files and
@@ -62,13 +68,17 @@ fn write_golden(dir: &Path) {
     for i in 40..50 {
         b.upsert("customers", customer(i)).unwrap();
     }
+    b.delete("customers", "C-007").unwrap();
+    b.commit().unwrap();
+    // An erasure of a record in the checkpoint writes a new checkpoint; the log tail after
+    // it replaces and deletes rows of that checkpoint.
+    db.erase("customers", "C-010").unwrap();
+    let mut b = db.begin_write();
     for i in [3u32, 5] {
         b.upsert("customers", customer_with_ltv(i, 9999.0)).unwrap();
     }
-    b.delete("customers", "C-007").unwrap();
     b.delete("customers", "C-041").unwrap();
     b.commit().unwrap();
-    db.erase("customers", "C-010").unwrap();
 }
 
 fn answers(db: &Database) -> Value {
@@ -87,7 +97,7 @@ fn answers(db: &Database) -> Value {
         )
         .unwrap(),
     );
-    let groups = |g: Vec<geocrm::query::Group>| -> Value {
+    let groups = |g: geocrm::query::Groups| -> Value {
         g.iter()
             .map(|g| {
                 json!([g.key, g.count, g.fields.iter().map(|f| format!("{:.4}", f.sum)).collect::<Vec<_>>()])
@@ -141,11 +151,21 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+fn golden_answers(name: &str) -> (Database, String, tempfile::TempDir) {
+    let expected = std::fs::read_to_string(golden_dir().join(format!("{name}.expected.json"))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&golden_dir().join(name), dir.path());
+    let db = Database::open(dir.path(), options()).unwrap();
+    assert!(db.recovery_report().transactions > 0, "the golden database has a log tail after its checkpoint");
+    let got = serde_json::to_string_pretty(&answers(&db)).unwrap() + "\n";
+    assert_eq!(got, expected, "the golden database {name}'s answers changed");
+    (db, got, dir)
+}
+
 #[test]
-fn the_v2_golden_database_gives_the_same_answers() {
-    let golden = golden_dir().join("db-v2");
-    let expected_path = golden_dir().join("db-v2.expected.json");
+fn the_golden_database_gives_the_same_answers() {
     if std::env::var_os("GEOCRM_WRITE_GOLDEN").is_some() {
+        let golden = golden_dir().join("db-ckpt-v2");
         let _ = std::fs::remove_dir_all(&golden);
         write_golden(&golden);
         let _ = std::fs::remove_file(golden.join("LOCK"));
@@ -153,15 +173,19 @@ fn the_v2_golden_database_gives_the_same_answers() {
         let text = serde_json::to_string_pretty(&answers(&db)).unwrap();
         drop(db);
         let _ = std::fs::remove_file(golden.join("LOCK"));
-        std::fs::write(&expected_path, text + "\n").unwrap();
+        std::fs::write(golden_dir().join("db-ckpt-v2.expected.json"), text + "\n").unwrap();
     }
-    let expected = std::fs::read_to_string(&expected_path).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&golden, dir.path());
-    let db = Database::open(dir.path(), options()).unwrap();
+    let (db, _, _dir) = golden_answers("db-ckpt-v2");
     assert_eq!(db.checkpoint_rejected(), None);
-    assert!(db.recovery_report().transactions > 0, "the golden database has a log tail after its checkpoint");
-    let got = serde_json::to_string_pretty(&answers(&db)).unwrap() + "\n";
-    assert_eq!(got, expected, "the golden database's answers changed");
+    assert!(db.verify().unwrap().is_ok());
+}
+
+#[test]
+fn the_v1_checkpoint_golden_database_is_rebuilt_from_its_log_with_the_same_answers() {
+    let (db, _, _dir) = golden_answers("db-v2");
+    let rejected = db.checkpoint_rejected().expect("a version-1 checkpoint is not used");
+    assert!(rejected.contains(".ckpt has format version 1; this build reads version 2"), "{rejected}");
+    // The next checkpoint replaces it with a current one.
+    db.checkpoint().unwrap();
     assert!(db.verify().unwrap().is_ok());
 }

@@ -377,7 +377,7 @@ fn aggregations_match_brute_force() {
                         assert_eq!((g.count, s.count), (w.0, w.1));
                         assert!((s.sum - w.2).abs() <= 1e-9 * w.2.abs().max(1.0));
                         if w.1 > 0 {
-                            assert_eq!((s.min, s.max), (Some(w.3), Some(w.4)));
+                            assert_eq!((s.min(), s.max()), (Some(w.3), Some(w.4)));
                         }
                     }
                 }

@@ -10,18 +10,18 @@
 //! | offset | size | field |
 //! | ---: | ---: | --- |
 //! | 0 | 8 | magic `b"GEOCRMCP"` |
-//! | 8 | 2 | format version, u16 = 1 |
+//! | 8 | 2 | format version, u16 = 2 |
 //! | 10 | 2 | flags, u16 = 0 |
-//! | 12 | 4 | section count, u32 = 9 |
+//! | 12 | 4 | section count, u32 = 10 |
 //! | 16 | 8 | LSN, u64: the checkpoint holds every operation below it |
 //! | 24 | 8 | row count `N`, u64 (at most `u32::MAX`) |
 //! | 32 | 4 | `F`, u32 |
 //! | 36 | 4 | `C`, u32 |
-//! | 40 | 144 | section table: 9 × (offset u64, length u64) |
-//! | 184 | 36 | 9 × CRC-32 (IEEE) of each section's bytes, u32 |
-//! | 220 | 8 | file length, u64 |
-//! | 228 | 4 | CRC-32 of header bytes `0..228` |
-//! | 232 | 24 | zero |
+//! | 40 | 160 | section table: 10 × (offset u64, length u64) |
+//! | 200 | 40 | 10 × CRC-32 (IEEE) of each section's bytes, u32 |
+//! | 240 | 8 | file length, u64 |
+//! | 248 | 4 | CRC-32 of header bytes `0..248` |
+//! | 252 | 4 | zero |
 //!
 //! # Sections, in file order
 //!
@@ -33,9 +33,10 @@
 //! | 3 | id offsets | 4·(N+1) | start of each row's id in the id bytes, u32, non-decreasing, first 0, last = length of section 4 |
 //! | 4 | id bytes | any (< 4 GiB) | the ids, UTF-8, back to back |
 //! | 5 | id order | 4·N | row numbers (u32) sorted by id bytes, for lookups by id |
-//! | 6 | pointers | 14·N | per row, where its operation is in the log: segment u32, frame offset u32, frame length u32, operation index in the frame u16 |
+//! | 6 | pointers | 10·N | per row, where its operation is in the log: segment u32, frame offset u32, operation index in the frame u16 (the frame's header gives its length) |
 //! | 7 | numbers | 8·F·N | column-major: field 0 of every row, then field 1…; f64, NaN where unset |
 //! | 8 | categories | 4·C·N | column-major; u32 codes into the dictionary, `u32::MAX` where unset |
+//! | 9 | cell order | 4·N | row numbers (u32) sorted by (cell, row): the H3 cell index — a group-by over every row at any resolution walks it as runs of one ancestor cell |
 //!
 //! Sections follow each other in this order, each at the first multiple of 8 after the
 //! previous one's end (zero padding), the first at 256; the file ends at the last section's
@@ -50,13 +51,13 @@ use crate::error::{Error, Result};
 /// The eight bytes every checkpoint file starts with.
 pub const MAGIC: [u8; 8] = *b"GEOCRMCP";
 /// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 256;
 /// Number of sections.
-pub const SECTIONS: usize = 9;
+pub const SECTIONS: usize = 10;
 /// Bytes per row in the pointer section.
-pub const POINTER_LEN: usize = 14;
+pub const POINTER_LEN: usize = 10;
 
 pub(crate) const META: usize = 0;
 pub(crate) const TREE: usize = 1;
@@ -67,11 +68,13 @@ pub(crate) const ID_ORDER: usize = 5;
 pub(crate) const POINTERS: usize = 6;
 pub(crate) const NUMBERS: usize = 7;
 pub(crate) const CATEGORIES: usize = 8;
+pub(crate) const CELL_ORDER: usize = 9;
 
 const TABLE_AT: usize = 40;
-const CRCS_AT: usize = 184;
-const FILE_LEN_AT: usize = 220;
-const HEADER_CRC_AT: usize = 228;
+const CRCS_AT: usize = TABLE_AT + 16 * SECTIONS;
+const FILE_LEN_AT: usize = CRCS_AT + 4 * SECTIONS;
+const HEADER_CRC_AT: usize = FILE_LEN_AT + 8;
+const _: () = assert!(HEADER_CRC_AT + 4 <= HEADER_LEN, "the section table fits the header");
 
 /// Largest meta section accepted.
 pub(crate) const MAX_META: usize = 64 << 20;
@@ -117,7 +120,7 @@ fn fixed_len(section: usize, rows: usize, f: usize, c: usize) -> Option<Option<u
     Some(match section {
         CELLS => Some(rows.checked_mul(8)?),
         ID_OFFSETS => Some(rows.checked_add(1)?.checked_mul(4)?),
-        ID_ORDER => Some(rows.checked_mul(4)?),
+        ID_ORDER | CELL_ORDER => Some(rows.checked_mul(4)?),
         POINTERS => Some(rows.checked_mul(POINTER_LEN)?),
         NUMBERS => Some(rows.checked_mul(f)?.checked_mul(8)?),
         CATEGORIES => Some(rows.checked_mul(c)?.checked_mul(4)?),
@@ -303,10 +306,10 @@ mod tests {
     fn parallel_section_crcs_equal_plain_ones() {
         let bytes: Vec<u8> = (0..9_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         let layouts: [[usize; SECTIONS]; 4] = [
-            [100, 8_000_000, 10, 10, 10, 10, 10, 10, 10],
-            [1_000_000; SECTIONS],
-            [0, 0, 0, 4_500_000, 4_500_000, 0, 0, 0, 0],
-            [10, 20, 30, 40, 50, 60, 70, 80, 8_999_000],
+            [100, 8_000_000, 10, 10, 10, 10, 10, 10, 10, 10],
+            [900_000; SECTIONS],
+            [0, 0, 0, 4_500_000, 4_500_000, 0, 0, 0, 0, 0],
+            [10, 20, 30, 40, 50, 60, 70, 80, 90, 8_998_000],
         ];
         for lens in layouts {
             let mut at = 0;

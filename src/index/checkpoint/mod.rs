@@ -3,7 +3,9 @@
 //! sorted lookup order, each row's log position, and the attribute columns, all in the same
 //! row order: along a Hilbert curve, which keeps the tree's nodes compact (ordering rows by
 //! H3 cell instead doubled nearest-k latency in measurements, because H3's index order
-//! jumps between distant cells at coarse resolutions). See [`format`](mod@format) for every byte.
+//! jumps between distant cells at coarse resolutions) — plus the H3 cell index, the row
+//! numbers sorted by cell, which aggregations by cell walk as runs of one ancestor. See
+//! [`format`](mod@format) for every byte.
 #![deny(clippy::indexing_slicing)]
 
 pub mod format;
@@ -21,7 +23,8 @@ use crate::geo::LatLon;
 use crate::io::MappedBytes;
 use crate::model::Schema;
 use format::{
-    Header, CATEGORIES, CELLS, ID_BYTES, ID_OFFSETS, ID_ORDER, META, NUMBERS, POINTERS, POINTER_LEN, TREE,
+    Header, CATEGORIES, CELLS, CELL_ORDER, ID_BYTES, ID_OFFSETS, ID_ORDER, META, NUMBERS, POINTERS,
+    POINTER_LEN, TREE,
 };
 
 /// What a checkpoint records besides its rows: the collection, its schema and its category
@@ -84,7 +87,7 @@ impl RowSource for Vec<CheckpointRow<'_>> {
             id: "",
             location: LatLon::ORIGIN,
             cell: 0,
-            pointer: OpPointer { segment: 0, offset: 0, len: 0, index: 0 },
+            pointer: OpPointer { segment: 0, offset: 0, index: 0 },
             numbers: &[],
             categories: &[],
         })
@@ -166,7 +169,13 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
         let points: Vec<LatLon> = (0..n).map(|k| row(k).location).collect();
         let tree = PackedRTree::try_build(&points)?.into_bytes();
         drop(points);
-        let cells: Vec<u8> = (0..n).flat_map(|k| row(k).cell.to_le_bytes()).collect();
+        let cell_of: Vec<u64> = (0..n).map(|k| row(k).cell).collect();
+        let mut by_cell: Vec<(u64, u32)> = cell_of.iter().zip(0u32..).map(|(&c, k)| (c, k)).collect();
+        crate::radix::sort_by_key(&mut by_cell);
+        let cell_order: Vec<u8> = by_cell.iter().flat_map(|&(_, k)| k.to_le_bytes()).collect();
+        drop(by_cell);
+        let cells: Vec<u8> = cell_of.iter().flat_map(|c| c.to_le_bytes()).collect();
+        drop(cell_of);
         let mut offsets = Vec::with_capacity(4 * (n + 1));
         let mut ids = Vec::new();
         let mut pointers = Vec::with_capacity(POINTER_LEN * n);
@@ -182,7 +191,6 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
             let index = u16::try_from(p.index).map_err(|_| too_big("an operation index"))?;
             pointers.extend_from_slice(&segment.to_le_bytes());
             pointers.extend_from_slice(&offset.to_le_bytes());
-            pointers.extend_from_slice(&p.len.to_le_bytes());
             pointers.extend_from_slice(&index.to_le_bytes());
         }
         offsets
@@ -211,7 +219,8 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
             .iter()
             .flat_map(|&i| file_row.get(i as usize).copied().unwrap_or(0).to_le_bytes())
             .collect();
-        let sections = [meta_bytes, tree, cells, offsets, ids, order, pointers, numbers, categories];
+        let sections =
+            [meta_bytes, tree, cells, offsets, ids, order, pointers, numbers, categories, cell_order];
         let (header, pads) = format::header(lsn, n, f, c, &sections);
         Ok(CheckpointParts { header, sections: pads.into_iter().zip(sections).collect() })
     })
@@ -313,13 +322,14 @@ impl Checkpoint {
             }
             prev = v;
         }
-        if let Some(i) = section(ID_ORDER).chunks_exact(4).position(|w| u32_at(w, 0) as usize >= header.rows)
-        {
-            return Err(Error::corrupt(
-                path,
-                at(ID_ORDER) + 4 * i as u64,
-                "id order names a row past the end",
-            ));
+        for (s, what) in [(ID_ORDER, "id order"), (CELL_ORDER, "cell order")] {
+            if let Some(i) = section(s).chunks_exact(4).position(|w| u32_at(w, 0) as usize >= header.rows) {
+                return Err(Error::corrupt(
+                    path,
+                    at(s) + 4 * i as u64,
+                    format!("{what} names a row past the end"),
+                ));
+            }
         }
         Ok(Checkpoint { bytes, path: path.to_owned(), header, meta, tree })
     }
@@ -384,6 +394,12 @@ impl Checkpoint {
         u64_at(self.section(CELLS), row as usize * 8)
     }
 
+    /// The whole cell column, 8 bytes per row.
+    #[must_use]
+    pub fn cell_column(&self) -> &[u8] {
+        self.section(CELLS)
+    }
+
     /// The id of `row` (empty if the bytes are not UTF-8, which a checksum-verified file
     /// never has).
     #[must_use]
@@ -419,9 +435,16 @@ impl Checkpoint {
         OpPointer {
             segment: u64::from(u32_at(p, at)),
             offset: u64::from(u32_at(p, at + 4)),
-            len: u32_at(p, at + 8),
-            index: u32::from(u16_at(p, at + 12)),
+            index: u32::from(u16_at(p, at + 8)),
         }
+    }
+
+    /// The H3 cell index: every row number, sorted by (cell, row number), 4 little-endian
+    /// bytes each. Every entry is below [`len`](Self::len) (validated in `open`); that it is
+    /// sorted and a permutation is what `geocrm verify` checks.
+    #[must_use]
+    pub fn cell_order(&self) -> &[u8] {
+        self.section(CELL_ORDER)
     }
 
     /// Number field `field` of `row` (NaN where unset).
