@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use geocrm::geo::{haversine_m, metres_to_chord, BoundingBox, LatLon, Relation};
 use geocrm::index::packed::{CellColumn, Coverage, LonLatBox, PackedRTree};
-use geocrm::query::{GroupBy, GroupKey, Scope};
+use geocrm::query::{GroupBy, Scope};
 use geocrm::{CollectionReader, Filter};
 use h3o::{LatLng, Resolution};
 use rstar::primitives::GeomWithData;
@@ -55,22 +55,10 @@ impl Backend for Geocrm<'_> {
                 .map(Answer::Count),
             Query::BBox { boxes } => self.coll.count(Scope::BBox(boxes.at(i)), all).map(Answer::Count),
             Query::Region(r) => self.coll.count(Scope::Region(&r.prepared), all).map(Answer::Count),
-            Query::H3(res) => {
-                self.coll.aggregate(Scope::All, &GroupBy::H3(*res), &["lifetime_value"], all).map(|groups| {
-                    Answer::Groups(
-                        groups
-                            .iter()
-                            .map(|g| {
-                                let key = match g.key {
-                                    GroupKey::Cell(c) => u64::from(c),
-                                    _ => 0,
-                                };
-                                (key, g.count, g.fields.first().map_or(0.0, |s| s.sum))
-                            })
-                            .collect(),
-                    )
-                })
-            }
+            Query::H3(res) => self
+                .coll
+                .aggregate(Scope::All, &GroupBy::H3(*res), &["lifetime_value"], all)
+                .map(Answer::Aggregation),
         };
         Some(out.unwrap_or_else(|e| Answer::Failed(e.to_string())))
     }
