@@ -1,9 +1,9 @@
-//! A least-significant-digit radix sort of `(u64 key, u32 payload)` pairs: H3 cells for the
-//! checkpoint's cell order and for aggregation groups.
+//! A least-significant-digit radix sort of `(u64 key, payload)` pairs: H3 cells for the
+//! checkpoint's cell order and for aggregation groups, id prefixes for its id order.
 
 /// Sorts `(key, payload)` pairs by key, stably: least-significant-digit radix sort, 11 bits
 /// per pass, over only the bits in which the keys differ (22 bits for H3 resolution 5).
-pub(crate) fn sort_by_key(items: &mut Vec<(u64, u32)>) {
+pub(crate) fn sort_by_key<T: Copy + Default>(items: &mut Vec<(u64, T)>) {
     const BITS: u32 = 11;
     const MASK: u64 = (1 << BITS) - 1;
     let Some(&(first, _)) = items.first() else { return };
@@ -12,7 +12,7 @@ pub(crate) fn sort_by_key(items: &mut Vec<(u64, u32)>) {
         return;
     }
     let (low, high) = (differ.trailing_zeros(), 64 - differ.leading_zeros());
-    let mut scratch = vec![(0u64, 0u32); items.len()];
+    let mut scratch = vec![(0u64, T::default()); items.len()];
     let mut shift = low;
     while shift < high {
         let digit = |k: u64| ((k >> shift) & MASK) as usize;

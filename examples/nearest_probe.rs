@@ -1,0 +1,33 @@
+//! Times nearest-10 on an existing database: `nearest_probe DIR [uniform|clustered] [QUERIES]`
+//! (query points drawn like the bench's: the dataset generator with another seed).
+use std::time::Instant;
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use geocrm::dataset::{customers, Distribution};
+use geocrm::{Database, Filter, Options};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let dir = args.next().ok_or("DIR")?;
+    let dist = match args.next().as_deref() {
+        Some("uniform") => Distribution::Uniform,
+        _ => Distribution::Clustered,
+    };
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
+    let points: Vec<_> = customers(1024, 1_000_045, dist).iter().map(|c| c.location).collect();
+    let db = Database::open(&dir, Options::new().create_if_missing(false))?;
+    let read = db.read();
+    let c = read.collection("customers")?;
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        std::hint::black_box(c.nearest(points[i % points.len()], 10, &Filter::All)?);
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    println!("nearest-10 median {:.2?} over {n}", samples[n / 2]);
+    Ok(())
+}
