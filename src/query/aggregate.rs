@@ -203,9 +203,9 @@ impl Groups {
     }
 
     /// The groups in key order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = Group<'_>> + DoubleEndedIterator + '_ {
-        (0..self.len())
-            .map(|i| self.get(i).unwrap_or(Group { key: GroupKey::Missing, count: 0, fields: &[] }))
+    #[must_use]
+    pub fn iter(&self) -> GroupsIter<'_> {
+        GroupsIter { groups: self, front: 0, back: self.len() }
     }
 
     /// Appends a group with raw H3 key `key` after the last (keys ascend), or adds to the
@@ -277,12 +277,49 @@ impl Groups {
 
 impl<'a> IntoIterator for &'a Groups {
     type Item = Group<'a>;
-    type IntoIter = Box<dyn DoubleEndedIterator<Item = Group<'a>> + 'a>;
+    type IntoIter = GroupsIter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+        self.iter()
     }
 }
+
+/// The groups of a [`Groups`] in key order ([`Groups::iter`]).
+#[derive(Debug, Clone)]
+pub struct GroupsIter<'a> {
+    groups: &'a Groups,
+    front: usize,
+    back: usize,
+}
+
+impl<'a> Iterator for GroupsIter<'a> {
+    type Item = Group<'a>;
+
+    fn next(&mut self) -> Option<Group<'a>> {
+        if self.front >= self.back {
+            return None;
+        }
+        self.front += 1;
+        self.groups.get(self.front - 1)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.back - self.front;
+        (n, Some(n))
+    }
+}
+
+impl DoubleEndedIterator for GroupsIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.front >= self.back {
+            return None;
+        }
+        self.back -= 1;
+        self.groups.get(self.back)
+    }
+}
+
+impl ExactSizeIterator for GroupsIter<'_> {}
 
 /// The groups of [`Groups::cells`]-keyed aggregation over rows visited in (cell, row) order:
 /// consecutive rows with one ancestor form one group.
@@ -639,6 +676,11 @@ mod tests {
                 c.finish(|_| None)
             };
             let hashed = collect(usize::MAX);
+            let forward: Vec<Group<'_>> = hashed.iter().collect();
+            let mut backward: Vec<Group<'_>> = hashed.iter().rev().collect();
+            backward.reverse();
+            assert_eq!((forward.len(), hashed.iter().len()), (hashed.len(), hashed.len()));
+            assert_eq!(forward, backward);
             for spill_at in [0, 1, 7, 500] {
                 assert_eq!(collect(spill_at), hashed, "seed {seed}, res {res}, spill after {spill_at}");
             }

@@ -6,7 +6,7 @@ mod filter;
 mod filter_parse;
 mod spatial;
 
-pub use aggregate::{Collector, FieldStats, Group, GroupBy, GroupKey, Groups};
+pub use aggregate::{Collector, FieldStats, Group, GroupBy, GroupKey, Groups, GroupsIter};
 pub(crate) use cell_groups::all_by_cell;
 pub use filter::{CategoryCodes, CompiledFilter, Filter, MISSING_CODE};
 pub use spatial::{count, nearest, scan, Neighbor, Scope};
