@@ -413,8 +413,12 @@ impl SegmentReaders {
             frame.truncate(len as usize);
         } else {
             let first = frame.len();
-            frame.resize(len as usize, 0);
             let file = self.file_reaching(p.segment, p.offset + len)?;
+            if file.len() < p.offset + len {
+                // A damaged length field: the frame's checksum cannot be checked either.
+                return Err(corrupt(format!("frame length {len} runs past the end of the segment")));
+            }
+            frame.resize(len as usize, 0);
             file.read_exact_at(frame.get_mut(first..).unwrap_or_default(), p.offset + first as u64)?;
         }
         crate::log::frame_body_with_lsn(&frame).map_err(corrupt)

@@ -639,3 +639,41 @@ fn an_erasure_during_a_checkpoint_build_leaves_no_index_file_holding_the_record(
     assert!(db.read().collection("c").unwrap().get("erase-me-please").unwrap().is_none());
     assert_eq!(db.read().collection("c").unwrap().len(), 20);
 }
+
+/// A checkpoint row's log pointer holds no frame length (the frame's header gives it): a
+/// damaged length field under a point read is `Corrupt` at that frame — a length past the
+/// segment's end, or past the format's limit — never an I/O error or a huge read.
+#[test]
+fn point_reads_through_a_damaged_frame_length_are_corruption_at_the_frame() {
+    for (damage, why) in
+        [(1_000_000u32, "runs past the end of the segment"), (u32::MAX, "beyond the format's limit")]
+    {
+        let fs = MemFs::new();
+        let db = setup(&fs);
+        let mut batch = db.begin_write();
+        batch.upsert("c", Record::new("r1", LatLon::new(1.0, 2.0).unwrap())).unwrap();
+        batch.commit().unwrap();
+        db.checkpoint().unwrap();
+        drop(db);
+        // The last frame of the first segment holds the upsert; the checkpoint names it.
+        let seg = geocrm::log::segment_path(&Path::new(DIR).join(geocrm::log::LOG_DIR), 1);
+        let mut bytes = fs.read_all(&seg).unwrap();
+        let (mut at, mut last) = (geocrm::log::SEGMENT_HEADER_LEN, 0);
+        while at + 8 <= bytes.len() {
+            last = at;
+            at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        }
+        bytes[last..last + 4].copy_from_slice(&damage.to_le_bytes());
+        fs.write_raw(&seg, &bytes);
+        let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
+        assert_eq!(db.checkpoint_rejected(), None);
+        let read = db.read();
+        match read.collection("c").unwrap().get("r1") {
+            Err(Error::Corrupt { file, offset, reason }) => {
+                assert_eq!((file, offset), (seg.clone(), last as u64));
+                assert!(reason.contains(why), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
