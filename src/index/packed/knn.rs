@@ -17,7 +17,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::format::{AABB_LEN, MAX_LEVELS, NODE_SIZE, UNIT_LEN};
-use super::query::{f32_d2, min_d2, CHORD_SLACK, UNIT_MARGIN};
+use super::query::{chord2_beyond, f32_d2, min_d2, CHORD_SLACK, UNIT_MARGIN};
 use super::{aabb_of, PackedRTreeRef};
 use crate::geo::{haversine_m, LatLon};
 
@@ -164,15 +164,36 @@ impl PackedRTreeRef<'_> {
             }
         }
 
-        // Refine: exact distances for the candidates that survive the final threshold.
+        // Refine: exact distances for the candidates that survive the final threshold, in
+        // order of their f32 chord, until the next one is surely farther than the k-th
+        // exact distance so far (its chord is at least √d2 − UNIT_MARGIN): most candidates
+        // of a dense cluster never have their location read.
         let row_thr = f.row_thr;
+        cands.retain(|&(d2, _)| d2 <= row_thr);
+        cands.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        best.clear();
+        let mut stop = f64::INFINITY;
         let mut found = Vec::with_capacity(cands.len().min(k.saturating_mul(2).saturating_add(8)));
-        found.extend(
-            cands
-                .iter()
-                .filter(|&&(d2, _)| d2 <= row_thr)
-                .filter_map(|&(_, row)| Some((haversine_m(at, self.location(row)?), row))),
-        );
+        for &(d2, row) in cands.iter() {
+            if d2 > stop {
+                break;
+            }
+            let Some(location) = self.location(row) else { continue };
+            let d = haversine_m(at, location);
+            found.push((d, row));
+            // The k smallest exact distances (non-negative floats order as their bits).
+            if best.len() < k {
+                best.push(d.to_bits());
+            } else if best.peek().is_some_and(|&b| d.to_bits() < b) {
+                best.pop();
+                best.push(d.to_bits());
+            }
+            if best.len() == k {
+                let kth = best.peek().map_or(f64::INFINITY, |&b| f64::from_bits(b));
+                let bound = chord2_beyond(kth).sqrt() + UNIT_MARGIN;
+                stop = bound * bound;
+            }
+        }
         found.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         if let Some(&(kth, _)) = found.get(k - 1) {
             found.truncate(found.partition_point(|&(d, _)| d <= kth));

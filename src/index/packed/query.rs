@@ -26,7 +26,7 @@ pub(crate) const CHORD_SLACK: f64 = 1e-7;
 
 /// A squared chord such that a row whose squared chord to the query exceeds it is surely
 /// farther than `metres` by haversine. `+∞` when nothing can be excluded.
-fn chord2_beyond(metres: f64) -> f64 {
+pub(crate) fn chord2_beyond(metres: f64) -> f64 {
     let m = metres + slack(metres);
     if m >= std::f64::consts::PI * EARTH_RADIUS_M {
         return f64::INFINITY;

@@ -39,6 +39,16 @@ fn queries(rng: &mut ChaCha8Rng, pts: &[LatLon]) -> Vec<LatLon> {
     q
 }
 
+/// Points within a few millimetres to a few metres of one place.
+fn jittered(rng: &mut ChaCha8Rng, n: usize) -> Vec<LatLon> {
+    (0..n)
+        .map(|i| {
+            let scale = [1e-9, 1e-7, 1e-6, 1e-5][i % 4];
+            ll(48.85 + rng.gen_range(-scale..scale), 2.35 + rng.gen_range(-scale..scale))
+        })
+        .collect()
+}
+
 fn datasets() -> Vec<(&'static str, Vec<LatLon>)> {
     let mut r = rng(7);
     let hilbert = |pts: Vec<LatLon>| hilbert_order(&pts).iter().map(|&i| pts[i as usize]).collect::<Vec<_>>();
@@ -49,6 +59,9 @@ fn datasets() -> Vec<(&'static str, Vec<LatLon>)> {
         ("clustered unordered", clustered(&mut r, 1000)),
         ("duplicates", hilbert(duplicates(&mut r, 700))),
         ("edges", hilbert(edges(&mut r, 600))),
+        // Points closer together than f32 unit vectors resolve (0.6 m): their order by
+        // the f32 chord is not their order by distance, which the refine must restore.
+        ("sub-f32 spacing", hilbert(jittered(&mut r, 600))),
     ];
     for n in [0, 1, 2, 15, 16, 17, 255, 256, 257] {
         v.push(("tiny", uniform(&mut r, n)));
