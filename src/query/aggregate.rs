@@ -138,6 +138,12 @@ enum Keys {
 /// million groups (an H3 heatmap of spread-out records) are a few vectors rather than a
 /// million allocations.
 ///
+/// H3 groups are in the order of their raw indexes (which is [`CellIndex`] order); a raw
+/// index that is not a valid cell — only from a damaged checkpoint opened without checksums —
+/// reads as [`GroupKey::Missing`] in its raw place. Sums are added in an order that depends
+/// on how the rows are stored and on the number of cores, so they can differ in their last
+/// bits between runs on different machines or layouts; counts, minima and maxima are exact.
+///
 /// ```
 /// use geocrm::query::{GroupBy, GroupKey, Scope};
 /// use geocrm::{Database, Filter, LatLon, Options, Record};
@@ -173,6 +179,15 @@ pub struct Groups {
 impl Groups {
     fn cells(width: usize) -> Self {
         Groups { keys: Keys::Cells(Vec::new()), counts: Vec::new(), stats: Vec::new(), width }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match &mut self.keys {
+            Keys::Cells(cells) => cells.shrink_to_fit(),
+            Keys::Labels(labels) => labels.shrink_to_fit(),
+        }
+        self.counts.shrink_to_fit();
+        self.stats.shrink_to_fit();
     }
 
     /// Number of groups.
@@ -335,15 +350,19 @@ pub(crate) struct CellRuns {
 }
 
 impl CellRuns {
-    /// Runs over at most `rows` rows (the output's capacity: room that is never written to
-    /// is never touched, and growing by copies cost more than the rest of the walk).
+    /// Runs over at most `rows` rows. The output gets room up front for as many groups as
+    /// there can be — at most one per row and no more than H3 has cells at `res` — within
+    /// [`RESERVE_BYTES`], and grows beyond that: growing by copies cost more than the rest of
+    /// the walk, and room never written to is never touched.
     pub(crate) fn new(res: Resolution, fields: &[usize], rows: usize) -> Self {
         let mut out = Groups::cells(fields.len());
+        let per_group = 16 + std::mem::size_of::<FieldStats>() * fields.len();
+        let room = rows.min(cells_at(res)).min(RESERVE_BYTES / per_group);
         if let Keys::Cells(cells) = &mut out.keys {
-            cells.reserve_exact(rows);
+            cells.reserve_exact(room);
         }
-        out.counts.reserve_exact(rows);
-        out.stats.reserve_exact(rows * fields.len());
+        out.counts.reserve_exact(room);
+        out.stats.reserve_exact(room * fields.len());
         CellRuns {
             res: res.into(),
             fields: fields.to_vec(),
@@ -381,8 +400,19 @@ impl CellRuns {
 
     pub(crate) fn finish(mut self) -> Groups {
         self.close();
+        self.out.shrink_to_fit();
         self.out
     }
+}
+
+/// The most bytes an aggregation's output reserves before it knows how many groups it has.
+const RESERVE_BYTES: usize = 96 << 20;
+
+/// How many H3 cells there are at `res`: 122 base cells, each (12 pentagons aside, which
+/// have 5 children and one fewer below) with 7 children per finer resolution; as 2 + 120·7^res.
+fn cells_at(res: Resolution) -> usize {
+    let r = u32::from(u8::from(res));
+    7usize.checked_pow(r).and_then(|p| p.checked_mul(120)).map_or(usize::MAX, |n| n.saturating_add(2))
 }
 
 /// Accumulates rows into groups; collectors over different row sets merge.
@@ -661,6 +691,25 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    /// The walk's output reserves room for every possible group, but never more groups than
+    /// H3 has cells at the resolution, nor more than `RESERVE_BYTES` (many — possibly
+    /// repeated — fields over many rows once asked for tens of gigabytes and aborted).
+    #[test]
+    fn cell_runs_reserve_within_cells_and_budget() {
+        let bytes = |r: &CellRuns| {
+            let Keys::Cells(cells) = &r.out.keys else { panic!() };
+            8 * cells.capacity() + 8 * r.out.counts.capacity() + 32 * r.out.stats.capacity()
+        };
+        let r0 = CellRuns::new(Resolution::Zero, &[0; 6000], 150_000);
+        assert_eq!(r0.out.counts.capacity(), 122);
+        let wide = CellRuns::new(Resolution::Fifteen, &[0; 64], 12_000_000);
+        assert!(bytes(&wide) <= RESERVE_BYTES, "{}", bytes(&wide));
+        let one = CellRuns::new(Resolution::Five, &[0], 1_000_000);
+        assert!(one.out.counts.capacity() >= 1_000_000);
+        assert_eq!(cells_at(Resolution::Two), 5_882);
+        assert_eq!(cells_at(Resolution::Fifteen), 569_707_381_193_162);
     }
 
     #[test]

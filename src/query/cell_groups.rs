@@ -1,7 +1,7 @@
 //! Aggregation by H3 cell over every row: the checkpoint's rows are walked in its cell order
 //! (the H3 cell index), where the rows of one ancestor cell at any resolution are
 //! consecutive, so groups close one after another in key order with no hash map and no sort;
-//! the halves of the walk run on two cores. The in-memory table's rows go through a
+//! the walk is cut into one contiguous part per core. The in-memory table's rows go through a
 //! [`Collector`] and the two results are merged.
 
 use h3o::Resolution;
@@ -11,7 +11,7 @@ use super::filter::CompiledFilter;
 use super::spatial::row_matches;
 use crate::index::{BaseRows, RowRef, TableView};
 
-/// Cell-order positions per thread below which the walk stays on one thread.
+/// Cell-order positions below which the walk stays on one thread.
 const PARALLEL_MIN: usize = 1 << 16;
 
 /// Groups by H3 cell at `res` of every live row of `view` matching `filter`, with statistics

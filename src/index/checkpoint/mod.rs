@@ -289,9 +289,11 @@ pub enum Verify {
 
 impl Checkpoint {
     /// Validates `bytes` — header, section table, every section's checksum (with
-    /// [`Verify::Checksums`]), the meta section, the packed R-tree's structure, the cell
-    /// column's order, the id offsets and the id order's range — and wraps them. `path` names
-    /// the file in errors.
+    /// [`Verify::Checksums`]), the meta section, the packed R-tree's structure, the cells'
+    /// resolution-15 high bits, the id offsets, and that every id-order and cell-order entry
+    /// is a row — and wraps them. `path` names the file in errors. That the two orders are
+    /// sorted is what `Database::verify` checks: a file written wrong (or damaged and opened
+    /// without checksums) gives wrong answers, never an out-of-bounds read.
     ///
     /// # Errors
     /// [`Error::Corrupt`] naming the file and the offset of the first bad structure;
