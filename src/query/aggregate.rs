@@ -244,13 +244,18 @@ impl Groups {
         }
     }
 
+    /// Group `i` of an H3 result as (raw key, count, statistics).
+    fn raw_cell(&self, i: usize) -> Option<(u64, u64, &[FieldStats])> {
+        let Keys::Cells(cells) = &self.keys else { return None };
+        let stats = self.stats.get(i * self.width..(i + 1) * self.width)?;
+        Some((*cells.get(i)?, *self.counts.get(i)?, stats))
+    }
+
     /// Appends `other`'s groups (all with keys at or above this one's last; a shared first
     /// key is merged into one group).
     pub(crate) fn append_cells(&mut self, other: &Groups) {
-        let Keys::Cells(cells) = &other.keys else { return };
-        for (i, &key) in cells.iter().enumerate() {
-            let stats = other.stats.get(i * self.width..(i + 1) * self.width).unwrap_or_default();
-            self.push_cell(key, other.counts.get(i).copied().unwrap_or(0), stats);
+        for (key, count, stats) in (0..other.len()).map_while(|i| other.raw_cell(i)) {
+            self.push_cell(key, count, stats);
         }
     }
 
@@ -262,29 +267,25 @@ impl Groups {
         if a.is_empty() {
             return b;
         }
-        let (Keys::Cells(ka), Keys::Cells(kb)) = (&a.keys, &b.keys) else { return a };
         let mut out = Groups::cells(a.width);
         let (mut i, mut j) = (0, 0);
-        fn group(g: &Groups, i: usize) -> (u64, &[FieldStats]) {
-            (
-                g.counts.get(i).copied().unwrap_or(0),
-                g.stats.get(i * g.width..(i + 1) * g.width).unwrap_or_default(),
-            )
-        }
-        while i < ka.len() || j < kb.len() {
-            let take_a = match (ka.get(i), kb.get(j)) {
-                (Some(x), Some(y)) => x <= y,
-                (Some(_), None) => true,
-                _ => false,
+        loop {
+            let next = match (a.raw_cell(i), b.raw_cell(j)) {
+                (Some(x), Some(y)) if x.0 <= y.0 => {
+                    i += 1;
+                    x
+                }
+                (_, Some(y)) => {
+                    j += 1;
+                    y
+                }
+                (Some(x), None) => {
+                    i += 1;
+                    x
+                }
+                (None, None) => break,
             };
-            let (key, (count, stats)) = if take_a {
-                i += 1;
-                (ka.get(i - 1).copied().unwrap_or(0), group(&a, i - 1))
-            } else {
-                j += 1;
-                (kb.get(j - 1).copied().unwrap_or(0), group(&b, j - 1))
-            };
-            out.push_cell(key, count, stats);
+            out.push_cell(next.0, next.1, next.2);
         }
         out
     }
