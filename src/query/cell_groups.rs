@@ -52,12 +52,8 @@ pub(crate) fn base_by_cell(
     let cells = c.cell_column();
     let columns: Vec<&[u8]> =
         (0..c.meta().schema.number_fields().len()).map(|f| c.number_column(f)).collect();
-    let read = |column: &[u8], at: usize| -> u64 {
-        match column.get(at..at.wrapping_add(8)) {
-            Some(&[a, b, c, d, e, f, g, h]) => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
-            _ => u64::MAX,
-        }
-    };
+    let read =
+        |column: &[u8], at: usize| crate::codec::read8(column, at).map_or(u64::MAX, u64::from_le_bytes);
     let plain = filter.is_all() && base.hidden.is_empty();
     let parts = crate::parallel::chunks(order, parallel_min, |part| {
         // The first part's output has room for every group, so the others append without
