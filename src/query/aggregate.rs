@@ -167,18 +167,34 @@ enum Keys {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Groups {
     keys: Keys,
     counts: Vec<u64>,
     /// `width` statistics per group.
     stats: Vec<FieldStats>,
     width: usize,
+    /// H3 groups that follow these, part by part — the other parts of a parallel walk, kept
+    /// where they were built instead of copied — each with the number of groups at its start
+    /// that were merged into the group before (0 or 1).
+    more: Vec<(Groups, usize)>,
+}
+
+impl PartialEq for Groups {
+    fn eq(&self, other: &Groups) -> bool {
+        self.width == other.width && self.len() == other.len() && self.iter().eq(other.iter())
+    }
 }
 
 impl Groups {
     fn cells(width: usize) -> Self {
-        Groups { keys: Keys::Cells(Vec::new()), counts: Vec::new(), stats: Vec::new(), width }
+        Groups {
+            keys: Keys::Cells(Vec::new()),
+            counts: Vec::new(),
+            stats: Vec::new(),
+            width,
+            more: Vec::new(),
+        }
     }
 
     fn shrink_to_fit(&mut self) {
@@ -188,23 +204,49 @@ impl Groups {
         }
         self.counts.shrink_to_fit();
         self.stats.shrink_to_fit();
+        for (part, _) in &mut self.more {
+            part.shrink_to_fit();
+        }
     }
 
     /// Number of groups.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.counts.len()
+        self.counts.len() + self.more.iter().map(|(part, skip)| part.counts.len() - skip).sum::<usize>()
     }
 
     /// Whether there are no groups.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
+        self.len() == 0
+    }
+
+    /// The part holding group `i`, and the group's position in it.
+    fn locate(&self, i: usize) -> Option<(&Groups, usize)> {
+        let mut i = i;
+        if i < self.counts.len() {
+            return Some((self, i));
+        }
+        i -= self.counts.len();
+        for (part, skip) in &self.more {
+            let n = part.counts.len() - skip;
+            if i < n {
+                return Some((part, i + skip));
+            }
+            i -= n;
+        }
+        None
     }
 
     /// Group `i` (in key order).
     #[must_use]
     pub fn get(&self, i: usize) -> Option<Group<'_>> {
+        let (part, i) = self.locate(i)?;
+        part.get_here(i)
+    }
+
+    /// Group `i` of this part alone.
+    fn get_here(&self, i: usize) -> Option<Group<'_>> {
         let count = *self.counts.get(i)?;
         let key = match &self.keys {
             // A raw index that is not a valid cell can only come from a damaged file.
@@ -246,17 +288,32 @@ impl Groups {
 
     /// Group `i` of an H3 result as (raw key, count, statistics).
     fn raw_cell(&self, i: usize) -> Option<(u64, u64, &[FieldStats])> {
-        let Keys::Cells(cells) = &self.keys else { return None };
-        let stats = self.stats.get(i * self.width..(i + 1) * self.width)?;
-        Some((*cells.get(i)?, *self.counts.get(i)?, stats))
+        let (part, i) = self.locate(i)?;
+        let Keys::Cells(cells) = &part.keys else { return None };
+        let stats = part.stats.get(i * part.width..(i + 1) * part.width)?;
+        Some((*cells.get(i)?, *part.counts.get(i)?, stats))
     }
 
-    /// Appends `other`'s groups (all with keys at or above this one's last; a shared first
-    /// key is merged into one group).
-    pub(crate) fn append_cells(&mut self, other: &Groups) {
-        for (key, count, stats) in (0..other.len()).map_while(|i| other.raw_cell(i)) {
-            self.push_cell(key, count, stats);
+    /// Appends `next`'s groups (built on their own, all with keys at or above this one's
+    /// last) without copying them; a group of the last key in both is merged into one.
+    pub(crate) fn append_cells(&mut self, next: Groups) {
+        let mut skip = 0;
+        if let Some((key, count, stats)) = next.raw_cell(0) {
+            // The part holding the last group shown: a part whose only group was merged
+            // into the part before, or an empty one, does not.
+            let shown = self.more.iter().rposition(|(part, skip)| part.counts.len() > *skip);
+            let last = match shown.and_then(|i| self.more.get_mut(i)) {
+                Some((part, _)) => part,
+                None => self,
+            };
+            if let Keys::Cells(cells) = &last.keys {
+                if cells.last() == Some(&key) {
+                    last.push_cell(key, count, stats);
+                    skip = 1;
+                }
+            }
         }
+        self.more.push((next, skip));
     }
 
     /// Merges two H3 results, each in key order, into one in key order.
@@ -625,8 +682,13 @@ impl Collector {
         let n = self.fields.len();
         let mut order: Vec<(u64, u32)> =
             self.groups.iter().enumerate().map(|(slot, &(key, _))| (key, slot as u32)).collect();
-        let mut out =
-            Groups { keys: Keys::Labels(Vec::new()), counts: Vec::new(), stats: Vec::new(), width: n };
+        let mut out = Groups {
+            keys: Keys::Labels(Vec::new()),
+            counts: Vec::new(),
+            stats: Vec::new(),
+            width: n,
+            more: Vec::new(),
+        };
         if let KeyOf::H3(_) = self.key_of {
             // H3 keys order as their raw values.
             crate::radix::sort_by_key(&mut order);
@@ -711,6 +773,62 @@ mod tests {
         assert!(one.out.counts.capacity() >= 1_000_000);
         assert_eq!(cells_at(Resolution::Two), 5_882);
         assert_eq!(cells_at(Resolution::Fifteen), 569_707_381_193_162);
+    }
+
+    /// Parts of a walk joined without copying (`append_cells`) equal one walk over all rows,
+    /// whatever the cuts: inside a group, a part that is one group spanning three parts,
+    /// empty parts.
+    #[test]
+    fn joined_parts_equal_one_walk() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        let res = Resolution::try_from(3).unwrap();
+        let mut cells: Vec<u64> = rows(3_000, 21).iter().map(|r| r.cell).collect();
+        cells.sort_unstable();
+        let walk = |range: std::ops::Range<usize>| {
+            let mut runs = CellRuns::new(res, &[0], range.len());
+            for i in range {
+                runs.add(cells[i], |_| (i % 13) as f64);
+            }
+            runs.finish()
+        };
+        let whole = walk(0..cells.len());
+        assert!(whole.len() > 20);
+        for round in 0..200 {
+            let mut cuts: Vec<usize> =
+                (0..rng.gen_range(1..8)).map(|_| rng.gen_range(0..=cells.len())).collect();
+            if round % 4 == 0 {
+                // Two cuts inside the biggest run of one key: a part that is all one group.
+                let (start, len) = cells
+                    .chunk_by(|a, b| ancestor(*a, 3) == ancestor(*b, 3))
+                    .scan(0, |at, run| {
+                        *at += run.len();
+                        Some((*at - run.len(), run.len()))
+                    })
+                    .max_by_key(|&(_, len)| len)
+                    .unwrap();
+                cuts.extend([start + len / 3, start + 2 * len / 3, start + 2 * len / 3]);
+            }
+            cuts.extend([0, cells.len()]);
+            cuts.sort_unstable();
+            let mut parts = cuts.windows(2).map(|w| walk(w[0]..w[1]));
+            let mut joined = parts.next().unwrap();
+            for part in parts {
+                joined.append_cells(part);
+            }
+            assert_eq!(joined.len(), whole.len(), "cuts {cuts:?}");
+            for (a, b) in joined.iter().zip(whole.iter()) {
+                assert_eq!(
+                    (&a.key, a.count, a.fields[0].count),
+                    (&b.key, b.count, b.fields[0].count),
+                    "cuts {cuts:?}"
+                );
+                assert_eq!((a.fields[0].min(), a.fields[0].max()), (b.fields[0].min(), b.fields[0].max()));
+            }
+            assert!(joined.iter().rev().eq(whole.iter().rev()));
+            assert!(
+                (0..whole.len()).all(|i| joined.get(i) == whole.get(i)) && joined.get(whole.len()).is_none()
+            );
+        }
     }
 
     #[test]

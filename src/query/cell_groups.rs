@@ -56,10 +56,7 @@ pub(crate) fn base_by_cell(
         |column: &[u8], at: usize| crate::codec::read8(column, at).map_or(u64::MAX, u64::from_le_bytes);
     let plain = filter.is_all() && base.hidden.is_empty();
     let parts = crate::parallel::chunks(order, parallel_min, |part| {
-        // The first part's output has room for every group, so the others append without
-        // growing it.
-        let first = std::ptr::eq(part.as_ptr(), order.as_ptr());
-        let mut runs = CellRuns::new(res, fields, if first { order.len() } else { part.len() });
+        let mut runs = CellRuns::new(res, fields, part.len());
         for &word in part {
             let row = u32::from_le_bytes(word);
             let keep = plain || (base.visible(row) && row_matches(filter, RowRef::Base(c, row)));
@@ -76,7 +73,7 @@ pub(crate) fn base_by_cell(
     let mut parts = parts.into_iter();
     let mut out = parts.next().unwrap_or_else(|| CellRuns::new(res, fields, 0).finish());
     for part in parts {
-        out.append_cells(&part);
+        out.append_cells(part);
     }
     out
 }
