@@ -287,6 +287,32 @@ fn to_stored(collection: &str, schema: &Schema, r: Record) -> Result<(StoredReco
 }
 
 /// A batch waiting in the commit queue.
+/// Armed while the leader runs a round: if the round panics (a bug), its batches get
+/// `Poisoned` errors, the database is poisoned (what is applied in memory may be half a round;
+/// the log holds it whole for the next open) and the next committer can lead, instead of every
+/// waiting committer blocking forever.
+struct RoundGuard<'a> {
+    inner: &'a Inner,
+    tickets: Vec<u64>,
+    armed: bool,
+}
+
+impl Drop for RoundGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let reason = "a commit panicked while it was written or applied; reopen the database".to_owned();
+        self.inner.writer.lock().poisoned.get_or_insert_with(|| reason.clone());
+        let mut q = self.inner.queue.lock();
+        for &ticket in &self.tickets {
+            q.done.insert(ticket, Err(Error::Poisoned { reason: reason.clone() }));
+        }
+        q.leader = false;
+        self.inner.queue_cv.notify_all();
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Waiting {
     pub ticket: u64,
@@ -318,7 +344,11 @@ impl Inner {
             }
             let round = std::mem::take(&mut q.waiting);
             drop(q);
+            let mut guard =
+                RoundGuard { inner: self, tickets: round.iter().map(|w| w.ticket).collect(), armed: true };
             let results = self.commit_round(round);
+            guard.armed = false;
+            drop(guard);
             q = self.queue.lock();
             q.done.extend(results);
             q.leader = false;

@@ -414,3 +414,135 @@ fn writes_after_replaying_any_number_of_rows_work() {
         assert_eq!(near[0].distance_m, 0.0, "{n} rows");
     }
 }
+
+mod panicking_commit {
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
+
+    use geocrm::io::{DirLock, FileSystem, MappedBytes, MemFs, ReadableFile, WritableFile};
+    use geocrm::{Database, Error, LatLon, Options, Record, Result, Schema};
+
+    /// `MemFs` whose file syncs panic (after a pause, so other committers queue up) while
+    /// `panic` is set: a stand-in for a bug inside a commit round.
+    #[derive(Debug, Clone, Default)]
+    struct PanickyFs {
+        fs: MemFs,
+        panic: Arc<AtomicBool>,
+    }
+
+    #[derive(Debug)]
+    struct PanickyFile {
+        inner: Box<dyn WritableFile>,
+        panic: Arc<AtomicBool>,
+    }
+
+    impl WritableFile for PanickyFile {
+        fn write_all(&mut self, buf: &[u8]) -> Result<()> {
+            self.inner.write_all(buf)
+        }
+        fn sync(&mut self) -> Result<()> {
+            if self.panic.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(300));
+                panic!("injected panic in a commit round");
+            }
+            self.inner.sync()
+        }
+        fn len(&self) -> u64 {
+            self.inner.len()
+        }
+    }
+
+    impl FileSystem for PanickyFs {
+        fn create_dir_all(&self, path: &Path) -> Result<()> {
+            self.fs.create_dir_all(path)
+        }
+        fn list_dir(&self, path: &Path) -> Result<Vec<String>> {
+            self.fs.list_dir(path)
+        }
+        fn exists(&self, path: &Path) -> bool {
+            self.fs.exists(path)
+        }
+        fn create_new(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+            Ok(Box::new(PanickyFile { inner: self.fs.create_new(path)?, panic: self.panic.clone() }))
+        }
+        fn open_append(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+            Ok(Box::new(PanickyFile { inner: self.fs.open_append(path)?, panic: self.panic.clone() }))
+        }
+        fn open_read(&self, path: &Path) -> Result<Box<dyn ReadableFile>> {
+            self.fs.open_read(path)
+        }
+        fn read(&self, path: &Path) -> Result<Vec<u8>> {
+            self.fs.read(path)
+        }
+        fn map(&self, path: &Path) -> Result<MappedBytes> {
+            self.fs.map(path)
+        }
+        fn truncate(&self, path: &Path, len: u64) -> Result<()> {
+            self.fs.truncate(path, len)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+            self.fs.rename(from, to)
+        }
+        fn remove_file(&self, path: &Path) -> Result<()> {
+            self.fs.remove_file(path)
+        }
+        fn sync_dir(&self, path: &Path) -> Result<()> {
+            self.fs.sync_dir(path)
+        }
+        fn lock_dir(&self, dir: &Path) -> Result<Box<dyn DirLock>> {
+            self.fs.lock_dir(dir)
+        }
+    }
+
+    /// A panic inside a commit round (a bug) reaches the committer that led the round;
+    /// the committers waiting on that round get `Poisoned` instead of waiting forever, later
+    /// commits are refused, and the database reopens with what was acknowledged.
+    #[test]
+    fn a_panic_in_a_commit_round_poisons_instead_of_hanging_the_waiters() {
+        let fs = PanickyFs::default();
+        let open = |fs: &PanickyFs| {
+            Database::open(Path::new("/db"), Options::new().file_system(Arc::new(fs.clone()))).unwrap()
+        };
+        let db = open(&fs);
+        db.create_collection("c", Schema::new()).unwrap();
+        let mut batch = db.begin_write();
+        batch.upsert("c", Record::new("before", LatLon::new(1.0, 2.0).unwrap())).unwrap();
+        batch.commit().unwrap();
+        fs.panic.store(true, Ordering::SeqCst);
+        let (tx, rx) = mpsc::channel();
+        let mut threads = Vec::new();
+        for i in 0..4 {
+            let (db, tx) = (db.clone(), tx.clone());
+            threads.push(std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(60 * i));
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut batch = db.begin_write();
+                    batch.upsert("c", Record::new(format!("t{i}"), LatLon::new(3.0, 4.0).unwrap())).unwrap();
+                    batch.commit()
+                }));
+                let _ = tx.send(result.map(|r| r.map(|_| ())));
+            }));
+        }
+        let (mut panicked, mut poisoned) = (0, 0);
+        for _ in 0..4 {
+            match rx.recv_timeout(Duration::from_secs(30)).expect("a committer is still waiting after 30 s") {
+                Err(_) => panicked += 1,
+                Ok(Err(Error::Poisoned { .. })) => poisoned += 1,
+                Ok(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((panicked, poisoned), (1, 3));
+        for t in threads {
+            t.join().unwrap();
+        }
+        fs.panic.store(false, Ordering::SeqCst);
+        let mut batch = db.begin_write();
+        batch.upsert("c", Record::new("after", LatLon::new(1.0, 2.0).unwrap())).unwrap();
+        assert!(matches!(batch.commit(), Err(Error::Poisoned { .. })));
+        drop(db);
+        let db = open(&fs);
+        assert!(db.read().collection("c").unwrap().get("before").unwrap().is_some());
+    }
+}
