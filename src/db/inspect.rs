@@ -247,8 +247,8 @@ impl Database {
         }
         seen.fill(false);
         let mut prev: Option<(u64, u32)> = None;
-        for w in c.cell_order().chunks_exact(4) {
-            let row = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        for &w in c.cell_order().as_chunks::<4>().0 {
+            let row = u32::from_le_bytes(w);
             let key = (c.cell(row), row);
             if prev.is_some_and(|p| p >= key) || seen.get(row as usize).is_none_or(|&s| s) {
                 return Err(bad(row, "the cell order is not sorted by cell or names a row twice"));

@@ -401,10 +401,7 @@ impl SegmentReaders {
         }
         let mut frame = vec![0u8; available.min(FIRST_READ) as usize];
         file.read_exact_at(&mut frame, p.offset)?;
-        let payload = match frame.get(..4) {
-            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
-            _ => 0,
-        };
+        let payload = crate::codec::read4(&frame, 0).map_or(0, u32::from_le_bytes);
         if payload > crate::codec::MAX_FRAME_PAYLOAD {
             return Err(corrupt(format!("frame length {payload} is beyond the format's limit")));
         }
