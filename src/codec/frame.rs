@@ -44,6 +44,35 @@ pub fn encode_frame(payload: &[u8], out: &mut Vec<u8>) {
     encode_frame_parts(&[payload], out);
 }
 
+/// Appends one frame to `out` whose payload `fill` appends in place, then writes the
+/// header (the same bytes as [`encode_frame`] of that payload, with no intermediate buffer);
+/// returns what `fill` returns.
+///
+/// # Panics
+/// As [`encode_frame`].
+///
+/// ```
+/// use geocrm::codec::{encode_frame, encode_frame_with};
+/// let (mut a, mut b) = (Vec::new(), Vec::new());
+/// encode_frame(b"payload", &mut a);
+/// encode_frame_with(&mut b, |out| out.extend_from_slice(b"payload"));
+/// assert_eq!(a, b);
+/// ```
+pub fn encode_frame_with<R>(out: &mut Vec<u8>, fill: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+    let result = fill(out);
+    let (_, frame) = out.split_at_mut(start);
+    let (header, payload) = frame.split_at_mut(FRAME_HEADER_LEN);
+    debug_assert!(payload.len() <= MAX_FRAME_PAYLOAD as usize);
+    let len_bytes = u32::try_from(payload.len()).unwrap_or(u32::MAX).to_le_bytes();
+    let crc = checksum(len_bytes, payload);
+    let (len_out, crc_out) = header.split_at_mut(4);
+    len_out.copy_from_slice(&len_bytes);
+    crc_out.copy_from_slice(&crc.to_le_bytes());
+    result
+}
+
 /// Appends one frame whose payload is the concatenation of `parts` to `out`, copying each
 /// part once (the same bytes as [`encode_frame`] of the concatenation).
 ///

@@ -3,8 +3,8 @@
 mod frame;
 
 pub use frame::{
-    encode_frame, encode_frame_parts, is_torn_tail, read4, read8, read_frame, FrameRead, FRAME_HEADER_LEN,
-    MAX_FRAME_PAYLOAD,
+    encode_frame, encode_frame_parts, encode_frame_with, is_torn_tail, read4, read8, read_frame, FrameRead,
+    FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD,
 };
 
 /// The bincode configuration of every structured payload: little-endian, variable-length
@@ -21,6 +21,16 @@ pub fn bincode_config() -> impl bincode::config::Config {
 /// Never for geocrm's own types in practice; an encoding error is reported as a message.
 pub fn encode<T: bincode::Encode>(value: &T) -> Result<Vec<u8>, String> {
     bincode::encode_to_vec(value, bincode_config()).map_err(|e| e.to_string())
+}
+
+/// The number of bytes [`encode`] would produce for a value, computed without a buffer.
+///
+/// # Errors
+/// As [`encode`].
+pub fn encoded_len<T: bincode::Encode>(value: &T) -> Result<usize, String> {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::encode_into_writer(value, &mut size, bincode_config()).map_err(|e| e.to_string())?;
+    Ok(size.bytes_written)
 }
 
 /// Appends the encoding of a value with [`bincode_config`] to `out` (no intermediate

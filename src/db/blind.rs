@@ -42,12 +42,12 @@ pub(crate) fn blind_label(kind: PiiKind) -> Option<&'static str> {
 
 /// Normalizes the value of PII field `field` according to its kind. Errors name the record
 /// and field and give a reason; they never contain the value.
-pub(crate) fn normalize_pii(schema: &Schema, id: &str, field: &str, value: &Pii) -> Result<Pii> {
+pub(crate) fn normalize_pii(schema: &Schema, id: &str, field: &str, value: Pii) -> Result<Pii> {
     let normalized = match schema.pii_kind(field) {
         Some(PiiKind::Phone) => normalize_phone(value.expose()),
         Some(PiiKind::Email) => normalize_email(value.expose()),
         // Text, or not a PII field (reported by the caller's schema check).
-        _ => return Ok(value.clone()),
+        _ => return Ok(value),
     };
     normalized.map(Pii::new).map_err(|e| match e {
         Error::InvalidRecord { reason, .. } => {

@@ -38,7 +38,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::manifest::{CheckpointRecord, Manifest};
-use super::ops::{encode_bodies, LogOp};
+use super::ops::{append_ops, LogOp};
 use super::state::{CategoryDict, CheckpointJournal, CollectionState, State};
 use super::{Inner, Writer};
 use crate::crypto::Keystore;
@@ -517,13 +517,11 @@ impl Inner {
         if ops.is_empty() {
             return Ok(());
         }
-        let bodies = encode_bodies(ops).map_err(|e| Error::invalid_argument("compaction", e))?;
-        let refs: Vec<(&[u8], u32)> = bodies.iter().map(|(b, n)| (b.as_slice(), *n)).collect();
-        let receipt = logged(w, |w| w.log.append_txn(&refs))?;
+        let (receipt, bodies) = logged(w, |w| append_ops(&mut w.log, ops, "compaction"))?;
         self.log_tail_bytes.fetch_add(receipt.bytes(), Relaxed);
         let mut owner = owners.iter();
-        for ((_, count), pos) in bodies.iter().zip(&receipt.positions) {
-            for index in 0..*count {
+        for (body, pos) in bodies.iter().zip(&receipt.positions) {
+            for index in 0..body.count() {
                 if let Some(Some(i)) = owner.next() {
                     if let Some(p) = pointers.get_mut(*i) {
                         *p = OpPointer { segment: pos.segment, offset: pos.offset, index };

@@ -83,47 +83,100 @@ pub(crate) const TARGET_BODY_BYTES: usize = 64 << 10;
 /// log pointer.
 pub(crate) const MAX_OPS_PER_BODY: u32 = u16::MAX as u32;
 
-/// Encodes operations into frame bodies of about [`TARGET_BODY_BYTES`], returning each body
-/// with its operation count.
-/// Large batches are encoded on every core, each thread a contiguous run of operations (so
-/// a body may end early at a run boundary; the log does not care where bodies end).
-pub(crate) fn encode_bodies(ops: &[LogOp]) -> Result<Vec<(Vec<u8>, u32)>, String> {
+/// One frame body of a batch: the operations it holds and its encoded length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PlannedBody {
+    /// Indexes of the body's operations in the batch.
+    pub ops: std::ops::Range<usize>,
+    /// Encoded length of the body (a `u32` length before each operation).
+    pub len: usize,
+}
+
+impl PlannedBody {
+    /// The number of operations (at most [`MAX_OPS_PER_BODY`]).
+    pub(crate) fn count(&self) -> u32 {
+        u32::try_from(self.ops.len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// Cuts a batch into frame bodies of about [`TARGET_BODY_BYTES`] (an operation that would
+/// overflow a non-empty body starts the next one; at most [`MAX_OPS_PER_BODY`] per body)
+/// from the operations' encoded lengths, computed without encoding (on every core for large
+/// batches). [`encode_body`] then writes each body straight into the log's buffer, so a
+/// large transaction is never held encoded in memory.
+pub(crate) fn plan_bodies(ops: &[LogOp]) -> Result<Vec<PlannedBody>, String> {
+    let lengths = crate::parallel::chunks(ops, PARALLEL_PLAN_MIN, |run| {
+        run.iter().map(codec::encoded_len).collect::<Result<Vec<usize>, String>>()
+    });
     let mut bodies = Vec::new();
-    for run in crate::parallel::chunks(ops, PARALLEL_ENCODE_MIN, encode_run) {
-        bodies.extend(run?);
+    let (mut first, mut len, mut i) = (0usize, 0usize, 0usize);
+    for run in lengths {
+        for op_len in run? {
+            if u32::try_from(op_len).is_err() {
+                return Err("operation larger than 4 GiB".to_owned());
+            }
+            let count = i - first;
+            if count > 0 && (len + 4 + op_len > TARGET_BODY_BYTES || count == MAX_OPS_PER_BODY as usize) {
+                bodies.push(PlannedBody { ops: first..i, len });
+                (first, len) = (i, 0);
+            }
+            len += 4 + op_len;
+            i += 1;
+        }
+    }
+    if i > first {
+        bodies.push(PlannedBody { ops: first..i, len });
     }
     Ok(bodies)
 }
 
-/// Batches of at least this many operations are encoded on every core.
-const PARALLEL_ENCODE_MIN: usize = 16_384;
+/// Batches of at least this many operations are measured on every core.
+const PARALLEL_PLAN_MIN: usize = 16_384;
 
-fn encode_run(ops: &[LogOp]) -> Result<Vec<(Vec<u8>, u32)>, String> {
-    let mut bodies = Vec::new();
-    let mut body = Vec::with_capacity(TARGET_BODY_BYTES);
-    let mut count = 0u32;
+/// Appends the body of `ops` (`len u32 LE | bincode(op)` each) to `out`.
+pub(crate) fn encode_body(ops: &[LogOp], out: &mut Vec<u8>) -> Result<(), String> {
     for op in ops {
-        // Encoded in place after a length placeholder; an operation that overflows the
-        // body moves to a fresh one.
-        let start = body.len();
-        body.extend_from_slice(&[0; 4]);
-        let n = codec::encode_into(op, &mut body)?;
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        let n = codec::encode_into(op, out)?;
         let len = u32::try_from(n).map_err(|_| "operation larger than 4 GiB".to_owned())?;
-        if count > 0 && (body.len() > TARGET_BODY_BYTES || count == MAX_OPS_PER_BODY) {
-            let mut next = Vec::with_capacity(TARGET_BODY_BYTES.max(body.len() - start));
-            next.extend_from_slice(body.get(start..).unwrap_or_default());
-            body.truncate(start);
-            bodies.push((std::mem::replace(&mut body, next), count));
-            count = 0;
-        }
-        let at = body.len() - n - 4;
-        if let Some(slot) = body.get_mut(at..at + 4) {
+        if let Some(slot) = out.get_mut(at..at + 4) {
             slot.copy_from_slice(&len.to_le_bytes());
         }
-        count += 1;
     }
-    if count > 0 {
-        bodies.push((body, count));
+    Ok(())
+}
+
+/// Appends `ops` to the log as one transaction, each body encoded straight into the log's
+/// write buffer; returns the receipt and the bodies (their operation ranges give each
+/// operation's frame). `what` names the batch in errors.
+pub(crate) fn append_ops(
+    log: &mut crate::log::Log,
+    ops: &[LogOp],
+    what: &'static str,
+) -> crate::error::Result<(crate::log::TxnReceipt, Vec<PlannedBody>)> {
+    let invalid = |e: String| crate::error::Error::invalid_argument(what, e);
+    let bodies = plan_bodies(ops).map_err(invalid)?;
+    let lengths: Vec<(usize, u32)> = bodies.iter().map(|b| (b.len, b.count())).collect();
+    let receipt = log.append_txn_with(&lengths, &mut |i, out| {
+        let body = bodies.get(i).and_then(|b| ops.get(b.ops.clone())).unwrap_or_default();
+        encode_body(body, out).map_err(invalid)
+    })?;
+    Ok((receipt, bodies))
+}
+
+/// Encodes a batch into bodies held in memory, each with its operation count (as
+/// [`plan_bodies`] cuts them; for tests and small batches).
+#[cfg(test)]
+pub(crate) fn encode_bodies(ops: &[LogOp]) -> Result<Vec<(Vec<u8>, u32)>, String> {
+    let mut bodies = Vec::new();
+    for planned in plan_bodies(ops)? {
+        let mut body = Vec::with_capacity(planned.len);
+        encode_body(ops.get(planned.ops.clone()).unwrap_or_default(), &mut body)?;
+        if body.len() != planned.len {
+            return Err(format!("body of {} bytes, planned {}", body.len(), planned.len));
+        }
+        bodies.push((body, planned.count()));
     }
     Ok(bodies)
 }
@@ -188,8 +241,8 @@ mod tests {
     }
 
     #[test]
-    fn parallel_encoding_round_trips_in_order() {
-        let ops: Vec<LogOp> = (0..PARALLEL_ENCODE_MIN * 2 + 7).map(op).collect();
+    fn parallel_planning_round_trips_in_order() {
+        let ops: Vec<LogOp> = (0..PARALLEL_PLAN_MIN * 2 + 7).map(op).collect();
         let bodies = encode_bodies(&ops).unwrap();
         let mut all = Vec::new();
         for (body, count) in &bodies {
@@ -197,6 +250,30 @@ mod tests {
             all.extend(decode_body(body, *count).unwrap());
         }
         assert_eq!(all, ops);
+    }
+
+    #[test]
+    fn planned_bodies_match_their_encoding_and_cut_where_the_target_is_passed() {
+        // Small operations around ones larger than a body: each large one gets a body alone.
+        let big = |i: usize| LogOp::Delete { collection: "c".into(), id: "y".repeat(TARGET_BODY_BYTES + i) };
+        let ops: Vec<LogOp> = (0..2_000).map(|i| if i % 700 == 5 { big(i) } else { op(i) }).collect();
+        let plan = plan_bodies(&ops).unwrap();
+        let bodies = encode_bodies(&ops).unwrap();
+        assert_eq!(plan.len(), bodies.len());
+        let mut next = 0;
+        for (planned, (body, count)) in plan.iter().zip(&bodies) {
+            assert_eq!((planned.ops.start, planned.len, planned.count()), (next, body.len(), *count));
+            next = planned.ops.end;
+            let following = ops.get(planned.ops.end).map(|o| 4 + codec::encoded_len(o).unwrap());
+            if *count > 1 {
+                assert!(planned.len <= TARGET_BODY_BYTES, "a body of several operations passes the target");
+            }
+            if let Some(f) = following {
+                assert!(planned.len + f > TARGET_BODY_BYTES, "the next operation would have fitted");
+            }
+        }
+        assert_eq!(next, ops.len());
+        assert_eq!(plan.iter().filter(|b| b.len > TARGET_BODY_BYTES).count(), 3);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use h3o::{LatLng, Resolution};
 
-use super::ops::{encode_bodies, LogOp, StoredRecord};
+use super::ops::{append_ops, LogOp, StoredRecord};
 use super::{Database, Durability, Inner};
 use crate::crypto::{self, BlindIndexKey, FieldContext, Pii};
 use crate::error::{Error, Result};
@@ -240,42 +240,44 @@ fn checked_upsert(
 
 /// Checks a record against a schema and lays its fields out in schema order.
 fn to_stored(collection: &str, schema: &Schema, r: Record) -> Result<(StoredRecord, Vec<Option<Pii>>)> {
-    validate_id(&r.id)?;
+    // The record's values move into their slots (no copies of categories or PII).
+    let Record { id, location, numbers: number_values, categories: category_values, pii: pii_values } = r;
+    validate_id(&id)?;
     let mut numbers = vec![None; schema.number_fields().len()];
     let mut categories = vec![None; schema.category_fields().len()];
     let mut pii: Vec<Option<Pii>> = vec![None; schema.pii_fields().len()];
-    for (field, v) in &r.numbers {
+    for (field, v) in &number_values {
         if !v.is_finite() {
-            return Err(record_error(&r.id, field, "numbers must be finite"));
+            return Err(record_error(&id, field, "numbers must be finite"));
         }
-        place(schema, &r.id, field, FieldKind::Number, &mut numbers, *v)?;
+        place(schema, &id, field, FieldKind::Number, &mut numbers, *v)?;
     }
-    for (field, v) in &r.categories {
+    for (field, v) in category_values {
         if v.len() > MAX_CATEGORY_BYTES {
             let reason = format!("category values are limited to {MAX_CATEGORY_BYTES} bytes");
-            return Err(record_error(&r.id, field, reason));
+            return Err(record_error(&id, &field, reason));
         }
-        place(schema, &r.id, field, FieldKind::Category, &mut categories, v.clone())?;
+        place(schema, &id, &field, FieldKind::Category, &mut categories, v)?;
     }
-    for (field, v) in &r.pii {
+    for (field, v) in pii_values {
         if v.expose().len() > MAX_PII_BYTES {
             return Err(record_error(
-                &r.id,
-                field,
+                &id,
+                &field,
                 format!("PII values are limited to {MAX_PII_BYTES} bytes"),
             ));
         }
-        let v = super::blind::normalize_pii(schema, &r.id, field, v)?;
-        place(schema, &r.id, field, FieldKind::Pii, &mut pii, v)?;
+        let v = super::blind::normalize_pii(schema, &id, &field, v)?;
+        place(schema, &id, &field, FieldKind::Pii, &mut pii, v)?;
     }
-    let cell = LatLng::new(r.location.lat(), r.location.lon())
-        .map_err(|e| record_error(&r.id, "location", e.to_string()))?
+    let cell = LatLng::new(location.lat(), location.lon())
+        .map_err(|e| record_error(&id, "location", e.to_string()))?
         .to_cell(Resolution::Fifteen);
     let stored = StoredRecord {
         collection: collection.to_owned(),
-        id: r.id,
-        lat: r.location.lat(),
-        lon: r.location.lon(),
+        id,
+        lat: location.lat(),
+        lon: location.lon(),
         cell: u64::from(cell),
         numbers,
         categories,
@@ -461,13 +463,11 @@ impl Inner {
             let next = w.log.next_lsn();
             return Ok((CommitReceipt { first_lsn: next, next_lsn: next }, Vec::new()));
         }
-        let bodies = encode_bodies(&ops).map_err(|e| Error::invalid_argument("batch", e))?;
-        let frames: Vec<(&[u8], u32)> = bodies.iter().map(|(b, n)| (b.as_slice(), *n)).collect();
-        let receipt = w.log.append_txn(&frames)?;
+        let (receipt, bodies) = append_ops(&mut w.log, &ops, "batch")?;
         self.log_tail_bytes.fetch_add(receipt.bytes(), std::sync::atomic::Ordering::Relaxed);
         let mut pointers = Vec::with_capacity(ops.len());
-        for (pos, (_, count)) in receipt.positions.iter().zip(&bodies) {
-            for index in 0..*count {
+        for (pos, body) in receipt.positions.iter().zip(&bodies) {
+            for index in 0..body.count() {
                 pointers.push(OpPointer { segment: pos.segment, offset: pos.offset, index });
             }
         }
@@ -507,7 +507,7 @@ impl Inner {
         }
         let mut keys = keys.into_iter();
         let mut schemas: HashMap<String, Arc<Schema>> = HashMap::new();
-        let mut jobs: Vec<SealJob> = Vec::new();
+        let mut jobs: Vec<SealJob> = Vec::with_capacity(keys.len());
         let mut ops = Vec::with_capacity(pending.len());
         for op in pending {
             ops.push(match op {
@@ -523,8 +523,10 @@ impl Inner {
                     LogOp::Erase { collection, id, key_id }
                 }
                 PendingOp::Upsert { mut record, pii } => {
-                    record.pii = vec![None; pii.len()];
-                    if pii.iter().any(Option::is_some) {
+                    if pii.iter().all(Option::is_none) {
+                        record.pii = vec![None; pii.len()];
+                    } else {
+                        // `record.pii` is filled by `seal_all`.
                         let key = keys.next().ok_or(Error::MissingKey)?;
                         if !schemas.contains_key(&record.collection) {
                             let schema = self

@@ -8,7 +8,7 @@ use super::segment::{
     segment_name, FramePrefix, SegmentHeader, MAX_BODY_LEN, MIN_FRAME_LEN, SEGMENT_HEADER_LEN,
 };
 use super::{FramePos, LogConfig, LogStart, RecoveryReport, ReplayedTxn, TxnReceipt, FIRST_LSN, LOG_DIR};
-use crate::codec::{encode_frame_parts, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
+use crate::codec::{encode_frame_with, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
 use crate::error::{Error, Result};
 use crate::io::{write_atomic, FileSystem, WritableFile};
 
@@ -152,16 +152,35 @@ impl Log {
     /// [`Error::Io`] from a write, sync or segment creation, after which the log is poisoned;
     /// [`Error::Poisoned`] once poisoned.
     pub fn append_txn(&mut self, ops: &[(&[u8], u32)]) -> Result<TxnReceipt> {
+        let bodies: Vec<(usize, u32)> = ops.iter().map(|(body, n)| (body.len(), *n)).collect();
+        self.append_txn_with(&bodies, &mut |i, out| {
+            out.extend_from_slice(ops.get(i).map_or(&[][..], |(body, _)| body));
+            Ok(())
+        })
+    }
+
+    /// As [`Log::append_txn`] for bodies produced while they are written: `bodies` gives
+    /// each body's length and operation count, and `fill(i, out)` appends body `i` to `out`
+    /// (the log's write buffer, so a large transaction is never held whole in memory). A
+    /// body of another length than announced is an error that poisons the log (frames of
+    /// the transaction may already be in the file; replay drops an unfinished transaction).
+    ///
+    /// # Errors
+    /// As [`Log::append_txn`]; an error from `fill` poisons the log.
+    pub fn append_txn_with(
+        &mut self,
+        bodies: &[(usize, u32)],
+        fill: &mut dyn FnMut(usize, &mut Vec<u8>) -> Result<()>,
+    ) -> Result<TxnReceipt> {
         self.check_poisoned()?;
-        if ops.is_empty() {
+        if bodies.is_empty() {
             return Err(Error::invalid_argument("ops", "a transaction needs at least one frame"));
         }
-        if let Some((i, (body, _))) = ops.iter().enumerate().find(|(_, (body, _))| body.len() > MAX_BODY_LEN)
-        {
-            let reason = format!("body {i} has {} bytes; a frame holds at most {MAX_BODY_LEN}", body.len());
+        if let Some((i, (len, _))) = bodies.iter().enumerate().find(|(_, (len, _))| *len > MAX_BODY_LEN) {
+            let reason = format!("body {i} has {len} bytes; a frame holds at most {MAX_BODY_LEN}");
             return Err(Error::invalid_argument("ops", reason));
         }
-        let total: u64 = ops.iter().map(|(_, n)| u64::from(*n)).sum();
+        let total: u64 = bodies.iter().map(|(_, n)| u64::from(*n)).sum();
         if total == 0 {
             // Every transaction advances the LSN, so a sealed segment cut at a transaction
             // boundary never goes unnoticed: the next segment's first LSN would not match.
@@ -170,7 +189,7 @@ impl Log {
         if self.next_lsn.checked_add(total).is_none() {
             return Err(Error::invalid_argument("ops", "the log's LSN space is exhausted"));
         }
-        let txn_bytes: u64 = ops.iter().map(|(b, _)| (b.len() + MIN_FRAME_LEN) as u64).sum();
+        let txn_bytes: u64 = bodies.iter().map(|(len, _)| (len + MIN_FRAME_LEN) as u64).sum();
         if txn_bytes > MAX_SEGMENT_OFFSET - SEGMENT_HEADER_LEN as u64 {
             return Err(Error::invalid_argument("ops", "a transaction holds at most 4 GiB"));
         }
@@ -184,21 +203,33 @@ impl Log {
         // whole into memory a second time. Nothing is synced here; `sync` makes it durable.
         let mut frames = Vec::with_capacity(txn_bytes.min(WRITE_CHUNK_BYTES as u64) as usize);
         let mut written = 0u64;
-        let mut positions = Vec::with_capacity(ops.len());
+        let mut positions = Vec::with_capacity(bodies.len());
         let mut lsn = self.next_lsn;
-        for (i, (body, op_count)) in ops.iter().enumerate() {
+        for (i, &(body_len, op_count)) in bodies.iter().enumerate() {
             let prefix = FramePrefix {
                 first_lsn: lsn,
-                op_count: *op_count,
+                op_count,
                 durable_offset: self.durable_offset,
-                more: i + 1 < ops.len(),
+                more: i + 1 < bodies.len(),
             };
             let offset = written + frames.len() as u64;
-            encode_frame_parts(&[&prefix.to_bytes(), body], &mut frames);
+            let filled = encode_frame_with(&mut frames, |out| {
+                out.extend_from_slice(&prefix.to_bytes());
+                let at = out.len();
+                fill(i, out).map(|()| out.len() - at)
+            });
+            match filled {
+                Ok(n) if n == body_len => {}
+                Ok(n) => {
+                    let reason = format!("body {i} has {n} bytes where {body_len} were announced");
+                    return Err(self.poison(Error::invalid_argument("ops", reason)));
+                }
+                Err(e) => return Err(self.poison(e)),
+            }
             let len = (written + frames.len() as u64 - offset) as u32;
             positions.push(FramePos { segment: self.current, offset: start + offset, len });
-            lsn += u64::from(*op_count);
-            if frames.len() >= WRITE_CHUNK_BYTES || i + 1 == ops.len() {
+            lsn += u64::from(op_count);
+            if frames.len() >= WRITE_CHUNK_BYTES || i + 1 == bodies.len() {
                 if let Err(e) = self.file.write_all(&frames) {
                     return Err(self.poison(e));
                 }

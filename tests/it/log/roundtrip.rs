@@ -201,3 +201,53 @@ fn verify_reports_a_torn_tail_without_cutting_it() {
     assert_eq!(fs.file_len(&seg_path(1)), Some(tail.offset));
     assert_eq!(verify(&MemFs::new(), db(), ID).unwrap().segments, 0);
 }
+
+#[test]
+fn streamed_bodies_write_the_same_bytes_as_whole_ones() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let txns: Vec<Txn> = (0..40).map(|_| random_txn(&mut rng)).collect();
+    let (whole, streamed) = (MemFs::new(), MemFs::new());
+    let mut a = open(&whole).unwrap().log;
+    let mut b = open(&streamed).unwrap().log;
+    for txn in &txns {
+        let ra = append(&mut a, txn).unwrap();
+        let lengths: Vec<(usize, u32)> = txn.iter().map(|(body, n)| (body.len(), *n)).collect();
+        let rb = b
+            .append_txn_with(&lengths, &mut |i, out| {
+                out.extend_from_slice(&txn[i].0);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((ra.first_lsn, ra.next_lsn, &ra.positions), (rb.first_lsn, rb.next_lsn, &rb.positions));
+    }
+    a.sync().unwrap();
+    b.sync().unwrap();
+    assert_eq!(whole.read_all(&seg_path(1)).unwrap(), streamed.read_all(&seg_path(1)).unwrap());
+}
+
+#[test]
+fn a_streamed_body_of_the_wrong_length_poisons_and_is_not_replayed() {
+    let fs = MemFs::new();
+    let mut log = open(&fs).unwrap().log;
+    append(&mut log, &vec![(b"kept".to_vec(), 1)]).unwrap();
+    log.sync().unwrap();
+    // The first body is written as announced, the second is one byte short.
+    let err = log
+        .append_txn_with(&[(3, 1), (4, 1)], &mut |_, out| {
+            out.extend_from_slice(b"abc");
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("body 1 has 3 bytes where 4 were announced"), "{err}");
+    assert!(log.is_poisoned());
+    assert!(matches!(append(&mut log, &vec![(b"x".to_vec(), 1)]), Err(Error::Poisoned { .. })));
+    // An error from the producer poisons too.
+    let fs2 = MemFs::new();
+    let mut log2 = open(&fs2).unwrap().log;
+    let err =
+        log2.append_txn_with(&[(1, 1)], &mut |_, _| Err(Error::invalid_argument("x", "no"))).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { .. }) && log2.is_poisoned());
+    drop(log);
+    let reopened = open(&fs).unwrap();
+    assert_eq!(reopened.report.next_lsn, 2, "only the first transaction survives");
+}
