@@ -492,6 +492,17 @@ impl Inner {
             })
             .collect();
         let mut keys = Vec::with_capacity(needs_key.len());
+        if needs_key.len() > KEY_CHUNK {
+            let mut per_collection: HashMap<&str, usize> = HashMap::new();
+            for (collection, _) in &needs_key {
+                *per_collection.entry(collection).or_default() += 1;
+            }
+            let mut guard = self.keystore.write();
+            let keystore = guard.as_mut().ok_or(Error::MissingKey)?;
+            for (collection, n) in per_collection {
+                keystore.reserve(collection, n);
+            }
+        }
         if !needs_key.is_empty() {
             // One frame per chunk, each synced before the next is written, so at most one
             // keystore frame is ever unsynced (what makes its torn-tail rule sound).

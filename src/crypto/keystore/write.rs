@@ -56,6 +56,20 @@ impl Keystore {
         result
     }
 
+    /// Makes room for `additional` more keys of `collection`, so a large batch issued in
+    /// several [`Keystore::add_keys`] calls grows the collection's map once (each growth
+    /// moves every entry into a new table).
+    pub(crate) fn reserve(&mut self, collection: &str, additional: usize) {
+        match self.slots.get_mut(collection) {
+            Some(records) => records.reserve(additional),
+            None => {
+                let mut records = super::RecordSlots::default();
+                records.reserve(additional);
+                self.slots.insert(collection.into(), records);
+            }
+        }
+    }
+
     /// Issues data keys for records, in order: a record that already has a key gets its
     /// existing key back; the others get fresh random keys with new, increasing key ids,
     /// appended to the file as **one** frame. Not synced: call [`Keystore::sync`] before
@@ -307,6 +321,34 @@ mod tests {
 
     use super::*;
     use crate::io::RealFs;
+
+    #[test]
+    fn reserved_room_is_invisible_and_keys_issued_after_it_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let master = MasterKey::from_bytes([3; 32]);
+        let kdf = KdfParams::argon2id([0; 16], 64, 1, 1).unwrap();
+        let mut ks = Keystore::create(Arc::new(RealFs), dir.path(), [6; 16], &master, kdf).unwrap();
+        ks.reserve("empty", 10);
+        ks.reserve("c", 3_000);
+        assert!(ks.is_empty() && !ks.contains("empty", "a"));
+        let ids: Vec<String> = (0..2_500).map(|i| format!("r{i}")).collect();
+        let entries: Vec<(&str, &str)> = ids.iter().map(|id| ("c", id.as_str())).collect();
+        let (first, second) = entries.split_at(1_000);
+        let mut issued = ks.add_keys(first).unwrap();
+        issued.extend(ks.add_keys(second).unwrap());
+        ks.sync().unwrap();
+        assert_eq!(ks.len(), 2_500);
+        // A rewrite (erasure) with the reserved, empty collection present.
+        assert_eq!(ks.remove_keys(&[("c", "r7")]).unwrap(), 1);
+        let reopened = Keystore::open(Arc::new(RealFs), dir.path(), [6; 16], Some(&master)).unwrap();
+        assert_eq!(reopened.len(), 2_499);
+        for ((_, id), (key_id, dk)) in entries.iter().zip(&issued) {
+            match reopened.data_key("c", id).unwrap() {
+                Some((k, d)) => assert_eq!((k, d.bytes()), (*key_id, dk.bytes())),
+                None => assert_eq!(*id, "r7"),
+            }
+        }
+    }
 
     #[test]
     fn after_rotation_the_old_kek_unwraps_nothing_in_the_file() {
