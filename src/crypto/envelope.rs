@@ -131,17 +131,24 @@ impl FieldContext<'_> {
 /// ```
 #[must_use]
 pub fn seal(dk: &DataKey, ctx: &FieldContext<'_>, plaintext: &str) -> Sealed {
+    let mut out = Vec::with_capacity(ENVELOPE_OVERHEAD + plaintext.len());
+    seal_into(dk, ctx, plaintext, &mut out);
+    Sealed::from_bytes(out)
+}
+
+/// As [`seal`], appending the envelope to `out` (a record's envelopes share one buffer).
+pub(crate) fn seal_into(dk: &DataKey, ctx: &FieldContext<'_>, plaintext: &str, out: &mut Vec<u8>) {
     let mut nonce = [0u8; 24];
     rand::thread_rng().fill_bytes(&mut nonce);
-    let mut out = Vec::with_capacity(ENVELOPE_OVERHEAD + plaintext.len());
+    out.reserve(ENVELOPE_OVERHEAD + plaintext.len());
+    let start = out.len();
     out.push(ENVELOPE_VERSION);
     out.extend_from_slice(&ctx.key_id.to_le_bytes());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext.as_bytes());
-    let body = out.get_mut(HEADER_LEN..).unwrap_or_default();
+    let body = out.get_mut(start + HEADER_LEN..).unwrap_or_default();
     let tag = aead::seal_in_place(dk.bytes(), &nonce, &ctx.aad(), body);
     out.extend_from_slice(&tag);
-    Sealed::from_bytes(out)
 }
 
 /// Decrypts and authenticates an envelope.

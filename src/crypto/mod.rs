@@ -25,6 +25,7 @@ mod normalize;
 mod sealed;
 
 pub use blind::BlindIndexKey;
+pub(crate) use envelope::seal_into;
 pub use envelope::{open, seal, sealed_key_id, DataKey, FieldContext, ENVELOPE_OVERHEAD, ENVELOPE_VERSION};
 pub use kdf::KdfParams;
 pub use key::{KeyFile, KeyProvider, MasterKey, Passphrase, RawKey};

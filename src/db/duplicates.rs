@@ -99,7 +99,7 @@ impl CollectionReader<'_> {
                 }
             }
             let (Some(slot), Some(key_id)) = (name_slot, r.key_id) else { return Ok(()) };
-            let Some(Some(sealed)) = r.pii.get(slot) else { return Ok(()) };
+            let Some(sealed) = r.pii.get(slot) else { return Ok(()) };
             let data_key = {
                 let keystore = self.inner.keystore.read();
                 keystore.as_ref().ok_or(Error::MissingKey)?.data_key(self.name, &r.id)?
@@ -112,7 +112,7 @@ impl CollectionReader<'_> {
                 field: "name",
                 key_id,
             };
-            let name = crypto::open(&data_key, &ctx, &Sealed::from_bytes(sealed.clone())).map_err(|_| {
+            let name = crypto::open(&data_key, &ctx, &Sealed::from_bytes(sealed.to_vec())).map_err(|_| {
                 Error::Decrypt { collection: self.name.to_owned(), id: r.id.clone(), field: "name".into() }
             })?;
             let normalized = zeroize::Zeroizing::new(normalize_name(name.expose()));

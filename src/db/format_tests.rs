@@ -40,7 +40,7 @@ fn paris() -> StoredRecord {
         numbers: vec![Some(1830.0), None],
         categories: vec![Some("gold".into())],
         key_id: None,
-        pii: vec![None],
+        pii: vec![None].into(),
         blind: vec![],
     }
 }
@@ -128,7 +128,7 @@ fn log_op_encodings() {
         numbers: vec![],
         categories: vec![],
         key_id: Some(300),
-        pii: vec![Some(vec![1, 2, 3]), None],
+        pii: vec![Some(vec![1, 2, 3]), None].into(),
         ..paris()
     };
     assert_encodes(
@@ -145,7 +145,7 @@ fn log_op_encodings() {
         numbers: vec![],
         categories: vec![],
         key_id: Some(300),
-        pii: vec![Some(vec![1, 2, 3]), None],
+        pii: vec![Some(vec![1, 2, 3]), None].into(),
         blind: vec![Some([0xab; 32]), None],
         ..paris()
     };
@@ -266,7 +266,7 @@ fn keystore_and_envelope_follow_the_documented_derivations() {
         panic!("not an upsert")
     };
     assert_eq!(rec.key_id, Some(1));
-    let envelope = rec.pii[0].clone().unwrap();
+    let envelope = rec.pii.get(0).unwrap().to_vec();
     assert_eq!(envelope.len(), 1 + 8 + 24 + 3 + 16);
     assert_eq!(envelope[0], 1);
     assert_eq!(envelope[1..9], 1u64.to_le_bytes());

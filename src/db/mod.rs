@@ -13,6 +13,7 @@ mod privacy;
 mod read;
 mod record_codec;
 mod repair;
+mod sealed_slots;
 mod state;
 mod write;
 

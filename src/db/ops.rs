@@ -6,6 +6,7 @@
 
 use bincode::{Decode, Encode};
 
+use super::sealed_slots::SealedSlots;
 use crate::codec;
 use crate::model::Schema;
 
@@ -69,7 +70,7 @@ pub(crate) struct StoredRecord {
     /// Id of the record's data key in the keystore, when it has PII.
     pub key_id: Option<u64>,
     /// Sealed PII envelopes in schema order.
-    pub pii: Vec<Option<Vec<u8>>>,
+    pub pii: SealedSlots,
     /// Blind-index values (HMAC of the normalized value) of phone and e-mail PII slots, in
     /// schema order; empty for records written before blind indexes, or without PII.
     pub blind: Vec<Option<[u8; 32]>>,

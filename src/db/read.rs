@@ -249,7 +249,12 @@ impl CollectionReader<'_> {
         let s = &self.c.schema;
         let numbers = set_fields(s.number_fields(), stored.numbers, |v| v);
         let categories = set_fields(s.category_fields(), stored.categories, |v| v);
-        let pii = set_fields(s.pii_fields(), stored.pii, Sealed::from_bytes);
+        let pii = s
+            .pii_fields()
+            .iter()
+            .zip(stored.pii.iter())
+            .filter_map(|(name, slot)| Some((name.clone(), Sealed::from_bytes(slot?.to_vec()))))
+            .collect();
         Ok(Some(StoredView { id: id.to_owned(), location: row.location(), numbers, categories, pii, lsn }))
     }
 
@@ -278,11 +283,11 @@ impl CollectionReader<'_> {
         let Some((_, data_key)) = data_key.filter(|(k, _)| *k == key_id) else {
             return Err(Error::Erased { collection: self.name.to_owned(), id: id.to_owned() });
         };
-        for (field, sealed) in self.c.schema.pii_fields().iter().zip(&stored.pii) {
+        for (field, sealed) in self.c.schema.pii_fields().iter().zip(stored.pii.iter()) {
             let Some(bytes) = sealed else { continue };
             let ctx =
                 FieldContext { db_id: self.inner.db_id, collection: self.name, record_id: id, field, key_id };
-            let value = crypto::open(&data_key, &ctx, &Sealed::from_bytes(bytes.clone())).map_err(|_| {
+            let value = crypto::open(&data_key, &ctx, &Sealed::from_bytes(bytes.to_vec())).map_err(|_| {
                 Error::Decrypt { collection: self.name.to_owned(), id: id.to_owned(), field: field.clone() }
             })?;
             out.insert(field.clone(), value);

@@ -53,7 +53,7 @@ impl<C> Decode<C> for StoredRecord {
                     blind.len()
                 )));
             }
-            if blind.iter().zip(&r.pii).any(|(b, p)| b.is_some() && p.is_none()) {
+            if blind.iter().zip(r.pii.iter()).any(|(b, p)| b.is_some() && p.is_none()) {
                 return Err(DecodeError::Other("a blind-index value for an unset PII slot"));
             }
             r.blind = blind;
@@ -78,7 +78,7 @@ mod tests {
             numbers: vec![],
             categories: vec![],
             key_id: Some(3),
-            pii: vec![Some(vec![1, 2, 3]), None],
+            pii: vec![Some(vec![1, 2, 3]), None].into(),
             blind,
         }
     }

@@ -185,7 +185,7 @@ impl State {
         if r.numbers.iter().flatten().any(|v| !v.is_finite()) {
             return Err(format!("record {:?} has a non-finite number", r.id));
         }
-        if r.pii.iter().any(Option::is_some) && r.key_id.is_none() {
+        if r.pii.any_set() && r.key_id.is_none() {
             return Err(format!("record {:?} has sealed PII but no key id", r.id));
         }
         Ok(())

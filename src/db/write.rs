@@ -9,6 +9,7 @@ use std::time::Instant;
 use h3o::{LatLng, Resolution};
 
 use super::ops::{append_ops, LogOp, StoredRecord};
+use super::sealed_slots::SealedSlots;
 use super::{Database, Durability, Inner};
 use crate::crypto::{self, BlindIndexKey, FieldContext, Pii};
 use crate::error::{Error, Result};
@@ -282,7 +283,7 @@ fn to_stored(collection: &str, schema: &Schema, r: Record) -> Result<(StoredReco
         numbers,
         categories,
         key_id: None,
-        pii: Vec::new(),
+        pii: SealedSlots::default(),
         blind: Vec::new(),
     };
     Ok((stored, pii))
@@ -538,7 +539,7 @@ impl Inner {
                 }
                 PendingOp::Upsert { mut record, pii } => {
                     if pii.iter().all(Option::is_none) {
-                        record.pii = vec![None; pii.len()];
+                        record.pii = SealedSlots::unset(pii.len());
                     } else {
                         // `record.pii` is filled by `seal_all`.
                         let key = keys.next().ok_or(Error::MissingKey)?;
@@ -589,14 +590,13 @@ impl Inner {
     fn seal_job(&self, ops: &[LogOp], job: SealJob, blind: Option<&BlindIndexKey>) -> SealedRecord {
         let (key_id, data_key) = &job.key;
         let Some(LogOp::Upsert(record)) = ops.get(job.op) else {
-            return (job.op, *key_id, Vec::new(), Vec::new());
+            return (job.op, *key_id, SealedSlots::default(), Vec::new());
         };
-        let sealed = job
-            .pii
-            .iter()
-            .zip(job.schema.pii_fields())
-            .map(|(value, field)| {
-                value.as_ref().map(|v| {
+        let bytes = job.pii.iter().flatten().map(|v| crypto::ENVELOPE_OVERHEAD + v.expose().len()).sum();
+        let mut sealed = SealedSlots::with_capacity(job.pii.len(), bytes);
+        for (value, field) in job.pii.iter().zip(job.schema.pii_fields()) {
+            match value {
+                Some(v) => {
                     let ctx = FieldContext {
                         db_id: self.db_id,
                         collection: &record.collection,
@@ -604,10 +604,11 @@ impl Inner {
                         field,
                         key_id: *key_id,
                     };
-                    crypto::seal(data_key, &ctx, v.expose()).into_bytes()
-                })
-            })
-            .collect();
+                    sealed.push_with(|out| crypto::seal_into(data_key, &ctx, v.expose(), out));
+                }
+                None => sealed.push_unset(),
+            }
+        }
         let blind = blind.map_or_else(Vec::new, |key| super::blind::blind_slots(key, &job.schema, &job.pii));
         (job.op, *key_id, sealed, blind)
     }
@@ -636,7 +637,7 @@ fn free_sealed(ops: &mut [(LogOp, OpPointer)]) {
 const PARALLEL_FREE_MIN: usize = 4096;
 
 /// A sealed record: operation index, key id, envelopes and blind values in schema order.
-type SealedRecord = (usize, u64, Vec<Option<Vec<u8>>>, Vec<Option<[u8; 32]>>);
+type SealedRecord = (usize, u64, SealedSlots, Vec<Option<[u8; 32]>>);
 
 /// One record's PII waiting to be sealed.
 struct SealJob {
