@@ -237,8 +237,15 @@ pub(crate) fn now_ms() -> u64 {
 /// Runs `f` on the writer's log; an I/O failure poisons the database.
 fn logged<T>(w: &mut Writer, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
     let result = f(w);
-    if let Err(e @ (Error::Io { .. } | Error::Poisoned { .. })) = &result {
-        w.poisoned.get_or_insert_with(|| e.to_string());
+    match &result {
+        Err(e @ (Error::Io { .. } | Error::Poisoned { .. })) => {
+            w.poisoned.get_or_insert_with(|| e.to_string());
+        }
+        // A body that failed while it was written poisons the log (and so the database).
+        Err(e) if w.log.is_poisoned() => {
+            w.poisoned.get_or_insert_with(|| e.to_string());
+        }
+        _ => {}
     }
     result
 }

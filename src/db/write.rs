@@ -371,7 +371,9 @@ impl Inner {
             }
             match self.write_batch(&mut w, batch.ops) {
                 Ok(done) => written.push((batch.ticket, done)),
-                Err(e @ (Error::Io { .. } | Error::Poisoned { .. })) => {
+                // Any error after which the log refuses appends poisons the database too
+                // (an I/O error, or a body that failed while it was written).
+                Err(e) if matches!(e, Error::Io { .. } | Error::Poisoned { .. }) || w.log.is_poisoned() => {
                     w.poisoned.get_or_insert_with(|| e.to_string());
                     results.push((batch.ticket, Err(e)));
                 }
@@ -494,12 +496,16 @@ impl Inner {
             .collect();
         let mut keys = Vec::with_capacity(needs_key.len());
         if needs_key.len() > KEY_CHUNK {
-            let mut per_collection: HashMap<&str, usize> = HashMap::new();
-            for (collection, _) in &needs_key {
-                *per_collection.entry(collection).or_default() += 1;
-            }
+            // Room for the records that have no key yet (an id repeated in the batch counts
+            // twice: at most the batch's size too much, never a map grown for updates).
             let mut guard = self.keystore.write();
             let keystore = guard.as_mut().ok_or(Error::MissingKey)?;
+            let mut per_collection: HashMap<&str, usize> = HashMap::new();
+            for (collection, id) in &needs_key {
+                if !keystore.contains(collection, id) {
+                    *per_collection.entry(collection).or_default() += 1;
+                }
+            }
             for (collection, n) in per_collection {
                 keystore.reserve(collection, n);
             }
@@ -656,3 +662,42 @@ const PARALLEL_CHECK_MIN: usize = 4096;
 /// Records per keystore frame when a batch creates many data keys (keeps frames far below
 /// the 64 MiB limit).
 const KEY_CHUNK: usize = 65_536;
+
+#[cfg(test)]
+mod tests {
+    use crate::crypto::RawKey;
+    use crate::model::Schema;
+    use crate::{Database, LatLon, Options, Record};
+
+    fn records(n: usize, name: &str) -> Vec<Record> {
+        (0..n)
+            .map(|i| {
+                let at = LatLon::new((i % 1000) as f64 * 0.01, (i / 1000) as f64 * 0.01).unwrap();
+                Record::new(format!("C{i}"), at).pii("name", format!("{name} {i}"))
+            })
+            .collect()
+    }
+
+    /// A batch issuing more keys than one keystore frame reserves room for its new keys
+    /// only: updating every record of a large collection does not grow the key map.
+    #[test]
+    fn a_large_update_of_records_with_keys_does_not_grow_the_key_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path(), Options::new().key(RawKey::new([4; 32])).audit(false)).unwrap();
+        db.create_collection("c", Schema::new().pii("name")).unwrap();
+        let n = super::KEY_CHUNK + 1_000;
+        let capacity = || db.inner.keystore.read().as_ref().unwrap().capacity("c");
+        let write = |name: &str| {
+            let mut b = db.begin_write();
+            assert!(b.upsert_many("c", records(n, name)).unwrap().is_empty());
+            b.commit().unwrap();
+        };
+        write("First");
+        let before = capacity();
+        assert!(before >= n, "room for the new keys");
+        write("Second");
+        assert_eq!(capacity(), before, "an update must not reserve room for keys it reuses");
+        let snap = db.read();
+        assert_eq!(snap.collection("c").unwrap().reveal("C7").unwrap()["name"].expose(), "Second 7");
+    }
+}

@@ -1,7 +1,9 @@
 //! The append-only log: the database's source of truth.
 //!
-//! The log does not interpret what it stores. The database hands [`Log::append_txn`] a
-//! transaction as a list of bodies, each with the number of operations it holds; the log
+//! The log does not interpret what it stores. The database hands [`Log::append_txn_with`] a
+//! transaction as a list of body lengths, each with the number of operations it holds, and
+//! encodes each body into the log's write buffer when asked ([`Log::append_txn`] takes the
+//! bodies ready-made); the log
 //! gives every operation a log sequence number (LSN, starting at [`FIRST_LSN`]), frames the
 //! bodies, and on [`Log::open`] replays complete transactions in LSN order.
 //!
@@ -73,7 +75,8 @@
 //! # Durability and failures
 //! [`Log::append_txn`] does not sync; [`Log::sync`] does. Before a transaction, a segment
 //! longer than [`LogConfig::segment_bytes`] is synced and the next segment created. After any
-//! failed write, sync or segment creation the log is poisoned: every later append or sync
+//! failed write, sync or segment creation, and after a body producer's error or wrong length
+//! in [`Log::append_txn_with`], the log is poisoned: every later append or sync
 //! returns [`crate::Error::Poisoned`] (a failed fsync is never retried). Reopening recovers
 //! from what is in the files. [`Log::open`] syncs the newest segment before appending so that
 //! `durable_offset` never claims bytes that were only replayed.

@@ -141,8 +141,8 @@ impl Log {
     }
 
     /// Appends one transaction: each `(body, op_count)` becomes one frame whose operations
-    /// take the next `op_count` LSNs; every frame but the last carries the MORE flag. All
-    /// frames go to the file in one write, in the current segment (a transaction never spans
+    /// take the next `op_count` LSNs; every frame but the last carries the MORE flag. The
+    /// frames go to the file through an 8 MiB buffer, in the current segment (a transaction never spans
     /// segments; if the segment has outgrown [`LogConfig::segment_bytes`], it is synced and a
     /// new one started first). Does **not** sync: call [`Log::sync`] before acknowledging.
     ///

@@ -311,6 +311,12 @@ impl Keystore {
         self.len == 0
     }
 
+    /// Room in the collection's key map (tests check that updates do not grow it).
+    #[cfg(test)]
+    pub(crate) fn capacity(&self, collection: &str) -> usize {
+        self.slots.get(collection).map_or(0, HashMap::capacity)
+    }
+
     fn slot(&self, collection: &str, id: &str) -> Option<&Slot> {
         self.slots.get(collection)?.get(id)
     }

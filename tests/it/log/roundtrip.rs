@@ -251,3 +251,30 @@ fn a_streamed_body_of_the_wrong_length_poisons_and_is_not_replayed() {
     let reopened = open(&fs).unwrap();
     assert_eq!(reopened.report.next_lsn, 2, "only the first transaction survives");
 }
+
+#[test]
+fn a_transaction_failing_after_its_first_frames_reached_the_file_is_cut_at_reopen() {
+    let fs = MemFs::new();
+    let mut log = open(&fs).unwrap().log;
+    append(&mut log, &vec![(b"kept".to_vec(), 1)]).unwrap();
+    log.sync().unwrap();
+    let synced = fs.file_len(&seg_path(1)).unwrap();
+    // Three 5 MiB bodies: the first two pass the 8 MiB buffer and are written (MORE set)
+    // before the third fails.
+    let body = vec![7u8; 5 << 20];
+    let err = log
+        .append_txn_with(&[(body.len(), 1); 3], &mut |i, out| {
+            if i == 2 {
+                return Err(Error::invalid_argument("body", "producer failed"));
+            }
+            out.extend_from_slice(&body);
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { .. }) && log.is_poisoned());
+    assert!(fs.file_len(&seg_path(1)).unwrap() > synced + (8 << 20), "frames reached the file");
+    drop(log);
+    let reopened = open(&fs).unwrap();
+    assert_eq!(reopened.report.next_lsn, 2, "the unfinished transaction is not replayed");
+    assert_eq!(fs.file_len(&seg_path(1)), Some(synced), "and its frames are cut");
+}
