@@ -226,7 +226,7 @@ impl Keystore {
         self.poison(published)?;
         for (collection, id) in &doomed {
             if let Some(records) = self.slots.get_mut(*collection) {
-                records.remove(*id);
+                records.swap_remove(*id);
                 if records.is_empty() {
                     self.slots.remove(*collection);
                 }
