@@ -41,7 +41,8 @@ fn checksum(len_bytes: [u8; 4], payload: &[u8]) -> u32 {
 /// Never for payloads up to [`MAX_FRAME_PAYLOAD`]; callers split larger data (a debug
 /// assertion guards it).
 pub fn encode_frame(payload: &[u8], out: &mut Vec<u8>) {
-    encode_frame_parts(&[payload], out);
+    out.reserve(FRAME_HEADER_LEN + payload.len());
+    encode_frame_with(out, |out| out.extend_from_slice(payload));
 }
 
 /// Appends one frame to `out` whose payload `fill` appends in place, then writes the
@@ -71,28 +72,6 @@ pub fn encode_frame_with<R>(out: &mut Vec<u8>, fill: impl FnOnce(&mut Vec<u8>) -
     len_out.copy_from_slice(&len_bytes);
     crc_out.copy_from_slice(&crc.to_le_bytes());
     result
-}
-
-/// Appends one frame whose payload is the concatenation of `parts` to `out`, copying each
-/// part once (the same bytes as [`encode_frame`] of the concatenation).
-///
-/// # Panics
-/// As [`encode_frame`].
-pub fn encode_frame_parts(parts: &[&[u8]], out: &mut Vec<u8>) {
-    let total: usize = parts.iter().map(|p| p.len()).sum();
-    debug_assert!(total <= MAX_FRAME_PAYLOAD as usize);
-    let len = u32::try_from(total).unwrap_or(u32::MAX).to_le_bytes();
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&len);
-    for part in parts {
-        hasher.update(part);
-    }
-    out.reserve(FRAME_HEADER_LEN + total);
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&hasher.finalize().to_le_bytes());
-    for part in parts {
-        out.extend_from_slice(part);
-    }
 }
 
 /// Reads the frame at the start of `bytes`, checking length bounds and checksum.

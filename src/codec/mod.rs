@@ -3,8 +3,8 @@
 mod frame;
 
 pub use frame::{
-    encode_frame, encode_frame_parts, encode_frame_with, is_torn_tail, read4, read8, read_frame, FrameRead,
-    FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD,
+    encode_frame, encode_frame_with, is_torn_tail, read4, read8, read_frame, FrameRead, FRAME_HEADER_LEN,
+    MAX_FRAME_PAYLOAD,
 };
 
 /// The bincode configuration of every structured payload: little-endian, variable-length

@@ -237,15 +237,12 @@ pub(crate) fn now_ms() -> u64 {
 /// Runs `f` on the writer's log; an I/O failure poisons the database.
 fn logged<T>(w: &mut Writer, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
     let result = f(w);
-    match &result {
-        Err(e @ (Error::Io { .. } | Error::Poisoned { .. })) => {
+    // Any error after which the log refuses appends (an I/O error, or a body that failed
+    // while it was written) poisons the database.
+    if let Err(e) = &result {
+        if matches!(e, Error::Io { .. } | Error::Poisoned { .. }) || w.log.is_poisoned() {
             w.poisoned.get_or_insert_with(|| e.to_string());
         }
-        // A body that failed while it was written poisons the log (and so the database).
-        Err(e) if w.log.is_poisoned() => {
-            w.poisoned.get_or_insert_with(|| e.to_string());
-        }
-        _ => {}
     }
     result
 }

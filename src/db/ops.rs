@@ -166,8 +166,8 @@ pub(crate) fn append_ops(
     Ok((receipt, bodies))
 }
 
-/// Encodes a batch into bodies held in memory, each with its operation count (as
-/// [`plan_bodies`] cuts them; for tests and small batches).
+/// Encodes a batch into bodies held in memory, each with its operation count, as
+/// [`plan_bodies`] cuts them (for tests).
 #[cfg(test)]
 pub(crate) fn encode_bodies(ops: &[LogOp]) -> Result<Vec<(Vec<u8>, u32)>, String> {
     let mut bodies = Vec::new();
