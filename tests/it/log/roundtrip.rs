@@ -225,12 +225,18 @@ fn streamed_bodies_write_the_same_bytes_as_whole_ones() {
     assert_eq!(whole.read_all(&seg_path(1)).unwrap(), streamed.read_all(&seg_path(1)).unwrap());
 }
 
-#[test]
-fn a_streamed_body_of_the_wrong_length_poisons_and_is_not_replayed() {
+/// A log on `MemFs` holding one synced transaction (LSN 1).
+fn log_with_one_synced_txn() -> (MemFs, Log) {
     let fs = MemFs::new();
     let mut log = open(&fs).unwrap().log;
     append(&mut log, &vec![(b"kept".to_vec(), 1)]).unwrap();
     log.sync().unwrap();
+    (fs, log)
+}
+
+#[test]
+fn a_streamed_body_of_the_wrong_length_poisons_and_is_not_replayed() {
+    let (fs, mut log) = log_with_one_synced_txn();
     // The first body is written as announced, the second is one byte short.
     let err = log
         .append_txn_with(&[(3, 1), (4, 1)], &mut |_, out| {
@@ -254,10 +260,7 @@ fn a_streamed_body_of_the_wrong_length_poisons_and_is_not_replayed() {
 
 #[test]
 fn a_transaction_failing_after_its_first_frames_reached_the_file_is_cut_at_reopen() {
-    let fs = MemFs::new();
-    let mut log = open(&fs).unwrap().log;
-    append(&mut log, &vec![(b"kept".to_vec(), 1)]).unwrap();
-    log.sync().unwrap();
+    let (fs, mut log) = log_with_one_synced_txn();
     let synced = fs.file_len(&seg_path(1)).unwrap();
     // Three 5 MiB bodies: the first two pass the 8 MiB buffer and are written (MORE set)
     // before the third fails.
