@@ -1,5 +1,6 @@
 //! Times nearest-10 on an existing database: `nearest_probe DIR [uniform|clustered] [QUERIES]`
-//! (query points drawn like the bench's: the dataset generator with another seed).
+//! (query points drawn like the bench's: the dataset generator with another seed; `NPTS=n` cycles
+//! through n of them instead of 1,024 — `NPTS=1` keeps everything in cache).
 use std::time::Instant;
 
 #[cfg(feature = "mimalloc")]
@@ -17,7 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => Distribution::Clustered,
     };
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
-    let points: Vec<_> = customers(1024, 1_000_045, dist).iter().map(|c| c.location).collect();
+    let np: usize = std::env::var("NPTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let points: Vec<_> = customers(np, 1_000_045, dist).iter().map(|c| c.location).collect();
     let db = Database::open(&dir, Options::new().create_if_missing(false))?;
     let read = db.read();
     let c = read.collection("customers")?;

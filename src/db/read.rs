@@ -128,7 +128,14 @@ impl CollectionReader<'_> {
             return Err(Error::invalid_argument("k", format!("must be 1..={MAX_K}, got {k}")));
         }
         let f = self.compile(filter)?;
-        Ok(query::nearest(self.view(), at, k, &f)
+        let found = query::nearest(self.view(), at, k, &f);
+        if let Some(base) = self.view().base {
+            base.checkpoint.touch_ids(found.iter().filter_map(|(_, r)| match r {
+                RowRef::Base(_, row) => Some(*row),
+                RowRef::Tail(_) => None,
+            }));
+        }
+        Ok(found
             .into_iter()
             .map(|(d, r)| Neighbor { id: r.id().to_owned(), location: r.location(), distance_m: d })
             .collect())

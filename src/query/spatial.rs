@@ -11,7 +11,9 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use super::filter::CompiledFilter;
-use crate::geo::{chord_to_metres, haversine_m, metres_to_chord, BoundingBox, LatLon, PreparedRegion};
+use crate::geo::{
+    chord_to_metres, haversine_m, metres_to_chord, BoundingBox, HaversineFrom, LatLon, PreparedRegion,
+};
 use std::ops::Range;
 
 use crate::geo::Relation;
@@ -126,6 +128,7 @@ fn nearest_in_tail<'t>(
         return Vec::new();
     }
     let mut best: BinaryHeap<Candidate<'t>> = BinaryHeap::with_capacity(k + 1);
+    let from = HaversineFrom::new(at);
     for (slot, chord2) in table.nearest_iter(at.to_unit_vector()) {
         if best.len() == k {
             let worst = best.peek().map_or(f64::INFINITY, |c| c.distance);
@@ -137,7 +140,7 @@ fn nearest_in_tail<'t>(
         if !row_matches(filter, RowRef::Tail(row)) {
             continue;
         }
-        best.push(Candidate { distance: haversine_m(at, row.location), row });
+        best.push(Candidate { distance: from.to(row.location), row });
         if best.len() > k {
             best.pop();
         }

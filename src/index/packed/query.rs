@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use super::format::UNIT_LEN;
 use super::{aabb_of, f32x3, Coverage, LonLatBox, PackedRTreeRef};
-use crate::geo::{haversine_m, metres_to_chord, LatLon, EARTH_RADIUS_M};
+use crate::geo::{metres_to_chord, HaversineFrom, LatLon, EARTH_RADIUS_M};
 
 /// Bound on how far a stored f32 unit vector is from the f64 one: each component moves by
 /// at most 2⁻²⁴ (components are within [-1, 1]), so the vector by √3·2⁻²⁴ ≈ 1.033e-7.
@@ -86,6 +86,7 @@ impl PackedRTreeRef<'_> {
         let outer_row = (outer.sqrt() + UNIT_MARGIN).powi(2);
         // Nodes whose farthest corner is inside this chord are taken whole (no f32 test).
         let inner = metres_to_chord(metres - slack(metres)).powi(2);
+        let from = HaversineFrom::new(at);
         let mut emit = |rows: Range<u32>, test: bool| {
             let units = if test { self.units(rows.start as usize, rows.end as usize) } else { &[] };
             let mut units = units.chunks_exact(UNIT_LEN);
@@ -94,7 +95,7 @@ impl PackedRTreeRef<'_> {
                     continue;
                 }
                 if let Some(p) = self.location(row) {
-                    let d = haversine_m(at, p);
+                    let d = from.to(p);
                     if d <= metres {
                         visit(row, d);
                     }
