@@ -1,19 +1,21 @@
-//! Timings of the packed R-tree on 1,000,000 uniform points (Hilbert-ordered), against
+//! Timings of the packed R-tree on 1,000,000 uniform points (in `packing_order`, as checkpoints
+//! write them), against
 //! rstar on unit vectors. `cargo run --release --example rtree_timing [points] [queries]`
 //!
 //! Prints build, open (with and without the body CRC), nearest k=10 medians for both trees
 //! (interleaved, then in separate passes, then with the same 200 queries repeated so the
 //! caches are hot), rstar plus the haversine of its 10 results (what a caller needs to get
 //! metres), and a 50 km radius query. `HOT=1` runs only a hot nearest loop, for profilers.
-//! `ORDER=h3` orders the rows by resolution-15 H3 cell instead of along the Hilbert curve, and
-//! `ORDER=h3hilbertR` by H3 cell at resolution R then Hilbert: the measurement behind the
-//! checkpoint's choice of Hilbert order (H3-major orders about double nearest-k latency).
+//! `ORDER=hilbert` orders the rows along a Hilbert curve instead (what checkpoints did before
+//! `packing_order`), `ORDER=h3` by resolution-15 H3 cell, and `ORDER=h3hilbertR` by H3 cell at
+//! resolution R then Hilbert: the measurements behind the checkpoint's row order (H3-major
+//! orders about double nearest-k latency).
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use geocrm::index::packed::{hilbert_order, PackedRTree, PackedRTreeRef};
+use geocrm::index::packed::{hilbert_order, packing_order, PackedRTree, PackedRTreeRef};
 use geocrm::LatLon;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -50,7 +52,7 @@ fn main() {
     let nq = args.next().unwrap_or(20_000);
     let raw = uniform(99, n);
     if std::env::var("HOT").is_ok() {
-        let pts: Vec<LatLon> = hilbert_order(&raw).iter().map(|&i| raw[i as usize]).collect();
+        let pts: Vec<LatLon> = packing_order(&raw).iter().map(|&i| raw[i as usize]).collect();
         let tree = PackedRTree::build(&pts);
         let q = uniform(100, 200);
         for _ in 0..20 {
@@ -90,8 +92,10 @@ fn main() {
             });
             order
         })
-    } else {
+    } else if std::env::var("ORDER").is_ok_and(|o| o == "hilbert") {
         best_of(3, || hilbert_order(&raw))
+    } else {
+        best_of(3, || packing_order(&raw))
     };
     let pts: Vec<LatLon> = order.iter().map(|&i| raw[i as usize]).collect();
     let (build, tree) = best_of(5, || PackedRTree::build(&pts));
@@ -150,8 +154,8 @@ fn main() {
     }
     let mean = |v: &[Duration]| v.iter().sum::<Duration>() / v.len() as u32;
     let (om, tm) = (median(ours.clone()), median(theirs.clone()));
-    println!("packed R-tree, {n} uniform points (Hilbert order), file {} bytes", bytes.len());
-    println!("  hilbert_order:              {sort:?}");
+    println!("packed R-tree, {n} uniform points, file {} bytes", bytes.len());
+    println!("  row order:                  {sort:?}");
     println!("  build:                      {build:?} (rstar bulk_load on unit vectors: {rstar_build:?})");
     println!("  try_new (with body CRC):    {open:?}");
     println!("  try_new_unchecked_crc:      {open_unchecked:?}");

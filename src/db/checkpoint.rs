@@ -11,7 +11,7 @@
 //!    segment `S` whose first LSN `L` is the checkpoint's LSN (the old segments are synced
 //!    and sealed); from here until step 4 the state journals the ids that commits touch;
 //! 2. without the writer lock: add the old checkpoint's visible rows, sort everything in
-//!    Hilbert order and publish one file per collection in `DIR/index/` (temp file, fsync,
+//!    `packing_order` and publish one file per collection in `DIR/index/` (temp file, fsync,
 //!    rename, directory fsync);
 //! 3. under the writer lock again: publish a new `MANIFEST` naming the files, `L` and `S`
 //!    the same way — the commit point: a crash before it leaves the old manifest (the new
@@ -106,7 +106,7 @@ impl RowSource for Gathered {
         }
     }
 
-    fn in_hilbert_order(&self) -> bool {
+    fn in_packing_order(&self) -> bool {
         true
     }
 }
@@ -193,8 +193,8 @@ impl Gathered {
 
     /// Permutes every column into the checkpoint's row order, one tight gather per column
     /// (much cheaper than building the file by random access to whole rows).
-    fn into_hilbert_order(self) -> Gathered {
-        let order = crate::index::packed::hilbert_order(&self.locations);
+    fn into_packing_order(self) -> Gathered {
+        let order = crate::index::packed::packing_order(&self.locations);
         fn gather<T: Copy>(v: &[T], order: &[u32], stride: usize) -> Vec<T> {
             let mut out = Vec::with_capacity(v.len());
             for &i in order {
@@ -322,7 +322,7 @@ impl Inner {
         let (lsn, segment, files, rows, bytes, segments_removed) = if compact {
             // Compaction re-writes the log: commits wait for all of it.
             let mut gathered: Vec<Gathered> =
-                snapshot.into_iter().map(|s| s.into_gathered().into_hilbert_order()).collect();
+                snapshot.into_iter().map(|s| s.into_gathered().into_packing_order()).collect();
             let first = logged(&mut w, |w| w.log.roll())?;
             self.rewrite_live(&mut w, &mut gathered)?;
             logged(&mut w, |w| w.log.sync())?;
@@ -349,7 +349,7 @@ impl Inner {
             drop(w);
             let built = (|| {
                 let gathered: Vec<Gathered> =
-                    snapshot.into_iter().map(|s| s.into_gathered().into_hilbert_order()).collect();
+                    snapshot.into_iter().map(|s| s.into_gathered().into_packing_order()).collect();
                 let (files, rows, bytes) = self.write_files(lsn, &gathered)?;
                 drop(gathered);
                 let mut w = self.writer.lock();

@@ -130,7 +130,8 @@ impl CollectionReader<'_> {
         let f = self.compile(filter)?;
         let found = query::nearest(self.view(), at, k, &f);
         if let Some(base) = self.view().base {
-            base.checkpoint.touch_ids(found.iter().filter_map(|(_, r)| match r {
+            // The first answers' ids, loaded back to back (their cache misses overlap).
+            base.checkpoint.touch_ids(found.iter().take(32).filter_map(|(_, r)| match r {
                 RowRef::Base(_, row) => Some(*row),
                 RowRef::Tail(_) => None,
             }));

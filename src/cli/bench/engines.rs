@@ -67,8 +67,8 @@ impl Backend for Geocrm<'_> {
 /// geocrm's standalone public index types on their own (what a benchmark suite can use
 /// without a database): the packed R-tree over rows sorted by H3 cell, with the sorted
 /// `CellColumn` and attribute columns in row order. (The database's checkpoints order rows
-/// along a Hilbert curve instead, which makes nearest-k about twice as fast, and group by
-/// H3 with per-row cells.)
+/// in `packing_order` instead, which makes nearest-k about twice as fast, and group by H3
+/// with per-row cells.)
 pub struct PackedData {
     /// The tree.
     pub tree: PackedRTree,

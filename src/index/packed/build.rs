@@ -155,8 +155,10 @@ fn hilbert_d(mut x: u32, mut y: u32) -> u32 {
 
 /// A permutation that orders `points` along a Hilbert curve on (longitude, latitude): build
 /// the tree over `order.iter().map(|&i| points[i as usize])` and row `r` is then point
-/// `order[r]`. Ties keep input order. A good order for standalone use (the database orders
-/// rows by H3 cell instead).
+/// `order[r]`. Ties keep input order. Cheaper to compute than
+/// [`packing_order`](super::packing_order) (what the database's checkpoints use), with looser
+/// nodes on clustered data; it never puts the two sides of the antimeridian in one node below
+/// the top levels.
 ///
 /// # Panics
 /// With more than `u32::MAX` points.

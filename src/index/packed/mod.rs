@@ -1,8 +1,8 @@
 //! The static packed R-tree that checkpoints write to immutable files and queries read
 //! straight from a memory map.
 //!
-//! Rows are points given in the caller's order (the database sorts them by H3 cell first;
-//! [`hilbert_order`] gives a good order for standalone use). Leaves are consecutive groups
+//! Rows are points given in the caller's order ([`packing_order`], what checkpoints use, packs
+//! them into compact nodes; [`hilbert_order`] is a cheaper, looser alternative). Leaves are consecutive groups
 //! of 16 rows and every upper level groups 16 nodes, so the tree stores no pointers: see
 //! [`format`](mod@format) for every byte. [`PackedRTree`] builds and owns the bytes;
 //! [`PackedRTreeRef`] validates any `&[u8]` (a `Vec`, a file read into memory, a memory map)
@@ -14,6 +14,7 @@ pub mod cells;
 pub mod format;
 mod invariants;
 mod knn;
+mod packing;
 mod query;
 
 use std::ops::Range;
@@ -24,6 +25,7 @@ use format::{Layout, AABB_LEN, LONLAT_LEN, NODE_SIZE, POINT_LEN, UNIT_LEN};
 
 pub use build::hilbert_order;
 pub use cells::CellColumn;
+pub use packing::packing_order;
 
 /// A longitude/latitude box in degrees handed to [`PackedRTreeRef::visit_lonlat`]'s
 /// classifier: it contains every row under a node, with `west ≤ east` (it never wraps the

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use geocrm::geo::{haversine_m, EARTH_RADIUS_M};
-use geocrm::index::packed::{hilbert_order, Coverage, LonLatBox, PackedRTree, PackedRTreeRef};
+use geocrm::index::packed::{hilbert_order, packing_order, Coverage, LonLatBox, PackedRTree, PackedRTreeRef};
 use geocrm::LatLon;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -52,16 +52,22 @@ fn jittered(rng: &mut ChaCha8Rng, n: usize) -> Vec<LatLon> {
 fn datasets() -> Vec<(&'static str, Vec<LatLon>)> {
     let mut r = rng(7);
     let hilbert = |pts: Vec<LatLon>| hilbert_order(&pts).iter().map(|&i| pts[i as usize]).collect::<Vec<_>>();
+    let packed = |pts: Vec<LatLon>| packing_order(&pts).iter().map(|&i| pts[i as usize]).collect::<Vec<_>>();
     let mut v = vec![
         ("uniform unordered", uniform(&mut r, 3000)),
         ("uniform", hilbert(uniform(&mut r, 3000))),
+        ("uniform packed", packed(uniform(&mut r, 3000))),
         ("clustered", hilbert(clustered(&mut r, 2000))),
+        ("clustered packed", packed(clustered(&mut r, 2000))),
         ("clustered unordered", clustered(&mut r, 1000)),
         ("duplicates", hilbert(duplicates(&mut r, 700))),
+        ("duplicates packed", packed(duplicates(&mut r, 700))),
         ("edges", hilbert(edges(&mut r, 600))),
+        ("edges packed", packed(edges(&mut r, 600))),
         // Points closer together than f32 unit vectors resolve (0.6 m): their order by
         // the f32 chord is not their order by distance, which the refine must restore.
         ("sub-f32 spacing", hilbert(jittered(&mut r, 600))),
+        ("sub-f32 spacing packed", packed(jittered(&mut r, 600))),
     ];
     for n in [0, 1, 2, 15, 16, 17, 255, 256, 257] {
         v.push(("tiny", uniform(&mut r, n)));
