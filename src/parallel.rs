@@ -4,7 +4,7 @@
 
 use std::num::NonZero;
 
-fn threads() -> usize {
+pub(crate) fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, NonZero::get)
 }
 

@@ -1,22 +1,25 @@
-//! The row order checkpoints build their packed R-trees in: a top-down packing in the manner
-//! of OMT / Sort-Tile-Recursive, fitted to the tree's implicit layout.
+//! The row order checkpoints build their packed R-trees in: a top-down k-d packing fitted to
+//! the tree's implicit layout.
 //!
 //! The layout fixes which rows each node holds (node `j` of level `l` covers rows
 //! `j·16^(l+1) ..`), so an order is good when every such run of rows is spatially compact.
-//! The order is built from the top: the rows are cut into runs of as many rows as each child
-//! of the root covers by first cutting them into about √16 slabs along the longer side of
-//! their extent (longitude scaled by the cosine of the middle latitude, against latitude) and
-//! then each slab along the other side; each run is ordered the same way one level down, to
-//! the leaves. On city-clustered data this gives nodes that overlap far less than runs along
-//! a Hilbert curve ([`hilbert_order`](super::hilbert_order)): nearest-10 on 1,000,000
-//! clustered customers took about a third less time, on uniform ones about a sixth
-//! (BENCHMARKS.md, seventh part).
+//! The order is built from the top: the rows are halved at a multiple of the run length of
+//! the root's children, along the longer side of their extent (longitude scaled by the cosine
+//! of the middle latitude, against latitude), and each half again along its own longer side,
+//! until every part is one run; each run is ordered the same way one level down, to the
+//! leaves. Every node is thus the cell of a k-d split adapted to the data's density. On
+//! 1,000,000 customers, against runs along a Hilbert curve
+//! ([`hilbert_order`](super::hilbert_order)), nearest-10 took about a quarter less time and a
+//! 50 km bbox count about a sixth less (BENCHMARKS.md, seventh part). A first version that cut
+//! each node into √16 slabs and then each slab the other way was as good for nearest-10 but
+//! made clustered bbox counts half as slow again: slabs give long thin nodes where the density
+//! changes.
 //!
 //! Longitude is cut as a line, so the antimeridian is a border, as with the Hilbert curve;
-//! but the slab borders fall at fixed row counts, and a slab may take rows from both sides
-//! of it (or of any empty stretch), which gives its nodes long boxes: on points that all lie
-//! within a degree of the antimeridian nearest-10 was measured 15–20 % slower than with the
-//! Hilbert order.
+//! but the borders fall at fixed row counts, and a part may take rows from both sides of it
+//! (or of any empty stretch), which gives its nodes long boxes: on points that all lie within
+//! a degree of the antimeridian nearest-10 was measured 15–20 % slower than with the Hilbert
+//! order (with the slab version).
 #![deny(clippy::indexing_slicing)]
 
 use super::format::NODE_SIZE;
@@ -31,7 +34,7 @@ struct Item {
     row: u32,
 }
 
-/// Runs of at least this many rows have their slabs ordered on separate threads.
+/// Parts of at least this many rows have their two halves ordered on separate threads.
 const PARALLEL_MIN: usize = 1 << 16;
 
 /// A permutation of `0..points.len()` that packs the points into compact tree nodes: build
@@ -69,40 +72,48 @@ pub fn packing_order(points: &[LatLon]) -> Vec<u32> {
     while run.saturating_mul(NODE_SIZE) < items.len() {
         run *= NODE_SIZE;
     }
-    order_runs(&mut items, run, true);
+    order_runs(&mut items, run, crate::parallel::threads());
     items.into_iter().map(|item| item.row).collect()
 }
 
 /// Orders `items` (at most `16·run` of them, starting at a multiple of `16·run` in the whole
-/// order) into compact runs of `run` rows, and each run likewise, down to the leaves.
-fn order_runs(items: &mut [Item], run: usize, parallel: bool) {
+/// order) into compact runs of `run` rows, and each run likewise, down to the leaves, using up
+/// to `threads` threads.
+fn order_runs(items: &mut [Item], run: usize, threads: usize) {
     if items.len() <= NODE_SIZE || run < NODE_SIZE {
         return;
     }
     if items.len() <= run {
         // The last, partial run of its level: its own children are smaller.
-        order_runs(items, run / NODE_SIZE, parallel);
+        order_runs(items, run / NODE_SIZE, threads);
         return;
     }
-    let runs = items.len().div_ceil(run);
-    let slabs = (1..=runs).find(|s| s * s >= runs).unwrap_or(runs);
-    let slab_len = runs.div_ceil(slabs) * run;
-    let by_lon = lon_is_longer(items);
-    cut(items, slab_len, by_lon);
-    let finish = |slab: &mut [Item]| {
-        cut(slab, run, !by_lon);
-        for chunk in slab.chunks_mut(run) {
-            order_runs(chunk, run / NODE_SIZE, false);
-        }
-    };
-    if parallel && items.len() >= PARALLEL_MIN {
+    split(items, run, threads);
+}
+
+/// Halves `items` at a multiple of `run` rows along their longer side, and each half again,
+/// until every part is at most one run; then orders each run one level down.
+fn split(items: &mut [Item], run: usize, threads: usize) {
+    if items.len() <= run {
+        order_runs(items, run / NODE_SIZE, threads);
+        return;
+    }
+    let half = items.len().div_ceil(run) / 2 * run;
+    if lon_is_longer(items) {
+        items.select_nth_unstable_by(half, |a, b| a.lon.total_cmp(&b.lon));
+    } else {
+        items.select_nth_unstable_by(half, |a, b| a.lat.total_cmp(&b.lat));
+    }
+    let (low, high) = items.split_at_mut(half);
+    if threads > 1 && low.len() + high.len() >= PARALLEL_MIN {
+        let spare = threads / 2;
         std::thread::scope(|scope| {
-            for slab in items.chunks_mut(slab_len) {
-                scope.spawn(|| finish(slab));
-            }
+            scope.spawn(|| split(low, run, spare));
+            split(high, run, threads - spare);
         });
     } else {
-        items.chunks_mut(slab_len).for_each(finish);
+        split(low, run, 1);
+        split(high, run, 1);
     }
 }
 
@@ -118,28 +129,6 @@ fn lon_is_longer(items: &[Item]) -> bool {
     }
     let middle = f64::midpoint(f64::from(south), f64::from(north)).to_radians().cos();
     f64::from(east - west) * middle >= f64::from(north - south)
-}
-
-/// Reorders `items` so that each consecutive chunk of `len` holds the next `len` items by
-/// longitude (`by_lon`) or latitude (chunks are not sorted inside).
-fn cut(items: &mut [Item], len: usize, by_lon: bool) {
-    if by_lon {
-        cut_by(items, len, |i| i.lon);
-    } else {
-        cut_by(items, len, |i| i.lat);
-    }
-}
-
-/// [`cut`] by `key`: repeated halving with `select_nth_unstable_by`.
-fn cut_by(items: &mut [Item], len: usize, key: impl Fn(&Item) -> f32 + Copy) {
-    if items.len() <= len {
-        return;
-    }
-    let half = items.len().div_ceil(len) / 2 * len;
-    items.select_nth_unstable_by(half, |a, b| key(a).total_cmp(&key(b)));
-    let (low, high) = items.split_at_mut(half);
-    cut_by(low, len, key);
-    cut_by(high, len, key);
 }
 
 #[cfg(test)]
