@@ -1,6 +1,6 @@
 //! Timings of the packed R-tree on 1,000,000 uniform points (in `packing_order`, as checkpoints
-//! write them), against
-//! rstar on unit vectors. `cargo run --release --example rtree_timing [points] [queries]`
+//! write them), against rstar on unit vectors.
+//! `cargo run --release --example rtree_timing [points] [queries]`
 //!
 //! Prints build, open (with and without the body CRC), nearest k=10 medians for both trees
 //! (interleaved, then in separate passes, then with the same 200 queries repeated so the

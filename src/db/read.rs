@@ -128,8 +128,9 @@ impl CollectionReader<'_> {
             return Err(Error::invalid_argument("k", format!("must be 1..={MAX_K}, got {k}")));
         }
         let f = self.compile(filter)?;
-        let found = query::nearest(self.view(), at, k, &f);
-        if let Some(base) = self.view().base {
+        let view = self.view();
+        let found = query::nearest(view, at, k, &f);
+        if let Some(base) = view.base {
             // The first answers' ids, loaded back to back (their cache misses overlap).
             base.checkpoint.touch_ids(found.iter().take(32).filter_map(|(_, r)| match r {
                 RowRef::Base(_, row) => Some(*row),

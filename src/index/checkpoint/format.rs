@@ -2,9 +2,9 @@
 //!
 //! A checkpoint file holds one collection's live rows as of a log sequence number, in the
 //! order of [`packing_order`](crate::index::packed::packing_order) of their locations (readers
-//! accept any order). Every integer and float is little-endian; every section
-//! starts at a multiple of 8. `N` is the row count, `F` the number of number fields and `C`
-//! the number of category fields of the collection's schema.
+//! accept any order). Every integer and float is little-endian; every section starts at a
+//! multiple of 8. `N` is the row count, `F` the number of number fields and `C` the number of
+//! category fields of the collection's schema.
 //!
 //! # Header (256 bytes)
 //!

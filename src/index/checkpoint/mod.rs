@@ -2,8 +2,8 @@
 //! queries read straight from a memory map — a packed R-tree, the H3 cell column, ids with a
 //! sorted lookup order, each row's log position, and the attribute columns, all in the same
 //! row order: [`packing_order`], which packs the tree's nodes compactly (with a Hilbert-curve
-//! order nearest-10 on clustered data took a third more time, and ordering rows by H3 cell doubled
-//! nearest-k latency, because H3's index order jumps between distant cells at coarse
+//! order nearest-10 on clustered data took a third more time, and ordering rows by H3 cell
+//! doubled nearest-k latency, because H3's index order jumps between distant cells at coarse
 //! resolutions) — plus the H3 cell index, the row numbers sorted by cell, which aggregations
 //! by cell walk as runs of one ancestor. See [`format`](mod@format) for every byte.
 #![deny(clippy::indexing_slicing)]

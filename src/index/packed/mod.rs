@@ -2,11 +2,11 @@
 //! straight from a memory map.
 //!
 //! Rows are points given in the caller's order ([`packing_order`], what checkpoints use, packs
-//! them into compact nodes; [`hilbert_order`] is a cheaper, looser alternative). Leaves are consecutive groups
-//! of 16 rows and every upper level groups 16 nodes, so the tree stores no pointers: see
-//! [`format`](mod@format) for every byte. [`PackedRTree`] builds and owns the bytes;
-//! [`PackedRTreeRef`] validates any `&[u8]` (a `Vec`, a file read into memory, a memory map)
-//! and queries it without copying.
+//! them into compact nodes; [`hilbert_order`] is a cheaper, looser alternative). Leaves are
+//! consecutive groups of 16 rows and every upper level groups 16 nodes, so the tree stores no
+//! pointers: see [`format`](mod@format) for every byte. [`PackedRTree`] builds and owns the
+//! bytes; [`PackedRTreeRef`] validates any `&[u8]` (a `Vec`, a file read into memory, a memory
+//! map) and queries it without copying.
 #![deny(clippy::indexing_slicing)]
 
 mod build;
