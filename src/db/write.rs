@@ -483,52 +483,13 @@ impl Inner {
 
     /// Turns pending operations into log operations. Records with PII get their data key
     /// (created, appended to the keystore and synced before the log frame that uses it, for
-    /// records that have none yet) and their fields sealed.
+    /// records that have none yet) and their fields sealed. A batch needing more keys than
+    /// one keystore frame holds is pipelined: while the keys of one frame are issued (mostly
+    /// serial work), the records of the frames before are sealed on the other cores.
     fn seal_batch(&self, pending: Vec<PendingOp>) -> Result<Vec<LogOp>> {
-        let needs_key: Vec<(&str, &str)> = pending
-            .iter()
-            .filter_map(|op| match op {
-                PendingOp::Upsert { record, pii } if pii.iter().any(Option::is_some) => {
-                    Some((record.collection.as_str(), record.id.as_str()))
-                }
-                _ => None,
-            })
-            .collect();
-        let mut keys = Vec::with_capacity(needs_key.len());
-        if needs_key.len() > KEY_CHUNK {
-            // Room for the records that have no key yet (an id repeated in the batch counts
-            // twice: at most the batch's size too much, never a map grown for updates).
-            let mut guard = self.keystore.write();
-            let keystore = guard.as_mut().ok_or(Error::MissingKey)?;
-            let mut per_collection: HashMap<&str, usize> = HashMap::new();
-            for (collection, id) in &needs_key {
-                if !keystore.contains(collection, id) {
-                    *per_collection.entry(collection).or_default() += 1;
-                }
-            }
-            for (collection, n) in per_collection {
-                keystore.reserve(collection, n);
-            }
-        }
-        if !needs_key.is_empty() {
-            // One frame per chunk, each synced before the next is written, so at most one
-            // keystore frame is ever unsynced (what makes its torn-tail rule sound).
-            for chunk in needs_key.chunks(KEY_CHUNK) {
-                let added = {
-                    let mut guard = self.keystore.write();
-                    let keystore = guard.as_mut().ok_or(Error::MissingKey)?;
-                    let before = keystore.len();
-                    keys.extend(keystore.add_keys(chunk)?);
-                    keystore.len() != before
-                };
-                if added {
-                    self.keystore.read().as_ref().ok_or(Error::MissingKey)?.sync()?;
-                }
-            }
-        }
-        let mut keys = keys.into_iter();
+        // The log operations, and the records whose PII waits for a key, in batch order.
         let mut schemas: HashMap<String, Arc<Schema>> = HashMap::new();
-        let mut jobs: Vec<SealJob> = Vec::with_capacity(keys.len());
+        let mut waiting: Vec<Unkeyed> = Vec::new();
         let mut ops = Vec::with_capacity(pending.len());
         for op in pending {
             ops.push(match op {
@@ -537,18 +498,13 @@ impl Inner {
                     LogOp::CreateCollection { name, schema }
                 }
                 PendingOp::Delete { collection, id } => LogOp::Delete { collection, id },
-                PendingOp::Erase { collection, id } => {
-                    // Runs under the writer lock: no other batch can reuse this key before
-                    // it is destroyed at the end of the round.
-                    let key_id = self.keystore.read().as_ref().and_then(|k| k.key_id(&collection, &id));
-                    LogOp::Erase { collection, id, key_id }
-                }
+                // Its key id is looked up once the batch's own keys are issued, below.
+                PendingOp::Erase { collection, id } => LogOp::Erase { collection, id, key_id: None },
                 PendingOp::Upsert { mut record, pii } => {
                     if pii.iter().all(Option::is_none) {
                         record.pii = SealedSlots::unset(pii.len());
                     } else {
-                        // `record.pii` is filled by `seal_all`.
-                        let key = keys.next().ok_or(Error::MissingKey)?;
+                        // `record.pii` is filled when sealed.
                         if !schemas.contains_key(&record.collection) {
                             let schema = self
                                 .state
@@ -562,35 +518,154 @@ impl Inner {
                             schemas.insert(record.collection.clone(), schema);
                         }
                         let schema = schemas.get(&record.collection).cloned().unwrap_or_default();
-                        jobs.push(SealJob { op: ops.len(), pii, key, schema });
+                        waiting.push(Unkeyed { op: ops.len(), pii, schema });
                     }
                     LogOp::Upsert(record)
                 }
             });
         }
-        let blind = if jobs.iter().any(|job| super::blind::has_blind_fields(&job.schema, &job.pii)) {
-            Some(self.blind_key(true)?.ok_or(Error::MissingKey)?)
-        } else {
-            None
-        };
-        self.seal_all(&mut ops, jobs, blind.as_ref());
+        if !waiting.is_empty() {
+            let blind = if waiting.iter().any(|w| super::blind::has_blind_fields(&w.schema, &w.pii)) {
+                Some(self.blind_key(true)?.ok_or(Error::MissingKey)?)
+            } else {
+                None
+            };
+            let sealed = {
+                let names: Vec<(&str, &str)> = waiting
+                    .iter()
+                    .map(|w| match ops.get(w.op) {
+                        Some(LogOp::Upsert(r)) => (r.collection.as_str(), r.id.as_str()),
+                        _ => ("", ""),
+                    })
+                    .collect();
+                self.reserve_keys(&names)?;
+                if names.len() <= KEY_CHUNK || crate::parallel::threads() < 2 {
+                    let keys = self.issue_keys(&names)?;
+                    let jobs = keyed(waiting, keys)?;
+                    crate::parallel::map_owned(jobs, PARALLEL_SEAL_MIN, |job| {
+                        self.seal_job(&ops, job, blind.as_ref())
+                    })
+                } else {
+                    self.seal_pipelined(&ops, &names, waiting, blind.as_ref())?
+                }
+            };
+            for (index, key_id, pii, blind) in sealed {
+                if let Some(LogOp::Upsert(record)) = ops.get_mut(index) {
+                    record.key_id = Some(key_id);
+                    record.pii = pii;
+                    record.blind = blind;
+                }
+            }
+        }
+        if ops.iter().any(|op| matches!(op, LogOp::Erase { .. })) {
+            // Under the writer lock: no other batch can reuse these keys before they are
+            // destroyed at the end of the round.
+            let keystore = self.keystore.read();
+            for op in &mut ops {
+                if let LogOp::Erase { collection, id, key_id } = op {
+                    *key_id = keystore.as_ref().and_then(|k| k.key_id(collection, id));
+                }
+            }
+        }
         Ok(ops)
     }
 
-    /// Seals every job's PII into its operation, on all cores for large batches.
-    fn seal_all(&self, ops: &mut [LogOp], jobs: Vec<SealJob>, blind: Option<&BlindIndexKey>) {
-        // Each thread owns its jobs, so the plaintext is zeroized and freed there too.
-        let sealed: Vec<SealedRecord> = {
-            let ops: &[LogOp] = ops;
-            crate::parallel::map_owned(jobs, PARALLEL_SEAL_MIN, |job| self.seal_job(ops, job, blind))
-        };
-        for (index, key_id, pii, blind) in sealed {
-            if let Some(LogOp::Upsert(record)) = ops.get_mut(index) {
-                record.key_id = Some(key_id);
-                record.pii = pii;
-                record.blind = blind;
+    /// Makes room in the keystore's maps for the records of a large batch that have no key
+    /// yet (an id repeated in the batch counts twice: at most the batch's size too much,
+    /// never a map grown for updates).
+    fn reserve_keys(&self, names: &[(&str, &str)]) -> Result<()> {
+        if names.len() <= KEY_CHUNK {
+            return Ok(());
+        }
+        let mut guard = self.keystore.write();
+        let keystore = guard.as_mut().ok_or(Error::MissingKey)?;
+        let mut per_collection: HashMap<&str, usize> = HashMap::new();
+        for (collection, id) in names {
+            if !keystore.contains(collection, id) {
+                *per_collection.entry(collection).or_default() += 1;
             }
         }
+        for (collection, n) in per_collection {
+            keystore.reserve(collection, n);
+        }
+        Ok(())
+    }
+
+    /// The data keys of `names`, in order: existing ones, or new ones appended to the
+    /// keystore one frame per [`KEY_CHUNK`] records, each frame synced before the next is
+    /// written (so at most one keystore frame is ever unsynced, what makes its torn-tail rule
+    /// sound) and before any log frame can use its keys.
+    fn issue_keys(&self, names: &[(&str, &str)]) -> Result<Vec<(u64, crypto::DataKey)>> {
+        let mut keys = Vec::with_capacity(names.len());
+        for chunk in names.chunks(KEY_CHUNK) {
+            let added = {
+                let mut guard = self.keystore.write();
+                let keystore = guard.as_mut().ok_or(Error::MissingKey)?;
+                let before = keystore.len();
+                keys.extend(keystore.add_keys(chunk)?);
+                keystore.len() != before
+            };
+            if added {
+                self.keystore.read().as_ref().ok_or(Error::MissingKey)?.sync()?;
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Issues the keys of `names` a keystore frame at a time on this thread while the other
+    /// cores seal the records whose keys are already issued (in runs of [`SEAL_RUN`]); this
+    /// thread seals too once every key is issued. The sealed records come back in no
+    /// particular order (each names its operation). On an error no further record is
+    /// sealed, and every plaintext still waiting is dropped (and zeroized).
+    fn seal_pipelined(
+        &self,
+        ops: &[LogOp],
+        names: &[(&str, &str)],
+        waiting: Vec<Unkeyed>,
+        blind: Option<&BlindIndexKey>,
+    ) -> Result<Vec<SealedRecord>> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<SealJob>>();
+        let rx = parking_lot::Mutex::new(rx);
+        let failed = AtomicBool::new(false);
+        let work = || {
+            let mut out = Vec::new();
+            loop {
+                let run = rx.lock().recv();
+                let Ok(run) = run else { return out };
+                if !failed.load(Ordering::Relaxed) {
+                    out.extend(run.into_iter().map(|job| self.seal_job(ops, job, blind)));
+                }
+            }
+        };
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (1..crate::parallel::threads()).map(|_| scope.spawn(work)).collect();
+            let issued = (|| {
+                let mut waiting = waiting.into_iter();
+                for chunk in names.chunks(KEY_CHUNK) {
+                    let keys = self.issue_keys(chunk)?;
+                    let mut jobs = keyed(waiting.by_ref().take(chunk.len()).collect(), keys)?.into_iter();
+                    loop {
+                        let run: Vec<SealJob> = jobs.by_ref().take(SEAL_RUN).collect();
+                        if run.is_empty() {
+                            break;
+                        }
+                        tx.send(run)
+                            .map_err(|_| Error::invalid_argument("batch", "the sealing workers stopped"))?;
+                    }
+                }
+                Ok(())
+            })();
+            drop(tx);
+            if issued.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            let mut sealed = work();
+            for worker in workers {
+                sealed.extend(worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            }
+            issued.map(|()| sealed)
+        })
     }
 
     fn seal_job(&self, ops: &[LogOp], job: SealJob, blind: Option<&BlindIndexKey>) -> SealedRecord {
@@ -644,6 +719,29 @@ const PARALLEL_FREE_MIN: usize = 4096;
 
 /// A sealed record: operation index, key id, envelopes and blind values in schema order.
 type SealedRecord = (usize, u64, SealedSlots, Vec<Option<[u8; 32]>>);
+
+/// One record's PII waiting for its data key.
+struct Unkeyed {
+    op: usize,
+    pii: Vec<Option<Pii>>,
+    schema: Arc<Schema>,
+}
+
+/// Pairs records waiting for a key with their issued keys, in order.
+fn keyed(waiting: Vec<Unkeyed>, keys: Vec<(u64, crypto::DataKey)>) -> Result<Vec<SealJob>> {
+    if waiting.len() != keys.len() {
+        return Err(Error::MissingKey);
+    }
+    Ok(waiting
+        .into_iter()
+        .zip(keys)
+        .map(|(w, key)| SealJob { op: w.op, pii: w.pii, key, schema: w.schema })
+        .collect())
+}
+
+/// Records sealed per hand-over in a pipelined batch (small enough that the cores finish
+/// together, large enough that the hand-over costs nothing).
+const SEAL_RUN: usize = 4096;
 
 /// One record's PII waiting to be sealed.
 struct SealJob {

@@ -629,3 +629,97 @@ fn a_fault_at_every_io_step_of_recovery_fails_cleanly_or_recovers() {
     );
     assert_eq!(images_checked, (2 + 2 * RANDOM_IMAGES) * runs);
 }
+
+// ---------------------------------------------------------------------------------------
+// (d) a batch issuing more data keys than one keystore frame holds (pipelined sealing)
+
+/// More records than one keystore frame of new keys (65,536): the batch is sealed while its
+/// later key frames are still being issued.
+const PIPELINED: u32 = 66_000;
+
+/// Record `i` of the pipelined batch: spread over a 100 × 66 grid of 0.1°.
+fn grid_person(i: u32) -> Record {
+    let at = LatLon::new(f64::from(i % 1000) * 0.1 - 50.0, f64::from(i / 1000) * 0.1).unwrap();
+    Record::new(format!("g{i}"), at).pii("name", format!("secret-person-{i}"))
+}
+
+/// Upserts grid records `ids` in one commit.
+fn commit_grid(db: &Database, ids: std::ops::Range<u32>) -> Result<(), Error> {
+    let mut batch = db.begin_write();
+    batch.upsert_many("c", ids.map(grid_person).collect())?;
+    batch.commit().map(|_| ())
+}
+
+/// The database's records as (count, a sample of ids with their revealed name): every 997th
+/// id of the pipelined batch, its first and last, and the three records written before it.
+fn pipelined_sample(db: &Database, ctx: &str) -> (usize, Vec<(String, Option<String>)>) {
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    let ids = (0..PIPELINED).step_by(997).chain([1, 2, PIPELINED - 1]);
+    let sample = ids
+        .map(|i| {
+            let id = format!("g{i}");
+            let name = c.get(&id).unwrap().map(|_| {
+                let pii =
+                    c.reveal(&id).unwrap_or_else(|e| panic!("{ctx}: {id} is live but reveal fails: {e}"));
+                pii.get("name").map_or_else(String::new, |p| p.expose().to_owned())
+            });
+            (id, name)
+        })
+        .collect();
+    (c.len(), sample)
+}
+
+/// A failure at any write or sync of a pipelined batch — one of its keystore frames, its log
+/// frames, their syncs — makes the commit err, and the reopened database (live files, and
+/// the synced-only crash image) holds either the state before it or the whole batch (a
+/// failed log sync leaves the outcome in doubt), never a part, with every sampled record's
+/// PII readable; a later retry lands whole. (Records g0..g3 exist before, so the batch mixes
+/// existing and new keys.)
+#[test]
+fn a_pipelined_batch_that_fails_at_any_write_or_sync_lands_whole_or_not_at_all() {
+    let fresh = || {
+        let fs = MemFs::new();
+        let db = Database::open(DIR, opts(&fs, KEY)).unwrap();
+        db.create_collection("c", Schema::new().pii("name")).unwrap();
+        commit_grid(&db, 0..3).unwrap();
+        (fs, db)
+    };
+    // A clean run: how many writes and syncs the batch makes, and what it leaves.
+    let (fs, db) = fresh();
+    let (writes, syncs) = (fs.op_count(OpKind::Write), fs.op_count(OpKind::Sync));
+    commit_grid(&db, 0..PIPELINED).unwrap();
+    let (writes, syncs) = (fs.op_count(OpKind::Write) - writes, fs.op_count(OpKind::Sync) - syncs);
+    assert!(writes >= 3 && syncs >= 3, "two keystore frames and the log: {writes} writes, {syncs} syncs");
+    let whole = pipelined_sample(&db, "clean run");
+    assert_eq!(whole.0, PIPELINED as usize);
+    for (id, name) in &whole.1 {
+        assert_eq!(name.as_deref(), Some(format!("secret-person-{}", &id[1..]).as_str()), "clean run: {id}");
+    }
+    drop(db);
+    let before = {
+        let (_, db) = fresh();
+        pipelined_sample(&db, "before")
+    };
+    for (kind, count) in [(OpKind::Write, writes), (OpKind::Sync, syncs)] {
+        for n in 0..count {
+            let ctx = format!("{kind:?} #{n} failed");
+            let (fs, db) = fresh();
+            fs.set_faults(FaultPlan::new().fail_once(kind, n));
+            let result = commit_grid(&db, 0..PIPELINED);
+            fs.clear_faults();
+            assert!(result.is_err(), "{ctx}: the commit must report the failure");
+            drop(db);
+            for (image, fs) in
+                [("live", fs.clone()), ("synced only", fs.crash_image(n, CrashMode::SyncedOnly))]
+            {
+                let db = Database::open(DIR, opts(&fs, KEY)).unwrap();
+                let got = pipelined_sample(&db, &ctx);
+                assert!(got == before || got == whole, "{ctx}, {image}: the batch landed in part: {got:?}");
+            }
+            let db = Database::open(DIR, opts(&fs, KEY)).unwrap();
+            commit_grid(&db, 0..PIPELINED).unwrap_or_else(|e| panic!("{ctx}: retry: {e}"));
+            assert_eq!(pipelined_sample(&db, &ctx), whole, "{ctx}: the retry did not land whole");
+        }
+    }
+}
