@@ -701,6 +701,8 @@ fn a_pipelined_batch_that_fails_at_any_write_or_sync_lands_whole_or_not_at_all()
         let (_, db) = fresh();
         pipelined_sample(&db, "before")
     };
+    let start = std::time::Instant::now();
+    let mut outcomes = [0u32; 2]; // reopened without the batch, with all of it
     for (kind, count) in [(OpKind::Write, writes), (OpKind::Sync, syncs)] {
         for n in 0..count {
             let ctx = format!("{kind:?} #{n} failed");
@@ -716,10 +718,18 @@ fn a_pipelined_batch_that_fails_at_any_write_or_sync_lands_whole_or_not_at_all()
                 let db = Database::open(DIR, opts(&fs, KEY)).unwrap();
                 let got = pipelined_sample(&db, &ctx);
                 assert!(got == before || got == whole, "{ctx}, {image}: the batch landed in part: {got:?}");
+                outcomes[usize::from(got == whole)] += 1;
             }
             let db = Database::open(DIR, opts(&fs, KEY)).unwrap();
             commit_grid(&db, 0..PIPELINED).unwrap_or_else(|e| panic!("{ctx}: retry: {e}"));
             assert_eq!(pipelined_sample(&db, &ctx), whole, "{ctx}: the retry did not land whole");
         }
     }
+    eprintln!(
+        "pipelined batch: {writes} writes and {syncs} syncs failed in turn; images without the batch {}, with all of it {}, in {:?}",
+        outcomes[0],
+        outcomes[1],
+        start.elapsed()
+    );
+    assert!(outcomes[0] >= 4, "most faults must refuse the batch: {outcomes:?}");
 }
