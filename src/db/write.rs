@@ -345,7 +345,16 @@ impl Inner {
                     }
                 }
             }
-            let round = std::mem::take(&mut q.waiting);
+            // An erasure destroys the record's data key at the end of its round; a later
+            // batch of the same round re-inserting the record would still be given that key
+            // and lose its PII with it. So a batch with an erasure ends its round (the
+            // batches after it lead the next one).
+            let cut = q
+                .waiting
+                .iter()
+                .position(|w| w.ops.iter().any(|op| matches!(op, PendingOp::Erase { .. })))
+                .map_or(q.waiting.len(), |i| i + 1);
+            let round: Vec<Waiting> = q.waiting.drain(..cut).collect();
             drop(q);
             let mut guard =
                 RoundGuard { inner: self, tickets: round.iter().map(|w| w.ticket).collect(), armed: true };
