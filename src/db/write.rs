@@ -493,8 +493,9 @@ impl Inner {
     /// Turns pending operations into log operations. Records with PII get their data key
     /// (created, appended to the keystore and synced before the log frame that uses it, for
     /// records that have none yet) and their fields sealed. A batch needing more keys than
-    /// one keystore frame holds is pipelined: while the keys of one frame are issued (mostly
-    /// serial work), the records of the frames before are sealed on the other cores.
+    /// one keystore frame holds is pipelined: while the keys of one frame are issued (its
+    /// planning, frame, key-map inserts and fsync are serial), the records of the frames
+    /// before are sealed on the other cores.
     fn seal_batch(&self, pending: Vec<PendingOp>) -> Result<Vec<LogOp>> {
         // The log operations, and the records whose PII waits for a key, in batch order.
         let mut schemas: HashMap<String, Arc<Schema>> = HashMap::new();
@@ -540,13 +541,13 @@ impl Inner {
                 None
             };
             let sealed = {
-                let names: Vec<(&str, &str)> = waiting
+                let names = waiting
                     .iter()
                     .map(|w| match ops.get(w.op) {
-                        Some(LogOp::Upsert(r)) => (r.collection.as_str(), r.id.as_str()),
-                        _ => ("", ""),
+                        Some(LogOp::Upsert(r)) => Ok((r.collection.as_str(), r.id.as_str())),
+                        _ => Err(Error::invalid_argument("batch", "a record to seal is not an upsert")),
                     })
-                    .collect();
+                    .collect::<Result<Vec<(&str, &str)>>>()?;
                 self.reserve_keys(&names)?;
                 if names.len() <= KEY_CHUNK || crate::parallel::threads() < 2 {
                     let keys = self.issue_keys(&names)?;
@@ -624,8 +625,9 @@ impl Inner {
     /// Issues the keys of `names` a keystore frame at a time on this thread while the other
     /// cores seal the records whose keys are already issued (in runs of [`SEAL_RUN`]); this
     /// thread seals too once every key is issued. The sealed records come back in no
-    /// particular order (each names its operation). On an error no further record is
-    /// sealed, and every plaintext still waiting is dropped (and zeroized).
+    /// particular order (each names its operation). On an error the error is returned: the
+    /// runs still queued are dropped unsealed (a run a worker already took may still be
+    /// sealed, and is dropped), every plaintext with them (zeroized).
     fn seal_pipelined(
         &self,
         ops: &[LogOp],

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use geocrm::crypto::{Keystore, RawKey};
 use geocrm::io::{CrashMode, FaultPlan, FileSystem, MemFs, OpKind};
+use geocrm::model::PiiKind;
 use geocrm::{Database, Durability, Error, Filter, LatLon, Options, Record, Schema};
 
 use super::crash::State;
@@ -637,31 +638,49 @@ fn a_fault_at_every_io_step_of_recovery_fails_cleanly_or_recovers() {
 /// later key frames are still being issued.
 const PIPELINED: u32 = 66_000;
 
-/// Record `i` of the pipelined batch: spread over a 100 × 66 grid of 0.1°.
+/// Record `i` of the pipelined batch: spread over a 100 × 66 grid of 0.1°; records from 3
+/// on with an odd number also have a phone (so the pipelined batch creates the blind index's
+/// root key).
 fn grid_person(i: u32) -> Record {
     let at = LatLon::new(f64::from(i % 1000) * 0.1 - 50.0, f64::from(i / 1000) * 0.1).unwrap();
-    Record::new(format!("g{i}"), at).pii("name", format!("secret-person-{i}"))
+    let r = Record::new(format!("g{i}"), at).pii("name", format!("secret-person-{i}"));
+    if i >= 3 && i % 2 == 1 {
+        r.pii("phone", format!("+336{i:08}"))
+    } else {
+        r
+    }
 }
 
-/// Upserts grid records `ids` in one commit.
+/// Upserts grid records `ids` in one commit; a large batch repeats two records, one in each
+/// keystore frame of new keys.
 fn commit_grid(db: &Database, ids: std::ops::Range<u32>) -> Result<(), Error> {
     let mut batch = db.begin_write();
-    batch.upsert_many("c", ids.map(grid_person).collect())?;
+    let mut records: Vec<Record> = ids.clone().map(grid_person).collect();
+    if ids.end > 65_901 {
+        records.extend([grid_person(11), grid_person(65_901)]);
+    }
+    batch.upsert_many("c", records)?;
     batch.commit().map(|_| ())
 }
 
 /// The database's records as (count, a sample of ids with their revealed name): every 997th
-/// id of the pipelined batch, its first and last, and the three records written before it.
+/// id of the pipelined batch, its last, the two it repeats, and the records written before
+/// it; the repeated ones' phones must be found by the blind index.
 fn pipelined_sample(db: &Database, ctx: &str) -> (usize, Vec<(String, Option<String>)>) {
     let snap = db.read();
     let c = snap.collection("c").unwrap();
-    let ids = (0..PIPELINED).step_by(997).chain([1, 2, PIPELINED - 1]);
+    let ids = (0..PIPELINED).step_by(997).chain([1, 2, 11, 65_901, PIPELINED - 1]);
     let sample = ids
         .map(|i| {
             let id = format!("g{i}");
             let name = c.get(&id).unwrap().map(|_| {
                 let pii =
                     c.reveal(&id).unwrap_or_else(|e| panic!("{ctx}: {id} is live but reveal fails: {e}"));
+                // (A scan of every record: only for the two repeated ones.)
+                if let Some(phone) = pii.get("phone").filter(|_| i == 11 || i == 65_901) {
+                    let found = c.find_by_phone(phone.expose()).unwrap();
+                    assert_eq!(found, std::slice::from_ref(&id), "{ctx}: the blind index does not find {id}");
+                }
                 pii.get("name").map_or_else(String::new, |p| p.expose().to_owned())
             });
             (id, name)
@@ -674,17 +693,22 @@ fn pipelined_sample(db: &Database, ctx: &str) -> (usize, Vec<(String, Option<Str
 /// frames, their syncs — makes the commit err, and the reopened database (live files, and
 /// the synced-only crash image) holds either the state before it or the whole batch (a
 /// failed log sync leaves the outcome in doubt), never a part, with every sampled record's
-/// PII readable; a later retry lands whole. (Records g0..g3 exist before, so the batch mixes
-/// existing and new keys.)
+/// PII readable (and two phones found by the blind index); a later retry lands whole. (Records
+/// g0, g1 and g2 exist before, so the batch mixes existing and new keys; two records come
+/// twice, one in each frame of new keys.)
 #[test]
 fn a_pipelined_batch_that_fails_at_any_write_or_sync_lands_whole_or_not_at_all() {
     let fresh = || {
         let fs = MemFs::new();
         let db = Database::open(DIR, opts(&fs, KEY)).unwrap();
-        db.create_collection("c", Schema::new().pii("name")).unwrap();
+        db.create_collection("c", Schema::new().pii("name").pii_of_kind("phone", PiiKind::Phone)).unwrap();
         commit_grid(&db, 0..3).unwrap();
         (fs, db)
     };
+    assert!(
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get) >= 2,
+        "the pipelined path needs two cores (with one, the batch takes the serial path)"
+    );
     // A clean run: how many writes and syncs the batch makes, and what it leaves.
     let (fs, db) = fresh();
     let (writes, syncs) = (fs.op_count(OpKind::Write), fs.op_count(OpKind::Sync));
