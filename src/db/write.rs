@@ -373,12 +373,13 @@ impl Inner {
         let mut w = self.writer.lock();
         let mut results = Vec::with_capacity(round.len());
         let mut written = Vec::new();
+        let mut created_in_round = HashSet::new();
         for batch in round {
             if let Some(reason) = &w.poisoned {
                 results.push((batch.ticket, Err(Error::Poisoned { reason: reason.clone() })));
                 continue;
             }
-            match self.write_batch(&mut w, batch.ops) {
+            match self.write_batch(&mut w, batch.ops, &mut created_in_round) {
                 Ok(done) => written.push((batch.ticket, done)),
                 // Any error after which the log refuses appends poisons the database too
                 // (an I/O error, or a body that failed while it was written).
@@ -454,31 +455,39 @@ impl Inner {
         }
     }
 
-    /// Seals PII, checks the batch against the state, appends it to the log (no sync).
+    /// Checks the batch's creations, seals its PII and appends it to the log (no sync); the
+    /// collections it creates join `created_in_round`.
     #[allow(clippy::type_complexity)]
     fn write_batch(
         &self,
         w: &mut super::Writer,
         pending: Vec<PendingOp>,
+        created_in_round: &mut HashSet<String>,
     ) -> Result<(CommitReceipt, Vec<(LogOp, OpPointer)>)> {
-        let ops = self.seal_batch(pending)?;
+        // A collection may be created once: check against the state, the round's earlier
+        // batches (written, not applied yet) and the batch's own earlier operations — before
+        // any key is issued for the batch.
+        let mut created = HashSet::new();
         {
-            // Check against the state plus the batch's own earlier operations.
             let state = self.state.read();
-            let mut created = HashSet::new();
-            for op in &ops {
-                if let LogOp::CreateCollection { name, .. } = op {
-                    if state.collections.contains_key(name) || !created.insert(name.clone()) {
+            for op in &pending {
+                if let PendingOp::Create { name, .. } = op {
+                    if state.collections.contains_key(name)
+                        || created_in_round.contains(name)
+                        || !created.insert(name.clone())
+                    {
                         return Err(Error::CollectionExists { name: name.clone() });
                     }
                 }
             }
         }
+        let ops = self.seal_batch(pending)?;
         if ops.is_empty() {
             let next = w.log.next_lsn();
             return Ok((CommitReceipt { first_lsn: next, next_lsn: next }, Vec::new()));
         }
         let (receipt, bodies) = append_ops(&mut w.log, &ops, "batch")?;
+        created_in_round.extend(created);
         self.log_tail_bytes.fetch_add(receipt.bytes(), std::sync::atomic::Ordering::Relaxed);
         let mut pointers = Vec::with_capacity(ops.len());
         for (pos, body) in receipt.positions.iter().zip(&bodies) {

@@ -262,6 +262,50 @@ fn bad_records_are_clear_errors_and_change_nothing() {
     assert_eq!(db.read().collection("c").unwrap().len(), 0);
 }
 
+/// Two batches creating the same collection, with a record each, committed in one
+/// group-commit round (the leader waits 400 ms; the second arrives 100 ms in): exactly one
+/// lands, the other gets `CollectionExists`, and the database reopens with the winner's
+/// record. Before the round checked its earlier batches, both returned Ok, the second
+/// replaced the first's collection in memory, and the log no longer opened ("created twice").
+#[test]
+fn two_batches_creating_one_collection_in_one_round_let_exactly_one_win() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let options = || {
+        Options::new().durability(geocrm::Durability::GroupCommit { max_wait: Duration::from_millis(400) })
+    };
+    let db = Database::open(dir.path(), options()).unwrap();
+    let create = |id: &str| {
+        let mut b = db.begin_write();
+        b.create_collection("c", schema()).unwrap();
+        b.upsert("c", Record::new(id, LatLon::new(1.0, 2.0).unwrap())).unwrap();
+        b.commit()
+    };
+    let (first, second) = std::thread::scope(|s| {
+        let first = s.spawn(|| create("a"));
+        std::thread::sleep(Duration::from_millis(100));
+        let second = create("b");
+        (first.join().unwrap(), second)
+    });
+    assert!(first.is_ok() != second.is_ok(), "exactly one must land: {first:?} / {second:?}");
+    let loser = if first.is_ok() { &second } else { &first };
+    assert!(matches!(loser, Err(Error::CollectionExists { .. })), "{loser:?}");
+    let winner = if first.is_ok() { "a" } else { "b" };
+    let ids = |db: &Database| -> Vec<String> {
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        c.within_radius(LatLon::new(1.0, 2.0).unwrap(), 10.0, &Filter::All)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.id)
+            .collect()
+    };
+    assert_eq!(ids(&db), [winner]);
+    drop(db);
+    let db = Database::open(dir.path(), options()).unwrap();
+    assert_eq!(ids(&db), [winner], "after reopening");
+}
+
 #[test]
 fn concurrent_committers_all_land_and_share_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
