@@ -414,8 +414,9 @@ impl Inner {
         let mut erased = Vec::new();
         let mut erasing = Vec::new();
         for (ticket, (receipt, ops)) in written {
+            let erases = ops.iter().any(|(op, _)| matches!(op, LogOp::Erase { .. }));
             state.apply_all(ops, receipt.first_lsn);
-            if !state.erased_keys.is_empty() {
+            if erases || !state.erased_keys.is_empty() {
                 erasing.push(ticket);
             }
             erased.append(&mut state.erased_keys);
@@ -423,17 +424,25 @@ impl Inner {
             results.push((ticket, Ok(receipt)));
         }
         drop(state);
-        if !erased.is_empty() {
+        if !erasing.is_empty() {
             // Once the tombstones are durable, destroy the keys. A failure here poisons the
             // database and fails the erasing batches (reopening finishes the erasure from the
             // tombstones); other batches of the round are durable and applied, so they stay Ok.
-            // In bulk-load mode nothing was synced yet: the tombstones must be durable before
-            // a key is destroyed, or a power loss would bring the record back without its key.
+            // In bulk-load mode nothing was synced yet: an erasure returns with a durable
+            // tombstone (what its receipt says), and the tombstones must be durable before a
+            // key is destroyed, or a power loss would bring the record back without its key.
             let tombstones_durable = match self.durability {
                 Durability::NoSyncBulkLoad => w.log.sync(),
                 _ => Ok(()),
             };
-            if let Err(e) = tombstones_durable.and_then(|()| self.destroy_keys(&erased)) {
+            let done = tombstones_durable.and_then(|()| {
+                if erased.is_empty() {
+                    Ok(())
+                } else {
+                    self.destroy_keys(&erased)
+                }
+            });
+            if let Err(e) = done {
                 w.poisoned.get_or_insert_with(|| e.to_string());
                 let reason = e.to_string();
                 for (ticket, result) in &mut results {

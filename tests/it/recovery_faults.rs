@@ -347,6 +347,39 @@ fn an_erasure_in_bulk_load_mode_is_whole_or_gone_after_power_loss() {
     assert_eq!(images_checked, 12);
 }
 
+/// In `NoSyncBulkLoad` mode an erasure still returns with a durable tombstone (its receipt
+/// says when the erasure became durable), also for a record without PII, whose erasure
+/// destroys no key: after power loss (every crash mode) the record stays erased. Before, only
+/// an erasure destroying a key synced the log.
+#[test]
+fn an_erasure_without_a_key_in_bulk_load_mode_is_durable_when_it_returns() {
+    let fs = MemFs::new();
+    let options = |fs: &MemFs| opts(fs, KEY).durability(Durability::NoSyncBulkLoad);
+    let db = Database::open(DIR, options(&fs)).unwrap();
+    db.create_collection("c", Schema::new().number("v")).unwrap();
+    let mut b = db.begin_write();
+    for i in 0..4 {
+        b.upsert("c", Record::new(format!("x{i}"), LatLon::new(1.0, f64::from(i)).unwrap()).number("v", 1.0))
+            .unwrap();
+    }
+    b.commit().unwrap();
+    db.sync().unwrap();
+    let receipt = db.erase("c", "x2").unwrap();
+    assert!(receipt.existed && receipt.removed.iter().all(|r| r != "data key"), "{receipt:?}");
+    for (m, mode) in CrashMode::ALL.into_iter().enumerate() {
+        for seed in 0..3 {
+            let image = fs.crash_image(seed * 3 + m as u64, mode);
+            let ctx = format!("keyless bulk-load erase, {mode:?} seed {seed}");
+            let db =
+                Database::open(DIR, options(&image)).unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
+            let snap = db.read();
+            let c = snap.collection("c").unwrap();
+            assert!(c.get("x2").unwrap().is_none(), "{ctx}: the erased record came back");
+            assert_eq!(c.len(), 3, "{ctx}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // (b) master-key rotation
 
