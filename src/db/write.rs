@@ -445,9 +445,12 @@ impl Inner {
             if let Err(e) = done {
                 w.poisoned.get_or_insert_with(|| e.to_string());
                 let reason = e.to_string();
+                // The erasing batch (a round holds at most one, last) gets the real error.
+                let mut first = Some(e);
                 for (ticket, result) in &mut results {
                     if erasing.contains(ticket) {
-                        *result = Err(Error::Poisoned { reason: reason.clone() });
+                        let err = first.take().unwrap_or_else(|| Error::Poisoned { reason: reason.clone() });
+                        *result = Err(err);
                     }
                 }
             }
