@@ -289,6 +289,33 @@ fn to_stored(collection: &str, schema: &Schema, r: Record) -> Result<(StoredReco
     Ok((stored, pii))
 }
 
+/// How many of the queued batches (in order) one round takes: all of them, except that a
+/// round ends before a batch upserting a record an earlier batch of the round erases. An
+/// erasure destroys the record's data key at the end of its round, and a re-insertion in the
+/// same round would still be given that key and lose its PII with it; erasures of other
+/// records, and everything else, share the round (and its fsync and keystore rewrite).
+fn round_end(waiting: &[Waiting]) -> usize {
+    let mut erased: HashSet<(&str, &str)> = HashSet::new();
+    for (i, w) in waiting.iter().enumerate() {
+        let reinserts = !erased.is_empty()
+            && w.ops.iter().any(|op| match op {
+                PendingOp::Upsert { record, .. } => {
+                    erased.contains(&(record.collection.as_str(), record.id.as_str()))
+                }
+                _ => false,
+            });
+        if reinserts {
+            return i.max(1);
+        }
+        for op in &w.ops {
+            if let PendingOp::Erase { collection, id } = op {
+                erased.insert((collection.as_str(), id.as_str()));
+            }
+        }
+    }
+    waiting.len()
+}
+
 /// A batch waiting in the commit queue.
 /// Armed while the leader runs a round: if the round panics (a bug), its batches get
 /// `Poisoned` errors, the database is poisoned (what is applied in memory may be half a round;
@@ -345,15 +372,7 @@ impl Inner {
                     }
                 }
             }
-            // An erasure destroys the record's data key at the end of its round; a later
-            // batch of the same round re-inserting the record would still be given that key
-            // and lose its PII with it. So a batch with an erasure ends its round (the
-            // batches after it lead the next one).
-            let cut = q
-                .waiting
-                .iter()
-                .position(|w| w.ops.iter().any(|op| matches!(op, PendingOp::Erase { .. })))
-                .map_or(q.waiting.len(), |i| i + 1);
+            let cut = round_end(&q.waiting);
             let round: Vec<Waiting> = q.waiting.drain(..cut).collect();
             drop(q);
             let mut guard =
@@ -445,7 +464,7 @@ impl Inner {
             if let Err(e) = done {
                 w.poisoned.get_or_insert_with(|| e.to_string());
                 let reason = e.to_string();
-                // The erasing batch (a round holds at most one, last) gets the real error.
+                // The first erasing batch gets the real error, the others `Poisoned`.
                 let mut first = Some(e);
                 for (ticket, result) in &mut results {
                     if erasing.contains(ticket) {

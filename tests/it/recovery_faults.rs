@@ -380,6 +380,44 @@ fn an_erasure_without_a_key_in_bulk_load_mode_is_durable_when_it_returns() {
     }
 }
 
+/// Erasures of different records committed in one group-commit round still share it: one
+/// keystore rewrite (one rename) for both. Only a re-insertion of an id erased earlier in the
+/// round ends it (privacy_ext's round test). The leader waits 400 ms; the second erasure
+/// starts 100 ms after the first; repeated up to five times in case the scheduler parts them.
+#[test]
+fn erasures_of_different_records_share_a_commit_round() {
+    use std::time::Duration;
+    let mut renames_seen = Vec::new();
+    for _ in 0..5 {
+        let fs = MemFs::new();
+        let options =
+            opts(&fs, KEY).durability(Durability::GroupCommit { max_wait: Duration::from_millis(400) });
+        let db = Database::open(DIR, options).unwrap();
+        db.create_collection("c", Schema::new().pii("name")).unwrap();
+        commit_people(&db, 0..4, &mut State::new()).unwrap();
+        let before = fs.op_count(OpKind::Rename);
+        std::thread::scope(|s| {
+            let first = s.spawn(|| db.erase("c", "p1").unwrap());
+            std::thread::sleep(Duration::from_millis(100));
+            db.erase("c", "p2").unwrap();
+            first.join().unwrap();
+        });
+        let renames = fs.op_count(OpKind::Rename) - before;
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        assert_eq!(
+            (c.len(), c.get("p1").unwrap().is_none(), c.get("p2").unwrap().is_none()),
+            (2, true, true)
+        );
+        assert!(!keystore_holds(&fs, "p1") && !keystore_holds(&fs, "p2"), "both keys destroyed");
+        renames_seen.push(renames);
+        if renames == 1 {
+            return;
+        }
+    }
+    panic!("the two erasures never shared a round (keystore renames per run: {renames_seen:?})");
+}
+
 // ---------------------------------------------------------------------------------------
 // (b) master-key rotation
 
