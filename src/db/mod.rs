@@ -295,8 +295,10 @@ impl Database {
 
     /// A consistent view for queries. Commits wait for open snapshots only while they
     /// apply (never during their fsync); keep snapshots short-lived, and never commit (or
-    /// erase, or rotate keys) on a thread that still holds a snapshot: the commit would wait
-    /// for that thread's own snapshot forever.
+    /// erase, rotate keys, checkpoint or compact) on a thread that still holds a snapshot:
+    /// the call would wait for that thread's own snapshot forever, and every other writer
+    /// with it. Nor take a second snapshot on a thread that holds one while other threads
+    /// write: a writer waiting between the two makes the second wait too.
     #[must_use]
     pub fn read(&self) -> Snapshot<'_> {
         Snapshot::new(&self.inner)

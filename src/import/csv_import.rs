@@ -383,6 +383,16 @@ fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, 
         if raw.trim().is_empty() {
             continue;
         }
+        // The write path's limits, checked here so that a batched import refuses the row
+        // before anything is committed, with its line and column.
+        let limit = match kind {
+            FieldKind::Pii => Some((crate::db::MAX_PII_BYTES, "PII")),
+            FieldKind::Category => Some((crate::db::MAX_CATEGORY_BYTES, "category")),
+            FieldKind::Number => None,
+        };
+        if let Some((max, what)) = limit.filter(|&(max, _)| raw.len() > max) {
+            return Err(reject(name, format!("{what} values are limited to {max} bytes")));
+        }
         record = match kind {
             FieldKind::Pii => {
                 // Checked here so the error has a line and column; the reason never

@@ -202,6 +202,37 @@ fn batch_size_splits_commits_and_stays_all_or_nothing_on_bad_rows() {
     }
 }
 
+/// A value over the write path's limits (a category over 4 KiB, PII over 64 KiB) is refused
+/// while the rows are read, with its line and column, so a batched import writes nothing;
+/// with `skip_invalid` the row is reported with its line. Before, the check came only at the
+/// commit: the batches before the row stayed written, and the error had no line.
+#[test]
+fn values_over_the_size_limits_are_row_errors_before_any_commit() {
+    let big_category = "x".repeat(geocrm::db::MAX_CATEGORY_BYTES + 1);
+    let big_pii = "y".repeat(geocrm::db::MAX_PII_BYTES + 1);
+    for (column, tier, name) in [("tier", big_category.as_str(), "n"), ("name", "t", big_pii.as_str())] {
+        let csv = format!("id,lat,lon,tier,name\nA,1,2,t,n\nB,1,2,t,n\nC,1,2,t,n\nD,1,2,{tier},{name}\n");
+        for batch in [Some(1), Some(2), None] {
+            let (_dir, db) = open(true);
+            let options =
+                ImportOptions { batch_size: batch, categories: vec!["tier".into()], ..pii(&["name"]) };
+            let (line, col, reason) = csv_err(import(&db, &csv, &options));
+            assert_eq!((line, col.as_str()), (5, column), "{column}, {batch:?}: {reason}");
+            assert!(
+                reason.contains("limited to") && !reason.contains("xxxx") && !reason.contains("yyyy"),
+                "{reason}"
+            );
+            assert!(db.read().collection("c").is_err(), "{column}, {batch:?}: nothing may be written");
+            let skip = ImportOptions { skip_invalid: true, ..options };
+            let report = import(&db, &csv, &skip).unwrap();
+            assert_eq!(report.imported, 3, "{column}, {batch:?}");
+            let rejected: Vec<(u64, &str)> =
+                report.rejected.iter().map(|r| (r.line, r.column.as_str())).collect();
+            assert_eq!(rejected, [(5, column)], "{column}, {batch:?}");
+        }
+    }
+}
+
 #[test]
 fn pii_without_a_key_writes_nothing_even_in_small_batches() {
     let (_dir, db) = open(false);
