@@ -7,8 +7,9 @@
 //!
 //! Atomic by default: every row is parsed and validated before anything is written, and the
 //! first bad row aborts the import with `line N, column C: why`. With `skip_invalid`, good
-//! rows are imported and bad ones are reported (line, id, column, reason — never the row's
-//! contents, which may hold PII).
+//! rows are imported and bad ones are reported (line, id, column, reason — the reason may
+//! quote the bad cell of a coordinate or number column, never a PII cell nor the rest of
+//! the row).
 
 use std::collections::HashSet;
 use std::io::Read;
