@@ -1,5 +1,8 @@
 //! CSV import: a header row with `id`, `lat`, `lon`; PII columns named by the caller;
-//! numeric columns become number attributes, the rest categories.
+//! numeric columns become number attributes, the rest categories — except that a new
+//! collection refuses to infer a column named like personal data (`name`, `email`, `phone`,
+//! `address`, …) as a plaintext attribute: the caller declares it PII, or a category or
+//! number on purpose.
 //!
 //! Phone and e-mail columns (`phones`, `emails`, or PII fields of those kinds in an existing
 //! collection) are validated per row: a bad value is reported with its line and column and a
@@ -299,6 +302,13 @@ fn resolve_columns(
             }
         } else if let Some(asked) = asked {
             asked
+        } else if looks_like_pii(name) {
+            // A new collection would store it in plaintext: make that a decision.
+            return Err(header_error(&format!(
+                "column {name:?} looks like personal data: declare it as PII (pii, phones or emails; \
+                 --pii, --phone or --email) to seal it, or as a category or number to store it in \
+                 plaintext on purpose"
+            )));
         } else {
             let first = rows.iter().filter_map(|(_, r)| r.get(i)).find(|v| !v.trim().is_empty());
             if first.is_some_and(|v| v.trim().parse::<f64>().is_ok_and(f64::is_finite)) {
@@ -324,6 +334,43 @@ fn resolve_columns(
         fields.push((i, name.clone(), kind, pii_kind));
     }
     Ok(Columns { id, lat, lon, fields })
+}
+
+/// Column names that usually hold personal data (compared lower-cased, with `-`, `.` and
+/// spaces as `_`): a new collection does not infer such a column as a plaintext attribute.
+const PII_LIKE_COLUMNS: [&str; 22] = [
+    "name",
+    "first_name",
+    "last_name",
+    "full_name",
+    "firstname",
+    "lastname",
+    "fullname",
+    "surname",
+    "email",
+    "e_mail",
+    "email_address",
+    "mail",
+    "phone",
+    "phone_number",
+    "mobile",
+    "telephone",
+    "tel",
+    "address",
+    "street",
+    "street_address",
+    "postal_address",
+    "birth_date",
+];
+
+/// Whether a column name is one of [`PII_LIKE_COLUMNS`].
+fn looks_like_pii(column: &str) -> bool {
+    let key: String = column
+        .trim()
+        .chars()
+        .map(|c| if matches!(c, '-' | '.' | ' ') { '_' } else { c.to_ascii_lowercase() })
+        .collect();
+    PII_LIKE_COLUMNS.contains(&key.as_str())
 }
 
 fn pii_kind_name(kind: PiiKind) -> &'static str {

@@ -233,6 +233,39 @@ fn values_over_the_size_limits_are_row_errors_before_any_commit() {
     }
 }
 
+/// A new collection does not infer a column named like personal data (`email`,
+/// `Phone_Number`, `E_Mail`, `name`…, any case) as a plaintext attribute: the import is refused naming the
+/// column, before anything is written, unless the column is declared — as PII (sealed) or as
+/// a category or number (plaintext on purpose). Other names are still inferred, and an
+/// existing collection's schema decides as before.
+#[test]
+fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
+    for header in ["email", "Phone_Number", "E_Mail", "name", "Surname"] {
+        let (_dir, db) = open(true);
+        let csv = format!("id,lat,lon,{header}\nA,1,2,+14155552671\n");
+        let (line, column, reason) = csv_err(import(&db, &csv, &ImportOptions::default()));
+        assert_eq!((line, column.as_str()), (1, "header"), "{header}");
+        assert!(reason.contains(&format!("{header:?}")) && reason.contains("personal data"), "{reason}");
+        assert!(!reason.contains("4155552671"), "{reason}");
+        assert!(db.read().collection("c").is_err(), "{header}: nothing may be written");
+        let plain = ImportOptions { categories: vec![header.to_owned()], ..ImportOptions::default() };
+        assert_eq!(import(&db, &csv, &plain).unwrap().imported, 1, "{header}: declared plaintext");
+        assert_eq!(kinds(&db)[header], FieldKind::Category, "{header}");
+    }
+    let (_dir, db) = open(true);
+    let csv = "id,lat,lon,nickname,emails_sent\nA,1,2,Al,3\n";
+    import(&db, csv, &ImportOptions::default()).unwrap();
+    assert_eq!(kinds(&db)["nickname"], FieldKind::Category);
+    assert_eq!(kinds(&db)["emails_sent"], FieldKind::Number);
+    // An existing collection: its schema decides (`email` declared a category there).
+    let (_dir, db) = open(true);
+    db.create_collection("c", geocrm::Schema::new().category("email")).unwrap();
+    assert_eq!(
+        import(&db, "id,lat,lon,email\nA,1,2,a@b.co\n", &ImportOptions::default()).unwrap().imported,
+        1
+    );
+}
+
 #[test]
 fn pii_without_a_key_writes_nothing_even_in_small_batches() {
     let (_dir, db) = open(false);
