@@ -34,6 +34,7 @@ pub use options::{Durability, Options, DEFAULT_CHECKPOINT_AFTER_OPS};
 pub use privacy::ErasureReceipt;
 pub use read::{CollectionReader, Hit, Snapshot, StoredView, MAX_K};
 pub use repair::{RepairAction, RepairReport};
+pub(crate) use write::over_size_limit;
 pub use write::{CommitReceipt, WriteBatch, MAX_CATEGORY_BYTES, MAX_PII_BYTES};
 
 use self::manifest::Manifest;

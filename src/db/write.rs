@@ -196,6 +196,18 @@ pub const MAX_CATEGORY_BYTES: usize = 4 << 10;
 /// Longest PII value, in bytes (before sealing).
 pub const MAX_PII_BYTES: usize = 64 << 10;
 
+/// Why a value of `len` bytes is too long for a field of `kind`, or `None` when it fits
+/// ([`MAX_CATEGORY_BYTES`], [`MAX_PII_BYTES`]; numbers have no length). The write path and
+/// the CSV import (which checks before any batch is committed) share it.
+pub(crate) fn over_size_limit(kind: FieldKind, len: usize) -> Option<String> {
+    let (max, what) = match kind {
+        FieldKind::Category => (MAX_CATEGORY_BYTES, "category"),
+        FieldKind::Pii => (MAX_PII_BYTES, "PII"),
+        FieldKind::Number => return None,
+    };
+    (len > max).then(|| format!("{what} values are limited to {max} bytes"))
+}
+
 fn record_error(id: &str, field: &str, reason: impl Into<String>) -> Error {
     Error::InvalidRecord { id: id.to_owned(), field: field.to_owned(), reason: reason.into() }
 }
@@ -254,19 +266,14 @@ fn to_stored(collection: &str, schema: &Schema, r: Record) -> Result<(StoredReco
         place(schema, &id, field, FieldKind::Number, &mut numbers, *v)?;
     }
     for (field, v) in category_values {
-        if v.len() > MAX_CATEGORY_BYTES {
-            let reason = format!("category values are limited to {MAX_CATEGORY_BYTES} bytes");
+        if let Some(reason) = over_size_limit(FieldKind::Category, v.len()) {
             return Err(record_error(&id, &field, reason));
         }
         place(schema, &id, &field, FieldKind::Category, &mut categories, v)?;
     }
     for (field, v) in pii_values {
-        if v.expose().len() > MAX_PII_BYTES {
-            return Err(record_error(
-                &id,
-                &field,
-                format!("PII values are limited to {MAX_PII_BYTES} bytes"),
-            ));
+        if let Some(reason) = over_size_limit(FieldKind::Pii, v.expose().len()) {
+            return Err(record_error(&id, &field, reason));
         }
         let v = super::blind::normalize_pii(schema, &id, &field, v)?;
         place(schema, &id, &field, FieldKind::Pii, &mut pii, v)?;

@@ -433,13 +433,8 @@ fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, 
         }
         // The write path's limits, checked here so that a batched import refuses the row
         // before anything is committed, with its line and column.
-        let limit = match kind {
-            FieldKind::Pii => Some((crate::db::MAX_PII_BYTES, "PII")),
-            FieldKind::Category => Some((crate::db::MAX_CATEGORY_BYTES, "category")),
-            FieldKind::Number => None,
-        };
-        if let Some((max, what)) = limit.filter(|&(max, _)| raw.len() > max) {
-            return Err(reject(name, format!("{what} values are limited to {max} bytes")));
+        if let Some(reason) = crate::db::over_size_limit(*kind, raw.len()) {
+            return Err(reject(name, reason));
         }
         record = match kind {
             FieldKind::Pii => {
