@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use geocrm::geo::{haversine_m, metres_to_chord, BoundingBox, LatLon, Relation};
-use geocrm::index::packed::{CellColumn, Coverage, LonLatBox, PackedRTree};
+use geocrm::index::packed::{packing_order, CellColumn, Coverage, LonLatBox, PackedRTree};
 use geocrm::query::{GroupBy, Scope};
 use geocrm::{CollectionReader, Filter};
 use h3o::{LatLng, Resolution};
@@ -65,37 +65,37 @@ impl Backend for Geocrm<'_> {
 }
 
 /// geocrm's standalone public index types on their own (what a benchmark suite can use
-/// without a database): the packed R-tree over rows sorted by H3 cell, with the sorted
-/// `CellColumn` and attribute columns in row order. (The database's checkpoints order rows
-/// in `packing_order` instead, which makes nearest-k about twice as fast, and group by H3
-/// with per-row cells.)
+/// without a database), laid out as the database's checkpoints lay them out: the packed
+/// R-tree over rows in `packing_order` (nodes that are k-d cells: compact for nearest-k and
+/// box queries), and the sorted `CellColumn` with the summed attribute in cell order beside
+/// it (the checkpoint keeps row numbers in cell order instead).
 pub struct PackedData {
     /// The tree.
     pub tree: PackedRTree,
-    /// Row → index into the dataset.
+    /// Tree row → index into the dataset.
     pub order: Vec<u32>,
-    /// Sorted resolution-15 cells, little-endian, one per row.
-    pub cells: Vec<u8>,
-    /// `tier = 'gold'` per row.
+    /// `tier = 'gold'` per tree row.
     pub gold: Vec<bool>,
-    /// `lifetime_value` per row.
-    pub values: Vec<f64>,
+    /// Sorted resolution-15 cells, little-endian, one per record.
+    pub cells: Vec<u8>,
+    /// `lifetime_value` per record in cell order.
+    pub cell_values: Vec<f64>,
 }
 
 impl PackedData {
     /// Builds everything from the dataset.
     pub fn build(data: &Data) -> PackedData {
+        let order = packing_order(&data.locs);
+        let points: Vec<LatLon> = order.iter().map(|&i| data.locs[i as usize]).collect();
         let mut keyed: Vec<(u64, u32)> =
             data.locs.iter().enumerate().map(|(i, &p)| (cell15(p), i as u32)).collect();
         keyed.sort_unstable();
-        let order: Vec<u32> = keyed.iter().map(|&(_, i)| i).collect();
-        let points: Vec<LatLon> = order.iter().map(|&i| data.locs[i as usize]).collect();
         PackedData {
             tree: PackedRTree::build(&points),
-            cells: keyed.iter().flat_map(|(c, _)| c.to_le_bytes()).collect(),
             gold: order.iter().map(|&i| data.gold[i as usize]).collect(),
-            values: order.iter().map(|&i| data.values[i as usize]).collect(),
             order,
+            cells: keyed.iter().flat_map(|(c, _)| c.to_le_bytes()).collect(),
+            cell_values: keyed.iter().map(|&(_, i)| data.values[i as usize]).collect(),
         }
     }
 }
@@ -172,7 +172,7 @@ impl Backend for Packed<'_> {
                     .group_runs(*res)
                     .map(|(cell, rows)| {
                         let sum = d
-                            .values
+                            .cell_values
                             .get(rows.start as usize..rows.end as usize)
                             .map_or(0.0, |v| v.iter().sum());
                         (cell, u64::from(rows.end - rows.start), sum)
