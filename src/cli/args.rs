@@ -267,10 +267,11 @@ pub enum Command {
     Find {
         #[command(flatten)]
         db: DbArgs,
-        /// Phone number (E.164, spaces and punctuation allowed).
+        /// Phone number (E.164, spaces and punctuation allowed); `-` reads it from the first
+        /// line of standard input (out of the shell history and the process list).
         #[arg(long, conflicts_with = "email", required_unless_present = "email")]
         phone: Option<String>,
-        /// E-mail address.
+        /// E-mail address; `-` reads it from standard input.
         #[arg(long)]
         email: Option<String>,
     },

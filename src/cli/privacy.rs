@@ -1,7 +1,10 @@
 //! The privacy commands: `audit`, `duplicates`, `find`.
 
-use geocrm::Result;
+use std::io::BufRead;
+
+use geocrm::{Error, Result};
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 use super::args::DbArgs;
 use super::commands::{open, print_json};
@@ -45,14 +48,20 @@ pub fn duplicates(db: &DbArgs) -> Result<()> {
     Ok(())
 }
 
-/// `geocrm find --phone P | --email E`: matching ids (needs the key).
+/// `geocrm find --phone P | --email E`: matching ids (needs the key). A value given as `-`
+/// is read from the first line of standard input, out of the shell's history and the
+/// process list.
 pub fn find(db: &DbArgs, phone: Option<&str>, email: Option<&str>) -> Result<()> {
+    let (phone, email) = (
+        phone.map(|p| from_stdin_if_dash(p, "phone")).transpose()?,
+        email.map(|e| from_stdin_if_dash(e, "email")).transpose()?,
+    );
     let database = open(db, true)?;
     let snap = database.read();
     let c = snap.collection(&db.collection)?;
     let ids = match (phone, email) {
-        (Some(p), _) => c.find_by_phone(p)?,
-        (None, Some(e)) => c.find_by_email(e)?,
+        (Some(p), _) => c.find_by_phone(&p)?,
+        (None, Some(e)) => c.find_by_email(&e)?,
         (None, None) => Vec::new(),
     };
     if db.json {
@@ -61,4 +70,26 @@ pub fn find(db: &DbArgs, phone: Option<&str>, email: Option<&str>) -> Result<()>
         ids.iter().for_each(|id| println!("{id}"));
     }
     Ok(())
+}
+
+/// `value`, or for `-` the first line of standard input without its line ending (wiped
+/// from memory when dropped).
+fn from_stdin_if_dash(value: &str, what: &'static str) -> Result<Zeroizing<String>> {
+    if value != "-" {
+        return Ok(Zeroizing::new(value.to_owned()));
+    }
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::invalid_argument(what, format!("reading it from standard input: {e}")))?;
+    let len = line.trim_end_matches(['\n', '\r']).len();
+    line.truncate(len);
+    if line.is_empty() {
+        return Err(Error::invalid_argument(
+            what,
+            "'-' reads it from standard input, which gave an empty line",
+        ));
+    }
+    Ok(line)
 }

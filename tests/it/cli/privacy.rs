@@ -137,6 +137,28 @@ fn import_validates_phone_and_email_columns_with_line_and_column_never_the_value
     assert_eq!(found.trim(), "G-1");
     let found = ok(&env.run(true, "find", &["--email", "GINA@example.org", "--json"]));
     assert_eq!(serde_json::from_str::<Value>(&found).unwrap(), serde_json::json!(["G-1"]));
+    // `-` reads the value from standard input (out of shell history and `ps`).
+    assert_eq!(ok(&find_from_stdin(&env, "--phone", "+33 612 345 678\n")).trim(), "G-1");
+    assert_eq!(ok(&find_from_stdin(&env, "--email", "gina@example.org\r\n")).trim(), "G-1");
+    assert_eq!(ok(&find_from_stdin(&env, "--email", "nobody@example.org")).trim(), "");
+    let err = super::fail(&find_from_stdin(&env, "--phone", "\n"));
+    assert!(err.contains("phone") && err.contains("standard input"), "{err}");
+}
+
+/// `geocrm find FLAG -` with `input` on standard input.
+fn find_from_stdin(env: &Env, flag: &str, input: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_geocrm"))
+        .args(["find", "--db", env.db.to_str().unwrap(), flag, "-"])
+        .env("GEOCRM_KEY", super::KEY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 #[test]
