@@ -241,19 +241,21 @@ fn resolve_columns(
     options: &ImportOptions,
     existing: Option<&Schema>,
 ) -> Result<Columns> {
-    let mut seen = HashSet::new();
-    for h in header {
-        if !seen.insert(h.as_str()) {
-            return Err(header_error(&format!("column {h:?} appears twice")));
-        }
-    }
     let find = |name: &str| {
         header
             .iter()
             .position(|h| h == name)
             .ok_or_else(|| header_error(&format!("required column {name:?} is missing")))
     };
+    // First, so a file without a header line (its first row taken as the header) is refused
+    // without quoting any of that row's cells.
     let (id, lat, lon) = (find("id")?, find("lat")?, find("lon")?);
+    let mut seen = HashSet::new();
+    for h in header {
+        if !seen.insert(h.as_str()) {
+            return Err(header_error(&format!("column {h:?} appears twice")));
+        }
+    }
     let named = options.pii.iter().chain(&options.phones).chain(&options.emails);
     for named in named.chain(&options.numbers).chain(&options.categories) {
         if !header.contains(named) {

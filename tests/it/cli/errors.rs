@@ -102,6 +102,13 @@ fn bad_headers_and_files_abort() {
             "line 1, column header: column \"tier\" appears twice".to_owned(),
         ),
         (
+            // No header line: the first row is read as the header and refused without
+            // quoting it (its name was once reported as "appearing twice").
+            "no header line",
+            b"B-1,48.8,2.3,Secret Name B-1,Secret Name B-1,gold\nB-2,48.8,2.3,Al,Bo,gold\n".to_vec(),
+            "line 1, column header: required column \"id\" is missing".to_owned(),
+        ),
+        (
             "empty file",
             Vec::new(),
             "line 1, column header: the file is empty (expected a header with id, lat, lon)".to_owned(),
