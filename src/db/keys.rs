@@ -60,7 +60,8 @@ pub(crate) fn check_keys_present(state: &State, keystore: Option<&Keystore>, dir
             let Some(key_id) = row.key_id else { continue };
             let found = keystore.and_then(|k| k.key_id(name, &row.id));
             if found != Some(key_id) {
-                let offset = keystore.map_or(0, |k| k.dropped_tail_bytes());
+                // Where the dropped frame starts (left in the file for `repair`).
+                let offset = keystore.and_then(Keystore::dropped_tail_at).unwrap_or(0);
                 return Err(Error::corrupt(
                     path,
                     offset,

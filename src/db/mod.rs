@@ -238,10 +238,13 @@ impl Database {
         } else {
             (keystore, defer_keystore)
         };
-        let keystore = keys::finish_erasures(keystore, &erased)?;
+        let mut keystore = keys::finish_erasures(keystore, &erased)?;
         if !options.repair {
             keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
         }
+        // Only now, with every replayed key found (or repairing), is a dropped final frame
+        // cut off the file: a failed open leaves the damage for `repair` to see.
+        keystore.as_mut().map_or(Ok(()), Keystore::cut_torn_tail)?;
         let (keystore, master) = match (keystore, options.key.as_deref()) {
             (None, Some(provider)) => keys::create_keystore(&fs, &dir, db_id, provider)?,
             (keystore, _) => (keystore, master),

@@ -318,6 +318,9 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
         actions.push(RepairAction::CheckpointRebuilt { reason: reason.to_owned() });
     }
     db.inner.ensure_keystore()?;
+    // Opening without a key defers reading the keystore: cut a dropped final frame now, so
+    // the file ends where the reported cut says.
+    db.inner.keystore.write().as_mut().map_or(Ok(()), crate::crypto::Keystore::cut_torn_tail)?;
     // Keys are synced before any log record uses them and destroyed only after an erasure's
     // tombstone is durable. So when the keystore was not cut, a live record without its key
     // was erased and the cut took its tombstone: it is erased again, never resurrected.

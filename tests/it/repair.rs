@@ -277,6 +277,42 @@ fn a_damaged_keystore_frame_costs_only_the_pii_of_its_records() {
 }
 
 #[test]
+fn a_damaged_final_keystore_frame_seen_by_a_failed_open_still_costs_only_pii() {
+    // The final frame holds the last commits' keys. A plain open leaves it out as torn, finds
+    // live records without their keys and fails — and must leave the file as it was, so the
+    // repair that follows knows the keystore was cut and keeps those records without PII
+    // (before: the failed open truncated the file, and repair deleted them as erased).
+    let fs = MemFs::new();
+    build(&fs);
+    let path = Path::new(DIR).join("keystore");
+    let mut bytes = fs.read_all(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    fs.write_raw(&path, &bytes);
+    for _ in 0..2 {
+        match Database::open(DIR, options(&fs)) {
+            Err(Error::Corrupt { file, offset, .. }) => {
+                assert_eq!(file, path);
+                assert!(offset > 0 && offset < bytes.len() as u64, "{offset} names where the frame starts");
+            }
+            other => panic!("expected Corrupt keystore, got {other:?}"),
+        }
+        assert_eq!(fs.read_all(&path).unwrap(), bytes, "a failed open leaves the keystore as it was");
+    }
+    let report = repair(&fs).unwrap();
+    assert!(
+        !report.actions.iter().any(|a| matches!(a, RepairAction::ErasedAgain { .. })),
+        "{:?}",
+        report.actions
+    );
+    let dropped = dropped_ids(&report.actions);
+    assert!(dropped.contains(&format!("r{:02}", COMMITS - 1)), "{:?}", report.actions);
+    assert!(fs.read_all(&path).unwrap().len() < bytes.len(), "repair cut the damaged frame");
+    let db = Database::open(DIR, options(&fs)).unwrap();
+    assert_eq!(check_prefix(&db, &dropped, "keystore"), COMMITS);
+}
+
+#[test]
 fn a_damaged_keystore_header_is_refused_and_left_untouched() {
     let fs = MemFs::new();
     build(&fs);

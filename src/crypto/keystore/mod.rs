@@ -86,7 +86,11 @@ pub struct Keystore {
     /// Append handle; behind a lock so `sync` can run while readers hold `&Keystore`.
     appender: parking_lot::Mutex<Option<Box<dyn WritableFile>>>,
     poisoned: parking_lot::Mutex<Option<String>>,
+    /// Bytes of an invalid final frame left out at open (0 normally).
     dropped_tail: u64,
+    /// Where that frame starts; the file is cut there by [`Keystore::cut_torn_tail`], not by
+    /// `open`, so an open that then fails leaves the file as it found it.
+    torn_at: Option<u64>,
 }
 
 impl fmt::Debug for Keystore {
@@ -132,6 +136,7 @@ impl Keystore {
             appender: parking_lot::Mutex::new(None),
             poisoned: parking_lot::Mutex::new(None),
             dropped_tail: 0,
+            torn_at: None,
         })
     }
 
@@ -167,8 +172,9 @@ impl Keystore {
     }
 
     /// Opens and validates `dir/keystore`. With `master` it checks the key and unlocks.
-    /// A torn final frame (cut short by a crash during an unsynced append) is dropped and
-    /// the file truncated; call this only while holding the database's write lock.
+    /// A torn final frame (cut short by a crash during an unsynced append) is dropped; the
+    /// file is truncated there by [`Keystore::cut_torn_tail`] (or the next append), not by
+    /// `open`. Call this only while holding the database's write lock.
     ///
     /// # Errors
     /// [`Error::WrongKey`] when `master` is not this database's key;
@@ -197,6 +203,7 @@ impl Keystore {
             appender: parking_lot::Mutex::new(None),
             poisoned: parking_lot::Mutex::new(None),
             dropped_tail: 0,
+            torn_at: None,
         };
         if let Some(master) = master {
             ks.unlock(master)?;
@@ -215,8 +222,9 @@ impl Keystore {
                     // completed (keys are synced one frame at a time, before any log
                     // record uses them). The database cross-checks that every key its log
                     // references survived, so a dropped frame that held acknowledged keys
-                    // is still reported.
-                    ks.fs.truncate(&ks.path, at as u64)?;
+                    // is still reported — and the file is cut only once that check passed
+                    // (`cut_torn_tail`), so `repair` still sees the damage after a failed open.
+                    ks.torn_at = Some(at as u64);
                     ks.dropped_tail = rest.len() as u64;
                     break;
                 }
@@ -287,6 +295,26 @@ impl Keystore {
     #[must_use]
     pub fn dropped_tail_bytes(&self) -> u64 {
         self.dropped_tail
+    }
+
+    /// Where the dropped final frame starts in the file (the valid length), if one was dropped.
+    #[must_use]
+    pub fn dropped_tail_at(&self) -> Option<u64> {
+        self.torn_at
+    }
+
+    /// Cuts the dropped final frame off the file (nothing when none was dropped, or it was
+    /// cut already). The database calls it once opening has checked that no live record
+    /// needed the frame's keys; appends cut it first.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn cut_torn_tail(&mut self) -> Result<()> {
+        if let Some(at) = self.torn_at {
+            self.fs.truncate(&self.path, at)?;
+            self.torn_at = None;
+        }
+        Ok(())
     }
 
     /// Whether the record has a key.

@@ -184,6 +184,7 @@ impl Keystore {
     }
 
     fn append(&mut self, frame: &[u8]) -> Result<()> {
+        self.cut_torn_tail()?;
         let appender = self.appender.get_mut();
         let appender = match appender {
             Some(a) => a,
@@ -272,7 +273,11 @@ impl Keystore {
     /// replaced file.
     fn publish(&mut self, file: &[u8]) -> Result<()> {
         *self.appender.get_mut() = None;
-        write_atomic(&*self.fs, &self.dir, KEYSTORE_FILE, file)
+        write_atomic(&*self.fs, &self.dir, KEYSTORE_FILE, file)?;
+        // The new file holds no dropped frame: nothing is left to cut (cutting at the old
+        // file's offset would damage the new one).
+        self.torn_at = None;
+        Ok(())
     }
 }
 
