@@ -11,13 +11,11 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use super::filter::CompiledFilter;
-use crate::geo::{
-    chord_to_metres, haversine_m, metres_to_chord, BoundingBox, HaversineFrom, LatLon, PreparedRegion,
-};
+use crate::geo::{haversine_m, BoundingBox, HaversineFrom, LatLon, PreparedRegion};
 use std::ops::Range;
 
 use crate::geo::Relation;
-use crate::index::packed::{Coverage, LonLatBox};
+use crate::index::packed::{chord2_beyond, Coverage, LonLatBox};
 use crate::index::{BaseRows, MemoryTable, Row, RowRef, TableView};
 
 /// Where to look.
@@ -48,11 +46,6 @@ pub struct Neighbor {
     pub location: LatLon,
     /// Great-circle distance from the query point in metres.
     pub distance_m: f64,
-}
-
-/// Slack added to distance bounds to absorb floating-point rounding of chord lengths.
-fn slack(metres: f64) -> f64 {
-    1e-6 + metres * 1e-9
 }
 
 pub(crate) fn row_matches(filter: &CompiledFilter, row: RowRef<'_>) -> bool {
@@ -131,8 +124,11 @@ fn nearest_in_tail<'t>(
     let from = HaversineFrom::new(at);
     for (slot, chord2) in table.nearest_iter(at.to_unit_vector()) {
         if best.len() == k {
+            // Beyond this chord a row is surely farther than the k-th by haversine (the
+            // packed tree's bound: it allows for the two formulas' difference near the
+            // antipode, and bounds nothing from there on).
             let worst = best.peek().map_or(f64::INFINITY, |c| c.distance);
-            if chord_to_metres(chord2.sqrt()) > worst + slack(worst) {
+            if chord2 > chord2_beyond(worst) {
                 break;
             }
         }
@@ -257,8 +253,13 @@ fn scan_tail<'t>(
     match scope {
         Scope::All => table.rows().for_each(emit),
         Scope::Radius { center, metres } => {
-            let chord = metres_to_chord(metres + slack(metres));
-            for slot in table.within_chord2(center.to_unit_vector(), chord * chord + 1e-15) {
+            let bound = chord2_beyond(metres);
+            if bound.is_infinite() {
+                // Reaching the antipode: every row is a candidate, the exact test decides.
+                table.rows().for_each(emit);
+                return;
+            }
+            for slot in table.within_chord2(center.to_unit_vector(), bound) {
                 if let Some(row) = table.row(slot) {
                     emit(row);
                 }

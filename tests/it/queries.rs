@@ -219,6 +219,57 @@ fn radius_matches_brute_force() {
 }
 
 #[test]
+fn nearest_and_radius_near_the_antipode_match_brute_force() {
+    // Near a query's antipode a chord and a haversine distance disagree by up to ~0.3 m: the
+    // pruning bounds must allow for it in every layout (the in-memory table once used a
+    // 2 cm allowance and dropped or misordered such rows).
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut model = random_model(&mut rng, 200);
+    let mut queries = Vec::new();
+    for q in 0..40 {
+        let at: (f64, f64) = (rng.gen_range(-85.0..85.0), rng.gen_range(-180.0..180.0));
+        let anti = (-at.0, if at.1 > 0.0 { at.1 - 180.0 } else { at.1 + 180.0 });
+        for j in 0..8 {
+            let jitter = [0.0, 1e-9, 1e-8, 1e-7, 1e-6, 1e-6, 1e-5, 1e-3][j];
+            let lat = (anti.0 + rng.gen_range(-jitter..=jitter)).clamp(-90.0, 90.0);
+            let lon = (anti.1 + rng.gen_range(-jitter..=jitter)).clamp(-180.0, 180.0);
+            model.insert(format!("a{q:02}-{j}"), M { lat, lon, ltv: Some(j as f64), tier: None });
+        }
+        queries.push(at);
+    }
+    for layout in Layout::ALL {
+        let (_dir, db) = load_as(&model, layout);
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        for (q, &at) in queries.iter().enumerate() {
+            let p = LatLon::new(at.0, at.1).unwrap();
+            for k in [1, 3, 8, 10] {
+                let got: Vec<(String, f64)> = c
+                    .nearest(p, k, &Filter::All)
+                    .unwrap()
+                    .into_iter()
+                    .map(|h| (h.id, h.distance_m))
+                    .collect();
+                assert_eq!(got, brute_nearest(&model, at, k, 0), "{layout:?} query {q} at {at:?} k={k}");
+            }
+            let all = brute_nearest(&model, at, usize::MAX, 0);
+            // Radii exactly at the farthest rows' distances (inclusive), and past the antipode.
+            let radii = [all[all.len() - 1].1, all[all.len() - 3].1, all[all.len() - 8].1, 2.0e7, 3e7];
+            for metres in radii {
+                let got: Vec<String> =
+                    c.within_radius(p, metres, &Filter::All).unwrap().into_iter().map(|h| h.id).collect();
+                let want: Vec<String> =
+                    all.iter().filter(|(_, d)| *d <= metres).map(|(id, _)| id.clone()).collect();
+                assert_eq!(got.len(), want.len(), "{layout:?} query {q} at {at:?} r={metres}");
+                assert_eq!(got, want, "{layout:?} query {q} at {at:?} r={metres}");
+                let count = c.count(Scope::Radius { center: p, metres }, &Filter::All).unwrap();
+                assert_eq!(count, want.len() as u64, "{layout:?} query {q} r={metres}");
+            }
+        }
+    }
+}
+
+#[test]
 fn bbox_matches_brute_force_including_antimeridian_boxes() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let model = random_model(&mut rng, 3000);

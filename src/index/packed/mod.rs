@@ -17,6 +17,9 @@ mod knn;
 mod packing;
 mod query;
 
+/// The chord bound the tree prunes radius and nearest-k with, shared with the memory table.
+pub(crate) use query::chord2_beyond;
+
 use std::ops::Range;
 
 use crate::error::Result;
