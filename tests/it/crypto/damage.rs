@@ -58,11 +58,16 @@ fn every_truncation_is_an_error_or_drops_only_the_torn_frame() {
                 assert!(matches!(result, Err(Error::Corrupt { .. })), "cut {cut}: {result:?}");
                 continue;
             }
-            let ks = result.unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+            let mut ks = result.unwrap_or_else(|e| panic!("cut {cut}: {e}"));
             let &(boundary, keys) = bounds.iter().rev().find(|b| b.0 <= cut).unwrap();
             assert_prefix(&ks, keys, 5);
             assert_eq!(ks.dropped_tail_bytes(), (cut - boundary) as u64);
-            assert_eq!(std::fs::metadata(&path).unwrap().len(), boundary as u64, "torn tail truncated");
+            assert_eq!(ks.dropped_tail_at(), (cut > boundary).then_some(boundary as u64));
+            let len = || std::fs::metadata(&path).unwrap().len();
+            assert_eq!(len(), cut as u64, "open leaves the file as it is");
+            ks.cut_torn_tail().unwrap();
+            assert_eq!(len(), boundary as u64, "torn tail truncated");
+            assert_eq!(ks.dropped_tail_at(), None);
         }
     }
 }
