@@ -82,7 +82,7 @@ impl AuditLog {
         let path = dir.join(AUDIT_FILE);
         let mut log = AuditLog { fs, path, db_id, actor: actor.to_owned(), writer: None };
         if enabled {
-            if log.fs.exists(&log.path) {
+            if log.fs.exists(&log.path)? {
                 let (_, valid_len, len) = log.scan()?;
                 if valid_len < len {
                     log.fs.truncate(&log.path, valid_len as u64)?;
@@ -99,7 +99,7 @@ impl AuditLog {
     /// Every entry, oldest first; an empty list when the file does not exist. A torn final
     /// frame (possible only for a log not opened for writing) is ignored.
     pub(crate) fn entries(&self) -> Result<Vec<AuditEntry>> {
-        if !self.fs.exists(&self.path) {
+        if !self.fs.exists(&self.path)? {
             return Ok(Vec::new());
         }
         self.scan().map(|(entries, _, _)| entries)

@@ -380,7 +380,7 @@ impl Inner {
     fn write_files(&self, lsn: u64, gathered: &[Gathered]) -> Result<(Vec<(String, String)>, u64, u64)> {
         let fs = &*self.fs;
         let index_dir = self.dir.join(INDEX_DIR);
-        if !fs.exists(&index_dir) {
+        if !fs.exists(&index_dir)? {
             fs.create_dir_all(&index_dir)?;
             fs.sync_dir(&self.dir)?;
         }

@@ -182,7 +182,7 @@ impl Database {
             problem: manifest.as_ref().err().map(ToString::to_string),
         });
         let keystore_path = inner.dir.join(crate::crypto::KEYSTORE_FILE);
-        if fs.exists(&keystore_path) {
+        if fs.exists(&keystore_path)? {
             let problem = inner
                 .ensure_keystore()
                 .and_then(|()| inner.keystore.read().as_ref().map_or(Ok(()), |k| k.verify()))

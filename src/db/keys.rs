@@ -18,7 +18,7 @@ pub(crate) fn open_keystore(
     db_id: [u8; 16],
     provider: Option<&dyn KeyProvider>,
 ) -> Result<(Option<Keystore>, Option<MasterKey>)> {
-    let exists = fs.exists(&dir.join(KEYSTORE_FILE));
+    let exists = fs.exists(&dir.join(KEYSTORE_FILE))?;
     match (exists, provider) {
         (true, provider) => {
             let mut keystore = Keystore::open(fs.clone(), dir, db_id, None)?;

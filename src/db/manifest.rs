@@ -99,7 +99,7 @@ impl Manifest {
 
     pub(crate) fn load(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Manifest>> {
         let path = dir.join(MANIFEST_NAME);
-        if !fs.exists(&path) {
+        if !fs.exists(&path)? {
             return Ok(None);
         }
         Manifest::decode(&fs.read(&path)?, &path).map(Some)

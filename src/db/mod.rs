@@ -155,7 +155,7 @@ impl Database {
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
         let dir = dir.as_ref().to_owned();
         let fs = options.fs.clone();
-        if !fs.exists(&dir) {
+        if !fs.exists(&dir)? {
             if !options.create {
                 return Err(Error::io(
                     "open database",
@@ -169,7 +169,7 @@ impl Database {
                 fs.sync_dir(parent)?;
             }
         }
-        if !options.create && !fs.exists(&dir.join(manifest::MANIFEST_NAME)) {
+        if !options.create && !fs.exists(&dir.join(manifest::MANIFEST_NAME))? {
             // Refused before the lock file is created: a failed open leaves the directory
             // as it was (the CLI creates databases only in empty directories).
             return Err(not_a_database(&dir));
@@ -189,7 +189,7 @@ impl Database {
         // Without a key, the keystore's entries are needed only to finish or perform an
         // erasure and to check replayed records' keys: loading a large keystore can take far
         // longer than mapping the checkpoint, so it waits until then (`ensure_keystore`).
-        let defer_keystore = options.key.is_none() && fs.exists(&dir.join(crate::crypto::KEYSTORE_FILE));
+        let defer_keystore = options.key.is_none() && fs.exists(&dir.join(crate::crypto::KEYSTORE_FILE))?;
         let (keystore, master) = if defer_keystore {
             (None, None)
         } else {
@@ -468,7 +468,7 @@ fn create_manifest(fs: &dyn FileSystem, dir: &Path, create: bool) -> Result<Mani
     if !create {
         return Err(not_a_database(dir));
     }
-    if fs.exists(&dir.join("log")) {
+    if fs.exists(&dir.join("log"))? {
         return Err(Error::corrupt(
             dir.join(manifest::MANIFEST_NAME),
             0,

@@ -279,7 +279,7 @@ impl Database {
 
 fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport> {
     let fs = options.fs.clone();
-    if !fs.exists(dir) {
+    if !fs.exists(dir)? {
         let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory");
         return Err(Error::io("repair database", dir, missing));
     }
@@ -504,7 +504,7 @@ fn salvage_segment(
     let manifest =
         Manifest::load(fs, dir)?.ok_or_else(|| Error::corrupt(dir.join(MANIFEST_NAME), 0, "missing"))?;
     let mut actions = Vec::new();
-    if !fs.exists(&path) {
+    if !fs.exists(&path)? {
         // Only the segment a checkpoint starts replay at is looked for by number.
         let Some(record) = manifest.checkpoint.as_ref().filter(|c| c.segment == number) else {
             return Err(Error::corrupt(&path, offset, format!("{reason}; repair cannot salvage this")));
@@ -584,7 +584,7 @@ fn rebuild_manifest(fs: &dyn FileSystem, dir: &Path, reason: &str) -> Result<Vec
             return Err(e);
         }
     }
-    let mut numbers: Vec<u64> = if fs.exists(&log_dir) {
+    let mut numbers: Vec<u64> = if fs.exists(&log_dir)? {
         fs.list_dir(&log_dir)?.iter().filter_map(|n| parse_segment_name(n)).collect()
     } else {
         Vec::new()

@@ -29,7 +29,7 @@ pub fn write_atomic_parts(
     parts: &mut dyn Iterator<Item = &[u8]>,
 ) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    if fs.exists(&tmp) {
+    if fs.exists(&tmp)? {
         fs.remove_file(&tmp)?;
     }
     let mut file = fs.create_new(&tmp)?;

@@ -76,7 +76,12 @@ pub trait FileSystem: Send + Sync + Debug + 'static {
     /// [`crate::Error::Io`].
     fn list_dir(&self, path: &Path) -> Result<Vec<String>>;
     /// Whether a file or directory exists.
-    fn exists(&self, path: &Path) -> bool;
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] when that cannot be told (a `stat` failing other than with "not
+    /// found"): never taken for "absent", which could make an open create a file over one
+    /// it failed to see.
+    fn exists(&self, path: &Path) -> Result<bool>;
     /// Creates a new, empty file for appending; fails if it exists.
     ///
     /// # Errors

@@ -95,8 +95,8 @@ impl FileSystem for RealFs {
         Ok(names)
     }
 
-    fn exists(&self, path: &Path) -> bool {
-        path.exists()
+    fn exists(&self, path: &Path) -> Result<bool> {
+        path.try_exists().map_err(|e| Error::io("check whether it exists", path, e))
     }
 
     fn create_new(&self, path: &Path) -> Result<Box<dyn WritableFile>> {

@@ -249,7 +249,7 @@ pub type VerifyReport = RecoveryReport;
 /// The errors [`Log::open`] would return (except those of `on_txn` and of writing).
 pub fn verify(fs: &dyn FileSystem, dir: &Path, db_id: [u8; 16]) -> Result<VerifyReport> {
     let log_dir = dir.join(LOG_DIR);
-    if !fs.exists(&log_dir) {
+    if !fs.exists(&log_dir)? {
         let report =
             RecoveryReport { segments: 0, transactions: 0, frames: 0, next_lsn: FIRST_LSN, truncated: None };
         return Ok(report);

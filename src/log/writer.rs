@@ -103,7 +103,7 @@ impl Log {
         on_txn: &mut dyn FnMut(ReplayedTxn) -> Result<()>,
     ) -> Result<(Log, RecoveryReport)> {
         let log_dir = dir.join(LOG_DIR);
-        if !fs.exists(&log_dir) {
+        if !fs.exists(&log_dir)? {
             fs.create_dir_all(&log_dir)?;
             fs.sync_dir(dir)?;
         }
@@ -287,7 +287,7 @@ impl Log {
         let below = segment.min(self.current);
         for n in self.first_segment..below {
             let path = self.dir.join(segment_name(n));
-            if self.fs.exists(&path) {
+            if self.fs.exists(&path)? {
                 self.fs.remove_file(&path)?;
             }
             self.first_segment = n + 1;

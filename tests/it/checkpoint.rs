@@ -397,7 +397,7 @@ impl geocrm::io::FileSystem for GatedFs {
     fn list_dir(&self, path: &Path) -> geocrm::Result<Vec<String>> {
         self.inner.list_dir(path)
     }
-    fn exists(&self, path: &Path) -> bool {
+    fn exists(&self, path: &Path) -> geocrm::Result<bool> {
         self.inner.exists(path)
     }
     fn create_new(&self, path: &Path) -> geocrm::Result<Box<dyn geocrm::io::WritableFile>> {

@@ -505,7 +505,7 @@ mod panicking_commit {
         fn list_dir(&self, path: &Path) -> Result<Vec<String>> {
             self.fs.list_dir(path)
         }
-        fn exists(&self, path: &Path) -> bool {
+        fn exists(&self, path: &Path) -> Result<bool> {
             self.fs.exists(path)
         }
         fn create_new(&self, path: &Path) -> Result<Box<dyn WritableFile>> {

@@ -594,7 +594,7 @@ fn scenarios() -> Vec<Scenario> {
     });
     // The same with the keystore's temporary file surviving the crash.
     let tmp = Path::new("/db/keystore.tmp");
-    let seed = (0..200).find(|&s| fs.crash_image(s, CrashMode::TornPrefix).exists(tmp)).unwrap();
+    let seed = (0..200).find(|&s| fs.crash_image(s, CrashMode::TornPrefix).exists(tmp).unwrap()).unwrap();
     out.push(Scenario {
         name: "interrupted erasure, keystore.tmp left".into(),
         image: fs.crash_image(seed, CrashMode::TornPrefix),
@@ -827,4 +827,46 @@ fn a_pipelined_batch_that_fails_at_any_write_or_sync_lands_whole_or_not_at_all()
         start.elapsed()
     );
     assert!(outcomes[0] >= 4, "most faults must refuse the batch: {outcomes:?}");
+}
+
+#[test]
+fn an_existence_check_that_fails_is_an_error_never_a_missing_file() {
+    // Every keyed record is in the checkpoint, so opening needs no key from the keystore:
+    // when `stat` on the keystore (or the manifest, or the log directory) fails, open must
+    // say so — taking it for "absent" would create a fresh keystore over the real one and
+    // lose every data key.
+    let fs = MemFs::new();
+    {
+        let db = Database::open(DIR, opts(&fs, KEY)).unwrap();
+        db.create_collection("c", Schema::new().pii("name")).unwrap();
+        let mut batch = db.begin_write();
+        for i in 0..20 {
+            let at = LatLon::new(10.0 + f64::from(i), 20.0).unwrap();
+            batch.upsert("c", Record::new(format!("r{i}"), at).pii("name", format!("name {i}"))).unwrap();
+        }
+        batch.commit().unwrap();
+        db.checkpoint().unwrap();
+    }
+    let keystore = Path::new(DIR).join("keystore");
+    let before = fs.read_all(&keystore).unwrap();
+    for failing in [keystore.clone(), Path::new(DIR).join("MANIFEST"), Path::new(DIR).join("log")] {
+        fs.fail_stat(&failing);
+        for key in [Some(KEY), None] {
+            let options = match key {
+                Some(k) => opts(&fs, k),
+                None => Options::new().file_system(Arc::new(fs.clone())).audit(false),
+            };
+            match Database::open(DIR, options) {
+                Err(Error::Io { path, .. }) => assert_eq!(path, failing),
+                other => panic!("stat of {failing:?} failing, key {}: {other:?}", key.is_some()),
+            }
+            assert_eq!(fs.read_all(&keystore).unwrap(), before, "the keystore is untouched");
+        }
+        fs.clear_stat_faults();
+    }
+    let db = Database::open(DIR, opts(&fs, KEY)).unwrap();
+    let snap = db.read();
+    for i in 0..20 {
+        assert_eq!(snap.collection("c").unwrap().reveal(&format!("r{i}")).unwrap().len(), 1, "r{i}");
+    }
 }

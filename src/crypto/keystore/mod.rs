@@ -119,7 +119,7 @@ impl Keystore {
         kdf: KdfParams,
     ) -> Result<Keystore> {
         let path = dir.join(KEYSTORE_FILE);
-        if fs.exists(&path) {
+        if fs.exists(&path)? {
             let exists = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "keystore already exists");
             return Err(Error::io("create keystore", path, exists));
         }

@@ -62,6 +62,7 @@ pub(super) fn image(st: &State, seed: u64, mode: CrashMode) -> State {
         next_ino: st.next_ino,
         faults: super::fault::Faults::default(),
         locks: Default::default(),
+        unstatable: Default::default(),
     }
 }
 

@@ -73,6 +73,8 @@ struct State {
     next_ino: u64,
     faults: fault::Faults,
     locks: BTreeSet<PathBuf>,
+    /// Paths whose existence check fails ([`MemFs::fail_stat`]).
+    unstatable: BTreeSet<PathBuf>,
 }
 
 fn io_err(op: &'static str, path: &Path, kind: std::io::ErrorKind, msg: String) -> Error {
@@ -163,6 +165,17 @@ impl MemFs {
     #[must_use]
     pub fn new() -> Self {
         MemFs::default()
+    }
+
+    /// Makes every existence check of `path` fail (a `stat` error other than "not found",
+    /// such as `EIO`) until [`MemFs::clear_stat_faults`].
+    pub fn fail_stat(&self, path: impl Into<PathBuf>) {
+        self.state.lock().unstatable.insert(path.into());
+    }
+
+    /// Undoes every [`MemFs::fail_stat`].
+    pub fn clear_stat_faults(&self) {
+        self.state.lock().unstatable.clear();
     }
 
     /// Installs a fault plan, replacing any previous one; its operation numbers count from
@@ -256,9 +269,13 @@ impl FileSystem for MemFs {
         Ok(names.into_iter().collect())
     }
 
-    fn exists(&self, path: &Path) -> bool {
+    fn exists(&self, path: &Path) -> Result<bool> {
         let st = self.state.lock();
-        st.names.contains_key(path) || st.dirs.contains(path)
+        if st.unstatable.contains(path) {
+            let msg = "injected fault: stat".to_owned();
+            return Err(io_err("check whether it exists", path, std::io::ErrorKind::Other, msg));
+        }
+        Ok(st.names.contains_key(path) || st.dirs.contains(path))
     }
 
     fn create_new(&self, path: &Path) -> Result<Box<dyn WritableFile>> {

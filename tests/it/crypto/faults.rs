@@ -52,7 +52,7 @@ impl FileSystem for FlakyFs {
     fn list_dir(&self, path: &Path) -> Result<Vec<String>> {
         RealFs.list_dir(path)
     }
-    fn exists(&self, path: &Path) -> bool {
+    fn exists(&self, path: &Path) -> geocrm::Result<bool> {
         RealFs.exists(path)
     }
     fn create_new(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
