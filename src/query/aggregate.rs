@@ -12,7 +12,8 @@ use crate::index::RowRef;
 /// How to group rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupBy {
-    /// One group for everything.
+    /// One group for everything — also when nothing matches (count 0, no min, max or
+    /// average), as an SQL aggregate without `GROUP BY` gives one row.
     Nothing,
     /// By H3 cell at a resolution 0–15: the resolution-`r` ancestor of the record's
     /// resolution-15 cell. Groups therefore nest exactly (a cell's count is the sum of its
@@ -680,6 +681,12 @@ impl Collector {
     pub(crate) fn finish(mut self, category_name: impl Fn(u32) -> Option<String>) -> Groups {
         self.fold_spilled();
         let n = self.fields.len();
+        if matches!(self.key_of, KeyOf::Nothing) && self.groups.is_empty() {
+            // The one group exists even when nothing matched, as SQL's aggregate without
+            // GROUP BY gives one row: count 0, no min, max or average.
+            self.groups.push((0, 0));
+            self.stats.resize(n, FieldStats::EMPTY);
+        }
         let mut order: Vec<(u64, u32)> =
             self.groups.iter().enumerate().map(|(slot, &(key, _))| (key, slot as u32)).collect();
         let mut out = Groups {

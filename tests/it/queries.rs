@@ -459,6 +459,18 @@ fn empty_database_and_k_larger_than_collection() {
     assert!(c.nearest(p, 10, &Filter::All).unwrap().is_empty());
     assert!(c.within_radius(p, 1e7, &Filter::All).unwrap().is_empty());
     assert!(c.aggregate(Scope::All, &GroupBy::H3(5), &["ltv"], &Filter::All).unwrap().is_empty());
+    assert!(c
+        .aggregate(Scope::All, &GroupBy::Category("tier".into()), &[], &Filter::All)
+        .unwrap()
+        .is_empty());
+    // Without grouping there is always one group, as in SQL: count 0, no average.
+    let all = c.aggregate(Scope::All, &GroupBy::Nothing, &["ltv"], &Filter::All).unwrap();
+    assert_eq!(all.len(), 1);
+    let g = all.iter().next().unwrap();
+    assert_eq!(
+        (g.key.clone(), g.count, g.fields[0].avg(), g.fields[0].min()),
+        (GroupKey::All, 0, None, None)
+    );
     drop(snap);
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let model = random_model(&mut rng, 5);
