@@ -182,9 +182,11 @@ impl Database {
             problem: manifest.as_ref().err().map(ToString::to_string),
         });
         let keystore_path = inner.dir.join(crate::crypto::KEYSTORE_FILE);
-        if fs.exists(&keystore_path)? {
-            let problem = inner
-                .ensure_keystore()
+        // A keystore whose existence cannot be told is reported as its problem.
+        let exists = fs.exists(&keystore_path);
+        if exists.as_ref().map_or(true, |&e| e) {
+            let problem = exists
+                .and_then(|_| inner.ensure_keystore())
                 .and_then(|()| inner.keystore.read().as_ref().map_or(Ok(()), |k| k.verify()))
                 .err();
             files.push(FileCheck {

@@ -238,13 +238,19 @@ impl Database {
         } else {
             (keystore, defer_keystore)
         };
-        let mut keystore = keys::finish_erasures(keystore, &erased)?;
+        // Checked before anything rewrites the keystore (finishing an erasure does): a
+        // failed open leaves a dropped final frame in the file for `repair` to see. Erased
+        // records are not live, so their keys are not looked for.
         if !options.repair {
             keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
         }
-        // Only now, with every replayed key found (or repairing), is a dropped final frame
-        // cut off the file: a failed open leaves the damage for `repair` to see.
-        keystore.as_mut().map_or(Ok(()), Keystore::cut_torn_tail)?;
+        let mut keystore = keys::finish_erasures(keystore, &erased)?;
+        // Only now, with every replayed key found, is a dropped final frame cut off the
+        // file. `repair` cuts it last, once its salvage is done (so a repair that fails
+        // part-way finds the evidence again when run anew).
+        if !options.repair {
+            keystore.as_mut().map_or(Ok(()), Keystore::cut_torn_tail)?;
+        }
         let (keystore, master) = match (keystore, options.key.as_deref()) {
             (None, Some(provider)) => keys::create_keystore(&fs, &dir, db_id, provider)?,
             (keystore, _) => (keystore, master),

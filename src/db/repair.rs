@@ -318,9 +318,6 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
         actions.push(RepairAction::CheckpointRebuilt { reason: reason.to_owned() });
     }
     db.inner.ensure_keystore()?;
-    // Opening without a key defers reading the keystore: cut a dropped final frame now, so
-    // the file ends where the reported cut says.
-    db.inner.keystore.write().as_mut().map_or(Ok(()), crate::crypto::Keystore::cut_torn_tail)?;
     // Keys are synced before any log record uses them and destroyed only after an erasure's
     // tombstone is durable. So when the keystore was not cut, a live record without its key
     // was erased and the cut took its tombstone: it is erased again, never resurrected.
@@ -362,7 +359,12 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
     if dropped_tail > 0 && !rewrites.is_empty() {
         // Opening dropped the keystore's final frame as torn, yet live records used its keys.
         let file = db.inner.dir.join(KEYSTORE_FILE);
-        let offset = db.inner.fs.open_read(&file).map_or(0, |f| f.len());
+        // Where the dropped frame starts: the file is cut there at the end of the repair.
+        let at = db.inner.keystore.read().as_ref().and_then(crate::crypto::Keystore::dropped_tail_at);
+        let offset = match at {
+            Some(at) => at,
+            None => db.inner.fs.open_read(&file).map_or(0, |f| f.len()),
+        };
         let reason = "the final frame was damaged, and it held keys of live records".to_owned();
         actions.push(RepairAction::KeystoreCut { file, offset, bytes_dropped: dropped_tail, reason });
     }
@@ -408,6 +410,10 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
             return Err(Error::corrupt(&db.inner.dir, 0, reason));
         }
     }
+    // Last, once everything above succeeded: cut a dropped final keystore frame off the
+    // file, so the file ends where the reported cut says (a repair failing before this
+    // point leaves it, and a new run draws the same conclusions).
+    db.inner.keystore.write().as_mut().map_or(Ok(()), crate::crypto::Keystore::cut_torn_tail)?;
     Ok(())
 }
 
