@@ -1,6 +1,6 @@
 //! The privacy commands: `audit`, `duplicates`, `find`.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use geocrm::{Error, Result};
 use serde_json::{json, Value};
@@ -73,16 +73,23 @@ pub fn find(db: &DbArgs, phone: Option<&str>, email: Option<&str>) -> Result<()>
 }
 
 /// `value`, or for `-` the first line of standard input without its line ending (wiped
-/// from memory when dropped).
+/// from memory when dropped; the standard library's own input buffer is not).
 fn from_stdin_if_dash(value: &str, what: &'static str) -> Result<Zeroizing<String>> {
     if value != "-" {
         return Ok(Zeroizing::new(value.to_owned()));
     }
-    let mut line = Zeroizing::new(String::new());
+    // Room for the longest value the write path accepts, reserved up front so the string
+    // never moves (a grown string would leave an unwiped copy behind); longer input is refused.
+    const MAX: usize = 64 * 1024;
+    let mut line = Zeroizing::new(String::with_capacity(MAX + 2));
     std::io::stdin()
         .lock()
+        .take(MAX as u64 + 1)
         .read_line(&mut line)
         .map_err(|e| Error::invalid_argument(what, format!("reading it from standard input: {e}")))?;
+    if line.len() > MAX && !line.ends_with('\n') {
+        return Err(Error::invalid_argument(what, "the line on standard input is longer than 64 KiB"));
+    }
     let len = line.trim_end_matches(['\n', '\r']).len();
     line.truncate(len);
     if line.is_empty() {
