@@ -8,9 +8,14 @@
 /// A planar point `[x, y]` = `[lon, lat]`.
 pub(crate) type Pt = [f64; 2];
 
-/// Twice the signed area of triangle `a, b, p`: positive when `p` is left of `a → b`.
+/// Twice the signed area of triangle `a, b, p`: positive when `p` is left of `a → b`, zero
+/// exactly when the three points are collinear. The sign is exact (Shewchuk's adaptive
+/// predicate, `robust::orient2d`): the plain product formula can round a point lying
+/// exactly on an edge to a tiny non-zero value, and so report it outside; the magnitude is
+/// at least as accurate as that formula's.
 pub(crate) fn orient(a: Pt, b: Pt, p: Pt) -> f64 {
-    (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
+    let c = |q: Pt| robust::Coord { x: q[0], y: q[1] };
+    robust::orient2d(c(a), c(b), c(p))
 }
 
 /// How a point relates to one polygon edge for the even-odd test with a ray to `+x`.

@@ -276,3 +276,93 @@ fn many_holes_validate_fast() {
         assert_eq!(p.contains(ll(pt)), brute_covers(&rings, pt), "{pt:?}");
     }
 }
+
+/// Points on the 2⁻³⁰ grid (|coordinate| ≤ 180) as integers: exact arithmetic in `i128`.
+fn grid_int(x: f64) -> i128 {
+    let v = x * (1u64 << 30) as f64;
+    assert!(v.fract() == 0.0 && v.abs() < 2f64.powi(40), "{x} is not on the grid");
+    v as i128
+}
+
+/// The sign of the orientation of `p` against `a → b`, computed exactly.
+fn exact_orient(a: [f64; 2], b: [f64; 2], p: [f64; 2]) -> i128 {
+    let [ax, ay, bx, by, px, py] = [a[0], a[1], b[0], b[1], p[0], p[1]].map(grid_int);
+    ((bx - ax) * (py - ay) - (by - ay) * (px - ax)).signum()
+}
+
+/// Even-odd point-in-ring with the boundary included, in exact integer arithmetic.
+fn exact_covers(ring: &[[f64; 2]], p: [f64; 2]) -> bool {
+    let mut inside = false;
+    for w in ring.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let o = exact_orient(a, b, p);
+        let in_box = p[0] >= a[0].min(b[0])
+            && p[0] <= a[0].max(b[0])
+            && p[1] >= a[1].min(b[1])
+            && p[1] <= a[1].max(b[1]);
+        if o == 0 && in_box {
+            return true;
+        }
+        // The ray to +x crosses the edge (half-open in y) when p is left of the upward edge.
+        if (a[1] > p[1]) != (b[1] > p[1]) && (o > 0) == (b[1] > a[1]) {
+            inside = !inside;
+        }
+    }
+    inside
+}
+
+#[test]
+fn points_exactly_on_edges_are_covered_and_near_ones_decided_exactly() {
+    // The product formula rounds the orientation of this on-edge point (t = 3/4 along the
+    // first edge) to -1.8e-12, which once put it outside.
+    let ring = vec![[-86.3, -84.7], [45.89, 74.26], [-86.3, 74.26], [-86.3, -84.7]];
+    let poly = Polygon::new(ring.clone(), vec![]).unwrap();
+    let on_edge = LatLon::new(34.52, 12.842500000000001).unwrap();
+    assert!(poly.contains(on_edge), "a point exactly on an edge is covered");
+    let region = geocrm::geo::PreparedRegion::new(&MultiPolygon::new(vec![poly]).unwrap());
+    assert!(region.contains(on_edge));
+
+    // Random triangles on the 2⁻²⁰ grid; points on their edges (fractions k/1024 along
+    // them, so on the 2⁻³⁰ grid and exactly on the segment), a few grid steps off them, and
+    // anywhere: the polygon and its prepared form agree with exact integer arithmetic.
+    let mut rng = rng(77);
+    let step = 2f64.powi(-30);
+    let vertex = |rng: &mut rand_chacha::ChaCha8Rng, lo: f64, hi: f64| {
+        (rng.gen_range(lo..hi) * 1_048_576.0).round() / 1_048_576.0
+    };
+    let (mut on, mut off) = (0, 0);
+    for _ in 0..300 {
+        let mut ring: Vec<[f64; 2]> =
+            (0..3).map(|_| [vertex(&mut rng, -170.0, 170.0), vertex(&mut rng, -80.0, 80.0)]).collect();
+        if exact_orient(ring[0], ring[1], ring[2]) == 0 {
+            continue;
+        }
+        ring.push(ring[0]);
+        let poly = Polygon::new(ring.clone(), vec![]).unwrap();
+        let region = geocrm::geo::PreparedRegion::new(&MultiPolygon::new(vec![poly.clone()]).unwrap());
+        for _ in 0..40 {
+            let e = rng.gen_range(0..3);
+            let (a, b) = (ring[e], ring[e + 1]);
+            let t = f64::from(rng.gen_range(0..=1024u32)) / 1024.0;
+            let p = [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])];
+            let nudged = [
+                p[0] + step * f64::from(rng.gen_range(-3..=3)),
+                p[1] + step * f64::from(rng.gen_range(-3..=3)),
+            ];
+            let anywhere = [vertex(&mut rng, -180.0, 180.0), vertex(&mut rng, -90.0, 90.0)];
+            for q in [p, nudged, anywhere] {
+                let want = exact_covers(&ring, q);
+                if q == p {
+                    assert!(want, "the brute force covers an on-edge point");
+                    on += 1;
+                } else {
+                    off += usize::from(!want);
+                }
+                let at = LatLon::new(q[1], q[0]).unwrap();
+                assert_eq!(poly.contains(at), want, "{ring:?} {q:?}");
+                assert_eq!(region.contains(at), want, "prepared: {ring:?} {q:?}");
+            }
+        }
+    }
+    assert!(on > 5_000 && off > 1_000, "{on} on edges, {off} outside");
+}
