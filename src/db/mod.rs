@@ -123,6 +123,8 @@ pub(crate) struct Inner {
     pub(crate) handles: std::sync::atomic::AtomicUsize,
     /// Opened without a key: the keystore file exists but is read only when first needed.
     pub(crate) keystore_deferred: std::sync::atomic::AtomicBool,
+    /// Interrupted erasures (collection, id, key id) an open for `repair` left for it to finish.
+    pub(crate) pending_erasures: Mutex<Vec<(String, String, u64)>>,
     /// The audit log of PII reads.
     pub(crate) audit: crate::audit::AuditLog,
     _lock: Box<dyn DirLock>,
@@ -244,13 +246,17 @@ impl Database {
         if !options.repair {
             keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
         }
-        let mut keystore = keys::finish_erasures(keystore, &erased)?;
-        // Only now, with every replayed key found, is a dropped final frame cut off the
-        // file. `repair` cuts it last, once its salvage is done (so a repair that fails
-        // part-way finds the evidence again when run anew).
-        if !options.repair {
-            keystore.as_mut().map_or(Ok(()), Keystore::cut_torn_tail)?;
-        }
+        // A dropped final keystore frame stays in the file: it is cut before the next
+        // append of keys (or by an erasure's or rotation's rewrite, or at the end of a
+        // repair), so the evidence of a damaged frame survives opens — `repair` keeps the
+        // records whose keys it held, without their PII, instead of taking them for erased.
+        // Repairing, interrupted erasures are finished by `repair` itself, after it has drawn
+        // its conclusions from the keystore as found (finishing rewrites the keystore).
+        let (keystore, pending_erasures) = if options.repair {
+            (keystore, erased)
+        } else {
+            (keys::finish_erasures(keystore, &erased)?, Vec::new())
+        };
         let (keystore, master) = match (keystore, options.key.as_deref()) {
             (None, Some(provider)) => keys::create_keystore(&fs, &dir, db_id, provider)?,
             (keystore, _) => (keystore, master),
@@ -281,6 +287,7 @@ impl Database {
             auto_checkpoint: Mutex::new(None),
             handles: std::sync::atomic::AtomicUsize::new(1),
             keystore_deferred: std::sync::atomic::AtomicBool::new(keystore_deferred),
+            pending_erasures: Mutex::new(pending_erasures),
             audit,
             _lock: lock,
         };

@@ -391,6 +391,12 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
             actions.push(RepairAction::PiiDropped { collection, ids });
         }
     }
+    // Interrupted erasures, finished only now that the conclusions above are committed
+    // (their keystore rewrite drops a damaged final frame).
+    let pending = std::mem::take(&mut *db.inner.pending_erasures.lock());
+    if let Some(ks) = db.inner.keystore.write().as_mut() {
+        super::keys::destroy_erased_keys(ks, &pending)?;
+    }
     if db.checkpoint_rejected().is_some()
         || actions
             .iter()

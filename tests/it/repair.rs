@@ -355,10 +355,40 @@ fn a_damaged_final_keystore_frame_and_a_damaged_audit_log_cost_only_pii() {
 }
 
 #[test]
+fn a_damaged_final_keystore_frame_of_checkpointed_records_survives_opens_until_repair() {
+    // Every record is in the checkpoint, so a plain open needs none of the frame's keys and
+    // succeeds — it must still leave the frame in the file, or a later repair would see no
+    // cut and delete those records as erased.
+    let fs = MemFs::new();
+    build(&fs);
+    Database::open(DIR, options(&fs)).unwrap().checkpoint().unwrap();
+    let bytes = damage_the_final_keystore_frame(&fs);
+    for _ in 0..2 {
+        let db = Database::open(DIR, options(&fs)).unwrap();
+        db.read().collection("c").unwrap().get("r00").unwrap().unwrap();
+        drop(db);
+        assert!(fs.read_all(&Path::new(DIR).join("keystore")).unwrap() == bytes, "left as it was");
+    }
+    let report = repair(&fs).unwrap();
+    check_kept_without_pii(&fs, &report);
+}
+
+#[test]
 fn an_unfinished_erasure_does_not_hide_a_damaged_final_keystore_frame() {
-    // An erasure whose keystore rewrite failed (its tombstone durable) is finished by the
-    // next open, which rewrites the keystore — that must come after the key check, or the
-    // rewrite would drop the damaged final frame and the repair would delete its records.
+    unfinished_erasure_and_damaged_final_frame(false);
+}
+
+#[test]
+fn an_unfinished_erasure_and_a_damaged_audit_log_do_not_hide_a_damaged_final_keystore_frame() {
+    unfinished_erasure_and_damaged_final_frame(true);
+}
+
+/// An erasure whose keystore rewrite failed (its tombstone durable) is finished by the next
+/// open, which rewrites the keystore — after the key check, and when repairing only once
+/// repair has drawn its conclusions (`damage_audit` makes its first open fail after the
+/// keystore was read), or the rewrite would drop the damaged final frame and the repair
+/// would delete its records.
+fn unfinished_erasure_and_damaged_final_frame(damage_audit: bool) {
     let fs = MemFs::new();
     build(&fs);
     {
@@ -371,6 +401,12 @@ fn an_unfinished_erasure_does_not_hide_a_damaged_final_keystore_frame() {
     let bytes = damage_the_final_keystore_frame(&fs);
     assert!(matches!(Database::open(DIR, options(&fs)), Err(Error::Corrupt { .. })));
     assert!(fs.read_all(&Path::new(DIR).join("keystore")).unwrap() == bytes, "left as it was");
+    if damage_audit {
+        let audit = Path::new(DIR).join("audit.log");
+        let mut bytes = fs.read_all(&audit).unwrap();
+        bytes[40] ^= 0x01;
+        fs.write_raw(&audit, &bytes);
+    }
     let report = repair(&fs).unwrap();
     let erased = report.actions.iter().any(|a| matches!(a, RepairAction::ErasedAgain { .. }));
     assert!(!erased, "{:?}", report.actions);
@@ -387,6 +423,13 @@ fn an_unfinished_erasure_does_not_hide_a_damaged_final_keystore_frame() {
             check_pii(&c, &id, &name(i), &dropped, "erasure");
         }
     }
+    // The erasure was finished: the keystore no longer holds an entry for c/r05 (entries
+    // name collection and record as length-prefixed strings).
+    let keystore = fs.read_all(&Path::new(DIR).join("keystore")).unwrap();
+    let entry = [1, 0, 0, 0, b'c', 3, 0, 0, 0, b'r', b'0', b'5'];
+    assert!(!keystore.windows(entry.len()).any(|w| w == entry), "the erased record's key was destroyed");
+    let before = [1, 0, 0, 0, b'c', 3, 0, 0, 0, b'r', b'0', b'4'];
+    assert!(keystore.windows(before.len()).any(|w| w == before), "the pattern matches a kept entry");
 }
 
 #[test]

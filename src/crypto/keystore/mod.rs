@@ -222,8 +222,8 @@ impl Keystore {
                     // completed (keys are synced one frame at a time, before any log
                     // record uses them). The database cross-checks that every key its log
                     // references survived, so a dropped frame that held acknowledged keys
-                    // is still reported — and the file is cut only once that check passed
-                    // (`cut_torn_tail`), so `repair` still sees the damage after a failed open.
+                    // is still reported — and the file is cut only before the next append or
+                    // by `repair` (`cut_torn_tail`), so `repair` still sees the damage.
                     ks.torn_at = Some(at as u64);
                     ks.dropped_tail = rest.len() as u64;
                     break;
@@ -304,8 +304,8 @@ impl Keystore {
     }
 
     /// Cuts the dropped final frame off the file (nothing when none was dropped, or it was
-    /// cut already). The database calls it once opening has checked that no live record
-    /// needed the frame's keys; appends cut it first.
+    /// cut already). Appends cut it first; `repair` calls it last. Opening never does, so
+    /// the evidence of a damaged final frame survives until keys are appended again.
     ///
     /// # Errors
     /// [`Error::Io`].
