@@ -18,10 +18,6 @@ use crate::geo::Relation;
 use crate::index::packed::{chord2_beyond, Coverage, LonLatBox};
 use crate::index::{BaseRows, MemoryTable, Row, RowRef, TableView};
 
-/// Allowance for rounding in a squared chord (at most 4) computed from two f64 unit
-/// vectors, added to the bounds the in-memory table prunes with.
-const CHORD2_ROUNDING: f64 = 1e-14;
-
 /// Where to look.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {
@@ -132,7 +128,7 @@ fn nearest_in_tail<'t>(
             // packed tree's bound: it allows for the two formulas' difference near the
             // antipode, and bounds nothing from there on).
             let worst = best.peek().map_or(f64::INFINITY, |c| c.distance);
-            if chord2 > chord2_beyond(worst) + CHORD2_ROUNDING {
+            if chord2 > chord2_beyond(worst) {
                 break;
             }
         }
@@ -263,7 +259,7 @@ fn scan_tail<'t>(
                 table.rows().for_each(emit);
                 return;
             }
-            for slot in table.within_chord2(center.to_unit_vector(), bound + CHORD2_ROUNDING) {
+            for slot in table.within_chord2(center.to_unit_vector(), bound) {
                 if let Some(row) = table.row(slot) {
                     emit(row);
                 }

@@ -24,15 +24,21 @@ pub(crate) fn slack(metres: f64) -> f64 {
 /// haversine error near the antipode, rounded up; chords are 1-Lipschitz in arc length).
 pub(crate) const CHORD_SLACK: f64 = 1e-7;
 
+/// Allowance for rounding in a squared chord (at most 4) computed from two unit vectors or
+/// from a unit vector and a box: just short of the antipode the haversine allowance above
+/// leaves a gap in squared chord below one ulp of 4.
+pub(crate) const CHORD2_ROUNDING: f64 = 1e-14;
+
 /// A squared chord such that a row whose squared chord to the query exceeds it is surely
-/// farther than `metres` by haversine. `+∞` when nothing can be excluded.
+/// farther than `metres` by haversine (rounding of the squared chord included). `+∞` when
+/// nothing can be excluded.
 pub(crate) fn chord2_beyond(metres: f64) -> f64 {
     let m = metres + slack(metres);
     if m >= std::f64::consts::PI * EARTH_RADIUS_M {
         return f64::INFINITY;
     }
     let c = metres_to_chord(m);
-    c * c
+    c * c + CHORD2_ROUNDING
 }
 
 /// Squared distance from `q` to an axis-aligned box: a lower bound on the squared chord to
@@ -85,7 +91,7 @@ impl PackedRTreeRef<'_> {
         let outer = chord2_beyond(metres);
         let outer_row = (outer.sqrt() + UNIT_MARGIN).powi(2);
         // Nodes whose farthest corner is inside this chord are taken whole (no f32 test).
-        let inner = metres_to_chord(metres - slack(metres)).powi(2);
+        let inner = metres_to_chord(metres - slack(metres)).powi(2) - CHORD2_ROUNDING;
         let from = HaversineFrom::new(at);
         let mut emit = |rows: Range<u32>, test: bool| {
             let units = if test { self.units(rows.start as usize, rows.end as usize) } else { &[] };
