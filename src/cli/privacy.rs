@@ -78,19 +78,21 @@ fn from_stdin_if_dash(value: &str, what: &'static str) -> Result<Zeroizing<Strin
     if value != "-" {
         return Ok(Zeroizing::new(value.to_owned()));
     }
-    // Room for the longest value the write path accepts, reserved up front so the string
-    // never moves (a grown string would leave an unwiped copy behind); longer input is refused.
+    // Room for the longest value the write path accepts and its line ending, reserved up
+    // front so the buffer never moves (a grown one would leave an unwiped copy behind);
+    // longer input is refused.
     const MAX: usize = 64 * 1024;
-    let mut line = Zeroizing::new(String::with_capacity(MAX + 2));
+    let mut line = Zeroizing::new(Vec::with_capacity(MAX + 2));
     std::io::stdin()
         .lock()
-        .take(MAX as u64 + 1)
-        .read_line(&mut line)
+        .take(MAX as u64 + 2)
+        .read_until(b'\n', &mut line)
         .map_err(|e| Error::invalid_argument(what, format!("reading it from standard input: {e}")))?;
-    if line.len() > MAX && !line.ends_with('\n') {
+    let ending = usize::from(line.ends_with(b"\n")) + usize::from(line.ends_with(b"\r\n"));
+    let len = line.len() - ending;
+    if len > MAX {
         return Err(Error::invalid_argument(what, "the line on standard input is longer than 64 KiB"));
     }
-    let len = line.trim_end_matches(['\n', '\r']).len();
     line.truncate(len);
     if line.is_empty() {
         return Err(Error::invalid_argument(
@@ -98,5 +100,10 @@ fn from_stdin_if_dash(value: &str, what: &'static str) -> Result<Zeroizing<Strin
             "'-' reads it from standard input, which gave an empty line",
         ));
     }
-    Ok(line)
+    if std::str::from_utf8(&line).is_err() {
+        return Err(Error::invalid_argument(what, "the line on standard input is not valid UTF-8"));
+    }
+    // Moves the checked bytes into the string (no copy); the Vec's wrapper wipes nothing left.
+    let text = String::from_utf8(std::mem::take(&mut *line)).unwrap_or_default();
+    Ok(Zeroizing::new(text))
 }

@@ -143,8 +143,13 @@ fn import_validates_phone_and_email_columns_with_line_and_column_never_the_value
     assert_eq!(ok(&find_from_stdin(&env, "--email", "nobody@example.org")).trim(), "");
     let err = super::fail(&find_from_stdin(&env, "--phone", "\n"));
     assert!(err.contains("phone") && err.contains("standard input"), "{err}");
-    let err = super::fail(&find_from_stdin(&env, "--email", &"a".repeat(70_000)));
-    assert!(err.contains("longer than 64 KiB") && !err.contains("aaaa"), "{err}");
+    for long in ["a".repeat(70_000), "é".repeat(40_000)] {
+        let err = super::fail(&find_from_stdin(&env, "--email", &long));
+        assert!(err.contains("longer than 64 KiB") && !err.contains("aaaa") && !err.contains("éé"), "{err}");
+    }
+    // Exactly 64 KiB with a CRLF ending is read whole (and then refused as no e-mail).
+    let err = super::fail(&find_from_stdin(&env, "--email", &format!("{}\r\n", "a".repeat(65_536))));
+    assert!(!err.contains("64 KiB") && !err.contains("aaaa"), "{err}");
 }
 
 /// `geocrm find FLAG -` with `input` on standard input.
