@@ -285,10 +285,7 @@ fn a_damaged_final_keystore_frame_seen_by_a_failed_open_still_costs_only_pii() {
     let fs = MemFs::new();
     build(&fs);
     let path = Path::new(DIR).join("keystore");
-    let mut bytes = fs.read_all(&path).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x01;
-    fs.write_raw(&path, &bytes);
+    let bytes = damage_the_final_keystore_frame(&fs);
     for _ in 0..2 {
         match Database::open(DIR, options(&fs)) {
             Err(Error::Corrupt { file, offset, .. }) => {
