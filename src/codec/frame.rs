@@ -104,9 +104,14 @@ pub fn read_frame(bytes: &[u8]) -> FrameRead<'_> {
 /// candidate's payload afresh made opening after a crash during a large append take
 /// seconds; here one pass records the CRC of every [`RangeCrc::BLOCK`]-byte prefix and a
 /// candidate's checksum is assembled from those (CRC-32 is linear), so each costs at most
-/// two blocks of hashing: `O(len)` in all, plus `O(BLOCK)` per candidate.
+/// two blocks of hashing: `O(len)` in all, plus `O(BLOCK)` per candidate. Bytes longer
+/// than the largest frame are damage without a look.
 #[must_use]
 pub fn is_torn_tail(rest: &[u8]) -> bool {
+    // A torn append is one frame: anything longer holds more than the torn frame.
+    if rest.len() > FRAME_HEADER_LEN + MAX_FRAME_PAYLOAD as usize {
+        return false;
+    }
     let crcs = RangeCrc::new(rest);
     (1..rest.len()).all(|p| !valid_frame_at(rest, p, &crcs))
 }
@@ -288,6 +293,15 @@ mod tests {
             })
             .collect();
         assert!(is_torn_tail(&rest));
+    }
+
+    #[test]
+    fn bytes_longer_than_any_frame_are_never_a_torn_tail() {
+        // One torn append is at most one frame; a tail this long is damage whatever it holds
+        // (zeros hold no valid frame, so only the length bound can say so without a scan).
+        let frame_max = FRAME_HEADER_LEN + MAX_FRAME_PAYLOAD as usize;
+        assert!(!is_torn_tail(&vec![0; frame_max + 1]));
+        assert!(is_torn_tail(&[0; 100]));
     }
 
     #[test]

@@ -283,7 +283,16 @@ fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport
         let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory");
         return Err(Error::io("repair database", dir, missing));
     }
-    let options = Options { create: false, repair: true, ..options };
+    // No automatic checkpoints: one taken between a repair's first commit and its finishing
+    // of interrupted erasures would put their tombstones below the checkpoint, where no
+    // later open replays (and so finishes) them. `finish` checkpoints once, at the end.
+    let options = Options {
+        create: false,
+        repair: true,
+        checkpoint_after_ops: None,
+        checkpoint_after_log_bytes: None,
+        ..options
+    };
     let mut actions = Vec::new();
     for _ in 0..MAX_STEPS {
         match Database::open(dir, options.clone()) {

@@ -430,6 +430,52 @@ fn unfinished_erasure_and_damaged_final_frame(damage_audit: bool) {
 }
 
 #[test]
+fn a_repair_failing_at_any_rename_still_finishes_an_interrupted_erasure() {
+    // Repair commits its conclusions, then finishes the interrupted erasure (a keystore
+    // rewrite). With automatic checkpoints on, a checkpoint after its first commit put the
+    // erasure's tombstone below the checkpoint: when the rewrite then failed, no later open
+    // replayed the tombstone, and the erased record's key stayed in the keystore for good.
+    let erased_entry = [1, 0, 0, 0, b'c', 3, 0, 0, 0, b'r', b'0', b'5'];
+    let setup = || {
+        let fs = MemFs::new();
+        build(&fs);
+        {
+            let db = Database::open(DIR, options(&fs).segment_bytes(1 << 20)).unwrap();
+            fs.set_faults(FaultPlan::new().fail_from(OpKind::Rename, 0));
+            assert!(db.erase("c", "r05").is_err());
+        }
+        fs.set_faults(FaultPlan::new());
+        damage_the_final_keystore_frame(&fs);
+        fs
+    };
+    let eager = |fs: &MemFs| options(fs).checkpoint_after_ops(Some(1)).background_checkpoints(false);
+    let renames = {
+        let fs = setup();
+        let before = fs.op_count(OpKind::Rename);
+        Database::repair(DIR, eager(&fs)).unwrap();
+        fs.op_count(OpKind::Rename) - before
+    };
+    let mut failures = 0;
+    for nth in 0..renames {
+        let fs = setup();
+        fs.set_faults(FaultPlan::new().fail_once(OpKind::Rename, nth));
+        if Database::repair(DIR, eager(&fs)).is_err() {
+            failures += 1;
+            fs.set_faults(FaultPlan::new());
+            Database::repair(DIR, eager(&fs)).unwrap();
+        }
+        fs.set_faults(FaultPlan::new());
+        let db = Database::open(DIR, options(&fs)).unwrap();
+        assert!(db.read().collection("c").unwrap().get("r05").unwrap().is_none(), "rename {nth}");
+        drop(db);
+        let keystore = fs.read_all(&Path::new(DIR).join("keystore")).unwrap();
+        let held = keystore.windows(erased_entry.len()).any(|w| w == erased_entry);
+        assert!(!held, "rename {nth} failing: the erased record's key survived");
+    }
+    assert!(failures > 0, "some failing rename failed the repair");
+}
+
+#[test]
 fn a_damaged_keystore_header_is_refused_and_left_untouched() {
     let fs = MemFs::new();
     build(&fs);
