@@ -415,7 +415,15 @@ impl Inner {
         let record = CheckpointRecord { lsn, segment, created_unix_ms: now_ms(), files: files.to_vec() };
         let manifest =
             Manifest { checkpoint: Some(record), log_floor: floor.unwrap_or(old.log_floor), ..old };
-        manifest.store(fs, &self.dir)?;
+        if let Err(e) = manifest.store(fs, &self.dir) {
+            // It may have failed after its rename (the directory fsync): the new manifest may
+            // or may not be the database's now, and going on with the old one in memory
+            // could rewrite files the new one names. Only a reopen knows.
+            writer
+                .poisoned
+                .get_or_insert_with(|| format!("the MANIFEST may or may not have been replaced: {e}"));
+            return Err(e);
+        }
         *self.manifest.lock() = manifest;
         // Committed. Map the new files. If that fails, the state no longer matches the
         // manifest (after a compaction its pointers even name removed segments): poison, and
@@ -523,6 +531,12 @@ impl Inner {
         }
         let (receipt, bodies) = logged(w, |w| append_ops(&mut w.log, ops, "compaction"))?;
         self.log_tail_bytes.fetch_add(receipt.bytes(), Relaxed);
+        // The copies take LSNs: keep the state's next LSN with the log's even if the
+        // compaction fails before it is installed (the copies stay in the log and replay).
+        let next = w.log.next_lsn();
+        let mut state = self.state.write();
+        state.next_lsn = state.next_lsn.max(next);
+        drop(state);
         let mut owner = owners.iter();
         for (body, pos) in bodies.iter().zip(&receipt.positions) {
             for index in 0..body.count() {

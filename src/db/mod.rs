@@ -177,6 +177,16 @@ impl Database {
             return Err(not_a_database(&dir));
         }
         let lock = lock_with_wait(fs.as_ref(), &dir, options.lock_wait)?;
+        // An earlier process may have renamed a segment, MANIFEST, checkpoint file or
+        // keystore into place and died before its directory fsync. This open builds on those
+        // entries (appends to the segment, trusts the MANIFEST, deletes what it no longer
+        // names), so they are made durable first, or a power loss could undo them under
+        // acknowledged writes.
+        for d in [dir.clone(), dir.join("log"), dir.join(INDEX_DIR)] {
+            if fs.exists(&d)? {
+                fs.sync_dir(&d)?;
+            }
+        }
         let verify = if options.checkpoint_checksums {
             crate::index::checkpoint::Verify::Checksums
         } else {
