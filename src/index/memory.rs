@@ -226,6 +226,23 @@ mod tests {
         }
     }
 
+    /// `query::nearest` is public and takes any `k`: a huge one used to size its heap by it
+    /// (capacity overflow panic, or an abort on a failed allocation).
+    #[test]
+    fn nearest_takes_any_k() {
+        let mut t = MemoryTable::new();
+        for i in 0..3 {
+            t.upsert(row(i));
+        }
+        let view = crate::index::view::TableView { tail: &t, base: None };
+        let all = crate::query::CompiledFilter::all();
+        let at = LatLon::new(0.0, 0.0).unwrap();
+        for k in [usize::MAX, usize::MAX / 2, 1 << 40] {
+            assert_eq!(crate::query::nearest(view, at, k, &all).len(), 3, "k = {k}");
+        }
+        assert!(crate::query::nearest(view, at, 0, &all).is_empty());
+    }
+
     /// Bulk loads of the sizes where rstar's own comes out uneven, then inserts, updates and
     /// removes: no panic, every leaf at one depth, every row found by the tree.
     #[test]

@@ -117,10 +117,11 @@ fn nearest_in_tail<'t>(
     k: usize,
     filter: &CompiledFilter,
 ) -> Vec<(f64, &'t Row)> {
-    if table.is_empty() {
+    if table.is_empty() || k == 0 {
         return Vec::new();
     }
-    let mut best: BinaryHeap<Candidate<'t>> = BinaryHeap::with_capacity(k + 1);
+    // No more room than the table can fill: `k` is the caller's (up to `usize::MAX`).
+    let mut best: BinaryHeap<Candidate<'t>> = BinaryHeap::with_capacity(k.min(table.len()) + 1);
     let from = HaversineFrom::new(at);
     for (slot, chord2) in table.nearest_iter(at.to_unit_vector()) {
         if best.len() == k {
