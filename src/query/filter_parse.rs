@@ -44,17 +44,88 @@ pub(super) fn parse(expr: &str) -> Result<Filter> {
     Ok(f)
 }
 
-/// `position` is a byte offset into `expr`; the error reports it in characters.
+/// `position` is a byte offset into `expr`; the error reports it in characters. The error
+/// carries the filter [`masked`]: its values may be personal data (a mistyped filter on a
+/// PII field is refused here, before compiling would refuse the field).
 fn err(expr: &str, position: usize, reason: &str) -> Error {
     let position = expr.get(..position).map_or(position, |s| s.chars().count());
-    Error::InvalidFilter { expr: expr.to_owned(), position, reason: reason.to_owned() }
+    Error::InvalidFilter { expr: masked(expr), position, reason: reason.to_owned() }
 }
 
+/// Words the grammar gives a meaning of its own.
+const KEYWORDS: [&str; 5] = ["and", "or", "not", "in", "between"];
+
+fn is_keyword(w: &str) -> bool {
+    KEYWORDS.iter().any(|k| w.eq_ignore_ascii_case(k))
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '+')
+}
+
+/// `expr` without its values, one `*` per character (positions stay right): string
+/// contents, numbers and bare words are masked; keywords, operators, parentheses and field
+/// names (a word before an operator, `in`, `between` or `not`) are kept.
+pub(super) fn masked(expr: &str) -> String {
+    let chars: Vec<char> = expr.chars().collect();
+    let mut out = String::with_capacity(expr.len());
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        if c == '\'' {
+            // To the closing quote; a doubled quote inside is an escaped one.
+            out.push(c);
+            i += 1;
+            while let Some(&d) = chars.get(i) {
+                i += 1;
+                if d == '\'' && chars.get(i) != Some(&'\'') {
+                    out.push(d);
+                    break;
+                }
+                out.push('*');
+                if d == '\'' {
+                    out.push('*');
+                    i += 1;
+                }
+            }
+        } else if is_word_char(c) {
+            let start = i;
+            while chars.get(i).is_some_and(|&d| is_word_char(d)) {
+                i += 1;
+            }
+            let run = chars.get(start..i).unwrap_or_default();
+            let word: String = run.iter().collect();
+            let mut j = i;
+            while chars.get(j).is_some_and(|d| d.is_whitespace()) {
+                j += 1;
+            }
+            let after_op = chars.get(j).is_some_and(|d| matches!(d, '=' | '!' | '<' | '>'));
+            let next_start = j;
+            while chars.get(j).is_some_and(|&d| is_word_char(d)) {
+                j += 1;
+            }
+            let next: String = chars.get(next_start..j).unwrap_or_default().iter().collect();
+            let field = after_op || ["in", "between", "not"].iter().any(|k| next.eq_ignore_ascii_case(k));
+            let keep = (is_keyword(&word) || field) && word.parse::<f64>().is_err();
+            if keep {
+                out.extend(run);
+            } else {
+                out.extend(run.iter().map(|_| '*'));
+            }
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A token as errors name it: its kind, never a value's text.
 fn describe(t: &Tok) -> String {
     match t {
-        Tok::Word(w) => format!("word {w:?}"),
-        Tok::Str(s) => format!("string {s:?}"),
-        Tok::Num(_, s) => format!("number {s}"),
+        Tok::Word(w) if is_keyword(w) => format!("{:?}", w.to_ascii_lowercase()),
+        Tok::Word(_) => "a word".into(),
+        Tok::Str(_) => "a string".into(),
+        Tok::Num(..) => "a number".into(),
         Tok::Op(o) => format!("operator {o:?}"),
         Tok::LParen => "'('".into(),
         Tok::RParen => "')'".into(),
@@ -319,5 +390,30 @@ mod tests {
         assert!(matches!(parse(&text), Err(Error::InvalidFilter { .. })));
         let text = format!("{}a = 1", "not ".repeat(10_000));
         assert!(matches!(parse(&text), Err(Error::InvalidFilter { .. })));
+    }
+
+    /// A mistyped filter is refused before compiling would refuse its PII field: the error
+    /// must not carry the values (found by a reviewing helper).
+    #[test]
+    fn errors_carry_no_values() {
+        for text in [
+            "email = 'alice@example.com' and",
+            "email = 'alice@example.com' 'x'",
+            "email = alice.example and",
+            "email = alice.example bob.example",
+            "phone = 5551234 and",
+            "phone in ('5551234', 'bob''s' nope",
+            "name between 'alice' and",
+        ] {
+            let e = parse(text).unwrap_err();
+            let shown = format!("{e} {e:?}");
+            for secret in ["alice", "example", "5551234", "bob", "nope"] {
+                assert!(!shown.contains(secret), "{text}: {shown}");
+            }
+            assert!(shown.contains("email") || shown.contains("phone") || shown.contains("name"), "{shown}");
+        }
+        assert_eq!(masked("a = 'x''y' and b in (1, z)"), "a = '****' and b in (*, *)");
+        assert_eq!(masked("n between 1 and 2"), "n between * and *");
+        assert_eq!(masked("not tier != 'gold'"), "not tier != '****'");
     }
 }
