@@ -413,8 +413,16 @@ impl Inner {
         let index_dir = self.dir.join(INDEX_DIR);
         let old = self.manifest.lock().clone();
         let record = CheckpointRecord { lsn, segment, created_unix_ms: now_ms(), files: files.to_vec() };
-        let manifest =
-            Manifest { checkpoint: Some(record), log_floor: floor.unwrap_or(old.log_floor), ..old };
+        // After a compaction no record in the log is one an erasure destroyed the key of:
+        // the erased key ids start afresh (and are tracked from now on, whatever the version
+        // that wrote the old manifest).
+        let erased_key_ids = if floor.is_some() { Some(Vec::new()) } else { old.erased_key_ids.clone() };
+        let manifest = Manifest {
+            checkpoint: Some(record),
+            log_floor: floor.unwrap_or(old.log_floor),
+            erased_key_ids,
+            ..old
+        };
         if let Err(e) = manifest.store(fs, &self.dir) {
             // It may have failed after its rename (the directory fsync): the new manifest may
             // or may not be the database's now, and going on with the old one in memory

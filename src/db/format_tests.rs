@@ -22,6 +22,10 @@ use crate::model::Schema;
 use crate::{Database, LatLon, Options, Record};
 
 /// Parses space-separated hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+}
+
 fn unhex(s: &str) -> Vec<u8> {
     s.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()).collect()
 }
@@ -62,7 +66,7 @@ fn paris_cell_is_what_h3o_computes() {
 
 #[test]
 fn manifest_v1_file_still_decodes() {
-    let m = Manifest { db_id: DB_ID, created_unix_ms: 1_700_000_000_000, checkpoint: None, log_floor: 0 };
+    let m = Manifest { erased_key_ids: None, ..Manifest::new(DB_ID, 1_700_000_000_000) };
     let file = unhex(
         "47 45 4f 43 52 4d 4d 46 01 00 19 00 00 00 0f 18 15 b2 \
          30 31 32 33 34 35 36 37 38 39 61 62 63 64 65 66 fd 00 68 e5 cf 8b 01 00 00",
@@ -70,23 +74,26 @@ fn manifest_v1_file_still_decodes() {
     assert_eq!(Manifest::decode(&file, Path::new("MANIFEST")).unwrap(), m);
 }
 
-#[test]
-fn manifest_v2_file_bytes() {
-    let checkpoint = super::manifest::CheckpointRecord {
+fn example_checkpoint() -> super::manifest::CheckpointRecord {
+    super::manifest::CheckpointRecord {
         lsn: 7,
         segment: 2,
         created_unix_ms: 1_700_000_000_001,
         files: vec![("c".into(), "0000000000000007-0000.ckpt".into())],
-    };
+    }
+}
+
+#[test]
+fn manifest_v2_file_still_decodes() {
+    // Version 2 knew neither the keystore flag nor the erased key ids: read as "no keystore
+    // yet" (the first open that finds one sets it) and "not tracked".
     let m = Manifest {
-        db_id: DB_ID,
-        created_unix_ms: 1_700_000_000_000,
-        checkpoint: Some(checkpoint),
+        checkpoint: Some(example_checkpoint()),
         log_floor: 1,
+        erased_key_ids: None,
+        ..Manifest::new(DB_ID, 1_700_000_000_000)
     };
-    let file = m.encode().unwrap();
-    assert_eq!(file, unhex(MANIFEST_V2));
-    assert_eq!(Manifest::decode(&file, Path::new("MANIFEST")).unwrap(), m);
+    assert_eq!(Manifest::decode(&unhex(MANIFEST_V2), Path::new("MANIFEST")).unwrap(), m);
 }
 
 /// magic, version 2, frame length 0x44, CRC, then bincode: db id, created (varint u64 0xfd +
@@ -95,6 +102,28 @@ const MANIFEST_V2: &str = "47 45 4f 43 52 4d 4d 46 02 00 44 00 00 00 23 1b 64 dc
     30 31 32 33 34 35 36 37 38 39 61 62 63 64 65 66 fd 00 68 e5 cf 8b 01 00 00 \
     01 07 02 fd 01 68 e5 cf 8b 01 00 00 01 01 63 1a \
     30 30 30 30 30 30 30 30 30 30 30 30 30 30 30 37 2d 30 30 30 30 2e 63 6b 70 74 01";
+
+#[test]
+fn manifest_v3_file_bytes() {
+    let m = Manifest {
+        checkpoint: Some(example_checkpoint()),
+        log_floor: 1,
+        keystore: true,
+        erased_key_ids: Some(vec![3, 300]),
+        ..Manifest::new(DB_ID, 1_700_000_000_000)
+    };
+    let file = m.encode().unwrap();
+    assert_eq!(file, unhex(MANIFEST_V3), "{}", hex(&file));
+    assert_eq!(Manifest::decode(&file, Path::new("MANIFEST")).unwrap(), m);
+}
+
+/// As version 2 (with version 3 and frame length 0x4b), then: keystore true (01), Some (01),
+/// two erased key ids (02): 3 and 300 (varint 0xfb + u16 LE).
+const MANIFEST_V3: &str = "47 45 4f 43 52 4d 4d 46 03 00 4b 00 00 00 a0 c8 26 e2 \
+    30 31 32 33 34 35 36 37 38 39 61 62 63 64 65 66 fd 00 68 e5 cf 8b 01 00 00 \
+    01 07 02 fd 01 68 e5 cf 8b 01 00 00 01 01 63 1a \
+    30 30 30 30 30 30 30 30 30 30 30 30 30 30 30 37 2d 30 30 30 30 2e 63 6b 70 74 01 \
+    01 01 02 03 fb 2c 01";
 
 #[test]
 fn log_op_encodings() {

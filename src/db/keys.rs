@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::manifest::Manifest;
 use super::state::State;
 use crate::crypto::{KdfParams, KeyProvider, Keystore, MasterKey, KEYSTORE_FILE};
 use crate::error::{Error, Result};
@@ -81,24 +82,50 @@ pub(crate) fn check_keys_present(state: &State, keystore: Option<&Keystore>, dir
 pub(crate) fn finish_erasures(
     mut keystore: Option<Keystore>,
     erased: &[(String, String, u64)],
+    record: impl FnOnce(&[u64]) -> Result<()>,
 ) -> Result<Option<Keystore>> {
     if let Some(ks) = keystore.as_mut() {
-        destroy_erased_keys(ks, erased)?;
+        destroy_erased_keys(ks, erased, record)?;
     }
     Ok(keystore)
 }
 
 /// Destroys every key an erasure tombstone names that the keystore still holds for the same
 /// record and key id (a later write may have given the record a new key, which stays), in
-/// one atomic keystore rewrite.
-pub(crate) fn destroy_erased_keys(keystore: &mut Keystore, erased: &[(String, String, u64)]) -> Result<()> {
-    let doomed: Vec<(&str, &str)> = erased
+/// one atomic keystore rewrite — after `record` has made the doomed key ids durable in the
+/// MANIFEST ([`record_erased_keys`]), so a live record found later without its key can be
+/// told from one that was erased.
+pub(crate) fn destroy_erased_keys(
+    keystore: &mut Keystore,
+    erased: &[(String, String, u64)],
+    record: impl FnOnce(&[u64]) -> Result<()>,
+) -> Result<()> {
+    let doomed: Vec<(&str, &str, u64)> = erased
         .iter()
         .filter(|(c, id, k)| keystore.key_id(c, id) == Some(*k))
-        .map(|(c, id, _)| (c.as_str(), id.as_str()))
+        .map(|(c, id, k)| (c.as_str(), id.as_str(), *k))
         .collect();
     if !doomed.is_empty() {
-        keystore.remove_keys(&doomed)?;
+        let ids: Vec<u64> = doomed.iter().map(|d| d.2).collect();
+        record(&ids)?;
+        let pairs: Vec<(&str, &str)> = doomed.iter().map(|&(c, id, _)| (c, id)).collect();
+        keystore.remove_keys(&pairs)?;
+    }
+    Ok(())
+}
+
+/// Adds `ids` to the MANIFEST's erased key ids and publishes it, if they are tracked and
+/// any is new. `manifest` changes only once the new one is published.
+pub(crate) fn record_erased_keys(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    manifest: &mut Manifest,
+    ids: &[u64],
+) -> Result<()> {
+    let mut next = manifest.clone();
+    if next.add_erased_key_ids(ids) {
+        next.store(fs, dir)?;
+        *manifest = next;
     }
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! The `MANIFEST` file: the database id, the live checkpoint and the log floor, replaced
 //! atomically.
 //!
-//! Layout: `magic b"GEOCRMMF" | version u16 LE | frame(bincode(Manifest))`. Version 1 (no
-//! checkpoint) is still read; this build writes version 2.
+//! Layout: `magic b"GEOCRMMF" | version u16 LE | frame(bincode(Manifest))`. Versions 1 (no
+//! checkpoint) and 2 (no keystore flag, no erased key ids) are still read; this build writes
+//! version 3.
 
 use std::path::Path;
 
@@ -16,13 +17,22 @@ use crate::io::{write_atomic, FileSystem};
 pub(crate) const MANIFEST_NAME: &str = "MANIFEST";
 const MAGIC: &[u8; 8] = b"GEOCRMMF";
 /// Manifest format version written by this build.
-pub(crate) const MANIFEST_VERSION: u16 = 2;
+pub(crate) const MANIFEST_VERSION: u16 = 3;
 
 /// Version 1: before checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 struct ManifestV1 {
     db_id: [u8; 16],
     created_unix_ms: u64,
+}
+
+/// Version 2: before the keystore flag and the erased key ids.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+struct ManifestV2 {
+    db_id: [u8; 16],
+    created_unix_ms: u64,
+    checkpoint: Option<CheckpointRecord>,
+    log_floor: u64,
 }
 
 /// What the manifest records.
@@ -37,6 +47,14 @@ pub(crate) struct Manifest {
     /// Segments below this number are not part of the database (compaction rewrote them);
     /// open deletes any left behind. 0 or 1 when nothing was compacted.
     pub log_floor: u64,
+    /// Whether the database has had a keystore: if the file is missing it was lost, and
+    /// open refuses (rather than create an empty one in its place).
+    pub keystore: bool,
+    /// Data key ids that erasures destroyed since the last compaction, sorted: recorded
+    /// before the keys go, so that a live record whose key is missing tells whether it was
+    /// erased (its tombstone lost with damaged log) or its key was lost with a damaged
+    /// keystore. `None`: not known (a manifest of version 2 or older, until a compaction).
+    pub erased_key_ids: Option<Vec<u64>>,
 }
 
 /// The live checkpoint named by the manifest.
@@ -53,6 +71,33 @@ pub(crate) struct CheckpointRecord {
 }
 
 impl Manifest {
+    /// A new database's manifest.
+    pub(crate) fn new(db_id: [u8; 16], created_unix_ms: u64) -> Manifest {
+        Manifest {
+            db_id,
+            created_unix_ms,
+            checkpoint: None,
+            log_floor: 0,
+            keystore: false,
+            erased_key_ids: Some(Vec::new()),
+        }
+    }
+
+    /// Adds `ids` to the erased key ids (when they are tracked); whether anything changed.
+    pub(crate) fn add_erased_key_ids(&mut self, ids: &[u64]) -> bool {
+        let Some(known) = self.erased_key_ids.as_mut() else { return false };
+        let before = known.len();
+        known.extend_from_slice(ids);
+        known.sort_unstable();
+        known.dedup();
+        known.len() != before
+    }
+
+    /// Whether an erasure destroyed data key `key_id`: `None` when that is not tracked.
+    pub(crate) fn erased_key(&self, key_id: u64) -> Option<bool> {
+        self.erased_key_ids.as_ref().map(|ids| ids.binary_search(&key_id).is_ok())
+    }
+
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
         let payload = codec::encode(self).map_err(|e| Error::invalid_argument("manifest", e))?;
         let mut out = MAGIC.to_vec();
@@ -82,11 +127,15 @@ impl Manifest {
         match codec::read_frame(rest) {
             FrameRead::Valid { payload, frame_len } if frame_len == rest.len() && version == 1 => {
                 let v1: ManifestV1 = codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))?;
+                Ok(Manifest { erased_key_ids: None, ..Manifest::new(v1.db_id, v1.created_unix_ms) })
+            }
+            FrameRead::Valid { payload, frame_len } if frame_len == rest.len() && version == 2 => {
+                let v2: ManifestV2 = codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))?;
                 Ok(Manifest {
-                    db_id: v1.db_id,
-                    created_unix_ms: v1.created_unix_ms,
-                    checkpoint: None,
-                    log_floor: 0,
+                    checkpoint: v2.checkpoint,
+                    log_floor: v2.log_floor,
+                    erased_key_ids: None,
+                    ..Manifest::new(v2.db_id, v2.created_unix_ms)
                 })
             }
             FrameRead::Valid { payload, frame_len } if frame_len == rest.len() => {

@@ -192,16 +192,28 @@ impl Database {
         } else {
             crate::index::checkpoint::Verify::StructureOnly
         };
-        let manifest = match Manifest::load(fs.as_ref(), &dir)? {
+        let mut manifest = match Manifest::load(fs.as_ref(), &dir)? {
             Some(m) => m,
             None => create_manifest(fs.as_ref(), &dir, options.create)?,
         };
         let db_id = manifest.db_id;
+        let keystore_path = dir.join(crate::crypto::KEYSTORE_FILE);
+        let keystore_exists = fs.exists(&keystore_path)?;
+        if manifest.keystore && !keystore_exists {
+            // Creating an empty one in its place would make every sealed record read as
+            // erased (and `repair` delete them as such).
+            return Err(Error::corrupt(
+                keystore_path,
+                0,
+                "the keystore is missing, though this database has had one: restore it from a backup \
+                 (without it no sealed PII can be decrypted)",
+            ));
+        }
 
         // Without a key, the keystore's entries are needed only to finish or perform an
         // erasure and to check replayed records' keys: loading a large keystore can take far
         // longer than mapping the checkpoint, so it waits until then (`ensure_keystore`).
-        let defer_keystore = options.key.is_none() && fs.exists(&dir.join(crate::crypto::KEYSTORE_FILE))?;
+        let defer_keystore = options.key.is_none() && keystore_exists;
         let (keystore, master) = if defer_keystore {
             (None, None)
         } else {
@@ -265,12 +277,20 @@ impl Database {
         let (keystore, pending_erasures) = if options.repair {
             (keystore, erased)
         } else {
-            (keys::finish_erasures(keystore, &erased)?, Vec::new())
+            let record = |ids: &[u64]| keys::record_erased_keys(fs.as_ref(), &dir, &mut manifest, ids);
+            (keys::finish_erasures(keystore, &erased, record)?, Vec::new())
         };
         let (keystore, master) = match (keystore, options.key.as_deref()) {
             (None, Some(provider)) => keys::create_keystore(&fs, &dir, db_id, provider)?,
             (keystore, _) => (keystore, master),
         };
+        if !manifest.keystore && (keystore.is_some() || keystore_exists) {
+            // From now on a missing keystore is a lost one (databases of older versions learn
+            // it here, at their first open by this one).
+            let next = Manifest { keystore: true, ..manifest.clone() };
+            next.store(fs.as_ref(), &dir)?;
+            manifest = next;
+        }
 
         let audit = crate::audit::AuditLog::open(fs.clone(), &dir, db_id, options.audit, &options.actor)?;
         let inner = Inner {
@@ -503,7 +523,7 @@ fn create_manifest(fs: &dyn FileSystem, dir: &Path, create: bool) -> Result<Mani
     let created_unix_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let m = Manifest { db_id, created_unix_ms, checkpoint: None, log_floor: 0 };
+    let m = Manifest::new(db_id, created_unix_ms);
     m.store(fs, dir)?;
     Ok(m)
 }

@@ -290,6 +290,20 @@ impl CollectionReader<'_> {
             keystore.as_ref().ok_or(Error::MissingKey)?.data_key(self.name, id)?
         };
         let Some((_, data_key)) = data_key.filter(|(k, _)| *k == key_id) else {
+            // Erased (its key destroyed after this snapshot was taken, or its tombstone lost)
+            // only if an erasure recorded the key id; otherwise the keystore lost the key.
+            if self.inner.manifest.lock().erased_key(key_id) == Some(false) {
+                return Err(Error::corrupt(
+                    self.inner.dir.join(crate::crypto::KEYSTORE_FILE),
+                    0,
+                    format!(
+                        "record {id:?} in {:?} uses data key {key_id}, which the keystore does not hold \
+                         and no erasure destroyed: its PII cannot be decrypted (`geocrm repair` keeps \
+                         the record without it)",
+                        self.name
+                    ),
+                ));
+            }
             return Err(Error::Erased { collection: self.name.to_owned(), id: id.to_owned() });
         };
         for (field, sealed) in self.c.schema.pii_fields().iter().zip(stored.pii.iter()) {

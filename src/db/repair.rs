@@ -327,13 +327,18 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
         actions.push(RepairAction::CheckpointRebuilt { reason: reason.to_owned() });
     }
     db.inner.ensure_keystore()?;
-    // Keys are synced before any log record uses them and destroyed only after an erasure's
-    // tombstone is durable. So when the keystore was not cut, a live record without its key
-    // was erased and the cut took its tombstone: it is erased again, never resurrected.
+    // Keys are synced before any log record uses them; an erasure records its key ids in the
+    // MANIFEST, then destroys the keys, and only after its tombstone is durable. So a live
+    // record without its key whose key id the MANIFEST lists as erased lost its tombstone to
+    // a log cut: it is erased again, never resurrected. Any other is kept without its PII
+    // (the keystore lost the key). Where the MANIFEST does not know (written by an older
+    // version, or rebuilt), the keystore having been cut decides, as before.
     let dropped_tail =
         db.inner.keystore.read().as_ref().map_or(0, crate::crypto::Keystore::dropped_tail_bytes);
     let keystore_cut =
         dropped_tail > 0 || actions.iter().any(|a| matches!(a, RepairAction::KeystoreCut { .. }));
+    let manifest = db.inner.manifest.lock().clone();
+    let was_erased = |key_id: u64| manifest.erased_key(key_id).unwrap_or(!keystore_cut);
     let mut rewrites: Vec<(String, Vec<Record>, Vec<String>)> = Vec::new();
     {
         let snap = db.read();
@@ -346,7 +351,7 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
                     Ok((stored, _)) => {
                         let held = keystore.as_ref().and_then(|ks| ks.key_id(&name, &stored.id));
                         match stored.key_id {
-                            Some(k) if held != Some(k) && !keystore_cut => erased.push(stored.id),
+                            Some(k) if held != Some(k) && was_erased(k) => erased.push(stored.id),
                             Some(k) if held != Some(k) => lost.push(record_from_row(reader.c, row)?),
                             _ => {}
                         }
@@ -403,8 +408,14 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
     // Interrupted erasures, finished only now that the conclusions above are committed
     // (their keystore rewrite drops a damaged final frame).
     let pending = std::mem::take(&mut *db.inner.pending_erasures.lock());
-    if let Some(ks) = db.inner.keystore.write().as_mut() {
-        super::keys::destroy_erased_keys(ks, &pending)?;
+    {
+        let _writer = db.inner.writer.lock();
+        if let Some(ks) = db.inner.keystore.write().as_mut() {
+            super::keys::destroy_erased_keys(ks, &pending, |ids| {
+                let mut manifest = db.inner.manifest.lock();
+                super::keys::record_erased_keys(&*db.inner.fs, &db.inner.dir, &mut manifest, ids)
+            })?;
+        }
     }
     if db.checkpoint_rejected().is_some()
         || actions
@@ -474,6 +485,9 @@ fn salvage(
         return rebuild_manifest(fs, dir, reason);
     }
     if file == dir.join(KEYSTORE_FILE) {
+        if !fs.exists(file)? {
+            return refuse("a missing keystore: restore it from a backup");
+        }
         if offset < crate::crypto::KEYSTORE_HEADER_LEN as u64 {
             return refuse("a damaged keystore header: restore the keystore from a backup");
         }
@@ -626,7 +640,11 @@ fn rebuild_manifest(fs: &dyn FileSystem, dir: &Path, reason: &str) -> Result<Vec
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let log_floor = numbers.first().copied().filter(|&n| n > 1).unwrap_or(0);
-    Manifest { db_id, created_unix_ms, checkpoint: None, log_floor }.store(fs, dir)?;
+    // What the lost manifest knew of erasures is gone: repair falls back to judging a live
+    // record without its key by whether the keystore was cut (`finish`).
+    let keystore = fs.exists(&dir.join(KEYSTORE_FILE))?;
+    Manifest { log_floor, keystore, erased_key_ids: None, ..Manifest::new(db_id, created_unix_ms) }
+        .store(fs, dir)?;
     Ok(vec![RepairAction::ManifestRebuilt { reason: reason.to_owned() }])
 }
 

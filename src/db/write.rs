@@ -488,7 +488,9 @@ impl Inner {
     /// a later write gave the record a new key.
     pub(crate) fn destroy_keys(&self, erased: &[(String, String, u64)]) -> Result<()> {
         match self.keystore.write().as_mut() {
-            Some(keystore) => super::keys::destroy_erased_keys(keystore, erased),
+            Some(keystore) => super::keys::destroy_erased_keys(keystore, erased, |ids| {
+                super::keys::record_erased_keys(&*self.fs, &self.dir, &mut self.manifest.lock(), ids)
+            }),
             None => Ok(()),
         }
     }

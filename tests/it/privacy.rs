@@ -66,28 +66,32 @@ fn erase_removes_the_record_and_its_key_for_good() {
 
 #[test]
 fn an_erasure_interrupted_before_the_key_is_destroyed_is_finished_at_open() {
-    let fs = MemFs::new();
-    let opts = |fs: &MemFs| Options::new().key(RawKey::new([2; 32])).file_system(Arc::new(fs.clone()));
-    let db = Database::open(Path::new("/db"), opts(&fs)).unwrap();
-    seed(&db);
-    // Fail the keystore rewrite's rename: the tombstone is durable, the key not yet gone.
-    fs.set_faults(FaultPlan::new().fail_from(OpKind::Rename, 0));
-    let err = db.erase("c", "C5").unwrap_err();
-    assert!(matches!(err, Error::Io { .. } | Error::Poisoned { .. }), "{err}");
-    drop(db);
-    let image = fs.crash_image(1, CrashMode::SyncedOnly);
-    let db = Database::open(Path::new("/db"), opts(&image)).unwrap();
-    let snap = db.read();
-    let c = snap.collection("c").unwrap();
-    assert!(c.get("C5").unwrap().is_none(), "the tombstone survived");
-    assert_eq!(c.len(), 19);
-    drop(snap);
-    drop(db);
-    // The key is gone from the keystore file itself.
-    let ks = geocrm::crypto::Keystore::open(Arc::new(image.clone()), Path::new("/db"), db_id(&image), None)
-        .unwrap();
-    assert!(!ks.contains("c", "C5"));
-    assert!(ks.contains("c", "C6"));
+    // Rename 0 publishes the MANIFEST recording the erased key id, rename 1 the keystore
+    // without the key: either failing leaves the tombstone durable and the key not yet gone.
+    for failing in [0, 1] {
+        let fs = MemFs::new();
+        let opts = |fs: &MemFs| Options::new().key(RawKey::new([2; 32])).file_system(Arc::new(fs.clone()));
+        let db = Database::open(Path::new("/db"), opts(&fs)).unwrap();
+        seed(&db);
+        fs.set_faults(FaultPlan::new().fail_from(OpKind::Rename, failing));
+        let err = db.erase("c", "C5").unwrap_err();
+        assert!(matches!(err, Error::Io { .. } | Error::Poisoned { .. }), "{err}");
+        drop(db);
+        let image = fs.crash_image(1, CrashMode::SyncedOnly);
+        let db = Database::open(Path::new("/db"), opts(&image)).unwrap();
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        assert!(c.get("C5").unwrap().is_none(), "the tombstone survived");
+        assert_eq!(c.len(), 19);
+        drop(snap);
+        drop(db);
+        // The key is gone from the keystore file itself.
+        let ks =
+            geocrm::crypto::Keystore::open(Arc::new(image.clone()), Path::new("/db"), db_id(&image), None)
+                .unwrap();
+        assert!(!ks.contains("c", "C5"), "rename {failing} failing");
+        assert!(ks.contains("c", "C6"));
+    }
 }
 
 fn db_id(fs: &MemFs) -> [u8; 16] {

@@ -381,7 +381,7 @@ fn an_erasure_without_a_key_in_bulk_load_mode_is_durable_when_it_returns() {
 }
 
 /// Erasures of different records committed in one group-commit round still share it: one
-/// keystore rewrite (one rename) for both. Only a re-insertion of an id erased earlier in the
+/// MANIFEST and one keystore rewrite (two renames) for both. Only a re-insertion of an id erased earlier in the
 /// round ends it (privacy_ext's round test). The leader waits 400 ms; the second erasure
 /// starts 100 ms after the first; repeated up to five times in case the scheduler parts them.
 #[test]
@@ -411,7 +411,8 @@ fn erasures_of_different_records_share_a_commit_round() {
         );
         assert!(!keystore_holds(&fs, "p1") && !keystore_holds(&fs, "p2"), "both keys destroyed");
         renames_seen.push(renames);
-        if renames == 1 {
+        // One round: one MANIFEST (the erased key ids) and one keystore rewrite.
+        if renames == 2 {
             return;
         }
     }
@@ -578,9 +579,10 @@ fn scenarios() -> Vec<Scenario> {
         });
     }
 
-    // 2. An erasure interrupted after its tombstone: the keystore rewrite's rename fails.
+    // 2. An erasure interrupted after its tombstone: the keystore rewrite's rename fails
+    // (rename 0 publishes the MANIFEST with the erased key id, rename 1 the keystore).
     let (fs, db, acked) = checkpoint_and_tail();
-    fs.set_faults(FaultPlan::new().fail_from(OpKind::Rename, 0));
+    fs.set_faults(FaultPlan::new().fail_from(OpKind::Rename, 1));
     assert!(db.erase("c", "p2").is_err());
     drop(db);
     let mut erased = acked.clone();

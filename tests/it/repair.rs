@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use geocrm::crypto::RawKey;
 use geocrm::db::RepairAction;
-use geocrm::io::{CrashMode, FaultPlan, MemFs, OpKind};
+use geocrm::io::{CrashMode, FaultPlan, FileSystem, MemFs, OpKind};
 use geocrm::{Database, Error, Filter, LatLon, Options, Record, Schema};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -371,6 +371,91 @@ fn a_damaged_final_keystore_frame_of_checkpointed_records_survives_opens_until_r
 }
 
 #[test]
+fn a_damaged_final_keystore_frame_cut_by_a_later_append_still_costs_only_pii() {
+    // As above, but a PII write before the repair cuts the frame (its keys are appended
+    // after it): nothing in the keystore shows the cut any more. The MANIFEST's erased key
+    // ids do: no erasure destroyed those keys, so the records lost them to damage — reads
+    // say so (not "erased") and repair keeps the records without PII (before: it deleted
+    // them as erased).
+    let fs = MemFs::new();
+    build(&fs);
+    Database::open(DIR, options(&fs)).unwrap().checkpoint().unwrap();
+    damage_the_final_keystore_frame(&fs);
+    {
+        let db = Database::open(DIR, options(&fs)).unwrap();
+        let mut batch = db.begin_write();
+        batch
+            .upsert("c", Record::new("later", LatLon::new(1.0, 1.0).unwrap()).pii("name", "later-name"))
+            .unwrap();
+        batch.commit().unwrap();
+        let err = db.read().collection("c").unwrap().reveal(&format!("r{:02}", COMMITS - 1)).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("repair"), "{err}");
+    }
+    let report = repair(&fs).unwrap();
+    let erased = report.actions.iter().any(|a| matches!(a, RepairAction::ErasedAgain { .. }));
+    assert!(!erased, "{:?}", report.actions);
+    let dropped = dropped_ids(&report.actions);
+    assert!(dropped.contains(&format!("r{:02}", COMMITS - 1)), "{:?}", report.actions);
+    let db = Database::open(DIR, options(&fs)).unwrap();
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    assert_eq!(c.reveal("later").unwrap()["name"].expose(), "later-name");
+    for i in 0..COMMITS {
+        let id = format!("r{i:02}");
+        assert_eq!(c.get(&id).unwrap().unwrap().location, location_of(i), "{id} kept");
+        check_pii(&c, &id, &name(i), &dropped, "cut by an append");
+    }
+}
+
+#[test]
+fn a_lost_keystore_is_refused_by_open_and_repair() {
+    // Every keyed record is in the checkpoint, so replay sees none of them: open used to
+    // create an empty keystore in its place, every sealed record then read as erased, and
+    // repair (the same without the flag) deleted them all. The MANIFEST knows there was one.
+    let fs = MemFs::new();
+    build(&fs);
+    Database::open(DIR, options(&fs)).unwrap().checkpoint().unwrap();
+    let path = Path::new(DIR).join("keystore");
+    fs.remove_file(&path).unwrap();
+    for attempt in [Database::open(DIR, options(&fs)).map(|_| ()), repair(&fs).map(|_| ())] {
+        let err = attempt.unwrap_err();
+        assert!(matches!(&err, Error::Corrupt { file, .. } if file == &path), "{err}");
+        assert!(err.to_string().contains("backup"), "{err}");
+        assert!(!fs.exists(&path).unwrap(), "no keystore was created in its place");
+    }
+    let without_key = Options::new().file_system(Arc::new(fs.clone())).segment_bytes(4096);
+    assert!(matches!(Database::open(DIR, without_key), Err(Error::Corrupt { .. })));
+}
+
+#[test]
+fn a_repair_failing_after_cutting_a_mid_keystore_frame_does_not_erase_on_the_next_run() {
+    // The first run cuts the keystore at the damaged frame, then fails before committing its
+    // conclusions. The next run finds a clean, shorter keystore and no cut to report — and
+    // used to delete the records whose keys the cut took as erased.
+    let fs = MemFs::new();
+    build(&fs);
+    flip_a_byte_mid_keystore(&fs);
+    let len = fs.file_len(&Path::new(DIR).join("keystore")).unwrap();
+    let mut nth = 0;
+    let report = loop {
+        let attempt = copy(&fs);
+        attempt.set_faults(FaultPlan::new().fail_from(OpKind::Write, nth));
+        let failed = repair(&attempt).is_err();
+        attempt.set_faults(FaultPlan::new());
+        let cut = attempt.file_len(&Path::new(DIR).join("keystore")).unwrap() < len;
+        if failed && cut {
+            break repair(&attempt).unwrap();
+        }
+        assert!(nth < 200, "no failing write came after the cut");
+        nth += 1;
+    };
+    let erased = report.actions.iter().any(|a| matches!(a, RepairAction::ErasedAgain { .. }));
+    assert!(!erased, "{:?}", report.actions);
+    assert!(!dropped_ids(&report.actions).is_empty(), "{:?}", report.actions);
+}
+
+#[test]
 fn an_unfinished_erasure_does_not_hide_a_damaged_final_keystore_frame() {
     unfinished_erasure_and_damaged_final_frame(false);
 }
@@ -391,7 +476,8 @@ fn unfinished_erasure_and_damaged_final_frame(damage_audit: bool) {
     {
         // Large segments: the tombstone's commit must not roll the log (a rename).
         let db = Database::open(DIR, options(&fs).segment_bytes(1 << 20)).unwrap();
-        fs.set_faults(FaultPlan::new().fail_from(OpKind::Rename, 0));
+        // Rename 0 records the erased key id in the MANIFEST; rename 1 is the keystore's.
+        fs.set_faults(FaultPlan::new().fail_from(OpKind::Rename, 1));
         assert!(db.erase("c", "r05").is_err());
     }
     fs.set_faults(FaultPlan::new());
@@ -441,7 +527,7 @@ fn a_repair_failing_at_any_rename_still_finishes_an_interrupted_erasure() {
         build(&fs);
         {
             let db = Database::open(DIR, options(&fs).segment_bytes(1 << 20)).unwrap();
-            fs.set_faults(FaultPlan::new().fail_from(OpKind::Rename, 0));
+            fs.set_faults(FaultPlan::new().fail_from(OpKind::Rename, 1));
             assert!(db.erase("c", "r05").is_err());
         }
         fs.set_faults(FaultPlan::new());
