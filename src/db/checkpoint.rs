@@ -273,6 +273,13 @@ impl super::Database {
     }
 }
 
+/// What a compaction hands its publication: the new log floor and the erased key ids that
+/// copied records still use.
+struct Compacted {
+    floor: u64,
+    erased_key_ids: Vec<u64>,
+}
+
 impl Inner {
     /// Writes a checkpoint (and with `compact`, first re-writes the log keeping only live
     /// records). See the module documentation for the steps.
@@ -324,7 +331,7 @@ impl Inner {
             let mut gathered: Vec<Gathered> =
                 snapshot.into_iter().map(|s| s.into_gathered().into_packing_order()).collect();
             let first = logged(&mut w, |w| w.log.roll())?;
-            self.rewrite_live(&mut w, &mut gathered)?;
+            let still_used = self.rewrite_live(&mut w, &mut gathered)?;
             logged(&mut w, |w| w.log.sync())?;
             let segment = logged(&mut w, |w| w.log.roll())?;
             let lsn = w.log.next_lsn();
@@ -332,7 +339,8 @@ impl Inner {
             let (files, rows, bytes) = self.write_files(lsn, &gathered)?;
             drop(gathered);
             let before = w.log.segment_paths().len();
-            self.install(&mut w, lsn, segment, Some(first), &files, tail_at_roll)?;
+            let compacted = Compacted { floor: first, erased_key_ids: still_used };
+            self.install(&mut w, lsn, segment, Some(compacted), &files, tail_at_roll)?;
             logged(&mut w, |w| w.log.remove_segments_below(first))?;
             let segments_removed = (before - w.log.segment_paths().len()) as u64;
             self.segments.forget_below(first);
@@ -405,7 +413,7 @@ impl Inner {
         writer: &mut Writer,
         lsn: u64,
         segment: u64,
-        floor: Option<u64>,
+        compacted: Option<Compacted>,
         files: &[(String, String)],
         tail_at_roll: u64,
     ) -> Result<()> {
@@ -413,16 +421,14 @@ impl Inner {
         let index_dir = self.dir.join(INDEX_DIR);
         let old = self.manifest.lock().clone();
         let record = CheckpointRecord { lsn, segment, created_unix_ms: now_ms(), files: files.to_vec() };
-        // After a compaction no record in the log is one an erasure destroyed the key of:
-        // the erased key ids start afresh (and are tracked from now on, whatever the version
-        // that wrote the old manifest).
-        let erased_key_ids = if floor.is_some() { Some(Vec::new()) } else { old.erased_key_ids.clone() };
-        let manifest = Manifest {
-            checkpoint: Some(record),
-            log_floor: floor.unwrap_or(old.log_floor),
-            erased_key_ids,
-            ..old
+        // After a compaction only the erased key ids that copied records still use are kept
+        // (normally none: erased records are not copied) — and they are tracked from now on,
+        // whatever the version that wrote the old manifest.
+        let (log_floor, erased_key_ids) = match compacted {
+            Some(c) => (c.floor, Some(c.erased_key_ids)),
+            None => (old.log_floor, old.erased_key_ids.clone()),
         };
+        let manifest = Manifest { checkpoint: Some(record), log_floor, erased_key_ids, ..old };
         if let Err(e) = manifest.store(fs, &self.dir) {
             // It may have failed after its rename (the directory fsync): the new manifest may
             // or may not be the database's now, and going on with the old one in memory
@@ -493,7 +499,11 @@ impl Inner {
 
     /// Compaction's first half: appends a copy of every live record's operation (read from
     /// the old segments in log order) and updates `gathered`'s pointers to the copies.
-    fn rewrite_live(&self, w: &mut Writer, gathered: &mut [Gathered]) -> Result<()> {
+    /// Returns the erased key ids (per the MANIFEST) that copied records still use — a
+    /// record whose erasure's tombstone was lost, which `repair` must still recognize.
+    fn rewrite_live(&self, w: &mut Writer, gathered: &mut [Gathered]) -> Result<Vec<u64>> {
+        let erased = self.manifest.lock().erased_key_ids.clone().unwrap_or_default();
+        let mut still_used = Vec::new();
         for g in gathered.iter_mut() {
             let mut ops = vec![LogOp::EnsureCollection {
                 name: g.meta.collection.clone(),
@@ -509,7 +519,12 @@ impl Inner {
                 let corrupt =
                     |reason: String| Error::corrupt(self.segments.path(p.segment), p.offset, reason);
                 match op.map_err(corrupt)? {
-                    LogOp::Upsert(r) if r.id == g.id(i) => ops.push(LogOp::Upsert(r)),
+                    LogOp::Upsert(r) if r.id == g.id(i) => {
+                        if let Some(k) = r.key_id.filter(|k| erased.binary_search(k).is_ok()) {
+                            still_used.push(k);
+                        }
+                        ops.push(LogOp::Upsert(r));
+                    }
                     _ => {
                         return Err(corrupt("the log operation an index points to is not this record".into()))
                     }
@@ -523,7 +538,9 @@ impl Inner {
             self.append_copies(w, &mut ops, &mut owners, &mut moved)?;
             g.pointers = moved;
         }
-        Ok(())
+        still_used.sort_unstable();
+        still_used.dedup();
+        Ok(still_used)
     }
 
     /// Appends `ops` as one transaction and points each owner row at its copy.

@@ -311,3 +311,13 @@ fn keystore_and_envelope_follow_the_documented_derivations() {
         .unwrap();
     assert_eq!(plain, b"Ada");
 }
+
+#[test]
+fn manifest_erased_key_ids_out_of_order_are_refused() {
+    // `binary_search` relies on the order: a file holding them otherwise is damage.
+    for ids in [vec![5, 3], vec![4, 4]] {
+        let m = Manifest { erased_key_ids: Some(ids.clone()), ..Manifest::new(DB_ID, 1) };
+        let err = Manifest::decode(&m.encode().unwrap(), Path::new("MANIFEST")).unwrap_err();
+        assert!(err.to_string().contains("ascending"), "{ids:?}: {err}");
+    }
+}

@@ -117,7 +117,10 @@ impl Database {
         let inner = &self.inner;
         let manifest = inner.manifest.lock().clone();
         let (collections, next_lsn, checkpoint_lsn) = {
-            let state = inner.state.read();
+            // Recursive: a thread holding a snapshot may ask for stats while a writer waits
+            // (parking_lot's fair lock would make a plain second read wait for that writer,
+            // which waits for the snapshot).
+            let state = inner.state.read_recursive();
             let collections = state
                 .collections
                 .iter()
@@ -138,7 +141,17 @@ impl Database {
                 .collect();
             (collections, state.next_lsn, state.checkpoint_lsn)
         };
-        let segments = inner.writer.lock().log.segment_paths();
+        // Listed, not asked of the writer: a thread holding a snapshot may call this while a
+        // committer holds the writer lock waiting for that snapshot.
+        let log_dir = inner.dir.join(crate::log::LOG_DIR);
+        let segments: Vec<std::path::PathBuf> = inner
+            .fs
+            .list_dir(&log_dir)
+            .unwrap_or_default()
+            .iter()
+            .filter(|n| crate::log::parse_segment_name(n).is_some_and(|s| s >= manifest.log_floor))
+            .map(|n| log_dir.join(n))
+            .collect();
         let now = super::checkpoint::now_ms();
         DatabaseStats {
             collections,
@@ -184,6 +197,15 @@ impl Database {
         let keystore_path = inner.dir.join(crate::crypto::KEYSTORE_FILE);
         // A keystore whose existence cannot be told is reported as its problem.
         let exists = fs.exists(&keystore_path);
+        let had_one = inner.manifest.lock().keystore;
+        if matches!(exists, Ok(false)) && had_one {
+            files.push(FileCheck {
+                bytes: 0,
+                path: keystore_path.clone(),
+                kind: "keystore".into(),
+                problem: Some("missing, though the database has had one: restore it from a backup".into()),
+            });
+        }
         if exists.as_ref().map_or(true, |&e| e) {
             let problem = exists
                 .and_then(|_| inner.ensure_keystore())

@@ -114,6 +114,15 @@ pub(crate) fn destroy_erased_keys(
     Ok(())
 }
 
+/// Makes `keystore` issue only key ids above every id an erasure destroyed: a keystore
+/// restored from an older copy would otherwise issue them again, and an erasure under a
+/// reused id would make the MANIFEST take another record's lost key for an erased one.
+pub(crate) fn never_reissue_erased(keystore: &mut Keystore, manifest: &Manifest) {
+    if let Some(&last) = manifest.erased_key_ids.as_ref().and_then(|ids| ids.last()) {
+        keystore.issue_key_ids_from(last.saturating_add(1));
+    }
+}
+
 /// Adds `ids` to the MANIFEST's erased key ids and publishes it, if they are tracked and
 /// any is new. `manifest` changes only once the new one is published.
 pub(crate) fn record_erased_keys(

@@ -100,6 +100,13 @@ impl Manifest {
 
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
         let payload = codec::encode(self).map_err(|e| Error::invalid_argument("manifest", e))?;
+        if payload.len() > codec::MAX_FRAME_PAYLOAD as usize {
+            // Millions of erasures since the last compaction (8 bytes or fewer each).
+            return Err(Error::invalid_argument(
+                "manifest",
+                "the erased key ids outgrew the 64 MiB frame: compact the database",
+            ));
+        }
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
         codec::encode_frame(&payload, &mut out);
@@ -139,7 +146,12 @@ impl Manifest {
                 })
             }
             FrameRead::Valid { payload, frame_len } if frame_len == rest.len() => {
-                codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))
+                let m: Manifest = codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))?;
+                let ids = m.erased_key_ids.as_deref().unwrap_or_default();
+                if ids.windows(2).any(|w| w.first() >= w.get(1)) {
+                    return Err(Error::corrupt(file, 18, "erased key ids not in ascending order"));
+                }
+                Ok(m)
             }
             FrameRead::Valid { .. } => Err(Error::corrupt(file, 10, "trailing bytes after the manifest")),
             other => Err(Error::corrupt(file, 10, format!("manifest frame is damaged ({other:?})"))),

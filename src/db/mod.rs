@@ -199,7 +199,10 @@ impl Database {
         let db_id = manifest.db_id;
         let keystore_path = dir.join(crate::crypto::KEYSTORE_FILE);
         let keystore_exists = fs.exists(&keystore_path)?;
-        if manifest.keystore && !keystore_exists {
+        // Only an open that could create a keystore (one with a key) must refuse; without a
+        // key, locations and attributes stay readable (PII reads fail with `MissingKey`) and
+        // `verify` reports the missing file. `repair` refuses it.
+        if manifest.keystore && !keystore_exists && (options.key.is_some() || options.repair) {
             // Creating an empty one in its place would make every sealed record read as
             // erased (and `repair` delete them as such).
             return Err(Error::corrupt(
@@ -257,11 +260,14 @@ impl Database {
         let erased = std::mem::take(&mut state.erased_keys);
         let tail_needs_keys = !erased.is_empty()
             || state.collections.values().any(|c| c.table.rows().any(|r| r.key_id.is_some()));
-        let (keystore, keystore_deferred) = if defer_keystore && tail_needs_keys {
+        let (mut keystore, keystore_deferred) = if defer_keystore && tail_needs_keys {
             (keys::open_keystore(&fs, &dir, db_id, None)?.0, false)
         } else {
             (keystore, defer_keystore)
         };
+        if let Some(ks) = keystore.as_mut() {
+            keys::never_reissue_erased(ks, &manifest);
+        }
         // Checked before anything rewrites the keystore (finishing an erasure does): a
         // failed open leaves a dropped final frame in the file for `repair` to see. Erased
         // records are not live, so their keys are not looked for.
@@ -281,7 +287,9 @@ impl Database {
             (keys::finish_erasures(keystore, &erased, record)?, Vec::new())
         };
         let (keystore, master) = match (keystore, options.key.as_deref()) {
-            (None, Some(provider)) => keys::create_keystore(&fs, &dir, db_id, provider)?,
+            // Never while repairing: repair refuses a missing keystore (in `finish`) rather
+            // than put an empty one in its place.
+            (None, Some(provider)) if !options.repair => keys::create_keystore(&fs, &dir, db_id, provider)?,
             (keystore, _) => (keystore, master),
         };
         if !manifest.keystore && (keystore.is_some() || keystore_exists) {
@@ -344,8 +352,10 @@ impl Database {
     /// apply (never during their fsync); keep snapshots short-lived, and never commit (or
     /// erase, rotate keys, checkpoint or compact) on a thread that still holds a snapshot:
     /// the call would wait for that thread's own snapshot forever, and every other writer
-    /// with it. Nor take a second snapshot on a thread that holds one while other threads
-    /// write: a writer waiting between the two makes the second wait too.
+    /// with it; nor call [`Database::verify`] there (it holds the writer lock). Nor take a
+    /// second snapshot on a thread that holds one while other threads write: a writer
+    /// waiting between the two makes the second wait too. ([`Database::stats`] and
+    /// [`Database::next_lsn`] are safe there.)
     #[must_use]
     pub fn read(&self) -> Snapshot<'_> {
         Snapshot::new(&self.inner)
@@ -430,7 +440,8 @@ impl Database {
     /// The LSN the next write will get.
     #[must_use]
     pub fn next_lsn(&self) -> u64 {
-        self.inner.state.read().next_lsn
+        // Recursive: callable on a thread that holds a snapshot (see `read`).
+        self.inner.state.read_recursive().next_lsn
     }
 
     /// Whether the database was opened with a master key (needed to write or read PII).
@@ -447,6 +458,9 @@ impl Inner {
             let mut guard = self.keystore.write();
             if guard.is_none() && self.keystore_deferred.load(Ordering::Acquire) {
                 *guard = keys::open_keystore(&self.fs, &self.dir, self.db_id, None)?.0;
+                if let Some(ks) = guard.as_mut() {
+                    keys::never_reissue_erased(ks, &self.manifest.lock());
+                }
             }
             self.keystore_deferred.store(false, Ordering::Release);
         }

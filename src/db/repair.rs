@@ -349,6 +349,15 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
             for row in reader.c.view().rows() {
                 match reader.stored(row) {
                     Ok((stored, _)) => {
+                        if keystore.is_none() && stored.key_id.is_some() {
+                            // Without the file nothing tells erased records from live ones.
+                            return Err(Error::corrupt(
+                                db.inner.dir.join(KEYSTORE_FILE),
+                                0,
+                                "the keystore is missing and records use data keys; repair cannot \
+                                 salvage a missing keystore: restore it from a backup",
+                            ));
+                        }
                         let held = keystore.as_ref().and_then(|ks| ks.key_id(&name, &stored.id));
                         match stored.key_id {
                             Some(k) if held != Some(k) && was_erased(k) => erased.push(stored.id),

@@ -102,3 +102,35 @@ fn readers_never_see_half_a_commit_during_checkpoints_and_compactions() {
     let db = Database::open(dir.path(), Options::new()).unwrap();
     assert_eq!(db.read().collection("c").unwrap().get("g3").unwrap().unwrap().numbers["v"] as u64, v);
 }
+
+#[test]
+fn stats_and_next_lsn_on_a_thread_holding_a_snapshot_do_not_wait_for_a_waiting_writer() {
+    // The writer waits for the snapshot; with a plain (fair) read lock, stats and next_lsn
+    // then waited for the writer: a deadlock. (Unscoped threads: a deadlock fails the test
+    // instead of hanging it.)
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::new()).unwrap();
+    db.create_collection("c", Schema::new()).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let reader = db.clone();
+    std::thread::spawn(move || {
+        let snap = reader.read();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(300)); // the writer is waiting by now
+        let stats = reader.stats();
+        let next = reader.next_lsn();
+        done_tx.send((stats.next_lsn, next)).unwrap();
+        drop(snap);
+    });
+    held_rx.recv().unwrap();
+    let writer = db.clone();
+    let committed = std::thread::spawn(move || {
+        let mut batch = writer.begin_write();
+        batch.upsert("c", Record::new("a", LatLon::new(1.0, 1.0).unwrap())).unwrap();
+        batch.commit().unwrap();
+    });
+    let got = done_rx.recv_timeout(Duration::from_secs(30));
+    assert!(got.is_ok(), "stats / next_lsn waited for the writer behind the thread's own snapshot");
+    committed.join().unwrap();
+}

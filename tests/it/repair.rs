@@ -388,6 +388,9 @@ fn a_damaged_final_keystore_frame_cut_by_a_later_append_still_costs_only_pii() {
             .upsert("c", Record::new("later", LatLon::new(1.0, 1.0).unwrap()).pii("name", "later-name"))
             .unwrap();
         batch.commit().unwrap();
+        // An erasure of the new record: its key id must not be one the damaged frame held
+        // (reused, it would mark the old record erased).
+        db.erase("c", "later").unwrap();
         let err = db.read().collection("c").unwrap().reveal(&format!("r{:02}", COMMITS - 1)).unwrap_err();
         assert!(matches!(err, Error::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("repair"), "{err}");
@@ -400,7 +403,7 @@ fn a_damaged_final_keystore_frame_cut_by_a_later_append_still_costs_only_pii() {
     let db = Database::open(DIR, options(&fs)).unwrap();
     let snap = db.read();
     let c = snap.collection("c").unwrap();
-    assert_eq!(c.reveal("later").unwrap()["name"].expose(), "later-name");
+    assert!(c.get("later").unwrap().is_none(), "erased");
     for i in 0..COMMITS {
         let id = format!("r{i:02}");
         assert_eq!(c.get(&id).unwrap().unwrap().location, location_of(i), "{id} kept");
@@ -424,8 +427,33 @@ fn a_lost_keystore_is_refused_by_open_and_repair() {
         assert!(err.to_string().contains("backup"), "{err}");
         assert!(!fs.exists(&path).unwrap(), "no keystore was created in its place");
     }
+    // Without a key nothing could replace it: locations stay readable, PII reads fail, and
+    // `verify` reports the missing file.
     let without_key = Options::new().file_system(Arc::new(fs.clone())).segment_bytes(4096);
-    assert!(matches!(Database::open(DIR, without_key), Err(Error::Corrupt { .. })));
+    let db = Database::open(DIR, without_key).unwrap();
+    assert_eq!(db.read().collection("c").unwrap().get("r03").unwrap().unwrap().location, location_of(3));
+    assert!(db.read().collection("c").unwrap().reveal("r03").is_err());
+    let report = db.verify().unwrap();
+    let problem = report.files.iter().find(|f| f.path == path).and_then(|f| f.problem.clone());
+    assert!(problem.is_some_and(|p| p.contains("missing")), "{report:?}");
+    drop(db);
+    assert!(!fs.exists(&path).unwrap());
+}
+
+#[test]
+fn a_lost_keystore_with_a_rebuilt_manifest_is_refused_by_repair() {
+    // A rebuilt MANIFEST does not know the database had a keystore: repair itself must not
+    // create an empty one, nor take every sealed record for erased (it deleted them all).
+    let fs = MemFs::new();
+    build(&fs);
+    Database::open(DIR, options(&fs)).unwrap().checkpoint().unwrap();
+    let path = Path::new(DIR).join("keystore");
+    fs.remove_file(&path).unwrap();
+    fs.write_raw(&Path::new(DIR).join("MANIFEST"), b"garbage");
+    let err = repair(&fs).map(|r| r.actions).unwrap_err();
+    assert!(matches!(&err, Error::Corrupt { file, .. } if file == &path), "{err}");
+    assert!(err.to_string().contains("backup"), "{err}");
+    assert!(!fs.exists(&path).unwrap(), "no keystore was created in its place");
 }
 
 #[test]

@@ -42,7 +42,7 @@ pub(crate) const HEADER_LEN: usize = CRC_AT + 4;
 /// Wrapped data key: nonce, ciphertext, tag.
 pub(crate) const WRAPPED_LEN: usize = 24 + 32 + 16;
 /// Fixed bytes of an entry besides the two strings.
-const ENTRY_FIXED: usize = 8 + 4 + 4 + WRAPPED_LEN;
+pub(crate) const ENTRY_FIXED: usize = 8 + 4 + 4 + WRAPPED_LEN;
 
 /// The decoded header.
 #[derive(Debug, Clone, PartialEq, Eq)]

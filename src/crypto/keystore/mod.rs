@@ -226,6 +226,12 @@ impl Keystore {
                     // by `repair` (`cut_torn_tail`), so `repair` still sees the damage.
                     ks.torn_at = Some(at as u64);
                     ks.dropped_tail = rest.len() as u64;
+                    // Its keys' ids are not counted above, yet records may use them (damage
+                    // rather than a torn append): never issue them again — an erasure of a
+                    // new record under a reused id would mark the old one as erased. It
+                    // held at most one entry per `ENTRY_FIXED` bytes.
+                    let most = ks.dropped_tail / format::ENTRY_FIXED as u64 + 1;
+                    ks.header.next_key_id = ks.header.next_key_id.saturating_add(most);
                     break;
                 }
                 FrameRead::Truncated => {
@@ -265,6 +271,12 @@ impl Keystore {
             self.header.next_key_id = self.header.next_key_id.max(next);
         }
         Ok(())
+    }
+
+    /// Issues no key id below `id` from now on (ids the database knows were used, such as
+    /// the ones erasures destroyed, even if this file — an older copy — never held them).
+    pub(crate) fn issue_key_ids_from(&mut self, id: u64) {
+        self.header.next_key_id = self.header.next_key_id.max(id);
     }
 
     /// Checks `master` against the header's key-check value and unlocks the keystore.
