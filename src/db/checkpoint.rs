@@ -326,6 +326,15 @@ impl Inner {
             let state = self.state.read();
             state.collections.iter().map(|(name, c)| CollectionSnapshot::of(name, c)).collect()
         };
+        if compact {
+            // A checkpoint whose id order is wrong (written wrong, or damaged and opened
+            // without checksums) hides superseded rows badly; copied, they would live for good.
+            for s in &snapshot {
+                if let Some(base) = &s.base {
+                    base.checkpoint.check_id_order()?;
+                }
+            }
+        }
         let (lsn, segment, files, rows, bytes, segments_removed) = if compact {
             // Compaction re-writes the log: commits wait for all of it.
             let mut gathered: Vec<Gathered> =

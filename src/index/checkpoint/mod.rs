@@ -292,7 +292,7 @@ impl Checkpoint {
     /// [`Verify::Checksums`]), the meta section, the packed R-tree's structure, the cells'
     /// resolution-15 high bits, the id offsets, and that every id-order and cell-order entry
     /// is a row — and wraps them. `path` names the file in errors. That the two orders are
-    /// sorted is what `Database::verify` checks: a file written wrong (or damaged and opened
+    /// sorted is what `Database::verify` checks (and compaction, the id order): a file written wrong (or damaged and opened
     /// without checksums) gives wrong answers, never an out-of-bounds read.
     ///
     /// # Errors
@@ -475,6 +475,30 @@ impl Checkpoint {
         None
     }
 
+    /// Checks that the id order lists the rows by strictly increasing id — what `find` (and
+    /// so hiding superseded rows) relies on, and what `open` leaves to checksums and
+    /// `verify` (it costs a random access per row).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] at the first entry out of order.
+    pub fn check_id_order(&self) -> Result<()> {
+        let order = self.section(ID_ORDER);
+        let at = self.header.sections.get(ID_ORDER).map_or(0, |r| r.start) as u64;
+        let mut prev: Option<&str> = None;
+        for i in 0..self.header.rows {
+            let id = self.id(u32_at(order, i * 4));
+            if prev.is_some_and(|p| p >= id) {
+                return Err(Error::corrupt(
+                    &self.path,
+                    at + 4 * i as u64,
+                    "the id order is not sorted by id (or names an id twice)",
+                ));
+            }
+            prev = Some(id);
+        }
+        Ok(())
+    }
+
     /// Where `row`'s operation is in the log.
     #[must_use]
     pub fn pointer(&self, row: u32) -> OpPointer {
@@ -622,6 +646,26 @@ mod tests {
         let got: Vec<&str> = id_order(&rows).into_iter().map(|i| rows[i as usize].id).collect();
         let want: Vec<&str> = unique.iter().map(String::as_str).collect();
         assert_eq!(got, want);
+    }
+
+    /// Two id-order entries swapped: `open` without checksums takes it (the check costs a
+    /// random access per row), `check_id_order` — run before a compaction — refuses it.
+    #[test]
+    fn a_swapped_id_order_is_found_by_check_id_order() {
+        let good = small();
+        let path = Path::new("s.ckpt");
+        let c = Checkpoint::open(Arc::new(good.clone()), path, Verify::Checksums).unwrap();
+        c.check_id_order().unwrap();
+        let at = c.header.sections[ID_ORDER].start;
+        let mut bad = good.clone();
+        let (a, b) = (bad[at..at + 4].to_vec(), bad[at + 4..at + 8].to_vec());
+        bad[at..at + 4].copy_from_slice(&b);
+        bad[at + 4..at + 8].copy_from_slice(&a);
+        let c = Checkpoint::open(Arc::new(bad), path, Verify::StructureOnly).unwrap();
+        match c.check_id_order() {
+            Err(Error::Corrupt { offset, .. }) => assert_eq!(offset, at as u64 + 4),
+            other => panic!("{other:?}"),
+        }
     }
 
     /// Each structural check of `open` (the ones checksums do not replace: a file written
