@@ -37,6 +37,11 @@ pub struct ErasureReceipt {
     pub checkpoint_lsn: Option<u64>,
 }
 
+/// Erasures allowed between compactions: the MANIFEST lists their key ids (at most 9 bytes
+/// each) in one frame of at most 64 MiB; refused before any tombstone is written, so the
+/// database stays openable and can be compacted.
+const MAX_ERASED_BEFORE_COMPACTION: usize = 7_000_000;
+
 impl Database {
     /// Erases a record: a durable tombstone, removal from every index, and destruction of its
     /// data key, after which no key — including the master key — decrypts its PII. When the
@@ -100,7 +105,31 @@ impl Database {
         for id in ids {
             validate_id(id)?;
         }
+        // The same id twice would get two receipts both saying it existed.
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        let unique: Vec<&str> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+        let ids = &unique[..];
         self.inner.ensure_keystore()?;
+        {
+            let manifest = self.inner.manifest.lock();
+            if manifest.keystore && self.inner.keystore.read().is_none() {
+                // Without it the tombstones would name no key, and the keys — still in the
+                // backup to be restored — would never be destroyed.
+                return Err(Error::corrupt(
+                    self.inner.dir.join(crate::crypto::KEYSTORE_FILE),
+                    0,
+                    "the keystore is missing, though this database has had one: restore it from a \
+                     backup before erasing",
+                ));
+            }
+            let listed = manifest.erased_key_ids.as_ref().map_or(0, Vec::len);
+            if listed + ids.len() > MAX_ERASED_BEFORE_COMPACTION {
+                return Err(Error::invalid_argument(
+                    "ids",
+                    format!("{listed} erasures since the last compaction: compact the database first"),
+                ));
+            }
+        }
         let mut receipts = Vec::with_capacity(ids.len());
         {
             let snap = self.read();

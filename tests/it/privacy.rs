@@ -344,3 +344,17 @@ fn a_large_pii_batch_reads_back_by_id_and_blind_index() {
         }
     }
 }
+
+#[test]
+fn an_id_given_twice_to_erase_many_gets_one_receipt() {
+    let fs = MemFs::new();
+    let db = Database::open(
+        Path::new("/db"),
+        Options::new().key(RawKey::new([2; 32])).file_system(Arc::new(fs.clone())),
+    )
+    .unwrap();
+    seed(&db);
+    let receipts = db.erase_many("c", &["C5", "C5", "C6"]).unwrap();
+    let got: Vec<(&str, bool)> = receipts.iter().map(|r| (r.id.as_str(), r.existed)).collect();
+    assert_eq!(got, [("C5", true), ("C6", true)]);
+}

@@ -436,6 +436,11 @@ fn a_lost_keystore_is_refused_by_open_and_repair() {
     let report = db.verify().unwrap();
     let problem = report.files.iter().find(|f| f.path == path).and_then(|f| f.problem.clone());
     assert!(problem.is_some_and(|p| p.contains("missing")), "{report:?}");
+    // Nor may it erase: the tombstone would name no key, and the restored keystore's key
+    // for the record would never be destroyed.
+    let err = db.erase("c", "r03").unwrap_err();
+    assert!(matches!(&err, Error::Corrupt { file, .. } if file == &path), "{err}");
+    assert!(db.read().collection("c").unwrap().get("r03").unwrap().is_some());
     drop(db);
     assert!(!fs.exists(&path).unwrap());
 }

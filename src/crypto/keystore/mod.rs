@@ -276,7 +276,11 @@ impl Keystore {
     /// Issues no key id below `id` from now on (ids the database knows were used, such as
     /// the ones erasures destroyed, even if this file — an older copy — never held them).
     pub(crate) fn issue_key_ids_from(&mut self, id: u64) {
-        self.header.next_key_id = self.header.next_key_id.max(id);
+        // A dropped frame's ids may start at `id` (they were issued above it): keep its
+        // allowance above `id` too.
+        let allowance =
+            if self.dropped_tail > 0 { self.dropped_tail / format::ENTRY_FIXED as u64 + 1 } else { 0 };
+        self.header.next_key_id = self.header.next_key_id.max(id.saturating_add(allowance));
     }
 
     /// Checks `master` against the header's key-check value and unlocks the keystore.
@@ -322,9 +326,11 @@ impl Keystore {
     /// # Errors
     /// [`Error::Io`].
     pub fn cut_torn_tail(&mut self) -> Result<()> {
-        if let Some(at) = self.torn_at {
-            self.fs.truncate(&self.path, at)?;
-            self.torn_at = None;
+        if self.torn_at.is_some() {
+            // Rewritten whole (atomically), not truncated: the header must carry the next
+            // key id raised past the dropped frame's ids, or a later open — the frame gone —
+            // would issue them again while records may still use them.
+            self.rewrite_whole()?;
         }
         Ok(())
     }
