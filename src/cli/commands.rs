@@ -194,6 +194,21 @@ fn print_ids(db: &DbArgs, count: bool, ids: Vec<String>) {
 fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Path>) -> Result<()> {
     // Open the input first: a missing file must not leave a new, empty database behind.
     let input = File::open(file).map_err(|e| Error::io("open CSV", file, e))?;
+    // The rejects file is created before anything is imported: failing to create it after
+    // the commit lost the list of rejected lines (and it must not overwrite the input).
+    let mut rejects_writer = match rejects {
+        Some(path) => {
+            let same =
+                std::fs::canonicalize(path).ok().is_some_and(|p| std::fs::canonicalize(file).ok() == Some(p));
+            if same {
+                return Err(Error::invalid_argument("skip-invalid", "the rejects file is the input file"));
+            }
+            let w = csv::Writer::from_path(path)
+                .map_err(|e| Error::io("create rejects file", path, io::Error::other(e)))?;
+            Some((path, w))
+        }
+        None => None,
+    };
     // Create the database in a missing or empty directory; anything else must be one.
     let create = !db.db.exists() || std::fs::read_dir(&db.db).is_ok_and(|mut d| d.next().is_none());
     let database = open_or_create(db, true, create)?;
@@ -213,9 +228,8 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if let Some(path) = rejects {
-        let mut w = csv::Writer::from_path(path)
-            .map_err(|e| Error::io("create rejects file", path, io::Error::other(e)))?;
+    if let Some((path, w)) = rejects_writer.as_mut() {
+        let path = *path;
         let io_err = |e: csv::Error| Error::io("write rejects file", path, io::Error::other(e));
         w.write_record(["line", "id", "column", "reason"]).map_err(io_err)?;
         for r in &report.rejected {

@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 use std::io::Read;
 
-use super::limit::{LineLimit, MAX_LINE_BYTES, TOO_LONG};
+use super::limit::{LineLimit, MAX_LINE_BYTES, TOO_LONG, UNTERMINATED};
 use crate::crypto::{normalize_email, normalize_phone};
 use crate::db::Database;
 use crate::error::{Error, Result};
@@ -229,6 +229,14 @@ fn csv_error(e: &csv::Error, column: &str) -> Error {
                 reason: format!("line is longer than {MAX_LINE_BYTES} bytes"),
             };
         }
+        csv::ErrorKind::Io(io) if io.to_string().starts_with(UNTERMINATED) => {
+            let line = io.to_string().rsplit(':').next().and_then(|l| l.parse().ok()).unwrap_or(line);
+            return Error::Csv {
+                line,
+                column: "-".into(),
+                reason: "a quoted field opened on this line is never closed (the file ends inside it)".into(),
+            };
+        }
         _ => e.to_string(),
     };
     let column = if matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. }) { "-" } else { column };
@@ -365,14 +373,53 @@ const PII_LIKE_COLUMNS: [&str; 22] = [
     "birth_date",
 ];
 
-/// Whether a column name is one of [`PII_LIKE_COLUMNS`].
+/// Words that, anywhere in a column name (`customer_email`, `mobilePhone`,
+/// `address_line1`), mark it as personal data too.
+const PII_LIKE_WORDS: [&str; 14] = [
+    "name",
+    "firstname",
+    "lastname",
+    "fullname",
+    "surname",
+    "email",
+    "mail",
+    "phone",
+    "mobile",
+    "telephone",
+    "tel",
+    "address",
+    "street",
+    "birthdate",
+];
+
+/// Whether a column name is one of [`PII_LIKE_COLUMNS`], or holds one of
+/// [`PII_LIKE_WORDS`] as a word (split at non-letters and lower-to-upper case changes).
 fn looks_like_pii(column: &str) -> bool {
     let key: String = column
         .trim()
         .chars()
         .map(|c| if matches!(c, '-' | '.' | ' ') { '_' } else { c.to_ascii_lowercase() })
         .collect();
-    PII_LIKE_COLUMNS.contains(&key.as_str())
+    if PII_LIKE_COLUMNS.contains(&key.as_str()) {
+        return true;
+    }
+    let mut words: Vec<String> = vec![String::new()];
+    let mut prev_lower = false;
+    for c in column.trim().chars() {
+        if !c.is_alphabetic() {
+            words.push(String::new());
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower {
+            words.push(String::new());
+        }
+        prev_lower = c.is_lowercase();
+        if let Some(w) = words.last_mut() {
+            w.extend(c.to_lowercase());
+        }
+    }
+    words.iter().any(|w| PII_LIKE_WORDS.contains(&w.as_str()))
 }
 
 fn pii_kind_name(kind: PiiKind) -> &'static str {

@@ -5,28 +5,69 @@ use std::io::{self, Read};
 /// Longest line accepted by the importer (1 MiB).
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// Wraps a reader and fails with `InvalidData` once a line exceeds the limit.
+/// Wraps a reader and fails with `InvalidData` once a line exceeds the limit, or when the
+/// input ends inside a quoted field.
 #[derive(Debug)]
 pub(crate) struct LineLimit<R> {
     inner: R,
     limit: usize,
     current: usize,
     line: u64,
+    quote: Quote,
+    /// The line where the open quoted field started.
+    quote_line: u64,
+}
+
+/// Where the bytes read so far leave the CSV syntax (RFC 4180 quoting, as the `csv` crate
+/// reads it): only a quote at the start of a field opens a quoted field, `""` inside one is
+/// a quote, and any other quote closes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted field: closing, or the first half of `""`.
+    QuoteInQuoted,
 }
 
 impl<R: Read> LineLimit<R> {
     pub(crate) fn new(inner: R, limit: usize) -> Self {
-        LineLimit { inner, limit, current: 0, line: 1 }
+        LineLimit { inner, limit, current: 0, line: 1, quote: Quote::FieldStart, quote_line: 1 }
+    }
+
+    fn step(&mut self, b: u8) {
+        self.quote = match (self.quote, b) {
+            (Quote::FieldStart, b'"') => {
+                self.quote_line = self.line;
+                Quote::Quoted
+            }
+            (Quote::Quoted, b'"') => Quote::QuoteInQuoted,
+            (Quote::QuoteInQuoted, b'"') => Quote::Quoted,
+            (Quote::Quoted, _) => Quote::Quoted,
+            (_, b',' | b'\n' | b'\r') => Quote::FieldStart,
+            _ => Quote::Unquoted,
+        };
     }
 }
 
 /// Marker text of the error, recognised by the importer.
 pub(crate) const TOO_LONG: &str = "line longer than the limit";
+/// Marker text of the error for a quoted field the input ends in.
+pub(crate) const UNTERMINATED: &str = "unterminated quoted field";
 
 impl<R: Read> Read for LineLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.quote == Quote::Quoted {
+            // The csv reader would take the rest of the file as that one field, silently
+            // swallowing every row after the stray quote.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{UNTERMINATED}:{}", self.quote_line),
+            ));
+        }
         for &b in buf.get(..n).unwrap_or_default() {
+            self.step(b);
             if b == b'\n' {
                 self.current = 0;
                 self.line += 1;
@@ -41,5 +82,47 @@ impl<R: Read> Read for LineLimit<R> {
             }
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(text: &str, chunk: usize) -> io::Result<Vec<u8>> {
+        struct Chunks<'a>(&'a [u8], usize);
+        impl Read for Chunks<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(self.1).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut out = Vec::new();
+        LineLimit::new(Chunks(text.as_bytes(), chunk), 1 << 20).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn an_input_ending_inside_a_quoted_field_is_refused_with_its_line() {
+        for chunk in [1, 2, 3, 1000] {
+            let err = read_all("id,name\nA,\"Ada\nB,Bob\n", chunk).unwrap_err();
+            assert_eq!(err.to_string(), format!("{UNTERMINATED}:2"), "chunk {chunk}");
+            for fine in [
+                "id,name\nA,\"Ada\"\n",
+                "id,name\nA,\"a\"\"b\"\n",
+                "id,name\nA,\"multi\nline\"\n",
+                "id,name\r\nA,x\"y\r\n",
+                "id,name\nA,\"\"",
+                "\"",
+            ] {
+                if fine == "\"" {
+                    assert!(read_all(fine, chunk).is_err());
+                } else {
+                    assert!(read_all(fine, chunk).is_ok(), "{fine:?} chunk {chunk}");
+                }
+            }
+        }
     }
 }

@@ -252,6 +252,13 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
         assert_eq!(import(&db, &csv, &plain).unwrap().imported, 1, "{header}: declared plaintext");
         assert_eq!(kinds(&db)[header], FieldKind::Category, "{header}");
     }
+    // Names holding such a word are refused too (they were stored in plaintext).
+    for header in ["customer_email", "address_line1", "mobilePhone", "Contact Name"] {
+        let (_dir, db) = open(true);
+        let csv = format!("id,lat,lon,{header}\nA,1,2,x\n");
+        let (line, column, _) = csv_err(import(&db, &csv, &ImportOptions::default()));
+        assert_eq!((line, column.as_str()), (1, "header"), "{header}");
+    }
     let (_dir, db) = open(true);
     let csv = "id,lat,lon,nickname,emails_sent\nA,1,2,Al,3\n";
     import(&db, csv, &ImportOptions::default()).unwrap();
@@ -316,4 +323,20 @@ fn header_only_creates_an_empty_collection_and_bom_is_ignored() {
     assert_eq!(kinds(&db), BTreeMap::from([("tier".into(), FieldKind::Category)]));
     let again = import(&db, "id,lat,lon,tier\nA,1,2,gold\n", &ImportOptions::default()).unwrap();
     assert_eq!((again.imported, again.created_collection), (1, false));
+}
+
+#[test]
+fn a_quote_never_closed_is_refused_not_swallowing_the_rows_after_it() {
+    // The csv reader took the rest of the file as that one field: rows B and C vanished
+    // into A's sealed name, and the import reported success.
+    let dir = tempfile::tempdir().unwrap();
+    let db =
+        geocrm::Database::open(dir.path(), geocrm::Options::new().key(geocrm::crypto::RawKey::new([1; 32])))
+            .unwrap();
+    let csv = "id,lat,lon,name\nA,1,2,\"Ada\nB,3,4,Bob\nC,5,6,Cy\n";
+    let options = geocrm::import::ImportOptions { pii: vec!["name".into()], ..Default::default() };
+    let err = geocrm::import::import_csv(&db, "c", csv.as_bytes(), &options, &mut |_| {}).unwrap_err();
+    assert!(matches!(&err, geocrm::Error::Csv { line: 2, .. }), "{err}");
+    assert!(!err.to_string().contains("Ada") && !err.to_string().contains("Bob"), "{err}");
+    assert!(db.read().collection("c").is_err(), "nothing written");
 }

@@ -183,6 +183,23 @@ fn skip_invalid_imports_good_rows_and_reports_bad_ones_without_their_contents() 
 }
 
 #[test]
+fn a_rejects_file_that_cannot_be_created_fails_the_import_before_anything_is_written() {
+    // It used to be created after the commit: the rows landed, the list of rejects was lost.
+    let env = Env::new();
+    let csv = env.file("c.csv", with_header(&format!("{GOOD}{}", bad_row("B-1", 7, "lots"))));
+    let nowhere = env.dir.path().join("no-such-dir").join("rejects.csv");
+    let args = [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", nowhere.to_str().unwrap()];
+    let err = fail(&env.run(true, "import", &args));
+    assert!(err.contains("rejects file"), "{err}");
+    assert!(!env.db.exists(), "nothing imported (not even a database created)");
+    // Nor may it be the input itself.
+    let args = [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", csv.to_str().unwrap()];
+    let err = fail(&env.run(true, "import", &args));
+    assert!(err.contains("input"), "{err}");
+    assert!(std::fs::read_to_string(&csv).unwrap().contains("B-1"), "the input is intact");
+}
+
+#[test]
 fn importing_pii_needs_the_key_and_nothing_is_written_without_it() {
     let env = Env::new();
     let csv = env.file("c.csv", with_header(&format!("{GOOD}{}", bad_row("G-2", 1, "48.9"))));
