@@ -13,7 +13,7 @@ pub(crate) struct LineLimit<R> {
     limit: usize,
     current: usize,
     line: u64,
-    quote: Quote,
+    quote: Syntax,
     /// The line where the open quoted field started.
     quote_line: u64,
 }
@@ -22,7 +22,7 @@ pub(crate) struct LineLimit<R> {
 /// reads it): only a quote at the start of a field opens a quoted field, `""` inside one is
 /// a quote, and any other quote closes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Quote {
+enum Syntax {
     FieldStart,
     Unquoted,
     Quoted,
@@ -32,20 +32,20 @@ enum Quote {
 
 impl<R: Read> LineLimit<R> {
     pub(crate) fn new(inner: R, limit: usize) -> Self {
-        LineLimit { inner, limit, current: 0, line: 1, quote: Quote::FieldStart, quote_line: 1 }
+        LineLimit { inner, limit, current: 0, line: 1, quote: Syntax::FieldStart, quote_line: 1 }
     }
 
     fn step(&mut self, b: u8) {
         self.quote = match (self.quote, b) {
-            (Quote::FieldStart, b'"') => {
+            (Syntax::FieldStart, b'"') => {
                 self.quote_line = self.line;
-                Quote::Quoted
+                Syntax::Quoted
             }
-            (Quote::Quoted, b'"') => Quote::QuoteInQuoted,
-            (Quote::QuoteInQuoted, b'"') => Quote::Quoted,
-            (Quote::Quoted, _) => Quote::Quoted,
-            (_, b',' | b'\n' | b'\r') => Quote::FieldStart,
-            _ => Quote::Unquoted,
+            (Syntax::Quoted, b'"') => Syntax::QuoteInQuoted,
+            (Syntax::QuoteInQuoted, b'"') => Syntax::Quoted,
+            (Syntax::Quoted, _) => Syntax::Quoted,
+            (_, b',' | b'\n' | b'\r') => Syntax::FieldStart,
+            _ => Syntax::Unquoted,
         };
     }
 }
@@ -58,7 +58,7 @@ pub(crate) const UNTERMINATED: &str = "unterminated quoted field";
 impl<R: Read> Read for LineLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if n == 0 && !buf.is_empty() && self.quote == Quote::Quoted {
+        if n == 0 && !buf.is_empty() && self.quote == Syntax::Quoted {
             // The csv reader would take the rest of the file as that one field, silently
             // swallowing every row after the stray quote.
             return Err(io::Error::new(
