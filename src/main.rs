@@ -13,6 +13,7 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let args = cli::args::Cli::parse();
     match cli::commands::run(args.command) {
         Ok(()) => ExitCode::SUCCESS,
@@ -31,4 +32,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Output piped into a reader that stops early (`geocrm audit | head`) makes `println!`
+/// panic on the broken pipe: exit quietly instead, as `ripgrep` does (committed writes are
+/// durable already; the lock goes with the process).
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

@@ -332,3 +332,27 @@ fn a_locked_database_is_reported_as_locked() {
     drop(held);
     assert_eq!(env.records(), Some(60));
 }
+
+#[test]
+fn output_into_a_closed_pipe_exits_quietly() {
+    // `geocrm … | head` closing early: println! panicked ("failed printing to stdout: Broken
+    // pipe", a backtrace, exit 101).
+    let env = Env::new();
+    env.import_fixture();
+    for _ in 0..3 {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_geocrm"))
+            .args(["stats", "--db"])
+            .arg(&env.db)
+            .arg("--json")
+            .env_remove("GEOCRM_KEY")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before the tool writes
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+    }
+}
