@@ -27,9 +27,13 @@ impl ReadOnlyMap {
         // SAFETY: memmap2 requires that the file is not modified or truncated while mapped,
         // or reads through the map may observe changes or fault (SIGBUS). geocrm maps only
         // index files that it published atomically (temp file + fsync + rename) and never
-        // writes, truncates or reuses afterwards; they are deleted only once no reader holds
-        // a map (deletion of a mapped file keeps the inode alive on Unix). The map is
-        // read-only and its contents are validated as untrusted bytes before use.
+        // writes, truncates or reuses afterwards. A replaced file is deleted once the state
+        // no longer names it, possibly while a snapshot still maps it: on Unix (the only
+        // platform this crate builds for) unlinking keeps the inode and its bytes until the
+        // last map goes, so the mapping stays valid. The map is read-only and its contents
+        // are validated as untrusted bytes before use. What geocrm cannot rule out is
+        // another process writing or truncating the file in place, which breaks memmap2's
+        // requirement (SIGBUS, or bytes changing under a `&[u8]`); UNSAFE.md says so.
         let map = unsafe { memmap2::MmapOptions::new().map(file) }.map_err(|e| Error::io("mmap", path, e))?;
         Ok(ReadOnlyMap { map: Some(map) })
     }

@@ -312,6 +312,20 @@ impl Checkpoint {
         {
             return Err(Error::corrupt(path, at(META), "schema does not match the header's field counts"));
         }
+        // What a collection's schema must be when created (names, limits), and category
+        // values unique within their field: a repeated value would shift every later code
+        // when the dictionary is loaded.
+        s.validate().map_err(|e| Error::corrupt(path, at(META), format!("schema: {e}")))?;
+        for (field, values) in meta.dictionary.iter().enumerate() {
+            let mut seen = std::collections::HashSet::with_capacity(values.len());
+            if let Some(v) = values.iter().position(|v| !seen.insert(v.as_str())) {
+                return Err(Error::corrupt(
+                    path,
+                    at(META),
+                    format!("category field {field}: code {v} repeats an earlier value"),
+                ));
+            }
+        }
         let tree =
             PackedRTreeRef::try_new_unchecked_crc(section(TREE)).map_err(|e| relocate(e, path, at(TREE)))?;
         if tree.len() != header.rows {
@@ -522,12 +536,28 @@ impl Checkpoint {
     /// Number field `field` of `row` (NaN where unset).
     #[must_use]
     pub fn number(&self, field: usize, row: u32) -> f64 {
-        f64::from_bits(u64_at(self.section(NUMBERS), (field * self.header.rows + row as usize) * 8))
+        match self.slot(field, self.header.numbers, row) {
+            Some(i) => f64::from_bits(u64_at(self.section(NUMBERS), i * 8)),
+            None => f64::NAN,
+        }
+    }
+
+    /// Index of (`field`, `row`) in a field-major column section of `fields` fields, or
+    /// `None` when either is out of range (the caller's values: an unchecked product could
+    /// wrap, or a row past the end read the next field).
+    #[inline]
+    fn slot(&self, field: usize, fields: usize, row: u32) -> Option<usize> {
+        let row = row as usize;
+        // field < fields and row < rows: the product fits (the section holds it in bytes).
+        (field < fields && row < self.header.rows).then(|| field * self.header.rows + row)
     }
 
     /// The whole column of number field `field`, 8 bytes per row.
     #[must_use]
     pub fn number_column(&self, field: usize) -> &[u8] {
+        if field >= self.header.numbers {
+            return &[];
+        }
         let n = self.header.rows * 8;
         self.section(NUMBERS).get(field * n..(field + 1) * n).unwrap_or_default()
     }
@@ -535,8 +565,10 @@ impl Checkpoint {
     /// Category code of field `field` of `row` (`u32::MAX` where unset).
     #[must_use]
     pub fn category(&self, field: usize, row: u32) -> u32 {
-        let v = self.section(CATEGORIES).get((field * self.header.rows + row as usize) * 4..);
-        v.map_or(u32::MAX, |s| u32_at(s, 0))
+        match self.slot(field, self.header.categories, row) {
+            Some(i) => u32_at(self.section(CATEGORIES), i * 4),
+            None => u32::MAX,
+        }
     }
 
     /// Byte ranges of the sections, for reports.
@@ -646,6 +678,50 @@ mod tests {
         let got: Vec<&str> = id_order(&rows).into_iter().map(|i| rows[i as usize].id).collect();
         let want: Vec<&str> = unique.iter().map(String::as_str).collect();
         assert_eq!(got, want);
+    }
+
+    /// A repeated category value (codes after it would shift when loaded) and a schema no
+    /// collection could have are refused at open.
+    #[test]
+    fn meta_with_a_repeated_category_value_or_a_bad_schema_is_refused() {
+        let row = |id: &'static str, categories: &'static [u32]| CheckpointRow {
+            id,
+            location: LatLon::new(1.0, 2.0).unwrap(),
+            cell: u64::from(h3o::LatLng::new(1.0, 2.0).unwrap().to_cell(h3o::Resolution::Fifteen)),
+            pointer: OpPointer { segment: 1, offset: 48, index: 0 },
+            numbers: &[],
+            categories,
+        };
+        for (schema, dictionary, reason) in [
+            (
+                crate::model::Schema::new().category("t"),
+                vec![vec!["a".to_owned(), "a".to_owned()]],
+                "repeats",
+            ),
+            (crate::model::Schema::new().category("t").category("t"), vec![vec![], vec![]], "schema"),
+        ] {
+            let meta = CheckpointMeta { collection: "c".into(), schema, dictionary };
+            let codes: &'static [u32] = if meta.dictionary.len() == 2 { &[u32::MAX, u32::MAX] } else { &[0] };
+            let bytes = build(5, &meta, vec![row("a", codes)]).unwrap();
+            match Checkpoint::open(Arc::new(bytes), Path::new("m.ckpt"), Verify::Checksums) {
+                Err(Error::Corrupt { reason: why, .. }) => assert!(why.contains(reason), "{why}"),
+                other => panic!("{reason}: {other:?}"),
+            }
+        }
+    }
+
+    /// Out-of-range fields and rows read as unset, never as another field's value.
+    #[test]
+    fn accessors_refuse_out_of_range_fields_and_rows() {
+        let c = Checkpoint::open(Arc::new(small()), Path::new("s.ckpt"), Verify::Checksums).unwrap();
+        let rows = c.len() as u32;
+        for (field, row) in
+            [(1usize << 54, 0u32), (usize::MAX, 0), (c.header.numbers, 0), (0, rows), (0, u32::MAX)]
+        {
+            assert!(c.number(field, row).is_nan(), "number({field}, {row})");
+            assert_eq!(c.category(field, row), u32::MAX, "category({field}, {row})");
+        }
+        assert!(c.number_column(usize::MAX).is_empty() && c.number_column(c.header.numbers).is_empty());
     }
 
     /// Two id-order entries swapped: `open` without checksums takes it (the check costs a
