@@ -144,10 +144,15 @@ pub fn import_csv(
     let mut records = Vec::with_capacity(rows.len());
     let converted =
         crate::parallel::map(&rows, PARALLEL_ROWS_MIN, |(line, row)| to_record(&columns, *line, row));
+    let row_lines: Vec<u64> = rows.iter().map(|(line, _)| *line).collect();
     drop(rows);
-    for result in converted {
+    let mut record_lines = Vec::with_capacity(row_lines.len());
+    for (result, line) in converted.into_iter().zip(row_lines) {
         match result {
-            Ok(r) => records.push(r),
+            Ok(r) => {
+                records.push(r);
+                record_lines.push(line);
+            }
             Err(rej) if options.skip_invalid => report.rejected.push(rej),
             Err(rej) => {
                 return Err(Error::Csv { line: rej.line, column: rej.column, reason: rej.reason });
@@ -185,23 +190,26 @@ pub fn import_csv(
             continue;
         }
         let chunk: Vec<Record> = records.by_ref().take(room).collect();
+        let chunk_start = added;
         added += chunk.len();
         let offered = chunk.len();
         let rejected = batch.upsert_many(collection, chunk)?;
         report.imported += (offered - rejected.len()) as u64;
-        for (_, e) in rejected {
+        for (i, e) in rejected {
             // Schema checks were done per column; what is left is record-level (e.g. a
             // PII write without a key).
             match e {
-                Error::InvalidRecord { ref id, .. } if options.skip_invalid => {
+                Error::InvalidRecord { ref id, ref field, .. } if options.skip_invalid => {
                     let (id, reason) = (id.clone(), e.to_string());
-                    report.rejected.push(Rejected { line: 0, id, column: "-".into(), reason });
+                    let line = record_lines.get(chunk_start + i).copied().unwrap_or(0);
+                    report.rejected.push(Rejected { line, id, column: field.clone(), reason });
                 }
                 e => return Err(e),
             }
         }
     }
     batch.commit()?;
+    report.rejected.sort_by_key(|r| r.line);
     Ok(report)
 }
 
@@ -438,6 +446,19 @@ fn kind_name(kind: FieldKind) -> &'static str {
     }
 }
 
+/// Characters of a bad cell quoted in an error: enough to find it, not a whole value that
+/// shifted columns may have put there (a name in a number column).
+const CELL_SHOWN: usize = 24;
+
+/// `text` quoted, cut to [`CELL_SHOWN`] characters (`…` marks a cut).
+fn quoted_cell(text: &str) -> String {
+    let mut shown: String = text.chars().take(CELL_SHOWN).collect();
+    if shown.len() < text.len() {
+        shown.push('…');
+    }
+    format!("{shown:?}")
+}
+
 fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, Rejected> {
     let get = |i: usize| row.get(i).unwrap_or("");
     let id = get(c.id).trim().to_owned();
@@ -447,7 +468,10 @@ fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, 
         return Err(reject("id", "the id is missing".into()));
     }
     if let Err(e) = crate::model::validate_id(&id) {
-        return Err(reject("id", strip_context(&e)));
+        // An id that is not valid may be anything (a shifted PII cell, a megabyte): the
+        // report keeps only its start.
+        let shown = id.chars().take(CELL_SHOWN).collect::<String>();
+        return Err(Rejected { line, id: shown, column: "id".into(), reason: strip_context(&e) });
     }
     let coord = |i: usize, name: &str| -> Result<f64, Rejected> {
         let text = get(i).trim();
@@ -458,7 +482,7 @@ fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, 
             Ok(v) if v.is_finite() => Ok(v),
             // Checked here, not by LatLon::new, so the error names the right column.
             Ok(_) => Err(reject(name, "coordinates must be finite numbers".into())),
-            Err(_) => Err(reject(name, format!("{text:?} is not a number"))),
+            Err(_) => Err(reject(name, format!("{} is not a number", quoted_cell(text)))),
         }
     };
     let (lat, lon) = (coord(c.lat, "lat")?, coord(c.lon, "lon")?);
@@ -504,12 +528,13 @@ fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, 
                 let text = raw.trim();
                 match text.parse::<f64>() {
                     Ok(v) if v.is_finite() => record.number(name, v),
-                    _ => {
-                        return Err(reject(
-                            name,
-                            format!("{text:?} is not a finite number (name the column in categories to import it as text)"),
-                        ))
-                    }
+                    _ => return Err(reject(
+                        name,
+                        format!(
+                            "{} is not a finite number (name the column in categories to import it as text)",
+                            quoted_cell(text)
+                        ),
+                    )),
                 }
             }
         };
