@@ -190,9 +190,18 @@ impl Database {
             let base = state.collections.get(collection).and_then(|c| c.base.as_ref());
             ids.iter().map(|id| base.is_some_and(|b| b.checkpoint.find(id).is_some())).collect()
         };
-        if in_files.contains(&true) {
+        // A checkpoint the open rejected (damaged) is still on disk, named by the MANIFEST,
+        // and may hold the records: only a new checkpoint replaces (and deletes) its files.
+        let named_lsn = self.inner.manifest.lock().checkpoint.as_ref().map(|c| c.lsn);
+        let in_use_lsn = self.inner.state.read().checkpoint_lsn;
+        let rejected_files = named_lsn.is_some_and(|lsn| lsn != in_use_lsn);
+        if in_files.contains(&true) || rejected_files {
             let report = self.inner.checkpoint_holding(&one_at_a_time, false)?;
-            for (r, _) in receipts.iter_mut().zip(&in_files).filter(|(_, &in_files)| in_files) {
+            for (r, _) in receipts
+                .iter_mut()
+                .zip(&in_files)
+                .filter(|(r, &in_files)| in_files || (rejected_files && r.existed))
+            {
                 r.removed.push("index files (rewritten by a new checkpoint)".to_owned());
                 r.checkpoint_lsn = Some(report.lsn);
             }

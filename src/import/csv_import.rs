@@ -528,13 +528,15 @@ fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, 
                 let text = raw.trim();
                 match text.parse::<f64>() {
                     Ok(v) if v.is_finite() => record.number(name, v),
-                    _ => return Err(reject(
-                        name,
-                        format!(
+                    _ => {
+                        return Err(reject(
+                            name,
+                            format!(
                             "{} is not a finite number (name the column in categories to import it as text)",
                             quoted_cell(text)
                         ),
-                    )),
+                        ))
+                    }
                 }
             }
         };

@@ -358,3 +358,32 @@ fn an_id_given_twice_to_erase_many_gets_one_receipt() {
     let got: Vec<(&str, bool)> = receipts.iter().map(|r| (r.id.as_str(), r.existed)).collect();
     assert_eq!(got, [("C5", true), ("C6", true)]);
 }
+
+#[test]
+fn erasing_after_a_rejected_checkpoint_replaces_its_files() {
+    // A damaged checkpoint is not used (replay rebuilds the state) but stays on disk, named
+    // by the MANIFEST: an erasure left the record's location and attributes in it.
+    let fs = MemFs::new();
+    let opts = || Options::new().key(RawKey::new([2; 32])).file_system(Arc::new(fs.clone()));
+    let db = Database::open(Path::new("/db"), opts()).unwrap();
+    seed(&db);
+    let mut b = db.begin_write();
+    b.upsert("c", Record::new("erase-me-7f3a9c", LatLon::new(1.0, 1.0).unwrap())).unwrap();
+    b.commit().unwrap();
+    db.checkpoint().unwrap();
+    drop(db);
+    let ckpt = fs.list_files().into_iter().find(|p| p.extension().is_some_and(|e| e == "ckpt")).unwrap();
+    let mut bytes = fs.read_all(&ckpt).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01; // a section checksum fails: the checkpoint is rejected
+    fs.write_raw(&ckpt, &bytes);
+    let db = Database::open(Path::new("/db"), opts()).unwrap();
+    assert!(db.checkpoint_rejected().is_some());
+    let receipt = db.erase("c", "erase-me-7f3a9c").unwrap();
+    assert!(receipt.removed.iter().any(|r| r.contains("index files")), "{:?}", receipt.removed);
+    drop(db);
+    for path in fs.list_files().into_iter().filter(|p| p.extension().is_some_and(|e| e == "ckpt")) {
+        let bytes = fs.read_all(&path).unwrap();
+        assert!(memchr::memmem::find(&bytes, b"erase-me-7f3a9c").is_none(), "{path:?} still holds it");
+    }
+}
