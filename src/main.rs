@@ -15,7 +15,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     quiet_on_broken_pipe();
     let args = cli::args::Cli::parse();
-    match cli::commands::run(args.command) {
+    // Unwinding (not exiting) out of a broken pipe runs destructors: the demo's temporary
+    // database is removed, the lock released.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cli::commands::run(args.command)));
+    let result = match outcome {
+        Ok(result) => result,
+        Err(payload) if is_broken_pipe(payload.as_ref()) => return ExitCode::from(BROKEN_PIPE_EXIT),
+        Err(payload) => std::panic::resume_unwind(payload),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let mut message = format!("error: {e}");
@@ -34,21 +42,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// What shells report for a process a broken pipe ended (128 + SIGPIPE): output cut short
+/// is not success (`geocrm verify | head -1` on a damaged database must not say 0).
+const BROKEN_PIPE_EXIT: u8 = 141;
+
+fn is_broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    message.contains("failed printing to stdout") && message.contains("Broken pipe")
+}
+
 /// Output piped into a reader that stops early (`geocrm audit | head`) makes `println!`
-/// panic on the broken pipe: exit quietly instead, as `ripgrep` does (committed writes are
-/// durable already; the lock goes with the process).
+/// panic on the broken pipe: that panic is not reported (no message, no backtrace); `main`
+/// catches it and exits with [`BROKEN_PIPE_EXIT`]. Other panics are reported as usual.
 fn quiet_on_broken_pipe() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or_default();
-        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
-            std::process::exit(0);
+        if !is_broken_pipe(info.payload()) {
+            default(info);
         }
-        default(info);
     }));
 }

@@ -194,24 +194,31 @@ fn print_ids(db: &DbArgs, count: bool, ids: Vec<String>) {
 fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Path>) -> Result<()> {
     // Open the input first: a missing file must not leave a new, empty database behind.
     let input = File::open(file).map_err(|e| Error::io("open CSV", file, e))?;
-    // The rejects file is created before anything is imported: failing to create it after
-    // the commit lost the list of rejected lines (and it must not overwrite the input).
-    let mut rejects_writer = match rejects {
-        Some(path) => {
-            let same =
-                std::fs::canonicalize(path).ok().is_some_and(|p| std::fs::canonicalize(file).ok() == Some(p));
-            if same {
-                return Err(Error::invalid_argument("skip-invalid", "the rejects file is the input file"));
-            }
-            let w = csv::Writer::from_path(path)
-                .map_err(|e| Error::io("create rejects file", path, io::Error::other(e)))?;
-            Some((path, w))
+    if let Some(path) = rejects {
+        // Not the input (the same file, or a hard link to it): it would be truncated.
+        use std::os::unix::fs::MetadataExt;
+        let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        if id(path).is_some() && id(path) == id(file) {
+            return Err(Error::invalid_argument("skip-invalid", "the rejects file is the input file"));
         }
-        None => None,
-    };
+    }
     // Create the database in a missing or empty directory; anything else must be one.
     let create = !db.db.exists() || std::fs::read_dir(&db.db).is_ok_and(|mut d| d.next().is_none());
     let database = open_or_create(db, true, create)?;
+    // The rejects file is created before anything is imported (failing to create it after
+    // the commit lost the list of rejected lines), as a temporary file renamed into place
+    // once the import is done, so a failed import leaves an earlier one as it was.
+    let mut rejects_writer = match rejects {
+        Some(path) => {
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".tmp");
+            let tmp = std::path::PathBuf::from(tmp);
+            let w = csv::Writer::from_path(&tmp)
+                .map_err(|e| Error::io("create rejects file", path, io::Error::other(e)))?;
+            Some((path, tmp, w))
+        }
+        None => None,
+    };
     let bar = if io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_message("reading rows");
@@ -224,11 +231,20 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
         if let Some(b) = &bar {
             b.set_position(n);
         }
-    })?;
+    });
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            if let Some((_, tmp, _)) = &rejects_writer {
+                let _ = std::fs::remove_file(tmp);
+            }
+            return Err(e);
+        }
+    };
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if let Some((path, w)) = rejects_writer.as_mut() {
+    if let Some((path, tmp, w)) = rejects_writer.as_mut() {
         let path = *path;
         let io_err = |e: csv::Error| Error::io("write rejects file", path, io::Error::other(e));
         w.write_record(["line", "id", "column", "reason"]).map_err(io_err)?;
@@ -237,6 +253,7 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
                 .map_err(io_err)?;
         }
         w.flush().map_err(|e| Error::io("write rejects file", path, e))?;
+        std::fs::rename(&*tmp, path).map_err(|e| Error::io("rename rejects file", path, e))?;
     }
     if db.json {
         print_json(

@@ -79,7 +79,7 @@ impl Database {
     }
 
     /// Erases several records of one collection in one commit (one keystore rewrite) and at
-    /// most one new checkpoint; one receipt per id, in order. See [`Database::erase`].
+    /// most one new checkpoint; one receipt per distinct id, in the order of first mention. See [`Database::erase`].
     ///
     /// ```
     /// use geocrm::{crypto::RawKey, Database, LatLon, Options, Record, Schema};

@@ -112,7 +112,8 @@ pub enum RepairAction {
     KeystoreCut {
         /// The keystore file.
         file: PathBuf,
-        /// Where it now ends.
+        /// Where the damaged frame started (the valid length of the file as found; a
+        /// dropped final frame is removed by a whole rewrite, whose length may differ).
         offset: u64,
         /// Bytes dropped.
         bytes_dropped: u64,
@@ -445,9 +446,9 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
             return Err(Error::corrupt(&db.inner.dir, 0, reason));
         }
     }
-    // Last, once everything above succeeded: cut a dropped final keystore frame off the
-    // file, so the file ends where the reported cut says (a repair failing before this
-    // point leaves it, and a new run draws the same conclusions).
+    // Last, once everything above succeeded: drop a left-out final keystore frame from the
+    // file (a whole rewrite; a repair failing before this point leaves it, and a new run
+    // draws the same conclusions).
     db.inner.keystore.write().as_mut().map_or(Ok(()), crate::crypto::Keystore::cut_torn_tail)?;
     Ok(())
 }

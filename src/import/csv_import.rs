@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 use std::io::Read;
 
-use super::limit::{LineLimit, MAX_LINE_BYTES, TOO_LONG, UNTERMINATED};
+use super::limit::{LineLimit, AFTER_QUOTE, MAX_LINE_BYTES, TOO_LONG, UNTERMINATED};
 use crate::crypto::{normalize_email, normalize_phone};
 use crate::db::Database;
 use crate::error::{Error, Result};
@@ -245,6 +245,14 @@ fn csv_error(e: &csv::Error, column: &str) -> Error {
                 reason: "a quoted field opened on this line is never closed (the file ends inside it)".into(),
             };
         }
+        csv::ErrorKind::Io(io) if io.to_string().starts_with(AFTER_QUOTE) => {
+            let line = io.to_string().rsplit(':').next().and_then(|l| l.parse().ok()).unwrap_or(line);
+            return Error::Csv {
+                line,
+                column: "-".into(),
+                reason: "text after the closing quote of a quoted field (a stray quote opened it?)".into(),
+            };
+        }
         _ => e.to_string(),
     };
     let column = if matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. }) { "-" } else { column };
@@ -381,10 +389,11 @@ const PII_LIKE_COLUMNS: [&str; 22] = [
     "birth_date",
 ];
 
-/// Words that, anywhere in a column name (`customer_email`, `mobilePhone`,
-/// `address_line1`), mark it as personal data too.
-const PII_LIKE_WORDS: [&str; 14] = [
-    "name",
+/// Words that, ending a column name (`customer_email`, `mobilePhone`, `home_address`), mark
+/// it as personal data too; also when only [`PII_TAIL_WORDS`] follow (`address_line1`,
+/// `phone_number`). Not when other words follow: `email_opt_in` and `phone_verified` are
+/// about the data, not the data.
+const PII_LIKE_WORDS: [&str; 13] = [
     "firstname",
     "lastname",
     "fullname",
@@ -400,8 +409,19 @@ const PII_LIKE_WORDS: [&str; 14] = [
     "birthdate",
 ];
 
-/// Whether a column name is one of [`PII_LIKE_COLUMNS`], or holds one of
-/// [`PII_LIKE_WORDS`] as a word (split at non-letters and lower-to-upper case changes).
+/// Words after a [`PII_LIKE_WORDS`] word that still name the data itself.
+const PII_TAIL_WORDS: [&str; 5] = ["line", "number", "no", "nr", "addr"];
+
+/// Words before a final `name` that make it a person's (`contact_name`, `CustomerName`),
+/// unlike `company_name` or `city_name`.
+const PERSON_WORDS: [&str; 12] = [
+    "first", "last", "full", "given", "family", "middle", "maiden", "contact", "customer", "client",
+    "person", "owner",
+];
+
+/// Whether a column name is one of [`PII_LIKE_COLUMNS`], or its words (split at
+/// non-letters and lower-to-upper case changes) end in a [`PII_LIKE_WORDS`] word (followed
+/// only by [`PII_TAIL_WORDS`]), or in a [`PERSON_WORDS`] word and `name`.
 fn looks_like_pii(column: &str) -> bool {
     let key: String = column
         .trim()
@@ -427,7 +447,15 @@ fn looks_like_pii(column: &str) -> bool {
             w.extend(c.to_lowercase());
         }
     }
-    words.iter().any(|w| PII_LIKE_WORDS.contains(&w.as_str()))
+    words.retain(|w| !w.is_empty());
+    while words.len() > 1 && words.last().is_some_and(|w| PII_TAIL_WORDS.contains(&w.as_str())) {
+        words.pop();
+    }
+    match words.as_slice() {
+        [.., before, last] if last == "name" => PERSON_WORDS.contains(&before.as_str()),
+        [.., last] => PII_LIKE_WORDS.contains(&last.as_str()),
+        [] => false,
+    }
 }
 
 fn pii_kind_name(kind: PiiKind) -> &'static str {

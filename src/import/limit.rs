@@ -16,6 +16,10 @@ pub(crate) struct LineLimit<R> {
     quote: Syntax,
     /// The line where the open quoted field started.
     quote_line: u64,
+    /// Bytes read so far (to skip a byte-order mark at the start, as the csv reader does).
+    offset: u64,
+    /// The line of text found after a closing quote, once seen.
+    after_quote: Option<u64>,
 }
 
 /// Where the bytes read so far leave the CSV syntax (RFC 4180 quoting, as the `csv` crate
@@ -32,10 +36,29 @@ enum Syntax {
 
 impl<R: Read> LineLimit<R> {
     pub(crate) fn new(inner: R, limit: usize) -> Self {
-        LineLimit { inner, limit, current: 0, line: 1, quote: Syntax::FieldStart, quote_line: 1 }
+        LineLimit {
+            inner,
+            limit,
+            current: 0,
+            line: 1,
+            quote: Syntax::FieldStart,
+            quote_line: 1,
+            offset: 0,
+            after_quote: None,
+        }
     }
 
     fn step(&mut self, b: u8) {
+        let at = self.offset;
+        self.offset += 1;
+        if at < 3 && self.quote == Syntax::FieldStart && b == [0xEF, 0xBB, 0xBF][at as usize] {
+            return; // a UTF-8 byte-order mark, which the csv reader skips
+        }
+        if self.quote == Syntax::QuoteInQuoted && !matches!(b, b'"' | b',' | b'\n' | b'\r') {
+            // `"Ada"x`: the csv reader would glue the rest on, and a second stray quote
+            // later could hide rows inside one field (RFC 4180 allows no text here).
+            self.after_quote.get_or_insert(self.line);
+        }
         self.quote = match (self.quote, b) {
             (Syntax::FieldStart, b'"') => {
                 self.quote_line = self.line;
@@ -54,6 +77,8 @@ impl<R: Read> LineLimit<R> {
 pub(crate) const TOO_LONG: &str = "line longer than the limit";
 /// Marker text of the error for a quoted field the input ends in.
 pub(crate) const UNTERMINATED: &str = "unterminated quoted field";
+/// Marker text of the error for text after a quoted field's closing quote.
+pub(crate) const AFTER_QUOTE: &str = "text after a closing quote";
 
 impl<R: Read> Read for LineLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -68,6 +93,9 @@ impl<R: Read> Read for LineLimit<R> {
         }
         for &b in buf.get(..n).unwrap_or_default() {
             self.step(b);
+            if let Some(line) = self.after_quote {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{AFTER_QUOTE}:{line}")));
+            }
             if b == b'\n' {
                 self.current = 0;
                 self.line += 1;
@@ -109,6 +137,11 @@ mod tests {
         for chunk in [1, 2, 3, 1000] {
             let err = read_all("id,name\nA,\"Ada\nB,Bob\n", chunk).unwrap_err();
             assert_eq!(err.to_string(), format!("{UNTERMINATED}:2"), "chunk {chunk}");
+            // An even number of stray quotes: the second closes the field, text follows it.
+            let err = read_all("id,name\nA,\"Ada\nB,Bob\nC,\"Cy\n", chunk).unwrap_err();
+            assert_eq!(err.to_string(), format!("{AFTER_QUOTE}:4"), "chunk {chunk}");
+            // A byte-order mark before a quoted first field.
+            assert!(read_all("\u{feff}\"id\",name\nA,b\n", chunk).is_ok(), "chunk {chunk}");
             for fine in [
                 "id,name\nA,\"Ada\"\n",
                 "id,name\nA,\"a\"\"b\"\n",

@@ -253,12 +253,20 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
         assert_eq!(kinds(&db)[header], FieldKind::Category, "{header}");
     }
     // Names holding such a word are refused too (they were stored in plaintext).
-    for header in ["customer_email", "address_line1", "mobilePhone", "Contact Name"] {
+    for header in
+        ["customer_email", "address_line1", "mobilePhone", "Contact Name", "phone_number2", "CustomerName"]
+    {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{header}\nA,1,2,x\n");
         let (line, column, _) = csv_err(import(&db, &csv, &ImportOptions::default()));
         assert_eq!((line, column.as_str()), (1, "header"), "{header}");
     }
+    // About the data, or not a person's: ordinary columns.
+    let (_dir, db) = open(true);
+    let csv = "id,lat,lon,company_name,city_name,email_opt_in,phone_verified,address_type\nA,1,2,Acme,Paris,1,0,home\n";
+    import(&db, csv, &ImportOptions::default()).unwrap();
+    assert_eq!(kinds(&db)["company_name"], FieldKind::Category);
+    assert_eq!(kinds(&db)["email_opt_in"], FieldKind::Number);
     let (_dir, db) = open(true);
     let csv = "id,lat,lon,nickname,emails_sent\nA,1,2,Al,3\n";
     import(&db, csv, &ImportOptions::default()).unwrap();
@@ -333,12 +341,17 @@ fn a_quote_never_closed_is_refused_not_swallowing_the_rows_after_it() {
     let db =
         geocrm::Database::open(dir.path(), geocrm::Options::new().key(geocrm::crypto::RawKey::new([1; 32])))
             .unwrap();
-    let csv = "id,lat,lon,name\nA,1,2,\"Ada\nB,3,4,Bob\nC,5,6,Cy\n";
     let options = geocrm::import::ImportOptions { pii: vec!["name".into()], ..Default::default() };
-    let err = geocrm::import::import_csv(&db, "c", csv.as_bytes(), &options, &mut |_| {}).unwrap_err();
-    assert!(matches!(&err, geocrm::Error::Csv { line: 2, .. }), "{err}");
-    assert!(!err.to_string().contains("Ada") && !err.to_string().contains("Bob"), "{err}");
-    assert!(db.read().collection("c").is_err(), "nothing written");
+    // One stray quote (the file ends inside the field), or two (text after the second).
+    for (csv, line) in [
+        ("id,lat,lon,name\nA,1,2,\"Ada\nB,3,4,Bob\nC,5,6,Cy\n", 2),
+        ("id,lat,lon,name\nA,1,2,\"Ada\nB,3,4,Bob\nC,5,6,\"Cy\n", 4),
+    ] {
+        let err = geocrm::import::import_csv(&db, "c", csv.as_bytes(), &options, &mut |_| {}).unwrap_err();
+        assert!(matches!(&err, geocrm::Error::Csv { line: l, .. } if *l == line), "{err}");
+        assert!(!err.to_string().contains("Ada") && !err.to_string().contains("Bob"), "{err}");
+        assert!(db.read().collection("c").is_err(), "nothing written");
+    }
 }
 
 #[test]

@@ -173,7 +173,7 @@ impl Keystore {
 
     /// Opens and validates `dir/keystore`. With `master` it checks the key and unlocks.
     /// A torn final frame (cut short by a crash during an unsynced append) is dropped; the
-    /// file is truncated there by [`Keystore::cut_torn_tail`] (or the next append), not by
+    /// file is rewritten without it by [`Keystore::cut_torn_tail`] (or the next append), not by
     /// `open`. Call this only while holding the database's write lock.
     ///
     /// # Errors
@@ -319,12 +319,15 @@ impl Keystore {
         self.torn_at
     }
 
-    /// Cuts the dropped final frame off the file (nothing when none was dropped, or it was
-    /// cut already). Appends cut it first; `repair` calls it last. Opening never does, so
-    /// the evidence of a damaged final frame survives until keys are appended again.
+    /// Drops the left-out final frame from the file (nothing when none was, or it was
+    /// dropped already) by an atomic whole rewrite whose header carries the next key id
+    /// raised past the frame's ids. Appends do it first; `repair` calls it last. Opening
+    /// never does, so the evidence of a damaged final frame survives until keys are
+    /// appended again.
     ///
     /// # Errors
-    /// [`Error::Io`].
+    /// [`Error::Io`]; [`Error::Poisoned`] after an earlier failed write (a failed rewrite
+    /// poisons the keystore too).
     pub fn cut_torn_tail(&mut self) -> Result<()> {
         if self.torn_at.is_some() {
             // Rewritten whole (atomically), not truncated: the header must carry the next

@@ -191,7 +191,12 @@ fn a_rejects_file_that_cannot_be_created_fails_the_import_before_anything_is_wri
     let args = [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", nowhere.to_str().unwrap()];
     let err = fail(&env.run(true, "import", &args));
     assert!(err.contains("rejects file"), "{err}");
-    assert!(!env.db.exists(), "nothing imported (not even a database created)");
+    assert_eq!(env.records(), None, "nothing imported");
+    // Inside a new database's directory it can be created (the directory is made first).
+    let inside = env.db.join("rejects.csv");
+    let args = [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", inside.to_str().unwrap()];
+    ok(&env.run(true, "import", &args));
+    assert!(std::fs::read_to_string(&inside).unwrap().contains("B-1"));
     // Nor may it be the input itself.
     let args = [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", csv.to_str().unwrap()];
     let err = fail(&env.run(true, "import", &args));
@@ -336,7 +341,7 @@ fn a_locked_database_is_reported_as_locked() {
 #[test]
 fn output_into_a_closed_pipe_exits_quietly() {
     // `geocrm … | head` closing early: println! panicked ("failed printing to stdout: Broken
-    // pipe", a backtrace, exit 101).
+    // pipe", a backtrace, exit 101). Now no message and 141, as for a process SIGPIPE ends.
     let env = Env::new();
     env.import_fixture();
     for _ in 0..3 {
@@ -353,6 +358,24 @@ fn output_into_a_closed_pipe_exits_quietly() {
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{stderr}");
-        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert_eq!(out.status.code(), Some(141), "{stderr}");
     }
+    // The demo's temporary database goes too (destructors run).
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_geocrm"))
+        .args(["demo", "--records", "50"])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its first line comes before the database is created: read it, then close the pipe.
+    let mut first = String::new();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut reader, &mut first).unwrap();
+    drop(reader);
+    let out = child.wait_with_output().unwrap();
+    // (0 if the whole demo fit in the pipe before it closed.)
+    assert!(matches!(out.status.code(), Some(141 | 0)), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "the demo database was left behind");
 }
