@@ -202,20 +202,31 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
             return Err(Error::invalid_argument("skip-invalid", "the rejects file is the input file"));
         }
     }
+    // Its directory must exist (unless it is the new database's): checked before a new
+    // database is created, which a failure would leave behind empty.
+    let rejects_dir = |path: &Path| match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => parent.to_owned(),
+        None => std::path::PathBuf::from("."),
+    };
+    if let Some(path) = rejects {
+        let dir = rejects_dir(path);
+        if !dir.is_dir() && dir != db.db {
+            let missing = io::Error::new(io::ErrorKind::NotFound, "no such directory");
+            return Err(Error::io("create rejects file", path, missing));
+        }
+    }
     // Create the database in a missing or empty directory; anything else must be one.
     let create = !db.db.exists() || std::fs::read_dir(&db.db).is_ok_and(|mut d| d.next().is_none());
     let database = open_or_create(db, true, create)?;
     // The rejects file is created before anything is imported (failing to create it after
-    // the commit lost the list of rejected lines), as a temporary file renamed into place
-    // once the import is done, so a failed import leaves an earlier one as it was.
+    // the commit lost the list of rejected lines), as a new temporary file beside it —
+    // removed on any failure, renamed into place once the import is done.
     let mut rejects_writer = match rejects {
         Some(path) => {
-            let mut tmp = path.as_os_str().to_owned();
-            tmp.push(".tmp");
-            let tmp = std::path::PathBuf::from(tmp);
-            let w = csv::Writer::from_path(&tmp)
-                .map_err(|e| Error::io("create rejects file", path, io::Error::other(e)))?;
-            Some((path, tmp, w))
+            let tmp = tempfile::NamedTempFile::new_in(rejects_dir(path))
+                .map_err(|e| Error::io("create rejects file", path, e))?;
+            let w = csv::Writer::from_writer(tmp);
+            Some((path, w))
         }
         None => None,
     };
@@ -232,28 +243,19 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
             b.set_position(n);
         }
     });
-    let report = match report {
-        Ok(report) => report,
-        Err(e) => {
-            if let Some((_, tmp, _)) = &rejects_writer {
-                let _ = std::fs::remove_file(tmp);
-            }
-            return Err(e);
-        }
-    };
+    let report = report?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if let Some((path, tmp, w)) = rejects_writer.as_mut() {
-        let path = *path;
+    if let Some((path, mut w)) = rejects_writer.take() {
         let io_err = |e: csv::Error| Error::io("write rejects file", path, io::Error::other(e));
         w.write_record(["line", "id", "column", "reason"]).map_err(io_err)?;
         for r in &report.rejected {
             w.write_record([r.line.to_string(), r.id.clone(), r.column.clone(), r.reason.clone()])
                 .map_err(io_err)?;
         }
-        w.flush().map_err(|e| Error::io("write rejects file", path, e))?;
-        std::fs::rename(&*tmp, path).map_err(|e| Error::io("rename rejects file", path, e))?;
+        let tmp = w.into_inner().map_err(|e| Error::io("write rejects file", path, e.into_error()))?;
+        tmp.persist(path).map_err(|e| Error::io("rename rejects file", path, e.error))?;
     }
     if db.json {
         print_json(

@@ -389,11 +389,11 @@ const PII_LIKE_COLUMNS: [&str; 22] = [
     "birth_date",
 ];
 
-/// Words that, ending a column name (`customer_email`, `mobilePhone`, `home_address`), mark
-/// it as personal data too; also when only [`PII_TAIL_WORDS`] follow (`address_line1`,
-/// `phone_number`). Not when other words follow: `email_opt_in` and `phone_verified` are
-/// about the data, not the data.
-const PII_LIKE_WORDS: [&str; 13] = [
+/// Words that, anywhere in a column name (`customer_email`, `mobilePhone`, `E-mail 1 -
+/// Value`, `name_first`), mark it as personal data too — unless an [`ABOUT_WORDS`] word
+/// follows (`email_opt_in`, `phone_verified`: about the data, not the data).
+const PII_LIKE_WORDS: [&str; 14] = [
+    "name",
     "firstname",
     "lastname",
     "fullname",
@@ -409,19 +409,57 @@ const PII_LIKE_WORDS: [&str; 13] = [
     "birthdate",
 ];
 
-/// Words after a [`PII_LIKE_WORDS`] word that still name the data itself.
-const PII_TAIL_WORDS: [&str; 5] = ["line", "number", "no", "nr", "addr"];
-
-/// Words before a final `name` that make it a person's (`contact_name`, `CustomerName`),
-/// unlike `company_name` or `city_name`.
-const PERSON_WORDS: [&str; 12] = [
-    "first", "last", "full", "given", "family", "middle", "maiden", "contact", "customer", "client",
-    "person", "owner",
+/// Words after a [`PII_LIKE_WORDS`] word that make the column about the data.
+const ABOUT_WORDS: [&str; 16] = [
+    "opt",
+    "optin",
+    "optout",
+    "verified",
+    "valid",
+    "validated",
+    "type",
+    "status",
+    "count",
+    "sent",
+    "consent",
+    "bounced",
+    "bounce",
+    "flag",
+    "domain",
+    "kind",
 ];
 
-/// Whether a column name is one of [`PII_LIKE_COLUMNS`], or its words (split at
-/// non-letters and lower-to-upper case changes) end in a [`PII_LIKE_WORDS`] word (followed
-/// only by [`PII_TAIL_WORDS`]), or in a [`PERSON_WORDS`] word and `name`.
+/// Words before `name` that make it a thing's, not a person's (`company_name`, `city_name`).
+const THING_WORDS: [&str; 24] = [
+    "company",
+    "city",
+    "store",
+    "shop",
+    "product",
+    "hotel",
+    "country",
+    "region",
+    "state",
+    "brand",
+    "file",
+    "host",
+    "business",
+    "org",
+    "organization",
+    "organisation",
+    "place",
+    "site",
+    "branch",
+    "team",
+    "department",
+    "campaign",
+    "segment",
+    "territory",
+];
+
+/// Whether a column name is one of [`PII_LIKE_COLUMNS`], or holds a [`PII_LIKE_WORDS`]
+/// word (split at non-letters and lower-to-upper case changes) not followed by an
+/// [`ABOUT_WORDS`] word — and, for `name`, not preceded by a [`THING_WORDS`] word.
 fn looks_like_pii(column: &str) -> bool {
     let key: String = column
         .trim()
@@ -448,14 +486,14 @@ fn looks_like_pii(column: &str) -> bool {
         }
     }
     words.retain(|w| !w.is_empty());
-    while words.len() > 1 && words.last().is_some_and(|w| PII_TAIL_WORDS.contains(&w.as_str())) {
-        words.pop();
-    }
-    match words.as_slice() {
-        [.., before, last] if last == "name" => PERSON_WORDS.contains(&before.as_str()),
-        [.., last] => PII_LIKE_WORDS.contains(&last.as_str()),
-        [] => false,
-    }
+    (0..words.len()).any(|i| {
+        let word = words.get(i).map_or("", String::as_str);
+        let next = words.get(i + 1).map_or("", String::as_str);
+        let before = i.checked_sub(1).and_then(|j| words.get(j)).map_or("", String::as_str);
+        PII_LIKE_WORDS.contains(&word)
+            && !ABOUT_WORDS.contains(&next)
+            && !(word == "name" && THING_WORDS.contains(&before))
+    })
 }
 
 fn pii_kind_name(kind: PiiKind) -> &'static str {

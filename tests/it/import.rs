@@ -253,9 +253,19 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
         assert_eq!(kinds(&db)[header], FieldKind::Category, "{header}");
     }
     // Names holding such a word are refused too (they were stored in plaintext).
-    for header in
-        ["customer_email", "address_line1", "mobilePhone", "Contact Name", "phone_number2", "CustomerName"]
-    {
+    for header in [
+        "customer_email",
+        "address_line1",
+        "mobilePhone",
+        "Contact Name",
+        "phone_number2",
+        "CustomerName",
+        "E-mail 1 - Value",
+        "phone_home",
+        "name_first",
+        "name1",
+        "user_name",
+    ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{header}\nA,1,2,x\n");
         let (line, column, _) = csv_err(import(&db, &csv, &ImportOptions::default()));
