@@ -102,7 +102,7 @@ pub fn read_frame(bytes: &[u8]) -> FrameRead<'_> {
 /// Every offset whose length field fits is a candidate, and a torn frame of random bytes
 /// (ciphertext) has thousands of them, each declaring megabytes. Checksumming each
 /// candidate's payload afresh made opening after a crash during a large append take
-/// seconds; here one pass records the CRC of every [`RangeCrc::BLOCK`]-byte prefix and a
+/// seconds; here one pass records the CRC of every 4 KiB-aligned prefix and a
 /// candidate's checksum is assembled from those (CRC-32 is linear), so each costs at most
 /// two blocks of hashing: `O(len)` in all, plus `O(BLOCK)` per candidate. Bytes longer
 /// than the largest frame are damage without a look.
