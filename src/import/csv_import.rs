@@ -229,29 +229,27 @@ fn csv_error(e: &csv::Error, column: &str) -> Error {
             format!("wrong number of columns: expected {expected_len}, found {len}")
         }
         csv::ErrorKind::Utf8 { err, .. } => format!("field {} is not valid UTF-8", err.field() + 1),
-        csv::ErrorKind::Io(io) if io.to_string().starts_with(TOO_LONG) => {
-            let line = io.to_string().rsplit(':').next().and_then(|l| l.parse().ok()).unwrap_or(line);
-            return Error::Csv {
-                line,
-                column: "-".into(),
-                reason: format!("line is longer than {MAX_LINE_BYTES} bytes"),
-            };
-        }
-        csv::ErrorKind::Io(io) if io.to_string().starts_with(UNTERMINATED) => {
-            let line = io.to_string().rsplit(':').next().and_then(|l| l.parse().ok()).unwrap_or(line);
-            return Error::Csv {
-                line,
-                column: "-".into(),
-                reason: "a quoted field opened on this line is never closed (the file ends inside it)".into(),
-            };
-        }
-        csv::ErrorKind::Io(io) if io.to_string().starts_with(AFTER_QUOTE) => {
-            let line = io.to_string().rsplit(':').next().and_then(|l| l.parse().ok()).unwrap_or(line);
-            return Error::Csv {
-                line,
-                column: "-".into(),
-                reason: "text after the closing quote of a quoted field (a stray quote opened it?)".into(),
-            };
+        csv::ErrorKind::Io(io) => {
+            // The input reader's own refusals carry a marker and the line they concern.
+            let text = io.to_string();
+            let known = [
+                (TOO_LONG, format!("line is longer than {MAX_LINE_BYTES} bytes")),
+                (
+                    UNTERMINATED,
+                    "a quoted field opened on this line is never closed (the file ends inside it)".into(),
+                ),
+                (
+                    AFTER_QUOTE,
+                    "text after the closing quote of a quoted field (a stray quote opened it?)".into(),
+                ),
+            ];
+            match known.into_iter().find(|(marker, _)| text.starts_with(marker)) {
+                Some((_, reason)) => {
+                    let line = text.rsplit(':').next().and_then(|l| l.parse().ok()).unwrap_or(line);
+                    return Error::Csv { line, column: "-".into(), reason };
+                }
+                None => e.to_string(),
+            }
         }
         _ => e.to_string(),
     };
