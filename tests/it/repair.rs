@@ -411,16 +411,22 @@ fn a_damaged_final_keystore_frame_cut_by_a_later_append_still_costs_only_pii() {
     }
 }
 
-#[test]
-fn a_lost_keystore_is_refused_by_open_and_repair() {
-    // Every keyed record is in the checkpoint, so replay sees none of them: open used to
-    // create an empty keystore in its place, every sealed record then read as erased, and
-    // repair (the same without the flag) deleted them all. The MANIFEST knows there was one.
+/// The built database with every record in the checkpoint, then its keystore removed.
+fn checkpointed_then_keystore_lost() -> (MemFs, PathBuf) {
     let fs = MemFs::new();
     build(&fs);
     Database::open(DIR, options(&fs)).unwrap().checkpoint().unwrap();
     let path = Path::new(DIR).join("keystore");
     fs.remove_file(&path).unwrap();
+    (fs, path)
+}
+
+#[test]
+fn a_lost_keystore_is_refused_by_open_and_repair() {
+    // Every keyed record is in the checkpoint, so replay sees none of them: open used to
+    // create an empty keystore in its place, every sealed record then read as erased, and
+    // repair (the same without the flag) deleted them all. The MANIFEST knows there was one.
+    let (fs, path) = checkpointed_then_keystore_lost();
     for attempt in [Database::open(DIR, options(&fs)).map(|_| ()), repair(&fs).map(|_| ())] {
         let err = attempt.unwrap_err();
         assert!(matches!(&err, Error::Corrupt { file, .. } if file == &path), "{err}");
@@ -449,11 +455,7 @@ fn a_lost_keystore_is_refused_by_open_and_repair() {
 fn a_lost_keystore_with_a_rebuilt_manifest_is_refused_by_repair() {
     // A rebuilt MANIFEST does not know the database had a keystore: repair itself must not
     // create an empty one, nor take every sealed record for erased (it deleted them all).
-    let fs = MemFs::new();
-    build(&fs);
-    Database::open(DIR, options(&fs)).unwrap().checkpoint().unwrap();
-    let path = Path::new(DIR).join("keystore");
-    fs.remove_file(&path).unwrap();
+    let (fs, path) = checkpointed_then_keystore_lost();
     fs.write_raw(&Path::new(DIR).join("MANIFEST"), b"garbage");
     let err = repair(&fs).map(|r| r.actions).unwrap_err();
     assert!(matches!(&err, Error::Corrupt { file, .. } if file == &path), "{err}");
