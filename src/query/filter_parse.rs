@@ -181,10 +181,10 @@ fn tokenize(expr: &str) -> Result<Vec<(usize, Tok)>> {
                 }
                 Tok::Str(s)
             }
-            c if c.is_alphanumeric() || c == '_' || c == '-' || c == '.' || c == '+' => {
+            c if is_word_char(c) => {
                 let mut s = String::from(c);
                 while let Some(&(_, d)) = chars.get(i) {
-                    if d.is_alphanumeric() || matches!(d, '_' | '-' | '.' | '+') {
+                    if is_word_char(d) {
                         s.push(d);
                         i += 1;
                     } else {

@@ -228,10 +228,8 @@ impl Keystore {
                     ks.dropped_tail = rest.len() as u64;
                     // Its keys' ids are not counted above, yet records may use them (damage
                     // rather than a torn append): never issue them again — an erasure of a
-                    // new record under a reused id would mark the old one as erased. It
-                    // held at most one entry per `ENTRY_FIXED` bytes.
-                    let most = ks.dropped_tail / format::ENTRY_FIXED as u64 + 1;
-                    ks.header.next_key_id = ks.header.next_key_id.saturating_add(most);
+                    // new record under a reused id would mark the old one as erased.
+                    ks.header.next_key_id = ks.header.next_key_id.saturating_add(ks.dropped_key_ids());
                     break;
                 }
                 FrameRead::Truncated => {
@@ -278,9 +276,17 @@ impl Keystore {
     pub(crate) fn issue_key_ids_from(&mut self, id: u64) {
         // A dropped frame's ids may start at `id` (they were issued above it): keep its
         // allowance above `id` too.
-        let allowance =
-            if self.dropped_tail > 0 { self.dropped_tail / format::ENTRY_FIXED as u64 + 1 } else { 0 };
-        self.header.next_key_id = self.header.next_key_id.max(id.saturating_add(allowance));
+        self.header.next_key_id = self.header.next_key_id.max(id.saturating_add(self.dropped_key_ids()));
+    }
+
+    /// The most key ids a left-out final frame can have held (one entry per `ENTRY_FIXED`
+    /// bytes at most); 0 when none was left out.
+    fn dropped_key_ids(&self) -> u64 {
+        if self.dropped_tail > 0 {
+            self.dropped_tail / format::ENTRY_FIXED as u64 + 1
+        } else {
+            0
+        }
     }
 
     /// Checks `master` against the header's key-check value and unlocks the keystore.
