@@ -64,6 +64,15 @@ pub fn random_commit(db: &Database, rng: &mut ChaCha8Rng, before: &State) -> (Re
     (batch.commit().map(|_| ()), after)
 }
 
+/// `n` random commits, each acknowledged: `acked` follows them.
+pub fn commit_acked(db: &Database, rng: &mut ChaCha8Rng, n: usize, acked: &mut State) {
+    for _ in 0..n {
+        let (ok, after) = random_commit(db, rng, acked);
+        ok.unwrap();
+        *acked = after;
+    }
+}
+
 pub fn setup(fs: &MemFs) -> Database {
     let db = Database::open(Path::new(DIR), options(fs)).unwrap();
     db.create_collection("c", Schema::new().pii("name")).unwrap();
@@ -191,11 +200,7 @@ fn a_reopen_makes_durable_what_a_dead_process_renamed_without_a_directory_fsync(
             let db = setup(&fs);
             let mut rng = ChaCha8Rng::seed_from_u64(nth);
             let mut acked = State::new();
-            for _ in 0..20 {
-                let (ok, after) = random_commit(&db, &mut rng, &acked);
-                ok.unwrap();
-                acked = after;
-            }
+            commit_acked(&db, &mut rng, 20, &mut acked);
             fs.set_faults(FaultPlan::new().fail_from(OpKind::SyncDir, nth));
             let failed = if compact { db.compact().is_err() } else { db.checkpoint().is_err() };
             drop(db);
@@ -204,11 +209,7 @@ fn a_reopen_makes_durable_what_a_dead_process_renamed_without_a_directory_fsync(
                 continue;
             }
             let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
-            for _ in 0..5 {
-                let (ok, after) = random_commit(&db, &mut rng, &acked);
-                ok.unwrap();
-                acked = after;
-            }
+            commit_acked(&db, &mut rng, 5, &mut acked);
             drop(db);
             for seed in 0..4 {
                 let image = fs.crash_image(seed, CrashMode::SyncedOnly);
@@ -235,11 +236,7 @@ fn a_manifest_publication_that_may_have_happened_poisons() {
         let mut rng = ChaCha8Rng::seed_from_u64(100 + nth);
         let mut acked = State::new();
         for round in 0..3 {
-            for _ in 0..10 {
-                let (ok, after) = random_commit(&db, &mut rng, &acked);
-                ok.unwrap();
-                acked = after;
-            }
+            commit_acked(&db, &mut rng, 10, &mut acked);
             if round == 0 {
                 db.checkpoint().unwrap();
             }
@@ -283,11 +280,7 @@ fn a_compaction_failing_part_way_keeps_the_next_lsn_with_the_log() {
             let db = setup(&fs);
             let mut rng = ChaCha8Rng::seed_from_u64(200 + nth);
             let mut acked = State::new();
-            for _ in 0..10 {
-                let (ok, after) = random_commit(&db, &mut rng, &acked);
-                ok.unwrap();
-                acked = after;
-            }
+            commit_acked(&db, &mut rng, 10, &mut acked);
             db.checkpoint().unwrap();
             fs.set_faults(FaultPlan::new().fail_once(kind, nth));
             let failed = db.compact().is_err();
