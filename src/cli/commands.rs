@@ -23,7 +23,10 @@ fn open_or_create(args: &DbArgs, with_key: bool, create: bool) -> Result<Databas
 }
 
 fn options(args: &DbArgs, with_key: bool, create: bool) -> Result<Options> {
-    let mut options = Options::new().create_if_missing(create);
+    // A command runs once per process: checking the checkpoint files whole at open costs a
+    // few milliseconds per million records, and a damaged one is then rebuilt from the log
+    // rather than failing the command.
+    let mut options = Options::new().create_if_missing(create).verify_checkpoints_at_open(true);
     if let Some(actor) = args.actor.clone().or_else(|| std::env::var("GEOCRM_ACTOR").ok()) {
         options = options.actor(actor);
     }

@@ -174,6 +174,7 @@ impl CollectionReader<'_> {
     pub(crate) fn for_each_live(&self, mut f: impl FnMut(&StoredRecord) -> Result<()>) -> Result<()> {
         let rows: Vec<(OpPointer, &str)> =
             self.c.view().rows().map(|row| (row.pointer(), row.id())).collect();
+        self.intact(())?;
         self.inner.segments.for_each_op(rows, |pointer, id, op| {
             let corrupt = |reason: String| {
                 Error::corrupt(self.inner.segments.path(pointer.segment), pointer.offset, reason)

@@ -327,6 +327,7 @@ impl Inner {
             state.collections.iter().map(|(name, c)| CollectionSnapshot::of(name, c)).collect()
         };
         if compact {
+            check_bases(&snapshot)?;
             // A checkpoint whose id order is wrong (written wrong, or damaged and opened
             // without checksums) hides superseded rows badly; copied, they would live for good.
             for s in &snapshot {
@@ -365,6 +366,7 @@ impl Inner {
             let _journal = EndJournal(&self.state);
             drop(w);
             let built = (|| {
+                check_bases(&snapshot)?;
                 let gathered: Vec<Gathered> =
                     snapshot.into_iter().map(|s| s.into_gathered().into_packing_order()).collect();
                 let (files, rows, bytes) = self.write_files(lsn, &gathered)?;
@@ -626,6 +628,18 @@ impl Inner {
         }
         tail_full || state.next_lsn.saturating_sub(state.checkpoint_lsn.max(1)) >= after
     }
+}
+
+/// Every section of the snapshot's checkpoints validated (those opened with
+/// [`Verify::OnFirstUse`] may not have been read whole yet): rows gathered from a damaged
+/// one would be written into the new files for good.
+fn check_bases(snapshot: &[CollectionSnapshot]) -> Result<()> {
+    for s in snapshot {
+        if let Some(base) = &s.base {
+            base.checkpoint.check_all()?;
+        }
+    }
+    Ok(())
 }
 
 /// A memory table of the rows of `table` written at or after `lsn`.

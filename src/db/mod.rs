@@ -41,6 +41,7 @@ use self::manifest::Manifest;
 use self::state::State;
 use crate::crypto::{Keystore, MasterKey};
 use crate::error::{Error, Result};
+use crate::index::checkpoint::Verify;
 use crate::io::{DirLock, FileSystem};
 use crate::log::{Log, LogConfig, RecoveryReport};
 
@@ -187,11 +188,13 @@ impl Database {
                 fs.sync_dir(&d)?;
             }
         }
-        let verify = if options.checkpoint_checksums {
-            crate::index::checkpoint::Verify::Checksums
-        } else {
-            crate::index::checkpoint::Verify::StructureOnly
-        };
+        // `repair` reads every file whole anyway, and must set a damaged one aside.
+        let verify =
+            match (options.checkpoint_checksums, options.checkpoints_checked_at_open || options.repair) {
+                (false, _) => Verify::StructureOnly,
+                (true, true) => Verify::Checksums,
+                (true, false) => Verify::OnFirstUse,
+            };
         let mut manifest = match Manifest::load(fs.as_ref(), &dir)? {
             Some(m) => m,
             None => create_manifest(fs.as_ref(), &dir, options.create)?,
@@ -223,21 +226,40 @@ impl Database {
             keys::open_keystore(&fs, &dir, db_id, options.key.as_deref())?
         };
 
-        let checkpoint::Loaded { mut state, start, rejected } =
-            checkpoint::load(fs.as_ref(), &dir, &manifest, verify);
         let log_dir = dir.join("log");
         let config = LogConfig::default().with_segment_bytes(options.segment_bytes);
-        state.replaying = true;
-        for c in state.collections.values_mut() {
-            c.table.begin_bulk();
-        }
-        let (mut log, recovery) = Log::open_from(fs.clone(), &dir, db_id, config, start, &mut |txn| {
-            read::replay_txn(&mut state, &log_dir, txn)
-        })?;
-        state.replaying = false;
-        for c in state.collections.values_mut() {
-            c.table.finish_bulk();
-        }
+        let mut verify = verify;
+        let mut cut_tail = None;
+        let (mut state, start, rejected, mut log, mut recovery) = loop {
+            let checkpoint::Loaded { mut state, start, rejected } =
+                checkpoint::load(fs.as_ref(), &dir, &manifest, verify);
+            state.replaying = true;
+            for c in state.collections.values_mut() {
+                c.table.begin_bulk();
+            }
+            let (log, recovery) = Log::open_from(fs.clone(), &dir, db_id, config, start, &mut |txn| {
+                read::replay_txn(&mut state, &log_dir, txn)
+            })?;
+            state.replaying = false;
+            for c in state.collections.values_mut() {
+                c.table.finish_bulk();
+            }
+            // Replay looked up the rows it replaced in the checkpoint, checking the id
+            // sections on first use: if one was damaged the lookups were wrong. Once more,
+            // with every file checked whole, so a damaged one is set aside.
+            let damaged = state
+                .collections
+                .values()
+                .any(|c| c.base.as_ref().is_some_and(|b| b.checkpoint.damage().is_err()));
+            if damaged && verify == Verify::OnFirstUse {
+                drop(log);
+                cut_tail = cut_tail.or(recovery.truncated);
+                verify = Verify::Checksums;
+                continue;
+            }
+            break (state, start, rejected, log, recovery);
+        };
+        recovery.truncated = recovery.truncated.or(cut_tail);
         state.next_lsn = log.next_lsn();
         // Leftovers of an interrupted checkpoint or compaction (best effort).
         let named = manifest.checkpoint.as_ref().map(|c| c.files.clone()).unwrap_or_default();

@@ -53,6 +53,7 @@ pub struct Options {
     pub(crate) checkpoint_after_log_bytes: Option<u64>,
     pub(crate) background_checkpoints: bool,
     pub(crate) checkpoint_checksums: bool,
+    pub(crate) checkpoints_checked_at_open: bool,
     pub(crate) audit: bool,
     pub(crate) actor: String,
     /// Set by [`crate::Database::repair`]: open even when live records' data keys are
@@ -73,6 +74,7 @@ impl fmt::Debug for Options {
             .field("checkpoint_after_log_bytes", &self.checkpoint_after_log_bytes)
             .field("background_checkpoints", &self.background_checkpoints)
             .field("checkpoint_checksums", &self.checkpoint_checksums)
+            .field("checkpoints_checked_at_open", &self.checkpoints_checked_at_open)
             .field("audit", &self.audit)
             .field("actor", &self.actor)
             .field("repair", &self.repair)
@@ -93,6 +95,7 @@ impl Default for Options {
             checkpoint_after_log_bytes: Some(DEFAULT_CHECKPOINT_AFTER_LOG_BYTES),
             background_checkpoints: true,
             checkpoint_checksums: true,
+            checkpoints_checked_at_open: false,
             audit: true,
             actor: default_actor(),
             repair: false,
@@ -196,14 +199,40 @@ impl Options {
         self
     }
 
-    /// Whether opening checks the CRC-32 of every section of the checkpoint files (default
-    /// true): a damaged file is then found at open and the state rebuilt from the log. Off,
-    /// opening skips one pass over the files (about 8 of 10 ms for a million records): the
-    /// structure is still validated, so queries stay in bounds whatever the bytes, but a
-    /// flipped bit in a value would give wrong answers until `Database::verify` finds it.
+    /// Whether the CRC-32 of every section of the checkpoint files is checked before the
+    /// section is used (default true). When is [`Self::verify_checkpoints_at_open`]'s choice.
+    /// Off, the structure is still validated, so queries stay in bounds whatever the bytes,
+    /// but a flipped bit in a value would give wrong answers until `Database::verify` finds it.
     #[must_use]
     pub fn checkpoint_checksums(mut self, check: bool) -> Self {
         self.checkpoint_checksums = check;
+        self
+    }
+
+    /// Whether opening reads the checkpoint files whole to check them (default false).
+    ///
+    /// By default a section of a checkpoint file (the R-tree, the ids, the cells, each column)
+    /// has its checksum and structure checked on its first use, before any of its bytes are
+    /// read: opening a million records takes a millisecond instead of a pass over 90 MB, and
+    /// the first nearest-k query pays for the tree and ids (about half the file), once. A
+    /// section that fails makes every later answer from that collection, and every checkpoint,
+    /// compaction and erasure, an [`Error::Corrupt`](crate::Error::Corrupt) naming the file;
+    /// `geocrm repair` (or an open with this option on) rebuilds it from the log. Damage found
+    /// while opening replays the log (rows written since the checkpoint are looked up in it)
+    /// is handled as this option would: the file is set aside and the state rebuilt from the
+    /// log. On, every file is checked before `open` returns, and a damaged one is rebuilt
+    /// from the log at once ([`crate::Database::checkpoint_rejected`] says why).
+    ///
+    /// ```
+    /// use geocrm::{Database, Options};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new().verify_checkpoints_at_open(true))?;
+    /// assert!(db.checkpoint_rejected().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn verify_checkpoints_at_open(mut self, at_open: bool) -> Self {
+        self.checkpoints_checked_at_open = at_open;
         self
     }
 

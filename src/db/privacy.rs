@@ -111,6 +111,14 @@ impl Database {
         let ids = &unique[..];
         self.inner.ensure_keystore()?;
         {
+            // Which records the checkpoint holds is decided by looking them up in it: a
+            // damaged id section would hide one, leaving its location in the files.
+            let state = self.inner.state.read();
+            if let Some(base) = state.collections.get(collection).and_then(|c| c.base.as_ref()) {
+                base.checkpoint.check_all()?;
+            }
+        }
+        {
             let manifest = self.inner.manifest.lock();
             if manifest.keystore && self.inner.keystore.read().is_none() {
                 // Without it the tombstones would name no key, and the keys — still in the

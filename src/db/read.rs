@@ -118,6 +118,18 @@ impl CollectionReader<'_> {
         filter.compile(&self.c.schema, &self.c.dict)
     }
 
+    /// `answer`, unless a section of the checkpoint failed the check of its first use
+    /// ([`Verify::OnFirstUse`](crate::index::checkpoint::Verify)) — then the section read as
+    /// empty and the answer may be wrong: [`Error::Corrupt`] naming the file, which
+    /// `geocrm repair` (or an open with `Options::verify_checkpoints_at_open`) rebuilds from
+    /// the log.
+    pub(crate) fn intact<T>(&self, answer: T) -> Result<T> {
+        match self.view().base {
+            Some(base) => base.checkpoint.damage().map(|()| answer),
+            None => Ok(answer),
+        }
+    }
+
     /// The `k` records nearest to `at` by great-circle distance that match `filter`,
     /// nearest first (ties by id).
     ///
@@ -137,10 +149,11 @@ impl CollectionReader<'_> {
                 RowRef::Tail(_) => None,
             }));
         }
-        Ok(found
+        let found = found
             .into_iter()
             .map(|(d, r)| Neighbor { id: r.id().to_owned(), location: r.location(), distance_m: d })
-            .collect())
+            .collect();
+        self.intact(found)
     }
 
     /// Every matching record within `metres` of `center`, nearest first (ties by id).
@@ -160,7 +173,7 @@ impl CollectionReader<'_> {
             });
         });
         out.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m).then_with(|| a.id.cmp(&b.id)));
-        Ok(out)
+        self.intact(out)
     }
 
     /// Every matching record inside a bounding box, by id.
@@ -186,7 +199,8 @@ impl CollectionReader<'_> {
     pub fn count(&self, scope: Scope<'_>, filter: &Filter) -> Result<u64> {
         check_scope(&scope)?;
         let f = self.compile(filter)?;
-        Ok(query::count(self.view(), scope, &f))
+        let n = query::count(self.view(), scope, &f);
+        self.intact(n)
     }
 
     fn hits(&self, scope: Scope<'_>, filter: &Filter) -> Result<Vec<Hit>> {
@@ -196,7 +210,7 @@ impl CollectionReader<'_> {
             out.push(Hit { id: r.id().to_owned(), location: r.location() })
         });
         out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+        self.intact(out)
     }
 
     /// Count, and sum/avg/min/max of the number `fields`, over matching records in `scope`,
@@ -240,12 +254,14 @@ impl CollectionReader<'_> {
             },
         };
         if let (Some(res), Scope::All) = (h3, scope) {
-            return Ok(query::all_by_cell(self.view(), res, &f, &positions));
+            let groups = query::all_by_cell(self.view(), res, &f, &positions);
+            return self.intact(groups);
         }
         let mut collector = Collector::new(h3, category, positions);
         query::scan(self.view(), scope, &f, |r| collector.add(r));
         let field = category.unwrap_or(0);
-        Ok(collector.finish(|code| self.c.dict.value(field, code).map(str::to_owned)))
+        let groups = collector.finish(|code| self.c.dict.value(field, code).map(str::to_owned));
+        self.intact(groups)
     }
 
     /// The stored record (PII sealed), read back from the log.
@@ -253,7 +269,7 @@ impl CollectionReader<'_> {
     /// # Errors
     /// [`Error::Io`] or [`Error::Corrupt`] when the log cannot be read back.
     pub fn get(&self, id: &str) -> Result<Option<StoredView>> {
-        let Some(row) = self.view().get(id) else { return Ok(None) };
+        let Some(row) = self.view().get(id) else { return self.intact(None) };
         let (stored, lsn) = self.stored(row)?;
         let s = &self.c.schema;
         let numbers = set_fields(s.number_fields(), stored.numbers, |v| v);
@@ -277,7 +293,9 @@ impl CollectionReader<'_> {
         if self.inner.master.lock().is_none() {
             return Err(Error::MissingKey);
         }
-        let row = self.view().get(id).ok_or_else(|| Error::InvalidRecord {
+        let row = self.view().get(id);
+        self.intact(())?;
+        let row = row.ok_or_else(|| Error::InvalidRecord {
             id: id.to_owned(),
             field: "id".into(),
             reason: format!("no such record in {:?}", self.name),
@@ -322,6 +340,8 @@ impl CollectionReader<'_> {
     /// The record's operation read back from the log, with its LSN.
     pub(super) fn stored(&self, row: RowRef<'_>) -> Result<(StoredRecord, u64)> {
         let pointer = row.pointer();
+        // A pointer section that failed its first-use check reads as zeros.
+        self.intact(())?;
         let (body, first_lsn) = self.inner.segments.read_body(pointer)?;
         let path = || self.inner.segments.path(pointer.segment);
         match decode_one(&body, pointer.index) {

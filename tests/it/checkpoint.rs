@@ -71,7 +71,7 @@ fn a_fault_or_crash_at_every_step_of_checkpoint_and_compaction_loses_nothing() {
             }
             for (m, mode) in CrashMode::ALL.into_iter().enumerate() {
                 let image = fs.crash_image(n * 5 + m as u64, mode);
-                let db = Database::open(Path::new(DIR), options(&image))
+                let db = Database::open(Path::new(DIR), options(&image).verify_checkpoints_at_open(true))
                     .unwrap_or_else(|e| panic!("{kind:?} {stop} at {n}, {mode:?}: reopen failed: {e}"));
                 assert_eq!(db.checkpoint_rejected(), None, "{kind:?} {stop} at {n}, {mode:?}");
                 let got = read_state(&db);
@@ -113,7 +113,7 @@ fn power_loss_images_during_checkpoints_and_compactions() {
             }
             for (m, mode) in CrashMode::ALL.into_iter().enumerate() {
                 let image = fs.crash_image(seed * 1000 + step * 10 + m as u64, mode);
-                let db = Database::open(Path::new(DIR), options(&image))
+                let db = Database::open(Path::new(DIR), options(&image).verify_checkpoints_at_open(true))
                     .unwrap_or_else(|e| panic!("seed {seed} step {step} {mode:?}: {e}"));
                 assert_eq!(db.checkpoint_rejected(), None);
                 assert_eq!(read_state(&db), acked, "seed {seed} step {step} {mode:?}");
@@ -176,12 +176,13 @@ fn every_truncation_and_byte_flip_of_a_checkpoint_is_an_error_or_a_rebuild() {
             }
         }
     }
-    // Through the database: a damaged file is rejected and the state rebuilt from the log.
+    // Through the database checking files at open: a damaged file is rejected and the state
+    // rebuilt from the log.
     let mut bad = good.clone();
     let last = bad.len() - 1;
     bad[last] ^= 1;
     fs.write_raw(&path, &bad);
-    let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
+    let db = Database::open(Path::new(DIR), options(&fs).verify_checkpoints_at_open(true)).unwrap();
     assert!(
         db.checkpoint_rejected().is_some_and(|r| r.contains("checksum") || r.contains("padding")),
         "{:?}",
@@ -321,8 +322,8 @@ fn automatic_checkpoints_follow_the_operation_count() {
 }
 
 /// A checkpoint over 4 MiB has its checksums computed on two threads: a flipped byte in any
-/// of several places (first section, middle, last section) is still found, and the state
-/// rebuilt from the log.
+/// of several places (first section, middle, last section) is still found at open (with
+/// `verify_checkpoints_at_open`), and the state rebuilt from the log.
 #[test]
 fn damage_anywhere_in_a_large_checkpoint_is_found() {
     let fs = MemFs::new();
@@ -345,7 +346,7 @@ fn damage_anywhere_in_a_large_checkpoint_is_found() {
         let mut bad = good.clone();
         bad[at] ^= 0x10;
         img.write_raw(&file, &bad);
-        let db = Database::open(DIR, options(&img)).unwrap();
+        let db = Database::open(DIR, options(&img).verify_checkpoints_at_open(true)).unwrap();
         let why = db.checkpoint_rejected().unwrap_or_else(|| panic!("byte {at}: damage not found"));
         assert!(why.contains("checksum") || why.contains("zero"), "byte {at}: {why}");
         assert_eq!(db.read().collection("c").unwrap().len(), 60_000, "byte {at}");
@@ -498,7 +499,11 @@ fn commits_and_reads_go_on_while_a_checkpoint_is_built_and_it_hides_what_they_re
         assert_eq!(report.rows, snapshot_rows, "seed {seed}: the checkpoint holds its snapshot");
         assert_eq!(read_state(&db), acked, "seed {seed}: after the swap");
         drop(db);
-        let db = Database::open(Path::new(DIR), options(&fs).checkpoint_after_ops(None)).unwrap();
+        let db = Database::open(
+            Path::new(DIR),
+            options(&fs).checkpoint_after_ops(None).verify_checkpoints_at_open(true),
+        )
+        .unwrap();
         assert_eq!(db.checkpoint_rejected(), None);
         assert_eq!(read_state(&db), acked, "seed {seed}: reopened (checkpoint + replayed tail)");
         db.checkpoint().unwrap();
@@ -674,6 +679,137 @@ fn point_reads_through_a_damaged_frame_length_are_corruption_at_the_frame() {
                 assert!(reason.contains(why), "{reason}");
             }
             other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Every answer a test asks of collection "c", as text, or `None` where a query failed
+/// with `Corrupt` (any other error fails the test).
+fn lazy_answers(db: &Database) -> Vec<Option<String>> {
+    use geocrm::geo::BoundingBox;
+    use geocrm::query::{GroupBy, Scope};
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    fn text<T: std::fmt::Debug>(r: geocrm::Result<T>) -> Option<String> {
+        match r {
+            Ok(v) => Some(format!("{v:?}")),
+            Err(Error::Corrupt { .. }) => None,
+            Err(e) => panic!("not a Corrupt error: {e}"),
+        }
+    }
+    let cheap = Filter::parse("n >= 100 and tier = 'gold'").unwrap();
+    let mut out = Vec::new();
+    for (lat, lon) in [(0.0, 0.0), (89.9, 10.0), (-30.0, 179.9), (45.0, -179.9), (10.0, 100.0)] {
+        let p = LatLon::new(lat, lon).unwrap();
+        out.push(text(c.nearest(p, 7, &Filter::All)));
+        out.push(text(c.nearest(p, 3, &cheap)));
+        out.push(text(c.within_radius(p, 2_000_000.0, &Filter::All)));
+        let bbox = BoundingBox::around(p, 1_500_000.0).unwrap();
+        out.push(text(c.within_bbox(&bbox, &Filter::All)));
+        out.push(text(c.count(Scope::BBox(&bbox), &cheap)));
+    }
+    out.push(text(c.count(Scope::All, &cheap)));
+    out.push(text(c.aggregate(Scope::All, &GroupBy::H3(2), &["n"], &Filter::All)));
+    out.push(text(c.aggregate(Scope::All, &GroupBy::Category("tier".into()), &["n"], &Filter::All)));
+    for i in (0..330).step_by(7) {
+        out.push(text(c.get(&format!("r{i}"))));
+    }
+    out
+}
+
+/// Opened the default way, a checkpoint's sections are checked on first use: with a byte of
+/// any section flipped, every answer is the undamaged one or a `Corrupt` error — never a
+/// wrong answer —, the damage is found by some query, the open's replay or the next
+/// checkpoint (which refuses to copy the damaged rows), and `repair` rebuilds the file.
+#[test]
+fn a_section_damaged_where_not_yet_read_never_gives_a_wrong_answer() {
+    let fs = MemFs::new();
+    let opts = |fs: &MemFs| options(fs).checkpoint_after_ops(None);
+    let db = Database::open(DIR, opts(&fs)).unwrap();
+    db.create_collection("c", Schema::new().number("n").category("tier").pii("name")).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut batch = db.begin_write();
+    for i in 0..300 {
+        let at = LatLon::new(rng.gen_range(-90.0..=90.0), rng.gen_range(-180.0..180.0)).unwrap();
+        let tier = ["gold", "silver", "bronze"][i % 3];
+        let r = Record::new(format!("r{i}"), at).number("n", f64::from(i as u32)).category("tier", tier);
+        batch.upsert("c", r.pii("name", format!("secret-{i}"))).unwrap();
+    }
+    batch.commit().unwrap();
+    db.checkpoint().unwrap();
+    // Rows replaced and removed since the checkpoint, and new ones: replay looks them up.
+    let mut batch = db.begin_write();
+    for i in (0..300).step_by(13) {
+        batch
+            .upsert("c", Record::new(format!("r{i}"), LatLon::new(1.0, f64::from(i as u32) / 2.0).unwrap()))
+            .unwrap();
+    }
+    for i in (5..300).step_by(29) {
+        batch.delete("c", &format!("r{i}")).unwrap();
+    }
+    for i in 300..330 {
+        batch
+            .upsert("c", Record::new(format!("r{i}"), LatLon::new(-1.0, f64::from(i) / 3.0).unwrap()))
+            .unwrap();
+    }
+    batch.commit().unwrap();
+    let want = lazy_answers(&db);
+    assert!(want.iter().all(Option::is_some));
+    drop(db);
+    let file = checkpoint_file(&fs);
+    let good = fs.read_all(&file).unwrap();
+    let section = |i: usize| {
+        let at = 40 + 16 * i;
+        let offset = u64::from_le_bytes(good[at..at + 8].try_into().unwrap()) as usize;
+        let len = u64::from_le_bytes(good[at + 8..at + 16].try_into().unwrap()) as usize;
+        offset..offset + len
+    };
+    for i in 0..10 {
+        let range = section(i);
+        assert!(!range.is_empty(), "section {i} is empty");
+        for at in [range.start, range.start + range.len() / 2, range.end - 1] {
+            let img = fs.crash_image(0, CrashMode::SyncedOnly);
+            let mut bad = good.clone();
+            bad[at] ^= 0x20;
+            img.write_raw(&file, &bad);
+            let db = Database::open(DIR, opts(&img)).unwrap();
+            let got = lazy_answers(&db);
+            for (n, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(g.is_none() || g == w, "section {i}, byte {at}: answer {n} is wrong: {g:?}");
+            }
+            let rejected = db.checkpoint_rejected().is_some();
+            // Replay looked up the replaced rows' ids (id offsets, id bytes, id order): the
+            // damage was found then, and the open rebuilt the state from the log.
+            assert!(rejected || ![3, 4, 5].contains(&i), "section {i}, byte {at}: replay used it");
+            let failed = got.iter().any(Option::is_none);
+            assert!(!(rejected && failed), "section {i}, byte {at}: a rebuilt state must answer");
+            let mut batch = db.begin_write();
+            batch.upsert("c", Record::new("late", LatLon::new(2.0, 2.0).unwrap())).unwrap();
+            batch.commit().unwrap();
+            match db.checkpoint() {
+                Ok(_) => assert!(rejected, "section {i}, byte {at}: the damaged rows were copied"),
+                Err(e) => {
+                    assert!(matches!(e, Error::Corrupt { .. }) && !rejected, "section {i}, byte {at}: {e}")
+                }
+            }
+            drop(db);
+            Database::repair(DIR, opts(&img)).unwrap();
+            let db = Database::open(DIR, opts(&img).verify_checkpoints_at_open(true)).unwrap();
+            assert!(db.checkpoint_rejected().is_none(), "section {i}, byte {at}");
+            let mut got = lazy_answers(&db);
+            assert_eq!(
+                db.read().collection("c").unwrap().get("late").unwrap().map(|v| v.id),
+                Some("late".into())
+            );
+            drop(db);
+            // The "late" record is near none of the queries' answers but the counts.
+            got.truncate(want.len());
+            let same = got.iter().zip(&want).filter(|(g, w)| g == w).count();
+            assert!(
+                same + 12 >= want.len(),
+                "section {i}, byte {at}: {same} of {} answers agree",
+                want.len()
+            );
         }
     }
 }

@@ -27,7 +27,9 @@ fn moving_location(n: u64) -> (f64, f64) {
 
 /// Checks the recovered database and returns how many commits landed.
 fn check(dir: &std::path::Path, acked: Option<u64>, previous: u64) -> u64 {
-    let db = Database::open(dir, Options::new().key(RawKey::new([0x11; 32]))).unwrap();
+    let db =
+        Database::open(dir, Options::new().key(RawKey::new([0x11; 32])).verify_checkpoints_at_open(true))
+            .unwrap();
     assert_eq!(db.checkpoint_rejected(), None, "a checkpoint named by the manifest was damaged by a kill");
     let snap = db.read();
     let Ok(c) = snap.collection("stress") else {

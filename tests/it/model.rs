@@ -39,7 +39,11 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn open(dir: &std::path::Path) -> Database {
-    let db = Database::open(dir, Options::new().durability(Durability::NoSyncBulkLoad)).unwrap();
+    let db = Database::open(
+        dir,
+        Options::new().durability(Durability::NoSyncBulkLoad).verify_checkpoints_at_open(true),
+    )
+    .unwrap();
     assert!(db.checkpoint_rejected().is_none());
     db
 }

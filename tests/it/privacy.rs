@@ -377,10 +377,47 @@ fn erasing_after_a_rejected_checkpoint_replaces_its_files() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x01; // a section checksum fails: the checkpoint is rejected
     fs.write_raw(&ckpt, &bytes);
-    let db = Database::open(Path::new("/db"), opts()).unwrap();
+    let db = Database::open(Path::new("/db"), opts().verify_checkpoints_at_open(true)).unwrap();
     assert!(db.checkpoint_rejected().is_some());
     let receipt = db.erase("c", "erase-me-7f3a9c").unwrap();
     assert!(receipt.removed.iter().any(|r| r.contains("index files")), "{:?}", receipt.removed);
+    drop(db);
+    for path in fs.list_files().into_iter().filter(|p| p.extension().is_some_and(|e| e == "ckpt")) {
+        let bytes = fs.read_all(&path).unwrap();
+        assert!(memchr::memmem::find(&bytes, b"erase-me-7f3a9c").is_none(), "{path:?} still holds it");
+    }
+}
+
+#[test]
+fn erasing_with_a_damaged_checkpoint_not_yet_read_whole_is_refused_until_repaired() {
+    // Opened without reading the files whole (the default), the damage is found when the
+    // erasure checks every section — before anything is written: the record's location
+    // must not stay in files the erasure would have believed it was not in.
+    let fs = MemFs::new();
+    let opts = || Options::new().key(RawKey::new([2; 32])).file_system(Arc::new(fs.clone()));
+    let db = Database::open(Path::new("/db"), opts()).unwrap();
+    seed(&db);
+    let mut b = db.begin_write();
+    b.upsert("c", Record::new("erase-me-7f3a9c", LatLon::new(1.0, 1.0).unwrap())).unwrap();
+    b.commit().unwrap();
+    db.checkpoint().unwrap();
+    drop(db);
+    let ckpt = fs.list_files().into_iter().find(|p| p.extension().is_some_and(|e| e == "ckpt")).unwrap();
+    let mut bytes = fs.read_all(&ckpt).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01; // the last section (the cell order)
+    fs.write_raw(&ckpt, &bytes);
+    let db = Database::open(Path::new("/db"), opts()).unwrap();
+    assert!(db.checkpoint_rejected().is_none(), "found on first use, not at open");
+    let before = db.stats().next_lsn;
+    let err = db.erase("c", "erase-me-7f3a9c").unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }) && err.to_string().contains("first use"), "{err}");
+    assert_eq!(db.stats().next_lsn, before, "nothing was written");
+    drop(db);
+    Database::repair(Path::new("/db"), opts()).unwrap();
+    let db = Database::open(Path::new("/db"), opts()).unwrap();
+    let receipt = db.erase("c", "erase-me-7f3a9c").unwrap();
+    assert!(receipt.existed && receipt.checkpoint_lsn.is_some(), "{receipt:?}");
     drop(db);
     for path in fs.list_files().into_iter().filter(|p| p.extension().is_some_and(|e| e == "ckpt")) {
         let bytes = fs.read_all(&path).unwrap();

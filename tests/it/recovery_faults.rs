@@ -684,7 +684,7 @@ fn a_fault_at_every_io_step_of_recovery_fails_cleanly_or_recovers() {
                 runs += 1;
                 for (label, image) in images(&fs, n) {
                     let ctx = format!("{ctx}, then a clean open of the {label} image");
-                    let db = Database::open(DIR, opts(&image, KEY))
+                    let db = Database::open(DIR, opts(&image, KEY).verify_checkpoints_at_open(true))
                         .unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
                     assert!(db.checkpoint_rejected().is_none(), "{ctx}: checkpoint rejected");
                     check_recovered(&db, &image, &sc.acked, sc.in_doubt.as_ref(), sc.erased, &ctx);

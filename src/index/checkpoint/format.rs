@@ -228,6 +228,15 @@ fn section_crcs(bytes: &[u8], sections: &[Range<usize>; SECTIONS]) -> [u32; SECT
     out
 }
 
+/// Whether section `i`'s bytes match the CRC-32 the header stores for it (computed on two
+/// threads when the section is large). `header` must come from [`validate`] of the same bytes.
+pub(crate) fn section_crc_matches(bytes: &[u8], header: &Header, i: usize) -> bool {
+    let Some(range) = header.sections.get(i) else { return false };
+    let only: [Range<usize>; SECTIONS] =
+        std::array::from_fn(|j| if j == i { range.clone() } else { range.start..range.start });
+    section_crcs(bytes, &only).get(i).copied() == Some(read_u32(bytes, CRCS_AT + 4 * i))
+}
+
 /// Validates the header and the section table against the file length, and (with
 /// `check_crc`) every section's checksum. Does not look inside sections.
 pub(crate) fn validate(bytes: &[u8], path: &Path, check_crc: bool) -> Result<Header> {

@@ -12,6 +12,10 @@ pub mod format;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
 
 use bincode::{Decode, Encode};
 
@@ -261,11 +265,25 @@ pub struct Checkpoint {
     header: Header,
     meta: CheckpointMeta,
     tree: crate::index::packed::format::Layout,
+    verify: Verify,
+    /// Bit `i`: section `i` has been validated (checksum and structure) and found sound.
+    /// With [`Verify::OnFirstUse`] bits are set as sections are first used; every section
+    /// accessor reads its section only once its bit is set.
+    sound: AtomicU32,
+    /// Bit `i`: section `i` failed its validation on first use (it reads as empty from then on).
+    damaged: AtomicU32,
+    /// The first such failure: the offset and what was wrong.
+    damage: OnceLock<(u64, String)>,
+    /// Serializes first-use validations, so a section is checked once.
+    checking: Mutex<()>,
 }
 
 /// The top 12 bits of every H3 cell index at resolution 15: reserved 0, mode 1 (cell),
 /// reserved 0, resolution 15.
 const RES15_HIGH_BITS: u64 = 0x08F;
+
+/// Every section's bit in [`Checkpoint::sound`].
+const ALL_SECTIONS: u32 = (1 << format::SECTIONS) - 1;
 
 impl std::fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -278,18 +296,26 @@ impl std::fmt::Debug for Checkpoint {
     }
 }
 
-/// What happens to damage that validation does not look for (the body checksums).
+/// How much of a checkpoint is validated, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verify {
-    /// Check every section's CRC-32 (one pass over the file).
+    /// Check every section's CRC-32 and structure in [`Checkpoint::open`] (one pass over the
+    /// whole file before it returns).
     Checksums,
+    /// Check the header, the section table, the meta section (checksum included) and the
+    /// R-tree's header in `open`; every other section's CRC-32 and structure on its first use,
+    /// before any of its bytes are read. Opening a large file costs microseconds and a query
+    /// pays for the sections it reads, once. A section that fails reads as empty and is
+    /// reported by [`Checkpoint::damage`], which the database checks before it returns an
+    /// answer or writes anything built from the file.
+    OnFirstUse,
     /// Check only the structure: queries stay in bounds, but flipped bits give wrong answers.
     StructureOnly,
 }
 
 impl Checkpoint {
-    /// Validates `bytes` — header, section table, every section's checksum (with
-    /// [`Verify::Checksums`]), the meta section, the packed R-tree's structure, the cells'
+    /// Validates `bytes` — header, section table, the meta section, the packed R-tree's
+    /// header and, as `verify` says, every section's checksum and structure: the cells'
     /// resolution-15 high bits, the id offsets, and that every id-order and cell-order entry
     /// is a row — and wraps them. `path` names the file in errors. That the two orders are
     /// sorted is what `Database::verify` checks (and compaction, the id order): a file written wrong (or damaged and opened
@@ -303,6 +329,10 @@ impl Checkpoint {
         let header = format::validate(b, path, verify == Verify::Checksums)?;
         let section = |i: usize| b.get(header.sections.get(i).cloned().unwrap_or(0..0)).unwrap_or_default();
         let at = |i: usize| header.sections.get(i).map_or(0, |r| r.start) as u64;
+        if verify == Verify::OnFirstUse && !format::section_crc_matches(b, &header, META) {
+            // Decoded now: its checksum first (forged bytes could make the decoder allocate).
+            return Err(Error::corrupt(path, at(META), format!("section {META} checksum mismatch")));
+        }
         let meta: CheckpointMeta =
             codec::decode(section(META)).map_err(|e| Error::corrupt(path, at(META), e))?;
         let s = &meta.schema;
@@ -332,63 +362,107 @@ impl Checkpoint {
             return Err(Error::corrupt(path, at(TREE), "the R-tree's row count differs from the header's"));
         }
         let tree = tree.layout();
-        // Each check first folds over the whole section without branches (vectorized: these
-        // passes are a large part of reopening a million rows), and looks for the first bad
-        // entry only when there is one.
-        let (cells, _) = section(CELLS).as_chunks::<8>();
-        let high = |c: &[u8; 8]| u64::from_le_bytes(*c) >> 52;
-        if cells.iter().fold(0, |acc, c| acc | (high(c) ^ RES15_HIGH_BITS)) != 0 {
-            let i = cells.iter().position(|c| high(c) != RES15_HIGH_BITS).unwrap_or(0);
-            return Err(Error::corrupt(
-                path,
-                at(CELLS) + 8 * i as u64,
-                "a cell is not an H3 cell at resolution 15",
-            ));
-        }
-        let ids_len = section(ID_BYTES).len() as u64;
-        let (offsets, _) = section(ID_OFFSETS).as_chunks::<4>();
-        let offset = |w: &[u8; 4]| u64::from(u32::from_le_bytes(*w));
-        let descending = offsets.windows(2).fold(0u32, |acc, w| match w {
-            [a, b] => acc | u32::from(u32::from_le_bytes(*b) < u32::from_le_bytes(*a)),
-            _ => acc,
-        }) != 0;
-        let ends_ok = offsets.first().map(offset) == Some(0) && offsets.last().map(offset) == Some(ids_len);
-        if descending || !ends_ok {
-            // Find the first entry at fault, for the error's offset.
-            let mut prev = 0;
-            let i = offsets
-                .iter()
-                .enumerate()
-                .position(|(i, w)| {
-                    let v = offset(w);
-                    let bad =
-                        v < prev || (i == 0 && v != 0) || v > ids_len || (i == header.rows && v != ids_len);
-                    prev = v;
-                    bad
-                })
-                .unwrap_or(0);
-            return Err(Error::corrupt(path, at(ID_OFFSETS) + 4 * i as u64, "id offsets out of order"));
-        }
-        for (s, what) in [(ID_ORDER, "id order"), (CELL_ORDER, "cell order")] {
-            let (rows, _) = section(s).as_chunks::<4>();
-            let row = |w: &[u8; 4]| u32::from_le_bytes(*w) as usize;
-            // N ≤ u32::MAX (validated), so the comparison can be made in u32.
-            let n = u32::try_from(header.rows).unwrap_or(u32::MAX);
-            if rows.iter().fold(0u32, |acc, w| acc | u32::from(u32::from_le_bytes(*w) >= n)) != 0 {
-                let i = rows.iter().position(|w| row(w) >= header.rows).unwrap_or(0);
-                return Err(Error::corrupt(
-                    path,
-                    at(s) + 4 * i as u64,
-                    format!("{what} names a row past the end"),
-                ));
+        if verify != Verify::OnFirstUse {
+            for i in 0..format::SECTIONS {
+                check_structure(b, &header, path, i)?;
             }
         }
-        Ok(Checkpoint { bytes, path: path.to_owned(), header, meta, tree })
+        let sound = if verify == Verify::OnFirstUse { 1 << META } else { ALL_SECTIONS };
+        Ok(Checkpoint {
+            bytes,
+            path: path.to_owned(),
+            header,
+            meta,
+            tree,
+            verify,
+            sound: AtomicU32::new(sound),
+            damaged: AtomicU32::new(0),
+            damage: OnceLock::new(),
+            checking: Mutex::new(()),
+        })
     }
 
+    /// Section `i`'s bytes, validated first if this is its first use; empty if they failed.
+    #[inline]
     fn section(&self, i: usize) -> &[u8] {
+        // Relaxed suffices: the bit only says that a check of these immutable bytes passed.
+        if self.sound.load(Relaxed) & (1 << i) == 0 && !self.check_section(i) {
+            return &[];
+        }
+        self.raw_section(i)
+    }
+
+    fn raw_section(&self, i: usize) -> &[u8] {
         let b: &[u8] = (*self.bytes).as_ref();
         b.get(self.header.sections.get(i).cloned().unwrap_or(0..0)).unwrap_or_default()
+    }
+
+    /// The first use of section `i` under [`Verify::OnFirstUse`]: its checksum and structure.
+    /// Whether it is sound.
+    #[cold]
+    fn check_section(&self, i: usize) -> bool {
+        let bit = 1u32.checked_shl(i as u32).unwrap_or(0) & ALL_SECTIONS;
+        let _one_at_a_time = self.checking.lock();
+        if self.sound.load(Relaxed) & bit != 0 {
+            return true;
+        }
+        if bit == 0 || self.damaged.load(Relaxed) & bit != 0 {
+            return false;
+        }
+        let b: &[u8] = (*self.bytes).as_ref();
+        let at = self.header.sections.get(i).map_or(0, |r| r.start) as u64;
+        let checked = if format::section_crc_matches(b, &self.header, i) {
+            check_structure(b, &self.header, &self.path, i)
+        } else {
+            Err(Error::corrupt(&self.path, at, format!("section {i} checksum mismatch")))
+        };
+        match checked {
+            Ok(()) => {
+                self.sound.fetch_or(bit, Relaxed);
+                true
+            }
+            Err(e) => {
+                let (offset, reason) = match e {
+                    Error::Corrupt { offset, reason, .. } => (offset, reason),
+                    other => (at, other.to_string()),
+                };
+                let _ = self.damage.set((offset, format!("{reason} (found on first use)")));
+                self.damaged.fetch_or(bit, Relaxed);
+                false
+            }
+        }
+    }
+
+    /// `Err(Corrupt)` naming the file and offset if a section failed its first-use
+    /// validation ([`Verify::OnFirstUse`]): answers computed since may be wrong (the section
+    /// read as empty). The database calls it before returning an answer or writing anything
+    /// built from the file.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`].
+    pub fn damage(&self) -> Result<()> {
+        match self.damage.get() {
+            None => Ok(()),
+            Some((offset, reason)) => Err(Error::corrupt(&self.path, *offset, reason.clone())),
+        }
+    }
+
+    /// Validates every section not validated yet (see [`Verify::OnFirstUse`]); then
+    /// [`Self::damage`].
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`].
+    pub fn check_all(&self) -> Result<()> {
+        for i in 0..format::SECTIONS {
+            let _ = self.section(i);
+        }
+        self.damage()
+    }
+
+    /// How this file is being validated.
+    #[must_use]
+    pub fn verification(&self) -> Verify {
+        self.verify
     }
 
     /// The file this checkpoint was read from.
@@ -576,6 +650,75 @@ impl Checkpoint {
     pub fn section_lens(&self) -> [usize; format::SECTIONS] {
         std::array::from_fn(|i| self.header.sections.get(i).map_or(0, Range::len))
     }
+}
+
+/// The structural checks of section `i` of validated-header bytes `b` (the meta section and
+/// the R-tree's header are checked in `open`). Each first folds over the whole section
+/// without branches (vectorized: these passes are a large part of reading a million rows),
+/// and looks for the first bad entry only when there is one.
+fn check_structure(b: &[u8], header: &Header, path: &Path, i: usize) -> Result<()> {
+    let range = |i: usize| header.sections.get(i).cloned().unwrap_or(0..0);
+    let section = b.get(range(i)).unwrap_or_default();
+    let at = range(i).start as u64;
+    match i {
+        CELLS => {
+            let (cells, _) = section.as_chunks::<8>();
+            let high = |c: &[u8; 8]| u64::from_le_bytes(*c) >> 52;
+            if cells.iter().fold(0, |acc, c| acc | (high(c) ^ RES15_HIGH_BITS)) != 0 {
+                let i = cells.iter().position(|c| high(c) != RES15_HIGH_BITS).unwrap_or(0);
+                return Err(Error::corrupt(
+                    path,
+                    at + 8 * i as u64,
+                    "a cell is not an H3 cell at resolution 15",
+                ));
+            }
+        }
+        ID_OFFSETS => {
+            let ids_len = range(ID_BYTES).len() as u64;
+            let (offsets, _) = section.as_chunks::<4>();
+            let offset = |w: &[u8; 4]| u64::from(u32::from_le_bytes(*w));
+            let descending = offsets.windows(2).fold(0u32, |acc, w| match w {
+                [a, b] => acc | u32::from(u32::from_le_bytes(*b) < u32::from_le_bytes(*a)),
+                _ => acc,
+            }) != 0;
+            let ends_ok =
+                offsets.first().map(offset) == Some(0) && offsets.last().map(offset) == Some(ids_len);
+            if descending || !ends_ok {
+                // Find the first entry at fault, for the error's offset.
+                let mut prev = 0;
+                let i = offsets
+                    .iter()
+                    .enumerate()
+                    .position(|(i, w)| {
+                        let v = offset(w);
+                        let bad = v < prev
+                            || (i == 0 && v != 0)
+                            || v > ids_len
+                            || (i == header.rows && v != ids_len);
+                        prev = v;
+                        bad
+                    })
+                    .unwrap_or(0);
+                return Err(Error::corrupt(path, at + 4 * i as u64, "id offsets out of order"));
+            }
+        }
+        ID_ORDER | CELL_ORDER => {
+            let what = if i == ID_ORDER { "id order" } else { "cell order" };
+            let (rows, _) = section.as_chunks::<4>();
+            // N ≤ u32::MAX (validated), so the comparison can be made in u32.
+            let n = u32::try_from(header.rows).unwrap_or(u32::MAX);
+            if rows.iter().fold(0u32, |acc, w| acc | u32::from(u32::from_le_bytes(*w) >= n)) != 0 {
+                let i = rows.iter().position(|w| u32::from_le_bytes(*w) >= n).unwrap_or(0);
+                return Err(Error::corrupt(
+                    path,
+                    at + 4 * i as u64,
+                    format!("{what} names a row past the end"),
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
