@@ -44,17 +44,21 @@ fn with_header_crcs_fixed(input: &[u8]) -> Vec<u8> {
 
 fuzz_target!(|input: &[u8]| {
     let path = Path::new("fuzz.ckpt");
-    for verify in [Verify::Checksums, Verify::StructureOnly] {
+    for verify in [Verify::Checksums, Verify::StructureOnly, Verify::OnFirstUse] {
         let bytes: MappedBytes = Arc::new(input.to_vec());
         if let Ok(c) = Checkpoint::open(bytes, path, verify) {
             exercise(&c);
+            let _ = (c.damage(), c.check_all());
         }
     }
-    let fixed: MappedBytes = Arc::new(with_header_crcs_fixed(input));
-    if let Ok(c) = Checkpoint::open(fixed, path, Verify::StructureOnly) {
-        exercise(&c);
-        let _ = c.check_id_order();
-        let _ = c.number_column(0);
+    for verify in [Verify::StructureOnly, Verify::OnFirstUse] {
+        let fixed: MappedBytes = Arc::new(with_header_crcs_fixed(input));
+        if let Ok(c) = Checkpoint::open(fixed, path, verify) {
+            exercise(&c);
+            let _ = c.check_id_order();
+            let _ = c.number_column(0);
+            let _ = (c.check_id_sections(), c.check_all());
+        }
     }
     for tree_bytes in [input.to_vec(), {
         let mut b = input.to_vec();

@@ -327,7 +327,7 @@ impl Inner {
             state.collections.iter().map(|(name, c)| CollectionSnapshot::of(name, c)).collect()
         };
         if compact {
-            check_bases(&snapshot)?;
+            check_bases(self, &snapshot)?;
             // A checkpoint whose id order is wrong (written wrong, or damaged and opened
             // without checksums) hides superseded rows badly; copied, they would live for good.
             for s in &snapshot {
@@ -366,7 +366,7 @@ impl Inner {
             let _journal = EndJournal(&self.state);
             drop(w);
             let built = (|| {
-                check_bases(&snapshot)?;
+                check_bases(self, &snapshot)?;
                 let gathered: Vec<Gathered> =
                     snapshot.into_iter().map(|s| s.into_gathered().into_packing_order()).collect();
                 let (files, rows, bytes) = self.write_files(lsn, &gathered)?;
@@ -633,13 +633,36 @@ impl Inner {
 /// Every section of the snapshot's checkpoints validated (those opened with
 /// [`Verify::OnFirstUse`] may not have been read whole yet): rows gathered from a damaged
 /// one would be written into the new files for good.
-fn check_bases(snapshot: &[CollectionSnapshot]) -> Result<()> {
+fn check_bases(inner: &Inner, snapshot: &[CollectionSnapshot]) -> Result<()> {
     for s in snapshot {
         if let Some(base) = &s.base {
-            base.checkpoint.check_all()?;
+            let _ = base.checkpoint.check_all();
+            inner.checkpoint_damage(&base.checkpoint)?;
         }
     }
     Ok(())
+}
+
+/// The marker beside a checkpoint file found damaged after open: `NAME.damaged`, empty.
+pub(crate) fn damage_marker(checkpoint: &Path) -> PathBuf {
+    let mut name = checkpoint.as_os_str().to_owned();
+    name.push(".damaged");
+    PathBuf::from(name)
+}
+
+impl Inner {
+    /// [`Checkpoint::damage`], leaving a marker beside a damaged file ([`damage_marker`]) so
+    /// the next open checks that file whole — and so sets it aside and rebuilds the state
+    /// from the log — instead of opening it again. Best effort: without the marker the next
+    /// open finds the damage on first use again. The marker goes with the file (files in
+    /// `index/` the MANIFEST does not name are removed by the next checkpoint or open).
+    pub(crate) fn checkpoint_damage(&self, checkpoint: &Checkpoint) -> Result<()> {
+        let damage = checkpoint.damage();
+        if damage.is_err() {
+            let _ = self.fs.create_new(&damage_marker(checkpoint.path()));
+        }
+        damage
+    }
 }
 
 /// A memory table of the rows of `table` written at or after `lsn`.
@@ -698,6 +721,12 @@ fn load_files(fs: &dyn FileSystem, dir: &Path, record: &CheckpointRecord, verify
     let mut state = State { checkpoint_lsn: record.lsn, next_lsn: record.lsn, ..State::default() };
     for (collection, name) in &record.files {
         let path: PathBuf = dir.join(INDEX_DIR).join(name);
+        // Found damaged after an earlier open: checked whole now (and set aside if it is).
+        let verify = if verify == Verify::OnFirstUse && fs.exists(&damage_marker(&path))? {
+            Verify::Checksums
+        } else {
+            verify
+        };
         let checkpoint = Checkpoint::open(fs.map(&path)?, &path, verify)?;
         if checkpoint.meta().collection != *collection || checkpoint.lsn() != record.lsn {
             return Err(Error::corrupt(&path, 0, "checkpoint file does not match the manifest"));

@@ -68,7 +68,8 @@ pub struct DatabaseStats {
     pub log_floor: u64,
     /// Bytes of the torn tail cut off at open.
     pub truncated_tail_bytes: u64,
-    /// Why the manifest's checkpoint was not used at open, if it was not.
+    /// Why the manifest's checkpoint was not used at open, or (its sections checked on first
+    /// use) the damage found in it since.
     pub checkpoint_rejected: Option<String>,
     /// The last automatic checkpoint's error, if it failed.
     pub auto_checkpoint_error: Option<String>,
@@ -169,7 +170,15 @@ impl Database {
             log_bytes: segments.iter().map(|p| file_len(&*inner.fs, p)).sum(),
             log_floor: manifest.log_floor,
             truncated_tail_bytes: inner.recovery.truncated.as_ref().map_or(0, |t| t.bytes_dropped),
-            checkpoint_rejected: inner.checkpoint_rejected.clone(),
+            // Rejected at open, or (sections checked on first use) found damaged since.
+            checkpoint_rejected: inner.checkpoint_rejected.clone().or_else(|| {
+                let state = inner.state.read_recursive();
+                state
+                    .collections
+                    .values()
+                    .filter_map(|c| c.base.as_ref())
+                    .find_map(|b| b.checkpoint.damage().err().map(|e| e.to_string()))
+            }),
             auto_checkpoint_error: inner.auto_checkpoint_error.lock().as_ref().map(|e| e.reason.clone()),
         }
     }

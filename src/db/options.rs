@@ -216,8 +216,9 @@ impl Options {
     /// read: opening a million records takes a millisecond instead of a pass over 90 MB, and
     /// the first nearest-k query pays for the tree and ids (about half the file), once. A
     /// section that fails makes every later answer from that collection, and every checkpoint,
-    /// compaction and erasure, an [`Error::Corrupt`](crate::Error::Corrupt) naming the file;
-    /// `geocrm repair` (or an open with this option on) rebuilds it from the log. Damage found
+    /// compaction and erasure, an [`Error::Corrupt`](crate::Error::Corrupt) naming the file,
+    /// and leaves a marker beside it: the next open checks that file whole, sets it aside and
+    /// rebuilds the state from the log (the next checkpoint replaces it). Damage found
     /// while opening replays the log (rows written since the checkpoint are looked up in it)
     /// is handled as this option would: the file is set aside and the state rebuilt from the
     /// log. On, every file is checked before `open` returns, and a damaged one is rebuilt

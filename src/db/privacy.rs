@@ -111,11 +111,14 @@ impl Database {
         let ids = &unique[..];
         self.inner.ensure_keystore()?;
         {
-            // Which records the checkpoint holds is decided by looking them up in it: a
-            // damaged id section would hide one, leaving its location in the files.
+            // Which records the checkpoint holds is decided by looking them up in it (a
+            // damaged id section would hide one, leaving its location in the files), and the
+            // checkpoint the erasure then writes reads every collection's files whole: damage
+            // anywhere, found only after the tombstones, would leave the record in the files.
             let state = self.inner.state.read();
-            if let Some(base) = state.collections.get(collection).and_then(|c| c.base.as_ref()) {
-                base.checkpoint.check_all()?;
+            for base in state.collections.values().filter_map(|c| c.base.as_ref()) {
+                let _ = base.checkpoint.check_all();
+                self.inner.checkpoint_damage(&base.checkpoint)?;
             }
         }
         {

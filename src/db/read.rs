@@ -125,7 +125,7 @@ impl CollectionReader<'_> {
     /// the log.
     pub(crate) fn intact<T>(&self, answer: T) -> Result<T> {
         match self.view().base {
-            Some(base) => base.checkpoint.damage().map(|()| answer),
+            Some(base) => self.inner.checkpoint_damage(&base.checkpoint).map(|()| answer),
             None => Ok(answer),
         }
     }
@@ -280,7 +280,9 @@ impl CollectionReader<'_> {
             .zip(stored.pii.iter())
             .filter_map(|(name, slot)| Some((name.clone(), Sealed::from_bytes(slot?.to_vec()))))
             .collect();
-        Ok(Some(StoredView { id: id.to_owned(), location: row.location(), numbers, categories, pii, lsn }))
+        let view = StoredView { id: id.to_owned(), location: row.location(), numbers, categories, pii, lsn };
+        // The location is the first read of the tree section on some paths.
+        self.intact(Some(view))
     }
 
     /// Decrypts every PII field of a record. Recorded in the audit log (ids and field

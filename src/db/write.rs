@@ -510,6 +510,24 @@ impl Inner {
         let mut created = HashSet::new();
         {
             let state = self.state.read();
+            // Applying an upsert, delete or erasure hides the checkpoint row it replaces,
+            // found through the id sections: if they are damaged (sections are checked on
+            // first use) it would not be, so the batch is refused before it is logged.
+            let mut checked = HashSet::new();
+            for op in &pending {
+                let collection = match op {
+                    PendingOp::Upsert { record, .. } => &record.collection,
+                    PendingOp::Delete { collection, .. } | PendingOp::Erase { collection, .. } => collection,
+                    PendingOp::Create { .. } => continue,
+                };
+                if checked.insert(collection.as_str()) {
+                    if let Some(base) = state.collections.get(collection).and_then(|c| c.base.as_ref()) {
+                        if base.checkpoint.check_id_sections().is_err() {
+                            self.checkpoint_damage(&base.checkpoint)?;
+                        }
+                    }
+                }
+            }
             for op in &pending {
                 if let PendingOp::Create { name, .. } = op {
                     if state.collections.contains_key(name)

@@ -206,10 +206,16 @@ fn section_crcs(bytes: &[u8], sections: &[Range<usize>; SECTIONS]) -> [u32; SECT
         (hash_all(head), Vec::new())
     } else {
         std::thread::scope(|scope| {
-            let second = scope.spawn(|| hash_all(tail));
-            let first = hash_all(head);
-            // A panic cannot happen; if it did, the missing checksums would read as damage.
-            (first, second.join().unwrap_or_default())
+            // No thread (resources exhausted): both halves here rather than a panic, which
+            // could strike inside a commit (sections are checked on first use).
+            match std::thread::Builder::new().spawn_scoped(scope, || hash_all(tail)) {
+                Ok(second) => {
+                    let first = hash_all(head);
+                    // A panic cannot happen; if it did, the missing checksums would read as damage.
+                    (first, second.join().unwrap_or_default())
+                }
+                Err(_) => (hash_all(head), hash_all(tail)),
+            }
         })
     };
     let mut hashers: Vec<Option<crc32fast::Hasher>> = (0..SECTIONS).map(|_| None).collect();

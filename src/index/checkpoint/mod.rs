@@ -298,6 +298,7 @@ impl std::fmt::Debug for Checkpoint {
 
 /// How much of a checkpoint is validated, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verify {
     /// Check every section's CRC-32 and structure in [`Checkpoint::open`] (one pass over the
     /// whole file before it returns).
@@ -402,6 +403,10 @@ impl Checkpoint {
     #[cold]
     fn check_section(&self, i: usize) -> bool {
         let bit = 1u32.checked_shl(i as u32).unwrap_or(0) & ALL_SECTIONS;
+        if bit == 0 || self.damaged.load(Relaxed) & bit != 0 {
+            // Failed before (set after `damage`, under the mutex): no lock per access.
+            return false;
+        }
         let _one_at_a_time = self.checking.lock();
         if self.sound.load(Relaxed) & bit != 0 {
             return true;
@@ -459,6 +464,24 @@ impl Checkpoint {
         self.damage()
     }
 
+    /// Validates the sections `find` reads (id offsets, id bytes, id order) if not done yet.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] (from [`Self::damage`]) if one of them is damaged; damage to other
+    /// sections does not count.
+    pub fn check_id_sections(&self) -> Result<()> {
+        let ids = [ID_OFFSETS, ID_BYTES, ID_ORDER];
+        for i in ids {
+            let _ = self.section(i);
+        }
+        let mask = ids.iter().fold(0u32, |m, &i| m | 1 << i);
+        if self.damaged.load(Relaxed) & mask == 0 {
+            Ok(())
+        } else {
+            self.damage()
+        }
+    }
+
     /// How this file is being validated.
     #[must_use]
     pub fn verification(&self) -> Verify {
@@ -504,7 +527,7 @@ impl Checkpoint {
     /// The packed R-tree over the rows.
     #[must_use]
     pub fn tree(&self) -> PackedRTreeRef<'_> {
-        // Validated in `open`.
+        // The header validated in `open`, the bytes by `section`.
         PackedRTreeRef::from_validated(self.section(TREE), self.tree)
     }
 
@@ -600,7 +623,7 @@ impl Checkpoint {
     }
 
     /// The H3 cell index: every row number, sorted by (cell, row number), 4 little-endian
-    /// bytes each. Every entry is below [`len`](Self::len) (validated in `open`); that it is
+    /// bytes each. Every entry is below [`len`](Self::len) (validated before it is returned); that it is
     /// sorted and a permutation is what `geocrm verify` checks.
     #[must_use]
     pub fn cell_order(&self) -> &[u8] {
