@@ -722,7 +722,8 @@ fn load_files(fs: &dyn FileSystem, dir: &Path, record: &CheckpointRecord, verify
     for (collection, name) in &record.files {
         let path: PathBuf = dir.join(INDEX_DIR).join(name);
         // Found damaged after an earlier open: checked whole now (and set aside if it is).
-        let verify = if verify == Verify::OnFirstUse && fs.exists(&damage_marker(&path))? {
+        // (A marker that cannot be looked up counts as there: the check costs only time.)
+        let verify = if verify == Verify::OnFirstUse && fs.exists(&damage_marker(&path)).unwrap_or(true) {
             Verify::Checksums
         } else {
             verify

@@ -252,6 +252,12 @@ impl Database {
                 .values()
                 .any(|c| c.base.as_ref().is_some_and(|b| b.checkpoint.damage().is_err()));
             if damaged && verify == Verify::OnFirstUse {
+                // Marked, so later opens check the file whole at once (best effort).
+                for base in state.collections.values().filter_map(|c| c.base.as_ref()) {
+                    if base.checkpoint.damage().is_err() {
+                        let _ = fs.create_new(&checkpoint::damage_marker(base.checkpoint.path()));
+                    }
+                }
                 drop(log);
                 cut_tail = cut_tail.or(recovery.truncated);
                 verify = Verify::Checksums;

@@ -215,8 +215,9 @@ impl Options {
     /// has its checksum and structure checked on its first use, before any of its bytes are
     /// read: opening a million records takes a millisecond instead of a pass over 90 MB, and
     /// the first nearest-k query pays for the tree and ids (about half the file), once. A
-    /// section that fails makes every later answer from that collection, and every checkpoint,
-    /// compaction and erasure, an [`Error::Corrupt`](crate::Error::Corrupt) naming the file,
+    /// section that fails makes every later answer from that collection (and every write to
+    /// it, if the id sections failed), and every checkpoint, compaction and erasure of the
+    /// database, an [`Error::Corrupt`](crate::Error::Corrupt) naming the file,
     /// and leaves a marker beside it: the next open checks that file whole, sets it aside and
     /// rebuilds the state from the log (the next checkpoint replaces it). Damage found
     /// while opening replays the log (rows written since the checkpoint are looked up in it)

@@ -12,7 +12,10 @@ pub mod format;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU32,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::OnceLock;
 
 use parking_lot::Mutex;
@@ -403,8 +406,8 @@ impl Checkpoint {
     #[cold]
     fn check_section(&self, i: usize) -> bool {
         let bit = 1u32.checked_shl(i as u32).unwrap_or(0) & ALL_SECTIONS;
-        if bit == 0 || self.damaged.load(Relaxed) & bit != 0 {
-            // Failed before (set after `damage`, under the mutex): no lock per access.
+        if bit == 0 || self.damaged.load(Acquire) & bit != 0 {
+            // Failed before (set, with Release, after `damage`): no lock per access.
             return false;
         }
         let _one_at_a_time = self.checking.lock();
@@ -432,7 +435,7 @@ impl Checkpoint {
                     other => (at, other.to_string()),
                 };
                 let _ = self.damage.set((offset, format!("{reason} (found on first use)")));
-                self.damaged.fetch_or(bit, Relaxed);
+                self.damaged.fetch_or(bit, Release);
                 false
             }
         }
@@ -475,7 +478,7 @@ impl Checkpoint {
             let _ = self.section(i);
         }
         let mask = ids.iter().fold(0u32, |m, &i| m | 1 << i);
-        if self.damaged.load(Relaxed) & mask == 0 {
+        if self.damaged.load(Acquire) & mask == 0 {
             Ok(())
         } else {
             self.damage()
