@@ -326,6 +326,11 @@ impl Inner {
             let state = self.state.read();
             state.collections.iter().map(|(name, c)| CollectionSnapshot::of(name, c)).collect()
         };
+        // Damage already found refuses the checkpoint before the log is rolled (damage not
+        // yet found is, below, when the files are read whole).
+        for base in snapshot.iter().filter_map(|s| s.base.as_ref()) {
+            self.checkpoint_damage(&base.checkpoint)?;
+        }
         if compact {
             check_bases(self, &snapshot)?;
             // A checkpoint whose id order is wrong (written wrong, or damaged and opened

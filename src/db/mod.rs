@@ -431,7 +431,9 @@ impl Database {
     ///
     /// # Errors
     /// [`Error::Io`] (a failure before the manifest is published leaves the previous
-    /// checkpoint in force; a failure of the log poisons the database); [`Error::Poisoned`].
+    /// checkpoint in force; a failure of the log poisons the database); [`Error::Poisoned`];
+    /// [`Error::Corrupt`] when a file of the current checkpoint (of any collection) is found
+    /// damaged — its sections are checked whole first; the next open sets it aside.
     pub fn checkpoint(&self) -> Result<CheckpointReport> {
         self.inner.checkpoint(false)
     }

@@ -73,6 +73,8 @@ impl Database {
     /// durable, the database is poisoned and reopening finishes the erasure. If the new
     /// checkpoint fails, the erasure itself (tombstone, key) stands and the error is
     /// returned: the next checkpoint removes the record from the index files.
+    /// [`Error::Corrupt`], before anything is written, when a checkpoint file of any
+    /// collection is damaged (every section is checked first): the next open sets it aside.
     pub fn erase(&self, collection: &str, id: &str) -> Result<ErasureReceipt> {
         let mut receipts = self.erase_many(collection, &[id])?;
         receipts.pop().ok_or_else(|| Error::invalid_argument("id", "nothing was erased"))
@@ -115,10 +117,18 @@ impl Database {
             // damaged id section would hide one, leaving its location in the files), and the
             // checkpoint the erasure then writes reads every collection's files whole: damage
             // anywhere, found only after the tombstones, would leave the record in the files.
-            let state = self.inner.state.read();
-            for base in state.collections.values().filter_map(|c| c.base.as_ref()) {
-                let _ = base.checkpoint.check_all();
-                self.inner.checkpoint_damage(&base.checkpoint)?;
+            // (Checked outside the state lock: the first check reads the files whole.)
+            let bases: Vec<_> = self
+                .inner
+                .state
+                .read()
+                .collections
+                .values()
+                .filter_map(|c| c.base.as_ref().map(|b| std::sync::Arc::clone(&b.checkpoint)))
+                .collect();
+            for checkpoint in &bases {
+                let _ = checkpoint.check_all();
+                self.inner.checkpoint_damage(checkpoint)?;
             }
         }
         {

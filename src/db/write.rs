@@ -165,8 +165,11 @@ impl<'db> WriteBatch<'db> {
     ///
     /// # Errors
     /// [`Error::Io`] or [`Error::Poisoned`] when the log cannot be written; the database
-    /// then refuses further writes until reopened. A batch whose commit failed may or may
-    /// not be present after reopening; a batch whose commit succeeded always is.
+    /// then refuses further writes until reopened. A batch whose commit failed that way may
+    /// or may not be present after reopening; a batch whose commit succeeded always is.
+    /// [`Error::Corrupt`] (nothing written) when the checkpoint file of a collection the
+    /// batch touches has damaged id sections (found on their first use; the next open sets
+    /// the file aside); [`Error::CollectionExists`].
     pub fn commit(self) -> Result<CommitReceipt> {
         let receipt = self.db.inner.commit(self.ops)?;
         if self.db.inner.checkpoint_due() {
@@ -508,26 +511,38 @@ impl Inner {
         // batches (written, not applied yet) and the batch's own earlier operations — before
         // any key is issued for the batch.
         let mut created = HashSet::new();
-        {
+        // Applying an upsert, delete or erasure hides the checkpoint row it replaces, found
+        // through the id sections: if they are damaged (sections are checked on first use)
+        // it would not be, so the batch is refused before it is logged. The first check of a
+        // file's id sections reads them whole: not under the state lock.
+        let bases: Vec<Arc<crate::index::Checkpoint>> = {
             let state = self.state.read();
-            // Applying an upsert, delete or erasure hides the checkpoint row it replaces,
-            // found through the id sections: if they are damaged (sections are checked on
-            // first use) it would not be, so the batch is refused before it is logged.
-            let mut checked = HashSet::new();
+            let mut seen: HashSet<&str> = HashSet::new();
+            let mut last: Option<&str> = None;
+            let mut bases = Vec::new();
             for op in &pending {
                 let collection = match op {
-                    PendingOp::Upsert { record, .. } => &record.collection,
+                    PendingOp::Upsert { record, .. } => record.collection.as_str(),
                     PendingOp::Delete { collection, .. } | PendingOp::Erase { collection, .. } => collection,
                     PendingOp::Create { .. } => continue,
                 };
-                if checked.insert(collection.as_str()) {
-                    if let Some(base) = state.collections.get(collection).and_then(|c| c.base.as_ref()) {
-                        if base.checkpoint.check_id_sections().is_err() {
-                            self.checkpoint_damage(&base.checkpoint)?;
-                        }
-                    }
+                if last == Some(collection) || !seen.insert(collection) {
+                    continue;
+                }
+                last = Some(collection);
+                if let Some(base) = state.collections.get(collection).and_then(|c| c.base.as_ref()) {
+                    bases.push(Arc::clone(&base.checkpoint));
                 }
             }
+            bases
+        };
+        for checkpoint in &bases {
+            if checkpoint.check_id_sections().is_err() {
+                self.checkpoint_damage(checkpoint)?;
+            }
+        }
+        {
+            let state = self.state.read();
             for op in &pending {
                 if let PendingOp::Create { name, .. } = op {
                     if state.collections.contains_key(name)

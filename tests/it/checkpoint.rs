@@ -841,3 +841,84 @@ fn a_section_damaged_where_not_yet_read_never_gives_a_wrong_answer() {
         }
     }
 }
+
+/// Damage to one collection's id sections that the open's replay does not meet (the log tail
+/// touches only the other collection): a batch writing to it is refused before it is logged
+/// (applying it would leave the replaced row visible), its queries and any erasure or
+/// checkpoint are `Corrupt`, the other collection keeps answering, and the next open sets the
+/// file aside (its marker) and takes the write.
+#[test]
+fn damaged_id_sections_found_by_a_write_refuse_it_and_the_next_open_sets_the_file_aside() {
+    let fs = MemFs::new();
+    let opts = |fs: &MemFs| options(fs).checkpoint_after_ops(None);
+    let db = Database::open(DIR, opts(&fs)).unwrap();
+    for name in ["a", "b"] {
+        db.create_collection(name, Schema::new()).unwrap();
+        let mut batch = db.begin_write();
+        for i in 0..200 {
+            let at = LatLon::new(f64::from(i) / 10.0, 3.0).unwrap();
+            batch.upsert(name, Record::new(format!("{name}{i}"), at)).unwrap();
+        }
+        batch.commit().unwrap();
+    }
+    db.checkpoint().unwrap();
+    let mut batch = db.begin_write();
+    batch.upsert("a", Record::new("a1", LatLon::new(-5.0, -5.0).unwrap())).unwrap();
+    batch.commit().unwrap();
+    drop(db);
+    // b's file (collections in name order: a is -0000, b is -0001), its id order section.
+    let file = fs
+        .list_files()
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("-0001.ckpt"))
+        .expect("b's checkpoint file");
+    let mut bytes = fs.read_all(&file).unwrap();
+    let at = 40 + 16 * 5;
+    let id_order = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    bytes[id_order + 9] ^= 0x01;
+    fs.write_raw(&file, &bytes);
+
+    let db = Database::open(DIR, opts(&fs)).unwrap();
+    assert!(db.checkpoint_rejected().is_none(), "the replay did not read b's ids");
+    let next = db.stats().next_lsn;
+    let mut batch = db.begin_write();
+    batch.upsert("b", Record::new("b7", LatLon::new(-9.0, -9.0).unwrap())).unwrap();
+    let err = batch.commit().unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert_eq!(db.stats().next_lsn, next, "nothing was logged");
+    assert!(db.stats().checkpoint_rejected.is_some());
+    let snap = db.read();
+    assert!(matches!(snap.collection("b").unwrap().get("b7"), Err(Error::Corrupt { .. })));
+    assert_eq!(
+        snap.collection("a").unwrap().get("a1").unwrap().unwrap().location,
+        LatLon::new(-5.0, -5.0).unwrap()
+    );
+    drop(snap);
+    assert!(matches!(db.erase("a", "a3"), Err(Error::Corrupt { .. })), "an erasure checks every file first");
+    assert_eq!(db.stats().next_lsn, next, "nothing was logged");
+    assert!(matches!(db.checkpoint(), Err(Error::Corrupt { .. })));
+    drop(db);
+
+    let db = Database::open(DIR, opts(&fs)).unwrap();
+    assert!(db.checkpoint_rejected().is_some(), "the marker makes this open check b's file whole");
+    let mut batch = db.begin_write();
+    batch.upsert("b", Record::new("b7", LatLon::new(-9.0, -9.0).unwrap())).unwrap();
+    batch.commit().unwrap();
+    let snap = db.read();
+    let b = snap.collection("b").unwrap();
+    assert_eq!(b.len(), 200);
+    assert_eq!(b.get("b7").unwrap().unwrap().location, LatLon::new(-9.0, -9.0).unwrap());
+    let near = b.nearest(LatLon::new(-9.0, -9.0).unwrap(), 2, &Filter::All).unwrap();
+    assert_eq!(near.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["b7", "b0"], "no stale copy of b7");
+    drop(snap);
+    db.erase("a", "a3").unwrap();
+    db.checkpoint().unwrap();
+    drop(db);
+    assert!(
+        !fs.list_files().iter().any(|p| p.to_string_lossy().ends_with(".damaged")),
+        "the marker went with the replaced file"
+    );
+    let db = Database::open(DIR, opts(&fs)).unwrap();
+    assert!(db.checkpoint_rejected().is_none());
+    assert_eq!(db.read().collection("b").unwrap().len(), 200);
+}
