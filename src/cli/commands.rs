@@ -156,9 +156,10 @@ pub fn run(command: Command) -> Result<()> {
             let ids: Vec<&str> = id.iter().map(String::as_str).collect();
             let receipts = database.erase_many(&db.collection, &ids)?;
             if db.json {
-                // One id: the receipt itself; several: an array of them.
+                // One `--id`: the receipt itself; several (even the same one twice, which
+                // gets one receipt): an array, so the output's shape follows the arguments.
                 let value = match receipts.as_slice() {
-                    [one] => serde_json::to_value(one),
+                    [one] if ids.len() == 1 => serde_json::to_value(one),
                     all => serde_json::to_value(all),
                 };
                 print_json(&value.unwrap_or(Value::Null));

@@ -39,6 +39,12 @@ fn export_subject_then_erase_leaves_no_way_back() {
         (&Value::from(a.as_str()), &Value::from(b.as_str()))
     );
     assert_eq!(env.records(), Some(57));
+    // The same id twice: one receipt, still an array (the shape follows the arguments).
+    let c = &rows[8].id;
+    let receipts: Value =
+        serde_json::from_str(&ok(&env.run(true, "erase", &["--id", c, "--id", c, "--json"]))).unwrap();
+    assert_eq!(receipts.as_array().map(Vec::len), Some(1), "{receipts}");
+    assert_eq!(env.records(), Some(56));
     let text = ok(&env.run(true, "erase", &["--id", &rows[7].id, "--id", "nobody"]));
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.contains("nobody was not present"), "{text}");
