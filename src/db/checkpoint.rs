@@ -510,6 +510,14 @@ impl Inner {
         // committing thread.
         let _ = std::thread::Builder::new().name("geocrm-free".into()).spawn(move || drop(replaced));
         remove_unnamed_files(fs, &index_dir, files);
+        // A file published under the name of a damaged one it replaces (same LSN: nothing
+        // was written since the damaged file's checkpoint) is not damaged.
+        for (_, name) in files {
+            let marker = damage_marker(&index_dir.join(name));
+            if fs.exists(&marker).unwrap_or(true) {
+                let _ = fs.remove_file(&marker);
+            }
+        }
         Ok(())
     }
 
@@ -687,7 +695,9 @@ pub(crate) fn remove_unnamed_files(fs: &dyn FileSystem, index_dir: &Path, named:
     let Ok(names) = fs.list_dir(index_dir) else { return };
     let mut removed = false;
     for name in names {
-        if !named.iter().any(|(_, f)| *f == name) {
+        // A damage marker lives as long as its file (or until an open finds the file sound).
+        let base = name.strip_suffix(".damaged").unwrap_or(&name);
+        if !named.iter().any(|(_, f)| f == base) {
             removed |= fs.remove_file(&index_dir.join(&name)).is_ok();
         }
     }
@@ -728,12 +738,13 @@ fn load_files(fs: &dyn FileSystem, dir: &Path, record: &CheckpointRecord, verify
         let path: PathBuf = dir.join(INDEX_DIR).join(name);
         // Found damaged after an earlier open: checked whole now (and set aside if it is).
         // (A marker that cannot be looked up counts as there: the check costs only time.)
-        let verify = if verify == Verify::OnFirstUse && fs.exists(&damage_marker(&path)).unwrap_or(true) {
-            Verify::Checksums
-        } else {
-            verify
-        };
-        let checkpoint = Checkpoint::open(fs.map(&path)?, &path, verify)?;
+        let marked = verify == Verify::OnFirstUse && fs.exists(&damage_marker(&path)).unwrap_or(true);
+        let checkpoint =
+            Checkpoint::open(fs.map(&path)?, &path, if marked { Verify::Checksums } else { verify })?;
+        if marked {
+            // Sound after all (e.g. the damage was in memory, not in the file).
+            let _ = fs.remove_file(&damage_marker(&path));
+        }
         if checkpoint.meta().collection != *collection || checkpoint.lsn() != record.lsn {
             return Err(Error::corrupt(&path, 0, "checkpoint file does not match the manifest"));
         }

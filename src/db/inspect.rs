@@ -246,10 +246,14 @@ impl Database {
         if let Ok(Some(m)) = &manifest {
             for (collection, name) in m.checkpoint.iter().flat_map(|c| &c.files) {
                 let path = inner.dir.join(INDEX_DIR).join(name);
-                let checked = fs
-                    .map(&path)
-                    .and_then(|bytes| Checkpoint::open(bytes, &path, Verify::Checksums))
-                    .and_then(|c| self.check_rows(collection, &c).map(|n| rows_checked += n));
+                let opened =
+                    fs.map(&path).and_then(|bytes| Checkpoint::open(bytes, &path, Verify::Checksums));
+                if matches!(opened, Err(Error::Corrupt { .. })) {
+                    // A checksum or structure failure: the next open checks the file whole
+                    // (sections are otherwise checked on first use) and rebuilds from the log.
+                    let _ = fs.create_new(&super::checkpoint::damage_marker(&path));
+                }
+                let checked = opened.and_then(|c| self.check_rows(collection, &c).map(|n| rows_checked += n));
                 files.push(FileCheck {
                     bytes: file_len(fs, &path),
                     path,

@@ -922,3 +922,47 @@ fn damaged_id_sections_found_by_a_write_refuse_it_and_the_next_open_sets_the_fil
     assert!(db.checkpoint_rejected().is_none());
     assert_eq!(db.read().collection("b").unwrap().len(), 200);
 }
+
+/// The `.damaged` marker's life: `verify` finding a damaged file leaves one (so the next
+/// default open sets the file aside at once), an open without checksums keeps it, and a
+/// marker beside a sound file is removed by the open that checks the file whole.
+#[test]
+fn damage_markers_come_from_verify_survive_unchecked_opens_and_go_when_the_file_is_sound() {
+    let fs = MemFs::new();
+    let (db, acked) = small_db(&fs);
+    db.checkpoint().unwrap();
+    drop(db);
+    let file = checkpoint_file(&fs);
+    let marker = std::path::PathBuf::from(format!("{}.damaged", file.display()));
+    let good = fs.read_all(&file).unwrap();
+
+    // A marker beside a sound file: checked whole, used, and the marker removed.
+    fs.write_raw(&marker, b"");
+    let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
+    assert_eq!(db.checkpoint_rejected(), None);
+    assert_eq!(read_state(&db), acked);
+    drop(db);
+    assert!(!fs.list_files().contains(&marker), "a sound file's marker is removed");
+
+    // Damage in the cell order (read by no query of this test's state): `verify` finds it
+    // and marks the file; an open without checksums keeps the marker; the next default open
+    // sets the file aside and rebuilds from the log.
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x08;
+    fs.write_raw(&file, &bad);
+    let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
+    assert_eq!(db.checkpoint_rejected(), None, "not read yet");
+    assert!(!db.verify().unwrap().is_ok());
+    drop(db);
+    assert!(fs.list_files().contains(&marker), "verify marked the file");
+    let db = Database::open(Path::new(DIR), options(&fs).checkpoint_checksums(false)).unwrap();
+    drop(db);
+    assert!(fs.list_files().contains(&marker), "an open without checksums keeps the marker");
+    let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
+    assert!(db.checkpoint_rejected().is_some(), "the marked file is checked whole and set aside");
+    assert_eq!(read_state(&db), acked);
+    db.checkpoint().unwrap();
+    drop(db);
+    assert!(!fs.list_files().contains(&marker), "the marker goes with the replaced file");
+}
