@@ -529,7 +529,7 @@ impl Hasher for KeyHasher {
 /// resolution field set to `res` and the digits finer than `res` set to 7 (what H3 defines
 /// a parent to be), by bit arithmetic alone.
 #[inline]
-fn ancestor(cell: u64, res: u8) -> u64 {
+pub(crate) fn ancestor(cell: u64, res: u8) -> u64 {
     let res = res.min(15);
     let finer = (1u64 << (3 * u32::from(15 - res))) - 1;
     (cell & !(0xF << 52) & !finer) | (u64::from(res) << 52) | finer

@@ -38,8 +38,10 @@ pub(crate) fn all_by_cell(
 }
 
 /// The checkpoint's part of [`all_by_cell`]: its cell order cut into one contiguous part per
-/// core (at least `parallel_min` positions each), each part's groups in key order, joined
-/// (a group cut in two is merged back).
+/// core (when it has at least `parallel_min` positions), each cut moved to the next group
+/// boundary, each part's groups in key order, joined. A group is summed on one thread in cell
+/// order, so the sums do not depend on the number of cores (one very large group — a coarse
+/// resolution over clustered data — can leave one thread most of the work).
 pub(crate) fn base_by_cell(
     base: &BaseRows,
     res: Resolution,
@@ -55,7 +57,30 @@ pub(crate) fn base_by_cell(
     let read =
         |column: &[u8], at: usize| crate::codec::read8(column, at).map_or(u64::MAX, u64::from_le_bytes);
     let plain = filter.is_all() && base.hidden.is_empty();
-    let parts = crate::parallel::chunks(order, parallel_min, |part| {
+    // One part per core, each boundary moved forward to the start of a group (rows of one
+    // ancestor are consecutive in the cell order): no group is cut, so each group's rows are
+    // added in cell order on one thread and its sums are the same bits on any number of cores.
+    let ancestor_at = |w: &[u8; 4]| {
+        let row = u32::from_le_bytes(*w) as usize;
+        crate::query::aggregate::ancestor(read(cells, row * 8), res.into())
+    };
+    let parts_wanted = if order.len() >= parallel_min.max(2) { crate::parallel::threads() } else { 1 };
+    let mut bounds = vec![0usize];
+    for p in 1..parts_wanted {
+        let at = (order.len() * p / parts_wanted).max(bounds.last().copied().unwrap_or(0));
+        let Some(before) = at.checked_sub(1).and_then(|i| order.get(i)).map(ancestor_at) else { continue };
+        // The first position past `before`'s group (the cell order is sorted; on a damaged
+        // file this only moves the boundary).
+        let at = at + order.get(at..).unwrap_or_default().partition_point(|w| ancestor_at(w) == before);
+        if at < order.len() && bounds.last().is_some_and(|&b| at > b) {
+            bounds.push(at);
+        }
+    }
+    bounds.push(order.len());
+    let ranges: Vec<std::ops::Range<usize>> =
+        bounds.windows(2).filter_map(|w| Some(*w.first()?..*w.get(1)?)).collect();
+    let parts = crate::parallel::map(&ranges, 2, |range| {
+        let part = order.get(range.clone()).unwrap_or_default();
         let mut runs = CellRuns::new(res, fields, part.len());
         for &word in part {
             let row = u32::from_le_bytes(word);
@@ -101,24 +126,31 @@ mod tests {
 
     /// The walk over the cell order — cut into parts anywhere (a group split between
     /// parts), with hidden rows and a filter — equals the hash collector over the same rows
-    /// in row order, group for group (sums to rounding: parts add in another order).
+    /// in row order, group for group (sums to rounding: the collector adds in row order), and
+    /// every split gives the same sums as one part, bit for bit (no group is cut).
     #[test]
     fn cell_order_walk_equals_the_collector_at_every_split() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let n = 4_000;
         let points: Vec<(f64, f64, u64)> = (0..n)
             .map(|i| {
-                // A third spread out, the rest in two small areas (long runs, shared groups).
+                // A third spread out, the rest in a small and a very small area around one
+                // point (long runs, shared groups; at coarse resolutions one group holds two
+                // thirds of the rows, so a split into halves would cut it).
                 let (lat, lon) = match i % 3 {
                     0 => (rng.gen_range(-89.9..89.9), rng.gen_range(-180.0..180.0)),
-                    1 => (48.85 + rng.gen_range(-0.2..0.2), 2.35 + rng.gen_range(-0.2..0.2)),
+                    1 => (-33.9 + rng.gen_range(-0.2..0.2), 151.2 + rng.gen_range(-0.2..0.2)),
                     _ => (-33.9 + rng.gen_range(-0.01..0.01), 151.2 + rng.gen_range(-0.01..0.01)),
                 };
                 (lat, lon, u64::from(LatLng::new(lat, lon).unwrap().to_cell(Resolution::Fifteen)))
             })
             .collect();
         let numbers: Vec<[f64; 2]> = (0..n)
-            .map(|i| [if i % 7 == 0 { f64::NAN } else { rng.gen_range(-10.0..100.0) }, f64::from(i as u32)])
+            .map(|i| {
+                // Magnitudes from 1e-6 to 1e6: sums depend on the order of the additions.
+                let a = rng.gen_range(-10.0..100.0) * 10f64.powi(rng.gen_range(-6..6));
+                [if i % 7 == 0 { f64::NAN } else { a }, f64::from(i as u32)]
+            })
             .collect();
         let ids: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
         let schema = Schema::new().number("a").number("b");
@@ -153,8 +185,17 @@ mod tests {
                 }
                 let want = want.finish(|_| None);
                 assert!(!want.is_empty());
+                let alone = base_by_cell(&base, res, &filter, &[1, 0], usize::MAX);
                 for parallel_min in [1, 2, 999, usize::MAX] {
                     let got = base_by_cell(&base, res, &filter, &[1, 0], parallel_min);
+                    // No group is cut between threads: the same sums, bit for bit, as on one
+                    // core (they differed with the core count before).
+                    for (g, a) in got.iter().zip(alone.iter()) {
+                        let bits = |s: &[crate::query::FieldStats]| {
+                            s.iter().map(|f| f.sum.to_bits()).collect::<Vec<_>>()
+                        };
+                        assert_eq!(bits(g.fields), bits(a.fields), "res {res}, parts of {parallel_min}");
+                    }
                     assert_eq!(got.len(), want.len(), "res {res}, parts of {parallel_min}");
                     for (g, w) in got.iter().zip(want.iter()) {
                         assert_eq!((&g.key, g.count), (&w.key, w.count));
