@@ -359,13 +359,10 @@ fn an_id_given_twice_to_erase_many_gets_one_receipt() {
     assert_eq!(got, [("C5", true), ("C6", true)]);
 }
 
-#[test]
-fn erasing_after_a_rejected_checkpoint_replaces_its_files() {
-    // A damaged checkpoint is not used (replay rebuilds the state) but stays on disk, named
-    // by the MANIFEST: an erasure left the record's location and attributes in it.
-    let fs = MemFs::new();
-    let opts = || Options::new().key(RawKey::new([2; 32])).file_system(Arc::new(fs.clone()));
-    let db = Database::open(Path::new("/db"), opts()).unwrap();
+/// Seeds a database on `fs`, adds the record `erase-me-7f3a9c`, checkpoints, and flips a bit
+/// of the checkpoint file's last byte (its last section, the cell order: a checksum fails).
+fn checkpointed_then_damaged(fs: &MemFs, opts: Options) {
+    let db = Database::open(Path::new("/db"), opts).unwrap();
     seed(&db);
     let mut b = db.begin_write();
     b.upsert("c", Record::new("erase-me-7f3a9c", LatLon::new(1.0, 1.0).unwrap())).unwrap();
@@ -375,8 +372,17 @@ fn erasing_after_a_rejected_checkpoint_replaces_its_files() {
     let ckpt = fs.list_files().into_iter().find(|p| p.extension().is_some_and(|e| e == "ckpt")).unwrap();
     let mut bytes = fs.read_all(&ckpt).unwrap();
     let last = bytes.len() - 1;
-    bytes[last] ^= 0x01; // a section checksum fails: the checkpoint is rejected
+    bytes[last] ^= 0x01;
     fs.write_raw(&ckpt, &bytes);
+}
+
+#[test]
+fn erasing_after_a_rejected_checkpoint_replaces_its_files() {
+    // A damaged checkpoint is not used (replay rebuilds the state) but stays on disk, named
+    // by the MANIFEST: an erasure left the record's location and attributes in it.
+    let fs = MemFs::new();
+    let opts = || Options::new().key(RawKey::new([2; 32])).file_system(Arc::new(fs.clone()));
+    checkpointed_then_damaged(&fs, opts());
     let db = Database::open(Path::new("/db"), opts().verify_checkpoints_at_open(true)).unwrap();
     assert!(db.checkpoint_rejected().is_some());
     let receipt = db.erase("c", "erase-me-7f3a9c").unwrap();
@@ -395,18 +401,7 @@ fn erasing_with_a_damaged_checkpoint_not_yet_read_whole_is_refused_until_repaire
     // must not stay in files the erasure would have believed it was not in.
     let fs = MemFs::new();
     let opts = || Options::new().key(RawKey::new([2; 32])).file_system(Arc::new(fs.clone()));
-    let db = Database::open(Path::new("/db"), opts()).unwrap();
-    seed(&db);
-    let mut b = db.begin_write();
-    b.upsert("c", Record::new("erase-me-7f3a9c", LatLon::new(1.0, 1.0).unwrap())).unwrap();
-    b.commit().unwrap();
-    db.checkpoint().unwrap();
-    drop(db);
-    let ckpt = fs.list_files().into_iter().find(|p| p.extension().is_some_and(|e| e == "ckpt")).unwrap();
-    let mut bytes = fs.read_all(&ckpt).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x01; // the last section (the cell order)
-    fs.write_raw(&ckpt, &bytes);
+    checkpointed_then_damaged(&fs, opts());
     let db = Database::open(Path::new("/db"), opts()).unwrap();
     assert!(db.checkpoint_rejected().is_none(), "found on first use, not at open");
     let before = db.stats().next_lsn;
