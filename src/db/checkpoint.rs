@@ -305,6 +305,15 @@ impl Inner {
             let state = self.state.read();
             (state.next_lsn, state.checkpoint_lsn)
         };
+        // Damage already found refuses the checkpoint, even one with nothing new to write,
+        // before the log is rolled (damage not yet found is, below, when the files are read
+        // whole).
+        {
+            let state = self.state.read();
+            for base in state.collections.values().filter_map(|c| c.base.as_ref()) {
+                self.checkpoint_damage(&base.checkpoint)?;
+            }
+        }
         if let (false, Some(record)) = (compact, &self.manifest.lock().checkpoint) {
             if current_lsn == checkpoint_lsn {
                 return Ok(CheckpointReport {
@@ -326,11 +335,6 @@ impl Inner {
             let state = self.state.read();
             state.collections.iter().map(|(name, c)| CollectionSnapshot::of(name, c)).collect()
         };
-        // Damage already found refuses the checkpoint before the log is rolled (damage not
-        // yet found is, below, when the files are read whole).
-        for base in snapshot.iter().filter_map(|s| s.base.as_ref()) {
-            self.checkpoint_damage(&base.checkpoint)?;
-        }
         if compact {
             check_bases(self, &snapshot)?;
             // A checkpoint whose id order is wrong (written wrong, or damaged and opened
@@ -736,9 +740,11 @@ fn load_files(fs: &dyn FileSystem, dir: &Path, record: &CheckpointRecord, verify
     let mut state = State { checkpoint_lsn: record.lsn, next_lsn: record.lsn, ..State::default() };
     for (collection, name) in &record.files {
         let path: PathBuf = dir.join(INDEX_DIR).join(name);
-        // Found damaged after an earlier open: checked whole now (and set aside if it is).
-        // (A marker that cannot be looked up counts as there: the check costs only time.)
-        let marked = verify == Verify::OnFirstUse && fs.exists(&damage_marker(&path)).unwrap_or(true);
+        // Found damaged after an earlier open: checked whole now, whatever the open's mode (an
+        // open without checksums must not take its rows into the next checkpoint), and set
+        // aside if it is. (A marker that cannot be looked up counts as there: the check costs
+        // only time.)
+        let marked = fs.exists(&damage_marker(&path)).unwrap_or(true);
         let checkpoint =
             Checkpoint::open(fs.map(&path)?, &path, if marked { Verify::Checksums } else { verify })?;
         if marked {

@@ -248,10 +248,18 @@ impl Database {
                 let path = inner.dir.join(INDEX_DIR).join(name);
                 let opened =
                     fs.map(&path).and_then(|bytes| Checkpoint::open(bytes, &path, Verify::Checksums));
-                if matches!(opened, Err(Error::Corrupt { .. })) {
+                if let Err(Error::Corrupt { offset, reason, .. }) = &opened {
                     // A checksum or structure failure: the next open checks the file whole
-                    // (sections are otherwise checked on first use) and rebuilds from the log.
+                    // (sections are otherwise checked on first use) and rebuilds from the log;
+                    // this process's mapping of it (checked before the bytes went bad, or not
+                    // at all) refuses answers and checkpoints from now on.
                     let _ = fs.create_new(&super::checkpoint::damage_marker(&path));
+                    let state = inner.state.read_recursive();
+                    if let Some(base) = state.collections.get(collection).and_then(|c| c.base.as_ref()) {
+                        if base.checkpoint.path() == path {
+                            base.checkpoint.note_damage(*offset, format!("{reason} (found by verify)"));
+                        }
+                    }
                 }
                 let checked = opened.and_then(|c| self.check_rows(collection, &c).map(|n| rows_checked += n));
                 files.push(FileCheck {

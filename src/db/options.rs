@@ -202,7 +202,8 @@ impl Options {
     /// Whether the CRC-32 of every section of the checkpoint files is checked before the
     /// section is used (default true). When is [`Self::verify_checkpoints_at_open`]'s choice.
     /// Off, the structure is still validated, so queries stay in bounds whatever the bytes,
-    /// but a flipped bit in a value would give wrong answers until `Database::verify` finds it.
+    /// but a flipped bit in a value would give wrong answers until `Database::verify` finds it
+    /// (a file marked damaged by an earlier process is checked whole anyway).
     #[must_use]
     pub fn checkpoint_checksums(mut self, check: bool) -> Self {
         self.checkpoint_checksums = check;

@@ -171,6 +171,11 @@ impl<'db> WriteBatch<'db> {
     /// batch touches has damaged id sections (found on their first use; the next open sets
     /// the file aside); [`Error::CollectionExists`].
     pub fn commit(self) -> Result<CommitReceipt> {
+        // The first check of a checkpoint's id sections reads them whole: here, not under the
+        // writer lock, where the batch is then checked again (a bit test; see `write_batch`).
+        for checkpoint in self.db.inner.touched_checkpoints(&self.ops) {
+            let _ = checkpoint.check_id_sections();
+        }
         let receipt = self.db.inner.commit(self.ops)?;
         if self.db.inner.checkpoint_due() {
             self.db.start_auto_checkpoint();
@@ -501,6 +506,29 @@ impl Inner {
     /// Checks the batch's creations, seals its PII and appends it to the log (no sync); the
     /// collections it creates join `created_in_round`.
     #[allow(clippy::type_complexity)]
+    /// The checkpoints of the collections `pending` writes to (not created by it).
+    pub(crate) fn touched_checkpoints(&self, pending: &[PendingOp]) -> Vec<Arc<crate::index::Checkpoint>> {
+        let state = self.state.read();
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut last: Option<&str> = None;
+        let mut bases = Vec::new();
+        for op in pending {
+            let collection = match op {
+                PendingOp::Upsert { record, .. } => record.collection.as_str(),
+                PendingOp::Delete { collection, .. } | PendingOp::Erase { collection, .. } => collection,
+                PendingOp::Create { .. } => continue,
+            };
+            if last == Some(collection) || !seen.insert(collection) {
+                continue;
+            }
+            last = Some(collection);
+            if let Some(base) = state.collections.get(collection).and_then(|c| c.base.as_ref()) {
+                bases.push(Arc::clone(&base.checkpoint));
+            }
+        }
+        bases
+    }
+
     fn write_batch(
         &self,
         w: &mut super::Writer,
@@ -513,30 +541,9 @@ impl Inner {
         let mut created = HashSet::new();
         // Applying an upsert, delete or erasure hides the checkpoint row it replaces, found
         // through the id sections: if they are damaged (sections are checked on first use)
-        // it would not be, so the batch is refused before it is logged. The first check of a
-        // file's id sections reads them whole: not under the state lock.
-        let bases: Vec<Arc<crate::index::Checkpoint>> = {
-            let state = self.state.read();
-            let mut seen: HashSet<&str> = HashSet::new();
-            let mut last: Option<&str> = None;
-            let mut bases = Vec::new();
-            for op in &pending {
-                let collection = match op {
-                    PendingOp::Upsert { record, .. } => record.collection.as_str(),
-                    PendingOp::Delete { collection, .. } | PendingOp::Erase { collection, .. } => collection,
-                    PendingOp::Create { .. } => continue,
-                };
-                if last == Some(collection) || !seen.insert(collection) {
-                    continue;
-                }
-                last = Some(collection);
-                if let Some(base) = state.collections.get(collection).and_then(|c| c.base.as_ref()) {
-                    bases.push(Arc::clone(&base.checkpoint));
-                }
-            }
-            bases
-        };
-        for checkpoint in &bases {
+        // it would not be, so the batch is refused before it is logged. (`WriteBatch::commit`
+        // ran the first, whole-section checks before the writer lock: these are bit tests.)
+        for checkpoint in &self.touched_checkpoints(&pending) {
             if checkpoint.check_id_sections().is_err() {
                 self.checkpoint_damage(checkpoint)?;
             }

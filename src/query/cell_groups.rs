@@ -4,6 +4,8 @@
 //! the walk is cut into one contiguous part per core. The in-memory table's rows go through a
 //! [`Collector`] and the two results are merged.
 
+use std::ops::Range;
+
 use h3o::Resolution;
 
 use super::aggregate::{CellRuns, Collector, Groups};
@@ -38,16 +40,29 @@ pub(crate) fn all_by_cell(
 }
 
 /// The checkpoint's part of [`all_by_cell`]: its cell order cut into one contiguous part per
-/// core (when it has at least `parallel_min` positions), each cut moved to the next group
-/// boundary, each part's groups in key order, joined. A group is summed on one thread in cell
-/// order, so the sums do not depend on the number of cores (one very large group — a coarse
-/// resolution over clustered data — can leave one thread most of the work).
+/// core (when it has at least `parallel_min` positions); see [`base_by_cell_in_parts`].
 pub(crate) fn base_by_cell(
     base: &BaseRows,
     res: Resolution,
     filter: &CompiledFilter,
     fields: &[usize],
     parallel_min: usize,
+) -> Groups {
+    let rows = base.checkpoint.len();
+    let parts = if rows >= parallel_min.max(2) { crate::parallel::threads() } else { 1 };
+    base_by_cell_in_parts(base, res, filter, fields, parts)
+}
+
+/// [`base_by_cell`] in `parts` contiguous parts of the cell order, each cut moved to the
+/// nearer boundary of the group it falls in, each part's groups in key order, joined. A group
+/// is summed on one thread in cell order, so the sums do not depend on the number of parts
+/// (cores); a group larger than a part leaves one thread more of the work.
+pub(crate) fn base_by_cell_in_parts(
+    base: &BaseRows,
+    res: Resolution,
+    filter: &CompiledFilter,
+    fields: &[usize],
+    parts: usize,
 ) -> Groups {
     let c = &base.checkpoint;
     let (order, _) = c.cell_order().as_chunks::<4>();
@@ -57,28 +72,11 @@ pub(crate) fn base_by_cell(
     let read =
         |column: &[u8], at: usize| crate::codec::read8(column, at).map_or(u64::MAX, u64::from_le_bytes);
     let plain = filter.is_all() && base.hidden.is_empty();
-    // One part per core, each boundary moved forward to the start of a group (rows of one
-    // ancestor are consecutive in the cell order): no group is cut, so each group's rows are
-    // added in cell order on one thread and its sums are the same bits on any number of cores.
     let ancestor_at = |w: &[u8; 4]| {
         let row = u32::from_le_bytes(*w) as usize;
         crate::query::aggregate::ancestor(read(cells, row * 8), res.into())
     };
-    let parts_wanted = if order.len() >= parallel_min.max(2) { crate::parallel::threads() } else { 1 };
-    let mut bounds = vec![0usize];
-    for p in 1..parts_wanted {
-        let at = (order.len() * p / parts_wanted).max(bounds.last().copied().unwrap_or(0));
-        let Some(before) = at.checked_sub(1).and_then(|i| order.get(i)).map(ancestor_at) else { continue };
-        // The first position past `before`'s group (the cell order is sorted; on a damaged
-        // file this only moves the boundary).
-        let at = at + order.get(at..).unwrap_or_default().partition_point(|w| ancestor_at(w) == before);
-        if at < order.len() && bounds.last().is_some_and(|&b| at > b) {
-            bounds.push(at);
-        }
-    }
-    bounds.push(order.len());
-    let ranges: Vec<std::ops::Range<usize>> =
-        bounds.windows(2).filter_map(|w| Some(*w.first()?..*w.get(1)?)).collect();
+    let ranges = group_aligned_parts(order, parts.max(1), ancestor_at);
     let parts = crate::parallel::map(&ranges, 2, |range| {
         let part = order.get(range.clone()).unwrap_or_default();
         let mut runs = CellRuns::new(res, fields, part.len());
@@ -101,6 +99,28 @@ pub(crate) fn base_by_cell(
         out.append_cells(part);
     }
     out
+}
+
+/// `items` (sorted by `key`) cut into about `parts` equal ranges, each cut moved to the nearer
+/// end of the run of equal keys it falls in; ranges that would be empty are dropped (at least
+/// one range is returned). On unsorted input the cuts only land elsewhere.
+fn group_aligned_parts<T>(items: &[T], parts: usize, key: impl Fn(&T) -> u64) -> Vec<Range<usize>> {
+    let len = items.len();
+    let mut bounds = vec![0usize];
+    for p in 1..parts {
+        let prev = bounds.last().copied().unwrap_or(0);
+        // p · len / parts without overflow.
+        let at = (len / parts * p + len % parts * p / parts).max(prev);
+        let Some(k) = items.get(at).map(&key) else { continue };
+        let start = prev + items.get(prev..at).unwrap_or_default().partition_point(|x| key(x) < k);
+        let end = at + items.get(at..).unwrap_or_default().partition_point(|x| key(x) == k);
+        let cut = if at - start <= end - at { start } else { end };
+        if cut > prev && cut < len {
+            bounds.push(cut);
+        }
+    }
+    bounds.push(len);
+    bounds.windows(2).filter_map(|w| Some(*w.first()?..*w.get(1)?)).collect()
 }
 
 #[cfg(test)]
@@ -185,17 +205,22 @@ mod tests {
                 }
                 let want = want.finish(|_| None);
                 assert!(!want.is_empty());
-                let alone = base_by_cell(&base, res, &filter, &[1, 0], usize::MAX);
-                for parallel_min in [1, 2, 999, usize::MAX] {
-                    let got = base_by_cell(&base, res, &filter, &[1, 0], parallel_min);
-                    // No group is cut between threads: the same sums, bit for bit, as on one
-                    // core (they differed with the core count before).
+                let alone = base_by_cell_in_parts(&base, res, &filter, &[1, 0], 1);
+                // No group is cut between parts: the same sums, bit for bit, as one part (they
+                // differed with the core count before), whatever the number of parts.
+                for parts in [2, 3, 8, 5000] {
+                    let got = base_by_cell_in_parts(&base, res, &filter, &[1, 0], parts);
+                    assert_eq!(got.len(), alone.len(), "res {res}, {parts} parts");
                     for (g, a) in got.iter().zip(alone.iter()) {
                         let bits = |s: &[crate::query::FieldStats]| {
                             s.iter().map(|f| f.sum.to_bits()).collect::<Vec<_>>()
                         };
-                        assert_eq!(bits(g.fields), bits(a.fields), "res {res}, parts of {parallel_min}");
+                        assert_eq!((&g.key, g.count), (&a.key, a.count), "res {res}, {parts} parts");
+                        assert_eq!(bits(g.fields), bits(a.fields), "res {res}, {parts} parts");
                     }
+                }
+                for parallel_min in [1, 2, 999, usize::MAX] {
+                    let got = base_by_cell(&base, res, &filter, &[1, 0], parallel_min);
                     assert_eq!(got.len(), want.len(), "res {res}, parts of {parallel_min}");
                     for (g, w) in got.iter().zip(want.iter()) {
                         assert_eq!((&g.key, g.count), (&w.key, w.count));
@@ -205,6 +230,33 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Cuts go to the nearer end of the run they fall in, never inside one; a run holding
+    /// the middle no longer leaves one part (49 % / 51 % used to give one part on two cores).
+    #[test]
+    fn parts_are_cut_at_the_nearer_run_boundary() {
+        let runs = |a: usize, b: usize| -> Vec<u64> {
+            std::iter::repeat_n(1u64, a).chain(std::iter::repeat_n(2u64, b)).collect()
+        };
+        assert_eq!(group_aligned_parts(&runs(49, 51), 2, |&k| k), [0..49, 49..100]);
+        assert_eq!(group_aligned_parts(&runs(51, 49), 2, |&k| k), [0..51, 51..100]);
+        assert_eq!(group_aligned_parts(&[7u64; 10], 4, |&k| k), vec![0..10]);
+        assert_eq!(group_aligned_parts::<u64>(&[], 3, |&k| k), vec![0..0]);
+        // Unsorted input: no panic, the ranges cover everything in order.
+        let mixed: Vec<u64> = (0..200u64).map(|i| (i * 7919) % 13).collect();
+        for parts in 1..20 {
+            let r = group_aligned_parts(&mixed, parts, |&k| k);
+            assert_eq!((r.first().map(|r| r.start), r.last().map(|r| r.end)), (Some(0), Some(200)));
+            assert!(r.windows(2).all(|w| w[0].end == w[1].start && w[0].start < w[0].end));
+        }
+        // Sorted keys with many runs: every cut at a run boundary.
+        let sorted: Vec<u64> = (0..1000u64).map(|i| i / 37).collect();
+        for parts in 1..30 {
+            for r in group_aligned_parts(&sorted, parts, |&k| k) {
+                assert!(r.start == 0 || sorted[r.start - 1] != sorted[r.start], "{parts}: {r:?}");
             }
         }
     }

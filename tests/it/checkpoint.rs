@@ -924,8 +924,9 @@ fn damaged_id_sections_found_by_a_write_refuse_it_and_the_next_open_sets_the_fil
 }
 
 /// The `.damaged` marker's life: `verify` finding a damaged file leaves one (so the next
-/// default open sets the file aside at once), an open without checksums keeps it, and a
-/// marker beside a sound file is removed by the open that checks the file whole.
+/// open, with or without checksums, sets the file aside at once) and makes the running
+/// process refuse checkpoints from it, and a marker beside a sound file is removed by the open
+/// that checks the file whole.
 #[test]
 fn damage_markers_come_from_verify_survive_unchecked_opens_and_go_when_the_file_is_sound() {
     let fs = MemFs::new();
@@ -954,11 +955,17 @@ fn damage_markers_come_from_verify_survive_unchecked_opens_and_go_when_the_file_
     let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
     assert_eq!(db.checkpoint_rejected(), None, "not read yet");
     assert!(!db.verify().unwrap().is_ok());
+    // This process's mapping now refuses checkpoints too (its rows would be copied).
+    assert!(matches!(db.checkpoint(), Err(Error::Corrupt { .. })));
+    assert!(db.stats().checkpoint_rejected.is_some_and(|r| r.contains("verify")));
     drop(db);
     assert!(fs.list_files().contains(&marker), "verify marked the file");
+    // Even an open without checksums checks a marked file whole (it would otherwise copy its
+    // rows into the next checkpoint) and sets it aside.
     let db = Database::open(Path::new(DIR), options(&fs).checkpoint_checksums(false)).unwrap();
+    assert!(db.checkpoint_rejected().is_some(), "the marked file is checked whole and set aside");
     drop(db);
-    assert!(fs.list_files().contains(&marker), "an open without checksums keeps the marker");
+    assert!(fs.list_files().contains(&marker), "a rejected file keeps its marker");
     let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
     assert!(db.checkpoint_rejected().is_some(), "the marked file is checked whole and set aside");
     assert_eq!(read_state(&db), acked);

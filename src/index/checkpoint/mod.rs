@@ -455,6 +455,13 @@ impl Checkpoint {
         }
     }
 
+    /// Records damage found in this file by a check of its own (`Database::verify` reading the
+    /// file again): from then on [`Self::damage`] reports it, so the database refuses answers
+    /// and checkpoints built from this mapping. Only the first damage is kept.
+    pub(crate) fn note_damage(&self, offset: u64, reason: String) {
+        let _ = self.damage.set((offset, reason));
+    }
+
     /// Validates every section not validated yet (see [`Verify::OnFirstUse`]); then
     /// [`Self::damage`].
     ///
