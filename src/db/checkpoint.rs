@@ -374,6 +374,8 @@ impl Inner {
             // Whatever happens from here (an error, even a panic), the journal ends with it.
             let _journal = EndJournal(&self.state);
             drop(w);
+            let bases: Vec<Arc<Checkpoint>> =
+                snapshot.iter().filter_map(|s| s.base.as_ref().map(|b| Arc::clone(&b.checkpoint))).collect();
             let built = (|| {
                 check_bases(self, &snapshot)?;
                 let gathered: Vec<Gathered> =
@@ -383,6 +385,12 @@ impl Inner {
                 let mut w = self.writer.lock();
                 if let Some(reason) = &w.poisoned {
                     return Err(Error::Poisoned { reason: reason.clone() });
+                }
+                // `verify` (under the writer lock) may have found a file damaged while the
+                // rows were gathered from it: then the new files hold them, and must not be
+                // published (they stay as orphans, removed later).
+                for base in &bases {
+                    self.checkpoint_damage(base)?;
                 }
                 self.install(&mut w, lsn, segment, None, &files, tail_at_roll)?;
                 Ok((files, rows, bytes))

@@ -503,9 +503,6 @@ impl Inner {
         }
     }
 
-    /// Checks the batch's creations, seals its PII and appends it to the log (no sync); the
-    /// collections it creates join `created_in_round`.
-    #[allow(clippy::type_complexity)]
     /// The checkpoints of the collections `pending` writes to (not created by it).
     pub(crate) fn touched_checkpoints(&self, pending: &[PendingOp]) -> Vec<Arc<crate::index::Checkpoint>> {
         let state = self.state.read();
@@ -529,6 +526,9 @@ impl Inner {
         bases
     }
 
+    /// Checks the batch's creations, seals its PII and appends it to the log (no sync); the
+    /// collections it creates join `created_in_round`.
+    #[allow(clippy::type_complexity)]
     fn write_batch(
         &self,
         w: &mut super::Writer,

@@ -928,7 +928,7 @@ fn damaged_id_sections_found_by_a_write_refuse_it_and_the_next_open_sets_the_fil
 /// process refuse checkpoints from it, and a marker beside a sound file is removed by the open
 /// that checks the file whole.
 #[test]
-fn damage_markers_come_from_verify_survive_unchecked_opens_and_go_when_the_file_is_sound() {
+fn damage_markers_come_from_verify_make_every_open_check_the_file_and_go_when_it_is_sound() {
     let fs = MemFs::new();
     let (db, acked) = small_db(&fs);
     db.checkpoint().unwrap();
@@ -946,8 +946,8 @@ fn damage_markers_come_from_verify_survive_unchecked_opens_and_go_when_the_file_
     assert!(!fs.list_files().contains(&marker), "a sound file's marker is removed");
 
     // Damage in the cell order (read by no query of this test's state): `verify` finds it
-    // and marks the file; an open without checksums keeps the marker; the next default open
-    // sets the file aside and rebuilds from the log.
+    // and marks the file; every later open (with checksums or not) checks it whole, sets it
+    // aside and rebuilds from the log.
     let mut bad = good.clone();
     let last = bad.len() - 1;
     bad[last] ^= 0x08;
@@ -958,6 +958,9 @@ fn damage_markers_come_from_verify_survive_unchecked_opens_and_go_when_the_file_
     // This process's mapping now refuses checkpoints too (its rows would be copied).
     assert!(matches!(db.checkpoint(), Err(Error::Corrupt { .. })));
     assert!(db.stats().checkpoint_rejected.is_some_and(|r| r.contains("verify")));
+    let mut batch = db.begin_write();
+    batch.upsert("c", Record::new("after-verify", LatLon::new(3.0, 3.0).unwrap())).unwrap();
+    assert!(matches!(batch.commit(), Err(Error::Corrupt { .. })), "writes refused too");
     drop(db);
     assert!(fs.list_files().contains(&marker), "verify marked the file");
     // Even an open without checksums checks a marked file whole (it would otherwise copy its

@@ -460,6 +460,9 @@ impl Checkpoint {
     /// and checkpoints built from this mapping. Only the first damage is kept.
     pub(crate) fn note_damage(&self, offset: u64, reason: String) {
         let _ = self.damage.set((offset, reason));
+        // Every section counts as failed for `check_id_sections` (writes to the collection
+        // are refused); sections already checked still read (answers are refused by `damage`).
+        self.damaged.fetch_or(ALL_SECTIONS, Release);
     }
 
     /// Validates every section not validated yet (see [`Verify::OnFirstUse`]); then
