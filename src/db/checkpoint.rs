@@ -661,8 +661,7 @@ impl Inner {
 fn check_bases(inner: &Inner, snapshot: &[CollectionSnapshot]) -> Result<()> {
     for s in snapshot {
         if let Some(base) = &s.base {
-            let _ = base.checkpoint.check_all();
-            inner.checkpoint_damage(&base.checkpoint)?;
+            inner.check_checkpoint_whole(&base.checkpoint)?;
         }
     }
     Ok(())
@@ -675,6 +674,16 @@ pub(crate) fn damage_marker(checkpoint: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// [`Checkpoint::damage`], creating the file's [`damage_marker`] when there is damage (best
+/// effort).
+pub(crate) fn mark_if_damaged(fs: &dyn FileSystem, checkpoint: &Checkpoint) -> Result<()> {
+    let damage = checkpoint.damage();
+    if damage.is_err() {
+        let _ = fs.create_new(&damage_marker(checkpoint.path()));
+    }
+    damage
+}
+
 impl Inner {
     /// [`Checkpoint::damage`], leaving a marker beside a damaged file ([`damage_marker`]) so
     /// the next open checks that file whole — and so sets it aside and rebuilds the state
@@ -682,11 +691,14 @@ impl Inner {
     /// open finds the damage on first use again. The marker goes with the file (files in
     /// `index/` the MANIFEST does not name are removed by the next checkpoint or open).
     pub(crate) fn checkpoint_damage(&self, checkpoint: &Checkpoint) -> Result<()> {
-        let damage = checkpoint.damage();
-        if damage.is_err() {
-            let _ = self.fs.create_new(&damage_marker(checkpoint.path()));
-        }
-        damage
+        mark_if_damaged(&*self.fs, checkpoint)
+    }
+
+    /// Every section of `checkpoint` checked (those not used yet, read whole now), then
+    /// [`Self::checkpoint_damage`].
+    pub(crate) fn check_checkpoint_whole(&self, checkpoint: &Checkpoint) -> Result<()> {
+        let _ = checkpoint.check_all();
+        self.checkpoint_damage(checkpoint)
     }
 }
 

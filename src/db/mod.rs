@@ -245,19 +245,14 @@ impl Database {
                 c.table.finish_bulk();
             }
             // Replay looked up the rows it replaced in the checkpoint, checking the id
-            // sections on first use: if one was damaged the lookups were wrong. Once more,
-            // with every file checked whole, so a damaged one is set aside.
-            let damaged = state
-                .collections
-                .values()
-                .any(|c| c.base.as_ref().is_some_and(|b| b.checkpoint.damage().is_err()));
+            // sections on first use: if one was damaged the lookups were wrong. It is marked
+            // (later opens check it whole at once), and this one starts over with every file
+            // checked whole, so the damaged one is set aside.
+            let mut damaged = false;
+            for base in state.collections.values().filter_map(|c| c.base.as_ref()) {
+                damaged |= checkpoint::mark_if_damaged(fs.as_ref(), &base.checkpoint).is_err();
+            }
             if damaged && verify == Verify::OnFirstUse {
-                // Marked, so later opens check the file whole at once (best effort).
-                for base in state.collections.values().filter_map(|c| c.base.as_ref()) {
-                    if base.checkpoint.damage().is_err() {
-                        let _ = fs.create_new(&checkpoint::damage_marker(base.checkpoint.path()));
-                    }
-                }
                 drop(log);
                 cut_tail = cut_tail.or(recovery.truncated);
                 verify = Verify::Checksums;

@@ -127,8 +127,7 @@ impl Database {
                 .filter_map(|c| c.base.as_ref().map(|b| std::sync::Arc::clone(&b.checkpoint)))
                 .collect();
             for checkpoint in &bases {
-                let _ = checkpoint.check_all();
-                self.inner.checkpoint_damage(checkpoint)?;
+                self.inner.check_checkpoint_whole(checkpoint)?;
             }
         }
         {

@@ -120,9 +120,8 @@ impl CollectionReader<'_> {
 
     /// `answer`, unless a section of the checkpoint failed the check of its first use
     /// ([`Verify::OnFirstUse`](crate::index::checkpoint::Verify)) — then the section read as
-    /// empty and the answer may be wrong: [`Error::Corrupt`] naming the file, which
-    /// `geocrm repair` (or an open with `Options::verify_checkpoints_at_open`) rebuilds from
-    /// the log.
+    /// empty and the answer may be wrong: [`Error::Corrupt`] naming the file, which is then
+    /// marked so that the next open sets it aside and rebuilds the state from the log.
     pub(crate) fn intact<T>(&self, answer: T) -> Result<T> {
         match self.view().base {
             Some(base) => self.inner.checkpoint_damage(&base.checkpoint).map(|()| answer),

@@ -268,7 +268,6 @@ pub struct Checkpoint {
     header: Header,
     meta: CheckpointMeta,
     tree: crate::index::packed::format::Layout,
-    verify: Verify,
     /// Bit `i`: section `i` has been validated (checksum and structure) and found sound.
     /// With [`Verify::OnFirstUse`] bits are set as sections are first used; every section
     /// accessor reads its section only once its bit is set.
@@ -378,7 +377,6 @@ impl Checkpoint {
             header,
             meta,
             tree,
-            verify,
             sound: AtomicU32::new(sound),
             damaged: AtomicU32::new(0),
             damage: OnceLock::new(),
@@ -414,7 +412,7 @@ impl Checkpoint {
         if self.sound.load(Relaxed) & bit != 0 {
             return true;
         }
-        if bit == 0 || self.damaged.load(Relaxed) & bit != 0 {
+        if self.damaged.load(Relaxed) & bit != 0 {
             return false;
         }
         let b: &[u8] = (*self.bytes).as_ref();
@@ -493,12 +491,6 @@ impl Checkpoint {
         } else {
             self.damage()
         }
-    }
-
-    /// How this file is being validated.
-    #[must_use]
-    pub fn verification(&self) -> Verify {
-        self.verify
     }
 
     /// The file this checkpoint was read from.
