@@ -158,6 +158,15 @@ pub enum Error {
         /// Field name.
         field: String,
     },
+    /// The calling thread holds a [`Snapshot`](crate::Snapshot) of the database and asked
+    /// for an operation that waits for every snapshot to be released (a commit, checkpoint,
+    /// compaction, erasure, key rotation, sync or verify): it would wait for itself forever.
+    /// Drop the snapshot (and its readers) first. Nothing was done.
+    #[error("{operation} would wait for the snapshot this thread holds: drop the Snapshot first")]
+    SnapshotHeld {
+        /// What was asked for, e.g. "commit".
+        operation: &'static str,
+    },
     /// The record has been erased; its PII is unrecoverable.
     #[error("record {id:?} in {collection:?} was erased")]
     Erased {

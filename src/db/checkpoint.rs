@@ -284,6 +284,7 @@ impl Inner {
     /// Writes a checkpoint (and with `compact`, first re-writes the log keeping only live
     /// records). See the module documentation for the steps.
     pub(crate) fn checkpoint(&self, compact: bool) -> Result<CheckpointReport> {
+        self.refuse_while_reading(if compact { "compaction" } else { "checkpoint" })?;
         let one_at_a_time = self.checkpointing.lock();
         self.checkpoint_holding(&one_at_a_time, compact)
     }
@@ -302,14 +303,14 @@ impl Inner {
         // Records in the checkpoint must have durable data keys (NoSyncBulkLoad defers it).
         logged(&mut w, |_| self.keystore.read().as_ref().map_or(Ok(()), Keystore::sync))?;
         let (current_lsn, checkpoint_lsn) = {
-            let state = self.state.read();
+            let state = self.read_state();
             (state.next_lsn, state.checkpoint_lsn)
         };
         // Damage already found refuses the checkpoint, even one with nothing new to write,
         // before the log is rolled (damage not yet found is, below, when the files are read
         // whole).
         {
-            let state = self.state.read();
+            let state = self.read_state();
             for base in state.collections.values().filter_map(|c| c.base.as_ref()) {
                 self.checkpoint_damage(&base.checkpoint)?;
             }
@@ -332,7 +333,7 @@ impl Inner {
         // copies only the memory tables' rows (bounded by the automatic checkpoints) and
         // shares the mapped checkpoint, whose rows are gathered after the lock is released.
         let snapshot: Vec<CollectionSnapshot> = {
-            let state = self.state.read();
+            let state = self.read_state();
             state.collections.iter().map(|(name, c)| CollectionSnapshot::of(name, c)).collect()
         };
         if compact {
@@ -487,7 +488,7 @@ impl Inner {
         // written since `lsn`, and the new files' rows they (or deletions) replace.
         let mut swaps = Vec::with_capacity(bases.len());
         {
-            let state = self.state.read();
+            let state = self.read_state();
             let journal = state.building.as_ref();
             for (collection, checkpoint) in bases {
                 let Some(c) = state.collections.get(&collection) else { continue };
@@ -630,7 +631,7 @@ impl Inner {
         };
         let failed = failed.map(|reason| AutoCheckpointError {
             reason,
-            retry_lsn: self.state.read().next_lsn.saturating_add(self.checkpoint_after_ops.unwrap_or(0)),
+            retry_lsn: self.read_state().next_lsn.saturating_add(self.checkpoint_after_ops.unwrap_or(0)),
             retry_tail_bytes: self
                 .log_tail_bytes
                 .load(Relaxed)
@@ -646,7 +647,7 @@ impl Inner {
         let tail = self.log_tail_bytes.load(Relaxed);
         let tail_full = self.checkpoint_after_log_bytes.is_some_and(|bytes| tail >= bytes);
         let retry = self.auto_checkpoint_error.lock().as_ref().map(|e| (e.retry_lsn, e.retry_tail_bytes));
-        let state = self.state.read();
+        let state = self.read_state();
         // After a failure, wait for another interval's worth of operations or log bytes.
         if retry.is_some_and(|(lsn, bytes)| state.next_lsn < lsn && tail < bytes) {
             return false;

@@ -189,8 +189,11 @@ impl Database {
     /// runs. Reports problems instead of stopping at the first.
     ///
     /// # Errors
-    /// [`Error::Io`] when a directory cannot be listed.
+    /// [`Error::Io`] when a directory cannot be listed; [`Error::SnapshotHeld`] on a thread
+    /// holding a snapshot (verify holds the writer lock, which a commit waiting for that
+    /// snapshot holds).
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.inner.refuse_while_reading("verify")?;
         let inner = &self.inner;
         let fs = &*inner.fs;
         let _writer = inner.writer.lock();

@@ -4,6 +4,7 @@
 mod blind;
 mod checkpoint;
 mod duplicates;
+mod held;
 mod inspect;
 mod keys;
 mod manifest;
@@ -372,13 +373,27 @@ impl Database {
     }
 
     /// A consistent view for queries. Commits wait for open snapshots only while they
-    /// apply (never during their fsync); keep snapshots short-lived, and never commit (or
-    /// erase, rotate keys, checkpoint or compact) on a thread that still holds a snapshot:
-    /// the call would wait for that thread's own snapshot forever, and every other writer
-    /// with it; nor call [`Database::verify`] there (it holds the writer lock). Nor take a
-    /// second snapshot on a thread that holds one while other threads write: a writer
-    /// waiting between the two makes the second wait too. ([`Database::stats`] and
-    /// [`Database::next_lsn`] are safe there.)
+    /// apply (never during their fsync); keep snapshots short-lived. On a thread that holds
+    /// a snapshot, a commit, checkpoint, compaction, erasure, key rotation,
+    /// [`Database::sync`] or [`Database::verify`] would wait for that snapshot forever:
+    /// they return [`Error::SnapshotHeld`] there and do nothing. Queries, more snapshots
+    /// (taken without queueing behind a waiting writer), building a batch,
+    /// [`Database::stats`] and [`Database::next_lsn`] work there.
+    ///
+    /// ```
+    /// use geocrm::{Database, Error, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// db.create_collection("shops", Schema::new())?;
+    /// let snapshot = db.read();
+    /// let mut batch = db.begin_write();
+    /// batch.upsert("shops", Record::new("s1", LatLon::new(48.85, 2.35)?))?;
+    /// assert!(matches!(db.checkpoint(), Err(Error::SnapshotHeld { .. })));
+    /// drop(snapshot);
+    /// batch.commit()?;
+    /// assert_eq!(db.read().collection("shops")?.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn read(&self) -> Snapshot<'_> {
         Snapshot::new(&self.inner)
@@ -388,8 +403,10 @@ impl Database {
     /// [`Durability::NoSyncBulkLoad`]).
     ///
     /// # Errors
-    /// [`Error::Io`] or [`Error::Poisoned`]; a failed sync poisons the database.
+    /// [`Error::Io`] or [`Error::Poisoned`]; a failed sync poisons the database;
+    /// [`Error::SnapshotHeld`] on a thread holding a snapshot.
     pub fn sync(&self) -> Result<()> {
+        self.inner.refuse_while_reading("sync")?;
         let mut w = self.inner.writer.lock();
         if let Some(reason) = &w.poisoned {
             return Err(Error::Poisoned { reason: reason.clone() });
@@ -428,7 +445,8 @@ impl Database {
     /// [`Error::Io`] (a failure before the manifest is published leaves the previous
     /// checkpoint in force; a failure of the log poisons the database); [`Error::Poisoned`];
     /// [`Error::Corrupt`] when a file of the current checkpoint (of any collection) is found
-    /// damaged — its sections are checked whole first; the next open sets it aside.
+    /// damaged — its sections are checked whole first; the next open sets it aside;
+    /// [`Error::SnapshotHeld`] on a thread holding a snapshot.
     pub fn checkpoint(&self) -> Result<CheckpointReport> {
         self.inner.checkpoint(false)
     }

@@ -75,6 +75,7 @@ impl Database {
     /// returned: the next checkpoint removes the record from the index files.
     /// [`Error::Corrupt`], before anything is written, when a checkpoint file of any
     /// collection is damaged (every section is checked first): the next open sets it aside.
+    /// [`Error::SnapshotHeld`] on a thread holding a snapshot.
     pub fn erase(&self, collection: &str, id: &str) -> Result<ErasureReceipt> {
         let mut receipts = self.erase_many(collection, &[id])?;
         receipts.pop().ok_or_else(|| Error::invalid_argument("id", "nothing was erased"))
@@ -104,6 +105,7 @@ impl Database {
     /// # Errors
     /// As [`Database::erase`]; a bad id fails the whole call before anything is written.
     pub fn erase_many(&self, collection: &str, ids: &[&str]) -> Result<Vec<ErasureReceipt>> {
+        self.inner.refuse_while_reading("erasure")?;
         for id in ids {
             validate_id(id)?;
         }
@@ -206,14 +208,14 @@ impl Database {
         // cannot hold them.
         let one_at_a_time = self.inner.checkpointing.lock();
         let in_files: Vec<bool> = {
-            let state = self.inner.state.read();
+            let state = self.inner.read_state();
             let base = state.collections.get(collection).and_then(|c| c.base.as_ref());
             ids.iter().map(|id| base.is_some_and(|b| b.checkpoint.find(id).is_some())).collect()
         };
         // A checkpoint the open rejected (damaged) is still on disk, named by the MANIFEST,
         // and may hold the records: only a new checkpoint replaces (and deletes) its files.
         let named_lsn = self.inner.manifest.lock().checkpoint.as_ref().map(|c| c.lsn);
-        let in_use_lsn = self.inner.state.read().checkpoint_lsn;
+        let in_use_lsn = self.inner.read_state().checkpoint_lsn;
         let rejected_files = named_lsn.is_some_and(|lsn| lsn != in_use_lsn);
         if in_files.contains(&true) || rejected_files {
             let report = self.inner.checkpoint_holding(&one_at_a_time, false)?;
@@ -241,8 +243,9 @@ impl Database {
     ///
     /// # Errors
     /// [`Error::MissingKey`] when the database was opened without a key; errors of the new
-    /// key provider; [`Error::Io`].
+    /// key provider; [`Error::Io`]; [`Error::SnapshotHeld`] on a thread holding a snapshot.
     pub fn rotate_master_key(&self, new: &dyn KeyProvider) -> Result<()> {
+        self.inner.refuse_while_reading("key rotation")?;
         let _writer = self.inner.writer.lock(); // no keys are added while rotating
         let mut master = self.inner.master.lock();
         let old = master.as_ref().ok_or(Error::MissingKey)?;

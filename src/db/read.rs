@@ -33,7 +33,9 @@ pub struct Snapshot<'db> {
 
 impl<'db> Snapshot<'db> {
     pub(crate) fn new(inner: &'db Inner) -> Self {
-        Snapshot { inner, state: inner.state.read() }
+        let state = inner.read_state();
+        super::held::enter(inner);
+        Snapshot { inner, state }
     }
 
     /// Names of all collections.
@@ -53,6 +55,12 @@ impl<'db> Snapshot<'db> {
             .get_key_value(name)
             .ok_or_else(|| Error::UnknownCollection { name: name.to_owned() })?;
         Ok(CollectionReader { inner: self.inner, name, c })
+    }
+}
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        super::held::leave(self.inner);
     }
 }
 

@@ -169,8 +169,10 @@ impl<'db> WriteBatch<'db> {
     /// or may not be present after reopening; a batch whose commit succeeded always is.
     /// [`Error::Corrupt`] (nothing written) when the checkpoint file of a collection the
     /// batch touches has damaged id sections (found on their first use; the next open sets
-    /// the file aside); [`Error::CollectionExists`].
+    /// the file aside); [`Error::CollectionExists`]; [`Error::SnapshotHeld`] (nothing
+    /// written) on a thread holding a snapshot of the database.
     pub fn commit(self) -> Result<CommitReceipt> {
+        self.db.inner.refuse_while_reading("commit")?;
         // The first check of a checkpoint's id sections reads them whole: here, not under the
         // writer lock, where the batch is then checked again (a bit test; see `write_batch`).
         for checkpoint in self.db.inner.touched_checkpoints(&self.ops) {
@@ -192,7 +194,7 @@ impl<'db> WriteBatch<'db> {
         if let Some(s) = self.schemas.get(collection) {
             return Some(s.clone());
         }
-        let schema = self.db.inner.state.read().collections.get(collection).map(|c| c.schema.clone())?;
+        let schema = self.db.inner.read_state().collections.get(collection).map(|c| c.schema.clone())?;
         self.schemas.insert(collection.to_owned(), schema.clone());
         Some(schema)
     }
@@ -366,6 +368,7 @@ pub(crate) struct Waiting {
 
 impl Inner {
     fn commit(&self, ops: Vec<PendingOp>) -> Result<CommitReceipt> {
+        self.refuse_while_reading("commit")?;
         let mut q = self.queue.lock();
         let ticket = q.next_ticket;
         q.next_ticket += 1;
@@ -505,7 +508,7 @@ impl Inner {
 
     /// The checkpoints of the collections `pending` writes to (not created by it).
     pub(crate) fn touched_checkpoints(&self, pending: &[PendingOp]) -> Vec<Arc<crate::index::Checkpoint>> {
-        let state = self.state.read();
+        let state = self.read_state();
         let mut seen: HashSet<&str> = HashSet::new();
         let mut last: Option<&str> = None;
         let mut bases = Vec::new();
@@ -549,7 +552,7 @@ impl Inner {
             }
         }
         {
-            let state = self.state.read();
+            let state = self.read_state();
             for op in &pending {
                 if let PendingOp::Create { name, .. } = op {
                     if state.collections.contains_key(name)

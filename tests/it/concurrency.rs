@@ -134,3 +134,130 @@ fn stats_and_next_lsn_on_a_thread_holding_a_snapshot_do_not_wait_for_a_waiting_w
     assert!(got.is_ok(), "stats / next_lsn waited for the writer behind the thread's own snapshot");
     committed.join().unwrap();
 }
+
+#[test]
+fn a_second_snapshot_and_a_batch_on_a_thread_holding_one_do_not_wait_for_a_waiting_writer() {
+    // A writer waiting for the first snapshot made a plain (fair) second read lock wait
+    // behind it: taking a second snapshot, or building a batch (which reads schemas), hung.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::new()).unwrap();
+    db.create_collection("c", Schema::new().number("v")).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let reader = db.clone();
+    std::thread::spawn(move || {
+        let first = reader.read();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(300)); // the writer is waiting by now
+        let second = reader.read();
+        let len = second.collection("c").unwrap().len();
+        let mut batch = reader.begin_write();
+        batch.upsert("c", Record::new("b", LatLon::new(2.0, 2.0).unwrap()).number("v", 1.0)).unwrap();
+        let refused = batch.commit();
+        drop((first, second));
+        done_tx.send((len, refused.map_err(|e| e.to_string()))).unwrap();
+    });
+    held_rx.recv().unwrap();
+    let writer = db.clone();
+    let committed = std::thread::spawn(move || {
+        let mut batch = writer.begin_write();
+        batch.upsert("c", Record::new("a", LatLon::new(1.0, 1.0).unwrap())).unwrap();
+        batch.commit().unwrap();
+    });
+    let got = done_rx.recv_timeout(Duration::from_secs(30));
+    let (len, refused) =
+        got.expect("a second read on the thread waited for the writer behind its first snapshot");
+    assert_eq!(len, 0, "the second snapshot saw the write waiting for the first");
+    let refused = refused.expect_err("a commit behind the thread's own snapshot was not refused");
+    assert!(refused.contains("commit would wait for the snapshot this thread holds"), "{refused}");
+    committed.join().unwrap();
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    assert!(c.get("a").unwrap().is_some());
+    assert!(c.get("b").unwrap().is_none(), "the refused batch was applied");
+}
+
+#[test]
+fn operations_that_wait_for_snapshots_are_refused_on_a_thread_holding_one() {
+    use geocrm::crypto::RawKey;
+    use geocrm::Error;
+    let dir = tempfile::tempdir().unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let key = || RawKey::new([7; 32]);
+    let db = Database::open(dir.path(), Options::new().key(key())).unwrap();
+    let other = Database::open(other_dir.path(), Options::new()).unwrap();
+    db.create_collection("c", Schema::crm()).unwrap();
+    other.create_collection("c", Schema::new()).unwrap();
+    let mut batch = db.begin_write();
+    batch.upsert("c", Record::new("a", LatLon::new(1.0, 1.0).unwrap()).pii("name", "Ada")).unwrap();
+    batch.commit().unwrap();
+    let lsn = db.next_lsn();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (db2, other2) = (db.clone(), other.clone());
+    // On its own thread: before the fix the first call waited for itself forever.
+    std::thread::spawn(move || {
+        let (db, other) = (db2, other2);
+        let snap = db.read();
+        let nested = db.read(); // two snapshots: both must go before anything is allowed
+        let mut refused = Vec::new();
+        let mut note = |name: &str, r: geocrm::Result<()>| match r {
+            Err(Error::SnapshotHeld { operation }) => refused.push(operation.to_owned()),
+            other => refused.push(format!("{name}: not refused: {other:?}")),
+        };
+        let mut batch = db.begin_write();
+        batch.upsert("c", Record::new("b", LatLon::new(2.0, 2.0).unwrap())).unwrap();
+        note("commit", batch.commit().map(drop));
+        note("create_collection", db.create_collection("d", Schema::new()).map(drop));
+        note("checkpoint", db.checkpoint().map(drop));
+        note("compact", db.compact().map(drop));
+        note("erase", db.erase("c", "a").map(drop));
+        note("rotate", db.rotate_master_key(&RawKey::new([8; 32])));
+        note("sync", db.sync());
+        note("verify", db.verify().map(drop));
+        drop(snap);
+        note("commit with the nested snapshot", db.begin_write().commit().map(drop));
+        // A snapshot of one database does not stop writes to another.
+        let mut b = other.begin_write();
+        b.upsert("c", Record::new("x", LatLon::new(3.0, 3.0).unwrap())).unwrap();
+        let other_commit = b.commit().map(drop).map_err(|e| e.to_string());
+        let still_reads = nested.collection("c").unwrap().len();
+        drop(nested);
+        let mut b = db.begin_write();
+        b.upsert("c", Record::new("z", LatLon::new(4.0, 4.0).unwrap())).unwrap();
+        let after = b.commit().map(drop).map_err(|e| e.to_string());
+        tx.send((refused, other_commit, still_reads, after)).unwrap();
+    });
+    let (refused, other_commit, still_reads, after) =
+        rx.recv_timeout(Duration::from_secs(30)).expect("an operation waited for its own thread's snapshot");
+    assert_eq!(
+        refused,
+        [
+            "commit",
+            "commit",
+            "checkpoint",
+            "compaction",
+            "erasure",
+            "key rotation",
+            "sync",
+            "verify",
+            "commit"
+        ]
+    );
+    assert_eq!(other_commit, Ok(()));
+    assert_eq!(still_reads, 1);
+    assert_eq!(after, Ok(()), "a commit after the snapshots were dropped");
+    // Nothing refused was done: no record b, no collection d, a still there with its PII
+    // under the old key.
+    assert_eq!(db.next_lsn(), lsn + 1, "only the commit after the drop was logged");
+    let snap = db.read();
+    assert!(snap.collection("d").is_err());
+    let c = snap.collection("c").unwrap();
+    assert_eq!(c.len(), 2);
+    assert!(c.get("b").unwrap().is_none() && c.get("z").unwrap().is_some());
+    drop(snap);
+    drop(db);
+    let db = Database::open(dir.path(), Options::new().key(key())).unwrap();
+    assert_eq!(db.read().collection("c").unwrap().reveal("a").unwrap()["name"].expose(), "Ada");
+    db.verify().unwrap();
+    assert!(other.read().collection("c").unwrap().get("x").unwrap().is_some());
+}
