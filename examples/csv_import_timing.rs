@@ -6,6 +6,7 @@
 //! options — one transaction per file, as `geocrm import` does (`BATCH=N` commits every N
 //! records), automatic checkpoints — and prints the
 //! medians and their ratio). `ONLY=pii` or `ONLY=plain` runs one side, for profiling.
+//! `CSV_DIR=DIR` keeps the generated CSV files in DIR and reuses them.
 //! Allocates with mimalloc like the `geocrm` tool; `--no-default-features` uses the system
 //! allocator.
 use std::time::{Duration, Instant};
@@ -25,8 +26,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
     let tmp = tempfile::tempdir()?;
-    let (plain, pii) = (tmp.path().join("plain.csv"), tmp.path().join("pii.csv"));
-    {
+    // `CSV_DIR=DIR` keeps the generated files there and reuses them on the next run (so a
+    // profiler sees only the imports).
+    let csv_dir = std::env::var_os("CSV_DIR").map_or_else(|| tmp.path().to_owned(), Into::into);
+    let (plain, pii) = (csv_dir.join(format!("plain-{n}.csv")), csv_dir.join(format!("pii-{n}.csv")));
+    if !(plain.exists() && pii.exists()) {
         let mut a = csv::Writer::from_path(&plain)?;
         let mut b = csv::Writer::from_path(&pii)?;
         a.write_record(["id", "lat", "lon", "lifetime_value", "visits", "tier", "segment"])?;

@@ -116,6 +116,9 @@ pub(crate) struct Inner {
     pub(crate) auto_checkpoint_error: Mutex<Option<checkpoint::AutoCheckpointError>>,
     /// Held for the whole of a checkpoint or compaction: one at a time.
     pub(crate) checkpointing: Mutex<()>,
+    /// One erasure at a time: the cap on erased key ids listed in the MANIFEST is checked and
+    /// the tombstones committed under it (taken before `checkpointing`, never after).
+    pub(crate) erasing: Mutex<()>,
     /// Automatic checkpoints run on their own thread (see `Options::background_checkpoints`).
     pub(crate) background_checkpoints: bool,
     /// The running (or last) automatic checkpoint's thread; joined before the last handle
@@ -345,6 +348,7 @@ impl Database {
             checkpoint_rejected: rejected,
             auto_checkpoint_error: Mutex::new(None),
             checkpointing: Mutex::new(()),
+            erasing: Mutex::new(()),
             background_checkpoints: options.background_checkpoints,
             auto_checkpoint: Mutex::new(None),
             handles: std::sync::atomic::AtomicUsize::new(1),

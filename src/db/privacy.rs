@@ -113,6 +113,8 @@ impl Database {
         let mut seen = std::collections::HashSet::with_capacity(ids.len());
         let unique: Vec<&str> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
         let ids = &unique[..];
+        // Two erasures could each pass the cap below, and together pass it.
+        let _one_at_a_time = self.inner.erasing.lock();
         self.inner.ensure_keystore()?;
         {
             // Which records the checkpoint holds is decided by looking them up in it (a
@@ -122,8 +124,7 @@ impl Database {
             // (Checked outside the state lock: the first check reads the files whole.)
             let bases: Vec<_> = self
                 .inner
-                .state
-                .read()
+                .read_state()
                 .collections
                 .values()
                 .filter_map(|c| c.base.as_ref().map(|b| std::sync::Arc::clone(&b.checkpoint)))

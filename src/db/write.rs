@@ -609,8 +609,7 @@ impl Inner {
                         // `record.pii` is filled when sealed.
                         if !schemas.contains_key(&record.collection) {
                             let schema = self
-                                .state
-                                .read()
+                                .read_state()
                                 .collections
                                 .get(&record.collection)
                                 .map(|c| c.schema.clone())
