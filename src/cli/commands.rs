@@ -281,6 +281,16 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
     Ok(())
 }
 
+/// A sum or mean as JSON. One past the f64 range (±∞, or NaN when sums of both signs
+/// overflowed) is a string saying so: JSON has no such number and `null` means "no values".
+fn beyond_f64(v: Option<f64>) -> Value {
+    match v {
+        Some(v) if v.is_nan() => json!("overflow"),
+        Some(v) if v.is_infinite() => json!(if v > 0.0 { "+inf" } else { "-inf" }),
+        v => json!(v),
+    }
+}
+
 fn agg(
     db: &DbArgs,
     by: &str,
@@ -318,8 +328,8 @@ fn agg(
                 let Some(i) = fields.iter().position(|f| f == name) else { continue };
                 let Some(s) = g.fields.get(i) else { continue };
                 let v = match kind {
-                    "sum" => json!(s.sum),
-                    "avg" => json!(s.avg()),
+                    "sum" => beyond_f64(Some(s.sum)),
+                    "avg" => beyond_f64(s.avg()),
                     "min" => json!(s.min()),
                     _ => json!(s.max()),
                 };
@@ -341,7 +351,10 @@ fn agg(
                 .into_iter()
                 .flatten()
                 .filter(|(k, _)| *k != "key")
-                .map(|(k, v)| format!("{k}={v}"))
+                .map(|(k, v)| match v {
+                    Value::String(text) => format!("{k}={text}"),
+                    v => format!("{k}={v}"),
+                })
                 .collect();
             println!("{key:<20} {}", rest.join("  "));
         }

@@ -54,7 +54,8 @@ impl Serialize for GroupKey {
 pub struct FieldStats {
     /// Records with a value.
     pub count: u64,
-    /// Sum of values (0 when none).
+    /// Sum of values (0 when none): ±∞ past the f64 range, NaN when sums of both signs
+    /// went past it (the CLI prints `+inf`, `-inf`, `overflow`).
     pub sum: f64,
     /// Smallest value, +∞ when none.
     min: f64,

@@ -378,3 +378,29 @@ fn no_plaintext_pii_in_the_database_directory() {
         }
     }
 }
+
+#[test]
+fn agg_sums_past_the_f64_range_say_so_instead_of_null() {
+    let env = Env::new();
+    let csv = env.file(
+        "big.csv",
+        "id,lat,lon,v,tier\n\
+         a,1,1,1.7e308,up\nb,1,1.1,1.7e308,up\n\
+         c,2,2,-1.7e308,down\nd,2,2.1,-1.7e308,down\n\
+         e,3,3,2.5,small\nf,3,3.1,,small\n",
+    );
+    env.ok("import", &[csv.to_str().unwrap(), "--numbers", "v"]);
+    let got = env.json("agg", &["--by", "attr:tier", "--sum", "v", "--avg", "v", "--max", "v"]);
+    let by_key = |k: &str| got.as_array().unwrap().iter().find(|g| g["key"] == k).unwrap().clone();
+    assert_eq!(
+        by_key("up"),
+        json!({"key": "up", "count": 2, "sum_v": "+inf", "avg_v": "+inf", "max_v": 1.7e308})
+    );
+    assert_eq!(by_key("down")["sum_v"], "-inf");
+    assert_eq!(
+        by_key("small"),
+        json!({"key": "small", "count": 2, "sum_v": 2.5, "avg_v": 2.5, "max_v": 2.5})
+    );
+    let text = env.ok("agg", &["--by", "attr:tier", "--sum", "v"]);
+    assert!(text.lines().any(|l| l.starts_with("up ") && l.ends_with("sum_v=+inf")), "{text}");
+}
