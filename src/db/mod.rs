@@ -116,9 +116,9 @@ pub(crate) struct Inner {
     pub(crate) auto_checkpoint_error: Mutex<Option<checkpoint::AutoCheckpointError>>,
     /// Held for the whole of a checkpoint or compaction: one at a time.
     pub(crate) checkpointing: Mutex<()>,
-    /// One erasure at a time: the cap on erased key ids listed in the MANIFEST is checked and
-    /// the tombstones committed under it (taken before `checkpointing`, never after).
-    pub(crate) erasing: Mutex<()>,
+    /// Ids of erasures checked against the cap on erased key ids listed in the MANIFEST whose
+    /// commits have not returned yet (they are counted in the list only then).
+    pub(crate) erasures_in_flight: Mutex<usize>,
     /// Automatic checkpoints run on their own thread (see `Options::background_checkpoints`).
     pub(crate) background_checkpoints: bool,
     /// The running (or last) automatic checkpoint's thread; joined before the last handle
@@ -348,7 +348,7 @@ impl Database {
             checkpoint_rejected: rejected,
             auto_checkpoint_error: Mutex::new(None),
             checkpointing: Mutex::new(()),
-            erasing: Mutex::new(()),
+            erasures_in_flight: Mutex::new(0),
             background_checkpoints: options.background_checkpoints,
             auto_checkpoint: Mutex::new(None),
             handles: std::sync::atomic::AtomicUsize::new(1),

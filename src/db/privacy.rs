@@ -42,6 +42,16 @@ pub struct ErasureReceipt {
 /// database stays openable and can be compacted.
 const MAX_ERASED_BEFORE_COMPACTION: usize = 7_000_000;
 
+/// Uncounts an erasure's ids from [`Inner::erasures_in_flight`](super::Inner) when dropped.
+struct InFlight<'a>(&'a parking_lot::Mutex<usize>, usize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut n = self.0.lock();
+        *n = n.saturating_sub(self.1);
+    }
+}
+
 impl Database {
     /// Erases a record: a durable tombstone, removal from every index, and destruction of its
     /// data key, after which no key — including the master key — decrypts its PII. When the
@@ -113,8 +123,6 @@ impl Database {
         let mut seen = std::collections::HashSet::with_capacity(ids.len());
         let unique: Vec<&str> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
         let ids = &unique[..];
-        // Two erasures could each pass the cap below, and together pass it.
-        let _one_at_a_time = self.inner.erasing.lock();
         self.inner.ensure_keystore()?;
         {
             // Which records the checkpoint holds is decided by looking them up in it (a
@@ -145,14 +153,19 @@ impl Database {
                      backup before erasing",
                 ));
             }
+            // Concurrent erasures (they may share a commit round) count each other's ids until
+            // their commits return, so together they cannot pass the cap either.
             let listed = manifest.erased_key_ids.as_ref().map_or(0, Vec::len);
-            if listed + ids.len() > MAX_ERASED_BEFORE_COMPACTION {
+            let mut in_flight = self.inner.erasures_in_flight.lock();
+            if listed + *in_flight + ids.len() > MAX_ERASED_BEFORE_COMPACTION {
                 return Err(Error::invalid_argument(
                     "ids",
                     format!("{listed} erasures since the last compaction: compact the database first"),
                 ));
             }
+            *in_flight += ids.len();
         }
+        let in_flight_ids = InFlight(&self.inner.erasures_in_flight, ids.len());
         let mut receipts = Vec::with_capacity(ids.len());
         {
             let snap = self.read();
@@ -197,6 +210,7 @@ impl Database {
             batch.push(PendingOp::Erase { collection: collection.to_owned(), id: id.to_owned() });
         }
         let commit = batch.commit()?;
+        drop(in_flight_ids); // the ids are in the MANIFEST's list now
         let erased_at_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -331,5 +345,39 @@ impl Inner {
         }
         let names: Vec<&str> = fields.keys().map(String::as_str).collect();
         self.audit.record(None, collection, &[id], &names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MAX_ERASED_BEFORE_COMPACTION;
+    use crate::crypto::RawKey;
+    use crate::model::Schema;
+    use crate::{Database, Error, LatLon, Options, Record};
+
+    #[test]
+    fn erasures_in_flight_count_against_the_cap_until_their_commit_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path(), Options::new().key(RawKey::new([3; 32]))).unwrap();
+        db.create_collection("c", Schema::crm()).unwrap();
+        let mut batch = db.begin_write();
+        for id in ["a", "b", "c"] {
+            batch.upsert("c", Record::new(id, LatLon::new(1.0, 1.0).unwrap()).pii("name", "N")).unwrap();
+        }
+        batch.commit().unwrap();
+        // Another erasure's ids, checked but not committed yet, leave room for one more.
+        *db.inner.erasures_in_flight.lock() = MAX_ERASED_BEFORE_COMPACTION - 1;
+        let refused = db.erase_many("c", &["a", "b"]);
+        assert!(matches!(refused, Err(Error::InvalidArgument { name: "ids", .. })), "{refused:?}");
+        assert_eq!(*db.inner.erasures_in_flight.lock(), MAX_ERASED_BEFORE_COMPACTION - 1);
+        db.erase("c", "a").unwrap();
+        // Counted while it ran, uncounted once its commit returned (now listed instead).
+        assert_eq!(*db.inner.erasures_in_flight.lock(), MAX_ERASED_BEFORE_COMPACTION - 1);
+        assert_eq!(db.inner.manifest.lock().erased_key_ids.as_ref().map(Vec::len), Some(1));
+        // The listed id counts too.
+        assert!(db.erase("c", "b").is_err());
+        *db.inner.erasures_in_flight.lock() = 0;
+        db.erase("c", "b").unwrap();
+        assert_eq!(db.read().collection("c").unwrap().len(), 1);
     }
 }
