@@ -159,9 +159,12 @@ pub enum Error {
         field: String,
     },
     /// The calling thread holds a [`Snapshot`](crate::Snapshot) of the database and asked
-    /// for an operation that waits for every snapshot to be released (a commit, checkpoint,
-    /// compaction, erasure, key rotation, sync or verify): it would wait for itself forever.
-    /// Drop the snapshot (and its readers) first. Nothing was done.
+    /// for an operation that waits for snapshots to be released — a commit, checkpoint,
+    /// compaction or erasure — or for the writer lock, which a commit waiting for them holds
+    /// — a key rotation, sync or verify: it could wait for itself forever. Drop the snapshot
+    /// (and its readers) first. Nothing was done (a refused batch is consumed: build it
+    /// again). Only the calling thread's snapshots are known: a snapshot holder that waits
+    /// for another thread doing these still waits forever.
     #[error("{operation} would wait for the snapshot this thread holds: drop the Snapshot first")]
     SnapshotHeld {
         /// What was asked for, e.g. "commit".

@@ -84,8 +84,17 @@ impl Clone for Database {
 }
 
 /// Shared state behind a [`Database`] handle.
+///
+/// Lock order: a thread holding one of these takes only later ones — `checkpointing`,
+/// `writer`, `state`, `master`, `keystore`, `manifest`, `erasures_in_flight`; `queue`, the
+/// audit log and the segment readers are taken alone or last. (A reader holds `state` while
+/// it reveals PII; a commit round holds `writer` while it applies, then `keystore` and
+/// `manifest` to destroy erased keys.)
 #[derive(Debug)]
 pub(crate) struct Inner {
+    /// Unique within the process (never reused, unlike an address): what [`held`] counts
+    /// snapshots by.
+    pub(crate) instance: u64,
     pub(crate) dir: PathBuf,
     pub(crate) db_id: [u8; 16],
     pub(crate) durability: Durability,
@@ -110,7 +119,6 @@ pub(crate) struct Inner {
     pub(crate) log_tail_bytes: std::sync::atomic::AtomicU64,
     /// Why open could not use the manifest's checkpoint and replayed the log instead.
     pub(crate) checkpoint_rejected: Option<String>,
-    /// The last automatic checkpoint's failure, if it failed.
     /// The last automatic checkpoint's failure, with the LSN before which no automatic
     /// checkpoint is tried again (so a failing disk is not hit on every commit).
     pub(crate) auto_checkpoint_error: Mutex<Option<checkpoint::AutoCheckpointError>>,
@@ -329,6 +337,7 @@ impl Database {
 
         let audit = crate::audit::AuditLog::open(fs.clone(), &dir, db_id, options.audit, &options.actor)?;
         let inner = Inner {
+            instance: held::new_instance(),
             segments: read::SegmentReaders::new(fs.clone(), log_dir),
             dir,
             db_id,
@@ -379,10 +388,13 @@ impl Database {
     /// A consistent view for queries. Commits wait for open snapshots only while they
     /// apply (never during their fsync); keep snapshots short-lived. On a thread that holds
     /// a snapshot, a commit, checkpoint, compaction, erasure, key rotation,
-    /// [`Database::sync`] or [`Database::verify`] would wait for that snapshot forever:
-    /// they return [`Error::SnapshotHeld`] there and do nothing. Queries, more snapshots
-    /// (taken without queueing behind a waiting writer), building a batch,
-    /// [`Database::stats`] and [`Database::next_lsn`] work there.
+    /// [`Database::sync`] or [`Database::verify`] could wait for that snapshot forever:
+    /// they return [`Error::SnapshotHeld`] there and do nothing. Queries, PII reads, more
+    /// snapshots (of any database, taken without queueing behind a waiting writer), building
+    /// a batch, [`Database::stats`] and [`Database::next_lsn`] work there. Only the thread's
+    /// own snapshots are known: while holding one, never wait for another thread that
+    /// commits (or does any of the above) on this database. A snapshot cannot be sent to
+    /// another thread.
     ///
     /// ```
     /// use geocrm::{Database, Error, LatLon, Options, Record, Schema};
@@ -397,6 +409,13 @@ impl Database {
     /// batch.commit()?;
     /// assert_eq!(db.read().collection("shops")?.len(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// ```compile_fail
+    /// fn must_be_send<T: Send>(_: T) {}
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = geocrm::Database::open(dir.path(), geocrm::Options::new()).unwrap();
+    /// must_be_send(db.read()); // a snapshot stays on the thread that took it
     /// ```
     #[must_use]
     pub fn read(&self) -> Snapshot<'_> {

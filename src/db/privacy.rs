@@ -142,8 +142,11 @@ impl Database {
             }
         }
         {
+            // The keystore before the MANIFEST, never while holding it: an erasing commit
+            // round holds the keystore's write lock while it takes the MANIFEST's.
+            let no_keystore = self.inner.keystore.read().is_none();
             let manifest = self.inner.manifest.lock();
-            if manifest.keystore && self.inner.keystore.read().is_none() {
+            if manifest.keystore && no_keystore {
                 // Without it the tombstones would name no key, and the keys — still in the
                 // backup to be restored — would never be destroyed.
                 return Err(Error::corrupt(
@@ -379,5 +382,28 @@ mod tests {
         *db.inner.erasures_in_flight.lock() = 0;
         db.erase("c", "b").unwrap();
         assert_eq!(db.read().collection("c").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_erasure_never_holds_the_manifest_while_it_waits_for_the_keystore() {
+        // An erasing commit round holds the keystore's write lock and then takes the
+        // MANIFEST's: an erasure holding the MANIFEST while it waited for the keystore
+        // deadlocked with it (found by a reviewing helper).
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path(), Options::new().key(RawKey::new([3; 32]))).unwrap();
+        db.create_collection("c", Schema::crm()).unwrap();
+        let mut batch = db.begin_write();
+        batch.upsert("c", Record::new("a", LatLon::new(1.0, 1.0).unwrap()).pii("name", "N")).unwrap();
+        batch.commit().unwrap();
+        let keystore = db.inner.keystore.write();
+        std::thread::scope(|s| {
+            let erasing = s.spawn(|| db.erase("c", "a"));
+            std::thread::sleep(std::time::Duration::from_millis(300)); // it waits by now
+            let free = db.inner.manifest.try_lock_for(std::time::Duration::from_secs(1)).is_some();
+            drop(keystore);
+            assert!(free, "the erasure held the MANIFEST while waiting for the keystore");
+            erasing.join().unwrap().unwrap();
+        });
+        assert!(db.read().collection("c").unwrap().is_empty());
     }
 }

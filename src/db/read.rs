@@ -2,6 +2,7 @@
 //! log replay into the state.
 
 use std::collections::{BTreeMap, HashMap};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,13 +30,16 @@ pub const MAX_K: usize = 1_000_000;
 pub struct Snapshot<'db> {
     inner: &'db Inner,
     state: RwLockReadGuard<'db, State>,
+    /// Not `Send` (a std guard is not), whatever features parking_lot is built with: the
+    /// thread that took the snapshot counts it until it drops it (see `db::held`).
+    _same_thread: PhantomData<std::sync::MutexGuard<'static, ()>>,
 }
 
 impl<'db> Snapshot<'db> {
     pub(crate) fn new(inner: &'db Inner) -> Self {
         let state = inner.read_state();
         super::held::enter(inner);
-        Snapshot { inner, state }
+        Snapshot { inner, state, _same_thread: PhantomData }
     }
 
     /// Names of all collections.

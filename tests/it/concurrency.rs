@@ -103,21 +103,35 @@ fn readers_never_see_half_a_commit_during_checkpoints_and_compactions() {
     assert_eq!(db.read().collection("c").unwrap().get("g3").unwrap().unwrap().numbers["v"] as u64, v);
 }
 
+/// Waits (on a thread that holds a snapshot of `db`; `stats` is safe there) until a writer
+/// has logged its batch — counted just before it takes the state's write lock — and then a
+/// little more, so that it waits for the lock by the time this returns.
+fn wait_until_logged(db: &Database, logged_before: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db.stats().log_bytes_since_checkpoint == logged_before {
+        assert!(Instant::now() < deadline, "the writer never logged its batch");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+}
+
 #[test]
 fn stats_and_next_lsn_on_a_thread_holding_a_snapshot_do_not_wait_for_a_waiting_writer() {
     // The writer waits for the snapshot; with a plain (fair) read lock, stats and next_lsn
     // then waited for the writer: a deadlock. (Unscoped threads: a deadlock fails the test
     // instead of hanging it.)
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), Options::new()).unwrap();
+    // No fsync: the writer goes from its log append straight to the state's write lock.
+    let db = Database::open(dir.path(), Options::new().durability(Durability::NoSyncBulkLoad)).unwrap();
     db.create_collection("c", Schema::new()).unwrap();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let (held_tx, held_rx) = std::sync::mpsc::channel();
     let reader = db.clone();
     std::thread::spawn(move || {
         let snap = reader.read();
+        let logged = reader.stats().log_bytes_since_checkpoint;
         held_tx.send(()).unwrap();
-        std::thread::sleep(Duration::from_millis(300)); // the writer is waiting by now
+        wait_until_logged(&reader, logged);
         let stats = reader.stats();
         let next = reader.next_lsn();
         done_tx.send((stats.next_lsn, next)).unwrap();
@@ -138,18 +152,31 @@ fn stats_and_next_lsn_on_a_thread_holding_a_snapshot_do_not_wait_for_a_waiting_w
 #[test]
 fn a_second_snapshot_and_a_batch_on_a_thread_holding_one_do_not_wait_for_a_waiting_writer() {
     // A writer waiting for the first snapshot made a plain (fair) second read lock wait
-    // behind it: taking a second snapshot, or building a batch (which reads schemas), hung.
+    // behind it: taking a second snapshot, of this database or another, or building a batch
+    // (which reads schemas), hung.
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), Options::new()).unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    // No fsync: the writer goes from its log append straight to the state's write lock.
+    let options = || Options::new().durability(Durability::NoSyncBulkLoad);
+    let db = Database::open(dir.path(), options()).unwrap();
+    let other = Database::open(other_dir.path(), options()).unwrap();
     db.create_collection("c", Schema::new().number("v")).unwrap();
+    other.create_collection("c", Schema::new()).unwrap();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let (held_tx, held_rx) = std::sync::mpsc::channel();
     let reader = db.clone();
+    let other_reader = other.clone();
     std::thread::spawn(move || {
         let first = reader.read();
+        let other_first = other_reader.read();
+        let logged = [reader.stats(), other_reader.stats()].map(|s| s.log_bytes_since_checkpoint);
         held_tx.send(()).unwrap();
-        std::thread::sleep(Duration::from_millis(300)); // the writer is waiting by now
+        wait_until_logged(&reader, logged[0]);
+        wait_until_logged(&other_reader, logged[1]);
         let second = reader.read();
+        let other_second = other_reader.read();
+        assert_eq!(other_second.collection("c").unwrap().len(), 0);
+        drop((other_first, other_second));
         let len = second.collection("c").unwrap().len();
         let mut batch = reader.begin_write();
         batch.upsert("c", Record::new("b", LatLon::new(2.0, 2.0).unwrap()).number("v", 1.0)).unwrap();
@@ -158,23 +185,72 @@ fn a_second_snapshot_and_a_batch_on_a_thread_holding_one_do_not_wait_for_a_waiti
         done_tx.send((len, refused.map_err(|e| e.to_string()))).unwrap();
     });
     held_rx.recv().unwrap();
-    let writer = db.clone();
-    let committed = std::thread::spawn(move || {
-        let mut batch = writer.begin_write();
-        batch.upsert("c", Record::new("a", LatLon::new(1.0, 1.0).unwrap())).unwrap();
-        batch.commit().unwrap();
+    let committed = [db.clone(), other.clone()].map(|writer| {
+        std::thread::spawn(move || {
+            let mut batch = writer.begin_write();
+            batch.upsert("c", Record::new("a", LatLon::new(1.0, 1.0).unwrap())).unwrap();
+            batch.commit().unwrap();
+        })
     });
-    let got = done_rx.recv_timeout(Duration::from_secs(30));
+    let got = done_rx.recv_timeout(Duration::from_secs(40));
     let (len, refused) =
         got.expect("a second read on the thread waited for the writer behind its first snapshot");
     assert_eq!(len, 0, "the second snapshot saw the write waiting for the first");
     let refused = refused.expect_err("a commit behind the thread's own snapshot was not refused");
     assert!(refused.contains("commit would wait for the snapshot this thread holds"), "{refused}");
-    committed.join().unwrap();
+    for c in committed {
+        c.join().unwrap();
+    }
+    assert_eq!(other.read().collection("c").unwrap().len(), 1);
     let snap = db.read();
     let c = snap.collection("c").unwrap();
     assert!(c.get("a").unwrap().is_some());
     assert!(c.get("b").unwrap().is_none(), "the refused batch was applied");
+}
+
+#[test]
+fn threads_holding_snapshots_of_two_databases_read_each_others_while_writers_wait() {
+    // Each thread's plain read of the other database queued behind that database's writer,
+    // which waited for the other thread's snapshot: a deadlock without any commit of theirs.
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let dbs = dirs.each_ref().map(|d| {
+        let db = Database::open(d.path(), Options::new().durability(Durability::NoSyncBulkLoad)).unwrap();
+        db.create_collection("c", Schema::new()).unwrap();
+        db
+    });
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
+    for mine in 0..2 {
+        let (db, theirs, done_tx, barrier) =
+            (dbs[mine].clone(), dbs[1 - mine].clone(), done_tx.clone(), barrier.clone());
+        std::thread::spawn(move || {
+            let snap = db.read();
+            let logged = db.stats().log_bytes_since_checkpoint;
+            barrier.wait(); // both snapshots are held: the writers may start
+            wait_until_logged(&db, logged);
+            let len = theirs.read().collection("c").unwrap().len();
+            drop(snap);
+            done_tx.send(len).unwrap();
+        });
+    }
+    barrier.wait();
+    let writers = dbs.clone().map(|db| {
+        std::thread::spawn(move || {
+            let mut batch = db.begin_write();
+            batch.upsert("c", Record::new("a", LatLon::new(1.0, 1.0).unwrap())).unwrap();
+            batch.commit().unwrap();
+        })
+    });
+    for _ in 0..2 {
+        // (0 or 1: the other thread may have dropped its snapshot already)
+        let len =
+            done_rx.recv_timeout(Duration::from_secs(40)).expect("the two readers waited for each other");
+        assert!(len <= 1);
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(dbs.iter().all(|db| db.read().collection("c").unwrap().len() == 1));
 }
 
 #[test]
