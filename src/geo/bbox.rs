@@ -129,11 +129,17 @@ impl BoundingBox {
     /// (`[west, 180]` then `[-180, east]`).
     #[must_use]
     pub fn lon_intervals(&self) -> Vec<[f64; 2]> {
-        if self.crosses_antimeridian() {
-            vec![[self.west, 180.0], [-180.0, self.east]]
+        self.lon_spans().collect()
+    }
+
+    /// [`BoundingBox::lon_intervals`] without allocating (index nodes are classified by it).
+    pub(crate) fn lon_spans(&self) -> impl Iterator<Item = [f64; 2]> + Clone {
+        let (first, second) = if self.crosses_antimeridian() {
+            ([self.west, 180.0], Some([-180.0, self.east]))
         } else {
-            vec![[self.west, self.east]]
-        }
+            ([self.west, self.east], None)
+        };
+        std::iter::once(first).chain(second)
     }
 
     /// How a longitude/latitude rectangle (`west ≤ east`, not wrapping) relates to this box:
@@ -158,7 +164,7 @@ impl BoundingBox {
         }
         let lat_inside = south >= self.south() && north <= self.north();
         let mut overlaps = false;
-        for [w, e] in self.lon_intervals() {
+        for [w, e] in self.lon_spans() {
             if east < w || west > e {
                 continue;
             }
@@ -194,9 +200,8 @@ impl BoundingBox {
         if self.south > other.north || other.south > self.north {
             return false;
         }
-        let mine = self.lon_intervals();
-        let theirs = other.lon_intervals();
-        mine.iter().any(|a| theirs.iter().any(|b| a[0] <= b[1] && b[0] <= a[1]))
+        let theirs = other.lon_spans();
+        self.lon_spans().any(|a| theirs.clone().any(|b| a[0] <= b[1] && b[0] <= a[1]))
     }
 
     /// Whether every point of `other` is inside `self`.
@@ -205,8 +210,8 @@ impl BoundingBox {
         if other.south < self.south || other.north > self.north {
             return false;
         }
-        let mine = self.lon_intervals();
-        other.lon_intervals().iter().all(|b| mine.iter().any(|a| a[0] <= b[0] && b[1] <= a[1]))
+        let mine = self.lon_spans();
+        other.lon_spans().all(|b| mine.clone().any(|a| a[0] <= b[0] && b[1] <= a[1]))
     }
 
     /// The smallest box (by longitude span) holding both boxes. Never smaller than either.
@@ -303,7 +308,7 @@ impl BoundingBox {
     /// ```
     #[must_use]
     pub fn unit_aabbs(&self) -> Vec<Aabb3> {
-        self.lon_intervals().into_iter().map(|[w, e]| self.aabb_for(w, e)).collect()
+        self.lon_spans().map(|[w, e]| self.aabb_for(w, e)).collect()
     }
 
     fn aabb_for(&self, w: f64, e: f64) -> Aabb3 {

@@ -187,7 +187,7 @@ impl PreparedRegion {
     pub fn classify_box(&self, bbox: &BoundingBox) -> Relation {
         let mut all_in = true;
         let mut all_out = true;
-        for [w, e] in bbox.lon_intervals() {
+        for [w, e] in bbox.lon_spans() {
             match self.classify_rect([w, bbox.south(), e, bbox.north()]) {
                 Relation::Inside => all_out = false,
                 Relation::Outside => all_in = false,
