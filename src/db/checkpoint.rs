@@ -109,6 +109,47 @@ impl RowSource for Gathered {
     fn in_packing_order(&self) -> bool {
         true
     }
+
+    fn fits_schema(&self, numbers: usize, categories: usize) -> bool {
+        let n = self.len();
+        [self.locations.len(), self.cells.len(), self.pointers.len()].iter().all(|&len| len == n)
+            && numbers.checked_mul(n) == Some(self.numbers.len())
+            && categories.checked_mul(n) == Some(self.categories.len())
+    }
+
+    fn id_at(&self, i: usize) -> &str {
+        self.id(i)
+    }
+
+    fn location_at(&self, i: usize) -> LatLon {
+        self.locations.get(i).copied().unwrap_or(LatLon::ORIGIN)
+    }
+
+    fn cell_at(&self, i: usize) -> u64 {
+        self.cells.get(i).copied().unwrap_or(0)
+    }
+
+    fn pointer_at(&self, i: usize) -> OpPointer {
+        self.pointers.get(i).copied().unwrap_or(OpPointer { segment: 0, offset: 0, index: 0 })
+    }
+
+    fn number_at(&self, i: usize, field: usize) -> f64 {
+        let f = self.meta.schema.number_fields().len();
+        i.checked_mul(f)
+            .and_then(|at| self.numbers.get(at + field))
+            .filter(|_| field < f)
+            .copied()
+            .unwrap_or(f64::NAN)
+    }
+
+    fn category_at(&self, i: usize, field: usize) -> u32 {
+        let k = self.meta.schema.category_fields().len();
+        i.checked_mul(k)
+            .and_then(|at| self.categories.get(at + field))
+            .filter(|_| field < k)
+            .copied()
+            .unwrap_or(u32::MAX)
+    }
 }
 
 /// Why the last automatic checkpoint failed, and when the next one may be tried.

@@ -82,6 +82,38 @@ pub trait RowSource: Sync {
     fn in_packing_order(&self) -> bool {
         false
     }
+    /// Whether every row has `numbers` number and `categories` category values.
+    /// The build reads each column in a pass of its own: a source keeping columns can answer
+    /// the per-column methods below without assembling whole rows.
+    fn fits_schema(&self, numbers: usize, categories: usize) -> bool {
+        (0..self.len())
+            .map(|i| self.row(i))
+            .all(|r| r.numbers.len() == numbers && r.categories.len() == categories)
+    }
+    /// `row(i).id`.
+    fn id_at(&self, i: usize) -> &str {
+        self.row(i).id
+    }
+    /// `row(i).location`.
+    fn location_at(&self, i: usize) -> LatLon {
+        self.row(i).location
+    }
+    /// `row(i).cell`.
+    fn cell_at(&self, i: usize) -> u64 {
+        self.row(i).cell
+    }
+    /// `row(i).pointer`.
+    fn pointer_at(&self, i: usize) -> OpPointer {
+        self.row(i).pointer
+    }
+    /// `row(i).numbers[field]` (NaN when missing).
+    fn number_at(&self, i: usize, field: usize) -> f64 {
+        self.row(i).numbers.get(field).copied().unwrap_or(f64::NAN)
+    }
+    /// `row(i).categories[field]` (`u32::MAX` when missing).
+    fn category_at(&self, i: usize, field: usize) -> u32 {
+        self.row(i).categories.get(field).copied().unwrap_or(u32::MAX)
+    }
 }
 
 impl RowSource for Vec<CheckpointRow<'_>> {
@@ -161,7 +193,7 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
     if u32::try_from(n).is_err() {
         return Err(too_big("the row count"));
     }
-    if (0..n).map(|i| rows.row(i)).any(|r| r.numbers.len() != f || r.categories.len() != c) {
+    if !rows.fits_schema(f, c) {
         return Err(Error::invalid_argument("checkpoint", "a row does not match the schema"));
     }
     let meta_bytes = codec::encode(meta).map_err(|e| Error::invalid_argument("checkpoint", e))?;
@@ -170,13 +202,14 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
         let order: Vec<u32> = if rows.in_packing_order() {
             (0..n as u32).collect()
         } else {
-            packing_order(&(0..n).map(|i| rows.row(i).location).collect::<Vec<_>>())
+            packing_order(&(0..n).map(|i| rows.location_at(i)).collect::<Vec<_>>())
         };
-        let row = |k: usize| rows.row(order.get(k).copied().unwrap_or(0) as usize);
-        let points: Vec<LatLon> = (0..n).map(|k| row(k).location).collect();
+        // The source's row at file row `k`.
+        let at = |k: usize| order.get(k).copied().unwrap_or(0) as usize;
+        let points: Vec<LatLon> = (0..n).map(|k| rows.location_at(at(k))).collect();
         let tree = PackedRTree::try_build(&points)?.into_bytes();
         drop(points);
-        let cell_of: Vec<u64> = (0..n).map(|k| row(k).cell).collect();
+        let cell_of: Vec<u64> = (0..n).map(|k| rows.cell_at(at(k))).collect();
         let mut by_cell: Vec<(u64, u32)> = cell_of.iter().zip(0u32..).map(|(&c, k)| (c, k)).collect();
         crate::radix::sort_by_key(&mut by_cell);
         let cell_order: Vec<u8> = by_cell.iter().flat_map(|&(_, k)| k.to_le_bytes()).collect();
@@ -187,12 +220,11 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
         let mut ids = Vec::new();
         let mut pointers = Vec::with_capacity(POINTER_LEN * n);
         for k in 0..n {
-            let r = row(k);
             offsets.extend_from_slice(
                 &u32::try_from(ids.len()).map_err(|_| too_big("the id bytes"))?.to_le_bytes(),
             );
-            ids.extend_from_slice(r.id.as_bytes());
-            let p = r.pointer;
+            ids.extend_from_slice(rows.id_at(at(k)).as_bytes());
+            let p = rows.pointer_at(at(k));
             let segment = u32::try_from(p.segment).map_err(|_| too_big("a segment number"))?;
             let offset = u32::try_from(p.offset).map_err(|_| too_big("a segment offset"))?;
             let index = u16::try_from(p.index).map_err(|_| too_big("an operation index"))?;
@@ -204,15 +236,11 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
             .extend_from_slice(&u32::try_from(ids.len()).map_err(|_| too_big("the id bytes"))?.to_le_bytes());
         let mut numbers = Vec::with_capacity(8 * f * n);
         for i in 0..f {
-            numbers.extend(
-                (0..n).flat_map(|k| row(k).numbers.get(i).copied().unwrap_or(f64::NAN).to_le_bytes()),
-            );
+            numbers.extend((0..n).flat_map(|k| rows.number_at(at(k), i).to_le_bytes()));
         }
         let mut categories = Vec::with_capacity(4 * c * n);
         for i in 0..c {
-            categories.extend(
-                (0..n).flat_map(|k| row(k).categories.get(i).copied().unwrap_or(u32::MAX).to_le_bytes()),
-            );
+            categories.extend((0..n).flat_map(|k| rows.category_at(at(k), i).to_le_bytes()));
         }
         // The id order was computed over the caller's row numbers: map them to file rows.
         let mut file_row = vec![0u32; n];
@@ -238,7 +266,7 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
 /// run of ids sharing those 16 bytes sorted by the whole id. A comparison sort of a million
 /// ids was the longest part of a checkpoint's build.
 fn id_order(rows: &dyn RowSource) -> Vec<u32> {
-    let ids: Vec<&str> = (0..rows.len()).map(|i| rows.row(i).id).collect();
+    let ids: Vec<&str> = (0..rows.len()).map(|i| rows.id_at(i)).collect();
     let prefix = |id: &str, from: usize| {
         let mut p = [0u8; 8];
         for (p, b) in p.iter_mut().zip(id.as_bytes().iter().skip(from)) {
