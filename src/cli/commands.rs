@@ -205,6 +205,13 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
         if id(path).is_some() && id(path) == id(file) {
             return Err(Error::invalid_argument("skip-invalid", "the rejects file is the input file"));
         }
+        // Found only at the end, after the commit, it would fail an import that landed.
+        if path.is_dir() {
+            return Err(Error::invalid_argument(
+                "skip-invalid",
+                "the rejects file is a directory: name a file",
+            ));
+        }
     }
     // Its directory must exist (unless it is the new database's): checked before a new
     // database is created, which a failure would leave behind empty.
@@ -252,14 +259,16 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
         b.finish_and_clear();
     }
     if let Some((path, mut w)) = rejects_writer.take() {
-        let io_err = |e: csv::Error| Error::io("write rejects file", path, io::Error::other(e));
+        // The import is committed: a failure here must not read as if nothing was imported.
+        const OP: &str = "write the rejects file (the import itself is committed)";
+        let io_err = |e: csv::Error| Error::io(OP, path, io::Error::other(e));
         w.write_record(["line", "id", "column", "reason"]).map_err(io_err)?;
         for r in &report.rejected {
             w.write_record([r.line.to_string(), r.id.clone(), r.column.clone(), r.reason.clone()])
                 .map_err(io_err)?;
         }
-        let tmp = w.into_inner().map_err(|e| Error::io("write rejects file", path, e.into_error()))?;
-        tmp.persist(path).map_err(|e| Error::io("rename rejects file", path, e.error))?;
+        let tmp = w.into_inner().map_err(|e| Error::io(OP, path, e.into_error()))?;
+        tmp.persist(path).map_err(|e| Error::io(OP, path, e.error))?;
     }
     if db.json {
         print_json(

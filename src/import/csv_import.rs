@@ -14,7 +14,7 @@
 //! quote the bad cell of a coordinate or number column, never a PII cell nor the rest of
 //! the row).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use super::limit::{LineLimit, AFTER_QUOTE, MAX_LINE_BYTES, TOO_LONG, UNTERMINATED};
@@ -82,11 +82,17 @@ struct Columns {
 }
 
 /// Imports CSV from `input` into `collection`, creating it from the header when missing.
-/// `progress` is called with the number of rows read so far.
+/// `progress` is called with the number of rows read so far. Each record id may appear
+/// once per file (a repeat is a bad row naming the first one's line); a record already in
+/// the collection is replaced whole, as by an upsert. For a new collection, a column is a
+/// number attribute when its first value is a finite number and no value has a leading
+/// zero or more than 15 digits; else a category.
 ///
 /// # Errors
 /// [`Error::Csv`] naming line and column for a bad header or (without `skip_invalid`) a bad
-/// row; nothing is written then. Write errors as for [`crate::WriteBatch::commit`].
+/// row; nothing is written then. [`Error::InvalidArgument`] for a bad collection name, an
+/// option naming `id`, `lat` or `lon`, or a column named in two options. Write errors as
+/// for [`crate::WriteBatch::commit`].
 ///
 /// ```
 /// use geocrm::{Database, Options, crypto::RawKey, import::{import_csv, ImportOptions}};
@@ -108,6 +114,14 @@ pub fn import_csv(
     options: &ImportOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport> {
+    // Before the file: a bad name is the caller's argument, not the CSV header's fault.
+    crate::model::validate_name(collection).map_err(|e| {
+        let reason = match e {
+            Error::InvalidSchema { reason } => reason,
+            other => other.to_string(),
+        };
+        Error::invalid_argument("collection", reason)
+    })?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -159,6 +173,7 @@ pub fn import_csv(
             }
         }
     }
+    reject_repeated_ids(&mut records, &mut record_lines, &mut report, options.skip_invalid)?;
     report.rejected.sort_by_key(|r| r.line);
     // Checked before the first commit: with `batch_size`, finding it at the first PII row
     // would leave the batches before it committed.
@@ -211,6 +226,58 @@ pub fn import_csv(
     batch.commit()?;
     report.rejected.sort_by_key(|r| r.line);
     Ok(report)
+}
+
+/// A record id the file repeats would replace the earlier row (PII included) without a
+/// word: an error naming both lines, or with `skip_invalid` the later rows rejected.
+fn reject_repeated_ids(
+    records: &mut Vec<Record>,
+    lines: &mut Vec<u64>,
+    report: &mut ImportReport,
+    skip_invalid: bool,
+) -> Result<()> {
+    let mut first_line: HashMap<&str, u64, ahash::RandomState> =
+        HashMap::with_capacity_and_hasher(records.len(), ahash::RandomState::new());
+    let mut repeats = Vec::new();
+    for (i, (record, &line)) in records.iter().zip(lines.iter()).enumerate() {
+        if let Some(&first) = first_line.get(record.id()) {
+            repeats.push((i, first));
+        } else {
+            first_line.insert(record.id(), line);
+        }
+    }
+    drop(first_line);
+    if repeats.is_empty() {
+        return Ok(());
+    }
+    let reason = |first: u64| format!("the id repeats the one on line {first} (each record once per file)");
+    for &(i, first) in &repeats {
+        let (Some(record), Some(&line)) = (records.get(i), lines.get(i)) else { continue };
+        if !skip_invalid {
+            return Err(Error::Csv {
+                line,
+                column: "id".into(),
+                reason: format!("record {:?}: {}", record.id(), reason(first)),
+            });
+        }
+        report.rejected.push(Rejected {
+            line,
+            id: record.id().to_owned(),
+            column: "id".into(),
+            reason: reason(first),
+        });
+    }
+    let mut repeated = vec![false; records.len()];
+    for &(i, _) in &repeats {
+        if let Some(r) = repeated.get_mut(i) {
+            *r = true;
+        }
+    }
+    let mut keep = repeated.iter().map(|r| !r);
+    records.retain(|_| keep.next().unwrap_or(true));
+    let mut keep = repeated.iter().map(|r| !r);
+    lines.retain(|_| keep.next().unwrap_or(true));
+    Ok(())
 }
 
 fn header_error(reason: &str) -> Error {
@@ -278,10 +345,35 @@ fn resolve_columns(
             return Err(header_error(&format!("column {h:?} appears twice")));
         }
     }
-    let named = options.pii.iter().chain(&options.phones).chain(&options.emails);
-    for named in named.chain(&options.numbers).chain(&options.categories) {
-        if !header.contains(named) {
-            return Err(header_error(&format!("column {named:?} named in the options is not in the header")));
+    let lists = [
+        ("pii", &options.pii),
+        ("phones", &options.phones),
+        ("emails", &options.emails),
+        ("numbers", &options.numbers),
+        ("categories", &options.categories),
+    ];
+    let mut named_in: HashMap<&str, &str> = HashMap::new();
+    for (option, names) in lists {
+        for named in names {
+            if !header.contains(named) {
+                return Err(header_error(&format!(
+                    "column {named:?} named in the options is not in the header"
+                )));
+            }
+            if ["id", "lat", "lon"].contains(&named.as_str()) {
+                return Err(Error::invalid_argument(
+                    option,
+                    format!("{named:?} is the record's id or location, always stored as such: it cannot be named here"),
+                ));
+            }
+            if let Some(other) = named_in.insert(named, option) {
+                if other != option {
+                    return Err(Error::invalid_argument(
+                        option,
+                        format!("column {named:?} is named in both {other} and {option}: name it once"),
+                    ));
+                }
+            }
         }
     }
     let mut fields = Vec::new();
@@ -334,8 +426,20 @@ fn resolve_columns(
                  plaintext on purpose"
             )));
         } else {
-            let first = rows.iter().filter_map(|(_, r)| r.get(i)).find(|v| !v.trim().is_empty());
-            if first.is_some_and(|v| v.trim().parse::<f64>().is_ok_and(f64::is_finite)) {
+            let mut values =
+                rows.iter().filter_map(|(_, r)| r.get(i)).map(str::trim).filter(|v| !v.is_empty());
+            let first = values.clone().next();
+            // A code written with digits (a zip code `02134`, an account number beyond 2^53)
+            // would lose its leading zeros or its last digits as a number.
+            let code = |v: &str| {
+                let digits = v.trim_start_matches(['+', '-']);
+                let all_digits = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+                (digits.len() > 1
+                    && digits.starts_with('0')
+                    && digits.as_bytes().get(1).is_some_and(u8::is_ascii_digit))
+                    || (all_digits && digits.len() > 15)
+            };
+            if first.is_some_and(|v| v.parse::<f64>().is_ok_and(f64::is_finite)) && !values.any(code) {
                 FieldKind::Number
             } else {
                 FieldKind::Category
@@ -362,7 +466,7 @@ fn resolve_columns(
 
 /// Column names that usually hold personal data (compared lower-cased, with `-`, `.` and
 /// spaces as `_`): a new collection does not infer such a column as a plaintext attribute.
-const PII_LIKE_COLUMNS: [&str; 22] = [
+const PII_LIKE_COLUMNS: &[&str] = &[
     "name",
     "first_name",
     "last_name",
@@ -390,7 +494,7 @@ const PII_LIKE_COLUMNS: [&str; 22] = [
 /// Words that, anywhere in a column name (`customer_email`, `mobilePhone`, `E-mail 1 -
 /// Value`, `name_first`), mark it as personal data too — unless an [`ABOUT_WORDS`] word
 /// follows (`email_opt_in`, `phone_verified`: about the data, not the data).
-const PII_LIKE_WORDS: [&str; 14] = [
+const PII_LIKE_WORDS: &[&str] = &[
     "name",
     "firstname",
     "lastname",
@@ -405,10 +509,30 @@ const PII_LIKE_WORDS: [&str; 14] = [
     "address",
     "street",
     "birthdate",
+    // Plurals (`emails`, `phones`): a list of them is personal data too.
+    "names",
+    "emails",
+    "mails",
+    "phones",
+    "mobiles",
+    "telephones",
+    "addresses",
+    "streets",
+    // Other personal identifiers.
+    "birth",
+    "birthday",
+    "dob",
+    "ssn",
+    "iban",
+    "passport",
+    "cellphone",
+    "nickname",
+    "username",
+    "givenname",
 ];
 
 /// Words after a [`PII_LIKE_WORDS`] word that make the column about the data.
-const ABOUT_WORDS: [&str; 16] = [
+const ABOUT_WORDS: &[&str] = &[
     "opt",
     "optin",
     "optout",
@@ -428,7 +552,7 @@ const ABOUT_WORDS: [&str; 16] = [
 ];
 
 /// Words before `name` that make it a thing's, not a person's (`company_name`, `city_name`).
-const THING_WORDS: [&str; 24] = [
+const THING_WORDS: &[&str] = &[
     "company",
     "city",
     "store",
@@ -490,7 +614,7 @@ fn looks_like_pii(column: &str) -> bool {
         let before = i.checked_sub(1).and_then(|j| words.get(j)).map_or("", String::as_str);
         PII_LIKE_WORDS.contains(&word)
             && !ABOUT_WORDS.contains(&next)
-            && !(word == "name" && THING_WORDS.contains(&before))
+            && !(matches!(word, "name" | "names") && THING_WORDS.contains(&before))
     })
 }
 
@@ -514,8 +638,24 @@ fn kind_name(kind: FieldKind) -> &'static str {
 /// shifted columns may have put there (a name in a number column).
 const CELL_SHOWN: usize = 24;
 
-/// `text` quoted, cut to [`CELL_SHOWN`] characters (`…` marks a cut).
+/// `text` quoted, cut to [`CELL_SHOWN`] characters (`…` marks a cut) — when it looks like a
+/// mistyped number: at most 12 characters, no space, a digit and at most two letters (`12x`,
+/// `1,5`), or what parses as a float (`inf`). Anything else may be personal data that
+/// shifted into a number or coordinate column (a name, a spaced phone number): only its
+/// length is told.
 fn quoted_cell(text: &str) -> String {
+    let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+    let typo = text.chars().count() <= 12
+        && !text.chars().any(char::is_whitespace)
+        && text.chars().any(|c| c.is_ascii_digit())
+        && letters <= 2;
+    if !(typo || text.parse::<f64>().is_ok()) {
+        let n = text.chars().count();
+        return format!(
+            "a text value of {n} character{} (not shown: it may be personal data)",
+            if n == 1 { "" } else { "s" }
+        );
+    }
     let mut shown: String = text.chars().take(CELL_SHOWN).collect();
     if shown.len() < text.len() {
         shown.push('…');

@@ -117,22 +117,40 @@ fn kind_inference_uses_the_first_non_empty_value() {
     assert_eq!(k["nan"], FieldKind::Category, "NaN is not a number attribute");
     assert_eq!(k["expo"], FieldKind::Number);
     assert_eq!(k["spaced"], FieldKind::Number);
-    assert_eq!(k["zip"], FieldKind::Number, "leading zeros still parse: use categories to keep them");
     assert_eq!(
-        numbers(&db, "A"),
-        BTreeMap::from([("expo".into(), 1000.0), ("spaced".into(), 42.0), ("zip".into(), 1234.0)])
+        k["zip"],
+        FieldKind::Category,
+        "a leading zero in any value keeps the column text (01234 stays 01234)"
     );
+    assert_eq!(numbers(&db, "A"), BTreeMap::from([("expo".into(), 1000.0), ("spaced".into(), 42.0)]));
+    assert_eq!(categories(&db, "A")["zip"], "01234");
     assert_eq!(
         categories(&db, "B"),
-        BTreeMap::from([("nan".into(), "7".into()), ("word".into(), "12".into())])
+        BTreeMap::from([
+            ("nan".into(), "7".into()),
+            ("word".into(), "12".into()),
+            ("zip".into(), "75001".into())
+        ])
     );
+    // The same for a leading zero after the first row, and for integers past 15 digits
+    // (an account number would lose its last digits); ordinary numbers stay numbers.
+    let (_dir3, db3) = open(false);
+    let csv = "id,lat,lon,zip,acct,small,neg
+A,1,2,75001,123,0.5,-3
+B,1,2,02134,12345678901234567891,0,-0.25
+";
+    import(&db3, csv, &ImportOptions::default()).unwrap();
+    let k = kinds(&db3);
+    assert_eq!((k["zip"], k["acct"]), (FieldKind::Category, FieldKind::Category));
+    assert_eq!((k["small"], k["neg"]), (FieldKind::Number, FieldKind::Number));
+    assert_eq!(categories(&db3, "B")["acct"], "12345678901234567891");
 
     // A later non-numeric value in a column inferred as a number is an error naming it.
     let (_dir2, db2) = open(false);
     let err =
         csv_err(import(&db2, "id,lat,lon,score\nA,1,2,10\nB,1,2,\nC,1,2,high\n", &ImportOptions::default()));
     assert_eq!((err.0, err.1.as_str()), (4, "score"));
-    assert!(err.2.starts_with("\"high\" is not a finite number"), "{}", err.2);
+    assert!(err.2.starts_with("a text value of 4 characters (not shown"), "{}", err.2);
 }
 
 #[test]
@@ -163,14 +181,36 @@ fn numbers_and_categories_overrides() {
 }
 
 #[test]
-fn duplicate_ids_in_one_file_last_wins() {
+fn an_id_repeated_in_one_file_is_refused_and_a_later_file_replaces_the_record() {
+    // The later row replaced the earlier one (its PII too) without a word, and the report
+    // counted both.
     let (_dir, db) = open(true);
-    let csv = "id,lat,lon,name,tier,ltv\nA,1,2,First,gold,1\nB,5,5,Bee,silver,2\nA,3,4,Second,,9\n";
-    let report = import(&db, csv, &pii(&["name"])).unwrap();
-    assert_eq!(report.imported, 3, "rows written (the second A replaces the first)");
+    let csv =
+        "id,lat,lon,name,tier,ltv\nA,1,2,First,gold,1\nB,5,5,Bee,silver,2\nA,3,4,Second,,9\nA,6,6,Third,,1\n";
+    let err = csv_err(import(&db, csv, &pii(&["name"])));
+    assert_eq!(
+        err,
+        (4, "id".into(), "record \"A\": the id repeats the one on line 2 (each record once per file)".into())
+    );
+    assert!(db.read().collection("c").is_err(), "nothing was written");
+    // Skipping invalid rows: the first row stays, the repeats are reported.
+    let options = ImportOptions { skip_invalid: true, ..pii(&["name"]) };
+    let report = import(&db, csv, &options).unwrap();
+    assert_eq!(report.imported, 2);
+    let rejected: Vec<(u64, &str, &str)> =
+        report.rejected.iter().map(|r| (r.line, r.id.as_str(), r.column.as_str())).collect();
+    assert_eq!(rejected, [(4, "A", "id"), (5, "A", "id")]);
+    assert!(report.rejected.iter().all(|r| r.reason.contains("line 2") && !r.reason.contains("Second")));
     let snap = db.read();
     let c = snap.collection("c").unwrap();
     assert_eq!(c.len(), 2);
+    assert_eq!(c.reveal("A").unwrap()["name"].expose(), "First");
+    drop(snap);
+    // Another file with the id replaces the whole record, as an upsert does.
+    let report = import(&db, "id,lat,lon,name,tier,ltv\nA,3,4,Second,,9\n", &pii(&["name"])).unwrap();
+    assert_eq!(report.imported, 1);
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
     let a = c.get("A").unwrap().unwrap();
     assert_eq!((a.location.lat(), a.location.lon()), (3.0, 4.0));
     assert_eq!(a.categories, BTreeMap::new(), "the last row had no tier");
@@ -265,6 +305,18 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
         "name_first",
         "name1",
         "user_name",
+        // Plurals and other personal identifiers (stored in plaintext before).
+        "emails",
+        "Phones",
+        "addresses",
+        "contact_names",
+        "date_of_birth",
+        "dob",
+        "ssn",
+        "iban",
+        "passport_no",
+        "nickname",
+        "username",
     ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{header}\nA,1,2,x\n");
@@ -278,9 +330,9 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
     assert_eq!(kinds(&db)["company_name"], FieldKind::Category);
     assert_eq!(kinds(&db)["email_opt_in"], FieldKind::Number);
     let (_dir, db) = open(true);
-    let csv = "id,lat,lon,nickname,emails_sent\nA,1,2,Al,3\n";
+    let csv = "id,lat,lon,hostname,emails_sent\nA,1,2,Al,3\n";
     import(&db, csv, &ImportOptions::default()).unwrap();
-    assert_eq!(kinds(&db)["nickname"], FieldKind::Category);
+    assert_eq!(kinds(&db)["hostname"], FieldKind::Category);
     assert_eq!(kinds(&db)["emails_sent"], FieldKind::Number);
     // An existing collection: its schema decides (`email` declared a category there).
     let (_dir, db) = open(true);
@@ -323,7 +375,12 @@ fn skip_invalid_reports_and_header_errors_still_abort() {
     assert_eq!(
         report.rejected,
         [
-            r(3, "B", "lat", "\"x\" is not a number"),
+            r(
+                3,
+                "B",
+                "lat",
+                "a text value of 1 character (not shown: it may be personal data) is not a number"
+            ),
             r(5, "", "id", "the id is missing"),
             r(6, "", "-", too_many),
             r(7, "F", "v", inf),
@@ -367,7 +424,8 @@ fn a_quote_never_closed_is_refused_not_swallowing_the_rows_after_it() {
 #[test]
 fn rejected_cells_and_ids_are_quoted_only_in_part() {
     // Shifted columns can put a PII value (a name, an address) into a number or id cell:
-    // the error and the rejects report show only its start.
+    // the error and the rejects report show only the length of a cell that is not a
+    // mistyped number, and only the start of an id.
     let (_dir, db) = open(true);
     let secret = "Ada Lovelace, 12 St James's Square, London";
     let long_id = format!("id {}", "x".repeat(300));
@@ -382,8 +440,52 @@ fn rejected_cells_and_ids_are_quoted_only_in_part() {
         assert!(r.reason.len() < 200 && r.id.len() <= 24, "{r:?}");
     }
     assert!(
-        report.rejected[0].reason.contains("Ada Lovelace"),
-        "the start is shown: {:?}",
+        !report.rejected[0].reason.contains("Ada")
+            && report.rejected[0].reason.starts_with("a text value of 42 characters"),
+        "only the length is shown: {:?}",
         report.rejected[0]
     );
+    // A mistyped number is shown (it is no one's name), a spaced phone number is not.
+    let csv = "id,lat,lon,ltv
+A,1,2,12x
+B,1,2,+44 20 7946 0958
+";
+    let report = import(&db, csv, &options).unwrap();
+    let reasons: Vec<&str> = report.rejected.iter().map(|r| r.reason.as_str()).collect();
+    assert!(reasons[0].starts_with("\"12x\" is not a finite number"), "{reasons:?}");
+    assert!(reasons[1].starts_with("a text value of 16 characters"), "{reasons:?}");
+}
+
+#[test]
+fn options_naming_the_id_or_location_or_one_column_twice_and_bad_collection_names_are_refused() {
+    let (_dir, db) = open(true);
+    let csv = "id,lat,lon,name,ltv\nA,1,2,Ada,3\n";
+    let refused = |options: ImportOptions| match import(&db, csv, &options) {
+        Err(Error::InvalidArgument { name, reason }) => format!("{name}: {reason}"),
+        other => panic!("expected an invalid argument, got {other:?}"),
+    };
+    // `--pii lat` was ignored: the coordinate the caller meant to seal went in plaintext.
+    for col in ["id", "lat", "lon"] {
+        let msg = refused(pii(&[col]));
+        assert!(msg.starts_with("pii: ") && msg.contains("id or location"), "{msg}");
+    }
+    let msg = refused(ImportOptions { numbers: vec!["lat".into()], ..ImportOptions::default() });
+    assert!(msg.starts_with("numbers: "), "{msg}");
+    // One column in two options was silently one of them.
+    let msg = refused(ImportOptions { numbers: vec!["ltv".into()], ..pii(&["ltv"]) });
+    assert!(msg.contains("\"ltv\" is named in both pii and numbers"), "{msg}");
+    let msg = refused(ImportOptions {
+        phones: vec!["name".into()],
+        emails: vec!["name".into()],
+        ..ImportOptions::default()
+    });
+    assert!(msg.contains("both phones and emails"), "{msg}");
+    // A bad collection name is the caller's argument, not line 1 of the file.
+    for name in ["bad name", "id", ""] {
+        match import_csv(&db, name, csv.as_bytes(), &pii(&["name"]), &mut |_| {}) {
+            Err(Error::InvalidArgument { name: "collection", .. }) => {}
+            other => panic!("{name:?}: {other:?}"),
+        }
+    }
+    assert!(db.read().collection_names().is_empty(), "nothing was written");
 }

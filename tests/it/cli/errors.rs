@@ -64,7 +64,7 @@ fn bad_rows_abort_the_whole_import() {
         ("lon NaN", row(2, "NaN"), format!("line 3, column lon: {fin}")),
         ("lat inf", row(1, "inf"), format!("line 3, column lat: {fin}")),
         ("lon -inf", row(2, "-inf"), format!("line 3, column lon: {fin}")),
-        ("lat text", row(1, "north"), "line 3, column lat: \"north\" is not a number".to_owned()),
+        ("lat text", row(1, "north"), "line 3, column lat: a text value of 5 characters (not shown: it may be personal data) is not a number".to_owned()),
         ("lon missing", row(2, " "), "line 3, column lon: lon is missing".to_owned()),
         ("missing id", row(0, ""), "line 3, column id: the id is missing".to_owned()),
         (
@@ -171,7 +171,7 @@ fn skip_invalid_imports_good_rows_and_reports_bad_ones_without_their_contents() 
     env.ok("get", &["--id", "G-2"]);
     let text = std::fs::read(&rejects).unwrap();
     let expected = "line,id,column,reason\n\
-        3,B-1,ltv,\"\"\"lots\"\" is not a finite number (name the column in categories to import it as text)\"\n\
+        3,B-1,ltv,a text value of 4 characters (not shown: it may be personal data) is not a finite number (name the column in categories to import it as text)\n\
         4,B-2,lat,\"latitude must be within [-90, 90]\"\n\
         5,,id,the id is missing\n\
         6,,-,\"wrong number of columns: expected 10, found 5\"\n\
@@ -202,6 +202,16 @@ fn a_rejects_file_that_cannot_be_created_fails_the_import_before_anything_is_wri
     let err = fail(&env.run(true, "import", &args));
     assert!(err.contains("input"), "{err}");
     assert!(std::fs::read_to_string(&csv).unwrap().contains("B-1"), "the input is intact");
+    // Nor a directory (the database's, or any): found after the commit, it failed an
+    // import that had landed.
+    let fresh = Env::new();
+    for dir in [fresh.dir.path().to_owned(), fresh.db.clone()] {
+        std::fs::create_dir_all(&dir).unwrap();
+        let args = [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", dir.to_str().unwrap()];
+        let err = fail(&fresh.run(true, "import", &args));
+        assert!(err.contains("the rejects file is a directory"), "{err}");
+        assert!(!fresh.db.join("MANIFEST").exists(), "nothing imported, no database created");
+    }
 }
 
 #[test]
