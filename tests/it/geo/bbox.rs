@@ -181,3 +181,53 @@ fn new_validates() {
     assert!(b.contains(LatLon::new(1.0, 0.0).unwrap()), "edges are inclusive");
     assert!(!b.contains(LatLon::new(1.0000001, 0.0).unwrap()));
 }
+
+#[test]
+fn around_holds_the_widest_point_of_a_cap_reaching_almost_to_a_pole() {
+    // From near the equator with a radius just short of the pole, the cap's easternmost
+    // point is at a middle latitude and `asin` of a ratio next to 1 lost more than the
+    // padding: a point inside the radius fell outside the box (found by a reviewing helper).
+    for (lat, lon) in [(0.00001, 0.0), (0.00001, 10.0), (-0.00002, 170.0), (0.0, -45.0)] {
+        let center = LatLon::new(lat, lon).unwrap();
+        for shortfall_m in [0.01, 0.5, 3.0, 50.0] {
+            let metres = (90.0 - lat.abs()).to_radians() * EARTH_RADIUS_M - shortfall_m;
+            let b = BoundingBox::around(center, metres).unwrap();
+            // Along the cap's eastern and western edges: for each latitude, the farthest
+            // longitude still within the radius (bisection on our own haversine).
+            for i in 1..400 {
+                let p_lat = -89.0 + 178.0 * f64::from(i) / 400.0;
+                for side in [1.0, -1.0] {
+                    let at = |dlon: f64| {
+                        let mut l = lon + side * dlon;
+                        if l > 180.0 {
+                            l -= 360.0;
+                        } else if l < -180.0 {
+                            l += 360.0;
+                        }
+                        LatLon::new(p_lat, l).unwrap()
+                    };
+                    if haversine_m(center, at(0.0)) > metres {
+                        continue;
+                    }
+                    let (mut inside, mut outside) = (0.0, 180.0);
+                    if haversine_m(center, at(outside)) <= metres {
+                        continue;
+                    }
+                    for _ in 0..80 {
+                        let mid = (inside + outside) / 2.0;
+                        if haversine_m(center, at(mid)) <= metres {
+                            inside = mid;
+                        } else {
+                            outside = mid;
+                        }
+                    }
+                    let p = at(inside);
+                    assert!(
+                        b.contains(p),
+                        "{b:?} around {center:?} r={metres} misses {p:?} (inside the radius)"
+                    );
+                }
+            }
+        }
+    }
+}
