@@ -105,6 +105,11 @@ fn clean_ring(j: usize, ring: &[Pt]) -> Result<(Vec<Pt>, Vec<usize>), Reason> {
     Ok((clean, origin))
 }
 
+/// Edge pairs sharing a grid cell beyond which a polygon is refused as too intricate to
+/// validate (a second or so of work here; ordinary shapes with 100,000 vertices need a few
+/// million).
+const MAX_EDGE_PAIRS: usize = 100_000_000;
+
 /// No two edges of the polygon may meet, except adjacent edges of one ring at their shared
 /// vertex (spikes were rejected by [`clean_ring`]).
 fn check_crossings(rings: &[Vec<Pt>], origins: &[Vec<usize>]) -> Result<(), Reason> {
@@ -120,6 +125,21 @@ fn check_crossings(rings: &[Vec<Pt>], origins: &[Vec<usize>]) -> Result<(), Reas
     }
     let e = segs.len();
     let grid = EdgeGrid::build(&segs, bounds, e, 16 * e + 1024, false);
+    // Many long edges (a fine sawtooth, a comb) leave the grid a few cells holding most of
+    // them, and the pairs to test grow as e²: refuse rather than run for minutes.
+    let pairs: usize = (0..grid.ys.n)
+        .flat_map(|r| (0..grid.xs.n).map(move |c| (c, r)))
+        .map(|(c, r)| {
+            let n = grid.cell(c, r).len();
+            n * n.saturating_sub(1) / 2
+        })
+        .fold(0usize, usize::saturating_add);
+    if pairs > MAX_EDGE_PAIRS {
+        return Err(format!(
+            "its {e} edges are too long and too many to check for crossings in bounded time ({pairs} pairs of \
+             edges would be compared, at most {MAX_EDGE_PAIRS}): simplify the shape or split it into smaller polygons"
+        ));
+    }
     let ranges: Vec<[usize; 4]> = segs.iter().map(|s| grid.range(s.bounds())).collect();
     for r in 0..grid.ys.n {
         for c in 0..grid.xs.n {

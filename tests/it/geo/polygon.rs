@@ -366,3 +366,30 @@ fn points_exactly_on_edges_are_covered_and_near_ones_decided_exactly() {
     }
     assert!(on > 5_000 && off > 1_000, "{on} on edges, {off} outside");
 }
+
+#[test]
+fn a_valid_sawtooth_of_long_edges_is_refused_quickly_instead_of_checked_for_minutes() {
+    // 20,000 teeth, each edge as long as the polygon is wide: every edge pair shares a grid
+    // cell, and checking them all took minutes (found by a reviewing helper).
+    let n = 20_000;
+    let mut ring: Ring = Vec::with_capacity(2 * n + 4);
+    for i in 0..n {
+        let a = i as f64 / n as f64;
+        ring.push([a, 0.0]);
+        ring.push([a + 1.0, 1.0]);
+    }
+    ring.extend([[1.0, 0.0], [1.0, -1.0], [0.0, -1.0], [0.0, 0.0]]);
+    let t = Instant::now();
+    let msg = reason(err_of(Polygon::new(ring, vec![]), "a sawtooth of 40,000 long edges was checked"));
+    assert!(msg.contains("too long and too many"), "{msg}");
+    assert!(t.elapsed().as_secs_f64() < 10.0, "refusing took {:?}", t.elapsed());
+    // The same shape with 200 teeth is checked and accepted.
+    let mut ring: Ring = Vec::new();
+    for i in 0..200 {
+        let a = f64::from(i) / 200.0;
+        ring.push([a, 0.0]);
+        ring.push([a + 1.0, 1.0]);
+    }
+    ring.extend([[1.0, 0.0], [1.0, -1.0], [0.0, -1.0], [0.0, 0.0]]);
+    assert!(Polygon::new(ring, vec![]).is_ok());
+}
