@@ -133,17 +133,25 @@ pub fn import_csv(
     }
     let mut report = ImportReport::default();
     let mut rows = Vec::new();
+    // A row error names the column when it concerns one (a cell that is not UTF-8).
+    let row_error = |e: &csv::Error| {
+        let column = match e.kind() {
+            csv::ErrorKind::Utf8 { err, .. } => header.get(err.field()).map_or("-", String::as_str),
+            _ => "-",
+        };
+        csv_error(e, column)
+    };
     for (n, result) in reader.records().enumerate() {
         let record = match result {
             Ok(record) => record,
             // The reader has consumed the whole bad row, so it can go on with the next.
             Err(e) if options.skip_invalid && row_error_is_recoverable(&e) => {
-                if let Error::Csv { line, column, reason } = csv_error(&e, "-") {
+                if let Error::Csv { line, column, reason } = row_error(&e) {
                     report.rejected.push(Rejected { line, id: String::new(), column, reason });
                 }
                 continue;
             }
-            Err(e) => return Err(csv_error(&e, "-")),
+            Err(e) => return Err(row_error(&e)),
         };
         let line = record.position().map_or(n as u64 + 2, csv::Position::line);
         rows.push((line, record));
