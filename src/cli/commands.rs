@@ -196,8 +196,10 @@ fn print_ids(db: &DbArgs, count: bool, ids: Vec<String>) {
 }
 
 fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Path>) -> Result<()> {
-    // Open the input first: a missing file must not leave a new, empty database behind.
+    // Open the input and check the options first: a missing file or a bad option must not
+    // leave a new, empty database behind.
     let input = File::open(file).map_err(|e| Error::io("open CSV", file, e))?;
+    options.check(&db.collection)?;
     if let Some(path) = rejects {
         // Not the input (the same file, or a hard link to it): it would be truncated.
         use std::os::unix::fs::MetadataExt;
@@ -206,7 +208,7 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
             return Err(Error::invalid_argument("skip-invalid", "the rejects file is the input file"));
         }
         // Found only at the end, after the commit, it would fail an import that landed.
-        if path.is_dir() {
+        if path.is_dir() || path.file_name().is_none() || path.as_os_str().to_string_lossy().ends_with('/') {
             return Err(Error::invalid_argument(
                 "skip-invalid",
                 "the rejects file is a directory: name a file",
@@ -290,12 +292,12 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
     Ok(())
 }
 
-/// A sum or mean as JSON. One past the f64 range (±∞, or NaN when sums of both signs
-/// overflowed) is a string saying so: JSON has no such number and `null` means "no values".
+/// A sum or mean as JSON. Stored numbers are finite, so a non-finite one means the running
+/// sum went past the f64 range (the true value may not have: its sign and size are not
+/// known): the string `overflow` — JSON has no such number and `null` means "no values".
 fn beyond_f64(v: Option<f64>) -> Value {
     match v {
-        Some(v) if v.is_nan() => json!("overflow"),
-        Some(v) if v.is_infinite() => json!(if v > 0.0 { "+inf" } else { "-inf" }),
+        Some(v) if !v.is_finite() => json!("overflow"),
         v => json!(v),
     }
 }

@@ -106,9 +106,12 @@ fn clean_ring(j: usize, ring: &[Pt]) -> Result<(Vec<Pt>, Vec<usize>), Reason> {
 }
 
 /// Edge pairs sharing a grid cell beyond which a polygon is refused as too intricate to
-/// validate (a second or so of work here; ordinary shapes with 100,000 vertices need a few
-/// million).
-const MAX_EDGE_PAIRS: usize = 100_000_000;
+/// validate: 200 million, or 500 per edge when that is more (a second or two of work per
+/// 100 million here; a smooth ring of 1,000,000 vertices needs about 150 million, ordinary
+/// shapes of 100,000 a few million).
+fn max_edge_pairs(edges: usize) -> usize {
+    edges.saturating_mul(500).max(200_000_000)
+}
 
 /// No two edges of the polygon may meet, except adjacent edges of one ring at their shared
 /// vertex (spikes were rejected by [`clean_ring`]).
@@ -134,10 +137,11 @@ fn check_crossings(rings: &[Vec<Pt>], origins: &[Vec<usize>]) -> Result<(), Reas
             n * n.saturating_sub(1) / 2
         })
         .fold(0usize, usize::saturating_add);
-    if pairs > MAX_EDGE_PAIRS {
+    let limit = max_edge_pairs(e);
+    if pairs > limit {
         return Err(format!(
             "its {e} edges are too long and too many to check for crossings in bounded time ({pairs} pairs of \
-             edges would be compared, at most {MAX_EDGE_PAIRS}): simplify the shape or split it into smaller polygons"
+             edges would be compared, at most {limit}): simplify the shape or split it into smaller polygons"
         ));
     }
     let ranges: Vec<[usize; 4]> = segs.iter().map(|s| grid.range(s.bounds())).collect();

@@ -73,6 +73,58 @@ pub struct ImportReport {
 /// Imports of at least this many rows convert them on every core.
 const PARALLEL_ROWS_MIN: usize = 4096;
 
+impl ImportOptions {
+    /// Checks what needs no file: the collection name, and that no option names `id`,
+    /// `lat` or `lon` (always the record's id and location) and no column is given two
+    /// kinds (`phones` or `emails` with `pii` is one kind: PII).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the collection or the option.
+    pub fn check(&self, collection: &str) -> Result<()> {
+        crate::model::validate_name(collection).map_err(|e| {
+            let reason = match e {
+                Error::InvalidSchema { reason } => reason,
+                other => other.to_string(),
+            };
+            Error::invalid_argument("collection", reason)
+        })?;
+        let lists = [
+            ("pii", &self.pii),
+            ("phones", &self.phones),
+            ("emails", &self.emails),
+            ("numbers", &self.numbers),
+            ("categories", &self.categories),
+        ];
+        // Two options clash unless they are the same, or `pii` with `phones` or `emails`.
+        let clash = |a: &str, b: &str| {
+            a != b && !(a == "pii" || b == "pii")
+                || matches!((a, b), ("pii", "numbers" | "categories") | ("numbers" | "categories", "pii"))
+        };
+        let mut named_in: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (option, names) in lists {
+            for named in names {
+                if ["id", "lat", "lon"].contains(&named.as_str()) {
+                    return Err(Error::invalid_argument(
+                        option,
+                        format!(
+                            "{named:?} is the record's id or location, always stored as such: it cannot be named here"
+                        ),
+                    ));
+                }
+                let earlier = named_in.entry(named).or_default();
+                if let Some(other) = earlier.iter().find(|&&other| clash(other, option)) {
+                    return Err(Error::invalid_argument(
+                        option,
+                        format!("column {named:?} is named in both {other} and {option}: give it one kind"),
+                    ));
+                }
+                earlier.push(option);
+            }
+        }
+        Ok(())
+    }
+}
+
 struct Columns {
     id: usize,
     lat: usize,
@@ -85,13 +137,13 @@ struct Columns {
 /// `progress` is called with the number of rows read so far. Each record id may appear
 /// once per file (a repeat is a bad row naming the first one's line); a record already in
 /// the collection is replaced whole, as by an upsert. For a new collection, a column is a
-/// number attribute when its first value is a finite number and no value has a leading
-/// zero or more than 15 digits; else a category.
+/// number attribute when its first value is a finite number and no value is an integer
+/// written with a leading zero (`02134`) or with more than 15 digits; else a category.
 ///
 /// # Errors
-/// [`Error::Csv`] naming line and column for a bad header or (without `skip_invalid`) a bad
-/// row; nothing is written then. [`Error::InvalidArgument`] for a bad collection name, an
-/// option naming `id`, `lat` or `lon`, or a column named in two options. Write errors as
+/// [`Error::Csv`] naming line and column for a bad header or (without `skip_invalid`) the
+/// first bad row; nothing is written then. [`Error::InvalidArgument`] as
+/// [`ImportOptions::check`], before the file is read. Write errors as
 /// for [`crate::WriteBatch::commit`].
 ///
 /// ```
@@ -114,14 +166,8 @@ pub fn import_csv(
     options: &ImportOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport> {
-    // Before the file: a bad name is the caller's argument, not the CSV header's fault.
-    crate::model::validate_name(collection).map_err(|e| {
-        let reason = match e {
-            Error::InvalidSchema { reason } => reason,
-            other => other.to_string(),
-        };
-        Error::invalid_argument("collection", reason)
-    })?;
+    // Before the file: a bad name or option is the caller's argument, not the CSV's fault.
+    options.check(collection)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -168,20 +214,30 @@ pub fn import_csv(
         crate::parallel::map(&rows, PARALLEL_ROWS_MIN, |(line, row)| to_record(&columns, *line, row));
     let row_lines: Vec<u64> = rows.iter().map(|(line, _)| *line).collect();
     drop(rows);
+    let repeat_of = repeated_ids(&converted, &row_lines);
     let mut record_lines = Vec::with_capacity(row_lines.len());
-    for (result, line) in converted.into_iter().zip(row_lines) {
-        match result {
-            Ok(r) => {
+    for ((result, line), first) in converted.into_iter().zip(row_lines).zip(repeat_of) {
+        match (result, first) {
+            // A record id the file repeats would replace the earlier row (PII included)
+            // without a word.
+            (Ok(r), Some(first)) => {
+                let reason = format!("the id repeats the one on line {first} (each record once per file)");
+                if !options.skip_invalid {
+                    let reason = format!("record {:?}: {reason}", r.id());
+                    return Err(Error::Csv { line, column: "id".into(), reason });
+                }
+                report.rejected.push(Rejected { line, id: r.id().to_owned(), column: "id".into(), reason });
+            }
+            (Ok(r), None) => {
                 records.push(r);
                 record_lines.push(line);
             }
-            Err(rej) if options.skip_invalid => report.rejected.push(rej),
-            Err(rej) => {
+            (Err(rej), _) if options.skip_invalid => report.rejected.push(rej),
+            (Err(rej), _) => {
                 return Err(Error::Csv { line: rej.line, column: rej.column, reason: rej.reason });
             }
         }
     }
-    reject_repeated_ids(&mut records, &mut record_lines, &mut report, options.skip_invalid)?;
     report.rejected.sort_by_key(|r| r.line);
     // Checked before the first commit: with `batch_size`, finding it at the first PII row
     // would leave the batches before it committed.
@@ -236,56 +292,25 @@ pub fn import_csv(
     Ok(report)
 }
 
-/// A record id the file repeats would replace the earlier row (PII included) without a
-/// word: an error naming both lines, or with `skip_invalid` the later rows rejected.
-fn reject_repeated_ids(
-    records: &mut Vec<Record>,
-    lines: &mut Vec<u64>,
-    report: &mut ImportReport,
-    skip_invalid: bool,
-) -> Result<()> {
+/// For each converted row, the line of the first row with the same record id when it is a
+/// repeat (rows that failed to convert neither repeat nor are repeated).
+fn repeated_ids(converted: &[Result<Record, Rejected>], lines: &[u64]) -> Vec<Option<u64>> {
     let mut first_line: HashMap<&str, u64, ahash::RandomState> =
-        HashMap::with_capacity_and_hasher(records.len(), ahash::RandomState::new());
-    let mut repeats = Vec::new();
-    for (i, (record, &line)) in records.iter().zip(lines.iter()).enumerate() {
-        if let Some(&first) = first_line.get(record.id()) {
-            repeats.push((i, first));
-        } else {
-            first_line.insert(record.id(), line);
-        }
-    }
-    drop(first_line);
-    if repeats.is_empty() {
-        return Ok(());
-    }
-    let reason = |first: u64| format!("the id repeats the one on line {first} (each record once per file)");
-    for &(i, first) in &repeats {
-        let (Some(record), Some(&line)) = (records.get(i), lines.get(i)) else { continue };
-        if !skip_invalid {
-            return Err(Error::Csv {
-                line,
-                column: "id".into(),
-                reason: format!("record {:?}: {}", record.id(), reason(first)),
-            });
-        }
-        report.rejected.push(Rejected {
-            line,
-            id: record.id().to_owned(),
-            column: "id".into(),
-            reason: reason(first),
-        });
-    }
-    let mut repeated = vec![false; records.len()];
-    for &(i, _) in &repeats {
-        if let Some(r) = repeated.get_mut(i) {
-            *r = true;
-        }
-    }
-    let mut keep = repeated.iter().map(|r| !r);
-    records.retain(|_| keep.next().unwrap_or(true));
-    let mut keep = repeated.iter().map(|r| !r);
-    lines.retain(|_| keep.next().unwrap_or(true));
-    Ok(())
+        HashMap::with_capacity_and_hasher(converted.len(), ahash::RandomState::new());
+    converted
+        .iter()
+        .zip(lines)
+        .map(|(result, &line)| {
+            let record = result.as_ref().ok()?;
+            match first_line.get(record.id()) {
+                Some(&first) => Some(first),
+                None => {
+                    first_line.insert(record.id(), line);
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 fn header_error(reason: &str) -> Error {
@@ -353,35 +378,10 @@ fn resolve_columns(
             return Err(header_error(&format!("column {h:?} appears twice")));
         }
     }
-    let lists = [
-        ("pii", &options.pii),
-        ("phones", &options.phones),
-        ("emails", &options.emails),
-        ("numbers", &options.numbers),
-        ("categories", &options.categories),
-    ];
-    let mut named_in: HashMap<&str, &str> = HashMap::new();
-    for (option, names) in lists {
-        for named in names {
-            if !header.contains(named) {
-                return Err(header_error(&format!(
-                    "column {named:?} named in the options is not in the header"
-                )));
-            }
-            if ["id", "lat", "lon"].contains(&named.as_str()) {
-                return Err(Error::invalid_argument(
-                    option,
-                    format!("{named:?} is the record's id or location, always stored as such: it cannot be named here"),
-                ));
-            }
-            if let Some(other) = named_in.insert(named, option) {
-                if other != option {
-                    return Err(Error::invalid_argument(
-                        option,
-                        format!("column {named:?} is named in both {other} and {option}: name it once"),
-                    ));
-                }
-            }
+    let named = options.pii.iter().chain(&options.phones).chain(&options.emails);
+    for named in named.chain(&options.numbers).chain(&options.categories) {
+        if !header.contains(named) {
+            return Err(header_error(&format!("column {named:?} named in the options is not in the header")));
         }
     }
     let mut fields = Vec::new();
@@ -557,7 +557,19 @@ const ABOUT_WORDS: &[&str] = &[
     "flag",
     "domain",
     "kind",
+    "opened",
+    "clicked",
+    "delivered",
+    "received",
+    "replied",
+    "unsubscribed",
+    "rate",
+    "score",
 ];
+
+/// Words before a [`PII_LIKE_WORDS`] word that make the column a count of them
+/// (`total_emails`, `num_phones`).
+const COUNT_WORDS: &[&str] = &["num", "number", "total", "n", "nb", "count", "no"];
 
 /// Words before `name` that make it a thing's, not a person's (`company_name`, `city_name`).
 const THING_WORDS: &[&str] = &[
@@ -589,7 +601,8 @@ const THING_WORDS: &[&str] = &[
 
 /// Whether a column name is one of [`PII_LIKE_COLUMNS`], or holds a [`PII_LIKE_WORDS`]
 /// word (split at non-letters and lower-to-upper case changes) not followed by an
-/// [`ABOUT_WORDS`] word — and, for `name`, not preceded by a [`THING_WORDS`] word.
+/// [`ABOUT_WORDS`] word nor preceded by a [`COUNT_WORDS`] word — and, for `name`, not
+/// preceded by a [`THING_WORDS`] word. (`birth_year` is refused: a quasi-identifier.)
 fn looks_like_pii(column: &str) -> bool {
     let key: String = column
         .trim()
@@ -620,9 +633,10 @@ fn looks_like_pii(column: &str) -> bool {
         let word = words.get(i).map_or("", String::as_str);
         let next = words.get(i + 1).map_or("", String::as_str);
         let before = i.checked_sub(1).and_then(|j| words.get(j)).map_or("", String::as_str);
-        PII_LIKE_WORDS.contains(&word)
-            && !ABOUT_WORDS.contains(&next)
-            && !(matches!(word, "name" | "names") && THING_WORDS.contains(&before))
+        let not_personal = ABOUT_WORDS.contains(&next)
+            || COUNT_WORDS.contains(&before)
+            || (matches!(word, "name" | "names") && THING_WORDS.contains(&before));
+        PII_LIKE_WORDS.contains(&word) && !not_personal
     })
 }
 
@@ -646,17 +660,17 @@ fn kind_name(kind: FieldKind) -> &'static str {
 /// shifted columns may have put there (a name in a number column).
 const CELL_SHOWN: usize = 24;
 
-/// `text` quoted, cut to [`CELL_SHOWN`] characters (`…` marks a cut) — when it looks like a
-/// mistyped number: at most 12 characters, no space, a digit and at most two letters (`12x`,
-/// `1,5`), or what parses as a float (`inf`). Anything else may be personal data that
-/// shifted into a number or coordinate column (a name, a spaced phone number): only its
-/// length is told.
+/// `text` quoted, cut to [`CELL_SHOWN`] characters (`…` marks a cut) — when it is surely
+/// no one's data: what parses as a float (`inf`, `1e999`) or a short mistyped number (at
+/// most 6 characters with a digit, at most two letters, no space and no `-`, `/`, `(`,
+/// `)` past a leading sign: `12x`, `1,5`). Anything else may be personal data in a number
+/// or coordinate column (a name, a phone number, a date of birth): only its length is told.
 fn quoted_cell(text: &str) -> String {
-    let letters = text.chars().filter(|c| c.is_alphabetic()).count();
-    let typo = text.chars().count() <= 12
-        && !text.chars().any(char::is_whitespace)
-        && text.chars().any(|c| c.is_ascii_digit())
-        && letters <= 2;
+    let body = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let typo = text.chars().count() <= 6
+        && body.chars().any(|c| c.is_ascii_digit())
+        && body.chars().filter(|c| c.is_alphabetic()).count() <= 2
+        && !body.chars().any(|c| c.is_whitespace() || "-/()".contains(c));
     if !(typo || text.parse::<f64>().is_ok()) {
         let n = text.chars().count();
         return format!(

@@ -54,8 +54,8 @@ impl Serialize for GroupKey {
 pub struct FieldStats {
     /// Records with a value.
     pub count: u64,
-    /// Sum of values (0 when none): ±∞ past the f64 range, NaN when sums of both signs
-    /// went past it (the CLI prints `+inf`, `-inf`, `overflow`).
+    /// Sum of values (0 when none), added in row order: ±∞ or NaN when a partial sum went
+    /// past the f64 range, even if the whole sum would not have (the CLI prints `overflow`).
     pub sum: f64,
     /// Smallest value, +∞ when none.
     min: f64,

@@ -489,3 +489,42 @@ fn options_naming_the_id_or_location_or_one_column_twice_and_bad_collection_name
     }
     assert!(db.read().collection_names().is_empty(), "nothing was written");
 }
+
+#[test]
+fn second_review_dashed_numbers_metric_columns_pii_with_phones_and_the_first_bad_line() {
+    // Dashed phone numbers, SSNs and dates in a number column were quoted in the error.
+    let options = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
+    let (_dir, db) = open(true);
+    let csv = "id,lat,lon,cell\nA,1,2,5551234567\nB,1,2,555-123-4567\nC,1,2,123-45-6789\nD,1,2,1990-01-15\n\
+               E,1,2,15/01/1990\nF,1,2,(555)1234\nG,1,2,12x\n";
+    let report = import(&db, csv, &options).unwrap();
+    let reasons: Vec<&str> = report.rejected.iter().map(|r| r.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 6, "{reasons:?}");
+    for r in &reasons[..5] {
+        assert!(r.starts_with("a text value of "), "{r}");
+    }
+    assert!(reasons[5].starts_with("\"12x\""), "{reasons:?}");
+    // Counts and metrics of PII things are ordinary columns.
+    let (_dir, db) = open(true);
+    let csv = "id,lat,lon,emails_opened,total_emails,num_phones,emails_clicked\nA,1,2,3,4,1,0\n";
+    import(&db, csv, &ImportOptions::default()).unwrap();
+    assert!(kinds(&db).values().all(|k| *k == FieldKind::Number), "{:?}", kinds(&db));
+    // A phone column named in pii too is one kind (the docs say phones need not be repeated
+    // there, not that they must not be).
+    let (_dir, db) = open(true);
+    let both = ImportOptions { phones: vec!["phone".into()], ..pii(&["name", "phone"]) };
+    import(&db, "id,lat,lon,name,phone\nA,1,2,Ada,+442079460958\n", &both).unwrap();
+    assert_eq!(kinds(&db)["phone"], FieldKind::Pii);
+    // Without skip_invalid the first bad line is reported, a repeated id as any other.
+    let (_dir, db) = open(true);
+    let csv = "id,lat,lon\nA,1,2\nA,1,2\nB,1,2\nC,95,2\n";
+    assert_eq!(csv_err(import(&db, csv, &ImportOptions::default())).0, 3);
+    let csv = "id,lat,lon\nA,1,2\nC,95,2\nA,1,2\n";
+    assert_eq!(csv_err(import(&db, csv, &ImportOptions::default())).0, 3);
+    let csv = "id,lat,lon\nA,95,2\nA,1,2\nA,1,2\n";
+    let err = csv_err(import(&db, csv, &ImportOptions::default()));
+    assert_eq!((err.0, err.1.as_str()), (2, "lat"));
+    // A bad row's id does not count as a first occurrence: the later good row is imported.
+    let report = import(&db, csv, &options).unwrap();
+    assert_eq!((report.imported, report.rejected.len()), (1, 2));
+}

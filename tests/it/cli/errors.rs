@@ -212,6 +212,18 @@ fn a_rejects_file_that_cannot_be_created_fails_the_import_before_anything_is_wri
         assert!(err.contains("the rejects file is a directory"), "{err}");
         assert!(!fresh.db.join("MANIFEST").exists(), "nothing imported, no database created");
     }
+    // A path naming a directory that does not exist yet ("out/") failed only at the rename.
+    let out = format!("{}/", fresh.dir.path().join("out").display());
+    let args = [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", out.as_str()];
+    assert!(fail(&fresh.run(true, "import", &args)).contains("the rejects file is a directory"));
+    // Bad options are refused before a database is created for them.
+    for extra in [["--collection", "bad-name"], ["--numbers", "lat"], ["--numbers", "name"]] {
+        let mut args = vec![csv.to_str().unwrap(), "--pii", PII_ARG];
+        args.extend(extra);
+        let err = fail(&fresh.run(true, "import", &args));
+        assert!(err.contains("invalid argument"), "{extra:?}: {err}");
+        assert!(!fresh.db.join("MANIFEST").exists(), "{extra:?}: a database was created");
+    }
 }
 
 #[test]
