@@ -134,22 +134,18 @@ impl RowSource for Gathered {
     }
 
     fn number_at(&self, i: usize, field: usize) -> f64 {
-        let f = self.meta.schema.number_fields().len();
-        i.checked_mul(f)
-            .and_then(|at| self.numbers.get(at + field))
-            .filter(|_| field < f)
-            .copied()
-            .unwrap_or(f64::NAN)
+        row_major(&self.numbers, self.meta.schema.number_fields().len(), i, field).unwrap_or(f64::NAN)
     }
 
     fn category_at(&self, i: usize, field: usize) -> u32 {
-        let k = self.meta.schema.category_fields().len();
-        i.checked_mul(k)
-            .and_then(|at| self.categories.get(at + field))
-            .filter(|_| field < k)
-            .copied()
-            .unwrap_or(u32::MAX)
+        row_major(&self.categories, self.meta.schema.category_fields().len(), i, field).unwrap_or(u32::MAX)
     }
+}
+
+/// Value `field` of row `i` in `values` holding `width` values per row.
+fn row_major<T: Copy>(values: &[T], width: usize, i: usize, field: usize) -> Option<T> {
+    let at = i.checked_mul(width)?.checked_add(field)?;
+    values.get(at).copied().filter(|_| field < width)
 }
 
 /// Why the last automatic checkpoint failed, and when the next one may be tried.

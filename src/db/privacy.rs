@@ -358,16 +358,22 @@ mod tests {
     use crate::model::Schema;
     use crate::{Database, Error, LatLon, Options, Record};
 
-    #[test]
-    fn erasures_in_flight_count_against_the_cap_until_their_commit_returns() {
+    /// A keyed database with records `ids` (with PII) in collection `c`.
+    fn keyed_with(ids: &[&str]) -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(dir.path(), Options::new().key(RawKey::new([3; 32]))).unwrap();
         db.create_collection("c", Schema::crm()).unwrap();
         let mut batch = db.begin_write();
-        for id in ["a", "b", "c"] {
-            batch.upsert("c", Record::new(id, LatLon::new(1.0, 1.0).unwrap()).pii("name", "N")).unwrap();
+        for id in ids {
+            batch.upsert("c", Record::new(*id, LatLon::new(1.0, 1.0).unwrap()).pii("name", "N")).unwrap();
         }
         batch.commit().unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn erasures_in_flight_count_against_the_cap_until_their_commit_returns() {
+        let (_dir, db) = keyed_with(&["a", "b", "c"]);
         // Another erasure's ids, checked but not committed yet, leave room for one more.
         *db.inner.erasures_in_flight.lock() = MAX_ERASED_BEFORE_COMPACTION - 1;
         let refused = db.erase_many("c", &["a", "b"]);
@@ -389,12 +395,7 @@ mod tests {
         // An erasing commit round holds the keystore's write lock and then takes the
         // MANIFEST's: an erasure holding the MANIFEST while it waited for the keystore
         // deadlocked with it (found by a reviewing helper).
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path(), Options::new().key(RawKey::new([3; 32]))).unwrap();
-        db.create_collection("c", Schema::crm()).unwrap();
-        let mut batch = db.begin_write();
-        batch.upsert("c", Record::new("a", LatLon::new(1.0, 1.0).unwrap()).pii("name", "N")).unwrap();
-        batch.commit().unwrap();
+        let (_dir, db) = keyed_with(&["a"]);
         let keystore = db.inner.keystore.write();
         std::thread::scope(|s| {
             let erasing = s.spawn(|| db.erase("c", "a"));
