@@ -206,21 +206,6 @@ fn crossing_reason(s: &Seg, t: &Seg, origins: &[Vec<usize>]) -> Reason {
     }
 }
 
-/// Even-odd test of `p` against one ring; `None` when `p` is on it.
-fn inside_ring(ring: &[Pt], p: Pt) -> Option<bool> {
-    let mut inside = false;
-    for w in ring.windows(2) {
-        if let [a, b] = w {
-            match edge_hit(p, *a, *b) {
-                Hit::Boundary => return None,
-                Hit::Cross => inside = !inside,
-                Hit::Miss => {}
-            }
-        }
-    }
-    Some(inside)
-}
-
 /// With no rings touching, one vertex per hole decides where the whole hole is.
 fn check_nesting(rings: &[Vec<Pt>]) -> Result<(), Reason> {
     let Some((exterior, holes)) = rings.split_first() else { return Ok(()) };
@@ -260,6 +245,24 @@ fn check_nesting(rings: &[Vec<Pt>]) -> Result<(), Reason> {
         }
         inside
     };
+    // Strips of every hole's edges (group = hole): each hole's vertex 0 is tested against the
+    // holes whose edges share its strip, not against every hole (that was O(holes²)).
+    let hole_segs: Vec<Seg> = holes
+        .iter()
+        .enumerate()
+        .flat_map(|(g, ring)| {
+            ring.windows(2).filter_map(move |w| match w {
+                [a, b] => Some(Seg { a: *a, b: *b, group: g as u32, index: 0 }),
+                _ => None,
+            })
+        })
+        .collect();
+    let hole_bounds =
+        boxes.iter().fold([f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], |b, x| {
+            [b[0].min(x[0]), b[1].min(x[1]), b[2].max(x[2]), b[3].max(x[3])]
+        });
+    let hole_strips =
+        EdgeGrid::build(&hole_segs, hole_bounds, hole_segs.len(), 8 * hole_segs.len() + 4096, true);
     for (h, hole) in holes.iter().enumerate() {
         let Some(&p) = hole.first() else { continue };
         if !inside_exterior(p) {
@@ -269,18 +272,31 @@ fn check_nesting(rings: &[Vec<Pt>]) -> Result<(), Reason> {
                 fmt_pt(p)
             ));
         }
-        for (g, other) in holes.iter().enumerate() {
-            let Some(b) = boxes.get(g) else { continue };
-            if g == h || p[0] < b[0] || p[0] > b[2] || p[1] < b[1] || p[1] > b[3] {
+        // Inside (odd crossings) or on another hole: over the edges in this vertex's strip,
+        // which are all of each hole's edges that its ray can meet.
+        let mut crossings: std::collections::BTreeMap<u32, bool> = std::collections::BTreeMap::new();
+        for &i in hole_strips.cell(0, hole_strips.ys.index(p[1])) {
+            let Some(s) = hole_segs.get(i as usize) else { continue };
+            if s.group as usize == h {
                 continue;
             }
-            if inside_ring(other, p) != Some(false) {
-                return Err(format!(
-                    "{} lies inside {}; holes must not nest (make the inner ring a separate polygon)",
-                    ring_name(h + 1),
-                    ring_name(g + 1)
-                ));
+            match edge_hit(p, s.a, s.b) {
+                Hit::Boundary => {
+                    crossings.insert(s.group, true);
+                }
+                Hit::Cross => {
+                    let odd = crossings.entry(s.group).or_default();
+                    *odd = !*odd;
+                }
+                Hit::Miss => {}
             }
+        }
+        if let Some((&g, _)) = crossings.iter().find(|(_, &odd)| odd) {
+            return Err(format!(
+                "{} lies inside {}; holes must not nest (make the inner ring a separate polygon)",
+                ring_name(h + 1),
+                ring_name(g as usize + 1)
+            ));
         }
     }
     Ok(())

@@ -393,3 +393,29 @@ fn a_valid_sawtooth_of_long_edges_is_refused_quickly_instead_of_checked_for_minu
     ring.extend([[1.0, 0.0], [1.0, -1.0], [0.0, -1.0], [0.0, 0.0]]);
     assert!(Polygon::new(ring, vec![]).is_ok());
 }
+
+#[test]
+fn forty_thousand_holes_validate_in_seconds_and_a_nested_one_is_named() {
+    // Every hole's vertex was tested against every other hole's box: O(holes²), tens of
+    // seconds at 200,000 holes (found by a reviewing helper).
+    let lattice = |k: usize| {
+        let (x, y) = ((k % 200) as f64 * 0.1, (k / 200) as f64 * 0.1);
+        rect(x + 0.01, y + 0.01, x + 0.06, y + 0.06)
+    };
+    let holes: Vec<Ring> = (0..40_000).map(lattice).collect();
+    let t = Instant::now();
+    let p = Polygon::new(rect(-1.0, -1.0, 21.0, 21.0), holes.clone()).unwrap();
+    assert!(t.elapsed().as_secs_f64() < 10.0, "40,000 holes took {:?}", t.elapsed());
+    assert_eq!(p.holes().len(), 40_000);
+    // One more hole inside hole 12,345 (ring 12,346), and one on no other hole's edge but
+    // beside it: the first is named, whatever the order.
+    let [x, y] = lattice(12_345)[0];
+    let mut nested = holes.clone();
+    nested.push(rect(x + 0.02, y + 0.02, x + 0.03, y + 0.03));
+    let msg = invalid(rect(-1.0, -1.0, 21.0, 21.0), nested);
+    assert!(msg.contains("ring 40001 (hole 40000) lies inside ring 12346 (hole 12345)"), "{msg}");
+    let mut first = vec![rect(x + 0.02, y + 0.02, x + 0.03, y + 0.03)];
+    first.extend(holes);
+    let msg = invalid(rect(-1.0, -1.0, 21.0, 21.0), first);
+    assert!(msg.contains("ring 1 (hole 0) lies inside ring 12347 (hole 12346)"), "{msg}");
+}
