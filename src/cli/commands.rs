@@ -195,19 +195,6 @@ fn print_ids(db: &DbArgs, count: bool, ids: Vec<String>) {
     }
 }
 
-/// Removes a database `import` created: the directory, or what it put in one that was
-/// empty (best effort: what cannot be removed stays).
-fn remove_new_database(dir: &Path, existed: bool) {
-    if !existed {
-        let _ = std::fs::remove_dir_all(dir);
-        return;
-    }
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
-    }
-}
-
 fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Path>) -> Result<()> {
     // Open the input and check the options first: a missing file or a bad option must not
     // leave a new, empty database behind.
@@ -242,8 +229,7 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
         }
     }
     // Create the database in a missing or empty directory; anything else must be one.
-    let existed = db.db.exists();
-    let create = !existed || std::fs::read_dir(&db.db).is_ok_and(|mut d| d.next().is_none());
+    let create = !db.db.exists() || std::fs::read_dir(&db.db).is_ok_and(|mut d| d.next().is_none());
     let database = open_or_create(db, true, create)?;
     // The rejects file is created before anything is imported (failing to create it after
     // the commit lost the list of rejected lines), as a new temporary file beside it —
@@ -270,27 +256,7 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
             b.set_position(n);
         }
     });
-    let report = match report {
-        Ok(report) => report,
-        Err(e) => {
-            // A database this run created, for an import refused before anything was
-            // written, holds nothing but a keystore bound to this run's key: it goes.
-            let nothing_written = matches!(
-                e,
-                Error::Csv { .. }
-                    | Error::MissingKey
-                    | Error::InvalidArgument { .. }
-                    | Error::InvalidRecord { .. }
-                    | Error::InvalidSchema { .. }
-            );
-            if create && nothing_written {
-                drop(rejects_writer);
-                drop(database);
-                remove_new_database(&db.db, existed);
-            }
-            return Err(e);
-        }
-    };
+    let report = report?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

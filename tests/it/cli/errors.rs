@@ -278,34 +278,6 @@ fn import_into_an_existing_empty_directory() {
 }
 
 #[test]
-fn a_refused_import_leaves_no_new_database_behind() {
-    // It left one holding a keystore bound to the key of the failed run: a retry with
-    // another key was refused.
-    let bad = with_header(&format!("{GOOD}{}", bad_row("B-1", 1, "95")));
-    for empty_dir_first in [false, true] {
-        let env = Env::new();
-        if empty_dir_first {
-            std::fs::create_dir(&env.db).unwrap();
-        }
-        let csv = env.file("c.csv", &bad);
-        fail(&env.run(true, "import", &[csv.to_str().unwrap(), "--pii", PII_ARG]));
-        // PII without a key: refused too.
-        let good = env.file("g.csv", with_header(GOOD));
-        fail(&env.run(false, "import", &[good.to_str().unwrap(), "--pii", PII_ARG]));
-        if empty_dir_first {
-            assert_eq!(std::fs::read_dir(&env.db).unwrap().count(), 0, "the empty directory is empty again");
-        } else {
-            assert!(!env.db.exists(), "the new database is gone");
-        }
-        ok(&env.run(true, "import", &[good.to_str().unwrap(), "--pii", PII_ARG]));
-        assert_eq!(env.records(), Some(1));
-        // An existing database is never removed: a refused import leaves it as it was.
-        fail(&env.run(true, "import", &[csv.to_str().unwrap(), "--pii", PII_ARG]));
-        assert_eq!(env.records(), Some(1));
-    }
-}
-
-#[test]
 fn bad_query_arguments() {
     let env = Env::new();
     env.import_fixture();
