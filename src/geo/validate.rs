@@ -206,6 +206,21 @@ fn crossing_reason(s: &Seg, t: &Seg, origins: &[Vec<usize>]) -> Reason {
     }
 }
 
+/// Even-odd test of `p` against one ring; `None` when `p` is on it.
+fn inside_ring(ring: &[Pt], p: Pt) -> Option<bool> {
+    let mut inside = false;
+    for w in ring.windows(2) {
+        if let [a, b] = w {
+            match edge_hit(p, *a, *b) {
+                Hit::Boundary => return None,
+                Hit::Cross => inside = !inside,
+                Hit::Miss => {}
+            }
+        }
+    }
+    Some(inside)
+}
+
 /// With no rings touching, one vertex per hole decides where the whole hole is.
 fn check_nesting(rings: &[Vec<Pt>]) -> Result<(), Reason> {
     let Some((exterior, holes)) = rings.split_first() else { return Ok(()) };
@@ -245,24 +260,19 @@ fn check_nesting(rings: &[Vec<Pt>]) -> Result<(), Reason> {
         }
         inside
     };
-    // Strips of every hole's edges (group = hole): each hole's vertex 0 is tested against the
-    // holes whose edges share its strip, not against every hole (that was O(holes²)).
-    let hole_segs: Vec<Seg> = holes
+    // A grid of the holes' boxes (each box as a segment along its diagonal: the grid files a
+    // segment under every cell its box meets), so each hole's vertex 0 is tested only against
+    // the holes whose box may hold it, not against every hole (that was O(holes²)).
+    let box_segs: Vec<Seg> = boxes
         .iter()
         .enumerate()
-        .flat_map(|(g, ring)| {
-            ring.windows(2).filter_map(move |w| match w {
-                [a, b] => Some(Seg { a: *a, b: *b, group: g as u32, index: 0 }),
-                _ => None,
-            })
-        })
+        .map(|(g, b)| Seg { a: [b[0], b[1]], b: [b[2], b[3]], group: g as u32, index: 0 })
         .collect();
     let hole_bounds =
         boxes.iter().fold([f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], |b, x| {
             [b[0].min(x[0]), b[1].min(x[1]), b[2].max(x[2]), b[3].max(x[3])]
         });
-    let hole_strips =
-        EdgeGrid::build(&hole_segs, hole_bounds, hole_segs.len(), 8 * hole_segs.len() + 4096, true);
+    let box_grid = EdgeGrid::build(&box_segs, hole_bounds, box_segs.len(), 8 * box_segs.len() + 4096, false);
     for (h, hole) in holes.iter().enumerate() {
         let Some(&p) = hole.first() else { continue };
         if !inside_exterior(p) {
@@ -272,26 +282,19 @@ fn check_nesting(rings: &[Vec<Pt>]) -> Result<(), Reason> {
                 fmt_pt(p)
             ));
         }
-        // Inside (odd crossings) or on another hole: over the edges in this vertex's strip,
-        // which are all of each hole's edges that its ray can meet.
-        let mut crossings: std::collections::BTreeMap<u32, bool> = std::collections::BTreeMap::new();
-        for &i in hole_strips.cell(0, hole_strips.ys.index(p[1])) {
-            let Some(s) = hole_segs.get(i as usize) else { continue };
-            if s.group as usize == h {
+        let cell = box_grid.cell(box_grid.xs.index(p[0]), box_grid.ys.index(p[1]));
+        let mut inside: Option<u32> = None;
+        for &g in cell {
+            let (Some(other), Some(b)) = (holes.get(g as usize), boxes.get(g as usize)) else { continue };
+            if g as usize == h || p[0] < b[0] || p[0] > b[2] || p[1] < b[1] || p[1] > b[3] {
                 continue;
             }
-            match edge_hit(p, s.a, s.b) {
-                Hit::Boundary => {
-                    crossings.insert(s.group, true);
-                }
-                Hit::Cross => {
-                    let odd = crossings.entry(s.group).or_default();
-                    *odd = !*odd;
-                }
-                Hit::Miss => {}
+            // The lowest such hole is named, whatever the grid's order.
+            if inside.is_none_or(|i| g < i) && inside_ring(other, p) != Some(false) {
+                inside = Some(g);
             }
         }
-        if let Some((&g, _)) = crossings.iter().find(|(_, &odd)| odd) {
+        if let Some(g) = inside {
             return Err(format!(
                 "{} lies inside {}; holes must not nest (make the inner ring a separate polygon)",
                 ring_name(h + 1),

@@ -418,4 +418,15 @@ fn forty_thousand_holes_validate_in_seconds_and_a_nested_one_is_named() {
     first.extend(holes);
     let msg = invalid(rect(-1.0, -1.0, 21.0, 21.0), first);
     assert!(msg.contains("ring 1 (hole 0) lies inside ring 12347 (hole 12346)"), "{msg}");
+    // 40,000 holes in one row (all sharing one band of latitudes: strips of edges would
+    // each hold all of them).
+    let row: Vec<Ring> = (0..40_000)
+        .map(|k| {
+            let x = k as f64 * 0.004;
+            rect(x, 0.0, x + 0.002, 0.002)
+        })
+        .collect();
+    let t = Instant::now();
+    assert_eq!(Polygon::new(rect(-1.0, -1.0, 170.0, 1.0), row).unwrap().holes().len(), 40_000);
+    assert!(t.elapsed().as_secs_f64() < 10.0, "a row of 40,000 holes took {:?}", t.elapsed());
 }
