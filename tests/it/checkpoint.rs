@@ -136,6 +136,17 @@ fn small_db(fs: &MemFs) -> (Database, State) {
     (db, acked)
 }
 
+/// [`small_db`], checkpointed and closed: the acknowledged state, the checkpoint file and
+/// its bytes.
+fn checkpointed_small_db(fs: &MemFs) -> (State, std::path::PathBuf, Vec<u8>) {
+    let (db, acked) = small_db(fs);
+    db.checkpoint().unwrap();
+    drop(db);
+    let path = checkpoint_file(fs);
+    let bytes = fs.read_all(&path).unwrap();
+    (acked, path, bytes)
+}
+
 fn checkpoint_file(fs: &MemFs) -> std::path::PathBuf {
     fs.list_files()
         .into_iter()
@@ -146,11 +157,7 @@ fn checkpoint_file(fs: &MemFs) -> std::path::PathBuf {
 #[test]
 fn every_truncation_and_byte_flip_of_a_checkpoint_is_an_error_or_a_rebuild() {
     let fs = MemFs::new();
-    let (db, acked) = small_db(&fs);
-    db.checkpoint().unwrap();
-    drop(db);
-    let path = checkpoint_file(&fs);
-    let good = fs.read_all(&path).unwrap();
+    let (acked, path, good) = checkpointed_small_db(&fs);
     let open = |bytes: Vec<u8>| {
         let bytes: MappedBytes = Arc::new(bytes);
         Checkpoint::open(bytes, &path, Verify::Checksums)
@@ -930,12 +937,8 @@ fn damaged_id_sections_found_by_a_write_refuse_it_and_the_next_open_sets_the_fil
 #[test]
 fn damage_markers_come_from_verify_make_every_open_check_the_file_and_go_when_it_is_sound() {
     let fs = MemFs::new();
-    let (db, acked) = small_db(&fs);
-    db.checkpoint().unwrap();
-    drop(db);
-    let file = checkpoint_file(&fs);
+    let (acked, file, good) = checkpointed_small_db(&fs);
     let marker = std::path::PathBuf::from(format!("{}.damaged", file.display()));
-    let good = fs.read_all(&file).unwrap();
 
     // A marker beside a sound file: checked whole, used, and the marker removed.
     fs.write_raw(&marker, b"");
