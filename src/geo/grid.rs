@@ -8,6 +8,13 @@
 /// A planar point `[x, y]` = `[lon, lat]`.
 pub(crate) type Pt = [f64; 2];
 
+/// The smallest `[x0, y0, x1, y1]` holding every point (`[∞, ∞, −∞, −∞]` when there is none).
+pub(crate) fn bounds_of(points: impl IntoIterator<Item = Pt>) -> [f64; 4] {
+    points.into_iter().fold([f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], |b, p| {
+        [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])]
+    })
+}
+
 /// Twice the signed area of triangle `a, b, p`: positive when `p` is left of `a → b`, zero
 /// exactly when the three points are collinear. The sign is exact (Shewchuk's adaptive
 /// predicate, `robust::orient2d`): the plain product formula can round a point lying

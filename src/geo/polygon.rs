@@ -1,6 +1,6 @@
 //! Validated polygons and multipolygons with planar (GeoJSON / PostGIS geometry) semantics.
 
-use super::grid::{edge_hit, Hit, Pt};
+use super::grid::{bounds_of, edge_hit, Hit, Pt};
 use super::validate::validate_polygon;
 use super::{BoundingBox, LatLon};
 use crate::error::{Error, Result};
@@ -121,10 +121,7 @@ impl Polygon {
 
 /// The bounding box of a validated ring.
 fn ring_bbox(ring: &[Pt]) -> Result<BoundingBox> {
-    let mut b = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
-    for p in ring {
-        b = [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])];
-    }
+    let b = bounds_of(ring.iter().copied());
     BoundingBox::new(b[1], b[0], b[3], b[2])
 }
 

@@ -3,7 +3,7 @@
 //! Errors are plain reasons; [`super::Polygon`] wraps them in `Error::InvalidPolygon`.
 //! Vertex numbers in messages are positions in the ring as given (0-based).
 
-use super::grid::{edge_hit, orient, segments_touch, EdgeGrid, Hit, Pt, Seg};
+use super::grid::{bounds_of, edge_hit, orient, segments_touch, EdgeGrid, Hit, Pt, Seg};
 
 type Reason = String;
 
@@ -224,14 +224,7 @@ fn inside_ring(ring: &[Pt], p: Pt) -> Option<bool> {
 /// With no rings touching, one vertex per hole decides where the whole hole is.
 fn check_nesting(rings: &[Vec<Pt>]) -> Result<(), Reason> {
     let Some((exterior, holes)) = rings.split_first() else { return Ok(()) };
-    let boxes: Vec<[f64; 4]> = holes
-        .iter()
-        .map(|h| {
-            h.iter().fold([f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], |b, p| {
-                [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])]
-            })
-        })
-        .collect();
+    let boxes: Vec<[f64; 4]> = holes.iter().map(|h| bounds_of(h.iter().copied())).collect();
     if holes.is_empty() {
         return Ok(());
     }
@@ -243,10 +236,7 @@ fn check_nesting(rings: &[Vec<Pt>]) -> Result<(), Reason> {
             _ => None,
         })
         .collect();
-    let bounds =
-        exterior.iter().fold([f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], |b, p| {
-            [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])]
-        });
+    let bounds = bounds_of(exterior.iter().copied());
     let strips = EdgeGrid::build(&segs, bounds, segs.len(), 8 * segs.len() + 4096, true);
     let inside_exterior = |p: Pt| {
         let mut inside = false;
@@ -268,10 +258,7 @@ fn check_nesting(rings: &[Vec<Pt>]) -> Result<(), Reason> {
         .enumerate()
         .map(|(g, b)| Seg { a: [b[0], b[1]], b: [b[2], b[3]], group: g as u32, index: 0 })
         .collect();
-    let hole_bounds =
-        boxes.iter().fold([f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], |b, x| {
-            [b[0].min(x[0]), b[1].min(x[1]), b[2].max(x[2]), b[3].max(x[3])]
-        });
+    let hole_bounds = bounds_of(boxes.iter().flat_map(|b| [[b[0], b[1]], [b[2], b[3]]]));
     let box_grid = EdgeGrid::build(&box_segs, hole_bounds, box_segs.len(), 8 * box_segs.len() + 4096, false);
     for (h, hole) in holes.iter().enumerate() {
         let Some(&p) = hole.first() else { continue };
