@@ -97,8 +97,8 @@ impl ImportOptions {
         ];
         // Two options clash unless they are the same, or `pii` with `phones` or `emails`.
         let clash = |a: &str, b: &str| {
-            a != b && !(a == "pii" || b == "pii")
-                || matches!((a, b), ("pii", "numbers" | "categories") | ("numbers" | "categories", "pii"))
+            let pii_with = |x: &str, y: &str| x == "pii" && matches!(y, "phones" | "emails");
+            !(a == b || pii_with(a, b) || pii_with(b, a))
         };
         let mut named_in: HashMap<&str, Vec<&str>> = HashMap::new();
         for (option, names) in lists {
