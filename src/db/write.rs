@@ -367,8 +367,8 @@ pub(crate) struct Waiting {
 }
 
 impl Inner {
+    /// Its one caller, [`WriteBatch::commit`], has refused a thread holding a snapshot.
     fn commit(&self, ops: Vec<PendingOp>) -> Result<CommitReceipt> {
-        self.refuse_while_reading("commit")?;
         let mut q = self.queue.lock();
         let ticket = q.next_ticket;
         q.next_ticket += 1;
