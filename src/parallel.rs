@@ -58,6 +58,14 @@ pub(crate) fn map_owned<T: Send, R: Send>(items: Vec<T>, min: usize, f: impl Fn(
     })
 }
 
+/// Drops `value` on a short-lived thread of its own, so a committing or checkpointing thread
+/// does not wait while millions of allocations are freed (or inline when no thread can be
+/// started).
+pub(crate) fn drop_in_background<T: Send + 'static>(value: T) {
+    // A failed spawn hands the closure back dropped, which drops `value` here.
+    let _ = std::thread::Builder::new().name("geocrm-free".into()).spawn(move || drop(value));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

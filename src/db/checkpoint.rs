@@ -558,7 +558,7 @@ impl Inner {
         }
         // Freeing a large in-memory table takes a while: not under the lock, and not on the
         // committing thread.
-        let _ = std::thread::Builder::new().name("geocrm-free".into()).spawn(move || drop(replaced));
+        crate::parallel::drop_in_background(replaced);
         remove_unnamed_files(fs, &index_dir, files);
         // A file published under the name of a damaged one it replaces (same LSN: nothing
         // was written since the damaged file's checkpoint) is not damaged.

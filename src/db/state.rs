@@ -192,10 +192,11 @@ impl State {
     }
 
     /// Applies a committed transaction's operations, starting at `first_lsn`. Large batches
-    /// rebuild the affected trees with one bulk load instead of one insert per record.
-    pub(crate) fn apply_all(&mut self, ops: Vec<(LogOp, OpPointer)>, first_lsn: u64) {
+    /// rebuild the affected trees with one bulk load instead of one insert per record. The
+    /// operations are only read: the caller frees them once the state's lock is released.
+    pub(crate) fn apply_all(&mut self, ops: &[(LogOp, OpPointer)], first_lsn: u64) {
         let mut per_collection: HashMap<&str, usize> = HashMap::new();
-        for (op, _) in &ops {
+        for (op, _) in ops {
             if let LogOp::Upsert(StoredRecord { collection, .. })
             | LogOp::Delete { collection, .. }
             | LogOp::Erase { collection, .. } = op
@@ -203,33 +204,35 @@ impl State {
                 *per_collection.entry(collection.as_str()).or_default() += 1;
             }
         }
-        let bulk: Vec<String> = per_collection
+        let bulk: Vec<(String, usize)> = per_collection
             .into_iter()
             .filter(|(name, n)| {
                 // A collection created by this very transaction (an import) starts empty.
                 let len = self.collections.get(*name).map_or(0, |c| c.table.len());
                 *n >= BULK_APPLY_MIN.max(len / 8)
             })
-            .map(|(name, _)| name.to_owned())
+            .map(|(name, n)| (name.to_owned(), n))
             .collect();
-        for name in &bulk {
+        for (name, n) in &bulk {
             if let Some(c) = self.collections.get_mut(name) {
                 c.table.begin_bulk();
+                c.table.reserve(*n);
             }
         }
         // The operations drive the zip: polling the LSN range past the last operation would
         // overflow when the log's LSN space ends exactly there.
-        for ((op, pointer), lsn) in ops.into_iter().zip(first_lsn..) {
-            self.apply(&op, pointer, lsn);
-            if let LogOp::CreateCollection { name, .. } | LogOp::EnsureCollection { name, .. } = &op {
-                if bulk.contains(name) {
+        for ((op, pointer), lsn) in ops.iter().zip(first_lsn..) {
+            self.apply(op, *pointer, lsn);
+            if let LogOp::CreateCollection { name, .. } | LogOp::EnsureCollection { name, .. } = op {
+                if let Some((_, n)) = bulk.iter().find(|(b, _)| b == name) {
                     if let Some(c) = self.collections.get_mut(name) {
                         c.table.begin_bulk();
+                        c.table.reserve(*n);
                     }
                 }
             }
         }
-        for name in &bulk {
+        for (name, _) in &bulk {
             if let Some(c) = self.collections.get_mut(name) {
                 c.table.finish_bulk();
             }

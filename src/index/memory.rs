@@ -84,6 +84,13 @@ impl MemoryTable {
         self.bulk = false;
     }
 
+    /// Makes room for `additional` more rows without regrowing (a bulk apply of a large
+    /// commit: growing the slab and the id map step by step copied them over and over).
+    pub fn reserve(&mut self, additional: usize) {
+        self.rows.reserve(additional.saturating_sub(self.free.len()));
+        self.by_id.reserve(additional);
+    }
+
     /// Number of live rows.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -107,16 +114,17 @@ impl MemoryTable {
             }
             return old;
         }
+        let id = Arc::clone(&row.id);
         let slot = if let Some(slot) = self.free.pop() {
             if let Some(cell) = self.rows.get_mut(slot as usize) {
-                *cell = Some(row.clone());
+                *cell = Some(row);
             }
             slot
         } else {
-            self.rows.push(Some(row.clone()));
+            self.rows.push(Some(row));
             slot_u32(self.rows.len() - 1)
         };
-        self.by_id.insert(row.id, slot);
+        self.by_id.insert(id, slot);
         if !self.bulk {
             self.tree.insert(TreePoint::new(unit, slot));
         }
