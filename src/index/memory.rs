@@ -1,11 +1,13 @@
 //! The in-memory table: rows in a slab, an id map, and an `rstar` tree over unit vectors.
 //!
 //! Holds every live record until checkpoints exist, and afterwards the records written since
-//! the last checkpoint. Replay inserts rows without touching the tree and bulk-loads it once
-//! at the end ([`MemoryTable::finish_bulk`]), which is much faster than one insert per row.
+//! the last checkpoint. Replay and large commits insert rows without touching the tree,
+//! which is then bulk-loaded once, by the first query that needs it
+//! ([`MemoryTable::finish_bulk`]): much faster than one insert per row, and never done for an
+//! import whose rows the automatic checkpoint takes over before anything queries them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rstar::primitives::GeomWithData;
 use rstar::{ParentNode, RTree, RTreeNode, AABB};
@@ -53,7 +55,9 @@ pub struct MemoryTable {
     free: Vec<u32>,
     /// Keyed by record id with a randomly seeded `ahash` (SipHash was 7 % of a bulk import).
     by_id: HashMap<Arc<str>, u32, ahash::RandomState>,
-    tree: RTree<TreePoint>,
+    /// Over the live rows' unit vectors; empty after a bulk phase until a query builds it
+    /// or a write needs it.
+    tree: OnceLock<RTree<TreePoint>>,
     bulk: bool,
 }
 
@@ -70,18 +74,24 @@ impl MemoryTable {
         self.bulk = true;
     }
 
-    /// Ends a bulk phase by bulk-loading the tree from every live row.
+    /// Ends a bulk phase: the tree is bulk-loaded from every live row when it is next used.
     pub fn finish_bulk(&mut self) {
-        let points = self
-            .rows
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, row)| {
-                Some(TreePoint::new(row.as_ref()?.location.to_unit_vector(), slot_u32(slot)))
-            })
-            .collect();
-        self.tree = bulk_load_balanced(points);
+        self.tree = OnceLock::new();
         self.bulk = false;
+    }
+
+    /// The tree, bulk-loaded first if a bulk phase left it unbuilt (concurrent readers wait
+    /// for one build).
+    fn tree(&self) -> &RTree<TreePoint> {
+        self.tree.get_or_init(|| tree_of(&self.rows))
+    }
+
+    /// Changes the tree. Writes outside a bulk phase build it first, before they change a
+    /// row ([`MemoryTable::tree`]), so it is always there.
+    fn change_tree(&mut self, change: impl FnOnce(&mut RTree<TreePoint>)) {
+        if let Some(tree) = self.tree.get_mut() {
+            change(tree);
+        }
     }
 
     /// Makes room for `additional` more rows without regrowing (a bulk apply of a large
@@ -105,12 +115,18 @@ impl MemoryTable {
 
     /// Inserts or replaces the row with `row.id`; returns the replaced row.
     pub fn upsert(&mut self, row: Row) -> Option<Row> {
+        if !self.bulk {
+            self.tree(); // from the rows as they are before this write
+        }
         let unit = row.location.to_unit_vector();
         if let Some(&slot) = self.by_id.get(&row.id) {
             let old = self.rows.get_mut(slot as usize)?.replace(row);
             if let (Some(old), false) = (&old, self.bulk) {
-                self.tree.remove(&TreePoint::new(old.location.to_unit_vector(), slot));
-                self.tree.insert(TreePoint::new(unit, slot));
+                let old = TreePoint::new(old.location.to_unit_vector(), slot);
+                self.change_tree(|tree| {
+                    tree.remove(&old);
+                    tree.insert(TreePoint::new(unit, slot));
+                });
             }
             return old;
         }
@@ -126,17 +142,23 @@ impl MemoryTable {
         };
         self.by_id.insert(id, slot);
         if !self.bulk {
-            self.tree.insert(TreePoint::new(unit, slot));
+            self.change_tree(|tree| tree.insert(TreePoint::new(unit, slot)));
         }
         None
     }
 
     /// Removes the row with this id; returns it.
     pub fn remove(&mut self, id: &str) -> Option<Row> {
+        if !self.bulk {
+            self.tree(); // from the rows as they are before this write
+        }
         let slot = self.by_id.remove(id)?;
         let old = self.rows.get_mut(slot as usize)?.take()?;
         if !self.bulk {
-            self.tree.remove(&TreePoint::new(old.location.to_unit_vector(), slot));
+            let old = TreePoint::new(old.location.to_unit_vector(), slot);
+            self.change_tree(|tree| {
+                tree.remove(&old);
+            });
         }
         self.free.push(slot);
         Some(old)
@@ -161,18 +183,30 @@ impl MemoryTable {
 
     /// Slots in increasing chord distance from a unit vector, with the squared chord.
     pub fn nearest_iter(&self, unit: [f64; 3]) -> impl Iterator<Item = (u32, f64)> + '_ {
-        self.tree.nearest_neighbor_iter_with_distance_2(&unit).map(|(p, d2)| (p.data, d2))
+        self.tree().nearest_neighbor_iter_with_distance_2(&unit).map(|(p, d2)| (p.data, d2))
     }
 
     /// Slots whose unit vector is within a squared chord distance of `unit`.
     pub fn within_chord2(&self, unit: [f64; 3], chord2: f64) -> impl Iterator<Item = u32> + '_ {
-        self.tree.locate_within_distance(unit, chord2).map(|p| p.data)
+        self.tree().locate_within_distance(unit, chord2).map(|p| p.data)
     }
 
     /// Slots whose unit vector lies in a 3D box.
     pub fn in_box(&self, b: &Aabb3) -> impl Iterator<Item = u32> + '_ {
-        self.tree.locate_in_envelope(&AABB::from_corners(b.min, b.max)).map(|p| p.data)
+        self.tree().locate_in_envelope(&AABB::from_corners(b.min, b.max)).map(|p| p.data)
     }
+}
+
+/// The tree of every live row in a slab.
+fn tree_of(rows: &[Option<Row>]) -> RTree<TreePoint> {
+    let points = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, row)| {
+            Some(TreePoint::new(row.as_ref()?.location.to_unit_vector(), slot_u32(slot)))
+        })
+        .collect();
+    bulk_load_balanced(points)
 }
 
 /// `RTree::bulk_load`, but always a tree that takes inserts. rstar 0.12's bulk load leaves
@@ -262,7 +296,7 @@ mod tests {
                 t.upsert(row(i));
             }
             t.finish_bulk();
-            assert!(leaves_at_one_depth(t.tree.root()), "{n} rows bulk-loaded");
+            assert!(leaves_at_one_depth(t.tree().root()), "{n} rows bulk-loaded");
             for i in n..n + 300 {
                 t.upsert(row(i));
             }
@@ -272,8 +306,40 @@ mod tests {
             for i in (1..n).step_by(5) {
                 t.upsert(Row { location: LatLon::new(1.0, 2.0).unwrap(), ..row(i) });
             }
-            assert!(leaves_at_one_depth(t.tree.root()), "{n} rows after writes");
-            assert_eq!(t.tree.size(), t.len(), "{n} rows");
+            assert!(leaves_at_one_depth(t.tree().root()), "{n} rows after writes");
+            assert_eq!(t.tree().size(), t.len(), "{n} rows");
         }
+    }
+
+    /// After a bulk phase the tree is built by its first use: a query, or a write (which must
+    /// not start from an empty or stale tree); a second bulk phase over a built tree
+    /// replaces it.
+    #[test]
+    fn the_tree_after_a_bulk_phase_is_built_by_its_first_use() {
+        let found = |t: &MemoryTable, i: u32| {
+            let unit = t.get(&format!("r{i}")).unwrap().location.to_unit_vector();
+            t.within_chord2(unit, 1e-18).any(|slot| t.row(slot).is_some_and(|r| *r.id == *format!("r{i}")))
+        };
+        let mut t = MemoryTable::new();
+        t.begin_bulk();
+        for i in 0..5_000 {
+            t.upsert(row(i));
+        }
+        t.finish_bulk();
+        assert!(t.tree.get().is_none(), "no query yet: no tree");
+        // Writes first: they build the tree from every row, then change it.
+        t.upsert(row(5_000));
+        t.remove("r7");
+        t.upsert(Row { location: LatLon::new(3.0, 4.0).unwrap(), ..row(8) });
+        assert_eq!(t.tree().size(), t.len());
+        assert!((0..=5_000).filter(|&i| i != 7).all(|i| found(&t, i)));
+        // A bulk phase that moves every row: the built tree must not survive it.
+        t.begin_bulk();
+        for i in 0..5_000 {
+            t.upsert(Row { location: LatLon::new(-10.0, f64::from(i) * 1e-3).unwrap(), ..row(i) });
+        }
+        t.finish_bulk();
+        assert!((0..5_000).all(|i| found(&t, i)), "queries see the moved rows");
+        assert_eq!(t.tree().size(), t.len());
     }
 }
