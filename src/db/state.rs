@@ -192,11 +192,11 @@ impl State {
     }
 
     /// Applies a committed transaction's operations, starting at `first_lsn`. Large batches
-    /// rebuild the affected trees with one bulk load instead of one insert per record. The
-    /// operations are only read: the caller frees them once the state's lock is released.
-    pub(crate) fn apply_all(&mut self, ops: &[(LogOp, OpPointer)], first_lsn: u64) {
+    /// rebuild the affected trees with one bulk load instead of one insert per record, and
+    /// free their applied operations on another thread.
+    pub(crate) fn apply_all(&mut self, ops: Vec<(LogOp, OpPointer)>, first_lsn: u64) {
         let mut per_collection: HashMap<&str, usize> = HashMap::new();
-        for (op, _) in ops {
+        for (op, _) in &ops {
             if let LogOp::Upsert(StoredRecord { collection, .. })
             | LogOp::Delete { collection, .. }
             | LogOp::Erase { collection, .. } = op
@@ -213,24 +213,33 @@ impl State {
             })
             .map(|(name, n)| (name.to_owned(), n))
             .collect();
+        // An empty table (an import's) gets room for every row at once: growing the slab and
+        // the id map step by step copied them over and over. A table with rows does not: its
+        // batch may update or delete them.
+        let begin_bulk = |c: &mut CollectionState, n: usize| {
+            c.table.begin_bulk();
+            if c.table.is_empty() {
+                c.table.reserve(n);
+            }
+        };
         for (name, n) in &bulk {
             if let Some(c) = self.collections.get_mut(name) {
-                c.table.begin_bulk();
-                c.table.reserve(*n);
+                begin_bulk(c, *n);
             }
         }
+        let mut spent = crate::parallel::BackgroundDrop::new(ops.len(), BULK_APPLY_MIN);
         // The operations drive the zip: polling the LSN range past the last operation would
         // overflow when the log's LSN space ends exactly there.
-        for ((op, pointer), lsn) in ops.iter().zip(first_lsn..) {
-            self.apply(op, *pointer, lsn);
-            if let LogOp::CreateCollection { name, .. } | LogOp::EnsureCollection { name, .. } = op {
+        for ((op, pointer), lsn) in ops.into_iter().zip(first_lsn..) {
+            self.apply(&op, pointer, lsn);
+            if let LogOp::CreateCollection { name, .. } | LogOp::EnsureCollection { name, .. } = &op {
                 if let Some((_, n)) = bulk.iter().find(|(b, _)| b == name) {
                     if let Some(c) = self.collections.get_mut(name) {
-                        c.table.begin_bulk();
-                        c.table.reserve(*n);
+                        begin_bulk(c, *n);
                     }
                 }
             }
+            spent.push(op);
         }
         for (name, _) in &bulk {
             if let Some(c) = self.collections.get_mut(name) {

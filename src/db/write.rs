@@ -450,11 +450,9 @@ impl Inner {
         let mut state = self.state.write();
         let mut erased = Vec::new();
         let mut erasing = Vec::new();
-        let mut spent = Vec::with_capacity(written.len());
         for (ticket, (receipt, ops)) in written {
             let erases = ops.iter().any(|(op, _)| matches!(op, LogOp::Erase { .. }));
-            state.apply_all(&ops, receipt.first_lsn);
-            spent.push(ops);
+            state.apply_all(ops, receipt.first_lsn);
             if erases || !state.erased_keys.is_empty() {
                 erasing.push(ticket);
             }
@@ -463,13 +461,6 @@ impl Inner {
             results.push((ticket, Ok(receipt)));
         }
         drop(state);
-        // The applied operations are copied into the state: a large round's are freed off
-        // this thread, which returns to its caller meanwhile.
-        if spent.iter().map(Vec::len).sum::<usize>() >= PARALLEL_FREE_MIN {
-            crate::parallel::drop_in_background(spent);
-        } else {
-            drop(spent);
-        }
         if !erasing.is_empty() {
             // Once the tombstones are durable, destroy the keys. A failure here poisons the
             // database and fails the erasing batches (reopening finishes the erasure from the

@@ -1,10 +1,11 @@
 //! The in-memory table: rows in a slab, an id map, and an `rstar` tree over unit vectors.
 //!
 //! Holds every live record until checkpoints exist, and afterwards the records written since
-//! the last checkpoint. Replay and large commits insert rows without touching the tree,
-//! which is then bulk-loaded once, by the first query that needs it
-//! ([`MemoryTable::finish_bulk`]): much faster than one insert per row, and never done for an
-//! import whose rows the automatic checkpoint takes over before anything queries them.
+//! the last checkpoint. The tree is bulk-loaded from the rows by the first query that needs
+//! it, and kept up to date by writes from then on; replay and large commits unset it again
+//! ([`MemoryTable::finish_bulk`]). That is much faster than one insert per row, and never
+//! done for an import whose rows the automatic checkpoint takes over before anything queries
+//! them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -55,8 +56,8 @@ pub struct MemoryTable {
     free: Vec<u32>,
     /// Keyed by record id with a randomly seeded `ahash` (SipHash was 7 % of a bulk import).
     by_id: HashMap<Arc<str>, u32, ahash::RandomState>,
-    /// Over the live rows' unit vectors; empty after a bulk phase until a query builds it
-    /// or a write needs it.
+    /// Over the live rows' unit vectors; unset until a query needs it (after a bulk phase,
+    /// and in a new table).
     tree: OnceLock<RTree<TreePoint>>,
     bulk: bool,
 }
@@ -80,14 +81,13 @@ impl MemoryTable {
         self.bulk = false;
     }
 
-    /// The tree, bulk-loaded first if a bulk phase left it unbuilt (concurrent readers wait
-    /// for one build).
+    /// The tree, bulk-loaded first if it is unset (concurrent readers wait for one build).
     fn tree(&self) -> &RTree<TreePoint> {
         self.tree.get_or_init(|| tree_of(&self.rows))
     }
 
-    /// Changes the tree. Writes outside a bulk phase build it first, before they change a
-    /// row ([`MemoryTable::tree`]), so it is always there.
+    /// Changes the tree if it is built; an unbuilt one is built from the rows as they are
+    /// when it is first used.
     fn change_tree(&mut self, change: impl FnOnce(&mut RTree<TreePoint>)) {
         if let Some(tree) = self.tree.get_mut() {
             change(tree);
@@ -115,9 +115,6 @@ impl MemoryTable {
 
     /// Inserts or replaces the row with `row.id`; returns the replaced row.
     pub fn upsert(&mut self, row: Row) -> Option<Row> {
-        if !self.bulk {
-            self.tree(); // from the rows as they are before this write
-        }
         let unit = row.location.to_unit_vector();
         if let Some(&slot) = self.by_id.get(&row.id) {
             let old = self.rows.get_mut(slot as usize)?.replace(row);
@@ -149,9 +146,6 @@ impl MemoryTable {
 
     /// Removes the row with this id; returns it.
     pub fn remove(&mut self, id: &str) -> Option<Row> {
-        if !self.bulk {
-            self.tree(); // from the rows as they are before this write
-        }
         let slot = self.by_id.remove(id)?;
         let old = self.rows.get_mut(slot as usize)?.take()?;
         if !self.bulk {
@@ -327,12 +321,20 @@ mod tests {
         }
         t.finish_bulk();
         assert!(t.tree.get().is_none(), "no query yet: no tree");
-        // Writes first: they build the tree from every row, then change it.
+        // Writes first: they leave it unbuilt, and the first query builds it from the rows
+        // as the writes left them.
         t.upsert(row(5_000));
         t.remove("r7");
         t.upsert(Row { location: LatLon::new(3.0, 4.0).unwrap(), ..row(8) });
+        assert!(t.tree.get().is_none(), "writes do not build it");
         assert_eq!(t.tree().size(), t.len());
         assert!((0..=5_000).filter(|&i| i != 7).all(|i| found(&t, i)));
+        // Writes to a built tree change it.
+        t.upsert(row(5_001));
+        t.remove("r9");
+        t.upsert(Row { location: LatLon::new(-3.0, -4.0).unwrap(), ..row(10) });
+        assert_eq!(t.tree().size(), t.len());
+        assert!((0..=5_001).filter(|&i| i != 7 && i != 9).all(|i| found(&t, i)));
         // A bulk phase that moves every row: the built tree must not survive it.
         t.begin_bulk();
         for i in 0..5_000 {
