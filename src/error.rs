@@ -181,6 +181,41 @@ pub enum Error {
 }
 
 impl Error {
+    /// The variant's name in snake case (`"corrupt"`, `"invalid_filter"`, …): a stable,
+    /// machine-readable kind for logs and JSON output (`geocrm … --json` prints it).
+    ///
+    /// ```
+    /// let e = geocrm::Error::invalid_argument("radius", "must be positive");
+    /// assert_eq!(e.kind(), "invalid_argument");
+    /// assert_eq!(geocrm::Error::MissingKey.kind(), "missing_key");
+    /// ```
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidCoordinate { .. } => "invalid_coordinate",
+            Error::InvalidPolygon { .. } => "invalid_polygon",
+            Error::InvalidGeoJson { .. } => "invalid_geo_json",
+            Error::Csv { .. } => "csv",
+            Error::Io { .. } => "io",
+            Error::Corrupt { .. } => "corrupt",
+            Error::UnsupportedVersion { .. } => "unsupported_version",
+            Error::Locked { .. } => "locked",
+            Error::Poisoned { .. } => "poisoned",
+            Error::UnknownCollection { .. } => "unknown_collection",
+            Error::CollectionExists { .. } => "collection_exists",
+            Error::InvalidRecord { .. } => "invalid_record",
+            Error::InvalidSchema { .. } => "invalid_schema",
+            Error::InvalidFilter { .. } => "invalid_filter",
+            Error::InvalidArgument { .. } => "invalid_argument",
+            Error::MissingKey => "missing_key",
+            Error::WrongKey => "wrong_key",
+            Error::InvalidKey { .. } => "invalid_key",
+            Error::Decrypt { .. } => "decrypt",
+            Error::SnapshotHeld { .. } => "snapshot_held",
+            Error::Erased { .. } => "erased",
+        }
+    }
+
     /// Builds an [`Error::Io`] from an `io::Error`, the path and the operation.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), op, source }

@@ -2,6 +2,7 @@
 
 mod cli;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -15,6 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     quiet_on_broken_pipe();
     let args = cli::args::Cli::parse();
+    let json = args.command.wants_json();
     // Unwinding (not exiting) out of a broken pipe runs destructors: the demo's temporary
     // database is removed, the lock released.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cli::commands::run(args.command)));
@@ -37,6 +39,13 @@ fn main() -> ExitCode {
                 source = s.source();
             }
             eprintln!("{message}");
+            if json {
+                // Scripts reading the JSON on stdout get the error there too.
+                let message = message.strip_prefix("error: ").unwrap_or(&message);
+                // (Not `println!`: a closed pipe here is outside `main`'s catch.)
+                let error = serde_json::json!({ "error": { "kind": e.kind(), "message": message } });
+                let _ = writeln!(std::io::stdout(), "{error}");
+            }
             ExitCode::FAILURE
         }
     }

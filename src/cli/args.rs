@@ -13,6 +13,36 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Command {
+    /// Whether the command was asked for JSON output (`--json`): its errors are then printed
+    /// as JSON too.
+    #[must_use]
+    pub fn wants_json(&self) -> bool {
+        match self {
+            Command::Bench { args } => args.json,
+            Command::Import { db, .. }
+            | Command::Near { db, .. }
+            | Command::Radius { db, .. }
+            | Command::Bbox { db, .. }
+            | Command::Within { db, .. }
+            | Command::Agg { db, .. }
+            | Command::Get { db, .. }
+            | Command::Delete { db, .. }
+            | Command::Checkpoint { db, .. }
+            | Command::Compact { db, .. }
+            | Command::Verify { db, .. }
+            | Command::Repair { db, .. }
+            | Command::Stats { db, .. }
+            | Command::Erase { db, .. }
+            | Command::ExportSubject { db, .. }
+            | Command::Audit { db, .. }
+            | Command::Duplicates { db, .. }
+            | Command::Find { db, .. } => db.json,
+            Command::Demo { .. } | Command::StressWriter { .. } => false,
+        }
+    }
+}
+
 /// Options every database command takes.
 #[derive(Debug, Args, Clone)]
 pub struct DbArgs {

@@ -401,3 +401,35 @@ fn output_into_a_closed_pipe_exits_quietly() {
     assert!(matches!(out.status.code(), Some(141 | 0)), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "the demo database was left behind");
 }
+
+/// With `--json`, a failing command prints its error on stdout as JSON too — its kind and the
+/// message stderr gives —, so a script reading stdout gets something it can parse (it got
+/// nothing before). Without `--json`, stdout stays empty.
+#[test]
+fn json_commands_print_their_errors_as_json() {
+    let env = Env::new();
+    env.import_fixture();
+    let bad_csv = env.file("bad.csv", format!("{HEADER}\n{}", bad_row("B-1", 1, "91.5")));
+    let missing = env.dir.path().join("no-such-dir").join("db");
+    let cases: Vec<(&std::path::Path, &str, Vec<&str>, &str)> = vec![
+        (&env.db, "near", vec!["--lat", "91", "--lon", "0"], "invalid_coordinate"),
+        (&env.db, "near", vec!["--lat", "1", "--lon", "0", "--where", "tier =="], "invalid_filter"),
+        (&env.db, "import", vec![bad_csv.to_str().unwrap(), "--pii", PII_ARG], "csv"),
+        (&missing, "stats", vec![], "io"),
+    ];
+    for (db, cmd, args, kind) in cases {
+        let out = run_at(db, true, cmd, &args);
+        assert!(out.stdout.is_empty(), "{cmd}: stdout without --json");
+        let plain = fail(&out);
+        let mut with_json = args.clone();
+        with_json.push("--json");
+        let out = run_at(db, true, cmd, &with_json);
+        let stderr = fail(&out);
+        assert_eq!(stderr, plain, "{cmd}: stderr is the same with --json");
+        let stdout: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(stdout["error"]["kind"], kind, "{cmd}: {stdout}");
+        let message = stdout["error"]["message"].as_str().unwrap();
+        assert_eq!(format!("error: {message}"), stderr.trim_end(), "{cmd}");
+    }
+    assert_eq!(env.records(), Some(60));
+}
