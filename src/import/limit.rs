@@ -1,4 +1,5 @@
-//! A reader that refuses overly long lines, so one giant CSV line cannot exhaust memory.
+//! A reader that refuses overly long lines, so one giant CSV line cannot exhaust memory, and
+//! hands the csv reader LF line ends.
 
 use std::io::{self, Read};
 
@@ -6,7 +7,10 @@ use std::io::{self, Read};
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// Wraps a reader and fails with `InvalidData` once a line exceeds the limit, or when the
-/// input ends inside a quoted field.
+/// input ends inside a quoted field. Line ends between records — CRLF, or a CR alone
+/// (classic Mac OS files) — reach the csv reader as one LF: it numbers lines by LF, and
+/// counted a CRLF file's rows one line short and a CR-only file's all as line 1. Bytes inside
+/// quoted fields pass unchanged, so no value changes.
 #[derive(Debug)]
 pub(crate) struct LineLimit<R> {
     inner: R,
@@ -20,6 +24,9 @@ pub(crate) struct LineLimit<R> {
     offset: u64,
     /// The line of text found after a closing quote, once seen.
     after_quote: Option<u64>,
+    /// The last byte was a CR between records (handed on as LF): an LF right after it is
+    /// the rest of a CRLF, and is dropped.
+    after_cr: bool,
 }
 
 /// Where the bytes read so far leave the CSV syntax (RFC 4180 quoting, as the `csv` crate
@@ -45,6 +52,7 @@ impl<R> LineLimit<R> {
             quote_line: 1,
             offset: 0,
             after_quote: None,
+            after_cr: false,
         }
     }
 
@@ -74,59 +82,88 @@ impl<R> LineLimit<R> {
 }
 
 impl<R> LineLimit<R> {
-    /// Follows the syntax and the line lengths through `bytes`. Runs of bytes that change
-    /// nothing but the line length (no quote, no newline) are skipped with `memchr`: a run
-    /// leaves a field's start after `,` or `\r` and its middle otherwise, and a quoted field
-    /// quoted. Every other byte goes through [`LineLimit::consume_byte`], which defines the
-    /// outcome (a test checks the two agree on random input).
-    fn consume(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let mut rest = bytes;
-        while let Some((&first, tail)) = rest.split_first() {
-            if self.offset < 3 || self.quote == Syntax::QuoteInQuoted {
-                self.consume_byte(first)?;
-                rest = tail;
-                continue;
+    /// Follows the syntax and the line lengths through `bytes`, rewriting them in place to
+    /// what the csv reader is handed (line ends between records as LF); returns how many
+    /// bytes that is, at the start of `bytes`. Runs of bytes that change nothing but the line
+    /// length (no quote, no CR or LF) are skipped with `memchr` and kept as they are: a run
+    /// leaves a field's start after `,` and its middle otherwise, and a quoted field quoted.
+    /// Every other byte goes through [`LineLimit::consume_byte`], which defines the outcome (a
+    /// test checks the two agree on random input).
+    fn consume(&mut self, bytes: &mut [u8]) -> io::Result<usize> {
+        let (mut read, mut kept) = (0, 0);
+        while let Some(&first) = bytes.get(read) {
+            if self.offset >= 3 && self.quote != Syntax::QuoteInQuoted {
+                let rest = bytes.get(read..).unwrap_or_default();
+                let run = memchr::memchr3(b'"', b'\n', b'\r', rest).unwrap_or(rest.len());
+                if let Some(&last) = run.checked_sub(1).and_then(|i| rest.get(i)) {
+                    self.offset += run as u64;
+                    self.current += run;
+                    if self.current > self.limit {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("{TOO_LONG}:{}", self.line),
+                        ));
+                    }
+                    if self.quote != Syntax::Quoted {
+                        self.quote = if last == b',' { Syntax::FieldStart } else { Syntax::Unquoted };
+                    }
+                    self.after_cr = false;
+                    bytes.copy_within(read..read + run, kept);
+                    (read, kept) = (read + run, kept + run);
+                    continue;
+                }
             }
-            let run = memchr::memchr2(b'"', b'\n', rest).unwrap_or(rest.len());
-            if let Some(&last) = run.checked_sub(1).and_then(|i| rest.get(i)) {
-                self.offset += run as u64;
-                self.current += run;
+            if let Some(out) = self.consume_byte(first)? {
+                if let Some(slot) = bytes.get_mut(kept) {
+                    *slot = out;
+                }
+                kept += 1;
+            }
+            read += 1;
+        }
+        Ok(kept)
+    }
+
+    /// Follows the syntax and the line length through one byte; returns the byte the csv
+    /// reader is handed for it, if any. A line ends at LF, or at CR or CRLF between records
+    /// (handed on as one LF); a CR inside a quoted field is kept, and ends a line only for
+    /// the length limit (the csv reader does not number it).
+    fn consume_byte(&mut self, b: u8) -> io::Result<Option<u8>> {
+        let between_records = self.quote != Syntax::Quoted;
+        let rest_of_crlf = b == b'\n' && self.after_cr;
+        self.after_cr = false;
+        self.step(b);
+        if let Some(line) = self.after_quote {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{AFTER_QUOTE}:{line}")));
+        }
+        match b {
+            b'\n' if rest_of_crlf => Ok(None),
+            b'\n' => {
+                self.current = 0;
+                self.line += 1;
+                Ok(Some(b'\n'))
+            }
+            b'\r' if between_records => {
+                self.current = 0;
+                self.line += 1;
+                self.after_cr = true;
+                Ok(Some(b'\n'))
+            }
+            b'\r' => {
+                self.current = 0;
+                Ok(Some(b'\r'))
+            }
+            _ => {
+                self.current += 1;
                 if self.current > self.limit {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!("{TOO_LONG}:{}", self.line),
                     ));
                 }
-                if self.quote != Syntax::Quoted {
-                    self.quote =
-                        if matches!(last, b',' | b'\r') { Syntax::FieldStart } else { Syntax::Unquoted };
-                }
-            }
-            rest = rest.get(run..).unwrap_or_default();
-            if let Some((&special, tail)) = rest.split_first() {
-                self.consume_byte(special)?;
-                rest = tail;
+                Ok(Some(b))
             }
         }
-        Ok(())
-    }
-
-    /// Follows the syntax and the line length through one byte.
-    fn consume_byte(&mut self, b: u8) -> io::Result<()> {
-        self.step(b);
-        if let Some(line) = self.after_quote {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{AFTER_QUOTE}:{line}")));
-        }
-        if b == b'\n' {
-            self.current = 0;
-            self.line += 1;
-        } else {
-            self.current += 1;
-            if self.current > self.limit {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{TOO_LONG}:{}", self.line)));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -139,17 +176,26 @@ pub(crate) const AFTER_QUOTE: &str = "text after a closing quote";
 
 impl<R: Read> Read for LineLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 && !buf.is_empty() && self.quote == Syntax::Quoted {
-            // The csv reader would take the rest of the file as that one field, silently
-            // swallowing every row after the stray quote.
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{UNTERMINATED}:{}", self.quote_line),
-            ));
+        loop {
+            let n = self.inner.read(buf)?;
+            if n == 0 && !buf.is_empty() && self.quote == Syntax::Quoted {
+                // The csv reader would take the rest of the file as that one field, silently
+                // swallowing every row after the stray quote.
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{UNTERMINATED}:{}", self.quote_line),
+                ));
+            }
+            if n == 0 {
+                return Ok(0);
+            }
+            let kept = self.consume(buf.get_mut(..n).unwrap_or_default())?;
+            if kept > 0 {
+                return Ok(kept);
+            }
+            // Only the LF of a CRLF was read and dropped: 0 would tell the csv reader the
+            // input ended.
         }
-        self.consume(buf.get(..n).unwrap_or_default())?;
-        Ok(n)
     }
 }
 
@@ -172,22 +218,67 @@ mod tests {
         Ok(out)
     }
 
-    /// The state a reader is left in, or the error it gave.
-    fn outcome(l: &LineLimit<()>, result: io::Result<()>) -> String {
+    /// The state a reader is left in and the bytes it handed on, or the error it gave.
+    fn outcome(l: &LineLimit<()>, result: io::Result<Vec<u8>>) -> String {
         match result {
-            Ok(()) => format!(
-                "{} {} {:?} {} {} {:?}",
-                l.line, l.current, l.quote, l.quote_line, l.offset, l.after_quote
+            Ok(out) => format!(
+                "{} {} {:?} {} {} {:?} {} {out:?}",
+                l.line, l.current, l.quote, l.quote_line, l.offset, l.after_quote, l.after_cr
             ),
             Err(e) => e.to_string(),
         }
     }
 
+    /// A CSV file of `rows` records, each field quoted or not, quoted ones holding commas,
+    /// quotes and LFs, records ended by LF, CRLF or CR; with each record's true first line.
+    fn csv_file(rows: &[(Vec<(bool, String)>, u8)]) -> (Vec<u8>, Vec<u64>) {
+        let (mut out, mut lines, mut line) = (Vec::new(), Vec::new(), 1);
+        for (fields, end) in rows {
+            lines.push(line);
+            let cells: Vec<String> = fields
+                .iter()
+                .map(
+                    |(quoted, v)| if *quoted { format!("\"{}\"", v.replace('"', "\"\"")) } else { v.clone() },
+                )
+                .collect();
+            out.extend_from_slice(cells.join(",").as_bytes());
+            out.extend_from_slice([&b"\n"[..], b"\r\n", b"\r"][usize::from(*end % 3)]);
+            line += 1 + fields.iter().map(|(_, v)| v.matches('\n').count() as u64).sum::<u64>();
+        }
+        (out, lines)
+    }
+
+    /// Records read straight from `bytes` by the csv reader, and through a `LineLimit` fed
+    /// `chunk` bytes at a time, with the lines the csv reader gives the latter.
+    fn records_both_ways(bytes: &[u8], chunk: usize) -> (Vec<Vec<String>>, Vec<Vec<String>>, Vec<u64>) {
+        struct Chunks<'a>(&'a [u8], usize);
+        impl Read for Chunks<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(self.1).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let fields = |r: csv::StringRecord| r.iter().map(str::to_owned).collect::<Vec<_>>();
+        let mut plain = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+        let direct = plain.records().map(|r| fields(r.unwrap())).collect();
+        let through = LineLimit::new(Chunks(bytes, chunk), 1 << 20);
+        let mut limited = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(through);
+        let (mut read, mut lines) = (Vec::new(), Vec::new());
+        for r in limited.records() {
+            let r = r.unwrap();
+            lines.push(r.position().unwrap().line());
+            read.push(fields(r));
+        }
+        (direct, read, lines)
+    }
+
     proptest::proptest! {
         /// The run-skipping `consume` ends where feeding every byte to `consume_byte` does:
-        /// the same error, or the same line, length, syntax and offsets. The bytes are the
-        /// ones that matter (quotes, separators, line ends, a byte-order mark) and a letter,
-        /// fed in chunks of random sizes with a random line limit.
+        /// the same error, or the same line, length, syntax, offsets and bytes handed on. The
+        /// bytes are the ones that matter (quotes, separators, line ends, a byte-order mark)
+        /// and a letter, fed in chunks of random sizes with a random line limit.
         #[test]
         fn skipping_runs_agrees_with_reading_every_byte(
             bytes in proptest::collection::vec(proptest::sample::select(vec![b'a', b',', b'"', b'\n', b'\r', 0xEF, 0xBB, 0xBF]), 0..200),
@@ -196,18 +287,55 @@ mod tests {
         ) {
             let mut fast = LineLimit::new((), limit);
             let mut rest = bytes.as_slice();
-            let mut result = Ok(());
+            let mut result = Ok(Vec::new());
             for chunk in chunks.iter().cycle() {
-                if rest.is_empty() || result.is_err() {
+                let Ok(out) = &mut result else { break };
+                if rest.is_empty() {
                     break;
                 }
                 let (now, later) = rest.split_at((*chunk).min(rest.len()));
-                result = fast.consume(now);
+                let mut now = now.to_vec();
+                match fast.consume(&mut now) {
+                    Ok(kept) => out.extend_from_slice(&now[..kept]),
+                    Err(e) => result = Err(e),
+                }
                 rest = later;
             }
             let mut slow = LineLimit::new((), limit);
-            let slow_result = bytes.iter().try_for_each(|&b| slow.consume_byte(b));
+            let slow_result = bytes.iter().try_fold(Vec::new(), |mut out, &b| {
+                out.extend(slow.consume_byte(b)?);
+                Ok(out)
+            });
             proptest::prop_assert_eq!(outcome(&fast, result), outcome(&slow, slow_result));
+        }
+
+        /// Through a `LineLimit` the csv reader reads the same records, every value the same
+        /// (quoted ones with commas, quotes and LFs), and numbers each record's line right
+        /// whether records end with LF, CRLF or CR (it numbered a CRLF file one line short
+        /// and a CR-only file all as line 1 before).
+        #[test]
+        fn records_and_their_lines_survive_every_line_end(
+            rows in proptest::collection::vec(
+                (proptest::collection::vec((proptest::bool::ANY, "[a-z,\"\n]{0,6}"), 2..4), 0u8..3),
+                1..25,
+            ),
+            chunk in 1usize..20,
+        ) {
+            // An unquoted value holds no comma, quote or LF, and a record is never blank.
+            let rows: Vec<(Vec<(bool, String)>, u8)> = rows
+                .into_iter()
+                .map(|(fields, end)| {
+                    let fields = fields
+                        .into_iter()
+                        .map(|(quoted, v)| (quoted || v.contains(['"', ',', '\n']), v))
+                        .collect();
+                    (fields, end)
+                })
+                .collect();
+            let (bytes, want_lines) = csv_file(&rows);
+            let (direct, read, lines) = records_both_ways(&bytes, chunk);
+            proptest::prop_assert_eq!(&read, &direct);
+            proptest::prop_assert_eq!(lines, want_lines);
         }
     }
 

@@ -528,3 +528,31 @@ fn second_review_dashed_numbers_metric_columns_pii_with_phones_and_the_first_bad
     let report = import(&db, csv, &options).unwrap();
     assert_eq!((report.imported, report.rejected.len()), (1, 2));
 }
+
+/// A file with CR-only line ends (classic Mac OS) longer than the 1 MiB line limit: the csv
+/// reader takes CR as a record end, and so must the line limit (it counted only LF, so the
+/// whole file was one line and the import was refused as a line over the limit). And a bad
+/// row's line is right with CRLF and CR line ends (the csv reader numbered a CRLF file's rows
+/// one line short, a CR-only file's all as line 1).
+#[test]
+fn cr_only_line_ends_over_a_mebibyte_import() {
+    let rows = 60_000;
+    for end in ["\r", "\r\n"] {
+        let mut csv = format!("id,lat,lon,visits{end}");
+        for i in 0..rows {
+            csv.push_str(&format!("R-{i},{}.5,{}.25,{i}{end}", i % 80, i % 170));
+        }
+        assert!(csv.len() > 1 << 20, "the file is over the line limit");
+        let (_dir, db) = open(false);
+        let report = import(&db, &csv, &ImportOptions::default()).unwrap();
+        assert_eq!(report.imported, rows as u64, "{end:?}");
+        assert_eq!(numbers(&db, "R-59999")["visits"], 59_999.0, "{end:?}");
+    }
+    // A bad row is named by its line (the header is line 1), after a multi-line value too.
+    for end in ["\n", "\r\n", "\r"] {
+        let csv = ["id,lat,lon,note", "A,1,2,\"two\nlines\"", "B,x,2,b", ""].join(end);
+        let (_dir, db) = open(false);
+        let (line, column, _) = csv_err(import(&db, &csv, &ImportOptions::default()));
+        assert_eq!((line, column.as_str()), (4, "lat"), "{end:?}");
+    }
+}
