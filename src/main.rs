@@ -39,7 +39,8 @@ fn main() -> ExitCode {
                 source = s.source();
             }
             eprintln!("{message}");
-            if json {
+            // A command that printed its JSON document put its error in it (`verify`).
+            if json && !cli::commands::JSON_PRINTED.load(std::sync::atomic::Ordering::Relaxed) {
                 // Scripts reading the JSON on stdout get the error there too.
                 let message = message.strip_prefix("error: ").unwrap_or(&message);
                 // (Not `println!`: a closed pipe here is outside `main`'s catch.)

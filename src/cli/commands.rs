@@ -54,8 +54,13 @@ fn region(path: &Path) -> Result<PreparedRegion> {
 }
 
 pub(crate) fn print_json(v: &Value) {
+    JSON_PRINTED.store(true, std::sync::atomic::Ordering::Relaxed);
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
+
+/// Whether a command has printed its JSON document: an error it returns afterwards (`verify`
+/// finding damage) is then in that document, and `main` must not print a second one.
+pub static JSON_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Runs a command other than `demo`.
 pub fn run(command: Command) -> Result<()> {
@@ -530,8 +535,18 @@ fn repair(db: &DbArgs, dry_run: bool) -> Result<()> {
 fn verify(db: &DbArgs) -> Result<()> {
     let database = open(db, false)?;
     let report = database.verify()?;
+    let damaged = report.files.iter().filter(|f| f.problem.is_some()).count();
+    let error = Error::corrupt(&db.db, 0, format!("{damaged} damaged file(s); see the report above"));
     if db.json {
-        print_json(&serde_json::to_value(&report).unwrap_or_default());
+        let mut json = serde_json::to_value(&report).unwrap_or_default();
+        if let (Some(fields), false) = (json.as_object_mut(), report.is_ok()) {
+            // One document: the report, and the error the command ends with.
+            fields.insert(
+                "error".into(),
+                serde_json::json!({ "kind": error.kind(), "message": error.to_string() }),
+            );
+        }
+        print_json(&json);
     } else {
         for f in &report.files {
             match &f.problem {
@@ -546,7 +561,6 @@ fn verify(db: &DbArgs) -> Result<()> {
     if report.is_ok() {
         Ok(())
     } else {
-        let damaged = report.files.iter().filter(|f| f.problem.is_some()).count();
-        Err(Error::corrupt(&db.db, 0, format!("{damaged} damaged file(s); see the report above")))
+        Err(error)
     }
 }

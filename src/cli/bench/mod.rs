@@ -293,7 +293,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if args.json {
         let v = report::json(&machine, &commit, args.records, &rows, &notes);
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        super::commands::print_json(&v);
     } else {
         print!("{}", report::markdown(&machine, &commit, args.records, &rows, &notes));
     }

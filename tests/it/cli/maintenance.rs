@@ -64,6 +64,14 @@ fn checkpoint_stats_verify_compact_and_damage_detection() {
     assert!(err.contains("damaged file"), "{err}");
     let out = String::from_utf8(env.run(false, "verify", &[]).stdout).unwrap();
     assert!(out.contains("DAMAGED") && out.contains(ckpt.file_name().unwrap().to_str().unwrap()), "{out}");
+    // With `--json`: one document, the report with the error the command ends with (the
+    // error printed as a second document after the report was not JSON a script could read).
+    let out = env.run(false, "verify", &["--json"]);
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["error"]["kind"], "corrupt", "{report}");
+    assert!(report["error"]["message"].as_str().unwrap().contains("1 damaged file"), "{report}");
+    assert!(report["files"].as_array().unwrap().iter().any(|f| !f["problem"].is_null()), "{report}");
     assert_eq!(env.records(), Some(59));
     assert!(env.json("stats", &[])["checkpoint_rejected"].as_str().unwrap().contains("checksum"));
 }
