@@ -168,38 +168,42 @@ pub fn import_csv(
 ) -> Result<ImportReport> {
     // Before the file: a bad name or option is the caller's argument, not the CSV's fault.
     options.check(collection)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(LineLimit::new(input, MAX_LINE_BYTES));
-    let header: Vec<String> =
-        reader.headers().map_err(|e| csv_error(&e, "header"))?.iter().map(str::to_owned).collect();
+    let limited = LineLimit::new(input, MAX_LINE_BYTES);
+    // The line each record starts on, in order (the csv reader's own numbers are off for
+    // CRLF and CR line ends and after blank lines): one is taken per record it hands over.
+    let record_lines = limited.record_lines();
+    let next_line = || record_lines.borrow_mut().pop_front();
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(limited);
+    let header = reader.headers().map(|h| h.iter().map(str::to_owned).collect::<Vec<String>>());
+    let header = header.map_err(|e| csv_error(&e, "header", next_line()))?;
+    next_line();
     if header.is_empty() {
         return Err(header_error("the file is empty (expected a header with id, lat, lon)"));
     }
     let mut report = ImportReport::default();
     let mut rows = Vec::new();
     // A row error names the column when it concerns one (a cell that is not UTF-8).
-    let row_error = |e: &csv::Error| {
+    let row_error = |e: &csv::Error, line: Option<u64>| {
         let column = match e.kind() {
             csv::ErrorKind::Utf8 { err, .. } => header.get(err.field()).map_or("-", String::as_str),
             _ => "-",
         };
-        csv_error(e, column)
+        csv_error(e, column, line)
     };
     for (n, result) in reader.records().enumerate() {
+        let line = next_line();
         let record = match result {
             Ok(record) => record,
             // The reader has consumed the whole bad row, so it can go on with the next.
             Err(e) if options.skip_invalid && row_error_is_recoverable(&e) => {
-                if let Error::Csv { line, column, reason } = row_error(&e) {
+                if let Error::Csv { line, column, reason } = row_error(&e, line) {
                     report.rejected.push(Rejected { line, id: String::new(), column, reason });
                 }
                 continue;
             }
-            Err(e) => return Err(row_error(&e)),
+            Err(e) => return Err(row_error(&e, line)),
         };
-        let line = record.position().map_or(n as u64 + 2, csv::Position::line);
+        let line = line.or_else(|| record.position().map(csv::Position::line)).unwrap_or(n as u64 + 2);
         rows.push((line, record));
         if n % 65_536 == 0 {
             progress(n as u64);
@@ -322,8 +326,10 @@ fn row_error_is_recoverable(e: &csv::Error) -> bool {
     matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. })
 }
 
-fn csv_error(e: &csv::Error, column: &str) -> Error {
-    let line = e.position().map_or(0, csv::Position::line);
+/// The error of a bad row (or header) starting on `line` (when known: the csv reader's own
+/// line numbers are a fallback).
+fn csv_error(e: &csv::Error, column: &str, line: Option<u64>) -> Error {
+    let line = line.or_else(|| e.position().map(csv::Position::line)).unwrap_or(0);
     let reason = match e.kind() {
         csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
             format!("wrong number of columns: expected {expected_len}, found {len}")

@@ -1,16 +1,23 @@
 //! A reader that refuses overly long lines, so one giant CSV line cannot exhaust memory, and
 //! hands the csv reader LF line ends.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::{self, Read};
+use std::rc::Rc;
 
 /// Longest line accepted by the importer (1 MiB).
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// Wraps a reader and fails with `InvalidData` once a line exceeds the limit, or when the
 /// input ends inside a quoted field. Line ends between records — CRLF, or a CR alone
-/// (classic Mac OS files) — reach the csv reader as one LF: it numbers lines by LF, and
-/// counted a CRLF file's rows one line short and a CR-only file's all as line 1. Bytes inside
-/// quoted fields pass unchanged, so no value changes.
+/// (classic Mac OS files) — reach the csv reader as one LF (a CR-only file was one line over
+/// the limit); bytes inside quoted fields pass unchanged, so no value changes.
+///
+/// Lines end at LF, CRLF or CR, inside quoted fields too, and the line each record starts on
+/// is queued for the importer ([`LineLimit::record_lines`]): the csv reader's own line numbers
+/// count only LFs, and start a record before the blank lines it skips (a CRLF file's rows were
+/// one line short, a CR-only file's all line 1, a row after blank lines too early).
 #[derive(Debug)]
 pub(crate) struct LineLimit<R> {
     inner: R,
@@ -27,6 +34,12 @@ pub(crate) struct LineLimit<R> {
     /// The last byte was a CR between records (handed on as LF): an LF right after it is
     /// the rest of a CRLF, and is dropped.
     after_cr: bool,
+    /// The last byte was a CR (anywhere): an LF right after it ends no other line.
+    last_cr: bool,
+    /// No byte of a record since the last line end between records (or the start).
+    between_lines: bool,
+    /// The first line of each record seen, in order, until the importer takes it.
+    record_lines: Rc<RefCell<VecDeque<u64>>>,
 }
 
 /// Where the bytes read so far leave the CSV syntax (RFC 4180 quoting, as the `csv` crate
@@ -53,7 +66,17 @@ impl<R> LineLimit<R> {
             offset: 0,
             after_quote: None,
             after_cr: false,
+            last_cr: false,
+            between_lines: true,
+            record_lines: Rc::default(),
         }
+    }
+
+    /// The queue of the lines records start on, in file order (the header's first), shared
+    /// with this reader: the importer takes one per record the csv reader hands it. Blank
+    /// lines start no record, as the csv reader skips them.
+    pub(crate) fn record_lines(&self) -> Rc<RefCell<VecDeque<u64>>> {
+        Rc::clone(&self.record_lines)
     }
 
     fn step(&mut self, b: u8) {
@@ -107,7 +130,11 @@ impl<R> LineLimit<R> {
                     if self.quote != Syntax::Quoted {
                         self.quote = if last == b',' { Syntax::FieldStart } else { Syntax::Unquoted };
                     }
-                    self.after_cr = false;
+                    (self.after_cr, self.last_cr) = (false, false);
+                    if self.between_lines {
+                        self.record_lines.borrow_mut().push_back(self.line);
+                        self.between_lines = false;
+                    }
                     bytes.copy_within(read..read + run, kept);
                     (read, kept) = (read + run, kept + run);
                     continue;
@@ -124,14 +151,18 @@ impl<R> LineLimit<R> {
         Ok(kept)
     }
 
-    /// Follows the syntax and the line length through one byte; returns the byte the csv
-    /// reader is handed for it, if any. A line ends at LF, or at CR or CRLF between records
-    /// (handed on as one LF); a CR inside a quoted field is kept, and ends a line only for
-    /// the length limit (the csv reader does not number it).
+    /// Follows the syntax, the lines and the line length through one byte; returns the byte
+    /// the csv reader is handed for it, if any. A line ends at LF, CRLF or CR; between records
+    /// a CR or CRLF is handed on as one LF, inside a quoted field it is kept.
     fn consume_byte(&mut self, b: u8) -> io::Result<Option<u8>> {
         let between_records = self.quote != Syntax::Quoted;
         let rest_of_crlf = b == b'\n' && self.after_cr;
-        self.after_cr = false;
+        let lf_after_cr = b == b'\n' && self.last_cr;
+        (self.after_cr, self.last_cr) = (false, false);
+        if self.between_lines && !matches!(b, b'\r' | b'\n') {
+            self.record_lines.borrow_mut().push_back(self.line);
+            self.between_lines = false;
+        }
         self.step(b);
         if let Some(line) = self.after_quote {
             return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{AFTER_QUOTE}:{line}")));
@@ -140,18 +171,23 @@ impl<R> LineLimit<R> {
             b'\n' if rest_of_crlf => Ok(None),
             b'\n' => {
                 self.current = 0;
-                self.line += 1;
-                Ok(Some(b'\n'))
-            }
-            b'\r' if between_records => {
-                self.current = 0;
-                self.line += 1;
-                self.after_cr = true;
+                if !lf_after_cr {
+                    self.line += 1;
+                }
+                self.between_lines |= between_records;
                 Ok(Some(b'\n'))
             }
             b'\r' => {
                 self.current = 0;
-                Ok(Some(b'\r'))
+                self.line += 1;
+                self.last_cr = true;
+                if between_records {
+                    self.after_cr = true;
+                    self.between_lines = true;
+                    Ok(Some(b'\n'))
+                } else {
+                    Ok(Some(b'\r'))
+                }
             }
             _ => {
                 self.current += 1;
@@ -222,18 +258,34 @@ mod tests {
     fn outcome(l: &LineLimit<()>, result: io::Result<Vec<u8>>) -> String {
         match result {
             Ok(out) => format!(
-                "{} {} {:?} {} {} {:?} {} {out:?}",
-                l.line, l.current, l.quote, l.quote_line, l.offset, l.after_quote, l.after_cr
+                "{} {} {:?} {} {} {:?} {} {} {} {:?} {out:?}",
+                l.line,
+                l.current,
+                l.quote,
+                l.quote_line,
+                l.offset,
+                l.after_quote,
+                l.after_cr,
+                l.last_cr,
+                l.between_lines,
+                l.record_lines.borrow()
             ),
             Err(e) => e.to_string(),
         }
     }
 
+    /// A generated record: its fields (quoted or not, value), its line end (0 LF, 1 CRLF, 2
+    /// CR) and whether a blank line follows it.
+    type GeneratedRecord = (Vec<(bool, String)>, u8, bool);
+
     /// A CSV file of `rows` records, each field quoted or not, quoted ones holding commas,
-    /// quotes and LFs, records ended by LF, CRLF or CR; with each record's true first line.
-    fn csv_file(rows: &[(Vec<(bool, String)>, u8)]) -> (Vec<u8>, Vec<u64>) {
+    /// quotes, CRs and LFs, records ended by LF, CRLF or CR, some followed by a blank line;
+    /// with each record's true first line (lines end at LF, CRLF or CR).
+    fn csv_file(rows: &[GeneratedRecord]) -> (Vec<u8>, Vec<u64>) {
+        let breaks =
+            |v: &str| (v.matches('\r').count() + v.matches('\n').count() - v.matches("\r\n").count()) as u64;
         let (mut out, mut lines, mut line) = (Vec::new(), Vec::new(), 1);
-        for (fields, end) in rows {
+        for (fields, end, blank) in rows {
             lines.push(line);
             let cells: Vec<String> = fields
                 .iter()
@@ -242,14 +294,19 @@ mod tests {
                 )
                 .collect();
             out.extend_from_slice(cells.join(",").as_bytes());
-            out.extend_from_slice([&b"\n"[..], b"\r\n", b"\r"][usize::from(*end % 3)]);
-            line += 1 + fields.iter().map(|(_, v)| v.matches('\n').count() as u64).sum::<u64>();
+            let end = [&b"\n"[..], b"\r\n", b"\r"][usize::from(*end % 3)];
+            out.extend_from_slice(end);
+            line += 1 + fields.iter().map(|(_, v)| breaks(v)).sum::<u64>();
+            if *blank {
+                out.extend_from_slice(end);
+                line += 1;
+            }
         }
         (out, lines)
     }
 
     /// Records read straight from `bytes` by the csv reader, and through a `LineLimit` fed
-    /// `chunk` bytes at a time, with the lines the csv reader gives the latter.
+    /// `chunk` bytes at a time, with the lines the `LineLimit` queued for the latter.
     fn records_both_ways(bytes: &[u8], chunk: usize) -> (Vec<Vec<String>>, Vec<Vec<String>>, Vec<u64>) {
         struct Chunks<'a>(&'a [u8], usize);
         impl Read for Chunks<'_> {
@@ -264,12 +321,12 @@ mod tests {
         let mut plain = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
         let direct = plain.records().map(|r| fields(r.unwrap())).collect();
         let through = LineLimit::new(Chunks(bytes, chunk), 1 << 20);
+        let queued = through.record_lines();
         let mut limited = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(through);
         let (mut read, mut lines) = (Vec::new(), Vec::new());
         for r in limited.records() {
-            let r = r.unwrap();
-            lines.push(r.position().unwrap().line());
-            read.push(fields(r));
+            read.push(fields(r.unwrap()));
+            lines.push(queued.borrow_mut().pop_front().unwrap_or(0));
         }
         (direct, read, lines)
     }
@@ -310,26 +367,27 @@ mod tests {
         }
 
         /// Through a `LineLimit` the csv reader reads the same records, every value the same
-        /// (quoted ones with commas, quotes and LFs), and numbers each record's line right
-        /// whether records end with LF, CRLF or CR (it numbered a CRLF file one line short
-        /// and a CR-only file all as line 1 before).
+        /// (quoted ones with commas, quotes, CRs and LFs), and the `LineLimit` queues each
+        /// record's true first line whether records end with LF, CRLF or CR, after blank
+        /// lines and multi-line values too (the csv reader's own numbers were one short per
+        /// CRLF record, all 1 in a CR-only file, and early after blank lines).
         #[test]
         fn records_and_their_lines_survive_every_line_end(
             rows in proptest::collection::vec(
-                (proptest::collection::vec((proptest::bool::ANY, "[a-z,\"\n]{0,6}"), 2..4), 0u8..3),
+                (proptest::collection::vec((proptest::bool::ANY, "[a-z,\"\r\n]{0,6}"), 2..4), 0u8..3, proptest::bool::weighted(0.2)),
                 1..25,
             ),
             chunk in 1usize..20,
         ) {
-            // An unquoted value holds no comma, quote or LF, and a record is never blank.
-            let rows: Vec<(Vec<(bool, String)>, u8)> = rows
+            // An unquoted value holds no comma, quote, CR or LF, and a record is never blank.
+            let rows: Vec<GeneratedRecord> = rows
                 .into_iter()
-                .map(|(fields, end)| {
+                .map(|(fields, end, blank)| {
                     let fields = fields
                         .into_iter()
-                        .map(|(quoted, v)| (quoted || v.contains(['"', ',', '\n']), v))
+                        .map(|(quoted, v)| (quoted || v.contains(['"', ',', '\r', '\n']), v))
                         .collect();
-                    (fields, end)
+                    (fields, end, blank)
                 })
                 .collect();
             let (bytes, want_lines) = csv_file(&rows);

@@ -533,7 +533,7 @@ fn second_review_dashed_numbers_metric_columns_pii_with_phones_and_the_first_bad
 /// reader takes CR as a record end, and so must the line limit (it counted only LF, so the
 /// whole file was one line and the import was refused as a line over the limit). And a bad
 /// row's line is right with CRLF and CR line ends (the csv reader numbered a CRLF file's rows
-/// one line short, a CR-only file's all as line 1).
+/// one line short, a CR-only file's all as line 1, and any row after a blank line too early).
 #[test]
 fn cr_only_line_ends_over_a_mebibyte_import() {
     let rows = 60_000;
@@ -548,11 +548,18 @@ fn cr_only_line_ends_over_a_mebibyte_import() {
         assert_eq!(report.imported, rows as u64, "{end:?}");
         assert_eq!(numbers(&db, "R-59999")["visits"], 59_999.0, "{end:?}");
     }
-    // A bad row is named by its line (the header is line 1), after a multi-line value too.
+    // A bad row is named by its line (the header is line 1), after a multi-line value and a
+    // blank line too, and so is a bad row the import skips.
     for end in ["\n", "\r\n", "\r"] {
-        let csv = ["id,lat,lon,note", "A,1,2,\"two\nlines\"", "B,x,2,b", ""].join(end);
+        let two_lines = format!("A,1,2,\"two{end}lines\"");
+        let csv = ["id,lat,lon,note", &two_lines, "", "B,x,2,b", "C,1,2", "D,1,2,d", ""].join(end);
         let (_dir, db) = open(false);
         let (line, column, _) = csv_err(import(&db, &csv, &ImportOptions::default()));
-        assert_eq!((line, column.as_str()), (4, "lat"), "{end:?}");
+        // The short row is found while reading, before the bad latitude is converted.
+        assert_eq!((line, column.as_str()), (6, "-"), "{end:?}");
+        let skip = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
+        let report = import(&db, &csv, &skip).unwrap();
+        let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+        assert_eq!((report.imported, lines), (2, vec![5, 6]), "{end:?}");
     }
 }
