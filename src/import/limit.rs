@@ -239,16 +239,19 @@ impl<R: Read> Read for LineLimit<R> {
 mod tests {
     use super::*;
 
-    fn read_all(text: &str, chunk: usize) -> io::Result<Vec<u8>> {
-        struct Chunks<'a>(&'a [u8], usize);
-        impl Read for Chunks<'_> {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                let n = self.0.len().min(self.1).min(buf.len());
-                buf[..n].copy_from_slice(&self.0[..n]);
-                self.0 = &self.0[n..];
-                Ok(n)
-            }
+    /// A reader handing out at most `.1` bytes of `.0` per read.
+    struct Chunks<'a>(&'a [u8], usize);
+
+    impl Read for Chunks<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(self.1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
         }
+    }
+
+    fn read_all(text: &str, chunk: usize) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
         LineLimit::new(Chunks(text.as_bytes(), chunk), 1 << 20).read_to_end(&mut out)?;
         Ok(out)
@@ -308,15 +311,6 @@ mod tests {
     /// Records read straight from `bytes` by the csv reader, and through a `LineLimit` fed
     /// `chunk` bytes at a time, with the lines the `LineLimit` queued for the latter.
     fn records_both_ways(bytes: &[u8], chunk: usize) -> (Vec<Vec<String>>, Vec<Vec<String>>, Vec<u64>) {
-        struct Chunks<'a>(&'a [u8], usize);
-        impl Read for Chunks<'_> {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                let n = self.0.len().min(self.1).min(buf.len());
-                buf[..n].copy_from_slice(&self.0[..n]);
-                self.0 = &self.0[n..];
-                Ok(n)
-            }
-        }
         let fields = |r: csv::StringRecord| r.iter().map(str::to_owned).collect::<Vec<_>>();
         let mut plain = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
         let direct = plain.records().map(|r| fields(r.unwrap())).collect();
