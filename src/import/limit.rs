@@ -31,10 +31,8 @@ pub(crate) struct LineLimit<R> {
     offset: u64,
     /// The line of text found after a closing quote, once seen.
     after_quote: Option<u64>,
-    /// The last byte was a CR between records (handed on as LF): an LF right after it is
-    /// the rest of a CRLF, and is dropped.
-    after_cr: bool,
-    /// The last byte was a CR (anywhere): an LF right after it ends no other line.
+    /// The last byte was a CR: an LF right after it ends no other line (and between records,
+    /// where the CR was handed on as LF, it is dropped).
     last_cr: bool,
     /// No byte of a record since the last line end between records (or the start).
     between_lines: bool,
@@ -65,7 +63,6 @@ impl<R> LineLimit<R> {
             quote_line: 1,
             offset: 0,
             after_quote: None,
-            after_cr: false,
             last_cr: false,
             between_lines: true,
             record_lines: Rc::default(),
@@ -122,19 +119,13 @@ impl<R> LineLimit<R> {
                     self.offset += run as u64;
                     self.current += run;
                     if self.current > self.limit {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("{TOO_LONG}:{}", self.line),
-                        ));
+                        return Err(refusal(TOO_LONG, self.line));
                     }
                     if self.quote != Syntax::Quoted {
                         self.quote = if last == b',' { Syntax::FieldStart } else { Syntax::Unquoted };
                     }
-                    (self.after_cr, self.last_cr) = (false, false);
-                    if self.between_lines {
-                        self.record_lines.borrow_mut().push_back(self.line);
-                        self.between_lines = false;
-                    }
+                    self.last_cr = false;
+                    self.start_record();
                     bytes.copy_within(read..read + run, kept);
                     (read, kept) = (read + run, kept + run);
                     continue;
@@ -151,21 +142,32 @@ impl<R> LineLimit<R> {
         Ok(kept)
     }
 
+    /// Queues the current line as a record's first if no byte of a record came since the last
+    /// line end between records: called for every byte that is not a line end.
+    fn start_record(&mut self) {
+        if self.between_lines {
+            self.record_lines.borrow_mut().push_back(self.line);
+            self.between_lines = false;
+        }
+    }
+
     /// Follows the syntax, the lines and the line length through one byte; returns the byte
     /// the csv reader is handed for it, if any. A line ends at LF, CRLF or CR; between records
     /// a CR or CRLF is handed on as one LF, inside a quoted field it is kept.
     fn consume_byte(&mut self, b: u8) -> io::Result<Option<u8>> {
         let between_records = self.quote != Syntax::Quoted;
-        let rest_of_crlf = b == b'\n' && self.after_cr;
         let lf_after_cr = b == b'\n' && self.last_cr;
-        (self.after_cr, self.last_cr) = (false, false);
-        if self.between_lines && !matches!(b, b'\r' | b'\n') {
-            self.record_lines.borrow_mut().push_back(self.line);
-            self.between_lines = false;
+        // A CR between records leaves them between records, one inside a quoted field leaves
+        // it quoted: an LF after a CR is the rest of a CRLF between records exactly when it
+        // is between records itself.
+        let rest_of_crlf = lf_after_cr && between_records;
+        self.last_cr = false;
+        if !matches!(b, b'\r' | b'\n') {
+            self.start_record();
         }
         self.step(b);
         if let Some(line) = self.after_quote {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{AFTER_QUOTE}:{line}")));
+            return Err(refusal(AFTER_QUOTE, line));
         }
         match b {
             b'\n' if rest_of_crlf => Ok(None),
@@ -182,7 +184,6 @@ impl<R> LineLimit<R> {
                 self.line += 1;
                 self.last_cr = true;
                 if between_records {
-                    self.after_cr = true;
                     self.between_lines = true;
                     Ok(Some(b'\n'))
                 } else {
@@ -192,15 +193,18 @@ impl<R> LineLimit<R> {
             _ => {
                 self.current += 1;
                 if self.current > self.limit {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{TOO_LONG}:{}", self.line),
-                    ));
+                    return Err(refusal(TOO_LONG, self.line));
                 }
                 Ok(Some(b))
             }
         }
     }
+}
+
+/// The reader's refusal: `marker:line`, which the importer recognises and turns into a row
+/// error naming the line.
+fn refusal(marker: &str, line: u64) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{marker}:{line}"))
 }
 
 /// Marker text of the error, recognised by the importer.
@@ -217,10 +221,7 @@ impl<R: Read> Read for LineLimit<R> {
             if n == 0 && !buf.is_empty() && self.quote == Syntax::Quoted {
                 // The csv reader would take the rest of the file as that one field, silently
                 // swallowing every row after the stray quote.
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{UNTERMINATED}:{}", self.quote_line),
-                ));
+                return Err(refusal(UNTERMINATED, self.quote_line));
             }
             if n == 0 {
                 return Ok(0);
@@ -261,14 +262,13 @@ mod tests {
     fn outcome(l: &LineLimit<()>, result: io::Result<Vec<u8>>) -> String {
         match result {
             Ok(out) => format!(
-                "{} {} {:?} {} {} {:?} {} {} {} {:?} {out:?}",
+                "{} {} {:?} {} {} {:?} {} {} {:?} {out:?}",
                 l.line,
                 l.current,
                 l.quote,
                 l.quote_line,
                 l.offset,
                 l.after_quote,
-                l.after_cr,
                 l.last_cr,
                 l.between_lines,
                 l.record_lines.borrow()
