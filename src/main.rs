@@ -28,23 +28,12 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let mut message = format!("error: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                // Most errors already end with their cause's text; don't print it twice.
-                let cause = s.to_string();
-                if !message.ends_with(&cause) {
-                    message.push_str(&format!("\n  caused by: {cause}"));
-                }
-                source = s.source();
-            }
-            eprintln!("{message}");
+            eprintln!("error: {}", cli::commands::error_message(&e));
             // A command that printed its JSON document put its error in it (`verify`).
             if json && !cli::commands::JSON_PRINTED.load(std::sync::atomic::Ordering::Relaxed) {
-                // Scripts reading the JSON on stdout get the error there too.
-                let message = message.strip_prefix("error: ").unwrap_or(&message);
-                // (Not `println!`: a closed pipe here is outside `main`'s catch.)
-                let error = serde_json::json!({ "error": { "kind": e.kind(), "message": message } });
+                // Scripts reading the JSON on stdout get the error there too. (Not
+                // `println!`: a closed pipe here is outside `main`'s catch.)
+                let error = serde_json::json!({ "error": cli::commands::error_json(&e) });
                 let _ = writeln!(std::io::stdout(), "{error}");
             }
             ExitCode::FAILURE

@@ -58,6 +58,26 @@ pub(crate) fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
+/// An error's message, then each cause the message does not already end with, on a
+/// `caused by:` line of its own.
+pub fn error_message(e: &Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let cause = s.to_string();
+        if !message.ends_with(&cause) {
+            message.push_str(&format!("\n  caused by: {cause}"));
+        }
+        source = s.source();
+    }
+    message
+}
+
+/// An error as the `--json` output gives it: `{"kind", "message"}`.
+pub fn error_json(e: &Error) -> Value {
+    json!({ "kind": e.kind(), "message": error_message(e) })
+}
+
 /// Whether a command has printed its JSON document: an error it returns afterwards (`verify`
 /// finding damage) is then in that document, and `main` must not print a second one.
 pub static JSON_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -541,10 +561,7 @@ fn verify(db: &DbArgs) -> Result<()> {
         let mut json = serde_json::to_value(&report).unwrap_or_default();
         if let (Some(fields), false) = (json.as_object_mut(), report.is_ok()) {
             // One document: the report, and the error the command ends with.
-            fields.insert(
-                "error".into(),
-                serde_json::json!({ "kind": error.kind(), "message": error.to_string() }),
-            );
+            fields.insert("error".into(), error_json(&error));
         }
         print_json(&json);
     } else {
