@@ -62,8 +62,13 @@ pub(crate) fn map_owned<T: Send, R: Send>(items: Vec<T>, min: usize, f: impl Fn(
 /// does not wait while millions of allocations are freed (or inline when no thread can be
 /// started).
 pub(crate) fn drop_in_background<T: Send + 'static>(value: T) {
-    // A failed spawn hands the closure back dropped, which drops `value` here.
-    let _ = std::thread::Builder::new().name("geocrm-free".into()).spawn(move || drop(value));
+    spawn_freeing(move || drop(value));
+}
+
+/// Runs `work` on a new freeing thread; `false` when no thread can be started (a failed
+/// spawn drops the closure here, and what it owns with it).
+fn spawn_freeing(work: impl FnOnce() + Send + 'static) -> bool {
+    std::thread::Builder::new().name("geocrm-free".into()).spawn(work).is_ok()
 }
 
 /// Frees values on a thread of its own, a chunk at a time as they are handed over, so a
@@ -83,10 +88,7 @@ impl<T: Send + 'static> BackgroundDrop<T> {
     pub(crate) fn new(expected: usize, min: usize) -> Self {
         let to_thread = if expected >= min {
             let (tx, rx) = std::sync::mpsc::channel::<Vec<T>>();
-            let freeing = std::thread::Builder::new()
-                .name("geocrm-free".into())
-                .spawn(move || rx.iter().for_each(drop));
-            freeing.ok().map(|_| tx)
+            spawn_freeing(move || rx.iter().for_each(drop)).then_some(tx)
         } else {
             None
         };

@@ -305,9 +305,9 @@ mod tests {
         }
     }
 
-    /// After a bulk phase the tree is built by its first use: a query, or a write (which must
-    /// not start from an empty or stale tree); a second bulk phase over a built tree
-    /// replaces it.
+    /// After a bulk phase the tree is built by the first query, from the rows as writes left
+    /// them (writes leave an unbuilt tree unbuilt, and change a built one); a second bulk
+    /// phase over a built tree replaces it.
     #[test]
     fn the_tree_after_a_bulk_phase_is_built_by_its_first_use() {
         let found = |t: &MemoryTable, i: u32| {
