@@ -183,8 +183,15 @@ impl BoundingBox {
     /// Whether the point is inside the box, edges included.
     #[must_use]
     pub fn contains(&self, p: LatLon) -> bool {
-        let (lat, lon) = (p.lat(), p.lon());
-        if lat < self.south || lat > self.north {
+        self.contains_lat_lon(p.lat(), p.lon())
+    }
+
+    /// [`contains`](Self::contains) for a latitude and longitude in degrees not yet made a
+    /// [`LatLon`]; NaN is never inside.
+    #[must_use]
+    #[inline]
+    pub(crate) fn contains_lat_lon(&self, lat: f64, lon: f64) -> bool {
+        if !(lat >= self.south && lat <= self.north) {
             return false;
         }
         if self.crosses_antimeridian() {

@@ -156,13 +156,21 @@ pub fn scan<'t>(
     mut visit: impl FnMut(RowRef<'t>),
 ) {
     if let Some(base) = view.base {
+        let tree = base.checkpoint.tree();
+        let mut take = |row: u32| {
+            if base_matches(filter, base, row) {
+                visit(RowRef::Base(&base.checkpoint, row));
+            }
+        };
         scan_base_ranges(base, scope, &mut |rows, tested| {
-            for row in rows {
-                if base_matches(filter, base, row)
-                    && (!tested || inside_scope(scope, RowRef::Base(&base.checkpoint, row)))
-                {
-                    visit(RowRef::Base(&base.checkpoint, row));
+            if tested {
+                for (row, (lat, lon)) in rows.clone().zip(tree.lat_lons(rows)) {
+                    if inside_scope_at(scope, lat, lon) {
+                        take(row);
+                    }
                 }
+            } else {
+                rows.for_each(&mut take);
             }
         });
     }
@@ -170,36 +178,52 @@ pub fn scan<'t>(
 }
 
 /// Counts matching rows in `scope`; ranges of checkpoint rows known to be inside are
-/// counted without touching each row when nothing needs a per-row check.
+/// counted without touching each row when nothing needs a per-row check, and rows that
+/// must be tested are read straight from the tree's points.
 #[must_use]
 pub fn count(view: TableView<'_>, scope: Scope<'_>, filter: &CompiledFilter) -> u64 {
     let mut n = 0u64;
     if let Some(base) = view.base {
+        let tree = base.checkpoint.tree();
         let per_row = !filter.is_all() || !base.hidden.is_empty();
+        let matches = |row: u32| !per_row || base_matches(filter, base, row);
         scan_base_ranges(base, scope, &mut |rows, tested| {
-            if !tested && !per_row {
-                n += u64::from(rows.end - rows.start);
-                return;
-            }
-            for row in rows {
-                if base_matches(filter, base, row)
-                    && (!tested || inside_scope(scope, RowRef::Base(&base.checkpoint, row)))
-                {
-                    n += 1;
+            n += if tested {
+                let mut k = 0u64;
+                for (row, (lat, lon)) in rows.clone().zip(tree.lat_lons(rows)) {
+                    k += u64::from(inside_scope_at(scope, lat, lon) && matches(row));
                 }
-            }
+                k
+            } else if per_row {
+                rows.filter(|&row| matches(row)).count() as u64
+            } else {
+                u64::from(rows.end - rows.start)
+            };
         });
     }
     scan_tail(view.tail, scope, filter, |_| n += 1);
     n
 }
 
-fn inside_scope(scope: Scope<'_>, row: RowRef<'_>) -> bool {
+/// Whether `p` lies in `scope` (the exact predicate).
+fn inside_scope(scope: Scope<'_>, p: LatLon) -> bool {
     match scope {
         Scope::All => true,
-        Scope::Radius { center, metres } => haversine_m(center, row.location()) <= metres,
-        Scope::BBox(b) => b.contains(row.location()),
-        Scope::Region(r) => r.contains(row.location()),
+        Scope::Radius { center, metres } => haversine_m(center, p) <= metres,
+        Scope::BBox(b) => b.contains(p),
+        Scope::Region(r) => r.contains(p),
+    }
+}
+
+/// [`inside_scope`] for a checkpoint row's stored latitude and longitude; a value that is
+/// not a valid location (only a damaged file opened without its checksum has one) is
+/// outside every scope but `All`.
+#[inline]
+fn inside_scope_at(scope: Scope<'_>, lat: f64, lon: f64) -> bool {
+    match scope {
+        Scope::All => true,
+        Scope::BBox(b) => b.contains_lat_lon(lat, lon),
+        _ => LatLon::new(lat, lon).is_ok_and(|p| inside_scope(scope, p)),
     }
 }
 
@@ -217,13 +241,13 @@ fn scan_base_ranges(base: &BaseRows, scope: Scope<'_>, visit: &mut dyn FnMut(Ran
                 visit(row..row + 1, false);
             }
         }
-        Scope::BBox(b) => tree.visit_lonlat(
-            &mut |n: LonLatBox| coverage(b.classify_lonlat(n.west, n.south, n.east, n.north)),
-            &mut |rows, inside| visit(rows, !inside),
+        Scope::BBox(b) => tree.visit_lonlat_inlined(
+            |n: LonLatBox| coverage(b.classify_lonlat(n.west, n.south, n.east, n.north)),
+            |rows, inside| visit(rows, !inside),
         ),
-        Scope::Region(r) => tree.visit_lonlat(
-            &mut |n: LonLatBox| coverage(r.classify_lonlat(n.west, n.south, n.east, n.north)),
-            &mut |rows, inside| visit(rows, !inside),
+        Scope::Region(r) => tree.visit_lonlat_inlined(
+            |n: LonLatBox| coverage(r.classify_lonlat(n.west, n.south, n.east, n.north)),
+            |rows, inside| visit(rows, !inside),
         ),
     }
 }
@@ -247,7 +271,7 @@ fn scan_tail<'t>(
         return;
     }
     let mut emit = |row: &'t Row| {
-        if inside_scope(scope, RowRef::Tail(row)) && row_matches(filter, RowRef::Tail(row)) {
+        if inside_scope(scope, row.location) && row_matches(filter, RowRef::Tail(row)) {
             visit(row);
         }
     };

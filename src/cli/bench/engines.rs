@@ -143,7 +143,10 @@ impl Backend for Packed<'_> {
                     if inside {
                         n += u64::from(rows.end - rows.start);
                     } else {
-                        n += rows.filter(|&r| tree.location(r).is_some_and(|p| b.contains(p))).count() as u64;
+                        n += tree
+                            .lat_lons(rows)
+                            .filter(|&(lat, lon)| LatLon::new(lat, lon).is_ok_and(|p| b.contains(p)))
+                            .count() as u64;
                     }
                 });
                 Answer::Count(n)
@@ -160,8 +163,9 @@ impl Backend for Packed<'_> {
                     if inside {
                         n += u64::from(rows.end - rows.start);
                     } else {
-                        n += rows
-                            .filter(|&r2| tree.location(r2).is_some_and(|p| r.prepared.contains(p)))
+                        n += tree
+                            .lat_lons(rows)
+                            .filter(|&(lat, lon)| LatLon::new(lat, lon).is_ok_and(|p| r.prepared.contains(p)))
                             .count() as u64;
                     }
                 });

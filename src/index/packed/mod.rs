@@ -262,6 +262,29 @@ impl<'a> PackedRTreeRef<'a> {
         LatLon::new(f64_at(self.bytes, at), f64_at(self.bytes, at.checked_add(8)?)).ok()
     }
 
+    /// The stored `(latitude, longitude)` of each row in `rows` (clamped to the rows there
+    /// are), in row order, read straight from the points section: the fast way to test a
+    /// leaf's rows. Values are as stored, not validated again: only a file opened without its
+    /// body CRC can give an out-of-range or NaN value here, as [`location`](Self::location)
+    /// would give `None`.
+    ///
+    /// ```
+    /// use geocrm::index::packed::PackedRTree;
+    /// use geocrm::LatLon;
+    /// let tree = PackedRTree::build(&[LatLon::new(1.0, 2.0)?, LatLon::new(3.0, 4.0)?]);
+    /// assert_eq!(tree.view().lat_lons(0..9).collect::<Vec<_>>(), [(1.0, 2.0), (3.0, 4.0)]);
+    /// # Ok::<(), geocrm::Error>(())
+    /// ```
+    pub fn lat_lons(&self, rows: Range<u32>) -> impl Iterator<Item = (f64, f64)> + 'a {
+        let end = (rows.end as usize).min(self.layout.rows);
+        let start = (rows.start as usize).min(end);
+        self.records(self.layout.points_at, POINT_LEN, start, end)
+            .as_chunks::<POINT_LEN>()
+            .0
+            .iter()
+            .map(|p| (f64_at(p, 0), f64_at(p, 8)))
+    }
+
     /// The stored f32 unit vector of a row (within 1.04e-7 of the exact one); `None` past
     /// the end.
     #[must_use]

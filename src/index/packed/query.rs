@@ -108,7 +108,7 @@ impl PackedRTreeRef<'_> {
                 }
             }
         };
-        let mut classify = |node: usize| {
+        let classify = |node: usize| {
             let b = aabb_of(self.aabbs(node, node.saturating_add(1)));
             if min_d2(q, b).partial_cmp(&outer).is_none_or(|o| o.is_gt()) {
                 Coverage::Outside
@@ -118,7 +118,7 @@ impl PackedRTreeRef<'_> {
                 Coverage::Partial
             }
         };
-        self.descend(&mut classify, &mut |rows, inside| emit(rows, !inside));
+        self.descend(classify, |rows, inside| emit(rows, !inside));
     }
 
     /// Walks the tree top-down, asking `classify` about each node's lon/lat box: `Outside`
@@ -131,11 +131,21 @@ impl PackedRTreeRef<'_> {
         classify: &mut dyn FnMut(LonLatBox) -> Coverage,
         visit: &mut dyn FnMut(Range<u32>, bool),
     ) {
-        self.descend(&mut |node| classify(self.lonlat_box(node)), visit);
+        self.visit_lonlat_inlined(classify, visit);
+    }
+
+    /// [`visit_lonlat`](Self::visit_lonlat), generic so that the crate's own queries have
+    /// their closures inlined into the walk.
+    pub(crate) fn visit_lonlat_inlined(
+        &self,
+        mut classify: impl FnMut(LonLatBox) -> Coverage,
+        visit: impl FnMut(Range<u32>, bool),
+    ) {
+        self.descend(|node| classify(self.lonlat_box(node)), visit);
     }
 
     /// The shared top-down traversal: `classify(node)` decides each node.
-    fn descend(&self, classify: &mut dyn FnMut(usize) -> Coverage, visit: &mut dyn FnMut(Range<u32>, bool)) {
+    fn descend(&self, mut classify: impl FnMut(usize) -> Coverage, mut visit: impl FnMut(Range<u32>, bool)) {
         if self.is_empty() {
             return;
         }

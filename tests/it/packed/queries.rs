@@ -266,4 +266,13 @@ fn locations_are_exact_and_units_close() {
     assert_eq!(view.location(500), None);
     assert_eq!(view.unit(500), None);
     assert_eq!(view.location(u32::MAX), None);
+    // The bulk reader agrees with `location` for every range, clamped at the end.
+    let exact = |r: std::ops::Range<u32>| -> Vec<(f64, f64)> {
+        r.filter_map(|i| view.location(i)).map(|p| (p.lat(), p.lon())).collect()
+    };
+    for (a, b) in [(0, 500), (0, 16), (7, 33), (499, 500), (490, 600), (500, 501), (0, u32::MAX)] {
+        assert_eq!(view.lat_lons(a..b).collect::<Vec<_>>(), exact(a..b), "{a}..{b}");
+    }
+    assert_eq!(view.lat_lons(40..3).count(), 0);
+    assert_eq!(view.lat_lons(u32::MAX..u32::MAX).count(), 0);
 }
