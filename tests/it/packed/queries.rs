@@ -273,6 +273,8 @@ fn locations_are_exact_and_units_close() {
     for (a, b) in [(0, 500), (0, 16), (7, 33), (499, 500), (490, 600), (500, 501), (0, u32::MAX)] {
         assert_eq!(view.lat_lons(a..b).collect::<Vec<_>>(), exact(a..b), "{a}..{b}");
     }
-    assert_eq!(view.lat_lons(40..3).count(), 0);
+    #[allow(clippy::reversed_empty_ranges)] // on purpose: a reversed range reads nothing
+    let reversed = 40..3;
+    assert_eq!(view.lat_lons(reversed).count(), 0);
     assert_eq!(view.lat_lons(u32::MAX..u32::MAX).count(), 0);
 }
