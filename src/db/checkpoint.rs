@@ -194,7 +194,7 @@ impl CollectionSnapshot {
     fn into_gathered(self) -> Gathered {
         let mut gathered = self.gathered;
         if let Some(base) = &self.base {
-            gathered.extend(TableView { tail: &MemoryTable::new(), base: Some(base) });
+            gathered.extend_base(base);
         }
         gathered
     }
@@ -225,6 +225,22 @@ impl Gathered {
             self.pointers.push(r.pointer());
             self.numbers.extend((0..f).map(|i| r.number(i)));
             self.categories.extend((0..k).map(|i| r.category(i)));
+        }
+    }
+
+    /// Appends the checkpoint's visible rows, read column by column from the mapping (each
+    /// section looked up once, not once per value).
+    fn extend_base(&mut self, base: &BaseRows) {
+        let (f, k) = (self.meta.schema.number_fields().len(), self.meta.schema.category_fields().len());
+        let c = base.checkpoint.columns();
+        for r in (0..base.checkpoint.len() as u32).filter(|&r| base.visible(r)) {
+            self.ids.push_str(c.id(r));
+            self.id_ends.push(self.ids.len());
+            self.locations.push(c.location(r));
+            self.cells.push(c.cell(r));
+            self.pointers.push(c.pointer(r));
+            self.numbers.extend((0..f).map(|i| c.number(i, r)));
+            self.categories.extend((0..k).map(|i| c.category(i, r)));
         }
     }
 

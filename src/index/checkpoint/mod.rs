@@ -197,25 +197,21 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
         return Err(Error::invalid_argument("checkpoint", "a row does not match the schema"));
     }
     let meta_bytes = codec::encode(meta).map_err(|e| Error::invalid_argument("checkpoint", e))?;
+    let order: Vec<u32> = if rows.in_packing_order() {
+        (0..n as u32).collect()
+    } else {
+        packing_order(&(0..n).map(|i| rows.location_at(i)).collect::<Vec<_>>())
+    };
+    // The source's row at file row `k`.
+    let at = |k: usize| order.get(k).copied().unwrap_or(0) as usize;
+    // Three parts run side by side: the id order, the cell column and its order, and the
+    // tree with the other columns (on this thread).
     std::thread::scope(|scope| {
         let by_id = scope.spawn(|| id_order(rows));
-        let order: Vec<u32> = if rows.in_packing_order() {
-            (0..n as u32).collect()
-        } else {
-            packing_order(&(0..n).map(|i| rows.location_at(i)).collect::<Vec<_>>())
-        };
-        // The source's row at file row `k`.
-        let at = |k: usize| order.get(k).copied().unwrap_or(0) as usize;
+        let cell_parts = scope.spawn(|| cell_sections((0..n).map(|k| rows.cell_at(at(k)))));
         let points: Vec<LatLon> = (0..n).map(|k| rows.location_at(at(k))).collect();
         let tree = PackedRTree::try_build(&points)?.into_bytes();
         drop(points);
-        let cell_of: Vec<u64> = (0..n).map(|k| rows.cell_at(at(k))).collect();
-        let mut by_cell: Vec<(u64, u32)> = cell_of.iter().zip(0u32..).map(|(&c, k)| (c, k)).collect();
-        crate::radix::sort_by_key(&mut by_cell);
-        let cell_order: Vec<u8> = by_cell.iter().flat_map(|&(_, k)| k.to_le_bytes()).collect();
-        drop(by_cell);
-        let cells: Vec<u8> = cell_of.iter().flat_map(|c| c.to_le_bytes()).collect();
-        drop(cell_of);
         let mut offsets = Vec::with_capacity(4 * (n + 1));
         let mut ids = Vec::new();
         let mut pointers = Vec::with_capacity(POINTER_LEN * n);
@@ -249,7 +245,9 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
                 *slot = k as u32;
             }
         }
-        let by_id = by_id.join().unwrap_or_default();
+        // A part that panicked panics the build (as it would have on this thread).
+        let by_id = by_id.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let (cells, cell_order) = cell_parts.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         let order: Vec<u8> = by_id
             .iter()
             .flat_map(|&i| file_row.get(i as usize).copied().unwrap_or(0).to_le_bytes())
@@ -259,6 +257,18 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
         let (header, pads) = format::header(lsn, n, f, c, &sections);
         Ok(CheckpointParts { header, sections: pads.into_iter().zip(sections).collect() })
     })
+}
+
+/// The cell column (8 bytes per file row) and the cell order (file rows sorted by cell,
+/// ties by row; 4 bytes each), from the cells of the file's rows in order.
+fn cell_sections(cells: impl Iterator<Item = u64>) -> (Vec<u8>, Vec<u8>) {
+    let cell_of: Vec<u64> = cells.collect();
+    let mut by_cell: Vec<(u64, u32)> = cell_of.iter().zip(0u32..).map(|(&c, k)| (c, k)).collect();
+    crate::radix::sort_by_key(&mut by_cell);
+    let cell_order: Vec<u8> = by_cell.iter().flat_map(|&(_, k)| k.to_le_bytes()).collect();
+    drop(by_cell);
+    let cells: Vec<u8> = cell_of.iter().flat_map(|c| c.to_le_bytes()).collect();
+    (cells, cell_order)
 }
 
 /// Row numbers (the source's) sorted by id: radix-sorted by the ids' first 16 bytes (two
@@ -586,10 +596,7 @@ impl Checkpoint {
     /// never has).
     #[must_use]
     pub fn id(&self, row: u32) -> &str {
-        let offsets = self.section(ID_OFFSETS);
-        let (a, b) =
-            (u32_at(offsets, row as usize * 4) as usize, u32_at(offsets, row as usize * 4 + 4) as usize);
-        self.section(ID_BYTES).get(a..b).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or_default()
+        id_in(self.section(ID_OFFSETS), self.section(ID_BYTES), row)
     }
 
     /// Reads the first byte of each row's id, so the cache misses of a batch of [`Self::id`]
@@ -646,12 +653,21 @@ impl Checkpoint {
     /// Where `row`'s operation is in the log.
     #[must_use]
     pub fn pointer(&self, row: u32) -> OpPointer {
-        let p = self.section(POINTERS);
-        let at = row as usize * POINTER_LEN;
-        OpPointer {
-            segment: u64::from(u32_at(p, at)),
-            offset: u64::from(u32_at(p, at + 4)),
-            index: u32::from(u16_at(p, at + 8)),
+        pointer_in(self.section(POINTERS), row)
+    }
+
+    /// Every column, each section looked up (and, on first use, checked) once: for reading
+    /// every row, as a checkpoint built over this one does.
+    pub(crate) fn columns(&self) -> Columns<'_> {
+        Columns {
+            checkpoint: self,
+            tree: self.tree(),
+            id_offsets: self.section(ID_OFFSETS),
+            id_bytes: self.section(ID_BYTES),
+            cells: self.section(CELLS),
+            pointers: self.section(POINTERS),
+            numbers: self.section(NUMBERS),
+            categories: self.section(CATEGORIES),
         }
     }
 
@@ -775,6 +791,64 @@ fn check_structure(b: &[u8], header: &Header, path: &Path, i: usize) -> Result<(
         _ => {}
     }
     Ok(())
+}
+
+/// The columns of a [`Checkpoint`] with their sections looked up once; see
+/// [`Checkpoint::columns`]. Each method reads as the checkpoint's own method of that name.
+pub(crate) struct Columns<'a> {
+    checkpoint: &'a Checkpoint,
+    tree: PackedRTreeRef<'a>,
+    id_offsets: &'a [u8],
+    id_bytes: &'a [u8],
+    cells: &'a [u8],
+    pointers: &'a [u8],
+    numbers: &'a [u8],
+    categories: &'a [u8],
+}
+
+impl Columns<'_> {
+    pub(crate) fn id(&self, row: u32) -> &str {
+        id_in(self.id_offsets, self.id_bytes, row)
+    }
+
+    /// The location, [`LatLon::ORIGIN`] for a damaged one (as [`crate::index::RowRef`] reads it).
+    pub(crate) fn location(&self, row: u32) -> LatLon {
+        self.tree.location(row).unwrap_or(LatLon::ORIGIN)
+    }
+
+    pub(crate) fn cell(&self, row: u32) -> u64 {
+        u64_at(self.cells, row as usize * 8)
+    }
+
+    pub(crate) fn pointer(&self, row: u32) -> OpPointer {
+        pointer_in(self.pointers, row)
+    }
+
+    pub(crate) fn number(&self, field: usize, row: u32) -> f64 {
+        let c = self.checkpoint;
+        c.slot(field, c.header.numbers, row).map_or(f64::NAN, |i| f64::from_bits(u64_at(self.numbers, i * 8)))
+    }
+
+    pub(crate) fn category(&self, field: usize, row: u32) -> u32 {
+        let c = self.checkpoint;
+        c.slot(field, c.header.categories, row).map_or(u32::MAX, |i| u32_at(self.categories, i * 4))
+    }
+}
+
+/// Row `row`'s id from the id offsets and bytes sections (empty if not UTF-8).
+fn id_in<'a>(offsets: &[u8], bytes: &'a [u8], row: u32) -> &'a str {
+    let (a, b) = (u32_at(offsets, row as usize * 4) as usize, u32_at(offsets, row as usize * 4 + 4) as usize);
+    bytes.get(a..b).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or_default()
+}
+
+/// Row `row`'s log position from the pointers section.
+fn pointer_in(p: &[u8], row: u32) -> OpPointer {
+    let at = row as usize * POINTER_LEN;
+    OpPointer {
+        segment: u64::from(u32_at(p, at)),
+        offset: u64::from(u32_at(p, at + 4)),
+        index: u32::from(u16_at(p, at + 8)),
+    }
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
