@@ -87,6 +87,9 @@ struct Gathered {
     pointers: Vec<OpPointer>,
     numbers: Vec<f64>,
     categories: Vec<u32>,
+    /// The rows sorted by (cell, row), when merged from the last checkpoint's cell order
+    /// instead of sorted.
+    by_cell: Option<Vec<u32>>,
 }
 
 impl RowSource for Gathered {
@@ -108,6 +111,10 @@ impl RowSource for Gathered {
 
     fn in_packing_order(&self) -> bool {
         true
+    }
+
+    fn sorted_by_cell(&self) -> Option<&[u32]> {
+        self.by_cell.as_deref()
     }
 
     fn fits_schema(&self, numbers: usize, categories: usize) -> bool {
@@ -194,7 +201,9 @@ impl CollectionSnapshot {
     fn into_gathered(self) -> Gathered {
         let mut gathered = self.gathered;
         if let Some(base) = &self.base {
+            let tail = gathered.len();
             gathered.extend_base(base);
+            gathered.by_cell = Some(gathered.merged_cell_order(tail, base));
         }
         gathered
     }
@@ -212,6 +221,7 @@ impl Gathered {
             pointers: Vec::with_capacity(n),
             numbers: Vec::with_capacity(n * f),
             categories: Vec::with_capacity(n * k),
+            by_cell: None,
         }
     }
 
@@ -244,6 +254,39 @@ impl Gathered {
         }
     }
 
+    /// The rows sorted by (cell, row), the first `tail` of them the memory table's and the
+    /// rest `base`'s visible rows: `base`'s cell order (already sorted) merged with the
+    /// memory rows' (sorted here), instead of sorting every row again. `build_parts` checks
+    /// it before it uses it.
+    fn merged_cell_order(&self, tail: usize, base: &BaseRows) -> Vec<u32> {
+        let c = &base.checkpoint;
+        // The gathered row of each checkpoint row; u32::MAX for a hidden one.
+        let mut next = u32::try_from(tail).unwrap_or(u32::MAX);
+        let gathered_row: Vec<u32> = (0..c.len() as u32)
+            .map(|r| {
+                if base.visible(r) {
+                    next = next.saturating_add(1);
+                    next - 1
+                } else {
+                    u32::MAX
+                }
+            })
+            .collect();
+        let from_base: Vec<u32> = c
+            .cell_order()
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .filter_map(|b| gathered_row.get(u32::from_le_bytes(*b) as usize).copied())
+            .filter(|&g| g != u32::MAX)
+            .collect();
+        let mut from_tail: Vec<(u64, u32)> = self.cells.iter().take(tail).copied().zip(0u32..).collect();
+        crate::radix::sort_by_key(&mut from_tail);
+        let from_tail: Vec<u32> = from_tail.into_iter().map(|(_, i)| i).collect();
+        let key = |r: u32| (self.cells.get(r as usize).copied().unwrap_or(u64::MAX), r);
+        merge(&from_tail, &from_base, |a, b| key(a) < key(b))
+    }
+
     /// Permutes every column into the checkpoint's row order, one tight gather per column
     /// (much cheaper than building the file by random access to whole rows).
     fn into_packing_order(self) -> Gathered {
@@ -263,9 +306,27 @@ impl Gathered {
             ids.push_str(self.id(i as usize));
             id_ends.push(ids.len());
         }
+        let cells = gather(&self.cells, &order, 1);
+        let by_cell = self.by_cell.as_ref().map(|by_cell| {
+            let mut file_row = vec![u32::MAX; order.len()];
+            for (k, &g) in order.iter().enumerate() {
+                if let Some(slot) = file_row.get_mut(g as usize) {
+                    *slot = k as u32;
+                }
+            }
+            let mut by_cell: Vec<u32> =
+                by_cell.iter().map(|&g| file_row.get(g as usize).copied().unwrap_or(u32::MAX)).collect();
+            // The rows of one cell were in gathered order: put them in file order.
+            let cell = |k: u32| cells.get(k as usize).copied();
+            for run in by_cell.chunk_by_mut(|&a, &b| cell(a) == cell(b)) {
+                run.sort_unstable();
+            }
+            by_cell
+        });
         Gathered {
             locations: gather(&self.locations, &order, 1),
-            cells: gather(&self.cells, &order, 1),
+            cells,
+            by_cell,
             pointers: gather(&self.pointers, &order, 1),
             numbers: gather(&self.numbers, &order, f),
             categories: gather(&self.categories, &order, k),
@@ -279,6 +340,24 @@ impl Gathered {
         let start = if i == 0 { 0 } else { self.id_ends.get(i - 1).copied().unwrap_or(0) };
         self.ids.get(start..self.id_ends.get(i).copied().unwrap_or(start)).unwrap_or_default()
     }
+}
+
+/// Merges two sequences each sorted by `less` into one.
+fn merge(a: &[u32], b: &[u32], less: impl Fn(u32, u32) -> bool) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.iter().copied().peekable(), b.iter().copied().peekable());
+    while let (Some(&x), Some(&y)) = (a.peek(), b.peek()) {
+        if less(y, x) {
+            out.push(y);
+            b.next();
+        } else {
+            out.push(x);
+            a.next();
+        }
+    }
+    out.extend(a);
+    out.extend(b);
+    out
 }
 
 pub(crate) fn now_ms() -> u64 {

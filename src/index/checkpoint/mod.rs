@@ -82,6 +82,15 @@ pub trait RowSource: Sync {
     fn in_packing_order(&self) -> bool {
         false
     }
+    /// The rows sorted by (cell, row), when the source knows it without sorting (a
+    /// checkpoint built over an earlier one merges that one's cell order with its new rows).
+    /// Used only when the rows are [in packing order](Self::in_packing_order), and only once
+    /// it is checked to list every row once in that order; otherwise the cells are sorted.
+    /// (There is no such hint for the id order: checking one costs a random access per row,
+    /// more than sorting the ids does.)
+    fn sorted_by_cell(&self) -> Option<&[u32]> {
+        None
+    }
     /// Whether every row has `numbers` number and `categories` category values.
     /// The build reads each column in a pass of its own: a source keeping columns can answer
     /// the per-column methods below without assembling whole rows.
@@ -207,8 +216,11 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
     // Three parts run side by side: the id order, the cell column and its order, and the
     // tree with the other columns (on this thread).
     std::thread::scope(|scope| {
+        let in_order = rows.in_packing_order();
         let by_id = scope.spawn(|| id_order(rows));
-        let cell_parts = scope.spawn(|| cell_sections((0..n).map(|k| rows.cell_at(at(k)))));
+        let cell_parts = scope.spawn(move || {
+            cell_sections((0..n).map(|k| rows.cell_at(at(k))), rows.sorted_by_cell().filter(|_| in_order))
+        });
         let points: Vec<LatLon> = (0..n).map(|k| rows.location_at(at(k))).collect();
         let tree = PackedRTree::try_build(&points)?.into_bytes();
         drop(points);
@@ -260,15 +272,41 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
 }
 
 /// The cell column (8 bytes per file row) and the cell order (file rows sorted by cell,
-/// ties by row; 4 bytes each), from the cells of the file's rows in order.
-fn cell_sections(cells: impl Iterator<Item = u64>) -> (Vec<u8>, Vec<u8>) {
+/// ties by row; 4 bytes each), from the cells of the file's rows in order; `known` is that
+/// order if the caller has it (used once checked).
+fn cell_sections(cells: impl Iterator<Item = u64>, known: Option<&[u32]>) -> (Vec<u8>, Vec<u8>) {
     let cell_of: Vec<u64> = cells.collect();
-    let mut by_cell: Vec<(u64, u32)> = cell_of.iter().zip(0u32..).map(|(&c, k)| (c, k)).collect();
-    crate::radix::sort_by_key(&mut by_cell);
-    let cell_order: Vec<u8> = by_cell.iter().flat_map(|&(_, k)| k.to_le_bytes()).collect();
-    drop(by_cell);
+    let known = known.filter(|o| {
+        let sound = is_cell_order(&cell_of, o);
+        // The database's own hint is always sound: tests (debug builds) say so when not.
+        debug_assert!(sound, "the cell order handed to the build is not the rows' cell order");
+        sound
+    });
+    let sorted: Vec<u32> = match known {
+        Some(known) => known.to_vec(),
+        None => {
+            let mut by_cell: Vec<(u64, u32)> = cell_of.iter().zip(0u32..).map(|(&c, k)| (c, k)).collect();
+            crate::radix::sort_by_key(&mut by_cell);
+            by_cell.into_iter().map(|(_, k)| k).collect()
+        }
+    };
+    let cell_order: Vec<u8> = sorted.iter().flat_map(|k| k.to_le_bytes()).collect();
+    drop(sorted);
     let cells: Vec<u8> = cell_of.iter().flat_map(|c| c.to_le_bytes()).collect();
     (cells, cell_order)
+}
+
+/// Whether `order` lists each of `0..len` exactly once.
+fn is_permutation(order: &[u32], len: usize) -> bool {
+    let mut seen = vec![false; len];
+    order.len() == len
+        && order.iter().all(|&r| seen.get_mut(r as usize).is_some_and(|s| !std::mem::replace(s, true)))
+}
+
+/// Whether `order` lists every row once by increasing (cell, row).
+fn is_cell_order(cells: &[u64], order: &[u32]) -> bool {
+    let key = |r: u32| (cells.get(r as usize).copied().unwrap_or(u64::MAX), r);
+    is_permutation(order, cells.len()) && order.windows(2).all(|w| matches!(w, &[a, b] if key(a) < key(b)))
 }
 
 /// Row numbers (the source's) sorted by id: radix-sorted by the ids' first 16 bytes (two
@@ -891,6 +929,23 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    #[test]
+    fn a_cell_order_hint_is_used_only_when_it_is_the_cell_order() {
+        let cells = [5u64, 3, 5, 1];
+        assert!(is_cell_order(&cells, &[3, 1, 0, 2]));
+        for bad in
+            [&[3, 1, 2, 0][..], &[3, 1, 0], &[3, 1, 0, 2, 2], &[3, 1, 0, 0], &[3, 1, 0, 4], &[1, 3, 0, 2]]
+        {
+            assert!(!is_cell_order(&cells, bad), "{bad:?}");
+        }
+        assert!(is_cell_order(&[], &[]));
+        // The build falls back to sorting: the same bytes with or without a sound hint.
+        let (plain_cells, plain_order) = cell_sections(cells.into_iter(), None);
+        assert_eq!(cell_sections(cells.into_iter(), Some(&[3, 1, 0, 2])), (plain_cells, plain_order.clone()));
+        let expected: Vec<u8> = [3u32, 1, 0, 2].iter().flat_map(|k| k.to_le_bytes()).collect();
+        assert_eq!(plain_order, expected);
+    }
 
     fn small() -> Vec<u8> {
         let ids: Vec<String> = (0..20).map(|i| format!("id-{i:02}")).collect();
