@@ -108,7 +108,7 @@ impl<'a> TableView<'a> {
         Some(RowRef::Base(&base.checkpoint, base.find(id)?))
     }
 
-    /// Every live row: checkpoint rows in cell order, then the tail in no order.
+    /// Every live row: checkpoint rows in the tree's row order, then the tail in no order.
     pub fn rows(&self) -> impl Iterator<Item = RowRef<'a>> + 'a {
         let base = self.base;
         let n = base.map_or(0, |b| b.checkpoint.len() as u32);

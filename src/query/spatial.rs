@@ -148,7 +148,7 @@ fn nearest_in_tail<'t>(
 }
 
 /// Calls `visit` once for every matching row inside `scope`: checkpoint rows first (in
-/// cell order), then the tail.
+/// the tree's row order), then the tail.
 pub fn scan<'t>(
     view: TableView<'t>,
     scope: Scope<'_>,
@@ -222,7 +222,7 @@ fn inside_scope(scope: Scope<'_>, p: LatLon) -> bool {
 fn inside_scope_at(scope: Scope<'_>, lat: f64, lon: f64) -> bool {
     match scope {
         Scope::All => true,
-        Scope::BBox(b) => b.contains_lat_lon(lat, lon),
+        Scope::BBox(b) => (-180.0..=180.0).contains(&lon) && b.contains_lat_lon(lat, lon),
         _ => LatLon::new(lat, lon).is_ok_and(|p| inside_scope(scope, p)),
     }
 }

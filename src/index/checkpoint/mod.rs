@@ -191,7 +191,8 @@ pub fn build(lsn: u64, meta: &CheckpointMeta, rows: Vec<CheckpointRow<'_>>) -> R
 }
 
 /// Serializes a checkpoint of `rows` (any order: they are put in [`packing_order`] here). The id
-/// lookup order is sorted on a second thread while this one builds the tree and columns.
+/// lookup order is sorted on one thread and the cell column and its order built on another,
+/// while this one builds the tree and the other columns.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when the rows do not fit the format (more than `u32::MAX` rows,
@@ -259,7 +260,11 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
         }
         // A part that panicked panics the build (as it would have on this thread).
         let by_id = by_id.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        let (cells, cell_order) = cell_parts.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let (cells, cell_order, refused) = cell_parts.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        #[cfg(test)]
+        REFUSED_CELL_ORDERS.with(|n| n.set(n.get() + usize::from(refused)));
+        #[cfg(not(test))]
+        let _ = refused;
         let order: Vec<u8> = by_id
             .iter()
             .flat_map(|&i| file_row.get(i as usize).copied().unwrap_or(0).to_le_bytes())
@@ -273,16 +278,12 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
 
 /// The cell column (8 bytes per file row) and the cell order (file rows sorted by cell,
 /// ties by row; 4 bytes each), from the cells of the file's rows in order; `known` is that
-/// order if the caller has it (used once checked).
-fn cell_sections(cells: impl Iterator<Item = u64>, known: Option<&[u32]>) -> (Vec<u8>, Vec<u8>) {
+/// order if the caller has it (used once checked; the last value says it was refused, as
+/// the database's own never is unless its last checkpoint was damaged).
+fn cell_sections(cells: impl Iterator<Item = u64>, known: Option<&[u32]>) -> (Vec<u8>, Vec<u8>, bool) {
     let cell_of: Vec<u64> = cells.collect();
-    let known = known.filter(|o| {
-        let sound = is_cell_order(&cell_of, o);
-        // The database's own hint is always sound: tests (debug builds) say so when not.
-        debug_assert!(sound, "the cell order handed to the build is not the rows' cell order");
-        sound
-    });
-    let sorted: Vec<u32> = match known {
+    let refused = known.is_some_and(|o| !is_cell_order(&cell_of, o));
+    let sorted: Vec<u32> = match known.filter(|_| !refused) {
         Some(known) => known.to_vec(),
         None => {
             let mut by_cell: Vec<(u64, u32)> = cell_of.iter().zip(0u32..).map(|(&c, k)| (c, k)).collect();
@@ -293,7 +294,14 @@ fn cell_sections(cells: impl Iterator<Item = u64>, known: Option<&[u32]>) -> (Ve
     let cell_order: Vec<u8> = sorted.iter().flat_map(|k| k.to_le_bytes()).collect();
     drop(sorted);
     let cells: Vec<u8> = cell_of.iter().flat_map(|c| c.to_le_bytes()).collect();
-    (cells, cell_order)
+    (cells, cell_order, refused)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Cell orders refused by builds this thread ran (tests check the database's own merged
+    /// orders never are).
+    pub(crate) static REFUSED_CELL_ORDERS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Whether `order` lists each of `0..len` exactly once.
@@ -940,9 +948,15 @@ mod tests {
             assert!(!is_cell_order(&cells, bad), "{bad:?}");
         }
         assert!(is_cell_order(&[], &[]));
-        // The build falls back to sorting: the same bytes with or without a sound hint.
-        let (plain_cells, plain_order) = cell_sections(cells.into_iter(), None);
-        assert_eq!(cell_sections(cells.into_iter(), Some(&[3, 1, 0, 2])), (plain_cells, plain_order.clone()));
+        // The same bytes with a sound hint, with none, and with an unsound one (refused).
+        let (plain_cells, plain_order, refused) = cell_sections(cells.into_iter(), None);
+        assert!(!refused);
+        let sound = cell_sections(cells.into_iter(), Some(&[3, 1, 0, 2]));
+        assert_eq!(sound, (plain_cells.clone(), plain_order.clone(), false));
+        for bad in [&[1, 3, 0, 2][..], &[3, 1, 0]] {
+            let unsound = cell_sections(cells.into_iter(), Some(bad));
+            assert_eq!(unsound, (plain_cells.clone(), plain_order.clone(), true), "{bad:?}");
+        }
         let expected: Vec<u8> = [3u32, 1, 0, 2].iter().flat_map(|k| k.to_le_bytes()).collect();
         assert_eq!(plain_order, expected);
     }

@@ -266,7 +266,8 @@ impl<'a> PackedRTreeRef<'a> {
     /// are), in row order, read straight from the points section: the fast way to test a
     /// leaf's rows. Values are as stored, not validated again: only a file opened without its
     /// body CRC can give an out-of-range or NaN value here, as [`location`](Self::location)
-    /// would give `None`.
+    /// would give `None`. Bytes that do not hold the rows (a view of an unreadable section is
+    /// empty) give nothing.
     ///
     /// ```
     /// use geocrm::index::packed::PackedRTree;
