@@ -300,40 +300,48 @@ impl Gathered {
             out
         }
         let (f, k) = (self.meta.schema.number_fields().len(), self.meta.schema.category_fields().len());
-        let mut ids = String::with_capacity(self.ids.len());
-        let mut id_ends = Vec::with_capacity(self.id_ends.len());
-        for &i in &order {
-            ids.push_str(self.id(i as usize));
-            id_ends.push(ids.len());
-        }
-        let cells = gather(&self.cells, &order, 1);
-        let by_cell = self.by_cell.as_ref().map(|by_cell| {
-            let mut file_row = vec![u32::MAX; order.len()];
-            for (k, &g) in order.iter().enumerate() {
-                if let Some(slot) = file_row.get_mut(g as usize) {
-                    *slot = k as u32;
-                }
-            }
-            let mut by_cell: Vec<u32> =
-                by_cell.iter().map(|&g| file_row.get(g as usize).copied().unwrap_or(u32::MAX)).collect();
-            // The rows of one cell were in gathered order: put them in file order.
-            let cell = |k: u32| cells.get(k as usize).copied();
-            for run in by_cell.chunk_by_mut(|&a, &b| cell(a) == cell(b)) {
-                run.sort_unstable();
-            }
-            by_cell
-        });
-        Gathered {
-            locations: gather(&self.locations, &order, 1),
-            cells,
-            by_cell,
-            pointers: gather(&self.pointers, &order, 1),
-            numbers: gather(&self.numbers, &order, f),
-            categories: gather(&self.categories, &order, k),
-            ids,
-            id_ends,
-            meta: self.meta,
-        }
+        let this = &self;
+        // The ids and locations on a thread of their own, the other columns on this one.
+        let ((ids, id_ends, locations), (cells, by_cell, pointers, numbers, categories)) =
+            std::thread::scope(|scope| {
+                let first = scope.spawn(|| {
+                    let mut ids = String::with_capacity(this.ids.len());
+                    let mut id_ends = Vec::with_capacity(this.id_ends.len());
+                    for &i in &order {
+                        ids.push_str(this.id(i as usize));
+                        id_ends.push(ids.len());
+                    }
+                    (ids, id_ends, gather(&this.locations, &order, 1))
+                });
+                let cells = gather(&this.cells, &order, 1);
+                let by_cell = this.by_cell.as_ref().map(|by_cell| {
+                    let mut file_row = vec![u32::MAX; order.len()];
+                    for (k, &g) in order.iter().enumerate() {
+                        if let Some(slot) = file_row.get_mut(g as usize) {
+                            *slot = k as u32;
+                        }
+                    }
+                    let mut by_cell: Vec<u32> = by_cell
+                        .iter()
+                        .map(|&g| file_row.get(g as usize).copied().unwrap_or(u32::MAX))
+                        .collect();
+                    // The rows of one cell were in gathered order: put them in file order.
+                    let cell = |k: u32| cells.get(k as usize).copied();
+                    for run in by_cell.chunk_by_mut(|&a, &b| cell(a) == cell(b)) {
+                        run.sort_unstable();
+                    }
+                    by_cell
+                });
+                let rest = (
+                    cells,
+                    by_cell,
+                    gather(&this.pointers, &order, 1),
+                    gather(&this.numbers, &order, f),
+                    gather(&this.categories, &order, k),
+                );
+                (first.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), rest)
+            });
+        Gathered { locations, cells, by_cell, pointers, numbers, categories, ids, id_ends, meta: self.meta }
     }
 
     fn id(&self, i: usize) -> &str {
