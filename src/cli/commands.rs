@@ -299,14 +299,19 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
     }
     if db.json {
         print_json(
-            &json!({"imported": report.imported, "rejected": report.rejected.len(), "created_collection": report.created_collection}),
+            &json!({"imported": report.imported, "replaced": report.replaced, "rejected": report.rejected.len(), "created_collection": report.created_collection}),
         );
     } else {
         println!(
-            "imported {} records into {:?} in {:.2?}{}",
+            "imported {} records into {:?} in {:.2?}{}{}",
             report.imported,
             db.collection,
             started.elapsed(),
+            if report.replaced == 0 {
+                String::new()
+            } else {
+                format!(", of which {} replaced records with the same id (whole records: old fields not in the file are gone)", report.replaced)
+            },
             if report.rejected.is_empty() {
                 String::new()
             } else {

@@ -85,13 +85,17 @@ impl CollectionState {
     }
 
     /// Hides the checkpoint's row for `id`, if it has a visible one.
-    fn hide_base(&mut self, id: &str) {
+    /// Hides `id`'s checkpoint row; `true` if it was live until now.
+    fn hide_base(&mut self, id: &str) -> bool {
         if let Some(base) = &mut self.base {
             if let Some(row) = base.checkpoint.find(id) {
+                let live = base.visible(row);
                 let rows = base.checkpoint.len();
                 base.hidden.hide(row, rows);
+                return live;
             }
         }
+        false
     }
 }
 
@@ -194,7 +198,8 @@ impl State {
     /// Applies a committed transaction's operations, starting at `first_lsn`. Large batches
     /// rebuild the affected trees with one bulk load instead of one insert per record, and
     /// free their applied operations on another thread.
-    pub(crate) fn apply_all(&mut self, ops: Vec<(LogOp, OpPointer)>, first_lsn: u64) {
+    /// Applies a committed batch; returns how many of its upserts replaced a live record.
+    pub(crate) fn apply_all(&mut self, ops: Vec<(LogOp, OpPointer)>, first_lsn: u64) -> u64 {
         let mut per_collection: HashMap<&str, usize> = HashMap::new();
         for (op, _) in &ops {
             if let LogOp::Upsert(StoredRecord { collection, .. })
@@ -230,8 +235,9 @@ impl State {
         let mut spent = crate::parallel::BackgroundDrop::new(ops.len(), BULK_APPLY_MIN);
         // The operations drive the zip: polling the LSN range past the last operation would
         // overflow when the log's LSN space ends exactly there.
+        let mut replaced = 0;
         for ((op, pointer), lsn) in ops.into_iter().zip(first_lsn..) {
-            self.apply(&op, pointer, lsn);
+            replaced += u64::from(self.apply(&op, pointer, lsn));
             if let LogOp::CreateCollection { name, .. } | LogOp::EnsureCollection { name, .. } = &op {
                 if let Some((_, n)) = bulk.iter().find(|(b, _)| b == name) {
                     if let Some(c) = self.collections.get_mut(name) {
@@ -246,10 +252,11 @@ impl State {
                 c.table.finish_bulk();
             }
         }
+        replaced
     }
 
-    /// Applies a checked operation.
-    pub(crate) fn apply(&mut self, op: &LogOp, pointer: OpPointer, lsn: u64) {
+    /// Applies a checked operation; `true` for an upsert that replaced a live record.
+    pub(crate) fn apply(&mut self, op: &LogOp, pointer: OpPointer, lsn: u64) -> bool {
         if let Some(journal) = &mut self.building {
             if let LogOp::Upsert(StoredRecord { collection, id, .. })
             | LogOp::Delete { collection, id }
@@ -272,8 +279,8 @@ impl State {
                 );
             }
             LogOp::Upsert(r) => {
-                let Some(c) = self.collections.get_mut(&r.collection) else { return };
-                let Ok(location) = LatLon::new(r.lat, r.lon) else { return };
+                let Some(c) = self.collections.get_mut(&r.collection) else { return false };
+                let Ok(location) = LatLon::new(r.lat, r.lon) else { return false };
                 let categories = r
                     .categories
                     .iter()
@@ -281,8 +288,8 @@ impl State {
                     .map(|(i, v)| v.as_deref().map_or(MISSING_CODE, |v| c.dict.intern(i, v)))
                     .collect();
                 let numbers = r.numbers.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
-                c.hide_base(&r.id);
-                c.table.upsert(Row {
+                let in_base = c.hide_base(&r.id);
+                let in_table = c.table.upsert(Row {
                     id: r.id.as_str().into(),
                     location,
                     cell: r.cell,
@@ -292,6 +299,7 @@ impl State {
                     lsn,
                     key_id: r.key_id,
                 });
+                return in_base || in_table.is_some();
             }
             LogOp::Delete { collection, id } => {
                 if let Some(c) = self.collections.get_mut(collection) {
@@ -309,5 +317,6 @@ impl State {
                 }
             }
         }
+        false
     }
 }

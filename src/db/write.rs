@@ -23,6 +23,10 @@ pub struct CommitReceipt {
     pub first_lsn: u64,
     /// One past the LSN of the last operation.
     pub next_lsn: u64,
+    /// How many of the batch's upserts replaced a record that was there (updates, as
+    /// against inserts). An upsert replaces the whole record: fields it does not give,
+    /// PII included, are gone.
+    pub replaced: u64,
 }
 
 /// A set of writes committed atomically: after a crash either all of them are there or none.
@@ -452,13 +456,13 @@ impl Inner {
         let mut erasing = Vec::new();
         for (ticket, (receipt, ops)) in written {
             let erases = ops.iter().any(|(op, _)| matches!(op, LogOp::Erase { .. }));
-            state.apply_all(ops, receipt.first_lsn);
+            let replaced = state.apply_all(ops, receipt.first_lsn);
             if erases || !state.erased_keys.is_empty() {
                 erasing.push(ticket);
             }
             erased.append(&mut state.erased_keys);
             state.next_lsn = receipt.next_lsn;
-            results.push((ticket, Ok(receipt)));
+            results.push((ticket, Ok(CommitReceipt { replaced, ..receipt })));
         }
         drop(state);
         if !erasing.is_empty() {
@@ -567,7 +571,7 @@ impl Inner {
         let ops = self.seal_batch(pending)?;
         if ops.is_empty() {
             let next = w.log.next_lsn();
-            return Ok((CommitReceipt { first_lsn: next, next_lsn: next }, Vec::new()));
+            return Ok((CommitReceipt { first_lsn: next, next_lsn: next, replaced: 0 }, Vec::new()));
         }
         let (receipt, bodies) = append_ops(&mut w.log, &ops, "batch")?;
         created_in_round.extend(created);
@@ -578,7 +582,8 @@ impl Inner {
                 pointers.push(OpPointer { segment: pos.segment, offset: pos.offset, index });
             }
         }
-        let commit = CommitReceipt { first_lsn: receipt.first_lsn, next_lsn: receipt.next_lsn };
+        // `replaced` is counted when the batch is applied.
+        let commit = CommitReceipt { first_lsn: receipt.first_lsn, next_lsn: receipt.next_lsn, replaced: 0 };
         Ok((commit, ops.into_iter().zip(pointers).collect()))
     }
 

@@ -64,6 +64,10 @@ pub struct Rejected {
 pub struct ImportReport {
     /// Records written.
     pub imported: u64,
+    /// Of those, how many replaced a record already there with the same id. An import
+    /// upserts whole records: a replaced record keeps none of its old fields (a column the
+    /// file lacks, PII included, is gone).
+    pub replaced: u64,
     /// Rows skipped (only with `skip_invalid`).
     pub rejected: Vec<Rejected>,
     /// Whether the collection was created by this import.
@@ -269,7 +273,7 @@ pub fn import_csv(
     while added < total {
         let room = batch_size.saturating_sub(batch.len());
         if room == 0 {
-            std::mem::replace(&mut batch, db.begin_write()).commit()?;
+            report.replaced += std::mem::replace(&mut batch, db.begin_write()).commit()?.replaced;
             continue;
         }
         let chunk: Vec<Record> = records.by_ref().take(room).collect();
@@ -291,7 +295,7 @@ pub fn import_csv(
             }
         }
     }
-    batch.commit()?;
+    report.replaced += batch.commit()?.replaced;
     report.rejected.sort_by_key(|r| r.line);
     Ok(report)
 }

@@ -563,3 +563,20 @@ fn cr_only_line_ends_over_a_mebibyte_import() {
         assert_eq!((report.imported, lines), (2, vec![5, 6]), "{end:?}");
     }
 }
+
+/// An import upserts: the report says how many records it replaced, over every batch.
+#[test]
+fn the_report_counts_replaced_records() {
+    for batch in [Some(1), Some(2), None] {
+        let (_dir, db) = open(false);
+        let options = ImportOptions { batch_size: batch, ..ImportOptions::default() };
+        let first = import(&db, "id,lat,lon,v\nA,1,2,1\nB,1,2,2\nC,1,2,3\n", &options).unwrap();
+        assert_eq!((first.imported, first.replaced), (3, 0), "{batch:?}");
+        db.checkpoint().unwrap();
+        let again = import(&db, "id,lat,lon,v\nB,1,2,5\nD,1,2,6\nC,1,2,7\n", &options).unwrap();
+        assert_eq!((again.imported, again.replaced), (3, 2), "{batch:?}");
+        let third = import(&db, "id,lat,lon,v\nD,1,2,8\nE,1,2,9\n", &options).unwrap();
+        assert_eq!((third.imported, third.replaced), (2, 1), "{batch:?}: D is in the memory table");
+        assert_eq!(numbers(&db, "C")["v"], 7.0);
+    }
+}

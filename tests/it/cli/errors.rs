@@ -166,7 +166,7 @@ fn skip_invalid_imports_good_rows_and_reports_bad_ones_without_their_contents() 
     let args =
         [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", rejects.to_str().unwrap(), "--json"];
     let out: serde_json::Value = serde_json::from_str(&ok(&env.run(true, "import", &args))).unwrap();
-    assert_eq!(out, json!({"imported": 2, "rejected": 6, "created_collection": true}));
+    assert_eq!(out, json!({"imported": 2, "replaced": 0, "rejected": 6, "created_collection": true}));
     assert_eq!(env.records(), Some(2));
     env.ok("get", &["--id", "G-2"]);
     let text = std::fs::read(&rejects).unwrap();

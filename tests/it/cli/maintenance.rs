@@ -75,3 +75,20 @@ fn checkpoint_stats_verify_compact_and_damage_detection() {
     assert_eq!(env.records(), Some(59));
     assert!(env.json("stats", &[])["checkpoint_rejected"].as_str().unwrap().contains("checksum"));
 }
+
+/// Importing the same file again replaces every record, and says so (text and JSON).
+#[test]
+fn a_reimport_reports_the_records_it_replaced() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    let csv = env.file("again.csv", super::csv_of(&rows));
+    let path = csv.to_str().unwrap();
+    let out = super::ok(&env.run(true, "import", &[path, "--pii", super::PII_ARG]));
+    assert!(out.contains("imported 60 records") && out.contains("of which 60 replaced"), "{out}");
+    let out = super::ok(&env.run(true, "import", &[path, "--pii", super::PII_ARG, "--json"]));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!({"imported": 60, "replaced": 60, "rejected": 0, "created_collection": false})
+    );
+}

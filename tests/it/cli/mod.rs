@@ -125,7 +125,10 @@ impl Env {
         let csv = self.file("customers.csv", csv_of(&rows));
         let out = ok(&self.run(true, "import", &[csv.to_str().unwrap(), "--pii", PII_ARG, "--json"]));
         let report: Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(report, serde_json::json!({"imported": 60, "rejected": 0, "created_collection": true}));
+        assert_eq!(
+            report,
+            serde_json::json!({"imported": 60, "replaced": 0, "rejected": 0, "created_collection": true})
+        );
         rows
     }
 
