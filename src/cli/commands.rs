@@ -310,7 +310,10 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
             if report.replaced == 0 {
                 String::new()
             } else {
-                format!(", of which {} replaced records with the same id (whole records: old fields not in the file are gone)", report.replaced)
+                format!(
+                    ", of which {} replaced records with the same id (whole records: their fields not in the file are no longer read)",
+                    report.replaced
+                )
             },
             if report.rejected.is_empty() {
                 String::new()

@@ -84,18 +84,14 @@ impl CollectionState {
         TableView { tail: &self.table, base: self.base.as_ref() }
     }
 
-    /// Hides the checkpoint's row for `id`, if it has a visible one.
-    /// Hides `id`'s checkpoint row; `true` if it was live until now.
+    /// Hides the checkpoint's row for `id`, if it has one; `true` if it was visible until now.
     fn hide_base(&mut self, id: &str) -> bool {
-        if let Some(base) = &mut self.base {
-            if let Some(row) = base.checkpoint.find(id) {
-                let live = base.visible(row);
-                let rows = base.checkpoint.len();
-                base.hidden.hide(row, rows);
-                return live;
+        match &mut self.base {
+            Some(base) => {
+                base.checkpoint.find(id).is_some_and(|row| base.hidden.hide(row, base.checkpoint.len()))
             }
+            None => false,
         }
-        false
     }
 }
 
@@ -197,8 +193,8 @@ impl State {
 
     /// Applies a committed transaction's operations, starting at `first_lsn`. Large batches
     /// rebuild the affected trees with one bulk load instead of one insert per record, and
-    /// free their applied operations on another thread.
-    /// Applies a committed batch; returns how many of its upserts replaced a live record.
+    /// free their applied operations on another thread. Returns how many of the upserts
+    /// replaced a live record (see [`crate::CommitReceipt::replaced`]).
     pub(crate) fn apply_all(&mut self, ops: Vec<(LogOp, OpPointer)>, first_lsn: u64) -> u64 {
         let mut per_collection: HashMap<&str, usize> = HashMap::new();
         for (op, _) in &ops {

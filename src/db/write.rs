@@ -18,14 +18,17 @@ use crate::model::{validate_id, validate_name, FieldKind, Record, Schema};
 
 /// What a successful commit wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CommitReceipt {
     /// LSN of the first operation (equal to `next_lsn` for an empty batch).
     pub first_lsn: u64,
     /// One past the LSN of the last operation.
     pub next_lsn: u64,
-    /// How many of the batch's upserts replaced a record that was there (updates, as
-    /// against inserts). An upsert replaces the whole record: fields it does not give,
-    /// PII included, are gone.
+    /// How many of the batch's upserts replaced a live record (updates, as against inserts):
+    /// an id upserted again in the same batch counts again (each upsert replaced the one
+    /// before), even if the batch deletes it later. An upsert replaces the whole record:
+    /// fields it does not give, PII included, are no longer read; the old values stay in the
+    /// log until a compaction ([`crate::Database::erase`] destroys PII at once).
     pub replaced: u64,
 }
 

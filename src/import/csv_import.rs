@@ -66,7 +66,8 @@ pub struct ImportReport {
     pub imported: u64,
     /// Of those, how many replaced a record already there with the same id. An import
     /// upserts whole records: a replaced record keeps none of its old fields (a column the
-    /// file lacks, PII included, is gone).
+    /// file lacks, PII included, is no longer read; its old values stay in the log until a
+    /// compaction).
     pub replaced: u64,
     /// Rows skipped (only with `skip_invalid`).
     pub rejected: Vec<Rejected>,

@@ -598,7 +598,7 @@ fn commit_receipts_count_replaced_records() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path(), opts().checkpoint_after_ops(None)).unwrap();
     db.create_collection("c", schema()).unwrap();
-    let commit = |upserts: &[usize], deletes: &[usize]| {
+    fn commit(db: &Database, upserts: &[usize], deletes: &[usize]) -> u64 {
         let mut b = db.begin_write();
         for &i in upserts {
             b.upsert("c", rec(i)).unwrap();
@@ -607,17 +607,23 @@ fn commit_receipts_count_replaced_records() {
             b.delete("c", &format!("C-{i:04}")).unwrap();
         }
         b.commit().unwrap().replaced
-    };
-    assert_eq!(commit(&[1, 2, 3], &[]), 0, "new ids");
-    assert_eq!(commit(&[1, 4], &[]), 1, "one in the memory table");
-    assert_eq!(commit(&[5, 5, 5], &[]), 2, "the same id three times in one batch");
+    }
+    assert_eq!(commit(&db, &[1, 2, 3], &[]), 0, "new ids");
+    assert_eq!(commit(&db, &[1, 4], &[]), 1, "one in the memory table");
+    assert_eq!(commit(&db, &[5, 5, 5], &[]), 2, "the same id three times in one batch");
     db.checkpoint().unwrap();
-    assert_eq!(commit(&[1, 2, 6], &[3]), 2, "two in the checkpoint");
-    assert_eq!(commit(&[1, 3], &[]), 1, "one replaced since the checkpoint, one deleted");
-    assert_eq!(commit(&[], &[4]), 0, "deletes replace nothing");
+    assert_eq!(commit(&db, &[1, 2, 6], &[3]), 2, "two in the checkpoint");
+    assert_eq!(commit(&db, &[1, 3], &[]), 1, "one replaced since the checkpoint, one deleted");
+    assert_eq!(commit(&db, &[], &[4]), 0, "deletes replace nothing");
     assert_eq!(db.begin_write().commit().unwrap().replaced, 0, "an empty batch");
     drop(db);
-    // Replay counts nothing anyone sees, and the records are as the batches left them.
-    let db = Database::open(dir.path(), opts()).unwrap();
+    let db = Database::open(dir.path(), opts().checkpoint_after_ops(None)).unwrap();
     assert_eq!(ids(&db), ["C-0001", "C-0002", "C-0003", "C-0005", "C-0006"]);
+    // Batches large enough to be applied in bulk (the tree rebuilt once), over rows in the
+    // checkpoint and in the memory table.
+    let many: Vec<usize> = (1..=5000).collect();
+    assert_eq!(commit(&db, &many, &[]), 5, "C-0001..3, 5 and 6 were there");
+    db.checkpoint().unwrap();
+    assert_eq!(commit(&db, &many[..2500], &[]), 2500, "all in the checkpoint");
+    assert_eq!(commit(&db, &many, &[]), 5000, "half in the memory table, half in the checkpoint");
 }
