@@ -29,6 +29,9 @@ pub(crate) struct LineLimit<R> {
     quote_line: u64,
     /// Bytes read so far (to skip a byte-order mark at the start, as the csv reader does).
     offset: u64,
+    /// Whether the input starts with a UTF-8 byte-order mark, once the first read decided it
+    /// as the csv reader does: from the first bytes handed to it (at least 4 when there are).
+    bom: Option<bool>,
     /// The line of text found after a closing quote, once seen.
     after_quote: Option<u64>,
     /// The last byte was a CR: an LF right after it ends no other line (and between records,
@@ -62,6 +65,7 @@ impl<R> LineLimit<R> {
             quote: Syntax::FieldStart,
             quote_line: 1,
             offset: 0,
+            bom: None,
             after_quote: None,
             last_cr: false,
             between_lines: true,
@@ -79,7 +83,7 @@ impl<R> LineLimit<R> {
     fn step(&mut self, b: u8) {
         let at = self.offset;
         self.offset += 1;
-        if at < 3 && self.quote == Syntax::FieldStart && b == [0xEF, 0xBB, 0xBF][at as usize] {
+        if at < 3 && self.bom == Some(true) {
             return; // a UTF-8 byte-order mark, which the csv reader skips
         }
         if self.quote == Syntax::QuoteInQuoted && !matches!(b, b'"' | b',' | b'\n' | b'\r') {
@@ -217,7 +221,24 @@ pub(crate) const AFTER_QUOTE: &str = "text after a closing quote";
 impl<R: Read> Read for LineLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            let n = self.inner.read(buf)?;
+            let n = if self.bom.is_none() {
+                // The csv reader strips a byte-order mark only from the first bytes it is
+                // handed, and only when they are at least 3: hand it at least 4 if there are,
+                // so that it and this reader decide alike however the input is cut (with just
+                // the 3 of the mark, nothing would be left of its first input after stripping
+                // them, which it takes for the end of the input).
+                let mut n = 0;
+                while n < 4.min(buf.len()) {
+                    match self.inner.read(buf.get_mut(n..).unwrap_or_default())? {
+                        0 => break,
+                        got => n += got,
+                    }
+                }
+                self.bom = Some(buf.get(..n).is_some_and(|b| b.starts_with(b"\xEF\xBB\xBF")));
+                n
+            } else {
+                self.inner.read(buf)?
+            };
             if n == 0 && !buf.is_empty() && self.quote == Syntax::Quoted {
                 // The csv reader would take the rest of the file as that one field, silently
                 // swallowing every row after the stray quote.
@@ -336,7 +357,9 @@ mod tests {
             chunks in proptest::collection::vec(1usize..9, 1..50),
             limit in 1usize..40,
         ) {
+            let bom = Some(bytes.starts_with(b"\xEF\xBB\xBF"));
             let mut fast = LineLimit::new((), limit);
+            fast.bom = bom;
             let mut rest = bytes.as_slice();
             let mut result = Ok(Vec::new());
             for chunk in chunks.iter().cycle() {
@@ -353,6 +376,7 @@ mod tests {
                 rest = later;
             }
             let mut slow = LineLimit::new((), limit);
+            slow.bom = bom;
             let slow_result = bytes.iter().try_fold(Vec::new(), |mut out, &b| {
                 out.extend(slow.consume_byte(b)?);
                 Ok(out)
@@ -372,6 +396,7 @@ mod tests {
                 1..25,
             ),
             chunk in 1usize..20,
+            bom in proptest::bool::weighted(0.3),
         ) {
             // An unquoted value holds no comma, quote, CR or LF, and a record is never blank.
             let rows: Vec<GeneratedRecord> = rows
@@ -384,7 +409,12 @@ mod tests {
                     (fields, end, blank)
                 })
                 .collect();
-            let (bytes, want_lines) = csv_file(&rows);
+            let (mut bytes, want_lines) = csv_file(&rows);
+            if bom {
+                // Stripped by the csv reader however the input is cut (it strips one only from
+                // the first bytes it is handed, and only from 3 or more).
+                bytes.splice(0..0, *b"\xEF\xBB\xBF");
+            }
             let (direct, read, lines) = records_both_ways(&bytes, chunk);
             proptest::prop_assert_eq!(&read, &direct);
             proptest::prop_assert_eq!(lines, want_lines);
