@@ -254,10 +254,8 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
         }
     }
     // Create the database in a missing or empty directory; anything else must be one.
-    let missing = !db.db.exists();
-    let create = missing || std::fs::read_dir(&db.db).is_ok_and(|mut d| d.next().is_none());
+    let create = !db.db.exists() || std::fs::read_dir(&db.db).is_ok_and(|mut d| d.next().is_none());
     let database = open_or_create(db, true, create)?;
-    let lsn_at_open = database.next_lsn();
     // The rejects file is created before anything is imported (failing to create it after
     // the commit lost the list of rejected lines), as a new temporary file beside it —
     // removed on any failure, renamed into place once the import is done.
@@ -283,18 +281,7 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
             b.set_position(n);
         }
     });
-    let report = match report {
-        Ok(report) => report,
-        // A refused import that created the database and committed nothing leaves no empty
-        // database (with a keystore, an audit log) behind: the directory goes if this import
-        // made it, its contents if it was empty.
-        Err(e) if create && database.next_lsn() == lsn_at_open => {
-            drop((database, rejects_writer, bar));
-            remove_created(&db.db, missing);
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
+    let report = report?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -336,23 +323,6 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
         );
     }
     Ok(())
-}
-
-/// Removes a database this command created: the directory when it was `missing`, else
-/// what it put in it. Best effort: the caller reports the error that made it give up.
-fn remove_created(dir: &Path, missing: bool) {
-    if missing {
-        let _ = std::fs::remove_dir_all(dir);
-        return;
-    }
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let _ = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-    }
 }
 
 /// A sum or mean as JSON. Stored numbers are finite, so a non-finite one means the running
