@@ -81,11 +81,7 @@ impl<R> LineLimit<R> {
     }
 
     fn step(&mut self, b: u8) {
-        let at = self.offset;
         self.offset += 1;
-        if at < 3 && self.bom == Some(true) {
-            return; // a UTF-8 byte-order mark, which the csv reader skips
-        }
         if self.quote == Syntax::QuoteInQuoted && !matches!(b, b'"' | b',' | b'\n' | b'\r') {
             // `"Ada"x`: the csv reader would glue the rest on, and a second stray quote
             // later could hide rows inside one field (RFC 4180 allows no text here).
@@ -159,6 +155,11 @@ impl<R> LineLimit<R> {
     /// the csv reader is handed for it, if any. A line ends at LF, CRLF or CR; between records
     /// a CR or CRLF is handed on as one LF, inside a quoted field it is kept.
     fn consume_byte(&mut self, b: u8) -> io::Result<Option<u8>> {
+        if self.offset < 3 && self.bom == Some(true) {
+            // A byte of the byte-order mark, which the csv reader strips: no record starts.
+            self.offset += 1;
+            return Ok(Some(b));
+        }
         let between_records = self.quote != Syntax::Quoted;
         let lf_after_cr = b == b'\n' && self.last_cr;
         // A CR between records leaves them between records, one inside a quoted field leaves
@@ -220,6 +221,9 @@ pub(crate) const AFTER_QUOTE: &str = "text after a closing quote";
 
 impl<R: Read> Read for LineLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         loop {
             let n = if self.bom.is_none() {
                 // The csv reader strips a byte-order mark only from the first bytes it is
@@ -229,9 +233,13 @@ impl<R: Read> Read for LineLimit<R> {
                 // them, which it takes for the end of the input).
                 let mut n = 0;
                 while n < 4.min(buf.len()) {
-                    match self.inner.read(buf.get_mut(n..).unwrap_or_default())? {
-                        0 => break,
-                        got => n += got,
+                    match self.inner.read(buf.get_mut(n..).unwrap_or_default()) {
+                        Ok(0) => break,
+                        Ok(got) => n += got,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        // Bytes read are handed on; the error comes again at the next read.
+                        Err(_) if n > 0 => break,
+                        Err(e) => return Err(e),
                     }
                 }
                 self.bom = Some(buf.get(..n).is_some_and(|b| b.starts_with(b"\xEF\xBB\xBF")));
@@ -397,6 +405,7 @@ mod tests {
             ),
             chunk in 1usize..20,
             bom in proptest::bool::weighted(0.3),
+            leading_blank in proptest::bool::weighted(0.2),
         ) {
             // An unquoted value holds no comma, quote, CR or LF, and a record is never blank.
             let rows: Vec<GeneratedRecord> = rows
@@ -409,7 +418,11 @@ mod tests {
                     (fields, end, blank)
                 })
                 .collect();
-            let (mut bytes, want_lines) = csv_file(&rows);
+            let (mut bytes, mut want_lines) = csv_file(&rows);
+            if leading_blank {
+                bytes.insert(0, b'\n');
+                want_lines.iter_mut().for_each(|l| *l += 1);
+            }
             if bom {
                 // Stripped by the csv reader however the input is cut (it strips one only from
                 // the first bytes it is handed, and only from 3 or more).
