@@ -219,35 +219,37 @@ pub(crate) const UNTERMINATED: &str = "unterminated quoted field";
 /// Marker text of the error for text after a quoted field's closing quote.
 pub(crate) const AFTER_QUOTE: &str = "text after a closing quote";
 
+impl<R: Read> LineLimit<R> {
+    /// The first read, which decides whether the input starts with a byte-order mark. The
+    /// csv reader strips a mark only from the first bytes it is handed, and only when they
+    /// are at least 3: this hands it at least 4 if there are, so that it and this reader
+    /// decide alike however the input is cut (with just the 3 of the mark, nothing would be
+    /// left of its first input after stripping them, which it takes for the end of the input).
+    fn read_first(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        while n < 4.min(buf.len()) {
+            match self.inner.read(buf.get_mut(n..).unwrap_or_default()) {
+                Ok(0) => break,
+                Ok(got) => n += got,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Bytes read are handed on; the error comes again at the next read.
+                Err(_) if n > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        self.bom = Some(buf.get(..n).is_some_and(|b| b.starts_with(b"\xEF\xBB\xBF")));
+        Ok(n)
+    }
+}
+
 impl<R: Read> Read for LineLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
         loop {
-            let n = if self.bom.is_none() {
-                // The csv reader strips a byte-order mark only from the first bytes it is
-                // handed, and only when they are at least 3: hand it at least 4 if there are,
-                // so that it and this reader decide alike however the input is cut (with just
-                // the 3 of the mark, nothing would be left of its first input after stripping
-                // them, which it takes for the end of the input).
-                let mut n = 0;
-                while n < 4.min(buf.len()) {
-                    match self.inner.read(buf.get_mut(n..).unwrap_or_default()) {
-                        Ok(0) => break,
-                        Ok(got) => n += got,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        // Bytes read are handed on; the error comes again at the next read.
-                        Err(_) if n > 0 => break,
-                        Err(e) => return Err(e),
-                    }
-                }
-                self.bom = Some(buf.get(..n).is_some_and(|b| b.starts_with(b"\xEF\xBB\xBF")));
-                n
-            } else {
-                self.inner.read(buf)?
-            };
-            if n == 0 && !buf.is_empty() && self.quote == Syntax::Quoted {
+            let n = if self.bom.is_none() { self.read_first(buf)? } else { self.inner.read(buf)? };
+            if n == 0 && self.quote == Syntax::Quoted {
                 // The csv reader would take the rest of the file as that one field, silently
                 // swallowing every row after the stray quote.
                 return Err(refusal(UNTERMINATED, self.quote_line));

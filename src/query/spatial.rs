@@ -15,7 +15,7 @@ use crate::geo::{haversine_m, BoundingBox, HaversineFrom, LatLon, PreparedRegion
 use std::ops::Range;
 
 use crate::geo::Relation;
-use crate::index::packed::{chord2_beyond, Coverage, LonLatBox};
+use crate::index::packed::{chord2_beyond, Coverage, LonLatBox, PackedRTreeRef};
 use crate::index::{BaseRows, MemoryTable, Row, RowRef, TableView};
 
 /// Where to look.
@@ -164,11 +164,7 @@ pub fn scan<'t>(
         };
         scan_base_ranges(base, scope, &mut |rows, tested| {
             if tested {
-                for (row, (lat, lon)) in rows.clone().zip(tree.lat_lons(rows)) {
-                    if inside_scope_at(scope, lat, lon) {
-                        take(row);
-                    }
-                }
+                rows_in_scope(&tree, scope, rows).for_each(&mut take);
             } else {
                 rows.for_each(&mut take);
             }
@@ -189,11 +185,7 @@ pub fn count(view: TableView<'_>, scope: Scope<'_>, filter: &CompiledFilter) -> 
         let matches = |row: u32| !per_row || base_matches(filter, base, row);
         scan_base_ranges(base, scope, &mut |rows, tested| {
             n += if tested {
-                let mut k = 0u64;
-                for (row, (lat, lon)) in rows.clone().zip(tree.lat_lons(rows)) {
-                    k += u64::from(inside_scope_at(scope, lat, lon) && matches(row));
-                }
-                k
+                rows_in_scope(&tree, scope, rows).filter(|&row| matches(row)).count() as u64
             } else if per_row {
                 rows.filter(|&row| matches(row)).count() as u64
             } else {
@@ -213,6 +205,19 @@ fn inside_scope(scope: Scope<'_>, p: LatLon) -> bool {
         Scope::BBox(b) => b.contains(p),
         Scope::Region(r) => r.contains(p),
     }
+}
+
+/// The checkpoint rows of `rows` whose stored location lies in `scope`, read straight from
+/// the tree's points.
+fn rows_in_scope<'a>(
+    tree: &PackedRTreeRef<'a>,
+    scope: Scope<'a>,
+    rows: Range<u32>,
+) -> impl Iterator<Item = u32> + 'a {
+    rows.clone()
+        .zip(tree.lat_lons(rows))
+        .filter(move |&(_, (lat, lon))| inside_scope_at(scope, lat, lon))
+        .map(|(row, _)| row)
 }
 
 /// [`inside_scope`] for a checkpoint row's stored latitude and longitude; a value that is

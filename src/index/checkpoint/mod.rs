@@ -207,7 +207,8 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
         return Err(Error::invalid_argument("checkpoint", "a row does not match the schema"));
     }
     let meta_bytes = codec::encode(meta).map_err(|e| Error::invalid_argument("checkpoint", e))?;
-    let order: Vec<u32> = if rows.in_packing_order() {
+    let in_order = rows.in_packing_order();
+    let order: Vec<u32> = if in_order {
         (0..n as u32).collect()
     } else {
         packing_order(&(0..n).map(|i| rows.location_at(i)).collect::<Vec<_>>())
@@ -217,7 +218,6 @@ pub fn build_parts(lsn: u64, meta: &CheckpointMeta, rows: &dyn RowSource) -> Res
     // Three parts run side by side: the id order, the cell column and its order, and the
     // tree with the other columns (on this thread).
     std::thread::scope(|scope| {
-        let in_order = rows.in_packing_order();
         let by_id = scope.spawn(|| id_order(rows));
         let cell_parts = scope.spawn(move || {
             cell_sections((0..n).map(|k| rows.cell_at(at(k))), rows.sorted_by_cell().filter(|_| in_order))
