@@ -532,8 +532,14 @@ fn maintain(db: &DbArgs, compact: bool) -> Result<()> {
             report.elapsed_ms,
             if compact {
                 format!("; {} log segments removed", report.segments_removed)
-            } else {
+            } else if report.kept.is_empty() {
                 String::new()
+            } else {
+                format!(
+                    "; {} of {} collections' files kept (unchanged)",
+                    report.kept.len(),
+                    report.files.len()
+                )
             }
         );
     }

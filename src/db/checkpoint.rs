@@ -7,7 +7,9 @@
 //! checkpoint, each crash-safe:
 //!
 //! 1. sync the keystore, take the snapshot — a copy of each memory table's rows, and the
-//!    mapped checkpoint with a copy of its hidden-row bitset —, then roll the log to a fresh
+//!    mapped checkpoint with a copy of its hidden-row bitset; a collection whose live rows
+//!    nothing changed since (empty memory table, no hidden rows) only has its file named
+//!    again, with that file's LSN —, then roll the log to a fresh
 //!    segment `S` whose first LSN `L` is the checkpoint's LSN (the old segments are synced
 //!    and sealed); from here until step 4 the state journals the ids that commits touch;
 //! 2. without the writer lock: add the old checkpoint's visible rows, sort everything in
@@ -37,7 +39,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::manifest::{CheckpointRecord, Manifest};
+use super::manifest::{CheckpointFile, CheckpointRecord, Manifest};
 use super::ops::{append_ops, LogOp};
 use super::state::{CategoryDict, CheckpointJournal, CollectionState, State};
 use super::{Inner, Writer};
@@ -69,6 +71,9 @@ pub struct CheckpointReport {
     pub bytes: u64,
     /// File names in `DIR/index/`, one per collection.
     pub files: Vec<String>,
+    /// Of `files`, those of collections nothing changed since the last checkpoint: kept as
+    /// they were, not written again.
+    pub kept: Vec<String>,
     /// Whether nothing had changed since the last checkpoint (nothing was written).
     pub unchanged: bool,
     /// Compaction only: log segments deleted.
@@ -182,6 +187,27 @@ struct CollectionSnapshot {
     /// The last checkpoint and a copy of its hidden rows; its visible rows are added
     /// outside the lock.
     base: Option<BaseRows>,
+}
+
+/// The last checkpoint's file of a collection whose live rows no operation has changed
+/// since (nothing in its memory table, none of the file's rows hidden): the new checkpoint
+/// names that file again instead of writing its rows anew. Operations that changed nothing
+/// in the end (a record added and deleted again) are not replayed from the new checkpoint
+/// on, and need not be. The category dictionary may have grown meanwhile (by such a record):
+/// no row of the file uses the new codes, and the file's dictionary is a prefix of it.
+fn unchanged_file(
+    record: Option<&CheckpointRecord>,
+    c: &CollectionState,
+    name: &str,
+) -> Option<CheckpointFile> {
+    let base = c.base.as_ref()?;
+    let file = record?.files.iter().find(|f| f.collection == name)?;
+    let same_file = base.checkpoint.path().file_name().is_some_and(|n| *n == *file.name)
+        && base.checkpoint.lsn() == file.lsn;
+    // (Schemas never change: checked all the same, as the file's rows are laid out by it.)
+    let unchanged =
+        c.table.is_empty() && base.hidden.is_empty() && *c.schema == base.checkpoint.meta().schema;
+    (same_file && unchanged).then(|| file.clone())
 }
 
 impl CollectionSnapshot {
@@ -462,7 +488,8 @@ impl Inner {
                     segment: record.segment,
                     rows: 0,
                     bytes: 0,
-                    files: record.files.iter().map(|(_, f)| f.clone()).collect(),
+                    files: record.files.iter().map(|f| f.name.clone()).collect(),
+                    kept: record.files.iter().map(|f| f.name.clone()).collect(),
                     unchanged: true,
                     segments_removed: 0,
                     elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
@@ -472,9 +499,21 @@ impl Inner {
         // The snapshot: under the writer lock no commit can slip between it and `lsn`. It
         // copies only the memory tables' rows (bounded by the automatic checkpoints) and
         // shares the mapped checkpoint, whose rows are gathered after the lock is released.
-        let snapshot: Vec<CollectionSnapshot> = {
+        // Collections nothing changed since the last checkpoint keep their files (not when
+        // compacting: the log is rewritten, and every row's pointer with it).
+        let (snapshot, kept): (Vec<CollectionSnapshot>, Vec<(usize, CheckpointFile)>) = {
             let state = self.read_state();
-            state.collections.iter().map(|(name, c)| CollectionSnapshot::of(name, c)).collect()
+            let manifest = self.manifest.lock();
+            let record = manifest.checkpoint.as_ref().filter(|_| !compact);
+            let mut kept = Vec::new();
+            let mut snapshot = Vec::new();
+            for (i, (name, c)) in state.collections.iter().enumerate() {
+                match unchanged_file(record, c, name) {
+                    Some(file) => kept.push((i, file)),
+                    None => snapshot.push(CollectionSnapshot::of(name, c)),
+                }
+            }
+            (snapshot, kept)
         };
         if compact {
             check_bases(self, &snapshot)?;
@@ -496,7 +535,7 @@ impl Inner {
             let segment = logged(&mut w, |w| w.log.roll())?;
             let lsn = w.log.next_lsn();
             let tail_at_roll = self.log_tail_bytes.load(Relaxed);
-            let (files, rows, bytes) = self.write_files(lsn, &gathered)?;
+            let (files, rows, bytes) = self.write_files(lsn, &gathered, &kept)?;
             drop(gathered);
             let before = w.log.segment_paths().len();
             let compacted = Compacted { floor: first, erased_key_ids: still_used };
@@ -521,7 +560,7 @@ impl Inner {
                 check_bases(self, &snapshot)?;
                 let gathered: Vec<Gathered> =
                     snapshot.into_iter().map(|s| s.into_gathered().into_packing_order()).collect();
-                let (files, rows, bytes) = self.write_files(lsn, &gathered)?;
+                let (files, rows, bytes) = self.write_files(lsn, &gathered, &kept)?;
                 drop(gathered);
                 let mut w = self.writer.lock();
                 if let Some(reason) = &w.poisoned {
@@ -544,7 +583,8 @@ impl Inner {
             segment,
             rows,
             bytes,
-            files: files.into_iter().map(|(_, f)| f).collect(),
+            kept: files.iter().filter(|f| f.lsn != lsn).map(|f| f.name.clone()).collect(),
+            files: files.into_iter().map(|f| f.name).collect(),
             unchanged: false,
             segments_removed,
             elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
@@ -553,24 +593,37 @@ impl Inner {
 
     /// Builds and publishes one checkpoint file per collection (step 2); returns the
     /// (collection, file name) pairs, rows and bytes written.
-    #[allow(clippy::type_complexity)]
-    fn write_files(&self, lsn: u64, gathered: &[Gathered]) -> Result<(Vec<(String, String)>, u64, u64)> {
+    ///
+    /// The collections' files in the order of the state's collections: those of `kept`
+    /// (their position in that order, and the file) named again, one written for each of
+    /// `gathered`, named `{lsn:016}-{position:04}.ckpt`.
+    fn write_files(
+        &self,
+        lsn: u64,
+        gathered: &[Gathered],
+        kept: &[(usize, CheckpointFile)],
+    ) -> Result<(Vec<CheckpointFile>, u64, u64)> {
         let fs = &*self.fs;
         let index_dir = self.dir.join(INDEX_DIR);
         if !fs.exists(&index_dir)? {
             fs.create_dir_all(&index_dir)?;
             fs.sync_dir(&self.dir)?;
         }
-        let mut files = Vec::with_capacity(gathered.len());
+        let mut files = Vec::with_capacity(gathered.len() + kept.len());
         let (mut rows, mut bytes) = (0u64, 0u64);
-        for (i, g) in gathered.iter().enumerate() {
+        let mut kept = kept.iter().peekable();
+        for g in gathered {
+            while let Some((_, file)) = kept.next_if(|(i, _)| *i == files.len()) {
+                files.push(file.clone());
+            }
             let file = checkpoint::build_parts(lsn, &g.meta, g)?;
-            let name = format!("{lsn:016}-{i:04}.ckpt");
+            let name = format!("{lsn:016}-{:04}.ckpt", files.len());
             crate::io::write_atomic_parts(fs, &index_dir, &name, &mut file.slices())?;
             rows += g.len() as u64;
             bytes += file.len() as u64;
-            files.push((g.meta.collection.clone(), name));
+            files.push(CheckpointFile { collection: g.meta.collection.clone(), name, lsn });
         }
+        files.extend(kept.map(|(_, file)| file.clone()));
         Ok((files, rows, bytes))
     }
 
@@ -583,7 +636,7 @@ impl Inner {
         lsn: u64,
         segment: u64,
         compacted: Option<Compacted>,
-        files: &[(String, String)],
+        files: &[CheckpointFile],
         tail_at_roll: u64,
     ) -> Result<()> {
         let fs = &*self.fs;
@@ -611,8 +664,11 @@ impl Inner {
         // Committed. Map the new files. If that fails, the state no longer matches the
         // manifest (after a compaction its pointers even name removed segments): poison, and
         // the next open starts from the new files.
-        let mut bases = Vec::with_capacity(files.len());
-        for (collection, name) in files {
+        // The kept files (of an earlier LSN) are mapped already, and their collections'
+        // state stays as it is: every change to them since the snapshot came after `lsn`.
+        let written: Vec<&CheckpointFile> = files.iter().filter(|f| f.lsn == lsn).collect();
+        let mut bases = Vec::with_capacity(written.len());
+        for CheckpointFile { collection, name, .. } in written.iter().copied() {
             let path = index_dir.join(name);
             let mapped = fs.map(&path).and_then(|m| Checkpoint::open(m, &path, Verify::StructureOnly));
             match mapped {
@@ -665,7 +721,7 @@ impl Inner {
         remove_unnamed_files(fs, &index_dir, files);
         // A file published under the name of a damaged one it replaces (same LSN: nothing
         // was written since the damaged file's checkpoint) is not damaged.
-        for (_, name) in files {
+        for CheckpointFile { name, .. } in written {
             let marker = damage_marker(&index_dir.join(name));
             if fs.exists(&marker).unwrap_or(true) {
                 let _ = fs.remove_file(&marker);
@@ -856,13 +912,13 @@ fn rows_since(table: &MemoryTable, lsn: u64) -> MemoryTable {
 
 /// Deletes everything in `DIR/index/` the manifest does not name (orphans of an interrupted
 /// checkpoint, files of replaced ones). Best effort: a leftover is removed next time.
-pub(crate) fn remove_unnamed_files(fs: &dyn FileSystem, index_dir: &Path, named: &[(String, String)]) {
+pub(crate) fn remove_unnamed_files(fs: &dyn FileSystem, index_dir: &Path, named: &[CheckpointFile]) {
     let Ok(names) = fs.list_dir(index_dir) else { return };
     let mut removed = false;
     for name in names {
         // A damage marker lives as long as its file (or until an open finds the file sound).
         let base = name.strip_suffix(".damaged").unwrap_or(&name);
-        if !named.iter().any(|(_, f)| f == base) {
+        if !named.iter().any(|f| f.name == base) {
             removed |= fs.remove_file(&index_dir.join(&name)).is_ok();
         }
     }
@@ -899,7 +955,7 @@ pub(crate) fn load(fs: &dyn FileSystem, dir: &Path, manifest: &Manifest, verify:
 
 fn load_files(fs: &dyn FileSystem, dir: &Path, record: &CheckpointRecord, verify: Verify) -> Result<State> {
     let mut state = State { checkpoint_lsn: record.lsn, next_lsn: record.lsn, ..State::default() };
-    for (collection, name) in &record.files {
+    for CheckpointFile { collection, name, lsn } in &record.files {
         let path: PathBuf = dir.join(INDEX_DIR).join(name);
         // Found damaged after an earlier open: checked whole now, whatever the open's mode (an
         // open without checksums must not take its rows into the next checkpoint), and set
@@ -912,7 +968,7 @@ fn load_files(fs: &dyn FileSystem, dir: &Path, record: &CheckpointRecord, verify
             // Sound after all (e.g. the damage was in memory, not in the file).
             let _ = fs.remove_file(&damage_marker(&path));
         }
-        if checkpoint.meta().collection != *collection || checkpoint.lsn() != record.lsn {
+        if checkpoint.meta().collection != *collection || checkpoint.lsn() != *lsn {
             return Err(Error::corrupt(&path, 0, "checkpoint file does not match the manifest"));
         }
         let meta = checkpoint.meta();

@@ -12,7 +12,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::Mac;
 
-use super::manifest::Manifest;
+use super::manifest::{CheckpointFile, Manifest};
 use super::ops::{decode_body, encode_bodies, LogOp, StoredRecord};
 use crate::codec;
 use crate::crypto::RawKey;
@@ -79,7 +79,11 @@ fn example_checkpoint() -> super::manifest::CheckpointRecord {
         lsn: 7,
         segment: 2,
         created_unix_ms: 1_700_000_000_001,
-        files: vec![("c".into(), "0000000000000007-0000.ckpt".into())],
+        files: vec![CheckpointFile {
+            collection: "c".into(),
+            name: "0000000000000007-0000.ckpt".into(),
+            lsn: 7,
+        }],
     }
 }
 
@@ -104,7 +108,8 @@ const MANIFEST_V2: &str = "47 45 4f 43 52 4d 4d 46 02 00 44 00 00 00 23 1b 64 dc
     30 30 30 30 30 30 30 30 30 30 30 30 30 30 30 37 2d 30 30 30 30 2e 63 6b 70 74 01";
 
 #[test]
-fn manifest_v3_file_bytes() {
+fn manifest_v3_file_still_decodes() {
+    // Version 3 named each file without an LSN: every file was written at the record's.
     let m = Manifest {
         checkpoint: Some(example_checkpoint()),
         log_floor: 1,
@@ -112,10 +117,46 @@ fn manifest_v3_file_bytes() {
         erased_key_ids: Some(vec![3, 300]),
         ..Manifest::new(DB_ID, 1_700_000_000_000)
     };
-    let file = m.encode().unwrap();
-    assert_eq!(file, unhex(MANIFEST_V3), "{}", hex(&file));
-    assert_eq!(Manifest::decode(&file, Path::new("MANIFEST")).unwrap(), m);
+    assert_eq!(Manifest::decode(&unhex(MANIFEST_V3), Path::new("MANIFEST")).unwrap(), m);
 }
+
+#[test]
+fn manifest_v4_file_bytes() {
+    // A second collection's file kept from the checkpoint at LSN 3.
+    let mut checkpoint = example_checkpoint();
+    checkpoint.files.push(CheckpointFile {
+        collection: "d".into(),
+        name: "0000000000000003-0001.ckpt".into(),
+        lsn: 3,
+    });
+    let m = Manifest {
+        checkpoint: Some(checkpoint),
+        log_floor: 1,
+        keystore: true,
+        erased_key_ids: Some(vec![3, 300]),
+        ..Manifest::new(DB_ID, 1_700_000_000_000)
+    };
+    let file = m.encode().unwrap();
+    assert_eq!(file, unhex(MANIFEST_V4), "{}", hex(&file));
+    assert_eq!(Manifest::decode(&file, Path::new("MANIFEST")).unwrap(), m);
+    // A file newer than its checkpoint is refused.
+    let mut newer = m.clone();
+    if let Some(c) = newer.checkpoint.as_mut() {
+        c.files[1].lsn = 8;
+    }
+    let err = Manifest::decode(&newer.encode().unwrap(), Path::new("MANIFEST")).unwrap_err();
+    assert!(err.to_string().contains("newer than the checkpoint"), "{err}");
+}
+
+/// magic, version 4, frame length, CRC, db id, created, Some, lsn 7, segment 2, created, two
+/// files as (collection, name, LSN): ("c", "0000000000000007-0000.ckpt", 7) and ("d",
+/// "0000000000000003-0001.ckpt", 3); log floor 1, keystore, the erased key ids 3 and 300.
+const MANIFEST_V4: &str = "47 45 4f 43 52 4d 4d 46 04 00 6a 00 00 00 71 35 e5 84 \
+    30 31 32 33 34 35 36 37 38 39 61 62 63 64 65 66 fd 00 68 e5 cf 8b 01 00 00 \
+    01 07 02 fd 01 68 e5 cf 8b 01 00 00 02 01 63 1a \
+    30 30 30 30 30 30 30 30 30 30 30 30 30 30 30 37 2d 30 30 30 30 2e 63 6b 70 74 07 \
+    01 64 1a 30 30 30 30 30 30 30 30 30 30 30 30 30 30 30 33 2d 30 30 30 31 2e 63 6b 70 74 03 \
+    01 01 01 02 03 fb 2c 01";
 
 /// As version 2 (with version 3 and frame length 0x4b), then: keystore true (01), Some (01),
 /// two erased key ids (02): 3 and 300 (varint 0xfb + u16 LE).

@@ -164,7 +164,7 @@ impl Database {
                 segment: c.segment,
                 created_unix_ms: c.created_unix_ms,
                 age_ms: now.saturating_sub(c.created_unix_ms),
-                files: c.files.into_iter().map(|(_, f)| f).collect(),
+                files: c.files.into_iter().map(|f| f.name).collect(),
             }),
             log_segments: segments.len() as u64,
             log_bytes: segments.iter().map(|p| file_len(&*inner.fs, p)).sum(),
@@ -247,8 +247,9 @@ impl Database {
         }
         let mut rows_checked = 0;
         if let Ok(Some(m)) = &manifest {
-            for (collection, name) in m.checkpoint.iter().flat_map(|c| &c.files) {
-                let path = inner.dir.join(INDEX_DIR).join(name);
+            for file in m.checkpoint.iter().flat_map(|c| &c.files) {
+                let collection = &file.collection;
+                let path = inner.dir.join(INDEX_DIR).join(&file.name);
                 let opened =
                     fs.map(&path).and_then(|bytes| Checkpoint::open(bytes, &path, Verify::Checksums));
                 if let Err(Error::Corrupt { offset, reason, .. }) = &opened {
@@ -264,7 +265,14 @@ impl Database {
                         }
                     }
                 }
-                let checked = opened.and_then(|c| self.check_rows(collection, &c).map(|n| rows_checked += n));
+                let checked = opened.and_then(|c| {
+                    if c.lsn() != file.lsn {
+                        let reason =
+                            format!("written at LSN {}, the MANIFEST names it at LSN {}", c.lsn(), file.lsn);
+                        return Err(Error::corrupt(c.path(), 0, reason));
+                    }
+                    self.check_rows(collection, &c).map(|n| rows_checked += n)
+                });
                 files.push(FileCheck {
                     bytes: file_len(fs, &path),
                     path,

@@ -2,8 +2,8 @@
 //! atomically.
 //!
 //! Layout: `magic b"GEOCRMMF" | version u16 LE | frame(bincode(Manifest))`. Versions 1 (no
-//! checkpoint) and 2 (no keystore flag, no erased key ids) are still read; this build writes
-//! version 3.
+//! checkpoint), 2 (no keystore flag, no erased key ids) and 3 (no LSN per checkpoint file)
+//! are still read; this build writes version 4.
 
 use std::path::Path;
 
@@ -17,7 +17,7 @@ use crate::io::{write_atomic, FileSystem};
 pub(crate) const MANIFEST_NAME: &str = "MANIFEST";
 const MAGIC: &[u8; 8] = b"GEOCRMMF";
 /// Manifest format version written by this build.
-pub(crate) const MANIFEST_VERSION: u16 = 3;
+pub(crate) const MANIFEST_VERSION: u16 = 4;
 
 /// Version 1: before checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -31,8 +31,45 @@ struct ManifestV1 {
 struct ManifestV2 {
     db_id: [u8; 16],
     created_unix_ms: u64,
-    checkpoint: Option<CheckpointRecord>,
+    checkpoint: Option<CheckpointRecordV3>,
     log_floor: u64,
+}
+
+/// Version 3: version 4 with a checkpoint record whose files all have the record's LSN.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+struct ManifestV3 {
+    db_id: [u8; 16],
+    created_unix_ms: u64,
+    checkpoint: Option<CheckpointRecordV3>,
+    log_floor: u64,
+    keystore: bool,
+    erased_key_ids: Option<Vec<u64>>,
+}
+
+/// The checkpoint record of versions 2 and 3: (collection, file name) pairs, every file
+/// written at the record's LSN.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+struct CheckpointRecordV3 {
+    lsn: u64,
+    segment: u64,
+    created_unix_ms: u64,
+    files: Vec<(String, String)>,
+}
+
+impl From<CheckpointRecordV3> for CheckpointRecord {
+    fn from(v3: CheckpointRecordV3) -> Self {
+        let lsn = v3.lsn;
+        CheckpointRecord {
+            lsn,
+            segment: v3.segment,
+            created_unix_ms: v3.created_unix_ms,
+            files: v3
+                .files
+                .into_iter()
+                .map(|(collection, name)| CheckpointFile { collection, name, lsn })
+                .collect(),
+        }
+    }
 }
 
 /// What the manifest records.
@@ -66,8 +103,20 @@ pub(crate) struct CheckpointRecord {
     pub segment: u64,
     /// When it was published, milliseconds since the Unix epoch.
     pub created_unix_ms: u64,
-    /// One file per collection, in `DIR/index/`: (collection, file name).
-    pub files: Vec<(String, String)>,
+    /// One file per collection, in `DIR/index/`.
+    pub files: Vec<CheckpointFile>,
+}
+
+/// One collection's file of the live checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub(crate) struct CheckpointFile {
+    /// The collection.
+    pub collection: String,
+    /// The file's name in `DIR/index/`.
+    pub name: String,
+    /// The LSN the file was written at (its header's): the record's, or — for a collection
+    /// no operation touched since — an earlier checkpoint's, whose file was kept.
+    pub lsn: u64,
 }
 
 impl Manifest {
@@ -139,14 +188,32 @@ impl Manifest {
             FrameRead::Valid { payload, frame_len } if frame_len == rest.len() && version == 2 => {
                 let v2: ManifestV2 = codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))?;
                 Ok(Manifest {
-                    checkpoint: v2.checkpoint,
+                    checkpoint: v2.checkpoint.map(CheckpointRecord::from),
                     log_floor: v2.log_floor,
                     erased_key_ids: None,
                     ..Manifest::new(v2.db_id, v2.created_unix_ms)
                 })
             }
             FrameRead::Valid { payload, frame_len } if frame_len == rest.len() => {
-                let m: Manifest = codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))?;
+                let m: Manifest = if version == 3 {
+                    let v3: ManifestV3 = codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))?;
+                    Manifest {
+                        db_id: v3.db_id,
+                        created_unix_ms: v3.created_unix_ms,
+                        checkpoint: v3.checkpoint.map(CheckpointRecord::from),
+                        log_floor: v3.log_floor,
+                        keystore: v3.keystore,
+                        erased_key_ids: v3.erased_key_ids,
+                    }
+                } else {
+                    codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))?
+                };
+                if let Some(c) = &m.checkpoint {
+                    if let Some(f) = c.files.iter().find(|f| f.lsn > c.lsn) {
+                        let reason = format!("checkpoint file {:?} is newer than the checkpoint", f.name);
+                        return Err(Error::corrupt(file, 18, reason));
+                    }
+                }
                 let ids = m.erased_key_ids.as_deref().unwrap_or_default();
                 if ids.windows(2).any(|w| w.first() >= w.get(1)) {
                     return Err(Error::corrupt(file, 18, "erased key ids not in ascending order"));

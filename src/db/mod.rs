@@ -444,8 +444,10 @@ impl Database {
 
     /// Writes every live record into memory-mapped checkpoint files, so the next open
     /// replays only what is written after this (and queries read the packed R-tree and
-    /// columns instead of the in-memory table). Commits wait while it runs; readers do not.
-    /// A no-op when nothing was written since the last checkpoint.
+    /// columns instead of the in-memory table). Commits go on while the files are built and
+    /// wait only while they are swapped in; readers do not wait. A no-op when nothing was
+    /// written since the last checkpoint; a collection whose records nothing changed since
+    /// keeps its file ([`CheckpointReport::kept`]) instead of having it written again.
     ///
     /// ```
     /// use geocrm::{Database, Filter, LatLon, Options, Record, Schema};

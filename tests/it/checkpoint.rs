@@ -13,11 +13,39 @@ use rand_chacha::ChaCha8Rng;
 
 use super::crash::{options, random_commit, read_state, setup, State, DIR};
 
-/// Commits, a checkpoint after commit 3, a compaction after commit 7, with a fault
-/// (`fail_once` or, with `stop`, every operation from the `n`-th on — a crash there).
+/// A second collection, "quiet", of 20 records, checkpointed: no later write touches it, so
+/// later checkpoints keep its file (compactions rewrite it).
+fn add_quiet(db: &Database) {
+    db.create_collection("quiet", Schema::new().number("n")).unwrap();
+    let mut b = db.begin_write();
+    for i in 0..20 {
+        let at = LatLon::new(f64::from(i) - 10.0, f64::from(i) * 9.0 - 90.0).unwrap();
+        b.upsert("quiet", Record::new(format!("q{i}"), at).number("n", f64::from(i))).unwrap();
+    }
+    b.commit().unwrap();
+    db.checkpoint().unwrap();
+}
+
+/// Whether "quiet" holds exactly what [`add_quiet`] wrote.
+fn assert_quiet(db: &Database, what: &str) {
+    let snap = db.read();
+    let c = snap.collection("quiet").unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(c.len(), 20, "{what}");
+    for i in 0..20 {
+        let r = c.get(&format!("q{i}")).unwrap().unwrap_or_else(|| panic!("{what}: q{i} lost"));
+        assert_eq!(r.numbers["n"], f64::from(i), "{what}");
+    }
+    let near = c.nearest(LatLon::new(-10.0, -90.0).unwrap(), 1, &Filter::All).unwrap();
+    assert_eq!(near[0].id, "q0", "{what}");
+}
+
+/// Commits, a checkpoint after commit 3 (keeping the file of the untouched collection
+/// "quiet"), a compaction after commit 7, with a fault (`fail_once` or, with `stop`, every
+/// operation from the `n`-th on — a crash there).
 fn workload(n: u64, kind: OpKind, stop: bool) -> (MemFs, State, Option<State>, bool) {
     let fs = MemFs::new();
     let db = setup(&fs);
+    add_quiet(&db);
     let plan = if stop { FaultPlan::new().fail_from(kind, n) } else { FaultPlan::new().fail_once(kind, n) };
     fs.set_faults(plan);
     let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -74,6 +102,7 @@ fn a_fault_or_crash_at_every_step_of_checkpoint_and_compaction_loses_nothing() {
                 let db = Database::open(Path::new(DIR), options(&image).verify_checkpoints_at_open(true))
                     .unwrap_or_else(|e| panic!("{kind:?} {stop} at {n}, {mode:?}: reopen failed: {e}"));
                 assert_eq!(db.checkpoint_rejected(), None, "{kind:?} {stop} at {n}, {mode:?}");
+                assert_quiet(&db, &format!("{kind:?} {stop} at {n}, {mode:?}"));
                 let got = read_state(&db);
                 assert!(
                     got == acked || Some(&got) == in_doubt.as_ref(),
@@ -86,6 +115,7 @@ fn a_fault_or_crash_at_every_step_of_checkpoint_and_compaction_loses_nothing() {
                 drop(db);
                 let db = Database::open(Path::new(DIR), options(&image)).unwrap();
                 assert_eq!(read_state(&db), after);
+                assert_quiet(&db, &format!("{kind:?} {stop} at {n}, {mode:?}, reopened"));
                 cases += 1;
             }
             n += 1;
@@ -101,6 +131,7 @@ fn power_loss_images_during_checkpoints_and_compactions() {
         let mut rng = ChaCha8Rng::seed_from_u64(100 + seed);
         let fs = MemFs::new();
         let db = setup(&fs);
+        add_quiet(&db);
         let mut acked = State::new();
         for step in 0..24u64 {
             let (result, after) = random_commit(&db, &mut rng, &acked);
@@ -117,6 +148,7 @@ fn power_loss_images_during_checkpoints_and_compactions() {
                     .unwrap_or_else(|e| panic!("seed {seed} step {step} {mode:?}: {e}"));
                 assert_eq!(db.checkpoint_rejected(), None);
                 assert_eq!(read_state(&db), acked, "seed {seed} step {step} {mode:?}");
+                assert_quiet(&db, &format!("seed {seed} step {step} {mode:?}"));
                 images += 1;
             }
         }
@@ -245,6 +277,112 @@ fn reopening_after_a_checkpoint_replays_nothing_and_old_files_go() {
     let c = c.collection("c").unwrap();
     assert_eq!(c.len(), 500);
     assert_eq!(c.get("r7").unwrap().unwrap().numbers["v"], 2.0);
+}
+
+/// The names of the files in `DIR/index/`, sorted.
+fn index_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// One write, committed.
+fn write(db: &Database, f: impl FnOnce(&mut geocrm::WriteBatch<'_>) -> geocrm::Result<()>) {
+    let mut b = db.begin_write();
+    f(&mut b).unwrap();
+    b.commit().unwrap();
+}
+
+#[test]
+fn a_checkpoint_keeps_the_files_of_collections_nothing_changed() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let db = open();
+    db.create_collection("big", Schema::new().number("v").category("tier")).unwrap();
+    db.create_collection("small", Schema::new()).unwrap();
+    let at = |i: u32| LatLon::new(f64::from(i % 170) - 85.0, f64::from(i % 359) - 179.0).unwrap();
+    let mut b = db.begin_write();
+    for i in 0..2000 {
+        b.upsert(
+            "big",
+            Record::new(format!("b{i}"), at(i)).number("v", f64::from(i)).category("tier", "gold"),
+        )
+        .unwrap();
+    }
+    for i in 0..5 {
+        b.upsert("small", Record::new(format!("s{i}"), at(i * 7))).unwrap();
+    }
+    b.commit().unwrap();
+    let first = db.checkpoint().unwrap();
+    assert!(first.kept.is_empty());
+    let big_file = first.files[0].clone();
+    let inode = |name: &str| std::fs::metadata(dir.path().join("index").join(name)).unwrap().ino();
+    let big_inode = inode(&big_file);
+
+    // A write to the small collection only: the big one's file is named again, untouched.
+    write(&db, |b| b.upsert("small", Record::new("s5", at(99))).map(drop));
+    let second = db.checkpoint().unwrap();
+    assert_eq!(second.kept, vec![big_file.clone()]);
+    assert_eq!((second.rows, second.files.len()), (6, 2), "only the small collection is written");
+    assert_eq!(second.files[0], big_file);
+    assert_ne!(second.files[1], first.files[1]);
+    assert_eq!(inode(&big_file), big_inode, "the kept file is the same file");
+    assert_eq!(index_files(dir.path()), second.files, "the small collection's old file is gone");
+
+    // A record added to the big collection (with a new category) and deleted again changes
+    // nothing there; an update in the small one is written.
+    let mut b = db.begin_write();
+    b.upsert("big", Record::new("x", at(5)).category("tier", "new")).unwrap();
+    b.commit().unwrap();
+    write(&db, |b| b.delete("big", "x").map(drop));
+    write(&db, |b| b.upsert("small", Record::new("s0", at(500))).map(drop));
+    let third = db.checkpoint().unwrap();
+    assert_eq!(third.kept, vec![big_file.clone()]);
+    assert_eq!(third.rows, 6);
+    assert!(db.verify().unwrap().is_ok());
+
+    // Reopened: everything answers from the kept and the new files, nothing is replayed.
+    drop(db);
+    let db = open();
+    assert_eq!(db.recovery_report().transactions, 0);
+    assert!(db.verify().unwrap().is_ok());
+    {
+        let snap = db.read();
+        let big = snap.collection("big").unwrap();
+        assert_eq!(big.len(), 2000);
+        assert!(big.get("x").unwrap().is_none());
+        assert_eq!(big.get("b1234").unwrap().unwrap().numbers["v"], 1234.0);
+        let near = big.nearest(at(1234), 1, &Filter::parse("tier = 'gold'").unwrap()).unwrap();
+        assert_eq!(near[0].location, at(1234));
+        assert_eq!(big.count(geocrm::query::Scope::All, &Filter::parse("tier = 'new'").unwrap()).unwrap(), 0);
+        let small = snap.collection("small").unwrap();
+        assert_eq!(small.len(), 6);
+        assert_eq!(small.get("s0").unwrap().unwrap().location, at(500));
+    }
+
+    // A record deleted from the big collection: its file is written again.
+    write(&db, |b| b.delete("big", "b7").map(drop));
+    let fourth = db.checkpoint().unwrap();
+    assert_eq!(fourth.kept, vec![fourth.files[1].clone()], "the small one is kept now");
+    assert_ne!(fourth.files[0], big_file);
+    assert_eq!(fourth.rows, 1999);
+    // Compaction rewrites every file: the log under them is rewritten.
+    write(&db, |b| b.upsert("small", Record::new("s6", at(3))).map(drop));
+    let compacted = db.compact().unwrap();
+    assert!(compacted.kept.is_empty());
+    assert_eq!(compacted.rows, 1999 + 7);
+    assert_eq!(index_files(dir.path()), compacted.files);
+    drop(db);
+    let db = open();
+    assert!(db.verify().unwrap().is_ok());
+    let snap = db.read();
+    assert_eq!(snap.collection("big").unwrap().len(), 1999);
+    assert!(snap.collection("big").unwrap().get("b7").unwrap().is_none());
+    assert_eq!(snap.collection("small").unwrap().len(), 7);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Model-based test: random sequences of upsert / delete / commit / checkpoint / compact /
-//! reopen against a `BTreeMap` model; after every commit and reopen, every query must answer exactly as the
-//! model's brute force does.
+//! reopen against a `BTreeMap` model per collection; after every commit and reopen, every
+//! query must answer exactly as the model's brute force does. Two collections, so that
+//! checkpoints keep the file of one that nothing touched since the last (and must not keep
+//! it when something did, even an upsert deleted again).
 //!
 //! `GEOCRM_MODEL_CASES` sets the number of sequences (default 48).
 
@@ -12,8 +14,8 @@ use super::queries::brute_nearest;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Upsert { id: u8, lat: f64, lon: f64, ltv: Option<u16>, tier: Option<u8> },
-    Delete { id: u8 },
+    Upsert { coll: usize, id: u8, lat: f64, lon: f64, ltv: Option<u16>, tier: Option<u8> },
+    Delete { coll: usize, id: u8 },
     Commit,
     Reopen,
     Checkpoint,
@@ -28,15 +30,22 @@ fn op() -> impl Strategy<Value = Op> {
         Just((10.0, 10.0)),
     ];
     prop_oneof![
-        6 => (0u8..24, coord, proptest::option::of(0u16..1000), proptest::option::of(0u8..3))
-            .prop_map(|(id, (lat, lon), ltv, tier)| Op::Upsert { id, lat, lon, ltv, tier }),
-        2 => (0u8..24).prop_map(|id| Op::Delete { id }),
+        6 => (coll(), 0u8..24, coord, proptest::option::of(0u16..1000), proptest::option::of(0u8..3))
+            .prop_map(|(coll, id, (lat, lon), ltv, tier)| Op::Upsert { coll, id, lat, lon, ltv, tier }),
+        2 => (coll(), 0u8..24).prop_map(|(coll, id)| Op::Delete { coll, id }),
         2 => Just(Op::Commit),
         1 => Just(Op::Reopen),
         1 => Just(Op::Checkpoint),
         1 => Just(Op::Compact),
     ]
 }
+
+/// Mostly the first collection: the second stays untouched across many checkpoints.
+fn coll() -> impl Strategy<Value = usize> {
+    prop_oneof![4 => Just(0), 1 => Just(1)]
+}
+
+const COLLECTIONS: [&str; 2] = ["c", "d"];
 
 fn open(dir: &std::path::Path) -> Database {
     let db = Database::open(
@@ -48,9 +57,15 @@ fn open(dir: &std::path::Path) -> Database {
     db
 }
 
-fn check(db: &Database, model: &Model) {
+fn check(db: &Database, models: &[Model; 2]) {
+    for (name, model) in COLLECTIONS.iter().zip(models) {
+        check_collection(db, name, model);
+    }
+}
+
+fn check_collection(db: &Database, name: &str, model: &Model) {
     let snap = db.read();
-    let c = snap.collection("c").unwrap();
+    let c = snap.collection(name).unwrap();
     assert_eq!(c.len(), model.len());
     for (id, m) in model {
         let got = c.get(id).unwrap().unwrap();
@@ -87,20 +102,22 @@ proptest! {
     fn random_operation_sequences_match_the_model(ops in proptest::collection::vec(op(), 1..60)) {
         let dir = tempfile::tempdir().unwrap();
         let mut db = open(dir.path());
-        db.create_collection("c", Schema::new().number("ltv").category("tier")).unwrap();
-        let mut model = Model::new();
+        for name in COLLECTIONS {
+            db.create_collection(name, Schema::new().number("ltv").category("tier")).unwrap();
+        }
+        let mut model = [Model::new(), Model::new()];
         let mut pending = model.clone();
         let mut batch: Vec<Op> = Vec::new();
         for op in ops {
             match op {
                 Op::Upsert { .. } | Op::Delete { .. } => {
                     match &op {
-                        Op::Upsert { id, lat, lon, ltv, tier } => {
+                        Op::Upsert { coll, id, lat, lon, ltv, tier } => {
                             let tier = tier.map(|t| ["bronze", "silver", "gold"][t as usize].to_owned());
-                            pending.insert(format!("id{id}"), M { lat: *lat, lon: *lon, ltv: ltv.map(f64::from), tier });
+                            pending[*coll].insert(format!("id{id}"), M { lat: *lat, lon: *lon, ltv: ltv.map(f64::from), tier });
                         }
-                        Op::Delete { id } => {
-                            pending.remove(&format!("id{id}"));
+                        Op::Delete { coll, id } => {
+                            pending[*coll].remove(&format!("id{id}"));
                         }
                         _ => unreachable!(),
                     }
@@ -110,13 +127,13 @@ proptest! {
                     let mut b = db.begin_write();
                     for op in batch.drain(..) {
                         match op {
-                            Op::Upsert { id, lat, lon, ltv, tier } => {
+                            Op::Upsert { coll, id, lat, lon, ltv, tier } => {
                                 let mut r = Record::new(format!("id{id}"), LatLon::new(lat, lon).unwrap());
                                 if let Some(v) = ltv { r = r.number("ltv", f64::from(v)); }
                                 if let Some(t) = tier { r = r.category("tier", ["bronze", "silver", "gold"][t as usize]); }
-                                b.upsert("c", r).unwrap();
+                                b.upsert(COLLECTIONS[coll], r).unwrap();
                             }
-                            Op::Delete { id } => { b.delete("c", &format!("id{id}")).unwrap(); }
+                            Op::Delete { coll, id } => { b.delete(COLLECTIONS[coll], &format!("id{id}")).unwrap(); }
                             _ => unreachable!(),
                         }
                     }
