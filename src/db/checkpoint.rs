@@ -13,8 +13,8 @@
 //!    segment `S` whose first LSN `L` is the checkpoint's LSN (the old segments are synced
 //!    and sealed); from here until step 4 the state journals the ids that commits touch;
 //! 2. without the writer lock: add the old checkpoint's visible rows, sort everything in
-//!    `packing_order` and publish one file per collection in `DIR/index/` (temp file, fsync,
-//!    rename, directory fsync);
+//!    `packing_order` and publish one file per collection not kept in `DIR/index/` (temp
+//!    file, fsync, rename, directory fsync);
 //! 3. under the writer lock again: publish a new `MANIFEST` naming the files, `L` and `S`
 //!    the same way — the commit point: a crash before it leaves the old manifest (the new
 //!    files are orphans, removed later), after it the new one (opening replays from `S`,
@@ -65,7 +65,7 @@ pub struct CheckpointReport {
     pub lsn: u64,
     /// Replay starts at this log segment.
     pub segment: u64,
-    /// Live rows written, all collections.
+    /// Live rows written, all collections whose files were written (not those of `kept`).
     pub rows: u64,
     /// Bytes of checkpoint files written.
     pub bytes: u64,
@@ -473,8 +473,9 @@ impl Inner {
             (state.next_lsn, state.checkpoint_lsn)
         };
         // Damage already found refuses the checkpoint, even one with nothing new to write,
-        // before the log is rolled (damage not yet found is, below, when the files are read
-        // whole).
+        // before the log is rolled (damage not yet found is, below, when the files whose
+        // rows are copied are read whole; a kept file is not read, and its damage is found
+        // when used, or by `verify`).
         {
             let state = self.read_state();
             for base in state.collections.values().filter_map(|c| c.base.as_ref()) {
@@ -591,8 +592,8 @@ impl Inner {
         })
     }
 
-    /// Builds and publishes one checkpoint file per collection (step 2); returns the
-    /// (collection, file name) pairs, rows and bytes written.
+    /// Builds and publishes one checkpoint file per collection of `gathered` (step 2);
+    /// returns every collection's file, and the rows and bytes written.
     ///
     /// The collections' files in the order of the state's collections: those of `kept`
     /// (their position in that order, and the file) named again, one written for each of
@@ -987,8 +988,53 @@ fn load_files(fs: &dyn FileSystem, dir: &Path, record: &CheckpointRecord, verify
 
 #[cfg(test)]
 mod tests {
+    use crate::db::manifest::Manifest;
     use crate::index::checkpoint::REFUSED_CELL_ORDERS;
+    use crate::io::RealFs;
     use crate::{Database, LatLon, Options, Record, Schema};
+
+    /// A MANIFEST that names a kept file at another LSN than its header's (as version 3
+    /// would: every file at the record's) is not trusted: `verify` reports the file, and open
+    /// rejects the checkpoint and rebuilds everything from the log.
+    #[test]
+    fn a_kept_file_named_at_another_lsn_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = || Options::new().audit(false).checkpoint_after_ops(None).background_checkpoints(false);
+        let db = Database::open(dir.path(), options()).unwrap();
+        let write = |collection: &str, id: &str| {
+            let mut b = db.begin_write();
+            b.upsert(collection, Record::new(id, LatLon::new(1.0, 2.0).unwrap())).unwrap();
+            b.commit().unwrap();
+        };
+        for c in ["c", "d"] {
+            db.create_collection(c, Schema::new()).unwrap();
+            write(c, "r1");
+        }
+        db.checkpoint().unwrap();
+        write("c", "r2");
+        let report = db.checkpoint().unwrap();
+        assert_eq!(report.kept.len(), 1);
+        assert!(db.verify().unwrap().is_ok());
+
+        let mut manifest = Manifest::load(&RealFs, dir.path()).unwrap().unwrap();
+        let record = manifest.checkpoint.as_mut().unwrap();
+        let lsn = record.lsn;
+        let kept = record.files.iter_mut().find(|f| f.lsn != lsn).unwrap();
+        kept.lsn = lsn;
+        manifest.store(&RealFs, dir.path()).unwrap();
+        let problems: Vec<String> =
+            db.verify().unwrap().files.into_iter().filter_map(|f| f.problem).collect();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains(&format!("the MANIFEST names it at LSN {lsn}")), "{problems:?}");
+        drop(db);
+
+        let db = Database::open(dir.path(), options()).unwrap();
+        let why = db.checkpoint_rejected().unwrap();
+        assert!(why.contains("does not match the manifest"), "{why}");
+        let snap = db.read();
+        assert_eq!(snap.collection("c").unwrap().len(), 2);
+        assert_eq!(snap.collection("d").unwrap().len(), 1);
+    }
 
     /// Later checkpoints merge the last one's cell order with the memory rows' instead of
     /// sorting: over updates, deletions and new rows on shared locations (ties in a cell),

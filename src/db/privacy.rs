@@ -127,7 +127,7 @@ impl Database {
         {
             // Which records the checkpoint holds is decided by looking them up in it (a
             // damaged id section would hide one, leaving its location in the files), and the
-            // checkpoint the erasure then writes reads every collection's files whole: damage
+            // checkpoint the erasure then writes reads the files it copies whole: damage
             // anywhere, found only after the tombstones, would leave the record in the files.
             // (Checked outside the state lock: the first check reads the files whole.)
             let bases: Vec<_> = self

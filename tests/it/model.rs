@@ -2,7 +2,7 @@
 //! reopen against a `BTreeMap` model per collection; after every commit and reopen, every
 //! query must answer exactly as the model's brute force does. Two collections, so that
 //! checkpoints keep the file of one that nothing touched since the last (and must not keep
-//! it when something did, even an upsert deleted again).
+//! it when a write changed a record of the file, even one updated and then deleted).
 //!
 //! `GEOCRM_MODEL_CASES` sets the number of sequences (default 48).
 
