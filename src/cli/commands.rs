@@ -260,12 +260,10 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
     // the commit lost the list of rejected lines), as a new temporary file beside it —
     // removed on any failure, renamed into place once the import is done.
     let mut rejects_writer = match rejects {
-        Some(path) => {
-            let tmp = tempfile::NamedTempFile::new_in(rejects_dir(path))
-                .map_err(|e| Error::io("create rejects file", path, e))?;
-            let w = csv::Writer::from_writer(tmp);
-            Some((path, w))
-        }
+        Some(path) => match tempfile::NamedTempFile::new_in(rejects_dir(path)) {
+            Ok(tmp) => Some((path, csv::Writer::from_writer(tmp))),
+            Err(e) => return Err(discarding_new(database, Error::io("create rejects file", path, e))),
+        },
         None => None,
     };
     let bar = if io::stderr().is_terminal() {
@@ -281,7 +279,14 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
             b.set_position(n);
         }
     });
-    let report = report?;
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            // The rejects file's temporary file (maybe inside a new database) goes first.
+            drop((rejects_writer, bar));
+            return Err(discarding_new(database, e));
+        }
+    };
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -323,6 +328,15 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
         );
     }
     Ok(())
+}
+
+/// `err`, after deleting `database` if the command created it and nothing was committed: a
+/// refused import leaves no new, empty database (with a keystore bound to its key) behind.
+fn discarding_new(database: Database, err: Error) -> Error {
+    if let Err(left) = database.discard_if_new_and_empty() {
+        eprintln!("warning: the new, empty database could not be removed: {left}");
+    }
+    err
 }
 
 /// A sum or mean as JSON. Stored numbers are finite, so a non-finite one means the running

@@ -140,7 +140,18 @@ pub(crate) struct Inner {
     pub(crate) pending_erasures: Mutex<Vec<(String, String, u64)>>,
     /// The audit log of PII reads.
     pub(crate) audit: crate::audit::AuditLog,
+    /// Set when this open created the database (under the lock).
+    created: Option<Created>,
     _lock: Box<dyn DirLock>,
+}
+
+/// What an open that created the database knows of it.
+#[derive(Debug, Clone, Copy)]
+struct Created {
+    /// The open also created the directory.
+    dir: bool,
+    /// The next LSN right after the creation: nothing was committed while it still is.
+    next_lsn: u64,
 }
 
 /// What only the writer touches.
@@ -170,6 +181,7 @@ impl Database {
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
         let dir = dir.as_ref().to_owned();
         let fs = options.fs.clone();
+        let mut created_dir = false;
         if !fs.exists(&dir)? {
             if !options.create {
                 return Err(Error::io(
@@ -179,6 +191,7 @@ impl Database {
                 ));
             }
             fs.create_dir_all(&dir)?;
+            created_dir = true;
             // Make the new directory's entry durable in its parent.
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 fs.sync_dir(parent)?;
@@ -207,9 +220,9 @@ impl Database {
                 (true, true) => Verify::Checksums,
                 (true, false) => Verify::OnFirstUse,
             };
-        let mut manifest = match Manifest::load(fs.as_ref(), &dir)? {
-            Some(m) => m,
-            None => create_manifest(fs.as_ref(), &dir, options.create)?,
+        let (mut manifest, created) = match Manifest::load(fs.as_ref(), &dir)? {
+            Some(m) => (m, false),
+            None => (create_manifest(fs.as_ref(), &dir, options.create)?, true),
         };
         let db_id = manifest.db_id;
         let keystore_path = dir.join(crate::crypto::KEYSTORE_FILE);
@@ -336,6 +349,7 @@ impl Database {
         }
 
         let audit = crate::audit::AuditLog::open(fs.clone(), &dir, db_id, options.audit, &options.actor)?;
+        let created = created.then_some(Created { dir: created_dir, next_lsn: state.next_lsn });
         let inner = Inner {
             instance: held::new_instance(),
             segments: read::SegmentReaders::new(fs.clone(), log_dir),
@@ -364,9 +378,70 @@ impl Database {
             keystore_deferred: std::sync::atomic::AtomicBool::new(keystore_deferred),
             pending_erasures: Mutex::new(pending_erasures),
             audit,
+            created,
             _lock: lock,
         };
         Ok(Database { inner: Arc::new(inner) })
+    }
+
+    /// Closes the database and deletes it again if this handle's open created it and
+    /// nothing was committed since: for a tool that creates a database to import into and
+    /// must not leave an empty one behind (with a keystore bound to the key it was given)
+    /// when the import is refused. Returns whether it was deleted; otherwise it is only
+    /// closed — when it existed before, was written to, or another handle (a clone) is open.
+    ///
+    /// The files go while the directory lock is still held, so no other process can have
+    /// opened the database meanwhile: the log and index directories, the keystore, the audit
+    /// log, the `MANIFEST`, then the lock file, and the directory itself when the open
+    /// created it and nothing else is in it (anything not the database's stays).
+    ///
+    /// ```
+    /// use geocrm::{Database, Options};
+    /// let parent = tempfile::tempdir()?;
+    /// let dir = parent.path().join("new");
+    /// let db = Database::open(&dir, Options::new())?;
+    /// assert!(db.discard_if_new_and_empty()?);
+    /// assert!(!dir.exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a file cannot be removed (the rest is left as it is).
+    pub fn discard_if_new_and_empty(self) -> Result<bool> {
+        let inner = &self.inner;
+        let Some(created) = inner.created else { return Ok(false) };
+        if inner.handles.load(std::sync::atomic::Ordering::Acquire) != 1 {
+            return Ok(false);
+        }
+        // Snapshots borrow this handle, and no other exists: nothing commits meanwhile.
+        if inner.read_state().next_lsn != created.next_lsn {
+            return Ok(false);
+        }
+        let fs = &*inner.fs;
+        let dir = &inner.dir;
+        for sub in [crate::log::LOG_DIR, INDEX_DIR] {
+            let path = dir.join(sub);
+            if fs.exists(&path)? {
+                for name in fs.list_dir(&path)? {
+                    fs.remove_file(&path.join(name))?;
+                }
+                fs.remove_dir(&path)?;
+            }
+        }
+        for name in [crate::crypto::KEYSTORE_FILE, crate::audit::AUDIT_FILE, manifest::MANIFEST_NAME, "LOCK"]
+        {
+            let path = dir.join(name);
+            if fs.exists(&path)? {
+                fs.remove_file(&path)?;
+            }
+        }
+        if created.dir && fs.list_dir(dir)?.is_empty() {
+            fs.remove_dir(dir)?;
+        }
+        // Only now is the lock released (the lock file is unlinked: anyone who opened it
+        // before finds it gone once they hold it, and tries again).
+        drop(self);
+        Ok(true)
     }
 
     /// Starts a batch of writes.

@@ -123,6 +123,11 @@ pub trait FileSystem: Send + Sync + Debug + 'static {
     /// # Errors
     /// [`crate::Error::Io`].
     fn remove_file(&self, path: &Path) -> Result<()>;
+    /// Removes an empty directory.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`], also when the directory is not empty.
+    fn remove_dir(&self, path: &Path) -> Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     ///
     /// # Errors

@@ -143,6 +143,10 @@ impl FileSystem for RealFs {
         fs::remove_file(path).map_err(|e| Error::io("remove", path, e))
     }
 
+    fn remove_dir(&self, path: &Path) -> Result<()> {
+        fs::remove_dir(path).map_err(|e| Error::io("remove directory", path, e))
+    }
+
     fn sync_dir(&self, path: &Path) -> Result<()> {
         File::open(path).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", path, e))
     }
@@ -156,9 +160,40 @@ impl FileSystem for RealFs {
             .open(&path)
             .map_err(|e| Error::io("open lock file", &path, e))?;
         match file.try_lock() {
+            // The path must still name the file locked: a holder deleting the database
+            // unlinks the lock file while it holds it, and whoever opened it before that
+            // must not take the lock on the unlinked file (and another the new file's).
+            Ok(()) if !names_file(&path, &file) => Err(Error::Locked { path: dir.to_owned() }),
             Ok(()) => Ok(Box::new(RealLock { _file: file })),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_owned() }),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
         }
+    }
+}
+
+/// Whether `path` names the open `file` (the same device and inode).
+fn names_file(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(path), file.metadata()) {
+        (Ok(named), Ok(open)) => named.dev() == open.dev() && named.ino() == open.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_file_unlinked_or_replaced_is_no_longer_the_one_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("LOCK");
+        fs::write(&path, b"").unwrap();
+        let file = File::open(&path).unwrap();
+        assert!(names_file(&path, &file));
+        fs::remove_file(&path).unwrap();
+        assert!(!names_file(&path, &file), "unlinked");
+        fs::write(&path, b"").unwrap();
+        assert!(!names_file(&path, &file), "another file under the name");
     }
 }

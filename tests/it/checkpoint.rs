@@ -573,6 +573,9 @@ impl geocrm::io::FileSystem for GatedFs {
     fn remove_file(&self, path: &Path) -> geocrm::Result<()> {
         self.inner.remove_file(path)
     }
+    fn remove_dir(&self, path: &Path) -> geocrm::Result<()> {
+        self.inner.remove_dir(path)
+    }
     fn sync_dir(&self, path: &Path) -> geocrm::Result<()> {
         self.inner.sync_dir(path)
     }
@@ -600,6 +603,8 @@ fn within_a_minute<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send +
 fn commits_and_reads_go_on_while_a_checkpoint_is_built_and_it_hides_what_they_replaced() {
     for seed in 0..12u64 {
         let (fs, gate) = (MemFs::new(), Arc::new(Gate::default()));
+        // "quiet" has a checkpoint file and no write until the build: the build keeps it.
+        add_quiet(&Database::open(Path::new(DIR), options(&fs)).unwrap());
         let db =
             Database::open(Path::new(DIR), gated_options(&fs, &gate).checkpoint_after_ops(None)).unwrap();
         db.create_collection("c", Schema::new().pii("name")).unwrap();
@@ -636,13 +641,28 @@ fn commits_and_reads_go_on_while_a_checkpoint_is_built_and_it_hides_what_they_re
         let mut b = db2.begin_write();
         b.create_collection("d", Schema::new().number("n")).unwrap();
         b.upsert("d", Record::new("d1", LatLon::new(5.0, 5.0).unwrap()).number("n", 1.0)).unwrap();
+        // And the kept collection changes meanwhile: a new record, an update, a deletion.
+        b.upsert("quiet", Record::new("q20", LatLon::new(7.0, 7.0).unwrap()).number("n", 20.0)).unwrap();
+        b.upsert("quiet", Record::new("q3", LatLon::new(8.0, 8.0).unwrap()).number("n", 33.0)).unwrap();
+        b.delete("quiet", "q5").unwrap();
         b.commit().unwrap();
         let seen = within_a_minute("a read", move || read_state(&db2));
         assert_eq!(seen, acked, "seed {seed}: reads during the build");
         gate.open();
         let report = building.join().unwrap().unwrap();
         assert_eq!(report.rows, snapshot_rows, "seed {seed}: the checkpoint holds its snapshot");
+        assert_eq!(report.kept.len(), 1, "seed {seed}: the quiet collection's file is kept");
         assert_eq!(read_state(&db), acked, "seed {seed}: after the swap");
+        let quiet_changed = |db: &Database, what: &str| {
+            let snap = db.read();
+            let q = snap.collection("quiet").unwrap();
+            assert_eq!(q.len(), 20, "seed {seed}: {what}");
+            assert!(q.get("q5").unwrap().is_none(), "seed {seed}: {what}");
+            assert_eq!(q.get("q3").unwrap().unwrap().numbers["n"], 33.0, "seed {seed}: {what}");
+            assert_eq!(q.get("q20").unwrap().unwrap().numbers["n"], 20.0, "seed {seed}: {what}");
+            assert_eq!(q.get("q4").unwrap().unwrap().numbers["n"], 4.0, "seed {seed}: {what}");
+        };
+        quiet_changed(&db, "after the swap");
         drop(db);
         let db = Database::open(
             Path::new(DIR),
@@ -651,8 +671,10 @@ fn commits_and_reads_go_on_while_a_checkpoint_is_built_and_it_hides_what_they_re
         .unwrap();
         assert_eq!(db.checkpoint_rejected(), None);
         assert_eq!(read_state(&db), acked, "seed {seed}: reopened (checkpoint + replayed tail)");
+        quiet_changed(&db, "reopened");
         db.checkpoint().unwrap();
         assert_eq!(read_state(&db), acked, "seed {seed}: next checkpoint");
+        quiet_changed(&db, "next checkpoint");
         let d = db.read().collection("d").unwrap().get("d1").unwrap().unwrap();
         assert_eq!(d.numbers.get("n"), Some(&1.0));
     }

@@ -532,6 +532,9 @@ mod panicking_commit {
         fn remove_file(&self, path: &Path) -> Result<()> {
             self.fs.remove_file(path)
         }
+        fn remove_dir(&self, path: &Path) -> Result<()> {
+            self.fs.remove_dir(path)
+        }
         fn sync_dir(&self, path: &Path) -> Result<()> {
             self.fs.sync_dir(path)
         }
@@ -626,4 +629,58 @@ fn commit_receipts_count_replaced_records() {
     db.checkpoint().unwrap();
     assert_eq!(commit(&db, &many[..2500], &[]), 2500, "all in the checkpoint");
     assert_eq!(commit(&db, &many, &[]), 5000, "half in the memory table, half in the checkpoint");
+}
+
+#[test]
+fn a_new_database_nothing_was_committed_to_can_be_discarded_and_no_other() {
+    let parent = tempfile::tempdir().unwrap();
+    let with_key = || Options::new().key(RawKey::new([9; 32]));
+    // Created with its directory: all of it goes, and the path can be created anew.
+    let dir = parent.path().join("new");
+    let db = Database::open(&dir, with_key()).unwrap();
+    assert!(dir.join("keystore").exists() && dir.join("LOCK").exists());
+    assert!(db.discard_if_new_and_empty().unwrap());
+    assert!(!dir.exists(), "the directory the open created is removed");
+    let db = Database::open(&dir, with_key()).unwrap();
+    db.create_collection("c", Schema::new()).unwrap();
+    // Written to: only closed, and it opens again with what was committed.
+    assert!(!db.discard_if_new_and_empty().unwrap());
+    let db = Database::open(&dir, Options::new().create_if_missing(false)).unwrap();
+    assert!(db.read().collection("c").is_ok());
+    // Not created by this open: only closed.
+    assert!(!db.discard_if_new_and_empty().unwrap());
+    assert!(dir.join("MANIFEST").exists());
+
+    // In a directory that existed: the database's files go, the directory stays, and so does
+    // anything in it that is not the database's.
+    let empty = parent.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let db = Database::open(&empty, with_key()).unwrap();
+    assert!(db.discard_if_new_and_empty().unwrap());
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+    let db = Database::open(&empty, with_key()).unwrap();
+    std::fs::write(empty.join("notes.txt"), "mine").unwrap();
+    assert!(db.discard_if_new_and_empty().unwrap());
+    let left: Vec<_> = std::fs::read_dir(&empty).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["notes.txt"]);
+
+    // Another handle open: only this one is closed, the database stays usable.
+    let other = parent.path().join("other");
+    let db = Database::open(&other, Options::new()).unwrap();
+    let clone = db.clone();
+    assert!(!db.discard_if_new_and_empty().unwrap());
+    clone.create_collection("c", Schema::new()).unwrap();
+    drop(clone);
+    assert!(Database::open(&other, Options::new()).unwrap().read().collection("c").is_ok());
+}
+
+#[test]
+fn discarding_on_a_memory_file_system_removes_every_file() {
+    let fs = geocrm::io::MemFs::new();
+    let options = || Options::new().key(RawKey::new([9; 32])).file_system(std::sync::Arc::new(fs.clone()));
+    let db = Database::open("/db", options()).unwrap();
+    assert!(!fs.list_files().is_empty());
+    assert!(db.discard_if_new_and_empty().unwrap());
+    assert_eq!(fs.list_files(), Vec::<PathBuf>::new());
+    assert!(!geocrm::io::FileSystem::exists(&fs, Path::new("/db")).unwrap());
 }

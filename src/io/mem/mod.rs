@@ -350,6 +350,24 @@ impl FileSystem for MemFs {
         Ok(())
     }
 
+    fn remove_dir(&self, path: &Path) -> Result<()> {
+        let mut st = self.state.lock();
+        st.fault(OpKind::Remove, "remove directory", path)?;
+        if !st.dirs.contains(path) {
+            return Err(not_found("remove directory", path));
+        }
+        if st.names.keys().chain(st.dirs.iter()).any(|p| p.parent() == Some(path)) {
+            return Err(io_err(
+                "remove directory",
+                path,
+                std::io::ErrorKind::DirectoryNotEmpty,
+                "not empty".into(),
+            ));
+        }
+        st.dirs.remove(path);
+        Ok(())
+    }
+
     fn sync_dir(&self, path: &Path) -> Result<()> {
         let mut st = self.state.lock();
         st.fault(OpKind::SyncDir, "fsync directory", path)?;

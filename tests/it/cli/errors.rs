@@ -36,9 +36,10 @@ fn check_rejected(cases: &[(&str, Vec<u8>, String)]) {
             let err = import_fails(env, csv, &[]);
             assert_eq!(err.trim(), format!("error: {message}"), "{what}");
             assert!(!err.contains("Secret Name"), "{what}: PII in the message");
-            if env.db.exists() {
-                let expected = if std::ptr::eq(env, &loaded) { Some(60) } else { None };
-                assert_eq!(env.records(), expected, "{what}: something was imported");
+            if std::ptr::eq(env, &loaded) {
+                assert_eq!(env.records(), Some(60), "{what}: something was imported");
+            } else {
+                assert!(!env.db.exists(), "{what}: a refused import left a new database behind");
             }
         }
         for id in ["G-1", "B-1"] {
@@ -232,9 +233,11 @@ fn importing_pii_needs_the_key_and_nothing_is_written_without_it() {
     let csv = env.file("c.csv", with_header(&format!("{GOOD}{}", bad_row("G-2", 1, "48.9"))));
     let err = fail(&env.run(false, "import", &[csv.to_str().unwrap(), "--pii", PII_ARG]));
     assert!(err.contains("key") && err.contains("GEOCRM_KEY"), "{err}");
-    if env.db.exists() {
-        assert_eq!(env.records(), None);
-    }
+    assert!(!env.db.exists(), "a refused import left a new database behind");
+    // Into an empty directory: it stays, empty.
+    std::fs::create_dir(&env.db).unwrap();
+    fail(&env.run(false, "import", &[csv.to_str().unwrap(), "--pii", PII_ARG]));
+    assert_eq!(std::fs::read_dir(&env.db).unwrap().count(), 0, "a refused import left files behind");
     // Without PII columns no key is needed.
     let plain = env.file("p.csv", "id,lat,lon,tier\nP-1,1,2,gold\n");
     ok(&env.run(false, "import", &[plain.to_str().unwrap(), "--collection", "plain"]));

@@ -82,6 +82,9 @@ impl FileSystem for FlakyFs {
     fn remove_file(&self, path: &Path) -> Result<()> {
         RealFs.remove_file(path)
     }
+    fn remove_dir(&self, path: &Path) -> Result<()> {
+        RealFs.remove_dir(path)
+    }
     fn sync_dir(&self, path: &Path) -> Result<()> {
         RealFs.sync_dir(path)
     }
