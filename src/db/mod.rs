@@ -222,6 +222,15 @@ impl Database {
             };
         let (mut manifest, created) = match Manifest::load(fs.as_ref(), &dir)? {
             Some(m) => (m, false),
+            None if !options.create => {
+                // It was there before the lock: its creator discarded it while this open
+                // waited (`discard_if_new_and_empty`). No lock file is left behind.
+                let lock_file = dir.join("LOCK");
+                if fs.exists(&lock_file).unwrap_or(false) {
+                    let _ = fs.remove_file(&lock_file);
+                }
+                return Err(not_a_database(&dir));
+            }
             None => (create_manifest(fs.as_ref(), &dir, options.create)?, true),
         };
         let db_id = manifest.db_id;
@@ -391,9 +400,11 @@ impl Database {
     /// closed — when it existed before, was written to, or another handle (a clone) is open.
     ///
     /// The files go while the directory lock is still held, so no other process can have
-    /// opened the database meanwhile: the log and index directories, the keystore, the audit
-    /// log, the `MANIFEST`, then the lock file, and the directory itself when the open
-    /// created it and nothing else is in it (anything not the database's stays).
+    /// opened the database meanwhile: first the `MANIFEST` (from then on, whatever a failure
+    /// or a power loss leaves is not a database, and opening refuses to create one over a
+    /// left-over log), then the log and index directories with everything in them, the
+    /// keystore and the audit log, the lock file last, and the directory itself when the
+    /// open created it and nothing else is in it (other files in it stay).
     ///
     /// ```
     /// use geocrm::{Database, Options};
@@ -419,6 +430,8 @@ impl Database {
         }
         let fs = &*inner.fs;
         let dir = &inner.dir;
+        fs.remove_file(&dir.join(manifest::MANIFEST_NAME))?;
+        fs.sync_dir(dir)?;
         for sub in [crate::log::LOG_DIR, INDEX_DIR] {
             let path = dir.join(sub);
             if fs.exists(&path)? {
@@ -428,15 +441,15 @@ impl Database {
                 fs.remove_dir(&path)?;
             }
         }
-        for name in [crate::crypto::KEYSTORE_FILE, crate::audit::AUDIT_FILE, manifest::MANIFEST_NAME, "LOCK"]
-        {
+        for name in [crate::crypto::KEYSTORE_FILE, crate::audit::AUDIT_FILE, "LOCK"] {
             let path = dir.join(name);
             if fs.exists(&path)? {
                 fs.remove_file(&path)?;
             }
         }
-        if created.dir && fs.list_dir(dir)?.is_empty() {
-            fs.remove_dir(dir)?;
+        if created.dir {
+            // Best effort: another open may have put its own lock file there meanwhile.
+            let _ = fs.remove_dir(dir);
         }
         // Only now is the lock released (the lock file is unlinked: anyone who opened it
         // before finds it gone once they hold it, and tries again).

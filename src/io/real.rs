@@ -159,15 +159,20 @@ impl FileSystem for RealFs {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io("open lock file", &path, e))?;
-        match file.try_lock() {
-            // The path must still name the file locked: a holder deleting the database
-            // unlinks the lock file while it holds it, and whoever opened it before that
-            // must not take the lock on the unlinked file (and another the new file's).
-            Ok(()) if !names_file(&path, &file) => Err(Error::Locked { path: dir.to_owned() }),
-            Ok(()) => Ok(Box::new(RealLock { _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_owned() }),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
-        }
+        lock_opened(dir, &path, file)
+    }
+}
+
+/// Locks `file`, opened from `path` (the lock file of `dir`).
+fn lock_opened(dir: &Path, path: &Path, file: File) -> Result<Box<dyn DirLock>> {
+    match file.try_lock() {
+        // The path must still name the file locked: a holder deleting the database unlinks
+        // the lock file while it holds it, and whoever opened it before that must not take
+        // the lock on the unlinked file (and another the new file's).
+        Ok(()) if !names_file(path, &file) => Err(Error::Locked { path: dir.to_owned() }),
+        Ok(()) => Ok(Box::new(RealLock { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_owned() }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
     }
 }
 
@@ -195,5 +200,20 @@ mod tests {
         assert!(!names_file(&path, &file), "unlinked");
         fs::write(&path, b"").unwrap();
         assert!(!names_file(&path, &file), "another file under the name");
+    }
+
+    /// A waiter that opened the lock file before its holder deleted the database (and the
+    /// lock file last) must not hold a lock on the unlinked file once the holder lets go:
+    /// another open would lock the new file, and both would write.
+    #[test]
+    fn a_lock_on_an_unlinked_lock_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("LOCK");
+        let open = || OpenOptions::new().create(true).truncate(false).write(true).open(&path).unwrap();
+        let waiter = open();
+        fs::remove_file(&path).unwrap();
+        assert!(matches!(lock_opened(dir.path(), &path, waiter), Err(Error::Locked { .. })));
+        let _held = lock_opened(dir.path(), &path, open()).unwrap();
+        assert!(matches!(RealFs.lock_dir(dir.path()), Err(Error::Locked { .. })));
     }
 }

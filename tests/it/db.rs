@@ -684,3 +684,28 @@ fn discarding_on_a_memory_file_system_removes_every_file() {
     assert_eq!(fs.list_files(), Vec::<PathBuf>::new());
     assert!(!geocrm::io::FileSystem::exists(&fs, Path::new("/db")).unwrap());
 }
+
+#[test]
+fn an_open_that_waited_for_a_discarded_database_refuses_and_leaves_nothing() {
+    // B waits for the lock of a database that exists when it looks; A, its creator, discards
+    // it meanwhile: B then finds no database (it must not create one, it was asked not to)
+    // and leaves no lock file of its own in the directory.
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("db");
+    std::fs::create_dir(&dir).unwrap();
+    let a = Database::open(&dir, Options::new()).unwrap();
+    let waiting = {
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            let options =
+                Options::new().create_if_missing(false).lock_wait(std::time::Duration::from_secs(20));
+            Database::open(&dir, options).map(drop)
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(a.discard_if_new_and_empty().unwrap());
+    let err = waiting.join().unwrap().unwrap_err();
+    assert!(err.to_string().contains("not a geocrm database"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "{left:?}");
+}

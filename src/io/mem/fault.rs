@@ -14,7 +14,7 @@ pub enum OpKind {
     SyncDir,
     /// [`crate::io::FileSystem::create_new`].
     Create,
-    /// [`crate::io::FileSystem::remove_file`].
+    /// [`crate::io::FileSystem::remove_file`] and [`crate::io::FileSystem::remove_dir`].
     Remove,
     /// [`crate::io::FileSystem::truncate`].
     Truncate,

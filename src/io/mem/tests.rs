@@ -191,3 +191,21 @@ fn lock_dir_is_exclusive_until_dropped() {
     drop(lock);
     let _again = fs.lock_dir(p("/d")).unwrap();
 }
+
+#[test]
+fn remove_dir_removes_only_an_empty_directory() {
+    let fs = fs_with_dir();
+    fs.create_dir_all(p("/d/sub")).unwrap();
+    fs.write_raw(p("/d/sub/f"), b"x");
+    assert!(fs.remove_dir(p("/d/sub")).is_err(), "a file in it");
+    assert!(fs.remove_dir(p("/d")).is_err(), "a directory in it");
+    fs.remove_file(p("/d/sub/f")).unwrap();
+    fs.set_faults(FaultPlan::new().fail_once(OpKind::Remove, 0));
+    assert!(fs.remove_dir(p("/d/sub")).is_err(), "the injected fault");
+    assert!(fs.exists(p("/d/sub")).unwrap());
+    fs.remove_dir(p("/d/sub")).unwrap();
+    assert!(!fs.exists(p("/d/sub")).unwrap());
+    assert!(fs.remove_dir(p("/d/sub")).is_err(), "gone");
+    fs.remove_dir(p("/d")).unwrap();
+    assert_eq!(fs.list_files(), Vec::<std::path::PathBuf>::new());
+}
