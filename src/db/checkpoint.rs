@@ -911,15 +911,20 @@ fn rows_since(table: &MemoryTable, lsn: u64) -> MemoryTable {
     newer
 }
 
-/// Deletes everything in `DIR/index/` the manifest does not name (orphans of an interrupted
-/// checkpoint, files of replaced ones). Best effort: a leftover is removed next time.
+/// Deletes the checkpoint files in `DIR/index/` the manifest does not name (orphans of an
+/// interrupted checkpoint, files of replaced ones), with their temporary files and damage
+/// markers; any other file there is not the database's, and stays. Best effort: a leftover
+/// is removed next time.
 pub(crate) fn remove_unnamed_files(fs: &dyn FileSystem, index_dir: &Path, named: &[CheckpointFile]) {
     let Ok(names) = fs.list_dir(index_dir) else { return };
     let mut removed = false;
     for name in names {
-        // A damage marker lives as long as its file (or until an open finds the file sound).
+        // A damage marker lives as long as its file (or until an open finds the file sound);
+        // a temporary file is a crashed checkpoint's (one runs at a time, holding the lock
+        // every caller holds).
         let base = name.strip_suffix(".damaged").unwrap_or(&name);
-        if !named.iter().any(|f| f.name == base) {
+        let ours = name.ends_with(".ckpt.tmp") || base.ends_with(".ckpt");
+        if ours && !named.iter().any(|f| f.name == base) {
             removed |= fs.remove_file(&index_dir.join(&name)).is_ok();
         }
     }

@@ -146,10 +146,11 @@ pub(crate) struct Inner {
 }
 
 /// What an open that created the database knows of it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Created {
-    /// The open also created the directory.
-    dir: bool,
+    /// What removing it again must leave: whether the open also created the directory, and
+    /// what was in it before.
+    undo: UndoCreate,
     /// The next LSN right after the creation: nothing was committed while it still is.
     next_lsn: u64,
 }
@@ -202,6 +203,8 @@ impl Database {
             // as it was (the CLI creates databases only in empty directories).
             return Err(not_a_database(&dir));
         }
+        // A file of the user's named like the lock file is used as it, and never removed.
+        let lock_existed = fs.exists(&dir.join(LOCK_FILE))?;
         let lock = lock_with_wait(fs.as_ref(), &dir, options.lock_wait)?;
         // An earlier process may have renamed a segment, MANIFEST, checkpoint file or
         // keystore into place and died before its directory fsync. This open builds on those
@@ -221,18 +224,32 @@ impl Database {
                 (true, false) => Verify::OnFirstUse,
             };
         let (mut manifest, created) = match Manifest::load(fs.as_ref(), &dir)? {
-            Some(m) => (m, false),
+            Some(m) => (m, None),
             None if !options.create => {
                 // It was there before the lock: its creator discarded it while this open
-                // waited (`discard_if_new_and_empty`). No lock file is left behind.
-                let lock_file = dir.join("LOCK");
-                if fs.exists(&lock_file).unwrap_or(false) {
+                // waited (`discard_if_new_and_empty`). No lock file is left behind (an empty
+                // one: the user's own file of that name is not touched).
+                let lock_file = dir.join(LOCK_FILE);
+                if fs.open_read(&lock_file).is_ok_and(|f| f.is_empty()) {
                     let _ = fs.remove_file(&lock_file);
                 }
                 return Err(not_a_database(&dir));
             }
-            None => (create_manifest(fs.as_ref(), &dir, options.create)?, true),
+            None => {
+                let mut keep = fs.list_dir(&dir)?;
+                keep.retain(|name| name != LOCK_FILE || lock_existed);
+                (create_manifest(fs.as_ref(), &dir, options.create)?, Some(keep))
+            }
         };
+        // An open that created the database and then fails (a key file that cannot be read,
+        // say) leaves none behind.
+        let mut undo = created.map(|keep| UndoCreate {
+            fs: fs.clone(),
+            dir: dir.clone(),
+            dir_too: created_dir,
+            keep,
+            done: false,
+        });
         let db_id = manifest.db_id;
         let keystore_path = dir.join(crate::crypto::KEYSTORE_FILE);
         let keystore_exists = fs.exists(&keystore_path)?;
@@ -358,7 +375,11 @@ impl Database {
         }
 
         let audit = crate::audit::AuditLog::open(fs.clone(), &dir, db_id, options.audit, &options.actor)?;
-        let created = created.then_some(Created { dir: created_dir, next_lsn: state.next_lsn });
+        let created = undo.as_mut().map(|undo| {
+            undo.done = true;
+            // Kept done: only `discard_if_new_and_empty` removes it, never a drop.
+            Created { undo: undo.clone(), next_lsn: state.next_lsn }
+        });
         let inner = Inner {
             instance: held::new_instance(),
             segments: read::SegmentReaders::new(fs.clone(), log_dir),
@@ -420,7 +441,7 @@ impl Database {
     /// [`Error::Io`] when a file cannot be removed (the rest is left as it is).
     pub fn discard_if_new_and_empty(self) -> Result<bool> {
         let inner = &self.inner;
-        let Some(created) = inner.created else { return Ok(false) };
+        let Some(created) = &inner.created else { return Ok(false) };
         if inner.handles.load(std::sync::atomic::Ordering::Acquire) != 1 {
             return Ok(false);
         }
@@ -428,29 +449,7 @@ impl Database {
         if inner.read_state().next_lsn != created.next_lsn {
             return Ok(false);
         }
-        let fs = &*inner.fs;
-        let dir = &inner.dir;
-        fs.remove_file(&dir.join(manifest::MANIFEST_NAME))?;
-        fs.sync_dir(dir)?;
-        for sub in [crate::log::LOG_DIR, INDEX_DIR] {
-            let path = dir.join(sub);
-            if fs.exists(&path)? {
-                for name in fs.list_dir(&path)? {
-                    fs.remove_file(&path.join(name))?;
-                }
-                fs.remove_dir(&path)?;
-            }
-        }
-        for name in [crate::crypto::KEYSTORE_FILE, crate::audit::AUDIT_FILE, "LOCK"] {
-            let path = dir.join(name);
-            if fs.exists(&path)? {
-                fs.remove_file(&path)?;
-            }
-        }
-        if created.dir {
-            // Best effort: another open may have put its own lock file there meanwhile.
-            let _ = fs.remove_dir(dir);
-        }
+        created.undo.remove()?;
         // Only now is the lock released (the lock file is unlinked: anyone who opened it
         // before finds it gone once they hold it, and tries again).
         drop(self);
@@ -669,6 +668,65 @@ fn lock_with_wait(fs: &dyn FileSystem, dir: &Path, wait: std::time::Duration) ->
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
             other => return other,
+        }
+    }
+}
+
+/// The lock file's name in the database directory (`RealFs`; `MemFs` has none).
+const LOCK_FILE: &str = "LOCK";
+
+/// How to remove a database an open created, nothing having been committed to it; removed
+/// by [`UndoCreate::remove`], or on drop (an open that fails after creating the database:
+/// declared after the lock, it is dropped before it, so the files go while it is held).
+#[derive(Debug, Clone)]
+struct UndoCreate {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    /// The open created the directory.
+    dir_too: bool,
+    /// What was in the directory before (the user's files, even ones named like the
+    /// database's): left as they are.
+    keep: Vec<String>,
+    done: bool,
+}
+
+impl UndoCreate {
+    /// Removes what the open created; the caller holds the lock. The `MANIFEST` goes first
+    /// (and that is synced): whatever a failure or a power loss leaves after it is not a
+    /// database, and opening refuses to create one over a left-over log. The lock file goes
+    /// last, and the directory (best effort) when the open created it.
+    fn remove(&self) -> Result<()> {
+        let (fs, dir) = (&*self.fs, &self.dir);
+        let ours = |name: &str| !self.keep.iter().any(|k| k == name);
+        fs.remove_file(&dir.join(manifest::MANIFEST_NAME))?;
+        fs.sync_dir(dir)?;
+        for sub in [crate::log::LOG_DIR, INDEX_DIR].into_iter().filter(|s| ours(s)) {
+            let path = dir.join(sub);
+            if fs.exists(&path)? {
+                for name in fs.list_dir(&path)? {
+                    fs.remove_file(&path.join(name))?;
+                }
+                fs.remove_dir(&path)?;
+            }
+        }
+        for name in [crate::crypto::KEYSTORE_FILE, crate::audit::AUDIT_FILE, LOCK_FILE] {
+            let path = dir.join(name);
+            if ours(name) && fs.exists(&path)? {
+                fs.remove_file(&path)?;
+            }
+        }
+        if self.dir_too {
+            // Best effort: another open may have put its own lock file there meanwhile.
+            let _ = fs.remove_dir(dir);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for UndoCreate {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.remove();
         }
     }
 }

@@ -709,3 +709,44 @@ fn an_open_that_waited_for_a_discarded_database_refuses_and_leaves_nothing() {
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn an_open_that_creates_a_database_and_then_fails_leaves_none_behind() {
+    // The key file is read only after the MANIFEST and the log exist.
+    let parent = tempfile::tempdir().unwrap();
+    let missing_key = || Options::new().key(geocrm::crypto::KeyFile::new(parent.path().join("no.key")));
+    let dir = parent.path().join("new");
+    let err = Database::open(&dir, missing_key()).map(drop).unwrap_err();
+    assert!(err.to_string().contains("no.key"), "{err}");
+    assert!(!dir.exists(), "the directory the open created is gone");
+    let empty = parent.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    Database::open(&empty, missing_key()).map(drop).unwrap_err();
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+    // An existing database is left as it was.
+    Database::open(&empty, Options::new()).unwrap().create_collection("c", Schema::new()).unwrap();
+    let before = std::fs::read_dir(&empty).unwrap().count();
+    Database::open(&empty, missing_key()).map(drop).unwrap_err();
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), before);
+    assert!(Database::open(&empty, Options::new()).unwrap().read().collection("c").is_ok());
+}
+
+#[test]
+fn discarding_leaves_the_users_files_and_closing_discards_nothing() {
+    let parent = tempfile::tempdir().unwrap();
+    // A new database, closed without being discarded, stays (even with nothing in it).
+    let dir = parent.path().join("kept");
+    drop(Database::open(&dir, Options::new().key(RawKey::new([9; 32]))).unwrap());
+    assert!(dir.join("MANIFEST").exists() && dir.join("keystore").exists());
+    Database::open(&dir, Options::new().create_if_missing(false)).unwrap();
+    // The user's files named like the database's (the lock file, the index directory) stay.
+    let mine = parent.path().join("mine");
+    std::fs::create_dir_all(mine.join("index")).unwrap();
+    std::fs::write(mine.join("index/notes.txt"), "mine").unwrap();
+    std::fs::write(mine.join("LOCK"), "do not delete").unwrap();
+    let db = Database::open(&mine, Options::new()).unwrap();
+    assert!(db.discard_if_new_and_empty().unwrap());
+    assert_eq!(std::fs::read_to_string(mine.join("index/notes.txt")).unwrap(), "mine");
+    assert_eq!(std::fs::read_to_string(mine.join("LOCK")).unwrap(), "do not delete");
+    assert!(!mine.join("MANIFEST").exists() && !mine.join("log").exists());
+}
