@@ -203,8 +203,10 @@ impl Database {
             // as it was (the CLI creates databases only in empty directories).
             return Err(not_a_database(&dir));
         }
-        // A file of the user's named like the lock file is used as it, and never removed.
-        let lock_existed = fs.exists(&dir.join(LOCK_FILE))?;
+        // A file of the user's named like the lock file is used as it, and never removed (a
+        // lock file is empty: an empty one is a database's, left by a crash or by an open
+        // that waited for a database discarded meanwhile).
+        let lock_existed = fs.open_read(&dir.join(LOCK_FILE)).is_ok_and(|f| !f.is_empty());
         let lock = lock_with_wait(fs.as_ref(), &dir, options.lock_wait)?;
         // An earlier process may have renamed a segment, MANIFEST, checkpoint file or
         // keystore into place and died before its directory fsync. This open builds on those
@@ -745,6 +747,15 @@ fn create_manifest(fs: &dyn FileSystem, dir: &Path, create: bool) -> Result<Mani
             0,
             "the log exists but MANIFEST is missing; refusing to create a new database over it",
         ));
+    }
+    // Another database's keys or checkpoint files (a backup restored in part, say): a new
+    // database would adopt the keystore, and its first open delete the checkpoints.
+    let index = dir.join(INDEX_DIR);
+    let checkpoints = fs.exists(&index)? && fs.list_dir(&index)?.iter().any(|n| n.ends_with(".ckpt"));
+    if checkpoints || fs.exists(&dir.join(crate::crypto::KEYSTORE_FILE))? {
+        let what = if checkpoints { "checkpoint files exist" } else { "a keystore exists" };
+        let reason = format!("{what} but MANIFEST is missing; refusing to create a new database over them");
+        return Err(Error::corrupt(dir.join(manifest::MANIFEST_NAME), 0, reason));
     }
     let mut db_id = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut db_id);

@@ -750,3 +750,26 @@ fn discarding_leaves_the_users_files_and_closing_discards_nothing() {
     assert_eq!(std::fs::read_to_string(mine.join("LOCK")).unwrap(), "do not delete");
     assert!(!mine.join("MANIFEST").exists() && !mine.join("log").exists());
 }
+
+#[test]
+fn a_database_is_not_created_over_another_ones_keystore_or_checkpoints() {
+    let parent = tempfile::tempdir().unwrap();
+    for (what, file) in [("a keystore", "keystore"), ("checkpoint files", "index/0000000000000007-0000.ckpt")]
+    {
+        let dir = parent.path().join(file.replace('/', "-"));
+        std::fs::create_dir_all(dir.join(file).parent().unwrap()).unwrap();
+        std::fs::write(dir.join(file), "another database's").unwrap();
+        let err = Database::open(&dir, Options::new()).map(drop).unwrap_err();
+        assert!(err.to_string().contains(&format!("{what} exist")), "{err}");
+        assert_eq!(std::fs::read_to_string(dir.join(file)).unwrap(), "another database's");
+        assert!(!dir.join("MANIFEST").exists());
+    }
+    // An empty lock file left behind (a crash) is the database's: a failing open that
+    // creates the database removes it with the rest.
+    let dir = parent.path().join("leftover");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("LOCK"), "").unwrap();
+    let missing_key = Options::new().key(geocrm::crypto::KeyFile::new(parent.path().join("no.key")));
+    Database::open(&dir, missing_key).map(drop).unwrap_err();
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
