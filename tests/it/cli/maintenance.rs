@@ -92,3 +92,24 @@ fn a_reimport_reports_the_records_it_replaced() {
         serde_json::json!({"imported": 60, "replaced": 60, "rejected": 0, "created_collection": false})
     );
 }
+
+#[test]
+fn checkpoint_keeps_the_files_of_unchanged_collections_and_says_so() {
+    let env = Env::new();
+    env.import_fixture();
+    let first = env.json("checkpoint", &[]);
+    assert_eq!(first["kept"].as_array().unwrap().len(), 0, "{first}");
+    let staff = env.file("staff.csv", "id,lat,lon\nS-1,48.85,2.35\n");
+    env.ok("import", &[staff.to_str().unwrap(), "--collection", "staff"]);
+    let text = env.ok("checkpoint", &[]);
+    assert!(
+        text.contains("checkpointed 1 rows") && text.contains("1 of 2 collections' files kept"),
+        "{text}"
+    );
+    let staff2 = env.file("staff2.csv", "id,lat,lon\nS-2,48.86,2.36\n");
+    env.ok("import", &[staff2.to_str().unwrap(), "--collection", "staff"]);
+    let report = env.json("checkpoint", &[]);
+    assert_eq!(report["rows"], 2, "{report}");
+    assert_eq!(report["kept"], serde_json::json!([first["files"][0]]), "{report}");
+    assert_eq!(env.json("verify", &[])["rows_checked"], 62);
+}
