@@ -238,20 +238,16 @@ impl Database {
                 return Err(not_a_database(&dir));
             }
             None => {
+                // An open that creates the database and then fails (a key file that cannot be
+                // read, say; or a write of the MANIFEST itself) leaves none behind.
                 let mut keep = fs.list_dir(&dir)?;
                 keep.retain(|name| name != LOCK_FILE || lock_existed);
-                (create_manifest(fs.as_ref(), &dir, options.create)?, Some(keep))
+                let undo =
+                    UndoCreate { fs: fs.clone(), dir: dir.clone(), dir_too: created_dir, keep, done: false };
+                (create_manifest(fs.as_ref(), &dir, options.create)?, Some(undo))
             }
         };
-        // An open that created the database and then fails (a key file that cannot be read,
-        // say) leaves none behind.
-        let mut undo = created.map(|keep| UndoCreate {
-            fs: fs.clone(),
-            dir: dir.clone(),
-            dir_too: created_dir,
-            keep,
-            done: false,
-        });
+        let mut undo = created;
         let db_id = manifest.db_id;
         let keystore_path = dir.join(crate::crypto::KEYSTORE_FILE);
         let keystore_exists = fs.exists(&keystore_path)?;
@@ -700,8 +696,11 @@ impl UndoCreate {
     fn remove(&self) -> Result<()> {
         let (fs, dir) = (&*self.fs, &self.dir);
         let ours = |name: &str| !self.keep.iter().any(|k| k == name);
-        fs.remove_file(&dir.join(manifest::MANIFEST_NAME))?;
-        fs.sync_dir(dir)?;
+        let manifest = dir.join(manifest::MANIFEST_NAME);
+        if fs.exists(&manifest)? {
+            fs.remove_file(&manifest)?;
+            fs.sync_dir(dir)?;
+        }
         for sub in [crate::log::LOG_DIR, INDEX_DIR].into_iter().filter(|s| ours(s)) {
             let path = dir.join(sub);
             if fs.exists(&path)? {
@@ -711,9 +710,15 @@ impl UndoCreate {
                 fs.remove_dir(&path)?;
             }
         }
-        for name in [crate::crypto::KEYSTORE_FILE, crate::audit::AUDIT_FILE, LOCK_FILE] {
-            let path = dir.join(name);
-            if ours(name) && fs.exists(&path)? {
+        let (keystore, audit) = (crate::crypto::KEYSTORE_FILE, crate::audit::AUDIT_FILE);
+        let mut names: Vec<String> = [manifest::MANIFEST_NAME, keystore, audit]
+            .iter()
+            .map(|name| format!("{name}.tmp")) // of writes that failed (`write_atomic`)
+            .collect();
+        names.extend([keystore, audit, LOCK_FILE].map(String::from));
+        for name in names {
+            let path = dir.join(&name);
+            if ours(&name) && fs.exists(&path)? {
                 fs.remove_file(&path)?;
             }
         }

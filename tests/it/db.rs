@@ -773,3 +773,24 @@ fn a_database_is_not_created_over_another_ones_keystore_or_checkpoints() {
     Database::open(&dir, missing_key).map(drop).unwrap_err();
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 }
+
+#[test]
+fn a_creating_open_that_fails_at_any_create_rename_or_sync_leaves_no_file() {
+    use geocrm::io::{FaultPlan, MemFs, OpKind};
+    let mut failed = 0;
+    for kind in [OpKind::Rename, OpKind::Sync, OpKind::SyncDir, OpKind::Create] {
+        for n in 0..8 {
+            let fs = MemFs::new();
+            fs.set_faults(FaultPlan::new().fail_once(kind, n));
+            let options =
+                Options::new().key(RawKey::new([9; 32])).file_system(std::sync::Arc::new(fs.clone()));
+            match Database::open("/db", options) {
+                Ok(db) => assert!(db.discard_if_new_and_empty().unwrap(), "{kind:?} {n}"),
+                Err(_) => failed += 1,
+            }
+            // Temporary files of the failed write included.
+            assert_eq!(fs.list_files(), Vec::<PathBuf>::new(), "{kind:?} {n}");
+        }
+    }
+    assert!(failed >= 6, "only {failed} opens failed");
+}
