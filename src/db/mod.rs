@@ -43,7 +43,7 @@ use self::state::State;
 use crate::crypto::{Keystore, MasterKey};
 use crate::error::{Error, Result};
 use crate::index::checkpoint::Verify;
-use crate::io::{DirLock, FileSystem};
+use crate::io::{DirLock, FileSystem, LOCK_FILE};
 use crate::log::{Log, LogConfig, RecoveryReport};
 
 /// An open geocrm database.
@@ -225,7 +225,7 @@ impl Database {
                 (true, true) => Verify::Checksums,
                 (true, false) => Verify::OnFirstUse,
             };
-        let (mut manifest, created) = match Manifest::load(fs.as_ref(), &dir)? {
+        let (mut manifest, mut undo) = match Manifest::load(fs.as_ref(), &dir)? {
             Some(m) => (m, None),
             None if !options.create => {
                 // It was there before the lock: its creator discarded it while this open
@@ -247,7 +247,6 @@ impl Database {
                 (create_manifest(fs.as_ref(), &dir, options.create)?, Some(undo))
             }
         };
-        let mut undo = created;
         let db_id = manifest.db_id;
         let keystore_path = dir.join(crate::crypto::KEYSTORE_FILE);
         let keystore_exists = fs.exists(&keystore_path)?;
@@ -669,9 +668,6 @@ fn lock_with_wait(fs: &dyn FileSystem, dir: &Path, wait: std::time::Duration) ->
         }
     }
 }
-
-/// The lock file's name in the database directory (`RealFs`; `MemFs` has none).
-const LOCK_FILE: &str = "LOCK";
 
 /// How to remove a database an open created, nothing having been committed to it; removed
 /// by [`UndoCreate::remove`], or on drop (an open that fails after creating the database:

@@ -18,6 +18,7 @@ use std::sync::Arc;
 pub use atomic::{write_atomic, write_atomic_parts};
 pub use mem::{CrashMode, FaultPlan, MemFs, OpKind};
 pub use real::RealFs;
+pub(crate) use real::LOCK_FILE;
 
 use crate::error::Result;
 

@@ -152,7 +152,7 @@ impl FileSystem for RealFs {
     }
 
     fn lock_dir(&self, dir: &Path) -> Result<Box<dyn DirLock>> {
-        let path = dir.join("LOCK");
+        let path = dir.join(LOCK_FILE);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -176,6 +176,10 @@ fn lock_opened(dir: &Path, path: &Path, file: File) -> Result<Box<dyn DirLock>> 
     }
 }
 
+/// The lock file's name in a database directory (`MemFs` keeps its locks in memory, with no
+/// such file).
+pub(crate) const LOCK_FILE: &str = "LOCK";
+
 /// Whether `path` names the open `file` (the same device and inode).
 fn names_file(path: &Path, file: &File) -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -192,7 +196,7 @@ mod tests {
     #[test]
     fn a_lock_file_unlinked_or_replaced_is_no_longer_the_one_named() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("LOCK");
+        let path = dir.path().join(LOCK_FILE);
         fs::write(&path, b"").unwrap();
         let file = File::open(&path).unwrap();
         assert!(names_file(&path, &file));
@@ -208,7 +212,7 @@ mod tests {
     #[test]
     fn a_lock_on_an_unlinked_lock_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("LOCK");
+        let path = dir.path().join(LOCK_FILE);
         let open = || OpenOptions::new().create(true).truncate(false).write(true).open(&path).unwrap();
         let waiter = open();
         fs::remove_file(&path).unwrap();
