@@ -256,13 +256,30 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
     // Create the database in a missing or empty directory; anything else must be one.
     let create = !db.db.exists() || std::fs::read_dir(&db.db).is_ok_and(|mut d| d.next().is_none());
     let database = open_or_create(db, true, create)?;
+    // Any failure from here (the rejects file, the import, its report) deletes the database
+    // if this command created it and nothing was committed.
+    match import_into(&database, db, input, &options, rejects.map(|path| (path, rejects_dir(path)))) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(discarding_new(database, e)),
+    }
+}
+
+/// [`import`] into the opened `database`; `rejects` is the rejects file and its directory.
+fn import_into(
+    database: &Database,
+    db: &DbArgs,
+    input: File,
+    options: &ImportOptions,
+    rejects: Option<(&Path, std::path::PathBuf)>,
+) -> Result<()> {
     // The rejects file is created before anything is imported (failing to create it after
     // the commit lost the list of rejected lines), as a new temporary file beside it —
-    // removed on any failure, renamed into place once the import is done.
+    // removed on any failure (it is dropped on return, before a new database is deleted),
+    // renamed into place once the import is done.
     let mut rejects_writer = match rejects {
-        Some(path) => match tempfile::NamedTempFile::new_in(rejects_dir(path)) {
+        Some((path, dir)) => match tempfile::NamedTempFile::new_in(dir) {
             Ok(tmp) => Some((path, csv::Writer::from_writer(tmp))),
-            Err(e) => return Err(discarding_new(database, Error::io("create rejects file", path, e))),
+            Err(e) => return Err(Error::io("create rejects file", path, e)),
         },
         None => None,
     };
@@ -274,19 +291,11 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
         None
     };
     let started = std::time::Instant::now();
-    let report = import_csv(&database, &db.collection, BufReader::new(input), &options, &mut |n| {
+    let report = import_csv(database, &db.collection, BufReader::new(input), options, &mut |n| {
         if let Some(b) = &bar {
             b.set_position(n);
         }
-    });
-    let report = match report {
-        Ok(report) => report,
-        Err(e) => {
-            // The rejects file's temporary file (maybe inside a new database) goes first.
-            drop((rejects_writer, bar));
-            return Err(discarding_new(database, e));
-        }
-    };
+    })?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
