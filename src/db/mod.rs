@@ -180,16 +180,24 @@ impl Database {
     /// and offset of damaged acknowledged data; [`Error::WrongKey`] for a key that is not
     /// this database's; [`Error::Io`].
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
-        let dir = dir.as_ref().to_owned();
+        Self::open_attempt(dir.as_ref().to_owned(), options, 3)
+    }
+
+    /// [`Database::open`]; `attempts` bounds how often it starts again after the directory
+    /// went while it waited for the lock.
+    fn open_attempt(dir: PathBuf, options: Options, attempts: u32) -> Result<Database> {
         let fs = options.fs.clone();
         let mut created_dir = false;
+        let no_such_directory = || {
+            Error::io(
+                "open database",
+                &dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+            )
+        };
         if !fs.exists(&dir)? {
             if !options.create {
-                return Err(Error::io(
-                    "open database",
-                    &dir,
-                    std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
-                ));
+                return Err(no_such_directory());
             }
             fs.create_dir_all(&dir)?;
             created_dir = true;
@@ -207,7 +215,21 @@ impl Database {
         // lock file is empty: an empty one is a database's, left by a crash or by an open
         // that waited for a database discarded meanwhile).
         let lock_existed = fs.open_read(&dir.join(LOCK_FILE)).is_ok_and(|f| !f.is_empty());
-        let lock = lock_with_wait(fs.as_ref(), &dir, options.lock_wait)?;
+        let lock = match lock_with_wait(fs.as_ref(), &dir, options.lock_wait) {
+            // The directory went while this open waited: the database's creator discarded it
+            // (`discard_if_new_and_empty`) with the directory it had made. Asked to create
+            // one, this open starts again (and makes the directory); else there is none.
+            Err(Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && !fs.exists(&dir)? =>
+            {
+                return match (options.create, attempts.checked_sub(1)) {
+                    (true, Some(left)) => Self::open_attempt(dir, options, left),
+                    (true, None) => Err(Error::io("lock", dir.join(LOCK_FILE), source)),
+                    (false, _) => Err(no_such_directory()),
+                };
+            }
+            other => other?,
+        };
         // An earlier process may have renamed a segment, MANIFEST, checkpoint file or
         // keystore into place and died before its directory fsync. This open builds on those
         // entries (appends to the segment, trusts the MANIFEST, deletes what it no longer

@@ -711,6 +711,41 @@ fn an_open_that_waited_for_a_discarded_database_refuses_and_leaves_nothing() {
 }
 
 #[test]
+fn an_open_that_waited_while_the_directory_went_creates_it_again_or_finds_none() {
+    // A creates the database and its directory; B waits for the lock; A discards both. B,
+    // asked to create a database, makes the directory again and opens a new one; asked not
+    // to, it finds no directory (it used to fail with "open lock file: No such file").
+    for create in [true, false] {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("db");
+        let a = Database::open(&dir, Options::new()).unwrap();
+        let waiting = {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let options =
+                    Options::new().create_if_missing(create).lock_wait(std::time::Duration::from_secs(20));
+                Database::open(&dir, options)
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(a.discard_if_new_and_empty().unwrap());
+        let opened = waiting.join().unwrap();
+        if create {
+            let db = opened.unwrap();
+            assert!(dir.join("MANIFEST").exists());
+            db.create_collection("after", Schema::new()).unwrap();
+            drop(db);
+            let db = Database::open(&dir, Options::new().create_if_missing(false)).unwrap();
+            assert!(db.read().collection("after").is_ok());
+        } else {
+            let err = opened.map(drop).unwrap_err();
+            assert!(err.to_string().contains("no such directory"), "{err}");
+            assert!(!dir.exists(), "the directory was made again");
+        }
+    }
+}
+
+#[test]
 fn an_open_that_creates_a_database_and_then_fails_leaves_none_behind() {
     // The key file is read only after the MANIFEST and the log exist.
     let parent = tempfile::tempdir().unwrap();
