@@ -187,7 +187,8 @@ impl Database {
     /// went while it waited for the lock.
     fn open_attempt(dir: PathBuf, options: Options, attempts: u32) -> Result<Database> {
         let fs = options.fs.clone();
-        let mut created_dir = false;
+        // The directories this open makes (`dir` and its missing ancestors), deepest first.
+        let mut made = Vec::new();
         let no_such_directory = || {
             Error::io(
                 "open database",
@@ -199,11 +200,21 @@ impl Database {
             if !options.create {
                 return Err(no_such_directory());
             }
+            let mut at = Some(dir.as_path());
+            while let Some(missing) = at.filter(|p| !p.as_os_str().is_empty()) {
+                if fs.exists(missing)? {
+                    break;
+                }
+                made.push(missing.to_owned());
+                at = missing.parent();
+            }
             fs.create_dir_all(&dir)?;
-            created_dir = true;
-            // Make the new directory's entry durable in its parent.
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs.sync_dir(parent)?;
+            // Make each new directory's entry durable in its parent, top down (else a power
+            // loss could take a new ancestor's entry, and the database with it).
+            for new in made.iter().rev() {
+                if let Some(parent) = new.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    fs.sync_dir(parent)?;
+                }
             }
         }
         if !options.create && !fs.exists(&dir.join(manifest::MANIFEST_NAME))? {
@@ -264,8 +275,7 @@ impl Database {
                 // read, say; or a write of the MANIFEST itself) leaves none behind.
                 let mut keep = fs.list_dir(&dir)?;
                 keep.retain(|name| name != LOCK_FILE || lock_existed);
-                let undo =
-                    UndoCreate { fs: fs.clone(), dir: dir.clone(), dir_too: created_dir, keep, done: false };
+                let undo = UndoCreate { fs: fs.clone(), dir: dir.clone(), made, keep, done: false };
                 (create_manifest(fs.as_ref(), &dir, options.create)?, Some(undo))
             }
         };
@@ -443,8 +453,9 @@ impl Database {
     /// opened the database meanwhile: first the `MANIFEST` (from then on, whatever a failure
     /// or a power loss leaves is not a database, and opening refuses to create one over a
     /// left-over log), then the log and index directories with everything in them, the
-    /// keystore and the audit log, the lock file last, and the directory itself when the
-    /// open created it and nothing else is in it (other files in it stay).
+    /// keystore and the audit log, the lock file last, and the directory itself (and the
+    /// missing ancestors made for it) when the open created it and nothing else is in it
+    /// (other files in it stay).
     ///
     /// ```
     /// use geocrm::{Database, Options};
@@ -698,8 +709,9 @@ fn lock_with_wait(fs: &dyn FileSystem, dir: &Path, wait: std::time::Duration) ->
 struct UndoCreate {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
-    /// The open created the directory.
-    dir_too: bool,
+    /// The directories the open made: the database's and its missing ancestors, deepest
+    /// first.
+    made: Vec<PathBuf>,
     /// What was in the directory before (the user's files, even ones named like the
     /// database's): left as they are.
     keep: Vec<String>,
@@ -740,9 +752,12 @@ impl UndoCreate {
                 fs.remove_file(&path)?;
             }
         }
-        if self.dir_too {
-            // Best effort: another open may have put its own lock file there meanwhile.
-            let _ = fs.remove_dir(dir);
+        // Best effort, deepest first: another open may have put its own lock file in the
+        // database's directory meanwhile, or someone something in an ancestor.
+        for made in &self.made {
+            if fs.remove_dir(made).is_err() {
+                break;
+            }
         }
         Ok(())
     }

@@ -641,6 +641,12 @@ fn a_new_database_nothing_was_committed_to_can_be_discarded_and_no_other() {
     assert!(dir.join("keystore").exists() && dir.join("LOCK").exists());
     assert!(db.discard_if_new_and_empty().unwrap());
     assert!(!dir.exists(), "the directory the open created is removed");
+    // And the missing ancestors it made for it, not the one that was there.
+    let nested = parent.path().join("a").join("b").join("db");
+    let db = Database::open(&nested, with_key()).unwrap();
+    assert!(db.discard_if_new_and_empty().unwrap());
+    assert!(!parent.path().join("a").exists(), "the ancestors the open made are removed");
+    assert!(parent.path().exists());
     let db = Database::open(&dir, with_key()).unwrap();
     db.create_collection("c", Schema::new()).unwrap();
     // Written to: only closed, and it opens again with what was committed.
