@@ -240,17 +240,25 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
             ));
         }
     }
-    // Its directory must exist (unless it is the new database's): checked before a new
-    // database is created, which a failure would leave behind empty.
+    // Its directory must exist: checked before a new database is created, which a failure
+    // would leave behind empty.
     let rejects_dir = |path: &Path| match path.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(parent) => parent.to_owned(),
         None => std::path::PathBuf::from("."),
     };
     if let Some(path) = rejects {
         let dir = rejects_dir(path);
-        if !dir.is_dir() && dir != db.db {
+        let Ok(dir) = dir.canonicalize() else {
             let missing = io::Error::new(io::ErrorKind::NotFound, "no such directory");
             return Err(Error::io("create rejects file", path, missing));
+        };
+        // Nor anywhere in the database: renamed into place after the commit, it replaced
+        // whatever file of the database it named (the keystore, a log segment, MANIFEST).
+        if db.db.canonicalize().is_ok_and(|database| dir.starts_with(database)) {
+            return Err(Error::invalid_argument(
+                "skip-invalid",
+                "the rejects file is inside the database directory: name a file outside it",
+            ));
         }
     }
     // Create the database in a missing or empty directory; anything else must be one.

@@ -193,11 +193,28 @@ fn a_rejects_file_that_cannot_be_created_fails_the_import_before_anything_is_wri
     let err = fail(&env.run(true, "import", &args));
     assert!(err.contains("rejects file"), "{err}");
     assert!(!env.db.exists(), "nothing imported, no database created");
-    // Inside a new database's directory it can be created (the directory is made first).
-    let inside = env.db.join("rejects.csv");
-    let args = [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", inside.to_str().unwrap()];
+    // Beside the database it can be created.
+    let beside = env.dir.path().join("rejects.csv");
+    let args = [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", beside.to_str().unwrap()];
     ok(&env.run(true, "import", &args));
-    assert!(std::fs::read_to_string(&inside).unwrap().contains("B-1"));
+    assert!(std::fs::read_to_string(&beside).unwrap().contains("B-1"));
+    // Not inside the database (it was renamed over the database's file it named, after the
+    // commit: the keystore, a log segment, MANIFEST), by any path to it.
+    let keystore = std::fs::read(env.db.join("keystore")).unwrap();
+    let link = env.dir.path().join("link-to-db");
+    std::os::unix::fs::symlink(&env.db, &link).unwrap();
+    for inside in [
+        env.db.join("keystore"),
+        env.db.join("rejects.csv"),
+        env.db.join("log").join("x"),
+        link.join("MANIFEST"),
+    ] {
+        let args = [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", inside.to_str().unwrap()];
+        let err = fail(&env.run(true, "import", &args));
+        assert!(err.contains("inside the database directory"), "{inside:?}: {err}");
+    }
+    assert_eq!(std::fs::read(env.db.join("keystore")).unwrap(), keystore, "the keystore was replaced");
+    assert!(!env.db.join("rejects.csv").exists());
     // Nor may it be the input itself.
     let args = [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", csv.to_str().unwrap()];
     let err = fail(&env.run(true, "import", &args));
