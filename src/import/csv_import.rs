@@ -667,35 +667,6 @@ fn kind_name(kind: FieldKind) -> &'static str {
     }
 }
 
-/// Characters of a bad cell quoted in an error: enough to find it, not a whole value that
-/// shifted columns may have put there (a name in a number column).
-const CELL_SHOWN: usize = 24;
-
-/// `text` quoted, cut to [`CELL_SHOWN`] characters (`…` marks a cut) — when it is surely
-/// no one's data: what parses as a float (`inf`, `1e999`) or a short mistyped number (at
-/// most 6 characters with a digit, at most two letters, no space and no `-`, `/`, `(`,
-/// `)` past a leading sign: `12x`, `1,5`). Anything else may be personal data in a number
-/// or coordinate column (a name, a phone number, a date of birth): only its length is told.
-fn quoted_cell(text: &str) -> String {
-    let body = text.strip_prefix(['+', '-']).unwrap_or(text);
-    let typo = text.chars().count() <= 6
-        && body.chars().any(|c| c.is_ascii_digit())
-        && body.chars().filter(|c| c.is_alphabetic()).count() <= 2
-        && !body.chars().any(|c| c.is_whitespace() || "-/()".contains(c));
-    if !(typo || text.parse::<f64>().is_ok()) {
-        let n = text.chars().count();
-        return format!(
-            "a text value of {n} character{} (not shown: it may be personal data)",
-            if n == 1 { "" } else { "s" }
-        );
-    }
-    let mut shown: String = text.chars().take(CELL_SHOWN).collect();
-    if shown.len() < text.len() {
-        shown.push('…');
-    }
-    format!("{shown:?}")
-}
-
 fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, Rejected> {
     let get = |i: usize| row.get(i).unwrap_or("");
     let id = get(c.id).trim().to_owned();
@@ -707,7 +678,7 @@ fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, 
     if let Err(e) = crate::model::validate_id(&id) {
         // An id that is not valid may be anything (a shifted PII cell, a megabyte): the
         // report keeps only its start.
-        let shown = id.chars().take(CELL_SHOWN).collect::<String>();
+        let shown = id.chars().take(crate::error::CELL_SHOWN).collect::<String>();
         return Err(Rejected { line, id: shown, column: "id".into(), reason: strip_context(&e) });
     }
     let coord = |i: usize, name: &str| -> Result<f64, Rejected> {
@@ -719,7 +690,7 @@ fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, 
             Ok(v) if v.is_finite() => Ok(v),
             // Checked here, not by LatLon::new, so the error names the right column.
             Ok(_) => Err(reject(name, "coordinates must be finite numbers".into())),
-            Err(_) => Err(reject(name, format!("{} is not a number", quoted_cell(text)))),
+            Err(_) => Err(reject(name, format!("{} is not a number", crate::error::quoted_value(text)))),
         }
     };
     let (lat, lon) = (coord(c.lat, "lat")?, coord(c.lon, "lon")?);
@@ -770,7 +741,7 @@ fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, 
                             name,
                             format!(
                             "{} is not a finite number (name the column in categories to import it as text)",
-                            quoted_cell(text)
+                            crate::error::quoted_value(text)
                         ),
                         ))
                     }

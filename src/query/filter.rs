@@ -211,7 +211,13 @@ fn compile_node(f: &Filter, schema: &Schema, cats: &dyn CategoryCodes) -> Result
             let mut parts = Vec::with_capacity(values.len());
             for v in values {
                 let x: f64 = v.trim().parse().ok().filter(|x: &f64| x.is_finite()).ok_or_else(|| {
-                    filter_error(field, format!("{field:?} is a number field and {v:?} is not a number"))
+                    filter_error(
+                        field,
+                        format!(
+                            "{field:?} is a number field and {} is not a number",
+                            crate::error::quoted_value(v)
+                        ),
+                    )
                 })?;
                 parts.push(Node::Range { field: i, min: Bound::Included(x), max: Bound::Included(x) });
             }

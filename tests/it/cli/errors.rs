@@ -306,6 +306,18 @@ fn bad_query_arguments() {
     let err = near(&["--where", "tier == 'gold'"]);
     // The filter's values are masked (they may be personal data).
     assert!(err.contains("invalid filter \"tier == '****'\" at character 6"), "{err}");
+    // Also when the value is meant for another field: a name compared with a number.
+    for filter in [
+        "ltv = 'Alice Secretname'",
+        "ltv in ('Alice Secretname')",
+        "tier = 'x' and ltv = \"Alice Secretname\"",
+    ] {
+        let err = near(&["--where", filter]);
+        assert!(!err.contains("Secretname"), "{filter}: {err}");
+        assert!(err.contains("a text value of 16 characters (not shown"), "{filter}: {err}");
+    }
+    // A mistyped number is shown (it is no one's data).
+    assert!(near(&["--where", "ltv = '12x'"]).contains("\"12x\" is not a number"));
     let err = near(&["--where", "tier = 'gold' and and"]);
     assert!(err.contains("at character 21") && err.contains("found the end"), "{err}");
     // Positions count characters, not bytes.
