@@ -548,6 +548,33 @@ const PII_LIKE_WORDS: &[&str] = &[
     "nickname",
     "username",
     "givenname",
+    // Run together (`phonenumber`, `dateofbirth`), and two words that are one (`tax_id`,
+    // `e_mail`: a word and the next are looked up joined too).
+    "phonenumber",
+    "phonenumbers",
+    "emailaddress",
+    "emailaddresses",
+    "mailaddress",
+    "mobilenumber",
+    "mobilephone",
+    "cellnumber",
+    "telno",
+    "telnumber",
+    "telephonenumber",
+    "dateofbirth",
+    "homeaddress",
+    "streetaddress",
+    "postaladdress",
+    "mailingaddress",
+    "addr",
+    "fax",
+    "faxnumber",
+    "taxid",
+    "nationalid",
+    "socialsecurity",
+    "socialsecuritynumber",
+    "driverslicense",
+    "driverlicense",
 ];
 
 /// Words after a [`PII_LIKE_WORDS`] word that make the column about the data.
@@ -640,14 +667,17 @@ fn looks_like_pii(column: &str) -> bool {
         }
     }
     words.retain(|w| !w.is_empty());
+    let at = |i: usize| words.get(i).map_or("", String::as_str);
     (0..words.len()).any(|i| {
-        let word = words.get(i).map_or("", String::as_str);
-        let next = words.get(i + 1).map_or("", String::as_str);
-        let before = i.checked_sub(1).and_then(|j| words.get(j)).map_or("", String::as_str);
-        let not_personal = ABOUT_WORDS.contains(&next)
-            || COUNT_WORDS.contains(&before)
-            || (matches!(word, "name" | "names") && THING_WORDS.contains(&before));
-        PII_LIKE_WORDS.contains(&word) && !not_personal
+        let (before, word, next) = (i.checked_sub(1).map_or("", at), at(i), at(i + 1));
+        let not_personal = |after: &str| {
+            ABOUT_WORDS.contains(&after)
+                || COUNT_WORDS.contains(&before)
+                || (matches!(word, "name" | "names") && THING_WORDS.contains(&before))
+        };
+        let joined = format!("{word}{next}");
+        (PII_LIKE_WORDS.contains(&word) && !not_personal(next))
+            || (!next.is_empty() && PII_LIKE_WORDS.contains(&joined.as_str()) && !not_personal(at(i + 2)))
     })
 }
 

@@ -317,6 +317,18 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
         "passport_no",
         "nickname",
         "username",
+        // Run together, or two words that are one (stored in plaintext before).
+        "phonenumber",
+        "emailaddress",
+        "mobilenumber",
+        "dateofbirth",
+        "telno",
+        "addr",
+        "fax",
+        "national_id",
+        "tax_id",
+        "TaxId",
+        "home_address",
     ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{header}\nA,1,2,x\n");
@@ -330,7 +342,7 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
     assert_eq!(kinds(&db)["company_name"], FieldKind::Category);
     assert_eq!(kinds(&db)["email_opt_in"], FieldKind::Number);
     let (_dir, db) = open(true);
-    let csv = "id,lat,lon,hostname,emails_sent\nA,1,2,Al,3\n";
+    let csv = "id,lat,lon,hostname,emails_sent,tax_id_verified,zip\nA,1,2,Al,3,1,75001\n";
     import(&db, csv, &ImportOptions::default()).unwrap();
     assert_eq!(kinds(&db)["hostname"], FieldKind::Category);
     assert_eq!(kinds(&db)["emails_sent"], FieldKind::Number);
