@@ -48,12 +48,14 @@ pub fn normalize_email(raw: &str) -> Result<String> {
     Ok(email)
 }
 
-/// Normalizes a phone number to E.164: removes whitespace, `-`, `.`, `(` and `)`; the rest
+/// Normalizes a phone number to E.164: drops a national trunk prefix written `(0)` after
+/// the country code (`+44 (0) 20 …`), removes whitespace, `-`, `.`, `(` and `)`; the rest
 /// must be `+` followed by 8 to 15 digits, the first non-zero.
 ///
 /// ```
 /// use geocrm::crypto::normalize_phone;
 /// assert_eq!(normalize_phone("+44 (20) 7946-0958")?, "+442079460958");
+/// assert_eq!(normalize_phone("+44 (0) 20 7946 0958")?, "+442079460958");
 /// assert!(normalize_phone("020 7946 0958").is_err()); // no country code
 /// # Ok::<(), geocrm::Error>(())
 /// ```
@@ -61,8 +63,21 @@ pub fn normalize_email(raw: &str) -> Result<String> {
 /// # Errors
 /// [`Error::InvalidRecord`] with field `"phone"` and an empty id for the caller to fill in.
 pub fn normalize_phone(raw: &str) -> Result<String> {
-    let phone: String =
-        raw.chars().filter(|c| !(c.is_whitespace() || matches!(c, '-' | '.' | '(' | ')'))).collect();
+    let kept = |c: &char| !(c.is_whitespace() || matches!(c, '-' | '.' | '(' | ')'));
+    // `(0)`, spaces inside allowed: the trunk prefix dialled only from inside the country.
+    let mut phone = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(open) = rest.find('(') {
+        let (head, tail) = rest.split_at(open);
+        phone.extend(head.chars().filter(kept));
+        let inside =
+            tail.get(1..).and_then(|t| t.find(')').map(|close| (t.get(..close), t.get(close + 1..))));
+        match inside {
+            Some((Some(group), Some(after))) if group.trim() == "0" => rest = after,
+            _ => rest = tail.get(1..).unwrap_or(""),
+        }
+    }
+    phone.extend(rest.chars().filter(kept));
     let err = |reason| Err(invalid("phone", reason));
     let Some(digits) = phone.strip_prefix('+') else {
         return err("phone number must start with '+' and a country code (E.164)");
@@ -128,6 +143,13 @@ mod tests {
             ("+1 (415) 555-2671", "+14155552671"),
             (" +44 20.7946.0958 ", "+442079460958"),
             ("+12345678", "+12345678"),
+            // The trunk prefix `(0)` goes (it was kept: a different number).
+            ("+44 (0) 20 7946 0958", "+442079460958"),
+            ("+44(0)2079460958", "+442079460958"),
+            ("+49 ( 0 ) 30 123456", "+4930123456"),
+            // Other groups in parentheses keep their digits.
+            ("+44 (020) 7946 0958", "+4402079460958"),
+            ("+1 (0) (415) 555-2671", "+14155552671"),
             ("+123456789012345", "+123456789012345"),
         ] {
             assert_eq!(normalize_phone(raw).unwrap(), want, "{raw}");
