@@ -21,7 +21,8 @@ pub fn audit(db: &DbArgs) -> Result<()> {
             println!(
                 "{} {:<16} {:<10} {:<16} ids={} fields={}",
                 e.unix_ms,
-                e.actor,
+                // Written by an older version, an actor could hold a newline: shown escaped.
+                e.actor.escape_debug().to_string(),
                 action.as_str().unwrap_or("?"),
                 e.collection,
                 e.ids.join(","),

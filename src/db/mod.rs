@@ -186,6 +186,7 @@ impl Database {
     /// [`Database::open`]; `attempts` bounds how often it starts again after the directory
     /// went while it waited for the lock.
     fn open_attempt(dir: PathBuf, options: Options, attempts: u32) -> Result<Database> {
+        options::check_actor(&options.actor)?;
         let fs = options.fs.clone();
         // The directories this open makes (`dir` and its missing ancestors), deepest first.
         let mut made = Vec::new();

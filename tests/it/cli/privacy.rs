@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{contains, ok, Env};
+use super::{contains, fail, ok, Env};
 
 #[test]
 fn export_subject_then_erase_leaves_no_way_back() {
@@ -70,6 +70,12 @@ fn audit_lists_reveals_and_exports_with_actor_ids_and_fields_only() {
         assert_eq!(e["ids"], serde_json::json!([row.id]));
         assert_eq!(e["fields"], serde_json::json!(["address", "email", "name", "phone"]));
         assert!(e["unix_ms"].as_u64().unwrap() > 1_700_000_000_000);
+    }
+    // An actor that would forge a line in the listing (or is empty, or huge) is refused.
+    let forged = "mallory\n1796400000000 alice reveal customers ids=X fields=phone";
+    for actor in [forged, "", &"a".repeat(300)] {
+        let err = fail(&env.run(true, "get", &["--id", &rows[1].id, "--reveal", "--actor", actor]));
+        assert!(err.contains("invalid argument actor"), "{err}");
     }
     let text = env.ok("audit", &[]);
     assert_eq!(text.lines().count(), 2, "{text}");
