@@ -136,8 +136,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// PII was requested but no key was supplied.
-    #[error("reading PII needs a key: open the database with a key provider (GEOCRM_KEY or --key-file)")]
+    /// PII was to be read or written (or looked up by phone or e-mail) but no key was
+    /// supplied.
+    #[error("PII needs a key, to read it or to write it: open the database with a key provider (GEOCRM_KEY or --key-file)")]
     MissingKey,
     /// The supplied key is not the database's master key.
     #[error("the supplied key is not this database's master key")]
