@@ -43,18 +43,44 @@ impl HaversineFrom {
     #[inline]
     pub fn new(a: LatLon) -> HaversineFrom {
         let lat_rad = a.lat().to_radians();
-        HaversineFrom { lat_rad, cos_lat: lat_rad.cos(), lon: a.lon() }
+        HaversineFrom { lat_rad, cos_lat: cos_lat(a.lat(), lat_rad), lon: a.lon() }
     }
 
-    /// Great-circle distance in metres to `b`.
+    /// Great-circle distance in metres to `b`. One place written two ways — longitudes
+    /// 180 and -180, or any two longitudes at a pole — is 0 m from itself, exactly: the
+    /// longitude difference is taken within ±180°, and the cosine of ±90° is 0.
     #[must_use]
     #[inline]
     pub fn to(&self, b: LatLon) -> f64 {
         let p2 = b.lat().to_radians();
         let dlat = p2 - self.lat_rad;
-        let dlon = (b.lon() - self.lon).to_radians();
-        let h = (dlat / 2.0).sin().powi(2) + self.cos_lat * p2.cos() * (dlon / 2.0).sin().powi(2);
+        let dlon = wrapped_lon_difference(b.lon() - self.lon).to_radians();
+        let h = (dlat / 2.0).sin().powi(2) + self.cos_lat * cos_lat(b.lat(), p2) * (dlon / 2.0).sin().powi(2);
         2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+    }
+}
+
+/// The cosine of a latitude (`lat` in degrees, `rad` the same in radians); 0 at the poles,
+/// where `cos(π/2)` in f64 is 6e-17, which made the two longitudes of a pole 0.4 nm apart.
+#[inline]
+fn cos_lat(lat: f64, rad: f64) -> f64 {
+    if lat.abs() == 90.0 {
+        0.0
+    } else {
+        rad.cos()
+    }
+}
+
+/// A difference of two longitudes in [-360, 360] brought within [-180, 180] (the same
+/// meridian: `sin(-π)` in f64 is not 0, which made 180° and -180° 1.6 nm apart).
+#[inline]
+fn wrapped_lon_difference(d: f64) -> f64 {
+    if d > 180.0 {
+        d - 360.0
+    } else if d < -180.0 {
+        d + 360.0
+    } else {
+        d
     }
 }
 
@@ -83,12 +109,23 @@ pub fn chord2(a: [f64; 3], b: [f64; 3]) -> f64 {
 mod tests {
     use super::*;
 
-    /// The haversine formula as `haversine_m` computed it before `HaversineFrom` existed.
+    /// The haversine formula computed from scratch for each pair (as `haversine_m` did
+    /// before `HaversineFrom` existed, with the longitude difference within ±180° and the
+    /// cosine 0 at the poles).
     fn haversine_reference(a: LatLon, b: LatLon) -> f64 {
         let (p1, p2) = (a.lat().to_radians(), b.lat().to_radians());
         let dlat = p2 - p1;
-        let dlon = (b.lon() - a.lon()).to_radians();
-        let h = (dlat / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dlon / 2.0).sin().powi(2);
+        let dlon = b.lon() - a.lon();
+        let dlon = if dlon > 180.0 {
+            dlon - 360.0
+        } else if dlon < -180.0 {
+            dlon + 360.0
+        } else {
+            dlon
+        }
+        .to_radians();
+        let cos = |lat: f64, rad: f64| if lat.abs() == 90.0 { 0.0 } else { rad.cos() };
+        let h = (dlat / 2.0).sin().powi(2) + cos(a.lat(), p1) * cos(b.lat(), p2) * (dlon / 2.0).sin().powi(2);
         2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
     }
 

@@ -451,6 +451,68 @@ fn aggregations_match_brute_force() {
 }
 
 #[test]
+fn one_place_written_two_ways_is_zero_metres_from_itself() {
+    // Longitudes 180 and -180 are one meridian, and every longitude at a pole is the pole:
+    // such records are 0 m apart (the haversine gave 1.6 and 0.4 nm, so a radius of 0 found
+    // one of them, and nearest broke the tie by the error instead of by id).
+    let mut model = Model::new();
+    let place = |lat: f64, lon: f64| M { lat, lon, ltv: Some(1.0), tier: None };
+    for (id, lat, lon) in [
+        ("am-a", 0.0, -180.0),
+        ("am-b", 0.0, 180.0),
+        ("am-c", 37.5, 180.0),
+        ("am-d", 37.5, -180.0),
+        ("np-a", 90.0, 180.0),
+        ("np-b", 90.0, 0.0),
+        ("np-c", 90.0, -77.0),
+        ("sp-a", -90.0, 45.0),
+        ("sp-b", -90.0, -45.0),
+        ("near", 0.0, 179.999),
+    ] {
+        model.insert(id.to_owned(), place(lat, lon));
+    }
+    for layout in Layout::ALL {
+        let (_dir, db) = load_as(&model, layout);
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        for ((lat, lon), same) in [
+            ((0.0, 180.0), &["am-a", "am-b"][..]),
+            ((0.0, -180.0), &["am-a", "am-b"]),
+            ((37.5, -180.0), &["am-c", "am-d"]),
+            ((90.0, 33.0), &["np-a", "np-b", "np-c"]),
+            ((-90.0, 180.0), &["sp-a", "sp-b"]),
+        ] {
+            let at = LatLon::new(lat, lon).unwrap();
+            let ids = |hits: Vec<geocrm::query::Neighbor>| {
+                hits.into_iter().map(|h| (h.id, h.distance_m)).collect::<Vec<_>>()
+            };
+            let want: Vec<(String, f64)> = same.iter().map(|id| ((*id).to_owned(), 0.0)).collect();
+            assert_eq!(
+                ids(c.within_radius(at, 0.0, &Filter::All).unwrap()),
+                want,
+                "{layout:?} radius 0 at {at:?}"
+            );
+            assert_eq!(
+                ids(c.nearest(at, same.len(), &Filter::All).unwrap()),
+                want,
+                "{layout:?} nearest at {at:?}"
+            );
+            let radius = Scope::Radius { center: at, metres: 0.0 };
+            assert_eq!(
+                c.count(radius, &Filter::All).unwrap(),
+                same.len() as u64,
+                "{layout:?} count at {at:?}"
+            );
+            // The independent formula agrees (to its own rounding).
+            for id in same {
+                let r = &model[*id];
+                assert!(brute::distance((lat, lon), (r.lat, r.lon)) < 1e-6, "{id}");
+            }
+        }
+    }
+}
+
+#[test]
 fn empty_database_and_k_larger_than_collection() {
     let (_dir, db) = load(&Model::new());
     let snap = db.read();
