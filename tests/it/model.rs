@@ -6,6 +6,8 @@
 //!
 //! `GEOCRM_MODEL_CASES` sets the number of sequences (default 48).
 
+use geocrm::geo::BoundingBox;
+use geocrm::query::{GroupBy, GroupKey, Scope};
 use geocrm::{Database, Durability, Filter, LatLon, Options, Record, Schema};
 use proptest::prelude::*;
 
@@ -87,7 +89,54 @@ fn check_collection(db: &Database, name: &str, model: &Model) {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             assert_eq!(got, brute_nearest(&filtered, at, k, 0));
+            // Radius: the same brute-force distances, cut at a radius.
+            let center = LatLon::new(at.0, at.1).unwrap();
+            let metres = 2_500_000.0;
+            let got: Vec<String> = c
+                .within_radius(center, metres, &Filter::parse(text).unwrap())
+                .unwrap()
+                .into_iter()
+                .map(|h| h.id)
+                .collect();
+            let want: Vec<String> = brute_nearest(&filtered, at, usize::MAX, 0)
+                .into_iter()
+                .filter(|(_, d)| *d <= metres)
+                .map(|(id, _)| id)
+                .collect();
+            assert_eq!(got, want, "radius at {at:?}");
+            let radius = Scope::Radius { center, metres };
+            assert_eq!(c.count(radius, &Filter::parse(text).unwrap()).unwrap(), want.len() as u64);
         }
+    }
+    // A box across the antimeridian reaching the north pole, and one around (10, 10): ids,
+    // counts, and sums of ltv by tier.
+    for (s, w, n, e) in [(-5.0, 170.0, 90.0, -170.0), (0.0, 0.0, 20.0, 20.0)] {
+        let bbox = BoundingBox::new(s, w, n, e).unwrap();
+        let inside = |m: &M| {
+            m.lat >= s
+                && m.lat <= n
+                && if w <= e { m.lon >= w && m.lon <= e } else { m.lon >= w || m.lon <= e }
+        };
+        let got: Vec<String> =
+            c.within_bbox(&bbox, &Filter::All).unwrap().into_iter().map(|h| h.id).collect();
+        let want: Vec<String> = model.iter().filter(|(_, m)| inside(m)).map(|(id, _)| id.clone()).collect();
+        assert_eq!(got, want, "box {s},{w},{n},{e}");
+        assert_eq!(c.count(Scope::BBox(&bbox), &Filter::All).unwrap(), want.len() as u64);
+        let groups = c
+            .aggregate(Scope::BBox(&bbox), &GroupBy::Category("tier".into()), &["ltv"], &Filter::All)
+            .unwrap();
+        for g in &groups {
+            let tier = match &g.key {
+                GroupKey::Category(t) => Some(t.as_str()),
+                GroupKey::Missing => None,
+                other => panic!("unexpected key {other:?}"),
+            };
+            let rows: Vec<&M> = model.values().filter(|m| inside(m) && m.tier.as_deref() == tier).collect();
+            let sum: f64 = rows.iter().filter_map(|m| m.ltv).sum();
+            assert_eq!(g.count, rows.len() as u64, "{tier:?} in box {s},{w},{n},{e}");
+            assert_eq!(g.fields[0].sum, sum, "{tier:?} in box {s},{w},{n},{e}");
+        }
+        assert_eq!(groups.iter().map(|g| g.count).sum::<u64>(), want.len() as u64);
     }
 }
 

@@ -277,7 +277,8 @@ fn bbox_matches_brute_force_including_antimeridian_boxes() {
         let (_dir, db) = load_as(&model, layout);
         let snap = db.read();
         let c = snap.collection("c").unwrap();
-        for q in 0..300 {
+        let stored: Vec<&M> = model.values().collect();
+        for q in 0..400 {
             let s = rng.gen_range(-90.0..90.0);
             let n = rng.gen_range(s..=90.0);
             let (w, e) = match q % 3 {
@@ -286,6 +287,27 @@ fn bbox_matches_brute_force_including_antimeridian_boxes() {
                     let w = rng.gen_range(-180.0..180.0);
                     (w, rng.gen_range(w..=180.0))
                 }
+            };
+            // Edges exactly on stored coordinates, at the poles and on the antimeridian;
+            // boxes one meridian wide, or only the antimeridian.
+            let (s, w, n, e) = match q % 8 {
+                3 => {
+                    let (a, b) =
+                        (stored[rng.gen_range(0..stored.len())], stored[rng.gen_range(0..stored.len())]);
+                    (a.lat.min(b.lat), a.lon.min(b.lon), a.lat.max(b.lat), a.lon.max(b.lon))
+                }
+                4 => (s, w, 90.0, e),
+                5 => (-90.0, w, n, e),
+                6 => {
+                    let r = stored[rng.gen_range(0..stored.len())];
+                    (s.min(r.lat), r.lon, n.max(r.lat), r.lon)
+                }
+                7 => match q % 3 {
+                    0 => (s, 180.0, n, -180.0),
+                    1 => (s, -180.0, n, -180.0),
+                    _ => (s, 180.0, n, 180.0),
+                },
+                _ => (s, w, n, e),
             };
             let bbox = BoundingBox::new(s, w, n, e).unwrap();
             let f = q % 4;
@@ -298,6 +320,8 @@ fn bbox_matches_brute_force_including_antimeridian_boxes() {
                 .map(|(id, _)| id.clone())
                 .collect();
             assert_eq!(got, want, "box {s},{w},{n},{e} filter {f}");
+            let count = c.count(Scope::BBox(&bbox), &filter(f)).unwrap();
+            assert_eq!(count, want.len() as u64, "count of box {s},{w},{n},{e} filter {f}");
         }
     }
 }
@@ -391,18 +415,36 @@ fn aggregations_match_brute_force() {
         let snap = db.read();
         let c = snap.collection("c").unwrap();
         let paris = LatLon::new(48.85, 2.35).unwrap();
-        for (si, scope) in
-            [Scope::All, Scope::Radius { center: paris, metres: 100_000.0 }].into_iter().enumerate()
-        {
+        // A box across the antimeridian, and a polygon with a hole around Paris.
+        let bbox = BoundingBox::new(-30.0, 150.0, 89.0, -150.0).unwrap();
+        let rings: brute::Rings = vec![
+            vec![[1.0, 48.0], [4.0, 48.0], [4.0, 49.5], [1.0, 49.5], [1.0, 48.0]],
+            vec![[2.0, 48.4], [3.0, 48.4], [3.0, 48.8], [2.0, 48.8], [2.0, 48.4]],
+        ];
+        let mp =
+            MultiPolygon::new(vec![Polygon::new(rings[0].clone(), rings[1..].to_vec()).unwrap()]).unwrap();
+        let region = PreparedRegion::new(&mp);
+        let polys = vec![rings];
+        let in_scope = |si: usize, r: &M| match si {
+            0 => true,
+            1 => brute::distance((48.85, 2.35), (r.lat, r.lon)) <= 100_000.0 + 1e-6,
+            2 => r.lat >= -30.0 && r.lat <= 89.0 && (r.lon >= 150.0 || r.lon <= -150.0),
+            _ => brute::multi_covers(&polys, [r.lon, r.lat]),
+        };
+        let scopes = [
+            Scope::All,
+            Scope::Radius { center: paris, metres: 100_000.0 },
+            Scope::BBox(&bbox),
+            Scope::Region(&region),
+        ];
+        for (si, scope) in scopes.into_iter().enumerate() {
             for res in [0u8, 3, 5, 8, 15] {
                 for f in 0..4 {
                     let groups = c.aggregate(scope, &GroupBy::H3(res), &["ltv"], &filter(f)).unwrap();
                     let mut want: std::collections::BTreeMap<String, (u64, u64, f64, f64, f64)> =
                         Default::default();
                     for r in model.values() {
-                        let in_scope =
-                            si == 0 || brute::distance((48.85, 2.35), (r.lat, r.lon)) <= 100_000.0 + 1e-6;
-                        if !in_scope || !filter_matches(f, r) {
+                        if !in_scope(si, r) || !filter_matches(f, r) {
                             continue;
                         }
                         let e = want.entry(brute::h3_parent(r.lat, r.lon, res)).or_insert((
@@ -434,19 +476,37 @@ fn aggregations_match_brute_force() {
                 }
             }
         }
-        // Group by category, including records without one.
-        let groups =
-            c.aggregate(Scope::All, &GroupBy::Category("tier".into()), &["ltv"], &Filter::All).unwrap();
-        let count = |t: Option<&str>| model.values().filter(|r| r.tier.as_deref() == t).count() as u64;
-        for g in &groups {
-            let want = match &g.key {
-                GroupKey::Category(t) => count(Some(t)),
-                GroupKey::Missing => count(None),
-                other => panic!("unexpected key {other:?}"),
-            };
-            assert_eq!(g.count, want, "{:?}", g.key);
+        // Group by category, including records without one, in every scope and filter.
+        for (si, scope) in scopes.into_iter().enumerate() {
+            for f in 0..4 {
+                let groups =
+                    c.aggregate(scope, &GroupBy::Category("tier".into()), &["ltv"], &filter(f)).unwrap();
+                let matching = || model.values().filter(|r| in_scope(si, r) && filter_matches(f, r));
+                let stats = |t: Option<&str>| {
+                    let rows: Vec<&M> = matching().filter(|r| r.tier.as_deref() == t).collect();
+                    let sum: f64 = rows.iter().filter_map(|r| r.ltv).sum();
+                    (rows.len() as u64, rows.iter().filter(|r| r.ltv.is_some()).count() as u64, sum)
+                };
+                for g in &groups {
+                    let want = match &g.key {
+                        GroupKey::Category(t) => stats(Some(t)),
+                        GroupKey::Missing => stats(None),
+                        other => panic!("unexpected key {other:?}"),
+                    };
+                    assert_eq!(
+                        (g.count, g.fields[0].count),
+                        (want.0, want.1),
+                        "{:?} scope {si} filter {f}",
+                        g.key
+                    );
+                    assert!((g.fields[0].sum - want.2).abs() <= 1e-9 * want.2.abs().max(1.0));
+                    assert!(g.count > 0, "an empty group");
+                }
+                let total = groups.iter().map(|g| g.count).sum::<u64>();
+                assert_eq!(total, matching().count() as u64, "scope {si} filter {f}");
+                assert!(f > 0 || total > 10, "scope {si} holds too few rows to test");
+            }
         }
-        assert_eq!(groups.iter().map(|g| g.count).sum::<u64>(), model.len() as u64);
     }
 }
 
