@@ -367,6 +367,12 @@ fn polygons_with_holes_and_multipolygons_match_brute_force() {
                 .collect();
             cases.push(polys);
         }
+        // A multipolygon cut at the antimeridian (as RFC 7946 asks), its parts touching it
+        // from both sides: its bounds span the globe.
+        cases.push(vec![
+            vec![vec![[177.0, -8.0], [180.0, -8.0], [180.0, 8.0], [177.0, 8.0], [177.0, -8.0]]],
+            vec![vec![[-180.0, -8.0], [-178.5, -8.0], [-178.5, 8.0], [-180.0, 8.0], [-180.0, -8.0]]],
+        ]);
         // A polygon touching the antimeridian and one reaching a pole.
         cases.push(vec![vec![vec![
             [170.0, -10.0],
