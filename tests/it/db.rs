@@ -348,12 +348,15 @@ fn oversized_values_are_refused_so_every_commit_stays_readable() {
     let big_pii = Record::new("a", p).pii("name", "x".repeat(65_537));
     assert!(matches!(b.upsert("c", big_pii), Err(Error::InvalidRecord { .. })));
     // The largest accepted record commits and reopens (phone and e-mail are validated, so
-    // their largest values are 16 and 254 bytes).
+    // their largest values are 16 and 254 bytes: a 64-byte local part, 63-byte labels).
     let mut r = Record::new("max", p).category("tier", "t".repeat(4096));
     for f in ["name", "address"] {
         r = r.pii(f, "p".repeat(65_536));
     }
-    r = r.pii("phone", "+123456789012345").pii("email", format!("{}@example.org", "e".repeat(242)));
+    r = r.pii("phone", "+123456789012345").pii(
+        "email",
+        format!("{}@{}.{}.{}.org", "e".repeat(64), "d".repeat(63), "m".repeat(63), "n".repeat(57)),
+    );
     b.upsert("c", r).unwrap();
     b.commit().unwrap();
     drop(db);
