@@ -127,7 +127,8 @@ impl CollectionReader<'_> {
     ///
     /// # Errors
     /// [`Error::MissingKey`] without a key; [`Error::InvalidArgument`] for a number that is
-    /// not valid E.164 (the message does not repeat it); log read errors.
+    /// not valid E.164 (the message does not repeat it), or a collection without a phone
+    /// field; log read errors.
     pub fn find_by_phone(&self, phone: &str) -> Result<Vec<String>> {
         let normalized = normalize_phone(phone).map_err(|e| lookup_error("phone", &e))?;
         self.find_blind(PiiKind::Phone, &Pii::new(normalized))
@@ -138,7 +139,8 @@ impl CollectionReader<'_> {
     ///
     /// # Errors
     /// [`Error::MissingKey`] without a key; [`Error::InvalidArgument`] for an invalid
-    /// address (not repeated in the message); log read errors.
+    /// address (not repeated in the message), or a collection without an e-mail field; log
+    /// read errors.
     pub fn find_by_email(&self, email: &str) -> Result<Vec<String>> {
         let normalized = normalize_email(email).map_err(|e| lookup_error("email", &e))?;
         self.find_blind(PiiKind::Email, &Pii::new(normalized))
@@ -148,11 +150,19 @@ impl CollectionReader<'_> {
         if self.inner.master.lock().is_none() {
             return Err(Error::MissingKey);
         }
+        let schema = self.schema();
+        if !(0..schema.pii_fields().len()).any(|i| schema.pii_kind_at(i) == kind) {
+            // An empty answer would read as "no such customer".
+            let (name, what) = if kind == PiiKind::Phone { ("phone", "phone") } else { ("email", "e-mail") };
+            return Err(Error::invalid_argument(
+                name,
+                format!("collection {:?} has no {what} field to search", self.name),
+            ));
+        }
         let (Some(key), Some(label)) = (self.inner.blind_key(false)?, blind_label(kind)) else {
             return Ok(Vec::new());
         };
         let wanted = key.blind_value(label, normalized.expose());
-        let schema = self.schema();
         let mut ids = Vec::new();
         self.for_each_live(|r| {
             let hit = r

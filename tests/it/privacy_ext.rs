@@ -91,6 +91,17 @@ fn phones_and_emails_are_stored_normalized_and_found_by_blind_index() {
         assert!(!err.to_string().contains("42 68"), "{err}");
     };
     check(&db);
+    // A collection without such a field is an error, not an empty answer ("no such customer").
+    db.create_collection("plain", Schema::new().pii("name")).unwrap();
+    let snap = db.read();
+    let plain = snap.collection("plain").unwrap();
+    let err = plain.find_by_email("ada@example.org").unwrap_err();
+    assert!(err.to_string().contains("has no e-mail field"), "{err}");
+    assert!(matches!(
+        plain.find_by_phone("+442079460958"),
+        Err(Error::InvalidArgument { name: "phone", .. })
+    ));
+    drop(snap);
     drop(db);
     let db = open(dir.path(), Options::new());
     check(&db);
