@@ -28,6 +28,8 @@ use crate::error::{Error, Result};
 ///   malformed coordinates; the reason names the feature, polygon, ring and position.
 /// - [`Error::InvalidPolygon`] for rings that fail validation, prefixed the same way.
 pub fn parse_geojson(text: &str) -> Result<MultiPolygon> {
+    // A byte-order mark some editors write (JSON forbids it; the CSV import skips it too).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let value: Value = serde_json::from_str(text).map_err(|e| Error::InvalidGeoJson {
         reason: format!("not valid JSON at line {}, column {}: {e}", e.line(), e.column()),
     })?;

@@ -375,10 +375,16 @@ fn resolve_columns(
     existing: Option<&Schema>,
 ) -> Result<Columns> {
     let find = |name: &str| {
-        header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| header_error(&format!("required column {name:?} is missing")))
+        header.iter().position(|h| h == name).ok_or_else(|| {
+            // Quoted only when it is the name in other letters (`ID`): another header cell
+            // may be a first row's data.
+            match header.iter().find(|h| h.trim().eq_ignore_ascii_case(name)) {
+                Some(other) => header_error(&format!(
+                    "required column {name:?} is missing (there is {other:?}: column names are case-sensitive)"
+                )),
+                None => header_error(&format!("required column {name:?} is missing")),
+            }
+        })
     };
     // First, so a file without a header line (its first row taken as the header) is refused
     // without quoting any of that row's cells.

@@ -32,6 +32,8 @@ fn at(lat: f64, lon: f64) -> LatLon {
 
 #[test]
 fn accepts_each_type() {
+    // With a byte-order mark too (some editors write one; the CSV import skips it as well).
+    assert_eq!(parse_geojson(&format!("\u{feff}{SQUARE}")).unwrap(), parse_geojson(SQUARE).unwrap());
     let p = parse_geojson(SQUARE).unwrap();
     assert_eq!(p.polygons().len(), 1);
     assert_eq!(p.polygons()[0].holes().len(), 1);
