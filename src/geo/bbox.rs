@@ -14,7 +14,11 @@ const AABB_PAD: f64 = 1e-12;
 /// `west > east` means the box crosses the antimeridian (the GeoJSON `bbox` convention):
 /// it holds the longitudes `>= west` and the longitudes `<= east`. Longitudes are compared
 /// as numbers, so a box that must hold points on both sides of ±180° has to cross it;
-/// [`BoundingBox::around`] does that for you.
+/// [`BoundingBox::around`] does that for you. The stored coordinates are compared as they
+/// were written: a record at longitude -180 is not in a box whose east edge is 180 (nor the
+/// other way round), and a record at a pole is in a box reaching the pole only if its
+/// longitude is in the box — unlike distances, for which these spellings of one place are
+/// 0 m apart ([`haversine_m`](super::haversine_m)).
 ///
 /// ```
 /// use geocrm::{geo::BoundingBox, LatLon};
