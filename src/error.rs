@@ -233,21 +233,24 @@ impl Error {
     }
 }
 
-/// Characters of a bad value (a CSV cell, a filter's value) quoted in an error: enough to find it, not a whole value that
-/// shifted columns may have put there (a name in a number column, a filter value meant for another field).
+/// Characters of a bad value (a CSV cell, a filter's value) quoted in an error: enough to
+/// find it, not a whole value that shifted columns may have put there (a name in a number
+/// column, a filter value meant for another field).
 pub(crate) const CELL_SHOWN: usize = 24;
 
 /// `text` quoted, cut to [`CELL_SHOWN`] characters (`…` marks a cut) — when it is surely
 /// no one's data: what parses as a float (`inf`, `1e999`) or a short mistyped number (at
-/// most 6 characters with a digit, at most two letters, no space and no `-`, `/`, `(`,
-/// `)` past a leading sign: `12x`, `1,5`). Anything else may be personal data in a number
-/// or coordinate column (a name, a phone number, a date of birth): only its length is told.
+/// most 6 characters with a digit, at most two letters, at most one `.` or `,`, no space
+/// and no `-`, `/`, `(`, `)` past a leading sign: `12x`, `1,5` — not `1.2.90`, a date).
+/// Anything else may be personal data in a number or coordinate column (a name, a phone
+/// number, a date of birth): only its length is told.
 pub(crate) fn quoted_value(text: &str) -> String {
     let body = text.strip_prefix(['+', '-']).unwrap_or(text);
     let typo = text.chars().count() <= 6
         && body.chars().any(|c| c.is_ascii_digit())
         && body.chars().filter(|c| c.is_alphabetic()).count() <= 2
-        && !body.chars().any(|c| c.is_whitespace() || "-/()".contains(c));
+        && !body.chars().any(|c| c.is_whitespace() || "-/()".contains(c))
+        && body.chars().filter(|&c| c == '.' || c == ',').count() <= 1;
     if !(typo || text.parse::<f64>().is_ok()) {
         let n = text.chars().count();
         return format!(

@@ -59,7 +59,8 @@ pub struct DbArgs {
     /// Print machine-readable JSON.
     #[arg(long)]
     pub json: bool,
-    /// Who is reading PII, for the audit log (default: GEOCRM_ACTOR, else the OS user).
+    /// Who is reading PII, for the audit log: 1-256 bytes, no control characters (default:
+    /// GEOCRM_ACTOR when set and not empty, else the OS user).
     #[arg(long)]
     pub actor: Option<String>,
 }

@@ -27,7 +27,9 @@ fn options(args: &DbArgs, with_key: bool, create: bool) -> Result<Options> {
     // few milliseconds per million records, and a damaged one is then rebuilt from the log
     // rather than failing the command.
     let mut options = Options::new().create_if_missing(create).verify_checkpoints_at_open(true);
-    if let Some(actor) = args.actor.clone().or_else(|| std::env::var("GEOCRM_ACTOR").ok()) {
+    // An empty GEOCRM_ACTOR is unset (as an empty USER is for the default actor).
+    let from_env = || std::env::var("GEOCRM_ACTOR").ok().filter(|a| !a.is_empty());
+    if let Some(actor) = args.actor.clone().or_else(from_env) {
         options = options.actor(actor);
     }
     if with_key {
@@ -248,6 +250,13 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
     };
     if let Some(path) = rejects {
         let dir = rejects_dir(path);
+        // (A new database's directory does not exist yet: compared as written.)
+        if !db.db.exists() && (dir.starts_with(&db.db) || path.starts_with(&db.db)) {
+            return Err(Error::invalid_argument(
+                "skip-invalid",
+                "the rejects file is inside the database directory: name a file outside it",
+            ));
+        }
         let Ok(dir) = dir.canonicalize() else {
             let missing = io::Error::new(io::ErrorKind::NotFound, "no such directory");
             return Err(Error::io("create rejects file", path, missing));

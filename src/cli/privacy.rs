@@ -21,8 +21,9 @@ pub fn audit(db: &DbArgs) -> Result<()> {
             println!(
                 "{} {:<16} {:<10} {:<16} ids={} fields={}",
                 e.unix_ms,
-                // Written by an older version, an actor could hold a newline: shown escaped.
-                e.actor.escape_debug().to_string(),
+                // Written by an older version, an actor could hold a newline: control
+                // characters are shown escaped (and nothing else, so it reads as in --json).
+                escape_controls(&e.actor),
                 action.as_str().unwrap_or("?"),
                 e.collection,
                 e.ids.join(","),
@@ -107,4 +108,17 @@ fn from_stdin_if_dash(value: &str, what: &'static str) -> Result<Zeroizing<Strin
     // Moves the checked bytes into the string (no copy); the Vec's wrapper wipes nothing left.
     let text = String::from_utf8(std::mem::take(&mut *line)).unwrap_or_default();
     Ok(Zeroizing::new(text))
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{7}`), everything else as it is.
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

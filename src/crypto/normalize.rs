@@ -8,10 +8,10 @@ fn invalid(field: &str, reason: &str) -> Error {
 }
 
 /// Trims and lowercases an e-mail address and checks its basic shape: exactly one `@`; a
-/// local part of 1–64 bytes without a dot at either end or two in a row; a domain with a
-/// dot, whose labels are 1–63 bytes of letters, digits and inner `-`; no whitespace,
-/// control or invisible characters (a zero-width space made a look-alike address that
-/// `find` missed); at most 254 bytes.
+/// local part of 1–64 bytes (dots anywhere: some carriers' addresses have two in a row); a
+/// domain with a dot, whose labels are letters, digits and inner `-` (ASCII labels at most
+/// 63 bytes); no whitespace, control or invisible characters (a zero-width space made a
+/// look-alike address that `find` missed); at most 254 bytes.
 ///
 /// ```
 /// use geocrm::crypto::normalize_email;
@@ -44,9 +44,6 @@ pub fn normalize_email(raw: &str) -> Result<String> {
     if local.len() > 64 {
         return err("e-mail local part is longer than 64 bytes");
     }
-    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-        return err("e-mail local part starts or ends with a dot, or has two in a row");
-    }
     if !domain.contains('.') {
         return err("e-mail domain must contain a dot");
     }
@@ -54,7 +51,8 @@ pub fn normalize_email(raw: &str) -> Result<String> {
         if label.is_empty() {
             return err("e-mail domain has an empty label");
         }
-        if label.len() > 63 {
+        // (A non-ASCII label's limit is on its ASCII form, `xn--…`, not checked here.)
+        if label.is_ascii() && label.len() > 63 {
             return err("e-mail domain has a label longer than 63 bytes");
         }
         if label.starts_with('-')
@@ -67,14 +65,37 @@ pub fn normalize_email(raw: &str) -> Result<String> {
     Ok(email)
 }
 
-/// Format characters that render as nothing (zero-width spaces and joiners, direction
-/// marks and embeddings, word joiners, the byte-order mark, the soft hyphen).
+/// Characters that render as nothing, or change the look of the one before without being
+/// seen: the soft hyphen, the combining grapheme joiner, Hangul fillers, Mongolian and
+/// other variation selectors, zero-width spaces and joiners, direction marks, embeddings and
+/// isolates, word joiners and invisible operators, the byte-order mark, tag characters.
 fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}')
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E007F}'
+            | '\u{E0100}'..='\u{E01EF}'
+    )
 }
 
 /// Normalizes a phone number to E.164: drops a national trunk prefix written `(0)` after
-/// the country code (`+44 (0) 20 …`), removes whitespace, `-`, `.`, `(` and `)`; the rest
+/// the country code (`+44 (0) 20 …`; not for +39, +378 and +379, where the 0 is dialled
+/// from abroad too), removes whitespace, `-`, `.`, `(` and `)`; the rest
 /// must be `+` followed by 8 to 15 digits, the first non-zero.
 ///
 /// ```
@@ -98,7 +119,13 @@ pub fn normalize_phone(raw: &str) -> Result<String> {
         let inside =
             tail.get(1..).and_then(|t| t.find(')').map(|close| (t.get(..close), t.get(close + 1..))));
         match inside {
-            Some((Some(group), Some(after))) if group.trim() == "0" => rest = after,
+            Some((Some(group), Some(after))) if group.trim() == "0" => {
+                // Italy, San Marino and the Vatican dial the 0 from abroad too.
+                if matches!(phone.as_str(), "+39" | "+378" | "+379") {
+                    phone.push('0');
+                }
+                rest = after;
+            }
             _ => rest = tail.get(1..).unwrap_or(""),
         }
     }
@@ -131,6 +158,9 @@ mod tests {
             ("first.last+tag@sub.example.co.uk", "first.last+tag@sub.example.co.uk"),
             ("ÉMILE@exämple.fr", "émile@exämple.fr"),
             ("o'neil_x-y+z@mail-1.example.co", "o'neil_x-y+z@mail-1.example.co"),
+            // Dots as some carriers allow them, and a long non-ASCII label.
+            ("taro..yamada.@docomo.ne.jp", "taro..yamada.@docomo.ne.jp"),
+            (&format!("a@{}.jp", "日".repeat(22)), &format!("a@{}.jp", "日".repeat(22))),
             (&format!("{}@b.co", "a".repeat(64)), &format!("{}@b.co", "a".repeat(64))),
         ] {
             assert_eq!(normalize_email(raw).unwrap(), want, "{raw}");
@@ -154,9 +184,9 @@ mod tests {
             "secret@x.com\u{200b}",
             "se\u{200d}cret@x.com",
             "\u{feff}a@b.co",
-            ".a@b.co",
-            "a.@b.co",
-            "a..b@c.co",
+            "secret\u{fe0f}@x.com",
+            "secret\u{e0020}@x.com",
+            "se\u{3164}cret@x.com",
             &format!("{}@b.co", "a".repeat(65)),
             "a@-dom.com",
             "a@dom-.com",
@@ -186,6 +216,7 @@ mod tests {
             ("+44 (0) 20 7946 0958", "+442079460958"),
             ("+44(0)2079460958", "+442079460958"),
             ("+49 ( 0 ) 30 123456", "+4930123456"),
+            ("+39 (0)6 1234 5678", "+390612345678"),
             // Other groups in parentheses keep their digits.
             ("+44 (020) 7946 0958", "+4402079460958"),
             ("+1 (0) (415) 555-2671", "+14155552671"),

@@ -148,8 +148,8 @@ pub(crate) struct Inner {
 /// What an open that created the database knows of it.
 #[derive(Debug, Clone)]
 struct Created {
-    /// What removing it again must leave: whether the open also created the directory, and
-    /// what was in it before.
+    /// What removing it again must leave: the directories the open also made (the
+    /// database's and its missing ancestors), and what was in the database's before.
     undo: UndoCreate,
     /// The next LSN right after the creation: nothing was committed while it still is.
     next_lsn: u64,
@@ -178,7 +178,8 @@ impl Database {
     /// # Errors
     /// [`Error::Locked`] when another writer has it open; [`Error::Corrupt`] naming the file
     /// and offset of damaged acknowledged data; [`Error::WrongKey`] for a key that is not
-    /// this database's; [`Error::Io`].
+    /// this database's; [`Error::InvalidArgument`] for an audit actor that is empty, over
+    /// 256 bytes or holds a control character ([`Options::actor`]); [`Error::Io`].
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
         Self::open_attempt(dir.as_ref().to_owned(), options, 3)
     }
@@ -213,8 +214,11 @@ impl Database {
             // Make each new directory's entry durable in its parent, top down (else a power
             // loss could take a new ancestor's entry, and the database with it).
             for new in made.iter().rev() {
-                if let Some(parent) = new.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    fs.sync_dir(parent)?;
+                // A relative path's topmost directory is in the current one (`""`).
+                match new.parent() {
+                    Some(parent) if parent.as_os_str().is_empty() => fs.sync_dir(Path::new("."))?,
+                    Some(parent) => fs.sync_dir(parent)?,
+                    None => {}
                 }
             }
         }
@@ -723,7 +727,8 @@ impl UndoCreate {
     /// Removes what the open created; the caller holds the lock. The `MANIFEST` goes first
     /// (and that is synced): whatever a failure or a power loss leaves after it is not a
     /// database, and opening refuses to create one over a left-over log. The lock file goes
-    /// last, and the directory (best effort) when the open created it.
+    /// last, and the directories the open made (best effort, deepest first, each only if
+    /// empty).
     fn remove(&self) -> Result<()> {
         let (fs, dir) = (&*self.fs, &self.dir);
         let ours = |name: &str| !self.keep.iter().any(|k| k == name);

@@ -380,7 +380,7 @@ fn resolve_columns(
             // may be a first row's data.
             match header.iter().find(|h| h.trim().eq_ignore_ascii_case(name)) {
                 Some(other) => header_error(&format!(
-                    "required column {name:?} is missing (there is {other:?}: column names are case-sensitive)"
+                    "required column {name:?} is missing (there is {other:?}: column names must match exactly, case and spaces included)"
                 )),
                 None => header_error(&format!("required column {name:?} is missing")),
             }
@@ -644,7 +644,8 @@ const THING_WORDS: &[&str] = &[
 ];
 
 /// Whether a column name is one of [`PII_LIKE_COLUMNS`], or holds a [`PII_LIKE_WORDS`]
-/// word (split at non-letters and lower-to-upper case changes) not followed by an
+/// word (split at non-letters and lower-to-upper case changes; a word and the next are
+/// also looked up joined, `tax_id` as `taxid`) not followed by an
 /// [`ABOUT_WORDS`] word nor preceded by a [`COUNT_WORDS`] word — and, for `name`, not
 /// preceded by a [`THING_WORDS`] word. (`birth_year` is refused: a quasi-identifier.)
 fn looks_like_pii(column: &str) -> bool {

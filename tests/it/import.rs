@@ -402,7 +402,7 @@ fn skip_invalid_reports_and_header_errors_still_abort() {
     assert_eq!(err, (1, "header".into(), "required column \"lat\" is missing".into()));
     // The same name in other letters is named (it is no one's data); other cells are not.
     let err = csv_err(import(&db, "ID,Lat,LON\nA,1,2\n", &options));
-    let hint = "required column \"id\" is missing (there is \"ID\": column names are case-sensitive)";
+    let hint = "required column \"id\" is missing (there is \"ID\": column names must match exactly, case and spaces included)";
     assert_eq!(err, (1, "header".into(), hint.into()));
     let err = csv_err(import(&db, "Ada Lovelace,1,2\nA,1,2\n", &options));
     assert_eq!(err, (1, "header".into(), "required column \"id\" is missing".into()));

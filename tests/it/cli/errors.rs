@@ -214,6 +214,13 @@ fn a_rejects_file_that_cannot_be_created_fails_the_import_before_anything_is_wri
         assert!(err.contains("inside the database directory"), "{inside:?}: {err}");
     }
     assert_eq!(std::fs::read(env.db.join("keystore")).unwrap(), keystore, "the keystore was replaced");
+    // Also inside a database the import would create.
+    let new_db = env.dir.path().join("new.db");
+    let inside = new_db.join("rejects.csv");
+    let args = [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", inside.to_str().unwrap()];
+    let err = fail(&run_at(&new_db, true, "import", &args));
+    assert!(err.contains("inside the database directory"), "{err}");
+    assert!(!new_db.exists());
     assert!(!env.db.join("rejects.csv").exists());
     // Nor may it be the input itself.
     let args = [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", csv.to_str().unwrap()];
@@ -316,8 +323,10 @@ fn bad_query_arguments() {
         assert!(!err.contains("Secretname"), "{filter}: {err}");
         assert!(err.contains("a text value of 16 characters (not shown"), "{filter}: {err}");
     }
-    // A mistyped number is shown (it is no one's data).
+    // A mistyped number is shown (it is no one's data); a date is not.
     assert!(near(&["--where", "ltv = '12x'"]).contains("\"12x\" is not a number"));
+    let err = near(&["--where", "ltv = '1.2.90'"]);
+    assert!(!err.contains("1.2.90") && err.contains("a text value of 6 characters"), "{err}");
     let err = near(&["--where", "tier = 'gold' and and"]);
     assert!(err.contains("at character 21") && err.contains("found the end"), "{err}");
     // Positions count characters, not bytes.

@@ -77,6 +77,14 @@ fn audit_lists_reveals_and_exports_with_actor_ids_and_fields_only() {
         let err = fail(&env.run(true, "get", &["--id", &rows[1].id, "--reveal", "--actor", actor]));
         assert!(err.contains("invalid argument actor"), "{err}");
     }
+    // An empty GEOCRM_ACTOR is unset, not a refused actor.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_geocrm"))
+        .args(["stats", "--db"])
+        .arg(&env.db)
+        .env("GEOCRM_ACTOR", "")
+        .output()
+        .unwrap();
+    ok(&out);
     let text = env.ok("audit", &[]);
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.contains("alice") && text.contains(&rows[1].id) && text.contains("reveal"), "{text}");
