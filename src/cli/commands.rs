@@ -270,14 +270,45 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
             ));
         }
     }
-    // Create the database in a missing or empty directory; anything else must be one.
-    let create = !db.db.exists() || std::fs::read_dir(&db.db).is_ok_and(|mut d| d.next().is_none());
-    let database = open_or_create(db, true, create)?;
+    let database = open_for_import(db)?;
     // Any failure from here (the rejects file, the import, its report) deletes the database
     // if this command created it and nothing was committed.
     match import_into(&database, db, input, &options, rejects.map(|path| (path, rejects_dir(path)))) {
         Ok(()) => Ok(()),
         Err(e) => Err(discarding_new(database, e)),
+    }
+}
+
+/// Opens the database an import writes to, creating it in a missing or empty directory
+/// (or one holding only what a creating open killed before its MANIFEST leaves: an empty
+/// `LOCK`, `MANIFEST.tmp`); anything else must be a database. Another import creating the
+/// same database at the same time may discard it while this one waits (its rows were
+/// refused): then this one starts again, and creates it.
+fn open_for_import(db: &DbArgs) -> Result<Database> {
+    let creatable = || match std::fs::read_dir(&db.db) {
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+        Ok(entries) => entries.filter_map(|e| e.ok()).all(|e| {
+            let name = e.file_name();
+            let empty_file = e.metadata().is_ok_and(|m| m.is_file() && m.len() == 0);
+            (name == "LOCK" && empty_file) || name == "MANIFEST.tmp"
+        }),
+    };
+    let mut attempts = 3;
+    loop {
+        let create = creatable();
+        match open_or_create(db, true, create) {
+            Err(_) if !create && attempts > 0 && creatable() => attempts -= 1,
+            Err(Error::Corrupt { reason, .. }) if !create && reason.contains("not a geocrm database") => {
+                return Err(Error::invalid_argument(
+                    "db",
+                    format!(
+                        "{} holds files but no geocrm database (no MANIFEST): import creates a database only in a missing or empty directory",
+                        db.db.display()
+                    ),
+                ))
+            }
+            other => return other,
+        }
     }
 }
 

@@ -268,6 +268,65 @@ fn importing_pii_needs_the_key_and_nothing_is_written_without_it() {
 }
 
 #[test]
+fn import_creates_over_what_a_killed_creating_open_left_and_nowhere_else() {
+    // A creating open killed before its MANIFEST leaves an empty LOCK, maybe MANIFEST.tmp:
+    // every command refused the directory as "corrupt", and repair could not help.
+    let plain = |env: &Env| env.file("p.csv", "id,lat,lon,tier\nP-1,1,2,gold\n");
+    for leftovers in [&["LOCK"][..], &["LOCK", "MANIFEST.tmp"]] {
+        let env = Env::new();
+        std::fs::create_dir(&env.db).unwrap();
+        for name in leftovers {
+            std::fs::write(env.db.join(name), b"").unwrap();
+        }
+        ok(&env.run(false, "import", &[plain(&env).to_str().unwrap()]));
+        assert_eq!(env.records(), Some(1), "{leftovers:?}");
+    }
+    // A directory with other files is not a database: said so, not "corrupt".
+    let env = Env::new();
+    std::fs::create_dir(&env.db).unwrap();
+    std::fs::write(env.db.join("notes.txt"), b"mine").unwrap();
+    let err = fail(&env.run(false, "import", &[plain(&env).to_str().unwrap()]));
+    assert!(err.contains("holds files but no geocrm database"), "{err}");
+    assert_eq!(std::fs::read_dir(&env.db).unwrap().count(), 1);
+}
+
+#[test]
+fn two_imports_creating_one_database_at_once_never_fail_as_corrupt() {
+    // A creates the database and discards it (its last row is bad) while B waits to import
+    // good rows: B either creates it and imports, or (waiting too long) is locked out — it
+    // failed with "not a geocrm database" or "no such directory".
+    let env = Env::new();
+    let mut rows = String::from("id,lat,lon,tier\n");
+    for i in 0..20_000 {
+        rows.push_str(&format!("A-{i},{},{},gold\n", (i % 80) as f64, (i % 170) as f64));
+    }
+    rows.push_str("A-bad,91,0,gold\n");
+    let bad = env.file("a.csv", rows);
+    let good = env.file("b.csv", "id,lat,lon,tier\nB-1,1,2,gold\n");
+    for delay_ms in [0u64, 2, 5, 10, 20, 40] {
+        let _ = std::fs::remove_dir_all(&env.db);
+        let bin = env!("CARGO_BIN_EXE_geocrm");
+        let a = std::process::Command::new(bin)
+            .args(["import", "--db"])
+            .arg(&env.db)
+            .arg(&bad)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let b = env.run(false, "import", &[good.to_str().unwrap()]);
+        let a = a.wait_with_output().unwrap();
+        assert!(!a.status.success());
+        if !b.status.success() {
+            let err = String::from_utf8_lossy(&b.stderr);
+            assert!(err.contains("locked"), "after {delay_ms} ms: {err}");
+        } else {
+            assert_eq!(env.records(), Some(1), "after {delay_ms} ms");
+        }
+    }
+}
+
+#[test]
 fn existing_collection_rejects_foreign_columns_and_kind_changes() {
     let env = Env::new();
     env.import_fixture();
