@@ -59,7 +59,7 @@ pub struct DbArgs {
     /// Print machine-readable JSON.
     #[arg(long)]
     pub json: bool,
-    /// Who is reading PII, for the audit log: 1-256 bytes, no control characters (default:
+    /// Who is reading PII, for the audit log: 1-256 bytes, no control or invisible characters (default:
     /// GEOCRM_ACTOR when set and not empty, else the OS user).
     #[arg(long)]
     pub actor: Option<String>,
@@ -274,7 +274,7 @@ pub enum Command {
         #[arg(long, required = true)]
         id: Vec<String>,
     },
-    /// Subject access: everything stored about one customer, PII decrypted (needs the key).
+    /// Subject access: the customer's live record, PII decrypted (needs the key; compact first for values of earlier versions, which stay in the log until then).
     ExportSubject {
         #[command(flatten)]
         db: DbArgs,

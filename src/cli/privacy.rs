@@ -18,16 +18,18 @@ pub fn audit(db: &DbArgs) -> Result<()> {
     } else {
         for e in &entries {
             let action = serde_json::to_value(e.action).unwrap_or(Value::Null);
+            // A value that could pass for another column or list item (spaces, commas, `=`,
+            // quotes; control characters, which an older version let into an actor) is
+            // shown quoted and escaped; any other value as it is, as in --json.
+            let list = |items: &[String]| items.iter().map(|i| shown(i)).collect::<Vec<_>>().join(",");
             println!(
                 "{} {:<16} {:<10} {:<16} ids={} fields={}",
                 e.unix_ms,
-                // Written by an older version, an actor could hold a newline: control
-                // characters are shown escaped (and nothing else, so it reads as in --json).
-                escape_controls(&e.actor),
+                shown(&e.actor),
                 action.as_str().unwrap_or("?"),
-                e.collection,
-                e.ids.join(","),
-                e.fields.join(",")
+                shown(&e.collection),
+                list(&e.ids),
+                list(&e.fields)
             );
         }
     }
@@ -110,15 +112,17 @@ fn from_stdin_if_dash(value: &str, what: &'static str) -> Result<Zeroizing<Strin
     Ok(Zeroizing::new(text))
 }
 
-/// `text` with its control characters escaped (`\n`, `\u{7}`), everything else as it is.
-fn escape_controls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+/// `text` as it is, or quoted and escaped (`"support agent"`, `"a\nb"`) when it holds
+/// whitespace, a comma, `=`, a quote, a control or an invisible character.
+fn shown(text: &str) -> String {
+    // `Debug` escapes quotes, backslashes, control and non-printing characters.
+    let quoted = format!("{text:?}");
+    let plain = !text.is_empty()
+        && !text.chars().any(|c| c.is_whitespace() || matches!(c, ',' | '='))
+        && quoted.len() == text.len() + 2;
+    if plain {
+        text.to_owned()
+    } else {
+        quoted
     }
-    out
 }

@@ -21,7 +21,7 @@ mod envelope;
 mod kdf;
 mod key;
 mod keystore;
-mod normalize;
+pub(crate) mod normalize;
 mod sealed;
 
 pub use blind::BlindIndexKey;

@@ -69,7 +69,7 @@ pub fn normalize_email(raw: &str) -> Result<String> {
 /// seen: the soft hyphen, the combining grapheme joiner, Hangul fillers, Mongolian and
 /// other variation selectors, zero-width spaces and joiners, direction marks, embeddings and
 /// isolates, word joiners and invisible operators, the byte-order mark, tag characters.
-fn is_invisible(c: char) -> bool {
+pub(crate) fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'

@@ -51,7 +51,8 @@ impl CollectionReader<'_> {
     /// [`DUPLICATE_NAME_RADIUS_M`]. Names are decrypted one at a time and replaced at once
     /// by a keyed hash; no plaintext is kept or returned. Scans every live record (O(n)
     /// log reads and one decryption per named record). Recorded in the audit log as a
-    /// `duplicates` entry listing the reported ids.
+    /// `duplicates` entry listing the reported ids — an entry on every call, with no ids
+    /// when nothing is reported (every name was still decrypted), not one id per name read.
     ///
     /// ```
     /// use geocrm::{crypto::RawKey, Database, DuplicateReason, LatLon, Options, Record, Schema};
@@ -146,17 +147,16 @@ impl CollectionReader<'_> {
         let mut reported: Vec<&str> = groups.iter().flat_map(|g| g.ids.iter().map(String::as_str)).collect();
         reported.sort_unstable();
         reported.dedup();
-        if !reported.is_empty() {
-            let mut fields: Vec<&str> = schema
-                .pii_fields()
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| blind_label(schema.pii_kind_at(*i)).is_some() || Some(*i) == name_slot)
-                .map(|(_, f)| f.as_str())
-                .collect();
-            fields.sort_unstable();
-            self.inner.audit.record(Some(AuditAction::Duplicates), self.name, &reported, &fields)?;
-        }
+        // Recorded even when nothing is reported: every name was decrypted to compare them.
+        let mut fields: Vec<&str> = schema
+            .pii_fields()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| blind_label(schema.pii_kind_at(*i)).is_some() || Some(*i) == name_slot)
+            .map(|(_, f)| f.as_str())
+            .collect();
+        fields.sort_unstable();
+        self.inner.audit.record(Some(AuditAction::Duplicates), self.name, &reported, &fields)?;
         Ok(groups)
     }
 }

@@ -258,9 +258,9 @@ impl Options {
 
     /// Who is reading PII through this handle, as recorded in the audit log (default: the
     /// `USER` or `USERNAME` environment variable, else `"unknown"`). Use the end user or
-    /// service name your application authenticated: 1–256 bytes, no control characters
-    /// (a newline would forge lines in a listing), or [`Database::open`](crate::Database::open)
-    /// refuses it.
+    /// service name your application authenticated: 1–256 bytes, no control or invisible
+    /// characters (a newline would forge lines in a listing, a direction override reorder
+    /// it), or [`Database::open`](crate::Database::open) refuses it.
     ///
     /// ```
     /// use geocrm::Options;
@@ -289,12 +289,15 @@ fn default_actor() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// Checks an audit actor name: 1–256 bytes, no control characters.
+/// Checks an audit actor name: 1–256 bytes, no control characters, nothing invisible
+/// (a right-to-left override would make a listing lie).
 pub(crate) fn check_actor(actor: &str) -> crate::Result<()> {
     let why = if actor.is_empty() || actor.len() > 256 {
         format!("must be 1 to 256 bytes, got {}", actor.len())
     } else if let Some(at) = actor.chars().position(char::is_control) {
         format!("contains a control character at character {}", at + 1)
+    } else if let Some(at) = actor.chars().position(crate::crypto::normalize::is_invisible) {
+        format!("contains an invisible or direction-changing character at character {}", at + 1)
     } else {
         return Ok(());
     };

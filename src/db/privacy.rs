@@ -274,20 +274,35 @@ impl Database {
         Ok(())
     }
 
-    /// Everything stored about one customer, PII decrypted, as JSON (subject access).
-    /// Recorded in the audit log as an `export` entry.
+    /// The customer's live record — location, H3 cell, attributes, PII decrypted — as JSON
+    /// (subject access). Recorded in the audit log as an `export` entry. Superseded values
+    /// and the PII of a deleted record stay in the log until a compaction (or, for PII, an
+    /// erasure) and are not part of it: compact before answering a subject-access request
+    /// if the record was updated or deleted since the last compaction (PRIVACY.md).
     ///
     /// # Errors
     /// [`Error::MissingKey`] without a key; [`Error::InvalidRecord`] when there is no such
-    /// record; decryption and I/O errors.
+    /// record (saying so when a deleted version's PII is still in the log); decryption and
+    /// I/O errors.
     pub fn export_subject(&self, collection: &str, id: &str) -> Result<Value> {
         let snap = self.read();
         let c = snap.collection(collection)?;
-        let view = c.get(id)?.ok_or_else(|| Error::InvalidRecord {
-            id: id.to_owned(),
-            field: "id".into(),
-            reason: format!("no such record in {collection:?}"),
-        })?;
+        let Some(view) = c.get(id)? else {
+            // A deleted record keeps its data key until it is erased: its PII is still in the
+            // log (readable with the key) until a compaction — said, not hidden.
+            let held = self
+                .inner
+                .keystore
+                .read()
+                .as_ref()
+                .is_some_and(|k| k.data_key(collection, id).is_ok_and(|key| key.is_some()));
+            let reason = if held {
+                format!("no live record in {collection:?}; the PII of a deleted version is still in the log until `compact` or `erase`")
+            } else {
+                format!("no such record in {collection:?}")
+            };
+            return Err(Error::InvalidRecord { id: id.to_owned(), field: "id".into(), reason });
+        };
         // Audited as one `Export` entry (not a `Reveal`).
         let revealed = crate::audit::recorded_as(AuditAction::Export, || c.reveal(id))?;
         let pii: serde_json::Map<String, Value> =

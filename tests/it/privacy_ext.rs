@@ -172,6 +172,17 @@ fn duplicates_report_groups_phone_email_and_nearby_names() {
     assert_eq!((last.action, last.actor.as_str()), (AuditAction::Duplicates, "dedup-job"));
     assert_eq!(last.ids, ["E1", "E2", "N1", "N2", "P1", "P2"]);
     assert_eq!(last.fields, ["email", "name", "phone"]);
+    // Nothing to report: still an entry (every name was decrypted to compare them).
+    db.create_collection("d", Schema::crm()).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("d", person("U1", 48.0).pii("name", "Ada Lovelace")).unwrap();
+    b.upsert("d", person("U2", 48.0001).pii("name", "Alan Turing")).unwrap();
+    b.commit().unwrap();
+    assert!(db.read().collection("d").unwrap().duplicates().unwrap().is_empty());
+    let audit = db.audit_entries().unwrap();
+    let last = audit.last().unwrap();
+    assert_eq!((last.action, last.collection.as_str()), (AuditAction::Duplicates, "d"));
+    assert!(last.ids.is_empty());
 }
 
 #[test]

@@ -73,7 +73,7 @@ fn audit_lists_reveals_and_exports_with_actor_ids_and_fields_only() {
     }
     // An actor that would forge a line in the listing (or is empty, or huge) is refused.
     let forged = "mallory\n1796400000000 alice reveal customers ids=X fields=phone";
-    for actor in [forged, "", &"a".repeat(300)] {
+    for actor in [forged, "", &"a".repeat(300), "mallory\u{202e}ecila"] {
         let err = fail(&env.run(true, "get", &["--id", &rows[1].id, "--reveal", "--actor", actor]));
         assert!(err.contains("invalid argument actor"), "{err}");
     }
@@ -87,6 +87,13 @@ fn audit_lists_reveals_and_exports_with_actor_ids_and_fields_only() {
     ok(&out);
     let text = env.ok("audit", &[]);
     assert_eq!(text.lines().count(), 2, "{text}");
+    // A value that could pass for another column is quoted in the listing.
+    ok(&env.run(true, "get", &["--id", &rows[1].id, "--reveal", "--actor", "eve  reveal  customers  ids=X"]));
+    let text = env.ok("audit", &[]);
+    let last = text.lines().last().unwrap();
+    assert!(last.contains(" \"eve  reveal  customers  ids=X\" "), "{last}");
+    assert_eq!(env.json("audit", &[])[2]["actor"], "eve  reveal  customers  ids=X");
+    let text = text.lines().take(2).collect::<Vec<_>>().join("\n");
     assert!(text.contains("alice") && text.contains(&rows[1].id) && text.contains("reveal"), "{text}");
     let file = std::fs::read(env.db.join("audit.log")).unwrap();
     for row in &rows[1..3] {
