@@ -34,6 +34,7 @@ impl Command {
             | Command::Repair { db, .. }
             | Command::Stats { db, .. }
             | Command::Erase { db, .. }
+            | Command::RotateKey { db, .. }
             | Command::ExportSubject { db, .. }
             | Command::Audit { db, .. }
             | Command::Duplicates { db, .. }
@@ -273,6 +274,17 @@ pub enum Command {
         /// Record id (repeat `--id` to erase several).
         #[arg(long, required = true)]
         id: Vec<String>,
+    },
+    /// Key rotation: re-wrap every data key under a new master key (one atomic keystore
+    /// rewrite, no log rewrite); the current key comes from --key-file or GEOCRM_KEY.
+    /// Afterwards the old key opens nothing in this database (an old copy of the keystore
+    /// still opens with it: destroy both).
+    RotateKey {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The new master key: a file of 32 raw bytes or 64 hex characters.
+        #[arg(long)]
+        new_key_file: PathBuf,
     },
     /// Subject access: the customer's live record, PII decrypted (needs the key; compact first for values of earlier versions, which stay in the log until then).
     ExportSubject {

@@ -178,6 +178,18 @@ pub fn run(command: Command) -> Result<()> {
         Command::Compact { db } => maintain(&db, true),
         Command::Verify { db } => verify(&db),
         Command::Repair { db, dry_run } => repair(&db, dry_run),
+        Command::RotateKey { db, new_key_file } => {
+            let database = open(&db, true)?;
+            database.rotate_master_key(&KeyFile::new(&new_key_file))?;
+            if db.json {
+                print_json(&json!({"rotated": true}));
+            } else {
+                println!(
+                    "master key rotated: every data key is wrapped under the new key; the old key opens nothing in this database (destroy it, and any old copy of the keystore)"
+                );
+            }
+            Ok(())
+        }
         Command::Erase { db, id } => {
             let database = open(&db, true)?;
             let ids: Vec<&str> = id.iter().map(String::as_str).collect();

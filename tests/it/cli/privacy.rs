@@ -229,3 +229,31 @@ fn duplicates_command_reports_groups() {
     assert_eq!(audit[0]["action"], "duplicates");
     assert_eq!(audit[0]["actor"], "dedup");
 }
+
+#[test]
+fn rotate_key_rewraps_every_data_key_and_the_old_key_opens_nothing() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    let new_key = env.file("new.key", format!("{}\n", "5a".repeat(32)));
+    let with_new = ["--key-file", new_key.to_str().unwrap()];
+    let rotate_to = ["--new-key-file", new_key.to_str().unwrap()];
+    let reveal = |key: Option<&[&str]>| {
+        let mut args = vec!["--id", rows[1].id.as_str(), "--reveal", "--json"];
+        args.extend(key.unwrap_or_default());
+        env.run(key.is_none(), "get", &args)
+    };
+    let before: Value = serde_json::from_str(&ok(&reveal(None))).unwrap();
+    // Without the current key: refused, nothing changes.
+    let err = env.fail("rotate-key", &rotate_to);
+    assert!(err.contains("key"), "{err}");
+    ok(&reveal(None));
+    let out = ok(&env.run(true, "rotate-key", &[&rotate_to[..], &["--json"]].concat()));
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), serde_json::json!({"rotated": true}));
+    // The old key opens nothing; the new one reads the same PII; locations need neither.
+    let err = fail(&reveal(None));
+    assert!(err.contains("not this database's master key"), "{err}");
+    let after: Value = serde_json::from_str(&ok(&reveal(Some(&with_new)))).unwrap();
+    assert_eq!(after, before);
+    assert_eq!(env.records(), Some(rows.len() as u64));
+    ok(&env.run(false, "verify", &[]));
+}
