@@ -302,7 +302,14 @@ fn open_for_import(db: &DbArgs) -> Result<Database> {
         Ok(entries) => entries.filter_map(|e| e.ok()).all(|e| {
             let name = e.file_name();
             let empty_file = e.metadata().is_ok_and(|m| m.is_file() && m.len() == 0);
-            (name == "LOCK" && empty_file) || name == "MANIFEST.tmp"
+            // A user's file of that name is not taken over (the creation would replace it).
+            let manifest_tmp = || {
+                let mut magic = [0u8; 8];
+                let read = File::open(e.path()).and_then(|mut f| io::Read::read_exact(&mut f, &mut magic));
+                empty_file
+                    || (e.metadata().is_ok_and(|m| m.is_file()) && read.is_ok() && &magic == b"GEOCRMMF")
+            };
+            (name == "LOCK" && empty_file) || (name == "MANIFEST.tmp" && manifest_tmp())
         }),
     };
     let mut attempts = 3;
@@ -310,7 +317,13 @@ fn open_for_import(db: &DbArgs) -> Result<Database> {
         let create = creatable();
         match open_or_create(db, true, create) {
             Err(_) if !create && attempts > 0 && creatable() => attempts -= 1,
-            Err(Error::Corrupt { reason, .. }) if !create && reason.contains("not a geocrm database") => {
+            // (Not when database files are there: a database that lost its MANIFEST, which
+            // `geocrm repair` rebuilds; that error stays as it is.)
+            Err(Error::Corrupt { reason, .. })
+                if !create
+                    && reason.contains("not a geocrm database")
+                    && !["log", "index", "keystore"].iter().any(|f| db.db.join(f).exists()) =>
+            {
                 return Err(Error::invalid_argument(
                     "db",
                     format!(

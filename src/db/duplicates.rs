@@ -51,8 +51,8 @@ impl CollectionReader<'_> {
     /// [`DUPLICATE_NAME_RADIUS_M`]. Names are decrypted one at a time and replaced at once
     /// by a keyed hash; no plaintext is kept or returned. Scans every live record (O(n)
     /// log reads and one decryption per named record). Recorded in the audit log as a
-    /// `duplicates` entry listing the reported ids — an entry on every call, with no ids
-    /// when nothing is reported (every name was still decrypted), not one id per name read.
+    /// `duplicates` entry listing the reported ids — an entry on every call that completes,
+    /// with no ids when nothing is reported (every name was still decrypted), not one id per name read.
     ///
     /// ```
     /// use geocrm::{crypto::RawKey, Database, DuplicateReason, LatLon, Options, Record, Schema};

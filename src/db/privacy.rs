@@ -260,13 +260,25 @@ impl Database {
     /// of it. A backup of the old keystore file still opens with the old key — destroy both.
     ///
     /// # Errors
-    /// [`Error::MissingKey`] when the database was opened without a key; errors of the new
-    /// key provider; [`Error::Io`]; [`Error::SnapshotHeld`] on a thread holding a snapshot.
+    /// [`Error::MissingKey`] when the database was opened without a key;
+    /// [`Error::InvalidArgument`] when the new key is the current one (for a passphrase: the
+    /// same passphrase); errors of the new key provider; [`Error::Io`];
+    /// [`Error::SnapshotHeld`] on a thread holding a snapshot.
     pub fn rotate_master_key(&self, new: &dyn KeyProvider) -> Result<()> {
         self.inner.refuse_while_reading("key rotation")?;
         let _writer = self.inner.writer.lock(); // no keys are added while rotating
         let mut master = self.inner.master.lock();
         let old = master.as_ref().ok_or(Error::MissingKey)?;
+        // The current secret again (the same key, or the same passphrase under the current
+        // salt) would change nothing — and a caller told the old key opens nothing any more
+        // could destroy the only one.
+        let current_kdf = *self.inner.keystore.read().as_ref().ok_or(Error::MissingKey)?.kdf_params();
+        if new.master_key(&current_kdf)?.bytes() == old.bytes() {
+            return Err(Error::invalid_argument(
+                "new key",
+                "is the current master key: rotating to it changes nothing",
+            ));
+        }
         let kdf = KdfParams::new_random();
         let new_master = new.master_key(&kdf)?;
         self.inner.keystore.write().as_mut().ok_or(Error::MissingKey)?.rotate(old, &new_master, kdf)?;
@@ -281,26 +293,18 @@ impl Database {
     /// if the record was updated or deleted since the last compaction (PRIVACY.md).
     ///
     /// # Errors
-    /// [`Error::MissingKey`] without a key; [`Error::InvalidRecord`] when there is no such
-    /// record (saying so when a deleted version's PII is still in the log); decryption and
-    /// I/O errors.
+    /// [`Error::MissingKey`] without a key; [`Error::InvalidRecord`] when there is no live
+    /// record (the message says a record deleted since the last compaction is still in the
+    /// log); decryption and I/O errors.
     pub fn export_subject(&self, collection: &str, id: &str) -> Result<Value> {
         let snap = self.read();
         let c = snap.collection(collection)?;
         let Some(view) = c.get(id)? else {
-            // A deleted record keeps its data key until it is erased: its PII is still in the
-            // log (readable with the key) until a compaction — said, not hidden.
-            let held = self
-                .inner
-                .keystore
-                .read()
-                .as_ref()
-                .is_some_and(|k| k.data_key(collection, id).is_ok_and(|key| key.is_some()));
-            let reason = if held {
-                format!("no live record in {collection:?}; the PII of a deleted version is still in the log until `compact` or `erase`")
-            } else {
-                format!("no such record in {collection:?}")
-            };
+            // A record deleted since the last compaction is still in the log: said, not
+            // hidden (whether this one was is not known without reading the whole log).
+            let reason = format!(
+                "no live record in {collection:?} (a record deleted since the last compaction is still in the log: `compact` removes it, `erase` destroys its PII now)"
+            );
             return Err(Error::InvalidRecord { id: id.to_owned(), field: "id".into(), reason });
         };
         // Audited as one `Export` entry (not a `Reveal`).

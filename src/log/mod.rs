@@ -24,7 +24,7 @@
 //! | 28 | 16 | database id |
 //! | 44 | 4 | CRC-32 (IEEE) of bytes 0..44, u32 |
 //!
-//! Checked in order: length, magic, version (above 1: [`crate::Error::UnsupportedVersion`]),
+//! Checked in order: length, magic, version (above 2: [`crate::Error::UnsupportedVersion`]),
 //! checksum, version 0, flags, number, database id. Every failure but the version is
 //! [`crate::Error::Corrupt`] at offset 0.
 //!

@@ -281,13 +281,22 @@ fn import_creates_over_what_a_killed_creating_open_left_and_nowhere_else() {
         ok(&env.run(false, "import", &[plain(&env).to_str().unwrap()]));
         assert_eq!(env.records(), Some(1), "{leftovers:?}");
     }
-    // A directory with other files is not a database: said so, not "corrupt".
+    // A directory with other files is not a database: said so, not "corrupt" — a user's
+    // own MANIFEST.tmp included (creating there replaced it).
+    for (name, bytes) in [("notes.txt", &b"mine"[..]), ("MANIFEST.tmp", b"my notes")] {
+        let env = Env::new();
+        std::fs::create_dir(&env.db).unwrap();
+        std::fs::write(env.db.join(name), bytes).unwrap();
+        let err = fail(&env.run(false, "import", &[plain(&env).to_str().unwrap()]));
+        assert!(err.contains("holds files but no geocrm database"), "{err}");
+        assert_eq!(std::fs::read(env.db.join(name)).unwrap(), bytes);
+    }
+    // A database that lost its MANIFEST keeps its own error (repair rebuilds it).
     let env = Env::new();
-    std::fs::create_dir(&env.db).unwrap();
-    std::fs::write(env.db.join("notes.txt"), b"mine").unwrap();
+    ok(&env.run(false, "import", &[plain(&env).to_str().unwrap()]));
+    std::fs::remove_file(env.db.join("MANIFEST")).unwrap();
     let err = fail(&env.run(false, "import", &[plain(&env).to_str().unwrap()]));
-    assert!(err.contains("holds files but no geocrm database"), "{err}");
-    assert_eq!(std::fs::read_dir(&env.db).unwrap().count(), 1);
+    assert!(err.contains("not a geocrm database") && !err.contains("holds files"), "{err}");
 }
 
 #[test]

@@ -73,7 +73,7 @@ fn audit_lists_reveals_and_exports_with_actor_ids_and_fields_only() {
     }
     // An actor that would forge a line in the listing (or is empty, or huge) is refused.
     let forged = "mallory\n1796400000000 alice reveal customers ids=X fields=phone";
-    for actor in [forged, "", &"a".repeat(300), "mallory\u{202e}ecila"] {
+    for actor in [forged, "", &"a".repeat(300), "mallory\u{202e}ecila", "mallory\u{2028}x", "a\tb"] {
         let err = fail(&env.run(true, "get", &["--id", &rows[1].id, "--reveal", "--actor", actor]));
         assert!(err.contains("invalid argument actor"), "{err}");
     }
@@ -246,6 +246,11 @@ fn rotate_key_rewraps_every_data_key_and_the_old_key_opens_nothing() {
     // Without the current key: refused, nothing changes.
     let err = env.fail("rotate-key", &rotate_to);
     assert!(err.contains("key"), "{err}");
+    ok(&reveal(None));
+    // To the current key: refused (it said the old key opened nothing, and to destroy it).
+    let same = env.file("same.key", format!("{}\n", super::KEY));
+    let err = fail(&env.run(true, "rotate-key", &["--new-key-file", same.to_str().unwrap()]));
+    assert!(err.contains("is the current master key"), "{err}");
     ok(&reveal(None));
     let out = ok(&env.run(true, "rotate-key", &[&rotate_to[..], &["--json"]].concat()));
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), serde_json::json!({"rotated": true}));
