@@ -713,10 +713,10 @@ fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, 
         return Err(reject("id", "the id is missing".into()));
     }
     if let Err(e) = crate::model::validate_id(&id) {
-        // An id that is not valid may be anything (a shifted PII cell, a megabyte): the
-        // report keeps only its start.
-        let shown = id.chars().take(crate::error::CELL_SHOWN).collect::<String>();
-        return Err(Rejected { line, id: shown, column: "id".into(), reason: strip_context(&e) });
+        // An id that is not valid may be anything (a shifted PII cell — an address with a
+        // line break —, a megabyte): the report keeps none of it, only its length.
+        let reason = format!("{} (an id of {} bytes, not shown)", strip_context(&e), id.len());
+        return Err(Rejected { line, id: String::new(), column: "id".into(), reason });
     }
     let coord = |i: usize, name: &str| -> Result<f64, Rejected> {
         let text = get(i).trim();

@@ -200,7 +200,22 @@ fn compile_node(f: &Filter, schema: &Schema, cats: &dyn CategoryCodes) -> Result
             Some((FieldKind::Category, _)) => {
                 Err(filter_error(field, format!("{field:?} is a category field; use = or in with strings")))
             }
-            None => Err(filter_error(field, format!("unknown field {field:?}"))),
+            // Not repeated: a word where a field belongs may be a value (`Lovelace = name`);
+            // the fields that can be filtered are listed instead.
+            None => {
+                let known: Vec<&str> = schema
+                    .number_fields()
+                    .iter()
+                    .chain(schema.category_fields())
+                    .map(String::as_str)
+                    .collect();
+                let reason = format!(
+                    "unknown field of {} characters (not shown: it may be a value); the fields a filter can use are: {}",
+                    field.chars().count(),
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                );
+                Err(Error::InvalidFilter { expr: "*".repeat(field.chars().count()), position: 0, reason })
+            }
         }
     };
     Ok(match f {

@@ -297,7 +297,10 @@ impl Parser<'_> {
                 return Err(err(
                     self.expr,
                     self.at(),
-                    &format!("expected =, !=, <, <=, >, >=, in or between after {field:?}, found {found}"),
+                    // (The word is not repeated: where a field belongs it may be a value.)
+                    &format!(
+                        "expected =, !=, <, <=, >, >=, in or between after the field name, found {found}"
+                    ),
                 ));
             }
         };
@@ -411,6 +414,15 @@ mod tests {
                 assert!(!shown.contains(secret), "{text}: {shown}");
             }
             assert!(shown.contains("email") || shown.contains("phone") || shown.contains("name"), "{shown}");
+        }
+        // A value typed where a field belongs (a filter used as a search box) is not
+        // repeated in the reason either (it was: `after "Ada"`).
+        for text in ["Ada Lovelace", "Lovelace", "tier = 'gold' or Grace Hopper"] {
+            let e = parse(text).unwrap_err();
+            let shown = format!("{e} {e:?}");
+            for secret in ["Ada", "Lovelace", "Grace", "Hopper"] {
+                assert!(!shown.contains(secret), "{text}: {shown}");
+            }
         }
         assert_eq!(masked("a = 'x''y' and b in (1, z)"), "a = '****' and b in (*, *)");
         assert_eq!(masked("n between 1 and 2"), "n between * and *");

@@ -400,8 +400,13 @@ fn bad_query_arguments() {
     // Positions count characters, not bytes.
     let err = near(&["--where", "tier = 'Zürich' oops"]);
     assert!(err.contains("at character 16"), "{err}");
+    // An unknown field is not repeated (a value typed on the left, `Lovelace = name`, was);
+    // the fields a filter can use are listed.
     let err = near(&["--where", "nosuch = 1"]);
-    assert!(err.contains("nosuch"), "{err}");
+    assert!(!err.contains("nosuch") && err.contains("unknown field of 6 characters"), "{err}");
+    assert!(err.contains("ltv") && err.contains("tier") && !err.contains("email"), "{err}");
+    let err = near(&["--where", "Lovelace = name"]);
+    assert!(!err.contains("Lovelace"), "{err}");
     let err = near(&["--where", "name = 'Ada'"]);
     assert!(err.contains("name"), "{err}");
     let err = near(&["-k", "0"]);
