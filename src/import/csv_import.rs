@@ -514,6 +514,11 @@ const PII_LIKE_COLUMNS: &[&str] = &[
     "street_address",
     "postal_address",
     "birth_date",
+    // Alone, a contact column holds a phone or an e-mail (`last_contact_date` is not one).
+    "contact",
+    "contacts",
+    "contact_info",
+    "contact_details",
 ];
 
 /// Words that, anywhere in a column name (`customer_email`, `mobilePhone`, `E-mail 1 -
@@ -581,6 +586,32 @@ const PII_LIKE_WORDS: &[&str] = &[
     "socialsecuritynumber",
     "driverslicense",
     "driverlicense",
+    "msisdn",
+    "whatsapp",
+    "creditcard",
+    "cardnumber",
+    // The same in other languages CRM exports come in.
+    "nom",
+    "prenom",
+    "prénom",
+    "nombre",
+    "apellido",
+    "apellidos",
+    "vorname",
+    "nachname",
+    "cognome",
+    "telefono",
+    "teléfono",
+    "telefon",
+    "telefone",
+    "adresse",
+    "direccion",
+    "dirección",
+    "indirizzo",
+    "endereco",
+    "endereço",
+    "correo",
+    "courriel",
 ];
 
 /// Words after a [`PII_LIKE_WORDS`] word that make the column about the data.

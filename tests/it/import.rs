@@ -329,6 +329,16 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
         "tax_id",
         "TaxId",
         "home_address",
+        "contact",
+        "msisdn",
+        "credit_card",
+        "card_number",
+        "Vorname",
+        "nom",
+        "Prénom",
+        "telefono",
+        "Adresse",
+        "correo",
     ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{header}\nA,1,2,x\n");
@@ -342,7 +352,7 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
     assert_eq!(kinds(&db)["company_name"], FieldKind::Category);
     assert_eq!(kinds(&db)["email_opt_in"], FieldKind::Number);
     let (_dir, db) = open(true);
-    let csv = "id,lat,lon,hostname,emails_sent,tax_id_verified,zip\nA,1,2,Al,3,1,75001\n";
+    let csv = "id,lat,lon,hostname,emails_sent,tax_id_verified,zip,last_contact_date,contact_count\nA,1,2,Al,3,1,75001,2026-01-02,4\n";
     import(&db, csv, &ImportOptions::default()).unwrap();
     assert_eq!(kinds(&db)["hostname"], FieldKind::Category);
     assert_eq!(kinds(&db)["emails_sent"], FieldKind::Number);
