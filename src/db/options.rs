@@ -294,8 +294,10 @@ fn default_actor() -> String {
 pub(crate) fn check_actor(actor: &str) -> crate::Result<()> {
     let why = if actor.is_empty() || actor.len() > 256 {
         format!("must be 1 to 256 bytes, got {}", actor.len())
-    } else if let Some(at) = actor.chars().position(|c| c.is_control() || (c.is_whitespace() && c != ' ')) {
-        format!("contains a control character or a line or tab break at character {}", at + 1)
+    } else if let Some(at) =
+        actor.chars().position(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        format!("contains a control character or a line break at character {}", at + 1)
     } else if let Some(at) = actor.chars().position(crate::crypto::normalize::is_invisible) {
         format!("contains an invisible or direction-changing character at character {}", at + 1)
     } else {

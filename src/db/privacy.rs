@@ -11,8 +11,8 @@ use super::checkpoint::INDEX_DIR;
 use super::write::PendingOp;
 use super::{Database, Inner, WriteBatch};
 use crate::audit::{AuditAction, AuditEntry};
+use crate::crypto::KeyProvider;
 use crate::crypto::Pii;
-use crate::crypto::{KdfParams, KeyProvider};
 use crate::error::{Error, Result};
 use crate::model::validate_id;
 
@@ -272,15 +272,16 @@ impl Database {
         // The current secret again (the same key, or the same passphrase under the current
         // salt) would change nothing — and a caller told the old key opens nothing any more
         // could destroy the only one.
-        let current_kdf = *self.inner.keystore.read().as_ref().ok_or(Error::MissingKey)?.kdf_params();
-        if new.master_key(&current_kdf)?.bytes() == old.bytes() {
+        // Derived once (a key file may be a pipe, read once; a passphrase costs an Argon2id
+        // run), under the current KDF parameters, which the keystore keeps.
+        let kdf = *self.inner.keystore.read().as_ref().ok_or(Error::MissingKey)?.kdf_params();
+        let new_master = new.master_key(&kdf)?;
+        if new_master.bytes() == old.bytes() {
             return Err(Error::invalid_argument(
                 "new key",
                 "is the current master key: rotating to it changes nothing",
             ));
         }
-        let kdf = KdfParams::new_random();
-        let new_master = new.master_key(&kdf)?;
         self.inner.keystore.write().as_mut().ok_or(Error::MissingKey)?.rotate(old, &new_master, kdf)?;
         *master = Some(new_master);
         Ok(())

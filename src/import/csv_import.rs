@@ -516,9 +516,16 @@ const PII_LIKE_COLUMNS: &[&str] = &[
     "birth_date",
     // Alone, a contact column holds a phone or an e-mail (`last_contact_date` is not one).
     "contact",
-    "contacts",
     "contact_info",
     "contact_details",
+    "contactinfo",
+    // Alone (`nom_produit`, `nombre_commandes` — "number of" — are not a person's).
+    "nom",
+    "nombre",
+    "nome",
+    "nom_complet",
+    "nombre_completo",
+    "nome_completo",
 ];
 
 /// Words that, anywhere in a column name (`customer_email`, `mobilePhone`, `E-mail 1 -
@@ -591,10 +598,10 @@ const PII_LIKE_WORDS: &[&str] = &[
     "creditcard",
     "cardnumber",
     // The same in other languages CRM exports come in.
-    "nom",
     "prenom",
     "prénom",
-    "nombre",
+    "sobrenome",
+    "celular",
     "apellido",
     "apellidos",
     "vorname",

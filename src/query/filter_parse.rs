@@ -65,13 +65,18 @@ fn is_word_char(c: char) -> bool {
 
 /// `expr` without its values, one `*` per character (positions stay right): string
 /// contents, numbers and bare words are masked; keywords, operators, parentheses and field
-/// names (a word before an operator, `in`, `between` or `not`) are kept.
+/// names (a word before an operator, `in`, `between` or `not`, where a field can stand: at
+/// the start, after `(`, `and`, `or` or `not` — so `Ada Lovelace in London` keeps no name)
+/// are kept.
 pub(super) fn masked(expr: &str) -> String {
     let chars: Vec<char> = expr.chars().collect();
     let mut out = String::with_capacity(expr.len());
     let mut i = 0;
+    // Whether a field name can stand here.
+    let mut field_place = true;
     while let Some(&c) = chars.get(i) {
         if c == '\'' {
+            field_place = false;
             // To the closing quote; a doubled quote inside is an escaped one.
             out.push(c);
             i += 1;
@@ -104,14 +109,19 @@ pub(super) fn masked(expr: &str) -> String {
                 j += 1;
             }
             let next: String = chars.get(next_start..j).unwrap_or_default().iter().collect();
-            let field = after_op || ["in", "between", "not"].iter().any(|k| next.eq_ignore_ascii_case(k));
+            let field = field_place
+                && (after_op || ["in", "between", "not"].iter().any(|k| next.eq_ignore_ascii_case(k)));
             let keep = (is_keyword(&word) || field) && word.parse::<f64>().is_err();
+            field_place = ["and", "or", "not"].iter().any(|k| word.eq_ignore_ascii_case(k));
             if keep {
                 out.extend(run);
             } else {
                 out.extend(run.iter().map(|_| '*'));
             }
         } else {
+            if !c.is_whitespace() {
+                field_place = c == '(';
+            }
             out.push(c);
             i += 1;
         }
@@ -417,7 +427,7 @@ mod tests {
         }
         // A value typed where a field belongs (a filter used as a search box) is not
         // repeated in the reason either (it was: `after "Ada"`).
-        for text in ["Ada Lovelace", "Lovelace", "tier = 'gold' or Grace Hopper"] {
+        for text in ["Ada Lovelace", "Lovelace", "tier = 'gold' or Grace Hopper", "Ada Lovelace in London"] {
             let e = parse(text).unwrap_err();
             let shown = format!("{e} {e:?}");
             for secret in ["Ada", "Lovelace", "Grace", "Hopper"] {

@@ -335,6 +335,9 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
         "card_number",
         "Vorname",
         "nom",
+        "nome",
+        "nombre",
+        "celular",
         "Prénom",
         "telefono",
         "Adresse",
@@ -352,7 +355,7 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
     assert_eq!(kinds(&db)["company_name"], FieldKind::Category);
     assert_eq!(kinds(&db)["email_opt_in"], FieldKind::Number);
     let (_dir, db) = open(true);
-    let csv = "id,lat,lon,hostname,emails_sent,tax_id_verified,zip,last_contact_date,contact_count\nA,1,2,Al,3,1,75001,2026-01-02,4\n";
+    let csv = "id,lat,lon,hostname,emails_sent,tax_id_verified,zip,last_contact_date,contact_count,contacts,nombre_commandes,nom_produit\nA,1,2,Al,3,1,75001,2026-01-02,4,5,6,Velo\n";
     import(&db, csv, &ImportOptions::default()).unwrap();
     assert_eq!(kinds(&db)["hostname"], FieldKind::Category);
     assert_eq!(kinds(&db)["emails_sent"], FieldKind::Number);

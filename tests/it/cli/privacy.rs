@@ -77,6 +77,8 @@ fn audit_lists_reveals_and_exports_with_actor_ids_and_fields_only() {
         let err = fail(&env.run(true, "get", &["--id", &rows[1].id, "--reveal", "--actor", actor]));
         assert!(err.contains("invalid argument actor"), "{err}");
     }
+    // Spaces of other scripts are ordinary (a full-width space in a Japanese name).
+    ok(&env.run(true, "stats", &["--actor", "山田\u{3000}太郎"]));
     // An empty GEOCRM_ACTOR is unset, not a refused actor.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_geocrm"))
         .args(["stats", "--db"])
