@@ -304,10 +304,15 @@ fn open_for_import(db: &DbArgs) -> Result<Database> {
             let empty_file = e.metadata().is_ok_and(|m| m.is_file() && m.len() == 0);
             // A user's file of that name is not taken over (the creation would replace it).
             let manifest_tmp = || {
+                // A regular file only (opening a named pipe would wait for a writer).
                 let mut magic = [0u8; 8];
-                let read = File::open(e.path()).and_then(|mut f| io::Read::read_exact(&mut f, &mut magic));
+                let is_file = e.metadata().is_ok_and(|m| m.is_file());
                 empty_file
-                    || (e.metadata().is_ok_and(|m| m.is_file()) && read.is_ok() && &magic == b"GEOCRMMF")
+                    || (is_file
+                        && File::open(e.path())
+                            .and_then(|mut f| io::Read::read_exact(&mut f, &mut magic))
+                            .is_ok()
+                        && &magic == b"GEOCRMMF")
             };
             (name == "LOCK" && empty_file) || (name == "MANIFEST.tmp" && manifest_tmp())
         }),
