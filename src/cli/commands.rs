@@ -261,25 +261,25 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
         None => std::path::PathBuf::from("."),
     };
     if let Some(path) = rejects {
+        // Nor anywhere in the database: renamed into place after the commit, it replaced
+        // whatever file of the database it named (the keystore, a log segment, MANIFEST).
+        let inside_database = || {
+            Err(Error::invalid_argument(
+                "skip-invalid",
+                "the rejects file is inside the database directory: name a file outside it",
+            ))
+        };
         let dir = rejects_dir(path);
         // (A new database's directory does not exist yet: compared as written.)
         if !db.db.exists() && (dir.starts_with(&db.db) || path.starts_with(&db.db)) {
-            return Err(Error::invalid_argument(
-                "skip-invalid",
-                "the rejects file is inside the database directory: name a file outside it",
-            ));
+            return inside_database();
         }
         let Ok(dir) = dir.canonicalize() else {
             let missing = io::Error::new(io::ErrorKind::NotFound, "no such directory");
             return Err(Error::io("create rejects file", path, missing));
         };
-        // Nor anywhere in the database: renamed into place after the commit, it replaced
-        // whatever file of the database it named (the keystore, a log segment, MANIFEST).
         if db.db.canonicalize().is_ok_and(|database| dir.starts_with(database)) {
-            return Err(Error::invalid_argument(
-                "skip-invalid",
-                "the rejects file is inside the database directory: name a file outside it",
-            ));
+            return inside_database();
         }
     }
     let database = open_for_import(db)?;
@@ -301,14 +301,14 @@ fn open_for_import(db: &DbArgs) -> Result<Database> {
         Err(e) => e.kind() == io::ErrorKind::NotFound,
         Ok(entries) => entries.filter_map(|e| e.ok()).all(|e| {
             let name = e.file_name();
-            let empty_file = e.metadata().is_ok_and(|m| m.is_file() && m.len() == 0);
+            // Regular files only (opening a named pipe would wait for a writer).
+            let file_len = e.metadata().ok().filter(std::fs::Metadata::is_file).map(|m| m.len());
+            let empty_file = file_len == Some(0);
             // A user's file of that name is not taken over (the creation would replace it).
             let manifest_tmp = || {
-                // A regular file only (opening a named pipe would wait for a writer).
                 let mut magic = [0u8; 8];
-                let is_file = e.metadata().is_ok_and(|m| m.is_file());
                 empty_file
-                    || (is_file
+                    || (file_len.is_some()
                         && File::open(e.path())
                             .and_then(|mut f| io::Read::read_exact(&mut f, &mut magic))
                             .is_ok()

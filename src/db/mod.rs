@@ -179,7 +179,8 @@ impl Database {
     /// [`Error::Locked`] when another writer has it open; [`Error::Corrupt`] naming the file
     /// and offset of damaged acknowledged data; [`Error::WrongKey`] for a key that is not
     /// this database's; [`Error::InvalidArgument`] for an audit actor that is empty, over
-    /// 256 bytes or holds a control character ([`Options::actor`]); [`Error::Io`].
+    /// 256 bytes or holds a control, line-separator or invisible character
+    /// ([`Options::actor`]); [`Error::Io`].
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
         Self::open_attempt(dir.as_ref().to_owned(), options, 3)
     }

@@ -269,11 +269,10 @@ impl Database {
         let _writer = self.inner.writer.lock(); // no keys are added while rotating
         let mut master = self.inner.master.lock();
         let old = master.as_ref().ok_or(Error::MissingKey)?;
-        // The current secret again (the same key, or the same passphrase under the current
-        // salt) would change nothing — and a caller told the old key opens nothing any more
-        // could destroy the only one.
         // Derived once (a key file may be a pipe, read once; a passphrase costs an Argon2id
-        // run), under the current KDF parameters, which the keystore keeps.
+        // run), under the current KDF parameters, which the keystore keeps. The current
+        // secret again would change nothing — and a caller told the old key opens nothing
+        // any more could destroy the only one.
         let kdf = *self.inner.keystore.read().as_ref().ok_or(Error::MissingKey)?.kdf_params();
         let new_master = new.master_key(&kdf)?;
         if new_master.bytes() == old.bytes() {

@@ -694,6 +694,22 @@ fn discarding_on_a_memory_file_system_removes_every_file() {
     assert!(!geocrm::io::FileSystem::exists(&fs, Path::new("/db")).unwrap());
 }
 
+/// Opens `dir` (creating it if `create`) on another thread, waiting for the lock that `a`,
+/// the database's creator, holds; `a` discards the database meanwhile.
+fn open_while_discarded(dir: &Path, a: Database, create: bool) -> geocrm::Result<Database> {
+    let waiting = {
+        let dir = dir.to_owned();
+        std::thread::spawn(move || {
+            let options =
+                Options::new().create_if_missing(create).lock_wait(std::time::Duration::from_secs(20));
+            Database::open(&dir, options)
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(a.discard_if_new_and_empty().unwrap());
+    waiting.join().unwrap()
+}
+
 #[test]
 fn an_open_that_waited_for_a_discarded_database_refuses_and_leaves_nothing() {
     // B waits for the lock of a database that exists when it looks; A, its creator, discards
@@ -703,17 +719,7 @@ fn an_open_that_waited_for_a_discarded_database_refuses_and_leaves_nothing() {
     let dir = parent.path().join("db");
     std::fs::create_dir(&dir).unwrap();
     let a = Database::open(&dir, Options::new()).unwrap();
-    let waiting = {
-        let dir = dir.clone();
-        std::thread::spawn(move || {
-            let options =
-                Options::new().create_if_missing(false).lock_wait(std::time::Duration::from_secs(20));
-            Database::open(&dir, options).map(drop)
-        })
-    };
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(a.discard_if_new_and_empty().unwrap());
-    let err = waiting.join().unwrap().unwrap_err();
+    let err = open_while_discarded(&dir, a, false).map(drop).unwrap_err();
     assert!(err.to_string().contains("not a geocrm database"), "{err}");
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "{left:?}");
@@ -728,17 +734,7 @@ fn an_open_that_waited_while_the_directory_went_creates_it_again_or_finds_none()
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("db");
         let a = Database::open(&dir, Options::new()).unwrap();
-        let waiting = {
-            let dir = dir.clone();
-            std::thread::spawn(move || {
-                let options =
-                    Options::new().create_if_missing(create).lock_wait(std::time::Duration::from_secs(20));
-                Database::open(&dir, options)
-            })
-        };
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        assert!(a.discard_if_new_and_empty().unwrap());
-        let opened = waiting.join().unwrap();
+        let opened = open_while_discarded(&dir, a, create);
         if create {
             let db = opened.unwrap();
             assert!(dir.join("MANIFEST").exists());
