@@ -223,9 +223,14 @@ impl Database {
                 }
             }
         }
-        if !options.create && !fs.exists(&dir.join(manifest::MANIFEST_NAME))? {
-            // Refused before the lock file is created: a failed open leaves the directory
-            // as it was (the CLI creates databases only in empty directories).
+        // Refused before the lock file is created: a failed open leaves the directory as it
+        // was (the CLI creates databases only in empty directories). Unless a lock file is
+        // there: its holder may be creating the database, or discarding it (the MANIFEST
+        // goes first, and the log after it): the answer waits for the lock.
+        if !options.create
+            && !fs.exists(&dir.join(manifest::MANIFEST_NAME))?
+            && !fs.exists(&dir.join(LOCK_FILE))?
+        {
             return Err(not_a_database(&dir));
         }
         // A file of the user's named like the lock file is used as it, and never removed (a

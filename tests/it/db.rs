@@ -726,6 +726,40 @@ fn an_open_that_waited_for_a_discarded_database_refuses_and_leaves_nothing() {
 }
 
 #[test]
+fn an_open_arriving_in_the_middle_of_a_discard_waits_for_it() {
+    // A discards its new database: the MANIFEST goes first, the log after it. B, asked to
+    // open (not create) the database then, found a log with no MANIFEST and failed at once
+    // with "not a geocrm database"; `geocrm import` therefore reported a database being
+    // discarded as corrupt, instead of creating it. B now waits for A's lock, and answers
+    // once A is done.
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("db");
+    let a = Database::open(&dir, Options::new()).unwrap();
+    std::fs::remove_file(dir.join("MANIFEST")).unwrap(); // A's first step
+    let waiting = {
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            let options =
+                Options::new().create_if_missing(false).lock_wait(std::time::Duration::from_secs(20));
+            Database::open(&dir, options).map(drop)
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!waiting.is_finished(), "B answered while A was discarding: {:?}", waiting.join().unwrap());
+    assert!(a.discard_if_new_and_empty().unwrap());
+    let err = waiting.join().unwrap().unwrap_err().to_string();
+    assert!(err.contains("no such directory") || err.contains("not a geocrm database"), "{err}");
+    assert!(std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none()), "files were left behind");
+    // With nobody holding it, a directory without a MANIFEST is still refused (the empty
+    // lock file a crash left is removed; the rest is left as it was).
+    std::fs::create_dir_all(dir.join("log")).unwrap();
+    std::fs::write(dir.join("LOCK"), b"").unwrap();
+    let err = Database::open(&dir, Options::new().create_if_missing(false)).map(drop).unwrap_err();
+    assert!(err.to_string().contains("not a geocrm database"), "{err}");
+    assert!(dir.join("log").exists() && !dir.join("LOCK").exists());
+}
+
+#[test]
 fn an_open_that_waited_while_the_directory_went_creates_it_again_or_finds_none() {
     // A creates the database and its directory; B waits for the lock; A discards both. B,
     // asked to create a database, makes the directory again and opens a new one; asked not
