@@ -13,7 +13,6 @@
 
 mod format;
 
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,24 +31,6 @@ pub const AUDIT_FILE: &str = "audit.log";
 
 /// Most ids one entry lists; a larger read is recorded as several entries.
 const IDS_PER_ENTRY: usize = 10_000;
-
-thread_local! {
-    /// The action `reveal` records on this thread (export runs `reveal` as `Export`).
-    static ACTION: Cell<AuditAction> = const { Cell::new(AuditAction::Reveal) };
-}
-
-/// Runs `f` with reveals on this thread recorded as `action` (for reads built on `reveal`).
-pub(crate) fn recorded_as<T>(action: AuditAction, f: impl FnOnce() -> T) -> T {
-    /// Restores the previous action even if `f` panics.
-    struct Restore(AuditAction);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            ACTION.with(|a| a.set(self.0));
-        }
-    }
-    let _restore = Restore(ACTION.with(|a| a.replace(action)));
-    f()
-}
 
 /// The database's audit log: the file, and the appender when auditing is on.
 #[derive(Debug)]
@@ -130,20 +111,19 @@ impl AuditLog {
         Ok((entries, at, bytes.len()))
     }
 
-    /// Records a read of `fields` of records `ids` (as the thread's current action, see
-    /// [`recorded_as`], unless `action` is given), durably. A no-op when auditing is off.
+    /// Records a read (`action`) of `fields` of records `ids`, durably. A no-op when
+    /// auditing is off.
     ///
     /// # Errors
     /// [`Error::Poisoned`] after an earlier failure; [`Error::Io`] (which poisons the log).
     pub(crate) fn record(
         &self,
-        action: Option<AuditAction>,
+        action: AuditAction,
         collection: &str,
         ids: &[&str],
         fields: &[&str],
     ) -> Result<()> {
         let Some(writer) = &self.writer else { return Ok(()) };
-        let action = action.unwrap_or_else(|| ACTION.with(Cell::get));
         let unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -202,9 +182,9 @@ mod tests {
             let fs = MemFs::new();
             fs.create_dir_all(dir).unwrap();
             let log = AuditLog::open(Arc::new(fs.clone()), dir, [1; 16], true, "t").unwrap();
-            log.record(Some(AuditAction::Reveal), "c", &["before"], &["name"]).unwrap();
+            log.record(AuditAction::Reveal, "c", &["before"], &["name"]).unwrap();
             fs.set_faults(FaultPlan::new().fail_from(OpKind::Sync, failing));
-            assert!(log.record(Some(AuditAction::Export), "c", &ids, &["name"]).is_err());
+            assert!(log.record(AuditAction::Export, "c", &ids, &["name"]).is_err());
             for seed in 0..40 {
                 for mode in CrashMode::ALL {
                     let image = Arc::new(fs.crash_image(seed, mode));
@@ -219,14 +199,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn recorded_as_restores_the_action_even_after_a_panic() {
-        assert_eq!(recorded_as(AuditAction::Export, || ACTION.with(Cell::get)), AuditAction::Export);
-        assert_eq!(ACTION.with(Cell::get), AuditAction::Reveal);
-        let result = std::panic::catch_unwind(|| recorded_as(AuditAction::Duplicates, || panic!("boom")));
-        assert!(result.is_err());
-        assert_eq!(ACTION.with(Cell::get), AuditAction::Reveal);
     }
 }

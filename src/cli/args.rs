@@ -286,7 +286,7 @@ pub enum Command {
         #[arg(long)]
         new_key_file: PathBuf,
     },
-    /// Subject access: the customer's live record, PII decrypted (needs the key; compact first for values of earlier versions, which stay in the log until then).
+    /// Subject access: everything stored about a customer — the live record and the earlier versions, deletions and erasures the log still holds until `compact` — PII decrypted (needs the key; reads the whole log).
     ExportSubject {
         #[command(flatten)]
         db: DbArgs,

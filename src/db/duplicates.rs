@@ -156,7 +156,7 @@ impl CollectionReader<'_> {
             .map(|(_, f)| f.as_str())
             .collect();
         fields.sort_unstable();
-        self.inner.audit.record(Some(AuditAction::Duplicates), self.name, &reported, &fields)?;
+        self.inner.audit.record(AuditAction::Duplicates, self.name, &reported, &fields)?;
         Ok(groups)
     }
 }

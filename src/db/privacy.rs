@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::checkpoint::INDEX_DIR;
 use super::write::PendingOp;
@@ -286,44 +286,190 @@ impl Database {
         Ok(())
     }
 
-    /// The customer's live record — location, H3 cell, attributes, PII decrypted — as JSON
-    /// (subject access). Recorded in the audit log as an `export` entry. Superseded values
-    /// and the PII of a deleted record stay in the log until a compaction (or, for PII, an
-    /// erasure) and are not part of it: compact before answering a subject-access request
-    /// if the record was updated or deleted since the last compaction (PRIVACY.md).
+    /// Everything stored about a customer, as JSON (subject access): the live record —
+    /// location, H3 cell, attributes, PII decrypted, its LSN — and `earlier_versions`, what
+    /// the log still holds of it until a compaction: each version an update replaced (PII
+    /// decrypted, or `"pii_erased": true` once an erasure destroyed its data key), deletions
+    /// and erasures, oldest first. Reads the whole log (about a second per GB; commits go on
+    /// meanwhile, checkpoints and compactions wait). Recorded in the audit log as one `export`
+    /// entry naming every PII field returned.
+    ///
+    /// ```
+    /// use geocrm::{crypto::RawKey, Database, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new().key(RawKey::new([6; 32])))?;
+    /// db.create_collection("customers", Schema::crm())?;
+    /// for phone in ["+44 20 7946 0001", "+44 20 7946 0002"] {
+    ///     let mut b = db.begin_write();
+    ///     b.upsert("customers", Record::new("C-1", LatLon::new(51.5, -0.1)?).pii("phone", phone))?;
+    ///     b.commit()?;
+    /// }
+    /// let export = db.export_subject("customers", "C-1")?;
+    /// assert_eq!(export["pii"]["phone"], "+442079460002");
+    /// assert_eq!(export["earlier_versions"][0]["pii"]["phone"], "+442079460001");
+    /// db.compact()?; // the earlier version leaves the disk
+    /// assert_eq!(db.export_subject("customers", "C-1")?["earlier_versions"], serde_json::json!([]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
-    /// [`Error::MissingKey`] without a key; [`Error::InvalidRecord`] when there is no live
-    /// record (the message says a record deleted since the last compaction is still in the
-    /// log); decryption and I/O errors.
+    /// [`Error::MissingKey`] without a key; [`Error::InvalidRecord`] when the log holds
+    /// nothing of the id; [`Error::SnapshotHeld`] on a thread holding a snapshot; decryption,
+    /// corruption and I/O errors.
     pub fn export_subject(&self, collection: &str, id: &str) -> Result<Value> {
+        if !self.has_key() {
+            return Err(Error::MissingKey);
+        }
+        self.inner.refuse_while_reading("subject export")?;
+        // No compaction deletes the segments read below meanwhile.
+        let _one_at_a_time = self.inner.checkpointing.lock();
         let snap = self.read();
         let c = snap.collection(collection)?;
-        let Some(view) = c.get(id)? else {
-            // A record deleted since the last compaction is still in the log: said, not
-            // hidden (whether this one was is not known without reading the whole log).
-            let reason = format!(
-                "no live record in {collection:?} (a record deleted since the last compaction is still in the log: `compact` removes it, `erase` destroys its PII now)"
-            );
+        let live = c.get(id)?;
+        let revealed = if live.is_some() { c.reveal_unaudited(id)? } else { BTreeMap::new() };
+        let mut fields: BTreeSet<String> = revealed.keys().cloned().collect();
+        let before = live.as_ref().map_or(snap.next_lsn(), |v| v.lsn);
+        let earlier = self.earlier_versions(&c, id, before, &mut fields)?;
+        if live.is_none() && earlier.is_empty() {
+            let reason = format!("no such record in {collection:?}, and nothing of it in the log");
             return Err(Error::InvalidRecord { id: id.to_owned(), field: "id".into(), reason });
+        }
+        // One `export` entry, written before anything is returned.
+        if !fields.is_empty() {
+            let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+            self.inner.audit.record(AuditAction::Export, collection, &[id], &names)?;
+        }
+        let mut out = json!({"collection": collection, "id": id, "live": live.is_some()});
+        if let Some(view) = live {
+            let pii: serde_json::Map<String, Value> =
+                revealed.into_iter().map(|(k, v)| (k, Value::String(v.expose().to_owned()))).collect();
+            out["location"] = location_json(view.location.lat(), view.location.lon());
+            out["numbers"] = json!(view.numbers);
+            out["categories"] = json!(view.categories);
+            out["pii"] = Value::Object(pii);
+            out["lsn"] = json!(view.lsn);
+        }
+        out["earlier_versions"] = Value::Array(earlier);
+        Ok(out)
+    }
+
+    /// What the log holds of record `id` of `c` before LSN `before`, oldest first, as JSON;
+    /// adds the PII fields decrypted to `fields`.
+    fn earlier_versions(
+        &self,
+        c: &crate::db::read::CollectionReader<'_>,
+        id: &str,
+        before: u64,
+        fields: &mut BTreeSet<String>,
+    ) -> Result<Vec<Value>> {
+        let collection = c.name();
+        let key = {
+            let keystore = self.inner.keystore.read();
+            keystore.as_ref().ok_or(Error::MissingKey)?.data_key(collection, id)?
         };
-        // Audited as one `Export` entry (not a `Reveal`).
-        let revealed = crate::audit::recorded_as(AuditAction::Export, || c.reveal(id))?;
-        let pii: serde_json::Map<String, Value> =
-            revealed.into_iter().map(|(k, v)| (k, Value::String(v.expose().to_owned()))).collect();
-        let cell = h3o::LatLng::new(view.location.lat(), view.location.lon())
-            .map(|ll| ll.to_cell(h3o::Resolution::Fifteen).to_string())
-            .unwrap_or_default();
-        Ok(json!({
-            "collection": collection,
-            "id": view.id,
-            "location": {"lat": view.location.lat(), "lon": view.location.lon(), "h3_cell": cell},
-            "numbers": view.numbers,
-            "categories": view.categories,
-            "pii": pii,
-            "lsn": view.lsn,
+        let log_dir = self.inner.dir.join(crate::log::LOG_DIR);
+        let floor = self.inner.manifest.lock().log_floor;
+        let start = (floor > 1).then_some(crate::log::LogStart { segment: floor, first_lsn: None });
+        let mut out = Vec::new();
+        // Every operation before `before` is in a complete transaction (the snapshot saw it
+        // committed); the scan stops at the first transaction after, and what it finds wrong
+        // beyond (a frame being appended, a segment being created) is not this export's.
+        let mut reached = 0;
+        let mut visit = |txn: crate::log::ReplayedTxn| -> Result<()> {
+            if txn.first_lsn >= before {
+                return Err(Error::invalid_argument("scan", "reached the snapshot's end"));
+            }
+            let mut lsn = txn.first_lsn;
+            for frame in txn.frames {
+                let corrupt = |reason: String| {
+                    Error::corrupt(
+                        crate::log::segment_path(&log_dir, frame.pos.segment),
+                        frame.pos.offset,
+                        reason,
+                    )
+                };
+                for op in super::ops::decode_body(&frame.body, frame.op_count).map_err(corrupt)? {
+                    if lsn < before {
+                        if let Some(version) = self.version_json(c, id, key.as_ref(), op, lsn, fields)? {
+                            out.push(version);
+                        }
+                    }
+                    lsn += 1;
+                }
+            }
+            reached = txn.next_lsn;
+            Ok(())
+        };
+        match crate::log::scan(&*self.inner.fs, &log_dir, &self.inner.db_id, start, &mut visit) {
+            Err(_) if reached >= before => {}
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        Ok(out)
+    }
+
+    /// `op` (at `lsn`) as an earlier version of record `id` of `c`, if it is one of its.
+    fn version_json(
+        &self,
+        c: &crate::db::read::CollectionReader<'_>,
+        id: &str,
+        key: Option<&(u64, crate::crypto::DataKey)>,
+        op: super::ops::LogOp,
+        lsn: u64,
+        fields: &mut BTreeSet<String>,
+    ) -> Result<Option<Value>> {
+        use super::ops::LogOp;
+        let ours = |collection: &str, of: &str| collection == c.name() && of == id;
+        Ok(Some(match op {
+            LogOp::Upsert(r) if ours(&r.collection, &r.id) => {
+                let schema = c.schema();
+                let named = |names: &[String], values: &[Option<Value>]| -> serde_json::Map<String, Value> {
+                    names.iter().zip(values).filter_map(|(n, v)| Some((n.clone(), v.clone()?))).collect()
+                };
+                let numbers: Vec<Option<Value>> = r.numbers.iter().map(|v| v.map(|x| json!(x))).collect();
+                let categories: Vec<Option<Value>> =
+                    r.categories.iter().map(|v| v.as_ref().map(|x| json!(x))).collect();
+                let mut version = json!({
+                    "lsn": lsn,
+                    "op": "upsert",
+                    "location": location_json(r.lat, r.lon),
+                    "numbers": named(schema.number_fields(), &numbers),
+                    "categories": named(schema.category_fields(), &categories),
+                });
+                let mut pii = serde_json::Map::new();
+                if let Some(key_id) = r.key_id.filter(|_| r.pii.iter().any(|slot| slot.is_some())) {
+                    match key.filter(|(k, _)| *k == key_id) {
+                        Some((_, data_key)) => {
+                            for (field, value) in c.open_fields(&r, key_id, data_key)? {
+                                fields.insert(field.clone());
+                                pii.insert(field, Value::String(value.expose().to_owned()));
+                            }
+                        }
+                        // Its data key is gone: an erasure destroyed it (the keystore losing
+                        // a key is reported by reads of the live record, and by `verify`).
+                        None => version["pii_erased"] = json!(true),
+                    }
+                }
+                version["pii"] = Value::Object(pii);
+                version
+            }
+            LogOp::Delete { collection, id: of } if ours(&collection, &of) => {
+                json!({"lsn": lsn, "op": "delete"})
+            }
+            LogOp::Erase { collection, id: of, .. } if ours(&collection, &of) => {
+                json!({"lsn": lsn, "op": "erase"})
+            }
+            _ => return Ok(None),
         }))
     }
+}
+
+/// A location as exported: latitude, longitude and its H3 cell at resolution 15.
+fn location_json(lat: f64, lon: f64) -> Value {
+    let cell = h3o::LatLng::new(lat, lon)
+        .map(|ll| ll.to_cell(h3o::Resolution::Fifteen).to_string())
+        .unwrap_or_default();
+    json!({"lat": lat, "lon": lon, "h3_cell": cell})
 }
 
 impl Database {
@@ -366,7 +512,7 @@ impl Inner {
             return Ok(());
         }
         let names: Vec<&str> = fields.keys().map(String::as_str).collect();
-        self.audit.record(None, collection, &[id], &names)
+        self.audit.record(AuditAction::Reveal, collection, &[id], &names)
     }
 }
 

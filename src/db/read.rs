@@ -42,6 +42,11 @@ impl<'db> Snapshot<'db> {
         Snapshot { inner, state, _same_thread: PhantomData }
     }
 
+    /// The LSN after the last operation this snapshot sees.
+    pub(crate) fn next_lsn(&self) -> u64 {
+        self.state.next_lsn
+    }
+
     /// Names of all collections.
     #[must_use]
     pub fn collection_names(&self) -> Vec<String> {
@@ -104,6 +109,11 @@ pub struct CollectionReader<'s> {
 }
 
 impl CollectionReader<'_> {
+    /// The collection's name.
+    pub(crate) fn name(&self) -> &str {
+        self.name
+    }
+
     /// Number of live records.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -303,6 +313,13 @@ impl CollectionReader<'_> {
     /// [`Error::MissingKey`] without a key; [`Error::Decrypt`] when a field fails
     /// authentication; [`Error::InvalidRecord`] when the id is unknown.
     pub fn reveal(&self, id: &str) -> Result<BTreeMap<String, Pii>> {
+        let out = self.reveal_unaudited(id)?;
+        self.inner.audit_reveal(self.name, id, &out)?;
+        Ok(out)
+    }
+
+    /// [`CollectionReader::reveal`] without the audit entry (the caller records one).
+    pub(crate) fn reveal_unaudited(&self, id: &str) -> Result<BTreeMap<String, Pii>> {
         if self.inner.master.lock().is_none() {
             return Err(Error::MissingKey);
         }
@@ -314,8 +331,7 @@ impl CollectionReader<'_> {
             reason: format!("no such record in {:?}", self.name),
         })?;
         let (stored, _) = self.stored(row)?;
-        let mut out = BTreeMap::new();
-        let Some(key_id) = stored.key_id else { return Ok(out) };
+        let Some(key_id) = stored.key_id else { return Ok(BTreeMap::new()) };
         let data_key = {
             let keystore = self.inner.keystore.read();
             keystore.as_ref().ok_or(Error::MissingKey)?.data_key(self.name, id)?
@@ -337,16 +353,28 @@ impl CollectionReader<'_> {
             }
             return Err(Error::Erased { collection: self.name.to_owned(), id: id.to_owned() });
         };
+        self.open_fields(&stored, key_id, &data_key)
+    }
+
+    /// Decrypts the sealed PII fields of `stored` (a version of one of this collection's
+    /// records, sealed under data key `key_id`).
+    pub(crate) fn open_fields(
+        &self,
+        stored: &StoredRecord,
+        key_id: u64,
+        data_key: &crypto::DataKey,
+    ) -> Result<BTreeMap<String, Pii>> {
+        let id = stored.id.as_str();
+        let mut out = BTreeMap::new();
         for (field, sealed) in self.c.schema.pii_fields().iter().zip(stored.pii.iter()) {
             let Some(bytes) = sealed else { continue };
             let ctx =
                 FieldContext { db_id: self.inner.db_id, collection: self.name, record_id: id, field, key_id };
-            let value = crypto::open(&data_key, &ctx, &Sealed::from_bytes(bytes.to_vec())).map_err(|_| {
+            let value = crypto::open(data_key, &ctx, &Sealed::from_bytes(bytes.to_vec())).map_err(|_| {
                 Error::Decrypt { collection: self.name.to_owned(), id: id.to_owned(), field: field.clone() }
             })?;
             out.insert(field.clone(), value);
         }
-        self.inner.audit_reveal(self.name, id, &out)?;
         Ok(out)
     }
 

@@ -132,26 +132,179 @@ fn subject_export_returns_everything_decrypted() {
     let db = Database::open(dir.path(), Options::new().key(RawKey::new([5; 32]))).unwrap();
     seed(&db);
     let v = db.export_subject("c", "C2").unwrap();
-    assert_eq!(v["id"], "C2");
+    assert_eq!((&v["id"], &v["live"]), (&"C2".into(), &true.into()));
     assert_eq!(v["pii"]["name"], "Person 2");
     assert_eq!(v["pii"]["email"], "p2@example.com");
     assert_eq!(v["numbers"]["ltv"], 2.0);
     assert_eq!(v["location"]["lat"], 10.02);
     assert_eq!(v["location"]["h3_cell"].as_str().unwrap().len(), 15);
-    assert!(matches!(db.export_subject("c", "nope"), Err(Error::InvalidRecord { .. })));
-    // No live record: the answer says a deleted one is still in the log until a compaction
-    // (it read "no such record", as if nothing were stored).
+    assert_eq!(v["earlier_versions"], serde_json::json!([]));
+    let err = db.export_subject("c", "nope").unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidRecord { .. }) && err.to_string().contains("nothing of it in the log"),
+        "{err}"
+    );
+    // A deleted record is still in the log until a compaction: exported as such (it read
+    // "no such record", as if nothing were stored).
     let mut b = db.begin_write();
     b.delete("c", "C2").unwrap();
     b.commit().unwrap();
-    let err = db.export_subject("c", "C2").unwrap_err().to_string();
-    assert!(
-        err.contains("no live record") && err.contains("still in the log: `compact` removes it"),
-        "{err}"
+    let v = db.export_subject("c", "C2").unwrap();
+    assert_eq!(v["live"], false);
+    assert!(v.get("pii").is_none() && v.get("location").is_none(), "{v}");
+    let versions = v["earlier_versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{v}");
+    assert_eq!((&versions[0]["op"], &versions[0]["pii"]["name"]), (&"upsert".into(), &"Person 2".into()));
+    assert_eq!(
+        (&versions[0]["numbers"]["ltv"], &versions[0]["location"]["lat"]),
+        (&2.0.into(), &10.02.into())
     );
+    assert_eq!(versions[1]["op"], "delete");
+    assert!(versions[0]["lsn"].as_u64() < versions[1]["lsn"].as_u64());
+    // Compaction removes it: then nothing is stored.
+    db.compact().unwrap();
+    assert!(matches!(db.export_subject("c", "C2"), Err(Error::InvalidRecord { .. })));
     drop(db);
     let keyless = Database::open(dir.path(), Options::new()).unwrap();
     assert!(matches!(keyless.export_subject("c", "C3"), Err(Error::MissingKey)));
+    // On a thread holding a snapshot it is refused (it waits for running checkpoints).
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::new().key(RawKey::new([5; 32]))).unwrap();
+    seed(&db);
+    let snap = db.read();
+    assert!(matches!(db.export_subject("c", "C3"), Err(Error::SnapshotHeld { .. })));
+    drop(snap);
+    assert!(db.export_subject("c", "C3").is_ok());
+}
+
+/// A customer's history written in random steps (updates with changing PII, deletions,
+/// erasures, checkpoints, compactions, other customers' writes); after each step the export
+/// lists exactly what a model of the log holds: every earlier operation on the id since the
+/// last compaction, oldest first, with the PII of each version — or `pii_erased` when an
+/// erasure since destroyed its key — and the live record.
+#[test]
+fn subject_export_lists_every_version_the_log_holds() {
+    use rand::{Rng, SeedableRng};
+    #[derive(Debug, Clone, PartialEq)]
+    enum Op {
+        Upsert { name: String, ltv: f64, lat: f64, key: u32 },
+        Delete,
+        Erase,
+    }
+    for seed in 0..4u64 {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path(), Options::new().key(RawKey::new([9; 32])).audit(seed % 2 == 0))
+            .unwrap();
+        db.create_collection("c", Schema::crm().number("ltv")).unwrap();
+        db.create_collection("d", Schema::crm().number("ltv")).unwrap();
+        // The model: the id's operations since the last compaction; its data key generation
+        // (a new key after each erasure), and the generation erasures destroyed.
+        let mut log: Vec<Op> = Vec::new();
+        let (mut key, mut live) = (0u32, false);
+        for step in 0..40 {
+            match rng.gen_range(0..10) {
+                0..=4 => {
+                    let op = Op::Upsert {
+                        name: format!("Name {seed}-{step}"),
+                        ltv: f64::from(step),
+                        lat: rng.gen_range(-80.0..80.0),
+                        key,
+                    };
+                    let Op::Upsert { name, ltv, lat, .. } = &op else { unreachable!() };
+                    let mut b = db.begin_write();
+                    let record = Record::new("S", LatLon::new(*lat, 10.0).unwrap()).number("ltv", *ltv);
+                    // Sometimes without PII; the same id in the other collection is not its.
+                    let record = if step % 7 == 3 { record } else { record.pii("name", name.clone()) };
+                    b.upsert("c", record).unwrap();
+                    b.upsert("d", Record::new("S", LatLon::new(0.0, 0.0).unwrap()).pii("name", "Other"))
+                        .unwrap();
+                    b.commit().unwrap();
+                    let op = if step % 7 == 3 {
+                        Op::Upsert { name: String::new(), ltv: *ltv, lat: *lat, key }
+                    } else {
+                        op
+                    };
+                    log.push(op);
+                    live = true;
+                }
+                5 if live => {
+                    let mut b = db.begin_write();
+                    b.delete("c", "S").unwrap();
+                    b.commit().unwrap();
+                    log.push(Op::Delete);
+                    live = false;
+                }
+                6 if live => {
+                    db.erase("c", "S").unwrap();
+                    log.push(Op::Erase);
+                    key += 1;
+                    live = false;
+                }
+                7 => {
+                    db.checkpoint().unwrap();
+                }
+                8 => {
+                    db.compact().unwrap();
+                    // The compacted log holds only the live record's copy.
+                    log = if live { log.last().cloned().into_iter().collect() } else { Vec::new() };
+                }
+                _ => {}
+            }
+            let exported = db.export_subject("c", "S");
+            // What the log holds of the id: since the last compaction, plus the live copy.
+            if log.is_empty() && !live {
+                assert!(
+                    matches!(exported, Err(Error::InvalidRecord { .. })),
+                    "seed {seed} step {step}: {exported:?}"
+                );
+                continue;
+            }
+            let v = exported.unwrap_or_else(|e| panic!("seed {seed} step {step}: {e}"));
+            assert_eq!(v["live"], live, "seed {seed} step {step}: {v}");
+            let versions = v["earlier_versions"].as_array().unwrap();
+            // The model's earlier versions: all but the live upsert (the last op when live).
+            let earlier = if live && !log.is_empty() { &log[..log.len() - 1] } else { &log[..] };
+            assert_eq!(versions.len(), earlier.len(), "seed {seed} step {step}: {v}\n{earlier:?}");
+            for (got, want) in versions.iter().zip(earlier) {
+                match want {
+                    Op::Upsert { name, ltv, lat, key: k } => {
+                        assert_eq!(got["op"], "upsert");
+                        assert_eq!(
+                            (&got["numbers"]["ltv"], &got["location"]["lat"]),
+                            (&(*ltv).into(), &(*lat).into())
+                        );
+                        if name.is_empty() {
+                            assert_eq!(got["pii"], serde_json::json!({}), "{got}");
+                            assert!(got.get("pii_erased").is_none());
+                        } else if *k < key {
+                            assert_eq!(
+                                (&got["pii"], &got["pii_erased"]),
+                                (&serde_json::json!({}), &true.into()),
+                                "{got}"
+                            );
+                        } else {
+                            assert_eq!(got["pii"]["name"], name.as_str(), "{got}");
+                        }
+                    }
+                    Op::Delete => assert_eq!(got["op"], "delete"),
+                    Op::Erase => assert_eq!(got["op"], "erase"),
+                }
+            }
+            if live {
+                let Some(Op::Upsert { name, ltv, .. }) = log.last() else { panic!("live without an upsert") };
+                assert_eq!(v["numbers"]["ltv"], *ltv);
+                if !name.is_empty() {
+                    assert_eq!(v["pii"]["name"], name.as_str());
+                }
+            }
+        }
+        if seed % 2 == 0 {
+            // Each export is one entry; its fields include what only earlier versions held.
+            let entries = db.audit_entries().unwrap();
+            assert!(entries.iter().all(|e| e.action == geocrm::audit::AuditAction::Export && e.ids == ["S"]));
+        }
+    }
 }
 
 fn all_file_bytes(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
@@ -428,4 +581,57 @@ fn erasing_with_a_damaged_checkpoint_not_yet_read_whole_is_refused_until_repaire
         let bytes = fs.read_all(&path).unwrap();
         assert!(memchr::memmem::find(&bytes, b"erase-me-7f3a9c").is_none(), "{path:?} still holds it");
     }
+}
+
+#[test]
+fn subject_export_reads_the_log_while_commits_and_checkpoints_go_on() {
+    // The export scans the log up to its snapshot while other threads append (rolling
+    // segments) and checkpoint: every export sees a consistent history, none fails.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::new().key(RawKey::new([4; 32])).segment_bytes(64 * 1024))
+        .unwrap();
+    seed(&db);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let mut b = db.begin_write();
+                for j in 0..50 {
+                    let record = Record::new(format!("W{i}-{j}"), LatLon::new(1.0, 1.0).unwrap())
+                        .pii("name", "Filler Name");
+                    b.upsert("c", record).unwrap();
+                }
+                b.upsert(
+                    "c",
+                    Record::new("C5", LatLon::new(5.0, 5.0).unwrap())
+                        .number("ltv", f64::from(i))
+                        .pii("name", format!("V{i}")),
+                )
+                .unwrap();
+                b.commit().unwrap();
+                if i % 10 == 9 {
+                    db.checkpoint().unwrap();
+                }
+            }
+        });
+        let mut last = 0;
+        let started = std::time::Instant::now();
+        while last < 200 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(300), "the writer stopped");
+            let v = db.export_subject("c", "C5").unwrap();
+            let versions = v["earlier_versions"].as_array().unwrap();
+            // The seed's version, then V0, V1, … in order, the live one last.
+            assert!(versions.len() >= last, "{} < {last}", versions.len());
+            for (n, version) in versions.iter().enumerate().skip(1) {
+                assert_eq!(version["pii"]["name"], format!("V{}", n - 1));
+            }
+            let live = format!("V{}", versions.len() - 1);
+            assert!(versions.is_empty() || v["pii"]["name"] == live.as_str(), "{v}");
+            last = versions.len();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
 }
