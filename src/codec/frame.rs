@@ -118,7 +118,7 @@ pub fn is_torn_tail(rest: &[u8]) -> bool {
 
 /// Whether a whole frame with a matching checksum starts at `at` (as [`read_frame`] would
 /// say `Valid`), with its checksum computed through `crcs`.
-fn valid_frame_at(bytes: &[u8], at: usize, crcs: &RangeCrc) -> bool {
+pub(crate) fn valid_frame_at(bytes: &[u8], at: usize, crcs: &RangeCrc) -> bool {
     let (Some(len_bytes), Some(crc_bytes)) = (read4(bytes, at), read4(bytes, at + 4)) else {
         return false;
     };
@@ -137,7 +137,7 @@ fn valid_frame_at(bytes: &[u8], at: usize, crcs: &RangeCrc) -> bool {
 }
 
 /// CRC-32 of any range of one byte slice, from the CRCs of its block-aligned prefixes.
-struct RangeCrc<'a> {
+pub(crate) struct RangeCrc<'a> {
     bytes: &'a [u8],
     /// `prefix[i]` = CRC-32 of `bytes[..i * BLOCK]`.
     prefix: Vec<u32>,
@@ -147,7 +147,7 @@ impl<'a> RangeCrc<'a> {
     /// Prefix granularity: a range's unaligned ends (each under a block) are hashed directly.
     const BLOCK: usize = 4096;
 
-    fn new(bytes: &'a [u8]) -> Self {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
         let mut prefix = Vec::with_capacity(bytes.len() / Self::BLOCK + 1);
         let mut h = crc32fast::Hasher::new();
         prefix.push(h.clone().finalize());

@@ -362,3 +362,30 @@ fn manifest_erased_key_ids_out_of_order_are_refused() {
         assert!(err.to_string().contains("ascending"), "{ids:?}: {err}");
     }
 }
+
+#[test]
+fn manifest_naming_a_file_outside_the_index_directory_is_refused() {
+    // Opening maps the file the manifest names: a path in the name (found by a reviewing
+    // helper) had it open, map and mark damaged any file, or wait forever on a named pipe.
+    for (name, ok) in [
+        ("0000000000000007-0000.ckpt", true),
+        ("00000000000000070-10000.ckpt", true),
+        ("../0000000000000007-0000.ckpt", false),
+        ("/etc/passwd", false),
+        ("../../../../tmp/0000000000000007-0000.ckpt", false),
+        ("0000000000000007-0000.ckpt/../../x.ckpt", false),
+        ("0000000000000007-00a0.ckpt", false),
+        ("000000000000007-0000.ckpt", false),
+        ("0000000000000007-0000.ckpt.damaged", false),
+        ("", false),
+    ] {
+        let mut checkpoint = example_checkpoint();
+        checkpoint.files[0].name = name.into();
+        let m = Manifest { checkpoint: Some(checkpoint), ..Manifest::new(DB_ID, 1) };
+        let decoded = Manifest::decode(&m.encode().unwrap(), Path::new("MANIFEST"));
+        match decoded {
+            Ok(back) => assert!(ok && back == m, "{name:?} accepted"),
+            Err(e) => assert!(!ok && e.to_string().contains("not one a checkpoint gives"), "{name:?}: {e}"),
+        }
+    }
+}

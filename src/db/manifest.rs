@@ -119,6 +119,29 @@ pub(crate) struct CheckpointFile {
     pub lsn: u64,
 }
 
+/// Refuses a manifest naming a checkpoint file by anything but the names checkpoints give
+/// (`{lsn:016}-{i:04}.ckpt`): opening maps the file it names, and a name with a path in it
+/// (`../x`, `/etc/x`) would have it open and map — or mark damaged — a file outside the
+/// database's `index/` directory.
+fn check_file_names(m: &Manifest, file: &Path) -> Result<()> {
+    for f in m.checkpoint.iter().flat_map(|c| &c.files) {
+        if !is_checkpoint_file_name(&f.name) {
+            let reason = format!("checkpoint file name {:?} is not one a checkpoint gives", f.name);
+            return Err(Error::corrupt(file, 18, reason));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` has the shape of a checkpoint file's name: at least 16 digits, `-`, at
+/// least 4 digits, `.ckpt` (no separator, no dots but the extension's).
+pub(crate) fn is_checkpoint_file_name(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".ckpt") else { return false };
+    let Some((lsn, position)) = stem.split_once('-') else { return false };
+    let digits = |s: &str, min: usize| (min..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    digits(lsn, 16) && digits(position, 4)
+}
+
 impl Manifest {
     /// A new database's manifest.
     pub(crate) fn new(db_id: [u8; 16], created_unix_ms: u64) -> Manifest {
@@ -187,12 +210,14 @@ impl Manifest {
             }
             FrameRead::Valid { payload, frame_len } if frame_len == rest.len() && version == 2 => {
                 let v2: ManifestV2 = codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))?;
-                Ok(Manifest {
+                let m = Manifest {
                     checkpoint: v2.checkpoint.map(CheckpointRecord::from),
                     log_floor: v2.log_floor,
                     erased_key_ids: None,
                     ..Manifest::new(v2.db_id, v2.created_unix_ms)
-                })
+                };
+                check_file_names(&m, file)?;
+                Ok(m)
             }
             FrameRead::Valid { payload, frame_len } if frame_len == rest.len() => {
                 let m: Manifest = if version == 3 {
@@ -208,6 +233,7 @@ impl Manifest {
                 } else {
                     codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))?
                 };
+                check_file_names(&m, file)?;
                 if let Some(c) = &m.checkpoint {
                     if let Some(f) = c.files.iter().find(|f| f.lsn > c.lsn) {
                         let reason = format!("checkpoint file {:?} is newer than the checkpoint", f.name);

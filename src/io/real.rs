@@ -125,6 +125,13 @@ impl FileSystem for RealFs {
     }
 
     fn map(&self, path: &Path) -> Result<MappedBytes> {
+        // Only a regular file is mapped (opening a named pipe would wait for a writer; a
+        // device is no checkpoint).
+        let regular = fs::metadata(path).map_err(|e| Error::io("open", path, e))?.is_file();
+        if !regular {
+            let not_a_file = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+            return Err(Error::io("open", path, not_a_file));
+        }
         let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
         Ok(Arc::new(super::mmap::ReadOnlyMap::new(&file, path)?))
     }
@@ -192,6 +199,25 @@ fn names_file(path: &Path, file: &File) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_regular_files_are_mapped() {
+        // A named pipe where a checkpoint file should be made opening wait for a writer.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("0000000000000007-0000.ckpt");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let paths = [dir.path().to_owned(), fifo.clone()];
+        std::thread::spawn(move || {
+            for path in paths.iter().filter(|p| made || !p.ends_with("0000000000000007-0000.ckpt")) {
+                let _ = tx.send(RealFs.map(path).map(|_| ()).map_err(|e| e.to_string()));
+            }
+        });
+        for _ in 0..(1 + usize::from(made)) {
+            let answer = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("map waited");
+            assert!(answer.unwrap_err().contains("not a regular file"));
+        }
+    }
 
     #[test]
     fn a_lock_file_unlinked_or_replaced_is_no_longer_the_one_named() {

@@ -416,8 +416,10 @@ impl Checkpoint {
         let header = format::validate(b, path, verify == Verify::Checksums)?;
         let section = |i: usize| b.get(header.sections.get(i).cloned().unwrap_or(0..0)).unwrap_or_default();
         let at = |i: usize| header.sections.get(i).map_or(0, |r| r.start) as u64;
-        if verify == Verify::OnFirstUse && !format::section_crc_matches(b, &header, META) {
-            // Decoded now: its checksum first (forged bytes could make the decoder allocate).
+        // (`Checksums` checked every section in `validate`.)
+        if verify != Verify::Checksums && !format::section_crc_matches(b, &header, META) {
+            // Decoded now: its checksum first, whatever `verify` says (only bytes whose
+            // checksum matched are decoded; forged ones could make the decoder allocate).
             return Err(Error::corrupt(path, at(META), format!("section {META} checksum mismatch")));
         }
         let meta: CheckpointMeta =
@@ -1083,6 +1085,26 @@ mod tests {
         match c.check_id_order() {
             Err(Error::Corrupt { offset, .. }) => assert_eq!(offset, at as u64 + 4),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// The meta section is decoded at open, so its checksum is checked first whatever
+    /// `verify` says: `StructureOnly` decoded it unchecked (found by a reviewing helper).
+    #[test]
+    fn the_meta_section_is_decoded_only_after_its_checksum_matched() {
+        let good = small();
+        let path = Path::new("s.ckpt");
+        let c = Checkpoint::open(Arc::new(good.clone()), path, Verify::Checksums).unwrap();
+        let at = c.header.sections[META].start;
+        let mut bad = good.clone();
+        bad[at + 2] ^= 0x40;
+        for verify in [Verify::StructureOnly, Verify::OnFirstUse, Verify::Checksums] {
+            match Checkpoint::open(Arc::new(bad.clone()), path, verify) {
+                Err(Error::Corrupt { offset, reason, .. }) => {
+                    assert!(offset == at as u64 && reason.contains("checksum"), "{verify:?}: {reason}");
+                }
+                other => panic!("{verify:?}: {other:?}"),
+            }
         }
     }
 
