@@ -275,9 +275,11 @@ fn two_batches_creating_one_collection_in_one_round_let_exactly_one_win() {
         Options::new().durability(geocrm::Durability::GroupCommit { max_wait: Duration::from_millis(400) })
     };
     let db = Database::open(dir.path(), options()).unwrap();
+    // (A batch arriving after the first round committed gets `CollectionExists` already
+    // here: the same answer.)
     let create = |id: &str| {
         let mut b = db.begin_write();
-        b.create_collection("c", schema()).unwrap();
+        b.create_collection("c", schema())?;
         b.upsert("c", Record::new(id, LatLon::new(1.0, 2.0).unwrap())).unwrap();
         b.commit()
     };

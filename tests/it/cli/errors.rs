@@ -480,7 +480,8 @@ fn output_into_a_closed_pipe_exits_quietly() {
     // pipe", a backtrace, exit 101). Now no message and 141, as for a process SIGPIPE ends.
     let env = Env::new();
     env.import_fixture();
-    for _ in 0..3 {
+    let mut sigpipes = 0;
+    for _ in 0..5 {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_geocrm"))
             .args(["stats", "--db"])
             .arg(&env.db)
@@ -494,8 +495,12 @@ fn output_into_a_closed_pipe_exits_quietly() {
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{stderr}");
-        assert_eq!(out.status.code(), Some(141), "{stderr}");
+        // (0 if a child another test thread was starting held a copy of the read end
+        // until its exec, after the tool wrote into the pipe.)
+        assert!(matches!(out.status.code(), Some(141 | 0)), "{stderr}");
+        sigpipes += usize::from(out.status.code() == Some(141));
     }
+    assert!(sigpipes > 0, "no run ended by SIGPIPE");
     // The demo's temporary database goes too (destructors run).
     let tmp = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_geocrm"))
