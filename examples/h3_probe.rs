@@ -27,8 +27,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let db = Database::open(&dir, options)?;
         db.create_collection("customers", Customer::schema())?;
         let mut batch = db.begin_write();
-        batch
+        let rejected = batch
             .upsert_many("customers", customers(n, 42, dist).iter().map(|c| c.to_record(false)).collect())?;
+        assert!(rejected.is_empty(), "{rejected:?}");
         batch.commit()?;
         db.checkpoint()?;
     }

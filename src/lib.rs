@@ -53,7 +53,7 @@ mod radix;
 
 pub use db::{
     CollectionReader, CommitReceipt, Database, DuplicateGroup, DuplicateReason, Durability, Options,
-    Snapshot, WriteBatch,
+    Rejected, Snapshot, WriteBatch,
 };
 pub use error::{Error, Result};
 pub use geo::LatLon;

@@ -36,7 +36,7 @@ pub use privacy::ErasureReceipt;
 pub use read::{CollectionReader, Hit, Snapshot, StoredView, MAX_K};
 pub use repair::{RepairAction, RepairReport};
 pub(crate) use write::over_size_limit;
-pub use write::{CommitReceipt, WriteBatch, MAX_CATEGORY_BYTES, MAX_PII_BYTES};
+pub use write::{CommitReceipt, Rejected, WriteBatch, MAX_CATEGORY_BYTES, MAX_PII_BYTES};
 
 use self::manifest::Manifest;
 use self::state::State;
@@ -498,7 +498,6 @@ impl Database {
     }
 
     /// Starts a batch of writes.
-    #[must_use]
     pub fn begin_write(&self) -> WriteBatch<'_> {
         WriteBatch::new(self)
     }

@@ -257,7 +257,9 @@ impl Options {
     }
 
     /// Who is reading PII through this handle, as recorded in the audit log (default: the
-    /// `USER` or `USERNAME` environment variable, else `"unknown"`). Use the end user or
+    /// `USER`, `USERNAME` or `LOGNAME` environment variable, else the process's user from
+    /// its user id — its `/etc/passwd` name, or `uid N` —, `"unknown"` only when none can be
+    /// read). Use the end user or
     /// service name your application authenticated: 1–256 bytes, no control or invisible
     /// characters (a newline would forge lines in a listing, a direction override reorder
     /// it), or [`Database::open`](crate::Database::open) refuses it.
@@ -281,12 +283,27 @@ impl Options {
     }
 }
 
-/// The default audit actor: the operating-system user name, when the environment says it.
+/// The default audit actor: the operating-system user name — from the environment, else
+/// (cron, systemd, containers often set no `USER`) the process's user id, by its name in
+/// `/etc/passwd` or as `uid N` — and `unknown` only when none of that can be read.
 fn default_actor() -> String {
-    ["USER", "USERNAME"]
+    let from_env = ["USER", "USERNAME", "LOGNAME"]
         .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
-        .unwrap_or_else(|| "unknown".to_owned())
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty() && check_actor(s).is_ok()));
+    from_env.or_else(user_of_process).unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The name (or `uid N`) of the user this process runs as, on Linux.
+fn user_of_process() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let named = passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+    });
+    Some(named.filter(|n| !n.is_empty() && check_actor(n).is_ok()).unwrap_or_else(|| format!("uid {uid}")))
 }
 
 /// Checks an audit actor name: 1–256 bytes, no control characters, nothing invisible

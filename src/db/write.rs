@@ -32,6 +32,45 @@ pub struct CommitReceipt {
     pub replaced: u64,
 }
 
+/// The records [`WriteBatch::upsert_many`] left out of the batch: each one's position in
+/// the input and why. Derefs to a slice of `(position, error)`; empty when every record was
+/// added.
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// fn import(db: &geocrm::Database, records: Vec<geocrm::Record>) -> geocrm::Result<()> {
+///     let mut batch = db.begin_write();
+///     batch.upsert_many("c", records)?; // the refused records would be dropped unseen
+///     batch.commit().map(drop)
+/// }
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "these records were left out of the batch: check them before committing"]
+pub struct Rejected(Vec<(usize, Error)>);
+
+impl Rejected {
+    /// The `(position, error)` pairs.
+    #[must_use]
+    pub fn into_vec(self) -> Vec<(usize, Error)> {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Rejected {
+    type Target = [(usize, Error)];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl IntoIterator for Rejected {
+    type Item = (usize, Error);
+    type IntoIter = std::vec::IntoIter<(usize, Error)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 /// A set of writes committed atomically: after a crash either all of them are there or none.
 ///
 /// ```
@@ -48,6 +87,7 @@ pub struct CommitReceipt {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
+#[must_use = "a batch is written only by `commit`"]
 pub struct WriteBatch<'db> {
     db: &'db Database,
     ops: Vec<PendingOp>,
@@ -135,8 +175,10 @@ impl<'db> WriteBatch<'db> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::UnknownCollection`] (nothing is added).
-    pub fn upsert_many(&mut self, collection: &str, records: Vec<Record>) -> Result<Vec<(usize, Error)>> {
+    /// [`Error::UnknownCollection`] (nothing is added). The records refused are not an
+    /// error: they come back as [`Rejected`], which must be used (`upsert_many(..)?;` alone
+    /// is a warning: it would commit the good records and drop the bad ones silently).
+    pub fn upsert_many(&mut self, collection: &str, records: Vec<Record>) -> Result<Rejected> {
         let schema =
             self.schema_of(collection).ok_or_else(|| Error::UnknownCollection { name: collection.into() })?;
         let has_key = self.db.inner.master.lock().is_some();
@@ -151,7 +193,7 @@ impl<'db> WriteBatch<'db> {
                 Err(e) => rejected.push((i, e)),
             }
         }
-        Ok(rejected)
+        Ok(Rejected(rejected))
     }
 
     /// Deletes a record (deleting an absent id is not an error).

@@ -7,7 +7,8 @@ use crate::error::{Error, Result};
 use crate::model::{FieldKind, Schema};
 
 /// A predicate over a record's public attributes. A predicate on an attribute the record
-/// does not have is false (so `not` of it is true).
+/// does not have is false — `!=` ([`Filter::ne`]) included, as in SQL — while `not` is the
+/// complement: `not tier = 'gold'` matches records without a tier too.
 ///
 /// ```
 /// use geocrm::Filter;
@@ -16,6 +17,7 @@ use crate::model::{FieldKind, Schema};
 /// # Ok::<(), geocrm::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Filter {
     /// Matches every record.
     All,
@@ -41,6 +43,11 @@ pub enum Filter {
     Or(Vec<Filter>),
     /// The opposite.
     Not(Box<Filter>),
+    /// The record has a value for the field (a number or category field).
+    Present {
+        /// Number or category field.
+        field: String,
+    },
 }
 
 impl Filter {
@@ -48,6 +55,29 @@ impl Filter {
     #[must_use]
     pub fn eq(field: impl Into<String>, value: impl Into<String>) -> Filter {
         Filter::In { field: field.into(), values: vec![value.into()] }
+    }
+
+    /// `field` has a value and it is not `value` (`field != value`; false for a record
+    /// without the field, as every predicate on it).
+    ///
+    /// ```
+    /// use geocrm::Filter;
+    /// assert_eq!(Filter::parse("tier != 'gold'")?, Filter::ne("tier", "gold"));
+    /// # Ok::<(), geocrm::Error>(())
+    /// ```
+    #[must_use]
+    pub fn ne(field: impl Into<String>, value: impl Into<String>) -> Filter {
+        let field = field.into();
+        Filter::And(vec![
+            Filter::Present { field: field.clone() },
+            Filter::Not(Box::new(Filter::In { field, values: vec![value.into()] })),
+        ])
+    }
+
+    /// The record has a value for `field`.
+    #[must_use]
+    pub fn present(field: impl Into<String>) -> Filter {
+        Filter::Present { field: field.into() }
     }
 
     /// Category `field` is one of `values`.
@@ -112,7 +142,8 @@ impl Filter {
     ///
     /// # Errors
     /// [`Error::InvalidFilter`] for unknown fields, PII fields (not filterable: they are
-    /// encrypted) and a range on a category or an equality on a number.
+    /// encrypted), a range on a category, and an equality on a number field with a value
+    /// that is not a number.
     pub fn compile(&self, schema: &Schema, categories: &dyn CategoryCodes) -> Result<CompiledFilter> {
         Ok(CompiledFilter { node: compile_node(self, schema, categories)? })
     }
@@ -133,11 +164,22 @@ pub struct CompiledFilter {
 #[derive(Debug, Clone)]
 enum Node {
     All,
-    Codes { field: usize, codes: Vec<u32> },
-    Range { field: usize, min: Bound<f64>, max: Bound<f64> },
+    Codes {
+        field: usize,
+        codes: Vec<u32>,
+    },
+    Range {
+        field: usize,
+        min: Bound<f64>,
+        max: Bound<f64>,
+    },
     And(Vec<Node>),
     Or(Vec<Node>),
     Not(Box<Node>),
+    /// The category field has a value.
+    HasCode {
+        field: usize,
+    },
 }
 
 /// The value of a category code for "no value".
@@ -178,6 +220,7 @@ fn eval(node: &Node, numbers: &dyn Fn(usize) -> f64, categories: &dyn Fn(usize) 
         Node::And(parts) => parts.iter().all(|p| eval(p, numbers, categories)),
         Node::Or(parts) => parts.iter().any(|p| eval(p, numbers, categories)),
         Node::Not(inner) => !eval(inner, numbers, categories),
+        Node::HasCode { field } => categories(*field) != MISSING_CODE,
     }
 }
 
@@ -258,5 +301,14 @@ fn compile_node(f: &Filter, schema: &Schema, cats: &dyn CategoryCodes) -> Result
             Node::Or(parts.iter().map(|p| compile_node(p, schema, cats)).collect::<Result<_>>()?)
         }
         Filter::Not(inner) => Node::Not(Box::new(compile_node(inner, schema, cats)?)),
+        // Any number (missing ones are NaN, outside every range), or any category code.
+        Filter::Present { field } if matches!(schema.field(field), Some((FieldKind::Number, _))) => {
+            Node::Range {
+                field: lookup(field, FieldKind::Number)?,
+                min: Bound::Unbounded,
+                max: Bound::Unbounded,
+            }
+        }
+        Filter::Present { field } => Node::HasCode { field: lookup(field, FieldKind::Category)? },
     })
 }

@@ -317,7 +317,7 @@ impl Parser<'_> {
         self.pos += 1;
         Ok(match op {
             "=" => Filter::In { field, values: vec![self.value()?] },
-            "!=" => Filter::Not(Box::new(Filter::In { field, values: vec![self.value()?] })),
+            "!=" => Filter::ne(field, self.value()?),
             _ => {
                 let x = self.number()?;
                 let (min, max) = match op {

@@ -118,18 +118,34 @@ pub fn load_as(model: &Model, layout: Layout) -> (tempfile::TempDir, Database) {
     (dir, db)
 }
 
+/// How many filters [`filter`] and [`filter_matches`] know.
+const FILTERS: usize = 6;
+
 fn filter_matches(f: usize, r: &M) -> bool {
     match f {
         0 => true,
         1 => r.tier.as_deref() == Some("gold"),
         2 => r.ltv.is_some_and(|v| (100.0..=500.0).contains(&v)),
-        _ => r.tier.as_deref().is_some_and(|t| t != "bronze") && !r.ltv.is_some_and(|v| v < 300.0),
+        3 => r.tier.as_deref().is_some_and(|t| t != "bronze") && !r.ltv.is_some_and(|v| v < 300.0),
+        // `!=` is false without a value (as in SQL); `not … =` is true.
+        4 => {
+            r.tier.as_deref().is_some_and(|t| t != "gold")
+                || r.ltv.is_some_and(|v| v != 0.0) && r.ltv < Some(100.0)
+        }
+        _ => r.tier.as_deref() != Some("silver") && r.ltv.is_some_and(|v| v <= 600.0),
     }
 }
 
 fn filter(f: usize) -> Filter {
     Filter::parse(
-        ["", "tier = 'gold'", "ltv between 100 and 500", "tier in (silver, gold) and not ltv < 300"][f],
+        [
+            "",
+            "tier = 'gold'",
+            "ltv between 100 and 500",
+            "tier in (silver, gold) and not ltv < 300",
+            "tier != 'gold' or ltv != 0 and ltv < 100",
+            "not tier = silver and ltv <= 600",
+        ][f],
     )
     .unwrap()
 }
@@ -178,7 +194,7 @@ fn nearest_matches_brute_force_with_and_without_filters() {
         for q in 0..400 {
             let at = random_query_point(&mut rng);
             let k = [1, 2, 10, 57, 5000][q % 5];
-            let f = q % 4;
+            let f = q % FILTERS;
             let got: Vec<(String, f64)> = c
                 .nearest(LatLon::new(at.0, at.1).unwrap(), k, &filter(f))
                 .unwrap()
@@ -201,7 +217,7 @@ fn radius_matches_brute_force() {
         for q in 0..300 {
             let at = random_query_point(&mut rng);
             let metres = [0.0, 10.0, 5_000.0, 300_000.0, 3_000_000.0, 20_015_087.0, 3e7][q % 7];
-            let f = q % 4;
+            let f = q % FILTERS;
             let got: Vec<String> = c
                 .within_radius(LatLon::new(at.0, at.1).unwrap(), metres, &filter(f))
                 .unwrap()
@@ -310,7 +326,7 @@ fn bbox_matches_brute_force_including_antimeridian_boxes() {
                 _ => (s, w, n, e),
             };
             let bbox = BoundingBox::new(s, w, n, e).unwrap();
-            let f = q % 4;
+            let f = q % FILTERS;
             let got: Vec<String> =
                 c.within_bbox(&bbox, &filter(f)).unwrap().into_iter().map(|h| h.id).collect();
             let inside_lon = |lon: f64| if w <= e { lon >= w && lon <= e } else { lon >= w || lon <= e };
@@ -397,7 +413,7 @@ fn polygons_with_holes_and_multipolygons_match_brute_force() {
             )
             .unwrap();
             let region = PreparedRegion::new(&mp);
-            for f in 0..4 {
+            for f in 0..FILTERS {
                 let got: Vec<String> =
                     c.within_region(&region, &filter(f)).unwrap().into_iter().map(|h| h.id).collect();
                 let want: Vec<String> = model
@@ -445,7 +461,7 @@ fn aggregations_match_brute_force() {
         ];
         for (si, scope) in scopes.into_iter().enumerate() {
             for res in [0u8, 3, 5, 8, 15] {
-                for f in 0..4 {
+                for f in 0..FILTERS {
                     let groups = c.aggregate(scope, &GroupBy::H3(res), &["ltv"], &filter(f)).unwrap();
                     let mut want: std::collections::BTreeMap<String, (u64, u64, f64, f64, f64)> =
                         Default::default();
@@ -484,7 +500,7 @@ fn aggregations_match_brute_force() {
         }
         // Group by category, including records without one, in every scope and filter.
         for (si, scope) in scopes.into_iter().enumerate() {
-            for f in 0..4 {
+            for f in 0..FILTERS {
                 let groups =
                     c.aggregate(scope, &GroupBy::Category("tier".into()), &["ltv"], &filter(f)).unwrap();
                 let matching = || model.values().filter(|r| in_scope(si, r) && filter_matches(f, r));

@@ -732,7 +732,8 @@ fn commit_grid(db: &Database, ids: std::ops::Range<u32>) -> Result<(), Error> {
     if ids.end > 65_901 {
         records.extend([grid_person(11), grid_person(65_901)]);
     }
-    batch.upsert_many("c", records)?;
+    let rejected = batch.upsert_many("c", records)?;
+    assert!(rejected.is_empty(), "{rejected:?}");
     batch.commit().map(|_| ())
 }
 

@@ -264,3 +264,30 @@ fn rotate_key_rewraps_every_data_key_and_the_old_key_opens_nothing() {
     assert_eq!(env.records(), Some(rows.len() as u64));
     ok(&env.run(false, "verify", &[]));
 }
+
+#[test]
+fn the_default_actor_is_the_process_user_even_without_user_variables() {
+    // Under cron, systemd or in a container USER is often unset: reads were audited as
+    // "unknown" (found by a reviewing helper). Now the user id's name (or `uid N`).
+    let env = Env::new();
+    let rows = env.import_fixture();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_geocrm"))
+        .args(["get", "--reveal", "--id", &rows[1].id, "--db"])
+        .arg(&env.db)
+        .env("GEOCRM_KEY", super::KEY)
+        .env_remove("USER")
+        .env_remove("USERNAME")
+        .env_remove("LOGNAME")
+        .env_remove("GEOCRM_ACTOR")
+        .output()
+        .unwrap();
+    ok(&out);
+    let actor = env.json("audit", &[])[0]["actor"].as_str().unwrap().to_owned();
+    assert_ne!(actor, "unknown");
+    // As `id -un` says, where it can.
+    if let Ok(id) = std::process::Command::new("id").arg("-un").output() {
+        if id.status.success() {
+            assert_eq!(actor, String::from_utf8_lossy(&id.stdout).trim());
+        }
+    }
+}
