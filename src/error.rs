@@ -121,9 +121,11 @@ pub enum Error {
     /// A `--where` filter that does not parse or names unknown fields.
     #[error("invalid filter {expr:?} at character {position}: {reason}")]
     InvalidFilter {
-        /// The filter text.
+        /// The filter text (a parse error, with PII-like values masked), or — for an error
+        /// found against the schema — the field it is about (masked when unknown: it may be
+        /// a value typed where a field belongs).
         expr: String,
-        /// 0-based character position of the problem.
+        /// 0-based character position of the problem in `expr` (0 for schema errors).
         position: usize,
         /// Why.
         reason: String,

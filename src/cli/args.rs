@@ -140,8 +140,8 @@ pub enum Command {
         /// Longitude of the centre.
         #[arg(long, allow_negative_numbers = true)]
         lon: f64,
-        /// Radius in metres.
-        #[arg(long, allow_negative_numbers = true)]
+        /// Radius in metres (`--metres` works too).
+        #[arg(long, visible_alias = "metres", allow_negative_numbers = true)]
         meters: f64,
         /// Attribute filter.
         #[arg(long = "where")]
@@ -194,17 +194,17 @@ pub enum Command {
         /// `h3:RES` (0-15), `attr:NAME` (a category) or `all`.
         #[arg(long)]
         by: String,
-        /// Number fields to sum.
-        #[arg(long)]
+        /// Number fields to sum (repeat the flag, or separate with commas).
+        #[arg(long, value_delimiter = ',')]
         sum: Vec<String>,
-        /// Number fields to average.
-        #[arg(long)]
+        /// Number fields to average (repeat the flag, or separate with commas).
+        #[arg(long, value_delimiter = ',')]
         avg: Vec<String>,
-        /// Number fields to take the minimum of.
-        #[arg(long)]
+        /// Number fields to take the minimum of (repeat the flag, or separate with commas).
+        #[arg(long, value_delimiter = ',')]
         min: Vec<String>,
-        /// Number fields to take the maximum of.
-        #[arg(long)]
+        /// Number fields to take the maximum of (repeat the flag, or separate with commas).
+        #[arg(long, value_delimiter = ',')]
         max: Vec<String>,
         /// Only customers inside this GeoJSON (multi)polygon.
         #[arg(long)]

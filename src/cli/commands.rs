@@ -468,6 +468,10 @@ fn agg(
         let mut row = Map::new();
         row.insert("key".into(), serde_json::to_value(&g.key).unwrap_or(Value::Null));
         row.insert("count".into(), json!(g.count));
+        // How many of the group's records have each field: what its avg divides by.
+        for (name, s) in fields.iter().zip(g.fields) {
+            row.insert(format!("count_{name}"), json!(s.count));
+        }
         for (kind, names) in [("sum", &sum), ("avg", &avg), ("min", &min), ("max", &max)] {
             for name in names {
                 let Some(i) = fields.iter().position(|f| f == name) else { continue };

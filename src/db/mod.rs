@@ -177,9 +177,12 @@ impl Database {
     ///
     /// # Errors
     /// [`Error::Locked`] when another writer has it open; [`Error::Corrupt`] naming the file
-    /// and offset of damaged acknowledged data; [`Error::WrongKey`] for a key that is not
-    /// this database's; [`Error::InvalidArgument`] for an audit actor that is empty, over
-    /// 256 bytes or holds a control, line-separator or invisible character
+    /// and offset of damaged acknowledged data, or — without `create_if_missing` — for a
+    /// directory with no `MANIFEST` ("not a geocrm database"); [`Error::WrongKey`] for a key
+    /// that is not this database's; [`Error::InvalidKey`] for a key the provider cannot
+    /// give (a key file of the wrong length, say); [`Error::UnsupportedVersion`] for a file
+    /// written by a newer geocrm; [`Error::InvalidArgument`] for an audit actor that is
+    /// empty, over 256 bytes or holds a control, line-separator or invisible character
     /// ([`Options::actor`]); [`Error::Io`].
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
         Self::open_attempt(dir.as_ref().to_owned(), options, 3)

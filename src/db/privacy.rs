@@ -113,7 +113,9 @@ impl Database {
     /// ```
     ///
     /// # Errors
-    /// As [`Database::erase`]; a bad id fails the whole call before anything is written.
+    /// As [`Database::erase`]; a bad id fails the whole call before anything is written;
+    /// [`Error::InvalidArgument`] when the erasures since the last compaction would pass the
+    /// cap the MANIFEST can list (compact first).
     pub fn erase_many(&self, collection: &str, ids: &[&str]) -> Result<Vec<ErasureReceipt>> {
         self.inner.refuse_while_reading("erasure")?;
         for id in ids {
@@ -313,8 +315,8 @@ impl Database {
     /// ```
     ///
     /// # Errors
-    /// [`Error::MissingKey`] without a key; [`Error::InvalidRecord`] when the log holds
-    /// nothing of the id; [`Error::SnapshotHeld`] on a thread holding a snapshot; decryption,
+    /// [`Error::MissingKey`] without a key; [`Error::UnknownCollection`];
+    /// [`Error::InvalidRecord`] when the log holds nothing of the id; [`Error::SnapshotHeld`] on a thread holding a snapshot; decryption,
     /// corruption and I/O errors.
     pub fn export_subject(&self, collection: &str, id: &str) -> Result<Value> {
         if !self.has_key() {

@@ -155,7 +155,8 @@ impl CollectionReader<'_> {
     /// nearest first (ties by id).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for k = 0 or k > [`MAX_K`]; [`Error::InvalidFilter`].
+    /// [`Error::InvalidArgument`] for k = 0 or k > [`MAX_K`]; [`Error::InvalidFilter`]; [`Error::Corrupt`] when a checkpoint section it read failed its first-use check
+    /// (the next open rebuilds it from the log).
     pub fn nearest(&self, at: LatLon, k: usize, filter: &Filter) -> Result<Vec<Neighbor>> {
         if k == 0 || k > MAX_K {
             return Err(Error::invalid_argument("k", format!("must be 1..={MAX_K}, got {k}")));
@@ -180,7 +181,7 @@ impl CollectionReader<'_> {
     /// Every matching record within `metres` of `center`, nearest first (ties by id).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a negative or non-finite radius; [`Error::InvalidFilter`].
+    /// [`Error::InvalidArgument`] for a negative or non-finite radius; [`Error::InvalidFilter`]; [`Error::Corrupt`] when a checkpoint section it read failed its first-use check.
     pub fn within_radius(&self, center: LatLon, metres: f64, filter: &Filter) -> Result<Vec<Neighbor>> {
         check_radius(metres)?;
         let f = self.compile(filter)?;
@@ -200,7 +201,7 @@ impl CollectionReader<'_> {
     /// Every matching record inside a bounding box, by id.
     ///
     /// # Errors
-    /// [`Error::InvalidFilter`].
+    /// [`Error::InvalidFilter`]; [`Error::Corrupt`] when a checkpoint section it read failed its first-use check.
     pub fn within_bbox(&self, bbox: &BoundingBox, filter: &Filter) -> Result<Vec<Hit>> {
         self.hits(Scope::BBox(bbox), filter)
     }
@@ -208,7 +209,7 @@ impl CollectionReader<'_> {
     /// Every matching record covered by a prepared (multi)polygon, by id.
     ///
     /// # Errors
-    /// [`Error::InvalidFilter`].
+    /// [`Error::InvalidFilter`]; [`Error::Corrupt`] when a checkpoint section it read failed its first-use check.
     pub fn within_region(&self, region: &PreparedRegion, filter: &Filter) -> Result<Vec<Hit>> {
         self.hits(Scope::Region(region), filter)
     }
@@ -216,7 +217,7 @@ impl CollectionReader<'_> {
     /// Counts matching records in a scope.
     ///
     /// # Errors
-    /// [`Error::InvalidFilter`]; [`Error::InvalidArgument`] for a bad radius.
+    /// [`Error::InvalidFilter`]; [`Error::InvalidArgument`] for a bad radius; [`Error::Corrupt`] when a checkpoint section it read failed its first-use check.
     pub fn count(&self, scope: Scope<'_>, filter: &Filter) -> Result<u64> {
         check_scope(&scope)?;
         let f = self.compile(filter)?;
@@ -239,7 +240,8 @@ impl CollectionReader<'_> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an H3 resolution above 15, a field that is not a
-    /// number attribute or a grouping field that is not a category; [`Error::InvalidFilter`].
+    /// number attribute or a grouping field that is not a category, or a bad radius;
+    /// [`Error::InvalidFilter`]; [`Error::Corrupt`] when a checkpoint section it read failed its first-use check.
     pub fn aggregate(
         &self,
         scope: Scope<'_>,
@@ -311,7 +313,11 @@ impl CollectionReader<'_> {
     ///
     /// # Errors
     /// [`Error::MissingKey`] without a key; [`Error::Decrypt`] when a field fails
-    /// authentication; [`Error::InvalidRecord`] when the id is unknown.
+    /// authentication; [`Error::InvalidRecord`] when the id is unknown; [`Error::Erased`]
+    /// when an erasure destroyed its key since this snapshot was taken; [`Error::Corrupt`]
+    /// when the keystore lost its key (or the log its record); [`Error::Io`] or
+    /// [`Error::Poisoned`] when the audit entry cannot be written (nothing is returned, and
+    /// later reads fail until the database is reopened).
     pub fn reveal(&self, id: &str) -> Result<BTreeMap<String, Pii>> {
         let out = self.reveal_unaudited(id)?;
         self.inner.audit_reveal(self.name, id, &out)?;

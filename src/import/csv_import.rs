@@ -148,7 +148,8 @@ struct Columns {
 /// # Errors
 /// [`Error::Csv`] naming line and column for a bad header or (without `skip_invalid`) the
 /// first bad row; nothing is written then. [`Error::InvalidArgument`] as
-/// [`ImportOptions::check`], before the file is read. Write errors as
+/// [`ImportOptions::check`], before the file is read. [`Error::MissingKey`] when rows have
+/// PII and the database no key (nothing is written). Write errors as
 /// for [`crate::WriteBatch::commit`].
 ///
 /// ```

@@ -104,6 +104,10 @@ fn radius_ids_nearest_first_and_count() {
             let mut args = args.clone();
             args.push("--count");
             assert_eq!(env.json("radius", &args), json!({"count": want.len()}));
+            // The library's spelling too.
+            let metres_flag: Vec<&str> =
+                args.iter().map(|a| if *a == "--meters" { "--metres" } else { a }).collect();
+            assert_eq!(env.json("radius", &metres_flag), json!({"count": want.len()}));
         }
     }
 }
@@ -213,6 +217,8 @@ fn check_groups(got: &Value, want: &BTreeMap<String, Stats>) {
         let (count, sum, n, min, max, visits) = want[&g["key"].to_string()];
         let close = |a: &Value, b: f64| (a.as_f64().unwrap() - b).abs() <= 1e-9 * b.abs().max(1.0);
         assert_eq!(g["count"], count, "{g}");
+        // What each field's figures are over: the records with a value (every row has visits).
+        assert_eq!((&g["count_ltv"], &g["count_visits"]), (&n.into(), &count.into()), "{g}");
         assert!(close(&g["sum_ltv"], sum), "{g} sum {sum}");
         assert!(close(&g["sum_visits"], visits), "{g} visits {visits}");
         #[allow(clippy::cast_precision_loss)]
@@ -230,8 +236,8 @@ fn check_groups(got: &Value, want: &BTreeMap<String, Stats>) {
     }
 }
 
-const AGG_FIELDS: [&str; 10] =
-    ["--sum", "ltv", "--sum", "visits", "--avg", "ltv", "--min", "ltv", "--max", "ltv"];
+/// (`--sum` as a list, the others repeated.)
+const AGG_FIELDS: [&str; 8] = ["--sum", "ltv,visits", "--avg", "ltv", "--min", "ltv", "--max", "ltv"];
 
 #[test]
 fn agg_by_h3_matches_h3o_parents() {
@@ -394,12 +400,12 @@ fn agg_sums_past_the_f64_range_say_so_instead_of_null() {
     let by_key = |k: &str| got.as_array().unwrap().iter().find(|g| g["key"] == k).unwrap().clone();
     assert_eq!(
         by_key("up"),
-        json!({"key": "up", "count": 2, "sum_v": "overflow", "avg_v": "overflow", "max_v": 1.7e308})
+        json!({"key": "up", "count": 2, "count_v": 2, "sum_v": "overflow", "avg_v": "overflow", "max_v": 1.7e308})
     );
     assert_eq!(by_key("down")["sum_v"], "overflow");
     assert_eq!(
         by_key("small"),
-        json!({"key": "small", "count": 2, "sum_v": 2.5, "avg_v": 2.5, "max_v": 2.5})
+        json!({"key": "small", "count": 2, "count_v": 1, "sum_v": 2.5, "avg_v": 2.5, "max_v": 2.5})
     );
     let text = env.ok("agg", &["--by", "attr:tier", "--sum", "v"]);
     assert!(text.lines().any(|l| l.starts_with("up ") && l.ends_with("sum_v=overflow")), "{text}");
