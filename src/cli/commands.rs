@@ -477,7 +477,8 @@ fn agg(
                 let Some(i) = fields.iter().position(|f| f == name) else { continue };
                 let Some(s) = g.fields.get(i) else { continue };
                 let v = match kind {
-                    "sum" => beyond_f64(Some(s.sum)),
+                    // (No values: `null`, as for the others, not a sum of 0.)
+                    "sum" => beyond_f64((s.count > 0).then_some(s.sum)),
                     "avg" => beyond_f64(s.avg()),
                     "min" => json!(s.min()),
                     _ => json!(s.max()),

@@ -544,6 +544,7 @@ impl Inner {
             logged(&mut w, |w| w.log.remove_segments_below(first))?;
             let segments_removed = (before - w.log.segment_paths().len()) as u64;
             self.segments.forget_below(first);
+            self.drop_keys_of_records_gone()?;
             (lsn, segment, files, rows, bytes, segments_removed)
         } else {
             let segment = logged(&mut w, |w| w.log.roll())?;
@@ -729,6 +730,30 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// After a compaction (the writer lock held): removes from the keystore the data keys
+    /// of records no longer in the log — deleted since the previous compaction, not erased.
+    /// Kept, such a key (with the record's id, in the clear) let anyone holding the master
+    /// key and an old copy of the log decrypt the deleted record's PII. Their ids are not
+    /// listed as erased: no record left in the log uses them.
+    fn drop_keys_of_records_gone(&self) -> Result<()> {
+        self.ensure_keystore()?;
+        let gone: Vec<(String, String)> = {
+            let state = self.read_state();
+            let keystore = self.keystore.read();
+            let Some(keystore) = keystore.as_ref() else { return Ok(()) };
+            keystore
+                .records()
+                .filter(|(c, id)| state.collections.get(*c).is_none_or(|col| col.view().get(id).is_none()))
+                .map(|(c, id)| (c.to_owned(), id.to_owned()))
+                .collect()
+        };
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let pairs: Vec<(&str, &str)> = gone.iter().map(|(c, id)| (c.as_str(), id.as_str())).collect();
+        self.keystore.write().as_mut().map_or(Ok(0), |k| k.remove_keys(&pairs)).map(drop)
     }
 
     /// Compaction's first half: appends a copy of every live record's operation (read from

@@ -227,14 +227,25 @@ impl Database {
             }
         }
         // Refused before the lock file is created: a failed open leaves the directory as it
-        // was (the CLI creates databases only in empty directories). Unless a lock file is
-        // there: its holder may be creating the database, or discarding it (the MANIFEST
-        // goes first, and the log after it): the answer waits for the lock.
-        if !options.create
-            && !fs.exists(&dir.join(manifest::MANIFEST_NAME))?
-            && !fs.exists(&dir.join(LOCK_FILE))?
-        {
-            return Err(not_a_database(&dir));
+        // was (the CLI creates databases only in empty directories). While a lock file is
+        // there, its holder may be creating the database or discarding it (the MANIFEST goes
+        // first, the log after it, the lock file last): the answer waits — up to the lock
+        // wait, without taking the lock (it may be another program's lock file) — for the
+        // MANIFEST to appear or the lock file to go.
+        if !options.create && !fs.exists(&dir.join(manifest::MANIFEST_NAME))? {
+            let deadline = std::time::Instant::now() + options.lock_wait;
+            loop {
+                if !fs.exists(&dir)? {
+                    return Err(no_such_directory());
+                }
+                if fs.exists(&dir.join(manifest::MANIFEST_NAME))? {
+                    break;
+                }
+                if !fs.exists(&dir.join(LOCK_FILE))? || std::time::Instant::now() >= deadline {
+                    return Err(not_a_database(&dir));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
         }
         // A file of the user's named like the lock file is used as it, and never removed (a
         // lock file is empty: an empty one is a database's, left by a crash or by an open

@@ -325,22 +325,38 @@ impl Database {
         self.inner.refuse_while_reading("subject export")?;
         // No compaction deletes the segments read below meanwhile.
         let _one_at_a_time = self.inner.checkpointing.lock();
-        let snap = self.read();
-        let c = snap.collection(collection)?;
-        let live = c.get(id)?;
-        let revealed = if live.is_some() { c.reveal_unaudited(id)? } else { BTreeMap::new() };
+        // The live record, under a snapshot dropped before the log is read (commits wait for
+        // snapshots): the export is of the database as it was at that moment.
+        let (live, revealed, before, schema, key) = {
+            let snap = self.read();
+            let c = snap.collection(collection)?;
+            let live = c.get(id)?;
+            let revealed = if live.is_some() { c.reveal_unaudited(id)? } else { BTreeMap::new() };
+            let before = live.as_ref().map_or(snap.next_lsn(), |v| v.lsn);
+            let key =
+                self.inner.keystore.read().as_ref().ok_or(Error::MissingKey)?.data_key(collection, id)?;
+            (live, revealed, before, c.schema().clone(), key)
+        };
         let mut fields: BTreeSet<String> = revealed.keys().cloned().collect();
-        let before = live.as_ref().map_or(snap.next_lsn(), |v| v.lsn);
-        let earlier = self.earlier_versions(&c, id, before, &mut fields)?;
+        let subject = Subject { collection, id, schema: &schema, key: key.as_ref() };
+        let earlier = self.earlier_versions(&subject, before, &mut fields)?;
         if live.is_none() && earlier.is_empty() {
             let reason = format!("no such record in {collection:?}, and nothing of it in the log");
             return Err(Error::InvalidRecord { id: id.to_owned(), field: "id".into(), reason });
         }
-        // One `export` entry, written before anything is returned.
-        if !fields.is_empty() {
-            let names: Vec<&str> = fields.iter().map(String::as_str).collect();
-            self.inner.audit.record(AuditAction::Export, collection, &[id], &names)?;
-        }
+        // Who read the subject's PII before (the audit log's entries naming the id).
+        let reads: Vec<Value> = self
+            .inner
+            .audit
+            .entries()?
+            .into_iter()
+            .filter(|e| e.collection == collection && e.ids.iter().any(|i| i == id))
+            .map(|e| json!({"unix_ms": e.unix_ms, "actor": e.actor, "action": e.action, "fields": e.fields}))
+            .collect();
+        // One `export` entry — even with no PII field: locations and attributes are
+        // personal data too —, written before anything is returned.
+        let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+        self.inner.audit.record(AuditAction::Export, collection, &[id], &names)?;
         let mut out = json!({"collection": collection, "id": id, "live": live.is_some()});
         if let Some(view) = live {
             let pii: serde_json::Map<String, Value> =
@@ -352,23 +368,18 @@ impl Database {
             out["lsn"] = json!(view.lsn);
         }
         out["earlier_versions"] = Value::Array(earlier);
+        out["reads"] = Value::Array(reads);
         Ok(out)
     }
 
-    /// What the log holds of record `id` of `c` before LSN `before`, oldest first, as JSON;
-    /// adds the PII fields decrypted to `fields`.
+    /// What the log holds of the subject before LSN `before`, oldest first, as JSON; adds
+    /// the PII fields decrypted to `fields`.
     fn earlier_versions(
         &self,
-        c: &crate::db::read::CollectionReader<'_>,
-        id: &str,
+        subject: &Subject<'_>,
         before: u64,
         fields: &mut BTreeSet<String>,
     ) -> Result<Vec<Value>> {
-        let collection = c.name();
-        let key = {
-            let keystore = self.inner.keystore.read();
-            keystore.as_ref().ok_or(Error::MissingKey)?.data_key(collection, id)?
-        };
         let log_dir = self.inner.dir.join(crate::log::LOG_DIR);
         let floor = self.inner.manifest.lock().log_floor;
         let start = (floor > 1).then_some(crate::log::LogStart { segment: floor, first_lsn: None });
@@ -392,7 +403,7 @@ impl Database {
                 };
                 for op in super::ops::decode_body(&frame.body, frame.op_count).map_err(corrupt)? {
                     if lsn < before {
-                        if let Some(version) = self.version_json(c, id, key.as_ref(), op, lsn, fields)? {
+                        if let Some(version) = self.version_json(subject, op, lsn, fields)? {
                             out.push(version);
                         }
                     }
@@ -403,28 +414,35 @@ impl Database {
             Ok(())
         };
         match crate::log::scan(&*self.inner.fs, &log_dir, &self.inner.db_id, start, &mut visit) {
-            Err(_) if reached >= before => {}
-            Err(e) => return Err(e),
-            Ok(_) => {}
+            Err(_) if reached >= before => Ok(out),
+            Err(e) => Err(e),
+            // Damage found since the open, before the snapshot's end: not a silent gap.
+            Ok(scan) if reached < before => {
+                let (file, offset) =
+                    scan.report.truncated.map_or_else(|| (log_dir.clone(), 0), |t| (t.file, t.offset));
+                Err(Error::corrupt(
+                    file,
+                    offset,
+                    "the log ends before the operations the export's snapshot saw",
+                ))
+            }
+            Ok(_) => Ok(out),
         }
-        Ok(out)
     }
 
-    /// `op` (at `lsn`) as an earlier version of record `id` of `c`, if it is one of its.
+    /// `op` (at `lsn`) as an earlier version of the subject, if it is one of its.
     fn version_json(
         &self,
-        c: &crate::db::read::CollectionReader<'_>,
-        id: &str,
-        key: Option<&(u64, crate::crypto::DataKey)>,
+        subject: &Subject<'_>,
         op: super::ops::LogOp,
         lsn: u64,
         fields: &mut BTreeSet<String>,
     ) -> Result<Option<Value>> {
         use super::ops::LogOp;
-        let ours = |collection: &str, of: &str| collection == c.name() && of == id;
+        let ours = |collection: &str, of: &str| collection == subject.collection && of == subject.id;
         Ok(Some(match op {
             LogOp::Upsert(r) if ours(&r.collection, &r.id) => {
-                let schema = c.schema();
+                let schema = subject.schema;
                 let named = |names: &[String], values: &[Option<Value>]| -> serde_json::Map<String, Value> {
                     names.iter().zip(values).filter_map(|(n, v)| Some((n.clone(), v.clone()?))).collect()
                 };
@@ -440,15 +458,26 @@ impl Database {
                 });
                 let mut pii = serde_json::Map::new();
                 if let Some(key_id) = r.key_id.filter(|_| r.pii.iter().any(|slot| slot.is_some())) {
-                    match key.filter(|(k, _)| *k == key_id) {
+                    match subject.key.filter(|(k, _)| *k == key_id) {
                         Some((_, data_key)) => {
-                            for (field, value) in c.open_fields(&r, key_id, data_key)? {
+                            let opened = super::read::open_sealed(
+                                self.inner.db_id,
+                                subject.collection,
+                                schema,
+                                &r,
+                                (key_id, data_key),
+                            )?;
+                            for (field, value) in opened {
                                 fields.insert(field.clone());
                                 pii.insert(field, Value::String(value.expose().to_owned()));
                             }
                         }
-                        // Its data key is gone: an erasure destroyed it (the keystore losing
-                        // a key is reported by reads of the live record, and by `verify`).
+                        // Its data key is gone: an erasure destroyed it — or, when the MANIFEST
+                        // knows no erasure did, the keystore lost it (`repair` drops keys it
+                        // cannot read): said as such, not as an erasure.
+                        None if self.inner.manifest.lock().erased_key(key_id) == Some(false) => {
+                            version["pii_lost"] = json!(true);
+                        }
                         None => version["pii_erased"] = json!(true),
                     }
                 }
@@ -464,6 +493,15 @@ impl Database {
             _ => return Ok(None),
         }))
     }
+}
+
+/// Whose history [`Database::export_subject`] reads: a record id of a collection, with the
+/// collection's schema and the record's data key (if the keystore holds one).
+struct Subject<'a> {
+    collection: &'a str,
+    id: &'a str,
+    schema: &'a crate::model::Schema,
+    key: Option<&'a (u64, crate::crypto::DataKey)>,
 }
 
 /// A location as exported: latitude, longitude and its H3 cell at resolution 15.
@@ -536,6 +574,25 @@ mod tests {
         }
         batch.commit().unwrap();
         (dir, db)
+    }
+
+    #[test]
+    fn an_export_tells_a_key_the_keystore_lost_from_an_erased_one() {
+        // A version whose key is gone is "pii_erased" only when an erasure destroyed it; a
+        // key the keystore lost (repair drops keys it cannot read) is "pii_lost" (it was
+        // reported as erased; found by a reviewing helper).
+        let (_dir, db) = keyed_with(&["a", "b"]);
+        let mut batch = db.begin_write();
+        batch.delete("c", "a").unwrap();
+        batch.commit().unwrap();
+        db.erase("c", "b").unwrap();
+        db.inner.keystore.write().as_mut().unwrap().remove_keys(&[("c", "a")]).unwrap();
+        let a = db.export_subject("c", "a").unwrap();
+        assert_eq!((&a["earlier_versions"][0]["pii_lost"], &a["live"]), (&true.into(), &false.into()), "{a}");
+        assert!(a["earlier_versions"][0].get("pii_erased").is_none(), "{a}");
+        let b = db.export_subject("c", "b").unwrap();
+        assert_eq!(b["earlier_versions"][0]["pii_erased"], true, "{b}");
+        assert!(b["earlier_versions"][0].get("pii_lost").is_none(), "{b}");
     }
 
     #[test]

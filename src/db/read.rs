@@ -109,11 +109,6 @@ pub struct CollectionReader<'s> {
 }
 
 impl CollectionReader<'_> {
-    /// The collection's name.
-    pub(crate) fn name(&self) -> &str {
-        self.name
-    }
-
     /// Number of live records.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -364,24 +359,13 @@ impl CollectionReader<'_> {
 
     /// Decrypts the sealed PII fields of `stored` (a version of one of this collection's
     /// records, sealed under data key `key_id`).
-    pub(crate) fn open_fields(
+    fn open_fields(
         &self,
         stored: &StoredRecord,
         key_id: u64,
         data_key: &crypto::DataKey,
     ) -> Result<BTreeMap<String, Pii>> {
-        let id = stored.id.as_str();
-        let mut out = BTreeMap::new();
-        for (field, sealed) in self.c.schema.pii_fields().iter().zip(stored.pii.iter()) {
-            let Some(bytes) = sealed else { continue };
-            let ctx =
-                FieldContext { db_id: self.inner.db_id, collection: self.name, record_id: id, field, key_id };
-            let value = crypto::open(data_key, &ctx, &Sealed::from_bytes(bytes.to_vec())).map_err(|_| {
-                Error::Decrypt { collection: self.name.to_owned(), id: id.to_owned(), field: field.clone() }
-            })?;
-            out.insert(field.clone(), value);
-        }
-        Ok(out)
+        open_sealed(self.inner.db_id, self.name, &self.c.schema, stored, (key_id, data_key))
     }
 
     /// The record's operation read back from the log, with its LSN.
@@ -401,6 +385,28 @@ impl CollectionReader<'_> {
             Err(e) => Err(Error::corrupt(path(), pointer.offset, e)),
         }
     }
+}
+
+/// Decrypts the sealed PII fields of `stored` (a version of a record of `collection`, whose
+/// schema is `schema`) sealed under data key `key`.
+pub(crate) fn open_sealed(
+    db_id: [u8; 16],
+    collection: &str,
+    schema: &Schema,
+    stored: &StoredRecord,
+    (key_id, data_key): (u64, &crypto::DataKey),
+) -> Result<BTreeMap<String, Pii>> {
+    let id = stored.id.as_str();
+    let mut out = BTreeMap::new();
+    for (field, sealed) in schema.pii_fields().iter().zip(stored.pii.iter()) {
+        let Some(bytes) = sealed else { continue };
+        let ctx = FieldContext { db_id, collection, record_id: id, field, key_id };
+        let value = crypto::open(data_key, &ctx, &Sealed::from_bytes(bytes.to_vec())).map_err(|_| {
+            Error::Decrypt { collection: collection.to_owned(), id: id.to_owned(), field: field.clone() }
+        })?;
+        out.insert(field.clone(), value);
+    }
+    Ok(out)
 }
 
 /// The fields that are set, by name, in schema order of `names`.

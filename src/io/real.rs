@@ -115,23 +115,19 @@ impl FileSystem for RealFs {
     }
 
     fn open_read(&self, path: &Path) -> Result<Box<dyn ReadableFile>> {
+        regular_file(path)?;
         let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
         let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
         Ok(Box::new(RealReadable { file, path: path.to_owned(), len }))
     }
 
     fn read(&self, path: &Path) -> Result<Vec<u8>> {
+        regular_file(path)?;
         fs::read(path).map_err(|e| Error::io("read", path, e))
     }
 
     fn map(&self, path: &Path) -> Result<MappedBytes> {
-        // Only a regular file is mapped (opening a named pipe would wait for a writer; a
-        // device is no checkpoint).
-        let regular = fs::metadata(path).map_err(|e| Error::io("open", path, e))?.is_file();
-        if !regular {
-            let not_a_file = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
-            return Err(Error::io("open", path, not_a_file));
-        }
+        regular_file(path)?;
         let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
         Ok(Arc::new(super::mmap::ReadOnlyMap::new(&file, path)?))
     }
@@ -167,6 +163,20 @@ impl FileSystem for RealFs {
             .open(&path)
             .map_err(|e| Error::io("open lock file", &path, e))?;
         lock_opened(dir, &path, file)
+    }
+}
+
+/// Refuses anything but a regular file at `path` before it is opened for reading: opening a
+/// named pipe where a database file should be waited for a writer, and a device or a
+/// directory is no database file. (Checked on the path, then opened: a file swapped in
+/// between by someone with write access to the directory is not guarded against.)
+fn regular_file(path: &Path) -> Result<()> {
+    let regular = fs::metadata(path).map_err(|e| Error::io("open", path, e))?.is_file();
+    if regular {
+        Ok(())
+    } else {
+        let not_a_file = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+        Err(Error::io("open", path, not_a_file))
     }
 }
 

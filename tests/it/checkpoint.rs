@@ -513,6 +513,8 @@ struct Gate {
     /// (a checkpoint reached the gate, the gate is open)
     state: std::sync::Mutex<(bool, bool)>,
     cv: std::sync::Condvar,
+    /// Whether whole reads of log segments (a subject export's scan) are held too.
+    segment_reads: std::sync::atomic::AtomicBool,
 }
 
 impl Gate {
@@ -559,6 +561,10 @@ impl geocrm::io::FileSystem for GatedFs {
         self.inner.open_read(path)
     }
     fn read(&self, path: &Path) -> geocrm::Result<Vec<u8>> {
+        let segment = path.to_string_lossy().ends_with(".seg");
+        if segment && self.gate.segment_reads.load(std::sync::atomic::Ordering::SeqCst) {
+            self.gate.pass();
+        }
         self.inner.read(path)
     }
     fn map(&self, path: &Path) -> geocrm::Result<MappedBytes> {
@@ -1138,4 +1144,41 @@ fn damage_markers_come_from_verify_make_every_open_check_the_file_and_go_when_it
     db.checkpoint().unwrap();
     drop(db);
     assert!(!fs.list_files().contains(&marker), "the marker goes with the replaced file");
+}
+
+#[test]
+fn commits_and_reads_go_on_while_a_subject_export_reads_the_log() {
+    // The export held its snapshot while it scanned the log: every commit round waited for
+    // it, and so did new snapshots behind the waiting writer (found by a reviewing helper).
+    // Here the scan is held at its first segment read: a commit and a read must finish.
+    let (fs, gate) = (MemFs::new(), Arc::new(Gate::default()));
+    let db = Arc::new(
+        Database::open(DIR, gated_options(&fs, &gate).key(geocrm::crypto::RawKey::new([2; 32]))).unwrap(),
+    );
+    db.create_collection("c", Schema::crm()).unwrap();
+    for name in ["First Name", "Second Name"] {
+        let mut b = db.begin_write();
+        b.upsert("c", Record::new("S", LatLon::new(1.0, 2.0).unwrap()).pii("name", name)).unwrap();
+        b.commit().unwrap();
+    }
+    gate.segment_reads.store(true, std::sync::atomic::Ordering::SeqCst);
+    let exporting = {
+        let db = db.clone();
+        std::thread::spawn(move || db.export_subject("c", "S"))
+    };
+    gate.wait_until_reached();
+    let writer = db.clone();
+    within_a_minute("a commit during the export", move || {
+        let mut b = writer.begin_write();
+        b.upsert("c", Record::new("T", LatLon::new(3.0, 4.0).unwrap()).pii("name", "Other")).unwrap();
+        b.commit().unwrap();
+    });
+    let reader = db.clone();
+    let n = within_a_minute("a read during the export", move || reader.read().collection("c").unwrap().len());
+    assert_eq!(n, 2);
+    gate.open();
+    let v = exporting.join().unwrap().unwrap();
+    assert_eq!(v["pii"]["name"], "Second Name");
+    assert_eq!(v["earlier_versions"][0]["pii"]["name"], "First Name");
+    assert_eq!(v["earlier_versions"].as_array().map(Vec::len), Some(1), "{v}");
 }

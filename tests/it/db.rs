@@ -752,13 +752,21 @@ fn an_open_arriving_in_the_middle_of_a_discard_waits_for_it() {
     let err = waiting.join().unwrap().unwrap_err().to_string();
     assert!(err.contains("no such directory") || err.contains("not a geocrm database"), "{err}");
     assert!(std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none()), "files were left behind");
-    // With nobody holding it, a directory without a MANIFEST is still refused (the empty
-    // lock file a crash left is removed; the rest is left as it was).
+    // A directory without a MANIFEST whose lock file stays is refused after the lock wait,
+    // left as it was: the empty lock file a crash left, or another program's lock file that
+    // program holds (an open took it and removed it; found by a reviewing helper).
     std::fs::create_dir_all(dir.join("log")).unwrap();
     std::fs::write(dir.join("LOCK"), b"").unwrap();
-    let err = Database::open(&dir, Options::new().create_if_missing(false)).map(drop).unwrap_err();
-    assert!(err.to_string().contains("not a geocrm database"), "{err}");
-    assert!(dir.join("log").exists() && !dir.join("LOCK").exists());
+    let foreign = std::fs::File::open(dir.join("LOCK")).unwrap();
+    for held in [false, true] {
+        if held {
+            foreign.try_lock().unwrap();
+        }
+        let options = Options::new().create_if_missing(false).lock_wait(std::time::Duration::from_millis(50));
+        let err = Database::open(&dir, options).map(drop).unwrap_err();
+        assert!(err.to_string().contains("not a geocrm database"), "{err}");
+        assert!(dir.join("log").exists() && dir.join("LOCK").exists(), "held: {held}");
+    }
 }
 
 #[test]

@@ -139,6 +139,16 @@ fn subject_export_returns_everything_decrypted() {
     assert_eq!(v["location"]["lat"], 10.02);
     assert_eq!(v["location"]["h3_cell"].as_str().unwrap().len(), 15);
     assert_eq!(v["earlier_versions"], serde_json::json!([]));
+    // Who read the subject's PII before: the audit entries naming the id (here the export
+    // above), not another record's.
+    db.read().collection("c").unwrap().reveal("C3").unwrap();
+    let v = db.export_subject("c", "C2").unwrap();
+    let reads = v["reads"].as_array().unwrap();
+    assert_eq!(reads.len(), 1, "{v}");
+    assert_eq!(
+        (&reads[0]["action"], &reads[0]["fields"]),
+        (&"export".into(), &serde_json::json!(["email", "name"]))
+    );
     let err = db.export_subject("c", "nope").unwrap_err();
     assert!(
         matches!(err, Error::InvalidRecord { .. }) && err.to_string().contains("nothing of it in the log"),
@@ -201,6 +211,7 @@ fn subject_export_lists_every_version_the_log_holds() {
         // The model: the id's operations since the last compaction; its data key generation
         // (a new key after each erasure), and the generation erasures destroyed.
         let mut log: Vec<Op> = Vec::new();
+        let mut exports = 0;
         let (mut key, mut live) = (0u32, false);
         for step in 0..40 {
             match rng.gen_range(0..10) {
@@ -261,6 +272,7 @@ fn subject_export_lists_every_version_the_log_holds() {
                 continue;
             }
             let v = exported.unwrap_or_else(|e| panic!("seed {seed} step {step}: {e}"));
+            exports += 1;
             assert_eq!(v["live"], live, "seed {seed} step {step}: {v}");
             let versions = v["earlier_versions"].as_array().unwrap();
             // The model's earlier versions: all but the live upsert (the last op when live).
@@ -300,8 +312,10 @@ fn subject_export_lists_every_version_the_log_holds() {
             }
         }
         if seed % 2 == 0 {
-            // Each export is one entry; its fields include what only earlier versions held.
+            // Each export is one entry, also when it returned no PII field (locations are
+            // personal data too).
             let entries = db.audit_entries().unwrap();
+            assert_eq!(entries.len(), exports);
             assert!(entries.iter().all(|e| e.action == geocrm::audit::AuditAction::Export && e.ids == ["S"]));
         }
     }
@@ -634,4 +648,41 @@ fn subject_export_reads_the_log_while_commits_and_checkpoints_go_on() {
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
+}
+
+#[test]
+fn compaction_drops_the_data_keys_of_deleted_records() {
+    // A deleted (not erased) record's key stayed in the keystore after the compaction that
+    // removed its ciphertext, with its id in the clear: with the master key, any old copy of
+    // the log still decrypted it. Now the compaction drops it; live records keep theirs.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::new().key(RawKey::new([7; 32]))).unwrap();
+    seed(&db);
+    let gone = "Deleted-Customer-4242";
+    let mut b = db.begin_write();
+    b.upsert("c", Record::new(gone, LatLon::new(1.0, 1.0).unwrap()).pii("name", "Gone Person")).unwrap();
+    b.commit().unwrap();
+    let keystore = || std::fs::read(dir.path().join("keystore")).unwrap();
+    let old_log: Vec<(std::path::PathBuf, Vec<u8>)> = all_file_bytes(&dir.path().join("log"));
+    let mut b = db.begin_write();
+    b.delete("c", gone).unwrap();
+    b.commit().unwrap();
+    db.checkpoint().unwrap();
+    assert!(memchr::memmem::find(&keystore(), gone.as_bytes()).is_some(), "kept until a compaction");
+    db.compact().unwrap();
+    assert!(memchr::memmem::find(&keystore(), gone.as_bytes()).is_none(), "the deleted record's key stayed");
+    // Live records keep their keys; the id can come back, with a new key.
+    assert_eq!(db.read().collection("c").unwrap().reveal("C7").unwrap()["name"].expose(), "Person 7");
+    let mut b = db.begin_write();
+    b.upsert("c", Record::new(gone, LatLon::new(1.0, 1.0).unwrap()).pii("name", "Back Again")).unwrap();
+    b.commit().unwrap();
+    drop(db);
+    let db = Database::open(dir.path(), Options::new().key(RawKey::new([7; 32]))).unwrap();
+    assert_eq!(db.read().collection("c").unwrap().reveal(gone).unwrap()["name"].expose(), "Back Again");
+    // The old log copy's envelope no longer opens: its key is nowhere.
+    assert!(old_log.iter().any(|(_, bytes)| memchr::memmem::find(bytes, gone.as_bytes()).is_some()));
+    assert!(matches!(
+        db.export_subject("c", gone).unwrap()["earlier_versions"].as_array().map(Vec::len),
+        Some(0)
+    ));
 }

@@ -207,6 +207,11 @@ impl Keystore {
         self.poison(synced)
     }
 
+    /// The `(collection, record id)` of every key held.
+    pub(crate) fn records(&self) -> impl Iterator<Item = (&str, &str)> {
+        all_entries(&self.slots).map(|e| (e.collection, e.record_id))
+    }
+
     /// Erases the keys of these records (absent ones are ignored) by atomically rewriting
     /// the whole file without them: afterwards their wrapped bytes appear nowhere in it.
     /// Works without the master key. Returns how many keys were removed.

@@ -219,7 +219,11 @@ fn check_groups(got: &Value, want: &BTreeMap<String, Stats>) {
         assert_eq!(g["count"], count, "{g}");
         // What each field's figures are over: the records with a value (every row has visits).
         assert_eq!((&g["count_ltv"], &g["count_visits"]), (&n.into(), &count.into()), "{g}");
-        assert!(close(&g["sum_ltv"], sum), "{g} sum {sum}");
+        if n == 0 {
+            assert_eq!(g["sum_ltv"], Value::Null, "no values: null, not 0 ({g})");
+        } else {
+            assert!(close(&g["sum_ltv"], sum), "{g} sum {sum}");
+        }
         assert!(close(&g["sum_visits"], visits), "{g} visits {visits}");
         #[allow(clippy::cast_precision_loss)]
         let avg = (n > 0).then(|| sum / n as f64);
@@ -393,7 +397,7 @@ fn agg_sums_past_the_f64_range_say_so_instead_of_null() {
         "id,lat,lon,v,tier\n\
          a,1,1,1.7e308,up\nb,1,1.1,1.7e308,up\n\
          c,2,2,-1.7e308,down\nd,2,2.1,-1.7e308,down\n\
-         e,3,3,2.5,small\nf,3,3.1,,small\n",
+         e,3,3,2.5,small\nf,3,3.1,,small\ng,4,4,,empty\n",
     );
     env.ok("import", &[csv.to_str().unwrap(), "--numbers", "v"]);
     let got = env.json("agg", &["--by", "attr:tier", "--sum", "v", "--avg", "v", "--max", "v"]);
@@ -406,6 +410,11 @@ fn agg_sums_past_the_f64_range_say_so_instead_of_null() {
     assert_eq!(
         by_key("small"),
         json!({"key": "small", "count": 2, "count_v": 1, "sum_v": 2.5, "avg_v": 2.5, "max_v": 2.5})
+    );
+    // No values: null everywhere (the sum was 0).
+    assert_eq!(
+        by_key("empty"),
+        json!({"key": "empty", "count": 1, "count_v": 0, "sum_v": null, "avg_v": null, "max_v": null})
     );
     let text = env.ok("agg", &["--by", "attr:tier", "--sum", "v"]);
     assert!(text.lines().any(|l| l.starts_with("up ") && l.ends_with("sum_v=overflow")), "{text}");
