@@ -5,7 +5,7 @@ pub(crate) use frame::{valid_frame_at, RangeCrc};
 
 pub use frame::{
     encode_frame, encode_frame_with, is_torn_tail, read4, read8, read_frame, FrameRead, FRAME_HEADER_LEN,
-    MAX_FRAME_PAYLOAD,
+    MAX_FRAME_PAYLOAD, MAX_LONG_CANDIDATES,
 };
 
 /// The bincode configuration of every structured payload: little-endian, variable-length
