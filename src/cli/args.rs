@@ -286,7 +286,9 @@ pub enum Command {
         #[arg(long)]
         new_key_file: PathBuf,
     },
-    /// Subject access: everything stored about a customer — the live record and the earlier versions, deletions and erasures the log still holds until `compact` — PII decrypted (needs the key; reads the whole log).
+    /// Subject access: everything stored about a customer — the live record and the earlier
+    /// versions, deletions and erasures the log still holds until `compact`, and who read its
+    /// PII — PII decrypted (needs the key; reads the whole log).
     ExportSubject {
         #[command(flatten)]
         db: DbArgs,

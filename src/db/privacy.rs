@@ -291,10 +291,12 @@ impl Database {
     /// Everything stored about a customer, as JSON (subject access): the live record —
     /// location, H3 cell, attributes, PII decrypted, its LSN — and `earlier_versions`, what
     /// the log still holds of it until a compaction: each version an update replaced (PII
-    /// decrypted, or `"pii_erased": true` once an erasure destroyed its data key), deletions
-    /// and erasures, oldest first. Reads the whole log (about a second per GB; commits go on
-    /// meanwhile, checkpoints and compactions wait). Recorded in the audit log as one `export`
-    /// entry naming every PII field returned.
+    /// decrypted; `"pii_erased": true` once an erasure destroyed its data key, `"pii_lost":
+    /// true` if the keystore lost it otherwise), deletions and erasures, oldest first; and
+    /// `reads`, the audit entries naming the id (who read its PII, when, which fields). Reads
+    /// the whole log (about a second per GB; commits go on meanwhile, checkpoints and
+    /// compactions wait). Recorded in the audit log as one `export` entry naming every PII
+    /// field returned (also when none is).
     ///
     /// ```
     /// use geocrm::{crypto::RawKey, Database, LatLon, Options, Record, Schema};
@@ -316,8 +318,9 @@ impl Database {
     ///
     /// # Errors
     /// [`Error::MissingKey`] without a key; [`Error::UnknownCollection`];
-    /// [`Error::InvalidRecord`] when the log holds nothing of the id; [`Error::SnapshotHeld`] on a thread holding a snapshot; decryption,
-    /// corruption and I/O errors.
+    /// [`Error::InvalidRecord`] when the log holds nothing of the id; [`Error::SnapshotHeld`]
+    /// on a thread holding a snapshot; [`Error::Corrupt`] for damage in the log before the
+    /// snapshot's end; decryption, audit and I/O errors.
     pub fn export_subject(&self, collection: &str, id: &str) -> Result<Value> {
         if !self.has_key() {
             return Err(Error::MissingKey);

@@ -150,8 +150,9 @@ impl CollectionReader<'_> {
     /// nearest first (ties by id).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for k = 0 or k > [`MAX_K`]; [`Error::InvalidFilter`]; [`Error::Corrupt`] when a checkpoint section it read failed its first-use check
-    /// (the next open rebuilds it from the log).
+    /// [`Error::InvalidArgument`] for k = 0 or k > [`MAX_K`]; [`Error::InvalidFilter`];
+    /// [`Error::Corrupt`] when a checkpoint section it read failed its first-use check (the
+    /// next open rebuilds it from the log).
     pub fn nearest(&self, at: LatLon, k: usize, filter: &Filter) -> Result<Vec<Neighbor>> {
         if k == 0 || k > MAX_K {
             return Err(Error::invalid_argument("k", format!("must be 1..={MAX_K}, got {k}")));
@@ -176,7 +177,8 @@ impl CollectionReader<'_> {
     /// Every matching record within `metres` of `center`, nearest first (ties by id).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a negative or non-finite radius; [`Error::InvalidFilter`]; [`Error::Corrupt`] when a checkpoint section it read failed its first-use check.
+    /// [`Error::InvalidArgument`] for a negative or non-finite radius; [`Error::InvalidFilter`];
+    /// [`Error::Corrupt`] when a checkpoint section it read failed its first-use check.
     pub fn within_radius(&self, center: LatLon, metres: f64, filter: &Filter) -> Result<Vec<Neighbor>> {
         check_radius(metres)?;
         let f = self.compile(filter)?;
@@ -196,7 +198,8 @@ impl CollectionReader<'_> {
     /// Every matching record inside a bounding box, by id.
     ///
     /// # Errors
-    /// [`Error::InvalidFilter`]; [`Error::Corrupt`] when a checkpoint section it read failed its first-use check.
+    /// [`Error::InvalidFilter`]; [`Error::Corrupt`] when a checkpoint section it read failed its
+    /// first-use check.
     pub fn within_bbox(&self, bbox: &BoundingBox, filter: &Filter) -> Result<Vec<Hit>> {
         self.hits(Scope::BBox(bbox), filter)
     }
@@ -204,7 +207,8 @@ impl CollectionReader<'_> {
     /// Every matching record covered by a prepared (multi)polygon, by id.
     ///
     /// # Errors
-    /// [`Error::InvalidFilter`]; [`Error::Corrupt`] when a checkpoint section it read failed its first-use check.
+    /// [`Error::InvalidFilter`]; [`Error::Corrupt`] when a checkpoint section it read failed its
+    /// first-use check.
     pub fn within_region(&self, region: &PreparedRegion, filter: &Filter) -> Result<Vec<Hit>> {
         self.hits(Scope::Region(region), filter)
     }
@@ -212,7 +216,8 @@ impl CollectionReader<'_> {
     /// Counts matching records in a scope.
     ///
     /// # Errors
-    /// [`Error::InvalidFilter`]; [`Error::InvalidArgument`] for a bad radius; [`Error::Corrupt`] when a checkpoint section it read failed its first-use check.
+    /// [`Error::InvalidFilter`]; [`Error::InvalidArgument`] for a bad radius; [`Error::Corrupt`]
+    /// when a checkpoint section it read failed its first-use check.
     pub fn count(&self, scope: Scope<'_>, filter: &Filter) -> Result<u64> {
         check_scope(&scope)?;
         let f = self.compile(filter)?;
@@ -236,7 +241,8 @@ impl CollectionReader<'_> {
     /// # Errors
     /// [`Error::InvalidArgument`] for an H3 resolution above 15, a field that is not a
     /// number attribute or a grouping field that is not a category, or a bad radius;
-    /// [`Error::InvalidFilter`]; [`Error::Corrupt`] when a checkpoint section it read failed its first-use check.
+    /// [`Error::InvalidFilter`]; [`Error::Corrupt`] when a checkpoint section it read failed its
+    /// first-use check.
     pub fn aggregate(
         &self,
         scope: Scope<'_>,
