@@ -39,7 +39,8 @@ pub(super) fn parse(expr: &str) -> Result<Filter> {
     let mut p = Parser { expr, toks, pos: 0, depth: 0 };
     let f = p.or()?;
     if let Some((at, t)) = p.toks.get(p.pos) {
-        return Err(err(expr, *at, &format!("unexpected {} after a complete filter", describe(t))));
+        // ("found a word", not "unexpected a word".)
+        return Err(err(expr, *at, &format!("a complete filter ends here, but {} follows", describe(t))));
     }
     Ok(f)
 }
@@ -376,6 +377,12 @@ mod tests {
         assert_eq!(parse("x between -1.5 and 2e3").unwrap(), Filter::between("x", -1.5, 2000.0));
         assert_eq!(parse("  ").unwrap(), Filter::All);
         assert_eq!(parse("name = 'O''Brien'").unwrap(), Filter::eq("name", "O'Brien"));
+        // Trailing words: said in a sentence (it read "unexpected a word"), the word not shown.
+        let err = parse("tier = 'gold' Secretname").unwrap_err().to_string();
+        assert!(
+            err.contains("a complete filter ends here, but a word follows") && !err.contains("Secretname"),
+            "{err}"
+        );
     }
 
     #[test]
