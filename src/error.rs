@@ -181,6 +181,15 @@ pub enum Error {
         /// Record id.
         id: String,
     },
+    /// No record has this id (`reveal`, `export_subject`; `get` answers `None`): told
+    /// apart from bad input (`InvalidRecord`), so a script can tell "no such customer".
+    #[error("no such record {id:?} in {collection:?}")]
+    NotFound {
+        /// Collection.
+        collection: String,
+        /// Record id.
+        id: String,
+    },
 }
 
 impl Error {
@@ -216,6 +225,7 @@ impl Error {
             Error::Decrypt { .. } => "decrypt",
             Error::SnapshotHeld { .. } => "snapshot_held",
             Error::Erased { .. } => "erased",
+            Error::NotFound { .. } => "not_found",
         }
     }
 

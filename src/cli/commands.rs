@@ -517,11 +517,7 @@ fn get(db: &DbArgs, id: &str, reveal: bool) -> Result<()> {
     let snap = database.read();
     let c = snap.collection(&db.collection)?;
     let Some(view) = c.get(id)? else {
-        return Err(Error::InvalidRecord {
-            id: id.to_owned(),
-            field: "id".into(),
-            reason: "no such record".into(),
-        });
+        return Err(Error::NotFound { collection: db.collection.clone(), id: id.to_owned() });
     };
     let pii: Map<String, Value> = if reveal {
         c.reveal(id)?.into_iter().map(|(k, v)| (k, Value::String(v.expose().to_owned()))).collect()

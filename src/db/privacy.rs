@@ -318,7 +318,7 @@ impl Database {
     ///
     /// # Errors
     /// [`Error::MissingKey`] without a key; [`Error::UnknownCollection`];
-    /// [`Error::InvalidRecord`] when the log holds nothing of the id; [`Error::SnapshotHeld`]
+    /// [`Error::NotFound`] when the log holds nothing of the id; [`Error::SnapshotHeld`]
     /// on a thread holding a snapshot; [`Error::Corrupt`] for damage in the log before the
     /// snapshot's end; decryption, audit and I/O errors.
     pub fn export_subject(&self, collection: &str, id: &str) -> Result<Value> {
@@ -344,8 +344,8 @@ impl Database {
         let subject = Subject { collection, id, schema: &schema, key: key.as_ref() };
         let earlier = self.earlier_versions(&subject, before, &mut fields)?;
         if live.is_none() && earlier.is_empty() {
-            let reason = format!("no such record in {collection:?}, and nothing of it in the log");
-            return Err(Error::InvalidRecord { id: id.to_owned(), field: "id".into(), reason });
+            // (Nothing of it in the log either.)
+            return Err(Error::NotFound { collection: collection.to_owned(), id: id.to_owned() });
         }
         // Who read the subject's PII before (the audit log's entries naming the id).
         let reads: Vec<Value> = self

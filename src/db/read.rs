@@ -314,7 +314,7 @@ impl CollectionReader<'_> {
     ///
     /// # Errors
     /// [`Error::MissingKey`] without a key; [`Error::Decrypt`] when a field fails
-    /// authentication; [`Error::InvalidRecord`] when the id is unknown; [`Error::Erased`]
+    /// authentication; [`Error::NotFound`] when the id is unknown; [`Error::Erased`]
     /// when an erasure destroyed its key since this snapshot was taken; [`Error::Corrupt`]
     /// when the keystore lost its key (or the log its record); [`Error::Io`] or
     /// [`Error::Poisoned`] when the audit entry cannot be written (nothing is returned, and
@@ -332,11 +332,8 @@ impl CollectionReader<'_> {
         }
         let row = self.view().get(id);
         self.intact(())?;
-        let row = row.ok_or_else(|| Error::InvalidRecord {
-            id: id.to_owned(),
-            field: "id".into(),
-            reason: format!("no such record in {:?}", self.name),
-        })?;
+        let row =
+            row.ok_or_else(|| Error::NotFound { collection: self.name.to_owned(), id: id.to_owned() })?;
         let (stored, _) = self.stored(row)?;
         let Some(key_id) = stored.key_id else { return Ok(BTreeMap::new()) };
         let data_key = {

@@ -325,6 +325,10 @@ fn get_sealed_then_revealed_with_the_key_only() {
     }
     let err = env.fail("get", &["--id", "C-9999"]);
     assert!(err.contains("C-9999") && err.contains("no such record"), "{err}");
+    // Its own kind, for scripts (it was `invalid_record`, as for bad input).
+    let out = env.run(false, "get", &["--id", "C-9999", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "not_found", "{v}");
 }
 
 #[test]
