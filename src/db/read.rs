@@ -79,7 +79,6 @@ pub struct Hit {
     /// Record id.
     pub id: String,
     /// Its location.
-    #[serde(skip)]
     pub location: LatLon,
 }
 

@@ -13,10 +13,35 @@ use crate::error::{Error, Result};
 /// assert!(LatLon::new(f64::NAN, 0.0).is_err());
 /// # Ok::<(), geocrm::Error>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// With serde it is `{"lat": …, "lon": …}`, validated when read as [`LatLon::new`] does:
+///
+/// ```
+/// use geocrm::LatLon;
+/// let p: LatLon = serde_json::from_str(r#"{"lat": 48.8566, "lon": 2.3522}"#)?;
+/// assert_eq!(serde_json::to_string(&p)?, r#"{"lat":48.8566,"lon":2.3522}"#);
+/// assert!(serde_json::from_str::<LatLon>(r#"{"lat": 91.0, "lon": 0.0}"#).is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "LatLonFields")]
 pub struct LatLon {
     lat: f64,
     lon: f64,
+}
+
+/// A `LatLon` as read by serde, before [`LatLon::new`] checks it.
+#[derive(serde::Deserialize)]
+struct LatLonFields {
+    lat: f64,
+    lon: f64,
+}
+
+impl TryFrom<LatLonFields> for LatLon {
+    type Error = crate::Error;
+    fn try_from(f: LatLonFields) -> crate::Result<LatLon> {
+        LatLon::new(f.lat, f.lon)
+    }
 }
 
 impl LatLon {

@@ -42,7 +42,6 @@ pub struct Neighbor {
     /// Record id.
     pub id: String,
     /// Its location.
-    #[serde(skip)]
     pub location: LatLon,
     /// Great-circle distance from the query point in metres.
     pub distance_m: f64,
