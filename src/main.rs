@@ -36,7 +36,11 @@ fn main() -> ExitCode {
                 let error = serde_json::json!({ "error": cli::commands::error_json(&e) });
                 let _ = writeln!(std::io::stdout(), "{error}");
             }
-            ExitCode::FAILURE
+            if cli::commands::FOUND_DAMAGE.load(std::sync::atomic::Ordering::Relaxed) {
+                ExitCode::from(cli::commands::DAMAGED_EXIT)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

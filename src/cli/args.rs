@@ -245,7 +245,7 @@ pub enum Command {
         db: DbArgs,
     },
     /// Check every file of the database (log, checkpoints, manifest, keystore); exits with
-    /// status 1 if anything is wrong.
+    /// status 3 if anything is damaged, 1 if it could not check (a locked database, say).
     Verify {
         #[command(flatten)]
         db: DbArgs,

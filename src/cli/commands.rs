@@ -84,6 +84,13 @@ pub fn error_json(e: &Error) -> Value {
 /// finding damage) is then in that document, and `main` must not print a second one.
 pub static JSON_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Set by `verify` when it found damage: the tool then exits with [`DAMAGED_EXIT`], not 1
+/// (a script can tell a damaged database from one it could not check — locked, say).
+pub static FOUND_DAMAGE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The exit status of `verify` finding damage.
+pub const DAMAGED_EXIT: u8 = 3;
+
 /// Runs a command other than `demo`.
 pub fn run(command: Command) -> Result<()> {
     match command {
@@ -694,6 +701,7 @@ fn verify(db: &DbArgs) -> Result<()> {
     if report.is_ok() {
         Ok(())
     } else {
+        FOUND_DAMAGE.store(true, std::sync::atomic::Ordering::Relaxed);
         Err(error)
     }
 }

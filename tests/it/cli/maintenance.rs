@@ -62,6 +62,11 @@ fn checkpoint_stats_verify_compact_and_damage_detection() {
     std::fs::write(&ckpt, bytes).unwrap();
     let err = env.fail("verify", &[]);
     assert!(err.contains("damaged file"), "{err}");
+    // Its own exit status: 3 for damage, 1 for a database it could not check.
+    assert_eq!(env.run(false, "verify", &[]).status.code(), Some(3));
+    let holder = geocrm::Database::open(&env.db, geocrm::Options::new()).unwrap();
+    assert_eq!(env.run(false, "verify", &[]).status.code(), Some(1), "locked: not damage");
+    drop(holder);
     let out = String::from_utf8(env.run(false, "verify", &[]).stdout).unwrap();
     assert!(out.contains("DAMAGED") && out.contains(ckpt.file_name().unwrap().to_str().unwrap()), "{out}");
     // With `--json`: one document, the report with the error the command ends with (the
