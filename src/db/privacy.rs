@@ -395,25 +395,12 @@ impl Database {
             if txn.first_lsn >= before {
                 return Err(Error::invalid_argument("scan", "reached the snapshot's end"));
             }
-            let mut lsn = txn.first_lsn;
-            for frame in txn.frames {
-                let corrupt = |reason: String| {
-                    Error::corrupt(
-                        crate::log::segment_path(&log_dir, frame.pos.segment),
-                        frame.pos.offset,
-                        reason,
-                    )
-                };
-                for op in super::ops::decode_body(&frame.body, frame.op_count).map_err(corrupt)? {
-                    if lsn < before {
-                        if let Some(version) = self.version_json(subject, op, lsn, fields)? {
-                            out.push(version);
-                        }
-                    }
-                    lsn += 1;
+            reached = super::read::for_each_txn_op(&log_dir, txn, |op, _, lsn| {
+                if lsn < before {
+                    out.extend(self.version_json(subject, op, lsn, fields)?);
                 }
-            }
-            reached = txn.next_lsn;
+                Ok(())
+            })?;
             Ok(())
         };
         match crate::log::scan(&*self.inner.fs, &log_dir, &self.inner.db_id, start, &mut visit) {
@@ -444,20 +431,16 @@ impl Database {
         use super::ops::LogOp;
         let ours = |collection: &str, of: &str| collection == subject.collection && of == subject.id;
         Ok(Some(match op {
-            LogOp::Upsert(r) if ours(&r.collection, &r.id) => {
+            LogOp::Upsert(mut r) if ours(&r.collection, &r.id) => {
                 let schema = subject.schema;
-                let named = |names: &[String], values: &[Option<Value>]| -> serde_json::Map<String, Value> {
-                    names.iter().zip(values).filter_map(|(n, v)| Some((n.clone(), v.clone()?))).collect()
-                };
-                let numbers: Vec<Option<Value>> = r.numbers.iter().map(|v| v.map(|x| json!(x))).collect();
-                let categories: Vec<Option<Value>> =
-                    r.categories.iter().map(|v| v.as_ref().map(|x| json!(x))).collect();
+                // Named as the live record's are (`get`).
+                use super::read::set_fields as set;
                 let mut version = json!({
                     "lsn": lsn,
                     "op": "upsert",
                     "location": location_json(r.lat, r.lon),
-                    "numbers": named(schema.number_fields(), &numbers),
-                    "categories": named(schema.category_fields(), &categories),
+                    "numbers": set(schema.number_fields(), std::mem::take(&mut r.numbers), |v| v),
+                    "categories": set(schema.category_fields(), std::mem::take(&mut r.categories), |v| v),
                 });
                 let mut pii = serde_json::Map::new();
                 if let Some(key_id) = r.key_id.filter(|_| r.pii.iter().any(|slot| slot.is_some())) {

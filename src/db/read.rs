@@ -412,7 +412,11 @@ pub(crate) fn open_sealed(
 }
 
 /// The fields that are set, by name, in schema order of `names`.
-fn set_fields<T, U>(names: &[String], values: Vec<Option<T>>, f: impl Fn(T) -> U) -> BTreeMap<String, U> {
+pub(crate) fn set_fields<T, U>(
+    names: &[String],
+    values: Vec<Option<T>>,
+    f: impl Fn(T) -> U,
+) -> BTreeMap<String, U> {
     names.iter().zip(values).filter_map(|(n, v)| Some((n.clone(), f(v?)))).collect()
 }
 
@@ -527,19 +531,37 @@ impl SegmentReaders {
 
 /// Applies one replayed transaction; malformed contents are corruption at the frame.
 pub(crate) fn replay_txn(state: &mut State, log_dir: &Path, txn: ReplayedTxn) -> Result<()> {
+    let next_lsn = for_each_txn_op(log_dir, txn, |op, pointer, lsn| {
+        state.check(&op).map_err(|reason| frame_corrupt(log_dir, pointer, reason))?;
+        state.apply(&op, pointer, lsn);
+        Ok(())
+    })?;
+    state.next_lsn = next_lsn;
+    Ok(())
+}
+
+/// Decodes the operations of a replayed transaction and hands each to `f` with its pointer
+/// and LSN, in log order; a body that does not decode is corruption at its frame. Returns
+/// the LSN after the transaction. (Replay at open, and the subject export's log scan.)
+pub(crate) fn for_each_txn_op(
+    log_dir: &Path,
+    txn: ReplayedTxn,
+    mut f: impl FnMut(LogOp, OpPointer, u64) -> Result<()>,
+) -> Result<u64> {
     let mut lsn = txn.first_lsn;
     for frame in txn.frames {
-        let corrupt = |reason: String| {
-            Error::corrupt(crate::log::segment_path(log_dir, frame.pos.segment), frame.pos.offset, reason)
-        };
-        let ops = decode_body(&frame.body, frame.op_count).map_err(corrupt)?;
+        let at = OpPointer { segment: frame.pos.segment, offset: frame.pos.offset, index: 0 };
+        let ops =
+            decode_body(&frame.body, frame.op_count).map_err(|reason| frame_corrupt(log_dir, at, reason))?;
         for (op, index) in ops.into_iter().zip(0u32..) {
-            state.check(&op).map_err(corrupt)?;
-            let pointer = OpPointer { segment: frame.pos.segment, offset: frame.pos.offset, index };
-            state.apply(&op, pointer, lsn);
+            f(op, OpPointer { index, ..at }, lsn)?;
             lsn += 1;
         }
     }
-    state.next_lsn = lsn;
-    Ok(())
+    Ok(lsn)
+}
+
+/// [`Error::Corrupt`] at the frame `pointer` is in.
+fn frame_corrupt(log_dir: &Path, pointer: OpPointer, reason: String) -> Error {
+    Error::corrupt(crate::log::segment_path(log_dir, pointer.segment), pointer.offset, reason)
 }
