@@ -115,20 +115,19 @@ impl FileSystem for RealFs {
     }
 
     fn open_read(&self, path: &Path) -> Result<Box<dyn ReadableFile>> {
-        regular_file(path)?;
-        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-        let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+        let (file, len) = open_regular(path)?;
         Ok(Box::new(RealReadable { file, path: path.to_owned(), len }))
     }
 
     fn read(&self, path: &Path) -> Result<Vec<u8>> {
-        regular_file(path)?;
-        fs::read(path).map_err(|e| Error::io("read", path, e))
+        let (mut file, len) = open_regular(path)?;
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| Error::io("read", path, e))?;
+        Ok(bytes)
     }
 
     fn map(&self, path: &Path) -> Result<MappedBytes> {
-        regular_file(path)?;
-        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let (file, _) = open_regular(path)?;
         Ok(Arc::new(super::mmap::ReadOnlyMap::new(&file, path)?))
     }
 
@@ -166,18 +165,24 @@ impl FileSystem for RealFs {
     }
 }
 
-/// Refuses anything but a regular file at `path` before it is opened for reading: opening a
-/// named pipe where a database file should be waited for a writer, and a device or a
-/// directory is no database file. (Checked on the path, then opened: a file swapped in
-/// between by someone with write access to the directory is not guarded against.)
-fn regular_file(path: &Path) -> Result<()> {
-    let regular = fs::metadata(path).map_err(|e| Error::io("open", path, e))?.is_file();
-    if regular {
-        Ok(())
-    } else {
+/// Opens `path` for reading if it is a regular file, with its length: a named pipe where a
+/// database file should be is refused at once (opened non-blocking, so the open does not
+/// wait for a writer; a regular file reads the same either way), and so are a device or a
+/// directory. The type is that of the file opened, not of whatever the path named a moment
+/// before.
+fn open_regular(path: &Path) -> Result<(File, u64)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+    if !meta.is_file() {
         let not_a_file = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
-        Err(Error::io("open", path, not_a_file))
+        return Err(Error::io("open", path, not_a_file));
     }
+    Ok((file, meta.len()))
 }
 
 /// Locks `file`, opened from `path` (the lock file of `dir`).
