@@ -159,16 +159,26 @@ impl CollectionReader<'_> {
         let f = self.compile(filter)?;
         let view = self.view();
         let found = query::nearest(view, at, k, &f);
-        if let Some(base) = view.base {
+        // Checkpoint rows' ids and locations through their sections, looked up once.
+        let columns = view.base.map(|b| (b.checkpoint.ids(), b.checkpoint.tree()));
+        let base_row = |r: &RowRef<'_>| match *r {
+            RowRef::Base(_, row) => Some(row),
+            RowRef::Tail(_) => None,
+        };
+        if let Some((ids, _)) = &columns {
             // The first answers' ids, loaded back to back (their cache misses overlap).
-            base.checkpoint.touch_ids(found.iter().take(32).filter_map(|(_, r)| match r {
-                RowRef::Base(_, row) => Some(*row),
-                RowRef::Tail(_) => None,
-            }));
+            ids.touch(found.iter().take(32).filter_map(|(_, r)| base_row(r)));
         }
         let found = found
             .into_iter()
-            .map(|(d, r)| Neighbor { id: r.id().to_owned(), location: r.location(), distance_m: d })
+            .map(|(distance_m, r)| match (base_row(&r), &columns) {
+                (Some(row), Some((ids, tree))) => Neighbor {
+                    id: ids.id(row).to_owned(),
+                    location: tree.location(row).unwrap_or(LatLon::ORIGIN),
+                    distance_m,
+                },
+                _ => Neighbor { id: r.id().to_owned(), location: r.location(), distance_m },
+            })
             .collect();
         self.intact(found)
     }

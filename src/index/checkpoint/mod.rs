@@ -647,14 +647,10 @@ impl Checkpoint {
         id_in(self.section(ID_OFFSETS), self.section(ID_BYTES), row)
     }
 
-    /// Reads the first byte of each row's id, so the cache misses of a batch of [`Self::id`]
-    /// calls that follows overlap instead of coming one after the other.
-    pub(crate) fn touch_ids(&self, rows: impl Iterator<Item = u32>) {
-        let (offsets, bytes) = (self.section(ID_OFFSETS), self.section(ID_BYTES));
-        let firsts: u32 = rows
-            .map(|row| u32::from(bytes.get(u32_at(offsets, row as usize * 4) as usize).copied().unwrap_or(0)))
-            .sum();
-        std::hint::black_box(firsts);
+    /// The id column with its two sections looked up (and, on first use, checked) once: for
+    /// reading the ids of many rows, as a query's answers do.
+    pub(crate) fn ids(&self) -> IdColumn<'_> {
+        IdColumn { offsets: self.section(ID_OFFSETS), bytes: self.section(ID_BYTES) }
     }
 
     /// The row holding `id`, by binary search over the id order.
@@ -880,6 +876,32 @@ impl Columns<'_> {
     pub(crate) fn category(&self, field: usize, row: u32) -> u32 {
         let c = self.checkpoint;
         c.slot(field, c.header.categories, row).map_or(u32::MAX, |i| u32_at(self.categories, i * 4))
+    }
+}
+
+/// A [`Checkpoint`]'s id column; see [`Checkpoint::ids`].
+pub(crate) struct IdColumn<'a> {
+    offsets: &'a [u8],
+    bytes: &'a [u8],
+}
+
+impl<'a> IdColumn<'a> {
+    /// As [`Checkpoint::id`].
+    pub(crate) fn id(&self, row: u32) -> &'a str {
+        id_in(self.offsets, self.bytes, row)
+    }
+
+    /// Reads the first byte of each row's id, so the cache misses of a batch of
+    /// [`Self::id`] calls that follows overlap instead of coming one after the other.
+    pub(crate) fn touch(&self, rows: impl Iterator<Item = u32>) {
+        let firsts: u32 = rows
+            .map(|row| {
+                u32::from(
+                    self.bytes.get(u32_at(self.offsets, row as usize * 4) as usize).copied().unwrap_or(0),
+                )
+            })
+            .sum();
+        std::hint::black_box(firsts);
     }
 }
 
