@@ -109,7 +109,7 @@ impl FileSystem for RealFs {
     }
 
     fn open_append(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
-        let file = OpenOptions::new().append(true).open(path).map_err(|e| Error::io("open", path, e))?;
+        let file = open_no_follow(OpenOptions::new().append(true), 0, path, "open")?;
         let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
         Ok(Box::new(RealWritable { file, path: path.to_owned(), len }))
     }
@@ -132,7 +132,7 @@ impl FileSystem for RealFs {
     }
 
     fn truncate(&self, path: &Path, len: u64) -> Result<()> {
-        let file = OpenOptions::new().write(true).open(path).map_err(|e| Error::io("open", path, e))?;
+        let file = open_no_follow(OpenOptions::new().write(true), 0, path, "open")?;
         file.set_len(len).map_err(|e| Error::io("truncate", path, e))?;
         file.sync_all().map_err(|e| Error::io("fsync", path, e))
     }
@@ -155,12 +155,12 @@ impl FileSystem for RealFs {
 
     fn lock_dir(&self, dir: &Path) -> Result<Box<dyn DirLock>> {
         let path = dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("open lock file", &path, e))?;
+        let file = open_no_follow(
+            OpenOptions::new().create(true).truncate(false).write(true),
+            0,
+            &path,
+            "open lock file",
+        )?;
         lock_opened(dir, &path, file)
     }
 }
@@ -171,18 +171,29 @@ impl FileSystem for RealFs {
 /// directory. The type is that of the file opened, not of whatever the path named a moment
 /// before.
 fn open_regular(path: &Path) -> Result<(File, u64)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| Error::io("open", path, e))?;
+    let file = open_no_follow(OpenOptions::new().read(true), libc::O_NONBLOCK, path, "open")?;
     let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
     if !meta.is_file() {
         let not_a_file = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
         return Err(Error::io("open", path, not_a_file));
     }
     Ok((file, meta.len()))
+}
+
+/// Opens `path` with `options` and the custom open `flags`, refusing a symbolic link in its place (`O_NOFOLLOW`): every
+/// file of a database is a regular file in its directory, and a link there could send a read
+/// to another file, or an append or a truncation to a file outside the database. (The
+/// database directory itself, and the directories above it, may be links.)
+fn open_no_follow(options: &mut OpenOptions, flags: i32, path: &Path, what: &'static str) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.custom_flags(libc::O_NOFOLLOW | flags).open(path).map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) => Error::io(
+            what,
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "a symbolic link, not a regular file"),
+        ),
+        _ => Error::io(what, path, e),
+    })
 }
 
 /// Locks `file`, opened from `path` (the lock file of `dir`).

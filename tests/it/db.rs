@@ -881,3 +881,38 @@ fn a_creating_open_that_fails_at_any_create_rename_or_sync_leaves_no_file() {
     }
     assert!(failed >= 6, "only {failed} opens failed");
 }
+
+/// A symbolic link in place of a database file is refused, not followed: the segment here
+/// links to a file outside the database, which an open would otherwise append to.
+#[test]
+fn a_symbolic_link_in_place_of_a_database_file_is_refused() {
+    let dir = closed_db_with_one_record();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let seg = segment(dir.path());
+    let outside = elsewhere.path().join("outside.seg");
+    std::fs::rename(&seg, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &seg).unwrap();
+    let before = std::fs::read(&outside).unwrap();
+    let err = Database::open(dir.path(), opts()).unwrap_err().to_string();
+    assert!(err.contains("symbolic link") && err.contains(&seg.display().to_string()), "{err}");
+    assert_eq!(std::fs::read(&outside).unwrap(), before, "the file linked to is untouched");
+
+    // The same for a checkpoint file: set aside, and the state rebuilt from the log.
+    std::fs::remove_file(&seg).unwrap();
+    std::fs::rename(&outside, &seg).unwrap();
+    let db = Database::open(dir.path(), opts()).unwrap();
+    db.checkpoint().unwrap();
+    drop(db);
+    let ckpt = std::fs::read_dir(dir.path().join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "ckpt"))
+        .unwrap();
+    let linked = elsewhere.path().join("outside.ckpt");
+    std::fs::rename(&ckpt, &linked).unwrap();
+    std::os::unix::fs::symlink(&linked, &ckpt).unwrap();
+    let db = Database::open(dir.path(), opts()).unwrap();
+    let why = db.checkpoint_rejected().unwrap_or_default().to_owned();
+    assert!(why.contains("symbolic link"), "{why}");
+    assert_eq!(ids(&db), ["C-0001"]);
+}
