@@ -733,8 +733,8 @@ impl Inner {
     }
 
     /// After a compaction (the writer lock held): removes from the keystore the data keys
-    /// of records no longer in the log — deleted since the previous compaction, not erased.
-    /// Kept, such a key (with the record's id, in the clear) let anyone holding the master
+    /// of records no longer in the log — deleted since the previous compaction, not erased
+    /// (never the blind index's root key). Kept, such a key (with the record's id, in the clear) let anyone holding the master
     /// key and an old copy of the log decrypt the deleted record's PII. Their ids are not
     /// listed as erased: no record left in the log uses them.
     fn drop_keys_of_records_gone(&self) -> Result<()> {
@@ -745,6 +745,9 @@ impl Inner {
             let Some(keystore) = keystore.as_ref() else { return Ok(()) };
             keystore
                 .records()
+                // The blind index's root key (collection "") belongs to no record: without it,
+                // every blind value already stored would match nothing.
+                .filter(|(c, _)| *c != super::blind::BLIND_ROOT_COLLECTION)
                 .filter(|(c, id)| state.collections.get(*c).is_none_or(|col| col.view().get(id).is_none()))
                 .map(|(c, id)| (c.to_owned(), id.to_owned()))
                 .collect()
