@@ -301,8 +301,9 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Records that look like the same customer: same phone, same e-mail, or same name
-    /// within 50 m (needs the key; recorded in the audit log).
+    /// Records that look like the same customer: same phone, same e-mail, or same name with
+    /// each record within 50 m of another of its group (needs the key; recorded in the audit
+    /// log).
     Duplicates {
         #[command(flatten)]
         db: DbArgs,

@@ -1,5 +1,6 @@
 //! The duplicates report: records sharing a phone number or e-mail address (by blind value),
-//! or with the same normalized name within [`DUPLICATE_NAME_RADIUS_M`] of each other.
+//! or with the same normalized name, each within [`DUPLICATE_NAME_RADIUS_M`] of another of its
+//! group.
 
 use std::collections::HashMap;
 
@@ -13,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::geo::{haversine_m, LatLon};
 use crate::model::PiiKind;
 
-/// Records with the same normalized name count as duplicates within this distance.
+/// Records with the same normalized name count as duplicates within this distance of one
+/// another (groups are chains of such pairs).
 pub const DUPLICATE_NAME_RADIUS_M: f64 = 50.0;
 
 /// Why records were grouped.
@@ -47,8 +49,9 @@ fn normalize_name(name: &str) -> String {
 
 impl CollectionReader<'_> {
     /// Groups of live records that look like duplicates: same blind phone value, same blind
-    /// e-mail value, or same normalized name (the PII field called `name`) within
-    /// [`DUPLICATE_NAME_RADIUS_M`]. Names are decrypted one at a time and replaced at once
+    /// e-mail value, or same normalized name (the PII field called `name`) with each record
+    /// within [`DUPLICATE_NAME_RADIUS_M`] of another of its group (a chain: the group can
+    /// span more). Names are decrypted one at a time and replaced at once
     /// by a keyed hash; no plaintext is kept or returned. Scans every live record (O(n)
     /// log reads and one decryption per named record). Recorded in the audit log as a
     /// `duplicates` entry listing the reported ids — an entry on every call that completes,
