@@ -35,6 +35,21 @@ fn random_model(rng: &mut ChaCha8Rng, n: usize) -> Model {
     m
 }
 
+/// Another version of `r`: moved to the other hemisphere and the other side of the globe,
+/// with other attribute values (present where `r` has none, and none where it has one).
+fn stale(r: &M) -> M {
+    M {
+        lat: -r.lat / 2.0,
+        lon: if r.lon > 0.0 { r.lon - 120.0 } else { r.lon + 120.0 },
+        ltv: if r.ltv.is_some() { None } else { Some(250.0) },
+        tier: match r.tier.as_deref() {
+            Some("gold") => Some("bronze".to_owned()),
+            Some(_) => None,
+            None => Some("gold".to_owned()),
+        },
+    }
+}
+
 fn record(id: &str, r: &M) -> Record {
     let mut rec = Record::new(id, LatLon::new(r.lat, r.lon).unwrap());
     if let Some(v) = r.ltv {
@@ -57,8 +72,9 @@ pub enum Layout {
     Tail,
     /// All in a checkpoint, reopened (so read from the mapped file).
     Checkpointed,
-    /// 60% in a checkpoint; the rest, re-upserts of some checkpoint rows and deletes +
-    /// re-inserts of others in the in-memory table (so checkpoint rows are hidden).
+    /// 60% in a checkpoint; the rest, updates of some checkpoint rows (stale versions in the
+    /// checkpoint), deletes + re-inserts of others, and deletes of ghost rows (in the
+    /// checkpoint and in memory) in the in-memory table: checkpoint rows are hidden.
     Mixed,
     /// As `Mixed`, then compacted and reopened.
     Compacted,
@@ -91,19 +107,43 @@ pub fn load_as(model: &Model, layout: Layout) -> (tempfile::TempDir, Database) {
         }
         Layout::Mixed | Layout::Compacted => {
             let cut = model.len() * 6 / 10;
-            commit_all(&db, model.iter().take(cut));
+            let (updated, reinserted) = (|i: usize| i.is_multiple_of(10), |i: usize| i % 10 == 1);
+            // The checkpoint holds stale versions of the rows updated or deleted and
+            // re-inserted after it, and ghosts deleted after it: an answer that reads a
+            // hidden checkpoint row differs from the brute force over `model`.
+            let first: Vec<(String, M)> = model
+                .iter()
+                .take(cut)
+                .enumerate()
+                .map(|(i, (id, r))| {
+                    (id.clone(), if updated(i) || reinserted(i) { stale(r) } else { r.clone() })
+                })
+                .chain(model.iter().step_by(7).map(|(id, r)| (format!("ghost-{id}"), r.clone())))
+                .collect();
+            commit_all(&db, first.iter().map(|(id, r)| (id, r)));
             db.checkpoint().unwrap();
             commit_all(&db, model.iter().skip(cut));
-            // Same values again: the checkpoint rows are hidden, the tail answers.
-            commit_all(&db, model.iter().take(cut).step_by(10));
+            commit_all(&db, model.iter().take(cut).enumerate().filter(|(i, _)| updated(*i)).map(|(_, r)| r));
+            // Ghosts in the in-memory table too, deleted with the checkpoint's.
+            let tail_ghosts: Vec<(String, M)> =
+                model.iter().skip(3).step_by(11).map(|(id, r)| (format!("ghost2-{id}"), r.clone())).collect();
+            commit_all(&db, tail_ghosts.iter().map(|(id, r)| (id, r)));
             let mut batch = db.begin_write();
-            for (id, _) in model.iter().take(cut).skip(1).step_by(10) {
+            let doomed =
+                model.iter().take(cut).enumerate().filter(|(i, _)| reinserted(*i)).map(|(_, (id, _))| id);
+            for id in doomed
+                .chain(first.iter().skip(cut).map(|(id, _)| id))
+                .chain(tail_ghosts.iter().map(|(id, _)| id))
+            {
                 batch.delete("c", id).unwrap();
             }
             if !batch.is_empty() {
                 batch.commit().unwrap();
             }
-            commit_all(&db, model.iter().take(cut).skip(1).step_by(10));
+            commit_all(
+                &db,
+                model.iter().take(cut).enumerate().filter(|(i, _)| reinserted(*i)).map(|(_, r)| r),
+            );
             if layout == Layout::Compacted {
                 db.compact().unwrap();
             }
