@@ -394,7 +394,8 @@ fn run_dataset(
         if let Some(Answer::Failed(e)) = want.iter().find(|a| matches!(a, Answer::Failed(_))) {
             return Err(Error::invalid_argument("bench", format!("geocrm failed on {op}: {e}")));
         }
-        row.set(Engine::Geocrm, Outcome::Timed(time_each(budget(args.quick), &mut |i| geocrm.answer(q, i))));
+        let geocrm_stats = time_each(budget(args.quick), &mut |i| geocrm.answer(q, i));
+        row.set(Engine::Geocrm, Outcome::Timed(geocrm_stats));
         for (engine, backend) in &mut backends {
             let (check_n, b) = if *engine == Engine::Brute {
                 (sample.min(BRUTE_CHECK_SAMPLE), brute_budget(args.quick))
@@ -413,18 +414,24 @@ fn run_dataset(
                 continue;
             }
             let stats = time_each(b, &mut |i| backend.answer(q, i));
-            row.set(
-                *engine,
-                match wrong {
-                    None => Outcome::Timed(stats),
-                    Some(why) => {
-                        let msg = format!("{name} / {op}: {} disagrees with geocrm: {why}", engine.name());
-                        eprintln!("WARNING: {msg}");
-                        notes.push(msg.clone());
-                        Outcome::Wrong(stats, why)
-                    }
-                },
-            );
+            let outcome = match wrong {
+                None => Outcome::Timed(stats),
+                // The brute force is the referee: geocrm is the one that is wrong.
+                Some(why) if *engine == Engine::Brute => {
+                    let msg = format!("{name} / {op}: geocrm disagrees with the brute force: {why}");
+                    eprintln!("WARNING: {msg}");
+                    notes.push(msg);
+                    row.set(Engine::Geocrm, Outcome::Wrong(geocrm_stats, format!("brute force: {why}")));
+                    Outcome::Timed(stats)
+                }
+                Some(why) => {
+                    let msg = format!("{name} / {op}: {} disagrees with geocrm: {why}", engine.name());
+                    eprintln!("WARNING: {msg}");
+                    notes.push(msg.clone());
+                    Outcome::Wrong(stats, why)
+                }
+            };
+            row.set(*engine, outcome);
         }
         rows.push(row);
     }
