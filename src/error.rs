@@ -82,6 +82,15 @@ pub enum Error {
         /// The database directory.
         path: PathBuf,
     },
+    /// A write — a commit, checkpoint, erasure, key rotation, sync or any file change — to a
+    /// database opened with [`Options::read_only`](crate::Options::read_only).
+    #[error("database opened read-only: {op} on {} refused", path.display())]
+    ReadOnly {
+        /// The database directory, or the file the refused change was for.
+        path: PathBuf,
+        /// What was refused (commit, create, rename, …).
+        op: &'static str,
+    },
     /// A previous write or fsync failed; the database refuses writes until it is reopened.
     #[error(
         "database refuses writes after an earlier failure ({reason}); reopen it to recover from the log"
@@ -212,6 +221,7 @@ impl Error {
             Error::Corrupt { .. } => "corrupt",
             Error::UnsupportedVersion { .. } => "unsupported_version",
             Error::Locked { .. } => "locked",
+            Error::ReadOnly { .. } => "read_only",
             Error::Poisoned { .. } => "poisoned",
             Error::UnknownCollection { .. } => "unknown_collection",
             Error::CollectionExists { .. } => "collection_exists",

@@ -18,6 +18,14 @@ pub(crate) fn open(args: &DbArgs, with_key: bool) -> Result<Database> {
     open_or_create(args, with_key, false)
 }
 
+/// Opens the database read-only, without a key ([`Options::read_only`]): for the commands
+/// that only read locations, attributes, statistics or the audit log. They take no lock, so
+/// they work beside an application that holds the database, and change nothing (a torn
+/// log tail is left for the next writable open to cut).
+pub(crate) fn open_read(args: &DbArgs) -> Result<Database> {
+    Database::open(&args.db, options(args, false, false)?.read_only(true))
+}
+
 fn open_or_create(args: &DbArgs, with_key: bool, create: bool) -> Result<Database> {
     Database::open(&args.db, options(args, with_key, create)?)
 }
@@ -111,7 +119,7 @@ pub fn run(command: Command) -> Result<()> {
             skip_invalid.as_deref(),
         ),
         Command::Near { db, lat, lon, k, filter: f } => {
-            let database = open(&db, false)?;
+            let database = open_read(&db)?;
             let snap = database.read();
             let hits = snap.collection(&db.collection)?.nearest(point(lat, lon)?, k, &filter(f.as_ref())?)?;
             if db.json {
@@ -134,7 +142,7 @@ pub fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Radius { db, lat, lon, meters, filter: f, count } => {
-            let database = open(&db, false)?;
+            let database = open_read(&db)?;
             let snap = database.read();
             let hits = snap.collection(&db.collection)?.within_radius(
                 point(lat, lon)?,
@@ -145,7 +153,7 @@ pub fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Bbox { db, south, west, north, east, filter: f, count } => {
-            let database = open(&db, false)?;
+            let database = open_read(&db)?;
             let snap = database.read();
             let bbox = BoundingBox::new(south, west, north, east)?;
             let hits = snap.collection(&db.collection)?.within_bbox(&bbox, &filter(f.as_ref())?)?;
@@ -154,7 +162,7 @@ pub fn run(command: Command) -> Result<()> {
         }
         Command::Within { db, geojson, filter: f, count } => {
             let region = region(&geojson)?;
-            let database = open(&db, false)?;
+            let database = open_read(&db)?;
             let snap = database.read();
             let hits = snap.collection(&db.collection)?.within_region(&region, &filter(f.as_ref())?)?;
             print_ids(&db, count, hits.into_iter().map(|h| h.id).collect());
@@ -467,7 +475,7 @@ fn agg(
             fields.push(name);
         }
     }
-    let database = open(db, false)?;
+    let database = open_read(db)?;
     let snap = database.read();
     let groups = snap.collection(&db.collection)?.aggregate(scope, &group_by, &fields, &filter(f)?)?;
     let mut rows = Vec::with_capacity(groups.len());
@@ -520,7 +528,7 @@ fn agg(
 }
 
 fn get(db: &DbArgs, id: &str, reveal: bool) -> Result<()> {
-    let database = open(db, reveal)?;
+    let database = if reveal { open(db, true)? } else { open_read(db)? };
     let snap = database.read();
     let c = snap.collection(&db.collection)?;
     let Some(view) = c.get(id)? else {
@@ -552,7 +560,7 @@ fn get(db: &DbArgs, id: &str, reveal: bool) -> Result<()> {
 }
 
 fn stats(db: &DbArgs) -> Result<()> {
-    let database = open(db, false)?;
+    let database = open_read(db)?;
     let snap = database.read();
     let stats = database.stats();
     let mut collections = Map::new();
@@ -617,6 +625,12 @@ fn stats(db: &DbArgs) -> Result<()> {
             stats.log_segments,
             stats.log_bytes
         );
+        if stats.truncated_tail_bytes > 0 {
+            println!(
+                "  the log ends in {} bytes that are not a whole commit (one being written, or a torn or damaged last one), left out",
+                stats.truncated_tail_bytes
+            );
+        }
         if let Some(reason) = &stats.checkpoint_rejected {
             println!("  WARNING: the checkpoint was not usable and the log was replayed: {reason}");
         }

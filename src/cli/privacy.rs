@@ -7,11 +7,11 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use super::args::DbArgs;
-use super::commands::{open, print_json};
+use super::commands::{open, open_read, print_json};
 
 /// `geocrm audit`: every audit entry, oldest first (no key needed).
 pub fn audit(db: &DbArgs) -> Result<()> {
-    let database = open(db, false)?;
+    let database = open_read(db)?;
     let entries = database.audit_entries()?;
     if db.json {
         print_json(&serde_json::to_value(&entries).unwrap_or(Value::Null));

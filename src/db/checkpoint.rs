@@ -450,7 +450,7 @@ impl Inner {
     /// Writes a checkpoint (and with `compact`, first re-writes the log keeping only live
     /// records). See the module documentation for the steps.
     pub(crate) fn checkpoint(&self, compact: bool) -> Result<CheckpointReport> {
-        self.refuse_while_reading(if compact { "compaction" } else { "checkpoint" })?;
+        self.refuse_write(if compact { "compaction" } else { "checkpoint" })?;
         let one_at_a_time = self.checkpointing.lock();
         self.checkpoint_holding(&one_at_a_time, compact)
     }

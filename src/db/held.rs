@@ -69,6 +69,15 @@ impl Inner {
         }
     }
 
+    /// [`Error::ReadOnly`] for a database opened read-only; else as
+    /// [`Self::refuse_while_reading`]: what every write calls first.
+    pub(crate) fn refuse_write(&self, operation: &'static str) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly { path: self.dir.clone(), op: operation });
+        }
+        self.refuse_while_reading(operation)
+    }
+
     /// [`Error::SnapshotHeld`] when this thread holds a snapshot of the database, for an
     /// `operation` that would wait for it.
     pub(crate) fn refuse_while_reading(&self, operation: &'static str) -> Result<()> {

@@ -66,7 +66,7 @@ pub struct DatabaseStats {
     pub log_bytes: u64,
     /// Segments below this were removed by compaction.
     pub log_floor: u64,
-    /// Bytes of the torn tail cut off at open.
+    /// Bytes of the torn tail cut off at open (left out, not cut, by a read-only open).
     pub truncated_tail_bytes: u64,
     /// Why the manifest's checkpoint was not used at open, or (its sections checked on first
     /// use) the damage found in it since.

@@ -142,7 +142,10 @@ pub(crate) struct Inner {
     pub(crate) audit: crate::audit::AuditLog,
     /// Set when this open created the database (under the lock).
     created: Option<Created>,
-    _lock: Box<dyn DirLock>,
+    /// Opened with [`Options::read_only`]: no lock, and every write refused.
+    pub(crate) read_only: bool,
+    /// The directory lock (none for a read-only open).
+    _lock: Option<Box<dyn DirLock>>,
 }
 
 /// What an open that created the database knows of it.
@@ -185,14 +188,54 @@ impl Database {
     /// empty, over 256 bytes or holds a control, line-separator or invisible character
     /// ([`Options::actor`]); [`Error::Io`].
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
+        if options.read_only {
+            return Self::open_read_only(dir.as_ref(), &options);
+        }
         Self::open_attempt(dir.as_ref().to_owned(), options, 3)
+    }
+
+    /// A read-only open ([`Options::read_only`]), started again (up to 5 times) when the
+    /// MANIFEST changed under it: the holder's checkpoint or compaction deletes the files the
+    /// MANIFEST read first named, which then fail to open (or make the checkpoint
+    /// unusable, and the whole log be replayed instead).
+    fn open_read_only(dir: &Path, options: &Options) -> Result<Database> {
+        let manifest = || options.fs.read(&dir.join(manifest::MANIFEST_NAME)).ok();
+        let mut retries = 5;
+        loop {
+            let before = manifest();
+            let opened = Self::open_attempt(dir.to_owned(), options.clone(), 0);
+            let stale = match &opened {
+                Ok(db) => db.checkpoint_rejected().is_some(),
+                Err(_) => true,
+            };
+            if stale && retries > 0 && manifest() != before {
+                retries -= 1;
+                continue;
+            }
+            return opened;
+        }
     }
 
     /// [`Database::open`]; `attempts` bounds how often it starts again after the directory
     /// went while it waited for the lock.
     fn open_attempt(dir: PathBuf, options: Options, attempts: u32) -> Result<Database> {
         options::check_actor(&options.actor)?;
-        let fs = options.fs.clone();
+        let read_only = options.read_only;
+        if read_only && options.key.is_some() {
+            return Err(Error::invalid_argument(
+                "read_only",
+                "a read-only open takes no key: PII reads are recorded in the audit log, which only the \
+                 process holding the database appends to",
+            ));
+        }
+        // Every change a read-only open would make is refused by its file system, even one
+        // the code below forgot to skip.
+        let fs: Arc<dyn FileSystem> = if read_only {
+            Arc::new(crate::io::ReadOnlyFs::new(options.fs.clone()))
+        } else {
+            options.fs.clone()
+        };
+        let create = options.create && !read_only;
         // The directories this open makes (`dir` and its missing ancestors), deepest first.
         let mut made = Vec::new();
         let no_such_directory = || {
@@ -203,7 +246,7 @@ impl Database {
             )
         };
         if !fs.exists(&dir)? {
-            if !options.create {
+            if !create {
                 return Err(no_such_directory());
             }
             let mut at = Some(dir.as_path());
@@ -232,7 +275,7 @@ impl Database {
         // first, the log after it, the lock file last): the answer waits — up to the lock
         // wait, without taking the lock (it may be another program's lock file) — for the
         // MANIFEST to appear or the lock file to go.
-        if !options.create && !fs.exists(&dir.join(manifest::MANIFEST_NAME))? {
+        if !create && !fs.exists(&dir.join(manifest::MANIFEST_NAME))? {
             let deadline = std::time::Instant::now() + options.lock_wait;
             loop {
                 if !fs.exists(&dir)? {
@@ -251,20 +294,24 @@ impl Database {
         // lock file is empty: an empty one is a database's, left by a crash or by an open
         // that waited for a database discarded meanwhile).
         let lock_existed = fs.open_read(&dir.join(LOCK_FILE)).is_ok_and(|f| !f.is_empty());
-        let lock = match lock_with_wait(fs.as_ref(), &dir, options.lock_wait) {
-            // The directory went while this open waited: the database's creator discarded it
-            // (`discard_if_new_and_empty`) with the directory it had made. Asked to create
-            // one, this open starts again (and makes the directory); else there is none.
-            Err(Error::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound && !fs.exists(&dir)? =>
-            {
-                return match (options.create, attempts.checked_sub(1)) {
-                    (true, Some(left)) => Self::open_attempt(dir, options, left),
-                    (true, None) => Err(Error::io("lock", dir.join(LOCK_FILE), source)),
-                    (false, _) => Err(no_such_directory()),
-                };
-            }
-            other => other?,
+        let lock = if read_only {
+            None
+        } else {
+            Some(match lock_with_wait(fs.as_ref(), &dir, options.lock_wait) {
+                // The directory went while this open waited: the database's creator discarded it
+                // (`discard_if_new_and_empty`) with the directory it had made. Asked to create
+                // one, this open starts again (and makes the directory); else there is none.
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && !fs.exists(&dir)? =>
+                {
+                    return match (create, attempts.checked_sub(1)) {
+                        (true, Some(left)) => Self::open_attempt(dir, options, left),
+                        (true, None) => Err(Error::io("lock", dir.join(LOCK_FILE), source)),
+                        (false, _) => Err(no_such_directory()),
+                    };
+                }
+                other => other?,
+            })
         };
         // An earlier process may have renamed a segment, MANIFEST, checkpoint file or
         // keystore into place and died before its directory fsync. This open builds on those
@@ -285,7 +332,7 @@ impl Database {
             };
         let (mut manifest, mut undo) = match Manifest::load(fs.as_ref(), &dir)? {
             Some(m) => (m, None),
-            None if !options.create => {
+            None if !create => {
                 // It was there before the lock: its creator discarded it while this open
                 // waited (`discard_if_new_and_empty`). No lock file is left behind (an empty
                 // one: the user's own file of that name is not touched).
@@ -301,7 +348,7 @@ impl Database {
                 let mut keep = fs.list_dir(&dir)?;
                 keep.retain(|name| name != LOCK_FILE || lock_existed);
                 let undo = UndoCreate { fs: fs.clone(), dir: dir.clone(), made, keep, done: false };
-                (create_manifest(fs.as_ref(), &dir, options.create)?, Some(undo))
+                (create_manifest(fs.as_ref(), &dir, create)?, Some(undo))
             }
         };
         let db_id = manifest.db_id;
@@ -342,9 +389,10 @@ impl Database {
             for c in state.collections.values_mut() {
                 c.table.begin_bulk();
             }
-            let (log, recovery) = Log::open_from(fs.clone(), &dir, db_id, config, start, &mut |txn| {
-                read::replay_txn(&mut state, &log_dir, txn)
-            })?;
+            let (log, recovery) =
+                Log::open_from_with(fs.clone(), &dir, db_id, config, start, read_only, &mut |txn| {
+                    read::replay_txn(&mut state, &log_dir, txn)
+                })?;
             state.replaying = false;
             for c in state.collections.values_mut() {
                 c.table.finish_bulk();
@@ -369,10 +417,10 @@ impl Database {
         state.next_lsn = log.next_lsn();
         // Leftovers of an interrupted checkpoint or compaction (best effort).
         let named = manifest.checkpoint.as_ref().map(|c| c.files.clone()).unwrap_or_default();
-        if rejected.is_none() {
+        if rejected.is_none() && !read_only {
             checkpoint::remove_unnamed_files(fs.as_ref(), &dir.join(INDEX_DIR), &named);
         }
-        if manifest.log_floor > 1 {
+        if manifest.log_floor > 1 && !read_only {
             log.remove_segments_below(manifest.log_floor)?;
         }
         // What opening replayed: the segments from the checkpoint's (or the floor) on.
@@ -410,6 +458,9 @@ impl Database {
         // its conclusions from the keystore as found (finishing rewrites the keystore).
         let (keystore, pending_erasures) = if options.repair {
             (keystore, erased)
+        } else if read_only {
+            // The records are gone from the state; their keys are the holder's to destroy.
+            (keystore, Vec::new())
         } else {
             let record = |ids: &[u64]| keys::record_erased_keys(fs.as_ref(), &dir, &mut manifest, ids);
             (keys::finish_erasures(keystore, &erased, record)?, Vec::new())
@@ -420,7 +471,7 @@ impl Database {
             (None, Some(provider)) if !options.repair => keys::create_keystore(&fs, &dir, db_id, provider)?,
             (keystore, _) => (keystore, master),
         };
-        if !manifest.keystore && (keystore.is_some() || keystore_exists) {
+        if !manifest.keystore && (keystore.is_some() || keystore_exists) && !read_only {
             // From now on a missing keystore is a lost one (databases of older versions learn
             // it here, at their first open by this one).
             let next = Manifest { keystore: true, ..manifest.clone() };
@@ -428,7 +479,13 @@ impl Database {
             manifest = next;
         }
 
-        let audit = crate::audit::AuditLog::open(fs.clone(), &dir, db_id, options.audit, &options.actor)?;
+        let audit = crate::audit::AuditLog::open(
+            fs.clone(),
+            &dir,
+            db_id,
+            options.audit && !read_only,
+            &options.actor,
+        )?;
         let created = undo.as_mut().map(|undo| {
             undo.done = true;
             // Kept done: only `discard_if_new_and_empty` removes it, never a drop.
@@ -463,6 +520,7 @@ impl Database {
             pending_erasures: Mutex::new(pending_erasures),
             audit,
             created,
+            read_only,
             _lock: lock,
         };
         Ok(Database { inner: Arc::new(inner) })
@@ -570,7 +628,7 @@ impl Database {
     /// [`Error::Io`] or [`Error::Poisoned`]; a failed sync poisons the database;
     /// [`Error::SnapshotHeld`] on a thread holding a snapshot.
     pub fn sync(&self) -> Result<()> {
-        self.inner.refuse_while_reading("sync")?;
+        self.inner.refuse_write("sync")?;
         let mut w = self.inner.writer.lock();
         if let Some(reason) = &w.poisoned {
             return Err(Error::Poisoned { reason: reason.clone() });

@@ -56,6 +56,7 @@ pub struct Options {
     pub(crate) checkpoints_checked_at_open: bool,
     pub(crate) audit: bool,
     pub(crate) actor: String,
+    pub(crate) read_only: bool,
     /// Set by [`crate::Database::repair`]: open even when live records' data keys are
     /// missing (repair re-writes those records without PII).
     pub(crate) repair: bool,
@@ -77,6 +78,7 @@ impl fmt::Debug for Options {
             .field("checkpoints_checked_at_open", &self.checkpoints_checked_at_open)
             .field("audit", &self.audit)
             .field("actor", &self.actor)
+            .field("read_only", &self.read_only)
             .field("repair", &self.repair)
             .finish()
     }
@@ -98,6 +100,7 @@ impl Default for Options {
             checkpoints_checked_at_open: false,
             audit: true,
             actor: default_actor(),
+            read_only: false,
             repair: false,
         }
     }
@@ -108,6 +111,43 @@ impl Options {
     #[must_use]
     pub fn new() -> Self {
         Options::default()
+    }
+
+    /// Opens a snapshot of the database as it is on disk, without taking its lock and
+    /// without changing a byte: for reading a database that another process holds open
+    /// (`geocrm stats` or `near` beside a running application). Default false.
+    ///
+    /// The open maps the checkpoint and replays the log as far as it is written — a final
+    /// frame still being appended by the holder is left out, not cut — and then sees no later
+    /// write: open again to see newer data. Location, attribute and aggregation queries work;
+    /// every write (commits, checkpoints, erasures, key rotation, `sync`) is
+    /// [`crate::Error::ReadOnly`]. Nothing is repaired or marked: a damaged checkpoint is
+    /// read around (the log replayed instead) and left for the holder to find.
+    ///
+    /// A read-only open takes no key ([`crate::Error::InvalidArgument`] with one): PII reads
+    /// are recorded in the audit log, which only the holder may append to. Point reads of a
+    /// record fetch it from the log; once the holder compacts, the segments they point into
+    /// are deleted, and such a read is an [`crate::Error::Io`] (not found): open again.
+    ///
+    /// ```
+    /// use geocrm::{Database, Error, Filter, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let writer = Database::open(dir.path(), Options::new())?;
+    /// writer.create_collection("c", Schema::new())?;
+    /// let mut b = writer.begin_write();
+    /// b.upsert("c", Record::new("C-1", LatLon::new(48.85, 2.35)?))?;
+    /// b.commit()?;
+    /// // The writer still holds the database; a read-only open reads it anyway.
+    /// let reader = Database::open(dir.path(), Options::new().read_only(true))?;
+    /// let near = reader.read().collection("c")?.nearest(LatLon::new(48.0, 2.0)?, 1, &Filter::All)?;
+    /// assert_eq!(near[0].id, "C-1");
+    /// assert!(matches!(reader.create_collection("d", Schema::new()), Err(Error::ReadOnly { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
     }
 
     /// The master key source. Without one, location and aggregation queries work and PII

@@ -117,7 +117,7 @@ impl Database {
     /// [`Error::InvalidArgument`] when the erasures since the last compaction would pass the
     /// cap the MANIFEST can list (compact first).
     pub fn erase_many(&self, collection: &str, ids: &[&str]) -> Result<Vec<ErasureReceipt>> {
-        self.inner.refuse_while_reading("erasure")?;
+        self.inner.refuse_write("erasure")?;
         for id in ids {
             validate_id(id)?;
         }
@@ -267,7 +267,7 @@ impl Database {
     /// same passphrase); errors of the new key provider; [`Error::Io`];
     /// [`Error::SnapshotHeld`] on a thread holding a snapshot.
     pub fn rotate_master_key(&self, new: &dyn KeyProvider) -> Result<()> {
-        self.inner.refuse_while_reading("key rotation")?;
+        self.inner.refuse_write("key rotation")?;
         let _writer = self.inner.writer.lock(); // no keys are added while rotating
         let mut master = self.inner.master.lock();
         let old = master.as_ref().ok_or(Error::MissingKey)?;

@@ -279,6 +279,9 @@ impl Database {
 }
 
 fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport> {
+    if options.read_only {
+        return Err(Error::invalid_argument("read_only", "a repair writes: open without read_only"));
+    }
     let fs = options.fs.clone();
     if !fs.exists(dir)? {
         let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory");

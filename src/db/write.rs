@@ -221,7 +221,7 @@ impl<'db> WriteBatch<'db> {
     /// the file aside); [`Error::CollectionExists`]; [`Error::SnapshotHeld`] (nothing
     /// written) on a thread holding a snapshot of the database.
     pub fn commit(self) -> Result<CommitReceipt> {
-        self.db.inner.refuse_while_reading("commit")?;
+        self.db.inner.refuse_write("commit")?;
         // The first check of a checkpoint's id sections reads them whole: here, not under the
         // writer lock, where the batch is then checked again (a bit test; see `write_batch`).
         for checkpoint in self.db.inner.touched_checkpoints(&self.ops) {

@@ -9,6 +9,7 @@
 mod atomic;
 mod mem;
 mod mmap;
+mod read_only;
 mod real;
 
 use std::fmt::Debug;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 pub use atomic::{write_atomic, write_atomic_parts};
 pub use mem::{CrashMode, FaultPlan, MemFs, OpKind};
+pub(crate) use read_only::ReadOnlyFs;
 pub use real::RealFs;
 pub(crate) use real::LOCK_FILE;
 

@@ -102,6 +102,21 @@ impl Log {
         start: Option<LogStart>,
         on_txn: &mut dyn FnMut(ReplayedTxn) -> Result<()>,
     ) -> Result<(Log, RecoveryReport)> {
+        Log::open_from_with(fs, dir, db_id, config, start, false, on_txn)
+    }
+
+    /// [`Log::open_from`]; with `read_only`, a torn tail is reported but not cut (it may be a
+    /// frame another process is appending), and `fs` is expected to refuse writes
+    /// (`ReadOnlyFs`).
+    pub(crate) fn open_from_with(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        db_id: [u8; 16],
+        config: LogConfig,
+        start: Option<LogStart>,
+        read_only: bool,
+        on_txn: &mut dyn FnMut(ReplayedTxn) -> Result<()>,
+    ) -> Result<(Log, RecoveryReport)> {
         let log_dir = dir.join(LOG_DIR);
         if !fs.exists(&log_dir)? {
             fs.create_dir_all(&log_dir)?;
@@ -116,7 +131,7 @@ impl Log {
                 (1, 1)
             }
         };
-        if let Some(tail) = &report.truncated {
+        if let Some(tail) = report.truncated.as_ref().filter(|_| !read_only) {
             fs.truncate(&tail.file, tail.offset)?;
         }
         let mut file = fs.open_append(&log_dir.join(segment_name(current)))?;

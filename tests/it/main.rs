@@ -20,5 +20,6 @@ mod packed;
 mod privacy;
 mod privacy_ext;
 mod queries;
+mod read_only;
 mod recovery_faults;
 mod repair;

@@ -463,15 +463,29 @@ fn a_locked_database_is_reported_as_locked() {
     let env = Env::new();
     env.import_fixture();
     let held = Database::open(&env.db, Options::new()).unwrap();
-    for (cmd, args) in [("near", &["--lat", "1", "--lon", "2"][..]), ("stats", &[][..])] {
-        let err = env.fail(cmd, args);
+    // Commands that write, or read PII (audited), need the lock.
+    for (key, cmd, args) in [
+        (false, "delete", &["--id", "C-0001"][..]),
+        (false, "checkpoint", &[][..]),
+        (true, "get", &["--id", "C-0001", "--reveal"][..]),
+    ] {
+        let err = fail(&env.run(key, cmd, args));
         assert!(err.contains("locked"), "{cmd}: {err}");
     }
+    // Commands that read locations, attributes and statistics read a snapshot without it.
+    let mut b = held.begin_write();
+    b.delete("customers", "C-0002").unwrap();
+    b.commit().unwrap();
+    assert_eq!(env.records(), Some(59), "stats sees the holder's acknowledged commit");
+    let near = env.json("near", &["--lat", "1", "--lon", "2", "--k", "100"]);
+    assert_eq!(near.as_array().map(Vec::len), Some(59));
+    let count = env.ok("radius", &["--lat", "1", "--lon", "2", "--meters", "2e7", "--count"]);
+    assert_eq!(count.trim(), "59");
     let csv = env.file("c.csv", with_header(GOOD));
     let err = fail(&run_at(&env.db, true, "import", &[csv.to_str().unwrap(), "--pii", PII_ARG]));
     assert!(err.contains("locked"), "{err}");
     drop(held);
-    assert_eq!(env.records(), Some(60));
+    assert_eq!(env.records(), Some(59));
 }
 
 #[test]
@@ -550,5 +564,22 @@ fn json_commands_print_their_errors_as_json() {
         let message = stdout["error"]["message"].as_str().unwrap();
         assert_eq!(format!("error: {message}"), stderr.trim_end(), "{cmd}");
     }
+    assert_eq!(env.records(), Some(60));
+}
+
+#[test]
+fn stats_reports_a_torn_log_tail_and_leaves_it_to_a_writable_open() {
+    let env = Env::new();
+    env.import_fixture();
+    let seg = all_files(&env.db.join("log")).into_iter().max().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&[0x40, 0, 0, 0, 7, 7, 7]);
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = env.ok("stats", &[]);
+    assert!(out.contains("the log ends in 7 bytes that are not a whole commit"), "{out}");
+    assert_eq!(env.json("stats", &[])["log"]["truncated_tail_bytes"], 7);
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes, "a read-only command cut the tail");
+    env.ok("checkpoint", &[]);
+    assert!(!env.ok("stats", &[]).contains("not a whole commit"));
     assert_eq!(env.records(), Some(60));
 }

@@ -1,0 +1,305 @@
+//! `Options::read_only`: reading a database another handle or process holds, without its
+//! lock and without changing a byte.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use geocrm::crypto::RawKey;
+use geocrm::query::Scope;
+use geocrm::{Database, Error, Filter, LatLon, Options, Record, Schema};
+
+fn ro() -> Options {
+    Options::new().read_only(true)
+}
+
+/// Every file under `dir` with its bytes (the lock file included).
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    super::cli::all_files(dir).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect()
+}
+
+fn rec(i: u64) -> Record {
+    rec_with(i, i as f64)
+}
+
+fn rec_with(i: u64, ltv: f64) -> Record {
+    Record::new(
+        format!("C-{i:05}"),
+        LatLon::new(45.0 + (i % 100) as f64 * 0.01, 5.0 + (i / 100) as f64 * 0.01).unwrap(),
+    )
+    .number("ltv", ltv)
+}
+
+fn count(db: &Database) -> u64 {
+    db.read().collection("c").unwrap().count(Scope::All, &Filter::All).unwrap()
+}
+
+#[test]
+fn a_read_only_open_reads_a_held_database_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = || RawKey::new([3; 32]);
+    let writer = Database::open(dir.path(), Options::new().key(key())).unwrap();
+    writer.create_collection("c", Schema::new().number("ltv").pii("name")).unwrap();
+    let mut b = writer.begin_write();
+    for i in 0..300 {
+        b.upsert("c", rec(i).pii("name", format!("Person {i}"))).unwrap();
+    }
+    b.commit().unwrap();
+    writer.checkpoint().unwrap();
+    let mut b = writer.begin_write();
+    for i in 300..400 {
+        b.upsert("c", rec(i)).unwrap();
+    }
+    b.delete("c", "C-00007").unwrap();
+    b.commit().unwrap();
+    let before = files(dir.path());
+
+    let reader = Database::open(dir.path(), ro()).unwrap();
+    assert_eq!(count(&reader), 399, "the checkpoint and the log after it, with the deletion");
+    let snap = reader.read();
+    let c = snap.collection("c").unwrap();
+    let got = c.get("C-00301").unwrap().unwrap();
+    assert_eq!(got.numbers.get("ltv"), Some(&301.0));
+    assert!(c.get("C-00007").unwrap().is_none());
+    assert!(matches!(c.reveal("C-00001"), Err(Error::MissingKey)), "no key, no PII");
+    drop(snap);
+
+    // Every write is refused, naming the database.
+    let read_only = |r: Result<(), Error>, what: &str| match r {
+        Err(Error::ReadOnly { path, .. }) => assert_eq!(path, dir.path(), "{what}"),
+        other => panic!("{what}: {other:?}"),
+    };
+    read_only(reader.create_collection("d", Schema::new()).map(drop), "create_collection");
+    let mut b = reader.begin_write();
+    b.upsert("c", rec(9999)).unwrap();
+    read_only(b.commit().map(drop), "commit");
+    read_only(reader.checkpoint().map(drop), "checkpoint");
+    read_only(reader.compact().map(drop), "compact");
+    read_only(reader.erase("c", "C-00001").map(drop), "erase");
+    read_only(reader.rotate_master_key(&key()), "rotate");
+    read_only(reader.sync(), "sync");
+    assert_eq!(reader.audit_entries().unwrap().len(), writer.audit_entries().unwrap().len());
+    drop(reader);
+    assert_eq!(files(dir.path()), before, "a read-only open changed the database's files");
+
+    // A key is refused: PII reads would need the holder's audit log.
+    let err = Database::open(dir.path(), ro().key(key())).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { name: "read_only", .. }), "{err}");
+    let err = Database::repair(dir.path(), ro()).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { name: "read_only", .. }), "{err}");
+    // The writer is undisturbed.
+    let mut b = writer.begin_write();
+    b.upsert("c", rec(400)).unwrap();
+    b.commit().unwrap();
+    drop(writer);
+    assert_eq!(count(&Database::open(dir.path(), Options::new()).unwrap()), 400);
+}
+
+#[test]
+fn a_read_only_open_leaves_a_torn_tail_and_a_missing_database_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path(), Options::new()).unwrap();
+        db.create_collection("c", Schema::new().number("ltv")).unwrap();
+        let mut b = db.begin_write();
+        for i in 0..50 {
+            b.upsert("c", rec(i)).unwrap();
+        }
+        b.commit().unwrap();
+    }
+    // A frame being appended: its first bytes only.
+    let seg = super::cli::all_files(&dir.path().join("log")).into_iter().max().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&[0x40, 0, 0, 0, 7, 7, 7]);
+    std::fs::write(&seg, &bytes).unwrap();
+    let before = files(dir.path());
+    let reader = Database::open(dir.path(), ro()).unwrap();
+    assert_eq!(count(&reader), 50);
+    assert_eq!(reader.stats().truncated_tail_bytes, 7, "reported, though not cut");
+    drop(reader);
+    assert_eq!(files(dir.path()), before, "the tail was cut");
+    let db = Database::open(dir.path(), Options::new()).unwrap();
+    assert_eq!(count(&db), 50);
+    assert!(db.recovery_report().truncated.is_some(), "a writable open cuts it");
+    drop(db);
+
+    let missing = dir.path().join("nothing-here");
+    let err = Database::open(&missing, ro()).unwrap_err();
+    assert!(err.to_string().contains("no such directory"), "{err}");
+    assert!(!missing.exists());
+    let empty = tempfile::tempdir().unwrap();
+    let err = Database::open(empty.path(), ro()).unwrap_err();
+    assert!(err.to_string().contains("not a geocrm database"), "{err}");
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+}
+
+/// Read-only opens race a writer that commits, checkpoints and compacts (which deletes the
+/// files an earlier MANIFEST named): every open succeeds and sees at least every record
+/// acknowledged before it started, and no record twice.
+#[test]
+fn read_only_opens_beside_a_writer_that_checkpoints_and_compacts_see_every_acknowledged_write() {
+    const COMMITS: u64 = 60;
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    writer.create_collection("c", Schema::new().number("ltv")).unwrap();
+    let acknowledged = AtomicU64::new(0);
+    let opens = AtomicU64::new(0);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    struct SetOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for SetOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // Set when the writer ends, even by a panic: the readers stop then.
+            let _done = SetOnDrop(&done);
+            for n in 0..COMMITS {
+                let mut b = writer.begin_write();
+                for i in n * 5..n * 5 + 5 {
+                    b.upsert("c", rec(i)).unwrap();
+                }
+                // A row written again: its older version must never show as well.
+                b.upsert("c", rec_with(n, -1.0)).unwrap();
+                b.commit().unwrap();
+                acknowledged.store(n * 5 + 5, Ordering::SeqCst);
+                match n % 10 {
+                    3 => drop(writer.checkpoint().unwrap()),
+                    7 => drop(writer.compact().unwrap()),
+                    _ => {}
+                }
+                // Let the readers get a few opens in between (not forever: a reader that
+                // panicked opens no more).
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while opens.load(Ordering::SeqCst) < n && std::time::Instant::now() < deadline {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let last = done.load(Ordering::SeqCst);
+                let at_least = acknowledged.load(Ordering::SeqCst);
+                let reader = Database::open(dir.path(), ro()).unwrap();
+                let n = count(&reader);
+                assert!(n >= at_least, "saw {n} records, {at_least} were acknowledged before the open");
+                let snap = reader.read();
+                let c = snap.collection("c").unwrap();
+                let hits = c.within_radius(LatLon::new(45.0, 5.0).unwrap(), 1e7, &Filter::All).unwrap();
+                let ids: std::collections::BTreeSet<_> = hits.iter().map(|h| &h.id).collect();
+                assert_eq!(ids.len() as u64, n, "a record seen twice");
+                assert!(reader.checkpoint_rejected().is_none(), "{:?}", reader.checkpoint_rejected());
+                opens.fetch_add(1, Ordering::SeqCst);
+                if last {
+                    break;
+                }
+            });
+        }
+    });
+    assert!(opens.load(Ordering::SeqCst) >= COMMITS, "the readers fell behind");
+}
+
+/// A [`MemFs`] that runs a hook (once) when a checkpoint file is first mapped.
+#[derive(Debug, Clone)]
+struct HookFs {
+    inner: geocrm::io::MemFs,
+    hook: std::sync::Arc<std::sync::Mutex<Option<Hook>>>,
+}
+
+struct Hook(Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
+}
+
+impl geocrm::io::FileSystem for HookFs {
+    fn create_dir_all(&self, path: &Path) -> geocrm::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn list_dir(&self, path: &Path) -> geocrm::Result<Vec<String>> {
+        self.inner.list_dir(path)
+    }
+    fn exists(&self, path: &Path) -> geocrm::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn create_new(&self, path: &Path) -> geocrm::Result<Box<dyn geocrm::io::WritableFile>> {
+        self.inner.create_new(path)
+    }
+    fn open_append(&self, path: &Path) -> geocrm::Result<Box<dyn geocrm::io::WritableFile>> {
+        self.inner.open_append(path)
+    }
+    fn open_read(&self, path: &Path) -> geocrm::Result<Box<dyn geocrm::io::ReadableFile>> {
+        self.inner.open_read(path)
+    }
+    fn read(&self, path: &Path) -> geocrm::Result<Vec<u8>> {
+        self.inner.read(path)
+    }
+    fn map(&self, path: &Path) -> geocrm::Result<geocrm::io::MappedBytes> {
+        if path.to_string_lossy().ends_with(".ckpt") {
+            let hook = self.hook.lock().unwrap().take();
+            if let Some(Hook(run)) = hook {
+                run();
+            }
+        }
+        self.inner.map(path)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> geocrm::Result<()> {
+        self.inner.truncate(path, len)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> geocrm::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> geocrm::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn remove_dir(&self, path: &Path) -> geocrm::Result<()> {
+        self.inner.remove_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> geocrm::Result<()> {
+        self.inner.sync_dir(path)
+    }
+    fn lock_dir(&self, dir: &Path) -> geocrm::Result<Box<dyn geocrm::io::DirLock>> {
+        self.inner.lock_dir(dir)
+    }
+}
+
+/// The holder compacts (a new MANIFEST; the checkpoint file and the segments the old one
+/// named deleted) just as a read-only open maps the checkpoint file the MANIFEST it read
+/// named: the open starts again from the new MANIFEST, with a usable checkpoint.
+#[test]
+fn a_read_only_open_starts_again_when_a_compaction_deletes_what_it_was_reading() {
+    const DIR: &str = "/db";
+    let mem = geocrm::io::MemFs::new();
+    let writer = std::sync::Arc::new(
+        Database::open(
+            DIR,
+            Options::new().file_system(std::sync::Arc::new(mem.clone())).checkpoint_after_ops(None),
+        )
+        .unwrap(),
+    );
+    writer.create_collection("c", Schema::new().number("ltv")).unwrap();
+    for round in 0..3 {
+        let mut b = writer.begin_write();
+        for i in 0..100 {
+            b.upsert("c", rec_with(i, f64::from(round))).unwrap();
+        }
+        b.commit().unwrap();
+        writer.checkpoint().unwrap();
+    }
+    let mut b = writer.begin_write();
+    b.delete("c", "C-00000").unwrap();
+    b.commit().unwrap();
+    let hook_fs = HookFs { inner: mem.clone(), hook: std::sync::Arc::default() };
+    let w = std::sync::Arc::clone(&writer);
+    *hook_fs.hook.lock().unwrap() = Some(Hook(Box::new(move || drop(w.compact().unwrap()))));
+    let reader = Database::open(DIR, ro().file_system(std::sync::Arc::new(hook_fs.clone()))).unwrap();
+    assert!(hook_fs.hook.lock().unwrap().is_none(), "the compaction ran during the open");
+    assert!(reader.checkpoint_rejected().is_none(), "{:?}", reader.checkpoint_rejected());
+    assert_eq!(count(&reader), 99);
+    let snap = reader.read();
+    let c = snap.collection("c").unwrap();
+    assert_eq!(c.get("C-00005").unwrap().unwrap().numbers.get("ltv"), Some(&2.0), "the last version");
+}
