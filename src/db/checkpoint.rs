@@ -970,10 +970,11 @@ pub(crate) struct Loaded {
 }
 
 /// Maps and validates the manifest's checkpoint files into a state, or — if any is damaged
-/// — falls back to an empty state replayed from the log floor.
+/// — falls back to an empty state replayed from the log floor: segment 1, or the floor a
+/// compaction set. (It must be there: a log that lost its first segments, or all of them,
+/// is `Corrupt`, not a shorter or empty database.)
 pub(crate) fn load(fs: &dyn FileSystem, dir: &Path, manifest: &Manifest, verify: Verify) -> Loaded {
-    let from_floor =
-        (manifest.log_floor > 1).then_some(LogStart { segment: manifest.log_floor, first_lsn: None });
+    let from_floor = Some(LogStart { segment: manifest.log_floor.max(1), first_lsn: None });
     let Some(record) = &manifest.checkpoint else {
         return Loaded { state: State::default(), start: from_floor, rejected: None };
     };

@@ -385,6 +385,8 @@ impl Database {
         let (mut state, start, rejected, mut log, mut recovery) = loop {
             let checkpoint::Loaded { mut state, start, rejected } =
                 checkpoint::load(fs.as_ref(), &dir, &manifest, verify);
+            // A database this open creates has no log yet: its first segment is made now.
+            let start = if undo.is_some() { None } else { start };
             state.replaying = true;
             for c in state.collections.values_mut() {
                 c.table.begin_bulk();

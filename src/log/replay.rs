@@ -41,7 +41,15 @@ pub(crate) fn scan(
             let from: Vec<u64> = all.iter().copied().filter(|&n| n >= s.segment).collect();
             if from.first() != Some(&s.segment) {
                 let path = log_dir.join(segment_name(s.segment));
-                return Err(Error::corrupt(path, 0, "the segment the manifest starts replay at is missing"));
+                let reason = match all.first() {
+                    None => "the log holds no segment at all: every write since the checkpoint (without one, \
+                             every write) is gone — restore the database from a backup"
+                        .to_owned(),
+                    Some(first) => format!(
+                        "the segment the manifest starts replay at is missing (the log's first segment is {first})"
+                    ),
+                };
+                return Err(Error::corrupt(path, 0, reason));
             }
             from
         }

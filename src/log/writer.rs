@@ -119,6 +119,13 @@ impl Log {
     ) -> Result<(Log, RecoveryReport)> {
         let log_dir = dir.join(LOG_DIR);
         if !fs.exists(&log_dir)? {
+            if let Some(s) = start {
+                // Not a new database: its log went (created again, the database would read
+                // as empty).
+                let reason = "the log directory is missing: every acknowledged write is gone — restore the \
+                              database from a backup";
+                return Err(Error::corrupt(log_dir.join(segment_name(s.segment)), 0, reason));
+            }
             fs.create_dir_all(&log_dir)?;
             fs.sync_dir(dir)?;
         }

@@ -916,3 +916,59 @@ fn a_symbolic_link_in_place_of_a_database_file_is_refused() {
     assert!(why.contains("symbolic link"), "{why}");
     assert_eq!(ids(&db), ["C-0001"]);
 }
+
+/// A log that lost its segments — all of them, its directory, or the first ones with no
+/// checkpoint to start after them — is corruption, not a database with fewer records: it
+/// used to open empty (a new segment 1 was made), or from the first segment left.
+#[test]
+fn a_log_that_lost_its_segments_is_corrupt_not_empty() {
+    let dir = closed_db_with_one_record();
+    let copy = tempfile::tempdir().unwrap();
+    let db = copy.path().join("db");
+    let fresh = || {
+        let _ = std::fs::remove_dir_all(&db);
+        copy_dir(dir.path(), &db);
+    };
+    let segments = |db: &Path| -> Vec<PathBuf> {
+        let mut s: Vec<PathBuf> = super::cli::all_files(&db.join("log"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+            .collect();
+        s.sort();
+        s
+    };
+    let refuses = |what: &str, expect: &str| {
+        for options in [opts(), Options::new().read_only(true)] {
+            let err = Database::open(&db, options).unwrap_err().to_string();
+            assert!(err.contains(expect) && err.contains("000000000001.seg"), "{what}: {err}");
+        }
+    };
+
+    fresh();
+    for s in segments(&db) {
+        std::fs::remove_file(s).unwrap();
+    }
+    refuses("no segment", "no segment at all");
+    assert!(segments(&db).is_empty(), "a segment was created");
+
+    fresh();
+    std::fs::remove_dir_all(db.join("log")).unwrap();
+    refuses("no log directory", "log directory is missing");
+    assert!(!db.join("log").exists(), "the log directory was created again");
+
+    // Segment 1 lost while later ones remain (no checkpoint: replay starts at segment 1).
+    fresh();
+    {
+        let d = Database::open(&db, opts().segment_bytes(4096)).unwrap();
+        for n in 0..5 {
+            let mut b = d.begin_write();
+            for i in 0..20 {
+                b.upsert("c", rec(2 + n * 20 + i)).unwrap();
+            }
+            b.commit().unwrap();
+        }
+    }
+    assert!(segments(&db).len() > 2);
+    std::fs::remove_file(&segments(&db)[0]).unwrap();
+    refuses("segment 1 lost", "the log's first segment is 2");
+}
