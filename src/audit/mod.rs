@@ -40,6 +40,8 @@ pub(crate) struct AuditLog {
     db_id: [u8; 16],
     actor: String,
     writer: Option<Mutex<Appender>>,
+    /// Bytes of a torn final frame cut when it was opened.
+    cut_at_open: u64,
 }
 
 #[derive(Debug)]
@@ -61,12 +63,13 @@ impl AuditLog {
         actor: &str,
     ) -> Result<AuditLog> {
         let path = dir.join(AUDIT_FILE);
-        let mut log = AuditLog { fs, path, db_id, actor: actor.to_owned(), writer: None };
+        let mut log = AuditLog { fs, path, db_id, actor: actor.to_owned(), writer: None, cut_at_open: 0 };
         if enabled {
             if log.fs.exists(&log.path)? {
                 let (_, valid_len, len) = log.scan()?;
                 if valid_len < len {
                     log.fs.truncate(&log.path, valid_len as u64)?;
+                    log.cut_at_open = (len - valid_len) as u64;
                 }
             } else {
                 write_atomic(&*log.fs, dir, AUDIT_FILE, &format::encode_header(&db_id))?;
@@ -75,6 +78,11 @@ impl AuditLog {
             log.writer = Some(Mutex::new(Appender { file: Some(file), poisoned: None }));
         }
         Ok(log)
+    }
+
+    /// Bytes of a torn final frame [`Self::open`] cut (0 when none).
+    pub(crate) fn cut_at_open(&self) -> u64 {
+        self.cut_at_open
     }
 
     /// Every entry, oldest first; an empty list when the file does not exist. A torn final

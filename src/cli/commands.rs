@@ -711,6 +711,9 @@ fn verify(db: &DbArgs) -> Result<()> {
             }
         }
         println!("{} checkpoint rows checked against the log", report.rows_checked);
+        for note in &report.notes {
+            println!("note: {note}");
+        }
     }
     if report.is_ok() {
         Ok(())

@@ -97,6 +97,10 @@ pub struct VerifyReport {
     pub files: Vec<FileCheck>,
     /// Checkpoint rows checked against the log record they point to.
     pub rows_checked: u64,
+    /// What opening the database found and set aside without calling it damage: a final
+    /// log, keystore or audit-log frame that is not whole. After a crash during a write that
+    /// is expected (nothing acknowledged was in it); damage to the last frame looks the same.
+    pub notes: Vec<String>,
 }
 
 impl VerifyReport {
@@ -281,7 +285,32 @@ impl Database {
                 });
             }
         }
-        Ok(VerifyReport { files, rows_checked })
+        let mut notes = Vec::new();
+        let set_aside =
+            if inner.read_only { "left out by this read-only open" } else { "cut when it was opened" };
+        if let Some(t) = &inner.recovery.truncated {
+            notes.push(format!(
+                "log: the last {} bytes of {} were not a whole commit and were {set_aside} (a crash during a \
+                 write, or damage to the last commit)",
+                t.bytes_dropped,
+                t.file.display()
+            ));
+        }
+        let dropped = inner.keystore.read().as_ref().map_or(0, crate::crypto::Keystore::dropped_tail_bytes);
+        if dropped > 0 {
+            notes.push(format!(
+                "keystore: its last {dropped} bytes are not a whole frame (a torn append of keys no acknowledged \
+                 record uses, or damage: `repair` keeps a record whose key it held, without its PII); they are \
+                 cut before the next key is added"
+            ));
+        }
+        if inner.audit.cut_at_open() > 0 {
+            notes.push(format!(
+                "audit log: its last {} bytes were not a whole entry and were cut when it was opened",
+                inner.audit.cut_at_open()
+            ));
+        }
+        Ok(VerifyReport { files, rows_checked, notes })
     }
 
     /// Checks a checkpoint's id order, its cell order (sorted by cell, each row once) and

@@ -118,3 +118,36 @@ fn checkpoint_keeps_the_files_of_unchanged_collections_and_says_so() {
     assert_eq!(report["kept"], serde_json::json!([first["files"][0]]), "{report}");
     assert_eq!(env.json("verify", &[])["rows_checked"], 62);
 }
+
+/// What an open sets aside without calling it damage — an incomplete final frame of the log,
+/// the keystore or the audit log — is listed by `verify` as notes (it passed silently: the
+/// open it made had cut the log's).
+#[test]
+fn verify_notes_incomplete_final_frames_it_set_aside() {
+    let env = Env::new();
+    env.import_fixture();
+    env.ok("get", &["--id", "C-0001"]);
+    let append = |path: &std::path::Path, bytes: &[u8]| {
+        let mut all = std::fs::read(path).unwrap();
+        all.extend_from_slice(bytes);
+        std::fs::write(path, all).unwrap();
+    };
+    let quiet = env.json("verify", &[]);
+    assert_eq!(quiet["notes"], serde_json::json!([]));
+    let seg = all_files(&env.db.join("log"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".seg"))
+        .max()
+        .unwrap();
+    append(&seg, &[0x40, 0, 0, 0, 7, 7, 7]);
+    append(&env.db.join("keystore"), &[0x40, 0, 0, 0, 9, 9, 9, 9, 9]);
+    append(&env.db.join("audit.log"), &[0x30, 0, 0, 0, 1]);
+    let out = env.ok("verify", &[]);
+    assert!(out.contains("note: log: the last 7 bytes"), "{out}");
+    assert!(out.contains("note: keystore: its last 9 bytes"), "{out}");
+    assert!(out.contains("note: audit log: its last 5 bytes"), "{out}");
+    // The log's and the audit log's were cut by that open; the keystore's waits for a key.
+    let again = env.json("verify", &[]);
+    let notes: Vec<String> = serde_json::from_value(again["notes"].clone()).unwrap();
+    assert!(notes.len() == 1 && notes[0].starts_with("keystore: its last 9 bytes"), "{notes:?}");
+}
