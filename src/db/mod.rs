@@ -186,7 +186,8 @@ impl Database {
     /// give (a key file of the wrong length, say); [`Error::UnsupportedVersion`] for a file
     /// written by a newer geocrm; [`Error::InvalidArgument`] for an audit actor that is
     /// empty, over 256 bytes or holds a control, line-separator or invisible character
-    /// ([`Options::actor`]); [`Error::Io`].
+    /// ([`Options::actor`]), or for a key given to a read-only open ([`Options::read_only`]);
+    /// [`Error::Io`].
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
         if options.read_only {
             return Self::open_read_only(dir.as_ref(), &options);
@@ -379,6 +380,16 @@ impl Database {
         };
 
         let log_dir = dir.join("log");
+        if read_only && manifest.checkpoint.is_none() && manifest.log_floor <= 1 {
+            // The database's creator publishes the MANIFEST, then the log's first segment:
+            // in between, a read-only open (which took no lock) waits for it, up to the lock
+            // wait, rather than calling the log lost.
+            let first = crate::log::segment_path(&log_dir, 1);
+            let deadline = std::time::Instant::now() + options.lock_wait;
+            while !fs.exists(&first)? && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
         let config = LogConfig::default().with_segment_bytes(options.segment_bytes);
         let mut verify = verify;
         let mut cut_tail = None;
@@ -438,7 +449,10 @@ impl Database {
         let erased = std::mem::take(&mut state.erased_keys);
         let tail_needs_keys = !erased.is_empty()
             || state.collections.values().any(|c| c.table.rows().any(|r| r.key_id.is_some()));
-        let (mut keystore, keystore_deferred) = if defer_keystore && tail_needs_keys {
+        // A read-only open reads no PII and finishes no erasure: the keystore waits (a key
+        // missing for a record it replayed may be one an erasure by the holder destroyed
+        // after the replay).
+        let (mut keystore, keystore_deferred) = if defer_keystore && tail_needs_keys && !read_only {
             (keys::open_keystore(&fs, &dir, db_id, None)?.0, false)
         } else {
             (keystore, defer_keystore)
@@ -449,7 +463,7 @@ impl Database {
         // Checked before anything rewrites the keystore (finishing an erasure does): a
         // failed open leaves a dropped final frame in the file for `repair` to see. Erased
         // records are not live, so their keys are not looked for.
-        if !options.repair {
+        if !options.repair && !read_only {
             keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
         }
         // A dropped final keystore frame stays in the file: it is cut before the next

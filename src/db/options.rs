@@ -124,8 +124,11 @@ impl Options {
     /// [`crate::Error::ReadOnly`]. Nothing is repaired or marked: a damaged checkpoint is
     /// read around (the log replayed instead) and left for the holder to find.
     ///
-    /// A read-only open takes no key ([`crate::Error::InvalidArgument`] with one): PII reads
-    /// are recorded in the audit log, which only the holder may append to. Point reads of a
+    /// It never creates a database (`create_if_missing` is ignored); a database whose
+    /// creator has published its MANIFEST but not yet its log is waited for, up to the lock
+    /// wait. It takes no key ([`crate::Error::InvalidArgument`] with one): PII reads are
+    /// recorded in the audit log, which only the holder may append to; nor does it check the
+    /// keystore. Point reads of a
     /// record fetch it from the log; once the holder compacts, the segments they point into
     /// are deleted, and such a read is an [`crate::Error::Io`] (not found): open again.
     ///

@@ -267,6 +267,7 @@ impl Database {
     /// # Errors
     /// As [`Database::repair`].
     pub fn repair_dry_run(dir: impl AsRef<Path>, options: Options) -> Result<RepairReport> {
+        refuse_read_only(&options)?;
         let dir = dir.as_ref();
         let real = options.fs.clone();
         // Keep the directory locked while it is copied, so the copy is consistent.
@@ -278,10 +279,16 @@ impl Database {
     }
 }
 
-fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport> {
+/// [`Error::InvalidArgument`] for options asking for a read-only open: a repair writes.
+fn refuse_read_only(options: &Options) -> Result<()> {
     if options.read_only {
         return Err(Error::invalid_argument("read_only", "a repair writes: open without read_only"));
     }
+    Ok(())
+}
+
+fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport> {
+    refuse_read_only(&options)?;
     let fs = options.fs.clone();
     if !fs.exists(dir)? {
         let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory");
