@@ -118,6 +118,8 @@ pub(crate) fn check_header(bytes: &[u8], path: &Path, db_id: &[u8; 16]) -> Resul
     let version = bytes.get(8..10).and_then(|v| v.try_into().ok()).map(u16::from_le_bytes);
     match version {
         Some(VERSION) => {}
+        // No version 0 was ever written: a damaged version field.
+        Some(0) => return Err(Error::corrupt(path, 8, "audit log format version 0 does not exist")),
         Some(found) => {
             return Err(Error::UnsupportedVersion { file: path.to_owned(), found, supported: VERSION })
         }

@@ -841,3 +841,31 @@ fn repair_needs_no_key() {
     let db = Database::open(DIR, options(&fs)).unwrap();
     assert_eq!(check_prefix(&db, &dropped, "keyless repair"), COMMITS);
 }
+
+#[test]
+fn a_version_field_damaged_to_zero_is_corruption_that_repair_salvages() {
+    // Version 0 was never written: it read as "a newer version", which every command
+    // refused and repair would not touch. It is damage now.
+    let fs = MemFs::new();
+    build(&fs);
+    let records = Database::open(DIR, options(&fs)).unwrap().read().collection("c").unwrap().len();
+    let audit = Path::new(DIR).join("audit.log");
+    let mut bytes = fs.read_all(&audit).unwrap();
+    bytes[8..10].copy_from_slice(&[0, 0]);
+    fs.write_raw(&audit, &bytes);
+    let err = Database::open(DIR, options(&fs)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Corrupt { offset: 8, .. }) && err.to_string().contains("audit.log"),
+        "{err}"
+    );
+    let report = repair(&fs).unwrap();
+    assert!(
+        report
+            .actions
+            .iter()
+            .any(|a| matches!(a, RepairAction::AuditCut { .. } | RepairAction::AuditRestarted { .. })),
+        "{:?}",
+        report.actions
+    );
+    assert_eq!(Database::open(DIR, options(&fs)).unwrap().read().collection("c").unwrap().len(), records);
+}

@@ -79,6 +79,8 @@ impl Header {
         let version = bytes.get(8..10).map(|v| u16::from_le_bytes([v[0], v[1]]));
         match version {
             Some(VERSION) => {}
+            // No version 0 was ever written: a damaged version field.
+            Some(0) => return Err(corrupt(8, "keystore format version 0 does not exist")),
             Some(found) => {
                 return Err(Error::UnsupportedVersion { file: file.to_owned(), found, supported: VERSION })
             }

@@ -254,6 +254,10 @@ pub(crate) fn validate(bytes: &[u8], path: &Path, check_crc: bool) -> Result<Hea
         return Err(corrupt(0, "bad magic: not a geocrm checkpoint".into()));
     }
     let version = read_u16(bytes, 8);
+    if version == 0 {
+        // No version 0 was ever written: a damaged version field.
+        return Err(corrupt(8, "checkpoint format version 0 does not exist".into()));
+    }
     if version != VERSION {
         return Err(Error::UnsupportedVersion { file: path.to_owned(), found: version, supported: VERSION });
     }
