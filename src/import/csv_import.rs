@@ -620,6 +620,17 @@ const PII_LIKE_WORDS: &[&str] = &[
     "endereço",
     "correo",
     "courriel",
+    "mobil",
+    "handy",
+    "strasse",
+    "straße",
+    "geburtsdatum",
+    "geburtstag",
+    "morada",
+    "rue",
+    "naissance",
+    "datedenaissance",
+    "contactperson",
 ];
 
 /// Words after a [`PII_LIKE_WORDS`] word that make the column about the data.

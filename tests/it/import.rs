@@ -342,6 +342,13 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
         "telefono",
         "Adresse",
         "correo",
+        "Handy",
+        "mobil",
+        "Strasse",
+        "geburtsdatum",
+        "morada",
+        "date_de_naissance",
+        "contact_person",
     ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{header}\nA,1,2,x\n");
