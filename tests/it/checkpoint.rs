@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::crash::{options, random_commit, read_state, setup, State, DIR};
+use super::hooked_fs::{Hook, HookedFs};
 
 /// A second collection, "quiet", of 20 records, checkpointed: no later write touches it, so
 /// later checkpoints keep its file (compactions rewrite it).
@@ -501,13 +502,7 @@ fn damage_anywhere_in_a_large_checkpoint_is_found() {
 }
 
 /// Holds the first write of a checkpoint file (`*.ckpt.tmp`) until released, so a test can
-/// act while a checkpoint is being built.
-#[derive(Debug)]
-struct GatedFs {
-    inner: MemFs,
-    gate: Arc<Gate>,
-}
-
+/// act while a checkpoint is being built (through a [`HookedFs`]).
 #[derive(Debug, Default)]
 struct Gate {
     /// (a checkpoint reached the gate, the gate is open)
@@ -538,60 +533,23 @@ impl Gate {
     }
 }
 
-impl geocrm::io::FileSystem for GatedFs {
-    fn create_dir_all(&self, path: &Path) -> geocrm::Result<()> {
-        self.inner.create_dir_all(path)
-    }
-    fn list_dir(&self, path: &Path) -> geocrm::Result<Vec<String>> {
-        self.inner.list_dir(path)
-    }
-    fn exists(&self, path: &Path) -> geocrm::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn create_new(&self, path: &Path) -> geocrm::Result<Box<dyn geocrm::io::WritableFile>> {
+impl Hook for Gate {
+    fn create_new(&self, path: &Path) {
         if path.to_string_lossy().ends_with(".ckpt.tmp") {
-            self.gate.pass();
+            self.pass();
         }
-        self.inner.create_new(path)
     }
-    fn open_append(&self, path: &Path) -> geocrm::Result<Box<dyn geocrm::io::WritableFile>> {
-        self.inner.open_append(path)
-    }
-    fn open_read(&self, path: &Path) -> geocrm::Result<Box<dyn geocrm::io::ReadableFile>> {
-        self.inner.open_read(path)
-    }
-    fn read(&self, path: &Path) -> geocrm::Result<Vec<u8>> {
-        let segment = path.to_string_lossy().ends_with(".seg");
-        if segment && self.gate.segment_reads.load(std::sync::atomic::Ordering::SeqCst) {
-            self.gate.pass();
+    fn read(&self, path: &Path) {
+        if path.to_string_lossy().ends_with(".seg")
+            && self.segment_reads.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            self.pass();
         }
-        self.inner.read(path)
-    }
-    fn map(&self, path: &Path) -> geocrm::Result<MappedBytes> {
-        self.inner.map(path)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> geocrm::Result<()> {
-        self.inner.truncate(path, len)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> geocrm::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> geocrm::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn remove_dir(&self, path: &Path) -> geocrm::Result<()> {
-        self.inner.remove_dir(path)
-    }
-    fn sync_dir(&self, path: &Path) -> geocrm::Result<()> {
-        self.inner.sync_dir(path)
-    }
-    fn lock_dir(&self, dir: &Path) -> geocrm::Result<Box<dyn geocrm::io::DirLock>> {
-        self.inner.lock_dir(dir)
     }
 }
 
 fn gated_options(fs: &MemFs, gate: &Arc<Gate>) -> Options {
-    options(fs).file_system(Arc::new(GatedFs { inner: fs.clone(), gate: gate.clone() }))
+    options(fs).file_system(Arc::new(HookedFs { inner: fs.clone(), hook: gate.clone() }))
 }
 
 /// Runs `f` on another thread and fails the test if it has not finished within a minute

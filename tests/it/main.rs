@@ -12,6 +12,7 @@ mod crypto;
 mod db;
 mod geo;
 mod golden;
+mod hooked_fs;
 mod import;
 mod kill9;
 mod log;

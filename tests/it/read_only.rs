@@ -9,6 +9,8 @@ use geocrm::crypto::RawKey;
 use geocrm::query::Scope;
 use geocrm::{Database, Error, Filter, LatLon, Options, Record, Schema};
 
+use super::hooked_fs::{Hook, HookedFs};
+
 fn ro() -> Options {
     Options::new().read_only(true)
 }
@@ -207,69 +209,24 @@ fn read_only_opens_beside_a_writer_that_checkpoints_and_compacts_see_every_ackno
     assert!(opens.load(Ordering::SeqCst) >= COMMITS, "the readers fell behind");
 }
 
-/// A [`MemFs`] that runs a hook (once) when a checkpoint file is first mapped.
-#[derive(Debug, Clone)]
-struct HookFs {
-    inner: geocrm::io::MemFs,
-    hook: std::sync::Arc<std::sync::Mutex<Option<Hook>>>,
-}
+/// Runs its function (once) when a checkpoint file is first mapped.
+#[derive(Default)]
+struct OnFirstMap(std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>);
 
-struct Hook(Box<dyn FnOnce() + Send>);
-
-impl std::fmt::Debug for Hook {
+impl std::fmt::Debug for OnFirstMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Hook")
+        f.write_str("OnFirstMap")
     }
 }
 
-impl geocrm::io::FileSystem for HookFs {
-    fn create_dir_all(&self, path: &Path) -> geocrm::Result<()> {
-        self.inner.create_dir_all(path)
-    }
-    fn list_dir(&self, path: &Path) -> geocrm::Result<Vec<String>> {
-        self.inner.list_dir(path)
-    }
-    fn exists(&self, path: &Path) -> geocrm::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn create_new(&self, path: &Path) -> geocrm::Result<Box<dyn geocrm::io::WritableFile>> {
-        self.inner.create_new(path)
-    }
-    fn open_append(&self, path: &Path) -> geocrm::Result<Box<dyn geocrm::io::WritableFile>> {
-        self.inner.open_append(path)
-    }
-    fn open_read(&self, path: &Path) -> geocrm::Result<Box<dyn geocrm::io::ReadableFile>> {
-        self.inner.open_read(path)
-    }
-    fn read(&self, path: &Path) -> geocrm::Result<Vec<u8>> {
-        self.inner.read(path)
-    }
-    fn map(&self, path: &Path) -> geocrm::Result<geocrm::io::MappedBytes> {
+impl Hook for OnFirstMap {
+    fn map(&self, path: &Path) {
         if path.to_string_lossy().ends_with(".ckpt") {
-            let hook = self.hook.lock().unwrap().take();
-            if let Some(Hook(run)) = hook {
+            let run = self.0.lock().unwrap().take();
+            if let Some(run) = run {
                 run();
             }
         }
-        self.inner.map(path)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> geocrm::Result<()> {
-        self.inner.truncate(path, len)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> geocrm::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> geocrm::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn remove_dir(&self, path: &Path) -> geocrm::Result<()> {
-        self.inner.remove_dir(path)
-    }
-    fn sync_dir(&self, path: &Path) -> geocrm::Result<()> {
-        self.inner.sync_dir(path)
-    }
-    fn lock_dir(&self, dir: &Path) -> geocrm::Result<Box<dyn geocrm::io::DirLock>> {
-        self.inner.lock_dir(dir)
     }
 }
 
@@ -299,11 +256,12 @@ fn a_read_only_open_starts_again_when_a_compaction_deletes_what_it_was_reading()
     let mut b = writer.begin_write();
     b.delete("c", "C-00000").unwrap();
     b.commit().unwrap();
-    let hook_fs = HookFs { inner: mem.clone(), hook: std::sync::Arc::default() };
+    let hook = std::sync::Arc::new(OnFirstMap::default());
     let w = std::sync::Arc::clone(&writer);
-    *hook_fs.hook.lock().unwrap() = Some(Hook(Box::new(move || drop(w.compact().unwrap()))));
-    let reader = Database::open(DIR, ro().file_system(std::sync::Arc::new(hook_fs.clone()))).unwrap();
-    assert!(hook_fs.hook.lock().unwrap().is_none(), "the compaction ran during the open");
+    *hook.0.lock().unwrap() = Some(Box::new(move || drop(w.compact().unwrap())));
+    let fs = HookedFs { inner: mem.clone(), hook: std::sync::Arc::clone(&hook) };
+    let reader = Database::open(DIR, ro().file_system(std::sync::Arc::new(fs))).unwrap();
+    assert!(hook.0.lock().unwrap().is_none(), "the compaction ran during the open");
     assert!(reader.checkpoint_rejected().is_none(), "{:?}", reader.checkpoint_rejected());
     assert_eq!(count(&reader), 99);
     let snap = reader.read();
