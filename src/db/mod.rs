@@ -465,6 +465,10 @@ impl Database {
         // records are not live, so their keys are not looked for.
         if !options.repair && !read_only {
             keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
+            if let Some(ks) = keystore.as_ref() {
+                let segments = read::SegmentReaders::new(fs.clone(), dir.join("log"));
+                keys::check_checkpoint_keys_present(&state, ks, &segments, &dir)?;
+            }
         }
         // A dropped final keystore frame stays in the file: it is cut before the next
         // append of keys (or by an erasure's or rotation's rewrite, or at the end of a

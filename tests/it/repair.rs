@@ -352,53 +352,39 @@ fn a_damaged_final_keystore_frame_and_a_damaged_audit_log_cost_only_pii() {
 }
 
 #[test]
-fn a_damaged_final_keystore_frame_of_checkpointed_records_survives_opens_until_repair() {
-    // Every record is in the checkpoint, so a plain open needs none of the frame's keys and
-    // succeeds — it must still leave the frame in the file, or a later repair would see no
-    // cut and delete those records as erased.
+fn a_damaged_final_keystore_frame_of_checkpointed_records_is_refused_until_repair() {
+    // Every record is in the checkpoint, so replay sees none of them. A keyed open used to
+    // succeed, and the next key written cut the frame: the records' PII was gone, and only
+    // a read of one said so. Now the open reads back the checkpoint rows without a key and
+    // refuses; the frame stays in the file for repair, which keeps the records without PII.
+    // A keyless open (locations only) still works and leaves the file alone.
     let fs = MemFs::new();
     build(&fs);
     Database::open(DIR, options(&fs)).unwrap().checkpoint().unwrap();
     let bytes = damage_the_final_keystore_frame(&fs);
+    let keystore = || fs.read_all(&Path::new(DIR).join("keystore")).unwrap();
     for _ in 0..2 {
-        let db = Database::open(DIR, options(&fs)).unwrap();
-        db.read().collection("c").unwrap().get("r00").unwrap().unwrap();
-        drop(db);
-        assert!(fs.read_all(&Path::new(DIR).join("keystore")).unwrap() == bytes, "left as it was");
+        let err = Database::open(DIR, options(&fs)).unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { file, .. } if file.ends_with("keystore"))
+                && err.to_string().contains("in the checkpoint"),
+            "{err}"
+        );
+        let keyless = Database::open(DIR, Options::new().file_system(Arc::new(fs.clone()))).unwrap();
+        keyless.read().collection("c").unwrap().get("r00").unwrap().unwrap();
+        drop(keyless);
+        assert!(keystore() == bytes, "left as it was");
     }
     let report = repair(&fs).unwrap();
     check_kept_without_pii(&fs, &report);
-}
-
-#[test]
-fn a_damaged_final_keystore_frame_cut_by_a_later_append_still_costs_only_pii() {
-    // As above, but a PII write before the repair cuts the frame (its keys are appended
-    // after it): nothing in the keystore shows the cut any more. The MANIFEST's erased key
-    // ids do: no erasure destroyed those keys, so the records lost them to damage — reads
-    // say so (not "erased") and repair keeps the records without PII (before: it deleted
-    // them as erased).
-    let fs = MemFs::new();
-    build(&fs);
-    Database::open(DIR, options(&fs)).unwrap().checkpoint().unwrap();
-    damage_the_final_keystore_frame(&fs);
-    {
-        let db = Database::open(DIR, options(&fs)).unwrap();
-        let mut batch = db.begin_write();
-        batch
-            .upsert("c", Record::new("later", LatLon::new(1.0, 1.0).unwrap()).pii("name", "later-name"))
-            .unwrap();
-        batch.commit().unwrap();
-        // An erasure of the new record: its key id must not be one the damaged frame held
-        // (reused, it would mark the old record erased).
-        db.erase("c", "later").unwrap();
-        let err = db.read().collection("c").unwrap().reveal(&format!("r{:02}", COMMITS - 1)).unwrap_err();
-        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
-        assert!(err.to_string().contains("repair"), "{err}");
-    }
-    let report = repair(&fs).unwrap();
-    check_kept_without_pii(&fs, &report);
+    // Writable again, with new keys.
     let db = Database::open(DIR, options(&fs)).unwrap();
-    assert!(db.read().collection("c").unwrap().get("later").unwrap().is_none(), "erased");
+    let mut batch = db.begin_write();
+    batch
+        .upsert("c", Record::new("later", LatLon::new(1.0, 1.0).unwrap()).pii("name", "later-name"))
+        .unwrap();
+    batch.commit().unwrap();
+    assert_eq!(db.read().collection("c").unwrap().reveal("later").unwrap()["name"].expose(), "later-name");
 }
 
 /// The built database with every record in the checkpoint, then its keystore removed.
