@@ -230,7 +230,7 @@ pub fn run(command: Command) -> Result<()> {
         }
         Command::ExportSubject { db, id } => {
             let database = open(&db, true)?;
-            print_json(&database.export_subject(&db.collection, &id)?);
+            print_json(&database.export_subject(&db.collection, &id)?.into_json());
             Ok(())
         }
         Command::Audit { db } => super::privacy::audit(&db),

@@ -32,7 +32,7 @@ pub use checkpoint::{CheckpointReport, INDEX_DIR};
 pub use duplicates::{DuplicateGroup, DuplicateReason, DUPLICATE_NAME_RADIUS_M};
 pub use inspect::{CheckpointStats, CollectionStats, DatabaseStats, FileCheck, VerifyReport};
 pub use options::{Durability, Options, DEFAULT_CHECKPOINT_AFTER_OPS};
-pub use privacy::ErasureReceipt;
+pub use privacy::{ErasureReceipt, SubjectExport};
 pub use read::{CollectionReader, Hit, Snapshot, StoredView, MAX_K};
 pub use repair::{RepairAction, RepairReport};
 pub(crate) use write::over_size_limit;

@@ -52,6 +52,38 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// What [`Database::export_subject`] returns: everything stored about one customer, PII
+/// decrypted, as JSON. Reads as the [`Value`] it wraps (`export["pii"]["phone"]`, or
+/// [`Self::into_json`]) and serializes as it; its `Debug` output names the subject and
+/// leaves everything else out, so a logged export leaks no PII.
+#[derive(Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct SubjectExport(Value);
+
+impl SubjectExport {
+    /// The JSON document.
+    #[must_use]
+    pub fn into_json(self) -> Value {
+        self.0
+    }
+}
+
+impl std::ops::Deref for SubjectExport {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SubjectExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubjectExport")
+            .field("collection", &self.0["collection"])
+            .field("id", &self.0["id"])
+            .finish_non_exhaustive()
+    }
+}
+
 impl Database {
     /// Erases a record: a durable tombstone, removal from every index, and destruction of its
     /// data key, after which no key — including the master key — decrypts its PII. When the
@@ -321,7 +353,7 @@ impl Database {
     /// [`Error::NotFound`] when the log holds nothing of the id; [`Error::SnapshotHeld`]
     /// on a thread holding a snapshot; [`Error::Corrupt`] for damage in the log before the
     /// snapshot's end; decryption, audit and I/O errors.
-    pub fn export_subject(&self, collection: &str, id: &str) -> Result<Value> {
+    pub fn export_subject(&self, collection: &str, id: &str) -> Result<SubjectExport> {
         if !self.has_key() {
             return Err(Error::MissingKey);
         }
@@ -372,7 +404,7 @@ impl Database {
         }
         out["earlier_versions"] = Value::Array(earlier);
         out["reads"] = Value::Array(reads);
-        Ok(out)
+        Ok(SubjectExport(out))
     }
 
     /// What the log holds of the subject before LSN `before`, oldest first, as JSON; adds
@@ -574,11 +606,16 @@ mod tests {
         db.erase("c", "b").unwrap();
         db.inner.keystore.write().as_mut().unwrap().remove_keys(&[("c", "a")]).unwrap();
         let a = db.export_subject("c", "a").unwrap();
-        assert_eq!((&a["earlier_versions"][0]["pii_lost"], &a["live"]), (&true.into(), &false.into()), "{a}");
-        assert!(a["earlier_versions"][0].get("pii_erased").is_none(), "{a}");
+        assert_eq!(
+            (&a["earlier_versions"][0]["pii_lost"], &a["live"]),
+            (&true.into(), &false.into()),
+            "{}",
+            *a
+        );
+        assert!(a["earlier_versions"][0].get("pii_erased").is_none(), "{}", *a);
         let b = db.export_subject("c", "b").unwrap();
-        assert_eq!(b["earlier_versions"][0]["pii_erased"], true, "{b}");
-        assert!(b["earlier_versions"][0].get("pii_lost").is_none(), "{b}");
+        assert_eq!(b["earlier_versions"][0]["pii_erased"], true, "{}", *b);
+        assert!(b["earlier_versions"][0].get("pii_lost").is_none(), "{}", *b);
     }
 
     #[test]

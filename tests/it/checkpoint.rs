@@ -1138,5 +1138,5 @@ fn commits_and_reads_go_on_while_a_subject_export_reads_the_log() {
     let v = exporting.join().unwrap().unwrap();
     assert_eq!(v["pii"]["name"], "Second Name");
     assert_eq!(v["earlier_versions"][0]["pii"]["name"], "First Name");
-    assert_eq!(v["earlier_versions"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["earlier_versions"].as_array().map(Vec::len), Some(1), "{}", *v);
 }

@@ -131,7 +131,7 @@ fn subject_export_returns_everything_decrypted() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path(), Options::new().key(RawKey::new([5; 32]))).unwrap();
     seed(&db);
-    let v = db.export_subject("c", "C2").unwrap();
+    let v = db.export_subject("c", "C2").unwrap().into_json();
     assert_eq!((&v["id"], &v["live"]), (&"C2".into(), &true.into()));
     assert_eq!(v["pii"]["name"], "Person 2");
     assert_eq!(v["pii"]["email"], "p2@example.com");
@@ -142,7 +142,7 @@ fn subject_export_returns_everything_decrypted() {
     // Who read the subject's PII before: the audit entries naming the id (here the export
     // above), not another record's.
     db.read().collection("c").unwrap().reveal("C3").unwrap();
-    let v = db.export_subject("c", "C2").unwrap();
+    let v = db.export_subject("c", "C2").unwrap().into_json();
     let reads = v["reads"].as_array().unwrap();
     assert_eq!(reads.len(), 1, "{v}");
     assert_eq!(
@@ -156,7 +156,7 @@ fn subject_export_returns_everything_decrypted() {
     let mut b = db.begin_write();
     b.delete("c", "C2").unwrap();
     b.commit().unwrap();
-    let v = db.export_subject("c", "C2").unwrap();
+    let v = db.export_subject("c", "C2").unwrap().into_json();
     assert_eq!(v["live"], false);
     assert!(v.get("pii").is_none() && v.get("location").is_none(), "{v}");
     let versions = v["earlier_versions"].as_array().unwrap();
@@ -268,7 +268,7 @@ fn subject_export_lists_every_version_the_log_holds() {
                 );
                 continue;
             }
-            let v = exported.unwrap_or_else(|e| panic!("seed {seed} step {step}: {e}"));
+            let v = exported.unwrap_or_else(|e| panic!("seed {seed} step {step}: {e}")).into_json();
             exports += 1;
             assert_eq!(v["live"], live, "seed {seed} step {step}: {v}");
             let versions = v["earlier_versions"].as_array().unwrap();
@@ -711,4 +711,25 @@ fn compaction_keeps_the_blind_index_key() {
     assert_eq!(found(&db), ["C3", "New"]);
     let groups = db.read().collection("c").unwrap().duplicates().unwrap();
     assert_eq!(groups.iter().map(|g| g.ids.clone()).collect::<Vec<_>>(), [["C3", "New"]]);
+}
+
+#[test]
+fn a_subject_export_debug_prints_no_pii() {
+    // The export was a bare `serde_json::Value`: `{:?}` in a host's log printed the PII.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::new().key(RawKey::new([7; 32]))).unwrap();
+    seed(&db);
+    let export = db.export_subject("c", "C4").unwrap();
+    assert_eq!(export["pii"]["name"], "Person 4", "reads as its JSON");
+    let shown = format!("{export:?} {export:#?}");
+    assert!(
+        shown.contains("C4") && !shown.contains("Person 4") && !shown.contains("p4@example.com"),
+        "{shown}"
+    );
+    let json = serde_json::to_string(&export).unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+        export.into_json(),
+        "serializes as its JSON"
+    );
 }
