@@ -451,6 +451,11 @@ impl Inner {
     /// records). See the module documentation for the steps.
     pub(crate) fn checkpoint(&self, compact: bool) -> Result<CheckpointReport> {
         self.refuse_write(if compact { "compaction" } else { "checkpoint" })?;
+        if compact {
+            // A compaction ends by rewriting the keystore: a left-out final frame holding a
+            // live record's key is refused first, not dropped for good.
+            self.ensure_keystore_checked()?;
+        }
         let one_at_a_time = self.checkpointing.lock();
         self.checkpoint_holding(&one_at_a_time, compact)
     }

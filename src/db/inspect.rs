@@ -224,7 +224,7 @@ impl Database {
         }
         if exists.as_ref().map_or(true, |&e| e) {
             let problem = exists
-                .and_then(|_| inner.ensure_keystore())
+                .and_then(|_| inner.ensure_keystore_checked())
                 .and_then(|()| inner.keystore.read().as_ref().map_or(Ok(()), |k| k.verify()))
                 .err();
             files.push(FileCheck {
@@ -296,7 +296,13 @@ impl Database {
                 t.file.display()
             ));
         }
-        let dropped = inner.keystore.read().as_ref().map_or(0, crate::crypto::Keystore::dropped_tail_bytes);
+        // (`dropped_tail_bytes` keeps what open found; `dropped_tail_at` goes once it is cut.)
+        let dropped = inner
+            .keystore
+            .read()
+            .as_ref()
+            .filter(|k| k.dropped_tail_at().is_some())
+            .map_or(0, crate::crypto::Keystore::dropped_tail_bytes);
         if dropped > 0 {
             notes.push(format!(
                 "keystore: its last {dropped} bytes are not a whole frame (a torn append of keys no acknowledged \

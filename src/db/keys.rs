@@ -79,47 +79,53 @@ pub(crate) fn check_keys_present(state: &State, keystore: Option<&Keystore>, dir
 }
 
 /// [`check_keys_present`] for the checkpoint's rows, needed only when the keystore's final
-/// frame was dropped at open: a dropped frame (a torn append, or damage to the last frame of
-/// a file an erasure or rotation rewrote) holds the largest key ids, and a checkpointed record
-/// whose key was in it would otherwise lose its PII silently once the frame is cut. Every
-/// live checkpoint row the keystore has no key for is read back from the log (`segments`);
-/// one whose record uses a key is damage.
+/// frame was left out: a dropped frame (a torn append, or damage to the last frame of a file
+/// an erasure or rotation rewrote) holds the largest key ids, and a checkpointed record whose
+/// key was in it would otherwise lose its PII silently once the frame is cut. Every live
+/// checkpoint row of a collection with PII fields that the keystore has no key for is read
+/// back from the log (each frame once, in log order); one whose record uses a key is damage.
+/// The checkpoint's sections are checked whole first (a damaged one reads as empty ids or
+/// zero pointers): damage there is the checkpoint's `Corrupt`, marked for the next open.
 pub(crate) fn check_checkpoint_keys_present(
     state: &State,
     keystore: &Keystore,
     segments: &super::read::SegmentReaders,
+    fs: &dyn crate::io::FileSystem,
     dir: &Path,
 ) -> Result<()> {
-    if keystore.dropped_tail_bytes() == 0 {
+    if keystore.dropped_tail_at().is_none() {
         return Ok(());
     }
     for (name, c) in &state.collections {
-        let Some(base) = c.base.as_ref() else { continue };
+        let Some(base) = c.base.as_ref().filter(|_| !c.schema.pii_fields().is_empty()) else { continue };
+        if let Err(e) = base.checkpoint.check_all() {
+            let _ = super::checkpoint::mark_if_damaged(fs, &base.checkpoint);
+            return Err(e);
+        }
         let ids = base.checkpoint.ids();
-        for row in (0..base.checkpoint.len() as u32).filter(|&r| base.visible(r)) {
-            if keystore.key_id(name, ids.id(row)).is_some() {
-                continue;
+        let keyless: Vec<_> = (0..base.checkpoint.len() as u32)
+            .filter(|&row| base.visible(row) && keystore.key_id(name, ids.id(row)).is_none())
+            .map(|row| (base.checkpoint.pointer(row), row))
+            .collect();
+        let mut uses_a_key = None;
+        segments.for_each_op(keyless, |_, row, op| {
+            // Another failure is not this check's to judge: reads of the record report it.
+            if let (None, Ok(super::ops::LogOp::Upsert(r))) = (uses_a_key, op) {
+                uses_a_key = r.key_id.map(|key_id| (row, key_id));
             }
-            let pointer = base.checkpoint.pointer(row);
-            let (body, _) = segments.read_body(pointer)?;
-            let uses_a_key = match super::ops::decode_one(&body, pointer.index) {
-                Ok(super::ops::LogOp::Upsert(r)) => r.key_id,
-                // Not this check's to judge: reads of the record report it.
-                _ => None,
-            };
-            if let Some(key_id) = uses_a_key {
-                let offset = keystore.dropped_tail_at().unwrap_or(0);
-                return Err(Error::corrupt(
-                    dir.join(KEYSTORE_FILE),
-                    offset,
-                    format!(
-                        "record {:?} in {name:?} (in the checkpoint) uses data key {key_id}, which the keystore \
-                         does not hold: its last frame, which fails its checksum, held it; its PII cannot be \
-                         decrypted",
-                        ids.id(row)
-                    ),
-                ));
-            }
+            Ok(())
+        })?;
+        if let Some((row, key_id)) = uses_a_key {
+            let offset = keystore.dropped_tail_at().unwrap_or(0);
+            return Err(Error::corrupt(
+                dir.join(KEYSTORE_FILE),
+                offset,
+                format!(
+                    "record {:?} in {name:?} (in the checkpoint) uses data key {key_id}, which the keystore does \
+                     not hold: its last frame, which fails its checksum, held it; its PII cannot be decrypted",
+                    ids.id(row)
+                ),
+            ));
         }
     }
     Ok(())

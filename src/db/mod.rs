@@ -380,6 +380,14 @@ impl Database {
         };
 
         let log_dir = dir.join("log");
+        let no_segment = !fs.exists(&log_dir)?
+            || !fs.list_dir(&log_dir)?.iter().any(|n| crate::log::parse_segment_name(n).is_some());
+        let pristine = manifest.checkpoint.is_none() && manifest.log_floor <= 1;
+        let unfinished_creation = pristine
+            && !manifest.keystore
+            && !keystore_exists
+            && !fs.exists(&dir.join(crate::audit::AUDIT_FILE))?;
+        let repairing_empty = options.repair && manifest.checkpoint.is_none();
         if read_only && manifest.checkpoint.is_none() && manifest.log_floor <= 1 {
             // The database's creator publishes the MANIFEST, then the log's first segment:
             // in between, a read-only open (which took no lock) waits for it, up to the lock
@@ -396,8 +404,16 @@ impl Database {
         let (mut state, start, rejected, mut log, mut recovery) = loop {
             let checkpoint::Loaded { mut state, start, rejected } =
                 checkpoint::load(fs.as_ref(), &dir, &manifest, verify);
-            // A database this open creates has no log yet: its first segment is made now.
-            let start = if undo.is_some() { None } else { start };
+            // A database this open creates has no log yet: its first segment is made now. So
+            // does one whose creation a crash cut between the MANIFEST and the first segment
+            // (nothing else of it exists), and a repair of a log with no segment left and no
+            // checkpoint (it reports what it removed).
+            let start =
+                if undo.is_some() || (!read_only && no_segment && (unfinished_creation || repairing_empty)) {
+                    None
+                } else {
+                    start
+                };
             state.replaying = true;
             for c in state.collections.values_mut() {
                 c.table.begin_bulk();
@@ -467,7 +483,7 @@ impl Database {
             keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
             if let Some(ks) = keystore.as_ref() {
                 let segments = read::SegmentReaders::new(fs.clone(), dir.join("log"));
-                keys::check_checkpoint_keys_present(&state, ks, &segments, &dir)?;
+                keys::check_checkpoint_keys_present(&state, ks, &segments, fs.as_ref(), &dir)?;
             }
         }
         // A dropped final keystore frame stays in the file: it is cut before the next
@@ -738,6 +754,19 @@ impl Database {
 }
 
 impl Inner {
+    /// [`Self::ensure_keystore`], then — when its final frame was left out — the check open
+    /// makes with a key ([`keys::check_keys_present`] and
+    /// [`keys::check_checkpoint_keys_present`]): for what rewrites the keystore without a key
+    /// (erasure, compaction) and `verify`, before a rewrite drops the frame for good.
+    pub(crate) fn ensure_keystore_checked(&self) -> Result<()> {
+        self.ensure_keystore()?;
+        let state = self.read_state();
+        let keystore = self.keystore.read();
+        let Some(ks) = keystore.as_ref().filter(|k| k.dropped_tail_at().is_some()) else { return Ok(()) };
+        keys::check_keys_present(&state, Some(ks), &self.dir)?;
+        keys::check_checkpoint_keys_present(&state, ks, &self.segments, &*self.fs, &self.dir)
+    }
+
     /// Reads the keystore now if opening deferred it (no key was given).
     pub(crate) fn ensure_keystore(&self) -> Result<()> {
         use std::sync::atomic::Ordering;

@@ -157,7 +157,7 @@ impl Database {
         let mut seen = std::collections::HashSet::with_capacity(ids.len());
         let unique: Vec<&str> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
         let ids = &unique[..];
-        self.inner.ensure_keystore()?;
+        self.inner.ensure_keystore_checked()?;
         {
             // Which records the checkpoint holds is decided by looking them up in it (a
             // damaged id section would hide one, leaving its location in the files), and the

@@ -90,10 +90,6 @@ impl SegmentHeader {
             |at: usize| header.get(at..at + 2).and_then(|b| b.try_into().ok()).map_or(0, u16::from_le_bytes);
         let u64_at = |at: usize| read8(header, at).map_or(0, u64::from_le_bytes);
         let version = u16_at(8);
-        if version == 0 {
-            // No version 0 was ever written: a damaged version field.
-            return Err(Error::corrupt(file, 8, "segment format version 0 does not exist"));
-        }
         if version > SEGMENT_VERSION {
             return Err(Error::UnsupportedVersion {
                 file: file.to_owned(),
@@ -239,11 +235,7 @@ mod tests {
             let is_version_byte = (8..10).contains(&(bit / 8));
             assert!(
                 matches!(err, Error::Corrupt { offset: 0, .. })
-                    || (is_version_byte
-                        && matches!(
-                            err,
-                            Error::UnsupportedVersion { .. } | Error::Corrupt { offset: 8, .. }
-                        )),
+                    || (is_version_byte && matches!(err, Error::UnsupportedVersion { .. })),
                 "bit {bit}: {err:?}"
             );
         }

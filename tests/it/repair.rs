@@ -372,6 +372,16 @@ fn a_damaged_final_keystore_frame_of_checkpointed_records_is_refused_until_repai
         );
         let keyless = Database::open(DIR, Options::new().file_system(Arc::new(fs.clone()))).unwrap();
         keyless.read().collection("c").unwrap().get("r00").unwrap().unwrap();
+        // What rewrites the keystore without a key refuses too, before it would drop the
+        // frame for good; `verify` reports it.
+        let refused = |r: geocrm::Result<()>, what: &str| match r {
+            Err(Error::Corrupt { file, .. }) if file.ends_with("keystore") => {}
+            other => panic!("{what}: {other:?}"),
+        };
+        refused(keyless.compact().map(drop), "compact");
+        refused(keyless.erase("c", "r01").map(drop), "erase");
+        let report = keyless.verify().unwrap();
+        assert!(!report.is_ok(), "{report:?}");
         drop(keyless);
         assert!(keystore() == bytes, "left as it was");
     }
@@ -854,4 +864,51 @@ fn a_version_field_damaged_to_zero_is_corruption_that_repair_salvages() {
         report.actions
     );
     assert_eq!(Database::open(DIR, options(&fs)).unwrap().read().collection("c").unwrap().len(), records);
+}
+
+#[test]
+fn a_creation_cut_before_the_first_segment_opens_and_a_lost_first_segment_is_repaired() {
+    // A crash between a new database's MANIFEST and its first segment: nothing else of it
+    // exists, so the next open finishes the creation (a lost log is refused only when the
+    // database has been used: an audit log, a keystore or a checkpoint).
+    let fs = MemFs::new();
+    let plain = || Options::new().file_system(Arc::new(fs.clone()));
+    drop(Database::open(DIR, plain()).unwrap());
+    let (seg, audit) = (Path::new(DIR).join("log/000000000001.seg"), Path::new(DIR).join("audit.log"));
+    fs.remove_file(&seg).unwrap();
+    fs.remove_file(&audit).unwrap();
+    let db = Database::open(DIR, plain().create_if_missing(false)).unwrap();
+    db.create_collection("c", Schema::new()).unwrap();
+    drop(db);
+    fs.remove_file(&seg).unwrap();
+    let err = Database::open(DIR, plain()).unwrap_err();
+    assert!(err.to_string().contains("no segment at all"), "{err}");
+
+    // No checkpoint, and the first segment unreadable (no header, no frame to rebuild one
+    // from): repair removes the log from there on, says so, and the database opens (empty).
+    let fs = MemFs::new();
+    {
+        let db = Database::open(DIR, options(&fs)).unwrap();
+        db.create_collection("c", Schema::new().pii("name")).unwrap();
+        for i in 0..20 {
+            let mut b = db.begin_write();
+            b.upsert(
+                "c",
+                Record::new(format!("r{i:02}"), LatLon::new(1.0, 2.0).unwrap()).pii("name", name(i)),
+            )
+            .unwrap();
+            b.commit().unwrap();
+        }
+    }
+    let first = Path::new(DIR).join("log/000000000001.seg");
+    let mut bytes = fs.read_all(&first).unwrap();
+    bytes.fill(0);
+    fs.write_raw(&first, &bytes);
+    let report = repair(&fs).unwrap();
+    assert!(
+        report.actions.iter().any(|a| matches!(a, RepairAction::SegmentRemoved { .. })),
+        "{:?}",
+        report.actions
+    );
+    Database::open(DIR, options(&fs)).unwrap();
 }
