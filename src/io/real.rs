@@ -109,8 +109,7 @@ impl FileSystem for RealFs {
     }
 
     fn open_append(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
-        let file = open_no_follow(OpenOptions::new().append(true), 0, path, "open")?;
-        let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+        let (file, len) = open_regular_with(OpenOptions::new().append(true), path)?;
         Ok(Box::new(RealWritable { file, path: path.to_owned(), len }))
     }
 
@@ -132,7 +131,7 @@ impl FileSystem for RealFs {
     }
 
     fn truncate(&self, path: &Path, len: u64) -> Result<()> {
-        let file = open_no_follow(OpenOptions::new().write(true), 0, path, "open")?;
+        let (file, _) = open_regular_with(OpenOptions::new().write(true), path)?;
         file.set_len(len).map_err(|e| Error::io("truncate", path, e))?;
         file.sync_all().map_err(|e| Error::io("fsync", path, e))
     }
@@ -171,7 +170,14 @@ impl FileSystem for RealFs {
 /// directory. The type is that of the file opened, not of whatever the path named a moment
 /// before.
 fn open_regular(path: &Path) -> Result<(File, u64)> {
-    let file = open_no_follow(OpenOptions::new().read(true), libc::O_NONBLOCK, path, "open")?;
+    open_regular_with(OpenOptions::new().read(true), path)
+}
+
+/// [`open_regular`] with `options` (reading, appending or writing): a file opened to be
+/// appended to or truncated is refused the same way when it is not a regular file (a named
+/// pipe opened for writing without a reader fails at once instead of waiting).
+fn open_regular_with(options: &mut OpenOptions, path: &Path) -> Result<(File, u64)> {
+    let file = open_no_follow(options, libc::O_NONBLOCK, path, "open")?;
     let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
     if !meta.is_file() {
         let not_a_file = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
@@ -225,6 +231,7 @@ fn names_file(path: &Path, file: &File) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::OpenOptionsExt;
 
     #[test]
     fn only_regular_files_are_mapped() {
@@ -237,9 +244,18 @@ mod tests {
         std::thread::spawn(move || {
             for path in paths.iter().filter(|p| made || !p.ends_with("0000000000000007-0000.ckpt")) {
                 let _ = tx.send(RealFs.map(path).map(|_| ()).map_err(|e| e.to_string()));
+                // Appended to or truncated: a pipe with a reader would be opened, and must
+                // not be written to.
+                if path.ends_with("0000000000000007-0000.ckpt") {
+                    let reader =
+                        std::fs::File::options().read(true).custom_flags(libc::O_NONBLOCK).open(path);
+                    let _ = tx.send(RealFs.open_append(path).map(|_| ()).map_err(|e| e.to_string()));
+                    let _ = tx.send(RealFs.truncate(path, 0).map_err(|e| e.to_string()));
+                    drop(reader);
+                }
             }
         });
-        for _ in 0..(1 + usize::from(made)) {
+        for _ in 0..(1 + 3 * usize::from(made)) {
             let answer = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("map waited");
             assert!(answer.unwrap_err().contains("not a regular file"));
         }
