@@ -388,7 +388,7 @@ impl Database {
             && !keystore_exists
             && !fs.exists(&dir.join(crate::audit::AUDIT_FILE))?;
         let repairing_empty = options.repair && manifest.checkpoint.is_none();
-        if read_only && manifest.checkpoint.is_none() && manifest.log_floor <= 1 {
+        if read_only && pristine {
             // The database's creator publishes the MANIFEST, then the log's first segment:
             // in between, a read-only open (which took no lock) waits for it, up to the lock
             // wait, rather than calling the log lost.
@@ -479,10 +479,11 @@ impl Database {
         // Checked before anything rewrites the keystore (finishing an erasure does): a
         // failed open leaves a dropped final frame in the file for `repair` to see. Erased
         // records are not live, so their keys are not looked for.
+        // The database's point readers (the check below reads through them too).
+        let segments = read::SegmentReaders::new(fs.clone(), log_dir);
         if !options.repair && !read_only {
             keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
             if let Some(ks) = keystore.as_ref() {
-                let segments = read::SegmentReaders::new(fs.clone(), dir.join("log"));
                 keys::check_checkpoint_keys_present(&state, ks, &segments, fs.as_ref(), &dir)?;
             }
         }
@@ -529,7 +530,7 @@ impl Database {
         });
         let inner = Inner {
             instance: held::new_instance(),
-            segments: read::SegmentReaders::new(fs.clone(), log_dir),
+            segments,
             dir,
             db_id,
             durability: options.durability,
