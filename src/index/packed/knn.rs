@@ -1,7 +1,9 @@
 //! Exact great-circle k-nearest neighbours.
 //!
-//! Filter, then refine. The filter is a best-first search over nodes keyed by a true lower
-//! bound (squared distance from the query's unit vector to a node's box); rows of the
+//! Filter, then refine. The filter is a best-first search over nodes keyed by the squared
+//! distance from the query's unit vector to a node's box, computed in f32 (sixteen boxes at
+//! a time); the threshold it is compared with is widened by that rounding, so a node is
+//! pruned only when it surely holds no neighbour. Rows of the
 //! leaves reached are kept as candidates by their f32 unit vector, whose chord is within
 //! [`UNIT_MARGIN`] of the exact one. The k smallest chord upper bounds of accepted rows give
 //! a threshold that prunes nodes and rows; the refine step computes `haversine_m` for the
@@ -17,13 +19,13 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::format::{AABB_LEN, MAX_LEVELS, NODE_SIZE, UNIT_LEN};
-use super::query::{chord2_beyond, f32_d2, min_d2, CHORD_SLACK, UNIT_MARGIN};
-use super::{aabb_of, PackedRTreeRef};
+use super::query::{chord2_beyond, f32_d2, CHORD_SLACK, UNIT_MARGIN};
+use super::PackedRTreeRef;
 use crate::geo::{HaversineFrom, LatLon};
 
-/// Heap entry: squared-chord lower bound in the high 64 bits (non-negative floats order as
-/// their bits), then the node's level and its index.
-fn entry(key: f64, level: usize, node: usize) -> Reverse<u128> {
+/// Heap entry: the node's [`child_lbs`] value in bits 64.. (non-negative floats order as
+/// their bits), then its level and its index.
+fn entry(key: f32, level: usize, node: usize) -> Reverse<u128> {
     Reverse((u128::from(key.to_bits()) << 64) | ((level as u128) << 32) | (node as u32 as u128))
 }
 
@@ -43,41 +45,86 @@ thread_local! {
 struct Filter<'s> {
     q: [f64; 3],
     k: usize,
-    /// Squared chord beyond which nothing can be among the k nearest.
-    thr: f64,
-    /// The same bound for a row's f32 squared chord.
+    /// The largest [`child_lbs`] value of a node that may hold one of the k nearest.
+    node_thr: f32,
+    /// The largest f32 squared chord of a row that may be one of the k nearest.
     row_thr: f64,
-    /// The k smallest chord upper bounds (f64 bits) of accepted rows seen.
+    /// The k smallest f32 squared chords (f64 bits) of accepted rows seen.
     best: &'s mut BinaryHeap<u64>,
     /// Accepted rows with their f32 squared chord.
     cands: &'s mut Vec<(f64, u32)>,
+}
+
+/// Squared distances, computed in f32, from `q` to each 24-byte node box of `boxes` (at
+/// most [`NODE_SIZE`]) into `out`; the rest of `out` is left alone. A NaN box gives 0.
+///
+/// Each is the squared distance to the box within f32 rounding: `q` rounded to f32 moves
+/// each component by at most 2⁻²⁵, each gap's subtraction rounds by at most 2⁻²⁴ of it,
+/// and the sum of squares by at most 2⁻²² more, so the exact distance from the f64 unit
+/// vector to the box (a lower bound on its chord to every row under the node) is at least
+/// `√lb·(1 − 2e-7) − 5.2e-8`. [`node_bound`] turns a chord bound into the matching bound
+/// on these values; underflow only makes a value smaller.
+#[inline]
+fn child_lbs(q: [f32; 3], boxes: &[u8], out: &mut [f32; NODE_SIZE]) {
+    let [qx, qy, qz] = q;
+    let gap = |v: f32, lo: f32, hi: f32| {
+        let (a, b) = (lo - v, v - hi);
+        let m = if a > b { a } else { b };
+        if m > 0.0 {
+            m
+        } else {
+            0.0
+        }
+    };
+    for (o, b) in out.iter_mut().zip(boxes.as_chunks::<AABB_LEN>().0) {
+        let w = b.as_chunks::<4>().0;
+        let f = |i: usize| w.get(i).map_or(f32::NAN, |w| f32::from_le_bytes(*w));
+        let (dx, dy, dz) = (gap(qx, f(0), f(3)), gap(qy, f(1), f(4)), gap(qz, f(2), f(5)));
+        *o = dx * dx + dy * dy + dz * dz;
+    }
+}
+
+/// A [`child_lbs`] value above this proves that no row under the node is within chord `t`:
+/// `((t + 5.2e-8) / (1 − 2e-7))²` with room to spare, so the rounding to f32 cannot
+/// bring it below.
+fn node_bound(t: f64) -> f32 {
+    let b = (t + 2e-7) * (1.0 + 1e-6);
+    (b * b * (1.0 + 1e-6)) as f32
 }
 
 impl Filter<'_> {
     fn scan_leaf(&mut self, tree: &PackedRTreeRef<'_>, leaf: usize, accept: &mut dyn FnMut(u32) -> bool) {
         let rows = tree.children(0, leaf);
         let units = tree.units(rows.start, rows.end);
-        for (row, u) in rows.zip(units.chunks_exact(UNIT_LEN)) {
-            let d2 = f32_d2(self.q, u);
+        // All the leaf's squared chords first (a loop the compiler vectorizes), then the few
+        // rows within the threshold.
+        let mut d2s = [f64::INFINITY; NODE_SIZE];
+        for (d2, u) in d2s.iter_mut().zip(units.as_chunks::<UNIT_LEN>().0) {
+            *d2 = f32_d2(self.q, u);
+        }
+        for (row, &d2) in rows.zip(d2s.iter()) {
             let row = row as u32;
             if d2 > self.row_thr || !accept(row) {
                 continue;
             }
             self.cands.push((d2, row));
-            let upper = (d2.sqrt() + UNIT_MARGIN).to_bits();
+            // The k smallest f32 squared chords (non-negative floats order as their bits):
+            // a row's chord upper bound √d2 + UNIT_MARGIN grows with d2.
+            let bits = d2.to_bits();
             if self.best.len() < self.k {
-                self.best.push(upper);
-            } else if self.best.peek().is_some_and(|&b| upper < b) {
+                self.best.push(bits);
+            } else if self.best.peek().is_some_and(|&b| bits < b) {
                 self.best.pop();
-                self.best.push(upper);
+                self.best.push(bits);
             } else {
                 continue;
             }
             if self.best.len() == self.k {
                 // A row whose haversine does not exceed the k-th candidate's has a chord at
                 // most CHORD_SLACK above that candidate's upper bound.
-                let t = self.best.peek().map_or(f64::INFINITY, |&b| f64::from_bits(b)) + CHORD_SLACK;
-                self.thr = t * t;
+                let kth = self.best.peek().map_or(f64::INFINITY, |&b| f64::from_bits(b));
+                let t = kth.sqrt() + UNIT_MARGIN + CHORD_SLACK;
+                self.node_thr = node_bound(t);
                 self.row_thr = (t + UNIT_MARGIN) * (t + UNIT_MARGIN);
             }
         }
@@ -117,20 +164,20 @@ impl PackedRTreeRef<'_> {
         best.clear();
         cands.clear();
         let q = at.to_unit_vector();
-        let mut f = Filter { q, k, thr: f64::INFINITY, row_thr: f64::INFINITY, best, cands };
+        let qf = q.map(|c| c as f32);
+        let mut f = Filter { q, k, node_thr: f32::INFINITY, row_thr: f64::INFINITY, best, cands };
 
         // Greedy descent, remembering every sibling's lower bound.
-        let mut path: [_; MAX_LEVELS] = std::array::from_fn(|_| (0..0, 0usize, [f64::INFINITY; NODE_SIZE]));
+        let mut path: [_; MAX_LEVELS] = std::array::from_fn(|_| (0..0, 0usize, [f32::INFINITY; NODE_SIZE]));
         let top = self.layout.levels.saturating_sub(1);
         let mut node = self.level(top).0;
         for (level, (kids, chosen, lbs)) in path.iter_mut().enumerate().take(top + 1).skip(1).rev() {
             *kids = self.children(level, node);
-            let boxes = self.aabbs(kids.start, kids.end);
-            let mut min = (f64::INFINITY, kids.start);
-            for ((child, b), lb) in kids.clone().zip(boxes.chunks_exact(AABB_LEN)).zip(lbs.iter_mut()) {
-                *lb = min_d2(q, aabb_of(b));
-                if *lb < min.0 {
-                    min = (*lb, child);
+            child_lbs(qf, self.aabbs(kids.start, kids.end), lbs);
+            let mut min = (f32::INFINITY, kids.start);
+            for (child, &lb) in kids.clone().zip(lbs.iter()) {
+                if lb < min.0 {
+                    min = (lb, child);
                 }
             }
             (*chosen, node) = (min.1, min.1);
@@ -138,7 +185,7 @@ impl PackedRTreeRef<'_> {
         f.scan_leaf(self, node, accept);
         for (level, (kids, chosen, lbs)) in path.iter().enumerate().take(top + 1).skip(1) {
             for (child, &lb) in kids.clone().zip(lbs) {
-                if child != *chosen && lb <= f.thr {
+                if child != *chosen && lb <= f.node_thr {
                     heap.push(entry(lb, level - 1, child));
                 }
             }
@@ -146,7 +193,7 @@ impl PackedRTreeRef<'_> {
 
         // Best-first over what is left.
         while let Some(Reverse(e)) = heap.pop() {
-            if f64::from_bits((e >> 64) as u64) > f.thr {
+            if f32::from_bits((e >> 64) as u32) > f.node_thr {
                 break;
             }
             let (level, node) = (((e >> 32) as u32) as usize, (e as u32) as usize);
@@ -155,10 +202,10 @@ impl PackedRTreeRef<'_> {
                 continue;
             }
             let kids = self.children(level, node);
-            let boxes = self.aabbs(kids.start, kids.end);
-            for (child, b) in kids.zip(boxes.chunks_exact(AABB_LEN)) {
-                let lb = min_d2(q, aabb_of(b));
-                if lb <= f.thr {
+            let mut lbs = [f32::INFINITY; NODE_SIZE];
+            child_lbs(qf, self.aabbs(kids.start, kids.end), &mut lbs);
+            for (child, &lb) in kids.zip(lbs.iter()) {
+                if lb <= f.node_thr {
                     heap.push(entry(lb, level - 1, child));
                 }
             }
