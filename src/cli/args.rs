@@ -118,10 +118,10 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
         /// Latitude.
-        #[arg(long, allow_negative_numbers = true)]
+        #[arg(long, allow_hyphen_values = true)]
         lat: f64,
         /// Longitude.
-        #[arg(long, allow_negative_numbers = true)]
+        #[arg(long, allow_hyphen_values = true)]
         lon: f64,
         /// How many.
         #[arg(short = 'k', long, default_value_t = 10)]
@@ -135,13 +135,13 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
         /// Latitude of the centre.
-        #[arg(long, allow_negative_numbers = true)]
+        #[arg(long, allow_hyphen_values = true)]
         lat: f64,
         /// Longitude of the centre.
-        #[arg(long, allow_negative_numbers = true)]
+        #[arg(long, allow_hyphen_values = true)]
         lon: f64,
         /// Radius in metres (`--metres` works too).
-        #[arg(long, visible_alias = "metres", allow_negative_numbers = true)]
+        #[arg(long, visible_alias = "metres", allow_hyphen_values = true)]
         meters: f64,
         /// Attribute filter.
         #[arg(long = "where")]
@@ -155,16 +155,16 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
         /// Southern latitude.
-        #[arg(long, allow_negative_numbers = true)]
+        #[arg(long, allow_hyphen_values = true)]
         south: f64,
         /// Western longitude.
-        #[arg(long, allow_negative_numbers = true)]
+        #[arg(long, allow_hyphen_values = true)]
         west: f64,
         /// Northern latitude.
-        #[arg(long, allow_negative_numbers = true)]
+        #[arg(long, allow_hyphen_values = true)]
         north: f64,
         /// Eastern longitude.
-        #[arg(long, allow_negative_numbers = true)]
+        #[arg(long, allow_hyphen_values = true)]
         east: f64,
         /// Attribute filter.
         #[arg(long = "where")]

@@ -148,7 +148,12 @@ fn ring(value: &Value, where_: &str, j: usize) -> Result<Vec<[f64; 2]>> {
         .iter()
         .enumerate()
         .map(|(k, p)| match p.as_array().map(Vec::as_slice) {
-            Some([lon, lat, ..]) => match (lon.as_f64(), lat.as_f64()) {
+            Some([lon, lat, rest @ ..]) => match (lon.as_f64(), lat.as_f64()) {
+                // An altitude (or any further number, RFC 7946 § 3.1.1) is ignored; anything
+                // else is a broken position, not data to drop silently.
+                (Some(_), Some(_)) if !rest.iter().all(Value::is_number) => Err(bad(format!(
+                    "{where_}ring {j}, position {k}: a member after [lon, lat] must be a number (an altitude)"
+                ))),
                 (Some(lon), Some(lat)) => Ok([lon, lat]),
                 _ => Err(bad(format!("{where_}ring {j}, position {k}: [lon, lat] must be numbers"))),
             },
@@ -164,6 +169,29 @@ fn ring(value: &Value, where_: &str, j: usize) -> Result<Vec<[f64; 2]>> {
 mod tests {
     use super::*;
 
+    /// Coordinates come in exactly as written: serde_json's default number parser was one
+    /// ulp off for about one in eight 17-digit values (Python's `repr` form), which moved a
+    /// vertex off a point lying on the edge (from the query review).
+    #[test]
+    fn coordinates_parse_to_the_nearest_f64() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let lon = (x >> 11) as f64 / (1u64 << 53) as f64 * 360.0 - 180.0;
+            let lat = (x & 0xffff) as f64 / 65536.0 * 90.0;
+            let text = format!(
+                r#"{{"type": "Polygon", "coordinates": [[[{lon:?},{lat:?}],[{lon:?},89],[179,89],[{lon:?},{lat:?}]]]}}"#
+            );
+            let mp = parse_geojson(&text).unwrap();
+            assert_eq!(mp.polygons()[0].exterior()[0], [lon, lat], "{lon:?} {lat:?}");
+        }
+        let text =
+            r#"{"type":"Polygon","coordinates":[[[-110,0],[-100.56515759322791,0],[-110,10],[-110,0]]]}"#;
+        assert_eq!(parse_geojson(text).unwrap().polygons()[0].exterior()[1][0], -100.56515759322791);
+    }
+
     #[test]
     fn altitude_is_ignored_and_nesting_is_reported() {
         let mp = parse_geojson(r#"{"type": "Polygon", "coordinates": [[[0,0,5],[1,0,5],[1,1,5],[0,0,5]]]}"#)
@@ -173,6 +201,12 @@ mod tests {
             {"type": "GeometryCollection", "geometries": [{"type": "MultiPoint", "coordinates": []}]}]}"#;
         let Err(Error::InvalidGeoJson { reason }) = parse_geojson(nested) else { panic!("accepted") };
         assert!(reason.starts_with("geometry 0: geometry 0: a MultiPoint"), "{reason}");
+        let Err(Error::InvalidGeoJson { reason }) =
+            parse_geojson(r#"{"type": "Polygon", "coordinates": [[[0,0],[1,0,"x"],[1,1],[0,0]]]}"#)
+        else {
+            panic!("a text altitude accepted")
+        };
+        assert!(reason.contains("position 1: a member after [lon, lat] must be a number"), "{reason}");
     }
 
     #[test]

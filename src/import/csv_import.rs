@@ -818,7 +818,9 @@ fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, 
                 }
                 record.pii(name, raw)
             }
-            FieldKind::Category => record.category(name, raw),
+            // Trimmed like every other cell: " gold" would be a second "gold" that a filter
+            // misses and a group-by shows twice.
+            FieldKind::Category => record.category(name, raw.trim()),
             FieldKind::Number => {
                 let text = raw.trim();
                 match text.parse::<f64>() {

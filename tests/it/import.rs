@@ -622,3 +622,22 @@ fn the_report_counts_replaced_records() {
         assert_eq!(numbers(&db, "C")["v"], 7.0);
     }
 }
+
+/// Category cells are trimmed like ids, coordinates and numbers: `" gold"` is `"gold"`, so a
+/// filter finds it and a group-by shows one group (from the query review).
+#[test]
+fn category_cells_are_trimmed_like_every_other_cell() {
+    let (_dir, db) = open(false);
+    let csv = "id,lat,lon,tier\na,1,1,gold\nb,2,2, gold\nc,3,3,\"gold  \"\n";
+    import(&db, csv, &ImportOptions::default()).unwrap();
+    for id in ["a", "b", "c"] {
+        assert_eq!(categories(&db, id), BTreeMap::from([("tier".into(), "gold".into())]), "{id}");
+    }
+    let snap = db.read();
+    let hits = snap
+        .collection("c")
+        .unwrap()
+        .nearest(geocrm::LatLon::new(1.0, 1.0).unwrap(), 10, &geocrm::Filter::parse("tier = 'gold'").unwrap())
+        .unwrap();
+    assert_eq!(hits.len(), 3);
+}
