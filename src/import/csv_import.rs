@@ -631,6 +631,13 @@ const PII_LIKE_WORDS: &[&str] = &[
     "naissance",
     "datedenaissance",
     "contactperson",
+    "telefonnummer",
+    "handynummer",
+    "mobilnummer",
+    "rufnummer",
+    "anschrift",
+    "fname",
+    "lname",
 ];
 
 /// Words after a [`PII_LIKE_WORDS`] word that make the column about the data.
@@ -661,9 +668,24 @@ const ABOUT_WORDS: &[&str] = &[
     "score",
 ];
 
-/// Words before a [`PII_LIKE_WORDS`] word that make the column a count of them
-/// (`total_emails`, `num_phones`).
+/// Words before a plural [`PII_LIKE_WORDS`] word that make the column a count of them
+/// (`total_emails`, `num_phones`). Before a singular one they do not: `num_tel`, `no_tel`
+/// and `number_phone` are a phone number.
 const COUNT_WORDS: &[&str] = &["num", "number", "total", "n", "nb", "count", "no"];
+
+/// The plural [`PII_LIKE_WORDS`] words a [`COUNT_WORDS`] word can count.
+const COUNTABLE_WORDS: &[&str] = &[
+    "names",
+    "emails",
+    "mails",
+    "phones",
+    "mobiles",
+    "telephones",
+    "addresses",
+    "streets",
+    "phonenumbers",
+    "emailaddresses",
+];
 
 /// Words before `name` that make it a thing's, not a person's (`company_name`, `city_name`).
 const THING_WORDS: &[&str] = &[
@@ -696,7 +718,8 @@ const THING_WORDS: &[&str] = &[
 /// Whether a column name is one of [`PII_LIKE_COLUMNS`], or holds a [`PII_LIKE_WORDS`]
 /// word (split at non-letters and lower-to-upper case changes; a word and the next are
 /// also looked up joined, `tax_id` as `taxid`) not followed by an
-/// [`ABOUT_WORDS`] word nor preceded by a [`COUNT_WORDS`] word — and, for `name`, not
+/// [`ABOUT_WORDS`] word nor, if one of the [`COUNTABLE_WORDS`], preceded by a
+/// [`COUNT_WORDS`] word — and, for `name`, not
 /// preceded by a [`THING_WORDS`] word. (`birth_year` is refused: a quasi-identifier.)
 fn looks_like_pii(column: &str) -> bool {
     let key: String = column
@@ -729,7 +752,7 @@ fn looks_like_pii(column: &str) -> bool {
         let (before, word, next) = (i.checked_sub(1).map_or("", at), at(i), at(i + 1));
         let not_personal = |after: &str| {
             ABOUT_WORDS.contains(&after)
-                || COUNT_WORDS.contains(&before)
+                || (COUNT_WORDS.contains(&before) && COUNTABLE_WORDS.contains(&word))
                 || (matches!(word, "name" | "names") && THING_WORDS.contains(&before))
         };
         let joined = format!("{word}{next}");

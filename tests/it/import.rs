@@ -349,6 +349,18 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
         "morada",
         "date_de_naissance",
         "contact_person",
+        // A count word before a singular one is a number, not a count (stored in
+        // plaintext before: from the robustness review).
+        "num_tel",
+        "no_tel",
+        "n_tel",
+        "number_phone",
+        "num_mobile",
+        "telefonnummer",
+        "Handynummer",
+        "fname",
+        "lname",
+        "Anschrift",
     ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{header}\nA,1,2,x\n");
@@ -362,10 +374,12 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
     assert_eq!(kinds(&db)["company_name"], FieldKind::Category);
     assert_eq!(kinds(&db)["email_opt_in"], FieldKind::Number);
     let (_dir, db) = open(true);
-    let csv = "id,lat,lon,hostname,emails_sent,tax_id_verified,zip,last_contact_date,contact_count,contacts,nombre_commandes,nom_produit\nA,1,2,Al,3,1,75001,2026-01-02,4,5,6,Velo\n";
+    let csv = "id,lat,lon,hostname,emails_sent,tax_id_verified,zip,last_contact_date,contact_count,contacts,nombre_commandes,nom_produit,num_phones,total_emails\nA,1,2,Al,3,1,75001,2026-01-02,4,5,6,Velo,2,3\n";
     import(&db, csv, &ImportOptions::default()).unwrap();
     assert_eq!(kinds(&db)["hostname"], FieldKind::Category);
     assert_eq!(kinds(&db)["emails_sent"], FieldKind::Number);
+    assert_eq!(kinds(&db)["num_phones"], FieldKind::Number);
+    assert_eq!(kinds(&db)["total_emails"], FieldKind::Number);
     // An existing collection: its schema decides (`email` declared a category there).
     let (_dir, db) = open(true);
     db.create_collection("c", geocrm::Schema::new().category("email")).unwrap();
