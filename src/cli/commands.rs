@@ -595,6 +595,7 @@ fn stats(db: &DbArgs) -> Result<()> {
             "floor": stats.log_floor,
             "truncated_tail_bytes": stats.truncated_tail_bytes,
         },
+        "erasures_restored": stats.erasures_restored,
         "checkpoint_rejected": stats.checkpoint_rejected,
         "auto_checkpoint_error": stats.auto_checkpoint_error,
     });
@@ -629,6 +630,12 @@ fn stats(db: &DbArgs) -> Result<()> {
             println!(
                 "  the log ends in {} bytes that are not a whole commit (one being written, or a torn or damaged last one), left out",
                 stats.truncated_tail_bytes
+            );
+        }
+        if stats.erasures_restored > 0 {
+            println!(
+                "  {} erased records came back with that tail (their tombstones were in it) and were removed again: the MANIFEST lists the keys their erasure destroyed",
+                stats.erasures_restored
             );
         }
         if let Some(reason) = &stats.checkpoint_rejected {

@@ -68,6 +68,10 @@ pub struct DatabaseStats {
     pub log_floor: u64,
     /// Bytes of the torn tail cut off at open (left out, not cut, by a read-only open).
     pub truncated_tail_bytes: u64,
+    /// Records open removed again because an erasure had destroyed their data key (the
+    /// MANIFEST lists it) though the log held no tombstone for them: it was in a damaged
+    /// final frame, cut (or left out) with the torn tail.
+    pub erasures_restored: u64,
     /// Why the manifest's checkpoint was not used at open, or (its sections checked on first
     /// use) the damage found in it since.
     pub checkpoint_rejected: Option<String>,
@@ -174,6 +178,7 @@ impl Database {
             log_bytes: segments.iter().map(|p| file_len(&*inner.fs, p)).sum(),
             log_floor: manifest.log_floor,
             truncated_tail_bytes: inner.recovery.truncated.as_ref().map_or(0, |t| t.bytes_dropped),
+            erasures_restored: inner.erasures_restored,
             // Rejected at open, or (sections checked on first use) found damaged since.
             checkpoint_rejected: inner.checkpoint_rejected.clone().or_else(|| {
                 let state = inner.state.read_recursive();

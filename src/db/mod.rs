@@ -109,6 +109,9 @@ pub(crate) struct Inner {
     pub(crate) queue_cv: Condvar,
     pub(crate) segments: read::SegmentReaders,
     pub(crate) recovery: RecoveryReport,
+    /// Records opening removed because an erasure destroyed their key (their tombstone went
+    /// with a damaged final log frame).
+    pub(crate) erasures_restored: u64,
     pub(crate) fs: Arc<dyn FileSystem>,
     /// The manifest as last published (rewritten by checkpoints, under the writer lock).
     pub(crate) manifest: Mutex<Manifest>,
@@ -463,6 +466,14 @@ impl Database {
             .map(|p| fs.open_read(p).map_or(0, |f| f.len()))
             .sum();
         let erased = std::mem::take(&mut state.erased_keys);
+        let mut erasures_restored = 0;
+        // An erasure whose tombstone went with a damaged final frame (cut as a torn tail)
+        // still holds: the MANIFEST names the keys it destroyed. (`repair` erases them
+        // again itself, and reports it.)
+        if !options.repair && manifest.erased_key_ids.as_ref().is_some_and(|ids| !ids.is_empty()) {
+            let restored = state.remove_rows_with_erased_keys(|k| manifest.erased_key(k) == Some(true));
+            erasures_restored = restored.len() as u64;
+        }
         let tail_needs_keys = !erased.is_empty()
             || state.collections.values().any(|c| c.table.rows().any(|r| r.key_id.is_some()));
         // A read-only open reads no PII and finishes no erasure: the keystore waits (a key
@@ -541,6 +552,7 @@ impl Database {
             queue: Mutex::new(CommitQueue::default()),
             queue_cv: Condvar::new(),
             recovery,
+            erasures_restored,
             fs: fs.clone(),
             manifest: Mutex::new(manifest),
             checkpoint_after_ops: options.checkpoint_after_ops,

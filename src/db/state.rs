@@ -135,6 +135,27 @@ impl CheckpointJournal {
 }
 
 impl State {
+    /// Removes every in-memory row whose data key `erased` says an erasure destroyed, as
+    /// its tombstone would have, and returns them as `(collection, id)`. Keys are destroyed
+    /// only once the tombstones are durable, and a record written after its erasure gets a
+    /// new key: such a row's tombstone was in a final log frame that was damaged and cut.
+    pub(crate) fn remove_rows_with_erased_keys(
+        &mut self,
+        erased: impl Fn(u64) -> bool,
+    ) -> Vec<(String, String)> {
+        let mut removed = Vec::new();
+        for (name, c) in &mut self.collections {
+            let ids: Vec<String> =
+                c.table.rows().filter(|r| r.key_id.is_some_and(&erased)).map(|r| r.id.to_string()).collect();
+            for id in ids {
+                c.table.remove(&id);
+                c.hide_base(&id);
+                removed.push((name.clone(), id));
+            }
+        }
+        removed
+    }
+
     /// Checks that an operation is well-formed against the current state. Replay turns a
     /// failure into [`crate::Error::Corrupt`]; the write path never produces one.
     pub(crate) fn check(&self, op: &LogOp) -> Result<(), String> {

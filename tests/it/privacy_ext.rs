@@ -355,3 +355,45 @@ fn a_record_erased_and_reinserted_in_one_commit_round_keeps_its_new_pii() {
     }
     assert_eq!(erase_first_runs, 1, "in five runs the erasure never reached the queue first");
 }
+
+/// An erasure whose tombstone was in the log's final frame, damaged afterwards (cut as a
+/// torn tail), still holds: the MANIFEST lists the key it destroyed, so opening removes the
+/// record again — it used to come back live, and a keyed open failed blaming the keystore
+/// (from the robustness review).
+#[test]
+fn an_erasure_whose_tombstone_was_in_a_damaged_final_frame_still_holds() {
+    let fs = MemFs::new();
+    let plain = || Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None).audit(false);
+    let opts = || plain().key(RawKey::new([9; 32]));
+    let db = Database::open("/db", opts()).unwrap();
+    db.create_collection("c", Schema::new().pii("name").pii_phone("phone")).unwrap();
+    let mut batch = db.begin_write();
+    for (id, lat) in [("A", 1.0), ("B", 2.0)] {
+        batch.upsert("c", person(id, lat).pii("name", format!("Customer {id}")).pii("phone", PHONE)).unwrap();
+    }
+    batch.commit().unwrap();
+    db.erase("c", "A").unwrap();
+    drop(db);
+    let segment =
+        fs.list_files().into_iter().filter(|p| p.extension().is_some_and(|e| e == "seg")).max().unwrap();
+    let mut bytes = fs.read_all(&segment).unwrap();
+    let at = bytes.len() - 20;
+    bytes[at] ^= 0x5a;
+    fs.write_raw(&segment, &bytes);
+    for read_only in [true, false] {
+        let db = Database::open("/db", if read_only { plain().read_only(true) } else { opts() }).unwrap();
+        assert!(db.stats().truncated_tail_bytes > 0, "read_only {read_only}");
+        assert_eq!(db.stats().erasures_restored, 1, "read_only {read_only}");
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        assert!(c.get("A").unwrap().is_none(), "read_only {read_only}: the erased record is back");
+        assert_eq!(c.len(), 1);
+        if !read_only {
+            assert_eq!(c.reveal("B").unwrap()["name"].expose(), "Customer B");
+        }
+    }
+    // Once cut, the next open finds the same: the MANIFEST still names the key.
+    let db = Database::open("/db", opts()).unwrap();
+    assert!(db.read().collection("c").unwrap().get("A").unwrap().is_none());
+    assert_eq!(db.stats().erasures_restored, 1);
+}
