@@ -94,6 +94,20 @@ impl AuditLog {
         self.scan().map(|(entries, _, _)| entries)
     }
 
+    /// For `verify`: validates the whole file (when there is one) and returns the bytes of a
+    /// torn final frame, which an open for writing cuts (0 when none).
+    pub(crate) fn check(&self) -> Result<u64> {
+        if !self.fs.exists(&self.path)? {
+            return Ok(0);
+        }
+        self.scan().map(|(_, valid_len, len)| (len - valid_len) as u64)
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Reads and validates the whole file: its entries, the length of its valid prefix and
     /// the file's length.
     fn scan(&self) -> Result<(Vec<AuditEntry>, usize, usize)> {

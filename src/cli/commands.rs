@@ -697,7 +697,14 @@ fn repair(db: &DbArgs, dry_run: bool) -> Result<()> {
 }
 
 fn verify(db: &DbArgs) -> Result<()> {
-    let database = open(db, false)?;
+    // Read-only, so checking changes nothing (a torn tail is reported, not cut), but holding
+    // the lock, so no writer changes the files while they are checked.
+    let database =
+        match Database::open(&db.db, options(db, false, false)?.read_only(true).lock_read_only(true)) {
+            Ok(database) => database,
+            Err(e) if matches!(e, Error::Corrupt { .. }) => return verify_unopenable(db, e),
+            Err(e) => return Err(e),
+        };
     let report = database.verify()?;
     let damaged = report.files.iter().filter(|f| f.problem.is_some()).count();
     let error = Error::corrupt(&db.db, 0, format!("{damaged} damaged file(s); see the report above"));
@@ -728,4 +735,38 @@ fn verify(db: &DbArgs) -> Result<()> {
         FOUND_DAMAGE.store(true, std::sync::atomic::Ordering::Relaxed);
         Err(error)
     }
+}
+
+/// `verify` of a database that does not open because acknowledged data is damaged: the
+/// damage open found is the report (exit status 3, as for any damage).
+fn verify_unopenable(db: &DbArgs, e: Error) -> Result<()> {
+    let (path, problem) = match &e {
+        Error::Corrupt { file, offset, reason } => (file.clone(), format!("at offset {offset}: {reason}")),
+        other => (db.db.clone(), other.to_string()),
+    };
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let kind = match name {
+        n if n.ends_with(".seg") => "log segment",
+        n if n.ends_with(".ckpt") => "checkpoint",
+        geocrm::crypto::KEYSTORE_FILE => "keystore",
+        "MANIFEST" => "manifest",
+        geocrm::audit::AUDIT_FILE => "audit log",
+        _ => "database",
+    };
+    let note = "the database does not open, so nothing after this damage was checked; `geocrm repair \
+                --dry-run` lists what a repair would cut or drop";
+    if db.json {
+        let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+        print_json(&json!({
+            "files": [{ "path": path, "kind": kind, "bytes": bytes, "problem": problem }],
+            "rows_checked": 0,
+            "notes": [note],
+            "error": error_json(&e),
+        }));
+    } else {
+        println!("DAMAGED  {kind:<12} {}: {problem}", path.display());
+        println!("note: {note}");
+    }
+    FOUND_DAMAGE.store(true, std::sync::atomic::Ordering::Relaxed);
+    Err(e)
 }

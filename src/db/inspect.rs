@@ -255,6 +255,21 @@ impl Database {
             files.push(FileCheck { bytes: file_len(fs, &path), path, kind: "log segment".into(), problem });
         }
         let mut rows_checked = 0;
+        // Every record with sealed PII must have its data key, unless an erasure destroyed
+        // it: a keystore cut at a frame boundary (or an older copy) passes its own checks.
+        let keystore = inner.keystore.read();
+        let erased = inner.manifest.lock().clone();
+        let mut keys = KeyCheck { keystore: keystore.as_ref(), manifest: &erased, missing: 0, first: None };
+        {
+            let state = inner.state.read_recursive();
+            for (name, c) in &state.collections {
+                for row in c.table.rows() {
+                    if let Some(key_id) = row.key_id {
+                        keys.check(name, &row.id, key_id);
+                    }
+                }
+            }
+        }
         if let Ok(Some(m)) = &manifest {
             for file in m.checkpoint.iter().flat_map(|c| &c.files) {
                 let collection = &file.collection;
@@ -280,7 +295,7 @@ impl Database {
                             format!("written at LSN {}, the MANIFEST names it at LSN {}", c.lsn(), file.lsn);
                         return Err(Error::corrupt(c.path(), 0, reason));
                     }
-                    self.check_rows(collection, &c).map(|n| rows_checked += n)
+                    self.check_rows(collection, &c, &mut keys).map(|n| rows_checked += n)
                 });
                 files.push(FileCheck {
                     bytes: file_len(fs, &path),
@@ -290,7 +305,48 @@ impl Database {
                 });
             }
         }
+        if let Some((collection, id, key_id)) = keys.first.take() {
+            let problem = format!(
+                "{} record(s) use a data key it does not hold and no erasure destroyed (the first: {id:?} in \
+                 {collection:?}, key {key_id}): their PII cannot be decrypted (`geocrm repair` keeps them \
+                 without it)",
+                keys.missing
+            );
+            let keystore_path = inner.dir.join(crate::crypto::KEYSTORE_FILE);
+            match files.iter_mut().find(|f| f.kind == "keystore") {
+                Some(f) => {
+                    f.problem.get_or_insert(problem);
+                }
+                None => files.push(FileCheck {
+                    bytes: file_len(fs, &keystore_path),
+                    path: keystore_path,
+                    kind: "keystore".into(),
+                    problem: Some(problem),
+                }),
+            }
+        }
+        drop(keystore);
         let mut notes = Vec::new();
+        // The audit log: whole frames, each decodable (a writable open checks it too, and
+        // refuses to open a damaged one).
+        let audit_path = inner.audit.path().to_owned();
+        if fs.exists(&audit_path).unwrap_or(true) {
+            let checked = inner.audit.check();
+            if let (Ok(torn), true) = (&checked, inner.read_only) {
+                if *torn > 0 {
+                    notes.push(format!(
+                        "audit log: its last {torn} bytes are not a whole entry (a torn append, or damage to the \
+                         last entry), left out by this read-only open; the next writable open cuts them"
+                    ));
+                }
+            }
+            files.push(FileCheck {
+                bytes: file_len(fs, &audit_path),
+                path: audit_path,
+                kind: "audit log".into(),
+                problem: checked.err().map(|e| e.to_string()),
+            });
+        }
         let set_aside =
             if inner.read_only { "left out by this read-only open" } else { "cut when it was opened" };
         if let Some(t) = &inner.recovery.truncated {
@@ -326,7 +382,7 @@ impl Database {
 
     /// Checks a checkpoint's id order, its cell order (sorted by cell, each row once) and
     /// every row against its log record.
-    fn check_rows(&self, collection: &str, c: &Checkpoint) -> Result<u64> {
+    fn check_rows(&self, collection: &str, c: &Checkpoint, keys: &mut KeyCheck<'_>) -> Result<u64> {
         let bad = |row: u32, what: &str| {
             Error::corrupt(c.path(), 0, format!("row {row} ({:?}): {what}", c.id(row)))
         };
@@ -377,8 +433,32 @@ impl Database {
             {
                 return Err(bad(row, "differs from the log record it points to"));
             }
+            if let Some(key_id) = r.key_id {
+                keys.check(collection, &r.id, key_id);
+            }
             Ok(())
         })?;
         Ok(u64::from(n))
+    }
+}
+
+/// Records with sealed PII whose data key the keystore does not hold, for `verify`.
+struct KeyCheck<'a> {
+    keystore: Option<&'a crate::crypto::Keystore>,
+    manifest: &'a super::manifest::Manifest,
+    missing: u64,
+    /// The first one found: (collection, id, key id).
+    first: Option<(String, String, u64)>,
+}
+
+impl KeyCheck<'_> {
+    /// Notes a record that uses `key_id` if the keystore holds another (or none) for it and
+    /// no erasure destroyed it (a record's key outlives updates; erasing destroys it).
+    fn check(&mut self, collection: &str, id: &str, key_id: u64) {
+        let held = self.keystore.and_then(|k| k.key_id(collection, id));
+        if held != Some(key_id) && self.manifest.erased_key(key_id) != Some(true) {
+            self.missing += 1;
+            self.first.get_or_insert_with(|| (collection.to_owned(), id.to_owned(), key_id));
+        }
     }
 }

@@ -298,10 +298,11 @@ impl Database {
         // lock file is empty: an empty one is a database's, left by a crash or by an open
         // that waited for a database discarded meanwhile).
         let lock_existed = fs.open_read(&dir.join(LOCK_FILE)).is_ok_and(|f| !f.is_empty());
-        let lock = if read_only {
+        let lock = if read_only && !options.read_only_locked {
             None
         } else {
-            Some(match lock_with_wait(fs.as_ref(), &dir, options.lock_wait) {
+            // Through the real file system: a locked read-only open takes the lock too.
+            Some(match lock_with_wait(options.fs.as_ref(), &dir, options.lock_wait) {
                 // The directory went while this open waited: the database's creator discarded it
                 // (`discard_if_new_and_empty`) with the directory it had made. Asked to create
                 // one, this open starts again (and makes the directory); else there is none.

@@ -57,6 +57,8 @@ pub struct Options {
     pub(crate) audit: bool,
     pub(crate) actor: String,
     pub(crate) read_only: bool,
+    /// [`Options::lock_read_only`].
+    pub(crate) read_only_locked: bool,
     /// Set by [`crate::Database::repair`]: open even when live records' data keys are
     /// missing (repair re-writes those records without PII).
     pub(crate) repair: bool,
@@ -101,6 +103,7 @@ impl Default for Options {
             audit: true,
             actor: default_actor(),
             read_only: false,
+            read_only_locked: false,
             repair: false,
         }
     }
@@ -150,6 +153,27 @@ impl Options {
     #[must_use]
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+
+    /// With [`Options::read_only`], take the database's lock all the same (waiting for it
+    /// as a writable open does, up to [`Options::lock_wait`]): no other process changes the
+    /// files while the handle is open, and the handle changes none. `geocrm verify` opens
+    /// so. Without `read_only` it changes nothing.
+    ///
+    /// ```
+    /// use geocrm::{Database, Error, Options};
+    /// let dir = tempfile::tempdir()?;
+    /// drop(Database::open(dir.path(), Options::new())?);
+    /// let checker = Database::open(dir.path(), Options::new().read_only(true).lock_read_only(true))?;
+    /// let writer = Database::open(dir.path(), Options::new().lock_wait(std::time::Duration::ZERO));
+    /// assert!(matches!(writer, Err(Error::Locked { .. })));
+    /// assert!(checker.verify()?.is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn lock_read_only(mut self, lock: bool) -> Self {
+        self.read_only_locked = lock;
         self
     }
 
