@@ -256,10 +256,26 @@ impl Manifest {
         if !fs.exists(&path)? {
             return Ok(None);
         }
-        Manifest::decode(&fs.read(&path)?, &path).map(Some)
+        Manifest::decode(&read_bytes(fs, dir)?, &path).map(Some)
     }
 
     pub(crate) fn store(&self, fs: &dyn FileSystem, dir: &Path) -> Result<()> {
         write_atomic(fs, dir, MANIFEST_NAME, &self.encode()?)
     }
+}
+
+/// The longest MANIFEST there can be: one frame of at most [`codec::MAX_FRAME_PAYLOAD`] bytes and
+/// its framing, with room to spare.
+const MAX_MANIFEST_LEN: u64 = codec::MAX_FRAME_PAYLOAD as u64 + 4096;
+
+/// The MANIFEST's bytes, refusing (`Corrupt`) a file longer than any MANIFEST can be before
+/// reading it: a damaged or replaced file of gigabytes would be read whole.
+pub(crate) fn read_bytes(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u8>> {
+    let path = dir.join(MANIFEST_NAME);
+    let len = fs.open_read(&path)?.len();
+    if len > MAX_MANIFEST_LEN {
+        let reason = format!("the file is {len} bytes, more than a MANIFEST can be ({MAX_MANIFEST_LEN})");
+        return Err(Error::corrupt(path, MAX_MANIFEST_LEN, reason));
+    }
+    fs.read(&path)
 }

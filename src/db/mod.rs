@@ -203,7 +203,7 @@ impl Database {
     /// MANIFEST read first named, which then fail to open (or make the checkpoint
     /// unusable, and the whole log be replayed instead).
     fn open_read_only(dir: &Path, options: &Options) -> Result<Database> {
-        let manifest = || options.fs.read(&dir.join(manifest::MANIFEST_NAME)).ok();
+        let manifest = || manifest::read_bytes(options.fs.as_ref(), dir).ok();
         let mut retries = 5;
         loop {
             let before = manifest();

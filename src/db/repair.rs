@@ -633,7 +633,7 @@ fn cut(fs: &dyn FileSystem, file: &Path, offset: u64) -> Result<u64> {
 fn rebuild_manifest(fs: &dyn FileSystem, dir: &Path, reason: &str) -> Result<Vec<RepairAction>> {
     let log_dir = dir.join(LOG_DIR);
     let path = dir.join(MANIFEST_NAME);
-    if let Ok(bytes) = fs.read(&path) {
+    if let Ok(bytes) = super::manifest::read_bytes(fs, dir) {
         // A newer manifest version is not damage: never overwrite it.
         if let Err(e @ Error::UnsupportedVersion { .. }) = Manifest::decode(&bytes, &path) {
             return Err(e);

@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
-use super::limit::{LineLimit, AFTER_QUOTE, MAX_LINE_BYTES, TOO_LONG, UNTERMINATED};
+use super::limit::{LineLimit, AFTER_QUOTE, MAX_LINE_BYTES, RECORD_TOO_LONG, TOO_LONG, UNTERMINATED};
 use crate::crypto::{normalize_email, normalize_phone};
 use crate::db::Database;
 use crate::error::{Error, Result};
@@ -346,6 +346,13 @@ fn csv_error(e: &csv::Error, column: &str, line: Option<u64>) -> Error {
             let text = io.to_string();
             let known = [
                 (TOO_LONG, format!("line is longer than {MAX_LINE_BYTES} bytes")),
+                (
+                    RECORD_TOO_LONG,
+                    format!(
+                        "the record whose quoted field opens on this line is longer than {MAX_LINE_BYTES} bytes \
+                         (its lines together; a quote never closed?)"
+                    ),
+                ),
                 (
                     UNTERMINATED,
                     "a quoted field opened on this line is never closed (the file ends inside it)".into(),

@@ -9,7 +9,8 @@ use std::rc::Rc;
 /// Longest line accepted by the importer (1 MiB).
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// Wraps a reader and fails with `InvalidData` once a line exceeds the limit, or when the
+/// Wraps a reader and fails with `InvalidData` once a line, or a record's lines together,
+/// exceed the limit, or when the
 /// input ends inside a quoted field. Line ends between records — CRLF, or a CR alone
 /// (classic Mac OS files) — reach the csv reader as one LF (a CR-only file was one line over
 /// the limit); bytes inside quoted fields pass unchanged, so no value changes.
@@ -23,6 +24,8 @@ pub(crate) struct LineLimit<R> {
     inner: R,
     limit: usize,
     current: usize,
+    /// Bytes of the current record, all its lines (a quoted field may span many short ones).
+    record: usize,
     line: u64,
     quote: Syntax,
     /// The line where the open quoted field started.
@@ -61,6 +64,7 @@ impl<R> LineLimit<R> {
             inner,
             limit,
             current: 0,
+            record: 0,
             line: 1,
             quote: Syntax::FieldStart,
             quote_line: 1,
@@ -118,8 +122,12 @@ impl<R> LineLimit<R> {
                 if let Some(&last) = run.checked_sub(1).and_then(|i| rest.get(i)) {
                     self.offset += run as u64;
                     self.current += run;
+                    self.record += run;
                     if self.current > self.limit {
                         return Err(refusal(TOO_LONG, self.line));
+                    }
+                    if self.record > self.limit {
+                        return Err(refusal(RECORD_TOO_LONG, self.quote_line));
                     }
                     if self.quote != Syntax::Quoted {
                         self.quote = if last == b',' { Syntax::FieldStart } else { Syntax::Unquoted };
@@ -166,6 +174,16 @@ impl<R> LineLimit<R> {
         // it quoted: an LF after a CR is the rest of a CRLF between records exactly when it
         // is between records itself.
         let rest_of_crlf = lf_after_cr && between_records;
+        if between_records && matches!(b, b'\r' | b'\n') {
+            self.record = 0;
+        } else {
+            self.record += 1;
+            // A record of one line is the line's to refuse (below); this is one whose
+            // quoted field spans lines.
+            if self.record > self.limit && self.record > self.current + 1 {
+                return Err(refusal(RECORD_TOO_LONG, self.quote_line));
+            }
+        }
         self.last_cr = false;
         if !matches!(b, b'\r' | b'\n') {
             self.start_record();
@@ -214,6 +232,8 @@ fn refusal(marker: &str, line: u64) -> io::Error {
 
 /// Marker text of the error, recognised by the importer.
 pub(crate) const TOO_LONG: &str = "line longer than the limit";
+/// Marker text of the error for a record (a quoted field spanning lines) over the limit.
+pub(crate) const RECORD_TOO_LONG: &str = "record longer than the limit";
 /// Marker text of the error for a quoted field the input ends in.
 pub(crate) const UNTERMINATED: &str = "unterminated quoted field";
 /// Marker text of the error for text after a quoted field's closing quote.

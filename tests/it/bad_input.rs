@@ -392,6 +392,47 @@ fn a_one_gib_csv_line_fails_fast_naming_its_line_and_imports_nothing() {
     }
 }
 
+/// A quoted field of a gibibyte in short lines: each line is within the limit, the record is
+/// not. It was read whole into memory before any check (from the robustness review).
+#[test]
+fn a_one_gib_quoted_field_of_short_lines_fails_fast_naming_its_line() {
+    struct ShortLines {
+        prefix: Vec<u8>,
+        read: u64,
+    }
+    impl Read for ShortLines {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.read >= FUSE {
+                return Err(std::io::Error::other("test fuse: the importer kept reading past 64 MiB"));
+            }
+            for (i, b) in buf.iter_mut().enumerate() {
+                let at = self.read + i as u64;
+                *b = match usize::try_from(at).ok().and_then(|a| self.prefix.get(a)) {
+                    Some(&p) => p,
+                    None if at.is_multiple_of(40) => b'\n',
+                    None => b'x',
+                };
+            }
+            self.read += buf.len() as u64;
+            Ok(buf.len())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::new()).unwrap();
+    let prefix = b"id,lat,lon,tier\nC-1,48.85,2.35,gold\nC-2,1,2,\"".to_vec();
+    let mut input = ShortLines { prefix, read: 0 };
+    let err = import_csv(&db, "c", &mut input, &ImportOptions::default(), &mut |_| {}).unwrap_err();
+    match &err {
+        Error::Csv { line, reason, .. } => {
+            assert_eq!(*line, 3, "{err}");
+            assert!(reason.contains("longer than") && reason.contains(&MAX_LINE_BYTES.to_string()), "{err}");
+        }
+        other => panic!("expected a CSV error, got {other:?}"),
+    }
+    assert!(input.read <= 8 << 20, "the importer read {} bytes before giving up", input.read);
+    assert!(db.read().collection("c").is_err(), "nothing may be imported");
+}
+
 // ---------------------------------------------------------------------------------------
 // (d) a database held by another process
 
@@ -502,4 +543,24 @@ fn a_log_at_the_end_of_its_lsn_space_refuses_writes_cleanly() {
     drop(db);
     let db = Database::open("/db", options()).unwrap();
     assert_eq!(db.read().collection("c").unwrap().len(), 2);
+}
+
+/// A MANIFEST longer than any can be (a damaged or replaced file) is refused before it is
+/// read: a sparse gigabyte was read whole, by every open and by `geocrm stats` (from the
+/// robustness review).
+#[test]
+fn a_huge_manifest_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Database::open(dir.path(), Options::new()).unwrap());
+    let manifest = dir.path().join("MANIFEST");
+    std::fs::OpenOptions::new().write(true).open(&manifest).unwrap().set_len(1 << 30).unwrap();
+    for options in [Options::new(), Options::new().read_only(true)] {
+        match Database::open(dir.path(), options) {
+            Err(Error::Corrupt { file, reason, .. }) => {
+                assert_eq!(file, manifest);
+                assert!(reason.contains("more than a MANIFEST can be"), "{reason}");
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+    }
 }
