@@ -702,7 +702,10 @@ fn verify(db: &DbArgs) -> Result<()> {
     let database =
         match Database::open(&db.db, options(db, false, false)?.read_only(true).lock_read_only(true)) {
             Ok(database) => database,
-            Err(e) if matches!(e, Error::Corrupt { .. }) => return verify_unopenable(db, e),
+            // A directory holding nothing of a database is not a damaged one.
+            Err(e) if matches!(e, Error::Corrupt { .. }) && holds_a_database(&db.db) => {
+                return verify_unopenable(db, e)
+            }
             Err(e) => return Err(e),
         };
     let report = database.verify()?;
@@ -735,6 +738,11 @@ fn verify(db: &DbArgs) -> Result<()> {
         FOUND_DAMAGE.store(true, std::sync::atomic::Ordering::Relaxed);
         Err(error)
     }
+}
+
+/// Whether `dir` holds a MANIFEST, a log or a keystore.
+fn holds_a_database(dir: &std::path::Path) -> bool {
+    ["MANIFEST", "log", geocrm::crypto::KEYSTORE_FILE].iter().any(|n| dir.join(n).exists())
 }
 
 /// `verify` of a database that does not open because acknowledged data is damaged: the

@@ -270,6 +270,7 @@ impl Database {
         refuse_read_only(&options)?;
         let dir = dir.as_ref();
         let real = options.fs.clone();
+        refuse_non_database(real.as_ref(), dir)?;
         // Keep the directory locked while it is copied, so the copy is consistent.
         let _lock = super::lock_with_wait(real.as_ref(), dir, options.lock_wait)?;
         let mem = MemFs::new();
@@ -287,13 +288,30 @@ fn refuse_read_only(options: &Options) -> Result<()> {
     Ok(())
 }
 
-fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport> {
-    refuse_read_only(&options)?;
-    let fs = options.fs.clone();
+/// [`Error::Io`] for a missing directory, and the error a repair ends with for one that
+/// holds nothing it could rebuild a database from (no MANIFEST, log or keystore) — before
+/// anything, the lock file included, is created in it.
+fn refuse_non_database(fs: &dyn crate::io::FileSystem, dir: &Path) -> Result<()> {
     if !fs.exists(dir)? {
         let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory");
         return Err(Error::io("repair database", dir, missing));
     }
+    for name in [MANIFEST_NAME, LOG_DIR, crate::crypto::KEYSTORE_FILE] {
+        if fs.exists(&dir.join(name))? {
+            return Ok(());
+        }
+    }
+    Err(Error::corrupt(
+        dir.join(MANIFEST_NAME),
+        0,
+        "no MANIFEST: not a geocrm database; repair cannot rebuild it: no log segment or keystore header is intact",
+    ))
+}
+
+fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport> {
+    refuse_read_only(&options)?;
+    let fs = options.fs.clone();
+    refuse_non_database(fs.as_ref(), dir)?;
     // No automatic checkpoints: one taken between a repair's first commit and its finishing
     // of interrupted erasures would put their tombstones below the checkpoint, where no
     // later open replays (and so finishes) them. `finish` checkpoints once, at the end.

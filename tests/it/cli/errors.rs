@@ -458,6 +458,23 @@ fn queries_on_a_missing_directory_do_not_create_it() {
     }
 }
 
+/// In an empty directory — not a database — `verify` says so with status 1 (it could not
+/// check: not damage), and neither it nor `repair` (dry or not) leaves a file there (they
+/// left a lock file: from the robustness review).
+#[test]
+fn verify_and_repair_leave_a_directory_that_is_no_database_as_it_was() {
+    let env = Env::new();
+    std::fs::create_dir(&env.db).unwrap();
+    let out = env.run(false, "verify", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a geocrm database"));
+    for args in [&["--dry-run"][..], &[][..]] {
+        let err = env.fail("repair", args);
+        assert!(err.contains("not a geocrm database"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read_dir(&env.db).unwrap().count(), 0, "a file was left");
+}
+
 #[test]
 fn a_locked_database_is_reported_as_locked() {
     let env = Env::new();
