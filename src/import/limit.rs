@@ -123,12 +123,7 @@ impl<R> LineLimit<R> {
                     self.offset += run as u64;
                     self.current += run;
                     self.record += run;
-                    if self.current > self.limit {
-                        return Err(refusal(TOO_LONG, self.line));
-                    }
-                    if self.record > self.limit {
-                        return Err(refusal(RECORD_TOO_LONG, self.quote_line));
-                    }
+                    self.check_lengths()?;
                     if self.quote != Syntax::Quoted {
                         self.quote = if last == b',' { Syntax::FieldStart } else { Syntax::Unquoted };
                     }
@@ -148,6 +143,20 @@ impl<R> LineLimit<R> {
             read += 1;
         }
         Ok(kept)
+    }
+
+    /// Refuses the current line, or the current record's lines together, once longer than
+    /// the limit. A record holding more than its current line overflows before the line
+    /// does (it counts the same bytes, and more): its refusal comes first, wherever a run
+    /// of bytes ends; a record of one line is the line's to refuse.
+    fn check_lengths(&self) -> io::Result<()> {
+        if self.record > self.limit && self.record > self.current {
+            return Err(refusal(RECORD_TOO_LONG, self.quote_line));
+        }
+        if self.current > self.limit {
+            return Err(refusal(TOO_LONG, self.line));
+        }
+        Ok(())
     }
 
     /// Queues the current line as a record's first if no byte of a record came since the last
@@ -178,11 +187,6 @@ impl<R> LineLimit<R> {
             self.record = 0;
         } else {
             self.record += 1;
-            // A record of one line is the line's to refuse (below); this is one whose
-            // quoted field spans lines.
-            if self.record > self.limit && self.record > self.current + 1 {
-                return Err(refusal(RECORD_TOO_LONG, self.quote_line));
-            }
         }
         self.last_cr = false;
         if !matches!(b, b'\r' | b'\n') {
@@ -200,12 +204,14 @@ impl<R> LineLimit<R> {
                     self.line += 1;
                 }
                 self.between_lines |= between_records;
+                self.check_lengths()?;
                 Ok(Some(b'\n'))
             }
             b'\r' => {
                 self.current = 0;
                 self.line += 1;
                 self.last_cr = true;
+                self.check_lengths()?;
                 if between_records {
                     self.between_lines = true;
                     Ok(Some(b'\n'))
@@ -215,9 +221,7 @@ impl<R> LineLimit<R> {
             }
             _ => {
                 self.current += 1;
-                if self.current > self.limit {
-                    return Err(refusal(TOO_LONG, self.line));
-                }
+                self.check_lengths()?;
                 Ok(Some(b))
             }
         }
