@@ -159,6 +159,29 @@ pub enum RepairAction {
         /// The records, in id order.
         ids: Vec<String>,
     },
+    /// Operations a log cut or a segment removal dropped though their frames were intact
+    /// (they followed the damage: the log keeps a prefix of its commits), for one
+    /// collection: the records they upserted, deleted or erased are as the kept log leaves
+    /// them — an update undone, a deleted record back. Ids in order, each once per list.
+    OperationsDropped {
+        /// The collection.
+        collection: String,
+        /// Records whose upserts were dropped.
+        upserted: Vec<String>,
+        /// Records whose deletions were dropped.
+        deleted: Vec<String>,
+        /// Records whose erasures were dropped (one whose key the erasure destroyed is
+        /// erased again, [`RepairAction::ErasedAgain`]).
+        erased: Vec<String>,
+    },
+    /// Bytes after a log cut that could not be read as frames, so what they held is not
+    /// listed in [`RepairAction::OperationsDropped`].
+    UnreadDropped {
+        /// The segment.
+        file: PathBuf,
+        /// How many bytes, at its end.
+        bytes: u64,
+    },
     /// Live records whose PII could not be kept (their data key or their log record was
     /// lost) were re-written with their location and attributes only.
     PiiDropped {
@@ -213,6 +236,20 @@ impl std::fmt::Display for RepairAction {
                 "{} erased record(s) in {collection:?} whose tombstone the cut dropped deleted again: {}",
                 ids.len(),
                 ids.join(", ")
+            ),
+            RepairAction::OperationsDropped { collection, upserted, deleted, erased } => {
+                write!(f, "dropped intact operations on {collection:?} that followed the damage:")?;
+                for (what, ids) in [("upserts of", upserted), ("deletions of", deleted), ("erasures of", erased)] {
+                    if !ids.is_empty() {
+                        write!(f, " {what} {} ({});", ids.len(), ids.join(", "))?;
+                    }
+                }
+                write!(f, " those records are as the log before the damage leaves them")
+            }
+            RepairAction::UnreadDropped { file, bytes } => write!(
+                f,
+                "the last {bytes} bytes dropped from {} could not be read as frames: what they held is not listed",
+                file.display()
             ),
             RepairAction::PiiDropped { collection, ids } => write!(
                 f,
@@ -598,17 +635,98 @@ fn salvage_segment(
             actions.push(RepairAction::SegmentHeaderRebuilt { file: path, reason: reason.to_owned() });
             return Ok(actions);
         }
-        return remove_segments_from(fs, &log_dir, number, reason);
+        // Its frames (from where the header would end) are listed, as far as they read.
+        let mut dropped = DroppedOps::default();
+        dropped.read_segments_from(fs, &log_dir, number)?;
+        let mut actions = remove_segments_from(fs, &log_dir, number, reason)?;
+        actions.extend(dropped.actions());
+        return Ok(actions);
     }
-    if offset < crate::log::SEGMENT_HEADER_LEN as u64 {
+    // What the intact frames after the damage held, listed before they go.
+    let mut dropped = DroppedOps::default();
+    let header_len = crate::log::SEGMENT_HEADER_LEN;
+    if offset < header_len as u64 {
         // The header is sound, so the segment does not continue the log (a gap or an LSN
         // that does not follow): it and everything after it go.
-        return remove_segments_from(fs, &log_dir, number, reason);
+        dropped.read_segments_from(fs, &log_dir, number)?;
+        actions.extend(remove_segments_from(fs, &log_dir, number, reason)?);
+        actions.extend(dropped.actions());
+        return Ok(actions);
     }
+    dropped.read(&path, &bytes, usize::try_from(offset).unwrap_or(usize::MAX), true);
+    dropped.read_segments_from(fs, &log_dir, number + 1)?;
     actions.extend(remove_segments_from(fs, &log_dir, number + 1, "follows damage in an earlier segment")?);
     let bytes_dropped = cut(fs, &path, offset)?;
     actions.push(RepairAction::LogCut { file: path, offset, bytes_dropped, reason: reason.to_owned() });
+    actions.extend(dropped.actions());
     Ok(actions)
+}
+
+/// The operations of intact frames a repair drops, by collection (for
+/// [`RepairAction::OperationsDropped`]), and the bytes it could not read as frames.
+#[derive(Default)]
+struct DroppedOps {
+    by_collection: std::collections::BTreeMap<String, [std::collections::BTreeSet<String>; 3]>,
+    unread: Vec<(PathBuf, u64)>,
+}
+
+impl DroppedOps {
+    /// The frames of `bytes` (segment `path`) from `at` on, past a damaged frame there
+    /// when `past_damaged`.
+    fn read(&mut self, path: &Path, bytes: &[u8], at: usize, past_damaged: bool) {
+        let (bodies, unread) = crate::log::frame_bodies_from(bytes, at, past_damaged);
+        for (body, count) in bodies {
+            // A body that does not decode is listed as unread bytes' worth of nothing: its
+            // frame passed its checksum, so this does not happen short of a bug.
+            let Ok(ops) = super::ops::decode_body(body, count) else { continue };
+            for op in ops {
+                let (collection, id, kind) = match op {
+                    super::ops::LogOp::Upsert(r) => (r.collection, r.id, 0),
+                    super::ops::LogOp::Delete { collection, id } => (collection, id, 1),
+                    super::ops::LogOp::Erase { collection, id, .. } => (collection, id, 2),
+                    _ => continue,
+                };
+                if let Some(ids) = self.by_collection.entry(collection).or_default().get_mut(kind) {
+                    ids.insert(id);
+                }
+            }
+        }
+        if unread > 0 {
+            self.unread.push((path.to_owned(), unread as u64));
+        }
+    }
+
+    /// Every frame of segment `from` and the later ones.
+    fn read_segments_from(&mut self, fs: &dyn FileSystem, log_dir: &Path, from: u64) -> Result<()> {
+        let mut numbers: Vec<u64> = fs
+            .list_dir(log_dir)?
+            .iter()
+            .filter_map(|n| parse_segment_name(n))
+            .filter(|&n| n >= from)
+            .collect();
+        numbers.sort_unstable();
+        for n in numbers {
+            let path = segment_path(log_dir, n);
+            let bytes = fs.read(&path)?;
+            self.read(&path, &bytes, crate::log::SEGMENT_HEADER_LEN, false);
+        }
+        Ok(())
+    }
+
+    fn actions(self) -> Vec<RepairAction> {
+        let mut out: Vec<RepairAction> = self
+            .by_collection
+            .into_iter()
+            .map(|(collection, [upserted, deleted, erased])| RepairAction::OperationsDropped {
+                collection,
+                upserted: upserted.into_iter().collect(),
+                deleted: deleted.into_iter().collect(),
+                erased: erased.into_iter().collect(),
+            })
+            .collect();
+        out.extend(self.unread.into_iter().map(|(file, bytes)| RepairAction::UnreadDropped { file, bytes }));
+        out
+    }
 }
 
 fn segment_file_name(path: &Path) -> String {

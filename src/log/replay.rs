@@ -266,6 +266,33 @@ pub(crate) fn first_frame_lsn(segment: &[u8]) -> Option<u64> {
     }
 }
 
+/// For `repair`, listing what it drops: the bodies (with their operation counts) of the
+/// valid frames of `segment` from byte `at` on, read one after the other — past a damaged
+/// frame at `at` first, by its declared length, when `past_damaged` — and how many bytes at
+/// the end could not be read as frames (0 when every byte was).
+pub(crate) fn frame_bodies_from(
+    segment: &[u8],
+    mut at: usize,
+    past_damaged: bool,
+) -> (Vec<(&[u8], u32)>, usize) {
+    let mut bodies = Vec::new();
+    if past_damaged {
+        match read4(segment, at).map(u32::from_le_bytes).filter(|&len| len <= MAX_FRAME_PAYLOAD) {
+            Some(len) => at = at.saturating_add(FRAME_HEADER_LEN).saturating_add(len as usize),
+            None => return (bodies, segment.len().saturating_sub(at)),
+        }
+    }
+    while let Some(rest) = segment.get(at..).filter(|r| !r.is_empty()) {
+        let FrameRead::Valid { payload, frame_len } = read_frame(rest) else { return (bodies, rest.len()) };
+        match FramePrefix::decode_payload(payload) {
+            Ok((prefix, body)) => bodies.push((body, prefix.op_count)),
+            Err(_) => return (bodies, rest.len()),
+        }
+        at += frame_len;
+    }
+    (bodies, 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
