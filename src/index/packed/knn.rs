@@ -259,3 +259,62 @@ impl PackedRTreeRef<'_> {
         found
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::index::packed::query::min_d2;
+
+    fn box_bytes(b: [f32; 6]) -> Vec<u8> {
+        b.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    proptest::proptest! {
+        /// `node_bound` is conservative: a node whose f32 bound exceeds `node_bound(t)` is
+        /// farther than `t` from the query by the exact (f64) distance to its box — for
+        /// queries on the unit sphere, boxes around, touching or containing them, tiny and
+        /// large, and thresholds from a millimetre's chord to the whole sphere.
+        #[test]
+        fn a_pruned_node_is_surely_beyond_the_threshold(
+            lat in -90.0f64..=90.0,
+            lon in -180.0f64..=180.0,
+            offsets in proptest::array::uniform6(-1e-3f64..1e-3),
+            scale in 0u32..12,
+            t_exp in -10.0f64..0.3,
+            near in proptest::bool::ANY,
+            rel in -1e-6f64..1e-6,
+        ) {
+            let q = LatLon::new(lat, lon).unwrap().to_unit_vector();
+            let s = 10f64.powi(-(scale as i32));
+            // A box near q: each face at q ± an offset scaled down to as little as 1e-14.
+            let (lo, hi): (Vec<f64>, Vec<f64>) = (0..3)
+                .map(|i| {
+                    let (a, b) = (q[i] + offsets[i] * s, q[i] + offsets[i + 3] * s);
+                    (a.min(b), a.max(b))
+                })
+                .unzip();
+            let b = [lo[0] as f32, lo[1] as f32, lo[2] as f32, hi[0] as f32, hi[1] as f32, hi[2] as f32];
+            let mut out = [f32::INFINITY; NODE_SIZE];
+            child_lbs(q.map(|c| c as f32), &box_bytes(b), &mut out);
+            let exact = min_d2(q, b.map(f64::from)).sqrt();
+            // A threshold anywhere, or right at the box's distance (where rounding decides).
+            let t = if near { exact * (1.0 + rel) } else { 10f64.powf(t_exp) };
+            if out[0] > node_bound(t) {
+                proptest::prop_assert!(exact > t, "lb {} bound {} exact {exact} t {t}", out[0], node_bound(t));
+            }
+            // And the bound is tight enough to prune: a box clearly beyond t is pruned.
+            if exact > 1.01 * t + 1e-6 {
+                proptest::prop_assert!(out[0] > node_bound(t), "exact {exact} t {t} lb {}", out[0]);
+            }
+        }
+    }
+
+    #[test]
+    fn node_bound_of_infinity_prunes_nothing() {
+        assert_eq!(node_bound(f64::INFINITY), f32::INFINITY);
+        let mut out = [0.0; NODE_SIZE];
+        child_lbs([1.0, 0.0, 0.0], &box_bytes([f32::NAN; 6]), &mut out);
+        assert_eq!(out[0], 0.0, "a NaN box is never pruned");
+    }
+}
