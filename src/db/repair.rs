@@ -174,8 +174,9 @@ pub enum RepairAction {
         /// erased again, [`RepairAction::ErasedAgain`]).
         erased: Vec<String>,
     },
-    /// Bytes after a log cut that could not be read as frames, so what they held is not
-    /// listed in [`RepairAction::OperationsDropped`].
+    /// Bytes a log cut or a segment removal dropped that could not be read as frames
+    /// (besides the damaged frame itself), so what they held is not listed in
+    /// [`RepairAction::OperationsDropped`].
     UnreadDropped {
         /// The segment.
         file: PathBuf,
@@ -620,7 +621,10 @@ fn salvage_segment(
             return Err(Error::corrupt(&path, offset, format!("{reason}; repair cannot salvage this")));
         };
         let header = SegmentHeader { number, first_lsn: record.lsn, db_id: manifest.db_id };
+        let mut dropped = DroppedOps::default();
+        dropped.read_segments_from(fs, &log_dir, number + 1)?;
         actions.extend(remove_segments_from(fs, &log_dir, number + 1, "follows a missing segment")?);
+        actions.extend(dropped.actions());
         write_atomic(fs, &log_dir, &segment_file_name(&path), &header.encode())?;
         actions.push(RepairAction::SegmentCreated { file: path, first_lsn: record.lsn });
         return Ok(actions);
@@ -653,11 +657,20 @@ fn salvage_segment(
         actions.extend(dropped.actions());
         return Ok(actions);
     }
-    dropped.read(&path, &bytes, usize::try_from(offset).unwrap_or(usize::MAX), true);
+    // Cut where the transaction holding the damaged frame starts: its frames before the
+    // damage are an incomplete transaction without the rest (the next open would cut them).
+    let damaged_at = usize::try_from(offset).unwrap_or(usize::MAX);
+    let start = crate::log::transaction_start(&bytes, damaged_at);
+    dropped.read(&path, &bytes, start);
     dropped.read_segments_from(fs, &log_dir, number + 1)?;
     actions.extend(remove_segments_from(fs, &log_dir, number + 1, "follows damage in an earlier segment")?);
-    let bytes_dropped = cut(fs, &path, offset)?;
-    actions.push(RepairAction::LogCut { file: path, offset, bytes_dropped, reason: reason.to_owned() });
+    let bytes_dropped = cut(fs, &path, start as u64)?;
+    let reason = if start < damaged_at {
+        format!("{reason}; the transaction that frame belongs to starts at byte {start}")
+    } else {
+        reason.to_owned()
+    };
+    actions.push(RepairAction::LogCut { file: path, offset: start as u64, bytes_dropped, reason });
     actions.extend(dropped.actions());
     Ok(actions)
 }
@@ -671,10 +684,9 @@ struct DroppedOps {
 }
 
 impl DroppedOps {
-    /// The frames of `bytes` (segment `path`) from `at` on, past a damaged frame there
-    /// when `past_damaged`.
-    fn read(&mut self, path: &Path, bytes: &[u8], at: usize, past_damaged: bool) {
-        let (bodies, unread) = crate::log::frame_bodies_from(bytes, at, past_damaged);
+    /// The frames of `bytes` (segment `path`) from `at` on.
+    fn read(&mut self, path: &Path, bytes: &[u8], at: usize) {
+        let (bodies, unread) = crate::log::frame_bodies_from(bytes, at);
         for (body, count) in bodies {
             // A body that does not decode is listed as unread bytes' worth of nothing: its
             // frame passed its checksum, so this does not happen short of a bug.
@@ -708,7 +720,7 @@ impl DroppedOps {
         for n in numbers {
             let path = segment_path(log_dir, n);
             let bytes = fs.read(&path)?;
-            self.read(&path, &bytes, crate::log::SEGMENT_HEADER_LEN, false);
+            self.read(&path, &bytes, crate::log::SEGMENT_HEADER_LEN);
         }
         Ok(())
     }

@@ -90,7 +90,7 @@ use std::path::{Path, PathBuf};
 pub use segment::{MAX_BODY_LEN, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
 pub use writer::Log;
 
-pub(crate) use replay::{first_frame_lsn, frame_bodies_from, scan};
+pub(crate) use replay::{first_frame_lsn, frame_bodies_from, scan, transaction_start};
 pub(crate) use segment::{parse_segment_name, SegmentHeader};
 
 use crate::error::Result;

@@ -267,30 +267,55 @@ pub(crate) fn first_frame_lsn(segment: &[u8]) -> Option<u64> {
 }
 
 /// For `repair`, listing what it drops: the bodies (with their operation counts) of the
-/// valid frames of `segment` from byte `at` on, read one after the other — past a damaged
-/// frame at `at` first, by its declared length, when `past_damaged` — and how many bytes at
-/// the end could not be read as frames (0 when every byte was).
-pub(crate) fn frame_bodies_from(
-    segment: &[u8],
-    mut at: usize,
-    past_damaged: bool,
-) -> (Vec<(&[u8], u32)>, usize) {
-    let mut bodies = Vec::new();
-    if past_damaged {
-        match read4(segment, at).map(u32::from_le_bytes).filter(|&len| len <= MAX_FRAME_PAYLOAD) {
-            Some(len) => at = at.saturating_add(FRAME_HEADER_LEN).saturating_add(len as usize),
-            None => return (bodies, segment.len().saturating_sub(at)),
-        }
-    }
+/// valid frames of `segment` from byte `at` on, read one after the other — a frame that is
+/// not valid is stepped over by its declared length — and how many bytes could not be read
+/// as frames besides the first such frame (the damage itself): those after a declared
+/// length that does not fit, and every later frame that is not valid.
+pub(crate) fn frame_bodies_from(segment: &[u8], mut at: usize) -> (Vec<(&[u8], u32)>, usize) {
+    let (mut bodies, mut unread, mut damaged_seen) = (Vec::new(), 0usize, false);
     while let Some(rest) = segment.get(at..).filter(|r| !r.is_empty()) {
-        let FrameRead::Valid { payload, frame_len } = read_frame(rest) else { return (bodies, rest.len()) };
-        match FramePrefix::decode_payload(payload) {
-            Ok((prefix, body)) => bodies.push((body, prefix.op_count)),
-            Err(_) => return (bodies, rest.len()),
+        let valid = match read_frame(rest) {
+            FrameRead::Valid { payload, frame_len } => {
+                FramePrefix::decode_payload(payload).ok().map(|(p, body)| (body, p.op_count, frame_len))
+            }
+            _ => None,
+        };
+        if let Some((body, count, frame_len)) = valid {
+            bodies.push((body, count));
+            at += frame_len;
+            continue;
         }
-        at += frame_len;
+        let declared = read4(rest, 0).map(u32::from_le_bytes).filter(|&len| len <= MAX_FRAME_PAYLOAD);
+        let step = declared.map(|len| FRAME_HEADER_LEN + len as usize).filter(|&n| n <= rest.len());
+        match step {
+            Some(n) => {
+                if std::mem::replace(&mut damaged_seen, true) {
+                    unread += n;
+                }
+                at += n;
+            }
+            None => return (bodies, unread + rest.len()),
+        }
     }
-    (bodies, 0)
+    (bodies, unread)
+}
+
+/// For `repair`: where the transaction holding the frame at `offset` starts in `segment`
+/// (at `offset` itself when the frame before it ends a transaction, or the segment's first
+/// frame when none before it does): the frames between are an incomplete transaction once
+/// `offset` is cut, which the next open would cut too.
+pub(crate) fn transaction_start(segment: &[u8], offset: usize) -> usize {
+    let (mut at, mut start) = (SEGMENT_HEADER_LEN, SEGMENT_HEADER_LEN);
+    while at < offset {
+        let Some(rest) = segment.get(at..) else { break };
+        let FrameRead::Valid { payload, frame_len } = read_frame(rest) else { break };
+        let Ok((prefix, _)) = FramePrefix::decode_payload(payload) else { break };
+        at += frame_len;
+        if !prefix.more {
+            start = at;
+        }
+    }
+    start.min(offset)
 }
 
 #[cfg(test)]

@@ -977,3 +977,59 @@ fn the_intact_operations_a_cut_drops_are_listed_by_record() {
     assert_eq!(c.get("r07").unwrap().unwrap().location, location_of(7));
     assert!(c.get("r09").unwrap().is_none());
 }
+
+/// Damage in a later frame of a transaction of several frames: the cut goes where the
+/// transaction starts (its earlier frames are no commit without the rest), and every
+/// operation of the transaction's intact frames and of the commits after is listed — the
+/// earlier frames' were dropped unlisted by the next open (from the diff review).
+#[test]
+fn damage_inside_a_transaction_of_many_frames_lists_all_of_it() {
+    let fs = MemFs::new();
+    let opts = || Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None).audit(false);
+    let db = Database::open(DIR, opts()).unwrap();
+    db.create_collection("c", Schema::new().category("t")).unwrap();
+    let commit = |ids: std::ops::Range<usize>, prefix: &str| {
+        let mut batch = db.begin_write();
+        for i in ids {
+            let r = Record::new(format!("{prefix}{i:05}"), LatLon::new(1.0, 1.0).unwrap())
+                .category("t", "x".repeat(100));
+            batch.upsert("c", r).unwrap();
+        }
+        batch.commit().unwrap();
+    };
+    commit(0..3, "a");
+    let seg = segments(&fs).pop().unwrap();
+    let before = fs.file_len(&seg).unwrap();
+    commit(0..5000, "b");
+    let after_b = fs.file_len(&seg).unwrap();
+    commit(0..2, "c");
+    drop(db);
+    assert_eq!(segments(&fs).len(), 1);
+    // Three quarters into the big commit: not its first frame.
+    let mut bytes = fs.read_all(&seg).unwrap();
+    let at = (before + (after_b - before) * 3 / 4) as usize;
+    bytes[at] ^= 0x10;
+    fs.write_raw(&seg, &bytes);
+    let report = Database::repair(DIR, opts()).unwrap();
+    let cut = report.actions.iter().find_map(|a| match a {
+        RepairAction::LogCut { offset, .. } => Some(*offset),
+        _ => None,
+    });
+    assert_eq!(cut, Some(before), "{:?}", report.actions);
+    let listed: Vec<String> = report
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            RepairAction::OperationsDropped { upserted, .. } => Some(upserted.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let b_listed = listed.iter().filter(|id| id.starts_with('b')).count();
+    // The damaged frame's own records are lost with it; the other frames' all listed.
+    assert!(listed.contains(&"b00000".to_owned()), "the transaction's first frame is not listed");
+    assert!(b_listed > 2500 && b_listed < 5000, "{b_listed} of the big commit listed");
+    assert!(listed.contains(&"c00000".to_owned()) && listed.contains(&"c00001".to_owned()));
+    let db = Database::open(DIR, opts()).unwrap();
+    assert_eq!(db.read().collection("c").unwrap().len(), 3);
+}
