@@ -222,8 +222,17 @@ pub fn run(command: Command) -> Result<()> {
             for r in &receipts {
                 if r.existed {
                     println!("erased {} at LSN {}: removed {}", r.id, r.lsn, r.removed.join(", "));
-                } else {
+                } else if r.removed.is_empty() {
                     println!("{} was not present; tombstone written at LSN {}", r.id, r.lsn);
+                } else {
+                    // Deleted before, its data key kept: the erasure destroyed it (the text said
+                    // only "not present": from the privacy review).
+                    println!(
+                        "{} was not present (deleted before); tombstone written at LSN {}: removed {}",
+                        r.id,
+                        r.lsn,
+                        r.removed.join(", ")
+                    );
                 }
             }
             Ok(())

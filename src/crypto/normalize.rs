@@ -119,7 +119,9 @@ pub fn normalize_phone(raw: &str) -> Result<String> {
         let inside =
             tail.get(1..).and_then(|t| t.find(')').map(|close| (t.get(..close), t.get(close + 1..))));
         match inside {
-            Some((Some(group), Some(after))) if group.trim() == "0" => {
+            // Only right after the country code (1 to 3 digits); elsewhere `(0)` is a digit
+            // of the number (dropping it lost a digit and matched other numbers).
+            Some((Some(group), Some(after))) if group.trim() == "0" && (2..=4).contains(&phone.len()) => {
                 // Italy, San Marino and the Vatican dial the 0 from abroad too.
                 if matches!(phone.as_str(), "+39" | "+378" | "+379") {
                     phone.push('0');
@@ -220,6 +222,9 @@ mod tests {
             // Other groups in parentheses keep their digits.
             ("+44 (020) 7946 0958", "+4402079460958"),
             ("+1 (0) (415) 555-2671", "+14155552671"),
+            // Elsewhere it is a digit of the number (from the privacy review).
+            ("+1 415 555 (0) 267", "+14155550267"),
+            ("+44 20 (0) 7946 095", "+442007946095"),
             ("+123456789012345", "+123456789012345"),
         ] {
             assert_eq!(normalize_phone(raw).unwrap(), want, "{raw}");

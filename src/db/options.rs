@@ -384,6 +384,9 @@ pub(crate) fn check_actor(actor: &str) -> crate::Result<()> {
         format!("contains a control character or a line break at character {}", at + 1)
     } else if let Some(at) = actor.chars().position(crate::crypto::normalize::is_invisible) {
         format!("contains an invisible or direction-changing character at character {}", at + 1)
+    } else if actor.trim().is_empty() {
+        // Blank: the read would be recorded as nobody's.
+        "is only spaces: name who reads".to_owned()
     } else {
         return Ok(());
     };

@@ -48,6 +48,12 @@ fn export_subject_then_erase_leaves_no_way_back() {
     let text = ok(&env.run(true, "erase", &["--id", &rows[7].id, "--id", "nobody"]));
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.contains("nobody was not present"), "{text}");
+    // Deleted, then erased: the text says the erasure destroyed the data key the deletion
+    // kept, as the JSON receipt does (it said only "not present": from the privacy review).
+    let d = &rows[9].id;
+    env.ok("delete", &["--id", d]);
+    let text = ok(&env.run(true, "erase", &["--id", d]));
+    assert!(text.contains("was not present (deleted before)") && text.contains("removed data key"), "{text}");
 }
 
 #[test]
@@ -73,7 +79,10 @@ fn audit_lists_reveals_and_exports_with_actor_ids_and_fields_only() {
     }
     // An actor that would forge a line in the listing (or is empty, or huge) is refused.
     let forged = "mallory\n1796400000000 alice reveal customers ids=X fields=phone";
-    for actor in [forged, "", &"a".repeat(300), "mallory\u{202e}ecila", "mallory\u{2028}x", "a\tb"] {
+    // So is a blank one, which would record the read as nobody's (from the privacy review).
+    for actor in
+        [forged, "", &"a".repeat(300), "mallory\u{202e}ecila", "mallory\u{2028}x", "a\tb", "   ", "\u{3000}"]
+    {
         let err = fail(&env.run(true, "get", &["--id", &rows[1].id, "--reveal", "--actor", actor]));
         assert!(err.contains("invalid argument actor"), "{err}");
     }
