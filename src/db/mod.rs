@@ -505,6 +505,17 @@ impl Database {
         // records whose keys it held, without their PII, instead of taking them for erased.
         // Repairing, interrupted erasures are finished by `repair` itself, after it has drawn
         // its conclusions from the keystore as found (finishing rewrites the keystore).
+        // An erasure interrupted before its checkpoint left the erased records' rows in the
+        // checkpoint's index files (hidden, but on disk): this open finishes it with one.
+        let erased_in_checkpoint = !read_only
+            && !options.repair
+            && erased.iter().any(|(c, id, _)| {
+                state
+                    .collections
+                    .get(c)
+                    .and_then(|c| c.base.as_ref())
+                    .is_some_and(|b| b.checkpoint.find(id).is_some())
+            });
         let (keystore, pending_erasures) = if options.repair {
             (keystore, erased)
         } else if read_only {
@@ -573,7 +584,11 @@ impl Database {
             read_only,
             _lock: lock,
         };
-        Ok(Database { inner: Arc::new(inner) })
+        let db = Database { inner: Arc::new(inner) };
+        if erased_in_checkpoint {
+            db.checkpoint()?;
+        }
+        Ok(db)
     }
 
     /// Closes the database and deletes it again if this handle's open created it and
