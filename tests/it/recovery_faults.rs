@@ -607,23 +607,27 @@ fn scenarios() -> Vec<Scenario> {
 
     // 3. All at once: the interrupted erasure's image, plus a torn transaction after the
     // tombstone. The torn bytes are real: a copy of that image is opened (which finishes the
-    // erasure there), a commit is written whose fsync fails, and half of its unsynced bytes
-    // are appended to the interrupted image's last segment — what a power loss during that
-    // write would have left.
+    // erasure there, its checkpoint starting a new segment), a commit is written whose fsync
+    // fails, and half of its frame bytes are appended to the interrupted image's last
+    // segment — what a power loss during such a write would have left.
     let image = fs.crash_image(1, CrashMode::SyncedOnly);
     let seg = last_segment(&image);
     let synced = image.read_all(&seg).unwrap();
     let donor = image.crash_image(0, CrashMode::SyncedOnly);
     let db = Database::open(DIR, opts(&donor, KEY)).unwrap();
+    let donor_seg = last_segment(&donor);
+    let before = donor.read_all(&donor_seg).unwrap();
     donor.set_faults(FaultPlan::new().fail_once(OpKind::Sync, 0));
     let (failed, _) = plain_commit(&db, &erased);
     assert!(failed.is_err());
     drop(db);
-    assert_eq!(last_segment(&donor), seg, "the donor commit went to another segment");
-    let written = donor.read_all(&seg).unwrap();
-    assert!(written.len() > synced.len() + 16 && written.starts_with(&synced));
-    let torn = &written[..synced.len() + (written.len() - synced.len()) / 2];
-    image.write_raw(&seg, torn);
+    assert_eq!(last_segment(&donor), donor_seg, "the donor commit went to another segment");
+    let written = donor.read_all(&donor_seg).unwrap();
+    assert!(written.len() > before.len() + 16 && written.starts_with(&before));
+    let frames = &written[before.len()..];
+    let mut torn = synced.clone();
+    torn.extend_from_slice(&frames[..frames.len() / 2]);
+    image.write_raw(&seg, &torn);
     assert!(torn_bytes(&image) > 0, "the grafted tail is not cut");
     out.push(Scenario {
         name: "interrupted erasure + torn tail".into(),
