@@ -259,7 +259,14 @@ impl Database {
         // it: a keystore cut at a frame boundary (or an older copy) passes its own checks.
         let keystore = inner.keystore.read();
         let erased = inner.manifest.lock().clone();
-        let mut keys = KeyCheck { keystore: keystore.as_ref(), manifest: &erased, missing: 0, first: None };
+        let mut keys = KeyCheck {
+            keystore: keystore.as_ref(),
+            manifest: &erased,
+            missing: 0,
+            first: None,
+            live_erased: 0,
+            first_live_erased: None,
+        };
         {
             let state = inner.state.read_recursive();
             for (name, c) in &state.collections {
@@ -324,6 +331,20 @@ impl Database {
                     problem: Some(problem),
                 }),
             }
+        }
+        if let Some((collection, id)) = keys.first_live_erased.take() {
+            let log_dir = inner.dir.join(crate::log::LOG_DIR);
+            files.push(FileCheck {
+                bytes: 0,
+                path: log_dir,
+                kind: "log".into(),
+                problem: Some(format!(
+                    "{} record(s) an erasure removed show again (the first: {id:?} in {collection:?}): the \
+                     log lost the erasure's tombstone, though its data key was destroyed; `geocrm repair` \
+                     erases them again",
+                    keys.live_erased
+                )),
+            });
         }
         drop(keystore);
         let mut notes = Vec::new();
@@ -408,6 +429,14 @@ impl Database {
             seen[row as usize] = true;
             prev = Some(key);
         }
+        // Which rows the live state shows (a record replaced, deleted or erased since is
+        // hidden): a shown one whose key an erasure destroyed lost its tombstone.
+        let visible: Vec<bool> = {
+            let state = self.inner.state.read_recursive();
+            let base = state.collections.get(collection).and_then(|s| s.base.as_ref());
+            let base = base.filter(|b| b.checkpoint.path() == c.path());
+            (0..n).map(|row| base.is_none_or(|b| b.visible(row))).collect()
+        };
         let (f, k) = (c.meta().schema.number_fields().len(), c.meta().schema.category_fields().len());
         let rows: Vec<(OpPointer, u32)> = (0..n).map(|row| (c.pointer(row), row)).collect();
         self.inner.segments.for_each_op(rows, |_, row, op| {
@@ -435,6 +464,9 @@ impl Database {
             }
             if let Some(key_id) = r.key_id {
                 keys.check(collection, &r.id, key_id);
+                if visible.get(row as usize).copied().unwrap_or(false) {
+                    keys.check_not_erased(collection, &r.id, key_id);
+                }
             }
             Ok(())
         })?;
@@ -449,9 +481,21 @@ struct KeyCheck<'a> {
     missing: u64,
     /// The first one found: (collection, id, key id).
     first: Option<(String, String, u64)>,
+    /// Live records whose key an erasure destroyed, and the first of them.
+    live_erased: u64,
+    first_live_erased: Option<(String, String)>,
 }
 
 impl KeyCheck<'_> {
+    /// Notes a live record whose key `key_id` an erasure destroyed: the erasure's tombstone
+    /// was lost (a damaged log), so the record shows again.
+    fn check_not_erased(&mut self, collection: &str, id: &str, key_id: u64) {
+        if self.manifest.erased_key(key_id) == Some(true) {
+            self.live_erased += 1;
+            self.first_live_erased.get_or_insert_with(|| (collection.to_owned(), id.to_owned()));
+        }
+    }
+
     /// Notes a record that uses `key_id` if the keystore holds another (or none) for it and
     /// no erasure destroyed it (a record's key outlives updates; erasing destroys it).
     fn check(&mut self, collection: &str, id: &str, key_id: u64) {
