@@ -398,6 +398,28 @@ fn an_erasure_whose_tombstone_was_in_a_damaged_final_frame_still_holds() {
     assert_eq!(db.stats().erasures_restored, 1);
 }
 
+/// Options for a keyed database at `/db` in `fs`, checkpoints and the audit log off.
+fn keyed_in_memory(fs: &MemFs) -> Options {
+    Options::new()
+        .key(RawKey::new([9; 32]))
+        .file_system(Arc::new(fs.clone()))
+        .checkpoint_after_ops(None)
+        .audit(false)
+}
+
+/// A new database at `/db` with collection `c` (a PII `name`) holding `ids`, checkpointed.
+fn checkpointed_with_pii(options: Options, ids: [&str; 2]) -> Database {
+    let db = Database::open("/db", options).unwrap();
+    db.create_collection("c", Schema::new().pii("name")).unwrap();
+    let mut batch = db.begin_write();
+    for id in ids {
+        batch.upsert("c", person(id, 1.0).pii("name", format!("Name of {id}"))).unwrap();
+    }
+    batch.commit().unwrap();
+    db.checkpoint().unwrap();
+    db
+}
+
 /// An erasure whose checkpoint failed (or a crash cut it) left the erased record's row in
 /// the checkpoint's index files, hidden but on disk, until some later checkpoint: the next
 /// writable open finishes the erasure with a checkpoint (from the privacy review). Every
@@ -407,21 +429,8 @@ fn an_erasure_whose_checkpoint_failed_is_finished_by_the_next_open() {
     let mut finished = 0;
     for n in 0..8 {
         let fs = MemFs::new();
-        let opts = || {
-            Options::new()
-                .key(RawKey::new([9; 32]))
-                .file_system(Arc::new(fs.clone()))
-                .checkpoint_after_ops(None)
-                .audit(false)
-        };
-        let db = Database::open("/db", opts()).unwrap();
-        db.create_collection("c", Schema::new().pii("name")).unwrap();
-        let mut batch = db.begin_write();
-        for id in ["erased-zq7", "kept-zq8"] {
-            batch.upsert("c", person(id, 1.0).pii("name", format!("Name of {id}"))).unwrap();
-        }
-        batch.commit().unwrap();
-        db.checkpoint().unwrap();
+        let opts = || keyed_in_memory(&fs);
+        let db = checkpointed_with_pii(opts(), ["erased-zq7", "kept-zq8"]);
         fs.set_faults(FaultPlan::new().fail_from(OpKind::Rename, n));
         let erased = db.erase("c", "erased-zq7");
         fs.clear_faults();
@@ -454,21 +463,8 @@ fn verify_reports_an_erased_record_that_shows_again() {
     let mut seen = 0;
     for n in 0..6 {
         let fs = MemFs::new();
-        let opts = || {
-            Options::new()
-                .key(RawKey::new([9; 32]))
-                .file_system(Arc::new(fs.clone()))
-                .checkpoint_after_ops(None)
-                .audit(false)
-        };
-        let db = Database::open("/db", opts()).unwrap();
-        db.create_collection("c", Schema::new().pii("name")).unwrap();
-        let mut batch = db.begin_write();
-        for id in ["x1", "x2"] {
-            batch.upsert("c", person(id, 1.0).pii("name", format!("Name of {id}"))).unwrap();
-        }
-        batch.commit().unwrap();
-        db.checkpoint().unwrap();
+        let opts = || keyed_in_memory(&fs);
+        let db = checkpointed_with_pii(opts(), ["x1", "x2"]);
         let segments = |fs: &MemFs| {
             fs.list_files()
                 .into_iter()
