@@ -35,8 +35,8 @@ fn options(args: &DbArgs, with_key: bool, create: bool) -> Result<Options> {
     // few milliseconds per million records, and a damaged one is then rebuilt from the log
     // rather than failing the command.
     let mut options = Options::new().create_if_missing(create).verify_checkpoints_at_open(true);
-    // An empty GEOCRM_ACTOR is unset (as an empty USER is for the default actor).
-    let from_env = || std::env::var("GEOCRM_ACTOR").ok().filter(|a| !a.is_empty());
+    // An empty or blank GEOCRM_ACTOR is unset (as an empty USER is for the default actor).
+    let from_env = || std::env::var("GEOCRM_ACTOR").ok().filter(|a| !a.trim().is_empty());
     if let Some(actor) = args.actor.clone().or_else(from_env) {
         options = options.actor(actor);
     }

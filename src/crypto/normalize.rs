@@ -119,9 +119,14 @@ pub fn normalize_phone(raw: &str) -> Result<String> {
         let inside =
             tail.get(1..).and_then(|t| t.find(')').map(|close| (t.get(..close), t.get(close + 1..))));
         match inside {
-            // Only right after the country code (1 to 3 digits); elsewhere `(0)` is a digit
-            // of the number (dropping it lost a digit and matched other numbers).
-            Some((Some(group), Some(after))) if group.trim() == "0" && (2..=4).contains(&phone.len()) => {
+            // Only right after the country code — the one group of 1 to 3 digits written so
+            // far —; elsewhere `(0)` is a digit of the number (dropping it lost a digit, and
+            // matched another number).
+            Some((Some(group), Some(after)))
+                if group.trim() == "0"
+                    && (2..=4).contains(&phone.len())
+                    && digit_groups(raw.get(..raw.len() - tail.len()).unwrap_or(raw)) == 1 =>
+            {
                 // Italy, San Marino and the Vatican dial the 0 from abroad too.
                 if matches!(phone.as_str(), "+39" | "+378" | "+379") {
                     phone.push('0');
@@ -146,6 +151,11 @@ pub fn normalize_phone(raw: &str) -> Result<String> {
         return err("country code cannot start with 0");
     }
     Ok(phone)
+}
+
+/// How many runs of ASCII digits `text` holds.
+fn digit_groups(text: &str) -> usize {
+    text.split(|c: char| !c.is_ascii_digit()).filter(|g| !g.is_empty()).count()
 }
 
 #[cfg(test)]
@@ -225,6 +235,11 @@ mod tests {
             // Elsewhere it is a digit of the number (from the privacy review).
             ("+1 415 555 (0) 267", "+14155550267"),
             ("+44 20 (0) 7946 095", "+442007946095"),
+            // A code of 1 or 2 digits, then a short group, then `(0)`: a digit too.
+            ("+1 23 (0) 456 7890", "+12304567890"),
+            ("+44 2 (0) 0794 6095", "+442007946095"),
+            ("+7 12 (0) 345 6789", "+71203456789"),
+            ("(+44) (0) 20 7946 0958", "+442079460958"),
             ("+123456789012345", "+123456789012345"),
         ] {
             assert_eq!(normalize_phone(raw).unwrap(), want, "{raw}");

@@ -435,7 +435,8 @@ impl Database {
             let state = self.inner.state.read_recursive();
             let base = state.collections.get(collection).and_then(|s| s.base.as_ref());
             let base = base.filter(|b| b.checkpoint.path() == c.path());
-            (0..n).map(|row| base.is_none_or(|b| b.visible(row))).collect()
+            // Unknown (the live state maps another file) counts as not shown.
+            (0..n).map(|row| base.is_some_and(|b| b.visible(row))).collect()
         };
         let (f, k) = (c.meta().schema.number_fields().len(), c.meta().schema.category_fields().len());
         let rows: Vec<(OpPointer, u32)> = (0..n).map(|row| (c.pointer(row), row)).collect();

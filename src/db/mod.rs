@@ -586,7 +586,16 @@ impl Database {
         };
         let db = Database { inner: Arc::new(inner) };
         if erased_in_checkpoint {
-            db.checkpoint()?;
+            // Best effort: a failure (a full disk, say) must not keep the database from
+            // opening. It is reported as an automatic checkpoint's is (`stats`), and the
+            // next checkpoint, automatic or not, finishes the erasure.
+            if let Err(e) = db.checkpoint() {
+                *db.inner.auto_checkpoint_error.lock() = Some(checkpoint::AutoCheckpointError {
+                    reason: format!("the checkpoint finishing an interrupted erasure failed: {e}"),
+                    retry_lsn: 0,
+                    retry_tail_bytes: 0,
+                });
+            }
         }
         Ok(db)
     }

@@ -384,9 +384,11 @@ pub(crate) fn check_actor(actor: &str) -> crate::Result<()> {
         format!("contains a control character or a line break at character {}", at + 1)
     } else if let Some(at) = actor.chars().position(crate::crypto::normalize::is_invisible) {
         format!("contains an invisible or direction-changing character at character {}", at + 1)
-    } else if actor.trim().is_empty() {
-        // Blank: the read would be recorded as nobody's.
-        "is only spaces: name who reads".to_owned()
+    } else if actor.chars().all(|c| {
+        c.is_whitespace() || matches!(c, '\u{2800}' | '\u{3164}' | '\u{115F}' | '\u{1160}' | '\u{FFA0}')
+    }) {
+        // Blank (spaces, or blank-looking letters): the read would be recorded as nobody's.
+        "is blank: name who reads".to_owned()
     } else {
         return Ok(());
     };

@@ -507,3 +507,37 @@ fn verify_reports_an_erased_record_that_shows_again() {
     }
     assert!(seen > 0, "no fault left the erased record showing");
 }
+
+/// The checkpoint an open makes to finish an interrupted erasure is best effort: when it
+/// fails too, the database opens all the same (a failure there made every writable open
+/// fail: from the last review), `stats` says why, and a later open finishes the erasure.
+#[test]
+fn a_failing_checkpoint_does_not_keep_an_interrupted_erasure_from_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || Options::new().key(RawKey::new([9; 32])).checkpoint_after_ops(None).audit(false);
+    let db = Database::open(dir.path(), opts()).unwrap();
+    db.create_collection("c", Schema::new().pii("name")).unwrap();
+    let mut batch = db.begin_write();
+    for id in ["erased-zq7", "kept-zq8"] {
+        batch.upsert("c", person(id, 1.0).pii("name", format!("Name of {id}"))).unwrap();
+    }
+    batch.commit().unwrap();
+    db.checkpoint().unwrap();
+    // A directory where the erasure's checkpoint file goes: that checkpoint fails.
+    let blocker = dir.path().join("index").join(format!("{:016}-0000.ckpt", db.next_lsn() + 1));
+    std::fs::create_dir(&blocker).unwrap();
+    assert!(db.erase("c", "erased-zq7").is_err());
+    drop(db);
+    let db = Database::open(dir.path(), opts()).unwrap();
+    let why = db.stats().auto_checkpoint_error;
+    assert!(why.as_deref().is_some_and(|w| w.contains("interrupted erasure")), "{why:?}");
+    assert!(db.read().collection("c").unwrap().get("erased-zq7").unwrap().is_none());
+    drop(db);
+    std::fs::remove_dir(&blocker).unwrap();
+    let db = Database::open(dir.path(), opts()).unwrap();
+    assert_eq!(db.stats().auto_checkpoint_error, None);
+    for entry in std::fs::read_dir(dir.path().join("index")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(10).any(|w| w == b"erased-zq7"), "an index file still holds it");
+    }
+}

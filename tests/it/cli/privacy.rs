@@ -80,19 +80,27 @@ fn audit_lists_reveals_and_exports_with_actor_ids_and_fields_only() {
     // An actor that would forge a line in the listing (or is empty, or huge) is refused.
     let forged = "mallory\n1796400000000 alice reveal customers ids=X fields=phone";
     // So is a blank one, which would record the read as nobody's (from the privacy review).
-    for actor in
-        [forged, "", &"a".repeat(300), "mallory\u{202e}ecila", "mallory\u{2028}x", "a\tb", "   ", "\u{3000}"]
-    {
+    for actor in [
+        forged,
+        "",
+        &"a".repeat(300),
+        "mallory\u{202e}ecila",
+        "mallory\u{2028}x",
+        "a\tb",
+        "   ",
+        "\u{3000}",
+        "\u{2800}",
+    ] {
         let err = fail(&env.run(true, "get", &["--id", &rows[1].id, "--reveal", "--actor", actor]));
         assert!(err.contains("invalid argument actor"), "{err}");
     }
     // Spaces of other scripts are ordinary (a full-width space in a Japanese name).
     ok(&env.run(true, "stats", &["--actor", "山田\u{3000}太郎"]));
-    // An empty GEOCRM_ACTOR is unset, not a refused actor.
+    // A blank GEOCRM_ACTOR is unset, not a refused actor.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_geocrm"))
         .args(["stats", "--db"])
         .arg(&env.db)
-        .env("GEOCRM_ACTOR", "")
+        .env("GEOCRM_ACTOR", "  ")
         .output()
         .unwrap();
     ok(&out);
