@@ -80,7 +80,13 @@ impl DirLock for RealLock {}
 
 impl FileSystem for RealFs {
     fn create_dir_all(&self, path: &Path) -> Result<()> {
-        fs::create_dir_all(path).map_err(|e| Error::io("create directory", path, e))
+        use std::os::unix::fs::DirBuilderExt;
+        // Owner only: locations and attributes are personal data too.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(|e| Error::io("create directory", path, e))
     }
 
     fn list_dir(&self, path: &Path) -> Result<Vec<String>> {
@@ -100,9 +106,12 @@ impl FileSystem for RealFs {
     }
 
     fn create_new(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Owner only (every file the database makes is created here, or is the lock file).
         let file = OpenOptions::new()
             .append(true)
             .create_new(true)
+            .mode(0o600)
             .open(path)
             .map_err(|e| Error::io("create", path, e))?;
         Ok(Box::new(RealWritable { file, path: path.to_owned(), len: 0 }))
@@ -155,7 +164,10 @@ impl FileSystem for RealFs {
     fn lock_dir(&self, dir: &Path) -> Result<Box<dyn DirLock>> {
         let path = dir.join(LOCK_FILE);
         let file = open_no_follow(
-            OpenOptions::new().create(true).truncate(false).write(true),
+            std::os::unix::fs::OpenOptionsExt::mode(
+                OpenOptions::new().create(true).truncate(false).write(true),
+                0o600,
+            ),
             0,
             &path,
             "open lock file",

@@ -541,3 +541,31 @@ fn a_failing_checkpoint_does_not_keep_an_interrupted_erasure_from_opening() {
         assert!(!bytes.windows(10).any(|w| w == b"erased-zq7"), "an index file still holds it");
     }
 }
+
+/// Every file and directory a database makes is its owner's only (Unix modes 0600 and
+/// 0700): locations and attributes are personal data too, and they were world-readable
+/// under the usual umask (from the privacy review).
+#[test]
+fn database_files_are_the_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("made").join("crm.db");
+    let db = Database::open(&dir, Options::new().key(RawKey::new([9; 32]))).unwrap();
+    db.create_collection("c", Schema::new().pii("name")).unwrap();
+    let mut batch = db.begin_write();
+    batch.upsert("c", person("A", 1.0).pii("name", "Ada")).unwrap();
+    batch.commit().unwrap();
+    db.checkpoint().unwrap();
+    db.read().collection("c").unwrap().reveal("A").unwrap();
+    let mut seen = 0;
+    let mut stack = vec![parent.path().join("made")];
+    while let Some(p) = stack.pop() {
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", p.display());
+        seen += 1;
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(seen >= 9, "only {seen} paths");
+}
