@@ -622,8 +622,13 @@ fn salvage_segment(
         };
         let header = SegmentHeader { number, first_lsn: record.lsn, db_id: manifest.db_id };
         let mut dropped = DroppedOps::default();
-        dropped.read_segments_from(fs, &log_dir, number + 1)?;
-        actions.extend(remove_segments_from(fs, &log_dir, number + 1, "follows a missing segment")?);
+        actions.extend(remove_segments_from(
+            fs,
+            &log_dir,
+            number + 1,
+            "follows a missing segment",
+            &mut dropped,
+        )?);
         actions.extend(dropped.actions());
         write_atomic(fs, &log_dir, &segment_file_name(&path), &header.encode())?;
         actions.push(RepairAction::SegmentCreated { file: path, first_lsn: record.lsn });
@@ -641,8 +646,7 @@ fn salvage_segment(
         }
         // Its frames (from where the header would end) are listed, as far as they read.
         let mut dropped = DroppedOps::default();
-        dropped.read_segments_from(fs, &log_dir, number)?;
-        let mut actions = remove_segments_from(fs, &log_dir, number, reason)?;
+        let mut actions = remove_segments_from(fs, &log_dir, number, reason, &mut dropped)?;
         actions.extend(dropped.actions());
         return Ok(actions);
     }
@@ -652,8 +656,7 @@ fn salvage_segment(
     if offset < header_len as u64 {
         // The header is sound, so the segment does not continue the log (a gap or an LSN
         // that does not follow): it and everything after it go.
-        dropped.read_segments_from(fs, &log_dir, number)?;
-        actions.extend(remove_segments_from(fs, &log_dir, number, reason)?);
+        actions.extend(remove_segments_from(fs, &log_dir, number, reason, &mut dropped)?);
         actions.extend(dropped.actions());
         return Ok(actions);
     }
@@ -662,8 +665,8 @@ fn salvage_segment(
     let damaged_at = usize::try_from(offset).unwrap_or(usize::MAX);
     let start = crate::log::transaction_start(&bytes, damaged_at);
     dropped.read(&path, &bytes, start);
-    dropped.read_segments_from(fs, &log_dir, number + 1)?;
-    actions.extend(remove_segments_from(fs, &log_dir, number + 1, "follows damage in an earlier segment")?);
+    let after = "follows damage in an earlier segment";
+    actions.extend(remove_segments_from(fs, &log_dir, number + 1, after, &mut dropped)?);
     let bytes_dropped = cut(fs, &path, start as u64)?;
     let reason = if start < damaged_at {
         format!("{reason}; the transaction that frame belongs to starts at byte {start}")
@@ -708,23 +711,6 @@ impl DroppedOps {
         }
     }
 
-    /// Every frame of segment `from` and the later ones.
-    fn read_segments_from(&mut self, fs: &dyn FileSystem, log_dir: &Path, from: u64) -> Result<()> {
-        let mut numbers: Vec<u64> = fs
-            .list_dir(log_dir)?
-            .iter()
-            .filter_map(|n| parse_segment_name(n))
-            .filter(|&n| n >= from)
-            .collect();
-        numbers.sort_unstable();
-        for n in numbers {
-            let path = segment_path(log_dir, n);
-            let bytes = fs.read(&path)?;
-            self.read(&path, &bytes, crate::log::SEGMENT_HEADER_LEN);
-        }
-        Ok(())
-    }
-
     fn actions(self) -> Vec<RepairAction> {
         let mut out: Vec<RepairAction> = self
             .by_collection
@@ -746,20 +732,27 @@ fn segment_file_name(path: &Path) -> String {
 }
 
 /// Removes segment `from` and every later one, newest first (so a crash midway leaves a
-/// prefix of the log).
+/// prefix of the log), after reading their frames into `dropped` (oldest first).
 fn remove_segments_from(
     fs: &dyn FileSystem,
     log_dir: &Path,
     from: u64,
     reason: &str,
+    dropped: &mut DroppedOps,
 ) -> Result<Vec<RepairAction>> {
     let mut numbers: Vec<u64> = fs.list_dir(log_dir)?.iter().filter_map(|n| parse_segment_name(n)).collect();
     numbers.retain(|&n| n >= from);
-    numbers.sort_unstable_by(|a, b| b.cmp(a));
-    let mut actions = Vec::new();
-    for n in numbers {
+    numbers.sort_unstable();
+    let mut lens = Vec::with_capacity(numbers.len());
+    for &n in &numbers {
         let file = segment_path(log_dir, n);
-        let bytes = fs.open_read(&file).map_or(0, |f| f.len());
+        let bytes = fs.read(&file)?;
+        dropped.read(&file, &bytes, crate::log::SEGMENT_HEADER_LEN);
+        lens.push(bytes.len() as u64);
+    }
+    let mut actions = Vec::new();
+    for (&n, &bytes) in numbers.iter().zip(&lens).rev() {
+        let file = segment_path(log_dir, n);
         fs.remove_file(&file)?;
         actions.push(RepairAction::SegmentRemoved { file, bytes, reason: reason.to_owned() });
     }
