@@ -554,15 +554,6 @@ const PII_LIKE_WORDS: &[&str] = &[
     "address",
     "street",
     "birthdate",
-    // Plurals (`emails`, `phones`): a list of them is personal data too.
-    "names",
-    "emails",
-    "mails",
-    "phones",
-    "mobiles",
-    "telephones",
-    "addresses",
-    "streets",
     // Other personal identifiers.
     "birth",
     "birthday",
@@ -577,9 +568,7 @@ const PII_LIKE_WORDS: &[&str] = &[
     // Run together (`phonenumber`, `dateofbirth`), and two words that are one (`tax_id`,
     // `e_mail`: a word and the next are looked up joined too).
     "phonenumber",
-    "phonenumbers",
     "emailaddress",
-    "emailaddresses",
     "mailaddress",
     "mobilenumber",
     "mobilephone",
@@ -699,13 +688,14 @@ const ABOUT_WORDS: &[&str] = &[
     "score",
 ];
 
-/// Words before a plural [`PII_LIKE_WORDS`] word that make the column a count of them
+/// Words before a [`PLURAL_WORDS`] word that make the column a count of them
 /// (`total_emails`, `num_phones`). Before a singular one they do not: `num_tel`, `no_tel`
 /// and `number_phone` are a phone number.
 const COUNT_WORDS: &[&str] = &["num", "number", "total", "n", "nb", "count", "no"];
 
-/// The plural [`PII_LIKE_WORDS`] words a [`COUNT_WORDS`] word can count.
-const COUNTABLE_WORDS: &[&str] = &[
+/// Plurals of [`PII_LIKE_WORDS`] words (`emails`, `phones`): a list of them is personal
+/// data too, and a [`COUNT_WORDS`] word before one makes the column a count of them.
+const PLURAL_WORDS: &[&str] = &[
     "names",
     "emails",
     "mails",
@@ -746,10 +736,11 @@ const THING_WORDS: &[&str] = &[
     "territory",
 ];
 
-/// Whether a column name is one of [`PII_LIKE_COLUMNS`], or holds a [`PII_LIKE_WORDS`]
+/// Whether a column name is one of [`PII_LIKE_COLUMNS`], or holds a [`PII_LIKE_WORDS`] or
+/// [`PLURAL_WORDS`]
 /// word (split at non-letters and lower-to-upper case changes; a word and the next are
 /// also looked up joined, `tax_id` as `taxid`) not followed by an
-/// [`ABOUT_WORDS`] word nor, if one of the [`COUNTABLE_WORDS`], preceded by a
+/// [`ABOUT_WORDS`] word nor, if one of the [`PLURAL_WORDS`], preceded by a
 /// [`COUNT_WORDS`] word — and, for `name`, not
 /// preceded by a [`THING_WORDS`] word. (`birth_year` is refused: a quasi-identifier.)
 fn looks_like_pii(column: &str) -> bool {
@@ -783,12 +774,13 @@ fn looks_like_pii(column: &str) -> bool {
         let (before, word, next) = (i.checked_sub(1).map_or("", at), at(i), at(i + 1));
         let not_personal = |after: &str| {
             ABOUT_WORDS.contains(&after)
-                || (COUNT_WORDS.contains(&before) && COUNTABLE_WORDS.contains(&word))
+                || (COUNT_WORDS.contains(&before) && PLURAL_WORDS.contains(&word))
                 || (matches!(word, "name" | "names") && THING_WORDS.contains(&before))
         };
         let joined = format!("{word}{next}");
-        (PII_LIKE_WORDS.contains(&word) && !not_personal(next))
-            || (!next.is_empty() && PII_LIKE_WORDS.contains(&joined.as_str()) && !not_personal(at(i + 2)))
+        let pii_word = |w: &str| PII_LIKE_WORDS.contains(&w) || PLURAL_WORDS.contains(&w);
+        (pii_word(word) && !not_personal(next))
+            || (!next.is_empty() && pii_word(&joined) && !not_personal(at(i + 2)))
     })
 }
 
