@@ -1,6 +1,7 @@
 //! Validation of phone and e-mail PII at the door, the audit log of PII reads, blind-index
 //! lookups and the duplicates report.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use geocrm::audit::AuditAction;
@@ -407,9 +408,9 @@ fn keyed_in_memory(fs: &MemFs) -> Options {
         .audit(false)
 }
 
-/// A new database at `/db` with collection `c` (a PII `name`) holding `ids`, checkpointed.
-fn checkpointed_with_pii(options: Options, ids: [&str; 2]) -> Database {
-    let db = Database::open("/db", options).unwrap();
+/// A new database at `dir` with collection `c` (a PII `name`) holding `ids`, checkpointed.
+fn checkpointed_with_pii(dir: &Path, options: Options, ids: [&str; 2]) -> Database {
+    let db = Database::open(dir, options).unwrap();
     db.create_collection("c", Schema::new().pii("name")).unwrap();
     let mut batch = db.begin_write();
     for id in ids {
@@ -430,7 +431,7 @@ fn an_erasure_whose_checkpoint_failed_is_finished_by_the_next_open() {
     for n in 0..8 {
         let fs = MemFs::new();
         let opts = || keyed_in_memory(&fs);
-        let db = checkpointed_with_pii(opts(), ["erased-zq7", "kept-zq8"]);
+        let db = checkpointed_with_pii(Path::new("/db"), opts(), ["erased-zq7", "kept-zq8"]);
         fs.set_faults(FaultPlan::new().fail_from(OpKind::Rename, n));
         let erased = db.erase("c", "erased-zq7");
         fs.clear_faults();
@@ -464,7 +465,7 @@ fn verify_reports_an_erased_record_that_shows_again() {
     for n in 0..6 {
         let fs = MemFs::new();
         let opts = || keyed_in_memory(&fs);
-        let db = checkpointed_with_pii(opts(), ["x1", "x2"]);
+        let db = checkpointed_with_pii(Path::new("/db"), opts(), ["x1", "x2"]);
         let segments = |fs: &MemFs| {
             fs.list_files()
                 .into_iter()
@@ -515,14 +516,7 @@ fn verify_reports_an_erased_record_that_shows_again() {
 fn a_failing_checkpoint_does_not_keep_an_interrupted_erasure_from_opening() {
     let dir = tempfile::tempdir().unwrap();
     let opts = || Options::new().key(RawKey::new([9; 32])).checkpoint_after_ops(None).audit(false);
-    let db = Database::open(dir.path(), opts()).unwrap();
-    db.create_collection("c", Schema::new().pii("name")).unwrap();
-    let mut batch = db.begin_write();
-    for id in ["erased-zq7", "kept-zq8"] {
-        batch.upsert("c", person(id, 1.0).pii("name", format!("Name of {id}"))).unwrap();
-    }
-    batch.commit().unwrap();
-    db.checkpoint().unwrap();
+    let db = checkpointed_with_pii(dir.path(), opts(), ["erased-zq7", "kept-zq8"]);
     // A directory where the erasure's checkpoint file goes: that checkpoint fails.
     let blocker = dir.path().join("index").join(format!("{:016}-0000.ckpt", db.next_lsn() + 1));
     std::fs::create_dir(&blocker).unwrap();

@@ -747,21 +747,28 @@ fn the_cli_repairs_and_reports() {
     assert!(ok, "{err}");
 }
 
+/// Where what `write` appends to the log starts: the segment it went to (the last one, or a
+/// new one it rolled to) and that segment's length before it (48, a header, if new).
+fn where_written(fs: &MemFs, write: impl FnOnce()) -> (u64, PathBuf) {
+    let lens = || segments(fs).into_iter().map(|p| (fs.file_len(&p).unwrap(), p)).collect::<Vec<_>>();
+    let old = lens();
+    write();
+    lens()
+        .into_iter()
+        .find(|(len, p)| old.iter().all(|(l, q)| q != p || l < len))
+        .map(|(_, p)| (old.iter().find(|(_, q)| q == &p).map_or(48, |(l, _)| *l), p))
+        .unwrap()
+}
+
 #[test]
 fn an_erasure_whose_tombstone_a_cut_drops_stays_erased() {
     let fs = MemFs::new();
     build(&fs);
     let db = Database::open(DIR, options(&fs)).unwrap();
-    let lens =
-        |fs: &MemFs| segments(fs).into_iter().map(|p| (fs.file_len(&p).unwrap(), p)).collect::<Vec<_>>();
-    let old = lens(&fs);
-    db.erase("c", "r25").unwrap();
     // The tombstone starts where the log ended: in the last segment, or a new one it rolled to.
-    let (before, seg) = lens(&fs)
-        .into_iter()
-        .find(|(len, p)| old.iter().all(|(l, q)| q != p || l < len))
-        .map(|(_, p)| (old.iter().find(|(_, q)| q == &p).map_or(48, |(l, _)| *l), p))
-        .unwrap();
+    let (before, seg) = where_written(&fs, || {
+        db.erase("c", "r25").unwrap();
+    });
     let mut batch = db.begin_write();
     batch.upsert("c", Record::new("after", LatLon::new(2.0, 2.0).unwrap())).unwrap();
     batch.commit().unwrap();
@@ -925,18 +932,11 @@ fn the_intact_operations_a_cut_drops_are_listed_by_record() {
     let fs = MemFs::new();
     build(&fs);
     let db = Database::open(DIR, options(&fs)).unwrap();
-    let lens =
-        |fs: &MemFs| segments(fs).into_iter().map(|p| (fs.file_len(&p).unwrap(), p)).collect::<Vec<_>>();
-    let old = lens(&fs);
-    let mut batch = db.begin_write();
-    batch.upsert("c", Record::new("new", LatLon::new(1.0, 1.0).unwrap())).unwrap();
-    batch.commit().unwrap();
-    // Where that commit's frame starts: the end of the segment it went to, as it was.
-    let (start, seg) = lens(&fs)
-        .into_iter()
-        .find(|(len, p)| old.iter().all(|(l, q)| q != p || l < len))
-        .map(|(_, p)| (old.iter().find(|(_, q)| q == &p).map_or(48, |(l, _)| *l), p))
-        .unwrap();
+    let (start, seg) = where_written(&fs, || {
+        let mut batch = db.begin_write();
+        batch.upsert("c", Record::new("new", LatLon::new(1.0, 1.0).unwrap())).unwrap();
+        batch.commit().unwrap();
+    });
     let mut batch = db.begin_write();
     batch.delete("c", "r05").unwrap();
     batch.upsert("c", Record::new("r07", LatLon::new(2.0, 2.0).unwrap())).unwrap();
