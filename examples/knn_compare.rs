@@ -1,5 +1,6 @@
 //! Nearest-10 of the standalone packed R-tree (rows in `packing_order`) beside kiddo and rstar
 //! on the same points, in one process: `knn_compare [uniform|clustered] [N]`.
+//! Environment: `NPTS` query points (1024); `ONLY=db|packed` times one alone, `ROUNDS` (400) times.
 use std::time::Instant;
 
 #[cfg(feature = "mimalloc")]
@@ -68,13 +69,14 @@ fn main() {
     let kd: ImmutableKdTree<f64, 3> = ImmutableKdTree::new_from_slice(&units).unwrap();
     let rs =
         RTree::bulk_load(units.iter().enumerate().map(|(i, u)| GeomWithData::new(*u, i as u32)).collect());
+    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
     if std::env::var("ONLY").as_deref() == Ok("db") {
-        let d = time(400, &q, |p| coll.nearest(p, 10, &Filter::All).unwrap().len());
+        let d = time(rounds, &q, |p| coll.nearest(p, 10, &Filter::All).unwrap().len());
         println!("db {d:.2} µs");
         return;
     }
     if std::env::var("ONLY").as_deref() == Ok("packed") {
-        let d = time(400, &q, |p| view.nearest(p, 10, &mut |_| true).len());
+        let d = time(rounds, &q, |p| view.nearest(p, 10, &mut |_| true).len());
         println!("packed {d:.2} µs");
         return;
     }
