@@ -1,13 +1,30 @@
 //! Normalization and validation of e-mail addresses and phone numbers before blind
 //! indexing. Errors name the field, never the value.
 
+use unicode_normalization::UnicodeNormalization;
+use zeroize::Zeroizing;
+
 use crate::error::{Error, Result};
 
 fn invalid(field: &str, reason: &str) -> Error {
     Error::InvalidRecord { id: String::new(), field: field.to_owned(), reason: reason.to_owned() }
 }
 
-/// Trims and lowercases an e-mail address and checks its basic shape: exactly one `@`; a
+/// `text` in Unicode normalization form C (composed: `e` + U+0301 is `é`), or `None` when
+/// it is ASCII, which every form leaves as it is.
+fn nfc(text: &str) -> Option<Zeroizing<String>> {
+    (!text.is_ascii()).then(|| Zeroizing::new(text.nfc().collect()))
+}
+
+/// `text` in Unicode normalization form KC (composed, and compatibility characters replaced:
+/// full-width `＋４４` is `+44`, `ﬁ` is `fi`), or `None` when it is ASCII.
+pub(crate) fn nfkc(text: &str) -> Option<Zeroizing<String>> {
+    (!text.is_ascii()).then(|| Zeroizing::new(text.nfkc().collect()))
+}
+
+/// Trims and lowercases an e-mail address in Unicode normalization form C (so an address
+/// typed with a combining accent matches the same address typed precomposed, as mail
+/// systems that take non-ASCII addresses compare them) and checks its basic shape: exactly one `@`; a
 /// local part of 1–64 bytes (dots anywhere: some carriers' addresses have two in a row); a
 /// domain with a dot, whose labels are letters, digits and inner `-` (ASCII labels at most
 /// 63 bytes); no whitespace, control or invisible characters (a zero-width space made a
@@ -23,7 +40,15 @@ fn invalid(field: &str, reason: &str) -> Error {
 /// # Errors
 /// [`Error::InvalidRecord`] with field `"email"` and an empty id for the caller to fill in.
 pub fn normalize_email(raw: &str) -> Result<String> {
-    let email = raw.trim().to_lowercase();
+    let raw = raw.trim();
+    let email = match nfc(raw) {
+        None => raw.to_ascii_lowercase(),
+        // Lowercase text may compose further (`J` + caron is `ǰ`): composed again after.
+        Some(composed) => {
+            let lower = Zeroizing::new(composed.to_lowercase());
+            nfc(&lower).map_or_else(|| lower.to_string(), |mut c| std::mem::take(&mut *c))
+        }
+    };
     let err = |reason| Err(invalid("email", reason));
     if email.is_empty() {
         return err("e-mail address is empty");
@@ -93,9 +118,11 @@ pub(crate) fn is_invisible(c: char) -> bool {
     )
 }
 
-/// Normalizes a phone number to E.164: drops a national trunk prefix written `(0)` after
+/// Normalizes a phone number to E.164, after Unicode normalization form KC (full-width
+/// digits, `＋` and brackets, as Japanese and Chinese input methods type them, are the ASCII
+/// ones): drops a national trunk prefix written `(0)` after
 /// the country code (`+44 (0) 20 …`; not for +39, +378 and +379, where the 0 is dialled
-/// from abroad too), removes whitespace, `-`, `.`, `(` and `)`; the rest
+/// from abroad too), removes whitespace, `-` (and the other dashes, U+2010–U+2015 and U+2212), `.`, `(` and `)`; the rest
 /// must be `+` followed by 8 to 15 digits, the first non-zero.
 ///
 /// ```
@@ -109,7 +136,13 @@ pub(crate) fn is_invisible(c: char) -> bool {
 /// # Errors
 /// [`Error::InvalidRecord`] with field `"phone"` and an empty id for the caller to fill in.
 pub fn normalize_phone(raw: &str) -> Result<String> {
-    let kept = |c: &char| !(c.is_whitespace() || matches!(c, '-' | '.' | '(' | ')'));
+    let compatible = nfkc(raw);
+    let raw = compatible.as_ref().map_or(raw, |c| c.as_str());
+    // Dashes as text copied from a web page or a word processor has them: hyphens, en and
+    // em dashes, the minus sign.
+    let kept = |c: &char| {
+        !(c.is_whitespace() || matches!(c, '-' | '.' | '(' | ')' | '\u{2010}'..='\u{2015}' | '\u{2212}'))
+    };
     // `(0)`, spaces inside allowed: the trunk prefix dialled only from inside the country.
     let mut phone = String::with_capacity(raw.len());
     let mut rest = raw;
@@ -174,6 +207,12 @@ mod tests {
             ("taro..yamada.@docomo.ne.jp", "taro..yamada.@docomo.ne.jp"),
             (&format!("a@{}.jp", "日".repeat(22)), &format!("a@{}.jp", "日".repeat(22))),
             (&format!("{}@b.co", "a".repeat(64)), &format!("{}@b.co", "a".repeat(64))),
+            // Composed (NFC): a combining accent is the precomposed letter, in the local
+            // part and in the domain; lowercasing `İ` decomposes it, composed again after.
+            ("E\u{301}MILE@exa\u{308}mple.fr", "émile@exämple.fr"),
+            ("\u{130}@b.co", "i\u{307}@b.co"),
+            // `J` + caron has no precomposed capital, its lowercase has: `ǰ`.
+            ("J\u{30c}@b.co", "\u{1f0}@b.co"),
         ] {
             assert_eq!(normalize_email(raw).unwrap(), want, "{raw}");
         }
@@ -232,6 +271,12 @@ mod tests {
             // Other groups in parentheses keep their digits.
             ("+44 (020) 7946 0958", "+4402079460958"),
             ("+1 (0) (415) 555-2671", "+14155552671"),
+            // Full-width digits, plus and brackets (NFKC), and an ideographic space.
+            ("＋８１　９０－１２３４－５６７８", "+819012345678"),
+            // Dashes other than `-`: en dash, minus sign, non-breaking hyphen.
+            ("+1 415–555−2671", "+14155552671"),
+            ("+1 415\u{2011}555\u{2011}2671", "+14155552671"),
+            ("＋４４（０）２０７９４６０９５８", "+442079460958"),
             // Elsewhere it is a digit of the number (from the privacy review).
             ("+1 415 555 (0) 267", "+14155550267"),
             ("+44 20 (0) 7946 095", "+442007946095"),

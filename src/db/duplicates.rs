@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use super::blind::blind_label;
 use super::read::CollectionReader;
@@ -26,7 +27,8 @@ pub enum DuplicateReason {
     SamePhone,
     /// The same e-mail address (in any e-mail field).
     SameEmail,
-    /// The same normalized `name` (case, punctuation and spacing ignored), each record
+    /// The same normalized `name` (case, punctuation, spacing and Unicode form — a combining
+    /// accent or a full-width letter — ignored), each record
     /// within [`DUPLICATE_NAME_RADIUS_M`] of another of the group.
     SameNameNearby,
 }
@@ -40,10 +42,14 @@ pub struct DuplicateGroup {
     pub ids: Vec<String>,
 }
 
-/// A name for comparison: lowercase alphanumeric words joined by single spaces.
+/// A name for comparison: in Unicode normalization form KC (an accent typed as a combining
+/// mark is the precomposed letter, a full-width letter the ASCII one), lowercase, its words
+/// of letters, digits and combining marks joined by single spaces.
 fn normalize_name(name: &str) -> String {
-    let lower = name.to_lowercase();
-    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let compatible = crate::crypto::normalize::nfkc(name);
+    let lower = Zeroizing::new(compatible.as_ref().map_or(name, |c| c.as_str()).to_lowercase());
+    let in_word = |c: char| c.is_alphanumeric() || unicode_normalization::char::is_combining_mark(c);
+    let words: Vec<&str> = lower.split(|c: char| !in_word(c)).filter(|w| !w.is_empty()).collect();
     words.join(" ")
 }
 
@@ -119,7 +125,7 @@ impl CollectionReader<'_> {
             let name = crypto::open(&data_key, &ctx, &Sealed::from_bytes(sealed.to_vec())).map_err(|_| {
                 Error::Decrypt { collection: self.name.to_owned(), id: r.id.clone(), field: "name".into() }
             })?;
-            let normalized = zeroize::Zeroizing::new(normalize_name(name.expose()));
+            let normalized = Zeroizing::new(normalize_name(name.expose()));
             if !normalized.is_empty() {
                 let location = LatLon::new(r.lat, r.lon)?;
                 by_name
@@ -210,6 +216,12 @@ mod tests {
     fn names_normalize_and_nearby_components_chain() {
         assert_eq!(normalize_name("  Ada   LOVELACE. "), "ada lovelace");
         assert_eq!(normalize_name("O'Brien, Émile"), "o brien émile");
+        // The same names typed otherwise: a combining accent, full-width letters, a ligature.
+        assert_eq!(normalize_name("O'Brien, E\u{301}mile"), "o brien émile");
+        assert_eq!(normalize_name("ＡＤＡ　Ｌｏｖｅｌａｃｅ"), "ada lovelace");
+        assert_eq!(normalize_name("Griﬃn"), "griffin");
+        // A mark with no precomposed letter stays inside its word.
+        assert_eq!(normalize_name("Ng\u{303}ozi Obi"), "ng\u{303}ozi obi");
         let p = |lat: f64| LatLon::new(lat, 0.0).unwrap();
         // 0.0003° of latitude ≈ 33 m: a–b and b–c are within 50 m, a–c is not; d is far.
         let members = vec![

@@ -115,6 +115,48 @@ fn phones_and_emails_are_stored_normalized_and_found_by_blind_index() {
 }
 
 #[test]
+fn values_typed_in_other_unicode_forms_are_found_and_grouped() {
+    // One customer entered from three systems: a combining accent (as macOS file names and
+    // some web forms send it) against the precomposed letter, and full-width digits.
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), Options::new());
+    db.create_collection("c", Schema::crm()).unwrap();
+    let mut b = db.begin_write();
+    b.upsert(
+        "c",
+        person("A", 48.0).pii("email", "jos\u{e9}@caf\u{e9}.fr").pii("name", "Jos\u{e9} Mu\u{f1}oz"),
+    )
+    .unwrap();
+    b.upsert(
+        "c",
+        person("B", 48.0001)
+            .pii("email", "JOSE\u{301}@CAFE\u{301}.FR")
+            .pii("name", "JOSE\u{301} MUN\u{303}OZ"),
+    )
+    .unwrap();
+    b.upsert("c", person("C", 10.0).pii("phone", "＋３３　１　４２　６８　５３　００")).unwrap();
+    b.upsert("c", person("D", 20.0).pii("phone", PHONE)).unwrap();
+    b.commit().unwrap();
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    assert_eq!(c.reveal("B").unwrap()["email"].expose(), "jos\u{e9}@caf\u{e9}.fr");
+    assert_eq!(c.reveal("C").unwrap()["phone"].expose(), PHONE_E164);
+    assert_eq!(c.find_by_email("Jose\u{301}@cafe\u{301}.fr").unwrap(), ["A", "B"]);
+    assert_eq!(c.find_by_phone("＋３３１４２６８５３００").unwrap(), ["C", "D"]);
+    let groups = c.duplicates().unwrap();
+    let got: Vec<(DuplicateReason, Vec<&str>)> =
+        groups.iter().map(|g| (g.reason, g.ids.iter().map(String::as_str).collect())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (DuplicateReason::SamePhone, vec!["C", "D"]),
+            (DuplicateReason::SameEmail, vec!["A", "B"]),
+            (DuplicateReason::SameNameNearby, vec!["A", "B"]),
+        ]
+    );
+}
+
+#[test]
 fn blind_values_survive_key_rotation_and_deleted_records_are_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path(), Options::new());
