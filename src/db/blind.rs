@@ -86,6 +86,7 @@ impl Inner {
     /// # Errors
     /// [`Error::MissingKey`] without a master key or keystore; keystore errors.
     pub(crate) fn blind_key(&self, create: bool) -> Result<Option<BlindIndexKey>> {
+        self.ensure_keystore()?;
         let existing = {
             let keystore = self.keystore.read();
             keystore.as_ref().ok_or(Error::MissingKey)?.data_key(BLIND_ROOT_COLLECTION, BLIND_ROOT_ID)?

@@ -111,6 +111,7 @@ impl CollectionReader<'_> {
             let (Some(slot), Some(key_id)) = (name_slot, r.key_id) else { return Ok(()) };
             let Some(sealed) = r.pii.get(slot) else { return Ok(()) };
             let data_key = {
+                self.inner.ensure_keystore()?;
                 let keystore = self.inner.keystore.read();
                 keystore.as_ref().ok_or(Error::MissingKey)?.data_key(self.name, &r.id)?
             };

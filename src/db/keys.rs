@@ -38,6 +38,20 @@ pub(crate) fn open_keystore(
     }
 }
 
+/// Reads the keystore an open deferred (`None` if the file is gone), unlocked with `master`
+/// when the open had a key (checked against the header then).
+pub(crate) fn load_keystore(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    db_id: [u8; 16],
+    master: Option<&MasterKey>,
+) -> Result<Option<Keystore>> {
+    if !fs.exists(&dir.join(KEYSTORE_FILE))? {
+        return Ok(None);
+    }
+    Keystore::open(fs.clone(), dir, db_id, master).map(Some)
+}
+
 /// Creates the keystore for a database that has none yet, bound to the host's key.
 pub(crate) fn create_keystore(
     fs: &Arc<dyn FileSystem>,

@@ -137,7 +137,8 @@ pub(crate) struct Inner {
     pub(crate) auto_checkpoint: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Open `Database` handles (clones included).
     pub(crate) handles: std::sync::atomic::AtomicUsize,
-    /// Opened without a key: the keystore file exists but is read only when first needed.
+    /// The keystore file exists but opening did not read it: it is read when first needed
+    /// ([`Inner::ensure_keystore`]), unlocked with `master` when there is one.
     pub(crate) keystore_deferred: std::sync::atomic::AtomicBool,
     /// Interrupted erasures (collection, id, key id) an open for `repair` left for it to finish.
     pub(crate) pending_erasures: Mutex<Vec<(String, String, u64)>>,
@@ -373,14 +374,18 @@ impl Database {
             ));
         }
 
-        // Without a key, the keystore's entries are needed only to finish or perform an
-        // erasure and to check replayed records' keys: loading a large keystore can take far
-        // longer than mapping the checkpoint, so it waits until then (`ensure_keystore`).
-        let defer_keystore = options.key.is_none() && keystore_exists;
-        let (keystore, master) = if defer_keystore {
-            (None, None)
-        } else {
-            keys::open_keystore(&fs, &dir, db_id, options.key.as_deref())?
+        // The keystore's entries are needed only to read or write PII, to finish or perform
+        // an erasure and to check replayed records' keys: loading a large keystore (half a
+        // second for a million keys) takes far longer than mapping the checkpoint, so it
+        // waits until then (`ensure_keystore`). A key is checked against the keystore's
+        // header now, so a wrong one is refused at once.
+        let defer_keystore = keystore_exists && (options.key.is_none() || !options.repair);
+        let (keystore, master) = match (defer_keystore, options.key.as_deref()) {
+            (true, None) => (None, None),
+            (true, Some(provider)) => {
+                (None, Some(Keystore::check_master_key(fs.as_ref(), &dir, db_id, provider)?))
+            }
+            (false, provider) => keys::open_keystore(&fs, &dir, db_id, provider)?,
         };
 
         let log_dir = dir.join("log");
@@ -481,7 +486,7 @@ impl Database {
         // missing for a record it replayed may be one an erasure by the holder destroyed
         // after the replay).
         let (mut keystore, keystore_deferred) = if defer_keystore && tail_needs_keys && !read_only {
-            (keys::open_keystore(&fs, &dir, db_id, None)?.0, false)
+            (keys::load_keystore(&fs, &dir, db_id, master.as_ref())?, false)
         } else {
             (keystore, defer_keystore)
         };
@@ -528,7 +533,9 @@ impl Database {
         let (keystore, master) = match (keystore, options.key.as_deref()) {
             // Never while repairing: repair refuses a missing keystore (in `finish`) rather
             // than put an empty one in its place.
-            (None, Some(provider)) if !options.repair => keys::create_keystore(&fs, &dir, db_id, provider)?,
+            (None, Some(provider)) if !options.repair && !keystore_deferred => {
+                keys::create_keystore(&fs, &dir, db_id, provider)?
+            }
             (keystore, _) => (keystore, master),
         };
         if !manifest.keystore && (keystore.is_some() || keystore_exists) && !read_only {
@@ -792,29 +799,55 @@ impl Database {
 }
 
 impl Inner {
-    /// [`Self::ensure_keystore`], then — when its final frame was left out — the check open
-    /// makes with a key ([`keys::check_keys_present`] and
-    /// [`keys::check_checkpoint_keys_present`]): for what rewrites the keystore without a key
+    /// [`Self::ensure_keystore`], then — when its final frame was left out — the check a keyed
+    /// open makes ([`Self::check_keys_present`]): for what rewrites the keystore without a key
     /// (erasure, compaction) and `verify`, before a rewrite drops the frame for good.
     pub(crate) fn ensure_keystore_checked(&self) -> Result<()> {
         self.ensure_keystore()?;
         let state = self.read_state();
         let keystore = self.keystore.read();
-        let Some(ks) = keystore.as_ref().filter(|k| k.dropped_tail_at().is_some()) else { return Ok(()) };
-        keys::check_keys_present(&state, Some(ks), &self.dir)?;
-        keys::check_checkpoint_keys_present(&state, ks, &self.segments, &*self.fs, &self.dir)
+        match keystore.as_ref() {
+            Some(ks) => self.check_keys_present(&state, ks),
+            None => Ok(()),
+        }
     }
 
-    /// Reads the keystore now if opening deferred it (no key was given).
+    /// When the keystore's final frame was left out (damaged): that it held no key a live
+    /// record uses ([`keys::check_keys_present`], [`keys::check_checkpoint_keys_present`]).
+    fn check_keys_present(&self, state: &State, ks: &Keystore) -> Result<()> {
+        if ks.dropped_tail_at().is_none() {
+            return Ok(());
+        }
+        keys::check_keys_present(state, Some(ks), &self.dir)?;
+        keys::check_checkpoint_keys_present(state, ks, &self.segments, &*self.fs, &self.dir)
+    }
+
+    /// Reads the keystore now if opening deferred it; every use of its entries calls this
+    /// first, holding no lock after `state` in the lock order.
+    ///
+    /// With a key, on a writable handle, it then checks (as opening did when it read the
+    /// keystore at once) that a final frame left out of the file held no key a live record
+    /// uses: the next key written would cut that frame for good, before `repair` could keep
+    /// those records. Until a repair every use fails with that [`Error::Corrupt`], and the
+    /// keystore stays unread.
     pub(crate) fn ensure_keystore(&self) -> Result<()> {
         use std::sync::atomic::Ordering;
-        if self.keystore_deferred.load(Ordering::Acquire) {
-            let mut guard = self.keystore.write();
-            if guard.is_none() && self.keystore_deferred.load(Ordering::Acquire) {
-                *guard = keys::open_keystore(&self.fs, &self.dir, self.db_id, None)?.0;
-                if let Some(ks) = guard.as_mut() {
-                    keys::never_reissue_erased(ks, &self.manifest.lock());
-                }
+        if !self.keystore_deferred.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Read and checked holding no lock (two threads may both read it; one installs it).
+        let (loaded, keyed) = {
+            let master = self.master.lock();
+            (keys::load_keystore(&self.fs, &self.dir, self.db_id, master.as_ref())?, master.is_some())
+        };
+        if let Some(ks) = loaded.as_ref().filter(|_| keyed && !self.read_only) {
+            self.check_keys_present(&self.read_state(), ks)?;
+        }
+        let mut guard = self.keystore.write();
+        if guard.is_none() && self.keystore_deferred.load(Ordering::Acquire) {
+            *guard = loaded;
+            if let Some(ks) = guard.as_mut() {
+                keys::never_reissue_erased(ks, &self.manifest.lock());
             }
             self.keystore_deferred.store(false, Ordering::Release);
         }

@@ -300,6 +300,7 @@ impl Database {
     /// [`Error::SnapshotHeld`] on a thread holding a snapshot.
     pub fn rotate_master_key(&self, new: &dyn KeyProvider) -> Result<()> {
         self.inner.refuse_write("key rotation")?;
+        self.inner.ensure_keystore()?;
         let _writer = self.inner.writer.lock(); // no keys are added while rotating
         let mut master = self.inner.master.lock();
         let old = master.as_ref().ok_or(Error::MissingKey)?;
@@ -368,6 +369,7 @@ impl Database {
             let live = c.get(id)?;
             let revealed = if live.is_some() { c.reveal_unaudited(id)? } else { BTreeMap::new() };
             let before = live.as_ref().map_or(snap.next_lsn(), |v| v.lsn);
+            self.inner.ensure_keystore()?;
             let key =
                 self.inner.keystore.read().as_ref().ok_or(Error::MissingKey)?.data_key(collection, id)?;
             (live, revealed, before, c.schema().clone(), key)

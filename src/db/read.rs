@@ -346,6 +346,7 @@ impl CollectionReader<'_> {
         let (stored, _) = self.stored(row)?;
         let Some(key_id) = stored.key_id else { return Ok(BTreeMap::new()) };
         let data_key = {
+            self.inner.ensure_keystore()?;
             let keystore = self.inner.keystore.read();
             keystore.as_ref().ok_or(Error::MissingKey)?.data_key(self.name, id)?
         };

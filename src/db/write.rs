@@ -675,6 +675,10 @@ impl Inner {
                 }
             });
         }
+        let erases = ops.iter().any(|op| matches!(op, LogOp::Erase { .. }));
+        if !waiting.is_empty() || erases {
+            self.ensure_keystore()?;
+        }
         if !waiting.is_empty() {
             let blind = if waiting.iter().any(|w| super::blind::has_blind_fields(&w.schema, &w.pii)) {
                 Some(self.blind_key(true)?.ok_or(Error::MissingKey)?)
@@ -708,7 +712,7 @@ impl Inner {
                 }
             }
         }
-        if ops.iter().any(|op| matches!(op, LogOp::Erase { .. })) {
+        if erases {
             // Under the writer lock: no other batch can reuse these keys before they are
             // destroyed at the end of the round.
             let keystore = self.keystore.read();

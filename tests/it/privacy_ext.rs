@@ -157,6 +157,67 @@ fn values_typed_in_other_unicode_forms_are_found_and_grouped() {
 }
 
 #[test]
+fn a_keyed_open_reads_the_keystore_when_its_keys_are_first_used() {
+    // A million keys take half a second to read: an open with the key reads only the
+    // keystore's header (a wrong key is refused there), and its entries when a PII read or
+    // write first needs them — damage inside them shows then, naming the file.
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), Options::new());
+    db.create_collection("c", Schema::crm()).unwrap();
+    let mut b = db.begin_write();
+    for i in 0..3 {
+        b.upsert("c", person(&format!("k{i}"), 48.0).pii("name", "Ada").pii("phone", PHONE)).unwrap();
+    }
+    b.commit().unwrap();
+    db.checkpoint().unwrap();
+    drop(db);
+    let path = dir.path().join("keystore");
+    let good = std::fs::read(&path).unwrap();
+    let wrong = Database::open(dir.path(), Options::new().key(RawKey::new([8; 32])));
+    assert!(matches!(wrong, Err(Error::WrongKey)), "{wrong:?}");
+
+    // One byte of the first frame's first entry flipped, after the 99-byte header
+    // (FORMAT.md): that frame's checksum fails, and frames follow it.
+    let mut bad = good.clone();
+    bad[99 + 20] ^= 0x40;
+    std::fs::write(&path, &bad).unwrap();
+    let db = open(dir.path(), Options::new());
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    assert_eq!(c.get("k1").unwrap().unwrap().location.lat(), 48.0);
+    for _ in 0..2 {
+        let err = c.reveal("k1").unwrap_err();
+        assert!(matches!(&err, Error::Corrupt { file, .. } if file.ends_with("keystore")), "{err:?}");
+        let err = c.find_by_phone(PHONE).unwrap_err();
+        assert!(matches!(&err, Error::Corrupt { file, .. } if file.ends_with("keystore")), "{err:?}");
+    }
+    drop(snap);
+    drop(db);
+
+    // Intact: threads that use the keys at once after the open all get them.
+    std::fs::write(&path, &good).unwrap();
+    let db = open(dir.path(), Options::new());
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let db = &db;
+            s.spawn(move || {
+                let snap = db.read();
+                let c = snap.collection("c").unwrap();
+                if i % 2 == 0 {
+                    assert_eq!(c.reveal(&format!("k{}", i % 3)).unwrap()["name"].expose(), "Ada");
+                } else {
+                    assert_eq!(c.find_by_phone(PHONE).unwrap(), ["k0", "k1", "k2"]);
+                }
+            });
+        }
+    });
+    let mut b = db.begin_write();
+    b.upsert("c", person("k3", 49.0).pii("name", "Grace")).unwrap();
+    b.commit().unwrap();
+    assert_eq!(db.read().collection("c").unwrap().reveal("k3").unwrap()["name"].expose(), "Grace");
+}
+
+#[test]
 fn blind_values_survive_key_rotation_and_deleted_records_are_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path(), Options::new());

@@ -360,21 +360,32 @@ fn a_damaged_final_keystore_frame_and_a_damaged_audit_log_cost_only_pii() {
 fn a_damaged_final_keystore_frame_of_checkpointed_records_is_refused_until_repair() {
     // Every record is in the checkpoint, so replay sees none of them. A keyed open used to
     // succeed, and the next key written cut the frame: the records' PII was gone, and only
-    // a read of one said so. Now the open reads back the checkpoint rows without a key and
-    // refuses; the frame stays in the file for repair, which keeps the records without PII.
-    // A keyless open (locations only) still works and leaves the file alone.
+    // a read of one said so. Now the first use of the keys (the keystore is read then, not
+    // at open) reads back the checkpoint rows without a key and refuses — every use, until
+    // a repair; the frame stays in the file for repair, which keeps the records without PII.
+    // Locations stay readable, and a keyless open works and leaves the file alone too.
     let fs = MemFs::new();
     build(&fs);
     Database::open(DIR, options(&fs)).unwrap().checkpoint().unwrap();
     let bytes = damage_the_final_keystore_frame(&fs);
     let keystore = || fs.read_all(&Path::new(DIR).join("keystore")).unwrap();
+    let damage = |r: geocrm::Result<()>, what: &str| match r {
+        Err(e @ Error::Corrupt { .. }) if e.to_string().contains("in the checkpoint") => {
+            assert!(matches!(&e, Error::Corrupt { file, .. } if file.ends_with("keystore")), "{what}: {e}");
+        }
+        other => panic!("{what}: {other:?}"),
+    };
     for _ in 0..2 {
-        let err = Database::open(DIR, options(&fs)).unwrap_err();
-        assert!(
-            matches!(&err, Error::Corrupt { file, .. } if file.ends_with("keystore"))
-                && err.to_string().contains("in the checkpoint"),
-            "{err}"
-        );
+        let keyed = Database::open(DIR, options(&fs)).unwrap();
+        keyed.read().collection("c").unwrap().get("r00").unwrap().unwrap();
+        for _ in 0..2 {
+            damage(keyed.read().collection("c").unwrap().reveal("r00").map(drop), "reveal");
+            let mut batch = keyed.begin_write();
+            batch.upsert("c", Record::new("new", LatLon::new(1.0, 1.0).unwrap()).pii("name", "n")).unwrap();
+            damage(batch.commit().map(drop), "a write with PII");
+        }
+        drop(keyed);
+        assert!(keystore() == bytes, "left as it was");
         let keyless = Database::open(DIR, Options::new().file_system(Arc::new(fs.clone()))).unwrap();
         keyless.read().collection("c").unwrap().get("r00").unwrap().unwrap();
         // What rewrites the keystore without a key refuses too, before it would drop the

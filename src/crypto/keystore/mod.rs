@@ -189,9 +189,7 @@ impl Keystore {
         let path = dir.join(KEYSTORE_FILE);
         let bytes = fs.read(&path)?;
         let header = Header::decode(&bytes, &path)?;
-        if header.db_id != db_id {
-            return Err(Error::corrupt(&path, 10, "keystore belongs to another database (db_id mismatch)"));
-        }
+        check_db_id(&header, db_id, &path)?;
         let mut ks = Keystore {
             fs,
             dir: dir.to_owned(),
@@ -246,6 +244,32 @@ impl Keystore {
             }
         }
         Ok(ks)
+    }
+
+    /// Checks the master key `provider` gives against the header of `dir/keystore`, reading
+    /// the header only: for an open that reads the keys when first needed, so that a wrong
+    /// key is still refused at once.
+    ///
+    /// # Errors
+    /// As [`Keystore::open`] for the header, and [`Error::WrongKey`].
+    pub(crate) fn check_master_key(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        db_id: [u8; 16],
+        provider: &dyn super::KeyProvider,
+    ) -> Result<MasterKey> {
+        let path = dir.join(KEYSTORE_FILE);
+        let file = fs.open_read(&path)?;
+        // A shorter file is read whole, so that decoding names the cut.
+        let mut bytes = vec![0u8; HEADER_LEN.min(usize::try_from(file.len()).unwrap_or(HEADER_LEN))];
+        file.read_exact_at(&mut bytes, 0)?;
+        let header = Header::decode(&bytes, &path)?;
+        check_db_id(&header, db_id, &path)?;
+        let master = provider.master_key(&header.kdf)?;
+        if !key_check_matches(&master, &header.db_id, &header.key_check) {
+            return Err(Error::WrongKey);
+        }
+        Ok(master)
     }
 
     fn load_batch(&mut self, payload: &[u8], frame_at: usize) -> Result<()> {
@@ -419,6 +443,15 @@ fn insert(slots: &mut Slots, collection: &str, id: &str, slot: Slot) -> bool {
 
 /// The database id in a keystore header that is intact (magic, version, checksum):
 /// `repair` uses it to rebuild a lost manifest.
+/// [`Error::Corrupt`] unless the keystore is database `db_id`'s.
+fn check_db_id(header: &Header, db_id: [u8; 16], path: &Path) -> Result<()> {
+    if header.db_id == db_id {
+        Ok(())
+    } else {
+        Err(Error::corrupt(path, 10, "keystore belongs to another database (db_id mismatch)"))
+    }
+}
+
 pub(crate) fn peek_db_id(bytes: &[u8]) -> Option<[u8; 16]> {
     Header::decode(bytes, Path::new(KEYSTORE_FILE)).ok().map(|h| h.db_id)
 }
