@@ -1,5 +1,6 @@
 //! Opens an existing database N times and prints each open time: `reopen_probe DIR [N]`
-//! (`NOCRC=1`: without checkpoint checksums; `KEY=<64 hex digits>`: with that master key).
+//! (`NOCRC=1`: without checkpoint checksums; `KEY=<64 hex digits>`: with that master key, and
+//! times the first PII read after the query, which reads the keystore).
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).ok_or("DIR")?;
     let n: usize = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(5);
@@ -22,6 +23,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &geocrm::Filter::All,
         )?;
         println!("open {opened:.2?}, + first nearest-10 {:.2?} ({} hits)", t.elapsed(), near.len());
+        if let (true, Some(first)) = (std::env::var_os("KEY").is_some(), near.first()) {
+            // The first PII read loads the keystore.
+            let t = std::time::Instant::now();
+            let fields = db.read().collection("customers")?.reveal(&first.id)?.len();
+            println!("  first reveal ({fields} fields) {:.2?}", t.elapsed());
+        }
     }
     Ok(())
 }
