@@ -10,6 +10,12 @@
 //! Recovery follows the keystore's rule: an invalid final frame with no valid frame after
 //! it is a torn append and is cut at open; anything else is [`crate::Error::Corrupt`] naming
 //! the file and offset. Byte layout: FORMAT.md §9.1.
+//!
+//! **Sealed files.** Once `audit.log` holds 1 MiB, it is renamed
+//! `audit-NNNNNNNN.log` (numbered from 1, oldest first) and a new one is started: a
+//! writable open checks `audit.log` only, so its cost stays bounded however many reads a
+//! database has recorded. [`crate::Database::audit_entries`] and `verify` read every file; `repair`
+//! checks them all.
 
 mod format;
 
@@ -32,52 +38,128 @@ pub const AUDIT_FILE: &str = "audit.log";
 /// Most ids one entry lists; a larger read is recorded as several entries.
 const IDS_PER_ENTRY: usize = 10_000;
 
+/// `audit.log` is sealed once it holds this many bytes (about ten thousand reveals).
+pub(crate) const ROLL_BYTES: u64 = 1 << 20;
+
+/// The name of sealed audit file number `n`.
+fn sealed_name(n: u64) -> String {
+    format!("audit-{n:08}.log")
+}
+
+/// The number of a sealed audit file's name.
+fn parse_sealed_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("audit-")?.strip_suffix(".log")?;
+    if digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse().ok().filter(|&n| n > 0)
+    } else {
+        None
+    }
+}
+
+/// Whether `file` is one of the audit log's files in `dir`.
+pub(crate) fn is_audit_file(dir: &Path, file: &Path) -> bool {
+    file.parent() == Some(dir)
+        && file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n == AUDIT_FILE || parse_sealed_name(n).is_some())
+}
+
 /// The database's audit log: the file, and the appender when auditing is on.
 #[derive(Debug)]
 pub(crate) struct AuditLog {
     fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    /// `dir/audit.log`, the file appended to.
     path: PathBuf,
     db_id: [u8; 16],
     actor: String,
     writer: Option<Mutex<Appender>>,
     /// Bytes of a torn final frame cut when it was opened.
     cut_at_open: u64,
+    /// [`ROLL_BYTES`], lower in tests.
+    roll_bytes: u64,
 }
 
 #[derive(Debug)]
 struct Appender {
     file: Option<Box<dyn WritableFile>>,
     poisoned: Option<String>,
+    /// Bytes in `audit.log`.
+    len: u64,
+    /// The number the next sealed file gets.
+    next_sealed: u64,
 }
 
 impl AuditLog {
-    /// Opens the audit log of database `db_id` in `dir`. With `enabled`, creates it if
-    /// missing (atomically), validates it, cuts a torn final frame and opens it for
-    /// appending; call only while holding the database's write lock. Without, nothing is
-    /// read or written until [`Self::entries`].
+    /// Opens the audit log of database `db_id` in `dir`. With `enabled`, creates `audit.log`
+    /// if missing (atomically), checks its frames, cuts a torn final frame and opens it for
+    /// appending; call only while holding the database's write lock. With `check_sealed` too
+    /// (for `repair`) it reads every sealed file first. Without `enabled`, nothing is read or
+    /// written until [`Self::entries`].
     pub(crate) fn open(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         db_id: [u8; 16],
         enabled: bool,
+        check_sealed: bool,
         actor: &str,
     ) -> Result<AuditLog> {
         let path = dir.join(AUDIT_FILE);
-        let mut log = AuditLog { fs, path, db_id, actor: actor.to_owned(), writer: None, cut_at_open: 0 };
+        let mut log = AuditLog {
+            fs,
+            dir: dir.to_owned(),
+            path,
+            db_id,
+            actor: actor.to_owned(),
+            writer: None,
+            cut_at_open: 0,
+            roll_bytes: ROLL_BYTES,
+        };
+        if enabled && check_sealed {
+            for (_, sealed) in log.sealed_files()? {
+                log.scan_sealed(&sealed, false)?;
+            }
+        }
         if enabled {
+            let mut len = format::HEADER_LEN as u64;
             if log.fs.exists(&log.path)? {
-                let (_, valid_len, len) = log.scan()?;
-                if valid_len < len {
+                // Frames and checksums; the entries are decoded by `entries` and `verify`.
+                let (_, valid_len, file_len) = log.scan(&log.path, false)?;
+                if valid_len < file_len {
                     log.fs.truncate(&log.path, valid_len as u64)?;
-                    log.cut_at_open = (len - valid_len) as u64;
+                    log.cut_at_open = (file_len - valid_len) as u64;
                 }
+                len = valid_len as u64;
             } else {
                 write_atomic(&*log.fs, dir, AUDIT_FILE, &format::encode_header(&db_id))?;
             }
+            let next_sealed = log.sealed_files()?.last().map_or(1, |(n, _)| n.saturating_add(1));
             let file = log.fs.open_append(&log.path)?;
-            log.writer = Some(Mutex::new(Appender { file: Some(file), poisoned: None }));
+            log.writer = Some(Mutex::new(Appender { file: Some(file), poisoned: None, len, next_sealed }));
         }
         Ok(log)
+    }
+
+    /// The sealed files, oldest first, with their numbers.
+    fn sealed_files(&self) -> Result<Vec<(u64, PathBuf)>> {
+        let mut sealed: Vec<(u64, PathBuf)> = self
+            .fs
+            .list_dir(&self.dir)?
+            .iter()
+            .filter_map(|name| parse_sealed_name(name).map(|n| (n, self.dir.join(name))))
+            .collect();
+        sealed.sort();
+        Ok(sealed)
+    }
+
+    /// Every file of the log that exists, oldest first: the sealed ones, then `audit.log`.
+    fn files(&self) -> Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = self.sealed_files()?.into_iter().map(|(_, p)| p).collect();
+        if self.fs.exists(&self.path)? {
+            files.push(self.path.clone());
+        }
+        Ok(files)
     }
 
     /// Bytes of a torn final frame [`Self::open`] cut (0 when none).
@@ -85,41 +167,63 @@ impl AuditLog {
         self.cut_at_open
     }
 
-    /// Every entry, oldest first; an empty list when the file does not exist. A torn final
-    /// frame (possible only for a log not opened for writing) is ignored.
+    /// Every entry of every file, oldest first; an empty list when there is none. A torn
+    /// final frame of `audit.log` (possible only for a log not opened for writing) is ignored.
     pub(crate) fn entries(&self) -> Result<Vec<AuditEntry>> {
-        if !self.fs.exists(&self.path)? {
-            return Ok(Vec::new());
+        let mut entries = Vec::new();
+        for (_, sealed) in self.sealed_files()? {
+            entries.append(&mut self.scan_sealed(&sealed, true)?);
         }
-        self.scan().map(|(entries, _, _)| entries)
+        if self.fs.exists(&self.path)? {
+            entries.append(&mut self.scan(&self.path, true)?.0);
+        }
+        Ok(entries)
     }
 
-    /// For `verify`: validates the whole file (when there is one) and returns the bytes of a
-    /// torn final frame, which an open for writing cuts (0 when none).
-    pub(crate) fn check(&self) -> Result<u64> {
-        if !self.fs.exists(&self.path)? {
-            return Ok(0);
+    /// [`Self::scan`] of a sealed file, which was whole when sealed: a torn final frame is
+    /// damage.
+    fn scan_sealed(&self, path: &Path, decode: bool) -> Result<Vec<AuditEntry>> {
+        let (entries, valid_len, file_len) = self.scan(path, decode)?;
+        if valid_len < file_len {
+            let reason = "the last bytes are not a whole entry, though the file was whole when it was sealed";
+            return Err(Error::corrupt(path, valid_len as u64, reason));
         }
-        self.scan().map(|(_, valid_len, len)| (len - valid_len) as u64)
+        Ok(entries)
     }
 
-    /// The file's path.
+    /// For `verify`: validates each file whole (entries decoded), with the bytes of a torn
+    /// final frame, which an open for writing cuts from `audit.log` (0 when none); a sealed
+    /// file was whole when sealed.
+    pub(crate) fn check(&self) -> Result<Vec<(PathBuf, Result<u64>)>> {
+        Ok(self
+            .files()?
+            .into_iter()
+            .map(|file| {
+                let torn = self.scan(&file, true).map(|(_, valid_len, len)| (len - valid_len) as u64);
+                (file, torn)
+            })
+            .collect())
+    }
+
+    /// The path of `audit.log`.
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Reads and validates the whole file: its entries, the length of its valid prefix and
-    /// the file's length.
-    fn scan(&self) -> Result<(Vec<AuditEntry>, usize, usize)> {
-        let bytes = self.fs.read(&self.path)?;
-        format::check_header(&bytes, &self.path, &self.db_id)?;
+    /// Reads and validates a whole file of the log: its entries (when `decode`), the length of
+    /// its valid prefix and the file's length.
+    fn scan(&self, path: &Path, decode: bool) -> Result<(Vec<AuditEntry>, usize, usize)> {
+        let bytes = self.fs.read(path)?;
+        format::check_header(&bytes, path, &self.db_id)?;
         let mut entries = Vec::new();
         let mut at = format::HEADER_LEN;
         while let Some(rest) = bytes.get(at..).filter(|r| !r.is_empty()) {
-            let corrupt = |reason: String| Error::corrupt(&self.path, at as u64, reason);
+            let corrupt = |reason: String| Error::corrupt(path, at as u64, reason);
             match read_frame(rest) {
                 FrameRead::Valid { payload, frame_len } => {
-                    entries.push(format::decode_entry(payload).map_err(corrupt)?);
+                    if decode {
+                        entries.push(format::decode_entry(payload).map_err(corrupt)?);
+                    }
                     at += frame_len;
                 }
                 _ if is_torn_tail(rest) => break,
@@ -181,10 +285,28 @@ impl AuditLog {
             start = end;
             file.write_all(frame).and_then(|()| file.sync())
         });
+        w.len += frames.len() as u64;
+        // Sealed once full. A failure here fails this read too (its entry is written; the
+        // log refuses further entries until the database is reopened).
+        let result = result.and_then(|()| if w.len >= self.roll_bytes { self.seal(&mut w) } else { Ok(()) });
         if let Err(e) = &result {
             w.poisoned = Some(e.to_string());
         }
         result
+    }
+
+    /// Renames the full `audit.log` to the next sealed name and starts a new one. A crash
+    /// after the rename leaves no `audit.log`, which the next open creates.
+    fn seal(&self, w: &mut Appender) -> Result<()> {
+        w.file = None;
+        let sealed = self.dir.join(sealed_name(w.next_sealed));
+        self.fs.rename(&self.path, &sealed)?;
+        self.fs.sync_dir(&self.dir)?;
+        w.next_sealed = w.next_sealed.saturating_add(1);
+        write_atomic(&*self.fs, &self.dir, AUDIT_FILE, &format::encode_header(&self.db_id))?;
+        w.file = Some(self.fs.open_append(&self.path)?);
+        w.len = format::HEADER_LEN as u64;
+        Ok(())
     }
 }
 
@@ -192,6 +314,90 @@ impl AuditLog {
 mod tests {
     use super::*;
     use crate::io::{CrashMode, FaultPlan, MemFs, OpKind};
+
+    fn open_in(fs: &MemFs, check_sealed: bool) -> Result<AuditLog> {
+        AuditLog::open(Arc::new(fs.clone()), Path::new("/d"), [1; 16], true, check_sealed, "t")
+    }
+
+    fn record(log: &AuditLog, i: usize) -> Result<()> {
+        log.record(AuditAction::Reveal, "c", &[&format!("id-{i}")], &["name"])
+    }
+
+    fn ids(log: &AuditLog) -> Vec<String> {
+        log.entries().unwrap().iter().map(|e| e.ids.concat()).collect()
+    }
+
+    #[test]
+    fn a_full_log_is_sealed_and_a_writable_open_checks_only_the_current_file() {
+        let fs = MemFs::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let want: Vec<String> = (0..80).map(|i| format!("id-{i}")).collect();
+        for run in 0..2 {
+            let mut log = open_in(&fs, false).unwrap();
+            log.roll_bytes = 300;
+            for i in 40 * run..40 * (run + 1) {
+                record(&log, i).unwrap();
+            }
+            // Numbered from 1 without a gap, the numbering going on after a reopen.
+            let numbers: Vec<u64> = log.sealed_files().unwrap().iter().map(|(n, _)| *n).collect();
+            assert!(numbers.len() >= 5 * (run + 1), "{numbers:?}");
+            assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>());
+            assert!(fs.read_all(&log.path).unwrap().len() < 300);
+            assert_eq!(ids(&log), want[..40 * (run + 1)]);
+        }
+        // A damaged sealed file: a writable open does not read it; the entries, the check
+        // and a repair's open name it.
+        let log = open_in(&fs, false).unwrap();
+        let (_, first) = log.sealed_files().unwrap().remove(0);
+        for at in [-3, -60] {
+            let mut bytes = fs.read_all(&first).unwrap();
+            let i = (bytes.len() as isize + at) as usize;
+            bytes[i] ^= 1;
+            fs.write_raw(&first, &bytes);
+            let log = open_in(&fs, false).unwrap();
+            let named = |r: Result<()>| matches!(r, Err(Error::Corrupt { file, .. }) if file == first);
+            assert!(named(log.entries().map(drop)), "{:?}", log.entries());
+            assert!(named(open_in(&fs, true).map(drop)));
+            let checked = log.check().unwrap();
+            assert_eq!(
+                checked.iter().filter(|(p, r)| *p == first && r.as_ref().map_or(true, |&t| t > 0)).count(),
+                1
+            );
+            bytes[i] ^= 1;
+            fs.write_raw(&first, &bytes);
+        }
+        assert_eq!(ids(&open_in(&fs, true).unwrap()), want);
+    }
+
+    #[test]
+    fn a_failure_or_crash_while_sealing_loses_no_entry() {
+        // Every step of sealing fails in turn (from then on); the live files and every crash
+        // image open, with every entry whose record returned.
+        let dir = Path::new("/d");
+        for failing in 0..12 {
+            let fs = MemFs::new();
+            fs.create_dir_all(dir).unwrap();
+            let mut log = open_in(&fs, false).unwrap();
+            log.roll_bytes = format::HEADER_LEN as u64 + 1;
+            record(&log, 0).unwrap();
+            fs.set_faults(FaultPlan::new().fail_from(OpKind::Any, failing));
+            let second = record(&log, 1).is_ok();
+            assert!(record(&log, 2).is_err() || second, "a failure poisons the log");
+            drop(log);
+            let images = (0..20).flat_map(|seed| CrashMode::ALL.map(|mode| fs.crash_image(seed, mode)));
+            for image in images.chain([fs.clone()]) {
+                image.set_faults(FaultPlan::new());
+                let log = open_in(&image, false).unwrap_or_else(|e| panic!("step {failing}: {e}"));
+                let got = ids(&log);
+                assert_eq!(got.first().map(String::as_str), Some("id-0"), "step {failing}");
+                if second {
+                    assert_eq!(got.get(1).map(String::as_str), Some("id-1"), "step {failing}");
+                }
+                record(&log, 3).unwrap();
+                assert_eq!(ids(&log).last().map(String::as_str), Some("id-3"));
+            }
+        }
+    }
 
     #[test]
     fn a_power_loss_during_a_many_frame_entry_leaves_a_log_that_opens() {
@@ -203,14 +409,14 @@ mod tests {
         for failing in 0..3u64 {
             let fs = MemFs::new();
             fs.create_dir_all(dir).unwrap();
-            let log = AuditLog::open(Arc::new(fs.clone()), dir, [1; 16], true, "t").unwrap();
+            let log = AuditLog::open(Arc::new(fs.clone()), dir, [1; 16], true, false, "t").unwrap();
             log.record(AuditAction::Reveal, "c", &["before"], &["name"]).unwrap();
             fs.set_faults(FaultPlan::new().fail_from(OpKind::Sync, failing));
             assert!(log.record(AuditAction::Export, "c", &ids, &["name"]).is_err());
             for seed in 0..40 {
                 for mode in CrashMode::ALL {
                     let image = Arc::new(fs.crash_image(seed, mode));
-                    let reopened = AuditLog::open(image, dir, [1; 16], true, "t")
+                    let reopened = AuditLog::open(image, dir, [1; 16], true, false, "t")
                         .unwrap_or_else(|e| panic!("sync {failing} failed, {mode:?} seed {seed}: {e}"));
                     let entries = reopened.entries().unwrap();
                     assert!(entries.len() > failing as usize, "synced frames survive");

@@ -348,25 +348,29 @@ impl Database {
         }
         drop(keystore);
         let mut notes = Vec::new();
-        // The audit log: whole frames, each decodable (a writable open checks it too, and
-        // refuses to open a damaged one).
-        let audit_path = inner.audit.path().to_owned();
-        if fs.exists(&audit_path).unwrap_or(true) {
-            let checked = inner.audit.check();
-            if let (Ok(torn), true) = (&checked, inner.read_only) {
-                if *torn > 0 {
-                    notes.push(format!(
-                        "audit log: its last {torn} bytes are not a whole entry (a torn append, or damage to the \
-                         last entry), left out by this read-only open; the next writable open cuts them"
-                    ));
+        // The audit log's files: whole frames, each decodable (a writable open checks the
+        // frames of `audit.log` too, and refuses to open a damaged one).
+        let current = inner.audit.path().to_owned();
+        let checked = inner.audit.check().unwrap_or_else(|e| vec![(current.clone(), Err(e))]);
+        for (path, torn) in checked {
+            let problem = match torn {
+                Ok(torn) if torn > 0 && path != current => Some(format!(
+                    "its last {torn} bytes are not a whole entry, though the file was whole when it was \
+                     sealed (damage)"
+                )),
+                Ok(torn) => {
+                    if torn > 0 && inner.read_only {
+                        notes.push(format!(
+                            "audit log: its last {torn} bytes are not a whole entry (a torn append, or damage \
+                             to the last entry), left out by this read-only open; the next writable open cuts \
+                             them"
+                        ));
+                    }
+                    None
                 }
-            }
-            files.push(FileCheck {
-                bytes: file_len(fs, &audit_path),
-                path: audit_path,
-                kind: "audit log".into(),
-                problem: checked.err().map(|e| e.to_string()),
-            });
+                Err(e) => Some(e.to_string()),
+            };
+            files.push(FileCheck { bytes: file_len(fs, &path), path, kind: "audit log".into(), problem });
         }
         let set_aside =
             if inner.read_only { "left out by this read-only open" } else { "cut when it was opened" };

@@ -551,6 +551,7 @@ impl Database {
             &dir,
             db_id,
             options.audit && !read_only,
+            options.repair,
             &options.actor,
         )?;
         let created = undo.as_mut().map(|undo| {

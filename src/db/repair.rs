@@ -31,7 +31,6 @@ use serde::Serialize;
 
 use super::manifest::{Manifest, MANIFEST_NAME};
 use super::{Database, Options};
-use crate::audit::AUDIT_FILE;
 use crate::crypto::KEYSTORE_FILE;
 use crate::error::{Error, Result};
 use crate::io::{write_atomic, FileSystem, MemFs};
@@ -120,9 +119,9 @@ pub enum RepairAction {
         /// What was wrong at `offset`.
         reason: String,
     },
-    /// The audit log was cut at a damaged frame (entries after it were lost).
+    /// A file of the audit log was cut at a damaged frame (entries after it were lost).
     AuditCut {
-        /// The audit log.
+        /// The file: `audit.log`, or a sealed `audit-NNNNNNNN.log`.
         file: PathBuf,
         /// Where it now ends.
         offset: u64,
@@ -131,9 +130,10 @@ pub enum RepairAction {
         /// What was wrong at `offset`.
         reason: String,
     },
-    /// The audit log's header was damaged: the file was removed and started again.
+    /// A file of the audit log had a damaged header: it was removed (and `audit.log` started
+    /// again).
     AuditRestarted {
-        /// The audit log.
+        /// The file: `audit.log`, or a sealed `audit-NNNNNNNN.log`.
         file: PathBuf,
         /// What was wrong.
         reason: String,
@@ -224,7 +224,7 @@ impl std::fmt::Display for RepairAction {
                 file.display()
             ),
             RepairAction::AuditRestarted { file, reason } => {
-                write!(f, "started {} again ({reason}); its entries were lost", file.display())
+                write!(f, "removed {} ({reason}); its entries were lost", file.display())
             }
             RepairAction::CheckpointRebuilt { reason } => {
                 write!(f, "checkpoint rejected ({reason}); rebuilt from the log and written again")
@@ -575,7 +575,7 @@ fn salvage(
             reason: reason.to_owned(),
         }]);
     }
-    if file == dir.join(AUDIT_FILE) {
+    if crate::audit::is_audit_file(dir, file) {
         if offset < crate::audit::HEADER_LEN as u64 {
             fs.remove_file(file)?;
             fs.sync_dir(dir)?;

@@ -352,6 +352,41 @@ fn two_entries(dir: &std::path::Path) -> (Vec<u8>, usize) {
 }
 
 #[test]
+fn sealed_audit_files_are_read_checked_and_repaired_but_not_read_at_open() {
+    // `audit.log` is sealed as `audit-NNNNNNNN.log` once it holds 1 MiB; a copy of it under
+    // a sealed name stands for one here.
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, second) = two_entries(dir.path());
+    let sealed = dir.path().join("audit-00000001.log");
+    std::fs::write(&sealed, &bytes).unwrap();
+    let db = open(dir.path(), Options::new());
+    assert_eq!(db.audit_entries().unwrap().len(), 4, "the sealed file's entries, then audit.log's");
+    assert!(db.verify().unwrap().is_ok());
+    drop(db);
+    // Damage in the sealed file's second entry.
+    let mut damaged = bytes.clone();
+    damaged[second + 10] ^= 0x10;
+    std::fs::write(&sealed, &damaged).unwrap();
+    let db = open(dir.path(), Options::new());
+    db.read().collection("c").unwrap().reveal("A").unwrap();
+    let err = db.audit_entries().unwrap_err();
+    assert!(matches!(&err, Error::Corrupt { file, .. } if *file == sealed), "{err:?}");
+    let report = db.verify().unwrap();
+    let bad: Vec<_> = report.files.iter().filter(|f| f.problem.is_some()).map(|f| f.path.clone()).collect();
+    assert_eq!(bad, std::slice::from_ref(&sealed), "{report:?}");
+    drop(db);
+    let repaired = Database::repair(dir.path(), Options::new().key(RawKey::new([9; 32]))).unwrap();
+    assert!(
+        matches!(repaired.actions.as_slice(), [geocrm::db::RepairAction::AuditCut { file, .. }] if *file == sealed),
+        "{:?}",
+        repaired.actions
+    );
+    let db = open(dir.path(), Options::new());
+    assert_eq!(db.audit_entries().unwrap().len(), 1 + 3, "the sealed file's first entry survives");
+    assert!(db.verify().unwrap().is_ok());
+}
+
+#[test]
 fn a_torn_audit_tail_is_cut_and_damage_is_corrupt_with_offset() {
     let dir = tempfile::tempdir().unwrap();
     let (bytes, second) = two_entries(dir.path());
