@@ -222,8 +222,10 @@ pub fn run(command: Command) -> Result<()> {
             for r in &receipts {
                 if r.existed {
                     println!("erased {} at LSN {}: removed {}", r.id, r.lsn, r.removed.join(", "));
-                } else if r.removed.is_empty() {
-                    println!("{} was not present; tombstone written at LSN {}", r.id, r.lsn);
+                } else if r.lsn == 0 && r.removed.is_empty() {
+                    println!("{} was not present: nothing to erase, nothing written", r.id);
+                } else if r.lsn == 0 {
+                    println!("{} was not present (deleted before): removed {}", r.id, r.removed.join(", "));
                 } else {
                     // Deleted before, its data key kept: the erasure destroyed it (the text said
                     // only "not present": from the privacy review).

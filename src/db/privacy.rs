@@ -24,7 +24,10 @@ pub struct ErasureReceipt {
     pub collection: String,
     /// Record id.
     pub id: String,
-    /// LSN of the erasure tombstone in the log.
+    /// LSN of the erasure tombstone in the log; 0 when none was written — for an id with
+    /// neither a live record nor a data key there is nothing a tombstone would do, and a
+    /// mistyped id (an e-mail address typed where the id goes, say) is not written into
+    /// the log.
     pub lsn: u64,
     /// When the erasure became durable, milliseconds since the Unix epoch.
     pub erased_at_unix_ms: u64,
@@ -242,17 +245,21 @@ impl Database {
                 }
             }
         }
+        // A tombstone for each live record and each record with a data key (deleted before).
+        let tombstoned: Vec<bool> = receipts.iter().map(|r| r.existed || !r.removed.is_empty()).collect();
         let mut batch = WriteBatch::new(self);
-        for &id in ids {
-            batch.push(PendingOp::Erase { collection: collection.to_owned(), id: id.to_owned() });
+        for (r, _) in receipts.iter().zip(&tombstoned).filter(|(_, &t)| t) {
+            batch.push(PendingOp::Erase { collection: collection.to_owned(), id: r.id.clone() });
         }
-        let commit = batch.commit()?;
+        let first_lsn = if batch.is_empty() { 0 } else { batch.commit()?.first_lsn };
         drop(in_flight_ids); // the ids are in the MANIFEST's list now
         let erased_at_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        for (r, lsn) in receipts.iter_mut().zip(commit.first_lsn..) {
-            (r.lsn, r.erased_at_unix_ms) = (lsn, erased_at_unix_ms);
+        let mut lsns = first_lsn..;
+        for (r, &t) in receipts.iter_mut().zip(&tombstoned) {
+            r.lsn = if t { lsns.next().unwrap_or(0) } else { 0 };
+            r.erased_at_unix_ms = erased_at_unix_ms;
         }
         // Which records any version of which (even a hidden one) is in the checkpoint's
         // files. Decided after the tombstones, with no checkpoint running: one whose

@@ -533,6 +533,42 @@ fn an_id_given_twice_to_erase_many_gets_one_receipt() {
     assert_eq!(got, [("C5", true), ("C6", true)]);
 }
 
+#[test]
+fn erasing_an_id_that_was_never_there_writes_nothing() {
+    // A mistyped id — here an e-mail address typed where the id goes — was written into the
+    // log as a tombstone, in plaintext until a compaction.
+    let fs = MemFs::new();
+    let db = Database::open(
+        Path::new("/db"),
+        Options::new().key(RawKey::new([2; 32])).file_system(Arc::new(fs.clone())),
+    )
+    .unwrap();
+    seed(&db);
+    let mut b = db.begin_write();
+    b.delete("c", "C3").unwrap();
+    b.commit().unwrap();
+    let before = db.next_lsn();
+    let typo = "ada.lovelace@example.org";
+    let receipts = db.erase_many("c", &[typo, "C4"]).unwrap();
+    let got: Vec<(&str, bool, u64)> = receipts.iter().map(|r| (r.id.as_str(), r.existed, r.lsn)).collect();
+    assert_eq!(got, [(typo, false, 0), ("C4", true, before)]);
+    assert!(receipts[0].removed.is_empty());
+    assert_eq!(db.next_lsn(), before + 1, "one tombstone");
+    // Alone, nothing at all; a record deleted before (its data key kept) still gets one.
+    let receipt = db.erase("c", "never-there").unwrap();
+    assert_eq!((receipt.existed, receipt.lsn, db.next_lsn()), (false, 0, before + 1));
+    let receipt = db.erase("c", "C3").unwrap();
+    assert_eq!((receipt.existed, receipt.lsn), (false, before + 1));
+    assert_eq!(receipt.removed, ["data key"]);
+    drop(db);
+    for file in fs.list_files() {
+        let bytes = fs.read_all(&file).unwrap();
+        for needle in [typo, "never-there"] {
+            assert!(memchr::memmem::find(&bytes, needle.as_bytes()).is_none(), "{needle} in {file:?}");
+        }
+    }
+}
+
 /// Seeds a database on `fs`, adds the record `erase-me-7f3a9c`, checkpoints, and flips a bit
 /// of the checkpoint file's last byte (its last section, the cell order: a checksum fails).
 fn checkpointed_then_damaged(fs: &MemFs, opts: Options) {
