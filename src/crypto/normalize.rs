@@ -17,7 +17,7 @@ fn nfc(text: &str) -> Option<Zeroizing<String>> {
 }
 
 /// `text` in Unicode normalization form KC (composed, and compatibility characters replaced:
-/// full-width `＋４４` is `+44`, `ﬁ` is `fi`), or `None` when it is ASCII.
+/// full-width `Ａ` is `A`, `ﬁ` is `fi`), or `None` when it is ASCII.
 pub(crate) fn nfkc(text: &str) -> Option<Zeroizing<String>> {
     (!text.is_ascii()).then(|| Zeroizing::new(text.nfkc().collect()))
 }
@@ -118,9 +118,25 @@ pub(crate) fn is_invisible(c: char) -> bool {
     )
 }
 
-/// Normalizes a phone number to E.164, after Unicode normalization form KC (full-width
-/// digits, `＋` and brackets, as Japanese and Chinese input methods type them, are the ASCII
-/// ones): drops a national trunk prefix written `(0)` after
+/// `text` with its full-width forms (U+FF01–U+FF5E: digits, `＋`, brackets, as Japanese and
+/// Chinese input methods type them) and the ideographic space replaced by their ASCII
+/// counterparts, or `None` when there are none. Only these: full NFKC would also turn a
+/// footnote `¹` or a circled `⑧` copied with a number into digits of it.
+fn ascii_from_full_width(text: &str) -> Option<String> {
+    let full_width = |c: char| matches!(c, '\u{FF01}'..='\u{FF5E}' | '\u{3000}');
+    text.chars().any(full_width).then(|| {
+        text.chars()
+            .map(|c| match c {
+                '\u{3000}' => ' ',
+                '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
+                c => c,
+            })
+            .collect()
+    })
+}
+
+/// Normalizes a phone number to E.164, with full-width digits, `＋` and brackets (as
+/// Japanese and Chinese input methods type them) read as the ASCII ones: drops a national trunk prefix written `(0)` after
 /// the country code (`+44 (0) 20 …`; not for +39, +378 and +379, where the 0 is dialled
 /// from abroad too), removes whitespace, `-` (and the other dashes, U+2010–U+2015 and U+2212), `.`, `(` and `)`; the rest
 /// must be `+` followed by 8 to 15 digits, the first non-zero.
@@ -136,8 +152,8 @@ pub(crate) fn is_invisible(c: char) -> bool {
 /// # Errors
 /// [`Error::InvalidRecord`] with field `"phone"` and an empty id for the caller to fill in.
 pub fn normalize_phone(raw: &str) -> Result<String> {
-    let compatible = nfkc(raw);
-    let raw = compatible.as_ref().map_or(raw, |c| c.as_str());
+    let ascii = ascii_from_full_width(raw).map(Zeroizing::new);
+    let raw = ascii.as_ref().map_or(raw, |c| c.as_str());
     // Dashes as text copied from a web page or a word processor has them: hyphens, en and
     // em dashes, the minus sign.
     let kept = |c: &char| {
@@ -271,7 +287,7 @@ mod tests {
             // Other groups in parentheses keep their digits.
             ("+44 (020) 7946 0958", "+4402079460958"),
             ("+1 (0) (415) 555-2671", "+14155552671"),
-            // Full-width digits, plus and brackets (NFKC), and an ideographic space.
+            // Full-width digits, plus and brackets and an ideographic space.
             ("＋８１　９０－１２３４－５６７８", "+819012345678"),
             // Dashes other than `-`: en dash, minus sign, non-breaking hyphen.
             ("+1 415–555−2671", "+14155552671"),
@@ -290,6 +306,11 @@ mod tests {
             assert_eq!(normalize_phone(raw).unwrap(), want, "{raw}");
         }
         for bad in [
+            // Not digits of the number: a footnote mark, a circled digit, mathematical digits
+            // (only full-width forms are read as ASCII, not all of NFKC).
+            "+1 415 555 2671\u{b9}",
+            "+44 20 7946 095\u{2467}",
+            "+\u{1d7d2}\u{1d7d2} 20 7946 0958",
             "",
             "14155552671",
             "+1234567",
