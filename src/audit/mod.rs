@@ -11,8 +11,10 @@
 //! it is a torn append and is cut at open; anything else is [`crate::Error::Corrupt`] naming
 //! the file and offset. Byte layout: FORMAT.md §9.1.
 //!
-//! **Sealed files.** Once `audit.log` holds 1 MiB, it is renamed
-//! `audit-NNNNNNNN.log` (numbered from 1, oldest first) and a new one is started: a
+//! **Sealed files.** Once `audit.log` holds 1 MiB, it is renamed `audit-N.log` (`N` the
+//! time of sealing in milliseconds, or one more than the highest `N` in the directory if
+//! that is later: increasing, and not reused when old files are archived) and a new one is
+//! started: a
 //! writable open checks `audit.log` only, so its cost stays bounded however many reads a
 //! database has recorded. [`crate::Database::audit_entries`] and `verify` read every file; `repair`
 //! checks them all.
@@ -41,19 +43,28 @@ const IDS_PER_ENTRY: usize = 10_000;
 /// `audit.log` is sealed once it holds this many bytes (about ten thousand reveals).
 pub(crate) const ROLL_BYTES: u64 = 1 << 20;
 
+/// Tries of a read of every file before giving up, when files keep being sealed under it.
+const READ_TRIES: usize = 8;
+
 /// The name of sealed audit file number `n`.
 fn sealed_name(n: u64) -> String {
-    format!("audit-{n:08}.log")
+    format!("audit-{n:013}.log")
 }
 
 /// The number of a sealed audit file's name.
 fn parse_sealed_name(name: &str) -> Option<u64> {
     let digits = name.strip_prefix("audit-")?.strip_suffix(".log")?;
-    if digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit()) {
+    if (1..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
         digits.parse().ok().filter(|&n| n > 0)
     } else {
         None
     }
+}
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Whether `file` is one of the audit log's files in `dir`.
@@ -87,8 +98,6 @@ struct Appender {
     poisoned: Option<String>,
     /// Bytes in `audit.log`.
     len: u64,
-    /// The number the next sealed file gets.
-    next_sealed: u64,
 }
 
 impl AuditLog {
@@ -134,9 +143,8 @@ impl AuditLog {
             } else {
                 write_atomic(&*log.fs, dir, AUDIT_FILE, &format::encode_header(&db_id))?;
             }
-            let next_sealed = log.sealed_files()?.last().map_or(1, |(n, _)| n.saturating_add(1));
             let file = log.fs.open_append(&log.path)?;
-            log.writer = Some(Mutex::new(Appender { file: Some(file), poisoned: None, len, next_sealed }));
+            log.writer = Some(Mutex::new(Appender { file: Some(file), poisoned: None, len }));
         }
         Ok(log)
     }
@@ -153,13 +161,30 @@ impl AuditLog {
         Ok(sealed)
     }
 
-    /// Every file of the log that exists, oldest first: the sealed ones, then `audit.log`.
-    fn files(&self) -> Result<Vec<PathBuf>> {
-        let mut files: Vec<PathBuf> = self.sealed_files()?.into_iter().map(|(_, p)| p).collect();
-        if self.fs.exists(&self.path)? {
-            files.push(self.path.clone());
+    /// `read` of every file of the log that exists, oldest first — the sealed ones, then
+    /// `audit.log` — as one snapshot: if a writer (another thread or process) sealed
+    /// `audit.log` meanwhile, the new one lacks the entries just sealed (or is not there
+    /// yet), so the files are listed and read again.
+    fn read_all<T>(&self, read: impl Fn(&[PathBuf]) -> Result<T>) -> Result<T> {
+        // This handle's appends wait (no seal by this process meanwhile); another process's
+        // seal is caught by listing the files again.
+        let _no_seal = self.writer.as_ref().map(|w| w.lock());
+        let mut sealed = self.sealed_files()?;
+        for _ in 0..READ_TRIES {
+            let mut files: Vec<PathBuf> = sealed.iter().map(|(_, p)| p.clone()).collect();
+            if self.fs.exists(&self.path)? {
+                files.push(self.path.clone());
+            }
+            let result = read(&files);
+            let now = self.sealed_files()?;
+            if now == sealed {
+                return result;
+            }
+            sealed = now;
         }
-        Ok(files)
+        let busy =
+            std::io::Error::new(std::io::ErrorKind::Interrupted, "sealed again at every try while read");
+        Err(Error::io("read", &self.path, busy))
     }
 
     /// Bytes of a torn final frame [`Self::open`] cut (0 when none).
@@ -170,14 +195,17 @@ impl AuditLog {
     /// Every entry of every file, oldest first; an empty list when there is none. A torn
     /// final frame of `audit.log` (possible only for a log not opened for writing) is ignored.
     pub(crate) fn entries(&self) -> Result<Vec<AuditEntry>> {
-        let mut entries = Vec::new();
-        for (_, sealed) in self.sealed_files()? {
-            entries.append(&mut self.scan_sealed(&sealed, true)?);
-        }
-        if self.fs.exists(&self.path)? {
-            entries.append(&mut self.scan(&self.path, true)?.0);
-        }
-        Ok(entries)
+        self.read_all(|files| {
+            let mut entries = Vec::new();
+            for file in files {
+                entries.append(&mut if *file == self.path {
+                    self.scan(file, true)?.0
+                } else {
+                    self.scan_sealed(file, true)?
+                });
+            }
+            Ok(entries)
+        })
     }
 
     /// [`Self::scan`] of a sealed file, which was whole when sealed: a torn final frame is
@@ -195,14 +223,15 @@ impl AuditLog {
     /// final frame, which an open for writing cuts from `audit.log` (0 when none); a sealed
     /// file was whole when sealed.
     pub(crate) fn check(&self) -> Result<Vec<(PathBuf, Result<u64>)>> {
-        Ok(self
-            .files()?
-            .into_iter()
-            .map(|file| {
-                let torn = self.scan(&file, true).map(|(_, valid_len, len)| (len - valid_len) as u64);
-                (file, torn)
-            })
-            .collect())
+        self.read_all(|files| {
+            Ok(files
+                .iter()
+                .map(|file| {
+                    let torn = self.scan(file, true).map(|(_, valid_len, len)| (len - valid_len) as u64);
+                    (file.clone(), torn)
+                })
+                .collect())
+        })
     }
 
     /// The path of `audit.log`.
@@ -250,9 +279,7 @@ impl AuditLog {
         fields: &[&str],
     ) -> Result<()> {
         let Some(writer) = &self.writer else { return Ok(()) };
-        let unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let unix_ms = now_unix_ms();
         let mut frames = Vec::new();
         let mut ends = Vec::new();
         for chunk in ids.chunks(IDS_PER_ENTRY).chain(ids.is_empty().then_some(&[][..])) {
@@ -299,10 +326,10 @@ impl AuditLog {
     /// after the rename leaves no `audit.log`, which the next open creates.
     fn seal(&self, w: &mut Appender) -> Result<()> {
         w.file = None;
-        let sealed = self.dir.join(sealed_name(w.next_sealed));
+        let highest = self.sealed_files()?.last().map_or(0, |(n, _)| *n);
+        let sealed = self.dir.join(sealed_name(now_unix_ms().max(highest.saturating_add(1))));
         self.fs.rename(&self.path, &sealed)?;
         self.fs.sync_dir(&self.dir)?;
-        w.next_sealed = w.next_sealed.saturating_add(1);
         write_atomic(&*self.fs, &self.dir, AUDIT_FILE, &format::encode_header(&self.db_id))?;
         w.file = Some(self.fs.open_append(&self.path)?);
         w.len = format::HEADER_LEN as u64;
@@ -338,10 +365,11 @@ mod tests {
             for i in 40 * run..40 * (run + 1) {
                 record(&log, i).unwrap();
             }
-            // Numbered from 1 without a gap, the numbering going on after a reopen.
+            // Increasing (sealed within a millisecond of each other, one more than the
+            // last), also across a reopen.
             let numbers: Vec<u64> = log.sealed_files().unwrap().iter().map(|(n, _)| *n).collect();
             assert!(numbers.len() >= 5 * (run + 1), "{numbers:?}");
-            assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>());
+            assert!(numbers.windows(2).all(|w| w[0] < w[1]) && numbers[0] > 1_700_000_000_000, "{numbers:?}");
             assert!(fs.read_all(&log.path).unwrap().len() < 300);
             assert_eq!(ids(&log), want[..40 * (run + 1)]);
         }
@@ -367,6 +395,53 @@ mod tests {
             fs.write_raw(&first, &bytes);
         }
         assert_eq!(ids(&open_in(&fs, true).unwrap()), want);
+    }
+
+    #[test]
+    fn a_read_while_another_thread_seals_sees_a_prefix_and_numbers_outlive_archiving() {
+        let fs = MemFs::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let mut log = open_in(&fs, false).unwrap();
+        log.roll_bytes = 200;
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..400 {
+                    record(&log, i).unwrap();
+                }
+                done.store(true, std::sync::atomic::Ordering::Release);
+            });
+            // This handle's reads hold its appends back; another handle (as another
+            // process's) lists the files again when one was sealed under it.
+            let other =
+                AuditLog::open(Arc::new(fs.clone()), Path::new("/d"), [1; 16], false, false, "r").unwrap();
+            let (mut reads, mut others) = (0, 0);
+            while !done.load(std::sync::atomic::Ordering::Acquire) || reads == 0 || others == 0 {
+                for (reader, n) in [(&log, &mut reads), (&other, &mut others)] {
+                    let got: Vec<String> = match reader.entries() {
+                        Ok(entries) => entries.iter().map(|e| e.ids.concat()).collect(),
+                        // Sealed under it at every try (every third entry here).
+                        Err(Error::Io { .. }) if std::ptr::eq(reader, &other) => continue,
+                        Err(e) => panic!("{e}"),
+                    };
+                    let want: Vec<String> = (0..got.len()).map(|i| format!("id-{i}")).collect();
+                    assert_eq!(got, want, "a read must see the entries written before it, in order");
+                    *n += 1;
+                }
+                let _ = log.check().unwrap();
+            }
+        });
+        // Sealed files moved away (archived): the next one is numbered above all of them.
+        let archived: Vec<u64> = log.sealed_files().unwrap().iter().map(|(n, _)| *n).collect();
+        for (_, path) in log.sealed_files().unwrap() {
+            fs.remove_file(&path).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(archived.len() as u64 + 5));
+        while log.sealed_files().unwrap().is_empty() {
+            record(&log, 0).unwrap();
+        }
+        let next = log.sealed_files().unwrap()[0].0;
+        assert!(archived.iter().all(|&n| n < next), "{next} after {archived:?}");
     }
 
     #[test]

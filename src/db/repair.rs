@@ -121,7 +121,7 @@ pub enum RepairAction {
     },
     /// A file of the audit log was cut at a damaged frame (entries after it were lost).
     AuditCut {
-        /// The file: `audit.log`, or a sealed `audit-NNNNNNNN.log`.
+        /// The file: `audit.log`, or a sealed `audit-N.log`.
         file: PathBuf,
         /// Where it now ends.
         offset: u64,
@@ -133,7 +133,7 @@ pub enum RepairAction {
     /// A file of the audit log had a damaged header: it was removed (and `audit.log` started
     /// again).
     AuditRestarted {
-        /// The file: `audit.log`, or a sealed `audit-NNNNNNNN.log`.
+        /// The file: `audit.log`, or a sealed `audit-N.log`.
         file: PathBuf,
         /// What was wrong.
         reason: String,

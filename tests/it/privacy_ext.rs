@@ -353,7 +353,7 @@ fn two_entries(dir: &std::path::Path) -> (Vec<u8>, usize) {
 
 #[test]
 fn sealed_audit_files_are_read_checked_and_repaired_but_not_read_at_open() {
-    // `audit.log` is sealed as `audit-NNNNNNNN.log` once it holds 1 MiB; a copy of it under
+    // `audit.log` is sealed as `audit-N.log` once it holds 1 MiB; a copy of it under
     // a sealed name stands for one here.
     let dir = tempfile::tempdir().unwrap();
     let (bytes, second) = two_entries(dir.path());
