@@ -836,13 +836,24 @@ impl Inner {
         if !self.keystore_deferred.load(Ordering::Acquire) {
             return Ok(());
         }
-        // Read and checked holding no lock (two threads may both read it; one installs it).
-        let (loaded, keyed) = {
+        // Read holding no lock (two threads may both read it; one installs it), then
+        // unlocked with the master key.
+        let mut loaded = keys::load_keystore(&self.fs, &self.dir, self.db_id, None)?;
+        let keyed = {
             let master = self.master.lock();
-            (keys::load_keystore(&self.fs, &self.dir, self.db_id, master.as_ref())?, master.is_some())
+            if let (Some(ks), Some(master)) = (loaded.as_mut(), master.as_ref()) {
+                ks.unlock(master)?;
+            }
+            master.is_some()
         };
         if let Some(ks) = loaded.as_ref().filter(|_| keyed && !self.read_only) {
-            self.check_keys_present(&self.read_state(), ks)?;
+            if let Err(e) = self.check_keys_present(&self.read_state(), ks) {
+                // Unless another thread installed its copy meanwhile (checked, and perhaps
+                // written to since: this copy is older than the state it was checked with).
+                if self.keystore_deferred.load(Ordering::Acquire) {
+                    return Err(e);
+                }
+            }
         }
         let mut guard = self.keystore.write();
         if guard.is_none() && self.keystore_deferred.load(Ordering::Acquire) {
