@@ -357,7 +357,7 @@ fn sealed_audit_files_are_read_checked_and_repaired_but_not_read_at_open() {
     // a sealed name stands for one here.
     let dir = tempfile::tempdir().unwrap();
     let (bytes, second) = two_entries(dir.path());
-    let sealed = dir.path().join("audit-00000001.log");
+    let sealed = dir.path().join("audit-1764900000000.log");
     std::fs::write(&sealed, &bytes).unwrap();
     let db = open(dir.path(), Options::new());
     assert_eq!(db.audit_entries().unwrap().len(), 4, "the sealed file's entries, then audit.log's");
