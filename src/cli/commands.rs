@@ -222,10 +222,19 @@ pub fn run(command: Command) -> Result<()> {
             for r in &receipts {
                 if r.existed {
                     println!("erased {} at LSN {}: removed {}", r.id, r.lsn, r.removed.join(", "));
-                } else if r.lsn == 0 && r.removed.is_empty() {
-                    println!("{} was not present: nothing to erase, nothing written", r.id);
                 } else if r.lsn == 0 {
-                    println!("{} was not present (deleted before): removed {}", r.id, r.removed.join(", "));
+                    // A record deleted before keeps its earlier versions (location, attributes)
+                    // in the log until a compaction (from the review).
+                    let removed = if r.removed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; removed {}", r.removed.join(", "))
+                    };
+                    println!(
+                        "{} was not present and has no data key: no tombstone written{removed} (earlier versions \
+                         the log holds, if it was deleted before, go at the next `geocrm compact`)",
+                        r.id
+                    );
                 } else {
                     // Deleted before, its data key kept: the erasure destroyed it (the text said
                     // only "not present": from the privacy review).

@@ -838,13 +838,19 @@ impl Inner {
         }
         // Read holding no lock (two threads may both read it; one installs it), then
         // unlocked with the master key.
-        let mut loaded = keys::load_keystore(&self.fs, &self.dir, self.db_id, None)?;
-        let keyed = {
+        let read = keys::load_keystore(&self.fs, &self.dir, self.db_id, None).and_then(|mut loaded| {
             let master = self.master.lock();
             if let (Some(ks), Some(master)) = (loaded.as_mut(), master.as_ref()) {
                 ks.unlock(master)?;
             }
-            master.is_some()
+            Ok((loaded, master.is_some()))
+        });
+        let (loaded, keyed) = match read {
+            Ok(read) => read,
+            // Another thread installed its copy meanwhile, and perhaps rewrote the file since
+            // (a rotation: this copy would fail the new key).
+            Err(_) if !self.keystore_deferred.load(Ordering::Acquire) => return Ok(()),
+            Err(e) => return Err(e),
         };
         if let Some(ks) = loaded.as_ref().filter(|_| keyed && !self.read_only) {
             if let Err(e) = self.check_keys_present(&self.read_state(), ks) {

@@ -569,6 +569,41 @@ fn erasing_an_id_that_was_never_there_writes_nothing() {
     }
 }
 
+#[test]
+fn in_bulk_load_mode_an_erasure_that_writes_nothing_still_makes_earlier_writes_durable() {
+    // A synced upsert and an unsynced deletion (bulk-load mode), then an erasure that finds
+    // nothing to tombstone: its receipt says the record is gone, so a power loss must not
+    // bring it back (a tombstone's commit used to sync the log).
+    let fs = MemFs::new();
+    let opts = || {
+        Options::new()
+            .key(RawKey::new([2; 32]))
+            .file_system(Arc::new(fs.clone()))
+            .durability(geocrm::Durability::NoSyncBulkLoad)
+    };
+    let db = Database::open(Path::new("/db"), opts()).unwrap();
+    db.create_collection("c", Schema::crm()).unwrap();
+    db.sync().unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", Record::new("X", LatLon::new(1.0, 1.0).unwrap())).unwrap();
+    b.commit().unwrap();
+    db.sync().unwrap();
+    let mut b = db.begin_write();
+    b.delete("c", "X").unwrap();
+    b.commit().unwrap();
+    let receipt = db.erase("c", "X").unwrap();
+    assert_eq!((receipt.existed, receipt.lsn), (false, 0));
+    for seed in 0..5 {
+        let image = fs.crash_image(seed, CrashMode::SyncedOnly);
+        let reopened = Database::open(
+            Path::new("/db"),
+            Options::new().key(RawKey::new([2; 32])).file_system(Arc::new(image)),
+        )
+        .unwrap();
+        assert!(reopened.read().collection("c").unwrap().get("X").unwrap().is_none(), "seed {seed}");
+    }
+}
+
 /// Seeds a database on `fs`, adds the record `erase-me-7f3a9c`, checkpoints, and flips a bit
 /// of the checkpoint file's last byte (its last section, the cell order: a checksum fails).
 fn checkpointed_then_damaged(fs: &MemFs, opts: Options) {
