@@ -14,10 +14,9 @@
 //! **Sealed files.** Once `audit.log` holds 1 MiB, it is renamed `audit-N.log` (`N` the
 //! time of sealing in milliseconds, or one more than the highest `N` in the directory if
 //! that is later: increasing, and not reused when old files are archived) and a new one is
-//! started: a
-//! writable open checks `audit.log` only, so its cost stays bounded however many reads a
-//! database has recorded. [`crate::Database::audit_entries`] and `verify` read every file; `repair`
-//! checks them all.
+//! started: a writable open checks `audit.log` only, so its cost stays bounded however many
+//! reads a database has recorded. [`crate::Database::audit_entries`] and `verify` read every
+//! file; `repair` checks them all.
 
 mod format;
 

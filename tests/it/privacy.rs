@@ -519,15 +519,20 @@ fn a_large_pii_batch_reads_back_by_id_and_blind_index() {
     }
 }
 
-#[test]
-fn an_id_given_twice_to_erase_many_gets_one_receipt() {
-    let fs = MemFs::new();
+/// A keyed database on `fs` at `/db`, seeded.
+fn seeded_in_memory(fs: &MemFs) -> Database {
     let db = Database::open(
         Path::new("/db"),
         Options::new().key(RawKey::new([2; 32])).file_system(Arc::new(fs.clone())),
     )
     .unwrap();
     seed(&db);
+    db
+}
+
+#[test]
+fn an_id_given_twice_to_erase_many_gets_one_receipt() {
+    let db = seeded_in_memory(&MemFs::new());
     let receipts = db.erase_many("c", &["C5", "C5", "C6"]).unwrap();
     let got: Vec<(&str, bool)> = receipts.iter().map(|r| (r.id.as_str(), r.existed)).collect();
     assert_eq!(got, [("C5", true), ("C6", true)]);
@@ -538,12 +543,7 @@ fn erasing_an_id_that_was_never_there_writes_nothing() {
     // A mistyped id — here an e-mail address typed where the id goes — was written into the
     // log as a tombstone, in plaintext until a compaction.
     let fs = MemFs::new();
-    let db = Database::open(
-        Path::new("/db"),
-        Options::new().key(RawKey::new([2; 32])).file_system(Arc::new(fs.clone())),
-    )
-    .unwrap();
-    seed(&db);
+    let db = seeded_in_memory(&fs);
     let mut b = db.begin_write();
     b.delete("c", "C3").unwrap();
     b.commit().unwrap();

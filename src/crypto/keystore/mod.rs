@@ -441,8 +441,6 @@ fn insert(slots: &mut Slots, collection: &str, id: &str, slot: Slot) -> bool {
     true
 }
 
-/// The database id in a keystore header that is intact (magic, version, checksum):
-/// `repair` uses it to rebuild a lost manifest.
 /// [`Error::Corrupt`] unless the keystore is database `db_id`'s.
 fn check_db_id(header: &Header, db_id: [u8; 16], path: &Path) -> Result<()> {
     if header.db_id == db_id {
@@ -452,6 +450,8 @@ fn check_db_id(header: &Header, db_id: [u8; 16], path: &Path) -> Result<()> {
     }
 }
 
+/// The database id in a keystore header that is intact (magic, version, checksum):
+/// `repair` uses it to rebuild a lost manifest.
 pub(crate) fn peek_db_id(bytes: &[u8]) -> Option<[u8; 16]> {
     Header::decode(bytes, Path::new(KEYSTORE_FILE)).ok().map(|h| h.db_id)
 }
