@@ -188,7 +188,7 @@ pub fn run(records: usize, seed: u64) -> Result<()> {
     let t = Instant::now();
     let db = Database::open(dir.path(), options())?;
     println!(
-        "reopened with the key (reads the keystore's {records} wrapped data keys): {}",
+        "reopened with the key (checks it against the keystore's header; its {records} wrapped data keys are read at the first PII use): {}",
         fmt(t.elapsed())
     );
     drop(db);
