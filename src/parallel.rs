@@ -31,6 +31,26 @@ pub(crate) fn map<T: Sync, R: Send>(items: &[T], min: usize, f: impl Fn(&T) -> R
     chunks(items, min, |part| part.iter().map(&f).collect::<Vec<_>>()).into_iter().flatten().collect()
 }
 
+/// `f` on every index of `0..n`, on every core for at least `min` of them; results in order.
+pub(crate) fn map_indices<R: Send>(n: usize, min: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    let threads = threads();
+    if n < min.max(2) || threads < 2 {
+        return (0..n).map(f).collect();
+    }
+    let size = n.div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .step_by(size)
+            .map(|start| scope.spawn(move || (start..n.min(start + size)).map(f).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    })
+}
+
 /// Like [`map`], consuming the items: each thread owns (and drops) its chunk.
 pub(crate) fn map_owned<T: Send, R: Send>(items: Vec<T>, min: usize, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     let n = threads();
@@ -158,6 +178,8 @@ mod tests {
             assert_eq!(map(&items, 1, |i| i * 2), doubled);
             assert_eq!(map_owned(items.clone(), 1, |i| i * 2), doubled);
             assert_eq!(map(&items, usize::MAX, |i| i * 2), doubled);
+            assert_eq!(map_indices(n, 1, |i| i * 2), doubled);
+            assert_eq!(map_indices(n, usize::MAX, |i| i * 2), doubled);
             let sums: usize = chunks(&items, 1, |part| part.iter().sum::<usize>()).into_iter().sum();
             assert_eq!(sums, items.iter().sum::<usize>());
         }

@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use super::limit::{LineLimit, AFTER_QUOTE, MAX_LINE_BYTES, RECORD_TOO_LONG, TOO_LONG, UNTERMINATED};
+use super::rows::{Row, Rows};
 use crate::crypto::{normalize_email, normalize_phone};
 use crate::db::Database;
 use crate::error::{Error, Result};
@@ -187,7 +188,7 @@ pub fn import_csv(
         return Err(header_error("the file is empty (expected a header with id, lat, lon)"));
     }
     let mut report = ImportReport::default();
-    let mut rows = Vec::new();
+    let mut rows = Rows::new(header.len());
     // A row error names the column when it concerns one (a cell that is not UTF-8).
     let row_error = |e: &csv::Error, line: Option<u64>| {
         let column = match e.kind() {
@@ -196,10 +197,16 @@ pub fn import_csv(
         };
         csv_error(e, column, line)
     };
-    for (n, result) in reader.records().enumerate() {
+    // One record buffer, reused: each row's cells are copied into `rows`.
+    let mut record = csv::StringRecord::new();
+    for n in 0usize.. {
+        let read = reader.read_record(&mut record);
+        if matches!(read, Ok(false)) {
+            break;
+        }
         let line = next_line();
-        let record = match result {
-            Ok(record) => record,
+        match read {
+            Ok(_) => {}
             // The reader has consumed the whole bad row, so it can go on with the next.
             Err(e) if options.skip_invalid && row_error_is_recoverable(&e) => {
                 if let Error::Csv { line, column, reason } = row_error(&e, line) {
@@ -208,9 +215,9 @@ pub fn import_csv(
                 continue;
             }
             Err(e) => return Err(row_error(&e, line)),
-        };
+        }
         let line = line.or_else(|| record.position().map(csv::Position::line)).unwrap_or(n as u64 + 2);
-        rows.push((line, record));
+        rows.push(line, &record).map_err(|reason| Error::Csv { line, column: "-".into(), reason })?;
         if n % 65_536 == 0 {
             progress(n as u64);
         }
@@ -220,11 +227,12 @@ pub fn import_csv(
     let existing = db.read().collection(collection).ok().map(|c| c.schema().clone());
     let columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
     let mut records = Vec::with_capacity(rows.len());
-    let converted =
-        crate::parallel::map(&rows, PARALLEL_ROWS_MIN, |(line, row)| to_record(&columns, *line, row));
-    let row_lines: Vec<u64> = rows.iter().map(|(line, _)| *line).collect();
-    drop(rows);
-    let repeat_of = repeated_ids(&converted, &row_lines);
+    let converted = crate::parallel::map_indices(rows.len(), PARALLEL_ROWS_MIN, |i| {
+        to_record(&columns, rows.lines().get(i).copied().unwrap_or(0), rows.row(i))
+    });
+    let repeat_of = repeated_ids(&converted, rows.lines());
+    // The file's text goes now (wiped: it holds the PII cells in plaintext).
+    let row_lines = rows.into_lines();
     let mut record_lines = Vec::with_capacity(row_lines.len());
     for ((result, line), first) in converted.into_iter().zip(row_lines).zip(repeat_of) {
         match (result, first) {
@@ -378,7 +386,7 @@ fn csv_error(e: &csv::Error, column: &str, line: Option<u64>) -> Error {
 
 fn resolve_columns(
     header: &[String],
-    rows: &[(u64, csv::StringRecord)],
+    rows: &Rows,
     options: &ImportOptions,
     existing: Option<&Schema>,
 ) -> Result<Columns> {
@@ -459,8 +467,7 @@ fn resolve_columns(
                  plaintext on purpose"
             )));
         } else {
-            let mut values =
-                rows.iter().filter_map(|(_, r)| r.get(i)).map(str::trim).filter(|v| !v.is_empty());
+            let mut values = rows.iter().filter_map(|r| r.get(i)).map(str::trim).filter(|v| !v.is_empty());
             let first = values.clone().next();
             // A code written with digits (a zip code `02134`, an account number beyond 2^53)
             // would lose its leading zeros or its last digits as a number.
@@ -800,7 +807,7 @@ fn kind_name(kind: FieldKind) -> &'static str {
     }
 }
 
-fn to_record(c: &Columns, line: u64, row: &csv::StringRecord) -> Result<Record, Rejected> {
+fn to_record(c: &Columns, line: u64, row: Row<'_>) -> Result<Record, Rejected> {
     let get = |i: usize| row.get(i).unwrap_or("");
     let id = get(c.id).trim().to_owned();
     let reject =

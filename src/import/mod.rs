@@ -2,6 +2,7 @@
 
 mod csv_import;
 mod limit;
+mod rows;
 
 pub use csv_import::{import_csv, ImportOptions, ImportReport, Rejected};
 pub use limit::MAX_LINE_BYTES;
