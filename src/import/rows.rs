@@ -43,7 +43,7 @@ impl Rows {
         let start = self.text.len();
         let cells = self.ends.len();
         for cell in record {
-            self.text.push_str(cell);
+            self.push_text(cell);
             match u32::try_from(self.text.len() - start) {
                 Ok(end) => self.ends.push(end),
                 Err(_) => {
@@ -56,6 +56,18 @@ impl Rows {
         self.starts.push(start);
         self.lines.push(line);
         Ok(())
+    }
+
+    /// Appends to `text`, growing it by hand: `String`'s own growth would free the old
+    /// buffer, with the cells read so far, unwiped.
+    fn push_text(&mut self, cell: &str) {
+        if self.text.capacity() - self.text.len() < cell.len() {
+            let wanted = (self.text.len() + cell.len()).max(self.text.capacity() * 2).max(1 << 16);
+            let mut grown = String::with_capacity(wanted);
+            grown.push_str(&self.text);
+            std::mem::replace(&mut self.text, grown).zeroize();
+        }
+        self.text.push_str(cell);
     }
 
     pub(super) fn len(&self) -> usize {
@@ -130,6 +142,21 @@ mod tests {
         );
         assert_eq!(rows.lines(), [2, 5, 6]);
         assert_eq!(rows.row(3).get(0), None);
+    }
+
+    #[test]
+    fn growing_keeps_every_cell() {
+        let mut rows = Rows::new(2);
+        let long = "x".repeat(70_000);
+        for i in 0..200 {
+            let cell = if i % 50 == 7 { long.clone() } else { format!("cell {i}") };
+            rows.push(i, &record(&[&format!("{i}"), &cell])).unwrap();
+        }
+        for i in 0..200 {
+            let want = if i % 50 == 7 { long.clone() } else { format!("cell {i}") };
+            assert_eq!(rows.row(i).get(1), Some(want.as_str()));
+            assert_eq!(rows.row(i).get(0), Some(i.to_string().as_str()));
+        }
     }
 
     #[test]
