@@ -214,7 +214,17 @@ pub fn import_csv(
                 }
                 continue;
             }
-            Err(e) => return Err(row_error(&e, line)),
+            Err(e) => {
+                let refused = row_error(&e, line);
+                if !options.skip_invalid {
+                    // Rows are converted once all are read: a bad one (or a header refused
+                    // for its columns) before this is the first error.
+                    let existing = db.read().collection(collection).ok().map(|c| c.schema().clone());
+                    resolve_columns(&header, &rows, options, existing.as_ref())
+                        .and_then(|columns| to_records(rows, &columns, options, &mut report))?;
+                }
+                return Err(refused);
+            }
         }
         let line = line.or_else(|| record.position().map(csv::Position::line)).unwrap_or(n as u64 + 2);
         rows.push(line, &record).map_err(|reason| Error::Csv { line, column: "-".into(), reason })?;
@@ -226,36 +236,7 @@ pub fn import_csv(
 
     let existing = db.read().collection(collection).ok().map(|c| c.schema().clone());
     let columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
-    let mut records = Vec::with_capacity(rows.len());
-    let converted = crate::parallel::map_indices(rows.len(), PARALLEL_ROWS_MIN, |i| {
-        to_record(&columns, rows.lines().get(i).copied().unwrap_or(0), rows.row(i))
-    });
-    let repeat_of = repeated_ids(&converted, rows.lines());
-    // The file's text goes now (wiped: it holds the PII cells in plaintext).
-    let row_lines = rows.into_lines();
-    let mut record_lines = Vec::with_capacity(row_lines.len());
-    for ((result, line), first) in converted.into_iter().zip(row_lines).zip(repeat_of) {
-        match (result, first) {
-            // A record id the file repeats would replace the earlier row (PII included)
-            // without a word.
-            (Ok(r), Some(first)) => {
-                let reason = format!("the id repeats the one on line {first} (each record once per file)");
-                if !options.skip_invalid {
-                    let reason = format!("record {:?}: {reason}", r.id());
-                    return Err(Error::Csv { line, column: "id".into(), reason });
-                }
-                report.rejected.push(Rejected { line, id: r.id().to_owned(), column: "id".into(), reason });
-            }
-            (Ok(r), None) => {
-                records.push(r);
-                record_lines.push(line);
-            }
-            (Err(rej), _) if options.skip_invalid => report.rejected.push(rej),
-            (Err(rej), _) => {
-                return Err(Error::Csv { line: rej.line, column: rej.column, reason: rej.reason });
-            }
-        }
-    }
+    let (records, record_lines) = to_records(rows, &columns, options, &mut report)?;
     report.rejected.sort_by_key(|r| r.line);
     // Checked before the first commit: with `batch_size`, finding it at the first PII row
     // would leave the batches before it committed.
@@ -308,6 +289,47 @@ pub fn import_csv(
     report.replaced += batch.commit()?.replaced;
     report.rejected.sort_by_key(|r| r.line);
     Ok(report)
+}
+
+/// The rows as records, with the line of each: a bad row (or a repeated id) is rejected into
+/// `report` with `skip_invalid`, otherwise the first one is the error.
+fn to_records(
+    rows: Rows,
+    columns: &Columns,
+    options: &ImportOptions,
+    report: &mut ImportReport,
+) -> Result<(Vec<Record>, Vec<u64>)> {
+    let mut records = Vec::with_capacity(rows.len());
+    let converted = crate::parallel::map_indices(rows.len(), PARALLEL_ROWS_MIN, |i| {
+        to_record(columns, rows.lines().get(i).copied().unwrap_or(0), rows.row(i))
+    });
+    let repeat_of = repeated_ids(&converted, rows.lines());
+    // The file's text goes now (wiped: it holds the PII cells in plaintext).
+    let row_lines = rows.into_lines();
+    let mut record_lines = Vec::with_capacity(row_lines.len());
+    for ((result, line), first) in converted.into_iter().zip(row_lines).zip(repeat_of) {
+        match (result, first) {
+            // A record id the file repeats would replace the earlier row (PII included)
+            // without a word.
+            (Ok(r), Some(first)) => {
+                let reason = format!("the id repeats the one on line {first} (each record once per file)");
+                if !options.skip_invalid {
+                    let reason = format!("record {:?}: {reason}", r.id());
+                    return Err(Error::Csv { line, column: "id".into(), reason });
+                }
+                report.rejected.push(Rejected { line, id: r.id().to_owned(), column: "id".into(), reason });
+            }
+            (Ok(r), None) => {
+                records.push(r);
+                record_lines.push(line);
+            }
+            (Err(rej), _) if options.skip_invalid => report.rejected.push(rej),
+            (Err(rej), _) => {
+                return Err(Error::Csv { line: rej.line, column: rej.column, reason: rej.reason });
+            }
+        }
+    }
+    Ok((records, record_lines))
 }
 
 /// For each converted row, the line of the first row with the same record id when it is a
@@ -776,6 +798,7 @@ fn looks_like_pii(column: &str) -> bool {
         }
     }
     words.retain(|w| !w.is_empty());
+    let words: Vec<String> = words.into_iter().flat_map(split_run_together).collect();
     let at = |i: usize| words.get(i).map_or("", String::as_str);
     (0..words.len()).any(|i| {
         let (before, word, next) = (i.checked_sub(1).map_or("", at), at(i), at(i + 1));
@@ -785,10 +808,33 @@ fn looks_like_pii(column: &str) -> bool {
                 || (matches!(word, "name" | "names") && THING_WORDS.contains(&before))
         };
         let joined = format!("{word}{next}");
-        let pii_word = |w: &str| PII_LIKE_WORDS.contains(&w) || PLURAL_WORDS.contains(&w);
         (pii_word(word) && !not_personal(next))
             || (!next.is_empty() && pii_word(&joined) && !not_personal(at(i + 2)))
     })
+}
+
+/// Whether `word` is one of [`PII_LIKE_WORDS`] or [`PLURAL_WORDS`].
+fn pii_word(word: &str) -> bool {
+    PII_LIKE_WORDS.contains(&word) || PLURAL_WORDS.contains(&word)
+}
+
+/// A lower-case word run together from two (`customeremail`, `homephone`, `emailaddr`)
+/// split in two where one part is a [`pii_word`] of at least 4 letters and the other has at
+/// least 3 (`hotel` and `iphone` stay whole): the longest such word it ends with, else the
+/// longest it starts with. Other words come back whole.
+fn split_run_together(word: String) -> Vec<String> {
+    if pii_word(&word) {
+        return vec![word];
+    }
+    let cuts: Vec<usize> = word.char_indices().map(|(at, _)| at).skip(1).collect();
+    let letters = |part: &str| part.chars().count();
+    let fits = |pii: &str, other: &str| pii_word(pii) && letters(pii) >= 4 && letters(other) >= 3;
+    let ends = cuts.iter().find(|&&at| fits(&word[at..], &word[..at]));
+    let starts = || cuts.iter().rev().find(|&&at| fits(&word[..at], &word[at..]));
+    match ends.or_else(starts) {
+        Some(&at) => vec![word[..at].to_owned(), word[at..].to_owned()],
+        None => vec![word],
+    }
 }
 
 fn pii_kind_name(kind: PiiKind) -> &'static str {
@@ -854,7 +900,9 @@ fn to_record(c: &Columns, line: u64, row: Row<'_>) -> Result<Record, Rejected> {
         }
         // The write path's limits, checked here so that a batched import refuses the row
         // before anything is committed, with its line and column.
-        if let Some(reason) = crate::db::over_size_limit(*kind, raw.len()) {
+        // Categories and numbers are stored trimmed, PII as written.
+        let stored_len = if *kind == FieldKind::Pii { raw.len() } else { raw.trim().len() };
+        if let Some(reason) = crate::db::over_size_limit(*kind, stored_len) {
             return Err(reject(name, reason));
         }
         record = match kind {

@@ -44,6 +44,8 @@ pub(crate) struct LineLimit<R> {
     between_lines: bool,
     /// The first line of each record seen, in order, until the importer takes it.
     record_lines: Rc<RefCell<VecDeque<u64>>>,
+    /// The refusal found in bytes read, once the bytes before it are handed on.
+    refused: Option<io::Error>,
 }
 
 /// Where the bytes read so far leave the CSV syntax (RFC 4180 quoting, as the `csv` crate
@@ -74,6 +76,7 @@ impl<R> LineLimit<R> {
             last_cr: false,
             between_lines: true,
             record_lines: Rc::default(),
+            refused: None,
         }
     }
 
@@ -106,15 +109,23 @@ impl<R> LineLimit<R> {
 }
 
 impl<R> LineLimit<R> {
+    /// [`LineLimit::consume_counting`] returning the count (tests feed chunks to it).
+    #[cfg(test)]
+    fn consume(&mut self, bytes: &mut [u8]) -> io::Result<usize> {
+        let mut kept = 0;
+        self.consume_counting(bytes, &mut kept).map(|()| kept)
+    }
+
     /// Follows the syntax and the line lengths through `bytes`, rewriting them in place to
-    /// what the csv reader is handed (line ends between records as LF); returns how many
-    /// bytes that is, at the start of `bytes`. Runs of bytes that change nothing but the line
+    /// what the csv reader is handed (line ends between records as LF); counts in `kept` how many
+    /// bytes that is, at the start of `bytes` — when it fails too: those come before the
+    /// refused byte. Runs of bytes that change nothing but the line
     /// length (no quote, no CR or LF) are skipped with `memchr` and kept as they are: a run
     /// leaves a field's start after `,` and its middle otherwise, and a quoted field quoted.
     /// Every other byte goes through [`LineLimit::consume_byte`], which defines the outcome (a
     /// test checks the two agree on random input).
-    fn consume(&mut self, bytes: &mut [u8]) -> io::Result<usize> {
-        let (mut read, mut kept) = (0, 0);
+    fn consume_counting(&mut self, bytes: &mut [u8], kept: &mut usize) -> io::Result<()> {
+        let mut read = 0;
         while let Some(&first) = bytes.get(read) {
             if self.offset >= 3 && self.quote != Syntax::QuoteInQuoted {
                 let rest = bytes.get(read..).unwrap_or_default();
@@ -129,20 +140,20 @@ impl<R> LineLimit<R> {
                     }
                     self.last_cr = false;
                     self.start_record();
-                    bytes.copy_within(read..read + run, kept);
-                    (read, kept) = (read + run, kept + run);
+                    bytes.copy_within(read..read + run, *kept);
+                    (read, *kept) = (read + run, *kept + run);
                     continue;
                 }
             }
             if let Some(out) = self.consume_byte(first)? {
-                if let Some(slot) = bytes.get_mut(kept) {
+                if let Some(slot) = bytes.get_mut(*kept) {
                     *slot = out;
                 }
-                kept += 1;
+                *kept += 1;
             }
             read += 1;
         }
-        Ok(kept)
+        Ok(())
     }
 
     /// Refuses the current line, or the current record's lines together, once longer than
@@ -271,6 +282,9 @@ impl<R: Read> Read for LineLimit<R> {
         if buf.is_empty() {
             return Ok(0);
         }
+        if let Some(refused) = &self.refused {
+            return Err(io::Error::new(refused.kind(), refused.to_string()));
+        }
         loop {
             let n = if self.bom.is_none() { self.read_first(buf)? } else { self.inner.read(buf)? };
             if n == 0 && self.quote == Syntax::Quoted {
@@ -281,7 +295,16 @@ impl<R: Read> Read for LineLimit<R> {
             if n == 0 {
                 return Ok(0);
             }
-            let kept = self.consume(buf.get_mut(..n).unwrap_or_default())?;
+            let mut kept = 0;
+            if let Err(e) = self.consume_counting(buf.get_mut(..n).unwrap_or_default(), &mut kept) {
+                // The bytes before the refused one go first, so the csv reader reports a bad
+                // row before it (a wrong number of fields) as the first error; the refusal
+                // comes at the next read, and every read after.
+                if kept == 0 {
+                    return Err(e);
+                }
+                self.refused = Some(e);
+            }
             if kept > 0 {
                 return Ok(kept);
             }

@@ -273,6 +273,18 @@ fn values_over_the_size_limits_are_row_errors_before_any_commit() {
     }
 }
 
+/// A category is stored trimmed, so its size limit counts the trimmed value: a cell at the
+/// limit with spaces around it imports, as it would without them (it was refused).
+#[test]
+fn a_category_at_the_size_limit_imports_with_spaces_around_it() {
+    let at_limit = "z".repeat(geocrm::db::MAX_CATEGORY_BYTES);
+    let (_dir, db) = open(true);
+    let csv = format!("id,lat,lon,tier\nA,1,2, {at_limit} \n");
+    let options = ImportOptions { categories: vec!["tier".into()], ..ImportOptions::default() };
+    assert_eq!(import(&db, &csv, &options).unwrap().imported, 1);
+    assert_eq!(categories(&db, "A")["tier"], at_limit);
+}
+
 /// A new collection does not infer a column named like personal data (`email`,
 /// `Phone_Number`, `E_Mail`, `name`…, any case) as a plaintext attribute: the import is refused naming the
 /// column, before anything is written, unless the column is declared — as PII (sealed) or as
@@ -379,6 +391,14 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
         "Landline",
         "Emergency_Contact",
         "Codice_fiscale",
+        // Two words run together in lower case (stored in plaintext before: from the
+        // import review).
+        "customeremail",
+        "customername",
+        "contactname",
+        "homephone",
+        "billingaddress",
+        "emailaddr",
     ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{header}\nA,1,2,x\n");
@@ -391,6 +411,11 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
     import(&db, csv, &ImportOptions::default()).unwrap();
     assert_eq!(kinds(&db)["company_name"], FieldKind::Category);
     assert_eq!(kinds(&db)["email_opt_in"], FieldKind::Number);
+    let (_dir, db) = open(true);
+    let csv = "id,lat,lon,productname,emailverified,hotel,iphone\nA,1,2,Velo,1,Ritz,2\n";
+    import(&db, csv, &ImportOptions::default()).unwrap();
+    assert_eq!(kinds(&db)["productname"], FieldKind::Category);
+    assert_eq!(kinds(&db)["emailverified"], FieldKind::Number);
     let (_dir, db) = open(true);
     let csv = "id,lat,lon,hostname,emails_sent,tax_id_verified,zip,last_contact_date,contact_count,contacts,nombre_commandes,nom_produit,num_phones,total_emails\nA,1,2,Al,3,1,75001,2026-01-02,4,5,6,Velo,2,3\n";
     import(&db, csv, &ImportOptions::default()).unwrap();
@@ -603,6 +628,34 @@ fn second_review_dashed_numbers_metric_columns_pii_with_phones_and_the_first_bad
     assert_eq!((report.imported, report.rejected.len()), (1, 2));
 }
 
+/// The first bad line is the one reported, whatever kind of error each bad line has: a row
+/// the reader refuses (a wrong number of fields, bad UTF-8, text after a closing quote) came
+/// first, though a bad value on an earlier line is found only when rows are converted, and
+/// the line limit reader, which reads ahead, refused a later line before the csv reader got
+/// to an earlier bad one. (From the import review.)
+#[test]
+fn the_first_bad_line_is_reported_whatever_its_kind() {
+    let cases: [(&[u8], u64, &str); 6] = [
+        (b"id,lat,lon,tier\nA,1,2,x\nB,95,2,y\nC,1,2,z,w\n", 3, "lat"),
+        (b"id,lat,lon,tier\nA,95,2,x\nB,1,2,\xff\n", 2, "lat"),
+        (b"id,lat,lon,tier\nA,1,2,x,extra\nB,1,2,\"y\"z\n", 2, "-"),
+        (b"id,lat,lon,tier\nA,1,2,x\nA,1,2,y\nB,1,2,\xff\n", 3, "id"),
+        // Only a later line is bad: that one.
+        (b"id,lat,lon,tier\nA,1,2,x\nB,1,2,\"y\"z\n", 3, "-"),
+        (b"id,lat,lon,tier\nA,1,2,x\nB,1,2,\xff\n", 3, "tier"),
+    ];
+    for (csv, line, column) in cases {
+        for batch_size in [None, Some(1)] {
+            let (_dir, db) = open(true);
+            let options = ImportOptions { batch_size, ..ImportOptions::default() };
+            let err = csv_err(import_csv(&db, "c", csv, &options, &mut |_| {}));
+            let text = String::from_utf8_lossy(csv);
+            assert_eq!((err.0, err.1.as_str()), (line, column), "{text:?}: {}", err.2);
+            assert!(db.read().collection("c").is_err(), "{text:?}: nothing may be written");
+        }
+    }
+}
+
 /// A file with CR-only line ends (classic Mac OS) longer than the 1 MiB line limit: the csv
 /// reader takes CR as a record end, and so must the line limit (it counted only LF, so the
 /// whole file was one line and the import was refused as a line over the limit). And a bad
@@ -629,8 +682,9 @@ fn cr_only_line_ends_over_a_mebibyte_import() {
         let csv = ["id,lat,lon,note", &two_lines, "", "B,x,2,b", "C,1,2", "D,1,2,d", ""].join(end);
         let (_dir, db) = open(false);
         let (line, column, _) = csv_err(import(&db, &csv, &ImportOptions::default()));
-        // The short row is found while reading, before the bad latitude is converted.
-        assert_eq!((line, column.as_str()), (6, "-"), "{end:?}");
+        // The bad latitude comes first, though the short row after it is found while
+        // reading and the latitude only when rows are converted.
+        assert_eq!((line, column.as_str()), (5, "lat"), "{end:?}");
         let skip = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
         let report = import(&db, &csv, &skip).unwrap();
         let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
