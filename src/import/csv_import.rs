@@ -188,6 +188,10 @@ pub fn import_csv(
         return Err(header_error("the file is empty (expected a header with id, lat, lon)"));
     }
     let mut report = ImportReport::default();
+    // The header's own faults (a column missing, named twice, looking like PII) before the
+    // rows are read: the columns' kinds are inferred from the rows later.
+    let existing = db.read().collection(collection).ok().map(|c| c.schema().clone());
+    resolve_columns(&header, &Rows::new(header.len()), options, existing.as_ref())?;
     let mut rows = Rows::new(header.len());
     // A row error names the column when it concerns one (a cell that is not UTF-8).
     let row_error = |e: &csv::Error, line: Option<u64>| {
@@ -219,7 +223,6 @@ pub fn import_csv(
                 if !options.skip_invalid {
                     // Rows are converted once all are read: a bad one (or a header refused
                     // for its columns) before this is the first error.
-                    let existing = db.read().collection(collection).ok().map(|c| c.schema().clone());
                     resolve_columns(&header, &rows, options, existing.as_ref())
                         .and_then(|columns| to_records(rows, &columns, options, &mut report))?;
                 }

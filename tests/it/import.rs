@@ -656,6 +656,30 @@ fn the_first_bad_line_is_reported_whatever_its_kind() {
     }
 }
 
+/// A header at fault (a column looking like PII, a required one missing) is refused before
+/// the rows are read: a large file's rows were all read and held first.
+#[test]
+fn a_bad_header_is_refused_before_the_rows_are_read() {
+    struct Counted<'a>(&'a [u8], std::rc::Rc<std::cell::Cell<usize>>);
+    impl std::io::Read for Counted<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = std::io::Read::read(&mut self.0, buf)?;
+            self.1.set(self.1.get() + n);
+            Ok(n)
+        }
+    }
+    let rows: String = (0..100_000).map(|i| format!("R{i},1,2,x\n")).collect();
+    for header in ["id,lat,lon,email", "id,lat,longitude,tier"] {
+        let csv = format!("{header}\n{rows}");
+        let (_dir, db) = open(true);
+        let read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let input = Counted(csv.as_bytes(), read.clone());
+        let (line, column, _) = csv_err(import_csv(&db, "c", input, &ImportOptions::default(), &mut |_| {}));
+        assert_eq!((line, column.as_str()), (1, "header"), "{header}");
+        assert!(read.get() < 100_000, "{header}: {} of {} bytes read", read.get(), csv.len());
+    }
+}
+
 /// A file with CR-only line ends (classic Mac OS) longer than the 1 MiB line limit: the csv
 /// reader takes CR as a record end, and so must the line limit (it counted only LF, so the
 /// whole file was one line and the import was refused as a line over the limit). And a bad
