@@ -102,7 +102,17 @@ pub fn nearest<'t>(
         let sorted = out.is_empty() && !ties;
         out.extend(found.into_iter().map(|(d, row)| (d, RowRef::Base(&base.checkpoint, row))));
         if !sorted {
-            out.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id().cmp(b.1.id())));
+            let by_distance_then_id = |a: &(f64, RowRef<'t>), b: &(f64, RowRef<'t>)| {
+                a.0.total_cmp(&b.0).then_with(|| a.1.id().cmp(b.1.id()))
+            };
+            // Many rows tied at one place (customers geocoded to a town's centre) come back
+            // whole: the k first are selected before they are sorted (sorting them all by
+            // id took 0.1 s for 200,000 rows at one point).
+            if let Some(last) = k.checked_sub(1).filter(|&last| last < out.len()) {
+                out.select_nth_unstable_by(last, by_distance_then_id);
+                out.truncate(k);
+            }
+            out.sort_by(by_distance_then_id);
         }
         out.truncate(k);
     }
