@@ -634,9 +634,25 @@ fn salvage_segment(
         actions.push(RepairAction::SegmentCreated { file: path, first_lsn: record.lsn });
         return Ok(actions);
     }
-    let bytes = fs.read(&path)?;
-    let header_ok = SegmentHeader::parse(&bytes, &path, number, &manifest.db_id).is_ok();
-    if !header_ok {
+    let bytes = crate::log::read_segment(fs, &path)?;
+    let parsed = SegmentHeader::parse(&bytes, &path, number, &manifest.db_id);
+    if let Err(e) = &parsed {
+        // A header whose checksum holds but names another database, another segment or a
+        // newer version is not damage to re-stamp: taking the file in replaced this
+        // database's records with another's (from the durability review).
+        if SegmentHeader::peek_db_id(&bytes).is_some() {
+            let why = match e {
+                Error::Corrupt { reason, .. } => reason.clone(),
+                other => other.to_string(),
+            };
+            let reason = format!(
+                "{why}; its header is intact, so repair does not rewrite it: move the file out of \
+                 the log directory if it does not belong there, and repair again"
+            );
+            return Err(Error::corrupt(&path, 0, reason));
+        }
+    }
+    if parsed.is_err() {
         if let Some(first_lsn) = first_frame_lsn(&bytes) {
             let mut fixed = SegmentHeader { number, first_lsn, db_id: manifest.db_id }.encode();
             fixed.extend_from_slice(bytes.get(fixed.len()..).unwrap_or_default());
@@ -746,7 +762,7 @@ fn remove_segments_from(
     let mut lens = Vec::with_capacity(numbers.len());
     for &n in &numbers {
         let file = segment_path(log_dir, n);
-        let bytes = fs.read(&file)?;
+        let bytes = crate::log::read_segment(fs, &file)?;
         dropped.read(&file, &bytes, crate::log::SEGMENT_HEADER_LEN);
         lens.push(bytes.len() as u64);
     }
@@ -788,7 +804,11 @@ fn rebuild_manifest(fs: &dyn FileSystem, dir: &Path, reason: &str) -> Result<Vec
     numbers.sort_unstable();
     let db_id = numbers
         .iter()
-        .find_map(|&n| fs.read(&segment_path(&log_dir, n)).ok().and_then(|b| SegmentHeader::peek_db_id(&b)))
+        .find_map(|&n| {
+            crate::log::read_segment(fs, &segment_path(&log_dir, n))
+                .ok()
+                .and_then(|b| SegmentHeader::peek_db_id(&b))
+        })
         .or_else(|| fs.read(&dir.join(KEYSTORE_FILE)).ok().and_then(|b| crate::crypto::keystore_db_id(&b)))
         .ok_or_else(|| {
             Error::corrupt(

@@ -129,7 +129,15 @@ impl FileSystem for RealFs {
 
     fn read(&self, path: &Path) -> Result<Vec<u8>> {
         let (mut file, len) = open_regular(path)?;
-        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        // A file too large to hold is an error, not an aborted process.
+        let mut bytes = Vec::new();
+        if bytes.try_reserve_exact(usize::try_from(len).unwrap_or(usize::MAX)).is_err() {
+            let too_large = std::io::Error::new(
+                std::io::ErrorKind::OutOfMemory,
+                format!("the file's {len} bytes cannot be held in memory"),
+            );
+            return Err(Error::io("read", path, too_large));
+        }
         std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| Error::io("read", path, e))?;
         Ok(bytes)
     }

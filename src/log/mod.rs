@@ -102,6 +102,25 @@ pub fn segment_path(log_dir: &Path, number: u64) -> PathBuf {
     log_dir.join(segment::segment_name(number))
 }
 
+/// The bytes of segment file `path`, refused unread as [`crate::Error::Corrupt`] when the file
+/// is longer than any segment can be (the writer starts a new segment rather than pass
+/// 4 GiB): a sparse or zero-filled tail of many GiB was read whole, or aborted the process
+/// when it could not be allocated.
+///
+/// # Errors
+/// [`crate::Error::Io`]; [`crate::Error::Corrupt`] for a file over the limit.
+pub(crate) fn read_segment(fs: &dyn FileSystem, path: &Path) -> Result<Vec<u8>> {
+    let len = fs.open_read(path)?.len();
+    if len > writer::MAX_SEGMENT_OFFSET {
+        let reason = format!(
+            "the file has {len} bytes, more than a segment can hold ({}): damaged",
+            writer::MAX_SEGMENT_OFFSET
+        );
+        return Err(crate::Error::corrupt(path, writer::MAX_SEGMENT_OFFSET, reason));
+    }
+    fs.read(path)
+}
+
 /// Validates one whole frame read back from a segment (length, checksum, prefix) and
 /// returns its body.
 ///

@@ -72,7 +72,7 @@ pub(crate) fn scan(
             ));
         }
         previous = Some(number);
-        let buf = fs.read(&path)?;
+        let buf = super::read_segment(fs, &path)?;
         let header = SegmentHeader::parse(&buf, &path, number, db_id)?;
         if let Some(expected) = start.and_then(|s| s.first_lsn).filter(|_| i == 0) {
             if header.first_lsn != expected {

@@ -89,6 +89,12 @@ impl SegmentHeader {
         let u16_at =
             |at: usize| header.get(at..at + 2).and_then(|b| b.try_into().ok()).map_or(0, u16::from_le_bytes);
         let u64_at = |at: usize| read8(header, at).map_or(0, u64::from_le_bytes);
+        // The checksum covers the version: one flipped bit there is damage, not a newer
+        // format (it was read as one, which `verify` could not report and `repair` refused).
+        let stored_crc = read4(header, 44).map_or(0, u32::from_le_bytes);
+        if crc32fast::hash(header.get(..44).unwrap_or_default()) != stored_crc {
+            return Err(bad("segment header checksum mismatch".into()));
+        }
         let version = u16_at(8);
         if version > SEGMENT_VERSION {
             return Err(Error::UnsupportedVersion {
@@ -96,10 +102,6 @@ impl SegmentHeader {
                 found: version,
                 supported: SEGMENT_VERSION,
             });
-        }
-        let stored_crc = read4(header, 44).map_or(0, u32::from_le_bytes);
-        if crc32fast::hash(header.get(..44).unwrap_or_default()) != stored_crc {
-            return Err(bad("segment header checksum mismatch".into()));
         }
         if version == 0 {
             return Err(bad("segment format version 0 does not exist".into()));

@@ -14,7 +14,7 @@ use crate::io::{write_atomic, FileSystem, WritableFile};
 
 /// Every frame of a segment lies below this offset (a checkpoint stores frame offsets as
 /// u32): the writer starts a new segment rather than cross it.
-const MAX_SEGMENT_OFFSET: u64 = u32::MAX as u64;
+pub(super) const MAX_SEGMENT_OFFSET: u64 = u32::MAX as u64;
 /// Bytes of frames buffered before a write during `append_txn`.
 const WRITE_CHUNK_BYTES: usize = 8 << 20;
 

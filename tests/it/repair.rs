@@ -229,6 +229,29 @@ fn a_damaged_segment_header_is_rebuilt_from_its_frames() {
     assert_eq!(check_prefix(&db, &[], "header"), COMMITS);
 }
 
+/// A segment whose header is intact but names another database (a file copied into the
+/// wrong directory) is refused, not re-stamped with this database's id: taking it in
+/// replaced this database's records with the other's, and `verify` then passed (from the
+/// durability review). Nothing is changed.
+#[test]
+fn a_segment_of_another_database_is_refused_not_taken_in() {
+    let fs = MemFs::new();
+    build(&fs);
+    let segs = segments(&fs);
+    let victim = &segs[segs.len() - 1];
+    let mut bytes = fs.read_all(victim).unwrap();
+    bytes[28..44].copy_from_slice(&[0xEE; 16]);
+    let crc = crc32fast::hash(&bytes[..44]);
+    bytes[44..48].copy_from_slice(&crc.to_le_bytes());
+    fs.write_raw(victim, &bytes);
+    let err = repair(&fs).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Corrupt { .. }), "{text}");
+    assert!(text.contains("another database") && text.contains("repair does not rewrite it"), "{text}");
+    assert_eq!(fs.read_all(victim).unwrap(), bytes, "the file is left as it was");
+    assert_eq!(segments(&fs), segs);
+}
+
 #[test]
 fn a_missing_segment_drops_it_and_everything_after() {
     let fs = MemFs::new();
