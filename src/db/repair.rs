@@ -100,6 +100,12 @@ pub enum RepairAction {
         /// Why.
         reason: String,
     },
+    /// The log held no segment at all and there is no checkpoint: an empty log was started,
+    /// and every record written before is gone (restore from a backup).
+    LogLost {
+        /// The log directory.
+        dir: PathBuf,
+    },
     /// An empty segment was created where a checkpoint expects replay to start.
     SegmentCreated {
         /// The segment.
@@ -210,6 +216,12 @@ impl std::fmt::Display for RepairAction {
             RepairAction::SegmentRemoved { file, bytes, reason } => {
                 write!(f, "removed {} ({bytes} bytes): {reason}", file.display())
             }
+            RepairAction::LogLost { dir } => write!(
+                f,
+                "{} held no segment and there is no checkpoint: started an empty log; every record \
+                 written before is gone (restore it from a backup if there is one)",
+                dir.display()
+            ),
             RepairAction::SegmentCreated { file, first_lsn } => {
                 write!(f, "created empty {} starting at LSN {first_lsn}", file.display())
             }
@@ -361,6 +373,14 @@ fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport
         ..options
     };
     let mut actions = Vec::new();
+    // With no checkpoint the open starts an empty log over a lost one: said, not silent (it
+    // reported nothing to repair; from the durability review).
+    let log_dir = dir.join(LOG_DIR);
+    let no_segment =
+        !fs.exists(&log_dir)? || !fs.list_dir(&log_dir)?.iter().any(|n| parse_segment_name(n).is_some());
+    if no_segment && Manifest::load(fs.as_ref(), dir).ok().flatten().is_some_and(|m| m.checkpoint.is_none()) {
+        actions.push(RepairAction::LogLost { dir: log_dir });
+    }
     for _ in 0..MAX_STEPS {
         match Database::open(dir, options.clone()) {
             Ok(db) => {
