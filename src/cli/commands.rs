@@ -195,7 +195,19 @@ pub fn run(command: Command) -> Result<()> {
         Command::Repair { db, dry_run } => repair(&db, dry_run),
         Command::RotateKey { db, new_key_file } => {
             let database = open(&db, true)?;
-            database.rotate_master_key(&KeyFile::new(&new_key_file))?;
+            if let Err(e) = database.rotate_master_key(&KeyFile::new(&new_key_file)) {
+                if matches!(e, Error::Io { .. } | Error::Poisoned { .. }) {
+                    // A failure at the keystore's rename or the directory's fsync comes after
+                    // the new file may be in place (from the privacy review).
+                    eprintln!(
+                        "note: the rotation failed while the keystore was being replaced: it may now be \
+                         under the old key or the new one. Keep both keys until you know which opens the \
+                         database: a command that reads PII (`geocrm get --reveal`, `geocrm find`) refuses \
+                         the other one"
+                    );
+                }
+                return Err(e);
+            }
             if db.json {
                 print_json(&json!({"rotated": true}));
             } else {
