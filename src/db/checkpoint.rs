@@ -313,6 +313,42 @@ impl Gathered {
         merge(&from_tail, &from_base, |a, b| key(a) < key(b))
     }
 
+    /// Leaves out of the dictionary the category values no gathered row uses (a deleted or
+    /// erased record's, or one an update replaced), renumbering the codes densely in their
+    /// old order: a dictionary only grows in memory, and written whole it kept an erased
+    /// record's values in every later checkpoint file. Opening, and publishing the file,
+    /// take the file's dictionary as the collection's.
+    fn without_unused_categories(mut self) -> Gathered {
+        let k = self.meta.schema.category_fields().len();
+        for (field, values) in self.meta.dictionary.iter_mut().enumerate().take(k) {
+            let mut used = vec![false; values.len()];
+            for code in self.categories.iter().skip(field).step_by(k) {
+                if let Some(u) = used.get_mut(*code as usize) {
+                    *u = true;
+                }
+            }
+            if used.iter().all(|&u| u) {
+                continue;
+            }
+            let mut renumbered = vec![u32::MAX; values.len()];
+            let mut next = 0u32;
+            for (new, &u) in renumbered.iter_mut().zip(&used) {
+                if u {
+                    *new = next;
+                    next += 1;
+                }
+            }
+            for code in self.categories.iter_mut().skip(field).step_by(k) {
+                if let Some(&new) = renumbered.get(*code as usize) {
+                    *code = new;
+                }
+            }
+            let mut kept = used.iter();
+            values.retain(|_| kept.next().copied().unwrap_or(false));
+        }
+        self
+    }
+
     /// Permutes every column into the checkpoint's row order, one tight gather per column
     /// (much cheaper than building the file by random access to whole rows).
     fn into_packing_order(self) -> Gathered {
@@ -533,8 +569,10 @@ impl Inner {
         }
         let (lsn, segment, files, rows, bytes, segments_removed) = if compact {
             // Compaction re-writes the log: commits wait for all of it.
-            let mut gathered: Vec<Gathered> =
-                snapshot.into_iter().map(|s| s.into_gathered().into_packing_order()).collect();
+            let mut gathered: Vec<Gathered> = snapshot
+                .into_iter()
+                .map(|s| s.into_gathered().into_packing_order().without_unused_categories())
+                .collect();
             let first = logged(&mut w, |w| w.log.roll())?;
             let still_used = self.rewrite_live(&mut w, &mut gathered)?;
             logged(&mut w, |w| w.log.sync())?;
@@ -565,8 +603,10 @@ impl Inner {
                 snapshot.iter().filter_map(|s| s.base.as_ref().map(|b| Arc::clone(&b.checkpoint))).collect();
             let built = (|| {
                 check_bases(self, &snapshot)?;
-                let gathered: Vec<Gathered> =
-                    snapshot.into_iter().map(|s| s.into_gathered().into_packing_order()).collect();
+                let gathered: Vec<Gathered> = snapshot
+                    .into_iter()
+                    .map(|s| s.into_gathered().into_packing_order().without_unused_categories())
+                    .collect();
                 let (files, rows, bytes) = self.write_files(lsn, &gathered, &kept)?;
                 drop(gathered);
                 let mut w = self.writer.lock();
@@ -702,15 +742,19 @@ impl Inner {
                         hidden.hide(row, checkpoint.len());
                     }
                 }
-                let newer = rows_since(&c.table, lsn);
-                swaps.push((collection, BaseRows { checkpoint: Arc::new(checkpoint), hidden }, newer));
+                // The file's dictionary is the collection's from now on (it left out the values
+                // no row used); the rows written since are renumbered into it.
+                let mut dict = CategoryDict::from_values(&checkpoint.meta().dictionary);
+                let newer = rows_since(&c.table, lsn, &c.dict, &mut dict);
+                swaps.push((collection, BaseRows { checkpoint: Arc::new(checkpoint), hidden }, newer, dict));
             }
         }
         let mut replaced = Vec::with_capacity(swaps.len());
         {
             let mut state = self.state.write();
-            for (collection, base, newer) in swaps {
+            for (collection, base, newer, dict) in swaps {
                 if let Some(c) = state.collections.get_mut(&collection) {
+                    c.dict = dict;
                     replaced.push((c.base.replace(base), std::mem::replace(&mut c.table, newer)));
                 }
             }
@@ -934,11 +978,17 @@ impl Inner {
 }
 
 /// A memory table of the rows of `table` written at or after `lsn`.
-fn rows_since(table: &MemoryTable, lsn: u64) -> MemoryTable {
+fn rows_since(table: &MemoryTable, lsn: u64, from: &CategoryDict, to: &mut CategoryDict) -> MemoryTable {
     let mut newer = MemoryTable::new();
     newer.begin_bulk();
     for row in table.rows().filter(|r| r.lsn >= lsn) {
-        newer.upsert(row.clone());
+        let mut row = row.clone();
+        for (field, code) in row.categories.iter_mut().enumerate() {
+            if let Some(value) = from.value(field, *code) {
+                *code = to.intern(field, value);
+            }
+        }
+        newer.upsert(row);
     }
     newer.finish_bulk();
     newer

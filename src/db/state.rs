@@ -12,8 +12,9 @@ use crate::index::{BaseRows, MemoryTable, OpPointer, Row, TableView};
 use crate::model::{validate_id, validate_name, Schema};
 use crate::query::{CategoryCodes, MISSING_CODE};
 
-/// Category value ↔ code dictionaries, one per category field. Codes are dense, stable and
-/// only grow.
+/// Category value ↔ code dictionaries, one per category field. Codes are dense and only grow
+/// between checkpoints; a new checkpoint's file keeps only the values its rows use, renumbered,
+/// and becomes the collection's dictionary (the rows written since are renumbered with it).
 #[derive(Debug, Default)]
 pub(crate) struct CategoryDict {
     values: Vec<Vec<Arc<str>>>,
@@ -41,7 +42,7 @@ impl CategoryDict {
         self.values.iter().map(|list| list.iter().map(|v| v.to_string()).collect()).collect()
     }
 
-    fn intern(&mut self, field: usize, value: &str) -> u32 {
+    pub(crate) fn intern(&mut self, field: usize, value: &str) -> u32 {
         let (Some(values), Some(codes)) = (self.values.get_mut(field), self.codes.get_mut(field)) else {
             return MISSING_CODE;
         };

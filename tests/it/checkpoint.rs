@@ -1140,3 +1140,142 @@ fn commits_and_reads_go_on_while_a_subject_export_reads_the_log() {
     assert_eq!(v["earlier_versions"][0]["pii"]["name"], "First Name");
     assert_eq!(v["earlier_versions"].as_array().map(Vec::len), Some(1), "{}", *v);
 }
+
+/// A category value no live record uses any more — its record deleted, erased, or updated
+/// to another value — is left out of the next checkpoint's dictionary, a compaction's
+/// included: written whole, the dictionary kept an erased customer's values in every later
+/// index file (from the privacy review). The codes are renumbered: filters, group-bys and
+/// reads give the same values, for records of the checkpoint and written after it, and after
+/// reopening.
+#[test]
+fn a_category_value_no_record_uses_leaves_the_index_files() {
+    use geocrm::query::{GroupBy, GroupKey, Scope};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    db.create_collection("c", Schema::new().category("t").category("u")).unwrap();
+    let at = LatLon::new(1.0, 2.0).unwrap();
+    let rec = |id: &str, t: &str, u: &str| Record::new(id, at).category("t", t).category("u", u);
+    write(&db, |b| {
+        b.upsert("c", rec("a", "Gone-Deleted", "x"))?;
+        b.upsert("c", rec("b", "kept", "Gone-Updated"))?;
+        b.upsert("c", rec("c", "kept", "y"))?;
+        b.upsert("c", rec("d", "Gone-Erased", "z"))?;
+        Ok(())
+    });
+    db.checkpoint().unwrap();
+    write(&db, |b| {
+        b.delete("c", "a")?;
+        b.upsert("c", rec("b", "kept", "y"))?;
+        Ok(())
+    });
+    db.erase("c", "d").unwrap();
+    let in_files = |files: &[std::path::PathBuf], needle: &str| {
+        files.iter().any(|f| std::fs::read(f).unwrap().windows(needle.len()).any(|w| w == needle.as_bytes()))
+    };
+    let index: Vec<_> = index_files(dir.path()).iter().map(|n| dir.path().join("index").join(n)).collect();
+    for gone in ["Gone-Deleted", "Gone-Updated", "Gone-Erased"] {
+        assert!(!in_files(&index, gone), "{gone} is in an index file");
+    }
+    // Written again after the checkpoint, a value left out gets a code again.
+    write(&db, |b| b.upsert("c", rec("e", "Gone-Deleted", "y")).map(drop));
+    let check = |db: &Database, what: &str| {
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        let t_in = |v: &str| Filter::In { field: "t".into(), values: vec![v.into()] };
+        assert_eq!(c.count(Scope::All, &t_in("kept")).unwrap(), 2, "{what}");
+        assert_eq!(c.count(Scope::All, &t_in("Gone-Deleted")).unwrap(), 1, "{what}");
+        assert_eq!(c.count(Scope::All, &t_in("Gone-Erased")).unwrap(), 0, "{what}");
+        let u_y = Filter::In { field: "u".into(), values: vec!["y".into()] };
+        assert_eq!(c.count(Scope::All, &u_y).unwrap(), 3, "{what}");
+        let groups = c.aggregate(Scope::All, &GroupBy::Category("t".into()), &[], &Filter::All).unwrap();
+        let mut got: Vec<(String, u64)> = groups
+            .iter()
+            .map(|g| match g.key {
+                GroupKey::Category(v) => (v, g.count),
+                other => panic!("{what}: {other:?}"),
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, [("Gone-Deleted".to_owned(), 1), ("kept".to_owned(), 2)], "{what}");
+        let e = c.get("e").unwrap().unwrap();
+        assert_eq!(e.categories["t"], "Gone-Deleted", "{what}");
+        assert_eq!(c.get("b").unwrap().unwrap().categories["u"], "y", "{what}");
+    };
+    check(&db, "after the checkpoint and a write");
+    db.checkpoint().unwrap();
+    check(&db, "after a second checkpoint");
+    write(&db, |b| b.delete("c", "e").map(drop));
+    db.compact().unwrap();
+    let all: Vec<_> = walk(dir.path());
+    for gone in ["Gone-Deleted", "Gone-Updated", "Gone-Erased"] {
+        assert!(!in_files(&all, gone), "{gone} is in a file after compaction");
+    }
+    write(&db, |b| b.upsert("c", rec("e", "Gone-Deleted", "y")).map(drop));
+    check(&db, "after compaction");
+    drop(db);
+    let db = Database::open(dir.path(), Options::new()).unwrap();
+    check(&db, "after reopening");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Records written while a checkpoint is built keep their category values: the checkpoint's
+/// file leaves out values no row of its snapshot uses and renumbers the rest, and the rows
+/// written meanwhile are renumbered into the file's dictionary when it is installed (kept
+/// with their old codes, one read as another value).
+#[test]
+fn category_values_written_during_a_checkpoint_build_survive_its_renumbering() {
+    let (fs, gate) = (MemFs::new(), Arc::new(Gate::default()));
+    let db = Database::open(Path::new(DIR), gated_options(&fs, &gate).checkpoint_after_ops(None)).unwrap();
+    db.create_collection("c", Schema::new().category("t")).unwrap();
+    let at = LatLon::new(3.0, 4.0).unwrap();
+    write(&db, |b| {
+        b.upsert("c", Record::new("r1", at).category("t", "unused"))?;
+        b.upsert("c", Record::new("r2", at).category("t", "a"))?;
+        Ok(())
+    });
+    write(&db, |b| b.delete("c", "r1").map(drop));
+    let building = {
+        let db = db.clone();
+        std::thread::spawn(move || db.checkpoint())
+    };
+    gate.wait_until_reached();
+    let db2 = within_a_minute("a commit", {
+        let db = db.clone();
+        move || {
+            write(&db, |b| {
+                b.upsert("c", Record::new("r3", at).category("t", "b"))?;
+                b.upsert("c", Record::new("r4", at).category("t", "unused"))?;
+                Ok(())
+            });
+            db
+        }
+    });
+    gate.open();
+    building.join().unwrap().unwrap();
+    let check = |db: &Database, what: &str| {
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        for (id, t) in [("r2", "a"), ("r3", "b"), ("r4", "unused")] {
+            assert_eq!(c.get(id).unwrap().unwrap().categories["t"], t, "{what}: {id}");
+            let only = Filter::In { field: "t".into(), values: vec![t.into()] };
+            assert_eq!(c.count(geocrm::query::Scope::All, &only).unwrap(), 1, "{what}: {t}");
+        }
+    };
+    check(&db2, "after the swap");
+    drop(db2);
+    drop(db);
+    check(&Database::open(Path::new(DIR), options(&fs)).unwrap(), "after reopening");
+}
