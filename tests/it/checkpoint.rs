@@ -1206,7 +1206,7 @@ fn a_category_value_no_record_uses_leaves_the_index_files() {
     check(&db, "after a second checkpoint");
     write(&db, |b| b.delete("c", "e").map(drop));
     db.compact().unwrap();
-    let all: Vec<_> = walk(dir.path());
+    let all = super::cli::all_files(dir.path());
     for gone in ["Gone-Deleted", "Gone-Updated", "Gone-Erased"] {
         assert!(!in_files(&all, gone), "{gone} is in a file after compaction");
     }
@@ -1215,20 +1215,6 @@ fn a_category_value_no_record_uses_leaves_the_index_files() {
     drop(db);
     let db = Database::open(dir.path(), Options::new()).unwrap();
     check(&db, "after reopening");
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// Records written while a checkpoint is built keep their category values: the checkpoint's
