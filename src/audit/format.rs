@@ -120,16 +120,22 @@ pub(crate) fn check_header(bytes: &[u8], path: &Path, db_id: &[u8; 16]) -> Resul
         Some(VERSION) => {}
         // No version 0 was ever written: a damaged version field.
         Some(0) => return Err(Error::corrupt(path, 8, "audit log format version 0 does not exist")),
-        Some(found) => {
-            return Err(Error::UnsupportedVersion { file: path.to_owned(), found, supported: VERSION })
-        }
-        None => return Err(Error::corrupt(path, 8, "audit log header is cut short")),
+        Some(_) | None => {}
     }
     let (Some(head), Some(crc)) = (bytes.get(..HEADER_LEN - 4), read4(bytes, HEADER_LEN - 4)) else {
-        return Err(Error::corrupt(path, 0, "audit log header is cut short"));
+        return Err(Error::corrupt(
+            path,
+            if version.is_none() { 8 } else { 0 },
+            "audit log header is cut short",
+        ));
     };
+    // The checksum covers the version: a version of another value is newer only if it holds
+    // (a flipped bit there is damage, which `repair` handles, not a newer format).
     if crc32fast::hash(head) != u32::from_le_bytes(crc) {
         return Err(Error::corrupt(path, 0, "audit log header checksum mismatch"));
+    }
+    if let Some(found) = version.filter(|&v| v != VERSION) {
+        return Err(Error::UnsupportedVersion { file: path.to_owned(), found, supported: VERSION });
     }
     if bytes.get(10..26) != Some(db_id.as_slice()) {
         return Err(Error::corrupt(path, 10, "audit log belongs to another database (db_id mismatch)"));
@@ -165,5 +171,12 @@ mod tests {
         for cut in 0..HEADER_LEN {
             assert!(check_header(&h[..cut], p, &[3; 16]).is_err(), "cut at {cut}");
         }
+        // A newer version is one whose checksum holds; a flipped version bit is damage.
+        let mut v2 = h.clone();
+        v2[8] = 2;
+        assert!(matches!(check_header(&v2, p, &[3; 16]), Err(Error::Corrupt { offset: 0, .. })));
+        let crc = crc32fast::hash(&v2[..HEADER_LEN - 4]);
+        v2[HEADER_LEN - 4..].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(check_header(&v2, p, &[3; 16]), Err(Error::UnsupportedVersion { found: 2, .. })));
     }
 }

@@ -81,9 +81,12 @@ impl Header {
             Some(VERSION) => {}
             // No version 0 was ever written: a damaged version field.
             Some(0) => return Err(corrupt(8, "keystore format version 0 does not exist")),
-            Some(found) => {
+            // Newer only if the checksum, which covers the version, holds: a flipped bit
+            // there is damage (`repair` handles it), not a newer format.
+            Some(found) if header_crc_holds(bytes) => {
                 return Err(Error::UnsupportedVersion { file: file.to_owned(), found, supported: VERSION })
             }
+            Some(_) => return Err(corrupt(0, "keystore header checksum mismatch")),
             None => return Err(corrupt(8, "file ends inside the keystore header")),
         }
         let (Some(body), Some(crc)) = (bytes.get(..CRC_AT), read4(bytes, CRC_AT)) else {
@@ -102,6 +105,12 @@ impl Header {
         key_check.copy_from_slice(body.get(KCV_AT..CRC_AT).unwrap_or(&[0; 32]));
         Ok(Header { db_id, next_key_id, kdf, key_check })
     }
+}
+
+/// Whether the keystore header at the start of `bytes` matches its checksum.
+fn header_crc_holds(bytes: &[u8]) -> bool {
+    let (Some(body), Some(crc)) = (bytes.get(..CRC_AT), read4(bytes, CRC_AT)) else { return false };
+    crc32fast::hash(body) == u32::from_le_bytes(crc)
 }
 
 /// One keystore entry, borrowed from a decoded payload or from memory.
@@ -207,8 +216,12 @@ mod tests {
             bad[i] ^= 0x10;
             assert!(Header::decode(&bad, Path::new("ks")).is_err(), "flip {i}");
         }
+        // A newer version is one whose checksum holds; a flipped version bit is damage.
         let mut v2 = bytes.clone();
         v2[8] = 2;
+        assert!(matches!(Header::decode(&v2, Path::new("ks")), Err(Error::Corrupt { offset: 0, .. })));
+        let crc = crc32fast::hash(&v2[..CRC_AT]);
+        v2[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
             Header::decode(&v2, Path::new("ks")),
             Err(Error::UnsupportedVersion { found: 2, .. })

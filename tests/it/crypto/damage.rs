@@ -119,8 +119,15 @@ fn garbage_and_empty_files_are_errors() {
         std::fs::write(&path, bytes).unwrap();
         assert!(matches!(Keystore::open(fs(), dir.path(), DB, None), Err(Error::Corrupt { .. })));
     }
+    // A newer version is one whose header checksum holds (bytes 95..99, of bytes 0..95); a
+    // flipped version bit is damage.
     let mut future = setup(tempfile::tempdir().unwrap().path(), &master(1));
     future[8] = 2;
+    std::fs::write(&path, &future).unwrap();
+    let err = Keystore::open(fs(), dir.path(), DB, None).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { offset: 0, .. }), "{err:?}");
+    let crc = crc32fast::hash(&future[..95]);
+    future[95..99].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&path, &future).unwrap();
     let err = Keystore::open(fs(), dir.path(), DB, None).unwrap_err();
     assert!(matches!(err, Error::UnsupportedVersion { found: 2, supported: 1, .. }), "{err:?}");
