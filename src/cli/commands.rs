@@ -198,13 +198,23 @@ pub fn run(command: Command) -> Result<()> {
             if let Err(e) = database.rotate_master_key(&KeyFile::new(&new_key_file)) {
                 if matches!(e, Error::Io { .. } | Error::Poisoned { .. }) {
                     // A failure at the keystore's rename or the directory's fsync comes after
-                    // the new file may be in place (from the privacy review).
-                    eprintln!(
-                        "note: the rotation failed while the keystore was being replaced: it may now be \
-                         under the old key or the new one. Keep both keys until you know which opens the \
-                         database: a command that reads PII (`geocrm get --reveal`, `geocrm find`) refuses \
-                         the other one"
-                    );
+                    // the new file may be in place: which key opens it now is asked, not
+                    // guessed (from the privacy review).
+                    drop(database);
+                    let new_key = || Database::open(&db.db, Options::new().key(KeyFile::new(&new_key_file)));
+                    let note = match open(&db, true).map(drop).map_err(|e| (e, new_key())) {
+                        Ok(()) => "the old key still opens the database: the rotation did not take effect; \
+                                   keep the old key"
+                            .to_owned(),
+                        Err((Error::WrongKey, Ok(_))) => "the new key opens the database: the rotation took \
+                                                          effect despite this error; keep the new key"
+                            .to_owned(),
+                        Err((_, Err(other))) | Err((other, Ok(_))) => format!(
+                            "whether the rotation took effect could not be checked ({other}): keep both keys \
+                             until a command that reads PII (`geocrm get --reveal`) tells which opens it"
+                        ),
+                    };
+                    eprintln!("note: {note}");
                 }
                 return Err(e);
             }

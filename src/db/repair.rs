@@ -654,20 +654,33 @@ fn salvage_segment(
         actions.push(RepairAction::SegmentCreated { file: path, first_lsn: record.lsn });
         return Ok(actions);
     }
+    // Longer than any segment can be (a sparse or zero-filled tail): cut to the limit first,
+    // so it can be read; the next open cuts what is left after the last whole frame.
+    let len = fs.open_read(&path)?.len();
+    if len > crate::log::MAX_SEGMENT_LEN {
+        let bytes_dropped = cut(fs, &path, crate::log::MAX_SEGMENT_LEN)?;
+        let reason = "longer than a segment can be".to_owned();
+        return Ok(vec![RepairAction::LogCut {
+            file: path,
+            offset: crate::log::MAX_SEGMENT_LEN,
+            bytes_dropped,
+            reason,
+        }]);
+    }
     let bytes = crate::log::read_segment(fs, &path)?;
     let parsed = SegmentHeader::parse(&bytes, &path, number, &manifest.db_id);
     if let Err(e) = &parsed {
-        // A header whose checksum holds but names another database, another segment or a
-        // newer version is not damage to re-stamp: taking the file in replaced this
-        // database's records with another's (from the durability review).
-        if SegmentHeader::peek_db_id(&bytes).is_some() {
+        // A header whose checksum holds but names another database is not damage to
+        // re-stamp: taking the file in replaced this database's records with another's
+        // (from the durability review).
+        if SegmentHeader::peek_db_id(&bytes).is_some_and(|id| id != manifest.db_id) {
             let why = match e {
                 Error::Corrupt { reason, .. } => reason.clone(),
                 other => other.to_string(),
             };
             let reason = format!(
                 "{why}; its header is intact, so repair does not rewrite it: move the file out of \
-                 the log directory if it does not belong there, and repair again"
+                 this database's log directory, and repair again"
             );
             return Err(Error::corrupt(&path, 0, reason));
         }
@@ -782,9 +795,15 @@ fn remove_segments_from(
     let mut lens = Vec::with_capacity(numbers.len());
     for &n in &numbers {
         let file = segment_path(log_dir, n);
-        let bytes = crate::log::read_segment(fs, &file)?;
-        dropped.read(&file, &bytes, crate::log::SEGMENT_HEADER_LEN);
-        lens.push(bytes.len() as u64);
+        // One longer than any segment can be is removed without listing what it held.
+        match crate::log::read_segment(fs, &file) {
+            Ok(bytes) => {
+                dropped.read(&file, &bytes, crate::log::SEGMENT_HEADER_LEN);
+                lens.push(bytes.len() as u64);
+            }
+            Err(Error::Corrupt { .. }) => lens.push(fs.open_read(&file)?.len()),
+            Err(e) => return Err(e),
+        }
     }
     let mut actions = Vec::new();
     for (&n, &bytes) in numbers.iter().zip(&lens).rev() {

@@ -222,8 +222,10 @@ pub fn import_csv(
                 let refused = row_error(&e, line);
                 if !options.skip_invalid {
                     // Rows are converted once all are read: a bad one (or a header refused
-                    // for its columns) before this is the first error.
-                    resolve_columns(&header, &rows, options, existing.as_ref())
+                    // for its columns) before this is the first error. Not one whose badness
+                    // depends on the rows after (an inferred column's kind): those columns
+                    // are taken as categories, which take any value.
+                    resolve_columns(&header, &Rows::new(header.len()), options, existing.as_ref())
                         .and_then(|columns| to_records(rows, &columns, options, &mut report))?;
                 }
                 return Err(refused);
@@ -822,23 +824,70 @@ fn pii_word(word: &str) -> bool {
 }
 
 /// A lower-case word run together from two (`customeremail`, `homephone`, `emailaddr`)
-/// split in two where one part is a [`pii_word`] of at least 4 letters and the other has at
-/// least 3 (`hotel` and `iphone` stay whole): the longest such word it ends with, else the
-/// longest it starts with. Other words come back whole.
+/// split in two: a [`pii_word`] after one of [`OWNER_WORDS`], or before one of
+/// [`PII_TAIL_WORDS`]. Other words come back whole (`mailing`, `namespace`, `automobile`:
+/// any PII word at either end was too many).
 fn split_run_together(word: String) -> Vec<String> {
     if pii_word(&word) {
         return vec![word];
     }
-    let cuts: Vec<usize> = word.char_indices().map(|(at, _)| at).skip(1).collect();
-    let letters = |part: &str| part.chars().count();
-    let fits = |pii: &str, other: &str| pii_word(pii) && letters(pii) >= 4 && letters(other) >= 3;
-    let ends = cuts.iter().find(|&&at| fits(&word[at..], &word[..at]));
-    let starts = || cuts.iter().rev().find(|&&at| fits(&word[..at], &word[at..]));
-    match ends.or_else(starts) {
-        Some(&at) => vec![word[..at].to_owned(), word[at..].to_owned()],
+    let split = word.char_indices().map(|(at, _)| at).skip(1).find(|&at| {
+        let (head, tail) = word.split_at(at);
+        (OWNER_WORDS.contains(&head) && pii_word(tail)) || (pii_word(head) && PII_TAIL_WORDS.contains(&tail))
+    });
+    match split {
+        Some(at) => {
+            let (head, tail) = word.split_at(at);
+            vec![head.to_owned(), tail.to_owned()]
+        }
         None => vec![word],
     }
 }
+
+/// Words that, run together before a [`pii_word`], name whose it is (`customeremail`,
+/// `contactname`, `homephone`, `billingaddress`).
+const OWNER_WORDS: &[&str] = &[
+    "customer",
+    "client",
+    "contact",
+    "home",
+    "work",
+    "office",
+    "billing",
+    "shipping",
+    "delivery",
+    "mailing",
+    "postal",
+    "personal",
+    "private",
+    "primary",
+    "secondary",
+    "main",
+    "alt",
+    "other",
+    "user",
+    "member",
+    "guest",
+    "patient",
+    "owner",
+    "buyer",
+    "parent",
+    "partner",
+    "emergency",
+    "business",
+    "account",
+    "cust",
+    "my",
+    "your",
+    "first",
+    "last",
+    "full",
+    "given",
+    "family",
+];
+
+/// Words that, run together after a [`pii_word`], make it one too (`emailaddr`, `phoneno`).
+const PII_TAIL_WORDS: &[&str] = &["addr", "address", "number", "num", "no", "nr", "line", "one", "two"];
 
 fn pii_kind_name(kind: PiiKind) -> &'static str {
     match kind {

@@ -111,15 +111,16 @@ pub fn segment_path(log_dir: &Path, number: u64) -> PathBuf {
 /// [`crate::Error::Io`]; [`crate::Error::Corrupt`] for a file over the limit.
 pub(crate) fn read_segment(fs: &dyn FileSystem, path: &Path) -> Result<Vec<u8>> {
     let len = fs.open_read(path)?.len();
-    if len > writer::MAX_SEGMENT_OFFSET {
-        let reason = format!(
-            "the file has {len} bytes, more than a segment can hold ({}): damaged",
-            writer::MAX_SEGMENT_OFFSET
-        );
-        return Err(crate::Error::corrupt(path, writer::MAX_SEGMENT_OFFSET, reason));
+    if len > MAX_SEGMENT_LEN {
+        let reason =
+            format!("the file has {len} bytes, more than a segment can hold ({MAX_SEGMENT_LEN}): damaged");
+        return Err(crate::Error::corrupt(path, MAX_SEGMENT_LEN, reason));
     }
     fs.read(path)
 }
+
+/// The most bytes a segment file holds.
+pub(crate) const MAX_SEGMENT_LEN: u64 = writer::MAX_SEGMENT_OFFSET;
 
 /// Validates one whole frame read back from a segment (length, checksum, prefix) and
 /// returns its body.

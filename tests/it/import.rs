@@ -412,7 +412,8 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
     assert_eq!(kinds(&db)["company_name"], FieldKind::Category);
     assert_eq!(kinds(&db)["email_opt_in"], FieldKind::Number);
     let (_dir, db) = open(true);
-    let csv = "id,lat,lon,productname,emailverified,hotel,iphone\nA,1,2,Velo,1,Ritz,2\n";
+    let csv = "id,lat,lon,productname,emailverified,hotel,iphone,mobility,mailing,namespace,automobile,\
+               mailbox,groupname,mailings_sent,addressable\nA,1,2,Velo,1,Ritz,2,a,b,c,d,e,f,3,g\n";
     import(&db, csv, &ImportOptions::default()).unwrap();
     assert_eq!(kinds(&db)["productname"], FieldKind::Category);
     assert_eq!(kinds(&db)["emailverified"], FieldKind::Number);
@@ -635,7 +636,7 @@ fn second_review_dashed_numbers_metric_columns_pii_with_phones_and_the_first_bad
 /// to an earlier bad one. (From the import review.)
 #[test]
 fn the_first_bad_line_is_reported_whatever_its_kind() {
-    let cases: [(&[u8], u64, &str); 6] = [
+    let cases: [(&[u8], u64, &str); 7] = [
         (b"id,lat,lon,tier\nA,1,2,x\nB,95,2,y\nC,1,2,z,w\n", 3, "lat"),
         (b"id,lat,lon,tier\nA,95,2,x\nB,1,2,\xff\n", 2, "lat"),
         (b"id,lat,lon,tier\nA,1,2,x,extra\nB,1,2,\"y\"z\n", 2, "-"),
@@ -643,6 +644,9 @@ fn the_first_bad_line_is_reported_whatever_its_kind() {
         // Only a later line is bad: that one.
         (b"id,lat,lon,tier\nA,1,2,x\nB,1,2,\"y\"z\n", 3, "-"),
         (b"id,lat,lon,tier\nA,1,2,x\nB,1,2,\xff\n", 3, "tier"),
+        // A value bad only for the kind the rows read so far suggest is not the first bad
+        // line: `02134` after the unreadable row makes `zip` a category (from the review).
+        (b"id,lat,lon,zip\nA,1,2,75001\nB,1,2,N/A\nC,1,2,x,extra\nD,1,2,02134\n", 4, "-"),
     ];
     for (csv, line, column) in cases {
         for batch_size in [None, Some(1)] {
