@@ -388,6 +388,15 @@ impl Database {
             (false, provider) => keys::open_keystore(&fs, &dir, db_id, provider)?,
         };
 
+        // A rotation (or erasure) that crashed before its rename left `keystore.tmp`: every
+        // data key, wrapped — under the new master key, for a rotation. Nothing reads it; a
+        // writable open removes it rather than leave the copy until the next keystore rewrite
+        // (from the privacy review).
+        let keystore_tmp = dir.join(format!("{}.tmp", crate::crypto::KEYSTORE_FILE));
+        if !read_only && fs.exists(&keystore_tmp)? {
+            fs.remove_file(&keystore_tmp)?;
+            fs.sync_dir(&dir)?;
+        }
         let log_dir = dir.join("log");
         let no_segment = !fs.exists(&log_dir)?
             || !fs.list_dir(&log_dir)?.iter().any(|n| crate::log::parse_segment_name(n).is_some());

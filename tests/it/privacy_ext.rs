@@ -701,3 +701,24 @@ fn database_files_are_the_owners_only() {
     }
     assert!(seen >= 9, "only {seen} paths");
 }
+
+/// A `keystore.tmp` left by a rotation that crashed before its rename holds every data key,
+/// wrapped under the new master key: a writable open removes it (it stayed until the next
+/// keystore rewrite), a read-only one changes nothing (from the privacy review).
+#[test]
+fn a_writable_open_removes_a_keystore_left_half_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), Options::new());
+    db.create_collection("c", Schema::crm()).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", person("p1", 1.0)).unwrap();
+    b.commit().unwrap();
+    drop(db);
+    let tmp = dir.path().join("keystore.tmp");
+    std::fs::copy(dir.path().join("keystore"), &tmp).unwrap();
+    drop(Database::open(dir.path(), Options::new().read_only(true)).unwrap());
+    assert!(tmp.exists(), "a read-only open changes nothing");
+    let db = open(dir.path(), Options::new());
+    assert!(!tmp.exists(), "the half-rotated copy is removed");
+    assert!(db.read().collection("c").unwrap().reveal("p1").is_ok());
+}
