@@ -189,9 +189,10 @@ pub fn import_csv(
     }
     let mut report = ImportReport::default();
     // The header's own faults (a column missing, named twice, looking like PII) before the
-    // rows are read: the columns' kinds are inferred from the rows later.
+    // rows are read: the columns' kinds are inferred from the rows later (here, with no rows,
+    // an undeclared column is a category, which takes any value).
     let existing = db.read().collection(collection).ok().map(|c| c.schema().clone());
-    resolve_columns(&header, &Rows::new(header.len()), options, existing.as_ref())?;
+    let declared = resolve_columns(&header, &Rows::new(header.len()), options, existing.as_ref())?;
     let mut rows = Rows::new(header.len());
     // A row error names the column when it concerns one (a cell that is not UTF-8).
     let row_error = |e: &csv::Error, line: Option<u64>| {
@@ -221,12 +222,10 @@ pub fn import_csv(
             Err(e) => {
                 let refused = row_error(&e, line);
                 if !options.skip_invalid {
-                    // Rows are converted once all are read: a bad one (or a header refused
-                    // for its columns) before this is the first error. Not one whose badness
-                    // depends on the rows after (an inferred column's kind): those columns
-                    // are taken as categories, which take any value.
-                    resolve_columns(&header, &Rows::new(header.len()), options, existing.as_ref())
-                        .and_then(|columns| to_records(rows, &columns, options, &mut report))?;
+                    // Rows are converted once all are read: a bad one before this is the
+                    // first error. Not one whose badness depends on the rows after (an
+                    // inferred column's kind): those columns are categories in `declared`.
+                    to_records(rows, &declared, options, &mut report)?;
                 }
                 return Err(refused);
             }
