@@ -398,8 +398,7 @@ impl Database {
             fs.sync_dir(&dir)?;
         }
         let log_dir = dir.join("log");
-        let no_segment = !fs.exists(&log_dir)?
-            || !fs.list_dir(&log_dir)?.iter().any(|n| crate::log::parse_segment_name(n).is_some());
+        let no_segment = crate::log::has_no_segment(fs.as_ref(), &log_dir)?;
         let pristine = manifest.checkpoint.is_none() && manifest.log_floor <= 1;
         let unfinished_creation = pristine
             && !manifest.keystore

@@ -376,9 +376,9 @@ fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport
     // With no checkpoint the open starts an empty log over a lost one: said, not silent (it
     // reported nothing to repair; from the durability review).
     let log_dir = dir.join(LOG_DIR);
-    let no_segment =
-        !fs.exists(&log_dir)? || !fs.list_dir(&log_dir)?.iter().any(|n| parse_segment_name(n).is_some());
-    if no_segment && Manifest::load(fs.as_ref(), dir).ok().flatten().is_some_and(|m| m.checkpoint.is_none()) {
+    if crate::log::has_no_segment(fs.as_ref(), &log_dir)?
+        && Manifest::load(fs.as_ref(), dir).ok().flatten().is_some_and(|m| m.checkpoint.is_none())
+    {
         actions.push(RepairAction::LogLost { dir: log_dir });
     }
     for _ in 0..MAX_STEPS {

@@ -119,6 +119,14 @@ pub(crate) fn read_segment(fs: &dyn FileSystem, path: &Path) -> Result<Vec<u8>> 
     fs.read(path)
 }
 
+/// Whether the log directory `log_dir` is missing or holds no segment file.
+///
+/// # Errors
+/// [`crate::Error::Io`].
+pub(crate) fn has_no_segment(fs: &dyn FileSystem, log_dir: &Path) -> Result<bool> {
+    Ok(!fs.exists(log_dir)? || !fs.list_dir(log_dir)?.iter().any(|n| parse_segment_name(n).is_some()))
+}
+
 /// The most bytes a segment file holds.
 pub(crate) const MAX_SEGMENT_LEN: u64 = writer::MAX_SEGMENT_OFFSET;
 
