@@ -175,11 +175,18 @@ pub fn run(command: Command) -> Result<()> {
         Command::Delete { db, id } => {
             let database = open(&db, false)?;
             let existed = database.read().collection(&db.collection)?.get(&id)?.is_some();
-            let mut batch = database.begin_write();
-            batch.delete(&db.collection, &id)?;
-            let receipt = batch.commit()?;
+            // An absent id (a mistyped one: an e-mail address typed where the id goes) is not
+            // written into the log as a tombstone: this process holds the write lock, so it
+            // cannot appear in between (from the CLI review).
+            let lsn = if existed {
+                let mut batch = database.begin_write();
+                batch.delete(&db.collection, &id)?;
+                Some(batch.commit()?.first_lsn)
+            } else {
+                None
+            };
             if db.json {
-                print_json(&json!({"id": id, "deleted": existed, "lsn": receipt.first_lsn}));
+                print_json(&json!({"id": id, "deleted": existed, "lsn": lsn}));
             } else {
                 println!(
                     "{}",
@@ -195,6 +202,11 @@ pub fn run(command: Command) -> Result<()> {
         Command::Repair { db, dry_run } => repair(&db, dry_run),
         Command::RotateKey { db, new_key_file } => {
             let database = open(&db, true)?;
+            // The new key file is read once first: a missing or unreadable one is a plain
+            // error naming the option, not a failed rotation (from the CLI review).
+            std::fs::read(&new_key_file)
+                .map(zeroize::Zeroizing::new)
+                .map_err(|e| Error::io("read --new-key-file", &new_key_file, e))?;
             if let Err(e) = database.rotate_master_key(&KeyFile::new(&new_key_file)) {
                 if matches!(e, Error::Io { .. } | Error::Poisoned { .. }) {
                     // A failure at the keystore's rename or the directory's fsync comes after
@@ -295,6 +307,10 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
     // Open the input and check the options first: a missing file or a bad option must not
     // leave a new, empty database behind.
     let input = File::open(file).map_err(|e| Error::io("open CSV", file, e))?;
+    // A directory opens; reading it fails with no line to name.
+    if input.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(Error::io("open CSV", file, std::io::Error::from_raw_os_error(libc::EISDIR)));
+    }
     options.check(&db.collection)?;
     if let Some(path) = rejects {
         // Not the input (the same file, or a hard link to it): it would be truncated.

@@ -40,8 +40,9 @@ fn p(lat: f64, lon: f64) -> Result<LatLon> {
 
 /// Runs the demo.
 pub fn run(records: usize, seed: u64) -> Result<()> {
-    if records == 0 {
-        return Err(Error::invalid_argument("records", "the demo needs at least one record"));
+    if records == 0 || records > super::MAX_SYNTHETIC_RECORDS {
+        let why = format!("the demo takes 1 to {} records, not {records}", super::MAX_SYNTHETIC_RECORDS);
+        return Err(Error::invalid_argument("records", why));
     }
     println!(
         "geocrm demo: {records} synthetic customers around {} cities (seed {seed})",

@@ -36,9 +36,11 @@ pub struct ImportOptions {
     /// PII columns holding e-mail addresses: validated, normalized and blind-indexed (need
     /// not be repeated in `pii`).
     pub emails: Vec<String>,
-    /// Columns to import as numbers even if their first value is not numeric.
+    /// Columns to import as numbers, whatever their values (an inferred column is a number
+    /// when its first value is one and no value is a code: a leading zero, more than 15
+    /// digits, or letters and digits like a postcode `SW1A 1AA`).
     pub numbers: Vec<String>,
-    /// Columns to import as categories even if their first value is numeric.
+    /// Columns to import as categories even if their values are numeric.
     pub categories: Vec<String>,
     /// Import good rows and report bad ones instead of aborting.
     pub skip_invalid: bool,
@@ -505,7 +507,18 @@ fn resolve_columns(
                     && digits.as_bytes().get(1).is_some_and(u8::is_ascii_digit))
                     || (all_digits && digits.len() > 15)
             };
-            if first.is_some_and(|v| v.parse::<f64>().is_ok_and(f64::is_finite)) && !values.any(code) {
+            // A postcode with letters (`SW1A 1AA`, `K1A 0B6`, `1012 AB`) anywhere in the column
+            // makes it a category; a mistyped number (`12x`, `N/A`) is the row's error.
+            let postcode = |v: &str| {
+                let letter_first = v.bytes().next().is_some_and(|b| b.is_ascii_alphabetic());
+                v.bytes().any(|b| b.is_ascii_digit())
+                    && v.bytes().any(|b| b.is_ascii_alphabetic())
+                    && (letter_first || v.contains(char::is_whitespace))
+                    && v.parse::<f64>().is_err()
+            };
+            if first.is_some_and(|v| v.parse::<f64>().is_ok_and(f64::is_finite))
+                && !values.any(|v| code(v) || postcode(v))
+            {
                 FieldKind::Number
             } else {
                 FieldKind::Category
@@ -981,7 +994,7 @@ fn to_record(c: &Columns, line: u64, row: Row<'_>) -> Result<Record, Rejected> {
                         return Err(reject(
                             name,
                             format!(
-                            "{} is not a finite number (name the column in categories to import it as text)",
+                            "{} is not a finite number (declare the column a category to import it as text)",
                             crate::error::quoted_value(text)
                         ),
                         ))

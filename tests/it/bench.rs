@@ -58,8 +58,16 @@ fn quick_json_report_has_checked_rows_for_geocrm_and_rstar() {
 }
 
 #[test]
-fn zero_records_is_a_clear_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_geocrm")).args(["bench", "--records", "0"]).output().unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("at least one record"));
+fn zero_or_too_many_records_is_a_clear_error() {
+    // Too many was a capacity-overflow panic (exit 101) or an aborted allocation (from the
+    // CLI review).
+    for command in ["bench", "demo"] {
+        for n in ["0", "20000001", "18446744073709551615"] {
+            let out =
+                Command::new(env!("CARGO_BIN_EXE_geocrm")).args([command, "--records", n]).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{command} {n}: {err}");
+            assert!(err.contains(&format!("takes 1 to 20000000 records, not {n}")), "{command} {n}: {err}");
+        }
+    }
 }

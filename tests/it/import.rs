@@ -145,6 +145,27 @@ B,1,2,02134,12345678901234567891,0,-0.25
     assert_eq!((k["small"], k["neg"]), (FieldKind::Number, FieldKind::Number));
     assert_eq!(categories(&db3, "B")["acct"], "12345678901234567891");
 
+    // A postcode with letters after numeric ones (a UK, Canadian or Dutch customer among
+    // French ones) makes the column a category, imported whole (from the CLI review: it
+    // aborted the import); a mistyped number (`12x`, `N/A`) stays the row's error.
+    for (zip, kind) in [("SW1A 1AA", "uk"), ("K1A0B6", "canada"), ("1012 AB", "dutch")] {
+        let (_dir4, db4) = open(false);
+        let csv = format!("id,lat,lon,zip,ltv\nA,1,2,75001,3\nB,1,2,{zip},4\n");
+        import(&db4, &csv, &ImportOptions::default()).unwrap();
+        let k = kinds(&db4);
+        assert_eq!((k["zip"], k["ltv"]), (FieldKind::Category, FieldKind::Number), "{kind}");
+        assert_eq!(
+            (categories(&db4, "A")["zip"].as_str(), categories(&db4, "B")["zip"].as_str()),
+            ("75001", zip)
+        );
+    }
+    for typo in ["12x", "N/A", "\"1,5\""] {
+        let (_dir4, db4) = open(false);
+        let csv = format!("id,lat,lon,ltv\nA,1,2,3\nB,1,2,{typo}\n");
+        let err = csv_err(import(&db4, &csv, &ImportOptions::default()));
+        assert_eq!((err.0, err.1.as_str()), (3, "ltv"), "{typo}");
+    }
+
     // A later non-numeric value in a column inferred as a number is an error naming it.
     let (_dir2, db2) = open(false);
     let err =
@@ -461,7 +482,7 @@ fn skip_invalid_reports_and_header_errors_still_abort() {
         reason: reason.into(),
     };
     let too_many = "wrong number of columns: expected 4, found 5";
-    let inf = "\"inf\" is not a finite number (name the column in categories to import it as text)";
+    let inf = "\"inf\" is not a finite number (declare the column a category to import it as text)";
     assert_eq!(
         report.rejected,
         [

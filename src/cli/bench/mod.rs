@@ -268,8 +268,10 @@ fn progress(what: &str) {
 
 /// Runs the bench and prints the table (or JSON).
 pub fn run(args: &BenchArgs) -> Result<()> {
-    if args.records == 0 {
-        return Err(Error::invalid_argument("records", "the bench needs at least one record"));
+    if args.records == 0 || args.records > super::MAX_SYNTHETIC_RECORDS {
+        let why =
+            format!("the bench takes 1 to {} records, not {}", super::MAX_SYNTHETIC_RECORDS, args.records);
+        return Err(Error::invalid_argument("records", why));
     }
     let machine = measure::machine();
     let commit = measure::commit();

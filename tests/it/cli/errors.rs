@@ -57,8 +57,8 @@ fn bad_rows_abort_the_whole_import() {
     let row = |field, value| with_header(&format!("{GOOD}{}", bad_row("B-1", field, value)));
     let fin = "coordinates must be finite numbers";
     let cases = vec![
-        ("number", row(7, "12x"), "line 3, column ltv: \"12x\" is not a finite number (name the column in categories to import it as text)".to_owned()),
-        ("inf number", row(8, "inf"), "line 3, column visits: \"inf\" is not a finite number (name the column in categories to import it as text)".to_owned()),
+        ("number", row(7, "12x"), "line 3, column ltv: \"12x\" is not a finite number (declare the column a category to import it as text)".to_owned()),
+        ("inf number", row(8, "inf"), "line 3, column visits: \"inf\" is not a finite number (declare the column a category to import it as text)".to_owned()),
         ("lat 91", row(1, "91"), "line 3, column lat: latitude must be within [-90, 90]".to_owned()),
         ("lon -200", row(2, "-200"), "line 3, column lon: longitude must be within [-180, 180]".to_owned()),
         ("lat NaN", row(1, "NaN"), format!("line 3, column lat: {fin}")),
@@ -130,6 +130,17 @@ fn bad_headers_and_files_abort() {
     assert!(err.contains("open CSV") && err.contains("nope.csv") && err.contains("No such file"), "{err}");
     assert_eq!(err.lines().count(), 1, "the cause is not repeated: {err}");
     assert!(!env.db.exists(), "a failed import must not leave a new database behind");
+    // A directory opens, but is no CSV: an I/O error naming it (it was "line 0, column
+    // header: Is a directory", with no path; from the CLI review).
+    let folder = env.dir.path().join("folder.csv");
+    std::fs::create_dir(&folder).unwrap();
+    let err = fail(&env.run(true, "import", &[folder.to_str().unwrap()]));
+    assert!(
+        err.contains("open CSV") && err.contains("folder.csv") && err.contains("Is a directory"),
+        "{err}"
+    );
+    assert!(!err.contains("line 0"), "{err}");
+    assert!(!env.db.exists(), "a failed import must not leave a new database behind");
 }
 
 #[test]
@@ -172,7 +183,7 @@ fn skip_invalid_imports_good_rows_and_reports_bad_ones_without_their_contents() 
     env.ok("get", &["--id", "G-2"]);
     let text = std::fs::read(&rejects).unwrap();
     let expected = "line,id,column,reason\n\
-        3,B-1,ltv,a text value of 4 characters (not shown: it may be personal data) is not a finite number (name the column in categories to import it as text)\n\
+        3,B-1,ltv,a text value of 4 characters (not shown: it may be personal data) is not a finite number (declare the column a category to import it as text)\n\
         4,B-2,lat,\"latitude must be within [-90, 90]\"\n\
         5,,id,the id is missing\n\
         6,,-,\"wrong number of columns: expected 10, found 5\"\n\

@@ -364,6 +364,16 @@ fn delete_removes_from_every_query() {
     // Deleting again is not an error, and says so.
     assert_eq!(env.ok("delete", &["--id", &id]).trim(), format!("{id} was not present"));
     assert_eq!(env.records(), Some(rows.len() as u64 - 1));
+    // An absent id (a typo: an e-mail address where the id goes) is not written to the log,
+    // and gets no LSN (from the CLI review: it was logged as a tombstone, in plaintext).
+    let typo = "walter.typo@example.net";
+    let out = env.json("delete", &["--id", typo]);
+    assert_eq!(out, json!({"id": typo, "deleted": false, "lsn": null}));
+    let mut logged = Vec::new();
+    for entry in std::fs::read_dir(env.db.join("log")).unwrap() {
+        logged.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    assert!(!logged.windows(typo.len()).any(|w| w == typo.as_bytes()), "the absent id is in the log");
 }
 
 #[test]
