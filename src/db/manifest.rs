@@ -18,6 +18,9 @@ pub(crate) const MANIFEST_NAME: &str = "MANIFEST";
 const MAGIC: &[u8; 8] = b"GEOCRMMF";
 /// Manifest format version written by this build.
 pub(crate) const MANIFEST_VERSION: u16 = 4;
+/// How far above [`MANIFEST_VERSION`] a version is still read as a newer format
+/// (`UnsupportedVersion`); beyond, it is a damaged field (`Corrupt`).
+const PLAUSIBLE_NEWER_VERSIONS: u16 = 12;
 
 /// Version 1: before checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -194,6 +197,16 @@ impl Manifest {
         };
         if version == 0 {
             return Err(Error::corrupt(file, 8, "manifest format version 0 does not exist"));
+        }
+        // The version lies outside the frame's checksum: a version far above this build's is
+        // a damaged field, not a newer format (formats gain a version at a time), so `verify`
+        // reports it as damage and `repair` rebuilds the MANIFEST (from the CLI review).
+        if version > MANIFEST_VERSION.saturating_add(PLAUSIBLE_NEWER_VERSIONS) {
+            let reason = format!(
+                "manifest format version {version} is implausible (this build reads up to \
+                 {MANIFEST_VERSION}): the version field is damaged"
+            );
+            return Err(Error::corrupt(file, 8, reason));
         }
         if version > MANIFEST_VERSION {
             return Err(Error::UnsupportedVersion {

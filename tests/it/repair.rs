@@ -901,7 +901,9 @@ fn every_cut_and_bit_flip_of_the_manifest_is_refused_and_repaired() {
         repaired += 1;
     }
     assert_eq!(repaired + newer, images.len());
-    assert!(newer <= 16, "only version-byte flips read as a newer version ({newer})");
+    // Of the sixteen flips of the version field (4), only those giving 5, 6 and 12 read as
+    // a newer format; the rest (0, and 20 and up) are damage that repair salvages.
+    assert_eq!(newer, 3, "only plausible versions read as a newer format");
 }
 
 #[test]
