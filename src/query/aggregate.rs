@@ -57,9 +57,9 @@ pub struct FieldStats {
     /// Sum of values (0 when none), added in row order: ±∞ or NaN when a partial sum went
     /// past the f64 range, even if the whole sum would not have (the CLI prints `overflow`).
     pub sum: f64,
-    /// Smallest value, +∞ when none.
+    /// Smallest value (−0 read as 0), +∞ when none.
     min: f64,
-    /// Largest value, −∞ when none.
+    /// Largest value (−0 read as 0), −∞ when none.
     max: f64,
 }
 
@@ -87,6 +87,9 @@ impl FieldStats {
 
     #[inline]
     fn add(&mut self, v: f64) {
+        // −0 counts as 0: `f64::min`/`max` may return either zero, so which one a group showed
+        // depended on row order, and a checkpoint changed it (from the aggregation review).
+        let v = v + 0.0;
         self.count += 1;
         self.sum += v;
         self.min = self.min.min(v);
@@ -762,6 +765,23 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    /// A group's min and max of {0, −0} are 0 in either order, merged either way (they were
+    /// whichever zero came first, so a checkpoint changed them; from the aggregation review).
+    #[test]
+    fn signed_zeros_give_the_same_min_and_max_in_any_order() {
+        for values in [[0.0, -0.0], [-0.0, 0.0], [-0.0, -0.0]] {
+            let mut one = FieldStats::EMPTY;
+            values.iter().for_each(|&v| one.add(v));
+            let (mut a, mut b) = (FieldStats::EMPTY, FieldStats::EMPTY);
+            a.add(values[0]);
+            b.add(values[1]);
+            for s in [one, a.merge(b), b.merge(a)] {
+                let bits = (s.min().unwrap().to_bits(), s.max().unwrap().to_bits());
+                assert_eq!(bits, (0, 0), "{values:?}: {s:?}");
+            }
+        }
     }
 
     /// The walk's output reserves room for every possible group, but never more groups than
