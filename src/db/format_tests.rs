@@ -121,23 +121,59 @@ fn manifest_v3_file_still_decodes() {
 }
 
 #[test]
-fn manifest_v4_file_bytes() {
-    // A second collection's file kept from the checkpoint at LSN 3.
+fn manifest_v4_file_still_decodes() {
+    let m = Manifest::decode(&unhex(MANIFEST_V4), Path::new("MANIFEST")).unwrap();
+    assert_eq!(m, example_v4());
+}
+
+/// The version-4 example: a second collection's file kept from the checkpoint at LSN 3.
+fn example_v4() -> Manifest {
     let mut checkpoint = example_checkpoint();
     checkpoint.files.push(CheckpointFile {
         collection: "d".into(),
         name: "0000000000000003-0001.ckpt".into(),
         lsn: 3,
     });
-    let m = Manifest {
+    Manifest {
         checkpoint: Some(checkpoint),
         log_floor: 1,
         keystore: true,
         erased_key_ids: Some(vec![3, 300]),
         ..Manifest::new(DB_ID, 1_700_000_000_000)
-    };
+    }
+}
+
+/// A version field that disagrees with the checksummed payload is damage, whichever way: a
+/// version-5 file read as 4 or 6, a version-4 payload read as 3 (whose log floor would have
+/// been the checkpoint's LSN, and open would have deleted segments below it; from the
+/// file-validation review).
+#[test]
+fn a_version_field_that_disagrees_with_the_payload_is_damage() {
+    let v5 = example_v4().encode().unwrap();
+    for version in [1u16, 3, 4, 6, 7, 13, 0x0105] {
+        let mut bad = v5.clone();
+        bad[8..10].copy_from_slice(&version.to_le_bytes());
+        let err = Manifest::decode(&bad, Path::new("MANIFEST")).unwrap_err();
+        assert!(matches!(err, crate::Error::Corrupt { offset: 8, .. }), "{version}: {err}");
+    }
+    for version in [1u16, 2, 3, 5, 6] {
+        let mut bad = unhex(MANIFEST_V4);
+        bad[8..10].copy_from_slice(&version.to_le_bytes());
+        let err = Manifest::decode(&bad, Path::new("MANIFEST")).unwrap_err();
+        assert!(matches!(err, crate::Error::Corrupt { offset: 8, .. }), "{version}: {err}");
+    }
+    // A log floor above the checkpoint's replay segment is refused.
+    let mut m = example_v4();
+    m.log_floor = 3;
+    let err = Manifest::decode(&m.encode().unwrap(), Path::new("MANIFEST")).unwrap_err();
+    assert!(err.to_string().contains("log floor 3 is above"), "{err}");
+}
+
+#[test]
+fn manifest_v5_file_bytes() {
+    let m = example_v4();
     let file = m.encode().unwrap();
-    assert_eq!(file, unhex(MANIFEST_V4), "{}", hex(&file));
+    assert_eq!(file, unhex(MANIFEST_V5), "{}", hex(&file));
     assert_eq!(Manifest::decode(&file, Path::new("MANIFEST")).unwrap(), m);
     // A file newer than its checkpoint is refused.
     let mut newer = m.clone();
@@ -147,6 +183,15 @@ fn manifest_v4_file_bytes() {
     let err = Manifest::decode(&newer.encode().unwrap(), Path::new("MANIFEST")).unwrap_err();
     assert!(err.to_string().contains("newer than the checkpoint"), "{err}");
 }
+
+/// magic, version 5, frame length 6b, CRC, the version again (05), then the version-4
+/// payload.
+const MANIFEST_V5: &str = "47 45 4f 43 52 4d 4d 46 05 00 6b 00 00 00 81 2b c3 f3 05 \
+    30 31 32 33 34 35 36 37 38 39 61 62 63 64 65 66 fd 00 68 e5 cf 8b 01 00 00 \
+    01 07 02 fd 01 68 e5 cf 8b 01 00 00 02 01 63 1a \
+    30 30 30 30 30 30 30 30 30 30 30 30 30 30 30 37 2d 30 30 30 30 2e 63 6b 70 74 07 \
+    01 64 1a 30 30 30 30 30 30 30 30 30 30 30 30 30 30 30 33 2d 30 30 30 31 2e 63 6b 70 74 03 \
+    01 01 01 02 03 fb 2c 01";
 
 /// magic, version 4, frame length, CRC, db id, created, Some, lsn 7, segment 2, created, two
 /// files as (collection, name, LSN): ("c", "0000000000000007-0000.ckpt", 7) and ("d",
@@ -288,9 +333,10 @@ fn keystore_and_envelope_follow_the_documented_derivations() {
     b.commit().unwrap();
     drop(db);
 
-    // MANIFEST: the database id is the first 16 bytes of the bincode payload at offset 18.
+    // MANIFEST: the database id is the 16 bytes after the payload's version (offset 18).
     let manifest = fs.read_all(Path::new("/db/MANIFEST")).unwrap();
-    let db_id: [u8; 16] = manifest[18..34].try_into().unwrap();
+    assert_eq!(manifest[18], 5, "the version, repeated in the payload");
+    let db_id: [u8; 16] = manifest[19..35].try_into().unwrap();
 
     // Keystore header: 99 bytes, CRC over 0..95, key-check value at 63.
     let ks = fs.read_all(Path::new("/db/keystore")).unwrap();

@@ -1,9 +1,11 @@
 //! The `MANIFEST` file: the database id, the live checkpoint and the log floor, replaced
 //! atomically.
 //!
-//! Layout: `magic b"GEOCRMMF" | version u16 LE | frame(bincode(Manifest))`. Versions 1 (no
-//! checkpoint), 2 (no keystore flag, no erased key ids) and 3 (no LSN per checkpoint file)
-//! are still read; this build writes version 4.
+//! Layout: `magic b"GEOCRMMF" | version u16 LE | frame(bincode((version u16, Manifest)))`:
+//! since version 5 the payload repeats the version, so the frame's checksum covers it.
+//! Versions 1 (no checkpoint), 2 (no keystore flag, no erased key ids), 3 (no LSN per
+//! checkpoint file) and 4 (the version outside the checksum) are still read; this build
+//! writes version 5.
 
 use std::path::Path;
 
@@ -17,7 +19,7 @@ use crate::io::{write_atomic, FileSystem};
 pub(crate) const MANIFEST_NAME: &str = "MANIFEST";
 const MAGIC: &[u8; 8] = b"GEOCRMMF";
 /// Manifest format version written by this build.
-pub(crate) const MANIFEST_VERSION: u16 = 4;
+pub(crate) const MANIFEST_VERSION: u16 = 5;
 /// How far above [`MANIFEST_VERSION`] a version is still read as a newer format
 /// (`UnsupportedVersion`); beyond, it is a damaged field (`Corrupt`).
 const PLAUSIBLE_NEWER_VERSIONS: u16 = 12;
@@ -136,6 +138,19 @@ fn check_file_names(m: &Manifest, file: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a log floor above the checkpoint's replay segment: open deletes the segments
+/// below the floor, and replay needs those from the checkpoint's on.
+fn check_log_floor(m: &Manifest, file: &Path) -> Result<()> {
+    match &m.checkpoint {
+        Some(c) if m.log_floor > c.segment => Err(Error::corrupt(
+            file,
+            18,
+            format!("log floor {} is above the checkpoint's replay segment {}", m.log_floor, c.segment),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Whether `name` has the shape of a checkpoint file's name: at least 16 digits, `-`, at
 /// least 4 digits, `.ckpt` (no separator, no dots but the extension's).
 pub(crate) fn is_checkpoint_file_name(name: &str) -> bool {
@@ -174,7 +189,8 @@ impl Manifest {
     }
 
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
-        let payload = codec::encode(self).map_err(|e| Error::invalid_argument("manifest", e))?;
+        let payload =
+            codec::encode(&(MANIFEST_VERSION, self)).map_err(|e| Error::invalid_argument("manifest", e))?;
         if payload.len() > codec::MAX_FRAME_PAYLOAD as usize {
             // Millions of erasures since the last compaction (8 bytes or fewer each).
             return Err(Error::invalid_argument(
@@ -195,12 +211,39 @@ impl Manifest {
         let Some(version) = bytes.get(8..10).map(|v| u16::from_le_bytes([v[0], v[1]])) else {
             return Err(Error::corrupt(file, 8, "manifest is cut short before its version"));
         };
+        let rest = bytes.get(10..).unwrap_or_default();
+        let payload = match codec::read_frame(rest) {
+            FrameRead::Valid { payload, frame_len } if frame_len == rest.len() => Some(payload),
+            _ => None,
+        };
+        // The version field lies outside the frame's checksum (the payload repeats it since
+        // version 5): a payload that decodes as another version than the field names is a
+        // damaged field. Read as an older version, a version-4 payload once gave a log floor
+        // that had open delete segments (from the file-validation review).
+        let current = payload
+            .and_then(|p| codec::decode::<(u16, Manifest)>(p).ok())
+            .filter(|(v, _)| *v == MANIFEST_VERSION);
+        let v4 = || payload.is_some_and(|p| codec::decode::<Manifest>(p).is_ok());
+        let damaged = |as_version: u16| {
+            Error::corrupt(
+                file,
+                8,
+                format!(
+                    "the manifest's version field says {version} but its checksummed payload is a \
+                     version-{as_version} manifest: the version field is damaged"
+                ),
+            )
+        };
+        if version != MANIFEST_VERSION && current.is_some() {
+            return Err(damaged(MANIFEST_VERSION));
+        }
+        if version != 4 && current.is_none() && v4() {
+            return Err(damaged(4));
+        }
         if version == 0 {
             return Err(Error::corrupt(file, 8, "manifest format version 0 does not exist"));
         }
-        // The version lies outside the frame's checksum: a version far above this build's is
-        // a damaged field, not a newer format (formats gain a version at a time), so `verify`
-        // reports it as damage and `repair` rebuilds the MANIFEST (from the CLI review).
+        // Formats gain a version at a time: a version far above this build's is damage.
         if version > MANIFEST_VERSION.saturating_add(PLAUSIBLE_NEWER_VERSIONS) {
             let reason = format!(
                 "manifest format version {version} is implausible (this build reads up to \
@@ -215,14 +258,20 @@ impl Manifest {
                 supported: MANIFEST_VERSION,
             });
         }
-        let rest = bytes.get(10..).unwrap_or_default();
-        match codec::read_frame(rest) {
-            FrameRead::Valid { payload, frame_len } if frame_len == rest.len() && version == 1 => {
-                let v1: ManifestV1 = codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))?;
-                Ok(Manifest { erased_key_ids: None, ..Manifest::new(v1.db_id, v1.created_unix_ms) })
+        let Some(payload) = payload else {
+            return Err(match codec::read_frame(rest) {
+                FrameRead::Valid { .. } => Error::corrupt(file, 10, "trailing bytes after the manifest"),
+                other => Error::corrupt(file, 10, format!("manifest frame is damaged ({other:?})")),
+            });
+        };
+        let decode_err = |e: String| Error::corrupt(file, 18, e);
+        let m = match version {
+            1 => {
+                let v1: ManifestV1 = codec::decode(payload).map_err(decode_err)?;
+                return Ok(Manifest { erased_key_ids: None, ..Manifest::new(v1.db_id, v1.created_unix_ms) });
             }
-            FrameRead::Valid { payload, frame_len } if frame_len == rest.len() && version == 2 => {
-                let v2: ManifestV2 = codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))?;
+            2 => {
+                let v2: ManifestV2 = codec::decode(payload).map_err(decode_err)?;
                 let m = Manifest {
                     checkpoint: v2.checkpoint.map(CheckpointRecord::from),
                     log_floor: v2.log_floor,
@@ -230,38 +279,43 @@ impl Manifest {
                     ..Manifest::new(v2.db_id, v2.created_unix_ms)
                 };
                 check_file_names(&m, file)?;
-                Ok(m)
+                check_log_floor(&m, file)?;
+                return Ok(m);
             }
-            FrameRead::Valid { payload, frame_len } if frame_len == rest.len() => {
-                let m: Manifest = if version == 3 {
-                    let v3: ManifestV3 = codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))?;
-                    Manifest {
-                        db_id: v3.db_id,
-                        created_unix_ms: v3.created_unix_ms,
-                        checkpoint: v3.checkpoint.map(CheckpointRecord::from),
-                        log_floor: v3.log_floor,
-                        keystore: v3.keystore,
-                        erased_key_ids: v3.erased_key_ids,
-                    }
-                } else {
-                    codec::decode(payload).map_err(|e| Error::corrupt(file, 18, e))?
-                };
-                check_file_names(&m, file)?;
-                if let Some(c) = &m.checkpoint {
-                    if let Some(f) = c.files.iter().find(|f| f.lsn > c.lsn) {
-                        let reason = format!("checkpoint file {:?} is newer than the checkpoint", f.name);
-                        return Err(Error::corrupt(file, 18, reason));
-                    }
+            3 => {
+                let v3: ManifestV3 = codec::decode(payload).map_err(decode_err)?;
+                Manifest {
+                    db_id: v3.db_id,
+                    created_unix_ms: v3.created_unix_ms,
+                    checkpoint: v3.checkpoint.map(CheckpointRecord::from),
+                    log_floor: v3.log_floor,
+                    keystore: v3.keystore,
+                    erased_key_ids: v3.erased_key_ids,
                 }
-                let ids = m.erased_key_ids.as_deref().unwrap_or_default();
-                if ids.windows(2).any(|w| w.first() >= w.get(1)) {
-                    return Err(Error::corrupt(file, 18, "erased key ids not in ascending order"));
-                }
-                Ok(m)
             }
-            FrameRead::Valid { .. } => Err(Error::corrupt(file, 10, "trailing bytes after the manifest")),
-            other => Err(Error::corrupt(file, 10, format!("manifest frame is damaged ({other:?})"))),
+            4 => codec::decode(payload).map_err(decode_err)?,
+            _ => match current {
+                Some((_, m)) => m,
+                None => {
+                    let e = codec::decode::<(u16, Manifest)>(payload).err();
+                    let why = e.unwrap_or_else(|| "the payload names another version".into());
+                    return Err(Error::corrupt(file, 18, why));
+                }
+            },
+        };
+        check_file_names(&m, file)?;
+        check_log_floor(&m, file)?;
+        if let Some(c) = &m.checkpoint {
+            if let Some(f) = c.files.iter().find(|f| f.lsn > c.lsn) {
+                let reason = format!("checkpoint file {:?} is newer than the checkpoint", f.name);
+                return Err(Error::corrupt(file, 18, reason));
+            }
         }
+        let ids = m.erased_key_ids.as_deref().unwrap_or_default();
+        if ids.windows(2).any(|w| w.first() >= w.get(1)) {
+            return Err(Error::corrupt(file, 18, "erased key ids not in ascending order"));
+        }
+        Ok(m)
     }
 
     pub(crate) fn load(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Manifest>> {

@@ -673,13 +673,14 @@ fn salvage_segment(
         // A header whose checksum holds but names another database is not damage to
         // re-stamp: taking the file in replaced this database's records with another's
         // (from the durability review).
-        // Nor is a header naming a version above this build's, whatever its checksum: a newer
-        // format may lay its header out otherwise, and re-stamping it would destroy it.
-        let version = bytes.get(8..10).map_or(0, |v| u16::from_le_bytes([v[0], v[1]]));
-        if version > crate::log::SEGMENT_VERSION {
+        // Nor is an intact header naming a version above this build's. Every version keeps
+        // the header's CRC at 44 over bytes 0..44 (FORMAT.md §4.1), so a version field above
+        // this build's under a failed CRC is damage: one flipped bit there made the log
+        // unrepairable (from the file-validation review).
+        if let Error::UnsupportedVersion { found: version, .. } = e {
             let reason = format!(
-                "the header names format version {version} (this build writes {}): written by a newer \
-                 version, or damaged there; repair does not rewrite it",
+                "the header names format version {version} (this build writes {}), its checksum \
+                 intact: written by a newer version; repair does not rewrite it",
                 crate::log::SEGMENT_VERSION
             );
             return Err(Error::corrupt(&path, 8, reason));

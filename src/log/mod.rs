@@ -24,9 +24,10 @@
 //! | 28 | 16 | database id |
 //! | 44 | 4 | CRC-32 (IEEE) of bytes 0..44, u32 |
 //!
-//! Checked in order: length, magic, version (above 2: [`crate::Error::UnsupportedVersion`]),
-//! checksum, version 0, flags, number, database id. Every failure but the version is
-//! [`crate::Error::Corrupt`] at offset 0.
+//! Checked in order: length, magic, checksum, version (above 2:
+//! [`crate::Error::UnsupportedVersion`]), version 0, flags, number, database id. Every
+//! failure but the version is [`crate::Error::Corrupt`] at offset 0. Every version keeps the
+//! magic, the version and this checksum where they are.
 //!
 //! # Frames
 //! From offset 48 to the end of the file, frames follow back to back, each a

@@ -193,11 +193,11 @@ fn the_v1_checkpoint_golden_database_is_rebuilt_from_its_log_with_the_same_answe
 #[test]
 fn a_version_2_manifest_learns_of_its_keystore_at_the_first_open() {
     // Version 2 did not record that the database has a keystore; the first open by this
-    // build does (MANIFEST version 4), and from then on a missing keystore is refused.
+    // build does (MANIFEST version 5), and from then on a missing keystore is refused.
     let (db, _, dir) = golden_answers("db-ckpt-v2");
     drop(db);
     let manifest = std::fs::read(dir.path().join("MANIFEST")).unwrap();
-    assert_eq!(manifest[8..10], [4, 0], "rewritten as version 4");
+    assert_eq!(manifest[8..10], [5, 0], "rewritten as version 5");
     std::fs::remove_file(dir.path().join("keystore")).unwrap();
     let err = Database::open(dir.path(), options()).map(|_| ()).unwrap_err();
     assert!(matches!(&err, geocrm::Error::Corrupt { file, .. } if file.ends_with("keystore")), "{err}");
