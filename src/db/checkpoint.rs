@@ -1005,8 +1005,10 @@ pub(crate) fn remove_unnamed_files(fs: &dyn FileSystem, index_dir: &Path, named:
         // A damage marker lives as long as its file (or until an open finds the file sound);
         // a temporary file is a crashed checkpoint's (one runs at a time, holding the lock
         // every caller holds).
-        let base = name.strip_suffix(".damaged").unwrap_or(&name);
-        let ours = name.ends_with(".ckpt.tmp") || base.ends_with(".ckpt");
+        // Only names a checkpoint gives (`my-backup.ckpt` was removed too: from the
+        // checkpoint review).
+        let base = name.strip_suffix(".damaged").or_else(|| name.strip_suffix(".tmp")).unwrap_or(&name);
+        let ours = crate::db::manifest::is_checkpoint_file_name(base);
         if ours && !named.iter().any(|f| f.name == base) {
             removed |= fs.remove_file(&index_dir.join(&name)).is_ok();
         }

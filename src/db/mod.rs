@@ -393,9 +393,10 @@ impl Database {
         // writable open removes it rather than leave the copy until the next keystore rewrite
         // (from the privacy review).
         let keystore_tmp = dir.join(format!("{}.tmp", crate::crypto::KEYSTORE_FILE));
-        if !read_only && fs.exists(&keystore_tmp)? {
-            fs.remove_file(&keystore_tmp)?;
-            fs.sync_dir(&dir)?;
+        // Best effort: a removal that keeps failing must not keep the database from opening
+        // (the next open tries again).
+        if !read_only && fs.exists(&keystore_tmp).unwrap_or(false) && fs.remove_file(&keystore_tmp).is_ok() {
+            let _ = fs.sync_dir(&dir);
         }
         let log_dir = dir.join("log");
         let no_segment = crate::log::has_no_segment(fs.as_ref(), &log_dir)?;
@@ -466,8 +467,11 @@ impl Database {
         if rejected.is_none() && !read_only {
             checkpoint::remove_unnamed_files(fs.as_ref(), &dir.join(INDEX_DIR), &named);
         }
+        // Best effort, like the orphans above: segments below the floor are not read, and
+        // a removal that keeps failing must not keep a sound database from opening (from
+        // the checkpoint review); the next open tries again.
         if manifest.log_floor > 1 && !read_only {
-            log.remove_segments_below(manifest.log_floor)?;
+            let _ = log.remove_segments_below(manifest.log_floor);
         }
         // What opening replayed: the segments from the checkpoint's (or the floor) on.
         let log_tail_bytes: u64 = log
@@ -480,13 +484,15 @@ impl Database {
             .map(|p| fs.open_read(p).map_or(0, |f| f.len()))
             .sum();
         let erased = std::mem::take(&mut state.erased_keys);
+        let mut erased_rows = std::mem::take(&mut state.replayed_erasures);
         let mut erasures_restored = 0;
         // An erasure whose tombstone went with a damaged final frame (cut as a torn tail)
         // still holds: the MANIFEST names the keys it destroyed. (`repair` erases them
         // again itself, and reports it.)
         if !options.repair && manifest.erased_key_ids.as_ref().is_some_and(|ids| !ids.is_empty()) {
-            let restored = state.remove_rows_with_erased_keys(|k| manifest.erased_key(k) == Some(true));
+            let mut restored = state.remove_rows_with_erased_keys(|k| manifest.erased_key(k) == Some(true));
             erasures_restored = restored.len() as u64;
+            erased_rows.append(&mut restored);
         }
         let tail_needs_keys = !erased.is_empty()
             || state.collections.values().any(|c| c.table.rows().any(|r| r.key_id.is_some()));
@@ -519,16 +525,20 @@ impl Database {
         // Repairing, interrupted erasures are finished by `repair` itself, after it has drawn
         // its conclusions from the keystore as found (finishing rewrites the keystore).
         // An erasure interrupted before its checkpoint left the erased records' rows in the
-        // checkpoint's index files (hidden, but on disk): this open finishes it with one.
+        // checkpoint's index files (hidden, but on disk): this open finishes it with one —
+        // for records with PII or without (those were missed: from the checkpoint review),
+        // and also when the checkpoint was rejected (its files still hold the rows; the new
+        // checkpoint's publication removes them).
         let erased_in_checkpoint = !read_only
             && !options.repair
-            && erased.iter().any(|(c, id, _)| {
-                state
-                    .collections
-                    .get(c)
-                    .and_then(|c| c.base.as_ref())
-                    .is_some_and(|b| b.checkpoint.find(id).is_some())
-            });
+            && ((rejected.is_some() && !erased_rows.is_empty())
+                || erased_rows.iter().any(|(c, id)| {
+                    state
+                        .collections
+                        .get(c)
+                        .and_then(|c| c.base.as_ref())
+                        .is_some_and(|b| b.checkpoint.find(id).is_some())
+                }));
         let (keystore, pending_erasures) = if options.repair {
             (keystore, erased)
         } else if read_only {

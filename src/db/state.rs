@@ -112,6 +112,9 @@ pub(crate) struct State {
     /// The write path destroys them after the tombstone is durable; open finishes any an
     /// interruption left behind.
     pub erased_keys: Vec<(String, String, u64)>,
+    /// Records erased by the tombstones replayed (with PII or not): (collection, id). Open
+    /// finishes an erasure whose checkpoint never came if the checkpoint holds the record.
+    pub replayed_erasures: Vec<(String, String)>,
     /// Set while a checkpoint is built from a snapshot taken at its LSN, outside the writer
     /// lock: the ids that later operations touched, which the new checkpoint must hide.
     pub building: Option<CheckpointJournal>,
@@ -332,6 +335,9 @@ impl State {
                 }
                 if let Some(key_id) = key_id {
                     self.erased_keys.push((collection.clone(), id.clone(), *key_id));
+                }
+                if self.replaying {
+                    self.replayed_erasures.push((collection.clone(), id.clone()));
                 }
             }
         }

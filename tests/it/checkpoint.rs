@@ -280,6 +280,57 @@ fn reopening_after_a_checkpoint_replays_nothing_and_old_files_go() {
     assert_eq!(c.get("r7").unwrap().unwrap().numbers["v"], 2.0);
 }
 
+/// An open removes orphaned checkpoint files (named as checkpoints name them, with their
+/// temporary files and damage markers), and leaves everything else in `index/` — a user's
+/// `my-backup.ckpt` was removed too (from the checkpoint review).
+#[test]
+fn an_open_removes_orphaned_checkpoint_files_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let db = open();
+    db.create_collection("c", Schema::new()).unwrap();
+    write(&db, |b| b.upsert("c", Record::new("a", LatLon::new(1.0, 2.0).unwrap())).map(drop));
+    db.checkpoint().unwrap();
+    drop(db);
+    let live = index_files(dir.path());
+    let orphans = [
+        "0000000000000001-0000.ckpt",
+        "0000000000000001-0001.ckpt.tmp",
+        "0000000000000001-0000.ckpt.damaged",
+    ];
+    let mine = ["my-backup.ckpt", "x.ckpt.damaged", "notes.txt", "old.ckpt.tmp"];
+    for name in orphans.iter().chain(&mine) {
+        std::fs::write(dir.path().join("index").join(name), "not a checkpoint").unwrap();
+    }
+    drop(open());
+    let mut expected: Vec<String> = live.iter().cloned().chain(mine.iter().map(|s| s.to_string())).collect();
+    expected.sort();
+    assert_eq!(index_files(dir.path()), expected);
+}
+
+/// A compaction whose removal of the old segments failed leaves them below the log floor;
+/// while removals keep failing, the database still opens, with everything (it refused to:
+/// from the checkpoint review), and a later open removes them.
+#[test]
+fn a_failing_removal_of_old_segments_does_not_keep_the_database_from_opening() {
+    let fs = MemFs::new();
+    let (db, state) = small_db(&fs);
+    let segments = |fs: &MemFs| {
+        fs.list_files().into_iter().filter(|p| p.extension().is_some_and(|e| e == "seg")).count()
+    };
+    fs.set_faults(FaultPlan::new().fail_from(OpKind::Remove, 0));
+    assert!(db.compact().is_err(), "the removal of the first segment failed");
+    drop(db);
+    let before = segments(&fs);
+    let db = Database::open(DIR, options(&fs)).expect("opens while removals fail");
+    assert_eq!(read_state(&db), state);
+    drop(db);
+    fs.clear_faults();
+    let db = Database::open(DIR, options(&fs)).unwrap();
+    assert_eq!(read_state(&db), state);
+    assert!(segments(&fs) < before, "the old segments go once removals work");
+}
+
 /// The names of the files in `DIR/index/`, sorted.
 fn index_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("index"))

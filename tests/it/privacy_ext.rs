@@ -548,11 +548,17 @@ fn keyed_in_memory(fs: &MemFs) -> Options {
 
 /// A new database at `dir` with collection `c` (a PII `name`) holding `ids`, checkpointed.
 fn checkpointed_with_pii(dir: &Path, options: Options, ids: [&str; 2]) -> Database {
+    checkpointed(dir, options, ids, true)
+}
+
+fn checkpointed(dir: &Path, options: Options, ids: [&str; 2], with_pii: bool) -> Database {
     let db = Database::open(dir, options).unwrap();
     db.create_collection("c", Schema::new().pii("name")).unwrap();
     let mut batch = db.begin_write();
     for id in ids {
-        batch.upsert("c", person(id, 1.0).pii("name", format!("Name of {id}"))).unwrap();
+        let record = person(id, 1.0);
+        let record = if with_pii { record.pii("name", format!("Name of {id}")) } else { record };
+        batch.upsert("c", record).unwrap();
     }
     batch.commit().unwrap();
     db.checkpoint().unwrap();
@@ -561,22 +567,70 @@ fn checkpointed_with_pii(dir: &Path, options: Options, ids: [&str; 2]) -> Databa
 
 /// An erasure whose checkpoint failed (or a crash cut it) left the erased record's row in
 /// the checkpoint's index files, hidden but on disk, until some later checkpoint: the next
-/// writable open finishes the erasure with a checkpoint (from the privacy review). Every
-/// rename of the erasure is failed in turn (and from then on).
+/// writable open finishes the erasure with a checkpoint (from the privacy review) — also for
+/// a record without PII, whose tombstone names no key (missed: from the checkpoint review).
+/// Every rename of the erasure is failed in turn (and from then on).
 #[test]
 fn an_erasure_whose_checkpoint_failed_is_finished_by_the_next_open() {
+    for with_pii in [true, false] {
+        erasure_whose_checkpoint_failed_is_finished(with_pii);
+    }
+}
+
+/// The same when the next open rejects the checkpoint (damaged): replay hides the record,
+/// and the open's checkpoint replaces the rejected file, which held its row (from the
+/// checkpoint review: it stayed on disk).
+#[test]
+fn an_interrupted_erasure_is_finished_when_the_checkpoint_is_rejected() {
+    let fs = MemFs::new();
+    let opts = || keyed_in_memory(&fs);
+    let db = checkpointed(Path::new("/db"), opts(), ["erased-zq7", "kept-zq8"], false);
+    let index_files = |fs: &MemFs| {
+        fs.list_files().into_iter().filter(|p| p.to_string_lossy().contains("/index/")).collect::<Vec<_>>()
+    };
+    let before = index_files(&fs);
+    // Every rename fails: the tombstone is logged, the erasure's checkpoint never comes.
+    fs.set_faults(FaultPlan::new().fail_from(OpKind::Rename, 0));
+    assert!(db.erase("c", "erased-zq7").is_err());
+    fs.clear_faults();
+    drop(db);
+    assert_eq!(index_files(&fs), before);
+    let file = before.iter().find(|p| p.extension().is_some_and(|e| e == "ckpt")).unwrap();
+    let mut bytes = fs.read_all(file).unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 1;
+    fs.write_raw(file, &bytes);
+    let db = Database::open("/db", opts().verify_checkpoints_at_open(true)).unwrap();
+    assert!(db.checkpoint_rejected().is_some());
+    let c = db.read();
+    assert!(c.collection("c").unwrap().get("erased-zq7").unwrap().is_none());
+    assert!(c.collection("c").unwrap().get("kept-zq8").unwrap().is_some());
+    drop(c);
+    drop(db);
+    drop(Database::open("/db", opts()).unwrap());
+    for file in index_files(&fs) {
+        let bytes = fs.read_all(&file).unwrap();
+        assert!(
+            !bytes.windows(10).any(|w| w == b"erased-zq7"),
+            "{} still holds the erased record",
+            file.display()
+        );
+    }
+}
+
+fn erasure_whose_checkpoint_failed_is_finished(with_pii: bool) {
     let mut finished = 0;
     for n in 0..8 {
         let fs = MemFs::new();
         let opts = || keyed_in_memory(&fs);
-        let db = checkpointed_with_pii(Path::new("/db"), opts(), ["erased-zq7", "kept-zq8"]);
+        let db = checkpointed(Path::new("/db"), opts(), ["erased-zq7", "kept-zq8"], with_pii);
         fs.set_faults(FaultPlan::new().fail_from(OpKind::Rename, n));
         let erased = db.erase("c", "erased-zq7");
         fs.clear_faults();
         drop(db);
         let db = Database::open("/db", opts()).unwrap();
         if db.read().collection("c").unwrap().get("erased-zq7").unwrap().is_some() {
-            assert!(erased.is_err(), "rename {n}: an acknowledged erasure undone");
+            assert!(erased.is_err(), "pii {with_pii}, rename {n}: an acknowledged erasure undone");
             continue;
         }
         finished += 1;
@@ -584,13 +638,13 @@ fn an_erasure_whose_checkpoint_failed_is_finished_by_the_next_open() {
             let bytes = fs.read_all(&file).unwrap();
             assert!(
                 !bytes.windows(10).any(|w| w == b"erased-zq7"),
-                "rename {n}: {} still holds the erased record",
+                "pii {with_pii}, rename {n}: {} still holds the erased record",
                 file.display()
             );
         }
         assert!(db.read().collection("c").unwrap().get("kept-zq8").unwrap().is_some());
     }
-    assert!(finished >= 3, "only {finished} runs got past the tombstone");
+    assert!(finished >= 3, "pii {with_pii}: only {finished} runs got past the tombstone");
 }
 
 /// A checkpointed record whose erasure's tombstone was lost (its checkpoint failed, then the
