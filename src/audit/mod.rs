@@ -41,6 +41,9 @@ const IDS_PER_ENTRY: usize = 10_000;
 
 /// `audit.log` is sealed once it holds this many bytes (about ten thousand reveals).
 pub(crate) const ROLL_BYTES: u64 = 1 << 20;
+/// The longest an audit file can be: just under the roll size, then one frame.
+pub(crate) const MAX_FILE_LEN: u64 =
+    ROLL_BYTES + crate::codec::FRAME_HEADER_LEN as u64 + crate::codec::MAX_FRAME_PAYLOAD as u64;
 
 /// Tries of a read of every file before giving up, when files keep being sealed under it.
 const READ_TRIES: usize = 8;
@@ -249,6 +252,14 @@ impl AuditLog {
     /// Reads and validates a whole file of the log: its entries (when `decode`), the length of
     /// its valid prefix and the file's length.
     fn scan(&self, path: &Path, decode: bool) -> Result<(Vec<AuditEntry>, usize, usize)> {
+        // A file is sealed once it reaches the roll size: none is longer than that plus one
+        // frame. A longer one (a sparse file of 200 GB got the process killed for memory) is
+        // damage, found before it is read (from the file-validation review).
+        let len = self.fs.open_read(path)?.len();
+        if len > MAX_FILE_LEN {
+            let reason = format!("{len} bytes, longer than an audit file can be ({MAX_FILE_LEN})");
+            return Err(Error::corrupt(path, MAX_FILE_LEN, reason));
+        }
         let bytes = self.fs.read(path)?;
         format::check_header(&bytes, path, &self.db_id)?;
         let mut entries = Vec::new();

@@ -414,6 +414,12 @@ impl Database {
         if c.meta().collection != collection {
             return Err(Error::corrupt(c.path(), 0, "the file holds another collection"));
         }
+        // The tree's boxes and unit vectors are trusted by every spatial query (a node inside
+        // a query's box is taken whole): checksums alone passed a file whose boxes were wrong
+        // (from the file-validation review).
+        c.tree()
+            .check_invariants()
+            .map_err(|e| Error::corrupt(c.path(), 0, format!("the packed R-tree is inconsistent: {e}")))?;
         let n = c.len() as u32;
         let mut seen = vec![false; c.len()];
         for row in 0..n {

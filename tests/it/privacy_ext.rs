@@ -420,6 +420,35 @@ fn a_torn_audit_tail_is_cut_and_damage_is_corrupt_with_offset() {
     assert!(matches!(Database::open(dir.path(), Options::new()), Err(Error::Corrupt { offset: 0, .. })));
 }
 
+/// An `audit.log` longer than any can be (a sparse file of a terabyte) is damage found
+/// before it is read: it got the process killed for memory. Repair cuts it, keeping the
+/// entries before the damage (from the file-validation review).
+#[test]
+fn an_audit_log_longer_than_any_can_be_is_refused_unread_and_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options::new().key(RawKey::new([9; 32]));
+    let db = Database::open(dir.path(), options()).unwrap();
+    db.create_collection("c", Schema::crm()).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", person("A", 48.0).pii("name", "Ada")).unwrap();
+    b.commit().unwrap();
+    db.read().collection("c").unwrap().reveal("A").unwrap();
+    drop(db);
+    let audit = dir.path().join("audit.log");
+    let len = std::fs::metadata(&audit).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&audit).unwrap().set_len(1 << 40).unwrap();
+    let started = std::time::Instant::now();
+    let err = Database::open(dir.path(), options()).map(drop).unwrap_err();
+    assert!(matches!(&err, Error::Corrupt { file, .. } if file.ends_with("audit.log")), "{err}");
+    assert!(err.to_string().contains("longer than an audit file can be"), "{err}");
+    assert!(started.elapsed().as_secs() < 10, "read before it was refused");
+    Database::repair(dir.path(), options()).unwrap();
+    let db = Database::open(dir.path(), options()).unwrap();
+    let reads = db.audit_entries().unwrap();
+    assert!(!reads.is_empty(), "the entry before the damage is kept");
+    assert!(std::fs::metadata(&audit).unwrap().len() < 1 << 20, "cut back near {len} bytes");
+}
+
 #[test]
 fn a_failed_audit_write_fails_the_reveal_and_every_later_one() {
     let fs = Arc::new(MemFs::new());

@@ -185,14 +185,16 @@ pub(crate) fn validate(bytes: &[u8], check_body_crc: bool) -> Result<Layout> {
     if bytes.get(..8) != Some(&MAGIC[..]) {
         return Err(corrupt(0, "bad magic: not a packed R-tree"));
     }
-    let version = read_uint(bytes, 8, 2) as u16;
-    if version != VERSION {
-        return Err(Error::UnsupportedVersion { file: LABEL.into(), found: version, supported: VERSION });
-    }
+    // The checksum first: it covers the version, so a flipped bit there is damage, not a
+    // newer format (from the file-validation review).
     let stored_header_crc = read_uint(bytes, HEADER_CRC_AT, 4) as u32;
     let header_crc = crc32fast::hash(bytes.get(..HEADER_CRC_AT).unwrap_or_default());
     if header_crc != stored_header_crc {
         return Err(corrupt(HEADER_CRC_AT, "header checksum mismatch"));
+    }
+    let version = read_uint(bytes, 8, 2) as u16;
+    if version != VERSION {
+        return Err(Error::UnsupportedVersion { file: LABEL.into(), found: version, supported: VERSION });
     }
     let rows = read_uint(bytes, 16, 8);
     let layout = Layout::for_rows(rows)

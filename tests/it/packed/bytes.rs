@@ -72,8 +72,11 @@ fn errors_say_what_is_wrong() {
     let mut bad = bytes.clone();
     bad[0] = b'X';
     assert!(matches!(PackedRTreeRef::try_new(&bad), Err(Error::Corrupt { offset: 0, .. })));
+    // A newer version under an intact header checksum; a flipped version bit is damage.
     let mut bad = bytes.clone();
     bad[8] = 2;
+    assert!(matches!(PackedRTreeRef::try_new(&bad), Err(Error::Corrupt { offset: 236, .. })));
+    reseal(&mut bad);
     assert!(matches!(PackedRTreeRef::try_new(&bad), Err(Error::UnsupportedVersion { found: 2, .. })));
     let mut bad = bytes.clone();
     bad[HEADER_LEN + 3] ^= 1;
