@@ -199,6 +199,14 @@ pub enum Error {
         /// Record id.
         id: String,
     },
+    /// The directory holds no geocrm database (no `MANIFEST`, and nothing of one) and the
+    /// open was not to create one: told apart from damage (`Corrupt`), so a mistyped `--db`
+    /// raises no corruption alarm (from the CLI review).
+    #[error("{} is not a geocrm database (it has no MANIFEST)", dir.display())]
+    NotADatabase {
+        /// The directory.
+        dir: PathBuf,
+    },
 }
 
 impl Error {
@@ -236,6 +244,7 @@ impl Error {
             Error::SnapshotHeld { .. } => "snapshot_held",
             Error::Erased { .. } => "erased",
             Error::NotFound { .. } => "not_found",
+            Error::NotADatabase { .. } => "not_a_database",
         }
     }
 

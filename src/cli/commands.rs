@@ -144,11 +144,10 @@ pub fn run(command: Command) -> Result<()> {
         Command::Radius { db, lat, lon, meters, filter: f, count } => {
             let database = open_read(&db)?;
             let snap = database.read();
-            let hits = snap.collection(&db.collection)?.within_radius(
-                point(lat, lon)?,
-                meters,
-                &filter(f.as_ref())?,
-            )?;
+            let hits = snap
+                .collection(&db.collection)?
+                .within_radius(point(lat, lon)?, meters, &filter(f.as_ref())?)
+                .map_err(|e| as_flags(e, &[("metres", "meters")]))?;
             print_ids(&db, count, hits.into_iter().map(|h| h.id).collect());
             Ok(())
         }
@@ -397,10 +396,8 @@ fn open_for_import(db: &DbArgs) -> Result<Database> {
             Err(_) if !create && attempts > 0 && creatable() => attempts -= 1,
             // (Not when database files are there: a database that lost its MANIFEST, which
             // `geocrm repair` rebuilds; that error stays as it is.)
-            Err(Error::Corrupt { reason, .. })
-                if !create
-                    && reason.contains("not a geocrm database")
-                    && !["log", "index", "keystore"].iter().any(|f| db.db.join(f).exists()) =>
+            Err(Error::NotADatabase { .. })
+                if !create && !["log", "index", "keystore"].iter().any(|f| db.db.join(f).exists()) =>
             {
                 return Err(Error::invalid_argument(
                     "db",
@@ -509,6 +506,17 @@ fn beyond_f64(v: Option<f64>) -> Value {
     }
 }
 
+/// The library's argument names in an error, as the command's flags (`group_by` is `--by`).
+fn as_flags(e: Error, flags: &[(&str, &'static str)]) -> Error {
+    match e {
+        Error::InvalidArgument { name, reason } => {
+            let name = flags.iter().find(|(arg, _)| *arg == name).map_or(name, |&(_, flag)| flag);
+            Error::InvalidArgument { name, reason }
+        }
+        e => e,
+    }
+}
+
 fn agg(
     db: &DbArgs,
     by: &str,
@@ -535,7 +543,10 @@ fn agg(
     }
     let database = open_read(db)?;
     let snap = database.read();
-    let groups = snap.collection(&db.collection)?.aggregate(scope, &group_by, &fields, &filter(f)?)?;
+    let groups =
+        snap.collection(&db.collection)?.aggregate(scope, &group_by, &fields, &filter(f)?).map_err(|e| {
+            as_flags(e, &[("group_by", "by"), ("resolution", "by"), ("field", "sum/avg/min/max")])
+        })?;
     let mut rows = Vec::with_capacity(groups.len());
     for g in &groups {
         let mut row = Map::new();

@@ -184,8 +184,9 @@ impl Database {
     ///
     /// # Errors
     /// [`Error::Locked`] when another writer has it open; [`Error::Corrupt`] naming the file
-    /// and offset of damaged acknowledged data, or — without `create_if_missing` — for a
-    /// directory with no `MANIFEST` ("not a geocrm database"); [`Error::WrongKey`] for a key
+    /// and offset of damaged acknowledged data; [`Error::NotADatabase`] — without
+    /// `create_if_missing` — for a directory with no `MANIFEST` and nothing of a database;
+    /// [`Error::WrongKey`] for a key
     /// that is not this database's; [`Error::InvalidKey`] for a key the provider cannot
     /// give (a key file of the wrong length, say); [`Error::UnsupportedVersion`] for a file
     /// written by a newer geocrm; [`Error::InvalidArgument`] for an audit actor that is
@@ -1011,7 +1012,7 @@ impl Drop for UndoCreate {
 }
 
 fn not_a_database(dir: &Path) -> Error {
-    Error::corrupt(dir.join(manifest::MANIFEST_NAME), 0, "no MANIFEST: not a geocrm database")
+    Error::NotADatabase { dir: dir.to_owned() }
 }
 
 fn create_manifest(fs: &dyn FileSystem, dir: &Path, create: bool) -> Result<Manifest> {

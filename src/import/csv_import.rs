@@ -925,7 +925,7 @@ fn to_record(c: &Columns, line: u64, row: Row<'_>) -> Result<Record, Rejected> {
     if id.is_empty() {
         return Err(reject("id", "the id is missing".into()));
     }
-    if let Err(e) = crate::model::validate_id(&id) {
+    if let Err(e) = crate::model::record::validate_new_id(&id) {
         // An id that is not valid may be anything (a shifted PII cell — an address with a
         // line break —, a megabyte): the report keeps none of it, only its length.
         let reason = format!("{} (an id of {} bytes, not shown)", strip_context(&e), id.len());

@@ -1,6 +1,6 @@
 //! The data model: collection schemas and records.
 
-mod record;
+pub(crate) mod record;
 mod schema;
 
 pub use record::{validate_id, Record, MAX_ID_LEN};

@@ -70,6 +70,27 @@ impl Record {
     }
 }
 
+/// Checks the id of a record being written: [`validate_id`], and no Unicode direction
+/// control (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C), which makes a terminal
+/// show an id as another (from the CLI review). Ids already stored are read, deleted and
+/// erased with [`validate_id`] alone.
+///
+/// # Errors
+/// [`Error::InvalidRecord`] with field `id`.
+pub(crate) fn validate_new_id(id: &str) -> Result<()> {
+    validate_id(id)?;
+    let direction = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}');
+    if id.chars().any(direction) {
+        let reason = "the id contains a Unicode direction control (it would show as another id)";
+        return Err(Error::InvalidRecord {
+            id: id.chars().filter(|&c| !direction(c)).take(64).collect(),
+            field: "id".into(),
+            reason: reason.into(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks a record id: 1–256 bytes, no control characters.
 ///
 /// # Errors

@@ -48,7 +48,7 @@ fn an_empty_directory_is_refused_without_create_and_becomes_a_database_with_it()
     let dir = tmp.path().join("empty");
     std::fs::create_dir(&dir).unwrap();
     let err = Database::open(&dir, Options::new().create_if_missing(false)).unwrap_err();
-    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+    assert!(matches!(err, Error::NotADatabase { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("not a geocrm database") && msg.contains(dir.to_str().unwrap()), "{msg}");
     for name in ["MANIFEST", "log", "keystore", "index", "audit.log"] {
@@ -112,7 +112,7 @@ fn a_directory_of_unrelated_files_is_refused_without_create_and_shared_with_it()
 
     let err = Database::open(&dir, Options::new().create_if_missing(false)).unwrap_err();
     assert!(
-        matches!(err, Error::Corrupt { .. }) && err.to_string().contains("not a geocrm database"),
+        matches!(err, Error::NotADatabase { .. }) && err.to_string().contains("not a geocrm database"),
         "{err}"
     );
     assert_untouched(&dir, &before, "after a refused open");
@@ -563,4 +563,31 @@ fn a_huge_manifest_is_refused_unread() {
             other => panic!("{:?}", other.map(|_| ())),
         }
     }
+}
+
+/// An id with a Unicode direction control (after U+202E, `RLO` shows as `OLR`) is refused on
+/// write and by the import, naming the field; ids in right-to-left scripts are fine (the CLI
+/// printed such ids raw: from the CLI review).
+#[test]
+fn ids_with_direction_controls_are_refused_on_write() {
+    let fs = MemFs::new();
+    let db = Database::open("/db", Options::new().file_system(Arc::new(fs))).unwrap();
+    db.create_collection("c", Schema::new()).unwrap();
+    let at = LatLon::new(1.0, 2.0).unwrap();
+    for id in ["C\u{202E}RLO", "x\u{2066}y", "\u{200F}z"] {
+        let mut b = db.begin_write();
+        let err = b.upsert("c", Record::new(id, at)).map(drop).unwrap_err();
+        assert!(matches!(&err, Error::InvalidRecord { field, .. } if field == "id"), "{id:?}: {err}");
+        assert!(err.to_string().contains("direction control"), "{err}");
+    }
+    let mut b = db.begin_write();
+    b.upsert("c", Record::new("عميل-1", at)).unwrap();
+    b.commit().unwrap();
+    let options = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
+    let csv = "id,lat,lon\nok,1,2\n\"C\u{202E}RLO\",1,2\n";
+    let report = import_csv(&db, "c", csv.as_bytes(), &options, &mut |_| {}).unwrap();
+    assert_eq!(report.imported, 1);
+    assert_eq!(report.rejected.len(), 1);
+    assert!(report.rejected[0].reason.contains("direction control"), "{:?}", report.rejected);
+    assert_eq!(db.read().collection("c").unwrap().len(), 2);
 }

@@ -426,16 +426,18 @@ fn bad_query_arguments() {
     assert!(err.contains("latitude must be within [-90, 90]"), "{err}");
     for meters in [&["--meters", "-5"][..], &["--meters=-5"][..]] {
         let err = env.fail("radius", &[&at[..], meters].concat());
-        assert!(err.contains("radius must be a finite number ≥ 0, got -5"), "{err}");
+        assert!(err.contains("invalid argument meters: radius must be a finite number ≥ 0, got -5"), "{err}");
     }
+    // The flags typed, not the library's argument names (`group_by`, `field`, `metres`: from
+    // the CLI review).
     let err = env.fail("agg", &["--by", "h3:16"]);
-    assert!(err.contains("H3 resolution 16 is not 0-15"), "{err}");
+    assert!(err.contains("invalid argument by: H3 resolution 16 is not 0-15"), "{err}");
     let err = env.fail("agg", &["--by", "h3:x"]);
     assert!(err.contains("\"x\" is not a number 0-15"), "{err}");
     let err = env.fail("agg", &["--by", "attr:ltv"]);
-    assert!(err.contains("\"ltv\" is not a category attribute"), "{err}");
+    assert!(err.contains("invalid argument by: \"ltv\" is not a category attribute"), "{err}");
     let err = env.fail("agg", &["--by", "all", "--sum", "tier"]);
-    assert!(err.contains("\"tier\" is not a number attribute"), "{err}");
+    assert!(err.contains("invalid argument sum/avg/min/max: \"tier\" is not a number attribute"), "{err}");
 
     let line = env.file("line.geojson", r#"{"type": "LineString", "coordinates": [[0,0],[1,1]]}"#);
     let broken = env.file("broken.geojson", "{\"type\": \"Polygon\", \"coordinates\": [[[0,0],[1,");
@@ -479,6 +481,11 @@ fn verify_and_repair_leave_a_directory_that_is_no_database_as_it_was() {
     let out = env.run(false, "verify", &[]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a geocrm database"));
+    // Its own kind: a mistyped `--db` is no damage (it was `corrupt`, naming a MANIFEST
+    // that does not exist: from the CLI review).
+    let out = env.run(false, "stats", &["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "not_a_database", "{v}");
     for args in [&["--dry-run"][..], &[][..]] {
         let err = env.fail("repair", args);
         assert!(err.contains("not a geocrm database"), "{args:?}: {err}");
