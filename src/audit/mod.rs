@@ -41,9 +41,6 @@ const IDS_PER_ENTRY: usize = 10_000;
 
 /// `audit.log` is sealed once it holds this many bytes (about ten thousand reveals).
 pub(crate) const ROLL_BYTES: u64 = 1 << 20;
-/// The longest an audit file can be: just under the roll size, then one frame.
-pub(crate) const MAX_FILE_LEN: u64 =
-    ROLL_BYTES + crate::codec::FRAME_HEADER_LEN as u64 + crate::codec::MAX_FRAME_PAYLOAD as u64;
 
 /// Tries of a read of every file before giving up, when files keep being sealed under it.
 const READ_TRIES: usize = 8;
@@ -252,15 +249,13 @@ impl AuditLog {
     /// Reads and validates a whole file of the log: its entries (when `decode`), the length of
     /// its valid prefix and the file's length.
     fn scan(&self, path: &Path, decode: bool) -> Result<(Vec<AuditEntry>, usize, usize)> {
-        // A file is sealed once it reaches the roll size: none is longer than that plus one
-        // frame. A longer one (a sparse file of 200 GB got the process killed for memory) is
-        // damage, found before it is read (from the file-validation review).
-        let len = self.fs.open_read(path)?.len();
-        if len > MAX_FILE_LEN {
-            let reason = format!("{len} bytes, longer than an audit file can be ({MAX_FILE_LEN})");
-            return Err(Error::corrupt(path, MAX_FILE_LEN, reason));
-        }
-        let bytes = self.fs.read(path)?;
+        // Read frame by frame: a damaged or sparse file claiming terabytes costs no more than
+        // its valid frames (it was read whole, and the process killed for memory: from the
+        // file-validation review). One read may write many frames past the roll size, so
+        // no length is too long by itself (from the diff review).
+        let file = self.fs.open_read(path)?;
+        let len = usize::try_from(file.len()).unwrap_or(usize::MAX);
+        let bytes = crate::codec::read_framed(file.as_ref(), format::HEADER_LEN)?;
         format::check_header(&bytes, path, &self.db_id)?;
         let mut entries = Vec::new();
         let mut at = format::HEADER_LEN;
@@ -281,7 +276,7 @@ impl AuditLog {
                 FrameRead::BadChecksum => return Err(corrupt("frame checksum mismatch".into())),
             }
         }
-        Ok((entries, at, bytes.len()))
+        Ok((entries, at, len))
     }
 
     /// Records a read (`action`) of `fields` of records `ids`, durably. A no-op when

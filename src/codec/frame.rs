@@ -209,6 +209,49 @@ pub fn read8(bytes: &[u8], at: usize) -> Option<[u8; 8]> {
     bytes.get(at..at.checked_add(8)?)?.try_into().ok()
 }
 
+/// The bytes of a file made of a `header_len`-byte header and frames, read frame by frame:
+/// the header, every valid frame from the start, then what follows the last valid frame —
+/// whole if it is no longer than one frame can be, else only that much. A parser of the
+/// result finds the same frames, and the same damage at the same offset, as one of the
+/// whole file (past one frame's length the rest is never a torn tail), but memory grows
+/// with what is read, not with the length a damaged or sparse file claims (a sparse
+/// keystore of 200 GB got the process killed for memory: from the file-validation review).
+///
+/// # Errors
+/// [`crate::Error::Io`].
+pub(crate) fn read_framed(file: &dyn crate::io::ReadableFile, header_len: usize) -> crate::Result<Vec<u8>> {
+    let len = file.len();
+    let take = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let mut out = vec![0u8; take(len.min(header_len as u64))];
+    file.read_exact_at(&mut out, 0)?;
+    let mut at = out.len() as u64;
+    let mut head = [0u8; FRAME_HEADER_LEN];
+    while at + FRAME_HEADER_LEN as u64 <= len {
+        file.read_exact_at(&mut head, at)?;
+        let (Some(len_bytes), Some(crc_bytes)) = (read4(&head, 0), read4(&head, 4)) else { break };
+        let payload_len = u32::from_le_bytes(len_bytes);
+        let end = at + FRAME_HEADER_LEN as u64 + u64::from(payload_len);
+        if payload_len > MAX_FRAME_PAYLOAD || end > len {
+            break;
+        }
+        let start = out.len();
+        out.extend_from_slice(&head);
+        out.resize(start + FRAME_HEADER_LEN + payload_len as usize, 0);
+        let payload = out.get_mut(start + FRAME_HEADER_LEN..).unwrap_or_default();
+        file.read_exact_at(payload, at + FRAME_HEADER_LEN as u64)?;
+        if checksum(len_bytes, payload) != u32::from_le_bytes(crc_bytes) {
+            out.truncate(start);
+            break;
+        }
+        at = end;
+    }
+    let rest = (len - at).min(FRAME_HEADER_LEN as u64 + u64::from(MAX_FRAME_PAYLOAD) + 1);
+    let start = out.len();
+    out.resize(start + take(rest), 0);
+    file.read_exact_at(out.get_mut(start..).unwrap_or_default(), at)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -291,7 +291,7 @@ impl Database {
                     break;
                 }
                 if !fs.exists(&dir.join(LOCK_FILE))? || std::time::Instant::now() >= deadline {
-                    return Err(not_a_database(&dir));
+                    return Err(not_a_database(fs.as_ref(), &dir));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
@@ -347,7 +347,7 @@ impl Database {
                 if fs.open_read(&lock_file).is_ok_and(|f| f.is_empty()) {
                     let _ = fs.remove_file(&lock_file);
                 }
-                return Err(not_a_database(&dir));
+                return Err(not_a_database(fs.as_ref(), &dir));
             }
             None => {
                 // An open that creates the database and then fails (a key file that cannot be
@@ -1011,13 +1011,23 @@ impl Drop for UndoCreate {
     }
 }
 
-fn not_a_database(dir: &Path) -> Error {
+/// No MANIFEST: a directory holding a database's files (its log, keystore or index) lost
+/// it — damage `verify` reports and `repair` rebuilds —, else it holds no database.
+fn not_a_database(fs: &dyn FileSystem, dir: &Path) -> Error {
+    let parts = ["log", crate::crypto::KEYSTORE_FILE, INDEX_DIR];
+    if parts.iter().any(|p| fs.exists(&dir.join(p)).unwrap_or(false)) {
+        return Error::corrupt(
+            dir.join(manifest::MANIFEST_NAME),
+            0,
+            "the MANIFEST is missing, though the database's files are here (`geocrm repair` rebuilds it)",
+        );
+    }
     Error::NotADatabase { dir: dir.to_owned() }
 }
 
 fn create_manifest(fs: &dyn FileSystem, dir: &Path, create: bool) -> Result<Manifest> {
     if !create {
-        return Err(not_a_database(dir));
+        return Err(not_a_database(fs, dir));
     }
     if fs.exists(&dir.join("log"))? {
         return Err(Error::corrupt(

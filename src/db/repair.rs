@@ -351,11 +351,7 @@ fn refuse_non_database(fs: &dyn crate::io::FileSystem, dir: &Path) -> Result<()>
             return Ok(());
         }
     }
-    Err(Error::corrupt(
-        dir.join(MANIFEST_NAME),
-        0,
-        "no MANIFEST: not a geocrm database; repair cannot rebuild it: no log segment or keystore header is intact",
-    ))
+    Err(Error::NotADatabase { dir: dir.to_owned() })
 }
 
 fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport> {
@@ -867,7 +863,11 @@ fn rebuild_manifest(fs: &dyn FileSystem, dir: &Path, reason: &str) -> Result<Vec
                 .ok()
                 .and_then(|b| SegmentHeader::peek_db_id(&b))
         })
-        .or_else(|| fs.read(&dir.join(KEYSTORE_FILE)).ok().and_then(|b| crate::crypto::keystore_db_id(&b)))
+        .or_else(|| {
+            let file = fs.open_read(&dir.join(KEYSTORE_FILE)).ok()?;
+            let bytes = crate::codec::read_framed(file.as_ref(), 0).ok()?;
+            crate::crypto::keystore_db_id(&bytes)
+        })
         .ok_or_else(|| {
             Error::corrupt(
                 &path,

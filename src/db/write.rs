@@ -314,7 +314,7 @@ fn checked_upsert(
 fn to_stored(collection: &str, schema: &Schema, r: Record) -> Result<(StoredRecord, Vec<Option<Pii>>)> {
     // The record's values move into their slots (no copies of categories or PII).
     let Record { id, location, numbers: number_values, categories: category_values, pii: pii_values } = r;
-    crate::model::record::validate_new_id(&id)?;
+    validate_id(&id)?;
     let mut numbers = vec![None; schema.number_fields().len()];
     let mut categories = vec![None; schema.category_fields().len()];
     let mut pii: Vec<Option<Pii>> = vec![None; schema.pii_fields().len()];

@@ -37,8 +37,8 @@ pub struct ImportOptions {
     /// not be repeated in `pii`).
     pub emails: Vec<String>,
     /// Columns to import as numbers, whatever their values (an inferred column is a number
-    /// when its first value is one and no value is a code: a leading zero, more than 15
-    /// digits, or letters and digits like a postcode `SW1A 1AA`).
+    /// when its first value is one, no value is a code — a leading zero, more than 15
+    /// digits —, and its name is not a postcode's: `zip`, `postcode`, `postal_code`, `plz`…).
     pub numbers: Vec<String>,
     /// Columns to import as categories even if their values are numeric.
     pub categories: Vec<String>,
@@ -507,17 +507,13 @@ fn resolve_columns(
                     && digits.as_bytes().get(1).is_some_and(u8::is_ascii_digit))
                     || (all_digits && digits.len() > 15)
             };
-            // A postcode with letters (`SW1A 1AA`, `K1A 0B6`, `1012 AB`) anywhere in the column
-            // makes it a category; a mistyped number (`12x`, `N/A`) is the row's error.
-            let postcode = |v: &str| {
-                let letter_first = v.bytes().next().is_some_and(|b| b.is_ascii_alphabetic());
-                v.bytes().any(|b| b.is_ascii_digit())
-                    && v.bytes().any(|b| b.is_ascii_alphabetic())
-                    && (letter_first || v.contains(char::is_whitespace))
-                    && v.parse::<f64>().is_err()
-            };
+            // A postcode column is a category whatever its first values: a UK or Dutch code
+            // (`SW1A 1AA`, `1012 AB`) after French ones aborted the import (from the CLI
+            // review). It goes by the column's name: judged by values, one stray `EUR 12`
+            // turned a number column into a category (from the diff review).
             if first.is_some_and(|v| v.parse::<f64>().is_ok_and(f64::is_finite))
-                && !values.any(|v| code(v) || postcode(v))
+                && !values.any(code)
+                && !is_postcode_column(name)
             {
                 FieldKind::Number
             } else {
@@ -789,6 +785,35 @@ const THING_WORDS: &[&str] = &[
 /// [`ABOUT_WORDS`] word nor, if one of the [`PLURAL_WORDS`], preceded by a
 /// [`COUNT_WORDS`] word — and, for `name`, not
 /// preceded by a [`THING_WORDS`] word. (`birth_year` is refused: a quasi-identifier.)
+/// Whether a column's name says it holds postcodes (compared lower-cased, with `-`, `.` and
+/// spaces as `_`).
+fn is_postcode_column(column: &str) -> bool {
+    let key: String = column
+        .trim()
+        .chars()
+        .map(|c| if matches!(c, '-' | '.' | ' ') { '_' } else { c.to_ascii_lowercase() })
+        .collect();
+    let key = key.strip_suffix('s').unwrap_or(&key);
+    [
+        "zip",
+        "zipcode",
+        "zip_code",
+        "postcode",
+        "post_code",
+        "postal_code",
+        "postalcode",
+        "plz",
+        "code_postal",
+        "codigo_postal",
+        "cap",
+        "cp",
+        "pincode",
+        "pin_code",
+        "eircode",
+    ]
+    .contains(&key)
+}
+
 fn looks_like_pii(column: &str) -> bool {
     let key: String = column
         .trim()

@@ -70,10 +70,11 @@ impl Record {
     }
 }
 
-/// Checks the id of a record being written: [`validate_id`], and no Unicode direction
+/// Checks the id of a record a CSV import brings: [`validate_id`], and no Unicode direction
 /// control (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C), which makes a terminal
-/// show an id as another (from the CLI review). Ids already stored are read, deleted and
-/// erased with [`validate_id`] alone.
+/// show an id as another (from the CLI review). The write path checks [`validate_id`] alone:
+/// ids stored by earlier versions must stay writable (a repair rewrites records; from the
+/// diff review).
 ///
 /// # Errors
 /// [`Error::InvalidRecord`] with field `id`.

@@ -145,21 +145,20 @@ B,1,2,02134,12345678901234567891,0,-0.25
     assert_eq!((k["small"], k["neg"]), (FieldKind::Number, FieldKind::Number));
     assert_eq!(categories(&db3, "B")["acct"], "12345678901234567891");
 
-    // A postcode with letters after numeric ones (a UK, Canadian or Dutch customer among
-    // French ones) makes the column a category, imported whole (from the CLI review: it
-    // aborted the import); a mistyped number (`12x`, `N/A`) stays the row's error.
-    for (zip, kind) in [("SW1A 1AA", "uk"), ("K1A0B6", "canada"), ("1012 AB", "dutch")] {
+    // A postcode column is a category: a UK, Canadian or Dutch code after French ones is
+    // imported whole (from the CLI review: it aborted the import); in a number column, a
+    // mistyped number (`12x`, `N/A`, `EUR 12`) stays the row's error (from the diff review:
+    // judged by values, `EUR 12` made the column a category).
+    for (zip, column) in [("SW1A 1AA", "zip"), ("K1A0B6", "Postal_Code"), ("1012 AB", "postcode")] {
         let (_dir4, db4) = open(false);
-        let csv = format!("id,lat,lon,zip,ltv\nA,1,2,75001,3\nB,1,2,{zip},4\n");
+        let csv = format!("id,lat,lon,{column},ltv\nA,1,2,75001,3\nB,1,2,{zip},4\n");
         import(&db4, &csv, &ImportOptions::default()).unwrap();
         let k = kinds(&db4);
-        assert_eq!((k["zip"], k["ltv"]), (FieldKind::Category, FieldKind::Number), "{kind}");
-        assert_eq!(
-            (categories(&db4, "A")["zip"].as_str(), categories(&db4, "B")["zip"].as_str()),
-            ("75001", zip)
-        );
+        assert_eq!((k[column], k["ltv"]), (FieldKind::Category, FieldKind::Number), "{column}");
+        let (a, b) = (categories(&db4, "A"), categories(&db4, "B"));
+        assert_eq!((a[column].as_str(), b[column].as_str()), ("75001", zip));
     }
-    for typo in ["12x", "N/A", "\"1,5\""] {
+    for typo in ["12x", "N/A", "\"1,5\"", "EUR 12", "O5"] {
         let (_dir4, db4) = open(false);
         let csv = format!("id,lat,lon,ltv\nA,1,2,3\nB,1,2,{typo}\n");
         let err = csv_err(import(&db4, &csv, &ImportOptions::default()));

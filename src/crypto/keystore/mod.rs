@@ -146,7 +146,7 @@ impl Keystore {
     /// # Errors
     /// [`Error::Corrupt`] with the offset of the first bad structure; [`Error::Io`].
     pub fn verify(&self) -> Result<()> {
-        let bytes = self.fs.read(&self.path)?;
+        let bytes = crate::codec::read_framed(self.fs.open_read(&self.path)?.as_ref(), HEADER_LEN)?;
         let header = Header::decode(&bytes, &self.path)?;
         if header.db_id != self.header.db_id {
             return Err(Error::corrupt(
@@ -187,7 +187,7 @@ impl Keystore {
         master: Option<&MasterKey>,
     ) -> Result<Keystore> {
         let path = dir.join(KEYSTORE_FILE);
-        let bytes = fs.read(&path)?;
+        let bytes = crate::codec::read_framed(fs.open_read(&path)?.as_ref(), HEADER_LEN)?;
         let header = Header::decode(&bytes, &path)?;
         check_db_id(&header, db_id, &path)?;
         let mut ks = Keystore {

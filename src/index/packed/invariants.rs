@@ -1,4 +1,5 @@
-//! A full structural check, for tests: O(rows), reports the first broken invariant.
+//! A full structural check, for `Database::verify` and tests: O(rows), reports the first
+//! broken invariant.
 #![deny(clippy::indexing_slicing)]
 
 use super::query::UNIT_MARGIN;

@@ -307,7 +307,16 @@ fn import_creates_over_what_a_killed_creating_open_left_and_nowhere_else() {
     ok(&env.run(false, "import", &[plain(&env).to_str().unwrap()]));
     std::fs::remove_file(env.db.join("MANIFEST")).unwrap();
     let err = fail(&env.run(false, "import", &[plain(&env).to_str().unwrap()]));
-    assert!(err.contains("not a geocrm database") && !err.contains("holds files"), "{err}");
+    assert!(
+        err.contains("the MANIFEST is missing") && err.contains("repair") && !err.contains("holds files"),
+        "{err}"
+    );
+    // `verify` reports it as damage (exit 3), and repair rebuilds it (from the diff review:
+    // it said "not a geocrm database", exit 1).
+    let out = env.run(false, "verify", &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    ok(&env.run(false, "repair", &[]));
+    ok(&env.run(false, "stats", &[]));
 }
 
 #[test]
