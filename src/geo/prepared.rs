@@ -59,6 +59,20 @@ pub struct PreparedRegion {
     not_inside: Vec<u32>,
     not_outside: Vec<u32>,
     strips: EdgeGrid,
+    /// Per strip, when the region's parts cannot overlap: its edges split for a point test
+    /// in O(log edges) ([`Slab`]); `None` for a strip whose edges could not be ordered.
+    slabs: Vec<Option<Slab>>,
+}
+
+/// A strip's edges for the even-odd test over all parts at once (valid when no two parts
+/// overlap). Spanning edges reach beyond the strip both ways: every point of the strip has
+/// one strictly between their ends, and they do not cross inside it, so they are ordered
+/// left to right and the number a point's rightward ray crosses is a binary search. The
+/// other edges (an end inside the strip) are tested one by one.
+#[derive(Debug, Clone)]
+struct Slab {
+    spanning: Vec<u32>,
+    ends_inside: Vec<u32>,
 }
 
 impl PreparedRegion {
@@ -85,6 +99,7 @@ impl PreparedRegion {
         let e = segs.len();
         let strips = EdgeGrid::build(&segs, bounds, e, 8 * e + 4096, true);
         let grid = EdgeGrid::build(&segs, bounds, 2 * e, 8 * e + 4096, false);
+        let slabs = if parts_are_apart(region) { slabs(&segs, &strips) } else { Vec::new() };
         let mut me = PreparedRegion {
             bbox: region.bbox(),
             bounds,
@@ -94,6 +109,7 @@ impl PreparedRegion {
             not_inside: Vec::new(),
             not_outside: Vec::new(),
             strips,
+            slabs,
         };
         me.classify_cells();
         me
@@ -127,6 +143,10 @@ impl PreparedRegion {
     /// Even-odd test per polygon over the edges of the point's strip: every edge whose
     /// `y` range holds the point is there, and every other edge is a miss.
     fn strip_test(&self, p: Pt) -> bool {
+        let row = self.strips.ys.index(p[1]);
+        if let Some(Some(slab)) = self.slabs.get(row) {
+            return self.slab_test(p, slab);
+        }
         let mut group = u32::MAX;
         let mut inside = false;
         for &i in self.strips.cell(0, self.strips.ys.index(p[1])) {
@@ -144,6 +164,36 @@ impl PreparedRegion {
             }
         }
         inside
+    }
+
+    /// [`Self::strip_test`] through a [`Slab`]: the edges with an end in the strip one by
+    /// one, then the spanning edges the point lies strictly left of (each one a crossing,
+    /// as [`edge_hit`] says of an edge whose ends lie strictly below and above the point),
+    /// found by binary search with exact orientations. Before, a point tested every edge of
+    /// its strip: a 20,000-tooth sawtooth took 35 s for 200,000 points (from the
+    /// aggregation review).
+    fn slab_test(&self, p: Pt, slab: &Slab) -> bool {
+        let mut inside = false;
+        for &i in &slab.ends_inside {
+            let Some(s) = self.segs.get(i as usize) else { continue };
+            match edge_hit(p, s.a, s.b) {
+                Hit::Boundary => return true,
+                Hit::Cross => inside = !inside,
+                Hit::Miss => {}
+            }
+        }
+        // Where the point is against an upward spanning edge: > 0 right of it, 0 on it.
+        let side = |i: u32| {
+            self.segs.get(i as usize).map_or(0.0, |s| {
+                let (lo, hi) = if s.a[1] < s.b[1] { (s.a, s.b) } else { (s.b, s.a) };
+                -super::grid::orient(lo, hi, p)
+            })
+        };
+        let k = slab.spanning.partition_point(|&i| side(i) > 0.0);
+        if slab.spanning.get(k).is_some_and(|&i| side(i) == 0.0) {
+            return true;
+        }
+        inside ^ ((slab.spanning.len() - k) % 2 == 1)
     }
 
     /// Classifies every cell. A cell no edge box meets is uniformly inside or outside; so
@@ -254,6 +304,71 @@ impl PreparedRegion {
             _ => Relation::Partial,
         }
     }
+}
+
+/// Whether no two parts of the region can overlap (their bounding boxes are disjoint), so
+/// that the even-odd rule over all edges at once is the union's. A part inside another's
+/// hole would do too, but is not worth finding: such regions keep the per-part test.
+fn parts_are_apart(region: &MultiPolygon) -> bool {
+    let mut boxes: Vec<[f64; 4]> = region
+        .polygons()
+        .iter()
+        .map(|p| super::grid::bounds_of(p.rings().iter().flatten().copied()))
+        .collect();
+    boxes.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    // A sweep along x; the boxes still open are compared in y. Too many comparisons (parts
+    // stacked in a column) and the fast path is not taken.
+    let mut open: Vec<[f64; 4]> = Vec::new();
+    let mut budget = 10_000_000usize;
+    for b in boxes {
+        open.retain(|o| o[2] >= b[0]);
+        for o in &open {
+            budget = budget.saturating_sub(1);
+            if budget == 0 || (o[1] <= b[3] && b[1] <= o[3]) {
+                return false;
+            }
+        }
+        open.push(b);
+    }
+    true
+}
+
+/// The [`Slab`] of every strip, `None` where the spanning edges could not be ordered with
+/// room to spare (they cross or nearly touch inside the strip).
+fn slabs(segs: &[Seg], strips: &EdgeGrid) -> Vec<Option<Slab>> {
+    let ys = strips.ys;
+    (0..ys.n)
+        .map(|r| {
+            let (mut spanning, mut ends_inside) = (Vec::new(), Vec::new());
+            for &i in strips.cell(0, r) {
+                let s = segs.get(i as usize)?;
+                let (y0, y1) = (s.a[1].min(s.b[1]), s.a[1].max(s.b[1]));
+                if ys.index(y0) < r && ys.index(y1) > r {
+                    spanning.push(i);
+                } else {
+                    ends_inside.push(i);
+                }
+            }
+            // Ordered by x at both ends of the strip (slightly widened), which for straight
+            // edges orders them everywhere between; a pair too close to tell apart there,
+            // or crossing, leaves the strip to the per-part test.
+            let half = 0.5 * (ys.centre(1) - ys.centre(0)).abs() * (1.0 + 1e-6) + f64::EPSILON;
+            let (lo, hi) = (ys.centre(r) - half, ys.centre(r) + half);
+            let x_at = |i: u32, y: f64| {
+                segs.get(i as usize).map_or(f64::NAN, |s| {
+                    let t = (y - s.a[1]) / (s.b[1] - s.a[1]);
+                    s.a[0] + t * (s.b[0] - s.a[0])
+                })
+            };
+            spanning.sort_by(|&a, &b| x_at(a, lo).total_cmp(&x_at(b, lo)));
+            let apart = |a: f64, b: f64| b - a > 1e-9 * (1.0 + a.abs().max(b.abs()));
+            let ordered = spanning.windows(2).all(|w| match w {
+                [a, b] => apart(x_at(*a, lo), x_at(*b, lo)) && apart(x_at(*a, hi), x_at(*b, hi)),
+                _ => true,
+            });
+            ordered.then_some(Slab { spanning, ends_inside })
+        })
+        .collect()
 }
 
 fn summed_area(cells: &[Cell], nx: usize, ny: usize, count: impl Fn(Cell) -> bool) -> Vec<u32> {
