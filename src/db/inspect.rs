@@ -244,24 +244,20 @@ impl Database {
         let mut segments: Vec<String> = fs.list_dir(&log_dir)?;
         segments.retain(|n| n.ends_with(".seg"));
         let floor = inner.manifest.lock().log_floor;
+        let mut leftovers = Vec::new();
         for name in segments {
             let path = log_dir.join(&name);
             // Below the floor: a compaction replaced it but could not remove it, and opens
             // remove it best effort; it still holds the superseded and deleted records (from
             // the diff review: nothing said so).
+            // A note, not damage (`repair` has nothing to repair; from the diff review).
             if crate::log::parse_segment_name(&name).is_some_and(|n| n < floor) {
-                let problem = Some(
-                    "below the log floor: a compaction replaced it but it could not be removed; it still \
-                     holds superseded and deleted records (the next writable open removes it, or remove it \
-                     by hand)"
-                        .to_owned(),
-                );
-                files.push(FileCheck {
-                    bytes: file_len(fs, &path),
-                    path,
-                    kind: "log segment".into(),
-                    problem,
-                });
+                leftovers.push(format!(
+                    "{}: below the log floor: a compaction replaced it but it could not be removed; it \
+                     still holds superseded and deleted records (the next writable open removes it, or \
+                     remove it by hand)",
+                    path.display()
+                ));
                 continue;
             }
             let problem = match &log {
@@ -366,7 +362,7 @@ impl Database {
             });
         }
         drop(keystore);
-        let mut notes = Vec::new();
+        let mut notes = leftovers;
         // The audit log's files: whole frames, each decodable (a writable open checks the
         // frames of `audit.log` too, and refuses to open a damaged one).
         let current = inner.audit.path().to_owned();

@@ -1011,11 +1011,11 @@ impl Drop for UndoCreate {
     }
 }
 
-/// No MANIFEST: a directory holding a database's files (its log, keystore or index) lost
-/// it — damage `verify` reports and `repair` rebuilds —, else it holds no database.
+/// No MANIFEST: a directory holding what `repair` rebuilds one from (log segments, or a
+/// keystore) lost it — damage `verify` reports —, else it holds no database (a user's own
+/// `log/` directory is no evidence: from the diff review).
 fn not_a_database(fs: &dyn FileSystem, dir: &Path) -> Error {
-    let parts = ["log", crate::crypto::KEYSTORE_FILE, INDEX_DIR];
-    if parts.iter().any(|p| fs.exists(&dir.join(p)).unwrap_or(false)) {
+    if has_database_parts(fs, dir) {
         return Error::corrupt(
             dir.join(manifest::MANIFEST_NAME),
             0,
@@ -1023,6 +1023,19 @@ fn not_a_database(fs: &dyn FileSystem, dir: &Path) -> Error {
         );
     }
     Error::NotADatabase { dir: dir.to_owned() }
+}
+
+/// Whether `dir` holds a log segment (`log/{n:012}.seg`) or a file starting as a keystore.
+pub(crate) fn has_database_parts(fs: &dyn FileSystem, dir: &Path) -> bool {
+    let log = dir.join("log");
+    let segment = fs
+        .list_dir(&log)
+        .is_ok_and(|names| names.iter().any(|n| crate::log::parse_segment_name(n).is_some()));
+    let keystore = fs.open_read(&dir.join(crate::crypto::KEYSTORE_FILE)).is_ok_and(|f| {
+        let mut magic = [0u8; 8];
+        f.read_exact_at(&mut magic, 0).is_ok() && &magic == b"GEOCRMKS"
+    });
+    segment || keystore
 }
 
 fn create_manifest(fs: &dyn FileSystem, dir: &Path, create: bool) -> Result<Manifest> {

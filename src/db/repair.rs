@@ -346,10 +346,8 @@ fn refuse_non_database(fs: &dyn crate::io::FileSystem, dir: &Path) -> Result<()>
         let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory");
         return Err(Error::io("repair database", dir, missing));
     }
-    for name in [MANIFEST_NAME, LOG_DIR, crate::crypto::KEYSTORE_FILE] {
-        if fs.exists(&dir.join(name))? {
-            return Ok(());
-        }
+    if fs.exists(&dir.join(MANIFEST_NAME))? || super::has_database_parts(fs, dir) {
+        return Ok(());
     }
     Err(Error::NotADatabase { dir: dir.to_owned() })
 }
@@ -865,7 +863,7 @@ fn rebuild_manifest(fs: &dyn FileSystem, dir: &Path, reason: &str) -> Result<Vec
         })
         .or_else(|| {
             let file = fs.open_read(&dir.join(KEYSTORE_FILE)).ok()?;
-            let bytes = crate::codec::read_framed(file.as_ref(), 0).ok()?;
+            let bytes = crate::codec::read_framed(file.as_ref(), crate::crypto::KEYSTORE_HEADER_LEN).ok()?;
             crate::crypto::keystore_db_id(&bytes)
         })
         .ok_or_else(|| {
@@ -896,8 +894,21 @@ fn copy_tree(from: &dyn FileSystem, to: &MemFs, dir: &Path, depth: usize) -> Res
             copy_tree(from, to, &path, depth + 1)?;
             continue;
         }
-        // Anything else that is not a readable file (a lock file, a directory) is skipped.
-        let Ok(bytes) = from.read(&path) else { continue };
+        // The keystore and audit files are read frame by frame, as the repair reads them: a
+        // sparse file of a terabyte was read whole (from the diff review). Anything else
+        // that is not a readable file (a lock file, a directory) is skipped.
+        let header = if depth == 0 && name == KEYSTORE_FILE {
+            Some(crate::crypto::KEYSTORE_HEADER_LEN)
+        } else if crate::audit::is_audit_file(dir, &path) {
+            Some(crate::audit::HEADER_LEN)
+        } else {
+            None
+        };
+        let read = match header {
+            Some(header) => from.open_read(&path).and_then(|f| crate::codec::read_framed(f.as_ref(), header)),
+            None => from.read(&path),
+        };
+        let Ok(bytes) = read else { continue };
         let mut file = to.create_new(&path)?;
         file.write_all(&bytes)?;
         file.sync()?;

@@ -38,7 +38,7 @@ pub struct ImportOptions {
     pub emails: Vec<String>,
     /// Columns to import as numbers, whatever their values (an inferred column is a number
     /// when its first value is one, no value is a code — a leading zero, more than 15
-    /// digits —, and its name is not a postcode's: `zip`, `postcode`, `postal_code`, `plz`…).
+    /// digits —, and its name is not a postcode's: `zip`, `billing_zip`, `postcode`, `postal_code`, `plz`…).
     pub numbers: Vec<String>,
     /// Columns to import as categories even if their values are numeric.
     pub categories: Vec<String>,
@@ -785,33 +785,39 @@ const THING_WORDS: &[&str] = &[
 /// [`ABOUT_WORDS`] word nor, if one of the [`PLURAL_WORDS`], preceded by a
 /// [`COUNT_WORDS`] word — and, for `name`, not
 /// preceded by a [`THING_WORDS`] word. (`birth_year` is refused: a quasi-identifier.)
-/// Whether a column's name says it holds postcodes (compared lower-cased, with `-`, `.` and
-/// spaces as `_`).
+/// Whether a column's name says it holds postcodes: one of its words (split at `_`, `-`,
+/// `.`, spaces and lower-to-upper case changes) is `zip`, `zipcode`, `postcode`,
+/// `postalcode`, `plz`, `postleitzahl`, `cep` or `eircode` (a digit may follow: `zip5`), or
+/// two words run `postal code`, `post code` or `code postal` (`billing_zip`,
+/// `shipping_postcode`, `Postal_Code`, `codigo_postal`).
 fn is_postcode_column(column: &str) -> bool {
-    let key: String = column
-        .trim()
-        .chars()
-        .map(|c| if matches!(c, '-' | '.' | ' ') { '_' } else { c.to_ascii_lowercase() })
-        .collect();
-    let key = key.strip_suffix('s').unwrap_or(&key);
-    [
-        "zip",
-        "zipcode",
-        "zip_code",
-        "postcode",
-        "post_code",
-        "postal_code",
-        "postalcode",
-        "plz",
-        "code_postal",
-        "codigo_postal",
-        "cap",
-        "cp",
-        "pincode",
-        "pin_code",
-        "eircode",
-    ]
-    .contains(&key)
+    let mut words: Vec<String> = vec![String::new()];
+    let mut prev_lower = false;
+    for c in column.trim().chars() {
+        if !c.is_alphabetic() {
+            if !c.is_ascii_digit() {
+                words.push(String::new());
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower {
+            words.push(String::new());
+        }
+        prev_lower = c.is_lowercase();
+        if let Some(w) = words.last_mut() {
+            w.extend(c.to_lowercase());
+        }
+    }
+    words.retain(|w| !w.is_empty());
+    let one = |w: &str| {
+        let w = w.strip_suffix('s').unwrap_or(w);
+        ["zip", "zipcode", "postcode", "postalcode", "plz", "postleitzahl", "cep", "eircode"].contains(&w)
+    };
+    let two = |a: &str, b: &str| {
+        matches!((a, b), ("postal" | "post", "code" | "codes") | ("code" | "codigo" | "código", "postal"))
+    };
+    words.iter().any(|w| one(w)) || words.windows(2).any(|w| matches!(w, [a, b] if two(a, b)))
 }
 
 fn looks_like_pii(column: &str) -> bool {

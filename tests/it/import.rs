@@ -149,7 +149,16 @@ B,1,2,02134,12345678901234567891,0,-0.25
     // imported whole (from the CLI review: it aborted the import); in a number column, a
     // mistyped number (`12x`, `N/A`, `EUR 12`) stays the row's error (from the diff review:
     // judged by values, `EUR 12` made the column a category).
-    for (zip, column) in [("SW1A 1AA", "zip"), ("K1A0B6", "Postal_Code"), ("1012 AB", "postcode")] {
+    for (zip, column) in [
+        ("SW1A 1AA", "zip"),
+        ("K1A0B6", "Postal_Code"),
+        ("1012 AB", "postcode"),
+        ("SW1A 1AA", "billing_zip"),
+        ("SW1A 1AA", "shippingPostcode"),
+        ("SW1A 1AA", "zip5"),
+        ("1012 AB", "Postleitzahl"),
+        ("1012 AB", "codigo_postal"),
+    ] {
         let (_dir4, db4) = open(false);
         let csv = format!("id,lat,lon,{column},ltv\nA,1,2,75001,3\nB,1,2,{zip},4\n");
         import(&db4, &csv, &ImportOptions::default()).unwrap();
@@ -157,6 +166,12 @@ B,1,2,02134,12345678901234567891,0,-0.25
         assert_eq!((k[column], k["ltv"]), (FieldKind::Category, FieldKind::Number), "{column}");
         let (a, b) = (categories(&db4, "A"), categories(&db4, "B"));
         assert_eq!((a[column].as_str(), b[column].as_str()), ("75001", zip));
+    }
+    // `cap` (a capacity) and `cp` (a cost price) are numbers (from the diff review).
+    for column in ["cap", "cp", "zipper_count"] {
+        let (_dir4, db4) = open(false);
+        import(&db4, &format!("id,lat,lon,{column}\nA,1,2,3\n"), &ImportOptions::default()).unwrap();
+        assert_eq!(kinds(&db4)[column], FieldKind::Number, "{column}");
     }
     for typo in ["12x", "N/A", "\"1,5\"", "EUR 12", "O5"] {
         let (_dir4, db4) = open(false);
