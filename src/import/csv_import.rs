@@ -785,17 +785,15 @@ const THING_WORDS: &[&str] = &[
 /// [`ABOUT_WORDS`] word nor, if one of the [`PLURAL_WORDS`], preceded by a
 /// [`COUNT_WORDS`] word — and, for `name`, not
 /// preceded by a [`THING_WORDS`] word. (`birth_year` is refused: a quasi-identifier.)
-/// Whether a column's name says it holds postcodes: one of its words (split at `_`, `-`,
-/// `.`, spaces and lower-to-upper case changes) is `zip`, `zipcode`, `postcode`,
-/// `postalcode`, `plz`, `postleitzahl`, `cep` or `eircode` (a digit may follow: `zip5`), or
-/// two words run `postal code`, `post code` or `code postal` (`billing_zip`,
-/// `shipping_postcode`, `Postal_Code`, `codigo_postal`).
-fn is_postcode_column(column: &str) -> bool {
+/// A column name's words, lower-cased: split at every character that is not a letter (or,
+/// unless `digits_split`, a digit, which is dropped: `zip5` is `zip`) and where lower case
+/// turns upper (`customerEmail`).
+fn name_words(column: &str, digits_split: bool) -> Vec<String> {
     let mut words: Vec<String> = vec![String::new()];
     let mut prev_lower = false;
     for c in column.trim().chars() {
         if !c.is_alphabetic() {
-            if !c.is_ascii_digit() {
+            if digits_split || !c.is_ascii_digit() {
                 words.push(String::new());
             }
             prev_lower = false;
@@ -810,6 +808,16 @@ fn is_postcode_column(column: &str) -> bool {
         }
     }
     words.retain(|w| !w.is_empty());
+    words
+}
+
+/// Whether a column's name says it holds postcodes: one of its words (split at `_`, `-`,
+/// `.`, spaces and lower-to-upper case changes) is `zip`, `zipcode`, `postcode`,
+/// `postalcode`, `plz`, `postleitzahl`, `cep` or `eircode` (a digit may follow: `zip5`), or
+/// two words run `postal code`, `post code` or `code postal` (`billing_zip`,
+/// `shipping_postcode`, `Postal_Code`, `codigo_postal`).
+fn is_postcode_column(column: &str) -> bool {
+    let words = name_words(column, false);
     let one = |w: &str| {
         let w = w.strip_suffix('s').unwrap_or(w);
         ["zip", "zipcode", "postcode", "postalcode", "plz", "postleitzahl", "cep", "eircode"].contains(&w)
@@ -829,24 +837,7 @@ fn looks_like_pii(column: &str) -> bool {
     if PII_LIKE_COLUMNS.contains(&key.as_str()) {
         return true;
     }
-    let mut words: Vec<String> = vec![String::new()];
-    let mut prev_lower = false;
-    for c in column.trim().chars() {
-        if !c.is_alphabetic() {
-            words.push(String::new());
-            prev_lower = false;
-            continue;
-        }
-        if c.is_uppercase() && prev_lower {
-            words.push(String::new());
-        }
-        prev_lower = c.is_lowercase();
-        if let Some(w) = words.last_mut() {
-            w.extend(c.to_lowercase());
-        }
-    }
-    words.retain(|w| !w.is_empty());
-    let words: Vec<String> = words.into_iter().flat_map(split_run_together).collect();
+    let words: Vec<String> = name_words(column, true).into_iter().flat_map(split_run_together).collect();
     let at = |i: usize| words.get(i).map_or("", String::as_str);
     (0..words.len()).any(|i| {
         let (before, word, next) = (i.checked_sub(1).map_or("", at), at(i), at(i + 1));

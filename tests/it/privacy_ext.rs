@@ -420,12 +420,9 @@ fn a_torn_audit_tail_is_cut_and_damage_is_corrupt_with_offset() {
     assert!(matches!(Database::open(dir.path(), Options::new()), Err(Error::Corrupt { offset: 0, .. })));
 }
 
-/// An `audit.log` extended to a terabyte (sparse) is read frame by frame: its damage is
-/// found after the valid frames, not after reading the file (the process was killed for
-/// memory). Repair cuts it, keeping the entries before the damage (from the
-/// file-validation review).
-#[test]
-fn a_sparse_terabyte_audit_log_is_damage_found_without_reading_it() {
+/// A real directory with one record with PII ("Ada"), revealed once (so the audit log has
+/// an entry), closed; and its options.
+fn one_revealed_record() -> (tempfile::TempDir, impl Fn() -> Options) {
     let dir = tempfile::tempdir().unwrap();
     let options = || Options::new().key(RawKey::new([9; 32]));
     let db = Database::open(dir.path(), options()).unwrap();
@@ -435,6 +432,16 @@ fn a_sparse_terabyte_audit_log_is_damage_found_without_reading_it() {
     b.commit().unwrap();
     db.read().collection("c").unwrap().reveal("A").unwrap();
     drop(db);
+    (dir, options)
+}
+
+/// An `audit.log` extended to a terabyte (sparse) is read frame by frame: its damage is
+/// found after the valid frames, not after reading the file (the process was killed for
+/// memory). Repair cuts it, keeping the entries before the damage (from the
+/// file-validation review).
+#[test]
+fn a_sparse_terabyte_audit_log_is_damage_found_without_reading_it() {
+    let (dir, options) = one_revealed_record();
     let audit = dir.path().join("audit.log");
     let len = std::fs::metadata(&audit).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&audit).unwrap().set_len(1 << 40).unwrap();
@@ -458,14 +465,7 @@ fn a_sparse_terabyte_audit_log_is_damage_found_without_reading_it() {
 /// review).
 #[test]
 fn a_sparse_terabyte_keystore_is_damage_found_without_reading_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = || Options::new().key(RawKey::new([9; 32]));
-    let db = Database::open(dir.path(), options()).unwrap();
-    db.create_collection("c", Schema::crm()).unwrap();
-    let mut b = db.begin_write();
-    b.upsert("c", person("A", 48.0).pii("name", "Ada")).unwrap();
-    b.commit().unwrap();
-    drop(db);
+    let (dir, options) = one_revealed_record();
     let keystore = dir.path().join("keystore");
     std::fs::OpenOptions::new().write(true).open(&keystore).unwrap().set_len(1 << 40).unwrap();
     let started = std::time::Instant::now();
