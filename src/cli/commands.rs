@@ -132,7 +132,7 @@ pub fn run(command: Command) -> Result<()> {
                 for h in hits {
                     println!(
                         "{:<20} {:>10.5} {:>11.5} {:>12.1} m",
-                        h.id,
+                        id_shown(&h.id),
                         h.location.lat(),
                         h.location.lon(),
                         h.distance_m
@@ -298,7 +298,20 @@ fn print_ids(db: &DbArgs, count: bool, ids: Vec<String>) {
         (true, true) => print_json(&json!({"count": ids.len()})),
         (true, false) => println!("{}", ids.len()),
         (false, true) => print_json(&json!(ids)),
-        (false, false) => ids.iter().for_each(|id| println!("{id}")),
+        (false, false) => ids.iter().for_each(|id| println!("{}", id_shown(id))),
+    }
+}
+
+/// An id as text output shows it: as it is, or quoted and escaped when it holds a character
+/// a terminal would not show as itself — a Unicode direction control shows one id as
+/// another (the library's write path takes them; from the diff review). JSON output gives
+/// ids as they are.
+fn id_shown(id: &str) -> std::borrow::Cow<'_, str> {
+    let quoted = format!("{id:?}");
+    if quoted.len() == id.len() + 2 {
+        id.into()
+    } else {
+        quoted.into()
     }
 }
 

@@ -447,3 +447,28 @@ fn agg_sums_past_the_f64_range_say_so_instead_of_null() {
     let text = env.ok("agg", &["--by", "attr:tier", "--sum", "v"]);
     assert!(text.lines().any(|l| l.starts_with("up ") && l.ends_with("sum_v=overflow")), "{text}");
 }
+
+/// Ids holding a Unicode direction control (the library's write path takes them) are shown
+/// quoted and escaped by text output, so a terminal cannot show one id as another; JSON gives
+/// them as they are (from the diff review).
+#[test]
+fn text_output_escapes_ids_a_terminal_would_not_show_as_themselves() {
+    let env = Env::new();
+    {
+        let db = geocrm::Database::open(&env.db, geocrm::Options::new()).unwrap();
+        db.create_collection("customers", geocrm::Schema::new()).unwrap();
+        let mut b = db.begin_write();
+        let at = geocrm::LatLon::new(1.0, 2.0).unwrap();
+        b.upsert("customers", geocrm::Record::new("C\u{202E}RLO", at)).unwrap();
+        b.upsert("customers", geocrm::Record::new("plain-1", at)).unwrap();
+        b.commit().unwrap();
+    }
+    let area = ["--south", "0", "--west", "0", "--north", "5", "--east", "5"];
+    let out = env.ok("bbox", &area);
+    assert!(!out.contains('\u{202E}'), "{out:?}");
+    assert!(out.contains("\"C\\u{202e}RLO\"") && out.lines().any(|l| l == "plain-1"), "{out}");
+    let near = env.ok("near", &["--lat", "1", "--lon", "2", "-k", "2"]);
+    assert!(!near.contains('\u{202E}') && near.contains("\"C\\u{202e}RLO\""), "{near}");
+    let json = env.json("bbox", &area);
+    assert!(json.as_array().unwrap().iter().any(|v| v == "C\u{202E}RLO"), "{json}");
+}
