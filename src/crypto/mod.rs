@@ -29,7 +29,9 @@ pub(crate) use envelope::seal_into;
 pub use envelope::{open, seal, sealed_key_id, DataKey, FieldContext, ENVELOPE_OVERHEAD, ENVELOPE_VERSION};
 pub use kdf::KdfParams;
 pub use key::{KeyFile, KeyProvider, MasterKey, Passphrase, RawKey};
-pub(crate) use keystore::{peek_db_id as keystore_db_id, HEADER_LEN as KEYSTORE_HEADER_LEN};
+pub(crate) use keystore::{
+    peek_db_id as keystore_db_id, HEADER_LEN as KEYSTORE_HEADER_LEN, MAGIC as KEYSTORE_MAGIC,
+};
 pub use keystore::{Keystore, KEYSTORE_FILE};
 pub use normalize::{normalize_email, normalize_phone};
 pub use sealed::{Pii, Sealed};

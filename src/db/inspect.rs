@@ -248,9 +248,8 @@ impl Database {
         for name in segments {
             let path = log_dir.join(&name);
             // Below the floor: a compaction replaced it but could not remove it, and opens
-            // remove it best effort; it still holds the superseded and deleted records (from
-            // the diff review: nothing said so).
-            // A note, not damage (`repair` has nothing to repair; from the diff review).
+            // remove it best effort. It still holds superseded and deleted records, so it is
+            // noted — not as damage: `repair` has nothing to repair (from the diff review).
             if crate::log::parse_segment_name(&name).is_some_and(|n| n < floor) {
                 leftovers.push(format!(
                     "{}: below the log floor: a compaction replaced it but it could not be removed; it \

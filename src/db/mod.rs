@@ -1027,13 +1027,10 @@ fn not_a_database(fs: &dyn FileSystem, dir: &Path) -> Error {
 
 /// Whether `dir` holds a log segment (`log/{n:012}.seg`) or a file starting as a keystore.
 pub(crate) fn has_database_parts(fs: &dyn FileSystem, dir: &Path) -> bool {
-    let log = dir.join("log");
-    let segment = fs
-        .list_dir(&log)
-        .is_ok_and(|names| names.iter().any(|n| crate::log::parse_segment_name(n).is_some()));
+    let segment = crate::log::has_no_segment(fs, &dir.join(crate::log::LOG_DIR)).is_ok_and(|none| !none);
     let keystore = fs.open_read(&dir.join(crate::crypto::KEYSTORE_FILE)).is_ok_and(|f| {
         let mut magic = [0u8; 8];
-        f.read_exact_at(&mut magic, 0).is_ok() && &magic == b"GEOCRMKS"
+        f.read_exact_at(&mut magic, 0).is_ok() && &magic == crate::crypto::KEYSTORE_MAGIC
     });
     segment || keystore
 }

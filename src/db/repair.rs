@@ -395,13 +395,6 @@ fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport
                 let step = salvage(fs.as_ref(), dir, &file, offset, &reason)?;
                 actions.extend(step);
             }
-            // A lost MANIFEST (`refuse_non_database` found the rest of a database here).
-            Err(Error::NotADatabase { .. }) => {
-                let _lock = super::lock_with_wait(fs.as_ref(), dir, options.lock_wait)?;
-                let manifest = dir.join(super::manifest::MANIFEST_NAME);
-                let step = salvage(fs.as_ref(), dir, &manifest, 0, "no MANIFEST: not a geocrm database")?;
-                actions.extend(step);
-            }
             Err(other) => return Err(other),
         }
     }

@@ -240,7 +240,6 @@ pub fn import_csv(
     }
     progress(rows.len() as u64);
 
-    let existing = db.read().collection(collection).ok().map(|c| c.schema().clone());
     let columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
     let (records, record_lines) = to_records(rows, &columns, options, &mut report)?;
     report.rejected.sort_by_key(|r| r.line);
@@ -778,13 +777,6 @@ const THING_WORDS: &[&str] = &[
     "territory",
 ];
 
-/// Whether a column name is one of [`PII_LIKE_COLUMNS`], or holds a [`PII_LIKE_WORDS`] or
-/// [`PLURAL_WORDS`]
-/// word (split at non-letters and lower-to-upper case changes; a word and the next are
-/// also looked up joined, `tax_id` as `taxid`) not followed by an
-/// [`ABOUT_WORDS`] word nor, if one of the [`PLURAL_WORDS`], preceded by a
-/// [`COUNT_WORDS`] word — and, for `name`, not
-/// preceded by a [`THING_WORDS`] word. (`birth_year` is refused: a quasi-identifier.)
 /// A column name's words, lower-cased: split at every character that is not a letter (or,
 /// unless `digits_split`, a digit, which is dropped: `zip5` is `zip`) and where lower case
 /// turns upper (`customerEmail`).
@@ -828,6 +820,13 @@ fn is_postcode_column(column: &str) -> bool {
     words.iter().any(|w| one(w)) || words.windows(2).any(|w| matches!(w, [a, b] if two(a, b)))
 }
 
+/// Whether a column name is one of [`PII_LIKE_COLUMNS`], or holds a [`PII_LIKE_WORDS`] or
+/// [`PLURAL_WORDS`]
+/// word (split at non-letters and lower-to-upper case changes; a word and the next are
+/// also looked up joined, `tax_id` as `taxid`) not followed by an
+/// [`ABOUT_WORDS`] word nor, if one of the [`PLURAL_WORDS`], preceded by a
+/// [`COUNT_WORDS`] word — and, for `name`, not
+/// preceded by a [`THING_WORDS`] word. (`birth_year` is refused: a quasi-identifier.)
 fn looks_like_pii(column: &str) -> bool {
     let key: String = column
         .trim()

@@ -16,7 +16,7 @@
 
 mod format;
 
-pub(crate) use format::HEADER_LEN;
+pub(crate) use format::{HEADER_LEN, MAGIC};
 mod wrap;
 mod write;
 

@@ -21,8 +21,8 @@ fn lonlat_contains(outer: LonLatBox, inner: LonLatBox) -> bool {
 }
 
 impl PackedRTreeRef<'_> {
-    /// Checks (for `Database::verify`, tests and debugging) that every row's exact unit vector and lon/lat lie
-    /// inside its leaf's boxes, that stored f32 unit vectors are within their error bound,
+    /// Checks (for `Database::verify`, tests and debugging) that every row's exact unit
+    /// vector and lon/lat lie inside its leaf's boxes, that stored f32 unit vectors are within their error bound,
     /// and that every node's boxes lie inside its parent's. Reads every byte; `Err` names
     /// the first violation.
     ///
