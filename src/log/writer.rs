@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::replay::{self, LogScan};
 use super::segment::{
-    segment_name, FramePrefix, SegmentHeader, MAX_BODY_LEN, MIN_FRAME_LEN, SEGMENT_HEADER_LEN,
+    parse_segment_name, segment_name, FramePrefix, SegmentHeader, MAX_BODY_LEN, MIN_FRAME_LEN,
+    SEGMENT_HEADER_LEN,
 };
 use super::{FramePos, LogConfig, LogStart, RecoveryReport, ReplayedTxn, TxnReceipt, FIRST_LSN, LOG_DIR};
 use crate::codec::{encode_frame_with, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
@@ -15,6 +16,8 @@ use crate::io::{write_atomic, FileSystem, WritableFile};
 /// Every frame of a segment lies below this offset (a checkpoint stores frame offsets as
 /// u32): the writer starts a new segment rather than cross it.
 pub(super) const MAX_SEGMENT_OFFSET: u64 = u32::MAX as u64;
+/// The last segment number: a checkpoint's row pointers hold a segment number in 32 bits.
+pub(super) const MAX_SEGMENT_NUMBER: u64 = u32::MAX as u64;
 /// Bytes of frames buffered before a write during `append_txn`.
 const WRITE_CHUNK_BYTES: usize = 8 << 20;
 
@@ -141,6 +144,10 @@ impl Log {
         if let Some(tail) = report.truncated.as_ref().filter(|_| !read_only) {
             fs.truncate(&tail.file, tail.offset)?;
         }
+        // The newest segment may be a rename a dead process never made durable (a failed
+        // directory fsync at a roll-over): frames appended to it are acknowledged only once
+        // its name is durable too (`Database::open` does this first; a `Log` on its own must).
+        fs.sync_dir(&log_dir)?;
         let mut file = fs.open_append(&log_dir.join(segment_name(current)))?;
         // The replayed bytes need not be durable yet (reopened after a failed write, without
         // a crash): make them so before any new frame records them as durable.
@@ -307,20 +314,32 @@ impl Log {
     /// [`Error::Io`]; segments already deleted stay deleted (a later call finishes the job).
     pub fn remove_segments_below(&mut self, segment: u64) -> Result<()> {
         let below = segment.min(self.current);
-        for n in self.first_segment..below {
-            let path = self.dir.join(segment_name(n));
-            if self.fs.exists(&path)? {
-                self.fs.remove_file(&path)?;
-            }
-            self.first_segment = n + 1;
+        // The segments there are, not every number below (a gap in the numbers, from a
+        // crafted MANIFEST, took one `exists` call per missing number: 2⁶⁴ of them).
+        let mut doomed: Vec<u64> = self
+            .fs
+            .list_dir(&self.dir)?
+            .iter()
+            .filter_map(|name| parse_segment_name(name))
+            .filter(|&n| n < below)
+            .collect();
+        doomed.sort_unstable();
+        for n in doomed {
+            self.fs.remove_file(&self.dir.join(segment_name(n)))?;
+            self.first_segment = self.first_segment.max(n + 1);
         }
+        self.first_segment = self.first_segment.max(below);
         self.fs.sync_dir(&self.dir)
     }
 
     /// Syncs the current segment and starts the next one at the next LSN.
     fn roll_over(&mut self) -> Result<()> {
         self.sync()?;
-        let header = SegmentHeader { number: self.current + 1, first_lsn: self.next_lsn, db_id: self.db_id };
+        let Some(number) = self.current.checked_add(1).filter(|&n| n <= MAX_SEGMENT_NUMBER) else {
+            let reason = format!("segment {} is the last a log can have", self.current);
+            return Err(self.poison(Error::corrupt(self.dir.join(segment_name(self.current)), 0, reason)));
+        };
+        let header = SegmentHeader { number, first_lsn: self.next_lsn, db_id: self.db_id };
         let opened = create_segment(&*self.fs, &self.dir, &header)
             .and_then(|()| self.fs.open_append(&self.dir.join(segment_name(header.number))));
         match opened {
@@ -341,8 +360,17 @@ impl Log {
         }
     }
 
+    /// Refuses every later write, and cuts the current segment back to its durable length
+    /// (best effort): bytes past it were never acknowledged, and after a failed fsync they
+    /// may never reach the disk while the page cache still shows them. Left in the file, a
+    /// reopen would replay them and its own fsync (which succeeds: the error was reported
+    /// once) would let the next commit record them as durable — and a power loss would then
+    /// lose that commit too.
     fn poison(&mut self, error: Error) -> Error {
         self.poisoned = Some(error.to_string());
+        if self.file.len() > self.durable_offset {
+            let _ = self.fs.truncate(&self.dir.join(segment_name(self.current)), self.durable_offset);
+        }
         error
     }
 
@@ -404,5 +432,67 @@ impl Log {
     #[must_use]
     pub fn current_segment_len(&self) -> u64 {
         self.file.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::MemFs;
+
+    /// From the log review: with a crafted MANIFEST, a log can start at the last segment
+    /// number. Rolling over from it wrapped to segment 0, and removing the segments below it
+    /// probed every number in between.
+    #[test]
+    fn the_last_segment_number_neither_wraps_nor_makes_removal_probe_every_number() {
+        let mem = MemFs::new();
+        let fs: Arc<dyn FileSystem> = Arc::new(mem.clone());
+        let dir = Path::new("/db");
+        let db_id = [4; 16];
+        let (log, _) = Log::open(fs.clone(), dir, db_id, LogConfig::default(), &mut |_| Ok(())).unwrap();
+        drop(log);
+        let last = SegmentHeader { number: MAX_SEGMENT_NUMBER, first_lsn: FIRST_LSN, db_id };
+        mem.write_raw(&dir.join(LOG_DIR).join(segment_name(last.number)), &last.encode());
+        let start = Some(LogStart { segment: last.number, first_lsn: None });
+        let (mut log, _) =
+            Log::open_from(fs, dir, db_id, LogConfig::default(), start, &mut |_| Ok(())).unwrap();
+        log.remove_segments_below(last.number).unwrap();
+        assert_eq!(mem.list_files(), vec![dir.join(LOG_DIR).join(segment_name(last.number))]);
+        log.append_txn(&[(b"op", 1)]).unwrap();
+        log.sync().unwrap();
+        let err = log.roll().unwrap_err();
+        assert!(err.to_string().contains("the last a log can have"), "{err}");
+        assert!(!mem.list_files().iter().any(|p| p.ends_with(segment_name(0))), "no segment 0");
+    }
+
+    /// From the log review: a roll-over whose directory fsync failed leaves the new
+    /// segment's name not durable; a `Log` opened on its own then appended to it and
+    /// acknowledged writes a power loss could take with the name.
+    #[test]
+    fn an_open_makes_the_newest_segment_name_durable_before_appending() {
+        use crate::io::{CrashMode, FaultPlan, OpKind};
+        let mem = MemFs::new();
+        let fs: Arc<dyn FileSystem> = Arc::new(mem.clone());
+        let dir = Path::new("/db");
+        let open = || Log::open(fs.clone(), dir, [5; 16], LogConfig::default(), &mut |_| Ok(())).unwrap().0;
+        let mut log = open();
+        log.append_txn(&[(b"first", 1)]).unwrap();
+        log.sync().unwrap();
+        mem.set_faults(FaultPlan::new().fail_once(OpKind::SyncDir, 0));
+        assert!(log.roll().is_err());
+        mem.clear_faults();
+        drop(log);
+        let mut log = open();
+        log.append_txn(&[(b"second", 1)]).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let image: Arc<dyn FileSystem> = Arc::new(mem.crash_image(1, CrashMode::SyncedOnly));
+        let mut replayed = 0;
+        Log::open(image, dir, [5; 16], LogConfig::default(), &mut |_| {
+            replayed += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(replayed, 2, "both acknowledged transactions survive");
     }
 }

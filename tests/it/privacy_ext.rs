@@ -502,6 +502,42 @@ fn a_failed_audit_write_fails_the_reveal_and_every_later_one() {
     db.read().collection("c").unwrap().reveal("A").unwrap();
 }
 
+/// A failed keystore fsync: the keys it should have written may never reach the disk, even
+/// after a reopen whose own fsync succeeds (Linux reports the error once). The records
+/// written after the reopen must keep their keys through a power loss.
+#[test]
+fn keys_written_after_a_failed_keystore_fsync_survive_a_power_loss() {
+    use geocrm::io::CrashMode;
+    let fs = MemFs::new();
+    let dir = std::path::Path::new("/db");
+    let options = |fs: &MemFs| Options::new().key(RawKey::new([9; 32])).file_system(Arc::new(fs.clone()));
+    let db = Database::open(dir, options(&fs)).unwrap();
+    db.create_collection("c", Schema::crm()).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", person("A", 48.0).pii("name", "Ada")).unwrap();
+    b.commit().unwrap();
+    // The first fsync of the next commit is the keystore's (its key before the log record).
+    fs.set_faults(FaultPlan::new().fail_once(OpKind::Sync, 0));
+    let mut b = db.begin_write();
+    b.upsert("c", person("B", 48.1).pii("name", "Bob")).unwrap();
+    assert!(matches!(b.commit(), Err(Error::Io { .. })));
+    fs.clear_faults();
+    drop(db);
+    let db = Database::open(dir, options(&fs)).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", person("C", 48.2).pii("name", "Cyd")).unwrap();
+    b.commit().unwrap();
+    drop(db);
+    for mode in CrashMode::ALL {
+        let image = fs.crash_image(3, mode);
+        let db = Database::open(dir, options(&image)).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        assert_eq!(c.reveal("A").unwrap()["name"].expose(), "Ada", "{mode:?}");
+        assert_eq!(c.reveal("C").unwrap()["name"].expose(), "Cyd", "{mode:?}");
+    }
+}
+
 /// An erasure and a re-insertion of the same id committed in one group-commit round: the
 /// erasure destroys the record's old data key at the end of its round, so a re-insertion in
 /// the same round must not be given that key (its PII would be unreadable once acknowledged).

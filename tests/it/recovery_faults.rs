@@ -562,8 +562,9 @@ fn scenarios() -> Vec<Scenario> {
     let mut out = Vec::new();
 
     // 1. A torn log tail: a commit whose fsync failed, then power loss keeping part of it.
+    // (The log cuts a failed commit's bytes at once, best effort: here that cut fails too.)
     let (fs, db, acked) = checkpoint_and_tail();
-    fs.set_faults(FaultPlan::new().fail_once(OpKind::Sync, 0));
+    fs.set_faults(FaultPlan::new().fail_once(OpKind::Sync, 0).fail_once(OpKind::Truncate, 0));
     let (failed, _) = plain_commit(&db, &acked);
     assert!(failed.is_err());
     drop(db);
@@ -617,7 +618,8 @@ fn scenarios() -> Vec<Scenario> {
     let db = Database::open(DIR, opts(&donor, KEY)).unwrap();
     let donor_seg = last_segment(&donor);
     let before = donor.read_all(&donor_seg).unwrap();
-    donor.set_faults(FaultPlan::new().fail_once(OpKind::Sync, 0));
+    // (The log's own cut of the failed commit fails too, so its bytes stay to be copied.)
+    donor.set_faults(FaultPlan::new().fail_once(OpKind::Sync, 0).fail_once(OpKind::Truncate, 0));
     let (failed, _) = plain_commit(&db, &erased);
     assert!(failed.is_err());
     drop(db);

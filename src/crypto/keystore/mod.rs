@@ -85,6 +85,9 @@ pub struct Keystore {
     len: usize,
     /// Append handle; behind a lock so `sync` can run while readers hold `&Keystore`.
     appender: parking_lot::Mutex<Option<Box<dyn WritableFile>>>,
+    /// The file's length when the append handle was opened or last synced: what a failed
+    /// append or sync cuts the file back to.
+    synced_len: parking_lot::Mutex<Option<u64>>,
     poisoned: parking_lot::Mutex<Option<String>>,
     /// Bytes of an invalid final frame left out at open (0 normally).
     dropped_tail: u64,
@@ -134,6 +137,7 @@ impl Keystore {
             slots: Slots::default(),
             len: 0,
             appender: parking_lot::Mutex::new(None),
+            synced_len: parking_lot::Mutex::new(None),
             poisoned: parking_lot::Mutex::new(None),
             dropped_tail: 0,
             torn_at: None,
@@ -199,6 +203,7 @@ impl Keystore {
             slots: Slots::default(),
             len: 0,
             appender: parking_lot::Mutex::new(None),
+            synced_len: parking_lot::Mutex::new(None),
             poisoned: parking_lot::Mutex::new(None),
             dropped_tail: 0,
             torn_at: None,

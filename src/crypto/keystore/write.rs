@@ -48,10 +48,21 @@ impl Keystore {
         }
     }
 
+    /// After a failed write: refuses every later one, and cuts frames appended since the
+    /// last sync (best effort). They were never acknowledged, and after a failed fsync they
+    /// may never reach the disk while the page cache still shows them: left in the file, a
+    /// reopen would load them and append after them, and a power loss would then take the
+    /// keys of acknowledged records with the lost frame.
     fn poison<T>(&self, result: Result<T>) -> Result<T> {
         if let Err(e) = &result {
             *self.poisoned.lock() = Some(format!("keystore write failed: {e}"));
-            *self.appender.lock() = None;
+            let appender = self.appender.lock().take();
+            let synced = self.synced_len.lock().take();
+            if let (Some(appender), Some(synced)) = (appender, synced) {
+                if appender.len() > synced {
+                    let _ = self.fs.truncate(&self.path, synced);
+                }
+            }
         }
         result
     }
@@ -188,7 +199,11 @@ impl Keystore {
         let appender = self.appender.get_mut();
         let appender = match appender {
             Some(a) => a,
-            None => appender.insert(self.fs.open_append(&self.path)?),
+            None => {
+                let opened = appender.insert(self.fs.open_append(&self.path)?);
+                *self.synced_len.get_mut() = Some(opened.len());
+                opened
+            }
         };
         appender.write_all(frame)
     }
@@ -201,7 +216,7 @@ impl Keystore {
     pub fn sync(&self) -> Result<()> {
         self.check_writable()?;
         let synced = match &mut *self.appender.lock() {
-            Some(appender) => appender.sync(),
+            Some(appender) => appender.sync().map(|()| *self.synced_len.lock() = Some(appender.len())),
             None => Ok(()),
         };
         self.poison(synced)
@@ -287,6 +302,7 @@ impl Keystore {
 
     fn publish(&mut self, file: &[u8]) -> Result<()> {
         *self.appender.get_mut() = None;
+        *self.synced_len.get_mut() = None;
         write_atomic(&*self.fs, &self.dir, KEYSTORE_FILE, file)?;
         // The new file holds no dropped frame: nothing is left to cut (cutting at the old
         // file's offset would damage the new one).

@@ -11,7 +11,9 @@ use super::{Inode, State};
 /// What survives a simulated power loss in [`super::MemFs::crash_image`].
 ///
 /// In every mode each file keeps at least its synced prefix, and every directory operation
-/// made durable by `sync_dir` survives. Modes differ in what else a disk may have written
+/// made durable by `sync_dir` survives — except bytes that a failed fsync covered, which
+/// read as zeros even when a later fsync succeeded (as on Linux, which reports a writeback
+/// error once and may drop the pages). Modes differ in what else a disk may have written
 /// on its own before the power went out:
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CrashMode {
@@ -49,7 +51,7 @@ pub(super) fn image(st: &State, seed: u64, mode: CrashMode) -> State {
         }
         if let Some(inode) = st.inodes.get(ino) {
             let data = survivors(inode, mode, &mut rng);
-            inodes.insert(*ino, Inode { durable_len: data.len(), data: Arc::new(data) });
+            inodes.insert(*ino, Inode { durable_len: data.len(), data: Arc::new(data), lost: Vec::new() });
         }
     }
     names.retain(|_, ino| inodes.contains_key(ino));
@@ -72,6 +74,11 @@ fn survivors(inode: &Inode, mode: CrashMode, rng: &mut ChaCha8Rng) -> Vec<u8> {
     let unsynced = inode.data.len() - durable;
     let keep = if mode == CrashMode::SyncedOnly || unsynced == 0 { 0 } else { rng.gen_range(0..=unsynced) };
     let mut data = inode.data.get(..durable + keep).unwrap_or_default().to_vec();
+    for lost in &inode.lost {
+        for byte in data.get_mut(lost.start.min(lost.end)..lost.end.min(durable + keep)).unwrap_or_default() {
+            *byte = 0;
+        }
+    }
     if mode == CrashMode::Garbage && keep > 0 {
         for _ in 0..rng.gen_range(1..=3) {
             let start = rng.gen_range(durable..data.len());

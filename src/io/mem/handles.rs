@@ -39,11 +39,16 @@ impl WritableFile for MemWritable {
 
     fn sync(&mut self) -> Result<()> {
         let mut st = self.state.lock();
-        st.fault(OpKind::Sync, "fsync", &self.path)?;
+        let synced = st.fault(OpKind::Sync, "fsync", &self.path);
         if let Some(inode) = st.inodes.get_mut(&self.ino) {
-            inode.durable_len = inode.data.len();
+            if synced.is_ok() {
+                inode.durable_len = inode.data.len();
+            } else if inode.durable_len < inode.data.len() {
+                // What this fsync should have written never will be.
+                inode.lost.push(inode.durable_len..inode.data.len());
+            }
         }
-        Ok(())
+        synced
     }
 
     fn len(&self) -> u64 {

@@ -25,6 +25,9 @@ use crate::error::{Error, Result};
 struct Inode {
     data: Arc<Vec<u8>>,
     durable_len: usize,
+    /// Byte ranges a failed fsync covered: lost in a crash even if a later fsync succeeds
+    /// (Linux reports a writeback error once and may have dropped the pages).
+    lost: Vec<std::ops::Range<usize>>,
 }
 
 #[derive(Debug, Clone)]
@@ -218,7 +221,7 @@ impl MemFs {
         if let Some(parent) = path.parent() {
             st.add_dirs(parent);
         }
-        let inode = Inode { data: Arc::new(bytes.to_vec()), durable_len: bytes.len() };
+        let inode = Inode { data: Arc::new(bytes.to_vec()), durable_len: bytes.len(), lost: Vec::new() };
         let ino = st.new_inode(inode);
         st.names.insert(path.to_owned(), ino);
         st.durable_names.insert(path.to_owned(), ino);
@@ -326,6 +329,10 @@ impl FileSystem for MemFs {
         let inode = st.inodes.entry(ino).or_default();
         Arc::make_mut(&mut inode.data).resize(len, 0);
         inode.durable_len = len;
+        inode.lost.retain_mut(|r| {
+            r.end = r.end.min(len);
+            r.start < r.end
+        });
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use geocrm::io::{FileSystem, MemFs, RealFs};
+use geocrm::io::{FaultPlan, FileSystem, MemFs, OpKind, RealFs};
 use geocrm::log::{verify, Log, LogConfig, MAX_BODY_LEN};
 use geocrm::Error;
 use rand::SeedableRng;
@@ -275,8 +275,34 @@ fn a_transaction_failing_after_its_first_frames_reached_the_file_is_cut_at_reope
         })
         .unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { .. }) && log.is_poisoned());
+    // The frames that reached the file are cut at once (they were never acknowledged).
+    assert_eq!(fs.file_len(&seg_path(1)), Some(synced), "its frames are cut");
+    drop(log);
+    let reopened = open(&fs).unwrap();
+    assert_eq!(reopened.report.next_lsn, 2, "the unfinished transaction is not replayed");
+    assert_eq!(fs.file_len(&seg_path(1)), Some(synced));
+}
+
+#[test]
+fn a_transaction_failing_after_its_first_frames_reached_the_file_is_cut_at_reopen_if_not_before() {
+    let (fs, mut log) = log_with_one_synced_txn();
+    let synced = fs.file_len(&seg_path(1)).unwrap();
+    // As above, with the cut at the failure failing too.
+    fs.set_faults(FaultPlan::new().fail_from(OpKind::Truncate, 0));
+    let body = vec![7u8; 5 << 20];
+    let err = log
+        .append_txn_with(&[(body.len(), 1); 3], &mut |i, out| {
+            if i == 2 {
+                return Err(Error::invalid_argument("body", "producer failed"));
+            }
+            out.extend_from_slice(&body);
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { .. }) && log.is_poisoned());
     assert!(fs.file_len(&seg_path(1)).unwrap() > synced + (8 << 20), "frames reached the file");
     drop(log);
+    fs.clear_faults();
     let reopened = open(&fs).unwrap();
     assert_eq!(reopened.report.next_lsn, 2, "the unfinished transaction is not replayed");
     assert_eq!(fs.file_len(&seg_path(1)), Some(synced), "and its frames are cut");
