@@ -240,10 +240,13 @@ impl Database {
             });
         }
         let log_dir = inner.dir.join(crate::log::LOG_DIR);
-        let log = crate::log::verify(fs, &inner.dir, inner.db_id);
+        let floor = inner.manifest.lock().log_floor;
+        // From the floor: damage in a leftover below it stopped the scan there, and every
+        // live segment after it was listed as sound unchecked (from the log review).
+        let from = (floor > 1).then_some(crate::log::LogStart { segment: floor, first_lsn: None });
+        let log = crate::log::verify_from(fs, &inner.dir, inner.db_id, from);
         let mut segments: Vec<String> = fs.list_dir(&log_dir)?;
         segments.retain(|n| n.ends_with(".seg"));
-        let floor = inner.manifest.lock().log_floor;
         let mut leftovers = Vec::new();
         for name in segments {
             let path = log_dir.join(&name);

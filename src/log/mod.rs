@@ -277,13 +277,28 @@ pub type VerifyReport = RecoveryReport;
 /// # Errors
 /// The errors [`Log::open`] would return (except those of `on_txn` and of writing).
 pub fn verify(fs: &dyn FileSystem, dir: &Path, db_id: [u8; 16]) -> Result<VerifyReport> {
+    verify_from(fs, dir, db_id, None)
+}
+
+/// [`verify`] of the segments from `start` on (all of them for `None`), the others left
+/// alone: a database checks its log from its log floor, as segments below it are no
+/// longer its log (a compaction replaced them; an open removes what is left of them).
+///
+/// # Errors
+/// As [`verify`]; [`crate::Error::Corrupt`] when the segment `start` names is missing.
+pub fn verify_from(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    db_id: [u8; 16],
+    start: Option<LogStart>,
+) -> Result<VerifyReport> {
     let log_dir = dir.join(LOG_DIR);
     if !fs.exists(&log_dir)? {
         let report =
             RecoveryReport { segments: 0, transactions: 0, frames: 0, next_lsn: FIRST_LSN, truncated: None };
         return Ok(report);
     }
-    Ok(replay::scan(fs, &log_dir, &db_id, None, &mut |_| Ok(()))?.report)
+    Ok(replay::scan(fs, &log_dir, &db_id, start, &mut |_| Ok(()))?.report)
 }
 
 /// Where [`Log::open_from`] starts replaying: a checkpoint holds everything before it.
