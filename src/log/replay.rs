@@ -102,11 +102,17 @@ pub(crate) fn scan(
                 format!("{} in a sealed segment", torn.reason),
             ));
         }
-        if let Some((at, durable)) = acknowledged_after(&buf, torn.bad, torn.lsn) {
-            let reason = format!(
-                "{}, yet the valid frame at offset {at} records that bytes up to {durable} were durable",
-                torn.reason
-            );
+        if let Some(found) = acknowledged_after(&buf, torn.bad, torn.lsn) {
+            let reason = match found {
+                Acknowledged::Frame { at, durable } => format!(
+                    "{}, yet the valid frame at offset {at} records that bytes up to {durable} were durable",
+                    torn.reason
+                ),
+                Acknowledged::TooManyCandidates => format!(
+                    "{}, followed by more than {MAX_ACK_CANDIDATES} places that look like frames recording                      it durable: not a torn append",
+                    torn.reason
+                ),
+            };
             return Err(Error::corrupt(&path, torn.bad as u64, reason));
         }
         report.truncated = Some(TruncatedTail {
@@ -223,8 +229,13 @@ fn check_frame(buf: &[u8], at: usize, expected_lsn: u64) -> Result<Frame<'_>, St
 /// Every offset is a candidate, so cheap plausibility checks come before the checksum:
 /// a length that fits, a durable offset in `(bad, candidate]`, known flags, and a first LSN
 /// no lower than `lsn` and no higher than the frames in between could have consumed.
-fn acknowledged_after(buf: &[u8], bad: usize, lsn: u64) -> Option<(usize, u64)> {
+///
+/// At most [`MAX_ACK_CANDIDATES`] candidates are checksummed (a crafted segment with a
+/// plausible frame every few bytes took seconds per 256 MiB at every open): past that the
+/// bytes are not a torn append either, and the answer is [`Acknowledged::TooManyCandidates`].
+fn acknowledged_after(buf: &[u8], bad: usize, lsn: u64) -> Option<Acknowledged> {
     let mut crcs = None;
+    let mut checked = 0usize;
     let mut at = bad + 1;
     while at + MIN_FRAME_LEN <= buf.len() {
         let candidate = at;
@@ -247,13 +258,30 @@ fn acknowledged_after(buf: &[u8], bad: usize, lsn: u64) -> Option<(usize, u64)> 
         }
         // Checksummed through the prefix CRCs: each of many candidates hashing its payload
         // afresh made a crafted tail take hours.
+        if checked == MAX_ACK_CANDIDATES {
+            return Some(Acknowledged::TooManyCandidates);
+        }
+        checked += 1;
         let crcs = crcs.get_or_insert_with(|| RangeCrc::new(buf));
         if valid_frame_at(buf, candidate, crcs) {
-            return Some((candidate, prefix.durable_offset));
+            return Some(Acknowledged::Frame { at: candidate, durable: prefix.durable_offset });
         }
     }
     None
 }
+
+/// What [`acknowledged_after`] found past an invalid frame.
+#[derive(Debug, PartialEq, Eq)]
+enum Acknowledged {
+    /// A valid frame at `at` recording bytes up to `durable` as durable.
+    Frame { at: usize, durable: u64 },
+    /// More plausible frames than are checked.
+    TooManyCandidates,
+}
+
+/// Most candidate frames [`acknowledged_after`] checksums: a torn append has next to none
+/// (its own frames record a durable offset before it).
+const MAX_ACK_CANDIDATES: usize = 100_000;
 
 /// The first LSN recorded by the frame right after a segment's header, if that frame is
 /// valid: lets `repair` rebuild a damaged segment header from the frames it introduces.
@@ -342,9 +370,14 @@ mod tests {
             at += MIN_FRAME_LEN;
         }
         let started = std::time::Instant::now();
-        assert_eq!(acknowledged_after(&buf, bad, 7), None);
-        // (Linear: half a second optimized; quadratic: a minute and a half.)
+        // Fewer candidates than the cap: all checked, none valid.
+        let short = &buf[..1 << 20];
+        assert_eq!(acknowledged_after(short, bad, 7), None);
+        // (Linear: a fraction of a second optimized; quadratic: minutes.)
         assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+        // 578,000 of them: past the cap, the tail is not a torn append (from the log review:
+        // a 4 GiB segment of them took a minute at every open).
+        assert_eq!(acknowledged_after(&buf, bad, 7), Some(Acknowledged::TooManyCandidates));
         // A valid one among them is still found.
         let mut frame = Vec::new();
         let prefix = FramePrefix { first_lsn: 7, op_count: 1, durable_offset: 4096, more: false };
@@ -353,6 +386,6 @@ mod tests {
         crate::codec::encode_frame(&payload, &mut frame);
         let at = 4096 + 3 * MIN_FRAME_LEN + 1;
         buf[at..at + frame.len()].copy_from_slice(&frame);
-        assert_eq!(acknowledged_after(&buf, bad, 7), Some((at, 4096)));
+        assert_eq!(acknowledged_after(&buf, bad, 7), Some(Acknowledged::Frame { at, durable: 4096 }));
     }
 }
