@@ -173,7 +173,8 @@ pub fn run(command: Command) -> Result<()> {
         Command::Get { db, id, reveal } => get(&db, &id, reveal),
         Command::Delete { db, id } => {
             let database = open(&db, false)?;
-            let existed = database.read().collection(&db.collection)?.get(&id)?.is_some();
+            // From the indexes: a record whose log frame is damaged can still be deleted.
+            let existed = database.read().collection(&db.collection)?.contains(&id)?;
             // An absent id (a mistyped one: an e-mail address typed where the id goes) is not
             // written into the log as a tombstone: this process holds the write lock, so it
             // cannot appear in between (from the CLI review).

@@ -297,6 +297,30 @@ impl CollectionReader<'_> {
         self.intact(groups)
     }
 
+    /// Whether a live record has this id, from the indexes alone (the log is not read, so a
+    /// record whose log frame is damaged is still found).
+    ///
+    /// ```
+    /// use geocrm::{Database, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// db.create_collection("customers", Schema::new())?;
+    /// let mut b = db.begin_write();
+    /// b.upsert("customers", Record::new("C-1", LatLon::new(1.0, 2.0)?))?;
+    /// b.commit()?;
+    /// let snap = db.read();
+    /// let customers = snap.collection("customers")?;
+    /// assert!(customers.contains("C-1")? && !customers.contains("C-2")?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when a checkpoint section it read failed its first-use check.
+    pub fn contains(&self, id: &str) -> Result<bool> {
+        let found = self.view().get(id).is_some();
+        self.intact(found)
+    }
+
     /// The stored record (PII sealed), read back from the log.
     ///
     /// # Errors

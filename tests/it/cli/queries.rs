@@ -345,6 +345,26 @@ fn get_sealed_then_revealed_with_the_key_only() {
     assert_eq!(v["error"]["kind"], "not_found", "{v}");
 }
 
+/// A record whose log frame is damaged (under a checkpoint, so the database opens) can
+/// still be deleted: `delete` read the whole record back first and failed with `Corrupt`
+/// (from the log review).
+#[test]
+fn delete_works_for_a_record_whose_log_frame_is_damaged() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    env.ok("checkpoint", &[]);
+    let first = env.db.join("log").join("000000000001.seg");
+    let mut bytes = std::fs::read(&first).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&first, bytes).unwrap();
+    let id = rows[0].id.clone();
+    let err = env.fail("get", &["--id", &id]);
+    assert!(err.contains("000000000001.seg"), "the damage is there: {err}");
+    assert_eq!(env.ok("delete", &["--id", &id]).trim(), format!("deleted {id}"));
+    assert_eq!(env.records(), Some(rows.len() as u64 - 1));
+}
+
 #[test]
 fn delete_removes_from_every_query() {
     let env = Env::new();
