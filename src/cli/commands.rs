@@ -190,7 +190,11 @@ pub fn run(command: Command) -> Result<()> {
             } else {
                 println!(
                     "{}",
-                    if existed { format!("deleted {id}") } else { format!("{id} was not present") }
+                    if existed {
+                        format!("deleted {}", id_shown(&id))
+                    } else {
+                        format!("{} was not present", id_shown(&id))
+                    }
                 );
             }
             Ok(())
@@ -255,7 +259,7 @@ pub fn run(command: Command) -> Result<()> {
             }
             for r in &receipts {
                 if r.existed {
-                    println!("erased {} at LSN {}: removed {}", r.id, r.lsn, r.removed.join(", "));
+                    println!("erased {} at LSN {}: removed {}", id_shown(&r.id), r.lsn, r.removed.join(", "));
                 } else if r.lsn == 0 {
                     // A record deleted before keeps its earlier versions (location, attributes)
                     // in the log until a compaction (from the review).
@@ -267,14 +271,14 @@ pub fn run(command: Command) -> Result<()> {
                     println!(
                         "{} was not present and has no data key: no tombstone written{removed} (earlier versions \
                          the log holds, if it was deleted before, go at the next `geocrm compact`)",
-                        r.id
+                        id_shown(&r.id)
                     );
                 } else {
                     // Deleted before, its data key kept: the erasure destroyed it (the text said
                     // only "not present": from the privacy review).
                     println!(
                         "{} was not present (deleted before); tombstone written at LSN {}: removed {}",
-                        r.id,
+                        id_shown(&r.id),
                         r.lsn,
                         r.removed.join(", ")
                     );
@@ -307,7 +311,7 @@ fn print_ids(db: &DbArgs, count: bool, ids: Vec<String>) {
 /// a terminal would not show as itself — a Unicode direction control shows one id as
 /// another (the library's write path takes them; from the diff review). JSON output gives
 /// ids as they are.
-fn id_shown(id: &str) -> std::borrow::Cow<'_, str> {
+pub(super) fn id_shown(id: &str) -> std::borrow::Cow<'_, str> {
     let quoted = format!("{id:?}");
     if quoted.len() == id.len() + 2 {
         id.into()

@@ -46,7 +46,9 @@ pub fn duplicates(db: &DbArgs) -> Result<()> {
     } else {
         for g in &groups {
             let reason = serde_json::to_value(g.reason).unwrap_or(Value::Null);
-            println!("{:<18} {}", reason.as_str().unwrap_or("?"), g.ids.join(" "));
+            // Space-separated: an id with a space (or anything `shown` quotes) is quoted.
+            let ids: Vec<String> = g.ids.iter().map(|id| shown(id)).collect();
+            println!("{:<18} {}", reason.as_str().unwrap_or("?"), ids.join(" "));
         }
     }
     Ok(())
@@ -71,7 +73,7 @@ pub fn find(db: &DbArgs, phone: Option<&str>, email: Option<&str>) -> Result<()>
     if db.json {
         print_json(&json!(ids));
     } else {
-        ids.iter().for_each(|id| println!("{id}"));
+        ids.iter().for_each(|id| println!("{}", super::commands::id_shown(id)));
     }
     Ok(())
 }

@@ -122,6 +122,22 @@ fn audit_lists_reveals_and_exports_with_actor_ids_and_fields_only() {
     }
 }
 
+/// `duplicates` lists a group's ids on one line: an id with a space is quoted, or `A B C`
+/// read as three records where there were two (from the privacy review).
+#[test]
+fn duplicates_quotes_ids_that_would_read_as_several() {
+    let env = Env::new();
+    let csv = env.file(
+        "dup.csv",
+        "id,lat,lon,name,phone\nA B,48.8,2.3,Ann,+44 20 7946 0958\nC,10.0,2.3,Cy,+442079460958\n",
+    );
+    ok(&env.run(true, "import", &[csv.to_str().unwrap(), "--pii", "name", "--phone", "phone"]));
+    let text = ok(&env.run(true, "duplicates", &[]));
+    assert_eq!(text.trim(), "same_phone         \"A B\" C", "{text}");
+    let found = ok(&env.run(true, "find", &["--phone", "+442079460958"]));
+    assert_eq!(found, "A B\nC\n");
+}
+
 #[test]
 fn import_validates_phone_and_email_columns_with_line_and_column_never_the_value() {
     let header = "id,lat,lon,name,phone,email";

@@ -491,4 +491,7 @@ fn text_output_escapes_ids_a_terminal_would_not_show_as_themselves() {
     assert!(!near.contains('\u{202E}') && near.contains("\"C\\u{202e}RLO\""), "{near}");
     let json = env.json("bbox", &area);
     assert!(json.as_array().unwrap().iter().any(|v| v == "C\u{202E}RLO"), "{json}");
+    // So do `delete`'s messages (from the privacy review).
+    let deleted = env.ok("delete", &["--id", "C\u{202E}RLO"]);
+    assert_eq!(deleted.trim(), "deleted \"C\\u{202e}RLO\"", "{deleted:?}");
 }
