@@ -1,6 +1,7 @@
 //! The master key and the ways to obtain it ([`KeyProvider`]).
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use zeroize::{Zeroize, Zeroizing};
@@ -137,6 +138,9 @@ pub struct KeyFile {
     path: PathBuf,
 }
 
+/// The longest key file: 64 hexadecimal digits and a CRLF line end.
+const MAX_KEY_FILE_LEN: usize = 66;
+
 impl KeyFile {
     /// A provider reading `path` each time a key is needed.
     #[must_use]
@@ -153,8 +157,21 @@ impl KeyFile {
 
 impl KeyProvider for KeyFile {
     fn master_key(&self, _kdf: &KdfParams) -> Result<MasterKey> {
-        let bytes =
-            Zeroizing::new(std::fs::read(&self.path).map_err(|e| Error::io("read key file", &self.path, e))?);
+        // At most one byte more than the longest key file (64 hex digits and CRLF): a path
+        // to a huge file or a device (`/dev/zero`) read whole ran the process out of memory.
+        let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN + 1));
+        std::fs::File::open(&self.path)
+            .and_then(|f| f.take(MAX_KEY_FILE_LEN as u64 + 1).read_to_end(&mut bytes))
+            .map_err(|e| Error::io("read key file", &self.path, e))?;
+        if bytes.len() > MAX_KEY_FILE_LEN {
+            return Err(Error::InvalidKey {
+                reason: format!(
+                    "key file {} must hold 32 raw bytes or 64 hexadecimal characters and an optional \
+                     newline (it is longer than {MAX_KEY_FILE_LEN} bytes)",
+                    self.path.display()
+                ),
+            });
+        }
         if bytes.len() == 32 {
             let mut key = Box::new([0u8; 32]);
             key.copy_from_slice(&bytes);
@@ -207,8 +224,14 @@ impl KeyProvider for Passphrase {
         let argon = kdf.argon2()?;
         // Own the working memory so it can be wiped afterwards (the argon2 crate only
         // zeroizes it with its optional `zeroize` feature).
+        // Up to 4 GiB, as the keystore header says: refused as an error, not an abort, when
+        // the machine cannot give it.
         let blocks = usize::try_from(kdf.m_cost_kib()).unwrap_or(usize::MAX);
-        let mut memory = vec![argon2::Block::default(); blocks];
+        let mut memory = Vec::new();
+        memory.try_reserve_exact(blocks).map_err(|_| Error::InvalidKey {
+            reason: format!("Argon2id needs {} MiB of memory, which could not be allocated", blocks / 1024),
+        })?;
+        memory.resize(blocks, argon2::Block::default());
         let mut key = Box::new([0u8; 32]);
         let outcome = argon.hash_password_into_with_memory(
             self.0.as_bytes(),
@@ -232,6 +255,32 @@ mod tests {
 
     fn small_kdf(salt: u8) -> KdfParams {
         KdfParams::argon2id([salt; 16], 64, 1, 1).unwrap()
+    }
+
+    #[test]
+    fn a_key_file_is_read_only_as_far_as_a_key_can_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let hex = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+        for (name, bytes, good) in [
+            ("raw", vec![7u8; 32], true),
+            ("hex", format!("{hex}\r\n").into_bytes(), true),
+            ("long", format!("{hex}\r\n\n").into_bytes(), false),
+            ("huge", vec![b'0'; 1 << 20], false),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            match KeyFile::new(&path).master_key(&small_kdf(0)) {
+                Ok(_) => assert!(good, "{name}"),
+                Err(e) => {
+                    assert!(!good, "{name}: {e}");
+                    assert!(e.to_string().contains("longer than 66 bytes"), "{name}: {e}");
+                }
+            }
+        }
+        // A device that never ends is refused, not read until memory runs out.
+        if std::path::Path::new("/dev/zero").exists() {
+            assert!(KeyFile::new("/dev/zero").master_key(&small_kdf(0)).is_err());
+        }
     }
 
     #[test]
