@@ -83,14 +83,22 @@ impl Inner {
     /// false. With `create` (writer only, under the writer lock) a missing root key is
     /// added to the keystore and synced before anything uses it.
     ///
+    /// A missing root key while live records store blind values is damage (the keystore
+    /// lost it: a damaged last frame, or an older copy put back), not "no root yet": lookups
+    /// would find nothing, and a new root would make values no later one matches.
+    ///
     /// # Errors
-    /// [`Error::MissingKey`] without a master key or keystore; keystore errors.
+    /// [`Error::MissingKey`] without a master key or keystore; [`Error::Corrupt`] naming the
+    /// keystore when it lost the root key; keystore and log read errors.
     pub(crate) fn blind_key(&self, create: bool) -> Result<Option<BlindIndexKey>> {
         self.ensure_keystore()?;
         let existing = {
             let keystore = self.keystore.read();
             keystore.as_ref().ok_or(Error::MissingKey)?.data_key(BLIND_ROOT_COLLECTION, BLIND_ROOT_ID)?
         };
+        if existing.is_none() {
+            self.check_blind_root_not_lost()?;
+        }
         let root = match existing {
             Some((_, root)) => root,
             None if !create => return Ok(None),
@@ -105,6 +113,86 @@ impl Inner {
             }
         };
         Ok(Some(BlindIndexKey::from_root(&root, &self.db_id)))
+    }
+
+    /// Adds a new blind-index root key in place of a lost one (for `repair`, which then
+    /// derives every stored blind value again under it): the check of
+    /// [`Self::blind_key`] is skipped. Under the writer lock.
+    pub(crate) fn replace_lost_blind_root(&self) -> Result<()> {
+        self.ensure_keystore()?;
+        let _writer = self.writer.lock();
+        let mut keystore = self.keystore.write();
+        let ks = keystore.as_mut().ok_or(Error::MissingKey)?;
+        if ks.key_id(BLIND_ROOT_COLLECTION, BLIND_ROOT_ID).is_none() {
+            ks.add_keys(&[(BLIND_ROOT_COLLECTION, BLIND_ROOT_ID)])?;
+            ks.sync()?;
+        }
+        Ok(())
+    }
+
+    /// [`Error::Corrupt`] naming the keystore when it holds no blind-index root key while a
+    /// live record stores blind values made with one.
+    pub(crate) fn check_blind_root_not_lost(&self) -> Result<()> {
+        let missing = self.keystore.read().as_ref().and_then(|ks| {
+            ks.key_id(BLIND_ROOT_COLLECTION, BLIND_ROOT_ID)
+                .is_none()
+                .then(|| ks.dropped_tail_at().unwrap_or(0))
+        });
+        let Some(offset) = missing else { return Ok(()) };
+        match self.first_stored_blind_value()? {
+            None => Ok(()),
+            Some((collection, id)) => Err(Error::corrupt(
+                self.dir.join(crate::crypto::KEYSTORE_FILE),
+                offset,
+                format!(
+                    "the keystore holds no blind-index root key, yet record {id:?} in {collection:?} stores \
+                     phone or e-mail blind values made with one: it was lost (a damaged last frame, or an \
+                     older copy of the file); lookups by phone or e-mail and the duplicates report cannot \
+                     match those values. Restore the keystore from a copy that holds it, or run `geocrm \
+                     repair` with the key to derive them again under a new root key"
+                ),
+            )),
+        }
+    }
+
+    /// The first live record (collection, id) that stores a blind value, among those with a
+    /// data key in the keystore in collections with a phone or e-mail field: O(n) log reads
+    /// when there is none, in batches that stop at the first found.
+    fn first_stored_blind_value(&self) -> Result<Option<(String, String)>> {
+        // The state's lock before the keystore's, as everywhere.
+        let state = self.read_state();
+        for (name, c) in &state.collections {
+            let schema = &c.schema;
+            if !(0..schema.pii_fields().len()).any(|i| blind_label(schema.pii_kind_at(i)).is_some()) {
+                continue;
+            }
+            let rows: Vec<(OpPointer, &str)> = {
+                let keystore = self.keystore.read();
+                let Some(keystore) = keystore.as_ref() else { return Ok(None) };
+                c.view()
+                    .rows()
+                    .filter(|row| keystore.key_id(name, row.id()).is_some())
+                    .map(|row| (row.pointer(), row.id()))
+                    .collect()
+            };
+            for batch in rows.chunks(4096) {
+                let mut found = None;
+                self.segments.for_each_op(batch.to_vec(), |_, id, op| {
+                    // A record that cannot be read is not this check's to judge: reads of it
+                    // report it.
+                    if let (None, Ok(LogOp::Upsert(r))) = (&found, op) {
+                        if r.blind.iter().any(Option::is_some) {
+                            found = Some(id.to_owned());
+                        }
+                    }
+                    Ok(())
+                })?;
+                if let Some(id) = found {
+                    return Ok(Some((name.clone(), id)));
+                }
+            }
+        }
+        Ok(None)
     }
 }
 

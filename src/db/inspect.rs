@@ -231,6 +231,7 @@ impl Database {
             let problem = exists
                 .and_then(|_| inner.ensure_keystore_checked())
                 .and_then(|()| inner.keystore.read().as_ref().map_or(Ok(()), |k| k.verify()))
+                .and_then(|()| inner.check_blind_root_not_lost())
                 .err();
             files.push(FileCheck {
                 bytes: file_len(fs, &keystore_path),

@@ -16,6 +16,7 @@
 //! | the audit log | cuts it at the damaged frame (a damaged header: the file is removed and started again) |
 //! | a live record without its data key, the keystore intact | it had been erased and the cut took its tombstone (keys are destroyed only after a durable tombstone): deleted again, never resurrected |
 //! | a live record whose log record cannot be read back | re-written from its checkpoint row (location and attributes), without PII |
+//! | the keystore's blind-index root key lost while records store blind values | with the master key: a new root key, and those records re-written with their PII so their phone and e-mail blind values are derived under it (without the key, an error naming the keystore) |
 //! | damage in segments a checkpoint covers (open does not replay them) | found by [`Database::verify`]; the database is compacted, so those segments go |
 //!
 //! Not repaired (an error): a damaged keystore header or a keystore of another database (no
@@ -189,6 +190,15 @@ pub enum RepairAction {
         /// How many bytes, at its end.
         bytes: u64,
     },
+    /// The keystore had lost its blind-index root key: a new one was made and these records,
+    /// which stored phone or e-mail blind values made with the lost one, were re-written
+    /// with their PII, so lookups and the duplicates report match them again.
+    BlindValuesDerivedAgain {
+        /// The collection.
+        collection: String,
+        /// The records, in id order.
+        ids: Vec<String>,
+    },
     /// Live records whose PII could not be kept (their data key or their log record was
     /// lost) were re-written with their location and attributes only.
     PiiDropped {
@@ -263,6 +273,13 @@ impl std::fmt::Display for RepairAction {
                 f,
                 "the last {bytes} bytes dropped from {} could not be read as frames: what they held is not listed",
                 file.display()
+            ),
+            RepairAction::BlindValuesDerivedAgain { collection, ids } => write!(
+                f,
+                "{} record(s) in {collection:?} given phone and e-mail blind values under a new \
+                 blind-index root key (the keystore had lost the old one): {}",
+                ids.len(),
+                ids.join(", ")
             ),
             RepairAction::PiiDropped { collection, ids } => write!(
                 f,
@@ -514,6 +531,9 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
     {
         db.checkpoint()?;
     }
+    if db.has_key() {
+        derive_blind_values_again(db, actions)?;
+    }
     // Segments the checkpoint covers are not replayed at open; damage there shows only in
     // `verify`. Compaction rewrites every live record and deletes those segments.
     let problems = verify_problems(db)?;
@@ -530,6 +550,57 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
     // file (a whole rewrite; a repair failing before this point leaves it, and a new run
     // draws the same conclusions).
     db.inner.keystore.write().as_mut().map_or(Ok(()), crate::crypto::Keystore::cut_torn_tail)?;
+    Ok(())
+}
+
+/// When the keystore lost its blind-index root key while records store blind values made
+/// with it: a new root key, and every such record re-written with its PII (decrypted with its
+/// own data key, which the root's loss did not touch), so its blind values are derived
+/// under the new root. Without the master key nothing can be derived: `verify` then reports
+/// the keystore, and the repair fails naming it.
+fn derive_blind_values_again(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
+    if db.inner.check_blind_root_not_lost().is_ok() {
+        return Ok(());
+    }
+    let mut rewrites: Vec<(String, Vec<Record>)> = Vec::new();
+    {
+        let snap = db.read();
+        for name in snap.collection_names() {
+            let reader = snap.collection(&name)?;
+            let mut ids = Vec::new();
+            reader.for_each_live(|r| {
+                if r.blind.iter().any(Option::is_some) {
+                    ids.push(r.id.clone());
+                }
+                Ok(())
+            })?;
+            let mut records = Vec::with_capacity(ids.len());
+            for id in ids {
+                let Some(row) = reader.c.view().get(&id) else { continue };
+                let mut record = record_from_row(reader.c, row)?;
+                for (field, value) in reader.reveal_unaudited(&id)? {
+                    record = record.pii(field, value.expose());
+                }
+                records.push(record);
+            }
+            if !records.is_empty() {
+                records.sort_by(|a, b| a.id().cmp(b.id()));
+                rewrites.push((name, records));
+            }
+        }
+    }
+    db.inner.replace_lost_blind_root()?;
+    for (collection, records) in rewrites {
+        for chunk in records.chunks(10_000) {
+            let mut batch = db.begin_write();
+            for r in chunk {
+                batch.upsert(&collection, r.clone())?;
+            }
+            batch.commit()?;
+        }
+        let ids = records.iter().map(|r| r.id().to_owned()).collect();
+        actions.push(RepairAction::BlindValuesDerivedAgain { collection, ids });
+    }
     Ok(())
 }
 

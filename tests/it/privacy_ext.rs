@@ -502,6 +502,99 @@ fn a_failed_audit_write_fails_the_reveal_and_every_later_one() {
     db.read().collection("c").unwrap().reveal("A").unwrap();
 }
 
+/// The blind-index root key is the keystore's last frame when records that already had data
+/// keys get their first phone or e-mail. Lost (its frame damaged and dropped as a torn
+/// append, or an older copy of the keystore put back), it went unnoticed: `find` answered
+/// nothing, the next phone write made a new root whose values never match the old ones, and
+/// `verify` passed (from the privacy review). Now all three name the keystore.
+#[test]
+fn a_lost_blind_index_root_key_is_damage_not_a_fresh_start() {
+    for older_copy in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = || Options::new().key(RawKey::new([9; 32]));
+        let keystore = dir.path().join("keystore");
+        let db = open(dir.path(), options());
+        db.create_collection("c", Schema::crm()).unwrap();
+        let mut b = db.begin_write();
+        b.upsert("c", person("A", 48.0).pii("name", "Ada")).unwrap();
+        b.upsert("c", person("B", 48.1).pii("name", "Bea")).unwrap();
+        b.commit().unwrap();
+        let before_root = std::fs::read(&keystore).unwrap();
+        let mut b = db.begin_write();
+        b.upsert("c", person("A", 48.0).pii("name", "Ada").pii("phone", "+44 20 7946 0958")).unwrap();
+        b.upsert("c", person("B", 48.1).pii("name", "Bea").pii("phone", "+442079460958")).unwrap();
+        b.commit().unwrap();
+        assert_eq!(db.read().collection("c").unwrap().find_by_phone("+442079460958").unwrap(), ["A", "B"]);
+        drop(db);
+        let mut bytes = std::fs::read(&keystore).unwrap();
+        assert!(bytes.len() > before_root.len(), "the root key was appended");
+        if older_copy {
+            bytes = before_root;
+        } else {
+            let last = bytes.len() - 5;
+            bytes[last] ^= 0x20;
+        }
+        std::fs::write(&keystore, &bytes).unwrap();
+        let db = open(dir.path(), options());
+        let err = db.read().collection("c").unwrap().find_by_phone("+442079460958").unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { file, .. } if file.ends_with("keystore"))
+                && err.to_string().contains("blind-index root key"),
+            "older copy {older_copy}: {err}"
+        );
+        let mut b = db.begin_write();
+        b.upsert("c", person("C", 48.2).pii("phone", "+442079460958")).unwrap();
+        let err = b.commit().unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "no new root over old values: {err}");
+        let report = db.verify().unwrap();
+        let keystore_problem =
+            report.files.iter().find(|f| f.kind == "keystore").and_then(|f| f.problem.clone());
+        assert!(keystore_problem.is_some_and(|p| p.contains("blind-index root key")), "{:?}", report.files);
+        drop(db);
+        // `repair` without the key cannot derive the values again, and says where the damage is.
+        let err = Database::repair(dir.path(), Options::new()).unwrap_err();
+        assert!(err.to_string().contains("blind-index root key"), "{err}");
+        // With it: a new root key, and A and B re-written so their values are made under it.
+        let report = Database::repair(dir.path(), options()).unwrap();
+        let derived: Vec<String> = report.actions.iter().map(ToString::to_string).collect();
+        assert!(
+            derived.iter().any(|a| a.starts_with("2 record(s) in \"c\" given phone and e-mail blind values")),
+            "{derived:?}"
+        );
+        let db = open(dir.path(), options());
+        let mut b = db.begin_write();
+        b.upsert("c", person("C", 48.2).pii("phone", "+442079460958")).unwrap();
+        b.commit().unwrap();
+        {
+            let snap = db.read();
+            let c = snap.collection("c").unwrap();
+            assert_eq!(c.find_by_phone("+442079460958").unwrap(), ["A", "B", "C"]);
+            assert_eq!(c.reveal("A").unwrap()["name"].expose(), "Ada", "the PII is kept");
+            let groups = c.duplicates().unwrap();
+            assert!(groups
+                .iter()
+                .any(|g| g.ids == ["A", "B", "C"] && g.reason == DuplicateReason::SamePhone));
+        }
+        assert!(db.verify().unwrap().is_ok());
+        drop(db);
+        // A database whose records store no blind value yet still gets its first root.
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path(), options());
+        db.create_collection("c", Schema::crm()).unwrap();
+        let mut b = db.begin_write();
+        b.upsert("c", person("A", 48.0).pii("name", "Ada")).unwrap();
+        b.commit().unwrap();
+        assert_eq!(
+            db.read().collection("c").unwrap().find_by_phone("+442079460958").unwrap(),
+            Vec::<String>::new()
+        );
+        let mut b = db.begin_write();
+        b.upsert("c", person("B", 48.0).pii("phone", "+442079460958")).unwrap();
+        b.commit().unwrap();
+        assert_eq!(db.read().collection("c").unwrap().find_by_phone("+442079460958").unwrap(), ["B"]);
+    }
+}
+
 /// A failed keystore fsync: the keys it should have written may never reach the disk, even
 /// after a reopen whose own fsync succeeds (Linux reports the error once). The records
 /// written after the reopen must keep their keys through a power loss.
