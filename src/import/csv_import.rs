@@ -1,7 +1,8 @@
 //! CSV import: a header row with `id`, `lat`, `lon`; PII columns named by the caller;
 //! numeric columns become number attributes, the rest categories — except that a new
 //! collection refuses to infer a column named like personal data (`name`, `email`, `phone`,
-//! `address`, …) as a plaintext attribute: the caller declares it PII, or a category or
+//! `address`, …), or holding a value that reads as an e-mail address or an international
+//! phone number, as a plaintext attribute: the caller declares it PII, or a category or
 //! number on purpose.
 //!
 //! Phone and e-mail columns (`phones`, `emails`, or PII fields of those kinds in an existing
@@ -495,6 +496,17 @@ fn resolve_columns(
             )));
         } else {
             let mut values = rows.iter().filter_map(|r| r.get(i)).map(str::trim).filter(|v| !v.is_empty());
+            // Whatever its name (`contact_number`, `secondary`): a column of e-mail addresses
+            // or international phone numbers would be stored in plaintext (from the privacy
+            // review). The values are not quoted.
+            let personal = values.clone().filter(|v| looks_like_contact(v)).count();
+            if personal > 0 {
+                return Err(header_error(&format!(
+                    "column {name:?} holds {personal} value(s) that look like e-mail addresses or \
+                     international phone numbers: declare it as PII (pii, phones or emails; --pii, \
+                     --phone or --email) to seal it, or as a category to store it in plaintext on purpose"
+                )));
+            }
             let first = values.clone().next();
             // A code written with digits (a zip code `02134`, an account number beyond 2^53)
             // would lose its leading zeros or its last digits as a number.
@@ -541,6 +553,10 @@ fn resolve_columns(
 /// Column names that usually hold personal data (compared lower-cased, with `-`, `.` and
 /// spaces as `_`): a new collection does not infer such a column as a plaintext attribute.
 const PII_LIKE_COLUMNS: &[&str] = &[
+    // Alone (`dni` is "days" in Polish, `nino` a child in Spanish, `last_login` a time).
+    "login",
+    "dni",
+    "nino",
     "name",
     "first_name",
     "last_name",
@@ -635,6 +651,19 @@ const PII_LIKE_WORDS: &[&str] = &[
     "whatsapp",
     "creditcard",
     "cardnumber",
+    "contactnumber",
+    "contactno",
+    "idcard",
+    "taxnumber",
+    "nationalinsurance",
+    "securitesociale",
+    "sozialversicherungsnummer",
+    "steuerid",
+    "steuernummer",
+    "personnummer",
+    "nif",
+    "cpf",
+    "pesel",
     // The same in other languages CRM exports come in.
     "prenom",
     "prénom",
@@ -849,6 +878,12 @@ fn looks_like_pii(column: &str) -> bool {
         (pii_word(word) && !not_personal(next))
             || (!next.is_empty() && pii_word(&joined) && !not_personal(at(i + 2)))
     })
+}
+
+/// Whether a cell looks like an e-mail address or an international (`+`) phone number.
+fn looks_like_contact(value: &str) -> bool {
+    (value.contains('@') && crate::crypto::normalize_email(value).is_ok())
+        || (value.starts_with('+') && crate::crypto::normalize_phone(value).is_ok())
 }
 
 /// Whether `word` is one of [`PII_LIKE_WORDS`] or [`PLURAL_WORDS`].

@@ -308,6 +308,36 @@ fn values_over_the_size_limits_are_row_errors_before_any_commit() {
     }
 }
 
+/// A column whose name says nothing (`secondary`, `ref`) but whose values are e-mail
+/// addresses or international phone numbers is not inferred as a plaintext attribute either:
+/// refused without quoting a value, unless declared (from the privacy review: `agg --by
+/// attr:secondary` printed the addresses).
+#[test]
+fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
+    for (column, value) in
+        [("secondary", "Ada@Example.org"), ("ref", "+44 20 7946 0958"), ("x", "+33612345678")]
+    {
+        let (_dir, db) = open(true);
+        let csv = format!("id,lat,lon,{column}\nA,1,2,plain\nB,1,2,{value}\n");
+        let (line, col, reason) = csv_err(import(&db, &csv, &ImportOptions::default()));
+        assert_eq!((line, col.as_str()), (1, "header"), "{column}");
+        assert!(reason.contains(&format!("{column:?} holds 1 value(s)")), "{reason}");
+        assert!(
+            !reason.contains(value) && !reason.contains("7946") && !reason.contains("612345678"),
+            "{reason}"
+        );
+        assert!(db.read().collection("c").is_err(), "{column}: nothing may be written");
+        let plain = ImportOptions { categories: vec![column.to_owned()], ..ImportOptions::default() };
+        assert_eq!(import(&db, &csv, &plain).unwrap().imported, 2, "{column}: declared plaintext");
+    }
+    // Neither an at sign nor a plus sign alone makes a contact.
+    let (_dir, db) = open(true);
+    let csv = "id,lat,lon,handle,delta,note\nA,1,2,@acme,+5,a@b\n";
+    import(&db, csv, &ImportOptions::default()).unwrap();
+    assert_eq!(kinds(&db)["delta"], FieldKind::Number);
+    assert_eq!(kinds(&db)["handle"], FieldKind::Category);
+}
+
 /// A category is stored trimmed, so its size limit counts the trimmed value: a cell at the
 /// limit with spaces around it imports, as it would without them (it was refused).
 #[test]
@@ -434,6 +464,22 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
         "homephone",
         "billingaddress",
         "emailaddr",
+        // National identifiers and contact numbers (stored in plaintext before: from the
+        // privacy review).
+        "contact_number",
+        "contactno",
+        "login",
+        "tax_number",
+        "national_insurance",
+        "id_card",
+        "dni",
+        "nif",
+        "cpf",
+        "pesel",
+        "personnummer",
+        "numero_securite_sociale",
+        "sozialversicherungsnummer",
+        "steuer_id",
     ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{header}\nA,1,2,x\n");
@@ -459,6 +505,12 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
     assert_eq!(kinds(&db)["emails_sent"], FieldKind::Number);
     assert_eq!(kinds(&db)["num_phones"], FieldKind::Number);
     assert_eq!(kinds(&db)["total_emails"], FieldKind::Number);
+    // Words that are these identifiers in one language and ordinary in another.
+    let (_dir, db) = open(true);
+    let csv = "id,lat,lon,liczba_dni,edad_nino,last_login\nA,1,2,3,4,2026-01-02\n";
+    import(&db, csv, &ImportOptions::default()).unwrap();
+    assert_eq!(kinds(&db)["liczba_dni"], FieldKind::Number);
+    assert_eq!(kinds(&db)["last_login"], FieldKind::Category);
     // An existing collection: its schema decides (`email` declared a category there).
     let (_dir, db) = open(true);
     db.create_collection("c", geocrm::Schema::new().category("email")).unwrap();
