@@ -90,14 +90,17 @@ impl Inner {
     /// # Errors
     /// [`Error::MissingKey`] without a master key or keystore; [`Error::Corrupt`] naming the
     /// keystore when it lost the root key; keystore and log read errors.
-    pub(crate) fn blind_key(&self, create: bool) -> Result<Option<BlindIndexKey>> {
+    ///
+    /// `scope` limits the search for stored values to one collection (a lookup's: another's
+    /// values do not change its answer); the writer's `None` searches them all.
+    pub(crate) fn blind_key(&self, create: bool, scope: Option<&str>) -> Result<Option<BlindIndexKey>> {
         self.ensure_keystore()?;
         let existing = {
             let keystore = self.keystore.read();
             keystore.as_ref().ok_or(Error::MissingKey)?.data_key(BLIND_ROOT_COLLECTION, BLIND_ROOT_ID)?
         };
         if existing.is_none() {
-            self.check_blind_root_not_lost()?;
+            self.check_blind_root_not_lost(scope)?;
         }
         let root = match existing {
             Some((_, root)) => root,
@@ -131,15 +134,15 @@ impl Inner {
     }
 
     /// [`Error::Corrupt`] naming the keystore when it holds no blind-index root key while a
-    /// live record stores blind values made with one.
-    pub(crate) fn check_blind_root_not_lost(&self) -> Result<()> {
+    /// live record (of collection `scope`, or any) stores blind values made with one.
+    pub(crate) fn check_blind_root_not_lost(&self, scope: Option<&str>) -> Result<()> {
         let missing = self.keystore.read().as_ref().and_then(|ks| {
             ks.key_id(BLIND_ROOT_COLLECTION, BLIND_ROOT_ID)
                 .is_none()
                 .then(|| ks.dropped_tail_at().unwrap_or(0))
         });
         let Some(offset) = missing else { return Ok(()) };
-        match self.first_stored_blind_value()? {
+        match self.first_stored_blind_value(scope)? {
             None => Ok(()),
             Some((collection, id)) => Err(Error::corrupt(
                 self.dir.join(crate::crypto::KEYSTORE_FILE),
@@ -158,10 +161,15 @@ impl Inner {
     /// The first live record (collection, id) that stores a blind value, among those with a
     /// data key in the keystore in collections with a phone or e-mail field: O(n) log reads
     /// when there is none, in batches that stop at the first found.
-    fn first_stored_blind_value(&self) -> Result<Option<(String, String)>> {
+    /// A record whose log frame cannot be read is skipped: reads of it report it, and it is
+    /// no evidence about the keystore (it made `verify` call the keystore damaged).
+    fn first_stored_blind_value(&self, scope: Option<&str>) -> Result<Option<(String, String)>> {
         // The state's lock before the keystore's, as everywhere.
         let state = self.read_state();
         for (name, c) in &state.collections {
+            if scope.is_some_and(|only| only != name) {
+                continue;
+            }
             let schema = &c.schema;
             if !(0..schema.pii_fields().len()).any(|i| blind_label(schema.pii_kind_at(i)).is_some()) {
                 continue;
@@ -177,16 +185,26 @@ impl Inner {
             };
             for batch in rows.chunks(4096) {
                 let mut found = None;
-                self.segments.for_each_op(batch.to_vec(), |_, id, op| {
-                    // A record that cannot be read is not this check's to judge: reads of it
-                    // report it.
+                let mut look = |_: OpPointer, id: &str, op: std::result::Result<LogOp, String>| {
                     if let (None, Ok(LogOp::Upsert(r))) = (&found, op) {
                         if r.blind.iter().any(Option::is_some) {
                             found = Some(id.to_owned());
                         }
                     }
                     Ok(())
-                })?;
+                };
+                if let Err(e) = self.segments.for_each_op(batch.to_vec(), &mut look) {
+                    if !unreadable(&e) {
+                        return Err(e);
+                    }
+                    // One by one, past the frames that cannot be read.
+                    for &item in batch {
+                        match self.segments.for_each_op(vec![item], &mut look) {
+                            Err(e) if !unreadable(&e) => return Err(e),
+                            _ => {}
+                        }
+                    }
+                }
                 if let Some(id) = found {
                     return Ok(Some((name.clone(), id)));
                 }
@@ -248,7 +266,8 @@ impl CollectionReader<'_> {
                 format!("collection {:?} has no {what} field to search", self.name),
             ));
         }
-        let (Some(key), Some(label)) = (self.inner.blind_key(false)?, blind_label(kind)) else {
+        let (Some(key), Some(label)) = (self.inner.blind_key(false, Some(self.name))?, blind_label(kind))
+        else {
             return Ok(Vec::new());
         };
         let wanted = key.blind_value(label, normalized.expose());
@@ -268,6 +287,67 @@ impl CollectionReader<'_> {
         Ok(ids)
     }
 
+    /// Ids of live records whose stored blind values are not those the keystore's root key
+    /// gives their phone and e-mail values (decrypted here): values made under a lost root,
+    /// which `repair` derives again — record by record, so a repair interrupted part-way
+    /// leaves the rest to be found by the next one. Empty without a root key (no value can be
+    /// checked) and for records whose data key the keystore does not hold (other checks
+    /// report them). O(n) log reads and one decryption per phone or e-mail value.
+    ///
+    /// # Errors
+    /// [`Error::MissingKey`] without the master key; [`Error::Decrypt`] for a value that
+    /// fails authentication; log read errors.
+    pub(crate) fn stale_blind_values(&self) -> Result<Vec<String>> {
+        let schema = self.schema();
+        if !(0..schema.pii_fields().len()).any(|i| blind_label(schema.pii_kind_at(i)).is_some()) {
+            return Ok(Vec::new());
+        }
+        self.inner.ensure_keystore()?;
+        let root = {
+            let keystore = self.inner.keystore.read();
+            keystore.as_ref().ok_or(Error::MissingKey)?.data_key(BLIND_ROOT_COLLECTION, BLIND_ROOT_ID)?
+        };
+        let Some((_, root)) = root else { return Ok(Vec::new()) };
+        let key = BlindIndexKey::from_root(&root, &self.inner.db_id);
+        let mut stale = Vec::new();
+        self.for_each_live(|r| {
+            let Some(key_id) = r.key_id else { return Ok(()) };
+            let data_key = {
+                let keystore = self.inner.keystore.read();
+                keystore.as_ref().ok_or(Error::MissingKey)?.data_key(self.name, &r.id)?
+            };
+            let Some((_, data_key)) = data_key.filter(|(k, _)| *k == key_id) else { return Ok(()) };
+            let mut values: Vec<Option<Pii>> = Vec::with_capacity(schema.pii_fields().len());
+            for (i, field) in schema.pii_fields().iter().enumerate() {
+                let sealed = r.pii.get(i).filter(|_| blind_label(schema.pii_kind_at(i)).is_some());
+                values.push(match sealed {
+                    None => None,
+                    Some(bytes) => {
+                        let ctx = crate::crypto::FieldContext {
+                            db_id: self.inner.db_id,
+                            collection: self.name,
+                            record_id: &r.id,
+                            field,
+                            key_id,
+                        };
+                        let sealed = crate::crypto::Sealed::from_bytes(bytes.to_vec());
+                        Some(crate::crypto::open(&data_key, &ctx, &sealed).map_err(|_| Error::Decrypt {
+                            collection: self.name.to_owned(),
+                            id: r.id.clone(),
+                            field: field.clone(),
+                        })?)
+                    }
+                });
+            }
+            if blind_slots(&key, schema, &values) != r.blind {
+                stale.push(r.id.clone());
+            }
+            Ok(())
+        })?;
+        stale.sort();
+        Ok(stale)
+    }
+
     /// Calls `f` with every live record as stored in the log, reading each log frame once.
     /// The one place the blind-index and duplicate scans read rows: O(n).
     pub(crate) fn for_each_live(&self, mut f: impl FnMut(&StoredRecord) -> Result<()>) -> Result<()> {
@@ -284,6 +364,12 @@ impl CollectionReader<'_> {
             }
         })
     }
+}
+
+/// A log frame that cannot be read back: damaged, or its segment gone.
+fn unreadable(e: &Error) -> bool {
+    matches!(e, Error::Corrupt { .. })
+        || matches!(e, Error::Io { source, .. } if matches!(source.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof))
 }
 
 /// A lookup argument that does not normalize, without the value.

@@ -231,7 +231,8 @@ impl Database {
             let problem = exists
                 .and_then(|_| inner.ensure_keystore_checked())
                 .and_then(|()| inner.keystore.read().as_ref().map_or(Ok(()), |k| k.verify()))
-                .and_then(|()| inner.check_blind_root_not_lost())
+                .and_then(|()| inner.check_blind_root_not_lost(None))
+                .and_then(|()| self.check_blind_values_current())
                 .err();
             files.push(FileCheck {
                 bytes: file_len(fs, &keystore_path),
@@ -421,6 +422,32 @@ impl Database {
             ));
         }
         Ok(VerifyReport { files, rows_checked, notes })
+    }
+
+    /// With the master key: [`Error::Corrupt`] naming the keystore when a record's stored
+    /// blind values are not those the keystore's root key gives (made under a lost root, and
+    /// a repair deriving them again was interrupted before reaching it).
+    fn check_blind_values_current(&self) -> Result<()> {
+        if !self.has_key() {
+            return Ok(());
+        }
+        let snap = self.read();
+        for name in snap.collection_names() {
+            let stale = snap.collection(&name)?.stale_blind_values()?;
+            if let Some(first) = stale.first() {
+                return Err(Error::corrupt(
+                    self.inner.dir.join(crate::crypto::KEYSTORE_FILE),
+                    0,
+                    format!(
+                        "{} record(s) in {name:?} (the first {first:?}) store phone or e-mail blind values \
+                         the keystore's blind-index root key does not give (made under one it lost): \
+                         `geocrm repair` with the key derives them again",
+                        stale.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Checks a checkpoint's id order, its cell order (sorted by cell, each row once) and

@@ -190,8 +190,8 @@ pub enum RepairAction {
         /// How many bytes, at its end.
         bytes: u64,
     },
-    /// The keystore had lost its blind-index root key: a new one was made and these records,
-    /// which stored phone or e-mail blind values made with the lost one, were re-written
+    /// These records stored phone or e-mail blind values the keystore's root key does not
+    /// give (made under a root the keystore lost; a new one was made): they were re-written
     /// with their PII, so lookups and the duplicates report match them again.
     BlindValuesDerivedAgain {
         /// The collection.
@@ -276,8 +276,8 @@ impl std::fmt::Display for RepairAction {
             ),
             RepairAction::BlindValuesDerivedAgain { collection, ids } => write!(
                 f,
-                "{} record(s) in {collection:?} given phone and e-mail blind values under a new \
-                 blind-index root key (the keystore had lost the old one): {}",
+                "{} record(s) in {collection:?} given phone and e-mail blind values under the \
+                 keystore's blind-index root key (theirs were made under a lost one): {}",
                 ids.len(),
                 ids.join(", ")
             ),
@@ -554,52 +554,47 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
 }
 
 /// When the keystore lost its blind-index root key while records store blind values made
-/// with it: a new root key, and every such record re-written with its PII (decrypted with its
-/// own data key, which the root's loss did not touch), so its blind values are derived
-/// under the new root. Without the master key nothing can be derived: `verify` then reports
-/// the keystore, and the repair fails naming it.
+/// with it: a new root key. Then every record whose stored blind values are not those the
+/// root gives (all of them after a new root; those a repair interrupted part-way did not
+/// reach) is re-written with its PII (decrypted with its own data key, which the root's loss
+/// did not touch), in chunks, so its values are derived under the root. Without the master
+/// key nothing can be derived: `verify` then reports the keystore, and the repair fails
+/// naming it.
 fn derive_blind_values_again(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
-    if db.inner.check_blind_root_not_lost().is_ok() {
-        return Ok(());
-    }
-    let mut rewrites: Vec<(String, Vec<Record>)> = Vec::new();
-    {
-        let snap = db.read();
-        for name in snap.collection_names() {
-            let reader = snap.collection(&name)?;
-            let mut ids = Vec::new();
-            reader.for_each_live(|r| {
-                if r.blind.iter().any(Option::is_some) {
-                    ids.push(r.id.clone());
-                }
-                Ok(())
-            })?;
-            let mut records = Vec::with_capacity(ids.len());
-            for id in ids {
-                let Some(row) = reader.c.view().get(&id) else { continue };
-                let mut record = record_from_row(reader.c, row)?;
-                for (field, value) in reader.reveal_unaudited(&id)? {
-                    record = record.pii(field, value.expose());
-                }
-                records.push(record);
-            }
-            if !records.is_empty() {
-                records.sort_by(|a, b| a.id().cmp(b.id()));
-                rewrites.push((name, records));
-            }
+    match db.inner.check_blind_root_not_lost(None) {
+        Ok(()) => {}
+        Err(Error::Corrupt { file, .. }) if file == db.inner.dir.join(KEYSTORE_FILE) => {
+            db.inner.replace_lost_blind_root()?;
         }
+        Err(other) => return Err(other),
     }
-    db.inner.replace_lost_blind_root()?;
-    for (collection, records) in rewrites {
-        for chunk in records.chunks(10_000) {
+    let names = db.read().collection_names();
+    for name in names {
+        let stale = db.read().collection(&name)?.stale_blind_values()?;
+        for chunk in stale.chunks(10_000) {
+            let records = {
+                let snap = db.read();
+                let reader = snap.collection(&name)?;
+                let mut records = Vec::with_capacity(chunk.len());
+                for id in chunk {
+                    let Some(row) = reader.c.view().get(id) else { continue };
+                    let mut record = record_from_row(reader.c, row)?;
+                    for (field, value) in reader.reveal_unaudited(id)? {
+                        record = record.pii(field, value.expose());
+                    }
+                    records.push(record);
+                }
+                records
+            };
             let mut batch = db.begin_write();
-            for r in chunk {
-                batch.upsert(&collection, r.clone())?;
+            for r in records {
+                batch.upsert(&name, r)?;
             }
             batch.commit()?;
         }
-        let ids = records.iter().map(|r| r.id().to_owned()).collect();
-        actions.push(RepairAction::BlindValuesDerivedAgain { collection, ids });
+        if !stale.is_empty() {
+            actions.push(RepairAction::BlindValuesDerivedAgain { collection: name, ids: stale });
+        }
     }
     Ok(())
 }

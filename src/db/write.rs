@@ -493,6 +493,10 @@ impl Inner {
             }
             return results;
         }
+        if self.durability == Durability::NoSyncBulkLoad {
+            // Applied below without a sync: a later failure must not cut them from the log.
+            w.log.acknowledge_unsynced();
+        }
         for (_, (_, ops)) in &mut written {
             free_sealed(ops);
         }
@@ -681,7 +685,7 @@ impl Inner {
         }
         if !waiting.is_empty() {
             let blind = if waiting.iter().any(|w| super::blind::has_blind_fields(&w.schema, &w.pii)) {
-                Some(self.blind_key(true)?.ok_or(Error::MissingKey)?)
+                Some(self.blind_key(true, None)?.ok_or(Error::MissingKey)?)
             } else {
                 None
             };

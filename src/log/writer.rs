@@ -61,6 +61,9 @@ pub struct Log {
     next_lsn: u64,
     /// Offset in the current segment up to which it is known to be synced.
     durable_offset: u64,
+    /// End of the transactions acknowledged without a sync ([`Log::acknowledge_unsynced`]):
+    /// a failure never cuts the current segment below it.
+    acknowledged_offset: u64,
     /// The LSN after the last transaction known to be synced.
     durable_lsn: u64,
     poisoned: Option<String>,
@@ -163,6 +166,7 @@ impl Log {
             file,
             next_lsn: report.next_lsn,
             durable_offset,
+            acknowledged_offset: durable_offset,
             durable_lsn: report.next_lsn,
             poisoned: None,
         };
@@ -347,6 +351,7 @@ impl Log {
                 self.file = file;
                 self.current = header.number;
                 self.durable_offset = SEGMENT_HEADER_LEN as u64;
+                self.acknowledged_offset = SEGMENT_HEADER_LEN as u64;
                 Ok(())
             }
             Err(e) => Err(self.poison(e)),
@@ -360,18 +365,27 @@ impl Log {
         }
     }
 
-    /// Refuses every later write, and cuts the current segment back to its durable length
-    /// (best effort): bytes past it were never acknowledged, and after a failed fsync they
-    /// may never reach the disk while the page cache still shows them. Left in the file, a
-    /// reopen would replay them and its own fsync (which succeeds: the error was reported
-    /// once) would let the next commit record them as durable — and a power loss would then
-    /// lose that commit too.
+    /// Refuses every later write, and cuts the current segment back to what was
+    /// acknowledged (best effort): its durable length, or the end of the transactions
+    /// acknowledged without a sync if that is further. Bytes past it were never
+    /// acknowledged, and after a failed fsync they may never reach the disk while the page
+    /// cache still shows them. Left in the file, a reopen would replay them and its own
+    /// fsync (which succeeds: the error was reported once) would let the next commit record
+    /// them as durable — and a power loss would then lose that commit too. (Transactions
+    /// acknowledged without a sync are kept: they are applied, and read from the file.)
     fn poison(&mut self, error: Error) -> Error {
         self.poisoned = Some(error.to_string());
-        if self.file.len() > self.durable_offset {
-            let _ = self.fs.truncate(&self.dir.join(segment_name(self.current)), self.durable_offset);
+        let keep = self.durable_offset.max(self.acknowledged_offset);
+        if self.file.len() > keep {
+            let _ = self.fs.truncate(&self.dir.join(segment_name(self.current)), keep);
         }
         error
+    }
+
+    /// Marks every transaction appended so far as acknowledged though not synced (a
+    /// database in bulk-load mode applies them at once): a later failure does not cut them.
+    pub fn acknowledge_unsynced(&mut self) {
+        self.acknowledged_offset = self.file.len();
     }
 
     /// Re-reads the frame at `pos` (from a [`TxnReceipt`] or a replay) and returns its body

@@ -196,6 +196,33 @@ fn a_failed_fsync_poisons_until_reopen_and_is_never_retried_into_success() {
     }
 }
 
+/// In bulk-load mode commits are applied without a sync. A later failed write poisons the
+/// log, which cuts what it appended since its last sync: it cut those applied commits too,
+/// and reads of them failed (from the diff review, twenty-third part). Only the failing
+/// commit's bytes go.
+#[test]
+fn a_failed_write_in_bulk_load_mode_keeps_the_commits_applied_before() {
+    let fs = MemFs::new();
+    let opts = || options(&fs).durability(geocrm::Durability::NoSyncBulkLoad);
+    let db = Database::open(Path::new(DIR), opts()).unwrap();
+    db.create_collection("c", Schema::new()).unwrap();
+    db.sync().unwrap();
+    for i in 0..100 {
+        let mut b = db.begin_write();
+        b.upsert("c", Record::new(format!("x{i}"), LatLon::new(1.0, f64::from(i) / 10.0).unwrap())).unwrap();
+        b.commit().unwrap();
+    }
+    fs.set_faults(FaultPlan::new().fail_once(OpKind::Write, 0));
+    let mut b = db.begin_write();
+    b.upsert("c", Record::new("failed", LatLon::new(2.0, 2.0).unwrap())).unwrap();
+    assert!(b.commit().is_err());
+    fs.clear_faults();
+    assert!(db.read().collection("c").unwrap().get("x5").unwrap().is_some(), "read back from the log");
+    drop(db);
+    let db = Database::open(Path::new(DIR), opts()).unwrap();
+    assert_eq!(db.read().collection("c").unwrap().len(), 100);
+}
+
 #[test]
 fn a_reopen_makes_durable_what_a_dead_process_renamed_without_a_directory_fsync() {
     // A process renames a new segment (or MANIFEST, or checkpoint file) into place and dies
