@@ -504,7 +504,7 @@ fn resolve_columns(
                 return Err(header_error(&format!(
                     "column {name:?} holds {personal} value(s) that look like e-mail addresses or \
                      international phone numbers: declare it as PII (pii, phones or emails; --pii, \
-                     --phone or --email) to seal it, or as a category to store it in plaintext on purpose"
+                     --phone or --email) to seal it, or as a category or number to store it in plaintext on purpose"
                 )));
             }
             let first = values.clone().next();
@@ -880,10 +880,19 @@ fn looks_like_pii(column: &str) -> bool {
     })
 }
 
-/// Whether a cell looks like an e-mail address or an international (`+`) phone number.
+/// Whether a cell looks like an e-mail address (its domain ending in a word: `2@1.99` is a
+/// price) or an international (`+`) phone number without a decimal point (`+48.8566140` is
+/// a signed decimal; `+33612345678` is taken for a phone number).
 fn looks_like_contact(value: &str) -> bool {
-    (value.contains('@') && crate::crypto::normalize_email(value).is_ok())
-        || (value.starts_with('+') && crate::crypto::normalize_phone(value).is_ok())
+    let email = || {
+        let tld = value.rsplit_once('@').and_then(|(_, domain)| domain.rsplit('.').next());
+        tld.is_some_and(|t| t.chars().any(char::is_alphabetic))
+            && crate::crypto::normalize_email(value).is_ok()
+    };
+    let phone = || {
+        value.starts_with('+') && !value.contains(['.', ',']) && crate::crypto::normalize_phone(value).is_ok()
+    };
+    (value.contains('@') && email()) || phone()
 }
 
 /// Whether `word` is one of [`PII_LIKE_WORDS`] or [`PLURAL_WORDS`].
