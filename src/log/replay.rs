@@ -109,7 +109,8 @@ pub(crate) fn scan(
                     torn.reason
                 ),
                 Acknowledged::TooManyCandidates => format!(
-                    "{}, followed by more than {MAX_ACK_CANDIDATES} places that look like frames recording                      it durable: not a torn append",
+                    "{}, followed by more than {MAX_ACK_CANDIDATES} places that look like frames \
+                     recording it durable: not a torn append",
                     torn.reason
                 ),
             };
