@@ -291,8 +291,8 @@ impl CollectionReader<'_> {
     /// gives their phone and e-mail values (decrypted here): values made under a lost root,
     /// which `repair` derives again — record by record, so a repair interrupted part-way
     /// leaves the rest to be found by the next one. Empty without a root key (no value can be
-    /// checked) and for records whose data key the keystore does not hold (other checks
-    /// report them). O(n) log reads and one decryption per phone or e-mail value.
+    /// checked), for records storing no blind value (written before blind indexes existed)
+    /// and for records whose data key the keystore does not hold (other checks report them). O(n) log reads and one decryption per phone or e-mail value.
     ///
     /// # Errors
     /// [`Error::MissingKey`] without the master key; [`Error::Decrypt`] for a value that
@@ -311,7 +311,11 @@ impl CollectionReader<'_> {
         let key = BlindIndexKey::from_root(&root, &self.inner.db_id);
         let mut stale = Vec::new();
         self.for_each_live(|r| {
-            let Some(key_id) = r.key_id else { return Ok(()) };
+            // No blind value stored: written before blind indexes existed (lookups do not
+            // find such records, as documented), not under another root.
+            let Some(key_id) = r.key_id.filter(|_| r.blind.iter().any(Option::is_some)) else {
+                return Ok(());
+            };
             let data_key = {
                 let keystore = self.inner.keystore.read();
                 keystore.as_ref().ok_or(Error::MissingKey)?.data_key(self.name, &r.id)?
