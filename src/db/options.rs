@@ -22,7 +22,9 @@ pub enum Durability {
     },
     /// Bulk loading: commits are written but not fsynced; `Database::sync` (or a checkpoint,
     /// or closing) makes them durable. A crash may lose commits since the last sync, never
-    /// earlier ones, and never leaves a half commit.
+    /// earlier ones, and never leaves a half commit. So may a failed sync: the log then cuts
+    /// those commits (their bytes may be the ones the disk lost), the database is poisoned,
+    /// and reads of them fail until it is reopened without them.
     NoSyncBulkLoad,
 }
 

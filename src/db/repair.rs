@@ -571,6 +571,7 @@ fn derive_blind_values_again(db: &Database, actions: &mut Vec<RepairAction>) -> 
     let names = db.read().collection_names();
     for name in names {
         let stale = db.read().collection(&name)?.stale_blind_values()?;
+        let mut rewritten = Vec::with_capacity(stale.len());
         for chunk in stale.chunks(10_000) {
             let records = {
                 let snap = db.read();
@@ -587,13 +588,15 @@ fn derive_blind_values_again(db: &Database, actions: &mut Vec<RepairAction>) -> 
                 records
             };
             let mut batch = db.begin_write();
+            let ids: Vec<String> = records.iter().map(|r| r.id().to_owned()).collect();
             for r in records {
                 batch.upsert(&name, r)?;
             }
             batch.commit()?;
+            rewritten.extend(ids);
         }
-        if !stale.is_empty() {
-            actions.push(RepairAction::BlindValuesDerivedAgain { collection: name, ids: stale });
+        if !rewritten.is_empty() {
+            actions.push(RepairAction::BlindValuesDerivedAgain { collection: name, ids: rewritten });
         }
     }
     Ok(())

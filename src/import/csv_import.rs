@@ -881,17 +881,16 @@ fn looks_like_pii(column: &str) -> bool {
 }
 
 /// Whether a cell looks like an e-mail address (its domain ending in a word: `2@1.99` is a
-/// price) or an international (`+`) phone number without a decimal point (`+48.8566140` is
-/// a signed decimal; `+33612345678` is taken for a phone number).
+/// price) or an international (`+`) phone number that is not a signed decimal
+/// (`+48.8566140` is one; `+1.415.555.2671` and `+33612345678` are taken for phone numbers).
 fn looks_like_contact(value: &str) -> bool {
     let email = || {
         let tld = value.rsplit_once('@').and_then(|(_, domain)| domain.rsplit('.').next());
         tld.is_some_and(|t| t.chars().any(char::is_alphabetic))
             && crate::crypto::normalize_email(value).is_ok()
     };
-    let phone = || {
-        value.starts_with('+') && !value.contains(['.', ',']) && crate::crypto::normalize_phone(value).is_ok()
-    };
+    let decimal = || value.contains('.') && value.parse::<f64>().is_ok();
+    let phone = || value.starts_with('+') && !decimal() && crate::crypto::normalize_phone(value).is_ok();
     (value.contains('@') && email()) || phone()
 }
 

@@ -286,7 +286,8 @@ impl Log {
         let len = self.file.len();
         if len != self.durable_offset {
             if let Err(e) = self.file.sync() {
-                return Err(self.poison(e));
+                // The bytes this fsync covered may be gone, acknowledged without a sync or not.
+                return Err(self.poison_to(e, self.durable_offset));
             }
             self.durable_offset = len;
         }
@@ -373,9 +374,19 @@ impl Log {
     /// fsync (which succeeds: the error was reported once) would let the next commit record
     /// them as durable — and a power loss would then lose that commit too. (Transactions
     /// acknowledged without a sync are kept: they are applied, and read from the file.)
+    ///
+    /// After a failed fsync ([`Log::sync`]) the cut goes back to the durable length even past
+    /// transactions acknowledged without a sync: their bytes may be the ones lost, and the
+    /// state that applied them then fails to read them (an error) rather than a reopen
+    /// building acknowledged commits on them.
     fn poison(&mut self, error: Error) -> Error {
-        self.poisoned = Some(error.to_string());
         let keep = self.durable_offset.max(self.acknowledged_offset);
+        self.poison_to(error, keep)
+    }
+
+    /// [`Log::poison`], cutting the current segment back to `keep`.
+    fn poison_to(&mut self, error: Error, keep: u64) -> Error {
+        self.poisoned = Some(error.to_string());
         if self.file.len() > keep {
             let _ = self.fs.truncate(&self.dir.join(segment_name(self.current)), keep);
         }

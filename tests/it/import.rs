@@ -314,9 +314,12 @@ fn values_over_the_size_limits_are_row_errors_before_any_commit() {
 /// attr:secondary` printed the addresses).
 #[test]
 fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
-    for (column, value) in
-        [("secondary", "Ada@Example.org"), ("ref", "+44 20 7946 0958"), ("x", "+33612345678")]
-    {
+    for (column, value) in [
+        ("secondary", "Ada@Example.org"),
+        ("ref", "+44 20 7946 0958"),
+        ("x", "+33612345678"),
+        ("y", "+1.415.555.2671"),
+    ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{column}\nA,1,2,plain\nB,1,2,{value}\n");
         let (line, col, reason) = csv_err(import(&db, &csv, &ImportOptions::default()));
