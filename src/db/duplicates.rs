@@ -249,20 +249,7 @@ fn nearby_components(members: &[(String, LatLon)]) -> Vec<Vec<String>> {
             }
         }
     }
-    let mut components: HashMap<usize, Vec<String>> = HashMap::new();
-    for (i, (id, _)) in members.iter().enumerate() {
-        components.entry(sets.find(i)).or_default().push(id.clone());
-    }
-    let mut out: Vec<Vec<String>> = components
-        .into_values()
-        .filter(|ids| ids.len() > 1)
-        .map(|mut ids| {
-            ids.sort();
-            ids
-        })
-        .collect();
-    out.sort();
-    out
+    sets.groups(members)
 }
 
 /// Union–find over `0..n`: union by size, path halving.
@@ -272,6 +259,24 @@ struct DisjointSets {
 }
 
 impl DisjointSets {
+    /// The ids of each set of two or more members, sorted, the sets in order.
+    fn groups(&mut self, members: &[(String, LatLon)]) -> Vec<Vec<String>> {
+        let mut groups: HashMap<usize, Vec<String>> = HashMap::new();
+        for (i, (id, _)) in members.iter().enumerate() {
+            groups.entry(self.find(i)).or_default().push(id.clone());
+        }
+        let mut out: Vec<Vec<String>> = groups
+            .into_values()
+            .filter(|ids| ids.len() > 1)
+            .map(|mut ids| {
+                ids.sort();
+                ids
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     fn new(n: usize) -> Self {
         DisjointSets { parent: (0..n).collect(), size: vec![1; n] }
     }
@@ -342,20 +347,7 @@ mod tests {
                 }
             }
         }
-        let mut components: HashMap<usize, Vec<String>> = HashMap::new();
-        for (i, (id, _)) in members.iter().enumerate() {
-            components.entry(sets.find(i)).or_default().push(id.clone());
-        }
-        let mut out: Vec<Vec<String>> = components
-            .into_values()
-            .filter(|c| c.len() > 1)
-            .map(|mut c| {
-                c.sort();
-                c
-            })
-            .collect();
-        out.sort();
-        out
+        sets.groups(members)
     }
 
     proptest::proptest! {

@@ -258,12 +258,9 @@ fn a_streamed_body_of_the_wrong_length_poisons_and_is_not_replayed() {
     assert_eq!(reopened.report.next_lsn, 2, "only the first transaction survives");
 }
 
-#[test]
-fn a_transaction_failing_after_its_first_frames_reached_the_file_is_cut_at_reopen() {
-    let (fs, mut log) = log_with_one_synced_txn();
-    let synced = fs.file_len(&seg_path(1)).unwrap();
-    // Three 5 MiB bodies: the first two pass the 8 MiB buffer and are written (MORE set)
-    // before the third fails.
+/// Three 5 MiB bodies: the first two pass the 8 MiB buffer and are written (MORE set) before
+/// the third's producer fails, which poisons the log.
+fn fail_a_transaction_after_its_first_frames(log: &mut Log) {
     let body = vec![7u8; 5 << 20];
     let err = log
         .append_txn_with(&[(body.len(), 1); 3], &mut |i, out| {
@@ -275,6 +272,13 @@ fn a_transaction_failing_after_its_first_frames_reached_the_file_is_cut_at_reope
         })
         .unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { .. }) && log.is_poisoned());
+}
+
+#[test]
+fn a_transaction_failing_after_its_first_frames_reached_the_file_is_cut_at_reopen() {
+    let (fs, mut log) = log_with_one_synced_txn();
+    let synced = fs.file_len(&seg_path(1)).unwrap();
+    fail_a_transaction_after_its_first_frames(&mut log);
     // The frames that reached the file are cut at once (they were never acknowledged).
     assert_eq!(fs.file_len(&seg_path(1)), Some(synced), "its frames are cut");
     drop(log);
@@ -289,17 +293,7 @@ fn a_transaction_failing_after_its_first_frames_reached_the_file_is_cut_at_reope
     let synced = fs.file_len(&seg_path(1)).unwrap();
     // As above, with the cut at the failure failing too.
     fs.set_faults(FaultPlan::new().fail_from(OpKind::Truncate, 0));
-    let body = vec![7u8; 5 << 20];
-    let err = log
-        .append_txn_with(&[(body.len(), 1); 3], &mut |i, out| {
-            if i == 2 {
-                return Err(Error::invalid_argument("body", "producer failed"));
-            }
-            out.extend_from_slice(&body);
-            Ok(())
-        })
-        .unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { .. }) && log.is_poisoned());
+    fail_a_transaction_after_its_first_frames(&mut log);
     assert!(fs.file_len(&seg_path(1)).unwrap() > synced + (8 << 20), "frames reached the file");
     drop(log);
     fs.clear_faults();
