@@ -160,8 +160,7 @@ impl Inner {
 
     /// The first live record (collection, id) that stores a blind value, among those with a
     /// data key in the keystore in collections with a phone or e-mail field: O(n) log reads
-    /// when there is none, in batches that stop at the first found.
-    /// A record whose log frame cannot be read is skipped: reads of it report it, and it is
+    /// when there is none, in batches that stop at the first found. A record whose log frame cannot be read is skipped: reads of it report it, and it is
     /// no evidence about the keystore (it made `verify` call the keystore damaged).
     fn first_stored_blind_value(&self, scope: Option<&str>) -> Result<Option<(String, String)>> {
         // The state's lock before the keystore's, as everywhere.
@@ -207,21 +206,36 @@ impl Inner {
         rows: &[(OpPointer, &str)],
         mut f: impl FnMut(&StoredRecord) -> Result<bool>,
     ) -> Result<()> {
-        let mut go_on = true;
+        let go_on = std::cell::Cell::new(true);
+        // `f`'s own error (a key that fails authentication, say) is returned as it is, never
+        // taken for a frame that cannot be read.
+        let failed: std::cell::Cell<Option<Error>> = std::cell::Cell::new(None);
         let mut look = |_: OpPointer, id: &str, op: std::result::Result<LogOp, String>| {
-            if let (true, Ok(LogOp::Upsert(r))) = (go_on, op) {
+            if let (true, Ok(LogOp::Upsert(r))) = (go_on.get(), op) {
                 if r.id == id {
-                    go_on = f(&r)?;
+                    match f(&r) {
+                        Ok(more) => go_on.set(more),
+                        Err(e) => {
+                            failed.set(Some(e));
+                            go_on.set(false);
+                        }
+                    }
                 }
             }
             Ok(())
         };
         for batch in rows.chunks(4096) {
+            if !go_on.get() {
+                break;
+            }
             if let Err(e) = self.segments.for_each_op(batch.to_vec(), &mut look) {
                 if !unreadable(&e) {
                     return Err(e);
                 }
                 for &item in batch {
+                    if !go_on.get() {
+                        break;
+                    }
                     match self.segments.for_each_op(vec![item], &mut look) {
                         Err(e) if !unreadable(&e) => return Err(e),
                         _ => {}
@@ -229,7 +243,7 @@ impl Inner {
                 }
             }
         }
-        Ok(())
+        failed.take().map_or(Ok(()), Err)
     }
 }
 

@@ -23,8 +23,10 @@ pub enum Durability {
     /// Bulk loading: commits are written but not fsynced; `Database::sync` (or a checkpoint,
     /// or closing) makes them durable. A crash may lose commits since the last sync, never
     /// earlier ones, and never leaves a half commit. So may a failed sync: the log then cuts
-    /// those commits (their bytes may be the ones the disk lost), the database is poisoned,
-    /// and reads of them fail until it is reopened without them.
+    /// those commits (their bytes may be the ones the disk lost) and the database is
+    /// poisoned. Until it is reopened without them, reads that go to the log for them
+    /// (`get`, PII, phone and e-mail lookups) fail, while queries answered from the indexes
+    /// still show their locations and attributes.
     NoSyncBulkLoad,
 }
 

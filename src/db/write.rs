@@ -521,10 +521,13 @@ impl Inner {
             // In bulk-load mode nothing was synced yet: an erasure returns with a durable
             // tombstone (what its receipt says), and the tombstones must be durable before a
             // key is destroyed, or a power loss would bring the record back without its key.
+            // That sync failing cuts the whole round from the log (and what bulk rounds before
+            // it wrote since the last sync): every batch of the round fails then.
             let tombstones_durable = match self.durability {
                 Durability::NoSyncBulkLoad => w.log.sync(),
                 _ => Ok(()),
             };
+            let round_cut = tombstones_durable.is_err();
             let done = tombstones_durable.and_then(|()| {
                 if erased.is_empty() {
                     Ok(())
@@ -538,7 +541,7 @@ impl Inner {
                 // The first erasing batch gets the real error, the others `Poisoned`.
                 let mut first = Some(e);
                 for (ticket, result) in &mut results {
-                    if erasing.contains(ticket) {
+                    if erasing.contains(ticket) || (round_cut && result.is_ok()) {
                         let err = first.take().unwrap_or_else(|| Error::Poisoned { reason: reason.clone() });
                         *result = Err(err);
                     }

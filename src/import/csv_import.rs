@@ -889,7 +889,9 @@ fn looks_like_contact(value: &str) -> bool {
         tld.is_some_and(|t| t.chars().any(char::is_alphabetic))
             && crate::crypto::normalize_email(value).is_ok()
     };
-    let decimal = || value.contains('.') && value.parse::<f64>().is_ok();
+    // Spaces as thousands separators too (`+12 345 678.90`). `+1.4155552671`, a phone number
+    // as WHOIS writes them, reads as a decimal: such a column is not refused.
+    let decimal = || value.contains('.') && value.replace(' ', "").parse::<f64>().is_ok();
     let phone = || value.starts_with('+') && !decimal() && crate::crypto::normalize_phone(value).is_ok();
     (value.contains('@') && email()) || phone()
 }

@@ -337,13 +337,14 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
     // a price written with an at sign (refused before: from the diff review).
     let (_dir, db) = open(true);
     let csv =
-        "id,lat,lon,handle,delta,note,shift,lat2,deal\nA,1,2,@acme,+5,a@b,+1234.5678,+48.8566140,2@1.99\n";
+        "id,lat,lon,handle,delta,note,shift,lat2,deal,amount\nA,1,2,@acme,+5,a@b,+1234.5678,+48.8566140,2@1.99,+12 345 678.90\n";
     import(&db, csv, &ImportOptions::default()).unwrap();
     assert_eq!(kinds(&db)["delta"], FieldKind::Number);
     assert_eq!(kinds(&db)["handle"], FieldKind::Category);
     assert_eq!(kinds(&db)["shift"], FieldKind::Number);
     assert_eq!(kinds(&db)["lat2"], FieldKind::Number);
     assert_eq!(kinds(&db)["deal"], FieldKind::Category);
+    assert_eq!(kinds(&db)["amount"], FieldKind::Category);
 }
 
 /// A category is stored trimmed, so its size limit counts the trimmed value: a cell at the
