@@ -711,6 +711,42 @@ fn damaged_log_frame_case(with_root: bool) {
     assert!(matches!(&err, Error::Corrupt { file, .. } if file.ends_with("000000000001.seg")), "{err}");
 }
 
+/// A record's wrapped key that fails authentication under an intact frame checksum: a keyed
+/// `verify` reports the keystore. The scan of stored blind values took the unwrap's
+/// `Corrupt` for a log frame it could not read and skipped the record (from the third diff
+/// review).
+#[test]
+fn a_wrapped_key_failing_authentication_is_reported_by_a_keyed_verify() {
+    use geocrm::codec::{encode_frame, read_frame, FrameRead};
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options::new().key(RawKey::new([9; 32]));
+    let db = open(dir.path(), options());
+    db.create_collection("c", Schema::crm()).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", person("A", 48.0).pii("phone", "+442079460958")).unwrap();
+    b.commit().unwrap();
+    drop(db);
+    // The last frame holds A's key (the root key's frame comes first): its last byte is the
+    // wrapped key's tag. Flipped, and the frame's checksum computed again.
+    let path = dir.path().join("keystore");
+    let bytes = std::fs::read(&path).unwrap();
+    let mut at = 99;
+    let mut last = None;
+    while let FrameRead::Valid { payload, frame_len } = read_frame(&bytes[at..]) {
+        last = Some((at, payload.to_vec()));
+        at += frame_len;
+    }
+    let (start, mut payload) = last.unwrap();
+    *payload.last_mut().unwrap() ^= 1;
+    let mut rebuilt = bytes[..start].to_vec();
+    encode_frame(&payload, &mut rebuilt);
+    std::fs::write(&path, rebuilt).unwrap();
+    let db = open(dir.path(), options());
+    let report = db.verify().unwrap();
+    let keystore = report.files.iter().find(|f| f.kind == "keystore").unwrap();
+    assert!(keystore.problem.is_some(), "{:?}", report.files);
+}
+
 /// A failed keystore fsync: the keys it should have written may never reach the disk, even
 /// after a reopen whose own fsync succeeds (Linux reports the error once). The records
 /// written after the reopen must keep their keys through a power loss.
