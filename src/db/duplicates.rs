@@ -195,7 +195,7 @@ fn nearby_components(members: &[(String, LatLon)]) -> Vec<Vec<String>> {
     // A side a little under chord/√3: a cube's diagonal is under the radius's chord, and a
     // chord of the radius spans less than two sides along each axis.
     let side = metres_to_chord(DUPLICATE_NAME_RADIUS_M) / 3f64.sqrt() * (1.0 - 1e-6);
-    let mut cubes: HashMap<[i64; 3], Vec<(usize, LatLon)>> = HashMap::new();
+    let mut cubes: HashMap<[i64; 3], Vec<Place>> = HashMap::new();
     // The box of each cube's places (its unit vectors), to skip pairs of cubes whose places
     // are all farther apart than the radius: two tight clusters 64 m apart were tested
     // place by place (20,000 × 20,000).
@@ -203,7 +203,7 @@ fn nearby_components(members: &[(String, LatLon)]) -> Vec<Vec<String>> {
     for &(i, p) in &places {
         let u = p.to_unit_vector();
         let cube = u.map(|c| (c / side).floor() as i64);
-        cubes.entry(cube).or_default().push((i, p));
+        cubes.entry(cube).or_default().push((i, p, u));
         let b = bounds.entry(cube).or_insert([u, u]);
         for k in 0..3 {
             b[0][k] = b[0][k].min(u[k]);
@@ -211,16 +211,14 @@ fn nearby_components(members: &[(String, LatLon)]) -> Vec<Vec<String>> {
         }
     }
     let reach = metres_to_chord(DUPLICATE_NAME_RADIUS_M) * (1.0 + 1e-6) + 1e-12;
-    let apart = |a: &[i64; 3], b: &[i64; 3]| match (bounds.get(a), bounds.get(b)) {
-        (Some([alo, ahi]), Some([blo, bhi])) => {
-            let gap2: f64 = (0..3).map(|k| (blo[k] - ahi[k]).max(alo[k] - bhi[k]).max(0.0).powi(2)).sum();
-            gap2.sqrt() > reach
-        }
-        _ => false,
+    // The distance from a box to another box or a point (lo = hi), a lower bound on the
+    // chord between any of their places.
+    let gap = |[alo, ahi]: &[[f64; 3]; 2], [blo, bhi]: &[[f64; 3]; 2]| {
+        (0..3).map(|k| (blo[k] - ahi[k]).max(alo[k] - bhi[k]).max(0.0).powi(2)).sum::<f64>().sqrt()
     };
     for inside in cubes.values() {
         for pair in inside.windows(2) {
-            if let [(a, _), (b, _)] = *pair {
+            if let [(a, ..), (b, ..)] = *pair {
                 sets.union(a, b);
             }
         }
@@ -234,12 +232,23 @@ fn nearby_components(members: &[(String, LatLon)]) -> Vec<Vec<String>> {
         for o in &offsets {
             let neighbour = [cube[0] + o[0], cube[1] + o[1], cube[2] + o[2]];
             let Some(other) = cubes.get(&neighbour) else { continue };
-            let (Some(&(a, _)), Some(&(b, _))) = (inside.first(), other.first()) else { continue };
-            if sets.find(a) == sets.find(b) || apart(cube, &neighbour) {
+            let (Some(&(a, ..)), Some(&(b, ..))) = (inside.first(), other.first()) else { continue };
+            let (Some(a_box), Some(b_box)) = (bounds.get(cube), bounds.get(&neighbour)) else { continue };
+            if sets.find(a) == sets.find(b) || gap(a_box, b_box) > reach {
                 continue;
             }
-            let near = inside.iter().find_map(|&(a, p)| {
-                other
+            // Only the places within reach of the other cube's box can pair up (clusters at a
+            // cube's far corners were tested pair by pair: from the diff review).
+            let within = |places: &[Place], of: &[[f64; 3]; 2]| -> Vec<(usize, LatLon)> {
+                places
+                    .iter()
+                    .filter(|(_, _, u)| gap(&[*u, *u], of) <= reach)
+                    .map(|&(i, p, _)| (i, p))
+                    .collect()
+            };
+            let (these, those) = (within(inside, b_box), within(other, a_box));
+            let near = these.iter().find_map(|&(a, p)| {
+                those
                     .iter()
                     .find(|&&(_, q)| haversine_m(p, q) <= DUPLICATE_NAME_RADIUS_M)
                     .map(|&(b, _)| (a, b))
@@ -251,6 +260,9 @@ fn nearby_components(members: &[(String, LatLon)]) -> Vec<Vec<String>> {
     }
     sets.groups(members)
 }
+
+/// A distinct place: its first member's index, the place and its unit vector.
+type Place = (usize, LatLon, [f64; 3]);
 
 /// Union–find over `0..n`: union by size, path halving.
 struct DisjointSets {
