@@ -57,6 +57,11 @@ pub(crate) fn normalize_pii(schema: &Schema, id: &str, field: &str, value: Pii) 
     })
 }
 
+/// Whether a schema has a phone or e-mail field (whose values get blind values).
+pub(crate) fn has_blind_kinds(schema: &Schema) -> bool {
+    (0..schema.pii_fields().len()).any(|i| blind_label(schema.pii_kind_at(i)).is_some())
+}
+
 /// Whether a record has a set phone or e-mail field.
 pub(crate) fn has_blind_fields(schema: &Schema, pii: &[Option<Pii>]) -> bool {
     pii.iter().enumerate().any(|(i, v)| v.is_some() && blind_label(schema.pii_kind_at(i)).is_some())
@@ -170,7 +175,7 @@ impl Inner {
                 continue;
             }
             let schema = &c.schema;
-            if !(0..schema.pii_fields().len()).any(|i| blind_label(schema.pii_kind_at(i)).is_some()) {
+            if !has_blind_kinds(schema) {
                 continue;
             }
             let rows: Vec<(OpPointer, &str)> = {
@@ -332,7 +337,7 @@ impl CollectionReader<'_> {
     /// fails authentication; log read errors.
     pub(crate) fn stale_blind_values(&self) -> Result<Vec<String>> {
         let schema = self.schema();
-        if !(0..schema.pii_fields().len()).any(|i| blind_label(schema.pii_kind_at(i)).is_some()) {
+        if !has_blind_kinds(schema) {
             return Ok(Vec::new());
         }
         self.inner.ensure_keystore()?;
@@ -356,33 +361,17 @@ impl CollectionReader<'_> {
             let Some(key_id) = r.key_id.filter(|_| r.blind.iter().any(Option::is_some)) else {
                 return Ok(true);
             };
-            let data_key = {
-                let keystore = self.inner.keystore.read();
-                keystore.as_ref().ok_or(Error::MissingKey)?.data_key(self.name, &r.id)?
-            };
-            let Some((_, data_key)) = data_key.filter(|(k, _)| *k == key_id) else { return Ok(true) };
-            let mut values: Vec<Option<Pii>> = Vec::with_capacity(schema.pii_fields().len());
-            for (i, field) in schema.pii_fields().iter().enumerate() {
-                let sealed = r.pii.get(i).filter(|_| blind_label(schema.pii_kind_at(i)).is_some());
-                values.push(match sealed {
-                    None => None,
-                    Some(bytes) => {
-                        let ctx = crate::crypto::FieldContext {
-                            db_id: self.inner.db_id,
-                            collection: self.name,
-                            record_id: &r.id,
-                            field,
-                            key_id,
-                        };
-                        let sealed = crate::crypto::Sealed::from_bytes(bytes.to_vec());
-                        Some(crate::crypto::open(&data_key, &ctx, &sealed).map_err(|_| Error::Decrypt {
-                            collection: self.name.to_owned(),
-                            id: r.id.clone(),
-                            field: field.clone(),
-                        })?)
-                    }
-                });
-            }
+            let Some(data_key) = self.data_key_for(&r.id, key_id)? else { return Ok(true) };
+            // Only the phone and e-mail values: those the blind values are made of.
+            let mut opened = super::read::open_sealed_where(
+                self.inner.db_id,
+                self.name,
+                schema,
+                r,
+                (key_id, &data_key),
+                |i| blind_label(schema.pii_kind_at(i)).is_some(),
+            )?;
+            let values: Vec<Option<Pii>> = schema.pii_fields().iter().map(|f| opened.remove(f)).collect();
             if blind_slots(&key, schema, &values) != r.blind {
                 stale.push(r.id.clone());
             }

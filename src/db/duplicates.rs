@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use super::blind::blind_label;
 use super::read::CollectionReader;
 use crate::audit::AuditAction;
-use crate::crypto::{self, BlindIndexKey, DataKey, FieldContext, Sealed};
+use crate::crypto::{BlindIndexKey, DataKey};
 use crate::error::{Error, Result};
 use crate::geo::{haversine_m, metres_to_chord, LatLon};
 use crate::model::PiiKind;
@@ -109,23 +109,19 @@ impl CollectionReader<'_> {
                 }
             }
             let (Some(slot), Some(key_id)) = (name_slot, r.key_id) else { return Ok(()) };
-            let Some(sealed) = r.pii.get(slot) else { return Ok(()) };
-            let data_key = {
-                self.inner.ensure_keystore()?;
-                let keystore = self.inner.keystore.read();
-                keystore.as_ref().ok_or(Error::MissingKey)?.data_key(self.name, &r.id)?
-            };
-            let Some((_, data_key)) = data_key.filter(|(k, _)| *k == key_id) else { return Ok(()) };
-            let ctx = FieldContext {
-                db_id: self.inner.db_id,
-                collection: self.name,
-                record_id: &r.id,
-                field: "name",
-                key_id,
-            };
-            let name = crypto::open(&data_key, &ctx, &Sealed::from_bytes(sealed.to_vec())).map_err(|_| {
-                Error::Decrypt { collection: self.name.to_owned(), id: r.id.clone(), field: "name".into() }
-            })?;
+            if r.pii.get(slot).is_none() {
+                return Ok(());
+            }
+            let Some(data_key) = self.data_key_for(&r.id, key_id)? else { return Ok(()) };
+            let opened = super::read::open_sealed_where(
+                self.inner.db_id,
+                self.name,
+                schema,
+                r,
+                (key_id, &data_key),
+                |i| i == slot,
+            )?;
+            let Some(name) = opened.get("name") else { return Ok(()) };
             let normalized = Zeroizing::new(normalize_name(name.expose()));
             if !normalized.is_empty() {
                 let location = LatLon::new(r.lat, r.lon)?;

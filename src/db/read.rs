@@ -369,12 +369,7 @@ impl CollectionReader<'_> {
             row.ok_or_else(|| Error::NotFound { collection: self.name.to_owned(), id: id.to_owned() })?;
         let (stored, _) = self.stored(row)?;
         let Some(key_id) = stored.key_id else { return Ok(BTreeMap::new()) };
-        let data_key = {
-            self.inner.ensure_keystore()?;
-            let keystore = self.inner.keystore.read();
-            keystore.as_ref().ok_or(Error::MissingKey)?.data_key(self.name, id)?
-        };
-        let Some((_, data_key)) = data_key.filter(|(k, _)| *k == key_id) else {
+        let Some(data_key) = self.data_key_for(id, key_id)? else {
             // Erased (its key destroyed after this snapshot was taken, or its tombstone lost)
             // only if an erasure recorded the key id; otherwise the keystore lost the key.
             if self.inner.manifest.lock().erased_key(key_id) == Some(false) {
@@ -392,6 +387,18 @@ impl CollectionReader<'_> {
             return Err(Error::Erased { collection: self.name.to_owned(), id: id.to_owned() });
         };
         self.open_fields(&stored, key_id, &data_key)
+    }
+
+    /// The data key the keystore holds for record `id`, if it is key `key_id` (`None`: the
+    /// key was destroyed by an erasure, or lost).
+    ///
+    /// # Errors
+    /// [`Error::MissingKey`] without the master key or keystore; keystore errors.
+    pub(crate) fn data_key_for(&self, id: &str, key_id: u64) -> Result<Option<crypto::DataKey>> {
+        self.inner.ensure_keystore()?;
+        let keystore = self.inner.keystore.read();
+        let held = keystore.as_ref().ok_or(Error::MissingKey)?.data_key(self.name, id)?;
+        Ok(held.filter(|(k, _)| *k == key_id).map(|(_, key)| key))
     }
 
     /// Decrypts the sealed PII fields of `stored` (a version of one of this collection's
@@ -431,12 +438,24 @@ pub(crate) fn open_sealed(
     collection: &str,
     schema: &Schema,
     stored: &StoredRecord,
+    key: (u64, &crypto::DataKey),
+) -> Result<BTreeMap<String, Pii>> {
+    open_sealed_where(db_id, collection, schema, stored, key, |_| true)
+}
+
+/// [`open_sealed`] of the PII fields whose position in the schema `keep` accepts.
+pub(crate) fn open_sealed_where(
+    db_id: [u8; 16],
+    collection: &str,
+    schema: &Schema,
+    stored: &StoredRecord,
     (key_id, data_key): (u64, &crypto::DataKey),
+    keep: impl Fn(usize) -> bool,
 ) -> Result<BTreeMap<String, Pii>> {
     let id = stored.id.as_str();
     let mut out = BTreeMap::new();
-    for (field, sealed) in schema.pii_fields().iter().zip(stored.pii.iter()) {
-        let Some(bytes) = sealed else { continue };
+    for (i, (field, sealed)) in schema.pii_fields().iter().zip(stored.pii.iter()).enumerate() {
+        let Some(bytes) = sealed.filter(|_| keep(i)) else { continue };
         let ctx = FieldContext { db_id, collection, record_id: id, field, key_id };
         let value = crypto::open(data_key, &ctx, &Sealed::from_bytes(bytes.to_vec())).map_err(|_| {
             Error::Decrypt { collection: collection.to_owned(), id: id.to_owned(), field: field.clone() }
