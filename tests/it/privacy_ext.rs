@@ -16,6 +16,23 @@ fn open(dir: &std::path::Path, options: Options) -> Database {
     Database::open(dir, options.key(RawKey::new([9; 32]))).unwrap()
 }
 
+/// Options with the tests' master key, on `fs`.
+fn keyed_on(fs: &MemFs) -> Options {
+    Options::new().key(RawKey::new([9; 32])).file_system(Arc::new(fs.clone()))
+}
+
+/// A database at `/db` on `fs` with the tests' key and a `Schema::crm()` collection `c`.
+fn keyed_crm_on(fs: &MemFs) -> Database {
+    let db = Database::open(std::path::Path::new("/db"), keyed_on(fs)).unwrap();
+    db.create_collection("c", Schema::crm()).unwrap();
+    db
+}
+
+/// What `verify` says of the keystore file.
+fn keystore_problem(report: &geocrm::db::VerifyReport) -> Option<&str> {
+    report.files.iter().find(|f| f.kind == "keystore").expect("verify lists the keystore").problem.as_deref()
+}
+
 fn person(id: &str, lat: f64) -> Record {
     Record::new(id, LatLon::new(lat, 2.35).unwrap())
 }
@@ -547,9 +564,11 @@ fn a_lost_blind_index_root_key_is_damage_not_a_fresh_start() {
         let err = b.commit().unwrap_err();
         assert!(matches!(err, Error::Corrupt { .. }), "no new root over old values: {err}");
         let report = db.verify().unwrap();
-        let keystore_problem =
-            report.files.iter().find(|f| f.kind == "keystore").and_then(|f| f.problem.clone());
-        assert!(keystore_problem.is_some_and(|p| p.contains("blind-index root key")), "{:?}", report.files);
+        assert!(
+            keystore_problem(&report).is_some_and(|p| p.contains("blind-index root key")),
+            "{:?}",
+            report.files
+        );
         drop(db);
         // `repair` without the key cannot derive the values again, and says where the damage is.
         let err = Database::repair(dir.path(), Options::new()).unwrap_err();
@@ -604,9 +623,7 @@ fn a_repair_interrupted_after_the_new_blind_root_is_finished_by_the_next() {
     use geocrm::io::CrashMode;
     let fs = MemFs::new();
     let dir = std::path::Path::new("/db");
-    let options = |fs: &MemFs| Options::new().key(RawKey::new([9; 32])).file_system(Arc::new(fs.clone()));
-    let db = Database::open(dir, options(&fs)).unwrap();
-    db.create_collection("c", Schema::crm()).unwrap();
+    let db = keyed_crm_on(&fs);
     let mut b = db.begin_write();
     for id in ["A", "B"] {
         b.upsert("c", person(id, 48.0).pii("name", "Ann")).unwrap();
@@ -625,14 +642,14 @@ fn a_repair_interrupted_after_the_new_blind_root_is_finished_by_the_next() {
     for n in 0..40 {
         let image = fs.crash_image(0, CrashMode::SyncedOnly);
         image.set_faults(FaultPlan::new().fail_once(OpKind::Sync, n));
-        let failed = Database::repair(dir, options(&image)).is_err();
+        let failed = Database::repair(dir, keyed_on(&image)).is_err();
         image.clear_faults();
         if !failed {
             break;
         }
-        let db = Database::open(dir, options(&image)).unwrap();
+        let db = Database::open(dir, keyed_on(&image)).unwrap();
         let report = db.verify().unwrap();
-        let keystore_ok = report.files.iter().find(|f| f.kind == "keystore").unwrap().problem.is_none();
+        let keystore_ok = keystore_problem(&report).is_none();
         let found = db.read().collection("c").unwrap().find_by_phone("+442079460958");
         // Either nothing changed yet (the lost root is reported), or all is done.
         match (&found, keystore_ok) {
@@ -641,8 +658,8 @@ fn a_repair_interrupted_after_the_new_blind_root_is_finished_by_the_next() {
             (Err(e), true) => panic!("sync {n} failing: verify passed, find failed: {e}"),
         }
         drop(db);
-        Database::repair(dir, options(&image)).unwrap();
-        let db = Database::open(dir, options(&image)).unwrap();
+        Database::repair(dir, keyed_on(&image)).unwrap();
+        let db = Database::open(dir, keyed_on(&image)).unwrap();
         assert_eq!(
             db.read().collection("c").unwrap().find_by_phone("+442079460958").unwrap(),
             ["A", "B"],
@@ -689,8 +706,7 @@ fn damaged_log_frame_case(with_root: bool) {
     std::fs::write(&first, bytes).unwrap();
     let db = open(dir.path(), options());
     let report = db.verify().unwrap();
-    let keystore = report.files.iter().find(|f| f.kind == "keystore").unwrap();
-    assert_eq!(keystore.problem, None, "with a root {with_root}: {:?}", report.files);
+    assert_eq!(keystore_problem(&report), None, "with a root {with_root}: {:?}", report.files);
     assert!(
         report.files.iter().any(|f| f.kind == "log segment" && f.problem.is_some()),
         "{:?}",
@@ -743,8 +759,7 @@ fn a_wrapped_key_failing_authentication_is_reported_by_a_keyed_verify() {
     std::fs::write(&path, rebuilt).unwrap();
     let db = open(dir.path(), options());
     let report = db.verify().unwrap();
-    let keystore = report.files.iter().find(|f| f.kind == "keystore").unwrap();
-    assert!(keystore.problem.is_some(), "{:?}", report.files);
+    assert!(keystore_problem(&report).is_some(), "{:?}", report.files);
 }
 
 /// A failed keystore fsync: the keys it should have written may never reach the disk, even
@@ -755,9 +770,7 @@ fn keys_written_after_a_failed_keystore_fsync_survive_a_power_loss() {
     use geocrm::io::CrashMode;
     let fs = MemFs::new();
     let dir = std::path::Path::new("/db");
-    let options = |fs: &MemFs| Options::new().key(RawKey::new([9; 32])).file_system(Arc::new(fs.clone()));
-    let db = Database::open(dir, options(&fs)).unwrap();
-    db.create_collection("c", Schema::crm()).unwrap();
+    let db = keyed_crm_on(&fs);
     let mut b = db.begin_write();
     b.upsert("c", person("A", 48.0).pii("name", "Ada")).unwrap();
     b.commit().unwrap();
@@ -768,14 +781,14 @@ fn keys_written_after_a_failed_keystore_fsync_survive_a_power_loss() {
     assert!(matches!(b.commit(), Err(Error::Io { .. })));
     fs.clear_faults();
     drop(db);
-    let db = Database::open(dir, options(&fs)).unwrap();
+    let db = Database::open(dir, keyed_on(&fs)).unwrap();
     let mut b = db.begin_write();
     b.upsert("c", person("C", 48.2).pii("name", "Cyd")).unwrap();
     b.commit().unwrap();
     drop(db);
     for mode in CrashMode::ALL {
         let image = fs.crash_image(3, mode);
-        let db = Database::open(dir, options(&image)).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        let db = Database::open(dir, keyed_on(&image)).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
         let snap = db.read();
         let c = snap.collection("c").unwrap();
         assert_eq!(c.reveal("A").unwrap()["name"].expose(), "Ada", "{mode:?}");
