@@ -14,7 +14,7 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    quiet_on_broken_pipe();
+    quiet_on_stdout_failure();
     let args = cli::args::Cli::parse();
     let json = args.command.wants_json();
     // Unwinding (not exiting) out of a broken pipe runs destructors: the demo's temporary
@@ -22,8 +22,16 @@ fn main() -> ExitCode {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cli::commands::run(args.command)));
     let result = match outcome {
         Ok(result) => result,
-        Err(payload) if is_broken_pipe(payload.as_ref()) => return ExitCode::from(BROKEN_PIPE_EXIT),
-        Err(payload) => std::panic::resume_unwind(payload),
+        Err(payload) => match stdout_failure(payload.as_ref()) {
+            Some(StdoutFailure::BrokenPipe) => return ExitCode::from(BROKEN_PIPE_EXIT),
+            // A full disk or an I/O error under redirected output: an error like any other,
+            // not a panic.
+            Some(StdoutFailure::Other(reason)) => {
+                eprintln!("error: writing to standard output: {reason}");
+                return ExitCode::FAILURE;
+            }
+            None => std::panic::resume_unwind(payload),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,22 +57,35 @@ fn main() -> ExitCode {
 /// is not success (`geocrm verify | head -1` on a damaged database must not say 0).
 const BROKEN_PIPE_EXIT: u8 = 141;
 
-fn is_broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
+/// Why `println!` failed, from its panic.
+enum StdoutFailure {
+    BrokenPipe,
+    Other(String),
+}
+
+/// The stdout failure a panic reports (`println!` panics when it cannot write), if it is one.
+fn stdout_failure(payload: &(dyn std::any::Any + Send)) -> Option<StdoutFailure> {
     let message = payload
         .downcast_ref::<String>()
         .map(String::as_str)
         .or_else(|| payload.downcast_ref::<&str>().copied())
         .unwrap_or_default();
-    message.contains("failed printing to stdout") && message.contains("Broken pipe")
+    let reason = message.strip_prefix("failed printing to stdout: ")?;
+    Some(if reason.contains("Broken pipe") {
+        StdoutFailure::BrokenPipe
+    } else {
+        StdoutFailure::Other(reason.to_owned())
+    })
 }
 
 /// Output piped into a reader that stops early (`geocrm audit | head`) makes `println!`
-/// panic on the broken pipe: that panic is not reported (no message, no backtrace); `main`
-/// catches it and exits with [`BROKEN_PIPE_EXIT`]. Other panics are reported as usual.
-fn quiet_on_broken_pipe() {
+/// panic on the broken pipe, and output redirected to a full disk on the failed write:
+/// those panics are not reported (no message, no backtrace); `main` catches them and exits
+/// with [`BROKEN_PIPE_EXIT`], or with an error. Other panics are reported as usual.
+fn quiet_on_stdout_failure() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if !is_broken_pipe(info.payload()) {
+        if stdout_failure(info.payload()).is_none() {
             default(info);
         }
     }));

@@ -1,7 +1,7 @@
 //! Running each subcommand.
 
 use std::fs::File;
-use std::io::{self, BufReader, IsTerminal, Write};
+use std::io::{self, BufReader, IsTerminal};
 use std::path::Path;
 
 use geocrm::crypto::{KeyFile, RawKey};
@@ -594,8 +594,11 @@ fn agg(
         print_json(&Value::Array(rows));
     } else {
         for row in rows {
+            // Escaped like ids: a category value with a line break would print as two rows.
+            // Quoted when it reads as the no-value row's "(none)" too.
             let key = match row.get("key") {
-                Some(Value::String(s)) => s.clone(),
+                Some(Value::String(s)) if s.is_empty() || s == "(none)" => format!("{s:?}"),
+                Some(Value::String(s)) => id_shown(s).into_owned(),
                 _ => "(none)".into(),
             };
             let rest: Vec<String> = row
@@ -638,9 +641,10 @@ fn get(db: &DbArgs, id: &str, reveal: bool) -> Result<()> {
     if db.json {
         print_json(&out);
     } else {
-        let mut stdout = io::stdout().lock();
+        // `println!`: a failed write ends the command like any other output's (exit 141 on
+        // a closed pipe, an error on a full disk), not exit 0 with nothing shown.
         for (k, v) in out.as_object().into_iter().flatten() {
-            let _ = writeln!(stdout, "{k:<12} {v}");
+            println!("{k:<12} {v}");
         }
     }
     Ok(())

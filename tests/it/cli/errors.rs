@@ -579,6 +579,50 @@ fn output_into_a_closed_pipe_exits_quietly() {
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "the demo database was left behind");
 }
 
+#[test]
+fn output_onto_a_full_disk_is_an_error_not_a_panic_or_success() {
+    // `> /dev/full`: println! panicked (exit 101, "panicked" and a backtrace), and `get`'s
+    // text output ignored the failed write (exit 0, nothing shown).
+    let env = Env::new();
+    env.import_fixture();
+    for (cmd, args) in [
+        ("stats", &["--json"][..]),
+        ("near", &["--lat", "1", "--lon", "2"][..]),
+        ("get", &["--id", "C-0001"][..]),
+        ("get", &["--id", "C-0001", "--json"][..]),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_geocrm"))
+            .arg(cmd)
+            .arg("--db")
+            .arg(&env.db)
+            .args(args)
+            .env_remove("GEOCRM_KEY")
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd} {args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{cmd} {args:?}: {stderr}");
+        assert!(stderr.starts_with("error: writing to standard output: No space left"), "{cmd}: {stderr}");
+    }
+}
+
+/// A category value with a line break printed as two rows of `agg`'s text output, and a
+/// value "(none)" as the row of records without one.
+#[test]
+fn agg_text_output_escapes_category_keys() {
+    let env = Env::new();
+    let csv =
+        env.file("c.csv", "id,lat,lon,tier,v\nA,1,2,\"g\nfake count=99\",1\nB,1,2,(none),2\nC,1,2,,3\n");
+    ok(&env.run(false, "import", &[csv.to_str().unwrap()]));
+    let out = env.ok("agg", &["--by", "attr:tier", "--sum", "v"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines.iter().any(|l| l.starts_with("\"g\\nfake count=99\" ")), "{out}");
+    assert!(lines.iter().any(|l| l.starts_with("\"(none)\" ") && l.contains("sum_v=2")), "{out}");
+    assert!(lines.iter().any(|l| l.starts_with("(none) ") && l.contains("sum_v=3")), "{out}");
+}
+
 /// With `--json`, a failing command prints its error on stdout as JSON too — its kind and the
 /// message stderr gives —, so a script reading stdout gets something it can parse (it got
 /// nothing before). Without `--json`, stdout stays empty.
