@@ -504,9 +504,19 @@ impl Database {
                 a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
             });
             let same_categories = (0..k).all(|i| {
+                // No value is MISSING exactly: a code past the dictionary is no value to
+                // `get` but a value to a filter.
                 let code = c.category(i, row);
-                let value = c.meta().dictionary.get(i).and_then(|d| d.get(code as usize));
-                value.map(String::as_str) == r.categories.get(i).and_then(|v| v.as_deref())
+                let value = match code {
+                    u32::MAX => Some(None),
+                    code => c
+                        .meta()
+                        .dictionary
+                        .get(i)
+                        .and_then(|d| d.get(code as usize))
+                        .map(|v| Some(v.as_str())),
+                };
+                value == Some(r.categories.get(i).and_then(|v| v.as_deref()))
             });
             let location = c.location(row).map(|l| (l.lat(), l.lon()));
             if r.id != c.id(row)

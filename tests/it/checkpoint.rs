@@ -399,6 +399,53 @@ fn verify_finds_a_tree_box_that_lies_under_intact_checksums() {
     );
 }
 
+/// A category code past its field's dictionary under intact checksums read as no value to a
+/// group-by (a second "no value" group) and as a value to a filter, and passed `verify`
+/// (from the query review). The structure check refuses it.
+#[test]
+fn a_category_code_past_the_dictionary_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    db.create_collection("c", Schema::new().category("tier")).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", Record::new("a", LatLon::new(1.0, 2.0).unwrap()).category("tier", "gold")).unwrap();
+    b.upsert("c", Record::new("b", LatLon::new(1.0, 2.1).unwrap()).category("tier", "silver")).unwrap();
+    b.upsert("c", Record::new("n", LatLon::new(1.0, 2.2).unwrap())).unwrap();
+    b.commit().unwrap();
+    db.checkpoint().unwrap();
+    drop(db);
+    let file = std::fs::read_dir(dir.path().join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "ckpt"))
+        .unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
+    // Section 8 (category codes): the row without a tier holds u32::MAX; make it 2, one past
+    // the two values.
+    let (at, len) = (u64_at(&bytes, 40 + 16 * 8), u64_at(&bytes, 40 + 16 * 8 + 8));
+    let codes = &mut bytes[at..at + len];
+    let missing = codes.chunks(4).position(|c| c == [0xff; 4]).expect("the row without a tier");
+    codes[4 * missing..4 * missing + 4].copy_from_slice(&2u32.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[at..at + len]);
+    bytes[200 + 4 * 8..204 + 4 * 8].copy_from_slice(&crc.to_le_bytes());
+    let head = crc32fast::hash(&bytes[..248]);
+    bytes[248..252].copy_from_slice(&head.to_le_bytes());
+    let err = Checkpoint::open(Arc::new(bytes.clone()), &file, Verify::Checksums)
+        .expect_err("a code past the values");
+    assert!(err.to_string().contains("category field 0: a code past its 2 values"), "{err}");
+    std::fs::write(&file, &bytes).unwrap();
+    let db = Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let report = db.verify().unwrap();
+    let problems: Vec<_> = report.files.iter().filter_map(|f| f.problem.as_deref()).collect();
+    assert!(problems.iter().any(|p| p.contains("category field 0")), "{problems:?}");
+    // A query reading the codes finds the damage, not a wrong answer.
+    let snap = db.read();
+    let filter = Filter::parse("tier != 'gold'").unwrap();
+    let found = snap.collection("c").and_then(|c| c.count(geocrm::query::Scope::All, &filter));
+    assert!(found.as_ref().is_err_and(|e| matches!(e, Error::Corrupt { .. })), "{found:?}");
+}
+
 /// The names of the files in `DIR/index/`, sorted.
 fn index_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("index"))

@@ -453,7 +453,7 @@ impl Checkpoint {
         let tree = tree.layout();
         if verify != Verify::OnFirstUse {
             for i in 0..format::SECTIONS {
-                check_structure(b, &header, path, i)?;
+                check_structure(b, &header, &meta.dictionary, path, i)?;
             }
         }
         let sound = if verify == Verify::OnFirstUse { 1 << META } else { ALL_SECTIONS };
@@ -504,7 +504,7 @@ impl Checkpoint {
         let b: &[u8] = (*self.bytes).as_ref();
         let at = self.header.sections.get(i).map_or(0, |r| r.start) as u64;
         let checked = if format::section_crc_matches(b, &self.header, i) {
-            check_structure(b, &self.header, &self.path, i)
+            check_structure(b, &self.header, &self.meta.dictionary, &self.path, i)
         } else {
             Err(Error::corrupt(&self.path, at, format!("section {i} checksum mismatch")))
         };
@@ -769,10 +769,17 @@ impl Checkpoint {
 }
 
 /// The structural checks of section `i` of validated-header bytes `b` (the meta section and
-/// the R-tree's header are checked in `open`). Each first folds over the whole section
-/// without branches (vectorized: these passes are a large part of reading a million rows),
-/// and looks for the first bad entry only when there is one.
-fn check_structure(b: &[u8], header: &Header, path: &Path, i: usize) -> Result<()> {
+/// the R-tree's header are checked in `open`; `dictionary` is the meta's, one value list per
+/// category field). Each first folds over the whole section without branches (vectorized:
+/// these passes are a large part of reading a million rows), and looks for the first bad
+/// entry only when there is one.
+fn check_structure(
+    b: &[u8],
+    header: &Header,
+    dictionary: &[Vec<String>],
+    path: &Path,
+    i: usize,
+) -> Result<()> {
     let range = |i: usize| header.sections.get(i).cloned().unwrap_or(0..0);
     let section = b.get(range(i)).unwrap_or_default();
     let at = range(i).start as u64;
@@ -830,6 +837,29 @@ fn check_structure(b: &[u8], header: &Header, path: &Path, i: usize) -> Result<(
                     at + 4 * i as u64,
                     format!("{what} names a row past the end"),
                 ));
+            }
+        }
+        CATEGORIES => {
+            // Field-major, `rows` codes per field: each below its field's dictionary length,
+            // or MISSING (u32::MAX). A code past the dictionary read as no value to a group-by
+            // (a second "no value" group) and as a value to a filter.
+            let (codes, _) = section.as_chunks::<4>();
+            let rows = header.rows.max(1);
+            for (field, column) in codes.chunks(rows).enumerate() {
+                let len = dictionary.get(field).map_or(0, Vec::len);
+                let limit = u32::try_from(len).unwrap_or(u32::MAX);
+                let bad = |w: &[u8; 4]| {
+                    let code = u32::from_le_bytes(*w);
+                    code >= limit && code != u32::MAX
+                };
+                if column.iter().fold(0u32, |acc, w| acc | u32::from(bad(w))) != 0 {
+                    let row = column.iter().position(bad).unwrap_or(0);
+                    return Err(Error::corrupt(
+                        path,
+                        at + 4 * (field * rows + row) as u64,
+                        format!("category field {field}: a code past its {len} values"),
+                    ));
+                }
             }
         }
         _ => {}
