@@ -420,7 +420,11 @@ impl CollectionReader<'_> {
         let (body, first_lsn) = self.inner.segments.read_body(pointer)?;
         let path = || self.inner.segments.path(pointer.segment);
         match decode_one(&body, pointer.index) {
-            Ok(LogOp::Upsert(r)) if r.id == row.id() => Ok((r, first_lsn + u64::from(pointer.index))),
+            // The collection too: a pointer into another collection's version of the id
+            // (a file written wrong under intact checksums) must not pass as this record.
+            Ok(LogOp::Upsert(r)) if r.id == row.id() && r.collection == self.name => {
+                Ok((r, first_lsn + u64::from(pointer.index)))
+            }
             Ok(_) => Err(Error::corrupt(
                 path(),
                 pointer.offset,

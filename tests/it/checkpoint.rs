@@ -414,23 +414,15 @@ fn a_category_code_past_the_dictionary_is_damage() {
     b.commit().unwrap();
     db.checkpoint().unwrap();
     drop(db);
-    let file = std::fs::read_dir(dir.path().join("index"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "ckpt"))
-        .unwrap();
+    let file = checkpoint_files(dir.path()).pop().unwrap();
     let mut bytes = std::fs::read(&file).unwrap();
-    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
     // Section 8 (category codes): the row without a tier holds u32::MAX; make it 2, one past
     // the two values.
-    let (at, len) = (u64_at(&bytes, 40 + 16 * 8), u64_at(&bytes, 40 + 16 * 8 + 8));
-    let codes = &mut bytes[at..at + len];
+    let codes_at = section(&bytes, 8);
+    let codes = &mut bytes[codes_at];
     let missing = codes.chunks(4).position(|c| c == [0xff; 4]).expect("the row without a tier");
     codes[4 * missing..4 * missing + 4].copy_from_slice(&2u32.to_le_bytes());
-    let crc = crc32fast::hash(&bytes[at..at + len]);
-    bytes[200 + 4 * 8..204 + 4 * 8].copy_from_slice(&crc.to_le_bytes());
-    let head = crc32fast::hash(&bytes[..248]);
-    bytes[248..252].copy_from_slice(&head.to_le_bytes());
+    reseal(&mut bytes, 8);
     let err = Checkpoint::open(Arc::new(bytes.clone()), &file, Verify::Checksums)
         .expect_err("a code past the values");
     assert!(err.to_string().contains("category field 0: a code past its 2 values"), "{err}");
@@ -444,6 +436,68 @@ fn a_category_code_past_the_dictionary_is_damage() {
     let filter = Filter::parse("tier != 'gold'").unwrap();
     let found = snap.collection("c").and_then(|c| c.count(geocrm::query::Scope::All, &filter));
     assert!(found.as_ref().is_err_and(|e| matches!(e, Error::Corrupt { .. })), "{found:?}");
+}
+
+/// A checkpoint row whose log pointer leads to the same id in another collection (a file
+/// written wrong under intact checksums) was read as this collection's record (from the
+/// query review).
+#[test]
+fn a_pointer_into_another_collection_is_damage_not_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let db = open();
+    db.create_collection("a", Schema::new().number("v")).unwrap();
+    db.create_collection("b", Schema::new().number("v")).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("a", Record::new("x", LatLon::new(1.0, 2.0).unwrap()).number("v", 1.0)).unwrap();
+    b.upsert("b", Record::new("x", LatLon::new(1.0, 2.0).unwrap()).number("v", 2.0)).unwrap();
+    b.commit().unwrap();
+    db.checkpoint().unwrap();
+    drop(db);
+    // Swap the two files' pointer sections (section 6: one row each).
+    let files = checkpoint_files(dir.path());
+    let [one, two] = &files[..] else { panic!("{files:?}") };
+    let (mut a, mut b) = (std::fs::read(one).unwrap(), std::fs::read(two).unwrap());
+    let (ra, rb) = (section(&a, 6), section(&b, 6));
+    let pointer = a[ra.clone()].to_vec();
+    a[ra].copy_from_slice(&b[rb.clone()]);
+    b[rb].copy_from_slice(&pointer);
+    reseal(&mut a, 6);
+    reseal(&mut b, 6);
+    std::fs::write(one, &a).unwrap();
+    std::fs::write(two, &b).unwrap();
+    let db = open();
+    let snap = db.read();
+    for name in ["a", "b"] {
+        let got = snap.collection(name).unwrap().get("x");
+        assert!(matches!(got, Err(Error::Corrupt { .. })), "{name}: {got:?}");
+    }
+}
+
+/// The `.ckpt` files in `dir/index/`, sorted.
+fn checkpoint_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ckpt"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The byte range of section `i` of checkpoint file `bytes` (the section table at 40).
+fn section(bytes: &[u8], i: usize) -> std::ops::Range<usize> {
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let (at, len) = (u64_at(40 + 16 * i), u64_at(40 + 16 * i + 8));
+    at..at + len
+}
+
+/// Recomputes section `i`'s CRC-32 and the header's, after the section was changed.
+fn reseal(bytes: &mut [u8], i: usize) {
+    let crc = crc32fast::hash(&bytes[section(bytes, i)]);
+    bytes[200 + 4 * i..204 + 4 * i].copy_from_slice(&crc.to_le_bytes());
+    let head = crc32fast::hash(&bytes[..248]);
+    bytes[248..252].copy_from_slice(&head.to_le_bytes());
 }
 
 /// The names of the files in `DIR/index/`, sorted.
