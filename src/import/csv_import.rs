@@ -433,6 +433,16 @@ fn resolve_columns(
     // First, so a file without a header line (its first row taken as the header) is refused
     // without quoting any of that row's cells.
     let (id, lat, lon) = (find("id")?, find("lat")?, find("lon")?);
+    // Ids are stored in plaintext, in the log, the indexes and the keystore: an e-mail
+    // address or phone number as the id would be (from the CLI review).
+    let contact_ids = rows.iter().filter_map(|r| r.get(id)).filter(|v| looks_like_contact(v.trim())).count();
+    if contact_ids > 0 {
+        return Err(header_error(&format!(
+            "column \"id\" holds {contact_ids} value(s) that look like e-mail addresses or \
+             international phone numbers, and ids are stored in plaintext: key the records by a \
+             customer number and import the address or number as PII (--email or --phone)"
+        )));
+    }
     let mut seen = HashSet::new();
     for h in header {
         if !seen.insert(h.as_str()) {
@@ -478,6 +488,13 @@ fn resolve_columns(
                         kind_name(asked)
                     )))
                 }
+                // A plaintext column of the collection is checked as a new one is when the
+                // options do not name it: e-mail addresses or phone numbers in it would be
+                // stored in plaintext (from the CLI review).
+                (Some((FieldKind::Category, _)), None) => {
+                    refuse_contact_values(name, true, rows.iter().filter_map(|r| r.get(i)))?;
+                    FieldKind::Category
+                }
                 (Some((kind, _)), _) => kind,
                 (None, _) => {
                     return Err(header_error(&format!(
@@ -498,15 +515,8 @@ fn resolve_columns(
             let mut values = rows.iter().filter_map(|r| r.get(i)).map(str::trim).filter(|v| !v.is_empty());
             // Whatever its name (`contact_number`, `secondary`): a column of e-mail addresses
             // or international phone numbers would be stored in plaintext (from the privacy
-            // review). The values are not quoted.
-            let personal = values.clone().filter(|v| looks_like_contact(v)).count();
-            if personal > 0 {
-                return Err(header_error(&format!(
-                    "column {name:?} holds {personal} value(s) that look like e-mail addresses or \
-                     international phone numbers: declare it as PII (pii, phones or emails; --pii, \
-                     --phone or --email) to seal it, or as a category or number to store it in plaintext on purpose"
-                )));
-            }
+            // review).
+            refuse_contact_values(name, false, values.clone())?;
             let first = values.clone().next();
             // A code written with digits (a zip code `02134`, an account number beyond 2^53)
             // would lose its leading zeros or its last digits as a number.
@@ -878,6 +888,30 @@ fn looks_like_pii(column: &str) -> bool {
         (pii_word(word) && !not_personal(next))
             || (!next.is_empty() && pii_word(&joined) && !not_personal(at(i + 2)))
     })
+}
+
+/// Refuses column `name` when any of its `values` [`looks_like_contact`]: it would be stored
+/// in plaintext. The error counts them and quotes none.
+fn refuse_contact_values<'a>(
+    name: &str,
+    existing: bool,
+    values: impl Iterator<Item = &'a str>,
+) -> Result<()> {
+    let personal = values.filter(|v| looks_like_contact(v.trim())).count();
+    if personal == 0 {
+        return Ok(());
+    }
+    let remedy = if existing {
+        "it is a plaintext category of the existing collection: name it as a category \
+         (categories; --categories) to store them in plaintext on purpose"
+    } else {
+        "declare it as PII (pii, phones or emails; --pii, --phone or --email) to seal it, or as a \
+         category or number to store it in plaintext on purpose"
+    };
+    Err(header_error(&format!(
+        "column {name:?} holds {personal} value(s) that look like e-mail addresses or international \
+         phone numbers: {remedy}"
+    )))
 }
 
 /// Whether a cell looks like an e-mail address (its domain ending in a word: `2@1.99` is a

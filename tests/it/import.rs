@@ -347,6 +347,32 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
     assert_eq!(kinds(&db)["amount"], FieldKind::Category);
 }
 
+/// Ids are stored in plaintext: an id column of e-mail addresses or phone numbers is
+/// refused; and an existing collection's category column gets the contact check a new one
+/// gets, unless the options name it a category (from the CLI review: both were stored in
+/// plaintext).
+#[test]
+fn contact_values_as_ids_or_in_an_existing_collections_categories_are_refused() {
+    for id in ["Ada@Example.org", "+33612345678"] {
+        let (_dir, db) = open(true);
+        let csv = format!("id,lat,lon\nA,1,2\n{id},1,2\n");
+        let (line, col, reason) = csv_err(import(&db, &csv, &ImportOptions::default()));
+        assert_eq!((line, col.as_str()), (1, "header"), "{id}");
+        assert!(reason.contains("\"id\" holds 1 value(s)") && !reason.contains(id), "{reason}");
+        assert!(db.read().collection("c").is_err(), "{id}: nothing may be written");
+    }
+    let (_dir, db) = open(true);
+    import(&db, "id,lat,lon,tier\nA,1,2,gold\n", &ImportOptions::default()).unwrap();
+    let csv = "id,lat,lon,tier\nB,1,2,ada@example.org\n";
+    let (line, col, reason) = csv_err(import(&db, csv, &ImportOptions::default()));
+    assert_eq!((line, col.as_str()), (1, "header"));
+    assert!(reason.contains("\"tier\" holds 1 value(s)") && reason.contains("--categories"), "{reason}");
+    assert!(!reason.contains("ada@"), "{reason}");
+    assert_eq!(db.read().collection("c").unwrap().len(), 1, "nothing written");
+    let plain = ImportOptions { categories: vec!["tier".into()], ..ImportOptions::default() };
+    assert_eq!(import(&db, csv, &plain).unwrap().imported, 1, "named: plaintext on purpose");
+}
+
 /// A category is stored trimmed, so its size limit counts the trimmed value: a cell at the
 /// limit with spaces around it imports, as it would without them (it was refused).
 #[test]
@@ -520,12 +546,19 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
     import(&db, csv, &ImportOptions::default()).unwrap();
     assert_eq!(kinds(&db)["liczba_dni"], FieldKind::Number);
     assert_eq!(kinds(&db)["last_login"], FieldKind::Category);
-    // An existing collection: its schema decides (`email` declared a category there).
+    // An existing collection: its schema decides (`email` declared a category there), but
+    // e-mail addresses go into it only when the options name it a category (since the
+    // twenty-fourth part).
     let (_dir, db) = open(true);
     db.create_collection("c", geocrm::Schema::new().category("email")).unwrap();
+    let csv = "id,lat,lon,email\nA,1,2,a@b.co\n";
+    assert!(import(&db, csv, &ImportOptions::default()).is_err());
+    let plain = ImportOptions { categories: vec!["email".into()], ..ImportOptions::default() };
+    assert_eq!(import(&db, csv, &plain).unwrap().imported, 1);
     assert_eq!(
-        import(&db, "id,lat,lon,email\nA,1,2,a@b.co\n", &ImportOptions::default()).unwrap().imported,
-        1
+        import(&db, "id,lat,lon,email\nB,1,2,none\n", &ImportOptions::default()).unwrap().imported,
+        1,
+        "the name alone is the schema's decision"
     );
 }
 
