@@ -58,8 +58,21 @@ fn point(lat: f64, lon: f64) -> Result<LatLon> {
     LatLon::new(lat, lon)
 }
 
+/// The largest GeoJSON file a query reads (parsing takes about 14 bytes of memory per byte
+/// of file: 64 MiB needs about 0.9 GiB). A country's detailed outline is a few MiB.
+const MAX_GEOJSON_BYTES: u64 = 64 << 20;
+
 fn region(path: &Path) -> Result<PreparedRegion> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read GeoJSON", path, e))?;
+    let file = File::open(path).map_err(|e| Error::io("read GeoJSON", path, e))?;
+    let mut text = String::new();
+    // One byte over the limit tells a file at the limit from a larger one.
+    io::Read::read_to_string(&mut io::Read::take(file, MAX_GEOJSON_BYTES + 1), &mut text)
+        .map_err(|e| Error::io("read GeoJSON", path, e))?;
+    if text.len() as u64 > MAX_GEOJSON_BYTES {
+        return Err(Error::InvalidGeoJson {
+            reason: format!("{} is larger than {} MiB", path.display(), MAX_GEOJSON_BYTES >> 20),
+        });
+    }
     Ok(PreparedRegion::new(&parse_geojson(&text)?))
 }
 
@@ -172,6 +185,8 @@ pub fn run(command: Command) -> Result<()> {
         }
         Command::Get { db, id, reveal } => get(&db, &id, reveal),
         Command::Delete { db, id } => {
+            // An id no record can have ("") is a mistake, not an absent record.
+            geocrm::model::validate_id(&id)?;
             let database = open(&db, false)?;
             // From the indexes: a record whose log frame is damaged can still be deleted.
             let existed = database.read().collection(&db.collection)?.contains(&id)?;

@@ -462,6 +462,15 @@ fn bad_query_arguments() {
         let err = env.fail(cmd, &args);
         assert!(err.contains("invalid GeoJSON: not valid JSON at line 1"), "{err}");
     }
+    // A file over 64 MiB is refused before it is parsed (it was read whole: about 14 bytes
+    // of memory per byte; from the CLI review). Sparse: nothing is written.
+    let huge = env.dir.path().join("huge.geojson");
+    std::fs::File::create(&huge).unwrap().set_len((64 << 20) + 1).unwrap();
+    let err = env.fail("within", &["--geojson", huge.to_str().unwrap()]);
+    assert!(err.contains("invalid GeoJSON") && err.contains("larger than 64 MiB"), "{err}");
+    // `delete --id ""` said " was not present" and exited 0.
+    let err = env.fail("delete", &["--id", ""]);
+    assert!(err.contains("the id is empty"), "{err}");
     assert_eq!(env.records(), Some(60));
 }
 
