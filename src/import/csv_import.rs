@@ -196,6 +196,18 @@ pub fn import_csv(
     // an undeclared column is a category, which takes any value).
     let existing = db.read().collection(collection).ok().map(|c| c.schema().clone());
     let declared = resolve_columns(&header, &Rows::new(header.len()), options, existing.as_ref())?;
+    if existing.is_none() {
+        // The new schema's faults the rows cannot change, before they are read (a bad column
+        // name was found once the whole file was read and converted: from the CLI review).
+        let pii = declared.fields.iter().filter(|(_, _, kind, _)| *kind == FieldKind::Pii).count();
+        for (_, name, _, _) in &declared.fields {
+            crate::model::validate_name(name).map_err(|e| header_error(&e.to_string()))?;
+        }
+        if pii > crate::model::MAX_FIELDS_PER_KIND {
+            let reason = format!("{pii} PII columns; at most {}", crate::model::MAX_FIELDS_PER_KIND);
+            return Err(header_error(&reason));
+        }
+    }
     let mut rows = Rows::new(header.len());
     // A row error names the column when it concerns one (a cell that is not UTF-8).
     let row_error = |e: &csv::Error, line: Option<u64>| {

@@ -373,6 +373,20 @@ fn contact_values_as_ids_or_in_an_existing_collections_categories_are_refused() 
     assert_eq!(import(&db, csv, &plain).unwrap().imported, 1, "named: plaintext on purpose");
 }
 
+/// A new collection's column name that no schema can have is the header's fault, found
+/// before the rows are read (it was found after the whole file was read and converted, so a
+/// bad row was reported first; from the CLI review).
+#[test]
+fn a_bad_column_name_is_refused_before_the_rows() {
+    for (header, want) in [("bad-col", "name \"bad-col\" must be"), ("", "name \"\" must be")] {
+        let (_dir, db) = open(true);
+        let csv = format!("id,lat,lon,{header}\nA,1,2,x\nB,91,2,y\n");
+        let (line, col, reason) = csv_err(import(&db, &csv, &ImportOptions::default()));
+        assert_eq!((line, col.as_str()), (1, "header"), "{reason}");
+        assert!(reason.contains(want), "{reason}");
+    }
+}
+
 /// A category is stored trimmed, so its size limit counts the trimmed value: a cell at the
 /// limit with spaces around it imports, as it would without them (it was refused).
 #[test]
