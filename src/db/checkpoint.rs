@@ -25,8 +25,10 @@
 //!
 //! Compaction first rolls the log to a segment `F`, re-writes every live record's operation
 //! (and an `EnsureCollection` per collection) from the old segments into `F` and after,
-//! syncs, then checkpoints with the rows pointing at their new copies and `log_floor = F`
-//! in the manifest, and finally deletes the segments below `F`. The re-written operations
+//! syncs, writes the files with the rows pointing at their new copies, drops from the
+//! keystore the data keys of records no longer live (deleted), publishes `log_floor = F` in
+//! the manifest, and finally deletes the segments below `F` (best effort: leftovers below
+//! the floor are ignored, and removed by the next open or compaction). The re-written operations
 //! are ordinary upserts of identical records, so a crash at any step replays to the same
 //! state, with or without them.
 
@@ -583,11 +585,18 @@ impl Inner {
             drop(gathered);
             let before = w.log.segment_paths().len();
             let compacted = Compacted { floor: first, erased_key_ids: still_used };
-            self.install(&mut w, lsn, segment, Some(compacted), &files, tail_at_roll)?;
-            logged(&mut w, |w| w.log.remove_segments_below(first))?;
-            let segments_removed = (before - w.log.segment_paths().len()) as u64;
-            self.segments.forget_below(first);
+            // Before the MANIFEST names the new log: after it, a crash (or a failed removal
+            // of the old segments) left the keys for good, and nothing drops them at open
+            // (from the checkpoint review). Dropped first, they go with a compaction that then
+            // fails too: they belong to records deleted in every state the log can reopen to.
             self.drop_keys_of_records_gone()?;
+            self.install(&mut w, lsn, segment, Some(compacted), &files, tail_at_roll)?;
+            // Best effort, as at open: the compaction is published and durable; leftovers
+            // below the floor are ignored and removed by the next open or compaction. (A
+            // failure poisoned the database, refusing writes until reopened.)
+            let _ = w.log.remove_segments_below(first);
+            let segments_removed = before.saturating_sub(w.log.segment_paths().len()) as u64;
+            self.segments.forget_below(first);
             (lsn, segment, files, rows, bytes, segments_removed)
         } else {
             let segment = logged(&mut w, |w| w.log.roll())?;
@@ -781,7 +790,7 @@ impl Inner {
         Ok(())
     }
 
-    /// After a compaction (the writer lock held): removes from the keystore the data keys
+    /// For a compaction, before it is published (the writer lock held): removes from the keystore the data keys
     /// of records no longer in the log — deleted since the previous compaction, not erased
     /// (never the blind index's root key). Kept, such a key (with the record's id, in the clear) let anyone holding the master
     /// key and an old copy of the log decrypt the deleted record's PII. Their ids are not

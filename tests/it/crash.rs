@@ -314,7 +314,9 @@ fn a_manifest_publication_that_may_have_happened_poisons() {
         fs.set_faults(FaultPlan::new());
         let then = db.checkpoint();
         if matches!(&failed, Error::Io { path, .. } if path == Path::new(DIR)) {
-            // The MANIFEST's own directory fsync: published or not, nobody knows.
+            // The MANIFEST's own directory fsync: published or not, nobody knows. (Or the
+            // keystore's, rewritten without deleted records' keys before the MANIFEST since
+            // the twenty-fourth part: the same doubt.)
             assert!(matches!(then, Err(Error::Poisoned { .. })), "{then:?}");
             manifest_cases += 1;
         }
@@ -332,7 +334,7 @@ fn a_manifest_publication_that_may_have_happened_poisons() {
         cases += 1;
     }
     assert!(
-        cases >= 2 && manifest_cases == 1,
+        cases >= 2 && manifest_cases == 2,
         "{cases} compactions failed, {manifest_cases} at the manifest"
     );
 }
