@@ -513,11 +513,6 @@ impl Database {
         // records are not live, so their keys are not looked for.
         // The database's point readers (the check below reads through them too).
         let segments = read::SegmentReaders::new(fs.clone(), log_dir);
-        if read_only {
-            // The holder may compact while this handle is open: a segment it deletes must stay
-            // readable for this snapshot. (Deleted before this, the open starts again.)
-            segments.open_all(manifest.log_floor)?;
-        }
         if !options.repair && !read_only {
             keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
             if let Some(ks) = keystore.as_ref() {

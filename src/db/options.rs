@@ -136,8 +136,8 @@ impl Options {
     /// wait. It takes no key ([`crate::Error::InvalidArgument`] with one): PII reads are
     /// recorded in the audit log, which only the holder may append to; nor does it check the
     /// keystore. Point reads of a
-    /// record fetch it from the log, whose segments the handle holds open from its open on:
-    /// they stay readable after the holder's compaction deletes them.
+    /// record fetch it from the log; once the holder compacts, the segments they point into
+    /// are deleted, and such a read is an [`crate::Error::Io`] (not found): open again.
     ///
     /// ```
     /// use geocrm::{Database, Error, Filter, LatLon, Options, Record, Schema};

@@ -506,24 +506,6 @@ impl SegmentReaders {
         SegmentReaders { fs, dir, open: Mutex::new(HashMap::new()) }
     }
 
-    /// Opens every segment numbered `floor` or above now, not at its first point read: a
-    /// read-only handle's snapshot stays readable after the holder's compaction deletes
-    /// them (an open file outlives its name).
-    ///
-    /// # Errors
-    /// [`Error::Io`] listing the directory or opening a segment (one a compaction deleted
-    /// meanwhile).
-    pub(crate) fn open_all(&self, floor: u64) -> Result<()> {
-        let mut open = self.open.lock();
-        for name in self.fs.list_dir(&self.dir)? {
-            let Some(n) = crate::log::parse_segment_name(&name).filter(|&n| n >= floor) else { continue };
-            if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(n) {
-                slot.insert(Arc::from(self.fs.open_read(&self.path(n))?));
-            }
-        }
-        Ok(())
-    }
-
     /// Decodes the operation each of `items` points to, in log order, reading each frame
     /// once, and hands `f` the pointer, the caller's tag and the decoded operation (or why it
     /// did not decode). For scans over many records: compaction, verify, blind-index lookups.

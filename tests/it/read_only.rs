@@ -269,36 +269,6 @@ fn a_read_only_open_starts_again_when_a_compaction_deletes_what_it_was_reading()
     assert_eq!(c.get("C-00005").unwrap().unwrap().numbers.get("ltv"), Some(&2.0), "the last version");
 }
 
-/// A read-only handle kept open while the holder compacts: its snapshot's records are in
-/// the segments the compaction deletes, and point reads opened them lazily, so every `get`
-/// of a record not yet read failed (not found) until the handle was reopened. The handle
-/// now holds the segments open from its open on.
-#[test]
-fn a_read_only_handle_reads_its_records_after_the_holder_compacts() {
-    let dir = tempfile::tempdir().unwrap();
-    let writer = Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
-    writer.create_collection("c", Schema::new().number("ltv")).unwrap();
-    let mut b = writer.begin_write();
-    for i in 0..200 {
-        b.upsert("c", rec(i)).unwrap();
-    }
-    b.commit().unwrap();
-    writer.checkpoint().unwrap();
-    let mut b = writer.begin_write();
-    b.upsert("c", rec_with(7, -1.0)).unwrap();
-    b.commit().unwrap();
-    let reader = Database::open(dir.path(), ro()).unwrap();
-    writer.compact().unwrap();
-    let old = std::fs::read_dir(dir.path().join("log")).unwrap().count();
-    assert!(old <= 2, "the compaction removed the old segments: {old} left");
-    let snap = reader.read();
-    let c = snap.collection("c").unwrap();
-    for (i, ltv) in [(5, 5.0), (7, -1.0), (199, 199.0)] {
-        let got = c.get(&format!("C-{i:05}")).unwrap_or_else(|e| panic!("C-{i:05}: {e}"));
-        assert_eq!(got.unwrap().numbers.get("ltv"), Some(&ltv));
-    }
-}
-
 /// The creator of a database publishes its MANIFEST, then the log's first segment: a
 /// read-only open in between waits for the segment instead of calling the log lost; a log
 /// that does not come is corruption. And a read-only open, reading no PII, does not need
