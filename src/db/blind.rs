@@ -188,7 +188,7 @@ impl Inner {
                     .collect()
             };
             let mut found = None;
-            self.for_each_readable(&rows, |r| {
+            self.for_each_readable(name, &rows, |r| {
                 if r.blind.iter().any(Option::is_some) {
                     found = Some(r.id.clone());
                 }
@@ -201,13 +201,14 @@ impl Inner {
         Ok(None)
     }
 
-    /// `f` with the stored record of each of `rows` (pointer, id) whose log frame can be read
-    /// and holds that record, in batches of 4,096 (each frame read once per batch); until `f`
+    /// `f` with the stored record of each of `rows` (pointer, id) of `collection` whose log
+    /// frame can be read and holds that record, in batches of 4,096 (each frame read once per batch); until `f`
     /// returns `false`. A frame that cannot be read is skipped (the record's own reads, and
     /// `verify`'s segment line, report it): a batch that meets one is read again one record
     /// at a time, so `f` may see a record of that batch twice.
     fn for_each_readable(
         &self,
+        collection: &str,
         rows: &[(OpPointer, &str)],
         mut f: impl FnMut(&StoredRecord) -> Result<bool>,
     ) -> Result<()> {
@@ -217,7 +218,7 @@ impl Inner {
         let failed: std::cell::Cell<Option<Error>> = std::cell::Cell::new(None);
         let mut look = |_: OpPointer, id: &str, op: std::result::Result<LogOp, String>| {
             if let (true, Ok(LogOp::Upsert(r))) = (go_on.get(), op) {
-                if r.id == id {
+                if r.id == id && r.collection == collection {
                     match f(&r) {
                         Ok(more) => go_on.set(more),
                         Err(e) => {
@@ -355,7 +356,7 @@ impl CollectionReader<'_> {
         if self.intact(()).is_err() {
             return Ok(Vec::new());
         }
-        self.inner.for_each_readable(&rows, |r| {
+        self.inner.for_each_readable(self.name, &rows, |r| {
             // No blind value stored: written before blind indexes existed (lookups do not
             // find such records, as documented), not under another root.
             let Some(key_id) = r.key_id.filter(|_| r.blind.iter().any(Option::is_some)) else {
@@ -393,7 +394,8 @@ impl CollectionReader<'_> {
                 Error::corrupt(self.inner.segments.path(pointer.segment), pointer.offset, reason)
             };
             match op.map_err(corrupt)? {
-                LogOp::Upsert(r) if r.id == id => f(&r),
+                // The collection too: the same id in another collection is not this record.
+                LogOp::Upsert(r) if r.id == id && r.collection == self.name => f(&r),
                 _ => Err(corrupt("the log operation an index points to is not this record".into())),
             }
         })

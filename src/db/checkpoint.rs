@@ -80,6 +80,10 @@ pub struct CheckpointReport {
     pub unchanged: bool,
     /// Compaction only: log segments deleted.
     pub segments_removed: u64,
+    /// Compaction only: why old segments below the new log floor could not all be deleted
+    /// (the compaction is published all the same; the next open or compaction deletes them,
+    /// and until then they hold the superseded and deleted records they held).
+    pub segments_not_removed: Option<String>,
     /// Wall time, milliseconds.
     pub elapsed_ms: f64,
 }
@@ -536,6 +540,7 @@ impl Inner {
                     kept: record.files.iter().map(|f| f.name.clone()).collect(),
                     unchanged: true,
                     segments_removed: 0,
+                    segments_not_removed: None,
                     elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
                 });
             }
@@ -569,7 +574,7 @@ impl Inner {
                 }
             }
         }
-        let (lsn, segment, files, rows, bytes, segments_removed) = if compact {
+        let (lsn, segment, files, rows, bytes, segments_removed, segments_not_removed) = if compact {
             // Compaction re-writes the log: commits wait for all of it.
             let mut gathered: Vec<Gathered> = snapshot
                 .into_iter()
@@ -594,10 +599,10 @@ impl Inner {
             // Best effort, as at open: the compaction is published and durable; leftovers
             // below the floor are ignored and removed by the next open or compaction. (A
             // failure poisoned the database, refusing writes until reopened.)
-            let _ = w.log.remove_segments_below(first);
+            let not_removed = w.log.remove_segments_below(first).err().map(|e| e.to_string());
             let segments_removed = before.saturating_sub(w.log.segment_paths().len()) as u64;
             self.segments.forget_below(first);
-            (lsn, segment, files, rows, bytes, segments_removed)
+            (lsn, segment, files, rows, bytes, segments_removed, not_removed)
         } else {
             let segment = logged(&mut w, |w| w.log.roll())?;
             let lsn = w.log.next_lsn();
@@ -632,7 +637,7 @@ impl Inner {
                 Ok((files, rows, bytes))
             })();
             let (files, rows, bytes) = built?;
-            (lsn, segment, files, rows, bytes, 0)
+            (lsn, segment, files, rows, bytes, 0, None)
         };
         Ok(CheckpointReport {
             lsn,
@@ -643,6 +648,7 @@ impl Inner {
             files: files.into_iter().map(|f| f.name).collect(),
             unchanged: false,
             segments_removed,
+            segments_not_removed,
             elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
         })
     }
@@ -839,7 +845,10 @@ impl Inner {
                 let corrupt =
                     |reason: String| Error::corrupt(self.segments.path(p.segment), p.offset, reason);
                 match op.map_err(corrupt)? {
-                    LogOp::Upsert(r) if r.id == g.id(i) => {
+                    // The collection too: a row pointing at the same id in another
+                    // collection would be copied as this record, and this record's own
+                    // operation lost with the old segments (from the diff review).
+                    LogOp::Upsert(r) if r.id == g.id(i) && r.collection == g.meta.collection => {
                         if let Some(k) = r.key_id.filter(|k| erased.binary_search(k).is_ok()) {
                             still_used.push(k);
                         }
