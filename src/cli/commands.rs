@@ -64,15 +64,20 @@ const MAX_GEOJSON_BYTES: u64 = 64 << 20;
 
 fn region(path: &Path) -> Result<PreparedRegion> {
     let file = File::open(path).map_err(|e| Error::io("read GeoJSON", path, e))?;
-    let mut text = String::new();
-    // One byte over the limit tells a file at the limit from a larger one.
-    io::Read::read_to_string(&mut io::Read::take(file, MAX_GEOJSON_BYTES + 1), &mut text)
+    let mut bytes = Vec::new();
+    // One byte over the limit tells a file at the limit from a larger one. Bytes first: a
+    // character cut at the limit is not the file's fault.
+    io::Read::read_to_end(&mut io::Read::take(file, MAX_GEOJSON_BYTES + 1), &mut bytes)
         .map_err(|e| Error::io("read GeoJSON", path, e))?;
-    if text.len() as u64 > MAX_GEOJSON_BYTES {
+    if bytes.len() as u64 > MAX_GEOJSON_BYTES {
         return Err(Error::InvalidGeoJson {
             reason: format!("{} is larger than {} MiB", path.display(), MAX_GEOJSON_BYTES >> 20),
         });
     }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let invalid = std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error());
+        Error::io("read GeoJSON", path, invalid)
+    })?;
     Ok(PreparedRegion::new(&parse_geojson(&text)?))
 }
 
@@ -609,11 +614,12 @@ fn agg(
         print_json(&Value::Array(rows));
     } else {
         for row in rows {
-            // Escaped like ids: a category value with a line break would print as two rows.
-            // Quoted when it reads as the no-value row's "(none)" too.
+            // Escaped like audit values: a category value with a line break would print as
+            // two rows, one with spaces and `=` as more fields. Quoted when it reads as the
+            // no-value row's "(none)" too.
             let key = match row.get("key") {
-                Some(Value::String(s)) if s.is_empty() || s == "(none)" => format!("{s:?}"),
-                Some(Value::String(s)) => id_shown(s).into_owned(),
+                Some(Value::String(s)) if s == "(none)" => format!("{s:?}"),
+                Some(Value::String(s)) => super::privacy::shown(s),
                 _ => "(none)".into(),
             };
             let rest: Vec<String> = row
@@ -767,7 +773,10 @@ fn maintain(db: &DbArgs, compact: bool) -> Result<()> {
             report.bytes,
             report.elapsed_ms,
             if compact {
-                format!("; {} log segments removed", report.segments_removed)
+                let left = report.segments_not_removed.as_deref().map_or_else(String::new, |why| {
+                    format!(" (some old segments could not be removed: {why}; the next open removes them)")
+                });
+                format!("; {} log segments removed{left}", report.segments_removed)
             } else if report.kept.is_empty() {
                 String::new()
             } else {

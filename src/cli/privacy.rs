@@ -116,7 +116,7 @@ fn from_stdin_if_dash(value: &str, what: &'static str) -> Result<Zeroizing<Strin
 
 /// `text` as it is, or quoted and escaped (`"support agent"`, `"a\nb"`) when it holds
 /// whitespace, a comma, `=`, a quote, a control or an invisible character.
-fn shown(text: &str) -> String {
+pub(super) fn shown(text: &str) -> String {
     // `Debug` escapes quotes, backslashes, control and non-printing characters.
     let quoted = format!("{text:?}");
     let plain = !text.is_empty()

@@ -447,12 +447,12 @@ fn resolve_columns(
     let (id, lat, lon) = (find("id")?, find("lat")?, find("lon")?);
     // Ids are stored in plaintext, in the log, the indexes and the keystore: an e-mail
     // address or phone number as the id would be (from the CLI review).
-    let contact_ids = rows.iter().filter_map(|r| r.get(id)).filter(|v| looks_like_contact(v.trim())).count();
-    if contact_ids > 0 {
+    if let Some((n, line)) = contact_values(rows, id) {
         return Err(header_error(&format!(
-            "column \"id\" holds {contact_ids} value(s) that look like e-mail addresses or \
-             international phone numbers, and ids are stored in plaintext: key the records by a \
-             customer number and import the address or number as PII (--email or --phone)"
+            "column \"id\" holds {n} value(s) that look like e-mail addresses or international \
+             phone numbers (the first on line {line}), and ids are stored in plaintext: key the \
+             records by a customer number and import the address or number as PII (--email or \
+             --phone)"
         )));
     }
     let mut seen = HashSet::new();
@@ -504,7 +504,7 @@ fn resolve_columns(
                 // options do not name it: e-mail addresses or phone numbers in it would be
                 // stored in plaintext (from the CLI review).
                 (Some((FieldKind::Category, _)), None) => {
-                    refuse_contact_values(name, true, rows.iter().filter_map(|r| r.get(i)))?;
+                    refuse_contact_values(name, true, rows, i)?;
                     FieldKind::Category
                 }
                 (Some((kind, _)), _) => kind,
@@ -528,7 +528,7 @@ fn resolve_columns(
             // Whatever its name (`contact_number`, `secondary`): a column of e-mail addresses
             // or international phone numbers would be stored in plaintext (from the privacy
             // review).
-            refuse_contact_values(name, false, values.clone())?;
+            refuse_contact_values(name, false, rows, i)?;
             let first = values.clone().next();
             // A code written with digits (a zip code `02134`, an account number beyond 2^53)
             // would lose its leading zeros or its last digits as a number.
@@ -902,17 +902,22 @@ fn looks_like_pii(column: &str) -> bool {
     })
 }
 
-/// Refuses column `name` when any of its `values` [`looks_like_contact`]: it would be stored
-/// in plaintext. The error counts them and quotes none.
-fn refuse_contact_values<'a>(
-    name: &str,
-    existing: bool,
-    values: impl Iterator<Item = &'a str>,
-) -> Result<()> {
-    let personal = values.filter(|v| looks_like_contact(v.trim())).count();
-    if personal == 0 {
-        return Ok(());
-    }
+/// How many cells of `column` [`looks_like_contact`], and the line of the first, if any.
+fn contact_values(rows: &Rows, column: usize) -> Option<(usize, u64)> {
+    let mut found = rows
+        .iter()
+        .zip(rows.lines())
+        .filter(|(r, _)| r.get(column).is_some_and(|v| looks_like_contact(v.trim())))
+        .map(|(_, &line)| line);
+    let first = found.next()?;
+    Some((1 + found.count(), first))
+}
+
+/// Refuses column `name` (number `column`) when any of its values [`looks_like_contact`]:
+/// it would be stored in plaintext. The error counts them, names the first one's line and
+/// quotes none.
+fn refuse_contact_values(name: &str, existing: bool, rows: &Rows, column: usize) -> Result<()> {
+    let Some((personal, line)) = contact_values(rows, column) else { return Ok(()) };
     let remedy = if existing {
         "it is a plaintext category of the existing collection: name it as a category \
          (categories; --categories) to store them in plaintext on purpose"
@@ -922,7 +927,7 @@ fn refuse_contact_values<'a>(
     };
     Err(header_error(&format!(
         "column {name:?} holds {personal} value(s) that look like e-mail addresses or international \
-         phone numbers: {remedy}"
+         phone numbers (the first on line {line}): {remedy}"
     )))
 }
 

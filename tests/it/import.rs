@@ -359,6 +359,7 @@ fn contact_values_as_ids_or_in_an_existing_collections_categories_are_refused() 
         let (line, col, reason) = csv_err(import(&db, &csv, &ImportOptions::default()));
         assert_eq!((line, col.as_str()), (1, "header"), "{id}");
         assert!(reason.contains("\"id\" holds 1 value(s)") && !reason.contains(id), "{reason}");
+        assert!(reason.contains("(the first on line 3)"), "{reason}");
         assert!(db.read().collection("c").is_err(), "{id}: nothing may be written");
     }
     let (_dir, db) = open(true);
@@ -367,6 +368,7 @@ fn contact_values_as_ids_or_in_an_existing_collections_categories_are_refused() 
     let (line, col, reason) = csv_err(import(&db, csv, &ImportOptions::default()));
     assert_eq!((line, col.as_str()), (1, "header"));
     assert!(reason.contains("\"tier\" holds 1 value(s)") && reason.contains("--categories"), "{reason}");
+    assert!(reason.contains("(the first on line 2)"), "{reason}");
     assert!(!reason.contains("ada@"), "{reason}");
     assert_eq!(db.read().collection("c").unwrap().len(), 1, "nothing written");
     let plain = ImportOptions { categories: vec!["tier".into()], ..ImportOptions::default() };

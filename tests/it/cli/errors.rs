@@ -468,6 +468,14 @@ fn bad_query_arguments() {
     std::fs::File::create(&huge).unwrap().set_len((64 << 20) + 1).unwrap();
     let err = env.fail("within", &["--geojson", huge.to_str().unwrap()]);
     assert!(err.contains("invalid GeoJSON") && err.contains("larger than 64 MiB"), "{err}");
+    // A two-byte character cut by the limit: still the size (it read as "not valid UTF-8";
+    // from the diff review).
+    let mut file = std::fs::OpenOptions::new().write(true).open(&huge).unwrap();
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(64 << 20)).unwrap();
+    std::io::Write::write_all(&mut file, "é{}".as_bytes()).unwrap();
+    drop(file);
+    let err = env.fail("within", &["--geojson", huge.to_str().unwrap()]);
+    assert!(err.contains("larger than 64 MiB"), "{err}");
     // `delete --id ""` said " was not present" and exited 0.
     let err = env.fail("delete", &["--id", ""]);
     assert!(err.contains("the id is empty"), "{err}");
@@ -621,12 +629,16 @@ fn output_onto_a_full_disk_is_an_error_not_a_panic_or_success() {
 #[test]
 fn agg_text_output_escapes_category_keys() {
     let env = Env::new();
-    let csv =
-        env.file("c.csv", "id,lat,lon,tier,v\nA,1,2,\"g\nfake count=99\",1\nB,1,2,(none),2\nC,1,2,,3\n");
+    let csv = env.file(
+        "c.csv",
+        "id,lat,lon,tier,v\nA,1,2,\"g\nfake count=99\",1\nB,1,2,(none),2\nC,1,2,,3\nD,1,2,x count=9,4\n",
+    );
     ok(&env.run(false, "import", &[csv.to_str().unwrap()]));
     let out = env.ok("agg", &["--by", "attr:tier", "--sum", "v"]);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines.len(), 4, "{out}");
+    // Spaces and `=` would read as more fields (from the diff review).
+    assert!(lines.iter().any(|l| l.starts_with("\"x count=9\" ") && l.contains("sum_v=4")), "{out}");
     assert!(lines.iter().any(|l| l.starts_with("\"g\\nfake count=99\" ")), "{out}");
     assert!(lines.iter().any(|l| l.starts_with("\"(none)\" ") && l.contains("sum_v=2")), "{out}");
     assert!(lines.iter().any(|l| l.starts_with("(none) ") && l.contains("sum_v=3")), "{out}");
