@@ -545,7 +545,22 @@ impl SegmentReaders {
         match open.get(&segment) {
             Some(f) if f.len() >= end => Ok(f.clone()),
             _ => {
-                let f: Arc<dyn ReadableFile> = Arc::from(self.fs.open_read(&self.path(segment))?);
+                let f: Arc<dyn ReadableFile> =
+                    Arc::from(self.fs.open_read(&self.path(segment)).map_err(|e| {
+                        match e {
+                        // A read-only handle whose snapshot outlived the holder's compaction:
+                        // say what to do.
+                        Error::Io { path, source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                            Error::io(
+                                "open a log segment (gone: deleted by a compaction since the database was \
+                                 opened read-only? open it again)",
+                                path,
+                                source,
+                            )
+                        }
+                        e => e,
+                    }
+                    })?);
                 open.insert(segment, f.clone());
                 Ok(f)
             }

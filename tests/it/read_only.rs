@@ -269,6 +269,31 @@ fn a_read_only_open_starts_again_when_a_compaction_deletes_what_it_was_reading()
     assert_eq!(c.get("C-00005").unwrap().unwrap().numbers.get("ltv"), Some(&2.0), "the last version");
 }
 
+/// A read-only handle kept open while the holder compacts: its snapshot's records were in
+/// the segments the compaction deleted, and a point read of one says so and what to do (it
+/// said only "No such file or directory").
+#[test]
+fn a_read_only_handle_that_outlived_a_compaction_says_to_open_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    writer.create_collection("c", Schema::new().number("ltv")).unwrap();
+    let mut b = writer.begin_write();
+    for i in 0..200 {
+        b.upsert("c", rec(i)).unwrap();
+    }
+    b.commit().unwrap();
+    writer.checkpoint().unwrap();
+    let reader = Database::open(dir.path(), ro()).unwrap();
+    writer.compact().unwrap();
+    let snap = reader.read();
+    let got = snap.collection("c").unwrap().get("C-00005");
+    let err = got.expect_err("its segment is gone").to_string();
+    assert!(err.contains("open it again") && err.contains("No such file"), "{err}");
+    drop(snap);
+    let reader = Database::open(dir.path(), ro()).unwrap();
+    assert!(reader.read().collection("c").unwrap().get("C-00005").unwrap().is_some());
+}
+
 /// The creator of a database publishes its MANIFEST, then the log's first segment: a
 /// read-only open in between waits for the segment instead of calling the log lost; a log
 /// that does not come is corruption. And a read-only open, reading no PII, does not need
