@@ -577,6 +577,40 @@ fn a_pointer_into_another_collection_is_damage_not_its_record() {
     assert!(matches!(compacted, Err(Error::Corrupt { .. })), "{compacted:?}");
 }
 
+/// The same swap under the blind-index scans: a lookup by e-mail read the other collection's
+/// record as this one's and answered with its id (from the diff review).
+#[test]
+fn a_lookup_by_email_does_not_take_another_collections_record_for_this_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = || geocrm::crypto::RawKey::new([9; 32]);
+    let open = || Database::open(dir.path(), Options::new().key(key()).checkpoint_after_ops(None)).unwrap();
+    let db = open();
+    for c in ["a", "b"] {
+        db.create_collection(c, Schema::new().pii_of_kind("email", geocrm::model::PiiKind::Email)).unwrap();
+    }
+    let mut b = db.begin_write();
+    b.upsert("a", Record::new("x", LatLon::new(1.0, 2.0).unwrap()).pii("email", "ada@example.org")).unwrap();
+    b.upsert("b", Record::new("x", LatLon::new(1.0, 2.0).unwrap()).pii("email", "bob@example.org")).unwrap();
+    b.commit().unwrap();
+    db.checkpoint().unwrap();
+    drop(db);
+    let files = checkpoint_files(dir.path());
+    let [one, two] = &files[..] else { panic!("{files:?}") };
+    let (mut a, mut b) = (std::fs::read(one).unwrap(), std::fs::read(two).unwrap());
+    let (ra, rb) = (section(&a, 6), section(&b, 6));
+    let pointer = a[ra.clone()].to_vec();
+    a[ra].copy_from_slice(&b[rb.clone()]);
+    b[rb].copy_from_slice(&pointer);
+    reseal(&mut a, 6);
+    reseal(&mut b, 6);
+    std::fs::write(one, &a).unwrap();
+    std::fs::write(two, &b).unwrap();
+    let db = open();
+    let snap = db.read();
+    let found = snap.collection("a").unwrap().find_by_email("bob@example.org");
+    assert!(matches!(found, Err(Error::Corrupt { .. })), "{found:?}");
+}
+
 /// The `.ckpt` files in `dir/index/`, sorted.
 fn checkpoint_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir.join("index"))
