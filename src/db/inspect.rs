@@ -250,7 +250,6 @@ impl Database {
         let mut segments: Vec<String> = fs.list_dir(&log_dir)?;
         segments.retain(|n| n.ends_with(".seg"));
         let mut leftovers = Vec::new();
-        let mut notes = Vec::new();
         for name in segments {
             let path = log_dir.join(&name);
             // Below the floor: a compaction replaced it but could not remove it, and opens
@@ -324,21 +323,6 @@ impl Database {
                     }
                     self.check_rows(collection, &c, &mut keys).map(|n| rows_checked += n)
                 });
-                // A row whose log record cannot be read from where the log's own check found
-                // damage on is the log's fault, reported above: the checkpoint was listed as
-                // DAMAGED too, and `repair` rebuilt a sound file.
-                let checked = match checked {
-                    Err(Error::Corrupt { file: at, offset, .. }) if in_damaged_log(&log, &at, offset) => {
-                        notes.push(format!(
-                            "{}: its rows were checked up to the first whose log record is in the damaged \
-                             log ({} at offset {offset}), not after",
-                            path.display(),
-                            at.display()
-                        ));
-                        Ok(())
-                    }
-                    other => other,
-                };
                 files.push(FileCheck {
                     bytes: file_len(fs, &path),
                     path,
@@ -382,7 +366,7 @@ impl Database {
             });
         }
         drop(keystore);
-        notes.splice(0..0, leftovers);
+        let mut notes = leftovers;
         // The audit log's files: whole frames, each decodable (a writable open checks the
         // frames of `audit.log` too, and refuses to open a damaged one).
         let current = inner.audit.path().to_owned();
@@ -553,19 +537,6 @@ impl Database {
             Ok(())
         })?;
         Ok(u64::from(n))
-    }
-}
-
-/// Whether `file` at `offset` is in the part of the log its check found damaged: the damaged
-/// segment from the damage's offset on, or a later segment (the check stops at the first
-/// damage).
-fn in_damaged_log<T>(log: &Result<T>, file: &std::path::Path, offset: u64) -> bool {
-    let Err(Error::Corrupt { file: damaged, offset: at, .. }) = log else { return false };
-    let number =
-        |p: &std::path::Path| p.file_name().and_then(|n| n.to_str()).and_then(crate::log::parse_segment_name);
-    match (number(damaged), number(file)) {
-        (Some(d), Some(f)) => file.parent() == damaged.parent() && (f > d || (f == d && offset >= *at)),
-        _ => false,
     }
 }
 
