@@ -497,45 +497,6 @@ fn a_category_code_past_the_dictionary_is_damage() {
     assert!(problems.iter().any(|p| p.contains("category field 0")), "{problems:?}");
 }
 
-/// Damage in a log record a checkpoint row points to is the log's: `verify` listed the sound
-/// checkpoint as DAMAGED too (its row check stopped at the unreadable record), and `repair`
-/// rebuilt it. Now the log segment is damaged and the checkpoint notes where its check stopped.
-#[test]
-fn verify_blames_a_damaged_log_record_on_the_log_not_the_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let open = || Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
-    let db = open();
-    db.create_collection("c", Schema::new().number("v")).unwrap();
-    for i in 0..50 {
-        write(&db, |b| {
-            b.upsert("c", Record::new(format!("r{i}"), LatLon::new(1.0, 2.0).unwrap()).number("v", 1.0))
-                .map(drop)
-        });
-    }
-    db.checkpoint().unwrap();
-    drop(db);
-    // The first segment holds every record's frame; replay starts after it.
-    let first = dir.path().join("log").join("000000000001.seg");
-    let mut bytes = std::fs::read(&first).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x10;
-    std::fs::write(&first, &bytes).unwrap();
-    let db = open();
-    let report = db.verify().unwrap();
-    let damaged: Vec<(&str, &Path)> = report
-        .files
-        .iter()
-        .filter(|f| f.problem.is_some())
-        .map(|f| (f.kind.as_str(), f.path.as_path()))
-        .collect();
-    assert_eq!(damaged, [("log segment", first.as_path())], "{:?}", report.files);
-    assert!(
-        report.notes.iter().any(|n| n.contains(".ckpt: its rows were checked up to")),
-        "{:?}",
-        report.notes
-    );
-}
-
 /// A checkpoint row whose log pointer leads to the same id in another collection (a file
 /// written wrong under intact checksums) was read as this collection's record (from the
 /// query review).
