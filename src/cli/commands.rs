@@ -774,7 +774,7 @@ fn maintain(db: &DbArgs, compact: bool) -> Result<()> {
             report.elapsed_ms,
             if compact {
                 let left = report.segments_not_removed.as_deref().map_or_else(String::new, |why| {
-                    format!(" (some old segments could not be removed: {why}; the next open removes them)")
+                    format!(" (removing the old segments failed: {why}; the next writable open or compaction removes what is left)")
                 });
                 format!("; {} log segments removed{left}", report.segments_removed)
             } else if report.kept.is_empty() {

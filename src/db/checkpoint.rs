@@ -80,9 +80,9 @@ pub struct CheckpointReport {
     pub unchanged: bool,
     /// Compaction only: log segments deleted.
     pub segments_removed: u64,
-    /// Compaction only: why old segments below the new log floor could not all be deleted
-    /// (the compaction is published all the same; the next open or compaction deletes them,
-    /// and until then they hold the superseded and deleted records they held).
+    /// Compaction only: why removing the old segments below the new log floor failed (the
+    /// compaction is published all the same; the next writable open or compaction deletes
+    /// what is left, which until then holds the superseded and deleted records it held).
     pub segments_not_removed: Option<String>,
     /// Wall time, milliseconds.
     pub elapsed_ms: f64,

@@ -512,7 +512,7 @@ impl Database {
         // failed open leaves a dropped final frame in the file for `repair` to see. Erased
         // records are not live, so their keys are not looked for.
         // The database's point readers (the check below reads through them too).
-        let segments = read::SegmentReaders::new(fs.clone(), log_dir);
+        let segments = read::SegmentReaders::new(fs.clone(), log_dir, read_only);
         if !options.repair && !read_only {
             keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
             if let Some(ks) = keystore.as_ref() {

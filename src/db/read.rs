@@ -499,11 +499,14 @@ pub(crate) struct SegmentReaders {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     open: Mutex<HashMap<u64, Arc<dyn ReadableFile>>>,
+    /// A read-only handle's: a segment gone is then most likely one the holder's compaction
+    /// deleted since the open.
+    read_only: bool,
 }
 
 impl SegmentReaders {
-    pub(crate) fn new(fs: Arc<dyn FileSystem>, dir: PathBuf) -> Self {
-        SegmentReaders { fs, dir, open: Mutex::new(HashMap::new()) }
+    pub(crate) fn new(fs: Arc<dyn FileSystem>, dir: PathBuf, read_only: bool) -> Self {
+        SegmentReaders { fs, dir, open: Mutex::new(HashMap::new()), read_only }
     }
 
     /// Decodes the operation each of `items` points to, in log order, reading each frame
@@ -550,7 +553,9 @@ impl SegmentReaders {
                         match e {
                         // A read-only handle whose snapshot outlived the holder's compaction:
                         // say what to do.
-                        Error::Io { path, source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                        Error::Io { path, source, .. }
+                            if self.read_only && source.kind() == std::io::ErrorKind::NotFound =>
+                        {
                             Error::io(
                                 "open a log segment (gone: deleted by a compaction since the database was \
                                  opened read-only? open it again)",

@@ -292,6 +292,17 @@ fn a_read_only_handle_that_outlived_a_compaction_says_to_open_again() {
     drop(snap);
     let reader = Database::open(dir.path(), ro()).unwrap();
     assert!(reader.read().collection("c").unwrap().get("C-00005").unwrap().is_some());
+    // A writable handle missing a segment gets no such hint: opening again does not help it
+    // (from the diff review).
+    drop((reader, writer));
+    let mut segments: Vec<_> =
+        std::fs::read_dir(dir.path().join("log")).unwrap().map(|e| e.unwrap().path()).collect();
+    segments.sort();
+    let writer = Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    std::fs::remove_file(&segments[0]).unwrap();
+    let err =
+        writer.read().collection("c").unwrap().get("C-00005").expect_err("its segment is gone").to_string();
+    assert!(err.contains("No such file") && !err.contains("open it again"), "{err}");
 }
 
 /// The creator of a database publishes its MANIFEST, then the log's first segment: a
