@@ -273,6 +273,18 @@ impl Database {
             };
             files.push(FileCheck { bytes: file_len(fs, &path), path, kind: "log segment".into(), problem });
         }
+        // Damage the log check found in a file no line above shows: a segment that is missing
+        // (the log floor's) was reported nowhere, and verify passed (from the diff review).
+        if let Err(Error::Corrupt { file, offset, reason }) = &log {
+            if !files.iter().any(|f| f.path == *file) {
+                files.push(FileCheck {
+                    bytes: file_len(fs, file),
+                    path: file.clone(),
+                    kind: "log segment".into(),
+                    problem: Some(format!("at offset {offset}: {reason}")),
+                });
+            }
+        }
         let mut rows_checked = 0;
         // Every record with sealed PII must have its data key, unless an erasure destroyed
         // it: a keystore cut at a frame boundary (or an older copy) passes its own checks.
