@@ -242,7 +242,12 @@ impl Database {
             });
         }
         let log_dir = inner.dir.join(crate::log::LOG_DIR);
-        let floor = inner.manifest.lock().log_floor;
+        // The MANIFEST just read from disk, like the checkpoint files below: a read-only
+        // handle's own copy is stale once the holder compacts (its floor's segment is gone).
+        let floor = match &manifest {
+            Ok(Some(m)) => m.log_floor,
+            _ => inner.manifest.lock().log_floor,
+        };
         // From the floor: damage in a leftover below it stopped the scan there, and every
         // live segment after it was listed as sound unchecked (from the log review).
         let from = (floor > 1).then_some(crate::log::LogStart { segment: floor, first_lsn: None });

@@ -125,10 +125,7 @@ pub(crate) fn check_checkpoint_keys_present(
         segments.for_each_op(keyless, |_, row, op| {
             // Another failure is not this check's to judge: reads of the record report it.
             if let (None, Ok(super::ops::LogOp::Upsert(r))) = (uses_a_key, op) {
-                // This record's operation only (a wrong pointer is the record's reads' to report).
-                if r.id == ids.id(row) && r.collection == *name {
-                    uses_a_key = r.key_id.map(|key_id| (row, key_id));
-                }
+                uses_a_key = r.key_id.map(|key_id| (row, key_id));
             }
             Ok(())
         })?;

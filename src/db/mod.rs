@@ -512,7 +512,8 @@ impl Database {
         // failed open leaves a dropped final frame in the file for `repair` to see. Erased
         // records are not live, so their keys are not looked for.
         // The database's point readers (the check below reads through them too).
-        let segments = read::SegmentReaders::new(fs.clone(), log_dir, read_only);
+        // A read-only open holding the lock (`geocrm verify`) sees no compaction meanwhile.
+        let segments = read::SegmentReaders::new(fs.clone(), log_dir, read_only && !options.read_only_locked);
         if !options.repair && !read_only {
             keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
             if let Some(ks) = keystore.as_ref() {
