@@ -547,18 +547,7 @@ fn a_pointer_into_another_collection_is_damage_not_its_record() {
     b.commit().unwrap();
     db.checkpoint().unwrap();
     drop(db);
-    // Swap the two files' pointer sections (section 6: one row each).
-    let files = checkpoint_files(dir.path());
-    let [one, two] = &files[..] else { panic!("{files:?}") };
-    let (mut a, mut b) = (std::fs::read(one).unwrap(), std::fs::read(two).unwrap());
-    let (ra, rb) = (section(&a, 6), section(&b, 6));
-    let pointer = a[ra.clone()].to_vec();
-    a[ra].copy_from_slice(&b[rb.clone()]);
-    b[rb].copy_from_slice(&pointer);
-    reseal(&mut a, 6);
-    reseal(&mut b, 6);
-    std::fs::write(one, &a).unwrap();
-    std::fs::write(two, &b).unwrap();
+    swap_pointer_sections(dir.path());
     let db = open();
     let snap = db.read();
     for name in ["a", "b"] {
@@ -589,7 +578,17 @@ fn a_lookup_by_email_does_not_take_another_collections_record_for_this_one() {
     b.commit().unwrap();
     db.checkpoint().unwrap();
     drop(db);
-    let files = checkpoint_files(dir.path());
+    swap_pointer_sections(dir.path());
+    let db = open();
+    let snap = db.read();
+    let found = snap.collection("a").unwrap().find_by_email("bob@example.org");
+    assert!(matches!(found, Err(Error::Corrupt { .. })), "{found:?}");
+}
+
+/// Swaps the pointer sections (section 6: one row each) of the two checkpoint files in
+/// `dir/index/`, checksums recomputed: each row then points at the other collection's record.
+fn swap_pointer_sections(dir: &Path) {
+    let files = checkpoint_files(dir);
     let [one, two] = &files[..] else { panic!("{files:?}") };
     let (mut a, mut b) = (std::fs::read(one).unwrap(), std::fs::read(two).unwrap());
     let (ra, rb) = (section(&a, 6), section(&b, 6));
@@ -600,10 +599,6 @@ fn a_lookup_by_email_does_not_take_another_collections_record_for_this_one() {
     reseal(&mut b, 6);
     std::fs::write(one, &a).unwrap();
     std::fs::write(two, &b).unwrap();
-    let db = open();
-    let snap = db.read();
-    let found = snap.collection("a").unwrap().find_by_email("bob@example.org");
-    assert!(matches!(found, Err(Error::Corrupt { .. })), "{found:?}");
 }
 
 /// The `.ckpt` files in `dir/index/`, sorted.
