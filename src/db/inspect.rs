@@ -248,12 +248,19 @@ impl Database {
             Ok(Some(m)) => m.log_floor,
             _ => inner.manifest.lock().log_floor,
         };
-        // From the floor: damage in a leftover below it stopped the scan there, and every
-        // live segment after it was listed as sound unchecked (from the log review).
-        let from = (floor > 1).then_some(crate::log::LogStart { segment: floor, first_lsn: None });
-        let log = crate::log::verify_from(fs, &inner.dir, inner.db_id, from);
         let mut segments: Vec<String> = fs.list_dir(&log_dir)?;
         segments.retain(|n| n.ends_with(".seg"));
+        // From the floor: damage in a leftover below it stopped the scan there, and every
+        // live segment after it was listed as sound unchecked (from the log review). Segment
+        // 1 when nothing was compacted, if the log has any segment: started at the first one
+        // there, the scan passed a log whose first segment was missing (from the diff review).
+        let from = if floor > 1 {
+            Some(floor)
+        } else {
+            segments.iter().any(|n| crate::log::parse_segment_name(n).is_some()).then_some(1)
+        };
+        let from = from.map(|segment| crate::log::LogStart { segment, first_lsn: None });
+        let log = crate::log::verify_from(fs, &inner.dir, inner.db_id, from);
         let mut leftovers = Vec::new();
         for name in segments {
             let path = log_dir.join(&name);
