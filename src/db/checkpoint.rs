@@ -28,7 +28,7 @@
 //! syncs, writes the files with the rows pointing at their new copies, drops from the
 //! keystore the data keys of records no longer live (deleted), publishes `log_floor = F` in
 //! the manifest, and finally deletes the segments below `F` (best effort: leftovers below
-//! the floor are ignored, and removed by the next open or compaction). The re-written operations
+//! the floor are ignored, and removed by the next writable open or compaction). The re-written operations
 //! are ordinary upserts of identical records, so a crash at any step replays to the same
 //! state, with or without them.
 
@@ -597,8 +597,9 @@ impl Inner {
             self.drop_keys_of_records_gone()?;
             self.install(&mut w, lsn, segment, Some(compacted), &files, tail_at_roll)?;
             // Best effort, as at open: the compaction is published and durable; leftovers
-            // below the floor are ignored and removed by the next open or compaction. (A
-            // failure poisoned the database, refusing writes until reopened.)
+            // below the floor are ignored and removed by the next writable open or compaction
+            // (a failure poisoned the database, refusing writes until reopened).
+            // `segments_not_removed` says why.
             let not_removed = w.log.remove_segments_below(first).err().map(|e| e.to_string());
             let segments_removed = before.saturating_sub(w.log.segment_paths().len()) as u64;
             self.segments.forget_below(first);
@@ -796,8 +797,8 @@ impl Inner {
         Ok(())
     }
 
-    /// For a compaction, before it is published (the writer lock held): removes from the keystore the data keys
-    /// of records no longer in the log — deleted since the previous compaction, not erased
+    /// For a compaction, before it is published (the writer lock held): removes from the
+    /// keystore the data keys of records no longer in the log — deleted since the previous compaction, not erased
     /// (never the blind index's root key). Kept, such a key (with the record's id, in the clear) let anyone holding the master
     /// key and an old copy of the log decrypt the deleted record's PII. Their ids are not
     /// listed as erased: no record left in the log uses them.

@@ -499,8 +499,8 @@ pub(crate) struct SegmentReaders {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     open: Mutex<HashMap<u64, Arc<dyn ReadableFile>>>,
-    /// A read-only handle's: a segment gone is then most likely one the holder's compaction
-    /// deleted since the open.
+    /// A read-only handle's that does not hold the lock: a segment gone is then most likely
+    /// one the holder's compaction deleted since the open.
     read_only: bool,
 }
 
@@ -549,26 +549,28 @@ impl SegmentReaders {
             Some(f) if f.len() >= end => Ok(f.clone()),
             _ => {
                 let f: Arc<dyn ReadableFile> =
-                    Arc::from(self.fs.open_read(&self.path(segment)).map_err(|e| {
-                        match e {
-                        // A read-only handle whose snapshot outlived the holder's compaction:
-                        // say what to do.
-                        Error::Io { path, source, .. }
-                            if self.read_only && source.kind() == std::io::ErrorKind::NotFound =>
-                        {
-                            Error::io(
-                                "open a log segment (gone: deleted by a compaction since the database was \
-                                 opened read-only? open it again)",
-                                path,
-                                source,
-                            )
-                        }
-                        e => e,
-                    }
-                    })?);
+                    Arc::from(self.fs.open_read(&self.path(segment)).map_err(|e| self.gone_hint(e))?);
                 open.insert(segment, f.clone());
                 Ok(f)
             }
+        }
+    }
+
+    /// `e`, with what to do when a read-only handle (not holding the lock) finds a segment
+    /// gone: most likely the holder's compaction deleted it since the open.
+    fn gone_hint(&self, e: Error) -> Error {
+        match e {
+            Error::Io { path, source, .. }
+                if self.read_only && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Error::io(
+                    "open a log segment (gone: deleted by a compaction since the database was opened \
+                     read-only? open it again)",
+                    path,
+                    source,
+                )
+            }
+            e => e,
         }
     }
 
