@@ -798,10 +798,11 @@ impl Inner {
     }
 
     /// For a compaction, before it is published (the writer lock held): removes from the
-    /// keystore the data keys of records no longer in the log — deleted since the previous compaction, not erased
-    /// (never the blind index's root key). Kept, such a key (with the record's id, in the clear) let anyone holding the master
-    /// key and an old copy of the log decrypt the deleted record's PII. Their ids are not
-    /// listed as erased: no record left in the log uses them.
+    /// keystore the data keys of records no longer live — deleted since the previous
+    /// compaction, not erased (never the blind index's root key). Kept, such a key (with the
+    /// record's id, in the clear) let anyone holding the master key and an old copy of the log
+    /// decrypt the deleted record's PII. Their ids are not listed as erased: no record of the
+    /// compacted log uses them.
     fn drop_keys_of_records_gone(&self) -> Result<()> {
         self.ensure_keystore()?;
         let gone: Vec<(String, String)> = {
