@@ -254,7 +254,7 @@ fn a_damaged_checkpoint_after_compaction_is_rebuilt_from_the_compacted_log() {
 #[test]
 fn reopening_after_a_checkpoint_replays_nothing_and_old_files_go() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let open = || open_manual(dir.path());
     let db = open();
     db.create_collection("c", Schema::new().number("v")).unwrap();
     for round in 0..3 {
@@ -285,7 +285,7 @@ fn reopening_after_a_checkpoint_replays_nothing_and_old_files_go() {
 #[test]
 fn an_open_removes_orphaned_checkpoint_files_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let open = || open_manual(dir.path());
     let db = open();
     db.create_collection("c", Schema::new()).unwrap();
     write(&db, |b| b.upsert("c", Record::new("a", LatLon::new(1.0, 2.0).unwrap())).map(drop));
@@ -464,7 +464,7 @@ fn verify_finds_a_tree_box_that_lies_under_intact_checksums() {
 #[test]
 fn a_category_code_past_the_dictionary_is_damage() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let db = open_manual(dir.path());
     db.create_collection("c", Schema::new().category("tier")).unwrap();
     let mut b = db.begin_write();
     b.upsert("c", Record::new("a", LatLon::new(1.0, 2.0).unwrap()).category("tier", "gold")).unwrap();
@@ -486,7 +486,7 @@ fn a_category_code_past_the_dictionary_is_damage() {
         .expect_err("a code past the values");
     assert!(err.to_string().contains("category field 0: a code past its 2 values"), "{err}");
     std::fs::write(&file, &bytes).unwrap();
-    let db = Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let db = open_manual(dir.path());
     // A query reading the codes finds the damage (on first use), not a wrong answer; before
     // `verify`, which marks the file damaged whatever the first-use check does.
     let filter = Filter::parse("tier != 'gold'").unwrap();
@@ -502,7 +502,7 @@ fn a_category_code_past_the_dictionary_is_damage() {
 #[test]
 fn verify_reports_a_missing_segment_at_the_log_floor() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let open = || open_manual(dir.path());
     let db = open();
     db.create_collection("c", Schema::new().number("v")).unwrap();
     let rewrite = |db: &Database, v: f64| {
@@ -532,7 +532,7 @@ fn verify_reports_a_missing_segment_at_the_log_floor() {
     // Never compacted (floor 1), segment 1 missing: the scan started at the first segment
     // there, and verify passed (from the third diff review).
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let db = open_manual(dir.path());
     db.create_collection("c", Schema::new().number("v")).unwrap();
     rewrite(&db, 1.0);
     db.checkpoint().unwrap();
@@ -541,7 +541,7 @@ fn verify_reports_a_missing_segment_at_the_log_floor() {
     drop(db);
     let first = dir.path().join("log").join("000000000001.seg");
     std::fs::remove_file(&first).unwrap();
-    let db = Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let db = open_manual(dir.path());
     let report = db.verify().unwrap();
     assert!(!report.is_ok(), "{:?}", report.files);
     let missing = report.files.iter().find(|f| f.path == first);
@@ -554,7 +554,7 @@ fn verify_reports_a_missing_segment_at_the_log_floor() {
 #[test]
 fn a_pointer_into_another_collection_is_damage_not_its_record() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let open = || open_manual(dir.path());
     let db = open();
     db.create_collection("a", Schema::new().number("v")).unwrap();
     db.create_collection("b", Schema::new().number("v")).unwrap();
@@ -618,6 +618,11 @@ fn swap_pointer_sections(dir: &Path) {
     std::fs::write(two, &b).unwrap();
 }
 
+/// The database in `dir` (created if missing), checkpointed only when a test asks.
+fn open_manual(dir: &Path) -> Database {
+    Database::open(dir, Options::new().checkpoint_after_ops(None)).unwrap()
+}
+
 /// The `.ckpt` files in `dir/index/`, sorted.
 fn checkpoint_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir.join("index"))
@@ -665,7 +670,7 @@ fn write(db: &Database, f: impl FnOnce(&mut geocrm::WriteBatch<'_>) -> geocrm::R
 fn a_checkpoint_keeps_the_files_of_collections_nothing_changed() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
-    let open = || Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let open = || open_manual(dir.path());
     let db = open();
     db.create_collection("big", Schema::new().number("v").category("tier")).unwrap();
     db.create_collection("small", Schema::new()).unwrap();
@@ -1515,7 +1520,7 @@ fn commits_and_reads_go_on_while_a_subject_export_reads_the_log() {
 fn a_category_value_no_record_uses_leaves_the_index_files() {
     use geocrm::query::{GroupBy, GroupKey, Scope};
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let db = open_manual(dir.path());
     db.create_collection("c", Schema::new().category("t").category("u")).unwrap();
     let at = LatLon::new(1.0, 2.0).unwrap();
     let rec = |id: &str, t: &str, u: &str| Record::new(id, at).category("t", t).category("u", u);
