@@ -35,8 +35,8 @@ pub use options::{Durability, Options, DEFAULT_CHECKPOINT_AFTER_OPS};
 pub use privacy::{ErasureReceipt, SubjectExport};
 pub use read::{CollectionReader, Hit, Snapshot, StoredView, MAX_K};
 pub use repair::{RepairAction, RepairReport};
-pub(crate) use write::over_size_limit;
 pub use write::{CommitReceipt, Rejected, WriteBatch, MAX_CATEGORY_BYTES, MAX_PII_BYTES};
+pub(crate) use write::{PendingOp, Slots};
 
 use self::manifest::Manifest;
 use self::state::State;

@@ -13,6 +13,7 @@ use super::sealed_slots::SealedSlots;
 use super::{Database, Durability, Inner};
 use crate::crypto::{self, BlindIndexKey, FieldContext, Pii};
 use crate::error::{Error, Result};
+use crate::geo::LatLon;
 use crate::index::OpPointer;
 use crate::model::{validate_id, validate_name, FieldKind, Record, Schema};
 
@@ -234,6 +235,12 @@ impl<'db> WriteBatch<'db> {
         Ok(receipt)
     }
 
+    /// Adds operations already checked against their collections' schemas (the CSV
+    /// import's upserts, made with [`Slots::into_upsert`]).
+    pub(crate) fn push_checked(&mut self, ops: impl IntoIterator<Item = PendingOp>) {
+        self.ops.extend(ops);
+    }
+
     /// Adds an already-validated operation (used by erasure).
     pub(crate) fn push(&mut self, op: PendingOp) {
         self.ops.push(op);
@@ -258,7 +265,7 @@ pub const MAX_PII_BYTES: usize = 64 << 10;
 /// Why a value of `len` bytes is too long for a field of `kind`, or `None` when it fits
 /// ([`MAX_CATEGORY_BYTES`], [`MAX_PII_BYTES`]; numbers have no length). The write path and
 /// the CSV import (which checks before any batch is committed) share it.
-pub(crate) fn over_size_limit(kind: FieldKind, len: usize) -> Option<String> {
+fn over_size_limit(kind: FieldKind, len: usize) -> Option<String> {
     let (max, what) = match kind {
         FieldKind::Category => (MAX_CATEGORY_BYTES, "category"),
         FieldKind::Pii => (MAX_PII_BYTES, "PII"),
@@ -315,44 +322,100 @@ fn to_stored(collection: &str, schema: &Schema, r: Record) -> Result<(StoredReco
     // The record's values move into their slots (no copies of categories or PII).
     let Record { id, location, numbers: number_values, categories: category_values, pii: pii_values } = r;
     validate_id(&id)?;
-    let mut numbers = vec![None; schema.number_fields().len()];
-    let mut categories = vec![None; schema.category_fields().len()];
-    let mut pii: Vec<Option<Pii>> = vec![None; schema.pii_fields().len()];
+    let mut slots = Slots::new(id, location, schema);
     for (field, v) in &number_values {
-        if !v.is_finite() {
-            return Err(record_error(&id, field, "numbers must be finite"));
-        }
-        place(schema, &id, field, FieldKind::Number, &mut numbers, *v)?;
+        slots.number(schema, field, *v)?;
     }
     for (field, v) in category_values {
-        if let Some(reason) = over_size_limit(FieldKind::Category, v.len()) {
-            return Err(record_error(&id, &field, reason));
-        }
-        place(schema, &id, &field, FieldKind::Category, &mut categories, v)?;
+        slots.category(schema, &field, v)?;
     }
     for (field, v) in pii_values {
-        if let Some(reason) = over_size_limit(FieldKind::Pii, v.expose().len()) {
-            return Err(record_error(&id, &field, reason));
-        }
-        let v = super::blind::normalize_pii(schema, &id, &field, v)?;
-        place(schema, &id, &field, FieldKind::Pii, &mut pii, v)?;
+        slots.pii(schema, &field, v)?;
     }
-    let cell = LatLng::new(location.lat(), location.lon())
-        .map_err(|e| record_error(&id, "location", e.to_string()))?
-        .to_cell(Resolution::Fifteen);
-    let stored = StoredRecord {
-        collection: collection.to_owned(),
-        id,
-        lat: location.lat(),
-        lon: location.lon(),
-        cell: u64::from(cell),
-        numbers,
-        categories,
-        key_id: None,
-        pii: SealedSlots::default(),
-        blind: Vec::new(),
-    };
-    Ok((stored, pii))
+    slots.into_stored(collection)
+}
+
+/// A record's values in its collection's schema order, each checked as it is placed: what
+/// [`WriteBatch::upsert`] makes of a [`Record`], and what the CSV import builds straight
+/// from a row (no field names per record).
+#[derive(Debug)]
+pub(crate) struct Slots {
+    id: String,
+    location: LatLon,
+    numbers: Vec<Option<f64>>,
+    categories: Vec<Option<String>>,
+    pii: Vec<Option<Pii>>,
+}
+
+impl Slots {
+    /// Empty slots for `schema` (the id is checked by [`Slots::into_stored`]).
+    pub(crate) fn new(id: String, location: LatLon, schema: &Schema) -> Self {
+        Slots {
+            id,
+            location,
+            numbers: vec![None; schema.number_fields().len()],
+            categories: vec![None; schema.category_fields().len()],
+            pii: vec![None; schema.pii_fields().len()],
+        }
+    }
+
+    /// Sets number field `field` (finite).
+    pub(crate) fn number(&mut self, schema: &Schema, field: &str, v: f64) -> Result<()> {
+        if !v.is_finite() {
+            return Err(record_error(&self.id, field, "numbers must be finite"));
+        }
+        place(schema, &self.id, field, FieldKind::Number, &mut self.numbers, v)
+    }
+
+    /// Sets category field `field` (within the size limit).
+    pub(crate) fn category(&mut self, schema: &Schema, field: &str, v: String) -> Result<()> {
+        if let Some(reason) = over_size_limit(FieldKind::Category, v.len()) {
+            return Err(record_error(&self.id, field, reason));
+        }
+        place(schema, &self.id, field, FieldKind::Category, &mut self.categories, v)
+    }
+
+    /// Sets PII field `field` (within the size limit; a phone number or e-mail address
+    /// normalized, or refused when it does not validate).
+    pub(crate) fn pii(&mut self, schema: &Schema, field: &str, v: Pii) -> Result<()> {
+        if let Some(reason) = over_size_limit(FieldKind::Pii, v.expose().len()) {
+            return Err(record_error(&self.id, field, reason));
+        }
+        let v = super::blind::normalize_pii(schema, &self.id, field, v)?;
+        place(schema, &self.id, field, FieldKind::Pii, &mut self.pii, v)
+    }
+
+    /// The record to log (its PII still to be sealed) and its PII in schema order.
+    fn into_stored(self, collection: &str) -> Result<(StoredRecord, Vec<Option<Pii>>)> {
+        let Slots { id, location, numbers, categories, pii } = self;
+        let cell = LatLng::new(location.lat(), location.lon())
+            .map_err(|e| record_error(&id, "location", e.to_string()))?
+            .to_cell(Resolution::Fifteen);
+        let stored = StoredRecord {
+            collection: collection.to_owned(),
+            id,
+            lat: location.lat(),
+            lon: location.lon(),
+            cell: u64::from(cell),
+            numbers,
+            categories,
+            key_id: None,
+            pii: SealedSlots::default(),
+            blind: Vec::new(),
+        };
+        Ok((stored, pii))
+    }
+
+    /// The pending upsert of these slots into `collection` (whose schema they were filled
+    /// for): the id checked, and the location's H3 cell computed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRecord`] for a bad id.
+    pub(crate) fn into_upsert(self, collection: &str) -> Result<PendingOp> {
+        validate_id(&self.id)?;
+        let (record, pii) = self.into_stored(collection)?;
+        Ok(PendingOp::Upsert { record, pii })
+    }
 }
 
 /// How many of the queued batches (in order) one round takes: all of them, except that a

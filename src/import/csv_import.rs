@@ -20,11 +20,11 @@ use std::io::Read;
 
 use super::limit::{LineLimit, AFTER_QUOTE, MAX_LINE_BYTES, RECORD_TOO_LONG, TOO_LONG, UNTERMINATED};
 use super::rows::{Row, Rows};
-use crate::crypto::{normalize_email, normalize_phone};
-use crate::db::Database;
+use crate::crypto::Pii;
+use crate::db::{Database, PendingOp, Slots};
 use crate::error::{Error, Result};
 use crate::geo::LatLon;
-use crate::model::{FieldKind, PiiKind, Record, Schema};
+use crate::model::{FieldKind, PiiKind, Schema};
 
 /// How to import.
 #[derive(Debug, Clone, Default)]
@@ -240,7 +240,8 @@ pub fn import_csv(
                     // Rows are converted once all are read: a bad one before this is the
                     // first error. Not one whose badness depends on the rows after (an
                     // inferred column's kind): those columns are categories in `declared`.
-                    to_records(rows, &declared, options, &mut report)?;
+                    let schema = existing.clone().unwrap_or_else(|| new_schema(&declared));
+                    to_upserts(rows, &declared, (collection, &schema), options, &mut report)?;
                 }
                 return Err(refused);
             }
@@ -254,77 +255,71 @@ pub fn import_csv(
     progress(rows.len() as u64);
 
     let columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
-    let (records, record_lines) = to_records(rows, &columns, options, &mut report)?;
+    let schema = existing.clone().unwrap_or_else(|| new_schema(&columns));
+    let upserts = to_upserts(rows, &columns, (collection, &schema), options, &mut report)?;
     report.rejected.sort_by_key(|r| r.line);
     // Checked before the first commit: with `batch_size`, finding it at the first PII row
     // would leave the batches before it committed.
-    if !db.has_key() && records.iter().any(|r| !r.pii.is_empty()) {
+    let has_pii =
+        |op: &PendingOp| matches!(op, PendingOp::Upsert { pii, .. } if pii.iter().any(Option::is_some));
+    if !db.has_key() && upserts.iter().any(has_pii) {
         return Err(Error::MissingKey);
     }
 
     let batch_size = options.batch_size.unwrap_or(usize::MAX).max(1);
     let mut batch = db.begin_write();
     if existing.is_none() {
-        let mut schema = Schema::new();
-        for (_, name, kind, pii_kind) in &columns.fields {
-            schema = match kind {
-                FieldKind::Pii => schema.pii_of_kind(name, *pii_kind),
-                FieldKind::Number => schema.number(name),
-                FieldKind::Category => schema.category(name),
-            };
-        }
         batch.create_collection(collection, schema).map_err(|e| header_error(&e.to_string()))?;
         report.created_collection = true;
     }
-    let total = records.len();
-    let mut records = records.into_iter();
-    let mut added = 0;
-    while added < total {
+    // Every record was checked against the schema when its row was converted: none is
+    // refused here.
+    let mut upserts = upserts.into_iter().peekable();
+    while upserts.peek().is_some() {
         let room = batch_size.saturating_sub(batch.len());
         if room == 0 {
             report.replaced += std::mem::replace(&mut batch, db.begin_write()).commit()?.replaced;
             continue;
         }
-        let chunk: Vec<Record> = records.by_ref().take(room).collect();
-        let chunk_start = added;
-        added += chunk.len();
-        let offered = chunk.len();
-        let rejected = batch.upsert_many(collection, chunk)?;
-        report.imported += (offered - rejected.len()) as u64;
-        for (i, e) in rejected {
-            // Schema checks were done per column; what is left is record-level (e.g. a
-            // PII write without a key).
-            match e {
-                Error::InvalidRecord { ref id, ref field, .. } if options.skip_invalid => {
-                    let (id, reason) = (id.clone(), e.to_string());
-                    let line = record_lines.get(chunk_start + i).copied().unwrap_or(0);
-                    report.rejected.push(Rejected { line, id, column: field.clone(), reason });
-                }
-                e => return Err(e),
-            }
-        }
+        let before = batch.len();
+        batch.push_checked(upserts.by_ref().take(room));
+        report.imported += (batch.len() - before) as u64;
     }
     report.replaced += batch.commit()?.replaced;
     report.rejected.sort_by_key(|r| r.line);
     Ok(report)
 }
 
-/// The rows as records, with the line of each: a bad row (or a repeated id) is rejected into
-/// `report` with `skip_invalid`, otherwise the first one is the error.
-fn to_records(
+/// The collection the CSV header makes, its columns in order.
+fn new_schema(columns: &Columns) -> Schema {
+    let mut schema = Schema::new();
+    for (_, name, kind, pii_kind) in &columns.fields {
+        schema = match kind {
+            FieldKind::Pii => schema.pii_of_kind(name, *pii_kind),
+            FieldKind::Number => schema.number(name),
+            FieldKind::Category => schema.category(name),
+        };
+    }
+    schema
+}
+
+/// The rows as upserts into `target` (a collection and its schema), checked as
+/// [`crate::WriteBatch::upsert`] checks a record: a bad row (or a repeated id) is rejected
+/// into `report` with `skip_invalid`, otherwise the first one is the error.
+fn to_upserts(
     rows: Rows,
     columns: &Columns,
+    target: (&str, &Schema),
     options: &ImportOptions,
     report: &mut ImportReport,
-) -> Result<(Vec<Record>, Vec<u64>)> {
-    let mut records = Vec::with_capacity(rows.len());
+) -> Result<Vec<PendingOp>> {
+    let mut upserts = Vec::with_capacity(rows.len());
     let converted = crate::parallel::map_indices(rows.len(), PARALLEL_ROWS_MIN, |i| {
-        to_record(columns, rows.lines().get(i).copied().unwrap_or(0), rows.row(i))
+        to_upsert(columns, target, rows.lines().get(i).copied().unwrap_or(0), rows.row(i))
     });
     let repeat_of = repeated_ids(&converted, rows.lines());
     // The file's text goes now (wiped: it holds the PII cells in plaintext).
     let row_lines = rows.into_lines();
-    let mut record_lines = Vec::with_capacity(row_lines.len());
     for ((result, line), first) in converted.into_iter().zip(row_lines).zip(repeat_of) {
         match (result, first) {
             // A record id the file repeats would replace the earlier row (PII included)
@@ -332,38 +327,48 @@ fn to_records(
             (Ok(r), Some(first)) => {
                 let reason = format!("the id repeats the one on line {first} (each record once per file)");
                 if !options.skip_invalid {
-                    let reason = format!("record {:?}: {reason}", r.id());
+                    let reason = format!("record {:?}: {reason}", upsert_id(&r));
                     return Err(Error::Csv { line, column: "id".into(), reason });
                 }
-                report.rejected.push(Rejected { line, id: r.id().to_owned(), column: "id".into(), reason });
+                report.rejected.push(Rejected {
+                    line,
+                    id: upsert_id(&r).to_owned(),
+                    column: "id".into(),
+                    reason,
+                });
             }
-            (Ok(r), None) => {
-                records.push(r);
-                record_lines.push(line);
-            }
+            (Ok(r), None) => upserts.push(r),
             (Err(rej), _) if options.skip_invalid => report.rejected.push(rej),
             (Err(rej), _) => {
                 return Err(Error::Csv { line: rej.line, column: rej.column, reason: rej.reason });
             }
         }
     }
-    Ok((records, record_lines))
+    Ok(upserts)
+}
+
+/// The record id of an upsert.
+fn upsert_id(op: &PendingOp) -> &str {
+    match op {
+        PendingOp::Upsert { record, .. } => &record.id,
+        _ => "",
+    }
 }
 
 /// For each converted row, the line of the first row with the same record id when it is a
 /// repeat (rows that failed to convert neither repeat nor are repeated).
-fn repeated_ids(converted: &[Result<Record, Rejected>], lines: &[u64]) -> Vec<Option<u64>> {
+fn repeated_ids(converted: &[Result<PendingOp, Rejected>], lines: &[u64]) -> Vec<Option<u64>> {
     let mut first_line: HashMap<&str, u64, ahash::RandomState> =
         HashMap::with_capacity_and_hasher(converted.len(), ahash::RandomState::new());
     converted
         .iter()
         .zip(lines)
         .map(|(result, &line)| {
-            let record = result.as_ref().ok()?;
-            match first_line.get(record.id()) {
+            let id = upsert_id(result.as_ref().ok()?);
+            match first_line.get(id) {
                 Some(&first) => Some(first),
                 None => {
-                    first_line.insert(record.id(), line);
+                    first_line.insert(id, line);
                     None
                 }
             }
@@ -1034,7 +1039,9 @@ fn kind_name(kind: FieldKind) -> &'static str {
     }
 }
 
-fn to_record(c: &Columns, line: u64, row: Row<'_>) -> Result<Record, Rejected> {
+/// A row as an upsert into `target` (a collection and its schema).
+fn to_upsert(c: &Columns, target: (&str, &Schema), line: u64, row: Row<'_>) -> Result<PendingOp, Rejected> {
+    let (collection, schema) = target;
     let get = |i: usize| row.get(i).unwrap_or("");
     let id = get(c.id).trim().to_owned();
     let reject =
@@ -1073,40 +1080,29 @@ fn to_record(c: &Columns, line: u64, row: Row<'_>) -> Result<Record, Rejected> {
         };
         reject(column, reason)
     })?;
-    let mut record = Record::new(id.clone(), location);
-    for (i, name, kind, pii_kind) in &c.fields {
+    let mut slots = Slots::new(id.clone(), location, schema);
+    // The write path's checks, made here so that the error has a line and column (its
+    // reason never contains a PII value), and so that a batched import refuses the row
+    // before anything is committed.
+    let refused = |e: Error| match e {
+        Error::InvalidRecord { ref field, .. } => reject(field, strip_context(&e)),
+        e => reject("-", e.to_string()),
+    };
+    for (i, name, kind, _) in &c.fields {
         let raw = get(*i);
         if raw.trim().is_empty() {
             continue;
         }
-        // The write path's limits, checked here so that a batched import refuses the row
-        // before anything is committed, with its line and column.
-        // Categories and numbers are stored trimmed, PII as written.
-        let stored_len = if *kind == FieldKind::Pii { raw.len() } else { raw.trim().len() };
-        if let Some(reason) = crate::db::over_size_limit(*kind, stored_len) {
-            return Err(reject(name, reason));
-        }
-        record = match kind {
-            FieldKind::Pii => {
-                // Checked here so the error has a line and column; the reason never
-                // contains the value.
-                let checked = match pii_kind {
-                    PiiKind::Phone => normalize_phone(raw).map(drop),
-                    PiiKind::Email => normalize_email(raw).map(drop),
-                    PiiKind::Text => Ok(()),
-                };
-                if let Err(e) = checked {
-                    return Err(reject(name, strip_context(&e)));
-                }
-                record.pii(name, raw)
-            }
+        match kind {
+            // PII as written (a phone number or e-mail address is normalized).
+            FieldKind::Pii => slots.pii(schema, name, Pii::new(raw.to_owned())),
             // Trimmed like every other cell: " gold" would be a second "gold" that a filter
             // misses and a group-by shows twice.
-            FieldKind::Category => record.category(name, raw.trim()),
+            FieldKind::Category => slots.category(schema, name, raw.trim().to_owned()),
             FieldKind::Number => {
                 let text = raw.trim();
                 match text.parse::<f64>() {
-                    Ok(v) if v.is_finite() => record.number(name, v),
+                    Ok(v) if v.is_finite() => slots.number(schema, name, v),
                     _ => {
                         return Err(reject(
                             name,
@@ -1118,9 +1114,10 @@ fn to_record(c: &Columns, line: u64, row: Row<'_>) -> Result<Record, Rejected> {
                     }
                 }
             }
-        };
+        }
+        .map_err(refused)?;
     }
-    Ok(record)
+    slots.into_upsert(collection).map_err(refused)
 }
 
 fn strip_context(e: &Error) -> String {

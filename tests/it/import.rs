@@ -900,3 +900,60 @@ fn category_cells_are_trimmed_like_every_other_cell() {
         .unwrap();
     assert_eq!(hits.len(), 3);
 }
+
+/// Rows become records in the collection's own field order (the import fills the schema's
+/// slots from the columns by name, with no `Record` in between): an existing collection
+/// whose fields are declared in another order than the file's columns gets each value in
+/// its field; phone numbers and e-mail addresses are normalized once and checked with
+/// their line and column, never quoted.
+#[test]
+fn rows_fill_an_existing_collections_fields_by_name_and_pii_is_checked_with_its_line() {
+    use geocrm::Schema;
+    let (_dir, db) = open(true);
+    let schema = Schema::new()
+        .pii_email("mail")
+        .category("tier")
+        .number("visits")
+        .pii("name")
+        .pii_phone("tel")
+        .number("ltv")
+        .category("segment");
+    db.create_collection("c", schema).unwrap();
+    let csv = "id,lat,lon,ltv,tel,segment,name,visits,mail,tier\n\
+               A,1,2,10.5,+44 20 7946 0958,smb,Ada,3,Ada@Example.COM,gold\n\
+               B,3,4,,,,Bob,,,silver\n";
+    let report = import(&db, csv, &ImportOptions::default()).unwrap();
+    assert_eq!((report.imported, report.rejected.len()), (2, 0));
+    assert_eq!(numbers(&db, "A"), BTreeMap::from([("ltv".into(), 10.5), ("visits".into(), 3.0)]));
+    assert_eq!(
+        categories(&db, "A"),
+        BTreeMap::from([("segment".into(), "smb".into()), ("tier".into(), "gold".into())])
+    );
+    assert_eq!(numbers(&db, "B"), BTreeMap::new());
+    assert_eq!(categories(&db, "B"), BTreeMap::from([("tier".into(), "silver".into())]));
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    let pii = |id: &str| -> BTreeMap<String, String> {
+        c.reveal(id).unwrap().into_iter().map(|(k, v)| (k, v.expose().to_owned())).collect()
+    };
+    let want = [("mail", "ada@example.com"), ("name", "Ada"), ("tel", "+442079460958")];
+    assert_eq!(pii("A"), want.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect());
+    assert_eq!(pii("B"), BTreeMap::from([("name".into(), "Bob".into())]));
+    drop(snap);
+    // A bad phone number or e-mail address is its line and column's error, without the value.
+    for (csv, good, bad, column) in [
+        ("id,lat,lon,tel\nC,1,2,+442079460958\nD,1,2,call me 555\n", "C", "D", "tel"),
+        ("id,lat,lon,mail\nE,1,2,e@example.com\nF,1,2,not-an-address\n", "E", "F", "mail"),
+    ] {
+        let (line, col, reason) = csv_err(import(&db, csv, &ImportOptions::default()));
+        assert_eq!((line, col.as_str()), (3, column), "{reason}");
+        assert!(!reason.contains("555") && !reason.contains("not-an"), "{reason}");
+        assert!(db.read().collection("c").unwrap().get(good).unwrap().is_none(), "nothing is written");
+        let skip = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
+        let report = import(&db, csv, &skip).unwrap();
+        assert_eq!(report.imported, 1);
+        let rejected: Vec<(u64, &str, &str)> =
+            report.rejected.iter().map(|r| (r.line, r.id.as_str(), r.column.as_str())).collect();
+        assert_eq!(rejected, [(3, bad, column)]);
+    }
+}
