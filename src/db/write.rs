@@ -263,8 +263,8 @@ pub const MAX_CATEGORY_BYTES: usize = 4 << 10;
 pub const MAX_PII_BYTES: usize = 64 << 10;
 
 /// Why a value of `len` bytes is too long for a field of `kind`, or `None` when it fits
-/// ([`MAX_CATEGORY_BYTES`], [`MAX_PII_BYTES`]; numbers have no length). The write path and
-/// the CSV import (which checks before any batch is committed) share it.
+/// ([`MAX_CATEGORY_BYTES`], [`MAX_PII_BYTES`]; numbers have no length). Checked as a value is
+/// placed in its [`Slots`], by the write path and the CSV import alike.
 fn over_size_limit(kind: FieldKind, len: usize) -> Option<String> {
     let (max, what) = match kind {
         FieldKind::Category => (MAX_CATEGORY_BYTES, "category"),
@@ -348,7 +348,8 @@ pub(crate) struct Slots {
 }
 
 impl Slots {
-    /// Empty slots for `schema` (the id is checked by [`Slots::into_stored`]).
+    /// Empty slots for `schema`. The id is not checked here: [`to_stored`] checks it first,
+    /// [`Slots::into_upsert`] last.
     pub(crate) fn new(id: String, location: LatLon, schema: &Schema) -> Self {
         Slots {
             id,
@@ -410,7 +411,8 @@ impl Slots {
     /// for): the id checked, and the location's H3 cell computed.
     ///
     /// # Errors
-    /// [`Error::InvalidRecord`] for a bad id.
+    /// [`Error::InvalidRecord`] for a bad id, or a location H3 refuses (none that
+    /// [`LatLon::new`] accepts).
     pub(crate) fn into_upsert(self, collection: &str) -> Result<PendingOp> {
         validate_id(&self.id)?;
         let (record, pii) = self.into_stored(collection)?;

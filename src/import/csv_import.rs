@@ -286,7 +286,6 @@ pub fn import_csv(
         report.imported += (batch.len() - before) as u64;
     }
     report.replaced += batch.commit()?.replaced;
-    report.rejected.sort_by_key(|r| r.line);
     Ok(report)
 }
 
@@ -327,12 +326,12 @@ fn to_upserts(
             (Ok(r), Some(first)) => {
                 let reason = format!("the id repeats the one on line {first} (each record once per file)");
                 if !options.skip_invalid {
-                    let reason = format!("record {:?}: {reason}", upsert_id(&r));
+                    let reason = format!("record {:?}: {reason}", upsert_id(&r).unwrap_or_default());
                     return Err(Error::Csv { line, column: "id".into(), reason });
                 }
                 report.rejected.push(Rejected {
                     line,
-                    id: upsert_id(&r).to_owned(),
+                    id: upsert_id(&r).unwrap_or_default().to_owned(),
                     column: "id".into(),
                     reason,
                 });
@@ -347,11 +346,11 @@ fn to_upserts(
     Ok(upserts)
 }
 
-/// The record id of an upsert.
-fn upsert_id(op: &PendingOp) -> &str {
+/// The record id of an upsert (`None` for another operation, which has no row).
+fn upsert_id(op: &PendingOp) -> Option<&str> {
     match op {
-        PendingOp::Upsert { record, .. } => &record.id,
-        _ => "",
+        PendingOp::Upsert { record, .. } => Some(&record.id),
+        _ => None,
     }
 }
 
@@ -364,7 +363,7 @@ fn repeated_ids(converted: &[Result<PendingOp, Rejected>], lines: &[u64]) -> Vec
         .iter()
         .zip(lines)
         .map(|(result, &line)| {
-            let id = upsert_id(result.as_ref().ok()?);
+            let id = upsert_id(result.as_ref().ok()?)?;
             match first_line.get(id) {
                 Some(&first) => Some(first),
                 None => {
