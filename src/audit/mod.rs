@@ -8,8 +8,11 @@
 //! closed: no unaudited PII). On by default; [`crate::Options::audit`] turns it off.
 //!
 //! Recovery follows the keystore's rule: an invalid final frame with no valid frame after
-//! it is a torn append and is cut at open; anything else is [`crate::Error::Corrupt`] naming
-//! the file and offset. Byte layout: FORMAT.md §9.1.
+//! it is a torn append and is cut at open; anything else is damage. Damage does not keep
+//! the database from opening (writes, queries, checkpoints and erasures need no audit
+//! entry), but every read of PII then fails with [`crate::Error::Corrupt`] naming the file
+//! and offset, until `repair` cuts the file there (fail closed). Byte layout: FORMAT.md
+//! §9.1.
 //!
 //! **Sealed files.** Once `audit.log` holds 1 MiB, it is renamed `audit-N.log` (`N` the
 //! time of sealing in milliseconds, or one more than the highest `N` in the directory if
@@ -89,6 +92,9 @@ pub(crate) struct AuditLog {
     writer: Option<Mutex<Appender>>,
     /// Bytes of a torn final frame cut when it was opened.
     cut_at_open: u64,
+    /// Damage found in `audit.log` when it was opened (offset, what failed): no entry can be
+    /// appended after it, so every audited read is refused until `repair` cuts the file.
+    damaged: Option<(u64, String)>,
     /// [`ROLL_BYTES`], lower in tests.
     roll_bytes: u64,
 }
@@ -124,6 +130,7 @@ impl AuditLog {
             actor: actor.to_owned(),
             writer: None,
             cut_at_open: 0,
+            damaged: None,
             roll_bytes: ROLL_BYTES,
         };
         if enabled && check_sealed {
@@ -135,7 +142,22 @@ impl AuditLog {
             let mut len = format::HEADER_LEN as u64;
             if log.fs.exists(&log.path)? {
                 // Frames and checksums; the entries are decoded by `entries` and `verify`.
-                let (_, valid_len, file_len) = log.scan(&log.path, false)?;
+                let (_, valid_len, file_len) = match log.scan(&log.path, false) {
+                    Ok(scanned) => scanned,
+                    // Damage to a frame refuses the reads that would append an entry, not
+                    // the open: a flipped bit here kept every write and erasure out (from a
+                    // hands-on review). A bad header still refuses the open (a file of
+                    // another database, or not an audit log), and `repair`'s open stops at
+                    // any damage, to cut the file.
+                    Err(Error::Corrupt { offset, reason, .. })
+                        if !check_sealed && offset >= format::HEADER_LEN as u64 =>
+                    {
+                        log.damaged = Some((offset, reason));
+                        log.writer = Some(Mutex::new(Appender { file: None, poisoned: None, len: 0 }));
+                        return Ok(log);
+                    }
+                    Err(e) => return Err(e),
+                };
                 if valid_len < file_len {
                     log.fs.truncate(&log.path, valid_len as u64)?;
                     log.cut_at_open = (file_len - valid_len) as u64;
@@ -283,7 +305,8 @@ impl AuditLog {
     /// auditing is off.
     ///
     /// # Errors
-    /// [`Error::Poisoned`] after an earlier failure; [`Error::Io`] (which poisons the log).
+    /// [`Error::Poisoned`] after an earlier failure; [`Error::Io`] (which poisons the log);
+    /// [`Error::Corrupt`] when the open found `audit.log` damaged.
     pub(crate) fn record(
         &self,
         action: AuditAction,
@@ -292,6 +315,11 @@ impl AuditLog {
         fields: &[&str],
     ) -> Result<()> {
         let Some(writer) = &self.writer else { return Ok(()) };
+        if let Some((offset, reason)) = &self.damaged {
+            let reason =
+                format!("{reason}; reads of PII are refused until `geocrm repair` cuts the audit log there");
+            return Err(Error::corrupt(&self.path, *offset, reason));
+        }
         let unix_ms = now_unix_ms();
         let mut frames = Vec::new();
         let mut ends = Vec::new();
