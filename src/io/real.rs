@@ -179,7 +179,20 @@ impl FileSystem for RealFs {
             0,
             &path,
             "open lock file",
-        )?;
+        );
+        let file = match file {
+            Ok(file) => file,
+            // A copy on read-only media, or one the user may not write to: the lock file
+            // there is locked through a read-only descriptor (a lock needs no write access),
+            // so `verify` and the read-only commands that lock work on a backup (from a
+            // hands-on review). A writable open gets the lock too, and fails at its first
+            // write instead.
+            Err(e) if denied(&e) => match open_lock_read_only(&path) {
+                Ok(file) => file,
+                Err(_) => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
         lock_opened(dir, &path, file)
     }
 }
@@ -222,6 +235,17 @@ fn open_no_follow(options: &mut OpenOptions, flags: i32, path: &Path, what: &'st
     })
 }
 
+/// Whether opening a file failed for want of permission or on a read-only file system.
+fn denied(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. }
+        if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS)))
+}
+
+/// Opens an existing lock file for reading only (never creating one).
+fn open_lock_read_only(path: &Path) -> Result<File> {
+    open_no_follow(OpenOptions::new().read(true), 0, path, "open lock file")
+}
+
 /// Locks `file`, opened from `path` (the lock file of `dir`).
 fn lock_opened(dir: &Path, path: &Path, file: File) -> Result<Box<dyn DirLock>> {
     match file.try_lock() {
@@ -252,6 +276,37 @@ fn names_file(path: &Path, file: &File) -> bool {
 mod tests {
     use super::*;
     use std::os::unix::fs::OpenOptionsExt;
+
+    /// The lock of a directory whose lock file cannot be opened for writing (read-only media,
+    /// or a copy the user may not write to) is taken through a read-only descriptor, and
+    /// excludes a second holder as the usual one does. (Tests run as root, whom file modes do
+    /// not stop: the read-only path is driven directly, and the errors that lead to it are
+    /// checked apart.)
+    #[test]
+    fn a_lock_file_opened_read_only_locks_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOCK_FILE);
+        std::fs::write(&path, b"").unwrap();
+        let held = lock_opened(dir.path(), &path, open_lock_read_only(&path).unwrap()).unwrap();
+        assert!(matches!(RealFs.lock_dir(dir.path()), Err(Error::Locked { .. })));
+        let again = lock_opened(dir.path(), &path, open_lock_read_only(&path).unwrap());
+        assert!(matches!(again, Err(Error::Locked { .. })));
+        drop(held);
+        assert!(RealFs.lock_dir(dir.path()).is_ok());
+        // No lock file is created this way.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(open_lock_read_only(&empty.path().join(LOCK_FILE)).is_err());
+        let io = |code| Error::io("open lock file", &path, std::io::Error::from_raw_os_error(code));
+        for (code, falls_back) in [
+            (libc::EACCES, true),
+            (libc::EPERM, true),
+            (libc::EROFS, true),
+            (libc::ENOENT, false),
+            (libc::EIO, false),
+        ] {
+            assert_eq!(denied(&io(code)), falls_back, "errno {code}");
+        }
+    }
 
     #[test]
     fn only_regular_files_are_mapped() {
