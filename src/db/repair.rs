@@ -12,7 +12,7 @@
 //! | a frame in a segment (checksum, length, LSN, an operation that does not decode) | cuts the segment at that frame and removes every later segment: the log keeps its longest valid prefix, with no holes |
 //! | a missing segment, or one that does not continue the LSNs | removes it and every later segment; recreates an empty start segment for a checkpoint whose segment is gone |
 //! | a checkpoint file | opening already rebuilds from the log; repair then writes a fresh checkpoint |
-//! | a keystore frame | cuts the keystore at that frame; records whose data key went with it are re-written without PII (their PII is unrecoverable) |
+//! | a keystore frame | cuts the keystore at that frame; records whose data key went with it are re-written without PII (their PII is unrecoverable). A damaged final frame's keys are taken back first, with the master key: each entry still readable whose wrapped key authenticates for its record, unless the MANIFEST lists its key id as erased (or does not track erasures) |
 //! | the audit log | cuts it at the damaged frame (a damaged header: the file is removed and started again) |
 //! | a live record without its data key, the keystore intact | it had been erased and the cut took its tombstone (keys are destroyed only after a durable tombstone): deleted again, never resurrected |
 //! | a live record whose log record cannot be read back | re-written from its checkpoint row (location and attributes), without PII |
@@ -114,7 +114,9 @@ pub enum RepairAction {
         /// The LSN it starts at (the checkpoint's).
         first_lsn: u64,
     },
-    /// The keystore was cut at a damaged frame; keys after `offset` were lost.
+    /// The keystore was cut at a damaged frame; keys after `offset` were lost, except those
+    /// of a damaged final frame that repair took back (with the master key, each entry whose
+    /// wrapped key still authenticates; `reason` says how many).
     KeystoreCut {
         /// The keystore file.
         file: PathBuf,
@@ -436,6 +438,15 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
     let keystore_cut =
         dropped_tail > 0 || actions.iter().any(|a| matches!(a, RepairAction::KeystoreCut { .. }));
     let manifest = db.inner.manifest.lock().clone();
+    // With the master key, the dropped final frame's keys that still authenticate are taken
+    // back (written out by the rewrite at the end), except any an erasure listed — and none
+    // when the MANIFEST does not track erasures (an erased key could come back).
+    let salvaged = match db.inner.keystore.write().as_mut() {
+        Some(ks) if dropped_tail > 0 && ks.is_unlocked() => {
+            ks.salvage_dropped_tail(|key_id| manifest.erased_key(key_id) == Some(false))?
+        }
+        _ => (0, 0),
+    };
     let was_erased = |key_id: u64| manifest.erased_key(key_id).unwrap_or(!keystore_cut);
     let mut rewrites: Vec<(String, Vec<Record>, Vec<String>)> = Vec::new();
     {
@@ -477,8 +488,9 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
             }
         }
     }
-    if dropped_tail > 0 && !rewrites.is_empty() {
-        // Opening dropped the keystore's final frame as torn, yet live records used its keys.
+    if dropped_tail > 0 && (!rewrites.is_empty() || salvaged.0 > 0) {
+        // Opening dropped the keystore's final frame as torn, yet live records used its keys
+        // (or it held keys that authenticate: damage, not a torn append).
         let file = db.inner.dir.join(KEYSTORE_FILE);
         // Where the dropped frame starts: the file is cut there at the end of the repair.
         let at = db.inner.keystore.read().as_ref().and_then(crate::crypto::Keystore::dropped_tail_at);
@@ -486,7 +498,16 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
             Some(at) => at,
             None => db.inner.fs.open_read(&file).map_or(0, |f| f.len()),
         };
-        let reason = "the final frame was damaged, and it held keys of live records".to_owned();
+        let (taken, read) = salvaged;
+        let reason = if taken > 0 {
+            let lost = if rewrites.is_empty() { "" } else { "; it held other keys of live records, lost" };
+            format!(
+                "the final frame was damaged; {taken} of the {read} entries still readable \
+                 authenticated and were kept{lost}"
+            )
+        } else {
+            "the final frame was damaged, and it held keys of live records".to_owned()
+        };
         actions.push(RepairAction::KeystoreCut { file, offset, bytes_dropped: dropped_tail, reason });
     }
     for (collection, records, erased) in rewrites {

@@ -172,6 +172,40 @@ pub(crate) fn decode_batch(payload: &[u8]) -> std::result::Result<Vec<Entry<'_>>
     Ok(entries)
 }
 
+/// The entries that can still be read, in order, from a damaged batch payload (its count
+/// is not trusted): every entry up to the first that is cut short or not UTF-8, or whose
+/// key id is `u64::MAX`. Nothing here is authenticated: each wrapped key must be checked by
+/// unwrapping it before it is trusted.
+pub(crate) fn salvage_batch(payload: &[u8]) -> Vec<Entry<'_>> {
+    let mut at = 4usize; // the count
+    let mut entries = Vec::new();
+    while at < payload.len() {
+        let mut next = at;
+        let Some(key_id) = take(payload, &mut next, 8).map(le_u64) else { break };
+        let mut strings = [""; 2];
+        let mut readable = true;
+        for s in &mut strings {
+            let len = take(payload, &mut next, 4).map(le_u32);
+            let text = len
+                .and_then(|len| take(payload, &mut next, usize::try_from(len).unwrap_or(usize::MAX)))
+                .and_then(|bytes| std::str::from_utf8(bytes).ok());
+            match text {
+                Some(text) => *s = text,
+                None => readable = false,
+            }
+            if !readable {
+                break;
+            }
+        }
+        let wrapped =
+            take(payload, &mut next, WRAPPED_LEN).and_then(|w| <&[u8; WRAPPED_LEN]>::try_from(w).ok());
+        let (true, Some(wrapped)) = (readable && key_id != u64::MAX, wrapped) else { break };
+        entries.push(Entry { key_id, collection: strings[0], record_id: strings[1], wrapped });
+        at = next;
+    }
+    entries
+}
+
 /// Whether `rest`, which starts with an invalid frame, is a torn append: no whole valid
 /// frame starts anywhere after its first byte. Damage to an earlier frame (a flipped length
 /// or payload byte) leaves whole valid frames after it; finding one means damage, not a

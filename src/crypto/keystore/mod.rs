@@ -25,7 +25,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use self::format::{decode_batch, is_torn_tail, Header, WRAPPED_LEN};
+use self::format::{decode_batch, is_torn_tail, salvage_batch, Header, WRAPPED_LEN};
 use self::wrap::Kek;
 use super::derive::{key_check_matches, key_check_value};
 use super::envelope::DataKey;
@@ -352,6 +352,49 @@ impl Keystore {
     #[must_use]
     pub fn dropped_tail_at(&self) -> Option<u64> {
         self.torn_at
+    }
+
+    /// Takes back the keys of the left-out final frame that are still whole: each entry
+    /// that can be read (up to the first one its damage cut short) and whose wrapped key
+    /// authenticates under this database's key-encryption key for its collection, record and
+    /// key id — so a key is never taken back wrong — and for which `keep` (given the key id)
+    /// says yes (`repair` refuses the ids an erasure listed). They join the keys in memory;
+    /// the next whole rewrite ([`Keystore::cut_torn_tail`]) writes them out. Returns how many
+    /// were taken back and how many entries could be read. One flipped bit in a frame lost
+    /// every key in it before (a whole import's: from a hands-on review).
+    ///
+    /// # Errors
+    /// [`Error::MissingKey`] when the keystore is locked; [`Error::Io`].
+    pub(crate) fn salvage_dropped_tail(&mut self, keep: impl Fn(u64) -> bool) -> Result<(usize, usize)> {
+        let Some(at) = self.torn_at else { return Ok((0, 0)) };
+        let kek = self.kek.as_ref().ok_or(Error::MissingKey)?;
+        // At most one frame's bytes: a longer tail is no frame (or was never read).
+        let max = crate::codec::FRAME_HEADER_LEN as u64 + u64::from(crate::codec::MAX_FRAME_PAYLOAD);
+        let file = self.fs.open_read(&self.path)?;
+        let len = file.len().saturating_sub(at).min(self.dropped_tail).min(max);
+        let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        file.read_exact_at(&mut bytes, at)?;
+        // The frame's payload as far as its declared length and the file allow.
+        let declared = crate::codec::read4(&bytes, 0).map_or(0, u32::from_le_bytes) as usize;
+        let payload = bytes.get(crate::codec::FRAME_HEADER_LEN..).unwrap_or_default();
+        let payload = payload.get(..declared.min(payload.len())).unwrap_or(payload);
+        let entries = salvage_batch(payload);
+        let mut taken = 0;
+        for e in &entries {
+            if !keep(e.key_id) || self.slot(e.collection, e.record_id).is_some() {
+                continue;
+            }
+            if let Some(dk) = kek.unwrap(e.collection, e.record_id, e.key_id, e.wrapped) {
+                drop(dk);
+                let slot = Slot { key_id: e.key_id, wrapped: *e.wrapped };
+                if insert(&mut self.slots, e.collection, e.record_id, slot) {
+                    self.len += 1;
+                    self.header.next_key_id = self.header.next_key_id.max(e.key_id.saturating_add(1));
+                    taken += 1;
+                }
+            }
+        }
+        Ok((taken, entries.len()))
     }
 
     /// Drops the left-out final frame from the file (nothing when none was, or it was

@@ -386,6 +386,48 @@ mod tests {
     }
 
     #[test]
+    fn a_dropped_frames_keys_are_taken_back_only_when_they_authenticate_and_are_wanted() {
+        let dir = tempfile::tempdir().unwrap();
+        let master = MasterKey::from_bytes([3; 32]);
+        let kdf = KdfParams::argon2id([0; 16], 64, 1, 1).unwrap();
+        let fs: Arc<dyn crate::io::FileSystem> = Arc::new(RealFs);
+        let mut ks = Keystore::create(fs.clone(), dir.path(), [6; 16], &master, kdf).unwrap();
+        ks.add_keys(&[("c", "first")]).unwrap();
+        ks.sync().unwrap();
+        let path = dir.path().join(KEYSTORE_FILE);
+        let frame_at = std::fs::read(&path).unwrap().len();
+        let issued = ks.add_keys(&[("c", "a"), ("c", "b"), ("c", "d")]).unwrap();
+        ks.sync().unwrap();
+        drop(ks);
+        // The final frame's checksum flipped: dropped at open as a torn append.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[frame_at + 4] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let mut ks = Keystore::open(fs.clone(), dir.path(), [6; 16], None).unwrap();
+        assert_eq!((ks.len(), ks.dropped_tail_bytes() > 0), (1, true));
+        assert!(
+            matches!(ks.salvage_dropped_tail(|_| true), Err(Error::MissingKey)),
+            "locked: nothing to check"
+        );
+        ks.unlock(&master).unwrap();
+        // b's key id is refused (an erasure listed it): a and d come back, b does not.
+        let b_id = issued[1].0;
+        assert_eq!(ks.salvage_dropped_tail(|id| id != b_id).unwrap(), (2, 3));
+        assert!(ks.contains("c", "a") && !ks.contains("c", "b") && ks.contains("c", "d"));
+        ks.cut_torn_tail().unwrap();
+        drop(ks);
+        let ks = Keystore::open(fs, dir.path(), [6; 16], Some(&master)).unwrap();
+        assert_eq!(ks.dropped_tail_bytes(), 0);
+        for (id, (key_id, dk)) in ["a", "d"].iter().zip([&issued[0], &issued[2]]) {
+            let (k, d) = ks.data_key("c", id).unwrap().unwrap();
+            assert_eq!((k, d.bytes()), (*key_id, dk.bytes()), "{id}");
+        }
+        assert!(ks.data_key("c", "b").unwrap().is_none());
+        // The dropped frame's ids stay retired: the next key is past all of them.
+        assert!(ks.header.next_key_id > issued[2].0);
+    }
+
+    #[test]
     fn a_dropped_frames_key_ids_are_never_issued_again_even_after_the_cut() {
         // The frame is left out at open (its ids uncounted) and cut before the next append;
         // a later open, without the frame, must still not issue its ids.
