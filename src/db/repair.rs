@@ -12,7 +12,7 @@
 //! | a frame in a segment (checksum, length, LSN, an operation that does not decode) | cuts the segment at that frame and removes every later segment: the log keeps its longest valid prefix, with no holes |
 //! | a missing segment, or one that does not continue the LSNs | removes it and every later segment; recreates an empty start segment for a checkpoint whose segment is gone |
 //! | a checkpoint file | opening already rebuilds from the log; repair then writes a fresh checkpoint |
-//! | a keystore frame | cuts the keystore at that frame; records whose data key went with it are re-written without PII (their PII is unrecoverable). A damaged final frame's keys are taken back first, with the master key: each entry still readable whose wrapped key authenticates for its record, unless the MANIFEST lists its key id as erased (or does not track erasures) |
+//! | a keystore frame | removes that frame and keeps the frames after it (a keystore over 2 GiB is cut at the frame); with the master key, its entries that can still be read and whose wrapped keys authenticate for their records go back in — unless the MANIFEST lists the key id as erased, or does not track erasures — and so do a damaged final frame's. Records whose data key went are re-written without PII (their PII is unrecoverable) |
 //! | the audit log | cuts it at the damaged frame (a damaged header: the file is removed and started again) |
 //! | a live record without its data key, the keystore intact | it had been erased and the cut took its tombstone (keys are destroyed only after a durable tombstone): deleted again, never resurrected |
 //! | a live record whose log record cannot be read back | re-written from its checkpoint row (location and attributes), without PII |
@@ -114,9 +114,10 @@ pub enum RepairAction {
         /// The LSN it starts at (the checkpoint's).
         first_lsn: u64,
     },
-    /// The keystore was cut at a damaged frame; keys after `offset` were lost, except those
-    /// of a damaged final frame that repair took back (with the master key, each entry whose
-    /// wrapped key still authenticates; `reason` says how many).
+    /// A damaged keystore frame at `offset` was removed (the frames after it kept; a keystore
+    /// over 2 GiB was cut there, losing them): its keys were lost except those repair took
+    /// back with the master key, each entry whose wrapped key still authenticates (`reason`
+    /// says how many).
     KeystoreCut {
         /// The keystore file.
         file: PathBuf,
@@ -239,7 +240,7 @@ impl std::fmt::Display for RepairAction {
             }
             RepairAction::KeystoreCut { file, offset, bytes_dropped, reason } => write!(
                 f,
-                "cut {} at byte {offset} ({reason}); dropped {bytes_dropped} bytes of wrapped keys",
+                "dropped the damaged frame at byte {offset} of {} ({reason}): {bytes_dropped} bytes of wrapped keys",
                 file.display()
             ),
             RepairAction::AuditCut { file, offset, bytes_dropped, reason } => write!(
@@ -411,7 +412,7 @@ fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport
             }
             Err(Error::Corrupt { file, offset, reason }) => {
                 let _lock = super::lock_with_wait(fs.as_ref(), dir, options.lock_wait)?;
-                let step = salvage(fs.as_ref(), dir, &file, offset, &reason)?;
+                let step = salvage(fs.as_ref(), dir, &file, offset, &reason, options.key.as_deref())?;
                 actions.extend(step);
             }
             Err(other) => return Err(other),
@@ -657,6 +658,7 @@ fn salvage(
     file: &Path,
     offset: u64,
     reason: &str,
+    key: Option<&dyn crate::crypto::KeyProvider>,
 ) -> Result<Vec<RepairAction>> {
     let log_dir = dir.join(LOG_DIR);
     let refuse =
@@ -671,13 +673,31 @@ fn salvage(
         if offset < crate::crypto::KEYSTORE_HEADER_LEN as u64 {
             return refuse("a damaged keystore header: restore the keystore from a backup");
         }
-        let bytes_dropped = cut(fs, file, offset)?;
-        return Ok(vec![RepairAction::KeystoreCut {
-            file: file.to_owned(),
-            offset,
-            bytes_dropped,
-            reason: reason.to_owned(),
-        }]);
+        // A frame with valid ones after it (a damaged final frame opens, and `finish` takes
+        // its keys back): the frame goes, the later frames stay, and with the key so do its
+        // entries that still authenticate — except ids an erasure listed, and any when the
+        // MANIFEST does not track erasures.
+        let manifest = Manifest::load(fs, dir).ok().flatten();
+        let keep = |key_id| manifest.as_ref().and_then(|m| m.erased_key(key_id)) == Some(false);
+        let (bytes_dropped, reason) =
+            match crate::crypto::salvage_damaged_keystore_frame(fs, dir, offset, key, keep)? {
+                Some(s) => {
+                    let kept = if key.is_some() {
+                        format!(
+                            "; {} of the {} entries still readable authenticated and were kept",
+                            s.kept, s.read
+                        )
+                    } else {
+                        String::new()
+                    };
+                    (
+                        s.bytes_dropped,
+                        format!("{reason}; the frame was removed, the frames after it kept{kept}"),
+                    )
+                }
+                None => (cut(fs, file, offset)?, reason.to_owned()),
+            };
+        return Ok(vec![RepairAction::KeystoreCut { file: file.to_owned(), offset, bytes_dropped, reason }]);
     }
     if crate::audit::is_audit_file(dir, file) {
         if offset < crate::audit::HEADER_LEN as u64 {

@@ -334,12 +334,21 @@ fn a_missing_segment_drops_it_and_everything_after() {
     assert!(kept > 8 && kept < COMMITS, "kept {kept}");
 }
 
-/// Damages a frame in the middle of the keystore (not its header, not its last frame).
+/// Damages a frame in the middle of the keystore (not its header, not its last frame): the
+/// last byte of its last entry's wrapped key, so that key no longer authenticates and is
+/// lost, while the frame's other entries can be taken back.
 fn flip_a_byte_mid_keystore(fs: &MemFs) {
     let path = Path::new(DIR).join("keystore");
     let mut bytes = fs.read_all(&path).unwrap();
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x01;
+    // Frames are `len u32 | crc u32 | payload` after the 99-byte header (FORMAT.md § 8).
+    let mut ends = Vec::new();
+    let mut at = 99;
+    while at < bytes.len() {
+        at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        ends.push(at);
+    }
+    assert!(ends.len() >= 3, "{} frames", ends.len());
+    bytes[ends[ends.len() / 2] - 1] ^= 0x01;
     fs.write_raw(&path, &bytes);
 }
 
@@ -351,8 +360,10 @@ fn a_damaged_keystore_frame_costs_only_the_pii_of_its_records() {
     assert!(Database::open(DIR, options(&fs)).is_err());
     let report = repair(&fs).unwrap();
     assert!(matches!(report.actions.first(), Some(RepairAction::KeystoreCut { .. })), "{:?}", report.actions);
+    // Only the key whose bytes were hit is lost: the frame's other entries and every later
+    // frame are kept (a cut at the frame lost every later key: from a hands-on review).
     let dropped = dropped_ids(&report.actions);
-    assert!(!dropped.is_empty(), "keys after the damage belonged to records: {:?}", report.actions);
+    assert_eq!(dropped.len(), 1, "{:?}", report.actions);
     let db = Database::open(DIR, options(&fs)).unwrap();
     assert!(db.checkpoint_rejected().is_none());
     assert_eq!(check_prefix(&db, &dropped, "keystore"), COMMITS);
@@ -1140,13 +1151,21 @@ fn damage_inside_a_transaction_of_many_frames_lists_all_of_it() {
     assert_eq!(db.read().collection("c").unwrap().len(), 3);
 }
 
-/// One flipped bit in the keystore's final frame cost every key in it — a whole import's
-/// (from a hands-on review). With the master key, repair takes back each entry that can
-/// still be read and whose wrapped key authenticates for its record: a flipped checksum
-/// costs nothing, a flipped wrapped key costs that one record's PII, and a flipped length
-/// costs the entries from there on. Every record's PII is then right or named as dropped.
+/// One flipped bit in a keystore frame cost every key in it — a whole import's — and, in a
+/// frame with others after it, every later key too (from a hands-on review). With the master
+/// key, repair takes back each entry that can still be read and whose wrapped key
+/// authenticates for its record: a flipped checksum costs nothing, a flipped wrapped key
+/// costs that one record's PII, and a flipped length costs the entries from there on. Later
+/// frames are kept, with or without the key. Every record's PII is then right or named as
+/// dropped, and a second repair finds nothing.
 #[test]
-fn a_damaged_final_keystore_frame_keeps_every_key_that_still_authenticates() {
+fn a_damaged_keystore_frame_keeps_every_key_that_still_authenticates() {
+    for later_frame in [false, true] {
+        damaged_frame_of_fifty_keys(later_frame);
+    }
+}
+
+fn damaged_frame_of_fifty_keys(later_frame: bool) {
     const BATCH: usize = 50;
     let fs = MemFs::new();
     build(&fs);
@@ -1160,6 +1179,11 @@ fn a_damaged_final_keystore_frame_keeps_every_key_that_still_authenticates() {
             batch.upsert("c", r).unwrap();
         }
         batch.commit().unwrap();
+        if later_frame {
+            let mut batch = db.begin_write();
+            batch.upsert("c", Record::new("after", location_of(0)).pii("name", "later")).unwrap();
+            batch.commit().unwrap();
+        }
     }
     let pristine = fs.read_all(&keystore).unwrap();
     let snapshot = copy(&fs);
@@ -1172,35 +1196,62 @@ fn a_damaged_final_keystore_frame_keeps_every_key_that_still_authenticates() {
         ("entry 30's record id length", entry(30) + 8 + 4 + 1, 30..BATCH),
     ];
     for (what, at, lost) in cases {
-        let fs = copy(&snapshot);
-        let mut bytes = pristine.clone();
-        bytes[at] ^= 0x04;
-        fs.write_raw(&keystore, &bytes);
-        let report = repair(&fs).unwrap();
-        let cut = report.actions.iter().find_map(|a| match a {
-            RepairAction::KeystoreCut { reason, .. } => Some(reason.clone()),
-            _ => None,
-        });
-        let kept = BATCH - lost.len();
-        assert!(cut.is_some_and(|r| r.contains(&format!("{kept} of the "))), "{what}: {:?}", report.actions);
-        let mut dropped = dropped_ids(&report.actions);
-        dropped.sort();
-        let want: Vec<String> = lost.clone().map(|i| format!("b{i:02}")).collect();
-        assert_eq!(dropped, want, "{what}");
-        let db = Database::open(DIR, options(&fs)).unwrap();
-        let snap = db.read();
-        let c = snap.collection("c").unwrap();
-        for i in 0..BATCH {
-            let revealed = c.reveal(&format!("b{i:02}")).unwrap();
-            let name = revealed.get("name").map(|v| v.expose().to_owned());
-            let want = (!lost.contains(&i)).then(|| format!("b-{i}"));
-            assert_eq!(name, want, "{what}: b{i:02}");
+        for keyed in [true, false] {
+            if !keyed && !later_frame {
+                continue; // a keyless repair of a final frame: nothing to check (all lost)
+            }
+            let what = format!("{what} (later frame: {later_frame}, key: {keyed})");
+            let fs = copy(&snapshot);
+            let mut bytes = pristine.clone();
+            bytes[at] ^= 0x04;
+            fs.write_raw(&keystore, &bytes);
+            let report = if keyed {
+                repair(&fs).unwrap()
+            } else {
+                let keyless = Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None);
+                Database::repair(DIR, keyless).unwrap()
+            };
+            let cut = report.actions.iter().find_map(|a| match a {
+                RepairAction::KeystoreCut { reason, .. } => Some(reason.clone()),
+                _ => None,
+            });
+            let lost: Vec<usize> = if keyed { lost.clone().collect() } else { (0..BATCH).collect() };
+            if keyed {
+                let kept = BATCH - lost.len();
+                assert!(
+                    cut.is_some_and(|r| r.contains(&format!("{kept} of the "))),
+                    "{what}: {:?}",
+                    report.actions
+                );
+            } else {
+                assert!(
+                    cut.is_some_and(|r| r.contains("frames after it kept")),
+                    "{what}: {:?}",
+                    report.actions
+                );
+            }
+            let mut dropped = dropped_ids(&report.actions);
+            dropped.sort();
+            let want: Vec<String> = lost.iter().map(|i| format!("b{i:02}")).collect();
+            assert_eq!(dropped, want, "{what}");
+            let db = Database::open(DIR, options(&fs)).unwrap();
+            let snap = db.read();
+            let c = snap.collection("c").unwrap();
+            for i in 0..BATCH {
+                let revealed = c.reveal(&format!("b{i:02}")).unwrap();
+                let name = revealed.get("name").map(|v| v.expose().to_owned());
+                let want = (!lost.contains(&i)).then(|| format!("b-{i}"));
+                assert_eq!(name, want, "{what}: b{i:02}");
+            }
+            if later_frame {
+                assert_eq!(c.reveal("after").unwrap()["name"].expose(), "later", "{what}");
+            }
+            drop(snap);
+            assert_eq!(check_prefix(&db, &dropped, &what), COMMITS);
+            assert!(db.verify().unwrap().is_ok(), "{what}");
+            drop(db);
+            let again = repair(&fs).unwrap();
+            assert!(again.actions.is_empty(), "{what}: a second repair found {:?}", again.actions);
         }
-        drop(snap);
-        assert_eq!(check_prefix(&db, &dropped, what), COMMITS);
-        assert!(db.verify().unwrap().is_ok(), "{what}");
-        drop(db);
-        let again = repair(&fs).unwrap();
-        assert!(again.actions.is_empty(), "{what}: a second repair found {:?}", again.actions);
     }
 }
