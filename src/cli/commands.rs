@@ -43,7 +43,8 @@ fn options(args: &DbArgs, with_key: bool, create: bool) -> Result<Options> {
     if with_key {
         if let Some(path) = &args.key_file {
             options = options.key(KeyFile::new(path));
-        } else if let Ok(hex) = std::env::var("GEOCRM_KEY") {
+        } else if let Some(hex) = std::env::var("GEOCRM_KEY").ok().filter(|k| !k.trim().is_empty()) {
+            // An empty or blank GEOCRM_KEY is unset, like GEOCRM_ACTOR (it was a hex error).
             options = options.key(RawKey::from_hex(hex.trim())?);
         }
     }

@@ -65,6 +65,7 @@ pub fn find(db: &DbArgs, phone: Option<&str>, email: Option<&str>) -> Result<()>
     let database = open(db, true)?;
     let snap = database.read();
     let c = snap.collection(&db.collection)?;
+    let what = if phone.is_none() && email.is_some() { "e-mail address" } else { "phone number" };
     let ids = match (phone, email) {
         (Some(p), _) => c.find_by_phone(&p)?,
         (None, Some(e)) => c.find_by_email(&e)?,
@@ -74,6 +75,10 @@ pub fn find(db: &DbArgs, phone: Option<&str>, email: Option<&str>) -> Result<()>
         print_json(&json!(ids));
     } else {
         ids.iter().for_each(|id| println!("{}", super::commands::id_shown(id)));
+        if ids.is_empty() {
+            // On standard error, so that standard output stays the list (empty).
+            eprintln!("no record in {:?} has that {what}", db.collection);
+        }
     }
     Ok(())
 }

@@ -692,3 +692,29 @@ fn stats_reports_a_torn_log_tail_and_leaves_it_to_a_writable_open() {
     assert!(!env.ok("stats", &[]).contains("not a whole commit"));
     assert_eq!(env.records(), Some(60));
 }
+
+/// An empty or blank `GEOCRM_KEY` is unset, as `GEOCRM_ACTOR` is (it was refused as bad
+/// hex): an import without PII works, and one with PII says the key is missing.
+#[test]
+fn an_empty_geocrm_key_is_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let plain = dir.path().join("plain.csv");
+    std::fs::write(&plain, "id,lat,lon\nA,1,2\n").unwrap();
+    let sealed = dir.path().join("sealed.csv");
+    std::fs::write(&sealed, "id,lat,lon,name\nB,1,2,Bo\n").unwrap();
+    for blank in ["", "  "] {
+        let run = |file: &std::path::Path, more: &[&str]| {
+            let db = db.join(file.file_stem().unwrap());
+            std::process::Command::new(env!("CARGO_BIN_EXE_geocrm"))
+                .args(["import", "--db", db.to_str().unwrap(), file.to_str().unwrap()])
+                .args(more)
+                .env("GEOCRM_KEY", blank)
+                .output()
+                .unwrap()
+        };
+        super::ok(&run(&plain, &[]));
+        let err = super::fail(&run(&sealed, &["--pii", "name"]));
+        assert!(err.contains("key") && !err.contains("hex"), "{blank:?}: {err}");
+    }
+}

@@ -205,7 +205,10 @@ fn import_validates_phone_and_email_columns_with_line_and_column_never_the_value
     // `-` reads the value from standard input (out of shell history and `ps`).
     assert_eq!(ok(&find_from_stdin(&env, "--phone", "+33 612 345 678\n")).trim(), "G-1");
     assert_eq!(ok(&find_from_stdin(&env, "--email", "gina@example.org\r\n")).trim(), "G-1");
-    assert_eq!(ok(&find_from_stdin(&env, "--email", "nobody@example.org")).trim(), "");
+    let none = find_from_stdin(&env, "--email", "nobody@example.org");
+    assert_eq!(ok(&none).trim(), "");
+    let said = String::from_utf8_lossy(&none.stderr);
+    assert!(said.contains("no record") && !said.contains("nobody"), "{said}");
     let err = super::fail(&find_from_stdin(&env, "--phone", "\n"));
     assert!(err.contains("phone") && err.contains("standard input"), "{err}");
     for long in ["a".repeat(70_000), "é".repeat(40_000)] {
