@@ -24,7 +24,7 @@ pub fn audit(db: &DbArgs) -> Result<()> {
             let list = |items: &[String]| items.iter().map(|i| shown(i)).collect::<Vec<_>>().join(",");
             println!(
                 "{} {:<16} {:<10} {:<16} ids={} fields={}",
-                e.unix_ms,
+                utc_time(e.unix_ms),
                 shown(&e.actor),
                 action.as_str().unwrap_or("?"),
                 shown(&e.collection),
@@ -34,6 +34,24 @@ pub fn audit(db: &DbArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `unix_ms` as a UTC time, `YYYY-MM-DDTHH:MM:SS.mmmZ` (days to dates: Howard Hinnant's
+/// `civil_from_days`).
+fn utc_time(unix_ms: u64) -> String {
+    let (secs, ms) = (unix_ms / 1000, unix_ms % 1000);
+    let (days, rem) = (i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2), secs % 86_400);
+    let (hour, minute, second) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{ms:03}Z")
 }
 
 /// `geocrm duplicates`: groups of likely duplicates (needs the key).
@@ -131,5 +149,22 @@ pub(super) fn shown(text: &str) -> String {
         text.to_owned()
     } else {
         quoted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_times_match_the_calendar() {
+        for (ms, want) in [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+            (1_764_953_497_123, "2025-12-05T16:51:37.123Z"),
+            (4_102_444_799_999, "2099-12-31T23:59:59.999Z"),
+            (253_402_300_799_000, "9999-12-31T23:59:59.000Z"),
+        ] {
+            assert_eq!(super::utc_time(ms), want);
+        }
+        assert!(!super::utc_time(u64::MAX).is_empty());
     }
 }
