@@ -392,7 +392,7 @@ impl Database {
         drop(keystore);
         let mut notes = leftovers;
         // The audit log's files: whole frames, each decodable (a writable open checks the
-        // frames of `audit.log` too, and refuses to open a damaged one).
+        // frames of `audit.log` too, and then refuses every read of PII while it is damaged).
         let current = inner.audit.path().to_owned();
         let checked = inner.audit.check().unwrap_or_else(|e| vec![(current.clone(), Err(e))]);
         for (path, torn) in checked {

@@ -12,7 +12,7 @@
 //! | a frame in a segment (checksum, length, LSN, an operation that does not decode) | cuts the segment at that frame and removes every later segment: the log keeps its longest valid prefix, with no holes |
 //! | a missing segment, or one that does not continue the LSNs | removes it and every later segment; recreates an empty start segment for a checkpoint whose segment is gone |
 //! | a checkpoint file | opening already rebuilds from the log; repair then writes a fresh checkpoint |
-//! | a keystore frame | removes that frame and keeps the frames after it (a keystore over 2 GiB is cut at the frame); with the master key, its entries that can still be read and whose wrapped keys authenticate for their records go back in — unless the MANIFEST lists the key id as erased, or does not track erasures — and so do a damaged final frame's. Records whose data key went are re-written without PII (their PII is unrecoverable) |
+//! | a keystore frame | removes that frame and keeps the frames after it (or, when it cannot tell where the next frame starts, cuts the keystore there). A damaged final frame: with the master key, the keys live records use that can still be read and authenticate are taken back — unless the MANIFEST lists the key id as erased, or does not track erasures. Records whose data key went are re-written without PII (their PII is unrecoverable) |
 //! | the audit log | cuts it at the damaged frame (a damaged header: the file is removed and started again) |
 //! | a live record without its data key, the keystore intact | it had been erased and the cut took its tombstone (keys are destroyed only after a durable tombstone): deleted again, never resurrected |
 //! | a live record whose log record cannot be read back | re-written from its checkpoint row (location and attributes), without PII |
@@ -114,10 +114,10 @@ pub enum RepairAction {
         /// The LSN it starts at (the checkpoint's).
         first_lsn: u64,
     },
-    /// A damaged keystore frame at `offset` was removed (the frames after it kept; a keystore
-    /// over 2 GiB was cut there, losing them): its keys were lost except those repair took
-    /// back with the master key, each entry whose wrapped key still authenticates (`reason`
-    /// says how many).
+    /// A damaged keystore frame at `offset` was removed, the frames after it kept (or the
+    /// keystore cut there, losing them, when the next frame's start was not clear): its keys
+    /// were lost, except — for a damaged final frame — those live records use that repair
+    /// took back with the master key (`reason` says how many).
     KeystoreCut {
         /// The keystore file.
         file: PathBuf,
@@ -412,7 +412,7 @@ fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport
             }
             Err(Error::Corrupt { file, offset, reason }) => {
                 let _lock = super::lock_with_wait(fs.as_ref(), dir, options.lock_wait)?;
-                let step = salvage(fs.as_ref(), dir, &file, offset, &reason, options.key.as_deref())?;
+                let step = salvage(fs.as_ref(), dir, &file, offset, &reason)?;
                 actions.extend(step);
             }
             Err(other) => return Err(other),
@@ -439,17 +439,10 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
     let keystore_cut =
         dropped_tail > 0 || actions.iter().any(|a| matches!(a, RepairAction::KeystoreCut { .. }));
     let manifest = db.inner.manifest.lock().clone();
-    // With the master key, the dropped final frame's keys that still authenticate are taken
-    // back (written out by the rewrite at the end), except any an erasure listed — and none
-    // when the MANIFEST does not track erasures (an erased key could come back).
-    let salvaged = match db.inner.keystore.write().as_mut() {
-        Some(ks) if dropped_tail > 0 && ks.is_unlocked() => {
-            ks.salvage_dropped_tail(|key_id| manifest.erased_key(key_id) == Some(false))?
-        }
-        _ => (0, 0),
-    };
     let was_erased = |key_id: u64| manifest.erased_key(key_id).unwrap_or(!keystore_cut);
     let mut rewrites: Vec<(String, Vec<Record>, Vec<String>)> = Vec::new();
+    // Live records whose key the keystore does not hold: (collection, id, key id).
+    let mut missing: std::collections::HashSet<(String, String, u64)> = std::collections::HashSet::new();
     {
         let snap = db.read();
         let keystore = db.inner.keystore.read();
@@ -469,6 +462,9 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
                             ));
                         }
                         let held = keystore.as_ref().and_then(|ks| ks.key_id(&name, &stored.id));
+                        if let Some(k) = stored.key_id.filter(|&k| held != Some(k)) {
+                            missing.insert((name.clone(), stored.id.clone(), k));
+                        }
                         match stored.key_id {
                             Some(k) if held != Some(k) && was_erased(k) => erased.push(stored.id),
                             Some(k) if held != Some(k) => lost.push(record_from_row(reader.c, row)?),
@@ -489,9 +485,31 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
             }
         }
     }
+    // With the master key, the dropped final frame's keys that still authenticate are taken
+    // back (written out by the rewrite at the end) — only a key a live record uses under
+    // that key id, and only when the MANIFEST tracks erasures and does not list it: a key
+    // of a record deleted or erased since, or of a commit that never happened, stays out.
+    let salvaged = match db.inner.keystore.write().as_mut() {
+        Some(ks) if dropped_tail > 0 && !missing.is_empty() && ks.is_unlocked() => {
+            ks.salvage_dropped_tail(|collection, id, key_id| {
+                manifest.erased_key(key_id) == Some(false)
+                    && missing.contains(&(collection.to_owned(), id.to_owned(), key_id))
+            })?
+        }
+        _ => (0, 0),
+    };
+    if salvaged.0 > 0 {
+        // Those records have their keys again.
+        let keystore = db.inner.keystore.read();
+        let held = |c: &str, id: &str| keystore.as_ref().is_some_and(|ks| ks.contains(c, id));
+        for (name, lost, erased) in &mut rewrites {
+            lost.retain(|r| !held(name, r.id()));
+            erased.retain(|id| !held(name, id));
+        }
+        rewrites.retain(|(_, lost, erased)| !lost.is_empty() || !erased.is_empty());
+    }
     if dropped_tail > 0 && (!rewrites.is_empty() || salvaged.0 > 0) {
-        // Opening dropped the keystore's final frame as torn, yet live records used its keys
-        // (or it held keys that authenticate: damage, not a torn append).
+        // Opening dropped the keystore's final frame as torn, yet live records used its keys.
         let file = db.inner.dir.join(KEYSTORE_FILE);
         // Where the dropped frame starts: the file is cut there at the end of the repair.
         let at = db.inner.keystore.read().as_ref().and_then(crate::crypto::Keystore::dropped_tail_at);
@@ -658,7 +676,6 @@ fn salvage(
     file: &Path,
     offset: u64,
     reason: &str,
-    key: Option<&dyn crate::crypto::KeyProvider>,
 ) -> Result<Vec<RepairAction>> {
     let log_dir = dir.join(LOG_DIR);
     let refuse =
@@ -674,29 +691,11 @@ fn salvage(
             return refuse("a damaged keystore header: restore the keystore from a backup");
         }
         // A frame with valid ones after it (a damaged final frame opens, and `finish` takes
-        // its keys back): the frame goes, the later frames stay, and with the key so do its
-        // entries that still authenticate — except ids an erasure listed, and any when the
-        // MANIFEST does not track erasures.
-        let manifest = Manifest::load(fs, dir).ok().flatten();
-        let keep = |key_id| manifest.as_ref().and_then(|m| m.erased_key(key_id)) == Some(false);
-        let (bytes_dropped, reason) =
-            match crate::crypto::salvage_damaged_keystore_frame(fs, dir, offset, key, keep)? {
-                Some(s) => {
-                    let kept = if key.is_some() {
-                        format!(
-                            "; {} of the {} entries still readable authenticated and were kept",
-                            s.kept, s.read
-                        )
-                    } else {
-                        String::new()
-                    };
-                    (
-                        s.bytes_dropped,
-                        format!("{reason}; the frame was removed, the frames after it kept{kept}"),
-                    )
-                }
-                None => (cut(fs, file, offset)?, reason.to_owned()),
-            };
+        // back the keys live records need): the frame goes, the frames after it stay.
+        let (bytes_dropped, reason) = match crate::crypto::remove_damaged_keystore_frame(fs, dir, offset)? {
+            Some(removed) => (removed, format!("{reason}; the frames after it were kept")),
+            None => (cut(fs, file, offset)?, reason.to_owned()),
+        };
         return Ok(vec![RepairAction::KeystoreCut { file: file.to_owned(), offset, bytes_dropped, reason }]);
     }
     if crate::audit::is_audit_file(dir, file) {

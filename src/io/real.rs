@@ -241,9 +241,15 @@ fn denied(e: &Error) -> bool {
         if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS)))
 }
 
-/// Opens an existing lock file for reading only (never creating one).
+/// Opens an existing lock file for reading only (never creating one): a regular file, opened
+/// without waiting (a named pipe in its place is refused, not waited on).
 fn open_lock_read_only(path: &Path) -> Result<File> {
-    open_no_follow(OpenOptions::new().read(true), 0, path, "open lock file")
+    let file = open_no_follow(OpenOptions::new().read(true), libc::O_NONBLOCK, path, "open lock file")?;
+    if !file.metadata().map_err(|e| Error::io("stat", path, e))?.is_file() {
+        let not_a_file = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+        return Err(Error::io("open lock file", path, not_a_file));
+    }
+    Ok(file)
 }
 
 /// Locks `file`, opened from `path` (the lock file of `dir`).
@@ -293,9 +299,14 @@ mod tests {
         assert!(matches!(again, Err(Error::Locked { .. })));
         drop(held);
         assert!(RealFs.lock_dir(dir.path()).is_ok());
-        // No lock file is created this way.
+        // No lock file is created this way, and a named pipe in its place is refused at once.
         let empty = tempfile::tempdir().unwrap();
         assert!(open_lock_read_only(&empty.path().join(LOCK_FILE)).is_err());
+        let fifo = empty.path().join(LOCK_FILE);
+        if std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+            let err = open_lock_read_only(&fifo).unwrap_err();
+            assert!(err.to_string().contains("not a regular file"), "{err}");
+        }
         let io = |code| Error::io("open lock file", &path, std::io::Error::from_raw_os_error(code));
         for (code, falls_back) in [
             (libc::EACCES, true),

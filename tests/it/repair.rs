@@ -335,8 +335,7 @@ fn a_missing_segment_drops_it_and_everything_after() {
 }
 
 /// Damages a frame in the middle of the keystore (not its header, not its last frame): the
-/// last byte of its last entry's wrapped key, so that key no longer authenticates and is
-/// lost, while the frame's other entries can be taken back.
+/// last byte of its last entry's wrapped key.
 fn flip_a_byte_mid_keystore(fs: &MemFs) {
     let path = Path::new(DIR).join("keystore");
     let mut bytes = fs.read_all(&path).unwrap();
@@ -360,8 +359,8 @@ fn a_damaged_keystore_frame_costs_only_the_pii_of_its_records() {
     assert!(Database::open(DIR, options(&fs)).is_err());
     let report = repair(&fs).unwrap();
     assert!(matches!(report.actions.first(), Some(RepairAction::KeystoreCut { .. })), "{:?}", report.actions);
-    // Only the key whose bytes were hit is lost: the frame's other entries and every later
-    // frame are kept (a cut at the frame lost every later key: from a hands-on review).
+    // Only the damaged frame's key (one per commit here) is lost: every later frame is kept
+    // (a cut at the frame lost every later key: from a hands-on review).
     let dropped = dropped_ids(&report.actions);
     assert_eq!(dropped.len(), 1, "{:?}", report.actions);
     let db = Database::open(DIR, options(&fs)).unwrap();
@@ -1152,14 +1151,16 @@ fn damage_inside_a_transaction_of_many_frames_lists_all_of_it() {
 }
 
 /// One flipped bit in a keystore frame cost every key in it — a whole import's — and, in a
-/// frame with others after it, every later key too (from a hands-on review). With the master
-/// key, repair takes back each entry that can still be read and whose wrapped key
-/// authenticates for its record: a flipped checksum costs nothing, a flipped wrapped key
-/// costs that one record's PII, and a flipped length costs the entries from there on. Later
-/// frames are kept, with or without the key. Every record's PII is then right or named as
-/// dropped, and a second repair finds nothing.
+/// frame with others after it, every later key too (from a hands-on review). Now a damaged
+/// frame with others after it is removed and the later frames kept (its own keys are lost:
+/// the database cannot open to say which are still needed). A damaged final frame leaves the
+/// database open, and repair with the master key takes back each of its keys that a live
+/// record uses and that can still be read and authenticates: a flipped checksum costs
+/// nothing, a flipped wrapped key that one record's PII, a flipped length the entries from
+/// there on. The key of a record deleted since is not taken back. Every record's PII is then
+/// right or named as dropped, and a second repair finds nothing.
 #[test]
-fn a_damaged_keystore_frame_keeps_every_key_that_still_authenticates() {
+fn a_damaged_keystore_frame_costs_only_keys_it_cannot_give_back() {
     for later_frame in [false, true] {
         damaged_frame_of_fifty_keys(later_frame);
     }
@@ -1167,6 +1168,7 @@ fn a_damaged_keystore_frame_keeps_every_key_that_still_authenticates() {
 
 fn damaged_frame_of_fifty_keys(later_frame: bool) {
     const BATCH: usize = 50;
+    const DELETED: usize = 5;
     let fs = MemFs::new();
     build(&fs);
     let keystore = Path::new(DIR).join("keystore");
@@ -1179,6 +1181,10 @@ fn damaged_frame_of_fifty_keys(later_frame: bool) {
             batch.upsert("c", r).unwrap();
         }
         batch.commit().unwrap();
+        // Deleted, not erased: its key stays in the keystore until a compaction.
+        let mut batch = db.begin_write();
+        batch.delete("c", &format!("b{DELETED:02}")).unwrap();
+        batch.commit().unwrap();
         if later_frame {
             let mut batch = db.begin_write();
             batch.upsert("c", Record::new("after", location_of(0)).pii("name", "later")).unwrap();
@@ -1186,6 +1192,7 @@ fn damaged_frame_of_fifty_keys(later_frame: bool) {
         }
     }
     let pristine = fs.read_all(&keystore).unwrap();
+    let db_id: [u8; 16] = pristine[10..26].try_into().unwrap(); // FORMAT.md § 8.1
     let snapshot = copy(&fs);
     // Entries are 8 + 4 + 1 ("c") + 4 + 3 ("bNN") + 72 bytes, after the frame's 8-byte
     // header and the 4-byte count.
@@ -1197,9 +1204,6 @@ fn damaged_frame_of_fifty_keys(later_frame: bool) {
     ];
     for (what, at, lost) in cases {
         for keyed in [true, false] {
-            if !keyed && !later_frame {
-                continue; // a keyless repair of a final frame: nothing to check (all lost)
-            }
             let what = format!("{what} (later frame: {later_frame}, key: {keyed})");
             let fs = copy(&snapshot);
             let mut bytes = pristine.clone();
@@ -1215,17 +1219,19 @@ fn damaged_frame_of_fifty_keys(later_frame: bool) {
                 RepairAction::KeystoreCut { reason, .. } => Some(reason.clone()),
                 _ => None,
             });
-            let lost: Vec<usize> = if keyed { lost.clone().collect() } else { (0..BATCH).collect() };
-            if keyed {
-                let kept = BATCH - lost.len();
+            let lost: Vec<usize> =
+                if keyed && !later_frame { lost.clone().collect() } else { (0..BATCH).collect() };
+            let lost: Vec<usize> = lost.into_iter().filter(|&i| i != DELETED).collect();
+            if later_frame {
                 assert!(
-                    cut.is_some_and(|r| r.contains(&format!("{kept} of the "))),
+                    cut.is_some_and(|r| r.contains("frames after it were kept")),
                     "{what}: {:?}",
                     report.actions
                 );
-            } else {
+            } else if keyed {
+                let kept = BATCH - 1 - lost.len();
                 assert!(
-                    cut.is_some_and(|r| r.contains("frames after it kept")),
+                    cut.is_some_and(|r| r.contains(&format!("{kept} of the "))),
                     "{what}: {:?}",
                     report.actions
                 );
@@ -1234,10 +1240,13 @@ fn damaged_frame_of_fifty_keys(later_frame: bool) {
             dropped.sort();
             let want: Vec<String> = lost.iter().map(|i| format!("b{i:02}")).collect();
             assert_eq!(dropped, want, "{what}");
+            let ks =
+                geocrm::crypto::Keystore::open(Arc::new(fs.clone()), Path::new(DIR), db_id, None).unwrap();
+            assert!(!ks.contains("c", &format!("b{DELETED:02}")), "{what}: a deleted record's key came back");
             let db = Database::open(DIR, options(&fs)).unwrap();
             let snap = db.read();
             let c = snap.collection("c").unwrap();
-            for i in 0..BATCH {
+            for i in (0..BATCH).filter(|&i| i != DELETED) {
                 let revealed = c.reveal(&format!("b{i:02}")).unwrap();
                 let name = revealed.get("name").map(|v| v.expose().to_owned());
                 let want = (!lost.contains(&i)).then(|| format!("b-{i}"));

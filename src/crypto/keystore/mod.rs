@@ -357,15 +357,19 @@ impl Keystore {
     /// Takes back the keys of the left-out final frame that are still whole: each entry
     /// that can be read (up to the first one its damage cut short) and whose wrapped key
     /// authenticates under this database's key-encryption key for its collection, record and
-    /// key id — so a key is never taken back wrong — and for which `keep` (given the key id)
-    /// says yes (`repair` refuses the ids an erasure listed). They join the keys in memory;
+    /// key id — so a key is never taken back wrong — and for which `keep` (given collection,
+    /// record id and key id) says yes (`repair`: a live record uses it, and no erasure listed
+    /// it). They join the keys in memory;
     /// the next whole rewrite ([`Keystore::cut_torn_tail`]) writes them out. Returns how many
     /// were taken back and how many entries could be read. One flipped bit in a frame lost
     /// every key in it before (a whole import's: from a hands-on review).
     ///
     /// # Errors
     /// [`Error::MissingKey`] when the keystore is locked; [`Error::Io`].
-    pub(crate) fn salvage_dropped_tail(&mut self, keep: impl Fn(u64) -> bool) -> Result<(usize, usize)> {
+    pub(crate) fn salvage_dropped_tail(
+        &mut self,
+        keep: impl Fn(&str, &str, u64) -> bool,
+    ) -> Result<(usize, usize)> {
         let Some(at) = self.torn_at else { return Ok((0, 0)) };
         let kek = self.kek.as_ref().ok_or(Error::MissingKey)?;
         // At most one frame's bytes: a longer tail is no frame (or was never read).
@@ -381,7 +385,7 @@ impl Keystore {
         let entries = salvage_batch(payload);
         let mut taken = 0;
         for e in &entries {
-            if !keep(e.key_id) || self.slot(e.collection, e.record_id).is_some() {
+            if !keep(e.collection, e.record_id, e.key_id) || self.slot(e.collection, e.record_id).is_some() {
                 continue;
             }
             if let Some(dk) = kek.unwrap(e.collection, e.record_id, e.key_id, e.wrapped) {
@@ -504,108 +508,55 @@ pub(crate) fn peek_db_id(bytes: &[u8]) -> Option<[u8; 16]> {
     Header::decode(bytes, Path::new(KEYSTORE_FILE)).ok().map(|h| h.db_id)
 }
 
-/// What [`salvage_damaged_frame`] did.
-#[derive(Debug)]
-pub(crate) struct FrameSalvage {
-    /// Bytes of the damaged frame removed from the file.
-    pub bytes_dropped: u64,
-    /// Entries taken back from it (readable, authenticated, wanted, not held elsewhere).
-    pub kept: usize,
-    /// Entries that could be read from it.
-    pub read: usize,
-}
+/// Largest keystore [`remove_damaged_frame`] reads whole (a larger one is cut instead).
+const MAX_SPLICE_BYTES: u64 = 1 << 30;
 
-/// Largest keystore [`salvage_damaged_frame`] reads whole (a larger one is cut instead).
-const MAX_SALVAGE_BYTES: u64 = 2 << 30;
-
-/// Removes the damaged frame at `at` of `dir/keystore` (not the final one: a valid frame
-/// follows it) and keeps every other frame, rewriting the file atomically. With the master
-/// key `key` gives (checked against the header), the damaged frame's entries that can still be read and whose wrapped keys authenticate
-/// for their collection, record and key id — and that `keep` wants and no other frame holds —
-/// go back in, as a frame of their own where the damaged one was. `None` (nothing changed)
-/// when the file is too large to read whole or its header does not decode. Cutting at the frame, as before, also lost every later frame's keys (from a
+/// Removes the damaged frame at `at` of `dir/keystore` and keeps every frame after it,
+/// rewriting the file atomically; returns the bytes removed. Only when `at` is where a frame
+/// starts (walking the valid frames from the header), the frame's own length field leads to
+/// a whole valid frame, and the file is at most 1 GiB; otherwise `None`, and nothing
+/// changed (the caller cuts the file at `at`, as before). The frame's keys are lost — its
+/// entries cannot be told from a record deleted or erased since without the database, which
+/// cannot open yet — but the later frames' are not: a cut at the frame lost them all (from a
 /// hands-on review).
 ///
 /// # Errors
 /// [`Error::Io`].
-pub(crate) fn salvage_damaged_frame(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    at: u64,
-    key: Option<&dyn super::KeyProvider>,
-    keep: impl Fn(u64) -> bool,
-) -> Result<Option<FrameSalvage>> {
-    use crate::codec::{FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
+pub(crate) fn remove_damaged_frame(fs: &dyn FileSystem, dir: &Path, at: u64) -> Result<Option<u64>> {
     let path = dir.join(KEYSTORE_FILE);
     let file = fs.open_read(&path)?;
     let len = file.len();
-    if len > MAX_SALVAGE_BYTES || at < HEADER_LEN as u64 || at >= len {
+    if len > MAX_SPLICE_BYTES || at < HEADER_LEN as u64 || at >= len {
         return Ok(None);
     }
     let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(0)];
     file.read_exact_at(&mut bytes, 0)?;
-    let Ok(header) = Header::decode(&bytes, &path) else { return Ok(None) };
+    if Header::decode(&bytes, &path).is_err() {
+        return Ok(None);
+    }
     let at = usize::try_from(at).unwrap_or(usize::MAX);
-    // The next valid frame: where the damaged one's length says, else the first offset after
-    // it where a whole valid frame starts (within one frame's reach, as open looks).
-    let valid_at =
-        |p: usize| bytes.get(p..).is_some_and(|rest| matches!(read_frame(rest), FrameRead::Valid { .. }));
+    // `at` must be a frame's start: damage inside a frame whose checksum holds (a bad entry)
+    // is reported at its offset in the payload.
+    let mut p = HEADER_LEN;
+    while p < at {
+        match bytes.get(p..).map(read_frame) {
+            Some(FrameRead::Valid { frame_len, .. }) => p += frame_len,
+            _ => return Ok(None),
+        }
+    }
+    if p != at {
+        return Ok(None);
+    }
     let declared = crate::codec::read4(&bytes, at).map_or(0, u32::from_le_bytes) as usize;
-    let by_length = at.saturating_add(FRAME_HEADER_LEN).saturating_add(declared);
-    let reach = at.saturating_add(FRAME_HEADER_LEN + MAX_FRAME_PAYLOAD as usize + 1).min(bytes.len());
-    let next = if by_length < bytes.len() && valid_at(by_length) {
-        by_length
-    } else {
-        (at + 1..reach).find(|&p| valid_at(p)).unwrap_or(bytes.len())
-    };
-    let (Some(before), Some(damaged), Some(after)) =
-        (bytes.get(..at), bytes.get(at..next), bytes.get(next..))
-    else {
+    let next = at.saturating_add(crate::codec::FRAME_HEADER_LEN).saturating_add(declared);
+    let next_is_frame =
+        bytes.get(next..).is_some_and(|rest| matches!(read_frame(rest), FrameRead::Valid { .. }));
+    let (true, Some(before), Some(after)) = (next_is_frame, bytes.get(..at), bytes.get(next..)) else {
         return Ok(None);
     };
-    // Every other frame's records: a key taken back must not give one a second key.
-    let mut held: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
-    for part in [before.get(HEADER_LEN..).unwrap_or_default(), after] {
-        let mut p = 0;
-        while let Some(FrameRead::Valid { payload, frame_len }) = part.get(p..).map(read_frame) {
-            held.extend(
-                decode_batch(payload).unwrap_or_default().iter().map(|e| (e.collection, e.record_id)),
-            );
-            p += frame_len;
-        }
-    }
-    let mut entries = Vec::new();
-    let mut read = 0;
-    // Without the key (or with another), nothing in the damaged frame can be checked.
-    let master = key
-        .and_then(|p| p.master_key(&header.kdf).ok())
-        .filter(|m| key_check_matches(m, &header.db_id, &header.key_check));
-    if let Some(master) = master {
-        let kek = Kek::derive(&master, &header.db_id);
-        let payload = damaged.get(FRAME_HEADER_LEN..).unwrap_or_default();
-        let payload = payload.get(..declared.min(payload.len())).unwrap_or(payload);
-        let found = salvage_batch(payload);
-        read = found.len();
-        let mut seen = std::collections::HashSet::new();
-        for e in found {
-            let wanted = keep(e.key_id) && !held.contains(&(e.collection, e.record_id));
-            if wanted
-                && seen.insert((e.collection, e.record_id))
-                && kek.unwrap(e.collection, e.record_id, e.key_id, e.wrapped).is_some()
-            {
-                entries.push(e);
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(bytes.len());
+    let mut out = Vec::with_capacity(before.len() + after.len());
     out.extend_from_slice(before);
-    let kept = entries.len();
-    if kept > 0 {
-        let mut payload = Vec::new();
-        self::format::encode_batch(entries.into_iter(), &mut payload);
-        crate::codec::encode_frame(&payload, &mut out);
-    }
     out.extend_from_slice(after);
     write_atomic(fs, dir, KEYSTORE_FILE, &out)?;
-    Ok(Some(FrameSalvage { bytes_dropped: damaged.len() as u64, kept, read }))
+    Ok(Some((next - at) as u64))
 }

@@ -406,13 +406,13 @@ mod tests {
         let mut ks = Keystore::open(fs.clone(), dir.path(), [6; 16], None).unwrap();
         assert_eq!((ks.len(), ks.dropped_tail_bytes() > 0), (1, true));
         assert!(
-            matches!(ks.salvage_dropped_tail(|_| true), Err(Error::MissingKey)),
+            matches!(ks.salvage_dropped_tail(|_, _, _| true), Err(Error::MissingKey)),
             "locked: nothing to check"
         );
         ks.unlock(&master).unwrap();
         // b's key id is refused (an erasure listed it): a and d come back, b does not.
         let b_id = issued[1].0;
-        assert_eq!(ks.salvage_dropped_tail(|id| id != b_id).unwrap(), (2, 3));
+        assert_eq!(ks.salvage_dropped_tail(|_, _, id| id != b_id).unwrap(), (2, 3));
         assert!(ks.contains("c", "a") && !ks.contains("c", "b") && ks.contains("c", "d"));
         ks.cut_torn_tail().unwrap();
         drop(ks);
