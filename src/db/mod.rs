@@ -833,6 +833,19 @@ impl Inner {
         }
     }
 
+    /// Drops a final keystore frame the open left out (damaged) from the file, once
+    /// [`Self::ensure_keystore_checked`] has found it holds no key a live record uses. It
+    /// may still hold keys of records deleted before it was damaged, which no erasure or
+    /// compaction could reach otherwise (they are in no map) and a later `repair` could take
+    /// back (from the review of the keystore repair).
+    pub(crate) fn drop_left_out_keystore_frame(&self) -> Result<()> {
+        self.ensure_keystore_checked()?;
+        match self.keystore.write().as_mut() {
+            Some(ks) => ks.cut_torn_tail(),
+            None => Ok(()),
+        }
+    }
+
     /// When the keystore's final frame was left out (damaged): that it held no key a live
     /// record uses ([`keys::check_keys_present`], [`keys::check_checkpoint_keys_present`]).
     fn check_keys_present(&self, state: &State, ks: &Keystore) -> Result<()> {

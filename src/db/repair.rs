@@ -499,12 +499,15 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
         _ => (0, 0),
     };
     if salvaged.0 > 0 {
-        // Those records have their keys again.
+        // Those records have their keys again (only those that missing one: a record whose
+        // log record cannot be read back is still re-written).
         let keystore = db.inner.keystore.read();
-        let held = |c: &str, id: &str| keystore.as_ref().is_some_and(|ks| ks.contains(c, id));
-        for (name, lost, erased) in &mut rewrites {
-            lost.retain(|r| !held(name, r.id()));
-            erased.retain(|id| !held(name, id));
+        let back = |c: &str, id: &str| {
+            let k = keystore.as_ref().and_then(|ks| ks.key_id(c, id));
+            k.is_some_and(|k| missing.contains(&(c.to_owned(), id.to_owned(), k)))
+        };
+        for (name, lost, _) in &mut rewrites {
+            lost.retain(|r| !back(name, r.id()));
         }
         rewrites.retain(|(_, lost, erased)| !lost.is_empty() || !erased.is_empty());
     }
