@@ -805,7 +805,8 @@ impl Inner {
     /// compacted log uses them.
     fn drop_keys_of_records_gone(&self) -> Result<()> {
         self.ensure_keystore()?;
-        // Keys of a final frame the open left out (damaged) are in no map to drop from.
+        // Keys of a final frame the open left out (damaged) are in no map to drop from (the
+        // compaction ran `ensure_keystore_checked` first).
         self.drop_left_out_keystore_frame()?;
         let gone: Vec<(String, String)> = {
             let state = self.read_state();

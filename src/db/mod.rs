@@ -833,13 +833,13 @@ impl Inner {
         }
     }
 
-    /// Drops a final keystore frame the open left out (damaged) from the file, once
-    /// [`Self::ensure_keystore_checked`] has found it holds no key a live record uses. It
-    /// may still hold keys of records deleted before it was damaged, which no erasure or
-    /// compaction could reach otherwise (they are in no map) and a later `repair` could take
-    /// back (from the review of the keystore repair).
+    /// Drops a final keystore frame the open left out (damaged) from the file. Call only
+    /// after [`Self::ensure_keystore_checked`] found it holds no key a live record uses (no
+    /// commit can start using one since: its keys are in no map, and an append drops the
+    /// frame first). It may still hold keys of records deleted before it was damaged, which
+    /// no erasure or compaction could reach otherwise and a later `repair` could take back
+    /// (from the review of the keystore repair).
     pub(crate) fn drop_left_out_keystore_frame(&self) -> Result<()> {
-        self.ensure_keystore_checked()?;
         match self.keystore.write().as_mut() {
             Some(ks) => ks.cut_torn_tail(),
             None => Ok(()),

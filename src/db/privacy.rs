@@ -161,10 +161,6 @@ impl Database {
         let unique: Vec<&str> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
         let ids = &unique[..];
         self.inner.ensure_keystore_checked()?;
-        // A final keystore frame the open left out (damaged) holds no key a live record uses
-        // (the key checks passed), but may hold one of a record deleted before: that key
-        // would escape the erasure (it is not in the map) and could come back in a repair.
-        self.inner.drop_left_out_keystore_frame()?;
         {
             // Which records the checkpoint holds is decided by looking them up in it (a
             // damaged id section would hide one, leaving its location in the files), and the
@@ -210,6 +206,12 @@ impl Database {
             *in_flight += ids.len();
         }
         let in_flight_ids = InFlight(&self.inner.erasures_in_flight, ids.len());
+        // A final keystore frame the open left out (damaged) holds no key a live record uses
+        // (checked above), but may hold one of a record deleted before: that key would escape
+        // the erasure (it is in no map) and could come back in a repair. After the checks
+        // that refuse an erasure before anything is written.
+        self.read().collection(collection)?;
+        self.inner.drop_left_out_keystore_frame()?;
         let mut receipts = Vec::with_capacity(ids.len());
         {
             let snap = self.read();

@@ -511,7 +511,14 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
         }
         rewrites.retain(|(_, lost, erased)| !lost.is_empty() || !erased.is_empty());
     }
-    if dropped_tail > 0 && (!rewrites.is_empty() || salvaged.0 > 0) {
+    // Live records (not erased ones) still without their key: what the dropped frame cost.
+    let keys_lost = {
+        let keystore = db.inner.keystore.read();
+        missing.iter().any(|(c, id, k)| {
+            !was_erased(*k) && keystore.as_ref().and_then(|ks| ks.key_id(c, id)) != Some(*k)
+        })
+    };
+    if dropped_tail > 0 && (keys_lost || salvaged.0 > 0) {
         // Opening dropped the keystore's final frame as torn, yet live records used its keys.
         let file = db.inner.dir.join(KEYSTORE_FILE);
         // Where the dropped frame starts: the file is cut there at the end of the repair.
@@ -522,7 +529,7 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
         };
         let (taken, read) = salvaged;
         let reason = if taken > 0 {
-            let lost = if rewrites.is_empty() { "" } else { "; it held other keys of live records, lost" };
+            let lost = if keys_lost { "; it held other keys of live records, lost" } else { "" };
             format!(
                 "the final frame was damaged; {taken} of the {read} entries still readable \
                  authenticated and were kept{lost}"

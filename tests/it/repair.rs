@@ -1197,17 +1197,20 @@ fn damaged_frame_of_fifty_keys(later_frame: bool) {
     // Entries are 8 + 4 + 1 ("c") + 4 + 3 ("bNN") + 72 bytes, after the frame's 8-byte
     // header and the 4-byte count.
     let entry = |i: usize| frame_at + 8 + 4 + i * 92;
-    let cases: [(&str, usize, std::ops::Range<usize>); 3] = [
-        ("the frame's checksum", frame_at + 4, 0..0),
-        ("entry 20's wrapped key", entry(20) + 8 + 4 + 1 + 4 + 3 + 30, 20..21),
-        ("entry 30's record id length", entry(30) + 8 + 4 + 1, 30..BATCH),
+    // A record id made invalid UTF-8 leaves the frame's shape whole: it is removed alone
+    // (from the review: it was cut there, the later frames with it).
+    let cases: [(&str, usize, u8, std::ops::Range<usize>); 4] = [
+        ("the frame's checksum", frame_at + 4, 0x04, 0..0),
+        ("entry 20's wrapped key", entry(20) + 8 + 4 + 1 + 4 + 3 + 30, 0x04, 20..21),
+        ("entry 10's record id, not UTF-8", entry(10) + 8 + 4 + 1 + 4 + 1, 0x80, 10..11),
+        ("entry 30's record id length", entry(30) + 8 + 4 + 1, 0x04, 30..BATCH),
     ];
-    for (what, at, lost) in cases {
+    for (what, at, mask, lost) in cases {
         for keyed in [true, false] {
             let what = format!("{what} (later frame: {later_frame}, key: {keyed})");
             let fs = copy(&snapshot);
             let mut bytes = pristine.clone();
-            bytes[at] ^= 0x04;
+            bytes[at] ^= mask;
             fs.write_raw(&keystore, &bytes);
             let report = if keyed {
                 repair(&fs).unwrap()

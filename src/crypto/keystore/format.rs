@@ -172,36 +172,63 @@ pub(crate) fn decode_batch(payload: &[u8]) -> std::result::Result<Vec<Entry<'_>>
     Ok(entries)
 }
 
+/// Whether `payload` has the shape of a whole batch — its count of entries, each with its
+/// two lengths and their bytes, ending exactly at its end — whatever the bytes say (UTF-8,
+/// key ids and wrapped keys unchecked): a damaged frame whose length can be trusted.
+pub(crate) fn is_whole_batch(payload: &[u8]) -> bool {
+    let mut at = 0usize;
+    let Some(count) = take(payload, &mut at, 4).map(le_u32) else { return false };
+    if usize::try_from(count).unwrap_or(usize::MAX) > payload.len() / ENTRY_FIXED {
+        return false;
+    }
+    for _ in 0..count {
+        if take(payload, &mut at, 8).is_none() {
+            return false;
+        }
+        for _ in 0..2 {
+            let Some(len) = take(payload, &mut at, 4).map(le_u32) else { return false };
+            if take(payload, &mut at, usize::try_from(len).unwrap_or(usize::MAX)).is_none() {
+                return false;
+            }
+        }
+        if take(payload, &mut at, WRAPPED_LEN).is_none() {
+            return false;
+        }
+    }
+    at == payload.len()
+}
+
 /// The entries that can still be read, in order, from a damaged batch payload (its count
-/// is not trusted): every entry up to the first that is cut short or not UTF-8, or whose
-/// key id is `u64::MAX`. Nothing here is authenticated: each wrapped key must be checked by
-/// unwrapping it before it is trusted.
+/// is not trusted): every entry up to the first one cut short (a damaged length), leaving
+/// out those whose strings are not UTF-8 or whose key id is `u64::MAX`. Nothing here is
+/// authenticated: each wrapped key must be checked by unwrapping it before it is trusted.
 pub(crate) fn salvage_batch(payload: &[u8]) -> Vec<Entry<'_>> {
     let mut at = 4usize; // the count
     let mut entries = Vec::new();
     while at < payload.len() {
         let mut next = at;
         let Some(key_id) = take(payload, &mut next, 8).map(le_u64) else { break };
-        let mut strings = [""; 2];
-        let mut readable = true;
-        for s in &mut strings {
+        let mut raw: [&[u8]; 2] = [&[], &[]];
+        for r in &mut raw {
             let len = take(payload, &mut next, 4).map(le_u32);
-            let text = len
-                .and_then(|len| take(payload, &mut next, usize::try_from(len).unwrap_or(usize::MAX)))
-                .and_then(|bytes| std::str::from_utf8(bytes).ok());
-            match text {
-                Some(text) => *s = text,
-                None => readable = false,
-            }
-            if !readable {
-                break;
+            match len.and_then(|len| take(payload, &mut next, usize::try_from(len).unwrap_or(usize::MAX))) {
+                Some(bytes) => *r = bytes,
+                None => return entries,
             }
         }
-        let wrapped =
-            take(payload, &mut next, WRAPPED_LEN).and_then(|w| <&[u8; WRAPPED_LEN]>::try_from(w).ok());
-        let (true, Some(wrapped)) = (readable && key_id != u64::MAX, wrapped) else { break };
-        entries.push(Entry { key_id, collection: strings[0], record_id: strings[1], wrapped });
+        let Some(wrapped) =
+            take(payload, &mut next, WRAPPED_LEN).and_then(|w| <&[u8; WRAPPED_LEN]>::try_from(w).ok())
+        else {
+            break;
+        };
         at = next;
+        let (Ok(collection), Ok(record_id)) = (std::str::from_utf8(raw[0]), std::str::from_utf8(raw[1]))
+        else {
+            continue;
+        };
+        if key_id != u64::MAX {
+            entries.push(Entry { key_id, collection, record_id, wrapped });
+        }
     }
     entries
 }

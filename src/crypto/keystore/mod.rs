@@ -514,8 +514,8 @@ const MAX_SPLICE_BYTES: u64 = 1 << 30;
 /// Removes the damaged frame at `at` of `dir/keystore` and keeps every frame after it,
 /// rewriting the file atomically; returns the bytes removed. Only when `at` is where a frame
 /// starts (walking the valid frames from the header), the payload its length field gives
-/// decodes as a whole batch (the damage is in an entry's bytes, or the checksum) and is
-/// followed by a valid frame, and the file is at most 1 GiB; otherwise `None`, and nothing
+/// has the shape of a whole batch (the damage is in an entry's bytes — key id, record id,
+/// wrapped key — or the checksum, not in a length) and is followed by a valid frame, and the file is at most 1 GiB; otherwise `None`, and nothing
 /// changed (the caller cuts the file at `at`, as before). The frame's keys are lost — its
 /// entries cannot be told from a record deleted or erased since without the database, which
 /// cannot open yet — but the later frames' are not: a cut at the frame lost them all (from a
@@ -554,7 +554,7 @@ pub(crate) fn remove_damaged_frame(fs: &dyn FileSystem, dir: &Path, at: u64) -> 
     // The length is trusted only when the payload it gives is a whole batch — its count of
     // entries ending exactly there — and a valid frame follows: a flipped length bit that
     // lands on a later frame would otherwise drop the intact frames in between.
-    let whole = bytes.get(payload_at..next).is_some_and(|payload| decode_batch(payload).is_ok());
+    let whole = bytes.get(payload_at..next).is_some_and(format::is_whole_batch);
     let next_is_frame =
         bytes.get(next..).is_some_and(|rest| matches!(read_frame(rest), FrameRead::Valid { .. }));
     let (true, true, Some(before), Some(after)) = (whole, next_is_frame, bytes.get(..at), bytes.get(next..))
