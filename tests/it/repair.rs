@@ -118,6 +118,15 @@ fn segments(fs: &MemFs) -> Vec<PathBuf> {
     fs.list_files().into_iter().filter(|p| p.extension().is_some_and(|e| e == "seg")).collect()
 }
 
+/// `build`, then `more` on the database (closed after); returns the keystore's length before
+/// `more`: where the keystore frames `more` writes start.
+fn build_then(fs: &MemFs, more: impl FnOnce(&Database)) -> usize {
+    build(fs);
+    let frame_at = fs.read_all(&Path::new(DIR).join("keystore")).unwrap().len();
+    more(&Database::open(DIR, options(fs)).unwrap());
+    frame_at
+}
+
 fn repair(fs: &MemFs) -> geocrm::Result<geocrm::db::RepairReport> {
     Database::repair(DIR, options(fs))
 }
@@ -1170,11 +1179,8 @@ fn damaged_frame_of_fifty_keys(later_frame: bool) {
     const BATCH: usize = 50;
     const DELETED: usize = 5;
     let fs = MemFs::new();
-    build(&fs);
     let keystore = Path::new(DIR).join("keystore");
-    let frame_at = fs.read_all(&keystore).unwrap().len();
-    {
-        let db = Database::open(DIR, options(&fs)).unwrap();
+    let frame_at = build_then(&fs, |db| {
         let mut batch = db.begin_write();
         for i in 0..BATCH {
             let r = Record::new(format!("b{i:02}"), location_of(i)).pii("name", format!("b-{i}"));
@@ -1190,7 +1196,7 @@ fn damaged_frame_of_fifty_keys(later_frame: bool) {
             batch.upsert("c", Record::new("after", location_of(0)).pii("name", "later")).unwrap();
             batch.commit().unwrap();
         }
-    }
+    });
     let pristine = fs.read_all(&keystore).unwrap();
     let db_id: [u8; 16] = pristine[10..26].try_into().unwrap(); // FORMAT.md § 8.1
     let snapshot = copy(&fs);
@@ -1280,18 +1286,15 @@ fn damaged_frame_of_fifty_keys(later_frame: bool) {
 fn an_erasure_or_compaction_drops_a_left_out_final_keystore_frame() {
     for compact in [false, true] {
         let fs = MemFs::new();
-        build(&fs);
         let keystore = Path::new(DIR).join("keystore");
-        let frame_at = fs.read_all(&keystore).unwrap().len();
-        {
-            let db = Database::open(DIR, options(&fs)).unwrap();
+        let frame_at = build_then(&fs, |db| {
             let mut b = db.begin_write();
             b.upsert("c", Record::new("z", location_of(0)).pii("name", "Zed")).unwrap();
             b.commit().unwrap();
             let mut b = db.begin_write();
             b.delete("c", "z").unwrap();
             b.commit().unwrap();
-        }
+        });
         let mut bytes = fs.read_all(&keystore).unwrap();
         assert!(bytes.len() > frame_at, "z's key has a frame of its own");
         bytes[frame_at + 4] ^= 0x01; // its checksum
@@ -1324,11 +1327,8 @@ fn an_erasure_or_compaction_drops_a_left_out_final_keystore_frame() {
 #[test]
 fn keys_taken_back_do_not_hide_records_whose_log_record_is_lost() {
     let fs = MemFs::new();
-    build(&fs);
     let keystore = Path::new(DIR).join("keystore");
-    let frame_at = fs.read_all(&keystore).unwrap().len();
-    {
-        let db = Database::open(DIR, options(&fs)).unwrap();
+    let frame_at = build_then(&fs, |db| {
         let mut batch = db.begin_write();
         for i in 0..5 {
             batch
@@ -1336,7 +1336,7 @@ fn keys_taken_back_do_not_hide_records_whose_log_record_is_lost() {
                 .unwrap();
         }
         batch.commit().unwrap();
-    }
+    });
     let mut bytes = fs.read_all(&keystore).unwrap();
     bytes[frame_at + 4] ^= 0x01; // the final frame's checksum
     fs.write_raw(&keystore, &bytes);

@@ -355,12 +355,13 @@ impl Keystore {
     }
 
     /// Takes back the keys of the left-out final frame that are still whole: each entry
-    /// that can be read (up to the first one its damage cut short) and whose wrapped key
+    /// that can be read (up to the first one its damage cut short; one whose strings are not
+    /// UTF-8 is skipped) and whose wrapped key
     /// authenticates under this database's key-encryption key for its collection, record and
     /// key id — so a key is never taken back wrong — and for which `keep` (given collection,
     /// record id and key id) says yes (`repair`: a live record uses it, and no erasure listed
-    /// it). They join the keys in memory;
-    /// the next whole rewrite ([`Keystore::cut_torn_tail`]) writes them out. Returns how many
+    /// it). They join the keys in memory; the next whole rewrite ([`Keystore::cut_torn_tail`])
+    /// writes them out. Returns how many
     /// were taken back and how many entries could be read. One flipped bit in a frame lost
     /// every key in it before (a whole import's: from a hands-on review).
     ///
@@ -515,8 +516,9 @@ const MAX_SPLICE_BYTES: u64 = 1 << 30;
 /// rewriting the file atomically; returns the bytes removed. Only when `at` is where a frame
 /// starts (walking the valid frames from the header), the payload its length field gives
 /// has the shape of a whole batch (the damage is in an entry's bytes — key id, record id,
-/// wrapped key — or the checksum, not in a length) and is followed by a valid frame, and the file is at most 1 GiB; otherwise `None`, and nothing
-/// changed (the caller cuts the file at `at`, as before). The frame's keys are lost — its
+/// wrapped key — or the checksum, not in a length) and is followed by a valid frame, and
+/// the file is at most 1 GiB; otherwise `None`, and nothing changed (the caller cuts the
+/// file at `at`, as before). The frame's keys are lost — its
 /// entries cannot be told from a record deleted or erased since without the database, which
 /// cannot open yet — but the later frames' are not: a cut at the frame lost them all (from a
 /// hands-on review).
