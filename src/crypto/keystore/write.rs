@@ -357,12 +357,20 @@ mod tests {
     use super::*;
     use crate::io::RealFs;
 
-    #[test]
-    fn reserved_room_is_invisible_and_keys_issued_after_it_survive_reopen() {
+    /// A new keystore in a temporary directory (cheap KDF costs; database id `[6; 16]`), with
+    /// its file system and master key.
+    fn new_keystore() -> (tempfile::TempDir, Arc<dyn crate::io::FileSystem>, MasterKey, Keystore) {
         let dir = tempfile::tempdir().unwrap();
         let master = MasterKey::from_bytes([3; 32]);
         let kdf = KdfParams::argon2id([0; 16], 64, 1, 1).unwrap();
-        let mut ks = Keystore::create(Arc::new(RealFs), dir.path(), [6; 16], &master, kdf).unwrap();
+        let fs: Arc<dyn crate::io::FileSystem> = Arc::new(RealFs);
+        let ks = Keystore::create(fs.clone(), dir.path(), [6; 16], &master, kdf).unwrap();
+        (dir, fs, master, ks)
+    }
+
+    #[test]
+    fn reserved_room_is_invisible_and_keys_issued_after_it_survive_reopen() {
+        let (dir, _, master, mut ks) = new_keystore();
         ks.reserve("empty", 10);
         ks.reserve("c", 3_000);
         assert!(ks.is_empty() && !ks.contains("empty", "a"));
@@ -387,11 +395,7 @@ mod tests {
 
     #[test]
     fn a_dropped_frames_keys_are_taken_back_only_when_they_authenticate_and_are_wanted() {
-        let dir = tempfile::tempdir().unwrap();
-        let master = MasterKey::from_bytes([3; 32]);
-        let kdf = KdfParams::argon2id([0; 16], 64, 1, 1).unwrap();
-        let fs: Arc<dyn crate::io::FileSystem> = Arc::new(RealFs);
-        let mut ks = Keystore::create(fs.clone(), dir.path(), [6; 16], &master, kdf).unwrap();
+        let (dir, fs, master, mut ks) = new_keystore();
         ks.add_keys(&[("c", "first")]).unwrap();
         ks.sync().unwrap();
         let path = dir.path().join(KEYSTORE_FILE);
@@ -431,11 +435,7 @@ mod tests {
     fn a_dropped_frames_key_ids_are_never_issued_again_even_after_the_cut() {
         // The frame is left out at open (its ids uncounted) and cut before the next append;
         // a later open, without the frame, must still not issue its ids.
-        let dir = tempfile::tempdir().unwrap();
-        let master = MasterKey::from_bytes([3; 32]);
-        let kdf = KdfParams::argon2id([0; 16], 64, 1, 1).unwrap();
-        let fs: Arc<dyn crate::io::FileSystem> = Arc::new(RealFs);
-        let mut ks = Keystore::create(fs.clone(), dir.path(), [6; 16], &master, kdf).unwrap();
+        let (dir, fs, master, mut ks) = new_keystore();
         ks.add_keys(&[("c", "a")]).unwrap();
         ks.sync().unwrap();
         let path = dir.path().join(KEYSTORE_FILE);
