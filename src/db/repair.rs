@@ -539,6 +539,16 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
         };
         actions.push(RepairAction::KeystoreCut { file, offset, bytes_dropped: dropped_tail, reason });
     }
+    // The key ids live records name but the keystore lost are never issued again: before
+    // anything below can take one (a new blind-index root key), the next key id is raised
+    // past them and written out. A cut kept the header's, which may be far below (appends
+    // never rewrite it).
+    if let Some(last) = missing.iter().map(|m| m.2).max() {
+        let _writer = db.inner.writer.lock();
+        if let Some(ks) = db.inner.keystore.write().as_mut() {
+            ks.retire_key_id(last)?;
+        }
+    }
     for (collection, records, erased) in rewrites {
         for chunk in erased.chunks(10_000) {
             let mut batch = db.begin_write();

@@ -1277,6 +1277,60 @@ fn damaged_frame_of_fifty_keys(later_frame: bool) {
     }
 }
 
+/// A keystore cut by `repair` (a damaged length leaves no frame boundary to splice at) loses
+/// key ids that live records' log records still name, and the header's next key id, which
+/// appends never rewrite, can be far below them: no record may be issued one of them again
+/// (FORMAT.md § 8.3) — with or without the master key.
+#[test]
+fn key_ids_a_keystore_cut_lost_are_never_issued_again() {
+    for keyed in [true, false] {
+        let fs = MemFs::new();
+        let keystore = Path::new(DIR).join("keystore");
+        let frame_at = build_then(&fs, |db| {
+            for batch_of in [20, 1] {
+                let mut batch = db.begin_write();
+                for i in 0..batch_of {
+                    let r = Record::new(format!("b{batch_of}-{i:02}"), location_of(i)).pii("name", "lost");
+                    batch.upsert("c", r).unwrap();
+                }
+                batch.commit().unwrap();
+            }
+        });
+        let pristine = fs.read_all(&keystore).unwrap();
+        let db_id: [u8; 16] = pristine[10..26].try_into().unwrap(); // FORMAT.md § 8.1
+        let key_id = |fs: &MemFs, id: &str| {
+            let ks =
+                geocrm::crypto::Keystore::open(Arc::new(fs.clone()), Path::new(DIR), db_id, None).unwrap();
+            ks.key_id("c", id)
+        };
+        let lost = key_id(&fs, "b1-00").unwrap();
+        assert!(lost > key_id(&fs, "b20-19").unwrap());
+        // The first entry's record id length (after its key id, the collection and its
+        // length): the frame's entries no longer end at its length, so it is cut there.
+        let mut bytes = pristine.clone();
+        bytes[frame_at + 8 + 4 + 8 + 4 + 1] ^= 0x04;
+        fs.write_raw(&keystore, &bytes);
+        let report = if keyed {
+            repair(&fs).unwrap()
+        } else {
+            let keyless = Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None);
+            Database::repair(DIR, keyless).unwrap()
+        };
+        assert!(dropped_ids(&report.actions).contains(&"b1-00".to_owned()), "{:?}", report.actions);
+        assert_eq!(key_id(&fs, "b1-00"), None);
+        let db = Database::open(DIR, options(&fs)).unwrap();
+        let mut batch = db.begin_write();
+        batch.upsert("c", Record::new("new", location_of(3)).pii("name", "new")).unwrap();
+        batch.commit().unwrap();
+        drop(db);
+        let issued = key_id(&fs, "new").unwrap();
+        assert!(
+            issued > lost,
+            "key: {keyed}: the new record was issued key id {issued}, lost ids reach {lost}"
+        );
+    }
+}
+
 /// A record deleted (not erased) whose key is in the keystore's final frame, then damaged:
 /// the open leaves the frame out (no live record needs it), so the key is in no map. An
 /// erasure of the record, or a compaction, must still take it off the disk — the frame is

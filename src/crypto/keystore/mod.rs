@@ -308,6 +308,23 @@ impl Keystore {
         self.header.next_key_id = self.header.next_key_id.max(id.saturating_add(self.dropped_key_ids()));
     }
 
+    /// Makes key id `id` one that is never issued again, durably: when the next key id is not
+    /// above it yet, it is raised past it and the file is rewritten whole, so that the header
+    /// carries the raised value (FORMAT.md §8.3). `repair` calls it for the key ids that live
+    /// records name but the keystore lost (a cut, a removed frame, an older copy): issued
+    /// again, a new record's key would stand under an id the lost records' log records name.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; [`Error::Poisoned`] after an earlier failed write (a failed rewrite
+    /// poisons the keystore too).
+    pub(crate) fn retire_key_id(&mut self, id: u64) -> Result<()> {
+        if id < self.header.next_key_id {
+            return Ok(());
+        }
+        self.issue_key_ids_from(id.saturating_add(1));
+        self.rewrite_whole()
+    }
+
     /// The most key ids a left-out final frame can have held (one entry per `ENTRY_FIXED`
     /// bytes at most); 0 when none was left out.
     fn dropped_key_ids(&self) -> u64 {
