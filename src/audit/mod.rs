@@ -301,6 +301,26 @@ impl AuditLog {
         Ok((entries, at, len))
     }
 
+    /// The damage that keeps PII reads refused: the one the open found in `audit.log`, or —
+    /// for a handle that did not open it (read-only) — what a check of the file finds now (a
+    /// damaged header included; a torn final frame is not damage). `None` when there is
+    /// none, or no file.
+    pub(crate) fn damage(&self) -> Option<String> {
+        let describe =
+            |offset: u64, reason: &str| format!("{} at byte offset {offset}: {reason}", self.path.display());
+        if let Some((offset, reason)) = &self.damaged {
+            return Some(describe(*offset, reason));
+        }
+        if self.writer.is_some() || !self.fs.exists(&self.path).unwrap_or(false) {
+            return None;
+        }
+        match self.scan(&self.path, false) {
+            Err(Error::Corrupt { offset, reason, .. }) => Some(describe(offset, &reason)),
+            Err(e) => Some(e.to_string()),
+            Ok(_) => None,
+        }
+    }
+
     /// Records a read (`action`) of `fields` of records `ids`, durably. A no-op when
     /// auditing is off.
     ///

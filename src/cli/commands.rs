@@ -711,6 +711,7 @@ fn stats(db: &DbArgs) -> Result<()> {
         "erasures_restored": stats.erasures_restored,
         "checkpoint_rejected": stats.checkpoint_rejected,
         "auto_checkpoint_error": stats.auto_checkpoint_error,
+        "audit_log_damaged": stats.audit_log_damaged,
     });
     if db.json {
         print_json(&out);
@@ -753,6 +754,11 @@ fn stats(db: &DbArgs) -> Result<()> {
         }
         if let Some(reason) = &stats.checkpoint_rejected {
             println!("  WARNING: the checkpoint was not usable and the log was replayed: {reason}");
+        }
+        if let Some(damage) = &stats.audit_log_damaged {
+            println!(
+                "  WARNING: the audit log is damaged, so every read of PII is refused until `geocrm repair` cuts it: {damage}"
+            );
         }
     }
     Ok(())

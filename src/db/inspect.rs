@@ -77,6 +77,9 @@ pub struct DatabaseStats {
     pub checkpoint_rejected: Option<String>,
     /// The last automatic checkpoint's error, if it failed.
     pub auto_checkpoint_error: Option<String>,
+    /// Damage in the audit log's current file (`audit.log`): while it is there, every read
+    /// of PII is refused, until `repair` cuts the file.
+    pub audit_log_damaged: Option<String>,
 }
 
 /// One checked file in a [`VerifyReport`].
@@ -189,6 +192,7 @@ impl Database {
                     .find_map(|b| b.checkpoint.damage().err().map(|e| e.to_string()))
             }),
             auto_checkpoint_error: inner.auto_checkpoint_error.lock().as_ref().map(|e| e.reason.clone()),
+            audit_log_damaged: inner.audit.damage(),
         }
     }
 

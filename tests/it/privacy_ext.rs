@@ -413,6 +413,7 @@ fn a_torn_audit_tail_is_cut_and_damage_is_corrupt_with_offset() {
         std::fs::write(&path, &bytes[..cut]).unwrap();
         let db = open(dir.path(), Options::new());
         assert_eq!(db.audit_entries().unwrap().len(), 1, "cut at {cut}");
+        assert_eq!(db.stats().audit_log_damaged, None, "cut at {cut}: a torn tail is not damage");
         assert_eq!(std::fs::read(&path).unwrap().len(), second, "the torn tail is truncated");
         db.read().collection("c").unwrap().reveal("A").unwrap();
         assert_eq!(db.audit_entries().unwrap().len(), 2);
@@ -424,7 +425,14 @@ fn a_torn_audit_tail_is_cut_and_damage_is_corrupt_with_offset() {
         let mut bad = bytes.clone();
         bad[at] ^= 0x01;
         std::fs::write(&path, &bad).unwrap();
+        // `stats` says so, from a read-only handle (which does not open the audit log) too.
+        let read_only = Database::open(dir.path(), Options::new().read_only(true)).unwrap();
+        let damage = read_only.stats().audit_log_damaged;
+        assert!(damage.as_ref().is_some_and(|d| d.contains("at byte offset 30")), "flip at {at}: {damage:?}");
+        drop(read_only);
         let db = Database::open(dir.path(), Options::new().key(RawKey::new([9; 32]))).unwrap();
+        let damage = db.stats().audit_log_damaged;
+        assert!(damage.as_ref().is_some_and(|d| d.contains("at byte offset 30")), "flip at {at}: {damage:?}");
         match db.read().collection("c").unwrap().reveal("A").unwrap_err() {
             Error::Corrupt { file, offset, .. } => {
                 assert_eq!((file, offset), (path.clone(), 30), "flip at {at}")
