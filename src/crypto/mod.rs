@@ -30,8 +30,9 @@ pub use envelope::{open, seal, sealed_key_id, DataKey, FieldContext, ENVELOPE_OV
 pub use kdf::KdfParams;
 pub use key::{KeyFile, KeyProvider, MasterKey, Passphrase, RawKey};
 pub(crate) use keystore::{
-    peek_db_id as keystore_db_id, remove_damaged_frame as remove_damaged_keystore_frame,
-    HEADER_LEN as KEYSTORE_HEADER_LEN, MAGIC as KEYSTORE_MAGIC,
+    cut_at_damage as cut_keystore_at_damage, peek_db_id as keystore_db_id,
+    remove_damaged_frame as remove_damaged_keystore_frame, HEADER_LEN as KEYSTORE_HEADER_LEN,
+    MAGIC as KEYSTORE_MAGIC,
 };
 pub use keystore::{Keystore, KEYSTORE_FILE};
 pub use normalize::{normalize_email, normalize_phone};

@@ -534,8 +534,13 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
                 "the final frame was damaged; {taken} of the {read} entries still readable \
                  authenticated and were kept{lost}"
             )
-        } else {
+        } else if db.has_key() {
             "the final frame was damaged, and it held keys of live records".to_owned()
+        } else {
+            // Said so that `repair --dry-run` tells the user before anything is lost.
+            "the final frame was damaged, and it held keys of live records; without the master key \
+             none could be taken back (a repair with it keeps those that still authenticate)"
+                .to_owned()
         };
         actions.push(RepairAction::KeystoreCut { file, offset, bytes_dropped: dropped_tail, reason });
     }
@@ -714,7 +719,7 @@ fn salvage(
         // back the keys live records need): the frame goes, the frames after it stay.
         let (bytes_dropped, reason) = match crate::crypto::remove_damaged_keystore_frame(fs, dir, offset)? {
             Some(removed) => (removed, format!("{reason}; the frames after it were kept")),
-            None => (cut(fs, file, offset)?, reason.to_owned()),
+            None => (crate::crypto::cut_keystore_at_damage(fs, dir, offset)?, reason.to_owned()),
         };
         return Ok(vec![RepairAction::KeystoreCut { file: file.to_owned(), offset, bytes_dropped, reason }]);
     }

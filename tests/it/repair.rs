@@ -1244,6 +1244,14 @@ fn damaged_frame_of_fifty_keys(later_frame: bool) {
                     "{what}: {:?}",
                     report.actions
                 );
+            } else {
+                // Without the key nothing is taken back, and the report says what the key
+                // would have saved (`repair --dry-run` shows it before anything is lost).
+                assert!(
+                    cut.is_some_and(|r| r.contains("without the master key")),
+                    "{what}: {:?}",
+                    report.actions
+                );
             }
             let mut dropped = dropped_ids(&report.actions);
             dropped.sort();
@@ -1278,12 +1286,13 @@ fn damaged_frame_of_fifty_keys(later_frame: bool) {
 }
 
 /// A keystore cut by `repair` (a damaged length leaves no frame boundary to splice at) loses
-/// key ids that live records' log records still name, and the header's next key id, which
-/// appends never rewrite, can be far below them: no record may be issued one of them again
-/// (FORMAT.md § 8.3) — with or without the master key.
+/// key ids that records' log records still name — a live record's, or a deleted one's — and
+/// the header's next key id, which appends never rewrite, can be far below them: no record
+/// may be issued one of them again (FORMAT.md § 8.3), with or without the master key.
 #[test]
 fn key_ids_a_keystore_cut_lost_are_never_issued_again() {
-    for keyed in [true, false] {
+    for (keyed, delete_last) in [(true, false), (false, false), (true, true), (false, true)] {
+        let what = format!("key: {keyed}, last record deleted: {delete_last}");
         let fs = MemFs::new();
         let keystore = Path::new(DIR).join("keystore");
         let frame_at = build_then(&fs, |db| {
@@ -1293,6 +1302,12 @@ fn key_ids_a_keystore_cut_lost_are_never_issued_again() {
                     let r = Record::new(format!("b{batch_of}-{i:02}"), location_of(i)).pii("name", "lost");
                     batch.upsert("c", r).unwrap();
                 }
+                batch.commit().unwrap();
+            }
+            if delete_last {
+                // Its key stays in the keystore (until a compaction), its id in the log.
+                let mut batch = db.begin_write();
+                batch.delete("c", "b1-00").unwrap();
                 batch.commit().unwrap();
             }
         });
@@ -1316,14 +1331,58 @@ fn key_ids_a_keystore_cut_lost_are_never_issued_again() {
             let keyless = Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None);
             Database::repair(DIR, keyless).unwrap()
         };
-        assert!(dropped_ids(&report.actions).contains(&"b1-00".to_owned()), "{:?}", report.actions);
-        assert_eq!(key_id(&fs, "b1-00"), None);
+        let dropped = dropped_ids(&report.actions);
+        assert!(dropped.contains(&"b20-00".to_owned()), "{what}: {:?}", report.actions);
+        assert_eq!(dropped.contains(&"b1-00".to_owned()), !delete_last, "{what}");
+        assert_eq!(key_id(&fs, "b1-00"), None, "{what}");
         let db = Database::open(DIR, options(&fs)).unwrap();
         let mut batch = db.begin_write();
         batch.upsert("c", Record::new("new", location_of(3)).pii("name", "new")).unwrap();
         batch.commit().unwrap();
         drop(db);
         let issued = key_id(&fs, "new").unwrap();
+        assert!(issued > lost, "{what}: the new record was issued key id {issued}, lost ids reach {lost}");
+    }
+}
+
+/// A keystore restored from an older copy lacks the keys of records written since: repair
+/// keeps them without their PII, and no later record is issued one of their key ids, which
+/// their log records name (the copy's next key id is below them).
+#[test]
+fn key_ids_an_older_keystore_copy_lacks_are_never_issued_again() {
+    for keyed in [true, false] {
+        let fs = MemFs::new();
+        let keystore = Path::new(DIR).join("keystore");
+        build(&fs);
+        let older = fs.read_all(&keystore).unwrap();
+        let db = Database::open(DIR, options(&fs)).unwrap();
+        let mut batch = db.begin_write();
+        for i in 0..5 {
+            batch.upsert("c", Record::new(format!("late{i}"), location_of(i)).pii("name", "late")).unwrap();
+        }
+        batch.commit().unwrap();
+        drop(db);
+        let db_id: [u8; 16] = older[10..26].try_into().unwrap(); // FORMAT.md § 8.1
+        let key_id = |id: &str| {
+            let ks =
+                geocrm::crypto::Keystore::open(Arc::new(fs.clone()), Path::new(DIR), db_id, None).unwrap();
+            ks.key_id("c", id)
+        };
+        let lost = (0..5).filter_map(|i| key_id(&format!("late{i}"))).max().unwrap();
+        fs.write_raw(&keystore, &older);
+        let report = if keyed {
+            repair(&fs).unwrap()
+        } else {
+            let keyless = Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None);
+            Database::repair(DIR, keyless).unwrap()
+        };
+        assert_eq!(dropped_ids(&report.actions).len(), 5, "key: {keyed}: {:?}", report.actions);
+        let db = Database::open(DIR, options(&fs)).unwrap();
+        let mut batch = db.begin_write();
+        batch.upsert("c", Record::new("new", location_of(3)).pii("name", "new")).unwrap();
+        batch.commit().unwrap();
+        drop(db);
+        let issued = key_id("new").unwrap();
         assert!(
             issued > lost,
             "key: {keyed}: the new record was issued key id {issued}, lost ids reach {lost}"

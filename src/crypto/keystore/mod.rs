@@ -310,9 +310,10 @@ impl Keystore {
 
     /// Makes key id `id` one that is never issued again, durably: when the next key id is not
     /// above it yet, it is raised past it and the file is rewritten whole, so that the header
-    /// carries the raised value (FORMAT.md §8.3). `repair` calls it for the key ids that live
-    /// records name but the keystore lost (a cut, a removed frame, an older copy): issued
-    /// again, a new record's key would stand under an id the lost records' log records name.
+    /// carries the raised value (FORMAT.md §8.3) — or, while a final frame is left out, the
+    /// rewrite that drops it does. `repair` calls it for the key ids that live records name
+    /// but the keystore does not hold, as in an older copy of the file: issued again, a new
+    /// record's key would stand under an id those records' log records name.
     ///
     /// # Errors
     /// [`Error::Io`]; [`Error::Poisoned`] after an earlier failed write (a failed rewrite
@@ -322,6 +323,12 @@ impl Keystore {
             return Ok(());
         }
         self.issue_key_ids_from(id.saturating_add(1));
+        if self.torn_at.is_some() {
+            // The rewrite that drops the left-out final frame carries it — before any append,
+            // or at the end of `repair` — and the frame must stay until then (a repair stopped
+            // before its end draws the same conclusions again: from the review).
+            return Ok(());
+        }
         self.rewrite_whole()
     }
 
@@ -524,6 +531,50 @@ fn check_db_id(header: &Header, db_id: [u8; 16], path: &Path) -> Result<()> {
 /// `repair` uses it to rebuild a lost manifest.
 pub(crate) fn peek_db_id(bytes: &[u8]) -> Option<[u8; 16]> {
     Header::decode(bytes, Path::new(KEYSTORE_FILE)).ok().map(|h| h.db_id)
+}
+
+/// Cuts `dir/keystore` at the damage at `at` (repair): the bytes before it are published
+/// atomically under a header whose next key id is raised past every id the cut can have
+/// dropped — the largest id of the valid frames before `at`, plus one per [`format::ENTRY_FIXED`]
+/// bytes from their end to the end of the file, plus one — so that none of those ids is issued
+/// again (FORMAT.md §8.3), whether a live record, a deleted one or only an old log record
+/// names it. A truncation kept the header's next key id, which appends never update, and the
+/// ids came back (from the review of the twenty-sixth part). A file whose header does not
+/// decode, or over 1 GiB, is truncated as before. Returns the bytes dropped.
+///
+/// # Errors
+/// [`Error::Io`].
+pub(crate) fn cut_at_damage(fs: &dyn FileSystem, dir: &Path, at: u64) -> Result<u64> {
+    let path = dir.join(KEYSTORE_FILE);
+    let file = fs.open_read(&path)?;
+    let len = file.len();
+    let at = at.min(len);
+    let mut bytes = Vec::new();
+    if len <= MAX_SPLICE_BYTES {
+        bytes = vec![0u8; usize::try_from(at).unwrap_or(0)];
+        file.read_exact_at(&mut bytes, 0)?;
+    }
+    drop(file);
+    let Some(mut header) = Header::decode(&bytes, &path).ok().filter(|_| len <= MAX_SPLICE_BYTES) else {
+        fs.truncate(&path, at)?;
+        fs.open_append(&path)?.sync()?;
+        return Ok(len - at);
+    };
+    // The valid frames before the damage: their largest key id, and where they end.
+    let (mut p, mut next) = (HEADER_LEN, header.next_key_id);
+    while let Some(FrameRead::Valid { frame_len, payload }) = bytes.get(p..).map(read_frame) {
+        for e in decode_batch(payload).unwrap_or_default() {
+            next = next.max(e.key_id.saturating_add(1));
+        }
+        p += frame_len;
+    }
+    let after_valid = len.saturating_sub(p as u64);
+    header.next_key_id = next.saturating_add(after_valid / format::ENTRY_FIXED as u64 + 1);
+    if let Some(h) = bytes.get_mut(..HEADER_LEN) {
+        h.copy_from_slice(&header.encode());
+    }
+    write_atomic(fs, dir, KEYSTORE_FILE, &bytes)?;
+    Ok(len - at)
 }
 
 /// Largest keystore [`remove_damaged_frame`] reads whole (a larger one is cut instead).
