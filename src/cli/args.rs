@@ -126,7 +126,9 @@ pub enum Command {
         /// How many.
         #[arg(short = 'k', long, default_value_t = 10)]
         k: usize,
-        /// Attribute filter, e.g. "tier in ('gold','platinum') and lifetime_value >= 1000".
+        /// Attribute filter, e.g. "tier in ('gold','platinum') and lifetime_value >= 1000". A
+        /// comparison on an attribute a record lacks is false (`!=` too); `not` is the
+        /// complement: "not tier = 'gold'" also matches records without a tier.
         #[arg(long = "where")]
         filter: Option<String>,
     },
@@ -143,7 +145,7 @@ pub enum Command {
         /// Radius in metres (`--metres` works too).
         #[arg(long, visible_alias = "metres", allow_hyphen_values = true)]
         meters: f64,
-        /// Attribute filter.
+        /// Attribute filter (see `near --help`).
         #[arg(long = "where")]
         filter: Option<String>,
         /// Print only the count.
@@ -166,7 +168,7 @@ pub enum Command {
         /// Eastern longitude.
         #[arg(long, allow_hyphen_values = true)]
         east: f64,
-        /// Attribute filter.
+        /// Attribute filter (see `near --help`).
         #[arg(long = "where")]
         filter: Option<String>,
         /// Print only the count.
@@ -180,7 +182,7 @@ pub enum Command {
         /// The GeoJSON file.
         #[arg(long)]
         geojson: PathBuf,
-        /// Attribute filter.
+        /// Attribute filter (see `near --help`).
         #[arg(long = "where")]
         filter: Option<String>,
         /// Print only the count.
@@ -191,7 +193,10 @@ pub enum Command {
     Agg {
         #[command(flatten)]
         db: DbArgs,
-        /// `h3:RES` (0-15), `attr:NAME` (a category) or `all`.
+        /// `h3:RES` (0-15), `attr:NAME` (a category) or `all`. An H3 group is the resolution-RES
+        /// ancestor of each record's resolution-15 cell (the H3 hierarchy: counts nest exactly
+        /// across resolutions), which near cell edges can differ from the cell computed directly
+        /// from the point at RES.
         #[arg(long)]
         by: String,
         /// Number fields to sum (repeat the flag, or separate with commas).
@@ -209,7 +214,7 @@ pub enum Command {
         /// Only customers inside this GeoJSON (multi)polygon.
         #[arg(long)]
         within: Option<PathBuf>,
-        /// Attribute filter.
+        /// Attribute filter (see `near --help`).
         #[arg(long = "where")]
         filter: Option<String>,
     },

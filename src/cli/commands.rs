@@ -79,7 +79,18 @@ fn region(path: &Path) -> Result<PreparedRegion> {
         let invalid = std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error());
         Error::io("read GeoJSON", path, invalid)
     })?;
-    Ok(PreparedRegion::new(&parse_geojson(&text)?))
+    let region = parse_geojson(&text)?;
+    if let Some((a, b)) = region.long_way_round_edge() {
+        // Planar, as GeoJSON and PostGIS `geometry` read it: said, not changed (from a
+        // hands-on review, where a polygon around Fiji matched the Atlantic).
+        eprintln!(
+            "warning: the edge from ({}, {}) to ({}, {}) [lon, lat] spans more than 180° of longitude: \
+             edges are straight in longitude and latitude, so it goes the long way round the globe; \
+             cut a polygon that crosses the antimeridian in two at ±180 (RFC 7946 §3.1.9)",
+            a[0], a[1], b[0], b[1]
+        );
+    }
+    Ok(PreparedRegion::new(&region))
 }
 
 pub(crate) fn print_json(v: &Value) {
@@ -304,6 +315,15 @@ pub fn run(command: Command) -> Result<()> {
                         r.removed.join(", ")
                     );
                 }
+            }
+            if receipts.iter().any(|r| r.existed) {
+                // "Removed" is about the live record and the index files: the receipt read as
+                // if nothing was left (from a hands-on review).
+                println!(
+                    "note: until `geocrm compact`, the log still holds the erased records' earlier versions: \
+                     location, attributes and phone/e-mail blind values in the clear, PII as ciphertext no \
+                     key opens any more"
+                );
             }
             Ok(())
         }

@@ -33,8 +33,10 @@ pub struct ErasureReceipt {
     pub erased_at_unix_ms: u64,
     /// Whether a live record was found.
     pub existed: bool,
-    /// What was removed: location, H3 cell, attributes, PII fields, the data key, the
-    /// index files' copy.
+    /// What was removed from the live state and the index files: location, H3 cell,
+    /// attributes, PII fields, the data key, the index files' copy. The log keeps the
+    /// record's earlier versions — location, attributes and phone/e-mail blind values in
+    /// the clear, PII as ciphertext no key opens — until [`Database::compact`] (PRIVACY.md).
     pub removed: Vec<String>,
     /// LSN of the checkpoint written without the record, when the index files held it.
     pub checkpoint_lsn: Option<u64>,

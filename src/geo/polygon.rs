@@ -179,6 +179,32 @@ impl MultiPolygon {
         let xy = [p.lon(), p.lat()];
         self.polygons.iter().any(|poly| poly.contains_xy(xy))
     }
+
+    /// The first edge spanning more than 180° of longitude, as its two `[lon, lat]` ends.
+    /// Edges are straight in longitude and latitude (GeoJSON's planar reading), so such an
+    /// edge goes the long way round the globe — rarely what a polygon near the antimeridian
+    /// meant: RFC 7946 §3.1.9 asks for those to be cut in two at ±180. An edge with both
+    /// ends on ±180 (a band around the whole globe) is not reported.
+    ///
+    /// ```
+    /// use geocrm::geo::{MultiPolygon, Polygon};
+    /// let ring = vec![[175.0, -20.0], [-175.0, -20.0], [-175.0, -15.0], [175.0, -15.0], [175.0, -20.0]];
+    /// let fiji = Polygon::new(ring, vec![])?;
+    /// assert_eq!(MultiPolygon::from(fiji).long_way_round_edge(), Some(([175.0, -20.0], [-175.0, -20.0])));
+    /// # Ok::<(), geocrm::Error>(())
+    /// ```
+    #[must_use]
+    pub fn long_way_round_edge(&self) -> Option<([f64; 2], [f64; 2])> {
+        let on_antimeridian = |p: &[f64; 2]| p[0].abs() == 180.0;
+        self.polygons.iter().flat_map(|p| p.rings()).find_map(|ring| {
+            ring.windows(2).find_map(|w| match w {
+                [a, b] if (a[0] - b[0]).abs() > 180.0 && !(on_antimeridian(a) && on_antimeridian(b)) => {
+                    Some((*a, *b))
+                }
+                _ => None,
+            })
+        })
+    }
 }
 
 impl From<Polygon> for MultiPolygon {

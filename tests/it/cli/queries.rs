@@ -199,7 +199,30 @@ fn within_every_geojson_kind() {
             .collect();
         let got = env.json("within", &["--geojson", p, "--where", "tier = 'gold'"]);
         assert_eq!(sorted(ids(&got)), gold, "{name} gold");
+        assert!(env.run(false, "within", &["--geojson", p]).stderr.is_empty(), "{name}: no warning");
     }
+    // A ring around Fiji written across the antimeridian: planar, it covers the longitudes
+    // from -175 to 175 the long way round. The answer stays planar; stderr says why (a
+    // polygon around Fiji matched the Atlantic without a word: from a hands-on review).
+    let fiji = json!({"type": "Polygon", "coordinates": [[[175, -20], [-175, -20], [-175, -15], [175, -15], [175, -20]]]});
+    let path = env.file("fiji.geojson", fiji.to_string());
+    for (cmd, flag) in [("within", "--geojson"), ("agg", "--within")] {
+        let mut args = vec![flag, path.to_str().unwrap()];
+        if cmd == "agg" {
+            args.extend(["--by", "all"]);
+        }
+        let out = env.run(false, cmd, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{cmd}: {stderr}");
+        assert!(
+            stderr.contains("warning: the edge from (175, -20) to (-175, -20)") && stderr.contains("±180"),
+            "{cmd}: {stderr}"
+        );
+    }
+    // A band around the whole globe, its edges along ±180: meant, not warned about.
+    let band = json!({"type": "Polygon", "coordinates": [[[-180, -10], [180, -10], [180, 10], [-180, 10], [-180, -10]]]});
+    let path = env.file("band.geojson", band.to_string());
+    assert!(env.run(false, "within", &["--geojson", path.to_str().unwrap()]).stderr.is_empty());
 }
 
 /// Brute-force groups: key -> (count, sum ltv, n ltv, min ltv, max ltv, sum visits).
