@@ -149,8 +149,10 @@ impl BoundingBox {
     /// How a longitude/latitude rectangle (`west ≤ east`, not wrapping) relates to this box:
     /// [`Inside`](super::Relation::Inside) when every point of it is in the box,
     /// [`Outside`](super::Relation::Outside) when none is, else
-    /// [`Partial`](super::Relation::Partial). Longitudes compare as numbers, as in
-    /// [`BoundingBox::contains`]. Used to classify index nodes.
+    /// [`Partial`](super::Relation::Partial). Longitudes compare as numbers, except that a
+    /// rectangle reaching ±180 or a pole this box touches (under the other sign, or any
+    /// longitude) is never `Outside`: it may hold points [`BoundingBox::contains`] takes.
+    /// Used to classify index nodes.
     ///
     /// ```
     /// use geocrm::geo::{BoundingBox, Relation};
@@ -177,6 +179,13 @@ impl BoundingBox {
             }
             overlaps = true;
         }
+        // A rectangle reaching ±180 or a pole holds points the box contains written with
+        // another longitude (see `contains`): the per-point test decides.
+        overlaps = overlaps
+            || (west <= -180.0 && self.contains_lon(180.0))
+            || (east >= 180.0 && self.contains_lon(-180.0))
+            || (north >= 90.0 && self.north >= 90.0)
+            || (south <= -90.0 && self.south <= -90.0);
         if overlaps {
             Relation::Partial
         } else {
@@ -184,7 +193,18 @@ impl BoundingBox {
         }
     }
 
-    /// Whether the point is inside the box, edges included.
+    /// Whether the point is inside the box, edges included. A pole is one point: it is
+    /// inside when the box reaches it, whatever its longitude; longitudes -180 and 180 are
+    /// one meridian.
+    ///
+    /// ```
+    /// use geocrm::{geo::BoundingBox, LatLon};
+    /// let b = BoundingBox::new(80.0, 170.0, 90.0, 180.0)?;
+    /// assert!(b.contains(LatLon::new(85.0, -180.0)?));
+    /// assert!(b.contains(LatLon::new(90.0, 0.0)?));
+    /// assert!(!b.contains(LatLon::new(85.0, 0.0)?));
+    /// # Ok::<(), geocrm::Error>(())
+    /// ```
     #[must_use]
     pub fn contains(&self, p: LatLon) -> bool {
         self.contains_lat_lon(p.lat(), p.lon())
@@ -198,6 +218,17 @@ impl BoundingBox {
         if !(lat >= self.south && lat <= self.north) {
             return false;
         }
+        // A pole is one point, whatever longitude it was written with; -180 and 180 are one
+        // meridian (as the radius and nearest queries have them: from a hands-on review).
+        lat.abs() == 90.0
+            || self.contains_lon(lon)
+            || (lon == -180.0 && self.contains_lon(180.0))
+            || (lon == 180.0 && self.contains_lon(-180.0))
+    }
+
+    /// Whether the longitude is within the box's longitude span(s), as a number.
+    #[inline]
+    fn contains_lon(&self, lon: f64) -> bool {
         if self.crosses_antimeridian() {
             lon >= self.west || lon <= self.east
         } else {

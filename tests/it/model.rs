@@ -112,10 +112,12 @@ fn check_collection(db: &Database, name: &str, model: &Model) {
     // counts, and sums of ltv by tier.
     for (s, w, n, e) in [(-5.0, 170.0, 90.0, -170.0), (0.0, 0.0, 20.0, 20.0)] {
         let bbox = BoundingBox::new(s, w, n, e).unwrap();
+        // A pole is one point; -180 and 180 one meridian.
+        let inside_lon = |lon: f64| if w <= e { lon >= w && lon <= e } else { lon >= w || lon <= e };
         let inside = |m: &M| {
             m.lat >= s
                 && m.lat <= n
-                && if w <= e { m.lon >= w && m.lon <= e } else { m.lon >= w || m.lon <= e }
+                && (m.lat.abs() == 90.0 || inside_lon(m.lon) || m.lon.abs() == 180.0 && inside_lon(-m.lon))
         };
         let got: Vec<String> =
             c.within_bbox(&bbox, &Filter::All).unwrap().into_iter().map(|h| h.id).collect();

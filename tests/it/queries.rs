@@ -370,9 +370,15 @@ fn bbox_matches_brute_force_including_antimeridian_boxes() {
             let got: Vec<String> =
                 c.within_bbox(&bbox, &filter(f)).unwrap().into_iter().map(|h| h.id).collect();
             let inside_lon = |lon: f64| if w <= e { lon >= w && lon <= e } else { lon >= w || lon <= e };
+            // A pole is one point; -180 and 180 one meridian.
+            let inside_lon = |lat: f64, lon: f64| {
+                lat.abs() == 90.0
+                    || inside_lon(lon)
+                    || inside_lon(if lon.abs() == 180.0 { -lon } else { lon })
+            };
             let want: Vec<String> = model
                 .iter()
-                .filter(|(_, r)| r.lat >= s && r.lat <= n && inside_lon(r.lon) && filter_matches(f, r))
+                .filter(|(_, r)| r.lat >= s && r.lat <= n && inside_lon(r.lat, r.lon) && filter_matches(f, r))
                 .map(|(id, _)| id.clone())
                 .collect();
             assert_eq!(got, want, "box {s},{w},{n},{e} filter {f}");
