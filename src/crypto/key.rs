@@ -28,6 +28,20 @@ impl MasterKey {
         MasterKey(key)
     }
 
+    /// Refuses a key of 32 zero bytes: a placeholder (`GEOCRM_KEY` of 64 zeros), not a
+    /// secret. Checked where a key is first bound to a database — a new keystore, a key
+    /// rotation — so a database created with one before still opens with it.
+    pub(crate) fn refuse_placeholder(&self) -> Result<()> {
+        if self.0.iter().all(|&b| b == 0) {
+            return Err(Error::InvalidKey {
+                reason: "the key is 32 zero bytes, a placeholder rather than a secret; generate one \
+                         (for example `openssl rand -hex 32`)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.0
     }

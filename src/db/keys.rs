@@ -61,6 +61,7 @@ pub(crate) fn create_keystore(
 ) -> Result<(Option<Keystore>, Option<MasterKey>)> {
     let kdf = KdfParams::new_random();
     let master = provider.master_key(&kdf)?;
+    master.refuse_placeholder()?;
     let keystore = Keystore::create(fs.clone(), dir, db_id, &master, kdf)?;
     Ok((Some(keystore), Some(master)))
 }

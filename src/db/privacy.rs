@@ -334,6 +334,7 @@ impl Database {
         // any more could destroy the only one.
         let kdf = *self.inner.keystore.read().as_ref().ok_or(Error::MissingKey)?.kdf_params();
         let new_master = new.master_key(&kdf)?;
+        new_master.refuse_placeholder()?;
         if new_master.bytes() == old.bytes() {
             return Err(Error::invalid_argument(
                 "new key",

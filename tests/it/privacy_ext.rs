@@ -1150,3 +1150,18 @@ fn a_writable_open_removes_a_keystore_left_half_rotated() {
     assert!(!tmp.exists(), "the half-rotated copy is removed");
     assert!(db.read().collection("c").unwrap().reveal("p1").is_ok());
 }
+
+/// A key of 32 zero bytes (`GEOCRM_KEY` of 64 zeros, a placeholder) is refused where a key is
+/// first bound to a database: creating its keystore, and rotating to it (from a hands-on
+/// review: both were accepted).
+#[test]
+fn a_master_key_of_zero_bytes_is_refused_where_it_would_be_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Database::open(dir.path(), Options::new().key(RawKey::new([0; 32]))).unwrap_err();
+    assert!(matches!(&err, Error::InvalidKey { reason } if reason.contains("zero bytes")), "{err}");
+    assert!(!dir.path().join("MANIFEST").exists(), "the refused open leaves no database behind");
+    let db = Database::open(dir.path(), Options::new().key(RawKey::new([9; 32]))).unwrap();
+    let err = db.rotate_master_key(&RawKey::new([0; 32])).unwrap_err();
+    assert!(matches!(&err, Error::InvalidKey { reason } if reason.contains("zero bytes")), "{err}");
+    db.rotate_master_key(&RawKey::new([8; 32])).unwrap();
+}
