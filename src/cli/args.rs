@@ -124,7 +124,7 @@ pub enum Command {
         #[arg(long, allow_hyphen_values = true)]
         lon: f64,
         /// How many.
-        #[arg(short = 'k', long, default_value_t = 10)]
+        #[arg(short = 'k', long, default_value_t = 10, allow_hyphen_values = true)]
         k: usize,
         /// Attribute filter, e.g. "tier in ('gold','platinum') and lifetime_value >= 1000". A
         /// comparison on an attribute a record lacks is false (`!=` too); `not` is the

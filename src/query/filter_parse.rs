@@ -303,6 +303,15 @@ impl Parser<'_> {
         }
         let op = match self.peek() {
             Some(Tok::Op(op)) => *op,
+            // `and value > 0`: the connective where a condition belongs (it read as a field
+            // name followed by a word: from a hands-on review). Keywords are safe to repeat.
+            _ if ["and", "or"].iter().any(|k| field.eq_ignore_ascii_case(k)) => {
+                return Err(err(
+                    self.expr,
+                    self.toks.get(self.pos.saturating_sub(1)).map_or(0, |(at, _)| *at),
+                    &format!("expected a condition before '{}'", field.to_ascii_lowercase()),
+                ));
+            }
             other => {
                 let found = other.map_or_else(|| "the end".to_owned(), describe);
                 return Err(err(
@@ -402,6 +411,21 @@ mod tests {
                 other => panic!("{text}: expected InvalidFilter, got {other:?}"),
             }
         }
+        // A connective where a condition belongs is named as such (it read as a field name);
+        // a field that is called `and` still works.
+        for (text, pos, word) in [("and v > 0", 0, "and"), ("t = 'x' or OR v > 0", 11, "or")] {
+            match parse(text) {
+                Err(Error::InvalidFilter { position, reason, .. }) => {
+                    assert_eq!(
+                        (position, reason),
+                        (pos, format!("expected a condition before '{word}'")),
+                        "{text}"
+                    )
+                }
+                other => panic!("{text}: expected InvalidFilter, got {other:?}"),
+            }
+        }
+        assert_eq!(parse("and = 'x'").unwrap(), Filter::eq("and", "x"));
     }
 
     #[test]

@@ -416,7 +416,7 @@ fn bad_query_arguments() {
     let err = near(&["--where", "ltv = '1.2.90'"]);
     assert!(!err.contains("1.2.90") && err.contains("a text value of 6 characters"), "{err}");
     let err = near(&["--where", "tier = 'gold' and and"]);
-    assert!(err.contains("at character 21") && err.contains("found the end"), "{err}");
+    assert!(err.contains("at character 18") && err.contains("expected a condition before 'and'"), "{err}");
     // Positions count characters, not bytes.
     let err = near(&["--where", "tier = 'Zürich' oops"]);
     assert!(err.contains("at character 16"), "{err}");
@@ -431,6 +431,9 @@ fn bad_query_arguments() {
     assert!(err.contains("name"), "{err}");
     let err = near(&["-k", "0"]);
     assert!(err.contains("invalid argument k"), "{err}");
+    // A negative k is a bad value of -k, not an unknown argument `-1`.
+    let err = near(&["-k", "-1"]);
+    assert!(err.contains("invalid value '-1'") && err.contains("<K>"), "{err}");
     let err = env.fail("near", &["--lat", "91", "--lon", "0"]);
     assert!(err.contains("latitude must be within [-90, 90]"), "{err}");
     for meters in [&["--meters", "-5"][..], &["--meters=-5"][..]] {
