@@ -131,6 +131,22 @@ fn repair(fs: &MemFs) -> geocrm::Result<geocrm::db::RepairReport> {
     Database::repair(DIR, options(fs))
 }
 
+/// `repair`, with the master key or without any.
+fn repair_keyed_or_not(fs: &MemFs, keyed: bool) -> geocrm::db::RepairReport {
+    if keyed {
+        repair(fs).unwrap()
+    } else {
+        let keyless = Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None);
+        Database::repair(DIR, keyless).unwrap()
+    }
+}
+
+/// The key id `dir/keystore` holds for record `id` of collection `c`, read without the key.
+fn key_id_in_keystore(fs: &MemFs, db_id: [u8; 16], id: &str) -> Option<u64> {
+    let ks = geocrm::crypto::Keystore::open(Arc::new(fs.clone()), Path::new(DIR), db_id, None).unwrap();
+    ks.key_id("c", id)
+}
+
 #[test]
 fn a_sound_database_is_left_alone() {
     let fs = MemFs::new();
@@ -1218,12 +1234,7 @@ fn damaged_frame_of_fifty_keys(later_frame: bool) {
             let mut bytes = pristine.clone();
             bytes[at] ^= mask;
             fs.write_raw(&keystore, &bytes);
-            let report = if keyed {
-                repair(&fs).unwrap()
-            } else {
-                let keyless = Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None);
-                Database::repair(DIR, keyless).unwrap()
-            };
+            let report = repair_keyed_or_not(&fs, keyed);
             let cut = report.actions.iter().find_map(|a| match a {
                 RepairAction::KeystoreCut { reason, .. } => Some(reason.clone()),
                 _ => None,
@@ -1313,11 +1324,7 @@ fn key_ids_a_keystore_cut_lost_are_never_issued_again() {
         });
         let pristine = fs.read_all(&keystore).unwrap();
         let db_id: [u8; 16] = pristine[10..26].try_into().unwrap(); // FORMAT.md § 8.1
-        let key_id = |fs: &MemFs, id: &str| {
-            let ks =
-                geocrm::crypto::Keystore::open(Arc::new(fs.clone()), Path::new(DIR), db_id, None).unwrap();
-            ks.key_id("c", id)
-        };
+        let key_id = |fs: &MemFs, id: &str| key_id_in_keystore(fs, db_id, id);
         let lost = key_id(&fs, "b1-00").unwrap();
         assert!(lost > key_id(&fs, "b20-19").unwrap());
         // The first entry's record id length (after its key id, the collection and its
@@ -1325,12 +1332,7 @@ fn key_ids_a_keystore_cut_lost_are_never_issued_again() {
         let mut bytes = pristine.clone();
         bytes[frame_at + 8 + 4 + 8 + 4 + 1] ^= 0x04;
         fs.write_raw(&keystore, &bytes);
-        let report = if keyed {
-            repair(&fs).unwrap()
-        } else {
-            let keyless = Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None);
-            Database::repair(DIR, keyless).unwrap()
-        };
+        let report = repair_keyed_or_not(&fs, keyed);
         let dropped = dropped_ids(&report.actions);
         assert!(dropped.contains(&"b20-00".to_owned()), "{what}: {:?}", report.actions);
         assert_eq!(dropped.contains(&"b1-00".to_owned()), !delete_last, "{what}");
@@ -1363,19 +1365,10 @@ fn key_ids_an_older_keystore_copy_lacks_are_never_issued_again() {
         batch.commit().unwrap();
         drop(db);
         let db_id: [u8; 16] = older[10..26].try_into().unwrap(); // FORMAT.md § 8.1
-        let key_id = |id: &str| {
-            let ks =
-                geocrm::crypto::Keystore::open(Arc::new(fs.clone()), Path::new(DIR), db_id, None).unwrap();
-            ks.key_id("c", id)
-        };
+        let key_id = |id: &str| key_id_in_keystore(&fs, db_id, id);
         let lost = (0..5).filter_map(|i| key_id(&format!("late{i}"))).max().unwrap();
         fs.write_raw(&keystore, &older);
-        let report = if keyed {
-            repair(&fs).unwrap()
-        } else {
-            let keyless = Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None);
-            Database::repair(DIR, keyless).unwrap()
-        };
+        let report = repair_keyed_or_not(&fs, keyed);
         assert_eq!(dropped_ids(&report.actions).len(), 5, "key: {keyed}: {:?}", report.actions);
         let db = Database::open(DIR, options(&fs)).unwrap();
         let mut batch = db.begin_write();
