@@ -316,7 +316,7 @@ pub fn run(command: Command) -> Result<()> {
                     );
                 }
             }
-            if receipts.iter().any(|r| r.existed) {
+            if receipts.iter().any(|r| r.existed || r.lsn != 0) {
                 // "Removed" is about the live record and the index files: the receipt read as
                 // if nothing was left (from a hands-on review).
                 println!(
@@ -777,7 +777,7 @@ fn stats(db: &DbArgs) -> Result<()> {
         }
         if let Some(damage) = &stats.audit_log_damaged {
             println!(
-                "  WARNING: the audit log is damaged, so every read of PII is refused until `geocrm repair` cuts it: {damage}"
+                "  WARNING: the audit log is damaged: {damage}; until `geocrm repair` cuts it, reads of PII are refused (and, for a damaged header, writable opens)"
             );
         }
     }

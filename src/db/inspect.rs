@@ -77,8 +77,9 @@ pub struct DatabaseStats {
     pub checkpoint_rejected: Option<String>,
     /// The last automatic checkpoint's error, if it failed.
     pub auto_checkpoint_error: Option<String>,
-    /// Damage in the audit log's current file (`audit.log`): while it is there, every read
-    /// of PII is refused, until `repair` cuts the file.
+    /// Damage in the audit log's current file (`audit.log`): while it is there, every
+    /// audited read of PII is refused (a damaged header keeps writable opens out), until
+    /// `repair` cuts the file (or, for a damaged header, starts it anew).
     pub audit_log_damaged: Option<String>,
 }
 

@@ -719,7 +719,16 @@ fn salvage(
         // back the keys live records need): the frame goes, the frames after it stay.
         let (bytes_dropped, reason) = match crate::crypto::remove_damaged_keystore_frame(fs, dir, offset)? {
             Some(removed) => (removed, format!("{reason}; the frames after it were kept")),
-            None => (crate::crypto::cut_keystore_at_damage(fs, dir, offset)?, reason.to_owned()),
+            None => {
+                // Keys may have been issued above the ids erasures destroyed (an open raises
+                // the next key id past them without writing it into the keystore's header).
+                let erased = super::manifest::read_bytes(fs, dir)
+                    .ok()
+                    .and_then(|b| Manifest::decode(&b, &dir.join(MANIFEST_NAME)).ok())
+                    .and_then(|m| m.erased_key_ids.and_then(|ids| ids.last().copied()));
+                let floor = erased.map_or(0, |last| last.saturating_add(1));
+                (crate::crypto::cut_keystore_at_damage(fs, dir, offset, floor)?, reason.to_owned())
+            }
         };
         return Ok(vec![RepairAction::KeystoreCut { file: file.to_owned(), offset, bytes_dropped, reason }]);
     }

@@ -14,11 +14,12 @@ const AABB_PAD: f64 = 1e-12;
 /// `west > east` means the box crosses the antimeridian (the GeoJSON `bbox` convention):
 /// it holds the longitudes `>= west` and the longitudes `<= east`. Longitudes are compared
 /// as numbers, so a box that must hold points on both sides of ±180° has to cross it;
-/// [`BoundingBox::around`] does that for you. The stored coordinates are compared as they
-/// were written: a record at longitude -180 is not in a box whose east edge is 180 (nor the
-/// other way round), and a record at a pole is in a box reaching the pole only if its
-/// longitude is in the box — unlike distances, for which these spellings of one place are
-/// 0 m apart ([`haversine_m`](super::haversine_m)).
+/// [`BoundingBox::around`] does that for you. Two spellings of one place are one point, as
+/// for distances ([`haversine_m`](super::haversine_m)): a record at longitude -180 is in a
+/// box whose east edge is 180 (and the other way round), and a record at a pole is in every
+/// box reaching that pole, whatever its longitude ([`BoundingBox::contains`]; since the
+/// twenty-sixth part — before, the stored numbers were compared as written).
+/// [`BoundingBox::intersects`] and [`BoundingBox::contains_box`] compare boxes as numbers.
 ///
 /// ```
 /// use geocrm::{geo::BoundingBox, LatLon};
@@ -236,7 +237,8 @@ impl BoundingBox {
         }
     }
 
-    /// Whether the two boxes share at least one point (edges included).
+    /// Whether the two boxes share at least one point (edges included), their longitudes
+    /// compared as numbers (boxes meeting only at ±180 or at a pole do not).
     #[must_use]
     pub fn intersects(&self, other: &BoundingBox) -> bool {
         if self.south > other.north || other.south > self.north {
@@ -246,7 +248,7 @@ impl BoundingBox {
         self.lon_spans().any(|a| theirs.clone().any(|b| a[0] <= b[1] && b[0] <= a[1]))
     }
 
-    /// Whether every point of `other` is inside `self`.
+    /// Whether every point of `other` is inside `self`, longitudes compared as numbers.
     #[must_use]
     pub fn contains_box(&self, other: &BoundingBox) -> bool {
         if other.south < self.south || other.north > self.north {

@@ -232,7 +232,7 @@ impl PreparedRegion {
     /// How the box relates to the region. Conservative: [`Relation::Inside`] and
     /// [`Relation::Outside`] are always right; when in doubt the answer is
     /// [`Relation::Partial`] (for instance a box inside the region that touches its
-    /// boundary). Longitudes are compared as numbers, as in [`BoundingBox::contains`].
+    /// boundary). Longitudes are compared as numbers (planar, as the region's edges are).
     #[must_use]
     pub fn classify_box(&self, bbox: &BoundingBox) -> Relation {
         let mut all_in = true;

@@ -539,12 +539,14 @@ pub(crate) fn peek_db_id(bytes: &[u8]) -> Option<[u8; 16]> {
 /// bytes from their end to the end of the file, plus one — so that none of those ids is issued
 /// again (FORMAT.md §8.3), whether a live record, a deleted one or only an old log record
 /// names it. A truncation kept the header's next key id, which appends never update, and the
-/// ids came back (from the review of the twenty-sixth part). A file whose header does not
-/// decode, or over 1 GiB, is truncated as before. Returns the bytes dropped.
+/// ids came back (from the review of the twenty-sixth part). `floor` is a next key id the
+/// database knows of beyond the file (past the ids the MANIFEST lists as erased: keys were
+/// issued above it). A file whose header does not decode, or over 1 GiB, is truncated as
+/// before. Returns the bytes dropped.
 ///
 /// # Errors
 /// [`Error::Io`].
-pub(crate) fn cut_at_damage(fs: &dyn FileSystem, dir: &Path, at: u64) -> Result<u64> {
+pub(crate) fn cut_at_damage(fs: &dyn FileSystem, dir: &Path, at: u64, floor: u64) -> Result<u64> {
     let path = dir.join(KEYSTORE_FILE);
     let file = fs.open_read(&path)?;
     let len = file.len();
@@ -561,7 +563,7 @@ pub(crate) fn cut_at_damage(fs: &dyn FileSystem, dir: &Path, at: u64) -> Result<
         return Ok(len - at);
     };
     // The valid frames before the damage: their largest key id, and where they end.
-    let (mut p, mut next) = (HEADER_LEN, header.next_key_id);
+    let (mut p, mut next) = (HEADER_LEN, header.next_key_id.max(floor));
     while let Some(FrameRead::Valid { frame_len, payload }) = bytes.get(p..).map(read_frame) {
         for e in decode_batch(payload).unwrap_or_default() {
             next = next.max(e.key_id.saturating_add(1));

@@ -463,6 +463,36 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_at_damage_never_lets_the_ids_it_drops_be_issued_again() {
+        // Keys issued above a floor the file does not record (an open raised the next key id
+        // past the MANIFEST's erased ids): with the floor, the cut's header is past them too.
+        for floor in [0, 1_000] {
+            let (dir, fs, master, mut ks) = new_keystore();
+            ks.add_keys(&[("c", "a")]).unwrap();
+            ks.sync().unwrap();
+            let path = dir.path().join(KEYSTORE_FILE);
+            let cut_at = std::fs::metadata(&path).unwrap().len();
+            ks.issue_key_ids_from(floor);
+            let lost = ks.add_keys(&[("c", "b"), ("c", "c")]).unwrap();
+            ks.add_keys(&[("c", "d")]).unwrap();
+            ks.sync().unwrap();
+            drop(ks);
+            let dropped = super::super::cut_at_damage(&*fs, dir.path(), cut_at, floor).unwrap();
+            assert!(dropped > 0);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), cut_at, "floor {floor}");
+            let mut ks = Keystore::open(fs, dir.path(), [6; 16], Some(&master)).unwrap();
+            assert!(ks.contains("c", "a") && !ks.contains("c", "b"));
+            let fresh = ks.add_keys(&[("c", "e")]).unwrap();
+            let highest = lost.iter().map(|(k, _)| *k).max().unwrap();
+            assert!(
+                fresh[0].0 > highest,
+                "floor {floor}: issued {} again (lost up to {highest})",
+                fresh[0].0
+            );
+        }
+    }
+
+    #[test]
     fn after_rotation_the_old_kek_unwraps_nothing_in_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let (old, new) = (MasterKey::from_bytes([1; 32]), MasterKey::from_bytes([2; 32]));
