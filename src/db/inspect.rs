@@ -78,7 +78,7 @@ pub struct DatabaseStats {
     /// The last automatic checkpoint's error, if it failed.
     pub auto_checkpoint_error: Option<String>,
     /// Damage in the audit log's current file (`audit.log`): while it is there, every
-    /// audited read of PII is refused (a damaged header keeps writable opens out), until
+    /// audited read of PII is refused (a damaged header keeps audited writable opens out), until
     /// `repair` cuts the file (or, for a damaged header, starts it anew).
     pub audit_log_damaged: Option<String>,
 }

@@ -141,6 +141,17 @@ fn repair_keyed_or_not(fs: &MemFs, keyed: bool) -> geocrm::db::RepairReport {
     }
 }
 
+/// The key id a record with PII written now is issued (the database opened, written to and
+/// closed).
+fn key_id_of_a_new_record(fs: &MemFs, db_id: [u8; 16]) -> u64 {
+    let db = Database::open(DIR, options(fs)).unwrap();
+    let mut batch = db.begin_write();
+    batch.upsert("c", Record::new("new", location_of(3)).pii("name", "new")).unwrap();
+    batch.commit().unwrap();
+    drop(db);
+    key_id_in_keystore(fs, db_id, "new").unwrap()
+}
+
 /// The key id `dir/keystore` holds for record `id` of collection `c`, read without the key.
 fn key_id_in_keystore(fs: &MemFs, db_id: [u8; 16], id: &str) -> Option<u64> {
     let ks = geocrm::crypto::Keystore::open(Arc::new(fs.clone()), Path::new(DIR), db_id, None).unwrap();
@@ -1337,13 +1348,70 @@ fn key_ids_a_keystore_cut_lost_are_never_issued_again() {
         assert!(dropped.contains(&"b20-00".to_owned()), "{what}: {:?}", report.actions);
         assert_eq!(dropped.contains(&"b1-00".to_owned()), !delete_last, "{what}");
         assert_eq!(key_id(&fs, "b1-00"), None, "{what}");
-        let db = Database::open(DIR, options(&fs)).unwrap();
-        let mut batch = db.begin_write();
-        batch.upsert("c", Record::new("new", location_of(3)).pii("name", "new")).unwrap();
-        batch.commit().unwrap();
-        drop(db);
-        let issued = key_id(&fs, "new").unwrap();
+        let issued = key_id_of_a_new_record(&fs, db_id);
         assert!(issued > lost, "{what}: the new record was issued key id {issued}, lost ids reach {lost}");
+    }
+}
+
+/// The keys issued above the ids erasures destroyed (an open raises the next key id past the
+/// MANIFEST's erased ids without writing it into an older keystore copy's header) and then
+/// lost to a keystore cut are never issued again, even when no live record names them (the
+/// records were deleted): the cut stays past the erased ids too (from the review).
+#[test]
+fn a_keystore_cut_stays_past_the_key_ids_erasures_destroyed() {
+    for keyed in [true, false] {
+        let fs = MemFs::new();
+        let keystore = Path::new(DIR).join("keystore");
+        build(&fs);
+        let older = fs.read_all(&keystore).unwrap();
+        let db_id: [u8; 16] = older[10..26].try_into().unwrap(); // FORMAT.md § 8.1
+        let erased: Vec<String> = (0..100).map(|i| format!("e{i:03}")).collect();
+        {
+            let db = Database::open(DIR, options(&fs)).unwrap();
+            let mut batch = db.begin_write();
+            for id in &erased {
+                batch.upsert("c", Record::new(id.clone(), location_of(3)).pii("name", "gone")).unwrap();
+            }
+            batch.commit().unwrap();
+            db.erase_many("c", &erased.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        }
+        // The older copy: no live record misses its key, so it opens; keys are issued above
+        // the erased ids, in two frames, for records deleted afterwards.
+        fs.write_raw(&keystore, &older);
+        let later = ["y1", "y2", "y3", "z"];
+        {
+            let db = Database::open(DIR, options(&fs)).unwrap();
+            for ids in [&later[..3], &later[3..]] {
+                let mut batch = db.begin_write();
+                for id in ids {
+                    batch.upsert("c", Record::new(*id, location_of(4)).pii("name", "later")).unwrap();
+                }
+                batch.commit().unwrap();
+            }
+            let mut batch = db.begin_write();
+            for id in later {
+                batch.delete("c", id).unwrap();
+            }
+            batch.commit().unwrap();
+        }
+        let lost = later.iter().filter_map(|id| key_id_in_keystore(&fs, db_id, id)).max().unwrap();
+        let oldest_lost = later.iter().filter_map(|id| key_id_in_keystore(&fs, db_id, id)).min().unwrap();
+        assert!(oldest_lost > 100, "the keys were issued above the erased ids");
+        // The first later entry's record id length: the frame is cut there, the next with it.
+        let mut bytes = fs.read_all(&keystore).unwrap();
+        bytes[older.len() + 8 + 4 + 8 + 4 + 1] ^= 0x04;
+        fs.write_raw(&keystore, &bytes);
+        let report = repair_keyed_or_not(&fs, keyed);
+        assert!(
+            report.actions.iter().any(|a| matches!(a, RepairAction::KeystoreCut { .. })),
+            "key: {keyed}: {:?}",
+            report.actions
+        );
+        let issued = key_id_of_a_new_record(&fs, db_id);
+        assert!(
+            issued > lost,
+            "key: {keyed}: the new record was issued key id {issued}, lost ids reach {lost}"
+        );
     }
 }
 
@@ -1370,12 +1438,7 @@ fn key_ids_an_older_keystore_copy_lacks_are_never_issued_again() {
         fs.write_raw(&keystore, &older);
         let report = repair_keyed_or_not(&fs, keyed);
         assert_eq!(dropped_ids(&report.actions).len(), 5, "key: {keyed}: {:?}", report.actions);
-        let db = Database::open(DIR, options(&fs)).unwrap();
-        let mut batch = db.begin_write();
-        batch.upsert("c", Record::new("new", location_of(3)).pii("name", "new")).unwrap();
-        batch.commit().unwrap();
-        drop(db);
-        let issued = key_id("new").unwrap();
+        let issued = key_id_of_a_new_record(&fs, db_id);
         assert!(
             issued > lost,
             "key: {keyed}: the new record was issued key id {issued}, lost ids reach {lost}"

@@ -473,8 +473,8 @@ mod tests {
             let path = dir.path().join(KEYSTORE_FILE);
             let cut_at = std::fs::metadata(&path).unwrap().len();
             ks.issue_key_ids_from(floor);
-            let lost = ks.add_keys(&[("c", "b"), ("c", "c")]).unwrap();
-            ks.add_keys(&[("c", "d")]).unwrap();
+            let mut lost = ks.add_keys(&[("c", "b"), ("c", "c")]).unwrap();
+            lost.extend(ks.add_keys(&[("c", "d")]).unwrap());
             ks.sync().unwrap();
             drop(ks);
             let dropped = super::super::cut_at_damage(&*fs, dir.path(), cut_at, floor).unwrap();
