@@ -544,10 +544,10 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
         };
         actions.push(RepairAction::KeystoreCut { file, offset, bytes_dropped: dropped_tail, reason });
     }
-    // The key ids live records name but the keystore lost are never issued again: before
-    // anything below can take one (a new blind-index root key), the next key id is raised
-    // past them and written out. A cut kept the header's, which may be far below (appends
-    // never rewrite it).
+    // The key ids live records name but the keystore does not hold are never issued again:
+    // before anything below can take one (a new blind-index root key), the next key id is
+    // raised past them and written out. A cut at damage raised it already; an older copy of
+    // the file did not (its next key id is below the ids issued since).
     if let Some(last) = missing.iter().map(|m| m.2).max() {
         let _writer = db.inner.writer.lock();
         if let Some(ks) = db.inner.keystore.write().as_mut() {
