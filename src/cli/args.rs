@@ -108,6 +108,11 @@ pub enum Command {
         /// Comma-separated columns to force to category attributes.
         #[arg(long, value_delimiter = ',')]
         categories: Vec<String>,
+        /// Take a header column under another name: `--rename "First Name=first_name"`,
+        /// `--rename Latitude=lat` (repeat the flag). The other flags name columns by their
+        /// new names.
+        #[arg(long, value_name = "COLUMN=NAME")]
+        rename: Vec<String>,
         /// Import the good rows and write the rejected ones (line, id, column, reason) to
         /// this CSV file instead of aborting.
         #[arg(long, value_name = "REJECTS.csv")]

@@ -134,7 +134,7 @@ pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Demo { records, seed } => super::demo::run(records, seed),
         Command::Bench { args } => super::bench::run(&args),
-        Command::Import { db, file, pii, phone, email, numbers, categories, skip_invalid } => import(
+        Command::Import { db, file, pii, phone, email, numbers, categories, skip_invalid, rename } => import(
             &db,
             &file,
             ImportOptions {
@@ -145,6 +145,13 @@ pub fn run(command: Command) -> Result<()> {
                 categories,
                 skip_invalid: skip_invalid.is_some(),
                 batch_size: None,
+                renames: rename
+                    .iter()
+                    .map(|r| match r.rsplit_once('=') {
+                        Some((from, to)) => Ok((from.to_owned(), to.to_owned())),
+                        None => Err(Error::invalid_argument("rename", format!("{r:?} is not COLUMN=NAME"))),
+                    })
+                    .collect::<Result<_>>()?,
             },
             skip_invalid.as_deref(),
         ),

@@ -48,6 +48,10 @@ pub struct ImportOptions {
     /// Records per commit; the import is one transaction per commit (default: all rows in
     /// one transaction, so a crash leaves all or nothing).
     pub batch_size: Option<usize>,
+    /// Header columns to take under another name, `(as in the file, new name)`, before
+    /// anything else reads the header: a spreadsheet's `First Name` or `Latitude` becomes
+    /// `first_name` or `lat`. The other options name columns by their new names.
+    pub renames: Vec<(String, String)>,
 }
 
 /// A row that was not imported.
@@ -130,8 +134,30 @@ impl ImportOptions {
                 earlier.push(option);
             }
         }
+        let mut renamed: HashMap<&str, &str> = HashMap::new();
+        for (from, to) in &self.renames {
+            if !["id", "lat", "lon"].contains(&to.as_str()) {
+                crate::model::validate_name(to)
+                    .map_err(|e| Error::invalid_argument("rename", format!("{from:?} to {to:?}: {e}")))?;
+            }
+            if renamed.insert(from, to).is_some() {
+                return Err(Error::invalid_argument("rename", format!("column {from:?} is renamed twice")));
+            }
+        }
         Ok(())
     }
+}
+
+/// The header with the columns `renames` names taken under their new names.
+fn rename_columns(mut header: Vec<String>, renames: &[(String, String)]) -> Result<Vec<String>> {
+    for (from, to) in renames {
+        // Spaces around a header name are ignored here.
+        let Some(column) = header.iter_mut().find(|h| h.trim() == from.trim()) else {
+            return Err(Error::invalid_argument("rename", format!("the header has no column {from:?}")));
+        };
+        to.clone_into(column);
+    }
+    Ok(header)
 }
 
 struct Columns {
@@ -186,6 +212,7 @@ pub fn import_csv(
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(limited);
     let header = reader.headers().map(|h| h.iter().map(str::to_owned).collect::<Vec<String>>());
     let header = header.map_err(|e| csv_error(&e, "header", next_line()))?;
+    let header = rename_columns(header, &options.renames)?;
     next_line();
     if header.is_empty() {
         return Err(header_error("the file is empty (expected a header with id, lat, lon)"));
@@ -201,7 +228,11 @@ pub fn import_csv(
         // name was found once the whole file was read and converted: from the CLI review).
         let pii = declared.fields.iter().filter(|(_, _, kind, _)| *kind == FieldKind::Pii).count();
         for (_, name, _, _) in &declared.fields {
-            crate::model::validate_name(name).map_err(|e| header_error(&e.to_string()))?;
+            crate::model::validate_name(name).map_err(|e| {
+                header_error(&format!(
+                    "{e}; take the column under another name with --rename (`ImportOptions::renames`)"
+                ))
+            })?;
         }
         if pii > crate::model::MAX_FIELDS_PER_KIND {
             let reason = format!("{pii} PII columns; at most {}", crate::model::MAX_FIELDS_PER_KIND);
@@ -440,7 +471,7 @@ fn resolve_columns(
             // may be a first row's data.
             match header.iter().find(|h| h.trim().eq_ignore_ascii_case(name)) {
                 Some(other) => header_error(&format!(
-                    "required column {name:?} is missing (there is {other:?}: column names must match exactly, case and spaces included)"
+                    "required column {name:?} is missing (there is {other:?}: column names must match exactly, case and spaces included; or take it under that name with --rename \"{other}={name}\")"
                 )),
                 None => header_error(&format!("required column {name:?} is missing")),
             }

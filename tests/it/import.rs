@@ -625,7 +625,7 @@ fn skip_invalid_reports_and_header_errors_still_abort() {
     assert_eq!(err, (1, "header".into(), "required column \"lat\" is missing".into()));
     // The same name in other letters is named (it is no one's data); other cells are not.
     let err = csv_err(import(&db, "ID,Lat,LON\nA,1,2\n", &options));
-    let hint = "required column \"id\" is missing (there is \"ID\": column names must match exactly, case and spaces included)";
+    let hint = "required column \"id\" is missing (there is \"ID\": column names must match exactly, case and spaces included; or take it under that name with --rename \"ID=id\")";
     assert_eq!(err, (1, "header".into(), hint.into()));
     let err = csv_err(import(&db, "Ada Lovelace,1,2\nA,1,2\n", &options));
     assert_eq!(err, (1, "header".into(), "required column \"id\" is missing".into()));
@@ -955,5 +955,49 @@ fn rows_fill_an_existing_collections_fields_by_name_and_pii_is_checked_with_its_
         let rejected: Vec<(u64, &str, &str)> =
             report.rejected.iter().map(|r| (r.line, r.id.as_str(), r.column.as_str())).collect();
         assert_eq!(rejected, [(3, bad, column)]);
+    }
+}
+
+/// A spreadsheet's header (`ID`, `Latitude`, `First Name`, `Région`) imports with its columns
+/// renamed; the other options name them by their new names. A rename of a column the header
+/// lacks, to a name that is not one, or twice, is refused before the file is read, and a
+/// header name that cannot be a field name says how to rename it.
+#[test]
+fn renamed_columns_import_under_their_new_names() {
+    let (_dir, db) = open(true);
+    let csv = "ID,Latitude,Longitude,First Name,Postal Code,R\u{e9}gion\nc1,48.85,2.35,Ann,75001,IDF\n";
+    let rename =
+        |pairs: &[(&str, &str)]| pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect();
+    let all = [
+        ("ID", "id"),
+        ("Latitude", "lat"),
+        ("Longitude", "lon"),
+        ("First Name", "first_name"),
+        ("Postal Code", "postal_code"),
+        ("R\u{e9}gion", "region"),
+    ];
+    let err = csv_err(import(&db, csv, &pii(&["first_name"])));
+    assert!(err.2.contains("--rename \"ID=id\""), "{err:?}");
+    let err =
+        csv_err(import(&db, csv, &ImportOptions { renames: rename(&all[..3]), ..pii(&["First Name"]) }));
+    assert!(err.2.contains("\"First Name\"") && err.2.contains("--rename"), "{err:?}");
+    let options = ImportOptions { renames: rename(&all), ..pii(&["first_name"]) };
+    assert_eq!(import(&db, csv, &options).unwrap().imported, 1);
+    assert_eq!(categories(&db, "c1")["postal_code"], "75001");
+    assert_eq!(categories(&db, "c1")["region"], "IDF");
+    let revealed = db.read().collection("c").unwrap().reveal("c1").unwrap();
+    assert_eq!(revealed["first_name"].expose(), "Ann");
+    for (bad, what) in [
+        (vec![("Nope", "x")], "the header has no column \"Nope\""),
+        (vec![("ID", "not a name")], "must be 1-64 characters"),
+        (vec![("ID", "id"), ("ID", "key")], "renamed twice"),
+    ] {
+        let options = ImportOptions { renames: rename(&bad), ..ImportOptions::default() };
+        match import(&db, csv, &options) {
+            Err(Error::InvalidArgument { name: "rename", reason }) => {
+                assert!(reason.contains(what), "{reason}")
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
     }
 }

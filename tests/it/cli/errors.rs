@@ -124,6 +124,11 @@ fn bad_headers_and_files_abort() {
         err.trim(),
         "error: line 1, column header: column \"ssn\" named in the options is not in the header"
     );
+    // --rename takes COLUMN=NAME; a header column it names must be there.
+    let err = fail(&env.run(true, "import", &[csv.to_str().unwrap(), "--rename", "name"]));
+    assert_eq!(err.trim(), "error: invalid argument rename: \"name\" is not COLUMN=NAME");
+    let err = fail(&env.run(true, "import", &[csv.to_str().unwrap(), "--rename", "First Name=first_name"]));
+    assert_eq!(err.trim(), "error: invalid argument rename: the header has no column \"First Name\"");
     let env = Env::new();
     let missing = env.dir.path().join("nope.csv");
     let err = fail(&env.run(true, "import", &[missing.to_str().unwrap()]));
