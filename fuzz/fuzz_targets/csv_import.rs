@@ -26,6 +26,7 @@ fuzz_target!(|input: &[u8]| {
         batch_size: (mode & 16 != 0).then_some(2),
         phones: if mode & 32 != 0 { vec!["phone".into()] } else { Vec::new() },
         emails: if mode & 64 != 0 { vec!["email".into()] } else { Vec::new() },
+        renames: Vec::new(),
     };
     let fs = Arc::new(MemFs::new());
     let db = Database::open(db_dir(), options(&fs)).expect("open a new database");

@@ -134,28 +134,51 @@ impl ImportOptions {
                 earlier.push(option);
             }
         }
-        let mut renamed: HashMap<&str, &str> = HashMap::new();
+        let (mut froms, mut tos) = (HashMap::new(), HashMap::new());
         for (from, to) in &self.renames {
             if !["id", "lat", "lon"].contains(&to.as_str()) {
                 crate::model::validate_name(to)
                     .map_err(|e| Error::invalid_argument("rename", format!("{from:?} to {to:?}: {e}")))?;
             }
-            if renamed.insert(from, to).is_some() {
+            if froms.insert(from.trim(), ()).is_some() {
                 return Err(Error::invalid_argument("rename", format!("column {from:?} is renamed twice")));
+            }
+            if let Some(other) = tos.insert(to.as_str(), from) {
+                return Err(Error::invalid_argument(
+                    "rename",
+                    format!("columns {other:?} and {from:?} are both renamed {to:?}"),
+                ));
             }
         }
         Ok(())
     }
 }
 
-/// The header with the columns `renames` names taken under their new names.
+/// The header with the columns `renames` names taken under their new names, all at once (a
+/// swap, `a=b` with `b=a`, swaps). A column is the header cell equal to the name, or else
+/// the one equal to it with the spaces around it ignored.
 fn rename_columns(mut header: Vec<String>, renames: &[(String, String)]) -> Result<Vec<String>> {
+    let mut at = Vec::with_capacity(renames.len());
     for (from, to) in renames {
-        // Spaces around a header name are ignored here.
-        let Some(column) = header.iter_mut().find(|h| h.trim() == from.trim()) else {
-            return Err(Error::invalid_argument("rename", format!("the header has no column {from:?}")));
+        let exact = header.iter().position(|h| h == from);
+        let trimmed: Vec<usize> =
+            header.iter().enumerate().filter(|(_, h)| h.trim() == from.trim()).map(|(i, _)| i).collect();
+        let column = match (exact, trimmed.as_slice()) {
+            (Some(i), _) | (None, &[i]) => i,
+            (None, []) => {
+                return Err(Error::invalid_argument("rename", format!("the header has no column {from:?}")))
+            }
+            (None, _) => {
+                let reason = format!("{from:?} matches {} header columns: name one exactly", trimmed.len());
+                return Err(Error::invalid_argument("rename", reason));
+            }
         };
-        to.clone_into(column);
+        at.push((column, to));
+    }
+    for (column, to) in at {
+        if let Some(cell) = header.get_mut(column) {
+            to.clone_into(cell);
+        }
     }
     Ok(header)
 }
@@ -178,7 +201,8 @@ struct Columns {
 /// # Errors
 /// [`Error::Csv`] naming line and column for a bad header or (without `skip_invalid`) the
 /// first bad row; nothing is written then. [`Error::InvalidArgument`] as
-/// [`ImportOptions::check`], before the file is read. [`Error::MissingKey`] when rows have
+/// [`ImportOptions::check`], before the file is read, and for a rename of a column the
+/// header lacks (or matches twice, its spaces ignored), once the header is. [`Error::MissingKey`] when rows have
 /// PII and the database no key (nothing is written). Write errors as
 /// for [`crate::WriteBatch::commit`].
 ///
@@ -212,16 +236,30 @@ pub fn import_csv(
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(limited);
     let header = reader.headers().map(|h| h.iter().map(str::to_owned).collect::<Vec<String>>());
     let header = header.map_err(|e| csv_error(&e, "header", next_line()))?;
-    let header = rename_columns(header, &options.renames)?;
     next_line();
     if header.is_empty() {
         return Err(header_error("the file is empty (expected a header with id, lat, lon)"));
     }
+    let header = rename_columns(header, &options.renames)?;
     let mut report = ImportReport::default();
     // The header's own faults (a column missing, named twice, looking like PII) before the
     // rows are read: the columns' kinds are inferred from the rows later (here, with no rows,
     // an undeclared column is a category, which takes any value).
     let existing = db.read().collection(collection).ok().map(|c| c.schema().clone());
+    if existing.is_none() {
+        // A column named like personal data stays a decision under its new name (a rename
+        // to `who` got `Name` stored in plaintext without one: from the review).
+        let lists = [&options.pii, &options.phones, &options.emails, &options.numbers, &options.categories];
+        for (from, to) in &options.renames {
+            if looks_like_pii(from.trim()) && !lists.iter().any(|l| l.contains(to)) {
+                return Err(header_error(&format!(
+                    "column {from:?} (renamed {to:?}) looks like personal data: declare {to:?} as PII \
+                     (--pii, --phone or --email) to seal it, or as a category or number to store it in \
+                     plaintext on purpose"
+                )));
+            }
+        }
+    }
     let declared = resolve_columns(&header, &Rows::new(header.len()), options, existing.as_ref())?;
     if existing.is_none() {
         // The new schema's faults the rows cannot change, before they are read (a bad column

@@ -959,9 +959,11 @@ fn rows_fill_an_existing_collections_fields_by_name_and_pii_is_checked_with_its_
 }
 
 /// A spreadsheet's header (`ID`, `Latitude`, `First Name`, `Région`) imports with its columns
-/// renamed; the other options name them by their new names. A rename of a column the header
-/// lacks, to a name that is not one, or twice, is refused before the file is read, and a
-/// header name that cannot be a field name says how to rename it.
+/// renamed; the other options name them by their new names. A rename to a name that is not
+/// one, twice, or of two columns to one name is refused before the file is read, one of a
+/// column the header lacks once the header is; a header name that cannot be a field name
+/// says how to rename it. Renames apply at once (a swap swaps), and a column named like
+/// personal data stays a decision under its new name (from the review).
 #[test]
 fn renamed_columns_import_under_their_new_names() {
     let (_dir, db) = open(true);
@@ -983,6 +985,8 @@ fn renamed_columns_import_under_their_new_names() {
     assert!(err.2.contains("\"First Name\"") && err.2.contains("--rename"), "{err:?}");
     let options = ImportOptions { renames: rename(&all), ..pii(&["first_name"]) };
     assert_eq!(import(&db, csv, &options).unwrap().imported, 1);
+    let got = db.read().collection("c").unwrap().get("c1").unwrap().unwrap();
+    assert_eq!((got.location.lat(), got.location.lon()), (48.85, 2.35));
     assert_eq!(categories(&db, "c1")["postal_code"], "75001");
     assert_eq!(categories(&db, "c1")["region"], "IDF");
     let revealed = db.read().collection("c").unwrap().reveal("c1").unwrap();
@@ -991,6 +995,8 @@ fn renamed_columns_import_under_their_new_names() {
         (vec![("Nope", "x")], "the header has no column \"Nope\""),
         (vec![("ID", "not a name")], "must be 1-64 characters"),
         (vec![("ID", "id"), ("ID", "key")], "renamed twice"),
+        (vec![("ID", "id"), (" ID ", "key")], "renamed twice"),
+        (vec![("Région", "x"), ("Postal Code", "x")], "are both renamed \"x\""),
     ] {
         let options = ImportOptions { renames: rename(&bad), ..ImportOptions::default() };
         match import(&db, csv, &options) {
@@ -999,5 +1005,38 @@ fn renamed_columns_import_under_their_new_names() {
             }
             other => panic!("{bad:?}: {other:?}"),
         }
+    }
+}
+
+#[test]
+fn renames_apply_at_once_and_keep_the_personal_data_decision() {
+    // A swap swaps (applied one after the other, it changed nothing).
+    let (_dir, db) = open(false);
+    let swap = vec![("lat".to_owned(), "lon".to_owned()), ("lon".to_owned(), "lat".to_owned())];
+    import(&db, "id,lat,lon\nA,2.5,48.5\n", &ImportOptions { renames: swap, ..ImportOptions::default() })
+        .unwrap();
+    let got = db.read().collection("c").unwrap().get("A").unwrap().unwrap();
+    assert_eq!((got.location.lat(), got.location.lon()), (48.5, 2.5));
+    // `Name` renamed `who` is still named like personal data in a new collection.
+    let (_dir, db) = open(true);
+    let who = vec![("Name".to_owned(), "who".to_owned())];
+    let csv = "id,lat,lon,Name\nA,1,2,Ada Lovelace\n";
+    let err = csv_err(import(&db, csv, &ImportOptions { renames: who.clone(), ..ImportOptions::default() }));
+    assert!(err.2.contains("\"Name\" (renamed \"who\") looks like personal data"), "{err:?}");
+    assert!(!err.2.contains("Ada"), "{err:?}");
+    import(&db, csv, &ImportOptions { renames: who, ..pii(&["who"]) }).unwrap();
+    // An empty file is empty, whatever the renames.
+    let (_dir, db) = open(false);
+    let renames = vec![("X".to_owned(), "x".to_owned())];
+    let err = csv_err(import(&db, "", &ImportOptions { renames, ..ImportOptions::default() }));
+    assert!(err.2.starts_with("the file is empty"), "{err:?}");
+    // Two cells equal to the name with their spaces ignored, and neither exactly: refused.
+    let renames = vec![("t".to_owned(), "tier".to_owned())];
+    match import(&db, "id,lat,lon, t,t \nA,1,2,x,y\n", &ImportOptions { renames, ..ImportOptions::default() })
+    {
+        Err(Error::InvalidArgument { name: "rename", reason }) => {
+            assert!(reason.contains("matches 2"), "{reason}")
+        }
+        other => panic!("{other:?}"),
     }
 }
