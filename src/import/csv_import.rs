@@ -49,7 +49,7 @@ pub struct ImportOptions {
     /// one transaction, so a crash leaves all or nothing).
     pub batch_size: Option<usize>,
     /// Header columns to take under another name, `(as in the file, new name)`, before
-    /// anything else reads the header: a spreadsheet's `First Name` or `Latitude` becomes
+    /// the columns are resolved: a spreadsheet's `First Name` or `Latitude` becomes
     /// `first_name` or `lat`. The other options name columns by their new names.
     pub renames: Vec<(String, String)>,
 }
@@ -251,7 +251,10 @@ pub fn import_csv(
         // to `who` got `Name` stored in plaintext without one: from the review).
         let lists = [&options.pii, &options.phones, &options.emails, &options.numbers, &options.categories];
         for (from, to) in &options.renames {
-            if looks_like_pii(from.trim()) && !lists.iter().any(|l| l.contains(to)) {
+            // (Not the id or the location: no option can name them, and `Address Latitude`
+            // is a coordinate. An id's values are checked for contact data as ever.)
+            let own = ["id", "lat", "lon"].contains(&to.as_str());
+            if !own && looks_like_pii(from.trim()) && !lists.iter().any(|l| l.contains(to)) {
                 return Err(header_error(&format!(
                     "column {from:?} (renamed {to:?}) looks like personal data: declare {to:?} as PII \
                      (--pii, --phone or --email) to seal it, or as a category or number to store it in \

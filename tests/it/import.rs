@@ -1025,6 +1025,14 @@ fn renames_apply_at_once_and_keep_the_personal_data_decision() {
     assert!(err.2.contains("\"Name\" (renamed \"who\") looks like personal data"), "{err:?}");
     assert!(!err.2.contains("Ada"), "{err:?}");
     import(&db, csv, &ImportOptions { renames: who, ..pii(&["who"]) }).unwrap();
+    // A geocoded export's `Address Latitude` renamed `lat` is the location, not personal data.
+    let (_dir, db) = open(false);
+    let renames = vec![
+        ("Address Latitude".to_owned(), "lat".to_owned()),
+        ("Address Longitude".to_owned(), "lon".to_owned()),
+    ];
+    let csv = "id,Address Latitude,Address Longitude\nA,1,2\n";
+    assert_eq!(import(&db, csv, &ImportOptions { renames, ..ImportOptions::default() }).unwrap().imported, 1);
     // An empty file is empty, whatever the renames.
     let (_dir, db) = open(false);
     let renames = vec![("X".to_owned(), "x".to_owned())];
