@@ -134,13 +134,13 @@ impl ImportOptions {
                 earlier.push(option);
             }
         }
-        let (mut froms, mut tos) = (HashMap::new(), HashMap::new());
+        let (mut froms, mut tos) = (std::collections::HashSet::new(), HashMap::new());
         for (from, to) in &self.renames {
             if !["id", "lat", "lon"].contains(&to.as_str()) {
                 crate::model::validate_name(to)
                     .map_err(|e| Error::invalid_argument("rename", format!("{from:?} to {to:?}: {e}")))?;
             }
-            if froms.insert(from.trim(), ()).is_some() {
+            if !froms.insert(from.trim()) {
                 return Err(Error::invalid_argument("rename", format!("column {from:?} is renamed twice")));
             }
             if let Some(other) = tos.insert(to.as_str(), from) {
