@@ -116,7 +116,7 @@ impl ImportOptions {
         let mut named_in: HashMap<&str, Vec<&str>> = HashMap::new();
         for (option, names) in lists {
             for named in names {
-                if ["id", "lat", "lon"].contains(&named.as_str()) {
+                if crate::model::RECORD_NAMES.contains(&named.as_str()) {
                     return Err(Error::invalid_argument(
                         option,
                         format!(
@@ -136,7 +136,7 @@ impl ImportOptions {
         }
         let (mut froms, mut tos) = (std::collections::HashSet::new(), HashMap::new());
         for (from, to) in &self.renames {
-            if !["id", "lat", "lon"].contains(&to.as_str()) {
+            if !crate::model::RECORD_NAMES.contains(&to.as_str()) {
                 crate::model::validate_name(to)
                     .map_err(|e| Error::invalid_argument("rename", format!("{from:?} to {to:?}: {e}")))?;
             }
@@ -253,7 +253,7 @@ pub fn import_csv(
         for (from, to) in &options.renames {
             // (Not the id or the location: no option can name them, and `Address Latitude`
             // is a coordinate. An id's values are checked for contact data as ever.)
-            let own = ["id", "lat", "lon"].contains(&to.as_str());
+            let own = crate::model::RECORD_NAMES.contains(&to.as_str());
             if !own && looks_like_pii(from.trim()) && !lists.iter().any(|l| l.contains(to)) {
                 return Err(header_error(&format!(
                     "column {from:?} (renamed {to:?}) looks like personal data: declare {to:?} as PII \

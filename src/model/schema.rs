@@ -234,6 +234,9 @@ impl<C> Decode<C> for Schema {
 }
 bincode::impl_borrow_decode!(Schema);
 
+/// The names a record's own id and location go by, which no field may take.
+pub(crate) const RECORD_NAMES: [&str; 3] = ["id", "lat", "lon"];
+
 /// Checks a collection or field name.
 pub(crate) fn validate_name(name: &str) -> Result<()> {
     let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -242,7 +245,7 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
             reason: format!("name {name:?} must be 1-64 characters of letters, digits and '_'"),
         });
     }
-    if ["id", "lat", "lon"].contains(&name) {
+    if RECORD_NAMES.contains(&name) {
         return Err(Error::InvalidSchema { reason: format!("{name:?} is reserved for the record itself") });
     }
     Ok(())
