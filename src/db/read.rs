@@ -158,28 +158,27 @@ impl CollectionReader<'_> {
         }
         let f = self.compile(filter)?;
         let view = self.view();
-        let found = query::nearest(view, at, k, &f);
-        // Checkpoint rows' ids and locations through their sections, looked up once.
-        let columns = view.base.map(|b| (b.checkpoint.ids(), b.checkpoint.tree()));
-        let base_row = |r: &RowRef<'_>| match *r {
-            RowRef::Base(_, row) => Some(row),
-            RowRef::Tail(_) => None,
+        let found: Vec<Neighbor> = match view.base {
+            // No recent writes to merge: the checkpoint's answer is the answer, its ids and
+            // locations read through their sections, looked up once.
+            Some(base) if view.tail.is_empty() => {
+                let rows = query::nearest_in_checkpoint(base, at, k, &f);
+                let (ids, tree) = (base.checkpoint.ids(), base.checkpoint.tree());
+                // The answers' ids, loaded back to back (their cache misses overlap).
+                ids.touch(rows.iter().take(32).map(|&(_, row)| row));
+                rows.into_iter()
+                    .map(|(distance_m, row)| Neighbor {
+                        id: ids.id(row).to_owned(),
+                        location: tree.location(row).unwrap_or(LatLon::ORIGIN),
+                        distance_m,
+                    })
+                    .collect()
+            }
+            _ => query::nearest(view, at, k, &f)
+                .into_iter()
+                .map(|(distance_m, r)| Neighbor { id: r.id().to_owned(), location: r.location(), distance_m })
+                .collect(),
         };
-        if let Some((ids, _)) = &columns {
-            // The first answers' ids, loaded back to back (their cache misses overlap).
-            ids.touch(found.iter().take(32).filter_map(|(_, r)| base_row(r)));
-        }
-        let found = found
-            .into_iter()
-            .map(|(distance_m, r)| match (base_row(&r), &columns) {
-                (Some(row), Some((ids, tree))) => Neighbor {
-                    id: ids.id(row).to_owned(),
-                    location: tree.location(row).unwrap_or(LatLon::ORIGIN),
-                    distance_m,
-                },
-                _ => Neighbor { id: r.id().to_owned(), location: r.location(), distance_m },
-            })
-            .collect();
         self.intact(found)
     }
 

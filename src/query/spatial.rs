@@ -89,34 +89,51 @@ pub fn nearest<'t>(
     let mut out: Vec<(f64, RowRef<'t>)> =
         nearest_in_tail(view.tail, at, k, filter).into_iter().map(|(d, r)| (d, RowRef::Tail(r))).collect();
     if let Some(base) = view.base {
-        // Ties at the k-th distance all come back, so the merge below breaks them by id.
-        let tree = base.checkpoint.tree();
-        let found = if filter.is_all() && base.hidden.is_empty() {
-            tree.nearest(at, k, &mut |_| true)
-        } else {
-            tree.nearest(at, k, &mut |row| base_matches(filter, base, row))
-        };
-        // The tree's answer is sorted by (distance, row); with no tail rows and no equal
-        // distances that is already (distance, id) order.
-        let ties = found.windows(2).any(|w| w.first().map(|a| a.0) == w.get(1).map(|b| b.0));
-        let sorted = out.is_empty() && !ties;
+        let sorted = out.is_empty();
+        let found = nearest_in_checkpoint(base, at, k, filter);
         out.extend(found.into_iter().map(|(d, row)| (d, RowRef::Base(&base.checkpoint, row))));
         if !sorted {
-            let by_distance_then_id = |a: &(f64, RowRef<'t>), b: &(f64, RowRef<'t>)| {
-                a.0.total_cmp(&b.0).then_with(|| a.1.id().cmp(b.1.id()))
-            };
-            // Many rows tied at one place (customers geocoded to a town's centre) come back
-            // whole: the k first are selected before they are sorted (sorting them all by
-            // id took 0.1 s for 200,000 rows at one point).
-            if let Some(last) = k.checked_sub(1).filter(|&last| last < out.len()) {
-                out.select_nth_unstable_by(last, by_distance_then_id);
-                out.truncate(k);
-            }
-            out.sort_by(by_distance_then_id);
+            // Both parts are the k first of theirs: the k first of the two are among them.
+            out.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id().cmp(b.1.id())));
+            out.truncate(k);
         }
-        out.truncate(k);
     }
     out
+}
+
+/// The `k` matching visible rows of the checkpoint nearest to `at`, as `(distance, row)`
+/// ordered by (distance, id): the checkpoint's share of [`nearest`], which a query with no
+/// recent writes to merge answers from alone.
+pub(crate) fn nearest_in_checkpoint(
+    base: &BaseRows,
+    at: LatLon,
+    k: usize,
+    filter: &CompiledFilter,
+) -> Vec<(f64, u32)> {
+    let tree = base.checkpoint.tree();
+    let mut found = if filter.is_all() && base.hidden.is_empty() {
+        tree.nearest(at, k, &mut |_| true)
+    } else {
+        tree.nearest(at, k, &mut |row| base_matches(filter, base, row))
+    };
+    // The tree's answer is sorted by (distance, row) and holds every row tied at the k-th
+    // distance; with no equal distances that is already (distance, id) order.
+    let ties = found.windows(2).any(|w| w.first().map(|a| a.0) == w.get(1).map(|b| b.0));
+    if ties {
+        let ids = base.checkpoint.ids();
+        let by_distance_then_id =
+            |a: &(f64, u32), b: &(f64, u32)| a.0.total_cmp(&b.0).then_with(|| ids.id(a.1).cmp(ids.id(b.1)));
+        // Many rows tied at one place (customers geocoded to a town's centre) come back
+        // whole: the k first are selected before they are sorted (sorting them all by id
+        // took 0.1 s for 200,000 rows at one point).
+        if let Some(last) = k.checked_sub(1).filter(|&last| last < found.len()) {
+            found.select_nth_unstable_by(last, by_distance_then_id);
+            found.truncate(k);
+        }
+        found.sort_by(by_distance_then_id);
+    }
+    found.truncate(k);
+    found
 }
 
 /// The `k` matching rows of the in-memory table nearest to `at`, by (distance, id).
