@@ -131,9 +131,10 @@ pub enum Command {
         /// How many.
         #[arg(short = 'k', long, default_value_t = 10, allow_hyphen_values = true)]
         k: usize,
-        /// Attribute filter, e.g. "tier in ('gold','platinum') and lifetime_value >= 1000". A
-        /// comparison on an attribute a record lacks is false (`!=` too); `not` is the
-        /// complement: "not tier = 'gold'" also matches records without a tier.
+        /// Attribute filter, e.g. "tier in ('gold','platinum') and lifetime_value >= 1000". As
+        /// in SQL, a comparison on an attribute a record lacks is unknown, `not` of it too,
+        /// and only what is true matches: "not tier = 'gold'" leaves out records without a
+        /// tier; "tier is missing" (or "is not missing") tests for one.
         #[arg(long = "where")]
         filter: Option<String>,
     },

@@ -6,14 +6,18 @@ use std::ops::Bound;
 use crate::error::{Error, Result};
 use crate::model::{FieldKind, Schema};
 
-/// A predicate over a record's public attributes. A predicate on an attribute the record
-/// does not have is false — `!=` ([`Filter::ne`]) included, as in SQL — while `not` is the
-/// complement: `not tier = 'gold'` matches records without a tier too.
+/// A predicate over a record's public attributes, with SQL's three-valued logic: a
+/// comparison on an attribute the record does not have is *unknown*, `not` of unknown is
+/// unknown, `and`/`or` are unknown when the known parts do not decide, and only a filter
+/// that is true matches. So `tier != 'gold'` ([`Filter::ne`]) and `not tier = 'gold'` both
+/// leave out records without a tier; [`Filter::missing`] (`tier is missing`) and
+/// [`Filter::present`] (`tier is not missing`) are never unknown.
 ///
 /// ```
 /// use geocrm::Filter;
 /// let f = Filter::eq("tier", "gold").and(Filter::at_least("lifetime_value", 1000.0));
 /// assert_eq!(f, Filter::parse("tier = 'gold' and lifetime_value >= 1000")?);
+/// assert_eq!(Filter::parse("tier is missing")?, Filter::missing("tier"));
 /// # Ok::<(), geocrm::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +45,7 @@ pub enum Filter {
     And(Vec<Filter>),
     /// Any of the parts.
     Or(Vec<Filter>),
-    /// The opposite.
+    /// The opposite (unknown stays unknown).
     Not(Box<Filter>),
     /// The record has a value for the field (a number or category field).
     Present {
@@ -57,27 +61,38 @@ impl Filter {
         Filter::In { field: field.into(), values: vec![value.into()] }
     }
 
-    /// `field` has a value and it is not `value` (`field != value`; false for a record
-    /// without the field, as every predicate on it).
+    /// `field != value`: the same as `not field = value` — unknown, so never matching even
+    /// under a `not`, for a record without the field.
     ///
     /// ```
     /// use geocrm::Filter;
     /// assert_eq!(Filter::parse("tier != 'gold'")?, Filter::ne("tier", "gold"));
+    /// assert_eq!(Filter::parse("not tier = 'gold'")?, Filter::ne("tier", "gold"));
     /// # Ok::<(), geocrm::Error>(())
     /// ```
     #[must_use]
     pub fn ne(field: impl Into<String>, value: impl Into<String>) -> Filter {
-        let field = field.into();
-        Filter::And(vec![
-            Filter::Present { field: field.clone() },
-            Filter::Not(Box::new(Filter::In { field, values: vec![value.into()] })),
-        ])
+        Filter::Not(Box::new(Filter::eq(field, value)))
     }
 
-    /// The record has a value for `field`.
+    /// The record has a value for `field` (`field is not missing`).
     #[must_use]
     pub fn present(field: impl Into<String>) -> Filter {
         Filter::Present { field: field.into() }
+    }
+
+    /// The record has no value for `field` (`field is missing`).
+    ///
+    /// ```
+    /// use geocrm::Filter;
+    /// // Records without a tier, or with one other than gold.
+    /// let f = Filter::parse("tier != 'gold' or tier is missing")?;
+    /// assert_eq!(f, Filter::Or(vec![Filter::ne("tier", "gold"), Filter::missing("tier")]));
+    /// # Ok::<(), geocrm::Error>(())
+    /// ```
+    #[must_use]
+    pub fn missing(field: impl Into<String>) -> Filter {
+        Filter::Not(Box::new(Filter::present(field)))
     }
 
     /// Category `field` is one of `values`.
@@ -129,7 +144,8 @@ impl Filter {
     ///
     /// Grammar: `or := and ('or' and)*`, `and := not ('and' not)*`, `not := 'not' not | atom`,
     /// `atom := '(' or ')' | field ('='|'!='|'<'|'<='|'>'|'>=') value |
-    /// field 'in' '(' value (',' value)* ')' | field 'between' number 'and' number`.
+    /// field 'in' '(' value (',' value)* ')' | field 'between' number 'and' number |
+    /// field 'is' ['not'] ('missing'|'null')`.
     /// Values are numbers, 'quoted' or "quoted" strings, or bare words.
     ///
     /// # Errors
@@ -180,6 +196,10 @@ enum Node {
     HasCode {
         field: usize,
     },
+    /// The number field has a value.
+    HasNumber {
+        field: usize,
+    },
 }
 
 /// The value of a category code for "no value".
@@ -198,29 +218,54 @@ impl CompiledFilter {
         matches!(self.node, Node::All)
     }
 
-    /// Whether a row with these attributes matches. Missing numbers are NaN, missing
-    /// categories are [`MISSING_CODE`].
+    /// Whether a row with these attributes matches: the filter is true for it, not false
+    /// or unknown. Missing numbers are NaN, missing categories are [`MISSING_CODE`].
     #[must_use]
     pub fn matches(&self, numbers: &dyn Fn(usize) -> f64, categories: &dyn Fn(usize) -> u32) -> bool {
-        eval(&self.node, numbers, categories)
+        eval(&self.node, numbers, categories) == Some(true)
     }
 }
 
-fn eval(node: &Node, numbers: &dyn Fn(usize) -> f64, categories: &dyn Fn(usize) -> u32) -> bool {
+/// The filter's value for a row: `None` is SQL's unknown, what a comparison on a missing
+/// attribute gives.
+fn eval(node: &Node, numbers: &dyn Fn(usize) -> f64, categories: &dyn Fn(usize) -> u32) -> Option<bool> {
     match node {
-        Node::All => true,
+        Node::All => Some(true),
         Node::Codes { field, codes } => {
             let code = categories(*field);
-            code != MISSING_CODE && codes.contains(&code)
+            (code != MISSING_CODE).then(|| codes.contains(&code))
         }
         Node::Range { field, min, max } => {
             let v = numbers(*field);
-            !v.is_nan() && std::ops::RangeBounds::contains(&(*min, *max), &v)
+            (!v.is_nan()).then(|| std::ops::RangeBounds::contains(&(*min, *max), &v))
         }
-        Node::And(parts) => parts.iter().all(|p| eval(p, numbers, categories)),
-        Node::Or(parts) => parts.iter().any(|p| eval(p, numbers, categories)),
-        Node::Not(inner) => !eval(inner, numbers, categories),
-        Node::HasCode { field } => categories(*field) != MISSING_CODE,
+        // False if a part is false, else unknown if a part is unknown.
+        Node::And(parts) => {
+            let mut value = Some(true);
+            for p in parts {
+                match eval(p, numbers, categories) {
+                    Some(false) => return Some(false),
+                    None => value = None,
+                    Some(true) => {}
+                }
+            }
+            value
+        }
+        // True if a part is true, else unknown if a part is unknown.
+        Node::Or(parts) => {
+            let mut value = Some(false);
+            for p in parts {
+                match eval(p, numbers, categories) {
+                    Some(true) => return Some(true),
+                    None => value = None,
+                    Some(false) => {}
+                }
+            }
+            value
+        }
+        Node::Not(inner) => eval(inner, numbers, categories).map(|v| !v),
+        Node::HasCode { field } => Some(categories(*field) != MISSING_CODE),
+        Node::HasNumber { field } => Some(!numbers(*field).is_nan()),
     }
 }
 
@@ -301,13 +346,8 @@ fn compile_node(f: &Filter, schema: &Schema, cats: &dyn CategoryCodes) -> Result
             Node::Or(parts.iter().map(|p| compile_node(p, schema, cats)).collect::<Result<_>>()?)
         }
         Filter::Not(inner) => Node::Not(Box::new(compile_node(inner, schema, cats)?)),
-        // Any number (missing ones are NaN, outside every range), or any category code.
         Filter::Present { field } if matches!(schema.field(field), Some((FieldKind::Number, _))) => {
-            Node::Range {
-                field: lookup(field, FieldKind::Number)?,
-                min: Bound::Unbounded,
-                max: Bound::Unbounded,
-            }
+            Node::HasNumber { field: lookup(field, FieldKind::Number)? }
         }
         Filter::Present { field } => Node::HasCode { field: lookup(field, FieldKind::Category)? },
     })

@@ -54,7 +54,7 @@ fn err(expr: &str, position: usize, reason: &str) -> Error {
 }
 
 /// Words the grammar gives a meaning of its own.
-const KEYWORDS: [&str; 5] = ["and", "or", "not", "in", "between"];
+const KEYWORDS: [&str; 8] = ["and", "or", "not", "in", "between", "is", "missing", "null"];
 
 fn is_keyword(w: &str) -> bool {
     KEYWORDS.iter().any(|k| w.eq_ignore_ascii_case(k))
@@ -66,7 +66,7 @@ fn is_word_char(c: char) -> bool {
 
 /// `expr` without its values, one `*` per character (positions stay right): string
 /// contents, numbers and bare words are masked; keywords, operators, parentheses and field
-/// names (a word before an operator, `in`, `between` or `not`, where a field can stand: at
+/// names (a word before an operator, `in`, `between`, `is` or `not`, where a field can stand: at
 /// the start, after `(`, `and`, `or` or `not` — so `Ada Lovelace in London` keeps no name)
 /// are kept.
 pub(super) fn masked(expr: &str) -> String {
@@ -111,7 +111,7 @@ pub(super) fn masked(expr: &str) -> String {
             }
             let next: String = chars.get(next_start..j).unwrap_or_default().iter().collect();
             let field = field_place
-                && (after_op || ["in", "between", "not"].iter().any(|k| next.eq_ignore_ascii_case(k)));
+                && (after_op || ["in", "between", "is", "not"].iter().any(|k| next.eq_ignore_ascii_case(k)));
             let keep = (is_keyword(&word) || field) && word.parse::<f64>().is_err();
             field_place = ["and", "or", "not"].iter().any(|k| word.eq_ignore_ascii_case(k));
             if keep {
@@ -293,6 +293,18 @@ impl Parser<'_> {
             self.expect(&Tok::RParen, "')' closing the in list")?;
             return Ok(Filter::In { field, values });
         }
+        if self.keyword("is") {
+            let negated = self.keyword("not");
+            if !(self.keyword("missing") || self.keyword("null")) {
+                let found = self.peek().map_or_else(|| "the end".to_owned(), describe);
+                return Err(err(
+                    self.expr,
+                    self.at(),
+                    &format!("expected 'missing' after 'is' or 'is not', found {found}"),
+                ));
+            }
+            return Ok(if negated { Filter::present(field) } else { Filter::missing(field) });
+        }
         if self.keyword("between") {
             let lo = self.number()?;
             if !self.keyword("and") {
@@ -319,7 +331,7 @@ impl Parser<'_> {
                     self.at(),
                     // (The word is not repeated: where a field belongs it may be a value.)
                     &format!(
-                        "expected =, !=, <, <=, >, >=, in or between after the field name, found {found}"
+                        "expected =, !=, <, <=, >, >=, in, between or is after the field name, found {found}"
                     ),
                 ));
             }
@@ -468,5 +480,26 @@ mod tests {
         assert_eq!(masked("a = 'x''y' and b in (1, z)"), "a = '****' and b in (*, *)");
         assert_eq!(masked("n between 1 and 2"), "n between * and *");
         assert_eq!(masked("not tier != 'gold'"), "not tier != '****'");
+        assert_eq!(masked("tier is not missing or Ada is null"), "tier is not missing or Ada is null");
+        assert_eq!(masked("tier = Ada is missing"), "tier = *** is missing");
+    }
+
+    #[test]
+    fn is_missing_and_is_not_missing() {
+        assert_eq!(parse("tier is missing").unwrap(), Filter::missing("tier"));
+        assert_eq!(parse("tier IS NOT NULL").unwrap(), Filter::present("tier"));
+        assert_eq!(
+            parse("not ltv is missing and tier = 'x'").unwrap(),
+            Filter::And(vec![Filter::Not(Box::new(Filter::missing("ltv"))), Filter::eq("tier", "x")])
+        );
+        for (text, pos) in [("tier is", 7), ("tier is not 'x'", 12), ("tier is gold", 8)] {
+            match parse(text) {
+                Err(Error::InvalidFilter { position, reason, .. }) => {
+                    assert_eq!(position, pos, "{text}");
+                    assert!(reason.starts_with("expected 'missing' after 'is'"), "{text}: {reason}");
+                }
+                other => panic!("{text}: expected InvalidFilter, got {other:?}"),
+            }
+        }
     }
 }

@@ -159,20 +159,26 @@ pub fn load_as(model: &Model, layout: Layout) -> (tempfile::TempDir, Database) {
 }
 
 /// How many filters [`filter`] and [`filter_matches`] know.
-const FILTERS: usize = 6;
+const FILTERS: usize = 7;
 
 fn filter_matches(f: usize, r: &M) -> bool {
     match f {
         0 => true,
         1 => r.tier.as_deref() == Some("gold"),
         2 => r.ltv.is_some_and(|v| (100.0..=500.0).contains(&v)),
-        3 => r.tier.as_deref().is_some_and(|t| t != "bronze") && !r.ltv.is_some_and(|v| v < 300.0),
-        // `!=` is false without a value (as in SQL); `not … =` is true.
+        // As in SQL, a comparison on a missing value is unknown, and so is `not` of it: only
+        // records with the values can match `not`.
+        3 => r.tier.as_deref().is_some_and(|t| t != "bronze") && r.ltv.is_some_and(|v| v >= 300.0),
         4 => {
             r.tier.as_deref().is_some_and(|t| t != "gold")
-                || r.ltv.is_some_and(|v| v != 0.0) && r.ltv < Some(100.0)
+                || r.ltv.is_some_and(|v| v != 0.0) && r.ltv.is_some_and(|v| v < 100.0)
         }
-        _ => r.tier.as_deref() != Some("silver") && r.ltv.is_some_and(|v| v <= 600.0),
+        5 => r.tier.as_deref().is_some_and(|t| t != "silver") && r.ltv.is_some_and(|v| v <= 600.0),
+        // `not (a or b)` holds when both are known to be false.
+        _ => {
+            r.tier.is_none()
+                || r.ltv.is_some_and(|v| v <= 200.0) && r.tier.as_deref().is_some_and(|t| t != "gold")
+        }
     }
 }
 
@@ -185,6 +191,7 @@ fn filter(f: usize) -> Filter {
             "tier in (silver, gold) and not ltv < 300",
             "tier != 'gold' or ltv != 0 and ltv < 100",
             "not tier = silver and ltv <= 600",
+            "tier is missing or not (ltv > 200 or tier = 'gold')",
         ][f],
     )
     .unwrap()

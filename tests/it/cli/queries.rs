@@ -33,9 +33,12 @@ fn filters() -> Vec<(&'static str, Pred)> {
         ("tier in ('gold','silver') and ltv >= 500", |r| {
             matches!(r.tier, Some("gold" | "silver")) && r.ltv.is_some_and(|v| v >= 500.0)
         }),
-        // A predicate on a missing attribute is false, so `not` of it is true.
+        // A predicate on a missing attribute is unknown, and so is `not` of it (as in SQL).
         ("visits between 3 and 10 or not tier = 'bronze'", |r| {
-            (3.0..=10.0).contains(&r.visits) || r.tier != Some("bronze")
+            (3.0..=10.0).contains(&r.visits) || r.tier.is_some_and(|t| t != "bronze")
+        }),
+        ("tier is missing or ltv is not null and not ltv < 500", |r| {
+            r.tier.is_none() || r.ltv.is_some_and(|v| v >= 500.0)
         }),
     ]
 }
