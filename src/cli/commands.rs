@@ -244,6 +244,9 @@ pub fn run(command: Command) -> Result<()> {
         Command::Verify { db } => verify(&db),
         Command::Repair { db, dry_run } => repair(&db, dry_run),
         Command::RotateKey { db, new_key_file } => {
+            // Without a keystore yet (nothing was stored under a key), opening with the key
+            // creates one under it: that key was checked against nothing.
+            let had_keystore = db.db.join(geocrm::crypto::KEYSTORE_FILE).exists();
             let database = open(&db, true)?;
             // The new key file is read once first: a missing or unreadable one is a plain
             // error naming the option, not a failed rotation (from the CLI review).
@@ -274,10 +277,14 @@ pub fn run(command: Command) -> Result<()> {
                 return Err(e);
             }
             if db.json {
-                print_json(&json!({"rotated": true}));
-            } else {
+                print_json(&json!({"rotated": true, "keystore_created": !had_keystore}));
+            } else if had_keystore {
                 println!(
                     "master key rotated: every data key is wrapped under the new key; the old key opens nothing in this database (destroy it, and any old copy of the keystore)"
+                );
+            } else {
+                println!(
+                    "the database had no keystore (nothing was stored under a key yet), so the current key was checked against nothing: a keystore is created under the new key, which is from now on the only key that opens this database's personal data"
                 );
             }
             Ok(())

@@ -293,7 +293,10 @@ fn rotate_key_rewraps_every_data_key_and_the_old_key_opens_nothing() {
     assert!(err.contains("is the current master key"), "{err}");
     ok(&reveal(None));
     let out = ok(&env.run(true, "rotate-key", &[&rotate_to[..], &["--json"]].concat()));
-    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), serde_json::json!({"rotated": true}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        serde_json::json!({"rotated": true, "keystore_created": false})
+    );
     // The old key opens nothing; the new one reads the same PII; locations need neither.
     let err = fail(&reveal(None));
     assert!(err.contains("not this database's master key"), "{err}");
@@ -301,6 +304,45 @@ fn rotate_key_rewraps_every_data_key_and_the_old_key_opens_nothing() {
     assert_eq!(after, before);
     assert_eq!(env.records(), Some(rows.len() as u64));
     ok(&env.run(false, "verify", &[]));
+}
+
+/// A database without a keystore (nothing stored under a key) has no key to check the
+/// current one against: the rotation says so, and binds the database to the new key (it
+/// said "every data key is wrapped under the new key").
+#[test]
+fn rotate_key_on_a_database_without_a_keystore_says_it_creates_one() {
+    let env = Env::new();
+    let csv = env.file("plain.csv", "id,lat,lon,tier\nA,1,2,gold\n");
+    env.ok("import", &[csv.to_str().unwrap()]);
+    assert!(!env.db.join("keystore").exists());
+    let new_key = env.file("new.key", format!("{}\n", "5a".repeat(32)));
+    let rotate_to = ["--new-key-file", new_key.to_str().unwrap()];
+    let text = ok(&env.run(true, "rotate-key", &rotate_to));
+    assert!(text.contains("had no keystore") && text.contains("checked against nothing"), "{text}");
+    assert!(env.db.join("keystore").exists());
+    // The new key is the database's; the old one is refused.
+    let with_pii = env.file("pii.csv", "id,lat,lon,phone\nB,1,2,+44 20 7946 0001\n");
+    let import = |key: Option<&std::path::Path>| {
+        let mut args = vec![with_pii.to_str().unwrap(), "--pii", "phone", "--collection", "staff"];
+        if let Some(k) = key {
+            args.extend(["--key-file", k.to_str().unwrap()]);
+        }
+        env.run(key.is_none(), "import", &args)
+    };
+    let err = fail(&import(None));
+    assert!(err.contains("not this database's master key"), "{err}");
+    ok(&import(Some(&new_key)));
+    // A second rotation (back to the first key) finds the keystore.
+    let old_key = env.file("old.key", format!("{}\n", super::KEY));
+    let out = ok(&env.run(
+        false,
+        "rotate-key",
+        &["--key-file", new_key.to_str().unwrap(), "--new-key-file", old_key.to_str().unwrap(), "--json"],
+    ));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        serde_json::json!({"rotated": true, "keystore_created": false})
+    );
 }
 
 #[test]
