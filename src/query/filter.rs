@@ -184,6 +184,11 @@ enum Node {
         field: usize,
         codes: Vec<u32>,
     },
+    /// The number field equals one of the values.
+    Numbers {
+        field: usize,
+        values: Vec<f64>,
+    },
     Range {
         field: usize,
         min: Bound<f64>,
@@ -234,6 +239,10 @@ fn eval(node: &Node, numbers: &dyn Fn(usize) -> f64, categories: &dyn Fn(usize) 
         Node::Codes { field, codes } => {
             let code = categories(*field);
             (code != MISSING_CODE).then(|| codes.contains(&code))
+        }
+        Node::Numbers { field, values } => {
+            let v = numbers(*field);
+            (!v.is_nan()).then(|| values.contains(&v))
         }
         Node::Range { field, min, max } => {
             let v = numbers(*field);
@@ -309,7 +318,8 @@ fn compile_node(f: &Filter, schema: &Schema, cats: &dyn CategoryCodes) -> Result
     Ok(match f {
         Filter::All => Node::All,
         Filter::In { field, values } if matches!(schema.field(field), Some((FieldKind::Number, _))) => {
-            // `ltv = 10` or `ltv in (10, 20)` on a number field: exact values.
+            // `ltv = 10` or `ltv in (10, 20)` on a number field: exact values (unknown for a
+            // record without the field, as a category's `in` is, even for no values).
             let i = lookup(field, FieldKind::Number)?;
             let mut parts = Vec::with_capacity(values.len());
             for v in values {
@@ -322,9 +332,9 @@ fn compile_node(f: &Filter, schema: &Schema, cats: &dyn CategoryCodes) -> Result
                         ),
                     )
                 })?;
-                parts.push(Node::Range { field: i, min: Bound::Included(x), max: Bound::Included(x) });
+                parts.push(x);
             }
-            Node::Or(parts)
+            Node::Numbers { field: i, values: parts }
         }
         Filter::In { field, values } => {
             let i = lookup(field, FieldKind::Category)?;
@@ -351,4 +361,53 @@ fn compile_node(f: &Filter, schema: &Schema, cats: &dyn CategoryCodes) -> Result
         }
         Filter::Present { field } => Node::HasCode { field: lookup(field, FieldKind::Category)? },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Tiers;
+    impl CategoryCodes for Tiers {
+        fn code(&self, _field: usize, value: &str) -> Option<u32> {
+            ["gold", "silver"].iter().position(|v| *v == value).map(|i| i as u32)
+        }
+    }
+
+    /// Whether `text` matches a row with `ltv` (NaN: missing) and `tier` (None: missing).
+    fn matches(f: &Filter, ltv: f64, tier: Option<&str>) -> bool {
+        let schema = Schema::crm().number("ltv").category("tier");
+        let compiled = f.compile(&schema, &Tiers).unwrap();
+        let code = tier.map_or(MISSING_CODE, |t| Tiers.code(0, t).unwrap());
+        compiled.matches(&|_| ltv, &|_| code)
+    }
+
+    #[test]
+    fn three_valued_logic() {
+        let f = |text: &str| Filter::parse(text).unwrap();
+        let nan = f64::NAN;
+        // Unknown under `not` stays unknown; `false and unknown` is false, `true or unknown`
+        // true, so their negations are decided.
+        assert!(!matches(&f("not tier = 'gold'"), 5.0, None));
+        assert!(matches(&f("not tier = 'gold'"), 5.0, Some("silver")));
+        assert!(matches(&f("not (ltv < 1 and tier = 'gold')"), 5.0, None));
+        assert!(matches(&f("not (tier = 'gold' and ltv < 1)"), 5.0, None));
+        assert!(matches(&f("tier = 'gold' or ltv < 10"), 5.0, None));
+        assert!(!matches(&f("not (ltv < 10 and tier = 'gold')"), 5.0, None));
+        assert!(!matches(&f("not (ltv < 1 or tier = 'gold')"), 5.0, None));
+        assert!(!matches(&f("not (ltv < 10 or tier = 'gold')"), 5.0, None));
+        assert!(matches(&f("ltv < 10 or tier = 'gold'"), 5.0, None));
+        assert!(matches(&f("tier is missing"), nan, None));
+        assert!(!matches(&f("not ltv is missing"), nan, None));
+        assert!(matches(&f("ltv is not null and tier is not missing"), 1.0, Some("gold")));
+        // An `in` list with no values is unknown without the field, number or category
+        // alike (the number one was false, so its `not` matched records without one).
+        for field in ["ltv", "tier"] {
+            let none = Filter::Not(Box::new(Filter::one_of(field, Vec::<String>::new())));
+            assert!(!matches(&none, nan, None), "{field}");
+            assert!(matches(&none, 1.0, Some("gold")), "{field}");
+        }
+        assert!(matches(&f("ltv in (1, 2)"), 2.0, None));
+        assert!(!matches(&f("not ltv in (1, 2)"), nan, None));
+    }
 }

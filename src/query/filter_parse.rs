@@ -66,62 +66,79 @@ fn is_word_char(c: char) -> bool {
 
 /// `expr` without its values, one `*` per character (positions stay right): string
 /// contents, numbers and bare words are masked; keywords, operators, parentheses and field
-/// names (a word before an operator, `in`, `between`, `is` or `not`, where a field can stand: at
-/// the start, after `(`, `and`, `or` or `not` — so `Ada Lovelace in London` keeps no name)
-/// are kept.
+/// names (a word before an operator, `in`, `between`, `not` or `is [not] missing|null`, where
+/// a field can stand: at the start, after `(`, `and`, `or` or a `not` that does not follow
+/// `is` — so `Ada Lovelace in London` keeps no name) are kept. A word where a value stands
+/// (after an operator, or in an `in` list) is masked even if it is a keyword.
 pub(super) fn masked(expr: &str) -> String {
     let chars: Vec<char> = expr.chars().collect();
+    // The word starting at the first non-blank character from `j`, where it ends, and
+    // whether an operator stands there instead.
+    let word_from = |mut j: usize| -> (String, usize, bool) {
+        while chars.get(j).is_some_and(|d| d.is_whitespace()) {
+            j += 1;
+        }
+        let op = chars.get(j).is_some_and(|d| matches!(d, '=' | '!' | '<' | '>'));
+        let start = j;
+        while chars.get(j).is_some_and(|&d| is_word_char(d)) {
+            j += 1;
+        }
+        (chars.get(start..j).unwrap_or_default().iter().collect(), j, op)
+    };
+    let is_kw = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
     let mut out = String::with_capacity(expr.len());
     let mut i = 0;
-    // Whether a field name can stand here.
+    // Whether a field name can stand here; whether a value does; the word before.
     let mut field_place = true;
+    let mut value_place = false;
+    let mut last_word = String::new();
     while let Some(&c) = chars.get(i) {
-        if c == '\'' {
-            field_place = false;
+        if c == '\'' || c == '"' {
+            (field_place, value_place) = (false, false);
+            last_word.clear();
             // To the closing quote; a doubled quote inside is an escaped one.
             out.push(c);
             i += 1;
             while let Some(&d) = chars.get(i) {
                 i += 1;
-                if d == '\'' && chars.get(i) != Some(&'\'') {
+                if d == c && chars.get(i) != Some(&c) {
                     out.push(d);
                     break;
                 }
                 out.push('*');
-                if d == '\'' {
+                if d == c {
                     out.push('*');
                     i += 1;
                 }
             }
         } else if is_word_char(c) {
-            let start = i;
-            while chars.get(i).is_some_and(|&d| is_word_char(d)) {
-                i += 1;
-            }
-            let run = chars.get(start..i).unwrap_or_default();
-            let word: String = run.iter().collect();
-            let mut j = i;
-            while chars.get(j).is_some_and(|d| d.is_whitespace()) {
-                j += 1;
-            }
-            let after_op = chars.get(j).is_some_and(|d| matches!(d, '=' | '!' | '<' | '>'));
-            let next_start = j;
-            while chars.get(j).is_some_and(|&d| is_word_char(d)) {
-                j += 1;
-            }
-            let next: String = chars.get(next_start..j).unwrap_or_default().iter().collect();
+            let (word, end, _) = word_from(i);
+            let (next, after_next, after_op) = word_from(end);
+            // `field is [not] missing`: the word after `is` decides whether this is a field.
+            let tests_missing = is_kw(&next, "is") && {
+                let (w, after_w, _) = word_from(after_next);
+                let w = if is_kw(&w, "not") { word_from(after_w).0 } else { w };
+                is_kw(&w, "missing") || is_kw(&w, "null")
+            };
             let field = field_place
-                && (after_op || ["in", "between", "is", "not"].iter().any(|k| next.eq_ignore_ascii_case(k)));
-            let keep = (is_keyword(&word) || field) && word.parse::<f64>().is_err();
-            field_place = ["and", "or", "not"].iter().any(|k| word.eq_ignore_ascii_case(k));
+                && (after_op || tests_missing || ["in", "between", "not"].iter().any(|k| is_kw(&next, k)));
+            let keep = !value_place && (is_keyword(&word) || field) && word.parse::<f64>().is_err();
+            field_place =
+                is_kw(&word, "and") || is_kw(&word, "or") || is_kw(&word, "not") && !is_kw(&last_word, "is");
+            value_place = false;
+            let run = chars.get(i..end).unwrap_or_default();
             if keep {
                 out.extend(run);
             } else {
                 out.extend(run.iter().map(|_| '*'));
             }
+            i = end;
+            last_word = word;
         } else {
             if !c.is_whitespace() {
                 field_place = c == '(';
+                value_place = matches!(c, '=' | '<' | '>' | ',') || c == '(' && is_kw(&last_word, "in");
+                last_word.clear();
             }
             out.push(c);
             i += 1;
@@ -355,6 +372,16 @@ impl Parser<'_> {
 
     fn value(&mut self) -> Result<String> {
         let v = match self.peek() {
+            // SQL users write `tier = null` and mean `tier is missing`: as a string it would
+            // silently match nothing (and `!=` everything with a value).
+            Some(Tok::Word(w)) if ["null", "missing"].iter().any(|k| w.eq_ignore_ascii_case(k)) => {
+                return Err(err(
+                    self.expr,
+                    self.at(),
+                    "an unquoted null or missing is not a value: test for a missing attribute with \
+                     'is missing' (or 'is not missing'), or quote it to compare with the text",
+                ));
+            }
             Some(Tok::Str(s) | Tok::Word(s) | Tok::Num(_, s)) => s.clone(),
             other => {
                 let found = other.map_or_else(|| "the end".to_owned(), describe);
@@ -482,6 +509,24 @@ mod tests {
         assert_eq!(masked("not tier != 'gold'"), "not tier != '****'");
         assert_eq!(masked("tier is not missing or Ada is null"), "tier is not missing or Ada is null");
         assert_eq!(masked("tier = Ada is missing"), "tier = *** is missing");
+        // `is` makes the word before it a field only when `[not] missing|null` follows, and
+        // a keyword where a value stands is masked like any value (found by a reviewing helper).
+        for (text, want) in [
+            ("Ada is in London", "*** is in ******"),
+            ("Smith is gold", "***** is ****"),
+            ("Ada is not Lovelace", "*** is not ********"),
+            ("name is not Ada in London", "**** is not *** in ******"),
+            ("name = Null and", "name = **** and"),
+            ("tier in (missing, null, 'x')", "tier in (*******, ****, '*')"),
+            ("name = \"Ada and Bob\" or", "name = \"***********\" or"),
+        ] {
+            assert_eq!(masked(text), want, "{text}");
+            let e = parse(text).unwrap_err();
+            let shown = format!("{e} {e:?}");
+            for secret in ["Ada", "London", "Smith", "gold", "Lovelace", "Null", "missing, null", "Bob"] {
+                assert!(!shown.contains(secret), "{text}: {shown}");
+            }
+        }
     }
 
     #[test]
@@ -492,6 +537,16 @@ mod tests {
             parse("not ltv is missing and tier = 'x'").unwrap(),
             Filter::And(vec![Filter::Not(Box::new(Filter::missing("ltv"))), Filter::eq("tier", "x")])
         );
+        // Unquoted null or missing as a value is refused with the way to say it; quoted, it
+        // is text.
+        for text in ["tier = null", "tier != NULL", "tier in ('a', missing)"] {
+            let reason = match parse(text) {
+                Err(Error::InvalidFilter { reason, .. }) => reason,
+                other => panic!("{text}: expected InvalidFilter, got {other:?}"),
+            };
+            assert!(reason.contains("'is missing'"), "{text}: {reason}");
+        }
+        assert_eq!(parse("tier = 'null'").unwrap(), Filter::eq("tier", "null"));
         for (text, pos) in [("tier is", 7), ("tier is not 'x'", 12), ("tier is gold", 8)] {
             match parse(text) {
                 Err(Error::InvalidFilter { position, reason, .. }) => {

@@ -159,7 +159,7 @@ pub fn load_as(model: &Model, layout: Layout) -> (tempfile::TempDir, Database) {
 }
 
 /// How many filters [`filter`] and [`filter_matches`] know.
-const FILTERS: usize = 7;
+const FILTERS: usize = 8;
 
 fn filter_matches(f: usize, r: &M) -> bool {
     match f {
@@ -175,10 +175,12 @@ fn filter_matches(f: usize, r: &M) -> bool {
         }
         5 => r.tier.as_deref().is_some_and(|t| t != "silver") && r.ltv.is_some_and(|v| v <= 600.0),
         // `not (a or b)` holds when both are known to be false.
-        _ => {
+        6 => {
             r.tier.is_none()
                 || r.ltv.is_some_and(|v| v <= 200.0) && r.tier.as_deref().is_some_and(|t| t != "gold")
         }
+        // `not (a and b)` holds when either is known to be false.
+        _ => r.ltv.is_some_and(|v| v >= 100.0) || r.tier.as_deref().is_some_and(|t| t != "gold"),
     }
 }
 
@@ -192,6 +194,7 @@ fn filter(f: usize) -> Filter {
             "tier != 'gold' or ltv != 0 and ltv < 100",
             "not tier = silver and ltv <= 600",
             "tier is missing or not (ltv > 200 or tier = 'gold')",
+            "not (ltv < 100 and tier = 'gold')",
         ][f],
     )
     .unwrap()
