@@ -252,6 +252,8 @@ fn text_seeds() -> Res<()> {
         ("number-eq", "ltv in (1, 2.5, -0) and visits < 10 and visits > 1"),
         ("pii", "name = 'Ada'"),
         ("empty", "   "),
+        ("missing", "tier is missing or not (ltv > 200 or region is not null)"),
+        ("unknown-and", "not (tier = 'gold' and visits < 1) and not (ltv in (1, 2) or region = north)"),
     ];
     for (name, text) in filters {
         write_seed("filter", name, text.as_bytes())?;
