@@ -131,10 +131,13 @@ pub enum Command {
         /// How many.
         #[arg(short = 'k', long, default_value_t = 10, allow_hyphen_values = true)]
         k: usize,
-        /// Attribute filter, e.g. "tier in ('gold','platinum') and lifetime_value >= 1000". As
-        /// in SQL, a comparison on an attribute a record lacks is unknown, `not` of it too,
-        /// and only what is true matches: "not tier = 'gold'" leaves out records without a
-        /// tier; "tier is missing" (or "is not missing") tests for one.
+        /// Attribute filter, e.g. "tier in ('gold','platinum') and lifetime_value >= 1000":
+        /// =, != (<>), <, <=, >, >=, [not] in (…), [not] between X and Y, is [not] missing
+        /// (is [not] null), combined with and, or, not and parentheses; an empty filter
+        /// matches every record. As in SQL, a comparison on an attribute a record lacks is
+        /// unknown, `not` of it too, and only what is true matches: "not tier = 'gold'"
+        /// leaves out records without a tier. Unquoted words are text ("tier = gold");
+        /// personal data (PII) fields cannot be filtered (`find` looks up a phone or e-mail).
         #[arg(long = "where")]
         filter: Option<String>,
     },

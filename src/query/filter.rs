@@ -143,10 +143,11 @@ impl Filter {
     /// Parses `--where` text, e.g. `tier in ('gold', 'silver') and not lifetime_value < 10`.
     ///
     /// Grammar: `or := and ('or' and)*`, `and := not ('and' not)*`, `not := 'not' not | atom`,
-    /// `atom := '(' or ')' | field ('='|'!='|'<'|'<='|'>'|'>=') value |
-    /// field 'in' '(' value (',' value)* ')' | field 'between' number 'and' number |
-    /// field 'is' ['not'] ('missing'|'null')`.
-    /// Values are numbers, 'quoted' or "quoted" strings, or bare words.
+    /// `atom := '(' or ')' | field ('='|'!='|'<>'|'<'|'<='|'>'|'>=') value |
+    /// field ['not'] 'in' '(' value (',' value)* ')' | field ['not'] 'between' number 'and'
+    /// number | field 'is' ['not'] ('missing'|'null')`.
+    /// Values are numbers, 'quoted' or "quoted" strings, or bare words other than `null` and
+    /// `missing` (refused: `is missing` tests for a missing value).
     ///
     /// # Errors
     /// [`Error::InvalidFilter`] with the character position.

@@ -66,26 +66,60 @@ fn is_word_char(c: char) -> bool {
 
 /// `expr` without its values, one `*` per character (positions stay right): string
 /// contents, numbers and bare words are masked; keywords, operators, parentheses and field
-/// names (a word before an operator, `in`, `between`, `not` or `is [not] missing|null`, where
-/// a field can stand: at the start, after `(`, `and`, `or` or a `not` that does not follow
-/// `is` — so `Ada Lovelace in London` keeps no name) are kept. A word where a value stands
-/// (after an operator, or in an `in` list) is masked even if it is a keyword.
+/// names are kept — a word where a field can stand (at the start, after `(`, `and`, `or` or a
+/// `not` that does not follow `is`) and that a predicate follows (an operator, `in (`,
+/// `between NUMBER|'…'`, `is [not] missing|null`, `not in (`, `not between …`), so neither
+/// `Ada Lovelace in London` nor `Lovelace in London` keeps a name. The first word where a
+/// value stands (after an operator, a `,`, or the `(` of an `in` list) is masked even if it
+/// is a keyword; characters other than syntax and kept words are masked.
 pub(super) fn masked(expr: &str) -> String {
     let chars: Vec<char> = expr.chars().collect();
     // The word starting at the first non-blank character from `j`, where it ends, and
     // whether an operator stands there instead.
-    let word_from = |mut j: usize| -> (String, usize, bool) {
+    let skip_blanks = |mut j: usize| {
         while chars.get(j).is_some_and(|d| d.is_whitespace()) {
             j += 1;
         }
-        let op = chars.get(j).is_some_and(|d| matches!(d, '=' | '!' | '<' | '>'));
-        let start = j;
+        j
+    };
+    let word_from = |j: usize| -> (String, usize) {
+        let (start, mut j) = (skip_blanks(j), skip_blanks(j));
         while chars.get(j).is_some_and(|&d| is_word_char(d)) {
             j += 1;
         }
-        (chars.get(start..j).unwrap_or_default().iter().collect(), j, op)
+        (chars.get(start..j).unwrap_or_default().iter().collect(), j)
     };
     let is_kw = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+    // Whether what starts at `j` completes a predicate on a field before it — an operator,
+    // `in (`, `between` and a number or quote, `is [not] missing|null`, or `not` and `in (`
+    // or `between …` — so that the word before is a field name, not a value typed as a search.
+    let predicate_follows = |j: usize| -> bool {
+        let at = skip_blanks(j);
+        match chars.get(at) {
+            Some('=' | '<' | '>') => return true,
+            Some('!') => return chars.get(at + 1) == Some(&'='),
+            _ => {}
+        }
+        let (mut w, mut end) = word_from(at);
+        let negated = is_kw(&w, "not");
+        if negated {
+            (w, end) = word_from(end);
+        }
+        if is_kw(&w, "in") {
+            chars.get(skip_blanks(end)) == Some(&'(')
+        } else if is_kw(&w, "between") {
+            // A number, or a quoted bound (an error, but not a search's word).
+            matches!(chars.get(skip_blanks(end)), Some('\'' | '"')) || word_from(end).0.parse::<f64>().is_ok()
+        } else if is_kw(&w, "is") && !negated {
+            let (mut w, end) = word_from(end);
+            if is_kw(&w, "not") {
+                w = word_from(end).0;
+            }
+            is_kw(&w, "missing") || is_kw(&w, "null")
+        } else {
+            false
+        }
+    };
     let mut out = String::with_capacity(expr.len());
     let mut i = 0;
     // Whether a field name can stand here; whether a value does; the word before.
@@ -112,16 +146,8 @@ pub(super) fn masked(expr: &str) -> String {
                 }
             }
         } else if is_word_char(c) {
-            let (word, end, _) = word_from(i);
-            let (next, after_next, after_op) = word_from(end);
-            // `field is [not] missing`: the word after `is` decides whether this is a field.
-            let tests_missing = is_kw(&next, "is") && {
-                let (w, after_w, _) = word_from(after_next);
-                let w = if is_kw(&w, "not") { word_from(after_w).0 } else { w };
-                is_kw(&w, "missing") || is_kw(&w, "null")
-            };
-            let field = field_place
-                && (after_op || tests_missing || ["in", "between", "not"].iter().any(|k| is_kw(&next, k)));
+            let (word, end) = word_from(i);
+            let field = field_place && predicate_follows(end);
             let keep = !value_place && (is_keyword(&word) || field) && word.parse::<f64>().is_err();
             field_place =
                 is_kw(&word, "and") || is_kw(&word, "or") || is_kw(&word, "not") && !is_kw(&last_word, "is");
@@ -140,7 +166,13 @@ pub(super) fn masked(expr: &str) -> String {
                 value_place = matches!(c, '=' | '<' | '>' | ',') || c == '(' && is_kw(&last_word, "in");
                 last_word.clear();
             }
-            out.push(c);
+            // Syntax is kept; any other character (`@`, `/`, a combining mark) may be part
+            // of a value the tokenizer refused.
+            out.push(if c.is_whitespace() || matches!(c, '(' | ')' | '=' | '!' | '<' | '>' | ',') {
+                c
+            } else {
+                '*'
+            });
             i += 1;
         }
     }
@@ -173,7 +205,14 @@ fn tokenize(expr: &str) -> Result<Vec<(usize, Tok)>> {
             '(' => Tok::LParen,
             ')' => Tok::RParen,
             ',' => Tok::Comma,
+            // `==` and `<>` as other languages and SQL write them: `=` is said instead of the
+            // first (it read "expected a value, found operator"), the second is SQL's `!=`.
+            '=' if next == Some('=') => return Err(err(expr, at, "'==' is not an operator here: write '='")),
             '=' => Tok::Op("="),
+            '<' if next == Some('>') => {
+                i += 1;
+                Tok::Op("!=")
+            }
             '!' if next == Some('=') => {
                 i += 1;
                 Tok::Op("!=")
@@ -300,6 +339,26 @@ impl Parser<'_> {
             }
         };
         self.pos += 1;
+        // SQL's `x not in (…)` and `x not between a and b`.
+        if self.keyword("not") {
+            let next_is =
+                |p: &Self, k: &str| matches!(p.peek(), Some(Tok::Word(w)) if w.eq_ignore_ascii_case(k));
+            if !(next_is(self, "in") || next_is(self, "between")) {
+                let found = self.peek().map_or_else(|| "the end".to_owned(), describe);
+                return Err(err(
+                    self.expr,
+                    self.at(),
+                    &format!("expected in or between after the field name and not, found {found}"),
+                ));
+            }
+            return Ok(Filter::Not(Box::new(self.predicate(field)?)));
+        }
+        self.predicate(field)
+    }
+
+    /// What follows a field name: `in (…)`, `is [not] missing`, `between a and b` or an
+    /// operator and a value.
+    fn predicate(&mut self, field: String) -> Result<Filter> {
         if self.keyword("in") {
             self.expect(&Tok::LParen, "'(' after in")?;
             let mut values = vec![self.value()?];
@@ -519,6 +578,15 @@ mod tests {
             ("name = Null and", "name = **** and"),
             ("tier in (missing, null, 'x')", "tier in (*******, ****, '*')"),
             ("name = \"Ada and Bob\" or", "name = \"***********\" or"),
+            // One-word names typed as a search (found by the second review).
+            ("Lovelace in London", "******** in ******"),
+            ("Smith not Jones", "***** not *****"),
+            ("Ada NOT Byron", "*** NOT *****"),
+            ("name = Ada or Lovelace in London", "name = *** or ******** in ******"),
+            ("Ada between London and Paris", "*** between ****** and *****"),
+            ("not Ada in London", "not *** in ******"),
+            ("Lovelace!", "********!"),
+            ("email = ada@example.com", "email = ***************"),
         ] {
             assert_eq!(masked(text), want, "{text}");
             let e = parse(text).unwrap_err();
@@ -547,6 +615,32 @@ mod tests {
             assert!(reason.contains("'is missing'"), "{text}: {reason}");
         }
         assert_eq!(parse("tier = 'null'").unwrap(), Filter::eq("tier", "null"));
+        // SQL's other spellings: `<>`, `not in`, `not between`; `==` is refused with `=`.
+        assert_eq!(parse("tier <> 'gold'").unwrap(), Filter::ne("tier", "gold"));
+        assert_eq!(
+            parse("tier not in (a, b) or ltv NOT BETWEEN 1 and 2").unwrap(),
+            Filter::Or(vec![
+                Filter::Not(Box::new(Filter::one_of("tier", ["a", "b"]))),
+                Filter::Not(Box::new(Filter::between("ltv", 1.0, 2.0))),
+            ])
+        );
+        for (text, pos, reason) in [
+            ("tier == 'gold'", 5, "'==' is not an operator here: write '='"),
+            (
+                "tier not = 'x'",
+                9,
+                "expected in or between after the field name and not, found operator \"=\"",
+            ),
+            ("tier not", 8, "expected in or between after the field name and not, found the end"),
+        ] {
+            match parse(text) {
+                Err(Error::InvalidFilter { position, reason: r, .. }) => {
+                    assert_eq!((position, r.as_str()), (pos, reason), "{text}")
+                }
+                other => panic!("{text}: expected InvalidFilter, got {other:?}"),
+            }
+        }
+        assert_eq!(masked("Ada not in (Lovelace)"), "Ada not in (********)");
         for (text, pos) in [("tier is", 7), ("tier is not 'x'", 12), ("tier is gold", 8)] {
             match parse(text) {
                 Err(Error::InvalidFilter { position, reason, .. }) => {
