@@ -244,16 +244,22 @@ pub fn run(command: Command) -> Result<()> {
         Command::Verify { db } => verify(&db),
         Command::Repair { db, dry_run } => repair(&db, dry_run),
         Command::RotateKey { db, new_key_file } => {
-            // Without a keystore yet (nothing was stored under a key), opening with the key
-            // creates one under it: that key was checked against nothing.
-            let had_keystore = db.db.join(geocrm::crypto::KEYSTORE_FILE).exists();
-            let database = open(&db, true)?;
-            // The new key file is read once first: a missing or unreadable one is a plain
-            // error naming the option, not a failed rotation (from the CLI review).
+            // The new key file is read once first, before the open (which creates a keystore
+            // under the current key when there is none): a missing or unreadable one is a
+            // plain error naming the option, not a failed rotation (from the CLI review).
             std::fs::read(&new_key_file)
                 .map(zeroize::Zeroizing::new)
                 .map_err(|e| Error::io("read --new-key-file", &new_key_file, e))?;
+            let database = open(&db, true)?;
+            // Without a keystore yet (nothing was stored under a key), the open created one
+            // under the current key: that key was checked against nothing.
+            let had_keystore = !database.created_keystore();
             if let Err(e) = database.rotate_master_key(&KeyFile::new(&new_key_file)) {
+                if !had_keystore {
+                    eprintln!(
+                        "note: the database had no keystore (nothing was stored under a key yet): one was created under the current key, which was checked against nothing and now opens it"
+                    );
+                }
                 if matches!(e, Error::Io { .. } | Error::Poisoned { .. }) {
                     // A failure at the keystore's rename or the directory's fsync comes after
                     // the new file may be in place: which key opens it now is asked, not
@@ -284,7 +290,7 @@ pub fn run(command: Command) -> Result<()> {
                 );
             } else {
                 println!(
-                    "the database had no keystore (nothing was stored under a key yet), so the current key was checked against nothing: a keystore is created under the new key, which is from now on the only key that opens this database's personal data"
+                    "master key rotated: the database had no keystore (nothing was stored under a key yet), so one was created under the current key, which was checked against nothing, and is now under the new key: the only key that opens this database's personal data"
                 );
             }
             Ok(())

@@ -140,6 +140,8 @@ pub(crate) struct Inner {
     /// The keystore file exists but opening did not read it: it is read when first needed
     /// ([`Inner::ensure_keystore`]), unlocked with `master` when there is one.
     pub(crate) keystore_deferred: std::sync::atomic::AtomicBool,
+    /// This open created the keystore, under the key it was given.
+    pub(crate) keystore_created: bool,
     /// Interrupted erasures (collection, id, key id) an open for `repair` left for it to finish.
     pub(crate) pending_erasures: Mutex<Vec<(String, String, u64)>>,
     /// The audit log of PII reads.
@@ -550,12 +552,14 @@ impl Database {
             let record = |ids: &[u64]| keys::record_erased_keys(fs.as_ref(), &dir, &mut manifest, ids);
             (keys::finish_erasures(keystore, &erased, record)?, Vec::new())
         };
+        let keystore_created = matches!(
+            (&keystore, options.key.as_deref()),
+            (None, Some(_)) if !options.repair && !keystore_deferred
+        );
         let (keystore, master) = match (keystore, options.key.as_deref()) {
             // Never while repairing: repair refuses a missing keystore (in `finish`) rather
             // than put an empty one in its place.
-            (None, Some(provider)) if !options.repair && !keystore_deferred => {
-                keys::create_keystore(&fs, &dir, db_id, provider)?
-            }
+            (None, Some(provider)) if keystore_created => keys::create_keystore(&fs, &dir, db_id, provider)?,
             (keystore, _) => (keystore, master),
         };
         if !manifest.keystore && (keystore.is_some() || keystore_exists) && !read_only {
@@ -606,6 +610,7 @@ impl Database {
             auto_checkpoint: Mutex::new(None),
             handles: std::sync::atomic::AtomicUsize::new(1),
             keystore_deferred: std::sync::atomic::AtomicBool::new(keystore_deferred),
+            keystore_created,
             pending_erasures: Mutex::new(pending_erasures),
             audit,
             created,
@@ -792,6 +797,26 @@ impl Database {
     #[must_use]
     pub fn checkpoint_rejected(&self) -> Option<&str> {
         self.inner.checkpoint_rejected.as_deref()
+    }
+
+    /// Whether this open created the keystore: a keyed open of a database that had none
+    /// (nothing was stored under a key yet), so the key was checked against nothing and is
+    /// the database's from now on.
+    ///
+    /// ```
+    /// use geocrm::{crypto::RawKey, Database, Options};
+    /// let dir = tempfile::tempdir()?;
+    /// drop(Database::open(dir.path(), Options::new())?);
+    /// let db = Database::open(dir.path(), Options::new().key(RawKey::new([6; 32])))?;
+    /// assert!(db.created_keystore());
+    /// drop(db);
+    /// let db = Database::open(dir.path(), Options::new().key(RawKey::new([6; 32])))?;
+    /// assert!(!db.created_keystore());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn created_keystore(&self) -> bool {
+        self.inner.keystore_created
     }
 
     /// What recovery did when the database was opened (e.g. a torn log tail it cut off).

@@ -332,6 +332,33 @@ fn rotate_key_on_a_database_without_a_keystore_says_it_creates_one() {
     let err = fail(&import(None));
     assert!(err.contains("not this database's master key"), "{err}");
     ok(&import(Some(&new_key)));
+    // The same as JSON; and a rotation that fails after the open created the keystore
+    // says so (the keystore stays, under the current key).
+    let env2 = Env::new();
+    let csv2 = env2.file("plain.csv", "id,lat,lon,tier\nA,1,2,gold\n");
+    env2.ok("import", &[csv2.to_str().unwrap()]);
+    let out = ok(&env2.run(true, "rotate-key", &[&rotate_to[..], &["--json"]].concat()));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        serde_json::json!({"rotated": true, "keystore_created": true})
+    );
+    let env3 = Env::new();
+    let csv3 = env3.file("plain.csv", "id,lat,lon,tier\nA,1,2,gold\n");
+    env3.ok("import", &[csv3.to_str().unwrap()]);
+    let same = env3.file("same.key", format!("{}\n", super::KEY));
+    let err = fail(&env3.run(true, "rotate-key", &["--new-key-file", same.to_str().unwrap()]));
+    assert!(
+        err.contains("is the current master key") && err.contains("note: the database had no keystore"),
+        "{err}"
+    );
+    assert!(env3.db.join("keystore").exists());
+    // A missing new key file is refused before the open creates anything.
+    let env4 = Env::new();
+    let csv4 = env4.file("plain.csv", "id,lat,lon,tier\nA,1,2,gold\n");
+    env4.ok("import", &[csv4.to_str().unwrap()]);
+    let err = fail(&env4.run(true, "rotate-key", &["--new-key-file", "/nonexistent/new.key"]));
+    assert!(err.contains("--new-key-file"), "{err}");
+    assert!(!env4.db.join("keystore").exists());
     // A second rotation (back to the first key) finds the keystore.
     let old_key = env.file("old.key", format!("{}\n", super::KEY));
     let out = ok(&env.run(
