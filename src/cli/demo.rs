@@ -91,7 +91,7 @@ pub fn run(records: usize, seed: u64) -> Result<()> {
     section("nearest");
     let paris = p(48.8566, 2.3522)?;
     let (hits, d) = time(|| c.nearest(paris, 10, &Filter::All))?;
-    println!("10 nearest to Paris centre ({}):", fmt(d));
+    println!("10 nearest to Paris centre ({}; the first 3 shown):", fmt(d));
     for h in hits.iter().take(3) {
         println!("  {:<10} {:>8.0} m", h.id, h.distance_m);
     }
@@ -160,14 +160,17 @@ pub fn run(records: usize, seed: u64) -> Result<()> {
     section("records and privacy");
     let id = hits_first_id(&c.nearest(paris, 1, &Filter::All)?);
     let view = c.get(&id)?.ok_or_else(|| Error::invalid_argument("id", "demo record vanished"))?;
+    let stored = match view.pii.get("name") {
+        Some(sealed) => format!("{sealed:?}"),
+        None => "nothing".to_owned(),
+    };
     println!(
-        "get {id}: tier {:?}, value {:?}, PII stored as {:?}",
-        view.categories.get("tier"),
-        view.numbers.get("lifetime_value"),
-        view.pii.get("name")
+        "get {id}: tier {}, lifetime value {}, name stored as {stored}",
+        view.categories.get("tier").map_or("(none)", String::as_str),
+        view.numbers.get("lifetime_value").map_or_else(|| "(none)".to_owned(), |v| format!("{v:.2}")),
     );
     let (pii, d) = time(|| c.reveal(&id))?;
-    println!("reveal with the key ({}): name {:?}", fmt(d), pii.get("name").map(|v| v.expose().to_owned()));
+    println!("reveal with the key ({}): name {}", fmt(d), pii.get("name").map_or("(none)", |v| v.expose()));
     drop(snap);
     let sample = &people[..people.len().min(25)];
     let leaks = scan_for_plaintext(dir.path(), sample)?;
