@@ -67,21 +67,20 @@ fn is_word_char(c: char) -> bool {
 /// `expr` without its values, one `*` per character (positions stay right): string
 /// contents, numbers and bare words are masked; keywords, operators, parentheses and field
 /// names are kept — a word where a field can stand (at the start, after `(`, `and`, `or` or a
-/// `not` that does not follow `is`) and that a predicate follows (an operator, `in (`,
+/// prefix `not` where a field could stand) and that a predicate follows (an operator, `in (`,
 /// `between NUMBER|'…'`, `is [not] missing|null`, `not in (`, `not between …`), so neither
 /// `Ada Lovelace in London` nor `Lovelace in London` keeps a name. The first word where a
 /// value stands (after an operator, a `,`, or the `(` of an `in` list) is masked even if it
 /// is a keyword; characters other than syntax and kept words are masked.
 pub(super) fn masked(expr: &str) -> String {
     let chars: Vec<char> = expr.chars().collect();
-    // The word starting at the first non-blank character from `j`, where it ends, and
-    // whether an operator stands there instead.
     let skip_blanks = |mut j: usize| {
         while chars.get(j).is_some_and(|d| d.is_whitespace()) {
             j += 1;
         }
         j
     };
+    // The word starting at the first non-blank character from `j`, and where it ends.
     let word_from = |j: usize| -> (String, usize) {
         let (start, mut j) = (skip_blanks(j), skip_blanks(j));
         while chars.get(j).is_some_and(|&d| is_word_char(d)) {
@@ -109,7 +108,8 @@ pub(super) fn masked(expr: &str) -> String {
             chars.get(skip_blanks(end)) == Some(&'(')
         } else if is_kw(&w, "between") {
             // A number, or a quoted bound (an error, but not a search's word).
-            matches!(chars.get(skip_blanks(end)), Some('\'' | '"')) || word_from(end).0.parse::<f64>().is_ok()
+            matches!(chars.get(skip_blanks(end)), Some('\'' | '"'))
+                || word_from(end).0.parse::<f64>().is_ok_and(f64::is_finite)
         } else if is_kw(&w, "is") && !negated {
             let (mut w, end) = word_from(end);
             if is_kw(&w, "not") {
@@ -149,8 +149,9 @@ pub(super) fn masked(expr: &str) -> String {
             let (word, end) = word_from(i);
             let field = field_place && predicate_follows(end);
             let keep = !value_place && (is_keyword(&word) || field) && word.parse::<f64>().is_err();
-            field_place =
-                is_kw(&word, "and") || is_kw(&word, "or") || is_kw(&word, "not") && !is_kw(&last_word, "is");
+            // A `not` opens a field's place only as a prefix (`x not in` and `is not` do not).
+            field_place = !value_place
+                && (is_kw(&word, "and") || is_kw(&word, "or") || is_kw(&word, "not") && field_place);
             value_place = false;
             let run = chars.get(i..end).unwrap_or_default();
             if keep {
@@ -263,7 +264,12 @@ fn tokenize(expr: &str) -> Result<Vec<(usize, Tok)>> {
                     _ => Tok::Word(s),
                 }
             }
-            other => return Err(err(expr, at, &format!("unexpected character {other:?}"))),
+            // Named only when it is ASCII punctuation: a letter the tokenizer refuses (a
+            // combining accent, a curly apostrophe) may be part of a name.
+            other if other.is_ascii_punctuation() => {
+                return Err(err(expr, at, &format!("unexpected character {other:?}")))
+            }
+            _ => return Err(err(expr, at, "unexpected character (not shown: it may be part of a value)")),
         };
         toks.push((at, tok));
     }
@@ -407,7 +413,7 @@ impl Parser<'_> {
                     self.at(),
                     // (The word is not repeated: where a field belongs it may be a value.)
                     &format!(
-                        "expected =, !=, <, <=, >, >=, in, between or is after the field name, found {found}"
+                        "expected =, !=, <>, <, <=, >, >=, [not] in, [not] between or is after the field name, found {found}"
                     ),
                 ));
             }
@@ -587,11 +593,34 @@ mod tests {
             ("not Ada in London", "not *** in ******"),
             ("Lovelace!", "********!"),
             ("email = ada@example.com", "email = ***************"),
+            // A `not` that is not a prefix opens no field place; `between` needs a finite
+            // number (found by the third review).
+            ("name not Ada in (London)", "**** not *** in (******)"),
+            ("tier in (x) not Ada = 1", "tier in (*) not *** = *"),
+            ("name = not Lovelace in (x)", "name = *** ******** in (*)"),
+            ("Smith between Infinity and Beyond", "***** between ******** and ******"),
+            ("name = Jose\u{301} and", "name = ***** and"),
+            ("name = O\u{2019}Brien", "name = *******"),
         ] {
             assert_eq!(masked(text), want, "{text}");
             let e = parse(text).unwrap_err();
             let shown = format!("{e} {e:?}");
-            for secret in ["Ada", "London", "Smith", "gold", "Lovelace", "Null", "missing, null", "Bob"] {
+            for secret in [
+                "Ada",
+                "London",
+                "Smith",
+                "gold",
+                "Lovelace",
+                "Null",
+                "missing, null",
+                "Bob",
+                "Infinity",
+                "Beyond",
+                "\u{301}",
+                "\u{2019}",
+                "Brien",
+                "Jose",
+            ] {
                 assert!(!shown.contains(secret), "{text}: {shown}");
             }
         }
