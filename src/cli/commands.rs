@@ -244,20 +244,22 @@ pub fn run(command: Command) -> Result<()> {
         Command::Verify { db } => verify(&db),
         Command::Repair { db, dry_run } => repair(&db, dry_run),
         Command::RotateKey { db, new_key_file } => {
-            // The new key file is read once first, before the open (which creates a keystore
-            // under the current key when there is none): a missing or unreadable one is a
-            // plain error naming the option, not a failed rotation (from the CLI review).
-            std::fs::read(&new_key_file)
-                .map(zeroize::Zeroizing::new)
-                .map_err(|e| Error::io("read --new-key-file", &new_key_file, e))?;
+            // The new key file is read once (it may be a pipe), first, before the open (which
+            // creates a keystore under the current key when there is none): a missing or
+            // unreadable one is a plain error naming the option, not a failed rotation (from
+            // the CLI review).
+            let new_key = RawKey::from_key_file(&new_key_file).map_err(|e| match e {
+                Error::Io { source, .. } => Error::io("read --new-key-file", &new_key_file, source),
+                other => other,
+            })?;
             let database = open(&db, true)?;
             // Without a keystore yet (nothing was stored under a key), the open created one
             // under the current key: that key was checked against nothing.
             let had_keystore = !database.created_keystore();
-            if let Err(e) = database.rotate_master_key(&KeyFile::new(&new_key_file)) {
+            if let Err(e) = database.rotate_master_key(&new_key) {
                 if !had_keystore {
                     eprintln!(
-                        "note: the database had no keystore (nothing was stored under a key yet): one was created under the current key, which was checked against nothing and now opens it"
+                        "note: the database had no keystore (nothing was stored under a key yet): the open created one under the current key, which was checked against nothing"
                     );
                 }
                 if matches!(e, Error::Io { .. } | Error::Poisoned { .. }) {
@@ -265,7 +267,7 @@ pub fn run(command: Command) -> Result<()> {
                     // the new file may be in place: which key opens it now is asked, not
                     // guessed (from the privacy review).
                     drop(database);
-                    let new_key = || Database::open(&db.db, Options::new().key(KeyFile::new(&new_key_file)));
+                    let new_key = || Database::open(&db.db, Options::new().key(new_key.clone()));
                     let note = match open(&db, true).map(drop).map_err(|e| (e, new_key())) {
                         Ok(()) => "the old key still opens the database: the rotation did not take effect; \
                                    keep the old key"

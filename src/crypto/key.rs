@@ -98,6 +98,35 @@ impl RawKey {
         let bytes = decode_hex(hex.trim().as_bytes()).map_err(|reason| Error::InvalidKey { reason })?;
         Ok(RawKey(MasterKey(bytes)))
     }
+
+    /// Reads a key file once, by [`KeyFile`]'s rules: for a key that must be read before it
+    /// is used, or used more than once, from a file that may be a pipe.
+    ///
+    /// ```
+    /// use geocrm::crypto::RawKey;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("master.key");
+    /// std::fs::write(&path, format!("{}\n", "ab".repeat(32)))?;
+    /// let key = RawKey::from_key_file(&path)?;
+    /// std::fs::remove_file(&path)?; // read already
+    /// assert_eq!(format!("{key:?}"), "RawKey(<redacted>)");
+    /// assert!(RawKey::from_key_file(&path).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`KeyFile`]'s [`KeyProvider::master_key`]: [`Error::Io`] naming the file,
+    /// [`Error::InvalidKey`] for contents that are not a key.
+    pub fn from_key_file(path: impl Into<PathBuf>) -> Result<Self> {
+        // A key file's key does not depend on the KDF parameters (only a passphrase's does).
+        KeyFile::new(path).master_key(&KdfParams::new_random()).map(RawKey)
+    }
+}
+
+impl Clone for RawKey {
+    fn clone(&self) -> Self {
+        RawKey(MasterKey::from_bytes(*self.0.bytes()))
+    }
 }
 
 impl fmt::Debug for RawKey {
