@@ -57,29 +57,21 @@ fn reference(f: &Filter, schema: &Schema, numbers: &[f64], categories: &[u32]) -
         Filter::Present { field } if is_number(field) => Some(number(field).is_some()),
         Filter::Present { field } => Some(category(field).is_some()),
         Filter::Not(inner) => reference(inner, schema, numbers, categories).map(|v| !v),
-        Filter::And(parts) => {
-            let values: Vec<Option<bool>> =
-                parts.iter().map(|p| reference(p, schema, numbers, categories)).collect();
-            if values.contains(&Some(false)) {
-                Some(false)
-            } else if values.contains(&None) {
-                None
-            } else {
-                Some(true)
-            }
-        }
-        Filter::Or(parts) => {
-            let values: Vec<Option<bool>> =
-                parts.iter().map(|p| reference(p, schema, numbers, categories)).collect();
-            if values.contains(&Some(true)) {
-                Some(true)
-            } else if values.contains(&None) {
-                None
-            } else {
-                Some(false)
-            }
-        }
+        Filter::And(parts) => either(parts.iter().map(|p| reference(p, schema, numbers, categories)), false),
+        Filter::Or(parts) => either(parts.iter().map(|p| reference(p, schema, numbers, categories)), true),
         other => panic!("a filter the reference does not know: {other:?}"),
+    }
+}
+
+/// `and` (`decides` false) or `or` (`decides` true) of the parts' values.
+fn either(values: impl Iterator<Item = Option<bool>>, decides: bool) -> Option<bool> {
+    let values: Vec<Option<bool>> = values.collect();
+    if values.contains(&Some(decides)) {
+        Some(decides)
+    } else if values.contains(&None) {
+        None
+    } else {
+        Some(!decides)
     }
 }
 

@@ -249,34 +249,31 @@ fn eval(node: &Node, numbers: &dyn Fn(usize) -> f64, categories: &dyn Fn(usize) 
             let v = numbers(*field);
             (!v.is_nan()).then(|| std::ops::RangeBounds::contains(&(*min, *max), &v))
         }
-        // False if a part is false, else unknown if a part is unknown.
-        Node::And(parts) => {
-            let mut value = Some(true);
-            for p in parts {
-                match eval(p, numbers, categories) {
-                    Some(false) => return Some(false),
-                    None => value = None,
-                    Some(true) => {}
-                }
-            }
-            value
-        }
-        // True if a part is true, else unknown if a part is unknown.
-        Node::Or(parts) => {
-            let mut value = Some(false);
-            for p in parts {
-                match eval(p, numbers, categories) {
-                    Some(true) => return Some(true),
-                    None => value = None,
-                    Some(false) => {}
-                }
-            }
-            value
-        }
+        Node::And(parts) => decide(parts, false, numbers, categories),
+        Node::Or(parts) => decide(parts, true, numbers, categories),
         Node::Not(inner) => eval(inner, numbers, categories).map(|v| !v),
         Node::HasCode { field } => Some(categories(*field) != MISSING_CODE),
         Node::HasNumber { field } => Some(!numbers(*field).is_nan()),
     }
+}
+
+/// `and` (`decisive` false) or `or` (`decisive` true) of `parts`: the decisive value if a
+/// part has it, else unknown if a part is unknown, else the other value.
+fn decide(
+    parts: &[Node],
+    decisive: bool,
+    numbers: &dyn Fn(usize) -> f64,
+    categories: &dyn Fn(usize) -> u32,
+) -> Option<bool> {
+    let mut value = Some(!decisive);
+    for p in parts {
+        match eval(p, numbers, categories) {
+            Some(v) if v == decisive => return Some(decisive),
+            None => value = None,
+            Some(_) => {}
+        }
+    }
+    value
 }
 
 fn filter_error(field: &str, reason: String) -> Error {
