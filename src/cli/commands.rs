@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{self, BufReader, IsTerminal};
 use std::path::Path;
 
-use geocrm::crypto::{KeyFile, RawKey};
+use geocrm::crypto::{KdfParams, KeyFile, KeyProvider, RawKey};
 use geocrm::geo::{parse_geojson, BoundingBox, PreparedRegion};
 use geocrm::import::{import_csv, ImportOptions};
 use geocrm::query::{GroupBy, Scope};
@@ -252,6 +252,9 @@ pub fn run(command: Command) -> Result<()> {
                 Error::Io { source, .. } => Error::io("read --new-key-file", &new_key_file, source),
                 other => other,
             })?;
+            // A placeholder is refused here too, before the open could create a keystore for a
+            // rotation that would then refuse it.
+            new_key.master_key(&KdfParams::new_random())?.refuse_placeholder()?;
             let database = open(&db, true)?;
             // Without a keystore yet (nothing was stored under a key), the open created one
             // under the current key: that key was checked against nothing.

@@ -31,7 +31,16 @@ impl MasterKey {
     /// Refuses a key of 32 zero bytes: a placeholder (`GEOCRM_KEY` of 64 zeros), not a
     /// secret. Checked where a key is first bound to a database — a new keystore, a key
     /// rotation — so a database created with one before still opens with it.
-    pub(crate) fn refuse_placeholder(&self) -> Result<()> {
+    ///
+    /// ```
+    /// use geocrm::crypto::MasterKey;
+    /// assert!(MasterKey::from_bytes([0; 32]).refuse_placeholder().is_err());
+    /// assert!(MasterKey::from_bytes([7; 32]).refuse_placeholder().is_ok());
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] for 32 zero bytes.
+    pub fn refuse_placeholder(&self) -> Result<()> {
         if self.0.iter().all(|&b| b == 0) {
             return Err(Error::InvalidKey {
                 reason: "the key is 32 zero bytes, a placeholder rather than a secret; generate one \
@@ -125,7 +134,10 @@ impl RawKey {
 
 impl Clone for RawKey {
     fn clone(&self) -> Self {
-        RawKey(MasterKey::from_bytes(*self.0.bytes()))
+        // Straight into the new box: no copy left on the stack unwiped.
+        let mut key = Box::new([0u8; 32]);
+        key.copy_from_slice(self.0.bytes());
+        RawKey(MasterKey(key))
     }
 }
 

@@ -126,6 +126,8 @@ pub(super) fn masked(expr: &str) -> String {
     let mut field_place = true;
     let mut value_place = false;
     let mut last_word = String::new();
+    // A `between` was read, and its `and` not yet.
+    let mut after_between = false;
     while let Some(&c) = chars.get(i) {
         if c == '\'' || c == '"' {
             (field_place, value_place) = (false, false);
@@ -149,10 +151,14 @@ pub(super) fn masked(expr: &str) -> String {
             let (word, end) = word_from(i);
             let field = field_place && predicate_follows(end);
             let keep = !value_place && (is_keyword(&word) || field) && word.parse::<f64>().is_err();
-            // A `not` opens a field's place only as a prefix (`x not in` and `is not` do not).
+            // A `not` opens a field's place only as a prefix (`x not in` and `is not` do not);
+            // the `and` of `between X and Y` opens a value's place, not a field's.
+            let bound_and = is_kw(&word, "and") && after_between;
+            after_between = is_kw(&word, "between") || after_between && !bound_and;
             field_place = !value_place
+                && !bound_and
                 && (is_kw(&word, "and") || is_kw(&word, "or") || is_kw(&word, "not") && field_place);
-            value_place = false;
+            value_place = bound_and;
             let run = chars.get(i..end).unwrap_or_default();
             if keep {
                 out.extend(run);
@@ -163,7 +169,9 @@ pub(super) fn masked(expr: &str) -> String {
             last_word = word;
         } else {
             if !c.is_whitespace() {
-                field_place = c == '(';
+                // A `(` where a value stands (`name = (Ada = 1)`) opens no field's place.
+                field_place = c == '(' && !value_place;
+                after_between = false;
                 value_place = matches!(c, '=' | '<' | '>' | ',') || c == '(' && is_kw(&last_word, "in");
                 last_word.clear();
             }
@@ -601,6 +609,12 @@ mod tests {
             ("Smith between Infinity and Beyond", "***** between ******** and ******"),
             ("name = Jose\u{301} and", "name = ***** and"),
             ("name = O\u{2019}Brien", "name = *******"),
+            // A `(` where a value stands, and the `and` of `between`, open no field's place
+            // (found by the fourth review).
+            ("name = (Lovelace = 1)", "name = (******** = *)"),
+            ("name in (x, (Ada = 1))", "name in (*, (*** = *))"),
+            ("age between 1 and Lovelace in (x)", "age between * and ******** in (*)"),
+            ("age between 1 and Ada = 2", "age between * and *** = *"),
         ] {
             assert_eq!(masked(text), want, "{text}");
             let e = parse(text).unwrap_err();

@@ -359,6 +359,11 @@ fn rotate_key_on_a_database_without_a_keystore_says_it_creates_one() {
     let err = fail(&env4.run(true, "rotate-key", &["--new-key-file", "/nonexistent/new.key"]));
     assert!(err.contains("--new-key-file"), "{err}");
     assert!(!env4.db.join("keystore").exists());
+    // Nor a placeholder new key (it was refused only after the open created a keystore).
+    let zeros = env4.file("zeros.key", format!("{}\n", "0".repeat(64)));
+    let err = fail(&env4.run(true, "rotate-key", &["--new-key-file", zeros.to_str().unwrap()]));
+    assert!(err.contains("placeholder"), "{err}");
+    assert!(!env4.db.join("keystore").exists());
     // Nor is a device that never ends read whole (it was: `/dev/zero` ran out of memory).
     if std::path::Path::new("/dev/zero").exists() {
         let err = fail(&env4.run(true, "rotate-key", &["--new-key-file", "/dev/zero"]));
