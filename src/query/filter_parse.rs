@@ -66,12 +66,13 @@ fn is_word_char(c: char) -> bool {
 
 /// `expr` without its values, one `*` per character (positions stay right): string
 /// contents, numbers and bare words are masked; keywords, operators, parentheses and field
-/// names are kept — a word where a field can stand (at the start, after `(`, `and`, `or` or a
-/// prefix `not` where a field could stand) and that a predicate follows (an operator, `in (`,
+/// names are kept — a word where a field can stand (at the start, after a `(`, `and` or `or`
+/// where no value stands — not the `and` of `between … and` — or a prefix `not` where a
+/// field could stand) and that a predicate follows (an operator, `in (`,
 /// `between NUMBER|'…'`, `is [not] missing|null`, `not in (`, `not between …`), so neither
 /// `Ada Lovelace in London` nor `Lovelace in London` keeps a name. The first word where a
-/// value stands (after an operator, a `,`, or the `(` of an `in` list) is masked even if it
-/// is a keyword; characters other than syntax and kept words are masked.
+/// value stands (after an operator, a `,`, the `(` of an `in` list, a `(` where a value
+/// stands, or the `and` of `between`) is masked even if it is a keyword; characters other than syntax and kept words are masked.
 pub(super) fn masked(expr: &str) -> String {
     let chars: Vec<char> = expr.chars().collect();
     let skip_blanks = |mut j: usize| {
@@ -169,10 +170,12 @@ pub(super) fn masked(expr: &str) -> String {
             last_word = word;
         } else {
             if !c.is_whitespace() {
-                // A `(` where a value stands (`name = (Ada = 1)`) opens no field's place.
+                // A `(` where a value stands (`name = ((Ada = 1))`) opens no field's place and
+                // keeps the value's. (A `between` stays open to its `and`, whatever comes
+                // between: in a filter that parses, the next `and` is its bound.)
                 field_place = c == '(' && !value_place;
-                after_between = false;
-                value_place = matches!(c, '=' | '<' | '>' | ',') || c == '(' && is_kw(&last_word, "in");
+                value_place = matches!(c, '=' | '<' | '>' | ',')
+                    || c == '(' && (is_kw(&last_word, "in") || value_place);
                 last_word.clear();
             }
             // Syntax is kept; any other character (`@`, `/`, a combining mark) may be part
@@ -615,6 +618,10 @@ mod tests {
             ("name in (x, (Ada = 1))", "name in (*, (*** = *))"),
             ("age between 1 and Lovelace in (x)", "age between * and ******** in (*)"),
             ("age between 1 and Ada = 2", "age between * and *** = *"),
+            ("name = ((Lovelace = 1))", "name = ((******** = *))"),
+            ("name in (((Ada = 1)))", "name in (((*** = *)))"),
+            ("a between (1) and Ada = 2", "* between (*) and *** = *"),
+            ("a between 1/2 and Ada = 3", "a between *** and *** = *"),
         ] {
             assert_eq!(masked(text), want, "{text}");
             let e = parse(text).unwrap_err();
