@@ -141,15 +141,16 @@ fn repair_keyed_or_not(fs: &MemFs, keyed: bool) -> geocrm::db::RepairReport {
     }
 }
 
-/// The key id a record with PII written now is issued (the database opened, written to and
-/// closed).
-fn key_id_of_a_new_record(fs: &MemFs, db_id: [u8; 16]) -> u64 {
+/// Asserts that a record with PII written now (the database opened, written to and closed)
+/// is issued a key id above `lost`; `what` names the case.
+fn assert_new_key_id_above(fs: &MemFs, db_id: [u8; 16], lost: u64, what: &str) {
     let db = Database::open(DIR, options(fs)).unwrap();
     let mut batch = db.begin_write();
     batch.upsert("c", Record::new("new", location_of(3)).pii("name", "new")).unwrap();
     batch.commit().unwrap();
     drop(db);
-    key_id_in_keystore(fs, db_id, "new").unwrap()
+    let issued = key_id_in_keystore(fs, db_id, "new").unwrap();
+    assert!(issued > lost, "{what}: the new record was issued key id {issued}, lost ids reach {lost}");
 }
 
 /// The key id `dir/keystore` holds for record `id` of collection `c`, read without the key.
@@ -1348,8 +1349,7 @@ fn key_ids_a_keystore_cut_lost_are_never_issued_again() {
         assert!(dropped.contains(&"b20-00".to_owned()), "{what}: {:?}", report.actions);
         assert_eq!(dropped.contains(&"b1-00".to_owned()), !delete_last, "{what}");
         assert_eq!(key_id(&fs, "b1-00"), None, "{what}");
-        let issued = key_id_of_a_new_record(&fs, db_id);
-        assert!(issued > lost, "{what}: the new record was issued key id {issued}, lost ids reach {lost}");
+        assert_new_key_id_above(&fs, db_id, lost, &what);
     }
 }
 
@@ -1407,11 +1407,7 @@ fn a_keystore_cut_stays_past_the_key_ids_erasures_destroyed() {
             "key: {keyed}: {:?}",
             report.actions
         );
-        let issued = key_id_of_a_new_record(&fs, db_id);
-        assert!(
-            issued > lost,
-            "key: {keyed}: the new record was issued key id {issued}, lost ids reach {lost}"
-        );
+        assert_new_key_id_above(&fs, db_id, lost, &format!("key: {keyed}"));
     }
 }
 
@@ -1438,11 +1434,7 @@ fn key_ids_an_older_keystore_copy_lacks_are_never_issued_again() {
         fs.write_raw(&keystore, &older);
         let report = repair_keyed_or_not(&fs, keyed);
         assert_eq!(dropped_ids(&report.actions).len(), 5, "key: {keyed}: {:?}", report.actions);
-        let issued = key_id_of_a_new_record(&fs, db_id);
-        assert!(
-            issued > lost,
-            "key: {keyed}: the new record was issued key id {issued}, lost ids reach {lost}"
-        );
+        assert_new_key_id_above(&fs, db_id, lost, &format!("key: {keyed}"));
     }
 }
 
