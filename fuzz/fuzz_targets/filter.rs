@@ -1,6 +1,7 @@
-//! Arbitrary UTF-8 → `Filter::parse`; when it parses, `compile` against a small schema and
-//! evaluate on a few rows, against a reference evaluation of the uncompiled filter in SQL's
-//! three-valued logic. No panic, hang or stack overflow; `Err` is fine.
+//! Arbitrary UTF-8 → `Filter::parse`; when it parses, `compile` against a small schema
+//! (`Filter::parse_for` must agree with it) and evaluate on a few rows, against a reference
+//! evaluation of the uncompiled filter in SQL's three-valued logic. No panic, hang or stack
+//! overflow; `Err` is fine.
 #![no_main]
 
 use std::ops::RangeBounds;
@@ -79,7 +80,11 @@ fuzz_target!(|input: &[u8]| {
     let Ok(text) = std::str::from_utf8(input) else { return };
     let Ok(filter) = Filter::parse(text) else { return };
     let schema = Schema::crm().number("ltv").number("visits").category("tier").category("region");
-    let Ok(compiled) = filter.compile(&schema, &Codes) else { return };
+    // Checking against the schema at parse time agrees with compiling.
+    let checked = Filter::parse_for(text, &schema);
+    let compiled = filter.compile(&schema, &Codes);
+    assert_eq!(checked.as_ref().ok(), compiled.as_ref().ok().map(|_| &filter), "{text:?}");
+    let Ok(compiled) = compiled else { return };
     assert_eq!(compiled.is_all(), filter == Filter::All);
 
     let mut draw = Draw::new(input);

@@ -8,7 +8,7 @@ use geocrm::crypto::{KdfParams, KeyFile, KeyProvider, RawKey};
 use geocrm::geo::{parse_geojson, BoundingBox, PreparedRegion};
 use geocrm::import::{import_csv, ImportOptions};
 use geocrm::query::{GroupBy, Scope};
-use geocrm::{Database, Error, Filter, LatLon, Options, Result};
+use geocrm::{CollectionReader, Database, Error, Filter, LatLon, Options, Result};
 use serde_json::{json, Map, Value};
 
 use super::args::{Command, DbArgs};
@@ -51,8 +51,9 @@ fn options(args: &DbArgs, with_key: bool, create: bool) -> Result<Options> {
     Ok(options)
 }
 
-fn filter(text: Option<&String>) -> Result<Filter> {
-    text.map_or(Ok(Filter::All), |t| Filter::parse(t))
+/// The `--where` filter, checked against the collection's fields (an error points into the text).
+fn filter(text: Option<&String>, coll: &CollectionReader<'_>) -> Result<Filter> {
+    text.map_or(Ok(Filter::All), |t| Filter::parse_for(t, coll.schema()))
 }
 
 fn point(lat: f64, lon: f64) -> Result<LatLon> {
@@ -158,7 +159,8 @@ pub fn run(command: Command) -> Result<()> {
         Command::Near { db, lat, lon, k, filter: f } => {
             let database = open_read(&db)?;
             let snap = database.read();
-            let hits = snap.collection(&db.collection)?.nearest(point(lat, lon)?, k, &filter(f.as_ref())?)?;
+            let coll = snap.collection(&db.collection)?;
+            let hits = coll.nearest(point(lat, lon)?, k, &filter(f.as_ref(), &coll)?)?;
             if db.json {
                 let rows: Vec<Value> = hits
                     .iter()
@@ -181,9 +183,9 @@ pub fn run(command: Command) -> Result<()> {
         Command::Radius { db, lat, lon, meters, filter: f, count } => {
             let database = open_read(&db)?;
             let snap = database.read();
-            let hits = snap
-                .collection(&db.collection)?
-                .within_radius(point(lat, lon)?, meters, &filter(f.as_ref())?)
+            let coll = snap.collection(&db.collection)?;
+            let hits = coll
+                .within_radius(point(lat, lon)?, meters, &filter(f.as_ref(), &coll)?)
                 .map_err(|e| as_flags(e, &[("metres", "meters")]))?;
             print_ids(&db, count, hits.into_iter().map(|h| h.id).collect());
             Ok(())
@@ -192,7 +194,8 @@ pub fn run(command: Command) -> Result<()> {
             let database = open_read(&db)?;
             let snap = database.read();
             let bbox = BoundingBox::new(south, west, north, east)?;
-            let hits = snap.collection(&db.collection)?.within_bbox(&bbox, &filter(f.as_ref())?)?;
+            let coll = snap.collection(&db.collection)?;
+            let hits = coll.within_bbox(&bbox, &filter(f.as_ref(), &coll)?)?;
             print_ids(&db, count, hits.into_iter().map(|h| h.id).collect());
             Ok(())
         }
@@ -200,7 +203,8 @@ pub fn run(command: Command) -> Result<()> {
             let region = region(&geojson)?;
             let database = open_read(&db)?;
             let snap = database.read();
-            let hits = snap.collection(&db.collection)?.within_region(&region, &filter(f.as_ref())?)?;
+            let coll = snap.collection(&db.collection)?;
+            let hits = coll.within_region(&region, &filter(f.as_ref(), &coll)?)?;
             print_ids(&db, count, hits.into_iter().map(|h| h.id).collect());
             Ok(())
         }
@@ -627,10 +631,10 @@ fn agg(
     }
     let database = open_read(db)?;
     let snap = database.read();
-    let groups =
-        snap.collection(&db.collection)?.aggregate(scope, &group_by, &fields, &filter(f)?).map_err(|e| {
-            as_flags(e, &[("group_by", "by"), ("resolution", "by"), ("field", "sum/avg/min/max")])
-        })?;
+    let coll = snap.collection(&db.collection)?;
+    let groups = coll.aggregate(scope, &group_by, &fields, &filter(f, &coll)?).map_err(|e| {
+        as_flags(e, &[("group_by", "by"), ("resolution", "by"), ("field", "sum/avg/min/max")])
+    })?;
     let mut rows = Vec::with_capacity(groups.len());
     for g in &groups {
         let mut row = Map::new();

@@ -155,6 +155,35 @@ impl Filter {
         super::filter_parse::parse(expr)
     }
 
+    /// [`Filter::parse`], checked against a collection's schema: a field the schema does not
+    /// have, a PII field, or a condition the field's kind cannot take (`tier > 5` on a
+    /// category, `ltv = 'gold'` on a number) is an error that points at the field's place in
+    /// the text and shows the whole filter, its values masked. (A filter checked only when a
+    /// query compiles it has no text to point into.)
+    ///
+    /// ```
+    /// use geocrm::{Error, Filter, Schema};
+    /// let schema = Schema::crm().number("lifetime_value").category("tier");
+    /// let ok = Filter::parse_for("tier = 'gold' and lifetime_value > 10", &schema)?;
+    /// assert_eq!(ok, Filter::parse("tier = 'gold' and lifetime_value > 10")?);
+    ///
+    /// let Err(Error::InvalidFilter { expr, position, reason }) =
+    ///     Filter::parse_for("tier = 'gold' and lifetme_value > 10", &schema)
+    /// else {
+    ///     panic!("expected an invalid filter")
+    /// };
+    /// // (An unknown field is not shown: it may be a value typed where a field belongs.)
+    /// assert_eq!((expr.as_str(), position), ("tier = '****' and ************* > **", 18));
+    /// assert!(reason.starts_with("unknown field of 13 characters"), "{reason}");
+    /// # Ok::<(), geocrm::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidFilter`] with the character position, for the text and for the schema.
+    pub fn parse_for(expr: &str, schema: &Schema) -> Result<Filter> {
+        super::filter_parse::parse_for(expr, schema)
+    }
+
     /// Resolves field names against a schema.
     ///
     /// # Errors
@@ -276,6 +305,16 @@ fn decide(
     value
 }
 
+/// "the fields a filter can use are: …", for an unknown field's error.
+fn known_fields(schema: &Schema) -> String {
+    let known: Vec<&str> =
+        schema.number_fields().iter().chain(schema.category_fields()).map(String::as_str).collect();
+    format!(
+        "the fields a filter can use are: {}",
+        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+    )
+}
+
 fn filter_error(field: &str, reason: String) -> Error {
     Error::InvalidFilter { expr: field.to_owned(), position: 0, reason }
 }
@@ -298,16 +337,10 @@ fn compile_node(f: &Filter, schema: &Schema, cats: &dyn CategoryCodes) -> Result
             // Not repeated: a word where a field belongs may be a value (`Lovelace = name`);
             // the fields that can be filtered are listed instead.
             None => {
-                let known: Vec<&str> = schema
-                    .number_fields()
-                    .iter()
-                    .chain(schema.category_fields())
-                    .map(String::as_str)
-                    .collect();
                 let reason = format!(
-                    "unknown field of {} characters (not shown: it may be a value); the fields a filter can use are: {}",
+                    "unknown field of {} characters (not shown: it may be a value); {}",
                     field.chars().count(),
-                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    known_fields(schema)
                 );
                 Err(Error::InvalidFilter { expr: "*".repeat(field.chars().count()), position: 0, reason })
             }
@@ -322,6 +355,12 @@ fn compile_node(f: &Filter, schema: &Schema, cats: &dyn CategoryCodes) -> Result
             let mut parts = Vec::with_capacity(values.len());
             for v in values {
                 let x: f64 = v.trim().parse().ok().filter(|x: &f64| x.is_finite()).ok_or_else(|| {
+                    if super::filter_parse::is_too_large(v.trim()) {
+                        return filter_error(
+                            field,
+                            format!("{field:?} is a number field and the value is too large for a 64-bit float (beyond ±1.8e308)"),
+                        );
+                    }
                     filter_error(
                         field,
                         format!(

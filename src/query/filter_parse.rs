@@ -2,8 +2,9 @@
 
 use std::ops::Bound;
 
-use super::filter::Filter;
+use super::filter::{CategoryCodes, Filter};
 use crate::error::{Error, Result};
+use crate::model::Schema;
 
 /// Longest filter text accepted, in bytes.
 const MAX_EXPR_LEN: usize = 64 * 1024;
@@ -26,31 +27,109 @@ struct Parser<'a> {
     toks: Vec<(usize, Tok)>,
     pos: usize,
     depth: usize,
+    /// Where each condition's field name starts (a byte offset), in the order the
+    /// conditions were read: the order of [`conditions`].
+    fields: Vec<usize>,
 }
 
 pub(super) fn parse(expr: &str) -> Result<Filter> {
+    parse_located(expr).map(|(f, _)| f)
+}
+
+/// The filter, and where the field name of each of its [`conditions`] starts.
+fn parse_located(expr: &str) -> Result<(Filter, Vec<usize>)> {
     if expr.len() > MAX_EXPR_LEN {
         return Err(err(expr, 0, "the filter is longer than 64 KiB"));
     }
     let toks = tokenize(expr)?;
     if toks.is_empty() {
-        return Ok(Filter::All);
+        return Ok((Filter::All, Vec::new()));
     }
-    let mut p = Parser { expr, toks, pos: 0, depth: 0 };
+    let mut p = Parser { expr, toks, pos: 0, depth: 0, fields: Vec::new() };
     let f = p.or()?;
     if let Some((at, t)) = p.toks.get(p.pos) {
         // ("found a word", not "unexpected a word".)
         return Err(err(expr, *at, &format!("a complete filter ends here, but {} follows", describe(t))));
     }
-    Ok(f)
+    Ok((f, p.fields))
+}
+
+/// [`Filter::parse`], then each condition checked against `schema` the way compiling it
+/// would: an unknown field, a PII field or an operator the field's kind has no use for is
+/// an error at the field's place in the text, with the whole filter shown [`masked`].
+pub(super) fn parse_for(expr: &str, schema: &Schema) -> Result<Filter> {
+    /// Compiling only to check: no category value needs a code.
+    struct NoCodes;
+    impl CategoryCodes for NoCodes {
+        fn code(&self, _field: usize, _value: &str) -> Option<u32> {
+            None
+        }
+    }
+    let (filter, fields) = parse_located(expr)?;
+    let conditions = conditions(&filter);
+    if conditions.len() != fields.len() {
+        // Not expected (every condition the parser makes records its field): checked whole,
+        // without places.
+        filter.compile(schema, &NoCodes)?;
+        return Ok(filter);
+    }
+    for (condition, at) in conditions.into_iter().zip(fields) {
+        match condition.compile(schema, &NoCodes) {
+            Ok(_) => {}
+            Err(Error::InvalidFilter { reason, .. }) => {
+                let (mut expr, position) = shown_at(expr, at);
+                let field = condition_field(condition).unwrap_or_default();
+                if schema.field(field).is_none() {
+                    // A field the schema does not know may be a value typed where a field
+                    // belongs (`Lovelace = name`): masked in the text as in the reason.
+                    let len = field.chars().count();
+                    expr = expr
+                        .chars()
+                        .enumerate()
+                        .map(|(i, c)| if (position..position + len).contains(&i) { '*' } else { c })
+                        .collect();
+                }
+                return Err(Error::InvalidFilter { expr, position, reason });
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(filter)
+}
+
+/// The filter's conditions (the parts that name a field), left to right.
+fn conditions(f: &Filter) -> Vec<&Filter> {
+    fn walk<'f>(f: &'f Filter, out: &mut Vec<&'f Filter>) {
+        match f {
+            Filter::All => {}
+            Filter::And(parts) | Filter::Or(parts) => parts.iter().for_each(|p| walk(p, out)),
+            Filter::Not(inner) => walk(inner, out),
+            condition => out.push(condition),
+        }
+    }
+    let mut out = Vec::new();
+    walk(f, &mut out);
+    out
+}
+
+fn condition_field(f: &Filter) -> Option<&str> {
+    match f {
+        Filter::In { field, .. } | Filter::Range { field, .. } | Filter::Present { field } => Some(field),
+        _ => None,
+    }
 }
 
 /// `position` is a byte offset into `expr`; the error reports it in characters. The error
 /// carries the filter [`masked`]: its values may be personal data (a mistyped filter on a
 /// PII field is refused here, before compiling would refuse the field).
 fn err(expr: &str, position: usize, reason: &str) -> Error {
-    let position = expr.get(..position).map_or(position, |s| s.chars().count());
-    Error::InvalidFilter { expr: masked(expr), position, reason: reason.to_owned() }
+    let (expr, position) = shown_at(expr, position);
+    Error::InvalidFilter { expr, position, reason: reason.to_owned() }
+}
+
+/// [`err`]'s filter and position: `expr` [`masked`], the byte offset in characters.
+fn shown_at(expr: &str, position: usize) -> (String, usize) {
+    (masked(expr), expr.get(..position).map_or(position, |s| s.chars().count()))
 }
 
 /// Words the grammar gives a meaning of its own.
@@ -191,10 +270,18 @@ pub(super) fn masked(expr: &str) -> String {
     out
 }
 
+/// Whether `w` is written as a number (not `inf` or `NaN`) but overflows an f64.
+pub(super) fn is_too_large(w: &str) -> bool {
+    w.trim_start_matches(['+', '-']).starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        && w.parse::<f64>().is_ok_and(f64::is_infinite)
+}
+
 /// A token as errors name it: its kind, never a value's text.
 fn describe(t: &Tok) -> String {
     match t {
         Tok::Word(w) if is_keyword(w) => format!("{:?}", w.to_ascii_lowercase()),
+        // `1e400` (it read "a word").
+        Tok::Word(w) if is_too_large(w) => "a number too large for a 64-bit float (beyond ±1.8e308)".into(),
         Tok::Word(_) => "a word".into(),
         Tok::Str(_) => "a string".into(),
         Tok::Num(..) => "a number".into(),
@@ -355,6 +442,7 @@ impl Parser<'_> {
                 return Err(err(self.expr, self.at(), &format!("expected a field name, found {found}")));
             }
         };
+        self.fields.push(self.at());
         self.pos += 1;
         // SQL's `x not in (…)` and `x not between a and b`.
         if self.keyword("not") {
@@ -417,6 +505,15 @@ impl Parser<'_> {
                     &format!("expected a condition before '{}'", field.to_ascii_lowercase()),
                 ));
             }
+            // `and not in ('x')`: the field left out (it read "expected =, … after the field
+            // name, found '('", the keyword taken for the field).
+            _ if is_keyword(&field) => {
+                return Err(err(
+                    self.expr,
+                    self.toks.get(self.pos.saturating_sub(1)).map_or(0, |(at, _)| *at),
+                    &format!("expected a field name before '{}'", field.to_ascii_lowercase()),
+                ));
+            }
             other => {
                 let found = other.map_or_else(|| "the end".to_owned(), describe);
                 return Err(err(
@@ -474,6 +571,9 @@ impl Parser<'_> {
                 let x = *x;
                 self.pos += 1;
                 Ok(x)
+            }
+            Some(Tok::Word(w)) if is_too_large(w) => {
+                Err(err(self.expr, self.at(), "the number is too large for a 64-bit float (beyond ±1.8e308)"))
             }
             other => {
                 let found = other.map_or_else(|| "the end".to_owned(), describe);
@@ -541,6 +641,61 @@ mod tests {
             }
         }
         assert_eq!(parse("and = 'x'").unwrap(), Filter::eq("and", "x"));
+    }
+
+    /// Field errors found against a schema point at the field in the text (they said
+    /// "at character 0" and showed only the field), with the whole filter masked.
+    #[test]
+    fn parse_for_places_schema_errors() {
+        let schema = Schema::crm().number("ltv").category("tier").pii("name");
+        let place = |text: &str| match parse_for(text, &schema) {
+            Err(Error::InvalidFilter { expr, position, reason }) => (expr, position, reason),
+            other => panic!("{text}: expected InvalidFilter, got {other:?}"),
+        };
+        for (text, shown, pos, reason) in [
+            ("tier = 'x' and tier > 5", "tier = '*' and tier > *", 15, "\"tier\" is a category field"),
+            ("ltv = 'gold'", "ltv = '****'", 0, "\"ltv\" is a number field and a text value of 4"),
+            ("(ltv < 1 or name = 'Ada')", "(ltv < * or name = '***')", 12, "\"name\" is a PII field"),
+            (
+                "not (tier = 'é' and Lovelace = 1)",
+                "not (tier = '*' and ******** = *)",
+                20,
+                "unknown field of 8",
+            ),
+            (
+                "tier not in ('a') or ltv = 1e400",
+                "tier not in ('*') or ltv = *****",
+                21,
+                "\"ltv\" is a number field and the value is too large",
+            ),
+            (
+                "ltv is missing and nme is not null",
+                "ltv is missing and *** is not null",
+                19,
+                "unknown field of 3",
+            ),
+        ] {
+            let (expr, position, r) = place(text);
+            assert_eq!((expr.as_str(), position), (shown, pos), "{text}");
+            assert!(r.starts_with(reason), "{text}: {r}");
+        }
+        // The first bad condition from the left is the one named.
+        assert_eq!(place("a = 1 and tier > 2").1, 0);
+        assert_eq!(place("tier > 2 and a = 1").1, 0);
+        assert_eq!(place("tier = 'a' and (ltv = 1 or (a = 1 and tier > 2))").1, 28);
+        // A filter the schema takes comes back as parse gives it; text errors are parse's.
+        let text = "tier in ('a', b) and not ltv between 1 and 2 or tier is missing";
+        assert_eq!(parse_for(text, &schema).unwrap(), parse(text).unwrap());
+        assert_eq!(parse_for("", &schema).unwrap(), Filter::All);
+        assert_eq!(
+            place("tier = 'x' and").2,
+            parse("tier = 'x' and").unwrap_err().to_string().split(": ").last().unwrap()
+        );
+        // A keyword where the field belongs; a number too large.
+        assert_eq!(place("tier = 'x' and not in ('y')").1, 19);
+        assert_eq!(place("tier = 'x' and not in ('y')").2, "expected a field name before 'in'");
+        assert_eq!(place("ltv < 1e400").2, "the number is too large for a 64-bit float (beyond ±1.8e308)");
+        assert!(parse("ltv < inf").unwrap_err().to_string().ends_with("expected a number, found a word"));
     }
 
     #[test]

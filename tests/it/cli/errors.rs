@@ -437,6 +437,15 @@ fn bad_query_arguments() {
     assert!(err.contains("ltv") && err.contains("tier") && !err.contains("email"), "{err}");
     let err = near(&["--where", "Lovelace = name"]);
     assert!(!err.contains("Lovelace"), "{err}");
+    // A field error points at the field in the whole filter (it said "at character 0" and
+    // showed the field alone).
+    let err = near(&["--where", "tier = 'gold' and nosuch = 1"]);
+    assert!(
+        err.contains("invalid filter \"tier = '****' and ****** = *\" at character 18: unknown field of 6"),
+        "{err}"
+    );
+    let err = near(&["--where", "ltv > 1 or tier > 2"]);
+    assert!(err.contains("\"ltv > * or tier > *\" at character 11: \"tier\" is a category field"), "{err}");
     let err = near(&["--where", "name = 'Ada'"]);
     assert!(err.contains("name"), "{err}");
     let err = near(&["-k", "0"]);
