@@ -191,7 +191,7 @@ impl Filter {
     /// encrypted), a range on a category, and an equality on a number field with a value
     /// that is not a number.
     pub fn compile(&self, schema: &Schema, categories: &dyn CategoryCodes) -> Result<CompiledFilter> {
-        Ok(CompiledFilter { node: compile_node(self, schema, categories)? })
+        Ok(CompiledFilter { node: compile_node(self, schema, categories, 0)? })
     }
 }
 
@@ -319,7 +319,19 @@ fn filter_error(field: &str, reason: String) -> Error {
     Error::InvalidFilter { expr: field.to_owned(), position: 0, reason }
 }
 
-fn compile_node(f: &Filter, schema: &Schema, cats: &dyn CategoryCodes) -> Result<Node> {
+/// Deepest nesting of `and`, `or` and `not` a filter built through the API may have (the
+/// parser stops at 64 levels of parentheses and `not`s): compiling and evaluating recurse,
+/// and a million nested `Not`s overflowed the stack.
+const MAX_COMPILE_DEPTH: usize = 512;
+
+fn compile_node(f: &Filter, schema: &Schema, cats: &dyn CategoryCodes, depth: usize) -> Result<Node> {
+    if depth > MAX_COMPILE_DEPTH {
+        return Err(Error::InvalidFilter {
+            expr: String::new(),
+            position: 0,
+            reason: format!("the filter nests and, or and not deeper than {MAX_COMPILE_DEPTH} levels"),
+        });
+    }
     let lookup = |field: &str, want: FieldKind| -> Result<usize> {
         match schema.field(field) {
             Some((kind, i)) if kind == want => Ok(i),
@@ -387,12 +399,12 @@ fn compile_node(f: &Filter, schema: &Schema, cats: &dyn CategoryCodes) -> Result
             Node::Range { field: lookup(field, FieldKind::Number)?, min: *min, max: *max }
         }
         Filter::And(parts) => {
-            Node::And(parts.iter().map(|p| compile_node(p, schema, cats)).collect::<Result<_>>()?)
+            Node::And(parts.iter().map(|p| compile_node(p, schema, cats, depth + 1)).collect::<Result<_>>()?)
         }
         Filter::Or(parts) => {
-            Node::Or(parts.iter().map(|p| compile_node(p, schema, cats)).collect::<Result<_>>()?)
+            Node::Or(parts.iter().map(|p| compile_node(p, schema, cats, depth + 1)).collect::<Result<_>>()?)
         }
-        Filter::Not(inner) => Node::Not(Box::new(compile_node(inner, schema, cats)?)),
+        Filter::Not(inner) => Node::Not(Box::new(compile_node(inner, schema, cats, depth + 1)?)),
         Filter::Present { field } if matches!(schema.field(field), Some((FieldKind::Number, _))) => {
             Node::HasNumber { field: lookup(field, FieldKind::Number)? }
         }
@@ -417,6 +429,25 @@ mod tests {
         let compiled = f.compile(&schema, &Tiers).unwrap();
         let code = tier.map_or(MISSING_CODE, |t| Tiers.code(0, t).unwrap());
         compiled.matches(&|_| ltv, &|_| code)
+    }
+
+    /// A filter nested deeper than compiling allows is an error, not a stack overflow (found
+    /// by a reviewing helper: only the parser had a limit).
+    #[test]
+    fn deep_filters_built_through_the_api_are_refused() {
+        let schema = Schema::crm().number("ltv");
+        let nest = |levels: usize| {
+            let mut f = Filter::at_least("ltv", 1.0);
+            for i in 0..levels {
+                f = if i % 2 == 0 { Filter::Not(Box::new(f)) } else { Filter::And(vec![f]) };
+            }
+            f
+        };
+        assert!(nest(MAX_COMPILE_DEPTH).compile(&schema, &Tiers).is_ok());
+        let deep = nest(100_000);
+        assert!(matches!(deep.compile(&schema, &Tiers), Err(Error::InvalidFilter { .. })));
+        // (Dropping it recursively would overflow the test's stack too: leak it.)
+        std::mem::forget(deep);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use geocrm::{Database, Durability, Filter, LatLon, Options, Record, Schema};
 use proptest::prelude::*;
 
 use super::brute::{Model, M};
-use super::queries::brute_nearest;
+use super::queries::{assert_independent_distances, brute_nearest};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -89,6 +89,7 @@ fn check_collection(db: &Database, name: &str, model: &Model) {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             assert_eq!(got, brute_nearest(&filtered, at, k, 0));
+            assert_independent_distances(&got, &filtered, at, &format!("nearest at {at:?}"));
             // Radius: the same brute-force distances, cut at a radius.
             let center = LatLon::new(at.0, at.1).unwrap();
             let metres = 2_500_000.0;

@@ -200,7 +200,10 @@ fn filter(f: usize) -> Filter {
     .unwrap()
 }
 
-/// Brute-force nearest-k: (distance, id) ascending.
+/// Brute-force nearest-k: (distance, id) ascending. It ranks by the library's `haversine_m`
+/// so that the search's answer (which rows, in which order, ties by id) is compared exactly;
+/// [`assert_independent_distances`] checks the distances themselves against the independent
+/// formula.
 pub fn brute_nearest(model: &Model, at: (f64, f64), k: usize, f: usize) -> Vec<(String, f64)> {
     let p = LatLon::new(at.0, at.1).unwrap();
     let mut all: Vec<(String, f64)> = model
@@ -211,6 +214,20 @@ pub fn brute_nearest(model: &Model, at: (f64, f64), k: usize, f: usize) -> Vec<(
     all.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     all.truncate(k);
     all
+}
+
+/// How far the library's distance may be from the independent one, anywhere on the globe
+/// (near the antipode too, where a haversine in f64 was 0.2 m off).
+const DISTANCE_TOLERANCE_M: f64 = 1e-6;
+
+/// Every reported distance is the independent formula's distance to that record (the
+/// answers' ranking is [`brute_nearest`]'s, which uses the library's formula).
+pub fn assert_independent_distances(got: &[(String, f64)], model: &Model, at: (f64, f64), context: &str) {
+    for (id, d) in got {
+        let m = &model[id];
+        let want = brute::distance(at, (m.lat, m.lon));
+        assert!((d - want).abs() <= DISTANCE_TOLERANCE_M, "{context}: {id} at {d} m, independently {want} m");
+    }
 }
 
 fn random_query_point(rng: &mut ChaCha8Rng) -> (f64, f64) {
@@ -231,6 +248,26 @@ fn library_haversine_agrees_with_an_independent_formula() {
         let lib = haversine_m(LatLon::new(a.0, a.1).unwrap(), LatLon::new(b.0, b.1).unwrap());
         assert!((lib - brute::distance(a, b)).abs() < 1e-6, "{a:?} {b:?}");
     }
+    // Where random pairs never land: near the antipode, at the poles, across the
+    // antimeridian, and a point with itself.
+    let mut worst: f64 = 0.0;
+    for _ in 0..100_000 {
+        let a: (f64, f64) = (rng.gen_range(-90.0..=90.0), rng.gen_range(-180.0..=180.0));
+        let jitter = 10f64.powi(-rng.gen_range(0..12));
+        let b = match rng.gen_range(0..4) {
+            0 => (-a.0 + rng.gen_range(-jitter..=jitter), a.1 + 180.0 + rng.gen_range(-jitter..=jitter)),
+            1 => (if rng.gen() { 90.0 } else { -90.0 }, rng.gen_range(-180.0..=180.0)),
+            2 => (a.0 + rng.gen_range(-jitter..=jitter), -a.1 + rng.gen_range(-jitter..=jitter)),
+            _ => a,
+        };
+        let b = (b.0.clamp(-90.0, 90.0), if b.1 > 180.0 { b.1 - 360.0 } else { b.1 }.clamp(-180.0, 180.0));
+        let lib = haversine_m(LatLon::new(a.0, a.1).unwrap(), LatLon::new(b.0, b.1).unwrap());
+        let want = brute::distance(a, b);
+        assert!((lib - want).abs() <= DISTANCE_TOLERANCE_M, "{a:?} {b:?}: {lib} against {want}");
+        worst = worst.max((lib - want).abs());
+    }
+    assert!(worst > 0.0, "the adversarial pairs exercised nothing");
+    eprintln!("worst difference on adversarial pairs: {worst} m");
 }
 
 #[test]
@@ -252,6 +289,7 @@ fn nearest_matches_brute_force_with_and_without_filters() {
                 .map(|h| (h.id, h.distance_m))
                 .collect();
             assert_eq!(got, brute_nearest(&model, at, k, f), "query {q} at {at:?} k={k} filter {f}");
+            assert_independent_distances(&got, &model, at, &format!("query {q} at {at:?}"));
         }
     }
 }
@@ -317,6 +355,7 @@ fn nearest_and_radius_near_the_antipode_match_brute_force() {
                     .map(|h| (h.id, h.distance_m))
                     .collect();
                 assert_eq!(got, brute_nearest(&model, at, k, 0), "{layout:?} query {q} at {at:?} k={k}");
+                assert_independent_distances(&got, &model, at, &format!("{layout:?} query {q} at {at:?}"));
             }
             let all = brute_nearest(&model, at, usize::MAX, 0);
             // Radii exactly at the farthest rows' distances (inclusive), and past the antipode.

@@ -12,9 +12,10 @@ use crate::geo::{metres_to_chord, HaversineFrom, LatLon, EARTH_RADIUS_M};
 pub(crate) const UNIT_MARGIN: f64 = 1.1e-7;
 
 /// Allowance, in metres, for the difference between a haversine distance and the distance
-/// derived from the chord between f64 unit vectors. Rounding errors are ~1e-15 relative,
-/// except within a few tens of km of the antipode, where `asin(√h)` with `h ≈ 1` turns an
-/// error of a few ulp in `h` into up to 4e-8 rad (0.25 m); `2e-8·d` covers that there.
+/// derived from the chord between f64 unit vectors. Rounding errors are ~1e-15 relative.
+/// (`2e-8·d` was sized for the haversine near the antipode, where `asin(√h)` with `h ≈ 1`
+/// turned an error of a few ulp in `h` into up to 4e-8 rad, 0.25 m; [`HaversineFrom`] now
+/// takes Vincenty's form beyond 90° of arc and keeps its digits, and the allowance stays.)
 pub(crate) fn slack(metres: f64) -> f64 {
     1e-6 + 2e-8 * metres.abs()
 }
