@@ -960,6 +960,12 @@ impl Drop for Inner {
                 let _ = keystore.as_ref().map_or(Ok(()), Keystore::sync).and_then(|()| w.log.sync());
             }
         }
+        // The log's close record (`log/SYNCED`): damage to the newest transactions is then an
+        // error at the next open, not a torn tail cut silently. Best effort, like the above.
+        let w = self.writer.get_mut();
+        if !self.read_only && w.poisoned.is_none() {
+            let _ = w.log.close();
+        }
     }
 }
 

@@ -393,6 +393,9 @@ fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport
     if crate::log::has_no_segment(fs.as_ref(), &log_dir)?
         && Manifest::load(fs.as_ref(), dir).ok().flatten().is_some_and(|m| m.checkpoint.is_none())
     {
+        // (Its close record would make the open that starts a new log refuse it as damaged.)
+        let _lock = super::lock_with_wait(fs.as_ref(), dir, options.lock_wait)?;
+        crate::log::forget_synced(fs.as_ref(), &log_dir)?;
         actions.push(RepairAction::LogLost { dir: log_dir });
     }
     for _ in 0..MAX_STEPS {
@@ -771,6 +774,9 @@ fn salvage_segment(
     let path = segment_path(&log_dir, number);
     let manifest =
         Manifest::load(fs, dir)?.ok_or_else(|| Error::corrupt(dir.join(MANIFEST_NAME), 0, "missing"))?;
+    // Whatever this step cuts or removes, the last close had synced: its record would make
+    // the next open report the cut as damage again.
+    crate::log::forget_synced(fs, &log_dir)?;
     let mut actions = Vec::new();
     if !fs.exists(&path)? {
         // Only the segment a checkpoint starts replay at is looked for by number.

@@ -70,8 +70,14 @@
 //! (length fits, durable offset in `(P, candidate]`, known flags, plausible LSN) so that a
 //! checksum is computed only for rare candidates.
 //!
-//! Limitation: damage to the last synced frames of the newest segment, with no later frame
-//! recording their durability, is indistinguishable from a torn tail and is truncated.
+//! * When the log was closed ([`Log::close`], which a database's last handle calls), the
+//!   close synced the segment and recorded its length in `log/SYNCED`. If that record names
+//!   the newest segment (its number and first LSN), an invalid transaction starting below the
+//!   recorded length, or a segment shorter than it, is damage: [`crate::Error::Corrupt`].
+//!
+//! Limitation: after a crash (no close), damage to the last synced frames of the newest
+//! segment, with no later frame recording their durability and no close record covering
+//! them, is indistinguishable from a torn tail and is truncated.
 //!
 //! # Durability and failures
 //! [`Log::append_txn`] does not sync; [`Log::sync`] does. Before a transaction, a segment
@@ -84,11 +90,14 @@
 
 mod replay;
 mod segment;
+mod synced;
 mod writer;
 
 use std::path::{Path, PathBuf};
 
 pub use segment::{MAX_BODY_LEN, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
+pub(crate) use synced::forget as forget_synced;
+pub use synced::{SYNCED_FILE, SYNCED_LEN, SYNCED_MAGIC, SYNCED_VERSION};
 pub use writer::Log;
 
 pub(crate) use replay::{first_frame_lsn, frame_bodies_from, scan, transaction_start};

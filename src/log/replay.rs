@@ -54,6 +54,20 @@ pub(crate) fn scan(
             from
         }
     };
+    if segments.is_empty() {
+        // (A segment with no frame held nothing acknowledged.)
+        let mark = super::synced::read(fs, log_dir, db_id).filter(|m| m.len > SEGMENT_HEADER_LEN as u64);
+        if let Some(mark) = mark {
+            let reason = format!(
+                "the log holds no segment at all, yet it was closed with the first {} bytes of segment {} \
+                 synced (log/{}): every write is gone — restore the database from a backup",
+                mark.len,
+                mark.segment,
+                super::synced::SYNCED_FILE
+            );
+            return Err(Error::corrupt(log_dir.join(segment_name(mark.segment)), 0, reason));
+        }
+    }
     let mut report = RecoveryReport {
         segments: segments.len() as u64,
         transactions: 0,
@@ -94,6 +108,22 @@ pub(crate) fn scan(
         report.transactions += seg.txns;
         report.frames += seg.frames;
         report.next_lsn = seg.next_lsn;
+        // What the last close had synced of this segment, if it is the newest and that
+        // close's (see `synced`).
+        let synced = (i + 1 == segments.len())
+            .then(|| super::synced::read(fs, log_dir, db_id))
+            .flatten()
+            .filter(|m| m.segment == number && m.first_lsn == header.first_lsn)
+            .map(|m| m.len);
+        if let Some(synced) = synced.filter(|&len| (buf.len() as u64) < len) {
+            let reason = format!(
+                "the segment ends at byte {}, but the log was closed with its first {synced} bytes \
+                 synced (log/{}): acknowledged bytes were cut off",
+                buf.len(),
+                super::synced::SYNCED_FILE
+            );
+            return Err(Error::corrupt(&path, buf.len() as u64, reason));
+        }
         let Some(torn) = seg.torn else { continue };
         if i + 1 < segments.len() {
             return Err(Error::corrupt(
@@ -114,6 +144,15 @@ pub(crate) fn scan(
                     torn.reason
                 ),
             };
+            return Err(Error::corrupt(&path, torn.bad as u64, reason));
+        }
+        if let Some(synced) = synced.filter(|&len| (torn.keep as u64) < len) {
+            let reason = format!(
+                "{}, yet the log was closed with the first {synced} bytes of this segment synced \
+                 (log/{}): damage to acknowledged data, not a torn append",
+                torn.reason,
+                super::synced::SYNCED_FILE
+            );
             return Err(Error::corrupt(&path, torn.bad as u64, reason));
         }
         report.truncated = Some(TruncatedTail {

@@ -69,6 +69,14 @@ pub struct Log {
     poisoned: Option<String>,
 }
 
+/// The first [`SEGMENT_HEADER_LEN`] bytes of segment file `path`.
+fn read_header(fs: &dyn FileSystem, path: &Path) -> Result<Vec<u8>> {
+    let file = fs.open_read(path)?;
+    let mut bytes = vec![0u8; SEGMENT_HEADER_LEN.min(usize::try_from(file.len()).unwrap_or(usize::MAX))];
+    file.read_exact_at(&mut bytes, 0)?;
+    Ok(bytes)
+}
+
 fn create_segment(fs: &dyn FileSystem, log_dir: &Path, header: &SegmentHeader) -> Result<()> {
     write_atomic(fs, log_dir, &segment_name(header.number), &header.encode())
 }
@@ -293,6 +301,28 @@ impl Log {
         }
         self.durable_lsn = self.next_lsn;
         Ok(())
+    }
+
+    /// Closes the log: syncs the current segment and records in `log/SYNCED` how many of its
+    /// bytes are durable, so that a later open reports damage to them — even to the last
+    /// transactions, which no later frame vouches for — instead of cutting them as a torn
+    /// append (see the module documentation). A database calls it when its last handle
+    /// closes; the log stays usable (appending more leaves the record true).
+    ///
+    /// # Errors
+    /// As [`Log::sync`]; [`Error::Io`] writing the record (the previous one, if any, stays
+    /// true).
+    pub fn close(&mut self) -> Result<()> {
+        self.sync()?;
+        let path = self.dir.join(segment_name(self.current));
+        let header = read_header(&*self.fs, &path)?;
+        let header = SegmentHeader::parse(&header, &path, self.current, &self.db_id)?;
+        let mark = super::synced::SyncedMark {
+            segment: self.current,
+            first_lsn: header.first_lsn,
+            len: self.durable_offset,
+        };
+        super::synced::write(&*self.fs, &self.dir, &self.db_id, mark)
     }
 
     /// Syncs the current segment and starts the next one at the next LSN, unless the

@@ -98,6 +98,75 @@ fn writes_survive_reopen_and_moves_and_deletes_apply() {
     assert_eq!(c.reveal("C-0007").unwrap()["name"].expose(), "Person Number0007");
 }
 
+/// Damage inside the last commit of a database that was closed is an error naming the
+/// segment and offset, never cut as a torn append (a hands-on review flipped one byte of a
+/// closed database's only import: every record of it went, with no word from open, verify
+/// or repair). After a crash, bytes past what the last close recorded are still a torn tail.
+#[test]
+fn damage_to_the_last_commit_of_a_closed_log_is_an_error_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (start_of_import, end_of_first);
+    {
+        let db = Database::open(dir.path(), opts()).unwrap();
+        db.create_collection("c", schema()).unwrap();
+        start_of_import = std::fs::metadata(segment(dir.path())).unwrap().len() as usize;
+        let mut b = db.begin_write();
+        for i in 0..200 {
+            b.upsert("c", rec(i)).unwrap();
+        }
+        b.commit().unwrap();
+        end_of_first = std::fs::metadata(segment(dir.path())).unwrap().len() as usize;
+    }
+    let full = std::fs::read(segment(dir.path())).unwrap();
+    assert_eq!(full.len(), end_of_first);
+    // The import is the last commit: no later frame records it durable.
+    for at in [start_of_import, start_of_import + 30, full.len() / 2, full.len() - 1] {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), copy.path());
+        let mut bytes = full.clone();
+        bytes[at] ^= 0x04;
+        std::fs::write(segment(copy.path()), &bytes).unwrap();
+        let err = Database::open(copy.path(), opts()).unwrap_err();
+        match &err {
+            Error::Corrupt { file, reason, .. } => {
+                assert!(file.ends_with("log/000000000001.seg"), "{err}");
+                assert!(reason.contains("damage to acknowledged data, not a torn append"), "{err}");
+            }
+            other => panic!("byte {at}: {other:?}"),
+        }
+        assert_eq!(std::fs::read(segment(copy.path())).unwrap(), bytes, "byte {at}: the open cut it");
+        let read_only = Database::open(copy.path(), Options::new().read_only(true)).unwrap_err();
+        assert!(matches!(read_only, Error::Corrupt { .. }), "{read_only}");
+        // Repair drops the damaged commit, says so, and the database opens again.
+        let report = Database::repair(copy.path(), opts()).unwrap();
+        assert!(report.actions.iter().any(|a| a.to_string().contains("000000000001.seg")), "{report:?}");
+        assert_eq!(ids(&Database::open(copy.path(), opts()).unwrap()), Vec::<String>::new());
+    }
+
+    // Opened again and written to, then a crash (a copy taken while it is open): the
+    // record from the first close still protects the first commit, and a garbled new commit
+    // past it is a torn tail.
+    let db = Database::open(dir.path(), opts()).unwrap();
+    let mut b = db.begin_write();
+    b.upsert("c", rec(500)).unwrap();
+    b.commit().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), crashed.path());
+    drop(db);
+    let mut bytes = std::fs::read(segment(crashed.path())).unwrap();
+    assert!(bytes.len() > end_of_first);
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x04;
+    std::fs::write(segment(crashed.path()), &bytes).unwrap();
+    let db = Database::open(crashed.path(), opts()).unwrap();
+    assert_eq!(db.recovery_report().truncated.as_ref().map(|t| t.offset), Some(end_of_first as u64));
+    assert_eq!(ids(&db).len(), 200);
+    drop(db);
+    bytes[end_of_first - 3] ^= 0x04;
+    std::fs::write(segment(crashed.path()), &bytes).unwrap();
+    assert!(matches!(Database::open(crashed.path(), opts()), Err(Error::Corrupt { .. })));
+}
+
 #[test]
 fn cutting_the_log_anywhere_in_its_last_frames_keeps_exactly_the_complete_commits() {
     let dir = tempfile::tempdir().unwrap();
@@ -120,6 +189,16 @@ fn cutting_the_log_anywhere_in_its_last_frames_keeps_exactly_the_complete_commit
         copy_dir(dir.path(), copy.path());
         let seg = segment(copy.path());
         std::fs::write(&seg, &full[..cut]).unwrap();
+        // Closed, the log recorded what it had synced: a cut into it is damage, an error.
+        let closed = Database::open(copy.path(), opts());
+        if cut < full.len() {
+            let err = closed.err().unwrap_or_else(|| panic!("cut at {cut}: opened"));
+            assert!(err.to_string().contains("acknowledged bytes were cut off"), "cut at {cut}: {err}");
+        } else {
+            drop(closed.unwrap());
+        }
+        // A crash writes no such record: the cut is a torn append.
+        std::fs::remove_file(copy.path().join("log/SYNCED")).unwrap();
         let db = Database::open(copy.path(), opts()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         let complete = ends.iter().filter(|&&e| e as usize <= cut).count() - 1;
         let want: Vec<String> = (0..complete).map(|i| format!("C-{i:04}")).collect();

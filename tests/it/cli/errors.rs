@@ -702,7 +702,11 @@ fn json_commands_print_their_errors_as_json() {
 fn stats_reports_a_torn_log_tail_and_leaves_it_to_a_writable_open() {
     let env = Env::new();
     env.import_fixture();
-    let seg = all_files(&env.db.join("log")).into_iter().max().unwrap();
+    let seg = all_files(&env.db.join("log"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .max()
+        .unwrap();
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes.extend_from_slice(&[0x40, 0, 0, 0, 7, 7, 7]);
     std::fs::write(&seg, &bytes).unwrap();

@@ -2,6 +2,31 @@
 
 use super::{all_files, contains, Env};
 
+/// One flipped byte in the only import of a database the tool closed: `verify` reports
+/// the segment (status 3), and opening refuses it rather than cutting the import (it was cut
+/// silently, as a torn append; from a hands-on review).
+#[test]
+fn damage_to_the_last_import_is_reported_not_cut() {
+    let env = Env::new();
+    env.import_fixture();
+    let seg = all_files(&env.db.join("log"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .max()
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = bytes.len() * 2 / 3;
+    bytes[at] ^= 0xff;
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = env.run(false, "verify", &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stdout));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("000000000001.seg") && text.contains("not a torn append"), "{text}");
+    let err = env.fail("stats", &[]);
+    assert!(err.contains("000000000001.seg"), "{err}");
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes, "the damaged import was cut");
+}
+
 #[test]
 fn checkpoint_stats_verify_compact_and_damage_detection() {
     let env = Env::new();

@@ -1,0 +1,129 @@
+//! `log/SYNCED`: how many bytes of the newest segment were synced when the log was last
+//! closed. The torn-tail rule cuts an invalid last transaction that no later frame vouches
+//! for; with this record, an invalid transaction inside the bytes a close had synced is
+//! damage to acknowledged data instead, reported and never cut (a flipped bit in the last
+//! import of a database that was closed cleanly was cut silently).
+//!
+//! Advisory: a missing, unreadable, damaged or stale record (one naming another segment, or
+//! another first LSN or database) is ignored, which leaves the torn-tail rule as it was.
+//! See FORMAT.md §4.4 for the bytes.
+
+use std::path::Path;
+
+use crate::error::Result;
+use crate::io::{write_atomic, FileSystem};
+
+/// The record's file name inside the log directory.
+pub const SYNCED_FILE: &str = "SYNCED";
+/// The eight bytes the record starts with.
+pub const SYNCED_MAGIC: [u8; 8] = *b"GEOCRMSY";
+/// The record format version this build writes and reads.
+pub const SYNCED_VERSION: u16 = 1;
+/// Length of the record in bytes.
+pub const SYNCED_LEN: usize = 60;
+
+/// What a close had synced: the first `len` bytes of segment `segment`, whose header names
+/// `first_lsn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SyncedMark {
+    pub(crate) segment: u64,
+    pub(crate) first_lsn: u64,
+    pub(crate) len: u64,
+}
+
+impl SyncedMark {
+    fn encode(&self, db_id: &[u8; 16]) -> [u8; SYNCED_LEN] {
+        let mut out = [0u8; SYNCED_LEN];
+        let fields: [(usize, &[u8]); 6] = [
+            (0, &SYNCED_MAGIC),
+            (8, &SYNCED_VERSION.to_le_bytes()),
+            (16, db_id),
+            (32, &self.segment.to_le_bytes()),
+            (40, &self.first_lsn.to_le_bytes()),
+            (48, &self.len.to_le_bytes()),
+        ];
+        for (at, bytes) in fields {
+            if let Some(place) = out.get_mut(at..at + bytes.len()) {
+                place.copy_from_slice(bytes);
+            }
+        }
+        let crc = crc32fast::hash(out.get(..56).unwrap_or_default());
+        if let Some(place) = out.get_mut(56..60) {
+            place.copy_from_slice(&crc.to_le_bytes());
+        }
+        out
+    }
+
+    /// The record in `bytes`, if it is whole, intact and this database's.
+    fn decode(bytes: &[u8], db_id: &[u8; 16]) -> Option<SyncedMark> {
+        let u64_at = |at: usize| bytes.get(at..at + 8)?.try_into().ok().map(u64::from_le_bytes);
+        let crc = bytes.get(56..60)?.try_into().ok().map(u32::from_le_bytes)?;
+        let intact = bytes.len() == SYNCED_LEN
+            && bytes.get(..8) == Some(&SYNCED_MAGIC[..])
+            && bytes.get(8..10) == Some(&SYNCED_VERSION.to_le_bytes()[..])
+            && bytes.get(10..16).is_some_and(|pad| pad.iter().all(|&b| b == 0))
+            && bytes.get(16..32) == Some(&db_id[..])
+            && crc32fast::hash(bytes.get(..56)?) == crc;
+        intact.then_some(SyncedMark { segment: u64_at(32)?, first_lsn: u64_at(40)?, len: u64_at(48)? })
+    }
+}
+
+/// The record in `log_dir`, if there is an intact one for this database (errors read as
+/// none: the record is advisory).
+pub(crate) fn read(fs: &dyn FileSystem, log_dir: &Path, db_id: &[u8; 16]) -> Option<SyncedMark> {
+    let path = log_dir.join(SYNCED_FILE);
+    // Never read a large file whole: the record has a fixed length.
+    let file = fs.open_read(&path).ok()?;
+    if file.len() != SYNCED_LEN as u64 {
+        return None;
+    }
+    let mut bytes = [0u8; SYNCED_LEN];
+    file.read_exact_at(&mut bytes, 0).ok()?;
+    SyncedMark::decode(&bytes, db_id)
+}
+
+/// Publishes the record (temp file, fsync, rename, directory fsync).
+///
+/// # Errors
+/// [`crate::Error::Io`]; the previous record (if any) stays, and still holds.
+pub(crate) fn write(fs: &dyn FileSystem, log_dir: &Path, db_id: &[u8; 16], mark: SyncedMark) -> Result<()> {
+    write_atomic(fs, log_dir, SYNCED_FILE, &mark.encode(db_id))
+}
+
+/// Removes the record: what repair does before it cuts or removes any segment, whose synced
+/// bytes it is about to drop on purpose.
+///
+/// # Errors
+/// [`crate::Error::Io`].
+pub(crate) fn forget(fs: &dyn FileSystem, log_dir: &Path) -> Result<()> {
+    let path = log_dir.join(SYNCED_FILE);
+    if fs.exists(&path)? {
+        fs.remove_file(&path)?;
+        fs.sync_dir(log_dir)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_and_any_damage_makes_it_none() {
+        let mark = SyncedMark { segment: 3, first_lsn: 77, len: 4096 };
+        let bytes = mark.encode(&[7; 16]);
+        assert_eq!(SyncedMark::decode(&bytes, &[7; 16]), Some(mark));
+        assert_eq!(SyncedMark::decode(&bytes, &[8; 16]), None, "another database's");
+        for at in 0..SYNCED_LEN {
+            let mut flipped = bytes;
+            flipped[at] ^= 0x10;
+            assert_eq!(SyncedMark::decode(&flipped, &[7; 16]), None, "byte {at}");
+        }
+        for len in 0..SYNCED_LEN {
+            assert_eq!(SyncedMark::decode(&bytes[..len], &[7; 16]), None, "{len} bytes");
+        }
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert_eq!(SyncedMark::decode(&longer, &[7; 16]), None);
+    }
+}
