@@ -390,6 +390,18 @@ pub(super) fn id_shown(id: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A cell of the rejects file that a spreadsheet will not run as a formula: one starting
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return gets a `'` in front (OWASP's advice on
+/// CSV injection; an id `=HYPERLINK(…)` in the input ran when the rejects file was opened).
+fn inert_cell(text: &str) -> String {
+    // (A lone `-`, the rejects file's "no column", is no formula.)
+    if text.starts_with(['=', '@', '\t', '\r']) || (text.starts_with(['+', '-']) && text.len() > 1) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
 fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Path>) -> Result<()> {
     // Open the input and check the options first: a missing file or a bad option must not
     // leave a new, empty database behind.
@@ -541,8 +553,13 @@ fn import_into(
         let io_err = |e: csv::Error| Error::io(OP, path, io::Error::other(e));
         w.write_record(["line", "id", "column", "reason"]).map_err(io_err)?;
         for r in &report.rejected {
-            w.write_record([r.line.to_string(), r.id.clone(), r.column.clone(), r.reason.clone()])
-                .map_err(io_err)?;
+            w.write_record([
+                r.line.to_string(),
+                inert_cell(&r.id),
+                inert_cell(&r.column),
+                inert_cell(&r.reason),
+            ])
+            .map_err(io_err)?;
         }
         let tmp = w.into_inner().map_err(|e| Error::io(OP, path, e.into_error()))?;
         tmp.persist(path).map_err(|e| Error::io(OP, path, e.error))?;

@@ -28,6 +28,26 @@ pub enum FrameRead<'a> {
     BadChecksum,
 }
 
+impl FrameRead<'_> {
+    /// What is wrong with a frame that is not valid, in words (errors said `(BadChecksum)`).
+    ///
+    /// ```
+    /// use geocrm::codec::FrameRead;
+    /// assert_eq!(FrameRead::BadChecksum.problem(), "its checksum does not match its bytes");
+    /// ```
+    #[must_use]
+    pub fn problem(&self) -> String {
+        match self {
+            FrameRead::Valid { .. } => "none: the frame is valid".to_owned(),
+            FrameRead::Truncated => "it is cut off: the file ends inside it".to_owned(),
+            FrameRead::BadLength(len) => {
+                format!("its length field says {len} bytes, more than a frame can hold ({MAX_FRAME_PAYLOAD})")
+            }
+            FrameRead::BadChecksum => "its checksum does not match its bytes".to_owned(),
+        }
+    }
+}
+
 fn checksum(len_bytes: [u8; 4], payload: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&len_bytes);

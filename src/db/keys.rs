@@ -83,8 +83,12 @@ pub(crate) fn check_keys_present(state: &State, keystore: Option<&Keystore>, dir
                     offset,
                     format!(
                         "record {:?} in {name:?} uses data key {key_id}, which the keystore does not hold \
-                         (found {found:?}); its PII cannot be decrypted",
-                        &*row.id
+                         ({}); its PII cannot be decrypted",
+                        &*row.id,
+                        match found {
+                            None => "no key for the record at all".to_owned(),
+                            Some(other) => format!("its key for the record is {other}"),
+                        }
                     ),
                 ));
             }

@@ -263,7 +263,7 @@ impl Manifest {
         let Some(payload) = payload else {
             return Err(match codec::read_frame(rest) {
                 FrameRead::Valid { .. } => Error::corrupt(file, 10, "trailing bytes after the manifest"),
-                other => Error::corrupt(file, 10, format!("manifest frame is damaged ({other:?})")),
+                other => Error::corrupt(file, 10, format!("manifest frame is damaged: {}", other.problem())),
             });
         };
         let decode_err = |e: String| Error::corrupt(file, 18, e);

@@ -271,7 +271,7 @@ pub fn import_csv(
         for (_, name, _, _) in &declared.fields {
             crate::model::validate_name(name).map_err(|e| {
                 header_error(&format!(
-                    "{e}; take the column under another name with --rename (`ImportOptions::renames`)"
+                    "{e}; take the column under another name (`--rename COLUMN=NAME`; in Rust, `ImportOptions::renames`)"
                 ))
             })?;
         }
@@ -302,7 +302,14 @@ pub fn import_csv(
             // The reader has consumed the whole bad row, so it can go on with the next.
             Err(e) if options.skip_invalid && row_error_is_recoverable(&e) => {
                 if let Error::Csv { line, column, reason } = row_error(&e, line) {
-                    report.rejected.push(Rejected { line, id: String::new(), column, reason });
+                    // The id, when the row has a valid one where the header puts it.
+                    let id = record
+                        .get(declared.id)
+                        .map(str::trim)
+                        .filter(|id| crate::model::record::validate_new_id(id).is_ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    report.rejected.push(Rejected { line, id, column, reason });
                 }
                 continue;
             }

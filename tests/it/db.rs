@@ -1052,3 +1052,17 @@ fn a_log_that_lost_its_segments_is_corrupt_not_empty() {
     std::fs::remove_file(&segments(&db)[0]).unwrap();
     refuses("segment 1 lost", "the log's first segment is 2");
 }
+
+/// A damaged MANIFEST frame is said in words (it read `(BadChecksum)`; from a hands-on review).
+#[test]
+fn a_damaged_manifest_frame_is_described_in_words() {
+    let dir = closed_db_with_one_record();
+    let path = dir.path().join("MANIFEST");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Database::open(dir.path(), opts()).unwrap_err().to_string();
+    assert!(err.contains("manifest frame is damaged: its checksum does not match its bytes"), "{err}");
+    assert!(!err.contains("BadChecksum"), "{err}");
+}

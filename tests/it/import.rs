@@ -617,7 +617,7 @@ fn skip_invalid_reports_and_header_errors_still_abort() {
                 "a text value of 1 character (not shown: it may be personal data) is not a number"
             ),
             r(5, "", "id", "the id is missing"),
-            r(6, "", "-", too_many),
+            r(6, "E", "-", too_many),
             r(7, "F", "v", inf),
         ]
     );

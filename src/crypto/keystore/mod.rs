@@ -169,7 +169,13 @@ impl Keystore {
                     at += frame_len;
                 }
                 _ if is_torn_tail(rest) => break,
-                other => return Err(Error::corrupt(&self.path, at as u64, format!("bad frame ({other:?})"))),
+                other => {
+                    return Err(Error::corrupt(
+                        &self.path,
+                        at as u64,
+                        format!("bad frame: {}", other.problem()),
+                    ))
+                }
             }
         }
         Ok(())

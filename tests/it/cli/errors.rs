@@ -191,12 +191,33 @@ fn skip_invalid_imports_good_rows_and_reports_bad_ones_without_their_contents() 
         3,B-1,ltv,a text value of 4 characters (not shown: it may be personal data) is not a finite number (declare the column a category to import it as text)\n\
         4,B-2,lat,\"latitude must be within [-90, 90]\"\n\
         5,,id,the id is missing\n\
-        6,,-,\"wrong number of columns: expected 10, found 5\"\n\
+        6,B-4,-,\"wrong number of columns: expected 10, found 5\"\n\
         8,B-5,lon,coordinates must be finite numbers\n\
         9,,name,field 4 is not valid UTF-8\n";
     assert_eq!(String::from_utf8(text.clone()).unwrap(), expected);
     assert!(!contains(&text, "Secret Name"));
     assert!(!contains(&text, "gina@example.org"));
+}
+
+/// A rejected row's id or column that a spreadsheet would run as a formula is written with a
+/// `'` in front (CSV injection: `=HYPERLINK(…)` ran when the rejects file was opened; from a
+/// hands-on review).
+#[test]
+fn rejects_file_cells_are_never_formulas() {
+    let env = Env::new();
+    let csv =
+        env.file("f.csv", "id,lat,lon,v\n=HYPERLINK(\"x\"),91,2,1\n@SUM(A1),1,2,x,y\n-2+3,1,x,1\nok,1,2,1\n");
+    let rejects = env.dir.path().join("rejects.csv");
+    let args = [csv.to_str().unwrap(), "--skip-invalid", rejects.to_str().unwrap()];
+    ok(&env.run(false, "import", &args));
+    let text = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(
+        text,
+        "line,id,column,reason\n\
+         2,\"'=HYPERLINK(\"\"x\"\")\",lat,\"latitude must be within [-90, 90]\"\n\
+         3,'@SUM(A1),-,\"wrong number of columns: expected 4, found 5\"\n\
+         4,'-2+3,lon,a text value of 1 character (not shown: it may be personal data) is not a number\n"
+    );
 }
 
 #[test]
