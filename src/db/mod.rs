@@ -953,17 +953,20 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Closing makes NoSyncBulkLoad writes durable; failures are ignored here because
         // nothing was promised for them (call `sync` to see errors).
+        let mut synced = true;
         if self.durability == Durability::NoSyncBulkLoad {
             let keystore = self.keystore.get_mut();
             let w = self.writer.get_mut();
             if w.poisoned.is_none() {
-                let _ = keystore.as_ref().map_or(Ok(()), Keystore::sync).and_then(|()| w.log.sync());
+                synced = keystore.as_ref().map_or(Ok(()), Keystore::sync).and_then(|()| w.log.sync()).is_ok();
             }
         }
         // The log's close record (`log/SYNCED`): damage to the newest transactions is then an
-        // error at the next open, not a torn tail cut silently. Best effort, like the above.
+        // error at the next open, not a torn tail cut silently. Best effort, like the above —
+        // and not after a failed keystore sync, which cut the keys the unsynced records use:
+        // syncing the log then would make records durable without their keys.
         let w = self.writer.get_mut();
-        if !self.read_only && w.poisoned.is_none() {
+        if synced && !self.read_only && w.poisoned.is_none() {
             let _ = w.log.close();
         }
     }

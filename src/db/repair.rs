@@ -774,15 +774,35 @@ fn salvage_segment(
     let path = segment_path(&log_dir, number);
     let manifest =
         Manifest::load(fs, dir)?.ok_or_else(|| Error::corrupt(dir.join(MANIFEST_NAME), 0, "missing"))?;
-    // Whatever this step cuts or removes, the last close had synced: its record would make
-    // the next open report the cut as damage again.
-    crate::log::forget_synced(fs, &log_dir)?;
+    // What this step cuts, removes or rewrites, the last close may have synced: its record
+    // (`log/SYNCED`) would make the next open report the cut as damage again. Forgotten only
+    // when the step changes the log (a refusal keeps it, and with it the protection).
+    let forget_synced = || crate::log::forget_synced(fs, &log_dir);
     let mut actions = Vec::new();
     if !fs.exists(&path)? {
         // Only the segment a checkpoint starts replay at is looked for by number.
         let Some(record) = manifest.checkpoint.as_ref().filter(|c| c.segment == number) else {
+            if manifest.checkpoint.is_none() && crate::log::has_no_segment(fs, &log_dir)? {
+                // Every segment gone and no checkpoint (the close record named one): the log
+                // starts again, empty, as when no record was there to name it.
+                forget_synced()?;
+                return Ok(vec![RepairAction::LogLost { dir: log_dir }]);
+            }
+            // The newest segment, which the close record names, is gone whole: the log ends
+            // with the segments before it.
+            let newest = fs.list_dir(&log_dir)?.iter().filter_map(|n| parse_segment_name(n)).max();
+            if newest.is_some_and(|newest| newest < number) {
+                let bytes = crate::log::read_synced(fs, &log_dir, &manifest.db_id).map_or(0, |m| m.len);
+                forget_synced()?;
+                return Ok(vec![RepairAction::SegmentRemoved {
+                    file: path,
+                    bytes,
+                    reason: reason.to_owned(),
+                }]);
+            }
             return Err(Error::corrupt(&path, offset, format!("{reason}; repair cannot salvage this")));
         };
+        forget_synced()?;
         let header = SegmentHeader { number, first_lsn: record.lsn, db_id: manifest.db_id };
         let mut dropped = DroppedOps::default();
         actions.extend(remove_segments_from(
@@ -801,6 +821,7 @@ fn salvage_segment(
     // so it can be read; the next open cuts what is left after the last whole frame.
     let len = fs.open_read(&path)?.len();
     if len > crate::log::MAX_SEGMENT_LEN {
+        forget_synced()?;
         let bytes_dropped = cut(fs, &path, crate::log::MAX_SEGMENT_LEN)?;
         let reason = "longer than a segment can be".to_owned();
         return Ok(vec![RepairAction::LogCut {
@@ -841,6 +862,7 @@ fn salvage_segment(
         }
     }
     if parsed.is_err() {
+        forget_synced()?;
         if let Some(first_lsn) = first_frame_lsn(&bytes) {
             let mut fixed = SegmentHeader { number, first_lsn, db_id: manifest.db_id }.encode();
             fixed.extend_from_slice(bytes.get(fixed.len()..).unwrap_or_default());
@@ -855,6 +877,7 @@ fn salvage_segment(
         return Ok(actions);
     }
     // What the intact frames after the damage held, listed before they go.
+    forget_synced()?;
     let mut dropped = DroppedOps::default();
     let header_len = crate::log::SEGMENT_HEADER_LEN;
     if offset < header_len as u64 {

@@ -96,7 +96,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 
 pub use segment::{MAX_BODY_LEN, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
-pub(crate) use synced::forget as forget_synced;
+pub(crate) use synced::{forget as forget_synced, read as read_synced};
 pub use synced::{SYNCED_FILE, SYNCED_LEN, SYNCED_MAGIC, SYNCED_VERSION};
 pub use writer::Log;
 

@@ -33,8 +33,27 @@ pub(crate) fn scan(
     start: Option<LogStart>,
     on_txn: &mut dyn FnMut(ReplayedTxn) -> Result<()>,
 ) -> Result<LogScan> {
+    // The last close's record, read before any segment: a writer that closes while this scan
+    // reads (a read-only open takes no lock) only makes the record claim more, and no more
+    // than the segments now hold. (A segment with no frame held nothing acknowledged.)
+    let mark = super::synced::read(fs, log_dir, db_id);
     let mut all: Vec<u64> = fs.list_dir(log_dir)?.iter().filter_map(|n| parse_segment_name(n)).collect();
     all.sort_unstable();
+    if let Some(mark) = mark.filter(|m| m.len > SEGMENT_HEADER_LEN as u64) {
+        // Segment numbers only grow, and repair forgets the record before it removes any:
+        // a record naming a segment past the newest there is means that segment went.
+        if all.last().is_none_or(|&newest| newest < mark.segment) {
+            let reason = format!(
+                "the log's newest segment is {}, yet it was closed with the first {} bytes of segment {} \
+                 synced (log/{}): every write in that segment is gone — restore the database from a backup",
+                all.last().map_or_else(|| "missing (it holds no segment at all)".to_owned(), u64::to_string),
+                mark.len,
+                mark.segment,
+                super::synced::SYNCED_FILE
+            );
+            return Err(Error::corrupt(log_dir.join(segment_name(mark.segment)), 0, reason));
+        }
+    }
     let segments: Vec<u64> = match start {
         None => all.clone(),
         Some(s) => {
@@ -54,20 +73,6 @@ pub(crate) fn scan(
             from
         }
     };
-    if segments.is_empty() {
-        // (A segment with no frame held nothing acknowledged.)
-        let mark = super::synced::read(fs, log_dir, db_id).filter(|m| m.len > SEGMENT_HEADER_LEN as u64);
-        if let Some(mark) = mark {
-            let reason = format!(
-                "the log holds no segment at all, yet it was closed with the first {} bytes of segment {} \
-                 synced (log/{}): every write is gone — restore the database from a backup",
-                mark.len,
-                mark.segment,
-                super::synced::SYNCED_FILE
-            );
-            return Err(Error::corrupt(log_dir.join(segment_name(mark.segment)), 0, reason));
-        }
-    }
     let mut report = RecoveryReport {
         segments: segments.len() as u64,
         transactions: 0,
@@ -110,10 +115,8 @@ pub(crate) fn scan(
         report.next_lsn = seg.next_lsn;
         // What the last close had synced of this segment, if it is the newest and that
         // close's (see `synced`).
-        let synced = (i + 1 == segments.len())
-            .then(|| super::synced::read(fs, log_dir, db_id))
-            .flatten()
-            .filter(|m| m.segment == number && m.first_lsn == header.first_lsn)
+        let synced = mark
+            .filter(|m| i + 1 == segments.len() && m.segment == number && m.first_lsn == header.first_lsn)
             .map(|m| m.len);
         if let Some(synced) = synced.filter(|&len| (buf.len() as u64) < len) {
             let reason = format!(

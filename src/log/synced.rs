@@ -6,7 +6,7 @@
 //!
 //! Advisory: a missing, unreadable, damaged or stale record (one naming another segment, or
 //! another first LSN or database) is ignored, which leaves the torn-tail rule as it was.
-//! See FORMAT.md §4.4 for the bytes.
+//! See FORMAT.md §4.8 for the bytes.
 
 use std::path::Path;
 
@@ -107,6 +107,18 @@ pub(crate) fn forget(fs: &dyn FileSystem, log_dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bytes of FORMAT.md §4.8, pinned (the CRC computed apart, with Python's zlib).
+    #[test]
+    fn the_layout_is_the_documented_one() {
+        let mark = SyncedMark { segment: 3, first_lsn: 77, len: 4096 };
+        let hex: String = mark.encode(&[7; 16]).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "47454f43524d5359010000000000000007070707070707070707070707070707\
+             03000000000000004d0000000000000000100000000000008a07b577"
+        );
+    }
 
     #[test]
     fn a_record_reads_back_and_any_damage_makes_it_none() {

@@ -1518,3 +1518,42 @@ fn keys_taken_back_do_not_hide_records_whose_log_record_is_lost() {
     drop(db);
     assert!(repair(&fs).unwrap().actions.is_empty());
 }
+
+/// The close record (`log/SYNCED`) names the newest segment: losing that segment whole is
+/// damage, not a log that ends earlier (it opened with the segment's commits gone); a log
+/// with no segment and no MANIFEST is repaired in one run; and a repair that refuses keeps the
+/// record (from the review of the close record).
+#[test]
+fn the_close_record_catches_a_lost_newest_segment_and_repair_takes_it_in_one_run() {
+    let fs = MemFs::new();
+    build(&fs);
+    let mut segs = segments(&fs);
+    segs.sort();
+    assert!(segs.len() >= 3, "{segs:?}");
+    let newest = segs.last().unwrap().clone();
+    fs.remove_file(&newest).unwrap();
+    let err = Database::open(DIR, options(&fs)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Corrupt { file, .. } if *file == newest) && err.to_string().contains("is gone"),
+        "{err}"
+    );
+    let err =
+        Database::open(DIR, Options::new().file_system(Arc::new(fs.clone())).read_only(true)).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    // Repair cuts the log back to the segments left (a checkpoint names none: no
+    // checkpoint), listing what went.
+    let report = repair(&fs).unwrap();
+    assert!(!report.actions.is_empty(), "{report:?}");
+    assert!(Database::open(DIR, options(&fs)).is_ok());
+
+    // Every segment and the MANIFEST gone: one repair run starts the log again.
+    let fs = MemFs::new();
+    build(&fs);
+    for seg in segments(&fs) {
+        fs.remove_file(&seg).unwrap();
+    }
+    fs.remove_file(&Path::new(DIR).join("MANIFEST")).unwrap();
+    let report = repair(&fs).unwrap();
+    assert!(report.actions.iter().any(|a| matches!(a, RepairAction::LogLost { .. })), "{:?}", report.actions);
+    Database::open(DIR, options(&fs)).unwrap();
+}
