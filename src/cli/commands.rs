@@ -588,6 +588,15 @@ fn import_into(
                 format!(", rejected {}", report.rejected.len())
             }
         );
+        if report.imported == 0
+            && !report.created_collection
+            && database.read().collection(&db.collection).is_err()
+        {
+            println!(
+                "no collection was created: no row was imported to infer its columns' kinds from (declare them \
+                 with --numbers and --categories to create it empty)"
+            );
+        }
     }
     Ok(())
 }

@@ -337,6 +337,35 @@ pub fn import_csv(
     let schema = existing.clone().unwrap_or_else(|| new_schema(&columns));
     let upserts = to_upserts(rows, &columns, (collection, &schema), options, &mut report)?;
     report.rejected.sort_by_key(|r| r.line);
+    if existing.is_none() && upserts.is_empty() {
+        // No row to infer a column's kind from: a collection made now would fix every
+        // undeclared column as a category for good (a header-only file did, and numbers
+        // imported later were text; from a hands-on review).
+        let undeclared: Vec<String> = columns
+            .fields
+            .iter()
+            .filter(|(_, name, kind, _)| {
+                *kind != FieldKind::Pii
+                    && !options.numbers.contains(name)
+                    && !options.categories.contains(name)
+            })
+            .map(|(_, name, _, _)| format!("{name:?}"))
+            .collect();
+        if !undeclared.is_empty() {
+            if report.rejected.is_empty() {
+                let reason = format!(
+                    "the file has no rows to infer the kind of column {} from: declare {} with --numbers \
+                     or --categories (in Rust, `ImportOptions::numbers` or `categories`) to create the \
+                     collection empty",
+                    undeclared.join(", "),
+                    if undeclared.len() == 1 { "it" } else { "them" }
+                );
+                return Err(header_error(&reason));
+            }
+            // Every row rejected: nothing imported, and no collection made of no data.
+            return Ok(report);
+        }
+    }
     // Checked before the first commit: with `batch_size`, finding it at the first PII row
     // would leave the batches before it committed.
     let has_pii =

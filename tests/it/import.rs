@@ -632,9 +632,12 @@ fn skip_invalid_reports_and_header_errors_still_abort() {
 }
 
 #[test]
-fn header_only_creates_an_empty_collection_and_bom_is_ignored() {
+fn header_only_with_declared_kinds_creates_an_empty_collection_and_bom_is_ignored() {
     let (_dir, db) = open(false);
-    let report = import(&db, "\u{feff}id,lat,lon,tier\n", &ImportOptions::default()).unwrap();
+    // (Undeclared, the column's kind has nothing to be inferred from: an error, see
+    // `no_rows_make_no_collection_unless_every_kind_is_declared`.)
+    let declared = ImportOptions { categories: vec!["tier".into()], ..ImportOptions::default() };
+    let report = import(&db, "\u{feff}id,lat,lon,tier\n", &declared).unwrap();
     assert_eq!((report.imported, report.created_collection), (0, true));
     assert_eq!(kinds(&db), BTreeMap::from([("tier".into(), FieldKind::Category)]));
     let again = import(&db, "id,lat,lon,tier\nA,1,2,gold\n", &ImportOptions::default()).unwrap();
@@ -1047,4 +1050,32 @@ fn renames_apply_at_once_and_keep_the_personal_data_decision() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// A file with no row to infer column kinds from makes no collection: one made of its header
+/// alone fixed every undeclared column as a category for good (numbers imported later were
+/// text; from a hands-on review). Declared columns can make it empty.
+#[test]
+fn no_rows_make_no_collection_unless_every_kind_is_declared() {
+    let (_dir, db) = open(false);
+    let err = csv_err(import(&db, "id,lat,lon,v\n", &ImportOptions::default()));
+    assert_eq!(err.0, 1);
+    assert!(err.2.contains("no rows to infer the kind of column \"v\""), "{err:?}");
+    assert!(db.read().collection("c").is_err());
+    // Every row rejected: nothing imported, no collection, the rejects reported.
+    let skip = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
+    let report = import(&db, "id,lat,lon,v\nA,91,2,1\n,1,2,3\n", &skip).unwrap();
+    assert_eq!((report.imported, report.created_collection, report.rejected.len()), (0, false, 2));
+    assert!(db.read().collection("c").is_err());
+    // The next file's numbers are numbers.
+    let report = import(&db, "id,lat,lon,v\nA,1,2,1.5\n", &ImportOptions::default()).unwrap();
+    assert!(report.created_collection);
+    let snap = db.read();
+    let a = snap.collection("c").unwrap().get("A").unwrap().unwrap();
+    assert_eq!(a.numbers.get("v"), Some(&1.5));
+    drop(snap);
+    // Declared, a header alone makes the collection.
+    let declared = ImportOptions { numbers: vec!["w".into()], ..ImportOptions::default() };
+    let report = import_csv(&db, "other", "id,lat,lon,w\n".as_bytes(), &declared, &mut |_| {}).unwrap();
+    assert!(report.created_collection);
 }
