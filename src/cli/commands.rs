@@ -390,6 +390,24 @@ pub(super) fn id_shown(id: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// `value` as JSON text with every character a terminal would not show as itself (a
+/// direction override, a zero-width space, a control) written as a `\uXXXX` escape: `get`
+/// printed a category `\u{202e}evil` raw, reversing the line (from a hands-on review).
+fn json_shown(value: &Value) -> String {
+    let mut out = String::new();
+    for c in value.to_string().chars() {
+        if !matches!(c, '"' | '\\' | '\'') && c.escape_debug().nth(1).is_some() {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A cell of the rejects file that a spreadsheet will not run as a formula: one starting
 /// with `=`, `+`, `-`, `@`, a tab or a carriage return gets a `'` in front (OWASP's advice on
 /// CSV injection; an id `=HYPERLINK(…)` in the input ran when the rejects file was opened).
@@ -741,7 +759,7 @@ fn get(db: &DbArgs, id: &str, reveal: bool) -> Result<()> {
         // `println!`: a failed write ends the command like any other output's (exit 141 on
         // a closed pipe, an error on a full disk), not exit 0 with nothing shown.
         for (k, v) in out.as_object().into_iter().flatten() {
-            println!("{k:<12} {v}");
+            println!("{k:<12} {}", json_shown(v));
         }
     }
     Ok(())

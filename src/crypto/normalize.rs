@@ -69,6 +69,15 @@ pub fn normalize_email(raw: &str) -> Result<String> {
     if local.len() > 64 {
         return err("e-mail local part is longer than 64 bytes");
     }
+    // RFC 5322's specials, which an address may hold only inside a quoted local part (not
+    // taken here): `a(comment)@b.com`, `mailto:a@b.com`, `a<b@c.com` and `a\b@c.com` were
+    // stored as valid and then never matched by `find` (from a hands-on review). Dots as
+    // some carriers allow them (`taro..yamada.@docomo.ne.jp`) stay.
+    if local.chars().any(|c| matches!(c, '(' | ')' | '<' | '>' | '[' | ']' | ':' | ';' | ',' | '\\' | '"')) {
+        return err(
+            "e-mail local part holds a character an address takes only in quotes: ( ) < > [ ] : ; , \\ \"",
+        );
+    }
     if !domain.contains('.') {
         return err("e-mail domain must contain a dot");
     }
@@ -86,6 +95,11 @@ pub fn normalize_email(raw: &str) -> Result<String> {
         {
             return err("e-mail domain labels may hold only letters, digits and inner '-'");
         }
+    }
+    // A top-level domain is never all digits (`a@b.123`; an IP address literal is written in
+    // brackets, not taken here).
+    if domain.rsplit('.').next().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit())) {
+        return err("e-mail domain ends in a label of digits only, which no top-level domain is");
     }
     Ok(email)
 }
@@ -259,6 +273,16 @@ mod tests {
             "a@dom-.com",
             "a@x_y.com",
             &format!("a@{}.com", "d".repeat(64)),
+            // RFC 5322 specials outside quotes, and an all-digit top-level domain.
+            "a(comment)@b.com",
+            "mailto:a@b.com",
+            "a<b@c.com",
+            "a;b@c.com",
+            "a\\b@c.com",
+            "a,b@c.com",
+            "\"a\"@b.com",
+            "a@b.123",
+            "a@10.0.0.1",
         ] {
             let e = normalize_email(bad).unwrap_err();
             match &e {

@@ -521,3 +521,17 @@ fn text_output_escapes_ids_a_terminal_would_not_show_as_themselves() {
     let deleted = env.ok("delete", &["--id", "C\u{202E}RLO"]);
     assert_eq!(deleted.trim(), "deleted \"C\\u{202e}RLO\"", "{deleted:?}");
 }
+
+/// `get`'s text output escapes what a terminal would not show as itself (a right-to-left
+/// override in a category printed raw, reversing the line; from a hands-on review); `--json`
+/// gives the value as it is.
+#[test]
+fn get_text_output_escapes_direction_controls() {
+    let env = Env::new();
+    let csv = env.file("b.csv", "id,lat,lon,tier\nc1,1,2,\u{202e}evil\nc2,1,2,café\n");
+    env.ok("import", &[csv.to_str().unwrap()]);
+    let out = env.ok("get", &["--id", "c1"]);
+    assert!(out.contains(r#"{"tier":"\u202eevil"}"#) && !out.contains('\u{202e}'), "{out}");
+    assert!(env.ok("get", &["--id", "c2"]).contains(r#"{"tier":"café"}"#));
+    assert_eq!(env.json("get", &["--id", "c1"])["categories"]["tier"], "\u{202e}evil");
+}
