@@ -71,6 +71,77 @@ fn now_unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Most bytes [`remove_damaged_frame`] reads to splice a file (an audit file is sealed at
+/// [`ROLL_BYTES`]; a larger one is cut instead).
+const MAX_SPLICE_BYTES: u64 = 64 << 20;
+/// Most candidate frame starts after the damage whose chain [`remove_damaged_frame`] follows
+/// (a torn or crafted tail full of plausible frames is cut instead).
+const MAX_SPLICE_CANDIDATES: usize = 100_000;
+
+/// Removes the damaged frame starting at `at` from audit file `file` and keeps the entries
+/// after it, rewriting the file atomically: `Some(bytes dropped)`, or `None` when `at` is not
+/// a frame's start or no run of valid entry frames from some later offset reaches the end of
+/// the file exactly (then the caller cuts the file at `at`, as before: `repair` dropped the
+/// intact entries after one damaged entry; from a hands-on review).
+///
+/// # Errors
+/// [`crate::Error::Io`].
+pub(crate) fn remove_damaged_frame(fs: &dyn FileSystem, file: &Path, at: u64) -> Result<Option<u64>> {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name().and_then(|n| n.to_str())) else {
+        return Ok(None);
+    };
+    let len = fs.open_read(file)?.len();
+    if len > MAX_SPLICE_BYTES || at < format::HEADER_LEN as u64 || at >= len {
+        return Ok(None);
+    }
+    let bytes = fs.read(file)?;
+    let at = usize::try_from(at).unwrap_or(usize::MAX);
+    // Whether valid entry frames run from `p` to the end exactly.
+    let runs_to_end = |mut p: usize| {
+        while p < bytes.len() {
+            match bytes.get(p..).map(read_frame) {
+                Some(FrameRead::Valid { payload, frame_len }) if format::decode_entry(payload).is_ok() => {
+                    p += frame_len;
+                }
+                _ => return false,
+            }
+        }
+        p == bytes.len()
+    };
+    let mut p = format::HEADER_LEN;
+    while p < at {
+        match bytes.get(p..).map(read_frame) {
+            Some(FrameRead::Valid { frame_len, .. }) => p += frame_len,
+            _ => return Ok(None),
+        }
+    }
+    if p != at {
+        return Ok(None);
+    }
+    let mut tried = 0;
+    let mut next = None;
+    for q in at + 1..bytes.len() {
+        if !matches!(bytes.get(q..).map(read_frame), Some(FrameRead::Valid { .. })) {
+            continue;
+        }
+        tried += 1;
+        if tried > MAX_SPLICE_CANDIDATES {
+            return Ok(None);
+        }
+        if runs_to_end(q) {
+            next = Some(q);
+            break;
+        }
+    }
+    let Some(next) = next else { return Ok(None) };
+    let (Some(before), Some(after)) = (bytes.get(..at), bytes.get(next..)) else { return Ok(None) };
+    let mut out = Vec::with_capacity(before.len() + after.len());
+    out.extend_from_slice(before);
+    out.extend_from_slice(after);
+    write_atomic(fs, dir, name, &out)?;
+    Ok(Some((next - at) as u64))
+}
+
 /// Whether `file` is one of the audit log's files in `dir`.
 pub(crate) fn is_audit_file(dir: &Path, file: &Path) -> bool {
     file.parent() == Some(dir)

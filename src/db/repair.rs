@@ -129,7 +129,10 @@ pub enum RepairAction {
         /// What was wrong at `offset`.
         reason: String,
     },
-    /// A file of the audit log was cut at a damaged frame (entries after it were lost).
+    /// A damaged frame of an audit-log file at `offset` was removed and the entries after it
+    /// kept (`reason` ends "the entries after it were kept"; since the twenty-eighth part),
+    /// or — when where the next entry starts was not clear — the file was cut there and the
+    /// entries after it were lost.
     AuditCut {
         /// The file: `audit.log`, or a sealed `audit-N.log`.
         file: PathBuf,
@@ -742,6 +745,15 @@ fn salvage(
             return Ok(vec![RepairAction::AuditRestarted {
                 file: file.to_owned(),
                 reason: reason.to_owned(),
+            }]);
+        }
+        // The damaged entry goes, the intact ones after it stay (a cut dropped them too).
+        if let Some(bytes_dropped) = crate::audit::remove_damaged_frame(fs, file, offset)? {
+            return Ok(vec![RepairAction::AuditCut {
+                file: file.to_owned(),
+                offset,
+                bytes_dropped,
+                reason: format!("{reason}; the entries after it were kept"),
             }]);
         }
         let bytes_dropped = cut(fs, file, offset)?;

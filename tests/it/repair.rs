@@ -1557,3 +1557,39 @@ fn the_close_record_catches_a_lost_newest_segment_and_repair_takes_it_in_one_run
     assert!(report.actions.iter().any(|a| matches!(a, RepairAction::LogLost { .. })), "{:?}", report.actions);
     Database::open(DIR, options(&fs)).unwrap();
 }
+
+/// One damaged entry in the audit log loses that entry alone: repair removes its frame and
+/// keeps the intact entries after it (it cut the file there, dropping them; from a hands-on
+/// review).
+#[test]
+fn a_damaged_audit_entry_goes_and_the_entries_after_it_stay() {
+    let fs = MemFs::new();
+    build(&fs);
+    {
+        let db = Database::open(DIR, options(&fs)).unwrap();
+        for id in ["r01", "r02", "r03"] {
+            db.read().collection("c").unwrap().reveal(id).unwrap();
+        }
+    }
+    let db = Database::open(DIR, options(&fs)).unwrap();
+    let before = db.audit_entries().unwrap();
+    drop(db);
+    assert!(before.len() >= 3, "{}", before.len());
+    let path = Path::new(DIR).join("audit.log");
+    let mut bytes = fs.read_all(&path).unwrap();
+    // A byte inside the third-to-last entry's frame: the file as entries, back to front.
+    let len = bytes.len();
+    let third_last_at = len - 3 * (len - 30) / before.len() + 10;
+    bytes[third_last_at] ^= 0x20;
+    fs.write_raw(&path, &bytes);
+    let report = repair(&fs).unwrap();
+    let [RepairAction::AuditCut { reason, bytes_dropped, .. }] = report.actions.as_slice() else {
+        panic!("{:?}", report.actions)
+    };
+    assert!(reason.ends_with("the entries after it were kept"), "{reason}");
+    assert!((*bytes_dropped as usize) < len / 2, "{bytes_dropped}");
+    let after = Database::open(DIR, options(&fs)).unwrap().audit_entries().unwrap();
+    assert_eq!(after.len(), before.len() - 1);
+    // The last two entries (r02's and r03's reveals) are intact.
+    assert_eq!(after[after.len() - 2..], before[before.len() - 2..]);
+}
