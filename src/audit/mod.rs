@@ -108,14 +108,7 @@ pub(crate) fn remove_damaged_frame(fs: &dyn FileSystem, file: &Path, at: u64) ->
         }
         p == bytes.len()
     };
-    let mut p = format::HEADER_LEN;
-    while p < at {
-        match bytes.get(p..).map(read_frame) {
-            Some(FrameRead::Valid { frame_len, .. }) => p += frame_len,
-            _ => return Ok(None),
-        }
-    }
-    if p != at {
+    if !crate::codec::frames_reach(&bytes, format::HEADER_LEN, at) {
         return Ok(None);
     }
     let mut tried = 0;

@@ -55,6 +55,19 @@ fn checksum(len_bytes: [u8; 4], payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
+/// Whether valid frames run from `first` in `bytes` to a frame that starts exactly at `at`
+/// (`first == at` included): where a repair may splice a damaged frame out.
+pub(crate) fn frames_reach(bytes: &[u8], first: usize, at: usize) -> bool {
+    let mut p = first;
+    while p < at {
+        match bytes.get(p..).map(read_frame) {
+            Some(FrameRead::Valid { frame_len, .. }) => p += frame_len,
+            _ => return false,
+        }
+    }
+    p == at
+}
+
 /// Appends one frame holding `payload` to `out`.
 ///
 /// # Panics

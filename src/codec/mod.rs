@@ -1,7 +1,7 @@
 //! Byte-level encodings shared by every file: checksummed frames and bounded bincode.
 
 mod frame;
-pub(crate) use frame::{read_framed, valid_frame_at, RangeCrc};
+pub(crate) use frame::{frames_reach, read_framed, valid_frame_at, RangeCrc};
 
 pub use frame::{
     encode_frame, encode_frame_with, is_torn_tail, read4, read8, read_frame, FrameRead, FRAME_HEADER_LEN,

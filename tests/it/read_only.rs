@@ -113,11 +113,7 @@ fn a_read_only_open_leaves_a_torn_tail_and_a_missing_database_alone() {
         b.commit().unwrap();
     }
     // A frame being appended: its first bytes only.
-    let seg = super::cli::all_files(&dir.path().join("log"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .max()
-        .unwrap();
+    let seg = super::cli::newest_segment(dir.path());
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes.extend_from_slice(&[0x40, 0, 0, 0, 7, 7, 7]);
     std::fs::write(&seg, &bytes).unwrap();

@@ -616,14 +616,7 @@ pub(crate) fn remove_damaged_frame(fs: &dyn FileSystem, dir: &Path, at: u64) -> 
     let at = usize::try_from(at).unwrap_or(usize::MAX);
     // `at` must be a frame's start: damage inside a frame whose checksum holds (a bad entry)
     // is reported at its offset in the payload.
-    let mut p = HEADER_LEN;
-    while p < at {
-        match bytes.get(p..).map(read_frame) {
-            Some(FrameRead::Valid { frame_len, .. }) => p += frame_len,
-            _ => return Ok(None),
-        }
-    }
-    if p != at {
+    if !crate::codec::frames_reach(&bytes, HEADER_LEN, at) {
         return Ok(None);
     }
     let declared = crate::codec::read4(&bytes, at).map_or(0, u32::from_le_bytes) as usize;

@@ -4,7 +4,7 @@
 use geocrm::{Database, Options};
 use serde_json::json;
 
-use super::{all_files, contains, fail, ok, run_at, Env, HEADER, PII_ARG};
+use super::{all_files, contains, fail, newest_segment, ok, run_at, Env, HEADER, PII_ARG};
 
 const GOOD: &str = "G-1,48.8,2.3,Gina,+33 6 00 00 00 01,gina@example.org,1 Rue Haute,10,1,gold\n";
 
@@ -723,11 +723,7 @@ fn json_commands_print_their_errors_as_json() {
 fn stats_reports_a_torn_log_tail_and_leaves_it_to_a_writable_open() {
     let env = Env::new();
     env.import_fixture();
-    let seg = all_files(&env.db.join("log"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .max()
-        .unwrap();
+    let seg = newest_segment(&env.db);
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes.extend_from_slice(&[0x40, 0, 0, 0, 7, 7, 7]);
     std::fs::write(&seg, &bytes).unwrap();

@@ -1,6 +1,6 @@
 //! `geocrm checkpoint`, `compact`, `verify` and the checkpoint fields of `stats`.
 
-use super::{all_files, contains, Env};
+use super::{all_files, contains, newest_segment, Env};
 
 /// One flipped byte in the only import of a database the tool closed: `verify` reports
 /// the segment (status 3), and opening refuses it rather than cutting the import (it was cut
@@ -9,11 +9,7 @@ use super::{all_files, contains, Env};
 fn damage_to_the_last_import_is_reported_not_cut() {
     let env = Env::new();
     env.import_fixture();
-    let seg = all_files(&env.db.join("log"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .max()
-        .unwrap();
+    let seg = newest_segment(&env.db);
     let mut bytes = std::fs::read(&seg).unwrap();
     let at = bytes.len() * 2 / 3;
     bytes[at] ^= 0xff;
@@ -159,11 +155,7 @@ fn verify_notes_incomplete_final_frames_it_set_aside() {
     };
     let quiet = env.json("verify", &[]);
     assert_eq!(quiet["notes"], serde_json::json!([]));
-    let seg = all_files(&env.db.join("log"))
-        .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with(".seg"))
-        .max()
-        .unwrap();
+    let seg = newest_segment(&env.db);
     append(&seg, &[0x40, 0, 0, 0, 7, 7, 7]);
     append(&env.db.join("keystore"), &[0x40, 0, 0, 0, 9, 9, 9, 9, 9]);
     append(&env.db.join("audit.log"), &[0x30, 0, 0, 0, 1]);
@@ -217,11 +209,7 @@ fn verify_reports_damage(checkpointed: bool) {
             std::fs::write(p, b).unwrap();
         }
     };
-    let seg = all_files(&env.db.join("log"))
-        .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with(".seg"))
-        .max()
-        .unwrap();
+    let seg = newest_segment(&env.db);
     let keystore = env.db.join("keystore");
     let audit = env.db.join("audit.log");
     let seg_len = std::fs::metadata(&seg).unwrap().len() as usize;

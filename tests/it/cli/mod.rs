@@ -164,6 +164,15 @@ pub fn fail(out: &Output) -> String {
 }
 
 /// Every file under `dir`, recursively.
+/// The newest log segment of the database in `db`.
+pub fn newest_segment(db: &Path) -> PathBuf {
+    all_files(&db.join("log"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .max()
+        .unwrap()
+}
+
 pub fn all_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
