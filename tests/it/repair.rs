@@ -1593,3 +1593,26 @@ fn a_damaged_audit_entry_goes_and_the_entries_after_it_stay() {
     // The last two entries (r02's and r03's reveals) are intact.
     assert_eq!(after[after.len() - 2..], before[before.len() - 2..]);
 }
+
+/// A torn tail the repair's open cuts is in the report (it said "nothing to repair" while the
+/// log lost the bytes; from a hands-on review).
+#[test]
+fn a_torn_tail_cut_by_the_repair_is_reported() {
+    let fs = MemFs::new();
+    build(&fs);
+    let mut segs = segments(&fs);
+    segs.sort();
+    let newest = segs.last().unwrap().clone();
+    let mut bytes = fs.read_all(&newest).unwrap();
+    let len = bytes.len() as u64;
+    bytes.extend_from_slice(&[0x40, 0, 0, 0, 7, 7, 7]);
+    fs.write_raw(&newest, &bytes);
+    let report = repair(&fs).unwrap();
+    assert!(
+        matches!(report.actions.as_slice(), [RepairAction::LogCut { file, offset, bytes_dropped: 7, reason }]
+            if *file == newest && *offset == len && reason.starts_with("a torn tail")),
+        "{:?}",
+        report.actions
+    );
+    assert!(!report.is_clean());
+}
