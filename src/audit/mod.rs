@@ -74,15 +74,17 @@ fn now_unix_ms() -> u64 {
 /// Most bytes [`remove_damaged_frame`] reads to splice a file (an audit file is sealed at
 /// [`ROLL_BYTES`]; a larger one is cut instead).
 const MAX_SPLICE_BYTES: u64 = 64 << 20;
-/// Most candidate frame starts after the damage whose chain [`remove_damaged_frame`] follows
-/// (a torn or crafted tail full of plausible frames is cut instead).
-const MAX_SPLICE_CANDIDATES: usize = 100_000;
+/// Most bytes [`remove_damaged_frame`] checksums looking for where the entries after the
+/// damage start (a crafted tail of plausible lengths, `01 01 01 …`, declares a frame at every
+/// offset: it is cut instead, as the open's torn-tail check caps the same work).
+const MAX_SPLICE_WORK: usize = 256 << 20;
 
 /// Removes the damaged frame starting at `at` from audit file `file` and keeps the entries
 /// after it, rewriting the file atomically: `Some(bytes dropped)`, or `None` when `at` is not
-/// a frame's start or no run of valid entry frames from some later offset reaches the end of
-/// the file exactly (then the caller cuts the file at `at`, as before: `repair` dropped the
-/// intact entries after one damaged entry; from a hands-on review).
+/// a frame's start or no run of valid entry frames from a later offset reaches the end of
+/// the file exactly — the damaged frame's own declared end is tried first, then every offset
+/// after it (then the caller cuts the file at `at`, as before: `repair` dropped the intact
+/// entries after one damaged entry; from a hands-on review).
 ///
 /// # Errors
 /// [`crate::Error::Io`].
@@ -96,37 +98,50 @@ pub(crate) fn remove_damaged_frame(fs: &dyn FileSystem, file: &Path, at: u64) ->
     }
     let bytes = fs.read(file)?;
     let at = usize::try_from(at).unwrap_or(usize::MAX);
+    if !crate::codec::frames_reach(&bytes, format::HEADER_LEN, at) {
+        return Ok(None);
+    }
+    let mut work = 0usize;
+    // The frame at `p`, if it is a valid entry frame (its checksum counted in `work`).
+    let entry_at = |p: usize, work: &mut usize| -> Option<usize> {
+        let declared = crate::codec::read4(&bytes, p).map_or(usize::MAX, |b| u32::from_le_bytes(b) as usize);
+        if declared > bytes.len().saturating_sub(p).saturating_sub(crate::codec::FRAME_HEADER_LEN) {
+            return None;
+        }
+        *work += declared + crate::codec::FRAME_HEADER_LEN;
+        match bytes.get(p..).map(read_frame) {
+            Some(FrameRead::Valid { payload, frame_len }) if format::decode_entry(payload).is_ok() => {
+                Some(frame_len)
+            }
+            _ => None,
+        }
+    };
     // Whether valid entry frames run from `p` to the end exactly.
-    let runs_to_end = |mut p: usize| {
-        while p < bytes.len() {
-            match bytes.get(p..).map(read_frame) {
-                Some(FrameRead::Valid { payload, frame_len }) if format::decode_entry(payload).is_ok() => {
-                    p += frame_len;
-                }
-                _ => return false,
+    let runs_to_end = |mut p: usize, work: &mut usize| {
+        while p < bytes.len() && *work <= MAX_SPLICE_WORK {
+            match entry_at(p, work) {
+                Some(frame_len) => p += frame_len,
+                None => return false,
             }
         }
         p == bytes.len()
     };
-    if !crate::codec::frames_reach(&bytes, format::HEADER_LEN, at) {
-        return Ok(None);
-    }
-    let mut tried = 0;
-    let mut next = None;
-    for q in at + 1..bytes.len() {
-        if !matches!(bytes.get(q..).map(read_frame), Some(FrameRead::Valid { .. })) {
-            continue;
-        }
-        tried += 1;
-        if tried > MAX_SPLICE_CANDIDATES {
-            return Ok(None);
-        }
-        if runs_to_end(q) {
-            next = Some(q);
-            break;
+    let declared_end = crate::codec::read4(&bytes, at).map(|b| {
+        at.saturating_add(crate::codec::FRAME_HEADER_LEN).saturating_add(u32::from_le_bytes(b) as usize)
+    });
+    let mut next = declared_end.filter(|&q| q > at && q < bytes.len() && runs_to_end(q, &mut work));
+    if next.is_none() {
+        for q in at + 1..bytes.len() {
+            if work > MAX_SPLICE_WORK {
+                return Ok(None);
+            }
+            if runs_to_end(q, &mut work) {
+                next = Some(q);
+                break;
+            }
         }
     }
-    let Some(next) = next else { return Ok(None) };
+    let Some(next) = next.filter(|_| work <= MAX_SPLICE_WORK) else { return Ok(None) };
     let (Some(before), Some(after)) = (bytes.get(..at), bytes.get(next..)) else { return Ok(None) };
     let mut out = Vec::with_capacity(before.len() + after.len());
     out.extend_from_slice(before);
@@ -477,6 +492,47 @@ mod tests {
 
     fn ids(log: &AuditLog) -> Vec<String> {
         log.entries().unwrap().iter().map(|e| e.ids.concat()).collect()
+    }
+
+    /// A damaged entry is spliced out (its declared end, or the first offset from which
+    /// valid entries run to the end); a tail of plausible lengths (`01 01 …`, a frame declared
+    /// at every offset) gives up within the work cap instead of checksumming for hours (from
+    /// the read-through review).
+    #[test]
+    fn a_damaged_entry_is_spliced_out_and_a_crafted_tail_gives_up_quickly() {
+        let fs = MemFs::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        {
+            let log = open_in(&fs, false).unwrap();
+            for i in 0..5 {
+                record(&log, i).unwrap();
+            }
+        }
+        let path = Path::new("/d").join(AUDIT_FILE);
+        let clean = fs.read_all(&path).unwrap();
+        let frame = (clean.len() - format::HEADER_LEN) / 5;
+        let second = format::HEADER_LEN + frame;
+        for (at, flipped) in [(second, second + 10), (second, second)] {
+            let mut bytes = clean.clone();
+            bytes[flipped] ^= 0x40;
+            fs.write_raw(&path, &bytes);
+            assert_eq!(
+                remove_damaged_frame(&fs, &path, at as u64).unwrap(),
+                Some(frame as u64),
+                "byte {flipped}"
+            );
+            assert_eq!(
+                ids(&open_in(&fs, false).unwrap()),
+                ["id-0", "id-2", "id-3", "id-4"],
+                "byte {flipped}"
+            );
+        }
+        let mut bytes = clean[..second].to_vec();
+        bytes.extend_from_slice(&[1u8; 4 << 20]);
+        fs.write_raw(&path, &bytes);
+        let started = std::time::Instant::now();
+        assert_eq!(remove_damaged_frame(&fs, &path, second as u64).unwrap(), None);
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -396,7 +396,12 @@ pub(super) fn id_shown(id: &str) -> std::borrow::Cow<'_, str> {
 fn json_shown(value: &Value) -> String {
     let mut out = String::new();
     for c in value.to_string().chars() {
-        if !matches!(c, '"' | '\\' | '\'') && c.escape_debug().nth(1).is_some() {
+        // Controls, and the invisible and direction-changing characters (not combining marks:
+        // a decomposed `é` stays as it is).
+        let hidden = c.is_control()
+            || matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}')
+            || matches!(c, '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}');
+        if hidden {
             let mut units = [0u16; 2];
             for unit in c.encode_utf16(&mut units) {
                 out.push_str(&format!("\\u{unit:04x}"));
@@ -924,8 +929,29 @@ fn verify(db: &DbArgs) -> Result<()> {
             Err(e) => return Err(e),
         };
     let report = database.verify()?;
-    let damaged = report.files.iter().filter(|f| f.problem.is_some()).count();
-    let error = Error::corrupt(&db.db, 0, format!("{damaged} damaged file(s); see the report above"));
+    let damaged: Vec<_> =
+        report.files.iter().filter_map(|f| Some((&f.path, f.problem.as_deref()?))).collect();
+    // The first damaged file and where, when its problem says (it named the directory, at a
+    // made-up offset 0; from a hands-on review).
+    let error = match damaged.first() {
+        Some(&(path, problem)) => {
+            // Problems read "at offset N: …" or are a whole error, "corrupt file F at byte offset N: …".
+            let own = format!("corrupt file {} ", path.display());
+            let body = problem.strip_prefix(own.as_str()).unwrap_or(problem);
+            let (offset, what) = body
+                .strip_prefix("at byte offset ")
+                .or_else(|| body.strip_prefix("at offset "))
+                .and_then(|rest| rest.split_once(": "))
+                .and_then(|(n, what)| Some((n.parse().ok()?, what)))
+                .unwrap_or((0, problem));
+            let more = match damaged.len() {
+                1 => String::new(),
+                n => format!("; {} more damaged file(s)", n - 1),
+            };
+            Error::corrupt(path, offset, format!("{what}{more} (see the report above)"))
+        }
+        None => Error::corrupt(&db.db, 0, "damaged (see the report above)"),
+    };
     if db.json {
         let mut json = serde_json::to_value(&report).unwrap_or_default();
         if let (Some(fields), false) = (json.as_object_mut(), report.is_ok()) {

@@ -806,16 +806,17 @@ fn salvage_segment(
     if !fs.exists(&path)? {
         // Only the segment a checkpoint starts replay at is looked for by number.
         let Some(record) = manifest.checkpoint.as_ref().filter(|c| c.segment == number) else {
-            if manifest.checkpoint.is_none() && crate::log::has_no_segment(fs, &log_dir)? {
+            let newest = fs.list_dir(&log_dir)?.iter().filter_map(|n| parse_segment_name(n)).max();
+            if manifest.checkpoint.is_none() && newest.is_none() {
                 // Every segment gone and no checkpoint (the close record named one): the log
                 // starts again, empty, as when no record was there to name it.
                 forget_synced()?;
                 return Ok(vec![RepairAction::LogLost { dir: log_dir }]);
             }
             // The newest segment, which the close record names, is gone whole: the log ends
-            // with the segments before it.
-            let newest = fs.list_dir(&log_dir)?.iter().filter_map(|n| parse_segment_name(n)).max();
-            if newest.is_some_and(|newest| newest < number) {
+            // with the segments before it (with none left, the next step finds the
+            // checkpoint's segment missing and starts it again).
+            if newest.is_none_or(|newest| newest < number) {
                 let bytes = crate::log::read_synced(fs, &log_dir, &manifest.db_id).map_or(0, |m| m.len);
                 forget_synced()?;
                 return Ok(vec![RepairAction::SegmentRemoved {

@@ -302,14 +302,9 @@ pub fn import_csv(
             // The reader has consumed the whole bad row, so it can go on with the next.
             Err(e) if options.skip_invalid && row_error_is_recoverable(&e) => {
                 if let Error::Csv { line, column, reason } = row_error(&e, line) {
-                    // The id, when the row has a valid one where the header puts it.
-                    let id = record
-                        .get(declared.id)
-                        .map(str::trim)
-                        .filter(|id| crate::model::record::validate_new_id(id).is_ok())
-                        .unwrap_or_default()
-                        .to_owned();
-                    report.rejected.push(Rejected { line, id, column, reason });
+                    // No id: in a row of the wrong length, the cell where the header puts
+                    // the id may be another column's (a name split at an unquoted comma).
+                    report.rejected.push(Rejected { line, id: String::new(), column, reason });
                 }
                 continue;
             }
@@ -1047,10 +1042,15 @@ fn refuse_contact_values(name: &str, existing: bool, rows: &Rows, column: usize)
 /// price) or an international (`+`) phone number that is not a signed decimal
 /// (`+48.8566140` is one; `+1.415.555.2671` and `+33612345678` are taken for phone numbers).
 fn looks_like_contact(value: &str) -> bool {
+    // Looser than what an e-mail field takes: any local part (`mailto:ada@…`, `"ada"@…`,
+    // which the field refuses, are still addresses in plaintext), a valid domain whose last
+    // label has a letter.
     let email = || {
-        let tld = value.rsplit_once('@').and_then(|(_, domain)| domain.rsplit('.').next());
-        tld.is_some_and(|t| t.chars().any(char::is_alphabetic))
-            && crate::crypto::normalize_email(value).is_ok()
+        let Some((local, domain)) = value.rsplit_once('@') else { return false };
+        let tld = domain.rsplit('.').next();
+        !local.is_empty()
+            && tld.is_some_and(|t| t.chars().any(char::is_alphabetic))
+            && crate::crypto::normalize_email(&format!("x@{domain}")).is_ok()
     };
     // Spaces as thousands separators too (`+12 345 678.90`). `+1.4155552671`, a phone number
     // as WHOIS writes them, reads as a decimal: such a column is not refused.

@@ -4,8 +4,10 @@
 //! damage to acknowledged data instead, reported and never cut (a flipped bit in the last
 //! import of a database that was closed cleanly was cut silently).
 //!
-//! Advisory: a missing, unreadable, damaged or stale record (one naming another segment, or
-//! another first LSN or database) is ignored, which leaves the torn-tail rule as it was.
+//! Advisory: a missing, unreadable, damaged or stale record (one naming an older segment than
+//! the newest, or another first LSN or database) is ignored, which leaves the torn-tail rule
+//! as it was. One naming a segment past the newest, with frames in it, means that segment was
+//! lost: an error.
 //! See FORMAT.md §4.8 for the bytes.
 
 use std::path::Path;

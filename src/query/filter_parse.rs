@@ -73,23 +73,28 @@ pub(super) fn parse_for(expr: &str, schema: &Schema) -> Result<Filter> {
         filter.compile(schema, &NoCodes)?;
         return Ok(filter);
     }
-    for (condition, at) in conditions.into_iter().zip(fields) {
+    let located: Vec<(&Filter, usize)> = conditions.into_iter().zip(fields).collect();
+    for &(condition, at) in &located {
         match condition.compile(schema, &NoCodes) {
             Ok(_) => {}
             Err(Error::InvalidFilter { reason, .. }) => {
-                let (mut expr, position) = shown_at(expr, at);
-                let field = condition_field(condition).unwrap_or_default();
-                if schema.field(field).is_none() {
-                    // A field the schema does not know may be a value typed where a field
-                    // belongs (`Lovelace = name`): masked in the text as in the reason.
-                    let len = field.chars().count();
-                    expr = expr
-                        .chars()
-                        .enumerate()
-                        .map(|(i, c)| if (position..position + len).contains(&i) { '*' } else { c })
-                        .collect();
+                let (mut shown, position) = shown_at(expr, at);
+                // Every field the schema does not know may be a value typed where a field
+                // belongs (`Lovelace = name`): masked in the text, wherever it stands, as in
+                // the reason (only the one named was, and `tier > 2 and Lovelace = 'x'`
+                // showed the name; from the read-through review).
+                let mut hide = vec![false; shown.chars().count()];
+                for &(other, other_at) in &located {
+                    let field = condition_field(other).unwrap_or_default();
+                    if schema.field(field).is_none() {
+                        let start = expr.get(..other_at).map_or(0, |s| s.chars().count());
+                        for h in hide.iter_mut().skip(start).take(field.chars().count()) {
+                            *h = true;
+                        }
+                    }
                 }
-                return Err(Error::InvalidFilter { expr, position, reason });
+                shown = shown.chars().zip(&hide).map(|(c, &h)| if h { '*' } else { c }).collect();
+                return Err(Error::InvalidFilter { expr: shown, position, reason });
             }
             Err(other) => return Err(other),
         }
@@ -678,6 +683,13 @@ mod tests {
             let (expr, position, r) = place(text);
             assert_eq!((expr.as_str(), position), (shown, pos), "{text}");
             assert!(r.starts_with(reason), "{text}: {r}");
+        }
+        // Every unknown field is masked, not only the one named (the second showed).
+        for text in
+            ["tier > 2 and Lovelace = 'x'", "Lovelace = 1 or Lovelace is missing", "a = 1 and tier > 2"]
+        {
+            let (shown, _, _) = place(text);
+            assert!(!shown.contains("Lovelace") && !shown.contains("a ="), "{text}: {shown}");
         }
         // The first bad condition from the left is the one named.
         assert_eq!(place("a = 1 and tier > 2").1, 0);

@@ -319,6 +319,10 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
         ("ref", "+44 20 7946 0958"),
         ("x", "+33612345678"),
         ("y", "+1.415.555.2671"),
+        // Addresses an e-mail field refuses are addresses all the same (from the review).
+        ("link", "mailto:ada@example.org"),
+        // (As the CSV cell holds it: `"ada"@example.org`.)
+        ("quoted", "\"\"\"ada\"\"@example.org\""),
     ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{column}\nA,1,2,plain\nB,1,2,{value}\n");
@@ -617,7 +621,7 @@ fn skip_invalid_reports_and_header_errors_still_abort() {
                 "a text value of 1 character (not shown: it may be personal data) is not a number"
             ),
             r(5, "", "id", "the id is missing"),
-            r(6, "E", "-", too_many),
+            r(6, "", "-", too_many),
             r(7, "F", "v", inf),
         ]
     );

@@ -1616,3 +1616,42 @@ fn a_torn_tail_cut_by_the_repair_is_reported() {
     );
     assert!(!report.is_clean());
 }
+
+/// Every segment lost after the log rolled past the checkpoint's segment: the close record
+/// names a later one; repair takes it as gone and starts the checkpoint's segment again (it
+/// refused; from the read-through review).
+#[test]
+fn every_segment_lost_past_a_checkpoint_is_repaired() {
+    let fs = MemFs::new();
+    build(&fs);
+    let at_checkpoint;
+    {
+        let db = Database::open(DIR, options(&fs)).unwrap();
+        db.checkpoint().unwrap();
+        at_checkpoint = db.read().collection("c").unwrap().len();
+        for i in 0..12 {
+            let mut batch = db.begin_write();
+            batch.upsert("c", Record::new(format!("late{i}"), location_of(i)).pii("name", name(i))).unwrap();
+            batch.commit().unwrap();
+        }
+    }
+    let mut segs = segments(&fs);
+    segs.sort();
+    for seg in &segs {
+        fs.remove_file(seg).unwrap();
+    }
+    assert!(matches!(Database::open(DIR, options(&fs)), Err(Error::Corrupt { .. })));
+    let report = repair(&fs).unwrap();
+    assert!(
+        report.actions.iter().any(|a| matches!(a, RepairAction::SegmentRemoved { .. })),
+        "{:?}",
+        report.actions
+    );
+    assert!(
+        report.actions.iter().any(|a| matches!(a, RepairAction::SegmentCreated { .. })),
+        "{:?}",
+        report.actions
+    );
+    let db = Database::open(DIR, options(&fs)).unwrap();
+    assert_eq!(db.read().collection("c").unwrap().len(), at_checkpoint);
+}

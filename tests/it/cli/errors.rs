@@ -191,7 +191,7 @@ fn skip_invalid_imports_good_rows_and_reports_bad_ones_without_their_contents() 
         3,B-1,ltv,a text value of 4 characters (not shown: it may be personal data) is not a finite number (declare the column a category to import it as text)\n\
         4,B-2,lat,\"latitude must be within [-90, 90]\"\n\
         5,,id,the id is missing\n\
-        6,B-4,-,\"wrong number of columns: expected 10, found 5\"\n\
+        6,,-,\"wrong number of columns: expected 10, found 5\"\n\
         8,B-5,lon,coordinates must be finite numbers\n\
         9,,name,field 4 is not valid UTF-8\n";
     assert_eq!(String::from_utf8(text.clone()).unwrap(), expected);
@@ -215,7 +215,7 @@ fn rejects_file_cells_are_never_formulas() {
         text,
         "line,id,column,reason\n\
          2,\"'=HYPERLINK(\"\"x\"\")\",lat,\"latitude must be within [-90, 90]\"\n\
-         3,'@SUM(A1),-,\"wrong number of columns: expected 4, found 5\"\n\
+         3,,-,\"wrong number of columns: expected 4, found 5\"\n\
          4,'-2+3,lon,a text value of 1 character (not shown: it may be personal data) is not a number\n"
     );
 }

@@ -82,7 +82,8 @@ fn checkpoint_stats_verify_compact_and_damage_detection() {
     bytes[at] ^= 0xff;
     std::fs::write(&ckpt, bytes).unwrap();
     let err = env.fail("verify", &[]);
-    assert!(err.contains("damaged file"), "{err}");
+    assert!(err.contains(".ckpt at byte offset") && err.contains("(see the report above)"), "{err}");
+    assert_eq!(err.matches("corrupt file").count(), 1, "{err}");
     // Its own exit status: 3 for damage, 1 for a database it could not check.
     assert_eq!(env.run(false, "verify", &[]).status.code(), Some(3));
     let holder = geocrm::Database::open(&env.db, geocrm::Options::new()).unwrap();
@@ -96,7 +97,10 @@ fn checkpoint_stats_verify_compact_and_damage_detection() {
     assert!(!out.status.success());
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["error"]["kind"], "corrupt", "{report}");
-    assert!(report["error"]["message"].as_str().unwrap().contains("1 damaged file"), "{report}");
+    // The error names the damaged file (it named the directory, "at byte offset 0").
+    let message = report["error"]["message"].as_str().unwrap();
+    let name = ckpt.file_name().unwrap().to_str().unwrap();
+    assert!(message.contains(name) && message.ends_with("(see the report above)"), "{message}");
     assert!(report["files"].as_array().unwrap().iter().any(|f| !f["problem"].is_null()), "{report}");
     assert_eq!(env.records(), Some(59));
     assert!(env.json("stats", &[])["checkpoint_rejected"].as_str().unwrap().contains("checksum"));

@@ -163,7 +163,6 @@ pub fn fail(out: &Output) -> String {
     stderr
 }
 
-/// Every file under `dir`, recursively.
 /// The newest log segment of the database in `db`.
 pub fn newest_segment(db: &Path) -> PathBuf {
     all_files(&db.join("log"))
@@ -173,6 +172,7 @@ pub fn newest_segment(db: &Path) -> PathBuf {
         .unwrap()
 }
 
+/// Every file under `dir`, recursively.
 pub fn all_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
