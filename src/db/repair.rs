@@ -806,7 +806,7 @@ fn salvage_segment(
     if !fs.exists(&path)? {
         // Only the segment a checkpoint starts replay at is looked for by number.
         let Some(record) = manifest.checkpoint.as_ref().filter(|c| c.segment == number) else {
-            let newest = fs.list_dir(&log_dir)?.iter().filter_map(|n| parse_segment_name(n)).max();
+            let newest = crate::log::segment_numbers(fs, &log_dir)?.last().copied();
             if manifest.checkpoint.is_none() && newest.is_none() {
                 // Every segment gone and no checkpoint (the close record named one): the log
                 // starts again, empty, as when no record was there to name it.
@@ -992,9 +992,8 @@ fn remove_segments_from(
     reason: &str,
     dropped: &mut DroppedOps,
 ) -> Result<Vec<RepairAction>> {
-    let mut numbers: Vec<u64> = fs.list_dir(log_dir)?.iter().filter_map(|n| parse_segment_name(n)).collect();
+    let mut numbers = crate::log::segment_numbers(fs, log_dir)?;
     numbers.retain(|&n| n >= from);
-    numbers.sort_unstable();
     let mut lens = Vec::with_capacity(numbers.len());
     for &n in &numbers {
         let file = segment_path(log_dir, n);
@@ -1038,12 +1037,7 @@ fn rebuild_manifest(fs: &dyn FileSystem, dir: &Path, reason: &str) -> Result<Vec
             return Err(e);
         }
     }
-    let mut numbers: Vec<u64> = if fs.exists(&log_dir)? {
-        fs.list_dir(&log_dir)?.iter().filter_map(|n| parse_segment_name(n)).collect()
-    } else {
-        Vec::new()
-    };
-    numbers.sort_unstable();
+    let numbers = if fs.exists(&log_dir)? { crate::log::segment_numbers(fs, &log_dir)? } else { Vec::new() };
     let db_id = numbers
         .iter()
         .find_map(|&n| {

@@ -134,7 +134,17 @@ pub(crate) fn read_segment(fs: &dyn FileSystem, path: &Path) -> Result<Vec<u8>> 
 /// # Errors
 /// [`crate::Error::Io`].
 pub(crate) fn has_no_segment(fs: &dyn FileSystem, log_dir: &Path) -> Result<bool> {
-    Ok(!fs.exists(log_dir)? || !fs.list_dir(log_dir)?.iter().any(|n| parse_segment_name(n).is_some()))
+    Ok(!fs.exists(log_dir)? || segment_numbers(fs, log_dir)?.is_empty())
+}
+
+/// The numbers of the segment files in `log_dir`, ascending (other names are not segments).
+///
+/// # Errors
+/// [`crate::Error::Io`] listing the directory.
+pub(crate) fn segment_numbers(fs: &dyn FileSystem, log_dir: &Path) -> Result<Vec<u64>> {
+    let mut numbers: Vec<u64> = fs.list_dir(log_dir)?.iter().filter_map(|n| parse_segment_name(n)).collect();
+    numbers.sort_unstable();
+    Ok(numbers)
 }
 
 /// The most bytes a segment file holds.

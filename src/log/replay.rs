@@ -2,9 +2,7 @@
 
 use std::path::Path;
 
-use super::segment::{
-    parse_segment_name, segment_name, FramePrefix, SegmentHeader, MIN_FRAME_LEN, SEGMENT_HEADER_LEN,
-};
+use super::segment::{segment_name, FramePrefix, SegmentHeader, MIN_FRAME_LEN, SEGMENT_HEADER_LEN};
 use super::{FramePos, LogStart, RecoveryReport, ReplayedFrame, ReplayedTxn, TruncatedTail, FIRST_LSN};
 use crate::codec::{
     read4, read_frame, valid_frame_at, FrameRead, RangeCrc, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD,
@@ -37,8 +35,7 @@ pub(crate) fn scan(
     // reads (a read-only open takes no lock) only makes the record claim more, and no more
     // than the segments now hold. (A segment with no frame held nothing acknowledged.)
     let mark = super::synced::read(fs, log_dir, db_id);
-    let mut all: Vec<u64> = fs.list_dir(log_dir)?.iter().filter_map(|n| parse_segment_name(n)).collect();
-    all.sort_unstable();
+    let all = super::segment_numbers(fs, log_dir)?;
     if let Some(mark) = mark.filter(|m| m.len > SEGMENT_HEADER_LEN as u64) {
         // Segment numbers only grow, and repair forgets the record before it removes any:
         // a record naming a segment past the newest there is means that segment went.

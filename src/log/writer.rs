@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use super::replay::{self, LogScan};
 use super::segment::{
-    parse_segment_name, segment_name, FramePrefix, SegmentHeader, MAX_BODY_LEN, MIN_FRAME_LEN,
-    SEGMENT_HEADER_LEN,
+    segment_name, FramePrefix, SegmentHeader, MAX_BODY_LEN, MIN_FRAME_LEN, SEGMENT_HEADER_LEN,
 };
 use super::{FramePos, LogConfig, LogStart, RecoveryReport, ReplayedTxn, TxnReceipt, FIRST_LSN, LOG_DIR};
 use crate::codec::{encode_frame_with, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
@@ -351,14 +350,8 @@ impl Log {
         let below = segment.min(self.current);
         // The segments there are, not every number below (a gap in the numbers, from a
         // crafted MANIFEST, took one `exists` call per missing number: 2⁶⁴ of them).
-        let mut doomed: Vec<u64> = self
-            .fs
-            .list_dir(&self.dir)?
-            .iter()
-            .filter_map(|name| parse_segment_name(name))
-            .filter(|&n| n < below)
-            .collect();
-        doomed.sort_unstable();
+        let mut doomed = super::segment_numbers(&*self.fs, &self.dir)?;
+        doomed.retain(|&n| n < below);
         for n in doomed {
             self.fs.remove_file(&self.dir.join(segment_name(n)))?;
             self.first_segment = self.first_segment.max(n + 1);
