@@ -396,11 +396,12 @@ pub(super) fn id_shown(id: &str) -> std::borrow::Cow<'_, str> {
 fn json_shown(value: &Value) -> String {
     let mut out = String::new();
     for c in value.to_string().chars() {
-        // Controls, and the invisible and direction-changing characters (not combining marks:
-        // a decomposed `é` stays as it is).
+        // Controls, the invisible and direction-changing characters the library refuses in
+        // actor names, and line and paragraph separators (not combining marks: a decomposed
+        // `é` stays as it is).
         let hidden = c.is_control()
-            || matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}')
-            || matches!(c, '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}');
+            || geocrm::crypto::is_invisible(c)
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{FFF9}'..='\u{FFFB}');
         if hidden {
             let mut units = [0u16; 2];
             for unit in c.encode_utf16(&mut units) {

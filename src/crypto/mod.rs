@@ -35,5 +35,5 @@ pub(crate) use keystore::{
     MAGIC as KEYSTORE_MAGIC,
 };
 pub use keystore::{Keystore, KEYSTORE_FILE};
-pub use normalize::{normalize_email, normalize_phone};
+pub use normalize::{is_invisible, normalize_email, normalize_phone};
 pub use sealed::{Pii, Sealed};

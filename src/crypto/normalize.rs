@@ -108,7 +108,16 @@ pub fn normalize_email(raw: &str) -> Result<String> {
 /// seen: the soft hyphen, the combining grapheme joiner, Hangul fillers, Mongolian and
 /// other variation selectors, zero-width spaces and joiners, direction marks, embeddings and
 /// isolates, word joiners and invisible operators, the byte-order mark, tag characters.
-pub(crate) fn is_invisible(c: char) -> bool {
+/// Actor names and normalized e-mail addresses refuse them; the CLI escapes them in text
+/// output.
+///
+/// ```
+/// use geocrm::crypto::is_invisible;
+/// assert!(is_invisible('\u{202e}') && is_invisible('\u{200b}'));
+/// assert!(!is_invisible('é') && !is_invisible('\u{301}'));
+/// ```
+#[must_use]
+pub fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'
