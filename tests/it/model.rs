@@ -11,7 +11,9 @@ use geocrm::query::{GroupBy, GroupKey, Scope};
 use geocrm::{Database, Durability, Filter, LatLon, Options, Record, Schema};
 use proptest::prelude::*;
 
-use super::brute::{Model, M};
+use std::collections::BTreeMap;
+
+use super::brute::{h3_parent, Model, M};
 use super::queries::{assert_independent_distances, brute_nearest};
 
 #[derive(Debug, Clone)]
@@ -140,6 +142,52 @@ fn check_collection(db: &Database, name: &str, model: &Model) {
             assert_eq!(g.fields[0].sum, sum, "{tier:?} in box {s},{w},{n},{e}");
         }
         assert_eq!(groups.iter().map(|g| g.count).sum::<u64>(), want.len() as u64);
+    }
+    // Every row grouped by H3 cell (coarse and fine) and in one group, with gold only too:
+    // counts, and count, sum, min, max and average of ltv, against the model's brute force.
+    for (group_by, text) in [
+        (GroupBy::H3(0), ""),
+        (GroupBy::H3(4), ""),
+        (GroupBy::H3(15), "tier = 'gold'"),
+        (GroupBy::Nothing, ""),
+        (GroupBy::Nothing, "tier = 'gold'"),
+    ] {
+        let groups = c.aggregate(Scope::All, &group_by, &["ltv"], &Filter::parse(text).unwrap()).unwrap();
+        let key = |m: &M| match group_by {
+            GroupBy::H3(res) => h3_parent(m.lat, m.lon, res),
+            _ => "all".to_owned(),
+        };
+        let mut want: BTreeMap<String, Vec<&M>> = BTreeMap::new();
+        for m in model.values().filter(|m| text.is_empty() || m.tier.as_deref() == Some("gold")) {
+            want.entry(key(m)).or_default().push(m);
+        }
+        if group_by == GroupBy::Nothing {
+            // One group even when nothing matches.
+            want.entry("all".to_owned()).or_default();
+        }
+        let mut got = BTreeMap::new();
+        for g in &groups {
+            let name = match &g.key {
+                GroupKey::Cell(cell) => cell.to_string(),
+                GroupKey::All => "all".to_owned(),
+                other => panic!("unexpected key {other:?}"),
+            };
+            let s = g.fields[0];
+            assert!(got.insert(name, (g.count, s.count, s.sum, s.min(), s.max(), s.avg())).is_none());
+        }
+        let want: BTreeMap<String, _> = want
+            .into_iter()
+            .map(|(cell, rows)| {
+                let values: Vec<f64> = rows.iter().filter_map(|m| m.ltv).collect();
+                let sum: f64 = values.iter().sum();
+                let min = values.iter().copied().reduce(f64::min);
+                let max = values.iter().copied().reduce(f64::max);
+                let avg = (!values.is_empty()).then(|| sum / values.len() as f64);
+                (cell, (rows.len() as u64, values.len() as u64, sum, min, max, avg))
+            })
+            .collect();
+        // ltv values are whole numbers below 1000: every sum is exact, in any order.
+        assert_eq!(got, want, "{group_by:?} where {text:?}");
     }
 }
 
