@@ -98,14 +98,36 @@ fn collect(value: &Value, where_: &str, out: &mut Vec<Polygon>) -> Result<()> {
                 collect(g, &format!("{where_}geometry {i}: "), out)?;
             }
         }
-        other => {
-            return Err(bad(format!(
-                "{where_}a {other} is not a region; only Polygon and MultiPolygon geometries \
-                 (bare, in a Feature, FeatureCollection or GeometryCollection) are accepted"
-            )))
-        }
+        other => return Err(bad(format!("{where_}{}", not_a_region(other)))),
     }
     Ok(())
+}
+
+/// Why a `type` other than the five accepted ones is refused: a geometry that is not an
+/// area, a type name in the wrong case, or a name GeoJSON does not have.
+fn not_a_region(ty: &str) -> String {
+    const ACCEPTED: &str = "only Polygon and MultiPolygon geometries (bare, in a Feature, \
+                            FeatureCollection or GeometryCollection) are accepted";
+    const ALL: [&str; 9] = [
+        "Point",
+        "MultiPoint",
+        "LineString",
+        "MultiLineString",
+        "Polygon",
+        "MultiPolygon",
+        "GeometryCollection",
+        "Feature",
+        "FeatureCollection",
+    ];
+    if ALL.contains(&ty) {
+        return format!("a {ty} is not a region; {ACCEPTED}");
+    }
+    if let Some(name) = ALL.iter().find(|name| name.eq_ignore_ascii_case(ty)) {
+        return format!("type {ty:?} is not a GeoJSON type: type names are case-sensitive, write {name:?}");
+    }
+    let shown: String = ty.chars().take(40).collect();
+    let more = if shown.len() < ty.len() { "…" } else { "" };
+    format!("type {shown:?}{more} is not a GeoJSON type; {ACCEPTED}")
 }
 
 fn kind(v: &Value) -> &'static str {

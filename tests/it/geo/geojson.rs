@@ -67,6 +67,25 @@ fn rejects_other_types_and_shapes() {
     assert!(point.contains("Point") && point.contains("only Polygon and MultiPolygon"), "{point}");
     let line = geojson_reason(r#"{"type": "LineString", "coordinates": [[1, 2], [3, 4]]}"#);
     assert!(line.contains("LineString"), "{line}");
+    // A type name in the wrong case gets the right spelling, in a Feature too; an unknown
+    // name is called that, not "a … is not a region" (it said "a polygon is not a region").
+    let lower = geojson_reason(r#"{"type": "polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}"#);
+    assert!(
+        lower.contains(
+            "type \"polygon\" is not a GeoJSON type: type names are case-sensitive, write \"Polygon\""
+        ),
+        "{lower}"
+    );
+    let feature =
+        geojson_reason(r#"{"type": "Feature", "geometry": {"type": "MULTIPOLYGON", "coordinates": []}}"#);
+    assert!(feature.contains("write \"MultiPolygon\""), "{feature}");
+    let unknown =
+        geojson_reason(&format!(r#"{{"type": "Circle{}", "coordinates": [1, 2]}}"#, "x".repeat(100)));
+    assert!(
+        unknown.contains("type \"Circlexxx") && unknown.contains("\"… is not a GeoJSON type; only Polygon"),
+        "{unknown}"
+    );
+    assert!(!unknown.contains(&"x".repeat(50)), "{unknown}");
     let no_geom = geojson_reason(r#"{"type": "Feature", "properties": {}, "geometry": null}"#);
     assert!(no_geom.contains("no geometry"), "{no_geom}");
     let no_geom_member = geojson_reason(r#"{"type": "Feature", "properties": {}}"#);
