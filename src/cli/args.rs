@@ -113,6 +113,10 @@ pub enum Command {
         /// new names.
         #[arg(long, value_name = "COLUMN=NAME")]
         rename: Vec<String>,
+        /// The field separator: one ASCII character (`;` for a spreadsheet's export where
+        /// the comma is the decimal mark, `|`), or `tab`. Default: a comma.
+        #[arg(long, value_name = "CHAR", value_parser = parse_delimiter)]
+        delimiter: Option<u8>,
         /// Import the good rows and write the rejected ones (line, id, column, reason) to
         /// this CSV file instead of aborting.
         #[arg(long, value_name = "REJECTS.csv")]
@@ -128,8 +132,14 @@ pub enum Command {
         /// Longitude.
         #[arg(long, allow_hyphen_values = true)]
         lon: f64,
-        /// How many.
-        #[arg(short = 'k', long, default_value_t = 10, allow_hyphen_values = true)]
+        /// How many (1 to 1,000,000).
+        #[arg(
+            short = 'k',
+            long,
+            default_value_t = 10,
+            allow_hyphen_values = true,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=geocrm::db::MAX_K as u64)
+        )]
         k: usize,
         /// Attribute filter, e.g. "tier in ('gold','platinum') and lifetime_value >= 1000":
         /// =, != (<>), <, <=, >, >=, [not] in (…), [not] between X and Y, is [not] missing
@@ -346,4 +356,14 @@ pub enum Command {
         #[arg(long)]
         commits: Option<u64>,
     },
+}
+
+/// `--delimiter`: one ASCII character, or `tab` (the import says which characters cannot
+/// separate fields).
+fn parse_delimiter(text: &str) -> Result<u8, String> {
+    match text.as_bytes() {
+        b"tab" | b"\\t" | b"\t" => Ok(b'\t'),
+        &[b] if b.is_ascii() => Ok(b),
+        _ => Err("expected one ASCII character, or `tab`".to_owned()),
+    }
 }

@@ -135,7 +135,18 @@ pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Demo { records, seed } => super::demo::run(records, seed),
         Command::Bench { args } => super::bench::run(&args),
-        Command::Import { db, file, pii, phone, email, numbers, categories, skip_invalid, rename } => import(
+        Command::Import {
+            db,
+            file,
+            pii,
+            phone,
+            email,
+            numbers,
+            categories,
+            skip_invalid,
+            rename,
+            delimiter,
+        } => import(
             &db,
             &file,
             ImportOptions {
@@ -153,6 +164,7 @@ pub fn run(command: Command) -> Result<()> {
                         None => Err(Error::invalid_argument("rename", format!("{r:?} is not COLUMN=NAME"))),
                     })
                     .collect::<Result<_>>()?,
+                delimiter,
             },
             skip_invalid.as_deref(),
         ),

@@ -52,6 +52,10 @@ pub struct ImportOptions {
     /// the columns are resolved: a spreadsheet's `First Name` or `Latitude` becomes
     /// `first_name` or `lat`. The other options name columns by their new names.
     pub renames: Vec<(String, String)>,
+    /// The field separator, a comma when `None`: `Some(b';')` for the semicolon-separated
+    /// files spreadsheets write where the comma is the decimal mark, `Some(b'\t')` for
+    /// tab-separated ones. Fields are quoted with `"` whatever it is.
+    pub delimiter: Option<u8>,
 }
 
 /// A row that was not imported.
@@ -132,6 +136,20 @@ impl ImportOptions {
                     ));
                 }
                 earlier.push(option);
+            }
+        }
+        if let Some(d) = self.delimiter {
+            // A quote or line end cannot separate fields; a letter, digit or a number's own
+            // characters would split values (coordinates among them).
+            if !(d == b'\t' || d.is_ascii_punctuation() || d == b' ') || b"\".-+".contains(&d) {
+                let shown =
+                    if d.is_ascii_graphic() { format!("'{}'", char::from(d)) } else { format!("byte {d}") };
+                return Err(Error::invalid_argument(
+                    "delimiter",
+                    format!(
+                        "{shown} cannot separate fields: use a tab, a space or an ASCII punctuation character other than \" . - +"
+                    ),
+                ));
             }
         }
         let (mut froms, mut tos) = (std::collections::HashSet::new(), HashMap::new());
@@ -228,12 +246,14 @@ pub fn import_csv(
 ) -> Result<ImportReport> {
     // Before the file: a bad name or option is the caller's argument, not the CSV's fault.
     options.check(collection)?;
-    let limited = LineLimit::new(input, MAX_LINE_BYTES);
+    let delimiter = options.delimiter.unwrap_or(b',');
+    let limited = LineLimit::new(input, MAX_LINE_BYTES).with_delimiter(delimiter);
     // The line each record starts on, in order (the csv reader's own numbers are off for
     // CRLF and CR line ends and after blank lines): one is taken per record it hands over.
     let record_lines = limited.record_lines();
     let next_line = || record_lines.borrow_mut().pop_front();
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(limited);
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(true).flexible(false).delimiter(delimiter).from_reader(limited);
     let header = reader.headers().map(|h| h.iter().map(str::to_owned).collect::<Vec<String>>());
     let header = header.map_err(|e| csv_error(&e, "header", next_line()))?;
     next_line();
@@ -531,6 +551,38 @@ fn csv_error(e: &csv::Error, column: &str, line: Option<u64>) -> Error {
     Error::Csv { line, column: column.to_owned(), reason }
 }
 
+/// A hint for a number written with a decimal comma (`48,85`), which is refused: `1,500`
+/// may as well be fifteen hundred.
+fn decimal_comma_hint(text: &str) -> &'static str {
+    let point = text.replacen(',', ".", 1);
+    if text.matches(',').count() == 1 && point.parse::<f64>().is_ok_and(f64::is_finite) {
+        " (numbers take a decimal point, not a comma)"
+    } else {
+        ""
+    }
+}
+
+/// When the header is one column holding another common separator, a hint that the file
+/// is separated by it (a spreadsheet's `;`-separated export read as one column). The cell
+/// itself is not shown: without a header line it is a first row's data.
+fn separator_hint(header: &[String], delimiter: u8) -> String {
+    let [only] = header else { return String::new() };
+    let found = [
+        (b';', "';'", "a semicolon"),
+        (b'\t', "tab", "a tab"),
+        (b'|', "'|'", "a '|'"),
+        (b',', "','", "a comma"),
+    ]
+    .into_iter()
+    .find(|&(d, _, _)| d != delimiter && only.as_bytes().contains(&d));
+    match found {
+        Some((_, flag, what)) => format!(
+            " (the header is one column holding {what}: if the file is separated by it, import it with --delimiter {flag})"
+        ),
+        None => String::new(),
+    }
+}
+
 fn resolve_columns(
     header: &[String],
     rows: &Rows,
@@ -545,7 +597,10 @@ fn resolve_columns(
                 Some(other) => header_error(&format!(
                     "required column {name:?} is missing (there is {other:?}: column names must match exactly, case and spaces included; or take it under that name with --rename \"{other}={name}\")"
                 )),
-                None => header_error(&format!("required column {name:?} is missing")),
+                None => header_error(&format!(
+                    "required column {name:?} is missing{}",
+                    separator_hint(header, options.delimiter.unwrap_or(b','))
+                )),
             }
         })
     };
@@ -1171,7 +1226,10 @@ fn to_upsert(c: &Columns, target: (&str, &Schema), line: u64, row: Row<'_>) -> R
             Ok(v) if v.is_finite() => Ok(v),
             // Checked here, not by LatLon::new, so the error names the right column.
             Ok(_) => Err(reject(name, "coordinates must be finite numbers".into())),
-            Err(_) => Err(reject(name, format!("{} is not a number", crate::error::quoted_value(text)))),
+            Err(_) => Err(reject(
+                name,
+                format!("{} is not a number{}", crate::error::quoted_value(text), decimal_comma_hint(text)),
+            )),
         }
     };
     let (lat, lon) = (coord(c.lat, "lat")?, coord(c.lon, "lon")?);
@@ -1214,9 +1272,10 @@ fn to_upsert(c: &Columns, target: (&str, &Schema), line: u64, row: Row<'_>) -> R
                         return Err(reject(
                             name,
                             format!(
-                            "{} is not a finite number (declare the column a category to import it as text)",
-                            crate::error::quoted_value(text)
-                        ),
+                                "{} is not a finite number{} (declare the column a category to import it as text)",
+                                crate::error::quoted_value(text),
+                                decimal_comma_hint(text)
+                            ),
                         ))
                     }
                 }

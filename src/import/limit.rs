@@ -23,6 +23,8 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 pub(crate) struct LineLimit<R> {
     inner: R,
     limit: usize,
+    /// The field separator (`,` unless the import was given another).
+    delimiter: u8,
     current: usize,
     /// Bytes of the current record, all its lines (a quoted field may span many short ones).
     record: usize,
@@ -65,6 +67,7 @@ impl<R> LineLimit<R> {
         LineLimit {
             inner,
             limit,
+            delimiter: b',',
             current: 0,
             record: 0,
             line: 1,
@@ -80,6 +83,12 @@ impl<R> LineLimit<R> {
         }
     }
 
+    /// Fields are separated by `delimiter` instead of a comma.
+    pub(crate) fn with_delimiter(mut self, delimiter: u8) -> Self {
+        self.delimiter = delimiter;
+        self
+    }
+
     /// The queue of the lines records start on, in file order (the header's first), shared
     /// with this reader: the importer takes one per record the csv reader hands it. Blank
     /// lines start no record, as the csv reader skips them.
@@ -89,7 +98,8 @@ impl<R> LineLimit<R> {
 
     fn step(&mut self, b: u8) {
         self.offset += 1;
-        if self.quote == Syntax::QuoteInQuoted && !matches!(b, b'"' | b',' | b'\n' | b'\r') {
+        let ends_field = b == self.delimiter || b == b'\n' || b == b'\r';
+        if self.quote == Syntax::QuoteInQuoted && b != b'"' && !ends_field {
             // `"Ada"x`: the csv reader would glue the rest on, and a second stray quote
             // later could hide rows inside one field (RFC 4180 allows no text here).
             self.after_quote.get_or_insert(self.line);
@@ -102,7 +112,7 @@ impl<R> LineLimit<R> {
             (Syntax::Quoted, b'"') => Syntax::QuoteInQuoted,
             (Syntax::QuoteInQuoted, b'"') => Syntax::Quoted,
             (Syntax::Quoted, _) => Syntax::Quoted,
-            (_, b',' | b'\n' | b'\r') => Syntax::FieldStart,
+            _ if ends_field => Syntax::FieldStart,
             _ => Syntax::Unquoted,
         };
     }
@@ -121,7 +131,7 @@ impl<R> LineLimit<R> {
     /// bytes that is, at the start of `bytes` — when it fails too: those come before the
     /// refused byte. Runs of bytes that change nothing but the line
     /// length (no quote, no CR or LF) are skipped with `memchr` and kept as they are: a run
-    /// leaves a field's start after `,` and its middle otherwise, and a quoted field quoted.
+    /// leaves a field's start after the delimiter and its middle otherwise, and a quoted field quoted.
     /// Every other byte goes through [`LineLimit::consume_byte`], which defines the outcome (a
     /// test checks the two agree on random input).
     fn consume_counting(&mut self, bytes: &mut [u8], kept: &mut usize) -> io::Result<()> {
@@ -136,7 +146,8 @@ impl<R> LineLimit<R> {
                     self.record += run;
                     self.check_lengths()?;
                     if self.quote != Syntax::Quoted {
-                        self.quote = if last == b',' { Syntax::FieldStart } else { Syntax::Unquoted };
+                        self.quote =
+                            if last == self.delimiter { Syntax::FieldStart } else { Syntax::Unquoted };
                     }
                     self.last_cr = false;
                     self.start_record();
@@ -410,12 +421,13 @@ mod tests {
         /// and a letter, fed in chunks of random sizes with a random line limit.
         #[test]
         fn skipping_runs_agrees_with_reading_every_byte(
-            bytes in proptest::collection::vec(proptest::sample::select(vec![b'a', b',', b'"', b'\n', b'\r', 0xEF, 0xBB, 0xBF]), 0..200),
+            bytes in proptest::collection::vec(proptest::sample::select(vec![b'a', b',', b';', b'"', b'\n', b'\r', 0xEF, 0xBB, 0xBF]), 0..200),
             chunks in proptest::collection::vec(1usize..9, 1..50),
             limit in 1usize..40,
+            delimiter in proptest::sample::select(vec![b',', b';']),
         ) {
             let bom = Some(bytes.starts_with(b"\xEF\xBB\xBF"));
-            let mut fast = LineLimit::new((), limit);
+            let mut fast = LineLimit::new((), limit).with_delimiter(delimiter);
             fast.bom = bom;
             let mut rest = bytes.as_slice();
             let mut result = Ok(Vec::new());
@@ -432,7 +444,7 @@ mod tests {
                 }
                 rest = later;
             }
-            let mut slow = LineLimit::new((), limit);
+            let mut slow = LineLimit::new((), limit).with_delimiter(delimiter);
             slow.bom = bom;
             let slow_result = bytes.iter().try_fold(Vec::new(), |mut out, &b| {
                 out.extend(slow.consume_byte(b)?);

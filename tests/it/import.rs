@@ -71,6 +71,73 @@ fn quoted_fields_with_commas_quotes_and_newlines() {
 }
 
 #[test]
+fn other_delimiters_with_quoting_line_numbers_and_hints() {
+    let (_dir, db) = open(true);
+    let semicolon = ImportOptions { delimiter: Some(b';'), ..pii(&["name"]) };
+    // Commas are data; a quoted field holds the delimiter and a line break; a row's line
+    // counts the lines before it.
+    let csv = "id;lat;lon;name;city\nA;1.5;2;\"Lovelace; Ada\";Paris, France\nB;3;4;\"Bob\nSmith\";Lyon\nC;5;2;Cy;x;y\n";
+    assert_eq!(csv_err(import(&db, csv, &semicolon)).0, 5);
+    let csv = "id;lat;lon;name;city\nA;1.5;2;\"Lovelace; Ada\";Paris, France\nB;3;4;\"Bob\nSmith\";Lyon\n";
+    assert_eq!(import(&db, csv, &semicolon).unwrap().imported, 2);
+    {
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        assert_eq!(c.reveal("A").unwrap()["name"].expose(), "Lovelace; Ada");
+        assert_eq!(c.reveal("B").unwrap()["name"].expose(), "Bob\nSmith");
+        assert_eq!(c.get("A").unwrap().unwrap().location.lat(), 1.5);
+    }
+    assert_eq!(categories(&db, "A")["city"], "Paris, France");
+    // Tabs.
+    let tab = ImportOptions { delimiter: Some(b'\t'), ..ImportOptions::default() };
+    import(&db, "id\tlat\tlon\tcity\nT\t7\t8\tRome\n", &tab).unwrap();
+    assert_eq!(categories(&db, "T")["city"], "Rome");
+    // A decimal comma is refused, with a hint; the value shows (a number is no one's data).
+    let semicolon = ImportOptions { delimiter: Some(b';'), ..ImportOptions::default() };
+    let (line, column, reason) = csv_err(import(&db, "id;lat;lon\nD;48,85;2\n", &semicolon));
+    assert_eq!((line, column.as_str()), (2, "lat"));
+    assert_eq!(reason, "\"48,85\" is not a number (numbers take a decimal point, not a comma)");
+    // Read with the wrong delimiter, the header is one column: the error says which
+    // separator it holds, and shows none of the header (it may be a first row's data).
+    for (csv, options, hint) in [
+        (
+            "id;lat;lon\nD;1;2\n",
+            ImportOptions::default(),
+            "holding a semicolon: if the file is separated by it, import it with --delimiter ';'",
+        ),
+        (
+            "id\tlat\tlon\nD\t1\t2\n",
+            ImportOptions::default(),
+            "holding a tab: if the file is separated by it, import it with --delimiter tab",
+        ),
+        (
+            "Ada Lovelace,1,2\n",
+            semicolon.clone(),
+            "holding a comma: if the file is separated by it, import it with --delimiter ','",
+        ),
+    ] {
+        let (line, column, reason) = csv_err(import(&db, csv, &options));
+        assert_eq!((line, column.as_str()), (1, "header"));
+        assert!(
+            reason.starts_with("required column \"id\" is missing (the header is one column "),
+            "{reason}"
+        );
+        assert!(reason.contains(hint) && !reason.contains("Ada"), "{reason}");
+    }
+    // Nothing that would split values or quote them.
+    for d in [b'"', b'\n', b'\r', b'a', b'7', b'.', b'-', b'+', 0xC3] {
+        let options = ImportOptions { delimiter: Some(d), ..ImportOptions::default() };
+        match import(&db, "id,lat,lon\n", &options) {
+            Err(Error::InvalidArgument { name, reason }) => {
+                assert_eq!(name, "delimiter");
+                assert!(reason.contains("cannot separate fields"), "{reason}");
+            }
+            other => panic!("delimiter {d}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn line_numbers_after_multi_line_fields() {
     let (_dir, db) = open(true);
     let csv = "id,lat,lon,note\nA,1,2,\"x\ny\nz\"\nB,1,2,ok\nC,1,200,ok\n";

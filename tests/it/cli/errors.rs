@@ -129,6 +129,23 @@ fn bad_headers_and_files_abort() {
     assert_eq!(err.trim(), "error: invalid argument rename: \"name\" is not COLUMN=NAME");
     let err = fail(&env.run(true, "import", &[csv.to_str().unwrap(), "--rename", "First Name=first_name"]));
     assert_eq!(err.trim(), "error: invalid argument rename: the header has no column \"First Name\"");
+    // --delimiter: one ASCII character or `tab`; a tab-separated file read as CSV says so.
+    let tsv = env.file("ok.tsv", "id\tlat\tlon\ttier\nT-1\t1\t2\tgold\n");
+    let err = fail(&env.run(true, "import", &[tsv.to_str().unwrap()]));
+    assert!(
+        err.contains("holding a tab: if the file is separated by it, import it with --delimiter tab"),
+        "{err}"
+    );
+    for bad in ["", ";;", "é"] {
+        let out = env.run(true, "import", &[tsv.to_str().unwrap(), "--delimiter", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(fail(&out).contains("expected one ASCII character, or `tab`"), "{bad:?}");
+    }
+    let err = fail(&env.run(true, "import", &[tsv.to_str().unwrap(), "--delimiter", "x"]));
+    assert!(err.contains("invalid argument delimiter: 'x' cannot separate fields"), "{err}");
+    env.ok("import", &[tsv.to_str().unwrap(), "--delimiter", "tab"]);
+    assert_eq!(env.records(), Some(1));
+    assert_eq!(env.json("get", &["--id", "T-1"])["categories"]["tier"], "gold");
     let env = Env::new();
     let missing = env.dir.path().join("nope.csv");
     let err = fail(&env.run(true, "import", &[missing.to_str().unwrap()]));
@@ -469,10 +486,15 @@ fn bad_query_arguments() {
     assert!(err.contains("\"ltv > * or tier > *\" at character 11: \"tier\" is a category field"), "{err}");
     let err = near(&["--where", "name = 'Ada'"]);
     assert!(err.contains("name"), "{err}");
-    let err = near(&["-k", "0"]);
-    assert!(err.contains("invalid argument k"), "{err}");
+    // k out of range is a usage error (exit 2) like a negative one (k 0 exited 1, -1 exited 2).
+    let out = env.run(false, "near", &[&at[..], &["-k", "0"][..]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    let err = fail(&out);
+    assert!(err.contains("invalid value '0'") && err.contains("0 is not in 1..=1000000"), "{err}");
     // A negative k is a bad value of -k, not an unknown argument `-1`.
-    let err = near(&["-k", "-1"]);
+    let out = env.run(false, "near", &[&at[..], &["-k", "-1"][..]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    let err = fail(&out);
     assert!(err.contains("invalid value '-1'") && err.contains("<K>"), "{err}");
     let err = env.fail("near", &["--lat", "91", "--lon", "0"]);
     assert!(err.contains("latitude must be within [-90, 90]"), "{err}");
