@@ -81,7 +81,9 @@ pub enum RepairAction {
         /// What was wrong with it.
         reason: String,
     },
-    /// A segment was cut at a damaged frame; the bytes from `offset` on were dropped.
+    /// A segment was cut at a damaged frame; the bytes from `offset` on were dropped. With
+    /// `bytes_dropped` 0 the segment was found already ending at `offset`, short of what
+    /// the log's close record says was synced: it is kept as it is.
     LogCut {
         /// The segment.
         file: PathBuf,
@@ -187,6 +189,23 @@ pub enum RepairAction {
         /// erased again, [`RepairAction::ErasedAgain`]).
         erased: Vec<String>,
     },
+    /// Operations of a transaction at the end of a segment a log cut or a segment removal
+    /// dropped whose last frame is not there: most likely a write a crash interrupted,
+    /// never acknowledged — unless that last frame was among the damaged or unreadable
+    /// bytes. Listed apart from [`RepairAction::OperationsDropped`] (they were listed as
+    /// intact operations; from a hands-on crash test).
+    UnfinishedDropped {
+        /// The segment.
+        file: PathBuf,
+        /// The collection.
+        collection: String,
+        /// Records the transaction upserted.
+        upserted: Vec<String>,
+        /// Records it deleted.
+        deleted: Vec<String>,
+        /// Records it erased.
+        erased: Vec<String>,
+    },
     /// Bytes a log cut or a segment removal dropped that could not be read as frames
     /// (besides the damaged frame itself), so what they held is not listed in
     /// [`RepairAction::OperationsDropped`].
@@ -224,6 +243,14 @@ impl std::fmt::Display for RepairAction {
             RepairAction::SegmentHeaderRebuilt { file, reason } => {
                 write!(f, "rebuilt the header of {} ({reason})", file.display())
             }
+            // A segment found already short (cut at a transaction's end): it is taken as it
+            // ends; "dropped 0 bytes" read as if nothing had been lost.
+            RepairAction::LogCut { file, offset, bytes_dropped: 0, reason } => write!(
+                f,
+                "kept {} as it ends, at byte {offset} ({reason}); nothing was left to cut, and what \
+                 the missing bytes held cannot be listed",
+                file.display()
+            ),
             RepairAction::LogCut { file, offset, bytes_dropped, reason } => write!(
                 f,
                 "cut {} at byte {offset} ({reason}); dropped {bytes_dropped} bytes of transactions",
@@ -268,12 +295,18 @@ impl std::fmt::Display for RepairAction {
             ),
             RepairAction::OperationsDropped { collection, upserted, deleted, erased } => {
                 write!(f, "dropped intact operations on {collection:?} that followed the damage:")?;
-                for (what, ids) in [("upserts of", upserted), ("deletions of", deleted), ("erasures of", erased)] {
-                    if !ids.is_empty() {
-                        write!(f, " {what} {} ({});", ids.len(), ids.join(", "))?;
-                    }
-                }
+                write_ops(f, [upserted, deleted, erased])?;
                 write!(f, " those records are as the log before the damage leaves them")
+            }
+            RepairAction::UnfinishedDropped { file, collection, upserted, deleted, erased } => {
+                write!(
+                    f,
+                    "dropped an unfinished transaction at the end of {} (its last frame is not there: most \
+                     likely a write a crash interrupted, never acknowledged) on {collection:?}:",
+                    file.display()
+                )?;
+                write_ops(f, [upserted, deleted, erased])?;
+                write!(f, " those records are as the log before it leaves them")
             }
             RepairAction::UnreadDropped { file, bytes } => write!(
                 f,
@@ -295,6 +328,19 @@ impl std::fmt::Display for RepairAction {
             ),
         }
     }
+}
+
+/// " upserts of 2 (a, b); deletions of 1 (c);": the lists that are not empty.
+fn write_ops(
+    f: &mut std::fmt::Formatter<'_>,
+    [upserted, deleted, erased]: [&Vec<String>; 3],
+) -> std::fmt::Result {
+    for (what, ids) in [("upserts of", upserted), ("deletions of", deleted), ("erasures of", erased)] {
+        if !ids.is_empty() {
+            write!(f, " {what} {} ({});", ids.len(), ids.join(", "))?;
+        }
+    }
+    Ok(())
 }
 
 impl Database {
@@ -818,12 +864,20 @@ fn salvage_segment(
             // checkpoint's segment missing and starts it again).
             if newest.is_none_or(|newest| newest < number) {
                 let bytes = crate::log::read_synced(fs, &log_dir, &manifest.db_id).map_or(0, |m| m.len);
+                // Segment numbers run on by one: those between the newest left and the one
+                // the record names went too (the report named only the last).
+                let reason = match newest.map(|n| n + 1).filter(|&first| first < number) {
+                    Some(first) if first + 1 == number => {
+                        format!("{reason}; segment {first} before it is gone as well, with its writes")
+                    }
+                    Some(first) => format!(
+                        "{reason}; segments {first} to {} before it are gone as well, with their writes",
+                        number - 1
+                    ),
+                    None => reason.to_owned(),
+                };
                 forget_synced()?;
-                return Ok(vec![RepairAction::SegmentRemoved {
-                    file: path,
-                    bytes,
-                    reason: reason.to_owned(),
-                }]);
+                return Ok(vec![RepairAction::SegmentRemoved { file: path, bytes, reason }]);
             }
             return Err(Error::corrupt(&path, offset, format!("{reason}; repair cannot salvage this")));
         };
@@ -930,33 +984,56 @@ fn salvage_segment(
     Ok(actions)
 }
 
+/// Ids a repair drops operations on, by collection: upserted, deleted, erased.
+type IdsByCollection = std::collections::BTreeMap<String, [std::collections::BTreeSet<String>; 3]>;
+
 /// The operations of intact frames a repair drops, by collection (for
-/// [`RepairAction::OperationsDropped`]), and the bytes it could not read as frames.
+/// [`RepairAction::OperationsDropped`]), those of an unfinished transaction at a segment's
+/// end apart ([`RepairAction::UnfinishedDropped`]), and the bytes it could not read as
+/// frames.
 #[derive(Default)]
 struct DroppedOps {
-    by_collection: std::collections::BTreeMap<String, [std::collections::BTreeSet<String>; 3]>,
+    by_collection: IdsByCollection,
+    unfinished: Vec<(PathBuf, IdsByCollection)>,
     unread: Vec<(PathBuf, u64)>,
 }
 
 impl DroppedOps {
-    /// The frames of `bytes` (segment `path`) from `at` on.
+    /// The frames of `bytes` (segment `path`) from `at` (a transaction's start) on. A
+    /// transaction never spans segments: the operations of frames after the segment's last
+    /// one that ends a transaction belong to one never finished.
     fn read(&mut self, path: &Path, bytes: &[u8], at: usize) {
         let (bodies, unread) = crate::log::frame_bodies_from(bytes, at);
-        for (body, count) in bodies {
+        let mut pending = IdsByCollection::new();
+        for crate::log::FrameBody { body, op_count, more } in bodies {
             // A body that does not decode is listed as unread bytes' worth of nothing: its
             // frame passed its checksum, so this does not happen short of a bug.
-            let Ok(ops) = super::ops::decode_body(body, count) else { continue };
-            for op in ops {
-                let (collection, id, kind) = match op {
-                    super::ops::LogOp::Upsert(r) => (r.collection, r.id, 0),
-                    super::ops::LogOp::Delete { collection, id } => (collection, id, 1),
-                    super::ops::LogOp::Erase { collection, id, .. } => (collection, id, 2),
-                    _ => continue,
-                };
-                if let Some(ids) = self.by_collection.entry(collection).or_default().get_mut(kind) {
-                    ids.insert(id);
+            if let Ok(ops) = super::ops::decode_body(body, op_count) {
+                for op in ops {
+                    let (collection, id, kind) = match op {
+                        super::ops::LogOp::Upsert(r) => (r.collection, r.id, 0),
+                        super::ops::LogOp::Delete { collection, id } => (collection, id, 1),
+                        super::ops::LogOp::Erase { collection, id, .. } => (collection, id, 2),
+                        _ => continue,
+                    };
+                    if let Some(ids) = pending.entry(collection).or_default().get_mut(kind) {
+                        ids.insert(id);
+                    }
                 }
             }
+            if !more {
+                // (A damaged frame stepped over may have ended a transaction: its operations
+                // are then taken with the next one's, as finished, which they may have been.)
+                for (collection, kinds) in std::mem::take(&mut pending) {
+                    let all = self.by_collection.entry(collection).or_default();
+                    for (all, ids) in all.iter_mut().zip(kinds) {
+                        all.extend(ids);
+                    }
+                }
+            }
+        }
+        if !pending.is_empty() {
+            self.unfinished.push((path.to_owned(), pending));
         }
         if unread > 0 {
             self.unread.push((path.to_owned(), unread as u64));
@@ -974,6 +1051,17 @@ impl DroppedOps {
                 erased: erased.into_iter().collect(),
             })
             .collect();
+        for (file, by_collection) in self.unfinished {
+            out.extend(by_collection.into_iter().map(|(collection, [upserted, deleted, erased])| {
+                RepairAction::UnfinishedDropped {
+                    file: file.clone(),
+                    collection,
+                    upserted: upserted.into_iter().collect(),
+                    deleted: deleted.into_iter().collect(),
+                    erased: erased.into_iter().collect(),
+                }
+            }));
+        }
         out.extend(self.unread.into_iter().map(|(file, bytes)| RepairAction::UnreadDropped { file, bytes }));
         out
     }

@@ -100,7 +100,7 @@ pub(crate) use synced::{forget as forget_synced, read as read_synced};
 pub use synced::{SYNCED_FILE, SYNCED_LEN, SYNCED_MAGIC, SYNCED_VERSION};
 pub use writer::Log;
 
-pub(crate) use replay::{first_frame_lsn, frame_bodies_from, scan, transaction_start};
+pub(crate) use replay::{first_frame_lsn, frame_bodies_from, scan, transaction_start, FrameBody};
 pub(crate) use segment::{parse_segment_name, SegmentHeader};
 
 use crate::error::Result;

@@ -334,22 +334,33 @@ pub(crate) fn first_frame_lsn(segment: &[u8]) -> Option<u64> {
     }
 }
 
-/// For `repair`, listing what it drops: the bodies (with their operation counts) of the
-/// valid frames of `segment` from byte `at` on, read one after the other — a frame that is
+/// A valid frame's body, as [`frame_bodies_from`] reads it.
+pub(crate) struct FrameBody<'a> {
+    /// The operations' bytes.
+    pub body: &'a [u8],
+    /// How many operations.
+    pub op_count: u32,
+    /// The MORE flag: the transaction goes on in the next frame.
+    pub more: bool,
+}
+
+/// For `repair`, listing what it drops: the bodies (with their operation counts and MORE
+/// flags: whether the transaction goes on in the next frame) of the valid frames of
+/// `segment` from byte `at` on, read one after the other — a frame that is
 /// not valid is stepped over by its declared length — and how many bytes could not be read
 /// as frames besides the first such frame (the damage itself): those after a declared
 /// length that does not fit, and every later frame that is not valid.
-pub(crate) fn frame_bodies_from(segment: &[u8], mut at: usize) -> (Vec<(&[u8], u32)>, usize) {
+pub(crate) fn frame_bodies_from(segment: &[u8], mut at: usize) -> (Vec<FrameBody<'_>>, usize) {
     let (mut bodies, mut unread, mut damaged_seen) = (Vec::new(), 0usize, false);
     while let Some(rest) = segment.get(at..).filter(|r| !r.is_empty()) {
         let valid = match read_frame(rest) {
-            FrameRead::Valid { payload, frame_len } => {
-                FramePrefix::decode_payload(payload).ok().map(|(p, body)| (body, p.op_count, frame_len))
-            }
+            FrameRead::Valid { payload, frame_len } => FramePrefix::decode_payload(payload)
+                .ok()
+                .map(|(p, body)| (body, p.op_count, p.more, frame_len)),
             _ => None,
         };
-        if let Some((body, count, frame_len)) = valid {
-            bodies.push((body, count));
+        if let Some((body, op_count, more, frame_len)) = valid {
+            bodies.push(FrameBody { body, op_count, more });
             at += frame_len;
             continue;
         }

@@ -1131,6 +1131,64 @@ fn the_intact_operations_a_cut_drops_are_listed_by_record() {
     assert!(c.get("r09").unwrap().is_none());
 }
 
+/// A transaction a crash cut short after the damage (its last frames never written) is
+/// listed as unfinished, apart from intact operations: it was never acknowledged (it was
+/// listed among the intact operations dropped; from a hands-on crash test).
+#[test]
+fn an_unfinished_transaction_after_the_damage_is_listed_apart() {
+    let fs = MemFs::new();
+    let opts = || Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None).audit(false);
+    let db = Database::open(DIR, opts()).unwrap();
+    db.create_collection("c", Schema::new().category("t")).unwrap();
+    let commit = |ids: std::ops::Range<usize>, prefix: &str| {
+        let mut batch = db.begin_write();
+        for i in ids {
+            let r = Record::new(format!("{prefix}{i:05}"), LatLon::new(1.0, 1.0).unwrap())
+                .category("t", "x".repeat(100));
+            batch.upsert("c", r).unwrap();
+        }
+        batch.commit().unwrap();
+    };
+    commit(0..3, "a");
+    let seg = segments(&fs).pop().unwrap();
+    let c_at = fs.file_len(&seg).unwrap();
+    commit(0..2, "c");
+    let b_at = fs.file_len(&seg).unwrap();
+    commit(0..5000, "b");
+    let end = fs.file_len(&seg).unwrap();
+    drop(db);
+    assert_eq!(segments(&fs).len(), 1);
+    // A flipped byte in c's commit, and b's last quarter never written (a crash: no close
+    // record).
+    let mut bytes = fs.read_all(&seg).unwrap();
+    bytes[c_at as usize + 30] ^= 0x10;
+    bytes.truncate((b_at + (end - b_at) * 3 / 4) as usize);
+    fs.write_raw(&seg, &bytes);
+    fs.remove_file(&Path::new(DIR).join("log/SYNCED")).unwrap();
+    let report = Database::repair(DIR, opts()).unwrap();
+    let mut unfinished = report.actions.iter().filter_map(|a| match a {
+        RepairAction::UnfinishedDropped { file, collection, upserted, deleted, erased } => {
+            assert!(file == &seg && collection == "c" && deleted.is_empty() && erased.is_empty());
+            Some(upserted.clone())
+        }
+        _ => None,
+    });
+    let listed = unfinished.next().unwrap_or_else(|| panic!("{:?}", report.actions));
+    assert!(unfinished.next().is_none());
+    assert!(listed.iter().all(|id| id.starts_with('b')) && listed.contains(&"b00000".to_owned()));
+    assert!(listed.len() > 2500 && listed.len() < 5000, "{}", listed.len());
+    assert!(
+        !report.actions.iter().any(|a| matches!(a, RepairAction::OperationsDropped { .. })),
+        "{:?}",
+        report.actions
+    );
+    let text = report.actions.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    assert!(text.contains("dropped an unfinished transaction at the end of"), "{text}");
+    assert!(text.contains("never acknowledged) on \"c\": upserts of"), "{text}");
+    let db = Database::open(DIR, opts()).unwrap();
+    assert_eq!(db.read().collection("c").unwrap().len(), 3);
+}
+
 /// Damage in a later frame of a transaction of several frames: the cut goes where the
 /// transaction starts (its earlier frames are no commit without the rest), and every
 /// operation of the transaction's intact frames and of the commits after is listed — the
@@ -1546,6 +1604,27 @@ fn the_close_record_catches_a_lost_newest_segment_and_repair_takes_it_in_one_run
     assert!(!report.actions.is_empty(), "{report:?}");
     assert!(Database::open(DIR, options(&fs)).is_ok());
 
+    // The two newest gone: the report names both (it named only the newest).
+    let fs = MemFs::new();
+    build(&fs);
+    let mut segs = segments(&fs);
+    segs.sort();
+    let number = |p: &PathBuf| p.file_stem().unwrap().to_str().unwrap().parse::<u64>().unwrap();
+    let (last, before) = (number(&segs[segs.len() - 1]), number(&segs[segs.len() - 2]));
+    for seg in &segs[segs.len() - 2..] {
+        fs.remove_file(seg).unwrap();
+    }
+    let report = repair(&fs).unwrap();
+    let [RepairAction::SegmentRemoved { file, reason, .. }, ..] = report.actions.as_slice() else {
+        panic!("{:?}", report.actions)
+    };
+    assert_eq!(number(file), last);
+    assert!(
+        reason.ends_with(&format!("; segment {before} before it is gone as well, with its writes")),
+        "{reason}"
+    );
+    assert!(Database::open(DIR, options(&fs)).is_ok());
+
     // Every segment and the MANIFEST gone: one repair run starts the log again.
     let fs = MemFs::new();
     build(&fs);
@@ -1556,6 +1635,43 @@ fn the_close_record_catches_a_lost_newest_segment_and_repair_takes_it_in_one_run
     let report = repair(&fs).unwrap();
     assert!(report.actions.iter().any(|a| matches!(a, RepairAction::LogLost { .. })), "{:?}", report.actions);
     Database::open(DIR, options(&fs)).unwrap();
+}
+
+/// A closed log's newest segment found cut at a transaction's end: repair keeps it as it
+/// ends and says the missing bytes cannot be listed (it said "dropped 0 bytes of
+/// transactions", as if nothing was lost; from a hands-on crash test).
+#[test]
+fn a_segment_found_cut_at_a_transaction_end_is_reported_as_a_loss() {
+    let fs = MemFs::new();
+    build(&fs);
+    let commit = |id: &str| {
+        let db = Database::open(DIR, options(&fs)).unwrap();
+        let mut batch = db.begin_write();
+        batch.upsert("c", Record::new(id, location_of(1))).unwrap();
+        batch.commit().unwrap();
+    };
+    // The first starts a new segment (build's last one is full), the second follows it.
+    commit("early");
+    let newest = segments(&fs).into_iter().max().unwrap();
+    let before = fs.read_all(&newest).unwrap();
+    commit("late");
+    assert_eq!(segments(&fs).into_iter().max().unwrap(), newest, "the commit stayed in the segment");
+    fs.write_raw(&newest, &before);
+    let report = repair(&fs).unwrap();
+    let [cut @ RepairAction::LogCut { bytes_dropped: 0, .. }] = report.actions.as_slice() else {
+        panic!("{:?}", report.actions)
+    };
+    let text = cut.to_string();
+    assert!(
+        text.starts_with(&format!("kept {} as it ends, at byte {}", newest.display(), before.len())),
+        "{text}"
+    );
+    assert!(text.contains("acknowledged bytes were cut off") && text.contains("cannot be listed"), "{text}");
+    assert!(!text.contains("dropped 0"), "{text}");
+    let db = Database::open(DIR, options(&fs)).unwrap();
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    assert!(c.get("early").unwrap().is_some() && c.get("late").unwrap().is_none());
 }
 
 /// One damaged entry in the audit log loses that entry alone: repair removes its frame and
