@@ -468,7 +468,15 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
         Some(parent) => parent.to_owned(),
         None => std::path::PathBuf::from("."),
     };
-    if let Some(path) = rejects {
+    // A symbolic link is followed (the file it names is replaced, not the link: a file took
+    // the place of the link `--skip-invalid /dev/stdout` names); a named pipe or a terminal
+    // is written to as it is (from a hands-on review).
+    let rejects = match rejects {
+        Some(path) => Some((path, rejects_target(path)?)),
+        None => None,
+    };
+    if let Some((path, target)) = &rejects {
+        let path = target.path().unwrap_or(path);
         // Nor anywhere in the database: renamed into place after the commit, it replaced
         // whatever file of the database it named (the keystore, a log segment, MANIFEST).
         let inside_database = || {
@@ -493,7 +501,14 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
     let database = open_for_import(db)?;
     // Any failure from here (the rejects file, the import, its report) deletes the database
     // if this command created it and nothing was committed.
-    match import_into(&database, db, input, &options, rejects.map(|path| (path, rejects_dir(path)))) {
+    let rejects = rejects.map(|(path, target)| match target {
+        RejectsTarget::Replace(file) => {
+            let dir = rejects_dir(&file);
+            (path, RejectsTarget::Replace(file), dir)
+        }
+        stream => (path, stream, std::path::PathBuf::new()),
+    });
+    match import_into(&database, db, input, &options, rejects) {
         Ok(()) => Ok(()),
         Err(e) => Err(discarding_new(database, e)),
     }
@@ -548,22 +563,112 @@ fn open_for_import(db: &DbArgs) -> Result<Database> {
     }
 }
 
-/// [`import`] into the opened `database`; `rejects` is the rejects file and its directory.
+/// Where `--skip-invalid` writes.
+enum RejectsTarget {
+    /// A regular file, or none yet: written as a temporary file beside it and renamed into
+    /// place (over the file a symbolic link names, not over the link).
+    Replace(std::path::PathBuf),
+    /// A named pipe, a terminal, or a file under `/dev` or `/proc` (`/dev/stdout`):
+    /// appended to.
+    Stream(std::path::PathBuf),
+}
+
+impl RejectsTarget {
+    /// The file replaced, if it is one.
+    fn path(&self) -> Option<&Path> {
+        match self {
+            RejectsTarget::Replace(p) => Some(p),
+            RejectsTarget::Stream(_) => None,
+        }
+    }
+}
+
+/// What `--skip-invalid PATH` writes to: symbolic links followed, a directory, a socket or a
+/// block device refused.
+fn rejects_target(path: &Path) -> Result<RejectsTarget> {
+    use std::os::unix::fs::FileTypeExt;
+    let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let follow = |e| Error::io("follow the rejects file's symbolic link", path, e);
+    // `/dev/stdout`, `/dev/fd/2`, `/proc/self/fd/1` and links to them name an open file of
+    // this process: appended to, whatever it is (replaced, it went from under a shell's
+    // redirection).
+    let special = |p: &Path| p.starts_with("/dev") || p.starts_with("/proc");
+    if special(path) || (link && std::fs::read_link(path).is_ok_and(|to| special(&to))) {
+        return match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => {
+                Err(Error::invalid_argument("skip-invalid", "the rejects file is a directory: name a file"))
+            }
+            Ok(_) => Ok(RejectsTarget::Stream(path.to_owned())),
+            Err(e) => Err(Error::io("open rejects file", path, e)),
+        };
+    }
+    match std::fs::metadata(path) {
+        Err(e) if link => Err(follow(e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(RejectsTarget::Replace(path.to_owned())),
+        Err(e) => Err(Error::io("create rejects file", path, e)),
+        Ok(m) if m.is_file() && link => Ok(RejectsTarget::Replace(path.canonicalize().map_err(follow)?)),
+        Ok(m) if m.is_file() => Ok(RejectsTarget::Replace(path.to_owned())),
+        Ok(m) if m.is_dir() => {
+            Err(Error::invalid_argument("skip-invalid", "the rejects file is a directory: name a file"))
+        }
+        // (Opened by the name given: `/dev/stdout` names `/proc/self/fd/1`, which names a
+        // pipe or a terminal that has no path.)
+        Ok(m) if m.file_type().is_fifo() || m.file_type().is_char_device() => {
+            Ok(RejectsTarget::Stream(path.to_owned()))
+        }
+        Ok(_) => Err(Error::invalid_argument(
+            "skip-invalid",
+            "the rejects file is neither a regular file, a named pipe nor a terminal",
+        )),
+    }
+}
+
+/// Opens a [`RejectsTarget::Stream`]: this process's standard output or error when it is
+/// that file (written through it, so the two share one offset: opened again, a file the
+/// shell redirected the output to was overwritten from its start), else for appending.
+fn open_stream(file: &Path) -> io::Result<File> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let id = |m: std::fs::Metadata| (m.dev(), m.ino(), m.rdev());
+    let target = std::fs::metadata(file).map(id)?;
+    let standard = [io::stdout().as_fd().try_clone_to_owned(), io::stderr().as_fd().try_clone_to_owned()];
+    for fd in standard.into_iter().flatten() {
+        let f = File::from(fd);
+        if f.metadata().map(id).ok() == Some(target) {
+            return Ok(f);
+        }
+    }
+    std::fs::OpenOptions::new().append(true).open(file)
+}
+
+/// The open rejects file of an import.
+enum RejectsFile {
+    Temp(tempfile::NamedTempFile),
+    Stream(File),
+}
+
+/// [`import`] into the opened `database`; `rejects` is the rejects path as given, where it
+/// is written, and the directory of a file replaced.
 fn import_into(
     database: &Database,
     db: &DbArgs,
     input: File,
     options: &ImportOptions,
-    rejects: Option<(&Path, std::path::PathBuf)>,
+    rejects: Option<(&Path, RejectsTarget, std::path::PathBuf)>,
 ) -> Result<()> {
     // The rejects file is created before anything is imported (failing to create it after
     // the commit lost the list of rejected lines), as a new temporary file beside it —
     // removed on any failure (it is dropped on return, before a new database is deleted),
-    // renamed into place once the import is done.
+    // renamed into place once the import is done. A named pipe is opened now (waiting for
+    // its reader, as a shell's redirection does).
     let mut rejects_writer = match rejects {
-        Some((path, dir)) => match tempfile::NamedTempFile::new_in(dir) {
-            Ok(tmp) => Some((path, csv::Writer::from_writer(tmp))),
+        Some((path, RejectsTarget::Replace(file), dir)) => match tempfile::NamedTempFile::new_in(dir) {
+            Ok(tmp) => Some((path, file, RejectsFile::Temp(tmp))),
             Err(e) => return Err(Error::io("create rejects file", path, e)),
+        },
+        Some((path, RejectsTarget::Stream(file), _)) => match open_stream(&file) {
+            Ok(f) => Some((path, file, RejectsFile::Stream(f))),
+            Err(e) => return Err(Error::io("open rejects file", path, e)),
         },
         None => None,
     };
@@ -583,10 +688,14 @@ fn import_into(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if let Some((path, mut w)) = rejects_writer.take() {
+    if let Some((path, target, mut out)) = rejects_writer.take() {
         // The import is committed: a failure here must not read as if nothing was imported.
         const OP: &str = "write the rejects file (the import itself is committed)";
         let io_err = |e: csv::Error| Error::io(OP, path, io::Error::other(e));
+        let mut w = csv::Writer::from_writer(match &mut out {
+            RejectsFile::Temp(tmp) => tmp.as_file_mut(),
+            RejectsFile::Stream(f) => f,
+        });
         w.write_record(["line", "id", "column", "reason"]).map_err(io_err)?;
         for r in &report.rejected {
             w.write_record([
@@ -597,8 +706,11 @@ fn import_into(
             ])
             .map_err(io_err)?;
         }
-        let tmp = w.into_inner().map_err(|e| Error::io(OP, path, e.into_error()))?;
-        tmp.persist(path).map_err(|e| Error::io(OP, path, e.error))?;
+        w.flush().map_err(|e| Error::io(OP, path, e))?;
+        drop(w);
+        if let RejectsFile::Temp(tmp) = out {
+            tmp.persist(target).map_err(|e| Error::io(OP, path, e.error))?;
+        }
     }
     if db.json {
         print_json(

@@ -1,6 +1,9 @@
 //! Bad input to the CLI: each case exits non-zero with a clear message on stderr and leaves
 //! the database as it was.
 
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+
 use geocrm::{Database, Options};
 use serde_json::json;
 
@@ -235,6 +238,48 @@ fn rejects_file_cells_are_never_formulas() {
          3,,-,\"wrong number of columns: expected 4, found 5\"\n\
          4,'-2+3,lon,a text value of 1 character (not shown: it may be personal data) is not a number\n"
     );
+}
+
+/// The rejects file through a symbolic link replaces the file the link names, not the link;
+/// `/dev/stdout` (a link to `/proc/self/fd/1`) and a named pipe are written to as they are,
+/// the standard output through the same open file as the report (they were replaced by a
+/// regular file: as root, `--skip-invalid /dev/stdout` replaced the system's link; from a
+/// hands-on review).
+#[test]
+fn a_rejects_file_through_a_link_a_pipe_or_standard_output() {
+    let env = Env::new();
+    let csv = env.file("c.csv", with_header(&format!("{GOOD}{}", bad_row("B-1", 7, "lots"))));
+    let import = |env: &Env, rejects: &Path| {
+        let args = [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", rejects.to_str().unwrap()];
+        ok(&env.run(true, "import", &args))
+    };
+    let target = env.file("target.csv", "old");
+    let link = env.dir.path().join("link.csv");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    import(&env, &link);
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+    assert!(std::fs::read_to_string(&target).unwrap().contains("B-1,"));
+    // Standard output, by its name and by a link to what it names: the rejects, then the
+    // report, both in the captured output.
+    let fake = env.dir.path().join("stdout");
+    std::os::unix::fs::symlink("/proc/self/fd/1", &fake).unwrap();
+    for (i, rejects) in [Path::new("/dev/stdout"), fake.as_path()].into_iter().enumerate() {
+        let env = Env::new();
+        let out = import(&env, rejects);
+        assert!(out.starts_with("line,id,column,reason\n") && out.contains("B-1,"), "{i}: {out}");
+        assert!(out.contains("imported 1 records"), "{i}: {out}");
+    }
+    assert!(std::fs::symlink_metadata(&fake).unwrap().file_type().is_symlink());
+    // A named pipe, read as the import writes.
+    let fifo = env.dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    import(&Env::new(), &fifo);
+    assert!(reader.join().unwrap().contains("B-1,"));
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the pipe was replaced");
 }
 
 #[test]
