@@ -611,7 +611,7 @@ fn resolve_columns(
     // address or phone number as the id would be (from the CLI review).
     if let Some((n, line)) = contact_values(rows, id) {
         return Err(header_error(&format!(
-            "column \"id\" holds {n} value(s) that look like e-mail addresses or international \
+            "column \"id\" holds {n} value(s) that are or contain e-mail addresses or international \
              phone numbers (the first on line {line}), and ids are stored in plaintext: key the \
              records by a customer number and import the address or number as PII (--email or \
              --phone)"
@@ -1088,15 +1088,46 @@ fn refuse_contact_values(name: &str, existing: bool, rows: &Rows, column: usize)
          category or number to store it in plaintext on purpose"
     };
     Err(header_error(&format!(
-        "column {name:?} holds {personal} value(s) that look like e-mail addresses or international \
-         phone numbers (the first on line {line}): {remedy}"
+        "column {name:?} holds {personal} value(s) that are or contain e-mail addresses or \
+         international phone numbers (the first on line {line}): {remedy}"
     )))
 }
 
-/// Whether a cell looks like an e-mail address (its domain ending in a word: `2@1.99` is a
+/// Whether a cell is or holds an e-mail address (its domain ending in a word: `2@1.99` is a
 /// price) or an international (`+`) phone number that is not a signed decimal
-/// (`+48.8566140` is one; `+1.415.555.2671` and `+33612345678` are taken for phone numbers).
+/// (`+48.8566140` is one; `+1.415.555.2671` and `+33612345678` are taken for phone numbers):
+/// the whole cell, or one inside free text (`Mr. X <x@example.org>`, `call +49 151 12345678
+/// after 5pm`: a remarks column stored them in plaintext; from a hands-on review).
 fn looks_like_contact(value: &str) -> bool {
+    is_contact(value) || ((value.contains('@') || value.contains('+')) && holds_contact(value))
+}
+
+/// Whether text holds an e-mail address (a word with `@`, words split at spaces, brackets,
+/// quotes and `,;:`) or an international phone number (a `+` not right after a letter or
+/// digit, and the digits, spaces, `-`, `.`, `(` and `)` after it) that [`is_contact`].
+fn holds_contact(text: &str) -> bool {
+    let word_end = |c: char| c.is_whitespace() || "<>()[]{},;:\"'".contains(c);
+    let email = text
+        .split(word_end)
+        .filter(|w| w.contains('@'))
+        .any(|w| is_contact(w.trim_end_matches(['.', '!', '?'])));
+    let phone = || {
+        text.match_indices('+').any(|(at, _)| {
+            let after_word =
+                text.get(..at).and_then(|t| t.chars().next_back()).is_some_and(char::is_alphanumeric);
+            let rest = text.get(at + 1..).unwrap_or_default();
+            let run_len = rest
+                .find(|c: char| !(c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')')))
+                .unwrap_or(rest.len());
+            let run = rest.get(..run_len).unwrap_or_default().trim_end_matches(|c: char| !c.is_ascii_digit());
+            !after_word && is_contact(&format!("+{run}"))
+        })
+    };
+    email || phone()
+}
+
+/// [`looks_like_contact`] for a whole cell.
+fn is_contact(value: &str) -> bool {
     // Looser than what an e-mail field takes: any local part (`mailto:ada@…`, `"ada"@…`,
     // which the field refuses, are still addresses in plaintext), a valid domain whose last
     // label has a letter.

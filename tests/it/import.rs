@@ -390,6 +390,11 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
         ("link", "mailto:ada@example.org"),
         // (As the CSV cell holds it: `"ada"@example.org`.)
         ("quoted", "\"\"\"ada\"\"@example.org\""),
+        // Inside free text (stored in plaintext before; from a hands-on review).
+        ("remark", "Mr. X <x.person@example.org>"),
+        ("notes", "call back on +49 151 12345678 after 5pm"),
+        ("memo", "\"see ada@example.org, then Bob\""),
+        ("callback", "(tel:+33 6 12 34 56 78)"),
     ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{column}\nA,1,2,plain\nB,1,2,{value}\n");
@@ -397,7 +402,15 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
         assert_eq!((line, col.as_str()), (1, "header"), "{column}");
         assert!(reason.contains(&format!("{column:?} holds 1 value(s)")), "{reason}");
         assert!(
-            !reason.contains(value) && !reason.contains("7946") && !reason.contains("612345678"),
+            !reason.contains(value)
+                && !reason.contains("7946")
+                && !reason.contains("612345678")
+                && !reason.contains("12345678")
+                && !reason.contains("example"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("are or contain e-mail addresses or international phone numbers"),
             "{reason}"
         );
         assert!(db.read().collection("c").is_err(), "{column}: nothing may be written");
@@ -410,6 +423,12 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
     let csv =
         "id,lat,lon,handle,delta,note,shift,lat2,deal,amount\nA,1,2,@acme,+5,a@b,+1234.5678,+48.8566140,2@1.99,+12 345 678.90\n";
     import(&db, csv, &ImportOptions::default()).unwrap();
+    // Nor, inside text, a short or decimal number after a plus sign, one glued to a word, or
+    // an at sign without an address.
+    let (_dir2, db2) = open(true);
+    let csv =
+        "id,lat,lon,memo,code,tag,price\nA,1,2,Q3 up +12.5% (+4 2019),A+12345678,team @home,2@1.99 each\n";
+    assert_eq!(import(&db2, csv, &ImportOptions::default()).unwrap().imported, 1);
     assert_eq!(kinds(&db)["delta"], FieldKind::Number);
     assert_eq!(kinds(&db)["handle"], FieldKind::Category);
     assert_eq!(kinds(&db)["shift"], FieldKind::Number);
