@@ -282,7 +282,9 @@ pub(crate) fn quoted_value(text: &str) -> String {
         && body.chars().filter(|c| c.is_alphabetic()).count() <= 2
         && !body.chars().any(|c| c.is_whitespace() || "-/()".contains(c))
         && body.chars().filter(|&c| c == '.' || c == ',').count() <= 1;
-    if !(typo || text.parse::<f64>().is_ok()) {
+    // (A number with a decimal comma is a number too: `48,8566` was hidden as if personal.)
+    let number = |t: &str| t.parse::<f64>().is_ok();
+    if !(typo || number(text) || (text.matches(',').count() == 1 && number(&text.replacen(',', ".", 1)))) {
         let n = text.chars().count();
         return format!(
             "a text value of {n} character{} (not shown: it may be personal data)",

@@ -117,6 +117,10 @@ pub enum Command {
         /// the comma is the decimal mark, `|`), or `tab`. Default: a comma.
         #[arg(long, value_name = "CHAR", value_parser = parse_delimiter)]
         delimiter: Option<u8>,
+        /// Numbers and coordinates are written with a decimal comma (`48,8566`); a number
+        /// with a `.` is then refused (`1.500` may be fifteen hundred).
+        #[arg(long)]
+        decimal_comma: bool,
         /// Import the good rows and write the rejected ones (line, id, column, reason) to
         /// this CSV file instead of aborting.
         #[arg(long, value_name = "REJECTS.csv")]

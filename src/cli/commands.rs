@@ -146,6 +146,7 @@ pub fn run(command: Command) -> Result<()> {
             skip_invalid,
             rename,
             delimiter,
+            decimal_comma,
         } => import(
             &db,
             &file,
@@ -165,6 +166,7 @@ pub fn run(command: Command) -> Result<()> {
                     })
                     .collect::<Result<_>>()?,
                 delimiter,
+                decimal_comma,
             },
             skip_invalid.as_deref(),
         ),

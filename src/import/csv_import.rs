@@ -56,6 +56,10 @@ pub struct ImportOptions {
     /// files spreadsheets write where the comma is the decimal mark, `Some(b'\t')` for
     /// tab-separated ones. Fields are quoted with `"` whatever it is.
     pub delimiter: Option<u8>,
+    /// Numbers and coordinates are written with a decimal comma (`48,8566`), as in a
+    /// spreadsheet's export where `;` separates the fields: one comma is the decimal mark,
+    /// and a number with a `.` is refused (`1.500` may be fifteen hundred).
+    pub decimal_comma: bool,
 }
 
 /// A row that was not imported.
@@ -207,6 +211,20 @@ struct Columns {
     lon: usize,
     /// (column index, field name, kind, PII kind) for every other column.
     fields: Vec<(usize, String, FieldKind, PiiKind)>,
+    /// [`ImportOptions::decimal_comma`].
+    decimal_comma: bool,
+}
+
+/// A number cell's value (trimmed), with a decimal comma when `decimal_comma` (see
+/// [`ImportOptions::decimal_comma`]); `None` when it is no number (finite or not).
+fn parse_number(text: &str, decimal_comma: bool) -> Option<f64> {
+    if !decimal_comma {
+        return text.parse().ok();
+    }
+    if text.contains('.') || text.matches(',').count() > 1 {
+        return None;
+    }
+    text.replacen(',', ".", 1).parse().ok()
 }
 
 /// Imports CSV from `input` into `collection`, creating it from the header when missing.
@@ -551,12 +569,18 @@ fn csv_error(e: &csv::Error, column: &str, line: Option<u64>) -> Error {
     Error::Csv { line, column: column.to_owned(), reason }
 }
 
-/// A hint for a number written with a decimal comma (`48,85`), which is refused: `1,500`
-/// may as well be fifteen hundred.
-fn decimal_comma_hint(text: &str) -> &'static str {
-    let point = text.replacen(',', ".", 1);
-    if text.matches(',').count() == 1 && point.parse::<f64>().is_ok_and(f64::is_finite) {
-        " (numbers take a decimal point, not a comma)"
+/// A hint for a number refused for its decimal mark: a decimal comma (`48,85`) without
+/// [`ImportOptions::decimal_comma`] (`1,500` may as well be fifteen hundred), or a point
+/// with it.
+fn decimal_mark_hint(text: &str, decimal_comma: bool) -> &'static str {
+    if decimal_comma {
+        if text.parse::<f64>().is_ok_and(f64::is_finite) {
+            " (the numbers are read with a decimal comma, and a '.' is refused: 1.500 may be fifteen hundred)"
+        } else {
+            ""
+        }
+    } else if parse_number(text, true).is_some_and(f64::is_finite) {
+        " (numbers take a decimal point; --decimal-comma reads a file written with decimal commas)"
     } else {
         ""
     }
@@ -706,7 +730,7 @@ fn resolve_columns(
             // (`SW1A 1AA`, `1012 AB`) after French ones aborted the import (from the CLI
             // review). It goes by the column's name: judged by values, one stray `EUR 12`
             // turned a number column into a category (from the diff review).
-            if first.is_some_and(|v| v.parse::<f64>().is_ok_and(f64::is_finite))
+            if first.is_some_and(|v| parse_number(v, options.decimal_comma).is_some_and(f64::is_finite))
                 && !values.any(code)
                 && !is_postcode_column(name)
             {
@@ -731,7 +755,7 @@ fn resolve_columns(
         };
         fields.push((i, name.clone(), kind, pii_kind));
     }
-    Ok(Columns { id, lat, lon, fields })
+    Ok(Columns { id, lat, lon, fields, decimal_comma: options.decimal_comma })
 }
 
 /// Column names that usually hold personal data (compared lower-cased, with `-`, `.` and
@@ -1253,13 +1277,17 @@ fn to_upsert(c: &Columns, target: (&str, &Schema), line: u64, row: Row<'_>) -> R
         if text.is_empty() {
             return Err(reject(name, format!("{name} is missing")));
         }
-        match text.parse::<f64>() {
-            Ok(v) if v.is_finite() => Ok(v),
+        match parse_number(text, c.decimal_comma) {
+            Some(v) if v.is_finite() => Ok(v),
             // Checked here, not by LatLon::new, so the error names the right column.
-            Ok(_) => Err(reject(name, "coordinates must be finite numbers".into())),
-            Err(_) => Err(reject(
+            Some(_) => Err(reject(name, "coordinates must be finite numbers".into())),
+            None => Err(reject(
                 name,
-                format!("{} is not a number{}", crate::error::quoted_value(text), decimal_comma_hint(text)),
+                format!(
+                    "{} is not a number{}",
+                    crate::error::quoted_value(text),
+                    decimal_mark_hint(text, c.decimal_comma)
+                ),
             )),
         }
     };
@@ -1297,15 +1325,15 @@ fn to_upsert(c: &Columns, target: (&str, &Schema), line: u64, row: Row<'_>) -> R
             FieldKind::Category => slots.category(schema, name, raw.trim().to_owned()),
             FieldKind::Number => {
                 let text = raw.trim();
-                match text.parse::<f64>() {
-                    Ok(v) if v.is_finite() => slots.number(schema, name, v),
+                match parse_number(text, c.decimal_comma) {
+                    Some(v) if v.is_finite() => slots.number(schema, name, v),
                     _ => {
                         return Err(reject(
                             name,
                             format!(
                                 "{} is not a finite number{} (declare the column a category to import it as text)",
                                 crate::error::quoted_value(text),
-                                decimal_comma_hint(text)
+                                decimal_mark_hint(text, c.decimal_comma)
                             ),
                         ))
                     }

@@ -96,7 +96,29 @@ fn other_delimiters_with_quoting_line_numbers_and_hints() {
     let semicolon = ImportOptions { delimiter: Some(b';'), ..ImportOptions::default() };
     let (line, column, reason) = csv_err(import(&db, "id;lat;lon\nD;48,85;2\n", &semicolon));
     assert_eq!((line, column.as_str()), (2, "lat"));
-    assert_eq!(reason, "\"48,85\" is not a number (numbers take a decimal point, not a comma)");
+    assert_eq!(
+        reason,
+        "\"48,85\" is not a number (numbers take a decimal point; --decimal-comma reads a file written with decimal commas)"
+    );
+    // With decimal commas: coordinates and numbers (inferred as numbers) read with them, and
+    // a '.' refused (1.500 may be fifteen hundred), the value shown.
+    let european = ImportOptions { decimal_comma: true, ..semicolon.clone() };
+    let (_dir2, db2) = open(true);
+    let csv = "id;lat;lon;ltv;tier\r\nD;48,8566;-2,35;1234,5;gold\r\nE;1;2;7;x\r\n";
+    assert_eq!(import(&db2, csv, &european).unwrap().imported, 2);
+    let d = db2.read().collection("c").unwrap().get("D").unwrap().unwrap();
+    assert_eq!((d.location.lat(), d.location.lon()), (48.8566, -2.35));
+    assert_eq!(d.numbers["ltv"], 1234.5);
+    assert_eq!(kinds(&db2)["ltv"], FieldKind::Number);
+    for (csv, column, value) in
+        [("id;lat;lon\nF;1.5;2\n", "lat", "1.5"), ("id;lat;lon;ltv\nF;1;2;1.500\n", "ltv", "1.500")]
+    {
+        let (line, col, reason) = csv_err(import(&db2, csv, &european));
+        assert_eq!((line, col.as_str()), (2, column));
+        assert!(reason.starts_with(&format!("\"{value}\" is not a")), "{reason}");
+        assert!(reason.contains("read with a decimal comma, and a '.' is refused"), "{reason}");
+    }
+    assert_eq!(csv_err(import(&db2, "id;lat;lon\nF;1,2,3;2\n", &european)).1, "lat");
     // Read with the wrong delimiter, the header is one column: the error says which
     // separator it holds, and shows none of the header (it may be a first row's data).
     for (csv, options, hint) in [
