@@ -121,6 +121,10 @@ pub enum Command {
         /// with a `.` is then refused (`1.500` may be fifteen hundred).
         #[arg(long)]
         decimal_comma: bool,
+        /// Comma-separated columns to leave out (by their names after --rename); `--ignore ""`
+        /// leaves out columns without a name that hold values (empty ones always are).
+        #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+        ignore: Vec<String>,
         /// Import the good rows and write the rejected ones (line, id, column, reason) to
         /// this CSV file instead of aborting.
         #[arg(long, value_name = "REJECTS.csv")]

@@ -147,6 +147,7 @@ pub fn run(command: Command) -> Result<()> {
             rename,
             delimiter,
             decimal_comma,
+            ignore,
         } => import(
             &db,
             &file,
@@ -167,6 +168,7 @@ pub fn run(command: Command) -> Result<()> {
                     .collect::<Result<_>>()?,
                 delimiter,
                 decimal_comma,
+                ignore,
             },
             skip_invalid.as_deref(),
         ),

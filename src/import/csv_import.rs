@@ -60,6 +60,10 @@ pub struct ImportOptions {
     /// spreadsheet's export where `;` separates the fields: one comma is the decimal mark,
     /// and a number with a `.` is refused (`1.500` may be fifteen hundred).
     pub decimal_comma: bool,
+    /// Columns left out, by name (after `renames`): a wide export's columns the collection
+    /// does not want. A column with an empty name (a spreadsheet's trailing separators) is
+    /// left out when all its cells are empty, or when `ignore` holds `""`.
+    pub ignore: Vec<String>,
 }
 
 /// A row that was not imported.
@@ -115,6 +119,7 @@ impl ImportOptions {
             ("emails", &self.emails),
             ("numbers", &self.numbers),
             ("categories", &self.categories),
+            ("ignore", &self.ignore),
         ];
         // Two options clash unless they are the same, or `pii` with `phones` or `emails`.
         let clash = |a: &str, b: &str| {
@@ -641,21 +646,38 @@ fn resolve_columns(
              --phone)"
         )));
     }
+    // Left out: the columns `ignore` names, and those without a name (a spreadsheet's
+    // trailing separators made two, "appearing twice", that no option could fix; from a
+    // hands-on review) — unless a cell of one holds a value `ignore` does not let go.
+    let unnamed = |name: &str| name.trim().is_empty();
+    let left_out = |name: &str| options.ignore.iter().any(|n| n == name) || unnamed(name);
+    for (i, _) in header.iter().enumerate().filter(|(_, name)| unnamed(name)) {
+        let valued =
+            rows.iter().zip(rows.lines()).find(|(r, _)| r.get(i).is_some_and(|v| !v.trim().is_empty()));
+        if let Some((_, line)) = valued.filter(|_| !options.ignore.iter().any(|n| unnamed(n))) {
+            return Err(header_error(&format!(
+                "column {} has no name, yet line {line} holds a value in it: name it in the header, or \
+                 leave the unnamed columns out (--ignore \"\"; in Rust, ImportOptions::ignore)",
+                i + 1
+            )));
+        }
+    }
     let mut seen = HashSet::new();
-    for h in header {
+    for h in header.iter().filter(|h| !left_out(h)) {
         if !seen.insert(h.as_str()) {
             return Err(header_error(&format!("column {h:?} appears twice")));
         }
     }
     let named = options.pii.iter().chain(&options.phones).chain(&options.emails);
-    for named in named.chain(&options.numbers).chain(&options.categories) {
+    let ignored = options.ignore.iter().filter(|n| !unnamed(n));
+    for named in named.chain(&options.numbers).chain(&options.categories).chain(ignored) {
         if !header.contains(named) {
             return Err(header_error(&format!("column {named:?} named in the options is not in the header")));
         }
     }
     let mut fields = Vec::new();
     for (i, name) in header.iter().enumerate() {
-        if [id, lat, lon].contains(&i) {
+        if [id, lat, lon].contains(&i) || left_out(name) {
             continue;
         }
         let asked_pii = if options.phones.contains(name) {

@@ -159,6 +159,50 @@ fn other_delimiters_with_quoting_line_numbers_and_hints() {
     }
 }
 
+/// Columns left out: those `ignore` names (a wide export's), and unnamed ones (a
+/// spreadsheet's trailing separators: two were "column \"\" appears twice", which no option
+/// fixed) when empty or when `ignore` holds "" (from a hands-on review).
+#[test]
+fn ignored_and_unnamed_columns_are_left_out() {
+    let (_dir, db) = open(true);
+    let semicolon = ImportOptions { delimiter: Some(b';'), ..ImportOptions::default() };
+    import(&db, "id;lat;lon;tier;;\r\nT1;1;1;gold;;\r\n", &semicolon).unwrap();
+    assert_eq!(kinds(&db).keys().collect::<Vec<_>>(), ["tier"]);
+    // An unnamed column with a value is refused, naming where, unless let go.
+    let csv = "id;lat;lon;tier;;\nT1;1;1;gold;;\nT2;1;1;gold;Ada Lovelace;\n";
+    let (line, column, reason) = csv_err(import(&db, csv, &semicolon));
+    assert_eq!((line, column.as_str()), (1, "header"));
+    assert!(reason.starts_with("column 5 has no name, yet line 3 holds a value in it"), "{reason}");
+    assert!(!reason.contains("Ada"), "{reason}");
+    let let_go = ImportOptions { ignore: vec![String::new()], ..semicolon.clone() };
+    assert_eq!(import(&db, csv, &let_go).unwrap().imported, 2);
+    // More columns than a schema may have, most left out by name.
+    let (_dir, db) = open(true);
+    let names: Vec<String> = (0..70).map(|i| format!("c{i}")).collect();
+    let csv = format!("id,lat,lon,{}\nA,1,1,{}\n", names.join(","), vec!["1"; 70].join(","));
+    assert!(import(&db, &csv, &ImportOptions::default()).is_err(), "70 number fields");
+    let wide = ImportOptions { ignore: names[10..].to_vec(), ..ImportOptions::default() };
+    assert_eq!(import(&db, &csv, &wide).unwrap().imported, 1);
+    assert_eq!(kinds(&db).len(), 10);
+    assert_eq!(numbers(&db, "A").len(), 10);
+    // Named columns only: not the id or location, not one given a kind, not one missing.
+    for (ignore, what) in [
+        (ImportOptions { ignore: vec!["lat".into()], ..ImportOptions::default() }, "record's id or location"),
+        (
+            ImportOptions {
+                ignore: vec!["c1".into()],
+                categories: vec!["c1".into()],
+                ..ImportOptions::default()
+            },
+            "named in both",
+        ),
+        (ImportOptions { ignore: vec!["nope".into()], ..ImportOptions::default() }, "not in the header"),
+    ] {
+        let err = import(&db, &csv, &ignore).unwrap_err().to_string();
+        assert!(err.contains(what), "{err}");
+    }
+}
+
 #[test]
 fn line_numbers_after_multi_line_fields() {
     let (_dir, db) = open(true);
@@ -492,7 +536,10 @@ fn contact_values_as_ids_or_in_an_existing_collections_categories_are_refused() 
 /// bad row was reported first; from the CLI review).
 #[test]
 fn a_bad_column_name_is_refused_before_the_rows() {
-    for (header, want) in [("bad-col", "name \"bad-col\" must be"), ("", "name \"\" must be")] {
+    for (header, want) in [
+        ("bad-col", "name \"bad-col\" must be"),
+        ("", "column 4 has no name, yet line 2 holds a value in it"),
+    ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{header}\nA,1,2,x\nB,91,2,y\n");
         let (line, col, reason) = csv_err(import(&db, &csv, &ImportOptions::default()));
