@@ -28,6 +28,11 @@ pub enum AuditAction {
     /// [`crate::CollectionReader::duplicates`]: names decrypted and compared; the entry lists
     /// the ids it reported.
     Duplicates,
+    /// [`crate::CollectionReader::find_by_phone`] or
+    /// [`crate::CollectionReader::find_by_email`]: records looked up by a phone number or
+    /// e-mail address (the entry lists the ids found, none when nobody has it, and the
+    /// fields searched; never the number or address). Since the twenty-ninth part.
+    Find,
 }
 
 impl AuditAction {
@@ -36,11 +41,12 @@ impl AuditAction {
             AuditAction::Reveal => 1,
             AuditAction::Export => 2,
             AuditAction::Duplicates => 3,
+            AuditAction::Find => 4,
         }
     }
 
     fn from_tag(tag: u8) -> Option<Self> {
-        [AuditAction::Reveal, AuditAction::Export, AuditAction::Duplicates]
+        [AuditAction::Reveal, AuditAction::Export, AuditAction::Duplicates, AuditAction::Find]
             .into_iter()
             .find(|a| a.tag() == tag)
     }

@@ -341,13 +341,14 @@ pub enum Command {
         db: DbArgs,
     },
     /// Ids of customers with a phone number or e-mail address (exact match after
-    /// normalization, through the blind index; needs the key).
+    /// normalization, through the blind index; needs the key; recorded in the audit log).
+    #[command(group(clap::ArgGroup::new("lookup").required(true).args(["phone", "email"])))]
     Find {
         #[command(flatten)]
         db: DbArgs,
         /// Phone number (E.164, spaces and punctuation allowed); `-` reads it from the first
         /// line of standard input (out of the shell history and the process list).
-        #[arg(long, conflicts_with = "email", required_unless_present = "email")]
+        #[arg(long)]
         phone: Option<String>,
         /// E-mail address; `-` reads it from standard input.
         #[arg(long)]

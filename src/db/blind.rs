@@ -256,7 +256,9 @@ impl Inner {
 impl CollectionReader<'_> {
     /// Ids of live records with this phone number in any phone field, by id. The number is
     /// normalized first, so `+1 (415) 555-2671` finds `+14155552671`. Scans every live
-    /// record (O(n)); records written before blind indexes existed are not found.
+    /// record (O(n)); records written before blind indexes existed are not found. The
+    /// lookup is recorded in the audit log ([`crate::audit::AuditAction::Find`]: the ids
+    /// found, none too, and the fields searched; never the number).
     ///
     /// ```
     /// use geocrm::{crypto::RawKey, Database, LatLon, Options, Record, Schema};
@@ -305,9 +307,22 @@ impl CollectionReader<'_> {
                 format!("collection {:?} has no {what} field to search", self.name),
             ));
         }
+        // Who looked up whom: the ids found (none, too, says who is not a customer) and the
+        // fields searched, before the answer is returned (a lookup was not audited; from a
+        // hands-on review).
+        let mut fields: Vec<&str> = (0..schema.pii_fields().len())
+            .filter(|&i| schema.pii_kind_at(i) == kind)
+            .filter_map(|i| schema.pii_fields().get(i).map(String::as_str))
+            .collect();
+        fields.sort_unstable();
+        let audited = |ids: Vec<String>| -> Result<Vec<String>> {
+            let shown: Vec<&str> = ids.iter().map(String::as_str).collect();
+            self.inner.audit.record(crate::audit::AuditAction::Find, self.name, &shown, &fields)?;
+            Ok(ids)
+        };
         let (Some(key), Some(label)) = (self.inner.blind_key(false, Some(self.name))?, blind_label(kind))
         else {
-            return Ok(Vec::new());
+            return audited(Vec::new());
         };
         let wanted = key.blind_value(label, normalized.expose());
         let mut ids = Vec::new();
@@ -323,7 +338,7 @@ impl CollectionReader<'_> {
             Ok(())
         })?;
         ids.sort();
-        Ok(ids)
+        audited(ids)
     }
 
     /// Ids of live records whose stored blind values are not those the keystore's root key

@@ -109,6 +109,23 @@ fn phones_and_emails_are_stored_normalized_and_found_by_blind_index() {
         assert!(!err.to_string().contains("42 68"), "{err}");
     };
     check(&db);
+    // Each lookup is audited: the ids found (none, too) and the fields searched, never the
+    // number or address (lookups were not; from a hands-on review). A refused one is not.
+    let finds: Vec<_> =
+        db.audit_entries().unwrap().into_iter().filter(|e| e.action == AuditAction::Find).collect();
+    let seen: Vec<(Vec<String>, Vec<String>)> =
+        finds.iter().map(|e| (e.ids.clone(), e.fields.clone())).collect();
+    let phones = vec!["mobile".to_owned(), "phone".to_owned()];
+    assert_eq!(
+        seen,
+        [
+            (vec!["A".to_owned(), "B".to_owned()], phones.clone()),
+            (vec!["C".to_owned()], phones.clone()),
+            (vec![], phones),
+            (vec!["A".to_owned()], vec!["email".to_owned()]),
+        ]
+    );
+    assert!(finds.iter().all(|e| e.collection == "c"));
     // A collection without such a field is an error, not an empty answer ("no such customer").
     db.create_collection("plain", Schema::new().pii("name")).unwrap();
     let snap = db.read();
