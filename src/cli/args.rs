@@ -339,6 +339,10 @@ pub enum Command {
     Duplicates {
         #[command(flatten)]
         db: DbArgs,
+        /// Comma-separated text PII fields whose values, joined by spaces, are the name
+        /// compared (`first_name,last_name`; default `name` when the collection has it).
+        #[arg(long, value_delimiter = ',', value_name = "FIELDS")]
+        name_fields: Vec<String>,
     },
     /// Ids of customers with a phone number or e-mail address (exact match after
     /// normalization, through the blind index; needs the key; recorded in the audit log).

@@ -378,7 +378,7 @@ pub fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Audit { db } => super::privacy::audit(&db),
-        Command::Duplicates { db } => super::privacy::duplicates(&db),
+        Command::Duplicates { db, name_fields } => super::privacy::duplicates(&db, &name_fields),
         Command::Find { db, phone, email } => super::privacy::find(&db, phone.as_deref(), email.as_deref()),
         Command::StressWriter { db, commits } => super::stress::run(&db, commits),
     }
@@ -773,7 +773,7 @@ fn beyond_f64(v: Option<f64>) -> Value {
 }
 
 /// The library's argument names in an error, as the command's flags (`group_by` is `--by`).
-fn as_flags(e: Error, flags: &[(&str, &'static str)]) -> Error {
+pub(super) fn as_flags(e: Error, flags: &[(&str, &'static str)]) -> Error {
     match e {
         Error::InvalidArgument { name, reason } => {
             let name = flags.iter().find(|(arg, _)| *arg == name).map_or(name, |&(_, flag)| flag);

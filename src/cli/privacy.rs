@@ -54,11 +54,26 @@ fn utc_time(unix_ms: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{ms:03}Z")
 }
 
-/// `geocrm duplicates`: groups of likely duplicates (needs the key).
-pub fn duplicates(db: &DbArgs) -> Result<()> {
+/// `geocrm duplicates [--name-fields a,b]`: groups of likely duplicates (needs the key).
+pub fn duplicates(db: &DbArgs, name_fields: &[String]) -> Result<()> {
     let database = open(db, true)?;
     let snap = database.read();
-    let groups = snap.collection(&db.collection)?.duplicates()?;
+    let coll = snap.collection(&db.collection)?;
+    let groups = if name_fields.is_empty() {
+        if coll.schema().pii_kind("name") != Some(geocrm::model::PiiKind::Text) {
+            // An empty answer would read as "no duplicate names" (from a hands-on review).
+            eprintln!(
+                "note: {:?} has no text PII field called name: names were not compared (--name-fields \
+                 FIELD,… names the fields that hold them)",
+                db.collection
+            );
+        }
+        coll.duplicates()?
+    } else {
+        let fields: Vec<&str> = name_fields.iter().map(String::as_str).collect();
+        coll.duplicates_by(&fields)
+            .map_err(|e| super::commands::as_flags(e, &[("name_fields", "name-fields")]))?
+    };
     if db.json {
         print_json(&serde_json::to_value(&groups).unwrap_or(Value::Null));
     } else {

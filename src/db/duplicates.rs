@@ -85,12 +85,55 @@ impl CollectionReader<'_> {
     /// [`Error::MissingKey`] without a key; [`Error::Decrypt`] for a name that fails
     /// authentication; log read and audit errors.
     pub fn duplicates(&self) -> Result<Vec<DuplicateGroup>> {
+        let schema = self.schema();
+        let has_name = schema.pii_kind("name") == Some(PiiKind::Text);
+        self.duplicates_by(if has_name { &["name"] } else { &[] })
+    }
+
+    /// As [`Self::duplicates`], with the name taken from the text PII fields `name_fields`,
+    /// joined in that order by spaces (`["first_name", "last_name"]`; a record with none of
+    /// them has no name). With none, names are not compared.
+    ///
+    /// ```
+    /// use geocrm::{crypto::RawKey, Database, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new().key(RawKey::new([8; 32])))?;
+    /// db.create_collection("c", Schema::new().pii("first").pii("last"))?;
+    /// let mut b = db.begin_write();
+    /// b.upsert("c", Record::new("A", LatLon::new(48.0, 2.0)?).pii("first", "Ada").pii("last", "Lovelace"))?;
+    /// b.upsert("c", Record::new("B", LatLon::new(48.0, 2.0)?).pii("first", "ADA ").pii("last", "lovelace"))?;
+    /// b.commit()?;
+    /// let c = db.read();
+    /// let c = c.collection("c")?;
+    /// assert!(c.duplicates()?.is_empty()); // no field called `name`
+    /// assert_eq!(c.duplicates_by(&["first", "last"])?[0].ids, ["A", "B"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Self::duplicates`]; [`Error::InvalidArgument`] for a name field that is not a
+    /// text PII field of the collection, or one named twice.
+    pub fn duplicates_by(&self, name_fields: &[&str]) -> Result<Vec<DuplicateGroup>> {
         if self.inner.master.lock().is_none() {
             return Err(Error::MissingKey);
         }
         let schema = self.schema();
-        let name_slot =
-            schema.pii_fields().iter().position(|f| f == "name" && schema.pii_kind(f) == Some(PiiKind::Text));
+        let mut name_slots = Vec::with_capacity(name_fields.len());
+        for field in name_fields {
+            let slot = schema.pii_fields().iter().position(|f| f == field);
+            match slot.filter(|_| schema.pii_kind(field) == Some(PiiKind::Text)) {
+                Some(slot) if !name_slots.contains(&slot) => name_slots.push(slot),
+                Some(_) => {
+                    return Err(Error::invalid_argument("name_fields", format!("{field:?} is named twice")))
+                }
+                None => {
+                    return Err(Error::invalid_argument(
+                        "name_fields",
+                        format!("{field:?} is not a text PII field of collection {:?}", self.name),
+                    ))
+                }
+            }
+        }
         // Names are compared by keyed hash under a key that lives only for this call.
         let name_key = BlindIndexKey::from_root(&DataKey::generate(), &self.inner.db_id);
         let mut by_blind: HashMap<(DuplicateReason, [u8; 32]), Vec<String>> = HashMap::new();
@@ -108,8 +151,8 @@ impl CollectionReader<'_> {
                     ids.push(r.id.clone());
                 }
             }
-            let (Some(slot), Some(key_id)) = (name_slot, r.key_id) else { return Ok(()) };
-            if r.pii.get(slot).is_none() {
+            let Some(key_id) = r.key_id else { return Ok(()) };
+            if !name_slots.iter().any(|&slot| r.pii.get(slot).is_some()) {
                 return Ok(());
             }
             let Some(data_key) = self.data_key_for(&r.id, key_id)? else { return Ok(()) };
@@ -119,10 +162,14 @@ impl CollectionReader<'_> {
                 schema,
                 r,
                 (key_id, &data_key),
-                |i| i == slot,
+                |i| name_slots.contains(&i),
             )?;
-            let Some(name) = opened.get("name") else { return Ok(()) };
-            let normalized = Zeroizing::new(normalize_name(name.expose()));
+            let mut name = Zeroizing::new(String::new());
+            for part in name_fields.iter().filter_map(|f| opened.get(*f)) {
+                name.push_str(part.expose());
+                name.push(' ');
+            }
+            let normalized = Zeroizing::new(normalize_name(&name));
             if !normalized.is_empty() {
                 let location = LatLon::new(r.lat, r.lon)?;
                 by_name
@@ -158,7 +205,7 @@ impl CollectionReader<'_> {
             .pii_fields()
             .iter()
             .enumerate()
-            .filter(|(i, _)| blind_label(schema.pii_kind_at(*i)).is_some() || Some(*i) == name_slot)
+            .filter(|(i, _)| blind_label(schema.pii_kind_at(*i)).is_some() || name_slots.contains(i))
             .map(|(_, f)| f.as_str())
             .collect();
         fields.sort_unstable();

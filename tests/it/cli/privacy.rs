@@ -270,6 +270,31 @@ fn duplicates_command_reports_groups() {
     assert_eq!(audit[0]["actor"], "dedup");
 }
 
+/// Names held in fields not called `name` are compared when named (they never were: the
+/// report was empty with no word why; from a hands-on review).
+#[test]
+fn duplicates_compares_the_name_fields_it_is_given() {
+    let env = Env::new();
+    let file = env.file(
+        "people.csv",
+        "id,lat,lon,first,last\nF1,1,1,Ann,Lee\nF2,1.00001,1,ANN ,lee\nF3,1.00001,1,Ann,\n",
+    );
+    ok(&env.run(true, "import", &[file.to_str().unwrap(), "--pii", "first,last"]));
+    let out = env.run(true, "duplicates", &["--json"]);
+    assert_eq!(serde_json::from_str::<Value>(&ok(&out)).unwrap(), serde_json::json!([]));
+    let note = String::from_utf8(out.stderr).unwrap();
+    assert!(note.contains("no text PII field called name: names were not compared (--name-fields"), "{note}");
+    let out = ok(&env.run(true, "duplicates", &["--json", "--name-fields", "first,last"]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        serde_json::json!([{"reason": "same_name_nearby", "ids": ["F1", "F2"]}])
+    );
+    let err = fail(&env.run(true, "duplicates", &["--name-fields", "first,lat"]));
+    assert!(err.contains("invalid argument name-fields: \"lat\" is not a text PII field"), "{err}");
+    let audit = env.json("audit", &[]);
+    assert_eq!(audit.as_array().unwrap().last().unwrap()["fields"], serde_json::json!(["first", "last"]));
+}
+
 #[test]
 fn rotate_key_rewraps_every_data_key_and_the_old_key_opens_nothing() {
     let env = Env::new();
