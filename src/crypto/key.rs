@@ -193,8 +193,8 @@ pub struct KeyFile {
     path: PathBuf,
 }
 
-/// The longest key file: 64 hexadecimal digits and a CRLF line end.
-const MAX_KEY_FILE_LEN: usize = 66;
+/// The longest key file: 64 hexadecimal digits with spaces and line ends around them.
+const MAX_KEY_FILE_LEN: usize = 1024;
 
 impl KeyFile {
     /// A provider reading `path` each time a key is needed.
@@ -212,8 +212,8 @@ impl KeyFile {
 
 impl KeyProvider for KeyFile {
     fn master_key(&self, _kdf: &KdfParams) -> Result<MasterKey> {
-        // At most one byte more than the longest key file (64 hex digits and CRLF): a path
-        // to a huge file or a device (`/dev/zero`) read whole ran the process out of memory.
+        // At most one byte more than the longest key file: a path to a huge file or a
+        // device (`/dev/zero`) read whole ran the process out of memory.
         let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN + 1));
         std::fs::File::open(&self.path)
             .and_then(|f| f.take(MAX_KEY_FILE_LEN as u64 + 1).read_to_end(&mut bytes))
@@ -221,8 +221,8 @@ impl KeyProvider for KeyFile {
         if bytes.len() > MAX_KEY_FILE_LEN {
             return Err(Error::InvalidKey {
                 reason: format!(
-                    "key file {} must hold 32 raw bytes or 64 hexadecimal characters and an optional \
-                     newline (it is longer than {MAX_KEY_FILE_LEN} bytes)",
+                    "key file {} must hold 32 raw bytes or 64 hexadecimal characters (spaces and line \
+                     ends around them allowed; it is longer than {MAX_KEY_FILE_LEN} bytes)",
                     self.path.display()
                 ),
             });
@@ -232,11 +232,12 @@ impl KeyProvider for KeyFile {
             key.copy_from_slice(&bytes);
             return Ok(MasterKey(key));
         }
-        let hex = bytes.strip_suffix(b"\n").map_or(&bytes[..], |b| b.strip_suffix(b"\r").unwrap_or(b));
-        let key = decode_hex(hex).map_err(|reason| Error::InvalidKey {
+        // Spaces and line ends around the digits, as an editor or `echo` leaves them (a
+        // trailing space was refused as "longer than 66 bytes"; from a hands-on review).
+        let key = decode_hex(bytes.trim_ascii()).map_err(|reason| Error::InvalidKey {
             reason: format!(
-                "key file {} must hold 32 raw bytes or 64 hexadecimal characters and an optional \
-                 newline ({} bytes found: {reason})",
+                "key file {} must hold 32 raw bytes or 64 hexadecimal characters (spaces and line \
+                 ends around them allowed; {} bytes found: {reason})",
                 self.path.display(),
                 bytes.len()
             ),
@@ -319,7 +320,9 @@ mod tests {
         for (name, bytes, good) in [
             ("raw", vec![7u8; 32], true),
             ("hex", format!("{hex}\r\n").into_bytes(), true),
-            ("long", format!("{hex}\r\n\n").into_bytes(), false),
+            // Spaces and line ends around the digits (a trailing space was refused).
+            ("spaced", format!(" \t{hex}  \r\n\n").into_bytes(), true),
+            ("long", format!("{hex}{}", " ".repeat(1024)).into_bytes(), false),
             ("huge", vec![b'0'; 1 << 20], false),
         ] {
             let path = dir.path().join(name);
@@ -328,7 +331,7 @@ mod tests {
                 Ok(_) => assert!(good, "{name}"),
                 Err(e) => {
                     assert!(!good, "{name}: {e}");
-                    assert!(e.to_string().contains("longer than 66 bytes"), "{name}: {e}");
+                    assert!(e.to_string().contains("longer than 1024 bytes"), "{name}: {e}");
                 }
             }
         }
@@ -359,7 +362,7 @@ mod tests {
         let raw = dir.path().join("raw");
         std::fs::write(&raw, [5u8; 32]).unwrap();
         assert_eq!(KeyFile::new(&raw).master_key(&kdf).unwrap().bytes(), &[5; 32]);
-        for suffix in ["", "\n", "\r\n"] {
+        for suffix in ["", "\n", "\r\n", " ", "\n\n"] {
             let hex = dir.path().join("hex");
             std::fs::write(&hex, format!("{}{suffix}", "05".repeat(32))).unwrap();
             assert_eq!(KeyFile::new(&hex).master_key(&kdf).unwrap().bytes(), &[5; 32]);

@@ -79,9 +79,12 @@ fn clean_ring(j: usize, ring: &[Pt]) -> Result<(Vec<Pt>, Vec<usize>), Reason> {
         }
     }
     if clean.len() < 4 {
+        // The closing position repeats the first, unless it is all there is (a ring of one
+        // point repeated said "only 0 distinct corners").
+        let corners = clean.len().saturating_sub(1).max(1);
         return Err(format!(
-            "{name} has only {} distinct corners once repeated consecutive positions are removed; a ring needs at least 3",
-            clean.len() - 1
+            "{name} has only {corners} distinct corner{} once repeated consecutive positions are removed; a ring needs at least 3",
+            if corners == 1 { "" } else { "s" }
         ));
     }
     let (o0, o1) = (clean[0], clean[1]);

@@ -538,7 +538,11 @@ fn csv_error(e: &csv::Error, column: &str, line: Option<u64>) -> Error {
         csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
             format!("wrong number of columns: expected {expected_len}, found {len}")
         }
-        csv::ErrorKind::Utf8 { err, .. } => format!("field {} is not valid UTF-8", err.field() + 1),
+        // (An export as UTF-16 "Unicode text" or in Latin-1 stopped here with no word why.)
+        csv::ErrorKind::Utf8 { err, .. } => format!(
+            "field {} is not valid UTF-8 (the file must be UTF-8: save a UTF-16 or Latin-1 export as UTF-8)",
+            err.field() + 1
+        ),
         csv::ErrorKind::Io(io) => {
             // The input reader's own refusals carry a marker and the line they concern.
             let text = io.to_string();
@@ -595,6 +599,17 @@ fn decimal_mark_hint(text: &str, decimal_comma: bool) -> &'static str {
 /// is separated by it (a spreadsheet's `;`-separated export read as one column). The cell
 /// itself is not shown: without a header line it is a first row's data.
 fn separator_hint(header: &[String], delimiter: u8) -> String {
+    // Excel's line naming the separator, before the header.
+    if let Some(sep) = header.first().and_then(|h| h.strip_prefix("sep=")) {
+        let flag = match sep {
+            "\t" => "tab".to_owned(),
+            "" if header.len() > 1 => "','".to_owned(),
+            other => format!("'{other}'"),
+        };
+        return format!(
+            " (the first line is a spreadsheet's \"sep=\" line, not the header: remove it, and import with --delimiter {flag})"
+        );
+    }
     let [only] = header else { return String::new() };
     let found = [
         (b';', "';'", "a semicolon"),
@@ -620,12 +635,24 @@ fn resolve_columns(
 ) -> Result<Columns> {
     let find = |name: &str| {
         header.iter().position(|h| h == name).ok_or_else(|| {
-            // Quoted only when it is the name in other letters (`ID`): another header cell
-            // may be a first row's data.
+            // Quoted only when it is the name in other letters (`ID`) or a usual name for it
+            // (`Latitude`): another header cell may be a first row's data.
+            let usual: &[&str] = match name {
+                "lat" => &["latitude", "lat_deg"],
+                "lon" => &["longitude", "lng", "long", "lon_deg"],
+                _ => &[],
+            };
+            let other_name = |h: &&String| usual.iter().any(|u| h.trim().eq_ignore_ascii_case(u));
             match header.iter().find(|h| h.trim().eq_ignore_ascii_case(name)) {
                 Some(other) => header_error(&format!(
                     "required column {name:?} is missing (there is {other:?}: column names must match exactly, case and spaces included; or take it under that name with --rename \"{other}={name}\")"
                 )),
+                None if header.iter().any(|h| other_name(&h)) => {
+                    let other = header.iter().find(other_name).map_or("", |h| h.as_str());
+                    header_error(&format!(
+                        "required column {name:?} is missing (there is {other:?}: take it under that name with --rename \"{other}={name}\")"
+                    ))
+                }
                 None => header_error(&format!(
                     "required column {name:?} is missing{}",
                     separator_hint(header, options.delimiter.unwrap_or(b','))
@@ -672,7 +699,16 @@ fn resolve_columns(
     let ignored = options.ignore.iter().filter(|n| !unnamed(n));
     for named in named.chain(&options.numbers).chain(&options.categories).chain(ignored) {
         if !header.contains(named) {
-            return Err(header_error(&format!("column {named:?} named in the options is not in the header")));
+            // (A name in other letters is a column name, quoted as such: `--pii phone` for `Phone`.)
+            let hint = match header.iter().find(|h| h.trim().eq_ignore_ascii_case(named)) {
+                Some(other) => format!(
+                    " (there is {other:?}: column names must match exactly, case and spaces included; or take it under that name with --rename \"{other}={named}\")"
+                ),
+                None => String::new(),
+            };
+            return Err(header_error(&format!(
+                "column {named:?} named in the options is not in the header{hint}"
+            )));
         }
     }
     let mut fields = Vec::new();

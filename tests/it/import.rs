@@ -203,6 +203,30 @@ fn ignored_and_unnamed_columns_are_left_out() {
     }
 }
 
+/// Header hints: a usual name for a coordinate, an option's column in other letters, and a
+/// spreadsheet's "sep=" line (none had one; from a hands-on review).
+#[test]
+fn header_errors_hint_at_the_fix() {
+    let (_dir, db) = open(true);
+    let none = ImportOptions::default();
+    for (csv, options, want) in [
+        ("id,Latitude,lon\nA,1,2\n", &none, "required column \"lat\" is missing (there is \"Latitude\": take it under that name with --rename \"Latitude=lat\")"),
+        ("id,lat,LNG\nA,1,2\n", &none, "required column \"lon\" is missing (there is \"LNG\": take it under that name with --rename \"LNG=lon\")"),
+        ("sep=;\nid;lat;lon\nA;1;2\n", &none, "required column \"id\" is missing (the first line is a spreadsheet's \"sep=\" line, not the header: remove it, and import with --delimiter ';')"),
+        (
+            "id,lat,lon,Phone\nA,1,2,+33612345678\n",
+            &ImportOptions { phones: vec!["phone".into()], ..ImportOptions::default() },
+            "column \"phone\" named in the options is not in the header (there is \"Phone\": column names must match exactly, case and spaces included; or take it under that name with --rename \"Phone=phone\")",
+        ),
+    ] {
+        let (line, column, reason) = csv_err(import(&db, csv, options));
+        assert_eq!((line, column.as_str(), reason.as_str()), (1, "header", want));
+    }
+    // A cell that is no usual name is not quoted (it may be a first row's data).
+    let (_, _, reason) = csv_err(import(&db, "A-1,Ada Lovelace,2\n", &none));
+    assert_eq!(reason, "required column \"id\" is missing");
+}
+
 #[test]
 fn line_numbers_after_multi_line_fields() {
     let (_dir, db) = open(true);

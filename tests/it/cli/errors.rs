@@ -94,11 +94,11 @@ fn bad_headers_and_files_abort() {
     let non_utf8 =
         [with_header(GOOD), b"B-1,48.8,2.3,Secret Name \xff\xfe B-1,a,b,c,1,2,gold\n".to_vec()].concat();
     let cases = vec![
-        ("non-UTF-8", non_utf8, "line 3, column name: field 4 is not valid UTF-8".to_owned()),
+        ("non-UTF-8", non_utf8, "line 3, column name: field 4 is not valid UTF-8 (the file must be UTF-8: save a UTF-16 or Latin-1 export as UTF-8)".to_owned()),
         (
             "missing lat",
             format!("id,latitude,lon\n{}", "B-1,1,2\n").into_bytes(),
-            "line 1, column header: required column \"lat\" is missing".to_owned(),
+            "line 1, column header: required column \"lat\" is missing (there is \"latitude\": take it under that name with --rename \"latitude=lat\")".to_owned(),
         ),
         (
             "duplicate column",
@@ -213,7 +213,7 @@ fn skip_invalid_imports_good_rows_and_reports_bad_ones_without_their_contents() 
         5,,id,the id is missing\n\
         6,,-,\"wrong number of columns: expected 10, found 5\"\n\
         8,B-5,lon,coordinates must be finite numbers\n\
-        9,,name,field 4 is not valid UTF-8\n";
+        9,,name,field 4 is not valid UTF-8 (the file must be UTF-8: save a UTF-16 or Latin-1 export as UTF-8)\n";
     assert_eq!(String::from_utf8(text.clone()).unwrap(), expected);
     assert!(!contains(&text, "Secret Name"));
     assert!(!contains(&text, "gina@example.org"));

@@ -45,7 +45,10 @@ fn validation_errors_name_the_place() {
     let msg = invalid(vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], vec![]);
     assert!(msg.contains("not closed") && msg.contains("repeat the first"), "{msg}");
     let msg = invalid(vec![[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 0.0]], vec![]);
-    assert!(msg.contains("distinct"), "{msg}");
+    assert!(msg.contains("only 2 distinct corners once"), "{msg}");
+    // One point repeated is one corner (it said "only 0").
+    let msg = invalid(vec![[3.0, 4.0]; 4], vec![]);
+    assert!(msg.contains("only 1 distinct corner once"), "{msg}");
     let msg = invalid(vec![[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [0.0, 0.0]], vec![]);
     assert!(msg.contains("zero area"), "{msg}");
     // Bow-tie.
