@@ -42,6 +42,7 @@ fn options(args: &DbArgs, with_key: bool, create: bool) -> Result<Options> {
     }
     if with_key {
         if let Some(path) = &args.key_file {
+            warn_if_others_can_read(path, "--key-file");
             options = options.key(KeyFile::new(path));
         } else if let Some(hex) = std::env::var("GEOCRM_KEY").ok().filter(|k| !k.trim().is_empty()) {
             // An empty or blank GEOCRM_KEY is unset, like GEOCRM_ACTOR (it was a hex error).
@@ -49,6 +50,22 @@ fn options(args: &DbArgs, with_key: bool, create: bool) -> Result<Options> {
         }
     }
     Ok(options)
+}
+
+/// A warning on standard error when a key file is a regular file other users may read or
+/// write (it was taken silently; from a hands-on review). A pipe or a device is left alone.
+fn warn_if_others_can_read(path: &Path, flag: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+            eprintln!(
+                "warning: {flag} {} can be read or written by users other than its owner (mode {:o}): \
+                 `chmod 600` it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            );
+        }
+    }
 }
 
 /// The `--where` filter, checked against the collection's fields (an error points into the text).
@@ -268,6 +285,7 @@ pub fn run(command: Command) -> Result<()> {
             // creates a keystore under the current key when there is none): a missing or
             // unreadable one is a plain error naming the option, not a failed rotation (from
             // the CLI review).
+            warn_if_others_can_read(&new_key_file, "--new-key-file");
             let new_key = RawKey::from_key_file(&new_key_file).map_err(|e| match e {
                 Error::Io { source, .. } => Error::io("read --new-key-file", &new_key_file, source),
                 other => other,
@@ -740,6 +758,13 @@ fn import_into(
                 format!(", rejected {}", report.rejected.len())
             }
         );
+        // What a new collection's columns became (kinds were inferred, silently; from a
+        // hands-on review).
+        if report.created_collection {
+            if let Ok(coll) = database.read().collection(&db.collection) {
+                println!("created collection {:?}: {}", db.collection, schema_summary(coll.schema()));
+            }
+        }
         if report.imported == 0
             && !report.created_collection
             && database.read().collection(&db.collection).is_err()
@@ -751,6 +776,34 @@ fn import_into(
         }
     }
     Ok(())
+}
+
+/// "numbers ltv; categories tier; PII name, phone (phone)": a schema's fields by kind.
+fn schema_summary(schema: &geocrm::Schema) -> String {
+    let pii: Vec<String> = schema
+        .pii_fields()
+        .iter()
+        .map(|f| match schema.pii_kind(f) {
+            Some(geocrm::model::PiiKind::Phone) => format!("{f} (phone)"),
+            Some(geocrm::model::PiiKind::Email) => format!("{f} (e-mail)"),
+            _ => f.clone(),
+        })
+        .collect();
+    let parts = [
+        ("numbers", schema.number_fields().to_vec()),
+        ("categories", schema.category_fields().to_vec()),
+        ("sealed PII", pii),
+    ];
+    let shown: Vec<String> = parts
+        .iter()
+        .filter(|(_, f)| !f.is_empty())
+        .map(|(kind, f)| format!("{kind} {}", f.join(", ")))
+        .collect();
+    if shown.is_empty() {
+        "no fields besides id and location".to_owned()
+    } else {
+        shown.join("; ")
+    }
 }
 
 /// `err`, after deleting `database` if the command created it and nothing was committed: a

@@ -146,7 +146,9 @@ fn bad_headers_and_files_abort() {
     }
     let err = fail(&env.run(true, "import", &[tsv.to_str().unwrap(), "--delimiter", "x"]));
     assert!(err.contains("invalid argument delimiter: 'x' cannot separate fields"), "{err}");
-    env.ok("import", &[tsv.to_str().unwrap(), "--delimiter", "tab"]);
+    let out = env.ok("import", &[tsv.to_str().unwrap(), "--delimiter", "tab"]);
+    // A new collection's inferred kinds are shown.
+    assert!(out.contains("\ncreated collection \"customers\": categories tier\n"), "{out}");
     assert_eq!(env.records(), Some(1));
     assert_eq!(env.json("get", &["--id", "T-1"])["categories"]["tier"], "gold");
     let env = Env::new();

@@ -308,6 +308,18 @@ fn rotate_key_rewraps_every_data_key_and_the_old_key_opens_nothing() {
         env.run(key.is_none(), "get", &args)
     };
     let before: Value = serde_json::from_str(&ok(&reveal(None))).unwrap();
+    // A key file others may read is taken, with a warning (it was silent); not once private.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&new_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = reveal(Some(&with_new));
+    let warning = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        warning.contains("warning: --key-file") && warning.contains("(mode 644): `chmod 600` it"),
+        "{warning}"
+    );
+    std::fs::set_permissions(&new_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = reveal(Some(&with_new));
+    assert!(!String::from_utf8(out.stderr).unwrap().contains("warning"));
     // Without the current key: refused, nothing changes.
     let err = env.fail("rotate-key", &rotate_to);
     assert!(err.contains("key"), "{err}");
