@@ -11,8 +11,13 @@ use crate::error::{Error, Result};
 
 /// Magic bytes at offset 0.
 pub(crate) const MAGIC: &[u8; 8] = b"GEOCRMAU";
-/// Format version at offset 8.
-pub(crate) const VERSION: u16 = 1;
+/// Format version at offset 8, of the files this build creates: 2 since the twenty-ninth
+/// part, whose entries may have action 4 (find), which an older build's reader took for
+/// damage — and its `repair` cut out, with the entries around it.
+pub(crate) const VERSION: u16 = 2;
+/// The oldest version read: version 1 files hold actions 1–3 only, and are sealed before an
+/// entry of a newer action is appended.
+pub(crate) const OLDEST_VERSION: u16 = 1;
 /// Header length: magic 8, version 2, db_id 16, CRC-32 4.
 pub(crate) const HEADER_LEN: usize = 30;
 
@@ -36,6 +41,14 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
+    /// The first format version of `audit.log` that may hold this action.
+    pub(crate) fn since_version(self) -> u16 {
+        match self {
+            AuditAction::Reveal | AuditAction::Export | AuditAction::Duplicates => 1,
+            AuditAction::Find => 2,
+        }
+    }
+
     fn tag(self) -> u8 {
         match self {
             AuditAction::Reveal => 1,
@@ -116,14 +129,14 @@ pub(crate) fn encode_header(db_id: &[u8; 16]) -> Vec<u8> {
     h
 }
 
-/// Checks the header: magic, version, CRC, database id.
-pub(crate) fn check_header(bytes: &[u8], path: &Path, db_id: &[u8; 16]) -> Result<()> {
+/// Checks the header: magic, version, CRC, database id; returns the version.
+pub(crate) fn check_header(bytes: &[u8], path: &Path, db_id: &[u8; 16]) -> Result<u16> {
     if bytes.get(..8) != Some(MAGIC.as_slice()) {
         return Err(Error::corrupt(path, 0, "not a geocrm audit log (bad magic)"));
     }
     let version = bytes.get(8..10).and_then(|v| v.try_into().ok()).map(u16::from_le_bytes);
     match version {
-        Some(VERSION) => {}
+        Some(OLDEST_VERSION..=VERSION) => {}
         // No version 0 was ever written: a damaged version field.
         Some(0) => return Err(Error::corrupt(path, 8, "audit log format version 0 does not exist")),
         Some(_) | None => {}
@@ -140,13 +153,14 @@ pub(crate) fn check_header(bytes: &[u8], path: &Path, db_id: &[u8; 16]) -> Resul
     if crc32fast::hash(head) != u32::from_le_bytes(crc) {
         return Err(Error::corrupt(path, 0, "audit log header checksum mismatch"));
     }
-    if let Some(found) = version.filter(|&v| v != VERSION) {
-        return Err(Error::UnsupportedVersion { file: path.to_owned(), found, supported: VERSION });
+    let version = version.unwrap_or(0);
+    if !(OLDEST_VERSION..=VERSION).contains(&version) {
+        return Err(Error::UnsupportedVersion { file: path.to_owned(), found: version, supported: VERSION });
     }
     if bytes.get(10..26) != Some(db_id.as_slice()) {
         return Err(Error::corrupt(path, 10, "audit log belongs to another database (db_id mismatch)"));
     }
-    Ok(())
+    Ok(version)
 }
 
 #[cfg(test)]
@@ -177,12 +191,38 @@ mod tests {
         for cut in 0..HEADER_LEN {
             assert!(check_header(&h[..cut], p, &[3; 16]).is_err(), "cut at {cut}");
         }
-        // A newer version is one whose checksum holds; a flipped version bit is damage.
-        let mut v2 = h.clone();
-        v2[8] = 2;
-        assert!(matches!(check_header(&v2, p, &[3; 16]), Err(Error::Corrupt { offset: 0, .. })));
-        let crc = crc32fast::hash(&v2[..HEADER_LEN - 4]);
-        v2[HEADER_LEN - 4..].copy_from_slice(&crc.to_le_bytes());
-        assert!(matches!(check_header(&v2, p, &[3; 16]), Err(Error::UnsupportedVersion { found: 2, .. })));
+        // Pinned (FORMAT.md §9.1): version 2's header, and a find entry's payload.
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(hex(&h), "47454f43524d4155020003030303030303030303030303030303c25906dd");
+        let find = AuditEntry {
+            unix_ms: 1_700_000_000_000,
+            actor: "ops".into(),
+            action: AuditAction::Find,
+            collection: "c".into(),
+            ids: vec!["A".into()],
+            fields: vec!["phone".into()],
+        };
+        assert_eq!(
+            hex(&encode_entry(&find).unwrap()),
+            "fd0068e5cf8b010000036f7073040163010141010570686f6e65"
+        );
+        // A newer version is one whose checksum holds; a flipped version bit is damage. The
+        // version read is returned (1, the oldest, is read too).
+        assert_eq!(check_header(&h, p, &[3; 16]).unwrap(), 2);
+        let with_version = |v: u8| {
+            let mut b = h.clone();
+            b[8] = v;
+            let crc = crc32fast::hash(&b[..HEADER_LEN - 4]);
+            b[HEADER_LEN - 4..].copy_from_slice(&crc.to_le_bytes());
+            b
+        };
+        assert_eq!(check_header(&with_version(1), p, &[3; 16]).unwrap(), 1);
+        let mut v3 = h.clone();
+        v3[8] = 3;
+        assert!(matches!(check_header(&v3, p, &[3; 16]), Err(Error::Corrupt { offset: 0, .. })));
+        assert!(matches!(
+            check_header(&with_version(3), p, &[3; 16]),
+            Err(Error::UnsupportedVersion { found: 3, .. })
+        ));
     }
 }

@@ -184,6 +184,8 @@ struct Appender {
     poisoned: Option<String>,
     /// Bytes in `audit.log`.
     len: u64,
+    /// `audit.log`'s format version: a version 1 file is sealed before a find entry.
+    version: u16,
 }
 
 impl AuditLog {
@@ -218,10 +220,10 @@ impl AuditLog {
             }
         }
         if enabled {
-            let mut len = format::HEADER_LEN as u64;
+            let (mut len, mut version) = (format::HEADER_LEN as u64, format::VERSION);
             if log.fs.exists(&log.path)? {
                 // Frames and checksums; the entries are decoded by `entries` and `verify`.
-                let (_, valid_len, file_len) = match log.scan(&log.path, false) {
+                let (_, valid_len, file_len, file_version) = match log.scan(&log.path, false) {
                     Ok(scanned) => scanned,
                     // Damage to a frame refuses the reads that would append an entry, not
                     // the open: a flipped bit here kept every write and erasure out (from a
@@ -232,7 +234,9 @@ impl AuditLog {
                         if !check_sealed && offset >= format::HEADER_LEN as u64 =>
                     {
                         log.damaged = Some((offset, reason));
-                        log.writer = Some(Mutex::new(Appender { file: None, poisoned: None, len: 0 }));
+                        let version = format::VERSION;
+                        log.writer =
+                            Some(Mutex::new(Appender { file: None, poisoned: None, len: 0, version }));
                         return Ok(log);
                     }
                     Err(e) => return Err(e),
@@ -242,11 +246,12 @@ impl AuditLog {
                     log.cut_at_open = (file_len - valid_len) as u64;
                 }
                 len = valid_len as u64;
+                version = file_version;
             } else {
                 write_atomic(&*log.fs, dir, AUDIT_FILE, &format::encode_header(&db_id))?;
             }
             let file = log.fs.open_append(&log.path)?;
-            log.writer = Some(Mutex::new(Appender { file: Some(file), poisoned: None, len }));
+            log.writer = Some(Mutex::new(Appender { file: Some(file), poisoned: None, len, version }));
         }
         Ok(log)
     }
@@ -314,7 +319,7 @@ impl AuditLog {
         let mut entries = Vec::new();
         for (_, read) in self.read_files(|file, current| {
             if current {
-                self.scan(file, true).map(|(entries, _, _)| entries)
+                self.scan(file, true).map(|(entries, _, _, _)| entries)
             } else {
                 self.scan_sealed(file, true)
             }
@@ -327,7 +332,7 @@ impl AuditLog {
     /// [`Self::scan`] of a sealed file, which was whole when sealed: a torn final frame is
     /// damage.
     fn scan_sealed(&self, path: &Path, decode: bool) -> Result<Vec<AuditEntry>> {
-        let (entries, valid_len, file_len) = self.scan(path, decode)?;
+        let (entries, valid_len, file_len, _) = self.scan(path, decode)?;
         if valid_len < file_len {
             let reason = "the last bytes are not a whole entry, though the file was whole when it was sealed";
             return Err(Error::corrupt(path, valid_len as u64, reason));
@@ -339,7 +344,9 @@ impl AuditLog {
     /// final frame, which an open for writing cuts from `audit.log` (0 when none); a sealed
     /// file was whole when sealed.
     pub(crate) fn check(&self) -> Result<Vec<(PathBuf, Result<u64>)>> {
-        self.read_files(|file, _| self.scan(file, true).map(|(_, valid_len, len)| (len - valid_len) as u64))
+        self.read_files(|file, _| {
+            self.scan(file, true).map(|(_, valid_len, len, _)| (len - valid_len) as u64)
+        })
     }
 
     /// The path of `audit.log`.
@@ -348,8 +355,8 @@ impl AuditLog {
     }
 
     /// Reads and validates a whole file of the log: its entries (when `decode`), the length of
-    /// its valid prefix and the file's length.
-    fn scan(&self, path: &Path, decode: bool) -> Result<(Vec<AuditEntry>, usize, usize)> {
+    /// its valid prefix, the file's length and its format version.
+    fn scan(&self, path: &Path, decode: bool) -> Result<(Vec<AuditEntry>, usize, usize, u16)> {
         // Read frame by frame: a damaged or sparse file claiming terabytes costs no more than
         // its valid frames (it was read whole, and the process killed for memory: from the
         // file-validation review). One read may write many frames past the roll size, so
@@ -357,7 +364,7 @@ impl AuditLog {
         let file = self.fs.open_read(path)?;
         let len = usize::try_from(file.len()).unwrap_or(usize::MAX);
         let bytes = crate::codec::read_framed(file.as_ref(), format::HEADER_LEN)?;
-        format::check_header(&bytes, path, &self.db_id)?;
+        let version = format::check_header(&bytes, path, &self.db_id)?;
         let mut entries = Vec::new();
         let mut at = format::HEADER_LEN;
         while let Some(rest) = bytes.get(at..).filter(|r| !r.is_empty()) {
@@ -377,7 +384,7 @@ impl AuditLog {
                 FrameRead::BadChecksum => return Err(corrupt("frame checksum mismatch".into())),
             }
         }
-        Ok((entries, at, len))
+        Ok((entries, at, len, version))
     }
 
     /// The damage that keeps PII reads refused: the one the open found in `audit.log`, or —
@@ -442,6 +449,14 @@ impl AuditLog {
         if let Some(reason) = &w.poisoned {
             return Err(Error::Poisoned { reason: format!("audit log: {reason}") });
         }
+        // A version 1 file is sealed as it is, and a new one started, before an entry its
+        // version cannot hold: an older build read it as damage.
+        if action.since_version() > w.version {
+            if let Err(e) = self.seal(&mut w) {
+                w.poisoned = Some(e.to_string());
+                return Err(e);
+            }
+        }
         let file = w.file.as_mut().ok_or_else(|| Error::Poisoned { reason: "audit log closed".into() })?;
         // One fsync per frame: a power loss can then damage only the last, unsynced frame —
         // a torn tail — never an earlier one with a valid frame after it, which would make
@@ -473,6 +488,7 @@ impl AuditLog {
         write_atomic(&*self.fs, &self.dir, AUDIT_FILE, &format::encode_header(&self.db_id))?;
         w.file = Some(self.fs.open_append(&self.path)?);
         w.len = format::HEADER_LEN as u64;
+        w.version = format::VERSION;
         Ok(())
     }
 }
@@ -492,6 +508,41 @@ mod tests {
 
     fn ids(log: &AuditLog) -> Vec<String> {
         log.entries().unwrap().iter().map(|e| e.ids.concat()).collect()
+    }
+
+    /// A version 1 `audit.log` (an older build's) takes the entries it can hold; before the
+    /// first find entry, which it cannot (an older build read it as damage), it is sealed as
+    /// it is and a version 2 file started. Every entry stays readable.
+    #[test]
+    fn a_version_1_file_is_sealed_before_a_find_entry() {
+        let fs = MemFs::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let path = Path::new("/d").join(AUDIT_FILE);
+        let mut v1 = format::encode_header(&[1; 16]);
+        v1[8] = 1;
+        let crc = crc32fast::hash(&v1[..format::HEADER_LEN - 4]);
+        v1[format::HEADER_LEN - 4..].copy_from_slice(&crc.to_le_bytes());
+        fs.write_raw(&path, &v1);
+        let version = |fs: &MemFs, p: &Path| fs.read_all(p).unwrap()[8];
+        {
+            let log = open_in(&fs, false).unwrap();
+            record(&log, 0).unwrap();
+            assert_eq!(version(&fs, &path), 1, "a reveal is written into it");
+            assert!(log.sealed_files().unwrap().is_empty());
+            log.record(AuditAction::Find, "c", &["id-1"], &["phone"]).unwrap();
+            let sealed = log.sealed_files().unwrap();
+            assert_eq!(sealed.len(), 1);
+            assert_eq!(version(&fs, &sealed[0].1), 1);
+            assert_eq!(version(&fs, &path), 2);
+            log.record(AuditAction::Find, "c", &["id-2"], &["phone"]).unwrap();
+            assert_eq!(log.sealed_files().unwrap().len(), 1, "sealed once");
+            assert_eq!(ids(&log), ["id-0", "id-1", "id-2"]);
+        }
+        let log = open_in(&fs, true).unwrap();
+        log.record(AuditAction::Find, "c", &["id-3"], &["phone"]).unwrap();
+        assert_eq!(log.sealed_files().unwrap().len(), 1, "a version 2 file is kept");
+        assert_eq!(ids(&log), ["id-0", "id-1", "id-2", "id-3"]);
+        assert!(log.check().unwrap().iter().all(|(_, r)| r.is_ok()));
     }
 
     /// A damaged entry is spliced out (its declared end, or the first offset from which
