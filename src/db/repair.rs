@@ -848,6 +848,16 @@ fn salvage_segment(
     // (`log/SYNCED`) would make the next open report the cut as damage again. Forgotten only
     // when the step changes the log (a refusal keeps it, and with it the protection).
     let forget_synced = || crate::log::forget_synced(fs, &log_dir);
+    // Where a transaction at the log's very end may have been left unfinished by a crash:
+    // the newest segment, past what its close record says was synced (read before this
+    // step forgets the record).
+    let unfinished_from = crate::log::segment_numbers(fs, &log_dir)?.last().map(|&newest| {
+        let synced = crate::log::read_synced(fs, &log_dir, &manifest.db_id)
+            .filter(|m| m.segment == newest)
+            .map_or(0, |m| usize::try_from(m.len).unwrap_or(usize::MAX));
+        (segment_path(&log_dir, newest), synced)
+    });
+    let new_dropped = || DroppedOps { unfinished_from: unfinished_from.clone(), ..DroppedOps::default() };
     let mut actions = Vec::new();
     if !fs.exists(&path)? {
         // Only the segment a checkpoint starts replay at is looked for by number.
@@ -883,7 +893,7 @@ fn salvage_segment(
         };
         forget_synced()?;
         let header = SegmentHeader { number, first_lsn: record.lsn, db_id: manifest.db_id };
-        let mut dropped = DroppedOps::default();
+        let mut dropped = new_dropped();
         actions.extend(remove_segments_from(
             fs,
             &log_dir,
@@ -950,14 +960,14 @@ fn salvage_segment(
             return Ok(actions);
         }
         // Its frames (from where the header would end) are listed, as far as they read.
-        let mut dropped = DroppedOps::default();
+        let mut dropped = new_dropped();
         let mut actions = remove_segments_from(fs, &log_dir, number, reason, &mut dropped)?;
         actions.extend(dropped.actions());
         return Ok(actions);
     }
     // What the intact frames after the damage held, listed before they go.
     forget_synced()?;
-    let mut dropped = DroppedOps::default();
+    let mut dropped = new_dropped();
     let header_len = crate::log::SEGMENT_HEADER_LEN;
     if offset < header_len as u64 {
         // The header is sound, so the segment does not continue the log (a gap or an LSN
@@ -970,6 +980,7 @@ fn salvage_segment(
     // damage are an incomplete transaction without the rest (the next open would cut them).
     let damaged_at = usize::try_from(offset).unwrap_or(usize::MAX);
     let start = crate::log::transaction_start(&bytes, damaged_at);
+    dropped.damaged = Some((path.clone(), damaged_at));
     dropped.read(&path, &bytes, start);
     let after = "follows damage in an earlier segment";
     actions.extend(remove_segments_from(fs, &log_dir, number + 1, after, &mut dropped)?);
@@ -996,6 +1007,14 @@ struct DroppedOps {
     by_collection: IdsByCollection,
     unfinished: Vec<(PathBuf, IdsByCollection)>,
     unread: Vec<(PathBuf, u64)>,
+    /// The log's newest segment and the offset from which a transaction there may be one a
+    /// crash left unfinished (past the close record's synced length): a transaction without
+    /// its last frame anywhere else was finished — a sealed segment ends between
+    /// transactions, and a closed log's synced bytes hold whole ones — and is listed as
+    /// intact operations (from the read-through review).
+    unfinished_from: Option<(PathBuf, usize)>,
+    /// The damaged frame: a transaction holding it may have lost its last frame to it.
+    damaged: Option<(PathBuf, usize)>,
 }
 
 impl DroppedOps {
@@ -1005,7 +1024,9 @@ impl DroppedOps {
     fn read(&mut self, path: &Path, bytes: &[u8], at: usize) {
         let (bodies, unread) = crate::log::frame_bodies_from(bytes, at);
         let mut pending = IdsByCollection::new();
-        for crate::log::FrameBody { body, op_count, more } in bodies {
+        let mut pending_at = None;
+        for crate::log::FrameBody { at, body, op_count, more } in bodies {
+            pending_at.get_or_insert(at);
             // A body that does not decode is listed as unread bytes' worth of nothing: its
             // frame passed its checksum, so this does not happen short of a bug.
             if let Ok(ops) = super::ops::decode_body(body, op_count) {
@@ -1024,19 +1045,32 @@ impl DroppedOps {
             if !more {
                 // (A damaged frame stepped over may have ended a transaction: its operations
                 // are then taken with the next one's, as finished, which they may have been.)
-                for (collection, kinds) in std::mem::take(&mut pending) {
-                    let all = self.by_collection.entry(collection).or_default();
-                    for (all, ids) in all.iter_mut().zip(kinds) {
-                        all.extend(ids);
-                    }
-                }
+                self.take_finished(std::mem::take(&mut pending));
+                pending_at = None;
             }
         }
-        if !pending.is_empty() {
-            self.unfinished.push((path.to_owned(), pending));
+        let start = pending_at.unwrap_or(usize::MAX);
+        let at_the_end = self.unfinished_from.as_ref().is_some_and(|(p, from)| p == path && start >= *from);
+        let lost_to_damage = self.damaged.as_ref().is_some_and(|(p, d)| p == path && *d >= start);
+        if at_the_end && !lost_to_damage {
+            if !pending.is_empty() {
+                self.unfinished.push((path.to_owned(), pending));
+            }
+        } else {
+            self.take_finished(pending);
         }
         if unread > 0 {
             self.unread.push((path.to_owned(), unread as u64));
+        }
+    }
+
+    /// Adds a finished transaction's operations to those listed as intact.
+    fn take_finished(&mut self, ops: IdsByCollection) {
+        for (collection, kinds) in ops {
+            let all = self.by_collection.entry(collection).or_default();
+            for (all, ids) in all.iter_mut().zip(kinds) {
+                all.extend(ids);
+            }
         }
     }
 

@@ -336,6 +336,8 @@ pub(crate) fn first_frame_lsn(segment: &[u8]) -> Option<u64> {
 
 /// A valid frame's body, as [`frame_bodies_from`] reads it.
 pub(crate) struct FrameBody<'a> {
+    /// Where the frame starts in the segment.
+    pub at: usize,
     /// The operations' bytes.
     pub body: &'a [u8],
     /// How many operations.
@@ -360,7 +362,7 @@ pub(crate) fn frame_bodies_from(segment: &[u8], mut at: usize) -> (Vec<FrameBody
             _ => None,
         };
         if let Some((body, op_count, more, frame_len)) = valid {
-            bodies.push(FrameBody { body, op_count, more });
+            bodies.push(FrameBody { at, body, op_count, more });
             at += frame_len;
             continue;
         }
