@@ -590,8 +590,8 @@ enum RejectsTarget {
     /// A regular file, or none yet: written as a temporary file beside it and renamed into
     /// place (over the file a symbolic link names, not over the link).
     Replace(std::path::PathBuf),
-    /// A named pipe, a terminal, or a file under `/dev` or `/proc` (`/dev/stdout`):
-    /// appended to.
+    /// This process's standard output or error, a named pipe or a terminal: written to as
+    /// it is.
     Stream(std::path::PathBuf),
 }
 
@@ -605,62 +605,65 @@ impl RejectsTarget {
     }
 }
 
-/// What `--skip-invalid PATH` writes to: symbolic links followed, a directory, a socket or a
-/// block device refused.
+/// What `--skip-invalid PATH` writes to: this process's standard output or error (by
+/// identity: `/dev/stdout`, a link to it, or the file the shell redirected it to), a named
+/// pipe or a terminal are written to as they are; a regular file is replaced (through a
+/// symbolic link, the file it names); anything else — a directory, a socket, a disk, another
+/// device — is refused.
 fn rejects_target(path: &Path) -> Result<RejectsTarget> {
     use std::os::unix::fs::FileTypeExt;
     let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
     let follow = |e| Error::io("follow the rejects file's symbolic link", path, e);
-    // `/dev/stdout`, `/dev/fd/2`, `/proc/self/fd/1` and links to them name an open file of
-    // this process: appended to, whatever it is (replaced, it went from under a shell's
-    // redirection).
-    let special = |p: &Path| p.starts_with("/dev") || p.starts_with("/proc");
-    if special(path) || (link && std::fs::read_link(path).is_ok_and(|to| special(&to))) {
-        return match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => {
-                Err(Error::invalid_argument("skip-invalid", "the rejects file is a directory: name a file"))
-            }
-            Ok(_) => Ok(RejectsTarget::Stream(path.to_owned())),
-            Err(e) => Err(Error::io("open rejects file", path, e)),
-        };
-    }
+    let refuse =
+        |what: &str| Err(Error::invalid_argument("skip-invalid", format!("the rejects file is {what}")));
     match std::fs::metadata(path) {
         Err(e) if link => Err(follow(e)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(RejectsTarget::Replace(path.to_owned())),
         Err(e) => Err(Error::io("create rejects file", path, e)),
+        // (Replaced, a file the shell redirected the output to went from under it.)
+        Ok(m) if standard_stream(&m).is_some() => Ok(RejectsTarget::Stream(path.to_owned())),
         Ok(m) if m.is_file() && link => Ok(RejectsTarget::Replace(path.canonicalize().map_err(follow)?)),
         Ok(m) if m.is_file() => Ok(RejectsTarget::Replace(path.to_owned())),
-        Ok(m) if m.is_dir() => {
-            Err(Error::invalid_argument("skip-invalid", "the rejects file is a directory: name a file"))
+        Ok(m) if m.is_dir() => refuse("a directory: name a file"),
+        Ok(m) if m.file_type().is_fifo() => Ok(RejectsTarget::Stream(path.to_owned())),
+        Ok(m) if m.file_type().is_char_device() => {
+            // A terminal or `/dev/null`; not another device (`/dev/kmsg`).
+            let null = std::fs::metadata("/dev/null").is_ok_and(|n| same_file(&n, &m));
+            let terminal =
+                || std::fs::OpenOptions::new().append(true).open(path).is_ok_and(|f| f.is_terminal());
+            if null || terminal() {
+                Ok(RejectsTarget::Stream(path.to_owned()))
+            } else {
+                refuse("a device that is not a terminal")
+            }
         }
-        // (Opened by the name given: `/dev/stdout` names `/proc/self/fd/1`, which names a
-        // pipe or a terminal that has no path.)
-        Ok(m) if m.file_type().is_fifo() || m.file_type().is_char_device() => {
-            Ok(RejectsTarget::Stream(path.to_owned()))
-        }
-        Ok(_) => Err(Error::invalid_argument(
-            "skip-invalid",
-            "the rejects file is neither a regular file, a named pipe nor a terminal",
-        )),
+        Ok(_) => refuse("neither a regular file, a named pipe nor a terminal"),
     }
+}
+
+/// Whether two files' metadata are of the same file.
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino(), a.rdev()) == (b.dev(), b.ino(), b.rdev())
+}
+
+/// This process's standard output or error (a duplicate of it) when it is the file `meta`
+/// describes.
+fn standard_stream(meta: &std::fs::Metadata) -> Option<File> {
+    use std::os::fd::AsFd;
+    let standard = [io::stdout().as_fd().try_clone_to_owned(), io::stderr().as_fd().try_clone_to_owned()];
+    standard.into_iter().flatten().map(File::from).find(|f| f.metadata().is_ok_and(|m| same_file(&m, meta)))
 }
 
 /// Opens a [`RejectsTarget::Stream`]: this process's standard output or error when it is
 /// that file (written through it, so the two share one offset: opened again, a file the
 /// shell redirected the output to was overwritten from its start), else for appending.
 fn open_stream(file: &Path) -> io::Result<File> {
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::MetadataExt;
-    let id = |m: std::fs::Metadata| (m.dev(), m.ino(), m.rdev());
-    let target = std::fs::metadata(file).map(id)?;
-    let standard = [io::stdout().as_fd().try_clone_to_owned(), io::stderr().as_fd().try_clone_to_owned()];
-    for fd in standard.into_iter().flatten() {
-        let f = File::from(fd);
-        if f.metadata().map(id).ok() == Some(target) {
-            return Ok(f);
-        }
+    let meta = std::fs::metadata(file)?;
+    match standard_stream(&meta) {
+        Some(f) => Ok(f),
+        None => std::fs::OpenOptions::new().append(true).open(file),
     }
-    std::fs::OpenOptions::new().append(true).open(file)
 }
 
 /// The open rejects file of an import.
