@@ -161,6 +161,14 @@ impl ImportOptions {
                 ));
             }
         }
+        // With commas between the fields, a decimal comma reads only in a quoted cell.
+        if self.decimal_comma && self.delimiter.unwrap_or(b',') == b',' {
+            return Err(Error::invalid_argument(
+                "decimal-comma",
+                "decimal commas need another field separator than the comma (--delimiter ';'; in Rust, \
+                 ImportOptions::delimiter)",
+            ));
+        }
         let (mut froms, mut tos) = (std::collections::HashSet::new(), HashMap::new());
         for (from, to) in &self.renames {
             if !crate::model::RECORD_NAMES.contains(&to.as_str()) {
@@ -292,7 +300,15 @@ pub fn import_csv(
     if existing.is_none() {
         // A column named like personal data stays a decision under its new name (a rename
         // to `who` got `Name` stored in plaintext without one: from the review).
-        let lists = [&options.pii, &options.phones, &options.emails, &options.numbers, &options.categories];
+        // (Left out by `ignore` is a decision too.)
+        let lists = [
+            &options.pii,
+            &options.phones,
+            &options.emails,
+            &options.numbers,
+            &options.categories,
+            &options.ignore,
+        ];
         for (from, to) in &options.renames {
             // (Not the id or the location: no option can name them, and `Address Latitude`
             // is a coordinate. An id's values are checked for contact data as ever.)
@@ -601,9 +617,11 @@ fn decimal_mark_hint(text: &str, decimal_comma: bool) -> &'static str {
 fn separator_hint(header: &[String], delimiter: u8) -> String {
     // Excel's line naming the separator, before the header.
     if let Some(sep) = header.first().and_then(|h| h.strip_prefix("sep=")) {
+        // (`sep=` and an empty cell: the line was split at the separator it names.)
         let flag = match sep {
             "\t" => "tab".to_owned(),
-            "" if header.len() > 1 => "','".to_owned(),
+            "" if header.len() > 1 && delimiter == b'\t' => "tab".to_owned(),
+            "" if header.len() > 1 => format!("'{}'", char::from(delimiter)),
             other => format!("'{other}'"),
         };
         return format!(
@@ -1189,20 +1207,37 @@ fn looks_like_contact(value: &str) -> bool {
 /// digit, and the digits, spaces, `-`, `.`, `(` and `)` after it) that [`is_contact`].
 fn holds_contact(text: &str) -> bool {
     let word_end = |c: char| c.is_whitespace() || "<>()[]{},;:\"'".contains(c);
-    let email = text
-        .split(word_end)
-        .filter(|w| w.contains('@'))
-        .any(|w| is_contact(w.trim_end_matches(['.', '!', '?'])));
+    // The domain ends where a URL's path or query would start (`ada@example.org?subject=`),
+    // the local part after a query's `?`, `&`, `=` or a path's `/`.
+    let address = |w: &str| match w.rsplit_once('@') {
+        Some((local, domain)) => {
+            let end =
+                domain.find(|c: char| !(c.is_alphanumeric() || c == '.' || c == '-')).unwrap_or(domain.len());
+            let local = local.rsplit(['?', '&', '=', '/']).next().unwrap_or(local);
+            format!("{local}@{}", domain.get(..end).unwrap_or(domain).trim_end_matches('.'))
+        }
+        None => w.to_owned(),
+    };
+    let email = text.split(word_end).filter(|w| w.contains('@')).any(|w| is_contact(&address(w)));
+    // Dashes and spaces as `normalize_phone` takes them (no-break spaces, en dashes).
+    let dash = |c: char| matches!(c, '-' | '\u{2010}'..='\u{2015}' | '\u{2212}');
+    let in_run = |c: char| c.is_ascii_digit() || c.is_whitespace() || dash(c) || matches!(c, '.' | '(' | ')');
     let phone = || {
         text.match_indices('+').any(|(at, _)| {
-            let after_word =
-                text.get(..at).and_then(|t| t.chars().next_back()).is_some_and(char::is_alphanumeric);
+            // Not glued to a word or another `+` (`A+12345678`, `C++ 98 03 11 14`).
+            let after_word = text
+                .get(..at)
+                .and_then(|t| t.chars().next_back())
+                .is_some_and(|c| c.is_alphanumeric() || c == '+');
             let rest = text.get(at + 1..).unwrap_or_default();
-            let run_len = rest
-                .find(|c: char| !(c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')')))
-                .unwrap_or(rest.len());
+            let run_len = rest.find(|c: char| !in_run(c)).unwrap_or(rest.len());
             let run = rest.get(..run_len).unwrap_or_default().trim_end_matches(|c: char| !c.is_ascii_digit());
-            !after_word && is_contact(&format!("+{run}"))
+            // Numbers with a decimal part are amounts or coordinates, not a phone number
+            // (`+40.7128 -74.0060`, `+10.00-25.00 EUR`).
+            let decimals = run
+                .split(|c: char| c.is_whitespace() || dash(c))
+                .any(|t| t.matches('.').count() == 1 && t.parse::<f64>().is_ok());
+            !after_word && !decimals && is_contact(&format!("+{run}"))
         })
     };
     email || phone()

@@ -119,6 +119,10 @@ fn other_delimiters_with_quoting_line_numbers_and_hints() {
         assert!(reason.contains("read with a decimal comma, and a '.' is refused"), "{reason}");
     }
     assert_eq!(csv_err(import(&db2, "id;lat;lon\nF;1,2,3;2\n", &european)).1, "lat");
+    // Not with commas between the fields.
+    let commas = ImportOptions { decimal_comma: true, ..ImportOptions::default() };
+    let err = import(&db2, "id,lat,lon\nF,\"1,5\",2\n", &commas).unwrap_err().to_string();
+    assert!(err.contains("decimal commas need another field separator"), "{err}");
     // Read with the wrong delimiter, the header is one column: the error says which
     // separator it holds, and shows none of the header (it may be a first row's data).
     for (csv, options, hint) in [
@@ -164,6 +168,15 @@ fn other_delimiters_with_quoting_line_numbers_and_hints() {
 /// fixed) when empty or when `ignore` holds "" (from a hands-on review).
 #[test]
 fn ignored_and_unnamed_columns_are_left_out() {
+    // A renamed column that looks like personal data, left out: a decision (it was refused).
+    let (_dir0, db0) = open(true);
+    let renamed = ImportOptions {
+        renames: vec![("Email".into(), "contact".into())],
+        ignore: vec!["contact".into()],
+        ..ImportOptions::default()
+    };
+    import(&db0, "id,lat,lon,Email\nA,1,2,ada@example.org\n", &renamed).unwrap();
+    assert!(kinds(&db0).is_empty());
     let (_dir, db) = open(true);
     let semicolon = ImportOptions { delimiter: Some(b';'), ..ImportOptions::default() };
     import(&db, "id;lat;lon;tier;;\r\nT1;1;1;gold;;\r\n", &semicolon).unwrap();
@@ -213,6 +226,8 @@ fn header_errors_hint_at_the_fix() {
         ("id,Latitude,lon\nA,1,2\n", &none, "required column \"lat\" is missing (there is \"Latitude\": take it under that name with --rename \"Latitude=lat\")"),
         ("id,lat,LNG\nA,1,2\n", &none, "required column \"lon\" is missing (there is \"LNG\": take it under that name with --rename \"LNG=lon\")"),
         ("sep=;\nid;lat;lon\nA;1;2\n", &none, "required column \"id\" is missing (the first line is a spreadsheet's \"sep=\" line, not the header: remove it, and import with --delimiter ';')"),
+        // Read with the right delimiter, the line splits at it.
+        ("sep=;\nid;lat;lon\nA;1;2\n", &ImportOptions { delimiter: Some(b';'), ..ImportOptions::default() }, "required column \"id\" is missing (the first line is a spreadsheet's \"sep=\" line, not the header: remove it, and import with --delimiter ';')"),
         (
             "id,lat,lon,Phone\nA,1,2,+33612345678\n",
             &ImportOptions { phones: vec!["phone".into()], ..ImportOptions::default() },
@@ -485,6 +500,9 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
         ("notes", "call back on +49 151 12345678 after 5pm"),
         ("memo", "\"see ada@example.org, then Bob\""),
         ("callback", "(tel:+33 6 12 34 56 78)"),
+        ("nbsp", "ring +33\u{a0}6\u{a0}12\u{a0}34\u{a0}56\u{a0}78 soon"),
+        ("query", "mailto:ada@example.org?subject=Hi"),
+        ("url", "https://x.example/?email=ada@example.org&ref=1"),
     ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{column}\nA,1,2,plain\nB,1,2,{value}\n");
@@ -517,7 +535,7 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
     // an at sign without an address.
     let (_dir2, db2) = open(true);
     let csv =
-        "id,lat,lon,memo,code,tag,price\nA,1,2,Q3 up +12.5% (+4 2019),A+12345678,team @home,2@1.99 each\n";
+        "id,lat,lon,memo,code,tag,price,pin,fee,lang\nA,1,2,Q3 up +12.5% (+4 2019),A+12345678,team @home,2@1.99 each,pin +40.7128 -74.0060,surcharge +10.00-25.00 EUR,C++ 98 03 11 14\n";
     assert_eq!(import(&db2, csv, &ImportOptions::default()).unwrap().imported, 1);
     assert_eq!(kinds(&db)["delta"], FieldKind::Number);
     assert_eq!(kinds(&db)["handle"], FieldKind::Category);
