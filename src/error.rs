@@ -128,11 +128,12 @@ pub enum Error {
         reason: String,
     },
     /// A `--where` filter that does not parse or names unknown fields.
-    #[error("invalid filter {expr:?} at character {position}: {reason}")]
+    #[error("invalid filter {} at character {position}: {reason}", filter_excerpt(.expr, *.position))]
     InvalidFilter {
         /// The filter text (a parse error, with PII-like values masked), or — for an error
         /// found against the schema — the field it is about (masked when unknown: it may be
-        /// a value typed where a field belongs).
+        /// a value typed where a field belongs). The message shows it whole up to 200
+        /// characters, else the 160 around `position`.
         expr: String,
         /// 0-based character position of the problem in `expr` (0 for schema errors).
         position: usize,
@@ -275,6 +276,21 @@ pub(crate) const CELL_SHOWN: usize = 24;
 /// and no `-`, `/`, `(`, `)` past a leading sign: `12x`, `1,5` — not `1.2.90`, a date).
 /// Anything else may be personal data in a number or coordinate column (a name, a phone
 /// number, a date of birth): only its length is told.
+/// A filter as an error shows it: quoted whole up to 200 characters, else the 160 around
+/// `position`, with `…` for what is left out (a 110 KB filter was printed whole).
+fn filter_excerpt(expr: &str, position: usize) -> String {
+    const WHOLE: usize = 200;
+    const SIDE: usize = 80;
+    let len = expr.chars().count();
+    if len <= WHOLE {
+        return format!("{expr:?}");
+    }
+    let start = position.saturating_sub(SIDE).min(len.saturating_sub(2 * SIDE));
+    let window: String = expr.chars().skip(start).take(2 * SIDE).collect();
+    let (before, after) = (if start > 0 { "…" } else { "" }, if start + 2 * SIDE < len { "…" } else { "" });
+    format!("{before}{window:?}{after} (of {len} characters)")
+}
+
 pub(crate) fn quoted_value(text: &str) -> String {
     let body = text.strip_prefix(['+', '-']).unwrap_or(text);
     let typo = text.chars().count() <= 6

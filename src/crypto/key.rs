@@ -181,7 +181,7 @@ fn decode_hex(hex: &[u8]) -> std::result::Result<Box<[u8; 32]>, String> {
 }
 
 /// A master key read from a file holding either exactly 32 raw bytes or 64 hexadecimal
-/// characters optionally followed by a newline (`\n` or `\r\n`).
+/// characters, with spaces and line ends around them allowed.
 ///
 /// ```no_run
 /// use geocrm::crypto::{KdfParams, KeyFile, KeyProvider};

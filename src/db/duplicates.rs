@@ -164,13 +164,20 @@ impl CollectionReader<'_> {
                 (key_id, &data_key),
                 |i| name_slots.contains(&i),
             )?;
-            let mut name = Zeroizing::new(String::new());
-            for part in name_fields.iter().filter_map(|f| opened.get(*f)) {
-                name.push_str(part.expose());
-                name.push(' ');
+            // Each field in its place, a missing one empty: `first: Lee` is not `last: Lee`.
+            let (mut name, mut named) = (Zeroizing::new(String::new()), false);
+            for (i, field) in name_fields.iter().enumerate() {
+                if i > 0 {
+                    name.push('\u{1f}');
+                }
+                if let Some(part) = opened.get(*field) {
+                    let part = Zeroizing::new(normalize_name(part.expose()));
+                    named |= !part.is_empty();
+                    name.push_str(&part);
+                }
             }
-            let normalized = Zeroizing::new(normalize_name(&name));
-            if !normalized.is_empty() {
+            let normalized = name;
+            if named {
                 let location = LatLon::new(r.lat, r.lon)?;
                 by_name
                     .entry(name_key.blind_value("name", &normalized))

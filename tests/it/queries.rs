@@ -745,3 +745,22 @@ fn bad_query_arguments_are_clear_errors() {
     ));
     assert!(matches!(snap.collection("missing"), Err(geocrm::Error::UnknownCollection { .. })));
 }
+
+/// A long filter's error shows the 160 characters around the problem, not the whole text (a
+/// 110 KB filter was printed whole; from a hands-on review); a short one is shown whole.
+#[test]
+fn a_long_filter_error_shows_an_excerpt() {
+    let long = format!("{} oops", vec!["ltv > 1"; 5000].join(" or "));
+    let err = Filter::parse(&long).unwrap_err();
+    let geocrm::Error::InvalidFilter { ref expr, position, .. } = err else { panic!("{err:?}") };
+    assert_eq!((expr.chars().count(), position), (long.chars().count(), long.len() - 4));
+    let text = err.to_string();
+    assert!(text.len() < 400, "{} bytes", text.len());
+    assert!(
+        text.starts_with("invalid filter …\"")
+            && text.contains("****\" (of 55001 characters) at character 54997"),
+        "{text}"
+    );
+    let short = Filter::parse("ltv > 1 oops").unwrap_err().to_string();
+    assert!(short.starts_with("invalid filter \"ltv > * ****\" at character 8"), "{short}");
+}

@@ -277,7 +277,8 @@ fn duplicates_compares_the_name_fields_it_is_given() {
     let env = Env::new();
     let file = env.file(
         "people.csv",
-        "id,lat,lon,first,last\nF1,1,1,Ann,Lee\nF2,1.00001,1,ANN ,lee\nF3,1.00001,1,Ann,\n",
+        // F4 and F5 hold "Lee" in different fields: not the same name.
+        "id,lat,lon,first,last\nF1,1,1,Ann,Lee\nF2,1.00001,1,ANN ,lee\nF3,1.00001,1,Ann,\nF4,1,1,,Lee\nF5,1,1,Lee,\n",
     );
     ok(&env.run(true, "import", &[file.to_str().unwrap(), "--pii", "first,last"]));
     let out = env.run(true, "duplicates", &["--json"]);
