@@ -1131,6 +1131,23 @@ fn the_intact_operations_a_cut_drops_are_listed_by_record() {
     assert!(c.get("r09").unwrap().is_none());
 }
 
+/// Options without checkpoints or audit log, for the tests of transactions of many frames.
+fn plain_options(fs: &MemFs) -> Options {
+    Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None).audit(false)
+}
+
+/// Commits records `{prefix}{i:05}` for `ids` in one transaction; each holds a 100-byte
+/// category, so 5,000 of them span many frames.
+fn commit_prefixed(db: &Database, ids: std::ops::Range<usize>, prefix: &str) {
+    let mut batch = db.begin_write();
+    for i in ids {
+        let r = Record::new(format!("{prefix}{i:05}"), LatLon::new(1.0, 1.0).unwrap())
+            .category("t", "x".repeat(100));
+        batch.upsert("c", r).unwrap();
+    }
+    batch.commit().unwrap();
+}
+
 /// A transaction a crash cut short after the damage (its last frames never written) is
 /// listed as unfinished, apart from intact operations: it was never acknowledged (it was
 /// listed among the intact operations dropped; from a hands-on crash test). Not when the
@@ -1144,18 +1161,10 @@ fn an_unfinished_transaction_after_the_damage_is_listed_apart() {
 
 fn unfinished_transaction_after_damage(closed: bool) {
     let fs = MemFs::new();
-    let opts = || Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None).audit(false);
+    let opts = || plain_options(&fs);
     let db = Database::open(DIR, opts()).unwrap();
     db.create_collection("c", Schema::new().category("t")).unwrap();
-    let commit = |ids: std::ops::Range<usize>, prefix: &str| {
-        let mut batch = db.begin_write();
-        for i in ids {
-            let r = Record::new(format!("{prefix}{i:05}"), LatLon::new(1.0, 1.0).unwrap())
-                .category("t", "x".repeat(100));
-            batch.upsert("c", r).unwrap();
-        }
-        batch.commit().unwrap();
-    };
+    let commit = |ids: std::ops::Range<usize>, prefix: &str| commit_prefixed(&db, ids, prefix);
     commit(0..3, "a");
     let seg = segments(&fs).pop().unwrap();
     let c_at = fs.file_len(&seg).unwrap();
@@ -1223,18 +1232,10 @@ fn unfinished_transaction_after_damage(closed: bool) {
 #[test]
 fn damage_inside_a_transaction_of_many_frames_lists_all_of_it() {
     let fs = MemFs::new();
-    let opts = || Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None).audit(false);
+    let opts = || plain_options(&fs);
     let db = Database::open(DIR, opts()).unwrap();
     db.create_collection("c", Schema::new().category("t")).unwrap();
-    let commit = |ids: std::ops::Range<usize>, prefix: &str| {
-        let mut batch = db.begin_write();
-        for i in ids {
-            let r = Record::new(format!("{prefix}{i:05}"), LatLon::new(1.0, 1.0).unwrap())
-                .category("t", "x".repeat(100));
-            batch.upsert("c", r).unwrap();
-        }
-        batch.commit().unwrap();
-    };
+    let commit = |ids: std::ops::Range<usize>, prefix: &str| commit_prefixed(&db, ids, prefix);
     commit(0..3, "a");
     let seg = segments(&fs).pop().unwrap();
     let before = fs.file_len(&seg).unwrap();
