@@ -520,6 +520,16 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
             return inside_database();
         }
     }
+    // A stream is opened before the database is created or locked: waiting for a named
+    // pipe's reader (as a shell's redirection does) then holds nothing, and an interrupt
+    // leaves no new, empty database behind (from the read-through review).
+    let rejects = match rejects {
+        Some((path, RejectsTarget::Stream(file))) => {
+            let opened = open_stream(&file).map_err(|e| Error::io("open rejects file", path, e))?;
+            Some((path, RejectsTarget::Open(file, opened)))
+        }
+        other => other,
+    };
     let database = open_for_import(db)?;
     // Any failure from here (the rejects file, the import, its report) deletes the database
     // if this command created it and nothing was committed.
@@ -593,6 +603,8 @@ enum RejectsTarget {
     /// This process's standard output or error, a named pipe or a terminal: written to as
     /// it is.
     Stream(std::path::PathBuf),
+    /// A [`RejectsTarget::Stream`] opened.
+    Open(std::path::PathBuf, File),
 }
 
 impl RejectsTarget {
@@ -600,7 +612,7 @@ impl RejectsTarget {
     fn path(&self) -> Option<&Path> {
         match self {
             RejectsTarget::Replace(p) => Some(p),
-            RejectsTarget::Stream(_) => None,
+            RejectsTarget::Stream(_) | RejectsTarget::Open(..) => None,
         }
     }
 }
@@ -691,6 +703,7 @@ fn import_into(
             Ok(tmp) => Some((path, file, RejectsFile::Temp(tmp))),
             Err(e) => return Err(Error::io("create rejects file", path, e)),
         },
+        Some((path, RejectsTarget::Open(file, f), _)) => Some((path, file, RejectsFile::Stream(f))),
         Some((path, RejectsTarget::Stream(file), _)) => match open_stream(&file) {
             Ok(f) => Some((path, file, RejectsFile::Stream(f))),
             Err(e) => return Err(Error::io("open rejects file", path, e)),

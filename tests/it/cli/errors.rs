@@ -272,15 +272,24 @@ fn a_rejects_file_through_a_link_a_pipe_or_standard_output() {
         assert!(out.contains("imported 1 records"), "{i}: {out}");
     }
     assert!(std::fs::symlink_metadata(&fake).unwrap().file_type().is_symlink());
-    // A named pipe, read as the import writes.
+    // A named pipe, read as the import writes; while it waits for its reader, no database
+    // is created or locked (an interrupt then left a new, empty one behind).
     let fifo = env.dir.path().join("fifo");
     assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    let reader = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    let waiting = Env::new();
+    let importing = {
+        let (db, csv, fifo) = (waiting.db.clone(), csv.clone(), fifo.clone());
+        std::thread::spawn(move || {
+            let args = [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", fifo.to_str().unwrap()];
+            ok(&run_at(&db, true, "import", &args))
+        })
     };
-    import(&Env::new(), &fifo);
-    assert!(reader.join().unwrap().contains("B-1,"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!waiting.db.exists(), "created while waiting for the pipe's reader");
+    let read = std::fs::read_to_string(&fifo).unwrap();
+    importing.join().unwrap();
+    assert!(read.contains("B-1,"), "{read}");
+    assert_eq!(waiting.records(), Some(1));
     assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the pipe was replaced");
 }
 
