@@ -750,6 +750,17 @@ fn import_into(
             tmp.persist(target).map_err(|e| Error::io(OP, path, e.error))?;
         }
     }
+    // Replaced whole, records lose the fields the file does not fill — PII included — and
+    // the count alone did not say which (from a hands-on review).
+    if report.replaced > 0 && !report.fields_not_in_file.is_empty() {
+        eprintln!(
+            "note: the file has no column for {}: the {} replaced records no longer have {} (the old values stay in \
+             the log until `geocrm compact`)",
+            report.fields_not_in_file.join(", "),
+            report.replaced,
+            if report.fields_not_in_file.len() == 1 { "it" } else { "them" }
+        );
+    }
     if db.json {
         print_json(
             &json!({"imported": report.imported, "replaced": report.replaced, "rejected": report.rejected.len(), "created_collection": report.created_collection}),

@@ -93,6 +93,9 @@ pub struct ImportReport {
     pub rejected: Vec<Rejected>,
     /// Whether the collection was created by this import.
     pub created_collection: bool,
+    /// Fields of the existing collection that no column of the file fills (left out or
+    /// absent), in schema order: the records this import replaced no longer have them.
+    pub fields_not_in_file: Vec<String>,
 }
 
 /// Imports of at least this many rows convert them on every core.
@@ -388,6 +391,11 @@ pub fn import_csv(
     progress(rows.len() as u64);
 
     let columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
+    if let Some(schema) = &existing {
+        let filled = |f: &String| columns.fields.iter().any(|(_, name, _, _)| name == f);
+        let all = schema.pii_fields().iter().chain(schema.number_fields()).chain(schema.category_fields());
+        report.fields_not_in_file = all.filter(|f| !filled(f)).cloned().collect();
+    }
     let schema = existing.clone().unwrap_or_else(|| new_schema(&columns));
     let upserts = to_upserts(rows, &columns, (collection, &schema), options, &mut report)?;
     report.rejected.sort_by_key(|r| r.line);
@@ -615,6 +623,10 @@ fn decimal_mark_hint(text: &str, decimal_comma: bool) -> &'static str {
 /// is separated by it (a spreadsheet's `;`-separated export read as one column). The cell
 /// itself is not shown: without a header line it is a first row's data.
 fn separator_hint(header: &[String], delimiter: u8) -> String {
+    // UTF-16 without a byte-order mark: a NUL byte beside every ASCII character.
+    if header.iter().any(|h| h.contains('\0')) {
+        return " (the header holds NUL bytes: the file looks like UTF-16; save it as UTF-8)".to_owned();
+    }
     // Excel's line naming the separator, before the header.
     if let Some(sep) = header.first().and_then(|h| h.strip_prefix("sep=")) {
         // (`sep=` and an empty cell: the line was split at the separator it names.)
@@ -806,7 +818,13 @@ fn resolve_columns(
             // (`SW1A 1AA`, `1012 AB`) after French ones aborted the import (from the CLI
             // review). It goes by the column's name: judged by values, one stray `EUR 12`
             // turned a number column into a category (from the diff review).
-            if first.is_some_and(|v| parse_number(v, options.decimal_comma).is_some_and(f64::is_finite))
+            // (With decimal commas, a first value with a decimal point is a number too, so its
+            // row is refused with a hint instead of the column turning to text.)
+            let number = |v: &str| {
+                parse_number(v, options.decimal_comma)
+                    .or_else(|| v.parse().ok().filter(|_| options.decimal_comma))
+            };
+            if first.is_some_and(|v| number(v).is_some_and(f64::is_finite))
                 && !values.any(code)
                 && !is_postcode_column(name)
             {
@@ -1221,7 +1239,9 @@ fn holds_contact(text: &str) -> bool {
     let email = text.split(word_end).filter(|w| w.contains('@')).any(|w| is_contact(&address(w)));
     // Dashes and spaces as `normalize_phone` takes them (no-break spaces, en dashes).
     let dash = |c: char| matches!(c, '-' | '\u{2010}'..='\u{2015}' | '\u{2212}');
-    let in_run = |c: char| c.is_ascii_digit() || c.is_whitespace() || dash(c) || matches!(c, '.' | '(' | ')');
+    // (`/` too, after a German area code: `+49 151/12345678`.)
+    let in_run =
+        |c: char| c.is_ascii_digit() || c.is_whitespace() || dash(c) || matches!(c, '.' | '(' | ')' | '/');
     let phone = || {
         text.match_indices('+').any(|(at, _)| {
             // Not glued to a word or another `+` (`A+12345678`, `C++ 98 03 11 14`).
@@ -1237,7 +1257,7 @@ fn holds_contact(text: &str) -> bool {
             let decimals = run
                 .split(|c: char| c.is_whitespace() || dash(c))
                 .any(|t| t.matches('.').count() == 1 && t.parse::<f64>().is_ok());
-            !after_word && !decimals && is_contact(&format!("+{run}"))
+            !after_word && !decimals && is_contact(&format!("+{}", run.replace('/', " ")))
         })
     };
     email || phone()
@@ -1247,12 +1267,15 @@ fn holds_contact(text: &str) -> bool {
 fn is_contact(value: &str) -> bool {
     // Looser than what an e-mail field takes: any local part (`mailto:ada@…`, `"ada"@…`,
     // which the field refuses, are still addresses in plaintext), a valid domain whose last
-    // label has a letter.
+    // label has a letter and is no image type (`logo@2x.png` is an image at a pixel density).
     let email = || {
         let Some((local, domain)) = value.rsplit_once('@') else { return false };
-        let tld = domain.rsplit('.').next();
+        let tld = domain.rsplit('.').next().unwrap_or_default();
+        let image =
+            ["png", "jpg", "jpeg", "gif", "webp", "svg", "avif"].iter().any(|e| tld.eq_ignore_ascii_case(e));
         !local.is_empty()
-            && tld.is_some_and(|t| t.chars().any(char::is_alphabetic))
+            && tld.chars().any(char::is_alphabetic)
+            && !image
             && crate::crypto::normalize_email(&format!("x@{domain}")).is_ok()
     };
     // Spaces as thousands separators too (`+12 345 678.90`). `+1.4155552671`, a phone number

@@ -119,6 +119,12 @@ fn other_delimiters_with_quoting_line_numbers_and_hints() {
         assert!(reason.contains("read with a decimal comma, and a '.' is refused"), "{reason}");
     }
     assert_eq!(csv_err(import(&db2, "id;lat;lon\nF;1,2,3;2\n", &european)).1, "lat");
+    // A first value with a decimal point makes the column a number with its row refused
+    // (it became a text column).
+    let (_dir3, db3) = open(true);
+    let (line, column, reason) = csv_err(import(&db3, "id;lat;lon;ltv\nA;1,5;2,5;1.5\n", &european));
+    assert_eq!((line, column.as_str()), (2, "ltv"));
+    assert!(reason.contains("a '.' is refused"), "{reason}");
     // Not with commas between the fields.
     let commas = ImportOptions { decimal_comma: true, ..ImportOptions::default() };
     let err = import(&db2, "id,lat,lon\nF,\"1,5\",2\n", &commas).unwrap_err().to_string();
@@ -237,6 +243,12 @@ fn header_errors_hint_at_the_fix() {
         let (line, column, reason) = csv_err(import(&db, csv, options));
         assert_eq!((line, column.as_str(), reason.as_str()), (1, "header", want));
     }
+    // UTF-16 without a byte-order mark: a NUL beside every character.
+    let (_, _, reason) = csv_err(import(&db, "i\0d\0,\0l\0a\0t\0,\0l\0o\0n\0\n\0", &none));
+    assert!(
+        reason.ends_with("(the header holds NUL bytes: the file looks like UTF-16; save it as UTF-8)"),
+        "{reason}"
+    );
     // A cell that is no usual name is not quoted (it may be a first row's data).
     let (_, _, reason) = csv_err(import(&db, "A-1,Ada Lovelace,2\n", &none));
     assert_eq!(reason, "required column \"id\" is missing");
@@ -501,6 +513,7 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
         ("memo", "\"see ada@example.org, then Bob\""),
         ("callback", "(tel:+33 6 12 34 56 78)"),
         ("nbsp", "ring +33\u{a0}6\u{a0}12\u{a0}34\u{a0}56\u{a0}78 soon"),
+        ("slash", "call +49 151/12345678"),
         ("query", "mailto:ada@example.org?subject=Hi"),
         ("url", "https://x.example/?email=ada@example.org&ref=1"),
     ] {
@@ -535,7 +548,7 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
     // an at sign without an address.
     let (_dir2, db2) = open(true);
     let csv =
-        "id,lat,lon,memo,code,tag,price,pin,fee,lang\nA,1,2,Q3 up +12.5% (+4 2019),A+12345678,team @home,2@1.99 each,pin +40.7128 -74.0060,surcharge +10.00-25.00 EUR,C++ 98 03 11 14\n";
+        "id,lat,lon,memo,code,tag,price,pin,fee,lang,img\nA,1,2,Q3 up +12.5% (+4 2019),A+12345678,team @home,2@1.99 each,pin +40.7128 -74.0060,surcharge +10.00-25.00 EUR,C++ 98 03 11 14,see logo@2x.PNG\n";
     assert_eq!(import(&db2, csv, &ImportOptions::default()).unwrap().imported, 1);
     assert_eq!(kinds(&db)["delta"], FieldKind::Number);
     assert_eq!(kinds(&db)["handle"], FieldKind::Category);
@@ -1083,7 +1096,17 @@ fn the_report_counts_replaced_records() {
         let third = import(&db, "id,lat,lon,v\nD,1,2,8\nE,1,2,9\n", &options).unwrap();
         assert_eq!((third.imported, third.replaced), (2, 1), "{batch:?}: D is in the memory table");
         assert_eq!(numbers(&db, "C")["v"], 7.0);
+        assert!(third.fields_not_in_file.is_empty());
     }
+    // The existing collection's fields no column fills, PII included, are named (the
+    // replaced records no longer have them).
+    let (_dir, db) = open(true);
+    import(&db, "id,lat,lon,name,tier,v\nA,1,2,Ada,gold,1\n", &pii(&["name"])).unwrap();
+    let report = import(&db, "id,lat,lon,v,tier\nA,1,2,5,gold\n", &ImportOptions::default()).unwrap();
+    assert_eq!((report.replaced, report.fields_not_in_file.as_slice()), (1, &["name".to_owned()][..]));
+    let ignored = ImportOptions { ignore: vec!["tier".into()], ..ImportOptions::default() };
+    let report = import(&db, "id,lat,lon,v,tier\nA,1,2,5,gold\n", &ignored).unwrap();
+    assert_eq!(report.fields_not_in_file, ["name", "tier"]);
 }
 
 /// Category cells are trimmed like ids, coordinates and numbers: `" gold"` is `"gold"`, so a

@@ -151,6 +151,15 @@ fn bad_headers_and_files_abort() {
     assert!(out.contains("\ncreated collection \"customers\": categories tier\n"), "{out}");
     assert_eq!(env.records(), Some(1));
     assert_eq!(env.json("get", &["--id", "T-1"])["categories"]["tier"], "gold");
+    // Replaced by a file without the tier: said, on standard error.
+    let no_tier = env.file("no-tier.csv", "id,lat,lon\nT-1,1,2\n");
+    let again = env.run(false, "import", &[no_tier.to_str().unwrap()]);
+    ok(&again);
+    let note = String::from_utf8(again.stderr).unwrap();
+    assert!(
+        note.contains("note: the file has no column for tier: the 1 replaced records no longer have it"),
+        "{note}"
+    );
     let env = Env::new();
     let missing = env.dir.path().join("nope.csv");
     let err = fail(&env.run(true, "import", &[missing.to_str().unwrap()]));
