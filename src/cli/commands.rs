@@ -520,26 +520,28 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
             return inside_database();
         }
     }
-    // A stream is opened before the database is created or locked: waiting for a named
-    // pipe's reader (as a shell's redirection does) then holds nothing, and an interrupt
-    // leaves no new, empty database behind (from the read-through review).
+    // The rejects file is opened before the database is created or locked, so failing to
+    // create it loses nothing (after the commit, it lost the list of rejected lines), and
+    // waiting for a named pipe's reader (as a shell's redirection does) holds nothing: an
+    // interrupt leaves no new, empty database behind (from the read-through review). A file
+    // to replace is written as a new temporary file beside it — removed on any failure (it
+    // is dropped on return, before a new database is deleted) —, renamed into place once
+    // the import is done.
     let rejects = match rejects {
+        Some((path, RejectsTarget::Replace(file))) => {
+            let tmp = tempfile::NamedTempFile::new_in(rejects_dir(&file))
+                .map_err(|e| Error::io("create rejects file", path, e))?;
+            Some((path, file, RejectsFile::Temp(tmp)))
+        }
         Some((path, RejectsTarget::Stream(file))) => {
             let opened = open_stream(&file).map_err(|e| Error::io("open rejects file", path, e))?;
-            Some((path, RejectsTarget::Open(file, opened)))
+            Some((path, file, RejectsFile::Stream(opened)))
         }
-        other => other,
+        None => None,
     };
     let database = open_for_import(db)?;
-    // Any failure from here (the rejects file, the import, its report) deletes the database
+    // Any failure from here (the import, the rejects file, its report) deletes the database
     // if this command created it and nothing was committed.
-    let rejects = rejects.map(|(path, target)| match target {
-        RejectsTarget::Replace(file) => {
-            let dir = rejects_dir(&file);
-            (path, RejectsTarget::Replace(file), dir)
-        }
-        stream => (path, stream, std::path::PathBuf::new()),
-    });
     match import_into(&database, db, input, &options, rejects) {
         Ok(()) => Ok(()),
         Err(e) => Err(discarding_new(database, e)),
@@ -603,8 +605,6 @@ enum RejectsTarget {
     /// This process's standard output or error, a named pipe or a terminal: written to as
     /// it is.
     Stream(std::path::PathBuf),
-    /// A [`RejectsTarget::Stream`] opened.
-    Open(std::path::PathBuf, File),
 }
 
 impl RejectsTarget {
@@ -612,7 +612,7 @@ impl RejectsTarget {
     fn path(&self) -> Option<&Path> {
         match self {
             RejectsTarget::Replace(p) => Some(p),
-            RejectsTarget::Stream(_) | RejectsTarget::Open(..) => None,
+            RejectsTarget::Stream(_) => None,
         }
     }
 }
@@ -684,32 +684,15 @@ enum RejectsFile {
     Stream(File),
 }
 
-/// [`import`] into the opened `database`; `rejects` is the rejects path as given, where it
-/// is written, and the directory of a file replaced.
+/// [`import`] into the opened `database`; `rejects` is the rejects path as given, the file
+/// it is written to, and that file opened.
 fn import_into(
     database: &Database,
     db: &DbArgs,
     input: File,
     options: &ImportOptions,
-    rejects: Option<(&Path, RejectsTarget, std::path::PathBuf)>,
+    mut rejects: Option<(&Path, std::path::PathBuf, RejectsFile)>,
 ) -> Result<()> {
-    // The rejects file is created before anything is imported (failing to create it after
-    // the commit lost the list of rejected lines), as a new temporary file beside it —
-    // removed on any failure (it is dropped on return, before a new database is deleted),
-    // renamed into place once the import is done. A named pipe is opened now (waiting for
-    // its reader, as a shell's redirection does).
-    let mut rejects_writer = match rejects {
-        Some((path, RejectsTarget::Replace(file), dir)) => match tempfile::NamedTempFile::new_in(dir) {
-            Ok(tmp) => Some((path, file, RejectsFile::Temp(tmp))),
-            Err(e) => return Err(Error::io("create rejects file", path, e)),
-        },
-        Some((path, RejectsTarget::Open(file, f), _)) => Some((path, file, RejectsFile::Stream(f))),
-        Some((path, RejectsTarget::Stream(file), _)) => match open_stream(&file) {
-            Ok(f) => Some((path, file, RejectsFile::Stream(f))),
-            Err(e) => return Err(Error::io("open rejects file", path, e)),
-        },
-        None => None,
-    };
     let bar = if io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_message("reading rows");
@@ -726,7 +709,7 @@ fn import_into(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if let Some((path, target, mut out)) = rejects_writer.take() {
+    if let Some((path, target, mut out)) = rejects.take() {
         // The import is committed: a failure here must not read as if nothing was imported.
         const OP: &str = "write the rejects file (the import itself is committed)";
         let io_err = |e: csv::Error| Error::io(OP, path, io::Error::other(e));
