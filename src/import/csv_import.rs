@@ -657,6 +657,16 @@ fn separator_hint(header: &[String], delimiter: u8) -> String {
     }
 }
 
+/// " (there is \"ID\": column names must match exactly, …)" when a header column is `name`
+/// in other letters or with spaces around it: a column name, which may be quoted (another
+/// header cell may be a first row's data).
+fn other_letters_hint(header: &[String], name: &str) -> Option<String> {
+    let other = header.iter().find(|h| h.trim().eq_ignore_ascii_case(name))?;
+    Some(format!(
+        " (there is {other:?}: column names must match exactly, case and spaces included; or take it under that name with --rename \"{other}={name}\")"
+    ))
+}
+
 fn resolve_columns(
     header: &[String],
     rows: &Rows,
@@ -672,18 +682,13 @@ fn resolve_columns(
                 "lon" => &["longitude", "lng", "long", "lon_deg"],
                 _ => &[],
             };
-            let other_name = |h: &&String| usual.iter().any(|u| h.trim().eq_ignore_ascii_case(u));
-            match header.iter().find(|h| h.trim().eq_ignore_ascii_case(name)) {
-                Some(other) => header_error(&format!(
-                    "required column {name:?} is missing (there is {other:?}: column names must match exactly, case and spaces included; or take it under that name with --rename \"{other}={name}\")"
+            let usual_name = header.iter().find(|h| usual.iter().any(|u| h.trim().eq_ignore_ascii_case(u)));
+            match (other_letters_hint(header, name), usual_name) {
+                (Some(hint), _) => header_error(&format!("required column {name:?} is missing{hint}")),
+                (None, Some(other)) => header_error(&format!(
+                    "required column {name:?} is missing (there is {other:?}: take it under that name with --rename \"{other}={name}\")"
                 )),
-                None if header.iter().any(|h| other_name(&h)) => {
-                    let other = header.iter().find(other_name).map_or("", |h| h.as_str());
-                    header_error(&format!(
-                        "required column {name:?} is missing (there is {other:?}: take it under that name with --rename \"{other}={name}\")"
-                    ))
-                }
-                None => header_error(&format!(
+                (None, None) => header_error(&format!(
                     "required column {name:?} is missing{}",
                     separator_hint(header, options.delimiter.unwrap_or(b','))
                 )),
@@ -730,12 +735,7 @@ fn resolve_columns(
     for named in named.chain(&options.numbers).chain(&options.categories).chain(ignored) {
         if !header.contains(named) {
             // (A name in other letters is a column name, quoted as such: `--pii phone` for `Phone`.)
-            let hint = match header.iter().find(|h| h.trim().eq_ignore_ascii_case(named)) {
-                Some(other) => format!(
-                    " (there is {other:?}: column names must match exactly, case and spaces included; or take it under that name with --rename \"{other}={named}\")"
-                ),
-                None => String::new(),
-            };
+            let hint = other_letters_hint(header, named).unwrap_or_default();
             return Err(header_error(&format!(
                 "column {named:?} named in the options is not in the header{hint}"
             )));
