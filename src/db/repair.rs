@@ -851,7 +851,8 @@ fn salvage_segment(
     // Where a transaction at the log's very end may have been left unfinished by a crash:
     // the newest segment, past what its close record says was synced (read before this
     // step forgets the record).
-    let unfinished_from = crate::log::segment_numbers(fs, &log_dir)?.last().map(|&newest| {
+    let newest = crate::log::segment_numbers(fs, &log_dir)?.last().copied();
+    let unfinished_from = newest.map(|newest| {
         let synced = crate::log::read_synced(fs, &log_dir, &manifest.db_id)
             .filter(|m| m.segment == newest)
             .map_or(0, |m| usize::try_from(m.len).unwrap_or(usize::MAX));
@@ -862,7 +863,6 @@ fn salvage_segment(
     if !fs.exists(&path)? {
         // Only the segment a checkpoint starts replay at is looked for by number.
         let Some(record) = manifest.checkpoint.as_ref().filter(|c| c.segment == number) else {
-            let newest = crate::log::segment_numbers(fs, &log_dir)?.last().copied();
             if manifest.checkpoint.is_none() && newest.is_none() {
                 // Every segment gone and no checkpoint (the close record named one): the log
                 // starts again, empty, as when no record was there to name it.
