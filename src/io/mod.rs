@@ -9,6 +9,7 @@
 mod atomic;
 mod mem;
 mod mmap;
+pub(crate) use mmap::prefetch;
 mod read_only;
 mod real;
 

@@ -112,7 +112,13 @@ pub(crate) fn nearest_in_checkpoint(
 ) -> Vec<(f64, u32)> {
     let tree = base.checkpoint.tree();
     let mut found = if filter.is_all() && base.hidden.is_empty() {
-        tree.nearest(at, k, &mut |_| true)
+        // The ids of rows that may be answers are read once the search ends: their
+        // offsets are loaded while it goes on.
+        let ids = base.checkpoint.ids();
+        tree.nearest(at, k, &mut |row| {
+            ids.prefetch(row);
+            true
+        })
     } else {
         tree.nearest(at, k, &mut |row| base_matches(filter, base, row))
     };

@@ -921,6 +921,13 @@ impl<'a> IdColumn<'a> {
         id_in(self.offsets, self.bytes, row)
     }
 
+    /// Starts loading the offset of `row`'s id into the cache (a hint, see
+    /// [`crate::io::prefetch`]), so a later [`Self::touch`] finds it there.
+    pub(crate) fn prefetch(&self, row: u32) {
+        let at = row as usize * 4;
+        crate::io::prefetch(self.offsets.get(at..at.saturating_add(4)).unwrap_or(&[]));
+    }
+
     /// Reads the first byte of each row's id, so the cache misses of a batch of
     /// [`Self::id`] calls that follows overlap instead of coming one after the other.
     pub(crate) fn touch(&self, rows: impl Iterator<Item = u32>) {

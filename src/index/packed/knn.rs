@@ -108,6 +108,7 @@ impl Filter<'_> {
                 continue;
             }
             self.cands.push((d2, row));
+            crate::io::prefetch(tree.points(row as usize, row as usize + 1));
             // The k smallest f32 squared chords (non-negative floats order as their bits):
             // a row's chord upper bound √d2 + UNIT_MARGIN grows with d2.
             let bits = d2.to_bits();
@@ -152,6 +153,11 @@ impl PackedRTreeRef<'_> {
         }
     }
 
+    fn prefetch_leaf(&self, leaf: usize) {
+        let rows = self.children(0, leaf);
+        crate::io::prefetch(self.units(rows.start, rows.end));
+    }
+
     fn knn(
         &self,
         s: &mut Scratch,
@@ -186,6 +192,9 @@ impl PackedRTreeRef<'_> {
         for (level, (kids, chosen, lbs)) in path.iter().enumerate().take(top + 1).skip(1) {
             for (child, &lb) in kids.clone().zip(lbs) {
                 if child != *chosen && lb <= f.node_thr {
+                    if level == 1 {
+                        self.prefetch_leaf(child);
+                    }
                     heap.push(entry(lb, level - 1, child));
                 }
             }
@@ -206,6 +215,9 @@ impl PackedRTreeRef<'_> {
             child_lbs(qf, self.aabbs(kids.start, kids.end), &mut lbs);
             for (child, &lb) in kids.zip(lbs.iter()) {
                 if lb <= f.node_thr {
+                    if level == 1 {
+                        self.prefetch_leaf(child);
+                    }
                     heap.push(entry(lb, level - 1, child));
                 }
             }
