@@ -102,6 +102,7 @@ impl Filter<'_> {
         for (d2, u) in d2s.iter_mut().zip(units.as_chunks::<UNIT_LEN>().0) {
             *d2 = f32_d2(self.q, u);
         }
+        let mut changed = false;
         for (row, &d2) in rows.zip(d2s.iter()) {
             let row = row as u32;
             if d2 > self.row_thr || !accept(row) {
@@ -120,14 +121,26 @@ impl Filter<'_> {
             } else {
                 continue;
             }
-            if self.best.len() == self.k {
-                // A row whose haversine does not exceed the k-th candidate's has a chord at
-                // most CHORD_SLACK above that candidate's upper bound.
-                let kth = self.best.peek().map_or(f64::INFINITY, |&b| f64::from_bits(b));
-                let t = kth.sqrt() + UNIT_MARGIN + CHORD_SLACK;
-                self.node_thr = node_bound(t);
-                self.row_thr = (t + UNIT_MARGIN) * (t + UNIT_MARGIN);
-            }
+            changed = true;
+        }
+        // The thresholds follow the k-th best once per leaf, not after each better row:
+        // rows of this leaf let through by the older, looser thresholds are only more
+        // candidates, dropped by the final threshold before the refine step.
+        if changed {
+            self.tighten();
+        }
+    }
+
+    /// Sets the thresholds from the k-th smallest squared chord of the accepted rows,
+    /// once there are k.
+    fn tighten(&mut self) {
+        if self.best.len() == self.k {
+            // A row whose haversine does not exceed the k-th candidate's has a chord at
+            // most CHORD_SLACK above that candidate's upper bound.
+            let kth = self.best.peek().map_or(f64::INFINITY, |&b| f64::from_bits(b));
+            let t = kth.sqrt() + UNIT_MARGIN + CHORD_SLACK;
+            self.node_thr = node_bound(t);
+            self.row_thr = (t + UNIT_MARGIN) * (t + UNIT_MARGIN);
         }
     }
 }
