@@ -114,7 +114,8 @@ pub enum Command {
         #[arg(long, value_name = "COLUMN=NAME")]
         rename: Vec<String>,
         /// The field separator: one ASCII character (`;` for a spreadsheet's export where
-        /// the comma is the decimal mark, `|`), or `tab`. Default: a comma.
+        /// the comma is the decimal mark, `|`), or `tab`. Default: the one a spreadsheet's
+        /// `sep=;` first line names (that line is read off), else a comma.
         #[arg(long, value_name = "CHAR", value_parser = parse_delimiter)]
         delimiter: Option<u8>,
         /// Numbers and coordinates are written with a decimal comma (`48,8566`); a number

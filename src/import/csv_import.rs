@@ -20,6 +20,7 @@ use std::io::Read;
 
 use super::limit::{LineLimit, AFTER_QUOTE, MAX_LINE_BYTES, RECORD_TOO_LONG, TOO_LONG, UNTERMINATED};
 use super::rows::{Row, Rows};
+use super::sep_line::take_sep_line;
 use crate::crypto::Pii;
 use crate::db::{Database, PendingOp, Slots};
 use crate::error::{Error, Result};
@@ -52,9 +53,11 @@ pub struct ImportOptions {
     /// the columns are resolved: a spreadsheet's `First Name` or `Latitude` becomes
     /// `first_name` or `lat`. The other options name columns by their new names.
     pub renames: Vec<(String, String)>,
-    /// The field separator, a comma when `None`: `Some(b';')` for the semicolon-separated
-    /// files spreadsheets write where the comma is the decimal mark, `Some(b'\t')` for
-    /// tab-separated ones. Fields are quoted with `"` whatever it is.
+    /// The field separator: `Some(b';')` for the semicolon-separated files spreadsheets
+    /// write where the comma is the decimal mark, `Some(b'\t')` for tab-separated ones.
+    /// When `None`, the one a spreadsheet's `sep=;` first line names (that line is read off,
+    /// and the header is on line 2), else a comma; a `sep=` line naming another than the one
+    /// given is an error. Fields are quoted with `"` whatever it is.
     pub delimiter: Option<u8>,
     /// Numbers and coordinates are written with a decimal comma (`48,8566`), as in a
     /// spreadsheet's export where `;` separates the fields: one comma is the decimal mark,
@@ -150,19 +153,8 @@ impl ImportOptions {
                 earlier.push(option);
             }
         }
-        if let Some(d) = self.delimiter {
-            // A quote or line end cannot separate fields; a letter, digit or a number's own
-            // characters would split values (coordinates among them).
-            if !(d == b'\t' || d.is_ascii_punctuation() || d == b' ') || b"\".-+".contains(&d) {
-                let shown =
-                    if d.is_ascii_graphic() { format!("'{}'", char::from(d)) } else { format!("byte {d}") };
-                return Err(Error::invalid_argument(
-                    "delimiter",
-                    format!(
-                        "{shown} cannot separate fields: use a tab, a space or an ASCII punctuation character other than \" . - +"
-                    ),
-                ));
-            }
+        if let Some(problem) = self.delimiter.and_then(delimiter_problem) {
+            return Err(Error::invalid_argument("delimiter", problem));
         }
         // With commas between the fields, a decimal comma reads only in a quoted cell.
         if self.decimal_comma && self.delimiter.unwrap_or(b',') == b',' {
@@ -231,6 +223,18 @@ struct Columns {
     decimal_comma: bool,
 }
 
+/// Why `d` cannot separate fields, if it cannot: a quote or line end cannot, and a letter,
+/// digit or a number's own characters would split values (coordinates among them).
+fn delimiter_problem(d: u8) -> Option<String> {
+    if (d == b'\t' || d.is_ascii_punctuation() || d == b' ') && !b"\".-+".contains(&d) {
+        return None;
+    }
+    Some(format!(
+        "{} cannot separate fields: use a tab, a space or an ASCII punctuation character other than \" . - +",
+        shown_byte(d)
+    ))
+}
+
 /// A number cell's value (trimmed), with a decimal comma when `decimal_comma` (see
 /// [`ImportOptions::decimal_comma`]); `None` when it is no number (finite or not).
 fn parse_number(text: &str, decimal_comma: bool) -> Option<f64> {
@@ -280,8 +284,57 @@ pub fn import_csv(
 ) -> Result<ImportReport> {
     // Before the file: a bad name or option is the caller's argument, not the CSV's fault.
     options.check(collection)?;
-    let delimiter = options.delimiter.unwrap_or(b',');
-    let limited = LineLimit::new(input, MAX_LINE_BYTES).with_delimiter(delimiter);
+    // A spreadsheet's `sep=;` line names the separator, and the header is on line 2.
+    let (sep, input) =
+        take_sep_line(input).map_err(|e| header_error(&format!("the file could not be read: {e}")))?;
+    let delimiter = match (sep, options.delimiter) {
+        (None, given) => given.unwrap_or(b','),
+        (Some(sep), Some(given)) if given != sep => {
+            return Err(header_error(&format!(
+                "the first line names {} as the field separator (a spreadsheet's \"sep=\" line), \
+                 and the import was given {}: give the file's own, or none",
+                shown_byte(sep),
+                shown_byte(given)
+            )));
+        }
+        (Some(sep), _) => match delimiter_problem(sep) {
+            Some(problem) => {
+                return Err(header_error(&format!(
+                    "the first line names the field separator (a spreadsheet's \"sep=\" line): {problem}"
+                )))
+            }
+            None => sep,
+        },
+    };
+    let first_line = if sep.is_some() { 2 } else { 1 };
+    import_lines(db, collection, input, (delimiter, first_line), options, progress).map_err(|e| match e {
+        // The header's errors name line 1, where it is unless the `sep=` line is.
+        Error::Csv { line: 1, column, reason } => Error::Csv { line: first_line, column, reason },
+        e => e,
+    })
+}
+
+/// A separator byte as an error message names it: `';'`, `tab`, `byte 0`.
+fn shown_byte(b: u8) -> String {
+    match b {
+        b'\t' => "tab".to_owned(),
+        b' ' => "space".to_owned(),
+        b if b.is_ascii_graphic() => format!("'{}'", char::from(b)),
+        b => format!("byte {b}"),
+    }
+}
+
+/// [`import_csv`] of the input after any `sep=` line: `first_line` is the header's line.
+fn import_lines(
+    db: &Database,
+    collection: &str,
+    input: impl Read,
+    (delimiter, first_line): (u8, u64),
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportReport> {
+    let limited =
+        LineLimit::new(input, MAX_LINE_BYTES).with_delimiter(delimiter).starting_at_line(first_line);
     // The line each record starts on, in order (the csv reader's own numbers are off for
     // CRLF and CR line ends and after blank lines): one is taken per record it hands over.
     let record_lines = limited.record_lines();
@@ -382,7 +435,9 @@ pub fn import_csv(
                 return Err(refused);
             }
         }
-        let line = line.or_else(|| record.position().map(csv::Position::line)).unwrap_or(n as u64 + 2);
+        let line = line
+            .or_else(|| record.position().map(|p| p.line() + first_line - 1))
+            .unwrap_or(n as u64 + first_line + 1);
         rows.push(line, &record).map_err(|reason| Error::Csv { line, column: "-".into(), reason })?;
         if n % 65_536 == 0 {
             progress(n as u64);
@@ -626,19 +681,6 @@ fn separator_hint(header: &[String], delimiter: u8) -> String {
     // UTF-16 without a byte-order mark: a NUL byte beside every ASCII character.
     if header.iter().any(|h| h.contains('\0')) {
         return " (the header holds NUL bytes: the file looks like UTF-16; save it as UTF-8)".to_owned();
-    }
-    // Excel's line naming the separator, before the header.
-    if let Some(sep) = header.first().and_then(|h| h.strip_prefix("sep=")) {
-        // (`sep=` and an empty cell: the line was split at the separator it names.)
-        let flag = match sep {
-            "\t" => "tab".to_owned(),
-            "" if header.len() > 1 && delimiter == b'\t' => "tab".to_owned(),
-            "" if header.len() > 1 => format!("'{}'", char::from(delimiter)),
-            other => format!("'{other}'"),
-        };
-        return format!(
-            " (the first line is a spreadsheet's \"sep=\" line, not the header: remove it, and import with --delimiter {flag})"
-        );
     }
     let [only] = header else { return String::new() };
     let found = [

@@ -89,6 +89,13 @@ impl<R> LineLimit<R> {
         self
     }
 
+    /// The first line read is line `line` of the file (the lines before it were read off).
+    pub(crate) fn starting_at_line(mut self, line: u64) -> Self {
+        self.line = line;
+        self.quote_line = line;
+        self
+    }
+
     /// The queue of the lines records start on, in file order (the header's first), shared
     /// with this reader: the importer takes one per record the csv reader hands it. Blank
     /// lines start no record, as the csv reader skips them.

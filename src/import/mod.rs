@@ -3,6 +3,7 @@
 mod csv_import;
 mod limit;
 mod rows;
+mod sep_line;
 
 pub use csv_import::{import_csv, ImportOptions, ImportReport, Rejected};
 pub use limit::MAX_LINE_BYTES;

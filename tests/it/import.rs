@@ -222,8 +222,8 @@ fn ignored_and_unnamed_columns_are_left_out() {
     }
 }
 
-/// Header hints: a usual name for a coordinate, an option's column in other letters, and a
-/// spreadsheet's "sep=" line (none had one; from a hands-on review).
+/// Header hints: a usual name for a coordinate and an option's column in other letters (none
+/// had one; from a hands-on review).
 #[test]
 fn header_errors_hint_at_the_fix() {
     let (_dir, db) = open(true);
@@ -231,9 +231,6 @@ fn header_errors_hint_at_the_fix() {
     for (csv, options, want) in [
         ("id,Latitude,lon\nA,1,2\n", &none, "required column \"lat\" is missing (there is \"Latitude\": take it under that name with --rename \"Latitude=lat\")"),
         ("id,lat,LNG\nA,1,2\n", &none, "required column \"lon\" is missing (there is \"LNG\": take it under that name with --rename \"LNG=lon\")"),
-        ("sep=;\nid;lat;lon\nA;1;2\n", &none, "required column \"id\" is missing (the first line is a spreadsheet's \"sep=\" line, not the header: remove it, and import with --delimiter ';')"),
-        // Read with the right delimiter, the line splits at it.
-        ("sep=;\nid;lat;lon\nA;1;2\n", &ImportOptions { delimiter: Some(b';'), ..ImportOptions::default() }, "required column \"id\" is missing (the first line is a spreadsheet's \"sep=\" line, not the header: remove it, and import with --delimiter ';')"),
         (
             "id,lat,lon,Phone\nA,1,2,+33612345678\n",
             &ImportOptions { phones: vec!["phone".into()], ..ImportOptions::default() },
@@ -252,6 +249,48 @@ fn header_errors_hint_at_the_fix() {
     // A cell that is no usual name is not quoted (it may be a first row's data).
     let (_, _, reason) = csv_err(import(&db, "A-1,Ada Lovelace,2\n", &none));
     assert_eq!(reason, "required column \"id\" is missing");
+}
+
+/// A spreadsheet's `sep=;` first line names the separator: it is read off (it was refused
+/// with a hint to delete it, even with the right `--delimiter`: from a hands-on review), and
+/// lines are counted from it.
+#[test]
+fn a_spreadsheets_sep_line_names_the_separator() {
+    let none = ImportOptions::default();
+    let semicolon = ImportOptions { delimiter: Some(b';'), ..ImportOptions::default() };
+    for (csv, options) in [
+        ("sep=;\nid;lat;lon;tier\nA;1;2;gold\nB;3;4;x\n", &none),
+        ("sep=;\nid;lat;lon;tier\nA;1;2;gold\nB;3;4;x\n", &semicolon),
+        ("\u{feff}SEP=;;;;\r\nid;lat;lon;tier\r\nA;1;2;gold\r\nB;3;4;x\r\n", &none),
+    ] {
+        let (_dir, db) = open(false);
+        assert_eq!(import(&db, csv, options).unwrap().imported, 2, "{csv:?}");
+        assert_eq!(categories(&db, "A"), BTreeMap::from([("tier".into(), "gold".into())]));
+        assert_eq!(kinds(&db).keys().collect::<Vec<_>>(), ["tier"], "no column of the sep line");
+    }
+    let (_dir, db) = open(false);
+    let tabs = ImportOptions { delimiter: Some(b'\t'), ..ImportOptions::default() };
+    assert_eq!(import(&db, "sep=\t\nid\tlat\tlon\nA\t1\t2\n", &tabs).unwrap().imported, 1);
+    // Lines counted from the sep line: the header is line 2.
+    assert_eq!(
+        csv_err(import(&db, "sep=;\nid;lat;lon\nC;1;2\nD;1;200\n", &none)),
+        (4, "lon".into(), "longitude must be within [-180, 180]".into())
+    );
+    assert_eq!(
+        csv_err(import(&db, "sep=;\nid;lat\nC;1\n", &none)),
+        (2, "header".into(), "required column \"lon\" is missing".into())
+    );
+    // Another separator than the one given, or one that cannot separate fields: refused.
+    let comma = ImportOptions { delimiter: Some(b','), ..ImportOptions::default() };
+    let (line, column, reason) = csv_err(import(&db, "sep=;\nid;lat;lon\nE;1;2\n", &comma));
+    assert_eq!((line, column.as_str()), (1, "header"));
+    assert!(reason.contains("names ';' as the field separator") && reason.contains("given ','"), "{reason}");
+    let (_, _, reason) = csv_err(import(&db, "sep=a\nidalatalon\nEa1a2\n", &none));
+    assert!(reason.contains("'a' cannot separate fields"), "{reason}");
+    // Not a sep line: a header as ever.
+    let (_, _, reason) = csv_err(import(&db, "sep=;x\nid;lat;lon\n", &none));
+    assert!(reason.starts_with("required column \"id\" is missing"), "{reason}");
+    assert!(db.read().collection("c").unwrap().get("E").unwrap().is_none(), "nothing of a refused file");
 }
 
 #[test]
