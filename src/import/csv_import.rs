@@ -21,7 +21,7 @@ use std::io::Read;
 use super::limit::{LineLimit, AFTER_QUOTE, MAX_LINE_BYTES, RECORD_TOO_LONG, TOO_LONG, UNTERMINATED};
 use super::rows::{Row, Rows};
 use super::sep_line::take_sep_line;
-use crate::crypto::Pii;
+use crate::crypto::{is_invisible, Pii};
 use crate::db::{Database, PendingOp, Slots};
 use crate::error::{Error, Result};
 use crate::geo::LatLon;
@@ -1254,11 +1254,19 @@ fn refuse_contact_values(name: &str, existing: bool, rows: &Rows, column: usize)
 }
 
 /// Whether a cell is or holds an e-mail address (its domain ending in a word: `2@1.99` is a
-/// price) or an international (`+`) phone number that is not a signed decimal
+/// price) or an international (`+`, or for a whole cell `00` and groups of digits) phone
+/// number that is not a signed decimal
 /// (`+48.8566140` is one; `+1.415.555.2671` and `+33612345678` are taken for phone numbers):
 /// the whole cell, or one inside free text (`Mr. X <x@example.org>`, `call +49 151 12345678
 /// after 5pm`: a remarks column stored them in plaintext; from a hands-on review).
 fn looks_like_contact(value: &str) -> bool {
+    // Read as text reads on screen: compatibility forms as the ASCII ones and invisible
+    // characters dropped (`＋33 6 12 34 56 78` and `ada＠example.org` typed with an input
+    // method, or `+33\u{200b}6…` with a zero-width space inside, were stored in plaintext:
+    // from a hands-on review).
+    let folded = crate::crypto::normalize::nfkc(value)
+        .map(|text| zeroize::Zeroizing::new(text.chars().filter(|&c| !is_invisible(c)).collect::<String>()));
+    let value = folded.as_ref().map_or(value, |text| text.trim());
     is_contact(value) || ((value.contains('@') || value.contains('+')) && holds_contact(value))
 }
 
@@ -1323,7 +1331,16 @@ fn is_contact(value: &str) -> bool {
     // Spaces as thousands separators too (`+12 345 678.90`). `+1.4155552671`, a phone number
     // as WHOIS writes them, reads as a decimal: such a column is not refused.
     let decimal = || value.contains('.') && value.replace(' ', "").parse::<f64>().is_ok();
-    let phone = || value.starts_with('+') && !decimal() && crate::crypto::normalize_phone(value).is_ok();
+    // An international number dialled with `00` instead of `+` (`0044 20 7946 0958`), when
+    // written in groups: a run of digits alone may be an account number or a code.
+    let dialled = || {
+        let rest = value.strip_prefix("00").filter(|rest| rest.starts_with(|c: char| matches!(c, '1'..='9')));
+        rest.filter(|_| value.contains([' ', '-', '.', '(']))
+            .is_some_and(|rest| crate::crypto::normalize_phone(&format!("+{rest}")).is_ok())
+    };
+    let phone = || {
+        ((value.starts_with('+') && crate::crypto::normalize_phone(value).is_ok()) || dialled()) && !decimal()
+    };
     (value.contains('@') && email()) || phone()
 }
 

@@ -555,6 +555,13 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
         ("slash", "call +49 151/12345678"),
         ("query", "mailto:ada@example.org?subject=Hi"),
         ("url", "https://x.example/?email=ada@example.org&ref=1"),
+        // Typed with an input method's full-width forms, or with an invisible character
+        // inside, or dialled with 00 (stored in plaintext before; from a hands-on review).
+        ("fullwidth", "＋33 6 12 34 56 78"),
+        ("fullat", "ada＠example.org"),
+        ("zwsp", "+33\u{200b}6 12 34 56 78"),
+        ("fwtext", "call ＋４９ １５１ １２３４５６７８ today"),
+        ("dialled", "0044 20 7946 0958"),
     ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{column}\nA,1,2,plain\nB,1,2,{value}\n");
@@ -584,10 +591,10 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
         "id,lat,lon,handle,delta,note,shift,lat2,deal,amount\nA,1,2,@acme,+5,a@b,+1234.5678,+48.8566140,2@1.99,+12 345 678.90\n";
     import(&db, csv, &ImportOptions::default()).unwrap();
     // Nor, inside text, a short or decimal number after a plus sign, one glued to a word, or
-    // an at sign without an address.
+    // an at sign without an address; nor a run of digits or a decimal after 00.
     let (_dir2, db2) = open(true);
     let csv =
-        "id,lat,lon,memo,code,tag,price,pin,fee,lang,img\nA,1,2,Q3 up +12.5% (+4 2019),A+12345678,team @home,2@1.99 each,pin +40.7128 -74.0060,surcharge +10.00-25.00 EUR,C++ 98 03 11 14,see logo@2x.PNG\n";
+        "id,lat,lon,memo,code,tag,price,pin,fee,lang,img,acct,dec\nA,1,2,Q3 up +12.5% (+4 2019),A+12345678,team @home,2@1.99 each,pin +40.7128 -74.0060,surcharge +10.00-25.00 EUR,C++ 98 03 11 14,see logo@2x.PNG,00442079460958,0012.50\n";
     assert_eq!(import(&db2, csv, &ImportOptions::default()).unwrap().imported, 1);
     assert_eq!(kinds(&db)["delta"], FieldKind::Number);
     assert_eq!(kinds(&db)["handle"], FieldKind::Category);
