@@ -46,18 +46,28 @@ impl AsRef<[u8]> for ReadOnlyMap {
     }
 }
 
-/// Asks the CPU to start loading the cache lines of `bytes` (at most four) into its caches,
-/// without waiting for them: a hint, which changes no value and never faults.
+/// Asks the CPU to start loading the cache lines that hold `bytes` (the first four of them)
+/// into its caches, without waiting for them: a hint, which changes no value and never faults.
 #[inline]
 pub(crate) fn prefetch(bytes: &[u8]) {
     #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64).take(4) {
-        // SAFETY: `_mm_prefetch` needs SSE, part of every x86_64 target's baseline; it
-        // reads no memory architecturally (a prefetch of any address never faults), and the
-        // address is inside `line`, a live slice.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast())
-        };
+    {
+        const LINE: usize = 64;
+        // The first line starts at or before the first byte.
+        let lead = bytes.as_ptr() as usize % LINE;
+        let line_start = bytes.as_ptr().wrapping_sub(lead);
+        for offset in (0..lead + bytes.len()).step_by(LINE).take(4) {
+            // SAFETY: `_mm_prefetch` is declared `unsafe` as a function of the SSE target
+            // feature, which every x86_64 target has, taking a raw pointer; it reads no memory
+            // architecturally — a prefetch of any address never faults and changes nothing —
+            // so the pointer need not even be in bounds (computed with `wrapping_add`, it is
+            // never dereferenced).
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    line_start.wrapping_add(offset).cast(),
+                );
+            }
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = bytes;

@@ -115,6 +115,11 @@ impl Filter<'_> {
             let bits = d2.to_bits();
             if self.best.len() < self.k {
                 self.best.push(bits);
+                if self.best.len() == self.k {
+                    // The first threshold at once: with none yet, every row passes.
+                    self.tighten();
+                }
+                continue;
             } else if self.best.peek().is_some_and(|&b| bits < b) {
                 self.best.pop();
                 self.best.push(bits);
@@ -123,8 +128,8 @@ impl Filter<'_> {
             }
             changed = true;
         }
-        // The thresholds follow the k-th best once per leaf, not after each better row:
-        // rows of this leaf let through by the older, looser thresholds are only more
+        // Once there is a threshold, it follows the k-th best once per leaf, not after each
+        // better row: rows of this leaf let through by the older, looser one are only more
         // candidates, dropped by the final threshold before the refine step.
         if changed {
             self.tighten();
@@ -152,7 +157,7 @@ impl PackedRTreeRef<'_> {
     /// Every accepted row at a distance ≤ the `k`-th smallest is returned, so more than `k`
     /// rows come back when several tie at the boundary; fewer when fewer rows are accepted.
     /// `accept` is called at most once per row, only for rows that may still be among the
-    /// nearest when reached. `k = 0` returns nothing.
+    /// nearest by what the search knew when it reached their leaf. `k = 0` returns nothing.
     pub fn nearest(&self, at: LatLon, k: usize, accept: &mut dyn FnMut(u32) -> bool) -> Vec<(f64, u32)> {
         if k == 0 || self.is_empty() {
             return Vec::new();
