@@ -145,7 +145,7 @@ pub fn is_invisible(c: char) -> bool {
 /// Chinese input methods type them) and the ideographic space replaced by their ASCII
 /// counterparts, or `None` when there are none. Only these: full NFKC would also turn a
 /// footnote `¹` or a circled `⑧` copied with a number into digits of it.
-fn ascii_from_full_width(text: &str) -> Option<String> {
+pub(crate) fn ascii_from_full_width(text: &str) -> Option<String> {
     let full_width = |c: char| matches!(c, '\u{FF01}'..='\u{FF5E}' | '\u{3000}');
     text.chars().any(full_width).then(|| {
         text.chars()

@@ -56,8 +56,8 @@ pub struct ImportOptions {
     /// The field separator: `Some(b';')` for the semicolon-separated files spreadsheets
     /// write where the comma is the decimal mark, `Some(b'\t')` for tab-separated ones.
     /// When `None`, the one a spreadsheet's `sep=;` first line names (that line is read off,
-    /// and the header is on line 2), else a comma; a `sep=` line naming another than the one
-    /// given is an error. Fields are quoted with `"` whatever it is.
+    /// and lines are counted from it), else a comma; one given wins over the `sep=` line's.
+    /// Fields are quoted with `"` whatever it is.
     pub delimiter: Option<u8>,
     /// Numbers and coordinates are written with a decimal comma (`48,8566`), as in a
     /// spreadsheet's export where `;` separates the fields: one comma is the decimal mark,
@@ -156,13 +156,9 @@ impl ImportOptions {
         if let Some(problem) = self.delimiter.and_then(delimiter_problem) {
             return Err(Error::invalid_argument("delimiter", problem));
         }
-        // With commas between the fields, a decimal comma reads only in a quoted cell.
-        if self.decimal_comma && self.delimiter.unwrap_or(b',') == b',' {
-            return Err(Error::invalid_argument(
-                "decimal-comma",
-                "decimal commas need another field separator than the comma (--delimiter ';'; in Rust, \
-                 ImportOptions::delimiter)",
-            ));
+        // (Without a delimiter, a file's `sep=;` line may name one: checked once it is read.)
+        if self.delimiter == Some(b',') {
+            decimal_comma_check(self.decimal_comma, b',')?;
         }
         let (mut froms, mut tos) = (std::collections::HashSet::new(), HashMap::new());
         for (from, to) in &self.renames {
@@ -223,15 +219,27 @@ struct Columns {
     decimal_comma: bool,
 }
 
+/// With commas between the fields, a decimal comma reads only in a quoted cell.
+fn decimal_comma_check(decimal_comma: bool, delimiter: u8) -> Result<()> {
+    if decimal_comma && delimiter == b',' {
+        return Err(Error::invalid_argument(
+            "decimal-comma",
+            "decimal commas need another field separator than the comma (--delimiter ';'; in Rust, \
+             ImportOptions::delimiter)",
+        ));
+    }
+    Ok(())
+}
+
 /// Why `d` cannot separate fields, if it cannot: a quote or line end cannot, and a letter,
 /// digit or a number's own characters would split values (coordinates among them).
 fn delimiter_problem(d: u8) -> Option<String> {
     if (d == b'\t' || d.is_ascii_punctuation() || d == b' ') && !b"\".-+".contains(&d) {
         return None;
     }
+    let shown = if d.is_ascii_graphic() { format!("'{}'", char::from(d)) } else { format!("byte {d}") };
     Some(format!(
-        "{} cannot separate fields: use a tab, a space or an ASCII punctuation character other than \" . - +",
-        shown_byte(d)
+        "{shown} cannot separate fields: use a tab, a space or an ASCII punctuation character other than \" . - +"
     ))
 }
 
@@ -284,55 +292,51 @@ pub fn import_csv(
 ) -> Result<ImportReport> {
     // Before the file: a bad name or option is the caller's argument, not the CSV's fault.
     options.check(collection)?;
-    // A spreadsheet's `sep=;` line names the separator, and the header is on line 2.
+    // A spreadsheet's `sep=;` line names the separator unless the options do (a wrong sep
+    // line can be overridden), and lines are counted from it.
     let (sep, input) =
         take_sep_line(input).map_err(|e| header_error(&format!("the file could not be read: {e}")))?;
-    let delimiter = match (sep, options.delimiter) {
-        (None, given) => given.unwrap_or(b','),
-        (Some(sep), Some(given)) if given != sep => {
+    if let (Some(sep), None) = (sep, options.delimiter) {
+        if let Some(problem) = delimiter_problem(sep) {
             return Err(header_error(&format!(
-                "the first line names {} as the field separator (a spreadsheet's \"sep=\" line), \
-                 and the import was given {}: give the file's own, or none",
-                shown_byte(sep),
-                shown_byte(given)
+                "the first line names the field separator (a spreadsheet's \"sep=\" line): {problem}; \
+                 give the separator with --delimiter"
             )));
         }
-        (Some(sep), _) => match delimiter_problem(sep) {
-            Some(problem) => {
-                return Err(header_error(&format!(
-                    "the first line names the field separator (a spreadsheet's \"sep=\" line): {problem}"
-                )))
-            }
-            None => sep,
-        },
-    };
-    let first_line = if sep.is_some() { 2 } else { 1 };
-    import_lines(db, collection, input, (delimiter, first_line), options, progress).map_err(|e| match e {
-        // The header's errors name line 1, where it is unless the `sep=` line is.
-        Error::Csv { line: 1, column, reason } => Error::Csv { line: first_line, column, reason },
-        e => e,
-    })
-}
-
-/// A separator byte as an error message names it: `';'`, `tab`, `byte 0`.
-fn shown_byte(b: u8) -> String {
-    match b {
-        b'\t' => "tab".to_owned(),
-        b' ' => "space".to_owned(),
-        b if b.is_ascii_graphic() => format!("'{}'", char::from(b)),
-        b => format!("byte {b}"),
     }
+    let delimiter = options.delimiter.or(sep).unwrap_or(b',');
+    decimal_comma_check(options.decimal_comma, delimiter)?;
+    let effective;
+    let options = if options.delimiter == Some(delimiter) {
+        options
+    } else {
+        effective = ImportOptions { delimiter: Some(delimiter), ..options.clone() };
+        &effective
+    };
+    let mut header_line = if sep.is_some() { 2 } else { 1 };
+    let first_line = header_line;
+    import_lines(db, collection, input, first_line, options, &mut header_line, progress).map_err(
+        |e| match e {
+            // The header's errors name line 1: where it is, unless a `sep=` line or blank lines
+            // come first.
+            Error::Csv { line: 1, column, reason } => Error::Csv { line: header_line, column, reason },
+            e => e,
+        },
+    )
 }
 
-/// [`import_csv`] of the input after any `sep=` line: `first_line` is the header's line.
+/// [`import_csv`] of the input after any `sep=` line, which starts on line `first_line`,
+/// with the options' delimiter: sets `header_line` to the header's line once it is read.
 fn import_lines(
     db: &Database,
     collection: &str,
     input: impl Read,
-    (delimiter, first_line): (u8, u64),
+    first_line: u64,
     options: &ImportOptions,
+    header_line: &mut u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport> {
+    let delimiter = options.delimiter.unwrap_or(b',');
     let limited =
         LineLimit::new(input, MAX_LINE_BYTES).with_delimiter(delimiter).starting_at_line(first_line);
     // The line each record starts on, in order (the csv reader's own numbers are off for
@@ -343,7 +347,9 @@ fn import_lines(
         csv::ReaderBuilder::new().has_headers(true).flexible(false).delimiter(delimiter).from_reader(limited);
     let header = reader.headers().map(|h| h.iter().map(str::to_owned).collect::<Vec<String>>());
     let header = header.map_err(|e| csv_error(&e, "header", next_line()))?;
-    next_line();
+    if let Some(line) = next_line() {
+        *header_line = line;
+    }
     if header.is_empty() {
         return Err(header_error("the file is empty (expected a header with id, lat, lon)"));
     }
@@ -682,6 +688,15 @@ fn separator_hint(header: &[String], delimiter: u8) -> String {
     if header.iter().any(|h| h.contains('\0')) {
         return " (the header holds NUL bytes: the file looks like UTF-16; save it as UTF-8)".to_owned();
     }
+    // A line naming the separator that is not read as one (`"sep=;"` quoted, `sep=;x`).
+    if header
+        .first()
+        .is_some_and(|h| h.trim_start_matches('"').get(..4).is_some_and(|k| k.eq_ignore_ascii_case("sep=")))
+    {
+        return " (the first line looks like a spreadsheet's \"sep=\" line, read as one only when it is \
+                `sep=` and the separator, unquoted: correct it or remove it)"
+            .to_owned();
+    }
     let [only] = header else { return String::new() };
     let found = [
         (b';', "';'", "a semicolon"),
@@ -742,7 +757,9 @@ fn resolve_columns(
     let (id, lat, lon) = (find("id")?, find("lat")?, find("lon")?);
     // Ids are stored in plaintext, in the log, the indexes and the keystore: an e-mail
     // address or phone number as the id would be (from the CLI review).
-    if let Some((n, line)) = contact_values(rows, id) {
+    // (Not numbers dialled with 00: a zero-padded customer number, `0012-345678`, may look
+    // like one, and ids cannot be declared anything else.)
+    if let Some((n, line)) = contact_values(rows, id, Dialled::NotCounted) {
         return Err(header_error(&format!(
             "column \"id\" holds {n} value(s) that are or contain e-mail addresses or international \
              phone numbers (the first on line {line}), and ids are stored in plaintext: key the \
@@ -1225,11 +1242,11 @@ fn looks_like_pii(column: &str) -> bool {
 }
 
 /// How many cells of `column` [`looks_like_contact`], and the line of the first, if any.
-fn contact_values(rows: &Rows, column: usize) -> Option<(usize, u64)> {
+fn contact_values(rows: &Rows, column: usize, dialled: Dialled) -> Option<(usize, u64)> {
     let mut found = rows
         .iter()
         .zip(rows.lines())
-        .filter(|(r, _)| r.get(column).is_some_and(|v| looks_like_contact(v.trim())))
+        .filter(|(r, _)| r.get(column).is_some_and(|v| looks_like_contact(v.trim(), dialled)))
         .map(|(_, &line)| line);
     let first = found.next()?;
     Some((1 + found.count(), first))
@@ -1239,7 +1256,7 @@ fn contact_values(rows: &Rows, column: usize) -> Option<(usize, u64)> {
 /// it would be stored in plaintext. The error counts them, names the first one's line and
 /// quotes none.
 fn refuse_contact_values(name: &str, existing: bool, rows: &Rows, column: usize) -> Result<()> {
-    let Some((personal, line)) = contact_values(rows, column) else { return Ok(()) };
+    let Some((personal, line)) = contact_values(rows, column, Dialled::Counted) else { return Ok(()) };
     let remedy = if existing {
         "it is a plaintext category of the existing collection: name it as a category \
          (categories; --categories) to store them in plaintext on purpose"
@@ -1253,27 +1270,92 @@ fn refuse_contact_values(name: &str, existing: bool, rows: &Rows, column: usize)
     )))
 }
 
+/// Whether phone numbers dialled with `00` instead of `+` count as contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialled {
+    /// A cell that is one in groups (`0044 20 7946 0958`), or one after a phone label in text
+    /// (`Tel: 0033 1 42 68 53 00`).
+    Counted,
+    /// Not (ids).
+    NotCounted,
+}
+
+/// Words that name a phone number before it, in text (`Tel: 0033 …`, `Tel+33…`, `fax +49 …`).
+const PHONE_LABELS: &[&str] = &[
+    "tel",
+    "tél",
+    "tele",
+    "telefon",
+    "telefono",
+    "teléfono",
+    "telephone",
+    "téléphone",
+    "phone",
+    "ph",
+    "mob",
+    "mobile",
+    "mobil",
+    "cell",
+    "fax",
+    "call",
+    "tlf",
+    "whatsapp",
+    "gsm",
+    "handy",
+];
+
 /// Whether a cell is or holds an e-mail address (its domain ending in a word: `2@1.99` is a
-/// price) or an international (`+`, or for a whole cell `00` and groups of digits) phone
-/// number that is not a signed decimal
+/// price) or an international phone number (`+`; or, as [`Dialled`] says, `00`) that is not
+/// a signed decimal
 /// (`+48.8566140` is one; `+1.415.555.2671` and `+33612345678` are taken for phone numbers):
 /// the whole cell, or one inside free text (`Mr. X <x@example.org>`, `call +49 151 12345678
-/// after 5pm`: a remarks column stored them in plaintext; from a hands-on review).
-fn looks_like_contact(value: &str) -> bool {
-    // Read as text reads on screen: compatibility forms as the ASCII ones and invisible
-    // characters dropped (`＋33 6 12 34 56 78` and `ada＠example.org` typed with an input
-    // method, or `+33\u{200b}6…` with a zero-width space inside, were stored in plaintext:
-    // from a hands-on review).
-    let folded = crate::crypto::normalize::nfkc(value)
-        .map(|text| zeroize::Zeroizing::new(text.chars().filter(|&c| !is_invisible(c)).collect::<String>()));
-    let value = folded.as_ref().map_or(value, |text| text.trim());
-    is_contact(value) || ((value.contains('@') || value.contains('+')) && holds_contact(value))
+/// after 5pm`: a remarks column stored them in plaintext; from a hands-on review). The cell
+/// is read as it shows: see [`as_shown`].
+fn looks_like_contact(value: &str, dialled: Dialled) -> bool {
+    let shown = as_shown(value);
+    let value = shown.as_ref().map_or(value, |text| text.trim());
+    is_contact(value, dialled) || holds_contact(value, dialled)
+}
+
+/// `value` as it reads on screen, when that differs: full-width forms (`＋`, `＠`, digits, as
+/// input methods type them) and the small `﹢` and `﹫` as the ASCII ones, invisible
+/// characters dropped, `%40` and `&#64;` (a URL's and HTML's `@`) as `@`, and spaces around
+/// an `@` closed up (`＋33 6…`, `ada＠example.org`, `+33\u{200b}6…` and `ada @ example.org`
+/// were stored in plaintext: from hands-on reviews). Not full NFKC: a footnote `¹` or a
+/// circled `⑧` would become digits, and CJK text turn into addresses (`単価＠1.5万円`).
+fn as_shown(value: &str) -> Option<zeroize::Zeroizing<String>> {
+    let encoded = ["%40", "&#64;", " @", "@ "].iter().any(|e| value.contains(e));
+    if value.is_ascii() && !encoded {
+        return None;
+    }
+    let full_width = crate::crypto::normalize::ascii_from_full_width(value).map(zeroize::Zeroizing::new);
+    let text = full_width.as_ref().map_or(value, |t| t.as_str());
+    let mut shown: String = text
+        .chars()
+        .filter(|&c| !is_invisible(c))
+        .map(|c| match c {
+            '\u{FE62}' => '+',
+            '\u{FE6B}' => '@',
+            c => c,
+        })
+        .collect();
+    for (from, to) in [("%40", "@"), ("&#64;", "@")] {
+        if shown.contains(from) {
+            shown = shown.replace(from, to);
+        }
+    }
+    while shown.contains(" @") || shown.contains("@ ") {
+        shown = shown.replace(" @", "@").replace("@ ", "@");
+    }
+    Some(zeroize::Zeroizing::new(shown))
 }
 
 /// Whether text holds an e-mail address (a word with `@`, words split at spaces, brackets,
-/// quotes and `,;:`) or an international phone number (a `+` not right after a letter or
-/// digit, and the digits, spaces, `-`, `.`, `(` and `)` after it) that [`is_contact`].
-fn holds_contact(text: &str) -> bool {
+/// quotes and `,;:`) or an international phone number that [`is_contact`]: a `+` not right
+/// after a letter or digit (unless they are one of [`PHONE_LABELS`]: `Tel+33…`), or as
+/// [`Dialled`] says a `00` after a phone label, and the digits, spaces, `-`, `.`, `(` and `)`
+/// after it.
+fn holds_contact(text: &str, dialled: Dialled) -> bool {
     let word_end = |c: char| c.is_whitespace() || "<>()[]{},;:\"'".contains(c);
     // The domain ends where a URL's path or query would start (`ada@example.org?subject=`),
     // the local part after a query's `?`, `&`, `=` or a path's `/`.
@@ -1286,60 +1368,106 @@ fn holds_contact(text: &str) -> bool {
         }
         None => w.to_owned(),
     };
-    let email = text.split(word_end).filter(|w| w.contains('@')).any(|w| is_contact(&address(w)));
+    let email = || {
+        text.contains('@')
+            && text
+                .split(word_end)
+                .filter(|w| w.contains('@'))
+                .any(|w| is_contact(&address(w), Dialled::NotCounted))
+    };
     // Dashes and spaces as `normalize_phone` takes them (no-break spaces, en dashes).
     let dash = |c: char| matches!(c, '-' | '\u{2010}'..='\u{2015}' | '\u{2212}');
     // (`/` too, after a German area code: `+49 151/12345678`.)
     let in_run =
         |c: char| c.is_ascii_digit() || c.is_whitespace() || dash(c) || matches!(c, '.' | '(' | ')' | '/');
-    let phone = || {
+    // The word right before `at`, lower-cased, and the character before the separators
+    // (`:`, `.`, spaces) that may come between it and `at`.
+    let label_before = |at: usize| {
+        let before = text.get(..at).unwrap_or_default();
+        let word_at = before.trim_end_matches(|c: char| c == ':' || c == '.' || c.is_whitespace());
+        let word: String = word_at
+            .chars()
+            .rev()
+            .take_while(|c| c.is_alphabetic())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        PHONE_LABELS.contains(&word.to_lowercase().as_str())
+    };
+    // The number starting after the prefix `prefix` at `at` (`+` or `00`), as a `+` number.
+    let number_at = |at: usize, prefix: usize| {
+        let rest = text.get(at + prefix..).unwrap_or_default();
+        let run_len = rest.find(|c: char| !in_run(c)).unwrap_or(rest.len());
+        let run = rest.get(..run_len).unwrap_or_default().trim_end_matches(|c: char| !c.is_ascii_digit());
+        // Numbers with a decimal part are amounts or coordinates, not a phone number
+        // (`+40.7128 -74.0060`, `+10.00-25.00 EUR`).
+        let decimals = run
+            .split(|c: char| c.is_whitespace() || dash(c))
+            .any(|t| t.matches('.').count() == 1 && t.parse::<f64>().is_ok());
+        !decimals && is_contact(&format!("+{}", run.trim_start().replace('/', " ")), Dialled::NotCounted)
+    };
+    let plus = || {
         text.match_indices('+').any(|(at, _)| {
-            // Not glued to a word or another `+` (`A+12345678`, `C++ 98 03 11 14`).
-            let after_word = text
+            // Not glued to a word or another `+` (`A+12345678`, `C++ 98 03 11 14`), unless
+            // the word is a phone label.
+            let glued = text
                 .get(..at)
                 .and_then(|t| t.chars().next_back())
                 .is_some_and(|c| c.is_alphanumeric() || c == '+');
-            let rest = text.get(at + 1..).unwrap_or_default();
-            let run_len = rest.find(|c: char| !in_run(c)).unwrap_or(rest.len());
-            let run = rest.get(..run_len).unwrap_or_default().trim_end_matches(|c: char| !c.is_ascii_digit());
-            // Numbers with a decimal part are amounts or coordinates, not a phone number
-            // (`+40.7128 -74.0060`, `+10.00-25.00 EUR`).
-            let decimals = run
-                .split(|c: char| c.is_whitespace() || dash(c))
-                .any(|t| t.matches('.').count() == 1 && t.parse::<f64>().is_ok());
-            !after_word && !decimals && is_contact(&format!("+{}", run.replace('/', " ")))
+            (!glued || label_before(at)) && number_at(at, 1)
         })
     };
-    email || phone()
+    let zeros = || {
+        dialled == Dialled::Counted
+            && text.match_indices("00").any(|(at, _)| {
+                let glued =
+                    text.get(..at).and_then(|t| t.chars().next_back()).is_some_and(|c| c.is_alphanumeric());
+                !glued && label_before(at) && number_at(at, 2)
+            })
+    };
+    email() || plus() || zeros()
 }
 
 /// [`looks_like_contact`] for a whole cell.
-fn is_contact(value: &str) -> bool {
+fn is_contact(value: &str, dialled: Dialled) -> bool {
     // Looser than what an e-mail field takes: any local part (`mailto:ada@…`, `"ada"@…`,
     // which the field refuses, are still addresses in plaintext), a valid domain whose last
-    // label has a letter and is no image type (`logo@2x.png` is an image at a pixel density).
+    // label is letters (or an IDN's `xn--…`: `2@1.99` is a price, `box@2.5kg` a weight,
+    // `単価＠1.5万円` a unit price) and no image type (`logo@2x.png` is an image at a pixel
+    // density).
     let email = || {
         let Some((local, domain)) = value.rsplit_once('@') else { return false };
         let tld = domain.rsplit('.').next().unwrap_or_default();
         let image =
             ["png", "jpg", "jpeg", "gif", "webp", "svg", "avif"].iter().any(|e| tld.eq_ignore_ascii_case(e));
         !local.is_empty()
-            && tld.chars().any(char::is_alphabetic)
+            && !tld.is_empty()
+            && (tld.chars().all(char::is_alphabetic)
+                || tld.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("xn--")))
             && !image
             && crate::crypto::normalize_email(&format!("x@{domain}")).is_ok()
     };
     // Spaces as thousands separators too (`+12 345 678.90`). `+1.4155552671`, a phone number
     // as WHOIS writes them, reads as a decimal: such a column is not refused.
     let decimal = || value.contains('.') && value.replace(' ', "").parse::<f64>().is_ok();
-    // An international number dialled with `00` instead of `+` (`0044 20 7946 0958`), when
-    // written in groups: a run of digits alone may be an account number or a code.
-    let dialled = || {
-        let rest = value.strip_prefix("00").filter(|rest| rest.starts_with(|c: char| matches!(c, '1'..='9')));
-        rest.filter(|_| value.contains([' ', '-', '.', '(']))
-            .is_some_and(|rest| crate::crypto::normalize_phone(&format!("+{rest}")).is_ok())
+    // An international number dialled with `00` instead of `+`, written in groups the way
+    // numbers are: `00`, the country code (spaces around it allowed), then a space or `(`
+    // (`0044 20 7946 0958`, `00 33 6 12 34 56 78`, `0049 (30) 1234567`). A run of digits, or
+    // groups joined by `-` or `.` (`0012-345678`, `001-2345678-90`), may be an account number
+    // or a code.
+    let zeros = || {
+        let Some(rest) = value.strip_prefix("00").map(str::trim_start) else { return false };
+        let code = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let grouped = (1..=3).contains(&code)
+            && !rest.starts_with('0')
+            && rest.get(code..).is_some_and(|after| after.starts_with([' ', '(', '\u{a0}']));
+        grouped && crate::crypto::normalize_phone(&format!("+{rest}")).is_ok()
     };
     let phone = || {
-        ((value.starts_with('+') && crate::crypto::normalize_phone(value).is_ok()) || dialled()) && !decimal()
+        ((value.starts_with('+') && crate::crypto::normalize_phone(value).is_ok())
+            || (dialled == Dialled::Counted && zeros()))
+            && !decimal()
     };
     (value.contains('@') && email()) || phone()
 }

@@ -4,41 +4,63 @@
 
 use std::io::{self, Cursor, Read};
 
-/// Bytes read to find the line: a byte-order mark, `sep=`, the separator repeated (a
-/// spreadsheet that took the line for a row of cells writes `sep=;;;;`) and the line end.
-const HEAD_BYTES: u64 = 512;
+use super::limit::MAX_LINE_BYTES;
+
+/// Bytes read first, to find whether the input starts with `sep=` (after a byte-order mark).
+const HEAD_BYTES: usize = 512;
 
 /// The separator a `sep=` first line names, if the input starts with one, and the input
 /// after that line; otherwise `None` and the input unchanged. The line is `sep=` in any
-/// case, one ASCII byte that is no quote or line end, that byte again any number of times,
+/// case, one ASCII byte that is no quote or line end, that byte again any number of times
+/// (a spreadsheet that took the line for a row of cells writes `sep=;;;;`, one per column),
 /// and a line end (or the end of the input); a UTF-8 byte-order mark before it goes with it.
+/// A line starting `sep=` is read to its end, up to [`MAX_LINE_BYTES`].
 ///
 /// # Errors
 /// The error of reading the first bytes.
 pub(crate) fn take_sep_line<R: Read>(mut input: R) -> io::Result<(Option<u8>, impl Read)> {
     let mut head = Vec::new();
-    (&mut input).take(HEAD_BYTES).read_to_end(&mut head)?;
-    let found = sep_line(&head);
+    (&mut input).take(HEAD_BYTES as u64).read_to_end(&mut head)?;
+    let mut ended = head.len() < HEAD_BYTES;
+    if starts_with_sep(&head) {
+        // To the line's end, and the byte after a CR (an LF there is part of the line end).
+        let line_end = |head: &[u8]| {
+            head.iter().position(|&b| b == b'\n' || b == b'\r').filter(|&at| head.len() > at + 1)
+        };
+        while !ended && line_end(&head).is_none() && head.len() <= MAX_LINE_BYTES {
+            let before = head.len();
+            (&mut input).take(HEAD_BYTES as u64 * 8).read_to_end(&mut head)?;
+            ended = head.len() - before < HEAD_BYTES * 8;
+        }
+    }
+    let found = sep_line(&head, ended);
     let rest = found.map_or(0, |(_, len)| len);
     let kept = head.get(rest..).unwrap_or_default().to_vec();
     Ok((found.map(|(sep, _)| sep), Cursor::new(kept).chain(input)))
 }
 
-/// The separator and the length in bytes of a `sep=` line at the start of `head`.
-fn sep_line(head: &[u8]) -> Option<(u8, usize)> {
+/// Whether `head` starts with `sep=` in any case, after a byte-order mark.
+fn starts_with_sep(head: &[u8]) -> bool {
+    let line = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    line.get(..4).is_some_and(|key| key.eq_ignore_ascii_case(b"sep="))
+}
+
+/// The separator and the length in bytes of a `sep=` line at the start of `head`; `ended`
+/// when `head` is the whole input.
+fn sep_line(head: &[u8], ended: bool) -> Option<(u8, usize)> {
+    if !starts_with_sep(head) {
+        return None;
+    }
     let bom = if head.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
-    let line = head.get(bom..)?;
-    let (key, after) = (line.get(..4)?, line.get(4..)?);
-    let (&sep, after) = after.split_first()?;
-    if !key.eq_ignore_ascii_case(b"sep=") || !sep.is_ascii() || matches!(sep, b'"' | b'\r' | b'\n') {
+    let (&sep, after) = head.get(bom + 4..)?.split_first()?;
+    if !sep.is_ascii() || matches!(sep, b'"' | b'\r' | b'\n') {
         return None;
     }
     let repeats = after.iter().take_while(|&&b| b == sep).count();
     let end = match after.get(repeats..)? {
         [b'\r', b'\n', ..] => 2,
         [b'\r' | b'\n', ..] => 1,
-        // The whole input: nothing after the line (a longer line is no `sep=` line).
-        [] if (head.len() as u64) < HEAD_BYTES => 0,
+        [] if ended => 0,
         _ => return None,
     };
     Some((sep, bom + 4 + 1 + repeats + end))
@@ -79,8 +101,33 @@ mod tests {
         ] {
             assert_eq!(read(input), (None, input.to_vec()), "{:?}", String::from_utf8_lossy(input));
         }
-        // Longer than the bytes read: not a `sep=` line (and nothing is lost).
-        let long = [&b"sep="[..], &[b';'; 600]].concat();
+        // Nothing is lost of a line that starts `sep=` but is no sep line, however long.
+        let long = [&b"sep="[..], &[b';'; 3000], b"x\nid\n"].concat();
         assert_eq!(read(&long), (None, long.clone()));
+    }
+
+    #[test]
+    fn a_long_sep_line_and_a_line_end_across_reads() {
+        // A sep line of a wide export, longer than the first bytes read.
+        let wide = [&b"sep="[..], &[b';'; 3000], b"\r\nid;lat\n"].concat();
+        assert_eq!(read(&wide), (Some(b';'), b"id;lat\n".to_vec()));
+        // Its CR the last of the first bytes read, its LF the first after.
+        let split = [&b"sep="[..], &[b';'; HEAD_BYTES - 5], b"\r\nid;lat\n"].concat();
+        assert_eq!(split.get(HEAD_BYTES - 1), Some(&b'\r'));
+        assert_eq!(read(&split), (Some(b';'), b"id;lat\n".to_vec()));
+        // From a reader that hands over one byte at a time.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = buf.len().min(self.0.len()).min(1);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let (sep, mut rest) = take_sep_line(Trickle(b"sep=|\nid|lat\n")).unwrap();
+        let mut out = Vec::new();
+        rest.read_to_end(&mut out).unwrap();
+        assert_eq!((sep, out), (Some(b'|'), b"id|lat\n".to_vec()));
     }
 }

@@ -280,17 +280,41 @@ fn a_spreadsheets_sep_line_names_the_separator() {
         csv_err(import(&db, "sep=;\nid;lat\nC;1\n", &none)),
         (2, "header".into(), "required column \"lon\" is missing".into())
     );
-    // Another separator than the one given, or one that cannot separate fields: refused.
+    // After blank lines, the header's own line.
+    assert_eq!(
+        csv_err(import(&db, "sep=;\n\n\nid;lat\nC;1\n", &none)),
+        (4, "header".into(), "required column \"lon\" is missing".into())
+    );
+    // Decimal commas with the separator the sep line names (refused before it was read).
+    let decimal = ImportOptions { decimal_comma: true, ..ImportOptions::default() };
+    import(&db, "sep=;\nid;lat;lon\nF;1,5;2,25\n", &decimal).unwrap();
+    let f = db.read().collection("c").unwrap().get("F").unwrap().unwrap().location;
+    assert_eq!((f.lat(), f.lon()), (1.5, 2.25));
+    let err = import(&db, "id;lat;lon\nF;1,5;2,25\n", &decimal).unwrap_err().to_string();
+    assert!(err.contains("decimal commas need another field separator"), "{err}");
+    // Rows skipped with their own lines.
+    let skip = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
+    let report = import(&db, "sep=;\r\nid;lat;lon\r\nG;1;2\r\n\r\nH;1;200\r\n", &skip).unwrap();
+    assert_eq!(report.rejected.iter().map(|r| (r.line, r.id.as_str())).collect::<Vec<_>>(), [(5, "H")]);
+    // A separator given wins over the line's (a wrong sep line can be overridden): here the
+    // file is not separated by it, and the hint names the one it is.
     let comma = ImportOptions { delimiter: Some(b','), ..ImportOptions::default() };
     let (line, column, reason) = csv_err(import(&db, "sep=;\nid;lat;lon\nE;1;2\n", &comma));
-    assert_eq!((line, column.as_str()), (1, "header"));
-    assert!(reason.contains("names ';' as the field separator") && reason.contains("given ','"), "{reason}");
+    assert_eq!((line, column.as_str()), (2, "header"));
+    assert!(
+        reason.contains("one column holding a semicolon") && reason.contains("--delimiter ';'"),
+        "{reason}"
+    );
+    assert_eq!(import(&db, "sep=|\nid,lat,lon\nE,1,2\n", &comma).unwrap().imported, 1);
     let (_, _, reason) = csv_err(import(&db, "sep=a\nidalatalon\nEa1a2\n", &none));
     assert!(reason.contains("'a' cannot separate fields"), "{reason}");
-    // Not a sep line: a header as ever.
-    let (_, _, reason) = csv_err(import(&db, "sep=;x\nid;lat;lon\n", &none));
-    assert!(reason.starts_with("required column \"id\" is missing"), "{reason}");
-    assert!(db.read().collection("c").unwrap().get("E").unwrap().is_none(), "nothing of a refused file");
+    // Not read as a sep line: a header as ever, with a hint.
+    for csv in ["sep=;x\nid;lat;lon\n", "\"sep=;\"\nid;lat;lon\n"] {
+        let (line, _, reason) = csv_err(import(&db, csv, &none));
+        assert_eq!(line, 1);
+        assert!(reason.starts_with("required column \"id\" is missing"), "{reason}");
+        assert!(reason.contains("looks like a spreadsheet's \"sep=\" line"), "{reason}");
+    }
 }
 
 #[test]
@@ -562,6 +586,14 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
         ("zwsp", "+33\u{200b}6 12 34 56 78"),
         ("fwtext", "call ＋４９ １５１ １２３４５６７８ today"),
         ("dialled", "0044 20 7946 0958"),
+        ("dialled2", "00 33 6 12 34 56 78"),
+        ("dialled3", "0049 (30) 1234567"),
+        ("labelled", "Tel: 0033 1 42 68 53 00"),
+        ("remarks", "Fax. 0049 30 1234567 (office)"),
+        ("glued", "Tel+33142685300"),
+        ("spaced", "write to ada @ example.org"),
+        ("encoded", "ada%40example.org"),
+        ("entity", "ada&#64;example.org"),
     ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{column}\nA,1,2,plain\nB,1,2,{value}\n");
@@ -591,10 +623,12 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
         "id,lat,lon,handle,delta,note,shift,lat2,deal,amount\nA,1,2,@acme,+5,a@b,+1234.5678,+48.8566140,2@1.99,+12 345 678.90\n";
     import(&db, csv, &ImportOptions::default()).unwrap();
     // Nor, inside text, a short or decimal number after a plus sign, one glued to a word, or
-    // an at sign without an address; nor a run of digits or a decimal after 00.
+    // an at sign without an address (nor one whose domain ends in a number: a unit price or
+    // a weight); nor a run of digits, a decimal or groups joined by `-` after 00 (customer,
+    // bank account and drug codes).
     let (_dir2, db2) = open(true);
     let csv =
-        "id,lat,lon,memo,code,tag,price,pin,fee,lang,img,acct,dec\nA,1,2,Q3 up +12.5% (+4 2019),A+12345678,team @home,2@1.99 each,pin +40.7128 -74.0060,surcharge +10.00-25.00 EUR,C++ 98 03 11 14,see logo@2x.PNG,00442079460958,0012.50\n";
+        "id,lat,lon,memo,code,tag,price,pin,fee,lang,img,acct,dec,cust,bank,ndc,unit,weight,meet\nA,1,2,Q3 up +12.5% (+4 2019),A+12345678,team @home,2@1.99 each,pin +40.7128 -74.0060,surcharge +10.00-25.00 EUR,C++ 98 03 11 14,see logo@2x.PNG,00442079460958,0012.50,0012-345678,001-2345678-90,00123-4567-89,単価＠1.5万円,box @ 2.5kg,lunch @ noon\n";
     assert_eq!(import(&db2, csv, &ImportOptions::default()).unwrap().imported, 1);
     assert_eq!(kinds(&db)["delta"], FieldKind::Number);
     assert_eq!(kinds(&db)["handle"], FieldKind::Category);
@@ -610,7 +644,12 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
 /// plaintext).
 #[test]
 fn contact_values_as_ids_or_in_an_existing_collections_categories_are_refused() {
-    for id in ["Ada@Example.org", "+33612345678"] {
+    // (Not numbers dialled with 00: an id cannot be declared anything else, and zero-padded
+    // customer numbers may look like them.)
+    let (_dir, db) = open(true);
+    let csv = "id,lat,lon\n0012 345678 90,1,2\n0044 20 7946 0958,1,2\n";
+    assert_eq!(import(&db, csv, &ImportOptions::default()).unwrap().imported, 2);
+    for id in ["Ada@Example.org", "+33612345678", "ada＠example.org"] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon\nA,1,2\n{id},1,2\n");
         let (line, col, reason) = csv_err(import(&db, &csv, &ImportOptions::default()));
