@@ -162,7 +162,8 @@ pub(crate) fn ascii_from_full_width(text: &str) -> Option<String> {
 /// Japanese and Chinese input methods type them) read as the ASCII ones: drops a national trunk prefix written `(0)` after
 /// the country code (`+44 (0) 20 …`; not for +39, +378 and +379, where the 0 is dialled
 /// from abroad too), removes whitespace, `-` (and the other dashes, U+2010–U+2015 and U+2212), `.`, `(` and `)`; the rest
-/// must be `+` followed by 8 to 15 digits, the first non-zero.
+/// must be `+` followed by 8 to 15 digits, the first non-zero. A number ending in `.0`
+/// (`+33142685300.0`, as a spreadsheet holding it as a decimal writes it) is refused.
 ///
 /// ```
 /// use geocrm::crypto::normalize_phone;
@@ -177,6 +178,21 @@ pub(crate) fn ascii_from_full_width(text: &str) -> Option<String> {
 pub fn normalize_phone(raw: &str) -> Result<String> {
     let ascii = ascii_from_full_width(raw).map(Zeroizing::new);
     let raw = ascii.as_ref().map_or(raw, |c| c.as_str());
+    // `+33142685300.0`: a number a spreadsheet held as a decimal. The `.` as a separator
+    // made it another number, with one digit more (from a hands-on review).
+    if let Some((number, zeros)) = raw.trim().rsplit_once('.') {
+        let digits = number.strip_prefix('+').unwrap_or(number);
+        if !zeros.is_empty()
+            && zeros.bytes().all(|b| b == b'0')
+            && digits.len() >= 8
+            && digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(invalid(
+                "phone",
+                "phone number ends in '.0', as a number a spreadsheet held as a decimal: format the column as a string in the spreadsheet",
+            ));
+        }
+    }
     // Dashes as text copied from a web page or a word processor has them: hyphens, en and
     // em dashes, the minus sign.
     let kept = |c: &char| {
@@ -211,6 +227,9 @@ pub fn normalize_phone(raw: &str) -> Result<String> {
     phone.extend(rest.chars().filter(kept));
     let err = |reason| Err(invalid("phone", reason));
     let Some(digits) = phone.strip_prefix('+') else {
+        if phone.starts_with("00") {
+            return err("phone number must start with '+' and a country code (E.164): write its 00 as '+'");
+        }
         return err("phone number must start with '+' and a country code (E.164)");
     };
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -355,6 +374,9 @@ mod tests {
             "+",
             "+١٢٣٤٥٦٧٨٩",
             "0044 20 7946 0958",
+            // A number a spreadsheet held as a decimal: not one digit more.
+            "+33142685300.0",
+            "+14155552671.00",
         ] {
             let e = normalize_phone(bad).unwrap_err();
             let Error::InvalidRecord { id, field, reason } = &e else { panic!("{e:?}") };
@@ -363,5 +385,11 @@ mod tests {
                 assert!(!reason.contains(needle), "{reason}");
             }
         }
+        let reason = |raw| normalize_phone(raw).unwrap_err().to_string();
+        assert!(reason("+33142685300.0").contains("as a number a spreadsheet held as a decimal"));
+        assert!(reason("0044 20 7946 0958").ends_with("write its 00 as '+'"));
+        // Dots as separators stay separators.
+        assert_eq!(normalize_phone("+1.415.555.2671").unwrap(), "+14155552671");
+        assert_eq!(normalize_phone("+33 1 42 68 53 00").unwrap(), "+33142685300");
     }
 }

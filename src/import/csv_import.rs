@@ -441,6 +441,11 @@ fn import_lines(
                 return Err(refused);
             }
         }
+        // A row of empty cells only (the formatted empty rows a spreadsheet exports, `,,,`)
+        // is skipped like a blank line: it was a missing id, aborting the import.
+        if record.iter().all(|cell| cell.trim().is_empty()) {
+            continue;
+        }
         let line = line
             .or_else(|| record.position().map(|p| p.line() + first_line - 1))
             .unwrap_or(n as u64 + first_line + 1);
@@ -1073,6 +1078,12 @@ const PII_LIKE_WORDS: &[&str] = &[
     "postanschrift",
     "wohnadresse",
     "hausanschrift",
+    // Missed by a hands-on review's Dutch, German and Nordic exports.
+    "telefoon",
+    "telefoonnummer",
+    "kontakt",
+    "tlf",
+    "gsm",
     "ansprechpartner",
     "kontaktperson",
     "cellulare",

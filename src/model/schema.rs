@@ -242,7 +242,7 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
     let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if name.is_empty() || name.len() > 64 || !ok_chars {
         return Err(Error::InvalidSchema {
-            reason: format!("name {name:?} must be 1-64 characters of letters, digits and '_'"),
+            reason: format!("name {name:?} must be 1-64 characters of ASCII letters, digits and '_'"),
         });
     }
     if RECORD_NAMES.contains(&name) {

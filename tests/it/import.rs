@@ -785,6 +785,10 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
         "num_mobile",
         "telefonnummer",
         "Handynummer",
+        "Telefoon",
+        "Kontakt",
+        "tlf",
+        "GSM",
         "fname",
         "lname",
         "Anschrift",
@@ -920,6 +924,14 @@ fn skip_invalid_reports_and_header_errors_still_abort() {
             r(7, "F", "v", inf),
         ]
     );
+    // Rows of empty cells only (a spreadsheet's formatted empty rows) are skipped like blank
+    // lines, the lines after them counted as ever; with or without skip_invalid.
+    let (_dir2, db2) = open(false);
+    let csv = "id,lat,lon\n,,\nZ,1,2\n , ,\t\nY,1,200\n";
+    let report = import(&db2, csv, &options).unwrap();
+    assert_eq!(report.imported, 1);
+    assert_eq!(report.rejected.iter().map(|r| (r.line, r.id.as_str())).collect::<Vec<_>>(), [(5, "Y")]);
+    assert_eq!(import(&db2, "id,lat,lon\n,,\nZ,1,2\n,,\n", &ImportOptions::default()).unwrap().imported, 1);
     let err = csv_err(import(&db, "id,lon\nA,1\n", &options));
     assert_eq!(err, (1, "header".into(), "required column \"lat\" is missing".into()));
     // The same name in other letters is named (it is no one's data); other cells are not.
