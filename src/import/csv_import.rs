@@ -672,9 +672,15 @@ fn csv_error(e: &csv::Error, column: &str, line: Option<u64>) -> Error {
 /// [`ImportOptions::decimal_comma`] (`1,500` may as well be fifteen hundred), or a point
 /// with it.
 fn decimal_mark_hint(text: &str, decimal_comma: bool) -> &'static str {
+    let thousands = |c: char| matches!(c, '.' | ' ' | '\'' | '\u{a0}' | '\u{202f}' | '\u{2009}');
     if decimal_comma {
         if text.parse::<f64>().is_ok_and(f64::is_finite) {
             " (the numbers are read with a decimal comma, and a '.' is refused: 1.500 may be fifteen hundred)"
+        } else if text.contains(thousands)
+            && parse_number(&text.replace(thousands, ""), true).is_some_and(f64::is_finite)
+        {
+            // (`1.234,5`, `1 234,5`: refused as "not a finite number" with no word why.)
+            " (the numbers are read with a decimal comma and no thousands separators: 1234,5, not 1.234,5 or 1 234,5)"
         } else {
             ""
         }

@@ -119,6 +119,13 @@ fn other_delimiters_with_quoting_line_numbers_and_hints() {
         assert!(reason.contains("read with a decimal comma, and a '.' is refused"), "{reason}");
     }
     assert_eq!(csv_err(import(&db2, "id;lat;lon\nF;1,2,3;2\n", &european)).1, "lat");
+    // Thousands separators get their own hint (they were "not a finite number", no word why).
+    for amount in ["1.234,5", "1 234,5", "1\u{a0}234,5", "1'234,5"] {
+        let csv = format!("id;lat;lon;ltv\nG;1;2;7\nH;1;2;{amount}\n");
+        let (line, col, reason) = csv_err(import(&db2, &csv, &european));
+        assert_eq!((line, col.as_str()), (3, "ltv"), "{amount}");
+        assert!(reason.contains("no thousands separators: 1234,5, not 1.234,5"), "{reason}");
+    }
     // A first value with a decimal point makes the column a number with its row refused
     // (it became a text column).
     let (_dir3, db3) = open(true);
