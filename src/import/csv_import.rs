@@ -1329,6 +1329,14 @@ const PHONE_LABELS: &[&str] = &[
 /// after 5pm`: a remarks column stored them in plaintext; from a hands-on review). The cell
 /// is read as it shows: see [`as_shown`].
 fn looks_like_contact(value: &str, dialled: Dialled) -> bool {
+    // Most cells hold none of what a contact needs (one pass over the bytes: an import
+    // checks every cell of its text columns).
+    let bytes = value.as_bytes();
+    let maybe = bytes.iter().any(|&b| matches!(b, b'@' | b'+' | b'%' | b'&') || !b.is_ascii())
+        || (dialled == Dialled::Counted && bytes.windows(2).any(|w| w == b"00"));
+    if !maybe {
+        return false;
+    }
     let shown = as_shown(value);
     let value = shown.as_ref().map_or(value, |text| text.trim());
     is_contact(value, dialled) || holds_contact(value, dialled)
