@@ -38,8 +38,8 @@ pub enum Error {
     /// A bad row in a CSV import.
     #[error("line {line}, column {column}: {reason}")]
     Csv {
-        /// 1-based line number in the file (the header is line 1, or 2 after a spreadsheet's
-        /// `sep=;` line).
+        /// 1-based line number in the file (the header's own line: 1, unless a spreadsheet's
+        /// `sep=;` line or blank lines come first).
         line: u64,
         /// Column name (or number when the header itself is bad).
         column: String,

@@ -162,8 +162,8 @@ pub(crate) fn ascii_from_full_width(text: &str) -> Option<String> {
 /// Japanese and Chinese input methods type them) read as the ASCII ones: drops a national trunk prefix written `(0)` after
 /// the country code (`+44 (0) 20 …`; not for +39, +378 and +379, where the 0 is dialled
 /// from abroad too), removes whitespace, `-` (and the other dashes, U+2010–U+2015 and U+2212), `.`, `(` and `)`; the rest
-/// must be `+` followed by 8 to 15 digits, the first non-zero. A number ending in `.0`
-/// (`+33142685300.0`, as a spreadsheet holding it as a decimal writes it) is refused.
+/// must be `+` followed by 8 to 15 digits, the first non-zero. A number ending in a `.` and
+/// zeros (`+33142685300.0`, as a spreadsheet holding it as a decimal writes it) is refused.
 ///
 /// ```
 /// use geocrm::crypto::normalize_phone;
@@ -189,7 +189,7 @@ pub fn normalize_phone(raw: &str) -> Result<String> {
         {
             return Err(invalid(
                 "phone",
-                "phone number ends in '.0', as a number a spreadsheet held as a decimal: format the column as a string in the spreadsheet",
+                "phone number ends in a '.' and zeros, as a number a spreadsheet held as a decimal: format the column as a string in the spreadsheet",
             ));
         }
     }

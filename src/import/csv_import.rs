@@ -105,9 +105,11 @@ pub struct ImportReport {
 const PARALLEL_ROWS_MIN: usize = 4096;
 
 impl ImportOptions {
-    /// Checks what needs no file: the collection name, and that no option names `id`,
-    /// `lat` or `lon` (always the record's id and location) and no column is given two
-    /// kinds (`phones` or `emails` with `pii` is one kind: PII).
+    /// Checks what needs no file: the collection name, that no option names `id`,
+    /// `lat` or `lon` (always the record's id and location), that no column is given two
+    /// kinds (`phones` or `emails` with `pii` is one kind: PII), the delimiter, and
+    /// `decimal_comma` with a comma as the delimiter. (`decimal_comma` with no delimiter is
+    /// checked once the file is read: its `sep=;` line may name one.)
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming the collection or the option.
@@ -1089,7 +1091,6 @@ const PII_LIKE_WORDS: &[&str] = &[
     "telefoonnummer",
     "kontakt",
     "tlf",
-    "gsm",
     "ansprechpartner",
     "kontaktperson",
     "cellulare",
@@ -1134,6 +1135,8 @@ const ABOUT_WORDS: &[&str] = &[
     "unsubscribed",
     "rate",
     "score",
+    "date",
+    "datum",
 ];
 
 /// Words before a [`PLURAL_WORDS`] word that make the column a count of them
@@ -1319,6 +1322,11 @@ const PHONE_LABELS: &[&str] = &[
     "whatsapp",
     "gsm",
     "handy",
+    "telefonnummer",
+    "telefoon",
+    "handynummer",
+    "telefone",
+    "celular",
 ];
 
 /// Whether a cell is or holds an e-mail address (its domain ending in a word: `2@1.99` is a
@@ -1344,35 +1352,48 @@ fn looks_like_contact(value: &str, dialled: Dialled) -> bool {
 
 /// `value` as it reads on screen, when that differs: full-width forms (`＋`, `＠`, digits, as
 /// input methods type them) and the small `﹢` and `﹫` as the ASCII ones, invisible
-/// characters dropped, `%40` and `&#64;` (a URL's and HTML's `@`) as `@`, and spaces around
-/// an `@` closed up (`＋33 6…`, `ada＠example.org`, `+33\u{200b}6…` and `ada @ example.org`
-/// were stored in plaintext: from hands-on reviews). Not full NFKC: a footnote `¹` or a
-/// circled `⑧` would become digits, and CJK text turn into addresses (`単価＠1.5万円`).
+/// characters dropped, a URL's or HTML's `@` and `+` (`%40`, `&#64;`, `&#x40;`, `%2B`,
+/// `&#43;`, `&#x2B;`) decoded, and a cell that is nothing but an address with spaces around
+/// its `@` closed up (`＋33 6…`, `ada＠example.org`, `+33\u{200b}6…` and `ada @ example.org`
+/// were stored in plaintext: from hands-on reviews; not in text, where `bought 2 @ amazon.de`
+/// is no address). Not full NFKC, which would turn a footnote `¹` or a circled `⑧` into digits.
 fn as_shown(value: &str) -> Option<zeroize::Zeroizing<String>> {
-    let encoded = ["%40", "&#64;", " @", "@ "].iter().any(|e| value.contains(e));
-    if value.is_ascii() && !encoded {
+    const ENCODED: [(&str, char); 6] =
+        [("%40", '@'), ("&#64;", '@'), ("&#x40;", '@'), ("%2b", '+'), ("&#43;", '+'), ("&#x2b;", '+')];
+    let encoded = value.contains(['%', '&']);
+    let spaced = value.contains(" @") || value.contains("@ ");
+    if value.is_ascii() && !encoded && !spaced {
         return None;
     }
     let full_width = crate::crypto::normalize::ascii_from_full_width(value).map(zeroize::Zeroizing::new);
     let text = full_width.as_ref().map_or(value, |t| t.as_str());
-    let mut shown: String = text
-        .chars()
-        .filter(|&c| !is_invisible(c))
-        .map(|c| match c {
-            '\u{FE62}' => '+',
-            '\u{FE6B}' => '@',
-            c => c,
-        })
-        .collect();
-    for (from, to) in [("%40", "@"), ("&#64;", "@")] {
-        if shown.contains(from) {
-            shown = shown.replace(from, to);
+    let mut shown = zeroize::Zeroizing::new(String::with_capacity(text.len()));
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let code =
+            ENCODED.iter().find(|(e, _)| rest.get(..e.len()).is_some_and(|r| r.eq_ignore_ascii_case(e)));
+        if let Some(&(e, decoded)) = code {
+            shown.push(decoded);
+            rest = rest.get(e.len()..).unwrap_or_default();
+            continue;
+        }
+        match c {
+            '\u{FE62}' => shown.push('+'),
+            '\u{FE6B}' => shown.push('@'),
+            c if is_invisible(c) => {}
+            c => shown.push(c),
+        }
+        rest = rest.get(c.len_utf8()..).unwrap_or_default();
+    }
+    // `ada @ example.org`, the whole cell: one word each side (one pass, however many spaces).
+    if let Some((local, domain)) = shown.trim().split_once('@') {
+        let (local, domain) = (local.trim_end(), domain.trim_start());
+        let word = |w: &str| !w.is_empty() && !w.contains(char::is_whitespace);
+        if word(local) && word(domain) {
+            return Some(zeroize::Zeroizing::new(format!("{local}@{domain}")));
         }
     }
-    while shown.contains(" @") || shown.contains("@ ") {
-        shown = shown.replace(" @", "@").replace("@ ", "@");
-    }
-    Some(zeroize::Zeroizing::new(shown))
+    Some(shown)
 }
 
 /// Whether text holds an e-mail address (a word with `@`, words split at spaces, brackets,
@@ -1405,20 +1426,26 @@ fn holds_contact(text: &str, dialled: Dialled) -> bool {
     // (`/` too, after a German area code: `+49 151/12345678`.)
     let in_run =
         |c: char| c.is_ascii_digit() || c.is_whitespace() || dash(c) || matches!(c, '.' | '(' | ')' | '/');
-    // The word right before `at`, lower-cased, and the character before the separators
-    // (`:`, `.`, spaces) that may come between it and `at`.
+    // Whether one of the (up to three) words right before `at` is a phone label, whatever
+    // punctuation sits between (`Tel: `, `Tel.-Nr.: `, `Phone (mobile): `, `Tel: (`).
     let label_before = |at: usize| {
         let before = text.get(..at).unwrap_or_default();
-        let word_at = before.trim_end_matches(|c: char| c == ':' || c == '.' || c.is_whitespace());
-        let word: String = word_at
+        let near = before.get(before.len().saturating_sub(32)..).unwrap_or(before);
+        near.split(|c: char| !c.is_alphabetic())
+            .filter(|w| !w.is_empty())
+            .rev()
+            .take(3)
+            .any(|w| PHONE_LABELS.contains(&w.to_lowercase().as_str()))
+    };
+    // Where a list item starts: the text's start, or after `,`, `;` or `/` (`0044 20 7946
+    // 0958 (office)`, `…; 0044 7700 900123`).
+    let item_start = |at: usize| {
+        text.get(..at)
+            .unwrap_or_default()
+            .trim_end()
             .chars()
-            .rev()
-            .take_while(|c| c.is_alphabetic())
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        PHONE_LABELS.contains(&word.to_lowercase().as_str())
+            .next_back()
+            .is_none_or(|c| matches!(c, ',' | ';' | '/'))
     };
     // The number starting after the prefix `prefix` at `at` (`+` or `00`), as a `+` number.
     let number_at = |at: usize, prefix: usize| {
@@ -1448,7 +1475,10 @@ fn holds_contact(text: &str, dialled: Dialled) -> bool {
             && text.match_indices("00").any(|(at, _)| {
                 let glued =
                     text.get(..at).and_then(|t| t.chars().next_back()).is_some_and(|c| c.is_alphanumeric());
-                !glued && label_before(at) && number_at(at, 2)
+                // After a label, as any number; at an item's start, written as one.
+                !glued
+                    && ((label_before(at) && number_at(at, 2))
+                        || (item_start(at) && dialled_number(text.get(at..).unwrap_or_default())))
             })
     };
     email() || plus() || zeros()
@@ -1476,25 +1506,41 @@ fn is_contact(value: &str, dialled: Dialled) -> bool {
     // Spaces as thousands separators too (`+12 345 678.90`). `+1.4155552671`, a phone number
     // as WHOIS writes them, reads as a decimal: such a column is not refused.
     let decimal = || value.contains('.') && value.replace(' ', "").parse::<f64>().is_ok();
-    // An international number dialled with `00` instead of `+`, written in groups the way
-    // numbers are: `00`, the country code (spaces around it allowed), then a space or `(`
-    // (`0044 20 7946 0958`, `00 33 6 12 34 56 78`, `0049 (30) 1234567`). A run of digits, or
-    // groups joined by `-` or `.` (`0012-345678`, `001-2345678-90`), may be an account number
-    // or a code.
-    let zeros = || {
-        let Some(rest) = value.strip_prefix("00").map(str::trim_start) else { return false };
-        let code = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        let grouped = (1..=3).contains(&code)
-            && !rest.starts_with('0')
-            && rest.get(code..).is_some_and(|after| after.starts_with([' ', '(', '\u{a0}']));
-        grouped && crate::crypto::normalize_phone(&format!("+{rest}")).is_ok()
-    };
     let phone = || {
         ((value.starts_with('+') && crate::crypto::normalize_phone(value).is_ok())
-            || (dialled == Dialled::Counted && zeros()))
+            || (dialled == Dialled::Counted && dialled_number(value)))
             && !decimal()
     };
     (value.contains('@') && email()) || phone()
+}
+
+/// Whether `text` starts with an international number dialled with `00` instead of `+`,
+/// written in groups the way numbers are (the rest of the text after it ignored): `00`, the
+/// country code (1 to 3 digits, spaces around it allowed), then a space or `(`
+/// (`0044 20 7946 0958`, `00 33 6 12 34 56 78`, `0049 (30) 1234567`), or `.` or `-` between
+/// three or more groups of at most 4 digits (`0033.1.42.68.53.00`, `0049-30-1234-567`). A
+/// run of digits, or fewer, longer groups (`0012-345678`, `001-2345678-90`,
+/// `00123-4567-89`) may be an account number or a code.
+fn dialled_number(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("00").map(str::trim_start) else { return false };
+    let code = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let Some(after) = rest.get(code..) else { return false };
+    if !(1..=3).contains(&code) || rest.starts_with('0') {
+        return false;
+    }
+    let number_len = after
+        .find(|c: char| {
+            !(c.is_ascii_digit() || c.is_whitespace() || matches!(c, '.' | '-' | '(' | ')' | '/'))
+        })
+        .unwrap_or(after.len());
+    let number = after.get(..number_len).unwrap_or_default().trim_end_matches(|c: char| !c.is_ascii_digit());
+    let spaced = after.starts_with(|c: char| c.is_whitespace() || c == '(');
+    let groups: Vec<&str> = number.split(['.', '-']).skip(1).collect();
+    let dotted = after.starts_with(['.', '-'])
+        && groups.len() >= 3
+        && groups.iter().all(|g| (1..=4).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_digit()));
+    let digits = rest.get(..code + number.len()).unwrap_or_default();
+    (spaced || dotted) && crate::crypto::normalize_phone(&format!("+{}", digits.replace('/', " "))).is_ok()
 }
 
 /// Whether `word` is one of [`PII_LIKE_WORDS`] or [`PLURAL_WORDS`].

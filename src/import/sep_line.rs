@@ -125,7 +125,9 @@ mod tests {
                 Ok(n)
             }
         }
-        let (sep, mut rest) = take_sep_line(Trickle(b"sep=|\nid|lat\n")).unwrap();
+        // (Longer than the first bytes read, so the line is read on to its end.)
+        let input = [&b"sep=|"[..], &[b'|'; 600], b"\nid|lat\n"].concat();
+        let (sep, mut rest) = take_sep_line(Trickle(&input)).unwrap();
         let mut out = Vec::new();
         rest.read_to_end(&mut out).unwrap();
         assert_eq!((sep, out), (Some(b'|'), b"id|lat\n".to_vec()));
