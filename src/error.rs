@@ -276,7 +276,8 @@ pub(crate) const CELL_SHOWN: usize = 24;
 /// most 6 characters with a digit, at most two letters, at most one `.` or `,`, no space
 /// and no `-`, `/`, `(`, `)` past a leading sign: `12x`, `1,5` — not `1.2.90`, a date).
 /// Anything else may be personal data in a number or coordinate column (a name, a phone
-/// number, a date of birth): only its length is told.
+/// number, a date of birth): only its length is told — and so for a number of 8 digits or
+/// more after a `+` or `00`, which may be a phone number with a stray `.` or `,`.
 /// A filter as an error shows it: quoted whole up to 200 characters, else the 160 around
 /// `position`, with `…` for what is left out (a 110 KB filter was printed whole).
 fn filter_excerpt(expr: &str, position: usize) -> String {
@@ -301,7 +302,13 @@ pub(crate) fn quoted_value(text: &str) -> String {
         && body.chars().filter(|&c| c == '.' || c == ',').count() <= 1;
     // (A number with a decimal comma is a number too: `48,8566` was hidden as if personal.)
     let number = |t: &str| t.parse::<f64>().is_ok();
-    if !(typo || number(text) || (text.matches(',').count() == 1 && number(&text.replacen(',', ".", 1)))) {
+    // A phone number with a stray `.` or `,` parses as a number (`+33.142685300`,
+    // `0033,142685300`: shown in errors and rejects files; from a hands-on review).
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    let phone_like = digits >= 8 && (text.starts_with('+') || text.starts_with("00"));
+    if phone_like
+        || !(typo || number(text) || (text.matches(',').count() == 1 && number(&text.replacen(',', ".", 1))))
+    {
         let n = text.chars().count();
         return format!(
             "a text value of {n} character{} (not shown: it may be personal data)",

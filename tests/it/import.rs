@@ -942,6 +942,17 @@ fn skip_invalid_reports_and_header_errors_still_abort() {
             r(7, "F", "v", inf),
         ]
     );
+    // A phone number with a stray `.` or `,` reads as a number: not shown either (it was, in
+    // the error and the rejects; from a hands-on review).
+    let (_dir3, db3) = open(false);
+    let european = ImportOptions { delimiter: Some(b';'), decimal_comma: true, ..ImportOptions::default() };
+    for (csv, options) in [
+        ("id,lat,lon\nA,\"0033,142685300\",2\n", &ImportOptions::default()),
+        ("id;lat;lon;amount\nA;1;2;1\nB;1;2;+33.142685300\n", &european),
+    ] {
+        let (_, _, reason) = csv_err(import(&db3, csv, options));
+        assert!(!reason.contains("142685300") && reason.contains("not shown"), "{reason}");
+    }
     // Rows of empty cells only (a spreadsheet's formatted empty rows) are skipped like blank
     // lines, the lines after them counted as ever; with or without skip_invalid.
     let (_dir2, db2) = open(false);
