@@ -195,9 +195,7 @@ pub fn normalize_phone(raw: &str) -> Result<String> {
     }
     // Dashes as text copied from a web page or a word processor has them: hyphens, en and
     // em dashes, the minus sign.
-    let kept = |c: &char| {
-        !(c.is_whitespace() || matches!(c, '-' | '.' | '(' | ')' | '\u{2010}'..='\u{2015}' | '\u{2212}'))
-    };
+    let kept = |c: &char| !(c.is_whitespace() || is_dash(*c) || matches!(c, '.' | '(' | ')'));
     // `(0)`, spaces inside allowed: the trunk prefix dialled only from inside the country.
     let mut phone = String::with_capacity(raw.len());
     let mut rest = raw;
@@ -242,6 +240,11 @@ pub fn normalize_phone(raw: &str) -> Result<String> {
         return err("country code cannot start with 0");
     }
     Ok(phone)
+}
+
+/// A dash as a phone number may be written with: hyphens, en and em dashes, the minus sign.
+pub(crate) fn is_dash(c: char) -> bool {
+    matches!(c, '-' | '\u{2010}'..='\u{2015}' | '\u{2212}')
 }
 
 /// How many runs of ASCII digits `text` holds.

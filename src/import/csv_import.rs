@@ -21,6 +21,7 @@ use std::io::Read;
 use super::limit::{LineLimit, AFTER_QUOTE, MAX_LINE_BYTES, RECORD_TOO_LONG, TOO_LONG, UNTERMINATED};
 use super::rows::{Row, Rows};
 use super::sep_line::take_sep_line;
+use crate::crypto::normalize::is_dash;
 use crate::crypto::{is_invisible, Pii};
 use crate::db::{Database, PendingOp, Slots};
 use crate::error::{Error, Result};
@@ -1421,11 +1422,6 @@ fn holds_contact(text: &str, dialled: Dialled) -> bool {
                 .filter(|w| w.contains('@'))
                 .any(|w| is_contact(&address(w), Dialled::NotCounted))
     };
-    // Dashes and spaces as `normalize_phone` takes them (no-break spaces, en dashes).
-    let dash = |c: char| matches!(c, '-' | '\u{2010}'..='\u{2015}' | '\u{2212}');
-    // (`/` too, after a German area code: `+49 151/12345678`.)
-    let in_run =
-        |c: char| c.is_ascii_digit() || c.is_whitespace() || dash(c) || matches!(c, '.' | '(' | ')' | '/');
     // Whether one of the (up to three) words right before `at` is a phone label, whatever
     // punctuation sits between (`Tel: `, `Tel.-Nr.: `, `Phone (mobile): `, `Tel: (`).
     let label_before = |at: usize| {
@@ -1450,12 +1446,12 @@ fn holds_contact(text: &str, dialled: Dialled) -> bool {
     // The number starting after the prefix `prefix` at `at` (`+` or `00`), as a `+` number.
     let number_at = |at: usize, prefix: usize| {
         let rest = text.get(at + prefix..).unwrap_or_default();
-        let run_len = rest.find(|c: char| !in_run(c)).unwrap_or(rest.len());
+        let run_len = rest.find(|c: char| !in_phone_run(c)).unwrap_or(rest.len());
         let run = rest.get(..run_len).unwrap_or_default().trim_end_matches(|c: char| !c.is_ascii_digit());
         // Numbers with a decimal part are amounts or coordinates, not a phone number
         // (`+40.7128 -74.0060`, `+10.00-25.00 EUR`).
         let decimals = run
-            .split(|c: char| c.is_whitespace() || dash(c))
+            .split(|c: char| c.is_whitespace() || is_dash(c))
             .any(|t| t.matches('.').count() == 1 && t.parse::<f64>().is_ok());
         !decimals && is_contact(&format!("+{}", run.trim_start().replace('/', " ")), Dialled::NotCounted)
     };
@@ -1514,6 +1510,12 @@ fn is_contact(value: &str, dialled: Dialled) -> bool {
     (value.contains('@') && email()) || phone()
 }
 
+/// A character of a phone number written out: digits, spaces (no-break ones too), dashes,
+/// `.`, brackets and `/` (after a German area code: `+49 151/12345678`).
+fn in_phone_run(c: char) -> bool {
+    c.is_ascii_digit() || c.is_whitespace() || is_dash(c) || matches!(c, '.' | '(' | ')' | '/')
+}
+
 /// Whether `text` starts with an international number dialled with `00` instead of `+`,
 /// written in groups the way numbers are (the rest of the text after it ignored): `00`, the
 /// country code (1 to 3 digits, spaces around it allowed), then a space or `(`
@@ -1528,11 +1530,7 @@ fn dialled_number(text: &str) -> bool {
     if !(1..=3).contains(&code) || rest.starts_with('0') {
         return false;
     }
-    let number_len = after
-        .find(|c: char| {
-            !(c.is_ascii_digit() || c.is_whitespace() || matches!(c, '.' | '-' | '(' | ')' | '/'))
-        })
-        .unwrap_or(after.len());
+    let number_len = after.find(|c: char| !in_phone_run(c)).unwrap_or(after.len());
     let number = after.get(..number_len).unwrap_or_default().trim_end_matches(|c: char| !c.is_ascii_digit());
     let spaced = after.starts_with(|c: char| c.is_whitespace() || c == '(');
     let groups: Vec<&str> = number.split(['.', '-']).skip(1).collect();
