@@ -110,6 +110,18 @@ fn dropped_ids(actions: &[RepairAction]) -> Vec<String> {
         .collect()
 }
 
+/// The ids the report lists as upserted by operations dropped with intact frames.
+fn upserts_dropped(actions: &[RepairAction]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            RepairAction::OperationsDropped { upserted, .. } => Some(upserted.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
 fn copy(fs: &MemFs) -> MemFs {
     fs.crash_image(0, CrashMode::SyncedOnly)
 }
@@ -1190,15 +1202,7 @@ fn unfinished_transaction_after_damage(closed: bool) {
             "{:?}",
             report.actions
         );
-        let listed: Vec<String> = report
-            .actions
-            .iter()
-            .filter_map(|a| match a {
-                RepairAction::OperationsDropped { upserted, .. } => Some(upserted.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect();
+        let listed = upserts_dropped(&report.actions);
         assert!(listed.contains(&"b00000".to_owned()) && listed.len() > 2500, "{}", listed.len());
         return;
     }
@@ -1255,15 +1259,7 @@ fn damage_inside_a_transaction_of_many_frames_lists_all_of_it() {
         _ => None,
     });
     assert_eq!(cut, Some(before), "{:?}", report.actions);
-    let listed: Vec<String> = report
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            RepairAction::OperationsDropped { upserted, .. } => Some(upserted.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let listed = upserts_dropped(&report.actions);
     let b_listed = listed.iter().filter(|id| id.starts_with('b')).count();
     // The damaged frame's own records are lost with it; the other frames' all listed.
     assert!(listed.contains(&"b00000".to_owned()), "the transaction's first frame is not listed");
