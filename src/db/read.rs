@@ -164,8 +164,6 @@ impl CollectionReader<'_> {
             Some(base) if view.tail.is_empty() => {
                 let rows = query::nearest_in_checkpoint(base, at, k, &f);
                 let (ids, tree) = (base.checkpoint.ids(), base.checkpoint.tree());
-                // The answers' ids, loaded back to back (their cache misses overlap).
-                ids.touch(rows.iter().take(32).map(|&(_, row)| row));
                 rows.into_iter()
                     .map(|(distance_m, row)| Neighbor {
                         id: ids.id(row).to_owned(),

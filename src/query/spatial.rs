@@ -110,23 +110,29 @@ pub(crate) fn nearest_in_checkpoint(
     k: usize,
     filter: &CompiledFilter,
 ) -> Vec<(f64, u32)> {
-    let tree = base.checkpoint.tree();
+    let (tree, ids) = (base.checkpoint.tree(), base.checkpoint.ids());
+    // The caller reads the answers' ids: the bytes of the likely answers' ids start loading
+    // as their distances are computed and, with no filter to read rows, the offsets of the
+    // rows that may be answers while the search goes on.
     let mut found = if filter.is_all() && base.hidden.is_empty() {
-        // The ids of rows that may be answers are read once the search ends: their
-        // offsets are loaded while it goes on.
-        let ids = base.checkpoint.ids();
-        tree.nearest(at, k, &mut |row| {
-            ids.prefetch(row);
-            true
-        })
+        tree.nearest_hinted(
+            at,
+            k,
+            &mut |row| {
+                ids.prefetch(row);
+                true
+            },
+            &mut |row| ids.prefetch_id(row),
+        )
     } else {
-        tree.nearest(at, k, &mut |row| base_matches(filter, base, row))
+        tree.nearest_hinted(at, k, &mut |row| base_matches(filter, base, row), &mut |row| {
+            ids.prefetch_id(row)
+        })
     };
     // The tree's answer is sorted by (distance, row) and holds every row tied at the k-th
     // distance; with no equal distances that is already (distance, id) order.
     let ties = found.windows(2).any(|w| w.first().map(|a| a.0) == w.get(1).map(|b| b.0));
     if ties {
-        let ids = base.checkpoint.ids();
         let by_distance_then_id =
             |a: &(f64, u32), b: &(f64, u32)| a.0.total_cmp(&b.0).then_with(|| ids.id(a.1).cmp(ids.id(b.1)));
         // Many rows tied at one place (customers geocoded to a town's centre) come back

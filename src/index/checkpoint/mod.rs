@@ -922,23 +922,18 @@ impl<'a> IdColumn<'a> {
     }
 
     /// Starts loading the offset of `row`'s id into the cache (a hint, see
-    /// [`crate::io::prefetch`]), so a later [`Self::touch`] finds it there.
+    /// [`crate::io::prefetch`]), so a later [`Self::prefetch_id`] or [`Self::id`] finds it there.
     pub(crate) fn prefetch(&self, row: u32) {
         let at = row as usize * 4;
         crate::io::prefetch(self.offsets.get(at..at.saturating_add(4)).unwrap_or(&[]));
     }
 
-    /// Reads the first byte of each row's id, so the cache misses of a batch of
-    /// [`Self::id`] calls that follows overlap instead of coming one after the other.
-    pub(crate) fn touch(&self, rows: impl Iterator<Item = u32>) {
-        let firsts: u32 = rows
-            .map(|row| {
-                u32::from(
-                    self.bytes.get(u32_at(self.offsets, row as usize * 4) as usize).copied().unwrap_or(0),
-                )
-            })
-            .sum();
-        std::hint::black_box(firsts);
+    /// Starts loading `row`'s id bytes into the cache (a hint, see [`crate::io::prefetch`]);
+    /// its offset is read, which [`Self::prefetch`] started loading.
+    pub(crate) fn prefetch_id(&self, row: u32) {
+        let at = row as usize * 4;
+        let (a, b) = (u32_at(self.offsets, at) as usize, u32_at(self.offsets, at + 4) as usize);
+        crate::io::prefetch(self.bytes.get(a..b).unwrap_or(&[]));
     }
 }
 

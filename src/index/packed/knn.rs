@@ -159,15 +159,29 @@ impl PackedRTreeRef<'_> {
     /// `accept` is called at most once per row, only for rows that may still be among the
     /// nearest by what the search knew when it reached their leaf. `k = 0` returns nothing.
     pub fn nearest(&self, at: LatLon, k: usize, accept: &mut dyn FnMut(u32) -> bool) -> Vec<(f64, u32)> {
+        self.nearest_hinted(at, k, accept, &mut |_| {})
+    }
+
+    /// [`Self::nearest`], calling `answering` for each of the (at most 32) rows most
+    /// likely to be answers as the exact distances are about to be computed — where a
+    /// caller that will read more of each answer can start loading it.
+    pub(crate) fn nearest_hinted(
+        &self,
+        at: LatLon,
+        k: usize,
+        accept: &mut dyn FnMut(u32) -> bool,
+        answering: &mut dyn FnMut(u32),
+    ) -> Vec<(f64, u32)> {
         if k == 0 || self.is_empty() {
             return Vec::new();
         }
-        let done =
-            SCRATCH.try_with(|cell| cell.try_borrow_mut().ok().map(|mut s| self.knn(&mut s, at, k, accept)));
+        let done = SCRATCH.try_with(|cell| {
+            cell.try_borrow_mut().ok().map(|mut s| self.knn(&mut s, at, k, accept, answering))
+        });
         match done {
             Ok(Some(found)) => found,
             // Re-entered from `accept`, or during thread teardown.
-            _ => self.knn(&mut Scratch::default(), at, k, accept),
+            _ => self.knn(&mut Scratch::default(), at, k, accept, answering),
         }
     }
 
@@ -182,6 +196,7 @@ impl PackedRTreeRef<'_> {
         at: LatLon,
         k: usize,
         accept: &mut dyn FnMut(u32) -> bool,
+        answering: &mut dyn FnMut(u32),
     ) -> Vec<(f64, u32)> {
         let Scratch { heap, best, cands } = s;
         heap.clear();
@@ -255,6 +270,7 @@ impl PackedRTreeRef<'_> {
         // overlap instead of each waiting behind the previous haversine.
         let mut touched = 0.0;
         for &(_, row) in cands.iter().take(k.min(32)) {
+            answering(row);
             touched += self.location(row).map_or(0.0, LatLon::lat);
         }
         std::hint::black_box(touched);
