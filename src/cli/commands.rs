@@ -744,9 +744,21 @@ fn import_into(
             if report.fields_not_in_file.len() == 1 { "it" } else { "them" }
         );
     }
+    // Cells an export wrote `NA` or `#N/A` in are no value: say where, and how many.
+    if !report.missing_numbers.is_empty() {
+        let counts: Vec<String> =
+            report.missing_numbers.iter().map(|(name, n)| format!("{name} {n}")).collect();
+        eprintln!(
+            "note: number cells holding a missing-value marker (NA, N/A, #N/A, NULL, NaN, None, …) were taken as \
+             empty, so those records have no value for the field: {}",
+            counts.join(", ")
+        );
+    }
     if db.json {
+        let missing: serde_json::Map<String, serde_json::Value> =
+            report.missing_numbers.iter().map(|(name, n)| (name.clone(), json!(n))).collect();
         print_json(
-            &json!({"imported": report.imported, "replaced": report.replaced, "rejected": report.rejected.len(), "created_collection": report.created_collection}),
+            &json!({"imported": report.imported, "replaced": report.replaced, "rejected": report.rejected.len(), "created_collection": report.created_collection, "missing_numbers": missing}),
         );
     } else {
         println!(

@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use super::limit::{LineLimit, AFTER_QUOTE, MAX_LINE_BYTES, RECORD_TOO_LONG, TOO_LONG, UNTERMINATED};
+use super::missing::is_missing_marker;
 use super::rows::{Row, Rows};
 use super::sep_line::take_sep_line;
 use crate::crypto::normalize::is_dash;
@@ -40,7 +41,8 @@ pub struct ImportOptions {
     /// not be repeated in `pii`).
     pub emails: Vec<String>,
     /// Columns to import as numbers, whatever their values (an inferred column is a number
-    /// when its first value is one, no value is a code — a leading zero, more than 15
+    /// when its first value other than a missing-value marker ([`super::is_missing_marker`])
+    /// is one, no value is a code — a leading zero, more than 15
     /// digits —, and its name is not a postcode's: `zip`, `billing_zip`, `postcode`, `postal_code`, `plz`…).
     pub numbers: Vec<String>,
     /// Columns to import as categories even if their values are numeric.
@@ -85,6 +87,7 @@ pub struct Rejected {
 
 /// What an import did.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ImportReport {
     /// Records written.
     pub imported: u64,
@@ -100,6 +103,10 @@ pub struct ImportReport {
     /// Fields of the existing collection that no column of the file fills (left out or
     /// absent), in schema order: the records this import replaced no longer have them.
     pub fields_not_in_file: Vec<String>,
+    /// Number columns whose cells held a missing-value marker ([`super::is_missing_marker`]:
+    /// `NA`, `#N/A`, `NULL`, `NaN`, …) in the rows imported, with how many, in column order:
+    /// those cells were taken as empty, so those records have no value for the field.
+    pub missing_numbers: Vec<(String, u64)>,
 }
 
 /// Imports of at least this many rows convert them on every core.
@@ -263,7 +270,10 @@ fn parse_number(text: &str, decimal_comma: bool) -> Option<f64> {
 /// once per file (a repeat is a bad row naming the first one's line); a record already in
 /// the collection is replaced whole, as by an upsert. For a new collection, a column is a
 /// number attribute when its first value is a finite number and no value is an integer
-/// written with a leading zero (`02134`) or with more than 15 digits; else a category.
+/// written with a leading zero (`02134`) or with more than 15 digits; else a category. In a
+/// number column, a cell holding a missing-value marker (`NA`, `#N/A`, `NULL`, `NaN`…; see
+/// [`super::is_missing_marker`]) is no value, as an empty cell is, and is passed over when
+/// the kind is inferred; [`ImportReport::missing_numbers`] counts them.
 ///
 /// # Errors
 /// [`Error::Csv`] naming line and column for a bad header or (without `skip_invalid`) the
@@ -556,13 +566,21 @@ fn to_upserts(
         to_upsert(columns, target, rows.lines().get(i).copied().unwrap_or(0), rows.row(i))
     });
     let repeat_of = repeated_ids(&converted, rows.lines());
+    // Which columns the markers were in, for the rows imported (few rows have any).
+    for ((i, result), repeat) in converted.iter().enumerate().zip(&repeat_of) {
+        if matches!(result, Ok((_, n)) if *n > 0) && repeat.is_none() {
+            count_missing(columns, rows.row(i), &mut report.missing_numbers);
+        }
+    }
+    let position = |name: &str| columns.fields.iter().position(|(_, n, ..)| n == name);
+    report.missing_numbers.sort_by_key(|(name, _)| position(name));
     // The file's text goes now (wiped: it holds the PII cells in plaintext).
     let row_lines = rows.into_lines();
     for ((result, line), first) in converted.into_iter().zip(row_lines).zip(repeat_of) {
         match (result, first) {
             // A record id the file repeats would replace the earlier row (PII included)
             // without a word.
-            (Ok(r), Some(first)) => {
+            (Ok((r, _)), Some(first)) => {
                 let reason = format!("the id repeats the one on line {first} (each record once per file)");
                 if !options.skip_invalid {
                     let reason = format!("record {:?}: {reason}", upsert_id(&r).unwrap_or_default());
@@ -575,7 +593,7 @@ fn to_upserts(
                     reason,
                 });
             }
-            (Ok(r), None) => upserts.push(r),
+            (Ok((r, _)), None) => upserts.push(r),
             (Err(rej), _) if options.skip_invalid => report.rejected.push(rej),
             (Err(rej), _) => {
                 return Err(Error::Csv { line: rej.line, column: rej.column, reason: rej.reason });
@@ -583,6 +601,18 @@ fn to_upserts(
         }
     }
     Ok(upserts)
+}
+
+/// Adds a row's number cells that hold a missing-value marker to `tally`, by column.
+fn count_missing(columns: &Columns, row: Row<'_>, tally: &mut Vec<(String, u64)>) {
+    for (i, name, kind, _) in &columns.fields {
+        if *kind == FieldKind::Number && row.get(*i).is_some_and(|v| is_missing_marker(v.trim())) {
+            match tally.iter_mut().find(|(n, _)| n == name) {
+                Some((_, count)) => *count += 1,
+                None => tally.push((name.clone(), 1)),
+            }
+        }
+    }
 }
 
 /// The record id of an upsert (`None` for another operation, which has no row).
@@ -595,14 +625,14 @@ fn upsert_id(op: &PendingOp) -> Option<&str> {
 
 /// For each converted row, the line of the first row with the same record id when it is a
 /// repeat (rows that failed to convert neither repeat nor are repeated).
-fn repeated_ids(converted: &[Result<PendingOp, Rejected>], lines: &[u64]) -> Vec<Option<u64>> {
+fn repeated_ids(converted: &[Result<(PendingOp, u32), Rejected>], lines: &[u64]) -> Vec<Option<u64>> {
     let mut first_line: HashMap<&str, u64, ahash::RandomState> =
         HashMap::with_capacity_and_hasher(converted.len(), ahash::RandomState::new());
     converted
         .iter()
         .zip(lines)
         .map(|(result, &line)| {
-            let id = upsert_id(result.as_ref().ok()?)?;
+            let id = upsert_id(&result.as_ref().ok()?.0)?;
             match first_line.get(id) {
                 Some(&first) => Some(first),
                 None => {
@@ -876,7 +906,8 @@ fn resolve_columns(
             // or international phone numbers would be stored in plaintext (from the privacy
             // review).
             refuse_contact_values(name, false, rows, i)?;
-            let first = values.clone().next();
+            // A marker first (`NA`) made a number column text, silently.
+            let first = values.clone().find(|v| !is_missing_marker(v));
             // A code written with digits (a zip code `02134`, an account number beyond 2^53)
             // would lose its leading zeros or its last digits as a number.
             let code = |v: &str| {
@@ -1629,7 +1660,13 @@ fn kind_name(kind: FieldKind) -> &'static str {
 }
 
 /// A row as an upsert into `target` (a collection and its schema).
-fn to_upsert(c: &Columns, target: (&str, &Schema), line: u64, row: Row<'_>) -> Result<PendingOp, Rejected> {
+/// With the upsert, how many of its number cells held a missing-value marker.
+fn to_upsert(
+    c: &Columns,
+    target: (&str, &Schema),
+    line: u64,
+    row: Row<'_>,
+) -> Result<(PendingOp, u32), Rejected> {
     let (collection, schema) = target;
     let get = |i: usize| row.get(i).unwrap_or("");
     let id = get(c.id).trim().to_owned();
@@ -1684,6 +1721,7 @@ fn to_upsert(c: &Columns, target: (&str, &Schema), line: u64, row: Row<'_>) -> R
         Error::InvalidRecord { ref field, .. } => reject(field, strip_context(&e)),
         e => reject("-", e.to_string()),
     };
+    let mut missing = 0;
     for (i, name, kind, _) in &c.fields {
         let raw = get(*i);
         if raw.trim().is_empty() {
@@ -1699,11 +1737,17 @@ fn to_upsert(c: &Columns, target: (&str, &Schema), line: u64, row: Row<'_>) -> R
                 let text = raw.trim();
                 match parse_number(text, c.decimal_comma) {
                     Some(v) if v.is_finite() => slots.number(schema, name, v),
+                    // `NaN` parses, so the markers are tried first among the failures.
+                    _ if is_missing_marker(text) => {
+                        missing += 1;
+                        continue;
+                    }
                     _ => {
                         return Err(reject(
                             name,
                             format!(
-                                "{} is not a finite number{} (declare the column a category to import it as text)",
+                                "{} is not a finite number{} (declare the column a category to import it as text; \
+                                 an empty cell or NA is no value)",
                                 crate::error::quoted_value(text),
                                 decimal_mark_hint(text, c.decimal_comma)
                             ),
@@ -1714,7 +1758,7 @@ fn to_upsert(c: &Columns, target: (&str, &Schema), line: u64, row: Row<'_>) -> R
         }
         .map_err(refused)?;
     }
-    slots.into_upsert(collection).map_err(refused)
+    slots.into_upsert(collection).map(|op| (op, missing)).map_err(refused)
 }
 
 fn strip_context(e: &Error) -> String {

@@ -2,8 +2,10 @@
 
 mod csv_import;
 mod limit;
+mod missing;
 mod rows;
 mod sep_line;
 
 pub use csv_import::{import_csv, ImportOptions, ImportReport, Rejected};
 pub use limit::MAX_LINE_BYTES;
+pub use missing::is_missing_marker;

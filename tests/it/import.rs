@@ -368,7 +368,7 @@ fn kind_inference_uses_the_first_non_empty_value() {
     let k = kinds(&db);
     assert_eq!(k["late"], FieldKind::Number, "an empty first cell is skipped");
     assert_eq!(k["word"], FieldKind::Category);
-    assert_eq!(k["nan"], FieldKind::Category, "NaN is not a number attribute");
+    assert_eq!(k["nan"], FieldKind::Number, "NaN, a missing-value marker, is passed over");
     assert_eq!(k["expo"], FieldKind::Number);
     assert_eq!(k["spaced"], FieldKind::Number);
     assert_eq!(
@@ -380,12 +380,9 @@ fn kind_inference_uses_the_first_non_empty_value() {
     assert_eq!(categories(&db, "A")["zip"], "01234");
     assert_eq!(
         categories(&db, "B"),
-        BTreeMap::from([
-            ("nan".into(), "7".into()),
-            ("word".into(), "12".into()),
-            ("zip".into(), "75001".into())
-        ])
+        BTreeMap::from([("word".into(), "12".into()), ("zip".into(), "75001".into())])
     );
+    assert_eq!(numbers(&db, "B")["nan"], 7.0);
     // The same for a leading zero after the first row, and for integers past 15 digits
     // (an account number would lose its last digits); ordinary numbers stay numbers.
     let (_dir3, db3) = open(false);
@@ -401,7 +398,7 @@ B,1,2,02134,12345678901234567891,0,-0.25
 
     // A postcode column is a category: a UK, Canadian or Dutch code after French ones is
     // imported whole (from the CLI review: it aborted the import); in a number column, a
-    // mistyped number (`12x`, `N/A`, `EUR 12`) stays the row's error (from the diff review:
+    // mistyped number (`12x`, `n.a.`, `EUR 12`) stays the row's error (`N/A` is no value) (from the diff review:
     // judged by values, `EUR 12` made the column a category).
     for (zip, column) in [
         ("SW1A 1AA", "zip"),
@@ -427,7 +424,7 @@ B,1,2,02134,12345678901234567891,0,-0.25
         import(&db4, &format!("id,lat,lon,{column}\nA,1,2,3\n"), &ImportOptions::default()).unwrap();
         assert_eq!(kinds(&db4)[column], FieldKind::Number, "{column}");
     }
-    for typo in ["12x", "N/A", "\"1,5\"", "EUR 12", "O5"] {
+    for typo in ["12x", "n.a.", "\"1,5\"", "EUR 12", "O5"] {
         let (_dir4, db4) = open(false);
         let csv = format!("id,lat,lon,ltv\nA,1,2,3\nB,1,2,{typo}\n");
         let err = csv_err(import(&db4, &csv, &ImportOptions::default()));
@@ -450,8 +447,8 @@ fn numbers_and_categories_overrides() {
         categories: vec!["zip".into()],
         ..ImportOptions::default()
     };
-    // `amount` starts with "n/a"? No: forced numbers must still parse.
-    let bad = "id,lat,lon,zip,amount\nA,1,2,01234,n/a\n";
+    // Forced numbers must still parse (`n/a`, a missing-value marker, is no value).
+    let bad = "id,lat,lon,zip,amount\nA,1,2,01234,n.a.\n";
     let err = csv_err(import(&db, bad, &options));
     assert_eq!((err.0, err.1.as_str()), (2, "amount"));
     let csv = "id,lat,lon,zip,amount\nA,1,2,01234,\nB,1,2,75001,12.5\n";
@@ -927,7 +924,7 @@ fn skip_invalid_reports_and_header_errors_still_abort() {
         reason: reason.into(),
     };
     let too_many = "wrong number of columns: expected 4, found 5";
-    let inf = "\"inf\" is not a finite number (declare the column a category to import it as text)";
+    let inf = "\"inf\" is not a finite number (declare the column a category to import it as text; an empty cell or NA is no value)";
     assert_eq!(
         report.rejected,
         [
@@ -1428,4 +1425,54 @@ fn no_rows_make_no_collection_unless_every_kind_is_declared() {
     let declared = ImportOptions { numbers: vec!["w".into()], ..ImportOptions::default() };
     let report = import_csv(&db, "other", "id,lat,lon,w\n".as_bytes(), &declared, &mut |_| {}).unwrap();
     assert!(report.created_collection);
+}
+
+/// Exports write a missing number as `NA`, `#N/A`, `NULL`, `NaN` or `None`: in a number
+/// column such a cell is no value (it aborted the import), a marker first does not make
+/// the column text, and the report counts them per column; in a category column a marker
+/// is a value like any other.
+#[test]
+fn missing_value_markers_in_number_columns_are_no_value() {
+    let (_d, db) = open(false);
+    let csv = "id,lat,lon,ltv,visits,tier\n\
+               A,1,1,NA,3,NA\n\
+               B,1,2,12.5, #N/A ,gold\n\
+               C,1,3,NULL,NaN,silver\n\
+               D,1,4,7,None,gold\n\
+               E,1,5,-nan,4,gold\n";
+    let report = import(&db, csv, &ImportOptions::default()).unwrap();
+    assert_eq!(report.imported, 5);
+    let k = kinds(&db);
+    assert_eq!(
+        (k["ltv"], k["visits"], k["tier"]),
+        (FieldKind::Number, FieldKind::Number, FieldKind::Category)
+    );
+    assert_eq!(report.missing_numbers, vec![("ltv".to_owned(), 3), ("visits".to_owned(), 3)]);
+    assert_eq!(numbers(&db, "A"), BTreeMap::from([("visits".to_owned(), 3.0)]));
+    assert_eq!(numbers(&db, "B"), BTreeMap::from([("ltv".to_owned(), 12.5)]));
+    assert!(numbers(&db, "C").is_empty());
+    assert_eq!(categories(&db, "A")["tier"], "NA");
+    // The filter language sees them as missing.
+    let snap = db.read();
+    let coll = snap.collection("c").unwrap();
+    let missing = geocrm::Filter::parse("ltv is missing").unwrap();
+    assert_eq!(coll.count(geocrm::query::Scope::All, &missing).unwrap(), 3);
+    drop(snap);
+
+    // Into an existing collection too, counting only the rows imported.
+    let more = "id,lat,lon,ltv,visits,tier\nF,1,6,n/a,2,gold\nG,1,7,oops,<NA>,gold\n";
+    let opts = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
+    let report = import(&db, more, &opts).unwrap();
+    assert_eq!(report.imported, 1);
+    assert_eq!(report.missing_numbers, vec![("ltv".to_owned(), 1)]);
+    assert_eq!(report.rejected.len(), 1);
+    assert!(report.rejected[0].reason.contains("an empty cell or NA is no value"), "{:?}", report.rejected);
+
+    // Near misses stay errors: lower-case `na`, `-`, `n.a.`.
+    for bad in ["na", "-", "n.a."] {
+        let (_d, db) = open(false);
+        let csv = format!("id,lat,lon,ltv\nA,1,1,5\nB,1,2,{bad}\n");
+        let (line, column, _) = csv_err(import(&db, &csv, &ImportOptions::default()));
+        assert_eq!((line, column.as_str()), (3, "ltv"), "{bad}");
+    }
 }

@@ -60,8 +60,8 @@ fn bad_rows_abort_the_whole_import() {
     let row = |field, value| with_header(&format!("{GOOD}{}", bad_row("B-1", field, value)));
     let fin = "coordinates must be finite numbers";
     let cases = vec![
-        ("number", row(7, "12x"), "line 3, column ltv: \"12x\" is not a finite number (declare the column a category to import it as text)".to_owned()),
-        ("inf number", row(8, "inf"), "line 3, column visits: \"inf\" is not a finite number (declare the column a category to import it as text)".to_owned()),
+        ("number", row(7, "12x"), "line 3, column ltv: \"12x\" is not a finite number (declare the column a category to import it as text; an empty cell or NA is no value)".to_owned()),
+        ("inf number", row(8, "inf"), "line 3, column visits: \"inf\" is not a finite number (declare the column a category to import it as text; an empty cell or NA is no value)".to_owned()),
         ("lat 91", row(1, "91"), "line 3, column lat: latitude must be within [-90, 90]".to_owned()),
         ("lon -200", row(2, "-200"), "line 3, column lon: longitude must be within [-180, 180]".to_owned()),
         ("lat NaN", row(1, "NaN"), format!("line 3, column lat: {fin}")),
@@ -214,12 +214,15 @@ fn skip_invalid_imports_good_rows_and_reports_bad_ones_without_their_contents() 
     let args =
         [csv.to_str().unwrap(), "--pii", PII_ARG, "--skip-invalid", rejects.to_str().unwrap(), "--json"];
     let out: serde_json::Value = serde_json::from_str(&ok(&env.run(true, "import", &args))).unwrap();
-    assert_eq!(out, json!({"imported": 2, "replaced": 0, "rejected": 6, "created_collection": true}));
+    assert_eq!(
+        out,
+        json!({"imported": 2, "replaced": 0, "rejected": 6, "created_collection": true, "missing_numbers": {}})
+    );
     assert_eq!(env.records(), Some(2));
     env.ok("get", &["--id", "G-2"]);
     let text = std::fs::read(&rejects).unwrap();
     let expected = "line,id,column,reason\n\
-        3,B-1,ltv,a text value of 4 characters (not shown: it may be personal data) is not a finite number (declare the column a category to import it as text)\n\
+        3,B-1,ltv,a text value of 4 characters (not shown: it may be personal data) is not a finite number (declare the column a category to import it as text; an empty cell or NA is no value)\n\
         4,B-2,lat,\"latitude must be within [-90, 90]\"\n\
         5,,id,the id is missing\n\
         6,,-,\"wrong number of columns: expected 10, found 5\"\n\
@@ -847,4 +850,19 @@ fn an_empty_geocrm_key_is_unset() {
         let err = super::fail(&run(&sealed, &["--pii", "name"]));
         assert!(err.contains("key") && !err.contains("hex"), "{blank:?}: {err}");
     }
+}
+
+/// A number cell written `NA` is no value, and the import says how many there were.
+#[test]
+fn missing_value_markers_are_counted_in_the_report() {
+    let env = Env::new();
+    let csv = env.file("m.csv", "id,lat,lon,ltv\nA,1,1,NA\nB,1,2,#N/A\nC,1,3,4\n");
+    let out = env.run(false, "import", &[csv.to_str().unwrap(), "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(report["missing_numbers"], json!({"ltv": 2}));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("were taken as empty, so those records have no value for the field: ltv 2"),
+        "{stderr}"
+    );
 }
