@@ -758,7 +758,7 @@ fn import_into(
         let missing: serde_json::Map<String, serde_json::Value> =
             report.missing_numbers.iter().map(|(name, n)| (name.clone(), json!(n))).collect();
         print_json(
-            &json!({"imported": report.imported, "replaced": report.replaced, "rejected": report.rejected.len(), "created_collection": report.created_collection, "missing_numbers": missing}),
+            &json!({"imported": report.imported, "replaced": report.replaced, "rejected": report.rejected.len(), "created_collection": report.created_collection, "missing_numbers": missing, "empty_rows": report.empty_rows}),
         );
     } else {
         println!(
@@ -780,6 +780,9 @@ fn import_into(
                 format!(", rejected {}", report.rejected.len())
             }
         );
+        if report.empty_rows > 0 {
+            println!("skipped {} rows whose cells are all empty", report.empty_rows);
+        }
         // What a new collection's columns became (kinds were inferred, silently; from a
         // hands-on review).
         if report.created_collection {

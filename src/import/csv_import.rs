@@ -107,6 +107,9 @@ pub struct ImportReport {
     /// `NA`, `#N/A`, `NULL`, `NaN`, …) in the rows imported, with how many, in column order:
     /// those cells were taken as empty, so those records have no value for the field.
     pub missing_numbers: Vec<(String, u64)>,
+    /// Rows whose cells are all empty (the formatted empty rows a spreadsheet exports,
+    /// `,,,`), skipped as blank lines are.
+    pub empty_rows: u64,
 }
 
 /// Imports of at least this many rows convert them on every core.
@@ -457,6 +460,7 @@ fn import_lines(
         // A row of empty cells only (the formatted empty rows a spreadsheet exports, `,,,`)
         // is skipped like a blank line: it was a missing id, aborting the import.
         if record.iter().all(|cell| cell.trim().is_empty()) {
+            report.empty_rows += 1;
             continue;
         }
         let line = line
@@ -758,6 +762,15 @@ fn separator_hint(header: &[String], delimiter: u8) -> String {
     }
 }
 
+/// Column names for a message: `"a", "b" and "c"`.
+fn quoted_list(names: &[&String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => quoted.concat(),
+    }
+}
+
 /// " (there is \"ID\": column names must match exactly, …)" when a header column is `name`
 /// in other letters or with spaces around it: a column name, which may be quoted (another
 /// header cell may be a first row's data).
@@ -834,13 +847,47 @@ fn resolve_columns(
         }
     }
     let named = options.pii.iter().chain(&options.phones).chain(&options.emails);
+    let named: Vec<&String> = named.chain(&options.numbers).chain(&options.categories).collect();
     let ignored = options.ignore.iter().filter(|n| !unnamed(n));
-    for named in named.chain(&options.numbers).chain(&options.categories).chain(ignored) {
-        if !header.contains(named) {
+    // All at once: a run per misspelt name was a run too many.
+    let absent: Vec<&String> = named.iter().copied().chain(ignored).filter(|n| !header.contains(n)).collect();
+    match absent.as_slice() {
+        [] => {}
+        [one] => {
             // (A name in other letters is a column name, quoted as such: `--pii phone` for `Phone`.)
-            let hint = other_letters_hint(header, named).unwrap_or_default();
+            let hint = other_letters_hint(header, one).unwrap_or_default();
             return Err(header_error(&format!(
-                "column {named:?} named in the options is not in the header{hint}"
+                "column {one:?} named in the options is not in the header{hint}"
+            )));
+        }
+        many => {
+            let hints: String = many.iter().filter_map(|n| other_letters_hint(header, n)).collect();
+            return Err(header_error(&format!(
+                "columns {} named in the options are not in the header{hints}",
+                quoted_list(many)
+            )));
+        }
+    }
+    // A new collection's columns named like personal data, all at once: a CRM export has
+    // several (`name`, `email`, `phone`, `address`), and each took a run to learn of.
+    if existing.is_none() {
+        let unsure: Vec<&String> = header
+            .iter()
+            .enumerate()
+            .filter(|&(i, name)| {
+                ![id, lat, lon].contains(&i)
+                    && !left_out(name)
+                    && !named.contains(&name)
+                    && looks_like_pii(name)
+            })
+            .map(|(_, name)| name)
+            .collect();
+        if unsure.len() > 1 {
+            return Err(header_error(&format!(
+                "columns {} look like personal data: declare each as PII (pii, phones or emails; --pii, \
+                 --phone or --email) to seal it, or as a category or number to store it in plaintext on \
+                 purpose",
+                quoted_list(&unsure)
             )));
         }
     }

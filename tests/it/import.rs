@@ -955,9 +955,10 @@ fn skip_invalid_reports_and_header_errors_still_abort() {
     let (_dir2, db2) = open(false);
     let csv = "id,lat,lon\n,,\nZ,1,2\n , ,\t\nY,1,200\n";
     let report = import(&db2, csv, &options).unwrap();
-    assert_eq!(report.imported, 1);
+    assert_eq!((report.imported, report.empty_rows), (1, 2), "counted");
     assert_eq!(report.rejected.iter().map(|r| (r.line, r.id.as_str())).collect::<Vec<_>>(), [(5, "Y")]);
-    assert_eq!(import(&db2, "id,lat,lon\n,,\nZ,1,2\n,,\n", &ImportOptions::default()).unwrap().imported, 1);
+    let report = import(&db2, "id,lat,lon\n,,\nZ,1,2\n\n,,\n", &ImportOptions::default()).unwrap();
+    assert_eq!((report.imported, report.empty_rows), (1, 2), "blank lines are not rows");
     let err = csv_err(import(&db, "id,lon\nA,1\n", &options));
     assert_eq!(err, (1, "header".into(), "required column \"lat\" is missing".into()));
     // The same name in other letters is named (it is no one's data); other cells are not.
@@ -1475,4 +1476,43 @@ fn missing_value_markers_in_number_columns_are_no_value() {
         let (line, column, _) = csv_err(import(&db, &csv, &ImportOptions::default()));
         assert_eq!((line, column.as_str()), (3, "ltv"), "{bad}");
     }
+}
+
+/// A CRM export names several columns like personal data, or an option misspells several:
+/// one run names them all (each took a run of its own), and one alone reads as before.
+#[test]
+fn header_errors_name_every_column_at_once() {
+    let (_d, db) = open(true);
+    let csv = "id,lat,lon,name,tier,email,Phone\nA,1,2,Ada,gold,ada@example.org,+33 6 12 34 56 78\n";
+    let (line, column, reason) = csv_err(import(&db, csv, &ImportOptions::default()));
+    assert_eq!((line, column.as_str()), (1, "header"));
+    assert!(
+        reason.starts_with("columns \"name\", \"email\" and \"Phone\" look like personal data: declare each"),
+        "{reason}"
+    );
+    assert!(!reason.contains("Ada") && !reason.contains("example"), "{reason}");
+    // Declaring some leaves the rest, one of them named as before.
+    let opts = ImportOptions {
+        emails: vec!["email".into()],
+        phones: vec!["Phone".into()],
+        ..ImportOptions::default()
+    };
+    let (_, _, reason) = csv_err(import(&db, csv, &opts));
+    assert!(reason.starts_with("column \"name\" looks like personal data"), "{reason}");
+    let opts = ImportOptions { pii: vec!["name".into()], ..opts };
+    assert_eq!(import(&db, csv, &opts).unwrap().imported, 1);
+
+    let (_d, db) = open(false);
+    let opts = ImportOptions {
+        numbers: vec!["ltv".into(), "visits".into()],
+        categories: vec!["tier".into(), "Region".into()],
+        ..ImportOptions::default()
+    };
+    let (_, _, reason) = csv_err(import(&db, "id,lat,lon,tier,region\nA,1,2,gold,north\n", &opts));
+    assert_eq!(
+        reason,
+        "columns \"ltv\", \"visits\" and \"Region\" named in the options are not in the header (there is \
+         \"region\": column names must match exactly, case and spaces included; or take it under that name \
+         with --rename \"region=Region\")"
+    );
 }

@@ -216,7 +216,7 @@ fn skip_invalid_imports_good_rows_and_reports_bad_ones_without_their_contents() 
     let out: serde_json::Value = serde_json::from_str(&ok(&env.run(true, "import", &args))).unwrap();
     assert_eq!(
         out,
-        json!({"imported": 2, "replaced": 0, "rejected": 6, "created_collection": true, "missing_numbers": {}})
+        json!({"imported": 2, "replaced": 0, "rejected": 6, "created_collection": true, "missing_numbers": {}, "empty_rows": 0})
     );
     assert_eq!(env.records(), Some(2));
     env.ok("get", &["--id", "G-2"]);
