@@ -754,11 +754,14 @@ fn import_into(
             counts.join(", ")
         );
     }
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
     if db.json {
         let missing: serde_json::Map<String, serde_json::Value> =
             report.missing_numbers.iter().map(|(name, n)| (name.clone(), json!(n))).collect();
         print_json(
-            &json!({"imported": report.imported, "replaced": report.replaced, "rejected": report.rejected.len(), "created_collection": report.created_collection, "missing_numbers": missing, "empty_rows": report.empty_rows}),
+            &json!({"imported": report.imported, "replaced": report.replaced, "rejected": report.rejected.len(), "created_collection": report.created_collection, "missing_numbers": missing, "empty_rows": report.empty_rows, "notes": report.notes}),
         );
     } else {
         println!(

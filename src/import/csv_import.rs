@@ -110,6 +110,10 @@ pub struct ImportReport {
     /// Rows whose cells are all empty (the formatted empty rows a spreadsheet exports,
     /// `,,,`), skipped as blank lines are.
     pub empty_rows: u64,
+    /// What the import decided that may not be what was meant, a sentence each (never a
+    /// cell's value): a new column that became a category though nearly all its values
+    /// are numbers.
+    pub notes: Vec<String>,
 }
 
 /// Imports of at least this many rows convert them on every core.
@@ -230,6 +234,8 @@ struct Columns {
     fields: Vec<(usize, String, FieldKind, PiiKind)>,
     /// [`ImportOptions::decimal_comma`].
     decimal_comma: bool,
+    /// [`ImportReport::notes`] on the kinds inferred.
+    notes: Vec<String>,
 }
 
 /// With commas between the fields, a decimal comma reads only in a quoted cell.
@@ -473,7 +479,8 @@ fn import_lines(
     }
     progress(rows.len() as u64);
 
-    let columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
+    let mut columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
+    report.notes.append(&mut columns.notes);
     if let Some(schema) = &existing {
         let filled = |f: &String| columns.fields.iter().any(|(_, name, _, _)| name == f);
         let all = schema.pii_fields().iter().chain(schema.number_fields()).chain(schema.category_fields());
@@ -762,6 +769,31 @@ fn separator_hint(header: &[String], delimiter: u8) -> String {
     }
 }
 
+/// A note when a column whose first value is not a number became a category though nearly
+/// all its values (`values`: trimmed, neither empty nor a missing-value marker) are numbers (`-` or `unknown` first; from
+/// a hands-on review: aggregations then refused the column). The value is not shown.
+fn numbers_made_text<'v>(
+    name: &str,
+    values: impl Iterator<Item = &'v str> + Clone,
+    is_number: impl Fn(&str) -> bool,
+) -> Option<String> {
+    // A look at the first hundred first, so a column of words is not parsed whole.
+    let sample = values.clone().skip(1).take(100);
+    let (n, numeric) = sample.fold((0, 0), |(n, k), v| (n + 1, k + usize::from(is_number(v))));
+    if n == 0 || numeric * 10 < n * 9 {
+        return None;
+    }
+    let (total, numeric) = values.fold((0u64, 0u64), |(n, k), v| (n + 1, k + u64::from(is_number(v))));
+    (numeric * 10 >= total * 9).then(|| {
+        format!(
+            "column {name:?} became a category, as its first value is not a number, though {numeric} of its \
+             {total} values are: to make it a number column, import it with --numbers {name} (in Rust, \
+             ImportOptions::numbers; a value that is not a number is then a bad row, while an empty cell \
+             or NA is no value)"
+        )
+    })
+}
+
 /// Column names for a message: `"a", "b" and "c"`.
 fn quoted_list(names: &[&String]) -> String {
     let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
@@ -892,6 +924,7 @@ fn resolve_columns(
         }
     }
     let mut fields = Vec::new();
+    let mut notes = Vec::new();
     for (i, name) in header.iter().enumerate() {
         if [id, lat, lon].contains(&i) || left_out(name) {
             continue;
@@ -948,7 +981,7 @@ fn resolve_columns(
                  plaintext on purpose"
             )));
         } else {
-            let mut values = rows.iter().filter_map(|r| r.get(i)).map(str::trim).filter(|v| !v.is_empty());
+            let values = rows.iter().filter_map(|r| r.get(i)).map(str::trim).filter(|v| !v.is_empty());
             // Whatever its name (`contact_number`, `secondary`): a column of e-mail addresses
             // or international phone numbers would be stored in plaintext (from the privacy
             // review).
@@ -975,12 +1008,14 @@ fn resolve_columns(
                 parse_number(v, options.decimal_comma)
                     .or_else(|| v.parse().ok().filter(|_| options.decimal_comma))
             };
-            if first.is_some_and(|v| number(v).is_some_and(f64::is_finite))
-                && !values.any(code)
-                && !is_postcode_column(name)
-            {
+            let is_number = |v: &str| number(v).is_some_and(f64::is_finite);
+            if first.is_some_and(is_number) && !values.clone().any(code) && !is_postcode_column(name) {
                 FieldKind::Number
             } else {
+                if first.is_some_and(|v| !is_number(v)) && !is_postcode_column(name) {
+                    let values = values.filter(|v| !is_missing_marker(v));
+                    notes.extend(numbers_made_text(name, values, is_number));
+                }
                 FieldKind::Category
             }
         };
@@ -1000,7 +1035,7 @@ fn resolve_columns(
         };
         fields.push((i, name.clone(), kind, pii_kind));
     }
-    Ok(Columns { id, lat, lon, fields, decimal_comma: options.decimal_comma })
+    Ok(Columns { id, lat, lon, fields, decimal_comma: options.decimal_comma, notes })
 }
 
 /// Column names that usually hold personal data (compared lower-cased, with `-`, `.` and

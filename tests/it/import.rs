@@ -1516,3 +1516,36 @@ fn header_errors_name_every_column_at_once() {
          with --rename \"region=Region\")"
     );
 }
+
+/// A new column whose first value is not a number (`-`, `unknown`) becomes a category; when
+/// nearly all its other values are numbers, the report says so, without the value, and how
+/// to make it a number column. A column of words, or of numbers and words, gets no note.
+#[test]
+fn a_number_column_made_text_by_its_first_value_gets_a_note() {
+    let (_d, db) = open(false);
+    let mut csv = String::from("id,lat,lon,ltv,tier,mixed,zip\nA,1,1,unknown,gold,x1,SW1A\n");
+    for i in 0..30 {
+        let mixed = if i % 3 == 0 { "word".to_owned() } else { i.to_string() };
+        csv.push_str(&format!("R{i},1,1,{}.5,silver,{mixed},{}\n", i * 10, 75000 + i));
+    }
+    csv.push_str("S,1,1,NA,gold,1,75001\n");
+    let report = import(&db, &csv, &ImportOptions::default()).unwrap();
+    let k = kinds(&db);
+    assert_eq!(
+        (k["ltv"], k["mixed"], k["zip"]),
+        (FieldKind::Category, FieldKind::Category, FieldKind::Category)
+    );
+    assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
+    assert_eq!(
+        report.notes[0],
+        "column \"ltv\" became a category, as its first value is not a number, though 30 of its 31 values are: to \
+         make it a number column, import it with --numbers ltv (in Rust, ImportOptions::numbers; a value that is \
+         not a number is then a bad row, while an empty cell or NA is no value)"
+    );
+    assert!(!report.notes[0].contains("unknown"));
+    // Declared, the column is numbers and the word its row's error.
+    let (_d, db) = open(false);
+    let opts = ImportOptions { numbers: vec!["ltv".into()], ..ImportOptions::default() };
+    let (line, column, _) = csv_err(import(&db, &csv, &opts));
+    assert_eq!((line, column.as_str()), (2, "ltv"));
+}

@@ -216,7 +216,7 @@ fn skip_invalid_imports_good_rows_and_reports_bad_ones_without_their_contents() 
     let out: serde_json::Value = serde_json::from_str(&ok(&env.run(true, "import", &args))).unwrap();
     assert_eq!(
         out,
-        json!({"imported": 2, "replaced": 0, "rejected": 6, "created_collection": true, "missing_numbers": {}, "empty_rows": 0})
+        json!({"imported": 2, "replaced": 0, "rejected": 6, "created_collection": true, "missing_numbers": {}, "empty_rows": 0, "notes": []})
     );
     assert_eq!(env.records(), Some(2));
     env.ok("get", &["--id", "G-2"]);
@@ -856,7 +856,8 @@ fn an_empty_geocrm_key_is_unset() {
 #[test]
 fn missing_value_markers_are_counted_in_the_report() {
     let env = Env::new();
-    let csv = env.file("m.csv", "id,lat,lon,ltv\nA,1,1,NA\nB,1,2,#N/A\nC,1,3,4\n");
+    let rows: String = (0..10).map(|i| format!("R{i},1,4,5,{i}\n")).collect();
+    let csv = env.file("m.csv", format!("id,lat,lon,ltv,score\nA,1,1,NA,-\nB,1,2,#N/A,3\nC,1,3,4,5\n{rows}"));
     let out = env.run(false, "import", &[csv.to_str().unwrap(), "--json"]);
     let report: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
     assert_eq!(report["missing_numbers"], json!({"ltv": 2}));
@@ -865,4 +866,8 @@ fn missing_value_markers_are_counted_in_the_report() {
         stderr.contains("were taken as empty, so those records have no value for the field: ltv 2"),
         "{stderr}"
     );
+    // A `-` first made `score` text: a note says so, there and in the report.
+    let note = "column \"score\" became a category, as its first value is not a number, though 12 of its 13 values are";
+    assert!(stderr.contains(&format!("note: {note}")), "{stderr}");
+    assert!(report["notes"][0].as_str().unwrap().starts_with(note), "{report}");
 }

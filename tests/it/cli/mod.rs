@@ -127,7 +127,7 @@ impl Env {
         let report: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(
             report,
-            serde_json::json!({"imported": 60, "replaced": 0, "rejected": 0, "created_collection": true, "missing_numbers": {}, "empty_rows": 0})
+            serde_json::json!({"imported": 60, "replaced": 0, "rejected": 0, "created_collection": true, "missing_numbers": {}, "empty_rows": 0, "notes": []})
         );
         rows
     }
