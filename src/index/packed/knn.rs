@@ -262,7 +262,17 @@ impl PackedRTreeRef<'_> {
         // of a dense cluster never have their location read.
         let row_thr = f.row_thr;
         cands.retain(|&(d2, _)| d2 <= row_thr);
-        cands.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        // In order of chord, lazily: the k first (usually all the refine reads) now, the rest
+        // if it gets to them. (The chords left are finite and non-negative: they order as
+        // their bits.)
+        let key = |c: &(f64, u32)| c.0.to_bits();
+        let mut sorted_to = k.min(cands.len());
+        if sorted_to < cands.len() {
+            cands.select_nth_unstable_by_key(sorted_to, key);
+        }
+        if let Some(head) = cands.get_mut(..sorted_to) {
+            head.sort_unstable_by_key(key);
+        }
         best.clear();
         let mut stop = f64::INFINITY;
         let from = HaversineFrom::new(at);
@@ -275,7 +285,16 @@ impl PackedRTreeRef<'_> {
         }
         std::hint::black_box(touched);
         let mut found = Vec::with_capacity(cands.len().min(k.saturating_mul(2).saturating_add(8)));
-        for &(d2, row) in cands.iter() {
+        let mut next = 0;
+        loop {
+            if next == sorted_to {
+                if let Some(rest) = cands.get_mut(sorted_to..) {
+                    rest.sort_unstable_by_key(key);
+                }
+                sorted_to = cands.len();
+            }
+            let Some(&(d2, row)) = cands.get(next) else { break };
+            next += 1;
             if d2 > stop {
                 break;
             }
