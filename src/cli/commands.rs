@@ -745,12 +745,12 @@ fn import_into(
         );
     }
     // Cells an export wrote `NA` or `#N/A` in are no value: say where, and how many.
-    if !report.missing_numbers.is_empty() {
+    if !report.missing_values.is_empty() {
         let counts: Vec<String> =
-            report.missing_numbers.iter().map(|(name, n)| format!("{name} {n}")).collect();
+            report.missing_values.iter().map(|(name, n)| format!("{name} {n}")).collect();
         eprintln!(
-            "note: number cells holding a missing-value marker (NA, N/A, #N/A, NULL, NaN, None, …) were taken as \
-             empty, so those records have no value for the field: {}",
+            "note: number, phone or e-mail cells holding a missing-value marker (NA, N/A, #N/A, NULL, NaN, None, …) \
+             were taken as empty, so those records have no value for the field: {}",
             counts.join(", ")
         );
     }
@@ -759,10 +759,24 @@ fn import_into(
     }
     if db.json {
         let missing: serde_json::Map<String, serde_json::Value> =
-            report.missing_numbers.iter().map(|(name, n)| (name.clone(), json!(n))).collect();
-        print_json(
-            &json!({"imported": report.imported, "replaced": report.replaced, "rejected": report.rejected.len(), "created_collection": report.created_collection, "missing_numbers": missing, "empty_rows": report.empty_rows, "notes": report.notes}),
-        );
+            report.missing_values.iter().map(|(name, n)| (name.clone(), json!(n))).collect();
+        // What the plain report prints: a new collection's kinds, and the fields replaced
+        // records lost.
+        let created = report
+            .created_collection
+            .then(|| database.read().collection(&db.collection).ok().map(|c| schema_json(c.schema())))
+            .flatten();
+        print_json(&json!({
+            "imported": report.imported,
+            "replaced": report.replaced,
+            "rejected": report.rejected.len(),
+            "created_collection": report.created_collection,
+            "schema": created,
+            "fields_not_in_file": report.fields_not_in_file,
+            "missing_values": missing,
+            "empty_rows": report.empty_rows,
+            "notes": report.notes,
+        }));
     } else {
         println!(
             "imported {} records into {:?} in {:.2?}{}{}",
@@ -807,6 +821,20 @@ fn import_into(
 }
 
 /// "numbers ltv; categories tier; PII name, phone (phone)": a schema's fields by kind.
+/// A schema's fields by kind, as the import options name them.
+fn schema_json(schema: &geocrm::Schema) -> serde_json::Value {
+    let pii = |kind: geocrm::model::PiiKind| -> Vec<&String> {
+        schema.pii_fields().iter().filter(|f| schema.pii_kind(f) == Some(kind)).collect()
+    };
+    json!({
+        "numbers": schema.number_fields(),
+        "categories": schema.category_fields(),
+        "pii": pii(geocrm::model::PiiKind::Text),
+        "phones": pii(geocrm::model::PiiKind::Phone),
+        "emails": pii(geocrm::model::PiiKind::Email),
+    })
+}
+
 fn schema_summary(schema: &geocrm::Schema) -> String {
     let pii: Vec<String> = schema
         .pii_fields()

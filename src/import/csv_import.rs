@@ -103,10 +103,11 @@ pub struct ImportReport {
     /// Fields of the existing collection that no column of the file fills (left out or
     /// absent), in schema order: the records this import replaced no longer have them.
     pub fields_not_in_file: Vec<String>,
-    /// Number columns whose cells held a missing-value marker ([`super::is_missing_marker`]:
-    /// `NA`, `#N/A`, `NULL`, `NaN`, …) in the rows imported, with how many, in column order:
-    /// those cells were taken as empty, so those records have no value for the field.
-    pub missing_numbers: Vec<(String, u64)>,
+    /// Number, phone and e-mail columns whose cells held a missing-value marker
+    /// ([`super::is_missing_marker`]: `NA`, `#N/A`, `NULL`, `NaN`, …) in the rows imported,
+    /// with how many, in column order: those cells were taken as empty, so those records
+    /// have no value for the field.
+    pub missing_values: Vec<(String, u64)>,
     /// Rows whose cells are all empty (the formatted empty rows a spreadsheet exports,
     /// `,,,`), skipped as blank lines are.
     pub empty_rows: u64,
@@ -282,7 +283,7 @@ fn parse_number(text: &str, decimal_comma: bool) -> Option<f64> {
 /// written with a leading zero (`02134`) or with more than 15 digits; else a category. In a
 /// number column, a cell holding a missing-value marker (`NA`, `#N/A`, `NULL`, `NaN`…; see
 /// [`super::is_missing_marker`]) is no value, as an empty cell is, and is passed over when
-/// the kind is inferred; [`ImportReport::missing_numbers`] counts them.
+/// the kind is inferred; [`ImportReport::missing_values`] counts them.
 ///
 /// # Errors
 /// [`Error::Csv`] naming line and column for a bad header or (without `skip_invalid`) the
@@ -393,15 +394,42 @@ fn import_lines(
             &options.categories,
             &options.ignore,
         ];
-        for (from, to) in &options.renames {
-            // (Not the id or the location: no option can name them, and `Address Latitude`
-            // is a coordinate. An id's values are checked for contact data as ever.)
-            let own = crate::model::RECORD_NAMES.contains(&to.as_str());
-            if !own && looks_like_pii(from.trim()) && !lists.iter().any(|l| l.contains(to)) {
+        let own = |name: &str| crate::model::RECORD_NAMES.contains(&name);
+        let declared = |name: &String| lists.iter().any(|l| l.contains(name));
+        // (Not the id or the location: no option can name them, and `Address Latitude`
+        // is a coordinate. An id's values are checked for contact data as ever.)
+        let renamed: Vec<&(String, String)> = options
+            .renames
+            .iter()
+            .filter(|(from, to)| !own(to) && looks_like_pii(from.trim()) && !declared(to))
+            .collect();
+        // With the columns not renamed that look like personal data, all in one error (one
+        // at a time, a CRM export took a run per column). A file whose header lacks the
+        // record's own columns may have a row of data for a header: none of it is quoted.
+        let has_own = crate::model::RECORD_NAMES.iter().all(|n| header.iter().any(|h| h == n));
+        let plain: Vec<&String> = header
+            .iter()
+            .filter(|h| has_own && !own(h) && !h.trim().is_empty() && !declared(h))
+            .filter(|h| !options.renames.iter().any(|(_, to)| to == *h) && looks_like_pii(h))
+            .collect();
+        match (renamed.as_slice(), plain.len()) {
+            ([], _) => {}
+            ([(from, to)], 0) => {
                 return Err(header_error(&format!(
                     "column {from:?} (renamed {to:?}) looks like personal data: declare {to:?} as PII \
                      (--pii, --phone or --email) to seal it, or as a category or number to store it in \
                      plaintext on purpose"
+                )));
+            }
+            (renamed, _) => {
+                let mut names: Vec<String> =
+                    renamed.iter().map(|(from, to)| format!("{from:?} (renamed {to:?})")).collect();
+                names.extend(plain.iter().map(|h| format!("{h:?}")));
+                return Err(header_error(&format!(
+                    "columns {} look like personal data: declare each as PII (pii, phones or emails; --pii, \
+                     --phone or --email) to seal it, or as a category or number to store it in plaintext on \
+                     purpose",
+                    and_list(&names)
                 )));
             }
         }
@@ -577,14 +605,27 @@ fn to_upserts(
         to_upsert(columns, target, rows.lines().get(i).copied().unwrap_or(0), rows.row(i))
     });
     let repeat_of = repeated_ids(&converted, rows.lines());
-    // Which columns the markers were in, for the rows imported (few rows have any).
-    for ((i, result), repeat) in converted.iter().enumerate().zip(&repeat_of) {
-        if matches!(result, Ok((_, n)) if *n > 0) && repeat.is_none() {
-            count_missing(columns, rows.row(i), &mut report.missing_numbers);
+    // Which columns the markers were in, for the rows imported.
+    let mut tally = [0u64; 128];
+    for (result, repeat) in converted.iter().zip(&repeat_of) {
+        if let (Ok((_, mut bits)), None) = (result, repeat) {
+            while bits != 0 {
+                if let Some(count) = tally.get_mut(bits.trailing_zeros() as usize) {
+                    *count += 1;
+                }
+                bits &= bits - 1;
+            }
+        }
+    }
+    let markable = columns.fields.iter().filter(|(_, _, kind, pii)| takes_markers(*kind, *pii));
+    for ((_, name, ..), &count) in markable.zip(&tally).filter(|(_, &count)| count > 0) {
+        match report.missing_values.iter_mut().find(|(n, _)| n == name) {
+            Some((_, total)) => *total += count,
+            None => report.missing_values.push((name.clone(), count)),
         }
     }
     let position = |name: &str| columns.fields.iter().position(|(_, n, ..)| n == name);
-    report.missing_numbers.sort_by_key(|(name, _)| position(name));
+    report.missing_values.sort_by_key(|(name, _)| position(name));
     // The file's text goes now (wiped: it holds the PII cells in plaintext).
     let row_lines = rows.into_lines();
     for ((result, line), first) in converted.into_iter().zip(row_lines).zip(repeat_of) {
@@ -614,16 +655,10 @@ fn to_upserts(
     Ok(upserts)
 }
 
-/// Adds a row's number cells that hold a missing-value marker to `tally`, by column.
-fn count_missing(columns: &Columns, row: Row<'_>, tally: &mut Vec<(String, u64)>) {
-    for (i, name, kind, _) in &columns.fields {
-        if *kind == FieldKind::Number && row.get(*i).is_some_and(|v| is_missing_marker(v.trim())) {
-            match tally.iter_mut().find(|(n, _)| n == name) {
-                Some((_, count)) => *count += 1,
-                None => tally.push((name.clone(), 1)),
-            }
-        }
-    }
+/// Whether a missing-value marker in a column of this kind is no value: in a number
+/// column, which cannot hold it, and in a phone or e-mail column, which cannot either.
+fn takes_markers(kind: FieldKind, pii: PiiKind) -> bool {
+    kind == FieldKind::Number || (kind == FieldKind::Pii && matches!(pii, PiiKind::Phone | PiiKind::Email))
 }
 
 /// The record id of an upsert (`None` for another operation, which has no row).
@@ -636,7 +671,7 @@ fn upsert_id(op: &PendingOp) -> Option<&str> {
 
 /// For each converted row, the line of the first row with the same record id when it is a
 /// repeat (rows that failed to convert neither repeat nor are repeated).
-fn repeated_ids(converted: &[Result<(PendingOp, u32), Rejected>], lines: &[u64]) -> Vec<Option<u64>> {
+fn repeated_ids(converted: &[Result<(PendingOp, u128), Rejected>], lines: &[u64]) -> Vec<Option<u64>> {
     let mut first_line: HashMap<&str, u64, ahash::RandomState> =
         HashMap::with_capacity_and_hasher(converted.len(), ahash::RandomState::new());
     converted
@@ -769,37 +804,71 @@ fn separator_hint(header: &[String], delimiter: u8) -> String {
     }
 }
 
-/// A note when a column whose first value is not a number became a category though nearly
-/// all its values (`values`: trimmed, neither empty nor a missing-value marker) are numbers (`-` or `unknown` first; from
-/// a hands-on review: aggregations then refused the column). The value is not shown.
+/// A note when a new column became a category though nearly all its values (`values`:
+/// trimmed, neither empty nor a missing-value marker) are numbers: its first is `-` or
+/// `unknown`, or they are written with thousands separators or a decimal comma that the
+/// import does not read (`1,500`, `1.234,50`) — from hands-on reviews: aggregations then
+/// refused the column. No value is shown.
 fn numbers_made_text<'v>(
     name: &str,
     values: impl Iterator<Item = &'v str> + Clone,
     is_number: impl Fn(&str) -> bool,
 ) -> Option<String> {
+    // (plain numbers, numbers with separators) among `values`.
+    let count = |values: &mut dyn Iterator<Item = &'v str>| {
+        values.fold((0u64, 0u64, 0u64), |(n, plain, separated), v| {
+            let p = is_number(v);
+            (n + 1, plain + u64::from(p), separated + u64::from(!p && with_separators(v)))
+        })
+    };
+    let nearly_all = |(n, plain, separated): (u64, u64, u64)| n > 0 && (plain + separated) * 10 >= n * 9;
     // A look at the first hundred first, so a column of words is not parsed whole.
-    let sample = values.clone().skip(1).take(100);
-    let (n, numeric) = sample.fold((0, 0), |(n, k), v| (n + 1, k + usize::from(is_number(v))));
-    if n == 0 || numeric * 10 < n * 9 {
+    if !nearly_all(count(&mut values.clone().take(100))) {
         return None;
     }
-    let (total, numeric) = values.fold((0u64, 0u64), |(n, k), v| (n + 1, k + u64::from(is_number(v))));
-    (numeric * 10 >= total * 9).then(|| {
+    let (total, plain, separated) = count(&mut values.clone());
+    if !nearly_all((total, plain, separated)) {
+        return None;
+    }
+    let how =
+        "(in Rust, ImportOptions::numbers; a value that is not a number is then a bad row, while an empty \
+               cell or NA is no value)";
+    Some(if separated == 0 {
         format!(
-            "column {name:?} became a category, as its first value is not a number, though {numeric} of its \
-             {total} values are: to make it a number column, import it with --numbers {name} (in Rust, \
-             ImportOptions::numbers; a value that is not a number is then a bad row, while an empty cell \
-             or NA is no value)"
+            "column {name:?} became a category, as its first value is not a number, though {plain} of its {total} \
+             values are: to make it a number column, import it with --numbers {name} {how}"
+        )
+    } else {
+        format!(
+            "column {name:?} became a category, as {separated} of its {total} values are numbers written with \
+             thousands separators or a decimal comma (as 1,500 or 1.234,5), which this import does not read: to \
+             make it a number column, write them plainly (1500, 1234.5; a decimal comma alone is read with \
+             --decimal-comma) and import it with --numbers {name} {how}"
         )
     })
 }
 
+/// A number written with separators the import does not read as one: digits grouped by
+/// `,`, `.`, `'` or spaces (`1,500`, `1.234,50`, `12 000`), after an optional sign.
+fn with_separators(v: &str) -> bool {
+    let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
+    let is_separator = |c: char| matches!(c, ',' | '.' | '\'' | ' ' | '\u{a0}' | '\u{202f}');
+    digits.starts_with(|c: char| c.is_ascii_digit())
+        && digits.ends_with(|c: char| c.is_ascii_digit())
+        && digits.contains(is_separator)
+        && digits.chars().all(|c| c.is_ascii_digit() || is_separator(c))
+}
+
 /// Column names for a message: `"a", "b" and "c"`.
 fn quoted_list(names: &[&String]) -> String {
-    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
-    match quoted.split_last() {
+    and_list(&names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>())
+}
+
+/// `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
-        _ => quoted.concat(),
+        _ => items.concat(),
     }
 }
 
@@ -882,7 +951,11 @@ fn resolve_columns(
     let named: Vec<&String> = named.chain(&options.numbers).chain(&options.categories).collect();
     let ignored = options.ignore.iter().filter(|n| !unnamed(n));
     // All at once: a run per misspelt name was a run too many.
-    let absent: Vec<&String> = named.iter().copied().chain(ignored).filter(|n| !header.contains(n)).collect();
+    let mut absent: Vec<&String> =
+        named.iter().copied().chain(ignored).filter(|n| !header.contains(n)).collect();
+    // (Once each: `--pii phone --phone phone` names one column.)
+    let mut once = HashSet::new();
+    absent.retain(|n| once.insert(*n));
     match absent.as_slice() {
         [] => {}
         [one] => {
@@ -1009,12 +1082,29 @@ fn resolve_columns(
                     .or_else(|| v.parse().ok().filter(|_| options.decimal_comma))
             };
             let is_number = |v: &str| number(v).is_some_and(f64::is_finite);
-            if first.is_some_and(is_number) && !values.clone().any(code) && !is_postcode_column(name) {
+            let Some(first) = first else {
+                // Empty or `NA` throughout: a category made of nothing would stay one for
+                // good, refusing the numbers of every later import (from the reviews).
+                // (With no rows at all, the header's own check, any kind will do.)
+                if rows.len() == 0 {
+                    fields.push((i, name.clone(), FieldKind::Category, PiiKind::default()));
+                    continue;
+                }
+                return Err(header_error(&format!(
+                    "column {name:?} has no value to infer its kind from (its cells are empty or missing-value \
+                     markers such as NA): declare it with --numbers or --categories (in Rust, \
+                     ImportOptions::numbers or categories), or leave it out with --ignore"
+                )));
+            };
+            let codes = values.clone().any(code);
+            if is_number(first) && !codes && !is_postcode_column(name) {
                 FieldKind::Number
             } else {
-                if first.is_some_and(|v| !is_number(v)) && !is_postcode_column(name) {
+                if !is_number(first) && !codes && !is_postcode_column(name) {
+                    // (Read strictly: with decimal commas, `1.5` is a bad row, not a number.)
+                    let strict = |v: &str| parse_number(v, options.decimal_comma).is_some_and(f64::is_finite);
                     let values = values.filter(|v| !is_missing_marker(v));
-                    notes.extend(numbers_made_text(name, values, is_number));
+                    notes.extend(numbers_made_text(name, values, strict));
                 }
                 FieldKind::Category
             }
@@ -1742,13 +1832,14 @@ fn kind_name(kind: FieldKind) -> &'static str {
 }
 
 /// A row as an upsert into `target` (a collection and its schema).
-/// With the upsert, how many of its number cells held a missing-value marker.
+/// With the upsert, which of the row's [`takes_markers`] cells (by their order among those
+/// columns) held a missing-value marker, as bits.
 fn to_upsert(
     c: &Columns,
     target: (&str, &Schema),
     line: u64,
     row: Row<'_>,
-) -> Result<(PendingOp, u32), Rejected> {
+) -> Result<(PendingOp, u128), Rejected> {
     let (collection, schema) = target;
     let get = |i: usize| row.get(i).unwrap_or("");
     let id = get(c.id).trim().to_owned();
@@ -1803,10 +1894,18 @@ fn to_upsert(
         Error::InvalidRecord { ref field, .. } => reject(field, strip_context(&e)),
         e => reject("-", e.to_string()),
     };
-    let mut missing = 0;
-    for (i, name, kind, _) in &c.fields {
+    let mut missing = 0u128;
+    let mut ordinal = 0;
+    for (i, name, kind, pii_kind) in &c.fields {
         let raw = get(*i);
+        let takes = takes_markers(*kind, *pii_kind);
+        ordinal += usize::from(takes);
         if raw.trim().is_empty() {
+            continue;
+        }
+        if takes && is_missing_marker(raw.trim()) {
+            // (Bit `ordinal - 1` of at most 128: 64 number and 64 PII fields.)
+            missing |= 1u128.checked_shl(ordinal as u32 - 1).unwrap_or(0);
             continue;
         }
         match kind {
@@ -1819,11 +1918,6 @@ fn to_upsert(
                 let text = raw.trim();
                 match parse_number(text, c.decimal_comma) {
                     Some(v) if v.is_finite() => slots.number(schema, name, v),
-                    // `NaN` parses, so the markers are tried first among the failures.
-                    _ if is_missing_marker(text) => {
-                        missing += 1;
-                        continue;
-                    }
                     _ => {
                         return Err(reject(
                             name,

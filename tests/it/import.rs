@@ -1448,7 +1448,7 @@ fn missing_value_markers_in_number_columns_are_no_value() {
         (k["ltv"], k["visits"], k["tier"]),
         (FieldKind::Number, FieldKind::Number, FieldKind::Category)
     );
-    assert_eq!(report.missing_numbers, vec![("ltv".to_owned(), 3), ("visits".to_owned(), 3)]);
+    assert_eq!(report.missing_values, vec![("ltv".to_owned(), 3), ("visits".to_owned(), 3)]);
     assert_eq!(numbers(&db, "A"), BTreeMap::from([("visits".to_owned(), 3.0)]));
     assert_eq!(numbers(&db, "B"), BTreeMap::from([("ltv".to_owned(), 12.5)]));
     assert!(numbers(&db, "C").is_empty());
@@ -1465,7 +1465,7 @@ fn missing_value_markers_in_number_columns_are_no_value() {
     let opts = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
     let report = import(&db, more, &opts).unwrap();
     assert_eq!(report.imported, 1);
-    assert_eq!(report.missing_numbers, vec![("ltv".to_owned(), 1)]);
+    assert_eq!(report.missing_values, vec![("ltv".to_owned(), 1)]);
     assert_eq!(report.rejected.len(), 1);
     assert!(report.rejected[0].reason.contains("an empty cell or NA is no value"), "{:?}", report.rejected);
 
@@ -1501,6 +1501,20 @@ fn header_errors_name_every_column_at_once() {
     assert!(reason.starts_with("column \"name\" looks like personal data"), "{reason}");
     let opts = ImportOptions { pii: vec!["name".into()], ..opts };
     assert_eq!(import(&db, csv, &opts).unwrap().imported, 1);
+    // Renamed ones among them, named as in the file.
+    let (_d, db) = open(true);
+    let renames = vec![("Name".to_owned(), "who".to_owned())];
+    let csv = "id,lat,lon,Name,email\nA,1,2,Ada,ada@example.org\n";
+    let (_, _, reason) = csv_err(import(&db, csv, &ImportOptions { renames, ..ImportOptions::default() }));
+    assert!(
+        reason.starts_with("columns \"Name\" (renamed \"who\") and \"email\" look like personal data"),
+        "{reason}"
+    );
+    // A column named twice in the options and absent is named once.
+    let opts =
+        ImportOptions { pii: vec!["mail".into()], emails: vec!["mail".into()], ..ImportOptions::default() };
+    let (_, _, reason) = csv_err(import(&db, csv, &opts));
+    assert_eq!(reason, "column \"mail\" named in the options is not in the header");
 
     let (_d, db) = open(false);
     let opts = ImportOptions {
@@ -1548,4 +1562,73 @@ fn a_number_column_made_text_by_its_first_value_gets_a_note() {
     let opts = ImportOptions { numbers: vec!["ltv".into()], ..ImportOptions::default() };
     let (line, column, _) = csv_err(import(&db, &csv, &opts));
     assert_eq!((line, column.as_str()), (2, "ltv"));
+}
+
+/// In a phone or e-mail column a marker is no value too (it lost the whole customer), in a
+/// free-text PII column it is sealed as written; the counts cover the rows imported only
+/// (not a repeated id's row), in column order, across batches.
+#[test]
+fn missing_value_markers_in_phone_and_email_columns_are_no_value() {
+    let (_d, db) = open(true);
+    let csv = "id,lat,lon,email,name,phone,ltv\n\
+               A,1,1,ada@example.org,Ada,N/A,NA\n\
+               B,1,2,NULL,NA,+4915112345678,1\n\
+               A,1,3,None,Ann,None,NaN\n\
+               C,1,4,#N/A,Cy,n/a,2\n";
+    let opts = ImportOptions {
+        emails: vec!["email".into()],
+        phones: vec!["phone".into()],
+        pii: vec!["name".into()],
+        skip_invalid: true,
+        batch_size: Some(1),
+        ..ImportOptions::default()
+    };
+    let report = import(&db, csv, &opts).unwrap();
+    assert_eq!(report.imported, 3);
+    assert_eq!(report.rejected.iter().map(|r| r.line).collect::<Vec<_>>(), [4], "the repeated id");
+    assert_eq!(
+        report.missing_values,
+        vec![("email".to_owned(), 2), ("phone".to_owned(), 2), ("ltv".to_owned(), 1)]
+    );
+    let snap = db.read();
+    let coll = snap.collection("c").unwrap();
+    let b = coll.get("B").unwrap().unwrap();
+    assert!(!b.pii.contains_key("email") && b.pii.contains_key("name"), "{:?}", b.pii.keys());
+    assert_eq!(coll.reveal("B").unwrap()["name"].expose(), "NA");
+    assert!(!coll.get("C").unwrap().unwrap().pii.contains_key("phone"));
+}
+
+/// A new column with no value but empty cells and markers has no kind to infer: refused,
+/// naming the way out (it became a category of `NA`s for good). Money written with
+/// thousands separators becomes a category with a note saying why; codes get no note.
+#[test]
+fn columns_without_values_are_refused_and_separated_numbers_get_a_note() {
+    let (_d, db) = open(false);
+    let csv = "id,lat,lon,discount,tier\nA,1,1,NA,gold\nB,1,2,,gold\nC,1,3,N/A,silver\n";
+    let (line, column, reason) = csv_err(import(&db, csv, &ImportOptions::default()));
+    assert_eq!((line, column.as_str()), (1, "header"));
+    assert!(reason.starts_with("column \"discount\" has no value to infer its kind from"), "{reason}");
+    let opts = ImportOptions { numbers: vec!["discount".into()], ..ImportOptions::default() };
+    let report = import(&db, csv, &opts).unwrap();
+    assert_eq!(report.missing_values, vec![("discount".to_owned(), 2)]);
+    assert_eq!(kinds(&db)["discount"], FieldKind::Number);
+
+    let separated =
+        "column \"revenue\" became a category, as 3 of its 4 values are numbers written with thousands \
+                     separators or a decimal comma (as 1,500 or 1.234,5), which this import does not read";
+    let (_d, db) = open(false);
+    let csv = "id,lat,lon,revenue\nA,1,2,\"1,500\"\nB,1,2,\"2,300.50\"\nC,1,2,\"12,000\"\nD,1,2,900\n";
+    let report = import(&db, csv, &ImportOptions::default()).unwrap();
+    assert_eq!(kinds(&db)["revenue"], FieldKind::Category);
+    assert!(report.notes.len() == 1 && report.notes[0].starts_with(separated), "{:?}", report.notes);
+    let (_d, db) = open(false);
+    let csv = "id;lat;lon;revenue\nA;1;2;1.234,50\nB;1;2;2.300,50\nC;1;2;12.000,00\nD;1;2;900,00\n";
+    let opts = ImportOptions { delimiter: Some(b';'), decimal_comma: true, ..ImportOptions::default() };
+    let report = import(&db, csv, &opts).unwrap();
+    assert!(report.notes.len() == 1 && report.notes[0].starts_with(separated), "{:?}", report.notes);
+    // Codes (a leading zero) and words: no note.
+    let (_d, db) = open(false);
+    let csv = "id,lat,lon,zone,word\nA,1,2,-,x\nB,1,2,02134,y\nC,1,2,01234,1\nD,1,2,75001,z\n";
+    let report = import(&db, csv, &ImportOptions::default()).unwrap();
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
 }

@@ -216,7 +216,7 @@ fn skip_invalid_imports_good_rows_and_reports_bad_ones_without_their_contents() 
     let out: serde_json::Value = serde_json::from_str(&ok(&env.run(true, "import", &args))).unwrap();
     assert_eq!(
         out,
-        json!({"imported": 2, "replaced": 0, "rejected": 6, "created_collection": true, "missing_numbers": {}, "empty_rows": 0, "notes": []})
+        json!({"imported": 2, "replaced": 0, "rejected": 6, "created_collection": true, "missing_values": {}, "empty_rows": 0, "notes": [], "schema": {"numbers": ["ltv", "visits"], "categories": ["tier"], "pii": ["name", "phone", "email", "address"], "phones": [], "emails": []}, "fields_not_in_file": []})
     );
     assert_eq!(env.records(), Some(2));
     env.ok("get", &["--id", "G-2"]);
@@ -860,7 +860,7 @@ fn missing_value_markers_are_counted_in_the_report() {
     let csv = env.file("m.csv", format!("id,lat,lon,ltv,score\nA,1,1,NA,-\nB,1,2,#N/A,3\nC,1,3,4,5\n{rows}"));
     let out = env.run(false, "import", &[csv.to_str().unwrap(), "--json"]);
     let report: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
-    assert_eq!(report["missing_numbers"], json!({"ltv": 2}));
+    assert_eq!(report["missing_values"], json!({"ltv": 2}));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("were taken as empty, so those records have no value for the field: ltv 2"),

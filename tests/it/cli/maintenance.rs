@@ -119,7 +119,7 @@ fn a_reimport_reports_the_records_it_replaced() {
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         report,
-        serde_json::json!({"imported": 60, "replaced": 60, "rejected": 0, "created_collection": false, "missing_numbers": {}, "empty_rows": 0, "notes": []})
+        serde_json::json!({"imported": 60, "replaced": 60, "rejected": 0, "created_collection": false, "missing_values": {}, "empty_rows": 0, "notes": [], "schema": null, "fields_not_in_file": []})
     );
 }
 

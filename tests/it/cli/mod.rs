@@ -127,7 +127,7 @@ impl Env {
         let report: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(
             report,
-            serde_json::json!({"imported": 60, "replaced": 0, "rejected": 0, "created_collection": true, "missing_numbers": {}, "empty_rows": 0, "notes": []})
+            serde_json::json!({"imported": 60, "replaced": 0, "rejected": 0, "created_collection": true, "missing_values": {}, "empty_rows": 0, "notes": [], "schema": {"numbers": ["ltv", "visits"], "categories": ["tier"], "pii": ["name", "phone", "email", "address"], "phones": [], "emails": []}, "fields_not_in_file": []})
         );
         rows
     }

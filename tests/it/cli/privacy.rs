@@ -179,7 +179,7 @@ fn import_validates_phone_and_email_columns_with_line_and_column_never_the_value
     let out: Value = serde_json::from_str(&ok(&env.run(true, "import", &args))).unwrap();
     assert_eq!(
         out,
-        serde_json::json!({"imported": 2, "replaced": 0, "rejected": 2, "created_collection": true, "missing_numbers": {}, "empty_rows": 0, "notes": []})
+        serde_json::json!({"imported": 2, "replaced": 0, "rejected": 2, "created_collection": true, "missing_values": {}, "empty_rows": 0, "notes": [], "schema": {"numbers": [], "categories": [], "pii": ["name"], "phones": ["phone"], "emails": ["email"]}, "fields_not_in_file": []})
     );
     let text = std::fs::read_to_string(&rejects).unwrap();
     assert_eq!(
