@@ -779,8 +779,9 @@ fn import_into(
         }));
     } else {
         println!(
-            "imported {} records into {:?} in {:.2?}{}{}",
+            "imported {} record{} into {:?} in {:.2?}{}{}",
             report.imported,
+            plural(report.imported),
             db.collection,
             started.elapsed(),
             if report.replaced == 0 {
@@ -798,7 +799,11 @@ fn import_into(
             }
         );
         if report.empty_rows > 0 {
-            println!("skipped {} rows whose cells are all empty", report.empty_rows);
+            println!(
+                "skipped {} row{} whose cells are all empty",
+                report.empty_rows,
+                plural(report.empty_rows)
+            );
         }
         // What a new collection's columns became (kinds were inferred, silently; from a
         // hands-on review).
@@ -821,6 +826,15 @@ fn import_into(
 }
 
 /// "numbers ltv; categories tier; PII name, phone (phone)": a schema's fields by kind.
+/// "s" unless `n` is one.
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 /// A schema's fields by kind, as the import options name them.
 fn schema_json(schema: &geocrm::Schema) -> serde_json::Value {
     let pii = |kind: geocrm::model::PiiKind| -> Vec<&String> {

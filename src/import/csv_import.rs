@@ -199,21 +199,25 @@ impl ImportOptions {
 }
 
 /// The header with the columns `renames` names taken under their new names, all at once (a
-/// swap, `a=b` with `b=a`, swaps). A column is the header cell equal to the name, or else
-/// the one equal to it with the spaces around it ignored.
+/// swap, `a=b` with `b=a`, swaps). A column is the header cell equal to the name with the
+/// spaces around it ignored (the cells are trimmed); a name two cells have is refused.
 fn rename_columns(mut header: Vec<String>, renames: &[(String, String)]) -> Result<Vec<String>> {
     let mut at = Vec::with_capacity(renames.len());
     for (from, to) in renames {
-        let exact = header.iter().position(|h| h == from);
-        let trimmed: Vec<usize> =
-            header.iter().enumerate().filter(|(_, h)| h.trim() == from.trim()).map(|(i, _)| i).collect();
-        let column = match (exact, trimmed.as_slice()) {
-            (Some(i), _) | (None, &[i]) => i,
-            (None, []) => {
+        // (The header's cells are trimmed.)
+        let matching: Vec<usize> =
+            header.iter().enumerate().filter(|(_, h)| h.as_str() == from.trim()).map(|(i, _)| i).collect();
+        let column = match matching.as_slice() {
+            &[i] => i,
+            [] => {
                 return Err(Error::invalid_argument("rename", format!("the header has no column {from:?}")))
             }
-            (None, _) => {
-                let reason = format!("{from:?} matches {} header columns: name one exactly", trimmed.len());
+            _ => {
+                let reason = format!(
+                    "{from:?} matches {} header columns (their spaces around ignored): a column can be renamed \
+                     only when its name is the header's once",
+                    matching.len()
+                );
                 return Err(Error::invalid_argument("rename", reason));
             }
         };
@@ -368,7 +372,8 @@ fn import_lines(
     let next_line = || record_lines.borrow_mut().pop_front();
     let mut reader =
         csv::ReaderBuilder::new().has_headers(true).flexible(false).delimiter(delimiter).from_reader(limited);
-    let header = reader.headers().map(|h| h.iter().map(str::to_owned).collect::<Vec<String>>());
+    // Trimmed like the cells (`id, lat, lon` from a hand-written file was refused).
+    let header = reader.headers().map(|h| h.iter().map(|c| c.trim().to_owned()).collect::<Vec<String>>());
     let header = header.map_err(|e| csv_error(&e, "header", next_line()))?;
     if let Some(line) = next_line() {
         *header_line = line;
@@ -1169,6 +1174,16 @@ const PII_LIKE_COLUMNS: &[&str] = &[
     "nom_complet",
     "nombre_completo",
     "nome_completo",
+    // Alone, a CRM's person columns (`customer_type`, `client_id`, `owner_team` are not).
+    "customer",
+    "client",
+    "kunde",
+    "owner",
+    "account_owner",
+    "contact_person",
+    "ip",
+    "ip_address",
+    "ipaddress",
 ];
 
 /// Words that, anywhere in a column name (`customer_email`, `mobilePhone`, `E-mail 1 -
@@ -1227,6 +1242,7 @@ const PII_LIKE_WORDS: &[&str] = &[
     "driverlicense",
     "msisdn",
     "whatsapp",
+    "linkedin",
     "creditcard",
     "cardnumber",
     "contactnumber",

@@ -1501,6 +1501,10 @@ fn header_errors_name_every_column_at_once() {
     assert!(reason.starts_with("column \"name\" looks like personal data"), "{reason}");
     let opts = ImportOptions { pii: vec!["name".into()], ..opts };
     assert_eq!(import(&db, csv, &opts).unwrap().imported, 1);
+    // A hand-written header's spaces are trimmed, as the cells' are.
+    let (_d, db) = open(false);
+    let report = import(&db, "id, lat, lon , tier\nA,1,2,gold\n", &ImportOptions::default()).unwrap();
+    assert_eq!((report.imported, kinds(&db)["tier"]), (1, FieldKind::Category));
     // Renamed ones among them, named as in the file.
     let (_d, db) = open(true);
     let renames = vec![("Name".to_owned(), "who".to_owned())];
@@ -1631,4 +1635,21 @@ fn columns_without_values_are_refused_and_separated_numbers_get_a_note() {
     let csv = "id,lat,lon,zone,word\nA,1,2,-,x\nB,1,2,02134,y\nC,1,2,01234,1\nD,1,2,75001,z\n";
     let report = import(&db, csv, &ImportOptions::default()).unwrap();
     assert!(report.notes.is_empty(), "{:?}", report.notes);
+}
+
+/// A CRM's person columns by themselves (`customer`, `Kunde`, `owner`, `IP`, a LinkedIn
+/// profile) are personal data to decide on; the same words in other names are not.
+#[test]
+fn crm_person_columns_are_a_decision() {
+    for column in ["customer", "Kunde", "owner", "Account Owner", "IP", "ip_address", "linkedin_url"] {
+        let (_d, db) = open(false);
+        let csv = format!("id,lat,lon,{column}\nA,1,2,x\n");
+        let (_, _, reason) = csv_err(import(&db, &csv, &ImportOptions::default()));
+        assert!(reason.contains("looks like personal data"), "{column}: {reason}");
+    }
+    for column in ["customer_type", "client_id", "owner_team", "ip_count"] {
+        let (_d, db) = open(false);
+        let csv = format!("id,lat,lon,{column}\nA,1,2,x\n");
+        assert_eq!(import(&db, &csv, &ImportOptions::default()).unwrap().imported, 1, "{column}");
+    }
 }

@@ -281,7 +281,7 @@ fn a_rejects_file_through_a_link_a_pipe_or_standard_output() {
         let env = Env::new();
         let out = import(&env, rejects);
         assert!(out.starts_with("line,id,column,reason\n") && out.contains("B-1,"), "{i}: {out}");
-        assert!(out.contains("imported 1 records"), "{i}: {out}");
+        assert!(out.contains("imported 1 record into"), "{i}: {out}");
     }
     assert!(std::fs::symlink_metadata(&fake).unwrap().file_type().is_symlink());
     // A named pipe, read as the import writes; while it waits for its reader, no database
