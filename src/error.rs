@@ -306,8 +306,14 @@ pub(crate) fn quoted_value(text: &str) -> String {
     // `0033,142685300`: shown in errors and rejects files; from a hands-on review).
     let digits = text.chars().filter(char::is_ascii_digit).count();
     let phone_like = digits >= 8 && (text.starts_with('+') || text.starts_with("00"));
+    // A dash or question mark for no value is no one's data (`-` was hidden as "a text
+    // value of 1 character"; from a hands-on review).
+    let marks = text.chars().count() <= 3 && !text.chars().any(char::is_alphanumeric);
     if phone_like
-        || !(typo || number(text) || (text.matches(',').count() == 1 && number(&text.replacen(',', ".", 1))))
+        || !(typo
+            || marks
+            || number(text)
+            || (text.matches(',').count() == 1 && number(&text.replacen(',', ".", 1))))
     {
         let n = text.chars().count();
         return format!(

@@ -424,11 +424,15 @@ B,1,2,02134,12345678901234567891,0,-0.25
         import(&db4, &format!("id,lat,lon,{column}\nA,1,2,3\n"), &ImportOptions::default()).unwrap();
         assert_eq!(kinds(&db4)[column], FieldKind::Number, "{column}");
     }
-    for typo in ["12x", "n.a.", "\"1,5\"", "EUR 12", "O5"] {
+    for typo in ["12x", "n.a.", "\"1,5\"", "EUR 12", "O5", "-", " ? "] {
         let (_dir4, db4) = open(false);
         let csv = format!("id,lat,lon,ltv\nA,1,2,3\nB,1,2,{typo}\n");
         let err = csv_err(import(&db4, &csv, &ImportOptions::default()));
         assert_eq!((err.0, err.1.as_str()), (3, "ltv"), "{typo}");
+        // A dash or a question mark for no value is shown: no one's data.
+        if !typo.contains(char::is_alphanumeric) {
+            assert!(err.2.starts_with(&format!("{:?} is not a finite number", typo.trim())), "{}", err.2);
+        }
     }
 
     // A later non-numeric value in a column inferred as a number is an error naming it.
