@@ -308,7 +308,9 @@ pub(crate) fn quoted_value(text: &str) -> String {
     let phone_like = digits >= 8 && (text.starts_with('+') || text.starts_with("00"));
     // A dash or question mark for no value is no one's data (`-` was hidden as "a text
     // value of 1 character"; from a hands-on review).
-    let marks = text.chars().count() <= 3 && !text.chars().any(char::is_alphanumeric);
+    // (ASCII marks only: a symbol — ♀, a flag, ✝ — may be someone's special-category data.)
+    let marks =
+        text.chars().count() <= 3 && text.chars().all(|c| c.is_ascii_punctuation() || "–—".contains(c));
     if phone_like
         || !(typo
             || marks

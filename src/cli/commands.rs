@@ -737,10 +737,12 @@ fn import_into(
     // the count alone did not say which (from a hands-on review).
     if report.replaced > 0 && !report.fields_not_in_file.is_empty() {
         eprintln!(
-            "note: the file has no column for {}: the {} replaced records no longer have {} (the old values stay in \
-             the log until `geocrm compact`)",
+            "note: the file has no column for {}: the {} replaced record{} no longer {} {} (the old values stay \
+             in the log until `geocrm compact`)",
             report.fields_not_in_file.join(", "),
             report.replaced,
+            plural(report.replaced),
+            if report.replaced == 1 { "has" } else { "have" },
             if report.fields_not_in_file.len() == 1 { "it" } else { "them" }
         );
     }
@@ -825,7 +827,6 @@ fn import_into(
     Ok(())
 }
 
-/// "numbers ltv; categories tier; PII name, phone (phone)": a schema's fields by kind.
 /// "s" unless `n` is one.
 fn plural(n: u64) -> &'static str {
     if n == 1 {
@@ -849,6 +850,7 @@ fn schema_json(schema: &geocrm::Schema) -> serde_json::Value {
     })
 }
 
+/// "numbers ltv; categories tier; PII name, phone (phone)": a schema's fields by kind.
 fn schema_summary(schema: &geocrm::Schema) -> String {
     let pii: Vec<String> = schema
         .pii_fields()

@@ -121,6 +121,20 @@ pub struct ImportReport {
 const PARALLEL_ROWS_MIN: usize = 4096;
 
 impl ImportOptions {
+    /// These options with the column names they give trimmed (renames are matched trimmed).
+    fn with_trimmed_names(&self) -> ImportOptions {
+        let trim = |names: &[String]| names.iter().map(|n| n.trim().to_owned()).collect();
+        ImportOptions {
+            pii: trim(&self.pii),
+            phones: trim(&self.phones),
+            emails: trim(&self.emails),
+            numbers: trim(&self.numbers),
+            categories: trim(&self.categories),
+            ignore: trim(&self.ignore),
+            ..self.clone()
+        }
+    }
+
     /// Checks what needs no file: the collection name, that no option names `id`,
     /// `lat` or `lon` (always the record's id and location), that no column is given two
     /// kinds (`phones` or `emails` with `pii` is one kind: PII), the delimiter, and
@@ -241,6 +255,8 @@ struct Columns {
     decimal_comma: bool,
     /// [`ImportReport::notes`] on the kinds inferred.
     notes: Vec<String>,
+    /// Whether the collection exists (its kinds are not the options' to change).
+    existing: bool,
 }
 
 /// With commas between the fields, a decimal comma reads only in a quoted cell.
@@ -317,6 +333,9 @@ pub fn import_csv(
     options: &ImportOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport> {
+    // Column names trimmed, as the header's are (`--pii "name, email"` named " email").
+    let trimmed = options.with_trimmed_names();
+    let options = &trimmed;
     // Before the file: a bad name or option is the caller's argument, not the CSV's fault.
     options.check(collection)?;
     // A spreadsheet's `sep=;` line names the separator unless the options do (a wrong sep
@@ -415,7 +434,7 @@ fn import_lines(
         let plain: Vec<&String> = header
             .iter()
             .filter(|h| has_own && !own(h) && !h.trim().is_empty() && !declared(h))
-            .filter(|h| !options.renames.iter().any(|(_, to)| to == *h) && looks_like_pii(h))
+            .filter(|h| !renamed.iter().any(|(_, to)| to == *h) && looks_like_pii(h))
             .collect();
         match (renamed.as_slice(), plain.len()) {
             ([], _) => {}
@@ -818,6 +837,7 @@ fn numbers_made_text<'v>(
     name: &str,
     values: impl Iterator<Item = &'v str> + Clone,
     is_number: impl Fn(&str) -> bool,
+    decimal_comma: bool,
 ) -> Option<String> {
     // (plain numbers, numbers with separators) among `values`.
     let count = |values: &mut dyn Iterator<Item = &'v str>| {
@@ -838,30 +858,63 @@ fn numbers_made_text<'v>(
     let how =
         "(in Rust, ImportOptions::numbers; a value that is not a number is then a bad row, while an empty \
                cell or NA is no value)";
-    Some(if separated == 0 {
+    let comma = if decimal_comma {
+        ""
+    } else {
+        "; a decimal comma alone is read with --decimal-comma and a delimiter other than the comma"
+    };
+    // Why by the first value: it decided the kind.
+    Some(if !values.clone().next().is_some_and(with_separators) {
+        let written = if separated == 0 {
+            String::new()
+        } else {
+            format!(
+                ", {separated} of them written with thousands separators or a decimal comma (as 1,500 or 1.234,5) \
+                 that this import does not read, to be written plainly first (1500, 1234.5{comma})"
+            )
+        };
         format!(
-            "column {name:?} became a category, as its first value is not a number, though {plain} of its {total} \
-             values are: to make it a number column, import it with --numbers {name} {how}"
+            "column {name:?} became a category, as its first value is not a number, though {} of its {total} \
+             values are{written}: to make it a number column, import it with --numbers {name} {how}",
+            plain + separated
         )
     } else {
         format!(
-            "column {name:?} became a category, as {separated} of its {total} values are numbers written with \
-             thousands separators or a decimal comma (as 1,500 or 1.234,5), which this import does not read: to \
-             make it a number column, write them plainly (1500, 1234.5; a decimal comma alone is read with \
-             --decimal-comma) and import it with --numbers {name} {how}"
+            "column {name:?} became a category, as its numbers are written with thousands separators or a decimal \
+             comma (as 1,500 or 1.234,5; {separated} of its {total} values), which this import does not read: to \
+             make it a number column, write them plainly (1500, 1234.5{comma}) and import it with --numbers {name} \
+             {how}"
         )
     })
 }
 
-/// A number written with separators the import does not read as one: digits grouped by
-/// `,`, `.`, `'` or spaces (`1,500`, `1.234,50`, `12 000`), after an optional sign.
+/// A number written with thousands separators, or a decimal comma, that the import does not
+/// read as one: `1,500`, `1.234,50`, `12 000`, `1'000.5`, `2,5` — one kind of group
+/// separator between groups of three digits, after an optional sign; not an IP address, a
+/// version or a phone number written in groups (`10.0.0.1`, `2.10.1`, `555 123 4567`).
 fn with_separators(v: &str) -> bool {
     let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
-    let is_separator = |c: char| matches!(c, ',' | '.' | '\'' | ' ' | '\u{a0}' | '\u{202f}');
-    digits.starts_with(|c: char| c.is_ascii_digit())
-        && digits.ends_with(|c: char| c.is_ascii_digit())
-        && digits.contains(is_separator)
-        && digits.chars().all(|c| c.is_ascii_digit() || is_separator(c))
+    let (whole, fraction) = match digits.rfind([',', '.']) {
+        // A last `,` or `.` followed by other than three digits is a decimal mark.
+        Some(at) if digits.len() - at - 1 != 3 => (&digits[..at], Some(&digits[at + 1..])),
+        _ => (digits, None),
+    };
+    let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if !fraction.is_none_or(all_digits) {
+        return false;
+    }
+    let separator = whole.chars().find(|c| !c.is_ascii_digit());
+    let Some(separator) = separator else { return fraction.is_some() };
+    if !matches!(separator, ',' | '.' | '\'' | ' ' | '\u{a0}' | '\u{202f}') {
+        return false;
+    }
+    // The decimal mark, if any, is not the group separator.
+    if fraction.is_some() && digits[whole.len()..].starts_with(separator) {
+        return false;
+    }
+    let mut groups = whole.split(separator);
+    let first = groups.next().unwrap_or("");
+    all_digits(first) && first.len() <= 3 && groups.all(|g| g.len() == 3 && all_digits(g))
 }
 
 /// Column names for a message: `"a", "b" and "c"`.
@@ -883,7 +936,7 @@ fn and_list(items: &[String]) -> String {
 fn other_letters_hint(header: &[String], name: &str) -> Option<String> {
     let other = header.iter().find(|h| h.trim().eq_ignore_ascii_case(name))?;
     Some(format!(
-        " (there is {other:?}: column names must match exactly, case and spaces included; or take it under that name with --rename \"{other}={name}\")"
+        " (there is {other:?}: column names must match exactly, case included; or take it under that name with --rename \"{other}={name}\")"
     ))
 }
 
@@ -949,7 +1002,9 @@ fn resolve_columns(
     let mut seen = HashSet::new();
     for h in header.iter().filter(|h| !left_out(h)) {
         if !seen.insert(h.as_str()) {
-            return Err(header_error(&format!("column {h:?} appears twice")));
+            return Err(header_error(&format!(
+                "column {h:?} appears twice (the spaces around header names are ignored)"
+            )));
         }
     }
     let named = options.pii.iter().chain(&options.phones).chain(&options.emails);
@@ -1003,6 +1058,7 @@ fn resolve_columns(
     }
     let mut fields = Vec::new();
     let mut notes = Vec::new();
+    let mut valueless: Vec<&String> = Vec::new();
     for (i, name) in header.iter().enumerate() {
         if [id, lat, lon].contains(&i) || left_out(name) {
             continue;
@@ -1038,9 +1094,9 @@ fn resolve_columns(
                 // A plaintext column of the collection is checked as a new one is when the
                 // options do not name it: e-mail addresses or phone numbers in it would be
                 // stored in plaintext (from the CLI review).
-                (Some((FieldKind::Category, _)), None) => {
-                    refuse_contact_values(name, true, rows, i)?;
-                    FieldKind::Category
+                (Some((kind @ (FieldKind::Category | FieldKind::Number), _)), None) => {
+                    refuse_contact_values(name, Some(kind), rows, i)?;
+                    kind
                 }
                 (Some((kind, _)), _) => kind,
                 (None, _) => {
@@ -1063,7 +1119,7 @@ fn resolve_columns(
             // Whatever its name (`contact_number`, `secondary`): a column of e-mail addresses
             // or international phone numbers would be stored in plaintext (from the privacy
             // review).
-            refuse_contact_values(name, false, rows, i)?;
+            refuse_contact_values(name, None, rows, i)?;
             // A marker first (`NA`) made a number column text, silently.
             let first = values.clone().find(|v| !is_missing_marker(v));
             // A code written with digits (a zip code `02134`, an account number beyond 2^53)
@@ -1091,15 +1147,12 @@ fn resolve_columns(
                 // Empty or `NA` throughout: a category made of nothing would stay one for
                 // good, refusing the numbers of every later import (from the reviews).
                 // (With no rows at all, the header's own check, any kind will do.)
-                if rows.len() == 0 {
-                    fields.push((i, name.clone(), FieldKind::Category, PiiKind::default()));
-                    continue;
+                // All such columns are named at once, after the loop.
+                if rows.len() > 0 {
+                    valueless.push(name);
                 }
-                return Err(header_error(&format!(
-                    "column {name:?} has no value to infer its kind from (its cells are empty or missing-value \
-                     markers such as NA): declare it with --numbers or --categories (in Rust, \
-                     ImportOptions::numbers or categories), or leave it out with --ignore"
-                )));
+                fields.push((i, name.clone(), FieldKind::Category, PiiKind::default()));
+                continue;
             };
             let codes = values.clone().any(code);
             if is_number(first) && !codes && !is_postcode_column(name) {
@@ -1109,7 +1162,7 @@ fn resolve_columns(
                     // (Read strictly: with decimal commas, `1.5` is a bad row, not a number.)
                     let strict = |v: &str| parse_number(v, options.decimal_comma).is_some_and(f64::is_finite);
                     let values = values.filter(|v| !is_missing_marker(v));
-                    notes.extend(numbers_made_text(name, values, strict));
+                    notes.extend(numbers_made_text(name, values, strict, options.decimal_comma));
                 }
                 FieldKind::Category
             }
@@ -1130,7 +1183,26 @@ fn resolve_columns(
         };
         fields.push((i, name.clone(), kind, pii_kind));
     }
-    Ok(Columns { id, lat, lon, fields, decimal_comma: options.decimal_comma, notes })
+    if !valueless.is_empty() {
+        let (columns, them) = match valueless.as_slice() {
+            [one] => (format!("column {one:?} has"), "it"),
+            many => (format!("columns {} have", quoted_list(many)), "them"),
+        };
+        return Err(header_error(&format!(
+            "{columns} no value to infer a kind from (the cells are empty or missing-value markers such as NA): \
+             declare {them} with --numbers or --categories (in Rust, ImportOptions::numbers or categories), or \
+             leave {them} out with --ignore"
+        )));
+    }
+    Ok(Columns {
+        id,
+        lat,
+        lon,
+        fields,
+        decimal_comma: options.decimal_comma,
+        notes,
+        existing: existing.is_some(),
+    })
 }
 
 /// Column names that usually hold personal data (compared lower-cased, with `-`, `.` and
@@ -1495,9 +1567,14 @@ fn contact_values(rows: &Rows, column: usize, dialled: Dialled) -> Option<(usize
 /// Refuses column `name` (number `column`) when any of its values [`looks_like_contact`]:
 /// it would be stored in plaintext. The error counts them, names the first one's line and
 /// quotes none.
-fn refuse_contact_values(name: &str, existing: bool, rows: &Rows, column: usize) -> Result<()> {
+fn refuse_contact_values(name: &str, existing: Option<FieldKind>, rows: &Rows, column: usize) -> Result<()> {
     let Some((personal, line)) = contact_values(rows, column, Dialled::Counted) else { return Ok(()) };
-    let remedy = if existing {
+    // (A phone number in a number column of the collection was stored, as a number, in
+    // plaintext: from the hands-on review.)
+    let remedy = if existing == Some(FieldKind::Number) {
+        "it is a plaintext number of the existing collection: name it as a number \
+         (numbers; --numbers) to store them in plaintext on purpose"
+    } else if existing.is_some() {
         "it is a plaintext category of the existing collection: name it as a category \
          (categories; --categories) to store them in plaintext on purpose"
     } else {
@@ -1875,6 +1952,9 @@ fn to_upsert(
         if text.is_empty() {
             return Err(reject(name, format!("{name} is missing")));
         }
+        if is_missing_marker(text) {
+            return Err(reject(name, format!("{name} is missing ({text})")));
+        }
         match parse_number(text, c.decimal_comma) {
             Some(v) if v.is_finite() => Ok(v),
             // Checked here, not by LatLon::new, so the error names the right column.
@@ -1938,10 +2018,14 @@ fn to_upsert(
                         return Err(reject(
                             name,
                             format!(
-                                "{} is not a finite number{} (declare the column a category to import it as text; \
-                                 an empty cell or NA is no value)",
+                                "{} is not a finite number{} ({}an empty cell or NA is no value)",
                                 crate::error::quoted_value(text),
-                                decimal_mark_hint(text, c.decimal_comma)
+                                decimal_mark_hint(text, c.decimal_comma),
+                                if c.existing {
+                                    "the collection's field is a number; "
+                                } else {
+                                    "declare the column a category to import it as text; "
+                                }
                             ),
                         ))
                     }

@@ -241,7 +241,7 @@ fn header_errors_hint_at_the_fix() {
         (
             "id,lat,lon,Phone\nA,1,2,+33612345678\n",
             &ImportOptions { phones: vec!["phone".into()], ..ImportOptions::default() },
-            "column \"phone\" named in the options is not in the header (there is \"Phone\": column names must match exactly, case and spaces included; or take it under that name with --rename \"Phone=phone\")",
+            "column \"phone\" named in the options is not in the header (there is \"Phone\": column names must match exactly, case included; or take it under that name with --rename \"Phone=phone\")",
         ),
     ] {
         let (line, column, reason) = csv_err(import(&db, csv, options));
@@ -967,7 +967,7 @@ fn skip_invalid_reports_and_header_errors_still_abort() {
     assert_eq!(err, (1, "header".into(), "required column \"lat\" is missing".into()));
     // The same name in other letters is named (it is no one's data); other cells are not.
     let err = csv_err(import(&db, "ID,Lat,LON\nA,1,2\n", &options));
-    let hint = "required column \"id\" is missing (there is \"ID\": column names must match exactly, case and spaces included; or take it under that name with --rename \"ID=id\")";
+    let hint = "required column \"id\" is missing (there is \"ID\": column names must match exactly, case included; or take it under that name with --rename \"ID=id\")";
     assert_eq!(err, (1, "header".into(), hint.into()));
     let err = csv_err(import(&db, "Ada Lovelace,1,2\nA,1,2\n", &options));
     assert_eq!(err, (1, "header".into(), "required column \"id\" is missing".into()));
@@ -1444,15 +1444,20 @@ fn missing_value_markers_in_number_columns_are_no_value() {
                B,1,2,12.5, #N/A ,gold\n\
                C,1,3,NULL,NaN,silver\n\
                D,1,4,7,None,gold\n\
-               E,1,5,-nan,4,gold\n";
+               E,1,5,-nan,4,gold\n\
+               F,1,6,,NA,gold\n";
     let report = import(&db, csv, &ImportOptions::default()).unwrap();
-    assert_eq!(report.imported, 5);
+    assert_eq!(report.imported, 6);
     let k = kinds(&db);
     assert_eq!(
         (k["ltv"], k["visits"], k["tier"]),
         (FieldKind::Number, FieldKind::Number, FieldKind::Category)
     );
-    assert_eq!(report.missing_values, vec![("ltv".to_owned(), 3), ("visits".to_owned(), 3)]);
+    assert_eq!(
+        report.missing_values,
+        vec![("ltv".to_owned(), 3), ("visits".to_owned(), 4)],
+        "an empty cell before a marker"
+    );
     assert_eq!(numbers(&db, "A"), BTreeMap::from([("visits".to_owned(), 3.0)]));
     assert_eq!(numbers(&db, "B"), BTreeMap::from([("ltv".to_owned(), 12.5)]));
     assert!(numbers(&db, "C").is_empty());
@@ -1461,7 +1466,7 @@ fn missing_value_markers_in_number_columns_are_no_value() {
     let snap = db.read();
     let coll = snap.collection("c").unwrap();
     let missing = geocrm::Filter::parse("ltv is missing").unwrap();
-    assert_eq!(coll.count(geocrm::query::Scope::All, &missing).unwrap(), 3);
+    assert_eq!(coll.count(geocrm::query::Scope::All, &missing).unwrap(), 4, "3 markers and an empty cell");
     drop(snap);
 
     // Into an existing collection too, counting only the rows imported.
@@ -1518,6 +1523,11 @@ fn header_errors_name_every_column_at_once() {
         reason.starts_with("columns \"Name\" (renamed \"who\") and \"email\" look like personal data"),
         "{reason}"
     );
+    // A column renamed to a personal-data name is among them.
+    let renames = vec![("Name".to_owned(), "who".to_owned()), ("c".to_owned(), "email".to_owned())];
+    let csv2 = "id,lat,lon,Name,c\nA,1,2,Ada,x\n";
+    let (_, _, reason) = csv_err(import(&db, csv2, &ImportOptions { renames, ..ImportOptions::default() }));
+    assert!(reason.starts_with("columns \"Name\" (renamed \"who\") and \"email\" look like"), "{reason}");
     // A column named twice in the options and absent is named once.
     let opts =
         ImportOptions { pii: vec!["mail".into()], emails: vec!["mail".into()], ..ImportOptions::default() };
@@ -1534,7 +1544,7 @@ fn header_errors_name_every_column_at_once() {
     assert_eq!(
         reason,
         "columns \"ltv\", \"visits\" and \"Region\" named in the options are not in the header (there is \
-         \"region\": column names must match exactly, case and spaces included; or take it under that name \
+         \"region\": column names must match exactly, case included; or take it under that name \
          with --rename \"region=Region\")"
     );
 }
@@ -1574,7 +1584,7 @@ fn a_number_column_made_text_by_its_first_value_gets_a_note() {
 
 /// In a phone or e-mail column a marker is no value too (it lost the whole customer), in a
 /// free-text PII column it is sealed as written; the counts cover the rows imported only
-/// (not a repeated id's row), in column order, across batches.
+/// (not a repeated id's row), in column order, with batches too.
 #[test]
 fn missing_value_markers_in_phone_and_email_columns_are_no_value() {
     let (_d, db) = open(true);
@@ -1615,15 +1625,18 @@ fn columns_without_values_are_refused_and_separated_numbers_get_a_note() {
     let csv = "id,lat,lon,discount,tier\nA,1,1,NA,gold\nB,1,2,,gold\nC,1,3,N/A,silver\n";
     let (line, column, reason) = csv_err(import(&db, csv, &ImportOptions::default()));
     assert_eq!((line, column.as_str()), (1, "header"));
-    assert!(reason.starts_with("column \"discount\" has no value to infer its kind from"), "{reason}");
-    let opts = ImportOptions { numbers: vec!["discount".into()], ..ImportOptions::default() };
+    assert!(reason.starts_with("column \"discount\" has no value to infer a kind from"), "{reason}");
+    let two = "id,lat,lon,discount,tier,extra\nA,1,1,NA,gold,\nB,1,2,,gold,NULL\n";
+    let (_, _, reason) = csv_err(import(&db, two, &ImportOptions::default()));
+    assert!(reason.starts_with("columns \"discount\" and \"extra\" have no value"), "{reason}");
+    // Declared (its name given with spaces, trimmed as the header's are), it is numbers.
+    let opts = ImportOptions { numbers: vec![" discount ".into()], ..ImportOptions::default() };
     let report = import(&db, csv, &opts).unwrap();
     assert_eq!(report.missing_values, vec![("discount".to_owned(), 2)]);
     assert_eq!(kinds(&db)["discount"], FieldKind::Number);
 
-    let separated =
-        "column \"revenue\" became a category, as 3 of its 4 values are numbers written with thousands \
-                     separators or a decimal comma (as 1,500 or 1.234,5), which this import does not read";
+    let separated = "column \"revenue\" became a category, as its numbers are written with thousands separators \
+                     or a decimal comma (as 1,500 or 1.234,5; 3 of its 4 values), which this import does not read";
     let (_d, db) = open(false);
     let csv = "id,lat,lon,revenue\nA,1,2,\"1,500\"\nB,1,2,\"2,300.50\"\nC,1,2,\"12,000\"\nD,1,2,900\n";
     let report = import(&db, csv, &ImportOptions::default()).unwrap();
@@ -1636,9 +1649,28 @@ fn columns_without_values_are_refused_and_separated_numbers_get_a_note() {
     assert!(report.notes.len() == 1 && report.notes[0].starts_with(separated), "{:?}", report.notes);
     // Codes (a leading zero) and words: no note.
     let (_d, db) = open(false);
-    let csv = "id,lat,lon,zone,word\nA,1,2,-,x\nB,1,2,02134,y\nC,1,2,01234,1\nD,1,2,75001,z\n";
-    let report = import(&db, csv, &ImportOptions::default()).unwrap();
-    assert!(report.notes.is_empty(), "{:?}", report.notes);
+    let mut csv = String::from("id,lat,lon,zone,word,host,grouped\nA,1,2,-,x,-,-\n");
+    for i in 0..12 {
+        csv.push_str(&format!("R{i},1,2,0{},y,10.0.0.{i},555 123 45{i:02}\n", 2134 + i));
+    }
+    let report = import(&db, &csv, &ImportOptions::default()).unwrap();
+    assert!(report.notes.is_empty(), "codes, IP addresses, grouped numbers: {:?}", report.notes);
+    // A first value that is a word decides the message, even with separated numbers after it.
+    let (_d, db) = open(false);
+    let mut csv = String::from("id,lat,lon,rev\nA,1,2,-\nB,1,2,\"1,500\"\n");
+    for i in 0..12 {
+        csv.push_str(&format!("R{i},1,2,{i}\n"));
+    }
+    let report = import(&db, &csv, &ImportOptions::default()).unwrap();
+    assert!(
+        report.notes.len() == 1
+            && report.notes[0].starts_with(
+                "column \"rev\" became a category, as its first value is not a number, though 13 of its 14 values \
+                 are, 1 of them written with thousands separators"
+            ),
+        "{:?}",
+        report.notes
+    );
 }
 
 /// A CRM's person columns by themselves (`customer`, `Kunde`, `owner`, `IP`, a LinkedIn
@@ -1656,4 +1688,25 @@ fn crm_person_columns_are_a_decision() {
         let csv = format!("id,lat,lon,{column}\nA,1,2,x\n");
         assert_eq!(import(&db, &csv, &ImportOptions::default()).unwrap().imported, 1, "{column}");
     }
+}
+
+/// Phone numbers in a number column of the existing collection were stored as plaintext
+/// numbers: refused as in its categories, unless the options name the column a number.
+#[test]
+fn contact_values_in_an_existing_number_column_are_refused() {
+    let (_d, db) = open(false);
+    import(&db, "id,lat,lon,ltv\nA,1,1,5\n", &ImportOptions::default()).unwrap();
+    let csv = "id,lat,lon,ltv\nB,1,1,7\nC,1,2,+4915112345678\n";
+    let (line, column, reason) = csv_err(import(&db, csv, &ImportOptions::default()));
+    assert_eq!((line, column.as_str()), (1, "header"));
+    assert!(
+        reason.contains("international phone numbers (the first on line 3): it is a plaintext number"),
+        "{reason}"
+    );
+    assert!(!reason.contains("4915112345678"), "{reason}");
+    let opts = ImportOptions { numbers: vec!["ltv".into()], ..ImportOptions::default() };
+    assert_eq!(import(&db, csv, &opts).unwrap().imported, 2);
+    // A symbol in a number cell may be someone's data (♀, a flag): not shown; `-` is.
+    let (_, _, reason) = csv_err(import(&db, "id,lat,lon,ltv\nD,1,1,♀\n", &ImportOptions::default()));
+    assert!(!reason.contains('♀') && reason.contains("not shown"), "{reason}");
 }
