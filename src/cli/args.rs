@@ -122,6 +122,10 @@ pub enum Command {
         /// with a `.` is then refused (`1.500` may be fifteen hundred).
         #[arg(long)]
         decimal_comma: bool,
+        /// Comma-separated cells that mean no value in number, phone and e-mail columns,
+        /// besides NA, N/A, #N/A, NULL, NaN, None…: `--missing "-,unknown"`, `--missing -999`.
+        #[arg(long, value_delimiter = ',', value_name = "VALUES", allow_hyphen_values = true)]
+        missing: Vec<String>,
         /// Comma-separated columns to leave out (by their names after --rename); `--ignore ""`
         /// leaves out columns without a name that hold values (empty ones always are).
         #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]

@@ -164,6 +164,7 @@ pub fn run(command: Command) -> Result<()> {
             rename,
             delimiter,
             decimal_comma,
+            missing,
             ignore,
         } => import(
             &db,
@@ -185,6 +186,7 @@ pub fn run(command: Command) -> Result<()> {
                     .collect::<Result<_>>()?,
                 delimiter,
                 decimal_comma,
+                missing,
                 ignore,
             },
             skip_invalid.as_deref(),

@@ -66,6 +66,10 @@ pub struct ImportOptions {
     /// spreadsheet's export where `;` separates the fields: one comma is the decimal mark,
     /// and a number with a `.` is refused (`1.500` may be fifteen hundred).
     pub decimal_comma: bool,
+    /// More cells that mean no value in number, phone and e-mail columns, besides the
+    /// markers [`super::is_missing_marker`] knows: `-`, `unknown`, a sentinel such as `-999`
+    /// (compared with the trimmed cell, before it is read as a number).
+    pub missing: Vec<String>,
     /// Columns left out, by name (after `renames`): a wide export's columns the collection
     /// does not want. A column with an empty name (a spreadsheet's trailing separators) is
     /// left out when all its cells are empty, or when `ignore` holds `""`.
@@ -131,6 +135,7 @@ impl ImportOptions {
             numbers: trim(&self.numbers),
             categories: trim(&self.categories),
             ignore: trim(&self.ignore),
+            missing: trim(&self.missing),
             ..self.clone()
         }
     }
@@ -257,6 +262,8 @@ struct Columns {
     notes: Vec<String>,
     /// Whether the collection exists (its kinds are not the options' to change).
     existing: bool,
+    /// [`ImportOptions::missing`].
+    missing: Vec<String>,
 }
 
 /// With commas between the fields, a decimal comma reads only in a quoted cell.
@@ -679,6 +686,11 @@ fn to_upserts(
     Ok(upserts)
 }
 
+/// Whether a (trimmed) cell is a missing-value marker, or one of `extra` ([`ImportOptions::missing`]).
+fn no_value(cell: &str, extra: &[String]) -> bool {
+    is_missing_marker(cell) || extra.iter().any(|m| m == cell)
+}
+
 /// Whether a missing-value marker in a column of this kind is no value: in a number
 /// column, which cannot hold it, and in a phone or e-mail column, which cannot either.
 fn takes_markers(kind: FieldKind, pii: PiiKind) -> bool {
@@ -856,8 +868,8 @@ fn numbers_made_text<'v>(
         return None;
     }
     let how =
-        "(in Rust, ImportOptions::numbers; a value that is not a number is then a bad row, while an empty \
-               cell or NA is no value)";
+        "(in Rust, ImportOptions::numbers and missing; a value that is not a number is then a bad row, \
+               while an empty cell or NA is no value)";
     let comma = if decimal_comma {
         ""
     } else {
@@ -873,9 +885,16 @@ fn numbers_made_text<'v>(
                  that this import does not read, to be written plainly first (1500, 1234.5{comma})"
             )
         };
+        // The first value named when it is a mark (`-`, `?`), which is no one's data.
+        let first = values.clone().next().unwrap_or_default();
+        let missing = if first.len() <= 3 && first.chars().all(|c| c.is_ascii_punctuation()) {
+            format!(" --missing {first:?}")
+        } else {
+            " --missing VALUE (VALUE: the first value, meaning no value)".to_owned()
+        };
         format!(
             "column {name:?} became a category, as its first value is not a number, though {} of its {total} \
-             values are{written}: to make it a number column, import it with --numbers {name} {how}",
+             values are{written}: to make it a number column, import it with --numbers {name}{missing} {how}",
             plain + separated
         )
     } else {
@@ -1121,7 +1140,7 @@ fn resolve_columns(
             // review).
             refuse_contact_values(name, None, rows, i)?;
             // A marker first (`NA`) made a number column text, silently.
-            let first = values.clone().find(|v| !is_missing_marker(v));
+            let first = values.clone().find(|v| !no_value(v, &options.missing));
             // A code written with digits (a zip code `02134`, an account number beyond 2^53)
             // would lose its leading zeros or its last digits as a number.
             let code = |v: &str| {
@@ -1161,7 +1180,7 @@ fn resolve_columns(
                 if !is_number(first) && !codes && !is_postcode_column(name) {
                     // (Read strictly: with decimal commas, `1.5` is a bad row, not a number.)
                     let strict = |v: &str| parse_number(v, options.decimal_comma).is_some_and(f64::is_finite);
-                    let values = values.filter(|v| !is_missing_marker(v));
+                    let values = values.filter(|v| !no_value(v, &options.missing));
                     notes.extend(numbers_made_text(name, values, strict, options.decimal_comma));
                 }
                 FieldKind::Category
@@ -1202,6 +1221,7 @@ fn resolve_columns(
         decimal_comma: options.decimal_comma,
         notes,
         existing: existing.is_some(),
+        missing: options.missing.clone(),
     })
 }
 
@@ -1952,7 +1972,7 @@ fn to_upsert(
         if text.is_empty() {
             return Err(reject(name, format!("{name} is missing")));
         }
-        if is_missing_marker(text) {
+        if no_value(text, &c.missing) {
             return Err(reject(name, format!("{name} is missing ({text})")));
         }
         match parse_number(text, c.decimal_comma) {
@@ -1999,7 +2019,7 @@ fn to_upsert(
         if raw.trim().is_empty() {
             continue;
         }
-        if takes && is_missing_marker(raw.trim()) {
+        if takes && no_value(raw.trim(), &c.missing) {
             // (Bit `ordinal - 1` of at most 128: 64 number and 64 PII fields.)
             missing |= 1u128.checked_shl(ordinal as u32 - 1).unwrap_or(0);
             continue;

@@ -1571,8 +1571,9 @@ fn a_number_column_made_text_by_its_first_value_gets_a_note() {
     assert_eq!(
         report.notes[0],
         "column \"ltv\" became a category, as its first value is not a number, though 30 of its 31 values are: to \
-         make it a number column, import it with --numbers ltv (in Rust, ImportOptions::numbers; a value that is \
-         not a number is then a bad row, while an empty cell or NA is no value)"
+         make it a number column, import it with --numbers ltv --missing VALUE (VALUE: the first value, meaning no \
+         value) (in Rust, ImportOptions::numbers and missing; a value that is not a number is then a bad row, while \
+         an empty cell or NA is no value)"
     );
     assert!(!report.notes[0].contains("unknown"));
     // Declared, the column is numbers and the word its row's error.
@@ -1709,4 +1710,31 @@ fn contact_values_in_an_existing_number_column_are_refused() {
     // A symbol in a number cell may be someone's data (♀, a flag): not shown; `-` is.
     let (_, _, reason) = csv_err(import(&db, "id,lat,lon,ltv\nD,1,1,♀\n", &ImportOptions::default()));
     assert!(!reason.contains('♀') && reason.contains("not shown"), "{reason}");
+}
+
+/// `missing` names more cells that mean no value — a dash, a word, a sentinel that would
+/// read as a number — in number, phone and e-mail columns; a category keeps them.
+#[test]
+fn more_missing_values_can_be_named() {
+    let (_d, db) = open(true);
+    let csv =
+        "id,lat,lon,rev,phone,tier\nA,1,2,-,unknown,-\nB,1,2,5,+4915112345678,gold\nC,1,2,-999,-999,gold\n";
+    let opts = ImportOptions {
+        phones: vec!["phone".into()],
+        missing: vec!["-".into(), " unknown ".into(), "-999".into()],
+        ..ImportOptions::default()
+    };
+    let report = import(&db, csv, &opts).unwrap();
+    assert_eq!(report.missing_values, vec![("rev".to_owned(), 2), ("phone".to_owned(), 2)]);
+    assert_eq!(kinds(&db)["rev"], FieldKind::Number, "the first value other than one is 5");
+    assert!(numbers(&db, "C").is_empty(), "the sentinel is no value, not -999");
+    assert_eq!(categories(&db, "A")["tier"], "-");
+    // Without it, the note names the dash to give.
+    let (_d, db) = open(false);
+    let mut csv = String::from("id,lat,lon,rev\nA,1,2,-\n");
+    for i in 0..12 {
+        csv.push_str(&format!("R{i},1,2,{i}\n"));
+    }
+    let report = import(&db, &csv, &ImportOptions::default()).unwrap();
+    assert!(report.notes[0].contains("import it with --numbers rev --missing \"-\" ("), "{:?}", report.notes);
 }
