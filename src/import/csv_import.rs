@@ -1078,6 +1078,8 @@ fn resolve_columns(
     let mut fields = Vec::new();
     let mut notes = Vec::new();
     let mut valueless: Vec<&String> = Vec::new();
+    // Every column's problem, to name them all in one error (a run each was a run too many).
+    let mut problems: Vec<String> = Vec::new();
     for (i, name) in header.iter().enumerate() {
         if [id, lat, lon].contains(&i) || left_out(name) {
             continue;
@@ -1104,41 +1106,48 @@ fn resolve_columns(
             match (schema.field(name), asked) {
                 // Never silently store a column named as PII as a plaintext attribute.
                 (Some((kind, _)), Some(asked)) if kind != asked => {
-                    return Err(header_error(&format!(
+                    problems.push(format!(
                         "column {name:?} is a {} field of the existing collection, not {}",
                         kind_name(kind),
                         kind_name(asked)
-                    )))
+                    ));
+                    continue;
                 }
                 // A plaintext column of the collection is checked as a new one is when the
                 // options do not name it: e-mail addresses or phone numbers in it would be
                 // stored in plaintext (from the CLI review).
                 (Some((kind @ (FieldKind::Category | FieldKind::Number), _)), None) => {
-                    refuse_contact_values(name, Some(kind), rows, i)?;
+                    if let Some(why) = contact_problem(name, Some(kind), rows, i) {
+                        problems.push(why);
+                        continue;
+                    }
                     kind
                 }
                 (Some((kind, _)), _) => kind,
                 (None, _) => {
-                    return Err(header_error(&format!(
-                        "column {name:?} is not a field of the existing collection"
-                    )))
+                    problems.push(format!("column {name:?} is not a field of the existing collection"));
+                    continue;
                 }
             }
         } else if let Some(asked) = asked {
             asked
         } else if looks_like_pii(name) {
             // A new collection would store it in plaintext: make that a decision.
-            return Err(header_error(&format!(
+            problems.push(format!(
                 "column {name:?} looks like personal data: declare it as PII (pii, phones or emails; \
                  --pii, --phone or --email) to seal it, or as a category or number to store it in \
                  plaintext on purpose"
-            )));
+            ));
+            continue;
         } else {
             let values = rows.iter().filter_map(|r| r.get(i)).map(str::trim).filter(|v| !v.is_empty());
             // Whatever its name (`contact_number`, `secondary`): a column of e-mail addresses
             // or international phone numbers would be stored in plaintext (from the privacy
             // review).
-            refuse_contact_values(name, None, rows, i)?;
+            if let Some(why) = contact_problem(name, None, rows, i) {
+                problems.push(why);
+                continue;
+            }
             // A marker first (`NA`) made a number column text, silently.
             let first = values.clone().find(|v| !no_value(v, &options.missing));
             // A code written with digits (a zip code `02134`, an account number beyond 2^53)
@@ -1191,10 +1200,11 @@ fn resolve_columns(
                 let have = schema.pii_kind(name).unwrap_or_default();
                 // A column named as a phone or e-mail must be one in the existing collection.
                 if asked_pii.is_some_and(|k| k != PiiKind::Text && k != have) {
-                    return Err(header_error(&format!(
+                    problems.push(format!(
                         "column {name:?} is a {} PII field of the existing collection",
                         pii_kind_name(have)
-                    )));
+                    ));
+                    continue;
                 }
                 have
             }
@@ -1207,11 +1217,24 @@ fn resolve_columns(
             [one] => (format!("column {one:?} has"), "it"),
             many => (format!("columns {} have", quoted_list(many)), "them"),
         };
-        return Err(header_error(&format!(
+        problems.push(format!(
             "{columns} no value to infer a kind from (the cells are empty or missing-value markers such as NA): \
              declare {them} with --numbers or --categories (in Rust, ImportOptions::numbers or categories), or \
              leave {them} out with --ignore"
-        )));
+        ));
+    }
+    match problems.as_slice() {
+        [] => {}
+        [one] => return Err(header_error(one)),
+        many => {
+            let listed: Vec<String> =
+                many.iter().enumerate().map(|(n, p)| format!("({}) {p}", n + 1)).collect();
+            return Err(header_error(&format!(
+                "{} problems with the columns: {}",
+                many.len(),
+                listed.join("; ")
+            )));
+        }
     }
     Ok(Columns {
         id,
@@ -1584,11 +1607,11 @@ fn contact_values(rows: &Rows, column: usize, dialled: Dialled) -> Option<(usize
     Some((1 + found.count(), first))
 }
 
-/// Refuses column `name` (number `column`) when any of its values [`looks_like_contact`]:
-/// it would be stored in plaintext. The error counts them, names the first one's line and
-/// quotes none.
-fn refuse_contact_values(name: &str, existing: Option<FieldKind>, rows: &Rows, column: usize) -> Result<()> {
-    let Some((personal, line)) = contact_values(rows, column, Dialled::Counted) else { return Ok(()) };
+/// Why column `name` (number `column`) is refused when any of its values
+/// [`looks_like_contact`]: it would be stored in plaintext. The reason counts them, names
+/// the first one's line and quotes none.
+fn contact_problem(name: &str, existing: Option<FieldKind>, rows: &Rows, column: usize) -> Option<String> {
+    let (personal, line) = contact_values(rows, column, Dialled::Counted)?;
     // (A phone number in a number column of the collection was stored, as a number, in
     // plaintext: from the hands-on review.)
     let remedy = if existing == Some(FieldKind::Number) {
@@ -1601,10 +1624,10 @@ fn refuse_contact_values(name: &str, existing: Option<FieldKind>, rows: &Rows, c
         "declare it as PII (pii, phones or emails; --pii, --phone or --email) to seal it, or as a \
          category or number to store it in plaintext on purpose"
     };
-    Err(header_error(&format!(
+    Some(format!(
         "column {name:?} holds {personal} value(s) that are or contain e-mail addresses or \
          international phone numbers (the first on line {line}): {remedy}"
-    )))
+    ))
 }
 
 /// Whether phone numbers dialled with `00` instead of `+` count as contacts.

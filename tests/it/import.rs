@@ -1738,3 +1738,26 @@ fn more_missing_values_can_be_named() {
     let report = import(&db, &csv, &ImportOptions::default()).unwrap();
     assert!(report.notes[0].contains("import it with --numbers rev --missing \"-\" ("), "{:?}", report.notes);
 }
+
+/// Every column's problem in one error: the header's own before the rows are read, then
+/// those of the rows' values — columns holding contact data —, and columns the existing
+/// collection lacks (one run each before).
+#[test]
+fn every_columns_problem_in_one_error() {
+    let (_d, db) = open(true);
+    let csv = "id,lat,lon,name,x,y\nA,1,2,Ada,a@b.org,call +49 151 12345678 after 5pm\n";
+    let (line, column, reason) = csv_err(import(&db, csv, &ImportOptions::default()));
+    assert_eq!((line, column.as_str()), (1, "header"));
+    assert!(reason.starts_with("column \"name\" looks like personal data"), "{reason}");
+    let (_, _, reason) = csv_err(import(&db, csv, &pii(&["name"])));
+    assert!(reason.starts_with("2 problems with the columns: (1) column \"x\" holds 1 value(s)"), "{reason}");
+    assert!(reason.contains("; (2) column \"y\" holds"), "{reason}");
+    assert!(!reason.contains("Ada") && !reason.contains("b.org") && !reason.contains("151"), "{reason}");
+    import(&db, "id,lat,lon,tier\nA,1,2,gold\n", &ImportOptions::default()).unwrap();
+    let (_, _, reason) = csv_err(import(&db, "id,lat,lon,a,b\nA,1,2,x,y\n", &ImportOptions::default()));
+    assert_eq!(
+        reason,
+        "2 problems with the columns: (1) column \"a\" is not a field of the existing collection; (2) column \"b\" \
+         is not a field of the existing collection"
+    );
+}
