@@ -68,7 +68,8 @@ pub struct ImportOptions {
     pub decimal_comma: bool,
     /// More cells that mean no value in number, phone and e-mail columns, besides the
     /// markers [`super::is_missing_marker`] knows: `-`, `unknown`, a sentinel such as `-999`
-    /// (compared with the trimmed cell, before it is read as a number).
+    /// (compared as text with the trimmed cell, before it is read as a number; not in the
+    /// coordinates, where `0` is a place).
     pub missing: Vec<String>,
     /// Columns left out, by name (after `renames`): a wide export's columns the collection
     /// does not want. A column with an empty name (a spreadsheet's trailing separators) is
@@ -108,7 +109,8 @@ pub struct ImportReport {
     /// absent), in schema order: the records this import replaced no longer have them.
     pub fields_not_in_file: Vec<String>,
     /// Number, phone and e-mail columns whose cells held a missing-value marker
-    /// ([`super::is_missing_marker`]: `NA`, `#N/A`, `NULL`, `NaN`, …) in the rows imported,
+    /// ([`super::is_missing_marker`]: `NA`, `#N/A`, `NULL`, `NaN`, …, or one of
+    /// [`ImportOptions::missing`]) in the rows imported,
     /// with how many, in column order: those cells were taken as empty, so those records
     /// have no value for the field.
     pub missing_values: Vec<(String, u64)>,
@@ -887,11 +889,13 @@ fn numbers_made_text<'v>(
         };
         // The first value named when it is a mark (`-`, `?`), which is no one's data.
         let first = values.clone().next().unwrap_or_default();
-        let missing = if first.len() <= 3 && first.chars().all(|c| c.is_ascii_punctuation()) {
-            format!(" --missing {first:?}")
-        } else {
-            " --missing VALUE (VALUE: the first value, meaning no value)".to_owned()
-        };
+        // (In single quotes for a shell, and not a `,`, which would split the option's list.)
+        let missing =
+            if first.len() <= 3 && first.chars().all(|c| c.is_ascii_punctuation() && !",'".contains(c)) {
+                format!(" --missing '{first}'")
+            } else {
+                " --missing VALUE (VALUE: the first value, meaning no value)".to_owned()
+            };
         format!(
             "column {name:?} became a category, as its first value is not a number, though {} of its {total} \
              values are{written}: to make it a number column, import it with --numbers {name}{missing} {how}",
@@ -1218,7 +1222,8 @@ fn resolve_columns(
             many => (format!("columns {} have", quoted_list(many)), "them"),
         };
         problems.push(format!(
-            "{columns} no value to infer a kind from (the cells are empty or missing-value markers such as NA): \
+            "{columns} no value to infer a kind from (the cells are empty or missing-value markers such as NA or \
+             given with --missing): \
              declare {them} with --numbers or --categories (in Rust, ImportOptions::numbers or categories), or \
              leave {them} out with --ignore"
         ));
@@ -1995,7 +2000,8 @@ fn to_upsert(
         if text.is_empty() {
             return Err(reject(name, format!("{name} is missing")));
         }
-        if no_value(text, &c.missing) {
+        // (The markers only: `--missing 0`, meant for a number column, is a place on the map.)
+        if is_missing_marker(text) {
             return Err(reject(name, format!("{name} is missing ({text})")));
         }
         match parse_number(text, c.decimal_comma) {

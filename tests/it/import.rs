@@ -1729,6 +1729,10 @@ fn more_missing_values_can_be_named() {
     assert_eq!(kinds(&db)["rev"], FieldKind::Number, "the first value other than one is 5");
     assert!(numbers(&db, "C").is_empty(), "the sentinel is no value, not -999");
     assert_eq!(categories(&db, "A")["tier"], "-");
+    // Not in the coordinates: a sentinel 0 is a place there.
+    let opts = ImportOptions { missing: vec!["0".into()], ..ImportOptions::default() };
+    let report = import(&db, "id,lat,lon,rev\nZ,0,0,0\n", &opts).unwrap();
+    assert_eq!((report.imported, report.missing_values.clone()), (1, vec![("rev".to_owned(), 1)]));
     // Without it, the note names the dash to give.
     let (_d, db) = open(false);
     let mut csv = String::from("id,lat,lon,rev\nA,1,2,-\n");
@@ -1736,7 +1740,7 @@ fn more_missing_values_can_be_named() {
         csv.push_str(&format!("R{i},1,2,{i}\n"));
     }
     let report = import(&db, &csv, &ImportOptions::default()).unwrap();
-    assert!(report.notes[0].contains("import it with --numbers rev --missing \"-\" ("), "{:?}", report.notes);
+    assert!(report.notes[0].contains("import it with --numbers rev --missing '-' ("), "{:?}", report.notes);
 }
 
 /// Every column's problem in one error: the header's own before the rows are read, then
