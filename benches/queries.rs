@@ -85,6 +85,12 @@ fn queries(c: &mut Criterion) {
                     black_box(coll.nearest(probes[i], k, f).expect("nearest"))
                 });
             });
+            g.bench_function("geocrm-borrowed-ids", |b| {
+                b.iter(|| {
+                    i = (i + 1) % probes.len();
+                    black_box(coll.nearest_refs(probes[i], k, f).expect("nearest").len())
+                });
+            });
             g.bench_function("geocrm-packed-tree", |b| {
                 b.iter(|| {
                     i = (i + 1) % probes.len();

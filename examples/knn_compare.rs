@@ -1,6 +1,6 @@
 //! Nearest-10 of the standalone packed R-tree (rows in `packing_order`) beside kiddo and rstar
 //! on the same points, in one process: `knn_compare [uniform|clustered] [N]`.
-//! Environment: `NPTS` query points (1024); `ONLY=db|packed` times one alone, `ROUNDS` (400) times.
+//! Environment: `NPTS` query points (1024); `ONLY=db|refs|packed` times one alone, `ROUNDS` (400) times.
 use std::time::Instant;
 
 #[cfg(feature = "mimalloc")]
@@ -75,6 +75,11 @@ fn main() {
         println!("db {d:.2} µs");
         return;
     }
+    if std::env::var("ONLY").as_deref() == Ok("refs") {
+        let d = time(rounds, &q, |p| coll.nearest_refs(p, 10, &Filter::All).unwrap().len());
+        println!("db refs {d:.2} µs");
+        return;
+    }
     if std::env::var("ONLY").as_deref() == Ok("packed") {
         let d = time(rounds, &q, |p| view.nearest(p, 10, &mut |_| true).len());
         println!("packed {d:.2} µs");
@@ -90,6 +95,9 @@ fn main() {
         });
         let c = time(20, &q, |p| rs.nearest_neighbor_iter(&p.to_unit_vector()).take(10).count());
         let d = time(20, &q, |p| coll.nearest(p, 10, &Filter::All).unwrap().len());
-        println!("round {round}: db {d:.2} µs  packed {a:.2} µs  kiddo {b:.2} µs  rstar {c:.2} µs");
+        let e = time(20, &q, |p| coll.nearest_refs(p, 10, &Filter::All).unwrap().len());
+        println!(
+            "round {round}: db {d:.2} µs  db refs {e:.2} µs  packed {a:.2} µs  kiddo {b:.2} µs  rstar {c:.2} µs"
+        );
     }
 }

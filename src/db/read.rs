@@ -20,7 +20,7 @@ use crate::index::{OpPointer, RowRef, TableView};
 use crate::io::{FileSystem, ReadableFile};
 use crate::log::ReplayedTxn;
 use crate::model::{FieldKind, Schema};
-use crate::query::{self, Collector, CompiledFilter, Filter, GroupBy, Groups, Neighbor, Scope};
+use crate::query::{self, Collector, CompiledFilter, Filter, GroupBy, Groups, Neighbor, NeighborRef, Scope};
 
 /// Largest `k` a nearest query accepts.
 pub const MAX_K: usize = 1_000_000;
@@ -107,7 +107,7 @@ pub struct CollectionReader<'s> {
     pub(super) c: &'s CollectionState,
 }
 
-impl CollectionReader<'_> {
+impl<'s> CollectionReader<'s> {
     /// Number of live records.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -120,7 +120,7 @@ impl CollectionReader<'_> {
         self.view().is_empty()
     }
 
-    fn view(&self) -> TableView<'_> {
+    fn view(&self) -> TableView<'s> {
         self.c.view()
     }
 
@@ -153,20 +153,46 @@ impl CollectionReader<'_> {
     /// [`Error::Corrupt`] when a checkpoint section it read failed its first-use check (the
     /// next open rebuilds it from the log).
     pub fn nearest(&self, at: LatLon, k: usize, filter: &Filter) -> Result<Vec<Neighbor>> {
+        Ok(self.nearest_refs(at, k, filter)?.into_iter().map(Neighbor::from).collect())
+    }
+
+    /// [`Self::nearest`] with the ids borrowed from the snapshot instead of copied: the
+    /// same answer, for a caller that reads the ids and lets them go (a server writing
+    /// them out, a loop of queries).
+    ///
+    /// ```
+    /// use geocrm::{Database, Filter, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// db.create_collection("customers", Schema::new())?;
+    /// let mut batch = db.begin_write();
+    /// batch.upsert("customers", Record::new("c1", LatLon::new(48.85, 2.35)?))?;
+    /// batch.upsert("customers", Record::new("c2", LatLon::new(51.50, -0.12)?))?;
+    /// batch.commit()?;
+    /// let snapshot = db.read();
+    /// let customers = snapshot.collection("customers")?;
+    /// let near = customers.nearest_refs(LatLon::new(50.0, 1.0)?, 1, &Filter::All)?;
+    /// assert_eq!(near[0].id, "c1");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Self::nearest`].
+    pub fn nearest_refs(&self, at: LatLon, k: usize, filter: &Filter) -> Result<Vec<NeighborRef<'s>>> {
         if k == 0 || k > MAX_K {
             return Err(Error::invalid_argument("k", format!("must be 1..={MAX_K}, got {k}")));
         }
         let f = self.compile(filter)?;
         let view = self.view();
-        let found: Vec<Neighbor> = match view.base {
+        let found: Vec<NeighborRef<'s>> = match view.base {
             // No recent writes to merge: the checkpoint's answer is the answer, its ids and
             // locations read through their sections, looked up once.
             Some(base) if view.tail.is_empty() => {
                 let rows = query::nearest_in_checkpoint(base, at, k, &f);
                 let (ids, tree) = (base.checkpoint.ids(), base.checkpoint.tree());
                 rows.into_iter()
-                    .map(|(distance_m, row)| Neighbor {
-                        id: ids.id(row).to_owned(),
+                    .map(|(distance_m, row)| NeighborRef {
+                        id: ids.id(row),
                         location: tree.location(row).unwrap_or(LatLon::ORIGIN),
                         distance_m,
                     })
@@ -174,7 +200,7 @@ impl CollectionReader<'_> {
             }
             _ => query::nearest(view, at, k, &f)
                 .into_iter()
-                .map(|(distance_m, r)| Neighbor { id: r.id().to_owned(), location: r.location(), distance_m })
+                .map(|(distance_m, r)| NeighborRef { id: r.id(), location: r.location(), distance_m })
                 .collect(),
         };
         self.intact(found)

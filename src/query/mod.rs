@@ -10,4 +10,4 @@ pub use aggregate::{Collector, FieldStats, Group, GroupBy, GroupKey, Groups, Gro
 pub(crate) use cell_groups::all_by_cell;
 pub use filter::{CategoryCodes, CompiledFilter, Filter, MISSING_CODE};
 pub(crate) use spatial::nearest_in_checkpoint;
-pub use spatial::{count, nearest, scan, Neighbor, Scope};
+pub use spatial::{count, nearest, scan, Neighbor, NeighborRef, Scope};

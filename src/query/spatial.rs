@@ -47,6 +47,26 @@ pub struct Neighbor {
     pub distance_m: f64,
 }
 
+/// A [`Neighbor`] borrowed from the snapshot it was found in: its id is not copied.
+///
+/// What [`CollectionReader::nearest_refs`](crate::CollectionReader::nearest_refs) returns,
+/// for a caller that answers many queries and reads the ids without keeping them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct NeighborRef<'a> {
+    /// Record id.
+    pub id: &'a str,
+    /// Its location.
+    pub location: LatLon,
+    /// Great-circle distance from the query point in metres.
+    pub distance_m: f64,
+}
+
+impl From<NeighborRef<'_>> for Neighbor {
+    fn from(n: NeighborRef<'_>) -> Neighbor {
+        Neighbor { id: n.id.to_owned(), location: n.location, distance_m: n.distance_m }
+    }
+}
+
 pub(crate) fn row_matches(filter: &CompiledFilter, row: RowRef<'_>) -> bool {
     filter.is_all() || filter.matches(&|i| row.number(i), &|i| row.category(i))
 }

@@ -281,12 +281,14 @@ fn nearest_matches_brute_force_with_and_without_filters() {
             let at = random_query_point(&mut rng);
             let k = [1, 2, 10, 57, 5000][q % 5];
             let f = q % FILTERS;
-            let got: Vec<(String, f64)> = c
-                .nearest(LatLon::new(at.0, at.1).unwrap(), k, &filter(f))
-                .unwrap()
-                .into_iter()
-                .map(|h| (h.id, h.distance_m))
-                .collect();
+            let p = LatLon::new(at.0, at.1).unwrap();
+            // Every other query through the borrowed answer.
+            let got: Vec<(String, f64)> = if q % 2 == 0 {
+                c.nearest(p, k, &filter(f)).unwrap().into_iter().map(|h| (h.id, h.distance_m)).collect()
+            } else {
+                let refs = c.nearest_refs(p, k, &filter(f)).unwrap();
+                refs.iter().map(|h| (h.id.to_owned(), h.distance_m)).collect()
+            };
             assert_eq!(got, brute_nearest(&model, at, k, f), "query {q} at {at:?} k={k} filter {f}");
             assert_independent_distances(&got, &model, at, &format!("query {q} at {at:?}"));
         }

@@ -46,7 +46,7 @@ impl Backend for Geocrm<'_> {
             Query::Nearest { k, gold, points } => {
                 let f = if *gold { &self.gold } else { all };
                 self.coll
-                    .nearest(points.at(i), *k, f)
+                    .nearest_refs(points.at(i), *k, f)
                     .map(|v| Answer::Dists(v.iter().map(|n| n.distance_m).collect()))
             }
             Query::Radius { metres, points } => self
