@@ -27,6 +27,7 @@ fuzz_target!(|input: &[u8]| {
         phones: if mode & 32 != 0 { vec!["phone".into()] } else { Vec::new() },
         emails: if mode & 64 != 0 { vec!["email".into()] } else { Vec::new() },
         renames: Vec::new(),
+        thousands: mode & 128 != 0,
         ..ImportOptions::default()
     };
     let fs = Arc::new(MemFs::new());

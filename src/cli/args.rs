@@ -122,6 +122,11 @@ pub enum Command {
         /// with a `.` is then refused (`1.500` may be fifteen hundred).
         #[arg(long)]
         decimal_comma: bool,
+        /// Number columns may group their digits in thousands: `1,500`, `1,234.50`, `12 000`
+        /// (with --decimal-comma, `1.234,50`). A cell that reads as a number without it keeps
+        /// that reading. Not the coordinates.
+        #[arg(long)]
+        thousands: bool,
         /// Comma-separated cells that mean no value in number, phone and e-mail columns,
         /// besides NA, N/A, #N/A, NULL, NaN, None…: `--missing "-,unknown"`, `--missing -999`.
         #[arg(long, value_delimiter = ',', value_name = "VALUES", allow_hyphen_values = true)]

@@ -164,6 +164,7 @@ pub fn run(command: Command) -> Result<()> {
             rename,
             delimiter,
             decimal_comma,
+            thousands,
             missing,
             ignore,
         } => import(
@@ -186,6 +187,7 @@ pub fn run(command: Command) -> Result<()> {
                     .collect::<Result<_>>()?,
                 delimiter,
                 decimal_comma,
+                thousands,
                 missing,
                 ignore,
             },

@@ -66,6 +66,12 @@ pub struct ImportOptions {
     /// spreadsheet's export where `;` separates the fields: one comma is the decimal mark,
     /// and a number with a `.` is refused (`1.500` may be fifteen hundred).
     pub decimal_comma: bool,
+    /// Number columns may group their digits in thousands (`1,500`, `1,234.50`, `12 000`,
+    /// `1'000`; with [`Self::decimal_comma`], `1.500` and `1.234,50`): one separator, which
+    /// is not the decimal mark, between groups of three digits after a first group of one to
+    /// three. A cell that reads as a number without it keeps that reading (with decimal
+    /// commas, `1,500` is one and a half). Not in the coordinates.
+    pub thousands: bool,
     /// More cells that mean no value in number, phone and e-mail columns, besides the
     /// markers [`super::is_missing_marker`] knows: `-`, `unknown`, a sentinel such as `-999`
     /// (compared as text with the trimmed cell, before it is read as a number; not in the
@@ -260,6 +266,8 @@ struct Columns {
     fields: Vec<(usize, String, FieldKind, PiiKind)>,
     /// [`ImportOptions::decimal_comma`].
     decimal_comma: bool,
+    /// [`ImportOptions::thousands`].
+    thousands: bool,
     /// [`ImportReport::notes`] on the kinds inferred.
     notes: Vec<String>,
     /// Whether the collection exists (its kinds are not the options' to change).
@@ -302,6 +310,51 @@ fn parse_number(text: &str, decimal_comma: bool) -> Option<f64> {
         return None;
     }
     text.replacen(',', ".", 1).parse().ok()
+}
+
+/// A number cell's value as [`parse_number`] reads it, else, when `thousands`, with its
+/// digits grouped in thousands (see [`ImportOptions::thousands`]).
+fn parse_amount(text: &str, decimal_comma: bool, thousands: bool) -> Option<f64> {
+    parse_number(text, decimal_comma).or_else(|| {
+        if thousands {
+            parse_grouped(text, decimal_comma)
+        } else {
+            None
+        }
+    })
+}
+
+/// A number written with its digits grouped in thousands: after an optional sign, one to
+/// three digits, then groups of three each after the same separator — `,` or `.` (whichever
+/// is not the decimal mark, as `decimal_comma` says), `'`, or a space, no-break or thin —
+/// then, optionally, the decimal mark and digits: `1,234.5`, `12 000`, `1'000`; with decimal
+/// commas `1.234,5`. `None` for other text.
+fn parse_grouped(text: &str, decimal_comma: bool) -> Option<f64> {
+    let mark = if decimal_comma { ',' } else { '.' };
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let sign = text.get(..text.len() - unsigned.len()).unwrap_or_default();
+    let (whole, fraction) = match unsigned.split_once(mark) {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (unsigned, None),
+    };
+    let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let separator = whole.chars().find(|c| !c.is_ascii_digit())?;
+    if !matches!(separator, ',' | '.' | '\'' | ' ' | '\u{a0}' | '\u{202f}' | '\u{2009}')
+        || !fraction.is_none_or(all_digits)
+    {
+        return None;
+    }
+    let mut groups = whole.split(separator);
+    let first = groups.next().unwrap_or_default();
+    if !(all_digits(first) && first.len() <= 3 && groups.all(|g| g.len() == 3 && all_digits(g))) {
+        return None;
+    }
+    let digits: String = whole.chars().filter(|&c| c != separator).collect();
+    let number = match fraction {
+        Some(fraction) => format!("{sign}{digits}.{fraction}"),
+        None => format!("{sign}{digits}"),
+    };
+    number.parse().ok()
 }
 
 /// Imports CSV from `input` into `collection`, creating it from the header when missing.
@@ -808,6 +861,20 @@ fn decimal_mark_hint(text: &str, decimal_comma: bool) -> &'static str {
     }
 }
 
+/// A hint for a number with its digits grouped in thousands ([`parse_grouped`]) read
+/// without [`ImportOptions::thousands`]; `1,500` may also be a decimal comma.
+fn thousands_hint(text: &str, decimal_comma: bool) -> &'static str {
+    if decimal_comma && text.parse::<f64>().is_ok() {
+        " (the numbers are read with a decimal comma, and a '.' is refused: --thousands reads 1.500 as fifteen \
+         hundred)"
+    } else if !decimal_comma && parse_number(text, true).is_some() {
+        " (--thousands reads 1,500 as fifteen hundred; --decimal-comma, with a delimiter other than the comma, \
+         as one and a half)"
+    } else {
+        " (its digits are grouped in thousands, which --thousands reads)"
+    }
+}
+
 /// When the header is one column holding another common separator, a hint that the file
 /// is separated by it (a spreadsheet's `;`-separated export read as one column). The cell
 /// itself is not shown: without a header line it is a first row's data.
@@ -852,6 +919,7 @@ fn numbers_made_text<'v>(
     values: impl Iterator<Item = &'v str> + Clone,
     is_number: impl Fn(&str) -> bool,
     decimal_comma: bool,
+    thousands: bool,
 ) -> Option<String> {
     // (plain numbers, numbers with separators) among `values`.
     let count = |values: &mut dyn Iterator<Item = &'v str>| {
@@ -869,13 +937,23 @@ fn numbers_made_text<'v>(
     if !nearly_all((total, plain, separated)) {
         return None;
     }
-    let how =
-        "(in Rust, ImportOptions::numbers and missing; a value that is not a number is then a bad row, \
-               while an empty cell or NA is no value)";
-    let comma = if decimal_comma {
-        ""
-    } else {
-        "; a decimal comma alone is read with --decimal-comma and a delimiter other than the comma"
+    let how = |fields: &str| {
+        format!(
+            "(in Rust, ImportOptions::{fields}; a value that is not a number is then a bad row, while an empty \
+             cell or NA is no value)"
+        )
+    };
+    // What reads them: --thousands the groups, --decimal-comma a decimal comma.
+    let read_with = match (thousands, decimal_comma) {
+        (false, false) => {
+            "--thousands reads thousands separators (1,500), and --decimal-comma, with a delimiter other than \
+             the comma, a decimal comma (1.234,5 with both)"
+        }
+        (false, true) => "--thousands reads thousands separators (1.500, 1.234,5)",
+        (true, false) => {
+            "--decimal-comma, with a delimiter other than the comma, reads a decimal comma (2,5; 1.234,5)"
+        }
+        (true, true) => "neither --thousands nor --decimal-comma reads them as numbers",
     };
     // Why by the first value: it decided the kind.
     Some(if !values.clone().next().is_some_and(with_separators) {
@@ -883,8 +961,7 @@ fn numbers_made_text<'v>(
             String::new()
         } else {
             format!(
-                ", {separated} of them written with thousands separators or a decimal comma (as 1,500 or 1.234,5) \
-                 that this import does not read, to be written plainly first (1500, 1234.5{comma})"
+                ", {separated} of them written with thousands separators or a decimal comma ({read_with})"
             )
         };
         // The first value named when it is a mark (`-`, `?`), which is no one's data.
@@ -898,15 +975,16 @@ fn numbers_made_text<'v>(
             };
         format!(
             "column {name:?} became a category, as its first value is not a number, though {} of its {total} \
-             values are{written}: to make it a number column, import it with --numbers {name}{missing} {how}",
-            plain + separated
+             values are{written}: to make it a number column, import it with --numbers {name}{missing} {}",
+            plain + separated,
+            how("numbers and missing")
         )
     } else {
         format!(
             "column {name:?} became a category, as its numbers are written with thousands separators or a decimal \
-             comma (as 1,500 or 1.234,5; {separated} of its {total} values), which this import does not read: to \
-             make it a number column, write them plainly (1500, 1234.5{comma}) and import it with --numbers {name} \
-             {how}"
+             comma (as 1,500 or 1.234,5; {separated} of its {total} values), which this import did not read: to \
+             make it a number column, import it with --numbers {name} ({read_with}) {}",
+            how("numbers, thousands and decimal_comma")
         )
     })
 }
@@ -1171,7 +1249,7 @@ fn resolve_columns(
             // (With decimal commas, a first value with a decimal point is a number too, so its
             // row is refused with a hint instead of the column turning to text.)
             let number = |v: &str| {
-                parse_number(v, options.decimal_comma)
+                parse_amount(v, options.decimal_comma, options.thousands)
                     .or_else(|| v.parse().ok().filter(|_| options.decimal_comma))
             };
             let is_number = |v: &str| number(v).is_some_and(f64::is_finite);
@@ -1192,9 +1270,17 @@ fn resolve_columns(
             } else {
                 if !is_number(first) && !codes && !is_postcode_column(name) {
                     // (Read strictly: with decimal commas, `1.5` is a bad row, not a number.)
-                    let strict = |v: &str| parse_number(v, options.decimal_comma).is_some_and(f64::is_finite);
+                    let strict = |v: &str| {
+                        parse_amount(v, options.decimal_comma, options.thousands).is_some_and(f64::is_finite)
+                    };
                     let values = values.filter(|v| !no_value(v, &options.missing));
-                    notes.extend(numbers_made_text(name, values, strict, options.decimal_comma));
+                    notes.extend(numbers_made_text(
+                        name,
+                        values,
+                        strict,
+                        options.decimal_comma,
+                        options.thousands,
+                    ));
                 }
                 FieldKind::Category
             }
@@ -1247,6 +1333,7 @@ fn resolve_columns(
         lon,
         fields,
         decimal_comma: options.decimal_comma,
+        thousands: options.thousands,
         notes,
         existing: existing.is_some(),
         missing: options.missing.clone(),
@@ -2061,22 +2148,26 @@ fn to_upsert(
             FieldKind::Category => slots.category(schema, name, raw.trim().to_owned()),
             FieldKind::Number => {
                 let text = raw.trim();
-                match parse_number(text, c.decimal_comma) {
+                match parse_amount(text, c.decimal_comma, c.thousands) {
                     Some(v) if v.is_finite() => slots.number(schema, name, v),
                     _ => {
+                        let hint = if !c.thousands && parse_grouped(text, c.decimal_comma).is_some() {
+                            thousands_hint(text, c.decimal_comma)
+                        } else {
+                            decimal_mark_hint(text, c.decimal_comma)
+                        };
                         return Err(reject(
                             name,
                             format!(
-                                "{} is not a finite number{} ({}an empty cell or NA is no value)",
+                                "{} is not a finite number{hint} ({}an empty cell or NA is no value)",
                                 crate::error::quoted_value(text),
-                                decimal_mark_hint(text, c.decimal_comma),
                                 if c.existing {
                                     "the collection's field is a number; "
                                 } else {
                                     "declare the column a category to import it as text; "
                                 }
                             ),
-                        ))
+                        ));
                     }
                 }
             }

@@ -119,13 +119,20 @@ fn other_delimiters_with_quoting_line_numbers_and_hints() {
         assert!(reason.contains("read with a decimal comma, and a '.' is refused"), "{reason}");
     }
     assert_eq!(csv_err(import(&db2, "id;lat;lon\nF;1,2,3;2\n", &european)).1, "lat");
-    // Thousands separators get their own hint (they were "not a finite number", no word why).
+    // Thousands separators get their own hint (they were "not a finite number", no word why):
+    // --thousands reads them (and irregular groups get the older hint).
     for amount in ["1.234,5", "1 234,5", "1\u{a0}234,5", "1'234,5"] {
         let csv = format!("id;lat;lon;ltv\nG;1;2;7\nH;1;2;{amount}\n");
         let (line, col, reason) = csv_err(import(&db2, &csv, &european));
         assert_eq!((line, col.as_str()), (3, "ltv"), "{amount}");
-        assert!(reason.contains("no thousands separators: 1234,5, not 1.234,5"), "{reason}");
+        assert!(
+            reason.contains("(its digits are grouped in thousands, which --thousands reads)"),
+            "{reason}"
+        );
     }
+    let csv = "id;lat;lon;ltv\nG;1;2;7\nH;1;2;12.34,5\n";
+    let reason = csv_err(import(&db2, csv, &european)).2;
+    assert!(reason.contains("no thousands separators: 1234,5, not 1.234,5"), "{reason}");
     // A first value with a decimal point makes the column a number with its row refused
     // (it became a text column).
     let (_dir3, db3) = open(true);
@@ -1637,7 +1644,7 @@ fn columns_without_values_are_refused_and_separated_numbers_get_a_note() {
     assert_eq!(kinds(&db)["discount"], FieldKind::Number);
 
     let separated = "column \"revenue\" became a category, as its numbers are written with thousands separators \
-                     or a decimal comma (as 1,500 or 1.234,5; 3 of its 4 values), which this import does not read";
+                     or a decimal comma (as 1,500 or 1.234,5; 3 of its 4 values), which this import did not read";
     let (_d, db) = open(false);
     let csv = "id,lat,lon,revenue\nA,1,2,\"1,500\"\nB,1,2,\"2,300.50\"\nC,1,2,\"12,000\"\nD,1,2,900\n";
     let report = import(&db, csv, &ImportOptions::default()).unwrap();
@@ -1763,5 +1770,75 @@ fn every_columns_problem_in_one_error() {
         reason,
         "2 problems with the columns: (1) column \"a\" is not a field of the existing collection; (2) column \"b\" \
          is not a field of the existing collection"
+    );
+}
+
+/// `thousands` reads number cells whose digits are grouped in thousands — the money columns
+/// of a spreadsheet's export (`1,500`, `2,300.50`) — in a new column (inferred a number, no
+/// note) and in a declared one; with decimal commas too (`1.234,50`). Strictly: irregular
+/// groups, two separators, a separator that is the decimal mark and grouped coordinates are
+/// still refused, and a cell that reads as a number without it keeps that reading.
+#[test]
+fn thousands_separators_are_read_with_the_option() {
+    let thousands = ImportOptions { thousands: true, ..ImportOptions::default() };
+    let (_d, db) = open(false);
+    let csv = "id,lat,lon,revenue\nA,1,2,\"1,500\"\nB,1,2,\"2,300.50\"\nC,1,2,\"-12,000\"\nD,1,2,900\n\
+               E,1,2,1 000 000\nF,1,2,1'234.5\nG,1,2,\"1,234,567.25\"\nH,1,2,1.5\n";
+    let report = import(&db, csv, &thousands).unwrap();
+    assert_eq!(report.imported, 8);
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
+    assert_eq!(kinds(&db)["revenue"], FieldKind::Number);
+    let got: Vec<f64> =
+        ["A", "B", "C", "D", "E", "F", "G", "H"].iter().map(|id| numbers(&db, id)["revenue"]).collect();
+    assert_eq!(got, [1500.0, 2300.5, -12000.0, 900.0, 1e6, 1234.5, 1_234_567.25, 1.5]);
+
+    // Refused, with the option, as not numbers: irregular groups (an Indian lakh), two kinds
+    // of separator, a second decimal point, a group after the decimal point, an exponent.
+    for bad in [
+        "1,50,000",
+        "1,234 567",
+        "1,234.5.6",
+        "1.234,567",
+        "12,34",
+        ",123",
+        "1,2345",
+        "1,,234",
+        "1234,567",
+        "1,234.5e3",
+    ] {
+        let csv = format!("id,lat,lon,revenue\nX,1,2,\"{bad}\"\n");
+        let (line, column, reason) = csv_err(import(&db, &csv, &thousands));
+        assert_eq!((line, column.as_str()), (2, "revenue"), "{bad}");
+        assert!(reason.contains("is not a finite number"), "{bad}: {reason}");
+    }
+    // Not in the coordinates.
+    let (line, column, _) = csv_err(import(&db, "id,lat,lon\nX,\"1,000\",2\n", &thousands));
+    assert_eq!((line, column.as_str()), (2, "lat"));
+
+    // With decimal commas: `1.234,50` is 1234.5, and `1,500` keeps its reading, one and a half.
+    let european = ImportOptions { delimiter: Some(b';'), decimal_comma: true, ..thousands.clone() };
+    let (_d, db) = open(false);
+    let csv = "id;lat;lon;ltv\nA;1;2;1.234,50\nB;1;2;12.000\nC;1;2;1,500\nD;1;2;900\nE;1;2;1 000,5\n";
+    import(&db, csv, &european).unwrap();
+    let got: Vec<f64> = ["A", "B", "C", "D", "E"].iter().map(|id| numbers(&db, id)["ltv"]).collect();
+    assert_eq!(got, [1234.5, 12000.0, 1.5, 900.0, 1000.5]);
+    let (line, _, _) = csv_err(import(&db, "id;lat;lon;ltv\nX;1;2;1,234.5\n", &european));
+    assert_eq!(line, 2, "a point after a group, with decimal commas");
+
+    // Without the option, the error and the note name it.
+    let (_d, db) = open(false);
+    import(&db, "id,lat,lon,revenue\nA,1,2,5\n", &ImportOptions::default()).unwrap();
+    let reason =
+        csv_err(import(&db, "id,lat,lon,revenue\nB,1,2,\"2,300.50\"\n", &ImportOptions::default())).2;
+    assert!(reason.contains("(its digits are grouped in thousands, which --thousands reads)"), "{reason}");
+    let reason = csv_err(import(&db, "id,lat,lon,revenue\nB,1,2,\"1,500\"\n", &ImportOptions::default())).2;
+    assert!(reason.contains("--thousands reads 1,500 as fifteen hundred; --decimal-comma"), "{reason}");
+    let (_d, db) = open(false);
+    let csv = "id,lat,lon,revenue\nA,1,2,\"1,500\"\nB,1,2,\"2,300.50\"\nC,1,2,900\n";
+    let report = import(&db, csv, &ImportOptions::default()).unwrap();
+    assert!(
+        report.notes.len() == 1 && report.notes[0].contains("--thousands reads thousands separators"),
+        "{:?}",
+        report.notes
     );
 }

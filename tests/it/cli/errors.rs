@@ -169,6 +169,13 @@ fn bad_headers_and_files_abort() {
         note.contains("note: the file has no column for tier: the 1 replaced record no longer has it"),
         "{note}"
     );
+    // --thousands reads money written with thousands separators.
+    let env = Env::new();
+    let money = env.file("money.csv", "id,lat,lon,revenue\nM-1,1,2,\"1,234.50\"\nM-2,1,2,900\n");
+    let err = fail(&env.run(false, "import", &[money.to_str().unwrap(), "--numbers", "revenue"]));
+    assert!(err.contains("which --thousands reads"), "{err}");
+    env.ok("import", &[money.to_str().unwrap(), "--thousands"]);
+    assert_eq!(env.json("get", &["--id", "M-1"])["numbers"]["revenue"], 1234.5);
     let env = Env::new();
     let missing = env.dir.path().join("nope.csv");
     let err = fail(&env.run(true, "import", &[missing.to_str().unwrap()]));
