@@ -525,12 +525,26 @@ fn import_lines(
         // The new schema's faults the rows cannot change, before they are read (a bad column
         // name was found once the whole file was read and converted: from the CLI review).
         let pii = declared.fields.iter().filter(|(_, _, kind, _)| *kind == FieldKind::Pii).count();
-        for (_, name, _, _) in &declared.fields {
-            crate::model::validate_name(name).map_err(|e| {
-                header_error(&format!(
-                    "{e}; take the column under another name (`--rename COLUMN=NAME`; in Rust, `ImportOptions::renames`)"
-                ))
-            })?;
+        // Every column that is no field name at once, with a rename for each (a spreadsheet's
+        // `First Name`, `Région`: one run per column before).
+        let (good, bad): (Vec<_>, Vec<_>) =
+            declared.fields.iter().partition(|(_, name, _, _)| crate::model::validate_name(name).is_ok());
+        if let Some((_, first, _, _)) = bad.first() {
+            let taken: Vec<&str> = good.iter().map(|(_, name, _, _)| name.as_str()).collect();
+            let columns: Vec<(usize, &str)> = bad.iter().map(|(i, name, _, _)| (*i, name.as_str())).collect();
+            let renames = super::field_names::rename_options(&columns, &taken).join(" ");
+            let how = "(in Rust, ImportOptions::renames)";
+            return Err(header_error(&match bad.as_slice() {
+                [_] => format!(
+                    "column {first:?} is no field name (1-64 characters of ASCII letters, digits and '_'): take \
+                     it under another, as {renames} {how}"
+                ),
+                _ => format!(
+                    "columns {} are no field names (1-64 characters of ASCII letters, digits and '_'): take them \
+                     under others, as {renames} {how}",
+                    and_list(&bad.iter().map(|(_, name, _, _)| format!("{name:?}")).collect::<Vec<_>>())
+                ),
+            }));
         }
         if pii > crate::model::MAX_FIELDS_PER_KIND {
             let reason = format!("{pii} PII columns; at most {}", crate::model::MAX_FIELDS_PER_KIND);

@@ -1,6 +1,7 @@
 //! Bulk import of customer records from CSV.
 
 mod csv_import;
+mod field_names;
 mod limit;
 mod missing;
 mod rows;

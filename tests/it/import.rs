@@ -704,7 +704,7 @@ fn contact_values_as_ids_or_in_an_existing_collections_categories_are_refused() 
 #[test]
 fn a_bad_column_name_is_refused_before_the_rows() {
     for (header, want) in [
-        ("bad-col", "name \"bad-col\" must be"),
+        ("bad-col", "column \"bad-col\" is no field name"),
         ("", "column 4 has no name, yet line 2 holds a value in it"),
     ] {
         let (_dir, db) = open(true);
@@ -1841,4 +1841,35 @@ fn thousands_separators_are_read_with_the_option() {
         "{:?}",
         report.notes
     );
+}
+
+/// A spreadsheet's header names are refused all at once, each with a rename that the
+/// import then takes (one run per column before): accents dropped, symbols and spaces one
+/// `_`, two columns never given one name.
+#[test]
+fn columns_that_are_no_field_names_are_named_together_with_renames() {
+    let (_d, db) = open(false);
+    let csv = "id,lat,lon,Région,Umsatz (€),First Visit,region,(€)\nA,1,2,IDF,1500,2024,x,y\n";
+    let (line, column, reason) = csv_err(import(&db, csv, &ImportOptions::default()));
+    assert_eq!((line, column.as_str()), (1, "header"));
+    assert_eq!(
+        reason,
+        "columns \"Région\", \"Umsatz (€)\", \"First Visit\" and \"(€)\" are no field names (1-64 characters of \
+         ASCII letters, digits and '_'): take them under others, as --rename 'Région=region_2' --rename \
+         'Umsatz (€)=umsatz' --rename 'First Visit=first_visit' --rename '(€)=column_8' (in Rust, \
+         ImportOptions::renames)"
+    );
+    let renames = [
+        ("Région", "region_2"),
+        ("Umsatz (€)", "umsatz"),
+        ("First Visit", "first_visit"),
+        ("(€)", "column_8"),
+    ];
+    let opts = ImportOptions {
+        renames: renames.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect(),
+        ..ImportOptions::default()
+    };
+    assert_eq!(import(&db, csv, &opts).unwrap().imported, 1);
+    assert_eq!(categories(&db, "A")["region_2"], "IDF");
+    assert_eq!(numbers(&db, "A")["umsatz"], 1500.0);
 }
