@@ -119,7 +119,8 @@ pub enum Command {
         #[arg(long, value_name = "CHAR", value_parser = parse_delimiter)]
         delimiter: Option<u8>,
         /// Numbers and coordinates are written with a decimal comma (`48,8566`); a number
-        /// with a `.` is then refused (`1.500` may be fifteen hundred).
+        /// with a `.` is then refused (`1.500` may be fifteen hundred), unless --thousands
+        /// reads the `.` as a thousands separator.
         #[arg(long)]
         decimal_comma: bool,
         /// Number columns may group their digits in thousands: `1,500`, `1,234.50`, `12 000`

@@ -64,7 +64,8 @@ pub struct ImportOptions {
     pub delimiter: Option<u8>,
     /// Numbers and coordinates are written with a decimal comma (`48,8566`), as in a
     /// spreadsheet's export where `;` separates the fields: one comma is the decimal mark,
-    /// and a number with a `.` is refused (`1.500` may be fifteen hundred).
+    /// and a number with a `.` is refused (`1.500` may be fifteen hundred) unless
+    /// [`Self::thousands`] reads it as a thousands separator.
     pub decimal_comma: bool,
     /// Number columns may group their digits in thousands (`1,500`, `1,234.50`, `12 000`,
     /// `1'000`; with [`Self::decimal_comma`], `1.500` and `1.234,50`): one separator, which
@@ -325,10 +326,10 @@ fn parse_amount(text: &str, decimal_comma: bool, thousands: bool) -> Option<f64>
 }
 
 /// A number written with its digits grouped in thousands: after an optional sign, one to
-/// three digits, then groups of three each after the same separator — `,` or `.` (whichever
-/// is not the decimal mark, as `decimal_comma` says), `'`, or a space, no-break or thin —
-/// then, optionally, the decimal mark and digits: `1,234.5`, `12 000`, `1'000`; with decimal
-/// commas `1.234,5`. `None` for other text.
+/// three digits (not starting with `0`), then groups of three each after the same
+/// [`is_group_separator`] (not the decimal mark, as `decimal_comma` says), then, optionally,
+/// the decimal mark and digits: `1,234.5`, `12 000`, `1'000`, `1’000`; with decimal commas
+/// `1.234,5`. At most 15 digits before the decimal mark. `None` for other text.
 fn parse_grouped(text: &str, decimal_comma: bool) -> Option<f64> {
     let mark = if decimal_comma { ',' } else { '.' };
     let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
@@ -339,17 +340,22 @@ fn parse_grouped(text: &str, decimal_comma: bool) -> Option<f64> {
     };
     let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
     let separator = whole.chars().find(|c| !c.is_ascii_digit())?;
-    if !matches!(separator, ',' | '.' | '\'' | ' ' | '\u{a0}' | '\u{202f}' | '\u{2009}')
-        || !fraction.is_none_or(all_digits)
-    {
+    if !is_group_separator(separator) || !fraction.is_none_or(all_digits) {
         return None;
     }
     let mut groups = whole.split(separator);
     let first = groups.next().unwrap_or_default();
-    if !(all_digits(first) && first.len() <= 3 && groups.all(|g| g.len() == 3 && all_digits(g))) {
+    // (A first group of `0` groups nothing: `0,750` is a decimal comma's three quarters.)
+    let grouped = all_digits(first) && first.len() <= 3 && !first.starts_with('0');
+    if !(grouped && groups.all(|g| g.len() == 3 && all_digits(g))) {
         return None;
     }
     let digits: String = whole.chars().filter(|&c| c != separator).collect();
+    // An integer part of more than 15 digits is a code, as it is when written plainly (a
+    // number would lose its last digits).
+    if digits.len() > 15 {
+        return None;
+    }
     let number = match fraction {
         Some(fraction) => format!("{sign}{digits}.{fraction}"),
         None => format!("{sign}{digits}"),
@@ -530,18 +536,52 @@ fn import_lines(
         let (good, bad): (Vec<_>, Vec<_>) =
             declared.fields.iter().partition(|(_, name, _, _)| crate::model::validate_name(name).is_ok());
         if let Some((_, first, _, _)) = bad.first() {
-            let taken: Vec<&str> = good.iter().map(|(_, name, _, _)| name.as_str()).collect();
+            // Not one of the file's names (ignored ones included: a column renamed to one
+            // would be ignored too), nor of the fields kept.
+            let taken: Vec<&str> = header
+                .iter()
+                .map(String::as_str)
+                .chain(good.iter().map(|(_, name, _, _)| name.as_str()))
+                .collect();
             let columns: Vec<(usize, &str)> = bad.iter().map(|(i, name, _, _)| (*i, name.as_str())).collect();
-            let renames = super::field_names::rename_options(&columns, &taken).join(" ");
-            let how = "(in Rust, ImportOptions::renames)";
+            let names = super::field_names::field_names_for(&columns, &taken);
+            let renames: Vec<String> = columns
+                .iter()
+                .zip(&names)
+                .map(|(&(_, column), name)| super::field_names::rename_option(column, name))
+                .collect();
+            // The other options name a column by its new name: say which change with it.
+            let lists = [
+                ("--pii", &options.pii),
+                ("--phone", &options.phones),
+                ("--email", &options.emails),
+                ("--numbers", &options.numbers),
+                ("--categories", &options.categories),
+            ];
+            let follow: Vec<String> = columns
+                .iter()
+                .zip(&names)
+                .flat_map(|(&(_, column), name)| {
+                    lists
+                        .iter()
+                        .filter(move |(_, list)| list.iter().any(|c| c == column))
+                        .map(move |(flag, _)| format!("{flag} {name} for {column:?}"))
+                })
+                .collect();
+            let follow = if follow.is_empty() {
+                String::new()
+            } else {
+                format!(", and in the other options the new names: {}", and_list(&follow))
+            };
+            let (renames, how) = (renames.join(" "), "(in Rust, ImportOptions::renames)");
             return Err(header_error(&match bad.as_slice() {
                 [_] => format!(
                     "column {first:?} is no field name (1-64 characters of ASCII letters, digits and '_'): take \
-                     it under another, as {renames} {how}"
+                     it under another, as {renames}{follow} {how}"
                 ),
                 _ => format!(
                     "columns {} are no field names (1-64 characters of ASCII letters, digits and '_'): take them \
-                     under others, as {renames} {how}",
+                     under others, as {renames}{follow} {how}",
                     and_list(&bad.iter().map(|(_, name, _, _)| format!("{name:?}")).collect::<Vec<_>>())
                 ),
             }));
@@ -854,17 +894,27 @@ fn csv_error(e: &csv::Error, column: &str, line: Option<u64>) -> Error {
 
 /// A hint for a number refused for its decimal mark: a decimal comma (`48,85`) without
 /// [`ImportOptions::decimal_comma`] (`1,500` may as well be fifteen hundred), or a point
-/// with it.
-fn decimal_mark_hint(text: &str, decimal_comma: bool) -> &'static str {
-    let thousands = |c: char| matches!(c, '.' | ' ' | '\'' | '\u{a0}' | '\u{202f}' | '\u{2009}');
+/// with it; `grouped` as [`ImportOptions::thousands`] (never for coordinates).
+fn decimal_mark_hint(text: &str, decimal_comma: bool, grouped: bool) -> &'static str {
+    let thousands = |c: char| c != ',' && is_group_separator(c);
     if decimal_comma {
         if text.parse::<f64>().is_ok_and(f64::is_finite) {
-            " (the numbers are read with a decimal comma, and a '.' is refused: 1.500 may be fifteen hundred)"
+            if grouped {
+                " (the numbers are read with a decimal comma, and a '.' groups thousands, three digits after it: \
+                 1.500 is fifteen hundred)"
+            } else {
+                " (the numbers are read with a decimal comma, and a '.' is refused: 1.500 may be fifteen hundred)"
+            }
         } else if text.contains(thousands)
             && parse_number(&text.replace(thousands, ""), true).is_some_and(f64::is_finite)
         {
             // (`1.234,5`, `1 234,5`: refused as "not a finite number" with no word why.)
-            " (the numbers are read with a decimal comma and no thousands separators: 1234,5, not 1.234,5 or 1 234,5)"
+            if grouped {
+                " (the numbers are read with a decimal comma, their digits grouped in threes after one to three: \
+                 1.234,5 or 1234,5)"
+            } else {
+                " (the numbers are read with a decimal comma and no thousands separators: 1234,5, not 1.234,5 or 1 234,5)"
+            }
         } else {
             ""
         }
@@ -873,6 +923,12 @@ fn decimal_mark_hint(text: &str, decimal_comma: bool) -> &'static str {
     } else {
         ""
     }
+}
+
+/// Whether `c` may group a number's digits in thousands: `,`, `.`, `'`, `’` (Swiss), a
+/// space, a no-break space (narrow or not) or a thin space.
+fn is_group_separator(c: char) -> bool {
+    matches!(c, ',' | '.' | '\'' | '’' | ' ' | '\u{a0}' | '\u{202f}' | '\u{2009}')
 }
 
 /// A hint for a number with its digits grouped in thousands ([`parse_grouped`]) read
@@ -957,47 +1013,61 @@ fn numbers_made_text<'v>(
              cell or NA is no value)"
         )
     };
-    // What reads them: --thousands the groups, --decimal-comma a decimal comma.
-    let read_with = match (thousands, decimal_comma) {
-        (false, false) => {
-            "--thousands reads thousands separators (1,500), and --decimal-comma, with a delimiter other than \
-             the comma, a decimal comma (1.234,5 with both)"
-        }
-        (false, true) => "--thousands reads thousands separators (1.500, 1.234,5)",
-        (true, false) => {
-            "--decimal-comma, with a delimiter other than the comma, reads a decimal comma (2,5; 1.234,5)"
-        }
-        (true, true) => "neither --thousands nor --decimal-comma reads them as numbers",
+    // The options that read every number of the column, separated or not, when some do:
+    // --thousands the groups, --decimal-comma a decimal comma (and then no decimal point).
+    let numbers = values.clone().filter(|v| is_number(v) || with_separators(v));
+    let reads = |d: bool, t: bool| numbers.clone().all(|v| parse_amount(v, d, t).is_some_and(f64::is_finite));
+    // (The options given first: with no separated number, they read them all.)
+    let options = [(decimal_comma, thousands), (decimal_comma, true), (true, thousands), (true, true)]
+        .into_iter()
+        .find(|&(d, t)| reads(d, t))
+        .map(|(d, t)| {
+            let mut flags = String::new();
+            if t && !thousands {
+                flags.push_str(" --thousands");
+            }
+            if d && !decimal_comma {
+                flags.push_str(" --decimal-comma (with a delimiter other than the comma)");
+            }
+            flags
+        });
+    let (flags, unread) = match &options {
+        Some(flags) => (flags.as_str(), ""),
+        None => (
+            " once they are written as one kind (1234.5, 1,234.5 with --thousands, 1234,5 with --decimal-comma)",
+            " (neither --thousands nor --decimal-comma reads them all as numbers)",
+        ),
     };
     // Why by the first value: it decided the kind.
     Some(if !values.clone().next().is_some_and(with_separators) {
         let written = if separated == 0 {
             String::new()
         } else {
-            format!(
-                ", {separated} of them written with thousands separators or a decimal comma ({read_with})"
-            )
+            format!(", {separated} of them written with thousands separators or a decimal comma{unread}")
         };
-        // The first value named when it is a mark (`-`, `?`), which is no one's data.
+        // The first value named when it is a mark (`-`, `?`), which is no one's data; one
+        // with a digit (`(300)`, an accountant's negative) is not to be dropped as no value.
         let first = values.clone().next().unwrap_or_default();
         // (In single quotes for a shell, and not a `,`, which would split the option's list.)
-        let missing =
-            if first.len() <= 3 && first.chars().all(|c| c.is_ascii_punctuation() && !",'".contains(c)) {
-                format!(" --missing '{first}'")
-            } else {
-                " --missing VALUE (VALUE: the first value, meaning no value)".to_owned()
-            };
+        let missing = if first.chars().any(|c| c.is_ascii_digit()) {
+            String::new()
+        } else if first.len() <= 3 && first.chars().all(|c| c.is_ascii_punctuation() && !",'".contains(c)) {
+            format!(" --missing '{first}'")
+        } else {
+            " --missing VALUE (VALUE: the first value, meaning no value)".to_owned()
+        };
+        let fields = if missing.is_empty() { "numbers" } else { "numbers and missing" };
         format!(
             "column {name:?} became a category, as its first value is not a number, though {} of its {total} \
-             values are{written}: to make it a number column, import it with --numbers {name}{missing} {}",
+             values are{written}: to make it a number column, import it with --numbers {name}{missing}{flags} {}",
             plain + separated,
-            how("numbers and missing")
+            how(fields)
         )
     } else {
         format!(
             "column {name:?} became a category, as its numbers are written with thousands separators or a decimal \
-             comma (as 1,500 or 1.234,5; {separated} of its {total} values), which this import did not read: to \
-             make it a number column, import it with --numbers {name} ({read_with}) {}",
+             comma (as 1,500 or 1.234,5; {separated} of its {total} values), which this import did not read{unread}: \
+             to make it a number column, import it with --numbers {name}{flags} {}",
             how("numbers, thousands and decimal_comma")
         )
     })
@@ -1020,7 +1090,7 @@ fn with_separators(v: &str) -> bool {
     }
     let separator = whole.chars().find(|c| !c.is_ascii_digit());
     let Some(separator) = separator else { return fraction.is_some() };
-    if !matches!(separator, ',' | '.' | '\'' | ' ' | '\u{a0}' | '\u{202f}') {
+    if !is_group_separator(separator) {
         return false;
     }
     // The decimal mark, if any, is not the group separator.
@@ -2114,7 +2184,7 @@ fn to_upsert(
                 format!(
                     "{} is not a number{}",
                     crate::error::quoted_value(text),
-                    decimal_mark_hint(text, c.decimal_comma)
+                    decimal_mark_hint(text, c.decimal_comma, false)
                 ),
             )),
         }
@@ -2168,7 +2238,7 @@ fn to_upsert(
                         let hint = if !c.thousands && parse_grouped(text, c.decimal_comma).is_some() {
                             thousands_hint(text, c.decimal_comma)
                         } else {
-                            decimal_mark_hint(text, c.decimal_comma)
+                            decimal_mark_hint(text, c.decimal_comma, c.thousands)
                         };
                         return Err(reject(
                             name,

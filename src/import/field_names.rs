@@ -12,13 +12,16 @@ const MAX_NAME_BYTES: usize = 64;
 
 /// A field name made from a column's name: its letters and digits without their accents,
 /// in lower case (`ß` as `ss`, `æ` as `ae`, `ø` as `o`…), every run of other characters
-/// one `_` between them, at most 64 bytes. `None` when none is left (`(€)`, `Имя`).
+/// one `_` between them, `col_` before a digit first (a filter reads `2024` as a number),
+/// at most 64 bytes. `None` when none is left (`(€)`, `Имя`).
 ///
 /// ```text
-/// "First Name" → first_name    "Région" → region    "Umsatz (€)" → umsatz
+/// "First Name" → first_name    "Région" → region    "Umsatz (€)" → umsatz    "2024" → col_2024
 /// ```
 pub(super) fn suggested_name(column: &str) -> Option<String> {
-    let mut name = String::new();
+    let starts_with_digit = column.nfkd().find(|c| c.is_alphanumeric()).is_some_and(|c| c.is_ascii_digit());
+    let mut name = String::from(if starts_with_digit { "col_" } else { "" });
+    let prefix = name.len();
     let mut gap = false;
     for c in column.nfkd().filter(|&c| !is_combining_mark(c)) {
         let latin = match c {
@@ -36,7 +39,7 @@ pub(super) fn suggested_name(column: &str) -> Option<String> {
                 continue;
             }
         };
-        let separator = std::mem::take(&mut gap) && !name.is_empty();
+        let separator = std::mem::take(&mut gap) && name.len() > prefix;
         if name.len() + usize::from(separator) + latin.len().max(1) > MAX_NAME_BYTES {
             break;
         }
@@ -49,14 +52,14 @@ pub(super) fn suggested_name(column: &str) -> Option<String> {
             name.push_str(latin);
         }
     }
-    (!name.is_empty()).then_some(name)
+    (name.len() > prefix).then_some(name)
 }
 
-/// `--rename` options taking each of `columns` (as in the file) under a field name of its
-/// own ([`suggested_name`], else `column_N` for the N-th column of the file) that is none
-/// of `taken` and none of the others: `--rename 'Région=region'`, single-quoted for a shell
-/// (double-quoted when the name holds a `'`).
-pub(super) fn rename_options(columns: &[(usize, &str)], taken: &[&str]) -> Vec<String> {
+/// A field name of its own for each of `columns` (the column's number in the file, its
+/// name there): [`suggested_name`], else `column_N` for the N-th column of the file, with
+/// `_2`, `_3`… when it is one of `taken` (every name of the file, ignored ones too), `id`,
+/// `lat`, `lon` or an earlier one's, shortened to stay within 64 bytes.
+pub(super) fn field_names_for(columns: &[(usize, &str)], taken: &[&str]) -> Vec<String> {
     let mut used: HashSet<String> = taken.iter().map(|t| (*t).to_owned()).collect();
     columns
         .iter()
@@ -67,17 +70,26 @@ pub(super) fn rename_options(columns: &[(usize, &str)], taken: &[&str]) -> Vec<S
                 if !used.contains(&name) && !crate::model::RECORD_NAMES.contains(&name.as_str()) {
                     break;
                 }
-                name = format!("{base}_{n}");
+                let suffix = format!("_{n}");
+                let keep = base.len().min(MAX_NAME_BYTES - suffix.len());
+                name = format!("{}{suffix}", base.get(..keep).unwrap_or(&base));
             }
             used.insert(name.clone());
-            let option = format!("{column}={name}");
-            if option.contains('\'') {
-                format!("--rename {option:?}")
-            } else {
-                format!("--rename '{option}'")
-            }
+            name
         })
         .collect()
+}
+
+/// `--rename` taking `column` (as in the file) as `name`, to paste into a shell: in single
+/// quotes (a `'` written `'\''`), and with `=` when the column starts with `-` (else it
+/// reads as an option).
+pub(super) fn rename_option(column: &str, name: &str) -> String {
+    let quoted = format!("'{}'", format!("{column}={name}").replace('\'', "'\\''"));
+    if column.starts_with('-') {
+        format!("--rename={quoted}")
+    } else {
+        format!("--rename {quoted}")
+    }
 }
 
 #[cfg(test)]
@@ -109,20 +121,24 @@ mod tests {
     }
 
     #[test]
-    fn renames_are_distinct_and_quoted() {
-        let got = rename_options(
-            &[(3, "Région"), (4, "région"), (5, "(€)"), (6, "O'Brien Score"), (7, "Id")],
-            &["region_2"],
-        );
-        assert_eq!(
-            got,
-            [
-                "--rename 'Région=region'",
-                "--rename 'région=region_3'",
-                "--rename '(€)=column_6'",
-                "--rename \"O'Brien Score=o_brien_score\"",
-                "--rename 'Id=id_2'",
-            ]
-        );
+    fn names_are_distinct_and_within_the_limit() {
+        let columns = [(3, "Région"), (4, "région"), (5, "(€)"), (6, "2024 (€)"), (7, "Id"), (8, "region")];
+        let got = field_names_for(&columns, &["region_2", "region"]);
+        assert_eq!(got, ["region_3", "region_4", "column_6", "col_2024", "id_2", "region_5"]);
+        // Two long names alike: the second's suffix fits within 64 bytes.
+        let (a, b) = ("Ä".repeat(70), format!("{} x", "Ä".repeat(70)));
+        let got = field_names_for(&[(3, &a), (4, &b)], &[]);
+        assert_eq!(got[0].len(), 64);
+        assert!(got[1].len() <= 64 && got[1].ends_with("_2") && got[0] != got[1], "{got:?}");
+        for name in &got {
+            assert!(crate::model::validate_name(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn renames_paste_into_a_shell() {
+        assert_eq!(rename_option("Région", "region"), "--rename 'Région=region'");
+        assert_eq!(rename_option("Customer's $Value", "v"), r"--rename 'Customer'\''s $Value=v'");
+        assert_eq!(rename_option("-Rabatt", "rabatt"), "--rename='-Rabatt=rabatt'");
     }
 }

@@ -1783,7 +1783,7 @@ fn thousands_separators_are_read_with_the_option() {
     let thousands = ImportOptions { thousands: true, ..ImportOptions::default() };
     let (_d, db) = open(false);
     let csv = "id,lat,lon,revenue\nA,1,2,\"1,500\"\nB,1,2,\"2,300.50\"\nC,1,2,\"-12,000\"\nD,1,2,900\n\
-               E,1,2,1 000 000\nF,1,2,1'234.5\nG,1,2,\"1,234,567.25\"\nH,1,2,1.5\n";
+               E,1,2,1 000 000\nF,1,2,1’234.5\nG,1,2,\"1,234,567.25\"\nH,1,2,1.5\n";
     let report = import(&db, csv, &thousands).unwrap();
     assert_eq!(report.imported, 8);
     assert!(report.notes.is_empty(), "{:?}", report.notes);
@@ -1793,8 +1793,13 @@ fn thousands_separators_are_read_with_the_option() {
     assert_eq!(got, [1500.0, 2300.5, -12000.0, 900.0, 1e6, 1234.5, 1_234_567.25, 1.5]);
 
     // Refused, with the option, as not numbers: irregular groups (an Indian lakh), two kinds
-    // of separator, a second decimal point, a group after the decimal point, an exponent.
+    // of separator, a second decimal point, a group after the decimal point, an exponent, a
+    // first group of 0 (a French weight, `0,750`, read as 750 with the wrong options), more
+    // than 15 digits (a code, as when written plainly).
     for bad in [
+        "0,500",
+        "01,500",
+        "9,007,199,254,740,993",
         "1,50,000",
         "1,234 567",
         "1,234.5.6",
@@ -1824,6 +1829,8 @@ fn thousands_separators_are_read_with_the_option() {
     assert_eq!(got, [1234.5, 12000.0, 1.5, 900.0, 1000.5]);
     let (line, _, _) = csv_err(import(&db, "id;lat;lon;ltv\nX;1;2;1,234.5\n", &european));
     assert_eq!(line, 2, "a point after a group, with decimal commas");
+    let reason = csv_err(import(&db, "id;lat;lon;ltv\nX;1;2;1.234.5,6\n", &european)).2;
+    assert!(reason.contains("their digits grouped in threes after one to three"), "{reason}");
 
     // Without the option, the error and the note name it.
     let (_d, db) = open(false);
@@ -1837,9 +1844,30 @@ fn thousands_separators_are_read_with_the_option() {
     let csv = "id,lat,lon,revenue\nA,1,2,\"1,500\"\nB,1,2,\"2,300.50\"\nC,1,2,900\n";
     let report = import(&db, csv, &ImportOptions::default()).unwrap();
     assert!(
-        report.notes.len() == 1 && report.notes[0].contains("--thousands reads thousands separators"),
+        report.notes.len() == 1
+            && report.notes[0].contains("import it with --numbers revenue --thousands (in Rust"),
         "{:?}",
         report.notes
+    );
+    // A note names --decimal-comma when that is what reads the column (and never --missing
+    // for a first value with digits: an accountant's `(300)` is no missing value).
+    let (_d, db) = open(false);
+    let mut csv = String::from("id;lat;lon;weight;debt\nA;1;2;2,5;(300)\nB;1;2;0,75;12\n");
+    for i in 0..10 {
+        csv.push_str(&format!("R{i};1;2;{i};{i}\n"));
+    }
+    let semicolon = ImportOptions { delimiter: Some(b';'), ..ImportOptions::default() };
+    let report = import(&db, &csv, &semicolon).unwrap();
+    assert_eq!(report.notes.len(), 2, "{:?}", report.notes);
+    assert!(
+        report.notes[0].contains("import it with --numbers weight --decimal-comma (with a delimiter"),
+        "{}",
+        report.notes[0]
+    );
+    assert!(
+        report.notes[1].contains("import it with --numbers debt (in Rust, ImportOptions::numbers;"),
+        "{}",
+        report.notes[1]
     );
 }
 
@@ -1872,4 +1900,30 @@ fn columns_that_are_no_field_names_are_named_together_with_renames() {
     assert_eq!(import(&db, csv, &opts).unwrap().imported, 1);
     assert_eq!(categories(&db, "A")["region_2"], "IDF");
     assert_eq!(numbers(&db, "A")["umsatz"], 1500.0);
+
+    // Never the name of an ignored column (the renamed one would be ignored too, its data
+    // lost), and the other options' names for a column follow its rename.
+    let (_d, db) = open(true);
+    let csv = "id,lat,lon,region,Région,First Name\nA,1,2,x,IDF,Ada\n";
+    let opts = ImportOptions {
+        ignore: vec!["region".into()],
+        pii: vec!["First Name".into()],
+        ..ImportOptions::default()
+    };
+    let reason = csv_err(import(&db, csv, &opts)).2;
+    assert!(
+        reason.contains(
+            "as --rename 'Région=region_2' --rename 'First Name=first_name', and in the other options the new names: \
+             --pii first_name for \"First Name\" (in Rust"
+        ),
+        "{reason}"
+    );
+    let opts = ImportOptions {
+        ignore: vec!["region".into()],
+        pii: vec!["first_name".into()],
+        renames: vec![("Région".into(), "region_2".into()), ("First Name".into(), "first_name".into())],
+        ..ImportOptions::default()
+    };
+    assert_eq!(import(&db, csv, &opts).unwrap().imported, 1);
+    assert_eq!(categories(&db, "A")["region_2"], "IDF");
 }
