@@ -468,6 +468,15 @@ fn import_lines(
     if header.is_empty() {
         return Err(header_error("the file is empty (expected a header with id, lat, lon)"));
     }
+    // A file without a header line has its first row read as one, and the header's errors
+    // quote column names: not an e-mail address or phone number (from the hands-on review).
+    if let Some(column) = header.iter().position(|h| looks_like_contact(h, Dialled::Counted)) {
+        return Err(header_error(&format!(
+            "the first line holds what looks like an e-mail address or a phone number (column {}), as a row of \
+             data does, not a header: the file needs a header line naming its columns, id, lat, lon and the others",
+            column + 1
+        )));
+    }
     let header = rename_columns(header, &options.renames)?;
     let mut report = ImportReport::default();
     // The header's own faults (a column missing, named twice, looking like PII) before the
@@ -1131,31 +1140,65 @@ fn resolve_columns(
     options: &ImportOptions,
     existing: Option<&Schema>,
 ) -> Result<Columns> {
-    let find = |name: &str| {
-        header.iter().position(|h| h == name).ok_or_else(|| {
-            // Quoted only when it is the name in other letters (`ID`) or a usual name for it
-            // (`Latitude`): another header cell may be a first row's data.
-            let usual: &[&str] = match name {
-                "lat" => &["latitude", "lat_deg"],
-                "lon" => &["longitude", "lng", "long", "lon_deg"],
-                _ => &[],
-            };
-            let usual_name = header.iter().find(|h| usual.iter().any(|u| h.trim().eq_ignore_ascii_case(u)));
-            match (other_letters_hint(header, name), usual_name) {
-                (Some(hint), _) => header_error(&format!("required column {name:?} is missing{hint}")),
-                (None, Some(other)) => header_error(&format!(
-                    "required column {name:?} is missing (there is {other:?}: take it under that name with --rename \"{other}={name}\")"
-                )),
-                (None, None) => header_error(&format!(
-                    "required column {name:?} is missing{}",
-                    separator_hint(header, options.delimiter.unwrap_or(b','))
-                )),
+    // Why `name` is missing, in parentheses, or nothing: quoting a column only when it is the
+    // name in other letters (`ID`) or a usual name for it (`Latitude`): another header cell
+    // may be a first row's data.
+    let why_missing = |name: &str| {
+        let usual: &[&str] = match name {
+            "id" => &[
+                "customer_id",
+                "customer id",
+                "customerid",
+                "client_id",
+                "client id",
+                "record_id",
+                "record id",
+            ],
+            "lat" => &["latitude", "lat_deg"],
+            "lon" => &["longitude", "lng", "long", "lon_deg"],
+            _ => &[],
+        };
+        let usual_name = header.iter().find(|h| usual.iter().any(|u| h.trim().eq_ignore_ascii_case(u)));
+        match (other_letters_hint(header, name), usual_name) {
+            (Some(hint), _) => hint,
+            (None, Some(other)) => {
+                format!(" (there is {other:?}: take it under that name with --rename \"{other}={name}\")")
             }
-        })
+            (None, None) => String::new(),
+        }
     };
+    let find = |name: &str| header.iter().position(|h| h == name);
+    let missing: Vec<&str> = crate::model::RECORD_NAMES.into_iter().filter(|n| find(n).is_none()).collect();
+    if !missing.is_empty() {
+        // All of them at once, with the usual names there are for each.
+        let whys: Vec<String> = missing.iter().map(|n| why_missing(n)).filter(|w| !w.is_empty()).collect();
+        let mut message = match missing.as_slice() {
+            [name] => format!("required column {name:?} is missing{}", whys.concat()),
+            _ => {
+                let inner: Vec<&str> =
+                    whys.iter().map(|w| w.trim_start_matches(" (").trim_end_matches(')')).collect();
+                let quoted: Vec<String> = missing.iter().map(|n| format!("{n:?}")).collect();
+                let why = if inner.is_empty() { String::new() } else { format!(" ({})", inner.join("; ")) };
+                format!("required columns {} are missing{why}", and_list(&quoted))
+            }
+        };
+        if whys.is_empty() {
+            message.push_str(&separator_hint(header, options.delimiter.unwrap_or(b',')));
+        }
+        // A first line of data (a file without a header line): numbers where names go.
+        let numbers = header.iter().filter(|h| h.parse::<f64>().is_ok()).count();
+        if whys.is_empty() && missing.len() == 3 && numbers >= 2 {
+            message.push_str(
+                " (the first line holds numbers, as a row of data does: the file needs a header line naming its \
+                 columns, id, lat, lon and the others)",
+            );
+        }
+        return Err(header_error(&message));
+    }
+    let position = |name: &str| find(name).unwrap_or_default();
     // First, so a file without a header line (its first row taken as the header) is refused
     // without quoting any of that row's cells.
-    let (id, lat, lon) = (find("id")?, find("lat")?, find("lon")?);
+    let (id, lat, lon) = (position("id"), position("lat"), position("lon"));
     // Ids are stored in plaintext, in the log, the indexes and the keystore: an e-mail
     // address or phone number as the id would be (from the CLI review).
     // (Not numbers dialled with 00: a zero-padded customer number, `0012-345678`, may look

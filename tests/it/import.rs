@@ -165,7 +165,9 @@ fn other_delimiters_with_quoting_line_numbers_and_hints() {
         let (line, column, reason) = csv_err(import(&db, csv, &options));
         assert_eq!((line, column.as_str()), (1, "header"));
         assert!(
-            reason.starts_with("required column \"id\" is missing (the header is one column "),
+            reason.starts_with(
+                "required columns \"id\", \"lat\" and \"lon\" are missing (the header is one column "
+            ),
             "{reason}"
         );
         assert!(reason.contains(hint) && !reason.contains("Ada"), "{reason}");
@@ -262,7 +264,14 @@ fn header_errors_hint_at_the_fix() {
     );
     // A cell that is no usual name is not quoted (it may be a first row's data).
     let (_, _, reason) = csv_err(import(&db, "A-1,Ada Lovelace,2\n", &none));
-    assert_eq!(reason, "required column \"id\" is missing");
+    assert_eq!(reason, "required columns \"id\", \"lat\" and \"lon\" are missing");
+    // Usual names for the id, and all that is missing at once.
+    let (_, _, reason) = csv_err(import(&db, "Customer ID,Latitude,lon\nA,1,2\n", &none));
+    assert_eq!(
+        reason,
+        "required columns \"id\" and \"lat\" are missing (there is \"Customer ID\": take it under that name with \
+         --rename \"Customer ID=id\"; there is \"Latitude\": take it under that name with --rename \"Latitude=lat\")"
+    );
 }
 
 /// A spreadsheet's `sep=;` first line names the separator: it is read off (it was refused
@@ -326,7 +335,7 @@ fn a_spreadsheets_sep_line_names_the_separator() {
     for csv in ["sep=;x\nid;lat;lon\n", "\"sep=;\"\nid;lat;lon\n"] {
         let (line, _, reason) = csv_err(import(&db, csv, &none));
         assert_eq!(line, 1);
-        assert!(reason.starts_with("required column \"id\" is missing"), "{reason}");
+        assert!(reason.starts_with("required columns \"id\", \"lat\" and \"lon\" are missing"), "{reason}");
         assert!(reason.contains("looks like a spreadsheet's \"sep=\" line"), "{reason}");
     }
 }
@@ -973,11 +982,29 @@ fn skip_invalid_reports_and_header_errors_still_abort() {
     let err = csv_err(import(&db, "id,lon\nA,1\n", &options));
     assert_eq!(err, (1, "header".into(), "required column \"lat\" is missing".into()));
     // The same name in other letters is named (it is no one's data); other cells are not.
-    let err = csv_err(import(&db, "ID,Lat,LON\nA,1,2\n", &options));
+    let err = csv_err(import(&db, "ID,Lat,LON\nA,1,2\n", &options)).2;
+    assert!(
+        err.starts_with("required columns \"id\", \"lat\" and \"lon\" are missing (there is \"ID\""),
+        "{err}"
+    );
+    assert!(err.contains("; there is \"LON\": column names must match exactly"), "{err}");
     let hint = "required column \"id\" is missing (there is \"ID\": column names must match exactly, case included; or take it under that name with --rename \"ID=id\")";
+    let err = csv_err(import(&db, "ID,lat,lon\nA,1,2\n", &options));
     assert_eq!(err, (1, "header".into(), hint.into()));
-    let err = csv_err(import(&db, "Ada Lovelace,1,2\nA,1,2\n", &options));
+    let err = csv_err(import(&db, "Ada Lovelace,lat,lon\nA,1,2\n", &options));
     assert_eq!(err, (1, "header".into(), "required column \"id\" is missing".into()));
+    // A first line of data: no cell quoted, and said why; one with an e-mail address or a
+    // phone number is refused before anything quotes it.
+    let err = csv_err(import(&db, "Ada Lovelace,1,2\nA,1,2\n", &options)).2;
+    assert!(err.ends_with("(the first line holds numbers, as a row of data does: the file needs a header line naming its columns, id, lat, lon and the others)"), "{err}");
+    for first in [
+        "C1,48.1,11.5,ada@example.org\n",
+        "C1,48.1,11.5,+49 151 1234567\n",
+        "C1,48,11,Tel: 0049 151 1234567\n",
+    ] {
+        let err = csv_err(import(&db, &format!("{first}C2,1,2,x\n"), &options)).2;
+        assert_eq!(err, "the first line holds what looks like an e-mail address or a phone number (column 4), as a row of data does, not a header: the file needs a header line naming its columns, id, lat, lon and the others", "{first}");
+    }
 }
 
 #[test]

@@ -119,7 +119,10 @@ fn bad_headers_and_files_abort() {
             // quoting it (its name was once reported as "appearing twice").
             "no header line",
             b"B-1,48.8,2.3,Secret Name B-1,Secret Name B-1,gold\nB-2,48.8,2.3,Al,Bo,gold\n".to_vec(),
-            "line 1, column header: required column \"id\" is missing".to_owned(),
+            "line 1, column header: required columns \"id\", \"lat\" and \"lon\" are missing (the first line holds \
+             numbers, as a row of data does: the file needs a header line naming its columns, id, lat, lon and the \
+             others)"
+                .to_owned(),
         ),
         (
             "empty file",
