@@ -658,6 +658,14 @@ fn import_lines(
 
     let mut columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
     report.notes.append(&mut columns.notes);
+    if !options.decimal_comma {
+        for (i, name, kind, _) in &columns.fields {
+            let values = rows.iter().filter_map(|r| r.get(*i)).map(str::trim);
+            if *kind == FieldKind::Number {
+                report.notes.extend(points_that_may_group(name, values));
+            }
+        }
+    }
     if let Some(schema) = &existing {
         let filled = |f: &String| columns.fields.iter().any(|(_, name, _, _)| name == f);
         let all = schema.pii_fields().iter().chain(schema.number_fields()).chain(schema.category_fields());
@@ -1078,6 +1086,40 @@ fn numbers_made_text<'v>(
              comma (as 1,500 or 1.234,5; {separated} of its {total} values), which this import did not read{unread}: \
              to make it a number column, import it with --numbers {name}{flags} {}",
             how("numbers, thousands and decimal_comma")
+        )
+    })
+}
+
+/// A note when the numbers of number column `name` that have a decimal point all have three
+/// digits after it, at least three of them, and one to three before it, not starting with
+/// `0` (`1.500`, `12.000`): read as decimals, they may be thousands grouped with a point, as
+/// a German or Italian export writes them (from the hands-on review: `--thousands` alone
+/// read a German file's 1.500 as one and a half, silently). No value is shown.
+fn points_that_may_group<'v>(name: &str, values: impl Iterator<Item = &'v str>) -> Option<String> {
+    let grouped_like = |v: &str| {
+        let unsigned = v.strip_prefix(['-', '+']).unwrap_or(v);
+        unsigned.split_once('.').is_some_and(|(whole, fraction)| {
+            let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+            (1..=3).contains(&whole.len())
+                && digits(whole)
+                && !whole.starts_with('0')
+                && fraction.len() == 3
+                && digits(fraction)
+        })
+    };
+    let mut dotted = 0u64;
+    for v in values.filter(|v| v.contains('.')) {
+        if !grouped_like(v) {
+            return None;
+        }
+        dotted += 1;
+    }
+    (dotted >= 3).then(|| {
+        format!(
+            "column {name:?}: its {dotted} numbers with a decimal point all have three digits after it (as 1.500), \
+             read as decimals: if the point groups thousands in this file, as in 1.500 for fifteen hundred, import \
+             it with --decimal-comma --thousands (with a delimiter other than the comma; in Rust, \
+             ImportOptions::decimal_comma and thousands)"
         )
     })
 }

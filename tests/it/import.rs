@@ -1954,3 +1954,39 @@ fn columns_that_are_no_field_names_are_named_together_with_renames() {
     assert_eq!(import(&db, csv, &opts).unwrap().imported, 1);
     assert_eq!(categories(&db, "A")["region_2"], "IDF");
 }
+
+/// Numbers whose decimal point is always followed by three digits (`1.500`, `12.000`) may
+/// be a German export's grouped thousands: read as decimals, with a note naming the options
+/// that read them as thousands (`--thousands` alone read them as decimals, silently).
+#[test]
+fn points_that_may_group_thousands_get_a_note() {
+    let semicolon = ImportOptions { delimiter: Some(b';'), thousands: true, ..ImportOptions::default() };
+    let (_d, db) = open(false);
+    let csv =
+        "id;lat;lon;umsatz;kg\nA;1;2;1.500;0.750\nB;1;2;2.000;1.5\nC;1;2;12.000;2.250\nD;1;2;750;3.125\n";
+    let report = import(&db, csv, &semicolon).unwrap();
+    assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
+    assert!(
+        report.notes[0]
+            .starts_with("column \"umsatz\": its 3 numbers with a decimal point all have three digits")
+            && report.notes[0].contains("import it with --decimal-comma --thousands"),
+        "{}",
+        report.notes[0]
+    );
+    assert_eq!(numbers(&db, "A")["umsatz"], 1.5, "read as written, with the note");
+    // Read with the options it names: fifteen hundred, and no note.
+    let european = ImportOptions { decimal_comma: true, ..semicolon.clone() };
+    let (_d, db) = open(false);
+    let report =
+        import(&db, "id;lat;lon;umsatz\nA;1;2;1.500\nB;1;2;2.000\nC;1;2;12.000\n", &european).unwrap();
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
+    assert_eq!(numbers(&db, "A")["umsatz"], 1500.0);
+    // Two of them, or one other decimal among them: no note.
+    for csv in [
+        "id,lat,lon,v\nA,1,2,1.500\nB,1,2,2.000\n",
+        "id,lat,lon,v\nA,1,2,1.500\nB,1,2,2.000\nC,1,2,3.000\nD,1,2,4.25\n",
+    ] {
+        let (_d, db) = open(false);
+        assert!(import(&db, csv, &ImportOptions::default()).unwrap().notes.is_empty(), "{csv}");
+    }
+}
