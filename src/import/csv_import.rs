@@ -1376,7 +1376,17 @@ fn resolve_columns(
                 }
                 (Some((kind, _)), _) => kind,
                 (None, _) => {
-                    problems.push(format!("column {name:?} is not a field of the existing collection"));
+                    // A spreadsheet's name for one of its fields (`Umsatz (€)` for `umsatz`).
+                    let field =
+                        super::field_names::suggested_name(name).filter(|f| schema.field(f).is_some());
+                    let rename = field.map_or_else(String::new, |f| {
+                        format!(
+                            " ({} takes it as its field {f})",
+                            super::field_names::rename_option(name, &f)
+                        )
+                    });
+                    problems
+                        .push(format!("column {name:?} is not a field of the existing collection{rename}"));
                     continue;
                 }
             }

@@ -1953,6 +1953,17 @@ fn columns_that_are_no_field_names_are_named_together_with_renames() {
     };
     assert_eq!(import(&db, csv, &opts).unwrap().imported, 1);
     assert_eq!(categories(&db, "A")["region_2"], "IDF");
+
+    // Into the existing collection, a spreadsheet's name for one of its fields is named with
+    // the rename that takes it.
+    let reason = csv_err(import(&db, "id,lat,lon,Région 2,Other\nB,1,2,x,y\n", &ImportOptions::default())).2;
+    assert!(
+        reason.contains(
+            "column \"Région 2\" is not a field of the existing collection (--rename 'Région 2=region_2' takes it as \
+             its field region_2)"
+        ) && reason.contains("column \"Other\" is not a field of the existing collection"),
+        "{reason}"
+    );
 }
 
 /// Numbers whose decimal point is always followed by three digits (`1.500`, `12.000`) may
