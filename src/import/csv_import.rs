@@ -269,6 +269,9 @@ struct Columns {
     decimal_comma: bool,
     /// [`ImportOptions::thousands`].
     thousands: bool,
+    /// Whether the file could be read with decimal commas: they are read so already, or its
+    /// fields are not separated by commas and no coordinate has a decimal point.
+    comma_decimals_possible: bool,
     /// [`ImportReport::notes`] on the kinds inferred.
     notes: Vec<String>,
     /// Whether the collection exists (its kinds are not the options' to change).
@@ -582,6 +585,30 @@ fn import_lines(
             } else {
                 format!(", and in the other options the new names: {}", and_list(&follow))
             };
+            // A new name that looks like personal data needs the decision too (`Téléphone`).
+            let decided = |column: &str| {
+                [&options.pii, &options.phones, &options.emails, &options.numbers, &options.categories]
+                    .iter()
+                    .any(|list| list.iter().any(|c| c == column))
+            };
+            let personal: Vec<String> = columns
+                .iter()
+                .zip(&names)
+                .filter(|(&(_, column), name)| looks_like_pii(name) && !decided(column))
+                .map(|(_, name)| format!("{name:?}"))
+                .collect();
+            let follow = match personal.as_slice() {
+                [] => follow,
+                [one] => format!(
+                    "{follow}; {one} looks like personal data: declare it as PII (--pii, --phone or --email) to seal \
+                     it, or as a category or number to store it in plaintext on purpose"
+                ),
+                _ => format!(
+                    "{follow}; {} look like personal data: declare each as PII (--pii, --phone or --email) to seal \
+                     it, or as a category or number to store it in plaintext on purpose",
+                    and_list(&personal)
+                ),
+            };
             let (renames, how) = (renames.join(" "), "(in Rust, ImportOptions::renames)");
             return Err(header_error(&match bad.as_slice() {
                 [_] => format!(
@@ -658,7 +685,8 @@ fn import_lines(
 
     let mut columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
     report.notes.append(&mut columns.notes);
-    if !options.decimal_comma {
+    // (Only where the file could be read with decimal commas, which the note advises.)
+    if !options.decimal_comma && columns.comma_decimals_possible {
         for (i, name, kind, _) in &columns.fields {
             let values = rows.iter().filter_map(|r| r.get(*i)).map(str::trim);
             if *kind == FieldKind::Number {
@@ -917,8 +945,9 @@ fn decimal_mark_hint(text: &str, decimal_comma: bool, grouped: bool) -> &'static
     if decimal_comma {
         if text.parse::<f64>().is_ok_and(f64::is_finite) {
             if grouped {
-                " (the numbers are read with a decimal comma, and a '.' groups thousands, three digits after it: \
-                 1.500 is fifteen hundred)"
+                // (`1.5`, `0.750`: no grouping, a decimal point.)
+                " (the numbers are read with a decimal comma, and a '.' only groups thousands, after one to three \
+                 digits not starting with 0 and before three: 1.500 is fifteen hundred, 0,75 three quarters)"
             } else {
                 " (the numbers are read with a decimal comma, and a '.' is refused: 1.500 may be fifteen hundred)"
             }
@@ -937,6 +966,9 @@ fn decimal_mark_hint(text: &str, decimal_comma: bool, grouped: bool) -> &'static
         }
     } else if parse_number(text, true).is_some_and(f64::is_finite) {
         " (numbers take a decimal point; --decimal-comma reads a file written with decimal commas)"
+    } else if parse_grouped(text, true).is_some_and(f64::is_finite) {
+        " (its digits are grouped with a '.' before a decimal comma: --decimal-comma --thousands reads it, with a \
+         delimiter other than the comma)"
     } else {
         ""
     }
@@ -1007,6 +1039,7 @@ fn numbers_made_text<'v>(
     is_number: impl Fn(&str) -> bool,
     decimal_comma: bool,
     thousands: bool,
+    comma_decimals_possible: bool,
 ) -> Option<String> {
     // (plain numbers, numbers with separators) among `values`.
     let count = |values: &mut dyn Iterator<Item = &'v str>| {
@@ -1037,6 +1070,7 @@ fn numbers_made_text<'v>(
     // (The options given first: with no separated number, they read them all.)
     let options = [(decimal_comma, thousands), (decimal_comma, true), (true, thousands), (true, true)]
         .into_iter()
+        .filter(|&(d, _)| !d || comma_decimals_possible)
         .find(|&(d, t)| reads(d, t))
         .map(|(d, t)| {
             let mut flags = String::new();
@@ -1067,13 +1101,15 @@ fn numbers_made_text<'v>(
         let first = values.clone().next().unwrap_or_default();
         // (In single quotes for a shell, and not a `,`, which would split the option's list.)
         let missing = if first.chars().any(|c| c.is_ascii_digit()) {
-            String::new()
+            " once its first value is written as a number (its row is refused until then; --skip-invalid sets \
+             such rows aside)"
+                .to_owned()
         } else if first.len() <= 3 && first.chars().all(|c| c.is_ascii_punctuation() && !",'".contains(c)) {
             format!(" --missing '{first}'")
         } else {
             " --missing VALUE (VALUE: the first value, meaning no value)".to_owned()
         };
-        let fields = if missing.is_empty() { "numbers" } else { "numbers and missing" };
+        let fields = if missing.starts_with(" --missing") { "numbers and missing" } else { "numbers" };
         format!(
             "column {name:?} became a category, as its first value is not a number, though {} of its {total} \
              values are{written}: to make it a number column, import it with --numbers {name}{missing}{flags} {}",
@@ -1228,8 +1264,11 @@ fn resolve_columns(
             message.push_str(&separator_hint(header, options.delimiter.unwrap_or(b',')));
         }
         // A first line of data (a file without a header line): numbers where names go.
-        let numbers = header.iter().filter(|h| h.parse::<f64>().is_ok()).count();
-        if whys.is_empty() && missing.len() == 3 && numbers >= 2 {
+        // (Two numbers, one with decimals, as coordinates have: a header's years have none.)
+        let number = |h: &String| h.parse::<f64>().is_ok() || parse_number(h, true).is_some();
+        let numbers = header.iter().filter(|h| number(h)).count();
+        let decimals = header.iter().any(|h| number(h) && h.contains(['.', ',']));
+        if whys.is_empty() && missing.len() == 3 && numbers >= 2 && decimals {
             message.push_str(
                 " (the first line holds numbers, as a row of data does: the file needs a header line naming its \
                  columns, id, lat, lon and the others)",
@@ -1241,6 +1280,10 @@ fn resolve_columns(
     // First, so a file without a header line (its first row taken as the header) is refused
     // without quoting any of that row's cells.
     let (id, lat, lon) = (position("id"), position("lat"), position("lon"));
+    // (Advice to read the numbers with decimal commas that the file refuses is no advice.)
+    let comma_decimals_possible = options.decimal_comma
+        || (options.delimiter.unwrap_or(b',') != b','
+            && !rows.iter().any(|r| [lat, lon].iter().any(|&i| r.get(i).is_some_and(|v| v.contains('.')))));
     // Ids are stored in plaintext, in the log, the indexes and the keystore: an e-mail
     // address or phone number as the id would be (from the CLI review).
     // (Not numbers dialled with 00: a zero-padded customer number, `0012-345678`, may look
@@ -1377,8 +1420,15 @@ fn resolve_columns(
                 (Some((kind, _)), _) => kind,
                 (None, _) => {
                     // A spreadsheet's name for one of its fields (`Umsatz (€)` for `umsatz`).
-                    let field =
-                        super::field_names::suggested_name(name).filter(|f| schema.field(f).is_some());
+                    // (Only a field no other column of the file is or would be taken as.)
+                    let suggested = |h: &String| super::field_names::suggested_name(h);
+                    let field = suggested(name).filter(|f| {
+                        let alike =
+                            |h: &&String| schema.field(h).is_none() && suggested(h).as_ref() == Some(f);
+                        schema.field(f).is_some()
+                            && !header.contains(f)
+                            && header.iter().filter(alike).count() == 1
+                    });
                     let rename = field.map_or_else(String::new, |f| {
                         format!(
                             " ({} takes it as its field {f})",
@@ -1459,6 +1509,7 @@ fn resolve_columns(
                         strict,
                         options.decimal_comma,
                         options.thousands,
+                        comma_decimals_possible,
                     ));
                 }
                 FieldKind::Category
@@ -1513,6 +1564,7 @@ fn resolve_columns(
         fields,
         decimal_comma: options.decimal_comma,
         thousands: options.thousands,
+        comma_decimals_possible,
         notes,
         existing: existing.is_some(),
         missing: options.missing.clone(),

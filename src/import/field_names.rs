@@ -19,9 +19,7 @@ const MAX_NAME_BYTES: usize = 64;
 /// "First Name" → first_name    "Région" → region    "Umsatz (€)" → umsatz    "2024" → col_2024
 /// ```
 pub(super) fn suggested_name(column: &str) -> Option<String> {
-    let starts_with_digit = column.nfkd().find(|c| c.is_alphanumeric()).is_some_and(|c| c.is_ascii_digit());
-    let mut name = String::from(if starts_with_digit { "col_" } else { "" });
-    let prefix = name.len();
+    let mut name = String::new();
     let mut gap = false;
     for c in column.nfkd().filter(|&c| !is_combining_mark(c)) {
         let latin = match c {
@@ -39,7 +37,7 @@ pub(super) fn suggested_name(column: &str) -> Option<String> {
                 continue;
             }
         };
-        let separator = std::mem::take(&mut gap) && name.len() > prefix;
+        let separator = std::mem::take(&mut gap) && !name.is_empty();
         if name.len() + usize::from(separator) + latin.len().max(1) > MAX_NAME_BYTES {
             break;
         }
@@ -52,7 +50,12 @@ pub(super) fn suggested_name(column: &str) -> Option<String> {
             name.push_str(latin);
         }
     }
-    (name.len() > prefix).then_some(name)
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert_str(0, "col_");
+        name.truncate(MAX_NAME_BYTES);
+        // (Cut at a `_`, it would end with one: harmless, as a field name.)
+    }
+    (!name.is_empty()).then_some(name)
 }
 
 /// A field name of its own for each of `columns` (the column's number in the file, its
@@ -109,6 +112,8 @@ mod tests {
             ("ＭＲＲ", Some("mrr")),
             ("e-mail", Some("e_mail")),
             ("(€)", None),
+            ("Доход 2023", Some("col_2023")),
+            ("2024 (€)", Some("col_2024")),
             ("Имя", None),
             ("", None),
         ] {

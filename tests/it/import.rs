@@ -995,7 +995,12 @@ fn skip_invalid_reports_and_header_errors_still_abort() {
     assert_eq!(err, (1, "header".into(), "required column \"id\" is missing".into()));
     // A first line of data: no cell quoted, and said why; one with an e-mail address or a
     // phone number is refused before anything quotes it.
-    let err = csv_err(import(&db, "Ada Lovelace,1,2\nA,1,2\n", &options)).2;
+    let err = csv_err(import(&db, "Kundennr,Breite,Laenge,2022,2023\nA,1,2,3,4\n", &options)).2;
+    assert_eq!(
+        err, "required columns \"id\", \"lat\" and \"lon\" are missing",
+        "years in a header are no data"
+    );
+    let err = csv_err(import(&db, "Ada Lovelace,48.1,2.3\nA,1,2\n", &options)).2;
     assert!(err.ends_with("(the first line holds numbers, as a row of data does: the file needs a header line naming its columns, id, lat, lon and the others)"), "{err}");
     for first in [
         "C1,48.1,11.5,ada@example.org\n",
@@ -1865,6 +1870,8 @@ fn thousands_separators_are_read_with_the_option() {
     let reason =
         csv_err(import(&db, "id,lat,lon,revenue\nB,1,2,\"2,300.50\"\n", &ImportOptions::default())).2;
     assert!(reason.contains("(its digits are grouped in thousands, which --thousands reads)"), "{reason}");
+    let reason = csv_err(import(&db, "id,lat,lon,revenue\nB,1,2,\"1.234,5\"\n", &ImportOptions::default())).2;
+    assert!(reason.contains("before a decimal comma: --decimal-comma --thousands reads it"), "{reason}");
     let reason = csv_err(import(&db, "id,lat,lon,revenue\nB,1,2,\"1,500\"\n", &ImportOptions::default())).2;
     assert!(reason.contains("--thousands reads 1,500 as fifteen hundred; --decimal-comma"), "{reason}");
     let (_d, db) = open(false);
@@ -1892,9 +1899,17 @@ fn thousands_separators_are_read_with_the_option() {
         report.notes[0]
     );
     assert!(
-        report.notes[1].contains("import it with --numbers debt (in Rust, ImportOptions::numbers;"),
+        report.notes[1].contains("import it with --numbers debt once its first value is written as a number"),
         "{}",
         report.notes[1]
+    );
+    // Not --decimal-comma where the file refuses it: its coordinates have decimal points.
+    let (_d, db) = open(false);
+    let report = import(&db, &csv.replace(";1;2;", ";48.1;2.3;"), &semicolon).unwrap();
+    assert!(
+        report.notes[0].contains("which this import did not read (neither --thousands nor --decimal-comma"),
+        "{}",
+        report.notes[0]
     );
 }
 
@@ -1964,6 +1979,20 @@ fn columns_that_are_no_field_names_are_named_together_with_renames() {
         ) && reason.contains("column \"Other\" is not a field of the existing collection"),
         "{reason}"
     );
+    // Not a field another column of the file is, or would be taken as.
+    for header in ["id,lat,lon,region_2,Région 2", "id,lat,lon,Région 2,région-2"] {
+        let reason = csv_err(import(&db, &format!("{header}\nB,1,2,x,y\n"), &ImportOptions::default())).2;
+        assert!(!reason.contains("--rename"), "{header}: {reason}");
+    }
+    // A new name that looks like personal data is a decision too.
+    let (_d, db) = open(false);
+    let reason = csv_err(import(&db, "id,lat,lon,Téléphone\nA,1,2,x\n", &ImportOptions::default())).2;
+    assert!(
+        reason.contains(
+            "--rename 'Téléphone=telephone'; \"telephone\" looks like personal data: declare it as PII"
+        ),
+        "{reason}"
+    );
 }
 
 /// Numbers whose decimal point is always followed by three digits (`1.500`, `12.000`) may
@@ -1985,6 +2014,15 @@ fn points_that_may_group_thousands_get_a_note() {
         report.notes[0]
     );
     assert_eq!(numbers(&db, "A")["umsatz"], 1.5, "read as written, with the note");
+    // Not where the file could not be read with decimal commas: its coordinates have
+    // decimal points (US weights in kg), or commas separate its fields.
+    for (csv, options) in [
+        ("id;lat;lon;kg\nA;40.7;-74.0;1.250\nB;1;2;2.500\nC;1;2;12.125\n", &semicolon),
+        ("id,lat,lon,kg\nA,1,2,1.250\nB,1,2,2.500\nC,1,2,12.125\n", &ImportOptions::default()),
+    ] {
+        let (_d, db) = open(false);
+        assert!(import(&db, csv, options).unwrap().notes.is_empty(), "{csv}");
+    }
     // Read with the options it names: fifteen hundred, and no note.
     let european = ImportOptions { decimal_comma: true, ..semicolon.clone() };
     let (_d, db) = open(false);
