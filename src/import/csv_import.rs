@@ -547,7 +547,7 @@ fn import_lines(
         // `First Name`, `Région`: one run per column before).
         let (good, bad): (Vec<_>, Vec<_>) =
             declared.fields.iter().partition(|(_, name, _, _)| crate::model::validate_name(name).is_ok());
-        if let Some((_, first, _, _)) = bad.first() {
+        if !bad.is_empty() {
             // Not one of the file's names (ignored ones included: a column renamed to one
             // would be ignored too), nor of the fields kept.
             let taken: Vec<&str> = header
@@ -556,71 +556,7 @@ fn import_lines(
                 .chain(good.iter().map(|(_, name, _, _)| name.as_str()))
                 .collect();
             let columns: Vec<(usize, &str)> = bad.iter().map(|(i, name, _, _)| (*i, name.as_str())).collect();
-            let names = super::field_names::field_names_for(&columns, &taken);
-            let renames: Vec<String> = columns
-                .iter()
-                .zip(&names)
-                .map(|(&(_, column), name)| super::field_names::rename_option(column, name))
-                .collect();
-            // The other options name a column by its new name: say which change with it.
-            let lists = [
-                ("--pii", &options.pii),
-                ("--phone", &options.phones),
-                ("--email", &options.emails),
-                ("--numbers", &options.numbers),
-                ("--categories", &options.categories),
-            ];
-            let follow: Vec<String> = columns
-                .iter()
-                .zip(&names)
-                .flat_map(|(&(_, column), name)| {
-                    lists
-                        .iter()
-                        .filter(move |(_, list)| list.iter().any(|c| c == column))
-                        .map(move |(flag, _)| format!("{flag} {name} for {column:?}"))
-                })
-                .collect();
-            let follow = if follow.is_empty() {
-                String::new()
-            } else {
-                format!(", and in the other options the new names: {}", and_list(&follow))
-            };
-            // A new name that looks like personal data needs the decision too (`Téléphone`).
-            let decided = |column: &str| {
-                [&options.pii, &options.phones, &options.emails, &options.numbers, &options.categories]
-                    .iter()
-                    .any(|list| list.iter().any(|c| c == column))
-            };
-            let personal: Vec<String> = columns
-                .iter()
-                .zip(&names)
-                .filter(|(&(_, column), name)| looks_like_pii(name) && !decided(column))
-                .map(|(_, name)| format!("{name:?}"))
-                .collect();
-            let follow = match personal.as_slice() {
-                [] => follow,
-                [one] => format!(
-                    "{follow}; {one} looks like personal data: declare it as PII (--pii, --phone or --email) to seal \
-                     it, or as a category or number to store it in plaintext on purpose"
-                ),
-                _ => format!(
-                    "{follow}; {} look like personal data: declare each as PII (--pii, --phone or --email) to seal \
-                     it, or as a category or number to store it in plaintext on purpose",
-                    and_list(&personal)
-                ),
-            };
-            let (renames, how) = (renames.join(" "), "(in Rust, ImportOptions::renames)");
-            return Err(header_error(&match bad.as_slice() {
-                [_] => format!(
-                    "column {first:?} is no field name (1-64 characters of ASCII letters, digits and '_'): take \
-                     it under another, as {renames}{follow} {how}"
-                ),
-                _ => format!(
-                    "columns {} are no field names (1-64 characters of ASCII letters, digits and '_'): take them \
-                     under others, as {renames}{follow} {how}",
-                    and_list(&bad.iter().map(|(_, name, _, _)| format!("{name:?}")).collect::<Vec<_>>())
-                ),
-            }));
+            return Err(header_error(&super::field_names::no_field_names(&columns, &taken, options)));
         }
         if pii > crate::model::MAX_FIELDS_PER_KIND {
             let reason = format!("{pii} PII columns; at most {}", crate::model::MAX_FIELDS_PER_KIND);
@@ -1195,7 +1131,7 @@ fn quoted_list(names: &[&String]) -> String {
 }
 
 /// `a, b and c`.
-fn and_list(items: &[String]) -> String {
+pub(super) fn and_list(items: &[String]) -> String {
     match items.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
         _ => items.concat(),
@@ -1895,7 +1831,7 @@ fn is_postcode_column(column: &str) -> bool {
 /// [`ABOUT_WORDS`] word nor, if one of the [`PLURAL_WORDS`], preceded by a
 /// [`COUNT_WORDS`] word — and, for `name`, not
 /// preceded by a [`THING_WORDS`] word. (`birth_year` is refused: a quasi-identifier.)
-fn looks_like_pii(column: &str) -> bool {
+pub(super) fn looks_like_pii(column: &str) -> bool {
     let key: String = column
         .trim()
         .chars()

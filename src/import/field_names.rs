@@ -7,6 +7,9 @@ use std::collections::HashSet;
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 
+use super::csv_import::{and_list, looks_like_pii};
+use super::ImportOptions;
+
 /// The longest field name, in bytes (see `model::validate_name`).
 const MAX_NAME_BYTES: usize = 64;
 
@@ -92,6 +95,72 @@ pub(super) fn rename_option(column: &str, name: &str) -> String {
         format!("--rename={quoted}")
     } else {
         format!("--rename {quoted}")
+    }
+}
+
+/// Why `columns` (their numbers in the file and names there) are refused, for a new
+/// collection: they are no field names. Each gets the `--rename` that takes it under a name
+/// of its own ([`field_names_for`], none of `taken`); an option naming a column by its old
+/// name is said to need the new one, and a new name that looks like personal data the
+/// decision on it.
+pub(super) fn no_field_names(columns: &[(usize, &str)], taken: &[&str], options: &ImportOptions) -> String {
+    let names = field_names_for(columns, taken);
+    let renames: Vec<String> =
+        columns.iter().zip(&names).map(|(&(_, column), name)| rename_option(column, name)).collect();
+    // The other options name a column by its new name: say which change with it.
+    let lists = [
+        ("--pii", &options.pii),
+        ("--phone", &options.phones),
+        ("--email", &options.emails),
+        ("--numbers", &options.numbers),
+        ("--categories", &options.categories),
+    ];
+    let follow: Vec<String> = columns
+        .iter()
+        .zip(&names)
+        .flat_map(|(&(_, column), name)| {
+            lists
+                .iter()
+                .filter(move |(_, list)| list.iter().any(|c| c == column))
+                .map(move |(flag, _)| format!("{flag} {name} for {column:?}"))
+        })
+        .collect();
+    let follow = if follow.is_empty() {
+        String::new()
+    } else {
+        format!(", and in the other options the new names: {}", and_list(&follow))
+    };
+    // A new name that looks like personal data needs the decision too (`Téléphone`).
+    let decided = |column: &str| lists.iter().any(|(_, list)| list.iter().any(|c| c == column));
+    let personal: Vec<String> = columns
+        .iter()
+        .zip(&names)
+        .filter(|(&(_, column), name)| looks_like_pii(name) && !decided(column))
+        .map(|(_, name)| format!("{name:?}"))
+        .collect();
+    let follow = match personal.as_slice() {
+        [] => follow,
+        [one] => format!(
+            "{follow}; {one} looks like personal data: declare it as PII (--pii, --phone or --email) to seal it, or \
+             as a category or number to store it in plaintext on purpose"
+        ),
+        _ => format!(
+            "{follow}; {} look like personal data: declare each as PII (--pii, --phone or --email) to seal it, or \
+             as a category or number to store it in plaintext on purpose",
+            and_list(&personal)
+        ),
+    };
+    let (renames, how) = (renames.join(" "), "(in Rust, ImportOptions::renames)");
+    match columns {
+        [(_, only)] => format!(
+            "column {only:?} is no field name (1-64 characters of ASCII letters, digits and '_'): take it under \
+             another, as {renames}{follow} {how}"
+        ),
+        _ => format!(
+            "columns {} are no field names (1-64 characters of ASCII letters, digits and '_'): take them under \
+             others, as {renames}{follow} {how}",
+            and_list(&columns.iter().map(|(_, name)| format!("{name:?}")).collect::<Vec<_>>())
+        ),
     }
 }
 
