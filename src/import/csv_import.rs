@@ -269,8 +269,8 @@ struct Columns {
     decimal_comma: bool,
     /// [`ImportOptions::thousands`].
     thousands: bool,
-    /// Whether the file could be read with decimal commas: they are read so already, or its
-    /// fields are not separated by commas and no coordinate has a decimal point.
+    /// Whether the file could be read with decimal commas (separated by other than commas,
+    /// which the advice says): they are read so already, or no coordinate has a decimal point.
     comma_decimals_possible: bool,
     /// [`ImportReport::notes`] on the kinds inferred.
     notes: Vec<String>,
@@ -622,7 +622,7 @@ fn import_lines(
     let mut columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
     report.notes.append(&mut columns.notes);
     // (Only where the file could be read with decimal commas, which the note advises.)
-    if !options.decimal_comma && columns.comma_decimals_possible {
+    if !options.decimal_comma && columns.comma_decimals_possible && options.delimiter != Some(b',') {
         for (i, name, kind, _) in &columns.fields {
             let values = rows.iter().filter_map(|r| r.get(*i)).map(str::trim);
             if *kind == FieldKind::Number {
@@ -876,7 +876,17 @@ fn csv_error(e: &csv::Error, column: &str, line: Option<u64>) -> Error {
 /// A hint for a number refused for its decimal mark: a decimal comma (`48,85`) without
 /// [`ImportOptions::decimal_comma`] (`1,500` may as well be fifteen hundred), or a point
 /// with it; `grouped` as [`ImportOptions::thousands`] (never for coordinates).
-fn decimal_mark_hint(text: &str, decimal_comma: bool, grouped: bool) -> &'static str {
+///
+/// `numbers` for a number column (`--thousands` reads none of the coordinates), and
+/// `comma_possible` as [`Columns::comma_decimals_possible`]: no advice to read decimal commas
+/// where the coordinates have decimal points.
+fn decimal_mark_hint(
+    text: &str,
+    decimal_comma: bool,
+    grouped: bool,
+    numbers: bool,
+    comma_possible: bool,
+) -> &'static str {
     let thousands = |c: char| c != ',' && is_group_separator(c);
     if decimal_comma {
         if text.parse::<f64>().is_ok_and(f64::is_finite) {
@@ -901,10 +911,14 @@ fn decimal_mark_hint(text: &str, decimal_comma: bool, grouped: bool) -> &'static
             ""
         }
     } else if parse_number(text, true).is_some_and(f64::is_finite) {
-        " (numbers take a decimal point; --decimal-comma reads a file written with decimal commas)"
-    } else if parse_grouped(text, true).is_some_and(f64::is_finite) {
-        " (its digits are grouped with a '.' before a decimal comma: --decimal-comma --thousands reads it, with a \
-         delimiter other than the comma)"
+        if comma_possible {
+            " (numbers take a decimal point; --decimal-comma reads a file written with decimal commas)"
+        } else {
+            " (numbers take a decimal point, as this file's coordinates do)"
+        }
+    } else if numbers && comma_possible && parse_grouped(text, true).is_some_and(f64::is_finite) {
+        " (its digits are grouped in thousands before a decimal comma: --decimal-comma --thousands reads it, with \
+         a delimiter other than the comma)"
     } else {
         ""
     }
@@ -1020,10 +1034,12 @@ fn numbers_made_text<'v>(
         });
     let (flags, unread) = match &options {
         Some(flags) => (flags.as_str(), ""),
-        None => (
-            " once they are written as one kind (1234.5, 1,234.5 with --thousands, 1234,5 with --decimal-comma)",
-            " (neither --thousands nor --decimal-comma reads them all as numbers)",
-        ),
+        None => ("", " (neither --thousands nor --decimal-comma reads them all as numbers)"),
+    };
+    let kinds = if comma_decimals_possible {
+        "(1234.5, 1,234.5 with --thousands, 1234,5 with --decimal-comma)"
+    } else {
+        "(1234.5, or 1,234.5 with --thousands)"
     };
     // Why by the first value: it decided the kind.
     Some(if !values.clone().next().is_some_and(with_separators) {
@@ -1036,19 +1052,33 @@ fn numbers_made_text<'v>(
         // with a digit (`(300)`, an accountant's negative) is not to be dropped as no value.
         let first = values.clone().next().unwrap_or_default();
         // (In single quotes for a shell, and not a `,`, which would split the option's list.)
+        let rewrite = |what: &str| {
+            if options.is_none() {
+                format!(" and {what} as one kind {kinds}")
+            } else {
+                String::new()
+            }
+        };
         let missing = if first.chars().any(|c| c.is_ascii_digit()) {
-            " once its first value is written as a number (its row is refused until then; --skip-invalid sets \
-             such rows aside)"
-                .to_owned()
+            format!(
+                " once its first value is written as a number{} (its row is refused until then; --skip-invalid \
+                 sets such rows aside)",
+                rewrite("the others")
+            )
         } else if first.len() <= 3 && first.chars().all(|c| c.is_ascii_punctuation() && !",'".contains(c)) {
             format!(" --missing '{first}'")
         } else {
             " --missing VALUE (VALUE: the first value, meaning no value)".to_owned()
         };
         let fields = if missing.starts_with(" --missing") { "numbers and missing" } else { "numbers" };
+        let once = if options.is_none() && !first.chars().any(|c| c.is_ascii_digit()) {
+            format!(" once its numbers are written as one kind {kinds}")
+        } else {
+            String::new()
+        };
         format!(
             "column {name:?} became a category, as its first value is not a number, though {} of its {total} \
-             values are{written}: to make it a number column, import it with --numbers {name}{missing}{flags} {}",
+             values are{written}: to make it a number column, import it with --numbers {name}{flags}{missing}{once} {}",
             plain + separated,
             how(fields)
         )
@@ -1056,7 +1086,8 @@ fn numbers_made_text<'v>(
         format!(
             "column {name:?} became a category, as its numbers are written with thousands separators or a decimal \
              comma (as 1,500 or 1.234,5; {separated} of its {total} values), which this import did not read{unread}: \
-             to make it a number column, import it with --numbers {name}{flags} {}",
+             to make it a number column, import it with --numbers {name}{flags}{} {}",
+            if options.is_none() { format!(" once they are written as one kind {kinds}") } else { String::new() },
             how("numbers, thousands and decimal_comma")
         )
     })
@@ -1218,8 +1249,7 @@ fn resolve_columns(
     let (id, lat, lon) = (position("id"), position("lat"), position("lon"));
     // (Advice to read the numbers with decimal commas that the file refuses is no advice.)
     let comma_decimals_possible = options.decimal_comma
-        || (options.delimiter.unwrap_or(b',') != b','
-            && !rows.iter().any(|r| [lat, lon].iter().any(|&i| r.get(i).is_some_and(|v| v.contains('.')))));
+        || !rows.iter().any(|r| [lat, lon].iter().any(|&i| r.get(i).is_some_and(|v| v.contains('.'))));
     // Ids are stored in plaintext, in the log, the indexes and the keystore: an e-mail
     // address or phone number as the id would be (from the CLI review).
     // (Not numbers dialled with 00: a zero-padded customer number, `0012-345678`, may look
@@ -2267,7 +2297,7 @@ fn to_upsert(
                 format!(
                     "{} is not a number{}",
                     crate::error::quoted_value(text),
-                    decimal_mark_hint(text, c.decimal_comma, false)
+                    decimal_mark_hint(text, c.decimal_comma, false, false, c.comma_decimals_possible)
                 ),
             )),
         }
@@ -2321,7 +2351,13 @@ fn to_upsert(
                         let hint = if !c.thousands && parse_grouped(text, c.decimal_comma).is_some() {
                             thousands_hint(text, c.decimal_comma)
                         } else {
-                            decimal_mark_hint(text, c.decimal_comma, c.thousands)
+                            decimal_mark_hint(
+                                text,
+                                c.decimal_comma,
+                                c.thousands,
+                                true,
+                                c.comma_decimals_possible,
+                            )
                         };
                         return Err(reject(
                             name,

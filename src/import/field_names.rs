@@ -135,7 +135,7 @@ pub(super) fn no_field_names(columns: &[(usize, &str)], taken: &[&str], options:
     let personal: Vec<String> = columns
         .iter()
         .zip(&names)
-        .filter(|(&(_, column), name)| looks_like_pii(name) && !decided(column))
+        .filter(|(&(_, column), name)| looks_like_pii(name) && !decided(column) && !decided(name))
         .map(|(_, name)| format!("{name:?}"))
         .collect();
     let follow = match personal.as_slice() {

@@ -1871,7 +1871,18 @@ fn thousands_separators_are_read_with_the_option() {
         csv_err(import(&db, "id,lat,lon,revenue\nB,1,2,\"2,300.50\"\n", &ImportOptions::default())).2;
     assert!(reason.contains("(its digits are grouped in thousands, which --thousands reads)"), "{reason}");
     let reason = csv_err(import(&db, "id,lat,lon,revenue\nB,1,2,\"1.234,5\"\n", &ImportOptions::default())).2;
-    assert!(reason.contains("before a decimal comma: --decimal-comma --thousands reads it"), "{reason}");
+    assert!(
+        reason.contains("grouped in thousands before a decimal comma: --decimal-comma --thousands reads it"),
+        "{reason}"
+    );
+    // Not for a coordinate (--thousands reads none), nor where the coordinates have points.
+    let semicolon = ImportOptions { delimiter: Some(b';'), ..ImportOptions::default() };
+    let reason = csv_err(import(&db, "id;lat;lon\nB;48.856,6;2\n", &semicolon)).2;
+    assert!(!reason.contains("--thousands") && !reason.contains("--decimal-comma"), "{reason}");
+    let (_d, db2) = open(false);
+    import(&db2, "id;lat;lon;revenue\nA;1.5;2.5;5\n", &semicolon).unwrap();
+    let reason = csv_err(import(&db2, "id;lat;lon;revenue\nB;1.5;2.5;1 234,5\nC;2,5;1;3\n", &semicolon)).2;
+    assert!(!reason.contains("--decimal-comma"), "{reason}");
     let reason = csv_err(import(&db, "id,lat,lon,revenue\nB,1,2,\"1,500\"\n", &ImportOptions::default())).2;
     assert!(reason.contains("--thousands reads 1,500 as fifteen hundred; --decimal-comma"), "{reason}");
     let (_d, db) = open(false);
