@@ -133,7 +133,23 @@ pub struct ImportReport {
 /// Imports of at least this many rows convert them on every core.
 const PARALLEL_ROWS_MIN: usize = 4096;
 
+/// An option that names columns: its name in Rust, its flag, the columns.
+pub(super) type ColumnOption<'a> = (&'static str, &'static str, &'a [String]);
+
 impl ImportOptions {
+    /// The options that name columns: the five that give a kind (`pii`, `phones`, `emails`,
+    /// `numbers`, `categories`), then `ignore`.
+    pub(super) fn column_options(&self) -> [ColumnOption<'_>; 6] {
+        [
+            ("pii", "--pii", &self.pii),
+            ("phones", "--phone", &self.phones),
+            ("emails", "--email", &self.emails),
+            ("numbers", "--numbers", &self.numbers),
+            ("categories", "--categories", &self.categories),
+            ("ignore", "--ignore", &self.ignore),
+        ]
+    }
+
     /// These options with the column names they give trimmed (renames are matched trimmed).
     fn with_trimmed_names(&self) -> ImportOptions {
         let trim = |names: &[String]| names.iter().map(|n| n.trim().to_owned()).collect();
@@ -165,21 +181,13 @@ impl ImportOptions {
             };
             Error::invalid_argument("collection", reason)
         })?;
-        let lists = [
-            ("pii", &self.pii),
-            ("phones", &self.phones),
-            ("emails", &self.emails),
-            ("numbers", &self.numbers),
-            ("categories", &self.categories),
-            ("ignore", &self.ignore),
-        ];
         // Two options clash unless they are the same, or `pii` with `phones` or `emails`.
         let clash = |a: &str, b: &str| {
             let pii_with = |x: &str, y: &str| x == "pii" && matches!(y, "phones" | "emails");
             !(a == b || pii_with(a, b) || pii_with(b, a))
         };
         let mut named_in: HashMap<&str, Vec<&str>> = HashMap::new();
-        for (option, names) in lists {
+        for (option, _, names) in self.column_options() {
             for named in names {
                 if crate::model::RECORD_NAMES.contains(&named.as_str()) {
                     return Err(Error::invalid_argument(
@@ -490,16 +498,9 @@ fn import_lines(
         // A column named like personal data stays a decision under its new name (a rename
         // to `who` got `Name` stored in plaintext without one: from the review).
         // (Left out by `ignore` is a decision too.)
-        let lists = [
-            &options.pii,
-            &options.phones,
-            &options.emails,
-            &options.numbers,
-            &options.categories,
-            &options.ignore,
-        ];
+        let lists = options.column_options();
         let own = |name: &str| crate::model::RECORD_NAMES.contains(&name);
-        let declared = |name: &String| lists.iter().any(|l| l.contains(name));
+        let declared = |name: &String| lists.iter().any(|(_, _, l)| l.contains(name));
         // (Not the id or the location: no option can name them, and `Address Latitude`
         // is a coordinate. An id's values are checked for contact data as ever.)
         let renamed: Vec<&(String, String)> = options
@@ -1042,7 +1043,8 @@ fn numbers_made_text<'v>(
         "(1234.5, or 1,234.5 with --thousands)"
     };
     // Why by the first value: it decided the kind.
-    Some(if !values.clone().next().is_some_and(with_separators) {
+    let first = values.clone().next().unwrap_or_default();
+    Some(if !with_separators(first) {
         let written = if separated == 0 {
             String::new()
         } else {
@@ -1050,20 +1052,17 @@ fn numbers_made_text<'v>(
         };
         // The first value named when it is a mark (`-`, `?`), which is no one's data; one
         // with a digit (`(300)`, an accountant's negative) is not to be dropped as no value.
-        let first = values.clone().next().unwrap_or_default();
+        let first_has_digit = first.chars().any(|c| c.is_ascii_digit());
         // (In single quotes for a shell, and not a `,`, which would split the option's list.)
-        let rewrite = |what: &str| {
-            if options.is_none() {
-                format!(" and {what} as one kind {kinds}")
+        let missing = if first_has_digit {
+            let others = if options.is_none() {
+                format!(" and the others as one kind {kinds}")
             } else {
                 String::new()
-            }
-        };
-        let missing = if first.chars().any(|c| c.is_ascii_digit()) {
+            };
             format!(
-                " once its first value is written as a number{} (its row is refused until then; --skip-invalid \
-                 sets such rows aside)",
-                rewrite("the others")
+                " once its first value is written as a number{others} (its row is refused until then; \
+                 --skip-invalid sets such rows aside)"
             )
         } else if first.len() <= 3 && first.chars().all(|c| c.is_ascii_punctuation() && !",'".contains(c)) {
             format!(" --missing '{first}'")
@@ -1071,7 +1070,7 @@ fn numbers_made_text<'v>(
             " --missing VALUE (VALUE: the first value, meaning no value)".to_owned()
         };
         let fields = if missing.starts_with(" --missing") { "numbers and missing" } else { "numbers" };
-        let once = if options.is_none() && !first.chars().any(|c| c.is_ascii_digit()) {
+        let once = if options.is_none() && !first_has_digit {
             format!(" once its numbers are written as one kind {kinds}")
         } else {
             String::new()
@@ -1286,9 +1285,9 @@ fn resolve_columns(
             )));
         }
     }
-    let named = options.pii.iter().chain(&options.phones).chain(&options.emails);
-    let named: Vec<&String> = named.chain(&options.numbers).chain(&options.categories).collect();
-    let ignored = options.ignore.iter().filter(|n| !unnamed(n));
+    let [kinds @ .., (_, _, ignore)] = options.column_options();
+    let named: Vec<&String> = kinds.iter().flat_map(|(_, _, names)| names.iter()).collect();
+    let ignored = ignore.iter().filter(|n| !unnamed(n));
     // All at once: a run per misspelt name was a run too many.
     let mut absent: Vec<&String> =
         named.iter().copied().chain(ignored).filter(|n| !header.contains(n)).collect();

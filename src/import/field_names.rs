@@ -108,21 +108,15 @@ pub(super) fn no_field_names(columns: &[(usize, &str)], taken: &[&str], options:
     let renames: Vec<String> =
         columns.iter().zip(&names).map(|(&(_, column), name)| rename_option(column, name)).collect();
     // The other options name a column by its new name: say which change with it.
-    let lists = [
-        ("--pii", &options.pii),
-        ("--phone", &options.phones),
-        ("--email", &options.emails),
-        ("--numbers", &options.numbers),
-        ("--categories", &options.categories),
-    ];
+    let [lists @ .., _ignore] = options.column_options();
     let follow: Vec<String> = columns
         .iter()
         .zip(&names)
         .flat_map(|(&(_, column), name)| {
             lists
                 .iter()
-                .filter(move |(_, list)| list.iter().any(|c| c == column))
-                .map(move |(flag, _)| format!("{flag} {name} for {column:?}"))
+                .filter(move |(_, _, list)| list.iter().any(|c| c == column))
+                .map(move |(_, flag, _)| format!("{flag} {name} for {column:?}"))
         })
         .collect();
     let follow = if follow.is_empty() {
@@ -131,7 +125,7 @@ pub(super) fn no_field_names(columns: &[(usize, &str)], taken: &[&str], options:
         format!(", and in the other options the new names: {}", and_list(&follow))
     };
     // A new name that looks like personal data needs the decision too (`Téléphone`).
-    let decided = |column: &str| lists.iter().any(|(_, list)| list.iter().any(|c| c == column));
+    let decided = |column: &str| lists.iter().any(|(_, _, list)| list.iter().any(|c| c == column));
     let personal: Vec<String> = columns
         .iter()
         .zip(&names)
