@@ -349,16 +349,13 @@ fn parse_grouped(text: &str, decimal_comma: bool) -> Option<f64> {
         Some((whole, fraction)) => (whole, Some(fraction)),
         None => (unsigned, None),
     };
-    let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
     let separator = whole.chars().find(|c| !c.is_ascii_digit())?;
-    if !is_group_separator(separator) || !fraction.is_none_or(all_digits) {
-        return None;
-    }
-    let mut groups = whole.split(separator);
-    let first = groups.next().unwrap_or_default();
     // (A first group of `0` groups nothing: `0,750` is a decimal comma's three quarters.)
-    let grouped = all_digits(first) && first.len() <= 3 && !first.starts_with('0');
-    if !(grouped && groups.all(|g| g.len() == 3 && all_digits(g))) {
+    if !is_group_separator(separator)
+        || !fraction.is_none_or(all_digits)
+        || whole.starts_with('0')
+        || !in_groups_of_three(whole, separator)
+    {
         return None;
     }
     let digits: String = whole.chars().filter(|&c| c != separator).collect();
@@ -1101,12 +1098,11 @@ fn points_that_may_group<'v>(name: &str, values: impl Iterator<Item = &'v str>) 
     let grouped_like = |v: &str| {
         let unsigned = v.strip_prefix(['-', '+']).unwrap_or(v);
         unsigned.split_once('.').is_some_and(|(whole, fraction)| {
-            let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
             (1..=3).contains(&whole.len())
-                && digits(whole)
+                && all_digits(whole)
                 && !whole.starts_with('0')
                 && fraction.len() == 3
-                && digits(fraction)
+                && all_digits(fraction)
         })
     };
     let mut dotted = 0u64;
@@ -1137,7 +1133,6 @@ fn with_separators(v: &str) -> bool {
         Some(at) if digits.len() - at - 1 != 3 => (&digits[..at], Some(&digits[at + 1..])),
         _ => (digits, None),
     };
-    let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
     if !fraction.is_none_or(all_digits) {
         return false;
     }
@@ -1150,8 +1145,19 @@ fn with_separators(v: &str) -> bool {
     if fraction.is_some() && digits[whole.len()..].starts_with(separator) {
         return false;
     }
+    in_groups_of_three(whole, separator)
+}
+
+/// Whether `t` is one or more ASCII digits.
+fn all_digits(t: &str) -> bool {
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether `whole` is digits grouped in thousands by `separator`: one to three, then groups
+/// of three after each separator (`1,234,567`).
+fn in_groups_of_three(whole: &str, separator: char) -> bool {
     let mut groups = whole.split(separator);
-    let first = groups.next().unwrap_or("");
+    let first = groups.next().unwrap_or_default();
     all_digits(first) && first.len() <= 3 && groups.all(|g| g.len() == 3 && all_digits(g))
 }
 
@@ -1430,11 +1436,10 @@ fn resolve_columns(
             // would lose its leading zeros or its last digits as a number.
             let code = |v: &str| {
                 let digits = v.trim_start_matches(['+', '-']);
-                let all_digits = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
                 (digits.len() > 1
                     && digits.starts_with('0')
                     && digits.as_bytes().get(1).is_some_and(u8::is_ascii_digit))
-                    || (all_digits && digits.len() > 15)
+                    || (all_digits(digits) && digits.len() > 15)
             };
             // A postcode column is a category whatever its first values: a UK or Dutch code
             // (`SW1A 1AA`, `1012 AB`) after French ones aborted the import (from the CLI
