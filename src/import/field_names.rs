@@ -9,9 +9,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use super::csv_import::{and_list, looks_like_pii};
 use super::ImportOptions;
-
-/// The longest field name, in bytes (see `model::validate_name`).
-const MAX_NAME_BYTES: usize = 64;
+use crate::model::MAX_NAME_BYTES;
 
 /// A field name made from a column's name: its letters and digits without their accents,
 /// in lower case (`ß` as `ss`, `æ` as `ae`, `ø` as `o`…), every run of other characters

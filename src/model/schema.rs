@@ -238,9 +238,12 @@ bincode::impl_borrow_decode!(Schema);
 pub(crate) const RECORD_NAMES: [&str; 3] = ["id", "lat", "lon"];
 
 /// Checks a collection or field name.
+/// The longest collection or field name, in bytes.
+pub(crate) const MAX_NAME_BYTES: usize = 64;
+
 pub(crate) fn validate_name(name: &str) -> Result<()> {
     let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if name.is_empty() || name.len() > 64 || !ok_chars {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES || !ok_chars {
         return Err(Error::InvalidSchema {
             reason: format!("name {name:?} must be 1-64 characters of ASCII letters, digits and '_'"),
         });
