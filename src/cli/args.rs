@@ -128,6 +128,12 @@ pub enum Command {
         /// that reading. Not the coordinates.
         #[arg(long)]
         thousands: bool,
+        /// Number columns may hold amounts with a currency: `$1234.50`, `12 €`, `EUR 12`,
+        /// `-$5`, an accountant's `($5.00)`. The currency is not stored, so each column's
+        /// amounts must all be in its first amount's (another is a bad row). With --thousands
+        /// for `$1,234.50`. Not the coordinates.
+        #[arg(long)]
+        currency: bool,
         /// Comma-separated cells that mean no value in number, phone and e-mail columns,
         /// besides NA, N/A, #N/A, NULL, NaN, None…: `--missing "-,unknown"`, `--missing -999`.
         #[arg(long, value_delimiter = ',', value_name = "VALUES", allow_hyphen_values = true)]

@@ -165,6 +165,7 @@ pub fn run(command: Command) -> Result<()> {
             delimiter,
             decimal_comma,
             thousands,
+            currency,
             missing,
             ignore,
         } => import(
@@ -188,6 +189,7 @@ pub fn run(command: Command) -> Result<()> {
                 delimiter,
                 decimal_comma,
                 thousands,
+                currency,
                 missing,
                 ignore,
             },

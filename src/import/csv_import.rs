@@ -73,6 +73,16 @@ pub struct ImportOptions {
     /// three. A cell that reads as a number without it keeps that reading (with decimal
     /// commas, `1,500` is one and a half). Not in the coordinates.
     pub thousands: bool,
+    /// Number columns may hold amounts written with a currency: `$1234.50`, `12 €`,
+    /// `US$ 12`, `EUR 12`, `-$5`, `$-5`, and an accountant's negatives in parentheses,
+    /// `($5.00)`, `(12.50)`. The currency is not stored: the amounts of a column must all be
+    /// in one (its first amount's), so a sum never adds dollars to euros — an amount in
+    /// another is a bad row. A cell that reads as a number without it keeps that reading.
+    /// The number is read as any other ([`Self::decimal_comma`], [`Self::thousands`]:
+    /// `$1,234.50` needs both `currency` and `thousands`). Not in the coordinates.
+    /// Currencies are a sign (`$`, `€`, `£`, `¥`, `₹`, …), `$` after one or two capitals
+    /// (`US$`, `R$`), or the ISO code of a widely traded currency (`USD`, `EUR`, `CHF`, …).
+    pub currency: bool,
     /// More cells that mean no value in number, phone and e-mail columns, besides the
     /// markers [`super::is_missing_marker`] knows: `-`, `unknown`, a sentinel such as `-999`
     /// (compared as text with the trimmed cell, before it is read as a number; not in the
@@ -277,6 +287,11 @@ struct Columns {
     decimal_comma: bool,
     /// [`ImportOptions::thousands`].
     thousands: bool,
+    /// [`ImportOptions::currency`].
+    currency: bool,
+    /// (column index, currency) of each number column holding amounts with a currency:
+    /// its first amount's currency, which all its amounts must be in.
+    currencies: Vec<(usize, String)>,
     /// Whether the file could be read with decimal commas (separated by other than commas,
     /// which the advice says): they are read so already, or no coordinate has a decimal point.
     comma_decimals_possible: bool,
@@ -334,6 +349,25 @@ fn parse_amount(text: &str, decimal_comma: bool, thousands: bool) -> Option<f64>
             None
         }
     })
+}
+
+/// A number cell's value as [`parse_amount`] reads it, else, when `currency`, as an amount
+/// with a currency (see [`ImportOptions::currency`]), with the currency as written.
+fn parse_money(
+    text: &str,
+    decimal_comma: bool,
+    thousands: bool,
+    currency: bool,
+) -> Option<(f64, Option<&str>)> {
+    if let Some(v) = parse_amount(text, decimal_comma, thousands) {
+        return Some((v, None));
+    }
+    if !currency {
+        return None;
+    }
+    let amount = super::money::split_amount(text)?;
+    let v = parse_amount(amount.number, decimal_comma, thousands)?;
+    Some((if amount.negative { -v } else { v }, amount.currency))
 }
 
 /// A number written with its digits grouped in thousands: after an optional sign, one to
@@ -619,6 +653,11 @@ fn import_lines(
 
     let mut columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
     report.notes.append(&mut columns.notes);
+    if options.currency {
+        let (currencies, mut notes) = column_currencies(&columns, &rows);
+        columns.currencies = currencies;
+        report.notes.append(&mut notes);
+    }
     // (Only where the file could be read with decimal commas, which the note advises.)
     if !options.decimal_comma && columns.comma_decimals_possible && options.delimiter != Some(b',') {
         for (i, name, kind, _) in &columns.fields {
@@ -1089,6 +1128,115 @@ fn numbers_made_text<'v>(
     })
 }
 
+/// A note when a new column became a category as its values are amounts written with a
+/// currency or in parentheses (`$1,234.50`, `12 €`, `(300)`), which only
+/// [`ImportOptions::currency`] reads: its first value and nearly all (90%) of `values`
+/// (trimmed, neither empty nor a missing-value marker) read as numbers with it (and
+/// `--thousands` where needed). The note names the currencies, never a value; for amounts in
+/// several, it says to split the column (the currency is not stored).
+fn amounts_made_text<'v>(
+    name: &str,
+    values: impl Iterator<Item = &'v str> + Clone,
+    decimal_comma: bool,
+    thousands: bool,
+) -> Option<String> {
+    let read = |v: &'v str, t: bool| parse_money(v, decimal_comma, t, true).filter(|(v, _)| v.is_finite());
+    let nearly_all = |values: &mut dyn Iterator<Item = &'v str>| {
+        let (n, amounts) =
+            values.fold((0u64, 0u64), |(n, a), v| (n + 1, a + u64::from(read(v, true).is_some())));
+        n > 0 && amounts * 10 >= n * 9
+    };
+    let first = values.clone().next()?;
+    // A look at the first hundred first, so a column of words is not read whole.
+    // (Its first value an amount with a currency or in parentheses: it made the column text.)
+    let amount = |v: &str| super::money::split_amount(v).is_some();
+    if !amount(first)
+        || read(first, true).is_none()
+        || !nearly_all(&mut values.clone().take(100))
+        || !nearly_all(&mut values.clone())
+    {
+        return None;
+    }
+    let (mut currencies, mut grouped): (Vec<&str>, bool) = (Vec::new(), false);
+    for v in values {
+        if let Some((_, currency)) = read(v, true) {
+            if let Some(currency) = currency.filter(|c| !currencies.contains(c)) {
+                currencies.push(currency);
+            }
+            grouped |= !thousands && read(v, false).is_none();
+        }
+    }
+    let (flags, fields) = if grouped {
+        (" --currency --thousands", "currency and thousands")
+    } else {
+        (" --currency", "currency")
+    };
+    Some(match currencies.as_slice() {
+        [] => format!(
+            "column {name:?} became a category, as its values are numbers with accountant's negatives in \
+             parentheses, as (300): to make it a number column, import it with{flags} (in Rust, \
+             ImportOptions::{fields})"
+        ),
+        [one] => format!(
+            "column {name:?} became a category, as its values are amounts written with a currency ({one}): to make \
+             it a number column of the amounts, the currency not stored, import it with{flags} (in Rust, \
+             ImportOptions::{fields})"
+        ),
+        many => {
+            let shown: Vec<&str> = many.iter().take(5).copied().collect();
+            let more = if many.len() > 5 { ", …" } else { "" };
+            format!(
+                "column {name:?} became a category, as its values are amounts in {} currencies ({}{more}): a number \
+                 column holds amounts in one currency, which is not stored (a sum would add them up as one); put \
+                 each currency's amounts in a column of its own, then import them with{flags} (in Rust, \
+                 ImportOptions::{fields})",
+                many.len(),
+                shown.join(", ")
+            )
+        }
+    })
+}
+
+/// With [`ImportOptions::currency`], the currency of the first amount written with one in
+/// each number column that has such an amount (the currency its amounts must all be in), and a
+/// note for each of those columns.
+fn column_currencies(columns: &Columns, rows: &Rows) -> (Vec<(usize, String)>, Vec<String>) {
+    let (mut found, mut notes) = (Vec::new(), Vec::new());
+    for (i, name, kind, _) in &columns.fields {
+        if *kind != FieldKind::Number {
+            continue;
+        }
+        let first = rows.iter().filter_map(|r| r.get(*i)).map(str::trim).find_map(|v| {
+            if no_value(v, &columns.missing) {
+                return None;
+            }
+            parse_money(v, columns.decimal_comma, columns.thousands, true).and_then(|(_, currency)| currency)
+        });
+        if let Some(currency) = first {
+            notes.push(format!(
+                "column {name:?}: amounts in {currency} read as numbers, the currency not stored (an amount in \
+                 another currency is a bad row)"
+            ));
+            found.push((*i, currency.to_owned()));
+        }
+    }
+    (found, notes)
+}
+
+/// A hint for a number cell that [`ImportOptions::currency`] would read: an amount with a
+/// currency or in parentheses.
+fn currency_hint(text: &str, decimal_comma: bool, thousands: bool) -> Option<&'static str> {
+    let amount = super::money::split_amount(text)?;
+    let read = |t: bool| parse_amount(amount.number, decimal_comma, t).is_some_and(f64::is_finite);
+    if read(thousands) {
+        Some(" (an amount with a currency or in parentheses, which --currency reads)")
+    } else if read(true) {
+        Some(" (an amount with a currency or in parentheses, its digits grouped in thousands: --currency --thousands reads it)")
+    } else {
+        None
+    }
+}
+
 /// A note when the numbers of number column `name` that have a decimal point all have three
 /// digits after it, at least three of them, and one to three before it, not starting with
 /// `0` (`1.500`, `12.000`): read as decimals, they may be thousands grouped with a point, as
@@ -1448,7 +1596,8 @@ fn resolve_columns(
             // (With decimal commas, a first value with a decimal point is a number too, so its
             // row is refused with a hint instead of the column turning to text.)
             let number = |v: &str| {
-                parse_amount(v, options.decimal_comma, options.thousands)
+                parse_money(v, options.decimal_comma, options.thousands, options.currency)
+                    .map(|(v, _)| v)
                     .or_else(|| v.parse().ok().filter(|_| options.decimal_comma))
             };
             let is_number = |v: &str| number(v).is_some_and(f64::is_finite);
@@ -1470,17 +1619,25 @@ fn resolve_columns(
                 if !is_number(first) && !codes && !is_postcode_column(name) {
                     // (Read strictly: with decimal commas, `1.5` is a bad row, not a number.)
                     let strict = |v: &str| {
-                        parse_amount(v, options.decimal_comma, options.thousands).is_some_and(f64::is_finite)
+                        parse_money(v, options.decimal_comma, options.thousands, options.currency)
+                            .is_some_and(|(v, _)| v.is_finite())
                     };
                     let values = values.filter(|v| !no_value(v, &options.missing));
-                    notes.extend(numbers_made_text(
-                        name,
-                        values,
-                        strict,
-                        options.decimal_comma,
-                        options.thousands,
-                        comma_decimals_possible,
-                    ));
+                    let amounts = (!options.currency)
+                        .then(|| {
+                            amounts_made_text(name, values.clone(), options.decimal_comma, options.thousands)
+                        })
+                        .flatten();
+                    notes.extend(amounts.or_else(|| {
+                        numbers_made_text(
+                            name,
+                            values,
+                            strict,
+                            options.decimal_comma,
+                            options.thousands,
+                            comma_decimals_possible,
+                        )
+                    }));
                 }
                 FieldKind::Category
             }
@@ -1534,6 +1691,8 @@ fn resolve_columns(
         fields,
         decimal_comma: options.decimal_comma,
         thousands: options.thousands,
+        currency: options.currency,
+        currencies: Vec::new(),
         comma_decimals_possible,
         notes,
         existing: existing.is_some(),
@@ -2349,10 +2508,27 @@ fn to_upsert(
             FieldKind::Category => slots.category(schema, name, raw.trim().to_owned()),
             FieldKind::Number => {
                 let text = raw.trim();
-                match parse_amount(text, c.decimal_comma, c.thousands) {
-                    Some(v) if v.is_finite() => slots.number(schema, name, v),
+                match parse_money(text, c.decimal_comma, c.thousands, c.currency) {
+                    Some((v, got)) if v.is_finite() => {
+                        let column = c.currencies.iter().find(|(j, _)| j == i).map(|(_, k)| k.as_str());
+                        if let (Some(got), Some(expected)) = (got, column.filter(|&k| Some(k) != got)) {
+                            return Err(reject(
+                                name,
+                                format!(
+                                    "an amount in {got}, not in {expected} as the column's first amount: the \
+                                     currency is not stored, so a sum would add them up as one (put each \
+                                     currency's amounts in a column of its own)"
+                                ),
+                            ));
+                        }
+                        slots.number(schema, name, v)
+                    }
                     _ => {
-                        let hint = if !c.thousands && parse_grouped(text, c.decimal_comma).is_some() {
+                        let hint = if let Some(hint) =
+                            (!c.currency).then(|| currency_hint(text, c.decimal_comma, c.thousands)).flatten()
+                        {
+                            hint
+                        } else if !c.thousands && parse_grouped(text, c.decimal_comma).is_some() {
                             thousands_hint(text, c.decimal_comma)
                         } else {
                             decimal_mark_hint(

@@ -4,6 +4,7 @@ mod csv_import;
 mod field_names;
 mod limit;
 mod missing;
+mod money;
 mod rows;
 mod sep_line;
 

@@ -1910,7 +1910,10 @@ fn thousands_separators_are_read_with_the_option() {
         report.notes[0]
     );
     assert!(
-        report.notes[1].contains("import it with --numbers debt once its first value is written as a number"),
+        report.notes[1].contains(
+            "accountant's negatives in parentheses, as (300): to make it a number column, \
+                                  import it with --currency (in Rust"
+        ),
         "{}",
         report.notes[1]
     );
@@ -1922,6 +1925,123 @@ fn thousands_separators_are_read_with_the_option() {
         "{}",
         report.notes[0]
     );
+}
+
+/// `currency` reads amounts written with a currency or in parentheses — a CRM export's
+/// revenue column (`$1,234.50`, `1.234,50 €`, `EUR 12`, `($5.00)`) — in a new column
+/// (inferred a number, with a note naming the currency) and in an existing one. A column's
+/// amounts must all be in one currency, its first amount's: the currency is not stored, and
+/// a sum must not add dollars to euros. Without the option the note and the row error name
+/// it; with it, what is no amount (`SKU 12`, `$5x`, a coordinate) is still refused.
+#[test]
+fn amounts_with_a_currency_are_read_with_the_option() {
+    let currency = ImportOptions { currency: true, thousands: true, ..ImportOptions::default() };
+    let (_d, db) = open(false);
+    let cells = [
+        ("A", "\"$1,234.50\"", Some(1234.5)),
+        ("B", "$-5", Some(-5.0)),
+        ("C", "($7.25)", Some(-7.25)),
+        ("D", "12", Some(12.0)),
+        ("E", "-$0.50", Some(-0.5)),
+        ("F", "$.75", Some(0.75)),
+        ("G", "NA", None),
+        ("H", "+$3", Some(3.0)),
+        ("I", "$ 40", Some(40.0)),
+        ("J", "\u{2212}$2", Some(-2.0)),
+        ("K", "\"(1,000)\"", Some(-1000.0)),
+    ];
+    let mut csv = String::from("id,lat,lon,revenue,sku\n");
+    for (id, cell, _) in cells {
+        csv.push_str(&format!("{id},1,2,{cell},SKU 12\n"));
+    }
+    let report = import(&db, &csv, &currency).unwrap();
+    assert_eq!(report.imported, cells.len() as u64);
+    assert_eq!(kinds(&db)["revenue"], FieldKind::Number);
+    assert_eq!(kinds(&db)["sku"], FieldKind::Category, "an ISO code it does not know is no currency");
+    for (id, cell, want) in cells {
+        assert_eq!(numbers(&db, id).get("revenue").copied(), want, "{cell}");
+    }
+    assert_eq!(
+        report.notes,
+        ["column \"revenue\": amounts in $ read as numbers, the currency not stored (an amount in another \
+          currency is a bad row)"]
+    );
+
+    // After the number, with decimal commas; ISO codes before and after.
+    let european = ImportOptions { delimiter: Some(b';'), decimal_comma: true, ..currency.clone() };
+    let (_d, db) = open(false);
+    let csv = "id;lat;lon;ltv;fee\nA;1;2;1.234,50 €;EUR 12\nB;1;2;12\u{a0}€;12,5 EUR\nC;1;2;-3,5 €;EUR-3\n\
+               D;1;2;(2 €);(EUR 1)\n";
+    import(&db, csv, &european).unwrap();
+    let got: Vec<(f64, f64)> =
+        ["A", "B", "C", "D"].iter().map(|id| (numbers(&db, id)["ltv"], numbers(&db, id)["fee"])).collect();
+    assert_eq!(got, [(1234.5, 12.0), (12.0, 12.5), (-3.5, -3.0), (-2.0, -1.0)]);
+
+    // One currency per column: another is a bad row, named, and set aside with skip_invalid.
+    let (_d, db) = open(false);
+    let csv = "id,lat,lon,revenue\nA,1,2,$5\nB,1,2,7\nC,1,2,€6\nD,1,2,US$8\n";
+    let (line, column, reason) = csv_err(import(&db, csv, &currency));
+    assert_eq!((line, column.as_str()), (4, "revenue"));
+    assert!(reason.starts_with("an amount in €, not in $ as the column's first amount"), "{reason}");
+    let skipping = ImportOptions { skip_invalid: true, ..currency.clone() };
+    let report = import(&db, csv, &skipping).unwrap();
+    let rejected: Vec<(u64, &str)> = report.rejected.iter().map(|r| (r.line, r.id.as_str())).collect();
+    assert_eq!((report.imported, rejected), (2, vec![(4, "C"), (5, "D")]));
+    assert_eq!((numbers(&db, "A")["revenue"], numbers(&db, "B")["revenue"]), (5.0, 7.0));
+    // An existing collection's number column takes amounts too, in the file's first currency.
+    let report = import(&db, "id,lat,lon,revenue\nE,1,2,€9\nF,1,2,\"(€1,000.5)\"\n", &currency).unwrap();
+    assert_eq!(report.imported, 2);
+    assert_eq!((numbers(&db, "E")["revenue"], numbers(&db, "F")["revenue"]), (9.0, -1000.5));
+
+    // Still refused with the option: what is no amount, and coordinates.
+    for bad in ["$5x", "$$5", "-$-5", "(-$5)", "$", "5 $ 5", "$inf", "SKU 12"] {
+        let csv = format!("id,lat,lon,revenue\nA,1,2,$1\nX,1,2,{bad}\n");
+        let (_d, db) = open(false);
+        let (line, column, reason) = csv_err(import(&db, &csv, &currency));
+        assert_eq!((line, column.as_str()), (3, "revenue"), "{bad}");
+        assert!(reason.contains("is not a finite number"), "{bad}: {reason}");
+    }
+    let (line, column, _) = csv_err(import(&db, "id,lat,lon\nX,$1,2\n", &currency));
+    assert_eq!((line, column.as_str()), (2, "lat"));
+
+    // Without the option: a note naming it (and --thousands where the amounts need it), or
+    // saying to split a column of several currencies; a row error's hint. Never a value.
+    let (_d, db) = open(false);
+    let csv = "id,lat,lon,revenue,price,plain\nA,1,2,\"$1,234.50\",$5,$5\nB,1,2,$7,€6,$6\nC,1,2,9,3,7\n";
+    let report = import(&db, csv, &ImportOptions::default()).unwrap();
+    assert_eq!(kinds(&db)["revenue"], FieldKind::Category);
+    assert_eq!(report.notes.len(), 3, "{:?}", report.notes);
+    assert!(
+        report.notes[0].contains("amounts written with a currency ($)")
+            && report.notes[0].contains(
+                "import it with --currency --thousands (in Rust, ImportOptions::currency and thousands)"
+            ),
+        "{}",
+        report.notes[0]
+    );
+    assert!(
+        report.notes[1].contains("amounts in 2 currencies ($, €)")
+            && report.notes[1].contains("put each currency's amounts in a column of its own"),
+        "{}",
+        report.notes[1]
+    );
+    assert!(
+        report.notes[2].contains("import it with --currency (in Rust, ImportOptions::currency)"),
+        "{}",
+        report.notes[2]
+    );
+    for note in &report.notes {
+        assert!(!note.contains("1,234") && !note.contains('5') && !note.contains('7'), "{note}");
+    }
+    let (_d, db) = open(false);
+    import(&db, "id,lat,lon,revenue\nA,1,2,5\n", &ImportOptions::default()).unwrap();
+    let reason = csv_err(import(&db, "id,lat,lon,revenue\nB,1,2,$5\n", &ImportOptions::default())).2;
+    assert!(
+        reason.contains("(an amount with a currency or in parentheses, which --currency reads)"),
+        "{reason}"
+    );
+    let reason = csv_err(import(&db, "id,lat,lon,revenue\nB,1,2,\"$5,000\"\n", &ImportOptions::default())).2;
+    assert!(reason.contains("--currency --thousands reads it)"), "{reason}");
 }
 
 /// A spreadsheet's header names are refused all at once, each with a rename that the

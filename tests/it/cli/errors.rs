@@ -179,6 +179,16 @@ fn bad_headers_and_files_abort() {
     assert!(err.contains("which --thousands reads"), "{err}");
     env.ok("import", &[money.to_str().unwrap(), "--thousands"]);
     assert_eq!(env.json("get", &["--id", "M-1"])["numbers"]["revenue"], 1234.5);
+    // --currency reads amounts written with a currency; the note names the currency.
+    let dollars = env.file("dollars.csv", "id,lat,lon,revenue\nM-3,1,2,\"$1,000.25\"\nM-4,1,2,($3)\n");
+    let err = fail(&env.run(false, "import", &[dollars.to_str().unwrap(), "--thousands"]));
+    assert!(err.contains("which --currency reads"), "{err}");
+    let out = env.run(false, "import", &[dollars.to_str().unwrap(), "--thousands", "--currency"]);
+    assert!(out.status.success(), "{out:?}");
+    let note = String::from_utf8(out.stderr).unwrap();
+    assert!(note.contains("column \"revenue\": amounts in $ read as numbers"), "{note}");
+    assert_eq!(env.json("get", &["--id", "M-3"])["numbers"]["revenue"], 1000.25);
+    assert_eq!(env.json("get", &["--id", "M-4"])["numbers"]["revenue"], -3.0);
     let env = Env::new();
     let missing = env.dir.path().join("nope.csv");
     let err = fail(&env.run(true, "import", &[missing.to_str().unwrap()]));

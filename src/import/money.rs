@@ -1,0 +1,202 @@
+//! Amounts written with a currency, as spreadsheets and accounting tools export them:
+//! `$1,234.50`, `1.234,50 €`, `USD 12`, `-$5`, `$-5`, `($5.00)` (an accountant's negative).
+//! [`split_amount`] separates the sign and the currency from the number's text, which the
+//! import then reads as it reads any number (its decimal mark and thousands separators).
+
+/// An amount taken apart: the number as written, without sign or currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Amount<'t> {
+    /// The number's text: it starts with a digit or a `.`.
+    pub(super) number: &'t str,
+    /// A `-` (or `−`) sign, or parentheses around the amount.
+    pub(super) negative: bool,
+    /// The currency as written (`$`, `US$`, `€`, `EUR`), if one was.
+    pub(super) currency: Option<&'t str>,
+}
+
+/// ISO 4217 codes taken as currencies before or after an amount (`USD 12`, `12 EUR`):
+/// those of the most traded currencies, so that a code of another kind (`SKU 12`) is not
+/// read as one.
+const CODES: [&str; 42] = [
+    "AED", "ARS", "AUD", "BGN", "BRL", "CAD", "CHF", "CLP", "CNY", "COP", "CZK", "DKK", "EGP", "EUR", "GBP",
+    "HKD", "HUF", "IDR", "ILS", "INR", "JPY", "KES", "KRW", "MXN", "MYR", "NGN", "NOK", "NZD", "PEN", "PHP",
+    "PLN", "RON", "RUB", "SAR", "SEK", "SGD", "THB", "TRY", "UAH", "USD", "VND", "ZAR",
+];
+
+/// Whether `c` is a currency sign: `$`, `¢`, `£`, `¤`, `¥`, the signs of the Unicode block of
+/// currency symbols (`€`, `₹`, `₩`, `₽`, `₺`, `₪`, `₫`, `₱`, `₦`, `₴`…), `฿`, `֏`, `؋`, `﷼`,
+/// and the full-width and small `$`, `¢`, `£`, `¥`, `₩`.
+pub(super) fn is_currency_sign(c: char) -> bool {
+    matches!(
+        c,
+        '$' | '¢' | '£' | '¤' | '¥' | '\u{58f}' | '\u{60b}' | '\u{e3f}' | '\u{20a0}'
+            ..='\u{20c0}'
+                | '\u{fdfc}'
+                | '\u{fe69}'
+                | '\u{ff04}'
+                | '\u{ffe0}'
+                | '\u{ffe1}'
+                | '\u{ffe5}'
+                | '\u{ffe6}'
+    )
+}
+
+/// The spaces between an amount and its currency: a space, a no-break space (narrow or not).
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\u{a0}' | '\u{202f}')
+}
+
+/// A leading sign: `-`, the minus sign `−` or `+`; `(negative, rest)`.
+fn strip_sign(text: &str) -> (Option<bool>, &str) {
+    if let Some(rest) = text.strip_prefix(['-', '\u{2212}']) {
+        (Some(true), rest)
+    } else if let Some(rest) = text.strip_prefix('+') {
+        (Some(false), rest)
+    } else {
+        (None, text)
+    }
+}
+
+/// The currency `text` starts with and the rest, spaces after it skipped: a sign
+/// ([`is_currency_sign`]), a `$` after one or two capital letters (`US$`, `R$`, `HK$`), or a
+/// code of [`CODES`].
+fn currency_prefix(text: &str) -> Option<(&str, &str)> {
+    let letters = text.bytes().take_while(u8::is_ascii_uppercase).count();
+    let len = if letters == 3 && text.get(..3).is_some_and(|code| CODES.contains(&code)) {
+        3
+    } else if letters <= 2 && text.get(letters..).is_some_and(|rest| rest.starts_with('$')) {
+        letters + 1
+    } else if letters == 0 {
+        text.chars().next().filter(|&c| is_currency_sign(c))?.len_utf8()
+    } else {
+        return None;
+    };
+    let (currency, rest) = text.split_at_checked(len)?;
+    Some((currency, rest.trim_start_matches(is_space)))
+}
+
+/// The currency `text` ends with and what comes before it, spaces before it skipped: a sign
+/// or a code of [`CODES`] (`12 €`, `12€`, `12 EUR`).
+fn currency_suffix(text: &str) -> Option<(&str, &str)> {
+    let len = match text.chars().next_back() {
+        Some(c) if is_currency_sign(c) => c.len_utf8(),
+        _ => {
+            let code = text.get(text.len().checked_sub(3)?..)?;
+            if !CODES.contains(&code) {
+                return None;
+            }
+            3
+        }
+    };
+    let (rest, currency) = text.split_at_checked(text.len() - len)?;
+    Some((currency, rest.trim_end_matches(is_space)))
+}
+
+/// `text` (trimmed) taken apart as an amount with a currency, or in parentheses: a sign
+/// before or after a currency that comes first (`-$5`, `$-5`, `- $5` is not one), or before
+/// the number when the currency comes last (`-5 €`); parentheses around it all mean
+/// negative (`($5)`, `(5 €)`, `(1,234.00)`), and take no sign inside. `None` for text with
+/// neither a currency nor parentheses, and for what is no amount (`$`, `$$5`, `SKU 12`).
+/// The number is not read here: it is the text between, starting with a digit or `.`
+/// (`-US$ 1,234.50` is `1,234.50`, negative, in `US$`).
+pub(super) fn split_amount(text: &str) -> Option<Amount<'_>> {
+    let text = text.trim();
+    let (parenthesized, inner) = match text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+        Some(inner) => (true, inner.trim()),
+        None => (false, text),
+    };
+    let (sign, unsigned) = strip_sign(inner);
+    if parenthesized && sign.is_some() {
+        return None;
+    }
+    let (currency, number, sign) = if let Some((currency, rest)) = currency_prefix(unsigned) {
+        // `$-5`: the sign after the currency, when there was none before it.
+        let (inner_sign, rest) = strip_sign(rest);
+        if sign.is_some() && inner_sign.is_some() || parenthesized && inner_sign.is_some() {
+            return None;
+        }
+        (Some(currency), rest, sign.or(inner_sign))
+    } else if let Some((currency, rest)) = currency_suffix(unsigned) {
+        (Some(currency), rest, sign)
+    } else {
+        (None, unsigned, sign)
+    };
+    if currency.is_none() && !parenthesized {
+        return None;
+    }
+    let starts_well = number.starts_with(|c: char| c.is_ascii_digit() || c == '.');
+    let ends_well = number.ends_with(|c: char| c.is_ascii_digit() || c == '.');
+    if !starts_well || !ends_well {
+        return None;
+    }
+    Some(Amount { number, negative: parenthesized || sign == Some(true), currency })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(text: &str) -> Option<(&str, bool, Option<&str>)> {
+        split_amount(text).map(|a| (a.number, a.negative, a.currency))
+    }
+
+    #[test]
+    fn currencies_before_and_after() {
+        assert_eq!(parts("$1,234.50"), Some(("1,234.50", false, Some("$"))));
+        assert_eq!(parts("US$ 12"), Some(("12", false, Some("US$"))));
+        assert_eq!(parts("R$12,50"), Some(("12,50", false, Some("R$"))));
+        assert_eq!(parts("1.234,50 €"), Some(("1.234,50", false, Some("€"))));
+        assert_eq!(parts("12\u{a0}€"), Some(("12", false, Some("€"))));
+        assert_eq!(parts("EUR 12"), Some(("12", false, Some("EUR"))));
+        assert_eq!(parts("12 CHF"), Some(("12", false, Some("CHF"))));
+        assert_eq!(parts("USD12"), Some(("12", false, Some("USD"))));
+        assert_eq!(parts("£.50"), Some((".50", false, Some("£"))));
+        assert_eq!(parts(" ¥1000 "), Some(("1000", false, Some("¥"))));
+        assert_eq!(parts("₹1,00,000"), Some(("1,00,000", false, Some("₹"))));
+    }
+
+    #[test]
+    fn signs_and_parentheses() {
+        assert_eq!(parts("-$5"), Some(("5", true, Some("$"))));
+        assert_eq!(parts("$-5"), Some(("5", true, Some("$"))));
+        assert_eq!(parts("\u{2212}$5"), Some(("5", true, Some("$"))));
+        assert_eq!(parts("+$5"), Some(("5", false, Some("$"))));
+        assert_eq!(parts("-5 €"), Some(("5", true, Some("€"))));
+        assert_eq!(parts("($5.00)"), Some(("5.00", true, Some("$"))));
+        assert_eq!(parts("(5 €)"), Some(("5", true, Some("€"))));
+        assert_eq!(parts("( 1,234.00 )"), Some(("1,234.00", true, None)));
+    }
+
+    #[test]
+    fn what_is_no_amount() {
+        for text in [
+            "12",
+            "-12",
+            "$",
+            "$$5",
+            "$ $5",
+            "-$-5",
+            "(-$5)",
+            "($-5)",
+            "(-5)",
+            "SKU 12",
+            "ABC 12",
+            "12 SKU",
+            "USDX 12",
+            "$5x",
+            "x$5",
+            "5 $ 5",
+            "$abc",
+            "()",
+            "($)",
+            "12 €€",
+            "€-",
+            "ABCD$5",
+            "-5 -€",
+            "$1e5x",
+            "$inf",
+        ] {
+            assert_eq!(parts(text), None, "{text:?}");
+        }
+    }
+}
