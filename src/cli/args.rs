@@ -129,9 +129,10 @@ pub enum Command {
         #[arg(long)]
         thousands: bool,
         /// Number columns may hold amounts with a currency: `$1234.50`, `12 €`, `EUR 12`,
-        /// `-$5`, an accountant's `($5.00)`. The currency is not stored, so each column's
-        /// amounts must all be in its first amount's (another is a bad row). With --thousands
-        /// for `$1,234.50`. Not the coordinates.
+        /// `-$5`, an accountant's `($5.00)`, `$ -` for zero. The currency is not stored: in a
+        /// file, a column's amounts must all be in its first amount's (another is a bad row),
+        /// and a later file's in another currency belong in a column of their own. With
+        /// --thousands for `$1,234.50`. Not the coordinates.
         #[arg(long)]
         currency: bool,
         /// Comma-separated cells that mean no value in number, phone and e-mail columns,

@@ -75,13 +75,17 @@ pub struct ImportOptions {
     pub thousands: bool,
     /// Number columns may hold amounts written with a currency: `$1234.50`, `12 €`,
     /// `US$ 12`, `EUR 12`, `-$5`, `$-5`, and an accountant's negatives in parentheses,
-    /// `($5.00)`, `(12.50)`. The currency is not stored: the amounts of a column must all be
-    /// in one (its first amount's), so a sum never adds dollars to euros — an amount in
-    /// another is a bad row. A cell that reads as a number without it keeps that reading.
-    /// The number is read as any other ([`Self::decimal_comma`], [`Self::thousands`]:
-    /// `$1,234.50` needs both `currency` and `thousands`). Not in the coordinates.
-    /// Currencies are a sign (`$`, `€`, `£`, `¥`, `₹`, …), `$` after one or two capitals
-    /// (`US$`, `R$`), or the ISO code of a widely traded currency (`USD`, `EUR`, `CHF`, …).
+    /// `($5.00)`, `$ (5.00)`, `(12.50)`; a spreadsheet's accounting zero, `$ -`, is 0. The
+    /// currency is not stored: in one file, a column's amounts must all be in one currency
+    /// (that of the first imported row's amount), so an import never adds dollars to euros —
+    /// an amount in another is a bad row. The collection does not remember it, so a later
+    /// file's amounts in another currency belong in a column of their own. A cell that reads
+    /// as a number without it keeps that reading. The number is read as any other
+    /// ([`Self::decimal_comma`], [`Self::thousands`]: `$1,234.50` needs both `currency` and
+    /// `thousands`), and is not written as a code (`$0012`). Not in the coordinates.
+    /// Currencies are compared as written (`€` and `EUR` are two): a sign (`$`, `€`, `£`,
+    /// `¥`, `₹`, …), `$` after one or two capitals (`US$`, `R$`), or the ISO code of a widely
+    /// traded currency (`USD`, `EUR`, `CHF`, …).
     pub currency: bool,
     /// More cells that mean no value in number, phone and e-mail columns, besides the
     /// markers [`super::is_missing_marker`] knows: `-`, `unknown`, a sentinel such as `-999`
@@ -289,9 +293,6 @@ struct Columns {
     thousands: bool,
     /// [`ImportOptions::currency`].
     currency: bool,
-    /// (column index, currency) of each number column holding amounts with a currency:
-    /// its first amount's currency, which all its amounts must be in.
-    currencies: Vec<(usize, String)>,
     /// Whether the file could be read with decimal commas (separated by other than commas,
     /// which the advice says): they are read so already, or no coordinate has a decimal point.
     comma_decimals_possible: bool,
@@ -367,7 +368,17 @@ fn parse_money(
     }
     let amount = super::money::split_amount(text)?;
     let v = parse_amount(amount.number, decimal_comma, thousands)?;
-    Some((if amount.negative { -v } else { v }, amount.currency))
+    // (`($0.00)` is 0, not -0.)
+    Some((if amount.negative && v != 0.0 { -v } else { v }, amount.currency))
+}
+
+/// The number of a cell: the cell, or, when `currency`, an amount's number (`1.500` of
+/// `1.500 €`).
+fn number_of(cell: &str, currency: bool) -> &str {
+    match super::money::split_amount(cell).filter(|_| currency) {
+        Some(amount) => amount.number,
+        None => cell,
+    }
 }
 
 /// A number written with its digits grouped in thousands: after an optional sign, one to
@@ -652,16 +663,13 @@ fn import_lines(
     progress(rows.len() as u64);
 
     let mut columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
+    let kind_notes = !columns.notes.is_empty();
     report.notes.append(&mut columns.notes);
-    if options.currency {
-        let (currencies, mut notes) = column_currencies(&columns, &rows);
-        columns.currencies = currencies;
-        report.notes.append(&mut notes);
-    }
     // (Only where the file could be read with decimal commas, which the note advises.)
     if !options.decimal_comma && columns.comma_decimals_possible && options.delimiter != Some(b',') {
         for (i, name, kind, _) in &columns.fields {
-            let values = rows.iter().filter_map(|r| r.get(*i)).map(str::trim);
+            // An amount's number (`1.500 €`) as any other.
+            let values = rows.iter().filter_map(|r| r.get(*i)).map(|v| number_of(v.trim(), options.currency));
             if *kind == FieldKind::Number {
                 report.notes.extend(points_that_may_group(name, values));
             }
@@ -717,6 +725,14 @@ fn import_lines(
     if existing.is_none() {
         batch.create_collection(collection, schema).map_err(|e| header_error(&e.to_string()))?;
         report.created_collection = true;
+        // (The notes' advice is for importing the file again: not into this collection.)
+        if kind_notes {
+            report.notes.push(
+                "a field's kind is fixed when its collection is created: to follow the advice above, import the \
+                 file into a new collection (--collection NAME) or a new database"
+                    .to_owned(),
+            );
+        }
     }
     // Every record was checked against the schema when its row was converted: none is
     // refused here.
@@ -759,9 +775,13 @@ fn to_upserts(
     report: &mut ImportReport,
 ) -> Result<Vec<PendingOp>> {
     let mut upserts = Vec::with_capacity(rows.len());
-    let converted = crate::parallel::map_indices(rows.len(), PARALLEL_ROWS_MIN, |i| {
+    let mut converted = crate::parallel::map_indices(rows.len(), PARALLEL_ROWS_MIN, |i| {
         to_upsert(columns, target, rows.lines().get(i).copied().unwrap_or(0), rows.row(i))
     });
+    if columns.currency {
+        let mut notes = one_currency_per_column(&mut converted, columns, &rows);
+        report.notes.append(&mut notes);
+    }
     let repeat_of = repeated_ids(&converted, rows.lines());
     // Which columns the markers were in, for the rows imported.
     let mut tally = [0u64; 128];
@@ -1129,58 +1149,72 @@ fn numbers_made_text<'v>(
 }
 
 /// A note when a new column became a category as its values are amounts written with a
-/// currency or in parentheses (`$1,234.50`, `12 €`, `(300)`), which only
-/// [`ImportOptions::currency`] reads: its first value and nearly all (90%) of `values`
-/// (trimmed, neither empty nor a missing-value marker) read as numbers with it (and
-/// `--thousands` where needed). The note names the currencies, never a value; for amounts in
-/// several, it says to split the column (the currency is not stored).
+/// currency or in parentheses (`$1,234.50`, `12,50 €`, `(300)`), which
+/// [`ImportOptions::currency`] reads: its first value is one, and nearly all (90%) of
+/// `values` (trimmed, neither empty nor a missing-value marker) read as numbers with it and,
+/// where needed, `thousands` or `decimal_comma` (the latter only where `comma_possible`, as
+/// [`Columns::comma_decimals_possible`]). The note names the options that read them all, and
+/// the currencies, never a value; for amounts in several currencies, it says to split the
+/// column (the currency is not stored).
 fn amounts_made_text<'v>(
     name: &str,
     values: impl Iterator<Item = &'v str> + Clone,
-    decimal_comma: bool,
-    thousands: bool,
+    options: &ImportOptions,
+    comma_possible: bool,
 ) -> Option<String> {
-    let read = |v: &'v str, t: bool| parse_money(v, decimal_comma, t, true).filter(|(v, _)| v.is_finite());
-    let nearly_all = |values: &mut dyn Iterator<Item = &'v str>| {
-        let (n, amounts) =
-            values.fold((0u64, 0u64), |(n, a), v| (n + 1, a + u64::from(read(v, true).is_some())));
-        n > 0 && amounts * 10 >= n * 9
-    };
+    let (decimal_comma, thousands) = (options.decimal_comma, options.thousands);
+    let readings: Vec<(bool, bool)> =
+        [(decimal_comma, thousands), (decimal_comma, true), (true, thousands), (true, true)]
+            .into_iter()
+            .filter(|&(d, _)| d == decimal_comma || comma_possible)
+            .collect();
+    let reads =
+        |v: &str, (d, t): (bool, bool)| parse_money(v, d, t, true).is_some_and(|(v, _)| v.is_finite());
+    let readable = |v: &str| readings.iter().any(|&how| reads(v, how));
     let first = values.clone().next()?;
-    // A look at the first hundred first, so a column of words is not read whole.
-    // (Its first value an amount with a currency or in parentheses: it made the column text.)
-    let amount = |v: &str| super::money::split_amount(v).is_some();
-    if !amount(first)
-        || read(first, true).is_none()
-        || !nearly_all(&mut values.clone().take(100))
-        || !nearly_all(&mut values.clone())
-    {
+    if super::money::split_amount(first).is_none() || !readable(first) {
         return None;
     }
-    let (mut currencies, mut grouped): (Vec<&str>, bool) = (Vec::new(), false);
-    for v in values {
-        if let Some((_, currency)) = read(v, true) {
-            if let Some(currency) = currency.filter(|c| !currencies.contains(c)) {
-                currencies.push(currency);
-            }
-            grouped |= !thousands && read(v, false).is_none();
+    // A look at the first hundred first, so a column of words is not read whole.
+    let nearly_all = |values: &mut dyn Iterator<Item = &'v str>| {
+        let (n, amounts) = values.fold((0u64, 0u64), |(n, a), v| (n + 1, a + u64::from(readable(v))));
+        n > 0 && amounts * 10 >= n * 9
+    };
+    if !nearly_all(&mut values.clone().take(100)) || !nearly_all(&mut values.clone()) {
+        return None;
+    }
+    let amounts = values.clone().filter(|v| readable(v));
+    let reading = readings.iter().copied().find(|&how| amounts.clone().all(|v| reads(v, how)));
+    let mut currencies: Vec<&str> = Vec::new();
+    for currency in values.filter_map(|v| super::money::split_amount(v)?.currency) {
+        if !currencies.contains(&currency) {
+            currencies.push(currency);
         }
     }
-    let (flags, fields) = if grouped {
-        (" --currency --thousands", "currency and thousands")
+    let (mut flags, mut fields) = (String::from(" --currency"), vec!["currency"]);
+    let (d, t) = reading.unwrap_or((decimal_comma, thousands));
+    if t && !thousands {
+        flags.push_str(" --thousands");
+        fields.push("thousands");
+    }
+    if d && !decimal_comma {
+        flags.push_str(" --decimal-comma (with a delimiter other than the comma)");
+        fields.push("decimal_comma");
+    }
+    let unread = if reading.is_none() {
+        " once they are written as one kind (neither --thousands nor --decimal-comma reads them all)"
     } else {
-        (" --currency", "currency")
+        ""
     };
+    let how = format!("import it with{flags}{unread} (in Rust, ImportOptions::{})", fields.join(" and "));
     Some(match currencies.as_slice() {
         [] => format!(
             "column {name:?} became a category, as its values are numbers with accountant's negatives in \
-             parentheses, as (300): to make it a number column, import it with{flags} (in Rust, \
-             ImportOptions::{fields})"
+             parentheses, as (300): to make it a number column, {how}"
         ),
         [one] => format!(
             "column {name:?} became a category, as its values are amounts written with a currency ({one}): to make \
-             it a number column of the amounts, the currency not stored, import it with{flags} (in Rust, \
-             ImportOptions::{fields})"
+             it a number column of the amounts, the currency not stored, {how}"
         ),
         many => {
             let shown: Vec<&str> = many.iter().take(5).copied().collect();
@@ -1188,53 +1222,73 @@ fn amounts_made_text<'v>(
             format!(
                 "column {name:?} became a category, as its values are amounts in {} currencies ({}{more}): a number \
                  column holds amounts in one currency, which is not stored (a sum would add them up as one); put \
-                 each currency's amounts in a column of its own, then import them with{flags} (in Rust, \
-                 ImportOptions::{fields})",
+                 each currency's amounts in a column of its own, then {}",
                 many.len(),
-                shown.join(", ")
+                shown.join(", "),
+                how.replacen("import it", "import them", 1)
             )
         }
     })
 }
 
-/// With [`ImportOptions::currency`], the currency of the first amount written with one in
-/// each number column that has such an amount (the currency its amounts must all be in), and a
-/// note for each of those columns.
-fn column_currencies(columns: &Columns, rows: &Rows) -> (Vec<(usize, String)>, Vec<String>) {
-    let (mut found, mut notes) = (Vec::new(), Vec::new());
-    for (i, name, kind, _) in &columns.fields {
-        if *kind != FieldKind::Number {
-            continue;
-        }
-        let first = rows.iter().filter_map(|r| r.get(*i)).map(str::trim).find_map(|v| {
-            if no_value(v, &columns.missing) {
+/// With [`ImportOptions::currency`], holds each number column to one currency: the first
+/// that an amount of a row converted so far has, in file order. A later row with an amount in
+/// another becomes a bad row (the currency is not stored: a sum would add them up). Returns
+/// a note for each column whose amounts have a currency.
+fn one_currency_per_column(
+    converted: &mut [Result<(PendingOp, u128), Rejected>],
+    columns: &Columns,
+    rows: &Rows,
+) -> Vec<String> {
+    let numbers: Vec<(usize, &str)> = columns
+        .fields
+        .iter()
+        .filter(|(_, _, kind, _)| *kind == FieldKind::Number)
+        .map(|(i, name, _, _)| (*i, name.as_str()))
+        .collect();
+    let mut first: Vec<Option<&str>> = vec![None; numbers.len()];
+    for (r, result) in converted.iter_mut().enumerate().filter(|(_, result)| result.is_ok()) {
+        let row = rows.row(r);
+        let currency_in = |column: usize| {
+            let cell = row.get(column)?.trim();
+            if no_value(cell, &columns.missing) {
                 return None;
             }
-            parse_money(v, columns.decimal_comma, columns.thousands, true).and_then(|(_, currency)| currency)
-        });
-        if let Some(currency) = first {
-            notes.push(format!(
-                "column {name:?}: amounts in {currency} read as numbers, the currency not stored (an amount in \
-                 another currency is a bad row)"
-            ));
-            found.push((*i, currency.to_owned()));
+            super::money::split_amount(cell)?.currency
+        };
+        for ((column, name), first) in numbers.iter().zip(first.iter_mut()) {
+            let Some(currency) = currency_in(*column) else { continue };
+            match *first {
+                None => *first = Some(currency),
+                Some(expected) if expected != currency => {
+                    *result = Err(Rejected {
+                        line: rows.lines().get(r).copied().unwrap_or(0),
+                        id: row.get(columns.id).unwrap_or_default().trim().to_owned(),
+                        column: (*name).to_owned(),
+                        reason: format!(
+                            "an amount in {currency}, not in {expected} as the column's first amount: the currency \
+                             is not stored, so a sum would add them up as one (put each currency's amounts in a \
+                             column of its own)"
+                        ),
+                    });
+                    break;
+                }
+                Some(_) => {}
+            }
         }
     }
-    (found, notes)
-}
-
-/// A hint for a number cell that [`ImportOptions::currency`] would read: an amount with a
-/// currency or in parentheses.
-fn currency_hint(text: &str, decimal_comma: bool, thousands: bool) -> Option<&'static str> {
-    let amount = super::money::split_amount(text)?;
-    let read = |t: bool| parse_amount(amount.number, decimal_comma, t).is_some_and(f64::is_finite);
-    if read(thousands) {
-        Some(" (an amount with a currency or in parentheses, which --currency reads)")
-    } else if read(true) {
-        Some(" (an amount with a currency or in parentheses, its digits grouped in thousands: --currency --thousands reads it)")
-    } else {
-        None
-    }
+    numbers
+        .iter()
+        .zip(first)
+        .filter_map(|((_, name), currency)| {
+            Some(format!(
+                "column {name:?}: amounts in {} read as numbers, the currency not stored: an amount in another \
+                 currency in this file is a bad row, and the collection does not remember it, so import amounts \
+                 in another currency into a column of their own",
+                currency?
+            ))
+        })
+        .collect()
 }
 
 /// A note when the numbers of number column `name` that have a decimal point all have three
@@ -1520,8 +1574,11 @@ fn resolve_columns(
                 // Never silently store a column named as PII as a plaintext attribute.
                 (Some((kind, _)), Some(asked)) if kind != asked => {
                     problems.push(format!(
-                        "column {name:?} is a {} field of the existing collection, not {}",
+                        "column {name:?} is a {} field of the existing collection, not {} (a field's kind is \
+                         fixed when its collection is created: to make it a {} field, import the file into a new \
+                         collection, --collection NAME, or a new database)",
                         kind_name(kind),
+                        kind_name(asked),
                         kind_name(asked)
                     ));
                     continue;
@@ -1623,11 +1680,7 @@ fn resolve_columns(
                             .is_some_and(|(v, _)| v.is_finite())
                     };
                     let values = values.filter(|v| !no_value(v, &options.missing));
-                    let amounts = (!options.currency)
-                        .then(|| {
-                            amounts_made_text(name, values.clone(), options.decimal_comma, options.thousands)
-                        })
-                        .flatten();
+                    let amounts = amounts_made_text(name, values.clone(), options, comma_decimals_possible);
                     notes.extend(amounts.or_else(|| {
                         numbers_made_text(
                             name,
@@ -1692,7 +1745,6 @@ fn resolve_columns(
         decimal_comma: options.decimal_comma,
         thousands: options.thousands,
         currency: options.currency,
-        currencies: Vec::new(),
         comma_decimals_possible,
         notes,
         existing: existing.is_some(),
@@ -2509,36 +2561,31 @@ fn to_upsert(
             FieldKind::Number => {
                 let text = raw.trim();
                 match parse_money(text, c.decimal_comma, c.thousands, c.currency) {
-                    Some((v, got)) if v.is_finite() => {
-                        let column = c.currencies.iter().find(|(j, _)| j == i).map(|(_, k)| k.as_str());
-                        if let (Some(got), Some(expected)) = (got, column.filter(|&k| Some(k) != got)) {
-                            return Err(reject(
-                                name,
-                                format!(
-                                    "an amount in {got}, not in {expected} as the column's first amount: the \
-                                     currency is not stored, so a sum would add them up as one (put each \
-                                     currency's amounts in a column of its own)"
-                                ),
-                            ));
-                        }
-                        slots.number(schema, name, v)
-                    }
+                    // (One currency per column is checked once all rows are converted.)
+                    Some((v, _)) if v.is_finite() => slots.number(schema, name, v),
                     _ => {
-                        let hint = if let Some(hint) =
-                            (!c.currency).then(|| currency_hint(text, c.decimal_comma, c.thousands)).flatten()
+                        // An amount's number (`$1,234.50`, `12,50 €`) gets the hints any
+                        // number gets, after one naming --currency when it is not given.
+                        let amount = super::money::split_amount(text);
+                        let number = amount.map_or(text, |a| a.number);
+                        let number_hint = if !c.thousands && parse_grouped(number, c.decimal_comma).is_some()
                         {
-                            hint
-                        } else if !c.thousands && parse_grouped(text, c.decimal_comma).is_some() {
-                            thousands_hint(text, c.decimal_comma)
+                            thousands_hint(number, c.decimal_comma)
                         } else {
                             decimal_mark_hint(
-                                text,
+                                number,
                                 c.decimal_comma,
                                 c.thousands,
                                 true,
                                 c.comma_decimals_possible,
                             )
                         };
+                        let currency_hint = if amount.is_some() && !c.currency {
+                            " (an amount with a currency or in parentheses, which --currency reads)"
+                        } else {
+                            ""
+                        };
+                        let hint = format!("{currency_hint}{number_hint}");
                         return Err(reject(
                             name,
                             format!(

@@ -92,44 +92,58 @@ fn currency_suffix(text: &str) -> Option<(&str, &str)> {
     Some((currency, rest.trim_end_matches(is_space)))
 }
 
-/// `text` (trimmed) taken apart as an amount with a currency, or in parentheses: a sign
-/// before or after a currency that comes first (`-$5`, `$-5`, `- $5` is not one), or before
-/// the number when the currency comes last (`-5 €`); parentheses around it all mean
-/// negative (`($5)`, `(5 €)`, `(1,234.00)`), and take no sign inside. `None` for text with
-/// neither a currency nor parentheses, and for what is no amount (`$`, `$$5`, `SKU 12`).
-/// The number is not read here: it is the text between, starting with a digit or `.`
-/// (`-US$ 1,234.50` is `1,234.50`, negative, in `US$`).
-pub(super) fn split_amount(text: &str) -> Option<Amount<'_>> {
-    let text = text.trim();
-    let (parenthesized, inner) = match text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+/// `text` without the parentheses around it (and the spaces inside them), if it has them.
+fn parenthesized(text: &str) -> (bool, &str) {
+    match text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
         Some(inner) => (true, inner.trim()),
         None => (false, text),
-    };
+    }
+}
+
+/// The currency `text` starts or ends with ([`currency_prefix`], [`currency_suffix`]) and
+/// the rest.
+fn currency_of(text: &str) -> Option<(&str, &str)> {
+    currency_prefix(text).or_else(|| currency_suffix(text))
+}
+
+/// `text` (trimmed) taken apart as an amount with a currency, or in parentheses. One sign
+/// at most: `-` or `−` before the amount or after a currency that comes first (`-$5`, `$-5`,
+/// `-5 €`), or parentheses around the amount or around the number (`($5)`, `(5 €)`,
+/// `$(5)`, `$ (1,234.50)`, `(1,234.00)`), all meaning negative; `$ -` and `- €` are zero,
+/// as a spreadsheet's accounting format writes it. The number is not read here: it is the
+/// text left, which starts and ends with a digit or `.` (`-US$ 1,234.50` is `1,234.50`,
+/// negative, in `US$`) and is not written as a code (a leading `0` before another digit,
+/// or more than 15 digits before anything else: `$0012`, an account number).
+///
+/// `None` for text with neither a currency nor parentheses (`12`), and for what is no
+/// amount (`$`, `$$5`, `SKU 12`, `-$-5`, `($-5)`).
+pub(super) fn split_amount(text: &str) -> Option<Amount<'_>> {
+    let (outer, inner) = parenthesized(text.trim());
+    // Zero in an accounting format.
+    if let Some((currency, "-")) = currency_of(inner).filter(|_| !outer) {
+        return Some(Amount { number: "0", negative: false, currency: Some(currency) });
+    }
     let (sign, unsigned) = strip_sign(inner);
-    if parenthesized && sign.is_some() {
-        return None;
-    }
-    let (currency, number, sign) = if let Some((currency, rest)) = currency_prefix(unsigned) {
-        // `$-5`: the sign after the currency, when there was none before it.
-        let (inner_sign, rest) = strip_sign(rest);
-        if sign.is_some() && inner_sign.is_some() || parenthesized && inner_sign.is_some() {
-            return None;
-        }
-        (Some(currency), rest, sign.or(inner_sign))
-    } else if let Some((currency, rest)) = currency_suffix(unsigned) {
-        (Some(currency), rest, sign)
-    } else {
-        (None, unsigned, sign)
+    let (currency, rest) = match currency_of(unsigned) {
+        Some((currency, rest)) => (Some(currency), rest),
+        None if outer => (None, unsigned),
+        None => return None,
     };
-    if currency.is_none() && !parenthesized {
+    // After a currency: `$(5)`, or `$-5` (the sign of `-5 €` was taken above).
+    let (around_number, rest) = if currency.is_some() { parenthesized(rest) } else { (false, rest) };
+    let (late_sign, number) = if around_number { (None, rest) } else { strip_sign(rest) };
+    let signs = [outer, around_number, sign.is_some(), late_sign.is_some()];
+    if signs.iter().filter(|&&s| s).count() > 1 {
         return None;
     }
-    let starts_well = number.starts_with(|c: char| c.is_ascii_digit() || c == '.');
-    let ends_well = number.ends_with(|c: char| c.is_ascii_digit() || c == '.');
-    if !starts_well || !ends_well {
+    let well = |c: char| c.is_ascii_digit() || c == '.';
+    let lead = number.bytes().take_while(u8::is_ascii_digit).count();
+    let code = (lead > 1 && number.starts_with('0')) || lead > 15;
+    if !number.starts_with(well) || !number.ends_with(well) || code {
         return None;
     }
-    Some(Amount { number, negative: parenthesized || sign == Some(true), currency })
+    let negative = outer || around_number || sign == Some(true) || late_sign == Some(true);
+    Some(Amount { number, negative, currency })
 }
 
 #[cfg(test)]
@@ -165,6 +179,18 @@ mod tests {
         assert_eq!(parts("($5.00)"), Some(("5.00", true, Some("$"))));
         assert_eq!(parts("(5 €)"), Some(("5", true, Some("€"))));
         assert_eq!(parts("( 1,234.00 )"), Some(("1,234.00", true, None)));
+        assert_eq!(parts("$(1,234.50)"), Some(("1,234.50", true, Some("$"))));
+        assert_eq!(parts("$ (1,234.50)"), Some(("1,234.50", true, Some("$"))));
+        assert_eq!(parts("(5) €"), Some(("5", true, Some("€"))));
+    }
+
+    #[test]
+    fn an_accounting_zero() {
+        for text in ["$ -", "$-", " $ - ", "- €", "EUR -", "€-"] {
+            assert_eq!(parts(text).map(|(n, neg, _)| (n, neg)), Some(("0", false)), "{text:?}");
+        }
+        assert_eq!(parts("- €").and_then(|p| p.2), Some("€"));
+        assert_eq!(parts("($ -)"), None);
     }
 
     #[test]
@@ -190,11 +216,18 @@ mod tests {
             "()",
             "($)",
             "12 €€",
-            "€-",
             "ABCD$5",
             "-5 -€",
             "$1e5x",
             "$inf",
+            "$0012345",
+            "$12345678901234567890",
+            "$(-5)",
+            "-$(5)",
+            "(($5))",
+            "-$ -",
+            "$ --",
+            "(5)(€)",
         ] {
             assert_eq!(parts(text), None, "{text:?}");
         }

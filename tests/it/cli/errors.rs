@@ -516,7 +516,9 @@ fn existing_collection_rejects_foreign_columns_and_kind_changes() {
         fail(&env.run(true, "import", &[second.to_str().unwrap(), "--collection", "notes", "--pii", "note"]));
     assert_eq!(
         err.trim(),
-        "error: line 1, column header: column \"note\" is a category field of the existing collection, not pii"
+        "error: line 1, column header: column \"note\" is a category field of the existing collection, not pii \
+         (a field's kind is fixed when its collection is created: to make it a pii field, import the file into a \
+         new collection, --collection NAME, or a new database)"
     );
     for f in all_files(&env.db) {
         assert!(!contains(&std::fs::read(&f).unwrap(), "Secret Note Value"), "{}", f.display());
