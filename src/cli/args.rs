@@ -131,7 +131,7 @@ pub enum Command {
         /// Number columns may hold amounts with a currency: `$1234.50`, `12 €`, `EUR 12`,
         /// `-$5`, an accountant's `($5.00)`, `$ -` for zero. The currency is not stored: in a
         /// file, a column's amounts must all be in its first amount's (another is a bad row),
-        /// and a later file's in another currency belong in a column of their own. With
+        /// and a later file's in another currency must not go into the same column. With
         /// --thousands for `$1,234.50`. Not the coordinates.
         #[arg(long)]
         currency: bool,

@@ -74,18 +74,19 @@ pub struct ImportOptions {
     /// commas, `1,500` is one and a half). Not in the coordinates.
     pub thousands: bool,
     /// Number columns may hold amounts written with a currency: `$1234.50`, `12 €`,
-    /// `US$ 12`, `EUR 12`, `-$5`, `$-5`, and an accountant's negatives in parentheses,
-    /// `($5.00)`, `$ (5.00)`, `(12.50)`; a spreadsheet's accounting zero, `$ -`, is 0. The
-    /// currency is not stored: in one file, a column's amounts must all be in one currency
-    /// (that of the first imported row's amount), so an import never adds dollars to euros —
-    /// an amount in another is a bad row. The collection does not remember it, so a later
-    /// file's amounts in another currency belong in a column of their own. A cell that reads
-    /// as a number without it keeps that reading. The number is read as any other
+    /// `US$ 12`, `5 US$`, `EUR 12`, `-$5`, `$-5`, and an accountant's negatives in
+    /// parentheses, `($5.00)`, `$ (5.00)`, `(5 €)`; a spreadsheet's accounting zero, `$ -` or
+    /// `- €`, is 0. Parentheses without a currency are not read (`(212)` may be an area code).
+    /// The currency is not stored: in one file, a column's amounts must all be in one
+    /// currency (that of the first imported row's amount), so an import never adds dollars to
+    /// euros — an amount in another is a bad row. The collection does not remember it, so a
+    /// later file's amounts in another currency must not go into the same column. A cell that
+    /// reads as a number without it keeps that reading. The number is read as any other
     /// ([`Self::decimal_comma`], [`Self::thousands`]: `$1,234.50` needs both `currency` and
-    /// `thousands`), and is not written as a code (`$0012`). Not in the coordinates.
-    /// Currencies are compared as written (`€` and `EUR` are two): a sign (`$`, `€`, `£`,
-    /// `¥`, `₹`, …), `$` after one or two capitals (`US$`, `R$`), or the ISO code of a widely
-    /// traded currency (`USD`, `EUR`, `CHF`, …).
+    /// `thousands`; an exponent, `$1e5`, as in a plain number), and is not written as a code
+    /// (`$0012`). Not in the coordinates. Currencies are compared as written (`€` and `EUR`
+    /// are two): a sign (`$`, `€`, `£`, `¥`, `₹`, …), `$` after one or two capitals (`US$`,
+    /// `R$`), or the ISO code of a widely traded currency (`USD`, `EUR`, `CHF`, …).
     pub currency: bool,
     /// More cells that mean no value in number, phone and e-mail columns, besides the
     /// markers [`super::is_missing_marker`] knows: `-`, `unknown`, a sentinel such as `-999`
@@ -353,15 +354,10 @@ fn parse_amount(text: &str, decimal_comma: bool, thousands: bool) -> Option<f64>
 }
 
 /// A number cell's value as [`parse_amount`] reads it, else, when `currency`, as an amount
-/// with a currency (see [`ImportOptions::currency`]), with the currency as written.
-fn parse_money(
-    text: &str,
-    decimal_comma: bool,
-    thousands: bool,
-    currency: bool,
-) -> Option<(f64, Option<&str>)> {
+/// with a currency (see [`ImportOptions::currency`]).
+fn parse_money(text: &str, decimal_comma: bool, thousands: bool, currency: bool) -> Option<f64> {
     if let Some(v) = parse_amount(text, decimal_comma, thousands) {
-        return Some((v, None));
+        return Some(v);
     }
     if !currency {
         return None;
@@ -369,8 +365,16 @@ fn parse_money(
     let amount = super::money::split_amount(text)?;
     let v = parse_amount(amount.number, decimal_comma, thousands)?;
     // (`($0.00)` is 0, not -0.)
-    Some((if amount.negative && v != 0.0 { -v } else { v }, amount.currency))
+    Some(if amount.negative && v != 0.0 { -v } else { v })
 }
+
+/// Whether [`parse_money`] reads `text` as a finite number.
+fn reads_finite(text: &str, decimal_comma: bool, thousands: bool, currency: bool) -> bool {
+    parse_money(text, decimal_comma, thousands, currency).is_some_and(f64::is_finite)
+}
+
+/// The advice for amounts in several currencies, which one number column cannot hold.
+const A_COLUMN_PER_CURRENCY: &str = "put each currency's amounts in a column of its own";
 
 /// The number of a cell: the cell, or, when `currency`, an amount's number (`1.500` of
 /// `1.500 €`).
@@ -663,7 +667,8 @@ fn import_lines(
     progress(rows.len() as u64);
 
     let mut columns = resolve_columns(&header, &rows, options, existing.as_ref())?;
-    let kind_notes = !columns.notes.is_empty();
+    // (The kinds' notes, at `kind_notes`: about a collection this import creates.)
+    let kind_notes = report.notes.len()..report.notes.len() + columns.notes.len();
     report.notes.append(&mut columns.notes);
     // (Only where the file could be read with decimal commas, which the note advises.)
     if !options.decimal_comma && columns.comma_decimals_possible && options.delimiter != Some(b',') {
@@ -708,7 +713,9 @@ fn import_lines(
                 );
                 return Err(header_error(&reason));
             }
-            // Every row rejected: nothing imported, and no collection made of no data.
+            // Every row rejected: nothing imported, and no collection made of no data (nor
+            // notes on the kinds of its columns).
+            report.notes.drain(kind_notes);
             return Ok(report);
         }
     }
@@ -726,7 +733,7 @@ fn import_lines(
         batch.create_collection(collection, schema).map_err(|e| header_error(&e.to_string()))?;
         report.created_collection = true;
         // (The notes' advice is for importing the file again: not into this collection.)
-        if kind_notes {
+        if !kind_notes.is_empty() {
             report.notes.push(
                 "a field's kind is fixed when its collection is created: to follow the advice above, import the \
                  file into a new collection (--collection NAME) or a new database"
@@ -778,11 +785,11 @@ fn to_upserts(
     let mut converted = crate::parallel::map_indices(rows.len(), PARALLEL_ROWS_MIN, |i| {
         to_upsert(columns, target, rows.lines().get(i).copied().unwrap_or(0), rows.row(i))
     });
+    let repeat_of = repeated_ids(&converted, rows.lines());
     if columns.currency {
-        let mut notes = one_currency_per_column(&mut converted, columns, &rows);
+        let mut notes = one_currency_per_column(&mut converted, &repeat_of, columns, &rows);
         report.notes.append(&mut notes);
     }
-    let repeat_of = repeated_ids(&converted, rows.lines());
     // Which columns the markers were in, for the rows imported.
     let mut tally = [0u64; 128];
     for (result, repeat) in converted.iter().zip(&repeat_of) {
@@ -1149,13 +1156,12 @@ fn numbers_made_text<'v>(
 }
 
 /// A note when a new column became a category as its values are amounts written with a
-/// currency or in parentheses (`$1,234.50`, `12,50 €`, `(300)`), which
-/// [`ImportOptions::currency`] reads: its first value is one, and nearly all (90%) of
-/// `values` (trimmed, neither empty nor a missing-value marker) read as numbers with it and,
-/// where needed, `thousands` or `decimal_comma` (the latter only where `comma_possible`, as
-/// [`Columns::comma_decimals_possible`]). The note names the options that read them all, and
-/// the currencies, never a value; for amounts in several currencies, it says to split the
-/// column (the currency is not stored).
+/// currency (`$1,234.50`, `12,50 €`), which [`ImportOptions::currency`] reads: its first
+/// value is one, and nearly all (90%) of `values` (trimmed, neither empty nor a missing-value
+/// marker) read as numbers with it and, where needed, `thousands` or `decimal_comma` (the
+/// latter only where `comma_possible`, as [`Columns::comma_decimals_possible`]). The note
+/// names the options that read them all, and the currencies, never a value; for amounts in
+/// several currencies, it says to split the column (the currency is not stored).
 fn amounts_made_text<'v>(
     name: &str,
     values: impl Iterator<Item = &'v str> + Clone,
@@ -1168,9 +1174,7 @@ fn amounts_made_text<'v>(
             .into_iter()
             .filter(|&(d, _)| d == decimal_comma || comma_possible)
             .collect();
-    let reads =
-        |v: &str, (d, t): (bool, bool)| parse_money(v, d, t, true).is_some_and(|(v, _)| v.is_finite());
-    let readable = |v: &str| readings.iter().any(|&how| reads(v, how));
+    let readable = |v: &str| readings.iter().any(|&(d, t)| reads_finite(v, d, t, true));
     let first = values.clone().next()?;
     if super::money::split_amount(first).is_none() || !readable(first) {
         return None;
@@ -1184,9 +1188,10 @@ fn amounts_made_text<'v>(
         return None;
     }
     let amounts = values.clone().filter(|v| readable(v));
-    let reading = readings.iter().copied().find(|&how| amounts.clone().all(|v| reads(v, how)));
+    let reading =
+        readings.iter().copied().find(|&(d, t)| amounts.clone().all(|v| reads_finite(v, d, t, true)));
     let mut currencies: Vec<&str> = Vec::new();
-    for currency in values.filter_map(|v| super::money::split_amount(v)?.currency) {
+    for currency in values.filter_map(|v| Some(super::money::split_amount(v)?.currency)) {
         if !currencies.contains(&currency) {
             currencies.push(currency);
         }
@@ -1206,37 +1211,42 @@ fn amounts_made_text<'v>(
     } else {
         ""
     };
-    let how = format!("import it with{flags}{unread} (in Rust, ImportOptions::{})", fields.join(" and "));
+    let how = |them: &str| {
+        format!(
+            "import {them} with{flags}{unread} (in Rust, ImportOptions::{}; a value that is neither an amount nor \
+             a number is then a bad row, while an empty cell or NA is no value)",
+            fields.join(" and ")
+        )
+    };
     Some(match currencies.as_slice() {
-        [] => format!(
-            "column {name:?} became a category, as its values are numbers with accountant's negatives in \
-             parentheses, as (300): to make it a number column, {how}"
-        ),
         [one] => format!(
             "column {name:?} became a category, as its values are amounts written with a currency ({one}): to make \
-             it a number column of the amounts, the currency not stored, {how}"
+             it a number column of the amounts, the currency not stored, {}",
+            how("it")
         ),
         many => {
             let shown: Vec<&str> = many.iter().take(5).copied().collect();
             let more = if many.len() > 5 { ", …" } else { "" };
             format!(
                 "column {name:?} became a category, as its values are amounts in {} currencies ({}{more}): a number \
-                 column holds amounts in one currency, which is not stored (a sum would add them up as one); put \
-                 each currency's amounts in a column of its own, then {}",
+                 column holds amounts in one currency, which is not stored (a sum would add them up as one); \
+                 {A_COLUMN_PER_CURRENCY}, then {}",
                 many.len(),
                 shown.join(", "),
-                how.replacen("import it", "import them", 1)
+                how("them")
             )
         }
     })
 }
 
-/// With [`ImportOptions::currency`], holds each number column to one currency: the first
-/// that an amount of a row converted so far has, in file order. A later row with an amount in
-/// another becomes a bad row (the currency is not stored: a sum would add them up). Returns
-/// a note for each column whose amounts have a currency.
+/// With [`ImportOptions::currency`], holds each number column to one currency: that of the
+/// first amount with one among the rows to be imported (`converted` and not `repeated`), in
+/// file order. A row to be imported with an amount in another becomes a bad row instead (the
+/// currency is not stored: a sum would add them up). Returns a note for each column whose
+/// amounts have a currency.
 fn one_currency_per_column(
     converted: &mut [Result<(PendingOp, u128), Rejected>],
+    repeated: &[Option<u64>],
     columns: &Columns,
     rows: &Rows,
 ) -> Vec<String> {
@@ -1247,33 +1257,41 @@ fn one_currency_per_column(
         .map(|(i, name, _, _)| (*i, name.as_str()))
         .collect();
     let mut first: Vec<Option<&str>> = vec![None; numbers.len()];
-    for (r, result) in converted.iter_mut().enumerate().filter(|(_, result)| result.is_ok()) {
+    let imported = converted
+        .iter_mut()
+        .zip(repeated)
+        .enumerate()
+        .filter(|(_, (r, repeat))| r.is_ok() && repeat.is_none());
+    for (r, (result, _)) in imported {
         let row = rows.row(r);
         let currency_in = |column: usize| {
             let cell = row.get(column)?.trim();
             if no_value(cell, &columns.missing) {
                 return None;
             }
-            super::money::split_amount(cell)?.currency
+            Some(super::money::split_amount(cell)?.currency)
         };
-        for ((column, name), first) in numbers.iter().zip(first.iter_mut()) {
-            let Some(currency) = currency_in(*column) else { continue };
-            match *first {
-                None => *first = Some(currency),
-                Some(expected) if expected != currency => {
-                    *result = Err(Rejected {
-                        line: rows.lines().get(r).copied().unwrap_or(0),
-                        id: row.get(columns.id).unwrap_or_default().trim().to_owned(),
-                        column: (*name).to_owned(),
-                        reason: format!(
-                            "an amount in {currency}, not in {expected} as the column's first amount: the currency \
-                             is not stored, so a sum would add them up as one (put each currency's amounts in a \
-                             column of its own)"
-                        ),
-                    });
-                    break;
-                }
-                Some(_) => {}
+        let found: Vec<Option<&str>> = numbers.iter().map(|&(column, _)| currency_in(column)).collect();
+        // The row's amounts are all checked before any sets its column's currency.
+        let other = found.iter().zip(&first).zip(&numbers).find_map(|((found, first), (_, name))| {
+            let (found, first) = ((*found)?, (*first)?);
+            (found != first).then_some((name, found, first))
+        });
+        if let Some((name, found, first)) = other {
+            *result = Err(Rejected {
+                line: rows.lines().get(r).copied().unwrap_or(0),
+                id: row.get(columns.id).unwrap_or_default().trim().to_owned(),
+                column: (*name).to_owned(),
+                reason: format!(
+                    "an amount in {found}, not in {first} as the column's first amount: the currency is not stored, \
+                     so a sum would add them up as one ({A_COLUMN_PER_CURRENCY})"
+                ),
+            });
+            continue;
+        }
+        for (first, found) in first.iter_mut().zip(found) {
+            if first.is_none() {
+                *first = found;
             }
         }
     }
@@ -1283,8 +1301,8 @@ fn one_currency_per_column(
         .filter_map(|((_, name), currency)| {
             Some(format!(
                 "column {name:?}: amounts in {} read as numbers, the currency not stored: an amount in another \
-                 currency in this file is a bad row, and the collection does not remember it, so import amounts \
-                 in another currency into a column of their own",
+                 currency in this file is a bad row, and the collection does not remember the currency, so a later \
+                 file's amounts in another one must not be imported into this column",
                 currency?
             ))
         })
@@ -1654,7 +1672,6 @@ fn resolve_columns(
             // row is refused with a hint instead of the column turning to text.)
             let number = |v: &str| {
                 parse_money(v, options.decimal_comma, options.thousands, options.currency)
-                    .map(|(v, _)| v)
                     .or_else(|| v.parse().ok().filter(|_| options.decimal_comma))
             };
             let is_number = |v: &str| number(v).is_some_and(f64::is_finite);
@@ -1675,10 +1692,8 @@ fn resolve_columns(
             } else {
                 if !is_number(first) && !codes && !is_postcode_column(name) {
                     // (Read strictly: with decimal commas, `1.5` is a bad row, not a number.)
-                    let strict = |v: &str| {
-                        parse_money(v, options.decimal_comma, options.thousands, options.currency)
-                            .is_some_and(|(v, _)| v.is_finite())
-                    };
+                    let strict =
+                        |v: &str| reads_finite(v, options.decimal_comma, options.thousands, options.currency);
                     let values = values.filter(|v| !no_value(v, &options.missing));
                     let amounts = amounts_made_text(name, values.clone(), options, comma_decimals_possible);
                     notes.extend(amounts.or_else(|| {
@@ -2562,7 +2577,7 @@ fn to_upsert(
                 let text = raw.trim();
                 match parse_money(text, c.decimal_comma, c.thousands, c.currency) {
                     // (One currency per column is checked once all rows are converted.)
-                    Some((v, _)) if v.is_finite() => slots.number(schema, name, v),
+                    Some(v) if v.is_finite() => slots.number(schema, name, v),
                     _ => {
                         // An amount's number (`$1,234.50`, `12,50 €`) gets the hints any
                         // number gets, after one naming --currency when it is not given.

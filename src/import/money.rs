@@ -1,17 +1,18 @@
 //! Amounts written with a currency, as spreadsheets and accounting tools export them:
-//! `$1,234.50`, `1.234,50 €`, `USD 12`, `-$5`, `$-5`, `($5.00)` (an accountant's negative).
+//! `$1,234.50`, `1.234,50 €`, `USD 12`, `-$5`, `$-5`, `($5.00)` and `$ (5.00)` (an
+//! accountant's negatives), `$ -` (an accounting format's zero).
 //! [`split_amount`] separates the sign and the currency from the number's text, which the
 //! import then reads as it reads any number (its decimal mark and thousands separators).
 
 /// An amount taken apart: the number as written, without sign or currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Amount<'t> {
-    /// The number's text: it starts with a digit or a `.`.
+    /// The number's text: it starts with a digit, `.` or `,` and ends with a digit or `.`.
     pub(super) number: &'t str,
-    /// A `-` (or `−`) sign, or parentheses around the amount.
+    /// A `-` (or `−`) sign, or parentheses around the amount or around its number.
     pub(super) negative: bool,
-    /// The currency as written (`$`, `US$`, `€`, `EUR`), if one was.
-    pub(super) currency: Option<&'t str>,
+    /// The currency as written (`$`, `US$`, `€`, `EUR`).
+    pub(super) currency: &'t str,
 }
 
 /// ISO 4217 codes taken as currencies before or after an amount (`USD 12`, `12 EUR`):
@@ -46,7 +47,8 @@ fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\u{a0}' | '\u{202f}')
 }
 
-/// A leading sign: `-`, the minus sign `−` or `+`; `(negative, rest)`.
+/// A leading sign — `-` or the minus sign `−` (`Some(true)`), or `+` (`Some(false)`) — and
+/// the rest of `text`.
 fn strip_sign(text: &str) -> (Option<bool>, &str) {
     if let Some(rest) = text.strip_prefix(['-', '\u{2212}']) {
         (Some(true), rest)
@@ -76,9 +78,18 @@ fn currency_prefix(text: &str) -> Option<(&str, &str)> {
 }
 
 /// The currency `text` ends with and what comes before it, spaces before it skipped: a sign
-/// or a code of [`CODES`] (`12 €`, `12€`, `12 EUR`).
+/// (after one or two capital letters for `$`), or a code of [`CODES`] (`12 €`, `12€`,
+/// `5 US$`, `12 EUR`).
 fn currency_suffix(text: &str) -> Option<(&str, &str)> {
     let len = match text.chars().next_back() {
+        Some('$') => {
+            let letters =
+                text.get(..text.len() - 1)?.bytes().rev().take_while(u8::is_ascii_uppercase).count();
+            if letters > 2 {
+                return None;
+            }
+            1 + letters
+        }
         Some(c) if is_currency_sign(c) => c.len_utf8(),
         _ => {
             let code = text.get(text.len().checked_sub(3)?..)?;
@@ -106,40 +117,38 @@ fn currency_of(text: &str) -> Option<(&str, &str)> {
     currency_prefix(text).or_else(|| currency_suffix(text))
 }
 
-/// `text` (trimmed) taken apart as an amount with a currency, or in parentheses. One sign
+/// `text` (trimmed) taken apart as an amount with a currency before or after it. One sign
 /// at most: `-` or `−` before the amount or after a currency that comes first (`-$5`, `$-5`,
-/// `-5 €`), or parentheses around the amount or around the number (`($5)`, `(5 €)`,
-/// `$(5)`, `$ (1,234.50)`, `(1,234.00)`), all meaning negative; `$ -` and `- €` are zero,
-/// as a spreadsheet's accounting format writes it. The number is not read here: it is the
-/// text left, which starts and ends with a digit or `.` (`-US$ 1,234.50` is `1,234.50`,
-/// negative, in `US$`) and is not written as a code (a leading `0` before another digit,
-/// or more than 15 digits before anything else: `$0012`, an account number).
+/// `-5 €`), or parentheses around the amount or around its number (`($5)`, `(5 €)`, `$(5)`,
+/// `$ (1,234.50)`), all meaning negative. A currency with a lone `-` before or after it is
+/// zero (`$ -`, `- €`), as a spreadsheet's accounting format writes it. The number is not
+/// read here: it is the text left, which starts with a digit, `.` or `,` and ends with a
+/// digit or `.` (`-US$ 1,234.50` is `1,234.50`, negative, in `US$`), and is not written as
+/// a code (a leading `0` before another digit, or more than 15 digits before anything else:
+/// `$0012`, an account number).
 ///
-/// `None` for text with neither a currency nor parentheses (`12`), and for what is no
-/// amount (`$`, `$$5`, `SKU 12`, `-$-5`, `($-5)`).
+/// `None` for text without a currency (`12`, `(12)`: parentheses alone may be a phone's
+/// area code or a rating), and for what is no amount (`$`, `$$5`, `SKU 12`, `-$-5`, `($-5)`).
 pub(super) fn split_amount(text: &str) -> Option<Amount<'_>> {
     let (outer, inner) = parenthesized(text.trim());
     // Zero in an accounting format.
     if let Some((currency, "-")) = currency_of(inner).filter(|_| !outer) {
-        return Some(Amount { number: "0", negative: false, currency: Some(currency) });
+        return Some(Amount { number: "0", negative: false, currency });
     }
     let (sign, unsigned) = strip_sign(inner);
-    let (currency, rest) = match currency_of(unsigned) {
-        Some((currency, rest)) => (Some(currency), rest),
-        None if outer => (None, unsigned),
-        None => return None,
-    };
+    let (currency, rest) = currency_of(unsigned)?;
     // After a currency: `$(5)`, or `$-5` (the sign of `-5 €` was taken above).
-    let (around_number, rest) = if currency.is_some() { parenthesized(rest) } else { (false, rest) };
+    let (around_number, rest) = parenthesized(rest);
     let (late_sign, number) = if around_number { (None, rest) } else { strip_sign(rest) };
     let signs = [outer, around_number, sign.is_some(), late_sign.is_some()];
     if signs.iter().filter(|&&s| s).count() > 1 {
         return None;
     }
-    let well = |c: char| c.is_ascii_digit() || c == '.';
     let lead = number.bytes().take_while(u8::is_ascii_digit).count();
     let code = (lead > 1 && number.starts_with('0')) || lead > 15;
-    if !number.starts_with(well) || !number.ends_with(well) || code {
+    let starts = number.starts_with(|c: char| c.is_ascii_digit() || c == '.' || c == ',');
+    let ends = number.ends_with(|c: char| c.is_ascii_digit() || c == '.');
+    if !starts || !ends || code {
         return None;
     }
     let negative = outer || around_number || sign == Some(true) || late_sign == Some(true);
@@ -150,38 +159,39 @@ pub(super) fn split_amount(text: &str) -> Option<Amount<'_>> {
 mod tests {
     use super::*;
 
-    fn parts(text: &str) -> Option<(&str, bool, Option<&str>)> {
+    fn parts(text: &str) -> Option<(&str, bool, &str)> {
         split_amount(text).map(|a| (a.number, a.negative, a.currency))
     }
 
     #[test]
     fn currencies_before_and_after() {
-        assert_eq!(parts("$1,234.50"), Some(("1,234.50", false, Some("$"))));
-        assert_eq!(parts("US$ 12"), Some(("12", false, Some("US$"))));
-        assert_eq!(parts("R$12,50"), Some(("12,50", false, Some("R$"))));
-        assert_eq!(parts("1.234,50 €"), Some(("1.234,50", false, Some("€"))));
-        assert_eq!(parts("12\u{a0}€"), Some(("12", false, Some("€"))));
-        assert_eq!(parts("EUR 12"), Some(("12", false, Some("EUR"))));
-        assert_eq!(parts("12 CHF"), Some(("12", false, Some("CHF"))));
-        assert_eq!(parts("USD12"), Some(("12", false, Some("USD"))));
-        assert_eq!(parts("£.50"), Some((".50", false, Some("£"))));
-        assert_eq!(parts(" ¥1000 "), Some(("1000", false, Some("¥"))));
-        assert_eq!(parts("₹1,00,000"), Some(("1,00,000", false, Some("₹"))));
+        assert_eq!(parts("$1,234.50"), Some(("1,234.50", false, "$")));
+        assert_eq!(parts("US$ 12"), Some(("12", false, "US$")));
+        assert_eq!(parts("R$12,50"), Some(("12,50", false, "R$")));
+        assert_eq!(parts("1.234,50 €"), Some(("1.234,50", false, "€")));
+        assert_eq!(parts("12\u{a0}€"), Some(("12", false, "€")));
+        assert_eq!(parts("EUR 12"), Some(("12", false, "EUR")));
+        assert_eq!(parts("12 CHF"), Some(("12", false, "CHF")));
+        assert_eq!(parts("USD12"), Some(("12", false, "USD")));
+        assert_eq!(parts("£.50"), Some((".50", false, "£")));
+        assert_eq!(parts(" ¥1000 "), Some(("1000", false, "¥")));
+        assert_eq!(parts("₹1,00,000"), Some(("1,00,000", false, "₹")));
     }
 
     #[test]
     fn signs_and_parentheses() {
-        assert_eq!(parts("-$5"), Some(("5", true, Some("$"))));
-        assert_eq!(parts("$-5"), Some(("5", true, Some("$"))));
-        assert_eq!(parts("\u{2212}$5"), Some(("5", true, Some("$"))));
-        assert_eq!(parts("+$5"), Some(("5", false, Some("$"))));
-        assert_eq!(parts("-5 €"), Some(("5", true, Some("€"))));
-        assert_eq!(parts("($5.00)"), Some(("5.00", true, Some("$"))));
-        assert_eq!(parts("(5 €)"), Some(("5", true, Some("€"))));
-        assert_eq!(parts("( 1,234.00 )"), Some(("1,234.00", true, None)));
-        assert_eq!(parts("$(1,234.50)"), Some(("1,234.50", true, Some("$"))));
-        assert_eq!(parts("$ (1,234.50)"), Some(("1,234.50", true, Some("$"))));
-        assert_eq!(parts("(5) €"), Some(("5", true, Some("€"))));
+        assert_eq!(parts("-$5"), Some(("5", true, "$")));
+        assert_eq!(parts("$-5"), Some(("5", true, "$")));
+        assert_eq!(parts("\u{2212}$5"), Some(("5", true, "$")));
+        assert_eq!(parts("+$5"), Some(("5", false, "$")));
+        assert_eq!(parts("-5 €"), Some(("5", true, "€")));
+        assert_eq!(parts("($5.00)"), Some(("5.00", true, "$")));
+        assert_eq!(parts("(5 €)"), Some(("5", true, "€")));
+        assert_eq!(parts("5 US$"), Some(("5", false, "US$")));
+        assert_eq!(parts("€,50"), Some((",50", false, "€")));
+        assert_eq!(parts("$(1,234.50)"), Some(("1,234.50", true, "$")));
+        assert_eq!(parts("$ (1,234.50)"), Some(("1,234.50", true, "$")));
+        assert_eq!(parts("(5) €"), Some(("5", true, "€")));
     }
 
     #[test]
@@ -189,7 +199,7 @@ mod tests {
         for text in ["$ -", "$-", " $ - ", "- €", "EUR -", "€-"] {
             assert_eq!(parts(text).map(|(n, neg, _)| (n, neg)), Some(("0", false)), "{text:?}");
         }
-        assert_eq!(parts("- €").and_then(|p| p.2), Some("€"));
+        assert_eq!(parts("- €").map(|p| p.2), Some("€"));
         assert_eq!(parts("($ -)"), None);
     }
 
@@ -228,6 +238,9 @@ mod tests {
             "-$ -",
             "$ --",
             "(5)(€)",
+            "(1,234.00)",
+            "(5)",
+            "5 ABC$",
         ] {
             assert_eq!(parts(text), None, "{text:?}");
         }

@@ -1921,10 +1921,8 @@ fn thousands_separators_are_read_with_the_option() {
         advice(&report)[0]
     );
     assert!(
-        advice(&report)[1].contains(
-            "accountant's negatives in parentheses, as (300): to make it a number column, \
-                                  import it with --currency (in Rust"
-        ),
+        advice(&report)[1]
+            .contains("import it with --numbers debt once its first value is written as a number"),
         "{}",
         advice(&report)[1]
     );
@@ -1962,7 +1960,7 @@ fn amounts_with_a_currency_are_read_with_the_option() {
         ("H", "+$3", Some(3.0)),
         ("I", "$ 40", Some(40.0)),
         ("J", "\u{2212}$2", Some(-2.0)),
-        ("K", "\"(1,000)\"", Some(-1000.0)),
+        ("K", "\"$(1,000)\"", Some(-1000.0)),
         ("L", "\" $ (1,234.50) \"", Some(-1234.5)),
         ("M", "$ -", Some(0.0)),
         ("N", "($0.00)", Some(0.0)),
@@ -1982,21 +1980,21 @@ fn amounts_with_a_currency_are_read_with_the_option() {
     assert_eq!(
         advice(&report),
         ["column \"revenue\": amounts in $ read as numbers, the currency not stored: an amount in another \
-          currency in this file is a bad row, and the collection does not remember it, so import amounts in \
-          another currency into a column of their own"]
+          currency in this file is a bad row, and the collection does not remember the currency, so a later \
+          file's amounts in another one must not be imported into this column"]
     );
 
     // After the number, with decimal commas; ISO codes before and after.
     let european = ImportOptions { delimiter: Some(b';'), decimal_comma: true, ..currency.clone() };
     let (_d, db) = open(false);
     let csv = "id;lat;lon;ltv;fee\nA;1;2;1.234,50 €;EUR 12\nB;1;2;12\u{a0}€;12,5 EUR\nC;1;2;-3,5 €;EUR-3\n\
-               D;1;2;(2 €);(EUR 1)\nE;1;2;- €;EUR 0\n";
+               D;1;2;(2 €);(EUR 1)\nE;1;2;- €;EUR 0\nF;1;2;€,50;EUR ,25\n";
     import(&db, csv, &european).unwrap();
-    let got: Vec<(f64, f64)> = ["A", "B", "C", "D", "E"]
+    let got: Vec<(f64, f64)> = ["A", "B", "C", "D", "E", "F"]
         .iter()
         .map(|id| (numbers(&db, id)["ltv"], numbers(&db, id)["fee"]))
         .collect();
-    assert_eq!(got, [(1234.5, 12.0), (12.0, 12.5), (-3.5, -3.0), (-2.0, -1.0), (0.0, 0.0)]);
+    assert_eq!(got, [(1234.5, 12.0), (12.0, 12.5), (-3.5, -3.0), (-2.0, -1.0), (0.0, 0.0), (0.5, 0.25)]);
 
     // One currency per column: another is a bad row, named, and set aside with skip_invalid.
     let (_d, db) = open(false);
@@ -2016,6 +2014,20 @@ fn amounts_with_a_currency_are_read_with_the_option() {
     let report = import(&db, csv, &skipping).unwrap();
     let rejected: Vec<(u64, &str)> = report.rejected.iter().map(|r| (r.line, r.column.as_str())).collect();
     assert_eq!((report.imported, rejected), (2, vec![(2, "lat")]));
+    // Nor that of a row not imported as its id repeats, nor that of a row refused for
+    // another of its amounts: the first currency of each column is an imported row's.
+    let (_d2, db2) = open(false);
+    let csv = "id,lat,lon,rev\nA,1,2,5\nA,1,2,€3\nB,1,2,$4\n";
+    let report = import(&db2, csv, &skipping).unwrap();
+    let rejected: Vec<(u64, &str)> = report.rejected.iter().map(|r| (r.line, r.column.as_str())).collect();
+    assert_eq!((report.imported, rejected), (2, vec![(3, "id")]));
+    assert!(report.notes.iter().any(|n| n.starts_with("column \"rev\": amounts in $")), "{:?}", report.notes);
+    let (_d2, db2) = open(false);
+    let csv = "id,lat,lon,a,b\nA,1,2,5,$1\nB,1,2,€3,€2\nC,1,2,$4,$5\n";
+    let report = import(&db2, csv, &skipping).unwrap();
+    let rejected: Vec<(u64, &str)> = report.rejected.iter().map(|r| (r.line, r.column.as_str())).collect();
+    assert_eq!((report.imported, rejected), (2, vec![(3, "b")]));
+    assert!(report.notes.iter().any(|n| n.starts_with("column \"a\": amounts in $")), "{:?}", report.notes);
     // An existing collection's number column takes amounts too.
     let report = import(&db, "id,lat,lon,revenue\nE,1,2,$9\nF,1,2,\"$(1,000.5)\"\n", &currency).unwrap();
     assert_eq!(report.imported, 2);
@@ -2033,6 +2045,13 @@ fn amounts_with_a_currency_are_read_with_the_option() {
     }
     let (line, column, _) = csv_err(import(&db, "id,lat,lon\nX,$1,2\n", &currency));
     assert_eq!((line, column.as_str()), (2, "lat"));
+    // Parentheses without a currency are no amount (an area code, a rating): not negatives.
+    let (_d, db) = open(false);
+    let report =
+        import(&db, "id,lat,lon,rev,area_code\nA,1,2,$5,(212)\nB,1,2,$7,(415)\n", &currency).unwrap();
+    assert_eq!(kinds(&db)["area_code"], FieldKind::Category);
+    assert_eq!(categories(&db, "A")["area_code"], "(212)");
+    assert!(advice(&report).iter().all(|n| !n.contains("area_code")), "{:?}", report.notes);
 
     // Amounts that may group thousands with a point get the note plain numbers get.
     let (_d, db) = open(false);
@@ -2057,7 +2076,7 @@ fn amounts_with_a_currency_are_read_with_the_option() {
     assert!(
         advice(&report)[0].contains("amounts written with a currency ($)")
             && advice(&report)[0].contains(
-                "import it with --currency --thousands (in Rust, ImportOptions::currency and thousands)"
+                "import it with --currency --thousands (in Rust, ImportOptions::currency and thousands;"
             ),
         "{}",
         advice(&report)[0]
@@ -2069,7 +2088,7 @@ fn amounts_with_a_currency_are_read_with_the_option() {
         advice(&report)[1]
     );
     assert!(
-        advice(&report)[2].contains("import it with --currency (in Rust, ImportOptions::currency)"),
+        advice(&report)[2].contains("import it with --currency (in Rust, ImportOptions::currency;"),
         "{}",
         advice(&report)[2]
     );
@@ -2094,7 +2113,7 @@ fn amounts_with_a_currency_are_read_with_the_option() {
         advice(&report).len() == 1
             && advice(&report)[0].contains(
                 "import it with --currency --decimal-comma (with a delimiter other than the comma) (in Rust, \
-                 ImportOptions::currency and decimal_comma)"
+                 ImportOptions::currency and decimal_comma;"
             ),
         "{:?}",
         advice(&report)
@@ -2128,6 +2147,32 @@ fn amounts_with_a_currency_are_read_with_the_option() {
     let reason = hint("$1,234.50", &with_currency);
     assert!(reason.contains("(its digits are grouped in thousands, which --thousands reads)"), "{reason}");
     assert!(!reason.contains("--currency"), "{reason}");
+
+    // Nearly all amounts: the note says that what is not one is then a bad row.
+    let (_d, db) = open(false);
+    let mut csv = String::from("id,lat,lon,rev\n");
+    for i in 0..12 {
+        csv.push_str(&format!("R{i},1,2,${i}\n"));
+    }
+    csv.push_str("P,1,2,pending\n");
+    let report = import(&db, &csv, &ImportOptions::default()).unwrap();
+    assert_eq!(
+        report.notes,
+        [
+            "column \"rev\" became a category, as its values are amounts written with a currency ($): to make it a \
+             number column of the amounts, the currency not stored, import it with --currency (in Rust, \
+             ImportOptions::currency; a value that is neither an amount nor a number is then a bad row, while an \
+             empty cell or NA is no value)",
+            "a field's kind is fixed when its collection is created: to follow the advice above, import the file \
+             into a new collection (--collection NAME) or a new database",
+        ]
+    );
+    // With every row refused, no collection is made: no note on its kinds.
+    let (_d, db) = open(false);
+    let skip_only = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
+    let report = import(&db, "id,lat,lon,rev\nA,x,2,$5\nB,y,2,$6\n", &skip_only).unwrap();
+    assert_eq!((report.imported, report.created_collection), (0, false));
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
 }
 
 /// A spreadsheet's header names are refused all at once, each with a rename that the
