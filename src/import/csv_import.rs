@@ -362,14 +362,14 @@ fn parse_money(text: &str, decimal_comma: bool, thousands: bool, currency: bool)
     if !currency {
         return None;
     }
-    let amount = super::money::split_amount(text)?;
-    let v = parse_amount(amount.number, decimal_comma, thousands)?;
+    let money = super::money::split_money(text)?;
+    let v = parse_amount(money.number, decimal_comma, thousands)?;
     // (`($0.00)` is 0, not -0.)
-    Some(if amount.negative && v != 0.0 { -v } else { v })
+    Some(if money.negative && v != 0.0 { -v } else { v })
 }
 
 /// Whether [`parse_money`] reads `text` as a finite number.
-fn reads_finite(text: &str, decimal_comma: bool, thousands: bool, currency: bool) -> bool {
+fn reads_as_number(text: &str, decimal_comma: bool, thousands: bool, currency: bool) -> bool {
     parse_money(text, decimal_comma, thousands, currency).is_some_and(f64::is_finite)
 }
 
@@ -379,8 +379,8 @@ const A_COLUMN_PER_CURRENCY: &str = "put each currency's amounts in a column of 
 /// The number of a cell: the cell, or, when `currency`, an amount's number (`1.500` of
 /// `1.500 €`).
 fn number_of(cell: &str, currency: bool) -> &str {
-    match super::money::split_amount(cell).filter(|_| currency) {
-        Some(amount) => amount.number,
+    match super::money::split_money(cell).filter(|_| currency) {
+        Some(money) => money.number,
         None => cell,
     }
 }
@@ -785,11 +785,13 @@ fn to_upserts(
     let mut converted = crate::parallel::map_indices(rows.len(), PARALLEL_ROWS_MIN, |i| {
         to_upsert(columns, target, rows.lines().get(i).copied().unwrap_or(0), rows.row(i))
     });
-    let repeat_of = repeated_ids(&converted, rows.lines());
-    if columns.currency {
-        let mut notes = one_currency_per_column(&mut converted, &repeat_of, columns, &rows);
+    let repeat_of = if columns.currency {
+        let (repeat_of, mut notes) = one_currency_per_column(&mut converted, columns, &rows);
         report.notes.append(&mut notes);
-    }
+        repeat_of
+    } else {
+        repeated_ids(&converted, rows.lines())
+    };
     // Which columns the markers were in, for the rows imported.
     let mut tally = [0u64; 128];
     for (result, repeat) in converted.iter().zip(&repeat_of) {
@@ -1051,10 +1053,10 @@ fn numbers_made_text<'v>(
     name: &str,
     values: impl Iterator<Item = &'v str> + Clone,
     is_number: impl Fn(&str) -> bool,
-    decimal_comma: bool,
-    thousands: bool,
+    options: &ImportOptions,
     comma_decimals_possible: bool,
 ) -> Option<String> {
+    let (decimal_comma, thousands) = (options.decimal_comma, options.thousands);
     // (plain numbers, numbers with separators) among `values`.
     let count = |values: &mut dyn Iterator<Item = &'v str>| {
         values.fold((0u64, 0u64, 0u64), |(n, plain, separated), v| {
@@ -1080,7 +1082,7 @@ fn numbers_made_text<'v>(
     // The options that read every number of the column, separated or not, when some do:
     // --thousands the groups, --decimal-comma a decimal comma (and then no decimal point).
     let numbers = values.clone().filter(|v| is_number(v) || with_separators(v));
-    let reads = |d: bool, t: bool| numbers.clone().all(|v| parse_amount(v, d, t).is_some_and(f64::is_finite));
+    let reads = |d: bool, t: bool| numbers.clone().all(|v| reads_as_number(v, d, t, options.currency));
     // (The options given first: with no separated number, they read them all.)
     let options = [(decimal_comma, thousands), (decimal_comma, true), (true, thousands), (true, true)]
         .into_iter()
@@ -1162,7 +1164,7 @@ fn numbers_made_text<'v>(
 /// latter only where `comma_possible`, as [`Columns::comma_decimals_possible`]). The note
 /// names the options that read them all, and the currencies, never a value; for amounts in
 /// several currencies, it says to split the column (the currency is not stored).
-fn amounts_made_text<'v>(
+fn money_made_text<'v>(
     name: &str,
     values: impl Iterator<Item = &'v str> + Clone,
     options: &ImportOptions,
@@ -1174,9 +1176,10 @@ fn amounts_made_text<'v>(
             .into_iter()
             .filter(|&(d, _)| d == decimal_comma || comma_possible)
             .collect();
-    let readable = |v: &str| readings.iter().any(|&(d, t)| reads_finite(v, d, t, true));
+    // (Detected by any reading; advised only by those the file allows.)
+    let readable = |v: &str| [false, true].iter().any(|&d| reads_as_number(v, d, true, true));
     let first = values.clone().next()?;
-    if super::money::split_amount(first).is_none() || !readable(first) {
+    if super::money::split_money(first).is_none() || !readable(first) {
         return None;
     }
     // A look at the first hundred first, so a column of words is not read whole.
@@ -1189,9 +1192,9 @@ fn amounts_made_text<'v>(
     }
     let amounts = values.clone().filter(|v| readable(v));
     let reading =
-        readings.iter().copied().find(|&(d, t)| amounts.clone().all(|v| reads_finite(v, d, t, true)));
+        readings.iter().copied().find(|&(d, t)| amounts.clone().all(|v| reads_as_number(v, d, t, true)));
     let mut currencies: Vec<&str> = Vec::new();
-    for currency in values.filter_map(|v| Some(super::money::split_amount(v)?.currency)) {
+    for currency in values.filter_map(|v| Some(super::money::split_money(v)?.currency)) {
         if !currencies.contains(&currency) {
             currencies.push(currency);
         }
@@ -1239,17 +1242,17 @@ fn amounts_made_text<'v>(
     })
 }
 
-/// With [`ImportOptions::currency`], holds each number column to one currency: that of the
-/// first amount with one among the rows to be imported (`converted` and not `repeated`), in
-/// file order. A row to be imported with an amount in another becomes a bad row instead (the
-/// currency is not stored: a sum would add them up). Returns a note for each column whose
-/// amounts have a currency.
+/// [`repeated_ids`] with [`ImportOptions::currency`], which also holds each number column
+/// to one currency: that of the first amount with one among the rows imported, in file
+/// order. A row with an amount in another becomes a bad row instead, and neither its
+/// currencies nor its id count (the currency is not stored: a sum would add them up; a later
+/// row with its id is then no repeat). Returns a note for each column whose amounts have a
+/// currency too.
 fn one_currency_per_column(
     converted: &mut [Result<(PendingOp, u128), Rejected>],
-    repeated: &[Option<u64>],
     columns: &Columns,
     rows: &Rows,
-) -> Vec<String> {
+) -> (Vec<Option<u64>>, Vec<String>) {
     let numbers: Vec<(usize, &str)> = columns
         .fields
         .iter()
@@ -1257,19 +1260,23 @@ fn one_currency_per_column(
         .map(|(i, name, _, _)| (*i, name.as_str()))
         .collect();
     let mut first: Vec<Option<&str>> = vec![None; numbers.len()];
-    let imported = converted
-        .iter_mut()
-        .zip(repeated)
-        .enumerate()
-        .filter(|(_, (r, repeat))| r.is_ok() && repeat.is_none());
-    for (r, (result, _)) in imported {
+    let mut first_line: HashMap<&str, u64, ahash::RandomState> =
+        HashMap::with_capacity_and_hasher(converted.len(), ahash::RandomState::new());
+    let mut repeat_of = vec![None; converted.len()];
+    for (r, (result, repeat)) in converted.iter_mut().zip(&mut repeat_of).enumerate() {
         let row = rows.row(r);
+        let (Ok(_), Some(id)) = (&result, row.get(columns.id).map(str::trim)) else { continue };
+        let line = rows.lines().get(r).copied().unwrap_or(0);
+        if let Some(&earlier) = first_line.get(id) {
+            *repeat = Some(earlier);
+            continue;
+        }
         let currency_in = |column: usize| {
             let cell = row.get(column)?.trim();
             if no_value(cell, &columns.missing) {
                 return None;
             }
-            Some(super::money::split_amount(cell)?.currency)
+            Some(super::money::split_money(cell)?.currency)
         };
         let found: Vec<Option<&str>> = numbers.iter().map(|&(column, _)| currency_in(column)).collect();
         // The row's amounts are all checked before any sets its column's currency.
@@ -1279,8 +1286,8 @@ fn one_currency_per_column(
         });
         if let Some((name, found, first)) = other {
             *result = Err(Rejected {
-                line: rows.lines().get(r).copied().unwrap_or(0),
-                id: row.get(columns.id).unwrap_or_default().trim().to_owned(),
+                line,
+                id: id.to_owned(),
                 column: (*name).to_owned(),
                 reason: format!(
                     "an amount in {found}, not in {first} as the column's first amount: the currency is not stored, \
@@ -1289,13 +1296,14 @@ fn one_currency_per_column(
             });
             continue;
         }
+        first_line.insert(id, line);
         for (first, found) in first.iter_mut().zip(found) {
             if first.is_none() {
                 *first = found;
             }
         }
     }
-    numbers
+    let notes = numbers
         .iter()
         .zip(first)
         .filter_map(|((_, name), currency)| {
@@ -1306,7 +1314,8 @@ fn one_currency_per_column(
                 currency?
             ))
         })
-        .collect()
+        .collect();
+    (repeat_of, notes)
 }
 
 /// A note when the numbers of number column `name` that have a decimal point all have three
@@ -1692,19 +1701,13 @@ fn resolve_columns(
             } else {
                 if !is_number(first) && !codes && !is_postcode_column(name) {
                     // (Read strictly: with decimal commas, `1.5` is a bad row, not a number.)
-                    let strict =
-                        |v: &str| reads_finite(v, options.decimal_comma, options.thousands, options.currency);
+                    let strict = |v: &str| {
+                        reads_as_number(v, options.decimal_comma, options.thousands, options.currency)
+                    };
                     let values = values.filter(|v| !no_value(v, &options.missing));
-                    let amounts = amounts_made_text(name, values.clone(), options, comma_decimals_possible);
+                    let amounts = money_made_text(name, values.clone(), options, comma_decimals_possible);
                     notes.extend(amounts.or_else(|| {
-                        numbers_made_text(
-                            name,
-                            values,
-                            strict,
-                            options.decimal_comma,
-                            options.thousands,
-                            comma_decimals_possible,
-                        )
+                        numbers_made_text(name, values, strict, options, comma_decimals_possible)
                     }));
                 }
                 FieldKind::Category
@@ -2580,23 +2583,26 @@ fn to_upsert(
                     Some(v) if v.is_finite() => slots.number(schema, name, v),
                     _ => {
                         // An amount's number (`$1,234.50`, `12,50 €`) gets the hints any
-                        // number gets, after one naming --currency when it is not given.
-                        let amount = super::money::split_amount(text);
-                        let number = amount.map_or(text, |a| a.number);
-                        let number_hint = if !c.thousands && parse_grouped(number, c.decimal_comma).is_some()
-                        {
-                            thousands_hint(number, c.decimal_comma)
-                        } else {
-                            decimal_mark_hint(
-                                number,
-                                c.decimal_comma,
-                                c.thousands,
-                                true,
-                                c.comma_decimals_possible,
-                            )
-                        };
-                        let currency_hint = if amount.is_some() && !c.currency {
-                            " (an amount with a currency or in parentheses, which --currency reads)"
+                        // number gets when it does not read, after one naming --currency when
+                        // that is not given.
+                        let money = super::money::split_money(text).is_some();
+                        let number = number_of(text, true);
+                        let number_hint =
+                            if money && reads_as_number(number, c.decimal_comma, c.thousands, false) {
+                                ""
+                            } else if !c.thousands && parse_grouped(number, c.decimal_comma).is_some() {
+                                thousands_hint(number, c.decimal_comma)
+                            } else {
+                                decimal_mark_hint(
+                                    number,
+                                    c.decimal_comma,
+                                    c.thousands,
+                                    true,
+                                    c.comma_decimals_possible,
+                                )
+                            };
+                        let currency_hint = if money && !c.currency {
+                            " (an amount with a currency, which --currency reads)"
                         } else {
                             ""
                         };

@@ -1,12 +1,12 @@
 //! Amounts written with a currency, as spreadsheets and accounting tools export them:
 //! `$1,234.50`, `1.234,50 €`, `USD 12`, `-$5`, `$-5`, `($5.00)` and `$ (5.00)` (an
 //! accountant's negatives), `$ -` (an accounting format's zero).
-//! [`split_amount`] separates the sign and the currency from the number's text, which the
+//! [`split_money`] separates the sign and the currency from the number's text, which the
 //! import then reads as it reads any number (its decimal mark and thousands separators).
 
 /// An amount taken apart: the number as written, without sign or currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Amount<'t> {
+pub(super) struct Money<'t> {
     /// The number's text: it starts with a digit, `.` or `,` and ends with a digit or `.`.
     pub(super) number: &'t str,
     /// A `-` (or `−`) sign, or parentheses around the amount or around its number.
@@ -129,11 +129,11 @@ fn currency_of(text: &str) -> Option<(&str, &str)> {
 ///
 /// `None` for text without a currency (`12`, `(12)`: parentheses alone may be a phone's
 /// area code or a rating), and for what is no amount (`$`, `$$5`, `SKU 12`, `-$-5`, `($-5)`).
-pub(super) fn split_amount(text: &str) -> Option<Amount<'_>> {
+pub(super) fn split_money(text: &str) -> Option<Money<'_>> {
     let (outer, inner) = parenthesized(text.trim());
     // Zero in an accounting format.
     if let Some((currency, "-")) = currency_of(inner).filter(|_| !outer) {
-        return Some(Amount { number: "0", negative: false, currency });
+        return Some(Money { number: "0", negative: false, currency });
     }
     let (sign, unsigned) = strip_sign(inner);
     let (currency, rest) = currency_of(unsigned)?;
@@ -152,7 +152,7 @@ pub(super) fn split_amount(text: &str) -> Option<Amount<'_>> {
         return None;
     }
     let negative = outer || around_number || sign == Some(true) || late_sign == Some(true);
-    Some(Amount { number, negative, currency })
+    Some(Money { number, negative, currency })
 }
 
 #[cfg(test)]
@@ -160,7 +160,7 @@ mod tests {
     use super::*;
 
     fn parts(text: &str) -> Option<(&str, bool, &str)> {
-        split_amount(text).map(|a| (a.number, a.negative, a.currency))
+        split_money(text).map(|a| (a.number, a.negative, a.currency))
     }
 
     #[test]

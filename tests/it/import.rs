@@ -1937,7 +1937,7 @@ fn thousands_separators_are_read_with_the_option() {
     );
 }
 
-/// `currency` reads amounts written with a currency or in parentheses — a CRM export's
+/// `currency` reads amounts written with a currency — a CRM export's
 /// revenue column (`$1,234.50`, `1.234,50 €`, `EUR 12`, `($5.00)`, Excel's accounting
 /// `$ (1,234.50)` and `$ -`) — in a new column (inferred a number, with a note naming the
 /// currency) and in an existing one. A column's amounts in one file must all be in one
@@ -2014,6 +2014,12 @@ fn amounts_with_a_currency_are_read_with_the_option() {
     let report = import(&db, csv, &skipping).unwrap();
     let rejected: Vec<(u64, &str)> = report.rejected.iter().map(|r| (r.line, r.column.as_str())).collect();
     assert_eq!((report.imported, rejected), (2, vec![(2, "lat")]));
+    // A row refused for its currency does not make a later row with its id a repeat.
+    let (_d2, db2) = open(false);
+    let report = import(&db2, "id,lat,lon,rev\n1,1,1,$5\n2,1,1,€3\n2,1,1,$4\n", &skipping).unwrap();
+    let rejected: Vec<(u64, &str)> = report.rejected.iter().map(|r| (r.line, r.column.as_str())).collect();
+    assert_eq!((report.imported, rejected), (2, vec![(3, "rev")]));
+    assert_eq!(numbers(&db2, "2")["rev"], 4.0);
     // Nor that of a row not imported as its id repeats, nor that of a row refused for
     // another of its amounts: the first currency of each column is an imported row's.
     let (_d2, db2) = open(false);
@@ -2131,7 +2137,14 @@ fn amounts_with_a_currency_are_read_with_the_option() {
     let plain = ImportOptions { delimiter: Some(b';'), ..ImportOptions::default() };
     let reason = hint("$5", &plain);
     assert!(
-        reason.contains("(an amount with a currency or in parentheses, which --currency reads)"),
+        reason.contains(
+            "is not a finite number (an amount with a currency, which --currency reads) (the collection"
+        ),
+        "no other hint when the number reads: {reason}"
+    );
+    let reason = hint("5 €", &ImportOptions { decimal_comma: true, ..plain.clone() });
+    assert!(
+        reason.contains("(an amount with a currency, which --currency reads) (the collection"),
         "{reason}"
     );
     // An amount's number gets the hints a number gets: `1,234` may be a decimal comma's.
@@ -2166,6 +2179,34 @@ fn amounts_with_a_currency_are_read_with_the_option() {
             "a field's kind is fixed when its collection is created: to follow the advice above, import the file \
              into a new collection (--collection NAME) or a new database",
         ]
+    );
+    // With --currency and a first value that is a mark, the note names --missing only: the
+    // amounts are read already.
+    let (_d, db) = open(false);
+    let mut csv = String::from("id,lat,lon,rev\nA,1,2,-\n");
+    for i in 0..12 {
+        csv.push_str(&format!("R{i},1,2,${i}\n"));
+    }
+    let report = import(&db, &csv, &only_currency).unwrap();
+    assert!(
+        advice(&report).len() == 1
+            && advice(&report)[0].contains("import it with --numbers rev --missing '-' (in Rust"),
+        "{:?}",
+        report.notes
+    );
+    // Amounts with decimal commas in a file whose coordinates have points: a note all the same.
+    let (_d, db) = open(false);
+    let csv = "id;lat;lon;rev\nA;48.5;2.5;12,50 €\nB;48.5;2.5;3,50 €\n";
+    let report =
+        import(&db, csv, &ImportOptions { delimiter: Some(b';'), ..ImportOptions::default() }).unwrap();
+    assert!(
+        advice(&report).len() == 1
+            && advice(&report)[0].contains(
+                "import it with --currency once they are written as one kind (neither --thousands nor \
+                 --decimal-comma reads them all)"
+            ),
+        "{:?}",
+        report.notes
     );
     // With every row refused, no collection is made: no note on its kinds.
     let (_d, db) = open(false);
