@@ -1053,10 +1053,10 @@ fn numbers_made_text<'v>(
     name: &str,
     values: impl Iterator<Item = &'v str> + Clone,
     is_number: impl Fn(&str) -> bool,
-    options: &ImportOptions,
+    import: &ImportOptions,
     comma_decimals_possible: bool,
 ) -> Option<String> {
-    let (decimal_comma, thousands) = (options.decimal_comma, options.thousands);
+    let (decimal_comma, thousands) = (import.decimal_comma, import.thousands);
     // (plain numbers, numbers with separators) among `values`.
     let count = |values: &mut dyn Iterator<Item = &'v str>| {
         values.fold((0u64, 0u64, 0u64), |(n, plain, separated), v| {
@@ -1082,7 +1082,7 @@ fn numbers_made_text<'v>(
     // The options that read every number of the column, separated or not, when some do:
     // --thousands the groups, --decimal-comma a decimal comma (and then no decimal point).
     let numbers = values.clone().filter(|v| is_number(v) || with_separators(v));
-    let reads = |d: bool, t: bool| numbers.clone().all(|v| reads_as_number(v, d, t, options.currency));
+    let reads = |d: bool, t: bool| numbers.clone().all(|v| reads_as_number(v, d, t, import.currency));
     // (The options given first: with no separated number, they read them all.)
     let options = [(decimal_comma, thousands), (decimal_comma, true), (true, thousands), (true, true)]
         .into_iter()
@@ -1160,10 +1160,10 @@ fn numbers_made_text<'v>(
 /// A note when a new column became a category as its values are amounts written with a
 /// currency (`$1,234.50`, `12,50 €`), which [`ImportOptions::currency`] reads: its first
 /// value is one, and nearly all (90%) of `values` (trimmed, neither empty nor a missing-value
-/// marker) read as numbers with it and, where needed, `thousands` or `decimal_comma` (the
-/// latter only where `comma_possible`, as [`Columns::comma_decimals_possible`]). The note
-/// names the options that read them all, and the currencies, never a value; for amounts in
-/// several currencies, it says to split the column (the currency is not stored).
+/// marker) read as numbers with it, with or without `thousands` and `decimal_comma`. The
+/// note names the options that read them all (`decimal_comma` only where `comma_possible`,
+/// as [`Columns::comma_decimals_possible`]), and the currencies, never a value; for amounts
+/// in several currencies, it says to split the column (the currency is not stored).
 fn money_made_text<'v>(
     name: &str,
     values: impl Iterator<Item = &'v str> + Clone,
