@@ -84,9 +84,11 @@ pub struct ImportOptions {
     /// reads as a number without it keeps that reading. The number is read as any other
     /// ([`Self::decimal_comma`], [`Self::thousands`]: `$1,234.50` needs both `currency` and
     /// `thousands`; an exponent, `$1e5`, as in a plain number), and is not written as a code
-    /// (`$0012`). Not in the coordinates. Currencies are compared as written (`€` and `EUR`
-    /// are two): a sign (`$`, `€`, `£`, `¥`, `₹`, …), `$` after one or two capitals (`US$`,
-    /// `R$`), or the ISO code of a widely traded currency (`USD`, `EUR`, `CHF`, …).
+    /// (`$0012`). Not in the coordinates. A currency is a sign (`$`, `€`, `£`, `¥`, `₹`, …),
+    /// `$` after one or two capitals (`US$`, `R$`), or the ISO code of a widely traded
+    /// currency (`USD`, `EUR`, `CHF`, …); a sign that stands for one currency only is that
+    /// currency's code (`€` and `EUR` are one, `US$` and `USD` too), while `$` and `¥` are
+    /// compared as written (`$` and `USD` are two).
     pub currency: bool,
     /// More cells that mean no value in number, phone and e-mail columns, besides the
     /// markers [`super::is_missing_marker`] knows: `-`, `unknown`, a sentinel such as `-999`
@@ -1195,7 +1197,8 @@ fn money_made_text<'v>(
         readings.iter().copied().find(|&(d, t)| amounts.clone().all(|v| reads_as_number(v, d, t, true)));
     let mut currencies: Vec<&str> = Vec::new();
     for currency in values.filter_map(|v| Some(super::money::split_money(v)?.currency)) {
-        if !currencies.contains(&currency) {
+        let key = super::money::currency_key(currency);
+        if !currencies.iter().any(|&c| super::money::currency_key(c) == key) {
             currencies.push(currency);
         }
     }
@@ -1282,7 +1285,8 @@ fn one_currency_per_column(
         // The row's amounts are all checked before any sets its column's currency.
         let other = found.iter().zip(&first).zip(&numbers).find_map(|((found, first), (_, name))| {
             let (found, first) = ((*found)?, (*first)?);
-            (found != first).then_some((name, found, first))
+            (super::money::currency_key(found) != super::money::currency_key(first))
+                .then_some((name, found, first))
         });
         if let Some((name, found, first)) = other {
             *result = Err(Rejected {

@@ -42,6 +42,33 @@ pub(super) fn is_currency_sign(c: char) -> bool {
     )
 }
 
+/// The currency a sign or prefix stands for, as its ISO code, when it stands for one only
+/// (`€` is `EUR`, `US$` is `USD`, `£` is `GBP`); else the currency as written (`$`, `¥`, `kr`
+/// may be several). Two amounts are in one currency when their keys are equal.
+pub(super) fn currency_key(currency: &str) -> &str {
+    match currency {
+        "€" => "EUR",
+        "£" | "\u{ffe1}" => "GBP",
+        "₹" => "INR",
+        "₩" | "\u{ffe6}" => "KRW",
+        "₽" => "RUB",
+        "₺" => "TRY",
+        "₪" => "ILS",
+        "₫" => "VND",
+        "₴" => "UAH",
+        "₦" => "NGN",
+        "฿" => "THB",
+        "₱" => "PHP",
+        "US$" => "USD",
+        "R$" => "BRL",
+        "A$" => "AUD",
+        "HK$" => "HKD",
+        "NZ$" => "NZD",
+        "S$" => "SGD",
+        other => other,
+    }
+}
+
 /// The spaces between an amount and its currency: a space, a no-break space (narrow or not).
 fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\u{a0}' | '\u{202f}')
@@ -192,6 +219,17 @@ mod tests {
         assert_eq!(parts("$(1,234.50)"), Some(("1,234.50", true, "$")));
         assert_eq!(parts("$ (1,234.50)"), Some(("1,234.50", true, "$")));
         assert_eq!(parts("(5) €"), Some(("5", true, "€")));
+    }
+
+    #[test]
+    fn a_sign_and_its_code_are_one_currency() {
+        for (a, b) in [("€", "EUR"), ("US$", "USD"), ("£", "GBP"), ("₹", "INR"), ("R$", "BRL")] {
+            assert_eq!(currency_key(a), currency_key(b), "{a} {b}");
+        }
+        for (a, b) in [("$", "USD"), ("$", "US$"), ("¥", "JPY"), ("¥", "CNY"), ("€", "$"), ("EUR", "GBP")]
+        {
+            assert_ne!(currency_key(a), currency_key(b), "{a} {b}");
+        }
     }
 
     #[test]

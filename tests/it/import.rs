@@ -1999,6 +1999,10 @@ fn amounts_with_a_currency_are_read_with_the_option() {
     // One currency per column: another is a bad row, named, and set aside with skip_invalid.
     let (_d, db) = open(false);
     let csv = "id,lat,lon,revenue\nA,1,2,$5\nB,1,2,7\nC,1,2,€6\nD,1,2,US$8\n";
+    // (A sign and its code are one currency: `€` and `EUR`.)
+    let (_d3, db3) = open(false);
+    let report = import(&db3, "id,lat,lon,rev\nA,1,2,€5\nB,1,2,EUR 7\nC,1,2,7 €\n", &currency).unwrap();
+    assert_eq!(report.imported, 3);
     let (line, column, reason) = csv_err(import(&db, csv, &currency));
     assert_eq!((line, column.as_str()), (4, "revenue"));
     assert!(reason.starts_with("an amount in €, not in $ as the column's first amount"), "{reason}");
