@@ -1059,10 +1059,17 @@ fn numbers_made_text<'v>(
     comma_decimals_possible: bool,
 ) -> Option<String> {
     let (decimal_comma, thousands) = (import.decimal_comma, import.thousands);
+    // Amounts with a currency count as numbers, with --currency named when it is not given.
+    let amount = |v: &str| {
+        !import.currency
+            && super::money::split_money(v).is_some()
+            && [false, true].iter().any(|&d| reads_as_number(v, d, true, true))
+    };
+    let number_or_amount = |v: &str| is_number(v) || amount(v);
     // (plain numbers, numbers with separators) among `values`.
     let count = |values: &mut dyn Iterator<Item = &'v str>| {
         values.fold((0u64, 0u64, 0u64), |(n, plain, separated), v| {
-            let p = is_number(v);
+            let p = number_or_amount(v);
             (n + 1, plain + u64::from(p), separated + u64::from(!p && with_separators(v)))
         })
     };
@@ -1075,23 +1082,26 @@ fn numbers_made_text<'v>(
     if !nearly_all((total, plain, separated)) {
         return None;
     }
+    let amounts = values.clone().any(amount);
     let how = |fields: &str| {
+        let currency = if amounts { ", with currency" } else { "" };
         format!(
-            "(in Rust, ImportOptions::{fields}; a value that is not a number is then a bad row, while an empty \
-             cell or NA is no value)"
+            "(in Rust, ImportOptions::{fields}{currency}; a value that is not a number is then a bad row, while an \
+             empty cell or NA is no value)"
         )
     };
     // The options that read every number of the column, separated or not, when some do:
     // --thousands the groups, --decimal-comma a decimal comma (and then no decimal point).
-    let numbers = values.clone().filter(|v| is_number(v) || with_separators(v));
-    let reads = |d: bool, t: bool| numbers.clone().all(|v| reads_as_number(v, d, t, import.currency));
+    let numbers = values.clone().filter(|v| number_or_amount(v) || with_separators(v));
+    let reads =
+        |d: bool, t: bool| numbers.clone().all(|v| reads_as_number(v, d, t, import.currency || amounts));
     // (The options given first: with no separated number, they read them all.)
     let options = [(decimal_comma, thousands), (decimal_comma, true), (true, thousands), (true, true)]
         .into_iter()
         .filter(|&(d, _)| !d || comma_decimals_possible)
         .find(|&(d, t)| reads(d, t))
         .map(|(d, t)| {
-            let mut flags = String::new();
+            let mut flags = String::from(if amounts { " --currency" } else { "" });
             if t && !thousands {
                 flags.push_str(" --thousands");
             }

@@ -2198,6 +2198,26 @@ fn amounts_with_a_currency_are_read_with_the_option() {
         "{:?}",
         report.notes
     );
+    // Without --currency, the note names it beside --missing, and following it imports them.
+    let (_d, db) = open(false);
+    let report = import(&db, &csv, &ImportOptions::default()).unwrap();
+    let note = &advice(&report)[0];
+    assert!(
+        note.contains(
+            "import it with --numbers rev --currency --missing '-' (in Rust, ImportOptions::numbers and \
+                       missing, with currency;"
+        ),
+        "{note}"
+    );
+    let (_d, db) = open(false);
+    let following = ImportOptions {
+        numbers: vec!["rev".into()],
+        currency: true,
+        missing: vec!["-".into()],
+        ..ImportOptions::default()
+    };
+    import(&db, &csv, &following).unwrap();
+    assert_eq!((numbers(&db, "R11")["rev"], numbers(&db, "A").get("rev")), (11.0, None));
     // Amounts with decimal commas in a file whose coordinates have points: a note all the same.
     let (_d, db) = open(false);
     let csv = "id;lat;lon;rev\nA;48.5;2.5;12,50 €\nB;48.5;2.5;3,50 €\n";
