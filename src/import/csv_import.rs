@@ -378,6 +378,34 @@ fn reads_as_number(text: &str, decimal_comma: bool, thousands: bool, currency: b
 /// The advice for amounts in several currencies, which one number column cannot hold.
 const A_COLUMN_PER_CURRENCY: &str = "put each currency's amounts in a column of its own";
 
+/// The currencies of the amounts among `values` that `readable` reads, each once (a sign and
+/// its code as one, [`super::money::currency_key`]), as first written.
+fn currencies_of<'v>(values: impl Iterator<Item = &'v str>, readable: impl Fn(&str) -> bool) -> Vec<&'v str> {
+    let mut currencies: Vec<&str> = Vec::new();
+    for v in values.filter(|v| readable(v)) {
+        let Some(money) = super::money::split_money(v) else { continue };
+        let key = super::money::currency_key(money.currency);
+        if !currencies.iter().any(|&c| super::money::currency_key(c) == key) {
+            currencies.push(money.currency);
+        }
+    }
+    currencies
+}
+
+/// The note for a new column of amounts in several `currencies` that became a category,
+/// ending with `then`: what to do once they are split.
+fn several_currencies_text(name: &str, currencies: &[&str], then: &str) -> String {
+    let shown: Vec<&str> = currencies.iter().take(5).copied().collect();
+    let more = if currencies.len() > 5 { ", …" } else { "" };
+    format!(
+        "column {name:?} became a category, as its values are amounts in {} currencies ({}{more}): a number \
+         column holds amounts in one currency, which is not stored (a sum would add them up as one); \
+         {A_COLUMN_PER_CURRENCY}{then}",
+        currencies.len(),
+        shown.join(", "),
+    )
+}
+
 /// The number of a cell: the cell, or, when `currency`, an amount's number (`1.500` of
 /// `1.500 €`).
 fn number_of(cell: &str, currency: bool) -> &str {
@@ -1083,6 +1111,11 @@ fn numbers_made_text<'v>(
         return None;
     }
     let amounts = values.clone().any(amount);
+    // Amounts in several currencies (with --currency, or without it) are one column no more.
+    let currencies = currencies_of(values.clone(), |v| amount(v) || (import.currency && is_number(v)));
+    if currencies.len() > 1 {
+        return Some(several_currencies_text(name, &currencies, ", then import each as a number column (--numbers, --currency, and --missing for a value that means none)"));
+    }
     let how = |fields: &str| {
         let currency = if amounts { ", with currency" } else { "" };
         format!(
@@ -1205,13 +1238,7 @@ fn money_made_text<'v>(
     let amounts = values.clone().filter(|v| readable(v));
     let reading =
         readings.iter().copied().find(|&(d, t)| amounts.clone().all(|v| reads_as_number(v, d, t, true)));
-    let mut currencies: Vec<&str> = Vec::new();
-    for currency in values.filter_map(|v| Some(super::money::split_money(v)?.currency)) {
-        let key = super::money::currency_key(currency);
-        if !currencies.iter().any(|&c| super::money::currency_key(c) == key) {
-            currencies.push(currency);
-        }
-    }
+    let currencies = currencies_of(values, readable);
     let (mut flags, mut fields) = (String::from(" --currency"), vec!["currency"]);
     let (d, t) = reading.unwrap_or((decimal_comma, thousands));
     if t && !thousands {
@@ -1240,18 +1267,7 @@ fn money_made_text<'v>(
              it a number column of the amounts, the currency not stored, {}",
             how("it")
         ),
-        many => {
-            let shown: Vec<&str> = many.iter().take(5).copied().collect();
-            let more = if many.len() > 5 { ", …" } else { "" };
-            format!(
-                "column {name:?} became a category, as its values are amounts in {} currencies ({}{more}): a number \
-                 column holds amounts in one currency, which is not stored (a sum would add them up as one); \
-                 {A_COLUMN_PER_CURRENCY}, then {}",
-                many.len(),
-                shown.join(", "),
-                how("them")
-            )
-        }
+        many => several_currencies_text(name, many, &format!(", then {}", how("them"))),
     })
 }
 

@@ -159,7 +159,7 @@ fn currency_of(text: &str) -> Option<(&str, &str)> {
 pub(super) fn split_money(text: &str) -> Option<Money<'_>> {
     let (outer, inner) = parenthesized(text.trim());
     // Zero in an accounting format.
-    if let Some((currency, "-")) = currency_of(inner).filter(|_| !outer) {
+    if let Some((currency, "-" | "\u{2212}")) = currency_of(inner).filter(|_| !outer) {
         return Some(Money { number: "0", negative: false, currency });
     }
     let (sign, unsigned) = strip_sign(inner);
@@ -234,7 +234,7 @@ mod tests {
 
     #[test]
     fn an_accounting_zero() {
-        for text in ["$ -", "$-", " $ - ", "- €", "EUR -", "€-"] {
+        for text in ["$ -", "$-", " $ - ", "- €", "EUR -", "€-", "$ \u{2212}", "\u{2212}₹"] {
             assert_eq!(parts(text).map(|(n, neg, _)| (n, neg)), Some(("0", false)), "{text:?}");
         }
         assert_eq!(parts("- €").map(|p| p.2), Some("€"));

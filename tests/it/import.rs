@@ -2218,6 +2218,19 @@ fn amounts_with_a_currency_are_read_with_the_option() {
     };
     import(&db, &csv, &following).unwrap();
     assert_eq!((numbers(&db, "R11")["rev"], numbers(&db, "A").get("rev")), (11.0, None));
+    // Nor when they are in several currencies: the note says to split the column, with
+    // --currency given or not.
+    csv.push_str("E1,1,2,€5\nE2,1,2,EUR 6\n");
+    for options in [ImportOptions::default(), only_currency.clone()] {
+        let (_d, db) = open(false);
+        let report = import(&db, &csv, &options).unwrap();
+        let note = &advice(&report)[0];
+        assert!(
+            note.contains("amounts in 2 currencies ($, €)")
+                && note.contains("then import each as a number column"),
+            "{note}"
+        );
+    }
     // Amounts with decimal commas in a file whose coordinates have points: a note all the same.
     let (_d, db) = open(false);
     let csv = "id;lat;lon;rev\nA;48.5;2.5;12,50 €\nB;48.5;2.5;3,50 €\n";
