@@ -378,6 +378,40 @@ fn reads_as_number(text: &str, decimal_comma: bool, thousands: bool, currency: b
 /// The advice for amounts in several currencies, which one number column cannot hold.
 const A_COLUMN_PER_CURRENCY: &str = "put each currency's amounts in a column of its own";
 
+/// Whether some options read `v` as a number: `currency` and `thousands`, with or without
+/// `decimal_comma` (a note's test of a value, before it knows which options to name).
+fn reads_with_some_options(v: &str) -> bool {
+    [false, true].iter().any(|&decimal_comma| reads_as_number(v, decimal_comma, true, true))
+}
+
+/// The options to add to `import`'s so that `reads_all(decimal_comma, thousands)` holds: the
+/// first of the options as given, with `thousands`, with `decimal_comma` (only where
+/// `comma_possible`, as [`Columns::comma_decimals_possible`]), with both. As the flags to
+/// add (` --thousands`, ` --decimal-comma (…)`) and their Rust names; `None` when none reads
+/// them all.
+fn options_that_read(
+    import: &ImportOptions,
+    comma_possible: bool,
+    reads_all: impl Fn(bool, bool) -> bool,
+) -> Option<(String, Vec<&'static str>)> {
+    let (decimal_comma, thousands) = (import.decimal_comma, import.thousands);
+    // (The options given first: with no separated number, they read them all.)
+    let (d, t) = [(decimal_comma, thousands), (decimal_comma, true), (true, thousands), (true, true)]
+        .into_iter()
+        .filter(|&(d, _)| !d || comma_possible)
+        .find(|&(d, t)| reads_all(d, t))?;
+    let (mut flags, mut fields) = (String::new(), Vec::new());
+    if t && !thousands {
+        flags.push_str(" --thousands");
+        fields.push("thousands");
+    }
+    if d && !decimal_comma {
+        flags.push_str(" --decimal-comma (with a delimiter other than the comma)");
+        fields.push("decimal_comma");
+    }
+    Some((flags, fields))
+}
+
 /// The currencies of the amounts among `values` that `readable` reads, each once (a sign and
 /// its code as one, [`super::money::currency_key`]), as first written.
 fn currencies_of<'v>(values: impl Iterator<Item = &'v str>, readable: impl Fn(&str) -> bool) -> Vec<&'v str> {
@@ -1086,13 +1120,9 @@ fn numbers_made_text<'v>(
     import: &ImportOptions,
     comma_decimals_possible: bool,
 ) -> Option<String> {
-    let (decimal_comma, thousands) = (import.decimal_comma, import.thousands);
     // Amounts with a currency count as numbers, with --currency named when it is not given.
-    let amount = |v: &str| {
-        !import.currency
-            && super::money::split_money(v).is_some()
-            && [false, true].iter().any(|&d| reads_as_number(v, d, true, true))
-    };
+    let amount =
+        |v: &str| !import.currency && super::money::split_money(v).is_some() && reads_with_some_options(v);
     let number_or_amount = |v: &str| is_number(v) || amount(v);
     // (plain numbers, numbers with separators) among `values`.
     let count = |values: &mut dyn Iterator<Item = &'v str>| {
@@ -1128,21 +1158,8 @@ fn numbers_made_text<'v>(
     let numbers = values.clone().filter(|v| number_or_amount(v) || with_separators(v));
     let reads =
         |d: bool, t: bool| numbers.clone().all(|v| reads_as_number(v, d, t, import.currency || amounts));
-    // (The options given first: with no separated number, they read them all.)
-    let options = [(decimal_comma, thousands), (decimal_comma, true), (true, thousands), (true, true)]
-        .into_iter()
-        .filter(|&(d, _)| !d || comma_decimals_possible)
-        .find(|&(d, t)| reads(d, t))
-        .map(|(d, t)| {
-            let mut flags = String::from(if amounts { " --currency" } else { "" });
-            if t && !thousands {
-                flags.push_str(" --thousands");
-            }
-            if d && !decimal_comma {
-                flags.push_str(" --decimal-comma (with a delimiter other than the comma)");
-            }
-            flags
-        });
+    let options = options_that_read(import, comma_decimals_possible, reads)
+        .map(|(flags, _)| format!("{}{flags}", if amounts { " --currency" } else { "" }));
     let (flags, unread) = match &options {
         Some(flags) => (flags.as_str(), ""),
         None => ("", " (neither --thousands nor --decimal-comma reads them all as numbers)"),
@@ -1215,14 +1232,8 @@ fn money_made_text<'v>(
     options: &ImportOptions,
     comma_possible: bool,
 ) -> Option<String> {
-    let (decimal_comma, thousands) = (options.decimal_comma, options.thousands);
-    let readings: Vec<(bool, bool)> =
-        [(decimal_comma, thousands), (decimal_comma, true), (true, thousands), (true, true)]
-            .into_iter()
-            .filter(|&(d, _)| d == decimal_comma || comma_possible)
-            .collect();
     // (Detected by any reading; advised only by those the file allows.)
-    let readable = |v: &str| [false, true].iter().any(|&d| reads_as_number(v, d, true, true));
+    let readable = reads_with_some_options;
     let first = values.clone().next()?;
     if super::money::split_money(first).is_none() || !readable(first) {
         return None;
@@ -1236,18 +1247,14 @@ fn money_made_text<'v>(
         return None;
     }
     let amounts = values.clone().filter(|v| readable(v));
-    let reading =
-        readings.iter().copied().find(|&(d, t)| amounts.clone().all(|v| reads_as_number(v, d, t, true)));
+    let reading = options_that_read(options, comma_possible, |d, t| {
+        amounts.clone().all(|v| reads_as_number(v, d, t, true))
+    });
     let currencies = currencies_of(values, readable);
     let (mut flags, mut fields) = (String::from(" --currency"), vec!["currency"]);
-    let (d, t) = reading.unwrap_or((decimal_comma, thousands));
-    if t && !thousands {
-        flags.push_str(" --thousands");
-        fields.push("thousands");
-    }
-    if d && !decimal_comma {
-        flags.push_str(" --decimal-comma (with a delimiter other than the comma)");
-        fields.push("decimal_comma");
+    if let Some((more, names)) = &reading {
+        flags.push_str(more);
+        fields.extend(names);
     }
     let unread = if reading.is_none() {
         " once they are written as one kind (neither --thousands nor --decimal-comma reads them all)"

@@ -237,10 +237,10 @@ bincode::impl_borrow_decode!(Schema);
 /// The names a record's own id and location go by, which no field may take.
 pub(crate) const RECORD_NAMES: [&str; 3] = ["id", "lat", "lon"];
 
-/// Checks a collection or field name.
 /// The longest collection or field name, in bytes.
 pub(crate) const MAX_NAME_BYTES: usize = 64;
 
+/// Checks a collection or field name.
 pub(crate) fn validate_name(name: &str) -> Result<()> {
     let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if name.is_empty() || name.len() > MAX_NAME_BYTES || !ok_chars {
