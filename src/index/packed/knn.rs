@@ -7,7 +7,9 @@
 //! leaves reached are kept as candidates by their f32 unit vector, whose chord is within
 //! [`UNIT_MARGIN`] of the exact one. The k smallest chord upper bounds of accepted rows give
 //! a threshold that prunes nodes and rows; the refine step computes `haversine_m` for the
-//! few candidates that survive the final threshold.
+//! few candidates that survive the final threshold. Those k rows are kept in order as they
+//! are found (in a short sorted array while k is small), so the refine starts from them
+//! without sorting the candidates.
 //!
 //! The search starts with a greedy descent to the leaf nearest the query so a threshold
 //! exists before anything is pushed on the heap; the siblings passed on the way down are
@@ -29,11 +31,127 @@ fn entry(key: f32, level: usize, node: usize) -> Reverse<u128> {
     Reverse((u128::from(key.to_bits()) << 64) | ((level as u128) << 32) | (node as u32 as u128))
 }
 
+/// A row with a non-negative distance (or squared chord) `d`, as a key that orders by `d`
+/// and then by row: non-negative floats order as their bits.
+fn key(d: f64, row: u32) -> u128 {
+    (u128::from(d.to_bits()) << 32) | u128::from(row)
+}
+
+/// The distance of a [`key`].
+fn key_d(key: u128) -> f64 {
+    f64::from_bits((key >> 32) as u64)
+}
+
+/// The row of a [`key`].
+fn key_row(key: u128) -> u32 {
+    key as u32
+}
+
+/// The `k` smallest of the [`key`]s offered. Kept sorted in a short array while `k` is
+/// small (an insertion moves a few keys), in a binary heap beyond.
+struct KSmallest {
+    k: usize,
+    /// While `k ≤ SORTED_UP_TO`: the keys kept, sorted, in `small[..len]`.
+    small: [u128; SORTED_UP_TO],
+    len: usize,
+    heap: BinaryHeap<u128>,
+    /// [`Self::sorted_keys`]'s answer for a heap.
+    sorted: Vec<u128>,
+}
+
+/// The largest `k` kept in a sorted array.
+const SORTED_UP_TO: usize = 32;
+
+impl Default for KSmallest {
+    fn default() -> KSmallest {
+        KSmallest { k: 0, small: [0; SORTED_UP_TO], len: 0, heap: BinaryHeap::new(), sorted: Vec::new() }
+    }
+}
+
+impl KSmallest {
+    fn reset(&mut self, k: usize) {
+        self.k = k;
+        self.len = 0;
+        self.heap.clear();
+        self.sorted.clear();
+    }
+
+    fn is_full(&self) -> bool {
+        self.len.max(self.heap.len()) == self.k
+    }
+
+    /// The largest key kept, once there are `k`.
+    fn kth(&self) -> Option<u128> {
+        if !self.is_full() {
+            None
+        } else if self.k <= SORTED_UP_TO {
+            self.len.checked_sub(1).and_then(|i| self.small.get(i)).copied()
+        } else {
+            self.heap.peek().copied()
+        }
+    }
+
+    /// Offers `key`; `true` when it is kept.
+    #[inline(always)]
+    fn offer(&mut self, key: u128) -> bool {
+        if self.k <= SORTED_UP_TO {
+            return self.offer_small(key);
+        }
+        if self.heap.len() < self.k {
+            self.heap.push(key);
+        } else if self.heap.peek().is_some_and(|&b| key < b) {
+            self.heap.pop();
+            self.heap.push(key);
+        } else {
+            return false;
+        }
+        true
+    }
+
+    // Indexes stay below `len ≤ k ≤ SORTED_UP_TO`, the array's length.
+    #[allow(clippy::indexing_slicing)]
+    #[inline(always)]
+    fn offer_small(&mut self, key: u128) -> bool {
+        let full = self.len == self.k;
+        if full && (self.len == 0 || key >= self.small[self.len - 1]) {
+            return false;
+        }
+        // Shift the larger keys up by one (the largest drops out when full) and put `key` in
+        // the gap.
+        let mut gap = if full { self.len - 1 } else { self.len };
+        while gap > 0 && self.small[gap - 1] > key {
+            self.small[gap] = self.small[gap - 1];
+            gap -= 1;
+        }
+        self.small[gap] = key;
+        if !full {
+            self.len += 1;
+        }
+        true
+    }
+
+    /// The keys kept, in increasing order (a heap's are sorted on the way: the last use).
+    fn sorted_keys(&mut self) -> &[u128] {
+        if self.k <= SORTED_UP_TO {
+            return self.small.get(..self.len).unwrap_or_default();
+        }
+        self.sorted.clear();
+        self.sorted.extend(self.heap.drain());
+        self.sorted.sort_unstable();
+        &self.sorted
+    }
+
+    fn capacity(&self) -> usize {
+        self.sorted.capacity().max(self.heap.capacity())
+    }
+}
+
 /// Reusable per-thread buffers, so a query allocates only its answer.
 #[derive(Default)]
 struct Scratch {
     heap: BinaryHeap<Reverse<u128>>,
-    best: BinaryHeap<u64>,
+    best: KSmallest,
+    exact: KSmallest,
     cands: Vec<(f64, u32)>,
 }
 
@@ -44,13 +162,12 @@ thread_local! {
 /// The filter's state.
 struct Filter<'s> {
     q: [f64; 3],
-    k: usize,
     /// The largest [`child_lbs`] value of a node that may hold one of the k nearest.
     node_thr: f32,
     /// The largest f32 squared chord of a row that may be one of the k nearest.
     row_thr: f64,
     /// The k smallest f32 squared chords (f64 bits) of accepted rows seen.
-    best: &'s mut BinaryHeap<u64>,
+    best: &'s mut KSmallest,
     /// Accepted rows with their f32 squared chord.
     cands: &'s mut Vec<(f64, u32)>,
 }
@@ -112,21 +229,16 @@ impl Filter<'_> {
             crate::io::prefetch(tree.points(row as usize, row as usize + 1));
             // The k smallest f32 squared chords (non-negative floats order as their bits):
             // a row's chord upper bound √d2 + UNIT_MARGIN grows with d2.
-            let bits = d2.to_bits();
-            if self.best.len() < self.k {
-                self.best.push(bits);
-                if self.best.len() == self.k {
-                    // The first threshold at once: with none yet, every row passes.
-                    self.tighten();
-                }
-                continue;
-            } else if self.best.peek().is_some_and(|&b| bits < b) {
-                self.best.pop();
-                self.best.push(bits);
-            } else {
+            let was_full = self.best.is_full();
+            if !self.best.offer(key(d2, row)) {
                 continue;
             }
-            changed = true;
+            if was_full {
+                changed = true;
+            } else if self.best.is_full() {
+                // The first threshold at once: with none yet, every row passes.
+                self.tighten();
+            }
         }
         // Once there is a threshold, it follows the k-th best once per leaf, not after each
         // better row: rows of this leaf let through by the older, looser one are only more
@@ -139,10 +251,10 @@ impl Filter<'_> {
     /// Sets the thresholds from the k-th smallest squared chord of the accepted rows,
     /// once there are k.
     fn tighten(&mut self) {
-        if self.best.len() == self.k {
+        if let Some(kth) = self.best.kth() {
             // A row whose haversine does not exceed the k-th candidate's has a chord at
             // most CHORD_SLACK above that candidate's upper bound.
-            let kth = self.best.peek().map_or(f64::INFINITY, |&b| f64::from_bits(b));
+            let kth = key_d(kth);
             let t = kth.sqrt() + UNIT_MARGIN + CHORD_SLACK;
             self.node_thr = node_bound(t);
             self.row_thr = (t + UNIT_MARGIN) * (t + UNIT_MARGIN);
@@ -198,13 +310,13 @@ impl PackedRTreeRef<'_> {
         accept: &mut dyn FnMut(u32) -> bool,
         answering: &mut dyn FnMut(u32),
     ) -> Vec<(f64, u32)> {
-        let Scratch { heap, best, cands } = s;
+        let Scratch { heap, best, exact, cands } = s;
         heap.clear();
-        best.clear();
+        best.reset(k);
         cands.clear();
         let q = at.to_unit_vector();
         let qf = q.map(|c| c as f32);
-        let mut f = Filter { q, k, node_thr: f32::INFINITY, row_thr: f64::INFINITY, best, cands };
+        let mut f = Filter { q, node_thr: f32::INFINITY, row_thr: f64::INFINITY, best, cands };
 
         // Greedy descent, remembering every sibling's lower bound.
         let mut path: [_; MAX_LEVELS] = std::array::from_fn(|_| (0..0, 0usize, [f32::INFINITY; NODE_SIZE]));
@@ -243,6 +355,7 @@ impl PackedRTreeRef<'_> {
                 f.scan_leaf(self, node, accept);
                 continue;
             }
+
             let kids = self.children(level, node);
             let mut lbs = [f32::INFINITY; NODE_SIZE];
             child_lbs(qf, self.aabbs(kids.start, kids.end), &mut lbs);
@@ -259,66 +372,48 @@ impl PackedRTreeRef<'_> {
         // Refine: exact distances for the candidates that survive the final threshold, in
         // order of their f32 chord, until the next one is surely farther than the k-th
         // exact distance so far (its chord is at least √d2 − UNIT_MARGIN): most candidates
-        // of a dense cluster never have their location read.
+        // of a dense cluster never have their location read. The k first by chord are the
+        // filter's k smallest keys, already in order; the other candidates (keys above the
+        // k-th) are rarely within the final threshold and are taken in any order after them:
+        // the threshold only shrinks, so one beyond it when its turn comes is beyond it at
+        // the end.
         let row_thr = f.row_thr;
-        cands.retain(|&(d2, _)| d2 <= row_thr);
-        // In order of chord, lazily: the k first (usually all the refine reads) now, the rest
-        // if it gets to them. (The chords left are finite and non-negative: they order as
-        // their bits.)
-        let key = |c: &(f64, u32)| c.0.to_bits();
-        let mut sorted_to = k.min(cands.len());
-        if sorted_to < cands.len() {
-            cands.select_nth_unstable_by_key(sorted_to, key);
-        }
-        if let Some(head) = cands.get_mut(..sorted_to) {
-            head.sort_unstable_by_key(key);
-        }
-        best.clear();
+        let head = best.sorted_keys();
+        let last = head.last().copied().unwrap_or(0);
+        exact.reset(k);
         let mut stop = f64::INFINITY;
         let from = HaversineFrom::new(at);
         // Load the locations of the first k (≤ 32) candidates back to back, so their cache misses
         // overlap instead of each waiting behind the previous haversine.
         let mut touched = 0.0;
-        for &(_, row) in cands.iter().take(k.min(32)) {
-            answering(row);
-            touched += self.location(row).map_or(0.0, LatLon::lat);
+        for &key in head.iter().take(32) {
+            answering(key_row(key));
+            touched += self.location(key_row(key)).map_or(0.0, LatLon::lat);
         }
         std::hint::black_box(touched);
-        let mut found = Vec::with_capacity(cands.len().min(k.saturating_mul(2).saturating_add(8)));
-        let mut next = 0;
-        loop {
-            if next == sorted_to {
-                if let Some(rest) = cands.get_mut(sorted_to..) {
-                    rest.sort_unstable_by_key(key);
-                }
-                sorted_to = cands.len();
-            }
-            let Some(&(d2, row)) = cands.get(next) else { break };
-            next += 1;
+        let mut found = Vec::with_capacity(head.len().saturating_add(4));
+        let rest = cands.iter().filter(|&&(d2, row)| d2 <= row_thr && key(d2, row) > last);
+        for (d2, row) in head.iter().map(|&key| (key_d(key), key_row(key))).chain(rest.copied()) {
             if d2 > stop {
-                break;
+                continue;
             }
             let Some(location) = self.location(row) else { continue };
             let d = from.to(location);
             found.push((d, row));
-            // The k smallest exact distances (non-negative floats order as their bits).
-            if best.len() < k {
-                best.push(d.to_bits());
-            } else if best.peek().is_some_and(|&b| d.to_bits() < b) {
-                best.pop();
-                best.push(d.to_bits());
-            }
-            if best.len() == k {
-                let kth = best.peek().map_or(f64::INFINITY, |&b| f64::from_bits(b));
-                let bound = chord2_beyond(kth).sqrt() + UNIT_MARGIN;
-                stop = bound * bound;
+            // The k smallest exact distances.
+            if exact.offer(key(d, row)) {
+                if let Some(kth) = exact.kth() {
+                    let bound = chord2_beyond(key_d(kth)).sqrt() + UNIT_MARGIN;
+                    stop = bound * bound;
+                }
             }
         }
         found.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         if let Some(&(kth, _)) = found.get(k - 1) {
             found.truncate(found.partition_point(|&(d, _)| d <= kth));
         }
-        if heap.capacity() > 1 << 16 || best.capacity() > 1 << 16 || cands.capacity() > 1 << 16 {
+        if [heap.capacity(), best.capacity(), exact.capacity(), cands.capacity()].iter().any(|&c| c > 1 << 16)
+        {
             *s = Scratch::default();
         }
         found
