@@ -11,8 +11,9 @@ pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
 /// them (it was up to 0.2 m off there).
 ///
 /// Sines and cosines are the `libm` crate's (musl's, within an ulp as the platform's are):
-/// the same on every platform, and on x86-64 Linux faster than glibc's, which saves and
-/// restores the rounding mode on each call (nearest-k computes ten distances per query).
+/// on x86-64 Linux they are faster than glibc's, which save and restore the rounding mode
+/// on each call (nearest-k computes ten distances per query). The arcsine stays the
+/// platform's, which was the faster there.
 ///
 /// ```
 /// use geocrm::{geo::haversine_m, LatLon};

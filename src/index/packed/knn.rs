@@ -8,8 +8,8 @@
 //! [`UNIT_MARGIN`] of the exact one. The k smallest chord upper bounds of accepted rows give
 //! a threshold that prunes nodes and rows; the refine step computes `haversine_m` for the
 //! few candidates that survive the final threshold. Those k rows are kept in order as they
-//! are found (in a short sorted array while k is small), so the refine starts from them
-//! without sorting the candidates.
+//! are found while k ≤ 32 (in a short sorted array; in a heap beyond, sorted at the end), so
+//! the refine starts from them without sorting the candidates.
 //!
 //! The search starts with a greedy descent to the leaf nearest the query so a threshold
 //! exists before anything is pushed on the heap; the siblings passed on the way down are
@@ -166,7 +166,7 @@ struct Filter<'s> {
     node_thr: f32,
     /// The largest f32 squared chord of a row that may be one of the k nearest.
     row_thr: f64,
-    /// The k smallest f32 squared chords (f64 bits) of accepted rows seen.
+    /// The k accepted rows seen with the smallest f32 squared chords, as [`key`]s.
     best: &'s mut KSmallest,
     /// Accepted rows with their f32 squared chord.
     cands: &'s mut Vec<(f64, u32)>,
@@ -369,14 +369,13 @@ impl PackedRTreeRef<'_> {
             }
         }
 
-        // Refine: exact distances for the candidates that survive the final threshold, in
-        // order of their f32 chord, until the next one is surely farther than the k-th
-        // exact distance so far (its chord is at least √d2 − UNIT_MARGIN): most candidates
-        // of a dense cluster never have their location read. The k first by chord are the
-        // filter's k smallest keys, already in order; the other candidates (keys above the
-        // k-th) are rarely within the final threshold and are taken in any order after them:
-        // the threshold only shrinks, so one beyond it when its turn comes is beyond it at
-        // the end.
+        // Refine: exact distances for the candidates that survive the final threshold. First
+        // the k nearest by f32 chord (the filter's k smallest keys, in order), then the other
+        // candidates within the row threshold (keys above the k-th: rarely any) in any order.
+        // A candidate is passed over when it is surely farther than the k-th exact distance
+        // so far (its chord is at least √d2 − UNIT_MARGIN); that bound only shrinks, so one
+        // beyond it when its turn comes is beyond it at the end, and most candidates of a
+        // dense cluster never have their location read.
         let row_thr = f.row_thr;
         let head = best.sorted_keys();
         let last = head.last().copied().unwrap_or(0);
