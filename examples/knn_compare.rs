@@ -1,6 +1,7 @@
 //! Nearest-10 of the standalone packed R-tree (rows in `packing_order`) beside kiddo and rstar
 //! on the same points, in one process: `knn_compare [uniform|clustered] [N]`.
-//! Environment: `NPTS` query points (1024); `ONLY=db|refs|packed` times one alone, `ROUNDS` (400) times.
+//! Environment: `NPTS` query points (1024); `ONLY=db|refs|packed` times one alone (`gold` and
+//! `packedgold`: geocrm and the packed tree with `tier = 'gold'`), `ROUNDS` (400) times.
 use std::time::Instant;
 
 #[cfg(feature = "mimalloc")]
@@ -78,6 +79,18 @@ fn main() {
     if std::env::var("ONLY").as_deref() == Ok("refs") {
         let d = time(rounds, &q, |p| coll.nearest_refs(p, 10, &Filter::All).unwrap().len());
         println!("db refs {d:.2} µs");
+        return;
+    }
+    if std::env::var("ONLY").as_deref() == Ok("gold") {
+        let gold = Filter::parse("tier = 'gold'").unwrap();
+        let d = time(rounds, &q, |p| coll.nearest_refs(p, 10, &gold).unwrap().len());
+        println!("db gold {d:.2} µs");
+        return;
+    }
+    if std::env::var("ONLY").as_deref() == Ok("packedgold") {
+        let gold: Vec<bool> = order.iter().map(|&i| people[i as usize].tier == "gold").collect();
+        let d = time(rounds, &q, |p| view.nearest(p, 10, &mut |r| gold[r as usize]).len());
+        println!("packed gold {d:.2} µs");
         return;
     }
     if std::env::var("ONLY").as_deref() == Ok("packed") {

@@ -704,15 +704,19 @@ impl Checkpoint {
     /// every row, as a checkpoint built over this one does.
     pub(crate) fn columns(&self) -> Columns<'_> {
         Columns {
-            checkpoint: self,
             tree: self.tree(),
             id_offsets: self.section(ID_OFFSETS),
             id_bytes: self.section(ID_BYTES),
             cells: self.section(CELLS),
             pointers: self.section(POINTERS),
-            numbers: self.section(NUMBERS),
-            categories: self.section(CATEGORIES),
+            attributes: self.attributes(),
         }
+    }
+
+    /// The number and category columns, each section looked up (and, on first use, checked)
+    /// once: for testing a filter on many rows.
+    pub(crate) fn attributes(&self) -> Attributes<'_> {
+        Attributes { checkpoint: self, numbers: self.section(NUMBERS), categories: self.section(CATEGORIES) }
     }
 
     /// The H3 cell index: every row number, sorted by (cell, row number), 4 little-endian
@@ -870,14 +874,12 @@ fn check_structure(
 /// The columns of a [`Checkpoint`] with their sections looked up once; see
 /// [`Checkpoint::columns`]. Each method reads as the checkpoint's own method of that name.
 pub(crate) struct Columns<'a> {
-    checkpoint: &'a Checkpoint,
     tree: PackedRTreeRef<'a>,
     id_offsets: &'a [u8],
     id_bytes: &'a [u8],
     cells: &'a [u8],
     pointers: &'a [u8],
-    numbers: &'a [u8],
-    categories: &'a [u8],
+    attributes: Attributes<'a>,
 }
 
 impl Columns<'_> {
@@ -898,6 +900,24 @@ impl Columns<'_> {
         pointer_in(self.pointers, row)
     }
 
+    pub(crate) fn number(&self, field: usize, row: u32) -> f64 {
+        self.attributes.number(field, row)
+    }
+
+    pub(crate) fn category(&self, field: usize, row: u32) -> u32 {
+        self.attributes.category(field, row)
+    }
+}
+
+/// The number and category columns of a [`Checkpoint`]; see [`Checkpoint::attributes`].
+/// Each method reads as the checkpoint's own method of that name.
+pub(crate) struct Attributes<'a> {
+    checkpoint: &'a Checkpoint,
+    numbers: &'a [u8],
+    categories: &'a [u8],
+}
+
+impl Attributes<'_> {
     pub(crate) fn number(&self, field: usize, row: u32) -> f64 {
         let c = self.checkpoint;
         c.slot(field, c.header.numbers, row).map_or(f64::NAN, |i| f64::from_bits(u64_at(self.numbers, i * 8)))
