@@ -355,7 +355,6 @@ impl PackedRTreeRef<'_> {
                 f.scan_leaf(self, node, accept);
                 continue;
             }
-
             let kids = self.children(level, node);
             let mut lbs = [f32::INFINITY; NODE_SIZE];
             child_lbs(qf, self.aabbs(kids.start, kids.end), &mut lbs);
