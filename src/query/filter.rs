@@ -259,6 +259,16 @@ impl CompiledFilter {
     pub fn matches(&self, numbers: &dyn Fn(usize) -> f64, categories: &dyn Fn(usize) -> u32) -> bool {
         eval(&self.node, numbers, categories) == Some(true)
     }
+
+    /// For a filter that is one category condition (`tier = 'gold'`, `tier in (…)`): the
+    /// field and the codes a matching row has one of. A row matches exactly when its code
+    /// is not [`MISSING_CODE`] and is among them.
+    pub(crate) fn as_codes(&self) -> Option<(usize, &[u32])> {
+        match &self.node {
+            Node::Codes { field, codes } => Some((*field, codes)),
+            _ => None,
+        }
+    }
 }
 
 /// The filter's value for a row: `None` is SQL's unknown, what a comparison on a missing

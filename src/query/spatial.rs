@@ -10,7 +10,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use super::filter::CompiledFilter;
+use super::filter::{CompiledFilter, MISSING_CODE};
 use crate::geo::{haversine_m, BoundingBox, HaversineFrom, LatLon, PreparedRegion};
 use std::ops::Range;
 
@@ -91,10 +91,14 @@ impl<'a> BaseFilter<'a> {
     /// Whether `row` is visible and matches: as [`row_matches`] on it.
     fn matches(&self, row: u32) -> bool {
         self.base.visible(row)
-            && self
-                .attributes
-                .as_ref()
-                .is_none_or(|a| self.filter.matches(&|i| a.number(i, row), &|i| a.category(i, row)))
+            && self.attributes.as_ref().is_none_or(|a| match self.filter.as_codes() {
+                // The commonest filter, one category condition, without the general walk.
+                Some((field, codes)) => {
+                    let code = a.category(field, row);
+                    code != MISSING_CODE && codes.contains(&code)
+                }
+                None => self.filter.matches(&|i| a.number(i, row), &|i| a.category(i, row)),
+            })
     }
 }
 
