@@ -77,21 +77,23 @@ pub(crate) fn row_matches(filter: &CompiledFilter, row: RowRef<'_>) -> bool {
 struct BaseFilter<'a> {
     filter: &'a CompiledFilter,
     base: &'a BaseRows,
-    /// `None` for a filter that reads no attribute: its sections are then not even looked
-    /// up (their first use checks them whole, which an unfiltered query need not wait for).
+    /// `None` for [`CompiledFilter::all`]. (A section is looked up, and on its first use
+    /// checked whole, when a value of it is first read, as a row's own reads do.)
     attributes: Option<Attributes<'a>>,
+    /// [`CompiledFilter::as_codes`].
+    codes: Option<(usize, &'a [u32])>,
 }
 
 impl<'a> BaseFilter<'a> {
     fn new(filter: &'a CompiledFilter, base: &'a BaseRows) -> BaseFilter<'a> {
         let attributes = (!filter.is_all()).then(|| base.checkpoint.attributes());
-        BaseFilter { filter, base, attributes }
+        BaseFilter { filter, base, attributes, codes: filter.as_codes() }
     }
 
     /// Whether `row` is visible and matches: as [`row_matches`] on it.
     fn matches(&self, row: u32) -> bool {
         self.base.visible(row)
-            && self.attributes.as_ref().is_none_or(|a| match self.filter.as_codes() {
+            && self.attributes.as_ref().is_none_or(|a| match self.codes {
                 // The commonest filter, one category condition, without the general walk.
                 Some((field, codes)) => {
                     let code = a.category(field, row);

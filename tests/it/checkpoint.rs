@@ -1342,6 +1342,44 @@ fn a_section_damaged_where_not_yet_read_never_gives_a_wrong_answer() {
     }
 }
 
+/// A filtered query checks, on first use, only the attribute sections it reads: with the
+/// number column damaged, a filter on a category still answers (rightly), and one on a
+/// number is `Corrupt` (fails if a filter looks up every attribute section at once).
+#[test]
+fn a_filter_checks_only_the_attribute_sections_it_reads() {
+    let fs = MemFs::new();
+    let opts = |fs: &MemFs| options(fs).checkpoint_after_ops(None);
+    let db = Database::open(DIR, opts(&fs)).unwrap();
+    db.create_collection("c", Schema::new().number("n").category("tier")).unwrap();
+    let mut batch = db.begin_write();
+    for i in 0..90u32 {
+        let r = Record::new(format!("r{i}"), LatLon::new(f64::from(i) / 2.0, 1.0).unwrap())
+            .number("n", f64::from(i))
+            .category("tier", ["gold", "silver", "bronze"][i as usize % 3]);
+        batch.upsert("c", r).unwrap();
+    }
+    batch.commit().unwrap();
+    db.checkpoint().unwrap();
+    drop(db);
+    let file = checkpoint_file(&fs);
+    let mut bytes = fs.read_all(&file).unwrap();
+    // Section 7 (the number column): its offset and length from the section table.
+    let at = 40 + 16 * 7;
+    let offset = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    bytes[offset + 3] ^= 0x10;
+    let img = fs.crash_image(0, CrashMode::SyncedOnly);
+    img.write_raw(&file, &bytes);
+    let db = Database::open(DIR, opts(&img)).unwrap();
+    let read = db.read();
+    let c = read.collection("c").unwrap();
+    let gold = Filter::parse("tier = 'gold'").unwrap();
+    let near = c.nearest(LatLon::new(0.0, 1.0).unwrap(), 5, &gold).unwrap();
+    assert_eq!(near.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["r0", "r3", "r6", "r9", "r12"]);
+    assert_eq!(c.count(geocrm::query::Scope::All, &gold).unwrap(), 30);
+    let by_number = c.count(geocrm::query::Scope::All, &Filter::parse("n >= 0").unwrap());
+    assert!(matches!(by_number, Err(Error::Corrupt { .. })), "{by_number:?}");
+}
+
 /// Damage to one collection's id sections that the open's replay does not meet (the log tail
 /// touches only the other collection): a batch writing to it is refused before it is logged
 /// (applying it would leave the replaced row visible), its queries and any erasure or

@@ -10,6 +10,7 @@
 
 pub mod format;
 
+use std::cell::OnceCell;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{
@@ -714,9 +715,9 @@ impl Checkpoint {
     }
 
     /// The number and category columns, each section looked up (and, on first use, checked)
-    /// once: for testing a filter on many rows.
+    /// once, when a value of it is first read: for testing a filter on many rows.
     pub(crate) fn attributes(&self) -> Attributes<'_> {
-        Attributes { checkpoint: self, numbers: self.section(NUMBERS), categories: self.section(CATEGORIES) }
+        Attributes { checkpoint: self, numbers: OnceCell::new(), categories: OnceCell::new() }
     }
 
     /// The H3 cell index: every row number, sorted by (cell, row number), 4 little-endian
@@ -913,19 +914,21 @@ impl Columns<'_> {
 /// Each method reads as the checkpoint's own method of that name.
 pub(crate) struct Attributes<'a> {
     checkpoint: &'a Checkpoint,
-    numbers: &'a [u8],
-    categories: &'a [u8],
+    numbers: OnceCell<&'a [u8]>,
+    categories: OnceCell<&'a [u8]>,
 }
 
 impl Attributes<'_> {
     pub(crate) fn number(&self, field: usize, row: u32) -> f64 {
         let c = self.checkpoint;
-        c.slot(field, c.header.numbers, row).map_or(f64::NAN, |i| f64::from_bits(u64_at(self.numbers, i * 8)))
+        let numbers = || *self.numbers.get_or_init(|| c.section(NUMBERS));
+        c.slot(field, c.header.numbers, row).map_or(f64::NAN, |i| f64::from_bits(u64_at(numbers(), i * 8)))
     }
 
     pub(crate) fn category(&self, field: usize, row: u32) -> u32 {
         let c = self.checkpoint;
-        c.slot(field, c.header.categories, row).map_or(u32::MAX, |i| u32_at(self.categories, i * 4))
+        let categories = || *self.categories.get_or_init(|| c.section(CATEGORIES));
+        c.slot(field, c.header.categories, row).map_or(u32::MAX, |i| u32_at(categories(), i * 4))
     }
 }
 
