@@ -73,7 +73,7 @@ pub(crate) fn row_matches(filter: &CompiledFilter, row: RowRef<'_>) -> bool {
 }
 
 /// A filter on the checkpoint's visible rows, its attribute sections looked up once for
-/// all the rows a query tests (per row, the lookups were a third of a filtered nearest-10).
+/// all the rows a query tests, not once for each value read.
 struct BaseFilter<'a> {
     filter: &'a CompiledFilter,
     base: &'a BaseRows,
