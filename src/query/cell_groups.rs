@@ -10,7 +10,7 @@ use h3o::Resolution;
 
 use super::aggregate::{CellRuns, Collector, Groups};
 use super::filter::CompiledFilter;
-use super::spatial::row_matches;
+use super::spatial::{row_matches, BaseFilter};
 use crate::index::{BaseRows, RowRef, TableView};
 
 /// Cell-order positions below which the walk stays on one thread.
@@ -80,9 +80,10 @@ pub(crate) fn base_by_cell_in_parts(
     let parts = crate::parallel::map(&ranges, 2, |range| {
         let part = order.get(range.clone()).unwrap_or_default();
         let mut runs = CellRuns::new(res, fields, part.len());
+        let base_filter = BaseFilter::new(filter, base);
         for &word in part {
             let row = u32::from_le_bytes(word);
-            let keep = plain || (base.visible(row) && row_matches(filter, RowRef::Base(c, row)));
+            let keep = plain || base_filter.matches(row);
             if !keep {
                 continue;
             }

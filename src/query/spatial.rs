@@ -74,7 +74,7 @@ pub(crate) fn row_matches(filter: &CompiledFilter, row: RowRef<'_>) -> bool {
 
 /// A filter on the checkpoint's visible rows, its attribute sections looked up once for
 /// all the rows a query tests, not once for each value read.
-struct BaseFilter<'a> {
+pub(super) struct BaseFilter<'a> {
     filter: &'a CompiledFilter,
     base: &'a BaseRows,
     /// `None` for [`CompiledFilter::all`]. (A section is looked up, and on its first use
@@ -85,13 +85,13 @@ struct BaseFilter<'a> {
 }
 
 impl<'a> BaseFilter<'a> {
-    fn new(filter: &'a CompiledFilter, base: &'a BaseRows) -> BaseFilter<'a> {
+    pub(super) fn new(filter: &'a CompiledFilter, base: &'a BaseRows) -> BaseFilter<'a> {
         let attributes = (!filter.is_all()).then(|| base.checkpoint.attributes());
         BaseFilter { filter, base, attributes, codes: filter.as_codes() }
     }
 
     /// Whether `row` is visible and matches: as [`row_matches`] on it.
-    fn matches(&self, row: u32) -> bool {
+    pub(super) fn matches(&self, row: u32) -> bool {
         self.base.visible(row)
             && self.attributes.as_ref().is_none_or(|a| match self.codes {
                 // The commonest filter, one category condition, without the general walk.
