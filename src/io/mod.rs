@@ -9,7 +9,7 @@
 mod atomic;
 mod mem;
 mod mmap;
-pub(crate) use mmap::prefetch;
+pub(crate) use mmap::{prefetch, str_of};
 mod read_only;
 mod real;
 

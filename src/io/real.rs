@@ -10,7 +10,7 @@ use super::{DirLock, FileSystem, MappedBytes, ReadableFile, WritableFile};
 use crate::error::{Error, Result};
 
 /// The real file system. Durability calls are real `fsync`/`fdatasync`; [`FileSystem::map`]
-/// is a read-only memory map (with a prefetch hint, the crate's only `unsafe`, in `io/mmap.rs`).
+/// is a read-only memory map (with a prefetch hint: the crate's only `unsafe` is in `io/mmap.rs`).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealFs;
 

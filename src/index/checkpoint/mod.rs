@@ -963,7 +963,7 @@ impl<'a> IdColumn<'a> {
 /// Row `row`'s id from the id offsets and bytes sections (empty if not UTF-8).
 fn id_in<'a>(offsets: &[u8], bytes: &'a [u8], row: u32) -> &'a str {
     let (a, b) = (u32_at(offsets, row as usize * 4) as usize, u32_at(offsets, row as usize * 4 + 4) as usize);
-    bytes.get(a..b).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or_default()
+    bytes.get(a..b).and_then(crate::io::str_of).unwrap_or_default()
 }
 
 /// Row `row`'s log position from the pointers section.
