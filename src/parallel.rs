@@ -82,93 +82,13 @@ pub(crate) fn map_owned<T: Send, R: Send>(items: Vec<T>, min: usize, f: impl Fn(
 /// does not wait while millions of allocations are freed (or inline when no thread can be
 /// started).
 pub(crate) fn drop_in_background<T: Send + 'static>(value: T) {
-    spawn_freeing(move || drop(value));
-}
-
-/// Runs `work` on a new freeing thread; `false` when no thread can be started (a failed
-/// spawn drops the closure here, and what it owns with it).
-fn spawn_freeing(work: impl FnOnce() + Send + 'static) -> bool {
-    std::thread::Builder::new().name("geocrm-free".into()).spawn(work).is_ok()
-}
-
-/// Frees values on a thread of its own, a chunk at a time as they are handed over, so a
-/// thread working through millions of them (applying a large commit under the state's lock)
-/// neither stops to free each one nor keeps them all alive until it is done. With fewer than
-/// `min` values expected, or when no thread can be started, each value is freed where it is
-/// handed over.
-pub(crate) struct BackgroundDrop<T: Send + 'static> {
-    chunk: Vec<T>,
-    to_thread: Option<std::sync::mpsc::Sender<Vec<T>>>,
-}
-
-/// Values handed to the freeing thread at a time.
-const DROP_CHUNK: usize = 16_384;
-
-impl<T: Send + 'static> BackgroundDrop<T> {
-    pub(crate) fn new(expected: usize, min: usize) -> Self {
-        let to_thread = if expected >= min {
-            let (tx, rx) = std::sync::mpsc::channel::<Vec<T>>();
-            spawn_freeing(move || rx.iter().for_each(drop)).then_some(tx)
-        } else {
-            None
-        };
-        BackgroundDrop { chunk: Vec::new(), to_thread }
-    }
-
-    /// Hands a value over to be freed.
-    pub(crate) fn push(&mut self, value: T) {
-        let Some(to_thread) = &self.to_thread else { return }; // `value` is freed here
-        self.chunk.push(value);
-        if self.chunk.len() >= DROP_CHUNK {
-            // A send fails only if the thread is gone; the chunk is then freed here.
-            let _ = to_thread.send(std::mem::replace(&mut self.chunk, Vec::with_capacity(DROP_CHUNK)));
-        }
-    }
-}
-
-impl<T: Send + 'static> Drop for BackgroundDrop<T> {
-    fn drop(&mut self) {
-        if let Some(to_thread) = self.to_thread.take() {
-            let _ = to_thread.send(std::mem::take(&mut self.chunk));
-        }
-    }
+    // A failed spawn drops the closure here, and `value` with it.
+    let _ = std::thread::Builder::new().name("geocrm-free".into()).spawn(move || drop(value));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every value handed to a `BackgroundDrop` is freed: inline below `min`, on the freeing
-    /// thread above it (the last, partial chunk included, once the `BackgroundDrop` goes).
-    #[test]
-    fn background_drop_frees_every_value() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::sync::Arc;
-        struct Counted(Arc<AtomicUsize>);
-        impl Drop for Counted {
-            fn drop(&mut self) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let freed = Arc::new(AtomicUsize::new(0));
-        let mut inline = BackgroundDrop::new(3, 10);
-        for i in 1..=3 {
-            inline.push(Counted(freed.clone()));
-            assert_eq!(freed.load(Ordering::SeqCst), i, "freed where handed over");
-        }
-        drop(inline);
-        let n = 2 * DROP_CHUNK + 5;
-        let mut background = BackgroundDrop::new(n, 10);
-        for _ in 0..n {
-            background.push(Counted(freed.clone()));
-        }
-        drop(background);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while freed.load(Ordering::SeqCst) < n + 3 && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        assert_eq!(freed.load(Ordering::SeqCst), n + 3);
-    }
 
     #[test]
     fn results_keep_input_order_at_every_size() {

@@ -531,7 +531,7 @@ impl Inner {
                 continue;
             }
             match self.write_batch(&mut w, batch.ops, &mut created_in_round) {
-                Ok(done) => written.push((batch.ticket, done)),
+                Ok((receipt, ops, pointers)) => written.push((batch.ticket, receipt, ops, pointers)),
                 // Any error after which the log refuses appends poisons the database too
                 // (an I/O error, or a body that failed while it was written).
                 Err(e) if matches!(e, Error::Io { .. } | Error::Poisoned { .. }) || w.log.is_poisoned() => {
@@ -552,7 +552,7 @@ impl Inner {
             let reason = e.to_string();
             // The first batch of the round gets the real error, the others are refused.
             let mut first = Some(e);
-            for (ticket, _) in written {
+            for (ticket, ..) in written {
                 let err = first.take().unwrap_or_else(|| Error::Poisoned { reason: reason.clone() });
                 results.push((ticket, Err(err)));
             }
@@ -562,15 +562,15 @@ impl Inner {
             // Applied below without a sync: a later failure must not cut them from the log.
             w.log.acknowledge_unsynced();
         }
-        for (_, (_, ops)) in &mut written {
+        for (_, _, ops, _) in &mut written {
             free_sealed(ops);
         }
         let mut state = self.state.write();
         let mut erased = Vec::new();
         let mut erasing = Vec::new();
-        for (ticket, (receipt, ops)) in written {
-            let erases = ops.iter().any(|(op, _)| matches!(op, LogOp::Erase { .. }));
-            let replaced = state.apply_all(ops, receipt.first_lsn);
+        for (ticket, receipt, ops, pointers) in written {
+            let erases = ops.iter().any(|op| matches!(op, LogOp::Erase { .. }));
+            let replaced = state.apply_all(ops, &pointers, receipt.first_lsn);
             if erases || !state.erased_keys.is_empty() {
                 erasing.push(ticket);
             }
@@ -658,7 +658,7 @@ impl Inner {
         w: &mut super::Writer,
         pending: Vec<PendingOp>,
         created_in_round: &mut HashSet<String>,
-    ) -> Result<(CommitReceipt, Vec<(LogOp, OpPointer)>)> {
+    ) -> Result<(CommitReceipt, Vec<LogOp>, Vec<OpPointer>)> {
         // A collection may be created once: check against the state, the round's earlier
         // batches (written, not applied yet) and the batch's own earlier operations — before
         // any key is issued for the batch.
@@ -688,7 +688,11 @@ impl Inner {
         let ops = self.seal_batch(pending)?;
         if ops.is_empty() {
             let next = w.log.next_lsn();
-            return Ok((CommitReceipt { first_lsn: next, next_lsn: next, replaced: 0 }, Vec::new()));
+            return Ok((
+                CommitReceipt { first_lsn: next, next_lsn: next, replaced: 0 },
+                Vec::new(),
+                Vec::new(),
+            ));
         }
         let (receipt, bodies) = append_ops(&mut w.log, &ops, "batch")?;
         created_in_round.extend(created);
@@ -701,7 +705,7 @@ impl Inner {
         }
         // `replaced` is counted when the batch is applied.
         let commit = CommitReceipt { first_lsn: receipt.first_lsn, next_lsn: receipt.next_lsn, replaced: 0 };
-        Ok((commit, ops.into_iter().zip(pointers).collect()))
+        Ok((commit, ops, pointers))
     }
 
     /// Turns pending operations into log operations. Records with PII get their data key
@@ -926,13 +930,13 @@ impl Inner {
 /// Frees a large batch's sealed envelopes and blind values, which are in the log now and
 /// not kept in memory, on every core and before the state's write lock (freeing millions of
 /// envelopes one by one inside the lock was a third of a 1M-record PII import's apply).
-fn free_sealed(ops: &mut [(LogOp, OpPointer)]) {
+fn free_sealed(ops: &mut [LogOp]) {
     if ops.len() < PARALLEL_FREE_MIN {
         return;
     }
     let sealed: Vec<_> = ops
         .iter_mut()
-        .filter_map(|(op, _)| match op {
+        .filter_map(|op| match op {
             LogOp::Upsert(r) if r.key_id.is_some() => {
                 Some((std::mem::take(&mut r.pii), std::mem::take(&mut r.blind)))
             }
