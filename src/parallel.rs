@@ -34,7 +34,10 @@ pub(crate) fn map<T: Sync, R: Send>(items: &[T], min: usize, f: impl Fn(&T) -> R
 /// The parts one after another, in one vector allocated once at its full length (collecting
 /// a flattened iterator grows it step by step, copying what it holds at each step: for an
 /// import's million converted rows, hundreds of megabytes moved and faulted in again).
-fn concat<R>(parts: Vec<Vec<R>>) -> Vec<R> {
+fn concat<R>(mut parts: Vec<Vec<R>>) -> Vec<R> {
+    if parts.len() == 1 {
+        return parts.pop().unwrap_or_default();
+    }
     let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
     for mut part in parts {
         out.append(&mut part);

@@ -4,7 +4,8 @@
 //! Only files that are published atomically and never modified afterwards (checkpoint
 //! index files) are mapped. Every consumer treats the mapped bytes as untrusted input and
 //! validates magic, version, lengths, offsets and checksums through checked slice access
-//! before using them; nothing here reinterprets bytes as typed values.
+//! before using them. The one typed view is `str_of`'s: bytes that it has just found to be
+//! ASCII, as a `str`.
 #![allow(unsafe_code)]
 
 use std::fs::File;
@@ -96,7 +97,7 @@ mod tests {
 
     #[test]
     fn str_of_is_from_utf8() {
-        let cases: [&[u8]; 8] = [
+        let cases: [&[u8]; 10] = [
             b"",
             b"c0001234",
             b"a longer id of ASCII, past two words",
@@ -105,9 +106,36 @@ mod tests {
             b"abc\xe2\x82",
             b"\xc3\x28 then ASCII",
             b"nul \0 and del \x7f",
+            // A high byte past the first words, where `is_ascii` tests a word at a time.
+            b"twenty-four ASCII bytes.\x80",
+            "twenty-four ASCII bytes.\u{e9}".as_bytes(),
         ];
         for bytes in cases {
             assert_eq!(str_of(bytes), std::str::from_utf8(bytes).ok(), "{bytes:?}");
+            // And from every offset, aligned or not.
+            for at in 0..bytes.len() {
+                let tail = bytes.get(at..).unwrap_or_default();
+                assert_eq!(str_of(tail), std::str::from_utf8(tail).ok(), "{tail:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// On any bytes, mostly ASCII with a byte from anywhere at any place (the cases where
+        /// the ASCII test could go wrong), from any offset.
+        #[test]
+        fn str_of_is_from_utf8_on_any_bytes(
+            mut bytes in proptest::collection::vec(0u8..0x80, 0..80),
+            odd in proptest::collection::vec((0usize..80, proptest::num::u8::ANY), 0..3),
+            at in 0usize..80,
+        ) {
+            for (i, b) in odd {
+                if let Some(slot) = bytes.get_mut(i) {
+                    *slot = b;
+                }
+            }
+            let tail = bytes.get(at.min(bytes.len())..).unwrap_or_default();
+            proptest::prop_assert_eq!(str_of(tail), std::str::from_utf8(tail).ok());
         }
     }
 }
