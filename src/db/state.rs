@@ -219,8 +219,8 @@ impl State {
     /// Applies a committed transaction's operations, starting at `first_lsn` (`pointers[i]`
     /// is where `ops[i]` is in the log). Large batches rebuild the affected trees with one
     /// bulk load instead of one insert per record, and free their applied operations on
-    /// another thread. Returns how many of the upserts
-    /// replaced a live record (see [`crate::CommitReceipt::replaced`]).
+    /// another thread. Returns how many of the upserts replaced a live record (see
+    /// [`crate::CommitReceipt::replaced`]).
     pub(crate) fn apply_all(&mut self, ops: Vec<LogOp>, pointers: &[OpPointer], first_lsn: u64) -> u64 {
         debug_assert_eq!(ops.len(), pointers.len(), "one log position per operation");
         let mut per_collection: HashMap<&str, usize> = HashMap::new();

@@ -652,7 +652,6 @@ impl Inner {
 
     /// Checks the batch's creations, seals its PII and appends it to the log (no sync); the
     /// collections it creates join `created_in_round`.
-    #[allow(clippy::type_complexity)]
     fn write_batch(
         &self,
         w: &mut super::Writer,
