@@ -167,6 +167,7 @@ pub(crate) fn nearest_in_checkpoint(
         tree.nearest_hinted(
             at,
             k,
+            false,
             &mut |row| {
                 ids.prefetch(row);
                 true
@@ -175,7 +176,7 @@ pub(crate) fn nearest_in_checkpoint(
         )
     } else {
         let base_filter = BaseFilter::new(filter, base);
-        tree.nearest_hinted(at, k, &mut |row| base_filter.matches(row), &mut |row| ids.prefetch_id(row))
+        tree.nearest_hinted(at, k, true, &mut |row| base_filter.matches(row), &mut |row| ids.prefetch_id(row))
     };
     // The tree's answer is sorted by (distance, row) and holds every row tied at the k-th
     // distance; with no equal distances that is already (distance, id) order.

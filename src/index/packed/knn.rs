@@ -175,7 +175,7 @@ struct Filter<'s> {
     best: &'s mut KSmallest,
     /// Accepted rows with their f32 squared chord.
     cands: &'s mut Vec<(f64, u32)>,
-    /// Whether `accept` has refused a row (a filtered query).
+    /// Whether `accept` has refused a row, or is known to be a filter that will.
     refused: bool,
 }
 
@@ -233,7 +233,6 @@ impl Filter<'_> {
         // first leaf's sixteen). Not once `accept` has refused a row: a filtered query's
         // leaves rarely bring it, and sorting each of them cost more than it saved.
         let n = rows.len().min(NODE_SIZE);
-        let mut order: [u8; NODE_SIZE] = std::array::from_fn(|i| i as u8);
         if !self.refused && !self.best.is_full() && self.best.count() + n >= self.best.k {
             // Each row's place is the number of rows before it in the order: rows with a
             // smaller key, and rows with the same key earlier in the leaf (the keys' order is
@@ -244,6 +243,7 @@ impl Filter<'_> {
             for (key, &d2) in keys.iter_mut().zip(&d2s).take(n) {
                 *key = (d2 as f32).to_bits();
             }
+            let mut order: [u8; NODE_SIZE] = std::array::from_fn(|i| i as u8);
             for (i, &ki) in keys.iter().enumerate().take(n) {
                 let place = keys
                     .iter()
@@ -254,30 +254,14 @@ impl Filter<'_> {
                     *o = i as u8;
                 }
             }
-        }
-        for &i in order.get(..n).unwrap_or_default() {
-            let i = usize::from(i);
-            let (row, d2) = ((rows.start + i) as u32, d2s.get(i).copied().unwrap_or(f64::INFINITY));
-            if d2 > self.row_thr {
-                continue;
+            for &i in order.get(..n).unwrap_or_default() {
+                let i = usize::from(i);
+                let d2 = d2s.get(i).copied().unwrap_or(f64::INFINITY);
+                changed |= self.take_row(tree, (rows.start + i) as u32, d2, accept);
             }
-            if !accept(row) {
-                self.refused = true;
-                continue;
-            }
-            self.cands.push((d2, row));
-            crate::io::prefetch(tree.points(row as usize, row as usize + 1));
-            // The k smallest f32 squared chords (non-negative floats order as their bits):
-            // a row's chord upper bound √d2 + UNIT_MARGIN grows with d2.
-            let was_full = self.best.is_full();
-            if !self.best.offer(key(d2, row)) {
-                continue;
-            }
-            if was_full {
-                changed = true;
-            } else if self.best.is_full() {
-                // The first threshold at once: with none yet, every row passes.
-                self.tighten();
+        } else {
+            for (row, &d2) in rows.zip(d2s.iter()) {
+                changed |= self.take_row(tree, row as u32, d2, accept);
             }
         }
         // Once there is a threshold, it follows the k-th best once per leaf, not after each
@@ -286,6 +270,39 @@ impl Filter<'_> {
         if changed {
             self.tighten();
         }
+    }
+
+    /// One row of a leaf with its squared chord `d2`: a candidate if within the threshold
+    /// and accepted. Whether it changed the k-th best of a full set (the caller tightens
+    /// once per leaf); the first threshold is set at once.
+    #[inline(always)]
+    fn take_row(
+        &mut self,
+        tree: &PackedRTreeRef<'_>,
+        row: u32,
+        d2: f64,
+        accept: &mut dyn FnMut(u32) -> bool,
+    ) -> bool {
+        if d2 > self.row_thr {
+            return false;
+        }
+        if !accept(row) {
+            self.refused = true;
+            return false;
+        }
+        self.cands.push((d2, row));
+        crate::io::prefetch(tree.points(row as usize, row as usize + 1));
+        // The k smallest f32 squared chords (non-negative floats order as their bits):
+        // a row's chord upper bound √d2 + UNIT_MARGIN grows with d2.
+        let was_full = self.best.is_full();
+        if !self.best.offer(key(d2, row)) {
+            return false;
+        }
+        if !was_full && self.best.is_full() {
+            // The first threshold at once: with none yet, every row passes.
+            self.tighten();
+        }
+        was_full
     }
 
     /// Sets the thresholds from the k-th smallest squared chord of the accepted rows,
@@ -311,16 +328,19 @@ impl PackedRTreeRef<'_> {
     /// `accept` is called at most once per row, only for rows that may still be among the
     /// nearest by what the search knew when it reached their leaf. `k = 0` returns nothing.
     pub fn nearest(&self, at: LatLon, k: usize, accept: &mut dyn FnMut(u32) -> bool) -> Vec<(f64, u32)> {
-        self.nearest_hinted(at, k, accept, &mut |_| {})
+        self.nearest_hinted(at, k, false, accept, &mut |_| {})
     }
 
     /// [`Self::nearest`], calling `answering` for each of the (at most 32) rows most
     /// likely to be answers as the exact distances are about to be computed — where a
-    /// caller that will read more of each answer can start loading it.
+    /// caller that will read more of each answer can start loading it. `filtered` says that
+    /// `accept` is a filter that refuses rows, so that work which only pays when it takes
+    /// every row is skipped from the start (the answer is the same either way).
     pub(crate) fn nearest_hinted(
         &self,
         at: LatLon,
         k: usize,
+        filtered: bool,
         accept: &mut dyn FnMut(u32) -> bool,
         answering: &mut dyn FnMut(u32),
     ) -> Vec<(f64, u32)> {
@@ -328,12 +348,12 @@ impl PackedRTreeRef<'_> {
             return Vec::new();
         }
         let done = SCRATCH.try_with(|cell| {
-            cell.try_borrow_mut().ok().map(|mut s| self.knn(&mut s, at, k, accept, answering))
+            cell.try_borrow_mut().ok().map(|mut s| self.knn(&mut s, (at, k, filtered), accept, answering))
         });
         match done {
             Ok(Some(found)) => found,
             // Re-entered from `accept`, or during thread teardown.
-            _ => self.knn(&mut Scratch::default(), at, k, accept, answering),
+            _ => self.knn(&mut Scratch::default(), (at, k, filtered), accept, answering),
         }
     }
 
@@ -345,8 +365,7 @@ impl PackedRTreeRef<'_> {
     fn knn(
         &self,
         s: &mut Scratch,
-        at: LatLon,
-        k: usize,
+        (at, k, filtered): (LatLon, usize, bool),
         accept: &mut dyn FnMut(u32) -> bool,
         answering: &mut dyn FnMut(u32),
     ) -> Vec<(f64, u32)> {
@@ -357,7 +376,7 @@ impl PackedRTreeRef<'_> {
         let q = at.to_unit_vector();
         let qf = q.map(|c| c as f32);
         let mut f =
-            Filter { q, node_thr: f32::INFINITY, row_thr: f64::INFINITY, best, cands, refused: false };
+            Filter { q, node_thr: f32::INFINITY, row_thr: f64::INFINITY, best, cands, refused: filtered };
 
         // Greedy descent, remembering every sibling's lower bound.
         let mut path: [_; MAX_LEVELS] = std::array::from_fn(|_| (0..0, 0usize, [f32::INFINITY; NODE_SIZE]));
