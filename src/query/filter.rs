@@ -261,14 +261,35 @@ impl CompiledFilter {
     }
 
     /// For a filter that is one category condition (`tier = 'gold'`, `tier in (…)`): the
-    /// field and the codes a matching row has one of. A row matches exactly when its code
-    /// is not [`MISSING_CODE`] and is among them.
-    pub(crate) fn as_codes(&self) -> Option<(usize, &[u32])> {
+    /// condition, tested on a row's code of its one field without the walk over the filter.
+    pub(crate) fn as_codes(&self) -> Option<CodeCondition<'_>> {
         match &self.node {
-            Node::Codes { field, codes } => Some((*field, codes)),
+            Node::Codes { field, codes } => Some(CodeCondition { field: *field, codes }),
             _ => None,
         }
     }
+}
+
+/// A filter that is one category condition; see [`CompiledFilter::as_codes`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CodeCondition<'a> {
+    /// The category field it tests.
+    pub(crate) field: usize,
+    codes: &'a [u32],
+}
+
+impl CodeCondition<'_> {
+    /// Whether a row whose code in [`Self::field`] is `code` matches: as
+    /// [`CompiledFilter::matches`] on that row.
+    pub(crate) fn matches(&self, code: u32) -> bool {
+        codes_value(self.codes, code) == Some(true)
+    }
+}
+
+/// A category condition's value for a row with `code`: unknown for a missing value, else
+/// whether the code is among `codes`.
+fn codes_value(codes: &[u32], code: u32) -> Option<bool> {
+    (code != MISSING_CODE).then(|| codes.contains(&code))
 }
 
 /// The filter's value for a row: `None` is SQL's unknown, what a comparison on a missing
@@ -276,10 +297,7 @@ impl CompiledFilter {
 fn eval(node: &Node, numbers: &dyn Fn(usize) -> f64, categories: &dyn Fn(usize) -> u32) -> Option<bool> {
     match node {
         Node::All => Some(true),
-        Node::Codes { field, codes } => {
-            let code = categories(*field);
-            (code != MISSING_CODE).then(|| codes.contains(&code))
-        }
+        Node::Codes { field, codes } => codes_value(codes, categories(*field)),
         Node::Numbers { field, values } => {
             let v = numbers(*field);
             (!v.is_nan()).then(|| values.contains(&v))

@@ -10,7 +10,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use super::filter::{CompiledFilter, MISSING_CODE};
+use super::filter::{CodeCondition, CompiledFilter};
 use crate::geo::{haversine_m, BoundingBox, HaversineFrom, LatLon, PreparedRegion};
 use std::ops::Range;
 
@@ -81,7 +81,7 @@ pub(super) struct BaseFilter<'a> {
     /// checked whole, when a value of it is first read, as a row's own reads do.)
     attributes: Option<Attributes<'a>>,
     /// [`CompiledFilter::as_codes`].
-    codes: Option<(usize, &'a [u32])>,
+    codes: Option<CodeCondition<'a>>,
 }
 
 impl<'a> BaseFilter<'a> {
@@ -95,10 +95,7 @@ impl<'a> BaseFilter<'a> {
         self.base.visible(row)
             && self.attributes.as_ref().is_none_or(|a| match self.codes {
                 // The commonest filter, one category condition, without the general walk.
-                Some((field, codes)) => {
-                    let code = a.category(field, row);
-                    code != MISSING_CODE && codes.contains(&code)
-                }
+                Some(condition) => condition.matches(a.category(condition.field, row)),
                 None => self.filter.matches(&|i| a.number(i, row), &|i| a.category(i, row)),
             })
     }
