@@ -348,12 +348,12 @@ impl PackedRTreeRef<'_> {
             return Vec::new();
         }
         let done = SCRATCH.try_with(|cell| {
-            cell.try_borrow_mut().ok().map(|mut s| self.knn(&mut s, (at, k, filtered), accept, answering))
+            cell.try_borrow_mut().ok().map(|mut s| self.knn(&mut s, at, k, filtered, accept, answering))
         });
         match done {
             Ok(Some(found)) => found,
             // Re-entered from `accept`, or during thread teardown.
-            _ => self.knn(&mut Scratch::default(), (at, k, filtered), accept, answering),
+            _ => self.knn(&mut Scratch::default(), at, k, filtered, accept, answering),
         }
     }
 
@@ -365,7 +365,9 @@ impl PackedRTreeRef<'_> {
     fn knn(
         &self,
         s: &mut Scratch,
-        (at, k, filtered): (LatLon, usize, bool),
+        at: LatLon,
+        k: usize,
+        filtered: bool,
         accept: &mut dyn FnMut(u32) -> bool,
         answering: &mut dyn FnMut(u32),
     ) -> Vec<(f64, u32)> {
