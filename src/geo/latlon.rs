@@ -66,6 +66,14 @@ impl LatLon {
         }
     }
 
+    /// [`LatLon::new`]'s answer without its error: `Some` exactly when `new` gives `Ok`, and
+    /// the same point. Two comparisons, which NaN and infinities fail, instead of the checks
+    /// that name what is wrong: for values read back from a file on the query path.
+    #[inline]
+    pub(crate) fn from_stored(lat: f64, lon: f64) -> Option<LatLon> {
+        (lat.abs() <= 90.0 && lon.abs() <= 180.0).then_some(LatLon { lat: lat + 0.0, lon: lon + 0.0 })
+    }
+
     /// The point at latitude 0, longitude 0.
     pub const ORIGIN: LatLon = LatLon { lat: 0.0, lon: 0.0 };
 
@@ -103,5 +111,57 @@ impl TryFrom<geo_types::Point<f64>> for LatLon {
     type Error = Error;
     fn try_from(p: geo_types::Point<f64>) -> Result<Self> {
         LatLon::new(p.y(), p.x())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LatLon;
+
+    /// `from_stored` must agree with `new` on every value, or a damaged or hand-written file
+    /// would give a point that `new` refuses.
+    fn agrees(lat: f64, lon: f64) {
+        let (fast, checked) = (LatLon::from_stored(lat, lon), LatLon::new(lat, lon).ok());
+        let bits = |p: Option<LatLon>| p.map(|p| (p.lat().to_bits(), p.lon().to_bits()));
+        assert_eq!(bits(fast), bits(checked), "lat {lat:?} lon {lon:?}");
+    }
+
+    #[test]
+    fn from_stored_agrees_with_new_at_the_edges() {
+        let edges = [
+            0.0,
+            -0.0,
+            90.0,
+            -90.0,
+            180.0,
+            -180.0,
+            f64::from_bits(90f64.to_bits() + 1),
+            f64::from_bits(180f64.to_bits() + 1),
+            -f64::from_bits(90f64.to_bits() + 1),
+            -f64::from_bits(180f64.to_bits() + 1),
+            f64::NAN,
+            -f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE / 2.0,
+            f64::MAX,
+        ];
+        for &lat in &edges {
+            for &lon in &edges {
+                agrees(lat, lon);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn from_stored_agrees_with_new(lat in proptest::num::f64::ANY, lon in proptest::num::f64::ANY) {
+            agrees(lat, lon);
+        }
+
+        #[test]
+        fn from_stored_agrees_with_new_near_the_ranges(lat in -91.0f64..91.0, lon in -181.0f64..181.0) {
+            agrees(lat, lon);
+        }
     }
 }

@@ -442,21 +442,25 @@ impl PackedRTreeRef<'_> {
         exact.reset(k);
         let mut stop = f64::INFINITY;
         let from = HaversineFrom::new(at);
-        // Load the locations of the first k (≤ 32) candidates back to back, so their cache misses
-        // overlap instead of each waiting behind the previous haversine.
-        let mut touched = 0.0;
-        for &key in head.iter().take(32) {
+        // Read the locations of the first k (≤ 32) candidates back to back, so their cache
+        // misses overlap instead of each waiting behind the previous haversine; the loop below
+        // takes them from here.
+        let mut head_locations = [None; 32];
+        for (location, &key) in head_locations.iter_mut().zip(head) {
             answering(key_row(key));
-            touched += self.location(key_row(key)).map_or(0.0, LatLon::lat);
+            *location = self.location(key_row(key));
         }
-        std::hint::black_box(touched);
+        let read = head.len().min(head_locations.len());
         let mut found = Vec::with_capacity(head.len().saturating_add(4));
         let rest = cands.iter().filter(|&&(d2, row)| d2 <= row_thr && key(d2, row) > last);
-        for (d2, row) in head.iter().map(|&key| (key_d(key), key_row(key))).chain(rest.copied()) {
+        let candidates = head.iter().map(|&key| (key_d(key), key_row(key))).chain(rest.copied());
+        for (i, (d2, row)) in candidates.enumerate() {
             if d2 > stop {
                 continue;
             }
-            let Some(location) = self.location(row) else { continue };
+            let location =
+                if i < read { head_locations.get(i).copied().flatten() } else { self.location(row) };
+            let Some(location) = location else { continue };
             let d = from.to(location);
             found.push((d, row));
             // The k smallest exact distances.

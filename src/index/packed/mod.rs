@@ -259,7 +259,8 @@ impl<'a> PackedRTreeRef<'a> {
             return None;
         }
         let at = self.layout.points_at.checked_add((row as usize).checked_mul(POINT_LEN)?)?;
-        LatLon::new(f64_at(self.bytes, at), f64_at(self.bytes, at.checked_add(8)?)).ok()
+        let point = self.bytes.get(at..at.checked_add(POINT_LEN)?)?;
+        LatLon::from_stored(f64_at(point, 0), f64_at(point, 8))
     }
 
     /// The stored `(latitude, longitude)` of each row in `rows` (clamped to the rows there
