@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 
 /// A WGS84 latitude/longitude in degrees: finite, latitude in [-90, 90], longitude in
-/// [-180, 180]. The only way to build one is [`LatLon::new`], so every `LatLon` is valid.
+/// [-180, 180]. The only public way to build one is [`LatLon::new`], so every `LatLon` is valid.
 ///
 /// ```
 /// use geocrm::LatLon;
@@ -50,27 +50,24 @@ impl LatLon {
     /// # Errors
     /// [`Error::InvalidCoordinate`] when either value is NaN or infinite, or out of range.
     pub fn new(lat: f64, lon: f64) -> Result<Self> {
-        let reason = if !lat.is_finite() || !lon.is_finite() {
-            Some("coordinates must be finite numbers")
-        } else if !(-90.0..=90.0).contains(&lat) {
-            Some("latitude must be within [-90, 90]")
-        } else if !(-180.0..=180.0).contains(&lon) {
-            Some("longitude must be within [-180, 180]")
-        } else {
-            None
-        };
-        match reason {
-            Some(reason) => Err(Error::InvalidCoordinate { lat, lon, reason }),
-            // Normalise -0.0 so equal points have equal bytes.
-            None => Ok(LatLon { lat: lat + 0.0, lon: lon + 0.0 }),
-        }
+        LatLon::from_stored(lat, lon).ok_or_else(|| {
+            let reason = if !lat.is_finite() || !lon.is_finite() {
+                "coordinates must be finite numbers"
+            } else if !(-90.0..=90.0).contains(&lat) {
+                "latitude must be within [-90, 90]"
+            } else {
+                "longitude must be within [-180, 180]"
+            };
+            Error::InvalidCoordinate { lat, lon, reason }
+        })
     }
 
-    /// [`LatLon::new`]'s answer without its error: `Some` exactly when `new` gives `Ok`, and
-    /// the same point. Two comparisons, which NaN and infinities fail, instead of the checks
-    /// that name what is wrong: for values read back from a file on the query path.
+    /// [`LatLon::new`] without the error that names what is wrong: two comparisons, which
+    /// NaN and infinities fail, for values read back from a file on the query path. `new`
+    /// asks it first, so the two cannot disagree.
     #[inline]
     pub(crate) fn from_stored(lat: f64, lon: f64) -> Option<LatLon> {
+        // -0.0 is normalised so that equal points have equal bytes.
         (lat.abs() <= 90.0 && lon.abs() <= 180.0).then_some(LatLon { lat: lat + 0.0, lon: lon + 0.0 })
     }
 
@@ -118,12 +115,19 @@ impl TryFrom<geo_types::Point<f64>> for LatLon {
 mod tests {
     use super::LatLon;
 
-    /// `from_stored` must agree with `new` on every value, or a damaged or hand-written file
-    /// would give a point that `new` refuses.
+    /// `from_stored` and `new` accept exactly the finite values within the ranges, as the
+    /// same bits with -0.0 made 0.0 — or a damaged or hand-written file would give a point
+    /// that `new` refuses.
     fn agrees(lat: f64, lon: f64) {
-        let (fast, checked) = (LatLon::from_stored(lat, lon), LatLon::new(lat, lon).ok());
+        let valid = lat.is_finite()
+            && lon.is_finite()
+            && (-90.0..=90.0).contains(&lat)
+            && (-180.0..=180.0).contains(&lon);
+        let positive_zero = |v: f64| if v == 0.0 { 0 } else { v.to_bits() };
+        let expected = valid.then(|| (positive_zero(lat), positive_zero(lon)));
         let bits = |p: Option<LatLon>| p.map(|p| (p.lat().to_bits(), p.lon().to_bits()));
-        assert_eq!(bits(fast), bits(checked), "lat {lat:?} lon {lon:?}");
+        assert_eq!(bits(LatLon::from_stored(lat, lon)), expected, "from_stored: lat {lat:?} lon {lon:?}");
+        assert_eq!(bits(LatLon::new(lat, lon).ok()), expected, "new: lat {lat:?} lon {lon:?}");
     }
 
     #[test]

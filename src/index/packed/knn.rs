@@ -216,6 +216,35 @@ fn node_bound(t: f64) -> f32 {
     (b * b * (1.0 + 1e-6)) as f32
 }
 
+/// The order in which to take a leaf's first `n` rows, nearest first by their squared chords
+/// `d2s` rounded to f32 (a heuristic that only saves work: rows within 16 f32 ulps of each
+/// other count as tied and go in leaf order, and any order gives the same answer). The first
+/// `n` entries are 0..n, each once, whatever the values (NaN, infinite) — a row is never
+/// skipped or taken twice.
+///
+/// Each row's place is the number of rows with a smaller key: the row's rounded squared chord
+/// with its four lowest bits replaced by its index, so the keys are distinct and every place
+/// is taken once. An unused slot's key, `0x7FFF_FFF0 + slot`, is above every row's (whose
+/// bits are at most `0x7FFF_FFF0 + row` even for a NaN with every payload bit set, and
+/// `row < slot`). The keys compare as `i32`s, four at a time in SSE2 (which has no unsigned
+/// compare), with no branches: a sort's mispredicted comparisons cost a filtered query,
+/// which gains nothing from the order, 0.25 µs.
+fn nearest_first(d2s: &[f64; NODE_SIZE], n: usize) -> [u8; NODE_SIZE] {
+    const _: () = assert!(NODE_SIZE <= 16, "a leaf's row index must fit in a key's four lowest bits");
+    let mut keys: [i32; NODE_SIZE] = std::array::from_fn(|i| i32::MAX - 15 + i as i32);
+    for (i, (key, &d2)) in keys.iter_mut().zip(d2s).take(n).enumerate() {
+        *key = (((d2 as f32).to_bits() & !15) | i as u32) as i32;
+    }
+    let mut order = [0u8; NODE_SIZE];
+    for (i, &ki) in keys.iter().enumerate() {
+        let place: i32 = keys.iter().map(|&kj| i32::from(kj < ki)).sum();
+        if let Some(o) = order.get_mut(place as usize) {
+            *o = i as u8;
+        }
+    }
+    order
+}
+
 impl Filter<'_> {
     fn scan_leaf(&mut self, tree: &PackedRTreeRef<'_>, leaf: usize, accept: &mut dyn FnMut(u32) -> bool) {
         let rows = tree.children(0, leaf);
@@ -227,32 +256,14 @@ impl Filter<'_> {
             *d2 = f32_d2(self.q, u);
         }
         let mut changed = false;
-        // In the leaf that can bring the k-th row, its rows go nearest first (by their squared
-        // chords rounded to f32: an order that only saves work): the k-th comes as early as
+        // In the leaf that can bring the k-th row, its rows go nearest first (`nearest_first`:
+        // an order that only saves work): the k-th comes as early as
         // it can, and the rows past the threshold it sets are not taken (about a third of the
         // first leaf's sixteen). Not once `accept` has refused a row: a filtered query's
         // leaves rarely bring it, and sorting each of them cost more than it saved.
         let n = rows.len().min(NODE_SIZE);
         if !self.refused && !self.best.is_full() && self.best.count() + n >= self.best.k {
-            // Each row's place is the number of rows with a smaller key. A key is the row's
-            // squared chord rounded to f32, with its four lowest bits replaced by the row's
-            // index in the leaf: the keys are distinct, so the places are 0..n, each once (the
-            // unused slots' keys are above every row's), and ties go to the earlier row.
-            // Non-negative floats order as their bits, and as `i32`s, which SSE2 compares
-            // sixteen at a time: no branches, which a sort's mispredicted comparisons would
-            // cost a filtered query (that gains nothing from the order) 0.25 µs.
-            const _: () = assert!(NODE_SIZE <= 16, "a leaf's row index must fit in a key's four lowest bits");
-            let mut keys: [i32; NODE_SIZE] = std::array::from_fn(|i| i32::MAX - 15 + i as i32);
-            for (i, (key, &d2)) in keys.iter_mut().zip(&d2s).take(n).enumerate() {
-                *key = (((d2 as f32).to_bits() & !15) | i as u32) as i32;
-            }
-            let mut order = [0u8; NODE_SIZE];
-            for (i, &ki) in keys.iter().enumerate() {
-                let place: i32 = keys.iter().map(|&kj| i32::from(kj < ki)).sum();
-                if let Some(o) = order.get_mut(place as usize) {
-                    *o = i as u8;
-                }
-            }
+            let order = nearest_first(&d2s, n);
             for &i in order.get(..n).unwrap_or_default() {
                 let i = usize::from(i);
                 let d2 = d2s.get(i).copied().unwrap_or(f64::INFINITY);
@@ -442,10 +453,10 @@ impl PackedRTreeRef<'_> {
         exact.reset(k);
         let mut stop = f64::INFINITY;
         let from = HaversineFrom::new(at);
-        // Read the locations of the first k (≤ 32) candidates back to back, so their cache
-        // misses overlap instead of each waiting behind the previous haversine; the loop below
-        // takes them from here.
-        let mut head_locations = [None; 32];
+        // Read the locations of the first min(k, SORTED_UP_TO) candidates back to back, so
+        // their cache misses overlap instead of each waiting behind the previous haversine;
+        // the loop below takes them from here.
+        let mut head_locations = [None; SORTED_UP_TO];
         for (location, &key) in head_locations.iter_mut().zip(head) {
             answering(key_row(key));
             *location = self.location(key_row(key));
@@ -529,6 +540,48 @@ mod tests {
             // And the bound is tight enough to prune: a box clearly beyond t is pruned.
             if exact > 1.01 * t + 1e-6 {
                 proptest::prop_assert!(out[0] > node_bound(t), "exact {exact} t {t} lb {}", out[0]);
+            }
+        }
+    }
+
+    /// A leaf's squared chord: realistic, tiny or tied, or any bits at all (NaNs of either
+    /// sign with any payload, infinities, subnormals, values beyond f32).
+    fn any_d2() -> impl proptest::strategy::Strategy<Value = f64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            0.0f64..4.0,
+            (0u32..4).prop_map(|i| f64::from(i) * 1e-9),
+            any::<u64>().prop_map(f64::from_bits),
+            Just(f64::NAN),
+            Just(f64::from_bits(u64::MAX)),
+            Just(f64::from_bits(u64::MAX >> 1)),
+            Just(f64::INFINITY),
+            Just(f64::MAX),
+            Just(f64::MIN_POSITIVE / 4.0),
+        ]
+    }
+
+    proptest::proptest! {
+        /// `nearest_first` takes each of a leaf's `n` rows once, whatever their values, and
+        /// orders the non-negative ones by their squared chords rounded to f32 (ties within 16
+        /// ulps by row).
+        #[test]
+        fn nearest_first_takes_every_row_once_nearest_first(
+            d2s in proptest::array::uniform16(any_d2()),
+            n in 1usize..=NODE_SIZE,
+        ) {
+            let order = nearest_first(&d2s, n);
+            let mut taken: Vec<u8> = order[..n].to_vec();
+            taken.sort_unstable();
+            proptest::prop_assert_eq!(taken, (0..n as u8).collect::<Vec<_>>(), "{:?}", order);
+            let bucket = |i: u8| ((d2s[usize::from(i)] as f32).to_bits() >> 4, i);
+            let plain = |i: u8| d2s[usize::from(i)] >= 0.0;
+            for (p, &a) in order[..n].iter().enumerate() {
+                for &b in &order[p + 1..n] {
+                    if plain(a) && plain(b) {
+                        proptest::prop_assert!(bucket(a) < bucket(b), "{a} before {b}: {:?}", d2s);
+                    }
+                }
             }
         }
     }
