@@ -267,11 +267,11 @@ impl Filter<'_> {
             for &i in order.get(..n).unwrap_or_default() {
                 let i = usize::from(i);
                 let d2 = d2s.get(i).copied().unwrap_or(f64::INFINITY);
-                changed |= self.take_row(tree, (rows.start + i) as u32, d2, accept);
+                changed |= self.take_row((rows.start + i) as u32, d2, accept);
             }
         } else {
             for (row, &d2) in rows.zip(d2s.iter()) {
-                changed |= self.take_row(tree, row as u32, d2, accept);
+                changed |= self.take_row(row as u32, d2, accept);
             }
         }
         // Once there is a threshold, it follows the k-th best once per leaf, not after each
@@ -286,13 +286,7 @@ impl Filter<'_> {
     /// and accepted. Whether it changed the k-th best of a full set (the caller tightens
     /// once per leaf); the first threshold is set at once.
     #[inline(always)]
-    fn take_row(
-        &mut self,
-        tree: &PackedRTreeRef<'_>,
-        row: u32,
-        d2: f64,
-        accept: &mut dyn FnMut(u32) -> bool,
-    ) -> bool {
+    fn take_row(&mut self, row: u32, d2: f64, accept: &mut dyn FnMut(u32) -> bool) -> bool {
         if d2 > self.row_thr {
             return false;
         }
@@ -301,7 +295,6 @@ impl Filter<'_> {
             return false;
         }
         self.cands.push((d2, row));
-        crate::io::prefetch(tree.points(row as usize, row as usize + 1));
         // The k smallest f32 squared chords (non-negative floats order as their bits):
         // a row's chord upper bound √d2 + UNIT_MARGIN grows with d2.
         let was_full = self.best.is_full();

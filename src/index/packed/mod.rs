@@ -314,11 +314,6 @@ impl<'a> PackedRTreeRef<'a> {
         self.records(self.layout.aabb_at, AABB_LEN, first, end)
     }
 
-    /// The stored points of rows `first..end`, 16 bytes each.
-    fn points(&self, first: usize, end: usize) -> &'a [u8] {
-        self.records(self.layout.points_at, POINT_LEN, first, end)
-    }
-
     /// Unit vectors of rows `first..end`, 12 bytes each.
     fn units(&self, first: usize, end: usize) -> &'a [u8] {
         self.records(self.layout.units_at, UNIT_LEN, first, end)
