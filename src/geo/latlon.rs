@@ -118,7 +118,7 @@ mod tests {
     /// `from_stored` and `new` accept exactly the finite values within the ranges, as the
     /// same bits with -0.0 made 0.0 — or a damaged or hand-written file would give a point
     /// that `new` refuses.
-    fn agrees(lat: f64, lon: f64) {
+    fn accepts_exactly_the_valid_points(lat: f64, lon: f64) {
         let valid = lat.is_finite()
             && lon.is_finite()
             && (-90.0..=90.0).contains(&lat)
@@ -131,7 +131,7 @@ mod tests {
     }
 
     #[test]
-    fn from_stored_agrees_with_new_at_the_edges() {
+    fn from_stored_and_new_accept_exactly_the_valid_points_at_the_edges() {
         let edges = [
             0.0,
             -0.0,
@@ -152,20 +152,26 @@ mod tests {
         ];
         for &lat in &edges {
             for &lon in &edges {
-                agrees(lat, lon);
+                accepts_exactly_the_valid_points(lat, lon);
             }
         }
     }
 
     proptest::proptest! {
         #[test]
-        fn from_stored_agrees_with_new(lat in proptest::num::f64::ANY, lon in proptest::num::f64::ANY) {
-            agrees(lat, lon);
+        fn from_stored_and_new_accept_exactly_the_valid_points(
+            lat in proptest::num::f64::ANY,
+            lon in proptest::num::f64::ANY,
+        ) {
+            accepts_exactly_the_valid_points(lat, lon);
         }
 
         #[test]
-        fn from_stored_agrees_with_new_near_the_ranges(lat in -91.0f64..91.0, lon in -181.0f64..181.0) {
-            agrees(lat, lon);
+        fn from_stored_and_new_accept_exactly_the_valid_points_near_the_ranges(
+            lat in -91.0f64..91.0,
+            lon in -181.0f64..181.0,
+        ) {
+            accepts_exactly_the_valid_points(lat, lon);
         }
     }
 }

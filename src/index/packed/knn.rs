@@ -257,10 +257,10 @@ impl Filter<'_> {
         }
         let mut changed = false;
         // In the leaf that can bring the k-th row, its rows go nearest first (`nearest_first`:
-        // an order that only saves work): the k-th comes as early as
-        // it can, and the rows past the threshold it sets are not taken (about a third of the
-        // first leaf's sixteen). Not once `accept` has refused a row: a filtered query's
-        // leaves rarely bring it, and sorting each of them cost more than it saved.
+        // an order that only saves work): the k-th comes as early as it can, and the rows past
+        // the threshold it sets are not taken (about a third of the first leaf's sixteen). Not
+        // once `accept` has refused a row: a filtered query's leaves rarely bring it, and
+        // ordering each of them cost more than it saved.
         let n = rows.len().min(NODE_SIZE);
         if !self.refused && !self.best.is_full() && self.best.count() + n >= self.best.k {
             let order = nearest_first(&d2s, n);
