@@ -314,7 +314,7 @@ fn inside_scope_at(scope: Scope<'_>, lat: f64, lon: f64) -> bool {
     match scope {
         Scope::All => true,
         Scope::BBox(b) => (-180.0..=180.0).contains(&lon) && b.contains_lat_lon(lat, lon),
-        _ => LatLon::new(lat, lon).is_ok_and(|p| inside_scope(scope, p)),
+        _ => LatLon::from_stored(lat, lon).is_some_and(|p| inside_scope(scope, p)),
     }
 }
 
