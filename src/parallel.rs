@@ -57,18 +57,29 @@ fn joined<R>(handles: Vec<std::thread::ScopedJoinHandle<'_, Vec<R>>>) -> Vec<R> 
 
 /// `f` on every index of `0..n`, on every core for at least `min` of them; results in order.
 pub(crate) fn map_indices<R: Send>(n: usize, min: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    concat(ranges(n, min, |range| range.map(&f).collect::<Vec<_>>()))
+}
+
+/// `f` on contiguous ranges that cover `0..n`, one per core when `n` is at least `min`
+/// (otherwise one call on all of it); the results in range order.
+pub(crate) fn ranges<R: Send>(
+    n: usize,
+    min: usize,
+    f: impl Fn(std::ops::Range<usize>) -> R + Sync,
+) -> Vec<R> {
     let threads = threads();
     if n < min.max(2) || threads < 2 {
-        return (0..n).map(f).collect();
+        return vec![f(0..n)];
     }
     let size = n.div_ceil(threads);
     let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..n)
-            .step_by(size)
-            .map(|start| scope.spawn(move || (start..n.min(start + size)).map(f).collect::<Vec<_>>()))
-            .collect();
-        joined(handles)
+        let handles: Vec<_> =
+            (0..n).step_by(size).map(|start| scope.spawn(move || f(start..n.min(start + size)))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
     })
 }
 
@@ -120,6 +131,10 @@ mod tests {
             assert_eq!(map_indices(n, usize::MAX, |i| i * 2), doubled);
             let sums: usize = chunks(&items, 1, |part| part.iter().sum::<usize>()).into_iter().sum();
             assert_eq!(sums, items.iter().sum::<usize>());
+            for min in [1, usize::MAX] {
+                let covered: Vec<usize> = ranges(n, min, |r| r.collect::<Vec<_>>()).concat();
+                assert_eq!(covered, items, "ranges cover 0..{n} in order");
+            }
         }
     }
 

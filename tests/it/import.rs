@@ -689,6 +689,28 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
 /// refused; and an existing collection's category column gets the contact check a new one
 /// gets, unless the options name it a category (from the CLI review: both were stored in
 /// plaintext).
+/// Contacts in a large file (its cells checked on every core): every one is counted and the
+/// first named by its line, wherever they fall (a row of empty cells before them shifts the
+/// lines from the rows' positions).
+#[test]
+fn contacts_in_a_large_file_are_all_counted_and_the_first_named_by_its_line() {
+    for (rows_with_contacts, first_line) in
+        [(&[2_500usize, 7_000, 9_999][..], 2_503), (&[9_000, 8_000], 8_003)]
+    {
+        let (_dir, db) = open(true);
+        let mut csv = String::from("id,lat,lon,note\n,,,\n");
+        for i in 0..10_000 {
+            let note = if rows_with_contacts.contains(&i) { "mail ada@example.org" } else { "quiet" };
+            csv.push_str(&format!("C-{i},1,2,{note}\n"));
+        }
+        let (line, col, reason) = csv_err(import(&db, &csv, &ImportOptions::default()));
+        assert_eq!((line, col.as_str()), (1, "header"));
+        let holds = format!("\"note\" holds {} value(s)", rows_with_contacts.len());
+        assert!(reason.contains(&holds), "{reason}");
+        assert!(reason.contains(&format!("(the first on line {first_line})")), "{reason}");
+    }
+}
+
 #[test]
 fn contact_values_as_ids_or_in_an_existing_collections_categories_are_refused() {
     // (Not numbers dialled with 00: an id cannot be declared anything else, and zero-padded
