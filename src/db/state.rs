@@ -223,13 +223,20 @@ impl State {
     /// [`crate::CommitReceipt::replaced`]).
     pub(crate) fn apply_all(&mut self, ops: Vec<LogOp>, pointers: &[OpPointer], first_lsn: u64) -> u64 {
         debug_assert_eq!(ops.len(), pointers.len(), "one log position per operation");
+        // Counted a run of operations on one collection at a time (an import's million are
+        // one run): hashing every operation's collection name was 2 % of a bulk apply.
         let mut per_collection: HashMap<&str, usize> = HashMap::new();
-        for op in &ops {
-            if let LogOp::Upsert(StoredRecord { collection, .. })
-            | LogOp::Delete { collection, .. }
-            | LogOp::Erase { collection, .. } = op
-            {
-                *per_collection.entry(collection.as_str()).or_default() += 1;
+        fn collection_of(op: &LogOp) -> Option<&str> {
+            match op {
+                LogOp::Upsert(StoredRecord { collection, .. })
+                | LogOp::Delete { collection, .. }
+                | LogOp::Erase { collection, .. } => Some(collection.as_str()),
+                LogOp::CreateCollection { .. } | LogOp::EnsureCollection { .. } => None,
+            }
+        }
+        for run in ops.chunk_by(|a, b| collection_of(a) == collection_of(b)) {
+            if let Some(name) = run.first().and_then(collection_of) {
+                *per_collection.entry(name).or_default() += run.len();
             }
         }
         let bulk: Vec<(String, usize)> = per_collection

@@ -7,6 +7,7 @@
 //! done for an import whose rows the automatic checkpoint takes over before anything queries
 //! them.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
@@ -115,33 +116,39 @@ impl MemoryTable {
 
     /// Inserts or replaces the row with `row.id`; returns the replaced row.
     pub fn upsert(&mut self, row: Row) -> Option<Row> {
-        let unit = row.location.to_unit_vector();
-        if let Some(&slot) = self.by_id.get(&row.id) {
-            let old = self.rows.get_mut(slot as usize)?.replace(row);
-            if let (Some(old), false) = (&old, self.bulk) {
-                let old = TreePoint::new(old.location.to_unit_vector(), slot);
-                self.change_tree(|tree| {
-                    tree.remove(&old);
-                    tree.insert(TreePoint::new(unit, slot));
-                });
+        // Only a built tree outside a bulk phase is changed: a bulk apply skips the trigonometry.
+        let unit = (!self.bulk && self.tree.get().is_some()).then(|| row.location.to_unit_vector());
+        // One hash and probe of the id, whether it is new or replaced.
+        match self.by_id.entry(Arc::clone(&row.id)) {
+            Entry::Occupied(entry) => {
+                let slot = *entry.get();
+                let old = self.rows.get_mut(slot as usize)?.replace(row);
+                if let (Some(old), Some(unit)) = (&old, unit) {
+                    let old = TreePoint::new(old.location.to_unit_vector(), slot);
+                    self.change_tree(|tree| {
+                        tree.remove(&old);
+                        tree.insert(TreePoint::new(unit, slot));
+                    });
+                }
+                old
             }
-            return old;
-        }
-        let id = Arc::clone(&row.id);
-        let slot = if let Some(slot) = self.free.pop() {
-            if let Some(cell) = self.rows.get_mut(slot as usize) {
-                *cell = Some(row);
+            Entry::Vacant(entry) => {
+                let slot = if let Some(slot) = self.free.pop() {
+                    if let Some(cell) = self.rows.get_mut(slot as usize) {
+                        *cell = Some(row);
+                    }
+                    slot
+                } else {
+                    self.rows.push(Some(row));
+                    slot_u32(self.rows.len() - 1)
+                };
+                entry.insert(slot);
+                if let Some(unit) = unit {
+                    self.change_tree(|tree| tree.insert(TreePoint::new(unit, slot)));
+                }
+                None
             }
-            slot
-        } else {
-            self.rows.push(Some(row));
-            slot_u32(self.rows.len() - 1)
-        };
-        self.by_id.insert(id, slot);
-        if !self.bulk {
-            self.change_tree(|tree| tree.insert(TreePoint::new(unit, slot)));
         }
-        None
     }
 
     /// Removes the row with this id; returns it.
