@@ -685,10 +685,6 @@ fn a_new_collection_refuses_to_infer_a_column_of_contact_values_as_plaintext() {
     assert_eq!(kinds(&db)["amount"], FieldKind::Category);
 }
 
-/// Ids are stored in plaintext: an id column of e-mail addresses or phone numbers is
-/// refused; and an existing collection's category column gets the contact check a new one
-/// gets, unless the options name it a category (from the CLI review: both were stored in
-/// plaintext).
 /// Contacts in a large file (its cells checked on every core): every one is counted and the
 /// first named by its line, wherever they fall (a row of empty cells before them shifts the
 /// lines from the rows' positions).
@@ -711,6 +707,10 @@ fn contacts_in_a_large_file_are_all_counted_and_the_first_named_by_its_line() {
     }
 }
 
+/// Ids are stored in plaintext: an id column of e-mail addresses or phone numbers is
+/// refused; and an existing collection's category column gets the contact check a new one
+/// gets, unless the options name it a category (from the CLI review: both were stored in
+/// plaintext).
 #[test]
 fn contact_values_as_ids_or_in_an_existing_collections_categories_are_refused() {
     // (Not numbers dialled with 00: an id cannot be declared anything else, and zero-padded
