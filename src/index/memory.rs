@@ -155,7 +155,8 @@ impl MemoryTable {
     pub fn remove(&mut self, id: &str) -> Option<Row> {
         let slot = self.by_id.remove(id)?;
         let old = self.rows.get_mut(slot as usize)?.take()?;
-        if !self.bulk {
+        // (As in `upsert`: only a built tree outside a bulk phase is changed.)
+        if !self.bulk && self.tree.get().is_some() {
             let old = TreePoint::new(old.location.to_unit_vector(), slot);
             self.change_tree(|tree| {
                 tree.remove(&old);

@@ -383,9 +383,10 @@ struct BitPacker {
 }
 
 impl BitPacker {
-    /// A packer for the bits of `first` and `second` that the masks select: at most 64 in all.
-    fn new(first: u64, second: u64) -> BitPacker {
-        let mask = u128::from(first) << 64 | u128::from(second);
+    /// A packer for the bits that `first_mask` and `second_mask` select of the pair's first
+    /// and second value: at most 64 in all.
+    fn new(first_mask: u64, second_mask: u64) -> BitPacker {
+        let mask = u128::from(first_mask) << 64 | u128::from(second_mask);
         debug_assert!(mask.count_ones() <= 64, "at most 64 bits fit one key");
         let mut below = mask.count_ones();
         let mut bytes = Vec::new();
