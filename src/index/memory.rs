@@ -87,6 +87,12 @@ impl MemoryTable {
         self.tree.get_or_init(|| tree_of(&self.rows))
     }
 
+    /// Whether changes to the rows change the tree too: it is built, and no bulk phase defers
+    /// it (otherwise it is built from the rows when it is next used).
+    fn tree_kept_up_to_date(&self) -> bool {
+        !self.bulk && self.tree.get().is_some()
+    }
+
     /// Changes the tree if it is built; an unbuilt one is built from the rows as they are
     /// when it is first used.
     fn change_tree(&mut self, change: impl FnOnce(&mut RTree<TreePoint>)) {
@@ -116,8 +122,8 @@ impl MemoryTable {
 
     /// Inserts or replaces the row with `row.id`; returns the replaced row.
     pub fn upsert(&mut self, row: Row) -> Option<Row> {
-        // Only a built tree outside a bulk phase is changed: a bulk apply skips the trigonometry.
-        let unit = (!self.bulk && self.tree.get().is_some()).then(|| row.location.to_unit_vector());
+        // A bulk apply (no tree kept up to date) skips the trigonometry.
+        let unit = self.tree_kept_up_to_date().then(|| row.location.to_unit_vector());
         // One hash and probe of the id, whether it is new or replaced.
         match self.by_id.entry(Arc::clone(&row.id)) {
             Entry::Occupied(entry) => {
@@ -155,8 +161,7 @@ impl MemoryTable {
     pub fn remove(&mut self, id: &str) -> Option<Row> {
         let slot = self.by_id.remove(id)?;
         let old = self.rows.get_mut(slot as usize)?.take()?;
-        // (As in `upsert`: only a built tree outside a bulk phase is changed.)
-        if !self.bulk && self.tree.get().is_some() {
+        if self.tree_kept_up_to_date() {
             let old = TreePoint::new(old.location.to_unit_vector(), slot);
             self.change_tree(|tree| {
                 tree.remove(&old);
