@@ -11,19 +11,7 @@ pub(crate) fn threads() -> usize {
 /// `f` on contiguous chunks of `items`, one per core when there are at least `min` items
 /// (otherwise one call on all of them); the results in chunk order.
 pub(crate) fn chunks<T: Sync, R: Send>(items: &[T], min: usize, f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
-    let n = threads();
-    if items.len() < min.max(2) || n < 2 {
-        return vec![f(items)];
-    }
-    let size = items.len().div_ceil(n);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items.chunks(size).map(|part| scope.spawn(move || f(part))).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect()
-    })
+    ranges(items.len(), min, |range| f(items.get(range).unwrap_or_default()))
 }
 
 /// `f` on every item, on every core for at least `min` items; results in order.
