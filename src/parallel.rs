@@ -71,6 +71,24 @@ pub(crate) fn ranges<R: Send>(
     })
 }
 
+/// `f` on every item, a contiguous chunk per core when there are at least two.
+pub(crate) fn for_each_mut<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync) {
+    let threads = threads();
+    if items.len() < 2 || threads < 2 {
+        items.iter_mut().for_each(f);
+        return;
+    }
+    let size = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            items.chunks_mut(size).map(|chunk| scope.spawn(move || chunk.iter_mut().for_each(f))).collect();
+        for h in handles {
+            h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        }
+    });
+}
+
 /// Like [`map`], consuming the items: each thread owns (and drops) its chunk.
 pub(crate) fn map_owned<T: Send, R: Send>(items: Vec<T>, min: usize, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     let n = threads();

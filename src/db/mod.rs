@@ -2,6 +2,7 @@
 //! writer process at a time and read by many threads.
 
 mod blind;
+mod bulk_apply;
 mod checkpoint;
 mod duplicates;
 mod held;

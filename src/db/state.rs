@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use h3o::CellIndex;
 
+use super::bulk_apply::{self, run_key, runs_of, PreparedCollection, PreparedUpserts, PARALLEL_APPLY_MIN};
 use super::ops::{LogOp, StoredRecord};
 use crate::geo::LatLon;
-use crate::index::{BaseRows, MemoryTable, OpPointer, Row, TableView};
+use crate::index::{BaseRows, MemoryTable, OpPointer, TableView};
 use crate::model::{validate_id, validate_name, Schema};
 use crate::query::{CategoryCodes, MISSING_CODE};
 
@@ -22,7 +23,7 @@ pub(crate) struct CategoryDict {
 }
 
 impl CategoryDict {
-    fn new(fields: usize) -> Self {
+    pub(super) fn new(fields: usize) -> Self {
         CategoryDict { values: vec![Vec::new(); fields], codes: vec![HashMap::default(); fields] }
     }
 
@@ -128,7 +129,7 @@ pub(crate) struct CheckpointJournal {
 }
 
 impl CheckpointJournal {
-    fn touch(&mut self, collection: &str, id: &str) {
+    pub(super) fn touch(&mut self, collection: &str, id: &str) {
         match self.touched.get_mut(collection) {
             Some(ids) => ids.push(id.into()),
             None => {
@@ -219,23 +220,24 @@ impl State {
     /// Applies a committed transaction's operations, starting at `first_lsn` (`pointers[i]`
     /// is where `ops[i]` is in the log). Large batches rebuild the affected trees with one
     /// bulk load instead of one insert per record, and free their applied operations on
-    /// another thread. Returns how many of the upserts replaced a live record (see
+    /// another thread. `prepared` is a collection the batch creates, built with the run of
+    /// upserts after its creation while the batch was written: it takes the place of the
+    /// collection the creation makes, and the run is not applied again. Returns how many of the upserts replaced a live record (see
     /// [`crate::CommitReceipt::replaced`]).
-    pub(crate) fn apply_all(&mut self, ops: Vec<LogOp>, pointers: &[OpPointer], first_lsn: u64) -> u64 {
+    pub(crate) fn apply_all(
+        &mut self,
+        ops: Vec<LogOp>,
+        pointers: &[OpPointer],
+        first_lsn: u64,
+        mut prepared: Option<PreparedCollection>,
+    ) -> u64 {
         debug_assert_eq!(ops.len(), pointers.len(), "one log position per operation");
         // Counted a run of operations on one collection at a time (an import's million are
         // one run): hashing every operation's collection name was 2 % of a bulk apply.
+        let runs = runs_of(&ops);
         let mut per_collection: HashMap<&str, usize> = HashMap::new();
-        fn collection_of(op: &LogOp) -> Option<&str> {
-            match op {
-                LogOp::Upsert(StoredRecord { collection, .. })
-                | LogOp::Delete { collection, .. }
-                | LogOp::Erase { collection, .. } => Some(collection.as_str()),
-                LogOp::CreateCollection { .. } | LogOp::EnsureCollection { .. } => None,
-            }
-        }
-        for run in ops.chunk_by(|a, b| collection_of(a) == collection_of(b)) {
-            if let Some(name) = run.first().and_then(collection_of) {
+        for run in &runs {
+            if let Some((_, name)) = ops.get(run.start).and_then(run_key) {
                 *per_collection.entry(name).or_default() += run.len();
             }
         }
@@ -265,12 +267,52 @@ impl State {
         // The operations drive the zip: polling the LSN range past the last operation would
         // overflow when the log's LSN space ends exactly there.
         let mut replaced = 0;
-        for ((op, pointer), lsn) in ops.iter().zip(pointers).zip(first_lsn..) {
-            replaced += u64::from(self.apply(op, *pointer, lsn));
-            if let LogOp::CreateCollection { name, .. } | LogOp::EnsureCollection { name, .. } = op {
-                if let Some((_, n)) = bulk.iter().find(|(b, _)| b == name) {
-                    if let Some(c) = self.collections.get_mut(name) {
-                        begin_bulk(c, *n);
+        // The prepared collection's run, once the collection took its place, and how many of
+        // its upserts replaced another.
+        let mut prepared_run: Option<(std::ops::Range<usize>, u64)> = None;
+        for run in runs {
+            let (Some(run_ops), Some(run_pointers)) = (ops.get(run.clone()), pointers.get(run.clone()))
+            else {
+                continue;
+            };
+            let run_lsn = first_lsn + run.start as u64;
+            if let Some((_, n)) = prepared_run.as_ref().filter(|(r, _)| *r == run) {
+                replaced += n;
+                if let Some(journal) = &mut self.building {
+                    for op in run_ops {
+                        if let LogOp::Upsert(r) = op {
+                            journal.touch(&r.collection, &r.id);
+                        }
+                    }
+                }
+                continue;
+            }
+            if let (true, Some((true, name))) =
+                (run.len() >= PARALLEL_APPLY_MIN, run_ops.first().and_then(run_key))
+            {
+                if self.collections.contains_key(name) {
+                    replaced += self.apply_upserts(name, run_ops, run_pointers, run_lsn);
+                    continue;
+                }
+            }
+            for (((i, op), pointer), lsn) in run_ops.iter().enumerate().zip(run_pointers).zip(run_lsn..) {
+                replaced += u64::from(self.apply(op, *pointer, lsn));
+                if let LogOp::CreateCollection { name, .. } | LogOp::EnsureCollection { name, .. } = op {
+                    if prepared.as_ref().is_some_and(|p| p.create_at == run.start + i) {
+                        // Just created (a batch never creates an existing collection), so
+                        // empty: the prepared one is what applying its run would make of it.
+                        if let (Some(p), Some(c)) = (prepared.take(), self.collections.get_mut(name)) {
+                            if c.table.is_empty() && c.base.is_none() {
+                                *c = p.collection;
+                                prepared_run = Some((p.run, p.replaced));
+                                continue;
+                            }
+                        }
+                    }
+                    if let Some((_, n)) = bulk.iter().find(|(b, _)| b == name) {
+                        if let Some(c) = self.collections.get_mut(name) {
+                            begin_bulk(c, *n);
+                        }
                     }
                 }
             }
@@ -288,6 +330,17 @@ impl State {
             crate::parallel::drop_in_background(ops);
         }
         replaced
+    }
+
+    /// Applies a long run of upserts into the existing collection `name` as [`State::apply`]
+    /// of each in turn would, their rows built on every core first (see [`bulk_apply`]).
+    fn apply_upserts(&mut self, name: &str, ops: &[LogOp], pointers: &[OpPointer], first_lsn: u64) -> u64 {
+        let Some(c) = self.collections.get(name) else { return 0 };
+        let fields = c.schema.category_fields().len();
+        let checkpoint = c.base.as_ref().map(|b| &*b.checkpoint);
+        let parts = PreparedUpserts::parts(ops, Some(pointers), first_lsn, fields, checkpoint);
+        let Some(c) = self.collections.get_mut(name) else { return 0 };
+        bulk_apply::insert_prepared(c, self.building.as_mut(), name, ops, parts)
     }
 
     /// Applies a checked operation; `true` for an upsert that replaced a live record.
@@ -315,25 +368,11 @@ impl State {
             }
             LogOp::Upsert(r) => {
                 let Some(c) = self.collections.get_mut(&r.collection) else { return false };
-                let Ok(location) = LatLon::new(r.lat, r.lon) else { return false };
-                let categories = r
-                    .categories
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| v.as_deref().map_or(MISSING_CODE, |v| c.dict.intern(i, v)))
-                    .collect();
-                let numbers = r.numbers.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+                let Some(row) = bulk_apply::row_of(r, pointer, lsn, |i, v| c.dict.intern(i, v)) else {
+                    return false;
+                };
                 let in_base = c.hide_base(&r.id);
-                let in_table = c.table.upsert(Row {
-                    id: r.id.as_str().into(),
-                    location,
-                    cell: r.cell,
-                    numbers,
-                    categories,
-                    pointer,
-                    lsn,
-                    key_id: r.key_id,
-                });
+                let in_table = c.table.upsert(row);
                 return in_base || in_table.is_some();
             }
             LogOp::Delete { collection, id } => {

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use h3o::{LatLng, Resolution};
 
+use super::bulk_apply::PreparedCollection;
 use super::ops::{append_ops, LogOp, StoredRecord};
 use super::sealed_slots::SealedSlots;
 use super::{Database, Durability, Inner};
@@ -474,6 +475,17 @@ impl Drop for RoundGuard<'_> {
     }
 }
 
+/// A batch written to the log (not synced yet), to be applied.
+struct WrittenBatch {
+    receipt: CommitReceipt,
+    /// Shared with the thread building `prepare` until it is joined.
+    ops: Arc<Vec<LogOp>>,
+    /// Where each operation is in the log.
+    pointers: Arc<Vec<OpPointer>>,
+    /// A collection the batch creates, being built with the upserts into it.
+    prepare: Option<std::thread::JoinHandle<Option<PreparedCollection>>>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Waiting {
     pub ticket: u64,
@@ -531,7 +543,7 @@ impl Inner {
                 continue;
             }
             match self.write_batch(&mut w, batch.ops, &mut created_in_round) {
-                Ok((receipt, ops, pointers)) => written.push((batch.ticket, receipt, ops, pointers)),
+                Ok(batch_written) => written.push((batch.ticket, batch_written)),
                 // Any error after which the log refuses appends poisons the database too
                 // (an I/O error, or a body that failed while it was written).
                 Err(e) if matches!(e, Error::Io { .. } | Error::Poisoned { .. }) || w.log.is_poisoned() => {
@@ -562,15 +574,24 @@ impl Inner {
             // Applied below without a sync: a later failure must not cut them from the log.
             w.log.acknowledge_unsynced();
         }
-        for (_, _, ops, _) in &mut written {
-            free_sealed(ops);
-        }
+        // The collections built while the batches were written, and their operations back.
+        let written: Vec<_> = written
+            .into_iter()
+            .map(|(ticket, batch)| {
+                let prepared = batch.prepare.and_then(|handle| {
+                    handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                });
+                let mut ops = Arc::try_unwrap(batch.ops).unwrap_or_else(|ops| (*ops).clone());
+                free_sealed(&mut ops);
+                (ticket, batch.receipt, ops, batch.pointers, prepared)
+            })
+            .collect();
         let mut state = self.state.write();
         let mut erased = Vec::new();
         let mut erasing = Vec::new();
-        for (ticket, receipt, ops, pointers) in written {
+        for (ticket, receipt, ops, pointers, prepared) in written {
             let erases = ops.iter().any(|op| matches!(op, LogOp::Erase { .. }));
-            let replaced = state.apply_all(ops, &pointers, receipt.first_lsn);
+            let replaced = state.apply_all(ops, &pointers, receipt.first_lsn, prepared);
             if erases || !state.erased_keys.is_empty() {
                 erasing.push(ticket);
             }
@@ -657,7 +678,7 @@ impl Inner {
         w: &mut super::Writer,
         pending: Vec<PendingOp>,
         created_in_round: &mut HashSet<String>,
-    ) -> Result<(CommitReceipt, Vec<LogOp>, Vec<OpPointer>)> {
+    ) -> Result<WrittenBatch> {
         // A collection may be created once: check against the state, the round's earlier
         // batches (written, not applied yet) and the batch's own earlier operations — before
         // any key is issued for the batch.
@@ -685,14 +706,20 @@ impl Inner {
             }
         }
         let ops = self.seal_batch(pending)?;
+        let first_lsn = w.log.next_lsn();
         if ops.is_empty() {
-            let next = w.log.next_lsn();
-            return Ok((
-                CommitReceipt { first_lsn: next, next_lsn: next, replaced: 0 },
-                Vec::new(),
-                Vec::new(),
-            ));
+            return Ok(WrittenBatch {
+                receipt: CommitReceipt { first_lsn, next_lsn: first_lsn, replaced: 0 },
+                ops: Arc::new(Vec::new()),
+                pointers: Arc::new(Vec::new()),
+                prepare: None,
+            });
         }
+        // A collection the batch creates and fills is built while the batch is written (and
+        // dropped, unseen, if that fails: its log positions never come).
+        let ops = Arc::new(ops);
+        let (send_pointers, pointers_sent) = std::sync::mpsc::channel();
+        let prepare = PreparedCollection::spawn(&ops, first_lsn, pointers_sent);
         let (receipt, bodies) = append_ops(&mut w.log, &ops, "batch")?;
         created_in_round.extend(created);
         self.log_tail_bytes.fetch_add(receipt.bytes(), std::sync::atomic::Ordering::Relaxed);
@@ -702,9 +729,14 @@ impl Inner {
                 pointers.push(OpPointer { segment: pos.segment, offset: pos.offset, index });
             }
         }
+        let pointers = Arc::new(pointers);
+        if prepare.is_some() {
+            // A failed send means the building thread is gone: its join says why.
+            let _ = send_pointers.send(Arc::clone(&pointers));
+        }
         // `replaced` is counted when the batch is applied.
-        let commit = CommitReceipt { first_lsn: receipt.first_lsn, next_lsn: receipt.next_lsn, replaced: 0 };
-        Ok((commit, ops, pointers))
+        let receipt = CommitReceipt { first_lsn: receipt.first_lsn, next_lsn: receipt.next_lsn, replaced: 0 };
+        Ok(WrittenBatch { receipt, ops, pointers, prepare })
     }
 
     /// Turns pending operations into log operations. Records with PII get their data key

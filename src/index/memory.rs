@@ -157,6 +157,52 @@ impl MemoryTable {
         }
     }
 
+    /// Sets every row's log position to `pointer_of` its LSN (rows built before their batch
+    /// was written); `false` if it has none for a row.
+    pub(crate) fn repoint(&mut self, pointer_of: impl Fn(u64) -> Option<OpPointer>) -> bool {
+        let mut all = true;
+        for row in self.rows.iter_mut().flatten() {
+            match pointer_of(row.lsn) {
+                Some(pointer) => row.pointer = pointer,
+                None => all = false,
+            }
+        }
+        all
+    }
+
+    /// [`MemoryTable::upsert`] of each row in turn (`None`s are skipped), in bulk: outside a
+    /// bulk phase it is just that; in one, the rows go into new slots all at once, then
+    /// their ids into the id map, and a row whose id is there already (before, or earlier
+    /// in `rows`) takes that row's place, as `upsert` gives it, its own slot freed. Returns
+    /// how many replaced a row.
+    pub fn upsert_all(&mut self, mut rows: Vec<Option<Row>>) -> u64 {
+        if self.tree_kept_up_to_date() {
+            return rows.into_iter().flatten().map(|row| u64::from(self.upsert(row).is_some())).sum();
+        }
+        let first = self.rows.len();
+        self.rows.append(&mut rows);
+        let mut replaced = 0;
+        for slot in first..self.rows.len() {
+            let Some(id) = self.rows.get(slot).and_then(|row| Some(Arc::clone(&row.as_ref()?.id))) else {
+                self.free.push(slot_u32(slot));
+                continue;
+            };
+            match self.by_id.entry(id) {
+                Entry::Vacant(entry) => {
+                    entry.insert(slot_u32(slot));
+                }
+                Entry::Occupied(entry) => {
+                    let row = self.rows.get_mut(slot).and_then(Option::take);
+                    if let Some(old) = self.rows.get_mut(*entry.get() as usize) {
+                        replaced += u64::from(std::mem::replace(old, row).is_some());
+                    }
+                    self.free.push(slot_u32(slot));
+                }
+            }
+        }
+        replaced
+    }
+
     /// Removes the row with this id; returns it.
     pub fn remove(&mut self, id: &str) -> Option<Row> {
         let slot = self.by_id.remove(id)?;
@@ -272,6 +318,68 @@ mod tests {
             pointer: OpPointer { segment: 1, offset: 0, index: 0 },
             lsn: 1,
             key_id: None,
+        }
+    }
+
+    /// Every slot is a live row the id map names, or free, once.
+    fn slots_accounted(t: &MemoryTable) -> bool {
+        let mut free = t.free.clone();
+        free.sort_unstable();
+        let live: Vec<u32> = (0..t.rows.len() as u32).filter(|s| !free.contains(s)).collect();
+        free.windows(2).all(|w| w[0] < w[1])
+            && free.iter().all(|&s| t.rows[s as usize].is_none())
+            && live.len() == t.by_id.len()
+            && live
+                .iter()
+                .all(|&s| t.rows[s as usize].as_ref().is_some_and(|r| t.by_id.get(&r.id) == Some(&s)))
+    }
+
+    /// `upsert_all` gives what `upsert` of each row gives, in a bulk phase and out of one
+    /// (with a tree kept up to date), with refused rows and ids repeated within the rows
+    /// and from before; every slot stays accounted for, and freed ones are used again.
+    #[test]
+    fn upsert_all_is_upsert_of_each_row() {
+        for bulk in [true, false] {
+            let (mut one, mut all) = (MemoryTable::new(), MemoryTable::new());
+            for t in [&mut one, &mut all] {
+                for i in 0..50 {
+                    t.upsert(row(i));
+                }
+                if bulk {
+                    t.begin_bulk();
+                } else {
+                    t.tree();
+                }
+            }
+            let rows: Vec<Option<Row>> = (0..400u32)
+                .map(|i| (i % 13 != 0).then(|| Row { lsn: u64::from(i), ..row(i % 170) }))
+                .collect();
+            let replaced_one: u64 =
+                rows.iter().flatten().map(|r| u64::from(one.upsert(r.clone()).is_some())).sum();
+            assert_eq!(all.upsert_all(rows), replaced_one, "bulk: {bulk}");
+            let live = |t: &MemoryTable| {
+                let mut rows: Vec<(String, u64)> = t.rows().map(|r| (r.id.to_string(), r.lsn)).collect();
+                rows.sort();
+                rows
+            };
+            assert_eq!(live(&all), live(&one), "bulk: {bulk}");
+            assert!(slots_accounted(&all), "bulk: {bulk}");
+            if !bulk {
+                // The tree kept up to date holds every live row, each once.
+                let mut in_tree: Vec<u32> = all.tree().iter().map(|p| p.data).collect();
+                in_tree.sort_unstable();
+                let mut slots: Vec<u32> = all.by_id.values().copied().collect();
+                slots.sort_unstable();
+                assert_eq!(in_tree, slots);
+            }
+            let slots = all.rows.len();
+            for i in 1_000..1_000 + all.free.len() as u32 {
+                all.upsert(row(i));
+            }
+            assert_eq!(all.rows.len(), slots, "freed slots are used again; bulk: {bulk}");
+            assert!(slots_accounted(&all), "bulk: {bulk}");
+            all.finish_bulk();
+            assert_eq!(all.tree().size(), all.len(), "bulk: {bulk}");
         }
     }
 

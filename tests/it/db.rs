@@ -1066,3 +1066,101 @@ fn a_damaged_manifest_frame_is_described_in_words() {
     assert!(err.contains("manifest frame is damaged: its checksum does not match its bytes"), "{err}");
     assert!(!err.contains("BadChecksum"), "{err}");
 }
+
+/// A commit of a long run of upserts (their rows built on every core, and for a collection
+/// the batch creates, built aside while the batch is written) leaves what the same records
+/// committed in short batches leave: each id's latest record read back from the log with
+/// its PII, the category groups, the nearest records; into a new collection, then into one
+/// with a checkpoint, and again after a reopen.
+#[test]
+fn long_runs_of_upserts_leave_what_short_batches_leave() {
+    use geocrm::query::{GroupBy, Scope};
+    // `n` records over `n / 2` ids (each id about twice), from near the poles and around
+    // the antimeridian, some without PII or a tier.
+    let records = |seed: usize, n: usize| -> Vec<Record> {
+        (0..n)
+            .map(|i| {
+                let id = (i * 7_919 + seed) % (n / 2);
+                let lat = ((i * 37 + seed) % 17_900) as f64 / 100.0 - 89.5;
+                let off = ((i * 11 + seed) % 800) as f64 / 1_000.0;
+                let lon = if i % 2 == 0 { 179.99 - off } else { off - 179.99 };
+                let r = Record::new(format!("C-{id:05}"), LatLon::new(lat, lon).unwrap())
+                    .number("ltv", (i + seed) as f64);
+                let r = if i % 5 == 0 {
+                    r
+                } else {
+                    r.category("tier", ["gold", "silver", "tin"][(i + seed) % 3])
+                };
+                if i % 3 == 0 {
+                    r
+                } else {
+                    r.pii("name", format!("Person {seed}-{i}"))
+                }
+            })
+            .collect()
+    };
+    let answers = |db: &Database| -> Vec<String> {
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        let mut out = vec![format!("{} rows", c.len())];
+        for id in 0..25_000 {
+            let id = format!("C-{id:05}");
+            let Some(view) = c.get(&id).unwrap() else { continue };
+            // Revealing writes an audit entry: a sample.
+            let sealed: Vec<&String> = view.pii.keys().collect();
+            let name = (view.lsn % 41 == 0)
+                .then(|| c.reveal(&id).unwrap().get("name").map(|n| n.expose().to_owned()));
+            out.push(format!(
+                "{id} {:?} {:?} {:?} {sealed:?} {name:?}",
+                view.location, view.numbers, view.categories
+            ));
+        }
+        let tiers =
+            c.aggregate(Scope::All, &GroupBy::Category("tier".into()), &["ltv"], &Filter::All).unwrap();
+        out.push(format!("{tiers:?}"));
+        for (lat, lon) in [(89.0, 179.9), (-89.0, -179.9), (0.0, 180.0)] {
+            out.push(format!("{:?}", c.nearest(LatLon::new(lat, lon).unwrap(), 10, &Filter::All).unwrap()));
+        }
+        out
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let long = Database::open(a.path(), opts()).unwrap();
+    let short = Database::open(b.path(), opts()).unwrap();
+    let mut batch = long.begin_write();
+    batch.create_collection("c", schema()).unwrap();
+    assert!(batch.upsert_many("c", records(0, 40_000)).unwrap().is_empty());
+    let receipt = batch.commit().unwrap();
+    assert_eq!(receipt.replaced, 20_000, "each id is written twice");
+    short.create_collection("c", schema()).unwrap();
+    let mut replaced = 0;
+    for chunk in records(0, 40_000).chunks(1_000) {
+        let mut batch = short.begin_write();
+        assert!(batch.upsert_many("c", chunk.to_vec()).unwrap().is_empty());
+        replaced += batch.commit().unwrap().replaced;
+    }
+    assert_eq!(replaced, 20_000);
+    let first = answers(&long);
+    assert_eq!(first, answers(&short));
+    assert_eq!(first.len(), 20_000 + 5);
+
+    // Into a collection with a checkpoint: a third of these ids are new.
+    for db in [&long, &short] {
+        db.checkpoint().unwrap();
+    }
+    let mut batch = long.begin_write();
+    assert!(batch.upsert_many("c", records(3, 30_000)).unwrap().is_empty());
+    let replaced_long = batch.commit().unwrap().replaced;
+    let mut replaced_short = 0;
+    for chunk in records(3, 30_000).chunks(1_000) {
+        let mut batch = short.begin_write();
+        assert!(batch.upsert_many("c", chunk.to_vec()).unwrap().is_empty());
+        replaced_short += batch.commit().unwrap().replaced;
+    }
+    assert_eq!(replaced_long, replaced_short);
+    let second = answers(&long);
+    assert_eq!(second, answers(&short));
+    assert_ne!(second, first);
+    drop(long);
+    let long = Database::open(a.path(), opts()).unwrap();
+    assert_eq!(answers(&long), second, "after a reopen");
+}

@@ -1,0 +1,469 @@
+//! Applying long runs of upserts on every core.
+//!
+//! A commit's operations are applied in order, one at a time, under the state's write lock
+//! ([`State::apply`]). For a long run of upserts into one collection (an import's million)
+//! most of that time went to reading the operations' heap parts, written long before, and
+//! building each row. Here each upsert's row is built on every core first
+//! ([`PreparedUpserts`]); the rows then go into the table in order, so the result is the one
+//! the serial apply gives, code for code.
+//!
+//! A batch that creates a collection and then upserts a long run into it (an import into a
+//! new collection) goes further: the collection is built whole, from the operations alone, on
+//! a thread of its own while the leader writes and syncs the batch
+//! ([`PreparedCollection::spawn`]). Nothing of it is visible until the batch is applied, when
+//! it takes the place of the collection the batch's creation made.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use super::ops::{LogOp, StoredRecord};
+use super::state::{CategoryDict, CheckpointJournal, CollectionState};
+use crate::geo::LatLon;
+use crate::index::{Checkpoint, MemoryTable, OpPointer, Row};
+use crate::query::MISSING_CODE;
+
+/// Upserts in a row on one collection from which applying builds their rows on every core.
+pub(super) const PARALLEL_APPLY_MIN: usize = 16_384;
+
+/// What runs of operations are cut by: whether an operation is an upsert, and its
+/// collection (`None` for a collection's creation).
+pub(super) fn run_key(op: &LogOp) -> Option<(bool, &str)> {
+    match op {
+        LogOp::Upsert(StoredRecord { collection, .. }) => Some((true, collection.as_str())),
+        LogOp::Delete { collection, .. } | LogOp::Erase { collection, .. } => {
+            Some((false, collection.as_str()))
+        }
+        LogOp::CreateCollection { .. } | LogOp::EnsureCollection { .. } => None,
+    }
+}
+
+/// The maximal runs of operations with one [`run_key`], in order, covering `ops`; found on
+/// every core (each comparison reads two collection names written long before).
+pub(super) fn runs_of(ops: &[LogOp]) -> Vec<Range<usize>> {
+    let starts = crate::parallel::ranges(ops.len(), PARALLEL_APPLY_MIN, |range| {
+        range
+            .filter(|&i| i == 0 || ops.get(i - 1).map(run_key) != ops.get(i).map(run_key))
+            .collect::<Vec<usize>>()
+    });
+    let starts: Vec<usize> = starts.into_iter().flatten().collect();
+    let ends = starts.iter().skip(1).copied().chain(std::iter::once(ops.len()));
+    starts.iter().zip(ends).map(|(&start, end)| start..end).collect()
+}
+
+/// Part of a run of upserts on one collection, made ready to apply: each upsert's row
+/// (`None` where [`State::apply`](super::state::State::apply) refuses it) and the checkpoint
+/// row its id replaces. Category codes are indexes into `values`, the part's own dictionary,
+/// until [`PreparedUpserts::recode`].
+pub(super) struct PreparedUpserts<'a> {
+    rows: Vec<Option<Row>>,
+    /// Each row's checkpoint row, by the same index; empty without a checkpoint.
+    base_rows: Vec<Option<u32>>,
+    /// Per category field, the values in the order they first appear in the part.
+    values: Vec<Vec<&'a str>>,
+}
+
+impl<'a> PreparedUpserts<'a> {
+    /// The rows of `ops` (upserts; anything else is refused) on every core, as contiguous
+    /// parts in order. `ops[i]` is at `pointers[i]` in the log (every row gets
+    /// [`UNKNOWN_POINTER`] without them) with LSN `first_lsn + i`; `checkpoint` is the
+    /// collection's, and `fields` its number of category fields.
+    pub(super) fn parts(
+        ops: &'a [LogOp],
+        pointers: Option<&[OpPointer]>,
+        first_lsn: u64,
+        fields: usize,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Vec<PreparedUpserts<'a>> {
+        crate::parallel::ranges(ops.len(), PARALLEL_APPLY_MIN, |range| {
+            let pointers = pointers.map(|p| p.get(range.clone()).unwrap_or_default());
+            let lsn = first_lsn + range.start as u64;
+            PreparedUpserts::new(ops.get(range).unwrap_or_default(), pointers, lsn, fields, checkpoint)
+        })
+    }
+
+    fn new(
+        ops: &'a [LogOp],
+        pointers: Option<&[OpPointer]>,
+        first_lsn: u64,
+        fields: usize,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Self {
+        let mut values: Vec<Vec<&'a str>> = vec![Vec::new(); fields];
+        let mut codes: Vec<HashMap<&'a str, u32, ahash::RandomState>> = vec![HashMap::default(); fields];
+        let mut code_of = |field: usize, value: &'a str| -> u32 {
+            let (Some(values), Some(codes)) = (values.get_mut(field), codes.get_mut(field)) else {
+                return MISSING_CODE;
+            };
+            *codes.entry(value).or_insert_with(|| {
+                values.push(value);
+                u32::try_from(values.len() - 1).unwrap_or(MISSING_CODE)
+            })
+        };
+        let rows = (ops.iter().enumerate().zip(first_lsn..))
+            .map(|((i, op), lsn)| {
+                let LogOp::Upsert(r) = op else { return None };
+                let pointer =
+                    pointers.map_or(UNKNOWN_POINTER, |p| p.get(i).copied().unwrap_or(UNKNOWN_POINTER));
+                row_of(r, pointer, lsn, &mut code_of)
+            })
+            .collect();
+        let base_rows = match checkpoint {
+            Some(checkpoint) => ops
+                .iter()
+                .map(|op| match op {
+                    LogOp::Upsert(r) => checkpoint.find(&r.id),
+                    _ => None,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        PreparedUpserts { rows, base_rows, values }
+    }
+
+    /// Turns the rows' category codes into the dictionary's, interning the part's values
+    /// (in the order they first appear, so every code is the one a serial apply gives).
+    fn codes_in(&self, dict: &mut CategoryDict) -> Vec<Vec<u32>> {
+        (self.values.iter().enumerate())
+            .map(|(field, values)| values.iter().map(|v| dict.intern(field, v)).collect())
+            .collect()
+    }
+
+    /// Puts `codes[field][local]` in place of each row's local codes.
+    fn recode(&mut self, codes: &[Vec<u32>]) {
+        for row in self.rows.iter_mut().flatten() {
+            for (code, field_codes) in row.categories.iter_mut().zip(codes) {
+                *code = field_codes.get(*code as usize).copied().unwrap_or(MISSING_CODE);
+            }
+        }
+    }
+}
+
+/// The row an upsert of `r` puts in its table, its category values coded by
+/// `code_of(field, value)`; `None` for a location no row may have (applying refuses it).
+pub(super) fn row_of<'a>(
+    r: &'a StoredRecord,
+    pointer: OpPointer,
+    lsn: u64,
+    mut code_of: impl FnMut(usize, &'a str) -> u32,
+) -> Option<Row> {
+    let location = LatLon::new(r.lat, r.lon).ok()?;
+    let categories = (r.categories.iter().enumerate())
+        .map(|(field, v)| v.as_deref().map_or(MISSING_CODE, |v| code_of(field, v)))
+        .collect();
+    Some(Row {
+        id: r.id.as_str().into(),
+        location,
+        cell: r.cell,
+        numbers: r.numbers.iter().map(|v| v.unwrap_or(f64::NAN)).collect(),
+        categories,
+        pointer,
+        lsn,
+        key_id: r.key_id,
+    })
+}
+
+/// The log position of a row prepared before its batch was written; replaced before the
+/// row is visible ([`MemoryTable::repoint`]).
+const UNKNOWN_POINTER: OpPointer = OpPointer { segment: u64::MAX, offset: u64::MAX, index: u32::MAX };
+
+/// Puts the prepared `parts` of the upserts `ops` into collection `name`, in order, as
+/// [`State::apply`](super::state::State::apply) of each would: each part's category values
+/// are interned first (in the order they first appear, so every code is the one a serial
+/// apply gives). Returns how many replaced a live row.
+pub(super) fn insert_prepared(
+    c: &mut CollectionState,
+    mut journal: Option<&mut CheckpointJournal>,
+    name: &str,
+    ops: &[LogOp],
+    mut parts: Vec<PreparedUpserts<'_>>,
+) -> u64 {
+    // The values are interned part by part, in order; each part's rows are recoded on a
+    // core of their own.
+    let codes: Vec<Vec<Vec<u32>>> = parts.iter().map(|part| part.codes_in(&mut c.dict)).collect();
+    let mut with_codes: Vec<_> = parts.iter_mut().zip(&codes).collect();
+    crate::parallel::for_each_mut(&mut with_codes, |(part, codes)| part.recode(codes));
+    if journal.is_none() && c.base.is_none() {
+        // Nothing to hide or journal: the rows go in all at once.
+        return parts.into_iter().map(|part| c.table.upsert_all(part.rows)).sum();
+    }
+    let mut replaced = 0;
+    let mut start = 0;
+    for part in parts {
+        let count = part.rows.len();
+        let mut base_rows = part.base_rows.into_iter();
+        for (i, row) in part.rows.into_iter().enumerate() {
+            let base_row = base_rows.next().flatten();
+            let Some(row) = row else {
+                // Refused as `apply` refuses it, and journaled as it journals it.
+                if let (Some(journal), Some(LogOp::Upsert(r))) = (journal.as_deref_mut(), ops.get(start + i))
+                {
+                    journal.touch(name, &r.id);
+                }
+                continue;
+            };
+            if let Some(journal) = journal.as_deref_mut() {
+                journal.touch(name, &row.id);
+            }
+            let in_base = match (&mut c.base, base_row) {
+                (Some(base), Some(base_row)) => base.hidden.hide(base_row, base.checkpoint.len()),
+                _ => false,
+            };
+            let in_table = c.table.upsert(row);
+            replaced += u64::from(in_base || in_table.is_some());
+        }
+        start += count;
+    }
+    replaced
+}
+
+/// A collection a batch creates, built with the run of upserts into it that follows its
+/// creation, on a thread of its own while the batch is written.
+#[derive(Debug)]
+pub(crate) struct PreparedCollection {
+    /// Index of the batch's `CreateCollection` operation.
+    pub create_at: usize,
+    /// The upserts the collection holds: the operations right after its creation.
+    pub run: Range<usize>,
+    /// The collection as applying the creation and the run makes it.
+    pub collection: CollectionState,
+    /// How many of the run's upserts replaced an earlier one of the run.
+    pub replaced: u64,
+}
+
+impl PreparedCollection {
+    /// Starts building the first collection `ops` creates that the next
+    /// [`PARALLEL_APPLY_MIN`] or more operations upsert into, when there is one and a thread
+    /// can be started. `ops[i]` gets LSN `first_lsn + i`; the rows' log positions are
+    /// received from `pointers` once the batch is written (one per operation). The thread
+    /// gives `None` when they never come: the batch failed.
+    pub(crate) fn spawn(
+        ops: &Arc<Vec<LogOp>>,
+        first_lsn: u64,
+        pointers: Receiver<Arc<Vec<OpPointer>>>,
+    ) -> Option<std::thread::JoinHandle<Option<PreparedCollection>>> {
+        if ops.len() <= PARALLEL_APPLY_MIN || crate::parallel::threads() < 2 {
+            return None;
+        }
+        let (create_at, name, run) = ops.iter().enumerate().find_map(|(i, op)| {
+            let LogOp::CreateCollection { name, .. } = op else { return None };
+            let run_len = ops.get(i + 1..)?.iter().take_while(|op| run_key(op) == Some((true, name))).count();
+            (run_len >= PARALLEL_APPLY_MIN).then(|| (i, name.clone(), i + 1..i + 1 + run_len))
+        })?;
+        let ops = Arc::clone(ops);
+        let build = move || {
+            let prepared = PreparedCollection::build(&ops, create_at, &name, run, first_lsn, &pointers);
+            // The batch's operations go back to the leader whole, to be applied and freed.
+            drop(ops);
+            prepared
+        };
+        std::thread::Builder::new().name("geocrm-prepare".into()).spawn(build).ok()
+    }
+
+    fn build(
+        ops: &[LogOp],
+        create_at: usize,
+        name: &str,
+        run: Range<usize>,
+        first_lsn: u64,
+        pointers: &Receiver<Arc<Vec<OpPointer>>>,
+    ) -> Option<PreparedCollection> {
+        let Some(LogOp::CreateCollection { schema, .. }) = ops.get(create_at) else { return None };
+        let run_ops = ops.get(run.clone())?;
+        let mut table = MemoryTable::new();
+        table.begin_bulk();
+        table.reserve(run_ops.len());
+        let fields = schema.category_fields().len();
+        let mut collection = CollectionState {
+            schema: Arc::new(schema.clone()),
+            dict: CategoryDict::new(fields),
+            table,
+            base: None,
+        };
+        let parts = PreparedUpserts::parts(run_ops, None, first_lsn + run.start as u64, fields, None);
+        let replaced = insert_prepared(&mut collection, None, name, run_ops, parts);
+        let pointers = pointers.recv().ok()?;
+        let pointer_of = |lsn: u64| pointers.get(usize::try_from(lsn.checked_sub(first_lsn)?).ok()?).copied();
+        collection.table.repoint(pointer_of).then_some(PreparedCollection {
+            create_at,
+            run,
+            collection,
+            replaced,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::channel;
+
+    use super::*;
+    use crate::db::sealed_slots::SealedSlots;
+    use crate::db::state::State;
+    use crate::model::Schema;
+
+    const RUN: usize = PARALLEL_APPLY_MIN + 3_000;
+
+    fn schema() -> Schema {
+        Schema::new().number("n").category("tier").category("region")
+    }
+
+    /// Upserts into `collection` with ids drawn from `ids` ids (so some repeat), from
+    /// `seed`; every 997th has a latitude no row may have, which applying refuses.
+    fn upserts(collection: &str, count: usize, ids: u64, seed: u64) -> Vec<LogOp> {
+        let mut x = seed;
+        let mut next = move || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        (0..count)
+            .map(|i| {
+                let tier =
+                    ["gold", "silver", "bronze", "tin"].get(next() as usize % 5).map(|v| (*v).to_owned());
+                let region = (next() % 3 != 0).then(|| format!("r{}", next() % 50));
+                LogOp::Upsert(StoredRecord {
+                    collection: collection.to_owned(),
+                    id: format!("c-{}", next() % ids),
+                    lat: if i % 997 == 5 { f64::NAN } else { (next() % 170) as f64 - 85.0 },
+                    lon: (next() % 360) as f64 - 180.0,
+                    cell: next(),
+                    numbers: vec![(next() % 4 != 0).then(|| next() as f64 / 7.0)],
+                    categories: vec![tier, region],
+                    key_id: (next() % 5 == 0).then(&mut next),
+                    pii: SealedSlots::unset(0),
+                    blind: Vec::new(),
+                })
+            })
+            .collect()
+    }
+
+    fn create(name: &str) -> LogOp {
+        LogOp::CreateCollection { name: name.to_owned(), schema: schema() }
+    }
+
+    fn pointers(n: usize, salt: u64) -> Vec<OpPointer> {
+        (0..n).map(|i| OpPointer { segment: salt, offset: i as u64 * 31, index: (i % 7) as u32 }).collect()
+    }
+
+    /// Everything a query or a checkpoint reads of a collection: its rows by id (category
+    /// values decoded), its dictionary in code order, and the ids the journal holds.
+    fn dump(state: &State) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, c) in &state.collections {
+            let mut rows: Vec<String> = c
+                .table
+                .rows()
+                .map(|r| {
+                    let categories: Vec<Option<&str>> =
+                        r.categories.iter().enumerate().map(|(f, &code)| c.dict.value(f, code)).collect();
+                    let numbers: Vec<u64> = r.numbers.iter().map(|v| v.to_bits()).collect();
+                    format!(
+                        "{name} {} {:?} {} {numbers:?} {:?} {categories:?} {:?} {} {:?}",
+                        r.id, r.location, r.cell, r.categories, r.pointer, r.lsn, r.key_id
+                    )
+                })
+                .collect();
+            rows.sort();
+            out.extend(rows);
+            out.push(format!("{name} dict {:?} len {}", c.dict.to_values(), c.table.len()));
+        }
+        if let Some(journal) = &state.building {
+            let mut touched: Vec<_> = journal.touched.iter().collect();
+            touched.sort();
+            out.push(format!("touched {touched:?}"));
+        }
+        out
+    }
+
+    /// `ops` applied one at a time, as replay applies them; the state and the replaced count.
+    fn one_at_a_time(state: &mut State, ops: &[LogOp], pointers: &[OpPointer], first_lsn: u64) -> u64 {
+        (ops.iter().zip(pointers).zip(first_lsn..))
+            .map(|((op, p), lsn)| u64::from(state.apply(op, *p, lsn)))
+            .sum()
+    }
+
+    fn prepared(ops: &Arc<Vec<LogOp>>, pointers: &[OpPointer], first_lsn: u64) -> Option<PreparedCollection> {
+        let (send, receive) = channel();
+        let handle = PreparedCollection::spawn(ops, first_lsn, receive)?;
+        send.send(Arc::new(pointers.to_vec())).unwrap();
+        handle.join().unwrap()
+    }
+
+    #[test]
+    fn a_created_collection_built_aside_is_the_one_applying_its_run_makes() {
+        // A creation, its run (with repeated and refused ids), then more operations on it;
+        // with and without a checkpoint being built.
+        let mut ops = vec![create("other"), create("c")];
+        ops.extend(upserts("c", RUN, RUN as u64 / 2, 1));
+        ops.push(LogOp::Delete { collection: "c".into(), id: "c-7".into() });
+        ops.extend(upserts("c", 50, RUN as u64, 2));
+        ops.extend(upserts("other", 10, 5, 3));
+        let pointers = pointers(ops.len(), 9);
+        let first_lsn = 1_000;
+        for building in [false, true] {
+            let journal = || building.then(CheckpointJournal::default);
+            let mut serial = State { building: journal(), ..State::default() };
+            let serial_replaced = one_at_a_time(&mut serial, &ops, &pointers, first_lsn);
+            assert!(serial_replaced > 1_000, "the run repeats ids");
+
+            let shared = Arc::new(ops.clone());
+            let built = prepared(&shared, &pointers, first_lsn).expect("a collection is prepared");
+            assert_eq!((built.create_at, built.run.clone()), (1, 2..2 + RUN));
+            let mut bulk = State { building: journal(), ..State::default() };
+            let bulk_replaced =
+                bulk.apply_all(Arc::try_unwrap(shared).unwrap(), &pointers, first_lsn, Some(built));
+            assert_eq!(bulk_replaced, serial_replaced, "building: {building}");
+            assert_eq!(dump(&bulk), dump(&serial), "building: {building}");
+        }
+    }
+
+    #[test]
+    fn nothing_is_prepared_for_a_short_run_or_an_existing_collection() {
+        let short: Vec<LogOp> =
+            std::iter::once(create("c")).chain(upserts("c", PARALLEL_APPLY_MIN - 1, 100, 4)).collect();
+        assert!(prepared(&Arc::new(short), &pointers(PARALLEL_APPLY_MIN, 1), 1).is_none());
+        let existing = upserts("c", RUN, 100, 5);
+        assert!(prepared(&Arc::new(existing), &pointers(RUN, 1), 1).is_none());
+        // The run must follow the creation at once.
+        let apart: Vec<LogOp> =
+            [create("c"), create("d")].into_iter().chain(upserts("c", RUN, 100, 6)).collect();
+        assert!(prepared(&Arc::new(apart), &pointers(RUN + 2, 1), 1).is_none());
+    }
+
+    #[test]
+    fn a_failed_batch_gives_no_prepared_collection() {
+        let ops: Vec<LogOp> = std::iter::once(create("c")).chain(upserts("c", RUN, 100, 7)).collect();
+        let (send, receive) = channel::<Arc<Vec<OpPointer>>>();
+        let handle = PreparedCollection::spawn(&Arc::new(ops), 1, receive).unwrap();
+        drop(send);
+        assert!(handle.join().unwrap().is_none());
+        // Log positions for fewer operations than the run leave rows without one.
+        let ops: Vec<LogOp> = std::iter::once(create("c")).chain(upserts("c", RUN, RUN as u64, 8)).collect();
+        assert!(prepared(&Arc::new(ops), &pointers(RUN - 10, 1), 1).is_none());
+    }
+
+    #[test]
+    fn a_long_run_into_an_existing_collection_applies_as_one_at_a_time() {
+        // With rows already (some ids repeat), with and without a checkpoint being built.
+        for building in [false, true] {
+            let mut states = [State::default(), State::default()];
+            let earlier: Vec<LogOp> =
+                std::iter::once(create("c")).chain(upserts("c", 5_000, 4_000, 10)).collect();
+            for state in &mut states {
+                one_at_a_time(state, &earlier, &pointers(earlier.len(), 1), 1);
+                if building {
+                    state.building = Some(CheckpointJournal::default());
+                }
+            }
+            let ops: Vec<LogOp> =
+                upserts("c", RUN, 30_000, 11).into_iter().chain(upserts("d", 3, 3, 12)).collect();
+            let [serial, bulk] = &mut states;
+            let pointers = pointers(ops.len(), 2);
+            let serial_replaced = one_at_a_time(serial, &ops, &pointers, 50_000);
+            let bulk_replaced = bulk.apply_all(ops, &pointers, 50_000, None);
+            assert_eq!(bulk_replaced, serial_replaced, "building: {building}");
+            assert_eq!(dump(bulk), dump(serial), "building: {building}");
+        }
+    }
+}
