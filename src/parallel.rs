@@ -33,14 +33,17 @@ fn concat<R>(mut parts: Vec<Vec<R>>) -> Vec<R> {
     out
 }
 
-/// The results of the threads' handles, in order; a worker's panic is raised again here.
-fn joined<R>(handles: Vec<std::thread::ScopedJoinHandle<'_, Vec<R>>>) -> Vec<R> {
-    concat(
+/// `f` on each part, each on a thread of its own; the results in order, and a worker's
+/// panic raised again here.
+fn on_threads<P: Send, R: Send>(parts: impl Iterator<Item = P>, f: impl Fn(P) -> R + Sync) -> Vec<R> {
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts.map(|part| scope.spawn(move || f(part))).collect();
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect(),
-    )
+            .collect()
+    })
 }
 
 /// `f` on every index of `0..n`, on every core for at least `min` of them; results in order.
@@ -60,15 +63,7 @@ pub(crate) fn ranges<R: Send>(
         return vec![f(0..n)];
     }
     let size = n.div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            (0..n).step_by(size).map(|start| scope.spawn(move || f(start..n.min(start + size)))).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect()
-    })
+    on_threads((0..n).step_by(size).map(|start| start..n.min(start + size)), f)
 }
 
 /// `f` on every item, a contiguous chunk per core when there are at least two.
@@ -79,14 +74,7 @@ pub(crate) fn for_each_mut<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync) 
         return;
     }
     let size = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            items.chunks_mut(size).map(|chunk| scope.spawn(move || chunk.iter_mut().for_each(f))).collect();
-        for h in handles {
-            h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        }
-    });
+    on_threads(items.chunks_mut(size), |chunk| chunk.iter_mut().for_each(&f));
 }
 
 /// Like [`map`], consuming the items: each thread owns (and drops) its chunk.
@@ -103,14 +91,7 @@ pub(crate) fn map_owned<T: Send, R: Send>(items: Vec<T>, min: usize, f: impl Fn(
         parts.push(std::mem::replace(&mut rest, tail));
     }
     parts.push(rest);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|part| scope.spawn(move || part.into_iter().map(f).collect::<Vec<_>>()))
-            .collect();
-        joined(handles)
-    })
+    concat(on_threads(parts.into_iter(), |part| part.into_iter().map(&f).collect::<Vec<_>>()))
 }
 
 /// Drops `value` on a short-lived thread of its own, so a committing or checkpointing thread
@@ -135,6 +116,9 @@ mod tests {
             assert_eq!(map(&items, usize::MAX, |i| i * 2), doubled);
             assert_eq!(map_indices(n, 1, |i| i * 2), doubled);
             assert_eq!(map_indices(n, usize::MAX, |i| i * 2), doubled);
+            let mut in_place = items.clone();
+            for_each_mut(&mut in_place, |i| *i *= 2);
+            assert_eq!(in_place, doubled);
             let sums: usize = chunks(&items, 1, |part| part.iter().sum::<usize>()).into_iter().sum();
             assert_eq!(sums, items.iter().sum::<usize>());
             for min in [1, usize::MAX] {

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
 use super::ops::{LogOp, StoredRecord};
@@ -237,13 +237,15 @@ impl PreparedCollection {
     /// [`PARALLEL_APPLY_MIN`] or more operations upsert into, when there is one and a thread
     /// can be started. `ops[i]` gets LSN `first_lsn + i`; the rows' log positions are
     /// received from `pointers` once the batch is written (one per operation). The thread
-    /// gives `None` when they never come: the batch failed.
+    /// gives `None` when they never come (the batch failed: it stops early if it learns so
+    /// before putting the rows in) or leave a row without one.
     pub(crate) fn spawn(
         ops: &Arc<Vec<LogOp>>,
         first_lsn: u64,
         pointers: Receiver<Arc<Vec<OpPointer>>>,
     ) -> Option<std::thread::JoinHandle<Option<PreparedCollection>>> {
-        if ops.len() <= PARALLEL_APPLY_MIN || crate::parallel::threads() < 2 {
+        // A batch past the end of the LSN space is refused by the log.
+        if ops.len() <= PARALLEL_APPLY_MIN || first_lsn.checked_add(ops.len() as u64).is_none() {
             return None;
         }
         let (create_at, name, run) = ops.iter().enumerate().find_map(|(i, op)| {
@@ -282,8 +284,17 @@ impl PreparedCollection {
             base: None,
         };
         let parts = PreparedUpserts::parts(run_ops, None, first_lsn + run.start as u64, fields, None);
+        // Not put in (the longest part) for a batch that failed meanwhile.
+        let written = match pointers.try_recv() {
+            Ok(pointers) => Some(pointers),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => None,
+        };
         let replaced = insert_prepared(&mut collection, None, name, run_ops, parts);
-        let pointers = pointers.recv().ok()?;
+        let pointers = match written {
+            Some(pointers) => pointers,
+            None => pointers.recv().ok()?,
+        };
         let pointer_of = |lsn: u64| pointers.get(usize::try_from(lsn.checked_sub(first_lsn)?).ok()?).copied();
         collection.table.repoint(pointer_of).then_some(PreparedCollection {
             create_at,
@@ -392,9 +403,11 @@ mod tests {
 
     #[test]
     fn a_created_collection_built_aside_is_the_one_applying_its_run_makes() {
-        // A creation, its run (with repeated and refused ids), then more operations on it;
-        // with and without a checkpoint being built.
-        let mut ops = vec![create("other"), create("c")];
+        // A creation after other operations, its run (with repeated and refused ids), then
+        // more operations on it; with and without a checkpoint being built.
+        let mut ops = vec![create("other")];
+        ops.extend(upserts("other", 3, 3, 4));
+        ops.push(create("c"));
         ops.extend(upserts("c", RUN, RUN as u64 / 2, 1));
         ops.push(LogOp::Delete { collection: "c".into(), id: "c-7".into() });
         ops.extend(upserts("c", 50, RUN as u64, 2));
@@ -409,7 +422,7 @@ mod tests {
 
             let shared = Arc::new(ops.clone());
             let built = prepared(&shared, &pointers, first_lsn).expect("a collection is prepared");
-            assert_eq!((built.create_at, built.run.clone()), (1, 2..2 + RUN));
+            assert_eq!((built.create_at, built.run.clone()), (4, 5..5 + RUN));
             let mut bulk = State { building: journal(), ..State::default() };
             let bulk_replaced =
                 bulk.apply_all(Arc::try_unwrap(shared).unwrap(), &pointers, first_lsn, Some(built));
@@ -419,16 +432,44 @@ mod tests {
     }
 
     #[test]
+    fn applying_puts_the_prepared_collection_in_place() {
+        // One the run would not make shows in the state: the run is not applied again. (Its
+        // creation second in a run of creations, after other operations.)
+        let ops: Vec<LogOp> = [create("other")]
+            .into_iter()
+            .chain(upserts("other", 3, 3, 12))
+            .chain([create("d"), create("c")])
+            .chain(upserts("c", RUN, RUN as u64, 13))
+            .collect();
+        let pointers = pointers(ops.len(), 3);
+        let shared = Arc::new(ops);
+        let mut built = prepared(&shared, &pointers, 1).expect("a collection is prepared");
+        let gone = built.collection.table.rows().next().map(|r| r.id.to_string()).unwrap();
+        built.collection.table.remove(&gone);
+        let mut state = State::default();
+        state.apply_all(Arc::try_unwrap(shared).unwrap(), &pointers, 1, Some(built));
+        let c = state.collections.get("c").unwrap();
+        assert!(c.table.get(&gone).is_none());
+        assert!(c.table.len() > RUN / 2);
+    }
+
+    #[test]
     fn nothing_is_prepared_for_a_short_run_or_an_existing_collection() {
-        let short: Vec<LogOp> =
-            std::iter::once(create("c")).chain(upserts("c", PARALLEL_APPLY_MIN - 1, 100, 4)).collect();
-        assert!(prepared(&Arc::new(short), &pointers(PARALLEL_APPLY_MIN, 1), 1).is_none());
+        // A run one short, in a batch long enough.
+        let short: Vec<LogOp> = std::iter::once(create("c"))
+            .chain(upserts("c", PARALLEL_APPLY_MIN - 1, 100, 4))
+            .chain(upserts("d", 5_000, 100, 4))
+            .collect();
+        assert!(prepared(&Arc::new(short), &pointers(PARALLEL_APPLY_MIN + 5_000, 1), 1).is_none());
         let existing = upserts("c", RUN, 100, 5);
         assert!(prepared(&Arc::new(existing), &pointers(RUN, 1), 1).is_none());
         // The run must follow the creation at once.
         let apart: Vec<LogOp> =
             [create("c"), create("d")].into_iter().chain(upserts("c", RUN, 100, 6)).collect();
         assert!(prepared(&Arc::new(apart), &pointers(RUN + 2, 1), 1).is_none());
+        // Nor for a batch past the end of the LSN space.
+        let ops: Vec<LogOp> = std::iter::once(create("c")).chain(upserts("c", RUN, 100, 7)).collect();
+        assert!(prepared(&Arc::new(ops), &pointers(RUN + 1, 1), u64::MAX - 100).is_none());
     }
 
     #[test]

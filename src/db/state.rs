@@ -1,5 +1,7 @@
 //! The in-memory state rebuilt from the log: collections, their category dictionaries and
-//! tables. Replay and commit apply operations through the same code.
+//! tables. Replay applies operations one at a time ([`State::apply`]); a commit applies its
+//! batch with [`State::apply_all`], which gives the same state, with long runs of upserts
+//! taken in bulk ([`bulk_apply`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -222,8 +224,10 @@ impl State {
     /// bulk load instead of one insert per record, and free their applied operations on
     /// another thread. `prepared` is a collection the batch creates, built with the run of
     /// upserts after its creation while the batch was written: it takes the place of the
-    /// collection the creation makes, and the run is not applied again. Returns how many of the upserts replaced a live record (see
-    /// [`crate::CommitReceipt::replaced`]).
+    /// collection the creation makes, and the run is not applied again. Long runs of upserts
+    /// into an existing collection have their rows built on every core. The state is the one
+    /// [`State::apply`] of each operation in turn gives. Returns how many of the upserts
+    /// replaced a live record (see [`crate::CommitReceipt::replaced`]).
     pub(crate) fn apply_all(
         &mut self,
         ops: Vec<LogOp>,

@@ -578,9 +578,9 @@ impl Inner {
         let written: Vec<_> = written
             .into_iter()
             .map(|(ticket, batch)| {
-                let prepared = batch.prepare.and_then(|handle| {
-                    handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                });
+                // The batch is durable: a building thread that failed (it is only a faster way
+                // to the same state) leaves the run to be applied as any other.
+                let prepared = batch.prepare.and_then(|handle| handle.join().ok().flatten());
                 let mut ops = Arc::try_unwrap(batch.ops).unwrap_or_else(|ops| (*ops).clone());
                 free_sealed(&mut ops);
                 (ticket, batch.receipt, ops, batch.pointers, prepared)
