@@ -238,7 +238,7 @@ impl PreparedCollection {
     /// can be started. `ops[i]` gets LSN `first_lsn + i`; the rows' log positions are
     /// received from `pointers` once the batch is written (one per operation). The thread
     /// gives `None` when they never come (the batch failed: it stops early if it learns so
-    /// before putting the rows in) or leave a row without one.
+    /// before putting the rows in), or when they leave a row without one.
     pub(crate) fn spawn(
         ops: &Arc<Vec<LogOp>>,
         first_lsn: u64,
@@ -394,11 +394,28 @@ mod tests {
             .sum()
     }
 
-    fn prepared(ops: &Arc<Vec<LogOp>>, pointers: &[OpPointer], first_lsn: u64) -> Option<PreparedCollection> {
+    /// The collection built for `ops`, its log positions sent once the rows are in (or, for
+    /// `early`, before the thread starts: both ways the thread may learn of them).
+    fn prepared_with(
+        ops: &Arc<Vec<LogOp>>,
+        pointers: &[OpPointer],
+        first_lsn: u64,
+        early: bool,
+    ) -> Option<PreparedCollection> {
         let (send, receive) = channel();
+        if early {
+            send.send(Arc::new(pointers.to_vec())).unwrap();
+        }
         let handle = PreparedCollection::spawn(ops, first_lsn, receive)?;
-        send.send(Arc::new(pointers.to_vec())).unwrap();
+        if !early {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            send.send(Arc::new(pointers.to_vec())).unwrap();
+        }
         handle.join().unwrap()
+    }
+
+    fn prepared(ops: &Arc<Vec<LogOp>>, pointers: &[OpPointer], first_lsn: u64) -> Option<PreparedCollection> {
+        prepared_with(ops, pointers, first_lsn, false)
     }
 
     #[test]
@@ -414,14 +431,15 @@ mod tests {
         ops.extend(upserts("other", 10, 5, 3));
         let pointers = pointers(ops.len(), 9);
         let first_lsn = 1_000;
-        for building in [false, true] {
+        for (building, early) in [(false, false), (true, false), (false, true)] {
             let journal = || building.then(CheckpointJournal::default);
             let mut serial = State { building: journal(), ..State::default() };
             let serial_replaced = one_at_a_time(&mut serial, &ops, &pointers, first_lsn);
             assert!(serial_replaced > 1_000, "the run repeats ids");
 
             let shared = Arc::new(ops.clone());
-            let built = prepared(&shared, &pointers, first_lsn).expect("a collection is prepared");
+            let built =
+                prepared_with(&shared, &pointers, first_lsn, early).expect("a collection is prepared");
             assert_eq!((built.create_at, built.run.clone()), (4, 5..5 + RUN));
             let mut bulk = State { building: journal(), ..State::default() };
             let bulk_replaced =

@@ -102,6 +102,10 @@ impl CollectionState {
 /// Operations on one collection in one commit from which applying rebuilds its tree in bulk.
 const BULK_APPLY_MIN: usize = 4096;
 
+// A collection built aside is swapped in during its bulk phase, which the end of `apply_all`
+// finishes only for collections with at least `BULK_APPLY_MIN` operations.
+const _: () = assert!(PARALLEL_APPLY_MIN >= BULK_APPLY_MIN);
+
 /// Every collection, and the next log sequence number.
 #[derive(Debug, Default)]
 pub(crate) struct State {

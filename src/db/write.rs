@@ -651,6 +651,11 @@ impl Inner {
     /// The checkpoints of the collections `pending` writes to (not created by it).
     pub(crate) fn touched_checkpoints(&self, pending: &[PendingOp]) -> Vec<Arc<crate::index::Checkpoint>> {
         let state = self.read_state();
+        // Without a checkpoint there is nothing to look for (each operation's collection name
+        // is a read of its own: a fresh database's import has a million).
+        if state.collections.values().all(|c| c.base.is_none()) {
+            return Vec::new();
+        }
         let mut seen: HashSet<&str> = HashSet::new();
         let mut last: Option<&str> = None;
         let mut bases = Vec::new();

@@ -211,7 +211,10 @@ impl MemoryTable {
             // New slots come in order, each right after the ones before.
             match self.rows.get_mut(slot) {
                 Some(cell) => *cell = Some(row),
-                None => self.rows.push(Some(row)),
+                None => {
+                    debug_assert_eq!(slot, self.rows.len(), "a new slot right after the last");
+                    self.rows.push(Some(row));
+                }
             }
         }
         replaced
@@ -354,14 +357,18 @@ mod tests {
     #[test]
     fn upsert_all_is_upsert_of_each_row() {
         // In a bulk phase, with a tree kept up to date, and with neither (no query yet).
-        for (bulk, tree) in [(true, false), (false, true), (false, false)] {
+        // Few freed slots (fewer than new ids) and many (more).
+        for (bulk, tree, freed) in
+            [(true, false, 7), (false, true, 7), (false, false, 7), (true, false, 1), (false, false, 1)]
+        {
+            let mode = format!("bulk: {bulk}, tree: {tree}, every {freed} freed");
             let (mut one, mut all) = (MemoryTable::new(), MemoryTable::new());
             for t in [&mut one, &mut all] {
-                for i in 0..50 {
+                for i in 0..300 {
                     t.upsert(row(i));
                 }
                 // Freed slots, used first.
-                for i in (0..50).step_by(7) {
+                for i in (0..300).step_by(freed) {
                     t.remove(&format!("r{i}"));
                 }
                 if bulk {
@@ -376,13 +383,13 @@ mod tests {
                 .collect();
             let replaced_one: u64 =
                 rows.iter().flatten().map(|r| u64::from(one.upsert(r.clone()).is_some())).sum();
-            assert_eq!(all.upsert_all(rows), replaced_one, "bulk: {bulk}");
+            assert_eq!(all.upsert_all(rows), replaced_one, "{mode}");
             let live = |t: &MemoryTable| {
                 let mut rows: Vec<(String, u64)> = t.rows().map(|r| (r.id.to_string(), r.lsn)).collect();
                 rows.sort();
                 rows
             };
-            assert_eq!(live(&all), live(&one), "bulk: {bulk}");
+            assert_eq!(live(&all), live(&one), "{mode}");
             // The same slots as `upsert` gives, so replay (one operation at a time) lays the
             // rows out as the commit did.
             let layout = |t: &MemoryTable| {
@@ -391,8 +398,8 @@ mod tests {
                     t.free.clone(),
                 )
             };
-            assert_eq!(layout(&all), layout(&one), "bulk: {bulk}");
-            assert!(slots_accounted(&all), "bulk: {bulk}");
+            assert_eq!(layout(&all), layout(&one), "{mode}");
+            assert!(slots_accounted(&all), "{mode}");
             if tree {
                 // The tree kept up to date holds every live row, each once.
                 let mut in_tree: Vec<u32> = all.tree().iter().map(|p| p.data).collect();
@@ -405,10 +412,10 @@ mod tests {
             for i in 1_000..1_000 + all.free.len() as u32 {
                 all.upsert(row(i));
             }
-            assert_eq!(all.rows.len(), slots, "freed slots are used again; bulk: {bulk}");
-            assert!(slots_accounted(&all), "bulk: {bulk}");
+            assert_eq!(all.rows.len(), slots, "freed slots are used again; {mode}");
+            assert!(slots_accounted(&all), "{mode}");
             all.finish_bulk();
-            assert_eq!(all.tree().size(), all.len(), "bulk: {bulk}");
+            assert_eq!(all.tree().size(), all.len(), "{mode}");
         }
     }
 
