@@ -367,3 +367,64 @@ fn a_compaction_failing_part_way_keeps_the_next_lsn_with_the_log() {
     }
     assert!(cases >= 3, "only {cases} compactions failed without poisoning");
 }
+
+/// A batch that creates a collection and fills it has the collection built on a thread of its
+/// own while the batch is written: when the write or the fsync fails, nothing of it is seen,
+/// before or after a reopen; when they succeed, all of it is, and the reopen (a replay, one
+/// operation at a time) finds the same.
+#[test]
+fn a_created_and_filled_collection_is_seen_whole_or_not_at_all() {
+    let records = |n: usize| -> Vec<Record> {
+        (0..n)
+            .map(|i| {
+                let location = LatLon::new((i % 170) as f64 - 85.0, (i % 359) as f64 - 179.0).unwrap();
+                Record::new(format!("b{}", i % (n - 100)), location).number("n", i as f64)
+            })
+            .collect()
+    };
+    let fill = |db: &Database| {
+        let mut batch = db.begin_write();
+        batch.create_collection("big", Schema::new().number("n")).unwrap();
+        assert!(batch.upsert_many("big", records(20_000)).unwrap().is_empty());
+        batch.commit()
+    };
+    let big = |db: &Database| -> Option<Vec<(String, i64)>> {
+        let snap = db.read();
+        let c = snap.collection("big").ok()?;
+        let mut hits: Vec<(String, i64)> = c
+            .within_radius(LatLon::new(0.0, 0.0).unwrap(), 3e7, &Filter::All)
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.id.clone(), c.get(&h.id).unwrap().unwrap().numbers["n"] as i64))
+            .collect();
+        hits.sort();
+        Some(hits)
+    };
+    for kind in [OpKind::Write, OpKind::Sync] {
+        let fs = MemFs::new();
+        let db = setup(&fs);
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (ok, acked) = random_commit(&db, &mut rng, &State::new());
+        ok.unwrap();
+        fs.set_faults(FaultPlan::new().fail_once(kind, 0));
+        assert!(matches!(fill(&db), Err(Error::Io { .. })), "{kind:?}");
+        assert!(big(&db).is_none(), "{kind:?}: nothing of the failed batch is seen");
+        assert_eq!(read_state(&db), acked, "{kind:?}");
+        drop(db);
+        fs.clear_faults();
+        let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
+        assert!(big(&db).is_none(), "{kind:?}: nor after a reopen");
+        assert_eq!(read_state(&db), acked, "{kind:?}");
+        // Now it succeeds: every id's last record, read back from the log.
+        let receipt = fill(&db).unwrap();
+        assert_eq!(receipt.replaced, 100, "{kind:?}: 100 ids are written twice");
+        let seen = big(&db).unwrap();
+        assert_eq!(seen.len(), 19_900, "{kind:?}");
+        assert!(seen
+            .iter()
+            .all(|(id, n)| id[1..].parse::<i64>().unwrap() + if *n >= 19_900 { 19_900 } else { 0 } == *n));
+        drop(db);
+        let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
+        assert_eq!(big(&db), Some(seen), "{kind:?}: after a reopen");
+    }
+}
