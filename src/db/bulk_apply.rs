@@ -5,7 +5,7 @@
 //! that took 0.4–0.6 s on one thread, most of it putting the rows into the table one at a
 //! time. Here each upsert's row is built on every core first ([`PreparedUpserts`]); the
 //! checkpoint rows the run replaces are hidden in one loop, and the rows go into the table in
-//! two ([`MemoryTable::upsert_all`]: their slots settled through the id map, then the rows
+//! two ([`MemoryTable::upsert_all`](crate::index::MemoryTable::upsert_all): their slots settled through the id map, then the rows
 //! moved in), so the result is the one the serial apply gives, code for code and slot for
 //! slot.
 //!
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use super::ops::{LogOp, StoredRecord};
 use super::state::{CategoryDict, CheckpointJournal, CollectionState};
 use crate::geo::LatLon;
-use crate::index::{Checkpoint, MemoryTable, OpPointer, Row};
+use crate::index::{Checkpoint, OpPointer, Row};
 use crate::query::MISSING_CODE;
 
 /// Upserts in a row on one collection from which applying builds their rows on every core.
@@ -167,7 +167,7 @@ pub(super) fn row_of<'a>(
 }
 
 /// The log position of a row prepared before its batch was written; replaced before the
-/// row is visible ([`MemoryTable::repoint`]).
+/// row is visible ([`MemoryTable::repoint`](crate::index::MemoryTable::repoint)).
 const UNKNOWN_POINTER: OpPointer = OpPointer { segment: u64::MAX, offset: u64::MAX, index: u32::MAX };
 
 /// Puts the prepared `parts` of the upserts `ops` into collection `name`, in order, as
@@ -290,16 +290,10 @@ impl PreparedCollection {
     ) -> Option<PreparedCollection> {
         let Some(LogOp::CreateCollection { schema, .. }) = ops.get(create_at) else { return None };
         let run_ops = ops.get(run.clone())?;
-        let mut table = MemoryTable::new();
-        table.begin_bulk();
-        table.reserve(run_ops.len());
+        let mut collection = CollectionState::empty(schema);
+        collection.table.begin_bulk();
+        collection.table.reserve(run_ops.len());
         let fields = schema.category_fields().len();
-        let mut collection = CollectionState {
-            schema: Arc::new(schema.clone()),
-            dict: CategoryDict::new(fields),
-            table,
-            base: None,
-        };
         let parts = PreparedUpserts::parts(run_ops, None, first_lsn + run.start as u64, fields, None);
         // Not put in (the longest part) for a batch that failed meanwhile.
         let written = match pointers.try_recv() {

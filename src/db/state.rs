@@ -25,7 +25,7 @@ pub(crate) struct CategoryDict {
 }
 
 impl CategoryDict {
-    pub(super) fn new(fields: usize) -> Self {
+    fn new(fields: usize) -> Self {
         CategoryDict { values: vec![Vec::new(); fields], codes: vec![HashMap::default(); fields] }
     }
 
@@ -83,6 +83,16 @@ pub(crate) struct CollectionState {
 }
 
 impl CollectionState {
+    /// A new collection: no rows yet, no checkpoint.
+    pub(super) fn empty(schema: &Schema) -> Self {
+        CollectionState {
+            schema: Arc::new(schema.clone()),
+            dict: CategoryDict::new(schema.category_fields().len()),
+            table: MemoryTable::new(),
+            base: None,
+        }
+    }
+
     /// The rows as queries see them.
     pub(crate) fn view(&self) -> TableView<'_> {
         TableView { tail: &self.table, base: self.base.as_ref() }
@@ -286,19 +296,13 @@ impl State {
             let run_lsn = first_lsn + run.start as u64;
             if let Some((_, n)) = prepared_run.as_ref().filter(|(r, _)| *r == run) {
                 replaced += n;
-                if let Some(journal) = &mut self.building {
-                    for op in run_ops {
-                        if let LogOp::Upsert(r) = op {
-                            journal.touch(&r.collection, &r.id);
-                        }
-                    }
+                for op in run_ops {
+                    self.journal(op);
                 }
                 continue;
             }
-            if let (true, Some((true, name))) =
-                (run.len() >= PARALLEL_APPLY_MIN, run_ops.first().and_then(run_key))
-            {
-                if self.collections.contains_key(name) {
+            if let Some((true, name)) = run_ops.first().and_then(run_key) {
+                if run.len() >= PARALLEL_APPLY_MIN && self.collections.contains_key(name) {
                     replaced += self.apply_upserts(name, run_ops, run_pointers, run_lsn);
                     continue;
                 }
@@ -351,8 +355,8 @@ impl State {
         bulk_apply::insert_prepared(c, self.building.as_mut(), name, ops, parts)
     }
 
-    /// Applies a checked operation; `true` for an upsert that replaced a live record.
-    pub(crate) fn apply(&mut self, op: &LogOp, pointer: OpPointer, lsn: u64) -> bool {
+    /// Records the id an operation touches while a checkpoint is being built.
+    fn journal(&mut self, op: &LogOp) {
         if let Some(journal) = &mut self.building {
             if let LogOp::Upsert(StoredRecord { collection, id, .. })
             | LogOp::Delete { collection, id }
@@ -361,18 +365,19 @@ impl State {
                 journal.touch(collection, id);
             }
         }
+    }
+
+    /// Applies a checked operation; `true` for an upsert that replaced a live record.
+    pub(crate) fn apply(&mut self, op: &LogOp, pointer: OpPointer, lsn: u64) -> bool {
+        self.journal(op);
         match op {
             LogOp::EnsureCollection { name, .. } if self.collections.contains_key(name) => {}
             LogOp::CreateCollection { name, schema } | LogOp::EnsureCollection { name, schema } => {
-                let dict = CategoryDict::new(schema.category_fields().len());
-                let mut table = MemoryTable::new();
+                let mut c = CollectionState::empty(schema);
                 if self.replaying {
-                    table.begin_bulk();
+                    c.table.begin_bulk();
                 }
-                self.collections.insert(
-                    name.clone(),
-                    CollectionState { schema: Arc::new(schema.clone()), dict, table, base: None },
-                );
+                self.collections.insert(name.clone(), c);
             }
             LogOp::Upsert(r) => {
                 let Some(c) = self.collections.get_mut(&r.collection) else { return false };
