@@ -31,7 +31,7 @@ set -euo pipefail
 RECORDS="${1:-1000000}"
 OUTPUT="${2:-}"
 PORT=54329
-REPS="${POSTGIS_BENCH_REPS:-200}" # query points per operation (geocrm exports 1,024)
+REPS="${POSTGIS_BENCH_REPS:-200}" # query points per operation (geocrm exports 65,536 by default)
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$(mktemp -d /tmp/geocrm-postgis-XXXXXX)"
 chmod 755 "$WORK"

@@ -18,8 +18,10 @@ fn bench(args: &[&str]) -> Value {
 fn quick_json_report_has_checked_rows_for_geocrm_and_rstar() {
     let export = tempfile::tempdir().unwrap();
     let dir = export.path().to_str().unwrap();
-    let v = bench(&["--records", "2000", "--quick", "--json", "--export-csv", dir]);
+    // Fewer query points than the checked queries: both cycle over them.
+    let v = bench(&["--records", "2000", "--query-points", "7", "--quick", "--json", "--export-csv", dir]);
     assert_eq!(v["records"], 2000);
+    assert_eq!(v["query_points"], 7);
     assert!(v["machine"]["cores"].as_u64().unwrap() >= 1);
     assert!(!v["commit"].as_str().unwrap().is_empty());
     let rows = v["rows"].as_array().unwrap();
@@ -54,6 +56,8 @@ fn quick_json_report_has_checked_rows_for_geocrm_and_rstar() {
     }
     let csv = std::fs::read_to_string(export.path().join("customers_clustered.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2001);
+    let queries = std::fs::read_to_string(export.path().join("queries_uniform.csv")).unwrap();
+    assert_eq!(queries.lines().count(), 8);
     assert!(csv.starts_with("id,lat,lon,tier,lifetime_value\n"));
 }
 
@@ -69,5 +73,18 @@ fn zero_or_too_many_records_is_a_clear_error() {
             assert_eq!(out.status.code(), Some(1), "{command} {n}: {err}");
             assert!(err.contains(&format!("takes 1 to 20000000 records, not {n}")), "{command} {n}: {err}");
         }
+    }
+}
+
+#[test]
+fn zero_or_too_many_query_points_is_a_clear_error() {
+    for n in ["0", "1048577"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_geocrm"))
+            .args(["bench", "--records", "100", "--quick", "--query-points", n])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{n}: {err}");
+        assert!(err.contains(&format!("takes 1 to 1048576 query points, not {n}")), "{n}: {err}");
     }
 }

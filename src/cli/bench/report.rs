@@ -118,11 +118,18 @@ fn cell_text(row: &Row, outcome: &Outcome) -> String {
     }
 }
 
-/// The Markdown report: machine, commit, then one table per dataset.
-pub fn markdown(machine: &Value, commit: &str, records: usize, rows: &[Row], notes: &[String]) -> String {
+/// The Markdown report: size (records, query points), machine, commit, then one table per
+/// dataset.
+pub fn markdown(
+    machine: &Value,
+    commit: &str,
+    (records, query_points): (usize, usize),
+    rows: &[Row],
+    notes: &[String],
+) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "geocrm bench: {records} records, commit {commit}\n\nmachine: {}, {} cores, {} GiB, {} {} ({} build{})\n",
+        "geocrm bench: {records} records, {query_points} query points, commit {commit}\n\nmachine: {}, {} cores, {} GiB, {} {} ({} build{})\n",
         machine["cpu"].as_str().unwrap_or("unknown"),
         machine["cores"],
         machine["memory_gib"],
@@ -165,10 +172,16 @@ pub fn markdown(machine: &Value, commit: &str, records: usize, rows: &[Row], not
     out
 }
 
-/// The JSON report: `{"machine", "commit", "records", "rows": [{"operation", "dataset",
+/// The JSON report: `{"machine", "commit", "records", "query_points", "rows": [{"operation", "dataset",
 /// "engine", "median_us", "p90_us", "reps", "ratio_to_geocrm", "status"}]}`; one entry per
 /// engine that ran (not-applicable cells are left out).
-pub fn json(machine: &Value, commit: &str, records: usize, rows: &[Row], notes: &[String]) -> Value {
+pub fn json(
+    machine: &Value,
+    commit: &str,
+    (records, query_points): (usize, usize),
+    rows: &[Row],
+    notes: &[String],
+) -> Value {
     let mut out = Vec::new();
     for r in rows {
         for (e, o) in &r.cells {
@@ -190,5 +203,12 @@ pub fn json(machine: &Value, commit: &str, records: usize, rows: &[Row], notes: 
             }));
         }
     }
-    json!({"machine": machine, "commit": commit, "records": records, "rows": out, "notes": notes})
+    json!({
+        "machine": machine,
+        "commit": commit,
+        "records": records,
+        "query_points": query_points,
+        "rows": out,
+        "notes": notes,
+    })
 }
