@@ -267,11 +267,11 @@ impl Filter<'_> {
             for &i in order.get(..n).unwrap_or_default() {
                 let i = usize::from(i);
                 let d2 = d2s.get(i).copied().unwrap_or(f64::INFINITY);
-                changed |= self.take_row((rows.start + i) as u32, d2, accept);
+                changed |= self.take_row(tree, (rows.start + i) as u32, d2, accept);
             }
         } else {
             for (row, &d2) in rows.zip(d2s.iter()) {
-                changed |= self.take_row(row as u32, d2, accept);
+                changed |= self.take_row(tree, row as u32, d2, accept);
             }
         }
         // Once there is a threshold, it follows the k-th best once per leaf, not after each
@@ -286,7 +286,13 @@ impl Filter<'_> {
     /// and accepted. Whether it changed the k-th best of a full set (the caller tightens
     /// once per leaf); the first threshold is set at once.
     #[inline(always)]
-    fn take_row(&mut self, row: u32, d2: f64, accept: &mut dyn FnMut(u32) -> bool) -> bool {
+    fn take_row(
+        &mut self,
+        tree: &PackedRTreeRef<'_>,
+        row: u32,
+        d2: f64,
+        accept: &mut dyn FnMut(u32) -> bool,
+    ) -> bool {
         if d2 > self.row_thr {
             return false;
         }
@@ -301,6 +307,10 @@ impl Filter<'_> {
         if !self.best.offer(key(d2, row)) {
             return false;
         }
+        // One of the k nearest so far: the refine step will likely read its location, which
+        // then arrives while the search goes on (with query points scattered over the map,
+        // nearest-10 took 9 % less: BENCHMARKS.md, thirty-ninth part).
+        tree.prefetch_location(row);
         if !was_full && self.best.is_full() {
             // The first threshold at once: with none yet, every row passes.
             self.tighten();

@@ -263,6 +263,13 @@ impl<'a> PackedRTreeRef<'a> {
         LatLon::from_stored(f64_at(point, 0), f64_at(point, 8))
     }
 
+    /// Starts loading the stored location of `row` into the cache (nothing for a row past
+    /// the end).
+    pub(crate) fn prefetch_location(&self, row: u32) {
+        let at = self.layout.points_at.saturating_add((row as usize).saturating_mul(POINT_LEN));
+        crate::io::prefetch(self.bytes.get(at..at.saturating_add(POINT_LEN)).unwrap_or_default());
+    }
+
     /// The stored `(latitude, longitude)` of each row in `rows` (clamped to the rows there
     /// are), in row order, read straight from the points section: the fast way to test a
     /// leaf's rows. Values are as stored, not validated again: only a file opened without its
