@@ -78,7 +78,7 @@ fn zero_or_too_many_records_is_a_clear_error() {
 
 #[test]
 fn zero_or_too_many_query_points_is_a_clear_error() {
-    for n in ["0", "1048577"] {
+    for n in ["0", "1048577", "18446744073709551615"] {
         let out = Command::new(env!("CARGO_BIN_EXE_geocrm"))
             .args(["bench", "--records", "100", "--quick", "--query-points", n])
             .output()

@@ -33,8 +33,23 @@ use report::{Engine, Outcome, Row};
 pub const BBOX_HALF_M: f64 = 25_000.0;
 /// Radius of the radius queries.
 pub const RADIUS_M: f64 = 2_000.0;
-/// The most query points `--query-points` takes (16 MiB of them).
+/// The most query points `--query-points` takes (each is generated as a whole customer, a
+/// few hundred bytes, then kept as its location and its box).
 const MAX_QUERY_POINTS: usize = 1 << 20;
+/// The most timed calls of a cell.
+const MAX_REPS: usize = 50_000;
+/// Untimed calls of each engine before it is timed on a point query, at query points of
+/// their own, for at most [`WARMUP_TIME`]: the index's pages are mapped and what every query
+/// reads (the upper levels of a tree) is cached, as in a process that has been answering
+/// queries for a while.
+const WARMUP_QUERIES: usize = 2_000;
+const WARMUP_TIME: Duration = Duration::from_millis(100);
+/// Query number of the first timed call: the checked queries come first, then the warm-up.
+const TIMED_FROM: usize = CHECK_SAMPLE + WARMUP_QUERIES;
+/// Default `--query-points`: every checked, warm-up and timed query of a cell at a point of
+/// its own.
+const DEFAULT_QUERY_POINTS: usize = 65_536;
+const _: () = assert!(DEFAULT_QUERY_POINTS > TIMED_FROM + MAX_REPS);
 /// Queries whose answers are checked against geocrm's, per engine (brute force: fewer).
 const CHECK_SAMPLE: usize = 20;
 const BRUTE_CHECK_SAMPLE: usize = 3;
@@ -66,12 +81,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub quick: bool,
     /// Query points, drawn from the dataset's distribution (query `i` uses point `i mod N`;
-    /// the bbox and radius queries are centred on them). The default is more than a cell's
-    /// timed repetitions (at most 50,000), so each timed query is at a point not yet queried
-    /// in its cell, as a CRM's queries come from anywhere on its map. A small set is cycled
-    /// over and over, and what its queries read stays in the core's cache (BENCHMARKS.md:
-    /// with 1,024 points, rstar's nearest-10 takes 3.0 µs instead of 4.3–4.6 µs).
-    #[arg(long, default_value_t = 65_536)]
+    /// the bbox and radius queries are centred on them). With the default, each query of a
+    /// cell (20 checked, up to 2,000 to warm up, up to 50,000 timed) is at a point of its
+    /// own, as a CRM's queries come from anywhere on its map. A small set is cycled over,
+    /// and what its queries read may still be cached when they come round again
+    /// (BENCHMARKS.md, "Query points").
+    #[arg(long, default_value_t = DEFAULT_QUERY_POINTS)]
     pub query_points: usize,
     /// Random seed of the datasets and query points.
     #[arg(long, default_value_t = 42)]
@@ -261,12 +276,25 @@ fn budget(quick: bool) -> Budget {
     if quick {
         Budget { time: Duration::from_millis(15), min_reps: 3, max_reps: 100 }
     } else {
-        Budget { time: Duration::from_millis(400), min_reps: 30, max_reps: 50_000 }
+        Budget { time: Duration::from_millis(400), min_reps: 30, max_reps: MAX_REPS }
     }
 }
 
 fn brute_budget(quick: bool) -> Budget {
     Budget { time: Duration::from_millis(300), min_reps: 1, max_reps: if quick { 1 } else { 5 } }
+}
+
+/// Calls `answer` for the warm-up queries ([`WARMUP_QUERIES`] at most, for [`WARMUP_TIME`]
+/// at most; a quick run a fiftieth of that).
+fn warm_up(quick: bool, answer: &mut dyn FnMut(usize) -> Option<Answer>) {
+    let time = if quick { WARMUP_TIME / 50 } else { WARMUP_TIME };
+    let started = Instant::now();
+    for i in CHECK_SAMPLE..TIMED_FROM {
+        std::hint::black_box(answer(i));
+        if started.elapsed() >= time {
+            break;
+        }
+    }
 }
 
 /// Progress goes to stderr, so `--json` output on stdout stays clean.
@@ -290,6 +318,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let regions = fixtures::regions()?;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
+    if !args.quick && args.query_points <= TIMED_FROM + MAX_REPS {
+        notes.push(format!(
+            "query points cycled: {} points for up to {} queries per engine and cell (checked, \
+             warm-up, timed), so later queries repeat earlier points, and what those read may \
+             still be cached",
+            args.query_points,
+            TIMED_FROM + MAX_REPS + 1,
+        ));
+    }
     let datasets: &[(Distribution, &'static str)] = match args.data {
         DataChoice::Uniform => &[(Distribution::Uniform, "uniform")],
         DataChoice::Clustered => &[(Distribution::Clustered, "clustered")],
@@ -305,11 +342,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if let Some(data) = &first_data {
         rows.extend(run_durable(args, data, &mut notes)?);
     }
+    let size = report::Size { records: args.records, query_points: args.query_points };
     if args.json {
-        let v = report::json(&machine, &commit, (args.records, args.query_points), &rows, &notes);
+        let v = report::json(&machine, &commit, size, &rows, &notes);
         super::commands::print_json(&v);
     } else {
-        print!("{}", report::markdown(&machine, &commit, (args.records, args.query_points), &rows, &notes));
+        print!("{}", report::markdown(&machine, &commit, size, &rows, &notes));
     }
     Ok(())
 }
@@ -410,7 +448,10 @@ fn run_dataset(
         if let Some(Answer::Failed(e)) = want.iter().find(|a| matches!(a, Answer::Failed(_))) {
             return Err(Error::invalid_argument("bench", format!("geocrm failed on {op}: {e}")));
         }
-        let geocrm_stats = time_each(budget(args.quick), &mut |i| geocrm.answer(q, i));
+        if varied {
+            warm_up(args.quick, &mut |i| geocrm.answer(q, i));
+        }
+        let geocrm_stats = time_each(budget(args.quick), &mut |i| geocrm.answer(q, TIMED_FROM + i));
         row.set(Engine::Geocrm, Outcome::Timed(geocrm_stats));
         for (engine, backend) in &mut backends {
             let (check_n, b) = if *engine == Engine::Brute {
@@ -429,7 +470,11 @@ fn run_dataset(
             if backend.answer(q, 0).is_none() {
                 continue;
             }
-            let stats = time_each(b, &mut |i| backend.answer(q, i));
+            // Not the brute force: its calls take tens of milliseconds and read everything.
+            if varied && *engine != Engine::Brute {
+                warm_up(args.quick, &mut |i| backend.answer(q, i));
+            }
+            let stats = time_each(b, &mut |i| backend.answer(q, TIMED_FROM + i));
             let outcome = match wrong {
                 None => Outcome::Timed(stats),
                 // The brute force is the referee: geocrm is the one that is wrong.
@@ -548,4 +593,28 @@ fn run_durable(args: &BenchArgs, data: &Data, notes: &mut Vec<String>) -> Result
         })
     ));
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_points_cycle() {
+        let pts = [LatLon::new(1.0, 2.0).unwrap(), LatLon::new(3.0, 4.0).unwrap()];
+        let points = Points(&pts);
+        assert_eq!(
+            [points.at(0), points.at(1), points.at(2), points.at(5)],
+            [pts[0], pts[1], pts[0], pts[1]]
+        );
+    }
+
+    #[test]
+    fn default_query_points_give_every_query_of_a_cell_its_own_point() {
+        use clap::Parser;
+        let cli = crate::cli::args::Cli::try_parse_from(["geocrm", "bench"]).unwrap();
+        let crate::cli::args::Command::Bench { args } = cli.command else { panic!("not bench") };
+        assert_eq!(args.query_points, 65_536);
+        assert!(args.query_points > TIMED_FROM + MAX_REPS);
+    }
 }

@@ -118,15 +118,18 @@ fn cell_text(row: &Row, outcome: &Outcome) -> String {
     }
 }
 
-/// The Markdown report: size (records, query points), machine, commit, then one table per
-/// dataset.
-pub fn markdown(
-    machine: &Value,
-    commit: &str,
-    (records, query_points): (usize, usize),
-    rows: &[Row],
-    notes: &[String],
-) -> String {
+/// How much a run measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// Records per dataset.
+    pub records: usize,
+    /// Query points per dataset.
+    pub query_points: usize,
+}
+
+/// The Markdown report: size, machine, commit, then one table per dataset, then the notes.
+pub fn markdown(machine: &Value, commit: &str, size: Size, rows: &[Row], notes: &[String]) -> String {
+    let Size { records, query_points } = size;
     let mut out = String::new();
     out.push_str(&format!(
         "geocrm bench: {records} records, {query_points} query points, commit {commit}\n\nmachine: {}, {} cores, {} GiB, {} {} ({} build{})\n",
@@ -172,16 +175,11 @@ pub fn markdown(
     out
 }
 
-/// The JSON report: `{"machine", "commit", "records", "query_points", "rows": [{"operation", "dataset",
-/// "engine", "median_us", "p90_us", "reps", "ratio_to_geocrm", "status"}]}`; one entry per
-/// engine that ran (not-applicable cells are left out).
-pub fn json(
-    machine: &Value,
-    commit: &str,
-    (records, query_points): (usize, usize),
-    rows: &[Row],
-    notes: &[String],
-) -> Value {
+/// The JSON report: `{"machine", "commit", "records", "query_points", "notes", "rows":
+/// [{"operation", "dataset", "engine", "median_us", "p90_us", "reps", "ratio_to_geocrm",
+/// "status", "wrong_because"}]}`; one entry per engine that ran (not-applicable cells are
+/// left out).
+pub fn json(machine: &Value, commit: &str, size: Size, rows: &[Row], notes: &[String]) -> Value {
     let mut out = Vec::new();
     for r in rows {
         for (e, o) in &r.cells {
@@ -206,8 +204,8 @@ pub fn json(
     json!({
         "machine": machine,
         "commit": commit,
-        "records": records,
-        "query_points": query_points,
+        "records": size.records,
+        "query_points": size.query_points,
         "rows": out,
         "notes": notes,
     })
