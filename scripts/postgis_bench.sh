@@ -13,7 +13,8 @@
 #    (`expected_<dataset>.csv`; a disagreement prints a warning and the cell reads WRONG), and
 #    every query runs in ONE
 #    connection inside PL/pgSQL loops (plans are prepared once), each query timed on its own
-#    with clock_timestamp(): median and p90 over the same query points geocrm used;
+#    with clock_timestamp(): median and p90 over the first REPS query points (geocrm times
+#    the points after its 2,020 checked and warm-up ones: other points of the same draw);
 # 5. a Markdown table with a PostGIS column (median and ratio to geocrm) is printed and, with
 #    OUTPUT.md, appended to that file.
 #

@@ -51,6 +51,9 @@ impl AsRef<[u8]> for ReadOnlyMap {
 /// into its caches, without waiting for them: a hint, which changes no value and never faults.
 #[inline]
 pub(crate) fn prefetch(bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         const LINE: usize = 64;

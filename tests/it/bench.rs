@@ -22,6 +22,11 @@ fn quick_json_report_has_checked_rows_for_geocrm_and_rstar() {
     let v = bench(&["--records", "2000", "--query-points", "7", "--quick", "--json", "--export-csv", dir]);
     assert_eq!(v["records"], 2000);
     assert_eq!(v["query_points"], 7);
+    let notes = v["notes"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n.as_str().unwrap().starts_with("query points cycled: 7 points")),
+        "{notes:?}"
+    );
     assert!(v["machine"]["cores"].as_u64().unwrap() >= 1);
     assert!(!v["commit"].as_str().unwrap().is_empty());
     let rows = v["rows"].as_array().unwrap();

@@ -297,6 +297,15 @@ fn warm_up(quick: bool, answer: &mut dyn FnMut(usize) -> Option<Answer>) {
     }
 }
 
+/// Times `answer(i)` on a cell's query numbers: after the warm-up when `warm` (a point
+/// query), from [`TIMED_FROM`] on, past the checked and warm-up numbers.
+fn time_engine(quick: bool, warm: bool, b: Budget, answer: &mut dyn FnMut(usize) -> Option<Answer>) -> Stats {
+    if warm {
+        warm_up(quick, answer);
+    }
+    time_each(b, &mut |i| answer(TIMED_FROM + i))
+}
+
 /// Progress goes to stderr, so `--json` output on stdout stays clean.
 fn progress(what: &str) {
     eprintln!("bench: {what}");
@@ -318,13 +327,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let regions = fixtures::regions()?;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    if !args.quick && args.query_points <= TIMED_FROM + MAX_REPS {
+    if args.query_points <= TIMED_FROM + budget(args.quick).max_reps {
         notes.push(format!(
             "query points cycled: {} points for up to {} queries per engine and cell (checked, \
              warm-up, timed), so later queries repeat earlier points, and what those read may \
              still be cached",
             args.query_points,
-            TIMED_FROM + MAX_REPS + 1,
+            TIMED_FROM + budget(args.quick).max_reps + 1,
         ));
     }
     let datasets: &[(Distribution, &'static str)] = match args.data {
@@ -436,7 +445,7 @@ fn run_dataset(
         queries.push((format!("H3 res {res}: count + sum, all records"), Query::H3(res)));
     }
     if let Some(dir) = &args.export_csv {
-        fixtures::export_expected(dir, name, &expected_answers(&mut geocrm, &queries))?;
+        fixtures::export_expected(dir, name, &expected_answers(&mut geocrm, &queries, points.len()))?;
     }
     for (op, q) in &queries {
         progress(&format!("{name}: {op}"));
@@ -448,10 +457,7 @@ fn run_dataset(
         if let Some(Answer::Failed(e)) = want.iter().find(|a| matches!(a, Answer::Failed(_))) {
             return Err(Error::invalid_argument("bench", format!("geocrm failed on {op}: {e}")));
         }
-        if varied {
-            warm_up(args.quick, &mut |i| geocrm.answer(q, i));
-        }
-        let geocrm_stats = time_each(budget(args.quick), &mut |i| geocrm.answer(q, TIMED_FROM + i));
+        let geocrm_stats = time_engine(args.quick, varied, budget(args.quick), &mut |i| geocrm.answer(q, i));
         row.set(Engine::Geocrm, Outcome::Timed(geocrm_stats));
         for (engine, backend) in &mut backends {
             let (check_n, b) = if *engine == Engine::Brute {
@@ -471,10 +477,8 @@ fn run_dataset(
                 continue;
             }
             // Not the brute force: its calls take tens of milliseconds and read everything.
-            if varied && *engine != Engine::Brute {
-                warm_up(args.quick, &mut |i| backend.answer(q, i));
-            }
-            let stats = time_each(b, &mut |i| backend.answer(q, TIMED_FROM + i));
+            let warm = varied && *engine != Engine::Brute;
+            let stats = time_engine(args.quick, warm, b, &mut |i| backend.answer(q, i));
             let outcome = match wrong {
                 None => Outcome::Timed(stats),
                 // The brute force is the referee: geocrm is the one that is wrong.
@@ -539,11 +543,15 @@ fn run_dataset(
 fn expected_answers(
     geocrm: &mut Geocrm<'_>,
     queries: &[(String, Query<'_>)],
+    query_points: usize,
 ) -> Vec<(String, usize, String)> {
     let mut out = Vec::new();
     for (op, q) in queries {
         let n = match q {
-            Query::Nearest { .. } | Query::Radius { .. } | Query::BBox { .. } => CHECK_SAMPLE,
+            // Query numbers past the exported points would name points the file lacks.
+            Query::Nearest { .. } | Query::Radius { .. } | Query::BBox { .. } => {
+                CHECK_SAMPLE.min(query_points)
+            }
             Query::Region(_) => 1,
             Query::H3(_) => 0,
         };
@@ -614,7 +622,33 @@ mod tests {
         use clap::Parser;
         let cli = crate::cli::args::Cli::try_parse_from(["geocrm", "bench"]).unwrap();
         let crate::cli::args::Command::Bench { args } = cli.command else { panic!("not bench") };
-        assert_eq!(args.query_points, 65_536);
-        assert!(args.query_points > TIMED_FROM + MAX_REPS);
+        assert_eq!(args.query_points, DEFAULT_QUERY_POINTS);
+    }
+
+    #[test]
+    fn checked_warm_up_and_timed_queries_have_numbers_of_their_own() {
+        let mut seen = Vec::new();
+        let most = Budget { time: Duration::from_secs(3600), min_reps: MAX_REPS, max_reps: MAX_REPS };
+        time_engine(false, true, most, &mut |i| {
+            seen.push(i);
+            None
+        });
+        let timed_at = seen.iter().position(|&i| i >= TIMED_FROM).unwrap();
+        let (warm, timed) = seen.split_at(timed_at);
+        assert!(!warm.is_empty() && warm.iter().all(|i| (CHECK_SAMPLE..TIMED_FROM).contains(i)), "{warm:?}");
+        // One untimed call (`time_each`'s), then MAX_REPS timed ones.
+        assert_eq!(timed.len(), MAX_REPS + 1);
+        let mut all = seen.clone();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), seen.len(), "a query number used twice");
+        assert!(seen.iter().all(|&i| i < DEFAULT_QUERY_POINTS), "past the default points: cycled");
+        // Without the warm-up, the timed calls still start past the checked ones.
+        seen.clear();
+        time_engine(true, false, most, &mut |i| {
+            seen.push(i);
+            None
+        });
+        assert_eq!(seen.first(), Some(&TIMED_FROM));
     }
 }

@@ -309,7 +309,7 @@ impl Filter<'_> {
         }
         // One of the k nearest so far: the refine step will likely read its location, which
         // then arrives while the search goes on (with query points scattered over the map,
-        // nearest-10 took 9 % less: BENCHMARKS.md, thirty-ninth part).
+        // nearest-10 took 7–12 % less: BENCHMARKS.md, thirty-ninth part).
         tree.prefetch_location(row);
         if !was_full && self.best.is_full() {
             // The first threshold at once: with none yet, every row passes.

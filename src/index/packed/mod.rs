@@ -266,6 +266,9 @@ impl<'a> PackedRTreeRef<'a> {
     /// Starts loading the stored location of `row` into the cache (nothing for a row past
     /// the end).
     pub(crate) fn prefetch_location(&self, row: u32) {
+        if row as usize >= self.layout.rows {
+            return;
+        }
         let at = self.layout.points_at.saturating_add((row as usize).saturating_mul(POINT_LEN));
         crate::io::prefetch(self.bytes.get(at..at.saturating_add(POINT_LEN)).unwrap_or_default());
     }
