@@ -176,7 +176,7 @@ const UNKNOWN_POINTER: OpPointer = OpPointer { segment: u64::MAX, offset: u64::M
 /// apply gives). Returns how many replaced a live row.
 pub(super) fn insert_prepared(
     c: &mut CollectionState,
-    mut journal: Option<&mut CheckpointJournal>,
+    journal: Option<&mut CheckpointJournal>,
     name: &str,
     ops: &[LogOp],
     mut parts: Vec<PreparedUpserts<'_>>,
@@ -186,51 +186,30 @@ pub(super) fn insert_prepared(
     let codes: Vec<Vec<Vec<u32>>> = parts.iter().map(|part| part.codes_in(&mut c.dict)).collect();
     let mut with_codes: Vec<_> = parts.iter_mut().zip(&codes).collect();
     crate::parallel::for_each_mut(&mut with_codes, |(part, codes)| part.recode(codes));
-    if journal.is_none() {
-        // Nothing to journal: the checkpoint rows the run replaces are hidden in one loop, then
-        // the rows go into the table all at once (neither depends on the other).
-        let mut replaced = 0;
-        for part in parts {
-            let mut in_base = vec![false; part.rows.len()];
-            if let Some(base) = &mut c.base {
-                let len = base.checkpoint.len();
-                for ((hid, row), base_row) in in_base.iter_mut().zip(&part.rows).zip(&part.base_rows) {
-                    if let (Some(_), Some(base_row)) = (row, base_row) {
-                        *hid = base.hidden.hide(*base_row, len);
-                    }
-                }
+    // A checkpoint being built journals each upsert's id, in order, refused or not, as
+    // `apply` does; nothing it records depends on the table, so it comes first.
+    if let Some(journal) = journal {
+        for op in ops {
+            if let LogOp::Upsert(r) = op {
+                journal.touch(name, &r.id);
             }
-            let in_table = c.table.upsert_all(part.rows);
-            replaced += in_base.iter().zip(&in_table).filter(|&(&base, &table)| base || table).count() as u64;
         }
-        return replaced;
     }
+    // The checkpoint rows the run replaces are hidden in one loop, then the rows go into the
+    // table all at once (neither depends on the other).
     let mut replaced = 0;
-    let mut start = 0;
     for part in parts {
-        let count = part.rows.len();
-        let mut base_rows = part.base_rows.into_iter();
-        for (i, row) in part.rows.into_iter().enumerate() {
-            let base_row = base_rows.next().flatten();
-            let Some(row) = row else {
-                // Refused as `apply` refuses it, and journaled as it journals it.
-                if let (Some(journal), Some(LogOp::Upsert(r))) = (journal.as_deref_mut(), ops.get(start + i))
-                {
-                    journal.touch(name, &r.id);
+        let mut in_base = vec![false; part.rows.len()];
+        if let Some(base) = &mut c.base {
+            let len = base.checkpoint.len();
+            for ((hid, row), base_row) in in_base.iter_mut().zip(&part.rows).zip(&part.base_rows) {
+                if let (Some(_), Some(base_row)) = (row, base_row) {
+                    *hid = base.hidden.hide(*base_row, len);
                 }
-                continue;
-            };
-            if let Some(journal) = journal.as_deref_mut() {
-                journal.touch(name, &row.id);
             }
-            let in_base = match (&mut c.base, base_row) {
-                (Some(base), Some(base_row)) => base.hidden.hide(base_row, base.checkpoint.len()),
-                _ => false,
-            };
-            let in_table = c.table.upsert(row);
-            replaced += u64::from(in_base || in_table.is_some());
         }
-        start += count;
+        let in_table = c.table.upsert_all(part.rows);
+        replaced += in_base.iter().zip(&in_table).filter(|&(&base, &table)| base || table).count() as u64;
     }
     replaced
 }
