@@ -83,7 +83,7 @@ pub struct BenchArgs {
     /// Query points, drawn from the dataset's distribution (query `i` uses point `i mod N`;
     /// the bbox and radius queries are centred on them). With the default, each query of a
     /// cell (20 checked, up to 2,000 to warm up, up to 50,000 timed) is at a point of its
-    /// own, as a CRM's queries come from anywhere on its map. A small set is cycled over,
+    /// own, as a CRM's queries may come from anywhere on its map. A small set is cycled over,
     /// and what its queries read may still be cached when they come round again
     /// (BENCHMARKS.md, "Query points").
     #[arg(long, default_value_t = DEFAULT_QUERY_POINTS)]
