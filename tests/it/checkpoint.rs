@@ -1013,6 +1013,91 @@ fn commits_and_reads_go_on_while_a_checkpoint_is_built_and_it_hides_what_they_re
     }
 }
 
+/// A run of upserts longer than the bulk apply's threshold (16,384), committed while a
+/// checkpoint is being built, goes into the table at once, its ids journaled first: the
+/// checkpoint's new file still hides the snapshot rows the run replaced. Reads are the
+/// model's during the build, after the swap, after a reopen and after the next checkpoint.
+#[test]
+fn a_long_run_committed_while_a_checkpoint_is_built_replaces_the_snapshot_rows() {
+    use geocrm::query::{GroupBy, Scope};
+    use std::collections::BTreeMap;
+    let (fs, gate) = (MemFs::new(), Arc::new(Gate::default()));
+    let db = Database::open(Path::new(DIR), gated_options(&fs, &gate).checkpoint_after_ops(None)).unwrap();
+    db.create_collection("c", Schema::new().number("n")).unwrap();
+    // id → (lat, lon, n); every n an integer, so sums are exact in any order.
+    let mut model: BTreeMap<String, (f64, f64, f64)> = BTreeMap::new();
+    let commit = |db: &Database, ids: std::ops::Range<u32>, shift: f64, add: f64, deletes: &[&str]| {
+        let mut b = db.begin_write();
+        let mut written = Vec::new();
+        for i in ids {
+            let (lat, lon) = (f64::from(i % 160) - 80.0 + shift, f64::from(i / 160) * 0.9 - 170.0);
+            let n = f64::from(i) + add;
+            b.upsert("c", Record::new(format!("r{i}"), LatLon::new(lat, lon).unwrap()).number("n", n))
+                .unwrap();
+            written.push((format!("r{i}"), (lat, lon, n)));
+        }
+        for id in deletes {
+            b.delete("c", id).unwrap();
+        }
+        b.commit().unwrap();
+        written
+    };
+    model.extend(commit(&db, 0..20_000, 0.0, 0.0, &[]));
+    let building = {
+        let db = db.clone();
+        std::thread::spawn(move || db.checkpoint())
+    };
+    gate.wait_until_reached();
+    // Half the run replaces rows of the checkpoint's snapshot, half is new; then two deletes,
+    // one of a replaced row.
+    let (db, written) = within_a_minute("a long commit", move || {
+        let written = commit(&db, 10_000..30_000, 0.25, 100_000.0, &["r3", "r15000"]);
+        (db, written)
+    });
+    model.extend(written);
+    model.remove("r3");
+    model.remove("r15000");
+    let check = |db: &Database, what: &str| {
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        let seen: BTreeMap<String, (f64, f64)> = c
+            .within_radius(LatLon::new(0.0, 0.0).unwrap(), 3e7, &Filter::All)
+            .unwrap()
+            .into_iter()
+            .map(|n| (n.id, (n.location.lat(), n.location.lon())))
+            .collect();
+        let want: BTreeMap<String, (f64, f64)> =
+            model.iter().map(|(id, &(lat, lon, _))| (id.clone(), (lat, lon))).collect();
+        assert!(seen == want, "{what}: {} records seen, {} in the model", seen.len(), want.len());
+        let all = c.aggregate(Scope::All, &GroupBy::Nothing, &["n"], &Filter::All).unwrap();
+        let stats = all.get(0).expect("one group").fields[0];
+        assert_eq!(
+            (stats.count, stats.sum),
+            (model.len() as u64, model.values().map(|v| v.2).sum()),
+            "{what}"
+        );
+        for id in ["r0", "r9999", "r10000", "r19999", "r20000", "r29999"] {
+            let got = c.get(id).unwrap().unwrap_or_else(|| panic!("{what}: {id} lost"));
+            assert_eq!(got.numbers["n"], model[id].2, "{what}: {id}");
+        }
+        assert!(c.get("r3").unwrap().is_none() && c.get("r15000").unwrap().is_none(), "{what}");
+    };
+    check(&db, "during the build");
+    gate.open();
+    let report = building.join().unwrap().unwrap();
+    assert_eq!(report.rows, 20_000, "the checkpoint holds its snapshot");
+    check(&db, "after the swap");
+    drop(db);
+    let db = Database::open(
+        Path::new(DIR),
+        options(&fs).checkpoint_after_ops(None).verify_checkpoints_at_open(true),
+    )
+    .unwrap();
+    check(&db, "reopened");
+    db.checkpoint().unwrap();
+    check(&db, "next checkpoint");
+}
+
 #[test]
 fn an_automatic_checkpoint_runs_in_the_background_and_closing_waits_for_it() {
     let (fs, gate) = (MemFs::new(), Arc::new(Gate::default()));
