@@ -1093,6 +1093,8 @@ fn a_long_run_committed_while_a_checkpoint_is_built_replaces_the_snapshot_rows()
         options(&fs).checkpoint_after_ops(None).verify_checkpoints_at_open(true),
     )
     .unwrap();
+    // Answered from the checkpoint, not from a rebuild after rejecting it.
+    assert_eq!(db.checkpoint_rejected(), None);
     check(&db, "reopened");
     db.checkpoint().unwrap();
     check(&db, "next checkpoint");
