@@ -57,12 +57,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         a.flush()?;
         b.flush()?;
     }
-    let options = |with_pii: bool| ImportOptions {
-        pii: if with_pii { vec!["name".into(), "address".into()] } else { Vec::new() },
-        phones: if with_pii { vec!["phone".into()] } else { Vec::new() },
-        emails: if with_pii { vec!["email".into()] } else { Vec::new() },
-        batch_size: std::env::var("BATCH").ok().and_then(|b| b.parse().ok()),
-        ..ImportOptions::default()
+    let options = |with_pii: bool| {
+        ImportOptions::new()
+            .pii(if with_pii { vec!["name".into(), "address".into()] } else { Vec::new() })
+            .phones(if with_pii { vec!["phone".into()] } else { Vec::new() })
+            .emails(if with_pii { vec!["email".into()] } else { Vec::new() })
+            .batch_size(std::env::var("BATCH").ok().and_then(|b| b.parse().ok()))
     };
     let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
     for round in 0..rounds {

@@ -18,20 +18,18 @@ fn options(fs: &Arc<MemFs>) -> Options {
 
 fuzz_target!(|input: &[u8]| {
     let Some((&mode, csv)) = input.split_first() else { return };
-    let opts = ImportOptions {
-        pii: if mode & 1 != 0 { vec!["name".into()] } else { Vec::new() },
-        numbers: if mode & 2 != 0 { vec!["ltv".into()] } else { Vec::new() },
-        categories: if mode & 4 != 0 { vec!["tier".into()] } else { Vec::new() },
-        skip_invalid: mode & 8 != 0,
-        batch_size: (mode & 16 != 0).then_some(2),
-        phones: if mode & 32 != 0 { vec!["phone".into()] } else { Vec::new() },
-        emails: if mode & 64 != 0 { vec!["email".into()] } else { Vec::new() },
-        renames: Vec::new(),
-        thousands: mode & 128 != 0,
+    let list = |bit: u8, name: &str| if mode & bit != 0 { vec![name.to_owned()] } else { Vec::new() };
+    let opts = ImportOptions::new()
+        .pii(list(1, "name"))
+        .numbers(list(2, "ltv"))
+        .categories(list(4, "tier"))
+        .skip_invalid(mode & 8 != 0)
+        .batch_size((mode & 16 != 0).then_some(2))
+        .phones(list(32, "phone"))
+        .emails(list(64, "email"))
+        .thousands(mode & 128 != 0)
         // (No bit of `mode` is left: the input's length decides, apart from the others.)
-        currency: csv.len() % 3 == 0,
-        ..ImportOptions::default()
-    };
+        .currency(csv.len() % 3 == 0);
     let fs = Arc::new(MemFs::new());
     let db = Database::open(db_dir(), options(&fs)).expect("open a new database");
     let Ok(report) = import_csv(&db, "customers", csv, &opts, &mut |_| {}) else { return };

@@ -171,28 +171,30 @@ pub fn run(command: Command) -> Result<()> {
         } => import(
             &db,
             &file,
-            ImportOptions {
-                pii,
-                phones: phone,
-                emails: email,
-                numbers,
-                categories,
-                skip_invalid: skip_invalid.is_some(),
-                batch_size: None,
-                renames: rename
-                    .iter()
-                    .map(|r| match r.rsplit_once('=') {
-                        Some((from, to)) => Ok((from.to_owned(), to.to_owned())),
-                        None => Err(Error::invalid_argument("rename", format!("{r:?} is not COLUMN=NAME"))),
-                    })
-                    .collect::<Result<_>>()?,
-                delimiter,
-                decimal_comma,
-                thousands,
-                currency,
-                missing,
-                ignore,
-            },
+            ImportOptions::new()
+                .pii(pii)
+                .phones(phone)
+                .emails(email)
+                .numbers(numbers)
+                .categories(categories)
+                .skip_invalid(skip_invalid.is_some())
+                .renames(
+                    rename
+                        .iter()
+                        .map(|r| match r.rsplit_once('=') {
+                            Some((from, to)) => Ok((from.to_owned(), to.to_owned())),
+                            None => {
+                                Err(Error::invalid_argument("rename", format!("{r:?} is not COLUMN=NAME")))
+                            }
+                        })
+                        .collect::<Result<_>>()?,
+                )
+                .delimiter(delimiter)
+                .decimal_comma(decimal_comma)
+                .thousands(thousands)
+                .currency(currency)
+                .missing(missing)
+                .ignore(ignore),
             skip_invalid.as_deref(),
         ),
         Command::Near { db, lat, lon, k, filter: f } => {

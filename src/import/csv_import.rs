@@ -29,8 +29,31 @@ use crate::error::{Error, Result};
 use crate::geo::LatLon;
 use crate::model::{FieldKind, PiiKind, Schema};
 
-/// How to import.
+/// How to import: [`ImportOptions::new`] (every option off: no PII columns, kinds inferred
+/// from the values, a comma between fields unless a `sep=` line names another, one
+/// transaction), then a method per option. Fields can
+/// be read and set, but the struct cannot be written as a literal outside this crate: an
+/// option added later is not a breaking change.
+///
+/// ```
+/// use geocrm::import::ImportOptions;
+/// let opts = ImportOptions::new()
+///     .pii(vec!["name".into()])
+///     .phones(vec!["mobile".into()])
+///     .delimiter(Some(b';'))
+///     .decimal_comma(true)
+///     .skip_invalid(true);
+/// assert_eq!(opts.delimiter, Some(b';'));
+/// ```
+///
+/// A literal, even one that takes the rest from the default, does not compile:
+///
+/// ```compile_fail,E0639
+/// use geocrm::import::ImportOptions;
+/// let opts = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
+/// ```
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ImportOptions {
     /// Columns holding PII (sealed, never stored in plaintext).
     pub pii: Vec<String>,
@@ -152,6 +175,111 @@ const PARALLEL_ROWS_MIN: usize = 4096;
 
 /// An option that names columns: its name in Rust, its flag, the columns.
 pub(super) type ColumnOption<'a> = (&'static str, &'static str, &'a [String]);
+
+impl ImportOptions {
+    /// Every option off: the same as `ImportOptions::default()`.
+    pub fn new() -> ImportOptions {
+        ImportOptions::default()
+    }
+
+    /// The columns holding PII, sealed and never stored in plaintext ([`ImportOptions#structfield.pii`]).
+    #[must_use]
+    pub fn pii(mut self, pii: Vec<String>) -> ImportOptions {
+        self.pii = pii;
+        self
+    }
+
+    /// The PII columns holding phone numbers ([`ImportOptions#structfield.phones`]).
+    #[must_use]
+    pub fn phones(mut self, phones: Vec<String>) -> ImportOptions {
+        self.phones = phones;
+        self
+    }
+
+    /// The PII columns holding e-mail addresses ([`ImportOptions#structfield.emails`]).
+    #[must_use]
+    pub fn emails(mut self, emails: Vec<String>) -> ImportOptions {
+        self.emails = emails;
+        self
+    }
+
+    /// The columns imported as numbers whatever their values ([`ImportOptions#structfield.numbers`]).
+    #[must_use]
+    pub fn numbers(mut self, numbers: Vec<String>) -> ImportOptions {
+        self.numbers = numbers;
+        self
+    }
+
+    /// The columns imported as categories even if their values are numeric ([`ImportOptions#structfield.categories`]).
+    #[must_use]
+    pub fn categories(mut self, categories: Vec<String>) -> ImportOptions {
+        self.categories = categories;
+        self
+    }
+
+    /// Whether good rows are imported and bad ones reported instead of aborting ([`ImportOptions#structfield.skip_invalid`]).
+    #[must_use]
+    pub fn skip_invalid(mut self, skip_invalid: bool) -> ImportOptions {
+        self.skip_invalid = skip_invalid;
+        self
+    }
+
+    /// Records per commit; `None`, the default, is one transaction ([`ImportOptions#structfield.batch_size`]).
+    #[must_use]
+    pub fn batch_size(mut self, batch_size: Option<usize>) -> ImportOptions {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Header columns taken under another name, `(as in the file, new name)` ([`ImportOptions#structfield.renames`]).
+    #[must_use]
+    pub fn renames(mut self, renames: Vec<(String, String)>) -> ImportOptions {
+        self.renames = renames;
+        self
+    }
+
+    /// The field separator; `None` reads a `sep=` line, else a comma ([`ImportOptions#structfield.delimiter`]).
+    #[must_use]
+    pub fn delimiter(mut self, delimiter: Option<u8>) -> ImportOptions {
+        self.delimiter = delimiter;
+        self
+    }
+
+    /// Whether numbers and coordinates are written with a decimal comma ([`ImportOptions#structfield.decimal_comma`]).
+    #[must_use]
+    pub fn decimal_comma(mut self, decimal_comma: bool) -> ImportOptions {
+        self.decimal_comma = decimal_comma;
+        self
+    }
+
+    /// Whether number columns may group their digits in thousands ([`ImportOptions#structfield.thousands`]).
+    #[must_use]
+    pub fn thousands(mut self, thousands: bool) -> ImportOptions {
+        self.thousands = thousands;
+        self
+    }
+
+    /// Whether number columns may hold amounts written with a currency ([`ImportOptions#structfield.currency`]).
+    #[must_use]
+    pub fn currency(mut self, currency: bool) -> ImportOptions {
+        self.currency = currency;
+        self
+    }
+
+    /// More cells that mean no value in number, phone and e-mail columns ([`ImportOptions#structfield.missing`]).
+    #[must_use]
+    pub fn missing(mut self, missing: Vec<String>) -> ImportOptions {
+        self.missing = missing;
+        self
+    }
+
+    /// The columns left out, by name after the renames ([`ImportOptions#structfield.ignore`]).
+    #[must_use]
+    pub fn ignore(mut self, ignore: Vec<String>) -> ImportOptions {
+        self.ignore = ignore;
+        self
+    }
+}
 
 impl ImportOptions {
     /// The options that name columns: the five that give a kind (`pii`, `phones`, `emails`,
@@ -507,7 +635,7 @@ fn parse_grouped(text: &str, decimal_comma: bool) -> Option<f64> {
 /// let dir = tempfile::tempdir()?;
 /// let db = Database::open(dir.path(), Options::new().key(RawKey::new([3; 32])))?;
 /// let csv = "id,lat,lon,name,tier,ltv\nC-1,48.85,2.35,Ada,gold,120.5\nC-2,45.76,4.83,Bob,silver,80\n";
-/// let opts = ImportOptions { pii: vec!["name".into()], ..ImportOptions::default() };
+/// let opts = ImportOptions::new().pii(vec!["name".into()]);
 /// let report = import_csv(&db, "customers", csv.as_bytes(), &opts, &mut |_| {})?;
 /// assert_eq!(report.imported, 2);
 /// let bad = "id,lat,lon,name,tier,ltv\nC-3,95,2.35,Cy,gold,1\n";

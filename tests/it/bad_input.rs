@@ -363,7 +363,7 @@ fn a_one_gib_csv_line_fails_fast_naming_its_line_and_imports_nothing() {
             b.commit().unwrap();
         }
         let mut input = HugeLine { prefix: prefix.into_bytes(), len: GIB, read: 0 };
-        let options = ImportOptions { pii: vec!["name".into()], skip_invalid, ..ImportOptions::default() };
+        let options = ImportOptions::new().pii(vec!["name".into()]).skip_invalid(skip_invalid);
         let started = Instant::now();
         let err = import_csv(&db, "c", &mut input, &options, &mut |_| {}).unwrap_err();
         let elapsed = started.elapsed();
@@ -421,7 +421,7 @@ fn a_one_gib_quoted_field_of_short_lines_fails_fast_naming_its_line() {
     let db = Database::open(dir.path(), Options::new()).unwrap();
     let prefix = b"id,lat,lon,tier\nC-1,48.85,2.35,gold\nC-2,1,2,\"".to_vec();
     let mut input = ShortLines { prefix, read: 0 };
-    let err = import_csv(&db, "c", &mut input, &ImportOptions::default(), &mut |_| {}).unwrap_err();
+    let err = import_csv(&db, "c", &mut input, &ImportOptions::new(), &mut |_| {}).unwrap_err();
     match &err {
         Error::Csv { line, reason, .. } => {
             assert_eq!(*line, 3, "{err}");
@@ -580,7 +580,7 @@ fn ids_with_direction_controls_are_refused_by_the_import() {
     b.upsert("c", Record::new("\u{200F}old", at)).unwrap();
     b.commit().unwrap();
     for id in ["C\u{202E}RLO", "x\u{2066}y", "\u{200F}z"] {
-        let options = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
+        let options = ImportOptions::new().skip_invalid(true);
         let csv = format!("id,lat,lon\nok,1,2\n\"{id}\",1,2\n");
         let report = import_csv(&db, "c", csv.as_bytes(), &options, &mut |_| {}).unwrap();
         assert_eq!((report.imported, report.rejected.len()), (1, 1), "{id:?}");
