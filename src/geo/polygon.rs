@@ -10,6 +10,13 @@ use crate::error::{Error, Result};
 /// Edges are straight lines in the (longitude, latitude) plane, as in GeoJSON and PostGIS
 /// `geometry`; a polygon never wraps across the antimeridian.
 ///
+/// Being planar, it takes coordinates as points of that plane: longitudes 180 and -180 are
+/// two lines, and a pole is the line `lat = ±90`. So a record stored at longitude 180 is not
+/// covered by an edge at -180, nor one stored at the pole at longitude 50 by a vertex at the
+/// pole at longitude 0 — while distances, [`BoundingBox`]es and H3 cells take each of these
+/// as one place. A polygon cut at the antimeridian as RFC 7946 asks (a [`MultiPolygon`] with
+/// a part on each side) has an edge at 180 and one at -180, and covers both.
+///
 /// Validation done by [`Polygon::new`] (ring and vertex numbers in errors are 0-based;
 /// ring 0 is the exterior, ring `k + 1` is hole `k`):
 /// - every coordinate is finite, longitude in [-180, 180], latitude in [-90, 90];
@@ -31,6 +38,11 @@ use crate::error::{Error, Result};
 /// assert!(poly.contains(LatLon::new(0.0, 5.0)?)); // on the boundary: covered
 /// assert!(!poly.contains(LatLon::new(5.0, 5.0)?)); // inside the hole
 /// assert!(poly.contains(LatLon::new(4.0, 5.0)?)); // on the hole's edge: covered
+///
+/// // East of the antimeridian: its edge at -180 covers longitude -180, not 180.
+/// let chukotka = Polygon::new(vec![[-180.0, 60.0], [-170.0, 60.0], [-170.0, 70.0], [-180.0, 70.0], [-180.0, 60.0]], vec![])?;
+/// assert!(chukotka.contains(LatLon::new(65.0, -180.0)?));
+/// assert!(!chukotka.contains(LatLon::new(65.0, 180.0)?));
 /// # Ok::<(), geocrm::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
