@@ -1986,6 +1986,9 @@ const PII_LIKE_COLUMNS: &[&str] = &[
     "ip",
     "ip_address",
     "ipaddress",
+    // Alone, a name's parts (`first_purchase` and `last_order` are not).
+    "first",
+    "last",
 ];
 
 /// Words that, anywhere in a column name (`customer_email`, `mobilePhone`, `E-mail 1 -
@@ -2129,7 +2132,74 @@ const PII_LIKE_WORDS: &[&str] = &[
     "nascita",
     "nascimento",
     "famille",
+    // Credentials, payment cards, bank accounts, special categories of personal data (GDPR
+    // Art. 9: religion, ethnicity, health, sexuality, politics, biometrics), health and
+    // national identity numbers, and more contacts (stored in plaintext before: from a
+    // hands-on review).
+    "password",
+    "passwd",
+    "pwd",
+    "passcode",
+    "secret",
+    "token",
+    "apikey",
+    "card",
+    "cvv",
+    "cvc",
+    "ccn",
+    "ccnumber",
+    "cardno",
+    "bankaccount",
+    "accountnumber",
+    "accountno",
+    "sortcode",
+    "routingnumber",
+    "kontonummer",
+    "religion",
+    "religious",
+    "ethnicity",
+    "ethnic",
+    "race",
+    "diagnosis",
+    "health",
+    "medical",
+    "disability",
+    "sexuality",
+    "sexualorientation",
+    "political",
+    "biometric",
+    "fingerprint",
+    "nhs",
+    "medicare",
+    "medicaid",
+    "aadhaar",
+    "aadhar",
+    "ipaddr",
+    "cellular",
+    "mob",
+    "spouse",
+    "licenseplate",
+    "licenceplate",
+    "numberplate",
+    "kennzeichen",
 ];
+
+/// [`PII_LIKE_WORDS`] words of a birth: a [`DATE_WORDS`] word after one is the data, not
+/// about it.
+const BIRTH_WORDS: &[&str] = &[
+    "birth",
+    "birthday",
+    "birthdate",
+    "dob",
+    "geburtstag",
+    "naissance",
+    "nacimiento",
+    "nascita",
+    "nascimento",
+];
+
+/// [`ABOUT_WORDS`] words that say a date.
+const DATE_WORDS: &[&str] = &["date", "datum"];
 
 /// Words after a [`PII_LIKE_WORDS`] word that make the column about the data.
 const ABOUT_WORDS: &[&str] = &[
@@ -2273,7 +2343,9 @@ pub(super) fn looks_like_pii(column: &str) -> bool {
     (0..words.len()).any(|i| {
         let (before, word, next) = (i.checked_sub(1).map_or("", at), at(i), at(i + 1));
         let not_personal = |after: &str| {
-            ABOUT_WORDS.contains(&after)
+            // (`dob_date`, `birthday_date`: of a birth, the date is the data. They were
+            // stored in plaintext: from a hands-on review.)
+            (ABOUT_WORDS.contains(&after) && !(BIRTH_WORDS.contains(&word) && DATE_WORDS.contains(&after)))
                 || (COUNT_WORDS.contains(&before) && PLURAL_WORDS.contains(&word))
                 || (matches!(word, "name" | "names") && THING_WORDS.contains(&before))
         };
@@ -2299,11 +2371,57 @@ fn contact_values(rows: &Rows, column: usize, dialled: Dialled) -> Option<(usize
     Some((count, rows.lines().get(first).copied().unwrap_or_default()))
 }
 
+/// How many cells of `column` hold a payment card number, and the line of the first, when
+/// the column counts as holding them ([`super::card_numbers`]: any written in groups, or
+/// nearly all of the cells holding a run of 15 or 16 digits).
+fn card_values(rows: &Rows, column: usize) -> Option<(usize, u64)> {
+    use super::card_numbers::{card_run, Run, BARE_SHARE};
+    // Per range: how many cells hold a grouped card, a bare card, another bare run; the
+    // first row of each of the first two.
+    let per_range = crate::parallel::ranges(rows.len(), PARALLEL_ROWS_MIN, |range| {
+        let mut counts = [0usize; 3];
+        let mut first = [None; 2];
+        for i in range {
+            let kind = match rows.row(i).get(column).and_then(card_run) {
+                None => continue,
+                Some(Run::GroupedCard) => 0,
+                Some(Run::BareCard) => 1,
+                Some(Run::BareOther) => 2,
+            };
+            if let Some(c) = counts.get_mut(kind) {
+                *c += 1;
+            }
+            if let Some(f @ None) = first.get_mut(kind) {
+                *f = Some(i);
+            }
+        }
+        (counts, first)
+    });
+    let count = |kind: usize| per_range.iter().filter_map(|(c, _)| c.get(kind)).sum::<usize>();
+    let first = |kind: usize| per_range.iter().find_map(|(_, f)| f.get(kind).copied().flatten());
+    let (grouped, bare, other) = (count(0), count(1), count(2));
+    let bare_counts = bare > 0 && bare as f64 >= BARE_SHARE * (bare + other) as f64;
+    let (cards, first) = match (grouped > 0, bare_counts) {
+        (false, false) => return None,
+        (true, false) => (grouped, first(0)?),
+        (false, true) => (bare, first(1)?),
+        (true, true) => (grouped + bare, first(0)?.min(first(1)?)),
+    };
+    Some((cards, rows.lines().get(first).copied().unwrap_or_default()))
+}
+
 /// Why column `name` (number `column`) is refused when any of its values
-/// [`looks_like_contact`]: it would be stored in plaintext. The reason counts them, names
-/// the first one's line and quotes none.
+/// [`looks_like_contact`], or it holds payment card numbers ([`card_values`]): they would
+/// be stored in plaintext. The reason counts them, names the first one's line and quotes
+/// none.
 fn contact_problem(name: &str, existing: Option<FieldKind>, rows: &Rows, column: usize) -> Option<String> {
-    let (personal, line) = contact_values(rows, column, Dialled::Counted)?;
+    let contacts = contact_values(rows, column, Dialled::Counted);
+    let cards = if contacts.is_none() { card_values(rows, column) } else { None };
+    let (what, (personal, line)) = match (contacts, cards) {
+        (Some(found), _) => ("are or contain e-mail addresses or international phone numbers", found),
+        (None, Some(found)) => ("are or contain payment card numbers", found),
+        (None, None) => return None,
+    };
     // (A phone number in a number column of the collection was stored, as a number, in
     // plaintext: from the hands-on review.)
     let remedy = if existing == Some(FieldKind::Number) {
@@ -2317,8 +2435,7 @@ fn contact_problem(name: &str, existing: Option<FieldKind>, rows: &Rows, column:
          category or number to store it in plaintext on purpose"
     };
     Some(format!(
-        "column {name:?} holds {personal} value(s) that are or contain e-mail addresses or \
-         international phone numbers (the first on line {line}): {remedy}"
+        "column {name:?} holds {personal} value(s) that {what} (the first on line {line}): {remedy}"
     ))
 }
 

@@ -1,5 +1,6 @@
 //! Bulk import of customer records from CSV.
 
+mod card_numbers;
 mod csv_import;
 mod field_names;
 mod limit;
