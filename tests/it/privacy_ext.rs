@@ -190,6 +190,45 @@ fn values_typed_in_other_unicode_forms_are_found_and_grouped() {
     );
 }
 
+/// Names that differ only in their spaces and punctuation are one name, as the README says
+/// (they were not grouped: from a hands-on review); other names nearby are not.
+#[test]
+fn names_that_differ_in_spaces_and_punctuation_are_grouped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), Options::new());
+    db.create_collection("c", Schema::crm()).unwrap();
+    let mut b = db.begin_write();
+    let names = [
+        ("A1", 10.0, "Sean O'Neil"),
+        ("A2", 10.0, "Sean ONeil"),
+        ("A3", 10.0001, "sean o neil"),
+        ("B1", 20.0, "Mary-Jane Smith"),
+        ("B2", 20.0, "MaryJane Smith"),
+        ("C1", 30.0, "J.R. Ewing"),
+        ("C2", 30.0, "JR Ewing"),
+        ("D1", 40.0, "Jane Smith"),
+        ("D2", 40.0, "Jean Smith"),
+        ("E1", 50.0, "Ann O'Hara"),
+        ("E2", 51.0, "Ann OHara"),
+    ];
+    for (id, lat, name) in names {
+        b.upsert("c", person(id, lat).pii("name", name)).unwrap();
+    }
+    b.commit().unwrap();
+    let groups = db.read().collection("c").unwrap().duplicates().unwrap();
+    let got: Vec<(DuplicateReason, Vec<&str>)> =
+        groups.iter().map(|g| (g.reason, g.ids.iter().map(String::as_str).collect())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (DuplicateReason::SameNameNearby, vec!["A1", "A2", "A3"]),
+            (DuplicateReason::SameNameNearby, vec!["B1", "B2"]),
+            (DuplicateReason::SameNameNearby, vec!["C1", "C2"]),
+        ],
+        "different names (D) and the same name far apart (E) are no group"
+    );
+}
+
 #[test]
 fn a_keyed_open_reads_the_keystore_when_its_keys_are_first_used() {
     // A million keys take half a second to read: an open with the key reads only the
