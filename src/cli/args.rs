@@ -60,8 +60,9 @@ pub struct DbArgs {
     /// Print machine-readable JSON.
     #[arg(long)]
     pub json: bool,
-    /// Who is reading PII, for the audit log: 1-256 bytes, no control or invisible characters (default:
-    /// GEOCRM_ACTOR when set and not empty, else the OS user).
+    /// Who is reading PII, for the audit log: 1-256 bytes once the spaces around it are
+    /// dropped, no control or invisible characters (default: GEOCRM_ACTOR when set and not
+    /// empty, else the OS user).
     #[arg(long)]
     pub actor: Option<String>,
 }

@@ -37,8 +37,10 @@ fn options(args: &DbArgs, with_key: bool, create: bool) -> Result<Options> {
     let mut options = Options::new().create_if_missing(create).verify_checkpoints_at_open(true);
     // An empty or blank GEOCRM_ACTOR is unset (as an empty USER is for the default actor).
     let from_env = || std::env::var("GEOCRM_ACTOR").ok().filter(|a| !a.trim().is_empty());
+    // Spaces around it are no part of it (`--actor " bob "` was logged as another actor than
+    // `bob`: from a hands-on review); a blank one is still refused.
     if let Some(actor) = args.actor.clone().or_else(from_env) {
-        options = options.actor(actor);
+        options = options.actor(actor.trim());
     }
     if with_key {
         if let Some(path) = &args.key_file {
@@ -48,6 +50,11 @@ fn options(args: &DbArgs, with_key: bool, create: bool) -> Result<Options> {
             // An empty or blank GEOCRM_KEY is unset, like GEOCRM_ACTOR (it was a hex error).
             options = options.key(RawKey::from_hex(hex.trim())?);
         }
+    } else if let Some(path) = &args.key_file {
+        // Not needed here, but read all the same, so that a mistyped or missing key file in a
+        // script does not pass unseen until a command needs it (from a hands-on review). The
+        // key is not checked against the database: an open with it could create a keystore.
+        RawKey::from_key_file(path)?;
     }
     Ok(options)
 }
@@ -844,6 +851,11 @@ fn plural(n: u64) -> &'static str {
     }
 }
 
+/// `n` and `word`, with an `s` unless `n` is 1 (`1 record`, `2 records`).
+fn count_of(n: u64, word: &str) -> String {
+    format!("{n} {word}{}", plural(n))
+}
+
 /// A schema's fields by kind, as the import options name them.
 fn schema_json(schema: &geocrm::Schema) -> serde_json::Value {
     let pii = |kind: geocrm::model::PiiKind| -> Vec<&String> {
@@ -1079,26 +1091,42 @@ fn stats(db: &DbArgs) -> Result<()> {
         println!("database {}", db.db.display());
         for (name, c) in &stats.collections {
             println!(
-                "  {name:<20} {} records ({} in the checkpoint, {} hidden, {} in memory; checkpoint file {} bytes)",
-                c.records, c.checkpoint_rows, c.hidden_rows, c.memory_rows, c.checkpoint_bytes
+                "  {name:<20} {} ({} in the checkpoint, {} hidden, {} in memory; checkpoint file {})",
+                count_of(c.records, "record"),
+                c.checkpoint_rows,
+                c.hidden_rows,
+                c.memory_rows,
+                count_of(c.checkpoint_bytes, "byte")
             );
         }
-        match &stats.checkpoint {
-            Some(c) => println!(
-                "  checkpoint at LSN {} ({:.1} s old), replay starts at segment {}",
-                c.lsn,
-                c.age_ms as f64 / 1e3,
-                c.segment
-            ),
-            None => println!("  no checkpoint yet"),
-        }
+        // (A rejected checkpoint is named in the warning below: not "checkpoint at LSN" as if
+        // it were in use.)
+        let since = match (&stats.checkpoint, &stats.checkpoint_rejected) {
+            (Some(c), None) => {
+                println!(
+                    "  checkpoint at LSN {} ({:.1} s old), replay starts at segment {}",
+                    c.lsn,
+                    c.age_ms as f64 / 1e3,
+                    c.segment
+                );
+                "since the checkpoint"
+            }
+            (Some(_), Some(_)) => {
+                println!("  checkpoint not in use (see the warning below): the whole log was replayed");
+                "since the checkpoint"
+            }
+            (None, _) => {
+                println!("  no checkpoint yet");
+                "in the log"
+            }
+        };
         println!(
-            "  next LSN {}; {} operations ({} log bytes) since the checkpoint; log {} segments, {} bytes",
+            "  next LSN {}; {} ({}) {since}; log {}, {}",
             stats.next_lsn,
-            stats.ops_since_checkpoint,
-            stats.log_bytes_since_checkpoint,
-            stats.log_segments,
-            stats.log_bytes
+            count_of(stats.ops_since_checkpoint, "operation"),
+            count_of(stats.log_bytes_since_checkpoint, "log byte"),
+            count_of(stats.log_segments, "segment"),
+            count_of(stats.log_bytes, "byte")
         );
         if stats.truncated_tail_bytes > 0 {
             println!(
@@ -1195,6 +1223,8 @@ fn verify(db: &DbArgs) -> Result<()> {
         report.files.iter().filter_map(|f| Some((&f.path, f.problem.as_deref()?))).collect();
     // The first damaged file and where, when its problem says (it named the directory, at a
     // made-up offset 0; from a hands-on review).
+    // (With --json, the report is the document's `files`, not text above.)
+    let see = if db.json { "(see the files' problems)" } else { "(see the report above)" };
     let error = match damaged.first() {
         Some(&(path, problem)) => {
             // Problems read "at offset N: …" or are a whole error, "corrupt file F at byte offset N: …".
@@ -1210,9 +1240,9 @@ fn verify(db: &DbArgs) -> Result<()> {
                 1 => String::new(),
                 n => format!("; {} more damaged file(s)", n - 1),
             };
-            Error::corrupt(path, offset, format!("{what}{more} (see the report above)"))
+            Error::corrupt(path, offset, format!("{what}{more} {see}"))
         }
-        None => Error::corrupt(&db.db, 0, "damaged (see the report above)"),
+        None => Error::corrupt(&db.db, 0, format!("damaged {see}")),
     };
     if db.json {
         let mut json = serde_json::to_value(&report).unwrap_or_default();

@@ -288,7 +288,10 @@ impl<'s> CollectionReader<'s> {
             .iter()
             .map(|name| match self.c.schema.field(name) {
                 Some((FieldKind::Number, i)) => Ok(i),
-                _ => Err(Error::invalid_argument("field", format!("{name:?} is not a number attribute"))),
+                kind => Err(Error::invalid_argument(
+                    "field",
+                    not_of_kind(name, kind, "number attribute", self.c.schema.number_fields()),
+                )),
             })
             .collect::<Result<Vec<_>>>()?;
         let (h3, category) = match group_by {
@@ -301,10 +304,10 @@ impl<'s> CollectionReader<'s> {
             ),
             GroupBy::Category(name) => match self.c.schema.field(name) {
                 Some((FieldKind::Category, i)) => (None, Some(i)),
-                _ => {
+                kind => {
                     return Err(Error::invalid_argument(
                         "group_by",
-                        format!("{name:?} is not a category attribute"),
+                        not_of_kind(name, kind, "category attribute", self.c.schema.category_fields()),
                     ))
                 }
             },
@@ -499,6 +502,30 @@ pub(crate) fn set_fields<T, U>(
     f: impl Fn(T) -> U,
 ) -> BTreeMap<String, U> {
     names.iter().zip(values).filter_map(|(n, v)| Some((n.clone(), f(v?)))).collect()
+}
+
+/// Why field `name` (of `kind` in the schema, if any) cannot serve as a `wanted` (`"number
+/// attribute"`): what it is, or that the collection has no such field, with the fields that
+/// can (`agg --by attr:nope` said only that it was no category attribute: from a hands-on
+/// review).
+fn not_of_kind(name: &str, kind: Option<(FieldKind, usize)>, wanted: &str, fields: &[String]) -> String {
+    let what = match kind {
+        Some((FieldKind::Pii, _)) => "a PII field (encrypted: it cannot be aggregated)",
+        Some((FieldKind::Number, _)) => "a number attribute",
+        Some((FieldKind::Category, _)) => "a category attribute",
+        None => "",
+    };
+    let which = if fields.is_empty() {
+        format!("the collection has no {wanted}")
+    } else {
+        let quoted: Vec<String> = fields.iter().map(|f| format!("{f:?}")).collect();
+        format!("its {wanted}s: {}", quoted.join(", "))
+    };
+    if what.is_empty() {
+        format!("{name:?} is not a field of the collection ({which})")
+    } else {
+        format!("{name:?} is {what}, not a {wanted} ({which})")
+    }
 }
 
 fn check_radius(metres: f64) -> Result<()> {

@@ -607,10 +607,25 @@ fn bad_query_arguments() {
     assert!(err.contains("invalid argument by: H3 resolution 16 is not 0-15"), "{err}");
     let err = env.fail("agg", &["--by", "h3:x"]);
     assert!(err.contains("\"x\" is not a number 0-15"), "{err}");
+    // What the field is instead, and the fields that would do (an unknown one was "not a
+    // category attribute": from a hands-on review).
     let err = env.fail("agg", &["--by", "attr:ltv"]);
-    assert!(err.contains("invalid argument by: \"ltv\" is not a category attribute"), "{err}");
+    assert!(
+        err.contains("invalid argument by: \"ltv\" is a number attribute, not a category attribute (its category attributes: \"tier\")"),
+        "{err}"
+    );
+    let err = env.fail("agg", &["--by", "attr:nope"]);
+    assert!(
+        err.contains("\"nope\" is not a field of the collection (its category attributes: \"tier\")"),
+        "{err}"
+    );
     let err = env.fail("agg", &["--by", "all", "--sum", "tier"]);
-    assert!(err.contains("invalid argument sum/avg/min/max: \"tier\" is not a number attribute"), "{err}");
+    assert!(
+        err.contains("invalid argument sum/avg/min/max: \"tier\" is a category attribute, not a number attribute (its number attributes: \"ltv\", \"visits\")"),
+        "{err}"
+    );
+    let err = env.fail("agg", &["--by", "all", "--sum", "name"]);
+    assert!(err.contains("\"name\" is a PII field (encrypted: it cannot be aggregated)"), "{err}");
 
     let line = env.file("line.geojson", r#"{"type": "LineString", "coordinates": [[0,0],[1,1]]}"#);
     let broken = env.file("broken.geojson", "{\"type\": \"Polygon\", \"coordinates\": [[[0,0],[1,");

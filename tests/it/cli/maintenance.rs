@@ -30,6 +30,11 @@ fn checkpoint_stats_verify_compact_and_damage_detection() {
     let before = env.json("stats", &[]);
     assert_eq!(before["checkpoint"], serde_json::Value::Null);
     assert_eq!(before["collections"]["customers"]["memory_rows"], 60);
+    // The text: no "since the checkpoint" without one, and one segment is "1 segment" (from a
+    // hands-on review).
+    let text = env.ok("stats", &[]);
+    assert!(text.contains("no checkpoint yet") && text.contains(") in the log; log 1 segment, "), "{text}");
+    assert!(!text.contains("since the checkpoint") && text.contains(" 60 records ("), "{text}");
 
     let report = env.json("checkpoint", &[]);
     assert_eq!(report["rows"], 60);
@@ -41,6 +46,12 @@ fn checkpoint_stats_verify_compact_and_damage_detection() {
     );
     assert!(stats["checkpoint"]["lsn"].as_u64().unwrap() > 60, "{stats}");
     assert_eq!(stats["ops_since_checkpoint"], 0);
+    let text = env.ok("stats", &[]);
+    assert!(
+        text.contains("checkpoint at LSN")
+            && text.contains("0 operations (48 log bytes) since the checkpoint; log 2 segments, "),
+        "{text}"
+    );
     assert!(env.ok("checkpoint", &[]).contains("nothing changed"));
 
     // The same answers from the checkpoint as from the log.
@@ -100,10 +111,21 @@ fn checkpoint_stats_verify_compact_and_damage_detection() {
     // The error names the damaged file (it named the directory, "at byte offset 0").
     let message = report["error"]["message"].as_str().unwrap();
     let name = ckpt.file_name().unwrap().to_str().unwrap();
-    assert!(message.contains(name) && message.ends_with("(see the report above)"), "{message}");
+    // (In JSON the report is the document's `files`, not text above: from a hands-on review.)
+    assert!(message.contains(name) && message.ends_with("(see the files' problems)"), "{message}");
+    let text = env.fail("verify", &[]);
+    assert!(text.contains(name) && text.trim_end().ends_with("(see the report above)"), "{text}");
     assert!(report["files"].as_array().unwrap().iter().any(|f| !f["problem"].is_null()), "{report}");
     assert_eq!(env.records(), Some(59));
     assert!(env.json("stats", &[])["checkpoint_rejected"].as_str().unwrap().contains("checksum"));
+    // Not "checkpoint at LSN …, replay starts at segment …" beside the warning that it was
+    // not used (from a hands-on review).
+    let text = env.ok("stats", &[]);
+    assert!(text.contains("checkpoint not in use (see the warning below)"), "{text}");
+    assert!(
+        !text.contains("checkpoint at LSN") && text.contains("WARNING: the checkpoint was not usable"),
+        "{text}"
+    );
 }
 
 /// Importing the same file again replaces every record, and says so (text and JSON).

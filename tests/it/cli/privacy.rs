@@ -64,7 +64,8 @@ fn audit_lists_reveals_and_exports_with_actor_ids_and_fields_only() {
     let rows = env.import_fixture();
     assert_eq!(env.json("audit", &[]), serde_json::json!([]), "imports are not audited");
     ok(&env.run(true, "get", &["--id", &rows[1].id, "--reveal", "--actor", "alice"]));
-    ok(&env.run(true, "export-subject", &["--id", &rows[2].id, "--actor", "bob"]));
+    // (Spaces around an actor are dropped: it was another actor than `bob`.)
+    ok(&env.run(true, "export-subject", &["--id", &rows[2].id, "--actor", " bob "]));
     ok(&env.run(true, "get", &["--id", &rows[3].id])); // sealed: not a PII read
     let entries = env.json("audit", &[]);
     let entries = entries.as_array().unwrap();
@@ -294,6 +295,41 @@ fn duplicates_compares_the_name_fields_it_is_given() {
     assert!(err.contains("invalid argument name-fields: \"lat\" is not a text PII field"), "{err}");
     let audit = env.json("audit", &[]);
     assert_eq!(audit.as_array().unwrap().last().unwrap()["fields"], serde_json::json!(["first", "last"]));
+}
+
+/// A `--key-file` a command does not need is read all the same: a missing or malformed one
+/// is an error naming it (it passed unseen: `checkpoint --key-file /nonexistent/key` and
+/// `get` without `--reveal` succeeded; from a hands-on review), and a good one changes
+/// nothing.
+#[test]
+fn a_key_file_a_command_does_not_need_is_still_read() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    let id = rows[0].id.as_str();
+    let good = env.file("good.key", format!("{}\n", super::KEY));
+    let bad = env.file("bad.key", "not a key\n");
+    use std::os::unix::fs::PermissionsExt;
+    for key in [&good, &bad] {
+        std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let missing = env.dir.path().join("missing.key");
+    let commands: [(&str, Vec<&str>); 4] = [
+        ("get", vec!["--id", id]),
+        ("near", vec!["--lat", "1", "--lon", "2", "-k", "1"]),
+        ("checkpoint", vec![]),
+        ("stats", vec![]),
+    ];
+    for (cmd, args) in &commands {
+        for key in [&missing, &bad] {
+            let mut with_key = args.clone();
+            with_key.extend(["--key-file", key.to_str().unwrap()]);
+            let err = env.fail(cmd, &with_key);
+            assert!(err.contains(key.to_str().unwrap()) || err.contains("key file"), "{cmd}: {err}");
+        }
+        let mut with_key = args.clone();
+        with_key.extend(["--key-file", good.to_str().unwrap()]);
+        env.ok(cmd, &with_key);
+    }
 }
 
 #[test]
