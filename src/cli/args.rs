@@ -358,8 +358,8 @@ pub enum Command {
     Duplicates {
         #[command(flatten)]
         db: DbArgs,
-        /// Comma-separated text PII fields whose values, joined by spaces, are the name
-        /// compared (`first_name,last_name`; default `name` when the collection has it).
+        /// Comma-separated text PII fields whose values, compared field by field, are the
+        /// name (`first_name,last_name`; default `name` when the collection has it).
         #[arg(long, value_delimiter = ',', value_name = "FIELDS")]
         name_fields: Vec<String>,
     },

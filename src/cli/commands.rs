@@ -38,9 +38,10 @@ fn options(args: &DbArgs, with_key: bool, create: bool) -> Result<Options> {
     // An empty or blank GEOCRM_ACTOR is unset (as an empty USER is for the default actor).
     let from_env = || std::env::var("GEOCRM_ACTOR").ok().filter(|a| !a.trim().is_empty());
     // Spaces around it are no part of it (`--actor " bob "` was logged as another actor than
-    // `bob`: from a hands-on review); a blank one is still refused.
+    // `bob`: from a hands-on review); a blank one is still refused, and so are tabs and line
+    // breaks, around it or not.
     if let Some(actor) = args.actor.clone().or_else(from_env) {
-        options = options.actor(actor.trim());
+        options = options.actor(actor.trim_matches(' '));
     }
     if with_key {
         if let Some(path) = &args.key_file {
@@ -54,7 +55,11 @@ fn options(args: &DbArgs, with_key: bool, create: bool) -> Result<Options> {
         // Not needed here, but read all the same, so that a mistyped or missing key file in a
         // script does not pass unseen until a command needs it (from a hands-on review). The
         // key is not checked against the database: an open with it could create a keystore.
+        warn_if_others_can_read(path, "--key-file");
         RawKey::from_key_file(path)?;
+    } else if let Some(hex) = std::env::var("GEOCRM_KEY").ok().filter(|k| !k.trim().is_empty()) {
+        // The same for a malformed GEOCRM_KEY (from the diff review).
+        RawKey::from_hex(hex.trim())?;
     }
     Ok(options)
 }
@@ -1113,7 +1118,7 @@ fn stats(db: &DbArgs) -> Result<()> {
             }
             (Some(_), Some(_)) => {
                 println!("  checkpoint not in use (see the warning below): the whole log was replayed");
-                "since the checkpoint"
+                "in the log"
             }
             (None, _) => {
                 println!("  no checkpoint yet");

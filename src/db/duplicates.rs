@@ -94,8 +94,9 @@ impl CollectionReader<'_> {
     }
 
     /// As [`Self::duplicates`], with the name taken from the text PII fields `name_fields`,
-    /// joined in that order by spaces (`["first_name", "last_name"]`; a record with none of
-    /// them has no name). With none, names are not compared.
+    /// compared field by field in that order (`["first_name", "last_name"]`: `Lee` as a first
+    /// name is not `Lee` as a last one; a record with none of them has no name). With none,
+    /// names are not compared.
     ///
     /// ```
     /// use geocrm::{crypto::RawKey, Database, LatLon, Options, Record, Schema};

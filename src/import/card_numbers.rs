@@ -1,81 +1,132 @@
 //! Payment card numbers in cells: a column of them, or one written in a note, would be stored
 //! in plaintext (from a hands-on review: `4111111111111111` in a `notes` column was).
 //!
-//! A card number is 15 digits starting `34` or `37` (American Express) or 16 starting `4`
-//! (Visa), `51`–`55` or `2221`–`2720` (Mastercard), `6011`, `644`–`649` or `65` (Discover),
-//! whose Luhn check digit is right. One in ten 16-digit codes of other kinds starting so
-//! passes the check by chance, so what counts differs by how it is written:
-//! - written in groups (`4111 1111 1111 1111`, `4111-1111-1111-1111`, Amex's
-//!   `3782 822463 10005`), as cards print them and as no order or tracking number is: each
-//!   one counts;
-//! - as one run of digits: a column counts when nearly all ([`BARE_SHARE`]) of its cells
-//!   that hold such a run hold a card number — a column of real ones passes the check
-//!   every time, one of other 15- and 16-digit codes about one time in ten.
+//! A card number here is 15 digits starting `34` or `37` (American Express) or 16 starting
+//! `4` (Visa), `51`–`55` or `2221`–`2720` (Mastercard), `2200`–`2204` (Mir), `3528`–`3589`
+//! (JCB), `62` (UnionPay), `6011`, `644`–`649` or `65` (Discover), whose Luhn check digit is
+//! right; 14-digit Diners and 17- to 19-digit numbers are not looked for. A cell is read as it
+//! shows: full-width digits as ASCII ones, invisible characters dropped, any space as a space.
+//!
+//! Written as cards print them — in groups of 4-4-4-4 or Amex's 4-6-5, one separator (a
+//! space or a dash) throughout — or as one run of 15 or 16 digits, inside any text (`paid
+//! 4111 1111 1111 1111 12/25`, `card 4111111111111111 cvv 123`). One in ten such codes of
+//! other kinds (vouchers, order numbers) passes the check by chance, so a column counts as
+//! one of card numbers when nearly all ([`SHARE`]) of its cells holding such a group or run
+//! hold a card number: one card in a column of notes does, a card-like code among hundreds
+//! of others does not.
 
-/// A run of digits found in a cell, its groups' separators dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Run {
+/// What a cell holds that matters here, as flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct CardRuns {
     /// A card number written in groups.
-    GroupedCard,
+    pub grouped_card: bool,
+    /// Digits in a card's groups that are no card number.
+    pub grouped_other: bool,
     /// A card number as one run of digits.
-    BareCard,
-    /// 15 or 16 digits in one run that are no card number.
-    BareOther,
+    pub bare_card: bool,
+    /// A run of 15 or 16 digits that is no card number.
+    pub bare_other: bool,
 }
 
-/// The share of a column's cells holding a run of 15 or 16 digits that must be card numbers
-/// for the column to count as one of card numbers.
-pub(super) const BARE_SHARE: f64 = 0.9;
+/// The share of a column's cells holding digits written as a card's (grouped, or as one run)
+/// that must hold a card number written so for the column to count as one of card numbers.
+pub(super) const SHARE: f64 = 0.9;
 
-/// What the cell holds that matters here: a grouped card number if any, else whether its
-/// runs of 15 or 16 digits are card numbers (a card number if any is), else `None`.
-pub(super) fn card_run(cell: &str) -> Option<Run> {
-    let bytes = cell.as_bytes();
-    // Most cells have too few digits to hold one (one pass over the bytes).
-    if bytes.iter().filter(|b| b.is_ascii_digit()).count() < 15 {
-        return None;
+/// Groups of digits in one run: at most this many are looked at (a cell of a long list of
+/// numbers is read in runs of this many groups).
+const MAX_GROUPS: usize = 32;
+
+/// The card-like groups and runs of digits in `cell`.
+pub(super) fn card_runs(cell: &str) -> CardRuns {
+    let mut found = CardRuns::default();
+    // Most cells have too few digits to hold one (counted up to 15).
+    let digits =
+        |s: &str| s.chars().filter(|c| c.is_ascii_digit() || ('０'..='９').contains(c)).take(15).count();
+    if digits(cell) < 15 {
+        return found;
     }
-    let mut found = None;
+    let shown;
+    let text = if cell.is_ascii() {
+        cell
+    } else {
+        shown = as_shown(cell);
+        shown.as_str()
+    };
+    let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         if !bytes.get(i).is_some_and(u8::is_ascii_digit) {
             i += 1;
             continue;
         }
-        // A run: digit groups joined by one space or dash each.
-        let mut digits: Vec<u8> = Vec::with_capacity(19);
-        let mut groups: Vec<usize> = vec![0];
+        // A run: groups of digits, each after one space or dash; `(start, len, separator)`.
+        let mut groups = [(0usize, 0usize, 0u8); MAX_GROUPS];
+        let mut count = 0;
         let mut j = i;
-        while let Some(&b) = bytes.get(j) {
-            if b.is_ascii_digit() {
-                digits.push(b - b'0');
-                if let Some(g) = groups.last_mut() {
-                    *g += 1;
+        let mut separator = 0u8;
+        while count < MAX_GROUPS {
+            let start = j;
+            while bytes.get(j).is_some_and(u8::is_ascii_digit) {
+                j += 1;
+            }
+            if let Some(g) = groups.get_mut(count) {
+                *g = (start, j - start, separator);
+            }
+            count += 1;
+            match (bytes.get(j), bytes.get(j + 1)) {
+                (Some(&s @ (b' ' | b'-')), Some(d)) if d.is_ascii_digit() => {
+                    separator = s;
+                    j += 1;
                 }
-                j += 1;
-            } else if matches!(b, b' ' | b'-') && bytes.get(j + 1).is_some_and(u8::is_ascii_digit) {
-                groups.push(0);
-                j += 1;
-            } else {
-                break;
+                _ => break,
             }
         }
-        // (A run glued to letters or punctuation, `A4111…` or `4111…,5`, is read all the same.)
-        let card = is_card_number(&digits);
-        let grouped = matches!(groups.as_slice(), [4, 4, 4, 4] | [4, 6, 5]);
-        let run = match (card, grouped) {
-            (true, true) => return Some(Run::GroupedCard),
-            (true, false) if groups.len() == 1 => Some(Run::BareCard),
-            (false, false) if groups.len() == 1 && matches!(digits.len(), 15 | 16) => Some(Run::BareOther),
-            _ => None,
+        let groups = groups.get(..count).unwrap_or_default();
+        let digits_of = |from: usize, to: usize| -> Option<Vec<u8>> {
+            let (first, last) = (groups.get(from)?, groups.get(to)?);
+            let span = bytes.get(first.0..last.0 + last.1)?;
+            Some(span.iter().filter(|b| b.is_ascii_digit()).map(|b| b - b'0').collect())
         };
-        found = match (found, run) {
-            (Some(Run::BareCard), _) | (_, None) => found,
-            (_, run) => run,
-        };
-        i = j;
+        for (k, &(_, len, _)) in groups.iter().enumerate() {
+            // One group of 15 or 16 digits.
+            if matches!(len, 15 | 16) {
+                if digits_of(k, k).is_some_and(|d| is_card_number(&d)) {
+                    found.bare_card = true;
+                } else {
+                    found.bare_other = true;
+                }
+            }
+            // A card's groups from here, one separator throughout.
+            for shape in [&[4, 4, 4, 4][..], &[4, 6, 5]] {
+                let Some(window) = groups.get(k..k + shape.len()) else { continue };
+                let lengths_match = window.iter().zip(shape).all(|(g, &want)| g.1 == want);
+                let one_separator = window.iter().skip(2).all(|g| window.get(1).is_some_and(|s| s.2 == g.2));
+                if lengths_match && one_separator {
+                    if digits_of(k, k + shape.len() - 1).is_some_and(|d| is_card_number(&d)) {
+                        found.grouped_card = true;
+                    } else {
+                        found.grouped_other = true;
+                    }
+                }
+            }
+        }
+        i = j.max(i + 1);
     }
     found
+}
+
+/// `cell` as it reads on screen: full-width digits, dashes and spaces as ASCII ones, any
+/// other space as a space, invisible characters dropped.
+fn as_shown(cell: &str) -> String {
+    cell.chars()
+        .filter(|&c| !crate::crypto::is_invisible(c))
+        .map(|c| match c {
+            '０'..='９' => char::from(b'0' + (u32::from(c) - u32::from('０')) as u8),
+            c if c.is_whitespace() => ' ',
+            c if crate::crypto::normalize::is_dash(c) => '-',
+            c => c,
+        })
+        .collect()
 }
 
 /// Whether `digits` (0–9 each) are a card number: its length and first digits are a card
@@ -88,6 +139,9 @@ fn is_card_number(digits: &[u8]) -> bool {
             prefix(1) == 4
                 || (51..=55).contains(&prefix(2))
                 || (2221..=2720).contains(&prefix(4))
+                || (2200..=2204).contains(&prefix(4))
+                || (3528..=3589).contains(&prefix(4))
+                || prefix(2) == 62
                 || prefix(4) == 6011
                 || (644..=649).contains(&prefix(3))
                 || prefix(2) == 65
@@ -125,46 +179,88 @@ fn luhn(digits: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    const GROUPED: CardRuns =
+        CardRuns { grouped_card: true, grouped_other: false, bare_card: false, bare_other: false };
+    const BARE: CardRuns =
+        CardRuns { grouped_card: false, grouped_other: false, bare_card: true, bare_other: false };
+    const NONE: CardRuns =
+        CardRuns { grouped_card: false, grouped_other: false, bare_card: false, bare_other: false };
+
     #[test]
     fn card_numbers_are_found_as_written() {
         // The networks' test numbers.
         for grouped in
             ["4111 1111 1111 1111", "5555-5555-5555-4444", "3782 822463 10005", "6011 1111 1111 1117"]
         {
-            assert_eq!(card_run(grouped), Some(Run::GroupedCard), "{grouped}");
-            assert_eq!(
-                card_run(&format!("paid with {grouped}, thanks")),
-                Some(Run::GroupedCard),
-                "{grouped}"
-            );
+            assert_eq!(card_runs(grouped), GROUPED, "{grouped}");
+            assert_eq!(card_runs(&format!("paid with {grouped}, thanks")), GROUPED, "{grouped}");
             let bare = grouped.replace([' ', '-'], "");
-            assert_eq!(card_run(&bare), Some(Run::BareCard), "{bare}");
-            assert_eq!(card_run(&format!("card:{bare}.")), Some(Run::BareCard), "{bare}");
+            assert_eq!(card_runs(&bare), BARE, "{bare}");
+            assert_eq!(card_runs(&format!("card:{bare}.")), BARE, "{bare}");
         }
-        for bare in ["2223003122003222", "6500000000000002", "4012888888881881", "371449635398431"] {
-            assert_eq!(card_run(bare), Some(Run::BareCard), "{bare}");
+        for bare in [
+            "2223003122003222",
+            "6500000000000002",
+            "4012888888881881",
+            "371449635398431",
+            "3530111333300000",
+        ] {
+            assert_eq!(card_runs(bare), BARE, "{bare}");
         }
-        // A grouped one wins over a bare code in the same cell.
-        assert_eq!(card_run("order 1234567890123456, card 4111 1111 1111 1111"), Some(Run::GroupedCard));
+        // Beside other digits, joined by a space or a dash: with its expiry or CVV, after a
+        // date or a quantity, two cards (they were missed: from the diff review).
+        for text in [
+            "4111 1111 1111 1111 12/25",
+            "qty 1 4111 1111 1111 1111",
+            "2024-01-05 4111-1111-1111-1111 05",
+            "4111 1111 1111 1111 5555 5555 5555 4444",
+        ] {
+            assert!(card_runs(text).grouped_card, "{text}");
+        }
+        for text in
+            ["4111111111111111 123", "2024-01-05 4111111111111111", "4111111111111111 5555555555554444"]
+        {
+            assert!(card_runs(text).bare_card, "{text}");
+        }
+        // As shown: full-width digits, no-break spaces, an invisible character.
+        assert_eq!(card_runs("４１１１ １１１１ １１１１ １１１１"), GROUPED);
+        assert_eq!(card_runs("4111\u{a0}1111\u{a0}1111\u{a0}1111"), GROUPED);
+        assert_eq!(card_runs("4111\u{200b}111111111111"), BARE);
+        // A grouped one and a bare code in the same cell.
+        let both = card_runs("order 1234567890123456, card 4111 1111 1111 1111");
+        assert!(both.grouped_card && both.bare_other && !both.bare_card, "{both:?}");
     }
 
     #[test]
     fn other_digits_are_no_card_numbers() {
-        // A wrong check digit, another network's length or prefix, too few or too many digits.
-        assert_eq!(card_run("4111 1111 1111 1112"), None);
-        assert_eq!(card_run("4111111111111112"), Some(Run::BareOther));
-        assert_eq!(card_run("9111111111111111"), Some(Run::BareOther));
-        assert_eq!(card_run("411111111111111"), Some(Run::BareOther), "15 digits starting with 4");
-        assert_eq!(card_run("41111111111111111"), None, "17 digits");
-        assert_eq!(card_run("4111 1111 1111"), None);
-        // Groups other than a card's, and phone numbers, EANs, dates, amounts.
-        assert_eq!(card_run("41 11 11 11 11 11 11 11"), None);
-        assert_eq!(card_run("+44 20 7946 0958"), None);
-        assert_eq!(card_run("4006381333931"), None, "an EAN-13");
-        assert_eq!(card_run("2026-12-07 10:15:00 1,234,567.89"), None);
-        assert_eq!(card_run(""), None);
-        // The digits of a longer run are not read as a card number inside it.
-        assert_eq!(card_run("94111111111111111"), None);
+        // A wrong check digit, another network's length or prefix: digits written as a card's
+        // that are no card number.
+        assert_eq!(card_runs("4111 1111 1111 1112"), CardRuns { grouped_other: true, ..NONE });
+        assert_eq!(card_runs("4111111111111112"), CardRuns { bare_other: true, ..NONE });
+        assert_eq!(card_runs("9111111111111111"), CardRuns { bare_other: true, ..NONE });
+        assert_eq!(
+            card_runs("411111111111111"),
+            CardRuns { bare_other: true, ..NONE },
+            "15 digits starting with 4"
+        );
+        // With 15 digits or more, nothing written as a card's: 17 digits, other groups, mixed
+        // separators (postcode ranges), dates and amounts, an IBAN, a UUID's digits.
+        for text in [
+            "41111111111111111",
+            "94111111111111111",
+            "41 11 11 11 11 11 11 11",
+            "4111 1111 1111-1111",
+            "2600-2618 2900-2920",
+            "4000-4099 4100 4199",
+            "2026-12-07 10:15:00 1,234,567.89",
+            "+44 20 7946 0958 and +44 20 7946 0959",
+            "GB82 WEST 1234 5698 7654 32",
+            "12345678-1234-5678-1234-567812345678",
+            "4006381333931 4006381333931",
+        ] {
+            assert_eq!(card_runs(text), NONE, "{text}");
+        }
+        assert_eq!(card_runs(""), NONE);
     }
 
     #[test]

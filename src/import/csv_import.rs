@@ -2133,9 +2133,11 @@ const PII_LIKE_WORDS: &[&str] = &[
     "nascimento",
     "famille",
     // Credentials, payment cards, bank accounts, special categories of personal data (GDPR
-    // Art. 9: religion, ethnicity, health, sexuality, politics, biometrics), health and
-    // national identity numbers, and more contacts (stored in plaintext before: from a
-    // hands-on review).
+    // Art. 9: religion, ethnicity, health, sexuality, politics, biometrics, genetics, trade
+    // unions), health and national identity numbers, online identifiers (stored in plaintext
+    // before: from a hands-on review). Only compounds where the bare word names common
+    // ordinary columns too (`loyalty_card`, Salesforce's `AccountNumber`, `customer_health`,
+    // `nhs_region`, `political_district`, `medical_center`, `cellular_coverage`).
     "password",
     "passwd",
     "pwd",
@@ -2143,39 +2145,62 @@ const PII_LIKE_WORDS: &[&str] = &[
     "secret",
     "token",
     "apikey",
-    "card",
     "cvv",
     "cvc",
+    "ccv",
     "ccn",
     "ccnumber",
     "cardno",
+    "cardholder",
+    "debitcard",
     "bankaccount",
-    "accountnumber",
-    "accountno",
     "sortcode",
     "routingnumber",
     "kontonummer",
     "religion",
     "religious",
     "ethnicity",
-    "ethnic",
+    "ethnicgroup",
+    "ethnicorigin",
     "race",
     "diagnosis",
-    "health",
-    "medical",
     "disability",
+    "healthid",
+    "healthnumber",
+    "healthinsurance",
+    "medicalrecord",
+    "medicalhistory",
+    "medicalcondition",
     "sexuality",
     "sexualorientation",
-    "political",
+    "politicalparty",
+    "politicalaffiliation",
+    "politicalopinion",
+    "politicalviews",
     "biometric",
     "fingerprint",
-    "nhs",
+    "genetic",
+    "tradeunion",
+    "unionmember",
+    "nhsnumber",
+    "nhsno",
     "medicare",
     "medicaid",
     "aadhaar",
     "aadhar",
+    "pannumber",
+    "sin",
+    "tfn",
+    "bsn",
+    "curp",
+    "cnp",
     "ipaddr",
-    "cellular",
+    // (`ipv4`, `ipv6`: the digits split the word.)
+    "ipv",
+    "clientip",
+    "remoteip",
+    "deviceid",
+    "idfa",
     "mob",
     "spouse",
     "licenseplate",
@@ -2200,6 +2225,32 @@ const BIRTH_WORDS: &[&str] = &[
 
 /// [`ABOUT_WORDS`] words that say a date.
 const DATE_WORDS: &[&str] = &["date", "datum"];
+
+/// [`PII_LIKE_WORDS`] words of special categories of data, cards and credentials, which only
+/// [`CONSENT_WORDS`] make about the data.
+const STRICT_WORDS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "passcode",
+    "secret",
+    "cvv",
+    "cvc",
+    "ccv",
+    "religion",
+    "religious",
+    "ethnicity",
+    "race",
+    "diagnosis",
+    "disability",
+    "sexuality",
+    "biometric",
+    "fingerprint",
+    "genetic",
+];
+
+/// [`ABOUT_WORDS`] words of consent.
+const CONSENT_WORDS: &[&str] = &["opt", "optin", "optout", "consent"];
 
 /// Words after a [`PII_LIKE_WORDS`] word that make the column about the data.
 const ABOUT_WORDS: &[&str] = &[
@@ -2277,6 +2328,16 @@ const THING_WORDS: &[&str] = &[
     "campaign",
     "segment",
     "territory",
+    // Places a geographic CRM names (`medical_center_name`, `service_point_name`).
+    "center",
+    "centre",
+    "clinic",
+    "hospital",
+    "school",
+    "venue",
+    "location",
+    "point",
+    "service",
 ];
 
 /// A column name's words, lower-cased: split at every character that is not a letter (or,
@@ -2342,15 +2403,27 @@ pub(super) fn looks_like_pii(column: &str) -> bool {
     let at = |i: usize| words.get(i).map_or("", String::as_str);
     (0..words.len()).any(|i| {
         let (before, word, next) = (i.checked_sub(1).map_or("", at), at(i), at(i + 1));
+        // The word after `word` that may say the column is about the data, not the data: of
+        // a birth, the date is the data (`dob_date`, `birthday_date` were stored in plaintext:
+        // from a hands-on review), so the word after the date decides (`birth_date_verified`).
+        let about = |at_next: usize| {
+            let next = at(at_next);
+            if BIRTH_WORDS.contains(&word) && DATE_WORDS.contains(&next) {
+                at(at_next + 1)
+            } else {
+                next
+            }
+        };
         let not_personal = |after: &str| {
-            // (`dob_date`, `birthday_date`: of a birth, the date is the data. They were
-            // stored in plaintext: from a hands-on review.)
-            (ABOUT_WORDS.contains(&after) && !(BIRTH_WORDS.contains(&word) && DATE_WORDS.contains(&after)))
+            // Of special categories, cards and credentials, only consent says the column is
+            // about the data (`disability_type`, `religion_status` are the data).
+            let about_words = if STRICT_WORDS.contains(&word) { CONSENT_WORDS } else { ABOUT_WORDS };
+            about_words.contains(&after)
                 || (COUNT_WORDS.contains(&before) && PLURAL_WORDS.contains(&word))
                 || (matches!(word, "name" | "names") && THING_WORDS.contains(&before))
         };
         let joined = format!("{word}{next}");
-        (pii_word(word) && !not_personal(next))
+        (pii_word(word) && !not_personal(about(i + 1)))
             || (!next.is_empty() && pii_word(&joined) && !not_personal(at(i + 2)))
     })
 }
@@ -2372,40 +2445,56 @@ fn contact_values(rows: &Rows, column: usize, dialled: Dialled) -> Option<(usize
 }
 
 /// How many cells of `column` hold a payment card number, and the line of the first, when
-/// the column counts as holding them ([`super::card_numbers`]: any written in groups, or
-/// nearly all of the cells holding a run of 15 or 16 digits).
+/// the column counts as holding them ([`super::card_numbers`]: nearly all of its cells that
+/// hold digits written as a card's, in groups or as one run, hold a card number written so).
 fn card_values(rows: &Rows, column: usize) -> Option<(usize, u64)> {
-    use super::card_numbers::{card_run, Run, BARE_SHARE};
-    // Per range: how many cells hold a grouped card, a bare card, another bare run; the
-    // first row of each of the first two.
+    use super::card_numbers::{card_runs, SHARE};
+    /// One range's counts of cells: with a grouped card, with other grouped digits only,
+    /// with a bare card, with other bare runs only, with cards of both kinds; and the first
+    /// row with a grouped card and with a bare one.
+    #[derive(Default)]
+    struct Tally {
+        grouped: (usize, usize),
+        bare: (usize, usize),
+        both: usize,
+        first: [Option<usize>; 2],
+    }
     let per_range = crate::parallel::ranges(rows.len(), PARALLEL_ROWS_MIN, |range| {
-        let mut counts = [0usize; 3];
-        let mut first = [None; 2];
+        let mut t = Tally::default();
         for i in range {
-            let kind = match rows.row(i).get(column).and_then(card_run) {
-                None => continue,
-                Some(Run::GroupedCard) => 0,
-                Some(Run::BareCard) => 1,
-                Some(Run::BareOther) => 2,
-            };
-            if let Some(c) = counts.get_mut(kind) {
-                *c += 1;
+            let Some(cell) = rows.row(i).get(column) else { continue };
+            let runs = card_runs(cell);
+            let kinds = [
+                (&mut t.grouped, runs.grouped_card, runs.grouped_other),
+                (&mut t.bare, runs.bare_card, runs.bare_other),
+            ];
+            for (((cards, others), card, other), first) in kinds.into_iter().zip(&mut t.first) {
+                if card {
+                    *cards += 1;
+                    first.get_or_insert(i);
+                } else if other {
+                    *others += 1;
+                }
             }
-            if let Some(f @ None) = first.get_mut(kind) {
-                *f = Some(i);
-            }
+            t.both += usize::from(runs.grouped_card && runs.bare_card);
         }
-        (counts, first)
+        t
     });
-    let count = |kind: usize| per_range.iter().filter_map(|(c, _)| c.get(kind)).sum::<usize>();
-    let first = |kind: usize| per_range.iter().find_map(|(_, f)| f.get(kind).copied().flatten());
-    let (grouped, bare, other) = (count(0), count(1), count(2));
-    let bare_counts = bare > 0 && bare as f64 >= BARE_SHARE * (bare + other) as f64;
-    let (cards, first) = match (grouped > 0, bare_counts) {
+    let sum = |f: fn(&Tally) -> (usize, usize)| {
+        per_range.iter().map(f).fold((0, 0), |(c, o), (tc, to)| (c + tc, o + to))
+    };
+    let counts =
+        |(cards, others): (usize, usize)| cards > 0 && cards as f64 >= SHARE * (cards + others) as f64;
+    let (grouped, bare) = (sum(|t| t.grouped), sum(|t| t.bare));
+    let first = |kind: usize| per_range.iter().find_map(|t| t.first.get(kind).copied().flatten());
+    let (cards, first) = match (counts(grouped), counts(bare)) {
         (false, false) => return None,
-        (true, false) => (grouped, first(0)?),
-        (false, true) => (bare, first(1)?),
-        (true, true) => (grouped + bare, first(0)?.min(first(1)?)),
+        (true, false) => (grouped.0, first(0)?),
+        (false, true) => (bare.0, first(1)?),
+        // (A cell with cards of both kinds is one cell.)
+        (true, true) => {
+            (grouped.0 + bare.0 - per_range.iter().map(|t| t.both).sum::<usize>(), first(0)?.min(first(1)?))
+        }
     };
     Some((cards, rows.lines().get(first).copied().unwrap_or_default()))
 }
@@ -2430,6 +2519,10 @@ fn contact_problem(name: &str, existing: Option<FieldKind>, rows: &Rows, column:
     } else if existing.is_some() {
         "it is a plaintext category of the existing collection: name it as a category \
          (categories; --categories) to store them in plaintext on purpose"
+    } else if contacts.is_none() {
+        // (Not a phone or e-mail field: it validated none of them.)
+        "declare it as PII (pii; --pii) to seal it, leave it out (ignore; --ignore), or declare it \
+         a category to store it in plaintext on purpose"
     } else {
         "declare it as PII (pii, phones or emails; --pii, --phone or --email) to seal it, or as a \
          category or number to store it in plaintext on purpose"

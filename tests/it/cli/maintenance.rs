@@ -121,7 +121,10 @@ fn checkpoint_stats_verify_compact_and_damage_detection() {
     // Not "checkpoint at LSN …, replay starts at segment …" beside the warning that it was
     // not used (from a hands-on review).
     let text = env.ok("stats", &[]);
-    assert!(text.contains("checkpoint not in use (see the warning below)"), "{text}");
+    assert!(
+        text.contains("checkpoint not in use (see the warning below)") && text.contains(") in the log;"),
+        "{text}"
+    );
     assert!(
         !text.contains("checkpoint at LSN") && text.contains("WARNING: the checkpoint was not usable"),
         "{text}"

@@ -90,6 +90,8 @@ fn audit_lists_reveals_and_exports_with_actor_ids_and_fields_only() {
         "mallory\u{202e}ecila",
         "mallory\u{2028}x",
         "a\tb",
+        "\tbob",
+        "bob\n",
         "   ",
         "\u{3000}",
         "\u{2800}",
@@ -329,6 +331,17 @@ fn a_key_file_a_command_does_not_need_is_still_read() {
         let mut with_key = args.clone();
         with_key.extend(["--key-file", good.to_str().unwrap()]);
         env.ok(cmd, &with_key);
+        // And a malformed GEOCRM_KEY (from the diff review).
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_geocrm"))
+            .arg(cmd)
+            .arg("--db")
+            .arg(&env.db)
+            .args(args)
+            .env("GEOCRM_KEY", "0123")
+            .output()
+            .unwrap();
+        let err = fail(&out);
+        assert!(err.contains("invalid key"), "{cmd}: {err}");
     }
 }
 
