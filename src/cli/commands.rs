@@ -38,10 +38,10 @@ fn options(args: &DbArgs, with_key: bool, create: bool) -> Result<Options> {
     // An empty or blank GEOCRM_ACTOR is unset (as an empty USER is for the default actor).
     let from_env = || std::env::var("GEOCRM_ACTOR").ok().filter(|a| !a.trim().is_empty());
     // Spaces around it are no part of it (`--actor " bob "` was logged as another actor than
-    // `bob`: from a hands-on review); a blank one is still refused, and so are tabs and line
-    // breaks, around it or not.
+    // `bob`: from a hands-on review), no-break and ideographic ones too; a blank one is still
+    // refused, and so are tabs and line breaks, around it or not.
     if let Some(actor) = args.actor.clone().or_else(from_env) {
-        options = options.actor(actor.trim_matches(' '));
+        options = options.actor(actor.trim_matches(|c: char| c.is_whitespace() && !c.is_control()));
     }
     if with_key {
         if let Some(path) = &args.key_file {

@@ -1986,9 +1986,11 @@ const PII_LIKE_COLUMNS: &[&str] = &[
     "ip",
     "ip_address",
     "ipaddress",
-    // Alone, a name's parts (`first_purchase` and `last_order` are not).
+    // Alone, a name's parts (`first_purchase` and `last_order` are not), and Canada's
+    // social insurance number (`precio_sin_iva` and `sin_lat` are not).
     "first",
     "last",
+    "sin",
 ];
 
 /// Words that, anywhere in a column name (`customer_email`, `mobilePhone`, `E-mail 1 -
@@ -2189,7 +2191,8 @@ const PII_LIKE_WORDS: &[&str] = &[
     "aadhaar",
     "aadhar",
     "pannumber",
-    "sin",
+    "sinnumber",
+    "sinno",
     "tfn",
     "bsn",
     "curp",
@@ -2240,13 +2243,25 @@ const STRICT_WORDS: &[&str] = &[
     "religion",
     "religious",
     "ethnicity",
-    "race",
+    "ethnicgroup",
+    "ethnicorigin",
     "diagnosis",
     "disability",
+    "healthid",
+    "medicalrecord",
+    "medicalhistory",
+    "medicalcondition",
     "sexuality",
+    "sexualorientation",
+    "politicalparty",
+    "politicalaffiliation",
+    "politicalopinion",
+    "politicalviews",
     "biometric",
     "fingerprint",
     "genetic",
+    "tradeunion",
+    "unionmember",
 ];
 
 /// [`ABOUT_WORDS`] words of consent.
@@ -2328,7 +2343,8 @@ const THING_WORDS: &[&str] = &[
     "campaign",
     "segment",
     "territory",
-    // Places a geographic CRM names (`medical_center_name`, `service_point_name`).
+    // Places a geographic CRM names (`medical_center_name`, `service_name`; not `point`:
+    // a `contact_point_name` is a person's).
     "center",
     "centre",
     "clinic",
@@ -2336,7 +2352,6 @@ const THING_WORDS: &[&str] = &[
     "school",
     "venue",
     "location",
-    "point",
     "service",
 ];
 
@@ -2414,17 +2429,19 @@ pub(super) fn looks_like_pii(column: &str) -> bool {
                 next
             }
         };
-        let not_personal = |after: &str| {
+        // Whether the word after `matched` (`word`, or `word` and the next joined) says the
+        // column is about the data.
+        let not_personal = |matched: &str, after: &str| {
             // Of special categories, cards and credentials, only consent says the column is
-            // about the data (`disability_type`, `religion_status` are the data).
-            let about_words = if STRICT_WORDS.contains(&word) { CONSENT_WORDS } else { ABOUT_WORDS };
+            // about the data (`disability_type`, `sexual_orientation_status` are the data).
+            let about_words = if STRICT_WORDS.contains(&matched) { CONSENT_WORDS } else { ABOUT_WORDS };
             about_words.contains(&after)
                 || (COUNT_WORDS.contains(&before) && PLURAL_WORDS.contains(&word))
                 || (matches!(word, "name" | "names") && THING_WORDS.contains(&before))
         };
         let joined = format!("{word}{next}");
-        (pii_word(word) && !not_personal(about(i + 1)))
-            || (!next.is_empty() && pii_word(&joined) && !not_personal(at(i + 2)))
+        (pii_word(word) && !not_personal(word, about(i + 1)))
+            || (!next.is_empty() && pii_word(&joined) && !not_personal(&joined, at(i + 2)))
     })
 }
 

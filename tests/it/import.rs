@@ -1046,6 +1046,14 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
         "diagnosis_type",
         "cvv_status",
         "password_flag",
+        "sexual_orientation_type",
+        "ethnic_group_status",
+        "medical_condition_type",
+        "political_party_type",
+        "trade_union_status",
+        "pass_word_status",
+        "sin",
+        "contact_point_name",
     ] {
         let (_dir, db) = open(true);
         let csv = format!("id,lat,lon,{header}\nA,1,2,x\n");
@@ -1080,7 +1088,7 @@ fn a_new_collection_refuses_to_infer_a_pii_looking_column_as_plaintext() {
     // Ordinary columns that hold a word of those lists (from the diff review): cards that
     // are no payment cards, account codes, a customer's health score, geography.
     let (_dir, db) = open(true);
-    let csv = "id,lat,lon,loyalty_card,card_id,AccountNumber,customer_health,nhs_region,political_district,medical_center_name,service_point_name,cellular_coverage,birth_date_verified,religion_opt_in\nA,1,2,gold,7,ACC-1,good,London,D4,St Mary,Depot 4,4G,1,0\n";
+    let csv = "id,lat,lon,loyalty_card,card_id,AccountNumber,customer_health,nhs_region,political_district,medical_center_name,service_name,cellular_coverage,birth_date_verified,religion_opt_in,precio_sin_iva,sin_lat,race_type\nA,1,2,gold,7,ACC-1,good,London,D4,St Mary,Depot 4,4G,1,0,9.5,0.5,10k\n";
     import(&db, csv, &ImportOptions::new()).unwrap();
     assert_eq!(kinds(&db)["loyalty_card"], FieldKind::Category);
     assert_eq!(kinds(&db)["birth_date_verified"], FieldKind::Number);
