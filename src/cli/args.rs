@@ -54,7 +54,8 @@ pub struct DbArgs {
     #[arg(long, default_value = "customers")]
     pub collection: String,
     /// File holding the 32-byte master key (raw or 64 hex characters); otherwise the
-    /// GEOCRM_KEY environment variable (64 hex characters) is used when set.
+    /// GEOCRM_KEY environment variable (64 hex characters) is used when set. Either is read,
+    /// and must be a key, even for a command that needs none.
     #[arg(long)]
     pub key_file: Option<PathBuf>,
     /// Print machine-readable JSON.
