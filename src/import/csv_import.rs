@@ -2402,8 +2402,9 @@ fn is_postcode_column(column: &str) -> bool {
 /// [`PLURAL_WORDS`]
 /// word (split at non-letters and lower-to-upper case changes; a word and the next are
 /// also looked up joined, `tax_id` as `taxid`) not followed by an
-/// [`ABOUT_WORDS`] word nor, if one of the [`PLURAL_WORDS`], preceded by a
-/// [`COUNT_WORDS`] word — and, for `name`, not
+/// [`ABOUT_WORDS`] word (only a [`CONSENT_WORDS`] one after a [`STRICT_WORDS`] word; after
+/// a [`BIRTH_WORDS`] word and a [`DATE_WORDS`] one, the word after the date) nor, if one of
+/// the [`PLURAL_WORDS`], preceded by a [`COUNT_WORDS`] word — and, for `name`, not
 /// preceded by a [`THING_WORDS`] word. (`birth_year` is refused: a quasi-identifier.)
 pub(super) fn looks_like_pii(column: &str) -> bool {
     let key: String = column
