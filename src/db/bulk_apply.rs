@@ -1,7 +1,7 @@
 //! Applying long runs of upserts on every core.
 //!
 //! A commit's operations are applied in order, one at a time, under the state's write lock
-//! ([`State::apply`]). For a long run of upserts into one collection (an import's million)
+//! ([`State::apply`](super::state::State::apply)). For a long run of upserts into one collection (an import's million)
 //! that took 0.4–0.6 s on one thread, most of it putting the rows into the table one at a
 //! time. Here each upsert's row is built on every core first ([`PreparedUpserts`]); the
 //! checkpoint rows the run replaces are hidden in one loop, and the rows go into the table in
