@@ -2977,6 +2977,17 @@ fn to_upsert(
             FieldKind::Number => {
                 let text = raw.trim();
                 match parse_money(text, c.decimal_comma, c.thousands, c.currency) {
+                    // A number too small for an f64 reads as 0 (`1e-400` was stored as 0,
+                    // silently: from a hands-on review).
+                    Some(v) if v == 0.0 && number_of(text, true).split(['e', 'E']).next().is_some_and(|m| m.contains(|d: char| ('1'..='9').contains(&d))) => {
+                        return Err(reject(
+                            name,
+                            format!(
+                                "{} is too close to 0 for a number: it would be stored as 0 (the smallest is about 2.2e-308)",
+                                crate::error::quoted_value(text)
+                            ),
+                        ));
+                    }
                     // (One currency per column is checked once all rows are converted.)
                     Some(v) if v.is_finite() => slots.number(schema, name, v),
                     _ => {

@@ -2522,3 +2522,20 @@ fn points_that_may_group_thousands_get_a_note() {
         assert!(import(&db, csv, &ImportOptions::new()).unwrap().notes.is_empty(), "{csv}");
     }
 }
+
+/// A number too small for an f64 is refused naming its line and column, not stored as 0
+/// (`1e-400` was, silently: from a hands-on review); zeros written any way and the smallest
+/// subnormal numbers import as they read.
+#[test]
+fn a_number_too_close_to_zero_is_refused_not_stored_as_zero() {
+    let (_dir, db) = open(true);
+    let csv = "id,lat,lon,v\nA,1,2,5\nB,1,2,1e-400\n";
+    let (line, column, reason) = csv_err(import(&db, csv, &ImportOptions::new()));
+    assert_eq!((line, column.as_str()), (3, "v"));
+    assert!(reason.contains("\"1e-400\" is too close to 0 for a number"), "{reason}");
+    let csv = "id,lat,lon,v\nA,1,2,0.000\nB,1,2,-0e5\nC,1,2,1e-310\nD,1,2,0E-400\n";
+    assert_eq!(import(&db, csv, &ImportOptions::new()).unwrap().imported, 4);
+    assert_eq!(numbers(&db, "A")["v"], 0.0);
+    assert_eq!(numbers(&db, "C")["v"], 1e-310);
+    assert_eq!(numbers(&db, "D")["v"], 0.0);
+}
