@@ -357,6 +357,21 @@ impl AuditLog {
     /// Reads and validates a whole file of the log: its entries (when `decode`), the length of
     /// its valid prefix, the file's length and its format version.
     fn scan(&self, path: &Path, decode: bool) -> Result<(Vec<AuditEntry>, usize, usize, u16)> {
+        let (entries, at, len, version, damage) = self.scan_to_damage(path, decode)?;
+        match damage {
+            Some(e) => Err(e),
+            None => Ok((entries, at, len, version)),
+        }
+    }
+
+    /// [`Self::scan`], with the entries before the first damaged frame kept: the damage is
+    /// the last value (the file's header must be sound).
+    #[allow(clippy::type_complexity)]
+    fn scan_to_damage(
+        &self,
+        path: &Path,
+        decode: bool,
+    ) -> Result<(Vec<AuditEntry>, usize, usize, u16, Option<Error>)> {
         // Read frame by frame: a damaged or sparse file claiming terabytes costs no more than
         // its valid frames (it was read whole, and the process killed for memory: from the
         // file-validation review). One read may write many frames past the roll size, so
@@ -369,22 +384,57 @@ impl AuditLog {
         let mut at = format::HEADER_LEN;
         while let Some(rest) = bytes.get(at..).filter(|r| !r.is_empty()) {
             let corrupt = |reason: String| Error::corrupt(path, at as u64, reason);
-            match read_frame(rest) {
+            let damage = match read_frame(rest) {
                 FrameRead::Valid { payload, frame_len } => {
                     if decode {
-                        entries.push(format::decode_entry(payload).map_err(corrupt)?);
+                        match format::decode_entry(payload) {
+                            Ok(entry) => entries.push(entry),
+                            Err(reason) => return Ok((entries, at, len, version, Some(corrupt(reason)))),
+                        }
                     }
                     at += frame_len;
+                    continue;
                 }
                 _ if is_torn_tail(rest) => break,
                 FrameRead::Truncated => {
-                    return Err(corrupt("frame runs past the end of the file but valid frames follow".into()))
+                    corrupt("frame runs past the end of the file but valid frames follow".into())
                 }
-                FrameRead::BadLength(n) => return Err(corrupt(format!("frame declares {n} bytes"))),
-                FrameRead::BadChecksum => return Err(corrupt("frame checksum mismatch".into())),
+                FrameRead::BadLength(n) => corrupt(format!("frame declares {n} bytes")),
+                FrameRead::BadChecksum => corrupt("frame checksum mismatch".into()),
+            };
+            return Ok((entries, at, len, version, Some(damage)));
+        }
+        Ok((entries, at, len, version, None))
+    }
+
+    /// [`Self::entries`] up to the first damage, and the damage: the intact record of who
+    /// read what stays readable before `repair` cuts the log (one damaged frame hid every
+    /// entry: from a hands-on review). A damaged file header is damage with no entries of
+    /// that file; I/O errors and an unknown version are errors.
+    pub(crate) fn entries_before_damage(&self) -> Result<(Vec<AuditEntry>, Option<Error>)> {
+        let read = self.read_files(|file, current| {
+            let (found, valid_len, file_len, _, damage) = match self.scan_to_damage(file, true) {
+                Ok(scanned) => scanned,
+                Err(e @ Error::Corrupt { .. }) => return Ok((Vec::new(), Some(e))),
+                Err(e) => return Err(e),
+            };
+            // A sealed file was whole when sealed: a torn final frame is damage.
+            let torn = (!current && damage.is_none() && valid_len < file_len).then(|| {
+                let reason =
+                    "the last bytes are not a whole entry, though the file was whole when it was sealed";
+                Error::corrupt(file, valid_len as u64, reason)
+            });
+            Ok((found, damage.or(torn)))
+        })?;
+        let mut entries = Vec::new();
+        for (_, result) in read {
+            let (mut found, damage) = result?;
+            entries.append(&mut found);
+            if damage.is_some() {
+                return Ok((entries, damage));
             }
         }
-        Ok((entries, at, len, version))
+        Ok((entries, None))
     }
 
     /// The damage that keeps PII reads refused: the one the open found in `audit.log`, or —

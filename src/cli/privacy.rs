@@ -12,9 +12,26 @@ use super::commands::{open, open_read, print_json};
 /// `geocrm audit`: every audit entry, oldest first (no key needed).
 pub fn audit(db: &DbArgs) -> Result<()> {
     let database = open_read(db)?;
-    let entries = database.audit_entries()?;
+    // The entries before any damage are shown, then the damage is the command's error (one
+    // damaged frame hid every entry: from a hands-on review).
+    let (entries, damage) = database.audit_entries_before_damage()?;
+    let damage = damage.map(|e| match e {
+        geocrm::Error::Corrupt { file, offset, reason } => geocrm::Error::corrupt(
+            file,
+            offset,
+            format!("{reason} (the entries before it are shown; `geocrm repair` cuts the audit log there)"),
+        ),
+        other => other,
+    });
     if db.json {
-        print_json(&serde_json::to_value(&entries).unwrap_or(Value::Null));
+        let entries = serde_json::to_value(&entries).unwrap_or(Value::Null);
+        match &damage {
+            None => print_json(&entries),
+            // One document: the entries, and the error the command ends with.
+            Some(e) => {
+                print_json(&serde_json::json!({"entries": entries, "error": super::commands::error_json(e)}))
+            }
+        }
     } else {
         for e in &entries {
             let action = serde_json::to_value(e.action).unwrap_or(Value::Null);
@@ -33,7 +50,7 @@ pub fn audit(db: &DbArgs) -> Result<()> {
             );
         }
     }
-    Ok(())
+    damage.map_or(Ok(()), Err)
 }
 
 /// `unix_ms` as a UTC time, `YYYY-MM-DDTHH:MM:SS.mmmZ` (days to dates: Howard Hinnant's

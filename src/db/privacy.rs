@@ -586,6 +586,26 @@ impl Database {
     pub fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
         self.inner.audit.entries()
     }
+
+    /// [`Self::audit_entries`] of a log that may be damaged: the entries before the first
+    /// damage, oldest first, and the damage ([`Error::Corrupt`] naming the file and offset),
+    /// if any — so the intact record of who read what can be read before `geocrm repair`
+    /// cuts the log there.
+    ///
+    /// ```
+    /// use geocrm::{Database, Options};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// let (entries, damage) = db.audit_entries_before_damage()?;
+    /// assert!(entries.is_empty() && damage.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedVersion`]; [`Error::Io`].
+    pub fn audit_entries_before_damage(&self) -> Result<(Vec<AuditEntry>, Option<Error>)> {
+        self.inner.audit.entries_before_damage()
+    }
 }
 
 impl Inner {

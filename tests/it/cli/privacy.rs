@@ -496,3 +496,41 @@ fn the_default_actor_is_the_process_user_even_without_user_variables() {
         }
     }
 }
+
+/// One damaged frame of the audit log: `audit` shows the entries before it and ends with the
+/// damage, naming the file and offset — in text and in one JSON document (every entry was
+/// hidden until `repair`: from a hands-on review).
+#[test]
+fn audit_shows_the_entries_before_damage() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    for (row, actor) in rows.iter().take(3).zip(["alice", "bob", "carol"]) {
+        ok(&env.run(true, "get", &["--id", &row.id, "--reveal", "--actor", actor]));
+    }
+    let audit = env.db.join("audit.log");
+    let mut bytes = std::fs::read(&audit).unwrap();
+    let before = bytes.len();
+    ok(&env.run(true, "get", &["--id", &rows[3].id, "--reveal", "--actor", "dave"]));
+    bytes = std::fs::read(&audit).unwrap();
+    // A byte of the third entry's frame: the last entry's frame starts at `before`.
+    let third = bytes.len() - 2 * (bytes.len() - before) + 3;
+    let whole = std::fs::read(&audit).unwrap();
+    let mut damaged = whole.clone();
+    damaged[third] ^= 0x5a;
+    std::fs::write(&audit, &damaged).unwrap();
+    let out = env.run(false, "audit", &[]);
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains("alice") && lines[1].contains("bob"), "{text}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("audit.log") && err.contains("the entries before it are shown"), "{err}");
+    let out = env.run(false, "audit", &["--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["entries"].as_array().unwrap().len(), 2, "{doc}");
+    assert_eq!(doc["error"]["kind"], "corrupt", "{doc}");
+    // Undamaged, every entry, as before.
+    std::fs::write(&audit, &whole).unwrap();
+    assert_eq!(env.json("audit", &[]).as_array().unwrap().len(), 4);
+}
