@@ -444,6 +444,10 @@ fn sealed_audit_files_are_read_checked_and_repaired_but_not_read_at_open() {
     db.read().collection("c").unwrap().reveal("A").unwrap();
     let err = db.audit_entries().unwrap_err();
     assert!(matches!(&err, Error::Corrupt { file, .. } if *file == sealed), "{err:?}");
+    // The entries before the damage, and the damage (fortieth part).
+    let (before, damage) = db.audit_entries_before_damage().unwrap();
+    assert_eq!(before.len(), 1, "the sealed file's first entry");
+    assert!(matches!(&damage, Some(Error::Corrupt { file, .. }) if *file == sealed), "{damage:?}");
     let report = db.verify().unwrap();
     let bad: Vec<_> = report.files.iter().filter(|f| f.problem.is_some()).map(|f| f.path.clone()).collect();
     assert_eq!(bad, std::slice::from_ref(&sealed), "{report:?}");
@@ -457,6 +461,16 @@ fn sealed_audit_files_are_read_checked_and_repaired_but_not_read_at_open() {
     let db = open(dir.path(), Options::new());
     assert_eq!(db.audit_entries().unwrap().len(), 1 + 3, "the sealed file's first entry survives");
     assert!(db.verify().unwrap().is_ok());
+    let (all, damage) = db.audit_entries_before_damage().unwrap();
+    assert_eq!((all.len(), damage.is_none()), (4, true));
+    drop(db);
+    // A sealed file cut inside its last entry: damage (it was whole when sealed), after its
+    // first entry.
+    std::fs::write(&sealed, &bytes[..bytes.len() - 3]).unwrap();
+    let db = open(dir.path(), Options::new());
+    let (before, damage) = db.audit_entries_before_damage().unwrap();
+    assert_eq!(before.len(), 1);
+    assert!(matches!(&damage, Some(Error::Corrupt { file, .. }) if *file == sealed), "{damage:?}");
 }
 
 #[test]
