@@ -65,6 +65,15 @@ fn parse_sealed_name(name: &str) -> Option<u64> {
     }
 }
 
+/// The damage of a sealed file whose valid frames end before the file does (`valid_len` of
+/// `file_len` bytes): it was whole when sealed, so a torn final frame is damage.
+fn sealed_torn(path: &Path, valid_len: usize, file_len: usize) -> Option<Error> {
+    (valid_len < file_len).then(|| {
+        let reason = "the last bytes are not a whole entry, though the file was whole when it was sealed";
+        Error::corrupt(path, valid_len as u64, reason)
+    })
+}
+
 fn now_unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -333,11 +342,10 @@ impl AuditLog {
     /// damage.
     fn scan_sealed(&self, path: &Path, decode: bool) -> Result<Vec<AuditEntry>> {
         let (entries, valid_len, file_len, _) = self.scan(path, decode)?;
-        if valid_len < file_len {
-            let reason = "the last bytes are not a whole entry, though the file was whole when it was sealed";
-            return Err(Error::corrupt(path, valid_len as u64, reason));
+        match sealed_torn(path, valid_len, file_len) {
+            Some(damage) => Err(damage),
+            None => Ok(entries),
         }
-        Ok(entries)
     }
 
     /// For `verify`: validates each file whole (entries decoded), with the bytes of a torn
@@ -418,12 +426,7 @@ impl AuditLog {
                 Err(e @ Error::Corrupt { .. }) => return Ok((Vec::new(), Some(e))),
                 Err(e) => return Err(e),
             };
-            // A sealed file was whole when sealed: a torn final frame is damage.
-            let torn = (!current && damage.is_none() && valid_len < file_len).then(|| {
-                let reason =
-                    "the last bytes are not a whole entry, though the file was whole when it was sealed";
-                Error::corrupt(file, valid_len as u64, reason)
-            });
+            let torn = if current { None } else { sealed_torn(file, valid_len, file_len) };
             Ok((found, damage.or(torn)))
         })?;
         let mut entries = Vec::new();
