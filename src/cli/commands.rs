@@ -37,29 +37,27 @@ fn options(args: &DbArgs, with_key: bool, create: bool) -> Result<Options> {
     let mut options = Options::new().create_if_missing(create).verify_checkpoints_at_open(true);
     // An empty or blank GEOCRM_ACTOR is unset (as an empty USER is for the default actor).
     let from_env = || std::env::var("GEOCRM_ACTOR").ok().filter(|a| !a.trim().is_empty());
-    // Spaces around it are no part of it (`--actor " bob "` was logged as another actor than
-    // `bob`: from a hands-on review), no-break and ideographic ones too; a blank one is still
-    // refused, and so are tabs and line breaks, around it or not.
+    // (`Options::actor` drops the spaces around it.)
     if let Some(actor) = args.actor.clone().or_else(from_env) {
-        options = options.actor(actor.trim_matches(|c: char| c.is_whitespace() && !c.is_control()));
+        options = options.actor(actor);
     }
-    if with_key {
-        if let Some(path) = &args.key_file {
-            warn_if_others_can_read(path, "--key-file");
-            options = options.key(KeyFile::new(path));
-        } else if let Some(hex) = std::env::var("GEOCRM_KEY").ok().filter(|k| !k.trim().is_empty()) {
-            // An empty or blank GEOCRM_KEY is unset, like GEOCRM_ACTOR (it was a hex error).
-            options = options.key(RawKey::from_hex(hex.trim())?);
-        }
-    } else if let Some(path) = &args.key_file {
-        // Not needed here, but read all the same, so that a mistyped or missing key file in a
-        // script does not pass unseen until a command needs it (from a hands-on review). The
-        // key is not checked against the database: an open with it could create a keystore.
+    // A key a command does not need is read all the same, so that a mistyped or missing key
+    // file, or a malformed GEOCRM_KEY, in a script does not pass unseen until a command needs
+    // it (from a hands-on review). It is not checked against the database then: an open
+    // with it could create a keystore.
+    if let Some(path) = &args.key_file {
         warn_if_others_can_read(path, "--key-file");
-        RawKey::from_key_file(path)?;
+        if with_key {
+            options = options.key(KeyFile::new(path));
+        } else {
+            RawKey::from_key_file(path)?;
+        }
     } else if let Some(hex) = std::env::var("GEOCRM_KEY").ok().filter(|k| !k.trim().is_empty()) {
-        // The same for a malformed GEOCRM_KEY (from the diff review).
-        RawKey::from_hex(hex.trim())?;
+        // An empty or blank GEOCRM_KEY is unset, like GEOCRM_ACTOR (it was a hex error).
+        let key = RawKey::from_hex(hex.trim())?;
+        if with_key {
+            options = options.key(key);
+        }
     }
     Ok(options)
 }

@@ -333,16 +333,20 @@ impl Options {
     /// read). Use the end user or
     /// service name your application authenticated: 1–256 bytes, no control or invisible
     /// characters (a newline would forge lines in a listing, a direction override reorder
-    /// it), or [`Database::open`](crate::Database::open) refuses it.
+    /// it), or [`Database::open`](crate::Database::open) refuses it. Spaces around it are
+    /// dropped, no-break and ideographic ones too (` bob ` was logged as another actor than
+    /// `bob`: from a hands-on review); tabs and line breaks are not spaces here, and refused.
     ///
     /// ```
     /// use geocrm::Options;
-    /// let options = Options::new().actor("support-agent-17");
+    /// let options = Options::new().actor(" support-agent-17\u{a0}");
     /// # let _ = options;
     /// ```
     #[must_use]
     pub fn actor(mut self, name: impl Into<String>) -> Self {
-        self.actor = name.into();
+        let name = name.into();
+        let trimmed = name.trim_matches(|c: char| c.is_whitespace() && !c.is_control());
+        self.actor = if trimmed.len() == name.len() { name } else { trimmed.to_owned() };
         self
     }
 
@@ -397,4 +401,20 @@ pub(crate) fn check_actor(actor: &str) -> crate::Result<()> {
         return Ok(());
     };
     Err(crate::Error::invalid_argument("actor", why))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spaces around an actor are dropped, no-break and ideographic ones too; tabs and line
+    /// breaks are kept, for `check_actor` to refuse.
+    #[test]
+    fn an_actor_is_taken_without_the_spaces_around_it() {
+        assert_eq!(Options::new().actor(" bob\u{a0}\u{3000}").actor, "bob");
+        assert_eq!(Options::new().actor("ada lovelace").actor, "ada lovelace");
+        assert_eq!(Options::new().actor("\tbob\n").actor, "\tbob\n");
+        assert!(check_actor(&Options::new().actor("\tbob").actor).is_err());
+        assert!(check_actor(&Options::new().actor("   ").actor).is_err());
+    }
 }
