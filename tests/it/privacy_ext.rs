@@ -37,6 +37,11 @@ fn person(id: &str, lat: f64) -> Record {
     Record::new(id, LatLon::new(lat, 2.35).unwrap())
 }
 
+/// Each duplicate group as its reason and ids, to compare with a list.
+fn reasons_and_ids(groups: &[geocrm::DuplicateGroup]) -> Vec<(DuplicateReason, Vec<&str>)> {
+    groups.iter().map(|g| (g.reason, g.ids.iter().map(String::as_str).collect())).collect()
+}
+
 /// Whether `needle` occurs in any file under `dir`.
 fn in_any_file(dir: &std::path::Path, needle: &str) -> Option<std::path::PathBuf> {
     let mut stack = vec![dir.to_owned()];
@@ -178,8 +183,7 @@ fn values_typed_in_other_unicode_forms_are_found_and_grouped() {
     assert_eq!(c.find_by_email("Jose\u{301}@cafe\u{301}.fr").unwrap(), ["A", "B"]);
     assert_eq!(c.find_by_phone("＋３３１４２６８５３００").unwrap(), ["C", "D"]);
     let groups = c.duplicates().unwrap();
-    let got: Vec<(DuplicateReason, Vec<&str>)> =
-        groups.iter().map(|g| (g.reason, g.ids.iter().map(String::as_str).collect())).collect();
+    let got = reasons_and_ids(&groups);
     assert_eq!(
         got,
         vec![
@@ -216,8 +220,7 @@ fn names_that_differ_in_spaces_and_punctuation_are_grouped() {
     }
     b.commit().unwrap();
     let groups = db.read().collection("c").unwrap().duplicates().unwrap();
-    let got: Vec<(DuplicateReason, Vec<&str>)> =
-        groups.iter().map(|g| (g.reason, g.ids.iter().map(String::as_str).collect())).collect();
+    let got = reasons_and_ids(&groups);
     assert_eq!(
         got,
         vec![
@@ -334,8 +337,7 @@ fn duplicates_report_groups_phone_email_and_nearby_names() {
     b.upsert("c", person("N4", 30.0).pii("name", "Grace Murray")).unwrap();
     b.commit().unwrap();
     let groups = db.read().collection("c").unwrap().duplicates().unwrap();
-    let got: Vec<(DuplicateReason, Vec<&str>)> =
-        groups.iter().map(|g| (g.reason, g.ids.iter().map(String::as_str).collect())).collect();
+    let got = reasons_and_ids(&groups);
     assert_eq!(
         got,
         vec![
