@@ -803,10 +803,23 @@ fn import_lines(
         }
     }
     let mut rows = Rows::new(header.len());
-    // A row error names the column when it concerns one (a cell that is not UTF-8).
-    let row_error = |e: &csv::Error, line: Option<u64>| {
+    // A row error names the column when it concerns one (a cell that is not UTF-8, or a
+    // space before a cell's opening quote that split it: from a hands-on review).
+    let row_error = |e: &csv::Error, record: &csv::StringRecord, line: Option<u64>| {
         let column = match e.kind() {
             csv::ErrorKind::Utf8 { err, .. } => header.get(err.field()).map_or("-", String::as_str),
+            csv::ErrorKind::UnequalLengths { .. } => {
+                let mut refused = csv_error(e, "-", line);
+                let opened = space_before_quote(record).and_then(|i| header.get(i));
+                if let (Error::Csv { column, reason, .. }, Some(name)) = (&mut refused, opened) {
+                    column.clone_from(name);
+                    reason.push_str(
+                        ": this cell has a space before its opening quote, so the quotes do not keep the \
+                         delimiter inside it in one cell; remove the space",
+                    );
+                }
+                return refused;
+            }
             _ => "-",
         };
         csv_error(e, column, line)
@@ -823,7 +836,7 @@ fn import_lines(
             Ok(_) => {}
             // The reader has consumed the whole bad row, so it can go on with the next.
             Err(e) if options.skip_invalid && row_error_is_recoverable(&e) => {
-                if let Error::Csv { line, column, reason } = row_error(&e, line) {
+                if let Error::Csv { line, column, reason } = row_error(&e, &record, line) {
                     // No id: in a row of the wrong length, the cell where the header puts
                     // the id may be another column's (a name split at an unquoted comma).
                     report.rejected.push(Rejected { line, id: String::new(), column, reason });
@@ -831,7 +844,7 @@ fn import_lines(
                 continue;
             }
             Err(e) => {
-                let refused = row_error(&e, line);
+                let refused = row_error(&e, &record, line);
                 if !options.skip_invalid {
                     // Rows are converted once all are read: a bad one before this is the
                     // first error. Not one whose badness depends on the rows after (an
@@ -1076,6 +1089,16 @@ fn repeated_ids(converted: &[Result<(PendingOp, u128), Rejected>], lines: &[u64]
 
 fn header_error(reason: &str) -> Error {
     Error::Csv { line: 1, column: "header".into(), reason: reason.to_owned() }
+}
+
+/// The first cell of a row of the wrong length that opens with spaces and then a quote
+/// (`a, "b, c"`): the csv reader takes such a cell's quotes as text, so the delimiter inside
+/// it splits the cell — the row's columns are right up to that cell.
+fn space_before_quote(record: &csv::StringRecord) -> Option<usize> {
+    record.iter().position(|cell| {
+        let opened = cell.trim_start_matches([' ', '\t']);
+        opened.len() < cell.len() && opened.starts_with('"')
+    })
 }
 
 /// A row with the wrong number of fields or bad UTF-8: the reader can skip it.

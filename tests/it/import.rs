@@ -1122,6 +1122,41 @@ fn pii_without_a_key_writes_nothing_even_in_small_batches() {
     }
 }
 
+/// A space before a quoted cell's opening quote (`, "Paris, France"`) leaves the quotes as
+/// text, so the comma inside splits the cell: the error names that cell's column and says
+/// why, without quoting it; a row split some other way gets no such hint.
+#[test]
+fn a_space_before_an_opening_quote_is_named() {
+    let (_dir, db) = open(false);
+    let hint = "space before its opening quote";
+    for (csv, line, column) in [
+        ("id,lat,lon,city\nc1,1,2,Rome\nc2,1,2, \"Paris, France\"\n", 3, "city"),
+        ("id,city,lat,lon\nc1,\t\"Paris, France\",1,2\n", 2, "city"),
+        ("id,lat,lon,city,v\nc1,1,2, \"Paris, France\",7\n", 2, "city"),
+    ] {
+        let (l, c, reason) = csv_err(import(&db, csv, &ImportOptions::new()));
+        assert_eq!((l, c.as_str()), (line, column), "{csv:?}: {reason}");
+        assert!(reason.starts_with("wrong number of columns") && reason.contains(hint), "{reason}");
+        assert!(!reason.contains("Paris"), "a cell's text is not quoted: {reason}");
+    }
+    // Quoted properly, or split by an unquoted comma: no hint.
+    let report = import(&db, "id,lat,lon,city\nc1,1,2,\"Paris, France\"\n", &ImportOptions::new()).unwrap();
+    assert_eq!(report.imported, 1);
+    let (_, c, reason) =
+        csv_err(import(&db, "id,lat,lon,city\nc1,1,2,Paris, France\n", &ImportOptions::new()));
+    assert_eq!((c.as_str(), reason.contains(hint)), ("-", false), "{reason}");
+    // With skip_invalid, the rejected row says the same.
+    let report =
+        import(&db, "id,lat,lon,city\nc3,1,2, \"Paris, France\"\n", &ImportOptions::new().skip_invalid(true))
+            .unwrap();
+    assert_eq!(report.rejected.len(), 1);
+    assert!(
+        report.rejected[0].column == "city" && report.rejected[0].reason.contains(hint),
+        "{:?}",
+        report.rejected
+    );
+}
+
 #[test]
 fn skip_invalid_reports_and_header_errors_still_abort() {
     let (_dir, db) = open(false);
