@@ -148,6 +148,30 @@ impl<'s> CollectionReader<'s> {
     /// The `k` records nearest to `at` by great-circle distance that match `filter`,
     /// nearest first (ties by id).
     ///
+    /// ```
+    /// use geocrm::{Database, Filter, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// db.create_collection("customers", Schema::new().category("tier"))?;
+    /// let mut batch = db.begin_write();
+    /// batch.upsert("customers", Record::new("fiji", LatLon::new(-17.7, 178.0)?).category("tier", "gold"))?;
+    /// batch.upsert("customers", Record::new("samoa", LatLon::new(-13.8, -171.8)?))?;
+    /// batch.upsert("customers", Record::new("sydney", LatLon::new(-33.9, 151.2)?).category("tier", "gold"))?;
+    /// batch.commit()?;
+    /// let snap = db.read();
+    /// let customers = snap.collection("customers")?;
+    /// // Across the antimeridian: Samoa, at -171.8°, is nearer to Tonga than Sydney is.
+    /// let tonga = LatLon::new(-21.1, -175.2)?;
+    /// let near = customers.nearest(tonga, 2, &Filter::All)?;
+    /// let ids: Vec<&str> = near.iter().map(|n| n.id.as_str()).collect();
+    /// assert_eq!(ids, ["fiji", "samoa"]);
+    /// assert!(near[0].distance_m < near[1].distance_m);
+    /// // Only the gold ones.
+    /// let gold = customers.nearest(tonga, 2, &Filter::eq("tier", "gold"))?;
+    /// assert_eq!(gold.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["fiji", "sydney"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidArgument`] for k = 0 or k > [`MAX_K`]; [`Error::InvalidFilter`];
     /// [`Error::Corrupt`] when a checkpoint section it read failed its first-use check (the
@@ -208,6 +232,23 @@ impl<'s> CollectionReader<'s> {
 
     /// Every matching record within `metres` of `center`, nearest first (ties by id).
     ///
+    /// ```
+    /// use geocrm::{Database, Filter, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// db.create_collection("shops", Schema::new())?;
+    /// let mut batch = db.begin_write();
+    /// batch.upsert("shops", Record::new("louvre", LatLon::new(48.8606, 2.3376)?))?;
+    /// batch.upsert("shops", Record::new("orsay", LatLon::new(48.8600, 2.3266)?))?;
+    /// batch.upsert("shops", Record::new("lyon", LatLon::new(45.7640, 4.8357)?))?;
+    /// batch.commit()?;
+    /// let snap = db.read();
+    /// let notre_dame = LatLon::new(48.8530, 2.3499)?;
+    /// let within = snap.collection("shops")?.within_radius(notre_dame, 2_000.0, &Filter::All)?;
+    /// assert_eq!(within.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["louvre", "orsay"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a negative or non-finite radius; [`Error::InvalidFilter`];
     /// [`Error::Corrupt`] when a checkpoint section it read failed its first-use check.
@@ -229,6 +270,23 @@ impl<'s> CollectionReader<'s> {
 
     /// Every matching record inside a bounding box, by id.
     ///
+    /// ```
+    /// use geocrm::{geo::BoundingBox, Database, Filter, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// db.create_collection("shops", Schema::new())?;
+    /// let mut batch = db.begin_write();
+    /// batch.upsert("shops", Record::new("suva", LatLon::new(-18.1, 178.4)?))?;
+    /// batch.upsert("shops", Record::new("apia", LatLon::new(-13.8, -171.8)?))?;
+    /// batch.upsert("shops", Record::new("perth", LatLon::new(-31.9, 115.9)?))?;
+    /// batch.commit()?;
+    /// // south, west, north, east: west > east crosses the antimeridian.
+    /// let pacific = BoundingBox::new(-25.0, 170.0, -10.0, -165.0)?;
+    /// let hits = db.read().collection("shops")?.within_bbox(&pacific, &Filter::All)?;
+    /// assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["apia", "suva"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidFilter`]; [`Error::Corrupt`] when a checkpoint section it read failed its
     /// first-use check.
@@ -238,6 +296,29 @@ impl<'s> CollectionReader<'s> {
 
     /// Every matching record covered by a prepared (multi)polygon, by id.
     ///
+    /// ```
+    /// use geocrm::geo::{MultiPolygon, Polygon, PreparedRegion};
+    /// use geocrm::{Database, Filter, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// db.create_collection("shops", Schema::new())?;
+    /// let mut batch = db.begin_write();
+    /// for (id, lat, lon) in [("in", 1.0, 1.0), ("in-hole", 5.0, 5.0), ("island", 20.5, 20.5), ("out", 15.0, 15.0)] {
+    ///     batch.upsert("shops", Record::new(id, LatLon::new(lat, lon)?))?;
+    /// }
+    /// batch.commit()?;
+    /// // Positions are [lon, lat]: a square with a hole, and an island.
+    /// let square = Polygon::new(
+    ///     vec![[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0], [0.0, 0.0]],
+    ///     vec![vec![[4.0, 4.0], [6.0, 4.0], [6.0, 6.0], [4.0, 6.0], [4.0, 4.0]]],
+    /// )?;
+    /// let island = Polygon::new(vec![[20.0, 20.0], [21.0, 20.0], [21.0, 21.0], [20.0, 20.0]], vec![])?;
+    /// let territory = PreparedRegion::new(&MultiPolygon::new(vec![square, island])?);
+    /// let hits = db.read().collection("shops")?.within_region(&territory, &Filter::All)?;
+    /// assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["in", "island"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidFilter`]; [`Error::Corrupt`] when a checkpoint section it read failed its
     /// first-use check.
@@ -246,6 +327,26 @@ impl<'s> CollectionReader<'s> {
     }
 
     /// Counts matching records in a scope.
+    ///
+    /// ```
+    /// use geocrm::query::Scope;
+    /// use geocrm::{Database, Filter, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// db.create_collection("customers", Schema::new().number("ltv"))?;
+    /// let mut batch = db.begin_write();
+    /// batch.upsert("customers", Record::new("a", LatLon::new(48.85, 2.35)?).number("ltv", 900.0))?;
+    /// batch.upsert("customers", Record::new("b", LatLon::new(48.86, 2.34)?).number("ltv", 120.0))?;
+    /// batch.upsert("customers", Record::new("c", LatLon::new(40.71, -74.0)?).number("ltv", 5000.0))?;
+    /// batch.commit()?;
+    /// let snap = db.read();
+    /// let customers = snap.collection("customers")?;
+    /// let paris = Scope::Radius { center: LatLon::new(48.8566, 2.3522)?, metres: 5_000.0 };
+    /// assert_eq!(customers.count(paris, &Filter::All)?, 2);
+    /// assert_eq!(customers.count(paris, &Filter::parse("ltv >= 500")?)?, 1);
+    /// assert_eq!(customers.count(Scope::All, &Filter::All)?, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidFilter`]; [`Error::InvalidArgument`] for a bad radius; [`Error::Corrupt`]
@@ -269,6 +370,32 @@ impl<'s> CollectionReader<'s> {
 
     /// Count, and sum/avg/min/max of the number `fields`, over matching records in `scope`,
     /// grouped as asked; groups sorted by key.
+    ///
+    /// ```
+    /// use geocrm::query::{GroupBy, GroupKey, Scope};
+    /// use geocrm::{Database, Filter, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// db.create_collection("customers", Schema::new().number("ltv").category("region"))?;
+    /// let mut batch = db.begin_write();
+    /// batch.upsert("customers", Record::new("a", LatLon::new(48.85, 2.35)?).number("ltv", 900.0).category("region", "eu"))?;
+    /// batch.upsert("customers", Record::new("b", LatLon::new(48.86, 2.34)?).number("ltv", 100.0).category("region", "eu"))?;
+    /// batch.upsert("customers", Record::new("c", LatLon::new(40.71, -74.0)?).number("ltv", 5000.0).category("region", "us"))?;
+    /// batch.commit()?;
+    /// let snap = db.read();
+    /// let customers = snap.collection("customers")?;
+    /// // Sales by region.
+    /// let by_region = customers.aggregate(Scope::All, &GroupBy::Category("region".into()), &["ltv"], &Filter::All)?;
+    /// let eu = by_region.get(0).unwrap();
+    /// assert_eq!((eu.key, eu.count), (GroupKey::Category("eu".into()), 2));
+    /// assert_eq!((eu.fields[0].sum, eu.fields[0].avg(), eu.fields[0].max()), (1000.0, Some(500.0), Some(900.0)));
+    /// // A heatmap: H3 cells at resolution 4 (Paris's two customers share one).
+    /// let cells = customers.aggregate(Scope::All, &GroupBy::H3(4), &[], &Filter::All)?;
+    /// let mut counts: Vec<u64> = cells.iter().map(|g| g.count).collect();
+    /// counts.sort();
+    /// assert_eq!(counts, [1, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an H3 resolution above 15, a field that is not a
@@ -349,6 +476,22 @@ impl<'s> CollectionReader<'s> {
 
     /// The stored record (PII sealed), read back from the log.
     ///
+    /// ```
+    /// use geocrm::{crypto::RawKey, Database, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new().key(RawKey::new([7; 32])))?;
+    /// db.create_collection("customers", Schema::new().number("ltv").pii("name"))?;
+    /// let mut batch = db.begin_write();
+    /// batch.upsert("customers", Record::new("C-1", LatLon::new(48.85, 2.35)?).number("ltv", 900.0).pii("name", "Ada"))?;
+    /// batch.commit()?;
+    /// let snap = db.read();
+    /// let stored = snap.collection("customers")?.get("C-1")?.expect("stored");
+    /// assert_eq!(stored.numbers["ltv"], 900.0);
+    /// assert!(stored.pii.contains_key("name")); // sealed: reveal to read it
+    /// assert!(snap.collection("customers")?.get("C-2")?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Io`] or [`Error::Corrupt`] when the log cannot be read back.
     pub fn get(&self, id: &str) -> Result<Option<StoredView>> {
@@ -370,6 +513,23 @@ impl<'s> CollectionReader<'s> {
 
     /// Decrypts every PII field of a record. Recorded in the audit log (ids and field
     /// names, never values) before the values are returned, unless auditing is off.
+    ///
+    /// ```
+    /// use geocrm::{crypto::RawKey, Database, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new().key(RawKey::new([7; 32])).actor("support-desk"))?;
+    /// db.create_collection("customers", Schema::crm())?;
+    /// let mut batch = db.begin_write();
+    /// batch.upsert("customers", Record::new("C-1", LatLon::new(48.85, 2.35)?).pii("name", "Ada").pii("phone", "+33 1 42 00 00 00"))?;
+    /// batch.commit()?;
+    /// let pii = db.read().collection("customers")?.reveal("C-1")?;
+    /// assert_eq!(pii["name"].expose(), "Ada");
+    /// assert_eq!(pii["phone"].expose(), "+33142000000"); // phones are stored in E.164
+    /// assert_eq!(format!("{:?}", pii["name"]), "Pii(<redacted>)");
+    /// let audit = db.audit_entries()?;
+    /// assert_eq!((audit[0].actor.as_str(), audit[0].ids.as_slice()), ("support-desk", ["C-1".to_string()].as_slice()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::MissingKey`] without a key; [`Error::Decrypt`] when a field fails
