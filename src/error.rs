@@ -151,7 +151,7 @@ pub enum Error {
     },
     /// PII was to be read or written (or looked up by phone or e-mail) but no key was
     /// supplied.
-    #[error("PII needs a key, to read it or to write it: open the database with a key provider (GEOCRM_KEY or --key-file)")]
+    #[error("PII needs a key, to read it or to write it: open the database with one (Options::key; in the CLI, --key-file or GEOCRM_KEY)")]
     MissingKey,
     /// The supplied key is not the database's master key.
     #[error("the supplied key is not this database's master key")]

@@ -70,9 +70,35 @@ use crate::log::{Log, LogConfig, RecoveryReport};
 /// assert_eq!(customers.reveal("C-1")?["name"].expose(), "Ada");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
+///
+/// Its `Debug` output names the directory only — never the records (ids, locations,
+/// attributes or blind values), however many are in memory:
+///
+/// ```
+/// # use geocrm::{Database, LatLon, Options, Record, Schema};
+/// # let dir = tempfile::tempdir()?;
+/// # let db = Database::open(dir.path(), Options::new())?;
+/// # db.create_collection("customers", Schema::new())?;
+/// # let mut batch = db.begin_write();
+/// # batch.upsert("customers", Record::new("C-1", LatLon::new(48.85, 2.35)?))?;
+/// # batch.commit()?;
+/// let mut pending = db.begin_write();
+/// pending.upsert("customers", Record::new("C-2", LatLon::new(48.85, 2.35)?))?;
+/// let snap = db.read();
+/// let shown = [format!("{db:?}"), format!("{snap:?}"), format!("{:?}", snap.collection("customers")?), format!("{pending:?}")];
+/// for shown in shown {
+///     assert!(!shown.contains("C-") && !shown.contains("48.85"), "{shown}");
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Database {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
 }
 
 impl Clone for Database {
@@ -91,7 +117,6 @@ impl Clone for Database {
 /// audit log and the segment readers are taken alone or last. (A reader holds `state` while
 /// it reveals PII; a commit round holds `writer` while it applies, then `keystore` and
 /// `manifest` to destroy erased keys.)
-#[derive(Debug)]
 pub(crate) struct Inner {
     /// Unique within the process (never reused, unlike an address): what [`held`] counts
     /// snapshots by.
@@ -153,6 +178,20 @@ pub(crate) struct Inner {
     pub(crate) read_only: bool,
     /// The directory lock (none for a read-only open).
     _lock: Option<Box<dyn DirLock>>,
+}
+
+/// The directory and the database id: never the state (every record written since the last
+/// checkpoint, with its id, location, attributes and blind values), the keys or the files.
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("dir", &self.dir)
+            .field(
+                "db_id",
+                &format_args!("{}", self.db_id.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// What an open that created the database knows of it.

@@ -26,7 +26,6 @@ use crate::query::{self, Collector, CompiledFilter, Filter, GroupBy, Groups, Nei
 pub const MAX_K: usize = 1_000_000;
 
 /// A consistent read view of the whole database.
-#[derive(Debug)]
 pub struct Snapshot<'db> {
     inner: &'db Inner,
     state: RwLockReadGuard<'db, State>,
@@ -67,6 +66,17 @@ impl<'db> Snapshot<'db> {
     }
 }
 
+/// The directory, the collections' names and the LSN: never the records.
+impl std::fmt::Debug for Snapshot<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("dir", &self.inner.dir)
+            .field("collections", &self.state.collections.keys().collect::<Vec<_>>())
+            .field("next_lsn", &self.state.next_lsn)
+            .finish()
+    }
+}
+
 impl Drop for Snapshot<'_> {
     fn drop(&mut self) {
         super::held::leave(self.inner);
@@ -100,11 +110,21 @@ pub struct StoredView {
 }
 
 /// Queries on one collection within a [`Snapshot`].
-#[derive(Debug)]
 pub struct CollectionReader<'s> {
     pub(super) inner: &'s Inner,
     pub(super) name: &'s str,
     pub(super) c: &'s CollectionState,
+}
+
+/// The collection's name, schema and size: never its records.
+impl std::fmt::Debug for CollectionReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CollectionReader")
+            .field("collection", &self.name)
+            .field("schema", &self.c.schema)
+            .field("len", &self.len())
+            .finish()
+    }
 }
 
 impl<'s> CollectionReader<'s> {

@@ -88,7 +88,6 @@ impl IntoIterator for Rejected {
 /// assert_eq!(receipt.next_lsn - receipt.first_lsn, 4);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
 #[must_use = "a batch is written only by `commit`"]
 pub struct WriteBatch<'db> {
     db: &'db Database,
@@ -103,6 +102,14 @@ pub(crate) enum PendingOp {
     Upsert { record: StoredRecord, pii: Vec<Option<Pii>> },
     Delete { collection: String, id: String },
     Erase { collection: String, id: String },
+}
+
+/// How many operations are pending: never their records (ids, locations, attributes, blind
+/// values of phones and e-mails).
+impl std::fmt::Debug for WriteBatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBatch").field("operations", &self.ops.len()).finish_non_exhaustive()
+    }
 }
 
 impl<'db> WriteBatch<'db> {
@@ -291,7 +298,17 @@ fn place<T>(
     match schema.field(field) {
         None => Err(record_error(id, field, "no such field in the collection's schema")),
         Some((kind, _)) if kind != want => {
-            Err(record_error(id, field, format!("this field is a {kind:?} field")))
+            // (The kinds by the `Record` setter that gives each: `.number`, `.category`, `.pii`.)
+            let what = |k: FieldKind| match k {
+                FieldKind::Number => "a number (Record::number)",
+                FieldKind::Category => "a category (Record::category)",
+                FieldKind::Pii => "PII (Record::pii)",
+            };
+            Err(record_error(
+                id,
+                field,
+                format!("{} was given, but the field holds {}", what(want), what(kind)),
+            ))
         }
         Some((_, i)) => match slots.get_mut(i) {
             Some(slot) if slot.is_none() => {

@@ -326,6 +326,20 @@ fn bad_records_are_clear_errors_and_change_nothing() {
         let err = b.upsert("c", r).unwrap_err();
         assert!(matches!(err, Error::InvalidRecord { .. }), "case {i}: {err}");
     }
+    // A value of the wrong kind says what was given and what the field holds, by the
+    // setters' names (it said "this field is a Category field").
+    let err = b.upsert("c", Record::new("a", p).number("tier", 1.0)).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "a number (Record::number) was given, but the field holds a category (Record::category)"
+        ),
+        "{err}"
+    );
+    let err = b.upsert("c", Record::new("a", p).pii("ltv", "x")).unwrap_err().to_string();
+    assert!(
+        err.contains("PII (Record::pii) was given, but the field holds a number (Record::number)"),
+        "{err}"
+    );
     assert!(matches!(b.upsert("nope", Record::new("a", p)), Err(Error::UnknownCollection { .. })));
     assert!(b.is_empty());
     b.commit().unwrap();
