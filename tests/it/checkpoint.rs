@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use geocrm::index::checkpoint::{Checkpoint, Verify};
-use geocrm::io::{CrashMode, FaultPlan, MappedBytes, MemFs, OpKind};
+use geocrm::io::{CrashMode, FaultPlan, FileSystem, MappedBytes, MemFs, OpKind};
 use geocrm::{Database, Error, Filter, LatLon, Options, Record, Schema};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -42,15 +42,18 @@ fn assert_quiet(db: &Database, what: &str) {
 
 /// Commits, a checkpoint after commit 3 (keeping the file of the untouched collection
 /// "quiet"), a compaction after commit 7, with a fault (`fail_once` or, with `stop`, every
-/// operation from the `n`-th on — a crash there).
-fn workload(n: u64, kind: OpKind, stop: bool) -> (MemFs, State, Option<State>, bool) {
+/// operation from the `n`-th on — a crash there). Also returns how many operations of `kind`
+/// the workload attempted: the fault fired when that is above `n` (some failures are
+/// tolerated, a compaction's removal of old segments say, so an error is no sign of it).
+fn workload(n: u64, kind: OpKind, stop: bool) -> (MemFs, State, Option<State>, u64) {
     let fs = MemFs::new();
     let db = setup(&fs);
     add_quiet(&db);
     let plan = if stop { FaultPlan::new().fail_from(kind, n) } else { FaultPlan::new().fail_once(kind, n) };
     fs.set_faults(plan);
+    let before = fs.op_count(kind);
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let (mut acked, mut in_doubt, mut fired) = (State::new(), None, false);
+    let (mut acked, mut in_doubt) = (State::new(), None);
     let mut poisoned = false;
     for step in 0..10 {
         let (result, after) = random_commit(&db, &mut rng, &acked);
@@ -66,24 +69,23 @@ fn workload(n: u64, kind: OpKind, stop: bool) -> (MemFs, State, Option<State>, b
                     assert!(matches!(e, Error::Poisoned { .. }), "after a failure, writes are refused: {e}");
                 }
                 poisoned = true;
-                fired = true;
             }
         }
-        let maintenance = match step {
+        // (A failure here is the fault's, or a refusal after it; either way the state must
+        // be as acknowledged.)
+        let _maintenance = match step {
             3 => Some(db.checkpoint().map(|_| ())),
             7 => Some(db.compact().map(|_| ())),
             _ => None,
         };
-        if let Some(Err(_)) = maintenance {
-            fired = true;
-        }
         // A failed checkpoint leaves the database answering as before.
         if !poisoned {
             assert_eq!(read_state(&db), acked, "fault {kind:?} at {n}: state changed by a failed checkpoint");
         }
     }
     drop(db);
-    (fs, acked, in_doubt, fired)
+    let attempted = fs.op_count(kind) - before;
+    (fs, acked, in_doubt, attempted)
 }
 
 #[test]
@@ -92,10 +94,19 @@ fn a_fault_or_crash_at_every_step_of_checkpoint_and_compaction_loses_nothing() {
     for (kind, stop) in
         [(OpKind::Any, false), (OpKind::Any, true), (OpKind::Sync, false), (OpKind::Rename, false)]
     {
+        // Every operation of the kind the workload attempts, to the last (the sweep once
+        // stopped at the first fault that returned no error, before the compaction's
+        // later steps: from a test review).
+        let (_, _, _, clean) = workload(u64::MAX, kind, false);
+        assert!(clean > 0, "{kind:?}: the workload attempts none");
         let mut n = 0;
         loop {
-            let (fs, acked, in_doubt, fired) = workload(n, kind, stop);
-            if !fired {
+            let (fs, acked, in_doubt, attempted) = workload(n, kind, stop);
+            if attempted <= n {
+                assert_eq!(
+                    n, clean,
+                    "{kind:?} {stop}: the sweep ended before the clean run's last operation"
+                );
                 break;
             }
             for (m, mode) in CrashMode::ALL.into_iter().enumerate() {
@@ -125,36 +136,117 @@ fn a_fault_or_crash_at_every_step_of_checkpoint_and_compaction_loses_nothing() {
     assert!(cases > 300, "only {cases} cases ran");
 }
 
+/// While armed, takes a power-loss image of the file system in every mode before each
+/// create, rename and directory sync: a crash in the middle of a checkpoint or compaction,
+/// with a temporary file half written or a rename not yet durable.
+#[derive(Debug)]
+struct MidImages {
+    fs: MemFs,
+    armed: std::sync::atomic::AtomicBool,
+    images: parking_lot::Mutex<Vec<(String, MemFs)>>,
+}
+
+impl MidImages {
+    fn take(&self, what: &str, path: &Path) {
+        if !self.armed.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let mut images = self.images.lock();
+        for mode in CrashMode::ALL {
+            let seed = images.len() as u64;
+            images.push((
+                format!("{mode:?} before {what} {}", path.display()),
+                self.fs.crash_image(seed, mode),
+            ));
+        }
+    }
+}
+
+impl Hook for MidImages {
+    fn create_new(&self, path: &Path) {
+        self.take("create", path);
+    }
+    fn rename(&self, from: &Path) {
+        self.take("rename of", from);
+    }
+    fn sync_dir(&self, path: &Path) {
+        self.take("directory sync", path);
+    }
+}
+
 #[test]
 fn power_loss_images_during_checkpoints_and_compactions() {
-    let mut images = 0;
+    let (mut images, mut middle) = (0, 0);
+    // The checkpoint each image holds, over all: both the old and the new one must show up
+    // among the images taken in the middle (else no image fell between them).
+    let mut lsns_seen = std::collections::BTreeSet::new();
+    let mut tmp_files_seen = 0;
     for seed in 0..6u64 {
         let mut rng = ChaCha8Rng::seed_from_u64(100 + seed);
         let fs = MemFs::new();
-        let db = setup(&fs);
+        let hook = Arc::new(MidImages {
+            fs: fs.clone(),
+            armed: std::sync::atomic::AtomicBool::new(false),
+            images: parking_lot::Mutex::new(Vec::new()),
+        });
+        let hooked = HookedFs { inner: fs.clone(), hook: Arc::clone(&hook) };
+        let db = Database::open(Path::new(DIR), options(&fs).file_system(Arc::new(hooked))).unwrap();
+        db.create_collection("c", Schema::new().pii("name")).unwrap();
         add_quiet(&db);
         let mut acked = State::new();
         for step in 0..24u64 {
             let (result, after) = random_commit(&db, &mut rng, &acked);
             result.unwrap();
             acked = after;
+            hook.armed.store(true, std::sync::atomic::Ordering::Relaxed);
+            let before = db.stats().checkpoint.map(|c| c.lsn);
             match rng.gen_range(0..6) {
                 0 => drop(db.checkpoint().unwrap()),
                 1 => drop(db.compact().unwrap()),
                 _ => {}
             }
+            hook.armed.store(false, std::sync::atomic::Ordering::Relaxed);
+            let after_lsn = db.stats().checkpoint.map(|c| c.lsn);
+            // Images taken in the middle of it, then after it (every mode).
+            let mut to_check: Vec<(String, MemFs)> = std::mem::take(&mut *hook.images.lock());
+            middle += to_check.len();
             for (m, mode) in CrashMode::ALL.into_iter().enumerate() {
-                let image = fs.crash_image(seed * 1000 + step * 10 + m as u64, mode);
+                to_check.push((
+                    format!("{mode:?} after"),
+                    fs.crash_image(seed * 1000 + step * 10 + m as u64, mode),
+                ));
+            }
+            for (what, image) in to_check {
+                let what = format!("seed {seed} step {step} {what}");
+                let index = image.list_dir(&Path::new(DIR).join("index")).unwrap_or_default();
+                tmp_files_seen += index.iter().filter(|name| name.ends_with(".tmp")).count();
                 let db = Database::open(Path::new(DIR), options(&image).verify_checkpoints_at_open(true))
-                    .unwrap_or_else(|e| panic!("seed {seed} step {step} {mode:?}: {e}"));
-                assert_eq!(db.checkpoint_rejected(), None);
-                assert_eq!(read_state(&db), acked, "seed {seed} step {step} {mode:?}");
-                assert_quiet(&db, &format!("seed {seed} step {step} {mode:?}"));
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(db.checkpoint_rejected(), None, "{what}");
+                assert_eq!(read_state(&db), acked, "{what}");
+                assert_quiet(&db, &what);
+                let lsn = db.stats().checkpoint.map(|c| c.lsn);
+                assert!(
+                    lsn == before || lsn == after_lsn,
+                    "{what}: checkpoint at {lsn:?}, neither {before:?} nor {after_lsn:?}"
+                );
+                if before != after_lsn {
+                    lsns_seen.insert((seed, step, lsn == after_lsn));
+                }
                 images += 1;
             }
         }
     }
-    assert_eq!(images, 6 * 24 * 3);
+    // Some images fell in the middle, showing the old checkpoint and the new one, and some
+    // held a half-written temporary file: the crash points are not all quiet ones.
+    assert!(middle > 300, "{middle} images in the middle");
+    let (old, new) = (
+        lsns_seen.iter().filter(|(_, _, new)| !new).count(),
+        lsns_seen.iter().filter(|(_, _, new)| *new).count(),
+    );
+    assert!(old > 5 && new > 5, "old checkpoint seen in {old} operations, new in {new}");
+    assert!(tmp_files_seen > 0, "no image held a temporary file");
+    assert_eq!(images, 6 * 24 * 3 + middle);
 }
 
 fn small_db(fs: &MemFs) -> (Database, State) {

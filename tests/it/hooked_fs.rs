@@ -11,6 +11,8 @@ pub trait Hook: Send + Sync + std::fmt::Debug + 'static {
     fn create_new(&self, _path: &Path) {}
     fn read(&self, _path: &Path) {}
     fn map(&self, _path: &Path) {}
+    fn rename(&self, _from: &Path) {}
+    fn sync_dir(&self, _path: &Path) {}
 }
 
 /// `inner`, with `hook` called first where [`Hook`] says.
@@ -52,6 +54,7 @@ impl<H: Hook> FileSystem for HookedFs<H> {
         self.inner.truncate(path, len)
     }
     fn rename(&self, from: &Path, to: &Path) -> geocrm::Result<()> {
+        self.hook.rename(from);
         self.inner.rename(from, to)
     }
     fn remove_file(&self, path: &Path) -> geocrm::Result<()> {
@@ -61,6 +64,7 @@ impl<H: Hook> FileSystem for HookedFs<H> {
         self.inner.remove_dir(path)
     }
     fn sync_dir(&self, path: &Path) -> geocrm::Result<()> {
+        self.hook.sync_dir(path);
         self.inner.sync_dir(path)
     }
     fn lock_dir(&self, dir: &Path) -> geocrm::Result<Box<dyn DirLock>> {
