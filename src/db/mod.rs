@@ -757,7 +757,7 @@ impl Database {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0277
     /// fn must_be_send<T: Send>(_: T) {}
     /// let dir = tempfile::tempdir().unwrap();
     /// let db = geocrm::Database::open(dir.path(), geocrm::Options::new()).unwrap();

@@ -46,6 +46,21 @@ pub struct CommitReceipt {
 ///     batch.commit().map(drop)
 /// }
 /// ```
+///
+/// The same with the refused records looked at compiles (so the one above fails for the
+/// lint alone):
+///
+/// ```
+/// #![deny(unused_must_use)]
+/// fn import(db: &geocrm::Database, records: Vec<geocrm::Record>) -> geocrm::Result<()> {
+///     let mut batch = db.begin_write();
+///     let refused = batch.upsert_many("c", records)?;
+///     for (position, error) in refused.iter() {
+///         eprintln!("record {position} left out: {error}");
+///     }
+///     batch.commit().map(drop)
+/// }
+/// ```
 #[derive(Debug, Default)]
 #[must_use = "these records were left out of the batch: check them before committing"]
 pub struct Rejected(Vec<(usize, Error)>);

@@ -581,16 +581,27 @@ fn aggregations_match_brute_force() {
                         }
                     }
                     assert_eq!(groups.len(), want.len(), "res {res} filter {f} scope {si}");
+                    // Each group once (a repeated key could hide a missing one), and every
+                    // wanted group found.
+                    let mut seen = std::collections::BTreeSet::new();
                     for g in &groups {
                         let GroupKey::Cell(cell) = g.key else { panic!("H3 group keyed {:?}", g.key) };
+                        assert!(seen.insert(cell.to_string()), "res {res}: group {cell} twice");
                         let w = want[&cell.to_string()];
                         let s = g.fields[0];
                         assert_eq!((g.count, s.count), (w.0, w.1));
                         assert!((s.sum - w.2).abs() <= 1e-9 * w.2.abs().max(1.0));
                         if w.1 > 0 {
                             assert_eq!((s.min(), s.max()), (Some(w.3), Some(w.4)));
+                        } else {
+                            assert_eq!(
+                                (s.min(), s.max(), s.avg()),
+                                (None, None, None),
+                                "no ltv in the group"
+                            );
                         }
                     }
+                    assert!(want.keys().all(|k| seen.contains(k)), "res {res} filter {f} scope {si}");
                 }
             }
         }

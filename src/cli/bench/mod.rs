@@ -481,7 +481,10 @@ fn run_dataset(
             let stats = time_engine(args.quick, warm, b, &mut |i| backend.answer(q, i));
             let outcome = match wrong {
                 None => Outcome::Timed(stats),
-                // The brute force is the referee: geocrm is the one that is wrong.
+                // The brute force is the referee of the search: geocrm is the one that is
+                // wrong. (Not of the exact predicates — the haversine, box and polygon tests,
+                // which every engine here shares: the query tests check those against
+                // independent ones, `tests/it/brute.rs`.)
                 Some(why) if *engine == Engine::Brute => {
                     let msg = format!("{name} / {op}: geocrm disagrees with the brute force: {why}");
                     eprintln!("WARNING: {msg}");
