@@ -39,6 +39,44 @@ use crate::io::{write_atomic, FileSystem, WritableFile};
 /// Name of the audit log inside the database directory.
 pub const AUDIT_FILE: &str = "audit.log";
 
+/// Name of the audit log's close record inside the database directory: how many bytes of
+/// `audit.log` were synced when a writable handle last closed, and the newest sealed file
+/// then (FORMAT.md §9.2). With it, a damaged last entry of a log that was closed cleanly —
+/// every entry is synced before the read it records returns — is damage, reported, not a
+/// torn append cut silently; and so is a shorter or missing `audit.log`.
+pub const AUDIT_SYNCED_FILE: &str = "audit.synced";
+
+/// The damage the close record shows in `audit.log`, whose valid frames end at `valid_len`
+/// of its `file_len` bytes (`None`: the file is missing), when the last close had synced
+/// `vouched` bytes of it (`None`: no record that holds).
+fn vouched_damage(vouched: Option<u64>, valid_len: usize, file_len: Option<usize>) -> Option<(u64, String)> {
+    let v = vouched?;
+    let said = format!("the database's last close had synced {v} bytes of it");
+    match file_len {
+        None => Some((0, format!("the file is missing, though {said}"))),
+        Some(_) if valid_len as u64 >= v => None,
+        Some(len) if valid_len < len => Some((
+            valid_len as u64,
+            format!(
+                "the last {} bytes are not a whole entry, though {said}: damage, not a torn append",
+                len - valid_len
+            ),
+        )),
+        Some(len) => {
+            Some((len as u64, format!("the file ends at byte {len}, though {said}: entries are missing")))
+        }
+    }
+}
+
+/// Removes the close record: what `repair` does before it changes an audit file, whose
+/// synced bytes it drops on purpose.
+///
+/// # Errors
+/// [`crate::Error::Io`].
+pub(crate) fn forget_close_record(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    crate::log::forget_synced_record(fs, dir, AUDIT_SYNCED_FILE)
+}
+
 /// Most ids one entry lists; a larger read is recorded as several entries.
 const IDS_PER_ENTRY: usize = 10_000;
 
@@ -230,6 +268,7 @@ impl AuditLog {
         }
         if enabled {
             let (mut len, mut version) = (format::HEADER_LEN as u64, format::VERSION);
+            let vouched = log.vouched_len()?;
             if log.fs.exists(&log.path)? {
                 // Frames and checksums; the entries are decoded by `entries` and `verify`.
                 let (_, valid_len, file_len, file_version) = match log.scan(&log.path, false) {
@@ -250,6 +289,10 @@ impl AuditLog {
                     }
                     Err(e) => return Err(e),
                 };
+                // Bytes the last close had synced are no torn append.
+                if let Some((offset, reason)) = vouched_damage(vouched, valid_len, Some(file_len)) {
+                    return log.damaged_at_open(offset, reason, check_sealed);
+                }
                 if valid_len < file_len {
                     log.fs.truncate(&log.path, valid_len as u64)?;
                     log.cut_at_open = (file_len - valid_len) as u64;
@@ -257,12 +300,79 @@ impl AuditLog {
                 len = valid_len as u64;
                 version = file_version;
             } else {
+                if let Some((offset, reason)) = vouched_damage(vouched, 0, None) {
+                    return log.damaged_at_open(offset, reason, check_sealed);
+                }
                 write_atomic(&*log.fs, dir, AUDIT_FILE, &format::encode_header(&db_id))?;
             }
             let file = log.fs.open_append(&log.path)?;
             log.writer = Some(Mutex::new(Appender { file: Some(file), poisoned: None, len, version }));
         }
         Ok(log)
+    }
+
+    /// The open's answer when it finds `audit.log` damaged at `offset`: for `repair`
+    /// (`check_sealed`) the error, to cut the file there; otherwise a log that refuses every
+    /// audited read until then, the file left as it is.
+    fn damaged_at_open(mut self, offset: u64, reason: String, check_sealed: bool) -> Result<AuditLog> {
+        if check_sealed {
+            return Err(Error::corrupt(&self.path, offset, reason));
+        }
+        self.damaged = Some((offset, reason));
+        let version = format::VERSION;
+        self.writer = Some(Mutex::new(Appender { file: None, poisoned: None, len: 0, version }));
+        Ok(self)
+    }
+
+    /// How many bytes of `audit.log` the close record says the last close had synced, if
+    /// there is an intact record for this database and no file has been sealed since (a
+    /// seal starts a new, shorter `audit.log`).
+    fn vouched_len(&self) -> Result<Option<u64>> {
+        let path = self.dir.join(AUDIT_SYNCED_FILE);
+        let Some(mark) =
+            crate::log::read_synced_record(&*self.fs, &path, &crate::log::AUDIT_SYNCED_MAGIC, &self.db_id)
+        else {
+            return Ok(None);
+        };
+        let newest = self.sealed_files()?.last().map_or(0, |(n, _)| *n);
+        Ok((mark.segment == newest).then_some(mark.len))
+    }
+
+    /// Writes the close record when this handle appends to `audit.log` and every byte it
+    /// holds is synced (not after damage or a failure); best effort, as the log's. Called
+    /// when the database closes.
+    pub(crate) fn close(&self) {
+        let Some(writer) = &self.writer else { return };
+        if self.damaged.is_some() {
+            return;
+        }
+        let w = writer.lock();
+        if w.poisoned.is_some() || w.file.is_none() {
+            return;
+        }
+        // (A database discarded as new and empty has no `audit.log` left to vouch for, and
+        // its directory may be the user's: nothing is written there.)
+        if !self.fs.exists(&self.path).unwrap_or(false) {
+            return;
+        }
+        let Ok(sealed) = self.sealed_files() else { return };
+        let mark = crate::log::SyncedMark {
+            segment: sealed.last().map_or(0, |(n, _)| *n),
+            first_lsn: 0,
+            len: w.len,
+        };
+        let magic = &crate::log::AUDIT_SYNCED_MAGIC;
+        let path = self.dir.join(AUDIT_SYNCED_FILE);
+        if crate::log::read_synced_record(&*self.fs, &path, magic, &self.db_id) != Some(mark) {
+            let _ = crate::log::write_synced_record(
+                &*self.fs,
+                &self.dir,
+                AUDIT_SYNCED_FILE,
+                magic,
+                &self.db_id,
+                mark,
+            );
+        }
     }
 
     /// The sealed files, oldest first, with their numbers.
@@ -352,9 +462,20 @@ impl AuditLog {
     /// final frame, which an open for writing cuts from `audit.log` (0 when none); a sealed
     /// file was whole when sealed.
     pub(crate) fn check(&self) -> Result<Vec<(PathBuf, Result<u64>)>> {
-        self.read_files(|file, _| {
-            self.scan(file, true).map(|(_, valid_len, len, _)| (len - valid_len) as u64)
-        })
+        let vouched = self.vouched_len()?;
+        let mut checked = self.read_files(|file, current| {
+            let (_, valid_len, len, _) = self.scan(file, true)?;
+            match vouched_damage(vouched.filter(|_| current), valid_len, Some(len)) {
+                Some((offset, reason)) => Err(Error::corrupt(file, offset, reason)),
+                None => Ok((len - valid_len) as u64),
+            }
+        })?;
+        if !checked.iter().any(|(path, _)| *path == self.path) {
+            if let Some((offset, reason)) = vouched_damage(vouched, 0, None) {
+                checked.push((self.path.clone(), Err(Error::corrupt(&self.path, offset, reason))));
+            }
+        }
+        Ok(checked)
     }
 
     /// The path of `audit.log`.
@@ -456,6 +577,11 @@ impl AuditLog {
         // Only damage: a file sealed meanwhile (gone), or a newer version, is not.
         match self.scan(&self.path, false) {
             Err(Error::Corrupt { offset, reason, .. }) => Some(describe(offset, &reason)),
+            Ok((_, valid_len, len, _)) => {
+                let vouched = self.vouched_len().ok().flatten();
+                vouched_damage(vouched, valid_len, Some(len))
+                    .map(|(offset, reason)| describe(offset, &reason))
+            }
             _ => None,
         }
     }

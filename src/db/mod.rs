@@ -1009,6 +1009,10 @@ impl Drop for Inner {
         if synced && !self.read_only && w.poisoned.is_none() {
             let _ = w.log.close();
         }
+        // The audit log's (`audit.synced`): a damaged last entry is then reported too.
+        if !self.read_only {
+            self.audit.close();
+        }
     }
 }
 
@@ -1069,11 +1073,12 @@ impl UndoCreate {
             }
         }
         let (keystore, audit) = (crate::crypto::KEYSTORE_FILE, crate::audit::AUDIT_FILE);
-        let mut names: Vec<String> = [manifest::MANIFEST_NAME, keystore, audit]
+        let audit_synced = crate::audit::AUDIT_SYNCED_FILE;
+        let mut names: Vec<String> = [manifest::MANIFEST_NAME, keystore, audit, audit_synced]
             .iter()
             .map(|name| format!("{name}.tmp")) // of writes that failed (`write_atomic`)
             .collect();
-        names.extend([keystore, audit, LOCK_FILE].map(String::from));
+        names.extend([keystore, audit, audit_synced, LOCK_FILE].map(String::from));
         for name in names {
             let path = dir.join(&name);
             if ours(&name) && fs.exists(&path)? {

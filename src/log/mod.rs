@@ -96,8 +96,11 @@ mod writer;
 use std::path::{Path, PathBuf};
 
 pub use segment::{MAX_BODY_LEN, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
-pub(crate) use synced::{forget as forget_synced, read as read_synced};
-pub use synced::{SYNCED_FILE, SYNCED_LEN, SYNCED_MAGIC, SYNCED_VERSION};
+pub(crate) use synced::{
+    forget as forget_synced, forget_record as forget_synced_record, read as read_synced,
+    read_record as read_synced_record, write_record as write_synced_record, SyncedMark,
+};
+pub use synced::{AUDIT_SYNCED_MAGIC, SYNCED_FILE, SYNCED_LEN, SYNCED_MAGIC, SYNCED_VERSION};
 pub use writer::Log;
 
 pub(crate) use replay::{first_frame_lsn, frame_bodies_from, scan, transaction_start, FrameBody};

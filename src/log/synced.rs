@@ -19,6 +19,9 @@ use crate::io::{write_atomic, FileSystem};
 pub const SYNCED_FILE: &str = "SYNCED";
 /// The eight bytes the record starts with.
 pub const SYNCED_MAGIC: [u8; 8] = *b"GEOCRMSY";
+/// The eight bytes the audit log's close record (`audit.synced`, the same layout) starts
+/// with.
+pub const AUDIT_SYNCED_MAGIC: [u8; 8] = *b"GEOCRMAS";
 /// The record format version this build writes and reads.
 pub const SYNCED_VERSION: u16 = 1;
 /// Length of the record in bytes.
@@ -34,10 +37,10 @@ pub(crate) struct SyncedMark {
 }
 
 impl SyncedMark {
-    fn encode(&self, db_id: &[u8; 16]) -> [u8; SYNCED_LEN] {
+    fn encode(&self, magic: &[u8; 8], db_id: &[u8; 16]) -> [u8; SYNCED_LEN] {
         let mut out = [0u8; SYNCED_LEN];
         let fields: [(usize, &[u8]); 6] = [
-            (0, &SYNCED_MAGIC),
+            (0, magic),
             (8, &SYNCED_VERSION.to_le_bytes()),
             (16, db_id),
             (32, &self.segment.to_le_bytes()),
@@ -56,12 +59,13 @@ impl SyncedMark {
         out
     }
 
-    /// The record in `bytes`, if it is whole, intact and this database's.
-    fn decode(bytes: &[u8], db_id: &[u8; 16]) -> Option<SyncedMark> {
+    /// The record in `bytes`, if it is whole, intact, of the kind `magic` names and this
+    /// database's.
+    fn decode(bytes: &[u8], magic: &[u8; 8], db_id: &[u8; 16]) -> Option<SyncedMark> {
         let u64_at = |at: usize| bytes.get(at..at + 8)?.try_into().ok().map(u64::from_le_bytes);
         let crc = bytes.get(56..60)?.try_into().ok().map(u32::from_le_bytes)?;
         let intact = bytes.len() == SYNCED_LEN
-            && bytes.get(..8) == Some(&SYNCED_MAGIC[..])
+            && bytes.get(..8) == Some(&magic[..])
             && bytes.get(8..10) == Some(&SYNCED_VERSION.to_le_bytes()[..])
             && bytes.get(10..16).is_some_and(|pad| pad.iter().all(|&b| b == 0))
             && bytes.get(16..32) == Some(&db_id[..])
@@ -73,15 +77,24 @@ impl SyncedMark {
 /// The record in `log_dir`, if there is an intact one for this database (errors read as
 /// none: the record is advisory).
 pub(crate) fn read(fs: &dyn FileSystem, log_dir: &Path, db_id: &[u8; 16]) -> Option<SyncedMark> {
-    let path = log_dir.join(SYNCED_FILE);
+    read_record(fs, &log_dir.join(SYNCED_FILE), &SYNCED_MAGIC, db_id)
+}
+
+/// The record of kind `magic` at `path`, if there is an intact one for this database.
+pub(crate) fn read_record(
+    fs: &dyn FileSystem,
+    path: &Path,
+    magic: &[u8; 8],
+    db_id: &[u8; 16],
+) -> Option<SyncedMark> {
     // Never read a large file whole: the record has a fixed length.
-    let file = fs.open_read(&path).ok()?;
+    let file = fs.open_read(path).ok()?;
     if file.len() != SYNCED_LEN as u64 {
         return None;
     }
     let mut bytes = [0u8; SYNCED_LEN];
     file.read_exact_at(&mut bytes, 0).ok()?;
-    SyncedMark::decode(&bytes, db_id)
+    SyncedMark::decode(&bytes, magic, db_id)
 }
 
 /// Publishes the record (temp file, fsync, rename, directory fsync).
@@ -89,7 +102,22 @@ pub(crate) fn read(fs: &dyn FileSystem, log_dir: &Path, db_id: &[u8; 16]) -> Opt
 /// # Errors
 /// [`crate::Error::Io`]; the previous record (if any) stays, and still holds.
 pub(crate) fn write(fs: &dyn FileSystem, log_dir: &Path, db_id: &[u8; 16], mark: SyncedMark) -> Result<()> {
-    write_atomic(fs, log_dir, SYNCED_FILE, &mark.encode(db_id))
+    write_record(fs, log_dir, SYNCED_FILE, &SYNCED_MAGIC, db_id, mark)
+}
+
+/// Publishes a record of kind `magic` as `dir/name`.
+///
+/// # Errors
+/// [`crate::Error::Io`].
+pub(crate) fn write_record(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    name: &str,
+    magic: &[u8; 8],
+    db_id: &[u8; 16],
+    mark: SyncedMark,
+) -> Result<()> {
+    write_atomic(fs, dir, name, &mark.encode(magic, db_id))
 }
 
 /// Removes the record: what repair does before it cuts or removes any segment, whose synced
@@ -98,10 +126,18 @@ pub(crate) fn write(fs: &dyn FileSystem, log_dir: &Path, db_id: &[u8; 16], mark:
 /// # Errors
 /// [`crate::Error::Io`].
 pub(crate) fn forget(fs: &dyn FileSystem, log_dir: &Path) -> Result<()> {
-    let path = log_dir.join(SYNCED_FILE);
+    forget_record(fs, log_dir, SYNCED_FILE)
+}
+
+/// Removes the record `dir/name`, if there is one.
+///
+/// # Errors
+/// [`crate::Error::Io`].
+pub(crate) fn forget_record(fs: &dyn FileSystem, dir: &Path, name: &str) -> Result<()> {
+    let path = dir.join(name);
     if fs.exists(&path)? {
         fs.remove_file(&path)?;
-        fs.sync_dir(log_dir)?;
+        fs.sync_dir(dir)?;
     }
     Ok(())
 }
@@ -114,7 +150,7 @@ mod tests {
     #[test]
     fn the_layout_is_the_documented_one() {
         let mark = SyncedMark { segment: 3, first_lsn: 77, len: 4096 };
-        let hex: String = mark.encode(&[7; 16]).iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = mark.encode(&SYNCED_MAGIC, &[7; 16]).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
             hex,
             "47454f43524d5359010000000000000007070707070707070707070707070707\
@@ -125,19 +161,20 @@ mod tests {
     #[test]
     fn a_record_reads_back_and_any_damage_makes_it_none() {
         let mark = SyncedMark { segment: 3, first_lsn: 77, len: 4096 };
-        let bytes = mark.encode(&[7; 16]);
-        assert_eq!(SyncedMark::decode(&bytes, &[7; 16]), Some(mark));
-        assert_eq!(SyncedMark::decode(&bytes, &[8; 16]), None, "another database's");
+        let bytes = mark.encode(&SYNCED_MAGIC, &[7; 16]);
+        assert_eq!(SyncedMark::decode(&bytes, &SYNCED_MAGIC, &[7; 16]), Some(mark));
+        assert_eq!(SyncedMark::decode(&bytes, &SYNCED_MAGIC, &[8; 16]), None, "another database's");
+        assert_eq!(SyncedMark::decode(&bytes, &AUDIT_SYNCED_MAGIC, &[7; 16]), None, "another kind");
         for at in 0..SYNCED_LEN {
             let mut flipped = bytes;
             flipped[at] ^= 0x10;
-            assert_eq!(SyncedMark::decode(&flipped, &[7; 16]), None, "byte {at}");
+            assert_eq!(SyncedMark::decode(&flipped, &SYNCED_MAGIC, &[7; 16]), None, "byte {at}");
         }
         for len in 0..SYNCED_LEN {
-            assert_eq!(SyncedMark::decode(&bytes[..len], &[7; 16]), None, "{len} bytes");
+            assert_eq!(SyncedMark::decode(&bytes[..len], &SYNCED_MAGIC, &[7; 16]), None, "{len} bytes");
         }
         let mut longer = bytes.to_vec();
         longer.push(0);
-        assert_eq!(SyncedMark::decode(&longer, &[7; 16]), None);
+        assert_eq!(SyncedMark::decode(&longer, &SYNCED_MAGIC, &[7; 16]), None);
     }
 }

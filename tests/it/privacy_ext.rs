@@ -480,9 +480,12 @@ fn a_torn_audit_tail_is_cut_and_damage_is_corrupt_with_offset() {
     let dir = tempfile::tempdir().unwrap();
     let (bytes, second) = two_entries(dir.path());
     let path = dir.path().join("audit.log");
-    // Every cut inside the second frame: one entry survives, and new entries follow it.
+    // Every cut inside the second frame, as a crash during its append leaves it: one entry
+    // survives, and new entries follow it. (Such a crash leaves no close record vouching
+    // for the frame: a cut after a clean close is damage, below.)
     for cut in second..bytes.len() {
         std::fs::write(&path, &bytes[..cut]).unwrap();
+        std::fs::remove_file(dir.path().join("audit.synced")).unwrap();
         let db = open(dir.path(), Options::new());
         assert_eq!(db.audit_entries().unwrap().len(), 1, "cut at {cut}");
         assert_eq!(db.stats().audit_log_damaged, None, "cut at {cut}: a torn tail is not damage");
@@ -523,6 +526,95 @@ fn a_torn_audit_tail_is_cut_and_damage_is_corrupt_with_offset() {
     bad[12] ^= 0x01;
     std::fs::write(&path, &bad).unwrap();
     assert!(matches!(Database::open(dir.path(), Options::new()), Err(Error::Corrupt { offset: 0, .. })));
+}
+
+/// After a clean close every audit entry is synced, so the last one damaged — a flipped
+/// byte, a cut, the file deleted — is damage the open reports and `repair` cuts, not a torn
+/// append cut silently (a flipped byte in the last entry made it vanish: from a hands-on API
+/// review). The close record (`audit.synced`) says how much was synced; a seal since makes
+/// it void, and a torn append after a later crash is still cut.
+#[test]
+fn damage_to_the_last_audit_entry_of_a_cleanly_closed_log_is_reported_and_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, second) = two_entries(dir.path());
+    let path = dir.path().join("audit.log");
+    let record = dir.path().join("audit.synced");
+    let record_bytes = std::fs::read(&record).expect("a clean close writes the close record");
+    let last = bytes.len() - 3;
+    let cases: [(&str, Option<Vec<u8>>, u64); 4] = [
+        (
+            "a byte of the last entry flipped",
+            Some({
+                let mut b = bytes.clone();
+                b[last] ^= 0x01;
+                b
+            }),
+            second as u64,
+        ),
+        ("the last entry cut short", Some(bytes[..bytes.len() - 5].to_vec()), second as u64),
+        ("the last entry cut off whole", Some(bytes[..second].to_vec()), second as u64),
+        ("the file deleted", None, 0),
+    ];
+    for (what, damaged, offset) in cases {
+        match &damaged {
+            Some(b) => std::fs::write(&path, b).unwrap(),
+            None => std::fs::remove_file(&path).unwrap(),
+        }
+        std::fs::write(&record, &record_bytes).unwrap();
+        // Reads of PII are refused naming the file and where; writes go on; verify and
+        // stats say so; nothing is cut.
+        let db = open(dir.path(), Options::new());
+        match db.read().collection("c").unwrap().reveal("A").unwrap_err() {
+            Error::Corrupt { file, offset: at, reason } => {
+                assert_eq!((&file, at), (&path, offset), "{what}: {reason}");
+                assert!(reason.contains("last close had synced"), "{what}: {reason}");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        assert!(db.stats().audit_log_damaged.is_some(), "{what}");
+        let report = db.verify().unwrap();
+        assert!(!report.is_ok(), "{what}: {report:?}");
+        let mut batch = db.begin_write();
+        batch.upsert("c", person("W", 11.0)).unwrap();
+        batch.commit().unwrap();
+        drop(db);
+        assert_eq!(std::fs::read(&path).ok(), damaged, "{what}: left for repair");
+        // Repair cuts it (or starts it again) and forgets the record; the entries before
+        // the damage stay, and reads work again.
+        let report = Database::repair(dir.path(), Options::new().key(RawKey::new([9; 32]))).unwrap();
+        assert!(
+            report.actions.iter().any(|a| matches!(
+                a,
+                geocrm::db::RepairAction::AuditCut { .. } | geocrm::db::RepairAction::AuditRestarted { .. }
+            )),
+            "{what}: {:?}",
+            report.actions
+        );
+        let db = open(dir.path(), Options::new());
+        assert_eq!(db.audit_entries().unwrap().len(), usize::from(damaged.is_some()), "{what}");
+        db.read().collection("c").unwrap().reveal("A").unwrap();
+        assert!(db.verify().unwrap().is_ok(), "{what}");
+        drop(db);
+        std::fs::write(&path, &bytes).unwrap();
+    }
+    // A torn append after the close (a crash in a later session, which wrote no record) is
+    // still cut: the record vouches only for the bytes it counted.
+    std::fs::write(&record, &record_bytes).unwrap();
+    let torn = [&bytes[..], &bytes[second..bytes.len() - 4]].concat();
+    std::fs::write(&path, &torn).unwrap();
+    let db = open(dir.path(), Options::new());
+    assert_eq!(db.stats().audit_log_damaged, None);
+    assert_eq!(db.audit_entries().unwrap().len(), 2);
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the torn tail is cut");
+    drop(db);
+    // A file sealed since the close makes the record void (the new `audit.log` is shorter).
+    std::fs::write(&record, &record_bytes).unwrap();
+    std::fs::write(dir.path().join("audit-1764900000000.log"), &bytes).unwrap();
+    std::fs::write(&path, &bytes[..second]).unwrap();
+    let db = open(dir.path(), Options::new());
+    assert_eq!(db.stats().audit_log_damaged, None);
+    db.read().collection("c").unwrap().reveal("A").unwrap();
+    assert!(db.verify().unwrap().is_ok());
 }
 
 /// A real directory with one record with PII ("Ada"), revealed once (so the audit log has
