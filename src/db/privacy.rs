@@ -38,9 +38,22 @@ pub struct ErasureReceipt {
     /// record's earlier versions — location, attributes and phone/e-mail blind values in
     /// the clear, PII as ciphertext no key opens — until [`Database::compact`] (PRIVACY.md).
     pub removed: Vec<String>,
+    /// What the log still holds of the record until [`Database::compact`] rewrites it, so
+    /// that a receipt read alone, as JSON say, does not pass for the end of it (from a
+    /// hands-on review). Empty when no tombstone was written (no live record, no data key):
+    /// the id of a record deleted before without PII may still have earlier versions in the
+    /// log, which [`Database::export_subject`] lists and a compaction removes.
+    pub until_compaction: Vec<String>,
     /// LSN of the checkpoint written without the record, when the index files held it.
     pub checkpoint_lsn: Option<u64>,
 }
+
+/// [`ErasureReceipt::until_compaction`] of an erasure that wrote a tombstone.
+const UNTIL_COMPACTION: [&str; 3] = [
+    "the record id, in the tombstone and the earlier versions",
+    "the earlier versions' location, H3 cell, attributes and phone/e-mail blind values, in the clear",
+    "the earlier versions' PII, as ciphertext no key opens any more",
+];
 
 /// Erasures allowed between compactions: the MANIFEST lists their key ids (at most 9 bytes
 /// each) in one frame of at most 64 MiB; refused before any tombstone is written, so the
@@ -111,6 +124,12 @@ impl Database {
     /// assert!(receipt.existed && receipt.removed.contains(&"data key".to_string()));
     /// assert!(receipt.checkpoint_lsn.is_some(), "the index files were rewritten without it");
     /// assert!(db.read().collection("customers")?.get("C-9")?.is_none());
+    /// // The log still holds its earlier versions until a compaction; the receipt says so.
+    /// assert!(receipt.until_compaction.iter().any(|what| what.contains("location")));
+    /// db.compact()?;
+    /// // A mistyped id: nothing found, nothing written, nothing left behind.
+    /// let nobody = db.erase("customers", "C-99")?;
+    /// assert!(!nobody.existed && nobody.removed.is_empty() && nobody.until_compaction.is_empty());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
@@ -241,6 +260,7 @@ impl Database {
                     erased_at_unix_ms: 0,
                     existed,
                     removed,
+                    until_compaction: Vec::new(),
                     checkpoint_lsn: None,
                 });
             }
@@ -255,6 +275,9 @@ impl Database {
         }
         // A tombstone for each live record and each record with a data key (deleted before).
         let tombstoned: Vec<bool> = receipts.iter().map(|r| r.existed || !r.removed.is_empty()).collect();
+        for (r, _) in receipts.iter_mut().zip(&tombstoned).filter(|(_, &t)| t) {
+            r.until_compaction = UNTIL_COMPACTION.map(str::to_owned).to_vec();
+        }
         let mut batch = WriteBatch::new(self);
         for (r, _) in receipts.iter().zip(&tombstoned).filter(|(_, &t)| t) {
             batch.push(PendingOp::Erase { collection: collection.to_owned(), id: r.id.clone() });

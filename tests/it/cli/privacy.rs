@@ -21,6 +21,9 @@ fn export_subject_then_erase_leaves_no_way_back() {
     assert_eq!(receipt["id"], r.id.as_str());
     assert_eq!(receipt["existed"], true);
     assert!(receipt["removed"].as_array().unwrap().iter().any(|x| x == "data key"));
+    // What the log keeps until `compact`, in the JSON receipt too (only the text said so).
+    let kept = receipt["until_compaction"].as_array().unwrap();
+    assert!(kept.iter().any(|x| x.as_str().unwrap().contains("location")), "{receipt}");
     assert_eq!(env.records(), Some(59));
     let err = super::fail(&env.run(true, "get", &["--id", &r.id, "--reveal"]));
     assert!(err.contains("no such record"), "{err}");
