@@ -268,7 +268,7 @@ impl AuditLog {
         }
         if enabled {
             let (mut len, mut version) = (format::HEADER_LEN as u64, format::VERSION);
-            let vouched = log.vouched_len()?;
+            let vouched = log.vouched_len();
             if log.fs.exists(&log.path)? {
                 // Frames and checksums; the entries are decoded by `entries` and `verify`.
                 let (_, valid_len, file_len, file_version) = match log.scan(&log.path, false) {
@@ -327,15 +327,37 @@ impl AuditLog {
     /// How many bytes of `audit.log` the close record says the last close had synced, if
     /// there is an intact record for this database and no file has been sealed since (a
     /// seal starts a new, shorter `audit.log`).
-    fn vouched_len(&self) -> Result<Option<u64>> {
+    /// Advisory: an error reads as no record.
+    fn vouched_len(&self) -> Option<u64> {
         let path = self.dir.join(AUDIT_SYNCED_FILE);
-        let Some(mark) =
-            crate::log::read_synced_record(&*self.fs, &path, &crate::log::AUDIT_SYNCED_MAGIC, &self.db_id)
-        else {
-            return Ok(None);
+        let mark =
+            crate::log::read_synced_record(&*self.fs, &path, &crate::log::AUDIT_SYNCED_MAGIC, &self.db_id)?;
+        let newest = self.sealed_files().ok()?.last().map_or(0, |(n, _)| *n);
+        (mark.segment == newest).then_some(mark.len)
+    }
+
+    /// The damage the close record shows in `audit.log` as it is now — checked twice
+    /// around the read, and reported only when no file was sealed and no close record
+    /// written meanwhile (a writer in another process appending, closing or sealing while
+    /// a read-only handle looks must not pass for damage).
+    fn vouched_damage_now(&self) -> Option<(u64, String)> {
+        let before = (self.vouched_len(), self.sealed_files().ok()?);
+        let found = if self.fs.exists(&self.path).ok()? {
+            let (_, valid_len, len, _) = self.scan(&self.path, false).ok()?;
+            vouched_damage(before.0, valid_len, Some(len))
+        } else {
+            vouched_damage(before.0, 0, None)
         };
-        let newest = self.sealed_files()?.last().map_or(0, |(n, _)| *n);
-        Ok((mark.segment == newest).then_some(mark.len))
+        let after = (self.vouched_len(), self.sealed_files().ok()?);
+        found.filter(|_| after == before)
+    }
+
+    /// Makes [`Self::close`] write nothing: a database discarded as new and empty, whose
+    /// directory may be someone else's by the time it is dropped.
+    pub(crate) fn detach(&self) {
+        if let Some(writer) = &self.writer {
+            writer.lock().file = None;
+        }
     }
 
     /// Writes the close record when this handle appends to `audit.log` and every byte it
@@ -350,9 +372,15 @@ impl AuditLog {
         if w.poisoned.is_some() || w.file.is_none() {
             return;
         }
-        // (A database discarded as new and empty has no `audit.log` left to vouch for, and
-        // its directory may be the user's: nothing is written there.)
-        if !self.fs.exists(&self.path).unwrap_or(false) {
+        // Only for the file this handle appended to: this database's, as long as this handle
+        // made it (not a directory restored or replaced under the path meanwhile).
+        let ours = self.fs.open_read(&self.path).is_ok_and(|file| {
+            let mut header = [0u8; format::HEADER_LEN];
+            file.len() == w.len
+                && file.read_exact_at(&mut header, 0).is_ok()
+                && format::check_header(&header, &self.path, &self.db_id).is_ok()
+        });
+        if !ours {
             return;
         }
         let Ok(sealed) = self.sealed_files() else { return };
@@ -435,6 +463,9 @@ impl AuditLog {
     /// Every entry of every file, oldest first; an empty list when there is none. A torn
     /// final frame of `audit.log` (possible only for a log not opened for writing) is ignored.
     pub(crate) fn entries(&self) -> Result<Vec<AuditEntry>> {
+        if let Some(damage) = self.close_record_damage() {
+            return Err(damage);
+        }
         let mut entries = Vec::new();
         for (_, read) in self.read_files(|file, current| {
             if current {
@@ -462,17 +493,14 @@ impl AuditLog {
     /// final frame, which an open for writing cuts from `audit.log` (0 when none); a sealed
     /// file was whole when sealed.
     pub(crate) fn check(&self) -> Result<Vec<(PathBuf, Result<u64>)>> {
-        let vouched = self.vouched_len()?;
-        let mut checked = self.read_files(|file, current| {
-            let (_, valid_len, len, _) = self.scan(file, true)?;
-            match vouched_damage(vouched.filter(|_| current), valid_len, Some(len)) {
-                Some((offset, reason)) => Err(Error::corrupt(file, offset, reason)),
-                None => Ok((len - valid_len) as u64),
-            }
+        let mut checked = self.read_files(|file, _| {
+            self.scan(file, true).map(|(_, valid_len, len, _)| (len - valid_len) as u64)
         })?;
-        if !checked.iter().any(|(path, _)| *path == self.path) {
-            if let Some((offset, reason)) = vouched_damage(vouched, 0, None) {
-                checked.push((self.path.clone(), Err(Error::corrupt(&self.path, offset, reason))));
+        if let Some((offset, reason)) = self.vouched_damage_now() {
+            let damage = Error::corrupt(&self.path, offset, reason);
+            match checked.iter_mut().find(|(path, _)| *path == self.path) {
+                Some((_, result)) => *result = Err(damage),
+                None => checked.push((self.path.clone(), Err(damage))),
             }
         }
         Ok(checked)
@@ -558,7 +586,15 @@ impl AuditLog {
                 return Ok((entries, damage));
             }
         }
-        Ok((entries, None))
+        // The last entries lost or damaged: the scan passed over them as a torn append.
+        Ok((entries, self.close_record_damage()))
+    }
+
+    /// The damage of `audit.log` that the close record shows, which a scan takes for a torn
+    /// append or (a missing file) for no file: found by the open, or now.
+    fn close_record_damage(&self) -> Option<Error> {
+        let (offset, reason) = self.damaged.clone().or_else(|| self.vouched_damage_now())?;
+        Some(Error::corrupt(&self.path, offset, reason))
     }
 
     /// The damage that keeps PII reads refused: the one the open found in `audit.log`, or —
@@ -571,17 +607,18 @@ impl AuditLog {
         if let Some((offset, reason)) = &self.damaged {
             return Some(describe(*offset, reason));
         }
-        if self.writer.is_some() || !self.fs.exists(&self.path).unwrap_or(false) {
+        if self.writer.is_some() {
+            return None;
+        }
+        if let Some((offset, reason)) = self.vouched_damage_now() {
+            return Some(describe(offset, &reason));
+        }
+        if !self.fs.exists(&self.path).unwrap_or(false) {
             return None;
         }
         // Only damage: a file sealed meanwhile (gone), or a newer version, is not.
         match self.scan(&self.path, false) {
             Err(Error::Corrupt { offset, reason, .. }) => Some(describe(offset, &reason)),
-            Ok((_, valid_len, len, _)) => {
-                let vouched = self.vouched_len().ok().flatten();
-                vouched_damage(vouched, valid_len, Some(len))
-                    .map(|(offset, reason)| describe(offset, &reason))
-            }
             _ => None,
         }
     }
@@ -662,6 +699,10 @@ impl AuditLog {
         w.file = None;
         let highest = self.sealed_files()?.last().map_or(0, |(n, _)| *n);
         let sealed = self.dir.join(sealed_name(now_unix_ms().max(highest.saturating_add(1))));
+        // The close record vouches for the file about to become a sealed one: gone first, so
+        // that archiving the sealed files later cannot make it seem to vouch for the new,
+        // shorter `audit.log` (from the diff review).
+        forget_close_record(&*self.fs, &self.dir)?;
         self.fs.rename(&self.path, &sealed)?;
         self.fs.sync_dir(&self.dir)?;
         write_atomic(&*self.fs, &self.dir, AUDIT_FILE, &format::encode_header(&self.db_id))?;
@@ -913,5 +954,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A seal removes the close record before it renames `audit.log`: a record left
+    /// vouching for the sealed file's length made a healthy new `audit.log` read as damaged
+    /// once the sealed files were archived after a crash (from the diff review).
+    #[test]
+    fn a_seal_forgets_the_close_record() {
+        let fs = MemFs::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let record_path = Path::new("/d").join(AUDIT_SYNCED_FILE);
+        {
+            let log = open_in(&fs, false).unwrap();
+            record(&log, 0).unwrap();
+            log.close();
+        }
+        assert!(fs.exists(&record_path).unwrap(), "a clean close writes the record");
+        let mut log = open_in(&fs, false).unwrap();
+        log.roll_bytes = 1;
+        record(&log, 1).unwrap();
+        assert_eq!(log.sealed_files().unwrap().len(), 1, "the entry sealed the file");
+        assert!(!fs.exists(&record_path).unwrap(), "sealing removed the record");
+        // A crash (no close), and the sealed file archived: the new `audit.log` is healthy.
+        for (_, sealed) in log.sealed_files().unwrap() {
+            fs.remove_file(&sealed).unwrap();
+        }
+        drop(log);
+        let log = open_in(&fs, false).unwrap();
+        assert!(log.damaged.is_none() && log.damage().is_none());
+        assert!(log.check().unwrap().iter().all(|(_, r)| r.is_ok()));
+        assert!(log.entries().unwrap().is_empty());
+        // A record written over a file not this handle's (another database's, or restored
+        // under the path) is not written.
+        let other = AuditLog::open(Arc::new(fs.clone()), Path::new("/d"), [2; 16], true, false, "t");
+        assert!(other.is_err(), "another database's audit.log");
+        fs.write_raw(&Path::new("/d").join(AUDIT_FILE), &format::encode_header(&[2; 16]));
+        log.close();
+        assert!(!fs.exists(&record_path).unwrap(), "no record for a file this handle did not write");
     }
 }

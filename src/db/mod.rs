@@ -709,6 +709,9 @@ impl Database {
         if inner.read_state().next_lsn != created.next_lsn {
             return Ok(false);
         }
+        // Its audit log's close record is not written into a directory that may be
+        // another database's once the lock is gone.
+        inner.audit.detach();
         created.undo.remove()?;
         // Only now is the lock released (the lock file is unlinked: anyone who opened it
         // before finds it gone once they hold it, and tries again).

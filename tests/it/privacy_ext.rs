@@ -572,6 +572,15 @@ fn damage_to_the_last_audit_entry_of_a_cleanly_closed_log_is_reported_and_repair
             other => panic!("{what}: {other:?}"),
         }
         assert!(db.stats().audit_log_damaged.is_some(), "{what}");
+        // The listing says so too, with the entries before the damage (it showed one entry
+        // fewer and no error: from the diff review).
+        assert!(matches!(db.audit_entries(), Err(Error::Corrupt { .. })), "{what}");
+        let (before, damage) = db.audit_entries_before_damage().unwrap();
+        assert_eq!((before.len(), damage.is_some()), (usize::from(damaged.is_some()), true), "{what}");
+        let read_only = Database::open(dir.path(), Options::new().read_only(true)).unwrap();
+        assert!(read_only.stats().audit_log_damaged.is_some(), "{what}: read-only stats");
+        assert!(matches!(read_only.audit_entries(), Err(Error::Corrupt { .. })), "{what}: read-only listing");
+        drop(read_only);
         let report = db.verify().unwrap();
         assert!(!report.is_ok(), "{what}: {report:?}");
         let mut batch = db.begin_write();
