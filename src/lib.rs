@@ -59,3 +59,25 @@ pub use error::{Error, Result};
 pub use geo::LatLon;
 pub use model::{Record, Schema};
 pub use query::Filter;
+
+/// The `h3o` crate geocrm computes H3 cells with, so that a caller can name the
+/// [`h3o::CellIndex`] of a [`query::GroupKey::Cell`] (its parent, boundary or centre)
+/// without depending on the same version itself.
+///
+/// ```
+/// use geocrm::query::{GroupBy, GroupKey, Scope};
+/// use geocrm::{Database, Filter, LatLon, Options, Record, Schema};
+/// let dir = tempfile::tempdir()?;
+/// let db = Database::open(dir.path(), Options::new())?;
+/// db.create_collection("c", Schema::new())?;
+/// let mut batch = db.begin_write();
+/// batch.upsert("c", Record::new("a", LatLon::new(48.85, 2.35)?))?;
+/// batch.commit()?;
+/// let groups = db.read().collection("c")?.aggregate(Scope::All, &GroupBy::H3(6), &[], &Filter::All)?;
+/// let GroupKey::Cell(cell) = groups.get(0).unwrap().key else { unreachable!() };
+/// let centre = geocrm::h3o::LatLng::from(cell);
+/// assert_eq!(cell.resolution(), geocrm::h3o::Resolution::Six);
+/// assert!((centre.lat() - 48.85).abs() < 0.1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use h3o;
