@@ -8,7 +8,9 @@
 //! the newest, or another first LSN or database) is ignored, which leaves the torn-tail rule
 //! as it was. One naming a segment past the newest, with frames in it, means that segment was
 //! lost: an error.
-//! See FORMAT.md §4.8 for the bytes.
+//! See FORMAT.md §4.8 for the bytes. The audit log's close record (`audit.synced`,
+//! FORMAT.md §9.2) has the same layout under its own magic, read and written by the
+//! `*_record` functions here.
 
 use std::path::Path;
 
