@@ -350,7 +350,22 @@ impl Options {
         self
     }
 
-    /// Whether to create the database when the directory has none (default true).
+    /// Whether to create the database when the directory has none (default true) — in a
+    /// directory that holds other files too (not another database's keystore, checkpoint or
+    /// audit files, which are refused), so a mistyped path gives a new, empty database
+    /// there. Open an existing database with `false`: a directory without one is then
+    /// [`Error::NotADatabase`](crate::Error::NotADatabase), a missing directory
+    /// [`Error::Io`](crate::Error::Io) (not found). (The `geocrm` tool creates one only in a
+    /// missing or empty directory.)
+    ///
+    /// ```
+    /// use geocrm::{Database, Error, Options};
+    /// let dir = tempfile::tempdir()?;
+    /// let existing = || Options::new().create_if_missing(false);
+    /// assert!(matches!(Database::open(dir.path(), existing()), Err(Error::NotADatabase { .. })));
+    /// assert!(matches!(Database::open(dir.path().join("typo"), existing()), Err(Error::Io { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn create_if_missing(mut self, create: bool) -> Self {
         self.create = create;
