@@ -8,7 +8,9 @@
 //! closed: no unaudited PII). On by default; [`crate::Options::audit`] turns it off.
 //!
 //! Recovery follows the keystore's rule: an invalid final frame with no valid frame after
-//! it is a torn append and is cut at open; anything else is damage. Damage does not keep
+//! it is a torn append and is cut at open; anything else is damage — and so is a damaged,
+//! cut or missing end of `audit.log` that the close record ([`AUDIT_SYNCED_FILE`]) says the
+//! last clean close had synced. Damage does not keep
 //! the database from opening (writes, queries, checkpoints and erasures need no audit
 //! entry), but every read of PII then fails with [`crate::Error::Corrupt`] naming the file
 //! and offset, until `repair` cuts the file there (fail closed). Byte layout: FORMAT.md
@@ -216,8 +218,8 @@ pub(crate) struct AuditLog {
     db_id: [u8; 16],
     actor: String,
     writer: Option<Mutex<Appender>>,
-    /// Bytes of a torn final frame cut when it was opened.
-    cut_at_open: u64,
+    /// Bytes of a torn final frame cut when it was opened, and where the file now ends.
+    cut_at_open: (u64, u64),
     /// Damage found in `audit.log` when it was opened (offset, what failed): no entry can be
     /// appended after it, so every audited read is refused until `repair` cuts the file.
     damaged: Option<(u64, String)>,
@@ -257,7 +259,7 @@ impl AuditLog {
             db_id,
             actor: actor.to_owned(),
             writer: None,
-            cut_at_open: 0,
+            cut_at_open: (0, 0),
             damaged: None,
             roll_bytes: ROLL_BYTES,
         };
@@ -295,7 +297,7 @@ impl AuditLog {
                 }
                 if valid_len < file_len {
                     log.fs.truncate(&log.path, valid_len as u64)?;
-                    log.cut_at_open = (file_len - valid_len) as u64;
+                    log.cut_at_open = ((file_len - valid_len) as u64, valid_len as u64);
                 }
                 len = valid_len as u64;
                 version = file_version;
@@ -341,7 +343,8 @@ impl AuditLog {
     /// written meanwhile (a writer in another process appending, closing or sealing while
     /// a read-only handle looks must not pass for damage).
     fn vouched_damage_now(&self) -> Option<(u64, String)> {
-        let before = (self.vouched_len(), self.sealed_files().ok()?);
+        // (No record, no second read of the file.)
+        let before = (Some(self.vouched_len()?), self.sealed_files().ok()?);
         let found = if self.fs.exists(&self.path).ok()? {
             let (_, valid_len, len, _) = self.scan(&self.path, false).ok()?;
             vouched_damage(before.0, valid_len, Some(len))
@@ -457,7 +460,14 @@ impl AuditLog {
 
     /// Bytes of a torn final frame [`Self::open`] cut (0 when none).
     pub(crate) fn cut_at_open(&self) -> u64 {
-        self.cut_at_open
+        self.cut_at_open.0
+    }
+
+    /// Where [`Self::open`] cut a torn final frame, and how many bytes: `None` when it cut
+    /// none.
+    pub(crate) fn cut_at_open_at(&self) -> Option<(u64, u64)> {
+        let (bytes, at) = self.cut_at_open;
+        (bytes > 0).then_some((at, bytes))
     }
 
     /// Every entry of every file, oldest first; an empty list when there is none. A torn
@@ -899,14 +909,19 @@ mod tests {
     #[test]
     fn a_failure_or_crash_while_sealing_loses_no_entry() {
         // Every step of sealing fails in turn (from then on); the live files and every crash
-        // image open, with every entry whose record returned.
+        // image open, with every entry whose record returned. A clean close before writes the
+        // close record, which the seal removes first: no image may read as damaged.
         let dir = Path::new("/d");
-        for failing in 0..12 {
+        for failing in 0..16 {
             let fs = MemFs::new();
             fs.create_dir_all(dir).unwrap();
+            let log = open_in(&fs, false).unwrap();
+            record(&log, 0).unwrap();
+            log.close();
+            drop(log);
+            assert!(fs.exists(&dir.join(AUDIT_SYNCED_FILE)).unwrap());
             let mut log = open_in(&fs, false).unwrap();
             log.roll_bytes = format::HEADER_LEN as u64 + 1;
-            record(&log, 0).unwrap();
             fs.set_faults(FaultPlan::new().fail_from(OpKind::Any, failing));
             let second = record(&log, 1).is_ok();
             assert!(record(&log, 2).is_err() || second, "a failure poisons the log");

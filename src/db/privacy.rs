@@ -48,12 +48,22 @@ pub struct ErasureReceipt {
     pub checkpoint_lsn: Option<u64>,
 }
 
-/// [`ErasureReceipt::until_compaction`] of an erasure that wrote a tombstone.
-const UNTIL_COMPACTION: [&str; 3] = [
-    "the record id, in the tombstone and the earlier versions",
-    "the earlier versions' location, H3 cell, attributes and phone/e-mail blind values, in the clear",
-    "the earlier versions' PII, as ciphertext no key opens any more",
-];
+/// [`ErasureReceipt::until_compaction`] of an erasure that wrote a tombstone, for a record
+/// whose versions may hold PII (`sealed`: it had a data key or PII fields) in a collection
+/// with phone or e-mail fields (`blind`).
+fn until_compaction(sealed: bool, blind: bool) -> Vec<String> {
+    let mut kept = vec![
+        "the record id, in the tombstone and the earlier versions".to_owned(),
+        "the earlier versions' location, H3 cell and attributes, in the clear".to_owned(),
+    ];
+    if sealed && blind {
+        kept.push("the earlier versions' blind values of phone numbers and e-mail addresses".to_owned());
+    }
+    if sealed {
+        kept.push("the earlier versions' PII, as ciphertext no key opens any more".to_owned());
+    }
+    kept
+}
 
 /// Erasures allowed between compactions: the MANIFEST lists their key ids (at most 9 bytes
 /// each) in one frame of at most 64 MiB; refused before any tombstone is written, so the
@@ -275,8 +285,14 @@ impl Database {
         }
         // A tombstone for each live record and each record with a data key (deleted before).
         let tombstoned: Vec<bool> = receipts.iter().map(|r| r.existed || !r.removed.is_empty()).collect();
+        let blind = {
+            let snap = self.read();
+            let schema = snap.collection(collection)?.schema().clone();
+            (0..schema.pii_fields().len()).any(|i| schema.pii_kind_at(i) != crate::model::PiiKind::Text)
+        };
         for (r, _) in receipts.iter_mut().zip(&tombstoned).filter(|(_, &t)| t) {
-            r.until_compaction = UNTIL_COMPACTION.map(str::to_owned).to_vec();
+            let sealed = r.removed.iter().any(|what| what == "data key" || what.starts_with("PII field"));
+            r.until_compaction = until_compaction(sealed, blind);
         }
         let mut batch = WriteBatch::new(self);
         for (r, _) in receipts.iter().zip(&tombstoned).filter(|(_, &t)| t) {

@@ -565,10 +565,11 @@ impl<'s> CollectionReader<'s> {
     }
 
     /// Decrypts the PII `fields` (every PII field when empty) of each of `ids`, in order —
-    /// a page of customers at once: one audit entry (one fsync) for the whole read, naming
-    /// the ids with a field returned and the fields returned, instead of one per record and
-    /// every field as [`Self::reveal`] records. Each map holds the asked fields the record
-    /// has set.
+    /// a page of customers at once: one audit entry (one fsync; one per 10,000 ids) for the
+    /// whole read, instead of one per record naming every field as [`Self::reveal`] records.
+    /// The entry names each id with a field returned once, and the fields returned to any
+    /// of them (so it may name a field for a record that has none). Each map holds the
+    /// asked fields the record has set; the others are not decrypted.
     ///
     /// ```
     /// use geocrm::{crypto::RawKey, Database, LatLon, Options, Record, Schema};
@@ -597,9 +598,10 @@ impl<'s> CollectionReader<'s> {
     /// returned and nothing recorded.
     pub fn reveal_many(&self, ids: &[&str], fields: &[&str]) -> Result<Vec<BTreeMap<String, Pii>>> {
         let schema = &self.c.schema;
+        let mut positions = Vec::with_capacity(fields.len());
         for name in fields {
             match schema.field(name) {
-                Some((FieldKind::Pii, _)) => {}
+                Some((FieldKind::Pii, i)) => positions.push(i),
                 kind => {
                     let reason = not_of_kind(name, kind, "PII field", schema.pii_fields());
                     return Err(Error::invalid_argument("fields", reason));
@@ -608,14 +610,15 @@ impl<'s> CollectionReader<'s> {
         }
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let mut found = self.reveal_unaudited(id)?;
-            if !fields.is_empty() {
-                found.retain(|name, _| fields.contains(&name.as_str()));
-            }
-            out.push(found);
+            out.push(self.reveal_unaudited_where(id, |i| fields.is_empty() || positions.contains(&i))?);
         }
-        let read: Vec<&str> =
-            ids.iter().zip(&out).filter(|(_, found)| !found.is_empty()).map(|(id, _)| *id).collect();
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        let read: Vec<&str> = ids
+            .iter()
+            .zip(&out)
+            .filter(|(id, found)| !found.is_empty() && seen.insert(**id))
+            .map(|(id, _)| *id)
+            .collect();
         if !read.is_empty() {
             let mut names: Vec<&str> =
                 out.iter().flat_map(|found| found.keys().map(String::as_str)).collect();
@@ -628,6 +631,16 @@ impl<'s> CollectionReader<'s> {
 
     /// [`CollectionReader::reveal`] without the audit entry (the caller records one).
     pub(crate) fn reveal_unaudited(&self, id: &str) -> Result<BTreeMap<String, Pii>> {
+        self.reveal_unaudited_where(id, |_| true)
+    }
+
+    /// [`Self::reveal_unaudited`] of the PII fields whose schema position `keep` accepts:
+    /// the others are not decrypted.
+    fn reveal_unaudited_where(
+        &self,
+        id: &str,
+        keep: impl Fn(usize) -> bool,
+    ) -> Result<BTreeMap<String, Pii>> {
         if self.inner.master.lock().is_none() {
             return Err(Error::MissingKey);
         }
@@ -654,7 +667,7 @@ impl<'s> CollectionReader<'s> {
             }
             return Err(Error::Erased { collection: self.name.to_owned(), id: id.to_owned() });
         };
-        self.open_fields(&stored, key_id, &data_key)
+        open_sealed_where(self.inner.db_id, self.name, &self.c.schema, &stored, (key_id, &data_key), keep)
     }
 
     /// The data key the keystore holds for record `id`, if it is key `key_id` (`None`: the
@@ -667,17 +680,6 @@ impl<'s> CollectionReader<'s> {
         let keystore = self.inner.keystore.read();
         let held = keystore.as_ref().ok_or(Error::MissingKey)?.data_key(self.name, id)?;
         Ok(held.filter(|(k, _)| *k == key_id).map(|(_, key)| key))
-    }
-
-    /// Decrypts the sealed PII fields of `stored` (a version of one of this collection's
-    /// records, sealed under data key `key_id`).
-    fn open_fields(
-        &self,
-        stored: &StoredRecord,
-        key_id: u64,
-        data_key: &crypto::DataKey,
-    ) -> Result<BTreeMap<String, Pii>> {
-        open_sealed(self.inner.db_id, self.name, &self.c.schema, stored, (key_id, data_key))
     }
 
     /// The record's operation read back from the log, with its LSN.

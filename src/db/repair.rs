@@ -462,6 +462,18 @@ fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport
                             .to_owned(),
                     });
                 }
+                // The same for the audit log (an entry whose read never returned, or damage to
+                // the last one that no close record vouched for).
+                if let Some((offset, bytes_dropped)) = db.inner.audit.cut_at_open_at() {
+                    actions.push(RepairAction::AuditCut {
+                        file: db.inner.audit.path().to_owned(),
+                        offset,
+                        bytes_dropped,
+                        reason: "a torn final entry: one whose read was never answered (a crash during \
+                                 its write), or damage to the last entry that no close record vouched for"
+                            .to_owned(),
+                    });
+                }
                 finish(&db, &mut actions)?;
                 let snap = db.read();
                 let records = snap
@@ -797,8 +809,13 @@ fn salvage(
         return Ok(vec![RepairAction::KeystoreCut { file: file.to_owned(), offset, bytes_dropped, reason }]);
     }
     if crate::audit::is_audit_file(dir, file) {
-        // The close record vouches for bytes this drops on purpose (or for a file gone).
-        crate::audit::forget_close_record(fs, dir)?;
+        // The close record vouches for `audit.log`'s bytes, which this drops on purpose (or
+        // for a file gone). A sealed file's repair leaves it: it still holds for `audit.log`
+        // (from the diff review: removed then, the next open cut a damaged last entry of
+        // `audit.log` as a torn append, unreported).
+        if file.file_name().is_some_and(|n| n == crate::audit::AUDIT_FILE) {
+            crate::audit::forget_close_record(fs, dir)?;
+        }
         if offset < crate::audit::HEADER_LEN as u64 {
             if fs.exists(file)? {
                 fs.remove_file(file)?;

@@ -46,7 +46,16 @@ fn erase_removes_the_record_and_its_key_for_good() {
         assert_eq!(c.reveal("C4").unwrap()["name"].expose(), "Person 4");
         drop(snap); // a commit waits for open snapshots: never commit while holding one
         let again = db.erase("c", "C3").unwrap();
-        assert!(!again.existed && again.removed.is_empty());
+        assert!(!again.existed && again.removed.is_empty() && again.until_compaction.is_empty());
+        // What the log keeps until a compaction, by what the record had: PII (as
+        // ciphertext) and an e-mail's blind value here; neither for a record without PII.
+        assert_eq!(receipt.until_compaction.len(), 4, "{:?}", receipt.until_compaction);
+        let mut b = db.begin_write();
+        b.upsert("c", Record::new("PLAIN", LatLon::new(1.0, 1.0).unwrap()).number("ltv", 3.0)).unwrap();
+        b.commit().unwrap();
+        let plain = db.erase("c", "PLAIN").unwrap();
+        assert_eq!(plain.until_compaction.len(), 2, "{:?}", plain.until_compaction);
+        assert!(!plain.until_compaction.iter().any(|what| what.contains("PII")));
     }
     // The erased key's wrapped bytes are in no file any more (a temporary file included),
     // while another record's still are; and reopening with the master key cannot recover

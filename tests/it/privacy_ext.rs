@@ -616,6 +616,46 @@ fn damage_to_the_last_audit_entry_of_a_cleanly_closed_log_is_reported_and_repair
     assert_eq!(db.audit_entries().unwrap().len(), 2);
     assert_eq!(std::fs::read(&path).unwrap(), bytes, "the torn tail is cut");
     drop(db);
+    // Repair says what it cut, also a torn final entry its own open cut (it reported
+    // nothing), and a damaged sealed file repaired first does not void the record, which
+    // still shows the damaged last entry of `audit.log` (from the diff review).
+    let sealed = dir.path().join("audit-1764800000000.log");
+    let mut sealed_bytes = bytes.clone();
+    sealed_bytes[40] ^= 0x01;
+    std::fs::write(&sealed, &sealed_bytes).unwrap();
+    let mut last_flipped = bytes.clone();
+    last_flipped[last] ^= 0x01;
+    std::fs::write(&path, &last_flipped).unwrap();
+    let mark = |sealed_number: u64| {
+        let mut m = record_bytes.clone();
+        m[32..40].copy_from_slice(&sealed_number.to_le_bytes());
+        let crc = crc32fast::hash(&m[..56]);
+        m[56..60].copy_from_slice(&crc.to_le_bytes());
+        m
+    };
+    std::fs::write(&record, mark(1_764_800_000_000)).unwrap();
+    let report = Database::repair(dir.path(), Options::new().key(RawKey::new([9; 32]))).unwrap();
+    let cuts: Vec<(&std::path::Path, bool)> = report
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            geocrm::db::RepairAction::AuditCut { file, reason, .. } => {
+                Some((file.as_path(), reason.contains("last close had synced")))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cuts, [(sealed.as_path(), false), (path.as_path(), true)], "{:?}", report.actions);
+    std::fs::remove_file(&sealed).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 4]).unwrap();
+    std::fs::remove_file(&record).unwrap();
+    let report = Database::repair(dir.path(), Options::new().key(RawKey::new([9; 32]))).unwrap();
+    assert!(
+        report.actions.iter().any(|a| matches!(a, geocrm::db::RepairAction::AuditCut { reason, .. } if reason.contains("torn final entry"))),
+        "{:?}",
+        report.actions
+    );
+    std::fs::write(&path, &bytes).unwrap();
     // A file sealed since the close makes the record void (the new `audit.log` is shorter).
     std::fs::write(&record, &record_bytes).unwrap();
     std::fs::write(dir.path().join("audit-1764900000000.log"), &bytes).unwrap();
@@ -1372,9 +1412,9 @@ fn reveal_many_reads_a_page_under_one_audit_entry() {
         assert_eq!(found["name"].expose(), format!("Name {i}"));
     }
     // Every PII field when none is named; a record without PII gets an empty map and is not
-    // listed in the entry.
-    let all = c.reveal_many(&["P001", "P002", "NOPII"], &[]).unwrap();
-    assert_eq!(all.iter().map(|m| m.len()).collect::<Vec<_>>(), [1, 2, 0]);
+    // listed in the entry, nor is an id asked twice listed twice.
+    let all = c.reveal_many(&["P001", "P002", "NOPII", "P001"], &[]).unwrap();
+    assert_eq!(all.iter().map(|m| m.len()).collect::<Vec<_>>(), [1, 2, 0, 1]);
     for (fields, what) in [
         (&["ltv"][..], "a number attribute"),
         (&["nope"][..], "not a field"),
