@@ -1384,8 +1384,7 @@ fn a_master_key_of_zero_bytes_is_refused_where_it_would_be_bound() {
 /// `reveal_many`: the asked PII fields of many records, in the order asked, under one audit
 /// entry naming the ids with a field returned and the fields returned (a page of 200 names
 /// cost 200 entries and fsyncs through `reveal`, each naming every field: from a hands-on
-/// API review). Bad field names, unknown ids, no key, a damaged audit log: an error, and
-/// nothing recorded.
+/// API review). Bad field names, unknown ids, no key: an error, and nothing recorded.
 #[test]
 fn reveal_many_reads_a_page_under_one_audit_entry() {
     let dir = tempfile::tempdir().unwrap();
