@@ -494,6 +494,37 @@ impl<'s> CollectionReader<'s> {
         self.intact(found)
     }
 
+    /// The ids of every live record, sorted — to list or page through a collection (a
+    /// CRM's customer list), from the indexes alone: no log read, no PII.
+    ///
+    /// ```
+    /// use geocrm::{Database, LatLon, Options, Record, Schema};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// db.create_collection("customers", Schema::new())?;
+    /// let mut batch = db.begin_write();
+    /// for id in ["C-3", "C-1", "C-2"] {
+    ///     batch.upsert("customers", Record::new(id, LatLon::new(1.0, 2.0)?))?;
+    /// }
+    /// batch.delete("customers", "C-2")?;
+    /// batch.commit()?;
+    /// db.checkpoint()?;
+    /// let mut batch = db.begin_write();
+    /// batch.upsert("customers", Record::new("C-0", LatLon::new(3.0, 4.0)?))?;
+    /// batch.commit()?;
+    /// let snap = db.read();
+    /// assert_eq!(snap.collection("customers")?.ids()?, ["C-0", "C-1", "C-3"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when a checkpoint section it read failed its first-use check.
+    pub fn ids(&self) -> Result<Vec<&'s str>> {
+        let mut ids: Vec<&'s str> = self.view().rows().map(|row| row.id()).collect();
+        ids.sort_unstable();
+        self.intact(ids)
+    }
+
     /// The stored record (PII sealed), read back from the log.
     ///
     /// ```
