@@ -2160,19 +2160,12 @@ const PII_LIKE_WORDS: &[&str] = &[
     // Credentials, payment cards, bank accounts, special categories of personal data (GDPR
     // Art. 9: religion, ethnicity, health, sexuality, politics, biometrics, genetics, trade
     // unions), health and national identity numbers, online identifiers (stored in plaintext
-    // before: from a hands-on review). Only compounds where the bare word names common
+    // before: from a hands-on review); the words only consent makes about the data are in
+    // `STRICT_WORDS`. Only compounds where the bare word names common
     // ordinary columns too (`loyalty_card`, Salesforce's `AccountNumber`, `customer_health`,
     // `nhs_region`, `political_district`, `medical_center`, `cellular_coverage`).
-    "password",
-    "passwd",
-    "pwd",
-    "passcode",
-    "secret",
     "token",
     "apikey",
-    "cvv",
-    "cvc",
-    "ccv",
     "ccn",
     "ccnumber",
     "cardno",
@@ -2182,31 +2175,9 @@ const PII_LIKE_WORDS: &[&str] = &[
     "sortcode",
     "routingnumber",
     "kontonummer",
-    "religion",
-    "religious",
-    "ethnicity",
-    "ethnicgroup",
-    "ethnicorigin",
     "race",
-    "diagnosis",
-    "disability",
-    "healthid",
     "healthnumber",
     "healthinsurance",
-    "medicalrecord",
-    "medicalhistory",
-    "medicalcondition",
-    "sexuality",
-    "sexualorientation",
-    "politicalparty",
-    "politicalaffiliation",
-    "politicalopinion",
-    "politicalviews",
-    "biometric",
-    "fingerprint",
-    "genetic",
-    "tradeunion",
-    "unionmember",
     "nhsnumber",
     "nhsno",
     "medicare",
@@ -2252,8 +2223,9 @@ const BIRTH_WORDS: &[&str] = &[
 /// [`ABOUT_WORDS`] words that say a date.
 const DATE_WORDS: &[&str] = &["date", "datum"];
 
-/// [`PII_LIKE_WORDS`] words of special categories of data, cards and credentials, which only
-/// [`CONSENT_WORDS`] make about the data.
+/// Words of special categories of data, cards and credentials: personal data as
+/// [`PII_LIKE_WORDS`] are (not repeated there), which only [`CONSENT_WORDS`] make about the
+/// data.
 const STRICT_WORDS: &[&str] = &[
     "password",
     "passwd",
@@ -2421,8 +2393,8 @@ fn is_postcode_column(column: &str) -> bool {
     words.iter().any(|w| one(w)) || words.windows(2).any(|w| matches!(w, [a, b] if two(a, b)))
 }
 
-/// Whether a column name is one of [`PII_LIKE_COLUMNS`], or holds a [`PII_LIKE_WORDS`] or
-/// [`PLURAL_WORDS`]
+/// Whether a column name is one of [`PII_LIKE_COLUMNS`], or holds a [`PII_LIKE_WORDS`],
+/// [`STRICT_WORDS`] or [`PLURAL_WORDS`]
 /// word (split at non-letters and lower-to-upper case changes; a word and the next are
 /// also looked up joined, `tax_id` as `taxid`) not followed by an
 /// [`ABOUT_WORDS`] word (only a [`CONSENT_WORDS`] one after a [`STRICT_WORDS`] word; after
@@ -2823,9 +2795,9 @@ fn dialled_number(text: &str) -> bool {
     (spaced || dotted) && crate::crypto::normalize_phone(&format!("+{}", digits.replace('/', " "))).is_ok()
 }
 
-/// Whether `word` is one of [`PII_LIKE_WORDS`] or [`PLURAL_WORDS`].
+/// Whether `word` is one of [`PII_LIKE_WORDS`], [`STRICT_WORDS`] or [`PLURAL_WORDS`].
 fn pii_word(word: &str) -> bool {
-    PII_LIKE_WORDS.contains(&word) || PLURAL_WORDS.contains(&word)
+    PII_LIKE_WORDS.contains(&word) || STRICT_WORDS.contains(&word) || PLURAL_WORDS.contains(&word)
 }
 
 /// A lower-case word run together from two (`customeremail`, `homephone`, `emailaddr`)
