@@ -244,9 +244,12 @@ impl Database {
         self.read().collection(collection)?;
         self.inner.drop_left_out_keystore_frame()?;
         let mut receipts = Vec::with_capacity(ids.len());
+        // Whether the collection's records get blind values (of phone or e-mail fields).
+        let blind;
         {
             let snap = self.read();
             let c = snap.collection(collection)?;
+            blind = super::blind::has_blind_kinds(c.schema());
             for &id in ids {
                 let mut removed = Vec::new();
                 let existed = match c.get(id)? {
@@ -285,11 +288,6 @@ impl Database {
         }
         // A tombstone for each live record and each record with a data key (deleted before).
         let tombstoned: Vec<bool> = receipts.iter().map(|r| r.existed || !r.removed.is_empty()).collect();
-        let blind = {
-            let snap = self.read();
-            let schema = snap.collection(collection)?.schema().clone();
-            (0..schema.pii_fields().len()).any(|i| schema.pii_kind_at(i) != crate::model::PiiKind::Text)
-        };
         for (r, _) in receipts.iter_mut().zip(&tombstoned).filter(|(_, &t)| t) {
             let sealed = r.removed.iter().any(|what| what == "data key" || what.starts_with("PII field"));
             r.until_compaction = until_compaction(sealed, blind);
