@@ -283,11 +283,7 @@ impl AuditLog {
                     Err(Error::Corrupt { offset, reason, .. })
                         if !check_sealed && offset >= format::HEADER_LEN as u64 =>
                     {
-                        log.damaged = Some((offset, reason));
-                        let version = format::VERSION;
-                        log.writer =
-                            Some(Mutex::new(Appender { file: None, poisoned: None, len: 0, version }));
-                        return Ok(log);
+                        return log.damaged_at_open(offset, reason, check_sealed);
                     }
                     Err(e) => return Err(e),
                 };
