@@ -2,6 +2,8 @@
 //! on the same points, in one process: `knn_compare [uniform|clustered] [N]`.
 //! Environment: `NPTS` query points (1024); `ONLY=db|refs|packed` times one alone (`gold` and
 //! `packedgold`: geocrm and the packed tree with `tier = 'gold'`), `ROUNDS` (400) times.
+//! Without `ONLY`, three rounds time each engine over at least 20 passes and about 20,000
+//! queries (`NPTS=1` or `16` keeps every engine's data in the core's cache: the all-hot case).
 use std::time::Instant;
 
 #[cfg(feature = "mimalloc")]
@@ -98,17 +100,19 @@ fn main() {
         println!("packed {d:.2} µs");
         return;
     }
+    // At least 20 passes over the points, and about as many queries as 20 passes over 1,024.
+    let rounds_all = (20 * 1024 / q.len()).max(20);
     for round in 0..3 {
-        let a = time(20, &q, |p| view.nearest(p, 10, &mut |_| true).len());
-        let b = time(20, &q, |p| {
+        let a = time(rounds_all, &q, |p| view.nearest(p, 10, &mut |_| true).len());
+        let b = time(rounds_all, &q, |p| {
             kd.query(&p.to_unit_vector())
                 .nearest_n::<SquaredEuclidean<f64>>(std::num::NonZeroUsize::new(10).unwrap())
                 .execute()
                 .len()
         });
-        let c = time(20, &q, |p| rs.nearest_neighbor_iter(&p.to_unit_vector()).take(10).count());
-        let d = time(20, &q, |p| coll.nearest(p, 10, &Filter::All).unwrap().len());
-        let e = time(20, &q, |p| coll.nearest_refs(p, 10, &Filter::All).unwrap().len());
+        let c = time(rounds_all, &q, |p| rs.nearest_neighbor_iter(&p.to_unit_vector()).take(10).count());
+        let d = time(rounds_all, &q, |p| coll.nearest(p, 10, &Filter::All).unwrap().len());
+        let e = time(rounds_all, &q, |p| coll.nearest_refs(p, 10, &Filter::All).unwrap().len());
         println!(
             "round {round}: db {d:.2} µs  db refs {e:.2} µs  packed {a:.2} µs  kiddo {b:.2} µs  rstar {c:.2} µs"
         );

@@ -431,8 +431,8 @@ fn print_ids(db: &DbArgs, count: bool, ids: Vec<String>) {
 
 /// An id as text output shows it: as it is, or quoted and escaped when it holds a character
 /// a terminal would not show as itself — a Unicode direction control shows one id as
-/// another (the library's write path takes them; from the diff review). JSON output gives
-/// ids as they are.
+/// another (earlier versions stored such ids; from the diff review). JSON output gives ids
+/// as they are.
 pub(super) fn id_shown(id: &str) -> std::borrow::Cow<'_, str> {
     let quoted = format!("{id:?}");
     if quoted.len() == id.len() + 2 {

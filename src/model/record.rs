@@ -70,16 +70,24 @@ impl Record {
     }
 }
 
-/// Checks the id of a record a CSV import brings: [`validate_id`], and no Unicode direction
-/// control (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C), which makes a terminal
-/// show an id as another (from the CLI review). The write path checks [`validate_id`] alone:
-/// ids stored by earlier versions must stay writable (a repair rewrites records; from the
-/// diff review).
+/// Checks the id of a new record (an upsert's, a CSV import's): [`validate_id`]; no Unicode
+/// direction control (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C), which makes a
+/// terminal show an id as another (from the CLI review); and no white space at either end,
+/// where `" C-1"` and `"C-1"` would be two customers that look like one. The write path lets
+/// an id the collection already holds through (stored by an earlier version, before these
+/// rules): such records stay writable, and a repair rewrites them.
 ///
 /// # Errors
 /// [`Error::InvalidRecord`] with field `id`.
 pub(crate) fn validate_new_id(id: &str) -> Result<()> {
     validate_id(id)?;
+    if id.starts_with(char::is_whitespace) || id.ends_with(char::is_whitespace) {
+        return Err(Error::InvalidRecord {
+            id: id.chars().take(64).collect(),
+            field: "id".into(),
+            reason: "the id begins or ends with white space (it would look like the id without it)".into(),
+        });
+    }
     let direction = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}');
     if id.chars().any(direction) {
         let reason = "the id contains a Unicode direction control (it would show as another id)";

@@ -566,9 +566,9 @@ fn a_huge_manifest_is_refused_unread() {
 }
 
 /// An id with a Unicode direction control (after U+202E, `RLO` shows as `OLR`) is refused by
-/// the CSV import, naming the line; ids in right-to-left scripts are fine (the CLI printed
-/// such ids raw: from the CLI review). The library's write path takes them: ids stored
-/// before must stay writable (a repair rewrites records: from the diff review).
+/// the CSV import, naming the line, and by `upsert`; ids in right-to-left scripts are fine
+/// (the CLI printed such ids raw: from the CLI review). An id stored by an earlier version,
+/// which took them, stays writable (a repair rewrites records: from the diff review).
 #[test]
 fn ids_with_direction_controls_are_refused_by_the_import() {
     let fs = MemFs::new();
@@ -577,7 +577,12 @@ fn ids_with_direction_controls_are_refused_by_the_import() {
     let at = LatLon::new(1.0, 2.0).unwrap();
     let mut b = db.begin_write();
     b.upsert("c", Record::new("عميل-1", at)).unwrap();
+    b.upsert_with_earlier_id_rules("c", Record::new("\u{200F}old", at)).unwrap();
+    b.commit().unwrap();
+    let mut b = db.begin_write();
     b.upsert("c", Record::new("\u{200F}old", at)).unwrap();
+    let refused = b.upsert("c", Record::new("\u{200F}new", at)).err().map(|e| e.to_string());
+    assert!(refused.as_deref().is_some_and(|e| e.contains("direction control")), "{refused:?}");
     b.commit().unwrap();
     for id in ["C\u{202E}RLO", "x\u{2066}y", "\u{200F}z"] {
         let options = ImportOptions::new().skip_invalid(true);
