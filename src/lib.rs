@@ -57,7 +57,7 @@ pub use db::{
 };
 pub use error::{Error, Result};
 pub use geo::LatLon;
-pub use model::{Record, Schema};
+pub use model::{Record, Schema, Update};
 pub use query::Filter;
 
 /// The `h3o` crate geocrm computes H3 cells with, so that a caller can name the

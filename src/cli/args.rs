@@ -28,6 +28,7 @@ impl Command {
             | Command::Agg { db, .. }
             | Command::Get { db, .. }
             | Command::Delete { db, .. }
+            | Command::Update { db, .. }
             | Command::Checkpoint { db, .. }
             | Command::Compact { db, .. }
             | Command::Verify { db, .. }
@@ -283,6 +284,27 @@ pub enum Command {
         /// Record id.
         #[arg(long)]
         id: String,
+    },
+    /// Change some fields of one customer and keep the others, its PII included (copied
+    /// sealed, as stored: no key is needed).
+    Update {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Record id.
+        #[arg(long)]
+        id: String,
+        /// New latitude (with --lon).
+        #[arg(long, requires = "lon", allow_hyphen_values = true)]
+        lat: Option<f64>,
+        /// New longitude (with --lat).
+        #[arg(long, requires = "lat", allow_hyphen_values = true)]
+        lon: Option<f64>,
+        /// A number or category attribute to set, as FIELD=VALUE (repeatable).
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        set: Vec<String>,
+        /// A field to unset: a number, a category or a PII field (repeatable).
+        #[arg(long = "clear", value_name = "FIELD")]
+        clear: Vec<String>,
     },
     /// Write every live record into memory-mapped checkpoint files now, so the next open
     /// replays nothing.

@@ -293,6 +293,7 @@ pub fn run(command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Update { db, id, lat, lon, set, clear } => update(&db, &id, lat.zip(lon), &set, &clear),
         Command::Stats { db } => stats(&db),
         Command::Checkpoint { db } => maintain(&db, false),
         Command::Compact { db } => maintain(&db, true),
@@ -427,6 +428,63 @@ fn print_ids(db: &DbArgs, count: bool, ids: Vec<String>) {
         (false, true) => print_json(&json!(ids)),
         (false, false) => ids.iter().for_each(|id| println!("{}", id_shown(id))),
     }
+}
+
+/// `geocrm update`: the changes checked against the collection's schema (a `--set` value is
+/// read as its field's kind), then one batch.
+fn update(db: &DbArgs, id: &str, at: Option<(f64, f64)>, set: &[String], clear: &[String]) -> Result<()> {
+    let database = open(db, false)?;
+    let schema = database.read().collection(&db.collection)?.schema().clone();
+    let mut changes = geocrm::Update::new();
+    if let Some((lat, lon)) = at {
+        changes = changes.location(point(lat, lon)?);
+    }
+    for assignment in set {
+        let bad = |why: String| Error::invalid_argument("set", why);
+        let (field, value) =
+            assignment.split_once('=').ok_or_else(|| bad(format!("{assignment:?} is not FIELD=VALUE")))?;
+        changes = match schema.field(field) {
+            Some((geocrm::model::FieldKind::Number, _)) => {
+                let v: f64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(format!("{field} is a number field; {value:?} is not a number")))?;
+                changes.number(field, v)
+            }
+            Some((geocrm::model::FieldKind::Category, _)) => changes.category(field, value),
+            Some((geocrm::model::FieldKind::Pii, _)) => {
+                return Err(bad(format!(
+                    "{field} is a PII field, which an update can only clear (--clear {field}); \
+                     to change it, import the record again"
+                )))
+            }
+            None => {
+                let fields: Vec<&str> = schema
+                    .number_fields()
+                    .iter()
+                    .chain(schema.category_fields())
+                    .map(String::as_str)
+                    .collect();
+                let fields = if fields.is_empty() { "none".to_owned() } else { fields.join(", ") };
+                return Err(bad(format!(
+                    "no field {field:?} in {:?}: its attributes are {fields}",
+                    db.collection
+                )));
+            }
+        };
+    }
+    for field in clear {
+        changes = changes.clear(field);
+    }
+    let mut batch = database.begin_write();
+    batch.update(&db.collection, id, changes)?;
+    let lsn = batch.commit()?.first_lsn;
+    if db.json {
+        print_json(&json!({"id": id, "updated": true, "lsn": lsn}));
+    } else {
+        println!("updated {}", id_shown(id));
+    }
+    Ok(())
 }
 
 /// An id as text output shows it: as it is, or quoted and escaped when it holds a character

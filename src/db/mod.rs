@@ -17,6 +17,7 @@ mod record_codec;
 mod repair;
 mod sealed_slots;
 mod state;
+mod update;
 mod write;
 
 #[cfg(test)]

@@ -11,13 +11,14 @@ use h3o::{LatLng, Resolution};
 use super::bulk_apply::PreparedCollection;
 use super::ops::{append_ops, LogOp, StoredRecord};
 use super::sealed_slots::SealedSlots;
+use super::update::CheckedUpdate;
 use super::{Database, Durability, Inner};
 use crate::crypto::{self, BlindIndexKey, FieldContext, Pii};
 use crate::error::{Error, Result};
 use crate::geo::LatLon;
 use crate::index::OpPointer;
 use crate::model::record::validate_new_id;
-use crate::model::{validate_id, validate_name, FieldKind, Record, Schema};
+use crate::model::{validate_id, validate_name, FieldKind, Record, Schema, Update};
 
 /// What a successful commit wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,10 +115,28 @@ pub struct WriteBatch<'db> {
 
 #[derive(Debug)]
 pub(crate) enum PendingOp {
-    Create { name: String, schema: Schema },
-    Upsert { record: StoredRecord, pii: Vec<Option<Pii>> },
-    Delete { collection: String, id: String },
-    Erase { collection: String, id: String },
+    Create {
+        name: String,
+        schema: Schema,
+    },
+    Upsert {
+        record: StoredRecord,
+        pii: Vec<Option<Pii>>,
+    },
+    Delete {
+        collection: String,
+        id: String,
+    },
+    Erase {
+        collection: String,
+        id: String,
+    },
+    /// Resolved into an upsert of the record's latest version when the batch is written.
+    Update {
+        collection: String,
+        id: String,
+        changes: CheckedUpdate,
+    },
 }
 
 /// How many operations are pending: never their records (ids, locations, attributes, blind
@@ -256,6 +275,50 @@ impl<'db> WriteBatch<'db> {
         Ok(Rejected(rejected))
     }
 
+    /// Changes some fields of a stored record and keeps the others, its sealed PII included
+    /// (see [`Update`]): a move, or new attributes, with no key and no PII read. The record
+    /// changed is its latest version when the batch commits, with this batch's earlier
+    /// writes of it.
+    ///
+    /// ```
+    /// use geocrm::{Database, Error, LatLon, Options, Record, Schema, Update};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::new())?;
+    /// db.create_collection("vans", Schema::new().number("load").category("driver"))?;
+    /// let depot = LatLon::new(51.5, -0.12)?;
+    /// let mut batch = db.begin_write();
+    /// batch.upsert("vans", Record::new("V-1", depot).number("load", 3.0).category("driver", "kim"))?;
+    /// batch.update("vans", "V-1", Update::new().number("load", 5.0))?; // sees the upsert
+    /// batch.commit()?;
+    /// let mut batch = db.begin_write();
+    /// batch.update("vans", "V-1", Update::new().location(LatLon::new(51.45, -0.97)?))?;
+    /// batch.commit()?;
+    /// let v1 = db.read().collection("vans")?.get("V-1")?.expect("there");
+    /// assert_eq!((v1.numbers["load"], v1.categories["driver"].as_str()), (5.0, "kim"));
+    ///
+    /// // An update of an absent record fails the whole batch at commit.
+    /// let mut batch = db.begin_write();
+    /// batch.upsert("vans", Record::new("V-2", depot))?;
+    /// batch.update("vans", "V-9", Update::new().number("load", 1.0))?;
+    /// assert!(matches!(batch.commit(), Err(Error::NotFound { .. })));
+    /// assert!(db.read().collection("vans")?.get("V-2")?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnknownCollection`]; [`Error::InvalidRecord`] for a bad id, an unknown
+    /// field, a value of the wrong kind (a PII field can only be cleared), a non-finite
+    /// number, a category over its size limit, or a field named twice. At commit,
+    /// [`Error::NotFound`] (nothing of the batch written) when the record does not exist.
+    pub fn update(&mut self, collection: &str, id: &str, update: Update) -> Result<&mut Self> {
+        let schema =
+            self.schema_of(collection).ok_or_else(|| Error::UnknownCollection { name: collection.into() })?;
+        validate_id(id)?;
+        let changes = CheckedUpdate::new(&schema, id, update)?;
+        self.ops.push(PendingOp::Update { collection: collection.to_owned(), id: id.to_owned(), changes });
+        Ok(self)
+    }
+
     /// Deletes a record (deleting an absent id is not an error).
     ///
     /// # Errors
@@ -324,7 +387,7 @@ pub const MAX_PII_BYTES: usize = 64 << 10;
 /// Why a value of `len` bytes is too long for a field of `kind`, or `None` when it fits
 /// ([`MAX_CATEGORY_BYTES`], [`MAX_PII_BYTES`]; numbers have no length). Checked as a value is
 /// placed in its [`Slots`], by the write path and the CSV import alike.
-fn over_size_limit(kind: FieldKind, len: usize) -> Option<String> {
+pub(super) fn over_size_limit(kind: FieldKind, len: usize) -> Option<String> {
     let (max, what) = match kind {
         FieldKind::Category => (MAX_CATEGORY_BYTES, "category"),
         FieldKind::Pii => (MAX_PII_BYTES, "PII"),
@@ -333,8 +396,19 @@ fn over_size_limit(kind: FieldKind, len: usize) -> Option<String> {
     (len > max).then(|| format!("{what} values are limited to {max} bytes"))
 }
 
-fn record_error(id: &str, field: &str, reason: impl Into<String>) -> Error {
+pub(super) fn record_error(id: &str, field: &str, reason: impl Into<String>) -> Error {
     Error::InvalidRecord { id: id.to_owned(), field: field.to_owned(), reason: reason.into() }
+}
+
+/// The raw H3 cell at resolution 15 of record `id`'s `location`.
+///
+/// # Errors
+/// [`Error::InvalidRecord`] for a location H3 refuses (none that [`LatLon::new`] accepts).
+pub(super) fn cell_of(id: &str, location: LatLon) -> Result<u64> {
+    let cell = LatLng::new(location.lat(), location.lon())
+        .map_err(|e| record_error(id, "location", e.to_string()))?
+        .to_cell(Resolution::Fifteen);
+    Ok(u64::from(cell))
 }
 
 /// Puts `value` into the slot of `field`, which must be a field of kind `want` set only once.
@@ -458,15 +532,13 @@ impl Slots {
     /// The record to log (its PII still to be sealed) and its PII in schema order.
     fn into_stored(self, collection: &str) -> Result<(StoredRecord, Vec<Option<Pii>>)> {
         let Slots { id, location, numbers, categories, pii } = self;
-        let cell = LatLng::new(location.lat(), location.lon())
-            .map_err(|e| record_error(&id, "location", e.to_string()))?
-            .to_cell(Resolution::Fifteen);
+        let cell = cell_of(&id, location)?;
         let stored = StoredRecord {
             collection: collection.to_owned(),
             id,
             lat: location.lat(),
             lon: location.lon(),
-            cell: u64::from(cell),
+            cell,
             numbers,
             categories,
             key_id: None,
@@ -490,26 +562,44 @@ impl Slots {
 }
 
 /// How many of the queued batches (in order) one round takes: all of them, except that a
-/// round ends before a batch upserting a record an earlier batch of the round erases. An
-/// erasure destroys the record's data key at the end of its round, and a re-insertion in the
-/// same round would still be given that key and lose its PII with it; erasures of other
-/// records, and everything else, share the round (and its fsync and keystore rewrite).
+/// round ends before a batch upserting a record an earlier batch of the round erases, and
+/// before a batch updating a record an earlier batch of the round writes. An erasure
+/// destroys the record's data key at the end of its round, and a re-insertion in the same
+/// round would still be given that key and lose its PII with it. An update is resolved
+/// against the record as applied, which the round's earlier batches are not yet. Everything
+/// else shares the round (and its fsync and keystore rewrite).
 fn round_end(waiting: &[Waiting]) -> usize {
+    let is_update = |op: &PendingOp| matches!(op, PendingOp::Update { .. });
+    // Ids written are gathered only when a later batch has an update (a round may hold an
+    // import of a million upserts).
+    let updates_later = waiting.iter().skip(1).any(|w| w.ops.iter().any(is_update));
     let mut erased: HashSet<(&str, &str)> = HashSet::new();
+    let mut written: HashSet<(&str, &str)> = HashSet::new();
     for (i, w) in waiting.iter().enumerate() {
-        let reinserts = !erased.is_empty()
-            && w.ops.iter().any(|op| match op {
-                PendingOp::Upsert { record, .. } => {
-                    erased.contains(&(record.collection.as_str(), record.id.as_str()))
-                }
-                _ => false,
-            });
-        if reinserts {
-            return i.max(1);
+        let conflicts = w.ops.iter().any(|op| match op {
+            PendingOp::Upsert { record, .. } => {
+                erased.contains(&(record.collection.as_str(), record.id.as_str()))
+            }
+            PendingOp::Update { collection, id, .. } => written.contains(&(collection.as_str(), id.as_str())),
+            _ => false,
+        });
+        if conflicts && i > 0 {
+            return i;
         }
         for op in &w.ops {
-            if let PendingOp::Erase { collection, id } = op {
-                erased.insert((collection.as_str(), id.as_str()));
+            let target = match op {
+                PendingOp::Erase { collection, id } => {
+                    erased.insert((collection.as_str(), id.as_str()));
+                    Some((collection.as_str(), id.as_str()))
+                }
+                PendingOp::Upsert { record, .. } => Some((record.collection.as_str(), record.id.as_str())),
+                PendingOp::Delete { collection, id } | PendingOp::Update { collection, id, .. } => {
+                    Some((collection.as_str(), id.as_str()))
+                }
+                PendingOp::Create { .. } => None,
+            };
+            if let Some(target) = target.filter(|_| updates_later) {
+                written.insert(target);
             }
         }
     }
@@ -748,7 +838,9 @@ impl Inner {
         for op in pending {
             let collection = match op {
                 PendingOp::Upsert { record, .. } => record.collection.as_str(),
-                PendingOp::Delete { collection, .. } | PendingOp::Erase { collection, .. } => collection,
+                PendingOp::Delete { collection, .. }
+                | PendingOp::Erase { collection, .. }
+                | PendingOp::Update { collection, .. } => collection,
                 PendingOp::Create { .. } => continue,
             };
             if last == Some(collection) || !seen.insert(collection) {
@@ -796,6 +888,7 @@ impl Inner {
                 }
             }
         }
+        let pending = self.resolve_updates(pending)?;
         let ops = self.seal_batch(pending)?;
         let first_lsn = w.log.next_lsn();
         if ops.is_empty() {
@@ -850,9 +943,18 @@ impl Inner {
                 PendingOp::Delete { collection, id } => LogOp::Delete { collection, id },
                 // Its key id is looked up once the batch's own keys are issued, below.
                 PendingOp::Erase { collection, id } => LogOp::Erase { collection, id, key_id: None },
+                PendingOp::Update { .. } => {
+                    return Err(Error::invalid_argument(
+                        "batch",
+                        "an update was not resolved before sealing",
+                    ));
+                }
                 PendingOp::Upsert { mut record, pii } => {
                     if pii.iter().all(Option::is_none) {
-                        record.pii = SealedSlots::unset(pii.len());
+                        // An update's record keeps the PII it has, sealed under its key.
+                        if record.key_id.is_none() {
+                            record.pii = SealedSlots::unset(pii.len());
+                        }
                     } else {
                         // `record.pii` is filled when sealed.
                         if !schemas.contains_key(&record.collection) {

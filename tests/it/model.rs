@@ -1,14 +1,15 @@
-//! Model-based test: random sequences of upsert / delete / commit / checkpoint / compact /
-//! reopen against a `BTreeMap` model per collection; after every commit and reopen, every
+//! Model-based test: random sequences of upsert / update / delete / commit / checkpoint /
+//! compact / reopen against a `BTreeMap` model per collection; after every commit and reopen, every
 //! query must answer exactly as the model's brute force does. Two collections, so that
 //! checkpoints keep the file of one that nothing touched since the last (and must not keep
-//! it when a write changed a record of the file, even one updated and then deleted).
+//! it when a write changed a record of the file, even one updated and then deleted). An
+//! update of a record absent at its place in the batch must fail the whole commit.
 //!
 //! `GEOCRM_MODEL_CASES` sets the number of sequences (default 48).
 
 use geocrm::geo::BoundingBox;
 use geocrm::query::{GroupBy, GroupKey, Scope};
-use geocrm::{Database, Durability, Filter, LatLon, Options, Record, Schema};
+use geocrm::{Database, Durability, Error, Filter, LatLon, Options, Record, Schema, Update};
 use proptest::prelude::*;
 
 use std::collections::BTreeMap;
@@ -18,8 +19,26 @@ use super::queries::{assert_independent_distances, brute_nearest};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Upsert { coll: usize, id: u8, lat: f64, lon: f64, ltv: Option<u16>, tier: Option<u8> },
-    Delete { coll: usize, id: u8 },
+    Upsert {
+        coll: usize,
+        id: u8,
+        lat: f64,
+        lon: f64,
+        ltv: Option<u16>,
+        tier: Option<u8>,
+    },
+    Delete {
+        coll: usize,
+        id: u8,
+    },
+    /// A new location, and each attribute kept (`None`), cleared (`Some(None)`) or set.
+    Update {
+        coll: usize,
+        id: u8,
+        at: Option<(f64, f64)>,
+        ltv: Option<Option<u16>>,
+        tier: Option<Option<u8>>,
+    },
     Commit,
     Reopen,
     Checkpoint,
@@ -34,9 +53,17 @@ fn op() -> impl Strategy<Value = Op> {
         Just((10.0, 10.0)),
     ];
     prop_oneof![
-        6 => (coll(), 0u8..24, coord, proptest::option::of(0u16..1000), proptest::option::of(0u8..3))
+        6 => (coll(), 0u8..24, coord.clone(), proptest::option::of(0u16..1000), proptest::option::of(0u8..3))
             .prop_map(|(coll, id, (lat, lon), ltv, tier)| Op::Upsert { coll, id, lat, lon, ltv, tier }),
         2 => (coll(), 0u8..24).prop_map(|(coll, id)| Op::Delete { coll, id }),
+        3 => (
+            coll(),
+            0u8..24,
+            proptest::option::of(coord),
+            proptest::option::of(proptest::option::of(0u16..1000)),
+            proptest::option::of(proptest::option::of(0u8..3)),
+        )
+            .prop_map(|(coll, id, at, ltv, tier)| Op::Update { coll, id, at, ltv, tier }),
         2 => Just(Op::Commit),
         1 => Just(Op::Reopen),
         1 => Just(Op::Checkpoint),
@@ -208,9 +235,11 @@ proptest! {
         let mut model = [Model::new(), Model::new()];
         let mut pending = model.clone();
         let mut batch: Vec<Op> = Vec::new();
+        // Whether the batch updates a record absent at that point (its commit must fail).
+        let mut updates_absent = false;
         for op in ops {
             match op {
-                Op::Upsert { .. } | Op::Delete { .. } => {
+                Op::Upsert { .. } | Op::Delete { .. } | Op::Update { .. } => {
                     match &op {
                         Op::Upsert { coll, id, lat, lon, ltv, tier } => {
                             let tier = tier.map(|t| ["bronze", "silver", "gold"][t as usize].to_owned());
@@ -219,6 +248,20 @@ proptest! {
                         Op::Delete { coll, id } => {
                             pending[*coll].remove(&format!("id{id}"));
                         }
+                        Op::Update { coll, id, at, ltv, tier } => match pending[*coll].get_mut(&format!("id{id}")) {
+                            Some(m) => {
+                                if let Some((lat, lon)) = at {
+                                    (m.lat, m.lon) = (*lat, *lon);
+                                }
+                                if let Some(ltv) = ltv {
+                                    m.ltv = ltv.map(f64::from);
+                                }
+                                if let Some(tier) = tier {
+                                    m.tier = tier.map(|t| ["bronze", "silver", "gold"][t as usize].to_owned());
+                                }
+                            }
+                            None => updates_absent = true,
+                        },
                         _ => unreachable!(),
                     }
                     batch.push(op);
@@ -234,11 +277,32 @@ proptest! {
                                 b.upsert(COLLECTIONS[coll], r).unwrap();
                             }
                             Op::Delete { coll, id } => { b.delete(COLLECTIONS[coll], &format!("id{id}")).unwrap(); }
+                            Op::Update { coll, id, at, ltv, tier } => {
+                                let mut u = Update::new();
+                                if let Some((lat, lon)) = at { u = u.location(LatLon::new(lat, lon).unwrap()); }
+                                match ltv {
+                                    Some(Some(v)) => u = u.number("ltv", f64::from(v)),
+                                    Some(None) => u = u.clear("ltv"),
+                                    None => {}
+                                }
+                                match tier {
+                                    Some(Some(t)) => u = u.category("tier", ["bronze", "silver", "gold"][t as usize]),
+                                    Some(None) => u = u.clear("tier"),
+                                    None => {}
+                                }
+                                b.update(COLLECTIONS[coll], &format!("id{id}"), u).unwrap();
+                            }
                             _ => unreachable!(),
                         }
                     }
-                    b.commit().unwrap();
-                    model = pending.clone();
+                    let committed = b.commit();
+                    if std::mem::take(&mut updates_absent) {
+                        prop_assert!(matches!(committed, Err(Error::NotFound { .. })), "{committed:?}");
+                        pending = model.clone();
+                    } else {
+                        committed.unwrap();
+                        model = pending.clone();
+                    }
                     check(&db, &model);
                 }
                 Op::Checkpoint => {
@@ -252,6 +316,7 @@ proptest! {
                 Op::Reopen => {
                     // Uncommitted operations are dropped.
                     batch.clear();
+                    updates_absent = false;
                     pending = model.clone();
                     drop(db);
                     db = open(dir.path());

@@ -847,3 +847,90 @@ fn a_subject_export_debug_prints_no_pii() {
         "serializes as its JSON"
     );
 }
+
+/// `update` keeps a record's sealed PII without the key (copied as stored, never opened),
+/// clears a PII field with its blind value, sees the batch's own earlier writes, and refuses
+/// (nothing of the batch written) an update of a record that is not there: never written,
+/// erased, or deleted earlier in the batch. Through a checkpoint, a key rotation and a
+/// compaction the kept PII still reads back, and no plaintext reaches a file.
+#[test]
+fn an_update_keeps_sealed_pii_without_the_key_and_clears_what_it_names() {
+    use geocrm::Update;
+    let dir = tempfile::tempdir().unwrap();
+    let keyed = |k: u8| Options::new().key(RawKey::new([k; 32])).checkpoint_after_ops(None);
+    let db = Database::open(dir.path(), keyed(5)).unwrap();
+    seed(&db);
+    db.checkpoint().unwrap();
+    let audited = db.audit_entries().unwrap().len();
+    drop(db);
+
+    let db = Database::open(dir.path(), Options::new().checkpoint_after_ops(None)).unwrap();
+    let paris = LatLon::new(48.85, 2.35).unwrap();
+    let mut b = db.begin_write();
+    b.update("c", "C1", Update::new().location(paris).number("ltv", 99.5)).unwrap();
+    b.update("c", "C2", Update::new().clear("email")).unwrap();
+    b.update("c", "C8", Update::new().clear("name").clear("email")).unwrap();
+    b.upsert("c", Record::new("C3", paris)).unwrap();
+    b.update("c", "C3", Update::new().number("ltv", 7.0)).unwrap();
+    b.commit().unwrap();
+    let absent = |db: &Database, ops: &dyn Fn(&mut geocrm::WriteBatch<'_>)| {
+        let mut b = db.begin_write();
+        b.upsert("c", Record::new("C18", paris)).unwrap();
+        ops(&mut b);
+        let e = b.commit().err();
+        assert!(matches!(e, Some(Error::NotFound { ref id, .. }) if id.starts_with('C')), "{e:?}");
+        assert_ne!(db.read().collection("c").unwrap().get("C18").unwrap().unwrap().location, paris);
+    };
+    absent(&db, &|b| {
+        b.update("c", "C99", Update::new().location(paris)).unwrap();
+    });
+    absent(&db, &|b| {
+        b.delete("c", "C5").unwrap();
+        b.update("c", "C5", Update::new().number("ltv", 1.0)).unwrap();
+    });
+    assert!(db.read().collection("c").unwrap().get("C5").unwrap().is_some(), "the failed batch's delete");
+    drop(db);
+
+    let db = Database::open(dir.path(), keyed(5)).unwrap();
+    assert_eq!(db.audit_entries().unwrap().len(), audited);
+    db.erase("c", "C4").unwrap();
+    absent(&db, &|b| {
+        b.update("c", "C4", Update::new().location(paris)).unwrap();
+    });
+    db.rotate_master_key(&RawKey::new([6; 32])).unwrap();
+    let before = db.audit_entries().unwrap().len();
+    let mut b = db.begin_write();
+    b.update("c", "C6", Update::new().location(paris).clear("ltv")).unwrap();
+    b.commit().unwrap();
+    assert_eq!(db.audit_entries().unwrap().len(), before, "an update reads no PII");
+    let check = |db: &Database| {
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        let c1 = c.get("C1").unwrap().unwrap();
+        assert_eq!((c1.location, c1.numbers["ltv"]), (paris, 99.5));
+        let pii = c.reveal("C1").unwrap();
+        assert_eq!((pii["name"].expose(), pii["email"].expose()), ("Person 1", "p1@example.com"));
+        assert_eq!(c.find_by_email("p1@example.com").unwrap(), ["C1"]);
+        let c2 = c.reveal("C2").unwrap();
+        assert_eq!((c2["name"].expose(), c2.contains_key("email")), ("Person 2", false));
+        assert!(c.find_by_email("p2@example.com").unwrap().is_empty());
+        let c3 = c.get("C3").unwrap().unwrap();
+        assert!(c3.pii.is_empty() && c3.numbers["ltv"] == 7.0, "the batch's own upsert, updated");
+        let c6 = c.get("C6").unwrap().unwrap();
+        assert!(c6.numbers.is_empty() && c6.location == paris);
+        assert_eq!(c.reveal("C6").unwrap()["name"].expose(), "Person 6");
+        assert!(c.get("C4").unwrap().is_none() && c.len() == 19);
+        assert!(c.get("C8").unwrap().unwrap().pii.is_empty() && c.reveal("C8").unwrap().is_empty());
+    };
+    check(&db);
+    db.checkpoint().unwrap();
+    db.compact().unwrap();
+    check(&db);
+    drop(db);
+    let db = Database::open(dir.path(), keyed(6)).unwrap();
+    check(&db);
+    drop(db);
+    let pii: Vec<String> =
+        (0..20).flat_map(|i| [format!("Person {i}"), format!("p{i}@example.com")]).collect();
+    assert_no_plaintext(dir.path(), &pii, "after updates");
+}

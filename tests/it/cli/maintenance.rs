@@ -294,3 +294,59 @@ fn verify_reports_damage(checkpointed: bool) {
     restore();
     assert_eq!(env.run(false, "verify", &[]).status.code(), Some(0));
 }
+
+/// `geocrm update` without a key moves a customer and sets or clears attributes, keeping
+/// its PII (revealed with the key afterwards); a PII value, an unknown field, a value of
+/// the wrong kind and an absent id are errors that change nothing.
+#[test]
+fn update_moves_a_customer_and_keeps_its_pii() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    let c7 = &rows[7];
+    let out = env.json(
+        "update",
+        &[
+            "--id",
+            &c7.id,
+            "--lat",
+            "-33.86",
+            "--lon",
+            "151.2",
+            "--set",
+            "tier=platinum",
+            "--set",
+            "visits=41",
+            "--clear",
+            "ltv",
+        ],
+    );
+    assert_eq!((out["id"].as_str(), out["updated"].as_bool()), (Some(c7.id.as_str()), Some(true)), "{out}");
+    let got = env.json("get", &["--id", &c7.id]);
+    assert_eq!((got["lat"].as_f64(), got["lon"].as_f64()), (Some(-33.86), Some(151.2)), "{got}");
+    assert_eq!(
+        (got["categories"]["tier"].as_str(), got["numbers"]["visits"].as_f64()),
+        (Some("platinum"), Some(41.0))
+    );
+    assert!(got["numbers"].get("ltv").is_none(), "{got}");
+    let revealed = super::ok(&env.run(true, "get", &["--id", &c7.id, "--reveal", "--json"]));
+    assert!(revealed.contains(&c7.pii[0].replace('"', "\\\"")), "{revealed}");
+    let near = env.json("near", &["--lat", "-33.86", "--lon", "151.2", "-k", "1"]);
+    assert_eq!(near[0]["id"].as_str(), Some(c7.id.as_str()));
+    let before = env.json("get", &["--id", "C-0001"]);
+    for (args, why) in [
+        (vec!["--id", "C-0001", "--set", "name=Eve"], "can only clear"),
+        (vec!["--id", "C-0001", "--set", "colour=red"], "its attributes are ltv, visits, tier"),
+        (vec!["--id", "C-0001", "--set", "visits=many"], "not a number"),
+        (vec!["--id", "C-0001", "--set", "visits"], "not FIELD=VALUE"),
+        (vec!["--id", "C-0001", "--lat", "91", "--lon", "0"], "latitude"),
+        (vec!["--id", "C-9999", "--set", "visits=1"], "no such record"),
+    ] {
+        let err = env.fail("update", &args);
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+    assert_eq!(env.json("get", &["--id", "C-0001"]), before);
+    for file in super::all_files(&env.db) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!super::contains(&bytes, &c7.pii[0]), "{file:?}");
+    }
+}

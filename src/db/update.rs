@@ -1,0 +1,243 @@
+//! Partial updates ([`WriteBatch::update`]): an [`Update`] checked against its collection's
+//! schema when it joins a batch, and turned into the upsert of the record's latest version
+//! with the changes applied when the batch is written, under the writer lock. The record's
+//! sealed PII and blind values are copied as they are (never opened), so no key is needed.
+//!
+//! The latest version is the batch's own last write of the id if it has one, else the
+//! record as applied (a commit round ends before a batch updating an id an earlier batch of
+//! the round wrote, so what is applied is what the log holds before this batch).
+
+use std::collections::HashMap;
+
+use super::ops::StoredRecord;
+use super::read::CollectionReader;
+use super::sealed_slots::SealedSlots;
+use super::write::{cell_of, over_size_limit, record_error, PendingOp};
+use super::Inner;
+use crate::crypto::Pii;
+use crate::error::{Error, Result};
+use crate::model::{FieldKind, Schema, Update};
+
+/// An [`Update`] checked against a schema: each change by its field's place in schema order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CheckedUpdate {
+    /// New latitude, longitude and resolution-15 H3 cell.
+    location: Option<(f64, f64, u64)>,
+    numbers: Vec<(usize, Option<f64>)>,
+    categories: Vec<(usize, Option<String>)>,
+    /// PII fields cleared.
+    pii: Vec<usize>,
+}
+
+impl CheckedUpdate {
+    /// Checks `update` of record `id` against `schema`: every field named exists and is of
+    /// the kind its change needs, at most once; numbers are finite, categories within the
+    /// size limit.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRecord`] naming the record and the field.
+    pub(crate) fn new(schema: &Schema, id: &str, update: Update) -> Result<CheckedUpdate> {
+        let Update { location, numbers, categories, cleared } = update;
+        let mut out = CheckedUpdate::default();
+        if let Some(at) = location {
+            out.location = Some((at.lat(), at.lon(), cell_of(id, at)?));
+        }
+        let mut named: Vec<String> = Vec::new();
+        let mut field = |name: &str, want: Option<FieldKind>| -> Result<(FieldKind, usize)> {
+            let (kind, i) = schema
+                .field(name)
+                .ok_or_else(|| record_error(id, name, "no such field in the collection's schema"))?;
+            if let Some(want) = want.filter(|&want| want != kind) {
+                let what = |k: FieldKind| match k {
+                    FieldKind::Number => "a number (Update::number)",
+                    FieldKind::Category => "a category (Update::category)",
+                    FieldKind::Pii => "PII, which an update can only clear (Update::clear)",
+                };
+                return Err(record_error(
+                    id,
+                    name,
+                    format!("{} was given, but the field holds {}", what(want), what(kind)),
+                ));
+            }
+            if named.iter().any(|n| n == name) {
+                return Err(record_error(id, name, "named twice in one update"));
+            }
+            named.push(name.to_owned());
+            Ok((kind, i))
+        };
+        for (name, v) in numbers {
+            let (_, i) = field(&name, Some(FieldKind::Number))?;
+            if !v.is_finite() {
+                return Err(record_error(id, &name, "numbers must be finite"));
+            }
+            out.numbers.push((i, Some(v)));
+        }
+        for (name, v) in categories {
+            let (_, i) = field(&name, Some(FieldKind::Category))?;
+            if let Some(reason) = over_size_limit(FieldKind::Category, v.len()) {
+                return Err(record_error(id, &name, reason));
+            }
+            out.categories.push((i, Some(v)));
+        }
+        for name in cleared {
+            match field(&name, None)? {
+                (FieldKind::Number, i) => out.numbers.push((i, None)),
+                (FieldKind::Category, i) => out.categories.push((i, None)),
+                (FieldKind::Pii, i) => out.pii.push(i),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies the changes to a version of the record: `record` with `pii` to seal (a
+    /// pending upsert of this batch), or with its PII sealed already (`pii` all `None`).
+    fn apply(&self, record: &mut StoredRecord, pii: &mut [Option<Pii>]) {
+        if let Some((lat, lon, cell)) = self.location {
+            (record.lat, record.lon, record.cell) = (lat, lon, cell);
+        }
+        for (i, v) in &self.numbers {
+            if let Some(slot) = record.numbers.get_mut(*i) {
+                *slot = *v;
+            }
+        }
+        for (i, v) in &self.categories {
+            if let Some(slot) = record.categories.get_mut(*i) {
+                slot.clone_from(v);
+            }
+        }
+        if self.pii.is_empty() {
+            return;
+        }
+        for &i in &self.pii {
+            if let Some(slot) = pii.get_mut(i) {
+                *slot = None;
+            }
+            if let Some(slot) = record.blind.get_mut(i) {
+                *slot = None;
+            }
+        }
+        if record.blind.iter().all(Option::is_none) {
+            // No blind value left: stored as none at all (FORMAT.md §5.3).
+            record.blind = Vec::new();
+        }
+        let kept = record
+            .pii
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| slot.filter(|_| !self.pii.contains(&i)).map(<[u8]>::to_vec))
+            .collect::<Vec<_>>();
+        record.pii = SealedSlots::from(kept);
+        if !record.pii.any_set() {
+            // A key id only with sealed PII (FORMAT.md §5.3); the key stays in the keystore
+            // for the id, and a later write of PII is given it again.
+            record.key_id = None;
+        }
+    }
+}
+
+impl Inner {
+    /// The batch with each update turned into the upsert of the record's latest version with
+    /// the changes applied (other operations as they are).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an update of a record that does not exist (or was deleted or
+    /// erased earlier in the batch): nothing of the batch is written. [`Error::Io`] and
+    /// [`Error::Corrupt`] when the record cannot be read back from the log.
+    pub(super) fn resolve_updates(&self, pending: Vec<PendingOp>) -> Result<Vec<PendingOp>> {
+        if !pending.iter().any(|op| matches!(op, PendingOp::Update { .. })) {
+            return Ok(pending);
+        }
+        // Each id the batch wrote so far: the place of its last upsert, or `None` once deleted.
+        let mut written: HashMap<(String, String), Option<usize>> = HashMap::new();
+        let mut out: Vec<PendingOp> = Vec::with_capacity(pending.len());
+        for op in pending {
+            let op = match op {
+                PendingOp::Update { collection, id, changes } => {
+                    let (mut record, mut pii) = match written.get(&(collection.clone(), id.clone())) {
+                        Some(Some(at)) => match out.get(*at) {
+                            Some(PendingOp::Upsert { record, pii }) => (record.clone(), pii.clone()),
+                            _ => {
+                                return Err(Error::invalid_argument(
+                                    "batch",
+                                    "an update's record is not an upsert",
+                                ))
+                            }
+                        },
+                        Some(None) => return Err(Error::NotFound { collection, id }),
+                        None => {
+                            let record = self.stored_latest(&collection, &id)?;
+                            let slots = record.pii.len();
+                            (record, vec![None; slots])
+                        }
+                    };
+                    changes.apply(&mut record, &mut pii);
+                    PendingOp::Upsert { record, pii }
+                }
+                other => other,
+            };
+            match &op {
+                PendingOp::Upsert { record, .. } => {
+                    written.insert((record.collection.clone(), record.id.clone()), Some(out.len()));
+                }
+                PendingOp::Delete { collection, id } | PendingOp::Erase { collection, id } => {
+                    written.insert((collection.clone(), id.clone()), None);
+                }
+                PendingOp::Create { .. } | PendingOp::Update { .. } => {}
+            }
+            out.push(op);
+        }
+        Ok(out)
+    }
+
+    /// The applied version of record `id` of `collection`, read back from the log.
+    fn stored_latest(&self, collection: &str, id: &str) -> Result<StoredRecord> {
+        let state = self.read_state();
+        let not_found = || Error::NotFound { collection: collection.to_owned(), id: id.to_owned() };
+        let c = state.collections.get(collection).ok_or_else(not_found)?;
+        let reader = CollectionReader { inner: self, name: collection, c };
+        let row = c.view().get(id).ok_or_else(not_found)?;
+        Ok(reader.stored(row)?.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CheckedUpdate;
+    use crate::model::{Schema, Update};
+    use crate::Error;
+
+    /// Each bad change is refused naming the record, the field and why.
+    #[test]
+    fn bad_changes_are_refused_naming_the_field() {
+        let schema = Schema::new().pii("name").number("ltv").category("tier");
+        let long = "x".repeat(super::super::write::MAX_CATEGORY_BYTES + 1);
+        for (update, field, why) in [
+            (Update::new().number("nope", 1.0), "nope", "no such field"),
+            (Update::new().clear("nope"), "nope", "no such field"),
+            (Update::new().number("tier", 1.0), "tier", "the field holds a category"),
+            (Update::new().category("ltv", "gold"), "ltv", "the field holds a number"),
+            (Update::new().number("name", 1.0), "name", "can only clear"),
+            (Update::new().category("name", "Ada"), "name", "can only clear"),
+            (Update::new().number("ltv", f64::NAN), "ltv", "finite"),
+            (Update::new().number("ltv", f64::INFINITY), "ltv", "finite"),
+            (Update::new().category("tier", long), "tier", "limited to"),
+            (Update::new().number("ltv", 1.0).clear("ltv"), "ltv", "named twice"),
+            (Update::new().category("tier", "a").category("tier", "b"), "tier", "named twice"),
+            (Update::new().clear("name").clear("name"), "name", "named twice"),
+        ] {
+            match CheckedUpdate::new(&schema, "C-1", update) {
+                Err(Error::InvalidRecord { id, field: f, reason }) => {
+                    assert_eq!((id.as_str(), f.as_str()), ("C-1", field));
+                    assert!(reason.contains(why), "{field}: {reason}");
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let fine = Update::new().number("ltv", 2.0).category("tier", "gold").clear("name");
+        let checked = CheckedUpdate::new(&schema, "C-1", fine).unwrap();
+        assert_eq!(
+            (checked.numbers, checked.categories, checked.pii),
+            (vec![(0, Some(2.0))], vec![(0, Some("gold".into()))], vec![0])
+        );
+    }
+}
