@@ -101,7 +101,7 @@ fn main() {
         return;
     }
     // At least 20 passes over the points, and about as many queries as 20 passes over 1,024.
-    let rounds_all = (20 * 1024 / q.len()).max(20);
+    let rounds_all = (20 * 1024 / q.len().max(1)).max(20);
     for round in 0..3 {
         let a = time(rounds_all, &q, |p| view.nearest(p, 10, &mut |_| true).len());
         let b = time(rounds_all, &q, |p| {

@@ -441,17 +441,37 @@ fn update(db: &DbArgs, id: &str, at: Option<(f64, f64)>, set: &[String], clear: 
     }
     for assignment in set {
         let bad = |why: String| Error::invalid_argument("set", why);
-        let (field, value) =
-            assignment.split_once('=').ok_or_else(|| bad(format!("{assignment:?} is not FIELD=VALUE")))?;
+        // Values are not repeated in errors (one may be personal data typed in the wrong place).
+        let (field, value) = assignment.split_once('=').ok_or_else(|| {
+            bad(format!(
+                "an argument of {} characters has no '=': give FIELD=VALUE",
+                assignment.chars().count()
+            ))
+        })?;
+        let (field, value) = (field.trim(), value.trim());
+        if value.is_empty() {
+            return Err(bad(format!("no value for {field}: to unset it, --clear {field}")));
+        }
         changes = match schema.field(field) {
             Some((geocrm::model::FieldKind::Number, _)) => {
-                let v: f64 = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| bad(format!("{field} is a number field; {value:?} is not a number")))?;
+                let v = value.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                    bad(format!(
+                        "{field} is a number field; its value of {} characters is not a finite number",
+                        value.chars().count()
+                    ))
+                })?;
                 changes.number(field, v)
             }
-            Some((geocrm::model::FieldKind::Category, _)) => changes.category(field, value),
+            Some((geocrm::model::FieldKind::Category, _)) => {
+                // As the CSV import refuses such a cell in a plaintext column.
+                if geocrm::import::holds_contact_data(value) {
+                    return Err(bad(format!(
+                        "the value for {field} holds an e-mail address or a phone number, which a \
+                         category would store in plaintext: personal data goes in PII fields"
+                    )));
+                }
+                changes.category(field, value)
+            }
             Some((geocrm::model::FieldKind::Pii, _)) => {
                 return Err(bad(format!(
                     "{field} is a PII field, which an update can only clear (--clear {field}); \

@@ -645,7 +645,7 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
         for chunk in records.chunks(10_000) {
             let mut batch = db.begin_write();
             for r in chunk {
-                batch.upsert(&collection, r.clone())?;
+                batch.upsert_with_earlier_id_rules(&collection, r.clone())?;
             }
             batch.commit()?;
         }
@@ -731,7 +731,7 @@ fn derive_blind_values_again(db: &Database, actions: &mut Vec<RepairAction>) -> 
             let mut batch = db.begin_write();
             let ids: Vec<String> = records.iter().map(|r| r.id().to_owned()).collect();
             for r in records {
-                batch.upsert(&name, r)?;
+                batch.upsert_with_earlier_id_rules(&name, r)?;
             }
             batch.commit()?;
             rewritten.extend(ids);

@@ -195,6 +195,8 @@ impl Inner {
         let not_found = || Error::NotFound { collection: collection.to_owned(), id: id.to_owned() };
         let c = state.collections.get(collection).ok_or_else(not_found)?;
         let reader = CollectionReader { inner: self, name: collection, c };
+        // A checkpoint whose id sections failed their check would not find the row.
+        reader.intact(())?;
         let row = c.view().get(id).ok_or_else(not_found)?;
         Ok(reader.stored(row)?.0)
     }
@@ -202,7 +204,7 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
-    use super::CheckedUpdate;
+    use super::{CheckedUpdate, Pii, SealedSlots, StoredRecord};
     use crate::model::{Schema, Update};
     use crate::Error;
 
@@ -239,5 +241,61 @@ mod tests {
             (checked.numbers, checked.categories, checked.pii),
             (vec![(0, Some(2.0))], vec![(0, Some("gold".into()))], vec![0])
         );
+    }
+
+    fn sealed(record: &StoredRecord) -> Vec<Option<Vec<u8>>> {
+        record.pii.iter().map(|slot| slot.map(<[u8]>::to_vec)).collect()
+    }
+
+    /// Applying an update to a record whose PII is sealed keeps the envelopes it does not
+    /// clear byte for byte, clears the blind value of each PII field it clears (none left:
+    /// stored as none), and leaves a key id only while some PII is left (FORMAT.md §5.3).
+    #[test]
+    fn apply_keeps_envelopes_and_drops_cleared_blind_values_and_the_key_id() {
+        let schema =
+            Schema::new().pii("name").pii_phone("phone").pii_email("email").number("ltv").category("tier");
+        let at = crate::LatLon::new(48.85, 2.35).unwrap();
+        let record = StoredRecord {
+            collection: "c".into(),
+            id: "C-1".into(),
+            lat: 1.0,
+            lon: 2.0,
+            cell: 0,
+            numbers: vec![Some(5.0)],
+            categories: vec![Some("gold".into())],
+            key_id: Some(7),
+            pii: SealedSlots::from(vec![Some(vec![1, 2, 3]), Some(vec![4, 5]), Some(vec![6])]),
+            blind: vec![None, Some([1; 32]), Some([2; 32])],
+        };
+        let apply = |update: Update| {
+            let mut r = record.clone();
+            let mut pii = vec![None; 3];
+            CheckedUpdate::new(&schema, "C-1", update).unwrap().apply(&mut r, &mut pii);
+            r
+        };
+        let moved = apply(Update::new().location(at).clear("ltv"));
+        assert_eq!((moved.lat, moved.lon, moved.numbers.clone()), (48.85, 2.35, vec![None]));
+        assert_eq!(moved.cell, super::cell_of("C-1", at).unwrap());
+        assert_eq!(
+            (sealed(&moved), moved.blind.clone(), moved.key_id),
+            (sealed(&record), record.blind.clone(), Some(7))
+        );
+        let phone = apply(Update::new().clear("phone"));
+        assert_eq!(sealed(&phone), [Some(vec![1, 2, 3]), None, Some(vec![6])]);
+        assert_eq!((phone.blind, phone.key_id), (vec![None, None, Some([2; 32])], Some(7)));
+        let contacts = apply(Update::new().clear("phone").clear("email"));
+        assert_eq!(
+            (sealed(&contacts), contacts.blind, contacts.key_id),
+            (vec![Some(vec![1, 2, 3]), None, None], vec![], Some(7))
+        );
+        let all = apply(Update::new().clear("email").clear("name").clear("phone").category("tier", "lead"));
+        assert_eq!((sealed(&all), all.blind, all.key_id), (vec![None, None, None], vec![], None));
+        assert_eq!(all.categories, [Some("lead".to_owned())]);
+        // A pending upsert's PII (sealed later) is cleared in its plaintext slots.
+        let mut pending = vec![Some(Pii::new("Ada")), Some(Pii::new("+33142000000")), None];
+        let mut r =
+            StoredRecord { pii: SealedSlots::default(), key_id: None, blind: vec![], ..record.clone() };
+        CheckedUpdate::new(&schema, "C-1", Update::new().clear("name")).unwrap().apply(&mut r, &mut pending);
+        assert!(pending[0].is_none() && pending[1].is_some() && r.key_id.is_none());
     }
 }

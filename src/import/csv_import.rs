@@ -2584,6 +2584,22 @@ const PHONE_LABELS: &[&str] = &[
     "celular",
 ];
 
+/// Whether `text` is or holds an e-mail address or an international phone number (`+…`, or
+/// `00…` written in groups or after a phone label), read as a terminal shows it: what the CSV
+/// import refuses to store in a plaintext column unless told to, and `geocrm update` in a
+/// category value.
+///
+/// ```
+/// use geocrm::import::holds_contact_data;
+/// assert!(holds_contact_data("Ada <ada@example.org>"));
+/// assert!(holds_contact_data("call +49 151 12345678 after 5pm"));
+/// assert!(!holds_contact_data("gold") && !holds_contact_data("+48.8566"));
+/// ```
+#[must_use]
+pub fn holds_contact_data(text: &str) -> bool {
+    looks_like_contact(text, Dialled::Counted)
+}
+
 /// Whether a cell is or holds an e-mail address (its domain ending in a word: `2@1.99` is a
 /// price) or an international phone number (`+`; or, as [`Dialled`] says, `00`) that is not
 /// a signed decimal

@@ -9,6 +9,6 @@ mod money;
 mod rows;
 mod sep_line;
 
-pub use csv_import::{import_csv, ImportOptions, ImportReport, Rejected};
+pub use csv_import::{holds_contact_data, import_csv, ImportOptions, ImportReport, Rejected};
 pub use limit::MAX_LINE_BYTES;
 pub use missing::is_missing_marker;

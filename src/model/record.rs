@@ -72,30 +72,41 @@ impl Record {
 
 /// Checks the id of a new record (an upsert's, a CSV import's): [`validate_id`]; no Unicode
 /// direction control (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C), which makes a
-/// terminal show an id as another (from the CLI review); and no white space at either end,
-/// where `" C-1"` and `"C-1"` would be two customers that look like one. The write path lets
-/// an id the collection already holds through (stored by an earlier version, before these
-/// rules): such records stay writable, and a repair rewrites them.
+/// terminal show an id as another (from the CLI review); no other invisible character
+/// (zero-width spaces and joiners, soft hyphens, byte-order marks, variation selectors, …:
+/// [`crate::crypto::normalize::is_invisible`]) and no line or paragraph separator; and no
+/// white space at either end — `"C-1\u{200B}"` or `" C-1"` would be a customer that looks
+/// like `C-1`. Ids stored before these rules stay readable, and can be updated, deleted and
+/// erased; an upsert refuses them as it refuses new ones (a repair rewrites them through a
+/// path of its own).
 ///
 /// # Errors
-/// [`Error::InvalidRecord`] with field `id`.
+/// [`Error::InvalidRecord`] with field `id` (the id as given: its `Debug` form, which errors
+/// show, escapes what a terminal would not show).
 pub(crate) fn validate_new_id(id: &str) -> Result<()> {
     validate_id(id)?;
+    let refuse = |reason: String| Error::InvalidRecord {
+        id: id.chars().take(64).collect(),
+        field: "id".into(),
+        reason,
+    };
     if id.starts_with(char::is_whitespace) || id.ends_with(char::is_whitespace) {
-        return Err(Error::InvalidRecord {
-            id: id.chars().take(64).collect(),
-            field: "id".into(),
-            reason: "the id begins or ends with white space (it would look like the id without it)".into(),
-        });
+        return Err(refuse(
+            "the id begins or ends with white space (it would look like the id without it)".into(),
+        ));
     }
     let direction = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}');
     if id.chars().any(direction) {
-        let reason = "the id contains a Unicode direction control (it would show as another id)";
-        return Err(Error::InvalidRecord {
-            id: id.chars().filter(|&c| !direction(c)).take(64).collect(),
-            field: "id".into(),
-            reason: reason.into(),
-        });
+        return Err(refuse(
+            "the id contains a Unicode direction control (it would show as another id)".into(),
+        ));
+    }
+    let hidden = |c: char| crate::crypto::normalize::is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}');
+    if let Some(c) = id.chars().find(|&c| hidden(c)) {
+        return Err(refuse(format!(
+            "the id contains an invisible character, U+{:04X} (it would look like another id)",
+            u32::from(c)
+        )));
     }
     Ok(())
 }

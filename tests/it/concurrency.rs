@@ -153,7 +153,7 @@ fn stats_and_next_lsn_on_a_thread_holding_a_snapshot_do_not_wait_for_a_waiting_w
 fn a_second_snapshot_and_a_batch_on_a_thread_holding_one_do_not_wait_for_a_waiting_writer() {
     // A writer waiting for the first snapshot made a plain (fair) second read lock wait
     // behind it: taking a second snapshot, of this database or another, or building a batch
-    // (which reads schemas), hung.
+    // (which reads schemas, and the state for an id refused as a new one), hung.
     let dir = tempfile::tempdir().unwrap();
     let other_dir = tempfile::tempdir().unwrap();
     // No fsync: the writer goes from its log append straight to the state's write lock.
@@ -180,6 +180,11 @@ fn a_second_snapshot_and_a_batch_on_a_thread_holding_one_do_not_wait_for_a_waiti
         let len = second.collection("c").unwrap().len();
         let mut batch = reader.begin_write();
         batch.upsert("c", Record::new("b", LatLon::new(2.0, 2.0).unwrap()).number("v", 1.0)).unwrap();
+        // A large batch is checked on every core; an id refused as a new one is looked up
+        // in the state on this thread, not on a worker (where the read would wait).
+        let id = |i: u32| if i.is_multiple_of(1000) { format!(" m{i}") } else { format!("m{i}") };
+        let many = (0..5_000).map(|i| Record::new(id(i), LatLon::new(2.0, 2.0).unwrap())).collect();
+        assert_eq!(batch.upsert_many("c", many).unwrap().len(), 5);
         let refused = batch.commit();
         drop((first, second));
         done_tx.send((len, refused.map_err(|e| e.to_string()))).unwrap();

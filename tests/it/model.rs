@@ -63,7 +63,11 @@ fn op() -> impl Strategy<Value = Op> {
             proptest::option::of(proptest::option::of(0u16..1000)),
             proptest::option::of(proptest::option::of(0u8..3)),
         )
-            .prop_map(|(coll, id, at, ltv, tier)| Op::Update { coll, id, at, ltv, tier }),
+            // An update that changes nothing is refused when added to the batch: clear `ltv`.
+            .prop_map(|(coll, id, at, ltv, tier)| {
+                let ltv = if at.is_none() && ltv.is_none() && tier.is_none() { Some(None) } else { ltv };
+                Op::Update { coll, id, at, ltv, tier }
+            }),
         2 => Just(Op::Commit),
         1 => Just(Op::Reopen),
         1 => Just(Op::Checkpoint),
