@@ -24,8 +24,11 @@ use crate::error::{Error, Result};
 ///   is an error, it is not closed for you;
 /// - repeated consecutive positions are removed (after which a ring still needs 4);
 /// - every ring has non-zero area, and no ring touches or crosses itself;
-/// - holes lie strictly inside the exterior, without touching it or each other, and no
-///   hole lies inside another (stricter than OGC, which lets rings touch at one point).
+/// - holes lie inside the exterior, and no hole lies inside another;
+/// - two rings may touch at one point, as OGC allows — a vertex of one on the other, at a
+///   vertex or inside an edge, their edges neither crossing nor running along each other
+///   there — but not at two (the point is on the boundary: covered). Unlike OGC, a chain of
+///   such touches that cuts the interior in pieces is not refused: each piece is covered.
 ///
 /// Ring orientation (clockwise or not) is not checked and does not matter.
 ///
@@ -33,11 +36,17 @@ use crate::error::{Error, Result};
 /// use geocrm::{geo::Polygon, LatLon};
 /// let square = vec![[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0], [0.0, 0.0]];
 /// let hole = vec![[4.0, 4.0], [6.0, 4.0], [6.0, 6.0], [4.0, 6.0], [4.0, 4.0]];
-/// let poly = Polygon::new(square, vec![hole])?;
+/// let poly = Polygon::new(square.clone(), vec![hole])?;
 /// assert!(poly.contains(LatLon::new(2.0, 2.0)?)); // (lat 2, lon 2)
 /// assert!(poly.contains(LatLon::new(0.0, 5.0)?)); // on the boundary: covered
 /// assert!(!poly.contains(LatLon::new(5.0, 5.0)?)); // inside the hole
 /// assert!(poly.contains(LatLon::new(4.0, 5.0)?)); // on the hole's edge: covered
+///
+/// // A hole touching the exterior at one point (its corner) is valid; at two it is not.
+/// let corner = vec![[0.0, 0.0], [2.0, 1.0], [1.0, 2.0], [0.0, 0.0]];
+/// assert!(Polygon::new(square.clone(), vec![corner]).is_ok());
+/// let wedge = vec![[0.0, 0.0], [10.0, 0.0], [5.0, 2.0], [0.0, 0.0]]; // along an edge
+/// assert!(Polygon::new(square.clone(), vec![wedge]).is_err());
 ///
 /// // East of the antimeridian: its edge at -180 covers longitude -180, not 180.
 /// let chukotka = Polygon::new(vec![[-180.0, 60.0], [-170.0, 60.0], [-170.0, 70.0], [-180.0, 70.0], [-180.0, 60.0]], vec![])?;

@@ -3,6 +3,8 @@
 //! Errors are plain reasons; [`super::Polygon`] wraps them in `Error::InvalidPolygon`.
 //! Vertex numbers in messages are positions in the ring as given (0-based).
 
+use std::collections::{HashMap, HashSet};
+
 use super::grid::{bounds_of, edge_hit, orient, segments_touch, EdgeGrid, Hit, Pt, Seg};
 
 type Reason = String;
@@ -29,8 +31,8 @@ pub(crate) fn validate_polygon(raw: Vec<Vec<Pt>>) -> Result<Vec<Vec<Pt>>, Reason
         rings.push(clean);
         origins.push(origin);
     }
-    check_crossings(&rings, &origins)?;
-    check_nesting(&rings)?;
+    let contacts = check_crossings(&rings, &origins)?;
+    check_nesting(&rings, &contacts)?;
     Ok(rings)
 }
 
@@ -116,9 +118,21 @@ fn max_edge_pairs(edges: usize) -> usize {
     edges.saturating_mul(500).max(200_000_000)
 }
 
+/// Where rings of a polygon touch: the points, as [`point_key`]s.
+type Contacts = HashSet<[u64; 2]>;
+
+/// A point as a set key: its coordinates' bits, with -0 as 0 (the same place).
+fn point_key(p: Pt) -> [u64; 2] {
+    [(p[0] + 0.0).to_bits(), (p[1] + 0.0).to_bits()]
+}
+
 /// No two edges of the polygon may meet, except adjacent edges of one ring at their shared
-/// vertex (spikes were rejected by [`clean_ring`]).
-fn check_crossings(rings: &[Vec<Pt>], origins: &[Vec<usize>]) -> Result<(), Reason> {
+/// vertex (spikes were rejected by [`clean_ring`]), and edges of two rings at one point,
+/// as OGC allows: a vertex of one ring on the other (at one of its vertices or inside an
+/// edge), without the edges running along each other there, and one such point per pair of
+/// rings (a second would cut the polygon's interior in two). Returns the points where rings
+/// touch.
+fn check_crossings(rings: &[Vec<Pt>], origins: &[Vec<usize>]) -> Result<Contacts, Reason> {
     let mut segs = Vec::new();
     let mut bounds = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
     for (j, ring) in rings.iter().enumerate() {
@@ -148,6 +162,8 @@ fn check_crossings(rings: &[Vec<Pt>], origins: &[Vec<usize>]) -> Result<(), Reas
         ));
     }
     let ranges: Vec<[usize; 4]> = segs.iter().map(|s| grid.range(s.bounds())).collect();
+    // The point where each pair of rings (lower ring first) touches.
+    let mut touching: HashMap<(u32, u32), Pt> = HashMap::new();
     for r in 0..grid.ys.n {
         for c in 0..grid.xs.n {
             let cell = grid.cell(c, r);
@@ -166,12 +182,65 @@ fn check_crossings(rings: &[Vec<Pt>], origins: &[Vec<usize>]) -> Result<(), Reas
                     if adjacent(s, t, rings) || !segments_touch(s.a, s.b, t.a, t.b) {
                         continue;
                     }
+                    if s.group != t.group {
+                        if let Some(p) = touch_point(s, t) {
+                            let pair = (s.group.min(t.group), s.group.max(t.group));
+                            match touching.get(&pair) {
+                                None => {
+                                    touching.insert(pair, p);
+                                    continue;
+                                }
+                                Some(&q) if point_key(q) == point_key(p) => continue,
+                                Some(&q) => {
+                                    return Err(format!(
+                                        "{} and {} touch at two points, {} and {}, which cuts the polygon's \
+                                         interior apart; rings may touch at one point only",
+                                        ring_name(pair.0 as usize),
+                                        ring_name(pair.1 as usize),
+                                        fmt_pt(q),
+                                        fmt_pt(p)
+                                    ))
+                                }
+                            }
+                        }
+                    }
                     return Err(crossing_reason(s, t, origins));
                 }
             }
         }
     }
-    Ok(())
+    Ok(touching.into_values().map(point_key).collect())
+}
+
+/// The one point where edges `s` and `t` (which meet) touch, when it is an end of one of
+/// them and they do not run along each other: a vertex of one ring on the other. `None`
+/// for edges that cross, or overlap along a stretch.
+fn touch_point(s: &Seg, t: &Seg) -> Option<Pt> {
+    if orient(s.a, s.b, t.a) == 0.0 && orient(s.a, s.b, t.b) == 0.0 {
+        // On one line: one point only when they share an end and go on from it to opposite
+        // sides (end to end); otherwise they overlap along a stretch.
+        let key = |p: Pt| point_key(p);
+        for (p, s_other) in [(s.a, s.b), (s.b, s.a)] {
+            for (q, t_other) in [(t.a, t.b), (t.b, t.a)] {
+                let away = |o: Pt| [o[0] - p[0], o[1] - p[1]];
+                let (u, v) = (away(s_other), away(t_other));
+                if key(p) == key(q) && u[0] * v[0] + u[1] * v[1] < 0.0 {
+                    return Some(p);
+                }
+            }
+        }
+        return None;
+    }
+    // Not on one line: the edges share exactly one point, and it is this end if it is on
+    // the other edge.
+    let on = |p: Pt, e: &Seg| {
+        orient(e.a, e.b, p) == 0.0
+            && p[0] >= e.a[0].min(e.b[0])
+            && p[0] <= e.a[0].max(e.b[0])
+            && p[1] >= e.a[1].min(e.b[1])
+            && p[1] <= e.a[1].max(e.b[1])
+    };
+    [t.a, t.b].into_iter().find(|&p| on(p, s)).or_else(|| [s.a, s.b].into_iter().find(|&p| on(p, t)))
 }
 
 fn adjacent(s: &Seg, t: &Seg, rings: &[Vec<Pt>]) -> bool {
@@ -200,7 +269,7 @@ fn crossing_reason(s: &Seg, t: &Seg, origins: &[Vec<usize>]) -> Reason {
         )
     } else {
         format!(
-            "{} touches or crosses {}: {} of the first meets {} of the second; holes must lie strictly inside the exterior and must not touch any other ring",
+            "{} touches or crosses {}: {} of the first meets {} of the second; holes must lie inside the exterior, and rings may touch only at one point, a vertex of one of them, without crossing or running along each other",
             ring_name(first.group as usize),
             ring_name(second.group as usize),
             vertex(first),
@@ -224,8 +293,9 @@ fn inside_ring(ring: &[Pt], p: Pt) -> Option<bool> {
     Some(inside)
 }
 
-/// With no rings touching, one vertex per hole decides where the whole hole is.
-fn check_nesting(rings: &[Vec<Pt>]) -> Result<(), Reason> {
+/// With no rings crossing, one point of each hole that is on no other ring (a vertex that is
+/// not one of the `contacts`, or else the middle of an edge) decides where the whole hole is.
+fn check_nesting(rings: &[Vec<Pt>], contacts: &Contacts) -> Result<(), Reason> {
     let Some((exterior, holes)) = rings.split_first() else { return Ok(()) };
     let boxes: Vec<[f64; 4]> = holes.iter().map(|h| bounds_of(h.iter().copied())).collect();
     if holes.is_empty() {
@@ -264,10 +334,17 @@ fn check_nesting(rings: &[Vec<Pt>]) -> Result<(), Reason> {
     let hole_bounds = bounds_of(boxes.iter().flat_map(|b| [[b[0], b[1]], [b[2], b[3]]]));
     let box_grid = EdgeGrid::build(&box_segs, hole_bounds, box_segs.len(), 8 * box_segs.len() + 4096, false);
     for (h, hole) in holes.iter().enumerate() {
-        let Some(&p) = hole.first() else { continue };
+        let middles = hole.windows(2).filter_map(|w| match w {
+            [a, b] => Some([(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0]),
+            _ => None,
+        });
+        // (A point where another ring touches this one is on both: it decides nothing.)
+        let Some(p) = hole.iter().copied().chain(middles).find(|&p| !contacts.contains(&point_key(p))) else {
+            continue;
+        };
         if !inside_exterior(p) {
             return Err(format!(
-                "{} lies outside the exterior ring (its vertex 0 {} is not inside it); a hole must lie inside its polygon's exterior",
+                "{} lies outside the exterior ring (its point {} is not inside it); a hole must lie inside its polygon's exterior",
                 ring_name(h + 1),
                 fmt_pt(p)
             ));
@@ -334,5 +411,57 @@ mod tests {
         assert!(validate_polygon(vec![square(), hole.clone()]).is_ok());
         let msg = validate_polygon(vec![square(), hole.clone(), hole]).unwrap_err();
         assert!(msg.contains("touches or crosses"), "{msg}");
+    }
+
+    fn tri(a: Pt, b: Pt, c: Pt) -> Vec<Pt> {
+        vec![a, b, c, a]
+    }
+
+    /// Rings may touch at one point, a vertex of one of them (OGC); not at two, not along a
+    /// stretch, not by crossing, and a hole touching the exterior or another hole must
+    /// still lie inside the one and outside the other.
+    #[test]
+    fn rings_may_touch_at_one_point() {
+        let valid = |holes: Vec<Vec<Pt>>| {
+            let mut rings = vec![square()];
+            rings.extend(holes);
+            validate_polygon(rings)
+        };
+        for holes in [
+            vec![tri([0.0, 0.0], [1.0, 2.0], [2.0, 1.0])], // at the exterior's vertex
+            vec![tri([2.0, 0.0], [3.0, 1.0], [1.0, 1.0])], // a vertex on its edge
+            vec![tri([1.0, 1.0], [2.0, 1.0], [1.5, 2.0]), tri([2.0, 1.0], [3.0, 1.0], [2.5, 2.0])], // holes
+            // A hole touching the exterior and two holes at its three vertices.
+            vec![
+                tri([2.0, 0.0], [2.5, 1.0], [1.5, 1.0]),
+                tri([2.5, 1.0], [3.5, 1.0], [3.0, 2.0]),
+                tri([1.5, 1.0], [0.5, 1.0], [1.0, 2.0]),
+            ],
+        ] {
+            assert!(valid(holes.clone()).is_ok(), "{holes:?}: {:?}", valid(holes.clone()));
+        }
+        for (holes, why) in [
+            (vec![tri([0.0, 0.0], [4.0, 0.0], [2.0, 1.0])], "touches or crosses"), // along an edge
+            (vec![tri([0.0, 1.0], [0.0, 3.0], [1.0, 2.0])], "touches or crosses"), // along an edge
+            (vec![tri([2.0, 0.0], [3.0, 1.0], [2.0, 4.0])], "touch at two points"),
+            (
+                vec![tri([1.0, 1.0], [2.0, 1.0], [1.5, 2.0]), tri([1.0, 1.0], [2.0, 1.0], [1.5, 0.5])],
+                "touches or crosses",
+            ),
+            (
+                vec![tri([1.0, 1.0], [2.0, 1.0], [1.5, 2.0]), tri([2.0, 1.0], [3.0, 2.0], [1.5, 1.5])],
+                "touches or crosses",
+            ),
+            (vec![tri([4.0, 4.0], [5.0, 4.0], [5.0, 5.0])], "outside the exterior"),
+            (vec![tri([4.0, 2.0], [5.0, 1.0], [5.0, 3.0])], "outside the exterior"),
+            (
+                vec![tri([1.0, 1.0], [3.0, 1.0], [2.0, 3.0]), tri([1.0, 1.0], [2.0, 1.3], [1.6, 1.8])],
+                "lies inside",
+            ),
+            (vec![tri([3.0, 3.0], [5.0, 2.0], [5.0, 5.0])], "touches or crosses"), // crosses
+        ] {
+            let msg = valid(holes.clone()).expect_err(&format!("{holes:?} accepted"));
+            assert!(msg.contains(why), "{holes:?}: {msg}");
+        }
     }
 }

@@ -458,6 +458,15 @@ fn polygons_with_holes_and_multipolygons_match_brute_force() {
     for (i, (lat, lon)) in [(48.0, 1.0), (48.5, 1.0), (49.0, 2.0), (48.0, 4.0)].into_iter().enumerate() {
         model.insert(format!("edge{i}"), M { lat, lon, ltv: None, tier: None });
     }
+    // Points where the rings of the touching-holes case below meet, and around them.
+    let touching = [(10.0, 10.0), (10.0, 15.0), (15.0, 13.0), (15.0, 20.0)];
+    for (i, (lat, lon)) in touching.into_iter().enumerate() {
+        model.insert(format!("touch{i}"), M { lat, lon, ltv: None, tier: None });
+    }
+    for i in 0..600 {
+        let (lat, lon) = (rng.gen_range(9.5..20.5), rng.gen_range(9.5..20.5));
+        model.insert(format!("near{i}"), M { lat, lon, ltv: None, tier: Some("gold".into()) });
+    }
     for layout in Layout::ALL {
         let (_dir, db) = load_as(&model, layout);
         let snap = db.read();
@@ -466,7 +475,18 @@ fn polygons_with_holes_and_multipolygons_match_brute_force() {
             vec![[1.0, 48.0], [4.0, 48.0], [4.0, 49.0], [1.0, 49.0], [1.0, 48.0]],
             vec![[2.0, 48.4], [3.0, 48.4], [3.0, 48.8], [2.0, 48.8], [2.0, 48.4]],
         ];
-        let mut cases: Vec<Vec<brute::Rings>> = vec![vec![square]];
+        // Holes touching the exterior at its corner and inside an edge, and two holes sharing
+        // a vertex (their edges end to end), as OGC allows.
+        let tri = |a: [f64; 2], b: [f64; 2], c: [f64; 2]| vec![a, b, c, a];
+        let touching_holes: brute::Rings = vec![
+            vec![[10.0, 10.0], [20.0, 10.0], [20.0, 20.0], [10.0, 20.0], [10.0, 10.0]],
+            tri([10.0, 10.0], [12.0, 11.0], [11.0, 12.0]),
+            tri([15.0, 10.0], [16.0, 11.0], [14.0, 11.0]),
+            tri([11.0, 15.0], [13.0, 15.0], [12.0, 17.0]),
+            tri([13.0, 15.0], [15.0, 15.0], [14.0, 17.0]),
+            tri([20.0, 15.0], [18.0, 14.0], [18.0, 16.0]),
+        ];
+        let mut cases: Vec<Vec<brute::Rings>> = vec![vec![square], vec![touching_holes]];
         for _ in 0..40 {
             let n = rng.gen_range(1..4);
             let polys = (0..n)

@@ -303,3 +303,100 @@ fn sawtooth_and_rows_of_triangles_agree_with_the_brute_force() {
         assert!(inside > 2_000, "{inside} inside: probes too one-sided");
     }
 }
+
+/// Polygons whose rings touch at one point, as OGC allows: a hole at a vertex of the
+/// exterior, a hole's vertex inside an exterior edge, two holes sharing a vertex, and a hole
+/// whose every vertex is a point where it touches another ring. They are accepted, and
+/// points — the touching points, points on every edge and points around them — and boxes
+/// get the brute force's answers from the polygon, the multipolygon and the prepared region.
+#[test]
+fn rings_touching_at_one_point_agree_with_the_brute_force() {
+    let tri = |a: [f64; 2], b: [f64; 2], c: [f64; 2]| vec![a, b, c, a];
+    let polygons = vec![
+        // A hole at the exterior's corner [0, 0], and one with a vertex on its bottom edge.
+        Polygon::new(
+            rect(0.0, 0.0, 10.0, 10.0),
+            vec![tri([0.0, 0.0], [2.0, 1.0], [1.0, 2.0]), tri([5.0, 0.0], [6.0, 1.0], [4.0, 1.0])],
+        )
+        .unwrap(),
+        // Two holes sharing the vertex [23, 3], one of them touching the exterior's edge.
+        Polygon::new(
+            rect(20.0, 0.0, 30.0, 10.0),
+            vec![tri([21.0, 3.0], [23.0, 3.0], [22.0, 5.0]), tri([23.0, 3.0], [25.0, 3.0], [24.0, 0.0])],
+        )
+        .unwrap(),
+        // A hole whose three vertices are where it touches the exterior and two other holes.
+        Polygon::new(
+            rect(40.0, 0.0, 50.0, 10.0),
+            vec![
+                tri([45.0, 0.0], [46.0, 2.0], [44.0, 2.0]),
+                tri([46.0, 2.0], [48.0, 2.0], [47.0, 4.0]),
+                tri([44.0, 2.0], [42.0, 2.0], [43.0, 4.0]),
+            ],
+        )
+        .unwrap(),
+        // Latitude and longitude swapped roles, far from the others: a hole at the top
+        // corner, in the southern hemisphere.
+        Polygon::new(
+            rect(100.0, -40.0, 110.0, -30.0),
+            vec![tri([110.0, -30.0], [107.0, -31.0], [108.5, -34.0])],
+        )
+        .unwrap(),
+    ];
+    let contacts = [
+        [0.0, 0.0],
+        [5.0, 0.0],
+        [23.0, 3.0],
+        [24.0, 0.0],
+        [45.0, 0.0],
+        [46.0, 2.0],
+        [44.0, 2.0],
+        [110.0, -30.0],
+    ];
+    let mp = MultiPolygon::new(polygons).unwrap();
+    let region = PreparedRegion::new(&mp);
+    let rings = rings_of_multi(&mp);
+    let all: Vec<Ring> = rings.iter().flatten().cloned().collect();
+    let mut r = rng(42);
+    let mut points = probe_points(&mut r, &all, [-1.0, -41.0, 111.0, 11.0], 2_000, true);
+    for poly in mp.polygons() {
+        let b = poly.bbox();
+        let bounds = [b.west() - 0.5, b.south() - 0.5, b.east() + 0.5, b.north() + 0.5];
+        points.extend(probe_points(&mut r, &rings_of(poly), bounds, 5_000, true));
+    }
+    for c in contacts {
+        // (Off the axes, in directions no edge takes: a point a rounding away from an edge is
+        // decided exactly by the region and by rounding in the brute force.)
+        for d in [
+            [0.0, 0.0],
+            [1e-9, 0.0],
+            [-1e-9, 0.0],
+            [0.0, 1e-9],
+            [0.0, -1e-9],
+            [5e-9, 7e-9],
+            [-7e-9, 5e-9],
+            [7e-9, -5e-9],
+            [-5e-9, -7e-9],
+            [0.01, 0.007],
+            [-0.007, 0.01],
+        ] {
+            points.push([c[0] + d[0], c[1] + d[1]]);
+        }
+    }
+    let (mut inside, mut outside) = (0, 0);
+    for pt in points {
+        let want = brute_multi(&rings, pt);
+        assert_eq!(region.contains(ll(pt)), want, "region at {pt:?}");
+        assert_eq!(mp.contains(ll(pt)), want, "multipolygon at {pt:?}");
+        (inside, outside) = if want { (inside + 1, outside) } else { (inside, outside + 1) };
+    }
+    assert!(inside > 3_000 && outside > 3_000, "{inside} inside, {outside} outside: probes too one-sided");
+    for (i, c) in contacts.iter().enumerate() {
+        for size in [1e-6, 0.01, 0.5, 3.0] {
+            let b = random_box(&mut r, BoundingBox::new(c[1], c[0], c[1], c[0]).unwrap(), size);
+            check_relation(&mp, &b, region.classify_box(&b), &mut r);
+            let around = BoundingBox::around(ll(contacts[i]), 10.0).unwrap();
+            check_relation(&mp, &around, region.classify_box(&around), &mut r);
+        }
+    }
+}
