@@ -582,13 +582,17 @@ fn round_end(waiting: &[Waiting]) -> usize {
     let mut erased: HashSet<(&str, &str)> = HashSet::new();
     let mut written: HashSet<(&str, &str)> = HashSet::new();
     for (i, w) in waiting.iter().enumerate() {
-        let conflicts = w.ops.iter().any(|op| match op {
-            PendingOp::Upsert { record, .. } => {
-                erased.contains(&(record.collection.as_str(), record.id.as_str()))
-            }
-            PendingOp::Update { collection, id, .. } => written.contains(&(collection.as_str(), id.as_str())),
-            _ => false,
-        });
+        // (Nothing to look up in an empty set: a batch of a million upserts is not hashed.)
+        let conflicts = (!erased.is_empty() || !written.is_empty())
+            && w.ops.iter().any(|op| match op {
+                PendingOp::Upsert { record, .. } => {
+                    !erased.is_empty() && erased.contains(&(record.collection.as_str(), record.id.as_str()))
+                }
+                PendingOp::Update { collection, id, .. } => {
+                    !written.is_empty() && written.contains(&(collection.as_str(), id.as_str()))
+                }
+                _ => false,
+            });
         if conflicts && i > 0 {
             return i;
         }
