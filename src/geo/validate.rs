@@ -193,8 +193,8 @@ fn check_crossings(rings: &[Vec<Pt>], origins: &[Vec<usize>]) -> Result<Contacts
                                 Some(&q) if point_key(q) == point_key(p) => continue,
                                 Some(&q) => {
                                     return Err(format!(
-                                        "{} and {} touch at two points, {} and {}, which cuts the polygon's \
-                                         interior apart; rings may touch at one point only",
+                                        "{} and {} meet at more than one point ({} and {}): along a stretch, or at \
+                                         points that cut the polygon's interior apart; rings may touch at one point only",
                                         ring_name(pair.0 as usize),
                                         ring_name(pair.1 as usize),
                                         fmt_pt(q),
@@ -224,7 +224,10 @@ fn touch_point(s: &Seg, t: &Seg) -> Option<Pt> {
             for (q, t_other) in [(t.a, t.b), (t.b, t.a)] {
                 let away = |o: Pt| [o[0] - p[0], o[1] - p[1]];
                 let (u, v) = (away(s_other), away(t_other));
-                if key(p) == key(q) && u[0] * v[0] + u[1] * v[1] < 0.0 {
+                // Opposite directions on one line: a coordinate of opposite signs (signs, not a
+                // product, which underflows for tiny edges).
+                let opposite = |a: f64, b: f64| (a > 0.0 && b < 0.0) || (a < 0.0 && b > 0.0);
+                if key(p) == key(q) && (opposite(u[0], v[0]) || opposite(u[1], v[1])) {
                     return Some(p);
                 }
             }
@@ -340,7 +343,11 @@ fn check_nesting(rings: &[Vec<Pt>], contacts: &Contacts) -> Result<(), Reason> {
         });
         // (A point where another ring touches this one is on both: it decides nothing.)
         let Some(p) = hole.iter().copied().chain(middles).find(|&p| !contacts.contains(&point_key(p))) else {
-            continue;
+            return Err(format!(
+                "{} touches other rings at every vertex and at the middle of every edge: where it lies cannot be told; \
+                 rings may touch at one point only",
+                ring_name(h + 1)
+            ));
         };
         if !inside_exterior(p) {
             return Err(format!(
@@ -443,7 +450,7 @@ mod tests {
         for (holes, why) in [
             (vec![tri([0.0, 0.0], [4.0, 0.0], [2.0, 1.0])], "touches or crosses"), // along an edge
             (vec![tri([0.0, 1.0], [0.0, 3.0], [1.0, 2.0])], "touches or crosses"), // along an edge
-            (vec![tri([2.0, 0.0], [3.0, 1.0], [2.0, 4.0])], "touch at two points"),
+            (vec![tri([2.0, 0.0], [3.0, 1.0], [2.0, 4.0])], "meet at more than one point"),
             (
                 vec![tri([1.0, 1.0], [2.0, 1.0], [1.5, 2.0]), tri([1.0, 1.0], [2.0, 1.0], [1.5, 0.5])],
                 "touches or crosses",

@@ -335,8 +335,7 @@ fn rings_touching_at_one_point_agree_with_the_brute_force() {
             ],
         )
         .unwrap(),
-        // Latitude and longitude swapped roles, far from the others: a hole at the top
-        // corner, in the southern hemisphere.
+        // Far from the others, in the southern hemisphere: a hole at the north-east corner.
         Polygon::new(
             rect(100.0, -40.0, 110.0, -30.0),
             vec![tri([110.0, -30.0], [107.0, -31.0], [108.5, -34.0])],
@@ -391,12 +390,24 @@ fn rings_touching_at_one_point_agree_with_the_brute_force() {
         (inside, outside) = if want { (inside + 1, outside) } else { (inside, outside + 1) };
     }
     assert!(inside > 3_000 && outside > 3_000, "{inside} inside, {outside} outside: probes too one-sided");
-    for (i, c) in contacts.iter().enumerate() {
+    // A box holding a touching point holds points of the region and of a hole (or of the
+    // outside): partial, however small. A box inside a hole next to one is outside.
+    for c in contacts {
+        for metres in [0.01, 10.0, 1_000.0] {
+            let around = BoundingBox::around(ll(c), metres).unwrap();
+            assert_eq!(region.classify_box(&around), Relation::Partial, "{metres} m around {c:?}");
+        }
         for size in [1e-6, 0.01, 0.5, 3.0] {
             let b = random_box(&mut r, BoundingBox::new(c[1], c[0], c[1], c[0]).unwrap(), size);
             check_relation(&mp, &b, region.classify_box(&b), &mut r);
-            let around = BoundingBox::around(ll(contacts[i]), 10.0).unwrap();
-            check_relation(&mp, &around, region.classify_box(&around), &mut r);
         }
+    }
+    // Inside the hole at [0, 0], a hair from the corner; inside the polygon beside it.
+    for (b, want) in [
+        (BoundingBox::new(0.4, 0.4, 0.5, 0.5).unwrap(), Relation::Outside),
+        (BoundingBox::new(0.01, 0.2, 0.02, 0.3).unwrap(), Relation::Inside),
+    ] {
+        assert_eq!(region.classify_box(&b), want, "{b:?}");
+        check_relation(&mp, &b, want, &mut r);
     }
 }
