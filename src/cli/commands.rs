@@ -454,6 +454,13 @@ fn update(db: &DbArgs, id: &str, at: Option<(f64, f64)>, set: &[String], clear: 
         }
         changes = match schema.field(field) {
             Some((geocrm::model::FieldKind::Number, _)) => {
+                // `+33612345678` reads as a number: refused, as the CSV import refuses it.
+                if geocrm::import::holds_contact_data(value) {
+                    return Err(bad(format!(
+                        "the value for {field} holds a phone number or an e-mail address, which a \
+                         number field would store in plaintext: personal data goes in PII fields"
+                    )));
+                }
                 let v = value.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
                     bad(format!(
                         "{field} is a number field; its value of {} characters is not a finite number",
@@ -475,7 +482,8 @@ fn update(db: &DbArgs, id: &str, at: Option<(f64, f64)>, set: &[String], clear: 
             Some((geocrm::model::FieldKind::Pii, _)) => {
                 return Err(bad(format!(
                     "{field} is a PII field, which an update can only clear (--clear {field}); \
-                     to change it, import the record again"
+                     to change it, import the whole record again (a record whose id an import \
+                     refuses, stored by an earlier version: erase it and import it under a new id)"
                 )))
             }
             None => {

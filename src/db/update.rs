@@ -194,8 +194,14 @@ impl Inner {
         let state = self.read_state();
         let not_found = || Error::NotFound { collection: collection.to_owned(), id: id.to_owned() };
         let c = state.collections.get(collection).ok_or_else(not_found)?;
+        // A checkpoint whose id sections are damaged would not find the row: checked whole
+        // first, as a batch's checkpoints are before it is written.
+        if let Some(base) = &c.base {
+            if base.checkpoint.check_id_sections().is_err() {
+                self.checkpoint_damage(&base.checkpoint)?;
+            }
+        }
         let reader = CollectionReader { inner: self, name: collection, c };
-        // A checkpoint whose id sections failed their check would not find the row.
         reader.intact(())?;
         let row = c.view().get(id).ok_or_else(not_found)?;
         Ok(reader.stored(row)?.0)

@@ -1328,14 +1328,27 @@ mod tests {
             "new\u{FE0F}",
             "n\u{2028}ew",
             "n\u{E0001}ew",
+            "C\u{200D}D",
+            "\u{200C}می",
+            "می\u{200C}",
         ];
         for checkpointed in [false, true] {
             let mut b = db.begin_write();
             for id in held.iter().chain(&new_ids) {
                 refused(&mut b, id);
             }
-            let many = [" old", "fine", "old\u{a0}", "ne\u{202A}w", "new", "a b", "עמיל-1"]
-                .map(|id| Record::new(id, at));
+            let many = [
+                " old",
+                "fine",
+                "old\u{a0}",
+                "ne\u{202A}w",
+                "new",
+                "a b",
+                "עמיל-1",
+                "می\u{200C}خواهم",
+                "क्\u{200D}ष",
+            ]
+            .map(|id| Record::new(id, at));
             let rejected = b.upsert_many("c", many.to_vec()).unwrap().into_vec();
             assert_eq!(
                 rejected.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -1357,6 +1370,6 @@ mod tests {
         let mut b = db.begin_write();
         b.delete("c", " old").unwrap();
         b.commit().unwrap();
-        assert_eq!(db.read().collection("c").unwrap().len(), held.len() - 1 + 4);
+        assert_eq!(db.read().collection("c").unwrap().len(), held.len() - 1 + 6);
     }
 }

@@ -73,8 +73,10 @@ impl Record {
 /// Checks the id of a new record (an upsert's, a CSV import's): [`validate_id`]; no Unicode
 /// direction control (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C), which makes a
 /// terminal show an id as another (from the CLI review); no other invisible character
-/// (zero-width spaces and joiners, soft hyphens, byte-order marks, variation selectors, …:
-/// [`crate::crypto::normalize::is_invisible`]) and no line or paragraph separator; and no
+/// (zero-width spaces, soft hyphens, byte-order marks, variation selectors, …:
+/// [`crate::crypto::normalize::is_invisible`]; the zero-width non-joiner and joiner only
+/// between two letters, where Persian and Indic spellings use them) and no line or paragraph
+/// separator; and no
 /// white space at either end — `"C-1\u{200B}"` or `" C-1"` would be a customer that looks
 /// like `C-1`. Ids stored before these rules stay readable, and can be updated, deleted and
 /// erased; an upsert refuses them as it refuses new ones (a repair rewrites them through a
@@ -101,8 +103,22 @@ pub(crate) fn validate_new_id(id: &str) -> Result<()> {
             "the id contains a Unicode direction control (it would show as another id)".into(),
         ));
     }
-    let hidden = |c: char| crate::crypto::normalize::is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}');
-    if let Some(c) = id.chars().find(|&c| hidden(c)) {
+    let chars: Vec<char> = id.chars().collect();
+    // The zero-width non-joiner and joiner inside a word of a script that needs them (Persian,
+    // the Indic scripts, where they follow a letter or a virama) are part of its spelling;
+    // anywhere else, and between ASCII characters, they only hide.
+    let joins = |i: usize| {
+        let before = i.checked_sub(1).and_then(|j| chars.get(j)).is_some_and(|&c| {
+            !c.is_ascii() && !c.is_whitespace() && !crate::crypto::normalize::is_invisible(c)
+        });
+        let after = chars.get(i + 1).is_some_and(|&c| !c.is_ascii() && c.is_alphabetic());
+        before && after
+    };
+    let hidden = |&(i, &c): &(usize, &char)| {
+        (crate::crypto::normalize::is_invisible(c) && !(matches!(c, '\u{200C}' | '\u{200D}') && joins(i)))
+            || matches!(c, '\u{2028}' | '\u{2029}')
+    };
+    if let Some((_, &c)) = chars.iter().enumerate().find(hidden) {
         return Err(refuse(format!(
             "the id contains an invisible character, U+{:04X} (it would look like another id)",
             u32::from(c)

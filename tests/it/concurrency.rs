@@ -153,7 +153,7 @@ fn stats_and_next_lsn_on_a_thread_holding_a_snapshot_do_not_wait_for_a_waiting_w
 fn a_second_snapshot_and_a_batch_on_a_thread_holding_one_do_not_wait_for_a_waiting_writer() {
     // A writer waiting for the first snapshot made a plain (fair) second read lock wait
     // behind it: taking a second snapshot, of this database or another, or building a batch
-    // (which reads schemas, and the state for an id refused as a new one), hung.
+    // (which reads schemas), hung.
     let dir = tempfile::tempdir().unwrap();
     let other_dir = tempfile::tempdir().unwrap();
     // No fsync: the writer goes from its log append straight to the state's write lock.
@@ -180,8 +180,8 @@ fn a_second_snapshot_and_a_batch_on_a_thread_holding_one_do_not_wait_for_a_waiti
         let len = second.collection("c").unwrap().len();
         let mut batch = reader.begin_write();
         batch.upsert("c", Record::new("b", LatLon::new(2.0, 2.0).unwrap()).number("v", 1.0)).unwrap();
-        // A large batch is checked on every core; an id refused as a new one is looked up
-        // in the state on this thread, not on a worker (where the read would wait).
+        // A large batch is checked on every core, reading no state there (a worker's read
+        // would wait behind the writer: an earlier version looked ids up from the workers).
         let id = |i: u32| if i.is_multiple_of(1000) { format!(" m{i}") } else { format!("m{i}") };
         let many = (0..5_000).map(|i| Record::new(id(i), LatLon::new(2.0, 2.0).unwrap())).collect();
         assert_eq!(batch.upsert_many("c", many).unwrap().len(), 5);
