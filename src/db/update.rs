@@ -27,6 +27,8 @@ pub(crate) struct CheckedUpdate {
     categories: Vec<(usize, Option<String>)>,
     /// PII fields cleared.
     pii: Vec<usize>,
+    /// PII fields set, normalized (sealed with the batch).
+    pii_set: Vec<(usize, Pii)>,
 }
 
 impl CheckedUpdate {
@@ -37,7 +39,7 @@ impl CheckedUpdate {
     /// # Errors
     /// [`Error::InvalidRecord`] naming the record and the field.
     pub(crate) fn new(schema: &Schema, id: &str, update: Update) -> Result<CheckedUpdate> {
-        let Update { location, numbers, categories, cleared } = update;
+        let Update { location, numbers, categories, pii, cleared } = update;
         let mut out = CheckedUpdate::default();
         if let Some(at) = location {
             out.location = Some((at.lat(), at.lon(), cell_of(id, at)?));
@@ -51,7 +53,7 @@ impl CheckedUpdate {
                 let what = |k: FieldKind| match k {
                     FieldKind::Number => "a number (Update::number)",
                     FieldKind::Category => "a category (Update::category)",
-                    FieldKind::Pii => "PII, which an update can only clear (Update::clear)",
+                    FieldKind::Pii => "PII (Update::pii)",
                 };
                 return Err(record_error(
                     id,
@@ -79,6 +81,13 @@ impl CheckedUpdate {
             }
             out.categories.push((i, Some(v)));
         }
+        for (name, v) in pii {
+            let (_, i) = field(&name, Some(FieldKind::Pii))?;
+            if let Some(reason) = over_size_limit(FieldKind::Pii, v.expose().len()) {
+                return Err(record_error(id, &name, reason));
+            }
+            out.pii_set.push((i, super::blind::normalize_pii(schema, id, &name, v)?));
+        }
         for name in cleared {
             match field(&name, None)? {
                 (FieldKind::Number, i) => out.numbers.push((i, None)),
@@ -105,13 +114,24 @@ impl CheckedUpdate {
                 slot.clone_from(v);
             }
         }
-        if self.pii.is_empty() {
+        if self.pii.is_empty() && self.pii_set.is_empty() {
             return;
         }
+        // A field set is sealed again with the batch: its old envelope and blind value go
+        // here, as a cleared field's do.
+        let replaced: Vec<usize> =
+            self.pii.iter().copied().chain(self.pii_set.iter().map(|(i, _)| *i)).collect();
         for &i in &self.pii {
             if let Some(slot) = pii.get_mut(i) {
                 *slot = None;
             }
+        }
+        for (i, v) in &self.pii_set {
+            if let Some(slot) = pii.get_mut(*i) {
+                *slot = Some(v.clone());
+            }
+        }
+        for &i in &replaced {
             if let Some(slot) = record.blind.get_mut(i) {
                 *slot = None;
             }
@@ -124,12 +144,12 @@ impl CheckedUpdate {
             .pii
             .iter()
             .enumerate()
-            .map(|(i, slot)| slot.filter(|_| !self.pii.contains(&i)).map(<[u8]>::to_vec))
+            .map(|(i, slot)| slot.filter(|_| !replaced.contains(&i)).map(<[u8]>::to_vec))
             .collect::<Vec<_>>();
         record.pii = SealedSlots::from(kept);
         if !record.pii.any_set() {
             // A key id only with sealed PII (FORMAT.md §5.3); the key stays in the keystore
-            // for the id, and a later write of PII is given it again.
+            // for the id, and a later write of PII (this one's too) is given it again.
             record.key_id = None;
         }
     }
@@ -217,15 +237,27 @@ mod tests {
     /// Each bad change is refused naming the record, the field and why.
     #[test]
     fn bad_changes_are_refused_naming_the_field() {
-        let schema = Schema::new().pii("name").number("ltv").category("tier");
+        let schema = Schema::new().pii("name").pii_phone("phone").number("ltv").category("tier");
         let long = "x".repeat(super::super::write::MAX_CATEGORY_BYTES + 1);
         for (update, field, why) in [
             (Update::new().number("nope", 1.0), "nope", "no such field"),
             (Update::new().clear("nope"), "nope", "no such field"),
             (Update::new().number("tier", 1.0), "tier", "the field holds a category"),
             (Update::new().category("ltv", "gold"), "ltv", "the field holds a number"),
-            (Update::new().number("name", 1.0), "name", "can only clear"),
-            (Update::new().category("name", "Ada"), "name", "can only clear"),
+            (Update::new().number("name", 1.0), "name", "the field holds PII (Update::pii)"),
+            (Update::new().category("name", "Ada"), "name", "the field holds PII"),
+            (
+                Update::new().pii("ltv", "Ada"),
+                "ltv",
+                "PII (Update::pii) was given, but the field holds a number",
+            ),
+            (
+                Update::new().pii("name", "x".repeat(super::super::write::MAX_PII_BYTES + 1)),
+                "name",
+                "limited to",
+            ),
+            (Update::new().pii("phone", "not a phone"), "phone", "phone"),
+            (Update::new().pii("name", "Ada").clear("name"), "name", "named twice"),
             (Update::new().number("ltv", f64::NAN), "ltv", "finite"),
             (Update::new().number("ltv", f64::INFINITY), "ltv", "finite"),
             (Update::new().category("tier", long), "tier", "limited to"),

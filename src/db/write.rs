@@ -320,6 +320,9 @@ impl<'db> WriteBatch<'db> {
         if update.is_empty() {
             return Err(Error::invalid_argument("update", format!("the update of {id:?} changes nothing")));
         }
+        if !update.pii.is_empty() && self.db.inner.master.lock().is_none() {
+            return Err(Error::MissingKey);
+        }
         let changes = CheckedUpdate::new(&schema, id, update)?;
         self.ops.push(PendingOp::Update { collection: collection.to_owned(), id: id.to_owned(), changes });
         Ok(self)
@@ -382,6 +385,39 @@ impl<'db> WriteBatch<'db> {
         self.schemas.insert(collection.to_owned(), schema.clone());
         Some(schema)
     }
+}
+
+/// An update's record that keeps sealed PII and gets new values sealed under `key_id`: each
+/// slot takes its new envelope and blind value, else the kept ones.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when the keystore's key for the record is not the one its kept
+/// envelopes are sealed under (a key lost and replaced): one record's PII must be under one
+/// key.
+fn merge_kept(
+    record: &mut StoredRecord,
+    key_id: u64,
+    new: &SealedSlots,
+    blind: &[Option<[u8; 32]>],
+) -> Result<()> {
+    if record.key_id != Some(key_id) {
+        return Err(Error::invalid_argument(
+            "update",
+            format!(
+                "the PII of {:?} is sealed under a key the keystore no longer holds for it: upsert the whole record",
+                record.id
+            ),
+        ));
+    }
+    let n = record.pii.len().max(new.len());
+    let slots: Vec<Option<Vec<u8>>> =
+        (0..n).map(|i| new.get(i).or_else(|| record.pii.get(i)).map(<[u8]>::to_vec)).collect();
+    let blinds: Vec<Option<[u8; 32]>> = (0..n)
+        .map(|i| blind.get(i).copied().flatten().or_else(|| record.blind.get(i).copied().flatten()))
+        .collect();
+    record.pii = SealedSlots::from(slots);
+    record.blind = if blinds.iter().all(Option::is_none) { Vec::new() } else { blinds };
+    Ok(())
 }
 
 /// Longest category value, in bytes. With at most 64 fields of each kind this bounds an
@@ -1006,9 +1042,13 @@ impl Inner {
             };
             for (index, key_id, pii, blind) in sealed {
                 if let Some(LogOp::Upsert(record)) = ops.get_mut(index) {
-                    record.key_id = Some(key_id);
-                    record.pii = pii;
-                    record.blind = blind;
+                    if record.pii.any_set() {
+                        merge_kept(record, key_id, &pii, &blind)?;
+                    } else {
+                        record.key_id = Some(key_id);
+                        record.pii = pii;
+                        record.blind = blind;
+                    }
                 }
             }
         }

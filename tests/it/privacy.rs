@@ -868,6 +868,8 @@ fn an_update_keeps_sealed_pii_without_the_key_and_clears_what_it_names() {
     let paris = LatLon::new(48.85, 2.35).unwrap();
     let mut b = db.begin_write();
     b.update("c", "C1", Update::new().location(paris).number("ltv", 99.5)).unwrap();
+    let keyless = b.update("c", "C1", Update::new().pii("name", "Eve")).err();
+    assert!(matches!(keyless, Some(Error::MissingKey)), "{keyless:?}");
     b.update("c", "C2", Update::new().clear("email")).unwrap();
     b.update("c", "C8", Update::new().clear("name").clear("email")).unwrap();
     b.upsert("c", Record::new("C3", paris)).unwrap();
@@ -904,7 +906,20 @@ fn an_update_keeps_sealed_pii_without_the_key_and_clears_what_it_names() {
     b.upsert("c", c9).unwrap();
     b.update("c", "C9", Update::new().clear("email").number("ltv", 9.5)).unwrap();
     b.commit().unwrap();
+    // With the key, a PII field set: sealed under the record's key, its other envelope kept
+    // byte for byte; then, after a rotation, another record's.
+    let sealed_name = |db: &Database, id: &str| {
+        db.read().collection("c").unwrap().get(id).unwrap().unwrap().pii["name"].clone()
+    };
+    let name10 = sealed_name(&db, "C10");
+    let mut b = db.begin_write();
+    b.update("c", "C10", Update::new().pii("email", " New.Ten@Example.com ").location(paris)).unwrap();
+    b.commit().unwrap();
+    assert_eq!(sealed_name(&db, "C10"), name10);
     db.rotate_master_key(&RawKey::new([6; 32])).unwrap();
+    let mut b = db.begin_write();
+    b.update("c", "C11", Update::new().pii("name", "Eleven Renamed").clear("ltv")).unwrap();
+    b.commit().unwrap();
     let before = db.audit_entries().unwrap().len();
     let mut b = db.begin_write();
     b.update("c", "C6", Update::new().location(paris).clear("ltv")).unwrap();
@@ -929,6 +944,13 @@ fn an_update_keeps_sealed_pii_without_the_key_and_clears_what_it_names() {
         assert!(c.get("C4").unwrap().is_none() && c.len() == 19);
         assert!(c.get("C8").unwrap().unwrap().pii.is_empty() && c.reveal("C8").unwrap().is_empty());
         assert!(c.find_by_email("p8@example.com").unwrap().is_empty());
+        let c10 = c.reveal("C10").unwrap();
+        assert_eq!((c10["name"].expose(), c10["email"].expose()), ("Person 10", "new.ten@example.com"));
+        assert_eq!(c.find_by_email("new.ten@example.com").unwrap(), ["C10"]);
+        assert!(c.find_by_email("p10@example.com").unwrap().is_empty());
+        let c11 = c.reveal("C11").unwrap();
+        assert_eq!((c11["name"].expose(), c11["email"].expose()), ("Eleven Renamed", "p11@example.com"));
+        assert_eq!(c.find_by_email("p11@example.com").unwrap(), ["C11"]);
         let c9 = c.reveal("C9").unwrap();
         assert_eq!((c9["name"].expose(), c9.len()), ("Renamed 9", 1));
         assert_eq!(c.get("C9").unwrap().unwrap().numbers["ltv"], 9.5);
@@ -947,6 +969,9 @@ fn an_update_keeps_sealed_pii_without_the_key_and_clears_what_it_names() {
     drop(db);
     let mut pii: Vec<String> =
         (0..20).flat_map(|i| [format!("Person {i}"), format!("p{i}@example.com")]).collect();
-    pii.extend(["Renamed 9".to_owned(), "new9@example.com".to_owned()]);
+    pii.extend(
+        ["Renamed 9", "new9@example.com", "New.Ten@Example.com", "new.ten@example.com", "Eleven Renamed"]
+            .map(String::from),
+    );
     assert_no_plaintext(dir.path(), &pii, "after updates");
 }
