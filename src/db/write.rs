@@ -1015,6 +1015,21 @@ impl Inner {
         if !waiting.is_empty() || erases {
             self.ensure_keystore()?;
         }
+        // An update's record keeps envelopes sealed under its key: the keystore must still hold
+        // that key for it (checked before any key is issued; the merge checks again).
+        for w in &waiting {
+            let Some(LogOp::Upsert(r)) = ops.get(w.op) else { continue };
+            if r.pii.any_set() {
+                let held = self.keystore.read().as_ref().and_then(|k| k.key_id(&r.collection, &r.id));
+                if held != r.key_id {
+                    return Err(Error::corrupt(
+                        self.dir.join(crate::crypto::KEYSTORE_FILE),
+                        0,
+                        format!("the keystore no longer holds the data key of record {:?}, whose PII is sealed under it", r.id),
+                    ));
+                }
+            }
+        }
         if !waiting.is_empty() {
             let blind = if waiting.iter().any(|w| super::blind::has_blind_fields(&w.schema, &w.pii)) {
                 Some(self.blind_key(true, None)?.ok_or(Error::MissingKey)?)
