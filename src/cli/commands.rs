@@ -481,9 +481,9 @@ fn update(db: &DbArgs, id: &str, at: Option<(f64, f64)>, set: &[String], clear: 
             }
             Some((geocrm::model::FieldKind::Pii, _)) => {
                 return Err(bad(format!(
-                    "{field} is a PII field, which an update can only clear (--clear {field}); \
-                     to change it, import the whole record again (a record whose id an import \
-                     refuses, stored by an earlier version: erase it and import it under a new id)"
+                    "{field} is a PII field, which `geocrm update` does not set (a value typed here \
+                     stays in the shell's history) but can clear (--clear {field}); to change it, \
+                     import the whole record again, or use the library's Update::pii"
                 )))
             }
             None => {

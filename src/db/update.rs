@@ -1,7 +1,8 @@
 //! Partial updates ([`WriteBatch::update`]): an [`Update`] checked against its collection's
 //! schema when it joins a batch, and turned into the upsert of the record's latest version
 //! with the changes applied when the batch is written, under the writer lock. The record's
-//! sealed PII and blind values are copied as they are (never opened), so no key is needed.
+//! sealed PII and blind values are copied as they are (never opened), so no key is needed;
+//! a PII field it sets is sealed with the batch under the record's key and merged in.
 //!
 //! The latest version is the batch's own last write of the id if it has one, else the
 //! record as applied (a commit round ends before a batch updating an id an earlier batch of

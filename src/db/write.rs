@@ -277,7 +277,8 @@ impl<'db> WriteBatch<'db> {
     }
 
     /// Changes some fields of a stored record and keeps the others, its sealed PII included
-    /// (see [`Update`]): a move, or new attributes, with no key and no PII read. The record
+    /// (see [`Update`]): a move, or new attributes, with no key and no PII read (setting a PII
+    /// field needs the key, and opens no other). The record
     /// changed is its latest version when the batch commits, with this batch's earlier
     /// writes of it.
     ///
@@ -308,11 +309,13 @@ impl<'db> WriteBatch<'db> {
     ///
     /// # Errors
     /// [`Error::UnknownCollection`]; [`Error::InvalidRecord`] for a bad id, an unknown
-    /// field, a value of the wrong kind (a PII field can only be cleared), a non-finite
-    /// number, a category over its size limit, or a field named twice;
+    /// field, a value of the wrong kind, a non-finite number, a value over its size limit, a
+    /// phone number or e-mail address that does not validate, or a field named twice;
+    /// [`Error::MissingKey`] for a PII value without the database's key;
     /// [`Error::InvalidArgument`] for an update that changes nothing. At commit, nothing of
     /// the batch written: [`Error::NotFound`] when the record does not exist; [`Error::Io`]
-    /// or [`Error::Corrupt`] when it cannot be read back from the log.
+    /// or [`Error::Corrupt`] when it cannot be read back from the log, or when the keystore
+    /// lost the key of a record whose kept PII a new value joins.
     pub fn update(&mut self, collection: &str, id: &str, update: Update) -> Result<&mut Self> {
         let schema =
             self.schema_of(collection).ok_or_else(|| Error::UnknownCollection { name: collection.into() })?;

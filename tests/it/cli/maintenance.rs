@@ -335,7 +335,7 @@ fn update_moves_a_customer_and_keeps_its_pii() {
     assert_eq!(near[0]["id"].as_str(), Some(c7.id.as_str()));
     let before = env.json("get", &["--id", "C-0001"]);
     for (args, why) in [
-        (vec!["--id", "C-0001", "--set", "name=Eve"], "can only clear"),
+        (vec!["--id", "C-0001", "--set", "name=Eve"], "does not set"),
         (vec!["--id", "C-0001", "--set", "colour=red"], "its attributes are ltv, visits, tier"),
         (vec!["--id", "C-0001", "--set", "visits=Ada Lovelace"], "of 12 characters is not a finite number"),
         (vec!["--id", "C-0001", "--set", "visits=inf"], "not a finite number"),
