@@ -992,6 +992,16 @@ impl Inner {
         mark_if_damaged(&*self.fs, checkpoint)
     }
 
+    /// The id sections of `checkpoint` checked (read whole on their first use), and when they
+    /// are damaged, [`Self::checkpoint_damage`]: what a write that finds records through them
+    /// needs first.
+    pub(crate) fn check_checkpoint_ids(&self, checkpoint: &Checkpoint) -> Result<()> {
+        match checkpoint.check_id_sections() {
+            Ok(()) => Ok(()),
+            Err(_) => self.checkpoint_damage(checkpoint),
+        }
+    }
+
     /// Every section of `checkpoint` checked (those not used yet, read whole now), then
     /// [`Self::checkpoint_damage`].
     pub(crate) fn check_checkpoint_whole(&self, checkpoint: &Checkpoint) -> Result<()> {

@@ -218,9 +218,7 @@ impl Inner {
         // A checkpoint whose id sections are damaged would not find the row: checked whole
         // first, as a batch's checkpoints are before it is written.
         if let Some(base) = &c.base {
-            if base.checkpoint.check_id_sections().is_err() {
-                self.checkpoint_damage(&base.checkpoint)?;
-            }
+            self.check_checkpoint_ids(&base.checkpoint)?;
         }
         let reader = CollectionReader { inner: self, name: collection, c };
         reader.intact(())?;

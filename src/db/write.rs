@@ -911,9 +911,7 @@ impl Inner {
         // it would not be, so the batch is refused before it is logged. (`WriteBatch::commit`
         // ran the first, whole-section checks before the writer lock: these are bit tests.)
         for checkpoint in &self.touched_checkpoints(&pending) {
-            if checkpoint.check_id_sections().is_err() {
-                self.checkpoint_damage(checkpoint)?;
-            }
+            self.check_checkpoint_ids(checkpoint)?;
         }
         {
             let state = self.read_state();
