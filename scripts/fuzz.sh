@@ -24,7 +24,7 @@ shift || true
 if [ "$#" -gt 0 ]; then
     targets=("$@")
 else
-    targets=(log_replay keystore_open csv_import geojson filter database_open checkpoint_open)
+    targets=(log_replay keystore_open csv_import geojson filter database_open checkpoint_open index_open)
 fi
 
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then

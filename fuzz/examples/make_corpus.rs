@@ -201,6 +201,20 @@ fn checkpoint_seeds() -> Res<()> {
     Ok(())
 }
 
+/// Standalone index files: packed R-trees and H3 cell indexes of 0, 3 and 60 points.
+fn index_seeds() -> Res<()> {
+    for rows in [0u32, 3, 60] {
+        let points = (0..rows)
+            .map(|i| LatLon::new(-60.0 + f64::from(i * 37 % 120), -179.0 + f64::from(i * 53 % 358)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tree = geocrm::index::packed::PackedRTree::try_build(&points)?;
+        write_seed("index_open", &format!("{rows}-rows.rtree"), tree.as_bytes())?;
+        let cells = geocrm::index::h3::H3Index::build(&points, h3o::Resolution::Nine)?;
+        write_seed("index_open", &format!("{rows}-rows.h3"), cells.as_bytes())?;
+    }
+    Ok(())
+}
+
 fn text_seeds() -> Res<()> {
     let csv: &[(&str, u8, &str)] = &[
         (
@@ -263,8 +277,9 @@ fn text_seeds() -> Res<()> {
 
 fn main() -> Res<()> {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
-    let all: [(&[&str], fn() -> Res<()>); 5] = [
+    let all: [(&[&str], fn() -> Res<()>); 6] = [
         (&["log_replay"], log_seeds),
+        (&["index_open"], index_seeds),
         (&["keystore_open"], keystore_seeds),
         (&["database_open"], database_seeds),
         (&["checkpoint_open"], checkpoint_seeds),

@@ -1,7 +1,9 @@
-//! Spatial and attribute indexes: the in-memory table for recent writes and the packed,
-//! memory-mappable R-tree and H3 cell column for checkpoints.
+//! Spatial and attribute indexes: the in-memory table for recent writes, the packed,
+//! memory-mappable R-tree and H3 cell column for checkpoints, and the standalone H3 cell
+//! index file.
 
 pub mod checkpoint;
+pub mod h3;
 pub mod memory;
 pub mod packed;
 pub mod view;

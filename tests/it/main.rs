@@ -12,6 +12,7 @@ mod crypto;
 mod db;
 mod geo;
 mod golden;
+mod h3_index;
 mod hooked_fs;
 mod import;
 mod kill9;

@@ -5,8 +5,10 @@
 use std::collections::HashMap;
 
 use geocrm::geo::{haversine_m, metres_to_chord, BoundingBox, LatLon, Relation};
-use geocrm::index::packed::{packing_order, CellColumn, Coverage, LonLatBox, PackedRTree};
+use geocrm::index::h3::{H3Index, H3IndexRef};
+use geocrm::index::packed::{packing_order, Coverage, LonLatBox, PackedRTree};
 use geocrm::query::{GroupBy, Scope};
+use geocrm::Result;
 use geocrm::{CollectionReader, Filter};
 use h3o::{LatLng, Resolution};
 use rstar::primitives::GeomWithData;
@@ -24,11 +26,6 @@ pub trait Backend {
 /// Slack added to a radius before converting it to a chord for tree pruning.
 pub fn slack(metres: f64) -> f64 {
     1e-6 + 2e-8 * metres
-}
-
-/// The H3 cell at resolution 15 of a point, as geocrm computes it.
-pub fn cell15(p: LatLon) -> u64 {
-    LatLng::new(p.lat(), p.lon()).map_or(0, |ll| u64::from(ll.to_cell(Resolution::Fifteen)))
 }
 
 /// geocrm through `CollectionReader`.
@@ -67,8 +64,8 @@ impl Backend for Geocrm<'_> {
 /// geocrm's standalone public index types on their own (what a benchmark suite can use
 /// without a database), laid out as the database's checkpoints lay them out: the packed
 /// R-tree over rows in `packing_order` (nodes that are k-d cells: compact for nearest-k and
-/// box queries), and the sorted `CellColumn` with the summed attribute in cell order beside
-/// it (the checkpoint keeps row numbers in cell order instead).
+/// box queries), and the H3 cell index file with the summed attribute in its cell order
+/// beside it.
 pub struct PackedData {
     /// The tree.
     pub tree: PackedRTree,
@@ -76,27 +73,30 @@ pub struct PackedData {
     pub order: Vec<u32>,
     /// `tier = 'gold'` per tree row.
     pub gold: Vec<bool>,
-    /// Sorted resolution-15 cells, little-endian, one per record.
-    pub cells: Vec<u8>,
+    /// The resolution-15 H3 cell index of the records.
+    pub cells: H3Index,
     /// `lifetime_value` per record in cell order.
     pub cell_values: Vec<f64>,
 }
 
 impl PackedData {
     /// Builds everything from the dataset.
-    pub fn build(data: &Data) -> PackedData {
+    ///
+    /// # Errors
+    /// With more than `u32::MAX` records.
+    pub fn build(data: &Data) -> Result<PackedData> {
         let order = packing_order(&data.locs);
         let points: Vec<LatLon> = order.iter().map(|&i| data.locs[i as usize]).collect();
-        let mut keyed: Vec<(u64, u32)> =
-            data.locs.iter().enumerate().map(|(i, &p)| (cell15(p), i as u32)).collect();
-        keyed.sort_unstable();
-        PackedData {
-            tree: PackedRTree::build(&points),
+        let cells = H3Index::build(&data.locs, Resolution::Fifteen)?;
+        let cell_values =
+            cells.view().rows(0..data.locs.len() as u32).map(|row| data.values[row as usize]).collect();
+        Ok(PackedData {
+            tree: PackedRTree::try_build(&points)?,
             gold: order.iter().map(|&i| data.gold[i as usize]).collect(),
             order,
-            cells: keyed.iter().flat_map(|(c, _)| c.to_le_bytes()).collect(),
-            cell_values: keyed.iter().map(|&(_, i)| data.values[i as usize]).collect(),
-        }
+            cells,
+            cell_values,
+        })
     }
 }
 
@@ -104,8 +104,8 @@ impl PackedData {
 pub struct Packed<'a> {
     /// The data.
     pub data: &'a PackedData,
-    /// The validated cell column.
-    pub column: CellColumn<'a>,
+    /// The H3 cell index, validated from its bytes.
+    pub cells: H3IndexRef<'a>,
 }
 
 fn lonlat_to_bbox(b: LonLatBox) -> Option<BoundingBox> {
@@ -172,8 +172,8 @@ impl Backend for Packed<'_> {
                 Answer::Count(n)
             }
             Query::H3(res) => Answer::Groups(
-                self.column
-                    .group_runs(*res)
+                self.cells
+                    .groups(Resolution::try_from(*res).ok()?)
                     .map(|(cell, rows)| {
                         let sum = d
                             .cell_values

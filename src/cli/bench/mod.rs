@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use geocrm::dataset::{customers, Customer, Distribution};
 use geocrm::geo::{haversine_m, BoundingBox};
-use geocrm::index::packed::CellColumn;
+use geocrm::index::h3::H3IndexRef;
 use geocrm::{Database, Durability, Error, Filter, LatLon, Options, Result};
 
 use engines::{Backend, Brute, Geocrm, Packed, PackedData, Rstar};
@@ -405,7 +405,7 @@ fn run_dataset(
     let (dir, db, took) = load(data)?;
     build.set(Engine::Geocrm, Outcome::Timed(Stats::once(took)));
     let t = Instant::now();
-    let packed = PackedData::build(data);
+    let packed = PackedData::build(data)?;
     build.set(Engine::Packed, Outcome::Timed(Stats::once(t.elapsed())));
     let t = Instant::now();
     let rstar = Rstar::build(data);
@@ -420,8 +420,8 @@ fn run_dataset(
         set
     };
     let mut backends: Vec<(Engine, Box<dyn Backend + '_>)> = Vec::new();
-    let column = CellColumn::try_new(&packed.cells, n)?;
-    backends.push((Engine::Packed, Box::new(Packed { data: &packed, column })));
+    let cells = H3IndexRef::try_new(packed.cells.as_bytes())?;
+    backends.push((Engine::Packed, Box::new(Packed { data: &packed, cells })));
     backends.push((Engine::Rstar, Box::new(rstar)));
     #[cfg(feature = "peers")]
     backends.extend(peer_set.backends(data)?);

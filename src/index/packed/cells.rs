@@ -76,6 +76,15 @@ impl<'a> CellColumn<'a> {
         Ok(CellColumn { res: ((first & RES_MASK) >> RES_SHIFT) as u8, ..column })
     }
 
+    /// A column of `rows` cells at `res` whose length and order were checked (or that was
+    /// built sorted); with a wrong length it is empty.
+    pub(crate) fn from_validated(bytes: &'a [u8], rows: usize, res: u8) -> Self {
+        match u32::try_from(rows) {
+            Ok(n) if rows.checked_mul(8) == Some(bytes.len()) => CellColumn { bytes, rows: n, res },
+            _ => CellColumn { bytes: &[], rows: 0, res },
+        }
+    }
+
     /// Number of rows.
     #[must_use]
     pub fn len(&self) -> usize {

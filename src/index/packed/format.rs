@@ -167,7 +167,8 @@ fn corrupt(offset: usize, reason: impl Into<String>) -> Error {
     Error::corrupt(LABEL, offset as u64, reason)
 }
 
-fn read_uint(bytes: &[u8], at: usize, width: usize) -> u64 {
+/// The `width`-byte (≤ 8) little-endian unsigned integer at `at`; 0 past the end.
+pub(crate) fn read_uint(bytes: &[u8], at: usize, width: usize) -> u64 {
     let mut buf = [0u8; 8];
     if let (Some(dst), Some(src)) = (buf.get_mut(..width), bytes.get(at..at.saturating_add(width))) {
         dst.copy_from_slice(src);
