@@ -1,7 +1,7 @@
 //! Query benchmarks: geocrm beside its standalone packed R-tree, an `rstar` tree on unit
 //! vectors and (for nearest) a brute-force scan, on the same seeded data and query points:
 //! nearest-k (k = 1, 10, 100), filtered nearest-10, radius 2 km, bbox 50 km, polygon counts
-//! (a city, China, France with its overseas departments) and H3 aggregations (res 5 and 8).
+//! (a city, China, France with its overseas territories across the globe) and H3 aggregations (res 5 and 8).
 //! `GEOCRM_BENCH_RECORDS` sets the size (default 100,000).
 //!
 //! Run: `cargo bench --bench queries`. The same operations beside kiddo, geo-index and
@@ -25,7 +25,7 @@ const PROBES: usize = 65_536;
 const POLYGONS: [(&str, &str); 3] = [
     ("paris", include_str!("../data/polygons/paris_approx.geojson")),
     ("china", include_str!("../data/polygons/china_ne10m.geojson")),
-    ("france", include_str!("../data/polygons/france_ne10m.geojson")),
+    ("france", include_str!("../data/polygons/france_world.geojson")),
 ];
 
 fn records() -> usize {

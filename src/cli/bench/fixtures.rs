@@ -23,9 +23,9 @@ pub const POLYGONS: [(&str, &str, &str); 3] = [
         include_str!("../../../data/polygons/china_ne10m.geojson"),
     ),
     (
-        "polygon count: France + overseas (21 parts, 4,620 vertices)",
-        "france_ne10m.geojson",
-        include_str!("../../../data/polygons/france_ne10m.geojson"),
+        "polygon count: France + overseas, across the globe (62 parts, 5,141 vertices)",
+        "france_world.geojson",
+        include_str!("../../../data/polygons/france_world.geojson"),
     ),
 ];
 
