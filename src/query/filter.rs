@@ -377,8 +377,17 @@ fn compile_node(f: &Filter, schema: &Schema, cats: &dyn CategoryCodes, depth: us
             // Not repeated: a word where a field belongs may be a value (`Lovelace = name`);
             // the fields that can be filtered are listed instead.
             None => {
+                // A field typed in another case (`TIER`) is named by the schema's spelling,
+                // which the list below shows anyway.
+                let cased = schema
+                    .number_fields()
+                    .iter()
+                    .chain(schema.category_fields())
+                    .find(|known| known.to_lowercase() == field.to_lowercase())
+                    .map(|known| format!("; did you mean {known}? (field names are case-sensitive)"))
+                    .unwrap_or_default();
                 let reason = format!(
-                    "unknown field of {} characters (not shown: it may be a value); {}",
+                    "unknown field of {} characters (not shown: it may be a value){cased}; {}",
                     field.chars().count(),
                     known_fields(schema)
                 );

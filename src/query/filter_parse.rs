@@ -684,6 +684,11 @@ mod tests {
             assert_eq!((expr.as_str(), position), (shown, pos), "{text}");
             assert!(r.starts_with(reason), "{text}: {r}");
         }
+        // A field typed in another case is masked too, and the schema's spelling suggested.
+        let (expr, _, r) = place("TIER = 'gold'");
+        assert_eq!(expr, "**** = '****'");
+        assert!(r.contains("did you mean tier? (field names are case-sensitive)"), "{r}");
+        assert!(!place("Lovelace = 1").2.contains("did you mean"));
         // Every unknown field is masked, not only the one named (the second showed).
         for text in
             ["tier > 2 and Lovelace = 'x'", "Lovelace = 1 or Lovelace is missing", "a = 1 and tier > 2"]
