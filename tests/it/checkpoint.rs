@@ -2,15 +2,19 @@
 //! publication, damaged checkpoint files (an error or a rebuild from the log, never a
 //! panic), reopening without replay, and cleanup of replaced files.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use geocrm::geo::{MultiPolygon, Polygon, PreparedRegion, Relation};
 use geocrm::index::checkpoint::{Checkpoint, Verify};
+use geocrm::index::packed::{Coverage, LonLatBox};
 use geocrm::io::{CrashMode, FaultPlan, FileSystem, MappedBytes, MemFs, OpKind};
 use geocrm::{Database, Error, Filter, LatLon, Options, Record, Schema};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::brute;
 use super::crash::{options, random_commit, read_state, setup, State, DIR};
 use super::hooked_fs::{Hook, HookedFs};
 
@@ -326,6 +330,792 @@ fn every_truncation_and_byte_flip_of_a_checkpoint_is_an_error_or_a_rebuild() {
     let db = Database::open(Path::new(DIR), options(&fs)).unwrap();
     assert_eq!(db.checkpoint_rejected(), None);
     assert_eq!(read_state(&db), acked);
+}
+
+/// One record of [`rich_db`].
+#[derive(Debug, Clone)]
+struct Rich {
+    id: String,
+    lat: f64,
+    lon: f64,
+    /// Number fields `n`, `m`.
+    numbers: [Option<f64>; 2],
+    /// Category fields `tier`, `region`.
+    categories: [Option<&'static str>; 2],
+    name: Option<String>,
+}
+
+/// Rows of [`rich_db`]: more than 256, so the packed R-tree (16 rows a leaf, 16 children a
+/// node) has three levels.
+const RICH_ROWS: usize = 320;
+
+/// Records for a checkpoint with every section filled: ids of 1 to 256 bytes (some not
+/// ASCII), five at one location, points at both poles and on the antimeridian (±180), a
+/// cluster in and around the holed polygon of [`rich_regions`] and one across the antimeridian,
+/// two number and two category fields with values unset and repeated, and a PII name on half.
+fn rich_records() -> Vec<Rich> {
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let tiers = ["gold", "silver", "bronze"];
+    let regions = ["north", "south", "east", "west", "Île-de-France"];
+    (0..RICH_ROWS)
+        .map(|i| {
+            let id = match i % 6 {
+                _ if i == 11 => "m".repeat(geocrm::model::MAX_ID_LEN),
+                0 => format!("{i}"),
+                1 => format!("customer-{i:05}"),
+                2 => format!("é{i}-{}", "x".repeat(i % 50)),
+                3 => format!("r{i}"),
+                4 => format!("{i}-{}", "long".repeat(10 + i % 30)),
+                _ => format!("Ωμέγα/{i}"),
+            };
+            let (lat, lon) = match i {
+                0 => (90.0, 0.0),
+                1 => (-90.0, 123.0),
+                2 => (0.0, 180.0),
+                3 => (-12.5, -180.0),
+                4..=8 => (48.85, 2.35),
+                _ if i % 3 == 0 => (rng.gen_range(47.0..51.0), rng.gen_range(0.0..5.0)),
+                _ if i % 3 == 1 => {
+                    let lat = rng.gen_range(-11.0..11.0);
+                    (
+                        lat,
+                        if rng.gen_bool(0.5) {
+                            rng.gen_range(168.0..=180.0)
+                        } else {
+                            rng.gen_range(-180.0..-168.0)
+                        },
+                    )
+                }
+                _ => (rng.gen_range(-89.0..89.0), rng.gen_range(-180.0..180.0)),
+            };
+            let n = (i % 7 != 0).then(|| f64::from(i as u32) - 100.0);
+            // Quarters: sums are exact in any order (the rebuilt state sums in another).
+            let m = (i % 3 == 0).then(|| f64::from(rng.gen_range(-4_000_000..4_000_000)) / 4.0);
+            Rich {
+                id,
+                lat,
+                lon,
+                numbers: [n, m],
+                categories: [(i % 11 != 0).then(|| tiers[i % 3]), (i % 4 != 0).then(|| regions[i % 5])],
+                name: (i % 2 == 0).then(|| format!("secret-name-{i}")),
+            }
+        })
+        .collect()
+}
+
+/// Options of the databases of [`rich_db`]: checkpointed only when asked.
+fn rich_options(fs: &MemFs) -> Options {
+    options(fs).checkpoint_after_ops(None)
+}
+
+/// A database in `fs` with collection "c" of [`rich_records`] (a PII `name`, numbers `n` and
+/// `m`, categories `tier` and `region`), written in three commits, checkpointed and closed:
+/// the records, the acknowledged state (as [`read_state`] reads it) and the checkpoint file.
+fn rich_db(fs: &MemFs) -> (Vec<Rich>, State, std::path::PathBuf) {
+    let db = Database::open(DIR, rich_options(fs)).unwrap();
+    let schema = Schema::new().pii("name").number("n").number("m").category("tier").category("region");
+    db.create_collection("c", schema).unwrap();
+    let records = rich_records();
+    let mut acked = State::new();
+    for chunk in records.chunks(110) {
+        let mut batch = db.begin_write();
+        for r in chunk {
+            let mut rec = Record::new(r.id.clone(), LatLon::new(r.lat, r.lon).unwrap());
+            for (field, v) in ["n", "m"].into_iter().zip(r.numbers) {
+                if let Some(v) = v {
+                    rec = rec.number(field, v);
+                }
+            }
+            for (field, v) in ["tier", "region"].into_iter().zip(r.categories) {
+                if let Some(v) = v {
+                    rec = rec.category(field, v);
+                }
+            }
+            if let Some(name) = &r.name {
+                rec = rec.pii("name", name.clone());
+            }
+            batch.upsert("c", rec).unwrap();
+            acked.insert(r.id.clone(), (r.lat, r.lon, r.name.clone()));
+        }
+        batch.commit().unwrap();
+    }
+    db.checkpoint().unwrap();
+    drop(db);
+    (records, acked, checkpoint_file(fs))
+}
+
+/// The regions the rich tests query, as plain rings (`[lon, lat]`, for `brute`) and
+/// prepared: a polygon with a hole around the cluster near Paris (the five duplicates in the
+/// hole), and a multipolygon of a box across the antimeridian cut at ±180 (a polygon never
+/// wraps) with a cap over the north pole.
+fn rich_regions() -> Vec<(Vec<brute::Rings>, PreparedRegion)> {
+    let holed = vec![vec![
+        vec![[0.0, 47.0], [5.0, 47.0], [5.0, 51.0], [0.0, 51.0], [0.0, 47.0]],
+        vec![[2.0, 48.5], [3.0, 48.5], [3.0, 49.2], [2.0, 49.2], [2.0, 48.5]],
+    ]];
+    let cut = vec![
+        vec![vec![[170.0, -10.0], [180.0, -10.0], [180.0, 10.0], [170.0, 10.0], [170.0, -10.0]]],
+        vec![vec![[-180.0, -10.0], [-170.0, -10.0], [-170.0, 10.0], [-180.0, 10.0], [-180.0, -10.0]]],
+        vec![vec![[-180.0, 85.0], [180.0, 85.0], [180.0, 90.0], [-180.0, 90.0], [-180.0, 85.0]]],
+    ];
+    [holed, cut]
+        .into_iter()
+        .map(|polys| {
+            let parts = polys.iter().map(|r| Polygon::new(r[0].clone(), r[1..].to_vec()).unwrap()).collect();
+            let region = PreparedRegion::new(&MultiPolygon::new(parts).unwrap());
+            (polys, region)
+        })
+        .collect()
+}
+
+/// Query points: both poles, the antimeridian from both sides, the duplicates, elsewhere.
+const RICH_POINTS: [(f64, f64); 7] =
+    [(0.0, 0.0), (90.0, 0.0), (-90.0, 0.0), (0.0, 180.0), (0.0, -179.9), (48.85, 2.35), (-45.0, 60.0)];
+
+/// What the accessor groups below are given: points, ids to look up, rectangles and regions.
+struct Probes {
+    points: Vec<LatLon>,
+    /// Every record's id, then ids no record has.
+    ids: Vec<String>,
+    /// `[west, south, east, north]`, never wrapping (as `visit_lonlat`'s boxes).
+    rects: Vec<[f64; 4]>,
+    regions: Vec<(Vec<brute::Rings>, PreparedRegion)>,
+}
+
+impl Probes {
+    fn new(records: &[Rich]) -> Probes {
+        let mut ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        // (Not the empty id, which no record can have: with the id order damaged, found on
+        // first use, `find("")` gives row u32::MAX — its id reads as empty.)
+        ids.extend([" ", "0-", "customer-", "zzzz", "\u{10FFFF}"].map(String::from));
+        ids.push("m".repeat(geocrm::model::MAX_ID_LEN + 1));
+        Probes {
+            points: RICH_POINTS.iter().map(|&(lat, lon)| LatLon::new(lat, lon).unwrap()).collect(),
+            ids,
+            rects: vec![[0.0, 47.0, 5.0, 51.0], [170.0, -20.0, 180.0, 20.0], [-180.0, -90.0, 180.0, 90.0]],
+            regions: rich_regions(),
+        }
+    }
+}
+
+/// What one group of a checkpoint's accessors answered — rows, f64 bits, codes, cells,
+/// pointers as words, ids and category values as text — to compare with what the undamaged
+/// file answers.
+#[derive(Debug, Default, PartialEq)]
+struct Answer {
+    words: Vec<u64>,
+    text: Vec<u8>,
+}
+
+impl Answer {
+    fn push(&mut self, w: impl Into<u64>) {
+        self.words.push(w.into());
+    }
+
+    fn text(&mut self, s: &str) {
+        self.text.extend_from_slice(s.as_bytes());
+        self.text.push(0xff); // never in UTF-8
+    }
+
+    fn is_empty(&self) -> bool {
+        self.words.is_empty() && self.text.is_empty()
+    }
+}
+
+/// Checkpoint sections by number (see `index::checkpoint::format`).
+mod sect {
+    pub const META: usize = 0;
+    pub const TREE: usize = 1;
+    pub const CELLS: usize = 2;
+    pub const ID_OFFSETS: usize = 3;
+    pub const ID_BYTES: usize = 4;
+    pub const ID_ORDER: usize = 5;
+    pub const POINTERS: usize = 6;
+    pub const NUMBERS: usize = 7;
+    pub const CATEGORIES: usize = 8;
+    pub const CELL_ORDER: usize = 9;
+}
+
+/// A group of accessor calls: its answers go to the `Answer`; it asserts as it goes that
+/// every row, range, code and length an accessor gives is in bounds (whatever the bytes).
+type Group = fn(&Checkpoint, &Probes, &mut Answer);
+
+/// `g`'s answer; a panic in it (an accessor out of bounds) names `what` was damaged.
+fn run_group(g: Group, c: &Checkpoint, probes: &Probes, what: &str) -> Answer {
+    let mut a = Answer::default();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g(c, probes, &mut a)))
+        .unwrap_or_else(|_| panic!("{what}: a panic (above)"));
+    a
+}
+
+/// Every group, with the sections it reads (and so, on first use, checks).
+fn rich_groups() -> [(&'static str, Group, &'static [usize]); 10] {
+    use sect::*;
+    [
+        ("nearest", q_nearest, &[TREE, NUMBERS, CATEGORIES]),
+        ("within_radius", q_radius, &[TREE]),
+        ("visit_lonlat", q_lonlat, &[TREE]),
+        ("numbers", q_numbers, &[NUMBERS]),
+        ("categories", q_categories, &[CATEGORIES]),
+        ("cells and cell order", q_cells, &[CELLS, CELL_ORDER]),
+        ("ids", q_ids, &[ID_OFFSETS, ID_BYTES]),
+        ("find", q_find, &[ID_OFFSETS, ID_BYTES, ID_ORDER]),
+        ("pointers", q_pointers, &[POINTERS]),
+        ("locations", q_locations, &[TREE]),
+    ]
+}
+
+fn q_nearest(c: &Checkpoint, p: &Probes, a: &mut Answer) {
+    let n = c.len();
+    let tree = c.tree();
+    // (More than k rows when several tie at the k-th distance: the five duplicates.)
+    let take = |near: Vec<(f64, u32)>, k: usize, a: &mut Answer| {
+        assert!(near.len() <= n, "nearest {k}: {} rows", near.len());
+        for (d, row) in near {
+            assert!((row as usize) < n, "nearest gave row {row} of {n}");
+            a.push(row);
+            a.push(d.to_bits());
+        }
+    };
+    for &at in &p.points {
+        for k in [1, 9, 40] {
+            take(tree.nearest(at, k, &mut |_| true), k, a);
+        }
+        // With a filter reading the attribute columns, as a filtered query does.
+        let near = tree.nearest(at, 6, &mut |row| {
+            assert!((row as usize) < n, "nearest offered row {row} of {n}");
+            c.number(0, row) >= 0.0 && c.category(0, row) == 0
+        });
+        take(near, 6, a);
+    }
+}
+
+fn q_radius(c: &Checkpoint, p: &Probes, a: &mut Answer) {
+    let n = c.len();
+    for &at in &p.points {
+        for metres in [0.0, 60_000.0, 2_500_000.0] {
+            c.tree().within_radius(at, metres, &mut |row, d| {
+                assert!((row as usize) < n, "within_radius gave row {row} of {n}");
+                a.push(row);
+                a.push(d.to_bits());
+            });
+        }
+    }
+}
+
+/// The lon/lat traversal under a classifier, each row of a `Partial` leaf tested with
+/// `covers` on its location; the rows taken.
+fn traverse(
+    c: &Checkpoint,
+    classify: &mut dyn FnMut(LonLatBox) -> Coverage,
+    covers: &dyn Fn(LatLon) -> bool,
+    a: &mut Answer,
+) {
+    let n = c.len() as u32;
+    let mut end = 0;
+    c.tree().visit_lonlat(classify, &mut |rows, inside| {
+        assert!(
+            rows.start >= end && rows.start < rows.end && rows.end <= n,
+            "visit_lonlat gave rows {rows:?} after {end} (of {n})"
+        );
+        end = rows.end;
+        for row in rows {
+            if inside || c.location(row).is_some_and(covers) {
+                a.push(row);
+            }
+        }
+    });
+}
+
+fn q_lonlat(c: &Checkpoint, p: &Probes, a: &mut Answer) {
+    for &[w, s, e, n] in &p.rects {
+        let mut classify = |b: LonLatBox| {
+            if b.east < w || b.west > e || b.north < s || b.south > n {
+                Coverage::Outside
+            } else if b.west >= w && b.east <= e && b.south >= s && b.north <= n {
+                Coverage::Inside
+            } else {
+                Coverage::Partial
+            }
+        };
+        let covers = |q: LatLon| q.lon() >= w && q.lon() <= e && q.lat() >= s && q.lat() <= n;
+        traverse(c, &mut classify, &covers, a);
+    }
+    for (_, region) in &p.regions {
+        let mut classify = |b: LonLatBox| match region.classify_lonlat(b.west, b.south, b.east, b.north) {
+            Relation::Outside => Coverage::Outside,
+            Relation::Inside => Coverage::Inside,
+            Relation::Partial => Coverage::Partial,
+        };
+        traverse(c, &mut classify, &|q| region.contains(q), a);
+    }
+}
+
+fn q_numbers(c: &Checkpoint, _: &Probes, a: &mut Answer) {
+    let (n, fields) = (c.len(), c.meta().schema.number_fields().len());
+    for f in 0..fields {
+        let column = c.number_column(f);
+        assert!(column.is_empty() || column.len() == 8 * n, "number column {f}: {} bytes", column.len());
+        for row in 0..n as u32 {
+            a.push(c.number(f, row).to_bits());
+        }
+        a.words.extend(column.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap())));
+    }
+    assert!(c.number(fields, 0).is_nan() && c.number(0, n as u32).is_nan(), "a number out of range");
+    assert!(c.number_column(fields).is_empty());
+}
+
+fn q_categories(c: &Checkpoint, _: &Probes, a: &mut Answer) {
+    let n = c.len() as u32;
+    let dictionary = &c.meta().dictionary;
+    for (f, values) in dictionary.iter().enumerate() {
+        for row in 0..n {
+            let code = c.category(f, row);
+            assert!(
+                code == u32::MAX || (code as usize) < values.len(),
+                "category {f} of row {row}: code {code} of {} values",
+                values.len()
+            );
+            a.push(code);
+            a.text(values.get(code as usize).map_or("", String::as_str));
+        }
+    }
+    assert_eq!((c.category(dictionary.len(), 0), c.category(0, n)), (u32::MAX, u32::MAX));
+}
+
+/// The cells, and the walk an H3 group-by makes: the cell order, each row's cell read from
+/// the cell column, and its ancestors at two resolutions (the group keys).
+fn q_cells(c: &Checkpoint, _: &Probes, a: &mut Answer) {
+    use geocrm::h3o::{CellIndex, Resolution};
+    let n = c.len();
+    for row in 0..n as u32 {
+        a.push(c.cell(row));
+    }
+    let (column, order) = (c.cell_column(), c.cell_order());
+    assert!(column.is_empty() || column.len() == 8 * n, "cell column: {} bytes", column.len());
+    assert!(order.is_empty() || order.len() == 4 * n, "cell order: {} bytes", order.len());
+    for w in order.chunks_exact(4) {
+        let row = u32::from_le_bytes(w.try_into().unwrap()) as usize;
+        assert!(row < n, "the cell order names row {row} of {n}");
+        let cell =
+            column.get(row * 8..row * 8 + 8).map_or(u64::MAX, |b| u64::from_le_bytes(b.try_into().unwrap()));
+        let parent =
+            |res| CellIndex::try_from(cell).ok().and_then(|c| c.parent(res)).map_or(u64::MAX, u64::from);
+        a.push(row as u64);
+        a.push(parent(Resolution::Three));
+        a.push(parent(Resolution::Nine));
+    }
+}
+
+fn q_ids(c: &Checkpoint, _: &Probes, a: &mut Answer) {
+    let n = c.len() as u32;
+    for row in 0..n {
+        a.text(c.id(row));
+    }
+    assert!(c.id(n).is_empty() && c.id(u32::MAX).is_empty(), "an id past the end");
+}
+
+fn q_find(c: &Checkpoint, p: &Probes, a: &mut Answer) {
+    let n = c.len();
+    for id in &p.ids {
+        let row = c.find(id);
+        assert!(row.is_none_or(|r| (r as usize) < n && c.id(r) == id), "find({id:?}) gave row {row:?}");
+        a.push(row.map_or(u64::MAX, u64::from));
+    }
+}
+
+fn q_pointers(c: &Checkpoint, _: &Probes, a: &mut Answer) {
+    for row in 0..c.len() as u32 {
+        let p = c.pointer(row);
+        a.push(p.segment);
+        a.push(p.offset);
+        a.push(p.index);
+    }
+}
+
+fn q_locations(c: &Checkpoint, _: &Probes, a: &mut Answer) {
+    let n = c.len() as u32;
+    let tree = c.tree();
+    for row in 0..n {
+        match c.location(row) {
+            Some(p) => {
+                a.push(p.lat().to_bits());
+                a.push(p.lon().to_bits());
+            }
+            None => a.push(u64::MAX),
+        }
+        for x in tree.unit(row).unwrap_or([f32::NAN; 3]) {
+            a.push(x.to_bits());
+        }
+    }
+    assert!(c.location(n).is_none() && tree.unit(n).is_none(), "a location past the end");
+    let stored: Vec<(f64, f64)> = tree.lat_lons(0..n + 16).collect();
+    assert!(stored.len() <= n as usize);
+    for (lat, lon) in stored {
+        a.push(lat.to_bits());
+        a.push(lon.to_bits());
+    }
+}
+
+/// Where a byte of a checkpoint file is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Place {
+    Header,
+    /// Zero padding starting at this offset.
+    Padding(usize),
+    Section(usize),
+}
+
+fn place(sections: &[std::ops::Range<usize>], at: usize) -> Place {
+    if at < 256 {
+        return Place::Header;
+    }
+    match sections.iter().position(|r| r.contains(&at)) {
+        Some(i) => Place::Section(i),
+        None => Place::Padding(sections.iter().map(|r| r.end).filter(|&end| end <= at).max().unwrap()),
+    }
+}
+
+/// A prefix of shared bytes, as a mapping of a truncated file (no copy per cut).
+struct Prefix(Arc<Vec<u8>>, usize);
+
+impl AsRef<[u8]> for Prefix {
+    fn as_ref(&self) -> &[u8] {
+        &self.0[..self.1]
+    }
+}
+
+/// The error's file is `path`; it is `Corrupt`.
+fn corrupt_at(err: &Error, path: &Path, what: &str) -> (u64, String) {
+    match err {
+        Error::Corrupt { file, offset, reason } => {
+            assert_eq!(file, path, "{what}: {err}");
+            assert!(!reason.is_empty(), "{what}");
+            (*offset, reason.clone())
+        }
+        other => panic!("{what}: not Corrupt: {other}"),
+    }
+}
+
+/// The audit's gap in the sweep above: its file has empty attribute sections and a one-leaf
+/// tree. Here a checkpoint with every section filled (numbers and categories with values
+/// unset, a PII field, 320 rows: a three-level tree), every truncation and every byte flip:
+/// - checked whole (`Verify::Checksums`), every one is `Corrupt`, naming the file and the
+///   damaged section's start (or the padding's, or a place in the header);
+/// - truncated, it opens in no mode;
+/// - structure only, no accessor reading the damaged section panics or leaves bounds (rows,
+///   ranges, codes, lengths);
+/// - checked on first use (the database's default), each group of accessors, on a fresh open,
+///   reports damage exactly when it reads the damaged section, and otherwise answers exactly
+///   as the undamaged file: never a wrong answer without an error (and each group reads only
+///   the sections it lists). What `open` checks (the header, padding, meta section, tree
+///   header) fails there, and nowhere else.
+#[test]
+fn every_truncation_and_byte_flip_of_a_checkpoint_with_every_section_filled_is_caught() {
+    use sect::*;
+    let started = std::time::Instant::now();
+    let fs = MemFs::new();
+    let (records, _, path) = rich_db(&fs);
+    let good = fs.read_all(&path).unwrap();
+    let sections: Vec<std::ops::Range<usize>> = (0..10).map(|i| section(&good, i)).collect();
+    let probes = Probes::new(&records);
+    let groups = rich_groups();
+    let open = |bytes: MappedBytes, verify| Checkpoint::open(bytes, &path, verify);
+    let shared = Arc::new(good.clone());
+
+    // The file is the one the audit asked for, and the undamaged answers are right.
+    let c = open(shared.clone(), Verify::Checksums).unwrap();
+    assert_eq!(c.len(), RICH_ROWS);
+    let tree = &good[sections[TREE].clone()];
+    let levels = u32::from_le_bytes(tree[12..16].try_into().unwrap());
+    assert!(levels >= 3, "the tree has {levels} levels");
+    for (i, r) in sections.iter().enumerate() {
+        assert!(!r.is_empty(), "section {i} is empty");
+    }
+    let dictionary = &c.meta().dictionary;
+    assert_eq!(dictionary.iter().map(Vec::len).collect::<Vec<_>>(), [3, 5]);
+    let by_id: BTreeMap<&str, &Rich> = records.iter().map(|r| (r.id.as_str(), r)).collect();
+    for row in 0..RICH_ROWS as u32 {
+        let r = by_id[c.id(row)];
+        assert_eq!(c.find(&r.id), Some(row));
+        assert_eq!(c.location(row), Some(LatLon::new(r.lat, r.lon).unwrap()), "{}", r.id);
+        for (f, number) in r.numbers.iter().enumerate() {
+            assert_eq!(c.number(f, row).to_bits(), number.unwrap_or(f64::NAN).to_bits(), "{}", r.id);
+        }
+        for ((f, values), category) in dictionary.iter().enumerate().zip(r.categories) {
+            let value = values.get(c.category(f, row) as usize).map(String::as_str);
+            assert_eq!(value, category, "{}", r.id);
+        }
+    }
+    let want: Vec<Answer> = groups
+        .iter()
+        .map(|(name, g, _)| {
+            let mut a = Answer::default();
+            g(&c, &probes, &mut a);
+            assert!(!a.is_empty(), "{name} answers nothing");
+            a
+        })
+        .collect();
+    // The regions' rows, against the independent even-odd test: non-empty, the hole used.
+    let mut in_regions = Answer::default();
+    q_lonlat(&c, &Probes { rects: vec![], ..Probes::new(&records) }, &mut in_regions);
+    let mut brute_rows = Vec::new();
+    for (polys, _) in &probes.regions {
+        let rows: Vec<u64> = (0..RICH_ROWS as u32)
+            .filter(|&row| {
+                let r = by_id[c.id(row)];
+                brute::multi_covers(polys, [r.lon, r.lat])
+            })
+            .map(u64::from)
+            .collect();
+        assert!(rows.len() >= 10, "{} rows in a region", rows.len());
+        brute_rows.extend(rows);
+    }
+    assert_eq!(in_regions.words, brute_rows);
+    drop(c);
+
+    let modes = [Verify::Checksums, Verify::StructureOnly, Verify::OnFirstUse];
+    for cut in 0..good.len() {
+        for verify in modes {
+            let err = open(Arc::new(Prefix(shared.clone(), cut)), verify)
+                .expect_err("a truncated checkpoint opens in no mode");
+            corrupt_at(&err, &path, &format!("cut at {cut}, {verify:?}"));
+        }
+    }
+
+    let (mut structure_opened, mut first_use_opened) = (0, 0);
+    for at in 0..good.len() {
+        let mut bad = good.clone();
+        bad[at] ^= 0x5a;
+        let bad = Arc::new(bad);
+        let place = place(&sections, at);
+        let what = format!("flip at {at} ({place:?})");
+
+        let err = open(bad.clone(), Verify::Checksums).expect_err("every byte is checked");
+        let (offset, reason) = corrupt_at(&err, &path, &what);
+        match place {
+            Place::Header => assert!(offset < 256, "{what}: {err}"),
+            Place::Padding(from) => {
+                assert!(offset == from as u64 && reason.contains("padding"), "{what}: {err}")
+            }
+            Place::Section(i) => {
+                assert!(offset == sections[i].start as u64 && reason.contains("checksum"), "{what}: {err}")
+            }
+        }
+
+        let damaged = |reads: &[usize]| matches!(place, Place::Section(i) if reads.contains(&i));
+        // Structure only: the groups reading the damaged section stay in bounds (wrong answers
+        // allowed). The other groups read only sound bytes, as the undamaged file's: that each
+        // group reads only the sections listed is what the first-use checks below show.
+        if let Ok(c) = open(bad.clone(), Verify::StructureOnly) {
+            structure_opened += 1;
+            for (name, g, _) in groups.iter().filter(|(_, _, reads)| damaged(reads)) {
+                run_group(*g, &c, &probes, &format!("{what}, structure only, {name}"));
+            }
+        }
+
+        // What `open` checks under first-use verification fails there; the rest on first use.
+        let checked_at_open = match place {
+            Place::Header | Place::Padding(_) => true,
+            Place::Section(i) => i == META || (i == TREE && at < sections[TREE].start + 240),
+        };
+        match open(bad.clone(), Verify::OnFirstUse) {
+            Err(e) => {
+                corrupt_at(&e, &path, &what);
+                assert!(checked_at_open, "{what}: first-use open failed: {e}");
+            }
+            Ok(first) => {
+                assert!(!checked_at_open, "{what}: first-use open missed it");
+                first_use_opened += 1;
+                let mut first = Some(first);
+                for ((name, g, reads), w) in groups.iter().zip(&want) {
+                    let c = first.take().unwrap_or_else(|| open(bad.clone(), Verify::OnFirstUse).unwrap());
+                    let got = run_group(*g, &c, &probes, &format!("{what}, first use, {name}"));
+                    match c.damage() {
+                        Ok(()) => {
+                            assert!(
+                                !damaged(reads),
+                                "{what}: {name} read the damaged section, no damage reported"
+                            );
+                            assert!(got == *w, "{what}: {name} answered wrongly and reported no damage");
+                        }
+                        Err(e) => {
+                            corrupt_at(&e, &path, &what);
+                            assert!(
+                                damaged(reads),
+                                "{what}: {name} reported damage in a section it does not read: {e}"
+                            );
+                        }
+                    }
+                }
+                let c = open(bad.clone(), Verify::OnFirstUse).unwrap();
+                let ids = c.check_id_sections();
+                assert_eq!(ids.is_err(), damaged(&[ID_OFFSETS, ID_BYTES, ID_ORDER]), "{what}: {ids:?}");
+                assert!(c.check_all().is_err(), "{what}: check_all");
+            }
+        }
+    }
+    // Most flips are in sections first-use verification reads lazily (and structure-only
+    // opens take): the per-group checks above ran on them.
+    let data = sections.iter().skip(2).map(ExactSizeIterator::len).sum::<usize>();
+    assert!(first_use_opened >= data, "{first_use_opened} first-use opens, {data} bytes of data sections");
+    assert!(structure_opened * 2 >= good.len(), "{structure_opened} of {} opened structure-only", good.len());
+    eprintln!(
+        "{} bytes, {} cuts and flips in {:?} ({structure_opened} opened structure-only, {first_use_opened} on first use)",
+        good.len(),
+        good.len(),
+        started.elapsed()
+    );
+}
+
+/// Every answer [`rich_db`]'s database gives of collection "c", as text, or `None` where a
+/// query failed with `Corrupt` (any other error fails the test, unless `any_error`): nearest,
+/// radius, box and region queries (filtered on numbers and categories too), counts,
+/// group-bys by H3 cell and category with number fields, and every record by id.
+fn rich_answers(db: &Database, probes: &Probes, any_error: bool) -> Vec<Option<String>> {
+    use geocrm::geo::BoundingBox;
+    use geocrm::query::{GroupBy, Scope};
+    let snap = db.read();
+    let c = snap.collection("c").unwrap();
+    fn text<T: std::fmt::Debug>(r: geocrm::Result<T>, any_error: bool) -> Option<String> {
+        match r {
+            Ok(v) => Some(format!("{v:?}")),
+            Err(Error::Corrupt { .. }) => None,
+            Err(_) if any_error => None,
+            Err(e) => panic!("not a Corrupt error: {e}"),
+        }
+    }
+    let filter = Filter::parse("n >= 100 and tier = 'gold'").unwrap();
+    let mut out = Vec::new();
+    for &p in &probes.points {
+        out.push(text(c.nearest(p, 7, &Filter::All), any_error));
+        out.push(text(c.nearest(p, 3, &filter), any_error));
+        out.push(text(c.within_radius(p, 1_500_000.0, &Filter::All), any_error));
+        let bbox = BoundingBox::around(p, 1_000_000.0).unwrap();
+        out.push(text(c.within_bbox(&bbox, &Filter::All), any_error));
+        out.push(text(c.count(Scope::BBox(&bbox), &filter), any_error));
+    }
+    let north = Filter::parse("region = 'north'").unwrap();
+    for (_, region) in &probes.regions {
+        out.push(text(c.within_region(region, &Filter::All), any_error));
+        out.push(text(c.count(Scope::Region(region), &north), any_error));
+    }
+    out.push(text(c.count(Scope::All, &Filter::parse("m >= 0").unwrap()), any_error));
+    out.push(text(c.aggregate(Scope::All, &GroupBy::H3(3), &["n", "m"], &Filter::All), any_error));
+    out.push(text(
+        c.aggregate(Scope::All, &GroupBy::Category("region".into()), &["m"], &Filter::All),
+        any_error,
+    ));
+    out.push(text(c.aggregate(Scope::All, &GroupBy::Category("tier".into()), &["n"], &north), any_error));
+    for id in &probes.ids[..RICH_ROWS] {
+        out.push(text(c.get(id), any_error));
+    }
+    out
+}
+
+/// The sweep above through the database, for flips spread over the header, every padding and
+/// five places in every section (attributes included): checked whole at open,
+/// the file is set aside and the state rebuilt from the log; checked on first use (the
+/// default), every answer is the undamaged one or `Corrupt`, some query finds the damage, and
+/// the next open sets the file aside; checked for structure only, nothing panics (wrong
+/// answers and errors are allowed: it reads no checksum), `verify` finds the damage, and the
+/// next open sets the file aside. Each time every acknowledged
+/// record reads back ([`read_state`]) and the rebuilt state answers as the undamaged file.
+#[test]
+fn flips_in_every_section_of_a_full_checkpoint_are_rebuilt_or_corrupt_through_the_database() {
+    let started = std::time::Instant::now();
+    let fs = MemFs::new();
+    let (records, acked, path) = rich_db(&fs);
+    let good = fs.read_all(&path).unwrap();
+    let sections: Vec<std::ops::Range<usize>> = (0..10).map(|i| section(&good, i)).collect();
+    let probes = Probes::new(&records);
+
+    let db = Database::open(DIR, rich_options(&fs).verify_checkpoints_at_open(true)).unwrap();
+    assert!(db.checkpoint_rejected().is_none());
+    assert_eq!(db.recovery_report().transactions, 0, "everything is in the checkpoint");
+    assert_eq!(read_state(&db), acked);
+    let want = rich_answers(&db, &probes, false);
+    assert!(want.iter().all(Option::is_some));
+    // The region queries (after 7 points × 5 queries), against the independent test.
+    for (n, (polys, _)) in probes.regions.iter().enumerate() {
+        let snap = db.read();
+        let hits = snap.collection("c").unwrap().within_region(&probes.regions[n].1, &Filter::All).unwrap();
+        let got: std::collections::BTreeSet<String> = hits.into_iter().map(|h| h.id).collect();
+        let brute: std::collections::BTreeSet<String> = records
+            .iter()
+            .filter(|r| brute::multi_covers(polys, [r.lon, r.lat]))
+            .map(|r| r.id.clone())
+            .collect();
+        assert!(brute.len() >= 10 && got == brute, "region {n}");
+    }
+    drop(db);
+
+    let mut flips = vec![3, 20, 100, 210, 250, 253];
+    for (i, r) in sections.iter().enumerate() {
+        flips.extend([r.start, r.start + r.len() / 4, r.start + r.len() / 2, r.end - r.len() / 4, r.end - 1]);
+        if i > 0 && sections[i - 1].end < r.start {
+            flips.push(sections[i - 1].end);
+        }
+    }
+    let image = |bad: &[u8]| {
+        let img = fs.crash_image(0, CrashMode::SyncedOnly);
+        img.write_raw(&path, bad);
+        img
+    };
+    let rebuilt = |img: &MemFs, what: &str| {
+        let db = Database::open(DIR, rich_options(img)).unwrap();
+        assert!(db.checkpoint_rejected().is_some(), "{what}: the damaged file is not set aside");
+        assert_eq!(read_state(&db), acked, "{what}");
+        assert!(rich_answers(&db, &probes, false) == want, "{what}: the rebuilt state answers differently");
+    };
+    for &at in &flips {
+        let mut bad = good.clone();
+        bad[at] ^= 0x5a;
+        let place = place(&sections, at);
+
+        let what = format!("flip at {at} ({place:?}), checked at open");
+        let img = image(&bad);
+        let db = Database::open(DIR, rich_options(&img).verify_checkpoints_at_open(true)).unwrap();
+        assert!(db.checkpoint_rejected().is_some(), "{what}");
+        assert_eq!(read_state(&db), acked, "{what}");
+        assert!(rich_answers(&db, &probes, false) == want, "{what}");
+        drop(db);
+
+        let what = format!("flip at {at} ({place:?}), checked on first use");
+        let img = image(&bad);
+        let db = Database::open(DIR, rich_options(&img)).unwrap();
+        let at_open = db.checkpoint_rejected().is_some();
+        let got = rich_answers(&db, &probes, false);
+        for (n, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(g.is_none() || g == w, "{what}: answer {n} is wrong: {g:?}");
+        }
+        let failed = got.iter().filter(|g| g.is_none()).count();
+        assert!(at_open || failed > 0, "{what}: no query found the damage");
+        assert!(!(at_open && failed > 0), "{what}: the rebuilt state failed {failed} queries");
+        assert!(db.stats().checkpoint_rejected.is_some(), "{what}");
+        drop(db);
+        rebuilt(&img, &what);
+
+        let what = format!("flip at {at} ({place:?}), structure only");
+        let img = image(&bad);
+        let db = Database::open(DIR, rich_options(&img).checkpoint_checksums(false)).unwrap();
+        if db.checkpoint_rejected().is_some() {
+            // Its structure check found the damage at open: the state was rebuilt from the log.
+            assert!(
+                rich_answers(&db, &probes, false) == want,
+                "{what}: the rebuilt state answers differently"
+            );
+        } else {
+            // Wrong answers and any error allowed (a flipped pointer can name a segment that
+            // does not exist), but no panic.
+            let _ = rich_answers(&db, &probes, true);
+        }
+        // `verify` finds it (and marks the file) whether or not the open's structure check did.
+        assert!(!db.verify().unwrap().is_ok(), "{what}: verify missed it");
+        drop(db);
+        rebuilt(&img, &what);
+    }
+    eprintln!("{} flips through the database in {:?}", flips.len(), started.elapsed());
 }
 
 #[test]
