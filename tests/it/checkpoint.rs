@@ -485,9 +485,9 @@ struct Probes {
 impl Probes {
     fn new(records: &[Rich]) -> Probes {
         let mut ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
-        // (Not the empty id, which no record can have: with the id order damaged, found on
-        // first use, `find("")` gives row u32::MAX — its id reads as empty.)
-        ids.extend([" ", "0-", "customer-", "zzzz", "\u{10FFFF}"].map(String::from));
+        // The empty id too, which no record can have: with the id order damaged, found on
+        // first use, `find("")` gave row u32::MAX, whose id reads as empty (fixed in `find`).
+        ids.extend(["", " ", "0-", "customer-", "zzzz", "\u{10FFFF}"].map(String::from));
         ids.push("m".repeat(geocrm::model::MAX_ID_LEN + 1));
         Probes {
             points: RICH_POINTS.iter().map(|&(lat, lon)| LatLon::new(lat, lon).unwrap()).collect(),

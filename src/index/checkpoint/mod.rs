@@ -749,7 +749,9 @@ impl Checkpoint {
             match self.id(row).cmp(id) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(row),
+                // A row past the end (an id-order section found damaged reads as empty, its
+                // entries as u32::MAX, whose id is "") is never an answer.
+                std::cmp::Ordering::Equal => return ((row as usize) < self.header.rows).then_some(row),
             }
         }
         None
