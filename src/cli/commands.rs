@@ -1375,7 +1375,11 @@ fn verify(db: &DbArgs) -> Result<()> {
                 }
             }
         }
-        println!("{} checkpoint rows checked against the log", report.rows_checked);
+        print!("{} checkpoint rows checked against the log", report.rows_checked);
+        match report.rows_in_damaged_log {
+            0 => println!(),
+            n => println!("; {n} point into the damaged log and could not be (see the note)"),
+        }
         for note in &report.notes {
             println!("note: {note}");
         }
@@ -1416,6 +1420,7 @@ fn verify_unopenable(db: &DbArgs, e: Error) -> Result<()> {
         print_json(&json!({
             "files": [{ "path": path, "kind": kind, "bytes": bytes, "problem": problem }],
             "rows_checked": 0,
+            "rows_in_damaged_log": 0,
             "notes": [note],
             "error": error_json(&e),
         }));

@@ -2074,3 +2074,62 @@ fn every_segment_lost_past_a_checkpoint_is_repaired() {
     let db = Database::open(DIR, options(&fs)).unwrap();
     assert_eq!(db.read().collection("c").unwrap().len(), at_checkpoint);
 }
+
+/// Damage in a log segment a checkpoint covers is the segment's, not the checkpoint's:
+/// `verify` reported the intact checkpoint as damaged (its check of the first row against
+/// the log failed) and stopped there, while that file is the only copy of the records whose
+/// log records were lost — a user who believed it and removed the file lost them (from a
+/// hands-on review). Now the checkpoint is sound, every row is checked, and those pointing
+/// into the damage are counted: exactly the records whose `get` fails.
+#[test]
+fn log_damage_under_a_checkpoint_is_the_logs_not_the_checkpoints() {
+    let fs = MemFs::new();
+    let opts = || plain_options(&fs);
+    let db = Database::open(DIR, opts()).unwrap();
+    db.create_collection("c", Schema::new().category("t")).unwrap();
+    commit_prefixed(&db, 0..3000, "a");
+    db.checkpoint().unwrap();
+    drop(db);
+    let first = segments(&fs).into_iter().min().unwrap();
+    let mut bytes = fs.read_all(&first).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x08;
+    fs.write_raw(&first, &bytes);
+    let db = Database::open(DIR, opts()).unwrap();
+    let report = db.verify().unwrap();
+    let problem = |kind: &str| {
+        report.files.iter().filter(|f| f.kind == kind).map(|f| f.problem.clone()).collect::<Vec<_>>()
+    };
+    assert!(problem("checkpoint") == [None], "{report:?}");
+    assert!(
+        report.files.iter().any(|f| f.path == first && f.problem.is_some()),
+        "the segment is the damaged file: {report:?}"
+    );
+    let unreadable = report.rows_in_damaged_log;
+    assert!(unreadable > 0 && unreadable < 3000, "{report:?}");
+    assert_eq!(report.rows_checked + unreadable, 3000, "every other row is checked");
+    let failing = {
+        let snap = db.read();
+        let c = snap.collection("c").unwrap();
+        (0..3000).filter(|i| c.get(&format!("a{i:05}")).is_err()).count() as u64
+    };
+    assert_eq!(failing, unreadable, "the rows counted are those whose get fails");
+    let note = report.notes.iter().find(|n| n.contains("the checkpoint is sound")).unwrap();
+    assert!(note.contains(&format!("{unreadable} of its 3000 rows")) && note.contains("keep it"), "{note}");
+    assert!(!report.is_ok());
+    drop(db);
+    // Repair rebuilds those records from the checkpoint: nothing acknowledged is lost.
+    let repaired = Database::repair(DIR, opts()).unwrap();
+    assert!(
+        matches!(repaired.actions.as_slice(), [
+            RepairAction::RebuiltFromCheckpoint { ids, .. },
+            RepairAction::Compacted { .. },
+        ] if ids.len() as u64 == unreadable),
+        "{:?}",
+        repaired.actions
+    );
+    assert!(!repaired.acknowledged_data_lost);
+    let db = Database::open(DIR, opts()).unwrap();
+    assert!(db.verify().unwrap().is_ok());
+    assert_eq!(db.read().collection("c").unwrap().len(), 3000);
+}
