@@ -57,12 +57,22 @@ pub(crate) fn scan(
             let from: Vec<u64> = all.iter().copied().filter(|&n| n >= s.segment).collect();
             if from.first() != Some(&s.segment) {
                 let path = log_dir.join(segment_name(s.segment));
-                let reason = match all.first() {
-                    None => "the log holds no segment at all: every write since the checkpoint (without one, \
-                             every write) is gone — restore the database from a backup"
-                        .to_owned(),
-                    Some(first) => format!(
-                        "the segment the manifest starts replay at is missing (the log's first segment is {first})"
+                // Where the log is read from: after a checkpoint (its LSN known), or the log's
+                // floor — its first segment, 1 or where a compaction left it — which was called
+                // the segment "the manifest starts replay at" (from a hands-on review).
+                let reason = match (all.first(), s.first_lsn) {
+                    (None, _) => {
+                        "the log holds no segment at all: every write since the checkpoint (without \
+                                  one, every write) is gone — restore the database from a backup"
+                            .to_owned()
+                    }
+                    (Some(first), Some(lsn)) => format!(
+                        "the segment the checkpoint (LSN {lsn}) starts replay at is missing, with the writes \
+                         after the checkpoint in it (the oldest segment there is {first})"
+                    ),
+                    (Some(first), None) => format!(
+                        "the log's first segment is missing (the log floor the MANIFEST records; the oldest \
+                         segment there is {first}): the log records it held are gone"
                     ),
                 };
                 return Err(Error::corrupt(path, 0, reason));

@@ -1485,6 +1485,18 @@ fn a_missing_log_directory_is_salvaged_from_the_checkpoint() {
         fs.remove_file(&file).unwrap();
     }
     fs.remove_dir(&log).unwrap();
+    // Opening says what is lost and what the checkpoint still holds (it said "every
+    // acknowledged write is gone").
+    let err = Database::open(DIR, opts()).unwrap_err().to_string();
+    assert!(
+        err.contains("the log directory is missing")
+            && err.contains(&format!(
+                "the writes after the checkpoint (from LSN {checkpoint_lsn} on), if there were any"
+            ))
+            && err.contains("the checkpoint still holds those records' locations and attributes")
+            && !err.contains("every acknowledged write is gone"),
+        "{err}"
+    );
     let dry = Database::repair_dry_run(DIR, opts()).unwrap();
     let report = Database::repair(DIR, opts()).unwrap();
     assert_eq!(dry.actions, report.actions);
@@ -2132,4 +2144,33 @@ fn log_damage_under_a_checkpoint_is_the_logs_not_the_checkpoints() {
     let db = Database::open(DIR, opts()).unwrap();
     assert!(db.verify().unwrap().is_ok());
     assert_eq!(db.read().collection("c").unwrap().len(), 3000);
+}
+
+/// The log's first segment (its floor) missing under a checkpoint that replays from the
+/// next one: named as the log's first segment, not as "the segment the manifest starts
+/// replay at", which is the checkpoint's (from a hands-on review).
+#[test]
+fn a_missing_first_segment_under_a_checkpoint_is_named_as_the_logs_first() {
+    let fs = MemFs::new();
+    let opts = || plain_options(&fs);
+    let db = Database::open(DIR, opts()).unwrap();
+    db.create_collection("c", Schema::new().category("t")).unwrap();
+    commit_prefixed(&db, 0..30, "a");
+    db.checkpoint().unwrap();
+    drop(db);
+    let first = segments(&fs).into_iter().min().unwrap();
+    fs.remove_file(&first).unwrap();
+    let db = Database::open(DIR, opts()).unwrap();
+    let report = db.verify().unwrap();
+    let problem = report.files.iter().find(|f| f.path == first).and_then(|f| f.problem.clone()).unwrap();
+    assert!(
+        problem.contains(
+            "the log's first segment is missing (the log floor the MANIFEST records; the oldest \
+                          segment there is 2)"
+        ) && !problem.contains("starts replay at"),
+        "{problem}"
+    );
+    // Its rows are counted as pointing into the damaged log, the checkpoint sound.
+    assert_eq!((report.rows_in_damaged_log, report.rows_checked), (30, 0), "{report:?}");
+    assert!(report.files.iter().all(|f| f.kind != "checkpoint" || f.problem.is_none()), "{report:?}");
 }
