@@ -9,8 +9,9 @@
 //! |---|---|
 //! | `MANIFEST` unreadable or missing while the log exists | rebuilds it from the segment headers (database id) with no checkpoint, so the whole log is replayed |
 //! | a segment header | rewrites it from its file name, the database id and the first frame's LSN; without a valid first frame, removes the segment (and every later one) |
-//! | a frame in a segment (checksum, length, LSN, an operation that does not decode) | cuts the segment at that frame and removes every later segment: the log keeps its longest valid prefix, with no holes |
-//! | a missing segment, or one that does not continue the LSNs | removes it and every later segment; recreates an empty start segment for a checkpoint whose segment is gone |
+//! | a frame in a segment (checksum, length, LSN, an operation that does not decode) | cuts the segment where the transaction holding that frame starts (a transaction is applied whole or not at all) and removes every later segment: the log keeps its longest valid prefix, with no holes. The intact operations dropped are listed by record; the damaged frame by byte range, with how many operations it held when the intact frames around it tell (its bytes are never decoded) |
+//! | a missing segment, or one that does not continue the LSNs | removes it and every later segment; recreates an empty start segment for a checkpoint whose segment is gone. A segment found missing, emptied or cut inside its header is reported lost, with what `log/SYNCED` recorded of it |
+//! | a missing `log/` directory | creates it, and salvages it as a log without segments |
 //! | a checkpoint file | opening already rebuilds from the log; repair then writes a fresh checkpoint |
 //! | a keystore frame | removes that frame and keeps the frames after it (or, when it cannot tell where the next frame starts, cuts the keystore there). A damaged final frame: with the master key, the keys live records use that can still be read and authenticate are taken back — unless the MANIFEST lists the key id as erased, or does not track erasures. Records whose data key went are re-written without PII (their PII is unrecoverable) |
 //! | the audit log | cuts it at the damaged frame (a damaged header: the file is removed and started again) |
@@ -18,6 +19,9 @@
 //! | a live record whose log record cannot be read back | re-written from its checkpoint row (location and attributes), without PII |
 //! | the keystore's blind-index root key lost while records store blind values | with the master key: a new root key, and those records re-written with their PII so their phone and e-mail blind values are derived under it (without the key, an error naming the keystore) |
 //! | damage in segments a checkpoint covers (open does not replay them) | found by [`Database::verify`]; the database is compacted, so those segments go |
+//!
+//! The report's [`RepairReport::acknowledged_data_lost`] says whether acknowledged data was
+//! dropped (or may have been): `geocrm repair` then exits with status 4.
 //!
 //! Not repaired (an error): a damaged keystore header or a keystore of another database (no
 //! key could be unwrapped; restore the file from a backup), the wrong key, files of a newer
@@ -459,8 +463,8 @@ impl std::fmt::Display for RepairAction {
                 write!(
                     f,
                     "dropped intact operations on {collection:?} of the transactions dropped with the damage \
-                     (the one holding the damaged frame, applied whole or not at all, and every commit after \
-                     it):"
+                     (a transaction holding a damaged frame goes whole, its intact frames before and after \
+                     it too, and every commit after the damage goes with it):"
                 )?;
                 write_ops(f, [upserted, deleted, erased])?;
                 write!(f, " those records are as the log before those transactions leaves them")
@@ -563,8 +567,9 @@ impl Database {
     /// longest valid prefix, no holes); a damaged keystore frame cuts the keystore and the
     /// records whose keys went with it are kept without PII; damage under the checkpoint is
     /// compacted away; an erased record whose tombstone a cut dropped is deleted again. A
-    /// database that opens cleanly is left as it is (an empty report). Hold no other handle
-    /// on the directory; FORMAT.md §1.1 lists what is written to which file.
+    /// database that opens cleanly is left as it is (an empty report). Whether any step
+    /// dropped acknowledged data is [`RepairReport::acknowledged_data_lost`]. Hold no other
+    /// handle on the directory; FORMAT.md §1.1 lists what is written to which file.
     ///
     /// ```
     /// use geocrm::{Database, LatLon, Options, Record, Schema};
@@ -579,6 +584,7 @@ impl Database {
     /// assert!(Database::open(dir.path(), Options::new()).is_err());
     /// let report = Database::repair(dir.path(), Options::new())?;
     /// assert_eq!(report.actions.len(), 1);
+    /// assert!(!report.acknowledged_data_lost); // the log holds every commit
     /// let db = Database::open(dir.path(), Options::new())?;
     /// assert!(db.read().collection("c")?.get("a")?.is_some());
     /// # Ok::<(), Box<dyn std::error::Error>>(())

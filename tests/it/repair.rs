@@ -1349,7 +1349,9 @@ fn damage_inside_a_transaction_of_many_frames_lists_all_of_it() {
     let text = text.join("\n");
     assert!(!text.contains("followed the damage"), "{text}");
     assert!(
-        text.contains("of the transactions dropped with the damage (the one holding the damaged frame"),
+        text.contains(
+            "of the transactions dropped with the damage (a transaction holding a damaged frame goes whole"
+        ),
         "{text}"
     );
     assert!(
