@@ -36,6 +36,10 @@ fn main() -> ExitCode {
         },
     };
     match result {
+        // `repair` that dropped acknowledged data: done, but not a success to a script.
+        Ok(()) if cli::commands::DATA_LOST.load(std::sync::atomic::Ordering::Relaxed) => {
+            ExitCode::from(cli::commands::DATA_LOST_EXIT)
+        }
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", cli::commands::error_message(&e));

@@ -328,6 +328,15 @@ pub enum Command {
     /// damaged files to their valid prefix, rebuild a lost manifest or segment header, and
     /// report every byte range and record dropped. Copy the directory first to keep the
     /// damaged bytes.
+    ///
+    /// Exit status: 0 when no acknowledged data was lost (nothing to repair, or only files
+    /// rebuilt, a torn tail of a write never acknowledged cut, records rebuilt whole from the
+    /// checkpoint, audit entries cut); 4 when the repair dropped acknowledged data — commits,
+    /// the operations of a damaged frame, synced log bytes or segments, the PII of records —
+    /// or cannot rule out that it did (a log segment found missing that nothing records);
+    /// `--json` then has `"acknowledged_data_lost": true`; 1 when it could not repair (a
+    /// locked database, damage it does not salvage, an I/O error). `--dry-run` exits as the
+    /// repair would.
     Repair {
         #[command(flatten)]
         db: DbArgs,

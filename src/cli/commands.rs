@@ -157,6 +157,14 @@ pub static FOUND_DAMAGE: std::sync::atomic::AtomicBool = std::sync::atomic::Atom
 /// The exit status of `verify` finding damage.
 pub const DAMAGED_EXIT: u8 = 3;
 
+/// Set by `repair` (a dry run too) when it dropped acknowledged data, or cannot rule out
+/// that it did: the tool then exits with [`DATA_LOST_EXIT`], not 0 (a script could not
+/// tell "nothing to repair" from "dropped every record"; from a hands-on review).
+pub static DATA_LOST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The exit status of a `repair` that dropped acknowledged data.
+pub const DATA_LOST_EXIT: u8 = 4;
+
 /// Runs a command other than `demo`.
 pub fn run(command: Command) -> Result<()> {
     match command {
@@ -1279,6 +1287,9 @@ fn repair(db: &DbArgs, dry_run: bool) -> Result<()> {
     let options = options(db, true, false)?;
     let report =
         if dry_run { Database::repair_dry_run(&db.db, options)? } else { Database::repair(&db.db, options)? };
+    if report.acknowledged_data_lost {
+        DATA_LOST.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     if db.json {
         print_json(&serde_json::to_value(&report).unwrap_or_default());
         return Ok(());
@@ -1292,6 +1303,21 @@ fn repair(db: &DbArgs, dry_run: bool) -> Result<()> {
     }
     let records: Vec<String> = report.records.iter().map(|(c, n)| format!("{c} {n}")).collect();
     println!("log continues at LSN {}; live records: {}", report.next_lsn, records.join(", "));
+    if report.actions.iter().any(geocrm::db::RepairAction::text_leaves_ids_out) {
+        println!("note: each list above shows its first 20 ids; `--json` gives every id");
+    }
+    if report.acknowledged_data_lost {
+        let (what, how) = if dry_run {
+            ("this repair would drop", "it would exit")
+        } else {
+            ("this repair dropped", "it exits")
+        };
+        println!(
+            "ACKNOWLEDGED DATA LOST: {what} acknowledged writes or data (the steps above say which; the \
+             records of a damaged frame cannot be named); {how} with status {DATA_LOST_EXIT}. Restore the \
+             database from a backup if you have one"
+        );
+    }
     Ok(())
 }
 
@@ -1349,7 +1375,11 @@ fn verify(db: &DbArgs) -> Result<()> {
                 }
             }
         }
-        println!("{} checkpoint rows checked against the log", report.rows_checked);
+        print!("{} checkpoint rows checked against the log", report.rows_checked);
+        match report.rows_in_damaged_log {
+            0 => println!(),
+            n => println!("; {n} point into the damaged log and could not be (see the note)"),
+        }
         for note in &report.notes {
             println!("note: {note}");
         }
@@ -1390,6 +1420,7 @@ fn verify_unopenable(db: &DbArgs, e: Error) -> Result<()> {
         print_json(&json!({
             "files": [{ "path": path, "kind": kind, "bytes": bytes, "problem": problem }],
             "rows_checked": 0,
+            "rows_in_damaged_log": 0,
             "notes": [note],
             "error": error_json(&e),
         }));

@@ -105,6 +105,12 @@ pub struct VerifyReport {
     pub files: Vec<FileCheck>,
     /// Checkpoint rows checked against the log record they point to.
     pub rows_checked: u64,
+    /// Checkpoint rows pointing into the damaged part of the log (from the damage the log
+    /// check found on), whose log records could not be read: not checked, and not the
+    /// checkpoint's damage — its rows are the only copy of those records' locations and
+    /// attributes, from which `repair` rebuilds them. (They were reported as checkpoint
+    /// damage, and the check stopped at the first; from a hands-on review.)
+    pub rows_in_damaged_log: u64,
     /// What opening the database found and set aside without calling it damage: a final
     /// log, keystore or audit-log frame that is not whole. After a crash during a write that
     /// is expected (nothing acknowledged was in it); damage to the last frame looks the same.
@@ -303,6 +309,21 @@ impl Database {
             }
         }
         let mut rows_checked = 0;
+        let mut rows_in_damaged_log = 0;
+        // Where the log check found damage (segment, offset): a checkpoint row pointing there
+        // or after it, or into a segment that is missing, cannot be checked against it.
+        let damaged_log = match &log {
+            Err(Error::Corrupt { file, offset, .. }) => Some((
+                file.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(crate::log::parse_segment_name)
+                    .unwrap_or(0),
+                *offset,
+                file.clone(),
+            )),
+            _ => None,
+        };
+        let mut notes = leftovers;
         // Every record with sealed PII must have its data key, unless an erasure destroyed
         // it: a keystore cut at a frame boundary (or an older copy) passes its own checks.
         let keystore = inner.keystore.read();
@@ -344,13 +365,29 @@ impl Database {
                         }
                     }
                 }
+                let damaged_from = damaged_log.as_ref().map(|(segment, offset, _)| (*segment, *offset));
                 let checked = opened.and_then(|c| {
                     if c.lsn() != file.lsn {
                         let reason =
                             format!("written at LSN {}, the MANIFEST names it at LSN {}", c.lsn(), file.lsn);
                         return Err(Error::corrupt(c.path(), 0, reason));
                     }
-                    self.check_rows(collection, &c, &mut keys).map(|n| rows_checked += n)
+                    let (checked, unreadable) = self.check_rows(collection, &c, &mut keys, damaged_from)?;
+                    rows_checked += checked;
+                    rows_in_damaged_log += unreadable;
+                    if let Some((_, offset, log_file)) = damaged_log.as_ref().filter(|_| unreadable > 0) {
+                        notes.push(format!(
+                            "{}: the checkpoint is sound, but {unreadable} of its {} rows point to log records \
+                             in damaged bytes (the log is damaged from byte {offset} of {} on): those records \
+                             cannot be read back, so their `get` and PII reads fail; queries still answer \
+                             from this file, the only copy of their locations and attributes — keep it: \
+                             `geocrm repair` rebuilds those records from it",
+                            c.path().display(),
+                            c.len(),
+                            log_file.display()
+                        ));
+                    }
+                    Ok(())
                 });
                 files.push(FileCheck {
                     bytes: file_len(fs, &path),
@@ -395,7 +432,6 @@ impl Database {
             });
         }
         drop(keystore);
-        let mut notes = leftovers;
         // The audit log's files: whole frames, each decodable (a writable open checks the
         // frames of `audit.log` too, and then refuses every read of PII while it is damaged).
         let current = inner.audit.path().to_owned();
@@ -450,7 +486,7 @@ impl Database {
                 inner.audit.cut_at_open()
             ));
         }
-        Ok(VerifyReport { files, rows_checked, notes })
+        Ok(VerifyReport { files, rows_checked, rows_in_damaged_log, notes })
     }
 
     /// With the master key: [`Error::Corrupt`] naming the keystore when a record's stored
@@ -480,8 +516,17 @@ impl Database {
     }
 
     /// Checks a checkpoint's id order, its cell order (sorted by cell, each row once) and
-    /// every row against its log record.
-    fn check_rows(&self, collection: &str, c: &Checkpoint, keys: &mut KeyCheck<'_>) -> Result<u64> {
+    /// every row against its log record. With the log damaged from `damaged_log` (segment,
+    /// offset) on, a row whose log record cannot be read there (or in a missing segment) is
+    /// the log's damage, not the checkpoint's: counted, and the others checked. Returns the
+    /// rows checked against the log and those counted.
+    fn check_rows(
+        &self,
+        collection: &str,
+        c: &Checkpoint,
+        keys: &mut KeyCheck<'_>,
+        damaged_log: Option<(u64, u64)>,
+    ) -> Result<(u64, u64)> {
         let bad = |row: u32, what: &str| {
             Error::corrupt(c.path(), 0, format!("row {row} ({:?}): {what}", c.id(row)))
         };
@@ -524,7 +569,7 @@ impl Database {
         };
         let (f, k) = (c.meta().schema.number_fields().len(), c.meta().schema.category_fields().len());
         let rows: Vec<(OpPointer, u32)> = (0..n).map(|row| (c.pointer(row), row)).collect();
-        self.inner.segments.for_each_op(rows, |_, row, op| {
+        let mut check = |row: u32, op: std::result::Result<LogOp, String>| -> Result<()> {
             let Ok(LogOp::Upsert(r)) = op else {
                 return Err(bad(row, "its log pointer does not lead to an upsert"));
             };
@@ -564,9 +609,28 @@ impl Database {
                 }
             }
             Ok(())
+        };
+        let Some(from) = damaged_log else {
+            self.inner.segments.for_each_op(rows, |_, row, op| check(row, op))?;
+            return Ok((u64::from(n), 0));
+        };
+        let mut unreadable = 0;
+        self.inner.segments.for_each_op_or_read_error(rows, |p, row, read| match read {
+            Ok(op) => check(row, op),
+            Err(e) if (p.segment, p.offset) >= from || is_not_found(e) => {
+                unreadable += 1;
+                Ok(())
+            }
+            // The log check passed these bytes: the row's pointer is what is wrong.
+            Err(e) => Err(bad(row, &format!("its log record cannot be read: {e}"))),
         })?;
-        Ok(u64::from(n))
+        Ok((u64::from(n) - unreadable, unreadable))
     }
+}
+
+/// Whether `e` is a file found missing (a log segment a checkpoint row points into).
+fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// Records with sealed PII whose data key the keystore does not hold, for `verify`.

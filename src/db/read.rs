@@ -857,6 +857,33 @@ impl SegmentReaders {
         Ok(())
     }
 
+    /// As [`SegmentReaders::for_each_op`], but a frame that cannot be read is handed to `f`
+    /// (as `Err` with why, for each item pointing into it) and the walk goes on: `verify`
+    /// counts the checkpoint rows that point into a damaged log rather than stop at the first.
+    ///
+    /// # Errors
+    /// What `f` returns.
+    pub(crate) fn for_each_op_or_read_error<T>(
+        &self,
+        mut items: Vec<(OpPointer, T)>,
+        mut f: impl FnMut(
+            OpPointer,
+            T,
+            std::result::Result<std::result::Result<LogOp, String>, &Error>,
+        ) -> Result<()>,
+    ) -> Result<()> {
+        items.sort_unstable_by_key(|(p, _)| (p.segment, p.offset, p.index));
+        let mut frame: Option<(u64, u64, Result<Vec<u8>>)> = None;
+        for (p, tag) in items {
+            if frame.as_ref().is_none_or(|(s, o, _)| (*s, *o) != (p.segment, p.offset)) {
+                frame = Some((p.segment, p.offset, self.read_body(p).map(|(body, _)| body)));
+            }
+            let Some((_, _, read)) = frame.as_ref() else { continue };
+            f(p, tag, read.as_ref().map(|body| decode_one(body, p.index)))?;
+        }
+        Ok(())
+    }
+
     /// Drops cached handles of segments below `segment` (deleted by compaction).
     pub(crate) fn forget_below(&self, segment: u64) {
         self.open.lock().retain(|&n, _| n >= segment);

@@ -9,8 +9,9 @@
 //! |---|---|
 //! | `MANIFEST` unreadable or missing while the log exists | rebuilds it from the segment headers (database id) with no checkpoint, so the whole log is replayed |
 //! | a segment header | rewrites it from its file name, the database id and the first frame's LSN; without a valid first frame, removes the segment (and every later one) |
-//! | a frame in a segment (checksum, length, LSN, an operation that does not decode) | cuts the segment at that frame and removes every later segment: the log keeps its longest valid prefix, with no holes |
-//! | a missing segment, or one that does not continue the LSNs | removes it and every later segment; recreates an empty start segment for a checkpoint whose segment is gone |
+//! | a frame in a segment (checksum, length, LSN, an operation that does not decode) | cuts the segment where the transaction holding that frame starts (a transaction is applied whole or not at all) and removes every later segment: the log keeps its longest valid prefix, with no holes. The intact operations dropped are listed by record; the damaged frame by byte range, with how many operations it held when the intact frames around it tell (its bytes are never decoded) |
+//! | a missing segment, or one that does not continue the LSNs | removes it and every later segment; recreates an empty start segment for a checkpoint whose segment is gone. A segment found missing, emptied or cut inside its header is reported lost, with what `log/SYNCED` recorded of it |
+//! | a missing `log/` directory | creates it, and salvages it as a log without segments |
 //! | a checkpoint file | opening already rebuilds from the log; repair then writes a fresh checkpoint |
 //! | a keystore frame | removes that frame and keeps the frames after it (or, when it cannot tell where the next frame starts, cuts the keystore there). A damaged final frame: with the master key, the keys live records use that can still be read and authenticate are taken back — unless the MANIFEST lists the key id as erased, or does not track erasures. Records whose data key went are re-written without PII (their PII is unrecoverable) |
 //! | the audit log | cuts it at the damaged frame (a damaged header: the file is removed and started again) |
@@ -18,6 +19,9 @@
 //! | a live record whose log record cannot be read back | re-written from its checkpoint row (location and attributes), without PII |
 //! | the keystore's blind-index root key lost while records store blind values | with the master key: a new root key, and those records re-written with their PII so their phone and e-mail blind values are derived under it (without the key, an error naming the keystore) |
 //! | damage in segments a checkpoint covers (open does not replay them) | found by [`Database::verify`]; the database is compacted, so those segments go |
+//!
+//! The report's [`RepairReport::acknowledged_data_lost`] says whether acknowledged data was
+//! dropped (or may have been): `geocrm repair` then exits with status 4.
 //!
 //! Not repaired (an error): a damaged keystore header or a keystore of another database (no
 //! key could be unwrapped; restore the file from a backup), the wrong key, files of a newer
@@ -54,6 +58,10 @@ pub struct RepairReport {
     pub next_lsn: u64,
     /// Live records per collection after the repair.
     pub records: Vec<(String, u64)>,
+    /// Whether the repair dropped acknowledged data — or cannot rule out that it did: a
+    /// step for which [`RepairAction::loses_acknowledged_data`] holds. `geocrm repair` then
+    /// exits with status 4. (Audit-log entries are reported but do not count.)
+    pub acknowledged_data_lost: bool,
 }
 
 impl RepairReport {
@@ -93,6 +101,33 @@ pub enum RepairAction {
         bytes_dropped: u64,
         /// What was wrong at `offset`.
         reason: String,
+        /// Whether the bytes cut (or found missing) held acknowledged writes: damage that
+        /// opening refused. `false` for a torn tail (the end of a write never acknowledged)
+        /// and for bytes past the longest a segment can be.
+        acknowledged: bool,
+    },
+    /// A damaged frame — one that failed its checks, so its bytes are not decoded, or whose
+    /// operations do not decode — was dropped with the transaction holding it (a transaction
+    /// is applied whole or not at all). The operations it held are lost and cannot be named:
+    /// the records they wrote are not in [`RepairAction::OperationsDropped`].
+    DamagedFrameDropped {
+        /// The segment.
+        file: PathBuf,
+        /// Where the frame starts.
+        offset: u64,
+        /// The bytes dropped unread from `offset`: the frame (`whole_frame`), or — when its
+        /// length field cannot be trusted — up to the next frame that reads, or the
+        /// segment's end.
+        bytes: u64,
+        /// Whether `bytes` is exactly the frame, its length borne out by a valid frame (or
+        /// the segment's end) right after it.
+        whole_frame: bool,
+        /// How many operations the lost bytes held, from the LSNs of the intact frames
+        /// around them (or the frame's own count when only its operations failed to
+        /// decode); `None` when nothing intact tells.
+        operations: Option<u64>,
+        /// The LSN of the first of them, with `operations`.
+        first_lsn: Option<u64>,
     },
     /// A segment was removed whole (it followed the damage, or its header was unusable).
     SegmentRemoved {
@@ -106,6 +141,31 @@ pub enum RepairAction {
     /// The log held no segment at all and there is no checkpoint: an empty log was started,
     /// and every record written before is gone (restore from a backup).
     LogLost {
+        /// The log directory.
+        dir: PathBuf,
+    },
+    /// A segment of the log was found missing, emptied, or cut inside its header, so the
+    /// acknowledged writes it held are gone and cannot be listed: the newest segment the
+    /// close record (`log/SYNCED`) records as synced, or a segment nothing records the
+    /// contents of (a checkpoint's, found missing, perhaps with the whole log directory).
+    SegmentLost {
+        /// The segment.
+        file: PathBuf,
+        /// Its length as found; `None` when the file was missing.
+        found_bytes: Option<u64>,
+        /// The length the close record says was synced; `None` when no close record names
+        /// the segment (whether it held writes then cannot be told).
+        synced_bytes: Option<u64>,
+        /// The LSN the segment started at (the close record's or the checkpoint's), if known.
+        first_lsn: Option<u64>,
+        /// The LSN the repaired log continues at: new writes take the lost LSNs again.
+        log_continues_at: u64,
+        /// What opening reported.
+        reason: String,
+    },
+    /// The database's log directory was missing; an empty one was created (the segments it
+    /// held are reported as [`RepairAction::SegmentLost`]).
+    LogDirCreated {
         /// The log directory.
         dir: PathBuf,
     },
@@ -174,10 +234,13 @@ pub enum RepairAction {
         /// The records, in id order.
         ids: Vec<String>,
     },
-    /// Operations a log cut or a segment removal dropped though their frames were intact
-    /// (they followed the damage: the log keeps a prefix of its commits), for one
-    /// collection: the records they upserted, deleted or erased are as the kept log leaves
-    /// them — an update undone, a deleted record back. Ids in order, each once per list.
+    /// Operations a log cut or a segment removal dropped though their frames were intact,
+    /// for one collection: those of the transaction holding a damaged frame (applied whole
+    /// or not at all: its intact frames, before and after the damaged one) and those of
+    /// every commit after it (the log keeps a prefix of its commits). The records they
+    /// upserted, deleted or erased are as the kept log leaves them — an update undone, a
+    /// deleted record back. Ids in order, each once per list. The operations of a damaged
+    /// frame cannot be read and are not here ([`RepairAction::DamagedFrameDropped`]).
     OperationsDropped {
         /// The collection.
         collection: String,
@@ -232,7 +295,56 @@ pub enum RepairAction {
         /// The records, in id order.
         ids: Vec<String>,
     },
+    /// Live records of a collection without PII fields whose log record could not be read
+    /// back were re-written from their checkpoint rows (location and attributes): nothing
+    /// of them was lost.
+    RebuiltFromCheckpoint {
+        /// The collection.
+        collection: String,
+        /// The records, in id order.
+        ids: Vec<String>,
+    },
 }
+
+impl RepairAction {
+    /// Whether this step dropped acknowledged data, or cannot rule out that it did:
+    /// operations of acknowledged commits (intact or in a damaged frame), synced bytes of the
+    /// log found missing, a log segment or the whole log lost, the PII of live records. Not:
+    /// a torn tail (never acknowledged), an unfinished transaction, rebuilt files, records
+    /// rebuilt whole from the checkpoint, the audit log's entries.
+    #[must_use]
+    pub fn loses_acknowledged_data(&self) -> bool {
+        match self {
+            RepairAction::LogCut { acknowledged, .. } => *acknowledged,
+            RepairAction::SegmentRemoved { bytes, .. } => *bytes > crate::log::SEGMENT_HEADER_LEN as u64,
+            RepairAction::OperationsDropped { upserted, deleted, erased, .. } => {
+                !(upserted.is_empty() && deleted.is_empty() && erased.is_empty())
+            }
+            RepairAction::DamagedFrameDropped { .. }
+            | RepairAction::SegmentLost { .. }
+            | RepairAction::LogLost { .. }
+            | RepairAction::UnreadDropped { .. }
+            | RepairAction::PiiDropped { .. } => true,
+            RepairAction::ManifestRebuilt { .. }
+            | RepairAction::SegmentHeaderRebuilt { .. }
+            | RepairAction::LogDirCreated { .. }
+            | RepairAction::SegmentCreated { .. }
+            | RepairAction::KeystoreCut { .. }
+            | RepairAction::AuditCut { .. }
+            | RepairAction::AuditRestarted { .. }
+            | RepairAction::CheckpointRebuilt { .. }
+            | RepairAction::Compacted { .. }
+            | RepairAction::ErasedAgain { .. }
+            | RepairAction::UnfinishedDropped { .. }
+            | RepairAction::BlindValuesDerivedAgain { .. }
+            | RepairAction::RebuiltFromCheckpoint { .. } => false,
+        }
+    }
+}
+
+/// How many ids an action's text lists before it says how many more there are (the report
+/// as data, `--json`, has them all): one line held 9 KB of ids (from a hands-on review).
+const IDS_SHOWN: usize = 20;
 
 impl std::fmt::Display for RepairAction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -245,19 +357,70 @@ impl std::fmt::Display for RepairAction {
             }
             // A segment found already short (cut at a transaction's end): it is taken as it
             // ends; "dropped 0 bytes" read as if nothing had been lost.
-            RepairAction::LogCut { file, offset, bytes_dropped: 0, reason } => write!(
+            RepairAction::LogCut { file, offset, bytes_dropped: 0, reason, .. } => write!(
                 f,
                 "kept {} as it ends, at byte {offset} ({reason}); nothing was left to cut, and what \
                  the missing bytes held cannot be listed",
                 file.display()
             ),
-            RepairAction::LogCut { file, offset, bytes_dropped, reason } => write!(
+            RepairAction::LogCut { file, offset, bytes_dropped, reason, .. } => write!(
                 f,
                 "cut {} at byte {offset} ({reason}); dropped {bytes_dropped} bytes of transactions",
                 file.display()
             ),
+            RepairAction::DamagedFrameDropped { file, offset, bytes, whole_frame, operations, first_lsn } => {
+                let end = offset + bytes;
+                if *whole_frame {
+                    write!(f, "the damaged frame at bytes {offset}..{end} of {} ({bytes} bytes)", file.display())?;
+                } else {
+                    write!(
+                        f,
+                        "the damaged frame at byte {offset} of {}, whose length cannot be trusted, and the \
+                         bytes after it up to byte {end} ({bytes} bytes in all)",
+                        file.display()
+                    )?;
+                }
+                write!(f, " cannot be read (bytes that fail their checks are never decoded): ")?;
+                match (operations, first_lsn) {
+                    (Some(0), _) => write!(f, "it held no operation, but its transaction is dropped whole"),
+                    (Some(n), Some(first)) => write!(
+                        f,
+                        "the {n} operation(s) it held, LSNs {first} to {}, are lost with its transaction, and \
+                         the records they wrote are NOT named in this report",
+                        first + n - 1
+                    ),
+                    _ => write!(
+                        f,
+                        "the operations it held are lost with its transaction, and the records they wrote \
+                         are NOT named in this report (how many there were cannot be told)"
+                    ),
+                }
+            }
             RepairAction::SegmentRemoved { file, bytes, reason } => {
                 write!(f, "removed {} ({bytes} bytes): {reason}", file.display())
+            }
+            RepairAction::SegmentLost { file, found_bytes, synced_bytes, first_lsn, log_continues_at, reason } => {
+                write!(f, "LOST {}", file.display())?;
+                if let Some(first) = first_lsn {
+                    write!(f, " (the writes from LSN {first} on)")?;
+                }
+                match found_bytes {
+                    None => write!(f, ": the file is missing")?,
+                    Some(n) => write!(f, ": the file holds only {n} bytes")?,
+                }
+                match synced_bytes {
+                    Some(synced) => write!(
+                        f,
+                        ", yet the log was closed with its first {synced} bytes synced (log/SYNCED): every \
+                         acknowledged write in it is gone, and what they were cannot be listed"
+                    )?,
+                    None => write!(
+                        f,
+                        ", and nothing records what it held: the acknowledged writes in it, if there were \
+                         any, are gone, and what they were cannot be listed"
+                    )?,
+                }
+                write!(f, "; the log continues at LSN {log_continues_at} ({reason})")
             }
             RepairAction::LogLost { dir } => write!(
                 f,
@@ -265,6 +428,7 @@ impl std::fmt::Display for RepairAction {
                  written before is gone (restore it from a backup if there is one)",
                 dir.display()
             ),
+            RepairAction::LogDirCreated { dir } => write!(f, "created the missing log directory {}", dir.display()),
             RepairAction::SegmentCreated { file, first_lsn } => {
                 write!(f, "created empty {} starting at LSN {first_lsn}", file.display())
             }
@@ -287,16 +451,23 @@ impl std::fmt::Display for RepairAction {
             RepairAction::Compacted { reason } => {
                 write!(f, "compacted the log to drop damaged segments a checkpoint covered ({reason})")
             }
-            RepairAction::ErasedAgain { collection, ids } => write!(
-                f,
-                "{} erased record(s) in {collection:?} whose tombstone the cut dropped deleted again: {}",
-                ids.len(),
-                ids.join(", ")
-            ),
+            RepairAction::ErasedAgain { collection, ids } => {
+                write!(
+                    f,
+                    "{} erased record(s) in {collection:?} whose tombstone the cut dropped deleted again: ",
+                    ids.len()
+                )?;
+                write_ids(f, ids)
+            }
             RepairAction::OperationsDropped { collection, upserted, deleted, erased } => {
-                write!(f, "dropped intact operations on {collection:?} that followed the damage:")?;
+                write!(
+                    f,
+                    "dropped intact operations on {collection:?} of the transactions dropped with the damage \
+                     (a transaction holding a damaged frame goes whole, its intact frames before and after \
+                     it too, and every commit after the damage goes with it):"
+                )?;
                 write_ops(f, [upserted, deleted, erased])?;
-                write!(f, " those records are as the log before the damage leaves them")
+                write!(f, " those records are as the log before those transactions leaves them")
             }
             RepairAction::UnfinishedDropped { file, collection, upserted, deleted, erased } => {
                 write!(
@@ -310,22 +481,65 @@ impl std::fmt::Display for RepairAction {
             }
             RepairAction::UnreadDropped { file, bytes } => write!(
                 f,
-                "the last {bytes} bytes dropped from {} could not be read as frames: what they held is not listed",
+                "{bytes} more bytes dropped from {} could not be read as frames: what they held is not listed",
                 file.display()
             ),
-            RepairAction::BlindValuesDerivedAgain { collection, ids } => write!(
-                f,
-                "{} record(s) in {collection:?} given phone and e-mail blind values under the \
-                 keystore's blind-index root key (theirs were made under a lost one): {}",
-                ids.len(),
-                ids.join(", ")
-            ),
-            RepairAction::PiiDropped { collection, ids } => write!(
-                f,
-                "{} record(s) in {collection:?} kept without PII (data key or log record lost): {}",
-                ids.len(),
-                ids.join(", ")
-            ),
+            RepairAction::BlindValuesDerivedAgain { collection, ids } => {
+                write!(
+                    f,
+                    "{} record(s) in {collection:?} given phone and e-mail blind values under the \
+                     keystore's blind-index root key (theirs were made under a lost one): ",
+                    ids.len()
+                )?;
+                write_ids(f, ids)
+            }
+            RepairAction::PiiDropped { collection, ids } => {
+                write!(
+                    f,
+                    "{} record(s) in {collection:?} kept without PII (data key or log record lost; their \
+                     location and attributes are kept): ",
+                    ids.len()
+                )?;
+                write_ids(f, ids)
+            }
+            RepairAction::RebuiltFromCheckpoint { collection, ids } => {
+                write!(
+                    f,
+                    "{} record(s) in {collection:?} rebuilt from the checkpoint (their log records were \
+                     damaged or lost; the collection has no PII fields, so nothing of them was lost): ",
+                    ids.len()
+                )?;
+                write_ids(f, ids)
+            }
+        }
+    }
+}
+
+/// "a, b, c": the first [`IDS_SHOWN`] ids, then how many more there are.
+fn write_ids(f: &mut std::fmt::Formatter<'_>, ids: &[String]) -> std::fmt::Result {
+    let shown = ids.get(..IDS_SHOWN).unwrap_or(ids);
+    write!(f, "{}", shown.join(", "))?;
+    match ids.len() - shown.len() {
+        0 => Ok(()),
+        more => write!(f, ", and {more} more"),
+    }
+}
+
+impl RepairAction {
+    /// Whether this step's text leaves ids out: more than 20 in one of its lists (it gives
+    /// the first 20 and how many more there are; the step as data has them all).
+    #[must_use]
+    pub fn text_leaves_ids_out(&self) -> bool {
+        match self {
+            RepairAction::OperationsDropped { upserted, deleted, erased, .. }
+            | RepairAction::UnfinishedDropped { upserted, deleted, erased, .. } => {
+                [upserted, deleted, erased].iter().any(|ids| ids.len() > IDS_SHOWN)
+            }
+            RepairAction::ErasedAgain { ids, .. }
+            | RepairAction::BlindValuesDerivedAgain { ids, .. }
+            | RepairAction::PiiDropped { ids, .. }
+            | RepairAction::RebuiltFromCheckpoint { ids, .. } => ids.len() > IDS_SHOWN,
+            _ => false,
         }
     }
 }
@@ -337,7 +551,9 @@ fn write_ops(
 ) -> std::fmt::Result {
     for (what, ids) in [("upserts of", upserted), ("deletions of", deleted), ("erasures of", erased)] {
         if !ids.is_empty() {
-            write!(f, " {what} {} ({});", ids.len(), ids.join(", "))?;
+            write!(f, " {what} {} (", ids.len())?;
+            write_ids(f, ids)?;
+            write!(f, ");")?;
         }
     }
     Ok(())
@@ -351,8 +567,9 @@ impl Database {
     /// longest valid prefix, no holes); a damaged keystore frame cuts the keystore and the
     /// records whose keys went with it are kept without PII; damage under the checkpoint is
     /// compacted away; an erased record whose tombstone a cut dropped is deleted again. A
-    /// database that opens cleanly is left as it is (an empty report). Hold no other handle
-    /// on the directory; FORMAT.md §1.1 lists what is written to which file.
+    /// database that opens cleanly is left as it is (an empty report). Whether any step
+    /// dropped acknowledged data is [`RepairReport::acknowledged_data_lost`]. Hold no other
+    /// handle on the directory; FORMAT.md §1.1 lists what is written to which file.
     ///
     /// ```
     /// use geocrm::{Database, LatLon, Options, Record, Schema};
@@ -367,6 +584,7 @@ impl Database {
     /// assert!(Database::open(dir.path(), Options::new()).is_err());
     /// let report = Database::repair(dir.path(), Options::new())?;
     /// assert_eq!(report.actions.len(), 1);
+    /// assert!(!report.acknowledged_data_lost); // the log holds every commit
     /// let db = Database::open(dir.path(), Options::new())?;
     /// assert!(db.read().collection("c")?.get("a")?.is_some());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -436,6 +654,8 @@ fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport
         ..options
     };
     let mut actions = Vec::new();
+    // Segments removed, or said to be lost, by a step so far.
+    let mut gone = std::collections::BTreeSet::new();
     // With no checkpoint the open starts an empty log over a lost one: said, not silent (it
     // reported nothing to repair; from the durability review).
     let log_dir = dir.join(LOG_DIR);
@@ -460,7 +680,15 @@ fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport
                         reason: "a torn tail: the end of a write that was never acknowledged (a crash or a \
                                  failure during it), or damage to the last writes before a crash"
                             .to_owned(),
+                        acknowledged: false,
                     });
+                }
+                // Where the log goes on, now that no step cuts it any more (`finish` only
+                // appends).
+                for action in &mut actions {
+                    if let RepairAction::SegmentLost { log_continues_at, .. } = action {
+                        *log_continues_at = db.next_lsn();
+                    }
                 }
                 // The same for the audit log (an entry whose read never returned, or damage to
                 // the last one that no close record vouched for).
@@ -484,11 +712,24 @@ fn repair_in(dir: &Path, options: Options, dry_run: bool) -> Result<RepairReport
                         (name, len)
                     })
                     .collect();
-                return Ok(RepairReport { dry_run, actions, next_lsn: db.next_lsn(), records });
+                let acknowledged_data_lost = actions.iter().any(RepairAction::loses_acknowledged_data);
+                return Ok(RepairReport {
+                    dry_run,
+                    actions,
+                    next_lsn: db.next_lsn(),
+                    records,
+                    acknowledged_data_lost,
+                });
             }
             Err(Error::Corrupt { file, offset, reason }) => {
                 let _lock = super::lock_with_wait(fs.as_ref(), dir, options.lock_wait)?;
-                let step = salvage(fs.as_ref(), dir, &file, offset, &reason)?;
+                let step = salvage(fs.as_ref(), dir, (&file, offset), &reason, &mut gone)?;
+                // Segments the repair removed itself are not lost again when found missing.
+                for action in &step {
+                    if let RepairAction::SegmentRemoved { file, .. } = action {
+                        gone.extend(file.file_name().and_then(|n| n.to_str()).and_then(parse_segment_name));
+                    }
+                }
                 actions.extend(step);
             }
             Err(other) => return Err(other),
@@ -516,7 +757,8 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
         dropped_tail > 0 || actions.iter().any(|a| matches!(a, RepairAction::KeystoreCut { .. }));
     let manifest = db.inner.manifest.lock().clone();
     let was_erased = |key_id: u64| manifest.erased_key(key_id).unwrap_or(!keystore_cut);
-    let mut rewrites: Vec<(String, Vec<Record>, Vec<String>)> = Vec::new();
+    // (collection, whether its schema has PII fields, records to re-write, records to erase)
+    let mut rewrites: Vec<(String, bool, Vec<Record>, Vec<String>)> = Vec::new();
     // Live records whose key the keystore does not hold: (collection, id, key id).
     let mut missing: std::collections::HashSet<(String, String, u64)> = std::collections::HashSet::new();
     {
@@ -557,7 +799,7 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
             if !lost.is_empty() || !erased.is_empty() {
                 lost.sort_by(|a, b| a.id().cmp(b.id()));
                 erased.sort();
-                rewrites.push((name, lost, erased));
+                rewrites.push((name, !reader.c.schema.pii_fields().is_empty(), lost, erased));
             }
         }
     }
@@ -582,10 +824,10 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
             let k = keystore.as_ref().and_then(|ks| ks.key_id(c, id));
             k.is_some_and(|k| missing.contains(&(c.to_owned(), id.to_owned(), k)))
         };
-        for (name, lost, _) in &mut rewrites {
+        for (name, _, lost, _) in &mut rewrites {
             lost.retain(|r| !back(name, r.id()));
         }
-        rewrites.retain(|(_, lost, erased)| !lost.is_empty() || !erased.is_empty());
+        rewrites.retain(|(_, _, lost, erased)| !lost.is_empty() || !erased.is_empty());
     }
     // Live records (not erased ones) still without their key: what the dropped frame cost.
     let keys_lost = {
@@ -630,7 +872,7 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
             ks.retire_key_id(last)?;
         }
     }
-    for (collection, records, erased) in rewrites {
+    for (collection, has_pii, records, erased) in rewrites {
         for chunk in erased.chunks(10_000) {
             let mut batch = db.begin_write();
             for id in chunk {
@@ -649,8 +891,13 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
             }
             batch.commit()?;
         }
+        // A collection without PII fields lost nothing: its records are whole again.
         if !ids.is_empty() {
-            actions.push(RepairAction::PiiDropped { collection, ids });
+            actions.push(if has_pii {
+                RepairAction::PiiDropped { collection, ids }
+            } else {
+                RepairAction::RebuiltFromCheckpoint { collection, ids }
+            });
         }
     }
     // Interrupted erasures, finished only now that the conclusions above are committed
@@ -666,9 +913,14 @@ fn finish(db: &Database, actions: &mut Vec<RepairAction>) -> Result<()> {
         }
     }
     if db.checkpoint_rejected().is_some()
-        || actions
-            .iter()
-            .any(|a| matches!(a, RepairAction::PiiDropped { .. } | RepairAction::ErasedAgain { .. }))
+        || actions.iter().any(|a| {
+            matches!(
+                a,
+                RepairAction::PiiDropped { .. }
+                    | RepairAction::RebuiltFromCheckpoint { .. }
+                    | RepairAction::ErasedAgain { .. }
+            )
+        })
     {
         db.checkpoint()?;
     }
@@ -774,9 +1026,9 @@ fn record_from_row(c: &super::state::CollectionState, row: crate::index::view::R
 fn salvage(
     fs: &dyn FileSystem,
     dir: &Path,
-    file: &Path,
-    offset: u64,
+    (file, offset): (&Path, u64),
     reason: &str,
+    gone: &mut std::collections::BTreeSet<u64>,
 ) -> Result<Vec<RepairAction>> {
     let log_dir = dir.join(LOG_DIR);
     let refuse =
@@ -849,7 +1101,7 @@ fn salvage(
         .and_then(|_| file.file_name()?.to_str())
         .and_then(parse_segment_name);
     match segment {
-        Some(number) => salvage_segment(fs, dir, number, offset, reason),
+        Some(number) => salvage_segment(fs, dir, (number, offset), reason, gone),
         None => refuse("this file"),
     }
 }
@@ -857,14 +1109,22 @@ fn salvage(
 fn salvage_segment(
     fs: &dyn FileSystem,
     dir: &Path,
-    number: u64,
-    offset: u64,
+    (number, offset): (u64, u64),
     reason: &str,
+    gone: &mut std::collections::BTreeSet<u64>,
 ) -> Result<Vec<RepairAction>> {
     let log_dir = dir.join(LOG_DIR);
     let path = segment_path(&log_dir, number);
     let manifest =
         Manifest::load(fs, dir)?.ok_or_else(|| Error::corrupt(dir.join(MANIFEST_NAME), 0, "missing"))?;
+    let mut actions = Vec::new();
+    // A log directory gone whole is a log without segments (it failed listing it, while an
+    // empty one was salvaged from the checkpoint; from a hands-on review).
+    if !fs.exists(&log_dir)? {
+        fs.create_dir_all(&log_dir)?;
+        fs.sync_dir(dir)?;
+        actions.push(RepairAction::LogDirCreated { dir: log_dir.clone() });
+    }
     // What this step cuts, removes or rewrites, the last close may have synced: its record
     // (`log/SYNCED`) would make the next open report the cut as damage again. Forgotten only
     // when the step changes the log (a refusal keeps it, and with it the protection).
@@ -880,7 +1140,10 @@ fn salvage_segment(
         (segment_path(&log_dir, newest), synced)
     });
     let new_dropped = || DroppedOps { unfinished_from: unfinished_from.clone(), ..DroppedOps::default() };
-    let mut actions = Vec::new();
+    // What the last close recorded of this segment, if it names it: a segment found missing or
+    // shorter than that lost acknowledged writes (it was taken as gone, or created empty,
+    // with nothing said; from a hands-on review).
+    let mark = crate::log::read_synced(fs, &log_dir, &manifest.db_id).filter(|m| m.segment == number);
     if !fs.exists(&path)? {
         // Only the segment a checkpoint starts replay at is looked for by number.
         let Some(record) = manifest.checkpoint.as_ref().filter(|c| c.segment == number) else {
@@ -888,13 +1151,13 @@ fn salvage_segment(
                 // Every segment gone and no checkpoint (the close record named one): the log
                 // starts again, empty, as when no record was there to name it.
                 forget_synced()?;
-                return Ok(vec![RepairAction::LogLost { dir: log_dir }]);
+                actions.push(RepairAction::LogLost { dir: log_dir });
+                return Ok(actions);
             }
             // The newest segment, which the close record names, is gone whole: the log ends
             // with the segments before it (with none left, the next step finds the
             // checkpoint's segment missing and starts it again).
             if newest.is_none_or(|newest| newest < number) {
-                let bytes = crate::log::read_synced(fs, &log_dir, &manifest.db_id).map_or(0, |m| m.len);
                 // Segment numbers run on by one: those between the newest left and the one
                 // the record names went too (the report named only the last).
                 let reason = match newest.map(|n| n + 1).filter(|&first| first < number) {
@@ -908,10 +1171,33 @@ fn salvage_segment(
                     None => reason.to_owned(),
                 };
                 forget_synced()?;
-                return Ok(vec![RepairAction::SegmentRemoved { file: path, bytes, reason }]);
+                // Said once: the checkpoint's segment among them is then only created again.
+                gone.extend(newest.map_or(1, |n| n + 1)..=number);
+                actions.push(RepairAction::SegmentLost {
+                    file: path,
+                    found_bytes: None,
+                    synced_bytes: mark.map(|m| m.len),
+                    first_lsn: mark.map(|m| m.first_lsn),
+                    log_continues_at: 0,
+                    reason,
+                });
+                return Ok(actions);
             }
             return Err(Error::corrupt(&path, offset, format!("{reason}; repair cannot salvage this")));
         };
+        // Unless the repair removed it itself (what it held is listed), or said already: its
+        // writes are lost — those the close record counts, or (no record names it, as when
+        // the whole log directory went) any there were.
+        if gone.insert(number) && mark.is_none_or(|m| m.len > crate::log::SEGMENT_HEADER_LEN as u64) {
+            actions.push(RepairAction::SegmentLost {
+                file: path.clone(),
+                found_bytes: None,
+                synced_bytes: mark.map(|m| m.len),
+                first_lsn: Some(mark.map_or(record.lsn, |m| m.first_lsn)),
+                log_continues_at: 0,
+                reason: reason.to_owned(),
+            });
+        }
         forget_synced()?;
         let header = SegmentHeader { number, first_lsn: record.lsn, db_id: manifest.db_id };
         let mut dropped = new_dropped();
@@ -921,6 +1207,7 @@ fn salvage_segment(
             number + 1,
             "follows a missing segment",
             &mut dropped,
+            &manifest.db_id,
         )?);
         actions.extend(dropped.actions());
         write_atomic(fs, &log_dir, &segment_file_name(&path), &header.encode())?;
@@ -934,12 +1221,15 @@ fn salvage_segment(
         forget_synced()?;
         let bytes_dropped = cut(fs, &path, crate::log::MAX_SEGMENT_LEN)?;
         let reason = "longer than a segment can be".to_owned();
-        return Ok(vec![RepairAction::LogCut {
+        // (No writer goes past the limit: nothing there was acknowledged.)
+        actions.push(RepairAction::LogCut {
             file: path,
             offset: crate::log::MAX_SEGMENT_LEN,
             bytes_dropped,
             reason,
-        }]);
+            acknowledged: false,
+        });
+        return Ok(actions);
     }
     let bytes = crate::log::read_segment(fs, &path)?;
     let parsed = SegmentHeader::parse(&bytes, &path, number, &manifest.db_id);
@@ -972,6 +1262,21 @@ fn salvage_segment(
         }
     }
     if parsed.is_err() {
+        // Emptied, or cut inside its header, or shorter than the close record says it was
+        // synced: the bytes missing held acknowledged writes (any, for one shorter than a
+        // header, when no record names it).
+        let short = bytes.len() < crate::log::SEGMENT_HEADER_LEN;
+        if short || mark.is_some_and(|m| m.len > bytes.len() as u64) {
+            gone.insert(number);
+            actions.push(RepairAction::SegmentLost {
+                file: path.clone(),
+                found_bytes: Some(bytes.len() as u64),
+                synced_bytes: mark.map(|m| m.len),
+                first_lsn: mark.map(|m| m.first_lsn),
+                log_continues_at: 0,
+                reason: reason.to_owned(),
+            });
+        }
         forget_synced()?;
         if let Some(first_lsn) = first_frame_lsn(&bytes) {
             let mut fixed = SegmentHeader { number, first_lsn, db_id: manifest.db_id }.encode();
@@ -982,36 +1287,56 @@ fn salvage_segment(
         }
         // Its frames (from where the header would end) are listed, as far as they read.
         let mut dropped = new_dropped();
-        let mut actions = remove_segments_from(fs, &log_dir, number, reason, &mut dropped)?;
+        actions.extend(remove_segments_from(fs, &log_dir, number, reason, &mut dropped, &manifest.db_id)?);
         actions.extend(dropped.actions());
         return Ok(actions);
     }
+    let first_lsn = parsed.map(|h| h.first_lsn).ok();
     // What the intact frames after the damage held, listed before they go.
     forget_synced()?;
     let mut dropped = new_dropped();
     let header_len = crate::log::SEGMENT_HEADER_LEN;
     if offset < header_len as u64 {
         // The header is sound, so the segment does not continue the log (a gap or an LSN
-        // that does not follow): it and everything after it go.
-        actions.extend(remove_segments_from(fs, &log_dir, number, reason, &mut dropped)?);
+        // that does not follow): it and everything after it go. The first segment of a gap
+        // held acknowledged writes nothing can list (the reason names the gap).
+        let before = crate::log::segment_numbers(fs, &log_dir)?.into_iter().filter(|&n| n < number).max();
+        if let Some(missing) = before.map(|n| n + 1).filter(|&n| n < number && gone.insert(n)) {
+            actions.push(RepairAction::SegmentLost {
+                file: segment_path(&log_dir, missing),
+                found_bytes: None,
+                synced_bytes: None,
+                first_lsn: None,
+                log_continues_at: 0,
+                reason: reason.to_owned(),
+            });
+        }
+        actions.extend(remove_segments_from(fs, &log_dir, number, reason, &mut dropped, &manifest.db_id)?);
         actions.extend(dropped.actions());
         return Ok(actions);
     }
     // Cut where the transaction holding the damaged frame starts: its frames before the
     // damage are an incomplete transaction without the rest (the next open would cut them).
     let damaged_at = usize::try_from(offset).unwrap_or(usize::MAX);
-    let start = crate::log::transaction_start(&bytes, damaged_at);
+    let (start, start_lsn) = crate::log::transaction_start(&bytes, damaged_at, first_lsn.unwrap_or_default());
     dropped.damaged = Some((path.clone(), damaged_at));
-    dropped.read(&path, &bytes, start);
+    let lsn_after = segment_first_lsn(fs, &log_dir, number + 1, &manifest.db_id);
+    dropped.read(&path, &bytes, start, start_lsn.filter(|_| first_lsn.is_some()), lsn_after);
     let after = "follows damage in an earlier segment";
-    actions.extend(remove_segments_from(fs, &log_dir, number + 1, after, &mut dropped)?);
+    actions.extend(remove_segments_from(fs, &log_dir, number + 1, after, &mut dropped, &manifest.db_id)?);
     let bytes_dropped = cut(fs, &path, start as u64)?;
     let reason = if start < damaged_at {
         format!("{reason}; the transaction that frame belongs to starts at byte {start}")
     } else {
         reason.to_owned()
     };
-    actions.push(RepairAction::LogCut { file: path, offset: start as u64, bytes_dropped, reason });
+    actions.push(RepairAction::LogCut {
+        file: path,
+        offset: start as u64,
+        bytes_dropped,
+        reason,
+        acknowledged: true,
+    });
     actions.extend(dropped.actions());
     Ok(actions)
 }
@@ -1021,13 +1346,17 @@ type IdsByCollection = std::collections::BTreeMap<String, [std::collections::BTr
 
 /// The operations of intact frames a repair drops, by collection (for
 /// [`RepairAction::OperationsDropped`]), those of an unfinished transaction at a segment's
-/// end apart ([`RepairAction::UnfinishedDropped`]), and the bytes it could not read as
-/// frames.
+/// end apart ([`RepairAction::UnfinishedDropped`]), the damaged frame whose operations
+/// cannot be read ([`RepairAction::DamagedFrameDropped`]), and the other bytes it could not
+/// read as frames.
 #[derive(Default)]
 struct DroppedOps {
     by_collection: IdsByCollection,
     unfinished: Vec<(PathBuf, IdsByCollection)>,
     unread: Vec<(PathBuf, u64)>,
+    /// The frames whose operations could not be read: the damaged one, and any whose
+    /// checksum held but whose operations do not decode.
+    lost_frames: Vec<RepairAction>,
     /// The log's newest segment and the offset from which a transaction there may be one a
     /// crash left unfinished (past the close record's synced length): a transaction without
     /// its last frame anywhere else was finished — a sealed segment ends between
@@ -1039,31 +1368,73 @@ struct DroppedOps {
 }
 
 impl DroppedOps {
-    /// The frames of `bytes` (segment `path`) from `at` (a transaction's start) on. A
-    /// transaction never spans segments: the operations of frames after the segment's last
-    /// one that ends a transaction belong to one never finished.
-    fn read(&mut self, path: &Path, bytes: &[u8], at: usize) {
-        let (bodies, unread) = crate::log::frame_bodies_from(bytes, at);
+    /// The frames of `bytes` (segment `path`) from `at` (a transaction's start, whose first
+    /// operation's LSN is `lsn_at` when known) on; `lsn_after`: the LSN the next segment
+    /// starts at, when known. A transaction never spans segments: the operations of frames
+    /// after the segment's last one that ends a transaction belong to one never finished.
+    /// Bytes that fail their checks are never decoded: how many operations they held is told
+    /// from the LSNs of the intact frames around them.
+    fn read(&mut self, path: &Path, bytes: &[u8], at: usize, lsn_at: Option<u64>, lsn_after: Option<u64>) {
+        let pieces = crate::log::frame_pieces_from(bytes, at);
         let mut pending = IdsByCollection::new();
         let mut pending_at = None;
-        for crate::log::FrameBody { at, body, op_count, more } in bodies {
-            pending_at.get_or_insert(at);
-            // A body that does not decode is listed as unread bytes' worth of nothing: its
-            // frame passed its checksum, so this does not happen short of a bug.
-            if let Ok(ops) = super::ops::decode_body(body, op_count) {
-                for op in ops {
-                    let (collection, id, kind) = match op {
-                        super::ops::LogOp::Upsert(r) => (r.collection, r.id, 0),
-                        super::ops::LogOp::Delete { collection, id } => (collection, id, 1),
-                        super::ops::LogOp::Erase { collection, id, .. } => (collection, id, 2),
-                        _ => continue,
+        // The LSN of the next operation, as far as the intact frames tell.
+        let mut lsn = lsn_at;
+        let mut unread = 0u64;
+        for (i, piece) in pieces.iter().enumerate() {
+            let frame = match piece {
+                crate::log::Piece::Frame(frame) => frame,
+                &crate::log::Piece::Unread { at, len, one_frame } => {
+                    let next_lsn = match pieces.get(i + 1) {
+                        Some(crate::log::Piece::Frame(next)) => Some(next.first_lsn),
+                        Some(crate::log::Piece::Unread { .. }) => None,
+                        None => lsn_after,
                     };
-                    if let Some(ids) = pending.entry(collection).or_default().get_mut(kind) {
-                        ids.insert(id);
+                    let operations = lsn.zip(next_lsn).and_then(|(from, to)| to.checked_sub(from));
+                    if self.damaged.as_ref().is_some_and(|(p, d)| p == path && *d == at) {
+                        self.lost_frames.push(RepairAction::DamagedFrameDropped {
+                            file: path.to_owned(),
+                            offset: at as u64,
+                            bytes: len as u64,
+                            whole_frame: one_frame,
+                            operations,
+                            first_lsn: operations.and(lsn),
+                        });
+                    } else {
+                        unread += len as u64;
+                    }
+                    lsn = next_lsn;
+                    continue;
+                }
+            };
+            pending_at.get_or_insert(frame.at);
+            lsn = frame.first_lsn.checked_add(u64::from(frame.op_count));
+            match super::ops::decode_body(frame.body, frame.op_count) {
+                Ok(ops) => {
+                    for op in ops {
+                        let (collection, id, kind) = match op {
+                            super::ops::LogOp::Upsert(r) => (r.collection, r.id, 0),
+                            super::ops::LogOp::Delete { collection, id } => (collection, id, 1),
+                            super::ops::LogOp::Erase { collection, id, .. } => (collection, id, 2),
+                            _ => continue,
+                        };
+                        if let Some(ids) = pending.entry(collection).or_default().get_mut(kind) {
+                            ids.insert(id);
+                        }
                     }
                 }
+                // Its checksum held, yet its operations do not decode (opening refused it
+                // for that): they are lost with their transaction, unnamed.
+                Err(_) => self.lost_frames.push(RepairAction::DamagedFrameDropped {
+                    file: path.to_owned(),
+                    offset: frame.at as u64,
+                    bytes: frame.len as u64,
+                    whole_frame: true,
+                    operations: Some(u64::from(frame.op_count)),
+                    first_lsn: Some(frame.first_lsn),
+                }),
             }
-            if !more {
+            if !frame.more {
                 // (A damaged frame stepped over may have ended a transaction: its operations
                 // are then taken with the next one's, as finished, which they may have been.)
                 self.take_finished(std::mem::take(&mut pending));
@@ -1081,7 +1452,7 @@ impl DroppedOps {
             self.take_finished(pending);
         }
         if unread > 0 {
-            self.unread.push((path.to_owned(), unread as u64));
+            self.unread.push((path.to_owned(), unread));
         }
     }
 
@@ -1096,16 +1467,15 @@ impl DroppedOps {
     }
 
     fn actions(self) -> Vec<RepairAction> {
-        let mut out: Vec<RepairAction> = self
-            .by_collection
-            .into_iter()
-            .map(|(collection, [upserted, deleted, erased])| RepairAction::OperationsDropped {
+        let mut out = self.lost_frames;
+        out.extend(self.by_collection.into_iter().map(|(collection, [upserted, deleted, erased])| {
+            RepairAction::OperationsDropped {
                 collection,
                 upserted: upserted.into_iter().collect(),
                 deleted: deleted.into_iter().collect(),
                 erased: erased.into_iter().collect(),
-            })
-            .collect();
+            }
+        }));
         for (file, by_collection) in self.unfinished {
             out.extend(by_collection.into_iter().map(|(collection, [upserted, deleted, erased])| {
                 RepairAction::UnfinishedDropped {
@@ -1122,6 +1492,15 @@ impl DroppedOps {
     }
 }
 
+/// The first LSN the intact header of segment `number` records, if it is there and intact.
+fn segment_first_lsn(fs: &dyn FileSystem, log_dir: &Path, number: u64, db_id: &[u8; 16]) -> Option<u64> {
+    let path = segment_path(log_dir, number);
+    let file = fs.open_read(&path).ok()?;
+    let mut header = vec![0u8; crate::log::SEGMENT_HEADER_LEN];
+    file.read_exact_at(&mut header, 0).ok()?;
+    SegmentHeader::parse(&header, &path, number, db_id).ok().map(|h| h.first_lsn)
+}
+
 fn segment_file_name(path: &Path) -> String {
     path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned()
 }
@@ -1134,6 +1513,7 @@ fn remove_segments_from(
     from: u64,
     reason: &str,
     dropped: &mut DroppedOps,
+    db_id: &[u8; 16],
 ) -> Result<Vec<RepairAction>> {
     let mut numbers = crate::log::segment_numbers(fs, log_dir)?;
     numbers.retain(|&n| n >= from);
@@ -1143,7 +1523,9 @@ fn remove_segments_from(
         // One longer than any segment can be is removed without listing what it held.
         match crate::log::read_segment(fs, &file) {
             Ok(bytes) => {
-                dropped.read(&file, &bytes, crate::log::SEGMENT_HEADER_LEN);
+                let lsn_at = segment_first_lsn(fs, log_dir, n, db_id);
+                let lsn_after = segment_first_lsn(fs, log_dir, n + 1, db_id);
+                dropped.read(&file, &bytes, crate::log::SEGMENT_HEADER_LEN, lsn_at, lsn_after);
                 lens.push(bytes.len() as u64);
             }
             Err(Error::Corrupt { .. }) => lens.push(fs.open_read(&file)?.len()),

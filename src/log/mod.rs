@@ -103,7 +103,7 @@ pub(crate) use synced::{
 pub use synced::{AUDIT_SYNCED_MAGIC, SYNCED_FILE, SYNCED_LEN, SYNCED_MAGIC, SYNCED_VERSION};
 pub use writer::Log;
 
-pub(crate) use replay::{first_frame_lsn, frame_bodies_from, scan, transaction_start, FrameBody};
+pub(crate) use replay::{first_frame_lsn, frame_pieces_from, scan, transaction_start, Piece};
 pub(crate) use segment::{parse_segment_name, SegmentHeader};
 
 use crate::error::Result;

@@ -57,12 +57,22 @@ pub(crate) fn scan(
             let from: Vec<u64> = all.iter().copied().filter(|&n| n >= s.segment).collect();
             if from.first() != Some(&s.segment) {
                 let path = log_dir.join(segment_name(s.segment));
-                let reason = match all.first() {
-                    None => "the log holds no segment at all: every write since the checkpoint (without one, \
-                             every write) is gone — restore the database from a backup"
-                        .to_owned(),
-                    Some(first) => format!(
-                        "the segment the manifest starts replay at is missing (the log's first segment is {first})"
+                // Where the log is read from: after a checkpoint (its LSN known), or the log's
+                // floor — its first segment, 1 or where a compaction left it — which was called
+                // the segment "the manifest starts replay at" (from a hands-on review).
+                let reason = match (all.first(), s.first_lsn) {
+                    (None, _) => {
+                        "the log holds no segment at all: every write since the checkpoint (without \
+                                  one, every write) is gone — restore the database from a backup"
+                            .to_owned()
+                    }
+                    (Some(first), Some(lsn)) => format!(
+                        "the segment the checkpoint (LSN {lsn}) starts replay at is missing, with the writes \
+                         after the checkpoint in it (the oldest segment there is {first})"
+                    ),
+                    (Some(first), None) => format!(
+                        "the log's first segment is missing (the log floor the MANIFEST records; the oldest \
+                         segment there is {first}): the log records it held are gone"
                     ),
                 };
                 return Err(Error::corrupt(path, 0, reason));
@@ -334,59 +344,101 @@ pub(crate) fn first_frame_lsn(segment: &[u8]) -> Option<u64> {
     }
 }
 
-/// A valid frame's body, as [`frame_bodies_from`] reads it.
+/// A valid frame's body, as [`frame_pieces_from`] reads it.
 pub(crate) struct FrameBody<'a> {
     /// Where the frame starts in the segment.
     pub at: usize,
+    /// The whole frame's length, header included.
+    pub len: usize,
     /// The operations' bytes.
     pub body: &'a [u8],
+    /// The LSN of its first operation.
+    pub first_lsn: u64,
     /// How many operations.
     pub op_count: u32,
     /// The MORE flag: the transaction goes on in the next frame.
     pub more: bool,
 }
 
-/// For `repair`, listing what it drops: the bodies (with their operation counts and MORE
-/// flags: whether the transaction goes on in the next frame) of the valid frames of
-/// `segment` from byte `at` on, read one after the other — a frame that is
-/// not valid is stepped over by its declared length — and how many bytes could not be read
-/// as frames besides the first such frame (the damage itself): those after a declared
-/// length that does not fit, and every later frame that is not valid.
-pub(crate) fn frame_bodies_from(segment: &[u8], mut at: usize) -> (Vec<FrameBody<'_>>, usize) {
-    let (mut bodies, mut unread, mut damaged_seen) = (Vec::new(), 0usize, false);
+/// What [`frame_pieces_from`] finds in a segment, in order.
+pub(crate) enum Piece<'a> {
+    /// A frame whose checksum and prefix hold.
+    Frame(FrameBody<'a>),
+    /// A run of bytes that could not be read as valid frames: `len` bytes from `at`.
+    /// `one_frame`: the run is exactly one frame stepped over by its declared length, with a
+    /// valid frame or the segment's end right after it, which bears that length out. Its
+    /// bytes are never decoded (their checksum failed).
+    Unread {
+        /// Where the run starts.
+        at: usize,
+        /// How many bytes.
+        len: usize,
+        /// Whether it is one frame whose length the next frame bears out.
+        one_frame: bool,
+    },
+}
+
+/// For `repair`, listing what it drops: the valid frames of `segment` from byte `at` on
+/// (bodies with their LSNs, operation counts and MORE flags: whether the transaction goes on
+/// in the next frame), read one after the other, and the runs of bytes between them that
+/// could not be read as frames. A frame that is not valid is stepped over by its declared
+/// length (consecutive ones make one run); a declared length that does not fit ends the
+/// reading with a run to the segment's end.
+pub(crate) fn frame_pieces_from(segment: &[u8], mut at: usize) -> Vec<Piece<'_>> {
+    let mut pieces = Vec::new();
+    // The run being stepped over: where it starts and how many frames it holds so far.
+    let mut run: Option<(usize, usize)> = None;
+    let close = |pieces: &mut Vec<Piece<'_>>,
+                 run: &mut Option<(usize, usize)>,
+                 end: usize,
+                 borne_out: bool| {
+        if let Some((start, frames)) = run.take() {
+            pieces.push(Piece::Unread { at: start, len: end - start, one_frame: borne_out && frames == 1 });
+        }
+    };
     while let Some(rest) = segment.get(at..).filter(|r| !r.is_empty()) {
         let valid = match read_frame(rest) {
-            FrameRead::Valid { payload, frame_len } => FramePrefix::decode_payload(payload)
-                .ok()
-                .map(|(p, body)| (body, p.op_count, p.more, frame_len)),
+            FrameRead::Valid { payload, frame_len } => {
+                FramePrefix::decode_payload(payload).ok().map(|(p, body)| (p, body, frame_len))
+            }
             _ => None,
         };
-        if let Some((body, op_count, more, frame_len)) = valid {
-            bodies.push(FrameBody { at, body, op_count, more });
-            at += frame_len;
+        if let Some((prefix, body, len)) = valid {
+            close(&mut pieces, &mut run, at, true);
+            pieces.push(Piece::Frame(FrameBody {
+                at,
+                len,
+                body,
+                first_lsn: prefix.first_lsn,
+                op_count: prefix.op_count,
+                more: prefix.more,
+            }));
+            at += len;
             continue;
         }
         let declared = read4(rest, 0).map(u32::from_le_bytes).filter(|&len| len <= MAX_FRAME_PAYLOAD);
         let step = declared.map(|len| FRAME_HEADER_LEN + len as usize).filter(|&n| n <= rest.len());
+        run.get_or_insert((at, 0)).1 += 1;
         match step {
-            Some(n) => {
-                if std::mem::replace(&mut damaged_seen, true) {
-                    unread += n;
-                }
-                at += n;
+            Some(n) => at += n,
+            None => {
+                close(&mut pieces, &mut run, segment.len(), false);
+                return pieces;
             }
-            None => return (bodies, unread + rest.len()),
         }
     }
-    (bodies, unread)
+    close(&mut pieces, &mut run, segment.len(), true);
+    pieces
 }
 
 /// For `repair`: where the transaction holding the frame at `offset` starts in `segment`
 /// (at `offset` itself when the frame before it ends a transaction, or the segment's first
 /// frame when none before it does): the frames between are an incomplete transaction once
-/// `offset` is cut, which the next open would cut too.
-pub(crate) fn transaction_start(segment: &[u8], offset: usize) -> usize {
+/// `offset` is cut, which the next open would cut too. With it, the LSN of the operation
+/// there, from the frames before it (`first_lsn`: the segment header's), when they tell.
+pub(crate) fn transaction_start(segment: &[u8], offset: usize, first_lsn: u64) -> (usize, Option<u64>) {
     let (mut at, mut start) = (SEGMENT_HEADER_LEN, SEGMENT_HEADER_LEN);
+    let mut start_lsn = Some(first_lsn);
     while at < offset {
         let Some(rest) = segment.get(at..) else { break };
         let FrameRead::Valid { payload, frame_len } = read_frame(rest) else { break };
@@ -394,9 +446,13 @@ pub(crate) fn transaction_start(segment: &[u8], offset: usize) -> usize {
         at += frame_len;
         if !prefix.more {
             start = at;
+            start_lsn = prefix.first_lsn.checked_add(u64::from(prefix.op_count));
         }
     }
-    start.min(offset)
+    if start > offset {
+        return (offset, None);
+    }
+    (start, start_lsn)
 }
 
 #[cfg(test)]

@@ -134,9 +134,22 @@ impl Log {
         if !fs.exists(&log_dir)? {
             if let Some(s) = start {
                 // Not a new database: its log went (created again, the database would read
-                // as empty).
-                let reason = "the log directory is missing: every acknowledged write is gone — restore the \
-                              database from a backup";
+                // as empty). A checkpoint still holds its records' locations and attributes
+                // (the message said every write was gone; from a hands-on review).
+                let reason = match s.first_lsn {
+                    Some(lsn) => format!(
+                        "the log directory is missing: the writes after the checkpoint (from LSN {lsn} on), \
+                         if there were any, are gone, and so are the log records of the records the \
+                         checkpoint holds (their PII, and `get`); the checkpoint still holds those records' \
+                         locations and attributes — `geocrm repair` keeps them from it, or restore the \
+                         database from a backup"
+                    ),
+                    None => {
+                        "the log directory is missing, and no usable checkpoint holds the records: every \
+                             acknowledged write is gone — restore the database from a backup"
+                            .to_owned()
+                    }
+                };
                 return Err(Error::corrupt(log_dir.join(segment_name(s.segment)), 0, reason));
             }
             fs.create_dir_all(&log_dir)?;

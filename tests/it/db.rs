@@ -1064,7 +1064,8 @@ fn a_log_that_lost_its_segments_is_corrupt_not_empty() {
     }
     assert!(segments(&db).len() > 2);
     std::fs::remove_file(&segments(&db)[0]).unwrap();
-    refuses("segment 1 lost", "the log's first segment is 2");
+    // Named as the log's first segment (its floor), not the replay start of a checkpoint.
+    refuses("segment 1 lost", "the log's first segment is missing (the log floor the MANIFEST records; the oldest segment there is 2)");
 }
 
 /// A damaged MANIFEST frame is said in words (it read `(BadChecksum)`; from a hands-on review).

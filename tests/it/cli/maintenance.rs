@@ -358,3 +358,31 @@ fn update_moves_a_customer_and_keeps_its_pii() {
         assert!(!super::contains(&bytes, &c7.pii[0]), "{file:?}");
     }
 }
+
+/// `geocrm verify` of a log segment damaged under a checkpoint: the segment is DAMAGED, the
+/// checkpoint ok (it was DAMAGED too, "0 checkpoint rows checked"), with a note counting the
+/// rows pointing into the damage; exit status 3 (from a hands-on review).
+#[test]
+fn verify_blames_log_damage_under_a_checkpoint_on_the_log() {
+    let env = Env::new();
+    env.import_fixture();
+    env.ok("checkpoint", &[]);
+    let first = env.db.join("log/000000000001.seg");
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[1000] ^= 0x01;
+    std::fs::write(&first, &bytes).unwrap();
+    let out = env.run(false, "verify", &[]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |kind: &str| text.lines().find(|l| l.contains(kind)).unwrap_or_default().to_owned();
+    assert!(line("checkpoint   ").starts_with("ok "), "{text}");
+    assert!(line("000000000001.seg").starts_with("DAMAGED "), "{text}");
+    assert!(text.contains("point into the damaged log and could not be"), "{text}");
+    assert!(text.contains("note: ") && text.contains("the checkpoint is sound"), "{text}");
+    let out = env.run(false, "verify", &["--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (checked, unreadable) =
+        (json["rows_checked"].as_u64().unwrap(), json["rows_in_damaged_log"].as_u64().unwrap());
+    assert!(unreadable > 0 && checked + unreadable == 60, "{json}");
+}
