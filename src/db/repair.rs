@@ -387,7 +387,7 @@ impl std::fmt::Display for RepairAction {
                         f,
                         "the {n} operation(s) it held, LSNs {first} to {}, are lost with its transaction, and \
                          the records they wrote are NOT named in this report",
-                        first + n - 1
+                        first.saturating_add(n.saturating_sub(1))
                     ),
                     _ => write!(
                         f,
@@ -1160,7 +1160,7 @@ fn salvage_segment(
             if newest.is_none_or(|newest| newest < number) {
                 // Segment numbers run on by one: those between the newest left and the one
                 // the record names went too (the report named only the last).
-                let reason = match newest.map(|n| n + 1).filter(|&first| first < number) {
+                let reason = match newest.map(|n| n.saturating_add(1)).filter(|&first| first < number) {
                     Some(first) if first + 1 == number => {
                         format!("{reason}; segment {first} before it is gone as well, with its writes")
                     }
@@ -1172,7 +1172,9 @@ fn salvage_segment(
                 };
                 forget_synced()?;
                 // Said once: the checkpoint's segment among them is then only created again.
-                gone.extend(newest.map_or(1, |n| n + 1)..=number);
+                // (At most 65,536 numbers: `number` comes from the close record, whose CRC
+                // anyone can recompute; a segment said twice is harmless, a loop of 2^64 not.)
+                gone.extend((newest.map_or(1, |n| n.saturating_add(1))..=number).take(1 << 16));
                 actions.push(RepairAction::SegmentLost {
                     file: path,
                     found_bytes: None,
@@ -1188,11 +1190,18 @@ fn salvage_segment(
         // Unless the repair removed it itself (what it held is listed), or said already: its
         // writes are lost — those the close record counts, or (no record names it, as when
         // the whole log directory went) any there were.
-        if gone.insert(number) && mark.is_none_or(|m| m.len > crate::log::SEGMENT_HEADER_LEN as u64) {
+        // The close record is a lower bound (a later session may have appended and crashed),
+        // so a record of the header alone proves nothing: only the next segment starting at
+        // the checkpoint's LSN shows that this one held no write the checkpoint lacks (from
+        // the review of the repair change).
+        let header_only = crate::log::SEGMENT_HEADER_LEN as u64;
+        let held_nothing =
+            segment_first_lsn(fs, &log_dir, number.saturating_add(1), &manifest.db_id) == Some(record.lsn);
+        if gone.insert(number) && !held_nothing {
             actions.push(RepairAction::SegmentLost {
                 file: path.clone(),
                 found_bytes: None,
-                synced_bytes: mark.map(|m| m.len),
+                synced_bytes: mark.map(|m| m.len).filter(|&len| len > header_only),
                 first_lsn: Some(mark.map_or(record.lsn, |m| m.first_lsn)),
                 log_continues_at: 0,
                 reason: reason.to_owned(),
@@ -1301,7 +1310,7 @@ fn salvage_segment(
         // that does not follow): it and everything after it go. The first segment of a gap
         // held acknowledged writes nothing can list (the reason names the gap).
         let before = crate::log::segment_numbers(fs, &log_dir)?.into_iter().filter(|&n| n < number).max();
-        if let Some(missing) = before.map(|n| n + 1).filter(|&n| n < number && gone.insert(n)) {
+        if let Some(missing) = before.map(|n| n.saturating_add(1)).filter(|&n| n < number && gone.insert(n)) {
             actions.push(RepairAction::SegmentLost {
                 file: segment_path(&log_dir, missing),
                 found_bytes: None,
@@ -1524,7 +1533,7 @@ fn remove_segments_from(
         match crate::log::read_segment(fs, &file) {
             Ok(bytes) => {
                 let lsn_at = segment_first_lsn(fs, log_dir, n, db_id);
-                let lsn_after = segment_first_lsn(fs, log_dir, n + 1, db_id);
+                let lsn_after = segment_first_lsn(fs, log_dir, n.saturating_add(1), db_id);
                 dropped.read(&file, &bytes, crate::log::SEGMENT_HEADER_LEN, lsn_at, lsn_after);
                 lens.push(bytes.len() as u64);
             }

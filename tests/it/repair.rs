@@ -1468,6 +1468,34 @@ fn a_lost_newest_segment_of_acknowledged_writes_is_reported() {
     }
 }
 
+/// The close record is a lower bound: a checkpoint's segment it names with its header alone,
+/// written to by a later session that crashed, then lost, lost acknowledged writes — repair
+/// said nothing and exited 0 (from the review of the repair change; fails without the fix).
+#[test]
+fn a_lost_segment_written_after_the_close_that_named_it_empty_is_a_loss() {
+    let fs = MemFs::new();
+    let db = Database::open(DIR, plain_options(&fs)).unwrap();
+    db.create_collection("c", Schema::new().category("t")).unwrap();
+    commit_prefixed(&db, 0..30, "a");
+    db.checkpoint().unwrap();
+    drop(db); // log/SYNCED: the checkpoint's new segment, its header alone
+    let db = Database::open(DIR, plain_options(&fs)).unwrap();
+    commit_prefixed(&db, 0..10, "b"); // acknowledged: synced to that segment
+    let image = copy(&fs); // a crash: no close record of them
+    drop(db);
+    let newest = segments(&image).into_iter().max().unwrap();
+    assert!(image.file_len(&newest).unwrap() > 48, "the commit is in the newest segment");
+    image.remove_file(&newest).unwrap();
+    let opts = || plain_options(&image);
+    let report = Database::repair(DIR, opts()).unwrap();
+    assert!(report.acknowledged_data_lost, "{:?}", report.actions);
+    assert!(
+        report.actions.iter().any(|a| matches!(a, RepairAction::SegmentLost { file, .. } if file == &newest)),
+        "{:?}",
+        report.actions
+    );
+}
+
 /// A missing log directory is salvaged as an empty one is (repair failed listing it, with a
 /// raw I/O error, while the same database with an empty `log/` kept every record of its
 /// checkpoint; from a hands-on review). Whether writes after the checkpoint are lost cannot
