@@ -124,6 +124,12 @@ impl FieldStats {
         .folded()
     }
 
+    /// For the tests: the low part of the running sum.
+    #[cfg(test)]
+    pub(crate) fn comp(&self) -> f64 {
+        self.comp
+    }
+
     /// The compensation folded into `sum` (rounded once), keeping what that rounds off: the
     /// same running sum, with `sum` its best f64. A sum past the f64 range stays as it is.
     #[must_use]
@@ -142,14 +148,6 @@ fn two_sum(a: f64, b: f64) -> (f64, f64) {
     let s = a + b;
     let bb = s - a;
     (s, (a - (s - bb)) + (b - bb))
-}
-
-impl FieldStats {
-    /// For the tests: the low part of the running sum.
-    #[cfg(test)]
-    pub(crate) fn comp(&self) -> f64 {
-        self.comp
-    }
 }
 
 impl Serialize for FieldStats {

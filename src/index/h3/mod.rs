@@ -59,7 +59,7 @@ impl H3Index {
     /// [`Error::InvalidArgument`] with more than `u32::MAX` points.
     pub fn build(points: &[LatLon], res: Resolution) -> Result<H3Index> {
         let mut keyed = Vec::with_capacity(points.len());
-        for (row, p) in rows_of(points)? {
+        for (row, p) in rows_of(points, "points")? {
             let cell = LatLng::new(p.lat(), p.lon())
                 .map_err(|e| Error::invalid_argument("points", format!("row {row}: {e}")))?
                 .to_cell(res);
@@ -76,7 +76,7 @@ impl H3Index {
     pub fn from_cells(cells: &[CellIndex]) -> Result<H3Index> {
         let res = cells.first().map_or(Resolution::Zero, |c| c.resolution());
         let mut keyed = Vec::with_capacity(cells.len());
-        for (row, cell) in rows_of(cells)? {
+        for (row, cell) in rows_of(cells, "cells")? {
             if cell.resolution() != res {
                 return Err(Error::invalid_argument(
                     "cells",
@@ -155,10 +155,11 @@ impl H3Index {
     }
 }
 
-/// `items` with their row numbers, or an error when there are more than `u32::MAX`.
-fn rows_of<T>(items: &[T]) -> Result<impl Iterator<Item = (u32, &T)>> {
+/// `items` (the argument `name`) with their row numbers, or an error when there are more
+/// than `u32::MAX`.
+fn rows_of<'t, T>(items: &'t [T], name: &'static str) -> Result<impl Iterator<Item = (u32, &'t T)>> {
     if u32::try_from(items.len()).is_err() {
-        return Err(Error::invalid_argument("points", "an H3 cell index holds at most u32::MAX rows"));
+        return Err(Error::invalid_argument(name, "an H3 cell index holds at most u32::MAX rows"));
     }
     Ok((0..=u32::MAX).zip(items))
 }
