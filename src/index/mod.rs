@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod h3;
 pub mod memory;
 pub mod packed;
+mod sealed_header;
 pub mod view;
 
 pub use checkpoint::{Checkpoint, CheckpointMeta, CheckpointRow};

@@ -30,8 +30,8 @@
 //! the descendants of any coarser cell are contiguous, so every query is a binary search.
 #![deny(clippy::indexing_slicing)]
 
-use crate::error::{Error, Result};
-use crate::index::packed::format::read_uint;
+use crate::error::Result;
+use crate::index::sealed_header::{read_uint, SealedHeader};
 
 /// The eight bytes every H3 cell index file starts with.
 pub const MAGIC: [u8; 8] = *b"GEOCRMH3";
@@ -46,8 +46,15 @@ pub const ROW_LEN: usize = 4;
 
 pub(crate) const LABEL: &str = "H3 cell index";
 const RES_AT: usize = 10;
-const BODY_CRC_AT: usize = 56;
-const HEADER_CRC_AT: usize = 60;
+/// Magic, version, checksums (the body's at 56, the header's at 60).
+const HEADER: SealedHeader = SealedHeader {
+    label: LABEL,
+    what: "an H3 cell index",
+    magic: MAGIC,
+    version: VERSION,
+    len: HEADER_LEN,
+    body_crc_at: 56,
+};
 
 /// Where everything is, all derived from the row count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,22 +99,9 @@ impl Layout {
     /// Writes the header (with both CRCs) into `out[..HEADER_LEN]`; the body must already be
     /// in place. `None` only if `out` is shorter than the layout says.
     pub fn write_header(&self, out: &mut [u8]) -> Option<()> {
-        let body_crc = crc32fast::hash(out.get(HEADER_LEN..self.file_len)?);
-        let header = out.get_mut(..HEADER_LEN)?;
-        header.fill(0);
-        header.get_mut(..8)?.copy_from_slice(&MAGIC);
-        for (at, value, width) in self.fields() {
-            header.get_mut(at..at + width)?.copy_from_slice(value.to_le_bytes().get(..width)?);
-        }
-        header.get_mut(BODY_CRC_AT..BODY_CRC_AT + 4)?.copy_from_slice(&body_crc.to_le_bytes());
-        let header_crc = crc32fast::hash(header.get(..HEADER_CRC_AT)?);
-        header.get_mut(HEADER_CRC_AT..HEADER_LEN)?.copy_from_slice(&header_crc.to_le_bytes());
-        Some(())
+        // The fields cover every byte from 8 to the checksums, the zero ones included.
+        HEADER.seal(out, &self.fields(), self.file_len)
     }
-}
-
-fn corrupt(offset: usize, reason: impl Into<String>) -> Error {
-    Error::corrupt(LABEL, offset as u64, reason)
 }
 
 /// Validates the header of `bytes` as a whole H3 cell index file and returns its layout:
@@ -115,45 +109,14 @@ fn corrupt(offset: usize, reason: impl Into<String>) -> Error {
 /// implies, the file length and, when `check_body_crc`, the body CRC. The body's order and
 /// ranges are checked by the caller. Never allocates.
 pub(crate) fn validate(bytes: &[u8], check_body_crc: bool) -> Result<Layout> {
-    if bytes.len() < HEADER_LEN {
-        return Err(corrupt(bytes.len(), format!("{} bytes is shorter than the header", bytes.len())));
-    }
-    if bytes.get(..8) != Some(&MAGIC[..]) {
-        return Err(corrupt(0, "bad magic: not an H3 cell index"));
-    }
-    // The checksum first: it covers the version, so a flipped bit there is damage, not a
-    // newer format.
-    let stored_header_crc = read_uint(bytes, HEADER_CRC_AT, 4) as u32;
-    if crc32fast::hash(bytes.get(..HEADER_CRC_AT).unwrap_or_default()) != stored_header_crc {
-        return Err(corrupt(HEADER_CRC_AT, "header checksum mismatch"));
-    }
-    let version = read_uint(bytes, 8, 2) as u16;
-    if version != VERSION {
-        return Err(Error::UnsupportedVersion { file: LABEL.into(), found: version, supported: VERSION });
-    }
+    HEADER.check_start(bytes)?;
     let rows = read_uint(bytes, 16, 8);
     let res = read_uint(bytes, RES_AT, 1) as u8;
     let layout = Layout::new(rows, res).ok_or_else(|| {
-        corrupt(16, format!("{rows} rows at resolution {res} is beyond what the format allows"))
+        HEADER.corrupt(16, format!("{rows} rows at resolution {res} is beyond what the format allows"))
     })?;
-    for (at, expected, width) in layout.fields() {
-        let found = read_uint(bytes, at, width);
-        if found != expected {
-            return Err(corrupt(at, format!("header field is {found}, expected {expected} for {rows} rows")));
-        }
-    }
-    if bytes.len() != layout.file_len {
-        return Err(corrupt(
-            bytes.len().min(layout.file_len),
-            format!("file is {} bytes, header says {}", bytes.len(), layout.file_len),
-        ));
-    }
-    if check_body_crc {
-        let stored = read_uint(bytes, BODY_CRC_AT, 4) as u32;
-        if crc32fast::hash(bytes.get(HEADER_LEN..).unwrap_or_default()) != stored {
-            return Err(corrupt(HEADER_LEN, "body checksum mismatch"));
-        }
-    }
+    HEADER.check_fields(bytes, &layout.fields(), rows)?;
+    HEADER.check_end(bytes, layout.file_len, check_body_crc)?;
     Ok(layout)
 }
 

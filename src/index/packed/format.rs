@@ -52,7 +52,8 @@
 //! fields that follow from `N` are stored only so a reader can check them.
 #![deny(clippy::indexing_slicing)]
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::index::sealed_header::{read_uint, SealedHeader};
 
 /// The eight bytes every packed R-tree file starts with.
 pub const MAGIC: [u8; 8] = *b"GEOCRMRT";
@@ -74,9 +75,16 @@ pub const AABB_LEN: usize = 24;
 pub const LONLAT_LEN: usize = 16;
 
 pub(crate) const LABEL: &str = "packed R-tree";
-const BODY_CRC_AT: usize = 232;
-const HEADER_CRC_AT: usize = 236;
 const LEVELS_AT: usize = 104;
+/// Magic, version, checksums (the body's at 232, the header's at 236).
+const HEADER: SealedHeader = SealedHeader {
+    label: LABEL,
+    what: "a packed R-tree",
+    magic: MAGIC,
+    version: VERSION,
+    len: HEADER_LEN,
+    body_crc_at: 232,
+};
 
 /// Where everything is, all derived from the row count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,86 +153,32 @@ impl Layout {
     /// Writes the header (with both CRCs) into `out[..HEADER_LEN]`; the body must already be
     /// in place. Returns `None` only if `out` is shorter than the layout says.
     pub fn write_header(&self, out: &mut [u8]) -> Option<()> {
-        let body_crc = crc32fast::hash(out.get(HEADER_LEN..self.file_len)?);
-        let header = out.get_mut(..HEADER_LEN)?;
-        header.get_mut(..8)?.copy_from_slice(&MAGIC);
-        for (at, value, width) in self.fields() {
-            header.get_mut(at..at + width)?.copy_from_slice(value.to_le_bytes().get(..width)?);
-        }
-        for (i, (first, count)) in self.level.iter().enumerate() {
+        let levels = self.level.iter().enumerate().flat_map(|(i, &(first, count))| {
             let at = LEVELS_AT + 16 * i;
-            header.get_mut(at..at + 8)?.copy_from_slice(&(*first as u64).to_le_bytes());
-            header.get_mut(at + 8..at + 16)?.copy_from_slice(&(*count as u64).to_le_bytes());
-        }
-        header.get_mut(BODY_CRC_AT..BODY_CRC_AT + 4)?.copy_from_slice(&body_crc.to_le_bytes());
-        let header_crc = crc32fast::hash(header.get(..HEADER_CRC_AT)?);
-        header.get_mut(HEADER_CRC_AT..HEADER_LEN)?.copy_from_slice(&header_crc.to_le_bytes());
-        Some(())
+            [(at, first as u64, 8), (at + 8, count as u64, 8)]
+        });
+        let fields: Vec<_> = self.fields().into_iter().chain(levels).collect();
+        HEADER.seal(out, &fields, self.file_len)
     }
-}
-
-fn corrupt(offset: usize, reason: impl Into<String>) -> Error {
-    Error::corrupt(LABEL, offset as u64, reason)
-}
-
-/// The `width`-byte (≤ 8) little-endian unsigned integer at `at`; 0 past the end.
-pub(crate) fn read_uint(bytes: &[u8], at: usize, width: usize) -> u64 {
-    let mut buf = [0u8; 8];
-    if let (Some(dst), Some(src)) = (buf.get_mut(..width), bytes.get(at..at.saturating_add(width))) {
-        dst.copy_from_slice(src);
-    }
-    u64::from_le_bytes(buf)
 }
 
 /// Validates `bytes` as a whole packed R-tree file and returns its layout. Checks the magic,
 /// version, header CRC, every header field against the layout its row count implies, the
 /// file length and, when `check_body_crc`, the body CRC. Never allocates.
 pub(crate) fn validate(bytes: &[u8], check_body_crc: bool) -> Result<Layout> {
-    if bytes.len() < HEADER_LEN {
-        return Err(corrupt(bytes.len(), format!("{} bytes is shorter than the header", bytes.len())));
-    }
-    if bytes.get(..8) != Some(&MAGIC[..]) {
-        return Err(corrupt(0, "bad magic: not a packed R-tree"));
-    }
-    // The checksum first: it covers the version, so a flipped bit there is damage, not a
-    // newer format (from the file-validation review).
-    let stored_header_crc = read_uint(bytes, HEADER_CRC_AT, 4) as u32;
-    let header_crc = crc32fast::hash(bytes.get(..HEADER_CRC_AT).unwrap_or_default());
-    if header_crc != stored_header_crc {
-        return Err(corrupt(HEADER_CRC_AT, "header checksum mismatch"));
-    }
-    let version = read_uint(bytes, 8, 2) as u16;
-    if version != VERSION {
-        return Err(Error::UnsupportedVersion { file: LABEL.into(), found: version, supported: VERSION });
-    }
+    HEADER.check_start(bytes)?;
     let rows = read_uint(bytes, 16, 8);
     let layout = Layout::for_rows(rows)
-        .ok_or_else(|| corrupt(16, format!("row count {rows} is beyond what the format allows")))?;
-    for (at, expected, width) in layout.fields() {
-        let found = read_uint(bytes, at, width);
-        if found != expected {
-            return Err(corrupt(at, format!("header field is {found}, expected {expected} for {rows} rows")));
-        }
-    }
+        .ok_or_else(|| HEADER.corrupt(16, format!("row count {rows} is beyond what the format allows")))?;
+    HEADER.check_fields(bytes, &layout.fields(), rows)?;
     for (i, (first, count)) in layout.level.iter().enumerate() {
         let at = LEVELS_AT + 16 * i;
         let (f, c) = (read_uint(bytes, at, 8), read_uint(bytes, at + 8, 8));
         if f != *first as u64 || c != *count as u64 {
-            return Err(corrupt(at, format!("level {i} is ({f}, {c}), expected ({first}, {count})")));
+            return Err(HEADER.corrupt(at, format!("level {i} is ({f}, {c}), expected ({first}, {count})")));
         }
     }
-    if bytes.len() != layout.file_len {
-        return Err(corrupt(
-            bytes.len().min(layout.file_len),
-            format!("file is {} bytes, header says {}", bytes.len(), layout.file_len),
-        ));
-    }
-    if check_body_crc {
-        let stored = read_uint(bytes, BODY_CRC_AT, 4) as u32;
-        if crc32fast::hash(bytes.get(HEADER_LEN..).unwrap_or_default()) != stored {
-            return Err(corrupt(HEADER_LEN, "body checksum mismatch"));
-        }
-    }
+    HEADER.check_end(bytes, layout.file_len, check_body_crc)?;
     Ok(layout)
 }
 
