@@ -557,6 +557,11 @@ impl Database {
         // The database's point readers (the check below reads through them too).
         // A read-only open holding the lock (`geocrm verify`) sees no compaction meanwhile.
         let segments = read::SegmentReaders::new(fs.clone(), log_dir, read_only && !options.read_only_locked);
+        // Not holding the lock, a read-only handle keeps the segments its records are in open:
+        // the holder's compaction removing them then leaves its point reads working.
+        if read_only && !options.read_only_locked {
+            segments.hold(manifest.log_floor.max(log.first_segment()), log.current_segment())?;
+        }
         if !options.repair && !read_only {
             keys::check_keys_present(&state, keystore.as_ref(), &dir)?;
             if let Some(ks) = keystore.as_ref() {

@@ -818,6 +818,17 @@ fn check_scope(scope: &Scope<'_>) -> Result<()> {
     }
 }
 
+/// How many segments a read-only handle keeps open from its open on
+/// ([`SegmentReaders::hold`]): 256 × 64 MiB is a 16 GiB log (a checkpoint starts a segment
+/// too). Past that, file descriptors are spared (a process's limit is often 1,024) and the rest
+/// are opened on first use.
+pub(crate) const HELD_SEGMENTS: usize = 256;
+
+/// Whether `e` is a file found missing.
+fn is_gone(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}
+
 /// Open segment files for point reads, shared by all readers.
 #[derive(Debug)]
 pub(crate) struct SegmentReaders {
@@ -880,6 +891,33 @@ impl SegmentReaders {
             }
             let Some((_, _, read)) = frame.as_ref() else { continue };
             f(p, tag, read.as_ref().map(|body| decode_one(body, p.index)))?;
+        }
+        Ok(())
+    }
+
+    /// Opens the segments `from..=to` now and keeps them open, at most
+    /// [`HELD_SEGMENTS`] of them (the rest, and all from the first one that fails to open
+    /// for any reason but being gone — too many open files, say —, are opened on first use).
+    /// A read-only handle not holding the lock does this at open: the holder's compaction
+    /// deletes the segments its records are in, and a file still open stays readable after
+    /// its name is removed (POSIX unlink semantics, as for the mapped checkpoint files), so its
+    /// point reads keep working.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a segment is gone (saying to open the database again): a compaction
+    /// removed it since the log was replayed, and the read-only open starts over.
+    pub(crate) fn hold(&self, from: u64, to: u64) -> Result<()> {
+        let mut open = self.open.lock();
+        for segment in (from..=to).take(HELD_SEGMENTS) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(segment) {
+                match self.fs.open_read(&self.path(segment)) {
+                    Ok(file) => {
+                        slot.insert(Arc::from(file));
+                    }
+                    Err(e) if is_gone(&e) => return Err(self.gone_hint(e)),
+                    Err(_) => break,
+                }
+            }
         }
         Ok(())
     }
@@ -996,4 +1034,54 @@ pub(crate) fn for_each_txn_op(
 /// [`Error::Corrupt`] at the frame `pointer` is in.
 fn frame_corrupt(log_dir: &Path, pointer: OpPointer, reason: String) -> Error {
     Error::corrupt(crate::log::segment_path(log_dir, pointer.segment), pointer.offset, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::MemFs;
+
+    /// `hold` keeps at most `HELD_SEGMENTS` segments open; one it holds reads after its name
+    /// is removed, one past them is opened on first use, and gone says to open again.
+    #[test]
+    fn hold_keeps_at_most_the_first_segments_open() {
+        let mem = MemFs::new();
+        let dir = PathBuf::from("/db/log");
+        let last = HELD_SEGMENTS as u64 + 3;
+        for n in 1..=last {
+            mem.write_raw(&crate::log::segment_path(&dir, n), b"segment");
+        }
+        let fs: Arc<dyn FileSystem> = Arc::new(mem.clone());
+        let readers = SegmentReaders::new(fs.clone(), dir.clone(), true);
+        readers.hold(1, last).unwrap();
+        assert_eq!(readers.open.lock().len(), HELD_SEGMENTS);
+        for n in [1, last] {
+            fs.remove_file(&crate::log::segment_path(&dir, n)).unwrap();
+        }
+        assert!(readers.file_reaching(1, 7).is_ok(), "held: no second open");
+        let err = readers.file_reaching(last, 7).expect_err("not held, and gone").to_string();
+        assert!(err.contains("open it again"), "{err}");
+        // A segment gone before the open is an error naming it, with the same hint.
+        let again = SegmentReaders::new(fs, dir, true);
+        let err = again.hold(1, 2).expect_err("segment 1 is gone").to_string();
+        assert!(err.contains("open it again") && err.contains("log"), "{err}");
+    }
+
+    /// A segment that fails to open for another reason (too many open files, here one that
+    /// is not a file) ends the holding without failing the open: the rest are opened on use.
+    #[test]
+    fn hold_stops_at_a_segment_that_cannot_be_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 1..=6 {
+            std::fs::write(crate::log::segment_path(dir.path(), n), b"segment").unwrap();
+        }
+        let third = crate::log::segment_path(dir.path(), 3);
+        std::fs::remove_file(&third).unwrap();
+        std::fs::create_dir(&third).unwrap();
+        let readers = SegmentReaders::new(Arc::new(crate::io::RealFs), dir.path().to_owned(), true);
+        readers.hold(1, 6).unwrap();
+        let mut held: Vec<u64> = readers.open.lock().keys().copied().collect();
+        held.sort_unstable();
+        assert_eq!(held, [1, 2]);
+    }
 }

@@ -483,6 +483,13 @@ impl Log {
         (self.first_segment..=self.current).map(|n| self.dir.join(segment_name(n))).collect()
     }
 
+    /// The number of the oldest segment this log reads (those below were removed, or lie
+    /// below where it was opened from).
+    #[must_use]
+    pub fn first_segment(&self) -> u64 {
+        self.first_segment
+    }
+
     /// The number of the segment being appended to.
     #[must_use]
     pub fn current_segment(&self) -> u64 {
