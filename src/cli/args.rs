@@ -51,9 +51,11 @@ pub struct DbArgs {
     /// Database directory.
     #[arg(long)]
     pub db: PathBuf,
-    /// Collection name.
-    #[arg(long, default_value = "customers")]
-    pub collection: String,
+    /// Collection name (default: customers). `stats` and `audit` show only this
+    /// collection's figures or entries when it is given; `checkpoint`, `compact`, `verify`,
+    /// `repair` and `rotate-key` work on every collection and refuse it.
+    #[arg(long, value_name = "NAME")]
+    pub collection: Option<String>,
     /// File holding the 32-byte master key (raw or 64 hex characters); otherwise the
     /// GEOCRM_KEY environment variable (64 hex characters) is used when set. Either is read,
     /// and must be a key, even for a command that needs none.
@@ -67,6 +69,25 @@ pub struct DbArgs {
     /// empty, else the OS user).
     #[arg(long)]
     pub actor: Option<String>,
+}
+
+impl DbArgs {
+    /// The collection a command works on: `--collection`, else `customers`.
+    pub fn collection(&self) -> &str {
+        self.collection.as_deref().unwrap_or("customers")
+    }
+
+    /// Refuses `--collection` for `command`, which works on the whole database (it was
+    /// silently ignored).
+    pub fn refuse_collection(&self, command: &str) -> geocrm::Result<()> {
+        match &self.collection {
+            Some(_) => Err(geocrm::Error::invalid_argument(
+                "--collection",
+                format!("`geocrm {command}` works on every collection of the database: drop --collection"),
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Subcommands.

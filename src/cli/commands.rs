@@ -218,7 +218,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Near { db, lat, lon, k, filter: f } => {
             let database = open_read(&db)?;
             let snap = database.read();
-            let coll = snap.collection(&db.collection)?;
+            let coll = snap.collection(db.collection())?;
             let hits = coll.nearest(point(lat, lon)?, k, &filter(f.as_ref(), &coll)?)?;
             if db.json {
                 let rows: Vec<Value> = hits
@@ -242,7 +242,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Radius { db, lat, lon, meters, filter: f, count } => {
             let database = open_read(&db)?;
             let snap = database.read();
-            let coll = snap.collection(&db.collection)?;
+            let coll = snap.collection(db.collection())?;
             let hits = coll
                 .within_radius(point(lat, lon)?, meters, &filter(f.as_ref(), &coll)?)
                 .map_err(|e| as_flags(e, &[("metres", "meters")]))?;
@@ -253,7 +253,7 @@ pub fn run(command: Command) -> Result<()> {
             let database = open_read(&db)?;
             let snap = database.read();
             let bbox = BoundingBox::new(south, west, north, east)?;
-            let coll = snap.collection(&db.collection)?;
+            let coll = snap.collection(db.collection())?;
             let hits = coll.within_bbox(&bbox, &filter(f.as_ref(), &coll)?)?;
             print_ids(&db, count, hits.into_iter().map(|h| h.id).collect());
             Ok(())
@@ -262,7 +262,7 @@ pub fn run(command: Command) -> Result<()> {
             let region = region(&geojson)?;
             let database = open_read(&db)?;
             let snap = database.read();
-            let coll = snap.collection(&db.collection)?;
+            let coll = snap.collection(db.collection())?;
             let hits = coll.within_region(&region, &filter(f.as_ref(), &coll)?)?;
             print_ids(&db, count, hits.into_iter().map(|h| h.id).collect());
             Ok(())
@@ -276,13 +276,13 @@ pub fn run(command: Command) -> Result<()> {
             geocrm::model::validate_id(&id)?;
             let database = open(&db, false)?;
             // From the indexes: a record whose log frame is damaged can still be deleted.
-            let existed = database.read().collection(&db.collection)?.contains(&id)?;
+            let existed = database.read().collection(db.collection())?.contains(&id)?;
             // An absent id (a mistyped one: an e-mail address typed where the id goes) is not
             // written into the log as a tombstone: this process holds the write lock, so it
             // cannot appear in between (from the CLI review).
             let lsn = if existed {
                 let mut batch = database.begin_write();
-                batch.delete(&db.collection, &id)?;
+                batch.delete(db.collection(), &id)?;
                 Some(batch.commit()?.first_lsn)
             } else {
                 None
@@ -303,11 +303,12 @@ pub fn run(command: Command) -> Result<()> {
         }
         Command::Update { db, id, lat, lon, set, clear } => update(&db, &id, lat.zip(lon), &set, &clear),
         Command::Stats { db } => stats(&db),
-        Command::Checkpoint { db } => maintain(&db, false),
-        Command::Compact { db } => maintain(&db, true),
-        Command::Verify { db } => verify(&db),
-        Command::Repair { db, dry_run } => repair(&db, dry_run),
+        Command::Checkpoint { db } => db.refuse_collection("checkpoint").and_then(|()| maintain(&db, false)),
+        Command::Compact { db } => db.refuse_collection("compact").and_then(|()| maintain(&db, true)),
+        Command::Verify { db } => db.refuse_collection("verify").and_then(|()| verify(&db)),
+        Command::Repair { db, dry_run } => db.refuse_collection("repair").and_then(|()| repair(&db, dry_run)),
         Command::RotateKey { db, new_key_file } => {
+            db.refuse_collection("rotate-key")?;
             // The new key file is read once (it may be a pipe), first, before the open (which
             // creates a keystore under the current key when there is none): a missing or
             // unreadable one is a plain error naming the option, not a failed rotation (from
@@ -368,7 +369,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Erase { db, id } => {
             let database = open(&db, true)?;
             let ids: Vec<&str> = id.iter().map(String::as_str).collect();
-            let receipts = database.erase_many(&db.collection, &ids)?;
+            let receipts = database.erase_many(db.collection(), &ids)?;
             if db.json {
                 // One `--id`: the receipt itself; several (even the same one twice, which
                 // gets one receipt): an array, so the output's shape follows the arguments.
@@ -419,7 +420,7 @@ pub fn run(command: Command) -> Result<()> {
         }
         Command::ExportSubject { db, id } => {
             let database = open(&db, true)?;
-            print_json(&database.export_subject(&db.collection, &id)?.into_json());
+            print_json(&database.export_subject(db.collection(), &id)?.into_json());
             Ok(())
         }
         Command::Audit { db } => super::privacy::audit(&db),
@@ -442,7 +443,7 @@ fn print_ids(db: &DbArgs, count: bool, ids: Vec<String>) {
 /// read as its field's kind), then one batch.
 fn update(db: &DbArgs, id: &str, at: Option<(f64, f64)>, set: &[String], clear: &[String]) -> Result<()> {
     let database = open(db, false)?;
-    let schema = database.read().collection(&db.collection)?.schema().clone();
+    let schema = database.read().collection(db.collection())?.schema().clone();
     let mut changes = geocrm::Update::new();
     if let Some((lat, lon)) = at {
         changes = changes.location(point(lat, lon)?);
@@ -504,7 +505,7 @@ fn update(db: &DbArgs, id: &str, at: Option<(f64, f64)>, set: &[String], clear: 
                 let fields = if fields.is_empty() { "none".to_owned() } else { fields.join(", ") };
                 return Err(bad(format!(
                     "no field {field:?} in {:?}: its attributes are {fields}",
-                    db.collection
+                    db.collection()
                 )));
             }
         };
@@ -513,7 +514,7 @@ fn update(db: &DbArgs, id: &str, at: Option<(f64, f64)>, set: &[String], clear: 
         changes = changes.clear(field);
     }
     let mut batch = database.begin_write();
-    batch.update(&db.collection, id, changes)?;
+    batch.update(db.collection(), id, changes)?;
     let lsn = batch.commit()?.first_lsn;
     if db.json {
         print_json(&json!({"id": id, "updated": true, "lsn": lsn}));
@@ -580,7 +581,7 @@ fn import(db: &DbArgs, file: &Path, options: ImportOptions, rejects: Option<&Pat
     if input.metadata().is_ok_and(|m| m.is_dir()) {
         return Err(Error::io("open CSV", file, std::io::Error::from_raw_os_error(libc::EISDIR)));
     }
-    options.check(&db.collection)?;
+    options.check(db.collection())?;
     if let Some(path) = rejects {
         // Not the input (the same file, or a hard link to it): it would be truncated.
         use std::os::unix::fs::MetadataExt;
@@ -813,7 +814,7 @@ fn import_into(
         None
     };
     let started = std::time::Instant::now();
-    let report = import_csv(database, &db.collection, BufReader::new(input), options, &mut |n| {
+    let report = import_csv(database, db.collection(), BufReader::new(input), options, &mut |n| {
         if let Some(b) = &bar {
             b.set_position(n);
         }
@@ -878,7 +879,7 @@ fn import_into(
         // records lost.
         let created = report
             .created_collection
-            .then(|| database.read().collection(&db.collection).ok().map(|c| schema_json(c.schema())))
+            .then(|| database.read().collection(db.collection()).ok().map(|c| schema_json(c.schema())))
             .flatten();
         print_json(&json!({
             "imported": report.imported,
@@ -896,7 +897,7 @@ fn import_into(
             "imported {} record{} into {:?} in {:.2?}{}{}",
             report.imported,
             plural(report.imported),
-            db.collection,
+            db.collection(),
             started.elapsed(),
             if report.replaced == 0 {
                 String::new()
@@ -922,13 +923,13 @@ fn import_into(
         // What a new collection's columns became (kinds were inferred, silently; from a
         // hands-on review).
         if report.created_collection {
-            if let Ok(coll) = database.read().collection(&db.collection) {
-                println!("created collection {:?}: {}", db.collection, schema_summary(coll.schema()));
+            if let Ok(coll) = database.read().collection(db.collection()) {
+                println!("created collection {:?}: {}", db.collection(), schema_summary(coll.schema()));
             }
         }
         if report.imported == 0
             && !report.created_collection
-            && database.read().collection(&db.collection).is_err()
+            && database.read().collection(db.collection()).is_err()
         {
             println!(
                 "no collection was created: no row was imported to infer its columns' kinds from (declare them \
@@ -1051,7 +1052,7 @@ fn agg(
     }
     let database = open_read(db)?;
     let snap = database.read();
-    let coll = snap.collection(&db.collection)?;
+    let coll = snap.collection(db.collection())?;
     let groups = coll.aggregate(scope, &group_by, &fields, &filter(f, &coll)?).map_err(|e| {
         as_flags(e, &[("group_by", "by"), ("resolution", "by"), ("field", "sum/avg/min/max")])
     })?;
@@ -1111,9 +1112,9 @@ fn agg(
 fn get(db: &DbArgs, id: &str, reveal: bool) -> Result<()> {
     let database = if reveal { open(db, true)? } else { open_read(db)? };
     let snap = database.read();
-    let c = snap.collection(&db.collection)?;
+    let c = snap.collection(db.collection())?;
     let Some(view) = c.get(id)? else {
-        return Err(Error::NotFound { collection: db.collection.clone(), id: id.to_owned() });
+        return Err(Error::NotFound { collection: db.collection().to_owned(), id: id.to_owned() });
     };
     let pii: Map<String, Value> = if reveal {
         c.reveal(id)?.into_iter().map(|(k, v)| (k, Value::String(v.expose().to_owned()))).collect()
@@ -1145,8 +1146,13 @@ fn stats(db: &DbArgs) -> Result<()> {
     let database = open_read(db)?;
     let snap = database.read();
     let stats = database.stats();
+    // `--collection`: that collection's figures only (an unknown one is the usual error).
+    let only = db.collection.as_deref();
+    if let Some(name) = only {
+        snap.collection(name)?;
+    }
     let mut collections = Map::new();
-    for name in snap.collection_names() {
+    for name in snap.collection_names().into_iter().filter(|n| only.is_none_or(|o| o == n)) {
         let c = snap.collection(&name)?;
         let s = c.schema();
         let st = stats.collections.get(&name);
@@ -1186,7 +1192,7 @@ fn stats(db: &DbArgs) -> Result<()> {
         print_json(&out);
     } else {
         println!("database {}", db.db.display());
-        for (name, c) in &stats.collections {
+        for (name, c) in stats.collections.iter().filter(|(n, _)| only.is_none_or(|o| o == n.as_str())) {
             println!(
                 "  {name:<20} {} ({} in the checkpoint, {} hidden, {} in memory; checkpoint file {})",
                 count_of(c.records, "record"),

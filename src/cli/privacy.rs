@@ -14,7 +14,11 @@ pub fn audit(db: &DbArgs) -> Result<()> {
     let database = open_read(db)?;
     // The entries before any damage are shown, then the damage is the command's error (one
     // damaged frame hid every entry: from a hands-on review).
-    let (entries, damage) = database.audit_entries_before_damage()?;
+    let (mut entries, damage) = database.audit_entries_before_damage()?;
+    // `--collection`: that collection's entries only (the collection may be gone since).
+    if let Some(name) = db.collection.as_deref() {
+        entries.retain(|e| e.collection == name);
+    }
     let damage = damage.map(|e| match e {
         geocrm::Error::Corrupt { file, offset, reason } => geocrm::Error::corrupt(
             file,
@@ -75,14 +79,14 @@ fn utc_time(unix_ms: u64) -> String {
 pub fn duplicates(db: &DbArgs, name_fields: &[String]) -> Result<()> {
     let database = open(db, true)?;
     let snap = database.read();
-    let coll = snap.collection(&db.collection)?;
+    let coll = snap.collection(db.collection())?;
     let groups = if name_fields.is_empty() {
         if coll.schema().pii_kind("name") != Some(geocrm::model::PiiKind::Text) {
             // An empty answer would read as "no duplicate names" (from a hands-on review).
             eprintln!(
                 "note: {:?} has no text PII field called name: names were not compared (--name-fields \
                  FIELD,… names the fields that hold them)",
-                db.collection
+                db.collection()
             );
         }
         coll.duplicates()?
@@ -114,7 +118,7 @@ pub fn find(db: &DbArgs, phone: Option<&str>, email: Option<&str>) -> Result<()>
     );
     let database = open(db, true)?;
     let snap = database.read();
-    let c = snap.collection(&db.collection)?;
+    let c = snap.collection(db.collection())?;
     let what = if phone.is_none() && email.is_some() { "e-mail address" } else { "phone number" };
     let ids = match (phone, email) {
         (Some(p), _) => c.find_by_phone(&p)?,
@@ -127,7 +131,7 @@ pub fn find(db: &DbArgs, phone: Option<&str>, email: Option<&str>) -> Result<()>
         ids.iter().for_each(|id| println!("{}", super::commands::id_shown(id)));
         if ids.is_empty() {
             // On standard error, so that standard output stays the list (empty).
-            eprintln!("no record in {:?} has that {what}", db.collection);
+            eprintln!("no record in {:?} has that {what}", db.collection());
         }
     }
     Ok(())

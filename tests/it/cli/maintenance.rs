@@ -386,3 +386,48 @@ fn verify_blames_log_damage_under_a_checkpoint_on_the_log() {
         (json["rows_checked"].as_u64().unwrap(), json["rows_in_damaged_log"].as_u64().unwrap());
     assert!(unreadable > 0 && checked + unreadable == 60, "{json}");
 }
+
+/// `--collection`, which every database command takes, was silently ignored by the commands
+/// that work on the whole database: `stats` and `audit` now show that collection only, and
+/// `checkpoint`, `compact`, `verify`, `repair` and `rotate-key` refuse it, changing nothing.
+#[test]
+fn collection_selects_in_stats_and_audit_and_is_refused_where_it_cannot_apply() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    let staff = env.file("staff.csv", "id,lat,lon\nS-1,48.85,2.35\nS-2,45.76,4.84\n");
+    super::ok(&env.run(true, "import", &[staff.to_str().unwrap(), "--collection", "staff"]));
+    super::ok(&env.run(true, "get", &["--id", &rows[0].id, "--reveal"]));
+
+    let all = env.json("stats", &[]);
+    assert_eq!(all["collections"].as_object().unwrap().len(), 2, "{all}");
+    let only = env.json("stats", &["--collection", "staff"]);
+    let names: Vec<&String> = only["collections"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["staff"], "{only}");
+    assert_eq!(only["collections"]["staff"]["records"], 2);
+    let text = env.ok("stats", &["--collection", "staff"]);
+    assert!(text.contains("  staff ") && !text.contains("customers"), "{text}");
+    let err = env.fail("stats", &["--collection", "nope"]);
+    assert!(err.contains("nope"), "{err}");
+
+    assert_eq!(env.json("audit", &[]).as_array().unwrap().len(), 1);
+    assert_eq!(env.json("audit", &["--collection", "staff"]), serde_json::json!([]));
+    let customers = env.json("audit", &["--collection", "customers"]);
+    assert_eq!(customers.as_array().unwrap().len(), 1, "{customers}");
+
+    let before = super::all_files(&env.db);
+    let key = env.file("new.key", "11".repeat(32));
+    for (cmd, extra) in [
+        ("checkpoint", &[][..]),
+        ("compact", &[][..]),
+        ("verify", &[][..]),
+        ("repair", &[][..]),
+        ("rotate-key", &["--new-key-file", key.to_str().unwrap()][..]),
+    ] {
+        let mut args = vec!["--collection", "staff"];
+        args.extend_from_slice(extra);
+        let err = super::fail(&env.run(true, cmd, &args));
+        assert!(err.contains("--collection") && err.contains("every collection"), "{cmd}: {err}");
+        assert_eq!(super::all_files(&env.db), before, "{cmd} changed files");
+    }
+    assert_eq!(env.json("checkpoint", &[])["rows"], 62, "without it, every collection");
+}
