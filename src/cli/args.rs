@@ -201,7 +201,7 @@ pub enum Command {
         #[arg(long = "where")]
         filter: Option<String>,
     },
-    /// Customers within a radius.
+    /// Customers within a radius, nearest first: id, latitude, longitude, distance.
     Radius {
         #[command(flatten)]
         db: DbArgs,
@@ -221,7 +221,8 @@ pub enum Command {
         #[arg(long)]
         count: bool,
     },
-    /// Customers inside a bounding box (west > east crosses the antimeridian).
+    /// Customers inside a bounding box (west > east crosses the antimeridian): id, latitude,
+    /// longitude.
     Bbox {
         #[command(flatten)]
         db: DbArgs,
@@ -244,7 +245,8 @@ pub enum Command {
         #[arg(long)]
         count: bool,
     },
-    /// Customers inside a GeoJSON Polygon, MultiPolygon, Feature or FeatureCollection.
+    /// Customers inside a GeoJSON Polygon, MultiPolygon, Feature or FeatureCollection: id,
+    /// latitude, longitude.
     Within {
         #[command(flatten)]
         db: DbArgs,

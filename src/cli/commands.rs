@@ -220,23 +220,7 @@ pub fn run(command: Command) -> Result<()> {
             let snap = database.read();
             let coll = snap.collection(db.collection())?;
             let hits = coll.nearest(point(lat, lon)?, k, &filter(f.as_ref(), &coll)?)?;
-            if db.json {
-                let rows: Vec<Value> = hits
-                    .iter()
-                    .map(|h| json!({"id": h.id, "lat": h.location.lat(), "lon": h.location.lon(), "distance_m": h.distance_m}))
-                    .collect();
-                print_json(&Value::Array(rows));
-            } else {
-                for h in hits {
-                    println!(
-                        "{:<20} {:>10.5} {:>11.5} {:>12.1} m",
-                        id_shown(&h.id),
-                        h.location.lat(),
-                        h.location.lon(),
-                        h.distance_m
-                    );
-                }
-            }
+            print_neighbors(&db, false, hits);
             Ok(())
         }
         Command::Radius { db, lat, lon, meters, filter: f, count } => {
@@ -246,7 +230,7 @@ pub fn run(command: Command) -> Result<()> {
             let hits = coll
                 .within_radius(point(lat, lon)?, meters, &filter(f.as_ref(), &coll)?)
                 .map_err(|e| as_flags(e, &[("metres", "meters")]))?;
-            print_ids(&db, count, hits.into_iter().map(|h| h.id).collect());
+            print_neighbors(&db, count, hits);
             Ok(())
         }
         Command::Bbox { db, south, west, north, east, filter: f, count } => {
@@ -255,7 +239,7 @@ pub fn run(command: Command) -> Result<()> {
             let bbox = BoundingBox::new(south, west, north, east)?;
             let coll = snap.collection(db.collection())?;
             let hits = coll.within_bbox(&bbox, &filter(f.as_ref(), &coll)?)?;
-            print_ids(&db, count, hits.into_iter().map(|h| h.id).collect());
+            print_hits(&db, count, hits);
             Ok(())
         }
         Command::Within { db, geojson, filter: f, count } => {
@@ -264,7 +248,7 @@ pub fn run(command: Command) -> Result<()> {
             let snap = database.read();
             let coll = snap.collection(db.collection())?;
             let hits = coll.within_region(&region, &filter(f.as_ref(), &coll)?)?;
-            print_ids(&db, count, hits.into_iter().map(|h| h.id).collect());
+            print_hits(&db, count, hits);
             Ok(())
         }
         Command::Agg { db, by, sum, avg, min, max, within, filter: f } => {
@@ -430,12 +414,47 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
-fn print_ids(db: &DbArgs, count: bool, ids: Vec<String>) {
+/// Records found around a point (`near`, `radius`), nearest first: id, location and distance
+/// (`{"id", "lat", "lon", "distance_m"}` with `--json`), or how many with `count`.
+fn print_neighbors(db: &DbArgs, count: bool, hits: Vec<geocrm::query::Neighbor>) {
     match (count, db.json) {
-        (true, true) => print_json(&json!({"count": ids.len()})),
-        (true, false) => println!("{}", ids.len()),
-        (false, true) => print_json(&json!(ids)),
-        (false, false) => ids.iter().for_each(|id| println!("{}", id_shown(id))),
+        (true, true) => print_json(&json!({"count": hits.len()})),
+        (true, false) => println!("{}", hits.len()),
+        (false, true) => print_json(&Value::Array(
+            hits.iter()
+                .map(|h| json!({"id": h.id, "lat": h.location.lat(), "lon": h.location.lon(), "distance_m": h.distance_m}))
+                .collect(),
+        )),
+        (false, false) => {
+            for h in hits {
+                println!(
+                    "{:<20} {:>10.5} {:>11.5} {:>12.1} m",
+                    id_shown(&h.id),
+                    h.location.lat(),
+                    h.location.lon(),
+                    h.distance_m
+                );
+            }
+        }
+    }
+}
+
+/// Records found in an area (`bbox`, `within`): id and location (`{"id", "lat", "lon"}` with
+/// `--json`), or how many with `count`.
+fn print_hits(db: &DbArgs, count: bool, hits: Vec<geocrm::db::Hit>) {
+    match (count, db.json) {
+        (true, true) => print_json(&json!({"count": hits.len()})),
+        (true, false) => println!("{}", hits.len()),
+        (false, true) => print_json(&Value::Array(
+            hits.iter()
+                .map(|h| json!({"id": h.id, "lat": h.location.lat(), "lon": h.location.lon()}))
+                .collect(),
+        )),
+        (false, false) => {
+            for h in hits {
+                println!("{:<20} {:>10.5} {:>11.5}", id_shown(&h.id), h.location.lat(), h.location.lon());
+            }
+        }
     }
 }
 

@@ -8,8 +8,14 @@ use serde_json::{json, Value};
 use super::{all_files, contains, Env, Row, KEY};
 use crate::brute::{distance, h3_parent, polygon_covers, Rings};
 
-fn ids(v: &Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect()
+/// The ids of a query's `--json` hits, each checked to carry its record's exact location.
+fn ids_located(v: &Value, rows: &[Row]) -> Vec<String> {
+    let hits = v.as_array().unwrap();
+    for h in hits {
+        let r = rows.iter().find(|r| h["id"] == r.id.as_str()).unwrap_or_else(|| panic!("{h}: no such row"));
+        assert!(same(&h["lat"], r.lat) && same(&h["lon"], r.lon), "{h}: the row is at {}, {}", r.lat, r.lon);
+    }
+    hits.iter().map(|h| h["id"].as_str().unwrap().to_owned()).collect()
 }
 
 /// The CLI prints coordinates exactly, and serde_json (with `float_roundtrip`, as the
@@ -117,7 +123,13 @@ fn radius_ids_nearest_first_and_count() {
             let want: Vec<String> = want.into_iter().map(|(_, id)| id).collect();
             let m = metres.to_string();
             let args = with_where(&["--lat", "48.85", "--lon", "2.35", "--meters", &m], w);
-            assert_eq!(ids(&env.json("radius", &args)), want, "{metres} m, where {w:?}");
+            let got = env.json("radius", &args);
+            assert_eq!(ids_located(&got, &rows), want, "{metres} m, where {w:?}");
+            for h in got.as_array().unwrap() {
+                let r = rows.iter().find(|r| h["id"] == r.id.as_str()).unwrap();
+                let d = h["distance_m"].as_f64().unwrap();
+                assert!((d - distance(at, (r.lat, r.lon))).abs() < 1e-6, "{h}");
+            }
             let mut args = args.clone();
             args.push("--count");
             assert_eq!(env.json("radius", &args), json!({"count": want.len()}));
@@ -145,7 +157,7 @@ fn bbox_plain_and_across_the_antimeridian() {
         assert!(!want.is_empty());
         let (s, w, n, e) = (s.to_string(), w.to_string(), n.to_string(), e.to_string());
         let args = ["--south", &s, "--west", &w, "--north", &n, "--east", &e];
-        assert_eq!(sorted(ids(&env.json("bbox", &args))), want);
+        assert_eq!(sorted(ids_located(&env.json("bbox", &args), &rows)), want);
         let mut args = args.to_vec();
         args.push("--count");
         assert_eq!(env.json("bbox", &args), json!({"count": want.len()}));
@@ -193,7 +205,7 @@ fn within_every_geojson_kind() {
         assert!(want.len() >= 3, "{name}: the fixture should put points inside");
         let path = env.file(&format!("{name}.geojson"), geo.to_string());
         let p = path.to_str().unwrap();
-        assert_eq!(sorted(ids(&env.json("within", &["--geojson", p]))), want, "{name}");
+        assert_eq!(sorted(ids_located(&env.json("within", &["--geojson", p]), &rows)), want, "{name}");
         assert_eq!(env.json("within", &["--geojson", p, "--count"]), json!({"count": want.len()}));
         let gold: Vec<String> = want
             .iter()
@@ -201,7 +213,7 @@ fn within_every_geojson_kind() {
             .cloned()
             .collect();
         let got = env.json("within", &["--geojson", p, "--where", "tier = 'gold'"]);
-        assert_eq!(sorted(ids(&got)), gold, "{name} gold");
+        assert_eq!(sorted(ids_located(&got, &rows)), gold, "{name} gold");
         assert!(env.run(false, "within", &["--geojson", p]).stderr.is_empty(), "{name}: no warning");
     }
     // A ring around Fiji written across the antimeridian: planar, it covers the longitudes
@@ -512,11 +524,11 @@ fn text_output_escapes_ids_a_terminal_would_not_show_as_themselves() {
     let area = ["--south", "0", "--west", "0", "--north", "5", "--east", "5"];
     let out = env.ok("bbox", &area);
     assert!(!out.contains('\u{202E}'), "{out:?}");
-    assert!(out.contains("\"C\\u{202e}RLO\"") && out.lines().any(|l| l == "plain-1"), "{out}");
+    assert!(out.contains("\"C\\u{202e}RLO\"") && out.lines().any(|l| l.starts_with("plain-1 ")), "{out}");
     let near = env.ok("near", &["--lat", "1", "--lon", "2", "-k", "2"]);
     assert!(!near.contains('\u{202E}') && near.contains("\"C\\u{202e}RLO\""), "{near}");
     let json = env.json("bbox", &area);
-    assert!(json.as_array().unwrap().iter().any(|v| v == "C\u{202E}RLO"), "{json}");
+    assert!(json.as_array().unwrap().iter().any(|v| v["id"] == "C\u{202E}RLO"), "{json}");
     // So do `delete`'s messages (from the privacy review).
     let deleted = env.ok("delete", &["--id", "C\u{202E}RLO"]);
     assert_eq!(deleted.trim(), "deleted \"C\\u{202e}RLO\"", "{deleted:?}");
