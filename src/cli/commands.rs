@@ -1119,6 +1119,12 @@ fn agg(
                 .filter(|(k, _)| *k != "key")
                 .map(|(k, v)| match v {
                     Value::String(text) => format!("{k}={text}"),
+                    // Sums and averages are computed: shown to 15 significant digits, so a
+                    // sum of 0.1 and 0.2 reads 0.3, not 0.30000000000000004 (`--json` keeps
+                    // every digit; minima and maxima are stored values, shown as they are).
+                    Value::Number(n) if k.starts_with("sum_") || k.starts_with("avg_") => {
+                        format!("{k}={}", n.as_f64().map_or_else(|| n.to_string(), fifteen_digits))
+                    }
                     v => format!("{k}={v}"),
                 })
                 .collect();
@@ -1126,6 +1132,15 @@ fn agg(
         }
     }
     Ok(())
+}
+
+/// `x` rounded to 15 significant digits (what an `f64` holds for certain), in the shortest
+/// form that reads back as that: the last bits a sum's rounding leaves are not shown.
+/// (Written as JSON writes numbers, `1e+20` not twenty-one digits; a value so near the largest
+/// `f64` that rounding would overflow is shown whole.)
+fn fifteen_digits(x: f64) -> String {
+    let rounded: f64 = format!("{x:.14e}").parse().unwrap_or(x);
+    Value::from(if rounded.is_finite() { rounded } else { x }).to_string()
 }
 
 fn get(db: &DbArgs, id: &str, reveal: bool) -> Result<()> {
@@ -1455,4 +1470,25 @@ fn verify_unopenable(db: &DbArgs, e: Error) -> Result<()> {
     }
     FOUND_DAMAGE.store(true, std::sync::atomic::Ordering::Relaxed);
     Err(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fifteen_digits;
+
+    #[test]
+    fn sums_are_shown_without_their_last_rounding_bits() {
+        for (x, shown) in [
+            (0.1 + 0.2, "0.3"),
+            (-(0.1 + 0.2) / 2.0, "-0.15"),
+            (19.99, "19.99"),
+            (0.0, "0.0"),
+            (1e20, "1e+20"),
+            (123_456_789.123_456_78, "123456789.123457"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (f64::MIN_POSITIVE, "2.2250738585072e-308"),
+        ] {
+            assert_eq!(fifteen_digits(x), shown, "{x:e}");
+        }
+    }
 }
