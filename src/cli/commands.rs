@@ -1144,12 +1144,27 @@ fn fifteen_digits(x: f64) -> String {
 }
 
 fn get(db: &DbArgs, id: &str, reveal: bool) -> Result<()> {
+    // Without a keystore no record holds PII, so there is nothing to reveal: the database is
+    // read without the key, as an open with it would create a keystore bound to it (a
+    // mistyped key would then lock the right one out). A record that shows sealed PII all
+    // the same (the keystore was lost) is read with the key, which says what is wrong.
+    let no_keystore = reveal && !db.db.join(geocrm::crypto::KEYSTORE_FILE).exists();
+    let reveal = reveal && !no_keystore;
     let database = if reveal { open(db, true)? } else { open_read(db)? };
     let snap = database.read();
     let c = snap.collection(db.collection())?;
     let Some(view) = c.get(id)? else {
         return Err(Error::NotFound { collection: db.collection().to_owned(), id: id.to_owned() });
     };
+    if no_keystore && !view.pii.is_empty() {
+        drop(snap);
+        drop(database);
+        open(db, true)?;
+        return Err(Error::invalid_argument(
+            "reveal",
+            "the record holds sealed PII but the database has no keystore",
+        ));
+    }
     let pii: Map<String, Value> = if reveal {
         c.reveal(id)?.into_iter().map(|(k, v)| (k, Value::String(v.expose().to_owned()))).collect()
     } else {

@@ -537,3 +537,52 @@ fn audit_shows_the_entries_before_damage() {
     std::fs::write(&audit, &whole).unwrap();
     assert_eq!(env.json("audit", &[]).as_array().unwrap().len(), 4);
 }
+
+/// `get --reveal` on a database without a keystore (nothing sealed yet) reads the record
+/// without the key: it created a keystore bound to whatever key it was given, so a mistyped
+/// one locked the right one out of the next import of PII.
+#[test]
+fn get_reveal_without_a_keystore_binds_no_key() {
+    let env = Env::new();
+    let csv = env.file("plain.csv", "id,lat,lon,ltv\nC-1,48.85,2.35,10\n");
+    ok(&env.run(false, "import", &[csv.to_str().unwrap()]));
+    let keystore = env.db.join("keystore");
+    assert!(!keystore.exists());
+    let got: Value =
+        serde_json::from_str(&ok(&env.run(true, "get", &["--id", "C-1", "--reveal", "--json"]))).unwrap();
+    assert_eq!((got["id"].as_str(), got["pii"].clone()), (Some("C-1"), serde_json::json!({})), "{got}");
+    assert!(!keystore.exists(), "a read created a keystore");
+    // Another key then seals PII: nothing was bound to the first.
+    let other = env.file("other.key", "22".repeat(32));
+    let pii = env.file("pii.csv", "id,lat,lon,name\nC-2,48.86,2.36,Ada Lovelace\n");
+    let out = env.run(
+        false,
+        "import",
+        &[
+            pii.to_str().unwrap(),
+            "--pii",
+            "name",
+            "--key-file",
+            other.to_str().unwrap(),
+            "--collection",
+            "people",
+        ],
+    );
+    ok(&out);
+    assert!(keystore.exists());
+    let shown = ok(&env.run(
+        false,
+        "get",
+        &["--id", "C-2", "--collection", "people", "--reveal", "--key-file", other.to_str().unwrap()],
+    ));
+    assert!(shown.contains("Ada Lovelace"), "{shown}");
+    // A keystore lost: the record's sealed PII is not shown as none; the open with the key
+    // says what is wrong.
+    std::fs::remove_file(&keystore).unwrap();
+    let err = fail(&env.run(
+        false,
+        "get",
+        &["--id", "C-2", "--collection", "people", "--reveal", "--key-file", other.to_str().unwrap()],
+    ));
+    assert!(err.contains("keystore is missing"), "{err}");
+}
