@@ -253,8 +253,11 @@ impl Database {
         loop {
             let before = manifest();
             let opened = Self::open_attempt(dir.to_owned(), options.clone(), 0);
+            // A segment gone when the open went to hold it: most likely one a compaction
+            // removed since the log was replayed (with the MANIFEST replaced); otherwise the
+            // log is damaged there, and the open goes on (`verify` reports it).
             let stale = match &opened {
-                Ok(db) => db.checkpoint_rejected().is_some(),
+                Ok(db) => db.checkpoint_rejected().is_some() || db.inner.segments.found_gone(),
                 Err(_) => true,
             };
             if stale && retries > 0 && manifest() != before {
@@ -557,10 +560,11 @@ impl Database {
         // The database's point readers (the check below reads through them too).
         // A read-only open holding the lock (`geocrm verify`) sees no compaction meanwhile.
         let segments = read::SegmentReaders::new(fs.clone(), log_dir, read_only && !options.read_only_locked);
-        // Not holding the lock, a read-only handle keeps the segments its records are in open:
-        // the holder's compaction removing them then leaves its point reads working.
+        // Not holding the lock, a read-only handle keeps the segments its records are in open
+        // (within the process's budget): the holder's compaction removing them then leaves its
+        // point reads working.
         if read_only && !options.read_only_locked {
-            segments.hold(manifest.log_floor.max(log.first_segment()), log.current_segment())?;
+            segments.hold(manifest.log_floor.max(log.first_segment()), log.current_segment());
         }
         if !options.repair && !read_only {
             keys::check_keys_present(&state, keystore.as_ref(), &dir)?;

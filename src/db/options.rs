@@ -136,11 +136,13 @@ impl Options {
     /// wait. It takes no key ([`crate::Error::InvalidArgument`] with one): PII reads are
     /// recorded in the audit log, which only the holder may append to; nor does it check the
     /// keystore. Point reads of a record fetch it from the log: the open keeps the log's
-    /// segments open (up to 256 of them, or as many as the process may open), so when the
-    /// holder compacts and deletes them the reads go on working where removing a file leaves
-    /// it readable to those who have it open (POSIX systems; the mapped checkpoint files
-    /// rely on the same). A segment it could not keep open and finds deleted is an
-    /// [`crate::Error::Io`] (not found) that says to open again.
+    /// segments open, oldest first, within a budget of 128 shared by the process's read-only
+    /// handles (and stops at a segment it cannot open, too many open files say), so when the
+    /// holder compacts and deletes them the reads go on working: removing a file leaves it
+    /// readable to those who have it open (POSIX unlink semantics; the mapped checkpoint
+    /// files rely on the same). Their disk space is freed when the handle is dropped. A
+    /// segment it did not keep open and finds deleted is an [`crate::Error::Io`] (not
+    /// found) that says to open again.
     ///
     /// ```
     /// use geocrm::{Database, Error, Filter, LatLon, Options, Record, Schema};

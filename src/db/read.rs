@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use h3o::Resolution;
@@ -818,11 +819,15 @@ fn check_scope(scope: &Scope<'_>) -> Result<()> {
     }
 }
 
-/// How many segments a read-only handle keeps open from its open on
-/// ([`SegmentReaders::hold`]): 256 × 64 MiB is a 16 GiB log (a checkpoint starts a segment
-/// too). Past that, file descriptors are spared (a process's limit is often 1,024) and the rest
-/// are opened on first use.
-pub(crate) const HELD_SEGMENTS: usize = 256;
+/// How many log segments the read-only handles of a process keep open together from their
+/// opens on ([`SegmentReaders::hold`]): a budget shared by every handle, so that opening many
+/// of them never takes the descriptors the process needs for anything else (the soft limit
+/// is 256 on macOS, often 1,024 on Linux). A handle that finds it spent holds fewer segments
+/// (or none), and opens the rest on first use.
+pub(crate) const HELD_SEGMENTS: usize = 128;
+
+/// Segments held by this process's read-only handles (at most [`HELD_SEGMENTS`]).
+static HELD_IN_PROCESS: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether `e` is a file found missing.
 fn is_gone(e: &Error) -> bool {
@@ -838,11 +843,33 @@ pub(crate) struct SegmentReaders {
     /// A read-only handle's that does not hold the lock: a segment gone is then most likely
     /// one the holder's compaction deleted since the open.
     read_only: bool,
+    /// How many of `open` [`SegmentReaders::hold`] took from its budget, given back to it on
+    /// drop.
+    held: AtomicUsize,
+    budget: std::sync::OnceLock<&'static AtomicUsize>,
+    /// A segment [`SegmentReaders::hold`] was to hold was gone.
+    found_gone: AtomicBool,
+}
+
+impl Drop for SegmentReaders {
+    fn drop(&mut self) {
+        if let Some(budget) = self.budget.get() {
+            budget.fetch_sub(*self.held.get_mut(), Ordering::AcqRel);
+        }
+    }
 }
 
 impl SegmentReaders {
     pub(crate) fn new(fs: Arc<dyn FileSystem>, dir: PathBuf, read_only: bool) -> Self {
-        SegmentReaders { fs, dir, open: Mutex::new(HashMap::new()), read_only }
+        SegmentReaders {
+            fs,
+            dir,
+            open: Mutex::new(HashMap::new()),
+            read_only,
+            held: AtomicUsize::new(0),
+            budget: std::sync::OnceLock::new(),
+            found_gone: AtomicBool::new(false),
+        }
     }
 
     /// Decodes the operation each of `items` points to, in log order, reading each frame
@@ -895,31 +922,55 @@ impl SegmentReaders {
         Ok(())
     }
 
-    /// Opens the segments `from..=to` now and keeps them open, at most
-    /// [`HELD_SEGMENTS`] of them (the rest, and all from the first one that fails to open
-    /// for any reason but being gone — too many open files, say —, are opened on first use).
-    /// A read-only handle not holding the lock does this at open: the holder's compaction
-    /// deletes the segments its records are in, and a file still open stays readable after
-    /// its name is removed (POSIX unlink semantics, as for the mapped checkpoint files), so its
-    /// point reads keep working.
-    ///
-    /// # Errors
-    /// [`Error::Io`] when a segment is gone (saying to open the database again): a compaction
-    /// removed it since the log was replayed, and the read-only open starts over.
-    pub(crate) fn hold(&self, from: u64, to: u64) -> Result<()> {
+    /// Opens the segments `from..=to` now, oldest first, and keeps them open while the
+    /// process's budget lasts ([`HELD_SEGMENTS`] among all read-only handles); the rest are
+    /// opened on first use, and so is every one from the first that fails to open for any
+    /// reason but being gone (too many open files, say). A read-only handle not holding the
+    /// lock does this at open: the holder's compaction deletes the segments its records are
+    /// in, and a file still open stays readable after its name is removed (POSIX unlink
+    /// semantics, as for the mapped checkpoint files), so its point reads keep working. A
+    /// segment found gone is passed over and noted ([`SegmentReaders::found_gone`]): a
+    /// compaction removed it since the log was replayed (the read-only open starts over when
+    /// the MANIFEST changed), or the log is damaged (left for `verify` to report).
+    pub(crate) fn hold(&self, from: u64, to: u64) {
+        self.hold_within(from, to, &HELD_IN_PROCESS, HELD_SEGMENTS);
+    }
+
+    /// [`SegmentReaders::hold`] with its budget: `budget` counts the segments held against
+    /// `limit` (tests use their own).
+    fn hold_within(&self, from: u64, to: u64, budget: &'static AtomicUsize, limit: usize) {
+        // (Called once per handle: a second budget would not be given back.)
+        if !std::ptr::eq(*self.budget.get_or_init(|| budget), budget) {
+            return;
+        }
         let mut open = self.open.lock();
-        for segment in (from..=to).take(HELD_SEGMENTS) {
-            if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(segment) {
-                match self.fs.open_read(&self.path(segment)) {
-                    Ok(file) => {
-                        slot.insert(Arc::from(file));
+        for segment in from..=to {
+            let std::collections::hash_map::Entry::Vacant(slot) = open.entry(segment) else { continue };
+            if budget
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| (h < limit).then_some(h + 1))
+                .is_err()
+            {
+                break;
+            }
+            match self.fs.open_read(&self.path(segment)) {
+                Ok(file) => {
+                    slot.insert(Arc::from(file));
+                    self.held.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    budget.fetch_sub(1, Ordering::AcqRel);
+                    if !is_gone(&e) {
+                        break;
                     }
-                    Err(e) if is_gone(&e) => return Err(self.gone_hint(e)),
-                    Err(_) => break,
+                    self.found_gone.store(true, Ordering::Relaxed);
                 }
             }
         }
-        Ok(())
+    }
+
+    /// Whether [`SegmentReaders::hold`] found a segment gone.
+    pub(crate) fn found_gone(&self) -> bool {
+        self.found_gone.load(Ordering::Relaxed)
     }
 
     /// Drops cached handles of segments below `segment` (deleted by compaction).
@@ -1041,36 +1092,52 @@ mod tests {
     use super::*;
     use crate::io::MemFs;
 
-    /// `hold` keeps at most `HELD_SEGMENTS` segments open; one it holds reads after its name
-    /// is removed, one past them is opened on first use, and gone says to open again.
+    /// `hold` keeps segments open while its budget lasts, oldest first; one it holds reads
+    /// after its name is removed, one past the budget is opened on first use (gone, it says
+    /// to open again), and a handle's drop gives its share back.
     #[test]
-    fn hold_keeps_at_most_the_first_segments_open() {
+    fn hold_keeps_segments_open_within_the_budget() {
+        static BUDGET: AtomicUsize = AtomicUsize::new(0);
         let mem = MemFs::new();
         let dir = PathBuf::from("/db/log");
-        let last = HELD_SEGMENTS as u64 + 3;
-        for n in 1..=last {
+        for n in 1..=10 {
             mem.write_raw(&crate::log::segment_path(&dir, n), b"segment");
         }
         let fs: Arc<dyn FileSystem> = Arc::new(mem.clone());
-        let readers = SegmentReaders::new(fs.clone(), dir.clone(), true);
-        readers.hold(1, last).unwrap();
-        assert_eq!(readers.open.lock().len(), HELD_SEGMENTS);
-        for n in [1, last] {
+        let first = SegmentReaders::new(fs.clone(), dir.clone(), true);
+        first.hold_within(1, 6, &BUDGET, 8);
+        let second = SegmentReaders::new(fs.clone(), dir.clone(), true);
+        second.hold_within(1, 10, &BUDGET, 8);
+        let held = |r: &SegmentReaders| {
+            let mut held: Vec<u64> = r.open.lock().keys().copied().collect();
+            held.sort_unstable();
+            held
+        };
+        assert_eq!((held(&first), held(&second)), (vec![1, 2, 3, 4, 5, 6], vec![1, 2]));
+        assert_eq!(BUDGET.load(Ordering::Acquire), 8);
+        for n in [1, 3] {
             fs.remove_file(&crate::log::segment_path(&dir, n)).unwrap();
         }
-        assert!(readers.file_reaching(1, 7).is_ok(), "held: no second open");
-        let err = readers.file_reaching(last, 7).expect_err("not held, and gone").to_string();
+        assert!(first.file_reaching(1, 7).is_ok() && second.file_reaching(1, 7).is_ok(), "held");
+        let err = second.file_reaching(3, 7).expect_err("not held, and gone").to_string();
         assert!(err.contains("open it again"), "{err}");
-        // A segment gone before the open is an error naming it, with the same hint.
-        let again = SegmentReaders::new(fs, dir, true);
-        let err = again.hold(1, 2).expect_err("segment 1 is gone").to_string();
-        assert!(err.contains("open it again") && err.contains("log"), "{err}");
+        drop(first);
+        assert_eq!(BUDGET.load(Ordering::Acquire), 2, "the first handle's share is given back");
+        // A segment gone before the hold is passed over and noted (a compaction since the
+        // replay, or damage): the others are held.
+        let third = SegmentReaders::new(fs, dir, true);
+        third.hold_within(1, 5, &BUDGET, 8);
+        assert_eq!(held(&third), [2, 4, 5]);
+        assert!(third.found_gone() && !second.found_gone());
+        drop((second, third));
+        assert_eq!(BUDGET.load(Ordering::Acquire), 0);
     }
 
     /// A segment that fails to open for another reason (too many open files, here one that
-    /// is not a file) ends the holding without failing the open: the rest are opened on use.
+    /// is not a file) ends the holding: the rest are opened on use.
     #[test]
     fn hold_stops_at_a_segment_that_cannot_be_opened() {
+        static BUDGET: AtomicUsize = AtomicUsize::new(0);
         let dir = tempfile::tempdir().unwrap();
         for n in 1..=6 {
             std::fs::write(crate::log::segment_path(dir.path(), n), b"segment").unwrap();
@@ -1079,9 +1146,11 @@ mod tests {
         std::fs::remove_file(&third).unwrap();
         std::fs::create_dir(&third).unwrap();
         let readers = SegmentReaders::new(Arc::new(crate::io::RealFs), dir.path().to_owned(), true);
-        readers.hold(1, 6).unwrap();
+        readers.hold_within(1, 6, &BUDGET, 100);
         let mut held: Vec<u64> = readers.open.lock().keys().copied().collect();
         held.sort_unstable();
         assert_eq!(held, [1, 2]);
+        assert!(!readers.found_gone());
+        assert_eq!(BUDGET.load(Ordering::Acquire), 2);
     }
 }

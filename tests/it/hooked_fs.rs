@@ -9,6 +9,7 @@ use geocrm::io::{DirLock, FileSystem, MappedBytes, MemFs, ReadableFile, Writable
 /// What a [`HookedFs`] calls, each before the operation of its name.
 pub trait Hook: Send + Sync + std::fmt::Debug + 'static {
     fn create_new(&self, _path: &Path) {}
+    fn open_read(&self, _path: &Path) {}
     fn read(&self, _path: &Path) {}
     fn map(&self, _path: &Path) {}
     fn rename(&self, _from: &Path) {}
@@ -40,6 +41,7 @@ impl<H: Hook> FileSystem for HookedFs<H> {
         self.inner.open_append(path)
     }
     fn open_read(&self, path: &Path) -> geocrm::Result<Box<dyn ReadableFile>> {
+        self.hook.open_read(path);
         self.inner.open_read(path)
     }
     fn read(&self, path: &Path) -> geocrm::Result<Vec<u8>> {
