@@ -414,48 +414,42 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
-/// Records found around a point (`near`, `radius`), nearest first: id, location and distance
-/// (`{"id", "lat", "lon", "distance_m"}` with `--json`), or how many with `count`.
-fn print_neighbors(db: &DbArgs, count: bool, hits: Vec<geocrm::query::Neighbor>) {
+/// Records a query found, as (id, location, distance from the query point for `near` and
+/// `radius`, nearest first): id, latitude, longitude and the distance in metres when there is
+/// one (`[{"id", "lat", "lon", "distance_m"}]` with `--json`), or how many with `count`.
+fn print_found(db: &DbArgs, count: bool, found: Vec<(String, LatLon, Option<f64>)>) {
     match (count, db.json) {
-        (true, true) => print_json(&json!({"count": hits.len()})),
-        (true, false) => println!("{}", hits.len()),
+        (true, true) => print_json(&json!({"count": found.len()})),
+        (true, false) => println!("{}", found.len()),
         (false, true) => print_json(&Value::Array(
-            hits.iter()
-                .map(|h| json!({"id": h.id, "lat": h.location.lat(), "lon": h.location.lon(), "distance_m": h.distance_m}))
+            found
+                .iter()
+                .map(|(id, at, distance)| {
+                    let mut row = json!({"id": id, "lat": at.lat(), "lon": at.lon()});
+                    if let (Some(d), Some(row)) = (distance, row.as_object_mut()) {
+                        row.insert("distance_m".into(), json!(d));
+                    }
+                    row
+                })
                 .collect(),
         )),
         (false, false) => {
-            for h in hits {
-                println!(
-                    "{:<20} {:>10.5} {:>11.5} {:>12.1} m",
-                    id_shown(&h.id),
-                    h.location.lat(),
-                    h.location.lon(),
-                    h.distance_m
-                );
+            for (id, at, distance) in found {
+                let distance = distance.map_or_else(String::new, |d| format!(" {d:>12.1} m"));
+                println!("{:<20} {:>10.5} {:>11.5}{distance}", id_shown(&id), at.lat(), at.lon());
             }
         }
     }
 }
 
-/// Records found in an area (`bbox`, `within`): id and location (`{"id", "lat", "lon"}` with
-/// `--json`), or how many with `count`.
+/// [`print_found`] for `near` and `radius`.
+fn print_neighbors(db: &DbArgs, count: bool, hits: Vec<geocrm::query::Neighbor>) {
+    print_found(db, count, hits.into_iter().map(|h| (h.id, h.location, Some(h.distance_m))).collect());
+}
+
+/// [`print_found`] for `bbox` and `within`.
 fn print_hits(db: &DbArgs, count: bool, hits: Vec<geocrm::db::Hit>) {
-    match (count, db.json) {
-        (true, true) => print_json(&json!({"count": hits.len()})),
-        (true, false) => println!("{}", hits.len()),
-        (false, true) => print_json(&Value::Array(
-            hits.iter()
-                .map(|h| json!({"id": h.id, "lat": h.location.lat(), "lon": h.location.lon()}))
-                .collect(),
-        )),
-        (false, false) => {
-            for h in hits {
-                println!("{:<20} {:>10.5} {:>11.5}", id_shown(&h.id), h.location.lat(), h.location.lon());
-            }
-        }
-    }
+    print_found(db, count, hits.into_iter().map(|h| (h.id, h.location, None)).collect());
 }
 
 /// `geocrm update`: the changes checked against the collection's schema (a `--set` value is
