@@ -56,7 +56,8 @@ fn op() -> impl Strategy<Value = Op> {
     let coord = prop_oneof![
         (-90.0..=90.0f64, -180.0..=180.0f64),
         (Just(0.0), prop_oneof![Just(180.0), Just(-180.0), Just(179.999)]),
-        (prop_oneof![Just(90.0), Just(-90.0)], -180.0..=180.0f64),
+        // The poles, and the polar cap of [`cut`] (its latitudes above 85°).
+        (prop_oneof![1 => Just(90.0), 1 => Just(-90.0), 2 => 85.0..90.0f64], -180.0..=180.0f64),
         // (10, 10) is inside the hole of [`holed`]; (10, 8) on the hole's edge (covered).
         prop_oneof![3 => Just((10.0, 10.0)), 1 => Just((10.0, 8.0))],
         // Around [`holed`], a little past its exterior on every side.
@@ -449,10 +450,12 @@ fn random_operation_sequences_match_the_model() {
         panic!("{e}\n{runner}");
     }
     eprintln!("checks that compared non-empty answers: {:?}", tally.0.borrow());
-    // Each kind of check compared non-empty answers many times: the main ones at least once
-    // a sequence on average, the finer cases (records in the hole, in each part of the
-    // multipolygon, gold ones in a polygon) in one sequence out of eight. (Counts are per
-    // check, several a sequence; with 48 sequences a run counts 2 to 40 times these bounds.)
+    // Each kind of check compared non-empty answers: the main ones at least once in four
+    // sequences on average, the finer cases (records in the hole, in each part of the
+    // multipolygon, gold ones in a polygon, at the pole) at least once. (Counts are per
+    // check, several a sequence, so they vary widely from run to run: in 48 sequences the
+    // holed polygon's went down to 38 and the polar cap's to 2, under the earlier bounds of
+    // one a sequence and one in eight, and CI failed; typical runs count 100–200 and 20–80.)
     let cases = cases() as usize;
     let main = [
         "gets",
@@ -465,7 +468,7 @@ fn random_operation_sequences_match_the_model() {
         "cut multipolygon",
     ];
     let finer = ["polygon, gold", "hole excluded", "east of -180 part", "west of 180 part", "polar cap"];
-    for (kinds, least) in [(&main[..], cases), (&finer[..], cases.div_ceil(8))] {
+    for (kinds, least) in [(&main[..], cases.div_ceil(4)), (&finer[..], 1)] {
         for what in kinds {
             let n = tally.get(what);
             assert!(
