@@ -588,7 +588,7 @@ impl Inner {
             let tail_at_roll = self.log_tail_bytes.load(Relaxed);
             let (files, rows, bytes) = self.write_files(lsn, &gathered, &kept)?;
             drop(gathered);
-            let before = w.log.segment_paths().len();
+            let before = w.log.segment_paths().map_or(0, |p| p.len());
             let compacted = Compacted { floor: first, erased_key_ids: still_used };
             // Before the MANIFEST names the new log: after it, a crash (or a failed removal
             // of the old segments) left the keys for good, and nothing drops them at open
@@ -601,7 +601,7 @@ impl Inner {
             // (a failure poisoned the database, refusing writes until reopened).
             // `segments_not_removed` says why.
             let not_removed = w.log.remove_segments_below(first).err().map(|e| e.to_string());
-            let segments_removed = before.saturating_sub(w.log.segment_paths().len()) as u64;
+            let segments_removed = before.saturating_sub(w.log.segment_paths().map_or(0, |p| p.len())) as u64;
             self.segments.forget_below(first);
             (lsn, segment, files, rows, bytes, segments_removed, not_removed)
         } else {

@@ -521,8 +521,8 @@ impl Database {
             let _ = log.remove_segments_below(manifest.log_floor);
         }
         // What opening replayed: the segments from the checkpoint's (or the floor) on.
-        let log_tail_bytes: u64 = log
-            .segment_paths()
+        let live_segments = log.segment_paths()?;
+        let log_tail_bytes: u64 = live_segments
             .iter()
             .filter(|p| {
                 let number = p.file_name().and_then(|n| n.to_str()).and_then(crate::log::parse_segment_name);
@@ -564,7 +564,15 @@ impl Database {
         // (within the process's budget): the holder's compaction removing them then leaves its
         // point reads working.
         if read_only && !options.read_only_locked {
-            segments.hold(manifest.log_floor.max(log.first_segment()), log.current_segment());
+            let from = manifest.log_floor.max(log.first_segment());
+            let listed: Vec<u64> = live_segments
+                .iter()
+                .filter_map(|p| {
+                    p.file_name().and_then(|n| n.to_str()).and_then(crate::log::parse_segment_name)
+                })
+                .filter(|&n| n >= from)
+                .collect();
+            segments.hold(from, &listed);
         }
         if !options.repair && !read_only {
             keys::check_keys_present(&state, keystore.as_ref(), &dir)?;

@@ -922,34 +922,45 @@ impl SegmentReaders {
         Ok(())
     }
 
-    /// Opens the segments `from..=to` now, oldest first, and keeps them open while the
-    /// process's budget lasts ([`HELD_SEGMENTS`] among all read-only handles); the rest are
-    /// opened on first use, and so is every one from the first that fails to open for any
-    /// reason but being gone (too many open files, say). A read-only handle not holding the
-    /// lock does this at open: the holder's compaction deletes the segments its records are
-    /// in, and a file still open stays readable after its name is removed (POSIX unlink
-    /// semantics, as for the mapped checkpoint files), so its point reads keep working. A
-    /// segment found gone is passed over and noted ([`SegmentReaders::found_gone`]): a
-    /// compaction removed it since the log was replayed (the read-only open starts over when
-    /// the MANIFEST changed), or the log is damaged (left for `verify` to report).
-    pub(crate) fn hold(&self, from: u64, to: u64) {
-        self.hold_within(from, to, &HELD_IN_PROCESS, HELD_SEGMENTS);
+    /// Opens the segments `listed` (numbers, oldest first, from `from` on) now and keeps
+    /// them open while the process's budget lasts ([`HELD_SEGMENTS`] among all read-only
+    /// handles); the rest are opened on first use, and so is every one from the first that
+    /// fails to open for any reason but being gone (too many open files, say). A read-only
+    /// handle not holding the lock does this at open: the holder's compaction deletes the
+    /// segments its records are in, and a file still open stays readable after its name is
+    /// removed (POSIX unlink semantics, as for the mapped checkpoint files), so its point
+    /// reads keep working.
+    ///
+    /// A compaction since the log was replayed is noted ([`SegmentReaders::found_gone`]), so
+    /// that the read-only open starts over (when the MANIFEST changed; otherwise the log is
+    /// damaged, and `verify` reports it): `from` not listed first, a listed segment gone, or,
+    /// with the budget spent, the oldest segment not held gone (a compaction removes the
+    /// oldest first).
+    pub(crate) fn hold(&self, from: u64, listed: &[u64]) {
+        self.hold_within(from, listed, &HELD_IN_PROCESS, HELD_SEGMENTS);
     }
 
     /// [`SegmentReaders::hold`] with its budget: `budget` counts the segments held against
     /// `limit` (tests use their own).
-    fn hold_within(&self, from: u64, to: u64, budget: &'static AtomicUsize, limit: usize) {
+    fn hold_within(&self, from: u64, listed: &[u64], budget: &'static AtomicUsize, limit: usize) {
         // (Called once per handle: a second budget would not be given back.)
         if !std::ptr::eq(*self.budget.get_or_init(|| budget), budget) {
             return;
         }
+        if listed.first() != Some(&from) {
+            self.found_gone.store(true, Ordering::Relaxed);
+        }
         let mut open = self.open.lock();
-        for segment in from..=to {
+        for &segment in listed {
             let std::collections::hash_map::Entry::Vacant(slot) = open.entry(segment) else { continue };
             if budget
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| (h < limit).then_some(h + 1))
                 .is_err()
             {
+                // Not held: gone already, it was removed since the replay.
+                if !self.fs.exists(&self.path(segment)).unwrap_or(true) {
+                    self.found_gone.store(true, Ordering::Relaxed);
+                }
                 break;
             }
             match self.fs.open_read(&self.path(segment)) {
@@ -1105,15 +1116,16 @@ mod tests {
         }
         let fs: Arc<dyn FileSystem> = Arc::new(mem.clone());
         let first = SegmentReaders::new(fs.clone(), dir.clone(), true);
-        first.hold_within(1, 6, &BUDGET, 8);
+        first.hold_within(1, &[1, 2, 3, 4, 5, 6], &BUDGET, 8);
         let second = SegmentReaders::new(fs.clone(), dir.clone(), true);
-        second.hold_within(1, 10, &BUDGET, 8);
+        second.hold_within(1, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], &BUDGET, 8);
         let held = |r: &SegmentReaders| {
             let mut held: Vec<u64> = r.open.lock().keys().copied().collect();
             held.sort_unstable();
             held
         };
         assert_eq!((held(&first), held(&second)), (vec![1, 2, 3, 4, 5, 6], vec![1, 2]));
+        assert!(!first.found_gone() && !second.found_gone());
         assert_eq!(BUDGET.load(Ordering::Acquire), 8);
         for n in [1, 3] {
             fs.remove_file(&crate::log::segment_path(&dir, n)).unwrap();
@@ -1125,11 +1137,28 @@ mod tests {
         assert_eq!(BUDGET.load(Ordering::Acquire), 2, "the first handle's share is given back");
         // A segment gone before the hold is passed over and noted (a compaction since the
         // replay, or damage): the others are held.
-        let third = SegmentReaders::new(fs, dir, true);
-        third.hold_within(1, 5, &BUDGET, 8);
+        let third = SegmentReaders::new(fs.clone(), dir.clone(), true);
+        third.hold_within(1, &[1, 2, 3, 4, 5], &BUDGET, 8);
         assert_eq!(held(&third), [2, 4, 5]);
         assert!(third.found_gone() && !second.found_gone());
-        drop((second, third));
+        // The budget spent (8 held): nothing more is held, but the oldest segment not held
+        // found gone is noted all the same (a compaction removes the oldest first).
+        assert_eq!(BUDGET.load(Ordering::Acquire), 2 + 3);
+        let spend = SegmentReaders::new(fs.clone(), dir.clone(), true);
+        spend.hold_within(5, &[5, 6, 7], &BUDGET, 8);
+        assert_eq!(BUDGET.load(Ordering::Acquire), 8);
+        let late = SegmentReaders::new(fs.clone(), dir.clone(), true);
+        late.hold_within(4, &[4, 5], &BUDGET, 8);
+        assert!(held(&late).is_empty() && !late.found_gone(), "segment 4 is there");
+        fs.remove_file(&crate::log::segment_path(&dir, 4)).unwrap();
+        let late = SegmentReaders::new(fs.clone(), dir.clone(), true);
+        late.hold_within(4, &[4, 5], &BUDGET, 8);
+        assert!(held(&late).is_empty() && late.found_gone(), "segment 4 is gone");
+        // The first segment to hold not listed at all: removed since the replay.
+        let missing_first = SegmentReaders::new(fs, dir, true);
+        missing_first.hold_within(4, &[5, 6], &BUDGET, 8);
+        assert!(missing_first.found_gone());
+        drop((second, third, spend, late, missing_first));
         assert_eq!(BUDGET.load(Ordering::Acquire), 0);
     }
 
@@ -1146,11 +1175,44 @@ mod tests {
         std::fs::remove_file(&third).unwrap();
         std::fs::create_dir(&third).unwrap();
         let readers = SegmentReaders::new(Arc::new(crate::io::RealFs), dir.path().to_owned(), true);
-        readers.hold_within(1, 6, &BUDGET, 100);
+        readers.hold_within(1, &[1, 2, 3, 4, 5, 6], &BUDGET, 100);
         let mut held: Vec<u64> = readers.open.lock().keys().copied().collect();
         held.sort_unstable();
         assert_eq!(held, [1, 2]);
         assert!(!readers.found_gone());
         assert_eq!(BUDGET.load(Ordering::Acquire), 2);
+    }
+
+    /// A crafted log whose checkpoint names segment 2³² − 1 while segment 1 is there too: an
+    /// open made one path per number in between (and the read-only hold would have probed
+    /// each) — an allocation failure that aborted the process (from the review of the hold).
+    #[test]
+    fn an_open_lists_the_segments_there_are_not_every_number_between() {
+        use crate::{Database, LatLon, Options, Record, Schema};
+        let mem = MemFs::new();
+        let fs: Arc<dyn FileSystem> = Arc::new(mem.clone());
+        let dir = Path::new("/db");
+        {
+            let db = Database::open(dir, Options::new().file_system(fs.clone()).checkpoint_after_ops(None))
+                .unwrap();
+            db.create_collection("c", Schema::new()).unwrap();
+            let mut b = db.begin_write();
+            b.upsert("c", Record::new("C-1", LatLon::new(45.0, 5.0).unwrap())).unwrap();
+            b.commit().unwrap();
+            db.checkpoint().unwrap();
+        }
+        let mut m = crate::db::manifest::Manifest::load(fs.as_ref(), dir).unwrap().unwrap();
+        let checkpoint = m.checkpoint.as_mut().unwrap();
+        let last = u64::from(u32::MAX);
+        let log = dir.join("log");
+        fs.remove_file(&crate::log::segment_path(&log, checkpoint.segment)).unwrap();
+        let header = crate::log::SegmentHeader { number: last, first_lsn: checkpoint.lsn, db_id: m.db_id };
+        mem.write_raw(&crate::log::segment_path(&log, last), &header.encode());
+        checkpoint.segment = last;
+        m.store(fs.as_ref(), dir).unwrap();
+        for options in [Options::new().read_only(true), Options::new()] {
+            let db = Database::open(dir, options.file_system(fs.clone())).unwrap();
+            assert!(db.read().collection("c").unwrap().get("C-1").unwrap().is_some());
+        }
     }
 }

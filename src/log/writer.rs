@@ -477,10 +477,17 @@ impl Log {
         self.poisoned.is_some()
     }
 
-    /// Paths of the live segments, oldest first.
-    #[must_use]
-    pub fn segment_paths(&self) -> Vec<PathBuf> {
-        (self.first_segment..=self.current).map(|n| self.dir.join(segment_name(n))).collect()
+    /// Paths of the live segments there are, oldest first: the segment files of the log
+    /// directory from the first this log reads to the one it appends to. (Listed, not every
+    /// number in between: a gap in the numbers, from a crafted or damaged MANIFEST, made one
+    /// path per missing number, 2³² of them, and an open abort.)
+    ///
+    /// # Errors
+    /// [`Error::Io`] listing the log directory.
+    pub fn segment_paths(&self) -> Result<Vec<PathBuf>> {
+        let mut numbers = super::segment_numbers(&*self.fs, &self.dir)?;
+        numbers.retain(|n| (self.first_segment..=self.current).contains(n));
+        Ok(numbers.into_iter().map(|n| self.dir.join(segment_name(n))).collect())
     }
 
     /// The number of the oldest segment this log reads (those below were removed, or lie

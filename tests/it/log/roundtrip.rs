@@ -13,7 +13,7 @@ fn a_new_log_has_one_empty_segment() {
     let fs = MemFs::new();
     let o = open(&fs).unwrap();
     assert_eq!((o.report.segments, o.report.transactions, o.report.next_lsn), (1, 0, 1));
-    assert_eq!(o.log.segment_paths(), vec![seg_path(1)]);
+    assert_eq!(o.log.segment_paths().unwrap(), vec![seg_path(1)]);
     assert_eq!(fs.file_len(&seg_path(1)), Some(48));
     assert_eq!(fs.synced_len(&seg_path(1)), Some(48));
     assert_eq!(&fs.read_all(&seg_path(1)).unwrap()[..8], b"GEOCRMLG");
@@ -48,7 +48,7 @@ fn many_transactions_replay_in_order_across_segments() {
         receipts.push(receipt);
     }
     log.sync().unwrap();
-    let segments = log.segment_paths();
+    let segments = log.segment_paths().unwrap();
     assert!(segments.len() > 10, "only {} segments", segments.len());
     assert_eq!(log.current_segment(), segments.len() as u64);
     for (txn, receipt) in written.iter().zip(&receipts) {
@@ -106,8 +106,8 @@ fn real_files_round_trip() {
         append(&mut log, txn).unwrap();
     }
     log.sync().unwrap();
-    assert!(log.segment_paths().len() > 3);
-    assert!(log.segment_paths().iter().all(|p| p.exists()));
+    assert!(log.segment_paths().unwrap().len() > 3);
+    assert!(log.segment_paths().unwrap().iter().all(|p| p.exists()));
     drop(log);
     let mut txns = Vec::new();
     let (_, report) = Log::open(fs, tmp.path(), ID, config, &mut |t| {
