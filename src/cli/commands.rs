@@ -1140,30 +1140,47 @@ fn fifteen_digits(x: f64) -> String {
 fn get(db: &DbArgs, id: &str, reveal: bool) -> Result<()> {
     // Without a keystore no record holds PII, so there is nothing to reveal: the database is
     // read without the key, as an open with it would create a keystore bound to it (a
-    // mistyped key would then lock the right one out). A record that shows sealed PII all
-    // the same (the keystore was lost) is read with the key, which says what is wrong.
-    let no_keystore = reveal && !db.db.join(geocrm::crypto::KEYSTORE_FILE).exists();
-    let reveal = reveal && !no_keystore;
+    // mistyped key would then lock the right one out). A record that shows sealed PII all the
+    // same has its keystore created since (by the holder's first import of PII: revealed
+    // with the key as usual), or lost (refused here: a keyed open of an older database could
+    // still create an empty one in its place).
+    let keystore = db.db.join(geocrm::crypto::KEYSTORE_FILE);
+    if reveal && !keystore.exists() {
+        let database = open_read(db)?;
+        let snap = database.read();
+        let view = snap.collection(db.collection())?.get(id)?;
+        let view = view
+            .ok_or_else(|| Error::NotFound { collection: db.collection().to_owned(), id: id.to_owned() })?;
+        if view.pii.is_empty() {
+            print_record(db, &view, Map::new());
+            return Ok(());
+        }
+        if !keystore.exists() {
+            return Err(Error::corrupt(
+                keystore,
+                0,
+                "the keystore is missing, though the record holds sealed PII: restore it from a backup \
+                 (without it no sealed PII can be decrypted)",
+            ));
+        }
+    }
     let database = if reveal { open(db, true)? } else { open_read(db)? };
     let snap = database.read();
     let c = snap.collection(db.collection())?;
     let Some(view) = c.get(id)? else {
         return Err(Error::NotFound { collection: db.collection().to_owned(), id: id.to_owned() });
     };
-    if no_keystore && !view.pii.is_empty() {
-        drop(snap);
-        drop(database);
-        open(db, true)?;
-        return Err(Error::invalid_argument(
-            "reveal",
-            "the record holds sealed PII but the database has no keystore",
-        ));
-    }
     let pii: Map<String, Value> = if reveal {
         c.reveal(id)?.into_iter().map(|(k, v)| (k, Value::String(v.expose().to_owned()))).collect()
     } else {
         view.pii.keys().map(|k| (k.clone(), Value::String("<sealed>".into()))).collect()
     };
+    print_record(db, &view, pii);
+    Ok(())
+}
+
+/// `get`'s output: the record's public fields, with `pii` as given (values or `<sealed>`).
+fn print_record(db: &DbArgs, view: &geocrm::db::StoredView, pii: Map<String, Value>) {
     let out = json!({
         "id": view.id,
         "lat": view.location.lat(),
@@ -1182,7 +1199,6 @@ fn get(db: &DbArgs, id: &str, reveal: bool) -> Result<()> {
             println!("{k:<12} {}", json_shown(v));
         }
     }
-    Ok(())
 }
 
 fn stats(db: &DbArgs) -> Result<()> {

@@ -576,8 +576,8 @@ fn get_reveal_without_a_keystore_binds_no_key() {
         &["--id", "C-2", "--collection", "people", "--reveal", "--key-file", other.to_str().unwrap()],
     ));
     assert!(shown.contains("Ada Lovelace"), "{shown}");
-    // A keystore lost: the record's sealed PII is not shown as none; the open with the key
-    // says what is wrong.
+    // A keystore lost: the record's sealed PII is not shown as none, and no keystore is
+    // created in its place.
     std::fs::remove_file(&keystore).unwrap();
     let err = fail(&env.run(
         false,
@@ -585,4 +585,5 @@ fn get_reveal_without_a_keystore_binds_no_key() {
         &["--id", "C-2", "--collection", "people", "--reveal", "--key-file", other.to_str().unwrap()],
     ));
     assert!(err.contains("keystore is missing"), "{err}");
+    assert!(!keystore.exists());
 }
