@@ -431,3 +431,37 @@ fn collection_selects_in_stats_and_audit_and_is_refused_where_it_cannot_apply() 
     }
     assert_eq!(env.json("checkpoint", &[])["rows"], 62, "without it, every collection");
 }
+
+/// A read-only handle in this process while `geocrm` processes write, checkpoint and compact
+/// the database: the compaction deletes every segment the handle's records are in, and each
+/// of them still reads, with the values the handle's snapshot saw (they said "open it again").
+#[test]
+fn a_read_only_handle_reads_through_another_process_compacting() {
+    let env = Env::new();
+    let rows = env.import_fixture();
+    env.ok("checkpoint", &[]);
+    let reader = geocrm::Database::open(&env.db, geocrm::Options::new().read_only(true)).unwrap();
+    let log = env.db.join("log");
+    let segments = |dir: &std::path::Path| -> Vec<std::ffi::OsString> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().ends_with(".seg"))
+            .collect();
+        names.sort();
+        names
+    };
+    let before = segments(&log);
+    env.ok("update", &["--id", &rows[0].id, "--set", "visits=999"]);
+    env.ok("delete", &["--id", &rows[1].id]);
+    env.ok("compact", &[]);
+    let after = segments(&log);
+    assert!(before.iter().all(|s| !after.contains(s)), "the compaction deleted {before:?}: {after:?} left");
+    let snap = reader.read();
+    let c = snap.collection("customers").unwrap();
+    for r in &rows {
+        let got = c.get(&r.id).unwrap_or_else(|e| panic!("{}: {e}", r.id)).expect("in the handle's snapshot");
+        assert_eq!((got.location.lat(), got.location.lon()), (r.lat, r.lon), "{}", r.id);
+        assert_eq!(got.numbers.get("visits"), Some(&r.visits), "{}: as the snapshot saw it", r.id);
+    }
+}
