@@ -521,14 +521,11 @@ impl Database {
             let _ = log.remove_segments_below(manifest.log_floor);
         }
         // What opening replayed: the segments from the checkpoint's (or the floor) on.
-        let live_segments = log.segment_paths()?;
+        let live_segments = log.segment_numbers()?;
         let log_tail_bytes: u64 = live_segments
             .iter()
-            .filter(|p| {
-                let number = p.file_name().and_then(|n| n.to_str()).and_then(crate::log::parse_segment_name);
-                number.is_some_and(|n| start.as_ref().is_none_or(|s| n >= s.segment))
-            })
-            .map(|p| fs.open_read(p).map_or(0, |f| f.len()))
+            .filter(|&&n| start.as_ref().is_none_or(|s| n >= s.segment))
+            .map(|&n| fs.open_read(&crate::log::segment_path(&log_dir, n)).map_or(0, |f| f.len()))
             .sum();
         let erased = std::mem::take(&mut state.erased_keys);
         let mut erased_rows = std::mem::take(&mut state.replayed_erasures);
@@ -565,14 +562,8 @@ impl Database {
         // point reads working.
         if read_only && !options.read_only_locked {
             let from = manifest.log_floor.max(log.first_segment());
-            let listed: Vec<u64> = live_segments
-                .iter()
-                .filter_map(|p| {
-                    p.file_name().and_then(|n| n.to_str()).and_then(crate::log::parse_segment_name)
-                })
-                .filter(|&n| n >= from)
-                .collect();
-            segments.hold(from, &listed);
+            let at = live_segments.partition_point(|&n| n < from);
+            segments.hold(from, live_segments.get(at..).unwrap_or_default());
         }
         if !options.repair && !read_only {
             keys::check_keys_present(&state, keystore.as_ref(), &dir)?;

@@ -843,19 +843,20 @@ pub(crate) struct SegmentReaders {
     /// A read-only handle's that does not hold the lock: a segment gone is then most likely
     /// one the holder's compaction deleted since the open.
     read_only: bool,
-    /// How many of `open` [`SegmentReaders::hold`] took from its budget, given back to it on
+    /// How many of `open` [`SegmentReaders::hold`] took from `budget`, given back to it on
     /// drop.
     held: AtomicUsize,
-    budget: std::sync::OnceLock<&'static AtomicUsize>,
+    /// The segments held by every handle sharing the budget, and their most
+    /// ([`HELD_IN_PROCESS`] and [`HELD_SEGMENTS`]; tests use their own).
+    budget: &'static AtomicUsize,
+    limit: usize,
     /// A segment [`SegmentReaders::hold`] was to hold was gone.
     found_gone: AtomicBool,
 }
 
 impl Drop for SegmentReaders {
     fn drop(&mut self) {
-        if let Some(budget) = self.budget.get() {
-            budget.fetch_sub(*self.held.get_mut(), Ordering::AcqRel);
-        }
+        self.budget.fetch_sub(*self.held.get_mut(), Ordering::AcqRel);
     }
 }
 
@@ -867,7 +868,8 @@ impl SegmentReaders {
             open: Mutex::new(HashMap::new()),
             read_only,
             held: AtomicUsize::new(0),
-            budget: std::sync::OnceLock::new(),
+            budget: &HELD_IN_PROCESS,
+            limit: HELD_SEGMENTS,
             found_gone: AtomicBool::new(false),
         }
     }
@@ -937,24 +939,15 @@ impl SegmentReaders {
     /// with the budget spent, the oldest segment not held gone (a compaction removes the
     /// oldest first).
     pub(crate) fn hold(&self, from: u64, listed: &[u64]) {
-        self.hold_within(from, listed, &HELD_IN_PROCESS, HELD_SEGMENTS);
-    }
-
-    /// [`SegmentReaders::hold`] with its budget: `budget` counts the segments held against
-    /// `limit` (tests use their own).
-    fn hold_within(&self, from: u64, listed: &[u64], budget: &'static AtomicUsize, limit: usize) {
-        // (Called once per handle: a second budget would not be given back.)
-        if !std::ptr::eq(*self.budget.get_or_init(|| budget), budget) {
-            return;
-        }
         if listed.first() != Some(&from) {
             self.found_gone.store(true, Ordering::Relaxed);
         }
         let mut open = self.open.lock();
         for &segment in listed {
             let std::collections::hash_map::Entry::Vacant(slot) = open.entry(segment) else { continue };
-            if budget
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| (h < limit).then_some(h + 1))
+            if self
+                .budget
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| (h < self.limit).then_some(h + 1))
                 .is_err()
             {
                 // Not held: gone already, it was removed since the replay.
@@ -969,7 +962,7 @@ impl SegmentReaders {
                     self.held.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    budget.fetch_sub(1, Ordering::AcqRel);
+                    self.budget.fetch_sub(1, Ordering::AcqRel);
                     if !is_gone(&e) {
                         break;
                     }
@@ -977,6 +970,13 @@ impl SegmentReaders {
                 }
             }
         }
+    }
+
+    /// Holds against `budget` and `limit` instead of the process's.
+    #[cfg(test)]
+    fn with_budget(mut self, budget: &'static AtomicUsize, limit: usize) -> Self {
+        (self.budget, self.limit) = (budget, limit);
+        self
     }
 
     /// Whether [`SegmentReaders::hold`] found a segment gone.
@@ -1115,10 +1115,10 @@ mod tests {
             mem.write_raw(&crate::log::segment_path(&dir, n), b"segment");
         }
         let fs: Arc<dyn FileSystem> = Arc::new(mem.clone());
-        let first = SegmentReaders::new(fs.clone(), dir.clone(), true);
-        first.hold_within(1, &[1, 2, 3, 4, 5, 6], &BUDGET, 8);
-        let second = SegmentReaders::new(fs.clone(), dir.clone(), true);
-        second.hold_within(1, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], &BUDGET, 8);
+        let first = SegmentReaders::new(fs.clone(), dir.clone(), true).with_budget(&BUDGET, 8);
+        first.hold(1, &[1, 2, 3, 4, 5, 6]);
+        let second = SegmentReaders::new(fs.clone(), dir.clone(), true).with_budget(&BUDGET, 8);
+        second.hold(1, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
         let held = |r: &SegmentReaders| {
             let mut held: Vec<u64> = r.open.lock().keys().copied().collect();
             held.sort_unstable();
@@ -1137,26 +1137,26 @@ mod tests {
         assert_eq!(BUDGET.load(Ordering::Acquire), 2, "the first handle's share is given back");
         // A segment gone before the hold is passed over and noted (a compaction since the
         // replay, or damage): the others are held.
-        let third = SegmentReaders::new(fs.clone(), dir.clone(), true);
-        third.hold_within(1, &[1, 2, 3, 4, 5], &BUDGET, 8);
+        let third = SegmentReaders::new(fs.clone(), dir.clone(), true).with_budget(&BUDGET, 8);
+        third.hold(1, &[1, 2, 3, 4, 5]);
         assert_eq!(held(&third), [2, 4, 5]);
         assert!(third.found_gone() && !second.found_gone());
         // The budget spent (8 held): nothing more is held, but the oldest segment not held
         // found gone is noted all the same (a compaction removes the oldest first).
         assert_eq!(BUDGET.load(Ordering::Acquire), 2 + 3);
-        let spend = SegmentReaders::new(fs.clone(), dir.clone(), true);
-        spend.hold_within(5, &[5, 6, 7], &BUDGET, 8);
+        let spend = SegmentReaders::new(fs.clone(), dir.clone(), true).with_budget(&BUDGET, 8);
+        spend.hold(5, &[5, 6, 7]);
         assert_eq!(BUDGET.load(Ordering::Acquire), 8);
-        let late = SegmentReaders::new(fs.clone(), dir.clone(), true);
-        late.hold_within(4, &[4, 5], &BUDGET, 8);
+        let late = SegmentReaders::new(fs.clone(), dir.clone(), true).with_budget(&BUDGET, 8);
+        late.hold(4, &[4, 5]);
         assert!(held(&late).is_empty() && !late.found_gone(), "segment 4 is there");
         fs.remove_file(&crate::log::segment_path(&dir, 4)).unwrap();
-        let late = SegmentReaders::new(fs.clone(), dir.clone(), true);
-        late.hold_within(4, &[4, 5], &BUDGET, 8);
+        let late = SegmentReaders::new(fs.clone(), dir.clone(), true).with_budget(&BUDGET, 8);
+        late.hold(4, &[4, 5]);
         assert!(held(&late).is_empty() && late.found_gone(), "segment 4 is gone");
         // The first segment to hold not listed at all: removed since the replay.
-        let missing_first = SegmentReaders::new(fs, dir, true);
-        missing_first.hold_within(4, &[5, 6], &BUDGET, 8);
+        let missing_first = SegmentReaders::new(fs, dir, true).with_budget(&BUDGET, 8);
+        missing_first.hold(4, &[5, 6]);
         assert!(missing_first.found_gone());
         drop((second, third, spend, late, missing_first));
         assert_eq!(BUDGET.load(Ordering::Acquire), 0);
@@ -1174,8 +1174,9 @@ mod tests {
         let third = crate::log::segment_path(dir.path(), 3);
         std::fs::remove_file(&third).unwrap();
         std::fs::create_dir(&third).unwrap();
-        let readers = SegmentReaders::new(Arc::new(crate::io::RealFs), dir.path().to_owned(), true);
-        readers.hold_within(1, &[1, 2, 3, 4, 5, 6], &BUDGET, 100);
+        let readers = SegmentReaders::new(Arc::new(crate::io::RealFs), dir.path().to_owned(), true)
+            .with_budget(&BUDGET, 100);
+        readers.hold(1, &[1, 2, 3, 4, 5, 6]);
         let mut held: Vec<u64> = readers.open.lock().keys().copied().collect();
         held.sort_unstable();
         assert_eq!(held, [1, 2]);

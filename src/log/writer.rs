@@ -485,9 +485,17 @@ impl Log {
     /// # Errors
     /// [`Error::Io`] listing the log directory.
     pub fn segment_paths(&self) -> Result<Vec<PathBuf>> {
+        Ok(self.segment_numbers()?.into_iter().map(|n| self.dir.join(segment_name(n))).collect())
+    }
+
+    /// The numbers of [`Log::segment_paths`]'s segments.
+    ///
+    /// # Errors
+    /// [`Error::Io`] listing the log directory.
+    pub fn segment_numbers(&self) -> Result<Vec<u64>> {
         let mut numbers = super::segment_numbers(&*self.fs, &self.dir)?;
         numbers.retain(|n| (self.first_segment..=self.current).contains(n));
-        Ok(numbers.into_iter().map(|n| self.dir.join(segment_name(n))).collect())
+        Ok(numbers)
     }
 
     /// The number of the oldest segment this log reads (those below were removed, or lie
