@@ -1145,12 +1145,11 @@ fn get(db: &DbArgs, id: &str, reveal: bool) -> Result<()> {
     // with the key as usual), or lost (refused here: a keyed open of an older database could
     // still create an empty one in its place).
     let keystore = db.db.join(geocrm::crypto::KEYSTORE_FILE);
+    let not_found = || Error::NotFound { collection: db.collection().to_owned(), id: id.to_owned() };
     if reveal && !keystore.exists() {
         let database = open_read(db)?;
         let snap = database.read();
-        let view = snap.collection(db.collection())?.get(id)?;
-        let view = view
-            .ok_or_else(|| Error::NotFound { collection: db.collection().to_owned(), id: id.to_owned() })?;
+        let view = snap.collection(db.collection())?.get(id)?.ok_or_else(not_found)?;
         if view.pii.is_empty() {
             print_record(db, &view, Map::new());
             return Ok(());
@@ -1167,9 +1166,7 @@ fn get(db: &DbArgs, id: &str, reveal: bool) -> Result<()> {
     let database = if reveal { open(db, true)? } else { open_read(db)? };
     let snap = database.read();
     let c = snap.collection(db.collection())?;
-    let Some(view) = c.get(id)? else {
-        return Err(Error::NotFound { collection: db.collection().to_owned(), id: id.to_owned() });
-    };
+    let view = c.get(id)?.ok_or_else(not_found)?;
     let pii: Map<String, Value> = if reveal {
         c.reveal(id)?.into_iter().map(|(k, v)| (k, Value::String(v.expose().to_owned()))).collect()
     } else {
