@@ -1205,6 +1205,14 @@ fn plain_options(fs: &MemFs) -> Options {
     Options::new().file_system(Arc::new(fs.clone())).checkpoint_after_ops(None).audit(false)
 }
 
+/// A new database on `fs` ([`plain_options`]) with the collection "c" that
+/// [`commit_prefixed`] fills.
+fn new_plain_db(fs: &MemFs) -> Database {
+    let db = Database::open(DIR, plain_options(fs)).unwrap();
+    db.create_collection("c", Schema::new().category("t")).unwrap();
+    db
+}
+
 /// Commits records `{prefix}{i:05}` for `ids` in one transaction; each holds a 100-byte
 /// category, so 5,000 of them span many frames.
 fn commit_prefixed(db: &Database, ids: std::ops::Range<usize>, prefix: &str) {
@@ -1231,8 +1239,7 @@ fn an_unfinished_transaction_after_the_damage_is_listed_apart() {
 fn unfinished_transaction_after_damage(closed: bool) {
     let fs = MemFs::new();
     let opts = || plain_options(&fs);
-    let db = Database::open(DIR, opts()).unwrap();
-    db.create_collection("c", Schema::new().category("t")).unwrap();
+    let db = new_plain_db(&fs);
     let commit = |ids: std::ops::Range<usize>, prefix: &str| commit_prefixed(&db, ids, prefix);
     commit(0..3, "a");
     let seg = segments(&fs).pop().unwrap();
@@ -1294,8 +1301,7 @@ fn unfinished_transaction_after_damage(closed: bool) {
 fn damage_inside_a_transaction_of_many_frames_lists_all_of_it() {
     let fs = MemFs::new();
     let opts = || plain_options(&fs);
-    let db = Database::open(DIR, opts()).unwrap();
-    db.create_collection("c", Schema::new().category("t")).unwrap();
+    let db = new_plain_db(&fs);
     let commit = |ids: std::ops::Range<usize>, prefix: &str| commit_prefixed(&db, ids, prefix);
     commit(0..3, "a");
     let seg = segments(&fs).pop().unwrap();
@@ -1374,8 +1380,7 @@ fn damage_inside_a_transaction_of_many_frames_lists_all_of_it() {
 fn a_damaged_frame_length_is_reported_as_unreadable_to_the_end() {
     let fs = MemFs::new();
     let opts = || plain_options(&fs);
-    let db = Database::open(DIR, opts()).unwrap();
-    db.create_collection("c", Schema::new().category("t")).unwrap();
+    let db = new_plain_db(&fs);
     commit_prefixed(&db, 0..3, "a");
     let seg = segments(&fs).pop().unwrap();
     let before = fs.file_len(&seg).unwrap() as usize;
@@ -1414,8 +1419,7 @@ fn a_lost_newest_segment_of_acknowledged_writes_is_reported() {
     for found in [None, Some(0), Some(20)] {
         let fs = MemFs::new();
         let opts = || plain_options(&fs);
-        let db = Database::open(DIR, opts()).unwrap();
-        db.create_collection("c", Schema::new().category("t")).unwrap();
+        let db = new_plain_db(&fs);
         commit_prefixed(&db, 0..30, "a");
         db.checkpoint().unwrap();
         let checkpoint_lsn = db.next_lsn();
@@ -1474,8 +1478,7 @@ fn a_lost_newest_segment_of_acknowledged_writes_is_reported() {
 #[test]
 fn a_lost_segment_written_after_the_close_that_named_it_empty_is_a_loss() {
     let fs = MemFs::new();
-    let db = Database::open(DIR, plain_options(&fs)).unwrap();
-    db.create_collection("c", Schema::new().category("t")).unwrap();
+    let db = new_plain_db(&fs);
     commit_prefixed(&db, 0..30, "a");
     db.checkpoint().unwrap();
     drop(db); // log/SYNCED: the checkpoint's new segment, its header alone
@@ -1504,8 +1507,7 @@ fn a_lost_segment_written_after_the_close_that_named_it_empty_is_a_loss() {
 fn a_missing_log_directory_is_salvaged_from_the_checkpoint() {
     let fs = MemFs::new();
     let opts = || plain_options(&fs);
-    let db = Database::open(DIR, opts()).unwrap();
-    db.create_collection("c", Schema::new().category("t")).unwrap();
+    let db = new_plain_db(&fs);
     commit_prefixed(&db, 0..30, "a");
     db.checkpoint().unwrap();
     let checkpoint_lsn = db.next_lsn();
@@ -1556,8 +1558,7 @@ fn a_missing_log_directory_is_salvaged_from_the_checkpoint() {
 fn records_without_pii_rebuilt_from_the_checkpoint_are_no_loss() {
     let fs = MemFs::new();
     let opts = || plain_options(&fs);
-    let db = Database::open(DIR, opts()).unwrap();
-    db.create_collection("c", Schema::new().category("t")).unwrap();
+    let db = new_plain_db(&fs);
     commit_prefixed(&db, 0..30, "a");
     db.checkpoint().unwrap();
     drop(db);
@@ -2127,8 +2128,7 @@ fn every_segment_lost_past_a_checkpoint_is_repaired() {
 fn log_damage_under_a_checkpoint_is_the_logs_not_the_checkpoints() {
     let fs = MemFs::new();
     let opts = || plain_options(&fs);
-    let db = Database::open(DIR, opts()).unwrap();
-    db.create_collection("c", Schema::new().category("t")).unwrap();
+    let db = new_plain_db(&fs);
     commit_prefixed(&db, 0..3000, "a");
     db.checkpoint().unwrap();
     drop(db);
@@ -2183,8 +2183,7 @@ fn log_damage_under_a_checkpoint_is_the_logs_not_the_checkpoints() {
 fn a_missing_first_segment_under_a_checkpoint_is_named_as_the_logs_first() {
     let fs = MemFs::new();
     let opts = || plain_options(&fs);
-    let db = Database::open(DIR, opts()).unwrap();
-    db.create_collection("c", Schema::new().category("t")).unwrap();
+    let db = new_plain_db(&fs);
     commit_prefixed(&db, 0..30, "a");
     db.checkpoint().unwrap();
     drop(db);
